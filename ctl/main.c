@@ -1,0 +1,7 @@
+/* placeholder entry point, replaced by the real one */
+#include <stdio.h>
+int main(void)
+{
+    puts("dealimport ctl");
+    return 0;
+}

@@ -1,0 +1,309 @@
+/*
+ * dip_config: loads settings from the environment and a KEY=VALUE file and
+ * validates them once at start, so that a misconfigured service stops with a
+ * line naming the setting instead of failing later in the middle of an import.
+ */
+#include "dip_config.h"
+#include "dip_log.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    const char *name;
+    size_t str_off; /* offset of a char * field, or (size_t)-1 */
+    size_t num_off; /* offset of a long field, or (size_t)-1 */
+    long min, max;
+} setting_t;
+
+#define S(name, field)                                                         \
+    {name, offsetof(dip_config_t, field), (size_t)-1, 0, 0}
+#define N(name, field, lo, hi)                                                 \
+    {name, (size_t)-1, offsetof(dip_config_t, field), lo, hi}
+
+static const setting_t settings[] = {
+    S("DEALIMPORT_MONGODB_URI", mongodb_uri),
+    S("APP_SECRET", app_secret),
+    S("DEALIMPORT_STORAGE_URL", storage_url),
+    S("DEALIMPORT_S3_ENDPOINT", s3_endpoint),
+    S("DEALIMPORT_S3_REGION", s3_region),
+    S("DEALIMPORT_S3_ACCESS_KEY", s3_access_key),
+    S("DEALIMPORT_S3_SECRET_KEY", s3_secret_key),
+    S("DEALIMPORT_RUNTIME_DIR", runtime_dir),
+    S("DEALIMPORT_WORKER_PATH", worker_path),
+    S("DEALIMPORT_CONTROL_TCP", control_tcp),
+    S("DEALIMPORT_LOG_FORMAT", log_format),
+    N("DEALIMPORT_POLL_MS", poll_ms, 10, 3600000),
+    N("DEALIMPORT_MAX_WORKERS", max_workers, 1, 4096),
+    N("DEALIMPORT_MAX_WORKERS_PER_ACCOUNT", max_workers_per_account, 1, 4096),
+    N("DEALIMPORT_WORKER_MEMORY_MB", worker_memory_mb, 16, 1048576),
+    N("DEALIMPORT_WORKER_CPU_S", worker_cpu_s, 1, 31536000),
+    N("DEALIMPORT_WORKER_TIMEOUT_S", worker_timeout_s, 1, 31536000),
+    N("DEALIMPORT_LEASE_S", lease_s, 2, 86400),
+    N("DEALIMPORT_ROW_ATTEMPTS", row_attempts, 1, 100),
+    N("DEALIMPORT_ROW_BACKOFF_MS", row_backoff_ms, 0, 3600000),
+    N("DEALIMPORT_BATCH_ROWS", batch_rows, 1, 100000),
+};
+#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+void dip_config_init(dip_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->log_level = DIP_LOG_INFO;
+    cfg->poll_ms = 5000;
+    cfg->max_workers = 4;
+    cfg->max_workers_per_account = 2;
+    cfg->worker_memory_mb = 1024;
+    cfg->worker_cpu_s = 3600;
+    cfg->worker_timeout_s = 21600;
+    cfg->lease_s = 60;
+    cfg->row_attempts = 3;
+    cfg->row_backoff_ms = 4000;
+    cfg->batch_rows = 1000;
+}
+
+static int set_one(dip_config_t *cfg, const char *name, const char *value,
+                   char *err, size_t errlen)
+{
+    if (strcmp(name, "DEALIMPORT_LOG_LEVEL") == 0) {
+        int lvl = dip_log_level_parse(value);
+        if (lvl < 0) {
+            snprintf(err, errlen,
+                     "DEALIMPORT_LOG_LEVEL: '%s' is not one of error, "
+                     "warning, notice, info, debug",
+                     value);
+            return -1;
+        }
+        cfg->log_level = lvl;
+        return 0;
+    }
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const setting_t *s = &settings[i];
+        if (strcmp(s->name, name) != 0)
+            continue;
+        if (s->str_off != (size_t)-1) {
+            char **field = (char **)((char *)cfg + s->str_off);
+            free(*field);
+            *field = strdup(value);
+            return *field ? 0 : -1;
+        } else {
+            long *field = (long *)((char *)cfg + s->num_off);
+            char *end = NULL;
+            long v;
+            errno = 0;
+            v = strtol(value, &end, 10);
+            if (errno || end == value || *end != '\0' || v < s->min ||
+                v > s->max) {
+                snprintf(err, errlen,
+                         "%s: '%s' is not a whole number from %ld to %ld",
+                         name, value, s->min, s->max);
+                return -1;
+            }
+            *field = v;
+            return 0;
+        }
+    }
+    return 1; /* not ours */
+}
+
+static int read_secret_file(dip_config_t *cfg, const char *path, char *err,
+                            size_t errlen)
+{
+    FILE *f = fopen(path, "re");
+    char buf[4096];
+    size_t n;
+    if (f == NULL) {
+        snprintf(err, errlen, "APP_SECRET_FILE: cannot read '%s': %s", path,
+                 strerror(errno));
+        return -1;
+    }
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    free(cfg->app_secret);
+    cfg->app_secret = strdup(buf);
+    memset(buf, 0, sizeof(buf));
+    return cfg->app_secret ? 0 : -1;
+}
+
+static char *trim(char *s)
+{
+    char *e;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' ||
+                     e[-1] == '\r'))
+        *--e = '\0';
+    return s;
+}
+
+static int load_file(dip_config_t *cfg, const char *file, char *err,
+                     size_t errlen)
+{
+    FILE *f = fopen(file, "re");
+    char line[4096];
+    int lineno = 0, rc = 0;
+    if (f == NULL) {
+        snprintf(err, errlen, "--config: cannot read '%s': %s", file,
+                 strerror(errno));
+        return -1;
+    }
+    while (rc == 0 && fgets(line, sizeof(line), f)) {
+        char *s = trim(line), *eq, *name, *value;
+        size_t vl;
+        lineno++;
+        if (*s == '\0' || *s == '#')
+            continue;
+        if (strncmp(s, "export ", 7) == 0)
+            s = trim(s + 7);
+        eq = strchr(s, '=');
+        if (eq == NULL) {
+            snprintf(err, errlen, "%s:%d: expected KEY=VALUE", file, lineno);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        name = trim(s);
+        value = trim(eq + 1);
+        vl = strlen(value);
+        if (vl >= 2 && (value[0] == '"' || value[0] == '\'') &&
+            value[vl - 1] == value[0]) {
+            value[vl - 1] = '\0';
+            value++;
+        }
+        if (strcmp(name, "APP_SECRET_FILE") == 0)
+            rc = read_secret_file(cfg, value, err, errlen);
+        else if (set_one(cfg, name, value, err, errlen) < 0)
+            rc = -1;
+    }
+    fclose(f);
+    return rc;
+}
+
+int dip_config_load(dip_config_t *cfg, const char *file, unsigned need,
+                    char *err, size_t errlen)
+{
+    const char *v;
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        v = getenv(settings[i].name);
+        if (v && *v && set_one(cfg, settings[i].name, v, err, errlen) < 0)
+            return -1;
+    }
+    v = getenv("DEALIMPORT_LOG_LEVEL");
+    if (v && *v && set_one(cfg, "DEALIMPORT_LOG_LEVEL", v, err, errlen) < 0)
+        return -1;
+    v = getenv("APP_SECRET_FILE");
+    if ((cfg->app_secret == NULL || *cfg->app_secret == '\0') && v && *v &&
+        read_secret_file(cfg, v, err, errlen) < 0)
+        return -1;
+    if (file && load_file(cfg, file, err, errlen) < 0)
+        return -1;
+
+    if ((need & DIP_NEED_MONGO) && !(cfg->mongodb_uri && *cfg->mongodb_uri)) {
+        snprintf(err, errlen, "DEALIMPORT_MONGODB_URI is not set");
+        return -1;
+    }
+    if ((need & DIP_NEED_SECRET) && !(cfg->app_secret && *cfg->app_secret)) {
+        snprintf(err, errlen, "APP_SECRET (or APP_SECRET_FILE) is not set");
+        return -1;
+    }
+    if (need & DIP_NEED_STORAGE) {
+        const char *s = cfg->storage_url;
+        if (!(s && *s)) {
+            snprintf(err, errlen, "DEALIMPORT_STORAGE_URL is not set");
+            return -1;
+        }
+        if (strncmp(s, "file:///", 8) != 0 &&
+            !(strncmp(s, "s3://", 5) == 0 && s[5] != '\0')) {
+            snprintf(err, errlen,
+                     "DEALIMPORT_STORAGE_URL: '%s' is neither s3://bucket "
+                     "nor file:///dir",
+                     s);
+            return -1;
+        }
+        if (strncmp(s, "s3://", 5) == 0 &&
+            !(cfg->s3_access_key && cfg->s3_secret_key)) {
+            snprintf(err, errlen,
+                     "DEALIMPORT_S3_ACCESS_KEY and DEALIMPORT_S3_SECRET_KEY "
+                     "are required for '%s'",
+                     s);
+            return -1;
+        }
+    }
+    if (cfg->log_format && strcmp(cfg->log_format, "kv") != 0 &&
+        strcmp(cfg->log_format, "json") != 0) {
+        snprintf(err, errlen, "DEALIMPORT_LOG_FORMAT: '%s' is not kv or json",
+                 cfg->log_format);
+        return -1;
+    }
+    if (cfg->s3_region == NULL && (cfg->s3_region = strdup("us-east-1")) == NULL)
+        return -1;
+    if (cfg->runtime_dir == NULL) {
+        const char *sd = getenv("RUNTIME_DIRECTORY"); /* systemd's */
+        char buf[512];
+        if (sd && *sd) {
+            /* RuntimeDirectory= may list several, colon-separated. */
+            snprintf(buf, sizeof(buf), "%s", sd);
+            buf[strcspn(buf, ":")] = '\0';
+        } else if (getuid() == 0) {
+            snprintf(buf, sizeof(buf), "/run/dealimport");
+        } else if ((sd = getenv("XDG_RUNTIME_DIR")) && *sd) {
+            snprintf(buf, sizeof(buf), "%s/dealimport", sd);
+        } else {
+            snprintf(buf, sizeof(buf), "/tmp/dealimport-%u",
+                     (unsigned)getuid());
+        }
+        if ((cfg->runtime_dir = strdup(buf)) == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+int dip_config_to_env(const dip_config_t *cfg, char **env)
+{
+    int n = 0;
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const setting_t *s = &settings[i];
+        char *str = NULL;
+        if (s->str_off != (size_t)-1) {
+            const char *v = *(char *const *)((const char *)cfg + s->str_off);
+            if (v == NULL)
+                continue;
+            if (asprintf(&str, "%s=%s", s->name, v) < 0)
+                str = NULL;
+        } else {
+            long v = *(const long *)((const char *)cfg + s->num_off);
+            if (asprintf(&str, "%s=%ld", s->name, v) < 0)
+                str = NULL;
+        }
+        if (str)
+            env[n++] = str;
+    }
+    {
+        char *str = NULL;
+        if (asprintf(&str, "DEALIMPORT_LOG_LEVEL=%d", cfg->log_level) >= 0)
+            env[n++] = str;
+    }
+    return n;
+}
+
+void dip_config_release(dip_config_t *cfg)
+{
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        if (settings[i].str_off != (size_t)-1) {
+            char **field = (char **)((char *)cfg + settings[i].str_off);
+            if (*field && settings[i].str_off ==
+                              offsetof(dip_config_t, app_secret))
+                memset(*field, 0, strlen(*field));
+            free(*field);
+            *field = NULL;
+        }
+    }
+}
