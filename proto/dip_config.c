@@ -21,9 +21,13 @@ typedef struct {
 } setting_t;
 
 #define S(name, field)                                                         \
-    {name, offsetof(dip_config_t, field), (size_t)-1, 0, 0}
+    {                                                                          \
+        name, offsetof(dip_config_t, field), (size_t)-1, 0, 0                  \
+    }
 #define N(name, field, lo, hi)                                                 \
-    {name, (size_t)-1, offsetof(dip_config_t, field), lo, hi}
+    {                                                                          \
+        name, (size_t)-1, offsetof(dip_config_t, field), lo, hi                \
+    }
 
 static const setting_t settings[] = {
     S("DEALIMPORT_MONGODB_URI", mongodb_uri),
@@ -99,8 +103,8 @@ static int set_one(dip_config_t *cfg, const char *name, const char *value,
             if (errno || end == value || *end != '\0' || v < s->min ||
                 v > s->max) {
                 snprintf(err, errlen,
-                         "%s: '%s' is not a whole number from %ld to %ld",
-                         name, value, s->min, s->max);
+                         "%s: '%s' is not a whole number from %ld to %ld", name,
+                         value, s->min, s->max);
                 return -1;
             }
             *field = v;
@@ -138,8 +142,8 @@ static char *trim(char *s)
     while (*s == ' ' || *s == '\t')
         s++;
     e = s + strlen(s);
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' ||
-                     e[-1] == '\r'))
+    while (e > s &&
+           (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
         *--e = '\0';
     return s;
 }
@@ -243,7 +247,8 @@ int dip_config_load(dip_config_t *cfg, const char *file, unsigned need,
                  cfg->log_format);
         return -1;
     }
-    if (cfg->s3_region == NULL && (cfg->s3_region = strdup("us-east-1")) == NULL)
+    if (cfg->s3_region == NULL &&
+        (cfg->s3_region = strdup("us-east-1")) == NULL)
         return -1;
     if (cfg->runtime_dir == NULL) {
         const char *sd = getenv("RUNTIME_DIRECTORY"); /* systemd's */
@@ -299,8 +304,8 @@ void dip_config_release(dip_config_t *cfg)
     for (size_t i = 0; i < NSETTINGS; i++) {
         if (settings[i].str_off != (size_t)-1) {
             char **field = (char **)((char *)cfg + settings[i].str_off);
-            if (*field && settings[i].str_off ==
-                              offsetof(dip_config_t, app_secret))
+            if (*field &&
+                settings[i].str_off == offsetof(dip_config_t, app_secret))
                 memset(*field, 0, strlen(*field));
             free(*field);
             *field = NULL;

@@ -21,28 +21,28 @@ enum {
 };
 
 typedef struct dip_config {
-    char *mongodb_uri;   /* DEALIMPORT_MONGODB_URI */
-    char *app_secret;    /* APP_SECRET, or the contents of APP_SECRET_FILE */
-    char *storage_url;   /* DEALIMPORT_STORAGE_URL: s3://bucket or file:///dir */
-    char *s3_endpoint;   /* DEALIMPORT_S3_ENDPOINT, e.g. http://127.0.0.1:9000 */
-    char *s3_region;     /* DEALIMPORT_S3_REGION, default us-east-1 */
+    char *mongodb_uri; /* DEALIMPORT_MONGODB_URI */
+    char *app_secret;  /* APP_SECRET, or the contents of APP_SECRET_FILE */
+    char *storage_url; /* DEALIMPORT_STORAGE_URL: s3://bucket or file:///dir */
+    char *s3_endpoint; /* DEALIMPORT_S3_ENDPOINT, e.g. http://127.0.0.1:9000 */
+    char *s3_region;   /* DEALIMPORT_S3_REGION, default us-east-1 */
     char *s3_access_key; /* DEALIMPORT_S3_ACCESS_KEY */
     char *s3_secret_key; /* DEALIMPORT_S3_SECRET_KEY */
     char *runtime_dir;   /* DEALIMPORT_RUNTIME_DIR */
-    char *worker_path;   /* DEALIMPORT_WORKER_PATH, default beside the program */
-    char *control_tcp;   /* DEALIMPORT_CONTROL_TCP, optional */
-    char *log_format;    /* DEALIMPORT_LOG_FORMAT: kv (default) or json */
-    int log_level;       /* DEALIMPORT_LOG_LEVEL, default info */
-    long poll_ms;        /* DEALIMPORT_POLL_MS, default 5000 */
-    long max_workers;    /* DEALIMPORT_MAX_WORKERS, default 4 */
+    char *worker_path; /* DEALIMPORT_WORKER_PATH, default beside the program */
+    char *control_tcp; /* DEALIMPORT_CONTROL_TCP, optional */
+    char *log_format;  /* DEALIMPORT_LOG_FORMAT: kv (default) or json */
+    int log_level;     /* DEALIMPORT_LOG_LEVEL, default info */
+    long poll_ms;      /* DEALIMPORT_POLL_MS, default 5000 */
+    long max_workers;  /* DEALIMPORT_MAX_WORKERS, default 4 */
     long max_workers_per_account; /* ..._PER_ACCOUNT, default 2 */
-    long worker_memory_mb;        /* DEALIMPORT_WORKER_MEMORY_MB, default 1024 */
-    long worker_cpu_s;            /* DEALIMPORT_WORKER_CPU_S, default 3600 */
-    long worker_timeout_s;        /* DEALIMPORT_WORKER_TIMEOUT_S, default 21600 */
-    long lease_s;                 /* DEALIMPORT_LEASE_S, default 60 */
-    long row_attempts;            /* DEALIMPORT_ROW_ATTEMPTS, default 3 */
-    long row_backoff_ms;          /* DEALIMPORT_ROW_BACKOFF_MS, default 4000 */
-    long batch_rows;              /* DEALIMPORT_BATCH_ROWS, default 1000 */
+    long worker_memory_mb; /* DEALIMPORT_WORKER_MEMORY_MB, default 1024 */
+    long worker_cpu_s;     /* DEALIMPORT_WORKER_CPU_S, default 3600 */
+    long worker_timeout_s; /* DEALIMPORT_WORKER_TIMEOUT_S, default 21600 */
+    long lease_s;          /* DEALIMPORT_LEASE_S, default 60 */
+    long row_attempts;     /* DEALIMPORT_ROW_ATTEMPTS, default 3 */
+    long row_backoff_ms;   /* DEALIMPORT_ROW_BACKOFF_MS, default 4000 */
+    long batch_rows;       /* DEALIMPORT_BATCH_ROWS, default 1000 */
 } dip_config_t;
 
 /* Fills cfg with the defaults; strings NULL except the defaulted ones. */

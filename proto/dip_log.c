@@ -67,9 +67,9 @@ void dip_logv(int level, const char *import_id, const char *fmt, va_list ap)
         return;
     vsnprintf(msg, sizeof(msg), fmt, ap);
     if (log_setup.json) {
-        json_t *o = json_pack("{s:s, s:s, s:i}", "level", level_name(level),
-                              "program", log_setup.program, "pid",
-                              (int)getpid());
+        json_t *o =
+            json_pack("{s:s, s:s, s:i}", "level", level_name(level), "program",
+                      log_setup.program, "pid", (int)getpid());
         char *s;
         if (o == NULL)
             return;
@@ -84,8 +84,8 @@ void dip_logv(int level, const char *import_id, const char *fmt, va_list ap)
         free(s);
     } else if (import_id) {
         n = snprintf(line, sizeof(line), "<%d>%s[%d] level=%s import=%s %s\n",
-                     level, log_setup.program, (int)getpid(),
-                     level_name(level), import_id, msg);
+                     level, log_setup.program, (int)getpid(), level_name(level),
+                     import_id, msg);
     } else {
         n = snprintf(line, sizeof(line), "<%d>%s[%d] level=%s %s\n", level,
                      log_setup.program, (int)getpid(), level_name(level), msg);

@@ -32,17 +32,15 @@ static void test_defaults_and_missing(void **state)
     (void)state;
     clear_env();
     dip_config_init(&cfg);
-    assert_int_equal(dip_config_load(&cfg, NULL, DIP_NEED_MONGO, err,
-                                     sizeof(err)),
-                     -1);
+    assert_int_equal(
+        dip_config_load(&cfg, NULL, DIP_NEED_MONGO, err, sizeof(err)), -1);
     assert_string_equal(err, "DEALIMPORT_MONGODB_URI is not set");
     dip_config_release(&cfg);
 
     setenv("DEALIMPORT_MONGODB_URI", "mongodb://127.0.0.1:1/crm", 1);
     dip_config_init(&cfg);
-    assert_int_equal(dip_config_load(&cfg, NULL, DIP_NEED_MONGO, err,
-                                     sizeof(err)),
-                     0);
+    assert_int_equal(
+        dip_config_load(&cfg, NULL, DIP_NEED_MONGO, err, sizeof(err)), 0);
     assert_int_equal(cfg.poll_ms, 5000);
     assert_int_equal(cfg.batch_rows, 1000);
     assert_int_equal(cfg.row_attempts, 3);
@@ -81,19 +79,20 @@ static void test_file_wins_and_secret_file(void **state)
     assert_int_equal(write(sfd, "s3cret\n", 7), 7);
     close(sfd);
     f = fdopen(fd, "w");
-    fprintf(f, "# comment\nDEALIMPORT_MONGODB_URI=mongodb://h/x\n"
-               "export DEALIMPORT_POLL_MS = 250\n"
-               "DEALIMPORT_STORAGE_URL=\"file:///srv/csv\"\n"
-               "APP_SECRET_FILE=%s\n",
+    fprintf(f,
+            "# comment\nDEALIMPORT_MONGODB_URI=mongodb://h/x\n"
+            "export DEALIMPORT_POLL_MS = 250\n"
+            "DEALIMPORT_STORAGE_URL=\"file:///srv/csv\"\n"
+            "APP_SECRET_FILE=%s\n",
             spath);
     fclose(f);
     setenv("DEALIMPORT_POLL_MS", "9000", 1);
     dip_config_init(&cfg);
-    assert_int_equal(dip_config_load(&cfg, path,
-                                     DIP_NEED_MONGO | DIP_NEED_STORAGE |
-                                         DIP_NEED_SECRET,
-                                     err, sizeof(err)),
-                     0);
+    assert_int_equal(
+        dip_config_load(&cfg, path,
+                        DIP_NEED_MONGO | DIP_NEED_STORAGE | DIP_NEED_SECRET,
+                        err, sizeof(err)),
+        0);
     assert_int_equal(cfg.poll_ms, 250);
     assert_string_equal(cfg.storage_url, "file:///srv/csv");
     assert_string_equal(cfg.app_secret, "s3cret");
@@ -118,9 +117,8 @@ static void test_bad_storage_url(void **state)
     clear_env();
     setenv("DEALIMPORT_STORAGE_URL", "http://example/", 1);
     dip_config_init(&cfg);
-    assert_int_equal(dip_config_load(&cfg, NULL, DIP_NEED_STORAGE, err,
-                                     sizeof(err)),
-                     -1);
+    assert_int_equal(
+        dip_config_load(&cfg, NULL, DIP_NEED_STORAGE, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "DEALIMPORT_STORAGE_URL"));
     dip_config_release(&cfg);
 }
