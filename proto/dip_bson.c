@@ -1,0 +1,109 @@
+/*
+ * dip_bson: id reading that accepts both forms the CRM stores, and the
+ * conversions between the JSON of the wire protocols and BSON documents.
+ */
+#include "dip_bson.h"
+
+#include <string.h>
+#include <time.h>
+
+int dip_bson_get_oid(const bson_t *doc, const char *dotted, bson_oid_t *out)
+{
+    bson_iter_t it;
+    if (doc == NULL || !bson_iter_init(&it, doc) ||
+        !bson_iter_find_descendant(&it, dotted, &it))
+        return -1;
+    switch (bson_iter_type(&it)) {
+    case BSON_TYPE_OID:
+        bson_oid_copy(bson_iter_oid(&it), out);
+        return 0;
+    case BSON_TYPE_UTF8: {
+        uint32_t len;
+        const char *s = bson_iter_utf8(&it, &len);
+        if (len != 24 || !bson_oid_is_valid(s, len))
+            return -2;
+        bson_oid_init_from_string(out, s);
+        return 0;
+    }
+    case BSON_TYPE_NULL:
+    case BSON_TYPE_UNDEFINED:
+        return -1;
+    default:
+        return -2;
+    }
+}
+
+const char *dip_bson_get_str(const bson_t *doc, const char *dotted)
+{
+    bson_iter_t it;
+    if (doc == NULL || !bson_iter_init(&it, doc) ||
+        !bson_iter_find_descendant(&it, dotted, &it) ||
+        !BSON_ITER_HOLDS_UTF8(&it))
+        return NULL;
+    return bson_iter_utf8(&it, NULL);
+}
+
+int64_t dip_bson_get_int(const bson_t *doc, const char *dotted, int64_t def)
+{
+    bson_iter_t it;
+    if (doc == NULL || !bson_iter_init(&it, doc) ||
+        !bson_iter_find_descendant(&it, dotted, &it))
+        return def;
+    switch (bson_iter_type(&it)) {
+    case BSON_TYPE_INT32:
+        return bson_iter_int32(&it);
+    case BSON_TYPE_INT64:
+        return bson_iter_int64(&it);
+    case BSON_TYPE_DOUBLE: {
+        double d = bson_iter_double(&it);
+        if (d >= -9e15 && d <= 9e15 && d == (double)(int64_t)d)
+            return (int64_t)d;
+        return def;
+    }
+    default:
+        return def;
+    }
+}
+
+void dip_bson_append_id_match(bson_t *q, const char *key, const bson_oid_t *id)
+{
+    bson_t sub, arr;
+    char hex[25];
+    bson_oid_to_string(id, hex);
+    BSON_APPEND_DOCUMENT_BEGIN(q, key, &sub);
+    BSON_APPEND_ARRAY_BEGIN(&sub, "$in", &arr);
+    BSON_APPEND_OID(&arr, "0", id);
+    BSON_APPEND_UTF8(&arr, "1", hex);
+    bson_append_array_end(&sub, &arr);
+    bson_append_document_end(q, &sub);
+}
+
+json_t *dip_bson_to_json(const bson_t *doc)
+{
+    size_t len;
+    char *s = bson_as_relaxed_extended_json(doc, &len);
+    json_t *j;
+    if (s == NULL)
+        return NULL;
+    j = json_loadb(s, len, 0, NULL);
+    bson_free(s);
+    return j;
+}
+
+bson_t *dip_bson_from_json(const json_t *value)
+{
+    char *s = json_dumps(value, JSON_COMPACT);
+    bson_t *b;
+    if (s == NULL)
+        return NULL;
+    b = bson_new_from_json((const uint8_t *)s, (ssize_t)strlen(s), NULL);
+    free(s);
+    return b;
+}
+
+int64_t dip_bson_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

@@ -1,0 +1,34 @@
+/*
+ * dip_bson: reading the CRM's documents, whose ids may be stored as
+ * ObjectIds or as 24-hex strings, and small BSON/JSON conversions that the
+ * worker, the supervisor and the control client all need.
+ */
+#ifndef DIP_BSON_H
+#define DIP_BSON_H
+
+#include <bson/bson.h>
+#include <jansson.h>
+
+/* Reads the id at `dotted` (e.g. "additional_data.pipeline_id") as an
+ * ObjectId stored either as ObjectId or as a 24-hex string. Returns 0, -1 when
+ * absent or null, -2 when present but not an id. */
+int dip_bson_get_oid(const bson_t *doc, const char *dotted, bson_oid_t *out);
+
+/* The string at `dotted`, or NULL when absent or not a string. Borrowed. */
+const char *dip_bson_get_str(const bson_t *doc, const char *dotted);
+
+/* Integer at `dotted` (int32, int64 or integral double), or def. */
+int64_t dip_bson_get_int(const bson_t *doc, const char *dotted, int64_t def);
+
+/* Appends `key: {$in: [ObjectId, "hex"]}` so a query matches an id stored in
+ * either form. */
+void dip_bson_append_id_match(bson_t *q, const char *key, const bson_oid_t *id);
+
+/* JSON <-> BSON through relaxed extended JSON. NULL on failure. */
+json_t *dip_bson_to_json(const bson_t *doc);
+bson_t *dip_bson_from_json(const json_t *value);
+
+/* Milliseconds since the epoch, for BSON dates. */
+int64_t dip_bson_now_ms(void);
+
+#endif

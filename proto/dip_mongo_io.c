@@ -1,0 +1,103 @@
+/*
+ * dip_mongo_io: client creation and the transient-error policy shared by the
+ * worker and the supervisor, so that both retry exactly the same failures.
+ */
+#include "dip_mongo_io.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void do_init(void)
+{
+    mongoc_init();
+}
+
+void dip_mongo_init(void)
+{
+    pthread_once(&init_once, do_init);
+}
+
+mongoc_client_t *dip_mongo_client_new(const char *uri_str, const char *appname,
+                                      const char **db, char *err, size_t errlen)
+{
+    bson_error_t error;
+    mongoc_uri_t *uri;
+    mongoc_client_t *client = NULL;
+    const char *name;
+
+    dip_mongo_init();
+    uri = mongoc_uri_new_with_error(uri_str, &error);
+    if (uri == NULL) {
+        snprintf(err, errlen, "DEALIMPORT_MONGODB_URI is not a valid URI: %s",
+                 error.message);
+        return NULL;
+    }
+    /* Fail over quickly to our own retry policy rather than blocking for
+     * the driver's 30 s default, unless the operator chose otherwise. */
+    if (!mongoc_uri_has_option(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
+        mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
+                                       5000);
+    if (!mongoc_uri_has_option(uri, MONGOC_URI_APPNAME))
+        mongoc_uri_set_appname(uri, appname);
+    client = mongoc_client_new_from_uri(uri);
+    if (client == NULL) {
+        snprintf(err, errlen, "cannot create a MongoDB client for the URI");
+        goto cleanup;
+    }
+    mongoc_client_set_error_api(client, MONGOC_ERROR_API_VERSION_2);
+    name = mongoc_uri_get_database(mongoc_client_get_uri(client));
+    *db = name && *name ? name : "crm";
+cleanup:
+    mongoc_uri_destroy(uri);
+    return client;
+}
+
+int dip_mongo_is_transient(const bson_error_t *e)
+{
+    if (e->domain == MONGOC_ERROR_STREAM ||
+        e->domain == MONGOC_ERROR_SERVER_SELECTION)
+        return 1;
+    if (e->domain == MONGOC_ERROR_SERVER ||
+        e->domain == MONGOC_ERROR_WRITE_CONCERN) {
+        switch (e->code) {
+        case 6:     /* HostUnreachable */
+        case 7:     /* HostNotFound */
+        case 89:    /* NetworkTimeout */
+        case 91:    /* ShutdownInProgress */
+        case 189:   /* PrimarySteppedDown */
+        case 262:   /* ExceededTimeLimit */
+        case 9001:  /* SocketException */
+        case 10107: /* NotWritablePrimary */
+        case 11600: /* InterruptedAtShutdown */
+        case 11602: /* InterruptedDueToReplStateChange */
+        case 13435: /* NotPrimaryNoSecondaryOk */
+        case 13436: /* NotPrimaryOrSecondary */
+        case 64:    /* WriteConcernFailed */
+        case 50:    /* MaxTimeMSExpired */
+            return 1;
+        default:
+            return 0;
+        }
+    }
+    return 0;
+}
+
+void dip_mongo_backoff(long base_ms, int attempt)
+{
+    double ms = (double)base_ms;
+    unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+    for (int i = 1; i < attempt && ms < 3600e3; i++)
+        ms *= 2;
+    ms *= 0.75 + 0.5 * ((double)rand_r(&seed) / RAND_MAX);
+    if (ms > 0) {
+        struct timespec ts = {(time_t)(ms / 1000),
+                              (long)((long long)ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0)
+            ;
+    }
+}

@@ -1,0 +1,28 @@
+/*
+ * dip_mongo_io: the MongoDB connection every program opens, and the one
+ * place that decides which errors are transient (worth a retry: the network,
+ * a timeout, a primary stepping down) and which are final.
+ */
+#ifndef DIP_MONGO_IO_H
+#define DIP_MONGO_IO_H
+
+#include <mongoc/mongoc.h>
+
+/* Calls mongoc_init once per process (idempotent). */
+void dip_mongo_init(void);
+
+/* A client for uri with appname set; the database is the URI's (default
+ * "crm"), returned in *db (owned by the client, valid while it lives).
+ * NULL with err filled on a malformed URI. */
+mongoc_client_t *dip_mongo_client_new(const char *uri, const char *appname,
+                                      const char **db, char *err,
+                                      size_t errlen);
+
+/* 1 when the error is transient: network, server selection, timeouts, not
+ * primary, shutting down, interrupted. */
+int dip_mongo_is_transient(const bson_error_t *error);
+
+/* Sleeps for attempt's backoff: base_ms * 2^(attempt-1), +-25% jitter. */
+void dip_mongo_backoff(long base_ms, int attempt);
+
+#endif

@@ -1,0 +1,375 @@
+/*
+ * wrk_db: the worker's MongoDB operations with their retry policy. Deals carry
+ * import:{queue_id, line} under a unique (partial) index, so an insert that is
+ * retried, or a line re-read after a crash, can only ever meet its own earlier
+ * copy: that duplicate-key error means "already done", not a failure.
+ */
+#include "wrk_db.h"
+#include "dip_bson.h"
+#include "dip_log.h"
+#include "dip_mongo_io.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEALS_INDEX "import_queue_line"
+#define STAGES_INDEX "account_pipeline_name"
+
+struct wrk_db {
+    mongoc_client_t *client;
+    mongoc_collection_t *queues, *deals, *stages, *pipelines;
+    char queue_id[25];
+    bson_oid_t qid;
+    long attempts, backoff_ms;
+    long round_trips;
+};
+
+wrk_db_t *wrk_db_new(const dip_config_t *cfg, const char *queue_id, char *err,
+                     size_t errlen)
+{
+    wrk_db_t *self = calloc(1, sizeof(*self));
+    const char *db = NULL;
+    if (self == NULL)
+        return NULL;
+    self->client = dip_mongo_client_new(cfg->mongodb_uri, "dealimport-worker",
+                                        &db, err, errlen);
+    if (self->client == NULL) {
+        free(self);
+        return NULL;
+    }
+    snprintf(self->queue_id, sizeof(self->queue_id), "%s", queue_id);
+    bson_oid_init_from_string(&self->qid, queue_id);
+    self->queues = mongoc_client_get_collection(self->client, db, "queues");
+    self->deals = mongoc_client_get_collection(self->client, db, "deals");
+    self->stages =
+        mongoc_client_get_collection(self->client, db, "pipeline_stages");
+    self->pipelines =
+        mongoc_client_get_collection(self->client, db, "pipelines");
+    self->attempts = cfg->row_attempts;
+    self->backoff_ms = cfg->row_backoff_ms;
+    return self;
+}
+
+void wrk_db_destroy(wrk_db_t **self_p)
+{
+    wrk_db_t *self;
+    if (self_p == NULL || *self_p == NULL)
+        return;
+    self = *self_p;
+    mongoc_collection_destroy(self->queues);
+    mongoc_collection_destroy(self->deals);
+    mongoc_collection_destroy(self->stages);
+    mongoc_collection_destroy(self->pipelines);
+    mongoc_client_destroy(self->client);
+    free(self);
+    *self_p = NULL;
+}
+
+long wrk_db_round_trips(const wrk_db_t *self)
+{
+    return self->round_trips;
+}
+
+/* Decides after a failed attempt: 1 = try again (after backoff), 0 = stop.
+ * Fills err and *rc for the final answer. */
+static int should_retry(wrk_db_t *self, const bson_error_t *error, int attempt,
+                        const char *what, int *rc, char *err, size_t errlen)
+{
+    if (dip_mongo_is_transient(error)) {
+        if (attempt < self->attempts) {
+            dip_log(DIP_LOG_WARNING, self->queue_id,
+                    "%s failed (attempt %d of %ld), retrying: %s", what,
+                    attempt, self->attempts, error->message);
+            dip_mongo_backoff(self->backoff_ms, attempt);
+            return 1;
+        }
+        snprintf(err, errlen, "the database did not answer (%s): %s", what,
+                 error->message);
+        *rc = WRK_DB_ETRANSIENT;
+        return 0;
+    }
+    snprintf(err, errlen, "%s failed: %s", what, error->message);
+    *rc = WRK_DB_EFAIL;
+    return 0;
+}
+
+int wrk_db_load_queue(wrk_db_t *self, bson_t *out, char *err, size_t errlen)
+{
+    bson_t filter = BSON_INITIALIZER;
+    int rc = WRK_DB_EFAIL;
+    BSON_APPEND_OID(&filter, "_id", &self->qid);
+    bson_init(out);
+    for (int attempt = 1;; attempt++) {
+        mongoc_cursor_t *c =
+            mongoc_collection_find_with_opts(self->queues, &filter, NULL, NULL);
+        const bson_t *doc;
+        bson_error_t error;
+        int found = mongoc_cursor_next(c, &doc);
+        self->round_trips++;
+        if (found) {
+            bson_destroy(out);
+            bson_copy_to(doc, out);
+            mongoc_cursor_destroy(c);
+            rc = WRK_DB_OK;
+            break;
+        }
+        if (!mongoc_cursor_error(c, &error)) {
+            mongoc_cursor_destroy(c);
+            snprintf(err, errlen, "queue document '%s' was not found",
+                     self->queue_id);
+            rc = WRK_DB_ENOTFOUND;
+            break;
+        }
+        mongoc_cursor_destroy(c);
+        if (!should_retry(self, &error, attempt, "reading the queue document",
+                          &rc, err, errlen))
+            break;
+    }
+    bson_destroy(&filter);
+    return rc;
+}
+
+static int create_index(wrk_db_t *self, mongoc_collection_t *coll,
+                        const char *name, bson_t *keys, bson_t *partial,
+                        char *err, size_t errlen)
+{
+    bson_t cmd = BSON_INITIALIZER, arr, idx, reply;
+    bson_error_t error;
+    int rc = WRK_DB_OK;
+    BSON_APPEND_UTF8(&cmd, "createIndexes", mongoc_collection_get_name(coll));
+    BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &arr);
+    BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &idx);
+    BSON_APPEND_DOCUMENT(&idx, "key", keys);
+    BSON_APPEND_UTF8(&idx, "name", name);
+    BSON_APPEND_BOOL(&idx, "unique", true);
+    if (partial)
+        BSON_APPEND_DOCUMENT(&idx, "partialFilterExpression", partial);
+    bson_append_document_end(&arr, &idx);
+    bson_append_array_end(&cmd, &arr);
+    for (int attempt = 1;; attempt++) {
+        bool ok = mongoc_collection_write_command_with_opts(coll, &cmd, NULL,
+                                                            &reply, &error);
+        self->round_trips++;
+        bson_destroy(&reply);
+        if (ok)
+            break;
+        if (!should_retry(self, &error, attempt, "creating an index", &rc, err,
+                          errlen))
+            break;
+    }
+    bson_destroy(&cmd);
+    return rc;
+}
+
+int wrk_db_ensure_indexes(wrk_db_t *self, char *err, size_t errlen)
+{
+    bson_t *keys, *partial;
+    int rc;
+    /* Partial: the CRM's own deals have no `import` and must not collide. */
+    keys = BCON_NEW("import.queue_id", BCON_INT32(1), "import.line",
+                    BCON_INT32(1));
+    partial = BCON_NEW("import.queue_id", "{", "$exists", BCON_BOOL(true), "}");
+    rc = create_index(self, self->deals, DEALS_INDEX, keys, partial, err,
+                      errlen);
+    bson_destroy(keys);
+    bson_destroy(partial);
+    if (rc != WRK_DB_OK)
+        return rc;
+    keys = BCON_NEW("account_id", BCON_INT32(1), "pipeline_id", BCON_INT32(1),
+                    "name", BCON_INT32(1));
+    rc =
+        create_index(self, self->stages, STAGES_INDEX, keys, NULL, err, errlen);
+    bson_destroy(keys);
+    if (rc == WRK_DB_EFAIL) {
+        /* A CRM database may already hold duplicate stages (the original
+         * service could create them); imports still work, only the
+         * guarantee against concurrent duplicates is weaker. */
+        dip_log(DIP_LOG_WARNING, self->queue_id,
+                "cannot create the unique stage index, going on without it: "
+                "%s",
+                err);
+        rc = WRK_DB_OK;
+    }
+    return rc;
+}
+
+int wrk_db_check_pipeline(wrk_db_t *self, const bson_oid_t *pipeline,
+                          const bson_oid_t *account, char *err, size_t errlen)
+{
+    bson_t filter = BSON_INITIALIZER;
+    bson_error_t error;
+    int rc = WRK_DB_EFAIL;
+    char hex[25];
+    BSON_APPEND_OID(&filter, "_id", pipeline);
+    dip_bson_append_id_match(&filter, "account_id", account);
+    for (int attempt = 1;; attempt++) {
+        int64_t n = mongoc_collection_count_documents(self->pipelines, &filter,
+                                                      NULL, NULL, NULL, &error);
+        self->round_trips++;
+        if (n > 0) {
+            rc = WRK_DB_OK;
+            break;
+        }
+        if (n == 0) {
+            bson_oid_to_string(pipeline, hex);
+            snprintf(err, errlen,
+                     "pipeline '%s' does not exist in this account", hex);
+            rc = WRK_DB_ENOTFOUND;
+            break;
+        }
+        if (!should_retry(self, &error, attempt, "checking the pipeline", &rc,
+                          err, errlen))
+            break;
+    }
+    bson_destroy(&filter);
+    return rc;
+}
+
+int wrk_db_stage(wrk_db_t *self, const bson_oid_t *account,
+                 const bson_oid_t *pipeline, const bson_oid_t *user,
+                 const char *name, bson_oid_t *out, int *created, char *err,
+                 size_t errlen)
+{
+    bson_t query = BSON_INITIALIZER, *update;
+    mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
+    int rc = WRK_DB_EFAIL;
+
+    /* Match ids in either stored form; on insert, write ObjectIds. */
+    dip_bson_append_id_match(&query, "account_id", account);
+    dip_bson_append_id_match(&query, "pipeline_id", pipeline);
+    BSON_APPEND_UTF8(&query, "name", name);
+    update = BCON_NEW("$setOnInsert", "{", "account_id", BCON_OID(account),
+                      "pipeline_id", BCON_OID(pipeline), "created_by",
+                      BCON_OID(user), "created_at",
+                      BCON_DATE_TIME(dip_bson_now_ms()), "created_by_import",
+                      BCON_OID(&self->qid), "}");
+    mongoc_find_and_modify_opts_set_update(opts, update);
+    mongoc_find_and_modify_opts_set_flags(
+        opts,
+        MONGOC_FIND_AND_MODIFY_UPSERT | MONGOC_FIND_AND_MODIFY_RETURN_NEW);
+    for (int attempt = 1;; attempt++) {
+        bson_t reply;
+        bson_error_t error;
+        bool ok = mongoc_collection_find_and_modify_with_opts(
+            self->stages, &query, opts, &reply, &error);
+        self->round_trips++;
+        if (ok) {
+            bson_iter_t it;
+            if (bson_iter_init(&it, &reply) &&
+                bson_iter_find_descendant(&it, "value._id", &it) &&
+                BSON_ITER_HOLDS_OID(&it)) {
+                bson_oid_copy(bson_iter_oid(&it), out);
+                *created = bson_iter_init(&it, &reply) &&
+                           bson_iter_find_descendant(
+                               &it, "lastErrorObject.upserted", &it);
+                rc = WRK_DB_OK;
+            } else {
+                snprintf(err, errlen, "stage '%s': unexpected server reply",
+                         name);
+            }
+            bson_destroy(&reply);
+            break;
+        }
+        bson_destroy(&reply);
+        /* Two imports creating the same stage at once: one upsert wins,
+         * the other meets the unique index; the retry then finds it. */
+        if (error.code == 11000 && attempt < 3)
+            continue;
+        if (!should_retry(self, &error, attempt, "finding the stage", &rc, err,
+                          errlen))
+            break;
+    }
+    bson_destroy(&query);
+    bson_destroy(update);
+    mongoc_find_and_modify_opts_destroy(opts);
+    return rc;
+}
+
+/* 1 when a write error is the duplicate of this import's own line. */
+static int is_own_duplicate(bson_iter_t *we)
+{
+    bson_iter_t f;
+    const char *msg;
+    if (!bson_iter_recurse(we, &f) || !bson_iter_find(&f, "code") ||
+        bson_iter_as_int64(&f) != 11000)
+        return 0;
+    if (bson_iter_recurse(we, &f) && bson_iter_find(&f, "keyPattern") &&
+        BSON_ITER_HOLDS_DOCUMENT(&f)) {
+        bson_iter_t k;
+        return bson_iter_recurse(&f, &k) && bson_iter_find(&k, "import.line");
+    }
+    /* Servers before 4.4 name only the index in errmsg. */
+    if (bson_iter_recurse(we, &f) && bson_iter_find(&f, "errmsg") &&
+        (msg = bson_iter_utf8(&f, NULL)) != NULL)
+        return strstr(msg, "index: " DEALS_INDEX " ") != NULL;
+    return 0;
+}
+
+int wrk_db_insert_deals(wrk_db_t *self, const bson_t *const *docs, size_t n,
+                        int *outcome, char **messages, char *err, size_t errlen)
+{
+    bson_t opts = BSON_INITIALIZER;
+    int rc = WRK_DB_EFAIL;
+    BSON_APPEND_BOOL(&opts, "ordered", false);
+    for (size_t i = 0; i < n; i++) {
+        outcome[i] = WRK_DB_ADDED;
+        messages[i] = NULL;
+    }
+    if (n == 0) {
+        bson_destroy(&opts);
+        return WRK_DB_OK;
+    }
+    for (int attempt = 1;; attempt++) {
+        bson_t reply;
+        bson_error_t error;
+        bson_iter_t it, we;
+        int write_errors = 0;
+        bool ok = mongoc_collection_insert_many(
+            self->deals, (const bson_t **)docs, n, &opts, &reply, &error);
+        self->round_trips++;
+        if (bson_iter_init_find(&it, &reply, "writeErrors") &&
+            BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &we)) {
+            while (bson_iter_next(&we)) {
+                bson_iter_t f;
+                int64_t idx = -1;
+                write_errors++;
+                if (bson_iter_recurse(&we, &f) && bson_iter_find(&f, "index"))
+                    idx = bson_iter_as_int64(&f);
+                if (idx < 0 || (size_t)idx >= n)
+                    continue;
+                if (is_own_duplicate(&we)) {
+                    outcome[idx] = WRK_DB_ALREADY;
+                } else {
+                    const char *m = NULL;
+                    if (bson_iter_recurse(&we, &f) &&
+                        bson_iter_find(&f, "errmsg"))
+                        m = bson_iter_utf8(&f, NULL);
+                    outcome[idx] = WRK_DB_REFUSED;
+                    free(messages[idx]);
+                    if (asprintf(&messages[idx],
+                                 "the database refused this deal: %s",
+                                 m ? m : "unknown error") < 0)
+                        messages[idx] = NULL;
+                }
+            }
+        }
+        bson_destroy(&reply);
+        if (ok || (write_errors > 0 && !dip_mongo_is_transient(&error))) {
+            rc = WRK_DB_OK;
+            break;
+        }
+        /* A network failure mid-batch: some documents may be in. The
+         * retry sends them all; those meet their own duplicates. */
+        for (size_t i = 0; i < n; i++) {
+            outcome[i] = WRK_DB_ADDED;
+            free(messages[i]);
+            messages[i] = NULL;
+        }
+        if (!should_retry(self, &error, attempt, "inserting deals", &rc, err,
+                          errlen))
+            break;
+    }
+    bson_destroy(&opts);
+    return rc;
+}

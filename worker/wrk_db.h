@@ -1,0 +1,64 @@
+/*
+ * wrk_db: everything the worker asks of MongoDB: its queue document, the
+ * pipeline check, stage find-or-create, and batched deal inserts. Each
+ * operation retries transient failures itself (attempts and backoff from the
+ * config) and returns WRK_DB_ETRANSIENT only when they ran out, so callers
+ * never turn a brief outage into a per-line error.
+ */
+#ifndef WRK_DB_H
+#define WRK_DB_H
+
+#include <stddef.h>
+
+#include <bson/bson.h>
+
+#include "dip_config.h"
+
+typedef struct wrk_db wrk_db_t;
+
+enum {
+    WRK_DB_OK = 0,
+    WRK_DB_EFAIL = -1,      /* permanent; err says why */
+    WRK_DB_ENOTFOUND = -2,  /* queue document or pipeline not found */
+    WRK_DB_ETRANSIENT = -3, /* retries exhausted */
+};
+
+/* Per-document outcome of wrk_db_insert_deals. */
+enum {
+    WRK_DB_ADDED = 0,
+    WRK_DB_ALREADY = 1, /* the line's deal existed (an earlier run) */
+    WRK_DB_REFUSED = 2, /* the server refused this document */
+};
+
+wrk_db_t *wrk_db_new(const dip_config_t *cfg, const char *queue_id, char *err,
+                     size_t errlen);
+void wrk_db_destroy(wrk_db_t **self_p);
+
+/* Round trips made so far (for the per-1,000-rows budget). */
+long wrk_db_round_trips(const wrk_db_t *self);
+
+/* Copies the queue document into out (initialized by the callee). */
+int wrk_db_load_queue(wrk_db_t *self, bson_t *out, char *err, size_t errlen);
+
+/* Creates the unique indexes the worker relies on (idempotent). */
+int wrk_db_ensure_indexes(wrk_db_t *self, char *err, size_t errlen);
+
+/* WRK_DB_OK when the pipeline exists and belongs to the account,
+ * WRK_DB_ENOTFOUND otherwise. */
+int wrk_db_check_pipeline(wrk_db_t *self, const bson_oid_t *pipeline,
+                          const bson_oid_t *account, char *err, size_t errlen);
+
+/* Finds or creates the stage `name` in (account, pipeline); *created is 1
+ * when this call created it. */
+int wrk_db_stage(wrk_db_t *self, const bson_oid_t *account,
+                 const bson_oid_t *pipeline, const bson_oid_t *user,
+                 const char *name, bson_oid_t *out, int *created, char *err,
+                 size_t errlen);
+
+/* Inserts n deals unordered. outcome[i] gets WRK_DB_ADDED, WRK_DB_ALREADY or
+ * WRK_DB_REFUSED (then messages[i], a malloc'd sentence the caller frees). */
+int wrk_db_insert_deals(wrk_db_t *self, const bson_t *const *docs, size_t n,
+                        int *outcome, char **messages, char *err,
+                        size_t errlen);
+
+#endif
