@@ -1,7 +1,166 @@
-/* placeholder entry point, replaced by the real one */
+/*
+ * dealimport-worker: runs one import in its own process. Started by the
+ * supervisor (fork+exec) with the settings in its environment; parses its
+ * arguments, sets up logging and the out-of-memory policy, and hands over to
+ * wrk_import_run.
+ */
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bson/bson.h>
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "dip_config.h"
+#include "dip_log.h"
+#include "dip_msg.h"
+#include "dip_mongo_io.h"
+#include "wrk_import.h"
+
+static const char usage[] =
+    "usage: dealimport-worker --queue-id ID [--events ENDPOINT] "
+    "[--config FILE]\n";
+
+static void help(void)
 {
-    puts("dealimport worker");
-    return 0;
+    printf("%s\n"
+           "Runs one deal import from a queue document; normally started by "
+           "dealimport-supervisor.\n\n"
+           "  --queue-id ID      the queue document's _id (24 hex digits)\n"
+           "  --events ENDPOINT  the supervisor's worker-events socket\n"
+           "                     (default ipc://$DEALIMPORT_RUNTIME_DIR/"
+           "events.ipc)\n"
+           "  --config FILE      KEY=VALUE settings (see the README)\n"
+           "  --help, --version\n\n"
+           "Exit status: 0 done (the supervisor was told how), 70 out of "
+           "memory,\n75 temporary failure (resume later), 64 usage, 78 "
+           "configuration.\n",
+           usage);
+}
+
+/* Allocation failure under the worker's memory limit: say so and exit with
+ * the status the supervisor reads as "memory limit", instead of libbson's
+ * abort(). */
+static void out_of_memory(void)
+{
+    static const char msg[] =
+        "<3>dealimport-worker level=error out of memory: the worker "
+        "reached its memory limit\n";
+    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+        _exit(WRK_EXIT_NOMEM);
+    _exit(WRK_EXIT_NOMEM);
+}
+
+static void *oom_malloc(size_t n)
+{
+    void *p = malloc(n);
+    if (p == NULL && n)
+        out_of_memory();
+    return p;
+}
+
+static void *oom_calloc(size_t n, size_t size)
+{
+    void *p = calloc(n, size);
+    if (p == NULL && n && size)
+        out_of_memory();
+    return p;
+}
+
+static void *oom_realloc(void *old, size_t n)
+{
+    void *p = realloc(old, n);
+    if (p == NULL && n)
+        out_of_memory();
+    return p;
+}
+
+static bson_mem_vtable_t oom_vtable = {
+    oom_malloc, oom_calloc, oom_realloc, free, {0}};
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"queue-id", required_argument, NULL, 'q'},
+        {"events", required_argument, NULL, 'e'},
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *queue_id = NULL, *events = NULL, *config = NULL;
+    char endpoint[600], err[512];
+    dip_config_t cfg;
+    int c, rc;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'q':
+            queue_id = optarg;
+            break;
+        case 'e':
+            events = optarg;
+            break;
+        case 'c':
+            config = optarg;
+            break;
+        case 'h':
+            help();
+            return 0;
+        case 'V':
+            printf("dealimport-worker %s\n", DEALIMPORT_VERSION);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return DIP_EXIT_USAGE;
+        }
+    }
+    if (optind < argc || queue_id == NULL || !dip_msg_is_oid(queue_id)) {
+        if (queue_id && !dip_msg_is_oid(queue_id))
+            fprintf(stderr,
+                    "dealimport-worker: '%s' is not a queue id (24 lowercase "
+                    "hex digits)\n",
+                    queue_id);
+        fputs(usage, stderr);
+        return DIP_EXIT_USAGE;
+    }
+
+    dip_config_init(&cfg);
+    if (dip_config_load(&cfg, config,
+                        DIP_NEED_MONGO | DIP_NEED_STORAGE | DIP_NEED_SECRET,
+                        err, sizeof(err)) < 0) {
+        fprintf(stderr, "dealimport-worker: %s\n", err);
+        dip_config_release(&cfg);
+        return DIP_EXIT_CONFIG;
+    }
+    dip_log_setup("dealimport-worker", cfg.log_level,
+                  cfg.log_format && strcmp(cfg.log_format, "json") == 0);
+    if (events == NULL) {
+        snprintf(endpoint, sizeof(endpoint), "ipc://%s/events.ipc",
+                 cfg.runtime_dir);
+        events = endpoint;
+    }
+    /* The supervisor may have blocked signals for its signalfd; a worker
+     * must die of SIGTERM/SIGKILL like any process. */
+    {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_IGN);
+    }
+    bson_mem_set_vtable(&oom_vtable);
+    json_set_alloc_funcs(oom_malloc, free);
+    dip_mongo_init();
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+
+    rc = wrk_import_run(&cfg, queue_id, events);
+
+    curl_global_cleanup();
+    mongoc_cleanup();
+    dip_config_release(&cfg);
+    return rc;
 }

@@ -1,0 +1,70 @@
+/*
+ * sup_store: everything the supervisor asks of MongoDB. Claims are atomic
+ * (findAndModify) and leased; every later write about an import is fenced by
+ * `claimed_by`, so a supervisor that lost its lease (and whose import another
+ * supervisor took over) can no longer change that import.
+ */
+#ifndef SUP_STORE_H
+#define SUP_STORE_H
+
+#include <stddef.h>
+
+#include <bson/bson.h>
+#include <jansson.h>
+
+#include "dip_config.h"
+
+typedef struct sup_store sup_store_t;
+
+enum {
+    SUP_STORE_OK = 0,
+    SUP_STORE_EFAIL = -1,
+    SUP_STORE_ELOST = -2, /* the claim is no longer ours */
+};
+
+/* Final figures and words of an import, for sup_store_finish. */
+typedef struct sup_store_result {
+    const char *status; /* completed | failed | cancelled */
+    const char *error;  /* sentence, or NULL */
+    json_t *notes;      /* array of strings, or NULL; borrowed */
+    int64_t lines;      /* data lines read */
+} sup_store_result_t;
+
+/* owner: "host:pid", written as claimed_by. */
+sup_store_t *sup_store_new(const dip_config_t *cfg, const char *owner,
+                           char *err, size_t errlen);
+void sup_store_destroy(sup_store_t **self_p);
+
+int sup_store_ensure_indexes(sup_store_t *self, char *err, size_t errlen);
+
+/* Claims the oldest pending import (or one whose lease expired) whose
+ * account is not in skip (n ids; accounts at their limit). On success copies
+ * the claimed document into out (initialized by the callee) and returns 1;
+ * 0 when there is nothing to claim; negative on error. */
+int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
+                    bson_t *out, char *err, size_t errlen);
+
+/* Extends the lease of every import this supervisor holds. */
+int sup_store_renew_leases(sup_store_t *self, char *err, size_t errlen);
+
+/* Writes buffered line errors (array of dip_msg line_error objects), then
+ * progress and checkpoint (checkpoint may be NULL). Errors first, so a
+ * checkpoint never runs ahead of the errors it covers. */
+int sup_store_progress(sup_store_t *self, const bson_oid_t *qid, json_t *errors,
+                       int64_t lines, int64_t added, int64_t nerrors,
+                       int64_t bytes, int64_t bytes_total, json_t *checkpoint,
+                       char *err, size_t errlen);
+
+/* Ends an import: counts its deals and error lines in the database, writes
+ * csv_imports, and sets the queue document's final status. */
+int sup_store_finish(sup_store_t *self, const bson_t *queue_doc,
+                     const sup_store_result_t *result, char *err,
+                     size_t errlen);
+
+/* Hands an import back: status (pending or paused), in_progress false, no
+ * claim, checkpoint kept; error may be NULL. */
+int sup_store_release(sup_store_t *self, const bson_oid_t *qid,
+                      const char *status, const char *error, char *err,
+                      size_t errlen);
+
+#endif

@@ -1,0 +1,25 @@
+/*
+ * wrk_import: one import, start to finish: load and validate the queue
+ * document, stream the file through the CSV reader, map and validate each
+ * row, resolve stages, insert deals in batches, and report every line's
+ * outcome and a checkpoint per batch to the supervisor. A resumed import
+ * (its queue document holds a checkpoint) starts at the checkpoint's byte
+ * offset and line, never from line 1.
+ */
+#ifndef WRK_IMPORT_H
+#define WRK_IMPORT_H
+
+#include "dip_config.h"
+
+/* Worker exit statuses, read by the supervisor. */
+enum {
+    WRK_EXIT_DONE = 0,      /* a `done` message says how it ended */
+    WRK_EXIT_NOMEM = 70,    /* ran out of memory (limit reached) */
+    WRK_EXIT_TEMPFAIL = 75, /* checkpointed; resume later */
+};
+
+/* Runs the import; returns the process exit status. */
+int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
+                   const char *events_endpoint);
+
+#endif

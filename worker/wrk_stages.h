@@ -1,0 +1,30 @@
+/*
+ * wrk_stages: the import's stage cache. Each normalized stage name is looked
+ * up (or created) in MongoDB once per import; later rows with the same name
+ * cost nothing.
+ */
+#ifndef WRK_STAGES_H
+#define WRK_STAGES_H
+
+#include <bson/bson.h>
+
+#include "wrk_db.h"
+
+typedef struct wrk_stages wrk_stages_t;
+
+/* Borrows db; copies the ids. */
+wrk_stages_t *wrk_stages_new(wrk_db_t *db, const bson_oid_t *account,
+                             const bson_oid_t *pipeline,
+                             const bson_oid_t *user);
+void wrk_stages_destroy(wrk_stages_t **self_p);
+
+/* The stage id for name: from the cache, else found or created. Returns a
+ * WRK_DB_* code. */
+int wrk_stages_resolve(wrk_stages_t *self, const char *name, bson_oid_t *out,
+                       char *err, size_t errlen);
+
+/* Stages this import created so far, and names cached. */
+size_t wrk_stages_created(const wrk_stages_t *self);
+size_t wrk_stages_cached(const wrk_stages_t *self);
+
+#endif
