@@ -1,7 +1,116 @@
-/* placeholder entry point, replaced by the real one */
+/*
+ * dealimport-supervisor: claims pending deal imports from MongoDB and runs
+ * each in its own worker process. Parses arguments, blocks the signals the
+ * loop reads from a signalfd (before any library can start a thread), loads
+ * the configuration and runs the loop.
+ */
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dip_config.h"
+#include "dip_log.h"
+#include "dip_mongo_io.h"
+#include "sup_loop.h"
+
+static const char usage[] = "usage: dealimport-supervisor [--config FILE]\n";
+
+static void help(void)
 {
-    puts("dealimport supervisor");
-    return 0;
+    printf("%s\n"
+           "Polls MongoDB's queues collection for pending deal imports and "
+           "runs each in an\nisolated dealimport-worker process. Runs in the "
+           "foreground (systemd Type=notify).\n\n"
+           "  --config FILE   KEY=VALUE settings; the same names as the "
+           "environment\n"
+           "                  (DEALIMPORT_MONGODB_URI, DEALIMPORT_STORAGE_URL, "
+           "APP_SECRET, ...)\n"
+           "  --help, --version\n\n"
+           "Signals: SIGTERM/SIGINT hand running imports back and exit 0; "
+           "SIGHUP rereads\nthe configuration. Exit status: 0 clean stop, 64 "
+           "usage, 78 configuration, 1 failure.\n",
+           usage);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config = NULL;
+    char err[1024], exe[PATH_MAX];
+    dip_config_t cfg;
+    sup_loop_t *loop;
+    sigset_t mask;
+    ssize_t n;
+    int c, rc;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'h':
+            help();
+            return 0;
+        case 'V':
+            printf("dealimport-supervisor %s\n", DEALIMPORT_VERSION);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return DIP_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "dealimport-supervisor: unexpected argument '%s'\n",
+                argv[optind]);
+        fputs(usage, stderr);
+        return DIP_EXIT_USAGE;
+    }
+
+    /* Before any library can start a thread: these signals are read from
+     * the loop's signalfd, never delivered asynchronously. */
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    dip_config_init(&cfg);
+    if (dip_config_load(&cfg, config,
+                        DIP_NEED_MONGO | DIP_NEED_STORAGE | DIP_NEED_SECRET,
+                        err, sizeof(err)) < 0) {
+        fprintf(stderr, "dealimport-supervisor: %s\n", err);
+        dip_config_release(&cfg);
+        return DIP_EXIT_CONFIG;
+    }
+    dip_log_setup("dealimport-supervisor", cfg.log_level,
+                  cfg.log_format && strcmp(cfg.log_format, "json") == 0);
+
+    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0)
+        snprintf(exe, sizeof(exe), "%s", argv[0]);
+    else
+        exe[n] = '\0';
+    dip_mongo_init();
+    loop = sup_loop_new(&cfg, config, exe, err, sizeof(err));
+    if (loop == NULL) {
+        dip_log(DIP_LOG_ERR, NULL, "cannot start: %s", err);
+        rc = strncmp(err, "DEALIMPORT_", 11) == 0 ? DIP_EXIT_CONFIG : 1;
+    } else {
+        rc = sup_loop_run(loop);
+        sup_loop_destroy(&loop);
+    }
+    mongoc_cleanup();
+    dip_config_release(&cfg);
+    return rc;
 }

@@ -1,0 +1,942 @@
+/*
+ * sup_loop: claims imports, runs one worker process per import, turns the
+ * workers' messages into progress, error documents and final statuses, and
+ * contains every way a worker can fail: a crash, a limit, silence, or a
+ * temporary outage it reports. Nothing a worker sends or does can stop this
+ * loop; only SIGTERM/SIGINT end it, after handing running imports back.
+ */
+#include "sup_loop.h"
+#include "dip_bson.h"
+#include "dip_log.h"
+#include "dip_msg.h"
+#include "dip_mongo_io.h"
+#include "sup_cgroup.h"
+#include "sup_notify.h"
+#include "sup_spawn.h"
+#include "sup_store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#define FLUSH_MS 1000
+#define FLUSH_ERRORS 500
+#define HEARTBEAT_TIMEOUT_MS 60000
+#define RESTART_LIMIT 3
+#define TEMPFAIL_LIMIT 10
+#define SHUTDOWN_GRACE_MS 25000
+#define MSGS_PER_WAKE 2000
+
+typedef enum {
+    W_FREE = 0,
+    W_RUNNING, /* a worker process exists */
+    W_WAITING, /* no process; respawn at respawn_at */
+} wstate_t;
+
+typedef struct worker {
+    wstate_t state;
+    pid_t pid;
+    char qid_hex[25];
+    char name[64]; /* deals_import_queue_<id>: ZeroMQ identity, cgroup */
+    bson_oid_t qid, account;
+    bson_t *doc;
+    int64_t started_ms, last_heard_ms, respawn_at_ms, last_flush_ms;
+    int restarts, tempfails;
+    int has_cgroup;
+    /* from the current worker run */
+    int done;
+    dip_done_status_t status;
+    char *error;
+    json_t *notes;
+    int64_t lines, added, nerrors, bytes, bytes_total;
+    json_t *errors;     /* buffered line_error objects */
+    json_t *checkpoint; /* latest, not yet written */
+    int dirty;
+    int stop_sent;
+} worker_t;
+
+struct sup_loop {
+    dip_config_t cfg; /* tunables only; strings borrowed from the caller */
+    const char *config_file;
+    sup_store_t *store;
+    sup_notify_t *notify;
+    sup_cgroup_t *cgroup;
+    void *zctx, *events;
+    char endpoint[600];
+    int sigfd, lockfd;
+    worker_t *workers;
+    size_t cap;
+    char owner[300];
+    char worker_path[PATH_MAX];
+    char **envp;
+    int stopping;
+    int64_t now, next_claim_ms, next_renew_ms, next_status_ms, next_watchdog_ms,
+        shutdown_deadline_ms;
+    uint64_t watchdog_usec;
+    long finished, failed;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void worker_reset_run(worker_t *w)
+{
+    w->done = 0;
+    w->status = 0;
+    free(w->error);
+    w->error = NULL;
+    json_decref(w->notes);
+    w->notes = NULL;
+    w->stop_sent = 0;
+}
+
+static void worker_clear(worker_t *w)
+{
+    worker_reset_run(w);
+    json_decref(w->errors);
+    json_decref(w->checkpoint);
+    if (w->doc)
+        bson_destroy(w->doc);
+    memset(w, 0, sizeof(*w));
+}
+
+/* ---- setup ---------------------------------------------------------- */
+
+static int make_runtime_dir(const char *dir, char *err, size_t errlen)
+{
+    if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "DEALIMPORT_RUNTIME_DIR: cannot create '%s': %s",
+                 dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static char **build_envp(const dip_config_t *cfg)
+{
+    static const char *const keep[] = {"PATH", "TZ",     "HOME",
+                                       "LANG", "LC_ALL", NULL};
+    char **envp = calloc(DIP_CONFIG_ENV_MAX + 8, sizeof(char *));
+    int n;
+    if (envp == NULL)
+        return NULL;
+    n = dip_config_to_env(cfg, envp);
+    for (int i = 0; keep[i]; i++) {
+        const char *v = getenv(keep[i]);
+        if (v && asprintf(&envp[n], "%s=%s", keep[i], v) >= 0)
+            n++;
+    }
+    envp[n] = NULL;
+    return envp;
+}
+
+static void free_envp(char **envp)
+{
+    for (int i = 0; envp && envp[i]; i++) {
+        memset(envp[i], 0, strlen(envp[i])); /* holds APP_SECRET */
+        free(envp[i]);
+    }
+    free(envp);
+}
+
+sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
+                         const char *self_exe, char *err, size_t errlen)
+{
+    sup_loop_t *self = calloc(1, sizeof(*self));
+    char host[256] = "localhost", path[700], msg[512];
+    sigset_t mask;
+    int mode = 0;
+
+    if (self == NULL)
+        return NULL;
+    self->sigfd = -1;
+    self->lockfd = -1;
+    self->cfg = *cfg;
+    self->config_file = config_file;
+    self->cap = (size_t)cfg->max_workers;
+    self->workers = calloc(self->cap, sizeof(worker_t));
+    if (self->workers == NULL)
+        goto fail;
+
+    if (cfg->worker_path) {
+        snprintf(self->worker_path, sizeof(self->worker_path), "%s",
+                 cfg->worker_path);
+    } else {
+        char *slash;
+        snprintf(self->worker_path, sizeof(self->worker_path), "%s", self_exe);
+        slash = strrchr(self->worker_path, '/');
+        snprintf(slash ? slash + 1 : self->worker_path,
+                 sizeof(self->worker_path) -
+                     (size_t)(slash ? slash + 1 - self->worker_path : 0),
+                 "dealimport-worker");
+    }
+    if (access(self->worker_path, X_OK) < 0) {
+        snprintf(err, errlen, "DEALIMPORT_WORKER_PATH: cannot execute '%s': %s",
+                 self->worker_path, strerror(errno));
+        goto fail;
+    }
+
+    if (make_runtime_dir(cfg->runtime_dir, err, errlen) < 0)
+        goto fail;
+    /* One supervisor per runtime directory: a second one would steal the
+     * first one's sockets. */
+    snprintf(path, sizeof(path), "%s/supervisor.lock", cfg->runtime_dir);
+    self->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (self->lockfd < 0 || flock(self->lockfd, LOCK_EX | LOCK_NB) < 0) {
+        snprintf(err, errlen,
+                 "another supervisor is running with runtime directory '%s'",
+                 cfg->runtime_dir);
+        goto fail;
+    }
+
+    gethostname(host, sizeof(host) - 1);
+    snprintf(self->owner, sizeof(self->owner), "%s:%d:%lld", host,
+             (int)getpid(), (long long)dip_bson_now_ms());
+    self->store = sup_store_new(cfg, self->owner, err, errlen);
+    if (self->store == NULL)
+        goto fail;
+    self->envp = build_envp(cfg);
+    if (self->envp == NULL)
+        goto fail;
+
+    self->zctx = zmq_ctx_new();
+    self->events = self->zctx ? zmq_socket(self->zctx, ZMQ_ROUTER) : NULL;
+    snprintf(self->endpoint, sizeof(self->endpoint), "ipc://%s/events.ipc",
+             cfg->runtime_dir);
+    {
+        int one = 1, linger = 0, maxmsg = (int)DIP_MSG_MAX_FRAME;
+        int64_t maxsize = (int64_t)maxmsg;
+        if (self->events == NULL ||
+            zmq_setsockopt(self->events, ZMQ_ROUTER_MANDATORY, &one,
+                           sizeof(one)) ||
+            zmq_setsockopt(self->events, ZMQ_LINGER, &linger, sizeof(linger)) ||
+            zmq_setsockopt(self->events, ZMQ_MAXMSGSIZE, &maxsize,
+                           sizeof(maxsize)) ||
+            zmq_bind(self->events, self->endpoint)) {
+            snprintf(err, errlen, "cannot listen on '%s': %s", self->endpoint,
+                     zmq_strerror(zmq_errno()));
+            goto fail;
+        }
+    }
+    snprintf(path, sizeof(path), "%s/events.ipc", cfg->runtime_dir);
+    chmod(path, 0600);
+
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    self->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (self->sigfd < 0) {
+        snprintf(err, errlen, "signalfd: %s", strerror(errno));
+        goto fail;
+    }
+
+    self->notify = sup_notify_new();
+    self->cgroup = sup_cgroup_new(msg, sizeof(msg));
+    if (self->cgroup == NULL)
+        dip_log(DIP_LOG_NOTICE, NULL,
+                "no delegated cgroup v2 subtree (%s): workers are limited by "
+                "rlimits only",
+                msg);
+    else
+        dip_log(DIP_LOG_INFO, NULL,
+                "workers get their own cgroup with memory, cpu and pids "
+                "limits");
+    (void)mode;
+    return self;
+fail:
+    sup_loop_destroy(&self);
+    return NULL;
+}
+
+void sup_loop_destroy(sup_loop_t **self_p)
+{
+    sup_loop_t *self;
+    if (self_p == NULL || *self_p == NULL)
+        return;
+    self = *self_p;
+    for (size_t i = 0; self->workers && i < self->cap; i++)
+        worker_clear(&self->workers[i]);
+    free(self->workers);
+    if (self->events)
+        zmq_close(self->events);
+    if (self->zctx)
+        zmq_ctx_term(self->zctx);
+    sup_store_destroy(&self->store);
+    sup_notify_destroy(&self->notify);
+    sup_cgroup_destroy(&self->cgroup);
+    free_envp(self->envp);
+    if (self->sigfd >= 0)
+        close(self->sigfd);
+    if (self->lockfd >= 0)
+        close(self->lockfd);
+    free(self);
+    *self_p = NULL;
+}
+
+/* ---- workers -------------------------------------------------------- */
+
+/* Signals a worker's whole process group; never pid 0 or our own group. */
+static void kill_worker(worker_t *w, int sig)
+{
+    if (w->pid > 0)
+        kill(-w->pid, sig);
+}
+
+static size_t running_for_account(sup_loop_t *self, const bson_oid_t *acc)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < self->cap; i++)
+        if (self->workers[i].state != W_FREE &&
+            bson_oid_equal(&self->workers[i].account, acc))
+            n++;
+    return n;
+}
+
+static size_t busy(sup_loop_t *self)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < self->cap; i++)
+        n += self->workers[i].state != W_FREE;
+    return n;
+}
+
+static worker_t *by_pid(sup_loop_t *self, pid_t pid)
+{
+    for (size_t i = 0; i < self->cap; i++)
+        if (self->workers[i].state == W_RUNNING && self->workers[i].pid == pid)
+            return &self->workers[i];
+    return NULL;
+}
+
+static worker_t *by_qid(sup_loop_t *self, const char *hex)
+{
+    for (size_t i = 0; i < self->cap; i++)
+        if (self->workers[i].state != W_FREE &&
+            strcmp(self->workers[i].qid_hex, hex) == 0)
+            return &self->workers[i];
+    return NULL;
+}
+
+static void spawn_opts(sup_loop_t *self, sup_spawn_opts_t *o, char **argv,
+                       int cgroup_fd)
+{
+    memset(o, 0, sizeof(*o));
+    o->path = self->worker_path;
+    o->argv = argv;
+    o->envp = self->envp;
+    o->memory_mb = self->cfg.worker_memory_mb;
+    o->cpu_s = self->cfg.worker_cpu_s;
+    o->nofile = 256;
+    o->cgroup_fd = cgroup_fd;
+}
+
+static int start_worker(sup_loop_t *self, worker_t *w)
+{
+    char *argv[] = {self->worker_path, "--queue-id",   w->qid_hex,
+                    "--events",        self->endpoint, NULL};
+    sup_spawn_opts_t o;
+    char err[512];
+    int cgfd = -1;
+    pid_t pid;
+
+    if (self->cgroup) {
+        if (sup_cgroup_create(self->cgroup, w->name, self->cfg.worker_memory_mb,
+                              100, 64, &cgfd, err, sizeof(err)) < 0) {
+            dip_log(DIP_LOG_WARNING, w->qid_hex,
+                    "cannot create the worker's cgroup, using rlimits only: %s",
+                    err);
+            cgfd = -1;
+        } else {
+            w->has_cgroup = 1;
+        }
+    }
+    spawn_opts(self, &o, argv, cgfd);
+    pid = sup_spawn_start(&o, err, sizeof(err));
+    if (cgfd >= 0)
+        close(cgfd);
+    if (pid < 0) {
+        dip_log(DIP_LOG_ERR, w->qid_hex, "%s", err);
+        return -1;
+    }
+    worker_reset_run(w);
+    w->state = W_RUNNING;
+    w->pid = pid;
+    w->started_ms = w->last_heard_ms = self->now;
+    w->last_flush_ms = self->now;
+    dip_log(DIP_LOG_INFO, w->qid_hex, "worker started: pid=%d namespace=%s",
+            (int)pid, w->name);
+    return 0;
+}
+
+static int send_control(sup_loop_t *self, worker_t *w,
+                        dip_control_action_t action)
+{
+    char *frame = dip_msg_control(action);
+    int rc = -1;
+    if (frame &&
+        zmq_send(self->events, w->name, strlen(w->name),
+                 ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
+        zmq_send(self->events, frame, strlen(frame), ZMQ_DONTWAIT) >= 0)
+        rc = 0;
+    free(frame);
+    return rc;
+}
+
+/* Writes what the worker reported and has not been written yet. */
+static int flush_worker(sup_loop_t *self, worker_t *w)
+{
+    char err[512];
+    int rc;
+    if (!w->dirty && json_array_size(w->errors) == 0)
+        return 0;
+    rc = sup_store_progress(self->store, &w->qid, w->errors, w->lines, w->added,
+                            w->nerrors, w->bytes, w->bytes_total, w->checkpoint,
+                            err, sizeof(err));
+    w->last_flush_ms = self->now;
+    if (rc == SUP_STORE_OK) {
+        json_array_clear(w->errors);
+        json_decref(w->checkpoint);
+        w->checkpoint = NULL;
+        w->dirty = 0;
+        return 0;
+    }
+    if (rc == SUP_STORE_ELOST) {
+        /* Another supervisor took this import over (our lease lapsed):
+         * stop our worker so only one runs it. */
+        dip_log(DIP_LOG_ERR, w->qid_hex, "%s: stopping its worker", err);
+        if (w->state == W_RUNNING)
+            kill_worker(w, SIGKILL);
+        json_array_clear(w->errors);
+        w->dirty = 0;
+        return -1;
+    }
+    dip_log(DIP_LOG_WARNING, w->qid_hex, "%s (will retry)", err);
+    return -1;
+}
+
+static void finish_import(sup_loop_t *self, worker_t *w, const char *status,
+                          const char *error)
+{
+    sup_store_result_t r = {status, error, w->notes, w->lines};
+    char err[512];
+    if (flush_worker(self, w) < 0 && w->dirty) {
+        /* keep it for the next tick rather than lose errors */
+        w->state = W_WAITING;
+        w->respawn_at_ms = INT64_MAX;
+        return;
+    }
+    if (sup_store_finish(self->store, w->doc, &r, err, sizeof(err)) < 0) {
+        dip_log(DIP_LOG_ERR, w->qid_hex,
+                "cannot record the final status '%s': %s", status, err);
+    } else {
+        dip_log(strcmp(status, "completed") == 0 ? DIP_LOG_INFO
+                                                 : DIP_LOG_WARNING,
+                w->qid_hex, "import %s at line %lld%s%s%s", status,
+                (long long)w->lines, error ? ": '" : "", error ? error : "",
+                error ? "'" : "");
+    }
+    self->finished++;
+    if (strcmp(status, "failed") == 0)
+        self->failed++;
+    if (w->has_cgroup)
+        sup_cgroup_remove(self->cgroup, w->name);
+    worker_clear(w);
+    self->next_claim_ms = self->now; /* a slot is free: claim at once */
+}
+
+static void release_import(sup_loop_t *self, worker_t *w, const char *status,
+                           const char *error)
+{
+    char err[512];
+    flush_worker(self, w);
+    if (sup_store_release(self->store, &w->qid, status, error, err,
+                          sizeof(err)) < 0)
+        dip_log(DIP_LOG_ERR, w->qid_hex, "%s", err);
+    else
+        dip_log(DIP_LOG_INFO, w->qid_hex,
+                "import handed back as '%s' at "
+                "line %lld",
+                status, (long long)w->lines);
+    if (w->has_cgroup)
+        sup_cgroup_remove(self->cgroup, w->name);
+    worker_clear(w);
+    self->next_claim_ms = self->now;
+}
+
+static void schedule_respawn(sup_loop_t *self, worker_t *w, int64_t delay_ms)
+{
+    if (w->has_cgroup) {
+        sup_cgroup_remove(self->cgroup, w->name);
+        w->has_cgroup = 0;
+    }
+    w->state = W_WAITING;
+    w->pid = 0;
+    w->respawn_at_ms = self->now + delay_ms;
+}
+
+/* A worker process ended: decide what that means for its import. */
+static void on_exit_status(sup_loop_t *self, worker_t *w, int st)
+{
+    char how[512], msg[1024];
+    sup_spawn_opts_t o;
+    char *argv[] = {NULL};
+    int oom = 0;
+
+    flush_worker(self, w);
+    spawn_opts(self, &o, argv, -1);
+    sup_spawn_describe(st, &o, how, sizeof(how));
+    if (w->has_cgroup && sup_cgroup_oom_killed(self->cgroup, w->name) > 0)
+        oom = 1;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 70)
+        oom = 1;
+
+    if (w->done && !oom) {
+        switch (w->status) {
+        case DIP_DONE_COMPLETED:
+            finish_import(self, w, "completed", NULL);
+            return;
+        case DIP_DONE_FAILED:
+            finish_import(self, w, "failed", w->error);
+            return;
+        case DIP_DONE_CANCELLED:
+            finish_import(self, w, "cancelled", NULL);
+            return;
+        case DIP_DONE_PAUSED:
+            release_import(self, w, "paused", NULL);
+            return;
+        case DIP_DONE_STOPPED:
+            release_import(self, w, "pending", NULL);
+            return;
+        case DIP_DONE_RETRY:
+            break;
+        }
+    }
+    if (self->stopping) {
+        release_import(self, w, "pending", NULL);
+        return;
+    }
+    if (oom) {
+        snprintf(msg, sizeof(msg),
+                 "worker exceeded its %ld MB memory limit at line %lld",
+                 self->cfg.worker_memory_mb, (long long)w->lines);
+        finish_import(self, w, "failed", msg);
+        return;
+    }
+    if (w->done && w->status == DIP_DONE_RETRY) {
+        int64_t delay;
+        if (++w->tempfails > TEMPFAIL_LIMIT) {
+            snprintf(msg, sizeof(msg),
+                     "gave up after %d temporary failures, last at line "
+                     "%lld: %s",
+                     TEMPFAIL_LIMIT, (long long)w->lines,
+                     w->error ? w->error : "unknown");
+            finish_import(self, w, "failed", msg);
+            return;
+        }
+        delay = self->cfg.row_backoff_ms * (1LL << (w->tempfails - 1));
+        if (delay > 300000)
+            delay = 300000;
+        dip_log(DIP_LOG_WARNING, w->qid_hex,
+                "worker stopped on a temporary failure at line %lld (%s); "
+                "resuming in %lld ms",
+                (long long)w->lines, w->error ? w->error : "",
+                (long long)delay);
+        schedule_respawn(self, w, delay);
+        return;
+    }
+    /* A crash, a limit, or an exit without a word. */
+    if (++w->restarts >= RESTART_LIMIT) {
+        snprintf(msg, sizeof(msg),
+                 "worker %s %d times, last at line %lld: the import was "
+                 "stopped",
+                 how, RESTART_LIMIT, (long long)w->lines);
+        finish_import(self, w, "failed", msg);
+        return;
+    }
+    dip_log(DIP_LOG_WARNING, w->qid_hex,
+            "worker %s at line %lld; resuming from its checkpoint (restart "
+            "%d of %d)",
+            how, (long long)w->lines, w->restarts, RESTART_LIMIT - 1);
+    schedule_respawn(self, w, 1000LL << (w->restarts - 1));
+}
+
+static void reap(sup_loop_t *self)
+{
+    pid_t pid;
+    int st;
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        worker_t *w = by_pid(self, pid);
+        if (w == NULL)
+            continue;
+        /* Whatever the worker left in its process group goes with it. */
+        kill_worker(w, SIGKILL);
+        on_exit_status(self, w, st);
+    }
+}
+
+/* ---- messages ------------------------------------------------------- */
+
+static void on_message(sup_loop_t *self, const char *identity, size_t idlen,
+                       const void *data, size_t len)
+{
+    dip_msg_t m;
+    char err[256];
+    worker_t *w;
+    if (dip_msg_decode(data, len, &m, err, sizeof(err)) < 0) {
+        dip_log(DIP_LOG_WARNING, NULL,
+                "dropped a malformed message from '%.*s': %s",
+                (int)(idlen > 64 ? 64 : idlen), identity, err);
+        return;
+    }
+    w = m.queue_id ? by_qid(self, m.queue_id) : NULL;
+    /* A worker speaks only for its own import: the identity it connected
+     * with must name the import the message is about. */
+    if (w == NULL || w->state != W_RUNNING || idlen != strlen(w->name) ||
+        memcmp(identity, w->name, idlen) != 0) {
+        dip_log(DIP_LOG_WARNING, NULL,
+                "dropped a '%s' message from '%.*s' for an import it does not "
+                "run",
+                json_string_value(json_object_get(m.root, "type")),
+                (int)(idlen > 64 ? 64 : idlen), identity);
+        dip_msg_release(&m);
+        return;
+    }
+    w->last_heard_ms = self->now;
+    switch (m.type) {
+    case DIP_MSG_HELLO:
+        dip_log(DIP_LOG_INFO, w->qid_hex, "worker pid=%lld starts at line %lld",
+                (long long)m.pid, (long long)m.first_line);
+        break;
+    case DIP_MSG_BATCH:
+        w->lines = m.lines;
+        w->added = m.added;
+        w->nerrors = m.errors;
+        w->bytes = m.bytes;
+        w->bytes_total = m.bytes_total;
+        json_decref(w->checkpoint);
+        w->checkpoint = json_incref(m.checkpoint);
+        w->dirty = 1;
+        break;
+    case DIP_MSG_LINE_ERROR: {
+        json_t *e =
+            json_pack("{s:I, s:s, s:s, s:O}", "line", (json_int_t)m.line,
+                      "field", m.field, "message", m.message, "row", m.row);
+        if (w->errors == NULL)
+            w->errors = json_array();
+        if (e && w->errors)
+            json_array_append_new(w->errors, e);
+        if (json_array_size(w->errors) >= FLUSH_ERRORS)
+            flush_worker(self, w);
+        break;
+    }
+    case DIP_MSG_DONE:
+        w->done = 1;
+        w->status = m.status;
+        w->lines = m.lines > w->lines ? m.lines : w->lines;
+        free(w->error);
+        w->error = m.error ? strdup(m.error) : NULL;
+        json_decref(w->notes);
+        w->notes = m.notes ? json_incref(m.notes) : NULL;
+        break;
+    default:
+        break;
+    }
+    dip_msg_release(&m);
+}
+
+static void drain_events(sup_loop_t *self)
+{
+    for (int i = 0; i < MSGS_PER_WAKE; i++) {
+        zmq_msg_t id, body;
+        int more = 0;
+        size_t ml = sizeof(more);
+        zmq_msg_init(&id);
+        if (zmq_msg_recv(&id, self->events, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&id);
+            return;
+        }
+        zmq_msg_init(&body);
+        zmq_getsockopt(self->events, ZMQ_RCVMORE, &more, &ml);
+        if (more && zmq_msg_recv(&body, self->events, ZMQ_DONTWAIT) >= 0) {
+            /* Anything beyond two frames is not ours: drop it. */
+            zmq_getsockopt(self->events, ZMQ_RCVMORE, &more, &ml);
+            if (!more)
+                on_message(self, zmq_msg_data(&id), zmq_msg_size(&id),
+                           zmq_msg_data(&body), zmq_msg_size(&body));
+            while (more) {
+                zmq_msg_t extra;
+                zmq_msg_init(&extra);
+                zmq_msg_recv(&extra, self->events, ZMQ_DONTWAIT);
+                zmq_msg_close(&extra);
+                zmq_getsockopt(self->events, ZMQ_RCVMORE, &more, &ml);
+            }
+        }
+        zmq_msg_close(&id);
+        zmq_msg_close(&body);
+    }
+}
+
+/* ---- timers --------------------------------------------------------- */
+
+static void claim(sup_loop_t *self)
+{
+    char err[512];
+    while (!self->stopping && busy(self) < self->cap) {
+        bson_oid_t skip[64];
+        size_t nskip = 0;
+        bson_t doc;
+        worker_t *w = NULL;
+        int rc;
+        /* accounts at their limit */
+        for (size_t i = 0; i < self->cap && nskip < 64; i++) {
+            worker_t *x = &self->workers[i];
+            int seen = 0;
+            if (x->state == W_FREE)
+                continue;
+            for (size_t j = 0; j < nskip; j++)
+                seen |= bson_oid_equal(&skip[j], &x->account);
+            if (!seen && running_for_account(self, &x->account) >=
+                             (size_t)self->cfg.max_workers_per_account)
+                bson_oid_copy(&x->account, &skip[nskip++]);
+        }
+        rc = sup_store_claim(self->store, skip, nskip, &doc, err, sizeof(err));
+        if (rc <= 0) {
+            if (rc < 0)
+                dip_log(DIP_LOG_WARNING, NULL, "%s", err);
+            return;
+        }
+        for (size_t i = 0; i < self->cap; i++)
+            if (self->workers[i].state == W_FREE) {
+                w = &self->workers[i];
+                break;
+            }
+        memset(w, 0, sizeof(*w));
+        w->doc = bson_copy(&doc);
+        bson_destroy(&doc);
+        dip_bson_get_oid(w->doc, "_id", &w->qid);
+        bson_oid_to_string(&w->qid, w->qid_hex);
+        if (dip_bson_get_oid(w->doc, "account_id", &w->account) != 0)
+            bson_oid_init_from_data(&w->account,
+                                    (const uint8_t *)"\0\0\0\0\0\0\0\0\0\0\0");
+        snprintf(w->name, sizeof(w->name), "deals_import_queue_%s", w->qid_hex);
+        w->errors = json_array();
+        w->lines = dip_bson_get_int(w->doc, "checkpoint.line", 0);
+        w->state = W_WAITING;
+        dip_log(DIP_LOG_INFO, w->qid_hex, "claimed import (file '%s')",
+                dip_bson_get_str(w->doc, "csv.0.key")
+                    ? dip_bson_get_str(w->doc, "csv.0.key")
+                    : "");
+        if (start_worker(self, w) < 0) {
+            release_import(self, w, "pending", NULL);
+            self->next_claim_ms = self->now + 30000;
+            return;
+        }
+    }
+}
+
+static void tick(sup_loop_t *self)
+{
+    char err[512];
+    for (size_t i = 0; i < self->cap; i++) {
+        worker_t *w = &self->workers[i];
+        if (w->state == W_FREE)
+            continue;
+        if (w->state == W_RUNNING &&
+            (w->dirty || json_array_size(w->errors) > 0) &&
+            self->now - w->last_flush_ms >= FLUSH_MS)
+            flush_worker(self, w);
+        if (w->state == W_WAITING && self->now >= w->respawn_at_ms) {
+            if (w->respawn_at_ms == INT64_MAX) {
+                /* a final write that failed: try it again */
+                continue;
+            }
+            if (self->stopping)
+                release_import(self, w, "pending", NULL);
+            else if (start_worker(self, w) < 0)
+                release_import(self, w, "pending", NULL);
+            continue;
+        }
+        if (w->state == W_RUNNING && !self->stopping) {
+            if (self->now - w->last_heard_ms > HEARTBEAT_TIMEOUT_MS) {
+                dip_log(DIP_LOG_ERR, w->qid_hex,
+                        "worker pid=%d silent for %d s: killing it",
+                        (int)w->pid, HEARTBEAT_TIMEOUT_MS / 1000);
+                kill_worker(w, SIGKILL);
+                w->last_heard_ms = self->now; /* once */
+            } else if (self->now - w->started_ms >
+                       self->cfg.worker_timeout_s * 1000) {
+                dip_log(DIP_LOG_ERR, w->qid_hex,
+                        "worker pid=%d ran past its %ld s limit: killing it",
+                        (int)w->pid, self->cfg.worker_timeout_s);
+                kill_worker(w, SIGKILL);
+                w->started_ms = self->now;
+            }
+        }
+    }
+    if (!self->stopping && self->now >= self->next_renew_ms) {
+        if (sup_store_renew_leases(self->store, err, sizeof(err)) < 0)
+            dip_log(DIP_LOG_WARNING, NULL, "%s", err);
+        self->next_renew_ms = self->now + self->cfg.lease_s * 1000 / 3;
+    }
+    if (!self->stopping && self->now >= self->next_claim_ms) {
+        claim(self);
+        self->next_claim_ms = self->now + self->cfg.poll_ms;
+    }
+    if (self->now >= self->next_status_ms) {
+        sup_notify_status(self->notify,
+                          "%zu of %zu workers busy; %ld imports finished "
+                          "(%ld failed)",
+                          busy(self), self->cap, self->finished, self->failed);
+        self->next_status_ms = self->now + 5000;
+    }
+    if (self->watchdog_usec && self->now >= self->next_watchdog_ms) {
+        sup_notify_watchdog(self->notify);
+        self->next_watchdog_ms =
+            self->now + (int64_t)(self->watchdog_usec / 2000);
+    }
+}
+
+static void begin_shutdown(sup_loop_t *self, int sig)
+{
+    if (self->stopping)
+        return;
+    self->stopping = 1;
+    self->shutdown_deadline_ms = self->now + SHUTDOWN_GRACE_MS;
+    self->give_up_ms = self->shutdown_deadline_ms + 10000;
+    sup_notify_stopping(self->notify);
+    dip_log(DIP_LOG_NOTICE, NULL,
+            "signal %d: stopping; asking %zu workers to checkpoint and stop",
+            sig, busy(self));
+    for (size_t i = 0; i < self->cap; i++) {
+        worker_t *w = &self->workers[i];
+        if (w->state == W_RUNNING && send_control(self, w, DIP_CONTROL_STOP))
+            kill_worker(w, SIGTERM);
+        else if (w->state == W_WAITING && w->respawn_at_ms != INT64_MAX)
+            release_import(self, w, "pending", NULL);
+    }
+}
+
+static void reload(sup_loop_t *self)
+{
+    dip_config_t cfg;
+    char err[512];
+    dip_config_init(&cfg);
+    if (dip_config_load(&cfg, self->config_file, 0, err, sizeof(err)) < 0) {
+        dip_log(DIP_LOG_ERR, NULL, "SIGHUP: configuration not reloaded: %s",
+                err);
+    } else {
+        /* Tunables take effect now; addresses and paths need a restart. */
+        self->cfg.poll_ms = cfg.poll_ms;
+        self->cfg.max_workers_per_account = cfg.max_workers_per_account;
+        self->cfg.worker_memory_mb = cfg.worker_memory_mb;
+        self->cfg.worker_cpu_s = cfg.worker_cpu_s;
+        self->cfg.worker_timeout_s = cfg.worker_timeout_s;
+        self->cfg.log_level = cfg.log_level;
+        dip_log_setup("dealimport-supervisor", cfg.log_level,
+                      self->cfg.log_format &&
+                          strcmp(self->cfg.log_format, "json") == 0);
+        dip_log(DIP_LOG_NOTICE, NULL, "SIGHUP: configuration reloaded");
+    }
+    dip_config_release(&cfg);
+}
+
+static void on_signals(sup_loop_t *self)
+{
+    struct signalfd_siginfo si;
+    while (read(self->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        switch (si.ssi_signo) {
+        case SIGCHLD:
+            break; /* reaped below, all at once */
+        case SIGTERM:
+        case SIGINT:
+            begin_shutdown(self, (int)si.ssi_signo);
+            break;
+        case SIGHUP:
+            reload(self);
+            break;
+        }
+    }
+    reap(self);
+}
+
+int sup_loop_run(sup_loop_t *self)
+{
+    char err[512];
+    self->now = now_ms();
+    if (sup_store_ensure_indexes(self->store, err, sizeof(err)) < 0)
+        dip_log(DIP_LOG_WARNING, NULL, "%s (continuing)", err);
+    if (sup_notify_watchdog_usec(self->notify, &self->watchdog_usec) <= 0)
+        self->watchdog_usec = 0;
+    sup_notify_ready(self->notify);
+    dip_log(DIP_LOG_NOTICE, NULL,
+            "serving: owner=%s workers=%zu per_account=%ld poll_ms=%ld "
+            "events=%s",
+            self->owner, self->cap, self->cfg.max_workers_per_account,
+            self->cfg.poll_ms, self->endpoint);
+
+    while (!self->stopping || busy(self) > 0) {
+        zmq_pollitem_t items[2] = {{self->events, 0, ZMQ_POLLIN, 0},
+                                   {NULL, self->sigfd, ZMQ_POLLIN, 0}};
+        long timeout = 200;
+        self->now = now_ms();
+        if (self->stopping && self->now >= self->shutdown_deadline_ms) {
+            for (size_t i = 0; i < self->cap; i++)
+                if (self->workers[i].state == W_RUNNING) {
+                    dip_log(DIP_LOG_WARNING, self->workers[i].qid_hex,
+                            "worker did not stop in time: killing it");
+                    kill_worker(&self->workers[i], SIGKILL);
+                }
+            self->shutdown_deadline_ms = INT64_MAX;
+        }
+        if (self->stopping && self->now >= self->give_up_ms) {
+            dip_log(DIP_LOG_ERR, NULL,
+                    "giving up on %zu imports whose final state could not be "
+                    "written; their leases expire and they are resumed",
+                    busy(self));
+            break;
+        }
+        if (zmq_poll(items, 2, timeout) < 0 && zmq_errno() != EINTR) {
+            dip_log(DIP_LOG_ERR, NULL, "zmq_poll: %s",
+                    zmq_strerror(zmq_errno()));
+            sleep(1);
+        }
+        self->now = now_ms();
+        if (items[0].revents & ZMQ_POLLIN)
+            drain_events(self);
+        if (items[1].revents & ZMQ_POLLIN)
+            on_signals(self);
+        tick(self);
+        /* Final writes that failed earlier (database away) are retried
+         * here until they land. */
+        for (size_t i = 0; i < self->cap; i++) {
+            worker_t *w = &self->workers[i];
+            if (w->state == W_WAITING && w->respawn_at_ms == INT64_MAX &&
+                self->now - w->last_flush_ms >= 5000) {
+                w->state = W_RUNNING; /* on_exit_status expects a run */
+                w->pid = 0;
+                w->last_flush_ms = self->now;
+                on_exit_status(self, w, 0);
+            }
+        }
+    }
+    dip_log(DIP_LOG_NOTICE, NULL, "stopped: all imports handed back");
+    return 0;
+}
