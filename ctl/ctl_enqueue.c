@@ -1,0 +1,255 @@
+/*
+ * ctl_enqueue: parses the enqueue options, uploads the file, and inserts the
+ * queue document. Works without a supervisor running: the next supervisor
+ * poll picks the import up.
+ */
+#include "ctl_enqueue.h"
+#include "dip_bson.h"
+#include "dip_mongo_io.h"
+#include "dip_msg.h"
+#include "dip_storage_io.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bson/bson.h>
+#include <jansson.h>
+
+#define MAX_MAPS 512
+
+static const char usage[] =
+    "usage: dealimportctl enqueue --file PATH --account ID --user ID "
+    "--pipeline ID\n"
+    "                             --map 'CSV Column=field' ... [--tags a,b]\n"
+    "                             [--parent-account ID] [--client ID] "
+    "[--json]\n";
+
+static int parse_id(const char *opt, const char *s, bson_oid_t *out)
+{
+    if (s == NULL || !bson_oid_is_valid(s, strlen(s)) || strlen(s) != 24) {
+        fprintf(stderr, "dealimportctl: %s '%s' is not an ObjectId\n", opt,
+                s ? s : "");
+        return -1;
+    }
+    bson_oid_init_from_string(out, s);
+    return 0;
+}
+
+static void random_hex(char *out, size_t n)
+{
+    FILE *f = fopen("/dev/urandom", "re");
+    static const char hex[] = "0123456789abcdef";
+    unsigned char b = 0;
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (f == NULL || fread(&b, 1, 1, f) != 1)
+            b = (unsigned char)rand();
+        out[i] = hex[b & 15];
+    }
+    out[n - 1] = '\0';
+    if (f)
+        fclose(f);
+}
+
+int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"file", required_argument, NULL, 'f'},
+        {"account", required_argument, NULL, 'a'},
+        {"user", required_argument, NULL, 'u'},
+        {"pipeline", required_argument, NULL, 'p'},
+        {"map", required_argument, NULL, 'm'},
+        {"tags", required_argument, NULL, 't'},
+        {"parent-account", required_argument, NULL, 'P'},
+        {"client", required_argument, NULL, 'C'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *file = NULL, *account = NULL, *user = NULL, *pipeline = NULL;
+    const char *tags = NULL, *parent = NULL, *client_id = NULL;
+    const char *maps[MAX_MAPS];
+    size_t nmaps = 0;
+    int json = 0, c, rc = 1;
+    bson_oid_t acc, usr, pip, par, cli, qid;
+    char key[1024], hex[25], err[1024], rnd[17];
+    const char *base, *db;
+    dip_storage_t *st = NULL;
+    mongoc_client_t *mc = NULL;
+    mongoc_collection_t *queues = NULL;
+    bson_t *doc = NULL;
+    bson_error_t error;
+    struct stat sb;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'f':
+            file = optarg;
+            break;
+        case 'a':
+            account = optarg;
+            break;
+        case 'u':
+            user = optarg;
+            break;
+        case 'p':
+            pipeline = optarg;
+            break;
+        case 'm':
+            if (nmaps == MAX_MAPS) {
+                fprintf(stderr, "dealimportctl: more than %d --map\n",
+                        MAX_MAPS);
+                return 64;
+            }
+            maps[nmaps++] = optarg;
+            break;
+        case 't':
+            tags = optarg;
+            break;
+        case 'P':
+            parent = optarg;
+            break;
+        case 'C':
+            client_id = optarg;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            printf("\nUploads PATH to DEALIMPORT_STORAGE_URL under a fresh key "
+                   "and queues a deal\nimport of it, as the CRM's import API "
+                   "does. Prints the new queue id.\nEach --map names a CSV "
+                   "column and the deal field (or custom-field id) it\nfills; "
+                   "the text after the last '=' is the field.\n");
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 64;
+        }
+    }
+    if (optind < argc || !file || !account || !user || !pipeline ||
+        nmaps == 0) {
+        fprintf(stderr, "dealimportctl: enqueue needs --file, --account, "
+                        "--user, --pipeline and at least one --map\n");
+        fputs(usage, stderr);
+        return 64;
+    }
+    if (parse_id("--account", account, &acc) ||
+        parse_id("--user", user, &usr) ||
+        parse_id("--pipeline", pipeline, &pip) ||
+        (parent && parse_id("--parent-account", parent, &par)) ||
+        (client_id && parse_id("--client", client_id, &cli)))
+        return 64;
+    for (size_t i = 0; i < nmaps; i++) {
+        const char *eq = strrchr(maps[i], '=');
+        if (eq == NULL || eq == maps[i] || eq[1] == '\0') {
+            fprintf(stderr,
+                    "dealimportctl: --map '%s' is not 'CSV Column=field'\n",
+                    maps[i]);
+            return 64;
+        }
+    }
+    if (stat(file, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+        fprintf(stderr, "dealimportctl: cannot read '%s'\n", file);
+        return 1;
+    }
+
+    base = strrchr(file, '/');
+    base = base ? base + 1 : file;
+    random_hex(rnd, sizeof(rnd));
+    snprintf(key, sizeof(key), "imports/deals/%s/%s", rnd, base);
+    st = dip_storage_new(cfg, err, sizeof(err));
+    if (st == NULL ||
+        dip_storage_put_file(st, key, file, err, sizeof(err)) != 0) {
+        fprintf(stderr, "dealimportctl: upload failed: %s\n", err);
+        rc = 69;
+        goto cleanup;
+    }
+
+    bson_oid_init(&qid, NULL);
+    doc = bson_new();
+    BSON_APPEND_OID(doc, "_id", &qid);
+    BSON_APPEND_UTF8(doc, "source", "deals");
+    BSON_APPEND_UTF8(doc, "status", "pending");
+    BSON_APPEND_BOOL(doc, "in_progress", false);
+    BSON_APPEND_OID(doc, "user_id", &usr);
+    BSON_APPEND_OID(doc, "account_id", &acc);
+    if (parent)
+        BSON_APPEND_OID(doc, "parent_account", &par);
+    if (client_id)
+        BSON_APPEND_OID(doc, "client_id", &cli);
+    {
+        bson_t arr, item, m, ad, t;
+        BSON_APPEND_ARRAY_BEGIN(doc, "csv", &arr);
+        BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &item);
+        BSON_APPEND_UTF8(&item, "key", key);
+        BSON_APPEND_UTF8(&item, "name", base);
+        bson_append_document_end(&arr, &item);
+        bson_append_array_end(doc, &arr);
+        BSON_APPEND_DOCUMENT_BEGIN(doc, "mappings", &m);
+        for (size_t i = 0; i < nmaps; i++) {
+            const char *eq = strrchr(maps[i], '=');
+            bson_append_utf8(&m, maps[i], (int)(eq - maps[i]), eq + 1, -1);
+        }
+        bson_append_document_end(doc, &m);
+        BSON_APPEND_DOCUMENT_BEGIN(doc, "additional_data", &ad);
+        BSON_APPEND_OID(&ad, "pipeline_id", &pip);
+        BSON_APPEND_ARRAY_BEGIN(&ad, "tags", &t);
+        if (tags && *tags) {
+            char *copy = strdup(tags), *save = NULL, *tok;
+            int i = 0;
+            for (tok = strtok_r(copy, ",", &save); tok;
+                 tok = strtok_r(NULL, ",", &save)) {
+                char k[24];
+                while (*tok == ' ')
+                    tok++;
+                if (*tok == '\0')
+                    continue;
+                snprintf(k, sizeof(k), "%d", i++);
+                BSON_APPEND_UTF8(&t, k, tok);
+            }
+            free(copy);
+        }
+        bson_append_array_end(&ad, &t);
+        bson_append_document_end(doc, &ad);
+    }
+    BSON_APPEND_DATE_TIME(doc, "created_at", dip_bson_now_ms());
+    BSON_APPEND_DATE_TIME(doc, "updated_at", dip_bson_now_ms());
+
+    mc = dip_mongo_client_new(cfg->mongodb_uri, "dealimportctl", &db, err,
+                              sizeof(err));
+    if (mc == NULL) {
+        fprintf(stderr, "dealimportctl: %s\n", err);
+        rc = 78;
+        goto cleanup;
+    }
+    queues = mongoc_client_get_collection(mc, db, "queues");
+    if (!mongoc_collection_insert_one(queues, doc, NULL, NULL, &error)) {
+        fprintf(stderr, "dealimportctl: cannot queue the import: %s\n",
+                error.message);
+        rc = 69;
+        goto cleanup;
+    }
+    bson_oid_to_string(&qid, hex);
+    if (json) {
+        json_t *o = json_pack("{s:i, s:b, s:s, s:s}", "v", 1, "ok", 1, "id",
+                              hex, "key", key);
+        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        printf("%s\n", s ? s : "{}");
+        free(s);
+        json_decref(o);
+    } else
+        printf("%s\n", hex);
+    rc = 0;
+cleanup:
+    bson_destroy(doc);
+    mongoc_collection_destroy(queues);
+    mongoc_client_destroy(mc);
+    dip_storage_destroy(&st);
+    return rc;
+}
