@@ -1,0 +1,262 @@
+/*
+ * it_env: integration-test plumbing over libmongoc, the project's storage
+ * code and fork/exec of the built programs.
+ */
+#include "it_env.h"
+#include "dip_bson.h"
+#include "dip_mongo_io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+int it_env_init(it_env_t *env, const char *name)
+{
+    const char *base = getenv("DEALIMPORT_MONGODB_URI");
+    char err[512];
+    mongoc_uri_t *uri;
+    bson_error_t error;
+    char *s;
+
+    memset(env, 0, sizeof(*env));
+    if (base == NULL || getenv("DEALIMPORT_STORAGE_URL") == NULL) {
+        printf("skipped: the development stack is not running "
+               "(DEALIMPORT_MONGODB_URI, DEALIMPORT_STORAGE_URL unset); "
+               "run ./scripts/test\n");
+        return 77;
+    }
+    snprintf(env->dbname, sizeof(env->dbname), "it_%s_%d", name, (int)getpid());
+    dip_mongo_init();
+    uri = mongoc_uri_new_with_error(base, &error);
+    if (uri == NULL) {
+        fprintf(stderr, "bad DEALIMPORT_MONGODB_URI: %s\n", error.message);
+        exit(1);
+    }
+    mongoc_uri_set_database(uri, env->dbname);
+    s = (char *)mongoc_uri_get_string(uri);
+    snprintf(env->uri, sizeof(env->uri), "%s", s);
+    mongoc_uri_destroy(uri);
+    setenv("DEALIMPORT_MONGODB_URI", env->uri, 1);
+
+    dip_config_init(&env->cfg);
+    if (dip_config_load(&env->cfg, NULL,
+                        DIP_NEED_MONGO | DIP_NEED_STORAGE | DIP_NEED_SECRET,
+                        err, sizeof(err)) < 0) {
+        fprintf(stderr, "config: %s\n", err);
+        exit(1);
+    }
+    env->client = mongoc_client_new(env->uri);
+    mongoc_client_set_error_api(env->client, MONGOC_ERROR_API_VERSION_2);
+    env->db = mongoc_client_get_database(env->client, env->dbname);
+    env->storage = dip_storage_new(&env->cfg, err, sizeof(err));
+    if (env->storage == NULL) {
+        fprintf(stderr, "storage: %s\n", err);
+        exit(1);
+    }
+    return 0;
+}
+
+void it_env_release(it_env_t *env)
+{
+    if (env->db) {
+        mongoc_database_drop(env->db, NULL);
+        mongoc_database_destroy(env->db);
+    }
+    mongoc_client_destroy(env->client);
+    dip_storage_destroy(&env->storage);
+    dip_config_release(&env->cfg);
+    memset(env, 0, sizeof(*env));
+}
+
+mongoc_collection_t *it_coll(it_env_t *env, const char *name)
+{
+    return mongoc_database_get_collection(env->db, name);
+}
+
+pid_t it_supervisor_start(it_env_t *env, const char *const *extra,
+                          const char *log_path)
+{
+    static int seq;
+    char path[512];
+    pid_t pid;
+    snprintf(env->runtime, sizeof(env->runtime), "/tmp/it-%s-%d", env->dbname,
+             seq++);
+    mkdir(env->runtime, 0700);
+    snprintf(path, sizeof(path), "%s/dealimport-supervisor",
+             DEALIMPORT_BIN_DIR);
+    pid = fork();
+    if (pid == 0) {
+        setenv("DEALIMPORT_RUNTIME_DIR", env->runtime, 1);
+        setenv("DEALIMPORT_POLL_MS", "200", 1);
+        setenv("DEALIMPORT_LOG_LEVEL", "info", 1);
+        for (int i = 0; extra && extra[i]; i++)
+            putenv((char *)extra[i]);
+        if (log_path) {
+            int fd =
+                open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            if (fd >= 0)
+                dup2(fd, 2);
+        }
+        execve(path, (char *const[]){path, NULL}, environ);
+        _exit(127);
+    }
+    return pid;
+}
+
+int it_process_stop(pid_t pid, int sig, int timeout_ms)
+{
+    int st;
+    kill(pid, sig);
+    for (int waited = 0; waited < timeout_ms; waited += 20) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return st;
+        usleep(20000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return -1;
+}
+
+void it_put(it_env_t *env, const char *key, const char *data, size_t len)
+{
+    char tmp[] = "/tmp/it-upload-XXXXXX", err[512];
+    int fd = mkstemp(tmp);
+    if (fd < 0 || write(fd, data, len) != (ssize_t)len) {
+        fprintf(stderr, "cannot write a temp file\n");
+        exit(1);
+    }
+    close(fd);
+    if (dip_storage_put_file(env->storage, key, tmp, err, sizeof(err)) != 0) {
+        fprintf(stderr, "upload of '%s' failed: %s\n", key, err);
+        exit(1);
+    }
+    unlink(tmp);
+}
+
+void it_pipeline(it_env_t *env, const bson_oid_t *account, bson_oid_t *out)
+{
+    mongoc_collection_t *c = it_coll(env, "pipelines");
+    bson_t *doc;
+    bson_oid_init(out, NULL);
+    doc = BCON_NEW("_id", BCON_OID(out), "account_id", BCON_OID(account),
+                   "name", BCON_UTF8("Sales"));
+    if (!mongoc_collection_insert_one(c, doc, NULL, NULL, NULL)) {
+        fprintf(stderr, "cannot insert a pipeline\n");
+        exit(1);
+    }
+    bson_destroy(doc);
+    mongoc_collection_destroy(c);
+}
+
+void it_enqueue(it_env_t *env, const char *key, const bson_oid_t *account,
+                const bson_oid_t *user, const bson_oid_t *pipeline,
+                const char *mappings_json, bson_oid_t *out)
+{
+    mongoc_collection_t *c = it_coll(env, "queues");
+    bson_error_t error;
+    bson_t *mappings =
+        bson_new_from_json((const uint8_t *)mappings_json, -1, &error);
+    bson_t *doc = bson_new(), arr, item, ad, tags;
+    if (mappings == NULL) {
+        fprintf(stderr, "bad mappings JSON: %s\n", error.message);
+        exit(1);
+    }
+    bson_oid_init(out, NULL);
+    BSON_APPEND_OID(doc, "_id", out);
+    BSON_APPEND_UTF8(doc, "source", "deals");
+    BSON_APPEND_UTF8(doc, "status", "pending");
+    BSON_APPEND_BOOL(doc, "in_progress", false);
+    BSON_APPEND_OID(doc, "user_id", user);
+    BSON_APPEND_OID(doc, "account_id", account);
+    BSON_APPEND_OID(doc, "parent_account", account);
+    BSON_APPEND_OID(doc, "client_id", user);
+    BSON_APPEND_ARRAY_BEGIN(doc, "csv", &arr);
+    if (key) {
+        BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &item);
+        BSON_APPEND_UTF8(&item, "key", key);
+        BSON_APPEND_UTF8(&item, "name", "test.csv");
+        bson_append_document_end(&arr, &item);
+    }
+    bson_append_array_end(doc, &arr);
+    BSON_APPEND_DOCUMENT(doc, "mappings", mappings);
+    BSON_APPEND_DOCUMENT_BEGIN(doc, "additional_data", &ad);
+    BSON_APPEND_OID(&ad, "pipeline_id", pipeline);
+    BSON_APPEND_ARRAY_BEGIN(&ad, "tags", &tags);
+    BSON_APPEND_UTF8(&tags, "0", "imported");
+    bson_append_array_end(&ad, &tags);
+    bson_append_document_end(doc, &ad);
+    BSON_APPEND_DATE_TIME(doc, "created_at", dip_bson_now_ms());
+    if (!mongoc_collection_insert_one(c, doc, NULL, NULL, &error)) {
+        fprintf(stderr, "cannot insert a queue document: %s\n", error.message);
+        exit(1);
+    }
+    bson_destroy(mappings);
+    bson_destroy(doc);
+    mongoc_collection_destroy(c);
+}
+
+int it_wait_final(it_env_t *env, const bson_oid_t *qid, int timeout_ms,
+                  bson_t *out)
+{
+    mongoc_collection_t *c = it_coll(env, "queues");
+    bson_t *filter = BCON_NEW("_id", BCON_OID(qid));
+    int rc = -1;
+    bson_init(out);
+    for (int waited = 0; waited <= timeout_ms; waited += 100) {
+        mongoc_cursor_t *cur =
+            mongoc_collection_find_with_opts(c, filter, NULL, NULL);
+        const bson_t *doc;
+        if (mongoc_cursor_next(cur, &doc)) {
+            const char *s = dip_bson_get_str(doc, "status");
+            if (s && (strcmp(s, "completed") == 0 || strcmp(s, "failed") == 0 ||
+                      strcmp(s, "cancelled") == 0)) {
+                bson_destroy(out);
+                bson_copy_to(doc, out);
+                rc = 0;
+            }
+        }
+        mongoc_cursor_destroy(cur);
+        if (rc == 0)
+            break;
+        usleep(100000);
+    }
+    bson_destroy(filter);
+    mongoc_collection_destroy(c);
+    return rc;
+}
+
+int64_t it_count(it_env_t *env, const char *coll, const char *filter_json)
+{
+    mongoc_collection_t *c = it_coll(env, coll);
+    bson_error_t error;
+    bson_t *filter =
+        bson_new_from_json((const uint8_t *)filter_json, -1, &error);
+    int64_t n;
+    if (filter == NULL) {
+        fprintf(stderr, "bad filter JSON '%s': %s\n", filter_json,
+                error.message);
+        exit(1);
+    }
+    n = mongoc_collection_count_documents(c, filter, NULL, NULL, NULL, &error);
+    if (n < 0)
+        fprintf(stderr, "count on %s failed: %s\n", coll, error.message);
+    bson_destroy(filter);
+    mongoc_collection_destroy(c);
+    return n;
+}
+
+const char *it_str(const bson_t *doc, const char *dotted)
+{
+    const char *s = dip_bson_get_str(doc, dotted);
+    return s ? s : "";
+}

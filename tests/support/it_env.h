@@ -1,0 +1,68 @@
+/*
+ * it_env: what the integration tests share: a private database on the
+ * development stack (named per test process, dropped at the end), uploads to
+ * the dev storage, queue documents as the CRM writes them, and starting and
+ * stopping the real programs from build/bin.
+ */
+#ifndef IT_ENV_H
+#define IT_ENV_H
+
+#include <sys/types.h>
+
+#include <bson/bson.h>
+#include <mongoc/mongoc.h>
+
+#include "dip_config.h"
+#include "dip_storage_io.h"
+
+typedef struct it_env {
+    dip_config_t cfg; /* from the environment, with the private database */
+    char uri[1024];   /* DEALIMPORT_MONGODB_URI for the programs */
+    char dbname[64];
+    char runtime[256]; /* a fresh runtime directory per supervisor start */
+    mongoc_client_t *client;
+    mongoc_database_t *db;
+    dip_storage_t *storage;
+} it_env_t;
+
+/* 0, or 77 when the dev stack's settings are absent (the caller exits 77
+ * to report a skip). name becomes part of the database name. */
+int it_env_init(it_env_t *env, const char *name);
+void it_env_release(it_env_t *env);
+
+mongoc_collection_t *it_coll(it_env_t *env, const char *name);
+
+/* Starts dealimport-supervisor with env's settings plus extra "K=V" strings
+ * (NULL-terminated, may be NULL); its stderr goes to log_path if not NULL.
+ * Returns its pid. */
+pid_t it_supervisor_start(it_env_t *env, const char *const *extra,
+                          const char *log_path);
+/* Sends sig and waits up to timeout_ms; returns the wait status, or -1 if it
+ * did not exit (then it is killed). */
+int it_process_stop(pid_t pid, int sig, int timeout_ms);
+
+/* Uploads bytes to key. */
+void it_put(it_env_t *env, const char *key, const char *data, size_t len);
+
+/* Inserts a pipeline of account; returns its id. */
+void it_pipeline(it_env_t *env, const bson_oid_t *account, bson_oid_t *out);
+
+/* Inserts a pending queue document. mappings_json is a JSON object text;
+ * key may be NULL (no csv entry). */
+void it_enqueue(it_env_t *env, const char *key, const bson_oid_t *account,
+                const bson_oid_t *user, const bson_oid_t *pipeline,
+                const char *mappings_json, bson_oid_t *out);
+
+/* Waits until the queue document's status is one of the final ones
+ * (completed, failed, cancelled) or timeout_ms passes. Copies the document
+ * into out (initialized by the callee). Returns 0 or -1 on timeout. */
+int it_wait_final(it_env_t *env, const bson_oid_t *qid, int timeout_ms,
+                  bson_t *out);
+
+/* count_documents with a JSON filter. */
+int64_t it_count(it_env_t *env, const char *coll, const char *filter_json);
+
+/* A string field of a document, or "". */
+const char *it_str(const bson_t *doc, const char *dotted);
+
+#endif
