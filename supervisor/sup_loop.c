@@ -83,7 +83,7 @@ struct sup_loop {
     char **envp;
     int stopping;
     int64_t now, next_claim_ms, next_renew_ms, next_status_ms, next_watchdog_ms,
-        shutdown_deadline_ms;
+        shutdown_deadline_ms, give_up_ms;
     uint64_t watchdog_usec;
     long finished, failed;
 };
@@ -350,8 +350,9 @@ static void spawn_opts(sup_loop_t *self, sup_spawn_opts_t *o, char **argv,
 
 static int start_worker(sup_loop_t *self, worker_t *w)
 {
-    char *argv[] = {self->worker_path, "--queue-id",   w->qid_hex,
-                    "--events",        self->endpoint, NULL};
+    char opt_id[] = "--queue-id", opt_events[] = "--events";
+    char *argv[] = {self->worker_path, opt_id,         w->qid_hex,
+                    opt_events,        self->endpoint, NULL};
     sup_spawn_opts_t o;
     char err[512];
     int cgfd = -1;

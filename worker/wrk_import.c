@@ -512,7 +512,6 @@ static int stream(import_t *im, const bson_t *q, const char *key)
 
     switch (im->stop) {
     case STOP_NONE: {
-        size_t nh;
         int empty = wrk_csv_header(im->csv, &nh) == NULL;
         exit_code = finish(im, DIP_DONE_COMPLETED,
                            notes_for(im, empty, !empty && im->last_line == 0));
