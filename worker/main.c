@@ -79,8 +79,20 @@ static void *oom_realloc(void *old, size_t n)
     return p;
 }
 
-static bson_mem_vtable_t oom_vtable = {
-    oom_malloc, oom_calloc, oom_realloc, free, {0}};
+static void *oom_aligned_alloc(size_t alignment, size_t n)
+{
+    void *p = aligned_alloc(alignment, n);
+    if (p == NULL && n)
+        out_of_memory();
+    return p;
+}
+
+static bson_mem_vtable_t oom_vtable = {.malloc = oom_malloc,
+                                       .calloc = oom_calloc,
+                                       .realloc = oom_realloc,
+                                       .free = free,
+                                       .aligned_alloc = oom_aligned_alloc,
+                                       .padding = {NULL, NULL, NULL}};
 
 int main(int argc, char **argv)
 {
