@@ -25,7 +25,6 @@ int it_env_init(it_env_t *env, const char *name)
     char err[512];
     mongoc_uri_t *uri;
     bson_error_t error;
-    char *s;
 
     memset(env, 0, sizeof(*env));
     if (base == NULL || getenv("DEALIMPORT_STORAGE_URL") == NULL) {
@@ -41,10 +40,18 @@ int it_env_init(it_env_t *env, const char *name)
         fprintf(stderr, "bad DEALIMPORT_MONGODB_URI: %s\n", error.message);
         exit(1);
     }
-    mongoc_uri_set_database(uri, env->dbname);
-    s = (char *)mongoc_uri_get_string(uri);
-    snprintf(env->uri, sizeof(env->uri), "%s", s);
     mongoc_uri_destroy(uri);
+    {
+        /* Same server and options, our own database. */
+        const char *hosts = strstr(base, "://");
+        const char *path = hosts ? strchr(hosts + 3, '/') : NULL;
+        const char *query = strchr(base, '?');
+        size_t hl = path    ? (size_t)(path - base)
+                    : query ? (size_t)(query - base)
+                            : strlen(base);
+        snprintf(env->uri, sizeof(env->uri), "%.*s/%s%s", (int)hl, base,
+                 env->dbname, query ? query : "");
+    }
     setenv("DEALIMPORT_MONGODB_URI", env->uri, 1);
 
     dip_config_init(&env->cfg);
