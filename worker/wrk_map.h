@@ -21,13 +21,14 @@
  *   be grouped with ',' in groups of three ("5,000.50"). An optional currency
  *   marker goes before or after: a 3-letter code in capitals ("USD 5000",
  *   "5000EUR"; lowercase letters are not a code, so "12abc" is refused) or
- *   '$', '€' (EUR), '£' (GBP). A comma is never a decimal point and
- *   a dot is never a thousands separator: "5,00" and "5.000,50" are refused,
- *   and "5.000" (1-3 digits, a dot, exactly three digits) is refused as
- *   ambiguous. At most 15 digits, so the double is the exact nearest one.
- *   No sign, exponent, NaN or infinity; negative amounts are refused. A code
- *   in the value must agree with the currency column, and fills the deal's
- *   currency when that column is empty or not mapped.
+ *   '$', '€' (EUR), '£' (GBP). A comma is never a decimal point and a
+ *   dot is never a thousands separator: "5,00" and "5.000,50" are refused,
+ *   and "5.000" (1-3 digits not starting with 0, a dot, exactly three
+ *   digits, no comma) is refused as ambiguous. At most 15 digits, so the
+ *   double is the exact nearest one. No sign, exponent, NaN or infinity;
+ *   negative amounts are refused. A code in the value must agree with the
+ *   currency column, and fills the deal's currency when that column is
+ *   empty or not mapped.
  * - expected_close_date: YYYY-MM-DD (UTC midnight), YYYY-MM-DD[T ]HH:MM
  *   [:SS[.fraction]] with Z, +HH:MM, +HHMM or +HH (read as UTC without one),
  *   or M/D/YYYY (US order, UTC midnight). Real calendar dates only.
@@ -77,7 +78,8 @@ typedef struct wrk_map_error {
  * table order, then additional_info as a sub-document; NOT stage_id), and
  * writes the normalized stage name into stage (stage_len bytes). Returns 0,
  * or -1 with *error filled (first failing field, in table order then custom
- * fields in mapping order) and `deal` left unspecified (caller reinitializes).
+ * fields in mapping order) and `deal` left unspecified (caller reinitializes;
+ * today a refused row appends nothing, but callers must not rely on it).
  * cells/lens as the CSV reader gives them (ncells == header count): cells
  * need not be NUL-terminated; a NULL cell or a column past ncells is empty;
  * lens may be NULL for NUL-terminated cells. */
@@ -89,8 +91,8 @@ int wrk_map_row(const wrk_map_t *self, const char *const *cells,
  * buffers sized by caller; return 0 / -1). The parsers trim their input and
  * refuse an empty one. */
 int wrk_map_normalize_stage(const char *in, char *out, size_t outlen);
-int wrk_map_normalize_token(const char *in, char *out,
-                            size_t outlen); /* status / contract_type */
+/* status and contract_type, before the lookup in wrk_fields */
+int wrk_map_normalize_token(const char *in, char *out, size_t outlen);
 int wrk_map_parse_amount(const char *in, double *out);
 int wrk_map_parse_date(const char *in, int64_t *ms_since_epoch);
 int wrk_map_parse_percent(const char *in, double *out);

@@ -957,19 +957,21 @@ static void test_cost_per_row(void **state)
     assert_non_null(m);
     assert_int_equal(wrk_map_bind(m, header, 13, err, sizeof(err)), 0);
     bson_init(&deal);
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* CPU time, not wall time: the machine may be shared. */
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
     for (int i = 0; i < rows; i++) {
         bson_reinit(&deal);
         if (wrk_map_row(m, cells, NULL, 13, &deal, stage, sizeof(stage), &e) !=
             0)
             fail_msg("row refused: %s", e.message);
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
     assert_int_equal(bson_count_keys(&deal), 12);
     ns = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 +
           (double)(t1.tv_nsec - t0.tv_nsec)) /
          rows;
-    printf("wrk_map_row: %.0f ns/row over %d rows of 13 fields\n", ns, rows);
+    printf("wrk_map_row: %.0f ns/row (CPU) over %d rows of 13 fields\n", ns,
+           rows);
     bson_destroy(&deal);
     wrk_map_destroy(&m);
 }
