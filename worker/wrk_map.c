@@ -1,0 +1,1260 @@
+/*
+ * wrk_map: mapping, normalization and validation of CSV rows into deals. The
+ * mapping is checked whole when the import starts, so that a queue document
+ * that would let a CSV write outside its deal (account_id, _id, $-operators,
+ * dotted paths) fails before any row is read. Rows are then handled in two
+ * passes over a fixed set of stack slots, one per standard field: the first
+ * validates every mapped cell and stops at the first bad one, the second
+ * appends the values; no row allocates anything but the BSON it builds. The
+ * rules themselves are listed in wrk_map.h.
+ */
+#include "wrk_map.h"
+#include "wrk_fields.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NONE ((size_t)-1)
+#define QUOTE_MAX 96         /* bytes of a value quoted in a message */
+#define AMOUNT_MAX_LEN 64    /* longer input is not an amount */
+#define NUMBER_MAX_DIGITS 15 /* a double holds 15 decimal digits exactly */
+#define EMAIL_MAX 254
+#define EMAIL_LOCAL_MAX 64
+#define TOKEN_MAX 64 /* longer than any status or contract type */
+#define NAMES_MAX 160
+
+#define AMOUNT_EXAMPLES "examples: 5000, 5,000.50, $5,000.50, USD 5000"
+#define DATE_EXAMPLES "examples: 2025-03-31, 2025-03-31T10:00:00Z, 03/31/2025"
+
+/* Reasons a value is refused, for the message. */
+enum {
+    P_OK = 0,
+    P_BAD = -1,
+    P_NEGATIVE = -2,
+    P_AMBIGUOUS = -3,
+    P_TOO_LONG = -4,
+    P_NOT_REAL = -5,
+};
+
+typedef struct {
+    char *column;             /* the mapping's key, as written */
+    char *target;             /* standard field name or custom field id */
+    const wrk_field_t *field; /* NULL for a custom field */
+    size_t index;             /* header position once bound */
+} entry_t;
+
+struct wrk_map {
+    entry_t *entries;
+    size_t n;
+    size_t ncustom;
+    size_t by_field[WRK_FIELDS_MAX]; /* entry of each standard field */
+    int bound;
+    char status_names[NAMES_MAX];
+    char contract_names[NAMES_MAX];
+};
+
+/* One standard field's validated value, between the two passes. */
+typedef struct {
+    int set;
+    const char *p; /* text to store (cell, canonical word or buf) */
+    size_t len;
+    double d;
+    int64_t ms;
+    char buf[4];
+} slot_t;
+
+/* --- bytes and UTF-8 ---------------------------------------------------- */
+
+/* Length of the well-formed UTF-8 sequence at p (no overlongs, surrogates or
+ * code points past U+10FFFF), 0 when there is none. */
+static size_t utf8_seq(const unsigned char *p, size_t len)
+{
+    unsigned char c = p[0];
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        if (c == 0xe0)
+            lo = 0xa0;
+        else if (c == 0xed)
+            hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f;
+    } else
+        return 0;
+    if (len < n || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf)
+            return 0;
+    return n;
+}
+
+/* Well-formed UTF-8 without NUL bytes (MongoDB stores neither). */
+static int utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        size_t n;
+        if (p[i] != 0 && p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        if (p[i] == 0 || (n = utf8_seq(p + i, len - i)) == 0)
+            return 0;
+        i += n;
+    }
+    return 1;
+}
+
+/* Bytes of whitespace at p: ASCII whitespace or U+00A0 (no-break space, which
+ * spreadsheets leave around numbers). 0 when p is not whitespace. */
+static size_t space_at(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    if (len == 0)
+        return 0;
+    if (p[0] == ' ' || (p[0] >= '\t' && p[0] <= '\r'))
+        return 1;
+    if (len >= 2 && p[0] == 0xc2 && p[1] == 0xa0)
+        return 2;
+    return 0;
+}
+
+/* The same, looking backwards from the end of p[0..len). */
+static size_t space_before(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    if (len == 0)
+        return 0;
+    if (p[len - 1] == ' ' || (p[len - 1] >= '\t' && p[len - 1] <= '\r'))
+        return 1;
+    if (len >= 2 && p[len - 2] == 0xc2 && p[len - 1] == 0xa0)
+        return 2;
+    return 0;
+}
+
+static void trim(const char **p, size_t *len)
+{
+    size_t n;
+    while ((n = space_at(*p, *len)) > 0) {
+        *p += n;
+        *len -= n;
+    }
+    while ((n = space_before(*p, *len)) > 0)
+        *len -= n;
+}
+
+/* Bytes of a dash at p: '-', U+2010-U+2015 or U+2212; 0 otherwise. */
+static size_t dash_at(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    if (p[0] == '-')
+        return 1;
+    if (len >= 3 && p[0] == 0xe2 &&
+        ((p[1] == 0x80 && p[2] >= 0x90 && p[2] <= 0x95) ||
+         (p[1] == 0x88 && p[2] == 0x92)))
+        return 3;
+    return 0;
+}
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int is_alpha(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static int is_upper(char c)
+{
+    return c >= 'A' && c <= 'Z';
+}
+
+static char lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+static char upper(char c)
+{
+    return c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') : c;
+}
+
+/* A value made safe to quote in a message: at most QUOTE_MAX bytes cut on a
+ * character boundary ("..." marks the cut), invalid bytes and control
+ * characters as '?', so that messages are always valid UTF-8. Returns out. */
+static const char *quote(char *out, size_t outlen, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t o = 0, i = 0, cap;
+    if (outlen == 0)
+        return out;
+    cap = outlen - 1 < QUOTE_MAX ? outlen - 1 : QUOTE_MAX;
+    while (i < len) {
+        size_t n = utf8_seq(p + i, len - i);
+        if (n == 0 || p[i] < 0x20 || p[i] == 0x7f) {
+            if (o + 1 > cap)
+                break;
+            out[o++] = '?';
+            i++;
+            continue;
+        }
+        if (o + n > cap)
+            break;
+        memcpy(out + o, p + i, n);
+        o += n;
+        i += n;
+    }
+    if (i < len) {
+        /* Make room for the marker, never splitting a character. */
+        size_t lim = cap >= 3 ? cap - 3 : 0, end = o;
+        while (o > lim ||
+               (o > 0 && o < end && ((unsigned char)out[o] & 0xc0) == 0x80))
+            o--;
+        if (cap >= 3) {
+            memcpy(out + o, "...", 3);
+            o += 3;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static int fail(wrk_map_error_t *error, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(wrk_map_error_t *error, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    if (error == NULL)
+        return -1;
+    snprintf(error->field, sizeof(error->field), "%s", field);
+    va_start(ap, fmt);
+    vsnprintf(error->message, sizeof(error->message), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* --- normalizers --------------------------------------------------------- */
+
+/* Copies n bytes of p to out[*o], keeping room for the final NUL. */
+static int put(char *out, size_t outlen, size_t *o, const char *p, size_t n)
+{
+    if (*o + n >= outlen)
+        return -1;
+    memcpy(out + *o, p, n);
+    *o += n;
+    return 0;
+}
+
+/* Trims, lowercases ASCII and turns each run of separators into `sep`;
+ * dashes and underscores are separators too when `dashes` is set. Bytes of
+ * other characters are copied as they are. */
+static int normalize(const char *p, size_t len, char *out, size_t outlen,
+                     char sep, int dashes)
+{
+    size_t o = 0, i = 0;
+    int pending = 0, rc = -1;
+    if (outlen == 0)
+        goto cleanup;
+    out[0] = '\0';
+    trim(&p, &len);
+    while (i < len) {
+        size_t n = space_at(p + i, len - i);
+        if (n == 0 && dashes) {
+            n = dash_at(p + i, len - i);
+            if (n == 0 && p[i] == '_')
+                n = 1;
+        }
+        if (n > 0) {
+            pending = 1;
+            i += n;
+            continue;
+        }
+        if (pending && put(out, outlen, &o, &sep, 1) < 0)
+            goto cleanup;
+        pending = 0;
+        if ((unsigned char)p[i] < 0x80) {
+            char c = lower(p[i]);
+            if (put(out, outlen, &o, &c, 1) < 0)
+                goto cleanup;
+            i++;
+        } else {
+            n = utf8_seq((const unsigned char *)p + i, len - i);
+            if (n == 0)
+                n = 1;
+            if (put(out, outlen, &o, p + i, n) < 0)
+                goto cleanup;
+            i += n;
+        }
+    }
+    /* A trailing run of dashes or underscores is kept as one separator. */
+    if (pending && put(out, outlen, &o, &sep, 1) < 0)
+        goto cleanup;
+    rc = 0;
+cleanup:
+    if (outlen > 0)
+        out[rc == 0 ? o : 0] = '\0';
+    return rc;
+}
+
+int wrk_map_normalize_stage(const char *in, char *out, size_t outlen)
+{
+    if (in == NULL)
+        return -1;
+    return normalize(in, strlen(in), out, outlen, ' ', 0);
+}
+
+int wrk_map_normalize_token(const char *in, char *out, size_t outlen)
+{
+    if (in == NULL)
+        return -1;
+    return normalize(in, strlen(in), out, outlen, '_', 1);
+}
+
+/* --- numbers -------------------------------------------------------------- */
+
+static const double powers_of_ten[NUMBER_MAX_DIGITS + 1] = {
+    1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+    1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+};
+
+/* Digits with an optional '.' and decimals; with `groups`, the integer part
+ * may be grouped by ',' in threes. The result is mantissa / 10^decimals,
+ * both exact in a double, so the one division rounds correctly (no strtod:
+ * it follows the locale). Sets *ambiguous for "d.ddd", "dd.ddd", "ddd.ddd"
+ * without grouping, which a European writer means as thousands. */
+static int parse_number(const char *p, size_t len, int groups, double *out,
+                        int *ambiguous)
+{
+    uint64_t mant = 0;
+    size_t i = 0, nint = 0, ngroups = 0, nfrac = 0, ndig;
+    while (i < len && is_digit(p[i])) {
+        mant = mant * 10 + (uint64_t)(p[i] - '0');
+        nint++;
+        i++;
+        if (nint > NUMBER_MAX_DIGITS)
+            return P_TOO_LONG;
+    }
+    while (groups && i < len && p[i] == ',') {
+        /* 1-3 digits before the first comma, no leading zero ("0,500" is a
+         * European half), then exactly three per group. */
+        if (nint == 0 || (ngroups == 0 && (nint > 3 || p[0] == '0')))
+            return P_BAD;
+        i++;
+        for (size_t k = 0; k < 3; k++, i++) {
+            if (i >= len || !is_digit(p[i]))
+                return P_BAD;
+            mant = mant * 10 + (uint64_t)(p[i] - '0');
+        }
+        if (i < len && is_digit(p[i]))
+            return P_BAD;
+        nint += 3;
+        ngroups++;
+        if (nint > NUMBER_MAX_DIGITS)
+            return P_TOO_LONG;
+    }
+    if (i < len && p[i] == '.') {
+        i++;
+        while (i < len && is_digit(p[i])) {
+            mant = mant * 10 + (uint64_t)(p[i] - '0');
+            nfrac++;
+            i++;
+            if (nint + nfrac > NUMBER_MAX_DIGITS)
+                return P_TOO_LONG;
+        }
+        if (nfrac == 0)
+            return P_BAD;
+    }
+    ndig = nint + nfrac;
+    if (i != len || ndig == 0)
+        return P_BAD;
+    if (ambiguous)
+        *ambiguous =
+            ngroups == 0 && nfrac == 3 && nint >= 1 && nint <= 3 && p[0] != '0';
+    *out = (double)mant / powers_of_ten[nfrac];
+    return P_OK;
+}
+
+/* A currency marker at the start of p: its length, and its code in code
+ * ("" for '$', which several currencies use). */
+static size_t prefix_marker(const char *p, size_t len, char code[4])
+{
+    code[0] = '\0';
+    if (len >= 1 && p[0] == '$')
+        return 1;
+    if (len >= 3 && memcmp(p, "\xe2\x82\xac", 3) == 0) {
+        memcpy(code, "EUR", 4);
+        return 3;
+    }
+    if (len >= 2 && memcmp(p, "\xc2\xa3", 2) == 0) {
+        memcpy(code, "GBP", 4);
+        return 2;
+    }
+    if (len >= 3 && is_upper(p[0]) && is_upper(p[1]) && is_upper(p[2]) &&
+        (len == 3 || !is_alpha(p[3]))) {
+        memcpy(code, p, 3);
+        code[3] = '\0';
+        return 3;
+    }
+    return 0;
+}
+
+static size_t suffix_marker(const char *p, size_t len, char code[4])
+{
+    code[0] = '\0';
+    if (len >= 1 && p[len - 1] == '$')
+        return 1;
+    if (len >= 3 && memcmp(p + len - 3, "\xe2\x82\xac", 3) == 0) {
+        memcpy(code, "EUR", 4);
+        return 3;
+    }
+    if (len >= 2 && memcmp(p + len - 2, "\xc2\xa3", 2) == 0) {
+        memcpy(code, "GBP", 4);
+        return 2;
+    }
+    if (len >= 3 && is_upper(p[len - 1]) && is_upper(p[len - 2]) &&
+        is_upper(p[len - 3]) && (len == 3 || !is_alpha(p[len - 4]))) {
+        memcpy(code, p + len - 3, 3);
+        code[3] = '\0';
+        return 3;
+    }
+    return 0;
+}
+
+static int parse_amount(const char *p, size_t len, double *out, char code[4])
+{
+    char other[4];
+    size_t m;
+    int negative = 0, ambiguous = 0, rc;
+    code[0] = '\0';
+    trim(&p, &len);
+    if (len == 0)
+        return P_BAD;
+    if (len > AMOUNT_MAX_LEN)
+        return P_TOO_LONG;
+    if (p[0] == '-') {
+        negative = 1;
+        p++;
+        len--;
+        trim(&p, &len);
+    }
+    if ((m = prefix_marker(p, len, code)) > 0) {
+        p += m;
+        len -= m;
+        trim(&p, &len);
+        if (!negative && len > 0 && p[0] == '-') {
+            negative = 1;
+            p++;
+            len--;
+        }
+        if (suffix_marker(p, len, other) > 0)
+            return P_BAD;
+    } else if ((m = suffix_marker(p, len, code)) > 0) {
+        len -= m;
+        trim(&p, &len);
+    }
+    rc = parse_number(p, len, 1, out, &ambiguous);
+    if (rc == P_OK && negative)
+        rc = P_NEGATIVE;
+    else if (rc == P_OK && ambiguous)
+        rc = P_AMBIGUOUS;
+    return rc;
+}
+
+static int parse_percent(const char *p, size_t len, double *out)
+{
+    int rc;
+    trim(&p, &len);
+    if (len > 0 && p[len - 1] == '%') {
+        len--;
+        trim(&p, &len);
+    }
+    if (len == 0 || len > AMOUNT_MAX_LEN)
+        return P_BAD;
+    rc = parse_number(p, len, 0, out, NULL);
+    if (rc == P_OK && *out > 100.0)
+        rc = P_BAD;
+    return rc == P_OK ? P_OK : P_BAD;
+}
+
+int wrk_map_parse_amount(const char *in, double *out)
+{
+    char code[4];
+    double v = 0;
+    if (in == NULL || out == NULL)
+        return -1;
+    if (parse_amount(in, strlen(in), &v, code) != P_OK)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int wrk_map_parse_percent(const char *in, double *out)
+{
+    double v = 0;
+    if (in == NULL || out == NULL)
+        return -1;
+    if (parse_percent(in, strlen(in), &v) != P_OK)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* --- dates ---------------------------------------------------------------- */
+
+static int num(const char *p, size_t len, size_t at, size_t n, int *v)
+{
+    *v = 0;
+    if (at + n > len)
+        return -1;
+    for (size_t i = at; i < at + n; i++) {
+        if (!is_digit(p[i]))
+            return -1;
+        *v = *v * 10 + (p[i] - '0');
+    }
+    return 0;
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int dim[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 && leap ? 29 : dim[m - 1];
+}
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian, y >= 1): whole 400-year
+ * cycles of 146097 days counted from March 1 of year 0, so that Feb 29 is the
+ * last day of its counting year. */
+static int64_t days_from_civil(int y, int m, int d)
+{
+    int64_t yy = m <= 2 ? y - 1 : y;
+    int64_t era = yy / 400; /* yy >= 0 */
+    int64_t yoe = yy - era * 400;
+    int64_t mp = m > 2 ? m - 3 : m + 9; /* months since March */
+    int64_t doy = (153 * mp + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int parse_date(const char *p, size_t len, int64_t *ms)
+{
+    int y, mo, d, h = 0, mi = 0, s = 0, frac = 0, oh = 0, om = 0, osign = 0;
+    size_t i;
+    trim(&p, &len);
+    if (len >= 10 && p[4] == '-' && p[7] == '-') {
+        if (num(p, len, 0, 4, &y) || num(p, len, 5, 2, &mo) ||
+            num(p, len, 8, 2, &d))
+            return P_BAD;
+        i = 10;
+        if (i < len) {
+            if (p[i] != 'T' && p[i] != 't' && p[i] != ' ')
+                return P_BAD;
+            if (num(p, len, i + 1, 2, &h) || i + 3 >= len || p[i + 3] != ':' ||
+                num(p, len, i + 4, 2, &mi))
+                return P_BAD;
+            i += 6;
+            if (i < len && p[i] == ':') {
+                if (num(p, len, i + 1, 2, &s))
+                    return P_BAD;
+                i += 3;
+                if (i < len && (p[i] == '.' || p[i] == ',')) {
+                    size_t k = 0;
+                    i++;
+                    for (; i < len && is_digit(p[i]); i++, k++) {
+                        if (k < 3)
+                            frac = frac * 10 + (p[i] - '0');
+                    }
+                    if (k == 0 || k > 9)
+                        return P_BAD;
+                    for (; k < 3; k++)
+                        frac *= 10;
+                }
+            }
+            if (i < len && (p[i] == 'Z' || p[i] == 'z')) {
+                i++;
+            } else if (i < len && (p[i] == '+' || p[i] == '-')) {
+                osign = p[i] == '-' ? -1 : 1;
+                if (num(p, len, i + 1, 2, &oh))
+                    return P_BAD;
+                i += 3;
+                if (i < len && p[i] == ':')
+                    i++;
+                if (i < len) {
+                    if (num(p, len, i, 2, &om))
+                        return P_BAD;
+                    i += 2;
+                }
+            }
+            if (i != len)
+                return P_BAD;
+        }
+    } else {
+        /* M/D/YYYY, US order. */
+        size_t a = 0, b;
+        while (a < len && a < 3 && is_digit(p[a]))
+            a++;
+        if (a < 1 || a > 2 || a >= len || p[a] != '/')
+            return P_BAD;
+        b = a + 1;
+        while (b < len && b - a - 1 < 3 && is_digit(p[b]))
+            b++;
+        if (b - a - 1 < 1 || b - a - 1 > 2 || b >= len || p[b] != '/' ||
+            b + 5 != len)
+            return P_BAD;
+        if (num(p, len, 0, a, &mo) || num(p, len, a + 1, b - a - 1, &d) ||
+            num(p, len, b + 1, 4, &y))
+            return P_BAD;
+    }
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) ||
+        h > 23 || mi > 59 || s > 59 || oh > 23 || om > 59)
+        return P_NOT_REAL;
+    *ms = days_from_civil(y, mo, d) * 86400000 +
+          ((int64_t)h * 3600 + mi * 60 + s) * 1000 + frac -
+          (int64_t)osign * (oh * 60 + om) * 60000;
+    return P_OK;
+}
+
+int wrk_map_parse_date(const char *in, int64_t *ms_since_epoch)
+{
+    int64_t v = 0;
+    if (in == NULL || ms_since_epoch == NULL)
+        return -1;
+    if (parse_date(in, strlen(in), &v) != P_OK)
+        return -1;
+    *ms_since_epoch = v;
+    return 0;
+}
+
+/* --- email ---------------------------------------------------------------- */
+
+/* Labels of a dotted name: none empty; with `need_dot`, at least two. */
+static int dotted(const char *p, size_t len, int need_dot)
+{
+    int dots = 0;
+    if (len == 0 || p[0] == '.' || p[len - 1] == '.')
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] == '.') {
+            if (p[i - 1] == '.')
+                return 0;
+            dots++;
+        }
+    }
+    return need_dot ? dots > 0 : 1;
+}
+
+static int check_email(const char *p, size_t len)
+{
+    const char *at = NULL;
+    trim(&p, &len);
+    if (len == 0 || len > EMAIL_MAX || !utf8_valid(p, len))
+        return P_BAD;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c <= ' ' || c == 0x7f || strchr(",;<>()[]\\\"", c) != NULL ||
+            space_at(p + i, len - i) > 0)
+            return P_BAD;
+        if (c == '@') {
+            if (at != NULL)
+                return P_BAD;
+            at = p + i;
+        }
+    }
+    if (at == NULL || at == p || (size_t)(at - p) > EMAIL_LOCAL_MAX)
+        return P_BAD;
+    if (!dotted(p, (size_t)(at - p), 0) ||
+        !dotted(at + 1, len - (size_t)(at - p) - 1, 1))
+        return P_BAD;
+    return P_OK;
+}
+
+int wrk_map_check_email(const char *in)
+{
+    if (in == NULL)
+        return -1;
+    return check_email(in, strlen(in)) == P_OK ? 0 : -1;
+}
+
+/* --- the map -------------------------------------------------------------- */
+
+static const char *type_name(bson_type_t t)
+{
+    switch (t) {
+    case BSON_TYPE_DOUBLE:
+    case BSON_TYPE_INT32:
+    case BSON_TYPE_INT64:
+    case BSON_TYPE_DECIMAL128:
+        return "a number";
+    case BSON_TYPE_BOOL:
+        return "a boolean";
+    case BSON_TYPE_NULL:
+    case BSON_TYPE_UNDEFINED:
+        return "null";
+    case BSON_TYPE_DOCUMENT:
+        return "a document";
+    case BSON_TYPE_ARRAY:
+        return "an array";
+    case BSON_TYPE_OID:
+        return "an ObjectId";
+    case BSON_TYPE_DATE_TIME:
+        return "a date";
+    default:
+        return "a value of another type";
+    }
+}
+
+/* 24 hex digits in any case: an id the CRM would have written lowercase. */
+static int hex24(const char *s, size_t len)
+{
+    if (len != 24)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!is_digit(s[i]) &&
+            !((s[i] >= 'a' && s[i] <= 'f') || (s[i] >= 'A' && s[i] <= 'F')))
+            return 0;
+    return 1;
+}
+
+void wrk_map_destroy(wrk_map_t **self_p)
+{
+    wrk_map_t *self;
+    if (self_p == NULL || *self_p == NULL)
+        return;
+    self = *self_p;
+    for (size_t i = 0; i < self->n; i++) {
+        free(self->entries[i].column);
+        free(self->entries[i].target);
+    }
+    free(self->entries);
+    free(self);
+    *self_p = NULL;
+}
+
+static int add_entry(wrk_map_t *self, const char *column, const char *target,
+                     size_t tlen, char *err, size_t errlen)
+{
+    char qc[QUOTE_MAX + 4], qt[QUOTE_MAX + 4];
+    const wrk_field_t *field = NULL;
+    entry_t *e;
+    int rc = -1;
+    quote(qc, sizeof(qc), column, strlen(column));
+    quote(qt, sizeof(qt), target, tlen);
+    if (!utf8_valid(column, strlen(column))) {
+        set_err(err, errlen,
+                "mappings name a column that is not valid UTF-8 text ('%s')",
+                qc);
+        goto cleanup;
+    }
+    if (tlen == 0) {
+        set_err(err, errlen,
+                "mapping for column '%s' is empty; choose a deal field or a "
+                "custom field for it",
+                qc);
+        goto cleanup;
+    }
+    if (!utf8_valid(target, tlen)) {
+        set_err(err, errlen,
+                "mapping for column '%s' targets '%s', which is not valid "
+                "UTF-8 text",
+                qc, qt);
+        goto cleanup;
+    }
+    if (!wrk_fields_is_object_id(target)) {
+        field = wrk_fields_find(target);
+        if (field == NULL) {
+            set_err(err, errlen,
+                    "mapping for column '%s' targets '%s', which is not a "
+                    "deal field a CSV may set%s",
+                    qc, qt,
+                    hex24(target, tlen)
+                        ? " (custom field ids are 24 lowercase hex digits)"
+                        : "");
+            goto cleanup;
+        }
+    }
+    for (size_t j = 0; j < self->n; j++) {
+        char qo[QUOTE_MAX + 4];
+        quote(qo, sizeof(qo), self->entries[j].column,
+              strlen(self->entries[j].column));
+        if (strcmp(self->entries[j].column, column) == 0) {
+            set_err(err, errlen, "column '%s' is mapped twice", qc);
+            goto cleanup;
+        }
+        if (strcmp(self->entries[j].target, target) == 0) {
+            set_err(err, errlen,
+                    "columns '%s' and '%s' are both mapped to '%s'; map each "
+                    "field from one column only",
+                    qo, qc, qt);
+            goto cleanup;
+        }
+    }
+    e = &self->entries[self->n];
+    e->column = strdup(column);
+    e->target = strdup(target);
+    e->field = field;
+    e->index = NONE;
+    self->n++; /* destroy frees what was copied */
+    if (e->column == NULL || e->target == NULL) {
+        set_err(err, errlen, "out of memory reading the mappings");
+        goto cleanup;
+    }
+    if (field == NULL)
+        self->ncustom++;
+    else
+        for (size_t i = 0; i < wrk_fields_count(); i++)
+            if (wrk_fields_at(i) == field)
+                self->by_field[i] = self->n - 1;
+    rc = 0;
+cleanup:
+    return rc;
+}
+
+wrk_map_t *wrk_map_new(const bson_t *mappings, char *err, size_t errlen)
+{
+    wrk_map_t *self = NULL;
+    bson_iter_t it;
+    uint32_t count = 0;
+    size_t off = 0;
+    int ok = 0;
+    set_err(err, errlen, "%s", "");
+    if (mappings == NULL || (count = bson_count_keys(mappings)) == 0) {
+        set_err(err, errlen,
+                "mappings are empty; map at least the columns for 'name' and "
+                "'stage_id'");
+        goto cleanup;
+    }
+    if (count > WRK_MAP_MAX_MAPPINGS) {
+        set_err(err, errlen, "mappings have %u entries, more than %d",
+                (unsigned)count, WRK_MAP_MAX_MAPPINGS);
+        goto cleanup;
+    }
+    if (!bson_validate(mappings, BSON_VALIDATE_NONE, &off) ||
+        !bson_iter_init(&it, mappings)) {
+        set_err(err, errlen, "mappings are not a valid document");
+        goto cleanup;
+    }
+    self = calloc(1, sizeof(*self));
+    if (self == NULL ||
+        (self->entries = calloc(count, sizeof(entry_t))) == NULL) {
+        set_err(err, errlen, "out of memory reading the mappings");
+        goto cleanup;
+    }
+    for (size_t i = 0; i < WRK_FIELDS_MAX; i++)
+        self->by_field[i] = NONE;
+    while (bson_iter_next(&it)) {
+        const char *column = bson_iter_key(&it);
+        const char *target;
+        uint32_t tlen = 0;
+        if (self->n >= count)
+            break;
+        if (!BSON_ITER_HOLDS_UTF8(&it)) {
+            char qc[QUOTE_MAX + 4];
+            quote(qc, sizeof(qc), column, strlen(column));
+            set_err(err, errlen,
+                    "mapping for column '%s' is %s, not the name of a deal "
+                    "field or custom field",
+                    qc, type_name(bson_iter_type(&it)));
+            goto cleanup;
+        }
+        target = bson_iter_utf8(&it, &tlen);
+        if (strlen(target) != tlen) {
+            char qc[QUOTE_MAX + 4];
+            quote(qc, sizeof(qc), column, strlen(column));
+            set_err(err, errlen,
+                    "mapping for column '%s' holds a NUL byte, not the name "
+                    "of a deal field or custom field",
+                    qc);
+            goto cleanup;
+        }
+        if (add_entry(self, column, target, tlen, err, errlen) < 0)
+            goto cleanup;
+    }
+    for (size_t i = 0; i < wrk_fields_count(); i++) {
+        const wrk_field_t *f = wrk_fields_at(i);
+        if (f->required && self->by_field[i] == NONE) {
+            set_err(err, errlen,
+                    "no column is mapped to '%s', which every deal needs",
+                    f->name);
+            goto cleanup;
+        }
+    }
+    if (wrk_fields_status_names(self->status_names,
+                                sizeof(self->status_names)) < 0 ||
+        wrk_fields_contract_type_names(self->contract_names,
+                                       sizeof(self->contract_names)) < 0) {
+        set_err(err, errlen,
+                "the lists of statuses and contract types are "
+                "too long for messages");
+        goto cleanup;
+    }
+    ok = 1;
+cleanup:
+    if (!ok)
+        wrk_map_destroy(&self);
+    return self;
+}
+
+/* Appends "; its columns are 'a', 'b', ..." while it fits in err. */
+static void list_header(char *err, size_t errlen, const char *const *header,
+                        size_t n)
+{
+    size_t used = strlen(err);
+    for (size_t i = 0; i < n; i++) {
+        char q[QUOTE_MAX + 4];
+        const char *h = header[i] ? header[i] : "";
+        int w;
+        quote(q, sizeof(q), h, strlen(h));
+        w = snprintf(err + used, errlen - used, "%s'%s'",
+                     i == 0 ? "; its columns are " : ", ", q);
+        if (w < 0 || (size_t)w + 6 > errlen - used) {
+            if (errlen - used >= 6)
+                memcpy(err + used, ", ...", 6);
+            else
+                err[used] = '\0';
+            return;
+        }
+        used += (size_t)w;
+    }
+}
+
+int wrk_map_bind(wrk_map_t *self, const char *const *header, size_t n,
+                 char *err, size_t errlen)
+{
+    int rc = -1;
+    set_err(err, errlen, "%s", "");
+    if (self == NULL || (header == NULL && n > 0)) {
+        set_err(err, errlen, "no mapping or header to bind");
+        goto cleanup;
+    }
+    self->bound = 0;
+    for (size_t e = 0; e < self->n; e++) {
+        entry_t *en = &self->entries[e];
+        const char *c = en->column;
+        size_t clen = strlen(c);
+        char qc[QUOTE_MAX + 4];
+        trim(&c, &clen);
+        en->index = NONE;
+        for (size_t i = 0; i < n; i++) {
+            const char *h = header[i] ? header[i] : "";
+            size_t hlen = strlen(h);
+            trim(&h, &hlen);
+            if (hlen != clen || memcmp(h, c, clen) != 0)
+                continue;
+            if (en->index != NONE) {
+                quote(qc, sizeof(qc), en->column, strlen(en->column));
+                set_err(err, errlen,
+                        "the file's header has column '%s' more than once, "
+                        "so its mapping to '%s' is ambiguous",
+                        qc, en->target);
+                goto cleanup;
+            }
+            en->index = i;
+        }
+        if (en->index == NONE) {
+            quote(qc, sizeof(qc), en->column, strlen(en->column));
+            set_err(err, errlen,
+                    "the file's header has no column '%s', which the "
+                    "mappings send to '%s'",
+                    qc, en->target);
+            if (err != NULL && errlen > 0)
+                list_header(err, errlen, header, n);
+            goto cleanup;
+        }
+    }
+    self->bound = 1;
+    rc = 0;
+cleanup:
+    return rc;
+}
+
+static void cell(const wrk_map_t *self, size_t e, const char *const *cells,
+                 const size_t *lens, size_t ncells, const char **p, size_t *len)
+{
+    size_t idx = self->entries[e].index;
+    *p = "";
+    *len = 0;
+    if (cells != NULL && idx < ncells && cells[idx] != NULL) {
+        *p = cells[idx];
+        *len = lens != NULL ? lens[idx] : strlen(cells[idx]);
+    }
+    trim(p, len);
+}
+
+static int not_utf8(wrk_map_error_t *error, const char *field,
+                    const char *column)
+{
+    char qc[QUOTE_MAX + 4];
+    quote(qc, sizeof(qc), column, strlen(column));
+    return fail(error, field,
+                "column '%s' holds text that is not valid UTF-8; save the "
+                "file as UTF-8 and import it again",
+                qc);
+}
+
+/* Validates one standard field's trimmed, UTF-8 cell into its slot. */
+static int check_field(const wrk_map_t *self, const wrk_field_t *f,
+                       const char *column, const char *p, size_t len, slot_t *s,
+                       char *code, char *stage, size_t stage_len,
+                       wrk_map_error_t *error)
+{
+    char q[QUOTE_MAX + 4], tok[TOKEN_MAX];
+    const char *canon;
+    int rc;
+    if (len == 0) {
+        if (f->required) {
+            char qc[QUOTE_MAX + 4];
+            quote(qc, sizeof(qc), column, strlen(column));
+            return fail(error, f->name,
+                        "%s is required, but column '%s' is empty on this "
+                        "line",
+                        f->name, qc);
+        }
+        if (f->kind == WRK_FIELD_STATUS) {
+            s->set = 1;
+            s->p = "open";
+            s->len = 4;
+        }
+        return 0;
+    }
+    switch (f->kind) {
+    case WRK_FIELD_TEXT:
+        break;
+    case WRK_FIELD_AMOUNT:
+        rc = parse_amount(p, len, &s->d, code);
+        if (rc == P_NEGATIVE)
+            return fail(error, f->name,
+                        "%s '%s' is negative; an amount must be 0 or more",
+                        f->name, quote(q, sizeof(q), p, len));
+        if (rc == P_AMBIGUOUS)
+            return fail(error, f->name,
+                        "%s '%s' is ambiguous; write thousands with a comma "
+                        "(5,000) and decimals with a dot (5.00)",
+                        f->name, quote(q, sizeof(q), p, len));
+        if (rc == P_TOO_LONG)
+            return fail(error, f->name,
+                        "%s '%s' is too long for an amount (at most %d "
+                        "digits)",
+                        f->name, quote(q, sizeof(q), p, len),
+                        NUMBER_MAX_DIGITS);
+        if (rc != P_OK)
+            return fail(error, f->name, "%s '%s' is not an amount (%s)",
+                        f->name, quote(q, sizeof(q), p, len), AMOUNT_EXAMPLES);
+        break;
+    case WRK_FIELD_CURRENCY:
+        if (len != 3 || !is_alpha(p[0]) || !is_alpha(p[1]) || !is_alpha(p[2]))
+            return fail(error, f->name,
+                        "%s '%s' is not a 3-letter currency code (examples: "
+                        "USD, EUR, GBP)",
+                        f->name, quote(q, sizeof(q), p, len));
+        for (size_t i = 0; i < 3; i++)
+            s->buf[i] = upper(p[i]);
+        s->buf[3] = '\0';
+        s->set = 1;
+        s->p = s->buf;
+        s->len = 3;
+        return 0;
+    case WRK_FIELD_STAGE:
+        if (normalize(p, len, stage, stage_len, ' ', 0) < 0)
+            return fail(error, f->name,
+                        "%s '%s' is too long for a stage name (at most %zu "
+                        "bytes)",
+                        f->name, quote(q, sizeof(q), p, len),
+                        stage_len > 0 ? stage_len - 1 : 0);
+        s->set = 0; /* resolved and written by the caller */
+        return 0;
+    case WRK_FIELD_STATUS:
+    case WRK_FIELD_CONTRACT:
+        canon = NULL;
+        if (normalize(p, len, tok, sizeof(tok), '_', 1) == 0)
+            canon = f->kind == WRK_FIELD_STATUS ? wrk_fields_status(tok)
+                                                : wrk_fields_contract_type(tok);
+        if (canon == NULL)
+            return fail(error, f->name, "%s '%s' is not a %s (use %s)", f->name,
+                        quote(q, sizeof(q), p, len),
+                        f->kind == WRK_FIELD_STATUS ? "deal status"
+                                                    : "contract type",
+                        f->kind == WRK_FIELD_STATUS ? self->status_names
+                                                    : self->contract_names);
+        s->set = 1;
+        s->p = canon;
+        s->len = strlen(canon);
+        return 0;
+    case WRK_FIELD_DATE:
+        rc = parse_date(p, len, &s->ms);
+        if (rc == P_NOT_REAL)
+            return fail(error, f->name,
+                        "%s '%s' is not a real calendar date or time "
+                        "(dates with slashes are read as MM/DD/YYYY)",
+                        f->name, quote(q, sizeof(q), p, len));
+        if (rc != P_OK)
+            return fail(error, f->name, "%s '%s' is not a date (%s)", f->name,
+                        quote(q, sizeof(q), p, len), DATE_EXAMPLES);
+        break;
+    case WRK_FIELD_PERCENT:
+        if (parse_percent(p, len, &s->d) != P_OK)
+            return fail(error, f->name,
+                        "%s '%s' is not a percentage from 0 to 100 "
+                        "(examples: 50, 50%%, 12.5%%)",
+                        f->name, quote(q, sizeof(q), p, len));
+        break;
+    case WRK_FIELD_EMAIL:
+        if (check_email(p, len) != P_OK)
+            return fail(error, f->name,
+                        "%s '%s' is not an email address (example: "
+                        "jane@example.com)",
+                        f->name, quote(q, sizeof(q), p, len));
+        break;
+    }
+    s->set = 1;
+    s->p = p;
+    s->len = len;
+    return 0;
+}
+
+/* Appends the validated slots and custom cells; 0, or -1 when the document
+ * would outgrow BSON's limits. */
+static int append_all(const wrk_map_t *self, const slot_t *slots,
+                      const char *const *cells, const size_t *lens,
+                      size_t ncells, bson_t *deal)
+{
+    bson_t info;
+    int ok = 1;
+    for (size_t i = 0; i < wrk_fields_count() && ok; i++) {
+        const wrk_field_t *f = wrk_fields_at(i);
+        const slot_t *s = &slots[i];
+        if (!s->set)
+            continue;
+        switch (f->kind) {
+        case WRK_FIELD_AMOUNT:
+        case WRK_FIELD_PERCENT:
+            ok = bson_append_double(deal, f->name, -1, s->d);
+            break;
+        case WRK_FIELD_DATE:
+            ok = bson_append_date_time(deal, f->name, -1, s->ms);
+            break;
+        case WRK_FIELD_STAGE:
+            break;
+        default:
+            ok = bson_append_utf8(deal, f->name, -1, s->p, (int)s->len);
+            break;
+        }
+    }
+    if (!ok || self->ncustom == 0)
+        return ok ? 0 : -1;
+    if (!bson_append_document_begin(deal, "additional_info", -1, &info))
+        return -1;
+    for (size_t e = 0; e < self->n && ok; e++) {
+        const char *p;
+        size_t len;
+        if (self->entries[e].field != NULL)
+            continue;
+        cell(self, e, cells, lens, ncells, &p, &len);
+        ok = bson_append_utf8(&info, self->entries[e].target, -1, p, (int)len);
+    }
+    if (!bson_append_document_end(deal, &info))
+        ok = 0;
+    return ok ? 0 : -1;
+}
+
+int wrk_map_row(const wrk_map_t *self, const char *const *cells,
+                const size_t *lens, size_t ncells, bson_t *deal, char *stage,
+                size_t stage_len, wrk_map_error_t *error)
+{
+    slot_t slots[WRK_FIELDS_MAX];
+    char code[4] = "";
+    size_t nf = wrk_fields_count(), value_i = NONE, currency_i = NONE;
+    if (error != NULL) {
+        error->field[0] = '\0';
+        error->message[0] = '\0';
+    }
+    if (stage != NULL && stage_len > 0)
+        stage[0] = '\0';
+    if (self == NULL || !self->bound || deal == NULL)
+        return fail(error, "", "the mapping is not bound to a header");
+    for (size_t i = 0; i < nf; i++) {
+        const wrk_field_t *f = wrk_fields_at(i);
+        size_t e = self->by_field[i];
+        const char *p = "";
+        size_t len = 0;
+        slots[i].set = 0;
+        if (f->kind == WRK_FIELD_AMOUNT)
+            value_i = i;
+        else if (f->kind == WRK_FIELD_CURRENCY)
+            currency_i = i;
+        if (e != NONE) {
+            cell(self, e, cells, lens, ncells, &p, &len);
+            if (!utf8_valid(p, len))
+                return not_utf8(error, f->name, self->entries[e].column);
+        } else if (f->kind != WRK_FIELD_STATUS) {
+            continue;
+        }
+        if (check_field(self, f, e != NONE ? self->entries[e].column : "", p,
+                        len, &slots[i], code, stage, stage_len, error) < 0)
+            return -1;
+    }
+    /* A currency written in the value must agree with the currency column,
+     * and stands in for it when that is empty. */
+    if (code[0] != '\0' && value_i != NONE && currency_i != NONE) {
+        slot_t *c = &slots[currency_i];
+        if (c->set && strcmp(c->buf, code) != 0) {
+            char q[QUOTE_MAX + 4];
+            const char *p;
+            size_t len;
+            cell(self, self->by_field[value_i], cells, lens, ncells, &p, &len);
+            quote(q, sizeof(q), p, len);
+            return fail(error, wrk_fields_at(value_i)->name,
+                        "%s '%s' is in %s, but currency is '%s'",
+                        wrk_fields_at(value_i)->name, q, code, c->buf);
+        }
+        if (!c->set) {
+            memcpy(c->buf, code, sizeof(c->buf));
+            c->set = 1;
+            c->p = c->buf;
+            c->len = 3;
+        }
+    }
+    for (size_t e = 0; e < self->n; e++) {
+        const char *p;
+        size_t len;
+        if (self->entries[e].field != NULL)
+            continue;
+        cell(self, e, cells, lens, ncells, &p, &len);
+        if (!utf8_valid(p, len)) {
+            char field[64];
+            snprintf(field, sizeof(field), "additional_info.%s",
+                     self->entries[e].target);
+            return not_utf8(error, field, self->entries[e].column);
+        }
+    }
+    if (append_all(self, slots, cells, lens, ncells, deal) < 0)
+        return fail(error, "", "the line is too large to store as a deal");
+    return 0;
+}
