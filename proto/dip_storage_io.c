@@ -246,7 +246,7 @@ int dip_storage_check_key(const char *key, size_t key_len, char *err,
         unsigned char c = (unsigned char)key[i];
         if (c == '\0')
             return say(DIP_STORAGE_EINVAL, err, errlen,
-                       "file key '%s' is followed by a NUL byte", key);
+                       "file key '%s' contains a NUL byte", key);
         if (c < 0x20 || c == 0x7f)
             return say(DIP_STORAGE_EINVAL, err, errlen,
                        "file key '%.*s' contains a control character", (int)i,

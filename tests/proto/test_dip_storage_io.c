@@ -258,7 +258,7 @@ static void test_bad_keys(void **state)
     expect_bad_key("\\x", 2, "is absolute");
     expect_bad_key("./x", 3, "has a '.' path segment");
     expect_bad_key("a\0../../etc/passwd", 18,
-                   "file key 'a' is followed by a NUL byte");
+                   "file key 'a' contains a NUL byte");
     expect_bad_key("a\nb", 3, "contains a control character");
     memset(big, 'k', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
@@ -742,6 +742,43 @@ static void test_http_retry_503(void **state)
     free(s);
 }
 
+static void test_http_sink_abort(void **state)
+{
+    const size_t n = 200000;
+    char *obj = make_bytes(n, 25), err[512] = "";
+    srv_t *s = calloc(1, sizeof(*s));
+    dip_config_t cfg;
+    dip_storage_t *st;
+    sink_state_t ss;
+    dip_storage_sink_t sink = make_sink(&ss);
+    (void)state;
+
+    srv_start(s, M_SERVE, obj, n);
+    st = http_storage(&cfg, s->port);
+    ss.stop_after = 1;
+    assert_int_equal(dip_storage_get(st, "k.csv", 0, &sink, err, sizeof(err)),
+                     DIP_STORAGE_EABORT);
+    assert_string_equal(err, "download of file 'k.csv' from storage "
+                             "'s3://deals' was stopped by its reader");
+    /* The first piece only, and no retry. */
+    assert_true(ss.len > 0 && ss.len < n);
+    assert_memory_equal(ss.buf, obj, ss.len);
+    /* The handle is still good after an aborted transfer. */
+    free(ss.buf);
+    sink = make_sink(&ss);
+    assert_int_equal(dip_storage_get(st, "k.csv", 0, &sink, err, sizeof(err)),
+                     DIP_STORAGE_OK);
+    srv_stop(s);
+    assert_int_equal(s->nreq, 2);
+    assert_int_equal(ss.len, n);
+    assert_memory_equal(ss.buf, obj, n);
+    dip_storage_destroy(&st);
+    dip_config_release(&cfg);
+    free(ss.buf);
+    free(obj);
+    free(s);
+}
+
 static void test_http_denied(void **state)
 {
     char err[512] = "";
@@ -1115,6 +1152,7 @@ int main(void)
     const struct CMUnitTest http_tests[] = {
         cmocka_unit_test(test_http_resume_after_cut),
         cmocka_unit_test(test_http_retry_503),
+        cmocka_unit_test(test_http_sink_abort),
         cmocka_unit_test(test_http_denied),
         cmocka_unit_test(test_http_refused),
         cmocka_unit_test(test_http_put_hash),
