@@ -721,8 +721,10 @@ static CURLcode s3_perform(dip_storage_t *self, const char *method,
         curl_easy_setopt(self->curl, CURLOPT_CUSTOMREQUEST, method);
     res = curl_easy_perform(self->curl);
     curl_easy_getinfo(self->curl, CURLINFO_RESPONSE_CODE, status);
-    /* The list must outlive the transfer only. */
+    /* The list and the caller's error buffer must outlive the transfer
+     * only: the handle keeps neither. */
     curl_easy_setopt(self->curl, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(self->curl, CURLOPT_ERRORBUFFER, NULL);
 cleanup:
     curl_slist_free_all(list);
     free(enc);

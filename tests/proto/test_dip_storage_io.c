@@ -819,6 +819,8 @@ static void test_http_refused(void **state)
     assert_int_equal(dip_storage_get(st, "k.csv", 0, &sink, err, sizeof(err)),
                      DIP_STORAGE_ETRANSIENT);
     assert_non_null(strstr(err, "after 3 attempts"));
+    /* libcurl's own detail names the address it could not reach. */
+    assert_non_null(strstr(err, "127.0.0.1"));
     dip_storage_destroy(&st);
     dip_config_release(&cfg);
 }
@@ -862,20 +864,25 @@ static void test_http_put_hash(void **state)
 /* --- a real S3-compatible server ---------------------------------------- */
 
 typedef struct {
-    pid_t pid; /* s3rver we started, or 0 */
+    pid_t pid;  /* s3rver we started, or 0 */
+    int out_fd; /* its stdout, or -1 */
     char dir[64];
     char skip[256]; /* why the S3 tests are skipped, or "" */
     dip_config_t cfg;
     dip_storage_t *st;
 } s3_fix_t;
 
-/* Starts s3rver on a free port and reads the port it prints. */
+/* Starts s3rver on a port of its choosing and reads the port it prints,
+ * waiting at most 30 s. Its stdout stays open until teardown so that a late
+ * line never meets a closed pipe. */
 static int start_s3rver(s3_fix_t *f, const char *bin, char *ep, size_t eplen)
 {
     int pfd[2];
-    FILE *out;
-    char line[256];
+    char out[1024];
+    size_t got = 0;
     int port = 0;
+    double deadline;
+    struct timespec ts;
     if (pipe2(pfd, O_CLOEXEC) < 0 || mkdtemp(f->dir) == NULL)
         return -1;
     f->pid = fork();
@@ -891,16 +898,27 @@ static int start_s3rver(s3_fix_t *f, const char *bin, char *ep, size_t eplen)
         _exit(127);
     }
     close(pfd[1]);
-    out = fdopen(pfd[0], "r");
-    while (out && fgets(line, sizeof(line), out)) {
-        const char *p = strstr(line, "listening on 127.0.0.1:");
-        if (p) {
-            port = atoi(p + 23);
+    f->out_fd = pfd[0];
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    deadline = (double)ts.tv_sec + 30;
+    while (port == 0 && got < sizeof(out) - 1) {
+        struct pollfd p = {f->out_fd, POLLIN, 0};
+        const char *at;
+        ssize_t r;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if ((double)ts.tv_sec > deadline || poll(&p, 1, 1000) < 0)
             break;
-        }
+        if (!(p.revents & (POLLIN | POLLHUP)))
+            continue;
+        r = read(f->out_fd, out + got, sizeof(out) - 1 - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        out[got] = '\0';
+        at = strstr(out, "listening on 127.0.0.1:");
+        if (at && strchr(at, '\n'))
+            port = atoi(at + 23);
     }
-    if (out)
-        fclose(out);
     if (port <= 0)
         return -1;
     snprintf(ep, eplen, "http://127.0.0.1:%d", port);
@@ -918,6 +936,7 @@ static int s3_setup(void **state)
     if (f == NULL)
         return -1;
     *state = f;
+    f->out_fd = -1;
     snprintf(f->dir, sizeof(f->dir), "/tmp/dip-s3rver-XXXXXX");
     dip_config_init(&f->cfg);
     f->cfg.row_backoff_ms = 10;
@@ -965,6 +984,8 @@ static int s3_teardown(void **state)
         waitpid(f->pid, NULL, 0);
         rm_tree(f->dir);
     }
+    if (f->out_fd >= 0)
+        close(f->out_fd);
     free(f);
     return 0;
 }
