@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -279,6 +280,54 @@ static void test_limits_env_and_stdout(void **state)
     assert_no_children();
 }
 
+/* A limit above the supervisor's own hard limit would make setrlimit fail
+ * with EPERM in the child; it is lowered to the hard limit instead. Run in a
+ * helper process so that this test's own limit stays as it was. */
+static void test_limits_clamped(void **state)
+{
+    static char script[] = "ulimit -n; ulimit -t";
+    pid_t helper;
+    int st = 0;
+    (void)state;
+    helper = fork();
+    assert_true(helper >= 0);
+    if (helper == 0) {
+        struct rlimit nofile = {100, 100}, cpu = {50, 50};
+        char *argv[] = {s_sh, s_c, script, NULL};
+        char out[64] = "", err[256];
+        sup_spawn_opts_t o;
+        int p[2], cst = 0;
+        size_t got = 0;
+        ssize_t n;
+        pid_t pid;
+        if (setrlimit(RLIMIT_NOFILE, &nofile) < 0 ||
+            setrlimit(RLIMIT_CPU, &cpu) < 0 || pipe2(p, O_CLOEXEC) < 0)
+            _exit(2);
+        sup_spawn_opts_init(&o);
+        o.path = "/bin/sh";
+        o.argv = argv;
+        o.nofile = 256;
+        o.cpu_s = 3600;
+        o.stdout_fd = p[1];
+        pid = sup_spawn_start(&o, err, sizeof(err));
+        close(p[1]);
+        if (pid < 0)
+            _exit(3);
+        while (got < sizeof(out) - 1 &&
+               (n = read(p[0], out + got, sizeof(out) - 1 - got)) > 0)
+            got += (size_t)n;
+        out[got] = '\0';
+        waitpid(pid, &cst, 0);
+        if (!WIFEXITED(cst) || WEXITSTATUS(cst) != 0)
+            _exit(4);
+        _exit(strcmp(out, "100\n50\n") == 0 ? 0 : 5);
+    }
+    assert_int_equal(waitpid(helper, &st, 0), helper);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_no_children();
+}
+
 static void test_describe_real_deaths(void **state)
 {
     sup_spawn_opts_t o;
@@ -477,6 +526,7 @@ int main(void)
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_isolation),
         cmocka_unit_test(test_limits_env_and_stdout),
+        cmocka_unit_test(test_limits_clamped),
         cmocka_unit_test(test_describe_real_deaths),
         cmocka_unit_test(test_describe_statuses),
         cmocka_unit_test(test_cpu_limit),
