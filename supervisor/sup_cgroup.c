@@ -313,6 +313,22 @@ cleanup:
     return self;
 }
 
+/* mountinfo runs to hundreds of lines on container hosts: one at a time. */
+static int find_mount(char *mnt, size_t len)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    char *line = NULL;
+    size_t cap = 0;
+    int rc = -ENOENT;
+    if (f == NULL)
+        return -errno;
+    while (rc == -ENOENT && getline(&line, &cap, f) > 0)
+        rc = sup_cgroup_parse_mount(line, mnt, len);
+    free(line);
+    fclose(f);
+    return rc;
+}
+
 sup_cgroup_t *sup_cgroup_new(char *msg, size_t len)
 {
     char text[8192], own[PATH_MAX], mnt[PATH_MAX], dir[2 * PATH_MAX + 2];
@@ -328,9 +344,7 @@ sup_cgroup_t *sup_cgroup_new(char *msg, size_t len)
         snprintf(msg, len, "no cgroup v2 line in /proc/self/cgroup");
         return NULL;
     }
-    rc = read_at(AT_FDCWD, "/proc/self/mountinfo", text, sizeof(text));
-    if (rc == 0)
-        rc = sup_cgroup_parse_mount(text, mnt, sizeof(mnt));
+    rc = find_mount(mnt, sizeof(mnt));
     if (rc < 0) {
         snprintf(msg, len, "no cgroup2 file system is mounted");
         return NULL;
