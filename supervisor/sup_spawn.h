@@ -1,0 +1,68 @@
+/*
+ * sup_spawn: starts one worker process, isolated from the supervisor and from
+ * the other workers. Everything the child needs (argv, envp, limits, file
+ * descriptors) is prepared before fork(); between fork and exec the child
+ * makes only async-signal-safe system calls: its own process group, death on
+ * the supervisor's death, default signal dispositions and an empty signal
+ * mask, resource limits, no inherited descriptors beyond 0-2, and optionally
+ * its own cgroup. A setup or exec failure comes back to the parent as errno
+ * over a close-on-exec pipe, so the caller learns at once, with a sentence,
+ * whether the worker really started.
+ */
+#ifndef SUP_SPAWN_H
+#define SUP_SPAWN_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* The open-file limit sup_spawn_opts_init() gives a worker. */
+#define SUP_SPAWN_NOFILE_DEFAULT 256
+
+/* The seconds between the soft CPU limit (SIGXCPU, which the worker may catch
+ * to checkpoint) and the hard one (SIGKILL). */
+#define SUP_SPAWN_CPU_GRACE_S 5
+
+/* The exit status a worker uses after logging "out of memory". */
+#define SUP_SPAWN_EXIT_NOMEM 70
+
+typedef struct sup_spawn_opts {
+    const char *path;  /* worker executable, absolute */
+    char *const *argv; /* NULL-terminated, argv[0] required */
+    char *const *envp; /* NULL-terminated; NULL = an empty environment */
+    long memory_mb;    /* RLIMIT_AS; 0 = unlimited */
+    long cpu_s;        /* RLIMIT_CPU soft; hard = soft + grace; 0 = none */
+    long nofile;       /* RLIMIT_NOFILE; 0 = leave as inherited */
+    int cgroup_fd;     /* -1 or an O_DIRECTORY fd of the worker's cgroup */
+    int stdout_fd;     /* > 0: becomes the child's stdout; else inherited */
+    int stderr_fd;     /* > 0: becomes the child's stderr; else inherited */
+} sup_spawn_opts_t;
+
+/* No limits, no cgroup, inherited stdout/stderr, the default open-file limit.
+ * Callers set path, argv and envp, and the limits they want. */
+void sup_spawn_opts_init(sup_spawn_opts_t *opts);
+
+/* Forks and execs opts->path. Returns the child's pid (> 0) once the exec has
+ * succeeded, or a negative errno with err filled ("cannot start worker
+ * '/path': No such file or directory"); a child that failed is reaped before
+ * returning, so no zombie remains. Limits above the supervisor's own hard
+ * limits are lowered to them. The caller reaps a started child with waitpid()
+ * and may signal its whole process group with kill(-pid, sig).
+ * Call from the thread that stays alive as long as the worker: the kernel ties
+ * the death-of-parent signal to the forking thread. Does not touch opts'
+ * descriptors: the caller still owns and closes them. */
+pid_t sup_spawn_start(const sup_spawn_opts_t *opts, char *err, size_t errlen);
+
+/* Describes a wait status the way an operator and a CRM user can act on it:
+ * "exited with status 3", "killed by signal 9 (SIGKILL)",
+ * "killed by signal 24 (SIGXCPU): CPU time limit of 60 s exceeded". opts (may
+ * be NULL) gives the limits the worker ran under, to name the one it hit. */
+void sup_spawn_describe(int wait_status, const sup_spawn_opts_t *opts,
+                        char *buf, size_t len);
+
+/* The same for a worker whose cgroup recorded an OOM kill
+ * (sup_cgroup_oom_killed()): "killed by signal 9 (SIGKILL): memory limit of
+ * 1024 MB exceeded". */
+void sup_spawn_describe_oom(int wait_status, const sup_spawn_opts_t *opts,
+                            char *buf, size_t len);
+
+#endif

@@ -1,0 +1,41 @@
+#!/bin/sh
+# Checks the systemd unit with systemd-analyze verify, which must print
+# nothing, and that the example env file documents every DEALIMPORT_* setting
+# proto/dip_config knows. verify also checks that ExecStart= is executable, so
+# it reads a copy whose ExecStart= names /bin/true; the copy keeps the unit's
+# name. Exits 77 (skipped) without systemd-analyze.
+# Usage: verify-unit.sh UNIT ENV_EXAMPLE DIP_CONFIG_C
+set -eu
+unit=$1 envfile=$2 config=$3
+
+fail=0
+if grep -q '^ExecStart=/usr/local/bin/dealimport-supervisor$' "$unit"; then :
+else
+    echo "unit: ExecStart= is not /usr/local/bin/dealimport-supervisor" >&2
+    fail=1
+fi
+for name in $(grep -o '"DEALIMPORT_[A-Z0-9_]*"' "$config" | tr -d '"' |
+    sort -u); do
+    if ! grep -q "^#\{0,1\}$name=" "$envfile"; then
+        echo "env example: '$name' is missing" >&2
+        fail=1
+    fi
+done
+
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+    [ "$fail" -eq 0 ] || exit 1
+    echo "skipped: systemd-analyze is not installed" >&2
+    exit 77
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+copy="$tmp/$(basename "$unit")"
+sed 's|^ExecStart=.*|ExecStart=/bin/true|' "$unit" >"$copy"
+if ! out=$(cd "$tmp" && systemd-analyze verify "$copy" 2>&1); then
+    fail=1
+fi
+if [ -n "$out" ]; then
+    printf '%s\n' "$out" >&2
+    fail=1
+fi
+exit $fail
