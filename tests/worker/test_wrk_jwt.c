@@ -43,9 +43,8 @@ static void test_claims_and_signature(void **state)
     jwt_free(dec);
     dec = NULL;
     /* A wrong secret does not verify. */
-    assert_int_not_equal(jwt_decode(&dec, tok, (const unsigned char *)"nope",
-                                    4),
-                         0);
+    assert_int_not_equal(
+        jwt_decode(&dec, tok, (const unsigned char *)"nope", 4), 0);
     jwt_free(dec);
     wrk_jwt_destroy(&j);
     assert_null(j);
