@@ -182,6 +182,9 @@ static int load_file(dip_config_t *cfg, const char *file, char *err,
             value[vl - 1] = '\0';
             value++;
         }
+        /* "KEY=" means unset, as an empty environment variable does. */
+        if (*value == '\0')
+            continue;
         if (strcmp(name, "APP_SECRET_FILE") == 0)
             rc = read_secret_file(cfg, value, err, errlen);
         else if (set_one(cfg, name, value, err, errlen) < 0)
