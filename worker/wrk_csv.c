@@ -473,7 +473,8 @@ static int check_names(wrk_csv_t *self, char **names, size_t n)
             snprintf(self->err, sizeof(self->err),
                      "the header has an empty column name at position %zu",
                      i + 1);
-            return WRK_CSV_EHEADER;
+            rc = WRK_CSV_EHEADER;
+            goto cleanup;
         }
     }
     sorted = malloc(n * sizeof(*sorted));
@@ -513,46 +514,50 @@ cleanup:
     return rc;
 }
 
+/* The header's refusals, in the order they are checked. */
+static int header_refused(wrk_csv_t *self)
+{
+    if (self->row_too_big)
+        snprintf(self->err, sizeof(self->err),
+                 "the header line is longer than %d bytes", WRK_CSV_ROW_MAX);
+    else if (self->row_nul)
+        snprintf(self->err, sizeof(self->err),
+                 "the header contains a NUL byte: is the file UTF-16? save "
+                 "it as CSV UTF-8 and import it again");
+    else if (self->row_bad_quotes)
+        snprintf(self->err, sizeof(self->err),
+                 "the header has a misplaced or unterminated quote in column "
+                 "%zu",
+                 self->bad_quotes_cell + 1);
+    else if (self->cells_seen > WRK_CSV_MAX_COLUMNS)
+        snprintf(self->err, sizeof(self->err),
+                 "the header has %zu columns, more than %d", self->cells_seen,
+                 WRK_CSV_MAX_COLUMNS);
+    else if (self->row_cell_big)
+        snprintf(self->err, sizeof(self->err),
+                 "the header has a column name longer than %d bytes at "
+                 "position %zu",
+                 WRK_CSV_CELL_MAX, self->cell_big_cell + 1);
+    else
+        return 0;
+    return 1;
+}
+
 static int take_header(wrk_csv_t *self)
 {
     char **names = NULL;
     size_t n = self->ncells;
     int rc = WRK_CSV_OK;
 
-    if (self->row_too_big) {
-        snprintf(self->err, sizeof(self->err),
-                 "the header line is longer than %d bytes", WRK_CSV_ROW_MAX);
-        return WRK_CSV_EHEADER;
-    }
-    if (self->row_nul) {
-        snprintf(self->err, sizeof(self->err),
-                 "the header contains a NUL byte: is the file UTF-16? save "
-                 "it as CSV UTF-8 and import it again");
-        return WRK_CSV_EHEADER;
-    }
-    if (self->row_bad_quotes) {
-        snprintf(self->err, sizeof(self->err),
-                 "the header has a misplaced or unterminated quote in column "
-                 "%zu",
-                 self->bad_quotes_cell + 1);
-        return WRK_CSV_EHEADER;
-    }
-    if (self->cells_seen > WRK_CSV_MAX_COLUMNS) {
-        snprintf(self->err, sizeof(self->err),
-                 "the header has %zu columns, more than %d", self->cells_seen,
-                 WRK_CSV_MAX_COLUMNS);
-        return WRK_CSV_EHEADER;
-    }
-    if (self->row_cell_big) {
-        snprintf(self->err, sizeof(self->err),
-                 "the header has a column name longer than %d bytes at "
-                 "position %zu",
-                 WRK_CSV_CELL_MAX, self->cell_big_cell + 1);
-        return WRK_CSV_EHEADER;
+    if (header_refused(self)) {
+        rc = WRK_CSV_EHEADER;
+        goto cleanup;
     }
     names = calloc(n ? n : 1, sizeof(char *));
-    if (names == NULL)
-        goto oom;
+    if (names == NULL) {
+        rc = WRK_CSV_ENOMEM;
+        goto cleanup;
+    }
     for (size_t i = 0; i < n; i++) {
         const char *s = self->buf + self->offs[i];
         size_t len = self->lens[i];
@@ -567,8 +572,10 @@ static int take_header(wrk_csv_t *self)
         while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
             len--;
         names[i] = strndup(s, len);
-        if (names[i] == NULL)
-            goto oom;
+        if (names[i] == NULL) {
+            rc = WRK_CSV_ENOMEM;
+            goto cleanup;
+        }
     }
     rc = check_names(self, names, n);
     if (rc != WRK_CSV_OK)
@@ -577,11 +584,10 @@ static int take_header(wrk_csv_t *self)
     self->nheader = n;
     names = NULL;
     self->data_offset = self->offset;
-    goto cleanup;
-oom:
-    snprintf(self->err, sizeof(self->err), "out of memory reading the header");
-    rc = WRK_CSV_ENOMEM;
 cleanup:
+    if (rc == WRK_CSV_ENOMEM)
+        snprintf(self->err, sizeof(self->err),
+                 "out of memory reading the header");
     if (names != NULL) {
         for (size_t i = 0; i < n; i++)
             free(names[i]);
@@ -881,37 +887,39 @@ wrk_csv_t *wrk_csv_new_resume(wrk_csv_row_fn fn, void *arg, char delimiter,
                               uint64_t next_line, uint64_t offset)
 {
     wrk_csv_t *self = NULL;
+    int ok = 0;
     if (fn == NULL || delimiter == '\0' ||
         memchr(candidates, delimiter, sizeof(candidates)) == NULL ||
         header == NULL || nheader == 0 || nheader > WRK_CSV_MAX_COLUMNS)
-        return NULL;
+        goto cleanup;
     self = calloc(1, sizeof(*self));
     if (self == NULL)
-        return NULL;
+        goto cleanup;
     self->fn = fn;
     self->arg = arg;
     set_delimiter(self, delimiter);
     self->header = calloc(nheader, sizeof(char *));
     if (self->header == NULL)
-        goto fail;
+        goto cleanup;
     self->nheader = nheader;
     for (size_t i = 0; i < nheader; i++) {
         if (header[i] == NULL)
-            goto fail;
+            goto cleanup;
         self->header[i] = strdup(header[i]);
         if (self->header[i] == NULL)
-            goto fail;
+            goto cleanup;
     }
     if (parser_start(self) != WRK_CSV_OK)
-        goto fail;
+        goto cleanup;
     self->line = next_line > 0 ? next_line - 1 : 0;
     self->start_offset = self->offset = self->data_offset = offset;
     /* Only the file's first bytes can be a byte order mark. */
     self->phase = offset == 0 ? PH_HEAD : PH_ROWS;
+    ok = 1;
+cleanup:
+    if (!ok)
+        wrk_csv_destroy(&self);
     return self;
-fail:
-    wrk_csv_destroy(&self);
-    return NULL;
 }
 
 void wrk_csv_destroy(wrk_csv_t **self_p)
@@ -939,7 +947,7 @@ void wrk_csv_destroy(wrk_csv_t **self_p)
 int wrk_csv_feed(wrk_csv_t *self, const char *data, size_t len)
 {
     int rc;
-    if (self->status != WRK_CSV_OK)
+    if (self->status != WRK_CSV_OK || len == 0)
         return self->status;
     rc = push(self, (const unsigned char *)data, len);
     self->status = rc;
