@@ -1,0 +1,1056 @@
+/*
+ * wrk_csv: turns a CSV byte stream, pushed in chunks of any size, into rows
+ * of UTF-8 cells with line numbers and resumable byte offsets. The input goes
+ * through three phases: the first three bytes (a byte order mark), the header
+ * line (buffered until its end so the delimiter can be counted on it), then
+ * rows. In the row phase a small quote-aware scanner finds where each row
+ * ends and feeds only that row's bytes to libcsv, which splits and unquotes
+ * the cells; csv_fini closes the row. Knowing the row's end before libcsv
+ * does gives exact offsets, lets an oversized row be skipped without
+ * buffering it, and keeps a stray quote from running into the next rows.
+ */
+#include "wrk_csv.h"
+
+#include <csv.h>
+#include <malloc.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { PH_HEAD, PH_DETECT, PH_ROWS, PH_DONE };
+
+/* Scanner states, mirroring libcsv's non-strict rules. */
+enum {
+    S_FIELD,     /* at a field start, leading spaces skipped */
+    S_UNQUOTED,  /* in an unquoted field: a quote is data */
+    S_QUOTED,    /* in a quoted field: line breaks are data */
+    S_CLOSED,    /* just after a quote in a quoted field */
+    S_CLOSED_SP, /* after a closing quote and spaces */
+};
+
+/* Byte classes for the scanner. */
+enum { C_DELIM = 1, C_TERM = 2, C_QUOTE = 4, C_SPACE = 8 };
+
+static const char candidates[4] = {',', ';', '\t', '|'};
+
+struct wrk_csv {
+    wrk_csv_row_fn fn;
+    void *arg;
+    struct csv_parser parser;
+    int parser_live;
+    unsigned char cls[256];
+    char delim;
+    int phase;
+    int status; /* sticky non-OK result */
+    char err[1024];
+
+    /* PH_HEAD */
+    unsigned char head[3];
+    size_t head_len;
+    uint64_t start_offset;
+
+    /* PH_DETECT: the header line, from its first byte */
+    unsigned char *pre;
+    size_t pre_len, pre_cap;
+    uint64_t pre_base; /* input offset of pre[0] */
+    size_t det_count[4];
+    int det_in_record, det_quoted, det_closed, det_field_start, det_blank;
+
+    /* PH_ROWS */
+    uint64_t offset; /* input offset of the next byte */
+    uint64_t data_offset;
+    uint64_t line, rows, converted;
+    int in_row, sstate, pending_cr;
+    size_t row_raw;
+    int row_too_big, row_bad_quotes, row_nul, row_cell_big, row_converted;
+    size_t too_big_cell, bad_quotes_cell, nul_cell, cell_big_cell;
+    size_t scan_field;  /* the field the scanner is in */
+    size_t cells_seen;  /* cells libcsv reported, kept or not */
+    size_t last_filled; /* 1 + index of the last non-empty cell */
+    int all_null, oom;
+
+    /* the current row's cells: text in buf, each NUL-terminated */
+    char *buf;
+    size_t buf_len, buf_cap;
+    size_t *offs, *lens;
+    const char **ptrs;
+    size_t ncells, cells_cap;
+
+    char **header;
+    size_t nheader;
+};
+
+/* --- text ---------------------------------------------------------------*/
+
+/* Windows-1252 0x80..0x9F; the undefined five map to their C1 code point. */
+static const unsigned short cp1252_high[32] = {
+    0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
+    0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x008D, 0x017D, 0x008F,
+    0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
+    0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178,
+};
+
+static int utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            uint64_t w;
+            /* Runs of ASCII are the common case: eight at a time. */
+            while (i + 8 <= n) {
+                memcpy(&w, s + i, 8);
+                if (w & 0x8080808080808080ULL)
+                    break;
+                i += 8;
+            }
+            if (i < n && s[i] < 0x80)
+                i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF) {
+            if (i + 1 >= n || (s[i + 1] & 0xC0) != 0x80)
+                return 0;
+            i += 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            unsigned char lo = c == 0xE0 ? 0xA0 : 0x80;
+            unsigned char hi = c == 0xED ? 0x9F : 0xBF;
+            if (i + 2 >= n || s[i + 1] < lo || s[i + 1] > hi ||
+                (s[i + 2] & 0xC0) != 0x80)
+                return 0;
+            i += 3;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            unsigned char lo = c == 0xF0 ? 0x90 : 0x80;
+            unsigned char hi = c == 0xF4 ? 0x8F : 0xBF;
+            if (i + 3 >= n || s[i + 1] < lo || s[i + 1] > hi ||
+                (s[i + 2] & 0xC0) != 0x80 || (s[i + 3] & 0xC0) != 0x80)
+                return 0;
+            i += 4;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static size_t put_utf8(char *d, unsigned cp)
+{
+    if (cp < 0x80) {
+        d[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        d[0] = (char)(0xC0 | (cp >> 6));
+        d[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    d[0] = (char)(0xE0 | (cp >> 12));
+    d[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    d[2] = (char)(0x80 | (cp & 0x3F));
+    return 3;
+}
+
+/* Copies s to d, NUL as U+FFFD, and bytes >= 0x80 from Windows-1252 when
+ * cp1252 is set. d has room for 3 * n bytes. Returns the length written. */
+static size_t copy_text(char *d, const unsigned char *s, size_t n, int cp1252)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c == 0)
+            o += put_utf8(d + o, 0xFFFD);
+        else if (c < 0x80 || !cp1252)
+            d[o++] = (char)c;
+        else if (c < 0xA0)
+            o += put_utf8(d + o, cp1252_high[c - 0x80]);
+        else
+            o += put_utf8(d + o, c);
+    }
+    return o;
+}
+
+/* Appends to the sentence in err, dropping what does not fit. */
+static void err_append(wrk_csv_t *self, const char *fmt, ...)
+{
+    size_t used = strlen(self->err);
+    va_list ap;
+    if (used + 1 >= sizeof(self->err))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(self->err + used, sizeof(self->err) - used, fmt, ap);
+    va_end(ap);
+}
+
+/* A name cut to at most 60 bytes on a character boundary, for messages. */
+static void quote_name(char *out, size_t outlen, const char *name)
+{
+    size_t n = strlen(name);
+    const char *more = "";
+    if (n > 60) {
+        n = 60;
+        while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80)
+            n--;
+        more = "...";
+    }
+    snprintf(out, outlen, "'%.*s%s'", (int)n, name, more);
+}
+
+/* --- cells --------------------------------------------------------------*/
+
+static int reserve(void **p, size_t *cap, size_t need, size_t size)
+{
+    size_t ncap;
+    void *np;
+    if (need <= *cap)
+        return 0;
+    ncap = *cap ? *cap : 16;
+    while (ncap < need)
+        ncap *= 2;
+    np = realloc(*p, ncap * size);
+    if (np == NULL)
+        return -1;
+    *p = np;
+    *cap = ncap;
+    return 0;
+}
+
+static int reserve_cells(wrk_csv_t *self, size_t need)
+{
+    size_t cap = self->cells_cap, c1 = cap, c2 = cap;
+    if (need <= cap)
+        return 0;
+    if (reserve((void **)&self->offs, &c1, need, sizeof(size_t)) < 0 ||
+        reserve((void **)&self->lens, &c2, need, sizeof(size_t)) < 0 ||
+        reserve((void **)&self->ptrs, &cap, need, sizeof(char *)) < 0)
+        return -1;
+    self->cells_cap = cap;
+    return 0;
+}
+
+/* libcsv's cell callback: data is NULL for an empty unquoted cell. */
+static void on_cell(void *data, size_t len, void *arg)
+{
+    wrk_csv_t *self = arg;
+    const unsigned char *s = data;
+    size_t idx = self->cells_seen++;
+    size_t keep = self->header ? self->nheader + WRK_CSV_EXTRA_CELLS
+                               : WRK_CSV_MAX_COLUMNS;
+    int cp1252 = 0, nul;
+    char *d;
+
+    if (s != NULL)
+        self->all_null = 0;
+    if (len > 0)
+        self->last_filled = idx + 1;
+    if (idx >= keep || self->oom)
+        return;
+    if (reserve_cells(self, idx + 1) < 0)
+        goto oom;
+    if (len > WRK_CSV_CELL_MAX) {
+        if (!self->row_cell_big) {
+            self->row_cell_big = 1;
+            self->cell_big_cell = idx;
+        }
+        len = 0;
+    }
+    nul = len > 0 && memchr(s, 0, len) != NULL;
+    if (nul && !self->row_nul) {
+        self->row_nul = 1;
+        self->nul_cell = idx;
+    }
+    if (len > 0 && !utf8_valid(s, len)) {
+        cp1252 = 1;
+        self->converted++;
+        self->row_converted = 1;
+    }
+    if (reserve((void **)&self->buf, &self->buf_cap,
+                self->buf_len + 3 * len + 1, 1) < 0)
+        goto oom;
+    d = self->buf + self->buf_len;
+    if (cp1252 || nul)
+        len = copy_text(d, s, len, cp1252);
+    else if (len > 0)
+        memcpy(d, s, len);
+    d[len] = '\0';
+    self->offs[idx] = self->buf_len;
+    self->lens[idx] = len;
+    self->buf_len += len + 1;
+    self->ncells = idx + 1;
+    return;
+oom:
+    self->oom = 1;
+}
+
+static int space_or_tab(unsigned char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static int space_only(unsigned char c)
+{
+    return c == ' ';
+}
+
+/* --- rows ---------------------------------------------------------------*/
+
+static void set_delimiter(wrk_csv_t *self, char delim)
+{
+    self->delim = delim;
+    memset(self->cls, 0, sizeof(self->cls));
+    self->cls['\r'] = C_TERM;
+    self->cls['\n'] = C_TERM;
+    self->cls['"'] = C_QUOTE;
+    self->cls[' '] = C_SPACE;
+    self->cls['\t'] = C_SPACE;
+    self->cls[(unsigned char)delim] = C_DELIM;
+}
+
+/* libcsv grows its cell buffer by a fixed block at a time; growing
+ * geometrically instead keeps a 1 MiB cell from costing hundreds of copies
+ * (and, under a sanitizer that never reallocates in place, hundreds of MiB
+ * of freed blocks). */
+static void *grow_geometric(void *p, size_t n)
+{
+    size_t have = p ? malloc_usable_size(p) : 0;
+    if (n <= have)
+        return p;
+    return realloc(p, n < 2 * have ? 2 * have : n);
+}
+
+static int parser_start(wrk_csv_t *self)
+{
+    if (csv_init(&self->parser, CSV_EMPTY_IS_NULL) != 0)
+        return WRK_CSV_ENOMEM;
+    self->parser_live = 1;
+    csv_set_delim(&self->parser, (unsigned char)self->delim);
+    csv_set_space_func(&self->parser,
+                       self->delim == '\t' ? space_only : space_or_tab);
+    csv_set_blk_size(&self->parser, 4096);
+    csv_set_realloc_func(&self->parser, grow_geometric);
+    return WRK_CSV_OK;
+}
+
+static void row_start(wrk_csv_t *self)
+{
+    self->in_row = 1;
+    self->sstate = S_FIELD;
+    self->row_raw = 0;
+    self->row_too_big = self->row_bad_quotes = 0;
+    self->row_nul = self->row_cell_big = self->row_converted = 0;
+    self->too_big_cell = self->bad_quotes_cell = 0;
+    self->nul_cell = self->cell_big_cell = 0;
+    self->scan_field = self->cells_seen = self->last_filled = 0;
+    self->all_null = 1;
+    self->buf_len = self->ncells = 0;
+}
+
+/* Finds the end of the row from p: returns where the scan stopped, either at
+ * a line break outside quotes (*ended set) or at end. */
+static const unsigned char *scan(wrk_csv_t *self, const unsigned char *p,
+                                 const unsigned char *end, int *ended)
+{
+    const unsigned char *cls = self->cls;
+    int st = self->sstate;
+    unsigned char k;
+
+    *ended = 0;
+    while (p < end) {
+        switch (st) {
+        case S_QUOTED: {
+            const unsigned char *q = memchr(p, '"', (size_t)(end - p));
+            if (q == NULL) {
+                p = end;
+            } else {
+                p = q + 1;
+                st = S_CLOSED;
+            }
+            break;
+        }
+        case S_UNQUOTED:
+            while (p < end && !(cls[*p] & (C_DELIM | C_TERM)))
+                p++;
+            if (p == end)
+                break;
+            if (cls[*p] & C_TERM) {
+                *ended = 1;
+                goto out;
+            }
+            p++;
+            self->scan_field++;
+            st = S_FIELD;
+            break;
+        case S_FIELD:
+            k = cls[*p];
+            if (k & C_TERM) {
+                *ended = 1;
+                goto out;
+            }
+            p++;
+            if (k & C_DELIM)
+                self->scan_field++;
+            else if (k & C_QUOTE)
+                st = S_QUOTED;
+            else if (!(k & C_SPACE))
+                st = S_UNQUOTED;
+            break;
+        default: /* S_CLOSED, S_CLOSED_SP */
+            k = cls[*p];
+            if (k & C_TERM) {
+                *ended = 1;
+                goto out;
+            }
+            p++;
+            if (k & C_DELIM) {
+                self->scan_field++;
+                st = S_FIELD;
+            } else if ((k & C_QUOTE) && st == S_CLOSED) {
+                st = S_QUOTED; /* "" inside quotes */
+            } else if (k & C_SPACE) {
+                st = S_CLOSED_SP;
+            } else {
+                /* Text after the closing quote: the row is malformed; go
+                 * on as if unquoted so the row still ends at its line. */
+                if (!self->row_bad_quotes) {
+                    self->row_bad_quotes = 1;
+                    self->bad_quotes_cell = self->scan_field;
+                }
+                st = S_UNQUOTED;
+            }
+            break;
+        }
+    }
+out:
+    self->sstate = st;
+    return p;
+}
+
+/* Hands n raw bytes of the current row to libcsv, up to the row limit. */
+static int parse_bytes(wrk_csv_t *self, const unsigned char *s, size_t n)
+{
+    size_t give = n;
+    if (n == 0 || self->row_too_big)
+        return WRK_CSV_OK;
+    if (n > WRK_CSV_ROW_MAX - self->row_raw) {
+        give = WRK_CSV_ROW_MAX - self->row_raw;
+        self->row_too_big = 1;
+    }
+    if (csv_parse(&self->parser, s, give, on_cell, NULL, self) != give ||
+        self->oom) {
+        snprintf(self->err, sizeof(self->err), "out of memory reading a row");
+        return WRK_CSV_ENOMEM;
+    }
+    self->row_raw += give;
+    if (self->row_too_big)
+        self->too_big_cell = self->cells_seen;
+    return WRK_CSV_OK;
+}
+
+struct named {
+    const char *name;
+    size_t idx;
+};
+
+static int cmp_named(const void *a, const void *b)
+{
+    const struct named *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    if (c != 0)
+        return c;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Empty and duplicate names: 0, or WRK_CSV_EHEADER with the sentence. */
+static int check_names(wrk_csv_t *self, char **names, size_t n)
+{
+    struct named *sorted = NULL;
+    unsigned char *first_dup = NULL;
+    char q[80];
+    int rc = WRK_CSV_OK, ndup = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (names[i][0] == '\0') {
+            snprintf(self->err, sizeof(self->err),
+                     "the header has an empty column name at position %zu",
+                     i + 1);
+            rc = WRK_CSV_EHEADER;
+            goto cleanup;
+        }
+    }
+    sorted = malloc(n * sizeof(*sorted));
+    first_dup = calloc(n, 1);
+    if (sorted == NULL || first_dup == NULL) {
+        rc = WRK_CSV_ENOMEM;
+        goto cleanup;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sorted[i].name = names[i];
+        sorted[i].idx = i;
+    }
+    qsort(sorted, n, sizeof(*sorted), cmp_named);
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(sorted[i].name, sorted[i - 1].name) == 0 &&
+            (i < 2 || strcmp(sorted[i - 1].name, sorted[i - 2].name) != 0))
+            first_dup[sorted[i - 1].idx] = 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!first_dup[i])
+            continue;
+        if (ndup == 0)
+            snprintf(self->err, sizeof(self->err),
+                     "duplicate column names in the header: ");
+        quote_name(q, sizeof(q), names[i]);
+        err_append(self, "%s%s", ndup ? ", " : "", q);
+        ndup++;
+    }
+    if (ndup > 0)
+        rc = WRK_CSV_EHEADER;
+cleanup:
+    if (rc == WRK_CSV_ENOMEM)
+        snprintf(self->err, sizeof(self->err),
+                 "out of memory reading the header");
+    free(sorted);
+    free(first_dup);
+    return rc;
+}
+
+/* The header's refusals, in the order they are checked. */
+static int header_refused(wrk_csv_t *self)
+{
+    if (self->row_too_big)
+        snprintf(self->err, sizeof(self->err),
+                 "the header line is longer than %d bytes", WRK_CSV_ROW_MAX);
+    else if (self->row_nul)
+        snprintf(self->err, sizeof(self->err),
+                 "the header contains a NUL byte: is the file UTF-16? save "
+                 "it as CSV UTF-8 and import it again");
+    else if (self->row_bad_quotes)
+        snprintf(self->err, sizeof(self->err),
+                 "the header has a misplaced or unterminated quote in column "
+                 "%zu",
+                 self->bad_quotes_cell + 1);
+    else if (self->cells_seen > WRK_CSV_MAX_COLUMNS)
+        snprintf(self->err, sizeof(self->err),
+                 "the header has %zu columns, more than %d", self->cells_seen,
+                 WRK_CSV_MAX_COLUMNS);
+    else if (self->row_cell_big)
+        snprintf(self->err, sizeof(self->err),
+                 "the header has a column name longer than %d bytes at "
+                 "position %zu",
+                 WRK_CSV_CELL_MAX, self->cell_big_cell + 1);
+    else
+        return 0;
+    return 1;
+}
+
+static int take_header(wrk_csv_t *self)
+{
+    char **names = NULL;
+    size_t n = self->ncells;
+    int rc = WRK_CSV_OK;
+
+    if (header_refused(self)) {
+        rc = WRK_CSV_EHEADER;
+        goto cleanup;
+    }
+    names = calloc(n ? n : 1, sizeof(char *));
+    if (names == NULL) {
+        rc = WRK_CSV_ENOMEM;
+        goto cleanup;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *s = self->buf + self->offs[i];
+        size_t len = self->lens[i];
+        if (i == 0 && len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) {
+            s += 3;
+            len -= 3;
+        }
+        while (len > 0 && (*s == ' ' || *s == '\t')) {
+            s++;
+            len--;
+        }
+        while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+            len--;
+        names[i] = strndup(s, len);
+        if (names[i] == NULL) {
+            rc = WRK_CSV_ENOMEM;
+            goto cleanup;
+        }
+    }
+    rc = check_names(self, names, n);
+    if (rc != WRK_CSV_OK)
+        goto cleanup;
+    self->header = names;
+    self->nheader = n;
+    names = NULL;
+    self->data_offset = self->offset;
+cleanup:
+    if (rc == WRK_CSV_ENOMEM)
+        snprintf(self->err, sizeof(self->err),
+                 "out of memory reading the header");
+    if (names != NULL) {
+        for (size_t i = 0; i < n; i++)
+            free(names[i]);
+        free(names);
+    }
+    return rc;
+}
+
+/* Closes the current row and delivers it (or takes it as the header). */
+static int row_end(wrk_csv_t *self)
+{
+    wrk_csv_row_t row;
+    size_t n;
+    int rc = WRK_CSV_OK;
+
+    csv_fini(&self->parser, on_cell, NULL, self);
+    self->in_row = 0;
+    if (self->oom) {
+        snprintf(self->err, sizeof(self->err), "out of memory reading a row");
+        return WRK_CSV_ENOMEM;
+    }
+    if (self->all_null && !self->row_too_big)
+        return WRK_CSV_OK; /* a blank line */
+    if (self->header == NULL)
+        return take_header(self);
+
+    memset(&row, 0, sizeof(row));
+    n = self->ncells;
+    if (n > self->nheader && self->last_filled <= self->nheader)
+        n = self->nheader; /* only empty cells past the header */
+    if (self->row_too_big) {
+        row.error = WRK_CSV_ROW_TOO_BIG;
+        row.error_cell = self->too_big_cell;
+    } else if (self->row_bad_quotes) {
+        row.error = WRK_CSV_ROW_BAD_QUOTES;
+        row.error_cell = self->bad_quotes_cell;
+    } else if (self->row_nul) {
+        row.error = WRK_CSV_ROW_NUL_BYTE;
+        row.error_cell = self->nul_cell;
+    } else if (self->row_cell_big) {
+        row.error = WRK_CSV_ROW_CELL_TOO_BIG;
+        row.error_cell = self->cell_big_cell;
+    } else if (n > self->nheader) {
+        row.error = WRK_CSV_ROW_TOO_MANY_CELLS;
+        row.error_cell = self->nheader;
+    }
+    if (n < self->nheader) {
+        if (reserve_cells(self, self->nheader) < 0) {
+            snprintf(self->err, sizeof(self->err),
+                     "out of memory reading a row");
+            return WRK_CSV_ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        self->ptrs[i] = self->buf + self->offs[i];
+    for (size_t i = n; i < self->nheader; i++) {
+        self->ptrs[i] = "";
+        self->lens[i] = 0;
+    }
+    if (n < self->nheader)
+        n = self->nheader;
+    row.line = ++self->line;
+    row.ncells = n;
+    row.cells = self->ptrs;
+    row.lens = self->lens;
+    row.end_offset = self->offset;
+    row.converted = self->row_converted;
+    self->rows++;
+    if (self->fn(self->arg, &row) != 0)
+        rc = WRK_CSV_ESTOPPED;
+    return rc;
+}
+
+static int rows_push(wrk_csv_t *self, const unsigned char *p, size_t n)
+{
+    const unsigned char *end = p + n;
+    int rc = WRK_CSV_OK;
+
+    while (p < end) {
+        const unsigned char *seg;
+        int ended;
+        if (self->pending_cr) {
+            self->pending_cr = 0;
+            if (*p == '\n') {
+                p++;
+                self->offset++;
+            }
+            if ((rc = row_end(self)) != WRK_CSV_OK)
+                return rc;
+            continue;
+        }
+        if (!self->in_row) {
+            while (p < end && (*p == '\r' || *p == '\n')) {
+                p++;
+                self->offset++;
+            }
+            if (p == end)
+                break;
+            row_start(self);
+        }
+        seg = p;
+        p = scan(self, p, end, &ended);
+        rc = parse_bytes(self, seg, (size_t)(p - seg));
+        self->offset += (uint64_t)(p - seg);
+        if (rc != WRK_CSV_OK)
+            return rc;
+        if (!ended)
+            break;
+        self->offset++;
+        if (*p++ == '\r') {
+            if (p == end) {
+                self->pending_cr = 1; /* a CRLF split across chunks? */
+                break;
+            }
+            if (*p == '\n') {
+                p++;
+                self->offset++;
+            }
+        }
+        if ((rc = row_end(self)) != WRK_CSV_OK)
+            return rc;
+    }
+    return rc;
+}
+
+/* --- header line detection -----------------------------------------------*/
+
+static int push(wrk_csv_t *self, const unsigned char *p, size_t n);
+
+/* The header line is complete (or the input ended): pick the delimiter and
+ * run the buffered line through the row phase. */
+static int detect_done(wrk_csv_t *self)
+{
+    size_t best = 0, top = 0;
+    int rc;
+    for (size_t i = 0; i < 4; i++) {
+        if (self->det_count[i] > best) {
+            best = self->det_count[i];
+            top = i;
+        }
+    }
+    for (size_t i = 0; i < 4; i++)
+        if (i != top && best > 0 && self->det_count[i] == best)
+            top = 0; /* a tie goes to ',' */
+    set_delimiter(self, candidates[top]);
+    rc = parser_start(self);
+    if (rc != WRK_CSV_OK)
+        return rc;
+    self->phase = PH_ROWS;
+    self->offset = self->pre_base;
+    rc = rows_push(self, self->pre, self->pre_len);
+    free(self->pre);
+    self->pre = NULL;
+    self->pre_len = self->pre_cap = 0;
+    return rc;
+}
+
+static int detect_push(wrk_csv_t *self, const unsigned char *p, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        unsigned char c = p[i];
+        if (!self->det_in_record) {
+            if (c == '\r' || c == '\n') {
+                self->pre_base++;
+                continue;
+            }
+            self->det_in_record = 1;
+            self->det_blank = 1;
+            self->det_field_start = 1;
+            self->det_quoted = self->det_closed = 0;
+            memset(self->det_count, 0, sizeof(self->det_count));
+        }
+        if (!self->det_quoted && (c == '\r' || c == '\n')) {
+            if (!self->det_blank)
+                break;
+            /* Only spaces and tabs: blank whatever the delimiter. */
+            self->pre_base += self->pre_len + 1;
+            self->pre_len = 0;
+            self->det_in_record = 0;
+            continue;
+        }
+        if (self->det_quoted) {
+            if (c == '"') {
+                self->det_quoted = 0;
+                self->det_closed = 1;
+            }
+        } else if (c == '"') {
+            if (self->det_closed || self->det_field_start)
+                self->det_quoted = 1;
+            self->det_closed = self->det_field_start = 0;
+            self->det_blank = 0;
+        } else {
+            const char *k = memchr(candidates, c, sizeof(candidates));
+            self->det_closed = 0;
+            if (k != NULL) {
+                self->det_count[k - candidates]++;
+                self->det_field_start = 1;
+                if (c != '\t')
+                    self->det_blank = 0;
+            } else if (c != ' ') {
+                self->det_field_start = 0;
+                self->det_blank = 0;
+            }
+        }
+        if (self->pre_len >= WRK_CSV_ROW_MAX + 1) {
+            snprintf(self->err, sizeof(self->err),
+                     "the header line is longer than %d bytes",
+                     WRK_CSV_ROW_MAX);
+            return WRK_CSV_EHEADER;
+        }
+        if (reserve((void **)&self->pre, &self->pre_cap, self->pre_len + 1, 1) <
+            0) {
+            snprintf(self->err, sizeof(self->err),
+                     "out of memory reading the header");
+            return WRK_CSV_ENOMEM;
+        }
+        self->pre[self->pre_len++] = c;
+    }
+    if (i == n)
+        return WRK_CSV_OK;
+    {
+        int rc = detect_done(self);
+        if (rc != WRK_CSV_OK)
+            return rc;
+    }
+    return rows_push(self, p + i, n - i);
+}
+
+/* The first bytes decide about a byte order mark. */
+static int head_decide(wrk_csv_t *self)
+{
+    size_t skip = 0;
+    const unsigned char *h = self->head;
+    if (self->head_len >= 2 &&
+        ((h[0] == 0xFF && h[1] == 0xFE) || (h[0] == 0xFE && h[1] == 0xFF))) {
+        snprintf(self->err, sizeof(self->err),
+                 "the file is UTF-16 encoded: save it as CSV UTF-8 and "
+                 "import it again");
+        return WRK_CSV_EHEADER;
+    }
+    if (self->head_len == 3 && h[0] == 0xEF && h[1] == 0xBB && h[2] == 0xBF)
+        skip = 3;
+    if (self->header == NULL) {
+        self->phase = PH_DETECT;
+        self->pre_base = self->start_offset + skip;
+    } else {
+        self->phase = PH_ROWS;
+        self->offset = self->start_offset + skip;
+    }
+    return push(self, self->head + skip, self->head_len - skip);
+}
+
+static int push(wrk_csv_t *self, const unsigned char *p, size_t n)
+{
+    int rc;
+    switch (self->phase) {
+    case PH_HEAD:
+        while (self->head_len < 3 && n > 0) {
+            self->head[self->head_len++] = *p++;
+            n--;
+        }
+        if (self->head_len < 3)
+            return WRK_CSV_OK;
+        rc = head_decide(self);
+        if (rc != WRK_CSV_OK)
+            return rc;
+        return push(self, p, n);
+    case PH_DETECT:
+        return detect_push(self, p, n);
+    case PH_ROWS:
+        return rows_push(self, p, n);
+    default:
+        return WRK_CSV_OK;
+    }
+}
+
+/* --- API ----------------------------------------------------------------*/
+
+wrk_csv_t *wrk_csv_new(wrk_csv_row_fn fn, void *arg)
+{
+    wrk_csv_t *self;
+    if (fn == NULL)
+        return NULL;
+    self = calloc(1, sizeof(*self));
+    if (self == NULL)
+        return NULL;
+    self->fn = fn;
+    self->arg = arg;
+    self->phase = PH_HEAD;
+    set_delimiter(self, ',');
+    return self;
+}
+
+wrk_csv_t *wrk_csv_new_resume(wrk_csv_row_fn fn, void *arg, char delimiter,
+                              const char *const *header, size_t nheader,
+                              uint64_t next_line, uint64_t offset)
+{
+    wrk_csv_t *self = NULL;
+    int ok = 0;
+    if (fn == NULL || delimiter == '\0' ||
+        memchr(candidates, delimiter, sizeof(candidates)) == NULL ||
+        header == NULL || nheader == 0 || nheader > WRK_CSV_MAX_COLUMNS)
+        goto cleanup;
+    self = calloc(1, sizeof(*self));
+    if (self == NULL)
+        goto cleanup;
+    self->fn = fn;
+    self->arg = arg;
+    set_delimiter(self, delimiter);
+    self->header = calloc(nheader, sizeof(char *));
+    if (self->header == NULL)
+        goto cleanup;
+    self->nheader = nheader;
+    for (size_t i = 0; i < nheader; i++) {
+        if (header[i] == NULL)
+            goto cleanup;
+        self->header[i] = strdup(header[i]);
+        if (self->header[i] == NULL)
+            goto cleanup;
+    }
+    if (parser_start(self) != WRK_CSV_OK)
+        goto cleanup;
+    self->line = next_line > 0 ? next_line - 1 : 0;
+    self->start_offset = self->offset = self->data_offset = offset;
+    /* Only the file's first bytes can be a byte order mark. */
+    self->phase = offset == 0 ? PH_HEAD : PH_ROWS;
+    ok = 1;
+cleanup:
+    if (!ok)
+        wrk_csv_destroy(&self);
+    return self;
+}
+
+void wrk_csv_destroy(wrk_csv_t **self_p)
+{
+    wrk_csv_t *self;
+    if (self_p == NULL || *self_p == NULL)
+        return;
+    self = *self_p;
+    if (self->parser_live)
+        csv_free(&self->parser);
+    if (self->header != NULL) {
+        for (size_t i = 0; i < self->nheader; i++)
+            free(self->header[i]);
+        free(self->header);
+    }
+    free(self->pre);
+    free(self->buf);
+    free(self->offs);
+    free(self->lens);
+    free(self->ptrs);
+    free(self);
+    *self_p = NULL;
+}
+
+int wrk_csv_feed(wrk_csv_t *self, const char *data, size_t len)
+{
+    int rc;
+    if (self->status != WRK_CSV_OK || len == 0)
+        return self->status;
+    rc = push(self, (const unsigned char *)data, len);
+    self->status = rc;
+    return rc;
+}
+
+int wrk_csv_finish(wrk_csv_t *self)
+{
+    int rc = WRK_CSV_OK;
+    if (self->status != WRK_CSV_OK)
+        return self->status;
+    if (self->phase == PH_HEAD)
+        rc = head_decide(self);
+    if (rc == WRK_CSV_OK && self->phase == PH_DETECT) {
+        if (self->det_in_record && !self->det_blank) {
+            rc = detect_done(self);
+        } else {
+            self->offset = self->pre_base + self->pre_len;
+            self->phase = PH_DONE;
+        }
+    }
+    if (rc == WRK_CSV_OK && self->phase == PH_ROWS) {
+        if (self->pending_cr) {
+            self->pending_cr = 0;
+            rc = row_end(self);
+        } else if (self->in_row) {
+            if (self->sstate == S_QUOTED && !self->row_bad_quotes) {
+                self->row_bad_quotes = 1;
+                self->bad_quotes_cell = self->scan_field;
+            }
+            rc = row_end(self);
+        }
+    }
+    if (rc == WRK_CSV_OK) {
+        self->phase = PH_DONE;
+        if (self->header == NULL)
+            snprintf(self->err, sizeof(self->err),
+                     "the file is empty: it has no header line");
+    }
+    self->status = rc;
+    return rc;
+}
+
+const char *wrk_csv_error(const wrk_csv_t *self)
+{
+    return self->err;
+}
+
+const char *const *wrk_csv_header(const wrk_csv_t *self, size_t *n)
+{
+    if (n != NULL)
+        *n = self->header ? self->nheader : 0;
+    return (const char *const *)self->header;
+}
+
+char wrk_csv_delimiter(const wrk_csv_t *self)
+{
+    return self->delim;
+}
+
+uint64_t wrk_csv_rows(const wrk_csv_t *self)
+{
+    return self->rows;
+}
+
+uint64_t wrk_csv_converted_cells(const wrk_csv_t *self)
+{
+    return self->converted;
+}
+
+uint64_t wrk_csv_bytes(const wrk_csv_t *self)
+{
+    switch (self->phase) {
+    case PH_HEAD:
+        return self->start_offset + self->head_len;
+    case PH_DETECT:
+        return self->pre_base + self->pre_len;
+    default:
+        return self->offset;
+    }
+}
+
+uint64_t wrk_csv_data_offset(const wrk_csv_t *self)
+{
+    return self->data_offset;
+}
+
+const char *wrk_csv_row_error_message(int row_error)
+{
+    switch (row_error) {
+    case WRK_CSV_ROW_OK:
+        return "";
+    case WRK_CSV_ROW_TOO_MANY_CELLS:
+        return "the row has more cells than the header";
+    case WRK_CSV_ROW_CELL_TOO_BIG:
+        return "a cell is longer than 65536 bytes";
+    case WRK_CSV_ROW_TOO_BIG:
+        return "the row is longer than 1048576 bytes";
+    case WRK_CSV_ROW_NUL_BYTE:
+        return "the row contains a NUL byte";
+    case WRK_CSV_ROW_BAD_QUOTES:
+        return "the row has a misplaced or unterminated quote";
+    default:
+        return "unknown row error";
+    }
+}
