@@ -39,6 +39,9 @@ typedef struct dip_config {
     long worker_memory_mb; /* DEALIMPORT_WORKER_MEMORY_MB, default 1024 */
     long worker_cpu_s;     /* DEALIMPORT_WORKER_CPU_S, default 3600 */
     long worker_timeout_s; /* DEALIMPORT_WORKER_TIMEOUT_S, default 21600 */
+    long worker_restarts;  /* DEALIMPORT_WORKER_RESTARTS: an import fails at
+                              its worker's Nth crash within 10 minutes
+                              (earlier crashes resume it), default 3 */
     long lease_s;          /* DEALIMPORT_LEASE_S, default 60 */
     long row_attempts;     /* DEALIMPORT_ROW_ATTEMPTS, default 3 */
     long row_backoff_ms;   /* DEALIMPORT_ROW_BACKOFF_MS, default 4000 */

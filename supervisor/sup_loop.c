@@ -34,7 +34,7 @@
 #define FLUSH_MS 1000
 #define FLUSH_ERRORS 500
 #define HEARTBEAT_TIMEOUT_MS 60000
-#define RESTART_LIMIT 3
+#define RESTART_WINDOW_MS (10 * 60 * 1000)
 #define TEMPFAIL_LIMIT 10
 #define SHUTDOWN_GRACE_MS 25000
 #define MSGS_PER_WAKE 2000
@@ -54,6 +54,7 @@ typedef struct worker {
     bson_t *doc;
     int64_t started_ms, last_heard_ms, respawn_at_ms, last_flush_ms;
     int restarts, tempfails;
+    int64_t restart_window_ms; /* when the current crash count started */
     int has_cgroup;
     /* from the current worker run */
     int done;
@@ -564,19 +565,26 @@ static void on_exit_status(sup_loop_t *self, worker_t *w, int st)
         return;
     }
     /* A crash, a limit, or an exit without a word. */
-    if (++w->restarts >= RESTART_LIMIT) {
+    if (w->restarts == 0 ||
+        self->now - w->restart_window_ms > RESTART_WINDOW_MS) {
+        w->restarts = 0;
+        w->restart_window_ms = self->now;
+    }
+    if (++w->restarts >= self->cfg.worker_restarts) {
         snprintf(msg, sizeof(msg),
                  "worker %s %d times, last at line %lld: the import was "
                  "stopped",
-                 how, RESTART_LIMIT, (long long)w->lines);
+                 how, w->restarts, (long long)w->lines);
         finish_import(self, w, "failed", msg);
         return;
     }
     dip_log(DIP_LOG_WARNING, w->qid_hex,
-            "worker %s at line %lld; resuming from its checkpoint (restart "
-            "%d of %d)",
-            how, (long long)w->lines, w->restarts, RESTART_LIMIT - 1);
-    schedule_respawn(self, w, 1000LL << (w->restarts - 1));
+            "worker %s at line %lld; resuming from its checkpoint (crash "
+            "%d of %ld allowed)",
+            how, (long long)w->lines, w->restarts,
+            self->cfg.worker_restarts - 1);
+    schedule_respawn(self, w,
+                     1000LL << (w->restarts > 6 ? 6 : w->restarts - 1));
 }
 
 static void reap(sup_loop_t *self)
