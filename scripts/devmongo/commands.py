@@ -674,10 +674,7 @@ class Commands:
         coll, _ = self.engine.collection(db, name)
         n = 0
         if coll is not None:
-            if spec:
-                n = sum(1 for _ in coll._iter_documents(spec))
-            else:
-                n = len(coll.documents)
+            n = coll.dev_count(spec)
         n = max(n - skip, 0)
         if limit:
             n = min(n, abs(limit))

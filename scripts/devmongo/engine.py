@@ -91,14 +91,22 @@ def _millis(dt):
 
 
 def _hkey(v):
-    """A hashable stand-in for a BSON value, equal where MongoDB's is."""
+    """A hashable stand-in for a BSON value, equal where MongoDB's is.
+    ObjectIds become their 12 bytes: hashing those is C, not Python."""
     t = type(v)
-    if t is str or t is ObjectId or t is int or t is Int64 or t is float:
+    if t is ObjectId:
+        return v._ObjectId__id
+    if t is str or t is int or t is float or t is Int64 or \
+            t is datetime.datetime:
         return v
     if t is bool:
         return ('\x00bool', v)
     if v is None:
         return None
+    if isinstance(v, ObjectId):
+        return v.binary
+    if isinstance(v, bytes):
+        return ('\x00bin', getattr(v, 'subtype', 0), bytes(v))
     if isinstance(v, dict):
         return ('\x00doc',) + tuple((k, _hkey(x)) for k, x in v.items())
     if isinstance(v, list):
@@ -159,7 +167,8 @@ def _path_values_slow(values, parts):
 
 
 class UniqueIndex:
-    """One unique index: key tuple -> store key, and back."""
+    """One unique index: hashed key -> store key of its document, and
+    hashed document id -> the keys it holds (to undo them on change)."""
 
     def __init__(self, name, pattern, sparse=False, partial=None):
         self.name = name
@@ -168,6 +177,7 @@ class UniqueIndex:
         self.paths = [f.split('.') for f in self.fields]
         self.sparse = sparse
         self.partial = partial
+        self.simple = not sparse and partial is None
         self.owner = {}
         self.keys_by_id = {}
 
@@ -191,21 +201,55 @@ class UniqueIndex:
         return tuple((tuple(map(_hkey, combo)), combo)
                      for combo in itertools.product(*per_field))
 
+    def keys(self, doc):
+        """The hashed keys the document files under: entries() without
+        the raw values, with a fast path for documents without arrays."""
+        if not self.simple:
+            return tuple(hk for hk, _ in self.entries(doc))
+        key = []
+        for parts in self.paths:
+            cur = doc
+            for p in parts:
+                t = type(cur)
+                if t is dict:
+                    cur = cur.get(p)
+                elif t is list:
+                    return tuple(hk for hk, _ in self.entries(doc))
+                else:
+                    cur = None
+                    break
+            if type(cur) is list:
+                return tuple(hk for hk, _ in self.entries(doc))
+            key.append(_hkey(cur))
+        return (tuple(key),)
+
+    def dup_error(self, ns, doc, key):
+        for hk, raw in self.entries(doc):
+            if hk == key:
+                return DupKeyError(ns, self.name, self.pattern, _shown(raw))
+        return DupKeyError(ns, self.name, self.pattern,
+                           [None] * len(self.fields))
+
     def lookup(self, raw_values):
         """Store key of the document with exactly these key values."""
         return self.owner.get(tuple(map(_hkey, raw_values)), _MISSING)
 
-    def replace(self, skey, keys):
-        for k in self.keys_by_id.pop(skey, ()):
-            if self.owner.get(k, _MISSING) == skey:
-                del self.owner[k]
+    def add(self, idk, skey, keys):
+        """Files a document that holds no key yet."""
         if keys:
+            owner = self.owner
             for k in keys:
-                self.owner[k] = skey
-            self.keys_by_id[skey] = keys
+                owner[k] = skey
+            self.keys_by_id[idk] = keys
 
-    def remove(self, skey):
-        self.replace(skey, ())
+    def replace(self, idk, skey, keys):
+        self.remove(idk)
+        self.add(idk, skey, keys)
+
+    def remove(self, idk):
+        owner = self.owner
+        for k in self.keys_by_id.pop(idk, ()):
+            owner.pop(k, None)
 
 
 def _shown(raw):
@@ -242,42 +286,49 @@ class DevCollection(mongomock.collection.Collection):
         elif next(iter(doc)) != '_id':
             doc = {'_id': doc['_id'],
                    **{k: v for k, v in doc.items() if k != '_id'}}
-        for k in doc:
-            if k[:1] == '$':
-                raise WriteFailure(
-                    "Document can't have $ prefixed field names: %s" % k, 2)
+        if '$' in ''.join(doc):
+            for k in doc:
+                if k[:1] == '$':
+                    raise WriteFailure("Document can't have $ prefixed field "
+                                       "names: %s" % k, 2)
         doc_id = doc['_id']
-        if isinstance(doc_id, (list, Regex)):
-            raise WriteFailure("The '_id' value cannot be of type %s" % (
-                'array' if isinstance(doc_id, list) else 'regex'), 2)
-        skey = store_key(doc_id)
+        if type(doc_id) is not ObjectId:
+            if isinstance(doc_id, (list, Regex)):
+                raise WriteFailure("The '_id' value cannot be of type %s" % (
+                    'array' if isinstance(doc_id, list) else 'regex'), 2)
+            skey = store_key(doc_id)
+        else:
+            skey = doc_id
         docs = self._store._documents
         if skey in docs:
             raise DupKeyError(self.ns, '_id_', [('_id', 1)], [doc_id])
-        plan = self._unique_plan(doc, skey)
-        for ix, keys in plan:
-            ix.replace(skey, keys)
+        if self.uniques:
+            plan = self._unique_keys(doc, skey)
+            idk = _hkey(doc_id)
+            for ix, keys in zip(self.uniques, plan):
+                ix.add(idk, skey, keys)
         docs[skey] = doc
         return doc
 
-    def _unique_plan(self, doc, skey):
-        """Checks every unique index; [(index, keys)] to commit."""
+    def _unique_keys(self, doc, skey):
+        """Checks every unique index; the keys to file, index by index."""
         plan = []
         for ix in self.uniques:
-            entries = ix.entries(doc)
-            for hk, raw in entries:
-                owner = ix.owner.get(hk, _MISSING)
+            keys = ix.keys(doc)
+            get = ix.owner.get
+            for k in keys:
+                owner = get(k, _MISSING)
                 if owner is not _MISSING and owner != skey:
-                    raise DupKeyError(self.ns, ix.name, ix.pattern,
-                                      _shown(raw))
-            plan.append((ix, tuple(hk for hk, _ in entries)))
+                    raise ix.dup_error(self.ns, doc, k)
+            plan.append(keys)
         return plan
 
     def remove_document(self, doc):
-        skey = store_key(doc['_id'])
-        del self._store._documents[skey]
+        doc_id = doc['_id']
+        del self._store._documents[store_key(doc_id)]
+        idk = _hkey(doc_id)
         for ix in self.uniques:
-            ix.remove(skey)
+            ix.remove(idk)
 
     def dev_delete(self, spec, limit):
         """Deletes matching documents (all when limit is 0); returns n."""
@@ -316,18 +367,14 @@ class DevCollection(mongomock.collection.Collection):
         """Builds a unique index over the current documents; DupKeyError
         (and no index) if two already share a key."""
         ix = UniqueIndex(name, pattern, sparse, partial)
-        staged = {}
+        owner = ix.owner
         for skey, doc in self._store._documents.items():
-            keys = []
-            for hk, raw in ix.entries(doc):
-                owner = staged.get(hk, _MISSING)
-                if owner is not _MISSING and owner != skey:
-                    raise DupKeyError(self.ns, name, ix.pattern, _shown(raw))
-                staged[hk] = skey
-                keys.append(hk)
-            if keys:
-                ix.keys_by_id[skey] = tuple(keys)
-        ix.owner = staged
+            keys = ix.keys(doc)
+            for k in keys:
+                other = owner.get(k, _MISSING)
+                if other is not _MISSING and other != skey:
+                    raise ix.dup_error(self.ns, doc, k)
+            ix.add(_hkey(doc['_id']), skey, keys)
         self.uniques.append(ix)
 
     def drop_unique_index(self, name):
@@ -342,17 +389,28 @@ class DevCollection(mongomock.collection.Collection):
     def _ensure_uniques(self, new_data):
         # mongomock calls this after modifying a stored document in place;
         # it rolls the document back if this raises.
-        skey = store_key(new_data['_id'])
-        for ix, keys in self._unique_plan(new_data, skey):
-            ix.replace(skey, keys)
+        doc_id = new_data['_id']
+        skey = store_key(doc_id)
+        plan = self._unique_keys(new_data, skey)
+        idk = _hkey(doc_id)
+        for ix, keys in zip(self.uniques, plan):
+            ix.replace(idk, skey, keys)
 
     def _iter_documents(self, filter):
+        if not filter and isinstance(filter, dict):
+            return iter(list(self._store._documents.values()))
         docs = self._candidates(filter)
         if docs is None:
             docs = list(self._store._documents.values())
             if not docs:
                 filter_applies(filter, {})  # still reject a bad filter
         return (d for d in docs if filter_applies(filter, d))
+
+    def dev_count(self, spec):
+        """How many documents match, without copying any."""
+        if not spec:
+            return len(self._store._documents)
+        return sum(1 for _ in self._iter_documents(spec))
 
     def _delete(self, filter, collation=None, hint=None, multi=False,
                 session=None):
@@ -429,9 +487,63 @@ class Engine:
         return self.client[db]
 
 
+def _count_pipeline(coll, pipeline):
+    """The result of [$match] [$skip|$limit]... $group{_id: constant,
+    f: {$sum: number}...}, the shape count_documents sends, computed
+    without copying a document; None for any other pipeline."""
+    stages = list(pipeline)
+    if not stages or list(stages[-1]) != ['$group']:
+        return None
+    group = stages.pop()['$group']
+    if not isinstance(group, dict) or '_id' not in group:
+        return None
+    gid = group['_id']
+    if isinstance(gid, (dict, list)) or (isinstance(gid, str) and
+                                         gid[:1] == '$'):
+        return None
+    sums = {}
+    for field, acc in group.items():
+        if field == '_id':
+            continue
+        if not isinstance(acc, dict) or list(acc) != ['$sum']:
+            return None
+        v = acc['$sum']
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return None
+        sums[field] = v
+    spec = {}
+    if stages and list(stages[0]) == ['$match']:
+        spec = stages.pop(0)['$match']
+        if not isinstance(spec, dict):
+            return None
+    n = coll.dev_count(spec) if coll is not None else 0
+    for stage in stages:
+        (op, v), = stage.items()
+        if op not in ('$skip', '$limit') or isinstance(v, bool) or \
+                not isinstance(v, int) or v < (0 if op == '$skip' else 1):
+            return None
+        n = max(n - v, 0) if op == '$skip' else min(n, v)
+    if n == 0:
+        return []
+    out = {'_id': gid}
+    for field, v in sums.items():
+        total = v * n
+        if isinstance(total, int) and not isinstance(v, Int64) and \
+                INT32_MIN <= total <= INT32_MAX:
+            out[field] = int(total)
+        elif isinstance(total, int):
+            out[field] = Int64(total)
+        else:
+            out[field] = float(total)
+    return [out]
+
+
 def run_pipeline(coll, database, pipeline):
     """Runs an aggregation pipeline over copies of the collection's
     documents, prefiltering a leading $match through the indexes."""
+    counted = _count_pipeline(coll, pipeline)
+    if counted is not None:
+        return counted
     docs = []
     if coll is not None:
         if pipeline and '$match' in pipeline[0] and len(pipeline[0]) == 1:
