@@ -1,0 +1,185 @@
+#!/usr/bin/python3
+"""devmongo: an in-memory MongoDB-wire-compatible server for development.
+
+Usage: /usr/bin/python3 devmongo.py --host 127.0.0.1 --port PORT [--verbose]
+
+Runs in the foreground. Once listening it prints exactly one line,
+"ready PORT", on stdout (--port 0 picks a free port) and from then on writes
+only to stderr, one line per command with --verbose. SIGTERM and SIGINT exit
+0 at once; SIGUSR1 closes every client connection (the data and the listener
+stay), which tests use to simulate a database dropping its connections. One
+thread per connection; commands run one at a time under the engine's lock.
+Signals arrive through a wakeup socket read by the accept loop, so no handler
+runs between a connection's bytes and SIGSTOP/SIGCONT need nothing special.
+"""
+
+import argparse
+import gc
+import itertools
+import os
+import selectors
+import signal
+import socket
+import sys
+import threading
+
+import bson
+
+import commands
+import wire
+
+
+class Connections:
+    """The open client sockets, so SIGUSR1 can close them all."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.socks = set()
+
+    def add(self, sock):
+        with self.lock:
+            self.socks.add(sock)
+            return len(self.socks)
+
+    def remove(self, sock):
+        with self.lock:
+            self.socks.discard(sock)
+            return len(self.socks)
+
+    def shutdown_all(self):
+        with self.lock:
+            socks = list(self.socks)
+        for sock in socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        return len(socks)
+
+
+def _encode(request, reply_id, reply):
+    try:
+        return wire.encode_reply(request, reply_id, reply)
+    except Exception as exc:  # a value bson cannot encode: say so
+        err = commands.CommandError(
+            10334 if 'too large' in str(exc) else 2,
+            'cannot encode reply: %s' % exc).reply()
+        return wire.encode_reply(request, reply_id, err)
+
+
+def serve_connection(sock, conn, server, conns):
+    """Reads requests and writes replies until the client or we close."""
+    try:
+        while True:
+            msg = wire.read_message(sock)
+            if msg is None:
+                break
+            request = wire.parse_request(*msg)
+            reply = server.commands.run(request.db, request.command, conn)
+            if request.reply_wanted:
+                sock.sendall(_encode(request, next(server.reply_ids), reply))
+    except wire.ProtocolError as exc:
+        commands.log('conn %d: closing: %s' % (conn.conn_id, exc))
+    except OSError as exc:
+        if server.verbose:
+            commands.log('conn %d: %s' % (conn.conn_id, exc))
+    finally:
+        server.commands.connections = conns.remove(sock)
+        sock.close()
+        if server.verbose:
+            commands.log('conn %d: closed' % conn.conn_id)
+
+
+class Server:
+    def __init__(self, host, port, verbose):
+        self.verbose = verbose
+        self.commands = commands.Commands(verbose)
+        self.reply_ids = itertools.count(1)
+        self.conn_ids = itertools.count(1)
+        self.conns = Connections()
+        self.listener = socket.create_server((host, port), backlog=128)
+        self.listener.setblocking(False)
+        self.port = self.listener.getsockname()[1]
+
+    def accept(self):
+        try:
+            sock, peer = self.listener.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        sock.setblocking(True)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = commands.Connection(next(self.conn_ids),
+                                   '%s:%d' % (peer[0], peer[1]))
+        self.commands.connections = self.conns.add(sock)
+        if self.verbose:
+            commands.log('conn %d: accepted from %s' % (conn.conn_id,
+                                                        conn.peer))
+        threading.Thread(target=serve_connection, daemon=True,
+                         name='conn-%d' % conn.conn_id,
+                         args=(sock, conn, self, self.conns)).start()
+
+    def run(self):
+        """Accepts connections and handles signals; returns the exit code."""
+        wake_r, wake_w = socket.socketpair()
+        wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+            signal.signal(sig, lambda signum, frame: None)
+        sel = selectors.DefaultSelector()
+        sel.register(self.listener, selectors.EVENT_READ)
+        sel.register(wake_r, selectors.EVENT_READ)
+        sys.stdout.write('ready %d\n' % self.port)
+        sys.stdout.flush()
+        while True:
+            for key, _ in sel.select():
+                if key.fileobj is self.listener:
+                    self.accept()
+                    continue
+                try:
+                    signums = wake_r.recv(256)
+                except BlockingIOError:
+                    continue
+                for signum in signums:
+                    if signum == signal.SIGUSR1:
+                        n = self.conns.shutdown_all()
+                        if self.verbose:
+                            commands.log('SIGUSR1: closed %d connection(s)'
+                                         % n)
+                    elif signum in (signal.SIGTERM, signal.SIGINT):
+                        self.listener.close()
+                        self.conns.shutdown_all()
+                        if self.verbose:
+                            commands.log('%s: exiting' %
+                                         signal.Signals(signum).name)
+                        return 0
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(
+        description='In-memory MongoDB-wire-compatible development server.')
+    parser.add_argument('--host', default='127.0.0.1')
+    parser.add_argument('--port', type=int, default=27017,
+                        help='TCP port, 0 for a free one (default 27017)')
+    parser.add_argument('--verbose', action='store_true',
+                        help='log one line per command on stderr')
+    args = parser.parse_args(argv)
+    # Stored documents are acyclic and live long: collect cycles rarely
+    # rather than rescanning a growing heap every 700 allocations.
+    gc.set_threshold(50000, 20, 100)
+    if not bson.has_c():
+        commands.log('warning: bson has no C extension: expect it to be slow')
+    try:
+        server = Server(args.host, args.port, args.verbose)
+    except OSError as exc:
+        commands.log("cannot listen on '%s' port %d: %s" % (
+            args.host, args.port, exc.strerror or exc))
+        return 1
+    code = server.run()
+    sys.stderr.flush()
+    # Connection threads may be mid-command; they hold nothing to save.
+    os._exit(code)
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))

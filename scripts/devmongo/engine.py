@@ -1,0 +1,630 @@
+"""Storage engine of the development server: mongomock plus hashed indexes.
+
+mongomock 4.1.2 evaluates filters, updates, projections, sorts and
+aggregation pipelines; this module owns what it does too slowly or not at
+all: inserts, deletes and unique indexes. Each unique index is a dict from
+key tuple to document id, so a write checks its keys in constant time instead
+of scanning the collection, and equality filters on _id or on every field of
+a unique index look their document up instead of scanning. Duplicate keys
+raise DupKeyError carrying the real server's message, keyPattern and keyValue.
+All of it runs under the caller's single lock: nothing here is thread-safe.
+"""
+
+import copy
+import datetime
+import itertools
+import json
+
+import bson
+from bson.int64 import Int64
+from bson.objectid import ObjectId
+from bson.regex import Regex
+
+import mongomock
+import mongomock.aggregate
+import mongomock.collection
+import mongomock.helpers
+from mongomock.filtering import filter_applies
+
+_MISSING = object()
+_EMPTY_ARRAY = ('\x00empty-array',)
+
+INT32_MIN = -(1 << 31)
+INT32_MAX = (1 << 31) - 1
+
+
+class DupKeyError(mongomock.DuplicateKeyError):
+    """A write that would give two documents the same unique key."""
+
+    def __init__(self, ns, name, pattern, values):
+        self.key_pattern = dict(pattern)
+        self.key_value = {f: v for (f, _), v in zip(pattern, values)}
+        shown = ', '.join('%s: %s' % (f, format_value(v))
+                          for (f, _), v in zip(pattern, values))
+        msg = ('E11000 duplicate key error collection: %s index: %s '
+               'dup key: { %s }' % (ns, name, shown))
+        super().__init__(msg, 11000)
+
+    def details(self):
+        """The fields the server adds next to code and errmsg."""
+        return {'keyPattern': self.key_pattern, 'keyValue': self.key_value}
+
+
+class WriteFailure(mongomock.WriteError):
+    """A document or update the server refuses, with its error code."""
+
+
+def format_value(v):
+    """Formats a value the way mongod prints it in a dup key message."""
+    if v is None:
+        return 'null'
+    if isinstance(v, bool):
+        return 'true' if v else 'false'
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, ObjectId):
+        return "ObjectId('%s')" % v
+    if isinstance(v, datetime.datetime):
+        return 'new Date(%d)' % _millis(v)
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, int):
+        return str(int(v))
+    if isinstance(v, dict):
+        if not v:
+            return '{}'
+        return '{ %s }' % ', '.join('%s: %s' % (k, format_value(x))
+                                    for k, x in v.items())
+    if isinstance(v, list):
+        if not v:
+            return '[]'
+        return '[ %s ]' % ', '.join(format_value(x) for x in v)
+    return repr(v)
+
+
+def _millis(dt):
+    if dt.tzinfo is not None:
+        dt = dt.replace(tzinfo=None) - dt.utcoffset()
+    delta = dt - datetime.datetime(1970, 1, 1)
+    return (delta.days * 86400 + delta.seconds) * 1000 + \
+        delta.microseconds // 1000
+
+
+def _hkey(v):
+    """A hashable stand-in for a BSON value, equal where MongoDB's is.
+    ObjectIds become their 12 bytes: hashing those is C, not Python."""
+    t = type(v)
+    if t is ObjectId:
+        return v._ObjectId__id
+    if t is str or t is int or t is float or t is Int64 or \
+            t is datetime.datetime:
+        return v
+    if t is bool:
+        return ('\x00bool', v)
+    if v is None:
+        return None
+    if isinstance(v, ObjectId):
+        return v.binary
+    if isinstance(v, bytes):
+        return ('\x00bin', getattr(v, 'subtype', 0), bytes(v))
+    if isinstance(v, dict):
+        return ('\x00doc',) + tuple((k, _hkey(x)) for k, x in v.items())
+    if isinstance(v, list):
+        return ('\x00array',) + tuple(_hkey(x) for x in v)
+    try:
+        hash(v)
+        return v
+    except TypeError:
+        return ('\x00bson', bson.encode({'v': v}))
+
+
+def store_key(doc_id):
+    """The key mongomock's store files a document under."""
+    if isinstance(doc_id, dict):
+        return mongomock.helpers.hashdict(doc_id)
+    return doc_id
+
+
+def _path_values(doc, parts):
+    """Values a dotted path reaches, arrays expanded; ([None], False) if
+    the path reaches nothing."""
+    cur = doc
+    for i, p in enumerate(parts):
+        if type(cur) is dict:
+            cur = cur.get(p, _MISSING)
+            if cur is _MISSING:
+                return [None], False
+        else:
+            return _path_values_slow([cur], parts[i:])
+    if type(cur) is list:
+        return (list(cur) if cur else [_EMPTY_ARRAY]), True
+    return [cur], True
+
+
+def _path_values_slow(values, parts):
+    for p in parts:
+        nxt = []
+        for v in values:
+            if isinstance(v, dict):
+                if p in v:
+                    nxt.append(v[p])
+            elif isinstance(v, list):
+                if p.isdigit() and int(p) < len(v):
+                    nxt.append(v[int(p)])
+                else:
+                    nxt.extend(e[p] for e in v
+                               if isinstance(e, dict) and p in e)
+        values = nxt
+    if not values:
+        return [None], False
+    out = []
+    for v in values:
+        if isinstance(v, list):
+            out.extend(v if v else [_EMPTY_ARRAY])
+        else:
+            out.append(v)
+    return out, True
+
+
+class UniqueIndex:
+    """One unique index: hashed key -> store key of its document, and
+    hashed document id -> the keys it holds (to undo them on change)."""
+
+    def __init__(self, name, pattern, sparse=False, partial=None):
+        self.name = name
+        self.pattern = list(pattern)
+        self.fields = [f for f, _ in self.pattern]
+        self.paths = [f.split('.') for f in self.fields]
+        self.sparse = sparse
+        self.partial = partial
+        self.simple = not sparse and partial is None
+        self.owner = {}
+        self.keys_by_id = {}
+
+    def entries(self, doc):
+        """[(hashed key, raw values)] the document files under."""
+        if self.partial is not None and not filter_applies(self.partial, doc):
+            return ()
+        per_field = []
+        present = False
+        single = True
+        for path in self.paths:
+            values, found = _path_values(doc, path)
+            present = present or found
+            single = single and len(values) == 1
+            per_field.append(values)
+        if self.sparse and not present:
+            return ()
+        if single:
+            raw = tuple(v[0] for v in per_field)
+            return ((tuple(map(_hkey, raw)), raw),)
+        return tuple((tuple(map(_hkey, combo)), combo)
+                     for combo in itertools.product(*per_field))
+
+    def keys(self, doc):
+        """The hashed keys the document files under: entries() without
+        the raw values, with a fast path for documents without arrays."""
+        if not self.simple:
+            return tuple(hk for hk, _ in self.entries(doc))
+        key = []
+        for parts in self.paths:
+            cur = doc
+            for p in parts:
+                t = type(cur)
+                if t is dict:
+                    cur = cur.get(p)
+                elif t is list:
+                    return tuple(hk for hk, _ in self.entries(doc))
+                else:
+                    cur = None
+                    break
+            if type(cur) is list:
+                return tuple(hk for hk, _ in self.entries(doc))
+            key.append(_hkey(cur))
+        return (tuple(key),)
+
+    def dup_error(self, ns, doc, key):
+        for hk, raw in self.entries(doc):
+            if hk == key:
+                return DupKeyError(ns, self.name, self.pattern, _shown(raw))
+        return DupKeyError(ns, self.name, self.pattern,
+                           [None] * len(self.fields))
+
+    def lookup(self, raw_values):
+        """Store key of the document with exactly these key values."""
+        return self.owner.get(tuple(map(_hkey, raw_values)), _MISSING)
+
+    def add(self, idk, skey, keys):
+        """Files a document that holds no key yet."""
+        if keys:
+            owner = self.owner
+            for k in keys:
+                owner[k] = skey
+            self.keys_by_id[idk] = keys
+
+    def replace(self, idk, skey, keys):
+        self.remove(idk)
+        self.add(idk, skey, keys)
+
+    def remove(self, idk):
+        owner = self.owner
+        for k in self.keys_by_id.pop(idk, ()):
+            owner.pop(k, None)
+
+
+def _shown(raw):
+    return tuple(None if v is _EMPTY_ARRAY else v for v in raw)
+
+
+def _plain_scalar(v):
+    t = type(v)
+    return t is str or t is ObjectId or t is int or t is Int64 or \
+        t is float or t is datetime.datetime
+
+
+class DevCollection(mongomock.collection.Collection):
+    """A mongomock collection whose writes and unique checks are ours."""
+
+    def __init__(self, database, name, ns):
+        super().__init__(database, name, _db_store=database._store)
+        self.ns = ns
+        self.uniques = []
+        self.catalog = {}
+
+    # -- storage --------------------------------------------------------
+
+    @property
+    def documents(self):
+        """The live id -> document map (not copies)."""
+        return self._store._documents
+
+    def dev_insert(self, doc):
+        """Stores one document, _id first; returns it. Raises DupKeyError
+        or WriteFailure and then stores nothing."""
+        if '_id' not in doc:
+            doc = {'_id': ObjectId(), **doc}
+        elif next(iter(doc)) != '_id':
+            doc = {'_id': doc['_id'],
+                   **{k: v for k, v in doc.items() if k != '_id'}}
+        if '$' in ''.join(doc):
+            for k in doc:
+                if k[:1] == '$':
+                    raise WriteFailure("Document can't have $ prefixed field "
+                                       "names: %s" % k, 2)
+        doc_id = doc['_id']
+        if type(doc_id) is not ObjectId:
+            if isinstance(doc_id, (list, Regex)):
+                raise WriteFailure("The '_id' value cannot be of type %s" % (
+                    'array' if isinstance(doc_id, list) else 'regex'), 2)
+            skey = store_key(doc_id)
+        else:
+            skey = doc_id
+        docs = self._store._documents
+        if skey in docs:
+            raise DupKeyError(self.ns, '_id_', [('_id', 1)], [doc_id])
+        if self.uniques:
+            plan = self._unique_keys(doc, skey)
+            idk = _hkey(doc_id)
+            for ix, keys in zip(self.uniques, plan):
+                ix.add(idk, skey, keys)
+        docs[skey] = doc
+        return doc
+
+    def _unique_keys(self, doc, skey):
+        """Checks every unique index; the keys to file, index by index."""
+        plan = []
+        for ix in self.uniques:
+            keys = ix.keys(doc)
+            get = ix.owner.get
+            for k in keys:
+                owner = get(k, _MISSING)
+                if owner is not _MISSING and owner != skey:
+                    raise ix.dup_error(self.ns, doc, k)
+            plan.append(keys)
+        return plan
+
+    def remove_document(self, doc):
+        doc_id = doc['_id']
+        del self._store._documents[store_key(doc_id)]
+        idk = _hkey(doc_id)
+        for ix in self.uniques:
+            ix.remove(idk)
+
+    def dev_delete(self, spec, limit):
+        """Deletes matching documents (all when limit is 0); returns n."""
+        n = 0
+        for doc in list(self._iter_documents(spec)):
+            self.remove_document(doc)
+            n += 1
+            if limit and n >= limit:
+                break
+        return n
+
+    def dev_find_first(self, spec, sort):
+        """The live first document matching spec in sort order, or None."""
+        docs = self._iter_documents(spec)
+        if sort:
+            for key, direction in reversed(sort):
+                if key == '$natural':
+                    if direction < 0:
+                        docs = reversed(list(docs))
+                    continue
+                docs = sorted(docs, reverse=direction < 0,
+                              key=lambda d, k=key:
+                              mongomock.filtering.resolve_sort_key(k, d))
+        for doc in docs:
+            return doc
+        return None
+
+    def clear(self):
+        self._store.drop()
+        self.uniques = []
+        self.catalog = {}
+
+    # -- indexes --------------------------------------------------------
+
+    def add_unique_index(self, name, pattern, sparse, partial):
+        """Builds a unique index over the current documents; DupKeyError
+        (and no index) if two already share a key."""
+        ix = UniqueIndex(name, pattern, sparse, partial)
+        owner = ix.owner
+        for skey, doc in self._store._documents.items():
+            keys = ix.keys(doc)
+            for k in keys:
+                other = owner.get(k, _MISSING)
+                if other is not _MISSING and other != skey:
+                    raise ix.dup_error(self.ns, doc, k)
+            ix.add(_hkey(doc['_id']), skey, keys)
+        self.uniques.append(ix)
+
+    def drop_unique_index(self, name):
+        self.uniques = [ix for ix in self.uniques if ix.name != name]
+
+    # -- mongomock hooks ------------------------------------------------
+
+    def _insert(self, data, session=None, ordered=True):
+        # mongomock calls this for upserts.
+        return self.dev_insert(data)['_id']
+
+    def _ensure_uniques(self, new_data):
+        # mongomock calls this after modifying a stored document in place;
+        # it rolls the document back if this raises.
+        doc_id = new_data['_id']
+        skey = store_key(doc_id)
+        plan = self._unique_keys(new_data, skey)
+        idk = _hkey(doc_id)
+        for ix, keys in zip(self.uniques, plan):
+            ix.replace(idk, skey, keys)
+
+    def _iter_documents(self, filter):
+        if not filter and isinstance(filter, dict):
+            return iter(list(self._store._documents.values()))
+        docs = self._candidates(filter)
+        if docs is None:
+            docs = list(self._store._documents.values())
+            if not docs:
+                filter_applies(filter, {})  # still reject a bad filter
+        return (d for d in docs if filter_applies(filter, d))
+
+    def dev_count(self, spec):
+        """How many documents match, without copying any."""
+        if not spec:
+            return len(self._store._documents)
+        return sum(1 for _ in self._iter_documents(spec))
+
+    def _delete(self, filter, collation=None, hint=None, multi=False,
+                session=None):
+        n = self.dev_delete(filter or {}, 0 if multi else 1)
+        return {'n': n, 'ok': 1.0, 'err': None}
+
+    def _candidates(self, spec):
+        """The few documents an equality filter can match, or None."""
+        if not spec or not isinstance(spec, dict):
+            return None
+        docs = self._store._documents
+        if '_id' in spec:
+            v = spec['_id']
+            if _plain_scalar(v) or (isinstance(v, dict) and v and not any(
+                    k[:1] == '$' for k in v)):
+                doc = docs.get(store_key(v))
+                return [doc] if doc is not None else []
+        for ix in self.uniques:
+            if ix.partial is not None:
+                continue
+            raw = []
+            for f in ix.fields:
+                v = spec.get(f, _MISSING)
+                if not _plain_scalar(v):
+                    break
+                raw.append(v)
+            else:
+                owner = ix.lookup(raw)
+                if owner is _MISSING:
+                    return []
+                return [docs[owner]]
+        return None
+
+
+class Engine:
+    """Every database and collection the server holds."""
+
+    def __init__(self):
+        self.client = mongomock.MongoClient()
+        self.dbs = {}
+
+    def collection(self, db, name, create=False):
+        """The collection, or None if it does not exist and create is
+        false. Returns (collection, created)."""
+        colls = self.dbs.get(db)
+        coll = colls.get(name) if colls is not None else None
+        if coll is not None or not create:
+            return coll, False
+        if colls is None:
+            colls = self.dbs[db] = {}
+        coll = DevCollection(self.client[db], name, '%s.%s' % (db, name))
+        coll._store.drop()
+        coll._store.create()
+        colls[name] = coll
+        return coll, True
+
+    def collections(self, db):
+        return self.dbs.get(db, {})
+
+    def drop_collection(self, db, name):
+        colls = self.dbs.get(db, {})
+        coll = colls.pop(name, None)
+        if coll is not None:
+            coll.clear()
+        if not colls:
+            self.dbs.pop(db, None)
+        return coll
+
+    def drop_database(self, db):
+        for name in list(self.dbs.get(db, {})):
+            self.drop_collection(db, name)
+
+    def database(self, db):
+        return self.client[db]
+
+
+def _count_pipeline(coll, pipeline):
+    """The result of [$match] [$skip|$limit]... $group{_id: constant,
+    f: {$sum: number}...}, the shape count_documents sends, computed
+    without copying a document; None for any other pipeline."""
+    stages = list(pipeline)
+    if not stages or list(stages[-1]) != ['$group']:
+        return None
+    group = stages.pop()['$group']
+    if not isinstance(group, dict) or '_id' not in group:
+        return None
+    gid = group['_id']
+    if isinstance(gid, (dict, list)) or (isinstance(gid, str) and
+                                         gid[:1] == '$'):
+        return None
+    sums = {}
+    for field, acc in group.items():
+        if field == '_id':
+            continue
+        if not isinstance(acc, dict) or list(acc) != ['$sum']:
+            return None
+        v = acc['$sum']
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return None
+        sums[field] = v
+    spec = {}
+    if stages and list(stages[0]) == ['$match']:
+        spec = stages.pop(0)['$match']
+        if not isinstance(spec, dict):
+            return None
+    n = coll.dev_count(spec) if coll is not None else 0
+    for stage in stages:
+        (op, v), = stage.items()
+        if op not in ('$skip', '$limit') or isinstance(v, bool) or \
+                not isinstance(v, int) or v < (0 if op == '$skip' else 1):
+            return None
+        n = max(n - v, 0) if op == '$skip' else min(n, v)
+    if n == 0:
+        return []
+    out = {'_id': gid}
+    for field, v in sums.items():
+        total = v * n
+        if isinstance(total, int) and not isinstance(v, Int64) and \
+                INT32_MIN <= total <= INT32_MAX:
+            out[field] = int(total)
+        elif isinstance(total, int):
+            out[field] = Int64(total)
+        else:
+            out[field] = float(total)
+    return [out]
+
+
+def run_pipeline(coll, database, pipeline):
+    """Runs an aggregation pipeline over copies of the collection's
+    documents, prefiltering a leading $match through the indexes."""
+    counted = _count_pipeline(coll, pipeline)
+    if counted is not None:
+        return counted
+    docs = []
+    if coll is not None:
+        if pipeline and '$match' in pipeline[0] and len(pipeline[0]) == 1:
+            spec = pipeline[0]['$match']
+            pipeline = pipeline[1:]
+            source = coll._iter_documents(spec)
+        else:
+            source = coll.documents.values()
+        docs = [copy.deepcopy(d) for d in source]
+    return list(mongomock.aggregate.process_pipeline(docs, database,
+                                                     pipeline, None))
+
+
+# -- mongomock's updaters, made to keep BSON number types --------------
+
+def _number_type(x):
+    if type(x) is bool or not isinstance(x, (int, float)):
+        return None
+    return float if isinstance(x, float) else Int64 if isinstance(
+        x, Int64) else int
+
+
+def _numeric(a, b, result):
+    if float in (_number_type(a), _number_type(b)):
+        return float(result)
+    if Int64 in (_number_type(a), _number_type(b)) or \
+            not INT32_MIN <= result <= INT32_MAX:
+        return Int64(result)
+    return int(result)
+
+
+def _arith_updater(op_name, combine, missing):
+    def updater(doc, field_name, value):
+        if _number_type(value) is None:
+            raise WriteFailure('Cannot %s with non-numeric argument: {%s: %s}'
+                               % ('increment' if op_name == '$inc' else
+                                  'multiply', field_name, format_value(value)),
+                               14)
+        if isinstance(doc, dict):
+            cur = doc.get(field_name, _MISSING)
+        elif isinstance(doc, list):
+            idx = int(field_name)
+            cur = doc[idx] if 0 <= idx < len(doc) else _MISSING
+        else:
+            return
+        if cur is _MISSING:
+            new = missing(value)
+        elif _number_type(cur) is None:
+            raise WriteFailure(
+                "Cannot apply %s to a value of non-numeric type. "
+                "The field '%s' has a non-numeric type" % (op_name,
+                                                           field_name), 14)
+        else:
+            new = _numeric(cur, value, combine(cur, value))
+        if isinstance(doc, dict):
+            doc[field_name] = new
+        else:
+            idx = int(field_name)
+            doc.extend([None] * (idx + 1 - len(doc)))
+            doc[idx] = new
+    return updater
+
+
+def _now_millis():
+    now = datetime.datetime.utcnow()
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _patch_mongomock():
+    # Module-level hooks mongomock looks up at call time: $inc and $mul that
+    # keep int32/int64/double as MongoDB does, and $currentDate at BSON's
+    # millisecond precision so the value stored equals the value read back.
+    updaters = mongomock.collection._updaters
+    updaters['$inc'] = _arith_updater('$inc', lambda a, b: a + b,
+                                      lambda v: v)
+    updaters['$mul'] = _arith_updater(
+        '$mul', lambda a, b: a * b,
+        lambda v: Int64(0) if isinstance(v, Int64) else 0.0 if isinstance(
+            v, float) else 0)
+    mongomock.utcnow = _now_millis
+    mongomock.helpers.utcnow = _now_millis
+
+
+_patch_mongomock()
