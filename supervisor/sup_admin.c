@@ -252,6 +252,21 @@ json_t *sup_admin_detail(sup_admin_t *self, const bson_t *doc, int64_t now_ms)
                         date_or_null(doc, "lease_expires_at"));
     json_object_set_new(o, "control_requested_at",
                         date_or_null(doc, "control.requested_at"));
+    {
+        /* The last run: from its claim to its end, or to now. */
+        int64_t claimed, finished;
+        const char *st = dip_bson_get_str(doc, "status");
+        if (get_date(doc, "claimed_at", &claimed) == 0 &&
+            get_date(doc, "finished_at", &finished) == 0 && finished >= claimed)
+            json_object_set_new(o, "elapsed_s",
+                                json_integer((finished - claimed) / 1000));
+        else if (get_date(doc, "claimed_at", &claimed) == 0 && st &&
+                 strcmp(st, "processing") == 0 && now_ms >= claimed)
+            json_object_set_new(o, "elapsed_s",
+                                json_integer((now_ms - claimed) / 1000));
+        else
+            json_object_set_new(o, "elapsed_s", json_null());
+    }
     if (dip_bson_get_int(doc, "checkpoint.line", -1) >= 0) {
         cp = json_pack(
             "{s:I, s:I}", "line",
