@@ -318,74 +318,72 @@ int sup_admin_get(sup_admin_t *self, const char *id, bson_t *out, char *err,
     return rc;
 }
 
-/* Runs a $match + $group by field pipeline; calls each(key doc, n). */
-static int group_count(sup_admin_t *self, const char *status, const char *by,
-                       void (*each)(json_t *, const bson_t *, int64_t),
-                       json_t *acc, char *err, size_t errlen)
+/* Processing imports per account: few (bounded by every supervisor's
+ * workers), so counted here rather than with an aggregation. */
+static int count_accounts(sup_admin_t *self, json_t *acc, char *err,
+                          size_t errlen)
 {
-    bson_t *pipeline;
-    mongoc_cursor_t *c;
+    bson_t *filter = BCON_NEW("source", BCON_UTF8("deals"), "status",
+                              BCON_UTF8("processing"));
+    bson_t *opts = BCON_NEW("projection", "{", "account_id", BCON_INT32(1), "}",
+                            "limit", BCON_INT64(100000));
+    mongoc_cursor_t *c =
+        mongoc_collection_find_with_opts(self->queues, filter, opts, NULL);
+    json_t *by = json_object();
     const bson_t *doc;
     bson_error_t error;
-    char field[64];
+    const char *key;
+    json_t *n;
     int rc = 0;
-    snprintf(field, sizeof(field), "$%s", by);
-    if (status)
-        pipeline =
-            BCON_NEW("pipeline", "[", "{", "$match", "{", "source",
-                     BCON_UTF8("deals"), "status", BCON_UTF8(status), "}", "}",
-                     "{", "$group", "{", "_id", BCON_UTF8(field), "n", "{",
-                     "$sum", BCON_INT32(1), "}", "}", "}", "]");
-    else
-        pipeline = BCON_NEW("pipeline", "[", "{", "$match", "{", "source",
-                            BCON_UTF8("deals"), "}", "}", "{", "$group", "{",
-                            "_id", BCON_UTF8(field), "n", "{", "$sum",
-                            BCON_INT32(1), "}", "}", "}", "]");
-    c = mongoc_collection_aggregate(self->queues, MONGOC_QUERY_NONE, pipeline,
-                                    NULL, NULL);
-    while (mongoc_cursor_next(c, &doc))
-        each(acc, doc, dip_bson_get_int(doc, "n", 0));
+    while (by && mongoc_cursor_next(c, &doc)) {
+        bson_oid_t oid;
+        char hex[25];
+        if (dip_bson_get_oid(doc, "account_id", &oid) != 0)
+            continue;
+        bson_oid_to_string(&oid, hex);
+        json_object_set_new(
+            by, hex,
+            json_integer(json_integer_value(json_object_get(by, hex)) + 1));
+    }
     if (mongoc_cursor_error(c, &error)) {
         snprintf(err, errlen, "counting imports failed: %s", error.message);
         rc = -1;
     }
+    json_object_foreach(by, key, n)
+    {
+        json_t *o = json_pack("{s:s, s:O}", "account", key, "processing", n);
+        if (o)
+            json_array_append_new(acc, o);
+    }
+    json_decref(by);
     mongoc_cursor_destroy(c);
-    bson_destroy(pipeline);
+    bson_destroy(opts);
+    bson_destroy(filter);
     return rc;
-}
-
-static void add_status(json_t *acc, const bson_t *doc, int64_t n)
-{
-    const char *s = dip_bson_get_str(doc, "_id");
-    if (s && dip_ctl_status_valid(s))
-        json_object_set_new(acc, s, json_integer(n));
-}
-
-static void add_account(json_t *acc, const bson_t *doc, int64_t n)
-{
-    bson_oid_t oid;
-    char hex[25];
-    json_t *o;
-    if (dip_bson_get_oid(doc, "_id", &oid) != 0)
-        return;
-    bson_oid_to_string(&oid, hex);
-    o = json_pack("{s:s, s:I}", "account", hex, "processing", (json_int_t)n);
-    if (o)
-        json_array_append_new(acc, o);
 }
 
 int sup_admin_counts(sup_admin_t *self, json_t **by_status, json_t **by_account,
                      char *err, size_t errlen)
 {
     json_t *st = json_object(), *acc = json_array();
+    bson_error_t error;
     *by_status = *by_account = NULL;
     if (st == NULL || acc == NULL)
         goto fail;
-    for (size_t i = 0; i < sizeof(all_statuses) / sizeof(all_statuses[0]); i++)
-        json_object_set_new(st, all_statuses[i], json_integer(0));
-    if (group_count(self, NULL, "status", add_status, st, err, errlen) < 0 ||
-        group_count(self, "processing", "account_id", add_account, acc, err,
-                    errlen) < 0)
+    for (size_t i = 0; i < sizeof(all_statuses) / sizeof(all_statuses[0]);
+         i++) {
+        bson_t *filter = BCON_NEW("source", BCON_UTF8("deals"), "status",
+                                  BCON_UTF8(all_statuses[i]));
+        int64_t n = mongoc_collection_count_documents(self->queues, filter,
+                                                      NULL, NULL, NULL, &error);
+        bson_destroy(filter);
+        if (n < 0) {
+            snprintf(err, errlen, "counting imports failed: %s", error.message);
+            goto fail;
+        }
+        json_object_set_new(st, all_statuses[i], json_integer(n));
+    }
+    if (count_accounts(self, acc, err, errlen) < 0)
         goto fail;
     *by_status = st;
     *by_account = acc;
