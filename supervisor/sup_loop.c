@@ -546,7 +546,11 @@ static void on_exit_status(sup_loop_t *self, worker_t *w, int st)
                 release_import(self, w, "paused", NULL);
             return;
         case DIP_DONE_STOPPED:
-            release_import(self, w, "pending", NULL);
+            /* Stopping for a shutdown, but an operator had asked for a
+             * pause: it stays paused rather than being claimed again. */
+            release_import(
+                self, w,
+                w->requested == DIP_CONTROL_PAUSE ? "paused" : "pending", NULL);
             return;
         case DIP_DONE_RETRY:
             break;
