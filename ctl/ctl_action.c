@@ -57,9 +57,8 @@ int ctl_action_main(ctl_opts_t *o, int argc, char **argv)
                    usage, what[req.cmd], ctl_common_help);
             return CTL_EXIT_OK;
         }
-        fprintf(stderr, "dealimportctl %s: unknown option '%s'\n%s", argv[0],
-                argv[optind - 1], usage);
-        return CTL_EXIT_USAGE;
+        return ctl_usage(usage, "dealimportctl %s: unknown option '%s'",
+                         argv[0], argv[optind - 1]);
     }
     if (ctl_take_id(argv[0], argc, argv, usage, req.id) < 0)
         return CTL_EXIT_USAGE;

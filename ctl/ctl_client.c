@@ -359,17 +359,42 @@ int ctl_parse_id(const char *s, const char *what, char *out)
     return 0;
 }
 
+int ctl_usage(const char *usage, const char *fmt, ...)
+{
+    char msg[1024];
+    const char *u = usage;
+    int space = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s; usage: ", msg);
+    if (strncmp(u, "usage: ", 7) == 0)
+        u += 7;
+    for (; *u; u++) {
+        if (*u == ' ' || *u == '\n' || *u == '\t') {
+            space = 1;
+            continue;
+        }
+        if (space)
+            fputc(' ', stderr);
+        space = 0;
+        fputc(*u, stderr);
+    }
+    fputc('\n', stderr);
+    return CTL_EXIT_USAGE;
+}
+
 int ctl_take_id(const char *cmd, int argc, char **argv, const char *usage,
                 char *out)
 {
     if (optind >= argc) {
-        fprintf(stderr, "dealimportctl %s: which import? give its id\n%s", cmd,
-                usage);
+        ctl_usage(usage, "dealimportctl %s: which import? give its id", cmd);
         return -1;
     }
     if (optind + 1 < argc) {
-        fprintf(stderr, "dealimportctl %s: unexpected argument '%s'\n%s", cmd,
-                argv[optind + 1], usage);
+        ctl_usage(usage, "dealimportctl %s: unexpected argument '%s'", cmd,
+                  argv[optind + 1]);
         return -1;
     }
     return ctl_parse_id(argv[optind], "import", out);

@@ -96,6 +96,12 @@ void ctl_print_json(const json_t *v);
  * lowercased, into out[25]; prints the usage error. 0 or -1. */
 int ctl_parse_id(const char *s, const char *what, char *out);
 
+/* Reports bad usage as one line on stderr: the formatted message, then
+ * "; usage: " and usage (a "usage: ..." text, any lines joined). Returns
+ * CTL_EXIT_USAGE. */
+int ctl_usage(const char *usage, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* The one import id left in argv after the options (argv[optind]);
  * prints the usage error for none, several or a bad one. 0 or -1. */
 int ctl_take_id(const char *cmd, int argc, char **argv, const char *usage,

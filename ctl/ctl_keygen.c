@@ -38,14 +38,12 @@ int ctl_keygen_main(ctl_opts_t *o, int argc, char **argv)
                    usage);
             return CTL_EXIT_OK;
         } else {
-            fprintf(stderr, "dealimportctl keygen: unknown option '%s'\n%s",
-                    argv[optind - 1], usage);
-            return CTL_EXIT_USAGE;
+            return ctl_usage(usage, "dealimportctl keygen: unknown option '%s'",
+                             argv[optind - 1]);
         }
     }
     if (optind + 1 != argc || argv[optind][0] == '\0') {
-        fprintf(stderr, "dealimportctl keygen: give one PREFIX\n%s", usage);
-        return CTL_EXIT_USAGE;
+        return ctl_usage(usage, "dealimportctl keygen: give one PREFIX");
     }
     if (dip_curve_keygen(argv[optind], public, err, sizeof(err)) < 0)
         return ctl_fail(o, CTL_EXIT_REFUSED, "refused", "%s", err);

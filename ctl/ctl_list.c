@@ -106,15 +106,13 @@ int ctl_list_main(ctl_opts_t *o, int argc, char **argv)
             break;
         }
         default:
-            fprintf(stderr, "dealimportctl list: unknown option '%s'\n%s",
-                    argv[optind - 1], usage);
-            return CTL_EXIT_USAGE;
+            return ctl_usage(usage, "dealimportctl list: unknown option '%s'",
+                             argv[optind - 1]);
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "dealimportctl list: unexpected argument '%s'\n%s",
-                argv[optind], usage);
-        return CTL_EXIT_USAGE;
+        return ctl_usage(usage, "dealimportctl list: unexpected argument '%s'",
+                         argv[optind]);
     }
     rc = ctl_request(o, &req, &reply);
     if (rc != 0)

@@ -289,9 +289,8 @@ int ctl_revert_main(ctl_opts_t *o, int argc, char **argv)
                    usage);
             return CTL_EXIT_OK;
         } else {
-            fprintf(stderr, "dealimportctl revert: unknown option '%s'\n%s",
-                    argv[optind - 1], usage);
-            return CTL_EXIT_USAGE;
+            return ctl_usage(usage, "dealimportctl revert: unknown option '%s'",
+                             argv[optind - 1]);
         }
     }
     if (ctl_take_id("revert", argc, argv, usage, r.id) < 0)

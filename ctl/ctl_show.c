@@ -136,9 +136,8 @@ int ctl_show_main(ctl_opts_t *o, int argc, char **argv)
                    usage, ctl_common_help);
             return CTL_EXIT_OK;
         }
-        fprintf(stderr, "dealimportctl show: unknown option '%s'\n%s",
-                argv[optind - 1], usage);
-        return CTL_EXIT_USAGE;
+        return ctl_usage(usage, "dealimportctl show: unknown option '%s'",
+                         argv[optind - 1]);
     }
     if (ctl_take_id("show", argc, argv, usage, req.id) < 0)
         return CTL_EXIT_USAGE;

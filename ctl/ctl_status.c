@@ -75,14 +75,13 @@ int ctl_status_main(ctl_opts_t *o, int argc, char **argv)
                    usage, ctl_common_help);
             return CTL_EXIT_OK;
         }
-        fprintf(stderr, "dealimportctl status: unknown option '%s'\n%s",
-                argv[optind - 1], usage);
-        return CTL_EXIT_USAGE;
+        return ctl_usage(usage, "dealimportctl status: unknown option '%s'",
+                         argv[optind - 1]);
     }
     if (optind < argc) {
-        fprintf(stderr, "dealimportctl status: unexpected argument '%s'\n%s",
-                argv[optind], usage);
-        return CTL_EXIT_USAGE;
+        return ctl_usage(usage,
+                         "dealimportctl status: unexpected argument '%s'",
+                         argv[optind]);
     }
     memset(&req, 0, sizeof(req));
     req.cmd = DIP_CTL_STATUS;

@@ -345,9 +345,8 @@ int ctl_watch_main(ctl_opts_t *o, int argc, char **argv)
             interval_ms = (long)(s * 1000);
             continue;
         }
-        fprintf(stderr, "dealimportctl watch: unknown option '%s'\n%s",
-                argv[optind - 1], usage);
-        return CTL_EXIT_USAGE;
+        return ctl_usage(usage, "dealimportctl watch: unknown option '%s'",
+                         argv[optind - 1]);
     }
     if (ctl_take_id("watch", argc, argv, usage, id) < 0)
         return CTL_EXIT_USAGE;

@@ -24,6 +24,9 @@ static const char usage[] =
     "usage: dealimportctl [--config FILE] [--json] [--timeout SECONDS] "
     "COMMAND [ARGS]\n"
     "       dealimportctl --help | --version\n";
+static const char usage_line[] =
+    "usage: dealimportctl [--config FILE] [--json] [--timeout SECONDS] "
+    "[--connect ENDPOINT] COMMAND [ARGS]";
 
 typedef struct command {
     const char *name;
@@ -120,25 +123,21 @@ int main(int argc, char **argv)
             opts.connect = argv[i + 1];
             i += 2;
         } else {
-            fprintf(stderr, "dealimportctl: unknown option '%s'\n", argv[i]);
-            fputs(usage, stderr);
-            return CTL_EXIT_USAGE;
+            return ctl_usage(usage_line, "dealimportctl: unknown option '%s'",
+                             argv[i]);
         }
     }
-    if (i >= argc) {
-        fputs(usage, stderr);
-        return CTL_EXIT_USAGE;
-    }
+    if (i >= argc)
+        return ctl_usage(usage_line, "dealimportctl: which command? "
+                                     "(dealimportctl --help lists them)");
     for (size_t k = 0; k < NCOMMANDS; k++)
         if (strcmp(argv[i], commands[k].name) == 0)
             cmd = &commands[k];
-    if (cmd == NULL) {
-        fprintf(stderr,
-                "dealimportctl: unknown command '%s' (dealimportctl --help "
-                "lists them)\n",
-                argv[i]);
-        return CTL_EXIT_USAGE;
-    }
+    if (cmd == NULL)
+        return ctl_usage(usage_line,
+                         "dealimportctl: unknown command '%s' (dealimportctl "
+                         "--help lists them)",
+                         argv[i]);
     /* Help needs no settings. */
     if (wants_help(argc - i, argv + i))
         return cmd->run(&opts, argc - i, argv + i);
