@@ -23,6 +23,7 @@ typedef struct it_env {
     mongoc_client_t *client;
     mongoc_database_t *db;
     dip_storage_t *storage;
+    pid_t started[32]; /* programs still running, killed at release */
 } it_env_t;
 
 /* 0, or 77 when the dev stack's settings are absent (the caller exits 77
@@ -38,7 +39,8 @@ mongoc_collection_t *it_coll(it_env_t *env, const char *name);
 pid_t it_supervisor_start(it_env_t *env, const char *const *extra,
                           const char *log_path);
 /* Sends sig and waits up to timeout_ms; returns the wait status, or -1 if it
- * did not exit (then it is killed). */
+ * did not exit (then it is killed). Programs a test started and did not
+ * stop (a failed assertion) are killed by it_env_release. */
 int it_process_stop(pid_t pid, int sig, int timeout_ms);
 
 /* Uploads bytes to key. */
