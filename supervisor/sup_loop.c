@@ -500,6 +500,20 @@ static void schedule_respawn(sup_loop_t *self, worker_t *w, int64_t delay_ms)
     w->respawn_at_ms = self->now + delay_ms;
 }
 
+/* 48210 -> "48,210": line numbers in sentences people read. */
+static const char *grouped(int64_t v, char *buf, size_t len)
+{
+    char digits[32];
+    int n = snprintf(digits, sizeof(digits), "%lld", (long long)v), o = 0;
+    for (int i = 0; i < n && (size_t)o + 2 < len; i++) {
+        if (i > 0 && digits[i - 1] != '-' && (n - i) % 3 == 0)
+            buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 /* A worker process ended: decide what that means for its import. */
 static void on_exit_status(sup_loop_t *self, worker_t *w, int st)
 {
@@ -542,9 +556,11 @@ static void on_exit_status(sup_loop_t *self, worker_t *w, int st)
         return;
     }
     if (oom) {
+        char line[32];
         snprintf(msg, sizeof(msg),
-                 "worker exceeded its %ld MB memory limit at line %lld",
-                 self->cfg.worker_memory_mb, (long long)w->lines);
+                 "worker exceeded its %ld MB memory limit at line %s",
+                 self->cfg.worker_memory_mb,
+                 grouped(w->lines, line, sizeof(line)));
         finish_import(self, w, "failed", msg);
         return;
     }
@@ -577,10 +593,10 @@ static void on_exit_status(sup_loop_t *self, worker_t *w, int st)
         w->restart_window_ms = self->now;
     }
     if (++w->restarts >= self->cfg.worker_restarts) {
+        char line[32];
         snprintf(msg, sizeof(msg),
-                 "worker %s %d times, last at line %lld: the import was "
-                 "stopped",
-                 how, w->restarts, (long long)w->lines);
+                 "the import's worker failed %d times, last at line %s: %s",
+                 w->restarts, grouped(w->lines, line, sizeof(line)), how);
         finish_import(self, w, "failed", msg);
         return;
     }

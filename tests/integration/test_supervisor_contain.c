@@ -140,7 +140,7 @@ static void test_always_crashing_worker_fails(void **state)
     assert_int_equal(it_wait_final(&env, &bad, 120000, &q), 0);
     assert_string_equal(it_str(&q, "status"), "failed");
     assert_non_null(strstr(it_str(&q, "error"), "killed by signal 11"));
-    assert_non_null(strstr(it_str(&q, "error"), "3 times"));
+    assert_non_null(strstr(it_str(&q, "error"), "failed 3 times"));
     bson_destroy(&q);
     assert_int_equal(deals_of(&bad), 0);
 
