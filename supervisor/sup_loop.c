@@ -349,7 +349,13 @@ static void spawn_opts(sup_loop_t *self, sup_spawn_opts_t *o, char **argv,
     o->path = self->worker_path;
     o->argv = argv;
     o->envp = self->envp;
+#ifdef __SANITIZE_ADDRESS__
+    /* An AddressSanitizer build's worker maps terabytes of shadow memory,
+     * which the memory rlimit counts: such test builds run without it. */
+    o->memory_mb = 0;
+#else
     o->memory_mb = self->cfg.worker_memory_mb;
+#endif
     o->cpu_s = self->cfg.worker_cpu_s;
     o->nofile = 256;
     o->cgroup_fd = cgroup_fd;
