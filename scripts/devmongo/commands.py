@@ -180,6 +180,13 @@ def _sort_list(spec, cmd_name):
     return out or None
 
 
+def _error_code(exc):
+    """The server's code for an error mongomock raised (often none)."""
+    if "the (immutable) field '_id'" in str(exc):
+        return 66
+    return getattr(exc, 'code', None) or 2
+
+
 def _move_id_first(doc):
     if '_id' in doc and next(iter(doc)) != '_id':
         return {'_id': doc['_id'],
@@ -303,7 +310,7 @@ class Commands:
         except DupKeyError as exc:
             return CommandError(11000, str(exc), **exc.details()).reply()
         except mongomock.OperationFailure as exc:
-            return CommandError(exc.code or 2, str(exc)).reply()
+            return CommandError(_error_code(exc), str(exc)).reply()
         except (ValueError, TypeError, KeyError, BSONError,
                 NotImplementedError) as exc:
             return CommandError(2, str(exc) or type(exc).__name__).reply()
@@ -468,8 +475,7 @@ class Commands:
             return out
         if isinstance(exc, CommandError):
             return {'index': index, 'code': exc.code, 'errmsg': exc.errmsg}
-        code = getattr(exc, 'code', None) or 2
-        return {'index': index, 'code': code, 'errmsg': str(exc)}
+        return {'index': index, 'code': _error_code(exc), 'errmsg': str(exc)}
 
     _STATEMENT_ERRORS = (CommandError, mongomock.OperationFailure, ValueError,
                          TypeError, KeyError, BSONError, NotImplementedError)

@@ -75,7 +75,10 @@ def serve_connection(sock, conn, server, conns):
             if msg is None:
                 break
             request = wire.parse_request(*msg)
-            reply = server.commands.run(request.db, request.command, conn)
+            if request.legacy_error is None:
+                reply = server.commands.run(request.db, request.command, conn)
+            else:
+                reply = None
             if request.reply_wanted:
                 sock.sendall(_encode(request, next(server.reply_ids), reply))
     except wire.ProtocolError as exc:
