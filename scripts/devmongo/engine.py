@@ -136,7 +136,7 @@ def _path_values(doc, parts):
                 return [None], False
         else:
             return _path_values_slow([cur], parts[i:])
-    if type(cur) is list:
+    if isinstance(cur, list):
         return (list(cur) if cur else [_EMPTY_ARRAY]), True
     return [cur], True
 
@@ -213,12 +213,14 @@ class UniqueIndex:
                 t = type(cur)
                 if t is dict:
                     cur = cur.get(p)
-                elif t is list:
+                elif t is list or isinstance(cur, list):
                     return tuple(hk for hk, _ in self.entries(doc))
+                elif isinstance(cur, dict):  # mongomock's OrderedDicts
+                    cur = cur.get(p)
                 else:
                     cur = None
                     break
-            if type(cur) is list:
+            if isinstance(cur, list):
                 return tuple(hk for hk, _ in self.entries(doc))
             key.append(_hkey(cur))
         return (tuple(key),)
