@@ -96,7 +96,12 @@ static void test_worker_killed_resumes(void **state)
     bson_destroy(&q);
     assert_exact(&qid, 100000);
     assert_true(it_file_contains(log, "killed by signal 9 (SIGKILL)"));
+#ifdef __SANITIZE_ADDRESS__
+    /* AddressSanitizer catches SIGSEGV in the worker and aborts. */
+    assert_true(it_file_contains(log, "killed by signal 6 (SIGABRT)"));
+#else
     assert_true(it_file_contains(log, "killed by signal 11 (SIGSEGV)"));
+#endif
     assert_true(it_file_contains(log, "resuming from its checkpoint"));
     assert_int_equal(WEXITSTATUS(it_process_stop(sup, SIGTERM, 30000)), 0);
 }
