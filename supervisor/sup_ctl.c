@@ -562,6 +562,8 @@ static void finish_cancelled(sup_ctl_t *self, const char *id, const bson_t *doc,
     r.lines = max64(dip_bson_get_int(doc, "checkpoint.line", 0),
                     dip_bson_get_int(doc, "progress.lines", 0));
     *lines = r.lines;
+    if (self->store == NULL)
+        return;
     if (sup_store_finish(self->store, doc, &r, err, sizeof(err)) < 0)
         dip_log(DIP_LOG_WARNING, id,
                 "cancelled, but its import log was not written: %s", err);
