@@ -145,9 +145,13 @@ static int make_runtime_dir(const char *dir, char *err, size_t errlen)
 
 static char **build_envp(const dip_config_t *cfg)
 {
-    static const char *const keep[] = {"PATH", "TZ",     "HOME",
-                                       "LANG", "LC_ALL", NULL};
-    char **envp = calloc(DIP_CONFIG_ENV_MAX + 8, sizeof(char *));
+    /* The sanitizer options too, so a test build's worker behaves as its
+     * supervisor was told to. */
+    static const char *const keep[] = {
+        "PATH",          "TZ",           "HOME",
+        "LANG",          "LC_ALL",       "ASAN_OPTIONS",
+        "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
+    char **envp = calloc(DIP_CONFIG_ENV_MAX + 12, sizeof(char *));
     int n;
     if (envp == NULL)
         return NULL;
