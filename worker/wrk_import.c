@@ -232,18 +232,26 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
     im->last_offset = (int64_t)row->end_offset;
 
     if (row->error != WRK_CSV_ROW_OK) {
-        char msg[512];
+        char msg[512], field[64] = "";
         size_t nh = 0;
         const char *const *h = wrk_csv_header(im->csv, &nh);
-        if ((row->error == WRK_CSV_ROW_CELL_TOO_BIG) && h &&
-            row->error_cell < nh)
+        /* A fault in one cell names that cell's column and the deal field
+         * it feeds, as a field's own validation error does. */
+        int in_cell = (row->error == WRK_CSV_ROW_CELL_TOO_BIG ||
+                       row->error == WRK_CSV_ROW_NUL_BYTE ||
+                       row->error == WRK_CSV_ROW_BAD_QUOTES) &&
+                      h && row->error_cell < nh;
+        if (in_cell) {
             snprintf(msg, sizeof(msg), "%s (column '%s')",
                      wrk_csv_row_error_message(row->error), h[row->error_cell]);
-        else
+            wrk_map_column_field(im->map, row->error_cell, field,
+                                 sizeof(field));
+        } else {
             snprintf(msg, sizeof(msg), "%s",
                      wrk_csv_row_error_message(row->error));
-        if (line_error(im, (int64_t)row->line, "", msg, row->cells, row->lens,
-                       row->ncells) < 0)
+        }
+        if (line_error(im, (int64_t)row->line, field, msg, row->cells,
+                       row->lens, row->ncells) < 0)
             return 1;
     } else {
         deal = bson_new();
