@@ -312,9 +312,11 @@ static int on_data(void *arg, const char *buf, size_t len)
     return rc == WRK_CSV_OK ? 0 : 1;
 }
 
-/* Reads the ids, tags and key from the queue document. Returns 0 or -1
- * with im->err set. */
-static int read_queue_doc(import_t *im, const bson_t *q, const char **key)
+/* Reads the ids, tags and key from the queue document. The key's length
+ * is the stored one, so a NUL inside it is seen by the key check instead of
+ * cutting the key short. Returns 0 or -1 with im->err set. */
+static int read_queue_doc(import_t *im, const bson_t *q, const char **key,
+                          size_t *key_len)
 {
     static const struct {
         const char *path;
@@ -340,8 +342,16 @@ static int read_queue_doc(import_t *im, const bson_t *q, const char **key)
     dip_bson_get_oid(q, "account_id", &im->account);
     dip_bson_get_oid(q, "additional_data.pipeline_id", &im->pipeline);
 
-    *key = dip_bson_get_str(q, "csv.0.key");
-    if (*key == NULL || **key == '\0') {
+    *key = NULL;
+    *key_len = 0;
+    if (bson_iter_init(&it, q) &&
+        bson_iter_find_descendant(&it, "csv.0.key", &it) &&
+        BSON_ITER_HOLDS_UTF8(&it)) {
+        uint32_t len = 0;
+        *key = bson_iter_utf8(&it, &len);
+        *key_len = len;
+    }
+    if (*key == NULL || *key_len == 0) {
         snprintf(im->err, sizeof(im->err),
                  "the queue document has no csv[0].key: there is no file to "
                  "import");
@@ -556,6 +566,7 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
     import_t im;
     bson_t q = BSON_INITIALIZER;
     const char *key = NULL;
+    size_t key_len = 0;
     char err[1024];
     int rc, exit_code = WRK_EXIT_TEMPFAIL;
     size_t cap = (size_t)cfg->batch_rows;
@@ -592,12 +603,12 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
     }
     /* Everything about the document is checked before anything is
      * written. */
-    if (read_queue_doc(&im, &q, &key) < 0) {
+    if (read_queue_doc(&im, &q, &key, &key_len) < 0) {
         im.stop = STOP_FAILED;
         exit_code = finish(&im, DIP_DONE_FAILED, NULL);
         goto cleanup;
     }
-    if (dip_storage_check_key(key, strlen(key), err, sizeof(err)) < 0) {
+    if (dip_storage_check_key(key, key_len, err, sizeof(err)) < 0) {
         fail_with(&im, err);
         exit_code = finish(&im, DIP_DONE_FAILED, NULL);
         goto cleanup;
