@@ -55,6 +55,8 @@ typedef struct worker {
     int64_t started_ms, last_heard_ms, respawn_at_ms, last_flush_ms;
     int restarts, tempfails;
     int64_t restart_window_ms; /* when the current crash count started */
+    int64_t run_start_lines;   /* w->lines when the current run started */
+    int stalls;                /* crashes in a row that moved no line on */
     int has_cgroup;
     /* from the current worker run */
     int done;
@@ -381,6 +383,7 @@ static int start_worker(sup_loop_t *self, worker_t *w)
     worker_reset_run(w);
     w->state = W_RUNNING;
     w->pid = pid;
+    w->run_start_lines = w->lines;
     w->started_ms = w->last_heard_ms = self->now;
     w->last_flush_ms = self->now;
     dip_log(DIP_LOG_INFO, w->qid_hex, "worker started: pid=%d namespace=%s",
@@ -578,13 +581,19 @@ static void on_exit_status(sup_loop_t *self, worker_t *w, int st)
         finish_import(self, w, "failed", msg);
         return;
     }
+    /* Back off only while crashes make no headway: a worker that moved the
+     * checkpoint on before it died is not in a crash loop, and waiting
+     * longer after each such crash would only slow the import down. */
+    if (w->lines > w->run_start_lines)
+        w->stalls = 0;
+    else
+        w->stalls++;
     dip_log(DIP_LOG_WARNING, w->qid_hex,
             "worker %s at line %lld; resuming from its checkpoint (crash "
             "%d of %ld allowed)",
             how, (long long)w->lines, w->restarts,
             self->cfg.worker_restarts - 1);
-    schedule_respawn(self, w,
-                     1000LL << (w->restarts > 6 ? 6 : w->restarts - 1));
+    schedule_respawn(self, w, 1000LL << (w->stalls > 6 ? 6 : w->stalls));
 }
 
 static void reap(sup_loop_t *self)
