@@ -571,12 +571,17 @@ static void on_exit_status(sup_loop_t *self, worker_t *w, int st)
     }
     if (w->done && w->status == DIP_DONE_RETRY) {
         int64_t delay;
+        /* Outages the import got past count no more: it gives up after
+         * TEMPFAIL_LIMIT in a row without headway, however long it is. */
+        if (w->lines > w->run_start_lines)
+            w->tempfails = 0;
         if (++w->tempfails > TEMPFAIL_LIMIT) {
-            snprintf(msg, sizeof(msg),
-                     "gave up after %d temporary failures, last at line "
-                     "%lld: %s",
-                     TEMPFAIL_LIMIT, (long long)w->lines,
-                     w->error ? w->error : "unknown");
+            snprintf(
+                msg, sizeof(msg),
+                "gave up after %d temporary failures in a row, last at line "
+                "%lld: %s",
+                TEMPFAIL_LIMIT, (long long)w->lines,
+                w->error ? w->error : "unknown");
             finish_import(self, w, "failed", msg);
             return;
         }
