@@ -46,8 +46,10 @@ int main(int argc, char **argv)
             config = argv[i + 1];
             i += 2;
         } else {
-            fprintf(stderr, "dealimportctl: unknown option '%s'\n", argv[i]);
-            fputs(usage, stderr);
+            fprintf(stderr,
+                    "dealimportctl: unknown option '%s'; usage: dealimportctl "
+                    "[--config FILE] COMMAND [ARGS]\n",
+                    argv[i]);
             return DIP_EXIT_USAGE;
         }
     }

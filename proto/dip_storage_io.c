@@ -803,7 +803,10 @@ static size_t get_header_cb(char *buf, size_t size, size_t nitems, void *arg)
         const char *v = line + 5;
         while (*v == ' ' || *v == '\t')
             v++;
-        snprintf(g->etag, sizeof(g->etag), "%s", v);
+        /* An ETag too long to keep is not used (a cut one would make
+         * every resume fail its If-Match). */
+        if (strlen(v) < sizeof(g->etag))
+            memcpy(g->etag, v, strlen(v) + 1);
     } else if (l == 0 && g->status / 100 == 2) {
         /* End of a success response's headers: where its body starts. */
         if (g->status == 206) {

@@ -36,6 +36,13 @@ static void help(void)
            usage);
 }
 
+/* Bad usage is one line: what was wrong, and the usage. */
+static void bad_usage(const char *what)
+{
+    fprintf(stderr, "dealimport-supervisor: bad argument '%s'; %s", what,
+            usage);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -52,6 +59,7 @@ int main(int argc, char **argv)
     ssize_t n;
     int c, rc;
 
+    opterr = 0; /* one line of our own instead of getopt's */
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
@@ -64,14 +72,12 @@ int main(int argc, char **argv)
             printf("dealimport-supervisor %s\n", DEALIMPORT_VERSION);
             return 0;
         default:
-            fputs(usage, stderr);
+            bad_usage(argv[optind - 1]);
             return DIP_EXIT_USAGE;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "dealimport-supervisor: unexpected argument '%s'\n",
-                argv[optind]);
-        fputs(usage, stderr);
+        bad_usage(argv[optind]);
         return DIP_EXIT_USAGE;
     }
 

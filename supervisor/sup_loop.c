@@ -33,16 +33,18 @@
 
 #define FLUSH_MS 1000
 #define FLUSH_ERRORS 500
-#define HEARTBEAT_TIMEOUT_MS 60000
+#define HEARTBEAT_TIMEOUT_MS 120000
 #define RESTART_WINDOW_MS (10 * 60 * 1000)
 #define TEMPFAIL_LIMIT 10
 #define SHUTDOWN_GRACE_MS 25000
 #define MSGS_PER_WAKE 2000
+#define EXIT_GRACE_MS 2000
 
 typedef enum {
     W_FREE = 0,
     W_RUNNING, /* a worker process exists */
     W_WAITING, /* no process; respawn at respawn_at */
+    W_EXITED,  /* reaped, its last messages may still be in flight */
 } wstate_t;
 
 typedef struct worker {
@@ -54,6 +56,8 @@ typedef struct worker {
     bson_t *doc;
     int64_t started_ms, last_heard_ms, respawn_at_ms, last_flush_ms;
     int restarts, tempfails;
+    int exit_status;
+    int64_t exit_ms;
     int64_t restart_window_ms; /* when the current crash count started */
     int64_t run_start_lines;   /* w->lines when the current run started */
     int stalls;                /* crashes in a row that moved no line on */
@@ -92,6 +96,8 @@ struct sup_loop {
         shutdown_deadline_ms, give_up_ms;
     uint64_t watchdog_usec;
     long finished, failed;
+    sup_store_served_t served[256]; /* for fair claiming */
+    size_t nserved;
 };
 
 static int64_t now_ms(void)
@@ -349,7 +355,13 @@ static void spawn_opts(sup_loop_t *self, sup_spawn_opts_t *o, char **argv,
     o->path = self->worker_path;
     o->argv = argv;
     o->envp = self->envp;
+#ifdef __SANITIZE_ADDRESS__
+    /* An AddressSanitizer build's worker maps terabytes of shadow memory,
+     * which the memory rlimit counts: such test builds run without it. */
+    o->memory_mb = 0;
+#else
     o->memory_mb = self->cfg.worker_memory_mb;
+#endif
     o->cpu_s = self->cfg.worker_cpu_s;
     o->nofile = 256;
     o->cgroup_fd = cgroup_fd;
@@ -521,6 +533,20 @@ static void schedule_respawn(sup_loop_t *self, worker_t *w, int64_t delay_ms)
     w->respawn_at_ms = self->now + delay_ms;
 }
 
+/* 48210 -> "48,210": line numbers in sentences people read. */
+static const char *grouped(int64_t v, char *buf, size_t len)
+{
+    char digits[32];
+    int n = snprintf(digits, sizeof(digits), "%lld", (long long)v), o = 0;
+    for (int i = 0; i < n && (size_t)o + 2 < len; i++) {
+        if (i > 0 && digits[i - 1] != '-' && (n - i) % 3 == 0)
+            buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 /* A worker process ended: decide what that means for its import. */
 static void on_exit_status(sup_loop_t *self, worker_t *w, int st)
 {
@@ -563,9 +589,11 @@ static void on_exit_status(sup_loop_t *self, worker_t *w, int st)
         return;
     }
     if (oom) {
+        char line[32];
         snprintf(msg, sizeof(msg),
-                 "worker exceeded its %ld MB memory limit at line %lld",
-                 self->cfg.worker_memory_mb, (long long)w->lines);
+                 "worker exceeded its %ld MB memory limit at line %s",
+                 self->cfg.worker_memory_mb,
+                 grouped(w->lines, line, sizeof(line)));
         finish_import(self, w, "failed", msg);
         return;
     }
@@ -603,10 +631,10 @@ static void on_exit_status(sup_loop_t *self, worker_t *w, int st)
         w->restart_window_ms = self->now;
     }
     if (++w->restarts >= self->cfg.worker_restarts) {
+        char line[32];
         snprintf(msg, sizeof(msg),
-                 "worker %s %d times, last at line %lld: the import was "
-                 "stopped",
-                 how, w->restarts, (long long)w->lines);
+                 "the import's worker failed %d times, last at line %s: %s",
+                 w->restarts, grouped(w->lines, line, sizeof(line)), how);
         finish_import(self, w, "failed", msg);
         return;
     }
@@ -635,7 +663,15 @@ static void reap(sup_loop_t *self)
             continue;
         /* Whatever the worker left in its process group goes with it. */
         kill_worker(w, SIGKILL);
-        on_exit_status(self, w, st);
+        if (w->done) {
+            on_exit_status(self, w, st);
+        } else {
+            /* The exit can overtake the worker's last messages, still on
+             * their way through the socket: give them a moment. */
+            w->state = W_EXITED;
+            w->exit_status = st;
+            w->exit_ms = self->now;
+        }
     }
 }
 
@@ -656,8 +692,8 @@ static void on_message(sup_loop_t *self, const char *identity, size_t idlen,
     w = m.queue_id ? by_qid(self, m.queue_id) : NULL;
     /* A worker speaks only for its own import: the identity it connected
      * with must name the import the message is about. */
-    if (w == NULL || w->state != W_RUNNING || idlen != strlen(w->name) ||
-        memcmp(identity, w->name, idlen) != 0) {
+    if (w == NULL || (w->state != W_RUNNING && w->state != W_EXITED) ||
+        idlen != strlen(w->name) || memcmp(identity, w->name, idlen) != 0) {
         dip_log(DIP_LOG_WARNING, NULL,
                 "dropped a '%s' message from '%.*s' for an import it does not "
                 "run",
@@ -702,6 +738,8 @@ static void on_message(sup_loop_t *self, const char *identity, size_t idlen,
         w->error = m.error ? strdup(m.error) : NULL;
         json_decref(w->notes);
         w->notes = m.notes ? json_incref(m.notes) : NULL;
+        if (w->state == W_EXITED)
+            on_exit_status(self, w, w->exit_status);
         break;
     default:
         break;
@@ -743,6 +781,31 @@ static void drain_events(sup_loop_t *self)
 
 /* ---- timers --------------------------------------------------------- */
 
+/* Remembers when an account was last served; the least recent entry makes
+ * room when the table is full. */
+static void note_served(sup_loop_t *self, const bson_oid_t *account)
+{
+    size_t slot = self->nserved;
+    for (size_t i = 0; i < self->nserved; i++) {
+        if (bson_oid_equal(&self->served[i].account, account)) {
+            slot = i;
+            break;
+        }
+    }
+    if (slot == self->nserved) {
+        if (self->nserved < sizeof(self->served) / sizeof(self->served[0])) {
+            self->nserved++;
+        } else {
+            slot = 0;
+            for (size_t i = 1; i < self->nserved; i++)
+                if (self->served[i].at_ms < self->served[slot].at_ms)
+                    slot = i;
+        }
+    }
+    bson_oid_copy(account, &self->served[slot].account);
+    self->served[slot].at_ms = self->now;
+}
+
 static void claim(sup_loop_t *self)
 {
     char err[512];
@@ -764,7 +827,9 @@ static void claim(sup_loop_t *self)
                              (size_t)self->cfg.max_workers_per_account)
                 bson_oid_copy(&x->account, &skip[nskip++]);
         }
-        rc = sup_store_claim(self->store, skip, nskip, &doc, err, sizeof(err));
+        rc = sup_store_claim(self->store, skip, nskip, self->served,
+                             self->nserved, self->cfg.max_workers_per_account,
+                             &doc, err, sizeof(err));
         if (rc <= 0) {
             if (rc < 0)
                 dip_log(DIP_LOG_WARNING, NULL, "%s", err);
@@ -784,6 +849,7 @@ static void claim(sup_loop_t *self)
             bson_oid_init_from_data(&w->account,
                                     (const uint8_t *)"\0\0\0\0\0\0\0\0\0\0\0");
         snprintf(w->name, sizeof(w->name), "deals_import_queue_%s", w->qid_hex);
+        note_served(self, &w->account);
         w->errors = json_array();
         w->lines = dip_bson_get_int(w->doc, "checkpoint.line", 0);
         w->state = W_WAITING;
@@ -810,6 +876,10 @@ static void tick(sup_loop_t *self)
             (w->dirty || json_array_size(w->errors) > 0) &&
             self->now - w->last_flush_ms >= FLUSH_MS)
             flush_worker(self, w);
+        if (w->state == W_EXITED && self->now - w->exit_ms >= EXIT_GRACE_MS) {
+            on_exit_status(self, w, w->exit_status);
+            continue;
+        }
         if (w->state == W_WAITING && self->now >= w->respawn_at_ms) {
             if (w->respawn_at_ms == INT64_MAX) {
                 /* a final write that failed: try it again */

@@ -68,7 +68,7 @@ typedef struct plan {
     int procs_fd;  /* cgroup.procs of the worker's cgroup, or -1 */
     int stdout_fd, stderr_fd;
     int set_as, set_cpu, set_nofile;
-    struct rlimit as, cpu, nofile;
+    struct rlimit as, stack, cpu, nofile;
     long fd_max; /* for closing descriptors when close_range is missing */
 } plan_t;
 
@@ -161,7 +161,8 @@ static void child_run(const plan_t *p)
         if (write(p->procs_fd, buf, n) != (ssize_t)n)
             child_fail(p, STEP_CGROUP, errno ? errno : EIO);
     }
-    if (p->set_as && setrlimit(RLIMIT_AS, &p->as) < 0)
+    if (p->set_as && (setrlimit(RLIMIT_DATA, &p->as) < 0 ||
+                      setrlimit(RLIMIT_STACK, &p->stack) < 0))
         child_fail(p, STEP_LIMIT_AS, errno);
     if (p->set_cpu && setrlimit(RLIMIT_CPU, &p->cpu) < 0)
         child_fail(p, STEP_LIMIT_CPU, errno);
@@ -246,7 +247,16 @@ static int plan_make(const sup_spawn_opts_t *o, plan_t *p, char *err,
     if (o->memory_mb > 0) {
         rlim_t b = (rlim_t)o->memory_mb * 1048576;
         p->set_as = 1;
-        plan_limit(RLIMIT_AS, b, b, &p->as);
+        /* RLIMIT_DATA, not RLIMIT_AS: since Linux 4.7 it counts the heap
+         * and every private writable mapping, which is what a worker's
+         * memory is, and not the address space that shared libraries and
+         * glibc's reserved-but-unused malloc arenas take (a worker maps
+         * ~200 MB of address space to use ~16 MB). Thread stacks are
+         * private writable mappings sized by RLIMIT_STACK, so that is kept
+         * small to leave the limit to the data. */
+        plan_limit(RLIMIT_DATA, b, b, &p->as);
+        plan_limit(RLIMIT_STACK, SUP_SPAWN_STACK_BYTES, SUP_SPAWN_STACK_BYTES,
+                   &p->stack);
     }
     if (o->cpu_s > 0) {
         p->set_cpu = 1;

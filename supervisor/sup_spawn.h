@@ -21,6 +21,9 @@
 /* The seconds between the soft CPU limit (SIGXCPU, which the worker may catch
  * to checkpoint) and the hard one (SIGKILL). */
 #define SUP_SPAWN_CPU_GRACE_S 5
+/* Stack of the worker's main thread and default size of its threads' stacks
+ * when a memory limit is set. */
+#define SUP_SPAWN_STACK_BYTES (2u * 1024u * 1024u)
 
 /* The exit status a worker uses after logging "out of memory". */
 #define SUP_SPAWN_EXIT_NOMEM 70
@@ -29,7 +32,7 @@ typedef struct sup_spawn_opts {
     const char *path;  /* worker executable, absolute */
     char *const *argv; /* NULL-terminated, argv[0] required */
     char *const *envp; /* NULL-terminated; NULL = an empty environment */
-    long memory_mb;    /* RLIMIT_AS; 0 = unlimited */
+    long memory_mb;    /* RLIMIT_DATA (and a small RLIMIT_STACK); 0 = none */
     long cpu_s;        /* RLIMIT_CPU soft; hard = soft + grace; 0 = none */
     long nofile;       /* RLIMIT_NOFILE; 0 = leave as inherited */
     int cgroup_fd;     /* -1 or an O_DIRECTORY fd of the worker's cgroup */

@@ -37,12 +37,25 @@ void sup_store_destroy(sup_store_t **self_p);
 
 int sup_store_ensure_indexes(sup_store_t *self, char *err, size_t errlen);
 
-/* Claims the oldest pending import (or one whose lease expired) whose
- * account is not in skip (n ids; accounts at their limit). On success copies
- * the claimed document into out (initialized by the callee) and returns 1;
- * 0 when there is nothing to claim; negative on error. */
+/* When this supervisor last claimed an import of an account. */
+typedef struct sup_store_served {
+    bson_oid_t account;
+    int64_t at_ms;
+} sup_store_served_t;
+
+/* Claims one pending import (or one whose lease expired), fairly across
+ * accounts: the account running the fewest imports (on any supervisor)
+ * first, then the one served longest ago (served: n entries, accounts
+ * absent from it were never served), then the one whose oldest import waits
+ * longest; never more than
+ * per_account running imports of one account, enforced atomically by a
+ * unique index on the running imports' (account_id, account_slot). Accounts
+ * in skip (n ids) are passed over. On success copies the claimed document
+ * into out (initialized by the callee) and returns 1; 0 when there is nothing
+ * to claim; negative on error. */
 int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
-                    bson_t *out, char *err, size_t errlen);
+                    const sup_store_served_t *served, size_t nserved,
+                    long per_account, bson_t *out, char *err, size_t errlen);
 
 /* Extends the lease of every import this supervisor holds. */
 int sup_store_renew_leases(sup_store_t *self, char *err, size_t errlen);

@@ -94,6 +94,12 @@ static bson_mem_vtable_t oom_vtable = {.malloc = oom_malloc,
                                        .aligned_alloc = oom_aligned_alloc,
                                        .padding = {NULL, NULL, NULL}};
 
+/* Bad usage is one line: what was wrong, and the usage. */
+static void bad_usage(const char *what)
+{
+    fprintf(stderr, "dealimport-worker: bad argument '%s'; %s", what, usage);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -109,6 +115,7 @@ int main(int argc, char **argv)
     dip_config_t cfg;
     int c, rc;
 
+    opterr = 0; /* one line of our own instead of getopt's */
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'q':
@@ -127,17 +134,19 @@ int main(int argc, char **argv)
             printf("dealimport-worker %s\n", DEALIMPORT_VERSION);
             return 0;
         default:
-            fputs(usage, stderr);
+            bad_usage(argv[optind - 1]);
             return DIP_EXIT_USAGE;
         }
     }
-    if (optind < argc || queue_id == NULL || !dip_msg_is_oid(queue_id)) {
-        if (queue_id && !dip_msg_is_oid(queue_id))
-            fprintf(stderr,
-                    "dealimport-worker: '%s' is not a queue id (24 lowercase "
-                    "hex digits)\n",
-                    queue_id);
-        fputs(usage, stderr);
+    if (optind < argc) {
+        bad_usage(argv[optind]);
+        return DIP_EXIT_USAGE;
+    }
+    if (queue_id == NULL || !dip_msg_is_oid(queue_id)) {
+        fprintf(stderr,
+                "dealimport-worker: --queue-id needs a queue id (24 lowercase "
+                "hex digits); %s",
+                usage);
         return DIP_EXIT_USAGE;
     }
 

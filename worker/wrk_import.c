@@ -307,8 +307,15 @@ static int on_data(void *arg, const char *buf, size_t len)
     int rc = wrk_csv_feed(im->csv, buf, len);
     if (rc == WRK_CSV_EHEADER)
         fail_with(im, wrk_csv_error(im->csv));
-    else if (rc == WRK_CSV_ENOMEM)
-        fail_with(im, "out of memory while reading the file");
+    else if (rc == WRK_CSV_ENOMEM) {
+        /* The memory limit: the same exit as any allocation failure, so
+         * the supervisor reports it as such. The checkpoint is intact. */
+        dip_log(DIP_LOG_ERR, im->queue_id,
+                "out of memory at line %lld: the worker reached its memory "
+                "limit",
+                (long long)im->last_line);
+        _exit(WRK_EXIT_NOMEM);
+    }
     return rc == WRK_CSV_OK ? 0 : 1;
 }
 

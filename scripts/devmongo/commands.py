@@ -180,6 +180,15 @@ def _sort_list(spec, cmd_name):
     return out or None
 
 
+def _error_code(exc):
+    """The server's code for an error mongomock raised (often none)."""
+    msg = str(exc)
+    if "the (immutable) field '_id'" in msg or \
+            'The _id field cannot be changed' in msg:
+        return 66
+    return getattr(exc, 'code', None) or 2
+
+
 def _move_id_first(doc):
     if '_id' in doc and next(iter(doc)) != '_id':
         return {'_id': doc['_id'],
@@ -208,14 +217,28 @@ def _validate_update(u):
                                    % (_type_name(u[k]), k, u[k]))
 
 
-class Cursor:
-    __slots__ = ('cursor_id', 'ns', 'docs', 'pos')
+_END = object()
 
-    def __init__(self, cursor_id, ns, docs, pos):
-        self.cursor_id = cursor_id
+
+class Cursor:
+    """Results not yet returned: an iterator that copies documents as they
+    are batched, plus the one document read ahead to know if more remain."""
+
+    __slots__ = ('cursor_id', 'ns', 'source', 'ahead')
+
+    def __init__(self, ns, source):
+        self.cursor_id = 0
         self.ns = ns
-        self.docs = docs
-        self.pos = pos
+        self.source = iter(source)
+        self.ahead = next(self.source, _END)
+
+    def exhausted(self):
+        return self.ahead is _END
+
+    def take(self):
+        doc = self.ahead
+        self.ahead = next(self.source, _END)
+        return doc
 
 
 class Connection:
@@ -303,7 +326,7 @@ class Commands:
         except DupKeyError as exc:
             return CommandError(11000, str(exc), **exc.details()).reply()
         except mongomock.OperationFailure as exc:
-            return CommandError(exc.code or 2, str(exc)).reply()
+            return CommandError(_error_code(exc), str(exc)).reply()
         except (ValueError, TypeError, KeyError, BSONError,
                 NotImplementedError) as exc:
             return CommandError(2, str(exc) or type(exc).__name__).reply()
@@ -314,28 +337,29 @@ class Commands:
 
     # -- cursors --------------------------------------------------------
 
-    def _batch(self, cur, count):
-        """Encodes up to count documents (all if None) from the cursor."""
+    @staticmethod
+    def _batch(cur, count):
+        """Encodes up to count documents (all if None) from the cursor,
+        stopping short of the reply size limit."""
         out = []
         size = 0
-        docs = cur.docs
-        pos = cur.pos
-        while pos < len(docs) and (count is None or len(out) < count):
-            raw = bson.encode(docs[pos])
+        while not cur.exhausted() and (count is None or len(out) < count):
+            raw = bson.encode(cur.ahead)
             if out and size + len(raw) > BATCH_BYTES:
                 break
+            cur.take()
             out.append(RawBSONDocument(raw))
             size += len(raw)
-            pos += 1
-        cur.pos = pos
         return out
 
     def _cursor_reply(self, ns, docs, batch_size, single_batch=False):
+        """The first batch of docs (an iterable); keeps a cursor open on
+        the rest unless there is none or single_batch."""
         if batch_size is None:
             batch_size = DEFAULT_FIRST_BATCH
-        cur = Cursor(0, ns, docs, 0)
+        cur = Cursor(ns, docs)
         first = self._batch(cur, batch_size)
-        if cur.pos < len(docs) and not single_batch:
+        if not cur.exhausted() and not single_batch:
             cur.cursor_id = self._new_cursor_id()
             if len(self.cursors) >= MAX_OPEN_CURSORS:
                 del self.cursors[next(iter(self.cursors))]
@@ -374,7 +398,7 @@ class Commands:
                                "cursor belongs to a different namespace %s"
                                % (ns, cur.ns))
         batch = self._batch(cur, batch_size)
-        if cur.pos >= len(cur.docs):
+        if cur.exhausted():
             del self.cursors[cur.cursor_id]
             cur.cursor_id = 0
         return {'cursor': {'nextBatch': batch, 'id': Int64(cur.cursor_id),
@@ -468,8 +492,7 @@ class Commands:
             return out
         if isinstance(exc, CommandError):
             return {'index': index, 'code': exc.code, 'errmsg': exc.errmsg}
-        code = getattr(exc, 'code', None) or 2
-        return {'index': index, 'code': code, 'errmsg': str(exc)}
+        return {'index': index, 'code': _error_code(exc), 'errmsg': str(exc)}
 
     _STATEMENT_ERRORS = (CommandError, mongomock.OperationFailure, ValueError,
                          TypeError, KeyError, BSONError, NotImplementedError)
@@ -656,12 +679,13 @@ class Commands:
         batch_size = _int(cmd, 'find', 'batchSize', None, 0)
         single = _bool(cmd, 'find', 'singleBatch')
         coll, _ = self.engine.collection(db, name)
-        docs = []
+        docs = ()
         if coll is not None:
+            # Copies are made as batches go out; a sort reads all at once.
             found = coll._get_dataset(spec, sort, projection, dict)
-            docs = list(itertools.islice(found, skip,
-                                         skip + limit if limit else None))
-        if limit and (batch_size is None or batch_size > limit):
+            docs = itertools.islice(found, skip,
+                                    skip + limit if limit else None)
+        if limit and batch_size is not None and batch_size > limit:
             batch_size = limit
         return self._cursor_reply('%s.%s' % (db, name), docs, batch_size,
                                   single)

@@ -22,6 +22,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 
 import bson
 
@@ -75,7 +76,10 @@ def serve_connection(sock, conn, server, conns):
             if msg is None:
                 break
             request = wire.parse_request(*msg)
-            reply = server.commands.run(request.db, request.command, conn)
+            if request.legacy_error is None:
+                reply = server.commands.run(request.db, request.command, conn)
+            else:
+                reply = None
             if request.reply_wanted:
                 sock.sendall(_encode(request, next(server.reply_ids), reply))
     except wire.ProtocolError as exc:
@@ -97,7 +101,9 @@ class Server:
         self.reply_ids = itertools.count(1)
         self.conn_ids = itertools.count(1)
         self.conns = Connections()
-        self.listener = socket.create_server((host, port), backlog=128)
+        family = socket.AF_INET6 if ':' in host else socket.AF_INET
+        self.listener = socket.create_server((host, port), family=family,
+                                             backlog=128)
         self.listener.setblocking(False)
         self.port = self.listener.getsockname()[1]
 
@@ -105,6 +111,12 @@ class Server:
         try:
             sock, peer = self.listener.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        except OSError as exc:
+            # Out of descriptors, say: the listener stays readable, so
+            # pause instead of spinning until a connection closes.
+            commands.log('cannot accept: %s' % exc)
+            time.sleep(0.1)
             return
         sock.setblocking(True)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

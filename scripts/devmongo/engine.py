@@ -136,7 +136,7 @@ def _path_values(doc, parts):
                 return [None], False
         else:
             return _path_values_slow([cur], parts[i:])
-    if type(cur) is list:
+    if isinstance(cur, list):
         return (list(cur) if cur else [_EMPTY_ARRAY]), True
     return [cur], True
 
@@ -213,12 +213,14 @@ class UniqueIndex:
                 t = type(cur)
                 if t is dict:
                     cur = cur.get(p)
-                elif t is list:
+                elif t is list or isinstance(cur, list):
                     return tuple(hk for hk, _ in self.entries(doc))
+                elif isinstance(cur, dict):  # mongomock's OrderedDicts
+                    cur = cur.get(p)
                 else:
                     cur = None
                     break
-            if type(cur) is list:
+            if isinstance(cur, list):
                 return tuple(hk for hk, _ in self.entries(doc))
             key.append(_hkey(cur))
         return (tuple(key),)
@@ -607,6 +609,42 @@ def _arith_updater(op_name, combine, missing):
     return updater
 
 
+def _add_to_set_updater(doc, field_name, value):
+    # mongomock's own keeps duplicates that come within one $each.
+    if isinstance(value, dict) and list(value) == ['$each']:
+        items = value['$each']
+        if not isinstance(items, list):
+            raise WriteFailure("The argument to $each in $addToSet must be "
+                               "an array but it was of type: %s" %
+                               type(items).__name__, 2)
+    else:
+        items = [value]
+    if isinstance(doc, dict):
+        cur = doc.get(field_name, _MISSING)
+    elif isinstance(doc, list) and field_name.isdigit():
+        idx = int(field_name)
+        cur = doc[idx] if idx < len(doc) else _MISSING
+    else:
+        return
+    if cur is _MISSING:
+        cur = []
+        if isinstance(doc, dict):
+            doc[field_name] = cur
+        else:
+            doc.extend([None] * (int(field_name) + 1 - len(doc)))
+            doc[int(field_name)] = cur
+    elif not isinstance(cur, list):
+        raise WriteFailure("Cannot apply $addToSet to non-array field. Field "
+                           "named '%s' has non-array type %s"
+                           % (field_name, type(cur).__name__), 2)
+    present = {_hkey(e) for e in cur}
+    for item in items:
+        hk = _hkey(item)
+        if hk not in present:
+            present.add(hk)
+            cur.append(copy.deepcopy(item))
+
+
 def _now_millis():
     now = datetime.datetime.utcnow()
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
@@ -614,8 +652,9 @@ def _now_millis():
 
 def _patch_mongomock():
     # Module-level hooks mongomock looks up at call time: $inc and $mul that
-    # keep int32/int64/double as MongoDB does, and $currentDate at BSON's
-    # millisecond precision so the value stored equals the value read back.
+    # keep int32/int64/double as MongoDB does, an $addToSet that dedupes
+    # $each, and $currentDate at BSON's millisecond precision so the value
+    # stored equals the value read back.
     updaters = mongomock.collection._updaters
     updaters['$inc'] = _arith_updater('$inc', lambda a, b: a + b,
                                       lambda v: v)
@@ -623,6 +662,7 @@ def _patch_mongomock():
         '$mul', lambda a, b: a * b,
         lambda v: Int64(0) if isinstance(v, Int64) else 0.0 if isinstance(
             v, float) else 0)
+    updaters['$addToSet'] = _add_to_set_updater
     mongomock.utcnow = _now_millis
     mongomock.helpers.utcnow = _now_millis
 

@@ -19,6 +19,7 @@ OP_MSG = 2013
 
 MSG_CHECKSUM_PRESENT = 1 << 0
 MSG_MORE_TO_COME = 1 << 1
+REPLY_QUERY_FAILURE = 1 << 1
 
 MAX_BSON_SIZE = 16 * 1024 * 1024
 MAX_MESSAGE_SIZE = 48000000
@@ -40,16 +41,20 @@ class ProtocolError(Exception):
 
 
 class Request:
-    """One decoded request: the command, how to answer, and whether to."""
+    """One decoded request: the command, how to answer, and whether to.
+    A legacy query on a collection carries only the error to answer."""
 
-    __slots__ = ('request_id', 'op_code', 'command', 'db', 'reply_wanted')
+    __slots__ = ('request_id', 'op_code', 'command', 'db', 'reply_wanted',
+                 'legacy_error')
 
-    def __init__(self, request_id, op_code, command, db, reply_wanted):
+    def __init__(self, request_id, op_code, command, db, reply_wanted,
+                 legacy_error=None):
         self.request_id = request_id
         self.op_code = op_code
         self.command = command
         self.db = db
         self.reply_wanted = reply_wanted
+        self.legacy_error = legacy_error
 
 
 def _recv_exact(sock, view):
@@ -161,7 +166,9 @@ def _parse_op_query(request_id, body):
         query = query['$query']
     db, _, coll = ns.partition('.')
     if coll != '$cmd':
-        raise ProtocolError('legacy OP_QUERY on %r is not supported' % ns)
+        return Request(request_id, OP_QUERY, query, db, True,
+                       "legacy OP_QUERY on '%s' is not supported: use the "
+                       "find command" % ns)
     return Request(request_id, OP_QUERY, query, db or 'admin', True)
 
 
@@ -176,11 +183,15 @@ def parse_request(request_id, op_code, body):
 
 def encode_reply(request, reply_id, reply):
     """Encodes the reply document in the framing the request came in."""
+    flags = 0
+    if request.legacy_error is not None:
+        flags = REPLY_QUERY_FAILURE
+        reply = {'$err': request.legacy_error, 'code': 352}
     doc = bson.encode(reply)
     if request.op_code == OP_QUERY:
         length = _REPLY_PREFIX.size + len(doc)
         return _REPLY_PREFIX.pack(length, reply_id, request.request_id,
-                                  OP_REPLY, 0, 0, 0, 1) + doc
+                                  OP_REPLY, flags, 0, 0, 1) + doc
     length = _MSG_PREFIX.size + len(doc)
     return _MSG_PREFIX.pack(length, reply_id, request.request_id, OP_MSG,
                             0, 0) + doc

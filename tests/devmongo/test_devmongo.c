@@ -663,7 +663,7 @@ static bson_t *import_doc(const bson_oid_t *queue, int32_t line)
 static void expect_dup_error(fixture_t *fx, const char *coll, const bson_t *err,
                              const bson_oid_t *queue, int32_t line)
 {
-    char oid[25], want[256];
+    char oid[25], want[512];
     bson_iter_t it;
     const char *names[] = {"import.queue_id", "import.line"};
     int i = 0;
@@ -827,6 +827,75 @@ static void test_unique_index_ordered_stops(void **state)
     mongoc_collection_destroy(coll);
 }
 
+/* Stages as the worker finds-or-creates them: upserts under a unique
+ * (account_id, pipeline_id, name) index, which must hold the upserted keys. */
+static void test_unique_index_upserts(void **state)
+{
+    fixture_t *fx = *state;
+    mongoc_collection_t *coll = fresh_collection(fx, "stages");
+    bson_t *cmd = BCON_NEW("createIndexes", BCON_UTF8("stages"), "indexes", "[",
+                           "{", "key", "{", "account_id", BCON_INT32(1),
+                           "pipeline_id", BCON_INT32(1), "name", BCON_INT32(1),
+                           "}", "name", BCON_UTF8("stage_unique"), "unique",
+                           BCON_BOOL(true), "}", "]");
+    bson_t *upsert = BCON_NEW("upsert", BCON_BOOL(true));
+    bson_t *sel, *update, *doc, reply;
+    bson_oid_t account, pipeline;
+    bson_error_t error;
+    bson_iter_t it;
+    const char *names[] = {"won", "won", "lost"};
+    char want[512], hex[25];
+
+    assert_true(db_command(fx, cmd, &reply, &error));
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+    bson_oid_init_from_string(&account, "64b000000000000000000001");
+    bson_oid_init_from_string(&pipeline, "64b000000000000000000002");
+    for (int i = 0; i < 3; i++) {
+        sel = BCON_NEW("account_id", BCON_OID(&account), "pipeline_id",
+                       BCON_OID(&pipeline), "name", BCON_UTF8(names[i]));
+        update = BCON_NEW("$setOnInsert", "{", "created_by",
+                          BCON_UTF8("import"), "}");
+        assert_true(mongoc_collection_update_one(coll, sel, update, upsert,
+                                                 &reply, &error));
+        assert_true(bson_iter_init_find(&it, &reply, "upsertedCount"));
+        assert_int_equal(bson_iter_as_int64(&it), i == 1 ? 0 : 1);
+        bson_destroy(&reply);
+        bson_destroy(update);
+        bson_destroy(sel);
+    }
+    /* A replacement upsert, then a plain insert clashing with each. */
+    sel = BCON_NEW("name", BCON_UTF8("open"));
+    doc = BCON_NEW("account_id", BCON_OID(&account), "pipeline_id",
+                   BCON_OID(&pipeline), "name", BCON_UTF8("open"));
+    assert_true(
+        mongoc_collection_replace_one(coll, sel, doc, upsert, NULL, &error));
+    assert_false(mongoc_collection_insert_one(coll, doc, NULL, NULL, &error));
+    assert_int_equal(error.code, 11000);
+    bson_oid_to_string(&account, hex);
+    snprintf(want, sizeof(want),
+             "E11000 duplicate key error collection: %s.stages index: "
+             "stage_unique dup key: { account_id: ObjectId('%s'), "
+             "pipeline_id: ObjectId('64b000000000000000000002'), name: "
+             "\"open\" }",
+             fx->dbname, hex);
+    assert_string_equal(error.message, want);
+    bson_destroy(doc);
+    bson_destroy(sel);
+    doc = BCON_NEW("account_id", BCON_OID(&account), "pipeline_id",
+                   BCON_OID(&pipeline), "name", BCON_UTF8("won"));
+    assert_false(mongoc_collection_insert_one(coll, doc, NULL, NULL, &error));
+    assert_int_equal(error.code, 11000);
+    bson_destroy(doc);
+    /* A document without the fields files under nulls, once. */
+    doc = BCON_NEW("other", BCON_INT32(1));
+    assert_true(mongoc_collection_insert_one(coll, doc, NULL, NULL, &error));
+    assert_int_equal(count_all(coll, NULL), 4);
+    bson_destroy(doc);
+    bson_destroy(upsert);
+    mongoc_collection_destroy(coll);
+}
+
 static void test_unique_index_over_duplicates_fails(void **state)
 {
     fixture_t *fx = *state;
@@ -913,6 +982,7 @@ int main(void)
         cmocka_unit_test(test_count_documents),
         cmocka_unit_test(test_unique_index_unordered_bulk),
         cmocka_unit_test(test_unique_index_ordered_stops),
+        cmocka_unit_test(test_unique_index_upserts),
         cmocka_unit_test(test_unique_index_over_duplicates_fails),
         cmocka_unit_test(test_drop),
     };

@@ -205,8 +205,10 @@ static void test_isolation(void **state)
     closedir(d);
     assert_true(fds <= 3);
 
-    limit_of(pid, "Max address space", buf, sizeof(buf));
+    limit_of(pid, "Max data size", buf, sizeof(buf));
     assert_string_equal(buf, "268435456 268435456");
+    limit_of(pid, "Max stack size", buf, sizeof(buf));
+    assert_string_equal(buf, "2097152 2097152");
     limit_of(pid, "Max cpu time", buf, sizeof(buf));
     assert_string_equal(buf, "7 12");
     limit_of(pid, "Max open files", buf, sizeof(buf));
@@ -256,7 +258,7 @@ static void test_limits_env_and_stdout(void **state)
     sup_spawn_opts_t o;
     static char foo[] = "FOO=bar baz";
     static char limits[] =
-        "ulimit -v; ulimit -c; ulimit -n; "
+        "ulimit -d; ulimit -c; ulimit -n; "
         "printf '%s|%s|%s' \"$0\" \"$FOO\" \"${HOME-unset}\"";
     static char leak[] = "printf '%s' \"${DEALIMPORT_SPAWN_TEST-none}\"";
     char *const envp[] = {foo, NULL};

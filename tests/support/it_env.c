@@ -72,8 +72,23 @@ int it_env_init(it_env_t *env, const char *name)
     return 0;
 }
 
+void it_stop_all(it_env_t *env)
+{
+    for (size_t i = 0; i < sizeof(env->started) / sizeof(env->started[0]);
+         i++) {
+        if (env->started[i] > 0) {
+            int st;
+            /* 0: our child, still running (a reaped one answers -1). */
+            if (waitpid(env->started[i], &st, WNOHANG) == 0)
+                it_process_stop(env->started[i], SIGKILL, 5000);
+        }
+        env->started[i] = 0;
+    }
+}
+
 void it_env_release(it_env_t *env)
 {
+    it_stop_all(env);
     if (env->db) {
         mongoc_database_drop(env->db, NULL);
         mongoc_database_destroy(env->db);
@@ -116,6 +131,11 @@ pid_t it_supervisor_start(it_env_t *env, const char *const *extra,
         execve(path, (char *const[]){path, NULL}, environ);
         _exit(127);
     }
+    for (size_t i = 0; i < sizeof(env->started) / sizeof(env->started[0]); i++)
+        if (env->started[i] <= 0) {
+            env->started[i] = pid;
+            break;
+        }
     return pid;
 }
 

@@ -23,6 +23,7 @@ typedef struct it_env {
     mongoc_client_t *client;
     mongoc_database_t *db;
     dip_storage_t *storage;
+    pid_t started[32]; /* programs still running, killed at release */
 } it_env_t;
 
 /* 0, or 77 when the dev stack's settings are absent (the caller exits 77
@@ -38,8 +39,12 @@ mongoc_collection_t *it_coll(it_env_t *env, const char *name);
 pid_t it_supervisor_start(it_env_t *env, const char *const *extra,
                           const char *log_path);
 /* Sends sig and waits up to timeout_ms; returns the wait status, or -1 if it
- * did not exit (then it is killed). */
+ * did not exit (then it is killed). Programs a test started and did not
+ * stop (a failed assertion) are killed by it_env_release. */
 int it_process_stop(pid_t pid, int sig, int timeout_ms);
+/* Kills whatever this test started and is still running (a test's
+ * teardown, so a failed test leaves nothing behind for the next). */
+void it_stop_all(it_env_t *env);
 
 /* Uploads bytes to key. */
 void it_put(it_env_t *env, const char *key, const char *data, size_t len);
@@ -64,5 +69,20 @@ int64_t it_count(it_env_t *env, const char *coll, const char *filter_json);
 
 /* A string field of a document, or "". */
 const char *it_str(const bson_t *doc, const char *dotted);
+
+/* it_proc.c: the pid of the import's worker, or -1. */
+pid_t it_worker_pid(const bson_oid_t *qid);
+/* Waits up to timeout_ms for the import's worker to exist; its pid or -1. */
+pid_t it_wait_worker(const bson_oid_t *qid, int timeout_ms);
+/* An integer of the queue document (e.g. "progress.lines"), -1 if absent. */
+int64_t it_queue_int(it_env_t *env, const bson_oid_t *qid, const char *dotted);
+/* Waits until that integer is >= at_least; 0, or -1 on timeout. */
+int it_wait_int(it_env_t *env, const bson_oid_t *qid, const char *dotted,
+                int64_t at_least, int timeout_ms);
+/* Uploads "Deal Name,Value,Stage,Description" with rows good rows whose
+ * description is cell_bytes long. */
+void it_put_rows(it_env_t *env, const char *key, int rows, int cell_bytes);
+/* 1 when a line of the file contains needle. */
+int it_file_contains(const char *path, const char *needle);
 
 #endif

@@ -1,0 +1,112 @@
+/*
+ * it_proc: finding the worker process of an import and reading the queue
+ * document while an import runs, for the containment tests.
+ */
+#include "it_env.h"
+#include "dip_bson.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+pid_t it_worker_pid(const bson_oid_t *qid)
+{
+    char hex[25];
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    pid_t found = -1;
+    bson_oid_to_string(qid, hex);
+    while (d && (e = readdir(d)) != NULL) {
+        char path[300], buf[4096];
+        FILE *f;
+        size_t n;
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+        f = fopen(path, "re");
+        if (f == NULL)
+            continue;
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        for (size_t i = 0; i < n; i++)
+            if (buf[i] == '\0')
+                buf[i] = ' ';
+        if (strstr(buf, "dealimport-worker") && strstr(buf, hex) &&
+            !strstr(buf, "/bin/sh")) {
+            found = (pid_t)atoi(e->d_name);
+            break;
+        }
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+pid_t it_wait_worker(const bson_oid_t *qid, int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 10) {
+        pid_t pid = it_worker_pid(qid);
+        if (pid > 0)
+            return pid;
+        usleep(10000);
+    }
+    return -1;
+}
+
+int64_t it_queue_int(it_env_t *env, const bson_oid_t *qid, const char *dotted)
+{
+    mongoc_collection_t *c = it_coll(env, "queues");
+    bson_t *filter = BCON_NEW("_id", BCON_OID(qid));
+    mongoc_cursor_t *cur =
+        mongoc_collection_find_with_opts(c, filter, NULL, NULL);
+    const bson_t *doc;
+    int64_t v = -1;
+    if (mongoc_cursor_next(cur, &doc))
+        v = dip_bson_get_int(doc, dotted, -1);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    mongoc_collection_destroy(c);
+    return v;
+}
+
+int it_wait_int(it_env_t *env, const bson_oid_t *qid, const char *dotted,
+                int64_t at_least, int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 20) {
+        if (it_queue_int(env, qid, dotted) >= at_least)
+            return 0;
+        usleep(20000);
+    }
+    return -1;
+}
+
+void it_put_rows(it_env_t *env, const char *key, int rows, int cell_bytes)
+{
+    size_t cap = 64 + (size_t)rows * (size_t)(48 + cell_bytes), len = 0;
+    char *buf = malloc(cap), *pad = malloc((size_t)cell_bytes + 1);
+    memset(pad, 'x', (size_t)cell_bytes);
+    pad[cell_bytes] = '\0';
+    len += (size_t)snprintf(buf + len, cap - len,
+                            "Deal Name,Value,Stage,Description\n");
+    for (int i = 1; i <= rows; i++)
+        len += (size_t)snprintf(buf + len, cap - len,
+                                "Deal %d,%d,stage %d,%s\n", i, i, i % 4, pad);
+    it_put(env, key, buf, len);
+    free(pad);
+    free(buf);
+}
+
+int it_file_contains(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "re");
+    char line[4096];
+    int found = 0;
+    while (f && !found && fgets(line, sizeof(line), f))
+        found = strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
