@@ -33,7 +33,7 @@ static it_env_t env;
 static pid_t next_worker(const bson_oid_t *qid, pid_t previous, int timeout_ms)
 {
     for (int waited = 0; waited < timeout_ms; waited += 10) {
-        pid_t pid = it_find_worker(qid);
+        pid_t pid = it_worker_pid(qid);
         if (pid > 0 && pid != previous)
             return pid;
         usleep(10000);

@@ -1,13 +1,10 @@
 /*
  * it_check: reading an import's results back over libmongoc in one pass per
- * collection (a bitmap of lines catches anything stored twice), and finding
- * processes through /proc.
+ * collection (a bitmap of lines catches anything stored twice).
  */
 #include "it_check.h"
 #include "dip_bson.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -257,91 +254,6 @@ void it_put_file(it_env_t *env, const char *key, const char *path)
         fprintf(stderr, "upload of '%s' failed: %s\n", key, err);
         exit(1);
     }
-}
-
-int it_wait_lines(it_env_t *env, const bson_oid_t *qid, int64_t lines,
-                  int timeout_ms)
-{
-    mongoc_collection_t *c = it_coll(env, "queues");
-    bson_t *filter = BCON_NEW("_id", BCON_OID(qid));
-    int rc = -1;
-    for (int waited = 0; waited <= timeout_ms && rc < 0; waited += 50) {
-        mongoc_cursor_t *cur =
-            mongoc_collection_find_with_opts(c, filter, NULL, NULL);
-        const bson_t *doc;
-        if (mongoc_cursor_next(cur, &doc)) {
-            const char *s = dip_bson_get_str(doc, "status");
-            if (dip_bson_get_int(doc, "progress.lines", 0) >= lines ||
-                (s && strcmp(s, "processing") != 0 &&
-                 strcmp(s, "pending") != 0))
-                rc = 0;
-        }
-        mongoc_cursor_destroy(cur);
-        if (rc < 0)
-            usleep(50000);
-    }
-    bson_destroy(filter);
-    mongoc_collection_destroy(c);
-    return rc;
-}
-
-/* 1 when /proc/<pid>/cmdline is `...dealimport-worker --queue-id <hex>...`. */
-static int is_worker_of(const char *pid, const char *hex)
-{
-    char path[300], buf[4096];
-    ssize_t n;
-    int fd, found_bin = 0;
-    snprintf(path, sizeof(path), "/proc/%s/cmdline", pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0; /* a zombie has no command line */
-    buf[n] = '\0';
-    for (char *arg = buf; arg < buf + n; arg += strlen(arg) + 1) {
-        const char *base = strrchr(arg, '/');
-        base = base ? base + 1 : arg;
-        if (strcmp(base, "dealimport-worker") == 0)
-            found_bin = 1;
-        else if (found_bin && strcmp(arg, "--queue-id") == 0 &&
-                 arg + strlen(arg) + 1 < buf + n)
-            return strcmp(arg + strlen(arg) + 1, hex) == 0;
-    }
-    return 0;
-}
-
-pid_t it_find_worker(const bson_oid_t *qid)
-{
-    char hex[25];
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    pid_t pid = -1;
-    if (d == NULL)
-        return -1;
-    bson_oid_to_string(qid, hex);
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        if (is_worker_of(e->d_name, hex)) {
-            char path[300], state = '?';
-            FILE *f;
-            snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-            f = fopen(path, "re");
-            if (f) {
-                if (fscanf(f, "%*d (%*[^)]) %c", &state) != 1)
-                    state = '?';
-                fclose(f);
-            }
-            if (state != 'Z' && state != 'X') {
-                pid = (pid_t)atoi(e->d_name);
-                break;
-            }
-        }
-    }
-    closedir(d);
-    return pid;
 }
 
 pid_t it_devmongo_pid(void)

@@ -2,8 +2,8 @@
  * it_check: what the worker's acceptance tests read back from the database
  * and the machine: every deal and every error of an import checked against
  * the generated file, the stages of a pipeline, queue documents patched
- * before a supervisor sees them, and the processes the tests signal (the
- * worker of an import, the development MongoDB server).
+ * before a supervisor sees them, and the development MongoDB server the
+ * outage tests signal.
  */
 #ifndef IT_CHECK_H
 #define IT_CHECK_H
@@ -49,15 +49,6 @@ void it_queue_set(it_env_t *env, const bson_oid_t *qid, const bson_t *set);
 
 /* Uploads the local file path to key (exits the test on failure). */
 void it_put_file(it_env_t *env, const char *key, const char *path);
-
-/* Waits until the queue document's progress.lines reaches lines or the
- * import ends; 0, or -1 on timeout. */
-int it_wait_lines(it_env_t *env, const bson_oid_t *qid, int64_t lines,
-                  int timeout_ms);
-
-/* The pid of the running `dealimport-worker --queue-id <qid>` (zombies
- * excluded), or -1. */
-pid_t it_find_worker(const bson_oid_t *qid);
 
 /* The development MongoDB server's pid (from $DEALIMPORT_DEVSTACK_DIR), or
  * -1 when the tests run against another server. */
