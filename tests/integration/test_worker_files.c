@@ -302,6 +302,7 @@ static void test_files(void **state)
     for (size_t i = 0; i < NCASES; i++)
         bad += check_case(&cases[i], &qids[i]);
     assert_int_equal(it_process_stop(sup, SIGTERM, 30000), 0);
+    assert_int_equal(it_log_trouble(logpath), 0);
     if (bad)
         fail_msg("%d wrong outcomes; supervisor log in %s", bad, logpath);
 }

@@ -116,6 +116,9 @@ static void test_ten_kills(void **state)
     assert_int_equal(it_count(&env, "csv_imports", filter), 1);
     bson_destroy(&q);
     assert_int_equal(it_process_stop(sup, SIGTERM, 30000), 0);
+    /* Our kills, and no other death or sanitizer report. */
+    assert_int_equal(it_log_count(logpath, "killed by signal 9"), KILLS);
+    assert_int_equal(it_log_trouble(logpath), KILLS);
     it_gen_destroy(&gen);
 }
 

@@ -213,6 +213,7 @@ static void test_refusals(void **state)
     }
     st = it_process_stop(sup, SIGTERM, 30000);
     assert_true(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(it_log_trouble(logpath), 0);
     if (failures)
         fail_msg("%d of %zu cases wrong; supervisor log in %s", failures,
                  NCASES, logpath);
@@ -259,6 +260,7 @@ static void test_string_ids(void **state)
         it_count_id(&env, "pipeline_stages", "account_id", &account), 2);
     bson_destroy(&q);
     assert_int_equal(it_process_stop(sup, SIGTERM, 30000), 0);
+    assert_int_equal(it_log_trouble(logpath), 0);
 }
 
 int main(void)

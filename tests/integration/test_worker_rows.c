@@ -51,7 +51,7 @@ static int teardown(void **state)
                 st, logpath);
         return -1;
     }
-    return 0;
+    return it_log_trouble(logpath) == 0 ? 0 : -1;
 }
 
 static void assert_tally_exact(const it_tally_t *t, const it_gen_t *gen)

@@ -256,6 +256,33 @@ void it_put_file(it_env_t *env, const char *key, const char *path)
     }
 }
 
+int it_log_count(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "re");
+    char line[4096];
+    int n = 0;
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+int it_log_trouble(const char *path)
+{
+    static const char *const words[] = {
+        "Sanitizer", "runtime error:", "killed by signal", "crashed"};
+    int n = 0;
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        int k = it_log_count(path, words[i]);
+        if (k > 0)
+            fprintf(stderr, "%s: %d lines with '%s'\n", path, k, words[i]);
+        n += k;
+    }
+    return n;
+}
+
 pid_t it_devmongo_pid(void)
 {
     const char *dir = getenv("DEALIMPORT_DEVSTACK_DIR");

@@ -50,6 +50,15 @@ void it_queue_set(it_env_t *env, const bson_oid_t *qid, const bson_t *set);
 /* Uploads the local file path to key (exits the test on failure). */
 void it_put_file(it_env_t *env, const char *key, const char *path);
 
+/* Lines of the file at path that contain needle (0 when unreadable). */
+int it_log_count(const char *path, const char *needle);
+
+/* Sanitizer reports and unexpected worker deaths in a supervisor's log
+ * (the workers log there too); 0 when there are none. A worker that dies
+ * of a sanitizer report is restarted from its checkpoint, so only its log
+ * tells. */
+int it_log_trouble(const char *path);
+
 /* The development MongoDB server's pid (from $DEALIMPORT_DEVSTACK_DIR), or
  * -1 when the tests run against another server. */
 pid_t it_devmongo_pid(void);
