@@ -4,6 +4,7 @@
  * poll picks the import up.
  */
 #include "ctl_enqueue.h"
+#include "ctl_client.h"
 #include "dip_bson.h"
 #include "dip_mongo_io.h"
 #include "dip_msg.h"
@@ -85,6 +86,7 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
     struct stat sb;
 
     optind = 1;
+    opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'f':
@@ -128,17 +130,16 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
                    "the text after the last '=' is the field.\n");
             return 0;
         default:
-            fputs(usage, stderr);
-            return 64;
+            return ctl_usage(usage,
+                             "dealimportctl enqueue: unknown option "
+                             "'%s'",
+                             argv[optind - 1]);
         }
     }
-    if (optind < argc || !file || !account || !user || !pipeline ||
-        nmaps == 0) {
-        fprintf(stderr, "dealimportctl: enqueue needs --file, --account, "
-                        "--user, --pipeline and at least one --map\n");
-        fputs(usage, stderr);
-        return 64;
-    }
+    if (optind < argc || !file || !account || !user || !pipeline || nmaps == 0)
+        return ctl_usage(usage, "dealimportctl: enqueue needs --file, "
+                                "--account, --user, --pipeline and at least "
+                                "one --map");
     if (parse_id("--account", account, &acc) ||
         parse_id("--user", user, &usr) ||
         parse_id("--pipeline", pipeline, &pip) ||

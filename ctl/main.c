@@ -1,83 +1,157 @@
 /*
- * dealimportctl: the operator's command-line client. Dispatches a
- * subcommand; each lives in its own ctl_*.c file.
+ * dealimportctl: the operator's command-line client. Parses the options
+ * before the command, loads the settings the command needs and dispatches
+ * to it; each command lives in its own ctl_*.c file.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include <curl/curl.h>
 
+#include "ctl_action.h"
+#include "ctl_client.h"
 #include "ctl_enqueue.h"
+#include "ctl_keygen.h"
+#include "ctl_list.h"
+#include "ctl_revert.h"
+#include "ctl_show.h"
+#include "ctl_status.h"
+#include "ctl_watch.h"
 #include "dip_config.h"
 #include "dip_mongo_io.h"
 
 static const char usage[] =
-    "usage: dealimportctl [--config FILE] COMMAND [ARGS]\n"
+    "usage: dealimportctl [--config FILE] [--json] [--timeout SECONDS] "
+    "COMMAND [ARGS]\n"
     "       dealimportctl --help | --version\n";
+static const char usage_line[] =
+    "usage: dealimportctl [--config FILE] [--json] [--timeout SECONDS] "
+    "[--connect ENDPOINT] COMMAND [ARGS]";
+
+typedef struct command {
+    const char *name;
+    int (*run)(ctl_opts_t *o, int argc, char **argv);
+    unsigned need; /* DIP_NEED_* */
+    const char *summary;
+} command_t;
+
+static int enqueue(ctl_opts_t *o, int argc, char **argv)
+{
+    int rc;
+    if (o->cfg == NULL)
+        return ctl_enqueue_main(NULL, argc, argv);
+    dip_mongo_init();
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = ctl_enqueue_main(o->cfg, argc, argv);
+    curl_global_cleanup();
+    return rc;
+}
+
+static const command_t commands[] = {
+    {"status", ctl_status_main, 0,
+     "the supervisor's state: workers, imports by status, accounts"},
+    {"list", ctl_list_main, 0, "imports with their progress, rate and age"},
+    {"show", ctl_show_main, 0, "one import in full"},
+    {"pause", ctl_action_main, 0,
+     "stop an import after its current batch, to resume later"},
+    {"resume", ctl_action_main, 0,
+     "continue a paused import from its checkpoint"},
+    {"cancel", ctl_action_main, 0,
+     "stop an import for good; what it created stays"},
+    {"watch", ctl_watch_main, 0, "follow an import's progress until it ends"},
+    {"enqueue", enqueue, DIP_NEED_MONGO | DIP_NEED_STORAGE,
+     "upload a CSV and queue a deal import of it (no supervisor needed)"},
+    {"revert", ctl_revert_main, DIP_NEED_MONGO,
+     "delete what a finished import created (no supervisor needed)"},
+    {"keygen", ctl_keygen_main, 0,
+     "write a CURVE key pair for the TCP control endpoint"},
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static void help(void)
 {
-    printf("%s\n"
-           "Commands:\n"
-           "  enqueue   upload a CSV and queue a deal import of it\n\n"
-           "Run 'dealimportctl COMMAND --help' for a command's options.\n"
-           "Settings come from the environment (DEALIMPORT_MONGODB_URI, "
-           "DEALIMPORT_STORAGE_URL, ...)\nor --config FILE.\n"
-           "Exit status: 0 success, 1 refused, 64 usage, 69 service "
-           "unavailable, 78 configuration.\n",
-           usage);
+    printf("%s\nCommands:\n", usage);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        printf("  %-8s  %s\n", commands[i].name, commands[i].summary);
+    printf("\nRun 'dealimportctl COMMAND --help' for a command's options.\n"
+           "Settings come from the environment (DEALIMPORT_RUNTIME_DIR, "
+           "DEALIMPORT_MONGODB_URI,\n"
+           "DEALIMPORT_STORAGE_URL, ...) or --config FILE. The control "
+           "protocol is described in\ndocs/control-protocol.md.\n"
+           "Exit status: 0 success, 1 refused (unknown id, not allowed in "
+           "this status),\n2 watch: the import failed or was cancelled, 64 "
+           "usage, 69 no supervisor answered\n(or the database is away), 78 "
+           "configuration.\n");
+}
+
+static int wants_help(int argc, char **argv)
+{
+    for (int j = 1; j < argc; j++)
+        if (strcmp(argv[j], "--help") == 0 || strcmp(argv[j], "-h") == 0)
+            return 1;
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
     const char *config = NULL;
-    int i = 1, rc;
+    const command_t *cmd = NULL;
+    ctl_opts_t opts;
     dip_config_t cfg;
     char err[512];
+    int i = 1, rc;
 
+    ctl_opts_init(&opts, NULL);
     while (i < argc && argv[i][0] == '-') {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             help();
-            return 0;
+            return CTL_EXIT_OK;
         } else if (strcmp(argv[i], "--version") == 0) {
             printf("dealimportctl %s\n", DEALIMPORT_VERSION);
-            return 0;
+            return CTL_EXIT_OK;
         } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
             config = argv[i + 1];
             i += 2;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            opts.json = 1;
+            i++;
+        } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+            if (ctl_opts_apply(&opts, 'T', argv[i + 1]) < 0)
+                return CTL_EXIT_USAGE;
+            i += 2;
+        } else if (strcmp(argv[i], "--connect") == 0 && i + 1 < argc) {
+            opts.connect = argv[i + 1];
+            i += 2;
         } else {
-            fprintf(stderr,
-                    "dealimportctl: unknown option '%s'; usage: dealimportctl "
-                    "[--config FILE] COMMAND [ARGS]\n",
-                    argv[i]);
-            return DIP_EXIT_USAGE;
+            return ctl_usage(usage_line, "dealimportctl: unknown option '%s'",
+                             argv[i]);
         }
     }
-    if (i >= argc) {
-        fputs(usage, stderr);
-        return DIP_EXIT_USAGE;
-    }
-    if (strcmp(argv[i], "enqueue") != 0) {
-        fprintf(stderr, "dealimportctl: unknown command '%s'\n", argv[i]);
-        fputs(usage, stderr);
-        return DIP_EXIT_USAGE;
-    }
-    for (int j = i + 1; j < argc; j++)
-        if (strcmp(argv[j], "--help") == 0 || strcmp(argv[j], "-h") == 0)
-            return ctl_enqueue_main(NULL, argc - i, argv + i);
+    if (i >= argc)
+        return ctl_usage(usage_line, "dealimportctl: which command? "
+                                     "(dealimportctl --help lists them)");
+    for (size_t k = 0; k < NCOMMANDS; k++)
+        if (strcmp(argv[i], commands[k].name) == 0)
+            cmd = &commands[k];
+    if (cmd == NULL)
+        return ctl_usage(usage_line,
+                         "dealimportctl: unknown command '%s' (dealimportctl "
+                         "--help lists them)",
+                         argv[i]);
+    /* Help needs no settings. */
+    if (wants_help(argc - i, argv + i))
+        return cmd->run(&opts, argc - i, argv + i);
 
     dip_config_init(&cfg);
-    if (dip_config_load(&cfg, config, DIP_NEED_MONGO | DIP_NEED_STORAGE, err,
-                        sizeof(err)) < 0) {
+    if (dip_config_load(&cfg, config, cmd->need, err, sizeof(err)) < 0) {
         fprintf(stderr, "dealimportctl: %s\n", err);
         dip_config_release(&cfg);
-        return DIP_EXIT_CONFIG;
+        return CTL_EXIT_CONFIG;
     }
-    dip_mongo_init();
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    rc = ctl_enqueue_main(&cfg, argc - i, argv + i);
-    curl_global_cleanup();
-    mongoc_cleanup();
+    opts.cfg = &cfg;
+    rc = cmd->run(&opts, argc - i, argv + i);
+    if (cmd->need & DIP_NEED_MONGO)
+        mongoc_cleanup();
     dip_config_release(&cfg);
     return rc;
 }

@@ -31,10 +31,20 @@ typedef struct dip_config {
     char *runtime_dir;   /* DEALIMPORT_RUNTIME_DIR */
     char *worker_path; /* DEALIMPORT_WORKER_PATH, default beside the program */
     char *control_tcp; /* DEALIMPORT_CONTROL_TCP, optional */
-    char *log_format;  /* DEALIMPORT_LOG_FORMAT: kv (default) or json */
-    int log_level;     /* DEALIMPORT_LOG_LEVEL, default info */
-    long poll_ms;      /* DEALIMPORT_POLL_MS, default 5000 */
-    long max_workers;  /* DEALIMPORT_MAX_WORKERS, default 4 */
+    /* the supervisor's CURVE secret key (Z85) for control_tcp */
+    char *control_curve_secret_file; /* ..._CONTROL_CURVE_SECRET_FILE */
+    /* files of authorized client public keys (Z85), one per line */
+    char *control_curve_clients_dir; /* ..._CONTROL_CURVE_CLIENTS_DIR */
+    /* dealimportctl: where to reach the supervisor, default the ipc socket
+     * in runtime_dir; over TCP, the supervisor's public key and the
+     * client's own secret key */
+    char *control_connect;               /* ..._CONTROL_CONNECT */
+    char *control_curve_server_key_file; /* ..._CURVE_SERVER_KEY_FILE */
+    char *control_curve_client_key_file; /* ..._CURVE_CLIENT_KEY_FILE */
+    char *log_format; /* DEALIMPORT_LOG_FORMAT: kv (default) or json */
+    int log_level;    /* DEALIMPORT_LOG_LEVEL, default info */
+    long poll_ms;     /* DEALIMPORT_POLL_MS, default 5000 */
+    long max_workers; /* DEALIMPORT_MAX_WORKERS, default 4 */
     long max_workers_per_account; /* ..._PER_ACCOUNT, default 2 */
     long worker_memory_mb; /* DEALIMPORT_WORKER_MEMORY_MB, default 1024 */
     long worker_cpu_s;     /* DEALIMPORT_WORKER_CPU_S, default 3600 */

@@ -11,6 +11,7 @@
 #include "dip_msg.h"
 #include "dip_mongo_io.h"
 #include "sup_cgroup.h"
+#include "sup_ctl.h"
 #include "sup_notify.h"
 #include "sup_spawn.h"
 #include "sup_store.h"
@@ -75,6 +76,8 @@ typedef struct worker {
     json_t *checkpoint; /* latest, not yet written */
     int dirty;
     int stop_sent;
+    int64_t first_line;             /* from the current worker's hello */
+    dip_control_action_t requested; /* an operator's pause or cancel */
 } worker_t;
 
 struct sup_loop {
@@ -83,6 +86,8 @@ struct sup_loop {
     sup_store_t *store;
     sup_notify_t *notify;
     sup_cgroup_t *cgroup;
+    sup_ctl_t *ctl;
+    int64_t started_wall_ms;
     void *zctx, *events;
     char endpoint[600];
     int sigfd, lockfd;
@@ -129,6 +134,9 @@ static void worker_clear(worker_t *w)
     memset(w, 0, sizeof(*w));
 }
 
+static void ctl_view(void *ctx, sup_ctl_view_t *view);
+static int ctl_control(void *ctx, const char *id, dip_control_action_t action);
+
 /* ---- setup ---------------------------------------------------------- */
 
 static int make_runtime_dir(const char *dir, char *err, size_t errlen)
@@ -143,9 +151,13 @@ static int make_runtime_dir(const char *dir, char *err, size_t errlen)
 
 static char **build_envp(const dip_config_t *cfg)
 {
-    static const char *const keep[] = {"PATH", "TZ",     "HOME",
-                                       "LANG", "LC_ALL", NULL};
-    char **envp = calloc(DIP_CONFIG_ENV_MAX + 8, sizeof(char *));
+    /* The sanitizer options too, so a test build's worker behaves as its
+     * supervisor was told to. */
+    static const char *const keep[] = {
+        "PATH",          "TZ",           "HOME",
+        "LANG",          "LC_ALL",       "ASAN_OPTIONS",
+        "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
+    char **envp = calloc(DIP_CONFIG_ENV_MAX + 12, sizeof(char *));
     int n;
     if (envp == NULL)
         return NULL;
@@ -249,6 +261,14 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
     }
     snprintf(path, sizeof(path), "%s/events.ipc", cfg->runtime_dir);
     chmod(path, 0600);
+    {
+        sup_ctl_host_t hooks = {self, ctl_view, ctl_control};
+        self->started_wall_ms = dip_bson_now_ms();
+        self->ctl = sup_ctl_new(self->zctx, cfg, self->owner, self->store,
+                                &hooks, err, errlen);
+        if (self->ctl == NULL)
+            goto fail;
+    }
 
     sigemptyset(&mask);
     sigaddset(&mask, SIGCHLD);
@@ -290,6 +310,7 @@ void sup_loop_destroy(sup_loop_t **self_p)
     free(self->workers);
     if (self->events)
         zmq_close(self->events);
+    sup_ctl_destroy(&self->ctl);
     if (self->zctx)
         zmq_ctx_term(self->zctx);
     sup_store_destroy(&self->store);
@@ -575,14 +596,32 @@ static void on_exit_status(sup_loop_t *self, worker_t *w, int st)
             finish_import(self, w, "cancelled", NULL);
             return;
         case DIP_DONE_PAUSED:
-            release_import(self, w, "paused", NULL);
+            /* A cancel that arrived after the worker took the pause. */
+            if (w->requested == DIP_CONTROL_CANCEL)
+                finish_import(self, w, "cancelled", NULL);
+            else
+                release_import(self, w, "paused", NULL);
             return;
         case DIP_DONE_STOPPED:
-            release_import(self, w, "pending", NULL);
+            /* Stopping for a shutdown, but an operator had asked for a
+             * pause: it stays paused rather than being claimed again. */
+            release_import(
+                self, w,
+                w->requested == DIP_CONTROL_PAUSE ? "paused" : "pending", NULL);
             return;
         case DIP_DONE_RETRY:
             break;
         }
+    }
+    /* An operator asked this import to stop: it stops, whatever else ended
+     * the worker, from its last checkpoint. */
+    if (w->requested == DIP_CONTROL_CANCEL) {
+        finish_import(self, w, "cancelled", NULL);
+        return;
+    }
+    if (w->requested == DIP_CONTROL_PAUSE) {
+        release_import(self, w, "paused", NULL);
+        return;
     }
     if (self->stopping) {
         release_import(self, w, "pending", NULL);
@@ -675,6 +714,72 @@ static void reap(sup_loop_t *self)
     }
 }
 
+/* ---- control plane hooks (sup_ctl) ----------------------------------- */
+
+static void ctl_view(void *ctx, sup_ctl_view_t *v)
+{
+    sup_loop_t *self = ctx;
+    int64_t wall = dip_bson_now_ms(), mono = now_ms();
+    v->started_ms = self->started_wall_ms;
+    v->limit = self->cap;
+    v->per_account_limit = self->cfg.max_workers_per_account;
+    v->memory_mb = self->cfg.worker_memory_mb;
+    v->cpu_s = self->cfg.worker_cpu_s;
+    v->timeout_s = self->cfg.worker_timeout_s;
+    v->finished = self->finished;
+    v->failed = self->failed;
+    v->stopping = self->stopping;
+    v->nruns = 0;
+    for (size_t i = 0; i < self->cap && v->nruns < v->cap; i++) {
+        const worker_t *w = &self->workers[i];
+        sup_ctl_run_t *r = &v->runs[v->nruns];
+        if (w->state == W_FREE)
+            continue;
+        memset(r, 0, sizeof(*r));
+        snprintf(r->id, sizeof(r->id), "%s", w->qid_hex);
+        bson_oid_to_string(&w->account, r->account);
+        r->running = w->state == W_RUNNING;
+        r->finishing = w->state == W_WAITING && w->respawn_at_ms == INT64_MAX;
+        r->pid = w->pid;
+        r->first_line = w->first_line;
+        r->started_ms = w->started_ms ? wall - (mono - w->started_ms) : 0;
+        r->lines = w->lines;
+        r->added = w->added;
+        r->errors = w->nerrors;
+        r->bytes = w->bytes;
+        r->bytes_total = w->bytes_total;
+        r->restarts = w->restarts;
+        r->requested =
+            w->requested ? dip_msg_control_action_name(w->requested) : NULL;
+        v->nruns++;
+    }
+}
+
+static int ctl_control(void *ctx, const char *id, dip_control_action_t action)
+{
+    sup_loop_t *self = ctx;
+    worker_t *w = by_qid(self, id);
+    if (w == NULL || self->stopping)
+        return -1;
+    if (w->state == W_WAITING) {
+        if (w->respawn_at_ms == INT64_MAX)
+            return -1; /* finishing */
+        /* No process to tell: stop it here, from its last checkpoint. */
+        if (action == DIP_CONTROL_PAUSE)
+            release_import(self, w, "paused", NULL);
+        else
+            finish_import(self, w, "cancelled", NULL);
+        return 1;
+    }
+    /* Never weaken a cancel into a pause. */
+    if (w->requested != DIP_CONTROL_CANCEL)
+        w->requested = action;
+    /* Before its hello the worker may not be connected yet: the hello
+     * handler sends it again. */
+    send_control(self, w, w->requested);
+    return 0;
+}
+
 /* ---- messages ------------------------------------------------------- */
 
 static void on_message(sup_loop_t *self, const char *identity, size_t idlen,
@@ -707,6 +812,10 @@ static void on_message(sup_loop_t *self, const char *identity, size_t idlen,
     case DIP_MSG_HELLO:
         dip_log(DIP_LOG_INFO, w->qid_hex, "worker pid=%lld starts at line %lld",
                 (long long)m.pid, (long long)m.first_line);
+        w->first_line = m.first_line;
+        /* A request made before the worker could hear it. */
+        if (w->requested)
+            send_control(self, w, w->requested);
         break;
     case DIP_MSG_BATCH:
         w->lines = m.lines;
@@ -911,6 +1020,7 @@ static void tick(sup_loop_t *self)
     if (!self->stopping && self->now >= self->next_renew_ms) {
         if (sup_store_renew_leases(self->store, err, sizeof(err)) < 0)
             dip_log(DIP_LOG_WARNING, NULL, "%s", err);
+        sup_ctl_renewal(self->ctl);
         self->next_renew_ms = self->now + self->cfg.lease_s * 1000 / 3;
     }
     if (!self->stopping && self->now >= self->next_claim_ms) {
@@ -1005,13 +1115,15 @@ int sup_loop_run(sup_loop_t *self)
     sup_notify_ready(self->notify);
     dip_log(DIP_LOG_NOTICE, NULL,
             "serving: owner=%s workers=%zu per_account=%ld poll_ms=%ld "
-            "events=%s",
+            "events=%s control=%s",
             self->owner, self->cap, self->cfg.max_workers_per_account,
-            self->cfg.poll_ms, self->endpoint);
+            self->cfg.poll_ms, self->endpoint, sup_ctl_endpoint(self->ctl));
 
     while (!self->stopping || busy(self) > 0) {
-        zmq_pollitem_t items[2] = {{self->events, 0, ZMQ_POLLIN, 0},
-                                   {NULL, self->sigfd, ZMQ_POLLIN, 0}};
+        zmq_pollitem_t items[2 + SUP_CTL_POLL_MAX] = {
+            {self->events, 0, ZMQ_POLLIN, 0},
+            {NULL, self->sigfd, ZMQ_POLLIN, 0}};
+        int nctl = sup_ctl_poll_items(self->ctl, items + 2, SUP_CTL_POLL_MAX);
         long timeout = 200;
         self->now = now_ms();
         if (self->stopping && self->now >= self->shutdown_deadline_ms) {
@@ -1030,7 +1142,7 @@ int sup_loop_run(sup_loop_t *self)
                     busy(self));
             break;
         }
-        if (zmq_poll(items, 2, timeout) < 0 && zmq_errno() != EINTR) {
+        if (zmq_poll(items, 2 + nctl, timeout) < 0 && zmq_errno() != EINTR) {
             dip_log(DIP_LOG_ERR, NULL, "zmq_poll: %s",
                     zmq_strerror(zmq_errno()));
             sleep(1);
@@ -1040,6 +1152,7 @@ int sup_loop_run(sup_loop_t *self)
             drain_events(self);
         if (items[1].revents & ZMQ_POLLIN)
             on_signals(self);
+        sup_ctl_serve(self->ctl, items + 2, nctl);
         tick(self);
         /* Final writes that failed earlier (database away) are retried
          * here until they land. */

@@ -306,7 +306,7 @@ static void test_notify_and_garbage(void **state)
     ctx = zmq_ctx_new();
     for (int round = 0; round < 2; round++) {
         char ident[64], hex[25];
-        int linger = 0;
+        int linger = 0, timeout = 2000;
         bson_oid_to_string(&qid, hex);
         dealer = zmq_socket(ctx, ZMQ_DEALER);
         if (round == 0)
@@ -315,6 +315,7 @@ static void test_notify_and_garbage(void **state)
             snprintf(ident, sizeof(ident), "intruder");
         zmq_setsockopt(dealer, ZMQ_ROUTING_ID, ident, strlen(ident));
         zmq_setsockopt(dealer, ZMQ_LINGER, &linger, sizeof(linger));
+        zmq_setsockopt(dealer, ZMQ_SNDTIMEO, &timeout, sizeof(timeout));
         assert_int_equal(zmq_connect(dealer, ep), 0);
         srand(7);
         for (int i = 0; i < 2000; i++) {

@@ -1,0 +1,330 @@
+/*
+ * ctl_revert: deletes what a finished import created. Deals go by their
+ * import.queue_id; a stage goes only if the import created it
+ * (created_by_import) and no deal uses it once the import's deals are gone.
+ * Another import may pick that stage up by name at the same moment, so a
+ * stage is checked again after its deletion and put back if a deal now
+ * points at it. Refused while the import can still write (pending,
+ * processing, paused): it works on MongoDB directly, with no supervisor to
+ * stop a worker first.
+ */
+#include "ctl_revert.h"
+#include "dip_bson.h"
+#include "dip_mongo_io.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mongoc/mongoc.h>
+
+#define MAX_STAGES 100000
+
+static const char usage[] =
+    "usage: dealimportctl revert ID [--dry-run] [--json]\n";
+
+typedef struct revert {
+    const ctl_opts_t *o;
+    mongoc_client_t *client;
+    mongoc_collection_t *queues, *deals, *stages, *imports;
+    bson_oid_t qid;
+    char id[25];
+    bson_t **stage_docs;
+    size_t nstages;
+    int64_t deals_deleted, stages_deleted, stages_kept;
+} revert_t;
+
+static bson_t *match(const char *key, const bson_oid_t *id)
+{
+    bson_t *q = bson_new();
+    dip_bson_append_id_match(q, key, id);
+    return q;
+}
+
+/* Deals that use stage sid, other than this import's when others_only. */
+static int64_t stage_users(revert_t *r, const bson_oid_t *sid, int others_only,
+                           bson_error_t *error)
+{
+    bson_t *q = match("stage_id", sid);
+    bson_t *opts = BCON_NEW("limit", BCON_INT64(1));
+    int64_t n;
+    if (others_only) {
+        bson_t sub, arr;
+        char hex[25];
+        bson_oid_to_string(&r->qid, hex);
+        BSON_APPEND_DOCUMENT_BEGIN(q, "import.queue_id", &sub);
+        BSON_APPEND_ARRAY_BEGIN(&sub, "$nin", &arr);
+        BSON_APPEND_OID(&arr, "0", &r->qid);
+        BSON_APPEND_UTF8(&arr, "1", hex);
+        bson_append_array_end(&sub, &arr);
+        bson_append_document_end(q, &sub);
+    }
+    n = mongoc_collection_count_documents(r->deals, q, opts, NULL, NULL, error);
+    bson_destroy(opts);
+    bson_destroy(q);
+    return n;
+}
+
+static int load_stages(revert_t *r, bson_error_t *error)
+{
+    bson_t *q = match("created_by_import", &r->qid);
+    mongoc_cursor_t *c =
+        mongoc_collection_find_with_opts(r->stages, q, NULL, NULL);
+    const bson_t *doc;
+    int rc = 0;
+    r->stage_docs = calloc(MAX_STAGES, sizeof(bson_t *));
+    while (r->stage_docs && r->nstages < MAX_STAGES &&
+           mongoc_cursor_next(c, &doc))
+        r->stage_docs[r->nstages++] = bson_copy(doc);
+    if (r->stage_docs == NULL || mongoc_cursor_error(c, error))
+        rc = -1;
+    mongoc_cursor_destroy(c);
+    bson_destroy(q);
+    return rc;
+}
+
+static int delete_stages(revert_t *r, bson_error_t *error)
+{
+    for (size_t i = 0; i < r->nstages; i++) {
+        bson_oid_t sid;
+        bson_t *q, reply;
+        bson_iter_t it;
+        int64_t users, deleted = 0;
+        if (dip_bson_get_oid(r->stage_docs[i], "_id", &sid) != 0)
+            continue;
+        users = stage_users(r, &sid, 0, error);
+        if (users < 0)
+            return -1;
+        if (users > 0) {
+            r->stages_kept++;
+            continue;
+        }
+        q = match("created_by_import", &r->qid);
+        BSON_APPEND_OID(q, "_id", &sid);
+        if (!mongoc_collection_delete_one(r->stages, q, NULL, &reply, error)) {
+            bson_destroy(q);
+            bson_destroy(&reply);
+            return -1;
+        }
+        if (bson_iter_init_find(&it, &reply, "deletedCount"))
+            deleted = bson_iter_as_int64(&it);
+        bson_destroy(&reply);
+        bson_destroy(q);
+        if (deleted == 0)
+            continue;
+        /* A concurrent import may have resolved the stage by name just
+         * before it went: give it back. */
+        users = stage_users(r, &sid, 0, error);
+        if (users != 0 && mongoc_collection_insert_one(
+                              r->stages, r->stage_docs[i], NULL, NULL, NULL)) {
+            r->stages_kept++;
+            continue;
+        }
+        r->stages_deleted++;
+    }
+    return 0;
+}
+
+static int record(revert_t *r, const bson_t *queue_doc, bson_error_t *error)
+{
+    bson_t *filter = BCON_NEW("queue_id", BCON_OID(&r->qid));
+    bson_t *update = bson_new(), set, inc, soi;
+    bson_t *opts = BCON_NEW("upsert", BCON_BOOL(true));
+    int64_t now = dip_bson_now_ms();
+    bson_oid_t tmp;
+    bool ok;
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
+    BSON_APPEND_DATE_TIME(&set, "reverted_at", now);
+    BSON_APPEND_DATE_TIME(&set, "updated_at", now);
+    bson_append_document_end(update, &set);
+    /* A second revert adds what it found left over. */
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$inc", &inc);
+    BSON_APPEND_INT64(&inc, "reverted_deals", r->deals_deleted);
+    BSON_APPEND_INT64(&inc, "reverted_stages", r->stages_deleted);
+    bson_append_document_end(update, &inc);
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$setOnInsert", &soi);
+    if (dip_bson_get_oid(queue_doc, "account_id", &tmp) == 0)
+        BSON_APPEND_OID(&soi, "account_id", &tmp);
+    if (dip_bson_get_oid(queue_doc, "user_id", &tmp) == 0)
+        BSON_APPEND_OID(&soi, "user_id", &tmp);
+    BSON_APPEND_UTF8(&soi, "status",
+                     dip_bson_get_str(queue_doc, "status")
+                         ? dip_bson_get_str(queue_doc, "status")
+                         : "");
+    BSON_APPEND_UTF8(&soi, "type", "deal");
+    BSON_APPEND_DATE_TIME(&soi, "created_at", now);
+    bson_append_document_end(update, &soi);
+    ok = mongoc_collection_update_one(r->imports, filter, update, opts, NULL,
+                                      error);
+    bson_destroy(opts);
+    bson_destroy(update);
+    bson_destroy(filter);
+    return ok ? 0 : -1;
+}
+
+static int dry_run(revert_t *r, bson_error_t *error)
+{
+    bson_t *q = match("import.queue_id", &r->qid);
+    r->deals_deleted =
+        mongoc_collection_count_documents(r->deals, q, NULL, NULL, NULL, error);
+    bson_destroy(q);
+    if (r->deals_deleted < 0)
+        return -1;
+    for (size_t i = 0; i < r->nstages; i++) {
+        bson_oid_t sid;
+        int64_t users;
+        if (dip_bson_get_oid(r->stage_docs[i], "_id", &sid) != 0)
+            continue;
+        users = stage_users(r, &sid, 1, error);
+        if (users < 0)
+            return -1;
+        if (users == 0)
+            r->stages_deleted++;
+        else
+            r->stages_kept++;
+    }
+    return 0;
+}
+
+static int run(revert_t *r, int dry, bson_t *queue_doc)
+{
+    bson_error_t error;
+    const char *db, *status;
+    char err[1024];
+    bson_t *q;
+    mongoc_cursor_t *c;
+    const bson_t *doc;
+    int found = 0;
+
+    r->client = dip_mongo_client_new(r->o->cfg->mongodb_uri, "dealimportctl",
+                                     &db, err, sizeof(err));
+    if (r->client == NULL)
+        return ctl_fail(r->o, CTL_EXIT_CONFIG, "configuration", "%s", err);
+    r->queues = mongoc_client_get_collection(r->client, db, "queues");
+    r->deals = mongoc_client_get_collection(r->client, db, "deals");
+    r->stages = mongoc_client_get_collection(r->client, db, "pipeline_stages");
+    r->imports = mongoc_client_get_collection(r->client, db, "csv_imports");
+
+    q = match("_id", &r->qid);
+    BSON_APPEND_UTF8(q, "source", "deals");
+    c = mongoc_collection_find_with_opts(r->queues, q, NULL, NULL);
+    if (mongoc_cursor_next(c, &doc)) {
+        bson_copy_to(doc, queue_doc);
+        found = 1;
+    }
+    if (!found && mongoc_cursor_error(c, &error)) {
+        mongoc_cursor_destroy(c);
+        bson_destroy(q);
+        return ctl_fail(r->o, CTL_EXIT_UNAVAILABLE, "unavailable",
+                        "the database did not answer: %s", error.message);
+    }
+    mongoc_cursor_destroy(c);
+    bson_destroy(q);
+    if (!found)
+        return ctl_fail(r->o, CTL_EXIT_REFUSED, "not_found",
+                        "no import with id '%s'", r->id);
+    status = dip_bson_get_str(queue_doc, "status");
+    if (!dip_ctl_status_final(status))
+        return ctl_fail(r->o, CTL_EXIT_REFUSED, "wrong_state",
+                        "import '%s' is %s: only completed, failed or "
+                        "cancelled imports can be reverted (cancel it first)",
+                        r->id, status ? status : "of unknown status");
+    if (load_stages(r, &error) < 0 || (dry ? dry_run(r, &error) : 0) < 0)
+        goto db_error;
+    if (!dry) {
+        bson_t reply;
+        bson_iter_t it;
+        q = match("import.queue_id", &r->qid);
+        if (!mongoc_collection_delete_many(r->deals, q, NULL, &reply, &error)) {
+            bson_destroy(&reply);
+            bson_destroy(q);
+            goto db_error;
+        }
+        if (bson_iter_init_find(&it, &reply, "deletedCount"))
+            r->deals_deleted = bson_iter_as_int64(&it);
+        bson_destroy(&reply);
+        bson_destroy(q);
+        if (delete_stages(r, &error) < 0 || record(r, queue_doc, &error) < 0)
+            goto db_error;
+    }
+    return CTL_EXIT_OK;
+db_error:
+    return ctl_fail(r->o, CTL_EXIT_UNAVAILABLE, "unavailable",
+                    "reverting import '%s' failed: %s (run it again to "
+                    "finish)",
+                    r->id, error.message);
+}
+
+int ctl_revert_main(ctl_opts_t *o, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"dry-run", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    revert_t r;
+    bson_t queue_doc = BSON_INITIALIZER;
+    int c, dry = 0, rc;
+
+    memset(&r, 0, sizeof(r));
+    r.o = o;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'j') {
+            o->json = 1;
+        } else if (c == 'n') {
+            dry = 1;
+        } else if (c == 'h') {
+            printf("%s\nDeletes the deals import ID created and the pipeline "
+                   "stages it created that no\nother deal uses, and records "
+                   "reverted_at, reverted_deals and reverted_stages\non its "
+                   "csv_imports document. Works on MongoDB directly "
+                   "(DEALIMPORT_MONGODB_URI);\nrefused while the import is "
+                   "pending, processing or paused.\n\n"
+                   "  --dry-run   count what would be deleted, delete "
+                   "nothing\n"
+                   "  --json      one JSON object on stdout\n",
+                   usage);
+            return CTL_EXIT_OK;
+        } else {
+            return ctl_usage(usage, "dealimportctl revert: unknown option '%s'",
+                             argv[optind - 1]);
+        }
+    }
+    if (ctl_take_id("revert", argc, argv, usage, r.id) < 0)
+        return CTL_EXIT_USAGE;
+    bson_oid_init_from_string(&r.qid, r.id);
+    rc = run(&r, dry, &queue_doc);
+    if (rc == CTL_EXIT_OK) {
+        if (o->json) {
+            json_t *j =
+                json_pack("{s:i, s:b, s:s, s:b, s:I, s:I, s:I}", "v",
+                          DIP_CTL_VERSION, "ok", 1, "id", r.id, "dry_run", dry,
+                          "deleted_deals", (json_int_t)r.deals_deleted,
+                          "deleted_stages", (json_int_t)r.stages_deleted,
+                          "kept_stages", (json_int_t)r.stages_kept);
+            ctl_print_json(j);
+            json_decref(j);
+        } else {
+            printf("import %s %s: %lld deals and %lld pipeline stages %s "
+                   "(%lld stages it created are kept: other deals use "
+                   "them)\n",
+                   r.id, dry ? "would be reverted" : "reverted",
+                   (long long)r.deals_deleted, (long long)r.stages_deleted,
+                   dry ? "would be deleted" : "deleted",
+                   (long long)r.stages_kept);
+        }
+    }
+    for (size_t i = 0; i < r.nstages; i++)
+        bson_destroy(r.stage_docs[i]);
+    free(r.stage_docs);
+    bson_destroy(&queue_doc);
+    mongoc_collection_destroy(r.queues);
+    mongoc_collection_destroy(r.deals);
+    mongoc_collection_destroy(r.stages);
+    mongoc_collection_destroy(r.imports);
+    mongoc_client_destroy(r.client);
+    return rc;
+}

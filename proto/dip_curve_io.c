@@ -1,0 +1,162 @@
+/*
+ * dip_curve_io: reading, listing and writing Z85 CURVE keys. Files are read
+ * a line at a time with a bounded buffer, so a wrong path (a log file, a
+ * device) costs one failed parse, never memory.
+ */
+#include "dip_curve_io.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#define MAX_LINES 10000
+
+/* Trims line in place; returns it, or NULL when it is empty or a comment. */
+static char *key_line(char *line)
+{
+    char *e;
+    while (*line == ' ' || *line == '\t')
+        line++;
+    e = line + strlen(line);
+    while (e > line &&
+           (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+        *--e = '\0';
+    return (*line == '\0' || *line == '#') ? NULL : line;
+}
+
+static int valid_key(const char *s)
+{
+    uint8_t bin[32];
+    return strlen(s) == DIP_CURVE_KEY_LEN && zmq_z85_decode(bin, s) != NULL;
+}
+
+int dip_curve_read_key(const char *path, const char *what, char *z85, char *err,
+                       size_t errlen)
+{
+    FILE *f = fopen(path, "re");
+    char line[256], *k = NULL;
+    int rc = -1;
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot read %s from '%s': %s", what, path,
+                 strerror(errno));
+        return -1;
+    }
+    for (int n = 0; n < MAX_LINES && fgets(line, sizeof(line), f); n++)
+        if ((k = key_line(line)) != NULL)
+            break;
+    if (k == NULL || !valid_key(k)) {
+        snprintf(err, errlen,
+                 "'%s' does not hold %s (one line of %d Z85 characters)", path,
+                 what, DIP_CURVE_KEY_LEN);
+        goto cleanup;
+    }
+    memcpy(z85, k, DIP_CURVE_KEY_LEN + 1);
+    rc = 0;
+cleanup:
+    memset(line, 0, sizeof(line));
+    fclose(f);
+    return rc;
+}
+
+static int file_lists(int dirfd, const char *name, const char *z85)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    FILE *f;
+    char line[256];
+    int found = 0;
+    if (fd < 0)
+        return 0;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+        (f = fdopen(fd, "r")) == NULL) {
+        close(fd);
+        return 0;
+    }
+    for (int n = 0; !found && n < MAX_LINES && fgets(line, sizeof(line), f);
+         n++) {
+        char *k = key_line(line);
+        found = k && strcmp(k, z85) == 0;
+    }
+    fclose(f);
+    return found;
+}
+
+int dip_curve_key_listed(const char *dir, const char *z85)
+{
+    DIR *d;
+    struct dirent *e;
+    int found = 0;
+    if (dir == NULL || (d = opendir(dir)) == NULL)
+        return -1;
+    while (!found && (e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            found = file_lists(dirfd(d), e->d_name, z85);
+    closedir(d);
+    return found;
+}
+
+int dip_curve_public(const char *secret_z85, char *public_z85)
+{
+    if (!valid_key(secret_z85))
+        return -1;
+    return zmq_curve_public(public_z85, secret_z85) == 0 ? 0 : -1;
+}
+
+static int write_file(const char *path, const char *text, mode_t mode,
+                      char *err, size_t errlen)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    size_t len = strlen(text);
+    int rc = -1;
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    if (write(fd, text, len) != (ssize_t)len) {
+        snprintf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
+        unlink(path);
+    } else {
+        rc = 0;
+    }
+    close(fd);
+    return rc;
+}
+
+int dip_curve_keygen(const char *prefix, char *public_z85, char *err,
+                     size_t errlen)
+{
+    char secret[DIP_CURVE_KEY_LEN + 1], path[4096], text[160];
+    int rc = -1;
+    if (zmq_curve_keypair(public_z85, secret) != 0) {
+        snprintf(err, errlen, "cannot make a key pair: %s",
+                 zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s.key", prefix);
+    snprintf(text, sizeof(text),
+             "# dealimport control plane: CURVE secret key. Keep it private.\n"
+             "%s\n",
+             secret);
+    if (write_file(path, text, 0600, err, errlen) < 0)
+        goto cleanup;
+    snprintf(path, sizeof(path), "%s.pub", prefix);
+    snprintf(text, sizeof(text),
+             "# dealimport control plane: CURVE public key.\n%s\n", public_z85);
+    if (write_file(path, text, 0644, err, errlen) < 0) {
+        snprintf(path, sizeof(path), "%s.key", prefix);
+        unlink(path);
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    memset(secret, 0, sizeof(secret));
+    memset(text, 0, sizeof(text));
+    return rc;
+}

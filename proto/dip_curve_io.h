@@ -1,0 +1,34 @@
+/*
+ * dip_curve_io: the CURVE key files of the control plane's TCP endpoint.
+ * A key file holds one 40-character Z85 key on its first line that is not
+ * empty or a '#' comment; a clients directory holds files of public keys,
+ * one per line. The supervisor reads its secret key and checks clients
+ * against the directory; dealimportctl reads its own secret key and the
+ * supervisor's public key, and writes new key pairs.
+ */
+#ifndef DIP_CURVE_IO_H
+#define DIP_CURVE_IO_H
+
+#include <stddef.h>
+
+#define DIP_CURVE_KEY_LEN 40 /* Z85 text of a 32-byte key */
+
+/* Reads the key in path into z85 (DIP_CURVE_KEY_LEN + 1 bytes). Returns 0,
+ * or -1 with a sentence naming the file in err. what names the key in the
+ * message ("the supervisor's secret key"). */
+int dip_curve_read_key(const char *path, const char *what, char *z85, char *err,
+                       size_t errlen);
+
+/* 1 when the Z85 public key appears in a file of dir, 0 when not, -1 when
+ * dir cannot be read. */
+int dip_curve_key_listed(const char *dir, const char *z85);
+
+/* Derives the Z85 public key of a Z85 secret key. 0 or -1. */
+int dip_curve_public(const char *secret_z85, char *public_z85);
+
+/* Writes a new key pair: prefix.key (the secret, mode 0600, refused if it
+ * exists) and prefix.pub (the public key). Returns 0, or -1 with err. */
+int dip_curve_keygen(const char *prefix, char *public_z85, char *err,
+                     size_t errlen);
+
+#endif

@@ -1,0 +1,231 @@
+/*
+ * End to end on the development stack: who may talk to the supervisor. The
+ * ipc socket file has mode 0600; over TCP only a client whose CURVE key is in
+ * the clients directory gets answers (a wrong key or no CURVE at all gets
+ * none), and a key added to the directory works at once, without a
+ * restart. Also runs the Python client of docs/control-protocol.md as it
+ * stands there.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "dip_curve_io.h"
+#include "it_ctl.h"
+#include "it_env.h"
+
+static it_env_t env;
+static pid_t sup = -1;
+static char logpath[256], runtime[256], keys[64], tcp[64];
+static char env_tcp[128], env_secret[256], env_clients[256];
+
+static int free_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, (struct sockaddr *)&a, sizeof(a));
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static int setup(void **state)
+{
+    char path[128], pub[41], err[512];
+    const char *extra[4];
+    (void)state;
+    snprintf(keys, sizeof(keys), "/tmp/it-ctl-keys-XXXXXX");
+    if (mkdtemp(keys) == NULL)
+        return -1;
+    snprintf(path, sizeof(path), "%s/clients", keys);
+    mkdir(path, 0700);
+    snprintf(path, sizeof(path), "%s/server", keys);
+    if (dip_curve_keygen(path, pub, err, sizeof(err)) < 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/good", keys);
+    if (dip_curve_keygen(path, pub, err, sizeof(err)) < 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/bad", keys);
+    if (dip_curve_keygen(path, pub, err, sizeof(err)) < 0)
+        return -1;
+    {
+        char from[160], to[160];
+        snprintf(from, sizeof(from), "%s/good.pub", keys);
+        snprintf(to, sizeof(to), "%s/clients/good.pub", keys);
+        if (link(from, to) < 0)
+            return -1;
+    }
+    snprintf(tcp, sizeof(tcp), "tcp://127.0.0.1:%d", free_port());
+    snprintf(env_tcp, sizeof(env_tcp), "DEALIMPORT_CONTROL_TCP=%s", tcp);
+    snprintf(env_secret, sizeof(env_secret),
+             "DEALIMPORT_CONTROL_CURVE_SECRET_FILE=%s/server.key", keys);
+    snprintf(env_clients, sizeof(env_clients),
+             "DEALIMPORT_CONTROL_CURVE_CLIENTS_DIR=%s/clients", keys);
+    extra[0] = env_tcp;
+    extra[1] = env_secret;
+    extra[2] = env_clients;
+    extra[3] = NULL;
+    snprintf(logpath, sizeof(logpath), "/tmp/it-ctl-socket-%d.log",
+             (int)getpid());
+    sup = it_supervisor_start(&env, extra, logpath);
+    snprintf(runtime, sizeof(runtime), "%s", env.runtime);
+    /* Ready when the control socket answers. */
+    for (int i = 0; i < 100; i++) {
+        json_t *r = it_ctl_ask(runtime, "{\"v\":1,\"cmd\":\"status\"}", 200);
+        if (r) {
+            json_decref(r);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int teardown(void **state)
+{
+    char cmd[128];
+    int st;
+    (void)state;
+    st = it_process_stop(sup, SIGTERM, 30000);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", keys);
+    if (system(cmd) != 0)
+        return -1;
+    return st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static void test_ipc_mode(void **state)
+{
+    char path[300];
+    struct stat st;
+    (void)state;
+    snprintf(path, sizeof(path), "%s/control.ipc", runtime);
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0600);
+}
+
+static int ctl_tcp(const char *key, char *out, char *err)
+{
+    char server[160], client[160];
+    const char *args[] = {"--connect",    tcp,    "--timeout", "2",    "status",
+                          "--server-key", server, "--key",     client, NULL};
+    snprintf(server, sizeof(server), "%s/server.pub", keys);
+    snprintf(client, sizeof(client), "%s/%s.key", keys, key);
+    return it_ctl_run(runtime, args, out, 4096, err, 4096, 30000);
+}
+
+static void test_curve_clients(void **state)
+{
+    char out[4096], err[4096], from[160], to[160], *log;
+    void *ctx, *s;
+    int zero = 0;
+    zmq_pollitem_t item;
+    (void)state;
+
+    assert_int_equal(ctl_tcp("good", out, err), 0);
+    assert_non_null(strstr(out, "supervisor "));
+
+    assert_int_equal(ctl_tcp("bad", out, err), 69);
+    assert_non_null(strstr(err, "no supervisor answered at 'tcp://"));
+    assert_string_equal(out, "");
+
+    /* Plain ZeroMQ, no CURVE: nothing comes back either. */
+    ctx = zmq_ctx_new();
+    s = zmq_socket(ctx, ZMQ_REQ);
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+    assert_int_equal(zmq_connect(s, tcp), 0);
+    zmq_send(s, "{\"v\":1,\"cmd\":\"status\"}", 22, 0);
+    item.socket = s;
+    item.fd = 0;
+    item.events = ZMQ_POLLIN;
+    item.revents = 0;
+    assert_int_equal(zmq_poll(&item, 1, 2000), 0);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+
+    /* Authorizing a key takes effect at the next connection. */
+    snprintf(from, sizeof(from), "%s/bad.pub", keys);
+    snprintf(to, sizeof(to), "%s/clients/bad.pub", keys);
+    assert_int_equal(link(from, to), 0);
+    assert_int_equal(ctl_tcp("bad", out, err), 0);
+    unlink(to);
+    assert_int_equal(ctl_tcp("bad", out, err), 69);
+
+    log = it_ctl_slurp(logpath);
+    assert_non_null(strstr(log, "this supervisor's public key is"));
+    assert_non_null(strstr(log, "refused a control client from '127.0.0.1'"));
+    free(log);
+}
+
+static void test_doc_python_client(void **state)
+{
+    char path[512], script[300], cmd[700], out[8192];
+    char *doc, *start, *end;
+    FILE *f;
+    (void)state;
+    if (system("/usr/bin/python3 -c 'import zmq' 2>/dev/null") != 0) {
+        fprintf(stderr, "skipping: /usr/bin/python3 has no zmq module\n");
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/docs/control-protocol.md",
+             DEALIMPORT_SOURCE_DIR);
+    doc = it_ctl_slurp(path);
+    assert_non_null(doc);
+    start = strstr(doc, "```python\n");
+    assert_non_null(start);
+    start += 10;
+    end = strstr(start, "```");
+    assert_non_null(end);
+    /* Five lines, as the document says. */
+    {
+        int lines = 0;
+        for (char *p = start; p < end; p++)
+            lines += *p == '\n';
+        assert_int_equal(lines, 5);
+    }
+    snprintf(script, sizeof(script), "%s/example.py", keys);
+    f = fopen(script, "w");
+    assert_non_null(f);
+    fwrite(start, 1, (size_t)(end - start), f);
+    fclose(f);
+    free(doc);
+    snprintf(cmd, sizeof(cmd),
+             "DEALIMPORT_CONTROL=ipc://%s/control.ipc /usr/bin/python3 %s",
+             runtime, script);
+    assert_int_equal(it_ctl_shell(runtime, cmd, out, sizeof(out), 30000), 0);
+    assert_non_null(strstr(out, "\"ok\": true"));
+    assert_non_null(strstr(out, "\"imports\": ["));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ipc_mode),
+        cmocka_unit_test(test_curve_clients),
+        cmocka_unit_test(test_doc_python_client),
+    };
+    int rc = it_env_init(&env, "ctlsocket");
+    if (rc)
+        return rc;
+    rc = cmocka_run_group_tests(tests, setup, teardown);
+    it_env_release(&env);
+    return rc;
+}

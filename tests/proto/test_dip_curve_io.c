@@ -1,0 +1,127 @@
+/*
+ * Tests dip_curve_io: keygen writes a secret file only its owner can read
+ * and a public file whose key derives from it; key files with comments are
+ * read, bad ones are refused with the file named; a clients directory lists
+ * exactly the keys in its files.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dip_curve_io.h"
+
+static char dir[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/test-curve-XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    char cmd[128];
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_keygen_and_read(void **state)
+{
+    char prefix[128], path[160], pub[41], sec[41], pub2[41], again[41];
+    char err[512];
+    struct stat st;
+    (void)state;
+    snprintf(prefix, sizeof(prefix), "%s/server", dir);
+    assert_int_equal(dip_curve_keygen(prefix, pub, err, sizeof(err)), 0);
+    assert_int_equal(strlen(pub), DIP_CURVE_KEY_LEN);
+    snprintf(path, sizeof(path), "%s.key", prefix);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(
+        dip_curve_read_key(path, "a secret key", sec, err, sizeof(err)), 0);
+    assert_int_equal(dip_curve_public(sec, pub2), 0);
+    assert_string_equal(pub, pub2);
+    snprintf(path, sizeof(path), "%s.pub", prefix);
+    assert_int_equal(
+        dip_curve_read_key(path, "a public key", again, err, sizeof(err)), 0);
+    assert_string_equal(again, pub);
+    /* Never over an existing key. */
+    assert_int_equal(dip_curve_keygen(prefix, pub2, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "server.key"));
+    assert_non_null(strstr(err, "File exists"));
+}
+
+static void test_bad_key_files(void **state)
+{
+    char path[160], key[41], err[512];
+    (void)state;
+    snprintf(path, sizeof(path), "%s/short", dir);
+    write_text(path, "# comment\n\n  abc\n");
+    assert_int_equal(dip_curve_read_key(path, "the supervisor's secret key",
+                                        key, err, sizeof(err)),
+                     -1);
+    assert_non_null(strstr(err, "does not hold the supervisor's secret key"));
+    assert_non_null(strstr(err, "/short'"));
+    snprintf(path, sizeof(path), "%s/missing", dir);
+    assert_int_equal(dip_curve_read_key(path, "a key", key, err, sizeof(err)),
+                     -1);
+    assert_non_null(strstr(err, "cannot read a key from"));
+    /* 40 characters, but '"' is not in the Z85 alphabet. */
+    snprintf(path, sizeof(path), "%s/notz85", dir);
+    write_text(path, "\"234567890123456789012345678901234567890\n");
+    assert_int_equal(dip_curve_read_key(path, "a key", key, err, sizeof(err)),
+                     -1);
+    assert_int_equal(dip_curve_public("not a key", key), -1);
+}
+
+static void test_clients_dir(void **state)
+{
+    char clients[128], path[200], a[41], b[41], c[41], err[256], text[256];
+    (void)state;
+    snprintf(clients, sizeof(clients), "%s/clients", dir);
+    mkdir(clients, 0700);
+    snprintf(path, sizeof(path), "%s/a", dir);
+    assert_int_equal(dip_curve_keygen(path, a, err, sizeof(err)), 0);
+    snprintf(path, sizeof(path), "%s/b", dir);
+    assert_int_equal(dip_curve_keygen(path, b, err, sizeof(err)), 0);
+    snprintf(path, sizeof(path), "%s/c", dir);
+    assert_int_equal(dip_curve_keygen(path, c, err, sizeof(err)), 0);
+    snprintf(path, sizeof(path), "%s/ops", clients);
+    snprintf(text, sizeof(text), "# operators\n%s\n  %s  \n", a, b);
+    write_text(path, text);
+    /* Hidden files are not read. */
+    snprintf(path, sizeof(path), "%s/.old", clients);
+    write_text(path, c);
+    assert_int_equal(dip_curve_key_listed(clients, a), 1);
+    assert_int_equal(dip_curve_key_listed(clients, b), 1);
+    assert_int_equal(dip_curve_key_listed(clients, c), 0);
+    assert_int_equal(dip_curve_key_listed("/nonexistent/dir", a), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_keygen_and_read),
+        cmocka_unit_test(test_bad_key_files),
+        cmocka_unit_test(test_clients_dir),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
