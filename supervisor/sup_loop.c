@@ -60,6 +60,11 @@ typedef struct worker {
     int exit_status;
     int64_t exit_ms;
     int64_t restart_window_ms; /* when the current crash count started */
+    int64_t run_start_lines;   /* w->lines when the current run started */
+    int stalls;                /* crashes in a row that moved no line on */
+    /* an end that could not be written yet (respawn_at_ms == INT64_MAX) */
+    const char *final_status;
+    char *final_error;
     int has_cgroup;
     /* from the current worker run */
     int done;
@@ -121,6 +126,7 @@ static void worker_reset_run(worker_t *w)
 static void worker_clear(worker_t *w)
 {
     worker_reset_run(w);
+    free(w->final_error);
     json_decref(w->errors);
     json_decref(w->checkpoint);
     if (w->doc)
@@ -414,6 +420,7 @@ static int start_worker(sup_loop_t *self, worker_t *w)
     worker_reset_run(w);
     w->state = W_RUNNING;
     w->pid = pid;
+    w->run_start_lines = w->lines;
     w->started_ms = w->last_heard_ms = self->now;
     w->last_flush_ms = self->now;
     dip_log(DIP_LOG_INFO, w->qid_hex, "worker started: pid=%d namespace=%s",
@@ -472,13 +479,33 @@ static void finish_import(sup_loop_t *self, worker_t *w, const char *status,
 {
     sup_store_result_t r = {status, error, w->notes, w->lines};
     char err[512];
-    if (flush_worker(self, w) < 0 && w->dirty) {
-        /* keep it for the next tick rather than lose errors */
+    int rc = SUP_STORE_EFAIL;
+    /* Line errors still unwritten (database away) must land before the
+     * final counts are taken from the database. */
+    if (flush_worker(self, w) == 0 ||
+        (!w->dirty && json_array_size(w->errors) == 0))
+        rc = sup_store_finish(self->store, w->doc, &r, err, sizeof(err));
+    else
+        snprintf(err, sizeof(err), "the line errors could not be written");
+    if (rc == SUP_STORE_EFAIL) {
+        /* Keep the slot and write the end again later: given up, the
+         * import would stay 'processing' under our renewed lease forever. */
+        dip_log(DIP_LOG_ERR, w->qid_hex,
+                "cannot record the final status '%s' yet: %s (will retry)",
+                status, err);
+        if (error != w->final_error) {
+            char *copy = error ? strdup(error) : NULL;
+            free(w->final_error);
+            w->final_error = copy;
+        }
+        w->final_status = status;
         w->state = W_WAITING;
+        w->pid = 0;
         w->respawn_at_ms = INT64_MAX;
+        w->last_flush_ms = self->now;
         return;
     }
-    if (sup_store_finish(self->store, w->doc, &r, err, sizeof(err)) < 0) {
+    if (rc == SUP_STORE_ELOST) {
         dip_log(DIP_LOG_ERR, w->qid_hex,
                 "cannot record the final status '%s': %s", status, err);
     } else {
@@ -611,12 +638,17 @@ static void on_exit_status(sup_loop_t *self, worker_t *w, int st)
     }
     if (w->done && w->status == DIP_DONE_RETRY) {
         int64_t delay;
+        /* Outages the import got past count no more: it gives up after
+         * TEMPFAIL_LIMIT in a row without headway, however long it is. */
+        if (w->lines > w->run_start_lines)
+            w->tempfails = 0;
         if (++w->tempfails > TEMPFAIL_LIMIT) {
-            snprintf(msg, sizeof(msg),
-                     "gave up after %d temporary failures, last at line "
-                     "%lld: %s",
-                     TEMPFAIL_LIMIT, (long long)w->lines,
-                     w->error ? w->error : "unknown");
+            snprintf(
+                msg, sizeof(msg),
+                "gave up after %d temporary failures in a row, last at line "
+                "%lld: %s",
+                TEMPFAIL_LIMIT, (long long)w->lines,
+                w->error ? w->error : "unknown");
             finish_import(self, w, "failed", msg);
             return;
         }
@@ -645,13 +677,19 @@ static void on_exit_status(sup_loop_t *self, worker_t *w, int st)
         finish_import(self, w, "failed", msg);
         return;
     }
+    /* Back off only while crashes make no headway: a worker that moved the
+     * checkpoint on before it died is not in a crash loop, and waiting
+     * longer after each such crash would only slow the import down. */
+    if (w->lines > w->run_start_lines)
+        w->stalls = 0;
+    else
+        w->stalls++;
     dip_log(DIP_LOG_WARNING, w->qid_hex,
             "worker %s at line %lld; resuming from its checkpoint (crash "
             "%d of %ld allowed)",
             how, (long long)w->lines, w->restarts,
             self->cfg.worker_restarts - 1);
-    schedule_respawn(self, w,
-                     1000LL << (w->restarts > 6 ? 6 : w->restarts - 1));
+    schedule_respawn(self, w, 1000LL << (w->stalls > 6 ? 6 : w->stalls));
 }
 
 static void reap(sup_loop_t *self)
@@ -1122,10 +1160,8 @@ int sup_loop_run(sup_loop_t *self)
             worker_t *w = &self->workers[i];
             if (w->state == W_WAITING && w->respawn_at_ms == INT64_MAX &&
                 self->now - w->last_flush_ms >= 5000) {
-                w->state = W_RUNNING; /* on_exit_status expects a run */
-                w->pid = 0;
                 w->last_flush_ms = self->now;
-                on_exit_status(self, w, 0);
+                finish_import(self, w, w->final_status, w->final_error);
             }
         }
     }

@@ -232,18 +232,26 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
     im->last_offset = (int64_t)row->end_offset;
 
     if (row->error != WRK_CSV_ROW_OK) {
-        char msg[512];
+        char msg[512], field[64] = "";
         size_t nh = 0;
         const char *const *h = wrk_csv_header(im->csv, &nh);
-        if ((row->error == WRK_CSV_ROW_CELL_TOO_BIG) && h &&
-            row->error_cell < nh)
+        /* A fault in one cell names that cell's column and the deal field
+         * it feeds, as a field's own validation error does. */
+        int in_cell = (row->error == WRK_CSV_ROW_CELL_TOO_BIG ||
+                       row->error == WRK_CSV_ROW_NUL_BYTE ||
+                       row->error == WRK_CSV_ROW_BAD_QUOTES) &&
+                      h && row->error_cell < nh;
+        if (in_cell) {
             snprintf(msg, sizeof(msg), "%s (column '%s')",
                      wrk_csv_row_error_message(row->error), h[row->error_cell]);
-        else
+            wrk_map_column_field(im->map, row->error_cell, field,
+                                 sizeof(field));
+        } else {
             snprintf(msg, sizeof(msg), "%s",
                      wrk_csv_row_error_message(row->error));
-        if (line_error(im, (int64_t)row->line, "", msg, row->cells, row->lens,
-                       row->ncells) < 0)
+        }
+        if (line_error(im, (int64_t)row->line, field, msg, row->cells,
+                       row->lens, row->ncells) < 0)
             return 1;
     } else {
         deal = bson_new();
@@ -311,9 +319,11 @@ static int on_data(void *arg, const char *buf, size_t len)
     return rc == WRK_CSV_OK ? 0 : 1;
 }
 
-/* Reads the ids, tags and key from the queue document. Returns 0 or -1
- * with im->err set. */
-static int read_queue_doc(import_t *im, const bson_t *q, const char **key)
+/* Reads the ids, tags and key from the queue document. The key's length
+ * is the stored one, so a NUL inside it is seen by the key check instead of
+ * cutting the key short. Returns 0 or -1 with im->err set. */
+static int read_queue_doc(import_t *im, const bson_t *q, const char **key,
+                          size_t *key_len)
 {
     static const struct {
         const char *path;
@@ -339,8 +349,16 @@ static int read_queue_doc(import_t *im, const bson_t *q, const char **key)
     dip_bson_get_oid(q, "account_id", &im->account);
     dip_bson_get_oid(q, "additional_data.pipeline_id", &im->pipeline);
 
-    *key = dip_bson_get_str(q, "csv.0.key");
-    if (*key == NULL || **key == '\0') {
+    *key = NULL;
+    *key_len = 0;
+    if (bson_iter_init(&it, q) &&
+        bson_iter_find_descendant(&it, "csv.0.key", &it) &&
+        BSON_ITER_HOLDS_UTF8(&it)) {
+        uint32_t len = 0;
+        *key = bson_iter_utf8(&it, &len);
+        *key_len = len;
+    }
+    if (*key == NULL || *key_len == 0) {
         snprintf(im->err, sizeof(im->err),
                  "the queue document has no csv[0].key: there is no file to "
                  "import");
@@ -555,6 +573,7 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
     import_t im;
     bson_t q = BSON_INITIALIZER;
     const char *key = NULL;
+    size_t key_len = 0;
     char err[1024];
     int rc, exit_code = WRK_EXIT_TEMPFAIL;
     size_t cap = (size_t)cfg->batch_rows;
@@ -591,12 +610,12 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
     }
     /* Everything about the document is checked before anything is
      * written. */
-    if (read_queue_doc(&im, &q, &key) < 0) {
+    if (read_queue_doc(&im, &q, &key, &key_len) < 0) {
         im.stop = STOP_FAILED;
         exit_code = finish(&im, DIP_DONE_FAILED, NULL);
         goto cleanup;
     }
-    if (dip_storage_check_key(key, strlen(key), err, sizeof(err)) < 0) {
+    if (dip_storage_check_key(key, key_len, err, sizeof(err)) < 0) {
         fail_with(&im, err);
         exit_code = finish(&im, DIP_DONE_FAILED, NULL);
         goto cleanup;

@@ -995,6 +995,26 @@ cleanup:
     return rc;
 }
 
+int wrk_map_column_field(const wrk_map_t *self, size_t column, char *out,
+                         size_t outlen)
+{
+    if (out != NULL && outlen > 0)
+        out[0] = '\0';
+    if (self == NULL || !self->bound || out == NULL || outlen == 0)
+        return -1;
+    for (size_t e = 0; e < self->n; e++) {
+        const entry_t *en = &self->entries[e];
+        if (en->index != column)
+            continue;
+        if (en->field != NULL)
+            snprintf(out, outlen, "%s", en->field->name);
+        else
+            snprintf(out, outlen, "additional_info.%s", en->target);
+        return 0;
+    }
+    return -1;
+}
+
 static void cell(const wrk_map_t *self, size_t e, const char *const *cells,
                  const size_t *lens, size_t ncells, const char **p, size_t *len)
 {

@@ -69,6 +69,13 @@ void wrk_map_destroy(wrk_map_t **self_p);
 int wrk_map_bind(wrk_map_t *self, const char *const *header, size_t n,
                  char *err, size_t errlen);
 
+/* The deal field that header column `column` (0-based) feeds once bound:
+ * the standard field name or "additional_info.<id>", written into out
+ * (outlen bytes). 0, or -1 (out "") when the column is not mapped or the map
+ * is not bound. For naming the field of a cell-level error of the reader. */
+int wrk_map_column_field(const wrk_map_t *self, size_t column, char *out,
+                         size_t outlen);
+
 typedef struct wrk_map_error {
     char field[64];    /* deal field, or "additional_info.<id>" */
     char message[512]; /* one sentence for the CRM user, quoting the value */

@@ -182,6 +182,33 @@ static void test_bind(void **state)
     wrk_map_destroy(&m);
 }
 
+/* The deal field behind a header column, for the reader's cell errors. */
+static void test_column_field(void **state)
+{
+    const char *header[] = {"Deal Name", "Ignored", "Stage", "Region"};
+    char err[512], field[64];
+    wrk_map_t *m = map_json("{\"Deal Name\": \"name\", \"Stage\": "
+                            "\"stage_id\", \"Region\": "
+                            "\"65a1b2c3d4e5f60718293a4b\"}",
+                            err, sizeof(err));
+    (void)state;
+    assert_non_null(m);
+    assert_int_equal(wrk_map_column_field(m, 0, field, sizeof(field)), -1);
+    assert_string_equal(field, "");
+    assert_int_equal(wrk_map_bind(m, header, 4, err, sizeof(err)), 0);
+    assert_int_equal(wrk_map_column_field(m, 0, field, sizeof(field)), 0);
+    assert_string_equal(field, "name");
+    assert_int_equal(wrk_map_column_field(m, 2, field, sizeof(field)), 0);
+    assert_string_equal(field, "stage_id");
+    assert_int_equal(wrk_map_column_field(m, 3, field, sizeof(field)), 0);
+    assert_string_equal(field, "additional_info.65a1b2c3d4e5f60718293a4b");
+    assert_int_equal(wrk_map_column_field(m, 1, field, sizeof(field)), -1);
+    assert_string_equal(field, "");
+    assert_int_equal(wrk_map_column_field(m, 9, field, sizeof(field)), -1);
+    assert_int_equal(wrk_map_column_field(NULL, 0, field, sizeof(field)), -1);
+    wrk_map_destroy(&m);
+}
+
 static void test_bind_error_is_bounded(void **state)
 {
     const char *header[40];
@@ -982,6 +1009,7 @@ int main(void)
         cmocka_unit_test(test_refused_targets),
         cmocka_unit_test(test_refused_documents),
         cmocka_unit_test(test_bind),
+        cmocka_unit_test(test_column_field),
         cmocka_unit_test(test_bind_error_is_bounded),
         cmocka_unit_test(test_full_row),
         cmocka_unit_test(test_sparse_row),
