@@ -186,7 +186,6 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
     sup_loop_t *self = calloc(1, sizeof(*self));
     char host[256] = "localhost", path[700], msg[512];
     sigset_t mask;
-    int mode = 0;
 
     if (self == NULL)
         return NULL;
@@ -292,7 +291,6 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
         dip_log(DIP_LOG_INFO, NULL,
                 "workers get their own cgroup with memory, cpu and pids "
                 "limits");
-    (void)mode;
     return self;
 fail:
     sup_loop_destroy(&self);

@@ -522,10 +522,10 @@ static int stream(import_t *im, const bson_t *q, const char *key)
             fail_with(im, "the file could not be read to its end");
         if (im->stop == STOP_NONE && !im->bound)
             bind_header(im);
-        if (im->stop == STOP_NONE && im->n > 0)
+        /* The last deals, or a final checkpoint for trailing error rows. */
+        if (im->stop == STOP_NONE &&
+            (im->n > 0 || im->last_line > im->rows_at_start))
             flush(im);
-        else if (im->stop == STOP_NONE && im->last_line > im->rows_at_start)
-            flush(im); /* a final checkpoint for trailing error rows */
     } else if (rc != DIP_STORAGE_OK && rc != DIP_STORAGE_EABORT) {
         if (rc == DIP_STORAGE_ETRANSIENT) {
             im->stop = STOP_TEMPFAIL;
