@@ -65,6 +65,7 @@ typedef struct worker {
     /* an end that could not be written yet (respawn_at_ms == INT64_MAX) */
     const char *final_status;
     char *final_error;
+    int final_release; /* the end is a hand-back (release), not a finish */
     int has_cgroup;
     /* from the current worker run */
     int done;
@@ -528,13 +529,27 @@ static void release_import(sup_loop_t *self, worker_t *w, const char *status,
     char err[512];
     flush_worker(self, w);
     if (sup_store_release(self->store, &w->qid, status, error, err,
-                          sizeof(err)) < 0)
-        dip_log(DIP_LOG_ERR, w->qid_hex, "%s", err);
-    else
-        dip_log(DIP_LOG_INFO, w->qid_hex,
-                "import handed back as '%s' at "
-                "line %lld",
-                status, (long long)w->lines);
+                          sizeof(err)) < 0) {
+        /* As with a final status: given up, the import would stay
+         * 'processing' under our renewed lease. Keep the slot, retry. */
+        dip_log(DIP_LOG_ERR, w->qid_hex,
+                "cannot hand the import back as '%s' yet: %s (will retry)",
+                status, err);
+        if (error != w->final_error) {
+            char *copy = error ? strdup(error) : NULL;
+            free(w->final_error);
+            w->final_error = copy;
+        }
+        w->final_status = status;
+        w->final_release = 1;
+        w->state = W_WAITING;
+        w->pid = 0;
+        w->respawn_at_ms = INT64_MAX;
+        w->last_flush_ms = self->now;
+        return;
+    }
+    dip_log(DIP_LOG_INFO, w->qid_hex, "import handed back as '%s' at line %lld",
+            status, (long long)w->lines);
     if (w->has_cgroup)
         sup_cgroup_remove(self->cgroup, w->name);
     worker_clear(w);
@@ -1159,7 +1174,10 @@ int sup_loop_run(sup_loop_t *self)
             if (w->state == W_WAITING && w->respawn_at_ms == INT64_MAX &&
                 self->now - w->last_flush_ms >= 5000) {
                 w->last_flush_ms = self->now;
-                finish_import(self, w, w->final_status, w->final_error);
+                if (w->final_release)
+                    release_import(self, w, w->final_status, w->final_error);
+                else
+                    finish_import(self, w, w->final_status, w->final_error);
             }
         }
     }
