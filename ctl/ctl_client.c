@@ -81,6 +81,19 @@ int ctl_opts_apply(ctl_opts_t *o, int c, const char *arg)
     }
 }
 
+int ctl_getopt(ctl_opts_t *o, int argc, char **argv, const struct option *opts)
+{
+    int c, rc;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        rc = ctl_opts_apply(o, c, optarg);
+        if (rc < 0)
+            return CTL_GETOPT_BAD;
+        if (rc == 0)
+            return c;
+    }
+    return -1;
+}
+
 static int curve_setup(ctl_client_t *self, const ctl_opts_t *o, char *err,
                        size_t errlen)
 {

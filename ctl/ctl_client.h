@@ -58,6 +58,13 @@ void ctl_opts_init(ctl_opts_t *o, const dip_config_t *cfg);
  * it is not, -1 on a bad value (the message is printed). */
 int ctl_opts_apply(ctl_opts_t *o, int c, const char *arg);
 
+/* getopt_long over a command's options with the common ones applied to o
+ * on the way: returns the next option that is the command's own (including
+ * 'h' and '?'), -1 at the end, or CTL_GETOPT_BAD after a common option's
+ * bad value was reported. The caller sets optind = 1 and opterr = 0 first. */
+#define CTL_GETOPT_BAD (-2)
+int ctl_getopt(ctl_opts_t *o, int argc, char **argv, const struct option *opts);
+
 typedef struct ctl_client ctl_client_t;
 
 /* Prepares a connection to the supervisor. On failure returns NULL, writes

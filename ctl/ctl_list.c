@@ -58,12 +58,9 @@ int ctl_list_main(ctl_opts_t *o, int argc, char **argv)
     req.cmd = DIP_CTL_LIST;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        rc = ctl_opts_apply(o, c, optarg);
-        if (rc < 0)
+    while ((c = ctl_getopt(o, argc, argv, opts)) != -1) {
+        if (c == CTL_GETOPT_BAD)
             return CTL_EXIT_USAGE;
-        if (rc == 1)
-            continue;
         switch (c) {
         case 'h':
             printf("%s\nImports, newest first: id, account, status, lines "

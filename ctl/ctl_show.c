@@ -123,12 +123,9 @@ int ctl_show_main(ctl_opts_t *o, int argc, char **argv)
     req.cmd = DIP_CTL_SHOW;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        rc = ctl_opts_apply(o, c, optarg);
-        if (rc < 0)
+    while ((c = ctl_getopt(o, argc, argv, opts)) != -1) {
+        if (c == CTL_GETOPT_BAD)
             return CTL_EXIT_USAGE;
-        if (rc == 1)
-            continue;
         if (c == 'h') {
             printf("%s\nOne import in full: status, progress, checkpoint, "
                    "worker pid and limits,\nlast error, timing, and its "

@@ -62,12 +62,9 @@ int ctl_status_main(ctl_opts_t *o, int argc, char **argv)
 
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        rc = ctl_opts_apply(o, c, optarg);
-        if (rc < 0)
+    while ((c = ctl_getopt(o, argc, argv, opts)) != -1) {
+        if (c == CTL_GETOPT_BAD)
             return CTL_EXIT_USAGE;
-        if (rc == 1)
-            continue;
         if (c == 'h') {
             printf("%s\nThe supervisor's own state: version, uptime, workers "
                    "running and their limit,\nimports by status (all "

@@ -312,16 +312,13 @@ int ctl_watch_main(ctl_opts_t *o, int argc, char **argv)
     };
     char id[25];
     long interval_ms = 500;
-    int c, rc;
+    int c;
 
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        rc = ctl_opts_apply(o, c, optarg);
-        if (rc < 0)
+    while ((c = ctl_getopt(o, argc, argv, opts)) != -1) {
+        if (c == CTL_GETOPT_BAD)
             return CTL_EXIT_USAGE;
-        if (rc == 1)
-            continue;
         if (c == 'h') {
             printf("%s\nFollows an import until it ends: on a terminal a "
                    "progress bar (status, percent\nof the file's bytes, lines, "
