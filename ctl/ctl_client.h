@@ -14,12 +14,12 @@
 #include "dip_ctl.h"
 
 enum {
-    CTL_EXIT_OK = 0,
-    CTL_EXIT_REFUSED = 1,       /* unknown id, not allowed in this status */
+    CTL_EXIT_OK = DIP_EXIT_OK,
+    CTL_EXIT_REFUSED = DIP_EXIT_REFUSED, /* unknown id, not allowed now */
     CTL_EXIT_IMPORT_FAILED = 2, /* watch: the import failed or was cancelled */
-    CTL_EXIT_USAGE = 64,
-    CTL_EXIT_UNAVAILABLE = 69, /* no supervisor answered, database away */
-    CTL_EXIT_CONFIG = 78,
+    CTL_EXIT_USAGE = DIP_EXIT_USAGE,
+    CTL_EXIT_UNAVAILABLE = DIP_EXIT_UNAVAILABLE, /* no supervisor, no db */
+    CTL_EXIT_CONFIG = DIP_EXIT_CONFIG,
 };
 
 enum {

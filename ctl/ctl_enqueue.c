@@ -168,7 +168,7 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
     if (st == NULL ||
         dip_storage_put_file(st, key, file, err, sizeof(err)) != 0) {
         fprintf(stderr, "dealimportctl: upload failed: %s\n", err);
-        rc = 69;
+        rc = CTL_EXIT_UNAVAILABLE;
         goto cleanup;
     }
 
@@ -233,7 +233,7 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
     if (!mongoc_collection_insert_one(queues, doc, NULL, NULL, &error)) {
         fprintf(stderr, "dealimportctl: cannot queue the import: %s\n",
                 error.message);
-        rc = 69;
+        rc = CTL_EXIT_UNAVAILABLE;
         goto cleanup;
     }
     bson_oid_to_string(&qid, hex);

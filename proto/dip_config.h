@@ -10,8 +10,7 @@
 
 #include <stddef.h>
 
-#define DIP_EXIT_USAGE 64
-#define DIP_EXIT_CONFIG 78
+#include "dip_exit.h"
 
 /* What a program requires to be set. */
 enum {

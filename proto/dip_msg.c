@@ -5,6 +5,7 @@
  * messages refused.
  */
 #include "dip_msg.h"
+#include "dip_text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,18 +108,6 @@ char *dip_msg_batch(const char *queue_id, int64_t lines, int64_t added,
     return finish(o);
 }
 
-/* Longest prefix of s (at most max bytes) that ends on a UTF-8 character
- * boundary. */
-static size_t utf8_prefix(const char *s, size_t len, size_t max)
-{
-    size_t n = len < max ? len : max;
-    if (n == len)
-        return n;
-    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-        n--;
-    return n;
-}
-
 char *dip_msg_line_error(const char *queue_id, int64_t line, const char *field,
                          const char *message, const char *const *cells,
                          const size_t *lens, size_t ncells)
@@ -130,10 +119,10 @@ char *dip_msg_line_error(const char *queue_id, int64_t line, const char *field,
         goto fail;
     for (size_t i = 0; i < ncells; i++) {
         size_t len = lens ? lens[i] : strlen(cells[i]);
-        size_t n = utf8_prefix(cells[i], len, CELL_KEEP);
+        size_t n = dip_text_cut(cells[i], len, CELL_KEEP);
         json_t *cell;
         if (kept + n > ROW_KEEP)
-            n = utf8_prefix(cells[i], n, ROW_KEEP - kept);
+            n = dip_text_cut(cells[i], n, ROW_KEEP - kept);
         kept += n;
         /* Cells are UTF-8 from the reader; anything else is kept as
          * an empty cell rather than failing the whole message. */

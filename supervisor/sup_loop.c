@@ -7,6 +7,7 @@
  */
 #include "sup_loop.h"
 #include "dip_bson.h"
+#include "dip_exit.h"
 #include "dip_log.h"
 #include "dip_msg.h"
 #include "dip_mongo_io.h"
@@ -594,7 +595,7 @@ static void on_exit_status(sup_loop_t *self, worker_t *w, int st)
     sup_spawn_describe(st, &o, how, sizeof(how));
     if (w->has_cgroup && sup_cgroup_oom_killed(self->cgroup, w->name) > 0)
         oom = 1;
-    if (WIFEXITED(st) && WEXITSTATUS(st) == 70)
+    if (WIFEXITED(st) && WEXITSTATUS(st) == DIP_EXIT_NOMEM)
         oom = 1;
 
     if (w->done && !oom) {

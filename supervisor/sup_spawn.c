@@ -7,6 +7,7 @@
  * whose EOF tells the parent that the exec succeeded.
  */
 #include "sup_spawn.h"
+#include "dip_exit.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -92,7 +93,7 @@ static void child_fail(const plan_t *p, int step, int err)
     do {
         n = write(p->report_fd, &r, sizeof(r));
     } while (n < 0 && errno == EINTR);
-    _exit(127);
+    _exit(DIP_EXIT_EXEC);
 }
 
 /* Writes the decimal pid without stdio. */
@@ -153,7 +154,7 @@ static void child_run(const plan_t *p)
         child_fail(p, STEP_PDEATHSIG, errno);
     /* The parent may have died before prctl: then nobody would kill us. */
     if (getppid() != p->parent)
-        _exit(127);
+        _exit(DIP_EXIT_EXEC);
     if (p->procs_fd >= 0) {
         char buf[24];
         size_t n = format_pid(buf, sizeof(buf), getpid());
@@ -401,7 +402,7 @@ void sup_spawn_describe(int wait_status, const sup_spawn_opts_t *opts,
     if (WIFEXITED(wait_status)) {
         code = WEXITSTATUS(wait_status);
         n = snprintf(buf, len, "exited with status %d", code);
-        if (code == SUP_SPAWN_EXIT_NOMEM && mem > 0 && n > 0 && (size_t)n < len)
+        if (code == DIP_EXIT_NOMEM && mem > 0 && n > 0 && (size_t)n < len)
             snprintf(buf + n, len - (size_t)n,
                      ": out of memory or internal error (memory limit %ld "
                      "MB)",

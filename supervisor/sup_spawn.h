@@ -25,9 +25,6 @@
  * when a memory limit is set. */
 #define SUP_SPAWN_STACK_BYTES (2u * 1024u * 1024u)
 
-/* The exit status a worker uses after logging "out of memory". */
-#define SUP_SPAWN_EXIT_NOMEM 70
-
 typedef struct sup_spawn_opts {
     const char *path;  /* worker executable, absolute */
     char *const *argv; /* NULL-terminated, argv[0] required */

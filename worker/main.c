@@ -51,8 +51,8 @@ static void out_of_memory(void)
         "<3>dealimport-worker level=error out of memory: the worker "
         "reached its memory limit\n";
     if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
-        _exit(WRK_EXIT_NOMEM);
-    _exit(WRK_EXIT_NOMEM);
+        _exit(DIP_EXIT_NOMEM);
+    _exit(DIP_EXIT_NOMEM);
 }
 
 static void *oom_malloc(size_t n)

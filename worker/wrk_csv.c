@@ -10,6 +10,7 @@
  * buffering it, and keeps a stray quote from running into the next rows.
  */
 #include "wrk_csv.h"
+#include "dip_text.h"
 
 #include <csv.h>
 #include <malloc.h>
@@ -90,49 +91,6 @@ static const unsigned short cp1252_high[32] = {
     0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
     0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178,
 };
-
-static int utf8_valid(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            uint64_t w;
-            /* Runs of ASCII are the common case: eight at a time. */
-            while (i + 8 <= n) {
-                memcpy(&w, s + i, 8);
-                if (w & 0x8080808080808080ULL)
-                    break;
-                i += 8;
-            }
-            if (i < n && s[i] < 0x80)
-                i++;
-            continue;
-        }
-        if (c >= 0xC2 && c <= 0xDF) {
-            if (i + 1 >= n || (s[i + 1] & 0xC0) != 0x80)
-                return 0;
-            i += 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            unsigned char lo = c == 0xE0 ? 0xA0 : 0x80;
-            unsigned char hi = c == 0xED ? 0x9F : 0xBF;
-            if (i + 2 >= n || s[i + 1] < lo || s[i + 1] > hi ||
-                (s[i + 2] & 0xC0) != 0x80)
-                return 0;
-            i += 3;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            unsigned char lo = c == 0xF0 ? 0x90 : 0x80;
-            unsigned char hi = c == 0xF4 ? 0x8F : 0xBF;
-            if (i + 3 >= n || s[i + 1] < lo || s[i + 1] > hi ||
-                (s[i + 2] & 0xC0) != 0x80 || (s[i + 3] & 0xC0) != 0x80)
-                return 0;
-            i += 4;
-        } else {
-            return 0;
-        }
-    }
-    return 1;
-}
 
 static size_t put_utf8(char *d, unsigned cp)
 {
@@ -259,7 +217,7 @@ static void on_cell(void *data, size_t len, void *arg)
         self->row_nul = 1;
         self->nul_cell = idx;
     }
-    if (len > 0 && !utf8_valid(s, len)) {
+    if (len > 0 && !dip_text_utf8_valid((const char *)s, len)) {
         cp1252 = 1;
         self->converted++;
         self->row_converted = 1;

@@ -314,7 +314,7 @@ static int on_data(void *arg, const char *buf, size_t len)
                 "out of memory at line %lld: the worker reached its memory "
                 "limit",
                 (long long)im->last_line);
-        _exit(WRK_EXIT_NOMEM);
+        _exit(DIP_EXIT_NOMEM);
     }
     return rc == WRK_CSV_OK ? 0 : 1;
 }
@@ -451,8 +451,8 @@ static int finish(import_t *im, dip_done_status_t status, json_t *notes)
                          status == DIP_DONE_COMPLETED ? NULL : im->err, notes));
     json_decref(notes);
     if (status == DIP_DONE_RETRY)
-        return WRK_EXIT_TEMPFAIL;
-    return rc < 0 ? WRK_EXIT_TEMPFAIL : WRK_EXIT_DONE;
+        return DIP_EXIT_TEMPFAIL;
+    return rc < 0 ? DIP_EXIT_TEMPFAIL : DIP_EXIT_OK;
 }
 
 static json_t *notes_for(import_t *im, int empty, int no_rows)
@@ -503,7 +503,7 @@ static int stream(import_t *im, const bson_t *q, const char *key)
         return finish(im, DIP_DONE_FAILED, NULL);
     if (emit(im, dip_msg_hello(im->queue_id, (int64_t)getpid(),
                                im->last_line + 1)) < 0)
-        return WRK_EXIT_TEMPFAIL;
+        return DIP_EXIT_TEMPFAIL;
     im->rows_at_start = im->last_line;
 
     st = dip_storage_new(im->cfg, err, sizeof(err));
@@ -561,7 +561,7 @@ static int stream(import_t *im, const bson_t *q, const char *key)
         exit_code = finish(im, DIP_DONE_RETRY, NULL);
         break;
     default:
-        exit_code = WRK_EXIT_TEMPFAIL;
+        exit_code = DIP_EXIT_TEMPFAIL;
         break;
     }
     return exit_code;
@@ -575,7 +575,7 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
     const char *key = NULL;
     size_t key_len = 0;
     char err[1024];
-    int rc, exit_code = WRK_EXIT_TEMPFAIL;
+    int rc, exit_code = DIP_EXIT_TEMPFAIL;
     size_t cap = (size_t)cfg->batch_rows;
 
     memset(&im, 0, sizeof(im));

@@ -11,13 +11,6 @@
 
 #include "dip_config.h"
 
-/* Worker exit statuses, read by the supervisor. */
-enum {
-    WRK_EXIT_DONE = 0,      /* a `done` message says how it ended */
-    WRK_EXIT_NOMEM = 70,    /* ran out of memory (limit reached) */
-    WRK_EXIT_TEMPFAIL = 75, /* checkpointed; resume later */
-};
-
 /* Runs the import; returns the process exit status. */
 int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
                    const char *events_endpoint);

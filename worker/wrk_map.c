@@ -9,6 +9,7 @@
  * rules themselves are listed in wrk_map.h.
  */
 #include "wrk_map.h"
+#include "dip_text.h"
 #include "wrk_fields.h"
 
 #include <stdarg.h>
@@ -67,55 +68,10 @@ typedef struct {
 
 /* --- bytes and UTF-8 ---------------------------------------------------- */
 
-/* Length of the well-formed UTF-8 sequence at p (no overlongs, surrogates or
- * code points past U+10FFFF), 0 when there is none. */
-static size_t utf8_seq(const unsigned char *p, size_t len)
-{
-    unsigned char c = p[0];
-    size_t n;
-    unsigned char lo = 0x80, hi = 0xbf;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        n = 2;
-    else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        if (c == 0xe0)
-            lo = 0xa0;
-        else if (c == 0xed)
-            hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f;
-    } else
-        return 0;
-    if (len < n || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (p[i] < 0x80 || p[i] > 0xbf)
-            return 0;
-    return n;
-}
-
 /* Well-formed UTF-8 without NUL bytes (MongoDB stores neither). */
 static int utf8_valid(const char *s, size_t len)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        size_t n;
-        if (p[i] != 0 && p[i] < 0x80) {
-            i++;
-            continue;
-        }
-        if (p[i] == 0 || (n = utf8_seq(p + i, len - i)) == 0)
-            return 0;
-        i += n;
-    }
-    return 1;
+    return memchr(s, 0, len) == NULL && dip_text_utf8_valid(s, len);
 }
 
 /* Bytes of whitespace at p: ASCII whitespace or U+00A0 (no-break space, which
@@ -205,7 +161,7 @@ static const char *quote(char *out, size_t outlen, const char *s, size_t len)
         return out;
     cap = outlen - 1 < QUOTE_MAX ? outlen - 1 : QUOTE_MAX;
     while (i < len) {
-        size_t n = utf8_seq(p + i, len - i);
+        size_t n = dip_text_utf8_seq(p + i, len - i);
         if (n == 0 || p[i] < 0x20 || p[i] == 0x7f) {
             if (o + 1 > cap)
                 break;
@@ -307,7 +263,7 @@ static int normalize(const char *p, size_t len, char *out, size_t outlen,
                 goto cleanup;
             i++;
         } else {
-            n = utf8_seq((const unsigned char *)p + i, len - i);
+            n = dip_text_utf8_seq((const unsigned char *)p + i, len - i);
             if (n == 0)
                 n = 1;
             if (put(out, outlen, &o, p + i, n) < 0)
