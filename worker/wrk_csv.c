@@ -6,8 +6,11 @@
  * rows. In the row phase a small quote-aware scanner finds where each row
  * ends and feeds only that row's bytes to libcsv, which splits and unquotes
  * the cells; csv_fini closes the row. Knowing the row's end before libcsv
- * does gives exact offsets, lets an oversized row be skipped without
- * buffering it, and keeps a stray quote from running into the next rows.
+ * does gives exact offsets and lets an oversized row be skipped without
+ * buffering it. The scanner also decides where a quoted cell ends under the
+ * original service's quote rule (see wrk_csv.h), which libcsv alone does
+ * not follow, and keeps the first bytes of a row that spans chunks, for the
+ * line error of a quoted cell left open at the end of the file.
  */
 #include "wrk_csv.h"
 #include "dip_text.h"

@@ -35,7 +35,8 @@
  * - After an odd number of such character quotes, the next delimiter or
  *   line end closes the cell as well: "a"b,1 reads a"b then 1, and
  *   "5" x, y" reads 5" x then y". After an even number they pair up, and
- *   delimiters and line breaks stay in the cell ("say "hi", then" is one).
+ *   delimiters and line breaks stay in the cell: "say "hi" now, then" is
+ *   one cell (but "say "hi", then" is two: that quote is before a comma).
  * - Spaces after the closing quote are dropped; a quoted cell is otherwise
  *   kept exactly, line breaks included.
  * So the only quoting error is a quoted cell still open at the end of the
