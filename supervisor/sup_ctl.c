@@ -52,6 +52,7 @@ struct sup_ctl {
     sup_ctl_host_t host;
     sup_ctl_view_t view;
     throttle_t bad_log, zap_log;
+    int64_t sample_after_ms; /* sup_ctl_sample_queue backs off after errors */
 };
 
 static int64_t mono_ms(void)
@@ -729,10 +730,14 @@ void sup_ctl_sample_queue(sup_ctl_t *self)
     int64_t created = -1;
     char err[512];
     int rc;
-    if (self == NULL || self->host.metrics == NULL)
+    if (self == NULL || self->host.metrics == NULL ||
+        mono_ms() < self->sample_after_ms)
         return;
     rc = sup_admin_oldest_pending(self->admin, &created, err, sizeof(err));
     if (rc < 0) {
+        /* The database is away: the loop's own work waits on it already,
+         * a gauge must not make it wait twice at every poll. */
+        self->sample_after_ms = mono_ms() + 60000;
         dip_log(DIP_LOG_DEBUG, NULL, "%s", err);
         return;
     }

@@ -95,7 +95,8 @@ void sup_ctl_renewal(sup_ctl_t *self);
 
 /* Reads the age of the oldest pending import into the host's metrics (one
  * indexed query). The loop calls it once per poll interval; a database
- * error leaves the last figure standing. */
+ * error leaves the last figure standing and pauses the sampling for a
+ * minute. */
 void sup_ctl_sample_queue(sup_ctl_t *self);
 
 /* The ipc endpoint, for the log. */
