@@ -394,7 +394,8 @@ char *sup_metrics_render(sup_metrics_t *self, int64_t now_ms)
     header(o, "dealimport_account_workers_running", "gauge",
            "Worker processes running now for the accounts with the most, "
            "the rest under account=\"other\".");
-    qsort(f.accounts, f.naccounts, sizeof(account_t), by_running_desc);
+    if (f.naccounts > 1)
+        qsort(f.accounts, f.naccounts, sizeof(account_t), by_running_desc);
     for (size_t i = 0; i < f.naccounts; i++) {
         if (i < SUP_METRICS_TOP_ACCOUNTS)
             fprintf(o,

@@ -106,15 +106,13 @@ static void scrape(const char *source, char *out, size_t outlen)
 static void test_scrape_during_import(void **state)
 {
     bson_oid_t qid;
-    char id[25], url[128], *first, *second, *last, *ctl;
-    size_t len, big = 1 << 16;
+    /* static: a failed assertion leaves nothing allocated behind */
+    static char first[1 << 16], second[1 << 16], last[1 << 16], ctl[1 << 16];
+    char id[25], url[128];
+    size_t len, big = sizeof(first);
     char *csv = it_ctl_csv(ROWS, BAD_EVERY, &len);
     bson_t q;
     (void)state;
-    first = malloc(big);
-    second = malloc(big);
-    last = malloc(big);
-    ctl = malloc(big);
     snprintf(url, sizeof(url),
              "cd \"${TMPDIR:-/tmp}\"; curl -sf http://127.0.0.1:%d/metrics",
              port);
@@ -171,10 +169,6 @@ static void test_scrape_during_import(void **state)
     assert_true(
         value(ctl, "dealimport_imports_ended_total{status=\"completed\"}") ==
         1);
-    free(first);
-    free(second);
-    free(last);
-    free(ctl);
 }
 
 int main(void)
