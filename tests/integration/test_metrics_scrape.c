@@ -4,9 +4,10 @@
  * scrape parses with prometheus_client's parser (tests/support/prom_parse.py
  * under /usr/bin/python3), its counters move as rows are added, and after
  * the import they equal what the import did: deals added, line errors,
- * bytes read, one claim, one completed import, one worker exit of cause
- * completed. `dealimportctl metrics` prints the same figures over the
- * control socket.
+ * bytes read, the claims, the completed imports, the worker exits of cause
+ * completed; a second import waiting behind the first shows as the oldest
+ * pending import's age, and as 0 once it ran. `dealimportctl metrics` prints
+ * the same figures over the control socket.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -53,7 +54,10 @@ static int free_port(void)
 static int setup(void **state)
 {
     char addr[64];
-    const char *extra[] = {addr, "DEALIMPORT_BATCH_ROWS=250", NULL};
+    /* One worker: a second import waits pending while the first runs. */
+    const char *extra[] = {addr, "DEALIMPORT_BATCH_ROWS=250",
+                           "DEALIMPORT_MAX_WORKERS=1", "DEALIMPORT_POLL_MS=200",
+                           NULL};
     (void)state;
     port = free_port();
     snprintf(addr, sizeof(addr), "DEALIMPORT_METRICS_ADDR=127.0.0.1:%d", port);
@@ -105,11 +109,11 @@ static void scrape(const char *source, char *out, size_t outlen)
 
 static void test_scrape_during_import(void **state)
 {
-    bson_oid_t qid;
+    bson_oid_t qid, qid2;
     /* static: a failed assertion leaves nothing allocated behind */
     static char first[1 << 16], second[1 << 16], last[1 << 16], ctl[1 << 16];
     char id[25], url[128];
-    size_t len, big = sizeof(first);
+    size_t len, len2, big = sizeof(first);
     char *csv = it_ctl_csv(ROWS, BAD_EVERY, &len);
     bson_t q;
     (void)state;
@@ -123,6 +127,9 @@ static void test_scrape_during_import(void **state)
 
     assert_true(it_ctl_wait_lines(runtime, id, ROWS / 10, 180000) >= ROWS / 10);
     scrape(url, first, big);
+    csv = it_ctl_csv(100, 0, &len2);
+    it_ctl_enqueue_csv(&env, csv, len2, NULL, &qid2);
+    free(csv);
     assert_true(it_ctl_wait_lines(runtime, id, ROWS / 2, 180000) >= ROWS / 2);
     scrape(url, second, big);
     fprintf(stderr, "rows added at the two scrapes: %.0f, %.0f\n",
@@ -138,37 +145,48 @@ static void test_scrape_during_import(void **state)
     assert_true(value(second, "dealimport_worker_db_round_trips_total") >
                 value(first, "dealimport_worker_db_round_trips_total"));
     assert_true(value(first, "dealimport_claims_total") == 1);
+    assert_true(value(first, "dealimport_oldest_pending_import_age_seconds") ==
+                0);
+    assert_true(value(second, "dealimport_oldest_pending_import_age_seconds") >
+                0);
 
     assert_int_equal(it_wait_final(&env, &qid, 300000, &q), 0);
+    assert_string_equal(it_str(&q, "status"), "completed");
+    bson_destroy(&q);
+    assert_int_equal(it_wait_final(&env, &qid2, 300000, &q), 0);
     assert_string_equal(it_str(&q, "status"), "completed");
     bson_destroy(&q);
     /* The worker's exit is seen a moment after the final status. */
     for (int i = 0; i < 50; i++) {
         scrape(url, last, big);
-        if (value(last, "dealimport_workers_running") == 0)
+        if (value(last, "dealimport_workers_running") == 0 &&
+            value(last, "dealimport_oldest_pending_import_age_seconds") == 0)
             break;
         usleep(100000);
     }
-    assert_true(value(last, "dealimport_rows_added_total") == GOOD);
+    assert_true(value(last, "dealimport_rows_added_total") == GOOD + 100);
     assert_true(value(last, "dealimport_line_errors_total") ==
                 ROWS / BAD_EVERY);
     assert_true(value(last, "dealimport_downloaded_bytes_total") ==
-                (double)len);
+                (double)(len + len2));
     assert_true(
         value(last, "dealimport_imports_ended_total{status=\"completed\"}") ==
-        1);
+        2);
     assert_true(
-        value(last, "dealimport_worker_exits_total{cause=\"completed\"}") == 1);
+        value(last, "dealimport_worker_exits_total{cause=\"completed\"}") == 2);
+    assert_true(value(last, "dealimport_claims_total") == 2);
+    assert_true(value(last, "dealimport_oldest_pending_import_age_seconds") ==
+                0);
     assert_true(value(last, "dealimport_workers_running") == 0);
-    assert_true(value(last, "dealimport_import_duration_seconds_count") == 1);
-    assert_true(value(last, "dealimport_import_rows_per_second_count") == 1);
+    assert_true(value(last, "dealimport_import_duration_seconds_count") == 2);
+    assert_true(value(last, "dealimport_import_rows_per_second_count") == 2);
 
     /* The control socket's copy of the same figures. */
     scrape("\"$DEALIMPORT_CTL\" metrics", ctl, big);
-    assert_true(value(ctl, "dealimport_rows_added_total") == GOOD);
+    assert_true(value(ctl, "dealimport_rows_added_total") == GOOD + 100);
     assert_true(
         value(ctl, "dealimport_imports_ended_total{status=\"completed\"}") ==
-        1);
+        2);
 }
 
 int main(void)
