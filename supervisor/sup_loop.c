@@ -487,9 +487,10 @@ static int flush_worker(sup_loop_t *self, worker_t *w)
         /* Another supervisor took this import over (our lease lapsed):
          * stop our worker so only one runs it. */
         dip_log(DIP_LOG_ERR, w->qid_hex, "%s: stopping its worker", err);
-        if (w->state == W_RUNNING)
+        if (w->state == W_RUNNING) {
             kill_worker(w, SIGKILL);
-        w->killed_for = SUP_METRICS_EXIT_LEASE_LOST;
+            w->killed_for = SUP_METRICS_EXIT_LEASE_LOST;
+        }
         json_array_clear(w->errors);
         w->dirty = 0;
         return -1;
