@@ -47,6 +47,7 @@ static const setting_t settings[] = {
       control_curve_server_key_file),
     S("DEALIMPORT_CONTROL_CURVE_CLIENT_KEY_FILE",
       control_curve_client_key_file),
+    S("DEALIMPORT_METRICS_ADDR", metrics_addr),
     S("DEALIMPORT_LOG_FORMAT", log_format),
     N("DEALIMPORT_POLL_MS", poll_ms, 10, 3600000),
     N("DEALIMPORT_MAX_WORKERS", max_workers, 1, 4096),
@@ -61,6 +62,9 @@ static const setting_t settings[] = {
     N("DEALIMPORT_BATCH_ROWS", batch_rows, 1, 100000),
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+/* dip_config_to_env writes one entry per setting and the log level. */
+_Static_assert(NSETTINGS + 1 <= DIP_CONFIG_ENV_MAX,
+               "DIP_CONFIG_ENV_MAX is too small for the settings");
 
 void dip_config_init(dip_config_t *cfg)
 {

@@ -40,10 +40,12 @@ typedef struct dip_config {
     char *control_connect;               /* ..._CONTROL_CONNECT */
     char *control_curve_server_key_file; /* ..._CURVE_SERVER_KEY_FILE */
     char *control_curve_client_key_file; /* ..._CURVE_CLIENT_KEY_FILE */
-    char *log_format; /* DEALIMPORT_LOG_FORMAT: kv (default) or json */
-    int log_level;    /* DEALIMPORT_LOG_LEVEL, default info */
-    long poll_ms;     /* DEALIMPORT_POLL_MS, default 5000 */
-    long max_workers; /* DEALIMPORT_MAX_WORKERS, default 4 */
+    char *metrics_addr; /* DEALIMPORT_METRICS_ADDR: HOST:PORT of GET /metrics,
+                           unset means no HTTP listener */
+    char *log_format;   /* DEALIMPORT_LOG_FORMAT: kv (default) or json */
+    int log_level;      /* DEALIMPORT_LOG_LEVEL, default info */
+    long poll_ms;       /* DEALIMPORT_POLL_MS, default 5000 */
+    long max_workers;   /* DEALIMPORT_MAX_WORKERS, default 4 */
     long max_workers_per_account; /* ..._PER_ACCOUNT, default 2 */
     long worker_memory_mb; /* DEALIMPORT_WORKER_MEMORY_MB, default 1024 */
     long worker_cpu_s;     /* DEALIMPORT_WORKER_CPU_S, default 3600 */
@@ -69,7 +71,7 @@ int dip_config_load(dip_config_t *cfg, const char *file, unsigned need,
 /* Appends "NAME=value" strings for every set value to env (an array with room
  * for at least DIP_CONFIG_ENV_MAX more entries, malloc'd strings owned by the
  * caller), for handing the settings to a child process. Returns the count. */
-#define DIP_CONFIG_ENV_MAX 32
+#define DIP_CONFIG_ENV_MAX 64
 int dip_config_to_env(const dip_config_t *cfg, char **env);
 
 void dip_config_release(dip_config_t *cfg);

@@ -159,9 +159,9 @@ static int flush(import_t *im)
     }
     clear_batch(im);
     cp = checkpoint(im);
-    if (emit(im,
-             dip_msg_batch(im->queue_id, im->last_line, im->added, im->errors,
-                           im->last_offset, im->bytes_total, cp)) < 0) {
+    if (emit(im, dip_msg_batch(im->queue_id, im->last_line, im->added,
+                               im->errors, im->last_offset, im->bytes_total, cp,
+                               wrk_db_round_trips(im->db))) < 0) {
         json_decref(cp);
         return -1;
     }
