@@ -167,7 +167,7 @@ int dip_storage_file_get(dip_storage_file_t *self, const char *key,
     }
     /* O_NONBLOCK: a FIFO opens at once instead of waiting for a writer,
      * and is then refused below; for a regular file it changes nothing. */
-    fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         rc = file_errno(self, key, errno, "read", err, errlen);
         goto cleanup;

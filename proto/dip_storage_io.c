@@ -145,7 +145,7 @@ int dip_storage_put_file(dip_storage_t *self, const char *key, const char *path,
     if (rc < 0)
         return rc;
     /* O_NONBLOCK: opening a FIFO for reading would wait for a writer. */
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return say(DIP_STORAGE_EFAIL, err, errlen, "cannot read '%s': %s", path,
                    strerror(errno));

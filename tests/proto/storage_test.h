@@ -15,7 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "dip_config.h"
 #include "dip_storage_io.h"
@@ -117,6 +121,49 @@ static inline dip_storage_t *open_storage(dip_config_t *cfg)
     if (st == NULL)
         fail_msg("dip_storage_new: %s", err);
     return st;
+}
+
+/* Runs fn(arg, err, errlen) in a child process and returns its result with
+ * its sentence in err; a child still running after 20 s is killed and the
+ * test fails with `hang` (an open that waits on a FIFO never returns, so the
+ * call under test cannot be made in this process). */
+static inline int in_child(int (*fn)(void *, char *, size_t), void *arg,
+                           char *err, size_t errlen, const char *hang)
+{
+    int pfd[2], st = 0, rc = -100;
+    struct pollfd p;
+    ssize_t n;
+    pid_t pid;
+    assert_int_equal(pipe(pfd), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char buf[1024] = "";
+        int r = fn(arg, buf + sizeof(int), sizeof(buf) - sizeof(int));
+        memcpy(buf, &r, sizeof(int));
+        if (write(pfd[1], buf, sizeof(buf)) < 0)
+            _exit(2);
+        _exit(0);
+    }
+    close(pfd[1]);
+    p = (struct pollfd){pfd[0], POLLIN, 0};
+    if (poll(&p, 1, 20000) <= 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        close(pfd[0]);
+        fail_msg("%s", hang);
+    }
+    {
+        char buf[1024];
+        n = read(pfd[0], buf, sizeof(buf));
+        if (n == (ssize_t)sizeof(buf)) {
+            memcpy(&rc, buf, sizeof(int));
+            snprintf(err, errlen, "%s", buf + sizeof(int));
+        }
+    }
+    close(pfd[0]);
+    waitpid(pid, &st, 0);
+    return rc;
 }
 
 #endif

@@ -218,6 +218,49 @@ static void test_file_put_get_delete(void **state)
     free(data);
 }
 
+typedef struct {
+    dip_storage_file_t *st;
+    const char *key;
+    sink_state_t *s;
+} get_args_t;
+
+static int get_in_child(void *arg, char *err, size_t errlen)
+{
+    get_args_t *a = arg;
+    dip_storage_sink_t sink = {a->s, sink_size, sink_data};
+    return dip_storage_file_get(a->st, a->key, 0, &sink, err, errlen);
+}
+
+/* A FIFO under a key is refused at once: opening it for reading must not
+ * wait for a writer that never comes. Other non-files are refused too. */
+static void test_file_fifo_refused(void **state)
+{
+    file_fix_t *f = *state;
+    char path[128], err[512] = "";
+    sink_state_t s;
+    get_args_t a = {f->st, "fifos/pipe.csv", &s};
+    (void)make_sink(&s);
+    snprintf(path, sizeof(path), "%s/fifos", f->dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    snprintf(path, sizeof(path), "%s/fifos/pipe.csv", f->dir);
+    assert_int_equal(mkfifo(path, 0644), 0);
+    assert_int_equal(in_child(get_in_child, &a, err, sizeof(err),
+                              "reading a FIFO from storage blocked"),
+                     DIP_STORAGE_EFAIL);
+    assert_non_null(strstr(err, "'fifos/pipe.csv' in storage"));
+    assert_non_null(strstr(err, "is not a regular file"));
+    unlink(path);
+
+    /* A directory under the key. */
+    assert_int_equal(mkdir(path, 0755), 0);
+    a.key = "fifos/pipe.csv";
+    assert_int_equal(in_child(get_in_child, &a, err, sizeof(err),
+                              "reading a directory from storage blocked"),
+                     DIP_STORAGE_EFAIL);
+    assert_non_null(strstr(err, "is not a regular file"));
+    rmdir(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -226,6 +269,7 @@ int main(void)
         cmocka_unit_test(test_file_symlink_refused),
         cmocka_unit_test(test_file_sink_abort),
         cmocka_unit_test(test_file_put_get_delete),
+        cmocka_unit_test(test_file_fifo_refused),
     };
     return cmocka_run_group_tests_name("file", tests, file_setup,
                                        file_teardown);

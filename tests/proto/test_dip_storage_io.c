@@ -78,6 +78,33 @@ static void test_put_source_checked(void **state)
     assert_non_null(strstr(err, "not a regular file"));
 }
 
+typedef struct {
+    dip_storage_t *st;
+    const char *path;
+} put_args_t;
+
+static int put_in_child(void *arg, char *err, size_t errlen)
+{
+    put_args_t *a = arg;
+    return dip_storage_put_file(a->st, "from-fifo.csv", a->path, err, errlen);
+}
+
+/* A FIFO named as the source of an upload is refused at once instead of
+ * waiting for a writer. */
+static void test_put_source_fifo(void **state)
+{
+    file_fix_t *f = *state;
+    char fifo[128], err[512] = "";
+    put_args_t a = {f->st, fifo};
+    snprintf(fifo, sizeof(fifo), "%s-fifo", f->dir);
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    assert_int_equal(in_child(put_in_child, &a, err, sizeof(err),
+                              "uploading from a FIFO blocked"),
+                     DIP_STORAGE_EFAIL);
+    unlink(fifo);
+    assert_non_null(strstr(err, "not a regular file"));
+}
+
 static void test_new_refuses_bad_settings(void **state)
 {
     dip_config_t cfg;
@@ -108,6 +135,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ops_refuse_bad_keys),
         cmocka_unit_test(test_put_source_checked),
+        cmocka_unit_test(test_put_source_fifo),
         cmocka_unit_test(test_new_refuses_bad_settings),
     };
     return cmocka_run_group_tests_name("storage", tests, file_setup,
