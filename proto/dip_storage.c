@@ -7,6 +7,7 @@
  * queries).
  */
 #include "dip_storage.h"
+#include "dip_text.h"
 #include "dip_sigv4.h"
 
 #include <inttypes.h>
@@ -24,8 +25,9 @@ say(int rc, char *err, size_t errlen, const char *fmt, ...)
     va_list ap;
     if (err == NULL || errlen == 0)
         return rc;
+    /* Cut at a character boundary: keys and values are the user's text. */
     va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
+    dip_text_vformat(err, errlen, NULL, fmt, ap);
     va_end(ap);
     return rc;
 }

@@ -8,6 +8,7 @@
  * temporary name and a rename after fsync.
  */
 #include "dip_storage_file_io.h"
+#include "dip_text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,8 +35,9 @@ say(int rc, char *err, size_t errlen, const char *fmt, ...)
     va_list ap;
     if (err == NULL || errlen == 0)
         return rc;
+    /* Cut at a character boundary: keys and values are the user's text. */
     va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
+    dip_text_vformat(err, errlen, NULL, fmt, ap);
     va_end(ap);
     return rc;
 }

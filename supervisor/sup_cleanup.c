@@ -4,6 +4,7 @@
  * records when, guarded so that only the first recording sets the time.
  */
 #include "sup_cleanup.h"
+#include "dip_text.h"
 #include "dip_bson.h"
 #include "dip_config.h"
 
@@ -17,8 +18,9 @@ say(int rc, char *err, size_t errlen, const char *fmt, ...)
     va_list ap;
     if (err == NULL || errlen == 0)
         return rc;
+    /* Cut at a character boundary: keys and values are the user's text. */
     va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
+    dip_text_vformat(err, errlen, NULL, fmt, ap);
     va_end(ap);
     return rc;
 }

@@ -5,6 +5,7 @@
  * by one cursor batch and one 64 KiB buffer, never by the number of errors.
  */
 #include "sup_errfile.h"
+#include "dip_text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,8 +28,9 @@ say(int rc, char *err, size_t errlen, const char *fmt, ...)
     va_list ap;
     if (err == NULL || errlen == 0)
         return rc;
+    /* Cut at a character boundary: keys and values are the user's text. */
     va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
+    dip_text_vformat(err, errlen, NULL, fmt, ap);
     va_end(ap);
     return rc;
 }

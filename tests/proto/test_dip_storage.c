@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 
 #include "dip_storage.h"
+#include "dip_text.h"
 
 static void expect_bad_key(const char *key, size_t len, const char *words)
 {
@@ -53,6 +54,26 @@ static void test_bad_keys(void **state)
         dip_storage_check_key("imports/a..b/.hidden.csv", 24, err, sizeof(err)),
         DIP_STORAGE_OK);
     assert_int_equal(dip_storage_check_key("x", 1, NULL, 0), DIP_STORAGE_OK);
+}
+
+/* A sentence quoting a long key is cut at a character boundary, never
+ * inside one, so it stays valid UTF-8 for JSON, BSON and logs. */
+static void test_sentences_cut_whole(void **state)
+{
+    char key[700], err[100];
+    size_t n = 0;
+    (void)state;
+    while (n + 2 < 600) {
+        key[n++] = '\xc3';
+        key[n++] = '\xbc';
+    }
+    key[n++] = '\n';
+    key[n] = '\0';
+    assert_int_equal(dip_storage_check_key(key, n, err, sizeof(err)),
+                     DIP_STORAGE_EINVAL);
+    assert_true(strncmp(err, "file key '\xc3\xbc", 12) == 0);
+    assert_true(strlen(err) >= sizeof(err) - 2);
+    assert_true(dip_text_utf8_valid(err, strlen(err)));
 }
 
 static void test_endpoint(void **state)
@@ -256,6 +277,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_keys),
+        cmocka_unit_test(test_sentences_cut_whole),
         cmocka_unit_test(test_endpoint),
         cmocka_unit_test(test_bucket_and_path),
         cmocka_unit_test(test_ranges),
