@@ -23,6 +23,7 @@
 
 #include "dip_config.h"
 #include "dip_storage_io.h"
+#include "dip_text.h"
 
 /* --- helpers ------------------------------------------------------------ */
 
@@ -158,7 +159,7 @@ static inline int in_child(int (*fn)(void *, char *, size_t), void *arg,
         n = read(pfd[0], buf, sizeof(buf));
         if (n == (ssize_t)sizeof(buf)) {
             memcpy(&rc, buf, sizeof(int));
-            snprintf(err, errlen, "%s", buf + sizeof(int));
+            dip_text_format(err, errlen, NULL, "%s", buf + sizeof(int));
         }
     }
     close(pfd[0]);
