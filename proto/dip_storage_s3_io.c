@@ -354,7 +354,7 @@ typedef struct {
     body_t body;
     /* the body being sent from a file */
     int fd;
-    int64_t pos, end;
+    int64_t start, pos, end;
     int read_errno;
 } reply_t;
 
@@ -403,6 +403,17 @@ static size_t read_region_cb(char *buf, size_t size, size_t nitems, void *arg)
     return (size_t)n;
 }
 
+/* libcurl rewinds the body when it resends a request on a fresh connection
+ * (a kept-alive one the server had closed); without this it would fail. */
+static int seek_region_cb(void *arg, curl_off_t offset, int origin)
+{
+    reply_t *r = arg;
+    if (origin != SEEK_SET || offset < 0 || offset > r->end - r->start)
+        return CURL_SEEKFUNC_CANTSEEK;
+    r->pos = r->start + offset;
+    return CURL_SEEKFUNC_OK;
+}
+
 /* Runs c with retries. On success returns DIP_STORAGE_OK with r holding
  * the answer; otherwise a DIP_STORAGE_E* code with a sentence in err. */
 static int s3_call(dip_storage_s3_t *self, const call_t *c, reply_t *r,
@@ -422,11 +433,13 @@ static int s3_call(dip_storage_s3_t *self, const call_t *c, reply_t *r,
         curl_easy_setopt(self->curl, CURLOPT_WRITEDATA, r);
         if (c->fd >= 0) {
             r->fd = c->fd;
-            r->pos = c->off;
+            r->start = r->pos = c->off;
             r->end = c->off + c->len;
             curl_easy_setopt(self->curl, CURLOPT_UPLOAD, 1L);
             curl_easy_setopt(self->curl, CURLOPT_READFUNCTION, read_region_cb);
             curl_easy_setopt(self->curl, CURLOPT_READDATA, r);
+            curl_easy_setopt(self->curl, CURLOPT_SEEKFUNCTION, seek_region_cb);
+            curl_easy_setopt(self->curl, CURLOPT_SEEKDATA, r);
             curl_easy_setopt(self->curl, CURLOPT_INFILESIZE_LARGE,
                              (curl_off_t)c->len);
         } else if (c->mem) {

@@ -486,6 +486,9 @@ enum {
     MP_PART2_400,     /* part 2 is refused for good: the upload is aborted */
     MP_PART2_503,     /* part 2 gets 503 once, then succeeds */
     MP_COMPLETE_200E, /* complete answers 200 with an InternalError once */
+    /* the initiate is answered on a kept-alive connection that is then
+     * dropped as the next request (part 1, with its body) arrives on it */
+    MP_KEEPALIVE_DROP,
 };
 
 #define MP_UPLOAD_ID "2~Up/lo+ad=ID.x"
@@ -504,7 +507,7 @@ typedef struct {
     int lfd, port, mode;
     pthread_t th;
     atomic_int stop;
-    int nreq, part2_tries, complete_tries;
+    int nreq, part2_tries, complete_tries, conns, dropped;
     mp_req_t req[MP_REQS];
 } mp_srv_t;
 
@@ -539,13 +542,16 @@ static void head_value(const char *head, const char *name, char *out,
     }
 }
 
+static int mp_keepalive; /* the server thread's: the next reply keeps the
+                           connection */
+
 static void mp_reply(int fd, int status, const char *extra, const char *body)
 {
     char head[1024];
     int hl = snprintf(head, sizeof(head),
-                      "HTTP/1.1 %d X\r\n%sContent-Length: %zu\r\n"
-                      "Connection: close\r\n\r\n",
-                      status, extra, strlen(body));
+                      "HTTP/1.1 %d X\r\n%sContent-Length: %zu\r\n%s\r\n",
+                      status, extra, strlen(body),
+                      mp_keepalive ? "" : "Connection: close\r\n");
     send_all(fd, head, (size_t)hl);
     send_all(fd, body, strlen(body));
 }
@@ -663,7 +669,18 @@ static void *mp_main(void *arg)
         fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0)
             continue;
+        mp_keepalive = s->mode == MP_KEEPALIVE_DROP && s->conns == 0;
+        s->conns++;
         mp_serve_one(s, fd);
+        if (mp_keepalive) {
+            /* Wait for the next request on this connection, take some of
+             * it, and hang up without an answer. */
+            char junk[256];
+            struct pollfd in = {fd, POLLIN, 0};
+            if (poll(&in, 1, 5000) > 0 && recv(fd, junk, sizeof(junk), 0) > 0)
+                s->dropped++;
+            mp_keepalive = 0;
+        }
         shutdown(fd, SHUT_WR);
         close(fd);
     }
@@ -984,6 +1001,19 @@ static void test_multipart_retries(void **state)
     assert_string_equal(s->req[5].method, "POST");
     assert_string_equal(s->req[4].body_sha, s->req[5].body_sha);
     verify_sigv4(&s->req[5], "secret", "eu-central-1");
+    dip_storage_destroy(&st);
+    dip_config_release(&cfg);
+
+    /* A kept-alive connection that dies under the next part: libcurl sends
+     * it again on a new connection, rewinding the body. */
+    st = mp_storage(&cfg, s, MP_KEEPALIVE_DROP);
+    if (dip_storage_put_file(st, "k.csv", src, err, sizeof(err)) != 0)
+        fail_msg("put after a dropped connection: %s", err);
+    mp_stop(s);
+    assert_int_equal(s->dropped, 1);
+    assert_int_equal(s->nreq, 5);
+    assert_int_equal(s->req[1].body_len, MP_PART);
+    verify_sigv4(&s->req[1], "secret", "eu-central-1");
     unlink(src);
     dip_storage_destroy(&st);
     dip_config_release(&cfg);

@@ -465,6 +465,8 @@ static void test_write_s3(void **state)
         unlink(path2);
     }
     unlink(path);
+    assert_int_equal(
+        dip_storage_delete(f->env.storage, r.key, err, sizeof(err)), 0);
     sup_errfile_result_release(&r);
     sup_errfile_result_release(&r2);
     bson_destroy(h);
@@ -595,6 +597,8 @@ static void test_many_errors_flat(void **state)
     assert_string_equal(at(rows, n, 0), "40001");
     assert_string_equal(at(rows, n, 4), "'=1+2");
     json_decref(rows);
+    assert_int_equal(
+        dip_storage_delete(f->env.storage, r.key, err, sizeof(err)), 0);
     sup_errfile_result_release(&r);
     mongoc_collection_destroy(errs);
 }
