@@ -286,7 +286,7 @@ static CURLcode s3_perform(dip_storage_s3_t *self, const char *method,
     curl_easy_setopt(self->curl, CURLOPT_URL, url);
     curl_easy_setopt(self->curl, CURLOPT_HTTPHEADER, list);
     if (strcmp(method, "GET") != 0 && strcmp(method, "PUT") != 0 &&
-        strcmp(method, "POST") != 0)
+        strcmp(method, "POST") != 0 && strcmp(method, "HEAD") != 0)
         curl_easy_setopt(self->curl, CURLOPT_CUSTOMREQUEST, method);
     res = curl_easy_perform(self->curl);
     curl_easy_getinfo(self->curl, CURLINFO_RESPONSE_CODE, status);
@@ -356,6 +356,7 @@ typedef struct {
     int fd;
     int64_t start, pos, end;
     int read_errno;
+    int tries; /* attempts made, this one included */
 } reply_t;
 
 static size_t reply_header_cb(char *buf, size_t size, size_t nitems, void *arg)
@@ -426,6 +427,7 @@ static int s3_call(dip_storage_s3_t *self, const call_t *c, reply_t *r,
         long status = 0;
         memset(r, 0, sizeof(*r));
         r->fd = -1;
+        r->tries = failures + 1;
         s3_begin(self, curlerr);
         curl_easy_setopt(self->curl, CURLOPT_HEADERFUNCTION, reply_header_cb);
         curl_easy_setopt(self->curl, CURLOPT_HEADERDATA, r);
@@ -442,6 +444,8 @@ static int s3_call(dip_storage_s3_t *self, const call_t *c, reply_t *r,
             curl_easy_setopt(self->curl, CURLOPT_SEEKDATA, r);
             curl_easy_setopt(self->curl, CURLOPT_INFILESIZE_LARGE,
                              (curl_off_t)c->len);
+        } else if (strcmp(c->method, "HEAD") == 0) {
+            curl_easy_setopt(self->curl, CURLOPT_NOBODY, 1L);
         } else if (c->mem) {
             curl_easy_setopt(self->curl, CURLOPT_POST, 1L);
             curl_easy_setopt(self->curl, CURLOPT_POSTFIELDS, c->mem);
@@ -831,6 +835,35 @@ static void s3_abort(dip_storage_s3_t *self, const char *key,
     free(q);
 }
 
+/* 1 when key now holds the object of a completed multipart upload of
+ * nparts parts: S3 gives such an object the ETag "<hex>-<nparts>". A retried
+ * CompleteMultipartUpload answers NoSuchUpload when the first one went
+ * through but its answer was lost. */
+static int completed_before(dip_storage_s3_t *self, const char *key,
+                            size_t nparts)
+{
+    reply_t *r = malloc(sizeof(*r));
+    call_t c = {0};
+    char suffix[32], why[512];
+    size_t el, sl;
+    int ok = 0;
+    if (r == NULL)
+        return 0;
+    c.method = "HEAD";
+    c.key = key;
+    c.doing = "check the upload of";
+    c.fd = -1;
+    c.payload_hash = DIP_SIGV4_EMPTY_SHA256;
+    snprintf(suffix, sizeof(suffix), "-%zu\"", nparts);
+    if (s3_call(self, &c, r, why, sizeof(why)) == DIP_STORAGE_OK) {
+        el = strlen(r->etag);
+        sl = strlen(suffix);
+        ok = el > sl && strcmp(r->etag + el - sl, suffix) == 0;
+    }
+    free(r);
+    return ok;
+}
+
 static int s3_put_multipart(dip_storage_s3_t *self, const char *key, int fd,
                             int64_t size, char *err, size_t errlen)
 {
@@ -940,7 +973,16 @@ static int s3_put_multipart(dip_storage_s3_t *self, const char *key, int fd,
     c.payload_hash = hash;
     c.content_type = "application/xml";
     c.error_in_200 = 1;
-    if ((rc = s3_call(self, &c, r, err, errlen)) != DIP_STORAGE_OK)
+    rc = s3_call(self, &c, r, err, errlen);
+    if (rc == DIP_STORAGE_ENOTFOUND && r->tries > 1 &&
+        strstr(r->body.buf, "NoSuchUpload") != NULL &&
+        completed_before(self, key, nparts)) {
+        /* An earlier try completed the upload and its answer was lost. */
+        rc = DIP_STORAGE_OK;
+        if (err && errlen)
+            err[0] = '\0';
+    }
+    if (rc != DIP_STORAGE_OK)
         goto fail;
     goto cleanup;
 fail:

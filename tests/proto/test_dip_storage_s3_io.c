@@ -489,6 +489,9 @@ enum {
     /* the initiate is answered on a kept-alive connection that is then
      * dropped as the next request (part 1, with its body) arrives on it */
     MP_KEEPALIVE_DROP,
+    /* the first complete goes through but its answer is lost (the
+     * connection is closed); the retry gets NoSuchUpload */
+    MP_COMPLETE_LOST,
 };
 
 #define MP_UPLOAD_ID "2~Up/lo+ad=ID.x"
@@ -639,6 +642,19 @@ static void mp_serve_one(mp_srv_t *s, int fd)
         }
         snprintf(etag, sizeof(etag), "ETag: \"etag-%d\"\r\n", part);
         mp_reply(fd, 200, etag, "");
+    } else if (strcmp(r->method, "POST") == 0 && s->mode == MP_COMPLETE_LOST) {
+        if (s->complete_tries++ == 0)
+            return; /* done, and the answer never arrives */
+        mp_reply(fd, 404, "",
+                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>"
+                 "<Code>NoSuchUpload</Code><Message>The specified upload does "
+                 "not exist.</Message></Error>");
+    } else if (strcmp(r->method, "HEAD") == 0) {
+        mp_reply(fd, 200,
+                 s->mode == MP_COMPLETE_LOST
+                     ? "ETag: \"3858f62230ac3c915f300c664312c11f-3\"\r\n"
+                     : "ETag: \"single\"\r\n",
+                 "");
     } else if (strcmp(r->method, "POST") == 0) {
         if (s->mode == MP_COMPLETE_200E && s->complete_tries++ == 0) {
             mp_reply(fd, 200, "",
@@ -1001,6 +1017,21 @@ static void test_multipart_retries(void **state)
     assert_string_equal(s->req[5].method, "POST");
     assert_string_equal(s->req[4].body_sha, s->req[5].body_sha);
     verify_sigv4(&s->req[5], "secret", "eu-central-1");
+    dip_storage_destroy(&st);
+    dip_config_release(&cfg);
+
+    /* The answer to the complete lost: the retry's NoSuchUpload is checked
+     * with a HEAD, whose ETag says a 3-part upload completed. */
+    st = mp_storage(&cfg, s, MP_COMPLETE_LOST);
+    if (dip_storage_put_file(st, "k.csv", src, err, sizeof(err)) != 0)
+        fail_msg("put with a lost answer: %s", err);
+    mp_stop(s);
+    assert_int_equal(s->nreq, 7);
+    assert_string_equal(s->req[4].method, "POST");
+    assert_string_equal(s->req[5].method, "POST");
+    assert_string_equal(s->req[6].method, "HEAD");
+    assert_string_equal(s->req[6].target, "/deals/k.csv");
+    verify_sigv4(&s->req[6], "secret", "eu-central-1");
     dip_storage_destroy(&st);
     dip_config_release(&cfg);
 
