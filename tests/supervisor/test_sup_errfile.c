@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -558,6 +559,7 @@ static void test_many_errors_flat(void **state)
     const char *row[3] = {cell, "=1+2", "x"};
     bson_t **docs = calloc(batch, sizeof(*docs));
     long before, after;
+    struct timespec t0, t1;
     size_t got;
     json_t *rows;
     int fd;
@@ -574,14 +576,19 @@ static void test_many_errors_flat(void **state)
     free(docs);
     dip_storage_set_multipart(f->env.storage, 5 * 1024 * 1024, 5 * 1024 * 1024);
     before = peak_rss_kb();
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (sup_errfile_write(f->env.db, f->env.storage, "big/d.csv", &qid, NULL, 0,
                           &r, err, sizeof(err)) != SUP_ERRFILE_OK)
         fail_msg("sup_errfile_write: %s", err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     after = peak_rss_kb();
     dip_storage_set_multipart(f->env.storage, 0, 0);
-    print_message("error file of %zu rows, %lld bytes: peak RSS %ld KiB "
-                  "before, %ld KiB after\n",
-                  n, (long long)r.bytes, before, after);
+    print_message("error file of %zu rows, %lld bytes in %.2f s: peak RSS "
+                  "%ld KiB before, %ld KiB after\n",
+                  n, (long long)r.bytes,
+                  (double)(t1.tv_sec - t0.tv_sec) +
+                      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+                  before, after);
     assert_int_equal(r.rows, (int64_t)n);
     assert_true(r.bytes > 40 * 1000 * 1000);
     assert_true(after - before < 12 * 1024);
