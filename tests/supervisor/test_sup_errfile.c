@@ -30,6 +30,17 @@
 #include "it_env.h"
 #include "sup_errfile.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
 /* --- helpers ------------------------------------------------------------ */
 
 static char *cell(const char *s)
@@ -591,7 +602,14 @@ static void test_many_errors_flat(void **state)
                   before, after);
     assert_int_equal(r.rows, (int64_t)n);
     assert_true(r.bytes > 40 * 1000 * 1000);
+#if !UNDER_ASAN
     assert_true(after - before < 12 * 1024);
+#else
+    /* AddressSanitizer's quarantine holds freed memory back, so the peak
+     * says nothing here; the plain build asserts it. */
+    (void)before;
+    (void)after;
+#endif
 
     fd = mkstemp(path);
     close(fd);
