@@ -259,6 +259,15 @@ static void test_file_fifo_refused(void **state)
                      DIP_STORAGE_EFAIL);
     assert_non_null(strstr(err, "is not a regular file"));
     rmdir(path);
+
+    /* A FIFO where a directory of the key should be. */
+    snprintf(path, sizeof(path), "%s/fifos/sub", f->dir);
+    assert_int_equal(mkfifo(path, 0644), 0);
+    a.key = "fifos/sub/x.csv";
+    assert_int_equal(in_child(get_in_child, &a, err, sizeof(err),
+                              "walking through a FIFO in storage blocked"),
+                     DIP_STORAGE_ENOTFOUND);
+    unlink(path);
 }
 
 int main(void)
