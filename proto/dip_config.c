@@ -98,6 +98,20 @@ static int set_one(dip_config_t *cfg, const char *name, const char *value,
         cfg->log_level = lvl;
         return 0;
     }
+    if (strcmp(name, "DEALIMPORT_DELETE_SOURCE") == 0) {
+        if (strcmp(value, "never") == 0) {
+            cfg->delete_source = DIP_DELETE_SOURCE_NEVER;
+        } else if (strcmp(value, "completed") == 0) {
+            cfg->delete_source = DIP_DELETE_SOURCE_COMPLETED;
+        } else {
+            snprintf(err, errlen,
+                     "DEALIMPORT_DELETE_SOURCE: '%s' is not never or "
+                     "completed",
+                     value);
+            return -1;
+        }
+        return 0;
+    }
     for (size_t i = 0; i < NSETTINGS; i++) {
         const setting_t *s = &settings[i];
         if (strcmp(s->name, name) != 0)
@@ -218,6 +232,9 @@ int dip_config_load(dip_config_t *cfg, const char *file, unsigned need,
     }
     v = getenv("DEALIMPORT_LOG_LEVEL");
     if (v && *v && set_one(cfg, "DEALIMPORT_LOG_LEVEL", v, err, errlen) < 0)
+        return -1;
+    v = getenv("DEALIMPORT_DELETE_SOURCE");
+    if (v && *v && set_one(cfg, "DEALIMPORT_DELETE_SOURCE", v, err, errlen) < 0)
         return -1;
     v = getenv("APP_SECRET_FILE");
     if ((cfg->app_secret == NULL || *cfg->app_secret == '\0') && v && *v &&

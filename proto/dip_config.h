@@ -19,6 +19,14 @@ enum {
     DIP_NEED_SECRET = 1 << 2,
 };
 
+/* DEALIMPORT_DELETE_SOURCE: what happens to an import's source file. */
+enum {
+    DIP_DELETE_SOURCE_NEVER = 0, /* "never" (the default): it is kept */
+    /* "completed": deleted after a completed import (not a dry run) whose
+     * error file is written; failed, cancelled and paused ones keep it */
+    DIP_DELETE_SOURCE_COMPLETED = 1,
+};
+
 typedef struct dip_config {
     char *mongodb_uri; /* DEALIMPORT_MONGODB_URI */
     char *app_secret;  /* APP_SECRET, or the contents of APP_SECRET_FILE */
@@ -57,6 +65,7 @@ typedef struct dip_config {
     long row_attempts;     /* DEALIMPORT_ROW_ATTEMPTS, default 3 */
     long row_backoff_ms;   /* DEALIMPORT_ROW_BACKOFF_MS, default 4000 */
     long batch_rows;       /* DEALIMPORT_BATCH_ROWS, default 1000 */
+    int delete_source;     /* DEALIMPORT_DELETE_SOURCE, DIP_DELETE_SOURCE_* */
 } dip_config_t;
 
 /* Fills cfg with the defaults; strings NULL except the defaulted ones. */
