@@ -16,6 +16,7 @@
 #include <bson/bson.h>
 
 #include "wrk_map.h"
+#include "wrk_values.h"
 
 #define NCOLS 16
 #define MS_MIN (-62135596800000LL - 86400000LL)
@@ -57,13 +58,13 @@ static void parsers(const char *s, size_t len)
     char out[256];
     double d;
     int64_t ms;
-    if (wrk_map_parse_amount(s, &d) == 0)
+    if (wrk_values_parse_amount(s, &d) == 0)
         check(d >= 0 && d <= 1e15, "amount out of range");
-    if (wrk_map_parse_percent(s, &d) == 0)
+    if (wrk_values_parse_percent(s, &d) == 0)
         check(d >= 0 && d <= 100, "percent out of range");
-    if (wrk_map_parse_date(s, &ms) == 0)
+    if (wrk_values_parse_date(s, &ms) == 0)
         check(ms >= MS_MIN && ms <= MS_MAX, "date out of range");
-    if (wrk_map_check_email(s) == 0)
+    if (wrk_values_check_email(s) == 0)
         check(strchr(s, '@') != NULL, "email without '@'");
     if (!bson_utf8_validate(s, len, false))
         return;
