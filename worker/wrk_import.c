@@ -11,6 +11,7 @@
 #include "dip_log.h"
 #include "dip_msg.h"
 #include "dip_storage_io.h"
+#include "dip_text.h"
 #include "wrk_csv.h"
 #include "wrk_db.h"
 #include "wrk_events.h"
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #define HEARTBEAT_S 5
+#define POOL_DOC_MAX 1024 /* bytes of a deal whose buffer is reused */
 
 /* Why the byte stream was stopped early. */
 typedef enum {
@@ -46,8 +48,10 @@ typedef struct import {
     wrk_stages_t *stages;
     wrk_jwt_t *jwt;
     bson_t tags;
+    bson_t context; /* the fields every deal of the import shares */
     int bound;
-    /* the batch being filled */
+    /* the batch being filled; docs[n..cap) are empty documents kept for
+     * the next rows, so a row does not allocate */
     bson_t **docs;
     int64_t *doc_lines;
     int *outcome;
@@ -116,11 +120,18 @@ static json_t *checkpoint(import_t *im)
     return cp;
 }
 
+/* Empties the batch. Small documents keep their buffers for the next
+ * rows; a big one is freed, so that memory held between batches stays
+ * bounded whatever rows passed. */
 static void clear_batch(import_t *im)
 {
     for (size_t i = 0; i < im->n; i++) {
-        bson_destroy(im->docs[i]);
-        im->docs[i] = NULL;
+        if (im->docs[i]->len > POOL_DOC_MAX) {
+            bson_destroy(im->docs[i]);
+            im->docs[i] = NULL;
+        } else {
+            bson_reinit(im->docs[i]);
+        }
         free(im->messages[i]);
         im->messages[i] = NULL;
     }
@@ -196,18 +207,26 @@ static int bind_header(import_t *im)
     return 0;
 }
 
+/* The fields every deal of this import shares, built once and appended to
+ * each deal as one block of bytes. */
+static void build_context(import_t *im)
+{
+    bson_reinit(&im->context);
+    BSON_APPEND_OID(&im->context, "pipeline_id", &im->pipeline);
+    BSON_APPEND_OID(&im->context, "account_id", &im->account);
+    BSON_APPEND_OID(&im->context, "owner", &im->user);
+    BSON_APPEND_OID(&im->context, "created_by", &im->user);
+    BSON_APPEND_ARRAY(&im->context, "tags", &im->tags);
+    BSON_APPEND_UTF8(&im->context, "source", "csv");
+}
+
 static void append_deal_context(import_t *im, bson_t *deal,
                                 const bson_oid_t *stage, int64_t line)
 {
     int64_t now = dip_bson_now_ms();
     bson_t sub;
     BSON_APPEND_OID(deal, "stage_id", stage);
-    BSON_APPEND_OID(deal, "pipeline_id", &im->pipeline);
-    BSON_APPEND_OID(deal, "account_id", &im->account);
-    BSON_APPEND_OID(deal, "owner", &im->user);
-    BSON_APPEND_OID(deal, "created_by", &im->user);
-    BSON_APPEND_ARRAY(deal, "tags", &im->tags);
-    BSON_APPEND_UTF8(deal, "source", "csv");
+    bson_concat(deal, &im->context);
     BSON_APPEND_DATE_TIME(deal, "created_at", now);
     BSON_APPEND_DATE_TIME(deal, "updated_at", now);
     BSON_APPEND_DOCUMENT_BEGIN(deal, "import", &sub);
@@ -222,7 +241,7 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
     char stage[1024];
     wrk_map_error_t merr;
     bson_t *deal;
-    bson_oid_t stage_id;
+    bson_oid_t stage_id, id;
     char err[512];
     int rc;
 
@@ -254,10 +273,18 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
                        row->lens, row->ncells) < 0)
             return 1;
     } else {
-        deal = bson_new();
+        if (im->docs[im->n] == NULL && (im->docs[im->n] = bson_new()) == NULL) {
+            fail_with(im, "out of memory");
+            return 1;
+        }
+        deal = im->docs[im->n];
+        /* _id first, made here: the driver then sends the deal as it is
+         * instead of copying it to put one in front. */
+        bson_oid_init(&id, NULL);
+        BSON_APPEND_OID(deal, "_id", &id);
         if (wrk_map_row(im->map, row->cells, row->lens, row->ncells, deal,
                         stage, sizeof(stage), &merr) < 0) {
-            bson_destroy(deal);
+            bson_reinit(deal);
             if (line_error(im, (int64_t)row->line, merr.field, merr.message,
                            row->cells, row->lens, row->ncells) < 0)
                 return 1;
@@ -265,7 +292,7 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
             rc = wrk_stages_resolve(im->stages, stage, &stage_id, err,
                                     sizeof(err));
             if (rc != WRK_DB_OK) {
-                bson_destroy(deal);
+                bson_reinit(deal);
                 if (rc == WRK_DB_ETRANSIENT) {
                     im->stop = STOP_TEMPFAIL;
                     snprintf(im->err, sizeof(im->err), "%s", err);
@@ -278,7 +305,6 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
                 return 1;
             }
             append_deal_context(im, deal, &stage_id, (int64_t)row->line);
-            im->docs[im->n] = deal;
             im->doc_lines[im->n] = (int64_t)row->line;
             im->n++;
         }
@@ -317,6 +343,18 @@ static int on_data(void *arg, const char *buf, size_t len)
         _exit(DIP_EXIT_NOMEM);
     }
     return rc == WRK_CSV_OK ? 0 : 1;
+}
+
+/* A tag every deal may carry: text, UTF-8 without NUL bytes (deals are
+ * inserted without a second validation). */
+static int tag_ok(const bson_iter_t *it)
+{
+    uint32_t len = 0;
+    const char *t;
+    if (!BSON_ITER_HOLDS_UTF8(it))
+        return 0;
+    t = bson_iter_utf8(it, &len);
+    return memchr(t, 0, len) == NULL && dip_text_utf8_valid(t, len);
 }
 
 /* Reads the ids, tags and key from the queue document. The key's length
@@ -379,12 +417,12 @@ static int read_queue_doc(import_t *im, const bson_t *q, const char **key,
             bson_iter_recurse(&it, &t);
             while (bson_iter_next(&t)) {
                 char k[24];
-                if (!BSON_ITER_HOLDS_UTF8(&t))
+                if (!tag_ok(&t))
                     continue;
                 snprintf(k, sizeof(k), "%d", i++);
                 BSON_APPEND_UTF8(&im->tags, k, bson_iter_utf8(&t, NULL));
             }
-        } else if (BSON_ITER_HOLDS_UTF8(&it)) {
+        } else if (tag_ok(&it)) {
             BSON_APPEND_UTF8(&im->tags, "0", bson_iter_utf8(&it, NULL));
         }
     }
@@ -580,6 +618,7 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
 
     memset(&im, 0, sizeof(im));
     bson_init(&im.tags);
+    bson_init(&im.context);
     im.cfg = cfg;
     im.queue_id = queue_id;
     im.bytes_total = -1;
@@ -663,6 +702,7 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
             goto cleanup;
         }
     }
+    build_context(&im);
     im.stages = wrk_stages_new(im.db, &im.account, &im.pipeline, &im.user);
     if (im.stages == NULL) {
         fail_with(&im, "out of memory");
@@ -677,11 +717,15 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
             wrk_db_round_trips(im.db));
 cleanup:
     clear_batch(&im);
+    for (size_t i = 0; im.docs && i < cap; i++)
+        if (im.docs[i] != NULL)
+            bson_destroy(im.docs[i]);
     free(im.docs);
     free(im.doc_lines);
     free(im.outcome);
     free(im.messages);
     bson_destroy(&im.tags);
+    bson_destroy(&im.context);
     bson_destroy(&q);
     wrk_stages_destroy(&im.stages);
     wrk_jwt_destroy(&im.jwt);

@@ -174,7 +174,8 @@ static int put(char *out, size_t outlen, size_t *o, const char *p, size_t n)
     return 0;
 }
 
-/* Trims, lowercases ASCII and turns each run of separators into `sep`;
+/* Lowercases trimmed text, ASCII only, and turns each run of separators
+ * into `sep`;
  * dashes and underscores are separators too when `dashes` is set. Bytes of
  * other characters are copied as they are. */
 static int normalize(const char *p, size_t len, char *out, size_t outlen,
@@ -185,7 +186,6 @@ static int normalize(const char *p, size_t len, char *out, size_t outlen,
     if (outlen == 0)
         goto cleanup;
     out[0] = '\0';
-    wrk_values_trim(&p, &len);
     while (i < len) {
         size_t n = wrk_values_space_at(p + i, len - i);
         if (n == 0 && dashes) {
@@ -227,16 +227,22 @@ cleanup:
 
 int wrk_map_normalize_stage(const char *in, char *out, size_t outlen)
 {
+    size_t len;
     if (in == NULL)
         return -1;
-    return normalize(in, strlen(in), out, outlen, ' ', 0);
+    len = strlen(in);
+    wrk_values_trim(&in, &len);
+    return normalize(in, len, out, outlen, ' ', 0);
 }
 
 int wrk_map_normalize_token(const char *in, char *out, size_t outlen)
 {
+    size_t len;
     if (in == NULL)
         return -1;
-    return normalize(in, strlen(in), out, outlen, '_', 1);
+    len = strlen(in);
+    wrk_values_trim(&in, &len);
+    return normalize(in, len, out, outlen, '_', 1);
 }
 
 /* --- the map -------------------------------------------------------------- */
@@ -564,18 +570,7 @@ static void cell(const wrk_map_t *self, size_t e, const char *const *cells,
     wrk_values_trim(p, len);
 }
 
-static int not_utf8(wrk_map_error_t *error, const char *field,
-                    const char *column)
-{
-    char qc[QUOTE_MAX + 4];
-    quote(qc, sizeof(qc), column, strlen(column));
-    return fail(error, field,
-                "column '%s' holds text that is not valid UTF-8; save the "
-                "file as UTF-8 and import it again",
-                qc);
-}
-
-/* Validates one standard field's trimmed, UTF-8 cell into its slot. */
+/* Validates one standard field's trimmed cell into its slot. */
 static int check_field(const wrk_map_t *self, const wrk_field_t *f,
                        const char *column, const char *p, size_t len, slot_t *s,
                        char *code, char *stage, size_t stage_len,
@@ -767,8 +762,6 @@ int wrk_map_row(const wrk_map_t *self, const char *const *cells,
             currency_i = i;
         if (e != NONE) {
             cell(self, e, cells, lens, ncells, &p, &len);
-            if (!utf8_valid(p, len))
-                return not_utf8(error, f->name, self->entries[e].column);
         } else if (f->kind != WRK_FIELD_STATUS) {
             continue;
         }
@@ -795,19 +788,6 @@ int wrk_map_row(const wrk_map_t *self, const char *const *cells,
             c->set = 1;
             c->p = c->buf;
             c->len = 3;
-        }
-    }
-    for (size_t e = 0; e < self->n; e++) {
-        const char *p;
-        size_t len;
-        if (self->entries[e].field != NULL)
-            continue;
-        cell(self, e, cells, lens, ncells, &p, &len);
-        if (!utf8_valid(p, len)) {
-            char field[64];
-            snprintf(field, sizeof(field), "additional_info.%s",
-                     self->entries[e].target);
-            return not_utf8(error, field, self->entries[e].column);
         }
     }
     if (append_all(self, slots, cells, lens, ncells, deal) < 0)

@@ -9,8 +9,10 @@
  * memory: no I/O, no MongoDB.
  *
  * Value rules (the deal fields themselves live in wrk_fields.c):
- * - Cells are trimmed of ASCII whitespace and no-break spaces at both ends
- *   and must be UTF-8 (a row that is not is refused, never stored garbled).
+ * - Cells are UTF-8 without NUL bytes, as the CSV reader delivers them
+ *   (it checks each cell once and reads one that is not UTF-8 as
+ *   Windows-1252); the mapper does not check them again. Each mapped cell
+ *   is trimmed of ASCII whitespace and no-break spaces at both ends, once.
  * - Lowercasing is ASCII only; other UTF-8 letters are kept as they are,
  *   byte for byte.
  * - stage_id: lowercased, whitespace runs collapsed to one space.
@@ -76,7 +78,9 @@ typedef struct wrk_map_error {
  * or -1 with *error filled (first failing field, in table order then custom
  * fields in mapping order) and `deal` left unspecified (caller reinitializes;
  * today a refused row appends nothing, but callers must not rely on it).
- * cells/lens as the CSV reader gives them (ncells == header count): cells
+ * cells/lens as the CSV reader gives them (ncells == header count): UTF-8
+ * without NUL bytes (the caller's guarantee: they go into the deal
+ * unchecked, and the deal is inserted without a second validation); they
  * need not be NUL-terminated; a NULL cell or a column past ncells is empty;
  * lens may be NULL for NUL-terminated cells. */
 int wrk_map_row(const wrk_map_t *self, const char *const *cells,
