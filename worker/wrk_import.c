@@ -1,7 +1,8 @@
 /*
  * wrk_import: the worker's pipeline. Bytes flow from storage (libcurl's
  * write callback or a file read) straight into the CSV reader, whose row
- * callback maps, validates and batches each row; a full batch is inserted,
+ * callback maps, validates and batches each row; a batch full in rows
+ * (DEALIMPORT_BATCH_ROWS) or in bytes (DEALIMPORT_BATCH_BYTES) is inserted,
  * reported and checkpointed before the next byte is read, so memory stays
  * flat and a stop at any moment loses at most one batch of work, which the
  * unique index on (import.queue_id, import.line) makes safe to redo.
@@ -48,7 +49,10 @@ typedef struct import {
     wrk_stages_t *stages;
     wrk_jwt_t *jwt;
     bson_t tags;
-    bson_t context; /* the fields every deal of the import shares */
+    /* the fields after the mapped ones, the same for every deal but four
+     * values, which are overwritten in place for each row */
+    bson_t tail;
+    bson_iter_t tail_stage, tail_created, tail_updated, tail_line;
     int bound;
     /* the batch being filled; docs[n..cap) are empty documents kept for
      * the next rows, so a row does not allocate */
@@ -57,6 +61,8 @@ typedef struct import {
     int *outcome;
     char **messages;
     size_t n;
+    size_t bytes;     /* of the deals in the batch */
+    size_t bytes_max; /* a batch is inserted once it holds this much */
     /* progress, cumulative over the whole import */
     int64_t last_line, last_offset, bytes_total;
     int64_t added, errors, rows_at_start;
@@ -136,6 +142,7 @@ static void clear_batch(import_t *im)
         im->messages[i] = NULL;
     }
     im->n = 0;
+    im->bytes = 0;
 }
 
 /* Inserts the batch, reports refused deals, then sends the batch message
@@ -207,32 +214,48 @@ static int bind_header(import_t *im)
     return 0;
 }
 
-/* The fields every deal of this import shares, built once and appended to
- * each deal as one block of bytes. */
-static void build_context(import_t *im)
+/* The fields that follow the mapped ones in every deal, built once; each
+ * row overwrites its stage, times and line in place and appends the whole
+ * block as one copy of bytes. -1 when it cannot be built. */
+static int build_tail(import_t *im)
 {
-    bson_reinit(&im->context);
-    BSON_APPEND_OID(&im->context, "pipeline_id", &im->pipeline);
-    BSON_APPEND_OID(&im->context, "account_id", &im->account);
-    BSON_APPEND_OID(&im->context, "owner", &im->user);
-    BSON_APPEND_OID(&im->context, "created_by", &im->user);
-    BSON_APPEND_ARRAY(&im->context, "tags", &im->tags);
-    BSON_APPEND_UTF8(&im->context, "source", "csv");
+    bson_oid_t none;
+    bson_t sub;
+    bson_iter_t it;
+    bson_oid_init_from_string(&none, "000000000000000000000000");
+    bson_reinit(&im->tail);
+    BSON_APPEND_OID(&im->tail, "stage_id", &none);
+    BSON_APPEND_OID(&im->tail, "pipeline_id", &im->pipeline);
+    BSON_APPEND_OID(&im->tail, "account_id", &im->account);
+    BSON_APPEND_OID(&im->tail, "owner", &im->user);
+    BSON_APPEND_OID(&im->tail, "created_by", &im->user);
+    BSON_APPEND_ARRAY(&im->tail, "tags", &im->tags);
+    BSON_APPEND_UTF8(&im->tail, "source", "csv");
+    BSON_APPEND_DATE_TIME(&im->tail, "created_at", 0);
+    BSON_APPEND_DATE_TIME(&im->tail, "updated_at", 0);
+    BSON_APPEND_DOCUMENT_BEGIN(&im->tail, "import", &sub);
+    BSON_APPEND_OID(&sub, "queue_id", &im->qid);
+    BSON_APPEND_INT64(&sub, "line", 0);
+    bson_append_document_end(&im->tail, &sub);
+    /* The iterators point into the tail's buffer, which no longer grows. */
+    if (!bson_iter_init_find(&im->tail_stage, &im->tail, "stage_id") ||
+        !bson_iter_init_find(&im->tail_created, &im->tail, "created_at") ||
+        !bson_iter_init_find(&im->tail_updated, &im->tail, "updated_at") ||
+        !bson_iter_init(&it, &im->tail) ||
+        !bson_iter_find_descendant(&it, "import.line", &im->tail_line))
+        return -1;
+    return 0;
 }
 
 static void append_deal_context(import_t *im, bson_t *deal,
                                 const bson_oid_t *stage, int64_t line)
 {
     int64_t now = dip_bson_now_ms();
-    bson_t sub;
-    BSON_APPEND_OID(deal, "stage_id", stage);
-    bson_concat(deal, &im->context);
-    BSON_APPEND_DATE_TIME(deal, "created_at", now);
-    BSON_APPEND_DATE_TIME(deal, "updated_at", now);
-    BSON_APPEND_DOCUMENT_BEGIN(deal, "import", &sub);
-    BSON_APPEND_OID(&sub, "queue_id", &im->qid);
-    BSON_APPEND_INT64(&sub, "line", line);
-    bson_append_document_end(deal, &sub);
+    bson_iter_overwrite_oid(&im->tail_stage, stage);
+    bson_iter_overwrite_date_time(&im->tail_created, now);
+    bson_iter_overwrite_date_time(&im->tail_updated, now);
+    bson_iter_overwrite_int64(&im->tail_line, line);
+    bson_concat(deal, &im->tail);
 }
 
 static int on_row(void *arg, const wrk_csv_row_t *row)
@@ -307,11 +330,12 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
             append_deal_context(im, deal, &stage_id, (int64_t)row->line);
             im->doc_lines[im->n] = (int64_t)row->line;
             im->n++;
+            im->bytes += deal->len;
         }
     }
     /* Error rows count toward the batch too, so a file of bad rows still
      * checkpoints and reports progress. */
-    if (im->n >= (size_t)im->cfg->batch_rows ||
+    if (im->n >= (size_t)im->cfg->batch_rows || im->bytes >= im->bytes_max ||
         (int64_t)row->line % im->cfg->batch_rows == 0) {
         if (flush(im) < 0)
             return 1;
@@ -618,10 +642,11 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
 
     memset(&im, 0, sizeof(im));
     bson_init(&im.tags);
-    bson_init(&im.context);
+    bson_init(&im.tail);
     im.cfg = cfg;
     im.queue_id = queue_id;
     im.bytes_total = -1;
+    im.bytes_max = (size_t)dip_config_batch_bytes(cfg);
     bson_oid_init_from_string(&im.qid, queue_id);
     im.docs = calloc(cap, sizeof(bson_t *));
     im.doc_lines = calloc(cap, sizeof(int64_t));
@@ -702,9 +727,8 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
             goto cleanup;
         }
     }
-    build_context(&im);
     im.stages = wrk_stages_new(im.db, &im.account, &im.pipeline, &im.user);
-    if (im.stages == NULL) {
+    if (im.stages == NULL || build_tail(&im) < 0) {
         fail_with(&im, "out of memory");
         exit_code = finish(&im, DIP_DONE_FAILED, NULL);
         goto cleanup;
@@ -725,7 +749,7 @@ cleanup:
     free(im.outcome);
     free(im.messages);
     bson_destroy(&im.tags);
-    bson_destroy(&im.context);
+    bson_destroy(&im.tail);
     bson_destroy(&q);
     wrk_stages_destroy(&im.stages);
     wrk_jwt_destroy(&im.jwt);
