@@ -197,6 +197,28 @@ static int flush(import_t *im)
     return im->stop == STOP_NONE ? 0 : -1;
 }
 
+/* The batch would outgrow its byte budget with the deal in hand (in
+ * docs[n]): inserts the batch before it, checkpointed at the row before,
+ * and keeps the deal as the first of the next batch. Returns 0, or -1 when
+ * the import must stop (the deal is dropped; the checkpoint is before it). */
+static int flush_before(import_t *im, int64_t prev_line, int64_t prev_offset)
+{
+    int64_t line = im->last_line, offset = im->last_offset;
+    size_t held = im->n;
+    bson_t *deal = im->docs[held];
+    im->last_line = prev_line;
+    im->last_offset = prev_offset;
+    if (flush(im) < 0) {
+        bson_reinit(deal);
+        return -1;
+    }
+    im->docs[held] = im->docs[0];
+    im->docs[0] = deal;
+    im->last_line = line;
+    im->last_offset = offset;
+    return 0;
+}
+
 static int bind_header(import_t *im)
 {
     size_t n = 0;
@@ -268,6 +290,8 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
     char err[512];
     int rc;
 
+    int64_t prev_line = im->last_line, prev_offset = im->last_offset;
+
     if (!im->bound && bind_header(im) < 0)
         return 1;
     im->last_line = (int64_t)row->line;
@@ -328,6 +352,9 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
                 return 1;
             }
             append_deal_context(im, deal, &stage_id, (int64_t)row->line);
+            if (im->n > 0 && im->bytes + deal->len > im->bytes_max &&
+                flush_before(im, prev_line, prev_offset) < 0)
+                return 1;
             im->doc_lines[im->n] = (int64_t)row->line;
             im->n++;
             im->bytes += deal->len;

@@ -2,8 +2,9 @@
  * Batches bounded in bytes as well as in rows: deals are inserted once a
  * batch reaches DEALIMPORT_BATCH_BYTES (default the smaller of 8 MB and an
  * eighth of the worker's memory limit), so a worker held to the smallest
- * memory limit, 16 MB, still imports a file of big rows, and a small byte
- * budget sends one insert per few rows.
+ * memory limit, 16 MB, still imports a file of big rows, rows just under
+ * the 1 MiB row limit included, and a small byte budget sends one insert
+ * per few rows.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,22 +29,21 @@ static const char mappings[] = "{\"Deal Name\":\"name\",\"Value\":\"value\","
 static it_env_t env;
 static bson_oid_t account, user, pipeline;
 
-/* Imports rows of cell bytes under the extra settings; checks that every
- * row became a deal and returns the worker's round trips from its log. */
-static long import_rows(const char *name, int rows, int cell,
-                        const char *const *extra)
+/* Imports the file at key with the mappings under the extra settings;
+ * checks that every one of its rows became a deal and returns the worker's
+ * round trips from its log. */
+static long import_key(const char *name, const char *key, int rows,
+                       const char *maps, const char *const *extra)
 {
-    char key[128], log[256], hex[25], filter[200], line[1024];
+    char log[256], hex[25], filter[200], line[1024];
     long trips = -1;
     bson_oid_t qid;
     bson_t q;
     pid_t sup;
     FILE *f;
-    snprintf(key, sizeof(key), "imports/deals/batches/%s.csv", name);
     snprintf(log, sizeof(log), "/tmp/it-batches-%d-%s.log", (int)getpid(),
              name);
-    it_put_rows(&env, key, rows, cell);
-    it_enqueue(&env, key, &account, &user, &pipeline, mappings, &qid);
+    it_enqueue(&env, key, &account, &user, &pipeline, maps, &qid);
     sup = it_supervisor_start(&env, extra, log);
     assert_int_equal(it_wait_final(&env, &qid, 180000, &q), 0);
     if (strcmp(it_str(&q, "status"), "completed") != 0)
@@ -73,6 +73,16 @@ static long import_rows(const char *name, int rows, int cell,
     return trips;
 }
 
+/* Rows of cell bytes in "Deal Name,Value,Stage,Description". */
+static long import_rows(const char *name, int rows, int cell,
+                        const char *const *extra)
+{
+    char key[128];
+    snprintf(key, sizeof(key), "imports/deals/batches/%s.csv", name);
+    it_put_rows(&env, key, rows, cell);
+    return import_key(name, key, rows, mappings, extra);
+}
+
 static void test_big_rows_in_16_mb(void **state)
 {
     /* 300 deals of 60 KB: 18 MB in one batch of 1,000 rows. */
@@ -82,6 +92,47 @@ static void test_big_rows_in_16_mb(void **state)
     skip(); /* no memory rlimit in sanitizer builds: see sup_spawn.c */
 #endif
     assert_true(import_rows("big16", 300, 60000, extra) > 0);
+}
+
+static void test_rows_near_the_row_limit_in_16_mb(void **state)
+{
+    /* Rows just under the 1 MiB row limit, every byte of them in the deal:
+     * 15 custom fields of 64,000 bytes each. */
+    enum { NCUSTOM = 15, CELL = 64000, ROWS = 24 };
+    static const char *const extra[] = {"DEALIMPORT_WORKER_MEMORY_MB=16", NULL};
+    const char *key = "imports/deals/batches/near-limit.csv";
+    char maps[2048], *buf, *p;
+    size_t cap = (size_t)ROWS * (NCUSTOM + 1) * (CELL + 8) + 4096;
+    size_t o;
+    (void)state;
+#ifdef __SANITIZE_ADDRESS__
+    skip(); /* no memory rlimit in sanitizer builds: see sup_spawn.c */
+#endif
+    o = (size_t)snprintf(maps, sizeof(maps),
+                         "{\"Deal Name\":\"name\",\"Stage\":\"stage_id\"");
+    for (int c = 0; c < NCUSTOM; c++)
+        o += (size_t)snprintf(maps + o, sizeof(maps) - o,
+                              ",\"C%d\":\"64b00000000000000000%04x\"", c, c);
+    snprintf(maps + o, sizeof(maps) - o, "}");
+    buf = malloc(cap);
+    assert_non_null(buf);
+    p = buf;
+    p += sprintf(p, "Deal Name,Stage");
+    for (int c = 0; c < NCUSTOM; c++)
+        p += sprintf(p, ",C%d", c);
+    *p++ = '\n';
+    for (int r = 1; r <= ROWS; r++) {
+        p += sprintf(p, "Deal %d,Lead", r);
+        for (int c = 0; c < NCUSTOM; c++) {
+            *p++ = ',';
+            memset(p, 'a' + (r + c) % 26, CELL);
+            p += CELL;
+        }
+        *p++ = '\n';
+    }
+    it_put(&env, key, buf, (size_t)(p - buf));
+    free(buf);
+    assert_true(import_key("near-limit", key, ROWS, maps, extra) > 0);
 }
 
 static void test_batches_by_bytes(void **state)
@@ -111,6 +162,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_big_rows_in_16_mb, teardown),
+        cmocka_unit_test_teardown(test_rows_near_the_row_limit_in_16_mb,
+                                  teardown),
         cmocka_unit_test_teardown(test_batches_by_bytes, teardown),
     };
     int rc = it_env_init(&env, "batches");

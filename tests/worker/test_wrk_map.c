@@ -263,8 +263,18 @@ static char *full_row(const char *const *cells, size_t n, char *stage,
     wrk_map_t *m = full_map();
     bson_t deal = BSON_INITIALIZER;
     char *out = NULL;
-    if (wrk_map_row(m, cells, NULL, n, &deal, stage, stage_len, e) == 0)
+    size_t off = 0;
+    if (wrk_map_row(m, cells, NULL, n, &deal, stage, stage_len, e) == 0) {
+        /* Deals are inserted without the driver's validation: every key
+         * and string must pass it anyway. */
+        if (!bson_validate(&deal,
+                           BSON_VALIDATE_UTF8 | BSON_VALIDATE_DOLLAR_KEYS |
+                               BSON_VALIDATE_DOT_KEYS |
+                               BSON_VALIDATE_EMPTY_KEYS,
+                           &off))
+            fail_msg("the deal fails validation at byte %zu", off);
         out = bson_as_canonical_extended_json(&deal, NULL);
+    }
     bson_destroy(&deal);
     wrk_map_destroy(&m);
     return out;
