@@ -2,6 +2,7 @@
 """Reads callgrind output files for scripts/bench cpu.
 
   callgrind.py total FILE             the run's instructions
+  callgrind.py events FILE            the events part of them (below)
   callgrind.py profile FILE ROWS N    the top N functions, self and
                                       inclusive, per row, and the split
                                       between the events part (dip_msg.c,
@@ -44,7 +45,7 @@ def parse(path):
                 if key in ("fl", "fn", "ob"):
                     cur[key] = name
                     if key == "fn":
-                        where[(cur["ob"], name)] = cur["fl"]
+                        where[(cur["ob"], cur["fl"], name)] = cur["fl"]
                         callee = dict(cur)
                 elif key in ("cfi", "cfl"):
                     callee["fl"] = name
@@ -63,9 +64,11 @@ def parse(path):
                 continue
             parts = line.split()
             cost = int(parts[1]) if len(parts) > 1 else 0
-            me = (cur["ob"], cur["fn"])
+            # A function is its object, file and name: two static functions
+            # of one name in one program are two functions.
+            me = (cur["ob"], cur["fl"], cur["fn"])
             if pending_call:
-                key = (callee["ob"] or cur["ob"], callee["fn"])
+                key = (callee["ob"] or cur["ob"], callee["fl"], callee["fn"])
                 edges[(me, key)] += cost
                 if key not in where:
                     where[key] = callee["fl"]
@@ -77,20 +80,33 @@ def parse(path):
 
 
 def is_event(fn, where):
-    ob, name = fn
+    ob, _, name = fn
     fl = where.get(fn, "")
     return (fl.endswith(EVENT_FILES) or name.startswith(EVENT_PREFIXES) or
             any(o in ob for o in EVENT_OBJECTS))
 
 
 def short(fn):
-    ob, name = fn
+    ob, fl, name = fn
+    if fl and fl != "???":
+        return "%s [%s]" % (name, fl.rsplit("/", 1)[-1])
     return "%s [%s]" % (name, ob.rsplit("/", 1)[-1])
+
+
+def events_part(edges, where):
+    """Instructions spent in the events part: every call from the rest of
+    the program into it, whatever it calls in turn."""
+    return sum(c for (a, b), c in edges.items()
+               if not is_event(a, where) and is_event(b, where))
 
 
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "total":
         print(parse(sys.argv[2])[0])
+        return
+    if len(sys.argv) == 3 and sys.argv[1] == "events":
+        _, _, edges, where = parse(sys.argv[2])
+        print(events_part(edges, where))
         return
     if len(sys.argv) != 5 or sys.argv[1] != "profile":
         sys.exit(__doc__)
@@ -100,8 +116,7 @@ def main():
     for (a, b), c in edges.items():
         if a != b:
             incl[a] += c
-    events = sum(c for (a, b), c in edges.items()
-                 if not is_event(a, where) and is_event(b, where))
+    events = events_part(edges, where)
     print("events part (dip_msg.c, wrk_events.c, jansson, ZeroMQ): "
           "%.0f instructions per row, %.0f%%" % (events / rows,
                                                 100.0 * events / total))
@@ -117,8 +132,8 @@ def main():
     for fn, c in sorted(incl.items(), key=lambda x: -x[1]):
         # The call chain from main down to the row callback holds nearly
         # everything and says nothing; so do the loader and unnamed code.
-        if c > 0.6 * total or fn[1].startswith("0x") or \
-                "ld-linux" in fn[0] or "'" in fn[1]:
+        if c > 0.6 * total or fn[2].startswith("0x") or \
+                "ld-linux" in fn[0] or "'" in fn[2]:
             continue
         print("  %8.0f %5.1f%%  %s" % (c / rows, 100.0 * c / total,
                                        short(fn)))
