@@ -60,11 +60,20 @@ static const setting_t settings[] = {
     N("DEALIMPORT_ROW_ATTEMPTS", row_attempts, 1, 100),
     N("DEALIMPORT_ROW_BACKOFF_MS", row_backoff_ms, 0, 3600000),
     N("DEALIMPORT_BATCH_ROWS", batch_rows, 1, 100000),
+    N("DEALIMPORT_BATCH_BYTES", batch_bytes, 0, 1073741824),
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 /* dip_config_to_env writes one entry per setting and the log level. */
 _Static_assert(NSETTINGS + 1 <= DIP_CONFIG_ENV_MAX,
                "DIP_CONFIG_ENV_MAX is too small for the settings");
+
+long dip_config_batch_bytes(const dip_config_t *cfg)
+{
+    long eighth = cfg->worker_memory_mb * (1024L * 1024L / 8);
+    if (cfg->batch_bytes > 0)
+        return cfg->batch_bytes;
+    return eighth < 8L * 1024 * 1024 ? eighth : 8L * 1024 * 1024;
+}
 
 void dip_config_init(dip_config_t *cfg)
 {

@@ -66,7 +66,17 @@ typedef struct dip_config {
     long row_backoff_ms;   /* DEALIMPORT_ROW_BACKOFF_MS, default 4000 */
     long batch_rows;       /* DEALIMPORT_BATCH_ROWS, default 1000 */
     int delete_source;     /* DEALIMPORT_DELETE_SOURCE, DIP_DELETE_SOURCE_* */
+    long batch_bytes;      /* DEALIMPORT_BATCH_BYTES: a batch is inserted
+                              once its deals reach this size; 0 (default):
+                              the smaller of 8 MB and an eighth of
+                              worker_memory_mb (see dip_config_batch_bytes) */
 } dip_config_t;
+
+/* The batch size in bytes that batch_bytes asks for: itself when set, else
+ * the smaller of 8 MB and an eighth of the worker's memory limit (the
+ * driver copies a batch into its wire buffer, and the reader holds a row of
+ * up to 1 MiB meanwhile). */
+long dip_config_batch_bytes(const dip_config_t *cfg);
 
 /* Fills cfg with the defaults; strings NULL except the defaulted ones. */
 void dip_config_init(dip_config_t *cfg);

@@ -55,8 +55,13 @@ int wrk_db_stage(wrk_db_t *self, const bson_oid_t *account,
                  const char *name, bson_oid_t *out, int *created, char *err,
                  size_t errlen);
 
-/* Inserts n deals unordered. outcome[i] gets WRK_DB_ADDED, WRK_DB_ALREADY or
- * WRK_DB_REFUSED (then messages[i], a malloc'd sentence the caller frees). */
+/* Inserts n deals unordered, in one round trip while they fit in the
+ * server's message size. Each deal starts with its own ObjectId `_id` and is
+ * sent as it is, not validated again: keys valid for MongoDB (no '$', no
+ * dots) and text UTF-8 without NUL bytes are the caller's guarantee.
+ * outcome[i] gets WRK_DB_ADDED, WRK_DB_ALREADY (its line or its _id is
+ * already stored: an earlier run or attempt) or WRK_DB_REFUSED (then
+ * messages[i], a malloc'd sentence the caller frees). */
 int wrk_db_insert_deals(wrk_db_t *self, const bson_t *const *docs, size_t n,
                         int *outcome, char **messages, char *err,
                         size_t errlen);

@@ -1,7 +1,8 @@
 /*
  * wrk_import: the worker's pipeline. Bytes flow from storage (libcurl's
  * write callback or a file read) straight into the CSV reader, whose row
- * callback maps, validates and batches each row; a full batch is inserted,
+ * callback maps, validates and batches each row; a batch full in rows
+ * (DEALIMPORT_BATCH_ROWS) or in bytes (DEALIMPORT_BATCH_BYTES) is inserted,
  * reported and checkpointed before the next byte is read, so memory stays
  * flat and a stop at any moment loses at most one batch of work, which the
  * unique index on (import.queue_id, import.line) makes safe to redo.
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #define HEARTBEAT_S 5
+#define POOL_DOC_MAX 1024 /* bytes of a deal whose buffer is reused */
 
 /* Why the byte stream was stopped early. */
 typedef enum {
@@ -47,13 +49,20 @@ typedef struct import {
     wrk_stages_t *stages;
     wrk_jwt_t *jwt;
     bson_t tags;
+    /* the fields after the mapped ones, the same for every deal but four
+     * values, which are overwritten in place for each row */
+    bson_t tail;
+    bson_iter_t tail_stage, tail_created, tail_updated, tail_line;
     int bound;
-    /* the batch being filled */
+    /* the batch being filled; docs[n..cap) are empty documents kept for
+     * the next rows, so a row does not allocate */
     bson_t **docs;
     int64_t *doc_lines;
     int *outcome;
     char **messages;
     size_t n;
+    size_t bytes;     /* of the deals in the batch */
+    size_t bytes_max; /* a batch is inserted once it holds this much */
     /* progress, cumulative over the whole import */
     int64_t last_line, last_offset, bytes_total;
     int64_t added, errors, rows_at_start;
@@ -117,15 +126,23 @@ static json_t *checkpoint(import_t *im)
     return cp;
 }
 
+/* Empties the batch. Small documents keep their buffers for the next
+ * rows; a big one is freed, so that memory held between batches stays
+ * bounded whatever rows passed. */
 static void clear_batch(import_t *im)
 {
     for (size_t i = 0; i < im->n; i++) {
-        bson_destroy(im->docs[i]);
-        im->docs[i] = NULL;
+        if (im->docs[i]->len > POOL_DOC_MAX) {
+            bson_destroy(im->docs[i]);
+            im->docs[i] = NULL;
+        } else {
+            bson_reinit(im->docs[i]);
+        }
         free(im->messages[i]);
         im->messages[i] = NULL;
     }
     im->n = 0;
+    im->bytes = 0;
 }
 
 /* Inserts the batch, reports refused deals, then sends the batch message
@@ -180,6 +197,28 @@ static int flush(import_t *im)
     return im->stop == STOP_NONE ? 0 : -1;
 }
 
+/* The batch would outgrow its byte budget with the deal in hand (in
+ * docs[n]): inserts the batch before it, checkpointed at the row before,
+ * and keeps the deal as the first of the next batch. Returns 0, or -1 when
+ * the import must stop (the deal is dropped; the checkpoint is before it). */
+static int flush_before(import_t *im, int64_t prev_line, int64_t prev_offset)
+{
+    int64_t line = im->last_line, offset = im->last_offset;
+    size_t held = im->n;
+    bson_t *deal = im->docs[held];
+    im->last_line = prev_line;
+    im->last_offset = prev_offset;
+    if (flush(im) < 0) {
+        bson_reinit(deal);
+        return -1;
+    }
+    im->docs[held] = im->docs[0];
+    im->docs[0] = deal;
+    im->last_line = line;
+    im->last_offset = offset;
+    return 0;
+}
+
 static int bind_header(import_t *im)
 {
     size_t n = 0;
@@ -197,24 +236,48 @@ static int bind_header(import_t *im)
     return 0;
 }
 
+/* The fields that follow the mapped ones in every deal, built once; each
+ * row overwrites its stage, times and line in place and appends the whole
+ * block as one copy of bytes. -1 when it cannot be built. */
+static int build_tail(import_t *im)
+{
+    bson_oid_t none;
+    bson_t sub;
+    bson_iter_t it;
+    bson_oid_init_from_string(&none, "000000000000000000000000");
+    bson_reinit(&im->tail);
+    BSON_APPEND_OID(&im->tail, "stage_id", &none);
+    BSON_APPEND_OID(&im->tail, "pipeline_id", &im->pipeline);
+    BSON_APPEND_OID(&im->tail, "account_id", &im->account);
+    BSON_APPEND_OID(&im->tail, "owner", &im->user);
+    BSON_APPEND_OID(&im->tail, "created_by", &im->user);
+    BSON_APPEND_ARRAY(&im->tail, "tags", &im->tags);
+    BSON_APPEND_UTF8(&im->tail, "source", "csv");
+    BSON_APPEND_DATE_TIME(&im->tail, "created_at", 0);
+    BSON_APPEND_DATE_TIME(&im->tail, "updated_at", 0);
+    BSON_APPEND_DOCUMENT_BEGIN(&im->tail, "import", &sub);
+    BSON_APPEND_OID(&sub, "queue_id", &im->qid);
+    BSON_APPEND_INT64(&sub, "line", 0);
+    bson_append_document_end(&im->tail, &sub);
+    /* The iterators point into the tail's buffer, which no longer grows. */
+    if (!bson_iter_init_find(&im->tail_stage, &im->tail, "stage_id") ||
+        !bson_iter_init_find(&im->tail_created, &im->tail, "created_at") ||
+        !bson_iter_init_find(&im->tail_updated, &im->tail, "updated_at") ||
+        !bson_iter_init(&it, &im->tail) ||
+        !bson_iter_find_descendant(&it, "import.line", &im->tail_line))
+        return -1;
+    return 0;
+}
+
 static void append_deal_context(import_t *im, bson_t *deal,
                                 const bson_oid_t *stage, int64_t line)
 {
     int64_t now = dip_bson_now_ms();
-    bson_t sub;
-    BSON_APPEND_OID(deal, "stage_id", stage);
-    BSON_APPEND_OID(deal, "pipeline_id", &im->pipeline);
-    BSON_APPEND_OID(deal, "account_id", &im->account);
-    BSON_APPEND_OID(deal, "owner", &im->user);
-    BSON_APPEND_OID(deal, "created_by", &im->user);
-    BSON_APPEND_ARRAY(deal, "tags", &im->tags);
-    BSON_APPEND_UTF8(deal, "source", "csv");
-    BSON_APPEND_DATE_TIME(deal, "created_at", now);
-    BSON_APPEND_DATE_TIME(deal, "updated_at", now);
-    BSON_APPEND_DOCUMENT_BEGIN(deal, "import", &sub);
-    BSON_APPEND_OID(&sub, "queue_id", &im->qid);
-    BSON_APPEND_INT64(&sub, "line", line);
-    bson_append_document_end(deal, &sub);
+    bson_iter_overwrite_oid(&im->tail_stage, stage);
+    bson_iter_overwrite_date_time(&im->tail_created, now);
+    bson_iter_overwrite_date_time(&im->tail_updated, now);
+    bson_iter_overwrite_int64(&im->tail_line, line);
+    bson_concat(deal, &im->tail);
 }
 
 static int on_row(void *arg, const wrk_csv_row_t *row)
@@ -223,9 +286,11 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
     char stage[1024];
     wrk_map_error_t merr;
     bson_t *deal;
-    bson_oid_t stage_id;
+    bson_oid_t stage_id, id;
     char err[512];
     int rc;
+
+    int64_t prev_line = im->last_line, prev_offset = im->last_offset;
 
     if (!im->bound && bind_header(im) < 0)
         return 1;
@@ -265,10 +330,18 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
                        ncells) < 0)
             return 1;
     } else {
-        deal = bson_new();
+        if (im->docs[im->n] == NULL && (im->docs[im->n] = bson_new()) == NULL) {
+            fail_with(im, "out of memory");
+            return 1;
+        }
+        deal = im->docs[im->n];
+        /* _id first, made here: the driver then sends the deal as it is
+         * instead of copying it to put one in front. */
+        bson_oid_init(&id, NULL);
+        BSON_APPEND_OID(deal, "_id", &id);
         if (wrk_map_row(im->map, row->cells, row->lens, row->ncells, deal,
                         stage, sizeof(stage), &merr) < 0) {
-            bson_destroy(deal);
+            bson_reinit(deal);
             if (line_error(im, (int64_t)row->line, merr.field, merr.message,
                            row->cells, row->lens, row->ncells) < 0)
                 return 1;
@@ -276,7 +349,7 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
             rc = wrk_stages_resolve(im->stages, stage, &stage_id, err,
                                     sizeof(err));
             if (rc != WRK_DB_OK) {
-                bson_destroy(deal);
+                bson_reinit(deal);
                 if (rc == WRK_DB_ETRANSIENT) {
                     im->stop = STOP_TEMPFAIL;
                     snprintf(im->err, sizeof(im->err), "%s", err);
@@ -289,14 +362,17 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
                 return 1;
             }
             append_deal_context(im, deal, &stage_id, (int64_t)row->line);
-            im->docs[im->n] = deal;
+            if (im->n > 0 && im->bytes + deal->len > im->bytes_max &&
+                flush_before(im, prev_line, prev_offset) < 0)
+                return 1;
             im->doc_lines[im->n] = (int64_t)row->line;
             im->n++;
+            im->bytes += deal->len;
         }
     }
     /* Error rows count toward the batch too, so a file of bad rows still
      * checkpoints and reports progress. */
-    if (im->n >= (size_t)im->cfg->batch_rows ||
+    if (im->n >= (size_t)im->cfg->batch_rows || im->bytes >= im->bytes_max ||
         (int64_t)row->line % im->cfg->batch_rows == 0) {
         if (flush(im) < 0)
             return 1;
@@ -328,6 +404,18 @@ static int on_data(void *arg, const char *buf, size_t len)
         _exit(DIP_EXIT_NOMEM);
     }
     return rc == WRK_CSV_OK ? 0 : 1;
+}
+
+/* A tag every deal may carry: text, UTF-8 without NUL bytes (deals are
+ * inserted without a second validation). */
+static int tag_ok(const bson_iter_t *it)
+{
+    uint32_t len = 0;
+    const char *t;
+    if (!BSON_ITER_HOLDS_UTF8(it))
+        return 0;
+    t = bson_iter_utf8(it, &len);
+    return memchr(t, 0, len) == NULL && dip_text_utf8_valid(t, len);
 }
 
 /* Reads the ids, tags and key from the queue document. The key's length
@@ -390,12 +478,12 @@ static int read_queue_doc(import_t *im, const bson_t *q, const char **key,
             bson_iter_recurse(&it, &t);
             while (bson_iter_next(&t)) {
                 char k[24];
-                if (!BSON_ITER_HOLDS_UTF8(&t))
+                if (!tag_ok(&t))
                     continue;
                 snprintf(k, sizeof(k), "%d", i++);
                 BSON_APPEND_UTF8(&im->tags, k, bson_iter_utf8(&t, NULL));
             }
-        } else if (BSON_ITER_HOLDS_UTF8(&it)) {
+        } else if (tag_ok(&it)) {
             BSON_APPEND_UTF8(&im->tags, "0", bson_iter_utf8(&it, NULL));
         }
     }
@@ -601,9 +689,11 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
 
     memset(&im, 0, sizeof(im));
     bson_init(&im.tags);
+    bson_init(&im.tail);
     im.cfg = cfg;
     im.queue_id = queue_id;
     im.bytes_total = -1;
+    im.bytes_max = (size_t)dip_config_batch_bytes(cfg);
     bson_oid_init_from_string(&im.qid, queue_id);
     im.docs = calloc(cap, sizeof(bson_t *));
     im.doc_lines = calloc(cap, sizeof(int64_t));
@@ -685,7 +775,7 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
         }
     }
     im.stages = wrk_stages_new(im.db, &im.account, &im.pipeline, &im.user);
-    if (im.stages == NULL) {
+    if (im.stages == NULL || build_tail(&im) < 0) {
         fail_with(&im, "out of memory");
         exit_code = finish(&im, DIP_DONE_FAILED, NULL);
         goto cleanup;
@@ -698,11 +788,15 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
             wrk_db_round_trips(im.db));
 cleanup:
     clear_batch(&im);
+    for (size_t i = 0; im.docs && i < cap; i++)
+        if (im.docs[i] != NULL)
+            bson_destroy(im.docs[i]);
     free(im.docs);
     free(im.doc_lines);
     free(im.outcome);
     free(im.messages);
     bson_destroy(&im.tags);
+    bson_destroy(&im.tail);
     bson_destroy(&q);
     wrk_stages_destroy(&im.stages);
     wrk_jwt_destroy(&im.jwt);

@@ -11,6 +11,7 @@
 #include "wrk_map.h"
 #include "dip_text.h"
 #include "wrk_fields.h"
+#include "wrk_values.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,26 +19,12 @@
 #include <string.h>
 
 #define NONE ((size_t)-1)
-#define QUOTE_MAX 96         /* bytes of a value quoted in a message */
-#define AMOUNT_MAX_LEN 64    /* longer input is not an amount */
-#define NUMBER_MAX_DIGITS 15 /* a double holds 15 decimal digits exactly */
-#define EMAIL_MAX 254
-#define EMAIL_LOCAL_MAX 64
+#define QUOTE_MAX 96 /* bytes of a value quoted in a message */
 #define TOKEN_MAX 64 /* longer than any status or contract type */
 #define NAMES_MAX 160
 
 #define AMOUNT_EXAMPLES "examples: 5000, 5,000.50, $5,000.50, USD 5000"
 #define DATE_EXAMPLES "examples: 2025-03-31, 2025-03-31T10:00:00Z, 03/31/2025"
-
-/* Reasons a value is refused, for the message. */
-enum {
-    P_OK = 0,
-    P_BAD = -1,
-    P_NEGATIVE = -2,
-    P_AMBIGUOUS = -3,
-    P_TOO_LONG = -4,
-    P_NOT_REAL = -5,
-};
 
 typedef struct {
     char *column;             /* the mapping's key, as written */
@@ -74,44 +61,6 @@ static int utf8_valid(const char *s, size_t len)
     return memchr(s, 0, len) == NULL && dip_text_utf8_valid(s, len);
 }
 
-/* Bytes of whitespace at p: ASCII whitespace or U+00A0 (no-break space, which
- * spreadsheets leave around numbers). 0 when p is not whitespace. */
-static size_t space_at(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    if (len == 0)
-        return 0;
-    if (p[0] == ' ' || (p[0] >= '\t' && p[0] <= '\r'))
-        return 1;
-    if (len >= 2 && p[0] == 0xc2 && p[1] == 0xa0)
-        return 2;
-    return 0;
-}
-
-/* The same, looking backwards from the end of p[0..len). */
-static size_t space_before(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    if (len == 0)
-        return 0;
-    if (p[len - 1] == ' ' || (p[len - 1] >= '\t' && p[len - 1] <= '\r'))
-        return 1;
-    if (len >= 2 && p[len - 2] == 0xc2 && p[len - 1] == 0xa0)
-        return 2;
-    return 0;
-}
-
-static void trim(const char **p, size_t *len)
-{
-    size_t n;
-    while ((n = space_at(*p, *len)) > 0) {
-        *p += n;
-        *len -= n;
-    }
-    while ((n = space_before(*p, *len)) > 0)
-        *len -= n;
-}
-
 /* Bytes of a dash at p: '-', U+2010-U+2015 or U+2212; 0 otherwise. */
 static size_t dash_at(const char *s, size_t len)
 {
@@ -133,11 +82,6 @@ static int is_digit(char c)
 static int is_alpha(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static int is_upper(char c)
-{
-    return c >= 'A' && c <= 'Z';
 }
 
 static char lower(char c)
@@ -230,7 +174,8 @@ static int put(char *out, size_t outlen, size_t *o, const char *p, size_t n)
     return 0;
 }
 
-/* Trims, lowercases ASCII and turns each run of separators into `sep`;
+/* Lowercases trimmed text, ASCII only, and turns each run of separators
+ * into `sep`;
  * dashes and underscores are separators too when `dashes` is set. Bytes of
  * other characters are copied as they are. */
 static int normalize(const char *p, size_t len, char *out, size_t outlen,
@@ -241,9 +186,8 @@ static int normalize(const char *p, size_t len, char *out, size_t outlen,
     if (outlen == 0)
         goto cleanup;
     out[0] = '\0';
-    trim(&p, &len);
     while (i < len) {
-        size_t n = space_at(p + i, len - i);
+        size_t n = wrk_values_space_at(p + i, len - i);
         if (n == 0 && dashes) {
             n = dash_at(p + i, len - i);
             if (n == 0 && p[i] == '_')
@@ -283,380 +227,22 @@ cleanup:
 
 int wrk_map_normalize_stage(const char *in, char *out, size_t outlen)
 {
+    size_t len;
     if (in == NULL)
         return -1;
-    return normalize(in, strlen(in), out, outlen, ' ', 0);
+    len = strlen(in);
+    wrk_values_trim(&in, &len);
+    return normalize(in, len, out, outlen, ' ', 0);
 }
 
 int wrk_map_normalize_token(const char *in, char *out, size_t outlen)
 {
+    size_t len;
     if (in == NULL)
         return -1;
-    return normalize(in, strlen(in), out, outlen, '_', 1);
-}
-
-/* --- numbers -------------------------------------------------------------- */
-
-static const double powers_of_ten[NUMBER_MAX_DIGITS + 1] = {
-    1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-    1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-};
-
-/* Digits with an optional '.' and decimals; with `groups`, the integer part
- * may be grouped by ',' in threes. The result is mantissa / 10^decimals,
- * both exact in a double, so the one division rounds correctly (no strtod:
- * it follows the locale). Sets *ambiguous for "d.ddd", "dd.ddd", "ddd.ddd"
- * without grouping, which a European writer means as thousands. */
-static int parse_number(const char *p, size_t len, int groups, double *out,
-                        int *ambiguous)
-{
-    uint64_t mant = 0;
-    size_t i = 0, nint = 0, ngroups = 0, nfrac = 0, ndig;
-    while (i < len && is_digit(p[i])) {
-        mant = mant * 10 + (uint64_t)(p[i] - '0');
-        nint++;
-        i++;
-        if (nint > NUMBER_MAX_DIGITS)
-            return P_TOO_LONG;
-    }
-    while (groups && i < len && p[i] == ',') {
-        /* 1-3 digits before the first comma, no leading zero ("0,500" is a
-         * European half), then exactly three per group. */
-        if (nint == 0 || (ngroups == 0 && (nint > 3 || p[0] == '0')))
-            return P_BAD;
-        i++;
-        for (size_t k = 0; k < 3; k++, i++) {
-            if (i >= len || !is_digit(p[i]))
-                return P_BAD;
-            mant = mant * 10 + (uint64_t)(p[i] - '0');
-        }
-        if (i < len && is_digit(p[i]))
-            return P_BAD;
-        nint += 3;
-        ngroups++;
-        if (nint > NUMBER_MAX_DIGITS)
-            return P_TOO_LONG;
-    }
-    if (i < len && p[i] == '.') {
-        i++;
-        while (i < len && is_digit(p[i])) {
-            mant = mant * 10 + (uint64_t)(p[i] - '0');
-            nfrac++;
-            i++;
-            if (nint + nfrac > NUMBER_MAX_DIGITS)
-                return P_TOO_LONG;
-        }
-        if (nfrac == 0)
-            return P_BAD;
-    }
-    ndig = nint + nfrac;
-    if (i != len || ndig == 0)
-        return P_BAD;
-    if (ambiguous)
-        *ambiguous =
-            ngroups == 0 && nfrac == 3 && nint >= 1 && nint <= 3 && p[0] != '0';
-    *out = (double)mant / powers_of_ten[nfrac];
-    return P_OK;
-}
-
-/* A currency marker at the start of p: its length, and its code in code
- * ("" for '$', which several currencies use). */
-static size_t prefix_marker(const char *p, size_t len, char code[4])
-{
-    code[0] = '\0';
-    if (len >= 1 && p[0] == '$')
-        return 1;
-    if (len >= 3 && memcmp(p, "\xe2\x82\xac", 3) == 0) {
-        memcpy(code, "EUR", 4);
-        return 3;
-    }
-    if (len >= 2 && memcmp(p, "\xc2\xa3", 2) == 0) {
-        memcpy(code, "GBP", 4);
-        return 2;
-    }
-    if (len >= 3 && is_upper(p[0]) && is_upper(p[1]) && is_upper(p[2]) &&
-        (len == 3 || !is_alpha(p[3]))) {
-        memcpy(code, p, 3);
-        code[3] = '\0';
-        return 3;
-    }
-    return 0;
-}
-
-static size_t suffix_marker(const char *p, size_t len, char code[4])
-{
-    code[0] = '\0';
-    if (len >= 1 && p[len - 1] == '$')
-        return 1;
-    if (len >= 3 && memcmp(p + len - 3, "\xe2\x82\xac", 3) == 0) {
-        memcpy(code, "EUR", 4);
-        return 3;
-    }
-    if (len >= 2 && memcmp(p + len - 2, "\xc2\xa3", 2) == 0) {
-        memcpy(code, "GBP", 4);
-        return 2;
-    }
-    if (len >= 3 && is_upper(p[len - 1]) && is_upper(p[len - 2]) &&
-        is_upper(p[len - 3]) && (len == 3 || !is_alpha(p[len - 4]))) {
-        memcpy(code, p + len - 3, 3);
-        code[3] = '\0';
-        return 3;
-    }
-    return 0;
-}
-
-static int parse_amount(const char *p, size_t len, double *out, char code[4])
-{
-    char other[4];
-    size_t m;
-    int negative = 0, ambiguous = 0, rc;
-    code[0] = '\0';
-    trim(&p, &len);
-    if (len == 0)
-        return P_BAD;
-    if (len > AMOUNT_MAX_LEN)
-        return P_TOO_LONG;
-    if (p[0] == '-') {
-        negative = 1;
-        p++;
-        len--;
-        trim(&p, &len);
-    }
-    if ((m = prefix_marker(p, len, code)) > 0) {
-        p += m;
-        len -= m;
-        trim(&p, &len);
-        if (!negative && len > 0 && p[0] == '-') {
-            negative = 1;
-            p++;
-            len--;
-        }
-        if (suffix_marker(p, len, other) > 0)
-            return P_BAD;
-    } else if ((m = suffix_marker(p, len, code)) > 0) {
-        len -= m;
-        trim(&p, &len);
-    }
-    rc = parse_number(p, len, 1, out, &ambiguous);
-    if (rc == P_OK && negative)
-        rc = P_NEGATIVE;
-    else if (rc == P_OK && ambiguous)
-        rc = P_AMBIGUOUS;
-    return rc;
-}
-
-static int parse_percent(const char *p, size_t len, double *out)
-{
-    int rc;
-    trim(&p, &len);
-    if (len > 0 && p[len - 1] == '%') {
-        len--;
-        trim(&p, &len);
-    }
-    if (len == 0 || len > AMOUNT_MAX_LEN)
-        return P_BAD;
-    rc = parse_number(p, len, 0, out, NULL);
-    if (rc == P_OK && *out > 100.0)
-        rc = P_BAD;
-    return rc == P_OK ? P_OK : P_BAD;
-}
-
-int wrk_map_parse_amount(const char *in, double *out)
-{
-    char code[4];
-    double v = 0;
-    if (in == NULL || out == NULL)
-        return -1;
-    if (parse_amount(in, strlen(in), &v, code) != P_OK)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-int wrk_map_parse_percent(const char *in, double *out)
-{
-    double v = 0;
-    if (in == NULL || out == NULL)
-        return -1;
-    if (parse_percent(in, strlen(in), &v) != P_OK)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* --- dates ---------------------------------------------------------------- */
-
-static int num(const char *p, size_t len, size_t at, size_t n, int *v)
-{
-    *v = 0;
-    if (at + n > len)
-        return -1;
-    for (size_t i = at; i < at + n; i++) {
-        if (!is_digit(p[i]))
-            return -1;
-        *v = *v * 10 + (p[i] - '0');
-    }
-    return 0;
-}
-
-static int days_in_month(int y, int m)
-{
-    static const int dim[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return m == 2 && leap ? 29 : dim[m - 1];
-}
-
-/* Days from 1970-01-01 to y-m-d (proleptic Gregorian, y >= 1): whole 400-year
- * cycles of 146097 days counted from March 1 of year 0, so that Feb 29 is the
- * last day of its counting year. */
-static int64_t days_from_civil(int y, int m, int d)
-{
-    int64_t yy = m <= 2 ? y - 1 : y;
-    int64_t era = yy / 400; /* yy >= 0 */
-    int64_t yoe = yy - era * 400;
-    int64_t mp = m > 2 ? m - 3 : m + 9; /* months since March */
-    int64_t doy = (153 * mp + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static int parse_date(const char *p, size_t len, int64_t *ms)
-{
-    int y, mo, d, h = 0, mi = 0, s = 0, frac = 0, oh = 0, om = 0, osign = 0;
-    size_t i;
-    trim(&p, &len);
-    if (len >= 10 && p[4] == '-' && p[7] == '-') {
-        if (num(p, len, 0, 4, &y) || num(p, len, 5, 2, &mo) ||
-            num(p, len, 8, 2, &d))
-            return P_BAD;
-        i = 10;
-        if (i < len) {
-            if (p[i] != 'T' && p[i] != 't' && p[i] != ' ')
-                return P_BAD;
-            if (num(p, len, i + 1, 2, &h) || i + 3 >= len || p[i + 3] != ':' ||
-                num(p, len, i + 4, 2, &mi))
-                return P_BAD;
-            i += 6;
-            if (i < len && p[i] == ':') {
-                if (num(p, len, i + 1, 2, &s))
-                    return P_BAD;
-                i += 3;
-                if (i < len && (p[i] == '.' || p[i] == ',')) {
-                    size_t k = 0;
-                    i++;
-                    for (; i < len && is_digit(p[i]); i++, k++) {
-                        if (k < 3)
-                            frac = frac * 10 + (p[i] - '0');
-                    }
-                    if (k == 0 || k > 9)
-                        return P_BAD;
-                    for (; k < 3; k++)
-                        frac *= 10;
-                }
-            }
-            if (i < len && (p[i] == 'Z' || p[i] == 'z')) {
-                i++;
-            } else if (i < len && (p[i] == '+' || p[i] == '-')) {
-                osign = p[i] == '-' ? -1 : 1;
-                if (num(p, len, i + 1, 2, &oh))
-                    return P_BAD;
-                i += 3;
-                if (i < len && p[i] == ':')
-                    i++;
-                if (i < len) {
-                    if (num(p, len, i, 2, &om))
-                        return P_BAD;
-                    i += 2;
-                }
-            }
-            if (i != len)
-                return P_BAD;
-        }
-    } else {
-        /* M/D/YYYY, US order. */
-        size_t a = 0, b;
-        while (a < len && a < 3 && is_digit(p[a]))
-            a++;
-        if (a < 1 || a > 2 || a >= len || p[a] != '/')
-            return P_BAD;
-        b = a + 1;
-        while (b < len && b - a - 1 < 3 && is_digit(p[b]))
-            b++;
-        if (b - a - 1 < 1 || b - a - 1 > 2 || b >= len || p[b] != '/' ||
-            b + 5 != len)
-            return P_BAD;
-        if (num(p, len, 0, a, &mo) || num(p, len, a + 1, b - a - 1, &d) ||
-            num(p, len, b + 1, 4, &y))
-            return P_BAD;
-    }
-    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) ||
-        h > 23 || mi > 59 || s > 59 || oh > 23 || om > 59)
-        return P_NOT_REAL;
-    *ms = days_from_civil(y, mo, d) * 86400000 +
-          ((int64_t)h * 3600 + mi * 60 + s) * 1000 + frac -
-          (int64_t)osign * (oh * 60 + om) * 60000;
-    return P_OK;
-}
-
-int wrk_map_parse_date(const char *in, int64_t *ms_since_epoch)
-{
-    int64_t v = 0;
-    if (in == NULL || ms_since_epoch == NULL)
-        return -1;
-    if (parse_date(in, strlen(in), &v) != P_OK)
-        return -1;
-    *ms_since_epoch = v;
-    return 0;
-}
-
-/* --- email ---------------------------------------------------------------- */
-
-/* Labels of a dotted name: none empty; with `need_dot`, at least two. */
-static int dotted(const char *p, size_t len, int need_dot)
-{
-    int dots = 0;
-    if (len == 0 || p[0] == '.' || p[len - 1] == '.')
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        if (p[i] == '.') {
-            if (p[i - 1] == '.')
-                return 0;
-            dots++;
-        }
-    }
-    return need_dot ? dots > 0 : 1;
-}
-
-static int check_email(const char *p, size_t len)
-{
-    const char *at = NULL;
-    trim(&p, &len);
-    if (len == 0 || len > EMAIL_MAX || !utf8_valid(p, len))
-        return P_BAD;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c <= ' ' || c == 0x7f || strchr(",;<>()[]\\\"", c) != NULL ||
-            space_at(p + i, len - i) > 0)
-            return P_BAD;
-        if (c == '@') {
-            if (at != NULL)
-                return P_BAD;
-            at = p + i;
-        }
-    }
-    if (at == NULL || at == p || (size_t)(at - p) > EMAIL_LOCAL_MAX)
-        return P_BAD;
-    if (!dotted(p, (size_t)(at - p), 0) ||
-        !dotted(at + 1, len - (size_t)(at - p) - 1, 1))
-        return P_BAD;
-    return P_OK;
-}
-
-int wrk_map_check_email(const char *in)
-{
-    if (in == NULL)
-        return -1;
-    return check_email(in, strlen(in)) == P_OK ? 0 : -1;
+    len = strlen(in);
+    wrk_values_trim(&in, &len);
+    return normalize(in, len, out, outlen, '_', 1);
 }
 
 /* --- the map -------------------------------------------------------------- */
@@ -916,12 +502,12 @@ int wrk_map_bind(wrk_map_t *self, const char *const *header, size_t n,
         const char *c = en->column;
         size_t clen = strlen(c);
         char qc[QUOTE_MAX + 4];
-        trim(&c, &clen);
+        wrk_values_trim(&c, &clen);
         en->index = NONE;
         for (size_t i = 0; i < n; i++) {
             const char *h = header[i] ? header[i] : "";
             size_t hlen = strlen(h);
-            trim(&h, &hlen);
+            wrk_values_trim(&h, &hlen);
             /* A column without a name cannot be mapped. */
             if (hlen == 0 || hlen != clen || memcmp(h, c, clen) != 0)
                 continue;
@@ -982,21 +568,10 @@ static void cell(const wrk_map_t *self, size_t e, const char *const *cells,
         *p = cells[idx];
         *len = lens != NULL ? lens[idx] : strlen(cells[idx]);
     }
-    trim(p, len);
+    wrk_values_trim(p, len);
 }
 
-static int not_utf8(wrk_map_error_t *error, const char *field,
-                    const char *column)
-{
-    char qc[QUOTE_MAX + 4];
-    quote(qc, sizeof(qc), column, strlen(column));
-    return fail(error, field,
-                "column '%s' holds text that is not valid UTF-8; save the "
-                "file as UTF-8 and import it again",
-                qc);
-}
-
-/* Validates one standard field's trimmed, UTF-8 cell into its slot. */
+/* Validates one standard field's trimmed cell into its slot. */
 static int check_field(const wrk_map_t *self, const wrk_field_t *f,
                        const char *column, const char *p, size_t len, slot_t *s,
                        char *code, char *stage, size_t stage_len,
@@ -1025,23 +600,23 @@ static int check_field(const wrk_map_t *self, const wrk_field_t *f,
     case WRK_FIELD_TEXT:
         break;
     case WRK_FIELD_AMOUNT:
-        rc = parse_amount(p, len, &s->d, code);
-        if (rc == P_NEGATIVE)
+        rc = wrk_values_amount(p, len, &s->d, code);
+        if (rc == WRK_VALUE_NEGATIVE)
             return fail(error, f->name,
                         "%s '%s' is negative; an amount must be 0 or more",
                         f->name, quote(q, sizeof(q), p, len));
-        if (rc == P_AMBIGUOUS)
+        if (rc == WRK_VALUE_AMBIGUOUS)
             return fail(error, f->name,
                         "%s '%s' is ambiguous; write thousands with a comma "
                         "(5,000) and decimals with a dot (5.00)",
                         f->name, quote(q, sizeof(q), p, len));
-        if (rc == P_TOO_LONG)
+        if (rc == WRK_VALUE_TOO_LONG)
             return fail(error, f->name,
                         "%s '%s' is too long for an amount (at most %d "
                         "digits)",
                         f->name, quote(q, sizeof(q), p, len),
-                        NUMBER_MAX_DIGITS);
-        if (rc != P_OK)
+                        WRK_VALUES_MAX_DIGITS);
+        if (rc != WRK_VALUE_OK)
             return fail(error, f->name, "%s '%s' is not an amount (%s)",
                         f->name, quote(q, sizeof(q), p, len), AMOUNT_EXAMPLES);
         break;
@@ -1085,25 +660,25 @@ static int check_field(const wrk_map_t *self, const wrk_field_t *f,
         s->len = strlen(canon);
         return 0;
     case WRK_FIELD_DATE:
-        rc = parse_date(p, len, &s->ms);
-        if (rc == P_NOT_REAL)
+        rc = wrk_values_date(p, len, &s->ms);
+        if (rc == WRK_VALUE_NOT_REAL)
             return fail(error, f->name,
                         "%s '%s' is not a real calendar date or time "
                         "(dates with slashes are read as MM/DD/YYYY)",
                         f->name, quote(q, sizeof(q), p, len));
-        if (rc != P_OK)
+        if (rc != WRK_VALUE_OK)
             return fail(error, f->name, "%s '%s' is not a date (%s)", f->name,
                         quote(q, sizeof(q), p, len), DATE_EXAMPLES);
         break;
     case WRK_FIELD_PERCENT:
-        if (parse_percent(p, len, &s->d) != P_OK)
+        if (wrk_values_percent(p, len, &s->d) != WRK_VALUE_OK)
             return fail(error, f->name,
                         "%s '%s' is not a percentage from 0 to 100 "
                         "(examples: 50, 50%%, 12.5%%)",
                         f->name, quote(q, sizeof(q), p, len));
         break;
     case WRK_FIELD_EMAIL:
-        if (check_email(p, len) != P_OK)
+        if (wrk_values_email(p, len) != WRK_VALUE_OK)
             return fail(error, f->name,
                         "%s '%s' is not an email address (example: "
                         "jane@example.com)",
@@ -1188,8 +763,6 @@ int wrk_map_row(const wrk_map_t *self, const char *const *cells,
             currency_i = i;
         if (e != NONE) {
             cell(self, e, cells, lens, ncells, &p, &len);
-            if (!utf8_valid(p, len))
-                return not_utf8(error, f->name, self->entries[e].column);
         } else if (f->kind != WRK_FIELD_STATUS) {
             continue;
         }
@@ -1216,19 +789,6 @@ int wrk_map_row(const wrk_map_t *self, const char *const *cells,
             c->set = 1;
             c->p = c->buf;
             c->len = 3;
-        }
-    }
-    for (size_t e = 0; e < self->n; e++) {
-        const char *p;
-        size_t len;
-        if (self->entries[e].field != NULL)
-            continue;
-        cell(self, e, cells, lens, ncells, &p, &len);
-        if (!utf8_valid(p, len)) {
-            char field[64];
-            snprintf(field, sizeof(field), "additional_info.%s",
-                     self->entries[e].target);
-            return not_utf8(error, field, self->entries[e].column);
         }
     }
     if (append_all(self, slots, cells, lens, ncells, deal) < 0)

@@ -9,33 +9,24 @@
  * memory: no I/O, no MongoDB.
  *
  * Value rules (the deal fields themselves live in wrk_fields.c):
- * - Cells are trimmed of ASCII whitespace and no-break spaces at both ends
- *   and must be UTF-8 (a row that is not is refused, never stored garbled).
+ * - Cells are UTF-8 without NUL bytes, as the CSV reader delivers them
+ *   (it checks each cell once and reads one that is not UTF-8 as
+ *   Windows-1252); the mapper does not check them again. Each mapped cell
+ *   is trimmed of ASCII whitespace and no-break spaces at both ends, once.
  * - Lowercasing is ASCII only; other UTF-8 letters are kept as they are,
  *   byte for byte.
  * - stage_id: lowercased, whitespace runs collapsed to one space.
  * - status, contract_type: lowercased; each run of spaces, tabs, dashes
  *   (ASCII and Unicode U+2010-U+2015, U+2212) and underscores becomes one
  *   '_', so "Closed - Won" is closed_won.
- * - value: digits with an optional '.' and 1 or more decimals; thousands may
- *   be grouped with ',' in groups of three ("5,000.50"). An optional currency
- *   marker goes before or after: a 3-letter code in capitals ("USD 5000",
- *   "5000EUR"; lowercase letters are not a code, so "12abc" is refused) or
- *   '$', '€' (EUR), '£' (GBP). A comma is never a decimal point and a
- *   dot is never a thousands separator: "5,00" and "5.000,50" are refused,
- *   and "5.000" (1-3 digits not starting with 0, a dot, exactly three
- *   digits, no comma) is refused as ambiguous. At most 15 digits, so the
- *   double is the exact nearest one. No sign, exponent, NaN or infinity;
- *   negative amounts are refused. A code in the value must agree with the
- *   currency column, and fills the deal's currency when that column is
- *   empty or not mapped.
- * - expected_close_date: YYYY-MM-DD (UTC midnight), YYYY-MM-DD[T ]HH:MM
- *   [:SS[.fraction]] with Z, +HH:MM, +HHMM or +HH (read as UTC without one),
- *   or M/D/YYYY (US order, UTC midnight). Real calendar dates only.
+ * - value: an amount as wrk_values.h reads it, stored as a double. A code
+ *   in the value must agree with the currency column, and fills the deal's
+ *   currency when that column is empty or not mapped.
+ * - expected_close_date: a date or date-time as wrk_values.h reads it,
+ *   stored as a BSON date.
  * - probability: 0 to 100 with an optional '%', stored as a double.
- * - contact_email: one '@', a local part of 1-64 bytes, a domain with a dot
- *   and no empty label, no spaces, control characters or ",;<>()[]\\\"",
- *   at most 254 bytes. Stored trimmed, case kept.
+ * - contact_email: an address as wrk_values.h checks it, stored trimmed,
+ *   case kept.
  * - currency: 3 ASCII letters, stored uppercase.
  * - Empty optional standard fields are left out; status is always written
  *   ('open' when empty or not mapped). Custom field cells are stored as
@@ -87,22 +78,19 @@ typedef struct wrk_map_error {
  * or -1 with *error filled (first failing field, in table order then custom
  * fields in mapping order) and `deal` left unspecified (caller reinitializes;
  * today a refused row appends nothing, but callers must not rely on it).
- * cells/lens as the CSV reader gives them (ncells == header count): cells
+ * cells/lens as the CSV reader gives them (ncells == header count): UTF-8
+ * without NUL bytes (the caller's guarantee: they go into the deal
+ * unchecked, and the deal is inserted without a second validation); they
  * need not be NUL-terminated; a NULL cell or a column past ncells is empty;
  * lens may be NULL for NUL-terminated cells. */
 int wrk_map_row(const wrk_map_t *self, const char *const *cells,
                 const size_t *lens, size_t ncells, bson_t *deal, char *stage,
                 size_t stage_len, wrk_map_error_t *error);
 
-/* Normalizers and parsers, exposed for tests (NUL-terminated input, out
- * buffers sized by caller; return 0 / -1). The parsers trim their input and
- * refuse an empty one. */
+/* Normalizers, exposed for tests (NUL-terminated input, out buffers sized
+ * by caller; return 0 / -1). The value parsers are in wrk_values.h. */
 int wrk_map_normalize_stage(const char *in, char *out, size_t outlen);
 /* status and contract_type, before the lookup in wrk_fields */
 int wrk_map_normalize_token(const char *in, char *out, size_t outlen);
-int wrk_map_parse_amount(const char *in, double *out);
-int wrk_map_parse_date(const char *in, int64_t *ms_since_epoch);
-int wrk_map_parse_percent(const char *in, double *out);
-int wrk_map_check_email(const char *in);
 
 #endif

@@ -3,7 +3,12 @@
  * supervisor and worker on the development stack, timed from the moment it
  * is queued to its recorded end. Run by `scripts/bench import`, which wraps
  * the worker in /usr/bin/time for its peak memory and reads its round trips
- * from the log; this program prints the import's own figures.
+ * from the log; this program prints the import's own figures, and then
+ * the development server's own bulk rate for the same documents: the
+ * import's deals read back and inserted again, unordered, in batches of the
+ * worker's size, into a collection with the same unique index, only the
+ * inserts timed. The import should run at 0.8 of that or better: then the
+ * database, not the worker, is what an import waits on.
  *
  *   bench_import ROWS LOGFILE
  */
@@ -19,11 +24,78 @@
 #include "it_env.h"
 #include "it_gen.h"
 
+#include <mongoc/mongoc.h>
+
 static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Inserts the import's deals again into deals_bulk, batch at a time;
+ * returns the seconds spent in the inserts, -1 on failure. *n gets the
+ * documents inserted. */
+static double bulk_again(it_env_t *env, const bson_oid_t *qid, long batch,
+                         long long *n)
+{
+    mongoc_collection_t *deals = it_coll(env, "deals");
+    mongoc_collection_t *bulk = it_coll(env, "deals_bulk");
+    bson_t *filter = BCON_NEW("import.queue_id", BCON_OID(qid));
+    bson_t *opts =
+        BCON_NEW("ordered", BCON_BOOL(false), "validate", BCON_BOOL(false));
+    bson_t *index =
+        BCON_NEW("createIndexes", BCON_UTF8("deals_bulk"), "indexes", "[", "{",
+                 "key", "{", "import.queue_id", BCON_INT32(1), "import.line",
+                 BCON_INT32(1), "}", "name", BCON_UTF8("import_queue_line"),
+                 "unique", BCON_BOOL(true), "}", "]");
+    mongoc_cursor_t *c = NULL;
+    bson_t **docs = calloc((size_t)batch, sizeof(bson_t *));
+    const bson_t *doc;
+    bson_error_t error;
+    double spent = 0;
+    long k = 0;
+    int ok = docs != NULL;
+    *n = 0;
+    if (ok && !mongoc_database_write_command_with_opts(env->db, index, NULL,
+                                                       NULL, &error)) {
+        fprintf(stderr, "bench_import: createIndexes: %s\n", error.message);
+        ok = 0;
+    }
+    if (ok)
+        c = mongoc_collection_find_with_opts(deals, filter, NULL, NULL);
+    for (;;) {
+        int more = ok && mongoc_cursor_next(c, &doc);
+        if (more)
+            docs[k++] = bson_copy(doc);
+        if (k > 0 && (k == batch || !more)) {
+            double t0 = now_s();
+            if (!mongoc_collection_insert_many(bulk, (const bson_t **)docs,
+                                               (size_t)k, opts, NULL, &error)) {
+                fprintf(stderr, "bench_import: bulk insert: %s\n",
+                        error.message);
+                ok = 0;
+            }
+            spent += now_s() - t0;
+            *n += k;
+            while (k > 0)
+                bson_destroy(docs[--k]);
+        }
+        if (!more)
+            break;
+    }
+    if (c != NULL && mongoc_cursor_error(c, &error)) {
+        fprintf(stderr, "bench_import: reading the deals: %s\n", error.message);
+        ok = 0;
+    }
+    mongoc_cursor_destroy(c);
+    free(docs);
+    bson_destroy(index);
+    bson_destroy(opts);
+    bson_destroy(filter);
+    mongoc_collection_destroy(bulk);
+    mongoc_collection_destroy(deals);
+    return ok ? spent : -1;
 }
 
 int main(int argc, char **argv)
@@ -81,6 +153,22 @@ int main(int argc, char **argv)
         printf("throughput: %.0f rows/s, %.1f us per row\n",
                (double)rows / elapsed, elapsed * 1e6 / (double)rows);
         rc = 0;
+    }
+    if (rc == 0) {
+        const char *b = getenv("DEALIMPORT_BATCH_ROWS");
+        long long n = 0;
+        double spent = bulk_again(&env, &qid, b ? atol(b) : 1000, &n);
+        if (spent <= 0 || n == 0) {
+            fprintf(stderr, "bench_import: no bulk figure\n");
+            rc = 1;
+        } else {
+            double bulk = (double)n / spent;
+            printf("dev server bulk insert of the same %lld deals: %.0f "
+                   "docs/s\n",
+                   n, bulk);
+            printf("import rows/s / bulk docs/s: %.2f (target 0.8)\n",
+                   (double)rows / elapsed / bulk);
+        }
     }
     bson_destroy(&q);
     it_process_stop(sup, SIGTERM, 60000);

@@ -2,7 +2,8 @@
  * Tests wrk_map: refusal of bad mappings up front (every forbidden target,
  * non-text and empty targets, duplicates, required fields), binding to a
  * header, the exact BSON of mapped rows, each normalization and validation
- * rule with good and bad values and the messages a user sees, and the cost
+ * rule and the messages a user sees (the value parsers themselves are tested
+ * in test_wrk_values.c), and the cost
  * of mapping a 13-field row (printed, not asserted).
  */
 #include <setjmp.h>
@@ -274,8 +275,18 @@ static char *full_row(const char *const *cells, size_t n, char *stage,
     wrk_map_t *m = full_map();
     bson_t deal = BSON_INITIALIZER;
     char *out = NULL;
-    if (wrk_map_row(m, cells, NULL, n, &deal, stage, stage_len, e) == 0)
+    size_t off = 0;
+    if (wrk_map_row(m, cells, NULL, n, &deal, stage, stage_len, e) == 0) {
+        /* Deals are inserted without the driver's validation: every key
+         * and string must pass it anyway. */
+        if (!bson_validate(&deal,
+                           BSON_VALIDATE_UTF8 | BSON_VALIDATE_DOLLAR_KEYS |
+                               BSON_VALIDATE_DOT_KEYS |
+                               BSON_VALIDATE_EMPTY_KEYS,
+                           &off))
+            fail_msg("the deal fails validation at byte %zu", off);
         out = bson_as_canonical_extended_json(&deal, NULL);
+    }
     bson_destroy(&deal);
     wrk_map_destroy(&m);
     return out;
@@ -486,12 +497,9 @@ static void test_text_fields(void **state)
               "\"Acme \xc3\x84G\"");
     expect_ok("contact_phone", "", NULL);
     expect_ok("contact_name", "   ", NULL);
-    /* Not UTF-8 (Latin-1 'Ä'): refused, never stored garbled. */
-    expect_bad("company_name", "Acme \xc4G",
-               "column 'F' holds text that is not valid UTF-8; save the file "
-               "as UTF-8 and import it again");
-    expect_bad("description", "over\xc0\xaflong", NULL);
-    expect_bad("description", "surrogate \xed\xa0\x80", NULL);
+    /* Text that is not UTF-8 never reaches the mapper: the reader reads
+     * such a cell as Windows-1252 (test_wrk_csv), and the mapper does not
+     * check a cell a second time. */
 }
 
 static void test_status_and_contract(void **state)
@@ -560,97 +568,9 @@ static void test_normalizers(void **state)
     assert_string_equal(out, "x_y_z");
 }
 
-static void test_amounts(void **state)
+static void test_map_amounts(void **state)
 {
-    static const struct {
-        const char *in;
-        double want;
-    } good[] = {
-        {"5000", 5000},
-        {"5,000", 5000},
-        {"5000.50", 5000.5},
-        {"5,000.50", 5000.5},
-        {"$5,000.50", 5000.5},
-        {"USD 5000", 5000},
-        {"5000 USD", 5000},
-        {"USD5000", 5000},
-        {"\xe2\x82\xac"
-         "5000",
-         5000},
-        {"5000 \xe2\x82\xac", 5000},
-        {"\xc2\xa3"
-         "12.5",
-         12.5},
-        {" 0 ", 0},
-        {"0.125", 0.125},
-        {"1,234,567.89", 1234567.89},
-        {"1234.500", 1234.5},
-        {".5", 0.5},
-        {"$ 19.99", 19.99},
-        {"999999999999999", 999999999999999.0},
-        {"0.1", 0.1},
-        {"5000\xc2\xa0", 5000},
-    };
-    static const char *const bad[] = {
-        "-5",
-        "5,00",
-        "12abc",
-        "1e309",
-        "NaN",
-        "inf",
-        "",
-        "5.000,50",
-        "5.000",
-        "12.500",
-        "1.000.000",
-        "5 000",
-        ",500",
-        "0,500",
-        "5000,",
-        "5,0000",
-        "1,23,456",
-        "5.",
-        "$",
-        "USD",
-        "$5000$",
-        "USD 5000 EUR",
-        "--5",
-        "+5",
-        "(500)",
-        "5k",
-        "usd 5000",
-        "5000 usd",
-        "5000 Usd",
-        "12abc",
-        "1000000000000000",
-        "0.0000000000000001",
-        "5000 USDX",
-        "$-5",
-        "\xe2\x82\xac",
-        "0x10",
-    };
-    char big[200];
-    double v;
     (void)state;
-    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        v = -1;
-        if (wrk_map_parse_amount(good[i].in, &v) != 0)
-            fail_msg("'%s' refused", good[i].in);
-        /* Exact: the nearest double to the decimal, as a literal is. */
-        if (v != good[i].want)
-            fail_msg("'%s' -> %.17g, want %.17g", good[i].in, v, good[i].want);
-    }
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        v = -1;
-        if (wrk_map_parse_amount(bad[i], &v) == 0)
-            fail_msg("'%s' accepted as %.17g", bad[i], v);
-        assert_true(v == -1);
-    }
-    memset(big, '9', sizeof(big) - 1);
-    big[sizeof(big) - 1] = '\0';
-    assert_int_equal(wrk_map_parse_amount(big, &v), -1);
-    assert_int_equal(wrk_map_parse_amount(NULL, &v), -1);
-
     expect_ok("value", "$5,000.50", "{ \"$numberDouble\" : \"5000.5\" }");
     expect_ok("value", "", NULL);
     expect_bad("value", "12abc",
@@ -729,78 +649,9 @@ static void test_value_currency(void **state)
               "{ \"$numberDouble\" : \"5000.0\" }, \"currency\" : \"USD\"");
 }
 
-static void test_dates(void **state)
+static void test_map_dates(void **state)
 {
-    static const struct {
-        const char *in;
-        int64_t ms;
-    } good[] = {
-        {"2025-03-31", 1743379200000},
-        {"2024-02-29", 1709164800000},
-        {"02/29/2024", 1709164800000},
-        {"2/29/2024", 1709164800000},
-        {"03/31/2025", 1743379200000},
-        {"2025-03-31T10:00:00Z", 1743415200000},
-        {"2025-03-31t10:00z", 1743415200000},
-        {"2025-03-31 10:00:00", 1743415200000},
-        {"2025-03-31T10:00:00+02:00", 1743408000000},
-        {"2025-03-31T10:00:00+0200", 1743408000000},
-        {"2025-03-31T10:00:00+02", 1743408000000},
-        {"2025-03-31T10:00:00.123-05:30", 1743435000123},
-        {"2025-03-31T10:00:00,123456789-05:30", 1743435000123},
-        {"2000-02-29", 951782400000},
-        {"1969-12-31", -86400000},
-        {"0001-01-01", -62135596800000},
-        {"9999-12-31", 253402214400000},
-        {" 2025-03-31 ", 1743379200000},
-    };
-    static const char *const bad[] = {
-        "2025-02-29",
-        "1900-02-29",
-        "2025-04-31",
-        "2025-13-01",
-        "2025-00-10",
-        "2025-01-00",
-        "0000-01-01",
-        "13/01/2024",
-        "02/30/2024",
-        "2025-03-31T24:00:00Z",
-        "2025-03-31T10:60Z",
-        "2025-03-31T10:00:60Z",
-        "2025-03-31T10:00:00+24:00",
-        "2025-3-31",
-        "25-03-31",
-        "2025/03/31",
-        "31.03.2025",
-        "2025-03-31T",
-        "2025-03-31T10",
-        "2025-03-31T10:00:00.",
-        "2025-03-31T10:00:00Zjunk",
-        "2025-03-31x",
-        "1/1/25",
-        "001/01/2025",
-        "01/001/2025",
-        "tomorrow",
-        "",
-        "2025-03-31T10:00+2",
-        "2025-03-31T10:00:00.1234567890Z",
-    };
-    int64_t ms;
     (void)state;
-    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        ms = 0;
-        if (wrk_map_parse_date(good[i].in, &ms) != 0)
-            fail_msg("'%s' refused", good[i].in);
-        if (ms != good[i].ms)
-            fail_msg("'%s' -> %lld, want %lld", good[i].in, (long long)ms,
-                     (long long)good[i].ms);
-    }
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        ms = 7;
-        if (wrk_map_parse_date(bad[i], &ms) == 0)
-            fail_msg("'%s' accepted as %lld", bad[i], (long long)ms);
-        assert_true(ms == 7);
-    }
     expect_ok("expected_close_date", "2024-02-29",
               "{ \"$date\" : { \"$numberLong\" : \"1709164800000\" } }");
     expect_ok("expected_close_date", "", NULL);
@@ -815,32 +666,9 @@ static void test_dates(void **state)
                "2025-03-31, 2025-03-31T10:00:00Z, 03/31/2025)");
 }
 
-static void test_probability(void **state)
+static void test_map_probability(void **state)
 {
-    static const struct {
-        const char *in;
-        double want;
-    } good[] = {
-        {"50%", 50},  {"100", 100},    {"0", 0},     {"12.5 %", 12.5},
-        {"0.5", 0.5}, {"100.0%", 100}, {" 75 ", 75},
-    };
-    static const char *const bad[] = {
-        "101",   "100.01", "-5",    "50%%",       "%",   "",
-        "fifty", "5,0",    "1,000", "50 percent", "1e2", "%50",
-    };
-    double v;
     (void)state;
-    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        v = -1;
-        if (wrk_map_parse_percent(good[i].in, &v) != 0)
-            fail_msg("'%s' refused", good[i].in);
-        assert_true(v == good[i].want);
-    }
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        v = -1;
-        if (wrk_map_parse_percent(bad[i], &v) == 0)
-            fail_msg("'%s' accepted as %g", bad[i], v);
-    }
     expect_ok("probability", "50%", "{ \"$numberDouble\" : \"50.0\" }");
     expect_ok("probability", "", NULL);
     expect_bad("probability", "101",
@@ -848,57 +676,9 @@ static void test_probability(void **state)
                "(examples: 50, 50%, 12.5%)");
 }
 
-static void test_emails(void **state)
+static void test_map_emails(void **state)
 {
-    static const char *const good[] = {
-        "jane@example.com",
-        "j.doe+crm@mail.example.co.uk",
-        " jane@example.com ",
-        "J@EXAMPLE.COM",
-        "\xc3\xa9l\xc3\xa8ve@\xc3\xa9"
-        "cole.fr",
-    };
-    static const char *const bad[] = {
-        "",
-        "jane",
-        "jane@",
-        "@example.com",
-        "jane@example",
-        "jane@@example.com",
-        "jane@ex@ample.com",
-        "jane doe@example.com",
-        "jane@example..com",
-        "jane@.example.com",
-        "jane@example.com.",
-        ".jane@example.com",
-        "ja..ne@example.com",
-        "Jane <jane@example.com>",
-        "jane@example.com,bob@example.com",
-        "jane@example.com;",
-        "jane\xc2\xa0"
-        "doe@example.com",
-        "jane\t@example.com",
-    };
-    char longmail[300];
     (void)state;
-    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-        if (wrk_map_check_email(good[i]) != 0)
-            fail_msg("'%s' refused", good[i]);
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        if (wrk_map_check_email(bad[i]) == 0)
-            fail_msg("'%s' accepted", bad[i]);
-    /* 254 bytes is the limit; the local part at most 64. */
-    memset(longmail, 'a', sizeof(longmail));
-    memcpy(longmail + 64, "@", 1);
-    memcpy(longmail + 250, ".com", 5); /* 254 bytes */
-    assert_int_equal(wrk_map_check_email(longmail), 0);
-    memcpy(longmail + 251, ".com", 5); /* 255 bytes */
-    assert_int_equal(wrk_map_check_email(longmail), -1);
-    memset(longmail, 'a', 100);
-    memcpy(longmail + 65, "@example.com", 13); /* local part of 65 */
-    assert_int_equal(wrk_map_check_email(longmail), -1);
-    assert_int_equal(wrk_map_check_email(NULL), -1);
-
     expect_ok("contact_email", " jane@example.com ", "\"jane@example.com\"");
     expect_ok("contact_email", "", NULL);
     expect_bad("contact_email", "jane at example.com",
@@ -931,15 +711,9 @@ static void test_first_failing_field(void **state)
     assert_null(full_row(cells, FULL_N, stage, sizeof(stage), &e));
     assert_string_equal(e.field, "value");
     cells[2] = "";
-    cells[13] = "\xff";
+    cells[13] = "jane.example.com";
     assert_null(full_row(cells, FULL_N, stage, sizeof(stage), &e));
     assert_string_equal(e.field, "contact_email");
-    cells[0] = "";
-    assert_null(full_row(cells, FULL_N, stage, sizeof(stage), &e));
-    assert_string_equal(e.field, "additional_info." ID1);
-    assert_string_equal(e.message,
-                        "column 'Region' holds text that is not valid UTF-8; "
-                        "save the file as UTF-8 and import it again");
 }
 
 static void test_quoted_values_are_bounded(void **state)
@@ -1030,11 +804,11 @@ int main(void)
         cmocka_unit_test(test_text_fields),
         cmocka_unit_test(test_status_and_contract),
         cmocka_unit_test(test_normalizers),
-        cmocka_unit_test(test_amounts),
+        cmocka_unit_test(test_map_amounts),
         cmocka_unit_test(test_value_currency),
-        cmocka_unit_test(test_dates),
-        cmocka_unit_test(test_probability),
-        cmocka_unit_test(test_emails),
+        cmocka_unit_test(test_map_dates),
+        cmocka_unit_test(test_map_probability),
+        cmocka_unit_test(test_map_emails),
         cmocka_unit_test(test_first_failing_field),
         cmocka_unit_test(test_quoted_values_are_bounded),
         cmocka_unit_test(test_cost_per_row),

@@ -1,0 +1,157 @@
+/*
+ * Tests wrk_db's deal inserts on the development MongoDB (skipped without
+ * it): a batch sent again, as a retry after a dropped connection sends it,
+ * meets its own deals, by _id or by (queue, line), and reports them as
+ * already there, never as refused; a deal that collides with another
+ * import's is refused with the server's sentence. Runs in a database of its
+ * own, dropped at the end.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <mongoc/mongoc.h>
+
+#include "dip_config.h"
+#include "dip_mongo_io.h"
+#include "wrk_db.h"
+
+#define N 4
+
+typedef struct {
+    dip_config_t cfg;
+    char uri[1024];
+    char dbname[64];
+    char qid[25];
+    bson_oid_t queue;
+    wrk_db_t *db;
+} fix_t;
+
+static int setup(void **state)
+{
+    static fix_t f;
+    const char *uri = getenv("DEALIMPORT_MONGODB_URI");
+    const char *slash;
+    char err[512];
+    memset(&f, 0, sizeof(f));
+    *state = &f;
+    if (uri == NULL || strncmp(uri, "mongodb://", 10) != 0)
+        return 0;
+    /* The same server, a database of this test's own. */
+    slash = strchr(uri + 10, '/');
+    snprintf(f.dbname, sizeof(f.dbname), "test_wrk_db_%d", (int)getpid());
+    snprintf(f.uri, sizeof(f.uri), "%.*s/%s",
+             (int)(slash ? slash - uri : (long)strlen(uri)), uri, f.dbname);
+    dip_config_init(&f.cfg);
+    f.cfg.mongodb_uri = f.uri;
+    f.cfg.row_attempts = 1;
+    bson_oid_init(&f.queue, NULL);
+    bson_oid_to_string(&f.queue, f.qid);
+    f.db = wrk_db_new(&f.cfg, f.qid, err, sizeof(err));
+    if (f.db == NULL || wrk_db_ensure_indexes(f.db, err, sizeof(err)) != 0) {
+        fprintf(stderr, "test_wrk_db: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fix_t *f = *state;
+    mongoc_client_t *c;
+    if (f->db == NULL)
+        return 0;
+    wrk_db_destroy(&f->db);
+    c = mongoc_client_new(f->uri);
+    if (c != NULL) {
+        mongoc_database_t *d = mongoc_client_get_database(c, f->dbname);
+        mongoc_database_drop(d, NULL);
+        mongoc_database_destroy(d);
+        mongoc_client_destroy(c);
+    }
+    return 0;
+}
+
+/* A deal as the worker builds it: _id first, then its import tag. */
+static bson_t *deal(const bson_oid_t *queue, int64_t line)
+{
+    bson_t *d = bson_new(), sub;
+    bson_oid_t id;
+    bson_oid_init(&id, NULL);
+    BSON_APPEND_OID(d, "_id", &id);
+    BSON_APPEND_UTF8(d, "name", "Deal");
+    BSON_APPEND_DOCUMENT_BEGIN(d, "import", &sub);
+    BSON_APPEND_OID(&sub, "queue_id", queue);
+    BSON_APPEND_INT64(&sub, "line", line);
+    bson_append_document_end(d, &sub);
+    return d;
+}
+
+static void test_batch_sent_again(void **state)
+{
+    fix_t *f = *state;
+    bson_t *docs[N + 1];
+    int outcome[N + 1];
+    char *messages[N + 1], err[512];
+    if (f->db == NULL)
+        skip(); /* no DEALIMPORT_MONGODB_URI: the dev stack is not up */
+    for (int i = 0; i < N; i++)
+        docs[i] = deal(&f->queue, i + 1);
+    assert_int_equal(wrk_db_insert_deals(f->db, (const bson_t *const *)docs, N,
+                                         outcome, messages, err, sizeof(err)),
+                     WRK_DB_OK);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(outcome[i], WRK_DB_ADDED);
+    /* The same documents again, _id and all, plus a new line. */
+    docs[N] = deal(&f->queue, N + 1);
+    assert_int_equal(wrk_db_insert_deals(f->db, (const bson_t *const *)docs,
+                                         N + 1, outcome, messages, err,
+                                         sizeof(err)),
+                     WRK_DB_OK);
+    for (int i = 0; i < N; i++) {
+        if (outcome[i] != WRK_DB_ALREADY)
+            fail_msg("deal %d sent again: outcome %d (%s), not already there",
+                     i, outcome[i], messages[i] ? messages[i] : "");
+        free(messages[i]);
+    }
+    assert_int_equal(outcome[N], WRK_DB_ADDED);
+    for (int i = 0; i <= N; i++)
+        bson_destroy(docs[i]);
+}
+
+static void test_line_read_again(void **state)
+{
+    fix_t *f = *state;
+    bson_t *docs[1];
+    int outcome[1];
+    char *messages[1], err[512];
+    if (f->db == NULL)
+        skip(); /* no DEALIMPORT_MONGODB_URI: the dev stack is not up */
+    /* Line 1 again with a new _id, as a worker after a crash makes it. */
+    docs[0] = deal(&f->queue, 1);
+    assert_int_equal(wrk_db_insert_deals(f->db, (const bson_t *const *)docs, 1,
+                                         outcome, messages, err, sizeof(err)),
+                     WRK_DB_OK);
+    assert_int_equal(outcome[0], WRK_DB_ALREADY);
+    bson_destroy(docs[0]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_batch_sent_again),
+        cmocka_unit_test(test_line_read_again),
+    };
+    int rc;
+    dip_mongo_init();
+    rc = cmocka_run_group_tests(tests, setup, teardown);
+    mongoc_cleanup();
+    return rc;
+}
