@@ -407,6 +407,10 @@ static int file_get(dip_storage_t *self, const char *key, uint64_t offset,
     }
     if (sink->size)
         sink->size(sink->arg, (int64_t)st.st_size);
+    if (sink->identity)
+        sink->identity(sink->arg, "", (int64_t)st.st_size,
+                       (int64_t)st.st_mtim.tv_sec * 1000000000 +
+                           st.st_mtim.tv_nsec);
     for (;;) {
         ssize_t n = pread(fd, buf, IO_CHUNK, (off_t)pos);
         if (n < 0 && errno == EINTR)
@@ -763,6 +767,8 @@ static void report_size(get_ctx_t *g, int64_t total)
         g->size_reported = 1;
         if (g->sink->size)
             g->sink->size(g->sink->arg, total);
+        if (g->sink->identity)
+            g->sink->identity(g->sink->arg, g->etag, -1, -1);
     }
 }
 

@@ -47,7 +47,20 @@ typedef struct {
     int data_before_size; /* data arrived before size() */
     size_t stop_after;    /* stop once this many bytes arrived; 0 never */
     int copy;             /* keep the bytes (else only count them) */
+    int identity_calls;
+    char etag[256];
+    int64_t id_size, id_mtime_ns;
 } sink_state_t;
+
+static void sink_identity(void *arg, const char *etag, int64_t size,
+                          int64_t mtime_ns)
+{
+    sink_state_t *s = arg;
+    s->identity_calls++;
+    snprintf(s->etag, sizeof(s->etag), "%s", etag);
+    s->id_size = size;
+    s->id_mtime_ns = mtime_ns;
+}
 
 static void sink_size(void *arg, int64_t total)
 {
@@ -81,7 +94,7 @@ static dip_storage_sink_t make_sink(sink_state_t *s)
     memset(s, 0, sizeof(*s));
     s->copy = 1;
     s->size = -2;
-    return (dip_storage_sink_t){s, sink_size, sink_data};
+    return (dip_storage_sink_t){s, sink_size, sink_data, sink_identity};
 }
 
 /* Deterministic bytes that differ at every offset. */
@@ -189,6 +202,11 @@ static void test_file_whole_and_offset(void **state)
     assert_false(s.data_before_size);
     assert_int_equal(s.len, n);
     assert_memory_equal(s.buf, data, n);
+    /* A file's identity: its size and modification time. */
+    assert_int_equal(s.identity_calls, 1);
+    assert_string_equal(s.etag, "");
+    assert_int_equal(s.id_size, (int64_t)n);
+    assert_true(s.id_mtime_ns > 0);
     free(s.buf);
 
     sink = make_sink(&s);
@@ -659,6 +677,9 @@ static void test_http_resume_after_cut(void **state)
     assert_int_equal(ss.size_calls, 1);
     assert_int_equal(ss.size, (int64_t)n);
     assert_false(ss.data_before_size);
+    /* An object's identity: its ETag, reported once. */
+    assert_int_equal(ss.identity_calls, 1);
+    assert_string_equal(ss.etag, "\"etag-1\"");
     assert_int_equal(s->nreq, 2);
     check_signed_get(s->req[0], "/deals/imports/a%20b.csv", s->port);
     check_signed_get(s->req[1], "/deals/imports/a%20b.csv", s->port);
