@@ -75,15 +75,21 @@ static int lookup(const char *const *names, int n, const char *s)
 
 /* ---- encoders ------------------------------------------------------- */
 
-static bson_t *base(dip_msg_type_t type)
+/* size: the frame's expected size, so it is allocated once. */
+static bson_t *base_sized(dip_msg_type_t type, size_t size)
 {
-    bson_t *b = bson_new();
+    bson_t *b = bson_sized_new(size);
     if (b && !(BSON_APPEND_INT32(b, "v", DIP_MSG_VERSION) &&
                BSON_APPEND_UTF8(b, "type", type_names[type]))) {
         bson_destroy(b);
         return NULL;
     }
     return b;
+}
+
+static bson_t *base(dip_msg_type_t type)
+{
+    return base_sized(type, 128);
 }
 
 /* bson_append_* fail only when a document would pass 2 GB: one failure
@@ -159,21 +165,106 @@ bson_t *dip_msg_batch(int64_t lines, int64_t added, int64_t errors,
                                     checkpoint ? checkpoint : &empty));
 }
 
+/* The line error is the one message sent per rejected row: it is written
+ * byte by byte (BSON's layout, little-endian lengths) into one buffer
+ * sized for it, rather than through libbson's general appends, which cost
+ * several times the bytes they copy. */
+typedef struct raw {
+    uint8_t *buf;
+    size_t len, cap;
+} raw_t;
+
+static void raw_put(raw_t *w, const void *p, size_t n)
+{
+    if (w->len + n > w->cap) {
+        size_t cap = w->cap * 2;
+        while (cap < w->len + n)
+            cap *= 2;
+        w->buf = bson_realloc(w->buf, cap); /* never NULL: it aborts */
+        w->cap = cap;
+    }
+    memcpy(w->buf + w->len, p, n);
+    w->len += n;
+}
+
+static void raw_u32_at(raw_t *w, size_t at, uint32_t v)
+{
+    w->buf[at] = (uint8_t)v;
+    w->buf[at + 1] = (uint8_t)(v >> 8);
+    w->buf[at + 2] = (uint8_t)(v >> 16);
+    w->buf[at + 3] = (uint8_t)(v >> 24);
+}
+
+static void raw_key(raw_t *w, uint8_t type, const char *k, size_t kl)
+{
+    raw_put(w, &type, 1);
+    raw_put(w, k, kl + 1); /* with its NUL */
+}
+
+static void raw_utf8(raw_t *w, const char *k, size_t kl, const char *s,
+                     size_t n)
+{
+    static const uint8_t nul = 0;
+    size_t at;
+    raw_key(w, BSON_TYPE_UTF8, k, kl);
+    at = w->len;
+    raw_put(w, "\0\0\0\0", 4);
+    raw_u32_at(w, at, (uint32_t)n + 1);
+    raw_put(w, s, n);
+    raw_put(w, &nul, 1);
+}
+
+static void raw_int64(raw_t *w, const char *k, size_t kl, int64_t v)
+{
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)((uint64_t)v >> (8 * i));
+    raw_key(w, BSON_TYPE_INT64, k, kl);
+    raw_put(w, b, 8);
+}
+
+/* Opens a document (or array): returns where its length goes. */
+static size_t raw_begin(raw_t *w)
+{
+    size_t at = w->len;
+    raw_put(w, "\0\0\0\0", 4);
+    return at;
+}
+
+static void raw_end(raw_t *w, size_t at)
+{
+    static const uint8_t nul = 0;
+    raw_put(w, &nul, 1);
+    raw_u32_at(w, at, (uint32_t)(w->len - at));
+}
+
 bson_t *dip_msg_line_error(int64_t line, const char *field, const char *message,
                            const char *const *cells, const size_t *lens,
                            size_t ncells, size_t max_bytes, int truncated)
 {
-    bson_t *b = base(DIP_MSG_LINE_ERROR);
-    bson_t arr;
+    raw_t w = {NULL, 0, 0};
     size_t total = 5; /* the array's own length and terminator */
-    bool ok;
-    if (b == NULL)
-        return NULL;
-    ok = BSON_APPEND_INT64(b, "line", line) &&
-         BSON_APPEND_UTF8(b, "field", field ? field : "") &&
-         BSON_APPEND_UTF8(b, "message", message) &&
-         BSON_APPEND_ARRAY_BEGIN(b, "row", &arr);
-    for (size_t i = 0; ok && i < ncells; i++) {
+    size_t want = 160 + strlen(message) + (field ? strlen(field) : 0);
+    size_t doc, arr;
+    uint8_t v = DIP_MSG_VERSION, flag;
+    bson_t *b;
+    for (size_t i = 0; i < ncells && want < max_bytes + 1024; i++)
+        want += 12 + (lens ? lens[i] : strlen(cells[i]));
+    w.cap = want < max_bytes + 1024 ? want : max_bytes + 1024;
+    w.buf = bson_malloc(w.cap);
+    doc = raw_begin(&w);
+    /* {v: int32, type, line, field, message, row: [...], row_truncated} */
+    raw_key(&w, BSON_TYPE_INT32, "v", 1);
+    raw_put(&w, (const uint8_t[]){v, 0, 0, 0}, 4);
+    raw_utf8(&w, "type", 4, type_names[DIP_MSG_LINE_ERROR],
+             strlen(type_names[DIP_MSG_LINE_ERROR]));
+    raw_int64(&w, "line", 4, line);
+    field = field ? field : "";
+    raw_utf8(&w, "field", 5, field, strlen(field));
+    raw_utf8(&w, "message", 7, message, strlen(message));
+    raw_key(&w, BSON_TYPE_ARRAY, "row", 3);
+    arr = raw_begin(&w);
+    for (size_t i = 0; i < ncells; i++) {
         char kb[16];
         const char *k;
         size_t kl = bson_uint32_to_string((uint32_t)i, &k, kb, sizeof(kb));
@@ -182,18 +273,22 @@ bson_t *dip_msg_line_error(int64_t line, const char *field, const char *message,
         size_t over = 1 + kl + 1 + 4 + 1;
         if (total + over + len > max_bytes) {
             truncated = 1;
-            if (total + over >= max_bytes)
-                break;
-            len = dip_text_cut(cells[i], len, max_bytes - total - over);
-            ok = bson_append_utf8(&arr, k, (int)kl, cells[i], (int)len);
+            if (total + over < max_bytes)
+                raw_utf8(&w, k, kl, cells[i],
+                         dip_text_cut(cells[i], len, max_bytes - total - over));
             break;
         }
         total += over + len;
-        ok = bson_append_utf8(&arr, k, (int)kl, cells[i], (int)len);
+        raw_utf8(&w, k, kl, cells[i], len);
     }
-    ok = bson_append_array_end(b, &arr) && ok &&
-         BSON_APPEND_BOOL(b, "row_truncated", truncated != 0);
-    return done_or_null(b, ok);
+    raw_end(&w, arr);
+    raw_key(&w, BSON_TYPE_BOOL, "row_truncated", 13);
+    flag = truncated != 0;
+    raw_put(&w, &flag, 1);
+    raw_end(&w, doc);
+    b = bson_new_from_data(w.buf, w.len);
+    bson_free(w.buf);
+    return b;
 }
 
 bson_t *dip_msg_heartbeat(void)

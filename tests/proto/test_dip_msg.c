@@ -132,6 +132,18 @@ static void test_round_trips(void **state)
     assert_string_equal(str_at(&m.row, "1"), "5,000");
     assert_false(m.row_truncated);
     assert_reencodes(&m);
+    {
+        /* written by hand, byte for byte what libbson would write */
+        bson_t *want = BCON_NEW(
+            "v", BCON_INT32(2), "type", BCON_UTF8("line_error"), "line",
+            BCON_INT64(17), "field", BCON_UTF8("value"), "message",
+            BCON_UTF8("value 'x' is bad"), "row", "[", BCON_UTF8("Acme"),
+            BCON_UTF8("5,000"), BCON_UTF8("qualified"), "]", "row_truncated",
+            BCON_BOOL(false));
+        assert_int_equal(f->len, want->len);
+        assert_memory_equal(bson_get_data(f), bson_get_data(want), f->len);
+        bson_destroy(want);
+    }
     bson_destroy(f);
 
     f = decode_ok(
