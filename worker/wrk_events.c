@@ -110,19 +110,21 @@ static void *run(void *arg)
             }
             zmq_msg_close(&in);
         }
-        if (!has_pending && (items[1].revents & ZMQ_POLLIN) &&
-            zmq_msg_recv(&pending, self->pipe_thr, ZMQ_DONTWAIT) >= 0)
-            has_pending = 1;
-        if (has_pending) {
-            if (zmq_msg_send(&pending, self->sock, ZMQ_DONTWAIT) >= 0) {
-                has_pending = 0;
-                zmq_msg_init(&pending);
-                if (!hello_out) {
-                    /* The lease clock starts with the hello. */
-                    hello_out = 1;
-                    last_heard = now;
-                    next_beat = now + self->heartbeat_ms;
-                }
+        /* Forward everything waiting, one poll for many frames. */
+        for (int n = 0; n < 1024; n++) {
+            if (!has_pending &&
+                zmq_msg_recv(&pending, self->pipe_thr, ZMQ_DONTWAIT) >= 0)
+                has_pending = 1;
+            if (!has_pending ||
+                zmq_msg_send(&pending, self->sock, ZMQ_DONTWAIT) < 0)
+                break;
+            has_pending = 0;
+            zmq_msg_init(&pending);
+            if (!hello_out) {
+                /* The lease clock starts with the hello. */
+                hello_out = 1;
+                last_heard = now;
+                next_beat = now + self->heartbeat_ms;
             }
         }
         if (hello_out && beat && now >= next_beat) {
