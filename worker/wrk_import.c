@@ -90,7 +90,7 @@ static void fail_with(import_t *im, const char *msg)
 {
     if (im->stop == STOP_NONE || im->stop == STOP_CONTROL) {
         im->stop = STOP_FAILED;
-        snprintf(im->err, sizeof(im->err), "%s", msg);
+        dip_text_format(im->err, sizeof(im->err), NULL, "%s", msg);
     }
 }
 
@@ -292,7 +292,7 @@ static int flush(import_t *im)
                              im->outcome, im->messages, err, sizeof(err));
     if (rc == WRK_DB_ETRANSIENT) {
         im->stop = STOP_TEMPFAIL;
-        snprintf(im->err, sizeof(im->err), "%s", err);
+        dip_text_format(im->err, sizeof(im->err), NULL, "%s", err);
         clear_batch(im);
         return -1;
     }
@@ -437,7 +437,7 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
                 bson_destroy(deal);
                 if (rc == WRK_DB_ETRANSIENT) {
                     im->stop = STOP_TEMPFAIL;
-                    snprintf(im->err, sizeof(im->err), "%s", err);
+                    dip_text_format(im->err, sizeof(im->err), NULL, "%s", err);
                 } else {
                     fail_with(im, err);
                 }
@@ -771,7 +771,7 @@ static int stream(import_t *im, const bson_t *q, const char *key)
     } else if (rc != DIP_STORAGE_OK && rc != DIP_STORAGE_EABORT) {
         if (rc == DIP_STORAGE_ETRANSIENT) {
             im->stop = STOP_TEMPFAIL;
-            snprintf(im->err, sizeof(im->err), "%s", err);
+            dip_text_format(im->err, sizeof(im->err), NULL, "%s", err);
         } else {
             fail_with(im, err);
         }
@@ -860,7 +860,7 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
     }
     rc = wrk_db_load_queue(im.db, &q, err, sizeof(err));
     if (rc != WRK_DB_OK) {
-        snprintf(im.err, sizeof(im.err), "%s", err);
+        dip_text_format(im.err, sizeof(im.err), NULL, "%s", err);
         exit_code = finish(
             &im, rc == WRK_DB_ETRANSIENT ? DIP_DONE_RETRY : DIP_DONE_FAILED,
             NULL);
@@ -898,7 +898,7 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
     if (rc == WRK_DB_OK)
         rc = wrk_db_ensure_indexes(im.db, err, sizeof(err));
     if (rc != WRK_DB_OK) {
-        snprintf(im.err, sizeof(im.err), "%s", err);
+        dip_text_format(im.err, sizeof(im.err), NULL, "%s", err);
         exit_code = finish(
             &im, rc == WRK_DB_ETRANSIENT ? DIP_DONE_RETRY : DIP_DONE_FAILED,
             NULL);

@@ -389,9 +389,9 @@ static void test_resume_on_changed_file(void **state)
  * import resumes and completes exactly. */
 static void test_worker_stops_when_supervisor_stops_reading(void **state)
 {
-    static const char *const extra[] = {"DEALIMPORT_LEASE_S=4",
+    static const char *const extra[] = {"DEALIMPORT_LEASE_S=2",
                                         "DEALIMPORT_BATCH_ROWS=500", NULL};
-    const int rows = (int)(60000 * it_scale());
+    const int rows = (int)(100000 * it_scale());
     bson_oid_t account, user, pipeline, qid;
     pid_t worker;
     int64_t deals_then, deals_later;
@@ -431,6 +431,79 @@ static void test_worker_stops_when_supervisor_stops_reading(void **state)
     bson_destroy(&q);
 }
 
+/* Issue 9.3: a line error naming a long non-ASCII column is cut at a
+ * character boundary; the import goes on and completes. */
+static void test_long_non_ascii_column(void **state)
+{
+    char *csv = malloc(8192), *p = csv;
+    bson_oid_t account, user, pipeline, qid;
+    bson_t q, *filter;
+    mongoc_cursor_t *cur;
+    const bson_t *doc;
+    const char *msg;
+    (void)state;
+    start_sup(NULL);
+    p += sprintf(p, "Deal Name,Stage,Amount,");
+    for (int i = 0; i < 700; i++)
+        p += sprintf(p, "\xc3\xa9"); /* 'é' */
+    p += sprintf(p, "\nOne,Lead,100,x\nTwo,Lead,200,a");
+    *p++ = '\0'; /* a NUL in the long column's cell: a line error */
+    p += sprintf(p, "b\nThree,Lead,300,y\n");
+    ids(&account, &user, &pipeline);
+    it_put(&env, "imports/events/long-column.csv", csv, (size_t)(p - csv));
+    free(csv);
+    it_enqueue(&env, "imports/events/long-column.csv", &account, &user,
+               &pipeline, mappings, &qid);
+    assert_int_equal(it_wait_final(&env, &qid, 120000, &q), 0);
+    assert_string_equal(it_str(&q, "status"), "completed");
+    assert_int_equal(count_qid("deals", "import.queue_id", &qid, NULL), 2);
+    filter = BCON_NEW("queue_id", BCON_OID(&qid));
+    cur = mongoc_collection_find_with_opts(it_coll(&env, "csv_import_errors"),
+                                           filter, NULL, NULL);
+    assert_true(mongoc_cursor_next(cur, &doc));
+    msg = it_str(doc, "message");
+    assert_true(strlen(msg) > 300);
+    assert_true(bson_utf8_validate(msg, strlen(msg), false));
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    bson_destroy(&q);
+}
+
+/* Issue 9.4: 17 columns named with 60,000 control characters each. The
+ * header travels once (in start), never with each batch, so no frame
+ * comes near the limit and the import completes. */
+static void test_huge_control_char_header(void **state)
+{
+    enum { COLS = 17, NAME = 60000, ROWS = 3000 };
+    size_t cap = (size_t)COLS * (NAME + 8) + (size_t)ROWS * 40 + 64;
+    char *csv = malloc(cap), *p = csv;
+    bson_oid_t account, user, pipeline, qid;
+    bson_t q;
+    (void)state;
+    start_sup(NULL);
+    p += sprintf(p, "Deal Name,Stage,Amount");
+    for (int c = 0; c < COLS; c++) {
+        /* distinct control characters, none of them a line break or tab */
+        static const char ctl[COLS] = {1,  2,  3,  4,  5,  6,  7,  8, 11,
+                                       12, 14, 15, 16, 17, 18, 19, 20};
+        *p++ = ',';
+        memset(p, ctl[c], NAME);
+        p += NAME;
+    }
+    *p++ = '\n';
+    for (int i = 1; i <= ROWS; i++)
+        p += sprintf(p, "Deal %d,Lead,%d\n", i, i);
+    ids(&account, &user, &pipeline);
+    it_put(&env, "imports/events/control-header.csv", csv, (size_t)(p - csv));
+    free(csv);
+    it_enqueue(&env, "imports/events/control-header.csv", &account, &user,
+               &pipeline, mappings, &qid);
+    assert_int_equal(it_wait_final(&env, &qid, 300000, &q), 0);
+    assert_string_equal(it_str(&q, "status"), "completed");
+    assert_int_equal(count_qid("deals", "import.queue_id", &qid, NULL), ROWS);
+    bson_destroy(&q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -441,6 +514,8 @@ int main(void)
         cmocka_unit_test_teardown(test_resume_on_changed_file, teardown),
         cmocka_unit_test_teardown(
             test_worker_stops_when_supervisor_stops_reading, teardown),
+        cmocka_unit_test_teardown(test_long_non_ascii_column, teardown),
+        cmocka_unit_test_teardown(test_huge_control_char_header, teardown),
     };
     int rc = it_env_init(&env, "wevents");
     if (rc)
