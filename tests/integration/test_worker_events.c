@@ -21,7 +21,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <zmq.h>
+
 #include "dip_bson.h"
+#include "dip_msg.h"
 #include "it_check.h"
 #include "it_env.h"
 
@@ -423,7 +426,8 @@ static void test_worker_stops_when_supervisor_stops_reading(void **state)
     assert_int_equal(kill(sup, SIGCONT), 0);
     assert_true(gone);
     assert_int_equal(deals_then, deals_later);
-    assert_true(deals_then < rows);
+    /* it stopped about a lease after the freeze, far from the end */
+    assert_true(deals_then <= rows / 2);
     assert_int_equal(it_wait_final(&env, &qid, 600000, &q), 0);
     assert_string_equal(it_str(&q, "status"), "completed");
     assert_int_equal(count_qid("deals", "import.queue_id", &qid, NULL), rows);
@@ -504,6 +508,73 @@ static void test_huge_control_char_header(void **state)
     bson_destroy(&q);
 }
 
+/* Issue 9.9: a process that takes an import's identity on the events
+ * socket before its worker does, and speaks for it (a hello without the
+ * spawn's secret, a forged progress report, a forged end, in this protocol
+ * and the old one), is not heard; the import completes as the file says. */
+static void test_forged_identity_not_heard(void **state)
+{
+    static const char *const extra[] = {"DEALIMPORT_LEASE_S=2",
+                                        "DEALIMPORT_POLL_MS=3000", NULL};
+    static const char csv[] = "Deal Name,Stage,Amount\n"
+                              "One,Lead,100\n"
+                              "Two,Lead,200\n";
+    bson_oid_t account, user, pipeline, qid;
+    char ep[400], ident[64], hex[25], v1[256];
+    void *ctx, *dealer;
+    int linger = 0;
+    bson_value_t id;
+    bson_t q, *frames[3];
+    (void)state;
+    start_sup(extra);
+    ids(&account, &user, &pipeline);
+    it_put(&env, "imports/events/forged.csv", csv, strlen(csv));
+    it_enqueue(&env, "imports/events/forged.csv", &account, &user, &pipeline,
+               mappings, &qid);
+    /* Before the next claim (3 s), so the identity is the forger's. */
+    bson_oid_to_string(&qid, hex);
+    snprintf(ident, sizeof(ident), "deals_import_queue_%s", hex);
+    snprintf(ep, sizeof(ep), "ipc://%s/events.ipc", env.runtime);
+    ctx = zmq_ctx_new();
+    dealer = zmq_socket(ctx, ZMQ_DEALER);
+    zmq_setsockopt(dealer, ZMQ_ROUTING_ID, ident, strlen(ident));
+    zmq_setsockopt(dealer, ZMQ_LINGER, &linger, sizeof(linger));
+    assert_int_equal(zmq_connect(dealer, ep), 0);
+    id.value_type = BSON_TYPE_OID;
+    bson_oid_copy(&qid, &id.value.v_oid);
+    frames[0] = dip_msg_hello(&id, 4242, "someone", 1,
+                              "0000000000000000000000000000000000000000000000"
+                              "000000000000000000");
+    frames[1] = dip_msg_batch(999999, 999999, 0, 0, 10, 10, NULL);
+    frames[2] = dip_msg_done(DIP_DONE_FAILED, 999999, 0, "forged", NULL, 0);
+    snprintf(v1, sizeof(v1),
+             "{\"v\":1,\"type\":\"done\",\"queue_id\":\"%s\","
+             "\"status\":\"failed\",\"lines\":1,\"error\":\"forged\"}",
+             hex);
+    for (int round = 0; round < 40; round++) {
+        for (int i = 0; i < 3; i++)
+            zmq_send(dealer, bson_get_data(frames[i]), frames[i]->len,
+                     ZMQ_DONTWAIT);
+        zmq_send(dealer, v1, strlen(v1), ZMQ_DONTWAIT);
+        usleep(100 * 1000);
+        assert_true(it_queue_int(&env, &qid, "progress.lines") < 999999);
+    }
+    for (int i = 0; i < 3; i++)
+        bson_destroy(frames[i]);
+    zmq_close(dealer);
+    zmq_ctx_term(ctx);
+    assert_int_equal(it_wait_final(&env, &qid, 120000, &q), 0);
+    assert_string_equal(it_str(&q, "status"), "completed");
+    assert_int_equal(dip_bson_get_int(&q, "progress.lines", -1), 2);
+    assert_int_equal(count_qid("deals", "import.queue_id", &qid, NULL), 2);
+    bson_destroy(&q);
+    {
+        char needle[128];
+        snprintf(needle, sizeof(needle), "dropped a message from '%s'", ident);
+        assert_true(it_file_contains(logpath, needle));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -516,6 +587,7 @@ int main(void)
             test_worker_stops_when_supervisor_stops_reading, teardown),
         cmocka_unit_test_teardown(test_long_non_ascii_column, teardown),
         cmocka_unit_test_teardown(test_huge_control_char_header, teardown),
+        cmocka_unit_test_teardown(test_forged_identity_not_heard, teardown),
     };
     int rc = it_env_init(&env, "wevents");
     if (rc)
