@@ -84,6 +84,7 @@ typedef struct worker {
     bson_t *header;     /* from start: array of strings */
     int header_dirty;   /* not yet written */
     int dirty;
+    int flush_failed; /* the last write failed: wait FLUSH_MS to retry */
     /* the current run: its per-spawn secret, whether its hello proved it,
      * and flow control (dip_msg.h) */
     char spawn_secret[65];
@@ -576,6 +577,7 @@ static int flush_worker(sup_loop_t *self, worker_t *w)
         w->checkpoint = NULL;
         w->dirty = 0;
         w->header_dirty = 0;
+        w->flush_failed = 0;
         /* Everything received before this write is stored now. */
         w->acked_bytes = received;
         send_ack(self, w);
@@ -593,6 +595,7 @@ static int flush_worker(sup_loop_t *self, worker_t *w)
         return -1;
     }
     dip_log(DIP_LOG_WARNING, w->qid_hex, "%s (will retry)", err);
+    w->flush_failed = 1;
     return -1;
 }
 
@@ -1115,8 +1118,11 @@ static void on_message(sup_loop_t *self, const char *identity, size_t idlen,
     }
     /* Write when half a window waits, so a worker never stalls on a full
      * one; when nothing waits, what arrived is acknowledged at once. */
-    if (w->nerrs >= FLUSH_ERRORS || w->err_bytes >= (size_t)self->window / 2 ||
-        self->err_bytes >= (size_t)self->cfg.error_buffer_bytes)
+    /* After a failed write, the next try waits for the timer: a failing
+     * database is not asked again for every message. */
+    if ((w->nerrs >= FLUSH_ERRORS || w->err_bytes >= (size_t)self->window / 2 ||
+         self->err_bytes >= (size_t)self->cfg.error_buffer_bytes) &&
+        (!w->flush_failed || self->now - w->last_flush_ms >= FLUSH_MS))
         flush_worker(self, w);
     else if (!pending(w))
         send_ack(self, w);

@@ -389,6 +389,11 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
 
     if (!im->bound && bind_header(im) < 0)
         return 1;
+    /* Not another write (a stage, a batch) once the supervisor is gone. */
+    if (wrk_events_gone(im->ev)) {
+        im->stop = STOP_SUPERVISOR;
+        return 1;
+    }
     im->last_line = (int64_t)row->line;
     im->last_offset = (int64_t)row->end_offset;
 
