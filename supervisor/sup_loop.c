@@ -91,6 +91,8 @@ typedef struct worker {
     int64_t epoch;
     int hello_ok;
     int64_t recv_bytes, acked_bytes, last_ack_ms;
+    long dropped; /* frames under its identity dropped since the last log */
+    int64_t dropped_log_ms;
     int stop_sent;
     int64_t first_line;             /* from the current worker's hello */
     dip_control_action_t requested; /* an operator's pause or cancel */
@@ -998,23 +1000,26 @@ static void on_line_error(sup_loop_t *self, worker_t *w, const dip_msg_t *m)
     self->err_bytes += d->len;
 }
 
-/* A frame not taken: logged once, then counted, so a flood of them
- * cannot flood the log. */
-static void dropped(sup_loop_t *self, const worker_t *w, const char *identity,
+/* A frame not taken: logged, then counted for five seconds (per import,
+ * and once more for identities of no import), so a flood of them cannot
+ * flood the log. */
+static void dropped(sup_loop_t *self, worker_t *w, const char *identity,
                     size_t idlen, const char *why)
 {
     char who[80];
-    self->dropped++;
-    if (self->dropped_log_ms && self->now - self->dropped_log_ms < 5000)
+    long *count = w ? &w->dropped : &self->dropped;
+    int64_t *at = w ? &w->dropped_log_ms : &self->dropped_log_ms;
+    (*count)++;
+    if (*at && self->now - *at < 5000)
         return;
     dip_text_format(who, sizeof(who), NULL, "%.*s",
                     (int)(idlen > 64 ? 64 : idlen), identity);
     dip_log(DIP_LOG_WARNING, w ? w->qid_hex : NULL,
             "dropped a message from '%s': %s (%ld dropped since the last "
             "such line)",
-            who, why, self->dropped);
-    self->dropped = 0;
-    self->dropped_log_ms = self->now;
+            who, why, *count);
+    *count = 0;
+    *at = self->now;
 }
 
 static void on_message(sup_loop_t *self, const char *identity, size_t idlen,
