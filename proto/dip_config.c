@@ -61,6 +61,10 @@ static const setting_t settings[] = {
     N("DEALIMPORT_ROW_BACKOFF_MS", row_backoff_ms, 0, 3600000),
     N("DEALIMPORT_BATCH_ROWS", batch_rows, 1, 100000),
     N("DEALIMPORT_BATCH_BYTES", batch_bytes, 0, 1073741824),
+    N("DEALIMPORT_LINE_ERROR_BYTES", line_error_bytes, 1024, 1048576),
+    N("DEALIMPORT_MAX_LINE_ERRORS", max_line_errors, 0, 100000000),
+    N("DEALIMPORT_ERROR_BUFFER_BYTES", error_buffer_bytes, 1048576, 1073741824),
+    N("DEALIMPORT_MAX_NEW_STAGES", max_new_stages, 0, 1000000),
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 /* dip_config_to_env writes one entry per setting and the log level. */
@@ -90,6 +94,10 @@ void dip_config_init(dip_config_t *cfg)
     cfg->row_attempts = 3;
     cfg->row_backoff_ms = 4000;
     cfg->batch_rows = 1000;
+    cfg->line_error_bytes = 16 * 1024;
+    cfg->max_line_errors = 100000;
+    cfg->error_buffer_bytes = 8 * 1024 * 1024;
+    cfg->max_new_stages = 100;
 }
 
 static int set_one(dip_config_t *cfg, const char *name, const char *value,
@@ -353,4 +361,5 @@ void dip_config_release(dip_config_t *cfg)
             *field = NULL;
         }
     }
+    memset(cfg->spawn_secret, 0, sizeof(cfg->spawn_secret));
 }

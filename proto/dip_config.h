@@ -70,6 +70,21 @@ typedef struct dip_config {
                               once its deals reach this size; 0 (default):
                               the smaller of 8 MB and an eighth of
                               worker_memory_mb (see dip_config_batch_bytes) */
+    /* the most bytes of a row one line error keeps (its BSON array), cut at
+     * a character boundary: DEALIMPORT_LINE_ERROR_BYTES, default 16384 */
+    long line_error_bytes;
+    /* error documents one import stores; the rest are only counted
+     * (errors_not_stored): DEALIMPORT_MAX_LINE_ERRORS, default 100000 */
+    long max_line_errors;
+    /* the supervisor's unwritten line errors, in bytes, over all its
+     * workers: DEALIMPORT_ERROR_BUFFER_BYTES, default 8 MB */
+    long error_buffer_bytes;
+    /* new pipeline stages one import may create: DEALIMPORT_MAX_NEW_STAGES,
+     * default 100 */
+    long max_new_stages;
+    /* the worker's per-spawn secret (64 hex), proven in its hello; made by
+     * the supervisor for each spawn, never a setting */
+    char spawn_secret[65];
 } dip_config_t;
 
 /* The batch size in bytes that batch_bytes asks for: itself when set, else

@@ -32,6 +32,11 @@ typedef struct dip_storage_sink {
     /* Called with consecutive bytes; return 0 to go on, non-zero to stop
      * (the download then ends with DIP_STORAGE_EABORT). */
     int (*data)(void *arg, const char *buf, size_t len);
+    /* Called once, before any data, with what identifies this version of
+     * the object: S3's ETag (size and mtime_ns -1), or for file:// "" and
+     * the file's size and modification time in ns. May be NULL. */
+    void (*identity)(void *arg, const char *etag, int64_t size,
+                     int64_t mtime_ns);
 } dip_storage_sink_t;
 
 /* Longest key accepted, in bytes (S3's limit). */

@@ -196,6 +196,10 @@ int dip_storage_file_get(dip_storage_file_t *self, const char *key,
     }
     if (sink->size)
         sink->size(sink->arg, (int64_t)st.st_size);
+    if (sink->identity)
+        sink->identity(sink->arg, "", (int64_t)st.st_size,
+                       (int64_t)st.st_mtim.tv_sec * 1000000000 +
+                           st.st_mtim.tv_nsec);
     for (;;) {
         ssize_t n = pread(fd, buf, IO_CHUNK, (off_t)pos);
         if (n < 0 && errno == EINTR)

@@ -538,6 +538,8 @@ static void report_size(get_ctx_t *g, int64_t total)
         g->size_reported = 1;
         if (g->sink->size)
             g->sink->size(g->sink->arg, total);
+        if (g->sink->identity)
+            g->sink->identity(g->sink->arg, g->etag, -1, -1);
     }
 }
 

@@ -11,6 +11,7 @@
 #include "dip_log.h"
 #include "dip_msg.h"
 #include "dip_mongo_io.h"
+#include "dip_text.h"
 #include "sup_cgroup.h"
 #include "sup_ctl.h"
 #include "sup_metrics.h"
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -73,11 +75,25 @@ typedef struct worker {
     int done;
     dip_done_status_t status;
     char *error;
-    json_t *notes;
-    int64_t lines, added, nerrors, bytes, bytes_total;
-    json_t *errors;     /* buffered line_error objects */
-    json_t *checkpoint; /* latest, not yet written */
+    bson_t *notes; /* array of strings from done, or NULL */
+    int64_t lines, added, nerrors, not_stored, bytes, bytes_total;
+    /* csv_import_errors documents not yet written, built once from each
+     * line_error frame; their bytes count in the loop's error buffer */
+    bson_t **errs;
+    size_t nerrs, errs_cap, err_bytes;
+    bson_t *checkpoint; /* latest, not yet written */
+    bson_t *header;     /* from start: array of strings */
+    int header_dirty;   /* not yet written */
     int dirty;
+    int flush_failed; /* the last write failed: wait FLUSH_MS to retry */
+    /* the current run: its per-spawn secret, whether its hello proved it,
+     * and flow control (dip_msg.h) */
+    char spawn_secret[65];
+    int64_t epoch;
+    int hello_ok;
+    int64_t recv_bytes, acked_bytes, last_ack_ms;
+    long dropped; /* frames under its identity dropped since the last log */
+    int64_t dropped_log_ms;
     int stop_sent;
     int64_t first_line;             /* from the current worker's hello */
     dip_control_action_t requested; /* an operator's pause or cancel */
@@ -110,6 +126,10 @@ struct sup_loop {
         shutdown_deadline_ms, give_up_ms;
     uint64_t watchdog_usec;
     long finished, failed;
+    size_t err_bytes; /* unwritten line errors of all workers */
+    long dropped;     /* frames dropped since the last such log line */
+    int64_t dropped_log_ms;
+    int64_t window; /* bytes each worker may have unacknowledged */
     sup_store_served_t served[256]; /* for fair claiming */
     size_t nserved;
 };
@@ -127,19 +147,33 @@ static void worker_reset_run(worker_t *w)
     w->status = 0;
     free(w->error);
     w->error = NULL;
-    json_decref(w->notes);
+    bson_destroy(w->notes);
     w->notes = NULL;
     w->stop_sent = 0;
     w->round_trips = 0;
     w->killed_for = SUP_METRICS_EXIT_COMPLETED;
+    w->hello_ok = 0;
+    w->recv_bytes = w->acked_bytes = 0;
+    memset(w->spawn_secret, 0, sizeof(w->spawn_secret));
 }
 
-static void worker_clear(worker_t *w)
+static void clear_errors(sup_loop_t *self, worker_t *w)
+{
+    for (size_t i = 0; i < w->nerrs; i++)
+        bson_destroy(w->errs[i]);
+    w->nerrs = 0;
+    self->err_bytes -= w->err_bytes;
+    w->err_bytes = 0;
+}
+
+static void worker_clear(sup_loop_t *self, worker_t *w)
 {
     worker_reset_run(w);
     free(w->final_error);
-    json_decref(w->errors);
-    json_decref(w->checkpoint);
+    clear_errors(self, w);
+    free(w->errs);
+    bson_destroy(w->checkpoint);
+    bson_destroy(w->header);
     if (w->doc)
         bson_destroy(w->doc);
     memset(w, 0, sizeof(*w));
@@ -205,6 +239,11 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
     self->cfg = *cfg;
     self->config_file = config_file;
     self->cap = (size_t)cfg->max_workers;
+    /* The error buffer's bytes, shared out: with every worker inside its
+     * window the buffer stays within its bound (plus a frame each). */
+    self->window = cfg->error_buffer_bytes / cfg->max_workers;
+    if (self->window < 256 * 1024)
+        self->window = 256 * 1024;
     self->workers = calloc(self->cap, sizeof(worker_t));
     if (self->workers == NULL)
         goto fail;
@@ -327,7 +366,7 @@ void sup_loop_destroy(sup_loop_t **self_p)
         return;
     self = *self_p;
     for (size_t i = 0; self->workers && i < self->cap; i++)
-        worker_clear(&self->workers[i]);
+        worker_clear(self, &self->workers[i]);
     free(self->workers);
     if (self->events)
         zmq_close(self->events);
@@ -410,15 +449,62 @@ static void spawn_opts(sup_loop_t *self, sup_spawn_opts_t *o, char **argv,
     o->cgroup_fd = cgroup_fd;
 }
 
+/* A fresh per-spawn secret: 64 hex characters from the kernel's random
+ * source. */
+static int make_secret(char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char raw[32];
+    size_t got = 0;
+    while (got < sizeof(raw)) {
+        ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        got += (size_t)n;
+    }
+    for (size_t i = 0; i < sizeof(raw); i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    out[64] = '\0';
+    memset(raw, 0, sizeof(raw));
+    return 0;
+}
+
 static int start_worker(sup_loop_t *self, worker_t *w)
 {
     char opt_id[] = "--queue-id", opt_events[] = "--events";
-    char *argv[] = {self->worker_path, opt_id,         w->qid_hex,
-                    opt_events,        self->endpoint, NULL};
+    char opt_owner[] = "--owner", opt_epoch[] = "--epoch", epoch[24];
+    char *argv[] = {
+        self->worker_path, opt_id,      w->qid_hex, opt_events, self->endpoint,
+        opt_owner,         self->owner, opt_epoch,  epoch,      NULL};
+    char secret_env[128] = "";
+    char **envp = NULL;
+    size_t nenv = 0;
     sup_spawn_opts_t o;
     char err[512];
     int cgfd = -1;
     pid_t pid;
+
+    /* Each spawn proves itself in its hello with a secret of its own. */
+    if (make_secret(w->spawn_secret) < 0) {
+        dip_log(DIP_LOG_ERR, w->qid_hex, "cannot make a spawn secret: %s",
+                strerror(errno));
+        return -1;
+    }
+    w->epoch = dip_bson_get_int(w->doc, "claims", 0);
+    snprintf(epoch, sizeof(epoch), "%lld", (long long)w->epoch);
+    while (self->envp[nenv])
+        nenv++;
+    envp = calloc(nenv + 2, sizeof(char *));
+    if (envp == NULL)
+        return -1;
+    memcpy(envp, self->envp, nenv * sizeof(char *));
+    snprintf(secret_env, sizeof(secret_env), "DEALIMPORT_SPAWN_SECRET=%s",
+             w->spawn_secret);
+    envp[nenv] = secret_env;
 
     if (self->cgroup) {
         if (sup_cgroup_create(self->cgroup, w->name, self->cfg.worker_memory_mb,
@@ -432,14 +518,24 @@ static int start_worker(sup_loop_t *self, worker_t *w)
         }
     }
     spawn_opts(self, &o, argv, cgfd);
+    o.envp = envp;
     pid = sup_spawn_start(&o, err, sizeof(err));
+    memset(secret_env, 0, sizeof(secret_env));
+    free(envp);
     if (cgfd >= 0)
         close(cgfd);
     if (pid < 0) {
         dip_log(DIP_LOG_ERR, w->qid_hex, "%s", err);
         return -1;
     }
-    worker_reset_run(w);
+    {
+        /* The secret survives the reset of the run it belongs to. */
+        char keep[65];
+        memcpy(keep, w->spawn_secret, sizeof(keep));
+        worker_reset_run(w);
+        memcpy(w->spawn_secret, keep, sizeof(keep));
+        memset(keep, 0, sizeof(keep));
+    }
     w->state = W_RUNNING;
     w->pid = pid;
     w->run_start_lines = w->lines;
@@ -451,18 +547,40 @@ static int start_worker(sup_loop_t *self, worker_t *w)
     return 0;
 }
 
-static int send_control(sup_loop_t *self, worker_t *w,
-                        dip_control_action_t action)
+static int send_frame(sup_loop_t *self, worker_t *w, bson_t *frame)
 {
-    char *frame = dip_msg_control(action);
     int rc = -1;
     if (frame &&
         zmq_send(self->events, w->name, strlen(w->name),
                  ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
-        zmq_send(self->events, frame, strlen(frame), ZMQ_DONTWAIT) >= 0)
+        zmq_send(self->events, bson_get_data(frame), frame->len,
+                 ZMQ_DONTWAIT) >= 0)
         rc = 0;
-    free(frame);
+    bson_destroy(frame);
     return rc;
+}
+
+static int send_control(sup_loop_t *self, worker_t *w,
+                        dip_control_action_t action)
+{
+    return send_frame(self, w, dip_msg_control(action));
+}
+
+static int pending(const worker_t *w)
+{
+    return w->dirty || w->header_dirty || w->nerrs > 0;
+}
+
+/* Tells the worker what is stored and how much more it may send; also the
+ * supervisor's sign of life to it. */
+static void send_ack(sup_loop_t *self, worker_t *w)
+{
+    if (w->state != W_RUNNING || !w->hello_ok)
+        return;
+    if (!pending(w))
+        w->acked_bytes = w->recv_bytes;
+    send_frame(self, w, dip_msg_ack(w->acked_bytes, self->window));
+    w->last_ack_ms = self->now;
 }
 
 /* Writes what the worker reported and has not been written yet. */
@@ -470,17 +588,24 @@ static int flush_worker(sup_loop_t *self, worker_t *w)
 {
     char err[512];
     int rc;
-    if (!w->dirty && json_array_size(w->errors) == 0)
+    int64_t received = w->recv_bytes;
+    if (!pending(w))
         return 0;
-    rc = sup_store_progress(self->store, &w->qid, w->errors, w->lines, w->added,
-                            w->nerrors, w->bytes, w->bytes_total, w->checkpoint,
-                            err, sizeof(err));
+    rc = sup_store_progress(
+        self->store, &w->qid, w->errs, w->nerrs, w->lines, w->added, w->nerrors,
+        w->not_stored, w->bytes, w->bytes_total, w->checkpoint,
+        w->header_dirty ? w->header : NULL, err, sizeof(err));
     w->last_flush_ms = self->now;
     if (rc == SUP_STORE_OK) {
-        json_array_clear(w->errors);
-        json_decref(w->checkpoint);
+        clear_errors(self, w);
+        bson_destroy(w->checkpoint);
         w->checkpoint = NULL;
         w->dirty = 0;
+        w->header_dirty = 0;
+        w->flush_failed = 0;
+        /* Everything received before this write is stored now. */
+        w->acked_bytes = received;
+        send_ack(self, w);
         return 0;
     }
     if (rc == SUP_STORE_ELOST) {
@@ -491,24 +616,26 @@ static int flush_worker(sup_loop_t *self, worker_t *w)
             kill_worker(w, SIGKILL);
             w->killed_for = SUP_METRICS_EXIT_LEASE_LOST;
         }
-        json_array_clear(w->errors);
+        clear_errors(self, w);
         w->dirty = 0;
+        w->header_dirty = 0;
         return -1;
     }
     dip_log(DIP_LOG_WARNING, w->qid_hex, "%s (will retry)", err);
+    w->flush_failed = 1;
     return -1;
 }
 
 static void finish_import(sup_loop_t *self, worker_t *w, const char *status,
                           const char *error)
 {
-    sup_store_result_t r = {status, error, w->notes, w->lines};
+    sup_store_result_t r = {status,   error,         w->notes,
+                            w->lines, w->not_stored, w->header};
     char err[512];
     int rc = SUP_STORE_EFAIL;
     /* Line errors still unwritten (database away) must land before the
      * final counts are taken from the database. */
-    if (flush_worker(self, w) == 0 ||
-        (!w->dirty && json_array_size(w->errors) == 0))
+    if (flush_worker(self, w) == 0 || !pending(w))
         rc = sup_store_finish(self->store, w->doc, &r, err, sizeof(err));
     else
         snprintf(err, sizeof(err), "the line errors could not be written");
@@ -548,7 +675,7 @@ static void finish_import(sup_loop_t *self, worker_t *w, const char *status,
         self->failed++;
     if (w->has_cgroup)
         sup_cgroup_remove(self->cgroup, w->name);
-    worker_clear(w);
+    worker_clear(self, w);
     self->next_claim_ms = self->now; /* a slot is free: claim at once */
 }
 
@@ -582,7 +709,7 @@ static void release_import(sup_loop_t *self, worker_t *w, const char *status,
             status, (long long)w->lines);
     if (w->has_cgroup)
         sup_cgroup_remove(self->cgroup, w->name);
-    worker_clear(w);
+    worker_clear(self, w);
     self->next_claim_ms = self->now;
 }
 
@@ -828,40 +955,164 @@ static int ctl_control(void *ctx, const char *id, dip_control_action_t action)
 
 /* ---- messages ------------------------------------------------------- */
 
+static worker_t *by_identity(sup_loop_t *self, const char *identity,
+                             size_t idlen)
+{
+    for (size_t i = 0; i < self->cap; i++) {
+        worker_t *w = &self->workers[i];
+        if ((w->state == W_RUNNING || w->state == W_EXITED) &&
+            idlen == strlen(w->name) && memcmp(identity, w->name, idlen) == 0)
+            return w;
+    }
+    return NULL;
+}
+
+/* 1 when a hello names this run: the import (its _id as stored), this
+ * supervisor's claim and epoch, and the secret made for this spawn. */
+static int hello_matches(sup_loop_t *self, const worker_t *w,
+                         const dip_msg_t *m, const char **why)
+{
+    bson_iter_t it;
+    const bson_value_t *id;
+    *why = NULL;
+    if (!bson_iter_init_find(&it, w->doc, "_id")) {
+        *why = "the import has no _id";
+        return 0;
+    }
+    id = bson_iter_value(&it);
+    if (id->value_type != m->queue_id.value_type ||
+        (id->value_type == BSON_TYPE_OID &&
+         !bson_oid_equal(&id->value.v_oid, &m->queue_id.value.v_oid)) ||
+        (id->value_type == BSON_TYPE_UTF8 &&
+         (id->value.v_utf8.len != m->queue_id.value.v_utf8.len ||
+          memcmp(id->value.v_utf8.str, m->queue_id.value.v_utf8.str,
+                 id->value.v_utf8.len) != 0)) ||
+        (id->value_type == BSON_TYPE_INT32 &&
+         id->value.v_int32 != m->queue_id.value.v_int32) ||
+        (id->value_type == BSON_TYPE_INT64 &&
+         id->value.v_int64 != m->queue_id.value.v_int64))
+        *why = "it names another import";
+    else if (strcmp(m->owner, self->owner) != 0 || m->epoch != w->epoch)
+        *why = "it names another claim";
+    else if (!dip_msg_is_secret(m->secret) ||
+             strcmp(m->secret, w->spawn_secret) != 0)
+        *why = "its secret is not this spawn's";
+    return *why == NULL;
+}
+
+/* A line error, turned into its csv_import_errors document at once: the
+ * frame's own row array, copied, no second object. */
+static void on_line_error(sup_loop_t *self, worker_t *w, const dip_msg_t *m)
+{
+    bson_t *d = bson_sized_new(m->row.len + 256);
+    bson_iter_t it;
+    if (w->nerrs == w->errs_cap) {
+        size_t cap = w->errs_cap ? w->errs_cap * 2 : 64;
+        bson_t **errs = realloc(w->errs, cap * sizeof(*errs));
+        if (errs == NULL) {
+            bson_destroy(d);
+            dip_log(DIP_LOG_ERR, w->qid_hex,
+                    "out of memory: the line error of line %lld is lost",
+                    (long long)m->line);
+            return;
+        }
+        w->errs = errs;
+        w->errs_cap = cap;
+    }
+    if (bson_iter_init_find(&it, w->doc, "_id"))
+        bson_append_value(d, "queue_id", -1, bson_iter_value(&it));
+    BSON_APPEND_INT64(d, "line", m->line);
+    BSON_APPEND_UTF8(d, "field", m->field);
+    BSON_APPEND_UTF8(d, "message", m->message);
+    BSON_APPEND_ARRAY(d, "row", &m->row);
+    BSON_APPEND_BOOL(d, "row_truncated", m->row_truncated != 0);
+    BSON_APPEND_DATE_TIME(d, "created_at", dip_bson_now_ms());
+    w->errs[w->nerrs++] = d;
+    w->err_bytes += d->len;
+    self->err_bytes += d->len;
+}
+
+/* A frame not taken: logged, then counted for five seconds (per import,
+ * and once more for identities of no import), so a flood of them cannot
+ * flood the log. */
+static void dropped(sup_loop_t *self, worker_t *w, const char *identity,
+                    size_t idlen, const char *why)
+{
+    char who[80];
+    long *count = w ? &w->dropped : &self->dropped;
+    int64_t *at = w ? &w->dropped_log_ms : &self->dropped_log_ms;
+    (*count)++;
+    if (*at && self->now - *at < 5000)
+        return;
+    dip_text_format(who, sizeof(who), NULL, "%.*s",
+                    (int)(idlen > 64 ? 64 : idlen), identity);
+    dip_log(DIP_LOG_WARNING, w ? w->qid_hex : NULL,
+            "dropped a message from '%s': %s (%ld dropped since the last "
+            "such line)",
+            who, why, *count);
+    *count = 0;
+    *at = self->now;
+}
+
 static void on_message(sup_loop_t *self, const char *identity, size_t idlen,
                        const void *data, size_t len)
 {
     dip_msg_t m;
-    char err[256];
-    worker_t *w;
-    if (dip_msg_decode(data, len, &m, err, sizeof(err)) < 0) {
-        dip_log(DIP_LOG_WARNING, NULL,
-                "dropped a malformed message from '%.*s': %s",
-                (int)(idlen > 64 ? 64 : idlen), identity, err);
+    char err[256], why[320];
+    worker_t *w = by_identity(self, identity, idlen);
+    if (w == NULL) {
+        dropped(self, NULL, identity, idlen,
+                "no import of ours runs under that identity");
         return;
     }
-    w = m.queue_id ? by_qid(self, m.queue_id) : NULL;
-    /* A worker speaks only for its own import: the identity it connected
-     * with must name the import the message is about. */
-    if (w == NULL || (w->state != W_RUNNING && w->state != W_EXITED) ||
-        idlen != strlen(w->name) || memcmp(identity, w->name, idlen) != 0) {
-        dip_log(DIP_LOG_WARNING, NULL,
-                "dropped a '%s' message from '%.*s' for an import it does not "
-                "run",
-                json_string_value(json_object_get(m.root, "type")),
-                (int)(idlen > 64 ? 64 : idlen), identity);
-        dip_msg_release(&m);
+    if (dip_msg_decode(data, len, &m, err, sizeof(err)) < 0) {
+        dip_text_format(why, sizeof(why), NULL, "malformed: %s", err);
+        dropped(self, w, identity, idlen, why);
+        if (w->hello_ok)
+            w->recv_bytes += (int64_t)len;
+        return;
+    }
+    if (m.type == DIP_MSG_HELLO) {
+        const char *reason;
+        if (!hello_matches(self, w, &m, &reason)) {
+            dip_text_format(why, sizeof(why), NULL,
+                            "a hello (pid %lld) not from this spawn: %s",
+                            (long long)m.pid, reason);
+            dropped(self, w, identity, idlen, why);
+            return;
+        }
+        w->hello_ok = 1;
+        w->recv_bytes = w->acked_bytes = 0;
+    } else if (!w->hello_ok) {
+        /* Frames from an identity without this spawn's hello are not the
+         * worker's: whoever chose that identity is not heard. */
+        dip_text_format(why, sizeof(why), NULL,
+                        "a '%s' with no hello carrying this spawn's secret "
+                        "before it",
+                        dip_msg_type_name(m.type));
+        dropped(self, w, identity, idlen, why);
         return;
     }
     w->last_heard_ms = self->now;
+    if (m.type != DIP_MSG_HEARTBEAT)
+        w->recv_bytes += (int64_t)len;
     switch (m.type) {
     case DIP_MSG_HELLO:
-        dip_log(DIP_LOG_INFO, w->qid_hex, "worker pid=%lld starts at line %lld",
-                (long long)m.pid, (long long)m.first_line);
-        w->first_line = m.first_line;
+        dip_log(DIP_LOG_INFO, w->qid_hex, "hello from worker %lld",
+                (long long)m.pid);
         /* A request made before the worker could hear it. */
         if (w->requested)
             send_control(self, w, w->requested);
+        break;
+    case DIP_MSG_START:
+        dip_log(DIP_LOG_INFO, w->qid_hex, "worker pid=%d starts at line %lld",
+                (int)w->pid, (long long)m.first_line);
+        w->first_line = m.first_line;
+        if (m.has_header) {
+            bson_destroy(w->header);
+            w->header = bson_copy(&m.header);
+            w->header_dirty = w->header != NULL;
+        }
         break;
     case DIP_MSG_BATCH:
         sup_metrics_progress(self->metrics, m.added - w->added,
@@ -871,39 +1122,53 @@ static void on_message(sup_loop_t *self, const char *identity, size_t idlen,
         w->lines = m.lines;
         w->added = m.added;
         w->nerrors = m.errors;
+        w->not_stored = m.errors_not_stored;
         w->bytes = m.bytes;
         w->bytes_total = m.bytes_total;
-        json_decref(w->checkpoint);
-        w->checkpoint = json_incref(m.checkpoint);
+        bson_destroy(w->checkpoint);
+        w->checkpoint = bson_copy(&m.checkpoint);
         w->dirty = 1;
         break;
-    case DIP_MSG_LINE_ERROR: {
-        json_t *e =
-            json_pack("{s:I, s:s, s:s, s:O}", "line", (json_int_t)m.line,
-                      "field", m.field, "message", m.message, "row", m.row);
-        if (w->errors == NULL)
-            w->errors = json_array();
-        if (e && w->errors)
-            json_array_append_new(w->errors, e);
-        if (json_array_size(w->errors) >= FLUSH_ERRORS)
-            flush_worker(self, w);
+    case DIP_MSG_LINE_ERROR:
+        on_line_error(self, w, &m);
         break;
-    }
     case DIP_MSG_DONE:
         w->done = 1;
         w->status = m.status;
         w->lines = m.lines > w->lines ? m.lines : w->lines;
+        if (m.errors_not_stored > w->not_stored)
+            w->not_stored = m.errors_not_stored;
         free(w->error);
         w->error = m.error ? strdup(m.error) : NULL;
-        json_decref(w->notes);
-        w->notes = m.notes ? json_incref(m.notes) : NULL;
-        if (w->state == W_EXITED)
-            on_exit_status(self, w, w->exit_status);
+        bson_destroy(w->notes);
+        w->notes = m.has_notes ? bson_copy(&m.notes) : NULL;
         break;
     default:
         break;
     }
-    dip_msg_release(&m);
+    /* The error buffer is bounded in bytes: each worker may have a window
+     * unacknowledged, so a worker over it (plus the frame in flight) does
+     * not follow the protocol. */
+    if (w->err_bytes > (size_t)self->window + DIP_MSG_MAX_FRAME &&
+        w->state == W_RUNNING) {
+        dip_log(DIP_LOG_ERR, w->qid_hex,
+                "worker pid=%d sent %zu bytes of line errors past its window: "
+                "killing it",
+                (int)w->pid, w->err_bytes);
+        kill_worker(w, SIGKILL);
+    }
+    /* Write when half a window waits, so a worker never stalls on a full
+     * one; when nothing waits, what arrived is acknowledged at once. */
+    /* After a failed write, the next try waits for the timer: a failing
+     * database is not asked again for every message. */
+    if ((w->nerrs >= FLUSH_ERRORS || w->err_bytes >= (size_t)self->window / 2 ||
+         self->err_bytes >= (size_t)self->cfg.error_buffer_bytes) &&
+        (!w->flush_failed || self->now - w->last_flush_ms >= FLUSH_MS))
+        flush_worker(self, w);
+    else if (!pending(w))
+        send_ack(self, w);
+    if (m.type == DIP_MSG_DONE && w->state == W_EXITED)
+        on_exit_status(self, w, w->exit_status);
 }
 
 static void drain_events(sup_loop_t *self)
@@ -1010,7 +1275,6 @@ static void claim(sup_loop_t *self)
                                     (const uint8_t *)"\0\0\0\0\0\0\0\0\0\0\0");
         snprintf(w->name, sizeof(w->name), "deals_import_queue_%s", w->qid_hex);
         note_served(self, &w->account);
-        w->errors = json_array();
         w->lines = dip_bson_get_int(w->doc, "checkpoint.line", 0);
         /* Where a resumed import stood, so the metrics count only what
          * this supervisor's workers add. */
@@ -1019,6 +1283,8 @@ static void claim(sup_loop_t *self)
         w->bytes = dip_bson_get_int(w->doc, "progress.bytes", 0);
         w->claimed_ms = self->now;
         w->claimed_lines = w->lines;
+        w->not_stored =
+            dip_bson_get_int(w->doc, "checkpoint.errors_not_stored", 0);
         w->state = W_WAITING;
         dip_log(DIP_LOG_INFO, w->qid_hex, "claimed import (file '%s')",
                 dip_bson_get_str(w->doc, "csv.0.key")
@@ -1035,14 +1301,21 @@ static void claim(sup_loop_t *self)
 static void tick(sup_loop_t *self)
 {
     char err[512];
+    /* Workers beat every quarter lease, from their hello on. */
+    int64_t silence_ms = self->cfg.lease_s * 1000 > HEARTBEAT_TIMEOUT_MS
+                             ? self->cfg.lease_s * 1000
+                             : HEARTBEAT_TIMEOUT_MS;
     for (size_t i = 0; i < self->cap; i++) {
         worker_t *w = &self->workers[i];
         if (w->state == W_FREE)
             continue;
-        if (w->state == W_RUNNING &&
-            (w->dirty || json_array_size(w->errors) > 0) &&
+        if (w->state == W_RUNNING && pending(w) &&
             self->now - w->last_flush_ms >= FLUSH_MS)
             flush_worker(self, w);
+        /* The supervisor's sign of life, a quarter lease apart. */
+        if (w->state == W_RUNNING && w->hello_ok &&
+            self->now - w->last_ack_ms >= self->cfg.lease_s * 1000 / 4)
+            send_ack(self, w);
         if (w->state == W_EXITED && self->now - w->exit_ms >= EXIT_GRACE_MS) {
             on_exit_status(self, w, w->exit_status);
             continue;
@@ -1059,10 +1332,10 @@ static void tick(sup_loop_t *self)
             continue;
         }
         if (w->state == W_RUNNING && !self->stopping) {
-            if (self->now - w->last_heard_ms > HEARTBEAT_TIMEOUT_MS) {
+            if (self->now - w->last_heard_ms > silence_ms) {
                 dip_log(DIP_LOG_ERR, w->qid_hex,
-                        "worker pid=%d silent for %d s: killing it",
-                        (int)w->pid, HEARTBEAT_TIMEOUT_MS / 1000);
+                        "worker pid=%d silent for %lld s: killing it",
+                        (int)w->pid, (long long)silence_ms / 1000);
                 kill_worker(w, SIGKILL);
                 w->killed_for = SUP_METRICS_EXIT_SILENT;
                 w->last_heard_ms = self->now; /* once */

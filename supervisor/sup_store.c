@@ -399,43 +399,16 @@ int sup_store_renew_leases(sup_store_t *self, char *err, size_t errlen)
     return rc;
 }
 
-static int insert_errors(sup_store_t *self, const bson_oid_t *qid,
-                         json_t *errors, char *err, size_t errlen)
+static int insert_errors(sup_store_t *self, bson_t *const *docs, size_t n,
+                         char *err, size_t errlen)
 {
-    size_t n = json_array_size(errors), i;
-    bson_t **docs;
     bson_t opts = BSON_INITIALIZER, reply;
     bson_error_t error;
     int rc = SUP_STORE_OK;
-    int64_t now = dip_bson_now_ms();
     if (n == 0)
         return SUP_STORE_OK;
-    docs = calloc(n, sizeof(bson_t *));
-    if (docs == NULL)
-        return SUP_STORE_EFAIL;
-    for (i = 0; i < n; i++) {
-        json_t *e = json_array_get(errors, i), *row;
-        bson_t *d = bson_new(), arr;
-        size_t j;
-        BSON_APPEND_OID(d, "queue_id", qid);
-        BSON_APPEND_INT64(d, "line",
-                          json_integer_value(json_object_get(e, "line")));
-        BSON_APPEND_UTF8(d, "field",
-                         json_string_value(json_object_get(e, "field")));
-        BSON_APPEND_UTF8(d, "message",
-                         json_string_value(json_object_get(e, "message")));
-        row = json_object_get(e, "row");
-        BSON_APPEND_ARRAY_BEGIN(d, "row", &arr);
-        for (j = 0; j < json_array_size(row); j++) {
-            char k[24];
-            snprintf(k, sizeof(k), "%zu", j);
-            BSON_APPEND_UTF8(&arr, k,
-                             json_string_value(json_array_get(row, j)));
-        }
-        bson_append_array_end(d, &arr);
-        BSON_APPEND_DATE_TIME(d, "created_at", now);
-        docs[i] = d;
-    }
+    /* Built from frames the decoder validated whole: no second check. */
+    BSON_APPEND_BOOL(&opts, "validate", false);
     BSON_APPEND_BOOL(&opts, "ordered", false);
     if (!mongoc_collection_insert_many(self->errors, (const bson_t **)docs, n,
                                        &opts, &reply, &error)) {
@@ -463,9 +436,6 @@ static int insert_errors(sup_store_t *self, const bson_oid_t *qid,
     }
     bson_destroy(&reply);
     bson_destroy(&opts);
-    for (i = 0; i < n; i++)
-        bson_destroy(docs[i]);
-    free(docs);
     return rc;
 }
 
@@ -475,16 +445,18 @@ static bson_t *owned(sup_store_t *self, const bson_oid_t *qid)
     return BCON_NEW("_id", BCON_OID(qid), "claimed_by", BCON_UTF8(self->owner));
 }
 
-int sup_store_progress(sup_store_t *self, const bson_oid_t *qid, json_t *errors,
-                       int64_t lines, int64_t added, int64_t nerrors,
-                       int64_t bytes, int64_t bytes_total, json_t *checkpoint,
+int sup_store_progress(sup_store_t *self, const bson_oid_t *qid,
+                       bson_t *const *errors, size_t nerr, int64_t lines,
+                       int64_t added, int64_t nerrors, int64_t not_stored,
+                       int64_t bytes, int64_t bytes_total,
+                       const bson_t *checkpoint, const bson_t *header,
                        char *err, size_t errlen)
 {
-    bson_t *filter = NULL, *update = NULL, *cp = NULL, set, prog;
+    bson_t *filter = NULL, *update = NULL, set, prog;
     bson_t reply;
     bson_error_t error;
     bson_iter_t it;
-    int rc = insert_errors(self, qid, errors, err, errlen);
+    int rc = insert_errors(self, errors, nerr, err, errlen);
     if (rc != SUP_STORE_OK)
         return rc;
     filter = owned(self, qid);
@@ -496,9 +468,12 @@ int sup_store_progress(sup_store_t *self, const bson_oid_t *qid, json_t *errors,
     BSON_APPEND_INT64(&prog, "lines", lines);
     BSON_APPEND_INT64(&prog, "added", added);
     BSON_APPEND_INT64(&prog, "errors", nerrors);
+    BSON_APPEND_INT64(&prog, "errors_not_stored", not_stored);
     bson_append_document_end(&set, &prog);
-    if (checkpoint && (cp = dip_bson_from_json(checkpoint)) != NULL)
-        BSON_APPEND_DOCUMENT(&set, "checkpoint", cp);
+    if (checkpoint)
+        BSON_APPEND_DOCUMENT(&set, "checkpoint", checkpoint);
+    if (header)
+        BSON_APPEND_ARRAY(&set, "header", header);
     BSON_APPEND_DATE_TIME(&set, "lease_expires_at",
                           dip_bson_now_ms() + self->lease_s * 1000);
     BSON_APPEND_DATE_TIME(&set, "updated_at", dip_bson_now_ms());
@@ -515,7 +490,6 @@ int sup_store_progress(sup_store_t *self, const bson_oid_t *qid, json_t *errors,
         rc = SUP_STORE_ELOST;
     }
     bson_destroy(&reply);
-    bson_destroy(cp);
     bson_destroy(filter);
     bson_destroy(update);
     return rc;
@@ -561,7 +535,7 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc,
 {
     bson_oid_t qid, tmp;
     bson_error_t error;
-    int64_t added, nerrors, now = dip_bson_now_ms();
+    int64_t added, nerrors, not_stored, now = dip_bson_now_ms();
     bson_t *filter = NULL, *update = NULL, set, soi, notes;
     const char *name;
     int rc = SUP_STORE_EFAIL;
@@ -588,17 +562,27 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc,
     BSON_APPEND_UTF8(&set, "status", r->status);
     BSON_APPEND_INT64(&set, "total_records", r->lines);
     BSON_APPEND_INT64(&set, "total_records_added", added);
-    BSON_APPEND_INT64(&set, "total_errors", nerrors);
+    not_stored = dip_bson_get_int(queue_doc, "checkpoint.errors_not_stored", 0);
+    if (r->not_stored > not_stored)
+        not_stored = r->not_stored;
+    BSON_APPEND_INT64(&set, "total_errors", nerrors + not_stored);
+    BSON_APPEND_INT64(&set, "errors_stored", nerrors);
+    BSON_APPEND_INT64(&set, "errors_not_stored", not_stored);
     if (r->error)
         BSON_APPEND_UTF8(&set, "error", r->error);
-    BSON_APPEND_ARRAY_BEGIN(&set, "notes", &notes);
-    for (size_t i = 0; r->notes && i < json_array_size(r->notes); i++) {
-        char k[24];
-        const char *s = json_string_value(json_array_get(r->notes, i));
-        snprintf(k, sizeof(k), "%zu", i);
-        BSON_APPEND_UTF8(&notes, k, s ? s : "");
+    if (r->notes) {
+        BSON_APPEND_ARRAY(&set, "notes", r->notes);
+    } else {
+        BSON_APPEND_ARRAY_BEGIN(&set, "notes", &notes);
+        bson_append_array_end(&set, &notes);
     }
-    bson_append_array_end(&set, &notes);
+    if (r->header) {
+        BSON_APPEND_ARRAY(&set, "header", r->header);
+    } else if (bson_iter_init_find(&it, queue_doc, "header") &&
+               BSON_ITER_HOLDS_ARRAY(&it)) {
+        /* stored by a run of an earlier claim */
+        bson_append_iter(&set, "header", -1, &it);
+    }
     append_logs(self, &qid, &set);
     BSON_APPEND_DATE_TIME(&set, "updated_at", now);
     BSON_APPEND_DATE_TIME(&set, "finished_at", now);
@@ -638,7 +622,8 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc,
     BSON_APPEND_DATE_TIME(&set, "updated_at", now);
     BSON_APPEND_INT64(&set, "progress.lines", r->lines);
     BSON_APPEND_INT64(&set, "progress.added", added);
-    BSON_APPEND_INT64(&set, "progress.errors", nerrors);
+    BSON_APPEND_INT64(&set, "progress.errors", nerrors + not_stored);
+    BSON_APPEND_INT64(&set, "progress.errors_not_stored", not_stored);
     if (r->error)
         BSON_APPEND_UTF8(&set, "error", r->error);
     bson_append_document_end(update, &set);

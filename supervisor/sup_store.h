@@ -10,7 +10,6 @@
 #include <stddef.h>
 
 #include <bson/bson.h>
-#include <jansson.h>
 
 #include "dip_config.h"
 
@@ -24,10 +23,12 @@ enum {
 
 /* Final figures and words of an import, for sup_store_finish. */
 typedef struct sup_store_result {
-    const char *status; /* completed | failed | cancelled */
-    const char *error;  /* sentence, or NULL */
-    json_t *notes;      /* array of strings, or NULL; borrowed */
-    int64_t lines;      /* data lines read */
+    const char *status;   /* completed | failed | cancelled */
+    const char *error;    /* sentence, or NULL */
+    const bson_t *notes;  /* array of strings, or NULL; borrowed */
+    int64_t lines;        /* data lines read */
+    int64_t not_stored;   /* line errors counted past the per-import cap */
+    const bson_t *header; /* array of strings, or NULL; borrowed */
 } sup_store_result_t;
 
 /* owner: "host:pid", written as claimed_by. */
@@ -60,16 +61,22 @@ int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
 /* Extends the lease of every import this supervisor holds. */
 int sup_store_renew_leases(sup_store_t *self, char *err, size_t errlen);
 
-/* Writes buffered line errors (array of dip_msg line_error objects), then
- * progress and checkpoint (checkpoint may be NULL). Errors first, so a
- * checkpoint never runs ahead of the errors it covers. */
-int sup_store_progress(sup_store_t *self, const bson_oid_t *qid, json_t *errors,
-                       int64_t lines, int64_t added, int64_t nerrors,
-                       int64_t bytes, int64_t bytes_total, json_t *checkpoint,
+/* Writes buffered line errors (nerr csv_import_errors documents, as the
+ * caller built them from the workers' messages: inserted as they are, not
+ * validated again), then progress, the checkpoint and the header
+ * (checkpoint and header may be NULL: unchanged). Errors first, so a
+ * checkpoint never runs ahead of the errors it covers. not_stored: line
+ * errors counted past the per-import cap. */
+int sup_store_progress(sup_store_t *self, const bson_oid_t *qid,
+                       bson_t *const *errors, size_t nerr, int64_t lines,
+                       int64_t added, int64_t nerrors, int64_t not_stored,
+                       int64_t bytes, int64_t bytes_total,
+                       const bson_t *checkpoint, const bson_t *header,
                        char *err, size_t errlen);
 
 /* Ends an import: counts its deals and error lines in the database, writes
- * csv_imports, and sets the queue document's final status. */
+ * csv_imports (total_errors = stored + errors_not_stored, and the header),
+ * and sets the queue document's final status. */
 int sup_store_finish(sup_store_t *self, const bson_t *queue_doc,
                      const sup_store_result_t *result, char *err,
                      size_t errlen);

@@ -4,6 +4,7 @@
  * arguments, sets up logging and the out-of-memory policy, and hands over to
  * wrk_import_run.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,8 +23,8 @@
 #include "wrk_import.h"
 
 static const char usage[] =
-    "usage: dealimport-worker --queue-id ID [--events ENDPOINT] "
-    "[--config FILE]\n";
+    "usage: dealimport-worker --queue-id ID [--owner SUPERVISOR --epoch N] "
+    "[--events ENDPOINT] [--config FILE]\n";
 
 static void help(void)
 {
@@ -31,6 +32,8 @@ static void help(void)
            "Runs one deal import from a queue document; normally started by "
            "dealimport-supervisor.\n\n"
            "  --queue-id ID      the queue document's _id (24 hex digits)\n"
+           "  --owner SUPERVISOR the supervisor whose claim this run is\n"
+           "  --epoch N          the claim's epoch (its claims counter)\n"
            "  --events ENDPOINT  the supervisor's worker-events socket\n"
            "                     (default ipc://$DEALIMPORT_RUNTIME_DIR/"
            "events.ipc)\n"
@@ -106,11 +109,15 @@ int main(int argc, char **argv)
         {"queue-id", required_argument, NULL, 'q'},
         {"events", required_argument, NULL, 'e'},
         {"config", required_argument, NULL, 'c'},
+        {"owner", required_argument, NULL, 'o'},
+        {"epoch", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const char *queue_id = NULL, *events = NULL, *config = NULL;
+    const char *owner = "";
+    long long epoch = 0;
     char endpoint[600], err[512];
     dip_config_t cfg;
     int c, rc;
@@ -127,6 +134,19 @@ int main(int argc, char **argv)
         case 'c':
             config = optarg;
             break;
+        case 'o':
+            owner = optarg;
+            break;
+        case 'p': {
+            char *end = NULL;
+            errno = 0;
+            epoch = strtoll(optarg, &end, 10);
+            if (errno || end == optarg || *end || epoch < 0) {
+                bad_usage(optarg);
+                return DIP_EXIT_USAGE;
+            }
+            break;
+        }
         case 'h':
             help();
             return 0;
@@ -158,6 +178,15 @@ int main(int argc, char **argv)
         dip_config_release(&cfg);
         return DIP_EXIT_CONFIG;
     }
+    /* The per-spawn secret its hello must carry, then gone from the
+     * environment. */
+    {
+        const char *sec = getenv("DEALIMPORT_SPAWN_SECRET");
+        if (cfg.spawn_secret[0] == '\0' && sec &&
+            strlen(sec) < sizeof(cfg.spawn_secret))
+            memcpy(cfg.spawn_secret, sec, strlen(sec) + 1);
+        unsetenv("DEALIMPORT_SPAWN_SECRET");
+    }
     dip_log_setup("dealimport-worker", cfg.log_level,
                   cfg.log_format && strcmp(cfg.log_format, "json") == 0);
     if (events == NULL) {
@@ -178,7 +207,7 @@ int main(int argc, char **argv)
     dip_mongo_init();
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
-    rc = wrk_import_run(&cfg, queue_id, events);
+    rc = wrk_import_run(&cfg, queue_id, events, owner, (int64_t)epoch);
 
     curl_global_cleanup();
     mongoc_cleanup();

@@ -758,6 +758,7 @@ static int row_end(wrk_csv_t *self)
     }
     for (size_t i = 0; i < n; i++)
         self->ptrs[i] = self->buf + self->offs[i];
+    row.nfile = n;
     for (size_t i = n; i < self->nheader; i++) {
         self->ptrs[i] = "";
         self->lens[i] = 0;

@@ -114,6 +114,8 @@ enum {
 typedef struct wrk_csv_row {
     uint64_t line;            /* data row number from 1 */
     size_t ncells;            /* == header count for OK rows (padded with "") */
+    size_t nfile;             /* cells the row held in the file (<= ncells):
+                                 the first nfile cells are the row as read */
     const char *const *cells; /* UTF-8, NUL-terminated, valid until the
                                  callback returns */
     const size_t *lens;

@@ -228,8 +228,8 @@ int wrk_db_check_pipeline(wrk_db_t *self, const bson_oid_t *pipeline,
 
 int wrk_db_stage(wrk_db_t *self, const bson_oid_t *account,
                  const bson_oid_t *pipeline, const bson_oid_t *user,
-                 const char *name, bson_oid_t *out, int *created, char *err,
-                 size_t errlen)
+                 const char *name, int may_create, bson_oid_t *out,
+                 int *created, char *err, size_t errlen)
 {
     bson_t query = BSON_INITIALIZER, *update;
     mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
@@ -246,8 +246,9 @@ int wrk_db_stage(wrk_db_t *self, const bson_oid_t *account,
                       BCON_OID(&self->qid), "}");
     mongoc_find_and_modify_opts_set_update(opts, update);
     mongoc_find_and_modify_opts_set_flags(
-        opts,
-        MONGOC_FIND_AND_MODIFY_UPSERT | MONGOC_FIND_AND_MODIFY_RETURN_NEW);
+        opts, may_create ? MONGOC_FIND_AND_MODIFY_UPSERT |
+                               MONGOC_FIND_AND_MODIFY_RETURN_NEW
+                         : MONGOC_FIND_AND_MODIFY_RETURN_NEW);
     for (int attempt = 1;; attempt++) {
         bson_t reply;
         bson_error_t error;
@@ -264,6 +265,8 @@ int wrk_db_stage(wrk_db_t *self, const bson_oid_t *account,
                            bson_iter_find_descendant(
                                &it, "lastErrorObject.upserted", &it);
                 rc = WRK_DB_OK;
+            } else if (!may_create) {
+                rc = WRK_DB_ENOTFOUND;
             } else {
                 snprintf(err, errlen, "stage '%s': unexpected server reply",
                          name);

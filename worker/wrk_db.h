@@ -48,12 +48,13 @@ int wrk_db_ensure_indexes(wrk_db_t *self, char *err, size_t errlen);
 int wrk_db_check_pipeline(wrk_db_t *self, const bson_oid_t *pipeline,
                           const bson_oid_t *account, char *err, size_t errlen);
 
-/* Finds or creates the stage `name` in (account, pipeline); *created is 1
- * when this call created it. */
+/* Finds the stage `name` in (account, pipeline), or creates it when
+ * may_create; *created is 1 when this call created it. A stage that does
+ * not exist and may not be created is WRK_DB_ENOTFOUND. */
 int wrk_db_stage(wrk_db_t *self, const bson_oid_t *account,
                  const bson_oid_t *pipeline, const bson_oid_t *user,
-                 const char *name, bson_oid_t *out, int *created, char *err,
-                 size_t errlen);
+                 const char *name, int may_create, bson_oid_t *out,
+                 int *created, char *err, size_t errlen);
 
 /* Inserts n deals unordered, in one round trip while they fit in the
  * server's message size. Each deal starts with its own ObjectId `_id` and is

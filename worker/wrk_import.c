@@ -20,14 +20,30 @@
 #include "wrk_map.h"
 #include "wrk_stages.h"
 
+#include "dip_text.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#define HEARTBEAT_S 5
 #define POOL_DOC_MAX 1024 /* bytes of a deal whose buffer is reused */
+
+/* The identity of the file being read, as storage reported it. */
+typedef struct file_id {
+    int known;
+    char etag[256];
+    int64_t size, mtime_ns;
+} file_id_t;
+
+/* The row of each deal in the batch, kept until its insert returns so a
+ * refused deal's line error carries it too: cells back to back in one
+ * arena, at most a line error's worth per row. */
+typedef struct kept_row {
+    size_t off, ncells;
+    int truncated;
+} kept_row_t;
 
 /* Why the byte stream was stopped early. */
 typedef enum {
@@ -60,14 +76,21 @@ typedef struct import {
     int64_t *doc_lines;
     int *outcome;
     char **messages;
+    kept_row_t *kept;
+    char *arena;
+    size_t arena_len, arena_cap;
     size_t n;
     size_t bytes;     /* of the deals in the batch */
     size_t bytes_max; /* a batch is inserted once it holds this much */
     /* progress, cumulative over the whole import */
     int64_t last_line, last_offset, bytes_total;
     int64_t added, errors, rows_at_start;
+    int64_t errors_not_stored; /* line errors past the per-import cap */
     int64_t converted_at_start;
-    time_t last_send;
+    /* the file: as the checkpoint recorded it, and as storage reports it */
+    file_id_t file_then, file_now;
+    int started; /* the start message is out */
+    int resumed; /* the header came from the queue document */
     /* how it ends */
     stop_t stop;
     int action; /* dip_control_action_t when STOP_CONTROL */
@@ -78,52 +101,176 @@ static void fail_with(import_t *im, const char *msg)
 {
     if (im->stop == STOP_NONE || im->stop == STOP_CONTROL) {
         im->stop = STOP_FAILED;
-        snprintf(im->err, sizeof(im->err), "%s", msg);
+        dip_text_format(im->err, sizeof(im->err), NULL, "%s", msg);
     }
 }
 
-static int emit(import_t *im, char *frame)
+/* Sends a frame. A frame that cannot be built is a bug to report, never a
+ * reason to stop; one over the frame limit is an import error; a
+ * supervisor that stopped reading stops the import without another
+ * write. */
+static int emit(import_t *im, bson_t *frame, const char *what)
 {
-    if (wrk_events_send_take(im->ev, frame) < 0) {
+    int rc = wrk_events_send_take(im->ev, frame);
+    switch (rc) {
+    case WRK_EVENTS_OK:
+        return 0;
+    case WRK_EVENTS_ENOMEM:
+        dip_log(DIP_LOG_ERR, im->queue_id,
+                "bug: the '%s' message could not be built (out of memory); "
+                "going on without it",
+                what);
+        return 0;
+    case WRK_EVENTS_ETOOBIG: {
+        char msg[256];
+        dip_text_format(msg, sizeof(msg), NULL,
+                        "the %s is too large to report: over the %u bytes a "
+                        "message may hold",
+                        what, DIP_MSG_MAX_FRAME);
+        fail_with(im, msg);
+        return -1;
+    }
+    default:
         im->stop = STOP_SUPERVISOR;
         return -1;
     }
-    im->last_send = time(NULL);
-    return 0;
 }
 
-static int line_error(import_t *im, int64_t line, const char *field,
-                      const char *message, const char *const *cells,
-                      const size_t *lens, size_t ncells)
+/* The file's identity: {etag} or {size, mtime_ns}. */
+static void fill_file_id(bson_t *doc, const file_id_t *f)
 {
-    im->errors++;
-    return emit(im, dip_msg_line_error(im->queue_id, line, field, message,
-                                       cells, lens, ncells));
+    if (f->etag[0]) {
+        BSON_APPEND_UTF8(doc, "etag", f->etag);
+    } else {
+        BSON_APPEND_INT64(doc, "size", f->size);
+        BSON_APPEND_INT64(doc, "mtime_ns", f->mtime_ns);
+    }
 }
 
-/* The checkpoint a resume needs: where the next row starts, what line it
- * is, how to read it, and the totals so far. */
-static json_t *checkpoint(import_t *im)
+/* Once per run, before any line's outcome: the header (unless a resume,
+ * whose header is stored already) and the file's identity. */
+static int start(import_t *im)
 {
     size_t nh = 0;
     const char *const *h = wrk_csv_header(im->csv, &nh);
-    char delim[2] = {wrk_csv_delimiter(im->csv), '\0'};
-    json_t *cp = json_pack(
-        "{s:I, s:I, s:s, s:I, s:I, s:I}", "line", (json_int_t)im->last_line,
-        "offset", (json_int_t)im->last_offset, "delimiter", delim, "added",
-        (json_int_t)im->added, "errors", (json_int_t)im->errors, "converted",
-        (json_int_t)(im->converted_at_start +
-                     (json_int_t)wrk_csv_converted_cells(im->csv)));
-    json_t *arr = json_array();
-    if (cp == NULL || arr == NULL) {
-        json_decref(cp);
-        json_decref(arr);
-        return NULL;
+    bson_t file = BSON_INITIALIZER;
+    int rc;
+    if (im->started)
+        return 0;
+    im->started = 1;
+    if (im->file_now.known)
+        fill_file_id(&file, &im->file_now);
+    rc = emit(
+        im,
+        dip_msg_start(im->rows_at_start + 1, im->resumed ? NULL : h, nh, &file),
+        "header row");
+    bson_destroy(&file);
+    return rc;
+}
+
+/* Reports a line error with the row's own cells. Past the per-import cap
+ * it is only counted. */
+static int line_error(import_t *im, int64_t line, const char *field,
+                      const char *message, const char *const *cells,
+                      const size_t *lens, size_t ncells, int truncated)
+{
+    im->errors++;
+    if (im->errors - im->errors_not_stored > im->cfg->max_line_errors) {
+        im->errors_not_stored++;
+        return 0;
     }
-    for (size_t i = 0; h && i < nh; i++)
-        json_array_append_new(arr, json_string(h[i]));
-    json_object_set_new(cp, "header", arr);
+    if (start(im) < 0)
+        return -1;
+    return emit(im,
+                dip_msg_line_error(line, field, message, cells, lens, ncells,
+                                   (size_t)im->cfg->line_error_bytes,
+                                   truncated),
+                "line error");
+}
+
+/* The checkpoint a resume needs: where the next row starts, what line it
+ * is, how to read it, which file it is, and the totals so far. */
+static bson_t *checkpoint(import_t *im)
+{
+    char delim[2] = {wrk_csv_delimiter(im->csv), '\0'};
+    bson_t *cp = bson_new();
+    BSON_APPEND_INT64(cp, "line", im->last_line);
+    BSON_APPEND_INT64(cp, "offset", im->last_offset);
+    BSON_APPEND_UTF8(cp, "delimiter", delim);
+    BSON_APPEND_INT64(cp, "added", im->added);
+    BSON_APPEND_INT64(cp, "errors", im->errors);
+    BSON_APPEND_INT64(cp, "errors_not_stored", im->errors_not_stored);
+    BSON_APPEND_INT64(cp, "converted",
+                      im->converted_at_start +
+                          (int64_t)wrk_csv_converted_cells(im->csv));
+    BSON_APPEND_INT64(cp, "stages_created",
+                      (int64_t)wrk_stages_created(im->stages));
+    if (im->file_now.known) {
+        bson_t sub;
+        BSON_APPEND_DOCUMENT_BEGIN(cp, "file", &sub);
+        fill_file_id(&sub, &im->file_now);
+        bson_append_document_end(cp, &sub);
+    }
     return cp;
+}
+
+/* Keeps a copy of a deal's row (at most a line error's worth) until its
+ * insert returns. */
+static void keep_row(import_t *im, size_t i, const char *const *cells,
+                     const size_t *lens, size_t ncells)
+{
+    size_t budget = (size_t)im->cfg->line_error_bytes, used = 0, n = 0;
+    kept_row_t *k = &im->kept[i];
+    k->off = im->arena_len;
+    k->truncated = 0;
+    for (; n < ncells; n++) {
+        size_t need = sizeof(size_t) + lens[n];
+        if (used + lens[n] > budget) {
+            k->truncated = 1;
+            break;
+        }
+        if (im->arena_len + need > im->arena_cap) {
+            size_t cap = im->arena_cap ? im->arena_cap * 2 : 65536;
+            char *a;
+            while (cap < im->arena_len + need)
+                cap *= 2;
+            a = realloc(im->arena, cap);
+            if (a == NULL) {
+                k->truncated = 1;
+                break;
+            }
+            im->arena = a;
+            im->arena_cap = cap;
+        }
+        memcpy(im->arena + im->arena_len, &lens[n], sizeof(size_t));
+        memcpy(im->arena + im->arena_len + sizeof(size_t), cells[n], lens[n]);
+        im->arena_len += need;
+        used += lens[n];
+    }
+    k->ncells = n;
+}
+
+/* The line error of a refused deal, with the row kept for it. */
+static int refused(import_t *im, size_t i, const char *message)
+{
+    kept_row_t *k = &im->kept[i];
+    const char **cells = calloc(k->ncells + 1, sizeof(char *));
+    size_t *lens = calloc(k->ncells + 1, sizeof(size_t));
+    size_t off = k->off, n = 0;
+    int rc;
+    /* Cells are kept with their lengths, not NUL-terminated: the encoder
+     * reads lengths. */
+    for (; cells && lens && n < k->ncells; n++) {
+        memcpy(&lens[n], im->arena + off, sizeof(size_t));
+        off += sizeof(size_t);
+        cells[n] = im->arena + off;
+        off += lens[n];
+    }
+    rc = line_error(im, im->doc_lines[i], "", message, cells, lens,
+                    cells && lens ? n : 0, k->truncated || !(cells && lens));
+    free(cells);
+    free(lens);
+    return rc;
 }
 
 /* Empties the batch. Small documents keep their buffers for the next
@@ -143,6 +290,7 @@ static void clear_batch(import_t *im)
     }
     im->n = 0;
     im->bytes = 0;
+    im->arena_len = 0;
 }
 
 /* Inserts the batch, reports refused deals, then sends the batch message
@@ -150,12 +298,20 @@ static void clear_batch(import_t *im)
 static int flush(import_t *im)
 {
     char err[512];
-    json_t *cp;
-    int rc = wrk_db_insert_deals(im->db, (const bson_t *const *)im->docs, im->n,
-                                 im->outcome, im->messages, err, sizeof(err));
+    bson_t *cp;
+    int rc;
+    /* A supervisor that stopped reading means the claim may be another's
+     * by now: no more writes. */
+    if (wrk_events_gone(im->ev)) {
+        im->stop = STOP_SUPERVISOR;
+        clear_batch(im);
+        return -1;
+    }
+    rc = wrk_db_insert_deals(im->db, (const bson_t *const *)im->docs, im->n,
+                             im->outcome, im->messages, err, sizeof(err));
     if (rc == WRK_DB_ETRANSIENT) {
         im->stop = STOP_TEMPFAIL;
-        snprintf(im->err, sizeof(im->err), "%s", err);
+        dip_text_format(im->err, sizeof(im->err), NULL, "%s", err);
         clear_batch(im);
         return -1;
     }
@@ -166,23 +322,29 @@ static int flush(import_t *im)
     }
     for (size_t i = 0; i < im->n; i++) {
         if (im->outcome[i] == WRK_DB_REFUSED) {
-            line_error(im, im->doc_lines[i], "",
-                       im->messages[i] ? im->messages[i]
-                                       : "the database refused this deal",
-                       NULL, NULL, 0);
+            if (refused(im, i,
+                        im->messages[i]
+                            ? im->messages[i]
+                            : "the database refused this deal") < 0) {
+                clear_batch(im);
+                return -1;
+            }
         } else {
             im->added++;
         }
     }
     clear_batch(im);
-    cp = checkpoint(im);
-    if (emit(im, dip_msg_batch(im->queue_id, im->last_line, im->added,
-                               im->errors, im->last_offset, im->bytes_total, cp,
-                               wrk_db_round_trips(im->db))) < 0) {
-        json_decref(cp);
+    if (start(im) < 0)
         return -1;
-    }
-    json_decref(cp);
+    cp = checkpoint(im);
+    rc = emit(im,
+              dip_msg_batch(im->last_line, im->added, im->errors,
+                            im->errors_not_stored, im->last_offset,
+                            im->bytes_total, cp, wrk_db_round_trips(im->db)),
+              "progress report");
+    bson_destroy(cp);
+    if (rc < 0)
+        return -1;
     /* Keep the import's token fresh however long the import runs. */
     if (wrk_jwt_token(im->jwt, time(NULL)) == NULL)
         dip_log(DIP_LOG_WARNING, im->queue_id, "cannot re-sign the token");
@@ -294,14 +456,21 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
 
     if (!im->bound && bind_header(im) < 0)
         return 1;
+    /* Not another write (a stage, a batch) once the supervisor is gone. */
+    if (wrk_events_gone(im->ev)) {
+        im->stop = STOP_SUPERVISOR;
+        return 1;
+    }
     im->last_line = (int64_t)row->line;
     im->last_offset = (int64_t)row->end_offset;
 
+    if (start(im) < 0)
+        return 1;
     if (row->error != WRK_CSV_ROW_OK) {
         char msg[512], field[64] = "";
         const char *const *cells = row->cells;
         const size_t *lens = row->lens;
-        size_t nh = 0, used, ncells = row->ncells;
+        size_t nh = 0, used, ncells = row->nfile;
         const char *const *h = wrk_csv_header(im->csv, &nh);
         /* A fault in one cell names that cell's column and the deal field
          * it feeds, as a field's own validation error does. */
@@ -326,8 +495,8 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
             lens = &row->raw_len;
             ncells = 1;
         }
-        if (line_error(im, (int64_t)row->line, field, msg, cells, lens,
-                       ncells) < 0)
+        if (line_error(im, (int64_t)row->line, field, msg, cells, lens, ncells,
+                       0) < 0)
             return 1;
     } else {
         if (im->docs[im->n] == NULL && (im->docs[im->n] = bson_new()) == NULL) {
@@ -343,16 +512,21 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
                         stage, sizeof(stage), &merr) < 0) {
             bson_reinit(deal);
             if (line_error(im, (int64_t)row->line, merr.field, merr.message,
-                           row->cells, row->lens, row->ncells) < 0)
+                           row->cells, row->lens, row->nfile, 0) < 0)
                 return 1;
         } else {
             rc = wrk_stages_resolve(im->stages, stage, &stage_id, err,
                                     sizeof(err));
-            if (rc != WRK_DB_OK) {
+            if (rc == WRK_STAGES_ELIMIT) {
+                bson_reinit(deal);
+                if (line_error(im, (int64_t)row->line, "stage", err, row->cells,
+                               row->lens, row->nfile, 0) < 0)
+                    return 1;
+            } else if (rc != WRK_DB_OK) {
                 bson_reinit(deal);
                 if (rc == WRK_DB_ETRANSIENT) {
                     im->stop = STOP_TEMPFAIL;
-                    snprintf(im->err, sizeof(im->err), "%s", err);
+                    dip_text_format(im->err, sizeof(im->err), NULL, "%s", err);
                 } else {
                     fail_with(im, err);
                 }
@@ -360,14 +534,16 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
                  * checkpoint has not moved past them. */
                 clear_batch(im);
                 return 1;
+            } else {
+                append_deal_context(im, deal, &stage_id, (int64_t)row->line);
+                if (im->n > 0 && im->bytes + deal->len > im->bytes_max &&
+                    flush_before(im, prev_line, prev_offset) < 0)
+                    return 1;
+                keep_row(im, im->n, row->cells, row->lens, row->nfile);
+                im->doc_lines[im->n] = (int64_t)row->line;
+                im->n++;
+                im->bytes += deal->len;
             }
-            append_deal_context(im, deal, &stage_id, (int64_t)row->line);
-            if (im->n > 0 && im->bytes + deal->len > im->bytes_max &&
-                flush_before(im, prev_line, prev_offset) < 0)
-                return 1;
-            im->doc_lines[im->n] = (int64_t)row->line;
-            im->n++;
-            im->bytes += deal->len;
         }
     }
     /* Error rows count toward the batch too, so a file of bad rows still
@@ -375,9 +551,6 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
     if (im->n >= (size_t)im->cfg->batch_rows || im->bytes >= im->bytes_max ||
         (int64_t)row->line % im->cfg->batch_rows == 0) {
         if (flush(im) < 0)
-            return 1;
-    } else if (time(NULL) - im->last_send >= HEARTBEAT_S) {
-        if (emit(im, dip_msg_heartbeat(im->queue_id)) < 0)
             return 1;
     }
     return 0;
@@ -388,10 +561,40 @@ static void on_size(void *arg, int64_t total)
     ((import_t *)arg)->bytes_total = total;
 }
 
+static void on_identity(void *arg, const char *etag, int64_t size,
+                        int64_t mtime_ns)
+{
+    import_t *im = arg;
+    size_t n = strlen(etag);
+    /* An ETag that is not text cannot be kept in BSON: without it, this
+     * run's checkpoint names no file and a resume checks nothing. */
+    if (n >= sizeof(im->file_now.etag) || !dip_text_utf8_valid(etag, n))
+        return;
+    memcpy(im->file_now.etag, etag, n + 1);
+    im->file_now.size = size;
+    im->file_now.mtime_ns = mtime_ns;
+    im->file_now.known = 1;
+}
+
+static int same_file(const file_id_t *a, const file_id_t *b)
+{
+    if (!a->known || !b->known)
+        return a->known == b->known;
+    if (a->etag[0] || b->etag[0])
+        return strcmp(a->etag, b->etag) == 0;
+    return a->size == b->size && a->mtime_ns == b->mtime_ns;
+}
+
 static int on_data(void *arg, const char *buf, size_t len)
 {
     import_t *im = arg;
-    int rc = wrk_csv_feed(im->csv, buf, len);
+    int rc;
+    if (im->file_then.known && !same_file(&im->file_then, &im->file_now)) {
+        fail_with(im, "the file changed since the import started: the rows "
+                      "imported so far are kept, the rest is not read");
+        return 1;
+    }
+    rc = wrk_csv_feed(im->csv, buf, len);
     if (rc == WRK_CSV_EHEADER)
         fail_with(im, wrk_csv_error(im->csv));
     else if (rc == WRK_CSV_ENOMEM) {
@@ -490,8 +693,25 @@ static int read_queue_doc(import_t *im, const bson_t *q, const char **key,
     return 0;
 }
 
+/* The file a checkpoint was made on. */
+static void read_file_id(const bson_t *q, file_id_t *f)
+{
+    const char *etag = dip_bson_get_str(q, "checkpoint.file.etag");
+    memset(f, 0, sizeof(*f));
+    if (etag && *etag && strlen(etag) < sizeof(f->etag)) {
+        memcpy(f->etag, etag, strlen(etag) + 1);
+        f->known = 1;
+    } else if (dip_bson_get_int(q, "checkpoint.file.size", -1) >= 0) {
+        f->size = dip_bson_get_int(q, "checkpoint.file.size", -1);
+        f->mtime_ns = dip_bson_get_int(q, "checkpoint.file.mtime_ns", -1);
+        f->known = 1;
+    }
+}
+
 /* Sets up the reader from the queue document's checkpoint, if it has a
- * usable one. Returns the byte offset to read from. */
+ * usable one. The header is the one the supervisor stored from this
+ * import's first run (`header`), or, from checkpoints of version 1, the
+ * checkpoint's own. Returns the byte offset to read from. */
 static uint64_t open_reader(import_t *im, const bson_t *q)
 {
     bson_iter_t it, h;
@@ -501,10 +721,13 @@ static uint64_t open_reader(import_t *im, const bson_t *q)
     int64_t offset = dip_bson_get_int(q, "checkpoint.offset", -1);
     const char *delim = dip_bson_get_str(q, "checkpoint.delimiter");
     uint64_t start = 0;
+    int stored = 0;
 
     if (line > 0 && offset > 0 && delim && strlen(delim) == 1 &&
         bson_iter_init(&it, q) &&
-        bson_iter_find_descendant(&it, "checkpoint.header", &it) &&
+        ((stored = bson_iter_find(&it, "header")) ||
+         (bson_iter_init(&it, q) &&
+          bson_iter_find_descendant(&it, "checkpoint.header", &it))) &&
         BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &h)) {
         int ok = 1;
         names = calloc(1024 * 64, sizeof(char *));
@@ -524,6 +747,10 @@ static uint64_t open_reader(import_t *im, const bson_t *q)
                 im->last_offset = offset;
                 im->added = dip_bson_get_int(q, "checkpoint.added", 0);
                 im->errors = dip_bson_get_int(q, "checkpoint.errors", 0);
+                im->errors_not_stored =
+                    dip_bson_get_int(q, "checkpoint.errors_not_stored", 0);
+                im->resumed = stored;
+                read_file_id(q, &im->file_then);
                 im->converted_at_start =
                     dip_bson_get_int(q, "checkpoint.converted", 0);
                 start = (uint64_t)offset;
@@ -543,61 +770,86 @@ static uint64_t open_reader(import_t *im, const bson_t *q)
     return start;
 }
 
-static int finish(import_t *im, dip_done_status_t status, json_t *notes)
+/* The notes a finished run reports: a few sentences, the header's (which
+ * name positions and columns) the longest. */
+#define NOTES_MAX 8
+typedef struct notes {
+    char text[NOTES_MAX][1024];
+    const char *ptrs[NOTES_MAX];
+    size_t n;
+} notes_t;
+
+/* The next note's buffer, or NULL when full. */
+static char *note(notes_t *nt)
 {
-    int rc = emit(
-        im, dip_msg_done(im->queue_id, status, im->last_line,
-                         status == DIP_DONE_COMPLETED ? NULL : im->err, notes));
-    json_decref(notes);
+    if (nt->n >= NOTES_MAX)
+        return NULL;
+    nt->ptrs[nt->n] = nt->text[nt->n];
+    return nt->text[nt->n++];
+}
+
+#define NOTE(nt, ...)                                                          \
+    do {                                                                       \
+        char *b_ = note(nt);                                                   \
+        if (b_)                                                                \
+            dip_text_format(b_, sizeof((nt)->text[0]), NULL, __VA_ARGS__);     \
+    } while (0)
+
+static int finish(import_t *im, dip_done_status_t status, const notes_t *nt)
+{
+    int rc;
+    /* A supervisor that stopped reading hears nothing more. */
+    if (im->stop == STOP_SUPERVISOR || (im->ev && wrk_events_gone(im->ev)))
+        return DIP_EXIT_TEMPFAIL;
+    rc = emit(im,
+              dip_msg_done(status, im->last_line, im->errors_not_stored,
+                           status == DIP_DONE_COMPLETED ? NULL : im->err,
+                           nt ? nt->ptrs : NULL, nt ? nt->n : 0),
+              "final report");
     if (status == DIP_DONE_RETRY)
         return DIP_EXIT_TEMPFAIL;
     return rc < 0 ? DIP_EXIT_TEMPFAIL : DIP_EXIT_OK;
 }
 
-static json_t *notes_for(import_t *im, int empty, int no_rows)
+static const notes_t *notes_for(import_t *im, notes_t *nt, int empty,
+                                int no_rows)
 {
-    json_t *notes = json_array();
-    uint64_t conv;
-    char buf[256];
-    if (notes == NULL)
-        return NULL;
-    conv = (uint64_t)im->converted_at_start +
-           (im->csv ? wrk_csv_converted_cells(im->csv) : 0);
+    uint64_t conv = (uint64_t)im->converted_at_start +
+                    (im->csv ? wrk_csv_converted_cells(im->csv) : 0);
+    memset(nt, 0, sizeof(*nt));
     if (empty)
-        json_array_append_new(notes,
-                              json_string("the file is empty: nothing to "
-                                          "import"));
+        NOTE(nt, "the file is empty: nothing to import");
     else if (no_rows)
-        json_array_append_new(notes,
-                              json_string("the file has a header but no rows"));
-    if (conv > 0) {
-        snprintf(buf, sizeof(buf),
-                 "%llu cells were not UTF-8 and were read as Windows-1252",
-                 (unsigned long long)conv);
-        json_array_append_new(notes, json_string(buf));
-    }
+        NOTE(nt, "the file has a header but no rows");
+    if (conv > 0)
+        NOTE(nt, "%llu cells were not UTF-8 and were read as Windows-1252",
+             (unsigned long long)conv);
     /* Said only once the mapping is bound: a mapping that names a repeated
      * column fails the import instead. */
     if (im->bound && im->csv) {
         const char *e = wrk_csv_header_note_empty(im->csv);
         const char *r = wrk_csv_header_note_repeated(im->csv);
         if (e[0])
-            json_array_append_new(notes, json_string(e));
+            NOTE(nt, "%s", e);
         if (r[0])
-            json_array_append_new(notes, json_string(r));
+            NOTE(nt, "%s", r);
     }
-    if (im->stages && wrk_stages_created(im->stages) > 0) {
-        snprintf(buf, sizeof(buf), "%zu new pipeline stages were created",
-                 wrk_stages_created(im->stages));
-        json_array_append_new(notes, json_string(buf));
-    }
-    return notes;
+    if (im->stages && wrk_stages_created(im->stages) > 0)
+        NOTE(nt, "%llu new pipeline stages were created",
+             (unsigned long long)wrk_stages_created(im->stages));
+    if (im->errors_not_stored > 0)
+        NOTE(nt,
+             "%llu line errors were counted but not stored: the import "
+             "reached its limit of stored errors (DEALIMPORT_MAX_LINE_ERRORS)",
+             (unsigned long long)im->errors_not_stored);
+    return nt;
 }
 
 static int stream(import_t *im, const bson_t *q, const char *key)
 {
     dip_storage_t *st = NULL;
-    dip_storage_sink_t sink = {im, on_size, on_data};
+    dip_storage_sink_t sink = {im, on_size, on_data, on_identity};
+    notes_t nt;
     char err[1024];
     uint64_t start;
     size_t nh;
@@ -610,9 +862,6 @@ static int stream(import_t *im, const bson_t *q, const char *key)
     }
     if (wrk_csv_header(im->csv, &nh) && bind_header(im) < 0)
         return finish(im, DIP_DONE_FAILED, NULL);
-    if (emit(im, dip_msg_hello(im->queue_id, (int64_t)getpid(),
-                               im->last_line + 1)) < 0)
-        return DIP_EXIT_TEMPFAIL;
     im->rows_at_start = im->last_line;
 
     st = dip_storage_new(im->cfg, err, sizeof(err));
@@ -638,7 +887,7 @@ static int stream(import_t *im, const bson_t *q, const char *key)
     } else if (rc != DIP_STORAGE_OK && rc != DIP_STORAGE_EABORT) {
         if (rc == DIP_STORAGE_ETRANSIENT) {
             im->stop = STOP_TEMPFAIL;
-            snprintf(im->err, sizeof(im->err), "%s", err);
+            dip_text_format(im->err, sizeof(im->err), NULL, "%s", err);
         } else {
             fail_with(im, err);
         }
@@ -647,8 +896,9 @@ static int stream(import_t *im, const bson_t *q, const char *key)
     switch (im->stop) {
     case STOP_NONE: {
         int empty = wrk_csv_header(im->csv, &nh) == NULL;
-        exit_code = finish(im, DIP_DONE_COMPLETED,
-                           notes_for(im, empty, !empty && im->last_line == 0));
+        exit_code =
+            finish(im, DIP_DONE_COMPLETED,
+                   notes_for(im, &nt, empty, !empty && im->last_line == 0));
         break;
     }
     case STOP_CONTROL:
@@ -658,10 +908,10 @@ static int stream(import_t *im, const bson_t *q, const char *key)
                    im->action == DIP_CONTROL_PAUSE    ? DIP_DONE_PAUSED
                    : im->action == DIP_CONTROL_CANCEL ? DIP_DONE_CANCELLED
                                                       : DIP_DONE_STOPPED,
-                   notes_for(im, 0, 0));
+                   notes_for(im, &nt, 0, 0));
         break;
     case STOP_FAILED:
-        exit_code = finish(im, DIP_DONE_FAILED, notes_for(im, 0, 0));
+        exit_code = finish(im, DIP_DONE_FAILED, notes_for(im, &nt, 0, 0));
         break;
     case STOP_TEMPFAIL:
         dip_log(DIP_LOG_WARNING, im->queue_id,
@@ -677,7 +927,8 @@ static int stream(import_t *im, const bson_t *q, const char *key)
 }
 
 int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
-                   const char *events_endpoint)
+                   const char *events_endpoint, const char *owner,
+                   int64_t epoch)
 {
     import_t im;
     bson_t q = BSON_INITIALIZER;
@@ -699,11 +950,25 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
     im.doc_lines = calloc(cap, sizeof(int64_t));
     im.outcome = calloc(cap, sizeof(int));
     im.messages = calloc(cap, sizeof(char *));
+    im.kept = calloc(cap, sizeof(kept_row_t));
 
-    im.ev = wrk_events_new(events_endpoint, queue_id, err, sizeof(err));
+    im.ev = wrk_events_new(events_endpoint, queue_id, cfg->lease_s * 1000, err,
+                           sizeof(err));
     if (im.ev == NULL) {
         dip_log(DIP_LOG_ERR, queue_id, "%s", err);
         goto cleanup;
+    }
+    /* First, before anything that may wait on the database: from the
+     * hello on, the events thread keeps the supervisor informed. */
+    {
+        bson_value_t id;
+        id.value_type = BSON_TYPE_OID;
+        bson_oid_copy(&im.qid, &id.value.v_oid);
+        if (emit(&im,
+                 dip_msg_hello(&id, (int64_t)getpid(), owner ? owner : "",
+                               epoch, cfg->spawn_secret),
+                 "hello") < 0)
+            goto cleanup;
     }
     im.db = wrk_db_new(cfg, queue_id, err, sizeof(err));
     if (im.db == NULL) {
@@ -713,7 +978,7 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
     }
     rc = wrk_db_load_queue(im.db, &q, err, sizeof(err));
     if (rc != WRK_DB_OK) {
-        snprintf(im.err, sizeof(im.err), "%s", err);
+        dip_text_format(im.err, sizeof(im.err), NULL, "%s", err);
         exit_code = finish(
             &im, rc == WRK_DB_ETRANSIENT ? DIP_DONE_RETRY : DIP_DONE_FAILED,
             NULL);
@@ -751,7 +1016,7 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
     if (rc == WRK_DB_OK)
         rc = wrk_db_ensure_indexes(im.db, err, sizeof(err));
     if (rc != WRK_DB_OK) {
-        snprintf(im.err, sizeof(im.err), "%s", err);
+        dip_text_format(im.err, sizeof(im.err), NULL, "%s", err);
         exit_code = finish(
             &im, rc == WRK_DB_ETRANSIENT ? DIP_DONE_RETRY : DIP_DONE_FAILED,
             NULL);
@@ -774,8 +1039,10 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
             goto cleanup;
         }
     }
-    im.stages = wrk_stages_new(im.db, &im.account, &im.pipeline, &im.user);
-    if (im.stages == NULL || build_tail(&im) < 0) {
+    im.stages = wrk_stages_new(
+        im.db, &im.account, &im.pipeline, &im.user, (size_t)cfg->max_new_stages,
+        (size_t)dip_bson_get_int(&q, "checkpoint.stages_created", 0));
+    if (im.stages == NULL || im.kept == NULL || build_tail(&im) < 0) {
         fail_with(&im, "out of memory");
         exit_code = finish(&im, DIP_DONE_FAILED, NULL);
         goto cleanup;
@@ -795,6 +1062,8 @@ cleanup:
     free(im.doc_lines);
     free(im.outcome);
     free(im.messages);
+    free(im.kept);
+    free(im.arena);
     bson_destroy(&im.tags);
     bson_destroy(&im.tail);
     bson_destroy(&q);

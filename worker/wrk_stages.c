@@ -1,9 +1,12 @@
 /*
  * wrk_stages: an open-addressing hash table from stage name to ObjectId in
  * front of wrk_db_stage. It grows by doubling, so an import with thousands
- * of distinct stage names stays cheap too.
+ * of distinct stage names stays cheap too. Past the import's limit of new
+ * stages a name is only looked up, never created.
  */
 #include "wrk_stages.h"
+
+#include "dip_text.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -17,16 +20,19 @@ struct wrk_stages {
     wrk_db_t *db;
     bson_oid_t account, pipeline, user;
     slot_t *slots;
-    size_t cap, used, created;
+    size_t cap, used, created, max_new;
 };
 
 wrk_stages_t *wrk_stages_new(wrk_db_t *db, const bson_oid_t *account,
-                             const bson_oid_t *pipeline, const bson_oid_t *user)
+                             const bson_oid_t *pipeline, const bson_oid_t *user,
+                             size_t max_new, size_t created_before)
 {
     wrk_stages_t *self = calloc(1, sizeof(*self));
     if (self == NULL)
         return NULL;
     self->db = db;
+    self->max_new = max_new;
+    self->created = created_before;
     bson_oid_copy(account, &self->account);
     bson_oid_copy(pipeline, &self->pipeline);
     bson_oid_copy(user, &self->user);
@@ -93,7 +99,18 @@ int wrk_stages_resolve(wrk_stages_t *self, const char *name, bson_oid_t *out,
         return WRK_DB_OK;
     }
     rc = wrk_db_stage(self->db, &self->account, &self->pipeline, &self->user,
-                      name, out, &created, err, errlen);
+                      name, self->created < self->max_new, out, &created, err,
+                      errlen);
+    if (rc == WRK_DB_ENOTFOUND) {
+        char q[256];
+        dip_text_format(q, sizeof(q), NULL, "%s", name);
+        dip_text_format(err, errlen, NULL,
+                        "stage '%s' does not exist and this import already "
+                        "created %zu new stages, the most one import may "
+                        "create (DEALIMPORT_MAX_NEW_STAGES)",
+                        q, self->created);
+        return WRK_STAGES_ELIMIT;
+    }
     if (rc != WRK_DB_OK)
         return rc;
     self->created += created ? 1 : 0;

@@ -12,18 +12,25 @@
 
 typedef struct wrk_stages wrk_stages_t;
 
-/* Borrows db; copies the ids. */
+/* Borrows db; copies the ids. The import may create at most max_new new
+ * stages, of which created_before were created by earlier runs of it (from
+ * its checkpoint). */
 wrk_stages_t *wrk_stages_new(wrk_db_t *db, const bson_oid_t *account,
-                             const bson_oid_t *pipeline,
-                             const bson_oid_t *user);
+                             const bson_oid_t *pipeline, const bson_oid_t *user,
+                             size_t max_new, size_t created_before);
+
+/* A name that would be a new stage past the import's limit (not a
+ * database failure: the row is a line error). */
+#define WRK_STAGES_ELIMIT (-100)
 void wrk_stages_destroy(wrk_stages_t **self_p);
 
 /* The stage id for name: from the cache, else found or created. Returns a
- * WRK_DB_* code. */
+ * WRK_DB_* code, or WRK_STAGES_ELIMIT with a sentence in err. */
 int wrk_stages_resolve(wrk_stages_t *self, const char *name, bson_oid_t *out,
                        char *err, size_t errlen);
 
-/* Stages this import created so far, and names cached. */
+/* Stages this import created so far (earlier runs included), and names
+ * cached. */
 size_t wrk_stages_created(const wrk_stages_t *self);
 size_t wrk_stages_cached(const wrk_stages_t *self);
 

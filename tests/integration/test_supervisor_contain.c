@@ -339,7 +339,7 @@ static void test_notify_and_garbage(void **state)
     assert_string_equal(it_str(&q, "status"), "completed");
     bson_destroy(&q);
     assert_exact(&qid, 20000);
-    assert_true(it_file_contains(log, "dropped a malformed message"));
+    assert_true(it_file_contains(log, "dropped a message from 'intruder'"));
     assert_int_equal(WEXITSTATUS(it_process_stop(sup, SIGTERM, 30000)), 0);
 
     /* What systemd would have read. */

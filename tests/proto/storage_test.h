@@ -35,7 +35,20 @@ typedef struct {
     int data_before_size; /* data arrived before size() */
     size_t stop_after;    /* stop once this many bytes arrived; 0 never */
     int copy;             /* keep the bytes (else only count them) */
+    int identity_calls;
+    char etag[256];
+    int64_t id_size, id_mtime_ns;
 } sink_state_t;
+
+static inline void sink_identity(void *arg, const char *etag, int64_t size,
+                                 int64_t mtime_ns)
+{
+    sink_state_t *s = arg;
+    s->identity_calls++;
+    snprintf(s->etag, sizeof(s->etag), "%s", etag);
+    s->id_size = size;
+    s->id_mtime_ns = mtime_ns;
+}
 
 static inline void sink_size(void *arg, int64_t total)
 {
@@ -69,7 +82,7 @@ static inline dip_storage_sink_t make_sink(sink_state_t *s)
     memset(s, 0, sizeof(*s));
     s->copy = 1;
     s->size = -2;
-    return (dip_storage_sink_t){s, sink_size, sink_data};
+    return (dip_storage_sink_t){s, sink_size, sink_data, sink_identity};
 }
 
 /* Deterministic bytes that differ at every offset. */

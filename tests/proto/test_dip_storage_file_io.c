@@ -71,6 +71,11 @@ static void test_file_whole_and_offset(void **state)
     assert_false(s.data_before_size);
     assert_int_equal(s.len, n);
     assert_memory_equal(s.buf, data, n);
+    /* A file's identity: its size and modification time. */
+    assert_int_equal(s.identity_calls, 1);
+    assert_string_equal(s.etag, "");
+    assert_int_equal(s.id_size, (int64_t)n);
+    assert_true(s.id_mtime_ns > 0);
     free(s.buf);
 
     sink = make_sink(&s);
@@ -227,7 +232,7 @@ typedef struct {
 static int get_in_child(void *arg, char *err, size_t errlen)
 {
     get_args_t *a = arg;
-    dip_storage_sink_t sink = {a->s, sink_size, sink_data};
+    dip_storage_sink_t sink = {a->s, sink_size, sink_data, NULL};
     return dip_storage_file_get(a->st, a->key, 0, &sink, err, errlen);
 }
 

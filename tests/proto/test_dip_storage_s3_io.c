@@ -276,6 +276,9 @@ static void test_http_resume_after_cut(void **state)
     assert_int_equal(ss.size_calls, 1);
     assert_int_equal(ss.size, (int64_t)n);
     assert_false(ss.data_before_size);
+    /* An object's identity: its ETag, reported once. */
+    assert_int_equal(ss.identity_calls, 1);
+    assert_string_equal(ss.etag, "\"etag-1\"");
     assert_int_equal(s->nreq, 2);
     check_signed_get(s->req[0], "/deals/imports/a%20b.csv", s->port);
     check_signed_get(s->req[1], "/deals/imports/a%20b.csv", s->port);
@@ -1307,7 +1310,7 @@ static void get_sha(dip_storage_t *st, const char *key, size_t *len,
                     char out[65])
 {
     hash_sink_t h = {EVP_MD_CTX_new(), 0};
-    dip_storage_sink_t sink = {&h, NULL, hash_data};
+    dip_storage_sink_t sink = {&h, NULL, hash_data, NULL};
     unsigned char d[32];
     unsigned int dl = 0;
     char err[512] = "";

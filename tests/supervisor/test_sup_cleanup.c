@@ -68,7 +68,7 @@ static int count_sink(void *arg, const char *buf, size_t len)
 static int exists(dip_storage_t *st, const char *key)
 {
     size_t n = 0;
-    dip_storage_sink_t sink = {&n, NULL, count_sink};
+    dip_storage_sink_t sink = {&n, NULL, count_sink, NULL};
     char err[512];
     int rc = dip_storage_get(st, key, 0, &sink, err, sizeof(err));
     if (rc != 0 && rc != DIP_STORAGE_ENOTFOUND)

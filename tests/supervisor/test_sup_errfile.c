@@ -353,7 +353,7 @@ static int to_file(void *arg, const char *buf, size_t len)
 static size_t download(dip_storage_t *st, const char *key, const char *path)
 {
     file_sink_t s = {fopen(path, "wbe"), 0};
-    dip_storage_sink_t sink = {&s, NULL, to_file};
+    dip_storage_sink_t sink = {&s, NULL, to_file, NULL};
     char err[1024] = "";
     assert_non_null(s.f);
     if (dip_storage_get(st, key, 0, &sink, err, sizeof(err)) != 0)
