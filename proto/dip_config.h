@@ -19,7 +19,12 @@ enum {
     DIP_NEED_SECRET = 1 << 2,
 };
 
+/* Hex digits of the per-spawn secret a supervisor gives each worker. */
+#define DIP_CONFIG_SPAWN_SECRET_LEN 64
+
 typedef struct dip_config {
+    /* The three secrets (the URI may hold a password) never go into a
+     * child's environment: see dip_secrets.h. */
     char *mongodb_uri; /* DEALIMPORT_MONGODB_URI */
     char *app_secret;  /* APP_SECRET, or the contents of APP_SECRET_FILE */
     char *storage_url; /* DEALIMPORT_STORAGE_URL: s3://bucket or file:///dir */
@@ -55,6 +60,9 @@ typedef struct dip_config {
     long row_attempts;     /* DEALIMPORT_ROW_ATTEMPTS, default 3 */
     long row_backoff_ms;   /* DEALIMPORT_ROW_BACKOFF_MS, default 4000 */
     long batch_rows;       /* DEALIMPORT_BATCH_ROWS, default 1000 */
+    /* a worker's: the secret its supervisor made for this spawn, "" when
+     * not started by one (64 hex digits, from the secrets channel only) */
+    char spawn_secret[DIP_CONFIG_SPAWN_SECRET_LEN + 1];
 } dip_config_t;
 
 /* Fills cfg with the defaults; strings NULL except the defaulted ones. */
@@ -66,12 +74,15 @@ void dip_config_init(dip_config_t *cfg);
 int dip_config_load(dip_config_t *cfg, const char *file, unsigned need,
                     char *err, size_t errlen);
 
-/* Appends "NAME=value" strings for every set value to env (an array with room
- * for at least DIP_CONFIG_ENV_MAX more entries, malloc'd strings owned by the
- * caller), for handing the settings to a child process. Returns the count. */
+/* Appends "NAME=value" strings for every set value but the secrets
+ * (DEALIMPORT_MONGODB_URI, APP_SECRET, DEALIMPORT_S3_SECRET_KEY) to env (an
+ * array with room for at least DIP_CONFIG_ENV_MAX more entries, malloc'd
+ * strings owned by the caller), for handing the settings to a child process;
+ * the secrets go through dip_secrets. Returns the count. */
 #define DIP_CONFIG_ENV_MAX 32
 int dip_config_to_env(const dip_config_t *cfg, char **env);
 
+/* Frees the strings; the secrets are zeroed first. */
 void dip_config_release(dip_config_t *cfg);
 
 #endif

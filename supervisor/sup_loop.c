@@ -13,6 +13,7 @@
 #include "dip_mongo_io.h"
 #include "sup_cgroup.h"
 #include "sup_ctl.h"
+#include "dip_secrets.h"
 #include "sup_notify.h"
 #include "sup_spawn.h"
 #include "sup_store.h"
@@ -68,6 +69,9 @@ typedef struct worker {
     char *final_error;
     int final_release; /* the end is a hand-back (release), not a finish */
     int has_cgroup;
+    /* made for the current worker run, handed to it over its secrets pipe;
+     * its hello must carry it back */
+    char spawn_secret[DIP_CONFIG_SPAWN_SECRET_LEN + 1];
     /* from the current worker run */
     int done;
     dip_done_status_t status;
@@ -175,11 +179,49 @@ static char **build_envp(const dip_config_t *cfg)
 
 static void free_envp(char **envp)
 {
-    for (int i = 0; envp && envp[i]; i++) {
-        memset(envp[i], 0, strlen(envp[i])); /* holds APP_SECRET */
+    for (int i = 0; envp && envp[i]; i++)
         free(envp[i]);
-    }
     free(envp);
+}
+
+/* A pipe whose read end holds the worker's secrets (dip_secrets), the
+ * write end already closed: the worker reads it to EOF. Returns the read
+ * end, or -1 with err filled. */
+static int secrets_pipe(sup_loop_t *self, const char *spawn_secret, char *err,
+                        size_t errlen)
+{
+    char *text = dip_secrets_format(&self->cfg, spawn_secret, err, errlen);
+    int p[2] = {-1, -1}, rc = -1;
+    size_t len, done = 0;
+    if (text == NULL)
+        return -1;
+    len = strlen(text);
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "cannot make the secrets pipe: %s",
+                 strerror(errno));
+        goto cleanup;
+    }
+    /* DIP_SECRETS_MAX is below a pipe's capacity: this never blocks. */
+    while (done < len) {
+        ssize_t n = write(p[1], text + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            snprintf(err, errlen, "cannot write the secrets pipe: %s",
+                     strerror(errno));
+            goto cleanup;
+        }
+        done += (size_t)n;
+    }
+    rc = p[0];
+    p[0] = -1;
+cleanup:
+    if (p[0] >= 0)
+        close(p[0]);
+    if (p[1] >= 0)
+        close(p[1]);
+    dip_secrets_wipe(text);
+    return rc;
 }
 
 sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
@@ -373,6 +415,7 @@ static void spawn_opts(sup_loop_t *self, sup_spawn_opts_t *o, char **argv,
                        int cgroup_fd)
 {
     memset(o, 0, sizeof(*o));
+    o->secrets_fd = -1;
     o->path = self->worker_path;
     o->argv = argv;
     o->envp = self->envp;
@@ -391,12 +434,25 @@ static void spawn_opts(sup_loop_t *self, sup_spawn_opts_t *o, char **argv,
 static int start_worker(sup_loop_t *self, worker_t *w)
 {
     char opt_id[] = "--queue-id", opt_events[] = "--events";
-    char *argv[] = {self->worker_path, opt_id,         w->qid_hex,
-                    opt_events,        self->endpoint, NULL};
+    char opt_secrets[] = "--secrets-fd", secrets_fd[16];
+    char *argv[] = {self->worker_path, opt_id,      w->qid_hex, opt_events,
+                    self->endpoint,    opt_secrets, secrets_fd, NULL};
     sup_spawn_opts_t o;
     char err[512];
-    int cgfd = -1;
+    int cgfd = -1, sfd;
     pid_t pid;
+
+    snprintf(secrets_fd, sizeof(secrets_fd), "%d", SUP_SPAWN_SECRETS_FD);
+    if (dip_secrets_spawn_secret(w->spawn_secret) < 0) {
+        dip_log(DIP_LOG_ERR, w->qid_hex,
+                "cannot make the worker's spawn secret: %s", strerror(errno));
+        return -1;
+    }
+    sfd = secrets_pipe(self, w->spawn_secret, err, sizeof(err));
+    if (sfd < 0) {
+        dip_log(DIP_LOG_ERR, w->qid_hex, "cannot start the worker: %s", err);
+        return -1;
+    }
 
     if (self->cgroup) {
         if (sup_cgroup_create(self->cgroup, w->name, self->cfg.worker_memory_mb,
@@ -410,7 +466,9 @@ static int start_worker(sup_loop_t *self, worker_t *w)
         }
     }
     spawn_opts(self, &o, argv, cgfd);
+    o.secrets_fd = sfd;
     pid = sup_spawn_start(&o, err, sizeof(err));
+    close(sfd);
     if (cgfd >= 0)
         close(cgfd);
     if (pid < 0) {

@@ -1,8 +1,9 @@
 /*
  * dealimport-worker: runs one import in its own process. Started by the
- * supervisor (fork+exec) with the settings in its environment; parses its
- * arguments, sets up logging and the out-of-memory policy, and hands over to
- * wrk_import_run.
+ * supervisor (fork+exec) with the settings in its environment and its
+ * secrets on a pipe (--secrets-fd, see dip_secrets.h), never in the
+ * environment; parses its arguments, reads and closes that pipe first, sets
+ * up logging and the out-of-memory policy, and hands over to wrk_import_run.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -19,11 +20,12 @@
 #include "dip_log.h"
 #include "dip_msg.h"
 #include "dip_mongo_io.h"
+#include "dip_secrets.h"
 #include "wrk_import.h"
 
 static const char usage[] =
     "usage: dealimport-worker --queue-id ID [--events ENDPOINT] "
-    "[--config FILE]\n";
+    "[--secrets-fd N] [--config FILE]\n";
 
 static void help(void)
 {
@@ -34,6 +36,12 @@ static void help(void)
            "  --events ENDPOINT  the supervisor's worker-events socket\n"
            "                     (default ipc://$DEALIMPORT_RUNTIME_DIR/"
            "events.ipc)\n"
+           "  --secrets-fd N     read KEY=VALUE secret settings from "
+           "descriptor N to\n"
+           "                     its end, then close it (how the supervisor "
+           "hands\n"
+           "                     over the MongoDB URI and the S3 secret "
+           "key)\n"
            "  --config FILE      KEY=VALUE settings (see the README)\n"
            "  --help, --version\n\n"
            "Exit status: 0 done (the supervisor was told how), 70 out of "
@@ -106,6 +114,7 @@ int main(int argc, char **argv)
         {"queue-id", required_argument, NULL, 'q'},
         {"events", required_argument, NULL, 'e'},
         {"config", required_argument, NULL, 'c'},
+        {"secrets-fd", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -113,7 +122,7 @@ int main(int argc, char **argv)
     const char *queue_id = NULL, *events = NULL, *config = NULL;
     char endpoint[600], err[512];
     dip_config_t cfg;
-    int c, rc;
+    int c, rc, secrets_fd = -1;
 
     opterr = 0; /* one line of our own instead of getopt's */
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -127,6 +136,16 @@ int main(int argc, char **argv)
         case 'c':
             config = optarg;
             break;
+        case 's': {
+            char *end = NULL;
+            long v = strtol(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || v < 0 || v > 1 << 20) {
+                bad_usage(optarg);
+                return DIP_EXIT_USAGE;
+            }
+            secrets_fd = (int)v;
+            break;
+        }
         case 'h':
             help();
             return 0;
@@ -151,9 +170,15 @@ int main(int argc, char **argv)
     }
 
     dip_config_init(&cfg);
-    if (dip_config_load(&cfg, config,
-                        DIP_NEED_MONGO | DIP_NEED_STORAGE | DIP_NEED_SECRET,
-                        err, sizeof(err)) < 0) {
+    if (secrets_fd >= 0 &&
+        dip_secrets_read(&cfg, secrets_fd, err, sizeof(err)) < 0) {
+        fprintf(stderr, "dealimport-worker: %s\n", err);
+        dip_config_release(&cfg);
+        return DIP_EXIT_CONFIG;
+    }
+    /* No APP_SECRET: a worker signs nothing. */
+    if (dip_config_load(&cfg, config, DIP_NEED_MONGO | DIP_NEED_STORAGE, err,
+                        sizeof(err)) < 0) {
         fprintf(stderr, "dealimport-worker: %s\n", err);
         dip_config_release(&cfg);
         return DIP_EXIT_CONFIG;

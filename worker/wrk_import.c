@@ -14,7 +14,6 @@
 #include "wrk_csv.h"
 #include "wrk_db.h"
 #include "wrk_events.h"
-#include "wrk_jwt.h"
 #include "wrk_map.h"
 #include "wrk_stages.h"
 
@@ -44,7 +43,6 @@ typedef struct import {
     wrk_map_t *map;
     wrk_csv_t *csv;
     wrk_stages_t *stages;
-    wrk_jwt_t *jwt;
     bson_t tags;
     int bound;
     /* the batch being filled */
@@ -165,9 +163,6 @@ static int flush(import_t *im)
         return -1;
     }
     json_decref(cp);
-    /* Keep the import's token fresh however long the import runs. */
-    if (wrk_jwt_token(im->jwt, time(NULL)) == NULL)
-        dip_log(DIP_LOG_WARNING, im->queue_id, "cannot re-sign the token");
     {
         int action = wrk_events_poll_control(im->ev);
         if (action) {
@@ -646,23 +641,6 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
             NULL);
         goto cleanup;
     }
-    {
-        char uid[25], acc[25], par[25] = "", cli[25] = "";
-        bson_oid_t tmp;
-        bson_oid_to_string(&im.user, uid);
-        bson_oid_to_string(&im.account, acc);
-        if (dip_bson_get_oid(&q, "parent_account", &tmp) == 0)
-            bson_oid_to_string(&tmp, par);
-        if (dip_bson_get_oid(&q, "client_id", &tmp) == 0)
-            bson_oid_to_string(&tmp, cli);
-        im.jwt = wrk_jwt_new(cfg->app_secret, uid, acc, *par ? par : NULL,
-                             *cli ? cli : NULL);
-        if (im.jwt == NULL || wrk_jwt_token(im.jwt, time(NULL)) == NULL) {
-            fail_with(&im, "cannot sign the import's access token");
-            exit_code = finish(&im, DIP_DONE_FAILED, NULL);
-            goto cleanup;
-        }
-    }
     im.stages = wrk_stages_new(im.db, &im.account, &im.pipeline, &im.user);
     if (im.stages == NULL) {
         fail_with(&im, "out of memory");
@@ -684,7 +662,6 @@ cleanup:
     bson_destroy(&im.tags);
     bson_destroy(&q);
     wrk_stages_destroy(&im.stages);
-    wrk_jwt_destroy(&im.jwt);
     wrk_csv_destroy(&im.csv);
     wrk_map_destroy(&im.map);
     wrk_db_destroy(&im.db);

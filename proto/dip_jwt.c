@@ -1,16 +1,16 @@
 /*
- * wrk_jwt: signs the import's token with libjwt and re-signs it ahead of
+ * dip_jwt: signs the import's token with libjwt and re-signs it ahead of
  * expiry. The seed signed once per import, so imports longer than an hour
  * failed when the token lapsed; here the token is checked before each use.
  */
-#include "wrk_jwt.h"
+#include "dip_jwt.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include <jwt.h>
 
-struct wrk_jwt {
+struct dip_jwt {
     char *secret;
     char *uid, *account_id, *parent_account, *client_id;
     char *token;
@@ -22,11 +22,11 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-wrk_jwt_t *wrk_jwt_new(const char *secret, const char *uid,
+dip_jwt_t *dip_jwt_new(const char *secret, const char *uid,
                        const char *account_id, const char *parent_account,
                        const char *client_id)
 {
-    wrk_jwt_t *self = NULL;
+    dip_jwt_t *self = NULL;
     if (secret == NULL || *secret == '\0' || uid == NULL || account_id == NULL)
         return NULL;
     self = calloc(1, sizeof(*self));
@@ -40,13 +40,13 @@ wrk_jwt_t *wrk_jwt_new(const char *secret, const char *uid,
     if (!self->secret || !self->uid || !self->account_id ||
         (parent_account && !self->parent_account) ||
         (client_id && !self->client_id))
-        wrk_jwt_destroy(&self);
+        dip_jwt_destroy(&self);
     return self;
 }
 
-void wrk_jwt_destroy(wrk_jwt_t **self_p)
+void dip_jwt_destroy(dip_jwt_t **self_p)
 {
-    wrk_jwt_t *self;
+    dip_jwt_t *self;
     if (self_p == NULL || *self_p == NULL)
         return;
     self = *self_p;
@@ -64,7 +64,7 @@ void wrk_jwt_destroy(wrk_jwt_t **self_p)
     *self_p = NULL;
 }
 
-static int sign(wrk_jwt_t *self, time_t now)
+static int sign(dip_jwt_t *self, time_t now)
 {
     jwt_t *jwt = NULL;
     char *out = NULL;
@@ -78,9 +78,9 @@ static int sign(wrk_jwt_t *self, time_t now)
         (self->parent_account &&
          jwt_add_grant(jwt, "parent_account", self->parent_account)) ||
         (self->client_id && jwt_add_grant(jwt, "client_id", self->client_id)) ||
-        jwt_add_grant(jwt, "scope", WRK_JWT_SCOPE) ||
+        jwt_add_grant(jwt, "scope", DIP_JWT_SCOPE) ||
         jwt_add_grant_int(jwt, "iat", (long)now) ||
-        jwt_add_grant_int(jwt, "exp", (long)now + WRK_JWT_TTL_S))
+        jwt_add_grant_int(jwt, "exp", (long)now + DIP_JWT_TTL_S))
         goto cleanup;
     if (jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)self->secret,
                     (int)strlen(self->secret)) != 0)
@@ -91,23 +91,23 @@ static int sign(wrk_jwt_t *self, time_t now)
     if (self->token)
         free(self->token);
     self->token = out;
-    self->expires_at = now + WRK_JWT_TTL_S;
+    self->expires_at = now + DIP_JWT_TTL_S;
     rc = 0;
 cleanup:
     jwt_free(jwt);
     return rc;
 }
 
-const char *wrk_jwt_token(wrk_jwt_t *self, time_t now)
+const char *dip_jwt_token(dip_jwt_t *self, time_t now)
 {
-    if (self->token == NULL || now >= self->expires_at - WRK_JWT_TTL_S / 4) {
+    if (self->token == NULL || now >= self->expires_at - DIP_JWT_TTL_S / 4) {
         if (sign(self, now) < 0)
             return NULL;
     }
     return self->token;
 }
 
-time_t wrk_jwt_expires_at(const wrk_jwt_t *self)
+time_t dip_jwt_expires_at(const dip_jwt_t *self)
 {
     return self->expires_at;
 }
