@@ -145,14 +145,50 @@ static int ctl_control(void *ctx, const char *id, dip_control_action_t action);
 
 /* ---- setup ---------------------------------------------------------- */
 
+/* The runtime folder holds the sockets that carry every tenant's rows and
+ * accept control frames: one that another user made first (the /tmp
+ * fallback is predictable) or may write into is refused, not trusted as
+ * found. */
 static int make_runtime_dir(const char *dir, char *err, size_t errlen)
 {
-    if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+    struct stat st;
+    int fd, rc = -1;
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
         snprintf(err, errlen, "DEALIMPORT_RUNTIME_DIR: cannot create '%s': %s",
                  dir, strerror(errno));
         return -1;
     }
-    return 0;
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        int e = errno;
+        struct stat lst;
+        snprintf(err, errlen, "DEALIMPORT_RUNTIME_DIR: cannot open '%s': %s",
+                 dir,
+                 lstat(dir, &lst) == 0 && S_ISLNK(lst.st_mode)
+                     ? "it is a symbolic link"
+                     : strerror(e));
+        goto cleanup;
+    }
+    if (st.st_uid != geteuid()) {
+        snprintf(err, errlen,
+                 "DEALIMPORT_RUNTIME_DIR: '%s' belongs to uid %u, not to the "
+                 "supervisor's user (uid %u): refusing to use it",
+                 dir, (unsigned)st.st_uid, (unsigned)geteuid());
+        goto cleanup;
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(err, errlen,
+                 "DEALIMPORT_RUNTIME_DIR: '%s' is writable by %s (mode %04o): "
+                 "refusing to use it (chmod 0700 it)",
+                 dir, (st.st_mode & S_IWOTH) ? "others" : "its group",
+                 (unsigned)(st.st_mode & 07777));
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    if (fd >= 0)
+        close(fd);
+    return rc;
 }
 
 static char **build_envp(const dip_config_t *cfg)
@@ -288,22 +324,31 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
     snprintf(self->endpoint, sizeof(self->endpoint), "ipc://%s/events.ipc",
              cfg->runtime_dir);
     {
-        int one = 1, linger = 0, maxmsg = (int)DIP_MSG_MAX_FRAME;
+        int one = 1, linger = 0, maxmsg = (int)DIP_MSG_MAX_FRAME, bound;
         int64_t maxsize = (int64_t)maxmsg;
+        mode_t old;
         if (self->events == NULL ||
             zmq_setsockopt(self->events, ZMQ_ROUTER_MANDATORY, &one,
                            sizeof(one)) ||
             zmq_setsockopt(self->events, ZMQ_LINGER, &linger, sizeof(linger)) ||
             zmq_setsockopt(self->events, ZMQ_MAXMSGSIZE, &maxsize,
-                           sizeof(maxsize)) ||
-            zmq_bind(self->events, self->endpoint)) {
+                           sizeof(maxsize))) {
+            snprintf(err, errlen, "cannot make the events socket: %s",
+                     zmq_strerror(zmq_errno()));
+            goto fail;
+        }
+        /* The socket file is born owner-only: ZeroMQ binds ipc in this
+         * thread, so the umask covers it, and no other user can connect
+         * before a chmod could run. */
+        old = umask(0077);
+        bound = zmq_bind(self->events, self->endpoint);
+        umask(old);
+        if (bound != 0) {
             snprintf(err, errlen, "cannot listen on '%s': %s", self->endpoint,
                      zmq_strerror(zmq_errno()));
             goto fail;
         }
     }
-    snprintf(path, sizeof(path), "%s/events.ipc", cfg->runtime_dir);
-    chmod(path, 0600);
     {
         sup_ctl_host_t hooks = {self, ctl_view, ctl_control};
         self->started_wall_ms = dip_bson_now_ms();
