@@ -15,6 +15,7 @@
 #include "wrk_db.h"
 #include "wrk_events.h"
 #include "wrk_map.h"
+#include "wrk_queue.h"
 #include "wrk_stages.h"
 
 #include <stdio.h>
@@ -320,69 +321,16 @@ static int on_data(void *arg, const char *buf, size_t len)
 static int read_queue_doc(import_t *im, const bson_t *q, const char **key,
                           size_t *key_len)
 {
-    static const struct {
-        const char *path;
-        int required;
-    } ids[] = {{"user_id", 1},
-               {"account_id", 1},
-               {"additional_data.pipeline_id", 1},
-               {"parent_account", 0},
-               {"client_id", 0}};
-    bson_oid_t tmp;
-    bson_iter_t it;
-    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
-        int rc = dip_bson_get_oid(q, ids[i].path, &tmp);
-        if (rc == -2 || (rc == -1 && ids[i].required)) {
-            snprintf(im->err, sizeof(im->err),
-                     "the queue document's '%s' is %s", ids[i].path,
-                     rc == -1 ? "missing"
-                              : "not an ObjectId or a 24-hex string");
-            return -1;
-        }
-    }
-    dip_bson_get_oid(q, "user_id", &im->user);
-    dip_bson_get_oid(q, "account_id", &im->account);
-    dip_bson_get_oid(q, "additional_data.pipeline_id", &im->pipeline);
-
-    *key = NULL;
-    *key_len = 0;
-    if (bson_iter_init(&it, q) &&
-        bson_iter_find_descendant(&it, "csv.0.key", &it) &&
-        BSON_ITER_HOLDS_UTF8(&it)) {
-        uint32_t len = 0;
-        *key = bson_iter_utf8(&it, &len);
-        *key_len = len;
-    }
-    if (*key == NULL || *key_len == 0) {
-        snprintf(im->err, sizeof(im->err),
-                 "the queue document has no csv[0].key: there is no file to "
-                 "import");
+    wrk_queue_t doc;
+    if (wrk_queue_read(q, &doc, im->err, sizeof(im->err)) < 0)
         return -1;
-    }
-    if (!bson_iter_init(&it, q) || !bson_iter_find(&it, "mappings") ||
-        !BSON_ITER_HOLDS_DOCUMENT(&it)) {
-        snprintf(im->err, sizeof(im->err),
-                 "the queue document has no 'mappings' object");
-        return -1;
-    }
-    /* tags: an array of strings, a single string, or nothing. */
-    if (bson_iter_init(&it, q) &&
-        bson_iter_find_descendant(&it, "additional_data.tags", &it)) {
-        if (BSON_ITER_HOLDS_ARRAY(&it)) {
-            bson_iter_t t;
-            int i = 0;
-            bson_iter_recurse(&it, &t);
-            while (bson_iter_next(&t)) {
-                char k[24];
-                if (!BSON_ITER_HOLDS_UTF8(&t))
-                    continue;
-                snprintf(k, sizeof(k), "%d", i++);
-                BSON_APPEND_UTF8(&im->tags, k, bson_iter_utf8(&t, NULL));
-            }
-        } else if (BSON_ITER_HOLDS_UTF8(&it)) {
-            BSON_APPEND_UTF8(&im->tags, "0", bson_iter_utf8(&it, NULL));
-        }
-    }
+    im->user = doc.user;
+    im->account = doc.account;
+    im->pipeline = doc.pipeline;
+    *key = doc.key;
+    *key_len = doc.key_len;
+    bson_concat(&im->tags, &doc.tags);
+    wrk_queue_release(&doc);
     return 0;
 }
 
