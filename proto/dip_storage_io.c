@@ -11,6 +11,7 @@
  */
 #include "dip_storage_io.h"
 #include "dip_sigv4.h"
+#include "dip_text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -53,11 +54,19 @@ __attribute__((format(printf, 4, 5))) static int
 say(int rc, char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
+    int want;
     if (err == NULL || errlen == 0)
         return rc;
     va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
+    want = vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+    /* A sentence cut to fit may end inside a character: drop its bytes. */
+    if (want >= 0 && (size_t)want >= errlen) {
+        size_t n = errlen - 1;
+        for (int k = 0; k < 3 && n > 0 && !dip_text_utf8_valid(err, n); k++)
+            n--;
+        err[n] = '\0';
+    }
     return rc;
 }
 
@@ -238,9 +247,14 @@ int dip_storage_check_key(const char *key, size_t key_len, char *err,
     size_t seg = 0;
     if (key == NULL || key_len == 0)
         return say(DIP_STORAGE_EINVAL, err, errlen, "file key is empty");
+    /* Every sentence below quotes the key: it must be text first. */
+    if (!dip_text_utf8_valid(key, key_len))
+        return say(DIP_STORAGE_EINVAL, err, errlen,
+                   "file key is not UTF-8 text");
     if (key_len > DIP_STORAGE_KEY_MAX)
         return say(DIP_STORAGE_EINVAL, err, errlen,
-                   "file key '%.40s...' is longer than %d bytes", key,
+                   "file key '%.*s...' is longer than %d bytes",
+                   (int)dip_text_cut(key, key_len, 40), key,
                    DIP_STORAGE_KEY_MAX);
     for (size_t i = 0; i < key_len; i++) {
         unsigned char c = (unsigned char)key[i];

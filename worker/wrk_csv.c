@@ -130,6 +130,8 @@ static size_t copy_text(char *d, const unsigned char *s, size_t n, int cp1252)
 
 /* Appends to the sentence in err, dropping what does not fit. */
 static void err_append(wrk_csv_t *self, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void err_append(wrk_csv_t *self, const char *fmt, ...)
 {
     size_t used = strlen(self->err);
     va_list ap;
