@@ -67,7 +67,7 @@ typedef struct plan {
     char *const *argv;
     char *const *envp;
     pid_t parent;
-    int report_fd;  /* write end, >= 3 */
+    int report_fd;  /* write end, > SUP_SPAWN_SECRETS_FD */
     int procs_fd;   /* cgroup.procs of the worker's cgroup, or -1 */
     int secrets_fd; /* >= 4, becomes SUP_SPAWN_SECRETS_FD; or -1 */
     int stdout_fd, stderr_fd;
