@@ -13,6 +13,7 @@
 #include "ctl_enqueue.h"
 #include "ctl_keygen.h"
 #include "ctl_list.h"
+#include "ctl_metrics.h"
 #include "ctl_revert.h"
 #include "ctl_show.h"
 #include "ctl_status.h"
@@ -59,6 +60,8 @@ static const command_t commands[] = {
     {"cancel", ctl_action_main, 0,
      "stop an import for good; what it created stays"},
     {"watch", ctl_watch_main, 0, "follow an import's progress until it ends"},
+    {"metrics", ctl_metrics_main, 0,
+     "the supervisor's metrics in the Prometheus text format"},
     {"enqueue", enqueue, DIP_NEED_MONGO | DIP_NEED_STORAGE,
      "upload a CSV and queue a deal import of it (no supervisor needed)"},
     {"revert", ctl_revert_main, DIP_NEED_MONGO,

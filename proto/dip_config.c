@@ -52,6 +52,7 @@ static const setting_t settings[] = {
       control_curve_server_key_file),
     S("DEALIMPORT_CONTROL_CURVE_CLIENT_KEY_FILE",
       control_curve_client_key_file),
+    S("DEALIMPORT_METRICS_ADDR", metrics_addr),
     S("DEALIMPORT_LOG_FORMAT", log_format),
     N("DEALIMPORT_POLL_MS", poll_ms, 10, 3600000),
     N("DEALIMPORT_MAX_WORKERS", max_workers, 1, 4096),
@@ -66,6 +67,9 @@ static const setting_t settings[] = {
     N("DEALIMPORT_BATCH_ROWS", batch_rows, 1, 100000),
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+/* dip_config_to_env writes one entry per setting and the log level. */
+_Static_assert(NSETTINGS + 1 <= DIP_CONFIG_ENV_MAX,
+               "DIP_CONFIG_ENV_MAX is too small for the settings");
 
 void dip_config_init(dip_config_t *cfg)
 {
@@ -97,6 +101,20 @@ static int set_one(dip_config_t *cfg, const char *name, const char *value,
             return -1;
         }
         cfg->log_level = lvl;
+        return 0;
+    }
+    if (strcmp(name, "DEALIMPORT_DELETE_SOURCE") == 0) {
+        if (strcmp(value, "never") == 0) {
+            cfg->delete_source = DIP_DELETE_SOURCE_NEVER;
+        } else if (strcmp(value, "completed") == 0) {
+            cfg->delete_source = DIP_DELETE_SOURCE_COMPLETED;
+        } else {
+            snprintf(err, errlen,
+                     "DEALIMPORT_DELETE_SOURCE: '%s' is not never or "
+                     "completed",
+                     value);
+            return -1;
+        }
         return 0;
     }
     for (size_t i = 0; i < NSETTINGS; i++) {
@@ -221,6 +239,9 @@ int dip_config_load(dip_config_t *cfg, const char *file, unsigned need,
     }
     v = getenv("DEALIMPORT_LOG_LEVEL");
     if (v && *v && set_one(cfg, "DEALIMPORT_LOG_LEVEL", v, err, errlen) < 0)
+        return -1;
+    v = getenv("DEALIMPORT_DELETE_SOURCE");
+    if (v && *v && set_one(cfg, "DEALIMPORT_DELETE_SOURCE", v, err, errlen) < 0)
         return -1;
     v = getenv("APP_SECRET_FILE");
     if ((cfg->app_secret == NULL || *cfg->app_secret == '\0') && v && *v &&

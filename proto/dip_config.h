@@ -21,6 +21,13 @@ enum {
 
 /* Hex digits of the per-spawn secret a supervisor gives each worker. */
 #define DIP_CONFIG_SPAWN_SECRET_LEN 64
+/* DEALIMPORT_DELETE_SOURCE: what happens to an import's source file. */
+enum {
+    DIP_DELETE_SOURCE_NEVER = 0, /* "never" (the default): it is kept */
+    /* "completed": deleted after a completed import (not a dry run) whose
+     * error file is written; failed, cancelled and paused ones keep it */
+    DIP_DELETE_SOURCE_COMPLETED = 1,
+};
 
 typedef struct dip_config {
     /* The three secrets (the URI may hold a password) never go into a
@@ -45,10 +52,12 @@ typedef struct dip_config {
     char *control_connect;               /* ..._CONTROL_CONNECT */
     char *control_curve_server_key_file; /* ..._CURVE_SERVER_KEY_FILE */
     char *control_curve_client_key_file; /* ..._CURVE_CLIENT_KEY_FILE */
-    char *log_format; /* DEALIMPORT_LOG_FORMAT: kv (default) or json */
-    int log_level;    /* DEALIMPORT_LOG_LEVEL, default info */
-    long poll_ms;     /* DEALIMPORT_POLL_MS, default 5000 */
-    long max_workers; /* DEALIMPORT_MAX_WORKERS, default 4 */
+    char *metrics_addr; /* DEALIMPORT_METRICS_ADDR: HOST:PORT of GET /metrics,
+                           unset means no HTTP listener */
+    char *log_format;   /* DEALIMPORT_LOG_FORMAT: kv (default) or json */
+    int log_level;      /* DEALIMPORT_LOG_LEVEL, default info */
+    long poll_ms;       /* DEALIMPORT_POLL_MS, default 5000 */
+    long max_workers;   /* DEALIMPORT_MAX_WORKERS, default 4 */
     long max_workers_per_account; /* ..._PER_ACCOUNT, default 2 */
     long worker_memory_mb; /* DEALIMPORT_WORKER_MEMORY_MB, default 1024 */
     long worker_cpu_s;     /* DEALIMPORT_WORKER_CPU_S, default 3600 */
@@ -63,6 +72,7 @@ typedef struct dip_config {
     /* a worker's: the secret its supervisor made for this spawn, "" when
      * not started by one (64 hex digits, from the secrets channel only) */
     char spawn_secret[DIP_CONFIG_SPAWN_SECRET_LEN + 1];
+    int delete_source; /* DEALIMPORT_DELETE_SOURCE, DIP_DELETE_SOURCE_* */
 } dip_config_t;
 
 /* Fills cfg with the defaults; strings NULL except the defaulted ones. */
@@ -79,7 +89,7 @@ int dip_config_load(dip_config_t *cfg, const char *file, unsigned need,
  * array with room for at least DIP_CONFIG_ENV_MAX more entries, malloc'd
  * strings owned by the caller), for handing the settings to a child process;
  * the secrets go through dip_secrets. Returns the count. */
-#define DIP_CONFIG_ENV_MAX 32
+#define DIP_CONFIG_ENV_MAX 64
 int dip_config_to_env(const dip_config_t *cfg, char **env);
 
 /* Frees the strings; the secrets are zeroed first. */

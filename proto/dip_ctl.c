@@ -15,7 +15,7 @@
 #include <string.h>
 
 static const char *const cmd_names[] = {
-    NULL, "status", "list", "show", "pause", "resume", "cancel",
+    NULL, "status", "list", "show", "pause", "resume", "cancel", "metrics",
 };
 #define NCMDS ((int)(sizeof(cmd_names) / sizeof(cmd_names[0])))
 
@@ -257,7 +257,7 @@ int dip_ctl_request_decode(const void *buf, size_t len, dip_ctl_request_t *req,
     if (req->cmd == 0) {
         snprintf(err, errlen,
                  "unknown command '%s' (known: status, list, show, pause, "
-                 "resume, cancel)",
+                 "resume, cancel, metrics)",
                  dip_ctl_quote(json_string_value(v), 40, q, sizeof(q)));
         goto cleanup;
     }
@@ -397,6 +397,8 @@ static int decode_reply_fields(json_t *o, dip_ctl_cmd_t cmd, char *err,
                             errlen)
                    ? -1
                    : 0;
+    case DIP_CTL_METRICS:
+        return want(o, "text", is_string, "a string", "", err, errlen);
     }
     snprintf(err, errlen, "no reply is defined for command %d", (int)cmd);
     return -1;

@@ -32,6 +32,7 @@ typedef enum {
     DIP_CTL_PAUSE,
     DIP_CTL_RESUME,
     DIP_CTL_CANCEL,
+    DIP_CTL_METRICS, /* the Prometheus text of the supervisor's metrics */
 } dip_ctl_cmd_t;
 
 /* Why a request was refused; "code" in an error reply. */

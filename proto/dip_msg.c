@@ -93,7 +93,7 @@ char *dip_msg_hello(const char *queue_id, int64_t pid, int64_t first_line)
 
 char *dip_msg_batch(const char *queue_id, int64_t lines, int64_t added,
                     int64_t errors, int64_t bytes, int64_t bytes_total,
-                    json_t *checkpoint)
+                    json_t *checkpoint, int64_t db_round_trips)
 {
     json_t *o = base(DIP_MSG_BATCH, queue_id);
     if (o &&
@@ -102,6 +102,8 @@ char *dip_msg_batch(const char *queue_id, int64_t lines, int64_t added,
          json_object_set_new(o, "errors", json_integer(errors)) ||
          json_object_set_new(o, "bytes", json_integer(bytes)) ||
          json_object_set_new(o, "bytes_total", json_integer(bytes_total)) ||
+         json_object_set_new(o, "db_round_trips",
+                             json_integer(db_round_trips)) ||
          json_object_set(o, "checkpoint",
                          checkpoint ? checkpoint : json_object())))
         json_decref(o), o = NULL;
@@ -216,6 +218,10 @@ static int decode_fields(dip_msg_t *m, char *err, size_t errlen)
             get_int(o, "errors", 0, &m->errors, err, errlen) ||
             get_int(o, "bytes", 0, &m->bytes, err, errlen) ||
             get_int(o, "bytes_total", -1, &m->bytes_total, err, errlen))
+            return -1;
+        /* Optional: a worker that does not count them sends none. */
+        if (json_object_get(o, "db_round_trips") &&
+            get_int(o, "db_round_trips", 0, &m->db_round_trips, err, errlen))
             return -1;
         m->checkpoint = json_object_get(o, "checkpoint");
         if (!json_is_object(m->checkpoint)) {

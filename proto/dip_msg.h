@@ -56,12 +56,13 @@ typedef struct dip_msg {
     int64_t first_line; /* the line the worker starts at (1 or resumed) */
     /* batch: figures cumulative over the whole import (resumes included),
      * and the checkpoint a resume starts from */
-    int64_t lines;       /* last data line done */
-    int64_t added;       /* deals added (or found done) so far */
-    int64_t errors;      /* line errors so far */
-    int64_t bytes;       /* input bytes consumed (the checkpoint offset) */
-    int64_t bytes_total; /* -1 when unknown */
-    json_t *checkpoint;  /* object, borrowed from root */
+    int64_t lines;          /* last data line done */
+    int64_t added;          /* deals added (or found done) so far */
+    int64_t errors;         /* line errors so far */
+    int64_t bytes;          /* input bytes consumed (the checkpoint offset) */
+    int64_t bytes_total;    /* -1 when unknown */
+    json_t *checkpoint;     /* object, borrowed from root */
+    int64_t db_round_trips; /* this worker run's so far; 0 when not sent */
     /* line_error */
     int64_t line;
     const char *field; /* may be "" for row-level errors */
@@ -88,7 +89,7 @@ char *dip_msg_hello(const char *queue_id, int64_t pid, int64_t first_line);
 /* checkpoint is borrowed (not stolen). */
 char *dip_msg_batch(const char *queue_id, int64_t lines, int64_t added,
                     int64_t errors, int64_t bytes, int64_t bytes_total,
-                    json_t *checkpoint);
+                    json_t *checkpoint, int64_t db_round_trips);
 /* row: ncells cells, each truncated to a bounded size by the encoder. */
 char *dip_msg_line_error(const char *queue_id, int64_t line, const char *field,
                          const char *message, const char *const *cells,

@@ -1,7 +1,9 @@
 /*
  * dip_storage_io: the object storage that import files live in, either an
  * S3-compatible service (s3://bucket, path-style, requests signed with
- * dip_sigv4, sent with libcurl) or a local directory (file:///dir). Downloads
+ * dip_sigv4, sent with libcurl: dip_storage_s3_io) or a local directory
+ * (file:///dir: dip_storage_file_io); this is the one API both are used
+ * through, and the rules they share are in dip_storage.h. Downloads
  * stream into a caller's sink straight from the network or the file, never
  * holding the object in memory; transient failures are retried with backoff
  * and resumed with a Range request from the last byte delivered. A storage
@@ -15,31 +17,9 @@
 #include <stdint.h>
 
 #include "dip_config.h"
+#include "dip_storage.h"
 
 typedef struct dip_storage dip_storage_t;
-
-enum {
-    DIP_STORAGE_OK = 0,
-    DIP_STORAGE_EINVAL = -1,     /* bad key (or bad argument) */
-    DIP_STORAGE_ENOTFOUND = -2,  /* no such object */
-    DIP_STORAGE_EDENIED = -3,    /* 401/403, or a file not readable */
-    DIP_STORAGE_ETRANSIENT = -4, /* retries exhausted */
-    DIP_STORAGE_EABORT = -5,     /* the sink asked to stop */
-    DIP_STORAGE_EFAIL = -6,      /* other permanent failure */
-};
-
-/* Longest key accepted, in bytes (S3's limit). */
-#define DIP_STORAGE_KEY_MAX 1024
-
-typedef struct dip_storage_sink {
-    void *arg;
-    /* Called once, before any data, with the object's total size (-1 when
-     * unknown). May be NULL. */
-    void (*size)(void *arg, int64_t total);
-    /* Called with consecutive bytes; return 0 to go on, non-zero to stop
-     * (the download then ends with DIP_STORAGE_EABORT). */
-    int (*data)(void *arg, const char *buf, size_t len);
-} dip_storage_sink_t;
 
 /* Opens the storage that cfg->storage_url names, with cfg's S3 endpoint
  * (default https://s3.<region>.amazonaws.com), region and keys, and its retry
@@ -52,13 +32,6 @@ void dip_storage_destroy(dip_storage_t **self_p);
 
 /* The storage URL, for messages ("s3://deals"). */
 const char *dip_storage_url(const dip_storage_t *self);
-
-/* Keys are confined to their storage: an empty key, an absolute one ('/...'
- * or '\...'), a '.' or '..' segment (with '/' or '\' as separator), a NUL
- * byte or other control character within key_len bytes, or more than
- * DIP_STORAGE_KEY_MAX bytes fail with DIP_STORAGE_EINVAL and a sentence. */
-int dip_storage_check_key(const char *key, size_t key_len, char *err,
-                          size_t errlen);
 
 /* Streams the object `key` from byte `offset` into the sink, straight from
  * the transfer (never buffering the whole object). Transient failures
@@ -74,11 +47,27 @@ int dip_storage_check_key(const char *key, size_t key_len, char *err,
 int dip_storage_get(dip_storage_t *self, const char *key, uint64_t offset,
                     const dip_storage_sink_t *sink, char *err, size_t errlen);
 
-/* Uploads the local file `path` to key (S3: one PUT signed with the file's
- * SHA-256, retried like downloads; file://: written to a temporary name in
- * the target directory, synced, then renamed, creating subdirectories). */
+/* Uploads the local regular file `path` to key. S3: one PUT signed with
+ * the file's SHA-256 up to the multipart threshold (64 MiB), a multipart
+ * upload in parts read one at a time beyond it (aborted if it fails), each
+ * request retried like downloads; file://: written to a temporary name in
+ * the target directory, synced, then renamed, creating subdirectories.
+ * `path` is opened without blocking and must be a regular file (a FIFO is
+ * refused at once). Memory use does not depend on the file's size. */
 int dip_storage_put_file(dip_storage_t *self, const char *key, const char *path,
                          char *err, size_t errlen);
+
+/* As dip_storage_put_file for a regular file already open on fd (an
+ * unnamed temporary file, say): all of it, read with pread from byte 0.
+ * The caller keeps fd. */
+int dip_storage_put_fd(dip_storage_t *self, const char *key, int fd, char *err,
+                       size_t errlen);
+
+/* S3 only (no effect on file://): uploads of more than `threshold` bytes go
+ * in parts of `part_size` bytes; 0 restores a default. S3 refuses parts
+ * under 5 MiB but the last, so smaller values are for test servers. */
+void dip_storage_set_multipart(dip_storage_t *self, int64_t threshold,
+                               int64_t part_size);
 
 /* Deletes an object; a missing one is not an error. */
 int dip_storage_delete(dip_storage_t *self, const char *key, char *err,

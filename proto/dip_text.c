@@ -89,15 +89,23 @@ size_t dip_text_cut(const char *s, size_t len, size_t max)
 size_t dip_text_format(char *buf, size_t size, int *cut, const char *fmt, ...)
 {
     va_list ap;
+    size_t n;
+    va_start(ap, fmt);
+    n = dip_text_vformat(buf, size, cut, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+size_t dip_text_vformat(char *buf, size_t size, int *cut, const char *fmt,
+                        va_list ap)
+{
     int want;
     size_t n, start;
     if (cut)
         *cut = 0;
     if (size == 0)
         return 0;
-    va_start(ap, fmt);
     want = vsnprintf(buf, size, fmt, ap);
-    va_end(ap);
     if (want < 0) {
         buf[0] = '\0';
         return 0;

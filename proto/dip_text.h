@@ -9,6 +9,7 @@
 #ifndef DIP_TEXT_H
 #define DIP_TEXT_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 /* Length (1..4) of the well-formed UTF-8 sequence at p, 0 when there is none
@@ -32,6 +33,9 @@ size_t dip_text_cut(const char *s, size_t len, size_t max);
  * *cut, when not NULL, is set to 1 when the text was cut. */
 size_t dip_text_format(char *buf, size_t size, int *cut, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* dip_text_format with a va_list, for functions that take a format. */
+size_t dip_text_vformat(char *buf, size_t size, int *cut, const char *fmt,
+                        va_list ap) __attribute__((format(printf, 4, 0)));
 
 /* ASCII spaces and tabs trimmed from both ends: moves *s and returns the
  * remaining length. */

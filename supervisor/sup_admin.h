@@ -42,6 +42,11 @@ int sup_admin_get(sup_admin_t *self, const char *id, bson_t *out, char *err,
 int sup_admin_counts(sup_admin_t *self, json_t **by_status, json_t **by_account,
                      char *err, size_t errlen);
 
+/* The creation time (epoch ms) of the oldest pending import into
+ * *created_ms. Returns 1 found, 0 none pending, -1 on a database error. */
+int sup_admin_oldest_pending(sup_admin_t *self, int64_t *created_ms, char *err,
+                             size_t errlen);
+
 /* Imports newest first, filtered by status and account when not NULL or "",
  * at most limit, as sup_admin_summary objects; *truncated says whether more
  * matched. The caller owns *out. 0 or -1. */

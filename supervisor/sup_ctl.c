@@ -52,6 +52,7 @@ struct sup_ctl {
     sup_ctl_host_t host;
     sup_ctl_view_t view;
     throttle_t bad_log, zap_log;
+    int64_t sample_after_ms; /* sup_ctl_sample_queue backs off after errors */
 };
 
 static int64_t mono_ms(void)
@@ -710,6 +711,39 @@ static char *do_action(sup_ctl_t *self, const dip_ctl_request_t *req)
                                req->id);
 }
 
+static char *do_metrics(sup_ctl_t *self)
+{
+    char *text = sup_metrics_render(self->host.metrics, dip_bson_now_ms());
+    json_t *o;
+    if (text == NULL)
+        return dip_ctl_reply_error(DIP_CTL_EUNAVAIL,
+                                   self->host.metrics
+                                       ? "out of memory"
+                                       : "this supervisor keeps no metrics");
+    o = json_pack("{s:s}", "text", text);
+    free(text);
+    return ok_take(o);
+}
+
+void sup_ctl_sample_queue(sup_ctl_t *self)
+{
+    int64_t created = -1;
+    char err[512];
+    int rc;
+    if (self == NULL || self->host.metrics == NULL ||
+        mono_ms() < self->sample_after_ms)
+        return;
+    rc = sup_admin_oldest_pending(self->admin, &created, err, sizeof(err));
+    if (rc < 0) {
+        /* The database is away: the loop's own work waits on it already,
+         * a gauge must not make it wait twice at every poll. */
+        self->sample_after_ms = mono_ms() + 60000;
+        dip_log(DIP_LOG_DEBUG, NULL, "%s", err);
+        return;
+    }
+    sup_metrics_oldest_pending(self->host.metrics, rc > 0 ? created : -1);
+}
+
 static char *dispatch(sup_ctl_t *self, const void *data, size_t len)
 {
     dip_ctl_request_t req;
@@ -732,6 +766,8 @@ static char *dispatch(sup_ctl_t *self, const void *data, size_t len)
     case DIP_CTL_RESUME:
     case DIP_CTL_CANCEL:
         return do_action(self, &req);
+    case DIP_CTL_METRICS:
+        return do_metrics(self);
     }
     return dip_ctl_reply_error(DIP_CTL_EBADREQ, "unknown command");
 }

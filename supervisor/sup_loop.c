@@ -14,6 +14,7 @@
 #include "sup_cgroup.h"
 #include "sup_ctl.h"
 #include "dip_secrets.h"
+#include "sup_metrics.h"
 #include "sup_notify.h"
 #include "sup_spawn.h"
 #include "sup_store.h"
@@ -84,6 +85,11 @@ typedef struct worker {
     int stop_sent;
     int64_t first_line;             /* from the current worker's hello */
     dip_control_action_t requested; /* an operator's pause or cancel */
+    /* for the metrics: the run's db round trips so far, why we killed it
+     * (COMPLETED: we did not), and where this supervisor took it up */
+    int64_t round_trips;
+    sup_metrics_exit_t killed_for;
+    int64_t claimed_ms, claimed_lines;
 } worker_t;
 
 struct sup_loop {
@@ -93,6 +99,7 @@ struct sup_loop {
     sup_notify_t *notify;
     sup_cgroup_t *cgroup;
     sup_ctl_t *ctl;
+    sup_metrics_t *metrics;
     int64_t started_wall_ms;
     void *zctx, *events;
     char endpoint[600];
@@ -127,6 +134,8 @@ static void worker_reset_run(worker_t *w)
     json_decref(w->notes);
     w->notes = NULL;
     w->stop_sent = 0;
+    w->round_trips = 0;
+    w->killed_for = SUP_METRICS_EXIT_COMPLETED;
 }
 
 static void worker_clear(worker_t *w)
@@ -289,6 +298,12 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
                  sizeof(self->worker_path) -
                      (size_t)(slash ? slash + 1 - self->worker_path : 0),
                  "dealimport-worker");
+#ifdef DEALIMPORT_LIBEXEC_DIR
+        /* Installed from the package: the worker is no command of its own. */
+        if (access(self->worker_path, X_OK) < 0)
+            snprintf(self->worker_path, sizeof(self->worker_path), "%s",
+                     DEALIMPORT_LIBEXEC_DIR "/dealimport-worker");
+#endif
     }
     if (access(self->worker_path, X_OK) < 0) {
         snprintf(err, errlen, "DEALIMPORT_WORKER_PATH: cannot execute '%s': %s",
@@ -349,8 +364,14 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
             goto fail;
         }
     }
+    self->metrics = sup_metrics_new();
+    if (self->metrics == NULL)
+        goto fail;
+    if (cfg->metrics_addr &&
+        sup_metrics_listen(self->metrics, cfg->metrics_addr, err, errlen) < 0)
+        goto fail;
     {
-        sup_ctl_host_t hooks = {self, ctl_view, ctl_control};
+        sup_ctl_host_t hooks = {self, ctl_view, ctl_control, self->metrics};
         self->started_wall_ms = dip_bson_now_ms();
         self->ctl = sup_ctl_new(self->zctx, cfg, self->owner, self->store,
                                 &hooks, err, errlen);
@@ -398,6 +419,7 @@ void sup_loop_destroy(sup_loop_t **self_p)
     if (self->events)
         zmq_close(self->events);
     sup_ctl_destroy(&self->ctl);
+    sup_metrics_destroy(&self->metrics);
     if (self->zctx)
         zmq_ctx_term(self->zctx);
     sup_store_destroy(&self->store);
@@ -526,6 +548,7 @@ static int start_worker(sup_loop_t *self, worker_t *w)
     w->run_start_lines = w->lines;
     w->started_ms = w->last_heard_ms = self->now;
     w->last_flush_ms = self->now;
+    sup_metrics_worker_started(self->metrics, &w->account);
     dip_log(DIP_LOG_INFO, w->qid_hex, "worker started: pid=%d namespace=%s",
             (int)pid, w->name);
     return 0;
@@ -567,8 +590,10 @@ static int flush_worker(sup_loop_t *self, worker_t *w)
         /* Another supervisor took this import over (our lease lapsed):
          * stop our worker so only one runs it. */
         dip_log(DIP_LOG_ERR, w->qid_hex, "%s: stopping its worker", err);
-        if (w->state == W_RUNNING)
+        if (w->state == W_RUNNING) {
             kill_worker(w, SIGKILL);
+            w->killed_for = SUP_METRICS_EXIT_LEASE_LOST;
+        }
         json_array_clear(w->errors);
         w->dirty = 0;
         return -1;
@@ -612,6 +637,9 @@ static void finish_import(sup_loop_t *self, worker_t *w, const char *status,
         dip_log(DIP_LOG_ERR, w->qid_hex,
                 "cannot record the final status '%s': %s", status, err);
     } else {
+        sup_metrics_import_ended(self->metrics, status,
+                                 self->now - w->claimed_ms,
+                                 w->lines - w->claimed_lines);
         dip_log(strcmp(status, "completed") == 0 ? DIP_LOG_INFO
                                                  : DIP_LOG_WARNING,
                 w->qid_hex, "import %s at line %lld%s%s%s", status,
@@ -652,6 +680,7 @@ static void release_import(sup_loop_t *self, worker_t *w, const char *status,
         w->last_flush_ms = self->now;
         return;
     }
+    sup_metrics_import_released(self->metrics, status);
     dip_log(DIP_LOG_INFO, w->qid_hex, "import handed back as '%s' at line %lld",
             status, (long long)w->lines);
     if (w->has_cgroup)
@@ -700,6 +729,9 @@ static void on_exit_status(sup_loop_t *self, worker_t *w, int st)
         oom = 1;
     if (WIFEXITED(st) && WEXITSTATUS(st) == DIP_EXIT_NOMEM)
         oom = 1;
+    sup_metrics_worker_exited(
+        self->metrics, &w->account,
+        sup_metrics_exit_cause(st, w->done, oom, w->killed_for));
 
     if (w->done && !oom) {
         switch (w->status) {
@@ -935,6 +967,10 @@ static void on_message(sup_loop_t *self, const char *identity, size_t idlen,
             send_control(self, w, w->requested);
         break;
     case DIP_MSG_BATCH:
+        sup_metrics_progress(self->metrics, m.added - w->added,
+                             m.errors - w->nerrors, m.bytes - w->bytes,
+                             m.db_round_trips - w->round_trips);
+        w->round_trips = m.db_round_trips;
         w->lines = m.lines;
         w->added = m.added;
         w->nerrors = m.errors;
@@ -1056,6 +1092,7 @@ static void claim(sup_loop_t *self)
         rc = sup_store_claim(self->store, skip, nskip, self->served,
                              self->nserved, self->cfg.max_workers_per_account,
                              &doc, err, sizeof(err));
+        sup_metrics_claim(self->metrics, rc);
         if (rc <= 0) {
             if (rc < 0)
                 dip_log(DIP_LOG_WARNING, NULL, "%s", err);
@@ -1078,6 +1115,13 @@ static void claim(sup_loop_t *self)
         note_served(self, &w->account);
         w->errors = json_array();
         w->lines = dip_bson_get_int(w->doc, "checkpoint.line", 0);
+        /* Where a resumed import stood, so the metrics count only what
+         * this supervisor's workers add. */
+        w->added = dip_bson_get_int(w->doc, "progress.added", 0);
+        w->nerrors = dip_bson_get_int(w->doc, "progress.errors", 0);
+        w->bytes = dip_bson_get_int(w->doc, "progress.bytes", 0);
+        w->claimed_ms = self->now;
+        w->claimed_lines = w->lines;
         w->state = W_WAITING;
         dip_log(DIP_LOG_INFO, w->qid_hex, "claimed import (file '%s')",
                 dip_bson_get_str(w->doc, "csv.0.key")
@@ -1123,6 +1167,7 @@ static void tick(sup_loop_t *self)
                         "worker pid=%d silent for %d s: killing it",
                         (int)w->pid, HEARTBEAT_TIMEOUT_MS / 1000);
                 kill_worker(w, SIGKILL);
+                w->killed_for = SUP_METRICS_EXIT_SILENT;
                 w->last_heard_ms = self->now; /* once */
             } else if (self->now - w->started_ms >
                        self->cfg.worker_timeout_s * 1000) {
@@ -1130,18 +1175,22 @@ static void tick(sup_loop_t *self)
                         "worker pid=%d ran past its %ld s limit: killing it",
                         (int)w->pid, self->cfg.worker_timeout_s);
                 kill_worker(w, SIGKILL);
+                w->killed_for = SUP_METRICS_EXIT_TIMEOUT;
                 w->started_ms = self->now;
             }
         }
     }
     if (!self->stopping && self->now >= self->next_renew_ms) {
-        if (sup_store_renew_leases(self->store, err, sizeof(err)) < 0)
+        int rc = sup_store_renew_leases(self->store, err, sizeof(err));
+        sup_metrics_renewal(self->metrics, rc);
+        if (rc < 0)
             dip_log(DIP_LOG_WARNING, NULL, "%s", err);
         sup_ctl_renewal(self->ctl);
         self->next_renew_ms = self->now + self->cfg.lease_s * 1000 / 3;
     }
     if (!self->stopping && self->now >= self->next_claim_ms) {
         claim(self);
+        sup_ctl_sample_queue(self->ctl);
         self->next_claim_ms = self->now + self->cfg.poll_ms;
     }
     if (self->now >= self->next_status_ms) {
@@ -1232,9 +1281,10 @@ int sup_loop_run(sup_loop_t *self)
     sup_notify_ready(self->notify);
     dip_log(DIP_LOG_NOTICE, NULL,
             "serving: owner=%s workers=%zu per_account=%ld poll_ms=%ld "
-            "events=%s control=%s",
+            "events=%s control=%s metrics_port=%d",
             self->owner, self->cap, self->cfg.max_workers_per_account,
-            self->cfg.poll_ms, self->endpoint, sup_ctl_endpoint(self->ctl));
+            self->cfg.poll_ms, self->endpoint, sup_ctl_endpoint(self->ctl),
+            sup_metrics_port(self->metrics));
 
     while (!self->stopping || busy(self) > 0) {
         zmq_pollitem_t items[2 + SUP_CTL_POLL_MAX] = {

@@ -6,8 +6,11 @@
  * rows. In the row phase a small quote-aware scanner finds where each row
  * ends and feeds only that row's bytes to libcsv, which splits and unquotes
  * the cells; csv_fini closes the row. Knowing the row's end before libcsv
- * does gives exact offsets, lets an oversized row be skipped without
- * buffering it, and keeps a stray quote from running into the next rows.
+ * does gives exact offsets and lets an oversized row be skipped without
+ * buffering it. The scanner also decides where a quoted cell ends under the
+ * original service's quote rule (see wrk_csv.h), which libcsv alone does
+ * not follow, and keeps the first bytes of a row that spans chunks, for the
+ * line error of a quoted cell left open at the end of the file.
  */
 #include "wrk_csv.h"
 #include "dip_text.h"
@@ -21,14 +24,25 @@
 
 enum { PH_HEAD, PH_DETECT, PH_ROWS, PH_DONE };
 
-/* Scanner states, mirroring libcsv's non-strict rules. */
+/* Scanner states, mirroring libcsv's non-strict rules. Inside a quoted
+ * field the scanner also tracks whether the quotes that were characters
+ * (followed by text) pair up: after an odd number of them (S_STRAY), the
+ * next delimiter or line break ends the cell, as the original service's
+ * parser read "a"b,1 or 5" x. Such a close is handed to libcsv as a quote
+ * just before the delimiter, which libcsv then drops. */
 enum {
-    S_FIELD,     /* at a field start, leading spaces skipped */
-    S_UNQUOTED,  /* in an unquoted field: a quote is data */
-    S_QUOTED,    /* in a quoted field: line breaks are data */
-    S_CLOSED,    /* just after a quote in a quoted field */
-    S_CLOSED_SP, /* after a closing quote and spaces */
+    S_FIELD,        /* at a field start, leading spaces skipped */
+    S_UNQUOTED,     /* in an unquoted field: a quote is data */
+    S_QUOTED,       /* in a quoted field: delimiters and line breaks are data */
+    S_STRAY,        /* in a quoted field after an unpaired character quote */
+    S_CLOSED,       /* just after a quote in S_QUOTED */
+    S_CLOSED_SP,    /* after that quote and spaces */
+    S_STRAY_END,    /* just after a quote in S_STRAY */
+    S_STRAY_END_SP, /* after that quote and spaces */
 };
+
+/* How scan() stopped. */
+enum { SCAN_MORE, SCAN_LINE_END, SCAN_STRAY_CLOSE };
 
 /* Byte classes for the scanner. */
 enum { C_DELIM = 1, C_TERM = 2, C_QUOTE = 4, C_SPACE = 8 };
@@ -56,7 +70,7 @@ struct wrk_csv {
     size_t pre_len, pre_cap;
     uint64_t pre_base; /* input offset of pre[0] */
     size_t det_count[4];
-    int det_in_record, det_quoted, det_closed, det_field_start, det_blank;
+    int det_in_record, det_state, det_blank; /* det_state: S_* */
 
     /* PH_ROWS */
     uint64_t offset; /* input offset of the next byte */
@@ -69,7 +83,15 @@ struct wrk_csv {
     size_t scan_field;  /* the field the scanner is in */
     size_t cells_seen;  /* cells libcsv reported, kept or not */
     size_t last_filled; /* 1 + index of the last non-empty cell */
+    size_t filled;      /* non-empty cells, kept or not */
     int all_null, oom;
+
+    /* The first bytes of the row still open at the end of the last push:
+     * the text of a quoted cell left open at the end of the file. */
+    unsigned char *raw;
+    size_t raw_len, raw_cap;
+    char *raw_text; /* raw as UTF-8, for the row */
+    size_t raw_text_cap;
 
     /* the current row's cells: text in buf, each NUL-terminated */
     char *buf;
@@ -80,7 +102,13 @@ struct wrk_csv {
 
     char **header;
     size_t nheader;
+    char note_empty[512];     /* header columns without a name */
+    char note_repeated[1024]; /* names in the header more than once */
 };
+
+/* Raw bytes kept of an open row: the limit, and room to cut it on a
+ * character boundary. */
+#define RAW_KEEP (WRK_CSV_RAW_MAX + 4)
 
 /* --- text ---------------------------------------------------------------*/
 
@@ -128,32 +156,25 @@ static size_t copy_text(char *d, const unsigned char *s, size_t n, int cp1252)
     return o;
 }
 
-/* Appends to the sentence in err, dropping what does not fit. */
-static void err_append(wrk_csv_t *self, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void err_append(wrk_csv_t *self, const char *fmt, ...)
-{
-    size_t used = strlen(self->err);
-    va_list ap;
-    if (used + 1 >= sizeof(self->err))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(self->err + used, sizeof(self->err) - used, fmt, ap);
-    va_end(ap);
-}
-
-/* A name cut to at most 60 bytes on a character boundary, for messages. */
+/* A name for messages: quoted, cut to at most 60 bytes on a character
+ * boundary ("..." marks the cut). out has room for 68 bytes. */
 static void quote_name(char *out, size_t outlen, const char *name)
 {
-    size_t n = strlen(name);
-    const char *more = "";
-    if (n > 60) {
-        n = 60;
-        while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80)
-            n--;
-        more = "...";
-    }
-    snprintf(out, outlen, "'%.*s%s'", (int)n, name, more);
+    size_t len = strlen(name), n = dip_text_cut(name, len, 60);
+    dip_text_format(out, outlen, NULL, "'%.*s%s'", (int)n, name,
+                    n < len ? "..." : "");
+}
+
+/* Appends s to the text in buf (size bytes) when it fits whole with spare
+ * bytes left over. Returns 1 when appended, 0 when not. Text is only ever
+ * added whole, so a sentence never ends inside a character. */
+static int add_text(char *buf, size_t size, size_t spare, const char *s)
+{
+    size_t used = strlen(buf), n = strlen(s);
+    if (used + n + spare + 1 > size)
+        return 0;
+    memcpy(buf + used, s, n + 1);
+    return 1;
 }
 
 /* --- cells --------------------------------------------------------------*/
@@ -201,8 +222,10 @@ static void on_cell(void *data, size_t len, void *arg)
 
     if (s != NULL)
         self->all_null = 0;
-    if (len > 0)
+    if (len > 0) {
         self->last_filled = idx + 1;
+        self->filled++;
+    }
     if (idx >= keep || self->oom)
         return;
     if (reserve_cells(self, idx + 1) < 0)
@@ -301,20 +324,47 @@ static void row_start(wrk_csv_t *self)
     self->too_big_cell = self->bad_quotes_cell = 0;
     self->nul_cell = self->cell_big_cell = 0;
     self->scan_field = self->cells_seen = self->last_filled = 0;
+    self->filled = 0;
+    self->raw_len = 0;
     self->all_null = 1;
     self->buf_len = self->ncells = 0;
 }
 
-/* Finds the end of the row from p: returns where the scan stopped, either at
- * a line break outside quotes (*ended set) or at end. */
+/* The state after byte class k (a space, a quote or text; not a delimiter
+ * or line break, which close the cell) that follows a quote, and maybe
+ * spaces, inside a quoted field. */
+static int after_quote(int st, unsigned k)
+{
+    int even = st == S_CLOSED || st == S_CLOSED_SP;
+    if (k & C_SPACE)
+        return even ? S_CLOSED_SP : S_STRAY_END_SP;
+    if (k & C_QUOTE) {
+        /* Right after the quote, "" is one quote and changes nothing.
+         * After spaces, the first quote was a character, and this one may
+         * close the cell. */
+        if (st == S_CLOSED)
+            return S_QUOTED;
+        if (st == S_STRAY_END)
+            return S_STRAY;
+        return even ? S_STRAY_END : S_CLOSED;
+    }
+    /* Text: the quote was a character of the cell. */
+    return even ? S_STRAY : S_QUOTED;
+}
+
+/* Finds the end of the row from p. Returns where the scan stopped and sets
+ * *how: SCAN_LINE_END at a line break that ends the row, SCAN_STRAY_CLOSE
+ * at a delimiter that ends a quoted cell after an unpaired character quote
+ * (not consumed: the caller closes the cell for libcsv first), SCAN_MORE at
+ * end. */
 static const unsigned char *scan(wrk_csv_t *self, const unsigned char *p,
-                                 const unsigned char *end, int *ended)
+                                 const unsigned char *end, int *how)
 {
     const unsigned char *cls = self->cls;
     int st = self->sstate;
     unsigned char k;
 
-    *ended = 0;
+    *how = SCAN_MORE;
     while (p < end) {
         switch (st) {
         case S_QUOTED: {
@@ -333,17 +383,36 @@ static const unsigned char *scan(wrk_csv_t *self, const unsigned char *p,
             if (p == end)
                 break;
             if (cls[*p] & C_TERM) {
-                *ended = 1;
+                *how = SCAN_LINE_END;
                 goto out;
             }
             p++;
             self->scan_field++;
             st = S_FIELD;
             break;
+        case S_STRAY:
+            while (p < end && !(cls[*p] & (C_DELIM | C_TERM | C_QUOTE)))
+                p++;
+            if (p == end)
+                break;
+            k = cls[*p];
+            if (k & C_TERM) {
+                *how = SCAN_LINE_END;
+                goto out;
+            }
+            if (k & C_DELIM) {
+                /* The delimiter now closes the cell as after a quote. */
+                st = S_CLOSED;
+                *how = SCAN_STRAY_CLOSE;
+                goto out;
+            }
+            p++;
+            st = S_STRAY_END;
+            break;
         case S_FIELD:
             k = cls[*p];
             if (k & C_TERM) {
-                *ended = 1;
+                *how = SCAN_LINE_END;
                 goto out;
             }
             p++;
@@ -354,28 +423,18 @@ static const unsigned char *scan(wrk_csv_t *self, const unsigned char *p,
             else if (!(k & C_SPACE))
                 st = S_UNQUOTED;
             break;
-        default: /* S_CLOSED, S_CLOSED_SP */
+        default: /* after a quote inside a quoted field */
             k = cls[*p];
             if (k & C_TERM) {
-                *ended = 1;
+                *how = SCAN_LINE_END;
                 goto out;
             }
             p++;
             if (k & C_DELIM) {
                 self->scan_field++;
                 st = S_FIELD;
-            } else if ((k & C_QUOTE) && st == S_CLOSED) {
-                st = S_QUOTED; /* "" inside quotes */
-            } else if (k & C_SPACE) {
-                st = S_CLOSED_SP;
             } else {
-                /* Text after the closing quote: the row is malformed; go
-                 * on as if unquoted so the row still ends at its line. */
-                if (!self->row_bad_quotes) {
-                    self->row_bad_quotes = 1;
-                    self->bad_quotes_cell = self->scan_field;
-                }
-                st = S_UNQUOTED;
+                st = after_quote(st, k);
             }
             break;
         }
@@ -383,6 +442,21 @@ static const unsigned char *scan(wrk_csv_t *self, const unsigned char *p,
 out:
     self->sstate = st;
     return p;
+}
+
+/* libcsv sees a quoted field end only at a quote: one is handed to it
+ * before the delimiter of a cell that ends after a character quote. libcsv
+ * drops it (a quote before a delimiter closes the field). */
+static int close_stray(wrk_csv_t *self)
+{
+    if (self->row_too_big)
+        return WRK_CSV_OK;
+    if (csv_parse(&self->parser, "\"", 1, on_cell, NULL, self) != 1 ||
+        self->oom) {
+        snprintf(self->err, sizeof(self->err), "out of memory reading a row");
+        return WRK_CSV_ENOMEM;
+    }
+    return WRK_CSV_OK;
 }
 
 /* Hands n raw bytes of the current row to libcsv, up to the row limit. */
@@ -406,6 +480,48 @@ static int parse_bytes(wrk_csv_t *self, const unsigned char *s, size_t n)
     return WRK_CSV_OK;
 }
 
+/* The note on header columns without a name: "column 4 of the header has
+ * no name, so it is ignored", or "columns 4, 7 and 9 ...". */
+static void note_empty(wrk_csv_t *self)
+{
+    enum { LIST = 20 };
+    char *out = self->note_empty, num[48];
+    size_t n = 0, listed = 0, last = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < self->nheader; i++)
+        if (self->header[i][0] == '\0')
+            n++;
+    if (n == 0)
+        return;
+    if (n == 1) {
+        for (size_t i = 0; i < self->nheader; i++)
+            if (self->header[i][0] == '\0')
+                last = i;
+        snprintf(out, sizeof(self->note_empty),
+                 "column %zu of the header has no name, so it is ignored",
+                 last + 1);
+        return;
+    }
+    snprintf(out, sizeof(self->note_empty), "columns ");
+    for (size_t i = 0; i < self->nheader; i++) {
+        if (self->header[i][0] != '\0')
+            continue;
+        if (listed + 1 == n) {
+            snprintf(num, sizeof(num), " and %zu", i + 1);
+        } else if (listed == LIST) {
+            snprintf(num, sizeof(num), " and %zu more", n - listed);
+            add_text(out, sizeof(self->note_empty), 0, num);
+            break;
+        } else {
+            snprintf(num, sizeof(num), "%s%zu", listed ? ", " : "", i + 1);
+        }
+        add_text(out, sizeof(self->note_empty), 0, num);
+        listed++;
+    }
+    add_text(out, sizeof(self->note_empty), 0,
+             " of the header have no name, so they are ignored");
+}
+
 struct named {
     const char *name;
     size_t idx;
@@ -420,57 +536,67 @@ static int cmp_named(const void *a, const void *b)
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-/* Empty and duplicate names: 0, or WRK_CSV_EHEADER with the sentence. */
-static int check_names(wrk_csv_t *self, char **names, size_t n)
+/* The note on names the header has more than once, in the order of their
+ * first column: "the header repeats 'Notes' and 'Id': columns with a
+ * repeated name are ignored". Returns WRK_CSV_OK or WRK_CSV_ENOMEM. */
+static int note_repeated(wrk_csv_t *self)
 {
+    static const char tail[] = ": columns with a repeated name are ignored";
+    char *out = self->note_repeated, q[72], more[48];
+    const size_t size = sizeof(self->note_repeated);
+    size_t n = self->nheader, ndup = 0, listed = 0;
     struct named *sorted = NULL;
-    unsigned char *first_dup = NULL;
-    char q[80];
-    int rc = WRK_CSV_OK, ndup = 0;
+    unsigned char *first = NULL;
+    int rc = WRK_CSV_OK;
 
-    for (size_t i = 0; i < n; i++) {
-        if (names[i][0] == '\0') {
-            snprintf(self->err, sizeof(self->err),
-                     "the header has an empty column name at position %zu",
-                     i + 1);
-            rc = WRK_CSV_EHEADER;
-            goto cleanup;
-        }
-    }
-    sorted = malloc(n * sizeof(*sorted));
-    first_dup = calloc(n, 1);
-    if (sorted == NULL || first_dup == NULL) {
+    out[0] = '\0';
+    sorted = malloc((n ? n : 1) * sizeof(*sorted));
+    first = calloc(n ? n : 1, 1);
+    if (sorted == NULL || first == NULL) {
         rc = WRK_CSV_ENOMEM;
         goto cleanup;
     }
     for (size_t i = 0; i < n; i++) {
-        sorted[i].name = names[i];
+        sorted[i].name = self->header[i];
         sorted[i].idx = i;
     }
     qsort(sorted, n, sizeof(*sorted), cmp_named);
     for (size_t i = 1; i < n; i++) {
-        if (strcmp(sorted[i].name, sorted[i - 1].name) == 0 &&
-            (i < 2 || strcmp(sorted[i - 1].name, sorted[i - 2].name) != 0))
-            first_dup[sorted[i - 1].idx] = 1;
+        /* Empty names have their own note. */
+        if (sorted[i].name[0] != '\0' &&
+            strcmp(sorted[i].name, sorted[i - 1].name) == 0 &&
+            (i < 2 || strcmp(sorted[i - 1].name, sorted[i - 2].name) != 0)) {
+            first[sorted[i - 1].idx] = 1;
+            ndup++;
+        }
     }
-    for (size_t i = 0; i < n; i++) {
-        if (!first_dup[i])
+    if (ndup == 0)
+        goto cleanup;
+    snprintf(out, size, "the header repeats ");
+    for (size_t i = 0; i < n && listed < ndup; i++) {
+        char piece[96];
+        if (!first[i])
             continue;
-        if (ndup == 0)
-            snprintf(self->err, sizeof(self->err),
-                     "duplicate column names in the header: ");
-        quote_name(q, sizeof(q), names[i]);
-        err_append(self, "%s%s", ndup ? ", " : "", q);
-        ndup++;
+        quote_name(q, sizeof(q), self->header[i]);
+        snprintf(piece, sizeof(piece), "%s%s",
+                 listed == 0          ? ""
+                 : listed + 1 == ndup ? " and "
+                                      : ", ",
+                 q);
+        /* Room is kept for the longest ending: " and N more names". */
+        if (!add_text(out, size, sizeof(tail) + 40, piece))
+            break;
+        listed++;
     }
-    if (ndup > 0)
-        rc = WRK_CSV_EHEADER;
+    if (listed < ndup) {
+        snprintf(more, sizeof(more), " and %zu more name%s", ndup - listed,
+                 ndup - listed == 1 ? "" : "s");
+        add_text(out, size, 0, more);
+    }
+    add_text(out, size, 0, tail);
 cleanup:
-    if (rc == WRK_CSV_ENOMEM)
-        snprintf(self->err, sizeof(self->err),
-                 "out of memory reading the header");
     free(sorted);
-    free(first_dup);
+    free(first);
     return rc;
 }
 
@@ -486,8 +612,8 @@ static int header_refused(wrk_csv_t *self)
                  "it as CSV UTF-8 and import it again");
     else if (self->row_bad_quotes)
         snprintf(self->err, sizeof(self->err),
-                 "the header has a misplaced or unterminated quote in column "
-                 "%zu",
+                 "the header has a quoted name still open at the end of the "
+                 "file, in column %zu",
                  self->bad_quotes_cell + 1);
     else if (self->cells_seen > WRK_CSV_MAX_COLUMNS)
         snprintf(self->err, sizeof(self->err),
@@ -525,25 +651,19 @@ static int take_header(wrk_csv_t *self)
             s += 3;
             len -= 3;
         }
-        while (len > 0 && (*s == ' ' || *s == '\t')) {
-            s++;
-            len--;
-        }
-        while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
-            len--;
+        len = dip_text_trim(&s, len);
         names[i] = strndup(s, len);
         if (names[i] == NULL) {
             rc = WRK_CSV_ENOMEM;
             goto cleanup;
         }
     }
-    rc = check_names(self, names, n);
-    if (rc != WRK_CSV_OK)
-        goto cleanup;
     self->header = names;
     self->nheader = n;
     names = NULL;
     self->data_offset = self->offset;
+    note_empty(self);
+    rc = note_repeated(self);
 cleanup:
     if (rc == WRK_CSV_ENOMEM)
         snprintf(self->err, sizeof(self->err),
@@ -554,6 +674,33 @@ cleanup:
         free(names);
     }
     return rc;
+}
+
+/* The kept raw bytes as UTF-8 text in raw_text: each byte that is not part
+ * of a UTF-8 character read as Windows-1252, NUL as U+FFFD, then cut at
+ * WRK_CSV_RAW_MAX on a character boundary. Returns the length, or -1. */
+static long raw_to_text(wrk_csv_t *self)
+{
+    const unsigned char *r = self->raw;
+    size_t n = self->raw_len, o = 0;
+    if (reserve((void **)&self->raw_text, &self->raw_text_cap, 3 * n + 1, 1) <
+        0)
+        return -1;
+    for (size_t i = 0; i < n;) {
+        size_t k = r[i] != 0 ? dip_text_utf8_seq(r + i, n - i) : 0;
+        if (k > 0) {
+            memcpy(self->raw_text + o, r + i, k);
+            o += k;
+            i += k;
+        } else {
+            o += copy_text(self->raw_text + o, r + i, 1, 1);
+            i++;
+        }
+    }
+    /* Bytes kept past the limit only let the cut see whole characters. */
+    o = dip_text_cut(self->raw_text, o, WRK_CSV_RAW_MAX);
+    self->raw_text[o] = '\0';
+    return (long)o;
 }
 
 /* Closes the current row and delivers it (or takes it as the header). */
@@ -582,8 +729,16 @@ static int row_end(wrk_csv_t *self)
         row.error = WRK_CSV_ROW_TOO_BIG;
         row.error_cell = self->too_big_cell;
     } else if (self->row_bad_quotes) {
+        long len = raw_to_text(self);
+        if (len < 0) {
+            snprintf(self->err, sizeof(self->err),
+                     "out of memory reading a row");
+            return WRK_CSV_ENOMEM;
+        }
         row.error = WRK_CSV_ROW_BAD_QUOTES;
         row.error_cell = self->bad_quotes_cell;
+        row.raw = self->raw_text;
+        row.raw_len = (size_t)len;
     } else if (self->row_nul) {
         row.error = WRK_CSV_ROW_NUL_BYTE;
         row.error_cell = self->nul_cell;
@@ -615,15 +770,36 @@ static int row_end(wrk_csv_t *self)
     row.lens = self->lens;
     row.end_offset = self->offset;
     row.converted = self->row_converted;
+    row.nonempty = self->filled;
+    row.last_nonempty = self->last_filled;
     self->rows++;
     if (self->fn(self->arg, &row) != 0)
         rc = WRK_CSV_ESTOPPED;
     return rc;
 }
 
+/* Keeps the first RAW_KEEP bytes of the row still open at the end of a
+ * push. Only a row that spans a push boundary is copied, and only up to the
+ * limit, so rows that end within a chunk cost nothing. */
+static int keep_raw(wrk_csv_t *self, const unsigned char *p, size_t n)
+{
+    if (n > RAW_KEEP - self->raw_len)
+        n = RAW_KEEP - self->raw_len;
+    if (n == 0)
+        return WRK_CSV_OK;
+    if (reserve((void **)&self->raw, &self->raw_cap, self->raw_len + n, 1) <
+        0) {
+        snprintf(self->err, sizeof(self->err), "out of memory reading a row");
+        return WRK_CSV_ENOMEM;
+    }
+    memcpy(self->raw + self->raw_len, p, n);
+    self->raw_len += n;
+    return WRK_CSV_OK;
+}
+
 static int rows_push(wrk_csv_t *self, const unsigned char *p, size_t n)
 {
-    const unsigned char *end = p + n;
+    const unsigned char *end = p + n, *rowp = p;
     int rc = WRK_CSV_OK;
 
     while (p < end) {
@@ -647,6 +823,7 @@ static int rows_push(wrk_csv_t *self, const unsigned char *p, size_t n)
             if (p == end)
                 break;
             row_start(self);
+            rowp = p;
         }
         seg = p;
         p = scan(self, p, end, &ended);
@@ -654,8 +831,13 @@ static int rows_push(wrk_csv_t *self, const unsigned char *p, size_t n)
         self->offset += (uint64_t)(p - seg);
         if (rc != WRK_CSV_OK)
             return rc;
-        if (!ended)
+        if (ended == SCAN_MORE)
             break;
+        if (ended == SCAN_STRAY_CLOSE) {
+            if ((rc = close_stray(self)) != WRK_CSV_OK)
+                return rc;
+            continue;
+        }
         self->offset++;
         if (*p++ == '\r') {
             if (p == end) {
@@ -670,6 +852,8 @@ static int rows_push(wrk_csv_t *self, const unsigned char *p, size_t n)
         if ((rc = row_end(self)) != WRK_CSV_OK)
             return rc;
     }
+    if (self->in_row && !self->pending_cr)
+        rc = keep_raw(self, rowp, (size_t)(end - rowp));
     return rc;
 }
 
@@ -710,6 +894,8 @@ static int detect_push(wrk_csv_t *self, const unsigned char *p, size_t n)
     size_t i;
     for (i = 0; i < n; i++) {
         unsigned char c = p[i];
+        const char *cand;
+        unsigned char k;
         if (!self->det_in_record) {
             if (c == '\r' || c == '\n') {
                 self->pre_base++;
@@ -717,11 +903,41 @@ static int detect_push(wrk_csv_t *self, const unsigned char *p, size_t n)
             }
             self->det_in_record = 1;
             self->det_blank = 1;
-            self->det_field_start = 1;
-            self->det_quoted = self->det_closed = 0;
+            self->det_state = S_FIELD;
             memset(self->det_count, 0, sizeof(self->det_count));
         }
-        if (!self->det_quoted && (c == '\r' || c == '\n')) {
+        /* The scanner's rules, with every candidate as a delimiter. */
+        cand = memchr(candidates, c, sizeof(candidates));
+        k = cand                     ? C_DELIM
+            : c == '\r' || c == '\n' ? C_TERM
+            : c == '"'               ? C_QUOTE
+            : c == ' '               ? C_SPACE
+                                     : 0;
+        if (k != C_SPACE && k != C_TERM && c != '\t')
+            self->det_blank = 0;
+        switch (self->det_state) {
+        case S_QUOTED:
+            if (k == C_QUOTE)
+                self->det_state = S_CLOSED;
+            k = 0;
+            break;
+        case S_FIELD:
+        case S_UNQUOTED:
+            if (k == C_QUOTE && self->det_state == S_FIELD)
+                self->det_state = S_QUOTED;
+            else if (k == 0 || k == C_QUOTE)
+                self->det_state = S_UNQUOTED;
+            break;
+        case S_STRAY:
+            if (k == C_QUOTE)
+                self->det_state = S_STRAY_END;
+            break;
+        default:
+            if (k != C_DELIM && k != C_TERM)
+                self->det_state = after_quote(self->det_state, k);
+            break;
+        }
+        if (k == C_TERM) {
             if (!self->det_blank)
                 break;
             /* Only spaces and tabs: blank whatever the delimiter. */
@@ -730,28 +946,9 @@ static int detect_push(wrk_csv_t *self, const unsigned char *p, size_t n)
             self->det_in_record = 0;
             continue;
         }
-        if (self->det_quoted) {
-            if (c == '"') {
-                self->det_quoted = 0;
-                self->det_closed = 1;
-            }
-        } else if (c == '"') {
-            if (self->det_closed || self->det_field_start)
-                self->det_quoted = 1;
-            self->det_closed = self->det_field_start = 0;
-            self->det_blank = 0;
-        } else {
-            const char *k = memchr(candidates, c, sizeof(candidates));
-            self->det_closed = 0;
-            if (k != NULL) {
-                self->det_count[k - candidates]++;
-                self->det_field_start = 1;
-                if (c != '\t')
-                    self->det_blank = 0;
-            } else if (c != ' ') {
-                self->det_field_start = 0;
-                self->det_blank = 0;
-            }
+        if (k == C_DELIM) {
+            self->det_count[cand - candidates]++;
+            self->det_state = S_FIELD;
         }
         if (self->pre_len >= WRK_CSV_ROW_MAX + 1) {
             snprintf(self->err, sizeof(self->err),
@@ -869,7 +1066,8 @@ wrk_csv_t *wrk_csv_new_resume(wrk_csv_row_fn fn, void *arg, char delimiter,
         if (self->header[i] == NULL)
             goto cleanup;
     }
-    if (parser_start(self) != WRK_CSV_OK)
+    note_empty(self);
+    if (note_repeated(self) != WRK_CSV_OK || parser_start(self) != WRK_CSV_OK)
         goto cleanup;
     self->line = next_line > 0 ? next_line - 1 : 0;
     self->start_offset = self->offset = self->data_offset = offset;
@@ -896,6 +1094,8 @@ void wrk_csv_destroy(wrk_csv_t **self_p)
         free(self->header);
     }
     free(self->pre);
+    free(self->raw);
+    free(self->raw_text);
     free(self->buf);
     free(self->offs);
     free(self->lens);
@@ -1009,8 +1209,32 @@ const char *wrk_csv_row_error_message(int row_error)
     case WRK_CSV_ROW_NUL_BYTE:
         return "the row contains a NUL byte";
     case WRK_CSV_ROW_BAD_QUOTES:
-        return "the row has a misplaced or unterminated quote";
+        return "a quoted cell is still open at the end of the file";
     default:
         return "unknown row error";
     }
+}
+
+const char *wrk_csv_header_note_empty(const wrk_csv_t *self)
+{
+    return self->note_empty;
+}
+
+const char *wrk_csv_header_note_repeated(const wrk_csv_t *self)
+{
+    return self->note_repeated;
+}
+
+size_t wrk_csv_row_sentence(const wrk_csv_t *self, const wrk_csv_row_t *row,
+                            char *buf, size_t size)
+{
+    const char *what = wrk_csv_row_error_message(row->error);
+    if (row->error != WRK_CSV_ROW_TOO_MANY_CELLS)
+        return dip_text_format(buf, size, NULL, "%s", what);
+    return dip_text_format(
+        buf, size, NULL,
+        "%s: the header has %zu column%s, the row has %zu non-empty "
+        "cell%s, the last in column %zu",
+        what, self->nheader, self->nheader == 1 ? "" : "s", row->nonempty,
+        row->nonempty == 1 ? "" : "s", row->last_nonempty);
 }

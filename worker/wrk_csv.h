@@ -24,29 +24,53 @@
  * - Blank lines are skipped and not counted: empty lines, lines of spaces,
  *   and lines of only delimiters such as ",,,".
  *
- * Quoting is forgiving without guessing: a quote inside an unquoted cell is
- * data (5" screen). Two things are per-row errors with the row still
- * delivered: text after a closing quote ("Acme" Inc) and a quote still open
- * at the end of the file. Rows are split by a quote-aware scanner that runs
- * ahead of libcsv (non-strict mode) and ends a row at its first line break
- * outside quotes, so a stray quote spoils one row and never swallows the rows
- * after it (except the open quote at end of file, which by definition runs to
- * the end).
+ * Quoting follows the parser the original service used, so that the files
+ * it imported still import:
+ * - A quote opens a quoted cell only as the cell's first character (after
+ *   spaces); anywhere else it is a character (5" screen).
+ * - Inside a quoted cell, a quote followed by a delimiter, a line end or
+ *   the end of the file (spaces and tabs may come between) closes the cell;
+ *   "" is one quote; any other quote is a character of the cell:
+ *   "OVERSIZE 32" THICK CORD" reads OVERSIZE 32" THICK CORD.
+ * - After an odd number of such character quotes, the next delimiter or
+ *   line end closes the cell as well: "a"b,1 reads a"b then 1, and
+ *   "5" x, y" reads 5" x then y". After an even number they pair up, and
+ *   delimiters and line breaks stay in the cell: "say "hi" now, then" is
+ *   one cell (but "say "hi", then" is two: that quote is before a comma).
+ * - Spaces after the closing quote are dropped; a quoted cell is otherwise
+ *   kept exactly, line breaks included.
+ * So the only quoting error is a quoted cell still open at the end of the
+ * file (WRK_CSV_ROW_BAD_QUOTES): it runs from its opening quote to the end
+ * of the file, and its row carries the raw text of the file from the row's
+ * first byte (row.raw), since its cells are only a guess. Rows are split by
+ * a quote-aware scanner that runs ahead of libcsv (non-strict mode, whose
+ * rules the scanner mirrors) and ends a row at its first line break outside
+ * a quoted cell.
  *
  * Header: names are trimmed of spaces and tabs and of a U+FEFF left at the
- * start. An empty or duplicate name, a NUL byte, more than WRK_CSV_MAX_COLUMNS
- * names or a header line over WRK_CSV_ROW_MAX bytes is an import-level error
- * (WRK_CSV_EHEADER) with a sentence naming it in wrk_csv_error().
+ * start. A NUL byte, more than WRK_CSV_MAX_COLUMNS names, a name over
+ * WRK_CSV_CELL_MAX bytes, a header line over WRK_CSV_ROW_MAX bytes or a
+ * quoted name still open at the end of the file is an import-level error
+ * (WRK_CSV_EHEADER) with a sentence naming it in wrk_csv_error(). Empty and
+ * repeated names are not errors: they stay in the header (each still counts
+ * as a column, so a row's cells under them are never "more cells than the
+ * header"), no mapping can use them, and wrk_csv_header_note_empty() and
+ * wrk_csv_header_note_repeated() give one sentence each about them for the
+ * import's notes. Whether a mapping names a repeated name (which makes the
+ * mapping ambiguous) is the mapping's to decide.
  *
  * Rows: a row with fewer cells than the header is padded with "" (not an
  * error); extra cells that are empty ("a,b,c," under three columns) are
- * dropped, extra cells with content make WRK_CSV_ROW_TOO_MANY_CELLS. Each
- * row carries at most one error, the first of: TOO_BIG, BAD_QUOTES,
- * NUL_BYTE, CELL_TOO_BIG, TOO_MANY_CELLS. An error row is delivered like any
- * other, with its line number and offset, so the caller can log it:
+ * dropped, extra cells with content make WRK_CSV_ROW_TOO_MANY_CELLS (the row
+ * is likely misaligned; wrk_csv_row_sentence() gives the header's column
+ * count and the row's non-empty cells). Each row carries at most one error,
+ * the first of: TOO_BIG, BAD_QUOTES, NUL_BYTE, CELL_TOO_BIG, TOO_MANY_CELLS.
+ * An error row is delivered like any other, with its line number and
+ * offset, so the caller can log it:
  * - TOO_BIG: the row's raw bytes (line break excluded) exceed
  *   WRK_CSV_ROW_MAX. Only its first WRK_CSV_ROW_MAX bytes were parsed, the
  *   rest was skipped by the scanner; its cells are what those bytes held.
+ * - BAD_QUOTES: see above; row.raw holds the text.
  * - CELL_TOO_BIG: a cell over WRK_CSV_CELL_MAX bytes; it is delivered as "".
  * - NUL_BYTE: each NUL in a cell is delivered as U+FFFD.
  * - TOO_MANY_CELLS: ncells > header count; at most WRK_CSV_EXTRA_CELLS
@@ -75,6 +99,7 @@ typedef struct wrk_csv wrk_csv_t;
 #define WRK_CSV_ROW_MAX (1024 * 1024) /* raw bytes in one row */
 #define WRK_CSV_MAX_COLUMNS 16384     /* header names (Excel's column limit) */
 #define WRK_CSV_EXTRA_CELLS 256       /* cells kept beyond the header */
+#define WRK_CSV_RAW_MAX (16 * 1024)   /* bytes of row.raw */
 
 enum {
     WRK_CSV_ROW_OK = 0,
@@ -82,8 +107,8 @@ enum {
     WRK_CSV_ROW_CELL_TOO_BIG,
     WRK_CSV_ROW_TOO_BIG,
     WRK_CSV_ROW_NUL_BYTE,
-    WRK_CSV_ROW_BAD_QUOTES /* text after a closing quote, or a quote open at
-                              end of file */
+    WRK_CSV_ROW_BAD_QUOTES /* a quoted cell still open at the end of the
+                              file */
 };
 
 typedef struct wrk_csv_row {
@@ -92,10 +117,18 @@ typedef struct wrk_csv_row {
     const char *const *cells; /* UTF-8, NUL-terminated, valid until the
                                  callback returns */
     const size_t *lens;
-    int error;           /* WRK_CSV_ROW_* */
-    size_t error_cell;   /* 0-based cell index for cell errors, 0 if none */
-    uint64_t end_offset; /* see "Offsets" above */
-    int converted;       /* some cell converted from Windows-1252 */
+    int error;            /* WRK_CSV_ROW_* */
+    size_t error_cell;    /* 0-based cell index for cell errors, 0 if none */
+    uint64_t end_offset;  /* see "Offsets" above */
+    int converted;        /* some cell converted from Windows-1252 */
+    size_t nonempty;      /* cells with content, kept or not */
+    size_t last_nonempty; /* 1-based column of the last of them, 0 if none */
+    /* BAD_QUOTES only (else NULL, 0): the row's text as it is in the file,
+     * from its first byte, at most WRK_CSV_RAW_MAX bytes cut on a character
+     * boundary, as UTF-8 (bytes that are not UTF-8 read as Windows-1252,
+     * NUL as U+FFFD), NUL-terminated, valid until the callback returns. */
+    const char *raw;
+    size_t raw_len;
 } wrk_csv_row_t;
 
 /* Return 0 to go on, non-zero to stop: wrk_csv_feed (or wrk_csv_finish) then
@@ -161,5 +194,21 @@ uint64_t wrk_csv_data_offset(const wrk_csv_t *self);
 /* A lowercase sentence for a WRK_CSV_ROW_* value, e.g. "the row has more
  * cells than the header"; "" for WRK_CSV_ROW_OK. */
 const char *wrk_csv_row_error_message(int row_error);
+
+/* The sentence for a delivered row's error, written into buf (size bytes,
+ * cut on a character boundary, always terminated): the words of
+ * wrk_csv_row_error_message, and for TOO_MANY_CELLS the counts, e.g. "the
+ * row has more cells than the header: the header has 3 columns, the row has
+ * 4 non-empty cells, the last in column 5". Returns the length written. */
+size_t wrk_csv_row_sentence(const wrk_csv_t *self, const wrk_csv_row_t *row,
+                            char *buf, size_t size);
+
+/* Once the header is known (read, or given to resume): one sentence about
+ * its columns without a name ("column 4 of the header has no name, so it is
+ * ignored"), and one about the names it has more than once ("the header
+ * repeats 'Notes': columns with a repeated name are ignored"), each ""
+ * when there is none. Long lists end with "and N more". Owned by self. */
+const char *wrk_csv_header_note_empty(const wrk_csv_t *self);
+const char *wrk_csv_header_note_repeated(const wrk_csv_t *self);
 
 #endif

@@ -11,6 +11,7 @@
 #include "dip_log.h"
 #include "dip_msg.h"
 #include "dip_storage_io.h"
+#include "dip_text.h"
 #include "wrk_csv.h"
 #include "wrk_db.h"
 #include "wrk_events.h"
@@ -157,9 +158,9 @@ static int flush(import_t *im)
     }
     clear_batch(im);
     cp = checkpoint(im);
-    if (emit(im,
-             dip_msg_batch(im->queue_id, im->last_line, im->added, im->errors,
-                           im->last_offset, im->bytes_total, cp)) < 0) {
+    if (emit(im, dip_msg_batch(im->queue_id, im->last_line, im->added,
+                               im->errors, im->last_offset, im->bytes_total, cp,
+                               wrk_db_round_trips(im->db))) < 0) {
         json_decref(cp);
         return -1;
     }
@@ -229,25 +230,35 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
 
     if (row->error != WRK_CSV_ROW_OK) {
         char msg[512], field[64] = "";
-        size_t nh = 0;
+        const char *const *cells = row->cells;
+        const size_t *lens = row->lens;
+        size_t nh = 0, used, ncells = row->ncells;
         const char *const *h = wrk_csv_header(im->csv, &nh);
         /* A fault in one cell names that cell's column and the deal field
          * it feeds, as a field's own validation error does. */
         int in_cell = (row->error == WRK_CSV_ROW_CELL_TOO_BIG ||
                        row->error == WRK_CSV_ROW_NUL_BYTE ||
                        row->error == WRK_CSV_ROW_BAD_QUOTES) &&
-                      h && row->error_cell < nh;
+                      h && row->error_cell < nh && h[row->error_cell][0];
+        used = wrk_csv_row_sentence(im->csv, row, msg, sizeof(msg));
         if (in_cell) {
-            snprintf(msg, sizeof(msg), "%s (column '%s')",
-                     wrk_csv_row_error_message(row->error), h[row->error_cell]);
+            const char *name = h[row->error_cell];
+            size_t len = strlen(name), cut = dip_text_cut(name, len, 60);
+            dip_text_format(msg + used, sizeof(msg) - used, NULL,
+                            " (column '%.*s%s')", (int)cut, name,
+                            cut < len ? "..." : "");
             wrk_map_column_field(im->map, row->error_cell, field,
                                  sizeof(field));
-        } else {
-            snprintf(msg, sizeof(msg), "%s",
-                     wrk_csv_row_error_message(row->error));
         }
-        if (line_error(im, (int64_t)row->line, field, msg, row->cells,
-                       row->lens, row->ncells) < 0)
+        /* An open quote makes the cells a guess: the file's own text is
+         * what a person can correct. */
+        if (row->raw != NULL) {
+            cells = &row->raw;
+            lens = &row->raw_len;
+            ncells = 1;
+        }
+        if (line_error(im, (int64_t)row->line, field, msg, cells, lens,
+                       ncells) < 0)
             return 1;
     } else {
         deal = bson_new();
@@ -419,6 +430,16 @@ static json_t *notes_for(import_t *im, int empty, int no_rows)
                  "%llu cells were not UTF-8 and were read as Windows-1252",
                  (unsigned long long)conv);
         json_array_append_new(notes, json_string(buf));
+    }
+    /* Said only once the mapping is bound: a mapping that names a repeated
+     * column fails the import instead. */
+    if (im->bound && im->csv) {
+        const char *e = wrk_csv_header_note_empty(im->csv);
+        const char *r = wrk_csv_header_note_repeated(im->csv);
+        if (e[0])
+            json_array_append_new(notes, json_string(e));
+        if (r[0])
+            json_array_append_new(notes, json_string(r));
     }
     if (im->stages && wrk_stages_created(im->stages) > 0) {
         snprintf(buf, sizeof(buf), "%zu new pipeline stages were created",

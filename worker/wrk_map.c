@@ -922,7 +922,8 @@ int wrk_map_bind(wrk_map_t *self, const char *const *header, size_t n,
             const char *h = header[i] ? header[i] : "";
             size_t hlen = strlen(h);
             trim(&h, &hlen);
-            if (hlen != clen || memcmp(h, c, clen) != 0)
+            /* A column without a name cannot be mapped. */
+            if (hlen == 0 || hlen != clen || memcmp(h, c, clen) != 0)
                 continue;
             if (en->index != NONE) {
                 quote(qc, sizeof(qc), en->column, strlen(en->column));

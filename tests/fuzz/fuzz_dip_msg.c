@@ -36,7 +36,8 @@ static char *reencode(const dip_msg_t *m)
         return dip_msg_hello(m->queue_id, m->pid, m->first_line);
     case DIP_MSG_BATCH:
         return dip_msg_batch(m->queue_id, m->lines, m->added, m->errors,
-                             m->bytes, m->bytes_total, m->checkpoint);
+                             m->bytes, m->bytes_total, m->checkpoint,
+                             m->db_round_trips);
     case DIP_MSG_LINE_ERROR: {
         size_t n = json_array_size(m->row);
         const char **cells = calloc(n ? n : 1, sizeof(*cells));
@@ -95,6 +96,7 @@ static void compare(const dip_msg_t *a, const dip_msg_t *b)
         if (a->lines != b->lines || a->added != b->added ||
             a->errors != b->errors || a->bytes != b->bytes ||
             a->bytes_total != b->bytes_total ||
+            a->db_round_trips != b->db_round_trips ||
             !json_equal(a->checkpoint, b->checkpoint))
             mismatch("batch fields");
         break;

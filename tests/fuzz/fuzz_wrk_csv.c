@@ -2,8 +2,9 @@
  * Fuzz target for wrk_csv: any input must read the same fed whole, in small
  * chunks and byte by byte; every row must be well formed (valid UTF-8 cells
  * of the stated lengths, at least as many cells as header names, lines
- * counting up from 1, offsets rising within the input); and resuming at any
- * row's end offset must give exactly the rows after it. A broken rule
+ * counting up from 1, offsets rising within the input, raw text exactly on
+ * an open-quote row, whole UTF-8 sentences and header notes); and resuming
+ * at any row's end offset must give exactly the rows after it. A broken rule
  * aborts, so the replay run and libFuzzer both report it.
  */
 #include <stdint.h>
@@ -16,6 +17,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 typedef struct {
+    wrk_csv_t *csv;
     uint64_t *digest; /* one per row */
     uint64_t *end;    /* each row's end_offset */
     size_t n, cap;
@@ -88,6 +90,27 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
         (row->error != WRK_CSV_ROW_OK &&
          wrk_csv_row_error_message(row->error)[0] == '\0'))
         die("a row error without a message");
+    if ((row->raw != NULL) != (row->error == WRK_CSV_ROW_BAD_QUOTES) ||
+        (row->raw == NULL && row->raw_len != 0))
+        die("raw text on a row that is not an open quote, or missing");
+    if (row->raw != NULL &&
+        (row->raw_len > WRK_CSV_RAW_MAX || strlen(row->raw) != row->raw_len ||
+         !utf8_ok((const unsigned char *)row->raw, row->raw_len)))
+        die("the raw text is too long, not its length or not UTF-8");
+    if ((row->nonempty > 0) != (row->last_nonempty > 0) ||
+        row->nonempty > row->last_nonempty ||
+        (run->nheader > 0 && row->error == WRK_CSV_ROW_OK &&
+         row->last_nonempty > run->nheader) ||
+        (run->nheader > 0 && row->error == WRK_CSV_ROW_TOO_MANY_CELLS &&
+         row->last_nonempty <= run->nheader))
+        die("non-empty cell counts do not agree");
+    if (run->csv != NULL) {
+        char buf[160];
+        size_t n = wrk_csv_row_sentence(run->csv, row, buf, sizeof(buf));
+        if (n != strlen(buf) || !utf8_ok((const unsigned char *)buf, n) ||
+            (row->error != WRK_CSV_ROW_OK && n == 0))
+            die("a row sentence that is not whole UTF-8 text");
+    }
     run->last_line = row->line;
     run->last_end = row->end_offset;
     h = fnv(h, &row->line, sizeof(row->line));
@@ -95,6 +118,10 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
     h = fnv(h, &row->error_cell, sizeof(row->error_cell));
     h = fnv(h, &row->end_offset, sizeof(row->end_offset));
     h = fnv(h, &row->converted, sizeof(row->converted));
+    h = fnv(h, &row->nonempty, sizeof(row->nonempty));
+    h = fnv(h, &row->last_nonempty, sizeof(row->last_nonempty));
+    if (row->raw != NULL)
+        h = fnv(h, row->raw, row->raw_len);
     for (size_t i = 0; i < row->ncells; i++) {
         if (strlen(row->cells[i]) != row->lens[i])
             die("a cell's length is not its string length");
@@ -164,6 +191,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     header = wrk_csv_header(csv, &nheader);
     if (header == NULL && wrk_csv_rows(csv) != 0)
         die("rows without a header");
+    {
+        const char *e = wrk_csv_header_note_empty(csv);
+        const char *r = wrk_csv_header_note_repeated(csv);
+        if (!utf8_ok((const unsigned char *)e, strlen(e)) ||
+            !utf8_ok((const unsigned char *)r, strlen(r)))
+            die("a header note is not UTF-8");
+    }
 
     for (size_t c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
         run_t run = {0};
@@ -171,6 +205,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int rc2;
         run.size = size;
         run.nheader = nheader;
+        run.csv = r;
         if (r == NULL)
             die("out of memory");
         rc2 = feed_all(r, data, 0, size, chunks[c]);
@@ -192,6 +227,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             die("out of memory");
         run.size = size;
         run.nheader = nheader;
+        run.csv = r;
         run.last_line = k;
         run.last_end = at;
         if (feed_all(r, data, (size_t)at, size, k % 2 ? 3 : 0) != WRK_CSV_OK)

@@ -3,8 +3,9 @@
  * mark, Windows-1252 (converted, and said in the import's notes), CRLF, LF
  * and lone CR line ends, the four delimiters, quoted cells with delimiters,
  * quotes and line breaks, blank lines, short rows; an empty file and a header
- * without rows complete with 0 records and say so; duplicate or empty header
- * names and UTF-16 fail naming the problem; and a storage key with spaces,
+ * without rows complete with 0 records and say so; an empty header name is
+ * ignored with a note; a duplicate header name the mapping uses and UTF-16
+ * fail naming the problem; and a storage key with spaces,
  * '+', '%', '&' and non-ASCII letters downloads and imports.
  */
 #include <setjmp.h>
@@ -156,12 +157,12 @@ static const case_t cases[] = {
      "Deal Name,,Stage\nAcme,x,Lead\n",
      0,
      "{\"Deal Name\":\"name\",\"Stage\":\"stage_id\"}",
-     "failed",
+     "completed",
+     1,
+     1,
      0,
-     0,
-     0,
-     "empty column name at position 2",
-     {NULL}},
+     "column 2 of the header has no name, so it is ignored",
+     {"{\"name\":\"Acme\",\"import.line\":1}", NULL}},
     {"utf-16",
      "imports/deals/files/utf16.csv",
      "\xff\xfe"

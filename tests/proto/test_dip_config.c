@@ -123,6 +123,42 @@ static void test_bad_storage_url(void **state)
     dip_config_release(&cfg);
 }
 
+static void test_delete_source(void **state)
+{
+    dip_config_t cfg;
+    char err[256] = "", path[] = "/tmp/dip-config-ds-XXXXXX";
+    FILE *f;
+    int fd;
+    (void)state;
+    clear_env();
+    dip_config_init(&cfg);
+    assert_int_equal(cfg.delete_source, DIP_DELETE_SOURCE_NEVER);
+    setenv("DEALIMPORT_DELETE_SOURCE", "completed", 1);
+    assert_int_equal(dip_config_load(&cfg, NULL, 0, err, sizeof(err)), 0);
+    assert_int_equal(cfg.delete_source, DIP_DELETE_SOURCE_COMPLETED);
+    dip_config_release(&cfg);
+
+    /* The file wins, as for every setting. */
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    f = fdopen(fd, "w");
+    fputs("DEALIMPORT_DELETE_SOURCE=never\n", f);
+    fclose(f);
+    dip_config_init(&cfg);
+    assert_int_equal(dip_config_load(&cfg, path, 0, err, sizeof(err)), 0);
+    assert_int_equal(cfg.delete_source, DIP_DELETE_SOURCE_NEVER);
+    dip_config_release(&cfg);
+    unlink(path);
+
+    setenv("DEALIMPORT_DELETE_SOURCE", "always", 1);
+    dip_config_init(&cfg);
+    assert_int_equal(dip_config_load(&cfg, NULL, 0, err, sizeof(err)), -1);
+    assert_string_equal(
+        err, "DEALIMPORT_DELETE_SOURCE: 'always' is not never or completed");
+    dip_config_release(&cfg);
+    unsetenv("DEALIMPORT_DELETE_SOURCE");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -130,6 +166,7 @@ int main(void)
         cmocka_unit_test(test_bad_number_is_named),
         cmocka_unit_test(test_file_wins_and_secret_file),
         cmocka_unit_test(test_bad_storage_url),
+        cmocka_unit_test(test_delete_source),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,13 +40,14 @@ static void test_round_trips(void **state)
     assert_int_equal(m.first_line, 1001);
     dip_msg_release(&m);
 
-    decode_ok(dip_msg_batch(QID, 2000, 990, 10, 131072, 262144, cp), &m);
+    decode_ok(dip_msg_batch(QID, 2000, 990, 10, 131072, 262144, cp, 3), &m);
     assert_int_equal(m.type, DIP_MSG_BATCH);
     assert_int_equal(m.lines, 2000);
     assert_int_equal(m.added, 990);
     assert_int_equal(m.errors, 10);
     assert_int_equal(m.bytes, 131072);
     assert_int_equal(m.bytes_total, 262144);
+    assert_int_equal(m.db_round_trips, 3);
     assert_true(json_equal(m.checkpoint, cp));
     dip_msg_release(&m);
 

@@ -45,6 +45,7 @@ typedef struct ctx {
     dip_config_t cfg;
     void *zctx;
     sup_ctl_t *ctl;
+    sup_metrics_t *metrics;
     fake_t fake;
     char endpoint[128];
     char tcp[64];
@@ -141,6 +142,8 @@ static int setup(void **state)
     host.ctx = &c->fake;
     host.view = fake_view;
     host.control = fake_control;
+    c->metrics = sup_metrics_new();
+    host.metrics = c->metrics;
     /* A permissive umask must not leak into the socket's mode. */
     old = umask(0);
     c->ctl = sup_ctl_new(c->zctx, &c->cfg, "test:1:2", NULL, &host, err,
@@ -160,6 +163,7 @@ static int teardown(void **state)
     ctx_t *c = *state;
     char cmd[128];
     sup_ctl_destroy(&c->ctl);
+    sup_metrics_destroy(&c->metrics);
     zmq_ctx_term(c->zctx);
     dip_config_release(&c->cfg);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", c->dir);
@@ -483,11 +487,33 @@ static void test_curve(void **state)
     zmq_close(s);
 }
 
+/* `metrics` answers with the host's metrics as Prometheus text, the
+ * figures as the loop reported them. */
+static void test_metrics(void **state)
+{
+    ctx_t *c = *state;
+    dip_ctl_reply_t r;
+    const char *text;
+    sup_metrics_claim(c->metrics, 1);
+    sup_metrics_progress(c->metrics, 41, 2, 1000, 3);
+    expect(c, "{\"v\":1,\"cmd\":\"metrics\"}", DIP_CTL_METRICS, &r);
+    assert_true(r.ok);
+    text = json_string_value(json_object_get(r.root, "text"));
+    assert_non_null(text);
+    assert_non_null(strstr(text, "\ndealimport_claims_total 1\n"));
+    assert_non_null(strstr(text, "\ndealimport_rows_added_total 41\n"));
+    assert_non_null(strstr(text, "\ndealimport_line_errors_total 2\n"));
+    assert_non_null(strstr(text, "# TYPE dealimport_workers_running gauge\n"));
+    dip_ctl_reply_release(&r);
+    expect_error(c, "{\"v\":1,\"cmd\":\"metrics\",\"id\":\"x\"}",
+                 DIP_CTL_EBADREQ, "unknown field 'id'");
+}
+
 static void test_config_errors(void **state)
 {
     ctx_t *c = *state;
     dip_config_t cfg = c->cfg;
-    sup_ctl_host_t host = {&c->fake, fake_view, fake_control};
+    sup_ctl_host_t host = {&c->fake, fake_view, fake_control, NULL};
     void *z = zmq_ctx_new();
     char err[512], dir[96], nodir[] = "/nonexistent";
     sup_ctl_t *x;
@@ -520,6 +546,7 @@ int main(void)
         cmocka_unit_test(test_local_actions),
         cmocka_unit_test(test_database_away),
         cmocka_unit_test(test_curve),
+        cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_config_errors),
     };
     dip_log_setup("test_sup_ctl", DIP_LOG_ERR, 0);

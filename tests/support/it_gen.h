@@ -2,11 +2,11 @@
  * it_gen: deal CSV files for the worker's acceptance tests, made from a fixed
  * seed so that every run sees the same bytes. Good rows come in every form a
  * CRM user produces (grouped amounts, currency markers, status and contract
- * aliases, US and ISO dates, quoted cells with commas, quotes and line
- * breaks, short rows, mixed line ends, blank lines, a byte order mark); bad
- * rows of every kind sit at lines the generator knows, with the field and
- * the words of the error each must produce. The checkers compare what the
- * import stored, deal by deal and error by error, with what the file says.
+ * aliases, US and ISO dates, quoted cells with commas, quotes (doubled or not)
+ * and line breaks, short rows, mixed line ends, blank lines, a byte order
+ * mark); bad rows of every kind sit at lines the generator knows, with the
+ * field and the words of the error each must produce. The checkers compare what
+ * the import stored, deal by deal and error by error, with what the file says.
  */
 #ifndef IT_GEN_H
 #define IT_GEN_H
@@ -28,7 +28,6 @@ typedef enum {
     IT_ROW_NO_NAME,
     IT_ROW_NO_STAGE,
     IT_ROW_TOO_MANY_CELLS,
-    IT_ROW_BAD_QUOTES,
     IT_ROW_NUL,
     /* the two huge kinds: only it_gen_new's `huge` rows of each */
     IT_ROW_CELL_TOO_BIG,

@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "it_skip.h"
+#include "dip_text.h"
 #include "wrk_csv.h"
 
 #define SPECTRUM DEALIMPORT_SHARED_DIR "/testdata/csv-spectrum"
@@ -37,6 +38,9 @@ typedef struct {
     size_t error_cell;
     uint64_t end_offset;
     int converted;
+    size_t nonempty, last_nonempty;
+    char *raw; /* NULL when the row has none */
+    size_t raw_len;
 } rec_row_t;
 
 typedef struct {
@@ -66,6 +70,21 @@ static int record(void *arg, const wrk_csv_row_t *row)
     r->error_cell = row->error_cell;
     r->end_offset = row->end_offset;
     r->converted = row->converted;
+    r->nonempty = row->nonempty;
+    r->last_nonempty = row->last_nonempty;
+    r->raw = NULL;
+    r->raw_len = row->raw_len;
+    /* Raw text exactly for an open quote, NUL-terminated at its length. */
+    assert_int_equal(row->raw != NULL, row->error == WRK_CSV_ROW_BAD_QUOTES);
+    if (row->raw != NULL) {
+        assert_true(row->raw_len <= WRK_CSV_RAW_MAX);
+        assert_int_equal(row->raw[row->raw_len], '\0');
+        r->raw = malloc(row->raw_len + 1);
+        assert_non_null(r->raw);
+        memcpy(r->raw, row->raw, row->raw_len + 1);
+    } else {
+        assert_int_equal(row->raw_len, 0);
+    }
     r->cells = calloc(row->ncells + 1, sizeof(char *));
     r->lens = calloc(row->ncells + 1, sizeof(size_t));
     assert_non_null(r->cells);
@@ -88,6 +107,7 @@ static void rec_release(rec_t *rec)
             free(rec->rows[i].cells[j]);
         free(rec->rows[i].cells);
         free(rec->rows[i].lens);
+        free(rec->rows[i].raw);
     }
     free(rec->rows);
     memset(rec, 0, sizeof(*rec));
@@ -195,6 +215,12 @@ static void assert_same_rows(const rec_t *a, size_t ai, const rec_t *b,
         assert_int_equal(x->error_cell, y->error_cell);
         assert_int_equal(x->end_offset, y->end_offset);
         assert_int_equal(x->converted, y->converted);
+        assert_int_equal(x->nonempty, y->nonempty);
+        assert_int_equal(x->last_nonempty, y->last_nonempty);
+        assert_int_equal(x->raw != NULL, y->raw != NULL);
+        assert_int_equal(x->raw_len, y->raw_len);
+        if (x->raw != NULL)
+            assert_memory_equal(x->raw, y->raw, x->raw_len);
         assert_int_equal(x->ncells, y->ncells);
         for (size_t i = 0; i < x->ncells; i++) {
             assert_int_equal(x->lens[i], y->lens[i]);
@@ -545,9 +571,10 @@ static void test_short_and_long_rows(void **state)
                    "1,2\n"
                    "1,2,3,4\n"
                    "1,2,3,,\n"
-                   "5,6,7,,x\n",
+                   "5,6,7,,x\n"
+                   "1,,,,x\n",
                    &rec);
-    assert_int_equal(rec.n, 5);
+    assert_int_equal(rec.n, 6);
     EXPECT_ROW(&rec, 0, 1, WRK_CSV_ROW_OK, 8, "1", "", "");
     EXPECT_ROW(&rec, 1, 2, WRK_CSV_ROW_OK, 12, "1", "2", "");
     EXPECT_ROW(&rec, 2, 3, WRK_CSV_ROW_TOO_MANY_CELLS, 20, "1", "2", "3", "4");
@@ -556,8 +583,39 @@ static void test_short_and_long_rows(void **state)
     EXPECT_ROW(&rec, 3, 4, WRK_CSV_ROW_OK, 28, "1", "2", "3");
     EXPECT_ROW(&rec, 4, 5, WRK_CSV_ROW_TOO_MANY_CELLS, 37, "5", "6", "7", "",
                "x");
+    EXPECT_ROW(&rec, 5, 6, WRK_CSV_ROW_TOO_MANY_CELLS, 44, "1", "", "", "",
+               "x");
     assert_string_equal(wrk_csv_row_error_message(WRK_CSV_ROW_TOO_MANY_CELLS),
                         "the row has more cells than the header");
+    /* The sentence gives the header's columns and the row's non-empty
+     * cells, with the column of the last one. */
+    {
+        static const struct {
+            size_t row;
+            const char *sentence;
+        } want[] = {
+            {2, "the row has more cells than the header: the header has 3 "
+                "columns, the row has 4 non-empty cells, the last in column "
+                "4"},
+            {4, "the row has more cells than the header: the header has 3 "
+                "columns, the row has 4 non-empty cells, the last in column "
+                "5"},
+            {5, "the row has more cells than the header: the header has 3 "
+                "columns, the row has 2 non-empty cells, the last in column "
+                "5"},
+            {0, ""},
+        };
+        for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+            const rec_row_t *r = &rec.rows[want[i].row];
+            wrk_csv_row_t row = {.error = r->error,
+                                 .nonempty = r->nonempty,
+                                 .last_nonempty = r->last_nonempty};
+            char buf[256];
+            size_t n = wrk_csv_row_sentence(csv, &row, buf, sizeof(buf));
+            assert_string_equal(buf, want[i].sentence);
+            assert_int_equal(n, strlen(want[i].sentence));
+        }
+    }
     wrk_csv_destroy(&csv);
     rec_release(&rec);
 }
@@ -582,20 +640,156 @@ static void expect_header_error(const char *text, const char *message)
 static void test_header_errors(void **state)
 {
     (void)state;
-    expect_header_error("Name,Email,Phone,Email\n1,2,3,4\n",
-                        "duplicate column names in the header: 'Email'");
-    expect_header_error("b,a,b,c,a, b\n",
-                        "duplicate column names in the header: 'b', 'a'");
-    expect_header_error("Name,Email,,Phone\n",
-                        "the header has an empty column name at position 3");
-    expect_header_error("Name,Email,\" \"\n",
-                        "the header has an empty column name at position 3");
     expect_header_error("\xFF\xFEN\0a\0m\0e\0",
                         "the file is UTF-16 encoded: save it as CSV UTF-8 "
                         "and import it again");
+    /* Only a quote open to the end of the file is a quoting error. */
     expect_header_error("\"Name,Email\n1,2\n",
-                        "the header has a misplaced or unterminated quote in "
-                        "column 1");
+                        "the header has a quoted name still open at the end "
+                        "of the file, in column 1");
+    expect_header_error("Name,\"E\"\"mail\n1,2\n",
+                        "the header has a quoted name still open at the end "
+                        "of the file, in column 2");
+}
+
+/* Reads text whole, byte by byte and in random chunks, expects the same
+ * rows each time and success; returns the whole reader. */
+static wrk_csv_t *parse_all_ways(const char *text, rec_t *rec)
+{
+    size_t len = strlen(text);
+    int rc;
+    wrk_csv_t *csv = parse(text, len, 0, 0, rec, &rc);
+    assert_int_equal(rc, WRK_CSV_OK);
+    for (unsigned seed = 0; seed <= 3; seed++) {
+        rec_t other = {0};
+        wrk_csv_t *o = parse(text, len, seed ? 5 : 1, seed, &other, &rc);
+        assert_int_equal(rc, WRK_CSV_OK);
+        assert_int_equal(other.n, rec->n);
+        assert_same_rows(rec, 0, &other, 0, rec->n);
+        assert_string_equal(wrk_csv_header_note_empty(o),
+                            wrk_csv_header_note_empty(csv));
+        assert_string_equal(wrk_csv_header_note_repeated(o),
+                            wrk_csv_header_note_repeated(csv));
+        wrk_csv_destroy(&o);
+        rec_release(&other);
+    }
+    return csv;
+}
+
+static void test_header_empty_and_repeated(void **state)
+{
+    static const struct {
+        const char *text;
+        const char *const names[6];
+        size_t n;
+        const char *empty, *repeated;
+    } cases[] = {
+        /* Excel's trailing delimiter. */
+        {"Name,Value,Stage,\nA,1,Lead,\n",
+         {"Name", "Value", "Stage", ""},
+         4,
+         "column 4 of the header has no name, so it is ignored",
+         ""},
+        /* A quoted empty name, and one of spaces. */
+        {"Name,Value,\"\",Stage,\" \"\nA,1,x,Lead,y\n",
+         {"Name", "Value", "", "Stage", ""},
+         5,
+         "columns 3 and 5 of the header have no name, so they are ignored",
+         ""},
+        {",a,,b,\n1,2,3,4,5\n",
+         {"", "a", "", "b", ""},
+         5,
+         "columns 1, 3 and 5 of the header have no name, so they are "
+         "ignored",
+         ""},
+        {"Name,Value,Stage,Notes,Notes\nA,1,Lead,x,y\n",
+         {"Name", "Value", "Stage", "Notes", "Notes"},
+         5,
+         "",
+         "the header repeats 'Notes': columns with a repeated name are "
+         "ignored"},
+        /* Trimmed names repeat too; listed in order of first column. */
+        {"b,a,b,c,a, b\n1,2,3,4,5,6\n",
+         {"b", "a", "b", "c", "a", "b"},
+         6,
+         "",
+         "the header repeats 'b' and 'a': columns with a repeated name are "
+         "ignored"},
+        {"x,,x,y,y,z,z,\n",
+         {"x", "", "x", "y", "y", "z"},
+         6,
+         "columns 2 and 8 of the header have no name, so they are ignored",
+         "the header repeats 'x', 'y' and 'z': columns with a repeated name "
+         "are ignored"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        rec_t rec = {0};
+        size_t nh;
+        wrk_csv_t *csv = parse_all_ways(cases[i].text, &rec), *r;
+        const char *const *h = wrk_csv_header(csv, &nh);
+        if (i < 5)
+            check_header(csv, cases[i].names, cases[i].n);
+        assert_string_equal(wrk_csv_header_note_empty(csv), cases[i].empty);
+        assert_string_equal(wrk_csv_header_note_repeated(csv),
+                            cases[i].repeated);
+        /* The empty column counts: its cells are never extra cells. */
+        for (size_t k = 0; k < rec.n; k++) {
+            assert_int_equal(rec.rows[k].error, WRK_CSV_ROW_OK);
+            assert_int_equal(rec.rows[k].ncells, nh);
+        }
+        /* A resume from the checkpoint's header says the same. */
+        r = wrk_csv_new_resume(record, &rec, wrk_csv_delimiter(csv), h, nh, 1,
+                               wrk_csv_data_offset(csv));
+        assert_non_null(r);
+        assert_string_equal(wrk_csv_header_note_empty(r), cases[i].empty);
+        assert_string_equal(wrk_csv_header_note_repeated(r), cases[i].repeated);
+        wrk_csv_destroy(&r);
+        wrk_csv_destroy(&csv);
+        rec_release(&rec);
+    }
+}
+
+/* Long lists end with "and N more", stay within their buffer, and cut long
+ * names on a character boundary. */
+static void test_header_notes_long(void **state)
+{
+    const size_t cols = 3000;
+    char *text = malloc(cols * 80 + 16), *p = text;
+    const char *e, *r;
+    rec_t rec = {0};
+    wrk_csv_t *csv;
+    (void)state;
+    assert_non_null(text);
+    /* Every third column empty; the others a long name of two-byte
+     * characters, each appearing twice. */
+    for (size_t i = 0; i < cols; i++) {
+        if (i % 3 == 1) {
+            for (int k = 0; k < 40; k++)
+                p += sprintf(p, "\xC3\xA9");
+            p += sprintf(p, "%zu", i / 6);
+        } else if (i % 3 == 2) {
+            p += sprintf(p, "n%zu", i / 6);
+        }
+        *p++ = ',';
+    }
+    p[-1] = '\n';
+    *p = '\0';
+    csv = parse_ok(text, &rec);
+    e = wrk_csv_header_note_empty(csv);
+    r = wrk_csv_header_note_repeated(csv);
+    assert_non_null(strstr(e, "columns 1, 4, 7, "));
+    assert_non_null(strstr(e, " and 980 more of the header have no name"));
+    assert_non_null(strstr(r, "the header repeats '\xC3\xA9\xC3\xA9"));
+    assert_non_null(strstr(r, "...', "));
+    assert_non_null(
+        strstr(r, " more names: columns with a repeated name are ignored"));
+    assert_true(dip_text_utf8_valid(e, strlen(e)));
+    assert_true(dip_text_utf8_valid(r, strlen(r)));
+    assert_true(strlen(r) < 1024);
+    wrk_csv_destroy(&csv);
+    rec_release(&rec);
+    free(text);
 }
 
 static void test_header_nul_and_length(void **state)
@@ -832,32 +1026,199 @@ static void test_empty_and_header_only(void **state)
     assert_int_equal(rec.n, 0);
 }
 
-static void test_quote_errors(void **state)
+static void check_resume_everywhere(const char *data, size_t len);
+
+/* The original service's quote rule, fed whole, byte by byte and in random
+ * chunks. */
+static void test_quote_rule(void **state)
 {
-    /* Text after a closing quote spoils that row only; a quote inside an
-     * unquoted cell is data; spaces around quotes are fine. */
-    const char *s = "a,b\n"
+    const char *s = "\"Deal \"\"Name\"\"\",\"Size 32\" name\",c\n"
+                    "\"OVERSIZE 32\" THICK BLACK CORD\",1,open\n"
+                    "\"a\"b,1,open\n"
                     "\"Acme\" Inc,5\n"
                     "5\" screen,x\n"
                     " \"q,1\" , 2\n"
-                    "ok,\"open\n";
+                    "\"5\" x, y\",2\n"
+                    "\"say \"hi\" now, then\",2\n"
+                    "\"say \"hi\", then\",2\n"
+                    "\"a\"\"b\",c\n"
+                    "\"a\" \"b\",c\n"
+                    "\"x\"  ,y\n"
+                    "\"p\" \r\n"
+                    "\"l1 5\" x\nl2\",z\n"
+                    "\"a\"b\"\"c,d\n"
+                    "\"a\"b\"c,d\",e\n"
+                    "\"t\"\t,u\n";
     rec_t rec = {0};
     wrk_csv_t *csv;
     (void)state;
-    csv = parse_ok(s, &rec);
-    assert_int_equal(rec.n, 4);
-    assert_int_equal(rec.rows[0].error, WRK_CSV_ROW_BAD_QUOTES);
-    assert_int_equal(rec.rows[0].error_cell, 0);
-    assert_int_equal(rec.rows[0].end_offset, ENDS(s, "Inc,5\n"));
-    EXPECT_ROW(&rec, 1, 2, WRK_CSV_ROW_OK, ENDS(s, ",x\n"), "5\" screen", "x");
-    EXPECT_ROW(&rec, 2, 3, WRK_CSV_ROW_OK, ENDS(s, " 2\n"), "q,1", "2");
-    /* Open at the end of the file: the rest is its last cell. */
-    EXPECT_ROW(&rec, 3, 4, WRK_CSV_ROW_BAD_QUOTES, strlen(s), "ok", "open\n");
-    assert_int_equal(rec.rows[3].error_cell, 1);
-    assert_string_equal(wrk_csv_row_error_message(WRK_CSV_ROW_BAD_QUOTES),
-                        "the row has a misplaced or unterminated quote");
+    csv = parse_all_ways(s, &rec);
+    /* The header reads by the same rule. */
+    check_header(csv, CELLS("Deal \"Name\"", "Size 32\" name", "c"), 3);
+    assert_int_equal(rec.n, 17);
+    /* A quote followed by text is a character of the cell. */
+    EXPECT_ROW(&rec, 0, 1, WRK_CSV_ROW_OK, ENDS(s, "CORD\",1,open\n"),
+               "OVERSIZE 32\" THICK BLACK CORD", "1", "open");
+    /* ...and after it the next delimiter ends the cell. */
+    EXPECT_ROW(&rec, 1, 2, WRK_CSV_ROW_OK, ENDS(s, "b,1,open\n"), "a\"b", "1",
+               "open");
+    EXPECT_ROW(&rec, 2, 3, WRK_CSV_ROW_OK, ENDS(s, "Inc,5\n"), "Acme\" Inc",
+               "5", "");
+    /* A quote that does not open a cell is a character. */
+    EXPECT_ROW(&rec, 3, 4, WRK_CSV_ROW_OK, ENDS(s, ",x\n"), "5\" screen", "x",
+               "");
+    /* Spaces around a quoted cell are dropped. */
+    EXPECT_ROW(&rec, 4, 5, WRK_CSV_ROW_OK, ENDS(s, " 2\n"), "q,1", "2", "");
+    /* The delimiter after an unpaired character quote splits the cell; the
+     * rest is an unquoted cell of its own. */
+    EXPECT_ROW(&rec, 5, 6, WRK_CSV_ROW_OK, ENDS(s, "y\",2\n"), "5\" x", "y\"",
+               "2");
+    /* Paired character quotes keep delimiters in the cell. */
+    EXPECT_ROW(&rec, 6, 7, WRK_CSV_ROW_OK, ENDS(s, "now, then\",2\n"),
+               "say \"hi\" now, then", "2", "");
+    /* A quote before a delimiter closes the cell, whatever came before. */
+    EXPECT_ROW(&rec, 7, 8, WRK_CSV_ROW_OK, ENDS(s, "\", then\",2\n"),
+               "say \"hi", "then\"", "2");
+    EXPECT_ROW(&rec, 8, 9, WRK_CSV_ROW_OK, ENDS(s, "\"\"b\",c\n"), "a\"b", "c",
+               "");
+    EXPECT_ROW(&rec, 9, 10, WRK_CSV_ROW_OK, ENDS(s, "\" \"b\",c\n"), "a\" \"b",
+               "c", "");
+    EXPECT_ROW(&rec, 10, 11, WRK_CSV_ROW_OK, ENDS(s, "  ,y\n"), "x", "y", "");
+    EXPECT_ROW(&rec, 11, 12, WRK_CSV_ROW_OK, ENDS(s, "\"p\" \r\n"), "p", "",
+               "");
+    /* After an unpaired character quote a line end ends the row. */
+    EXPECT_ROW(&rec, 12, 13, WRK_CSV_ROW_OK, ENDS(s, "5\" x\n"), "l1 5\" x", "",
+               "");
+    EXPECT_ROW(&rec, 13, 14, WRK_CSV_ROW_OK, ENDS(s, "l2\",z\n"), "l2\"", "z",
+               "");
+    /* "" after an unpaired quote is one quote and keeps it unpaired. */
+    EXPECT_ROW(&rec, 14, 15, WRK_CSV_ROW_OK, ENDS(s, "c,d\n"), "a\"b\"c", "d",
+               "");
+    EXPECT_ROW(&rec, 15, 16, WRK_CSV_ROW_OK, ENDS(s, "d\",e\n"), "a\"b\"c,d",
+               "e", "");
+    /* A tab is a space before a ',' delimiter. */
+    EXPECT_ROW(&rec, 16, 17, WRK_CSV_ROW_OK, strlen(s), "t", "u", "");
     wrk_csv_destroy(&csv);
     rec_release(&rec);
+    check_resume_everywhere(s, strlen(s));
+}
+
+/* The same rule with each delimiter: the quote is followed by that
+ * delimiter or not. */
+static void test_quote_rule_delimiters(void **state)
+{
+    static const char delims[] = {',', ';', '\t', '|'};
+    (void)state;
+    for (size_t i = 0; i < sizeof(delims); i++) {
+        char text[256];
+        char d = delims[i];
+        rec_t rec = {0};
+        wrk_csv_t *csv;
+        snprintf(text, sizeof(text),
+                 "a%cb%cc\n"
+                 "\"32\" x\"%c\"a\"b%c1\n"
+                 "\"m%cn\" o\"%c2%c3\n",
+                 d, d, d, d, d, d, d);
+        csv = parse_all_ways(text, &rec);
+        assert_int_equal(wrk_csv_delimiter(csv), d);
+        assert_int_equal(rec.n, 2);
+        EXPECT_ROW(&rec, 0, 1, WRK_CSV_ROW_OK, ENDS(text, "1\n"), "32\" x",
+                   "a\"b", "1");
+        assert_int_equal(rec.rows[1].error, WRK_CSV_ROW_OK);
+        assert_int_equal(rec.rows[1].lens[0], 6);
+        assert_int_equal(rec.rows[1].cells[0][1], d);
+        assert_string_equal(rec.rows[1].cells[0] + 2, "n\" o");
+        assert_string_equal(rec.rows[1].cells[1], "2");
+        assert_string_equal(rec.rows[1].cells[2], "3");
+        wrk_csv_destroy(&csv);
+        rec_release(&rec);
+    }
+}
+
+/* A quoted cell open at the end of the file: the rows before it are
+ * delivered, and it is one BAD_QUOTES row carrying the file's own text. */
+static void test_quote_open_at_end(void **state)
+{
+    const char *s = "a,b\n"
+                    "1,2\n"
+                    "ok,\"open\n"
+                    "3,\"\"4\"\"\n";
+    rec_t rec = {0};
+    wrk_csv_t *csv;
+    (void)state;
+    csv = parse_all_ways(s, &rec);
+    assert_int_equal(rec.n, 2);
+    EXPECT_ROW(&rec, 0, 1, WRK_CSV_ROW_OK, ENDS(s, "1,2\n"), "1", "2");
+    assert_int_equal(rec.rows[1].line, 2);
+    assert_int_equal(rec.rows[1].error, WRK_CSV_ROW_BAD_QUOTES);
+    assert_int_equal(rec.rows[1].error_cell, 1);
+    assert_int_equal(rec.rows[1].end_offset, strlen(s));
+    assert_string_equal(rec.rows[1].raw, "ok,\"open\n3,\"\"4\"\"\n");
+    assert_string_equal(wrk_csv_row_error_message(WRK_CSV_ROW_BAD_QUOTES),
+                        "a quoted cell is still open at the end of the file");
+    wrk_csv_destroy(&csv);
+    rec_release(&rec);
+    check_resume_everywhere(s, strlen(s));
+    /* Without a line break at the end, and as the first row. */
+    csv = parse_all_ways("a,b\n\"x,y", &rec);
+    assert_int_equal(rec.n, 1);
+    assert_int_equal(rec.rows[0].error, WRK_CSV_ROW_BAD_QUOTES);
+    assert_string_equal(rec.rows[0].raw, "\"x,y");
+    wrk_csv_destroy(&csv);
+    rec_release(&rec);
+    /* A closing quote at the very end closes; an unpaired character quote
+     * is closed by the end of the file. */
+    csv = parse_all_ways("a,b\n\"x\ny\"", &rec);
+    EXPECT_ROW(&rec, 0, 1, WRK_CSV_ROW_OK, 9, "x\ny", "");
+    wrk_csv_destroy(&csv);
+    rec_release(&rec);
+    csv = parse_all_ways("a,b\n\"x\" y", &rec);
+    EXPECT_ROW(&rec, 0, 1, WRK_CSV_ROW_OK, 9, "x\" y", "");
+    wrk_csv_destroy(&csv);
+    rec_release(&rec);
+}
+
+/* The raw text is UTF-8 (Windows-1252 bytes converted, NUL as U+FFFD) and
+ * cut at WRK_CSV_RAW_MAX on a character boundary, however it was fed. */
+static void test_quote_open_raw_text(void **state)
+{
+    const size_t body = WRK_CSV_RAW_MAX + 5000;
+    char *s = malloc(body + 64), *p = s;
+    rec_t rec = {0};
+    wrk_csv_t *csv;
+    int rc;
+    (void)state;
+    assert_non_null(s);
+    p += sprintf(p, "a,b\n");
+    memcpy(p, "caf\xE9,\"n\0\xE2\x82\xAC", 11);
+    p += 11;
+    /* U+20AC (3 bytes) repeated, so the limit falls inside one. */
+    for (size_t i = 0; i < body / 3; i++) {
+        memcpy(p, "\xE2\x82\xAC", 3);
+        p += 3;
+    }
+    csv = parse(s, (size_t)(p - s), 0, 0, &rec, &rc);
+    assert_int_equal(rc, WRK_CSV_OK);
+    assert_int_equal(rec.n, 1);
+    assert_int_equal(rec.rows[0].error, WRK_CSV_ROW_BAD_QUOTES);
+    /* caf, é (2 bytes), ,"n, U+FFFD (3): 11 bytes in, 14 out. */
+    assert_memory_equal(rec.rows[0].raw,
+                        "caf\xC3\xA9,\"n\xEF\xBF\xBD\xE2\x82\xAC", 14);
+    assert_true(rec.rows[0].raw_len > WRK_CSV_RAW_MAX - 3);
+    assert_true(rec.rows[0].raw_len <= WRK_CSV_RAW_MAX);
+    assert_true(dip_text_utf8_valid(rec.rows[0].raw, rec.rows[0].raw_len));
+    assert_int_equal(strlen(rec.rows[0].raw + 14), rec.rows[0].raw_len - 14);
+    for (unsigned chunk = 1; chunk <= 4096; chunk *= 64) {
+        rec_t other = {0};
+        wrk_csv_t *o = parse(s, (size_t)(p - s), chunk, chunk > 1, &other, &rc);
+        assert_int_equal(rc, WRK_CSV_OK);
+        assert_same_rows(&rec, 0, &other, 0, 1);
+        wrk_csv_destroy(&o);
+        rec_release(&other);
+    }
+    wrk_csv_destroy(&csv);
+    rec_release(&rec);
+    free(s);
 }
 
 static void test_stop(void **state)
@@ -953,9 +1314,9 @@ static void test_resume_every_boundary(void **state)
     EXPECT_ROW(&rec, 3, 4, WRK_CSV_ROW_OK, T("\";\n"), "Zo\xC3\xAB", "x\n", "");
     EXPECT_ROW(&rec, 4, 5, WRK_CSV_ROW_TOO_MANY_CELLS, T("here\n"), "Too",
                "many", "cells", "here");
-    assert_int_equal(rec.rows[5].line, 6);
-    assert_int_equal(rec.rows[5].error, WRK_CSV_ROW_BAD_QUOTES);
-    assert_int_equal(rec.rows[5].end_offset, T("1;2\r\n"));
+    /* The quote after Bad is followed by text: a character. */
+    EXPECT_ROW(&rec, 5, 6, WRK_CSV_ROW_OK, T("1;2\r\n"), "Bad\" quote", "1",
+               "2");
     EXPECT_ROW(&rec, 6, 7, WRK_CSV_ROW_NUL_BYTE, T("b;3\n"), "Nul",
                "a\xEF\xBF\xBD"
                "b",
@@ -1134,13 +1495,18 @@ int main(void)
         cmocka_unit_test(test_blank_lines),
         cmocka_unit_test(test_short_and_long_rows),
         cmocka_unit_test(test_header_errors),
+        cmocka_unit_test(test_header_empty_and_repeated),
+        cmocka_unit_test(test_header_notes_long),
         cmocka_unit_test(test_header_nul_and_length),
         cmocka_unit_test(test_cell_limit),
         cmocka_unit_test(test_row_limit_many_cells),
         cmocka_unit_test(test_nul_byte),
         cmocka_unit_test(test_windows_1252),
         cmocka_unit_test(test_empty_and_header_only),
-        cmocka_unit_test(test_quote_errors),
+        cmocka_unit_test(test_quote_rule),
+        cmocka_unit_test(test_quote_rule_delimiters),
+        cmocka_unit_test(test_quote_open_at_end),
+        cmocka_unit_test(test_quote_open_raw_text),
         cmocka_unit_test(test_stop),
         cmocka_unit_test(test_resume_every_boundary),
         cmocka_unit_test(test_random_chunks),

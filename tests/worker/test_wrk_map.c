@@ -180,6 +180,18 @@ static void test_bind(void **state)
                  sizeof(err));
     assert_int_equal(wrk_map_bind(m, spaced, 2, err, sizeof(err)), 0);
     wrk_map_destroy(&m);
+
+    /* A column without a name cannot be mapped, even by a blank column. */
+    {
+        const char *holes[] = {"Deal Name", "", "Stage", " "};
+        m = map_json("{\"Deal Name\": \"name\", \"Stage\": \"stage_id\", "
+                     "\" \": \"description\"}",
+                     err, sizeof(err));
+        assert_non_null(m);
+        assert_int_equal(wrk_map_bind(m, holes, 4, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "no column ' '"));
+        wrk_map_destroy(&m);
+    }
 }
 
 /* The deal field behind a header column, for the reader's cell errors. */

@@ -1,0 +1,504 @@
+/*
+ * sup_errfile: formats rejected rows as CSV (pure functions over a growing
+ * buffer) and streams an import's csv_import_errors through them into an
+ * unnamed temporary file that the storage module uploads. Memory is bounded
+ * by one cursor batch and one 64 KiB buffer, never by the number of errors.
+ */
+#include "sup_errfile.h"
+#include "dip_text.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FLUSH_AT (64 * 1024)
+#define BATCH 500
+
+static const char BOM[] = "\xEF\xBB\xBF";
+
+__attribute__((format(printf, 4, 5))) static int
+say(int rc, char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (err == NULL || errlen == 0)
+        return rc;
+    /* Cut at a character boundary: keys and values are the user's text. */
+    va_start(ap, fmt);
+    dip_text_vformat(err, errlen, NULL, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* --- the CSV, pure ------------------------------------------------------ */
+
+void sup_errfile_buf_release(sup_errfile_buf_t *b)
+{
+    if (b == NULL)
+        return;
+    free(b->data);
+    memset(b, 0, sizeof(*b));
+}
+
+static int buf_room(sup_errfile_buf_t *b, size_t more)
+{
+    size_t cap;
+    char *d;
+    if (b->failed)
+        return -1;
+    if (b->len + more + 1 <= b->cap)
+        return 0;
+    cap = b->cap ? b->cap : 256;
+    while (cap < b->len + more + 1)
+        cap *= 2;
+    if ((d = realloc(b->data, cap)) == NULL) {
+        b->failed = 1;
+        return -1;
+    }
+    b->data = d;
+    b->cap = cap;
+    return 0;
+}
+
+static void buf_add(sup_errfile_buf_t *b, const char *s, size_t n)
+{
+    if (buf_room(b, n) < 0)
+        return;
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+static int needs_neutralizing(const char *s, size_t len)
+{
+    return len > 0 && (s[0] == '=' || s[0] == '+' || s[0] == '-' ||
+                       s[0] == '@' || s[0] == '\t' || s[0] == '\r');
+}
+
+static int needs_quotes(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n')
+            return 1;
+    return 0;
+}
+
+/* Appends a cell made of two pieces (the second may be empty), as one. */
+static void cell2(sup_errfile_buf_t *b, const char *s, size_t len,
+                  const char *s2, size_t len2, int neutralize)
+{
+    int quote = needs_quotes(s, len) || needs_quotes(s2, len2);
+    const char *parts[2] = {s, s2};
+    size_t lens[2] = {len, len2};
+    if (b->fields++ > 0)
+        buf_add(b, ",", 1);
+    if (quote)
+        buf_add(b, "\"", 1);
+    if (neutralize && needs_neutralizing(s, len))
+        buf_add(b, "'", 1);
+    for (int p = 0; p < 2; p++) {
+        const char *q = parts[p], *end = parts[p] + lens[p];
+        while (q < end) {
+            const char *dq = quote ? memchr(q, '"', (size_t)(end - q)) : NULL;
+            size_t n = dq ? (size_t)(dq - q) + 1 : (size_t)(end - q);
+            buf_add(b, q, n);
+            if (dq)
+                buf_add(b, "\"", 1); /* a quote inside is doubled */
+            q += n;
+        }
+    }
+    if (quote)
+        buf_add(b, "\"", 1);
+}
+
+void sup_errfile_csv_cell(sup_errfile_buf_t *b, const char *s, size_t len)
+{
+    cell2(b, s ? s : "", s ? len : 0, "", 0, 1);
+}
+
+void sup_errfile_csv_int(sup_errfile_buf_t *b, int64_t v)
+{
+    char num[32];
+    int n = snprintf(num, sizeof(num), "%" PRId64, v);
+    cell2(b, num, (size_t)n, "", 0, 0);
+}
+
+void sup_errfile_csv_end(sup_errfile_buf_t *b)
+{
+    buf_add(b, "\r\n", 2);
+    b->fields = 0;
+}
+
+static void cell_str(sup_errfile_buf_t *b, const char *s)
+{
+    sup_errfile_csv_cell(b, s, strlen(s));
+}
+
+/* A cell from any BSON value: strings as they are, other values as text. */
+static void cell_value(sup_errfile_buf_t *b, const bson_iter_t *it)
+{
+    const bson_value_t *v = bson_iter_value((bson_iter_t *)it);
+    char num[64];
+    switch (v->value_type) {
+    case BSON_TYPE_UTF8:
+        sup_errfile_csv_cell(b, v->value.v_utf8.str, v->value.v_utf8.len);
+        return;
+    case BSON_TYPE_NULL:
+    case BSON_TYPE_UNDEFINED:
+        sup_errfile_csv_cell(b, "", 0);
+        return;
+    case BSON_TYPE_INT32:
+    case BSON_TYPE_INT64:
+        snprintf(num, sizeof(num), "%" PRId64, bson_iter_as_int64(it));
+        cell_str(b, num);
+        return;
+    case BSON_TYPE_DOUBLE:
+        snprintf(num, sizeof(num), "%.17g", v->value.v_double);
+        cell_str(b, num);
+        return;
+    case BSON_TYPE_BOOL:
+        cell_str(b, v->value.v_bool ? "true" : "false");
+        return;
+    default: {
+        bson_t tmp = BSON_INITIALIZER;
+        char *json;
+        size_t jl = 0;
+        BSON_APPEND_VALUE(&tmp, "v", v);
+        json = bson_as_relaxed_extended_json(&tmp, &jl);
+        /* "{ "v" : <value> }" */
+        if (json && jl > 10)
+            sup_errfile_csv_cell(b, json + 8, jl - 10);
+        else
+            sup_errfile_csv_cell(b, "", 0);
+        bson_free(json);
+        bson_destroy(&tmp);
+    }
+    }
+}
+
+void sup_errfile_format_header(sup_errfile_buf_t *b, const bson_t *header)
+{
+    bson_iter_t it;
+    buf_add(b, BOM, sizeof(BOM) - 1);
+    cell_str(b, "Line");
+    cell_str(b, "Field");
+    cell_str(b, "Error");
+    if (header && bson_iter_init(&it, header))
+        while (bson_iter_next(&it))
+            cell_value(b, &it);
+    sup_errfile_csv_end(b);
+}
+
+void sup_errfile_format_error(sup_errfile_buf_t *b, const bson_t *doc)
+{
+    static const char cut_note[] = " (only the start of this row was kept)";
+    bson_iter_t it, row;
+    const char *field = "", *msg = "";
+    uint32_t flen = 0, mlen = 0;
+    int truncated = 0, have_line = 0;
+    int64_t line = 0;
+
+    if (bson_iter_init_find(&it, doc, "line") && BSON_ITER_HOLDS_NUMBER(&it)) {
+        line = bson_iter_as_int64(&it);
+        have_line = 1;
+    }
+    if (bson_iter_init_find(&it, doc, "field") && BSON_ITER_HOLDS_UTF8(&it))
+        field = bson_iter_utf8(&it, &flen);
+    if (bson_iter_init_find(&it, doc, "message") && BSON_ITER_HOLDS_UTF8(&it))
+        msg = bson_iter_utf8(&it, &mlen);
+    if (bson_iter_init_find(&it, doc, "row_truncated") &&
+        BSON_ITER_HOLDS_BOOL(&it))
+        truncated = bson_iter_bool(&it);
+
+    if (have_line)
+        sup_errfile_csv_int(b, line);
+    else
+        sup_errfile_csv_cell(b, "", 0);
+    sup_errfile_csv_cell(b, field, flen);
+    cell2(b, msg, mlen, truncated ? cut_note : "",
+          truncated ? sizeof(cut_note) - 1 : 0, 1);
+    if (bson_iter_init_find(&it, doc, "row") && BSON_ITER_HOLDS_ARRAY(&it) &&
+        bson_iter_recurse(&it, &row))
+        while (bson_iter_next(&row))
+            cell_value(b, &row);
+    sup_errfile_csv_end(b);
+}
+
+void sup_errfile_format_trailer(sup_errfile_buf_t *b, int64_t rows,
+                                int64_t left_out)
+{
+    char text[256];
+    if (left_out > 0)
+        snprintf(text, sizeof(text),
+                 "%" PRId64 " more rejected rows are left out of this file "
+                 "(%" PRId64 " listed): an import keeps only so many errors",
+                 left_out, rows);
+    else
+        snprintf(text, sizeof(text),
+                 "0 rejected rows are left out of this file: all %" PRId64
+                 " are listed",
+                 rows);
+    sup_errfile_csv_cell(b, "", 0);
+    sup_errfile_csv_cell(b, "", 0);
+    cell_str(b, text);
+    sup_errfile_csv_end(b);
+}
+
+/* --- the key ------------------------------------------------------------ */
+
+static void add_escaped(sup_errfile_buf_t *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+            (c >= '0' && c <= '9') || c == '-' || c == '_') {
+            buf_add(b, (const char *)&c, 1);
+        } else {
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+            buf_add(b, e, 3);
+        }
+    }
+}
+
+char *sup_errfile_key(const char *source_key, const bson_value_t *queue_id)
+{
+    sup_errfile_buf_t b = {0};
+    char tmp[64];
+    buf_add(&b, source_key, strlen(source_key));
+    buf_add(&b, ".", 1);
+    switch (queue_id->value_type) {
+    case BSON_TYPE_OID:
+        bson_oid_to_string(&queue_id->value.v_oid, tmp);
+        buf_add(&b, tmp, strlen(tmp));
+        break;
+    case BSON_TYPE_INT32:
+        snprintf(tmp, sizeof(tmp), "%" PRId32, queue_id->value.v_int32);
+        add_escaped(&b, tmp, strlen(tmp));
+        break;
+    case BSON_TYPE_INT64:
+        snprintf(tmp, sizeof(tmp), "%" PRId64, queue_id->value.v_int64);
+        add_escaped(&b, tmp, strlen(tmp));
+        break;
+    case BSON_TYPE_UTF8:
+        add_escaped(&b, queue_id->value.v_utf8.str, queue_id->value.v_utf8.len);
+        break;
+    default: {
+        bson_t doc = BSON_INITIALIZER;
+        char *json;
+        size_t jl = 0;
+        BSON_APPEND_VALUE(&doc, "v", queue_id);
+        json = bson_as_canonical_extended_json(&doc, &jl);
+        if (json == NULL || jl <= 10)
+            b.failed = 1;
+        else
+            add_escaped(&b, json + 8, jl - 10);
+        bson_free(json);
+        bson_destroy(&doc);
+    }
+    }
+    buf_add(&b, ".errors.csv", 11);
+    if (b.failed) {
+        sup_errfile_buf_release(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
+/* --- writing and uploading ---------------------------------------------- */
+
+void sup_errfile_result_release(sup_errfile_result_t *r)
+{
+    if (r == NULL)
+        return;
+    free(r->key);
+    memset(r, 0, sizeof(*r));
+}
+
+/* An unnamed file in $TMPDIR (or /tmp) that vanishes when closed, even
+ * after a crash; where O_TMPFILE is not supported, a named one unlinked at
+ * once. */
+static int open_tmp(void)
+{
+    const char *dir = getenv("TMPDIR");
+    char path[4096];
+    int fd;
+    if (dir == NULL || *dir == '\0')
+        dir = "/tmp";
+    fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        return fd;
+    if ((size_t)snprintf(path, sizeof(path), "%s/dealimport-errors-XXXXXX",
+                         dir) >= sizeof(path))
+        return -ENAMETOOLONG;
+    fd = mkostemp(path, O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    unlink(path);
+    return fd;
+}
+
+static int flush_buf(int fd, sup_errfile_buf_t *b, int64_t *bytes)
+{
+    size_t off = 0;
+    while (off < b->len) {
+        ssize_t w = write(fd, b->data + off, b->len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        off += (size_t)w;
+    }
+    *bytes += (int64_t)b->len;
+    b->len = 0;
+    return 0;
+}
+
+int sup_errfile_write(mongoc_database_t *db, dip_storage_t *storage,
+                      const char *source_key, const bson_value_t *queue_id,
+                      const bson_t *header, int64_t left_out,
+                      sup_errfile_result_t *out, char *err, size_t errlen)
+{
+    sup_errfile_buf_t b = {0};
+    mongoc_collection_t *coll = NULL;
+    mongoc_cursor_t *cursor = NULL;
+    bson_t filter = BSON_INITIALIZER, *opts = NULL;
+    const bson_t *doc;
+    bson_error_t error;
+    int64_t rows = 0, bytes = 0;
+    char *key = NULL, serr[1024] = "";
+    int fd = -1, rc, e;
+
+    memset(out, 0, sizeof(*out));
+    if (db == NULL || storage == NULL || source_key == NULL ||
+        queue_id == NULL) {
+        rc = say(SUP_ERRFILE_EINVAL, err, errlen,
+                 "sup_errfile_write needs a database, a storage, a source "
+                 "key and a queue id");
+        goto cleanup;
+    }
+    if ((key = sup_errfile_key(source_key, queue_id)) == NULL) {
+        rc = say(SUP_ERRFILE_ENOMEM, err, errlen, "out of memory");
+        goto cleanup;
+    }
+    if (dip_storage_check_key(key, strlen(key), serr, sizeof(serr)) < 0) {
+        rc = say(SUP_ERRFILE_EINVAL, err, errlen,
+                 "cannot name the error file of '%s': %s", source_key, serr);
+        goto cleanup;
+    }
+    if ((fd = open_tmp()) < 0) {
+        rc = say(SUP_ERRFILE_EIO, err, errlen,
+                 "cannot make a temporary file for the error file '%s': %s",
+                 key, strerror(-fd));
+        goto cleanup;
+    }
+
+    sup_errfile_format_header(&b, header);
+    coll = mongoc_database_get_collection(db, "csv_import_errors");
+    BSON_APPEND_VALUE(&filter, "queue_id", queue_id);
+    /* The unique index (queue_id, line) serves this sort. */
+    opts = BCON_NEW("sort", "{", "line", BCON_INT32(1), "}", "projection", "{",
+                    "_id", BCON_INT32(0), "line", BCON_INT32(1), "field",
+                    BCON_INT32(1), "message", BCON_INT32(1), "row",
+                    BCON_INT32(1), "row_truncated", BCON_INT32(1), "}",
+                    "batchSize", BCON_INT32(BATCH));
+    cursor = mongoc_collection_find_with_opts(coll, &filter, opts, NULL);
+    while (mongoc_cursor_next(cursor, &doc)) {
+        sup_errfile_format_error(&b, doc);
+        rows++;
+        if (b.len >= FLUSH_AT && (e = flush_buf(fd, &b, &bytes)) < 0) {
+            rc = say(SUP_ERRFILE_EIO, err, errlen,
+                     "cannot write the error file '%s': %s", key, strerror(-e));
+            goto cleanup;
+        }
+        if (b.failed)
+            break;
+    }
+    if (mongoc_cursor_error(cursor, &error)) {
+        rc = say(SUP_ERRFILE_EDB, err, errlen,
+                 "cannot read the errors for the error file '%s': %s", key,
+                 error.message);
+        goto cleanup;
+    }
+    sup_errfile_format_trailer(&b, rows, left_out);
+    if (b.failed) {
+        rc = say(SUP_ERRFILE_ENOMEM, err, errlen, "out of memory");
+        goto cleanup;
+    }
+    if ((e = flush_buf(fd, &b, &bytes)) < 0) {
+        rc = say(SUP_ERRFILE_EIO, err, errlen,
+                 "cannot write the error file '%s': %s", key, strerror(-e));
+        goto cleanup;
+    }
+    if (dip_storage_put_fd(storage, key, fd, serr, sizeof(serr)) != 0) {
+        rc = say(SUP_ERRFILE_ESTORAGE, err, errlen,
+                 "cannot store the error file: %s", serr);
+        goto cleanup;
+    }
+    out->key = key;
+    key = NULL;
+    out->rows = rows;
+    out->bytes = bytes;
+    rc = SUP_ERRFILE_OK;
+cleanup:
+    if (cursor)
+        mongoc_cursor_destroy(cursor);
+    if (coll)
+        mongoc_collection_destroy(coll);
+    bson_destroy(&filter);
+    if (opts)
+        bson_destroy(opts);
+    sup_errfile_buf_release(&b);
+    if (fd >= 0)
+        close(fd);
+    free(key);
+    return rc;
+}
+
+void sup_errfile_append_result(bson_t *doc, const char *name,
+                               const sup_errfile_result_t *r)
+{
+    bson_t sub;
+    BSON_APPEND_DOCUMENT_BEGIN(doc, name, &sub);
+    BSON_APPEND_UTF8(&sub, "key", r->key ? r->key : "");
+    BSON_APPEND_INT64(&sub, "rows", r->rows);
+    BSON_APPEND_INT64(&sub, "bytes", r->bytes);
+    bson_append_document_end(doc, &sub);
+}
+
+int sup_errfile_record(mongoc_database_t *db, const bson_value_t *queue_id,
+                       const sup_errfile_result_t *r, char *err, size_t errlen)
+{
+    mongoc_collection_t *coll =
+        mongoc_database_get_collection(db, "csv_imports");
+    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, reply;
+    bson_error_t error;
+    bson_iter_t it;
+    int rc = SUP_ERRFILE_OK;
+
+    BSON_APPEND_VALUE(&filter, "queue_id", queue_id);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+    sup_errfile_append_result(&set, "error_file", r);
+    bson_append_document_end(&update, &set);
+    if (!mongoc_collection_update_one(coll, &filter, &update, NULL, &reply,
+                                      &error))
+        rc = say(SUP_ERRFILE_EDB, err, errlen,
+                 "cannot record the error file '%s' on csv_imports: %s",
+                 r->key ? r->key : "", error.message);
+    else if (bson_iter_init_find(&it, &reply, "matchedCount") &&
+             bson_iter_as_int64(&it) == 0)
+        rc = say(SUP_ERRFILE_EDB, err, errlen,
+                 "cannot record the error file '%s': the import has no "
+                 "csv_imports document yet",
+                 r->key ? r->key : "");
+    bson_destroy(&reply);
+    bson_destroy(&filter);
+    bson_destroy(&update);
+    mongoc_collection_destroy(coll);
+    return rc;
+}
