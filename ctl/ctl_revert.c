@@ -1,7 +1,10 @@
 /*
  * ctl_revert: deletes what a finished import created. Deals go by their
- * import.queue_id; a stage goes only if the import created it
- * (created_by_import) and no deal uses it once the import's deals are gone.
+ * import.queue_id and only within the import's own account (a document of
+ * another tenant that carries the same queue id is never touched); a stage
+ * goes only if the import created it (created_by_import) in its account and
+ * no deal uses it once the import's deals are gone. What it leaves, it
+ * counts and says why.
  * Another import may pick that stage up by name at the same moment, so a
  * stage is checked again after its deletion and put back if a deal now
  * points at it. Refused while the import can still write (pending,
@@ -27,11 +30,14 @@ typedef struct revert {
     const ctl_opts_t *o;
     mongoc_client_t *client;
     mongoc_collection_t *queues, *deals, *stages, *imports;
-    bson_oid_t qid;
+    bson_oid_t qid, account;
     char id[25];
     bson_t **stage_docs;
     size_t nstages;
     int64_t deals_deleted, stages_deleted, stages_kept;
+    /* left alone: the import's queue id in another account's documents,
+     * and stages past what one run loads */
+    int64_t deals_other_account, stages_other_account, stages_next_run;
 } revert_t;
 
 static bson_t *match(const char *key, const bson_oid_t *id)
@@ -39,6 +45,55 @@ static bson_t *match(const char *key, const bson_oid_t *id)
     bson_t *q = bson_new();
     dip_bson_append_id_match(q, key, id);
     return q;
+}
+
+/* The import's documents of key (import.queue_id or created_by_import) in
+ * its own account, or, with other_account, in any other. */
+static bson_t *owned(const revert_t *r, const char *key, int other_account)
+{
+    bson_t *q = match(key, &r->qid);
+    if (other_account) {
+        bson_t nor, item;
+        BSON_APPEND_ARRAY_BEGIN(q, "$nor", &nor);
+        BSON_APPEND_DOCUMENT_BEGIN(&nor, "0", &item);
+        dip_bson_append_id_match(&item, "account_id", &r->account);
+        bson_append_document_end(&nor, &item);
+        bson_append_array_end(q, &nor);
+    } else {
+        dip_bson_append_id_match(q, "account_id", &r->account);
+    }
+    return q;
+}
+
+static int64_t count(mongoc_collection_t *c, bson_t *q, bson_error_t *error)
+{
+    int64_t n =
+        mongoc_collection_count_documents(c, q, NULL, NULL, NULL, error);
+    bson_destroy(q);
+    return n;
+}
+
+/* What is left alone whatever happens: the import's queue id in another
+ * account's deals and stages, and the stages past one run's limit (of the
+ * import's own stages still there, those this run neither loaded nor kept;
+ * a dry run deleted nothing). */
+static int count_left(revert_t *r, int dry, bson_error_t *error)
+{
+    int64_t all, seen;
+    r->deals_other_account =
+        count(r->deals, owned(r, "import.queue_id", 1), error);
+    if (r->deals_other_account < 0)
+        return -1;
+    r->stages_other_account =
+        count(r->stages, owned(r, "created_by_import", 1), error);
+    if (r->stages_other_account < 0)
+        return -1;
+    all = count(r->stages, owned(r, "created_by_import", 0), error);
+    if (all < 0)
+        return -1;
+    seen = dry ? (int64_t)r->nstages : r->stages_kept;
+    r->stages_next_run = all > seen ? all - seen : 0;
+    return 0;
 }
 
 /* Deals that use stage sid, other than this import's when others_only. */
@@ -67,7 +122,7 @@ static int64_t stage_users(revert_t *r, const bson_oid_t *sid, int others_only,
 
 static int load_stages(revert_t *r, bson_error_t *error)
 {
-    bson_t *q = match("created_by_import", &r->qid);
+    bson_t *q = owned(r, "created_by_import", 0);
     mongoc_cursor_t *c =
         mongoc_collection_find_with_opts(r->stages, q, NULL, NULL);
     const bson_t *doc;
@@ -99,7 +154,7 @@ static int delete_stages(revert_t *r, bson_error_t *error)
             r->stages_kept++;
             continue;
         }
-        q = match("created_by_import", &r->qid);
+        q = owned(r, "created_by_import", 0);
         BSON_APPEND_OID(q, "_id", &sid);
         if (!mongoc_collection_delete_one(r->stages, q, NULL, &reply, error)) {
             bson_destroy(q);
@@ -164,10 +219,7 @@ static int record(revert_t *r, const bson_t *queue_doc, bson_error_t *error)
 
 static int dry_run(revert_t *r, bson_error_t *error)
 {
-    bson_t *q = match("import.queue_id", &r->qid);
-    r->deals_deleted =
-        mongoc_collection_count_documents(r->deals, q, NULL, NULL, NULL, error);
-    bson_destroy(q);
+    r->deals_deleted = count(r->deals, owned(r, "import.queue_id", 0), error);
     if (r->deals_deleted < 0)
         return -1;
     for (size_t i = 0; i < r->nstages; i++) {
@@ -229,12 +281,17 @@ static int run(revert_t *r, int dry, bson_t *queue_doc)
                         "import '%s' is %s: only completed, failed or "
                         "cancelled imports can be reverted (cancel it first)",
                         r->id, status ? status : "of unknown status");
+    if (dip_bson_get_oid(queue_doc, "account_id", &r->account) != 0)
+        return ctl_fail(r->o, CTL_EXIT_REFUSED, "no_account",
+                        "import '%s' names no account (account_id): nothing "
+                        "can be reverted safely",
+                        r->id);
     if (load_stages(r, &error) < 0 || (dry ? dry_run(r, &error) : 0) < 0)
         goto db_error;
     if (!dry) {
         bson_t reply;
         bson_iter_t it;
-        q = match("import.queue_id", &r->qid);
+        q = owned(r, "import.queue_id", 0);
         if (!mongoc_collection_delete_many(r->deals, q, NULL, &reply, &error)) {
             bson_destroy(&reply);
             bson_destroy(q);
@@ -247,12 +304,44 @@ static int run(revert_t *r, int dry, bson_t *queue_doc)
         if (delete_stages(r, &error) < 0 || record(r, queue_doc, &error) < 0)
             goto db_error;
     }
+    if (count_left(r, dry, &error) < 0)
+        goto db_error;
     return CTL_EXIT_OK;
 db_error:
     return ctl_fail(r->o, CTL_EXIT_UNAVAILABLE, "unavailable",
                     "reverting import '%s' failed: %s (run it again to "
                     "finish)",
                     r->id, error.message);
+}
+
+/* One line: what went, then each kind of thing left with its reason. */
+static void print_summary(const revert_t *r, int dry)
+{
+    const char *sep = "; left: ";
+    printf("import %s %s: %lld deals and %lld pipeline stages %s", r->id,
+           dry ? "would be reverted" : "reverted", (long long)r->deals_deleted,
+           (long long)r->stages_deleted, dry ? "would be deleted" : "deleted");
+    if (r->stages_kept) {
+        printf("%s%lld stages it created, because other deals use them", sep,
+               (long long)r->stages_kept);
+        sep = "; ";
+    }
+    if (r->stages_other_account) {
+        printf("%s%lld stages and %lld deals that name this import but "
+               "belong to another account than the import's",
+               sep, (long long)r->stages_other_account,
+               (long long)r->deals_other_account);
+        sep = "; ";
+    } else if (r->deals_other_account) {
+        printf("%s%lld deals that name this import but belong to another "
+               "account than the import's",
+               sep, (long long)r->deals_other_account);
+        sep = "; ";
+    }
+    if (r->stages_next_run)
+        printf("%s%lld stages past the %d one run handles (run it again)", sep,
+               (long long)r->stages_next_run, MAX_STAGES);
+    printf("\n");
 }
 
 int ctl_revert_main(ctl_opts_t *o, int argc, char **argv)
@@ -278,7 +367,9 @@ int ctl_revert_main(ctl_opts_t *o, int argc, char **argv)
             dry = 1;
         } else if (c == 'h') {
             printf("%s\nDeletes the deals import ID created and the pipeline "
-                   "stages it created that no\nother deal uses, and records "
+                   "stages it created that no\nother deal uses, within the "
+                   "import's own account, says what it left and\nwhy, and "
+                   "records "
                    "reverted_at, reverted_deals and reverted_stages\non its "
                    "csv_imports document. Works on MongoDB directly "
                    "(DEALIMPORT_MONGODB_URI);\nrefused while the import is "
@@ -299,22 +390,19 @@ int ctl_revert_main(ctl_opts_t *o, int argc, char **argv)
     rc = run(&r, dry, &queue_doc);
     if (rc == CTL_EXIT_OK) {
         if (o->json) {
-            json_t *j =
-                json_pack("{s:i, s:b, s:s, s:b, s:I, s:I, s:I}", "v",
-                          DIP_CTL_VERSION, "ok", 1, "id", r.id, "dry_run", dry,
-                          "deleted_deals", (json_int_t)r.deals_deleted,
-                          "deleted_stages", (json_int_t)r.stages_deleted,
-                          "kept_stages", (json_int_t)r.stages_kept);
+            json_t *j = json_pack(
+                "{s:i, s:b, s:s, s:b, s:I, s:I, s:I, s:{s:I, s:I, s:I}}", "v",
+                DIP_CTL_VERSION, "ok", 1, "id", r.id, "dry_run", dry,
+                "deleted_deals", (json_int_t)r.deals_deleted, "deleted_stages",
+                (json_int_t)r.stages_deleted, "kept_stages",
+                (json_int_t)r.stages_kept, "left", "stages_other_account",
+                (json_int_t)r.stages_other_account, "deals_other_account",
+                (json_int_t)r.deals_other_account, "stages_next_run",
+                (json_int_t)r.stages_next_run);
             ctl_print_json(j);
             json_decref(j);
         } else {
-            printf("import %s %s: %lld deals and %lld pipeline stages %s "
-                   "(%lld stages it created are kept: other deals use "
-                   "them)\n",
-                   r.id, dry ? "would be reverted" : "reverted",
-                   (long long)r.deals_deleted, (long long)r.stages_deleted,
-                   dry ? "would be deleted" : "deleted",
-                   (long long)r.stages_kept);
+            print_summary(&r, dry);
         }
     }
     for (size_t i = 0; i < r.nstages; i++)

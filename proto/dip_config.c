@@ -18,25 +18,30 @@ typedef struct {
     size_t str_off; /* offset of a char * field, or (size_t)-1 */
     size_t num_off; /* offset of a long field, or (size_t)-1 */
     long min, max;
+    int secret; /* never handed to a child's environment */
 } setting_t;
 
 #define S(name, field)                                                         \
     {                                                                          \
-        name, offsetof(dip_config_t, field), (size_t)-1, 0, 0                  \
+        name, offsetof(dip_config_t, field), (size_t)-1, 0, 0, 0               \
+    }
+#define SECRET(name, field)                                                    \
+    {                                                                          \
+        name, offsetof(dip_config_t, field), (size_t)-1, 0, 0, 1               \
     }
 #define N(name, field, lo, hi)                                                 \
     {                                                                          \
-        name, (size_t)-1, offsetof(dip_config_t, field), lo, hi                \
+        name, (size_t)-1, offsetof(dip_config_t, field), lo, hi, 0             \
     }
 
 static const setting_t settings[] = {
-    S("DEALIMPORT_MONGODB_URI", mongodb_uri),
-    S("APP_SECRET", app_secret),
+    SECRET("DEALIMPORT_MONGODB_URI", mongodb_uri),
+    SECRET("APP_SECRET", app_secret),
     S("DEALIMPORT_STORAGE_URL", storage_url),
     S("DEALIMPORT_S3_ENDPOINT", s3_endpoint),
     S("DEALIMPORT_S3_REGION", s3_region),
     S("DEALIMPORT_S3_ACCESS_KEY", s3_access_key),
-    S("DEALIMPORT_S3_SECRET_KEY", s3_secret_key),
+    SECRET("DEALIMPORT_S3_SECRET_KEY", s3_secret_key),
     S("DEALIMPORT_RUNTIME_DIR", runtime_dir),
     S("DEALIMPORT_WORKER_PATH", worker_path),
     S("DEALIMPORT_CONTROL_TCP", control_tcp),
@@ -135,6 +140,8 @@ static int set_one(dip_config_t *cfg, const char *name, const char *value,
             continue;
         if (s->str_off != (size_t)-1) {
             char **field = (char **)((char *)cfg + s->str_off);
+            if (*field && s->secret)
+                memset(*field, 0, strlen(*field));
             free(*field);
             *field = strdup(value);
             return *field ? 0 : -1;
@@ -327,6 +334,8 @@ int dip_config_to_env(const dip_config_t *cfg, char **env)
     for (size_t i = 0; i < NSETTINGS; i++) {
         const setting_t *s = &settings[i];
         char *str = NULL;
+        if (s->secret)
+            continue;
         if (s->str_off != (size_t)-1) {
             const char *v = *(char *const *)((const char *)cfg + s->str_off);
             if (v == NULL)
@@ -354,8 +363,7 @@ void dip_config_release(dip_config_t *cfg)
     for (size_t i = 0; i < NSETTINGS; i++) {
         if (settings[i].str_off != (size_t)-1) {
             char **field = (char **)((char *)cfg + settings[i].str_off);
-            if (*field &&
-                settings[i].str_off == offsetof(dip_config_t, app_secret))
+            if (*field && settings[i].secret)
                 memset(*field, 0, strlen(*field));
             free(*field);
             *field = NULL;

@@ -19,6 +19,8 @@ enum {
     DIP_NEED_SECRET = 1 << 2,
 };
 
+/* Hex digits of the per-spawn secret a supervisor gives each worker. */
+#define DIP_CONFIG_SPAWN_SECRET_LEN 64
 /* DEALIMPORT_DELETE_SOURCE: what happens to an import's source file. */
 enum {
     DIP_DELETE_SOURCE_NEVER = 0, /* "never" (the default): it is kept */
@@ -28,6 +30,8 @@ enum {
 };
 
 typedef struct dip_config {
+    /* The three secrets (the URI may hold a password) never go into a
+     * child's environment: see dip_secrets.h. */
     char *mongodb_uri; /* DEALIMPORT_MONGODB_URI */
     char *app_secret;  /* APP_SECRET, or the contents of APP_SECRET_FILE */
     char *storage_url; /* DEALIMPORT_STORAGE_URL: s3://bucket or file:///dir */
@@ -82,9 +86,10 @@ typedef struct dip_config {
     /* new pipeline stages one import may create: DEALIMPORT_MAX_NEW_STAGES,
      * default 100 */
     long max_new_stages;
-    /* the worker's per-spawn secret (64 hex), proven in its hello; made by
-     * the supervisor for each spawn, never a setting */
-    char spawn_secret[65];
+    /* a worker's: the secret its supervisor made for this spawn, "" when
+     * not started by one (64 hex digits, from the secrets channel only),
+     * proven in its hello */
+    char spawn_secret[DIP_CONFIG_SPAWN_SECRET_LEN + 1];
 } dip_config_t;
 
 /* The batch size in bytes that batch_bytes asks for: itself when set, else
@@ -102,12 +107,15 @@ void dip_config_init(dip_config_t *cfg);
 int dip_config_load(dip_config_t *cfg, const char *file, unsigned need,
                     char *err, size_t errlen);
 
-/* Appends "NAME=value" strings for every set value to env (an array with room
- * for at least DIP_CONFIG_ENV_MAX more entries, malloc'd strings owned by the
- * caller), for handing the settings to a child process. Returns the count. */
+/* Appends "NAME=value" strings for every set value but the secrets
+ * (DEALIMPORT_MONGODB_URI, APP_SECRET, DEALIMPORT_S3_SECRET_KEY) to env (an
+ * array with room for at least DIP_CONFIG_ENV_MAX more entries, malloc'd
+ * strings owned by the caller), for handing the settings to a child process;
+ * the secrets go through dip_secrets. Returns the count. */
 #define DIP_CONFIG_ENV_MAX 64
 int dip_config_to_env(const dip_config_t *cfg, char **env);
 
+/* Frees the strings; the secrets are zeroed first. */
 void dip_config_release(dip_config_t *cfg);
 
 #endif

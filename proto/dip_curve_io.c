@@ -1,7 +1,10 @@
 /*
  * dip_curve_io: reading, listing and writing Z85 CURVE keys. Files are read
  * a line at a time with a bounded buffer, so a wrong path (a log file, a
- * device) costs one failed parse, never memory.
+ * device) costs one failed parse, never memory; and only regular files are
+ * read, opened without blocking, so a FIFO or a device in a key's place
+ * cannot stall the supervisor's loop (the clients directory is read for
+ * every TCP connection).
  */
 #include "dip_curve_io.h"
 
@@ -37,15 +40,46 @@ static int valid_key(const char *s)
     return strlen(s) == DIP_CURVE_KEY_LEN && zmq_z85_decode(bin, s) != NULL;
 }
 
+/* A stream over the regular file at name (relative to dirfd), opened with
+ * O_NONBLOCK so that a FIFO's open does not wait for a writer; NULL with
+ * errno set (EINVAL for a file that is not regular). */
+static FILE *open_regular(int dirfd, const char *name, int flags)
+{
+    int fd = openat(dirfd, name,
+                    O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | flags);
+    struct stat st;
+    FILE *f;
+    if (fd < 0)
+        return NULL;
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        errno = EINVAL;
+        return NULL;
+    }
+    f = fdopen(fd, "r");
+    if (f == NULL) {
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return f;
+}
+
 int dip_curve_read_key(const char *path, const char *what, char *z85, char *err,
                        size_t errlen)
 {
-    FILE *f = fopen(path, "re");
+    FILE *f = open_regular(AT_FDCWD, path, 0);
     char line[256], *k = NULL;
     int rc = -1;
     if (f == NULL) {
         snprintf(err, errlen, "cannot read %s from '%s': %s", what, path,
-                 strerror(errno));
+                 errno == EINVAL ? "not a regular file" : strerror(errno));
         return -1;
     }
     for (int n = 0; n < MAX_LINES && fgets(line, sizeof(line), f); n++)
@@ -67,18 +101,11 @@ cleanup:
 
 static int file_lists(int dirfd, const char *name, const char *z85)
 {
-    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    struct stat st;
-    FILE *f;
+    FILE *f = open_regular(dirfd, name, O_NOFOLLOW);
     char line[256];
     int found = 0;
-    if (fd < 0)
+    if (f == NULL)
         return 0;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-        (f = fdopen(fd, "r")) == NULL) {
-        close(fd);
-        return 0;
-    }
     for (int n = 0; !found && n < MAX_LINES && fgets(line, sizeof(line), f);
          n++) {
         char *k = key_line(line);

@@ -2,8 +2,15 @@
  * dip_log: one line per event on stderr, with a syslog priority prefix
  * ("<3>") that journald reads as the line's priority. Lines are key=value
  * (default) or JSON (DEALIMPORT_LOG_FORMAT=json) and carry the import id when
- * the event concerns an import. The logger is the one piece of process-wide
- * state in the project: like openlog(3) it is set once in main().
+ * the event concerns an import. A kv line is
+ *   <6>program[pid] level=info import=ID msg="the message"
+ * where msg is always quoted and any value holding a space, '=', '"', '\\'
+ * or a control byte is quoted; inside quotes '\\' and '"' are escaped with a
+ * backslash, \n \r \t are written so, and other control bytes, DEL and
+ * bytes that are not UTF-8 as \xHH. So one event is always exactly one
+ * line, and a key=value inside a value stays inside it. The logger is the one
+ * piece of process-wide state in the project: like openlog(3) it is set once in
+ * main().
  */
 #ifndef DIP_LOG_H
 #define DIP_LOG_H

@@ -48,9 +48,14 @@ int dip_storage_check_key(const char *key, size_t key_len, char *err,
     size_t seg = 0;
     if (key == NULL || key_len == 0)
         return say(DIP_STORAGE_EINVAL, err, errlen, "file key is empty");
+    /* Every sentence below quotes the key: it must be text first. */
+    if (!dip_text_utf8_valid(key, key_len))
+        return say(DIP_STORAGE_EINVAL, err, errlen,
+                   "file key is not UTF-8 text");
     if (key_len > DIP_STORAGE_KEY_MAX)
         return say(DIP_STORAGE_EINVAL, err, errlen,
-                   "file key '%.40s...' is longer than %d bytes", key,
+                   "file key '%.*s...' is longer than %d bytes",
+                   (int)dip_text_cut(key, key_len, 40), key,
                    DIP_STORAGE_KEY_MAX);
     for (size_t i = 0; i < key_len; i++) {
         unsigned char c = (unsigned char)key[i];

@@ -14,6 +14,7 @@
 #include "dip_text.h"
 #include "sup_cgroup.h"
 #include "sup_ctl.h"
+#include "dip_secrets.h"
 #include "sup_metrics.h"
 #include "sup_notify.h"
 #include "sup_spawn.h"
@@ -71,6 +72,9 @@ typedef struct worker {
     char *final_error;
     int final_release; /* the end is a hand-back (release), not a finish */
     int has_cgroup;
+    /* made for the current worker run, handed to it over its secrets pipe;
+     * its hello must carry it back */
+    char spawn_secret[DIP_CONFIG_SPAWN_SECRET_LEN + 1];
     /* from the current worker run */
     int done;
     dip_done_status_t status;
@@ -86,9 +90,8 @@ typedef struct worker {
     int header_dirty;   /* not yet written */
     int dirty;
     int flush_failed; /* the last write failed: wait FLUSH_MS to retry */
-    /* the current run: its per-spawn secret, whether its hello proved it,
-     * and flow control (dip_msg.h) */
-    char spawn_secret[65];
+    /* the current run: its claim's epoch, whether its hello proved the
+     * spawn secret, and flow control (dip_msg.h) */
     int64_t epoch;
     int hello_ok;
     int64_t recv_bytes, acked_bytes, last_ack_ms;
@@ -184,14 +187,50 @@ static int ctl_control(void *ctx, const char *id, dip_control_action_t action);
 
 /* ---- setup ---------------------------------------------------------- */
 
+/* The runtime folder holds the sockets that carry every tenant's rows and
+ * accept control frames: one that another user made first (the /tmp
+ * fallback is predictable) or may write into is refused, not trusted as
+ * found. */
 static int make_runtime_dir(const char *dir, char *err, size_t errlen)
 {
-    if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+    struct stat st;
+    int fd, rc = -1;
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
         snprintf(err, errlen, "DEALIMPORT_RUNTIME_DIR: cannot create '%s': %s",
                  dir, strerror(errno));
         return -1;
     }
-    return 0;
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        int e = errno;
+        struct stat lst;
+        snprintf(err, errlen, "DEALIMPORT_RUNTIME_DIR: cannot open '%s': %s",
+                 dir,
+                 lstat(dir, &lst) == 0 && S_ISLNK(lst.st_mode)
+                     ? "it is a symbolic link"
+                     : strerror(e));
+        goto cleanup;
+    }
+    if (st.st_uid != geteuid()) {
+        snprintf(err, errlen,
+                 "DEALIMPORT_RUNTIME_DIR: '%s' belongs to uid %u, not to the "
+                 "supervisor's user (uid %u): refusing to use it",
+                 dir, (unsigned)st.st_uid, (unsigned)geteuid());
+        goto cleanup;
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(err, errlen,
+                 "DEALIMPORT_RUNTIME_DIR: '%s' is writable by %s (mode %04o): "
+                 "refusing to use it (chmod 0700 it)",
+                 dir, (st.st_mode & S_IWOTH) ? "others" : "its group",
+                 (unsigned)(st.st_mode & 07777));
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    if (fd >= 0)
+        close(fd);
+    return rc;
 }
 
 static char **build_envp(const dip_config_t *cfg)
@@ -218,11 +257,49 @@ static char **build_envp(const dip_config_t *cfg)
 
 static void free_envp(char **envp)
 {
-    for (int i = 0; envp && envp[i]; i++) {
-        memset(envp[i], 0, strlen(envp[i])); /* holds APP_SECRET */
+    for (int i = 0; envp && envp[i]; i++)
         free(envp[i]);
-    }
     free(envp);
+}
+
+/* A pipe whose read end holds the worker's secrets (dip_secrets), the
+ * write end already closed: the worker reads it to EOF. Returns the read
+ * end, or -1 with err filled. */
+static int secrets_pipe(sup_loop_t *self, const char *spawn_secret, char *err,
+                        size_t errlen)
+{
+    char *text = dip_secrets_format(&self->cfg, spawn_secret, err, errlen);
+    int p[2] = {-1, -1}, rc = -1;
+    size_t len, done = 0;
+    if (text == NULL)
+        return -1;
+    len = strlen(text);
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "cannot make the secrets pipe: %s",
+                 strerror(errno));
+        goto cleanup;
+    }
+    /* DIP_SECRETS_MAX is below a pipe's capacity: this never blocks. */
+    while (done < len) {
+        ssize_t n = write(p[1], text + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            snprintf(err, errlen, "cannot write the secrets pipe: %s",
+                     strerror(errno));
+            goto cleanup;
+        }
+        done += (size_t)n;
+    }
+    rc = p[0];
+    p[0] = -1;
+cleanup:
+    if (p[0] >= 0)
+        close(p[0]);
+    if (p[1] >= 0)
+        close(p[1]);
+    dip_secrets_wipe(text);
+    return rc;
 }
 
 sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
@@ -300,22 +377,31 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
     snprintf(self->endpoint, sizeof(self->endpoint), "ipc://%s/events.ipc",
              cfg->runtime_dir);
     {
-        int one = 1, linger = 0, maxmsg = (int)DIP_MSG_MAX_FRAME;
+        int one = 1, linger = 0, maxmsg = (int)DIP_MSG_MAX_FRAME, bound;
         int64_t maxsize = (int64_t)maxmsg;
+        mode_t old;
         if (self->events == NULL ||
             zmq_setsockopt(self->events, ZMQ_ROUTER_MANDATORY, &one,
                            sizeof(one)) ||
             zmq_setsockopt(self->events, ZMQ_LINGER, &linger, sizeof(linger)) ||
             zmq_setsockopt(self->events, ZMQ_MAXMSGSIZE, &maxsize,
-                           sizeof(maxsize)) ||
-            zmq_bind(self->events, self->endpoint)) {
+                           sizeof(maxsize))) {
+            snprintf(err, errlen, "cannot make the events socket: %s",
+                     zmq_strerror(zmq_errno()));
+            goto fail;
+        }
+        /* The socket file is born owner-only: ZeroMQ binds ipc in this
+         * thread, so the umask covers it, and no other user can connect
+         * before a chmod could run. */
+        old = umask(0077);
+        bound = zmq_bind(self->events, self->endpoint);
+        umask(old);
+        if (bound != 0) {
             snprintf(err, errlen, "cannot listen on '%s': %s", self->endpoint,
                      zmq_strerror(zmq_errno()));
             goto fail;
         }
     }
-    snprintf(path, sizeof(path), "%s/events.ipc", cfg->runtime_dir);
-    chmod(path, 0600);
     self->metrics = sup_metrics_new();
     if (self->metrics == NULL)
         goto fail;
@@ -434,6 +520,7 @@ static void spawn_opts(sup_loop_t *self, sup_spawn_opts_t *o, char **argv,
                        int cgroup_fd)
 {
     memset(o, 0, sizeof(*o));
+    o->secrets_fd = -1;
     o->path = self->worker_path;
     o->argv = argv;
     o->envp = self->envp;
@@ -449,62 +536,35 @@ static void spawn_opts(sup_loop_t *self, sup_spawn_opts_t *o, char **argv,
     o->cgroup_fd = cgroup_fd;
 }
 
-/* A fresh per-spawn secret: 64 hex characters from the kernel's random
- * source. */
-static int make_secret(char out[65])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char raw[32];
-    size_t got = 0;
-    while (got < sizeof(raw)) {
-        ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        got += (size_t)n;
-    }
-    for (size_t i = 0; i < sizeof(raw); i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
-    out[64] = '\0';
-    memset(raw, 0, sizeof(raw));
-    return 0;
-}
-
 static int start_worker(sup_loop_t *self, worker_t *w)
 {
     char opt_id[] = "--queue-id", opt_events[] = "--events";
     char opt_owner[] = "--owner", opt_epoch[] = "--epoch", epoch[24];
-    char *argv[] = {
-        self->worker_path, opt_id,      w->qid_hex, opt_events, self->endpoint,
-        opt_owner,         self->owner, opt_epoch,  epoch,      NULL};
-    char secret_env[128] = "";
-    char **envp = NULL;
-    size_t nenv = 0;
+    char opt_secrets[] = "--secrets-fd", secrets_fd[16];
+    char *argv[] = {self->worker_path, opt_id,         w->qid_hex,
+                    opt_events,        self->endpoint, opt_owner,
+                    self->owner,       opt_epoch,      epoch,
+                    opt_secrets,       secrets_fd,     NULL};
     sup_spawn_opts_t o;
     char err[512];
-    int cgfd = -1;
+    int cgfd = -1, sfd;
     pid_t pid;
 
-    /* Each spawn proves itself in its hello with a secret of its own. */
-    if (make_secret(w->spawn_secret) < 0) {
-        dip_log(DIP_LOG_ERR, w->qid_hex, "cannot make a spawn secret: %s",
-                strerror(errno));
-        return -1;
-    }
+    /* Each spawn proves itself in its hello with a secret of its own,
+     * handed over with the other secrets through a pipe, never in envp. */
     w->epoch = dip_bson_get_int(w->doc, "claims", 0);
     snprintf(epoch, sizeof(epoch), "%lld", (long long)w->epoch);
-    while (self->envp[nenv])
-        nenv++;
-    envp = calloc(nenv + 2, sizeof(char *));
-    if (envp == NULL)
+    snprintf(secrets_fd, sizeof(secrets_fd), "%d", SUP_SPAWN_SECRETS_FD);
+    if (dip_secrets_spawn_secret(w->spawn_secret) < 0) {
+        dip_log(DIP_LOG_ERR, w->qid_hex,
+                "cannot make the worker's spawn secret: %s", strerror(errno));
         return -1;
-    memcpy(envp, self->envp, nenv * sizeof(char *));
-    snprintf(secret_env, sizeof(secret_env), "DEALIMPORT_SPAWN_SECRET=%s",
-             w->spawn_secret);
-    envp[nenv] = secret_env;
+    }
+    sfd = secrets_pipe(self, w->spawn_secret, err, sizeof(err));
+    if (sfd < 0) {
+        dip_log(DIP_LOG_ERR, w->qid_hex, "cannot start the worker: %s", err);
+        return -1;
+    }
 
     if (self->cgroup) {
         if (sup_cgroup_create(self->cgroup, w->name, self->cfg.worker_memory_mb,
@@ -518,10 +578,9 @@ static int start_worker(sup_loop_t *self, worker_t *w)
         }
     }
     spawn_opts(self, &o, argv, cgfd);
-    o.envp = envp;
+    o.secrets_fd = sfd;
     pid = sup_spawn_start(&o, err, sizeof(err));
-    memset(secret_env, 0, sizeof(secret_env));
-    free(envp);
+    close(sfd);
     if (cgfd >= 0)
         close(cgfd);
     if (pid < 0) {
@@ -530,7 +589,7 @@ static int start_worker(sup_loop_t *self, worker_t *w)
     }
     {
         /* The secret survives the reset of the run it belongs to. */
-        char keep[65];
+        char keep[DIP_CONFIG_SPAWN_SECRET_LEN + 1];
         memcpy(keep, w->spawn_secret, sizeof(keep));
         worker_reset_run(w);
         memcpy(w->spawn_secret, keep, sizeof(keep));

@@ -34,6 +34,7 @@ enum {
     STEP_LIMIT_CORE,
     STEP_STDOUT,
     STEP_STDERR,
+    STEP_SECRETS,
     STEP_FDS,
     STEP_SIGMASK,
     STEP_COUNT
@@ -50,6 +51,7 @@ static const char *const step_names[STEP_COUNT] = {
     [STEP_LIMIT_CORE] = "disabling its core dumps",
     [STEP_STDOUT] = "redirecting its stdout",
     [STEP_STDERR] = "redirecting its stderr",
+    [STEP_SECRETS] = "handing it its secrets descriptor",
     [STEP_FDS] = "closing inherited descriptors",
     [STEP_SIGMASK] = "clearing its signal mask",
 };
@@ -65,8 +67,9 @@ typedef struct plan {
     char *const *argv;
     char *const *envp;
     pid_t parent;
-    int report_fd; /* write end, >= 3 */
-    int procs_fd;  /* cgroup.procs of the worker's cgroup, or -1 */
+    int report_fd;  /* write end, > SUP_SPAWN_SECRETS_FD */
+    int procs_fd;   /* cgroup.procs of the worker's cgroup, or -1 */
+    int secrets_fd; /* >= 4, becomes SUP_SPAWN_SECRETS_FD; or -1 */
     int stdout_fd, stderr_fd;
     int set_as, set_cpu, set_nofile;
     struct rlimit as, stack, cpu, nofile;
@@ -82,6 +85,7 @@ void sup_spawn_opts_init(sup_spawn_opts_t *opts)
     opts->cgroup_fd = -1;
     opts->stdout_fd = -1;
     opts->stderr_fd = -1;
+    opts->secrets_fd = -1;
 }
 
 /* ---- the child: async-signal-safe calls only ---------------------------- */
@@ -175,8 +179,13 @@ static void child_run(const plan_t *p)
         child_fail(p, STEP_STDOUT, errno);
     if (p->stderr_fd > 0 && move_fd(p->stderr_fd, STDERR_FILENO) < 0)
         child_fail(p, STEP_STDERR, errno);
-    /* Keep only 0-2 and the report pipe, which closes itself on exec. */
-    if (close_from(3, (unsigned)p->report_fd - 1, p->fd_max) < 0 ||
+    if (p->secrets_fd >= 0 && dup2(p->secrets_fd, SUP_SPAWN_SECRETS_FD) < 0)
+        child_fail(p, STEP_SECRETS, errno);
+    /* Keep only 0-2, the secrets and the report pipe, which closes itself
+     * on exec. */
+    if (close_from(p->secrets_fd >= 0 ? SUP_SPAWN_SECRETS_FD + 1
+                                      : SUP_SPAWN_SECRETS_FD,
+                   (unsigned)p->report_fd - 1, p->fd_max) < 0 ||
         close_from((unsigned)p->report_fd + 1, ~0U, p->fd_max) < 0)
         child_fail(p, STEP_FDS, errno);
     sigemptyset(&none);
@@ -203,14 +212,15 @@ static void plan_limit(int resource, rlim_t soft, rlim_t hard,
     out->rlim_max = hard;
 }
 
-/* Keeps a descriptor the child must not lose off 0-2 (a supervisor started
- * with closed stdio gets low numbers from pipe2). */
+/* Keeps a descriptor the child must not lose off 0-2 and the secrets
+ * descriptor's number (a supervisor started with closed stdio gets low
+ * numbers from pipe2). */
 static int lift_fd(int *fd)
 {
     int nfd;
-    if (*fd > STDERR_FILENO)
+    if (*fd > SUP_SPAWN_SECRETS_FD)
         return 0;
-    nfd = fcntl(*fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+    nfd = fcntl(*fd, F_DUPFD_CLOEXEC, SUP_SPAWN_SECRETS_FD + 1);
     if (nfd < 0)
         return -errno;
     close(*fd);
@@ -225,6 +235,7 @@ static int plan_make(const sup_spawn_opts_t *o, plan_t *p, char *err,
     memset(p, 0, sizeof(*p));
     p->report_fd = -1;
     p->procs_fd = -1;
+    p->secrets_fd = -1;
     if (o->path == NULL || o->path[0] == '\0' || o->argv == NULL ||
         o->argv[0] == NULL) {
         snprintf(err, errlen,
@@ -320,6 +331,20 @@ pid_t sup_spawn_start(const sup_spawn_opts_t *opts, char *err, size_t errlen)
         goto cleanup;
     }
     p.report_fd = pipefd[1];
+    if (opts->secrets_fd >= 0) {
+        /* A copy of our own above the number it takes in the child, so
+         * that no dup2 there can land on a descriptor still needed. */
+        p.secrets_fd =
+            fcntl(opts->secrets_fd, F_DUPFD_CLOEXEC, SUP_SPAWN_SECRETS_FD + 1);
+        if (p.secrets_fd < 0) {
+            rc = -errno;
+            snprintf(err, errlen,
+                     "cannot start worker '%s': cannot copy its secrets "
+                     "descriptor: %s",
+                     p.path, strerror(errno));
+            goto cleanup;
+        }
+    }
     if (opts->cgroup_fd >= 0) {
         p.procs_fd = openat(opts->cgroup_fd, "cgroup.procs",
                             O_WRONLY | O_CLOEXEC | O_NOCTTY);
@@ -373,6 +398,8 @@ cleanup:
         close(pipefd[1]);
     if (p.procs_fd >= 0)
         close(p.procs_fd);
+    if (p.secrets_fd >= 0)
+        close(p.secrets_fd);
     return rc;
 }
 

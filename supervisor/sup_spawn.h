@@ -4,16 +4,20 @@
  * descriptors) is prepared before fork(); between fork and exec the child
  * makes only async-signal-safe system calls: its own process group, death on
  * the supervisor's death, default signal dispositions and an empty signal
- * mask, resource limits, no inherited descriptors beyond 0-2, and optionally
- * its own cgroup. A setup or exec failure comes back to the parent as errno
- * over a close-on-exec pipe, so the caller learns at once, with a sentence,
- * whether the worker really started.
+ * mask, resource limits, no inherited descriptors beyond 0-2 (and the
+ * secrets pipe at 3 when one is given), and optionally its own cgroup. A setup
+ * or exec failure comes back to the parent as errno over a close-on-exec pipe,
+ * so the caller learns at once, with a sentence, whether the worker really
+ * started.
  */
 #ifndef SUP_SPAWN_H
 #define SUP_SPAWN_H
 
 #include <stddef.h>
 #include <sys/types.h>
+
+/* The descriptor number a worker finds its secrets pipe on (secrets_fd). */
+#define SUP_SPAWN_SECRETS_FD 3
 
 /* The open-file limit sup_spawn_opts_init() gives a worker. */
 #define SUP_SPAWN_NOFILE_DEFAULT 256
@@ -35,6 +39,10 @@ typedef struct sup_spawn_opts {
     int cgroup_fd;     /* -1 or an O_DIRECTORY fd of the worker's cgroup */
     int stdout_fd;     /* > 0: becomes the child's stdout; else inherited */
     int stderr_fd;     /* > 0: becomes the child's stderr; else inherited */
+    /* >= 0: the read end of a pipe holding the child's secrets; the child
+     * gets it as SUP_SPAWN_SECRETS_FD (the only descriptor kept beyond
+     * 0-2), so no secret needs to be in envp. -1: none. */
+    int secrets_fd;
 } sup_spawn_opts_t;
 
 /* No limits, no cgroup, inherited stdout/stderr, the default open-file limit.

@@ -1,8 +1,9 @@
 /*
  * dealimport-worker: runs one import in its own process. Started by the
- * supervisor (fork+exec) with the settings in its environment; parses its
- * arguments, sets up logging and the out-of-memory policy, and hands over to
- * wrk_import_run.
+ * supervisor (fork+exec) with the settings in its environment and its
+ * secrets on a pipe (--secrets-fd, see dip_secrets.h), never in the
+ * environment; parses its arguments, reads and closes that pipe first, sets
+ * up logging and the out-of-memory policy, and hands over to wrk_import_run.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -20,11 +21,12 @@
 #include "dip_log.h"
 #include "dip_msg.h"
 #include "dip_mongo_io.h"
+#include "dip_secrets.h"
 #include "wrk_import.h"
 
 static const char usage[] =
     "usage: dealimport-worker --queue-id ID [--owner SUPERVISOR --epoch N] "
-    "[--events ENDPOINT] [--config FILE]\n";
+    "[--events ENDPOINT] [--secrets-fd N] [--config FILE]\n";
 
 static void help(void)
 {
@@ -37,6 +39,12 @@ static void help(void)
            "  --events ENDPOINT  the supervisor's worker-events socket\n"
            "                     (default ipc://$DEALIMPORT_RUNTIME_DIR/"
            "events.ipc)\n"
+           "  --secrets-fd N     read KEY=VALUE secret settings from "
+           "descriptor N to\n"
+           "                     its end, then close it (how the supervisor "
+           "hands\n"
+           "                     over the MongoDB URI and the S3 secret "
+           "key)\n"
            "  --config FILE      KEY=VALUE settings (see the README)\n"
            "  --help, --version\n\n"
            "Exit status: 0 done (the supervisor was told how), 70 out of "
@@ -111,6 +119,7 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"owner", required_argument, NULL, 'o'},
         {"epoch", required_argument, NULL, 'p'},
+        {"secrets-fd", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -120,7 +129,7 @@ int main(int argc, char **argv)
     long long epoch = 0;
     char endpoint[600], err[512];
     dip_config_t cfg;
-    int c, rc;
+    int c, rc, secrets_fd = -1;
 
     opterr = 0; /* one line of our own instead of getopt's */
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -147,6 +156,16 @@ int main(int argc, char **argv)
             }
             break;
         }
+        case 's': {
+            char *end = NULL;
+            long v = strtol(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || v < 0 || v > 1 << 20) {
+                bad_usage(optarg);
+                return DIP_EXIT_USAGE;
+            }
+            secrets_fd = (int)v;
+            break;
+        }
         case 'h':
             help();
             return 0;
@@ -171,21 +190,18 @@ int main(int argc, char **argv)
     }
 
     dip_config_init(&cfg);
-    if (dip_config_load(&cfg, config,
-                        DIP_NEED_MONGO | DIP_NEED_STORAGE | DIP_NEED_SECRET,
-                        err, sizeof(err)) < 0) {
+    if (secrets_fd >= 0 &&
+        dip_secrets_read(&cfg, secrets_fd, err, sizeof(err)) < 0) {
         fprintf(stderr, "dealimport-worker: %s\n", err);
         dip_config_release(&cfg);
         return DIP_EXIT_CONFIG;
     }
-    /* The per-spawn secret its hello must carry, then gone from the
-     * environment. */
-    {
-        const char *sec = getenv("DEALIMPORT_SPAWN_SECRET");
-        if (cfg.spawn_secret[0] == '\0' && sec &&
-            strlen(sec) < sizeof(cfg.spawn_secret))
-            memcpy(cfg.spawn_secret, sec, strlen(sec) + 1);
-        unsetenv("DEALIMPORT_SPAWN_SECRET");
+    /* No APP_SECRET: a worker signs nothing. */
+    if (dip_config_load(&cfg, config, DIP_NEED_MONGO | DIP_NEED_STORAGE, err,
+                        sizeof(err)) < 0) {
+        fprintf(stderr, "dealimport-worker: %s\n", err);
+        dip_config_release(&cfg);
+        return DIP_EXIT_CONFIG;
     }
     dip_log_setup("dealimport-worker", cfg.log_level,
                   cfg.log_format && strcmp(cfg.log_format, "json") == 0);

@@ -16,8 +16,8 @@
 #include "wrk_csv.h"
 #include "wrk_db.h"
 #include "wrk_events.h"
-#include "wrk_jwt.h"
 #include "wrk_map.h"
+#include "wrk_queue.h"
 #include "wrk_stages.h"
 
 #include "dip_text.h"
@@ -63,7 +63,6 @@ typedef struct import {
     wrk_map_t *map;
     wrk_csv_t *csv;
     wrk_stages_t *stages;
-    wrk_jwt_t *jwt;
     bson_t tags;
     /* the fields after the mapped ones, the same for every deal but four
      * values, which are overwritten in place for each row */
@@ -345,9 +344,6 @@ static int flush(import_t *im)
     bson_destroy(cp);
     if (rc < 0)
         return -1;
-    /* Keep the import's token fresh however long the import runs. */
-    if (wrk_jwt_token(im->jwt, time(NULL)) == NULL)
-        dip_log(DIP_LOG_WARNING, im->queue_id, "cannot re-sign the token");
     {
         int action = wrk_events_poll_control(im->ev);
         if (action) {
@@ -609,87 +605,22 @@ static int on_data(void *arg, const char *buf, size_t len)
     return rc == WRK_CSV_OK ? 0 : 1;
 }
 
-/* A tag every deal may carry: text, UTF-8 without NUL bytes (deals are
- * inserted without a second validation). */
-static int tag_ok(const bson_iter_t *it)
-{
-    uint32_t len = 0;
-    const char *t;
-    if (!BSON_ITER_HOLDS_UTF8(it))
-        return 0;
-    t = bson_iter_utf8(it, &len);
-    return memchr(t, 0, len) == NULL && dip_text_utf8_valid(t, len);
-}
-
 /* Reads the ids, tags and key from the queue document. The key's length
  * is the stored one, so a NUL inside it is seen by the key check instead of
  * cutting the key short. Returns 0 or -1 with im->err set. */
 static int read_queue_doc(import_t *im, const bson_t *q, const char **key,
                           size_t *key_len)
 {
-    static const struct {
-        const char *path;
-        int required;
-    } ids[] = {{"user_id", 1},
-               {"account_id", 1},
-               {"additional_data.pipeline_id", 1},
-               {"parent_account", 0},
-               {"client_id", 0}};
-    bson_oid_t tmp;
-    bson_iter_t it;
-    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
-        int rc = dip_bson_get_oid(q, ids[i].path, &tmp);
-        if (rc == -2 || (rc == -1 && ids[i].required)) {
-            snprintf(im->err, sizeof(im->err),
-                     "the queue document's '%s' is %s", ids[i].path,
-                     rc == -1 ? "missing"
-                              : "not an ObjectId or a 24-hex string");
-            return -1;
-        }
-    }
-    dip_bson_get_oid(q, "user_id", &im->user);
-    dip_bson_get_oid(q, "account_id", &im->account);
-    dip_bson_get_oid(q, "additional_data.pipeline_id", &im->pipeline);
-
-    *key = NULL;
-    *key_len = 0;
-    if (bson_iter_init(&it, q) &&
-        bson_iter_find_descendant(&it, "csv.0.key", &it) &&
-        BSON_ITER_HOLDS_UTF8(&it)) {
-        uint32_t len = 0;
-        *key = bson_iter_utf8(&it, &len);
-        *key_len = len;
-    }
-    if (*key == NULL || *key_len == 0) {
-        snprintf(im->err, sizeof(im->err),
-                 "the queue document has no csv[0].key: there is no file to "
-                 "import");
+    wrk_queue_t doc;
+    if (wrk_queue_read(q, &doc, im->err, sizeof(im->err)) < 0)
         return -1;
-    }
-    if (!bson_iter_init(&it, q) || !bson_iter_find(&it, "mappings") ||
-        !BSON_ITER_HOLDS_DOCUMENT(&it)) {
-        snprintf(im->err, sizeof(im->err),
-                 "the queue document has no 'mappings' object");
-        return -1;
-    }
-    /* tags: an array of strings, a single string, or nothing. */
-    if (bson_iter_init(&it, q) &&
-        bson_iter_find_descendant(&it, "additional_data.tags", &it)) {
-        if (BSON_ITER_HOLDS_ARRAY(&it)) {
-            bson_iter_t t;
-            int i = 0;
-            bson_iter_recurse(&it, &t);
-            while (bson_iter_next(&t)) {
-                char k[24];
-                if (!tag_ok(&t))
-                    continue;
-                snprintf(k, sizeof(k), "%d", i++);
-                BSON_APPEND_UTF8(&im->tags, k, bson_iter_utf8(&t, NULL));
-            }
-        } else if (tag_ok(&it)) {
-            BSON_APPEND_UTF8(&im->tags, "0", bson_iter_utf8(&it, NULL));
-        }
-    }
+    im->user = doc.user;
+    im->account = doc.account;
+    im->pipeline = doc.pipeline;
+    *key = doc.key;
+    *key_len = doc.key_len;
+    bson_concat(&im->tags, &doc.tags);
+    wrk_queue_release(&doc);
     return 0;
 }
 
@@ -1022,23 +953,6 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
             NULL);
         goto cleanup;
     }
-    {
-        char uid[25], acc[25], par[25] = "", cli[25] = "";
-        bson_oid_t tmp;
-        bson_oid_to_string(&im.user, uid);
-        bson_oid_to_string(&im.account, acc);
-        if (dip_bson_get_oid(&q, "parent_account", &tmp) == 0)
-            bson_oid_to_string(&tmp, par);
-        if (dip_bson_get_oid(&q, "client_id", &tmp) == 0)
-            bson_oid_to_string(&tmp, cli);
-        im.jwt = wrk_jwt_new(cfg->app_secret, uid, acc, *par ? par : NULL,
-                             *cli ? cli : NULL);
-        if (im.jwt == NULL || wrk_jwt_token(im.jwt, time(NULL)) == NULL) {
-            fail_with(&im, "cannot sign the import's access token");
-            exit_code = finish(&im, DIP_DONE_FAILED, NULL);
-            goto cleanup;
-        }
-    }
     im.stages = wrk_stages_new(
         im.db, &im.account, &im.pipeline, &im.user, (size_t)cfg->max_new_stages,
         (size_t)dip_bson_get_int(&q, "checkpoint.stages_created", 0));
@@ -1068,7 +982,6 @@ cleanup:
     bson_destroy(&im.tail);
     bson_destroy(&q);
     wrk_stages_destroy(&im.stages);
-    wrk_jwt_destroy(&im.jwt);
     wrk_csv_destroy(&im.csv);
     wrk_map_destroy(&im.map);
     wrk_db_destroy(&im.db);

@@ -20,6 +20,8 @@
 
 #include <mongoc/mongoc.h>
 
+#include "it_skip.h"
+
 #define BULK_DOCS 10000
 #define BULK_DUP_EVERY 100
 #define CURSOR_DOCS 2500
@@ -991,7 +993,7 @@ int main(void)
     if (getenv("DEALIMPORT_MONGODB_URI") == NULL ||
         getenv("DEALIMPORT_MONGODB_URI")[0] == '\0') {
         printf("skipped: DEALIMPORT_MONGODB_URI not set\n");
-        return 77;
+        return it_skip_status();
     }
     mongoc_init();
     rc = cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -4,7 +4,9 @@
  * that no other deal uses; another import's deals, a stage the other import
  * also uses, and a stage that existed before are untouched; csv_imports
  * records the revert; a second revert finds nothing; --dry-run deletes
- * nothing; an import that can still write is refused.
+ * nothing; an import that can still write is refused. A deal and a stage of
+ * another account that carry the import's id are left, and the summary says
+ * how many stages it left and why.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -82,7 +84,7 @@ static int revert(const char *id, const char *opt, char *out, char *err)
 
 static void test_revert(void **state)
 {
-    bson_oid_t acc, pipeline, a, b, busy;
+    bson_oid_t acc, pipeline, a, b, busy, other;
     char ida[25], idb[25], idbusy[25], out[4096], err[4096], filter[256];
     mongoc_collection_t *c;
     bson_t *doc;
@@ -102,9 +104,25 @@ static void test_revert(void **state)
     import("imports/deals/it-revert/b.csv", csv_b, &acc, &pipeline, &b);
     bson_oid_to_string(&a, ida);
     bson_oid_to_string(&b, idb);
-    assert_int_equal(it_ctl_deals(&env, &a), 4);
+    /* Another tenant's deal and stage that name import a: not a's to
+     * delete, whatever they claim. */
+    bson_oid_init(&other, NULL);
+    c = it_coll(&env, "deals");
+    doc = BCON_NEW("account_id", BCON_OID(&other), "name", BCON_UTF8("theirs"),
+                   "import", "{", "queue_id", BCON_OID(&a), "line",
+                   BCON_INT64(99), "}");
+    assert_true(mongoc_collection_insert_one(c, doc, NULL, NULL, NULL));
+    bson_destroy(doc);
+    mongoc_collection_destroy(c);
+    c = it_coll(&env, "pipeline_stages");
+    doc = BCON_NEW("account_id", BCON_OID(&other), "name", BCON_UTF8("omega"),
+                   "created_by_import", BCON_OID(&a));
+    assert_true(mongoc_collection_insert_one(c, doc, NULL, NULL, NULL));
+    bson_destroy(doc);
+    mongoc_collection_destroy(c);
+    assert_int_equal(it_ctl_deals(&env, &a), 5); /* and theirs */
     assert_int_equal(it_ctl_deals(&env, &b), 2);
-    assert_int_equal(it_count(&env, "pipeline_stages", "{}"), 4);
+    assert_int_equal(it_count(&env, "pipeline_stages", "{}"), 5);
 
     /* A dry run of b counts its deals and delta, and deletes nothing. */
     assert_int_equal(revert(idb, "--dry-run", out, err), 0);
@@ -113,10 +131,24 @@ static void test_revert(void **state)
     assert_int_equal(it_ctl_deals(&env, &b), 2);
     assert_int_equal(stages_named("delta"), 1);
 
+    assert_int_equal(revert(ida, "--dry-run", out, err), 0);
+    assert_non_null(strstr(out, "4 deals and 1 pipeline stages would be "
+                                "deleted; left: 1 stages it created, because "
+                                "other deals use them; 1 stages and 1 deals "
+                                "that name this import but belong to another "
+                                "account than the import's\n"));
     assert_int_equal(revert(ida, "--json", out, err), 0);
     assert_non_null(strstr(out, "\"deleted_deals\":4,\"deleted_stages\":1,"
-                                "\"kept_stages\":1"));
-    assert_int_equal(it_ctl_deals(&env, &a), 0);
+                                "\"kept_stages\":1,\"left\":{"));
+    assert_non_null(strstr(out, "\"stages_other_account\":1"));
+    assert_non_null(strstr(out, "\"deals_other_account\":1"));
+    assert_non_null(strstr(out, "\"stages_next_run\":0"));
+    assert_int_equal(stages_named("omega"), 1);
+    snprintf(filter, sizeof(filter),
+             "{\"import.queue_id\":{\"$oid\":\"%s\"},\"name\":\"theirs\"}",
+             ida);
+    assert_int_equal(it_count(&env, "deals", filter), 1);
+    assert_int_equal(it_ctl_deals(&env, &a), 1); /* theirs */
     assert_int_equal(it_ctl_deals(&env, &b), 2);
     assert_int_equal(stages_named("alpha"), 0);
     assert_int_equal(stages_named("beta"), 1);  /* b's deal uses it */

@@ -26,6 +26,7 @@
 
 #include "it_ctl.h"
 #include "it_env.h"
+#include "it_skip.h"
 
 #define ROWS 30000
 #define BAD_EVERY 100
@@ -102,7 +103,8 @@ static void scrape(const char *source, char *out, size_t outlen)
              source, DEALIMPORT_SOURCE_DIR);
     rc = it_ctl_shell(runtime, cmd, out, outlen, 20000);
     if (rc == 77)
-        skip();
+        IT_SKIP_MISSING("skipped: %s\n",
+                        "python3-prometheus-client is not installed");
     if (rc != 0)
         fail_msg("'%s' (exit %d): %s", source, rc, out);
 }

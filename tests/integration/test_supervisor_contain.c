@@ -225,7 +225,7 @@ static void test_supervisor_killed_takeover(void **state)
     bson_destroy(&q);
     assert_exact(&qid, 80000);
     /* The new worker resumed at the checkpoint, not at line 1. */
-    assert_false(it_file_contains(log, "starts at line 1\n"));
+    assert_false(it_file_contains(log, "starts at line 1\""));
     assert_true(it_file_contains(log, "starts at line"));
     assert_int_equal(WEXITSTATUS(it_process_stop(sup, SIGTERM, 30000)), 0);
 }
@@ -270,7 +270,7 @@ static void test_sigterm_hands_back(void **state)
     assert_string_equal(it_str(&q, "status"), "completed");
     bson_destroy(&q);
     assert_exact(&qid, 80000);
-    assert_false(it_file_contains(log, "starts at line 1\n"));
+    assert_false(it_file_contains(log, "starts at line 1\""));
     assert_int_equal(WEXITSTATUS(it_process_stop(sup, SIGTERM, 30000)), 0);
 }
 

@@ -24,6 +24,7 @@
 #include "it_check.h"
 #include "it_env.h"
 #include "it_gen.h"
+#include "it_skip.h"
 
 static it_env_t env;
 static pid_t mongo = -1;
@@ -235,7 +236,7 @@ int main(void)
         printf("skipped: no development MongoDB server to signal "
                "(DEALIMPORT_DEVSTACK_DIR/mongo.pid)\n");
         it_env_release(&env);
-        return 77;
+        return it_skip_status();
     }
     rc = cmocka_run_group_tests(tests, setup, teardown);
     it_env_release(&env);

@@ -1,8 +1,9 @@
 /*
  * Tests dip_curve_io: keygen writes a secret file only its owner can read
  * and a public file whose key derives from it; key files with comments are
- * read, bad ones are refused with the file named; a clients directory lists
- * exactly the keys in its files.
+ * read, bad ones are refused with the file named; a FIFO or a directory in
+ * a key file's place is refused at once, never waited on; a clients
+ * directory lists exactly the keys in its regular files.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +94,43 @@ static void test_bad_key_files(void **state)
     assert_int_equal(dip_curve_public("not a key", key), -1);
 }
 
+/* A FIFO nobody writes to: opening it for reading would wait forever. An
+ * alarm turns a wait into a failure of this test instead of a hang. */
+static void test_fifo_and_directory(void **state)
+{
+    char path[160], key[41], err[512], clients[128], pub[41], text[256];
+    (void)state;
+    alarm(20);
+    snprintf(path, sizeof(path), "%s/fifo.key", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(dip_curve_read_key(path, "a key", key, err, sizeof(err)),
+                     -1);
+    snprintf(text, sizeof(text),
+             "cannot read a key from '%s': not a regular "
+             "file",
+             path);
+    assert_string_equal(err, text);
+    assert_int_equal(dip_curve_read_key(dir, "a key", key, err, sizeof(err)),
+                     -1);
+    assert_non_null(strstr(err, "not a regular file"));
+
+    /* In a clients directory a FIFO is passed over; the keys in the other
+     * files still count. */
+    snprintf(clients, sizeof(clients), "%s/fifo-clients", dir);
+    assert_int_equal(mkdir(clients, 0700), 0);
+    snprintf(path, sizeof(path), "%s/aaa-fifo", clients);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    snprintf(path, sizeof(path), "%s/k", dir);
+    assert_int_equal(dip_curve_keygen(path, pub, err, sizeof(err)), 0);
+    snprintf(path, sizeof(path), "%s/zzz-keys", clients);
+    write_text(path, pub);
+    assert_int_equal(dip_curve_key_listed(clients, pub), 1);
+    assert_int_equal(dip_curve_key_listed(
+                         clients, "0000000000000000000000000000000000000000"),
+                     0);
+    alarm(0);
+}
+
 static void test_clients_dir(void **state)
 {
     char clients[128], path[200], a[41], b[41], c[41], err[256], text[256];
@@ -122,6 +161,7 @@ int main(void)
         cmocka_unit_test(test_keygen_and_read),
         cmocka_unit_test(test_bad_key_files),
         cmocka_unit_test(test_clients_dir),
+        cmocka_unit_test(test_fifo_and_directory),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -8,6 +8,7 @@
  * ranges, 404 and delete. With DEALIMPORT_TEST_BENCH_MB set it also prints
  * download throughput for file:// and S3.
  */
+#include "it_skip.h"
 #include "storage_test.h"
 
 #include <arpa/inet.h>
@@ -1187,8 +1188,7 @@ static s3_fix_t *s3_fix(void **state)
 {
     s3_fix_t *f = *state;
     if (f->skip[0]) {
-        print_message("skipping S3 server tests: %s\n", f->skip);
-        skip();
+        IT_SKIP_MISSING("skipped: S3 server tests: %s\n", f->skip);
     }
     return f;
 }

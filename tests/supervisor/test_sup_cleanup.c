@@ -21,6 +21,7 @@
 #include "it_env.h"
 #include "sup_cleanup.h"
 #include "sup_errfile.h"
+#include "it_skip.h"
 
 typedef struct {
     it_env_t env;
@@ -50,9 +51,8 @@ static fix_t *stack(void **state)
 {
     fix_t *f = *state;
     if (f->skip) {
-        print_message("skipping: the development stack is not running "
-                      "(run ./scripts/test or scripts/devstack up)\n");
-        skip();
+        IT_SKIP_MISSING("skipped: the development stack is not running "
+                        "(run ./scripts/test or scripts/devstack up)\n");
     }
     return f;
 }

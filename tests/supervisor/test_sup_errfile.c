@@ -29,6 +29,7 @@
 #include "dip_bson.h"
 #include "it_env.h"
 #include "sup_errfile.h"
+#include "it_skip.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
@@ -330,9 +331,8 @@ static fix_t *stack(void **state)
 {
     fix_t *f = *state;
     if (f->skip) {
-        print_message("skipping: the development stack is not running "
-                      "(run ./scripts/test or scripts/devstack up)\n");
-        skip();
+        IT_SKIP_MISSING("skipped: the development stack is not running "
+                        "(run ./scripts/test or scripts/devstack up)\n");
     }
     return f;
 }

@@ -293,6 +293,44 @@ static void test_limits_env_and_stdout(void **state)
     assert_no_children();
 }
 
+/* The secrets pipe reaches the child as descriptor 3, the only one kept
+ * beyond 0-2, with its text whole; the caller's descriptor stays the
+ * caller's. */
+static void test_secrets_fd(void **state)
+{
+    sup_spawn_opts_t o;
+    static char script[] = "cat <&3; [ -e /proc/$$/fd/4 ] && echo leak4; "
+                           "[ -e /proc/$$/fd/5 ] && echo leak5; echo end";
+    char out[256];
+    int p[2], st;
+    (void)state;
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    assert_int_equal(write(p[1], "DEALIMPORT_SPAWN_SECRET=x\n", 26), 26);
+    close(p[1]);
+    sup_spawn_opts_init(&o);
+    assert_int_equal(o.secrets_fd, -1);
+    o.secrets_fd = p[0];
+    st = run_sh(&o, script, NULL, out, sizeof(out));
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_string_equal(out, "DEALIMPORT_SPAWN_SECRET=x\nend\n");
+    assert_true(fcntl(p[0], F_GETFD) >= 0);
+    close(p[0]);
+
+    /* Without one, descriptor 3 is closed like any other. */
+    sup_spawn_opts_init(&o);
+    {
+        static char probe[] = "[ -e /proc/$$/fd/3 ] && echo open3; echo end";
+        int keep = open("/dev/null", O_RDONLY); /* no O_CLOEXEC */
+        assert_true(keep >= 3);
+        st = run_sh(&o, probe, NULL, out, sizeof(out));
+        close(keep);
+        assert_int_equal(WEXITSTATUS(st), 0);
+        assert_string_equal(out, "end\n");
+    }
+    assert_no_children();
+}
+
 /* A limit above the supervisor's own hard limit would make setrlimit fail
  * with EPERM in the child; it is lowered to the hard limit instead. Run in a
  * helper process so that this test's own limit stays as it was. */
@@ -539,6 +577,7 @@ int main(void)
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_isolation),
         cmocka_unit_test(test_limits_env_and_stdout),
+        cmocka_unit_test(test_secrets_fd),
         cmocka_unit_test(test_limits_clamped),
         cmocka_unit_test(test_describe_real_deaths),
         cmocka_unit_test(test_describe_statuses),

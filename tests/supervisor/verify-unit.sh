@@ -3,7 +3,8 @@
 # nothing, and that the example env file documents every DEALIMPORT_* setting
 # proto/dip_config knows. verify also checks that ExecStart= is executable, so
 # it reads a copy whose ExecStart= names /bin/true; the copy keeps the unit's
-# name. Exits 77 (skipped) without systemd-analyze.
+# name. Exits 77 (skipped) without systemd-analyze, 1 where CI=true (CI
+# installs it: a skip there would hide a missing install step).
 # Usage: verify-unit.sh UNIT ENV_EXAMPLE DIP_CONFIG_C
 set -eu
 unit=$1 envfile=$2 config=$3
@@ -25,6 +26,10 @@ done
 if ! command -v systemd-analyze >/dev/null 2>&1; then
     [ "$fail" -eq 0 ] || exit 1
     echo "skipped: systemd-analyze is not installed" >&2
+    if [ "${CI:-}" = true ]; then
+        echo "CI=true: a missing package, tool or service is a failure" >&2
+        exit 1
+    fi
     exit 77
 fi
 tmp=$(mktemp -d)

@@ -289,7 +289,7 @@ int it_ctl_start_lines(const char *log_path, const char *id, int64_t *lines,
     int n = 0;
     if (log == NULL)
         return 0;
-    snprintf(needle, sizeof(needle), "import=%s worker pid=", id);
+    snprintf(needle, sizeof(needle), "import=%s msg=\"worker pid=", id);
     for (p = strstr(log, needle); p && n < max; p = strstr(p + 1, needle)) {
         const char *at = strstr(p, " starts at line ");
         const char *eol = strchr(p, '\n');

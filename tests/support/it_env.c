@@ -3,6 +3,7 @@
  * code and fork/exec of the built programs.
  */
 #include "it_env.h"
+#include "it_skip.h"
 #include "dip_bson.h"
 #include "dip_mongo_io.h"
 
@@ -31,7 +32,7 @@ int it_env_init(it_env_t *env, const char *name)
         printf("skipped: the development stack is not running "
                "(DEALIMPORT_MONGODB_URI, DEALIMPORT_STORAGE_URL unset); "
                "run ./scripts/test\n");
-        return 77;
+        return it_skip_status();
     }
     snprintf(env->dbname, sizeof(env->dbname), "it_%s_%d", name, (int)getpid());
     dip_mongo_init();

@@ -26,8 +26,9 @@ typedef struct it_env {
     pid_t started[32]; /* programs still running, killed at release */
 } it_env_t;
 
-/* 0, or 77 when the dev stack's settings are absent (the caller exits 77
- * to report a skip). name becomes part of the database name. */
+/* 0, or it_skip_status() when the dev stack's settings are absent: 77 (the
+ * caller exits 77 to report a skip), 1 where CI=true (a failure). name becomes
+ * part of the database name. */
 int it_env_init(it_env_t *env, const char *name);
 void it_env_release(it_env_t *env);
 

@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "it_skip.h"
 #include "dip_text.h"
 #include "wrk_csv.h"
 
@@ -341,8 +342,7 @@ static void test_csv_spectrum(void **state)
     int files = 0;
     (void)state;
     if (dir == NULL) {
-        printf("skipped: csv-spectrum not found at %s\n", SPECTRUM);
-        skip();
+        IT_SKIP_MISSING("skipped: csv-spectrum not found at %s\n", SPECTRUM);
     }
     while ((e = readdir(dir)) != NULL) {
         char path[4096], name[256];
