@@ -13,6 +13,7 @@
 #include "dip_mongo_io.h"
 #include "sup_cgroup.h"
 #include "sup_ctl.h"
+#include "sup_life.h"
 #include "sup_notify.h"
 #include "sup_spawn.h"
 #include "sup_store.h"
@@ -36,8 +37,6 @@
 #define FLUSH_MS 1000
 #define FLUSH_ERRORS 500
 #define HEARTBEAT_TIMEOUT_MS 120000
-#define RESTART_WINDOW_MS (10 * 60 * 1000)
-#define TEMPFAIL_LIMIT 10
 #define SHUTDOWN_GRACE_MS 25000
 #define MSGS_PER_WAKE 2000
 #define EXIT_GRACE_MS 2000
@@ -57,12 +56,11 @@ typedef struct worker {
     bson_oid_t qid, account;
     bson_t *doc;
     int64_t started_ms, last_heard_ms, respawn_at_ms, last_flush_ms;
-    int restarts, tempfails;
+    sup_life_counters_t life; /* restarts, temporary failures */
+    sup_lease_t lease;
     int exit_status;
     int64_t exit_ms;
-    int64_t restart_window_ms; /* when the current crash count started */
-    int64_t run_start_lines;   /* w->lines when the current run started */
-    int stalls;                /* crashes in a row that moved no line on */
+    int64_t run_start_lines; /* w->lines when the current run started */
     /* an end that could not be written yet (respawn_at_ms == INT64_MAX) */
     const char *final_status;
     char *final_error;
@@ -557,6 +555,16 @@ static void release_import(sup_loop_t *self, worker_t *w, const char *status,
     self->next_claim_ms = self->now;
 }
 
+/* Frees the slot of an import whose claim is gone or lapsing: nothing is
+ * written, nothing started; a fresh claim takes it up again. */
+static void drop_import(sup_loop_t *self, worker_t *w)
+{
+    if (w->has_cgroup)
+        sup_cgroup_remove(self->cgroup, w->name);
+    worker_clear(w);
+    self->next_claim_ms = self->now;
+}
+
 static void schedule_respawn(sup_loop_t *self, worker_t *w, int64_t delay_ms)
 {
     if (w->has_cgroup) {
@@ -568,142 +576,53 @@ static void schedule_respawn(sup_loop_t *self, worker_t *w, int64_t delay_ms)
     w->respawn_at_ms = self->now + delay_ms;
 }
 
-/* 48210 -> "48,210": line numbers in sentences people read. */
-static const char *grouped(int64_t v, char *buf, size_t len)
-{
-    char digits[32];
-    int n = snprintf(digits, sizeof(digits), "%lld", (long long)v), o = 0;
-    for (int i = 0; i < n && (size_t)o + 2 < len; i++) {
-        if (i > 0 && digits[i - 1] != '-' && (n - i) % 3 == 0)
-            buf[o++] = ',';
-        buf[o++] = digits[i];
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
-/* A worker process ended: decide what that means for its import. */
+/* A worker process ended: sup_life decides what that means for its
+ * import; this carries it out. */
 static void on_exit_status(sup_loop_t *self, worker_t *w, int st)
 {
-    char how[512], msg[1024];
+    char how[512];
     sup_spawn_opts_t o;
     char *argv[] = {NULL};
-    int oom = 0;
+    sup_life_facts_t f;
+    sup_life_action_t a;
 
-    flush_worker(self, w);
+    if (w->lease == SUP_LEASE_HELD)
+        flush_worker(self, w);
     spawn_opts(self, &o, argv, -1);
     sup_spawn_describe(st, &o, how, sizeof(how));
-    if (w->has_cgroup && sup_cgroup_oom_killed(self->cgroup, w->name) > 0)
-        oom = 1;
-    if (WIFEXITED(st) && WEXITSTATUS(st) == DIP_EXIT_NOMEM)
-        oom = 1;
-
-    if (w->done && !oom) {
-        switch (w->status) {
-        case DIP_DONE_COMPLETED:
-            finish_import(self, w, "completed", NULL);
-            return;
-        case DIP_DONE_FAILED:
-            finish_import(self, w, "failed", w->error);
-            return;
-        case DIP_DONE_CANCELLED:
-            finish_import(self, w, "cancelled", NULL);
-            return;
-        case DIP_DONE_PAUSED:
-            /* A cancel that arrived after the worker took the pause. */
-            if (w->requested == DIP_CONTROL_CANCEL)
-                finish_import(self, w, "cancelled", NULL);
-            else
-                release_import(self, w, "paused", NULL);
-            return;
-        case DIP_DONE_STOPPED:
-            /* Stopping for a shutdown, but an operator had asked for a
-             * pause: it stays paused rather than being claimed again. */
-            release_import(
-                self, w,
-                w->requested == DIP_CONTROL_PAUSE ? "paused" : "pending", NULL);
-            return;
-        case DIP_DONE_RETRY:
-            break;
-        }
+    memset(&f, 0, sizeof(f));
+    f.wait_status = st;
+    f.oom = w->has_cgroup && sup_cgroup_oom_killed(self->cgroup, w->name) > 0;
+    f.done = w->done;
+    f.status = w->status;
+    f.error = w->error;
+    f.requested = w->requested;
+    f.stopping = self->stopping;
+    f.lease = w->lease;
+    f.now_ms = self->now;
+    f.lines = w->lines;
+    f.run_start_lines = w->run_start_lines;
+    f.how = how;
+    f.memory_mb = self->cfg.worker_memory_mb;
+    f.restarts_allowed = self->cfg.worker_restarts;
+    f.backoff_ms = self->cfg.row_backoff_ms;
+    sup_life_decide(&f, &w->life, &a);
+    switch (a.kind) {
+    case SUP_LIFE_FINISH:
+        finish_import(self, w, a.status, a.sentence[0] ? a.sentence : NULL);
+        break;
+    case SUP_LIFE_RELEASE:
+        release_import(self, w, a.status, NULL);
+        break;
+    case SUP_LIFE_RESPAWN:
+        dip_log(DIP_LOG_WARNING, w->qid_hex, "%s", a.sentence);
+        schedule_respawn(self, w, a.delay_ms);
+        break;
+    case SUP_LIFE_DROP:
+        dip_log(DIP_LOG_WARNING, w->qid_hex, "%s", a.sentence);
+        drop_import(self, w);
+        break;
     }
-    /* An operator asked this import to stop: it stops, whatever else ended
-     * the worker, from its last checkpoint. */
-    if (w->requested == DIP_CONTROL_CANCEL) {
-        finish_import(self, w, "cancelled", NULL);
-        return;
-    }
-    if (w->requested == DIP_CONTROL_PAUSE) {
-        release_import(self, w, "paused", NULL);
-        return;
-    }
-    if (self->stopping) {
-        release_import(self, w, "pending", NULL);
-        return;
-    }
-    if (oom) {
-        char line[32];
-        snprintf(msg, sizeof(msg),
-                 "worker exceeded its %ld MB memory limit at line %s",
-                 self->cfg.worker_memory_mb,
-                 grouped(w->lines, line, sizeof(line)));
-        finish_import(self, w, "failed", msg);
-        return;
-    }
-    if (w->done && w->status == DIP_DONE_RETRY) {
-        int64_t delay;
-        /* Outages the import got past count no more: it gives up after
-         * TEMPFAIL_LIMIT in a row without headway, however long it is. */
-        if (w->lines > w->run_start_lines)
-            w->tempfails = 0;
-        if (++w->tempfails > TEMPFAIL_LIMIT) {
-            snprintf(
-                msg, sizeof(msg),
-                "gave up after %d temporary failures in a row, last at line "
-                "%lld: %s",
-                TEMPFAIL_LIMIT, (long long)w->lines,
-                w->error ? w->error : "unknown");
-            finish_import(self, w, "failed", msg);
-            return;
-        }
-        delay = self->cfg.row_backoff_ms * (1LL << (w->tempfails - 1));
-        if (delay > 300000)
-            delay = 300000;
-        dip_log(DIP_LOG_WARNING, w->qid_hex,
-                "worker stopped on a temporary failure at line %lld (%s); "
-                "resuming in %lld ms",
-                (long long)w->lines, w->error ? w->error : "",
-                (long long)delay);
-        schedule_respawn(self, w, delay);
-        return;
-    }
-    /* A crash, a limit, or an exit without a word. */
-    if (w->restarts == 0 ||
-        self->now - w->restart_window_ms > RESTART_WINDOW_MS) {
-        w->restarts = 0;
-        w->restart_window_ms = self->now;
-    }
-    if (++w->restarts >= self->cfg.worker_restarts) {
-        char line[32];
-        snprintf(msg, sizeof(msg),
-                 "the import's worker failed %d times, last at line %s: %s",
-                 w->restarts, grouped(w->lines, line, sizeof(line)), how);
-        finish_import(self, w, "failed", msg);
-        return;
-    }
-    /* Back off only while crashes make no headway: a worker that moved the
-     * checkpoint on before it died is not in a crash loop, and waiting
-     * longer after each such crash would only slow the import down. */
-    if (w->lines > w->run_start_lines)
-        w->stalls = 0;
-    else
-        w->stalls++;
-    dip_log(DIP_LOG_WARNING, w->qid_hex,
-            "worker %s at line %lld; resuming from its checkpoint (crash "
-            "%d of %ld allowed)",
-            how, (long long)w->lines, w->restarts,
-            self->cfg.worker_restarts - 1);
-    schedule_respawn(self, w, 1000LL << (w->stalls > 6 ? 6 : w->stalls));
 }
 
 static void reap(sup_loop_t *self)
@@ -762,7 +681,7 @@ static void ctl_view(void *ctx, sup_ctl_view_t *v)
         r->errors = w->nerrors;
         r->bytes = w->bytes;
         r->bytes_total = w->bytes_total;
-        r->restarts = w->restarts;
+        r->restarts = w->life.restarts;
         r->requested =
             w->requested ? dip_msg_control_action_name(w->requested) : NULL;
         v->nruns++;

@@ -37,8 +37,8 @@ static void help(void)
            "  --config FILE      KEY=VALUE settings (see the README)\n"
            "  --help, --version\n\n"
            "Exit status: 0 done (the supervisor was told how), 70 out of "
-           "memory,\n75 temporary failure (resume later), 64 usage, 78 "
-           "configuration.\n",
+           "memory,\n75 temporary failure (resume later), 76 the claim is gone "
+           "(stopped\nwithout writing), 64 usage, 78 configuration.\n",
            usage);
 }
 
