@@ -32,8 +32,11 @@ sup_admin_t *sup_admin_new(const dip_config_t *cfg, const char *owner,
     const char *db = NULL;
     if (self == NULL)
         return NULL;
-    self->client = dip_mongo_client_new(
-        cfg->mongodb_uri, "dealimport-supervisor-control", &db, err, errlen);
+    /* It runs on the supervisor's loop: its calls are bounded by the
+     * lease as sup_store's are. */
+    self->client = dip_mongo_client_new_bounded(
+        cfg->mongodb_uri, "dealimport-supervisor-control", cfg->lease_s * 1000,
+        &db, err, errlen);
     if (self->client == NULL) {
         free(self);
         return NULL;

@@ -10,11 +10,13 @@
 #include "dip_exit.h"
 #include "dip_log.h"
 #include "dip_msg.h"
+#include "dip_text.h"
 #include "dip_mongo_io.h"
 #include "sup_cgroup.h"
 #include "sup_ctl.h"
 #include "sup_life.h"
 #include "sup_notify.h"
+#include "sup_renew.h"
 #include "sup_spawn.h"
 #include "sup_store.h"
 
@@ -58,6 +60,10 @@ typedef struct worker {
     int64_t started_ms, last_heard_ms, respawn_at_ms, last_flush_ms;
     sup_life_counters_t life; /* restarts, temporary failures */
     sup_lease_t lease;
+    int64_t epoch; /* the claim's `claims` */
+    /* By our monotonic clock: when the lease we last wrote runs out, and
+     * when a worker told to stop for it is killed. */
+    int64_t lease_end_ms, kill_at_ms;
     int exit_status;
     int64_t exit_ms;
     int64_t run_start_lines; /* w->lines when the current run started */
@@ -84,6 +90,7 @@ struct sup_loop {
     dip_config_t cfg; /* tunables only; strings borrowed from the caller */
     const char *config_file;
     sup_store_t *store;
+    sup_renew_t *renew; /* the lease keeper's thread */
     sup_notify_t *notify;
     sup_cgroup_t *cgroup;
     sup_ctl_t *ctl;
@@ -99,6 +106,10 @@ struct sup_loop {
     int stopping;
     int64_t now, next_claim_ms, next_renew_ms, next_status_ms, next_watchdog_ms,
         shutdown_deadline_ms, give_up_ms;
+    /* No database call before this (after a failed one), so that a
+     * database that is away costs one timeout, not one per call. */
+    int64_t db_pause_until_ms;
+    int64_t call_ms; /* the longest a database call can block */
     uint64_t watchdog_usec;
     long finished, failed;
     sup_store_served_t served[256]; /* for fair claiming */
@@ -135,6 +146,7 @@ static void worker_clear(worker_t *w)
 }
 
 static void ctl_view(void *ctx, sup_ctl_view_t *view);
+static void drop_import(sup_loop_t *self, worker_t *w);
 static int ctl_control(void *ctx, const char *id, dip_control_action_t action);
 
 /* ---- setup ---------------------------------------------------------- */
@@ -235,6 +247,10 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
     self->store = sup_store_new(cfg, self->owner, err, errlen);
     if (self->store == NULL)
         goto fail;
+    self->call_ms = sup_store_call_ms(self->store);
+    self->renew = sup_renew_new(cfg, self->owner, err, errlen);
+    if (self->renew == NULL)
+        goto fail;
     self->envp = build_envp(cfg);
     if (self->envp == NULL)
         goto fail;
@@ -303,6 +319,7 @@ void sup_loop_destroy(sup_loop_t **self_p)
     if (self_p == NULL || *self_p == NULL)
         return;
     self = *self_p;
+    sup_renew_destroy(&self->renew);
     for (size_t i = 0; self->workers && i < self->cap; i++)
         worker_clear(&self->workers[i]);
     free(self->workers);
@@ -332,6 +349,70 @@ static void kill_worker(worker_t *w, int sig)
         kill(-w->pid, sig);
 }
 
+/* The queue id as stored (every import a worker runs has an ObjectId). */
+static bson_value_t qid_value(const worker_t *w)
+{
+    bson_value_t v;
+    memset(&v, 0, sizeof(v));
+    v.value_type = BSON_TYPE_OID;
+    bson_oid_copy(&w->qid, &v.value.v_oid);
+    return v;
+}
+
+static int64_t lease_ms(const sup_loop_t *self)
+{
+    return self->cfg.lease_s * 1000;
+}
+
+/* A lease we cannot renew has its workers told to stop a third of the lease
+ * before it runs out, and killed a twelfth before (the clock skew between
+ * supervisors tolerated, see the README). Renewals come every sixth: with
+ * calls bounded by a third (dip_mongo_client_new_bounded), one renewal
+ * always fits between a write that extended the lease and the moment its
+ * workers must be stopped. */
+static int64_t stop_margin(const sup_loop_t *self)
+{
+    return lease_ms(self) / 3;
+}
+
+static int64_t kill_margin(const sup_loop_t *self)
+{
+    return lease_ms(self) / 12;
+}
+
+static int64_t renew_every(const sup_loop_t *self)
+{
+    return lease_ms(self) / 6;
+}
+
+/* Whether a database call may start now. Not during the pause after a
+ * failed one; not when it could still block when a lease we hold needs its
+ * workers stopped (stop_margin before its end), nor while a worker told to
+ * stop for its lease is alive: the loop must be free to stop and kill them
+ * in time. In a shutdown, not when it could outlast the stop timeout. */
+static int db_ok(sup_loop_t *self)
+{
+    int64_t now = now_ms(), by = now + self->call_ms;
+    if (now < self->db_pause_until_ms)
+        return 0;
+    if (self->stopping && by > self->give_up_ms)
+        return 0;
+    for (size_t i = 0; i < self->cap; i++) {
+        const worker_t *w = &self->workers[i];
+        if (w->state != W_RUNNING)
+            continue;
+        if (w->lease != SUP_LEASE_HELD ||
+            by > w->lease_end_ms - stop_margin(self))
+            return 0;
+    }
+    return 1;
+}
+
+static void db_failed(sup_loop_t *self)
+{
+    self->db_pause_until_ms = now_ms() + lease_ms(self) / 6;
+}
+
 static size_t running_for_account(sup_loop_t *self, const bson_oid_t *acc)
 {
     size_t n = 0;
@@ -354,6 +435,15 @@ static worker_t *by_pid(sup_loop_t *self, pid_t pid)
 {
     for (size_t i = 0; i < self->cap; i++)
         if (self->workers[i].state == W_RUNNING && self->workers[i].pid == pid)
+            return &self->workers[i];
+    return NULL;
+}
+
+static worker_t *by_qid_oid(sup_loop_t *self, const bson_oid_t *qid)
+{
+    for (size_t i = 0; i < self->cap; i++)
+        if (self->workers[i].state != W_FREE &&
+            bson_oid_equal(&self->workers[i].qid, qid))
             return &self->workers[i];
     return NULL;
 }
@@ -388,13 +478,35 @@ static void spawn_opts(sup_loop_t *self, sup_spawn_opts_t *o, char **argv,
 
 static int start_worker(sup_loop_t *self, worker_t *w)
 {
+    char opt_owner[] = "--owner", opt_epoch[] = "--epoch", epoch[24];
     char opt_id[] = "--queue-id", opt_events[] = "--events";
-    char *argv[] = {self->worker_path, opt_id,         w->qid_hex,
-                    opt_events,        self->endpoint, NULL};
+    char *argv[] = {
+        self->worker_path, opt_id,      w->qid_hex, opt_events, self->endpoint,
+        opt_owner,         self->owner, opt_epoch,  epoch,      NULL};
     sup_spawn_opts_t o;
     char err[512];
     int cgfd = -1;
     pid_t pid;
+
+    /* Never two workers of one import: not beside another slot's, and not
+     * for a claim that is not (or no longer surely) ours. */
+    for (size_t i = 0; i < self->cap; i++) {
+        const worker_t *x = &self->workers[i];
+        if (x != w && (x->state == W_RUNNING || x->state == W_EXITED) &&
+            bson_oid_equal(&x->qid, &w->qid)) {
+            dip_log(DIP_LOG_ERR, w->qid_hex,
+                    "not starting a worker: pid=%d still runs the import",
+                    (int)x->pid);
+            return -1;
+        }
+    }
+    if (w->lease != SUP_LEASE_HELD) {
+        dip_log(DIP_LOG_WARNING, w->qid_hex,
+                "not starting a worker: the lease is not ours for long "
+                "enough");
+        return -1;
+    }
+    snprintf(epoch, sizeof(epoch), "%lld", (long long)w->epoch);
 
     if (self->cgroup) {
         if (sup_cgroup_create(self->cgroup, w->name, self->cfg.worker_memory_mb,
@@ -444,14 +556,21 @@ static int send_control(sup_loop_t *self, worker_t *w,
 static int flush_worker(sup_loop_t *self, worker_t *w)
 {
     char err[512];
+    bson_value_t qid = qid_value(w);
+    int64_t sent;
     int rc;
     if (!w->dirty && json_array_size(w->errors) == 0)
         return 0;
-    rc = sup_store_progress(self->store, &w->qid, w->errors, w->lines, w->added,
-                            w->nerrors, w->bytes, w->bytes_total, w->checkpoint,
-                            err, sizeof(err));
+    if (w->lease != SUP_LEASE_HELD || !db_ok(self))
+        return -1;
+    sent = now_ms();
+    rc = sup_store_progress(self->store, &qid, w->epoch, w->errors, w->lines,
+                            w->added, w->nerrors, w->bytes, w->bytes_total,
+                            w->checkpoint, err, sizeof(err));
     w->last_flush_ms = self->now;
     if (rc == SUP_STORE_OK) {
+        /* The progress write extends the lease too. */
+        w->lease_end_ms = sent + lease_ms(self);
         json_array_clear(w->errors);
         json_decref(w->checkpoint);
         w->checkpoint = NULL;
@@ -462,12 +581,14 @@ static int flush_worker(sup_loop_t *self, worker_t *w)
         /* Another supervisor took this import over (our lease lapsed):
          * stop our worker so only one runs it. */
         dip_log(DIP_LOG_ERR, w->qid_hex, "%s: stopping its worker", err);
+        w->lease = SUP_LEASE_LOST;
         if (w->state == W_RUNNING)
             kill_worker(w, SIGKILL);
         json_array_clear(w->errors);
         w->dirty = 0;
         return -1;
     }
+    db_failed(self);
     dip_log(DIP_LOG_WARNING, w->qid_hex, "%s (will retry)", err);
     return -1;
 }
@@ -478,13 +599,25 @@ static void finish_import(sup_loop_t *self, worker_t *w, const char *status,
     sup_store_result_t r = {status, error, w->notes, w->lines};
     char err[512];
     int rc = SUP_STORE_EFAIL;
+    if (w->lease != SUP_LEASE_HELD) {
+        dip_log(DIP_LOG_WARNING, w->qid_hex,
+                "not recording '%s': the claim is gone or running out", status);
+        drop_import(self, w);
+        return;
+    }
     /* Line errors still unwritten (database away) must land before the
      * final counts are taken from the database. */
-    if (flush_worker(self, w) == 0 ||
-        (!w->dirty && json_array_size(w->errors) == 0))
-        rc = sup_store_finish(self->store, w->doc, &r, err, sizeof(err));
-    else
+    if (!db_ok(self)) {
+        snprintf(err, sizeof(err), "the database is unavailable");
+    } else if (flush_worker(self, w) == 0 ||
+               (!w->dirty && json_array_size(w->errors) == 0)) {
+        rc = sup_store_finish(self->store, w->doc, w->epoch, &r, err,
+                              sizeof(err));
+        if (rc == SUP_STORE_EFAIL)
+            db_failed(self);
+    } else {
         snprintf(err, sizeof(err), "the line errors could not be written");
+    }
     if (rc == SUP_STORE_EFAIL) {
         /* Keep the slot and write the end again later: given up, the
          * import would stay 'processing' under our renewed lease forever. */
@@ -503,9 +636,14 @@ static void finish_import(sup_loop_t *self, worker_t *w, const char *status,
         w->last_flush_ms = self->now;
         return;
     }
-    if (rc == SUP_STORE_ELOST) {
+    if (rc == SUP_STORE_ELOST || w->lease == SUP_LEASE_LOST) {
+        /* Nothing was written: the import is another supervisor's. */
         dip_log(DIP_LOG_ERR, w->qid_hex,
-                "cannot record the final status '%s': %s", status, err);
+                "not recording the final status '%s': %s", status,
+                rc == SUP_STORE_ELOST ? err : "the claim is gone");
+        w->lease = SUP_LEASE_LOST;
+        drop_import(self, w);
+        return;
     } else {
         dip_log(strcmp(status, "completed") == 0 ? DIP_LOG_INFO
                                                  : DIP_LOG_WARNING,
@@ -518,6 +656,7 @@ static void finish_import(sup_loop_t *self, worker_t *w, const char *status,
         self->failed++;
     if (w->has_cgroup)
         sup_cgroup_remove(self->cgroup, w->name);
+    sup_renew_forget(self->renew, &w->qid);
     worker_clear(w);
     self->next_claim_ms = self->now; /* a slot is free: claim at once */
 }
@@ -526,9 +665,33 @@ static void release_import(sup_loop_t *self, worker_t *w, const char *status,
                            const char *error)
 {
     char err[512];
+    bson_value_t qid = qid_value(w);
+    int rc = SUP_STORE_EFAIL;
+    if (w->lease != SUP_LEASE_HELD) {
+        drop_import(self, w);
+        return;
+    }
     flush_worker(self, w);
-    if (sup_store_release(self->store, &w->qid, status, error, err,
-                          sizeof(err)) < 0) {
+    if (w->lease == SUP_LEASE_LOST) {
+        drop_import(self, w);
+        return;
+    }
+    if (!db_ok(self)) {
+        snprintf(err, sizeof(err), "the database is unavailable");
+    } else {
+        rc = sup_store_release(self->store, &qid, w->epoch, status, error, err,
+                               sizeof(err));
+        if (rc == SUP_STORE_EFAIL)
+            db_failed(self);
+    }
+    if (rc == SUP_STORE_ELOST) {
+        dip_log(DIP_LOG_ERR, w->qid_hex, "not handing back as '%s': %s", status,
+                err);
+        w->lease = SUP_LEASE_LOST;
+        drop_import(self, w);
+        return;
+    }
+    if (rc != SUP_STORE_OK) {
         /* As with a final status: given up, the import would stay
          * 'processing' under our renewed lease. Keep the slot, retry. */
         dip_log(DIP_LOG_ERR, w->qid_hex,
@@ -551,6 +714,7 @@ static void release_import(sup_loop_t *self, worker_t *w, const char *status,
             status, (long long)w->lines);
     if (w->has_cgroup)
         sup_cgroup_remove(self->cgroup, w->name);
+    sup_renew_forget(self->renew, &w->qid);
     worker_clear(w);
     self->next_claim_ms = self->now;
 }
@@ -561,6 +725,7 @@ static void drop_import(sup_loop_t *self, worker_t *w)
 {
     if (w->has_cgroup)
         sup_cgroup_remove(self->cgroup, w->name);
+    sup_renew_forget(self->renew, &w->qid);
     worker_clear(w);
     self->next_claim_ms = self->now;
 }
@@ -848,15 +1013,78 @@ static void note_served(sup_loop_t *self, const bson_oid_t *account)
     self->served[slot].at_ms = self->now;
 }
 
+/* The imports this supervisor holds, for the store's fenced calls; ids
+ * borrowed from the workers' documents. Returns how many. */
+static size_t held_list(sup_loop_t *self, sup_store_held_t *held, worker_t **of)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < self->cap; i++) {
+        worker_t *w = &self->workers[i];
+        if (w->state == W_FREE)
+            continue;
+        held[n].id = qid_value(w);
+        held[n].epoch = w->epoch;
+        held[n].lost = 0;
+        if (of)
+            of[n] = w;
+        n++;
+    }
+    return n;
+}
+
+/* A claimed document the service cannot run (its _id is not an
+ * ObjectId): it ends failed with a sentence, keyed by the id as stored,
+ * and takes no slot. */
+static void refuse_claimed(sup_loop_t *self, const bson_t *doc)
+{
+    bson_iter_t it;
+    char err[512], msg[256], text[128] = "";
+    sup_store_result_t r = {"failed", msg, NULL, 0};
+    int rc;
+    if (bson_iter_init_find(&it, doc, "_id")) {
+        bson_t tmp = BSON_INITIALIZER;
+        char *json;
+        BSON_APPEND_VALUE(&tmp, "id", bson_iter_value(&it));
+        json = bson_as_canonical_extended_json(&tmp, NULL);
+        if (json)
+            dip_text_format(text, sizeof(text), NULL, "%s", json);
+        bson_free(json);
+        bson_destroy(&tmp);
+    }
+    dip_text_format(msg, sizeof(msg), NULL,
+                    "the queue document's _id is not an ObjectId (it is a %s); "
+                    "this service imports only documents whose _id is one",
+                    bson_iter_init_find(&it, doc, "_id") &&
+                            BSON_ITER_HOLDS_UTF8(&it)
+                        ? "string"
+                        : "value of another type");
+    rc = sup_store_finish(self->store, doc, sup_store_epoch(doc), &r, err,
+                          sizeof(err));
+    if (rc == SUP_STORE_OK)
+        dip_log(DIP_LOG_WARNING, NULL, "import %s failed: '%s'", text, msg);
+    else
+        dip_log(DIP_LOG_ERR, NULL,
+                "import %s: cannot record that it failed: %s (its lease "
+                "expires and it is tried again)",
+                text, err);
+}
+
 static void claim(sup_loop_t *self)
 {
     char err[512];
-    while (!self->stopping && busy(self) < self->cap) {
+    while (!self->stopping && busy(self) < self->cap && db_ok(self)) {
         bson_oid_t skip[64];
         size_t nskip = 0;
         bson_t doc;
         worker_t *w = NULL;
+        sup_store_held_t *hl = calloc(self->cap, sizeof(*hl));
+        size_t nheld;
+        int64_t sent;
+        bson_iter_t id;
         int rc;
+        if (hl == NULL)
+            return;
+        nheld = held_list(self, hl, NULL);
         /* accounts at their limit */
         for (size_t i = 0; i < self->cap && nskip < 64; i++) {
             worker_t *x = &self->workers[i];
@@ -869,12 +1097,30 @@ static void claim(sup_loop_t *self)
                              (size_t)self->cfg.max_workers_per_account)
                 bson_oid_copy(&x->account, &skip[nskip++]);
         }
-        rc = sup_store_claim(self->store, skip, nskip, self->served,
+        sent = now_ms();
+        rc = sup_store_claim(self->store, skip, nskip, hl, nheld, self->served,
                              self->nserved, self->cfg.max_workers_per_account,
                              &doc, err, sizeof(err));
+        free(hl);
         if (rc <= 0) {
-            if (rc < 0)
+            if (rc < 0) {
                 dip_log(DIP_LOG_WARNING, NULL, "%s", err);
+                db_failed(self);
+            }
+            return;
+        }
+        if (!bson_iter_init_find(&id, &doc, "_id") ||
+            !BSON_ITER_HOLDS_OID(&id)) {
+            refuse_claimed(self, &doc);
+            bson_destroy(&doc);
+            continue;
+        }
+        if (by_qid_oid(self, bson_iter_oid(&id)) != NULL) {
+            /* Excluded by the claim's filter: never reached. */
+            dip_log(DIP_LOG_ERR, NULL,
+                    "claimed an import this supervisor already runs; "
+                    "leaving it to its lease");
+            bson_destroy(&doc);
             return;
         }
         for (size_t i = 0; i < self->cap; i++)
@@ -894,7 +1140,13 @@ static void claim(sup_loop_t *self)
         note_served(self, &w->account);
         w->errors = json_array();
         w->lines = dip_bson_get_int(w->doc, "checkpoint.line", 0);
+        w->epoch = sup_store_epoch(w->doc);
+        w->lease = SUP_LEASE_HELD;
+        w->lease_end_ms = sent + lease_ms(self);
+        w->kill_at_ms = INT64_MAX;
         w->state = W_WAITING;
+        if (sup_renew_hold(self->renew, &w->qid, w->epoch) < 0)
+            w->lease = SUP_LEASE_LAPSING; /* never renewed: let it go */
         dip_log(DIP_LOG_INFO, w->qid_hex, "claimed import (file '%s')",
                 dip_bson_get_str(w->doc, "csv.0.key")
                     ? dip_bson_get_str(w->doc, "csv.0.key")
@@ -907,9 +1159,79 @@ static void claim(sup_loop_t *self)
     }
 }
 
+/* What the lease keeper learnt: renewals extend each lease's end by our
+ * clock; a claim found gone stops its worker at once (SIGKILL: nothing more
+ * of it may reach the database) and frees the slot without a write. */
+static void read_renewals(sup_loop_t *self)
+{
+    for (size_t i = 0; i < self->cap; i++) {
+        worker_t *w = &self->workers[i];
+        int64_t until = 0;
+        int lost = 0;
+        if (w->state == W_FREE || w->lease != SUP_LEASE_HELD ||
+            sup_renew_state(self->renew, &w->qid, w->epoch, &until, &lost) < 0)
+            continue;
+        if (until > w->lease_end_ms)
+            w->lease_end_ms = until;
+        if (!lost)
+            continue;
+        dip_log(DIP_LOG_ERR, w->qid_hex,
+                "the claim on the import is gone (another supervisor took it "
+                "over): stopping its worker, writing nothing more");
+        w->lease = SUP_LEASE_LOST;
+        if (w->state == W_RUNNING)
+            kill_worker(w, SIGKILL);
+        else if (w->state == W_WAITING)
+            drop_import(self, w);
+    }
+}
+
+/* The leases by our own clock: a lease we could not renew in time has its
+ * workers told to stop (they checkpoint if they can) stop_margin before it
+ * runs out, and killed kill_margin before; an import with no worker is
+ * dropped at once. Runs before anything else in each turn of the loop, and
+ * makes no database call. */
+static void watch_leases(sup_loop_t *self)
+{
+    int64_t margin = stop_margin(self);
+    read_renewals(self);
+    for (size_t i = 0; i < self->cap; i++) {
+        worker_t *w = &self->workers[i];
+        if (w->state == W_FREE)
+            continue;
+        if (w->lease == SUP_LEASE_HELD &&
+            self->now >= w->lease_end_ms - margin) {
+            dip_log(DIP_LOG_WARNING, w->qid_hex,
+                    "the lease could not be renewed and ends in %lld ms: "
+                    "stopping the import here",
+                    (long long)(w->lease_end_ms - self->now));
+            w->lease = SUP_LEASE_LAPSING;
+            w->kill_at_ms = w->lease_end_ms - kill_margin(self);
+            if (w->state == W_RUNNING) {
+                if (send_control(self, w, DIP_CONTROL_STOP) < 0)
+                    kill_worker(w, SIGTERM);
+            } else if (w->state == W_EXITED) {
+                on_exit_status(self, w, w->exit_status);
+                continue;
+            } else {
+                drop_import(self, w);
+                continue;
+            }
+        }
+        if (w->lease != SUP_LEASE_HELD && w->state == W_RUNNING &&
+            self->now >= w->kill_at_ms) {
+            dip_log(DIP_LOG_WARNING, w->qid_hex,
+                    "worker pid=%d did not stop before the lease ends: "
+                    "killing it",
+                    (int)w->pid);
+            kill_worker(w, SIGKILL);
+            w->kill_at_ms = INT64_MAX;
+        }
+    }
+}
+
 static void tick(sup_loop_t *self)
 {
-    char err[512];
     for (size_t i = 0; i < self->cap; i++) {
         worker_t *w = &self->workers[i];
         if (w->state == W_FREE)
@@ -950,11 +1272,10 @@ static void tick(sup_loop_t *self)
             }
         }
     }
-    if (!self->stopping && self->now >= self->next_renew_ms) {
-        if (sup_store_renew_leases(self->store, err, sizeof(err)) < 0)
-            dip_log(DIP_LOG_WARNING, NULL, "%s", err);
+    /* Operators' requests recorded for us, at the pace of renewals. */
+    if (!self->stopping && self->now >= self->next_renew_ms && db_ok(self)) {
         sup_ctl_renewal(self->ctl);
-        self->next_renew_ms = self->now + self->cfg.lease_s * 1000 / 3;
+        self->next_renew_ms = self->now + renew_every(self);
     }
     if (!self->stopping && self->now >= self->next_claim_ms) {
         claim(self);
@@ -979,8 +1300,23 @@ static void begin_shutdown(sup_loop_t *self, int sig)
     if (self->stopping)
         return;
     self->stopping = 1;
-    self->shutdown_deadline_ms = self->now + SHUTDOWN_GRACE_MS;
-    self->give_up_ms = self->shutdown_deadline_ms + 10000;
+    /* DEALIMPORT_STOP_TIMEOUT_S bounds it all: workers get half of it to
+     * checkpoint and stop, the hand-backs the rest. */
+    self->give_up_ms = self->now + self->cfg.stop_timeout_s * 1000;
+    /* Calls bounded by the stop timeout, not the lease: a hand-back may
+     * start until a third of it is left. */
+    if (self->cfg.stop_timeout_s < self->cfg.lease_s) {
+        char err[512];
+        if (sup_store_bound_calls(self->store, self->cfg.stop_timeout_s * 1000,
+                                  err, sizeof(err)) < 0)
+            dip_log(DIP_LOG_ERR, NULL, "%s", err);
+        else
+            self->call_ms = sup_store_call_ms(self->store);
+    }
+    self->shutdown_deadline_ms =
+        self->now + (self->cfg.stop_timeout_s * 1000 / 2 < SHUTDOWN_GRACE_MS
+                         ? self->cfg.stop_timeout_s * 1000 / 2
+                         : SHUTDOWN_GRACE_MS);
     sup_notify_stopping(self->notify);
     dip_log(DIP_LOG_NOTICE, NULL,
             "signal %d: stopping; asking %zu workers to checkpoint and stop",
@@ -1070,9 +1406,13 @@ int sup_loop_run(sup_loop_t *self)
         }
         if (self->stopping && self->now >= self->give_up_ms) {
             dip_log(DIP_LOG_ERR, NULL,
-                    "giving up on %zu imports whose final state could not be "
-                    "written; their leases expire and they are resumed",
-                    busy(self));
+                    "stop timeout (%ld s) reached: giving up on %zu imports "
+                    "whose hand-back could not be written; their leases "
+                    "expire and they are resumed",
+                    self->cfg.stop_timeout_s, busy(self));
+            for (size_t i = 0; i < self->cap; i++)
+                if (self->workers[i].state == W_RUNNING)
+                    kill_worker(&self->workers[i], SIGKILL);
             break;
         }
         if (zmq_poll(items, 2 + nctl, timeout) < 0 && zmq_errno() != EINTR) {
@@ -1081,6 +1421,7 @@ int sup_loop_run(sup_loop_t *self)
             sleep(1);
         }
         self->now = now_ms();
+        watch_leases(self);
         if (items[0].revents & ZMQ_POLLIN)
             drain_events(self);
         if (items[1].revents & ZMQ_POLLIN)
@@ -1092,7 +1433,7 @@ int sup_loop_run(sup_loop_t *self)
         for (size_t i = 0; i < self->cap; i++) {
             worker_t *w = &self->workers[i];
             if (w->state == W_WAITING && w->respawn_at_ms == INT64_MAX &&
-                self->now - w->last_flush_ms >= 5000) {
+                self->now - w->last_flush_ms >= 5000 && db_ok(self)) {
                 w->last_flush_ms = self->now;
                 if (w->final_release)
                     release_import(self, w, w->final_status, w->final_error);
@@ -1101,6 +1442,7 @@ int sup_loop_run(sup_loop_t *self)
             }
         }
     }
-    dip_log(DIP_LOG_NOTICE, NULL, "stopped: all imports handed back");
+    if (busy(self) == 0)
+        dip_log(DIP_LOG_NOTICE, NULL, "stopped: all imports handed back");
     return 0;
 }

@@ -4,6 +4,7 @@
  * arguments, sets up logging and the out-of-memory policy, and hands over to
  * wrk_import_run.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,8 +23,8 @@
 #include "wrk_import.h"
 
 static const char usage[] =
-    "usage: dealimport-worker --queue-id ID [--events ENDPOINT] "
-    "[--config FILE]\n";
+    "usage: dealimport-worker --queue-id ID [--owner ID --epoch N] "
+    "[--events ENDPOINT] [--config FILE]\n";
 
 static void help(void)
 {
@@ -31,6 +32,12 @@ static void help(void)
            "Runs one deal import from a queue document; normally started by "
            "dealimport-supervisor.\n\n"
            "  --queue-id ID      the queue document's _id (24 hex digits)\n"
+           "  --owner ID         the supervisor whose claim this run is for\n"
+           "  --epoch N          that claim's epoch (the queue document's "
+           "claims);\n"
+           "                     the worker stops, writing nothing more, once "
+           "the\n"
+           "                     claim is another's\n"
            "  --events ENDPOINT  the supervisor's worker-events socket\n"
            "                     (default ipc://$DEALIMPORT_RUNTIME_DIR/"
            "events.ipc)\n"
@@ -106,11 +113,15 @@ int main(int argc, char **argv)
         {"queue-id", required_argument, NULL, 'q'},
         {"events", required_argument, NULL, 'e'},
         {"config", required_argument, NULL, 'c'},
+        {"owner", required_argument, NULL, 'o'},
+        {"epoch", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const char *queue_id = NULL, *events = NULL, *config = NULL;
+    const char *owner = NULL;
+    long long epoch = -1;
     char endpoint[600], err[512];
     dip_config_t cfg;
     int c, rc;
@@ -127,6 +138,19 @@ int main(int argc, char **argv)
         case 'c':
             config = optarg;
             break;
+        case 'o':
+            owner = optarg;
+            break;
+        case 'p': {
+            char *end = NULL;
+            errno = 0;
+            epoch = strtoll(optarg, &end, 10);
+            if (errno || end == optarg || *end || epoch < 0) {
+                bad_usage(optarg);
+                return DIP_EXIT_USAGE;
+            }
+            break;
+        }
         case 'h':
             help();
             return 0;
@@ -146,6 +170,13 @@ int main(int argc, char **argv)
         fprintf(stderr,
                 "dealimport-worker: --queue-id needs a queue id (24 lowercase "
                 "hex digits); %s",
+                usage);
+        return DIP_EXIT_USAGE;
+    }
+
+    if ((owner == NULL) != (epoch < 0) || (owner && *owner == '\0')) {
+        fprintf(stderr,
+                "dealimport-worker: --owner and --epoch go together; %s",
                 usage);
         return DIP_EXIT_USAGE;
     }
@@ -178,7 +209,7 @@ int main(int argc, char **argv)
     dip_mongo_init();
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
-    rc = wrk_import_run(&cfg, queue_id, events);
+    rc = wrk_import_run(&cfg, queue_id, events, owner, (int64_t)epoch);
 
     curl_global_cleanup();
     mongoc_cleanup();

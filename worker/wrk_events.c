@@ -63,6 +63,11 @@ void wrk_events_destroy(wrk_events_t **self_p)
     *self_p = NULL;
 }
 
+void wrk_events_set_send_timeout(wrk_events_t *self, int timeout_ms)
+{
+    zmq_setsockopt(self->sock, ZMQ_SNDTIMEO, &timeout_ms, sizeof(timeout_ms));
+}
+
 int wrk_events_send_take(wrk_events_t *self, char *frame)
 {
     int rc = 0;

@@ -18,6 +18,11 @@ wrk_events_t *wrk_events_new(const char *endpoint, const char *queue_id,
                              char *err, size_t errlen);
 void wrk_events_destroy(wrk_events_t **self_p);
 
+/* How long a send may wait for a supervisor that does not read (default
+ * 30 s): the worker gives up after a lease, so a frozen supervisor's worker
+ * does not outlive its claim. */
+void wrk_events_set_send_timeout(wrk_events_t *self, int timeout_ms);
+
 /* Sends one frame and frees it (frame may be NULL: an encoder's allocation
  * failure, reported as -ENOMEM). 0 or a negative errno. */
 int wrk_events_send_take(wrk_events_t *self, char *frame);

@@ -7,6 +7,7 @@
  * unique index on (import.queue_id, import.line) makes safe to redo.
  */
 #include "wrk_import.h"
+#include "wrk_fence.h"
 #include "dip_bson.h"
 #include "dip_log.h"
 #include "dip_msg.h"
@@ -29,10 +30,11 @@
 /* Why the byte stream was stopped early. */
 typedef enum {
     STOP_NONE = 0,
-    STOP_CONTROL,   /* pause, cancel or stop requested */
-    STOP_FAILED,    /* import-level error: err holds the sentence */
-    STOP_TEMPFAIL,  /* database away after retries */
-    STOP_SUPERVISOR /* the supervisor stopped listening */
+    STOP_CONTROL,    /* pause, cancel or stop requested */
+    STOP_FAILED,     /* import-level error: err holds the sentence */
+    STOP_TEMPFAIL,   /* database away after retries */
+    STOP_SUPERVISOR, /* the supervisor stopped listening */
+    STOP_FENCED      /* the claim is gone: stop without another write */
 } stop_t;
 
 typedef struct import {
@@ -45,6 +47,7 @@ typedef struct import {
     wrk_csv_t *csv;
     wrk_stages_t *stages;
     wrk_jwt_t *jwt;
+    wrk_fence_t fence;
     bson_t tags;
     int bound;
     /* the batch being filled */
@@ -70,6 +73,43 @@ static void fail_with(import_t *im, const char *msg)
         im->stop = STOP_FAILED;
         snprintf(im->err, sizeof(im->err), "%s", msg);
     }
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Before a write, when a check is due: is the claim still ours? -1 when
+ * it is gone (the import stops, writing nothing more). A failed read says
+ * nothing; the next write checks again. */
+static int fenced(import_t *im)
+{
+    bson_t doc;
+    char err[512];
+    int64_t now = mono_ms();
+    int rc;
+    if (!wrk_fence_due(&im->fence, now))
+        return 0;
+    rc = wrk_db_fence_read(im->db, &doc, err, sizeof(err));
+    if (wrk_fence_judge(&im->fence, rc == WRK_DB_OK ? &doc : NULL,
+                        rc == WRK_DB_OK || rc == WRK_DB_ENOTFOUND,
+                        now) == WRK_FENCE_GONE) {
+        dip_log(DIP_LOG_WARNING, im->queue_id,
+                "the claim of owner '%s' epoch %lld is gone (another "
+                "supervisor took the import over): stopping at line %lld "
+                "without another write",
+                im->fence.owner, (long long)im->fence.epoch,
+                (long long)im->last_line);
+        im->stop = STOP_FENCED;
+        rc = -1;
+    } else {
+        rc = 0;
+    }
+    bson_destroy(&doc);
+    return rc;
 }
 
 static int emit(import_t *im, char *frame)
@@ -133,8 +173,13 @@ static int flush(import_t *im)
 {
     char err[512];
     json_t *cp;
-    int rc = wrk_db_insert_deals(im->db, (const bson_t *const *)im->docs, im->n,
-                                 im->outcome, im->messages, err, sizeof(err));
+    int rc;
+    if (fenced(im) < 0) {
+        clear_batch(im);
+        return -1;
+    }
+    rc = wrk_db_insert_deals(im->db, (const bson_t *const *)im->docs, im->n,
+                             im->outcome, im->messages, err, sizeof(err));
     if (rc == WRK_DB_ETRANSIENT) {
         im->stop = STOP_TEMPFAIL;
         snprintf(im->err, sizeof(im->err), "%s", err);
@@ -228,6 +273,11 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
 
     if (!im->bound && bind_header(im) < 0)
         return 1;
+    /* A stage may be created below: not for a claim that is gone. */
+    if (fenced(im) < 0) {
+        clear_batch(im);
+        return 1;
+    }
     im->last_line = (int64_t)row->line;
     im->last_offset = (int64_t)row->end_offset;
 
@@ -554,6 +604,9 @@ static int stream(import_t *im, const bson_t *q, const char *key)
     case STOP_FAILED:
         exit_code = finish(im, DIP_DONE_FAILED, notes_for(im, 0, 0));
         break;
+    case STOP_FENCED:
+        exit_code = DIP_EXIT_FENCED;
+        break;
     case STOP_TEMPFAIL:
         dip_log(DIP_LOG_WARNING, im->queue_id,
                 "stopping at line %lld to resume later: %s",
@@ -568,7 +621,8 @@ static int stream(import_t *im, const bson_t *q, const char *key)
 }
 
 int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
-                   const char *events_endpoint)
+                   const char *events_endpoint, const char *owner,
+                   int64_t epoch)
 {
     import_t im;
     bson_t q = BSON_INITIALIZER;
@@ -584,6 +638,7 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
     im.queue_id = queue_id;
     im.bytes_total = -1;
     bson_oid_init_from_string(&im.qid, queue_id);
+    wrk_fence_init(&im.fence, owner, epoch, cfg->lease_s, mono_ms());
     im.docs = calloc(cap, sizeof(bson_t *));
     im.doc_lines = calloc(cap, sizeof(int64_t));
     im.outcome = calloc(cap, sizeof(int));
@@ -594,6 +649,8 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
         dip_log(DIP_LOG_ERR, queue_id, "%s", err);
         goto cleanup;
     }
+    if (owner)
+        wrk_events_set_send_timeout(im.ev, (int)(cfg->lease_s * 1000));
     im.db = wrk_db_new(cfg, queue_id, err, sizeof(err));
     if (im.db == NULL) {
         fail_with(&im, err);
@@ -606,6 +663,16 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
         exit_code = finish(
             &im, rc == WRK_DB_ETRANSIENT ? DIP_DONE_RETRY : DIP_DONE_FAILED,
             NULL);
+        goto cleanup;
+    }
+    /* The claim first: a worker started for a claim that is already gone
+     * (its supervisor was frozen, say) does nothing at all. */
+    if (wrk_fence_judge(&im.fence, &q, 1, mono_ms()) == WRK_FENCE_GONE) {
+        dip_log(DIP_LOG_WARNING, queue_id,
+                "the claim of owner '%s' epoch %lld is gone before the "
+                "import started: stopping without a write",
+                im.fence.owner, (long long)im.fence.epoch);
+        exit_code = DIP_EXIT_FENCED;
         goto cleanup;
     }
     /* Everything about the document is checked before anything is

@@ -9,10 +9,14 @@
 #ifndef WRK_IMPORT_H
 #define WRK_IMPORT_H
 
+#include <stdint.h>
+
 #include "dip_config.h"
 
-/* Runs the import; returns the process exit status. */
+/* Runs the import; returns the process exit status. owner and epoch name
+ * the claim it runs for (wrk_fence): owner NULL runs unfenced. */
 int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
-                   const char *events_endpoint);
+                   const char *events_endpoint, const char *owner,
+                   int64_t epoch);
 
 #endif
