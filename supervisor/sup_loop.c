@@ -71,6 +71,10 @@ typedef struct worker {
     const char *final_status;
     char *final_error;
     int final_release; /* the end is a hand-back (release), not a finish */
+    /* The final status is on the queue document, csv_imports is not yet:
+     * no one can claim the import any more, so its lease no longer
+     * matters; the write is retried until it lands. */
+    int final_written;
     int has_cgroup;
     /* from the current worker run */
     int done;
@@ -599,7 +603,7 @@ static void finish_import(sup_loop_t *self, worker_t *w, const char *status,
     sup_store_result_t r = {status, error, w->notes, w->lines};
     char err[512];
     int rc = SUP_STORE_EFAIL;
-    if (w->lease != SUP_LEASE_HELD) {
+    if (w->lease != SUP_LEASE_HELD && !w->final_written) {
         dip_log(DIP_LOG_WARNING, w->qid_hex,
                 "not recording '%s': the claim is gone or running out", status);
         drop_import(self, w);
@@ -613,6 +617,10 @@ static void finish_import(sup_loop_t *self, worker_t *w, const char *status,
                (!w->dirty && json_array_size(w->errors) == 0)) {
         rc = sup_store_finish(self->store, w->doc, w->epoch, &r, err,
                               sizeof(err));
+        if (rc == SUP_STORE_EPARTIAL) {
+            w->final_written = 1;
+            rc = SUP_STORE_EFAIL;
+        }
         if (rc == SUP_STORE_EFAIL)
             db_failed(self);
     } else {
@@ -636,11 +644,10 @@ static void finish_import(sup_loop_t *self, worker_t *w, const char *status,
         w->last_flush_ms = self->now;
         return;
     }
-    if (rc == SUP_STORE_ELOST || w->lease == SUP_LEASE_LOST) {
+    if (rc == SUP_STORE_ELOST) {
         /* Nothing was written: the import is another supervisor's. */
         dip_log(DIP_LOG_ERR, w->qid_hex,
-                "not recording the final status '%s': %s", status,
-                rc == SUP_STORE_ELOST ? err : "the claim is gone");
+                "not recording the final status '%s': %s", status, err);
         w->lease = SUP_LEASE_LOST;
         drop_import(self, w);
         return;
@@ -1197,7 +1204,7 @@ static void watch_leases(sup_loop_t *self)
     read_renewals(self);
     for (size_t i = 0; i < self->cap; i++) {
         worker_t *w = &self->workers[i];
-        if (w->state == W_FREE)
+        if (w->state == W_FREE || w->final_written)
             continue;
         if (w->lease == SUP_LEASE_HELD &&
             self->now >= w->lease_end_ms - margin) {

@@ -543,12 +543,12 @@ static void append_fence(sup_store_t *self, bson_t *filter,
     BSON_APPEND_INT64(filter, "claims", epoch);
 }
 
+/* Our claim, whatever the status: an import whose final status is written
+ * but whose csv_imports is not yet is still ours to finish. */
 static int holds(sup_store_t *self, const bson_t *doc, int64_t epoch)
 {
     const char *by = dip_bson_get_str(doc, "claimed_by");
-    const char *st = dip_bson_get_str(doc, "status");
-    return by && strcmp(by, self->owner) == 0 && st &&
-           strcmp(st, "processing") == 0 && sup_store_epoch(doc) == epoch;
+    return by && strcmp(by, self->owner) == 0 && sup_store_epoch(doc) == epoch;
 }
 
 /* Which of the held imports are still ours: one find over their ids. */
@@ -909,7 +909,7 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
 
     /* csv_imports: one per import, keyed by it, so a repeated finish is
      * harmless. */
-    rc = SUP_STORE_EFAIL;
+    rc = SUP_STORE_EPARTIAL;
     filter = bson_new();
     BSON_APPEND_VALUE(filter, "queue_id", qid);
     update = bson_new();

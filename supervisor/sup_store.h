@@ -22,7 +22,9 @@ typedef struct sup_store sup_store_t;
 enum {
     SUP_STORE_OK = 0,
     SUP_STORE_EFAIL = -1,
-    SUP_STORE_ELOST = -2, /* the claim is no longer ours */
+    SUP_STORE_ELOST = -2,    /* the claim is no longer ours */
+    SUP_STORE_EPARTIAL = -3, /* sup_store_finish: the final status is
+                                written, csv_imports not yet: call again */
 };
 
 /* Final figures and words of an import, for sup_store_finish. */
@@ -83,8 +85,8 @@ int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
                     long per_account, bson_t *out, char *err, size_t errlen);
 
 /* Extends the lease of the n imports in held, each fenced by owner and
- * epoch; marks `lost` those whose claim is gone (another supervisor's, or
- * no longer processing). SUP_STORE_OK when the database answered (some may
+ * epoch; marks `lost` those whose claim is gone (another owner or epoch,
+ * or no claim). SUP_STORE_OK when the database answered (some may
  * be lost), SUP_STORE_EFAIL when it did not (nothing is known). */
 int sup_store_renew(sup_store_t *self, sup_store_held_t *held, size_t n,
                     char *err, size_t errlen);
@@ -101,7 +103,8 @@ int sup_store_progress(sup_store_t *self, const bson_value_t *qid,
 /* Ends an import: counts its deals and error lines in the database, sets
  * the queue document's final status fenced by owner and epoch, and only
  * then writes csv_imports (keyed by the import, so a repeat changes
- * nothing). SUP_STORE_ELOST, with nothing written, when the claim is gone.
+ * nothing). SUP_STORE_ELOST, with nothing written, when the claim is gone;
+ * SUP_STORE_EPARTIAL when only the queue document was written.
  * epoch < 0: an import no supervisor holds, whose status an atomic move
  * already set to result->status (a cancel while pending or paused). */
 int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,

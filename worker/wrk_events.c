@@ -79,6 +79,12 @@ int wrk_events_send_take(wrk_events_t *self, char *frame)
         rc = -zmq_errno();
         dip_log(DIP_LOG_ERR, self->queue_id,
                 "cannot send to the supervisor: %s", zmq_strerror(-rc));
+        {
+            /* It does not read: lingering on exit only keeps this
+             * worker alive beside a new owner's. */
+            int zero = 0;
+            zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof(zero));
+        }
         break;
     }
     free(frame);

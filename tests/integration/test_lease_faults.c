@@ -295,6 +295,60 @@ static void test_db_frozen_repeatedly(void **state)
     it_gen_destroy(&gen);
 }
 
+/* The same with the driver's timeouts set short in the URI (then used as
+ * they are): calls fail within a second, renewals fail, the lease runs out
+ * while the worker still runs. The supervisor must not claim the import it
+ * runs, nor start a second worker for it. */
+static void test_db_frozen_uri_timeouts(void **state)
+{
+    static char uri[1400];
+    const char *extra[] = {uri,
+                           "DEALIMPORT_LEASE_S=4",
+                           "DEALIMPORT_ROW_BACKOFF_MS=200",
+                           "DEALIMPORT_BATCH_ROWS=500",
+                           "DEALIMPORT_POLL_MS=500",
+                           NULL};
+    bson_oid_t pipeline, qid;
+    it_gen_t *gen;
+    sampler_t s;
+    char log[256];
+    pid_t sup;
+    (void)state;
+    snprintf(uri, sizeof(uri),
+             "DEALIMPORT_MONGODB_URI=%s%ssocketTimeoutMS=1000&"
+             "connectTimeoutMS=300&serverSelectionTimeoutMS=300",
+             env.uri, strchr(env.uri, '?') ? "&" : "?");
+    log_path(log, sizeof(log), "uri-timeouts");
+    gen = start_import("imports/deals/lease/uri.csv", 30000, 31u, &pipeline,
+                       &qid);
+    sup = it_supervisor_start(&env, extra, log);
+    assert_true(sup > 0);
+    sampler_start(&s, &qid);
+    wait_under_way(&qid, gen, 1000, log);
+    for (int round = 0; round < 2; round++) {
+        int64_t before = lines_now(&qid);
+        if (before == -1)
+            break;
+        assert_int_equal(kill(mongo, SIGSTOP), 0);
+        sleep(7);
+        assert_int_equal(kill(mongo, SIGCONT), 0);
+        for (int i = 0; i < 300; i++) {
+            int64_t now = lines_now(&qid);
+            if (now == -1 || now > before + 1000)
+                break;
+            usleep(50000);
+        }
+    }
+    assert_exact(&qid, &pipeline, gen, log);
+    sampler_stop(&s);
+    if (s.max_live > 1)
+        fail_msg("%d live workers of the import at once; log in %s", s.max_live,
+                 log);
+    assert_int_equal(WEXITSTATUS(it_process_stop(sup, SIGTERM, 30000)), 0);
+    drop_deals(&qid);
+    it_gen_destroy(&gen);
+}
+
 static void test_db_slowed(void **state)
 {
     bson_oid_t pipeline, qid;
@@ -445,13 +499,52 @@ static void test_sigterm_db_frozen(void **state)
     it_gen_destroy(&gen);
 }
 
+/* The default stop timeout (20 s) with a lease longer than it: the
+ * hand-back cannot be written, the supervisor gives up at the timeout, says
+ * so, and exits 0 within it and 5 s. */
+static void test_sigterm_db_frozen_stop_timeout(void **state)
+{
+    static const char *const extra[] = {"DEALIMPORT_LEASE_S=60",
+                                        "DEALIMPORT_BATCH_ROWS=500", NULL};
+    bson_oid_t pipeline, qid;
+    it_gen_t *gen;
+    char log[256];
+    pid_t sup;
+    int st;
+    int64_t start, took;
+    (void)state;
+    log_path(log, sizeof(log), "stop-timeout");
+    gen = start_import("imports/deals/lease/stop-timeout.csv", 30000, 6u,
+                       &pipeline, &qid);
+    sup = it_supervisor_start(&env, extra, log);
+    assert_true(sup > 0);
+    wait_under_way(&qid, gen, 1000, log);
+    assert_int_equal(kill(mongo, SIGSTOP), 0);
+    usleep(500000);
+    start = mono_ms();
+    st = it_process_stop(sup, SIGTERM, (20 + 5) * 1000);
+    took = mono_ms() - start;
+    assert_int_equal(kill(mongo, SIGCONT), 0);
+    fprintf(stderr, "supervisor exited %d after %lld ms\n",
+            st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1, (long long)took);
+    assert_true(st >= 0);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_int_equal(it_log_count(log, "stop timeout (20 s) reached"), 1);
+    drop_deals(&qid);
+    it_gen_destroy(&gen);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_db_frozen_repeatedly, teardown_each),
+        cmocka_unit_test_teardown(test_db_frozen_uri_timeouts, teardown_each),
         cmocka_unit_test_teardown(test_db_slowed, teardown_each),
         cmocka_unit_test_teardown(test_supervisor_frozen, teardown_each),
         cmocka_unit_test_teardown(test_sigterm_db_frozen, teardown_each),
+        cmocka_unit_test_teardown(test_sigterm_db_frozen_stop_timeout,
+                                  teardown_each),
     };
     int rc = it_env_init(&env, "lease_faults");
     if (rc)
