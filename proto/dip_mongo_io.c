@@ -99,6 +99,14 @@ cleanup:
     return client;
 }
 
+void dip_mongo_client_close(mongoc_client_t *client)
+{
+    if (client == NULL)
+        return;
+    mongoc_client_reset(client);
+    mongoc_client_destroy(client);
+}
+
 int dip_mongo_is_transient(const bson_error_t *e)
 {
     if (e->domain == MONGOC_ERROR_STREAM ||

@@ -18,6 +18,11 @@ mongoc_client_t *dip_mongo_client_new(const char *uri, const char *appname,
                                       const char **db, char *err,
                                       size_t errlen);
 
+/* Destroys client (NULL is fine) without ending its sessions on the
+ * server, which would block for a socket timeout when the database is
+ * away (the server expires them itself). */
+void dip_mongo_client_close(mongoc_client_t *client);
+
 /* The shortest timeout dip_mongo_client_new_bounded sets. */
 #define DIP_MONGO_MIN_TIMEOUT_MS 200
 

@@ -1204,7 +1204,12 @@ static void watch_leases(sup_loop_t *self)
     read_renewals(self);
     for (size_t i = 0; i < self->cap; i++) {
         worker_t *w = &self->workers[i];
-        if (w->state == W_FREE || w->final_written)
+        /* An end being written (finish or hand-back) needs no lease: its
+         * writes are fenced, so they land only while no one else has
+         * claimed the import, and then they are right. Given up, a final
+         * status applied but not acknowledged would lose its csv_imports. */
+        if (w->state == W_FREE || w->final_written ||
+            (w->state == W_WAITING && w->respawn_at_ms == INT64_MAX))
             continue;
         if (w->lease == SUP_LEASE_HELD &&
             self->now >= w->lease_end_ms - margin) {
@@ -1307,23 +1312,20 @@ static void begin_shutdown(sup_loop_t *self, int sig)
     if (self->stopping)
         return;
     self->stopping = 1;
-    /* DEALIMPORT_STOP_TIMEOUT_S bounds it all: workers get half of it to
-     * checkpoint and stop, the hand-backs the rest. */
-    self->give_up_ms = self->now + self->cfg.stop_timeout_s * 1000;
-    /* Calls bounded by the stop timeout, not the lease: a hand-back may
-     * start until a third of it is left. */
-    if (self->cfg.stop_timeout_s < self->cfg.lease_s) {
-        char err[512];
-        if (sup_store_bound_calls(self->store, self->cfg.stop_timeout_s * 1000,
-                                  err, sizeof(err)) < 0)
-            dip_log(DIP_LOG_ERR, NULL, "%s", err);
-        else
-            self->call_ms = sup_store_call_ms(self->store);
+    /* DEALIMPORT_STOP_TIMEOUT_S bounds it all, counted from the signal: a
+     * database call in flight when it came may have delayed us by up to
+     * call_ms (the driver's timeouts derive from the stop timeout when it
+     * is shorter than the lease, sup_store_budget_ms). Workers get a
+     * quarter of it to checkpoint and stop, the hand-backs what is left. */
+    {
+        int64_t stop = self->cfg.stop_timeout_s * 1000;
+        self->give_up_ms = self->now + stop - self->call_ms;
+        if (self->give_up_ms < self->now + stop / 2)
+            self->give_up_ms = self->now + stop / 2;
+        self->shutdown_deadline_ms =
+            self->now +
+            (stop / 4 < SHUTDOWN_GRACE_MS ? stop / 4 : SHUTDOWN_GRACE_MS);
     }
-    self->shutdown_deadline_ms =
-        self->now + (self->cfg.stop_timeout_s * 1000 / 2 < SHUTDOWN_GRACE_MS
-                         ? self->cfg.stop_timeout_s * 1000 / 2
-                         : SHUTDOWN_GRACE_MS);
     sup_notify_stopping(self->notify);
     dip_log(DIP_LOG_NOTICE, NULL,
             "signal %d: stopping; asking %zu workers to checkpoint and stop",

@@ -32,7 +32,9 @@ static void close_client(sup_store_t *self)
     mongoc_collection_destroy(self->deals);
     mongoc_collection_destroy(self->imports);
     mongoc_collection_destroy(self->errors);
-    mongoc_client_destroy(self->client);
+    /* No endSessions on the way out: with the database away it would block
+     * for a socket timeout; the server expires the sessions itself. */
+    dip_mongo_client_close(self->client);
     self->queues = self->deals = self->imports = self->errors = NULL;
     self->client = NULL;
 }
@@ -63,7 +65,7 @@ sup_store_t *sup_store_new(const dip_config_t *cfg, const char *owner,
         return NULL;
     self->uri = strdup(cfg->mongodb_uri ? cfg->mongodb_uri : "");
     if (self->uri == NULL ||
-        open_client(self, cfg->lease_s * 1000, err, errlen) < 0) {
+        open_client(self, sup_store_budget_ms(cfg), err, errlen) < 0) {
         free(self->uri);
         free(self);
         return NULL;
@@ -73,14 +75,12 @@ sup_store_t *sup_store_new(const dip_config_t *cfg, const char *owner,
     return self;
 }
 
-int sup_store_bound_calls(sup_store_t *self, long budget_ms, char *err,
-                          size_t errlen)
+long sup_store_budget_ms(const dip_config_t *cfg)
 {
-    close_client(self);
-    if (open_client(self, budget_ms, err, errlen) == SUP_STORE_OK)
-        return SUP_STORE_OK;
-    open_client(self, self->lease_s * 1000, err, errlen);
-    return SUP_STORE_EFAIL;
+    long s = cfg->stop_timeout_s > 0 && cfg->stop_timeout_s < cfg->lease_s
+                 ? cfg->stop_timeout_s
+                 : cfg->lease_s;
+    return s * 1000;
 }
 
 long sup_store_call_ms(const sup_store_t *self)

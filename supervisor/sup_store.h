@@ -44,11 +44,10 @@ void sup_store_destroy(sup_store_t **self_p);
  * (dip_mongo_client_new_bounded): the longest one call can block. */
 long sup_store_call_ms(const sup_store_t *self);
 
-/* Reconnects with the driver's timeouts derived from budget_ms instead of
- * the lease (a shutdown's stop timeout), unless the URI sets them. The
- * calls after it fail fast if the database does not answer in time. */
-int sup_store_bound_calls(sup_store_t *self, long budget_ms, char *err,
-                          size_t errlen);
+/* What the supervisor's driver timeouts derive from: the lease, or the stop
+ * timeout when it is shorter, so that a call in flight when SIGTERM comes
+ * cannot push the exit past DEALIMPORT_STOP_TIMEOUT_S. */
+long sup_store_budget_ms(const dip_config_t *cfg);
 
 int sup_store_ensure_indexes(sup_store_t *self, char *err, size_t errlen);
 

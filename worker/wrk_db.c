@@ -64,7 +64,9 @@ void wrk_db_destroy(wrk_db_t **self_p)
     mongoc_collection_destroy(self->deals);
     mongoc_collection_destroy(self->stages);
     mongoc_collection_destroy(self->pipelines);
-    mongoc_client_destroy(self->client);
+    /* No endSessions on the way out: with the database away it would block
+     * for a socket timeout; the server expires the sessions itself. */
+    dip_mongo_client_close(self->client);
     free(self);
     *self_p = NULL;
 }
