@@ -62,6 +62,7 @@ static const setting_t settings[] = {
     N("DEALIMPORT_WORKER_TIMEOUT_S", worker_timeout_s, 1, 31536000),
     N("DEALIMPORT_WORKER_RESTARTS", worker_restarts, 1, 1000),
     N("DEALIMPORT_LEASE_S", lease_s, 2, 86400),
+    N("DEALIMPORT_STOP_TIMEOUT_S", stop_timeout_s, 1, 3600),
     N("DEALIMPORT_ROW_ATTEMPTS", row_attempts, 1, 100),
     N("DEALIMPORT_ROW_BACKOFF_MS", row_backoff_ms, 0, 3600000),
     N("DEALIMPORT_BATCH_ROWS", batch_rows, 1, 100000),
@@ -96,6 +97,7 @@ void dip_config_init(dip_config_t *cfg)
     cfg->worker_timeout_s = 21600;
     cfg->worker_restarts = 3;
     cfg->lease_s = 60;
+    cfg->stop_timeout_s = 20;
     cfg->row_attempts = 3;
     cfg->row_backoff_ms = 4000;
     cfg->batch_rows = 1000;

@@ -66,6 +66,8 @@ typedef struct dip_config {
                               its worker's Nth crash within 10 minutes
                               (earlier crashes resume it), default 3 */
     long lease_s;          /* DEALIMPORT_LEASE_S, default 60 */
+    long stop_timeout_s;   /* DEALIMPORT_STOP_TIMEOUT_S: a shutdown's
+                              hand-backs, all waiting included, default 20 */
     long row_attempts;     /* DEALIMPORT_ROW_ATTEMPTS, default 3 */
     long row_backoff_ms;   /* DEALIMPORT_ROW_BACKOFF_MS, default 4000 */
     long batch_rows;       /* DEALIMPORT_BATCH_ROWS, default 1000 */

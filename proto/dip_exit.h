@@ -14,6 +14,8 @@ enum {
     DIP_EXIT_UNAVAILABLE = 69, /* dealimportctl: no supervisor answered */
     DIP_EXIT_NOMEM = 70,       /* the worker ran out of memory (its limit) */
     DIP_EXIT_TEMPFAIL = 75,    /* the worker checkpointed; resume later */
+    DIP_EXIT_FENCED = 76,      /* the worker's claim is gone: it stopped
+                                  without another write */
     DIP_EXIT_CONFIG = 78,      /* a missing or malformed setting */
     DIP_EXIT_EXEC = 127,       /* the worker binary could not be started */
 };

@@ -5,6 +5,7 @@
 #include "dip_mongo_io.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -25,6 +26,39 @@ void dip_mongo_init(void)
 mongoc_client_t *dip_mongo_client_new(const char *uri_str, const char *appname,
                                       const char **db, char *err, size_t errlen)
 {
+    return dip_mongo_client_new_bounded(uri_str, appname, 0, db, err, errlen);
+}
+
+/* Sets a timeout option to ms unless the URI chose it. */
+static void bound(mongoc_uri_t *uri, const char *option, int32_t ms)
+{
+    if (!mongoc_uri_has_option(uri, option))
+        mongoc_uri_set_option_as_int32(uri, option, ms);
+}
+
+static int32_t part_of(long lease_ms, long parts)
+{
+    long ms = lease_ms / parts;
+    if (ms < DIP_MONGO_MIN_TIMEOUT_MS)
+        ms = DIP_MONGO_MIN_TIMEOUT_MS;
+    return ms > INT32_MAX ? INT32_MAX : (int32_t)ms;
+}
+
+long dip_mongo_call_ms(const mongoc_client_t *client)
+{
+    const mongoc_uri_t *uri = mongoc_client_get_uri(client);
+    return (long)mongoc_uri_get_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS,
+                                                300000) +
+           (long)mongoc_uri_get_option_as_int32(
+               uri, MONGOC_URI_CONNECTTIMEOUTMS, 10000) +
+           100;
+}
+
+mongoc_client_t *dip_mongo_client_new_bounded(const char *uri_str,
+                                              const char *appname,
+                                              long lease_ms, const char **db,
+                                              char *err, size_t errlen)
+{
     bson_error_t error;
     mongoc_uri_t *uri;
     mongoc_client_t *client = NULL;
@@ -39,9 +73,17 @@ mongoc_client_t *dip_mongo_client_new(const char *uri_str, const char *appname,
     }
     /* Fail over quickly to our own retry policy rather than blocking for
      * the driver's 30 s default, unless the operator chose otherwise. */
-    if (!mongoc_uri_has_option(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
-        mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
-                                       5000);
+    if (lease_ms > 0) {
+        /* No call may outlive a lease (the driver's socket default is
+         * 300 s): a reply may take a quarter of it; choosing a server and
+         * connecting to it (the handshake included) a twelfth each, so one
+         * call blocks for at most a third. */
+        bound(uri, MONGOC_URI_SOCKETTIMEOUTMS, part_of(lease_ms, 4));
+        bound(uri, MONGOC_URI_CONNECTTIMEOUTMS, part_of(lease_ms, 12));
+        bound(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, part_of(lease_ms, 12));
+    } else {
+        bound(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 5000);
+    }
     if (!mongoc_uri_has_option(uri, MONGOC_URI_APPNAME))
         mongoc_uri_set_appname(uri, appname);
     client = mongoc_client_new_from_uri(uri);
@@ -55,6 +97,14 @@ mongoc_client_t *dip_mongo_client_new(const char *uri_str, const char *appname,
 cleanup:
     mongoc_uri_destroy(uri);
     return client;
+}
+
+void dip_mongo_client_close(mongoc_client_t *client)
+{
+    if (client == NULL)
+        return;
+    mongoc_client_reset(client);
+    mongoc_client_destroy(client);
 }
 
 int dip_mongo_is_transient(const bson_error_t *e)

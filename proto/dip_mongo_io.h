@@ -18,6 +18,27 @@ mongoc_client_t *dip_mongo_client_new(const char *uri, const char *appname,
                                       const char **db, char *err,
                                       size_t errlen);
 
+/* Destroys client (NULL is fine) without ending its sessions on the
+ * server, which would block for a socket timeout when the database is
+ * away (the server expires them itself). */
+void dip_mongo_client_close(mongoc_client_t *client);
+
+/* The shortest timeout dip_mongo_client_new_bounded sets. */
+#define DIP_MONGO_MIN_TIMEOUT_MS 200
+
+/* The same, with the driver's timeouts derived from lease_ms unless the URI
+ * sets them: socketTimeoutMS a quarter of it, connectTimeoutMS and
+ * serverSelectionTimeoutMS a twelfth each (each at least
+ * DIP_MONGO_MIN_TIMEOUT_MS). lease_ms 0: as dip_mongo_client_new. */
+mongoc_client_t *dip_mongo_client_new_bounded(const char *uri,
+                                              const char *appname,
+                                              long lease_ms, const char **db,
+                                              char *err, size_t errlen);
+
+/* The longest one call of client can block: a connection, then a reply
+ * (its connect and socket timeouts), plus a little. */
+long dip_mongo_call_ms(const mongoc_client_t *client);
+
 /* 1 when the error is transient: network, server selection, timeouts, not
  * primary, shutting down, interrupted. */
 int dip_mongo_is_transient(const bson_error_t *error);

@@ -116,7 +116,9 @@ int main(int argc, char **argv)
         rc = sup_loop_run(loop);
         sup_loop_destroy(&loop);
     }
-    mongoc_cleanup();
+    /* No mongoc_cleanup(): with the database away, the lease keeper's
+     * thread may still be inside the driver (sup_renew_destroy leaves it
+     * there rather than wait); the process's exit ends it. */
     dip_config_release(&cfg);
     return rc;
 }

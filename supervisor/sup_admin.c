@@ -9,6 +9,7 @@
 #include "dip_bson.h"
 #include "dip_ctl.h"
 #include "dip_mongo_io.h"
+#include "sup_store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,8 +33,11 @@ sup_admin_t *sup_admin_new(const dip_config_t *cfg, const char *owner,
     const char *db = NULL;
     if (self == NULL)
         return NULL;
-    self->client = dip_mongo_client_new(
-        cfg->mongodb_uri, "dealimport-supervisor-control", &db, err, errlen);
+    /* It runs on the supervisor's loop: its calls are bounded by the
+     * lease as sup_store's are. */
+    self->client = dip_mongo_client_new_bounded(
+        cfg->mongodb_uri, "dealimport-supervisor-control",
+        sup_store_budget_ms(cfg), &db, err, errlen);
     if (self->client == NULL) {
         free(self);
         return NULL;
@@ -53,7 +57,9 @@ void sup_admin_destroy(sup_admin_t **self_p)
     self = *self_p;
     mongoc_collection_destroy(self->queues);
     mongoc_collection_destroy(self->imports);
-    mongoc_client_destroy(self->client);
+    /* No endSessions on the way out: with the database away it would block
+     * for a socket timeout; the server expires the sessions itself. */
+    dip_mongo_client_close(self->client);
     free(self);
     *self_p = NULL;
 }

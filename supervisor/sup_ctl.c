@@ -565,7 +565,7 @@ static void finish_cancelled(sup_ctl_t *self, const char *id, const bson_t *doc,
     *lines = r.lines;
     if (self->store == NULL)
         return;
-    if (sup_store_finish(self->store, doc, &r, err, sizeof(err)) < 0)
+    if (sup_store_finish(self->store, doc, -1, &r, err, sizeof(err)) < 0)
         dip_log(DIP_LOG_WARNING, id,
                 "cancelled, but its import log was not written: %s", err);
 }

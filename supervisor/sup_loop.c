@@ -10,13 +10,16 @@
 #include "dip_exit.h"
 #include "dip_log.h"
 #include "dip_msg.h"
+#include "dip_text.h"
 #include "dip_mongo_io.h"
 #include "dip_text.h"
 #include "sup_cgroup.h"
 #include "sup_ctl.h"
 #include "dip_secrets.h"
+#include "sup_life.h"
 #include "sup_metrics.h"
 #include "sup_notify.h"
+#include "sup_renew.h"
 #include "sup_spawn.h"
 #include "sup_store.h"
 
@@ -40,8 +43,6 @@
 #define FLUSH_MS 1000
 #define FLUSH_ERRORS 500
 #define HEARTBEAT_TIMEOUT_MS 120000
-#define RESTART_WINDOW_MS (10 * 60 * 1000)
-#define TEMPFAIL_LIMIT 10
 #define SHUTDOWN_GRACE_MS 25000
 #define MSGS_PER_WAKE 2000
 #define EXIT_GRACE_MS 2000
@@ -61,16 +62,23 @@ typedef struct worker {
     bson_oid_t qid, account;
     bson_t *doc;
     int64_t started_ms, last_heard_ms, respawn_at_ms, last_flush_ms;
-    int restarts, tempfails;
+    sup_life_counters_t life; /* restarts, temporary failures */
+    sup_lease_t lease;
+    int64_t epoch; /* the claim's `claims` */
+    /* By our monotonic clock: when the lease we last wrote runs out, and
+     * when a worker told to stop for it is killed. */
+    int64_t lease_end_ms, kill_at_ms;
     int exit_status;
     int64_t exit_ms;
-    int64_t restart_window_ms; /* when the current crash count started */
-    int64_t run_start_lines;   /* w->lines when the current run started */
-    int stalls;                /* crashes in a row that moved no line on */
+    int64_t run_start_lines; /* w->lines when the current run started */
     /* an end that could not be written yet (respawn_at_ms == INT64_MAX) */
     const char *final_status;
     char *final_error;
     int final_release; /* the end is a hand-back (release), not a finish */
+    /* The final status is on the queue document, csv_imports is not yet:
+     * no one can claim the import any more, so its lease no longer
+     * matters; the write is retried until it lands. */
+    int final_written;
     int has_cgroup;
     /* made for the current worker run, handed to it over its secrets pipe;
      * its hello must carry it back */
@@ -90,9 +98,8 @@ typedef struct worker {
     int header_dirty;   /* not yet written */
     int dirty;
     int flush_failed; /* the last write failed: wait FLUSH_MS to retry */
-    /* the current run: its claim's epoch, whether its hello proved the
-     * spawn secret, and flow control (dip_msg.h) */
-    int64_t epoch;
+    /* the current run: whether its hello proved the spawn secret, and flow
+     * control (dip_msg.h) */
     int hello_ok;
     int64_t recv_bytes, acked_bytes, last_ack_ms;
     long dropped; /* frames under its identity dropped since the last log */
@@ -111,6 +118,7 @@ struct sup_loop {
     dip_config_t cfg; /* tunables only; strings borrowed from the caller */
     const char *config_file;
     sup_store_t *store;
+    sup_renew_t *renew; /* the lease keeper's thread */
     sup_notify_t *notify;
     sup_cgroup_t *cgroup;
     sup_ctl_t *ctl;
@@ -127,6 +135,10 @@ struct sup_loop {
     int stopping;
     int64_t now, next_claim_ms, next_renew_ms, next_status_ms, next_watchdog_ms,
         shutdown_deadline_ms, give_up_ms;
+    /* No database call before this (after a failed one), so that a
+     * database that is away costs one timeout, not one per call. */
+    int64_t db_pause_until_ms;
+    int64_t call_ms; /* the longest a database call can block */
     uint64_t watchdog_usec;
     long finished, failed;
     size_t err_bytes; /* unwritten line errors of all workers */
@@ -183,6 +195,7 @@ static void worker_clear(sup_loop_t *self, worker_t *w)
 }
 
 static void ctl_view(void *ctx, sup_ctl_view_t *view);
+static void drop_import(sup_loop_t *self, worker_t *w);
 static int ctl_control(void *ctx, const char *id, dip_control_action_t action);
 
 /* ---- setup ---------------------------------------------------------- */
@@ -368,6 +381,13 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
     self->store = sup_store_new(cfg, self->owner, err, errlen);
     if (self->store == NULL)
         goto fail;
+    self->call_ms = sup_store_call_ms(self->store);
+    self->metrics = sup_metrics_new();
+    if (self->metrics == NULL)
+        goto fail;
+    self->renew = sup_renew_new(cfg, self->owner, self->metrics, err, errlen);
+    if (self->renew == NULL)
+        goto fail;
     self->envp = build_envp(cfg);
     if (self->envp == NULL)
         goto fail;
@@ -402,9 +422,6 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
             goto fail;
         }
     }
-    self->metrics = sup_metrics_new();
-    if (self->metrics == NULL)
-        goto fail;
     if (cfg->metrics_addr &&
         sup_metrics_listen(self->metrics, cfg->metrics_addr, err, errlen) < 0)
         goto fail;
@@ -451,6 +468,7 @@ void sup_loop_destroy(sup_loop_t **self_p)
     if (self_p == NULL || *self_p == NULL)
         return;
     self = *self_p;
+    sup_renew_destroy(&self->renew);
     for (size_t i = 0; self->workers && i < self->cap; i++)
         worker_clear(self, &self->workers[i]);
     free(self->workers);
@@ -481,6 +499,70 @@ static void kill_worker(worker_t *w, int sig)
         kill(-w->pid, sig);
 }
 
+/* The queue id as stored (every import a worker runs has an ObjectId). */
+static bson_value_t qid_value(const worker_t *w)
+{
+    bson_value_t v;
+    memset(&v, 0, sizeof(v));
+    v.value_type = BSON_TYPE_OID;
+    bson_oid_copy(&w->qid, &v.value.v_oid);
+    return v;
+}
+
+static int64_t lease_ms(const sup_loop_t *self)
+{
+    return self->cfg.lease_s * 1000;
+}
+
+/* A lease we cannot renew has its workers told to stop a third of the lease
+ * before it runs out, and killed a twelfth before (the clock skew between
+ * supervisors tolerated, see the README). Renewals come every sixth: with
+ * calls bounded by a third (dip_mongo_client_new_bounded), one renewal
+ * always fits between a write that extended the lease and the moment its
+ * workers must be stopped. */
+static int64_t stop_margin(const sup_loop_t *self)
+{
+    return lease_ms(self) / 3;
+}
+
+static int64_t kill_margin(const sup_loop_t *self)
+{
+    return lease_ms(self) / 12;
+}
+
+static int64_t renew_every(const sup_loop_t *self)
+{
+    return lease_ms(self) / 6;
+}
+
+/* Whether a database call may start now. Not during the pause after a
+ * failed one; not when it could still block when a lease we hold needs its
+ * workers stopped (stop_margin before its end), nor while a worker told to
+ * stop for its lease is alive: the loop must be free to stop and kill them
+ * in time. In a shutdown, not when it could outlast the stop timeout. */
+static int db_ok(sup_loop_t *self)
+{
+    int64_t now = now_ms(), by = now + self->call_ms;
+    if (now < self->db_pause_until_ms)
+        return 0;
+    if (self->stopping && by > self->give_up_ms)
+        return 0;
+    for (size_t i = 0; i < self->cap; i++) {
+        const worker_t *w = &self->workers[i];
+        if (w->state != W_RUNNING)
+            continue;
+        if (w->lease != SUP_LEASE_HELD ||
+            by > w->lease_end_ms - stop_margin(self))
+            return 0;
+    }
+    return 1;
+}
+
+static void db_failed(sup_loop_t *self)
+{
+    self->db_pause_until_ms = now_ms() + lease_ms(self) / 6;
+}
+
 static size_t running_for_account(sup_loop_t *self, const bson_oid_t *acc)
 {
     size_t n = 0;
@@ -503,6 +585,15 @@ static worker_t *by_pid(sup_loop_t *self, pid_t pid)
 {
     for (size_t i = 0; i < self->cap; i++)
         if (self->workers[i].state == W_RUNNING && self->workers[i].pid == pid)
+            return &self->workers[i];
+    return NULL;
+}
+
+static worker_t *by_qid_oid(sup_loop_t *self, const bson_oid_t *qid)
+{
+    for (size_t i = 0; i < self->cap; i++)
+        if (self->workers[i].state != W_FREE &&
+            bson_oid_equal(&self->workers[i].qid, qid))
             return &self->workers[i];
     return NULL;
 }
@@ -550,10 +641,27 @@ static int start_worker(sup_loop_t *self, worker_t *w)
     int cgfd = -1, sfd;
     pid_t pid;
 
+    /* Never two workers of one import: not beside another slot's, and not
+     * for a claim that is not (or no longer surely) ours. */
+    for (size_t i = 0; i < self->cap; i++) {
+        const worker_t *x = &self->workers[i];
+        if (x != w && (x->state == W_RUNNING || x->state == W_EXITED) &&
+            bson_oid_equal(&x->qid, &w->qid)) {
+            dip_log(DIP_LOG_ERR, w->qid_hex,
+                    "not starting a worker: pid=%d still runs the import",
+                    (int)x->pid);
+            return -1;
+        }
+    }
+    if (w->lease != SUP_LEASE_HELD) {
+        dip_log(DIP_LOG_WARNING, w->qid_hex,
+                "not starting a worker: the lease is not ours for long "
+                "enough");
+        return -1;
+    }
+    snprintf(epoch, sizeof(epoch), "%lld", (long long)w->epoch);
     /* Each spawn proves itself in its hello with a secret of its own,
      * handed over with the other secrets through a pipe, never in envp. */
-    w->epoch = dip_bson_get_int(w->doc, "claims", 0);
-    snprintf(epoch, sizeof(epoch), "%lld", (long long)w->epoch);
     snprintf(secrets_fd, sizeof(secrets_fd), "%d", SUP_SPAWN_SECRETS_FD);
     if (dip_secrets_spawn_secret(w->spawn_secret) < 0) {
         dip_log(DIP_LOG_ERR, w->qid_hex,
@@ -646,16 +754,23 @@ static void send_ack(sup_loop_t *self, worker_t *w)
 static int flush_worker(sup_loop_t *self, worker_t *w)
 {
     char err[512];
+    bson_value_t qid = qid_value(w);
+    int64_t sent;
     int rc;
     int64_t received = w->recv_bytes;
     if (!pending(w))
         return 0;
+    if (w->lease != SUP_LEASE_HELD || !db_ok(self))
+        return -1;
+    sent = now_ms();
     rc = sup_store_progress(
-        self->store, &w->qid, w->errs, w->nerrs, w->lines, w->added, w->nerrors,
-        w->not_stored, w->bytes, w->bytes_total, w->checkpoint,
+        self->store, &qid, w->epoch, w->errs, w->nerrs, w->lines, w->added,
+        w->nerrors, w->not_stored, w->bytes, w->bytes_total, w->checkpoint,
         w->header_dirty ? w->header : NULL, err, sizeof(err));
     w->last_flush_ms = self->now;
     if (rc == SUP_STORE_OK) {
+        /* The progress write extends the lease too. */
+        w->lease_end_ms = sent + lease_ms(self);
         clear_errors(self, w);
         bson_destroy(w->checkpoint);
         w->checkpoint = NULL;
@@ -671,6 +786,7 @@ static int flush_worker(sup_loop_t *self, worker_t *w)
         /* Another supervisor took this import over (our lease lapsed):
          * stop our worker so only one runs it. */
         dip_log(DIP_LOG_ERR, w->qid_hex, "%s: stopping its worker", err);
+        w->lease = SUP_LEASE_LOST;
         if (w->state == W_RUNNING) {
             kill_worker(w, SIGKILL);
             w->killed_for = SUP_METRICS_EXIT_LEASE_LOST;
@@ -680,6 +796,7 @@ static int flush_worker(sup_loop_t *self, worker_t *w)
         w->header_dirty = 0;
         return -1;
     }
+    db_failed(self);
     dip_log(DIP_LOG_WARNING, w->qid_hex, "%s (will retry)", err);
     w->flush_failed = 1;
     return -1;
@@ -692,12 +809,28 @@ static void finish_import(sup_loop_t *self, worker_t *w, const char *status,
                             w->lines, w->not_stored, w->header};
     char err[512];
     int rc = SUP_STORE_EFAIL;
+    if (w->lease != SUP_LEASE_HELD && !w->final_written) {
+        dip_log(DIP_LOG_WARNING, w->qid_hex,
+                "not recording '%s': the claim is gone or running out", status);
+        drop_import(self, w);
+        return;
+    }
     /* Line errors still unwritten (database away) must land before the
      * final counts are taken from the database. */
-    if (flush_worker(self, w) == 0 || !pending(w))
-        rc = sup_store_finish(self->store, w->doc, &r, err, sizeof(err));
-    else
+    if (!db_ok(self)) {
+        snprintf(err, sizeof(err), "the database is unavailable");
+    } else if (flush_worker(self, w) == 0 || !pending(w)) {
+        rc = sup_store_finish(self->store, w->doc, w->epoch, &r, err,
+                              sizeof(err));
+        if (rc == SUP_STORE_EPARTIAL) {
+            w->final_written = 1;
+            rc = SUP_STORE_EFAIL;
+        }
+        if (rc == SUP_STORE_EFAIL)
+            db_failed(self);
+    } else {
         snprintf(err, sizeof(err), "the line errors could not be written");
+    }
     if (rc == SUP_STORE_EFAIL) {
         /* Keep the slot and write the end again later: given up, the
          * import would stay 'processing' under our renewed lease forever. */
@@ -717,8 +850,12 @@ static void finish_import(sup_loop_t *self, worker_t *w, const char *status,
         return;
     }
     if (rc == SUP_STORE_ELOST) {
+        /* Nothing was written: the import is another supervisor's. */
         dip_log(DIP_LOG_ERR, w->qid_hex,
-                "cannot record the final status '%s': %s", status, err);
+                "not recording the final status '%s': %s", status, err);
+        w->lease = SUP_LEASE_LOST;
+        drop_import(self, w);
+        return;
     } else {
         sup_metrics_import_ended(self->metrics, status,
                                  self->now - w->claimed_ms,
@@ -734,6 +871,7 @@ static void finish_import(sup_loop_t *self, worker_t *w, const char *status,
         self->failed++;
     if (w->has_cgroup)
         sup_cgroup_remove(self->cgroup, w->name);
+    sup_renew_forget(self->renew, &w->qid);
     worker_clear(self, w);
     self->next_claim_ms = self->now; /* a slot is free: claim at once */
 }
@@ -742,9 +880,33 @@ static void release_import(sup_loop_t *self, worker_t *w, const char *status,
                            const char *error)
 {
     char err[512];
+    bson_value_t qid = qid_value(w);
+    int rc = SUP_STORE_EFAIL;
+    if (w->lease != SUP_LEASE_HELD) {
+        drop_import(self, w);
+        return;
+    }
     flush_worker(self, w);
-    if (sup_store_release(self->store, &w->qid, status, error, err,
-                          sizeof(err)) < 0) {
+    if (w->lease == SUP_LEASE_LOST) {
+        drop_import(self, w);
+        return;
+    }
+    if (!db_ok(self)) {
+        snprintf(err, sizeof(err), "the database is unavailable");
+    } else {
+        rc = sup_store_release(self->store, &qid, w->epoch, status, error, err,
+                               sizeof(err));
+        if (rc == SUP_STORE_EFAIL)
+            db_failed(self);
+    }
+    if (rc == SUP_STORE_ELOST) {
+        dip_log(DIP_LOG_ERR, w->qid_hex, "not handing back as '%s': %s", status,
+                err);
+        w->lease = SUP_LEASE_LOST;
+        drop_import(self, w);
+        return;
+    }
+    if (rc != SUP_STORE_OK) {
         /* As with a final status: given up, the import would stay
          * 'processing' under our renewed lease. Keep the slot, retry. */
         dip_log(DIP_LOG_ERR, w->qid_hex,
@@ -768,6 +930,18 @@ static void release_import(sup_loop_t *self, worker_t *w, const char *status,
             status, (long long)w->lines);
     if (w->has_cgroup)
         sup_cgroup_remove(self->cgroup, w->name);
+    sup_renew_forget(self->renew, &w->qid);
+    worker_clear(self, w);
+    self->next_claim_ms = self->now;
+}
+
+/* Frees the slot of an import whose claim is gone or lapsing: nothing is
+ * written, nothing started; a fresh claim takes it up again. */
+static void drop_import(sup_loop_t *self, worker_t *w)
+{
+    if (w->has_cgroup)
+        sup_cgroup_remove(self->cgroup, w->name);
+    sup_renew_forget(self->renew, &w->qid);
     worker_clear(self, w);
     self->next_claim_ms = self->now;
 }
@@ -783,145 +957,59 @@ static void schedule_respawn(sup_loop_t *self, worker_t *w, int64_t delay_ms)
     w->respawn_at_ms = self->now + delay_ms;
 }
 
-/* 48210 -> "48,210": line numbers in sentences people read. */
-static const char *grouped(int64_t v, char *buf, size_t len)
-{
-    char digits[32];
-    int n = snprintf(digits, sizeof(digits), "%lld", (long long)v), o = 0;
-    for (int i = 0; i < n && (size_t)o + 2 < len; i++) {
-        if (i > 0 && digits[i - 1] != '-' && (n - i) % 3 == 0)
-            buf[o++] = ',';
-        buf[o++] = digits[i];
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
-/* A worker process ended: decide what that means for its import. */
+/* A worker process ended: sup_life decides what that means for its
+ * import; this carries it out. */
 static void on_exit_status(sup_loop_t *self, worker_t *w, int st)
 {
-    char how[512], msg[1024];
+    char how[512];
     sup_spawn_opts_t o;
     char *argv[] = {NULL};
-    int oom = 0;
+    sup_life_facts_t f;
+    sup_life_action_t a;
 
-    flush_worker(self, w);
+    if (w->lease == SUP_LEASE_HELD)
+        flush_worker(self, w);
     spawn_opts(self, &o, argv, -1);
     sup_spawn_describe(st, &o, how, sizeof(how));
-    if (w->has_cgroup && sup_cgroup_oom_killed(self->cgroup, w->name) > 0)
-        oom = 1;
-    if (WIFEXITED(st) && WEXITSTATUS(st) == DIP_EXIT_NOMEM)
-        oom = 1;
+    memset(&f, 0, sizeof(f));
+    f.wait_status = st;
+    f.oom = w->has_cgroup && sup_cgroup_oom_killed(self->cgroup, w->name) > 0;
     sup_metrics_worker_exited(
         self->metrics, &w->account,
-        sup_metrics_exit_cause(st, w->done, oom, w->killed_for));
-
-    if (w->done && !oom) {
-        switch (w->status) {
-        case DIP_DONE_COMPLETED:
-            finish_import(self, w, "completed", NULL);
-            return;
-        case DIP_DONE_FAILED:
-            finish_import(self, w, "failed", w->error);
-            return;
-        case DIP_DONE_CANCELLED:
-            finish_import(self, w, "cancelled", NULL);
-            return;
-        case DIP_DONE_PAUSED:
-            /* A cancel that arrived after the worker took the pause. */
-            if (w->requested == DIP_CONTROL_CANCEL)
-                finish_import(self, w, "cancelled", NULL);
-            else
-                release_import(self, w, "paused", NULL);
-            return;
-        case DIP_DONE_STOPPED:
-            /* Stopping for a shutdown, but an operator had asked for a
-             * pause: it stays paused rather than being claimed again. */
-            release_import(
-                self, w,
-                w->requested == DIP_CONTROL_PAUSE ? "paused" : "pending", NULL);
-            return;
-        case DIP_DONE_RETRY:
-            break;
-        }
+        sup_metrics_exit_cause(
+            st, w->done,
+            f.oom || (WIFEXITED(st) && WEXITSTATUS(st) == DIP_EXIT_NOMEM),
+            w->killed_for));
+    f.done = w->done;
+    f.status = w->status;
+    f.error = w->error;
+    f.requested = w->requested;
+    f.stopping = self->stopping;
+    f.lease = w->lease;
+    f.now_ms = self->now;
+    f.lines = w->lines;
+    f.run_start_lines = w->run_start_lines;
+    f.how = how;
+    f.memory_mb = self->cfg.worker_memory_mb;
+    f.restarts_allowed = self->cfg.worker_restarts;
+    f.backoff_ms = self->cfg.row_backoff_ms;
+    sup_life_decide(&f, &w->life, &a);
+    switch (a.kind) {
+    case SUP_LIFE_FINISH:
+        finish_import(self, w, a.status, a.sentence[0] ? a.sentence : NULL);
+        break;
+    case SUP_LIFE_RELEASE:
+        release_import(self, w, a.status, NULL);
+        break;
+    case SUP_LIFE_RESPAWN:
+        dip_log(DIP_LOG_WARNING, w->qid_hex, "%s", a.sentence);
+        schedule_respawn(self, w, a.delay_ms);
+        break;
+    case SUP_LIFE_DROP:
+        dip_log(DIP_LOG_WARNING, w->qid_hex, "%s", a.sentence);
+        drop_import(self, w);
+        break;
     }
-    /* An operator asked this import to stop: it stops, whatever else ended
-     * the worker, from its last checkpoint. */
-    if (w->requested == DIP_CONTROL_CANCEL) {
-        finish_import(self, w, "cancelled", NULL);
-        return;
-    }
-    if (w->requested == DIP_CONTROL_PAUSE) {
-        release_import(self, w, "paused", NULL);
-        return;
-    }
-    if (self->stopping) {
-        release_import(self, w, "pending", NULL);
-        return;
-    }
-    if (oom) {
-        char line[32];
-        snprintf(msg, sizeof(msg),
-                 "worker exceeded its %ld MB memory limit at line %s",
-                 self->cfg.worker_memory_mb,
-                 grouped(w->lines, line, sizeof(line)));
-        finish_import(self, w, "failed", msg);
-        return;
-    }
-    if (w->done && w->status == DIP_DONE_RETRY) {
-        int64_t delay;
-        /* Outages the import got past count no more: it gives up after
-         * TEMPFAIL_LIMIT in a row without headway, however long it is. */
-        if (w->lines > w->run_start_lines)
-            w->tempfails = 0;
-        if (++w->tempfails > TEMPFAIL_LIMIT) {
-            snprintf(
-                msg, sizeof(msg),
-                "gave up after %d temporary failures in a row, last at line "
-                "%lld: %s",
-                TEMPFAIL_LIMIT, (long long)w->lines,
-                w->error ? w->error : "unknown");
-            finish_import(self, w, "failed", msg);
-            return;
-        }
-        delay = self->cfg.row_backoff_ms * (1LL << (w->tempfails - 1));
-        if (delay > 300000)
-            delay = 300000;
-        dip_log(DIP_LOG_WARNING, w->qid_hex,
-                "worker stopped on a temporary failure at line %lld (%s); "
-                "resuming in %lld ms",
-                (long long)w->lines, w->error ? w->error : "",
-                (long long)delay);
-        schedule_respawn(self, w, delay);
-        return;
-    }
-    /* A crash, a limit, or an exit without a word. */
-    if (w->restarts == 0 ||
-        self->now - w->restart_window_ms > RESTART_WINDOW_MS) {
-        w->restarts = 0;
-        w->restart_window_ms = self->now;
-    }
-    if (++w->restarts >= self->cfg.worker_restarts) {
-        char line[32];
-        snprintf(msg, sizeof(msg),
-                 "the import's worker failed %d times, last at line %s: %s",
-                 w->restarts, grouped(w->lines, line, sizeof(line)), how);
-        finish_import(self, w, "failed", msg);
-        return;
-    }
-    /* Back off only while crashes make no headway: a worker that moved the
-     * checkpoint on before it died is not in a crash loop, and waiting
-     * longer after each such crash would only slow the import down. */
-    if (w->lines > w->run_start_lines)
-        w->stalls = 0;
-    else
-        w->stalls++;
-    dip_log(DIP_LOG_WARNING, w->qid_hex,
-            "worker %s at line %lld; resuming from its checkpoint (crash "
-            "%d of %ld allowed)",
-            how, (long long)w->lines, w->restarts,
-            self->cfg.worker_restarts - 1);
-    schedule_respawn(self, w, 1000LL << (w->stalls > 6 ? 6 : w->stalls));
 }
 
 static void reap(sup_loop_t *self)
@@ -980,7 +1068,7 @@ static void ctl_view(void *ctx, sup_ctl_view_t *v)
         r->errors = w->nerrors;
         r->bytes = w->bytes;
         r->bytes_total = w->bytes_total;
-        r->restarts = w->restarts;
+        r->restarts = w->life.restarts;
         r->requested =
             w->requested ? dip_msg_control_action_name(w->requested) : NULL;
         v->nruns++;
@@ -1289,15 +1377,78 @@ static void note_served(sup_loop_t *self, const bson_oid_t *account)
     self->served[slot].at_ms = self->now;
 }
 
+/* The imports this supervisor holds, for the store's fenced calls; ids
+ * borrowed from the workers' documents. Returns how many. */
+static size_t held_list(sup_loop_t *self, sup_store_held_t *held, worker_t **of)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < self->cap; i++) {
+        worker_t *w = &self->workers[i];
+        if (w->state == W_FREE)
+            continue;
+        held[n].id = qid_value(w);
+        held[n].epoch = w->epoch;
+        held[n].lost = 0;
+        if (of)
+            of[n] = w;
+        n++;
+    }
+    return n;
+}
+
+/* A claimed document the service cannot run (its _id is not an
+ * ObjectId): it ends failed with a sentence, keyed by the id as stored,
+ * and takes no slot. */
+static void refuse_claimed(sup_loop_t *self, const bson_t *doc)
+{
+    bson_iter_t it;
+    char err[512], msg[256], text[128] = "";
+    sup_store_result_t r = {"failed", msg, NULL, 0, 0, NULL};
+    int rc;
+    if (bson_iter_init_find(&it, doc, "_id")) {
+        bson_t tmp = BSON_INITIALIZER;
+        char *json;
+        BSON_APPEND_VALUE(&tmp, "id", bson_iter_value(&it));
+        json = bson_as_canonical_extended_json(&tmp, NULL);
+        if (json)
+            dip_text_format(text, sizeof(text), NULL, "%s", json);
+        bson_free(json);
+        bson_destroy(&tmp);
+    }
+    dip_text_format(msg, sizeof(msg), NULL,
+                    "the queue document's _id is not an ObjectId (it is a %s); "
+                    "this service imports only documents whose _id is one",
+                    bson_iter_init_find(&it, doc, "_id") &&
+                            BSON_ITER_HOLDS_UTF8(&it)
+                        ? "string"
+                        : "value of another type");
+    rc = sup_store_finish(self->store, doc, sup_store_epoch(doc), &r, err,
+                          sizeof(err));
+    if (rc == SUP_STORE_OK)
+        dip_log(DIP_LOG_WARNING, NULL, "import %s failed: '%s'", text, msg);
+    else
+        dip_log(DIP_LOG_ERR, NULL,
+                "import %s: cannot record that it failed: %s (its lease "
+                "expires and it is tried again)",
+                text, err);
+}
+
 static void claim(sup_loop_t *self)
 {
     char err[512];
-    while (!self->stopping && busy(self) < self->cap) {
+    while (!self->stopping && busy(self) < self->cap && db_ok(self)) {
         bson_oid_t skip[64];
         size_t nskip = 0;
         bson_t doc;
         worker_t *w = NULL;
+        sup_store_held_t *hl = calloc(self->cap, sizeof(*hl));
+        size_t nheld;
+        int64_t sent;
+        bson_iter_t id;
         int rc;
+        if (hl == NULL)
+            return;
+        nheld = held_list(self, hl, NULL);
         /* accounts at their limit */
         for (size_t i = 0; i < self->cap && nskip < 64; i++) {
             worker_t *x = &self->workers[i];
@@ -1310,13 +1461,31 @@ static void claim(sup_loop_t *self)
                              (size_t)self->cfg.max_workers_per_account)
                 bson_oid_copy(&x->account, &skip[nskip++]);
         }
-        rc = sup_store_claim(self->store, skip, nskip, self->served,
+        sent = now_ms();
+        rc = sup_store_claim(self->store, skip, nskip, hl, nheld, self->served,
                              self->nserved, self->cfg.max_workers_per_account,
                              &doc, err, sizeof(err));
         sup_metrics_claim(self->metrics, rc);
+        free(hl);
         if (rc <= 0) {
-            if (rc < 0)
+            if (rc < 0) {
                 dip_log(DIP_LOG_WARNING, NULL, "%s", err);
+                db_failed(self);
+            }
+            return;
+        }
+        if (!bson_iter_init_find(&id, &doc, "_id") ||
+            !BSON_ITER_HOLDS_OID(&id)) {
+            refuse_claimed(self, &doc);
+            bson_destroy(&doc);
+            continue;
+        }
+        if (by_qid_oid(self, bson_iter_oid(&id)) != NULL) {
+            /* Excluded by the claim's filter: never reached. */
+            dip_log(DIP_LOG_ERR, NULL,
+                    "claimed an import this supervisor already runs; "
+                    "leaving it to its lease");
+            bson_destroy(&doc);
             return;
         }
         for (size_t i = 0; i < self->cap; i++)
@@ -1344,7 +1513,13 @@ static void claim(sup_loop_t *self)
         w->claimed_lines = w->lines;
         w->not_stored =
             dip_bson_get_int(w->doc, "checkpoint.errors_not_stored", 0);
+        w->epoch = sup_store_epoch(w->doc);
+        w->lease = SUP_LEASE_HELD;
+        w->lease_end_ms = sent + lease_ms(self);
+        w->kill_at_ms = INT64_MAX;
         w->state = W_WAITING;
+        if (sup_renew_hold(self->renew, &w->qid, w->epoch) < 0)
+            w->lease = SUP_LEASE_LAPSING; /* never renewed: let it go */
         dip_log(DIP_LOG_INFO, w->qid_hex, "claimed import (file '%s')",
                 dip_bson_get_str(w->doc, "csv.0.key")
                     ? dip_bson_get_str(w->doc, "csv.0.key")
@@ -1357,9 +1532,84 @@ static void claim(sup_loop_t *self)
     }
 }
 
+/* What the lease keeper learnt: renewals extend each lease's end by our
+ * clock; a claim found gone stops its worker at once (SIGKILL: nothing more
+ * of it may reach the database) and frees the slot without a write. */
+static void read_renewals(sup_loop_t *self)
+{
+    for (size_t i = 0; i < self->cap; i++) {
+        worker_t *w = &self->workers[i];
+        int64_t until = 0;
+        int lost = 0;
+        if (w->state == W_FREE || w->lease != SUP_LEASE_HELD ||
+            sup_renew_state(self->renew, &w->qid, w->epoch, &until, &lost) < 0)
+            continue;
+        if (until > w->lease_end_ms)
+            w->lease_end_ms = until;
+        if (!lost)
+            continue;
+        dip_log(DIP_LOG_ERR, w->qid_hex,
+                "the claim on the import is gone (another supervisor took it "
+                "over): stopping its worker, writing nothing more");
+        w->lease = SUP_LEASE_LOST;
+        if (w->state == W_RUNNING)
+            kill_worker(w, SIGKILL);
+        else if (w->state == W_WAITING)
+            drop_import(self, w);
+    }
+}
+
+/* The leases by our own clock: a lease we could not renew in time has its
+ * workers told to stop (they checkpoint if they can) stop_margin before it
+ * runs out, and killed kill_margin before; an import with no worker is
+ * dropped at once. Runs before anything else in each turn of the loop, and
+ * makes no database call. */
+static void watch_leases(sup_loop_t *self)
+{
+    int64_t margin = stop_margin(self);
+    read_renewals(self);
+    for (size_t i = 0; i < self->cap; i++) {
+        worker_t *w = &self->workers[i];
+        /* An end being written (finish or hand-back) needs no lease: its
+         * writes are fenced, so they land only while no one else has
+         * claimed the import, and then they are right. Given up, a final
+         * status applied but not acknowledged would lose its csv_imports. */
+        if (w->state == W_FREE || w->final_written ||
+            (w->state == W_WAITING && w->respawn_at_ms == INT64_MAX))
+            continue;
+        if (w->lease == SUP_LEASE_HELD &&
+            self->now >= w->lease_end_ms - margin) {
+            dip_log(DIP_LOG_WARNING, w->qid_hex,
+                    "the lease could not be renewed and ends in %lld ms: "
+                    "stopping the import here",
+                    (long long)(w->lease_end_ms - self->now));
+            w->lease = SUP_LEASE_LAPSING;
+            w->kill_at_ms = w->lease_end_ms - kill_margin(self);
+            if (w->state == W_RUNNING) {
+                if (send_control(self, w, DIP_CONTROL_STOP) < 0)
+                    kill_worker(w, SIGTERM);
+            } else if (w->state == W_EXITED) {
+                on_exit_status(self, w, w->exit_status);
+                continue;
+            } else {
+                drop_import(self, w);
+                continue;
+            }
+        }
+        if (w->lease != SUP_LEASE_HELD && w->state == W_RUNNING &&
+            self->now >= w->kill_at_ms) {
+            dip_log(DIP_LOG_WARNING, w->qid_hex,
+                    "worker pid=%d did not stop before the lease ends: "
+                    "killing it",
+                    (int)w->pid);
+            kill_worker(w, SIGKILL);
+            w->kill_at_ms = INT64_MAX;
+        }
+    }
+}
+
 static void tick(sup_loop_t *self)
 {
-    char err[512];
     /* Workers beat every quarter lease, from their hello on. */
     int64_t silence_ms = self->cfg.lease_s * 1000 > HEARTBEAT_TIMEOUT_MS
                              ? self->cfg.lease_s * 1000
@@ -1409,13 +1659,11 @@ static void tick(sup_loop_t *self)
             }
         }
     }
-    if (!self->stopping && self->now >= self->next_renew_ms) {
-        int rc = sup_store_renew_leases(self->store, err, sizeof(err));
-        sup_metrics_renewal(self->metrics, rc);
-        if (rc < 0)
-            dip_log(DIP_LOG_WARNING, NULL, "%s", err);
+    /* Operators' requests recorded for us, at the pace of renewals (the
+     * renewals themselves are sup_renew's). */
+    if (!self->stopping && self->now >= self->next_renew_ms && db_ok(self)) {
         sup_ctl_renewal(self->ctl);
-        self->next_renew_ms = self->now + self->cfg.lease_s * 1000 / 3;
+        self->next_renew_ms = self->now + renew_every(self);
     }
     if (!self->stopping && self->now >= self->next_claim_ms) {
         claim(self);
@@ -1441,8 +1689,20 @@ static void begin_shutdown(sup_loop_t *self, int sig)
     if (self->stopping)
         return;
     self->stopping = 1;
-    self->shutdown_deadline_ms = self->now + SHUTDOWN_GRACE_MS;
-    self->give_up_ms = self->shutdown_deadline_ms + 10000;
+    /* DEALIMPORT_STOP_TIMEOUT_S bounds it all, counted from the signal: a
+     * database call in flight when it came may have delayed us by up to
+     * call_ms (the driver's timeouts derive from the stop timeout when it
+     * is shorter than the lease, sup_store_budget_ms). Workers get a
+     * quarter of it to checkpoint and stop, the hand-backs what is left. */
+    {
+        int64_t stop = self->cfg.stop_timeout_s * 1000;
+        self->give_up_ms = self->now + stop - self->call_ms;
+        if (self->give_up_ms < self->now + stop / 2)
+            self->give_up_ms = self->now + stop / 2;
+        self->shutdown_deadline_ms =
+            self->now +
+            (stop / 4 < SHUTDOWN_GRACE_MS ? stop / 4 : SHUTDOWN_GRACE_MS);
+    }
     sup_notify_stopping(self->notify);
     dip_log(DIP_LOG_NOTICE, NULL,
             "signal %d: stopping; asking %zu workers to checkpoint and stop",
@@ -1533,9 +1793,13 @@ int sup_loop_run(sup_loop_t *self)
         }
         if (self->stopping && self->now >= self->give_up_ms) {
             dip_log(DIP_LOG_ERR, NULL,
-                    "giving up on %zu imports whose final state could not be "
-                    "written; their leases expire and they are resumed",
-                    busy(self));
+                    "stop timeout (%ld s) reached: giving up on %zu imports "
+                    "whose hand-back could not be written; their leases "
+                    "expire and they are resumed",
+                    self->cfg.stop_timeout_s, busy(self));
+            for (size_t i = 0; i < self->cap; i++)
+                if (self->workers[i].state == W_RUNNING)
+                    kill_worker(&self->workers[i], SIGKILL);
             break;
         }
         if (zmq_poll(items, 2 + nctl, timeout) < 0 && zmq_errno() != EINTR) {
@@ -1544,6 +1808,7 @@ int sup_loop_run(sup_loop_t *self)
             sleep(1);
         }
         self->now = now_ms();
+        watch_leases(self);
         if (items[0].revents & ZMQ_POLLIN)
             drain_events(self);
         if (items[1].revents & ZMQ_POLLIN)
@@ -1555,7 +1820,7 @@ int sup_loop_run(sup_loop_t *self)
         for (size_t i = 0; i < self->cap; i++) {
             worker_t *w = &self->workers[i];
             if (w->state == W_WAITING && w->respawn_at_ms == INT64_MAX &&
-                self->now - w->last_flush_ms >= 5000) {
+                self->now - w->last_flush_ms >= 5000 && db_ok(self)) {
                 w->last_flush_ms = self->now;
                 if (w->final_release)
                     release_import(self, w, w->final_status, w->final_error);
@@ -1564,6 +1829,7 @@ int sup_loop_run(sup_loop_t *self)
             }
         }
     }
-    dip_log(DIP_LOG_NOTICE, NULL, "stopped: all imports handed back");
+    if (busy(self) == 0)
+        dip_log(DIP_LOG_NOTICE, NULL, "stopped: all imports handed back");
     return 0;
 }

@@ -22,31 +22,70 @@ struct sup_store {
     mongoc_client_t *client;
     mongoc_collection_t *queues, *deals, *imports, *errors;
     char owner[256];
+    char *uri;
     long lease_s;
 };
 
-sup_store_t *sup_store_new(const dip_config_t *cfg, const char *owner,
-                           char *err, size_t errlen)
+static void close_client(sup_store_t *self)
 {
-    sup_store_t *self = calloc(1, sizeof(*self));
+    mongoc_collection_destroy(self->queues);
+    mongoc_collection_destroy(self->deals);
+    mongoc_collection_destroy(self->imports);
+    mongoc_collection_destroy(self->errors);
+    /* No endSessions on the way out: with the database away it would block
+     * for a socket timeout; the server expires the sessions itself. */
+    dip_mongo_client_close(self->client);
+    self->queues = self->deals = self->imports = self->errors = NULL;
+    self->client = NULL;
+}
+
+/* A client whose calls are bounded by budget_ms (a lease, or less). */
+static int open_client(sup_store_t *self, long budget_ms, char *err,
+                       size_t errlen)
+{
     const char *db = NULL;
-    if (self == NULL)
-        return NULL;
-    self->client = dip_mongo_client_new(
-        cfg->mongodb_uri, "dealimport-supervisor", &db, err, errlen);
-    if (self->client == NULL) {
-        free(self);
-        return NULL;
-    }
+    self->client = dip_mongo_client_new_bounded(
+        self->uri, "dealimport-supervisor", budget_ms, &db, err, errlen);
+    if (self->client == NULL)
+        return SUP_STORE_EFAIL;
     self->queues = mongoc_client_get_collection(self->client, db, "queues");
     self->deals = mongoc_client_get_collection(self->client, db, "deals");
     self->imports =
         mongoc_client_get_collection(self->client, db, "csv_imports");
     self->errors =
         mongoc_client_get_collection(self->client, db, "csv_import_errors");
+    return SUP_STORE_OK;
+}
+
+sup_store_t *sup_store_new(const dip_config_t *cfg, const char *owner,
+                           char *err, size_t errlen)
+{
+    sup_store_t *self = calloc(1, sizeof(*self));
+    if (self == NULL)
+        return NULL;
+    self->uri = strdup(cfg->mongodb_uri ? cfg->mongodb_uri : "");
+    if (self->uri == NULL ||
+        open_client(self, sup_store_budget_ms(cfg), err, errlen) < 0) {
+        free(self->uri);
+        free(self);
+        return NULL;
+    }
     snprintf(self->owner, sizeof(self->owner), "%s", owner);
     self->lease_s = cfg->lease_s;
     return self;
+}
+
+long sup_store_budget_ms(const dip_config_t *cfg)
+{
+    long s = cfg->stop_timeout_s > 0 && cfg->stop_timeout_s < cfg->lease_s
+                 ? cfg->stop_timeout_s
+                 : cfg->lease_s;
+    return s * 1000;
+}
+
+long sup_store_call_ms(const sup_store_t *self)
+{
+    return dip_mongo_call_ms(self->client);
 }
 
 void sup_store_destroy(sup_store_t **self_p)
@@ -55,11 +94,11 @@ void sup_store_destroy(sup_store_t **self_p)
     if (self_p == NULL || *self_p == NULL)
         return;
     self = *self_p;
-    mongoc_collection_destroy(self->queues);
-    mongoc_collection_destroy(self->deals);
-    mongoc_collection_destroy(self->imports);
-    mongoc_collection_destroy(self->errors);
-    mongoc_client_destroy(self->client);
+    close_client(self);
+    if (self->uri) {
+        memset(self->uri, 0, strlen(self->uri)); /* may hold a password */
+        free(self->uri);
+    }
     free(self);
     *self_p = NULL;
 }
@@ -86,22 +125,85 @@ static int index_one(mongoc_collection_t *coll, const char *name, bson_t *keys,
     return rc;
 }
 
+/* The account as one key, whether the CRM stored it as an ObjectId or as
+ * its 24-hex string: "hex" for both, the string itself for another string,
+ * "" for anything else. */
+static void account_key(const bson_value_t *v, char *out, size_t len)
+{
+    if (v->value_type == BSON_TYPE_OID)
+        bson_oid_to_string(&v->value.v_oid, out);
+    else if (v->value_type == BSON_TYPE_UTF8 && v->value.v_utf8.len == 24 &&
+             bson_oid_is_valid(v->value.v_utf8.str, 24)) {
+        bson_oid_t oid;
+        bson_oid_init_from_string(&oid, v->value.v_utf8.str);
+        bson_oid_to_string(&oid, out); /* lowercase */
+    } else if (v->value_type == BSON_TYPE_UTF8)
+        snprintf(out, len, "%s", v->value.v_utf8.str);
+    else
+        snprintf(out, len, "%s", "");
+}
+
+/* Running imports claimed before account_key existed get theirs, so the
+ * unique index on it can be built. */
+static void backfill_account_keys(sup_store_t *self)
+{
+    bson_t *filter = BCON_NEW("status", BCON_UTF8("processing"), "account_key",
+                              "{", "$exists", BCON_BOOL(false), "}");
+    bson_t *opts = BCON_NEW("projection", "{", "account_id", BCON_INT32(1), "}",
+                            "limit", BCON_INT64(10000));
+    mongoc_cursor_t *c =
+        mongoc_collection_find_with_opts(self->queues, filter, opts, NULL);
+    const bson_t *doc;
+    while (mongoc_cursor_next(c, &doc)) {
+        bson_iter_t it;
+        bson_value_t null_value = {.value_type = BSON_TYPE_NULL};
+        const bson_value_t *acc = &null_value;
+        char key[256];
+        bson_t *f, *u;
+        if (bson_iter_init_find(&it, doc, "account_id"))
+            acc = bson_iter_value(&it);
+        account_key(acc, key, sizeof(key));
+        if (!bson_iter_init_find(&it, doc, "_id"))
+            continue;
+        f = bson_new();
+        BSON_APPEND_VALUE(f, "_id", bson_iter_value(&it));
+        u = BCON_NEW("$set", "{", "account_key", BCON_UTF8(key), "}");
+        mongoc_collection_update_one(self->queues, f, u, NULL, NULL, NULL);
+        bson_destroy(f);
+        bson_destroy(u);
+    }
+    mongoc_cursor_destroy(c);
+    bson_destroy(filter);
+    bson_destroy(opts);
+}
+
 /* At most one running import per (account, slot): the per-account limit
- * holds across every supervisor sharing the database, atomically. */
+ * holds across every supervisor sharing the database, atomically. Keyed by
+ * account_key, so an account stored as an ObjectId in one document and as
+ * its hex string in another is one account. The index on account_id that
+ * came before it is dropped. */
 static int index_slots(sup_store_t *self, char *err, size_t errlen)
 {
-    bson_t *cmd =
-        BCON_NEW("createIndexes", BCON_UTF8("queues"), "indexes", "[", "{",
-                 "key", "{", "account_id", BCON_INT32(1), "account_slot",
-                 BCON_INT32(1), "}", "name", BCON_UTF8("running_account_slot"),
-                 "unique", BCON_BOOL(true), "partialFilterExpression", "{",
-                 "status", BCON_UTF8("processing"), "}", "}", "]");
+    bson_t *cmd = BCON_NEW("createIndexes", BCON_UTF8("queues"), "indexes", "[",
+                           "{", "key", "{", "account_key", BCON_INT32(1),
+                           "account_slot", BCON_INT32(1), "}", "name",
+                           BCON_UTF8("running_account_key_slot"), "unique",
+                           BCON_BOOL(true), "partialFilterExpression", "{",
+                           "status", BCON_UTF8("processing"), "}", "}", "]");
+    bson_t *drop = BCON_NEW("dropIndexes", BCON_UTF8("queues"), "index",
+                            BCON_UTF8("running_account_slot"));
     bson_error_t error;
     bson_t reply;
     int rc = SUP_STORE_OK;
+    backfill_account_keys(self);
+    /* Absent already (code 27) is the usual answer. */
+    mongoc_collection_write_command_with_opts(self->queues, drop, NULL, NULL,
+                                              NULL);
+    bson_destroy(drop);
     if (!mongoc_collection_write_command_with_opts(self->queues, cmd, NULL,
                                                    &reply, &error)) {
-        snprintf(err, errlen, "cannot create index 'running_account_slot': %s",
+        snprintf(err, errlen,
+                 "cannot create index 'running_account_key_slot': %s",
                  error.message);
         rc = SUP_STORE_EFAIL;
     }
@@ -128,10 +230,24 @@ int sup_store_ensure_indexes(sup_store_t *self, char *err, size_t errlen)
 
 /* The filter of imports that may be claimed now: pending and unlocked, or
  * processing under a lease that ran out (its supervisor is gone). */
-static void append_claimable(bson_t *q, int64_t now)
+static void append_claimable(bson_t *q, int64_t now,
+                             const sup_store_held_t *held, size_t nheld)
 {
     bson_t or, b, sub;
     BSON_APPEND_UTF8(q, "source", "deals");
+    /* Never an import this supervisor runs, whatever its lease says. */
+    if (nheld > 0) {
+        bson_t id, nin;
+        BSON_APPEND_DOCUMENT_BEGIN(q, "_id", &id);
+        BSON_APPEND_ARRAY_BEGIN(&id, "$nin", &nin);
+        for (size_t i = 0; i < nheld; i++) {
+            char k[24];
+            snprintf(k, sizeof(k), "%zu", i);
+            BSON_APPEND_VALUE(&nin, k, &held[i].id);
+        }
+        bson_append_array_end(&id, &nin);
+        bson_append_document_end(q, &id);
+    }
     BSON_APPEND_ARRAY_BEGIN(q, "$or", & or);
     BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &b);
     BSON_APPEND_UTF8(&b, "status", "pending");
@@ -158,13 +274,13 @@ typedef struct candidate {
 
 static int same_account(const bson_value_t *a, const bson_value_t *b)
 {
-    if (a->value_type != b->value_type)
-        return 0;
-    if (a->value_type == BSON_TYPE_OID)
-        return bson_oid_equal(&a->value.v_oid, &b->value.v_oid);
-    if (a->value_type == BSON_TYPE_UTF8)
-        return strcmp(a->value.v_utf8.str, b->value.v_utf8.str) == 0;
-    return a->value_type == BSON_TYPE_NULL;
+    char ka[256], kb[256];
+    account_key(a, ka, sizeof(ka));
+    account_key(b, kb, sizeof(kb));
+    if (ka[0] == '\0' || kb[0] == '\0')
+        return a->value_type == b->value_type &&
+               a->value_type == BSON_TYPE_NULL;
+    return strcmp(ka, kb) == 0;
 }
 
 static int by_fairness(const void *x, const void *y)
@@ -208,6 +324,18 @@ static void add_candidate(void *arg, const bson_t *doc)
     candidates_t *cs = arg;
     bson_iter_t it;
     candidate_t *c;
+    int64_t oldest = INT64_MAX;
+    if (bson_iter_init_find(&it, doc, "oldest") &&
+        BSON_ITER_HOLDS_DATE_TIME(&it))
+        oldest = bson_iter_date_time(&it);
+    /* One account stored two ways is one candidate. */
+    if (bson_iter_init_find(&it, doc, "_id"))
+        for (size_t i = 0; i < cs->n; i++)
+            if (same_account(&cs->list[i].account, bson_iter_value(&it))) {
+                if (oldest < cs->list[i].oldest_ms)
+                    cs->list[i].oldest_ms = oldest;
+                return;
+            }
     if (cs->n == cs->cap)
         return;
     c = &cs->list[cs->n];
@@ -216,9 +344,7 @@ static void add_candidate(void *arg, const bson_t *doc)
         bson_value_copy(bson_iter_value(&it), &c->account);
     else
         c->account.value_type = BSON_TYPE_NULL;
-    if (bson_iter_init_find(&it, doc, "oldest") &&
-        BSON_ITER_HOLDS_DATE_TIME(&it))
-        c->oldest_ms = bson_iter_date_time(&it);
+    c->oldest_ms = oldest;
     cs->n++;
 }
 
@@ -234,20 +360,36 @@ static void add_running(void *arg, const bson_t *doc)
     n = bson_iter_init_find(&it, doc, "n") ? bson_iter_as_int64(&it) : 0;
     for (size_t i = 0; i < cs->n; i++)
         if (same_account(&cs->list[i].account, acc))
-            cs->list[i].running = n;
+            cs->list[i].running += n;
 }
 
 /* Tries to claim the oldest claimable import of one account in one of its
  * `limit` slots. 1 claimed, 0 nothing (none left, or every slot taken),
  * negative on error. */
 static int claim_in_account(sup_store_t *self, const bson_value_t *account,
+                            const sup_store_held_t *held, size_t nheld,
                             long limit, bson_t *out, char *err, size_t errlen)
 {
     int64_t now = dip_bson_now_ms();
     bson_t query = BSON_INITIALIZER, sort = BSON_INITIALIZER;
+    char key[256];
     int rc = 0;
-    append_claimable(&query, now);
-    BSON_APPEND_VALUE(&query, "account_id", account);
+    append_claimable(&query, now, held, nheld);
+    account_key(account, key, sizeof(key));
+    if (strlen(key) == 24 && bson_oid_is_valid(key, 24)) {
+        /* Both ways the CRM stores an account. */
+        bson_oid_t oid;
+        bson_t acc, in;
+        bson_oid_init_from_string(&oid, key);
+        BSON_APPEND_DOCUMENT_BEGIN(&query, "account_id", &acc);
+        BSON_APPEND_ARRAY_BEGIN(&acc, "$in", &in);
+        BSON_APPEND_OID(&in, "0", &oid);
+        BSON_APPEND_UTF8(&in, "1", key);
+        bson_append_array_end(&acc, &in);
+        bson_append_document_end(&query, &acc);
+    } else {
+        BSON_APPEND_VALUE(&query, "account_id", account);
+    }
     BSON_APPEND_INT32(&sort, "created_at", 1);
     BSON_APPEND_INT32(&sort, "_id", 1);
     for (long slot = 0; slot < limit && rc == 0; slot++) {
@@ -258,8 +400,9 @@ static int claim_in_account(sup_store_t *self, const bson_value_t *account,
         bson_iter_t it;
         update = BCON_NEW("$set", "{", "status", BCON_UTF8("processing"),
                           "in_progress", BCON_BOOL(true), "claimed_by",
-                          BCON_UTF8(self->owner), "account_slot",
-                          BCON_INT32((int32_t)slot), "lease_expires_at",
+                          BCON_UTF8(self->owner), "account_key", BCON_UTF8(key),
+                          "account_slot", BCON_INT32((int32_t)slot),
+                          "lease_expires_at",
                           BCON_DATE_TIME(now + self->lease_s * 1000),
                           "claimed_at", BCON_DATE_TIME(now), "}", "$inc", "{",
                           "claims", BCON_INT32(1), "}");
@@ -299,6 +442,7 @@ static int claim_in_account(sup_store_t *self, const bson_value_t *account,
 }
 
 int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
+                    const sup_store_held_t *held, size_t nheld,
                     const sup_store_served_t *served, size_t nserved,
                     long per_account, bson_t *out, char *err, size_t errlen)
 {
@@ -310,7 +454,7 @@ int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
     int rc = 0;
 
     /* 1. Accounts with claimable imports, and the age of their oldest. */
-    append_claimable(&match, now);
+    append_claimable(&match, now, held, nheld);
     if (nskip > 0) {
         bson_t acc, nin;
         char k[24], hex[25];
@@ -370,8 +514,8 @@ int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
     for (size_t i = 0; i < cs.n && rc == 0; i++) {
         if (cs.list[i].running >= per_account)
             continue;
-        rc = claim_in_account(self, &cs.list[i].account, per_account, out, err,
-                              errlen);
+        rc = claim_in_account(self, &cs.list[i].account, held, nheld,
+                              per_account, out, err, errlen);
     }
 cleanup:
     for (size_t i = 0; i < cs.n; i++)
@@ -379,22 +523,131 @@ cleanup:
     return rc;
 }
 
-int sup_store_renew_leases(sup_store_t *self, char *err, size_t errlen)
+int64_t sup_store_epoch(const bson_t *queue_doc)
 {
-    bson_t *filter, *update;
+    bson_iter_t it;
+    if (queue_doc && bson_iter_init_find(&it, queue_doc, "claims") &&
+        (BSON_ITER_HOLDS_INT32(&it) || BSON_ITER_HOLDS_INT64(&it) ||
+         BSON_ITER_HOLDS_DOUBLE(&it)))
+        return bson_iter_as_int64(&it);
+    return -1;
+}
+
+/* {_id, claimed_by: owner, claims: epoch}: writes only the holder of this
+ * claim may do. */
+static void append_fence(sup_store_t *self, bson_t *filter,
+                         const bson_value_t *qid, int64_t epoch)
+{
+    BSON_APPEND_VALUE(filter, "_id", qid);
+    BSON_APPEND_UTF8(filter, "claimed_by", self->owner);
+    BSON_APPEND_INT64(filter, "claims", epoch);
+}
+
+/* Our claim, whatever the status: an import whose final status is written
+ * but whose csv_imports is not yet is still ours to finish. */
+static int holds(sup_store_t *self, const bson_t *doc, int64_t epoch)
+{
+    const char *by = dip_bson_get_str(doc, "claimed_by");
+    return by && strcmp(by, self->owner) == 0 && sup_store_epoch(doc) == epoch;
+}
+
+/* Which of the held imports are still ours: one find over their ids. */
+static int mark_lost(sup_store_t *self, sup_store_held_t *held, size_t n,
+                     char *err, size_t errlen)
+{
+    bson_t filter = BSON_INITIALIZER, id, in;
+    bson_t *opts =
+        BCON_NEW("projection", "{", "claimed_by", BCON_INT32(1), "claims",
+                 BCON_INT32(1), "status", BCON_INT32(1), "}");
+    mongoc_cursor_t *c;
+    const bson_t *doc;
     bson_error_t error;
     int rc = SUP_STORE_OK;
-    filter = BCON_NEW("claimed_by", BCON_UTF8(self->owner), "status",
-                      BCON_UTF8("processing"));
+    int *seen = calloc(n ? n : 1, sizeof(int));
+    if (seen == NULL) {
+        bson_destroy(opts);
+        return SUP_STORE_EFAIL;
+    }
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &id);
+    BSON_APPEND_ARRAY_BEGIN(&id, "$in", &in);
+    for (size_t i = 0; i < n; i++) {
+        char k[24];
+        snprintf(k, sizeof(k), "%zu", i);
+        BSON_APPEND_VALUE(&in, k, &held[i].id);
+    }
+    bson_append_array_end(&id, &in);
+    bson_append_document_end(&filter, &id);
+    c = mongoc_collection_find_with_opts(self->queues, &filter, opts, NULL);
+    while (mongoc_cursor_next(c, &doc)) {
+        bson_iter_t it;
+        if (!bson_iter_init_find(&it, doc, "_id"))
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            bson_t a = BSON_INITIALIZER, b = BSON_INITIALIZER;
+            BSON_APPEND_VALUE(&a, "v", &held[i].id);
+            BSON_APPEND_VALUE(&b, "v", bson_iter_value(&it));
+            if (bson_equal(&a, &b)) {
+                seen[i] = 1;
+                held[i].lost = !holds(self, doc, held[i].epoch);
+            }
+            bson_destroy(&a);
+            bson_destroy(&b);
+        }
+    }
+    if (mongoc_cursor_error(c, &error)) {
+        snprintf(err, errlen, "checking the claims failed: %s", error.message);
+        rc = SUP_STORE_EFAIL;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            if (!seen[i])
+                held[i].lost = 1; /* deleted */
+    }
+    mongoc_cursor_destroy(c);
+    bson_destroy(&filter);
+    bson_destroy(opts);
+    free(seen);
+    return rc;
+}
+
+int sup_store_renew(sup_store_t *self, sup_store_held_t *held, size_t n,
+                    char *err, size_t errlen)
+{
+    bson_t filter = BSON_INITIALIZER, or, *update;
+    bson_t reply;
+    bson_error_t error;
+    bson_iter_t it;
+    int rc = SUP_STORE_OK;
+    for (size_t i = 0; i < n; i++)
+        held[i].lost = 0;
+    if (n == 0)
+        return SUP_STORE_OK;
+    BSON_APPEND_UTF8(&filter, "claimed_by", self->owner);
+    BSON_APPEND_UTF8(&filter, "status", "processing");
+    BSON_APPEND_ARRAY_BEGIN(&filter, "$or", & or);
+    for (size_t i = 0; i < n; i++) {
+        bson_t one;
+        char k[24];
+        snprintf(k, sizeof(k), "%zu", i);
+        BSON_APPEND_DOCUMENT_BEGIN(& or, k, &one);
+        BSON_APPEND_VALUE(&one, "_id", &held[i].id);
+        BSON_APPEND_INT64(&one, "claims", held[i].epoch);
+        bson_append_document_end(& or, &one);
+    }
+    bson_append_array_end(&filter, & or);
     update =
         BCON_NEW("$set", "{", "lease_expires_at",
                  BCON_DATE_TIME(dip_bson_now_ms() + self->lease_s * 1000), "}");
-    if (!mongoc_collection_update_many(self->queues, filter, update, NULL, NULL,
-                                       &error)) {
+    if (!mongoc_collection_update_many(self->queues, &filter, update, NULL,
+                                       &reply, &error)) {
         snprintf(err, errlen, "renewing leases failed: %s", error.message);
         rc = SUP_STORE_EFAIL;
+    } else if (bson_iter_init_find(&it, &reply, "matchedCount") &&
+               bson_iter_as_int64(&it) < (int64_t)n) {
+        /* Some claim is gone: find out which (rare, so one more read). */
+        rc = mark_lost(self, held, n, err, errlen);
     }
-    bson_destroy(filter);
+    bson_destroy(&reply);
+    bson_destroy(&filter);
     bson_destroy(update);
     return rc;
 }
@@ -439,16 +692,17 @@ static int insert_errors(sup_store_t *self, bson_t *const *docs, size_t n,
     return rc;
 }
 
-/* {_id: qid, claimed_by: owner}: writes that only the claim holder may do. */
-static bson_t *owned(sup_store_t *self, const bson_oid_t *qid)
+static bson_t *owned(sup_store_t *self, const bson_value_t *qid, int64_t epoch)
 {
-    return BCON_NEW("_id", BCON_OID(qid), "claimed_by", BCON_UTF8(self->owner));
+    bson_t *filter = bson_new();
+    append_fence(self, filter, qid, epoch);
+    return filter;
 }
 
-int sup_store_progress(sup_store_t *self, const bson_oid_t *qid,
-                       bson_t *const *errors, size_t nerr, int64_t lines,
-                       int64_t added, int64_t nerrors, int64_t not_stored,
-                       int64_t bytes, int64_t bytes_total,
+int sup_store_progress(sup_store_t *self, const bson_value_t *qid,
+                       int64_t epoch, bson_t *const *errors, size_t nerr,
+                       int64_t lines, int64_t added, int64_t nerrors,
+                       int64_t not_stored, int64_t bytes, int64_t bytes_total,
                        const bson_t *checkpoint, const bson_t *header,
                        char *err, size_t errlen)
 {
@@ -459,7 +713,7 @@ int sup_store_progress(sup_store_t *self, const bson_oid_t *qid,
     int rc = insert_errors(self, errors, nerr, err, errlen);
     if (rc != SUP_STORE_OK)
         return rc;
-    filter = owned(self, qid);
+    filter = owned(self, qid, epoch);
     update = bson_new();
     BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
     BSON_APPEND_DOCUMENT_BEGIN(&set, "progress", &prog);
@@ -496,9 +750,10 @@ int sup_store_progress(sup_store_t *self, const bson_oid_t *qid,
 }
 
 static int64_t count(mongoc_collection_t *coll, const char *key,
-                     const bson_oid_t *qid, bson_error_t *error)
+                     const bson_value_t *qid, bson_error_t *error)
 {
-    bson_t *filter = BCON_NEW(key, BCON_OID(qid));
+    bson_t *filter = bson_new();
+    BSON_APPEND_VALUE(filter, key, qid);
     int64_t n = mongoc_collection_count_documents(coll, filter, NULL, NULL,
                                                   NULL, error);
     bson_destroy(filter);
@@ -506,18 +761,19 @@ static int64_t count(mongoc_collection_t *coll, const char *key,
 }
 
 /* The first errors by line, for csv_imports.logs. */
-static void append_logs(sup_store_t *self, const bson_oid_t *qid, bson_t *set)
+static void append_logs(sup_store_t *self, const bson_value_t *qid, bson_t *set)
 {
-    bson_t *filter = BCON_NEW("queue_id", BCON_OID(qid));
+    bson_t *filter = bson_new();
     bson_t *opts = BCON_NEW("sort", "{", "line", BCON_INT32(1), "}", "limit",
                             BCON_INT64(LOGS_KEEP), "projection", "{", "_id",
                             BCON_INT32(0), "line", BCON_INT32(1), "field",
                             BCON_INT32(1), "message", BCON_INT32(1), "}");
-    mongoc_cursor_t *c =
-        mongoc_collection_find_with_opts(self->errors, filter, opts, NULL);
+    mongoc_cursor_t *c;
     const bson_t *doc;
     bson_t arr;
     int i = 0;
+    BSON_APPEND_VALUE(filter, "queue_id", qid);
+    c = mongoc_collection_find_with_opts(self->errors, filter, opts, NULL);
     BSON_APPEND_ARRAY_BEGIN(set, "logs", &arr);
     while (mongoc_cursor_next(c, &doc)) {
         char k[24];
@@ -530,41 +786,115 @@ static void append_logs(sup_store_t *self, const bson_oid_t *qid, bson_t *set)
     bson_destroy(opts);
 }
 
-int sup_store_finish(sup_store_t *self, const bson_t *queue_doc,
+/* The final status on the queue document: fenced by owner and epoch, or,
+ * for an import no supervisor holds (epoch < 0), by the status an atomic
+ * move already gave it. A repeat matches again and changes nothing new. */
+static int finish_queue(sup_store_t *self, const bson_value_t *qid,
+                        int64_t epoch, const sup_store_result_t *r,
+                        int64_t added, int64_t nerrors, int64_t not_stored,
+                        int64_t now, char *err, size_t errlen)
+{
+    bson_t *filter = bson_new(), *update = bson_new(), set, unset;
+    bson_t reply;
+    bson_error_t error;
+    bson_iter_t it;
+    int rc = SUP_STORE_OK;
+    if (epoch >= 0) {
+        append_fence(self, filter, qid, epoch);
+    } else {
+        BSON_APPEND_VALUE(filter, "_id", qid);
+        BSON_APPEND_UTF8(filter, "status", r->status);
+    }
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
+    BSON_APPEND_UTF8(&set, "status", r->status);
+    BSON_APPEND_BOOL(&set, "in_progress", false);
+    BSON_APPEND_DATE_TIME(&set, "finished_at", now);
+    BSON_APPEND_DATE_TIME(&set, "updated_at", now);
+    BSON_APPEND_INT64(&set, "progress.lines", r->lines);
+    BSON_APPEND_INT64(&set, "progress.added", added);
+    BSON_APPEND_INT64(&set, "progress.errors", nerrors + not_stored);
+    BSON_APPEND_INT64(&set, "progress.errors_not_stored", not_stored);
+    if (r->error)
+        BSON_APPEND_UTF8(&set, "error", r->error);
+    bson_append_document_end(update, &set);
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$unset", &unset);
+    BSON_APPEND_UTF8(&unset, "lease_expires_at", "");
+    if (!r->error)
+        BSON_APPEND_UTF8(&unset, "error", "");
+    bson_append_document_end(update, &unset);
+    if (!mongoc_collection_update_one(self->queues, filter, update, NULL,
+                                      &reply, &error)) {
+        snprintf(err, errlen, "writing the final status failed: %s",
+                 error.message);
+        rc = SUP_STORE_EFAIL;
+    } else if (bson_iter_init_find(&it, &reply, "matchedCount") &&
+               bson_iter_as_int64(&it) == 0) {
+        snprintf(err, errlen,
+                 "the import is no longer claimed by this supervisor");
+        rc = SUP_STORE_ELOST;
+    }
+    bson_destroy(&reply);
+    bson_destroy(filter);
+    bson_destroy(update);
+    return rc;
+}
+
+/* A value of the queue document as stored (an ObjectId, or the hex string
+ * the CRM wrote), copied to csv_imports. */
+static void copy_field(const bson_t *queue_doc, const char *key, bson_t *to)
+{
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, queue_doc, key))
+        BSON_APPEND_VALUE(to, key, bson_iter_value(&it));
+}
+
+int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
                      const sup_store_result_t *r, char *err, size_t errlen)
 {
-    bson_oid_t qid, tmp;
     bson_error_t error;
     int64_t added, nerrors, not_stored, now = dip_bson_now_ms();
     bson_t *filter = NULL, *update = NULL, set, soi, notes;
+    const bson_value_t *qid;
     const char *name;
     int rc = SUP_STORE_EFAIL;
-    bson_t reply;
     bson_iter_t it;
 
-    if (dip_bson_get_oid(queue_doc, "_id", &qid) != 0) {
+    if (!bson_iter_init_find(&it, queue_doc, "_id")) {
         snprintf(err, errlen, "queue document without an _id");
         return SUP_STORE_EFAIL;
     }
-    added = count(self->deals, "import.queue_id", &qid, &error);
-    nerrors = added < 0 ? -1 : count(self->errors, "queue_id", &qid, &error);
+    qid = bson_iter_value(&it);
+    added = count(self->deals, "import.queue_id", qid, &error);
+    nerrors = added < 0 ? -1 : count(self->errors, "queue_id", qid, &error);
     if (added < 0 || nerrors < 0) {
-        snprintf(err, errlen, "counting the import's results failed: %s",
+        snprintf(err, errlen,
+                 "counting the import's results failed (a count may take "
+                 "the driver's socketTimeoutMS, a quarter of the lease unless "
+                 "the URI sets it): %s",
                  error.message);
         return SUP_STORE_EFAIL;
     }
 
-    /* csv_imports: one per import, upserted so a repeated finish is
+    /* The queue document first, fenced: a supervisor whose claim is gone
+     * stops here, before it touches the import log. */
+    not_stored = dip_bson_get_int(queue_doc, "checkpoint.errors_not_stored", 0);
+    if (r->not_stored > not_stored)
+        not_stored = r->not_stored;
+    rc = finish_queue(self, qid, epoch, r, added, nerrors, not_stored, now, err,
+                      errlen);
+    if (rc != SUP_STORE_OK)
+        return rc;
+
+    /* csv_imports: one per import, keyed by it, so a repeated finish is
      * harmless. */
-    filter = BCON_NEW("queue_id", BCON_OID(&qid));
+    rc = SUP_STORE_EPARTIAL;
+    filter = bson_new();
+    BSON_APPEND_VALUE(filter, "queue_id", qid);
     update = bson_new();
     BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
     BSON_APPEND_UTF8(&set, "status", r->status);
     BSON_APPEND_INT64(&set, "total_records", r->lines);
     BSON_APPEND_INT64(&set, "total_records_added", added);
-    not_stored = dip_bson_get_int(queue_doc, "checkpoint.errors_not_stored", 0);
-    if (r->not_stored > not_stored)
-        not_stored = r->not_stored;
     BSON_APPEND_INT64(&set, "total_errors", nerrors + not_stored);
     BSON_APPEND_INT64(&set, "errors_stored", nerrors);
     BSON_APPEND_INT64(&set, "errors_not_stored", not_stored);
@@ -578,20 +908,21 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc,
     }
     if (r->header) {
         BSON_APPEND_ARRAY(&set, "header", r->header);
-    } else if (bson_iter_init_find(&it, queue_doc, "header") &&
-               BSON_ITER_HOLDS_ARRAY(&it)) {
-        /* stored by a run of an earlier claim */
-        bson_append_iter(&set, "header", -1, &it);
+    } else {
+        /* stored by a run of an earlier claim (a fresh iterator: qid points
+         * into it) */
+        bson_iter_t h;
+        if (bson_iter_init_find(&h, queue_doc, "header") &&
+            BSON_ITER_HOLDS_ARRAY(&h))
+            bson_append_iter(&set, "header", -1, &h);
     }
-    append_logs(self, &qid, &set);
+    append_logs(self, qid, &set);
     BSON_APPEND_DATE_TIME(&set, "updated_at", now);
     BSON_APPEND_DATE_TIME(&set, "finished_at", now);
     bson_append_document_end(update, &set);
     BSON_APPEND_DOCUMENT_BEGIN(update, "$setOnInsert", &soi);
-    if (dip_bson_get_oid(queue_doc, "account_id", &tmp) == 0)
-        BSON_APPEND_OID(&soi, "account_id", &tmp);
-    if (dip_bson_get_oid(queue_doc, "user_id", &tmp) == 0)
-        BSON_APPEND_OID(&soi, "user_id", &tmp);
+    copy_field(queue_doc, "account_id", &soi);
+    copy_field(queue_doc, "user_id", &soi);
     name = dip_bson_get_str(queue_doc, "csv.0.name");
     if (name == NULL)
         name = dip_bson_get_str(queue_doc, "csv.0.key");
@@ -604,62 +935,25 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc,
         bool ok = mongoc_collection_update_one(self->imports, filter, update,
                                                opts, NULL, &error);
         bson_destroy(opts);
-        if (!ok) {
+        if (!ok)
             snprintf(err, errlen, "writing csv_imports failed: %s",
                      error.message);
-            goto cleanup;
-        }
+        else
+            rc = SUP_STORE_OK;
     }
-    bson_destroy(filter);
-    bson_destroy(update);
-
-    filter = owned(self, &qid);
-    update = bson_new();
-    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
-    BSON_APPEND_UTF8(&set, "status", r->status);
-    BSON_APPEND_BOOL(&set, "in_progress", false);
-    BSON_APPEND_DATE_TIME(&set, "finished_at", now);
-    BSON_APPEND_DATE_TIME(&set, "updated_at", now);
-    BSON_APPEND_INT64(&set, "progress.lines", r->lines);
-    BSON_APPEND_INT64(&set, "progress.added", added);
-    BSON_APPEND_INT64(&set, "progress.errors", nerrors + not_stored);
-    BSON_APPEND_INT64(&set, "progress.errors_not_stored", not_stored);
-    if (r->error)
-        BSON_APPEND_UTF8(&set, "error", r->error);
-    bson_append_document_end(update, &set);
-    {
-        bson_t unset;
-        BSON_APPEND_DOCUMENT_BEGIN(update, "$unset", &unset);
-        BSON_APPEND_UTF8(&unset, "lease_expires_at", "");
-        if (!r->error)
-            BSON_APPEND_UTF8(&unset, "error", "");
-        bson_append_document_end(update, &unset);
-    }
-    if (!mongoc_collection_update_one(self->queues, filter, update, NULL,
-                                      &reply, &error)) {
-        snprintf(err, errlen, "writing the final status failed: %s",
-                 error.message);
-    } else if (bson_iter_init_find(&it, &reply, "matchedCount") &&
-               bson_iter_as_int64(&it) == 0) {
-        snprintf(err, errlen,
-                 "the import is no longer claimed by this supervisor");
-        rc = SUP_STORE_ELOST;
-    } else {
-        rc = SUP_STORE_OK;
-    }
-    bson_destroy(&reply);
-cleanup:
     bson_destroy(filter);
     bson_destroy(update);
     return rc;
 }
 
-int sup_store_release(sup_store_t *self, const bson_oid_t *qid,
+int sup_store_release(sup_store_t *self, const bson_value_t *qid, int64_t epoch,
                       const char *status, const char *error_text, char *err,
                       size_t errlen)
 {
-    bson_t *filter = owned(self, qid), *update = bson_new(), set, unset;
+    bson_t *filter = owned(self, qid, epoch), *update = bson_new(), set, unset;
+    bson_t reply;
     bson_error_t error;
+    bson_iter_t it;
     int rc = SUP_STORE_OK;
     BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
     BSON_APPEND_UTF8(&set, "status", status);
@@ -672,11 +966,17 @@ int sup_store_release(sup_store_t *self, const bson_oid_t *qid,
     BSON_APPEND_UTF8(&unset, "claimed_by", "");
     BSON_APPEND_UTF8(&unset, "lease_expires_at", "");
     bson_append_document_end(update, &unset);
-    if (!mongoc_collection_update_one(self->queues, filter, update, NULL, NULL,
-                                      &error)) {
+    if (!mongoc_collection_update_one(self->queues, filter, update, NULL,
+                                      &reply, &error)) {
         snprintf(err, errlen, "releasing the import failed: %s", error.message);
         rc = SUP_STORE_EFAIL;
+    } else if (bson_iter_init_find(&it, &reply, "matchedCount") &&
+               bson_iter_as_int64(&it) == 0) {
+        snprintf(err, errlen,
+                 "the import is no longer claimed by this supervisor");
+        rc = SUP_STORE_ELOST;
     }
+    bson_destroy(&reply);
     bson_destroy(filter);
     bson_destroy(update);
     return rc;

@@ -1,8 +1,11 @@
 /*
  * sup_store: everything the supervisor asks of MongoDB. Claims are atomic
- * (findAndModify) and leased; every later write about an import is fenced by
- * `claimed_by`, so a supervisor that lost its lease (and whose import another
- * supervisor took over) can no longer change that import.
+ * (findAndModify) and leased; each claim has an epoch, the queue document's
+ * `claims` counter after it. Every later write about an import is fenced by
+ * owner and epoch (`claimed_by` and `claims`), or keyed by the import so that
+ * a repeat changes nothing, so a supervisor that lost its lease (and whose
+ * import another supervisor took over) can no longer change that import.
+ * Queue ids are passed as stored (an ObjectId, or whatever the CRM wrote).
  */
 #ifndef SUP_STORE_H
 #define SUP_STORE_H
@@ -18,7 +21,9 @@ typedef struct sup_store sup_store_t;
 enum {
     SUP_STORE_OK = 0,
     SUP_STORE_EFAIL = -1,
-    SUP_STORE_ELOST = -2, /* the claim is no longer ours */
+    SUP_STORE_ELOST = -2,    /* the claim is no longer ours */
+    SUP_STORE_EPARTIAL = -3, /* sup_store_finish: the final status is
+                                written, csv_imports not yet: call again */
 };
 
 /* Final figures and words of an import, for sup_store_finish. */
@@ -36,7 +41,26 @@ sup_store_t *sup_store_new(const dip_config_t *cfg, const char *owner,
                            char *err, size_t errlen);
 void sup_store_destroy(sup_store_t **self_p);
 
+/* The driver's timeouts derive from the lease unless the URI sets them
+ * (dip_mongo_client_new_bounded): the longest one call can block. */
+long sup_store_call_ms(const sup_store_t *self);
+
+/* What the supervisor's driver timeouts derive from: the lease, or the stop
+ * timeout when it is shorter, so that a call in flight when SIGTERM comes
+ * cannot push the exit past DEALIMPORT_STOP_TIMEOUT_S. */
+long sup_store_budget_ms(const dip_config_t *cfg);
+
 int sup_store_ensure_indexes(sup_store_t *self, char *err, size_t errlen);
+
+/* One import this supervisor holds. */
+typedef struct sup_store_held {
+    bson_value_t id; /* the queue document's _id as stored; borrowed */
+    int64_t epoch;   /* its `claims` after our claim */
+    int lost;        /* set by sup_store_renew: the claim is gone */
+} sup_store_held_t;
+
+/* The epoch of a claimed document (its `claims`), or -1. */
+int64_t sup_store_epoch(const bson_t *queue_doc);
 
 /* When this supervisor last claimed an import of an account. */
 typedef struct sup_store_served {
@@ -44,7 +68,8 @@ typedef struct sup_store_served {
     int64_t at_ms;
 } sup_store_served_t;
 
-/* Claims one pending import (or one whose lease expired), fairly across
+/* Claims one pending import (or one whose lease expired), never one of the
+ * nheld imports in held (this supervisor runs them), fairly across
  * accounts: the account running the fewest imports (on any supervisor)
  * first, then the one served longest ago (served: n entries, accounts
  * absent from it were never served), then the one whose oldest import waits
@@ -55,35 +80,46 @@ typedef struct sup_store_served {
  * into out (initialized by the callee) and returns 1; 0 when there is nothing
  * to claim; negative on error. */
 int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
+                    const sup_store_held_t *held, size_t nheld,
                     const sup_store_served_t *served, size_t nserved,
                     long per_account, bson_t *out, char *err, size_t errlen);
 
-/* Extends the lease of every import this supervisor holds. */
-int sup_store_renew_leases(sup_store_t *self, char *err, size_t errlen);
+/* Extends the lease of the n imports in held, each fenced by owner and
+ * epoch; marks `lost` those whose claim is gone (another owner or epoch,
+ * or no claim). SUP_STORE_OK when the database answered (some may
+ * be lost), SUP_STORE_EFAIL when it did not (nothing is known). */
+int sup_store_renew(sup_store_t *self, sup_store_held_t *held, size_t n,
+                    char *err, size_t errlen);
 
 /* Writes buffered line errors (nerr csv_import_errors documents, as the
  * caller built them from the workers' messages: inserted as they are, not
  * validated again), then progress, the checkpoint and the header
- * (checkpoint and header may be NULL: unchanged). Errors first, so a
- * checkpoint never runs ahead of the errors it covers. not_stored: line
- * errors counted past the per-import cap. */
-int sup_store_progress(sup_store_t *self, const bson_oid_t *qid,
-                       bson_t *const *errors, size_t nerr, int64_t lines,
-                       int64_t added, int64_t nerrors, int64_t not_stored,
-                       int64_t bytes, int64_t bytes_total,
+ * (checkpoint and header may be NULL: unchanged), fenced by owner and
+ * epoch. Errors first, so a checkpoint never runs ahead of the errors it
+ * covers. not_stored: line errors counted past the per-import cap. */
+int sup_store_progress(sup_store_t *self, const bson_value_t *qid,
+                       int64_t epoch, bson_t *const *errors, size_t nerr,
+                       int64_t lines, int64_t added, int64_t nerrors,
+                       int64_t not_stored, int64_t bytes, int64_t bytes_total,
                        const bson_t *checkpoint, const bson_t *header,
                        char *err, size_t errlen);
 
-/* Ends an import: counts its deals and error lines in the database, writes
- * csv_imports (total_errors = stored + errors_not_stored, and the header),
- * and sets the queue document's final status. */
-int sup_store_finish(sup_store_t *self, const bson_t *queue_doc,
+/* Ends an import: counts its deals and error lines in the database, sets
+ * the queue document's final status fenced by owner and epoch, and only
+ * then writes csv_imports (total_errors = stored + errors_not_stored, and
+ * the header; keyed by the import, so a repeat changes nothing).
+ * SUP_STORE_ELOST, with nothing written, when the claim is gone;
+ * SUP_STORE_EPARTIAL when only the queue document was written.
+ * epoch < 0: an import no supervisor holds, whose status an atomic move
+ * already set to result->status (a cancel while pending or paused). */
+int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
                      const sup_store_result_t *result, char *err,
                      size_t errlen);
 
-/* Hands an import back: status (pending or paused), in_progress false, no
- * claim, checkpoint kept; error may be NULL. */
-int sup_store_release(sup_store_t *self, const bson_oid_t *qid,
+/* Hands an import back, fenced by owner and epoch: status (pending or
+ * paused), in_progress false, no claim, checkpoint kept; error may be NULL.
+ * SUP_STORE_ELOST when the claim is gone (nothing written). */
+int sup_store_release(sup_store_t *self, const bson_value_t *qid, int64_t epoch,
                       const char *status, const char *error, char *err,
                       size_t errlen);
 

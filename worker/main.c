@@ -34,8 +34,12 @@ static void help(void)
            "Runs one deal import from a queue document; normally started by "
            "dealimport-supervisor.\n\n"
            "  --queue-id ID      the queue document's _id (24 hex digits)\n"
-           "  --owner SUPERVISOR the supervisor whose claim this run is\n"
-           "  --epoch N          the claim's epoch (its claims counter)\n"
+           "  --owner ID         the supervisor whose claim this run is for\n"
+           "  --epoch N          that claim's epoch (the queue document's "
+           "claims);\n"
+           "                     the worker stops, writing nothing more, once "
+           "the\n"
+           "                     claim is another's\n"
            "  --events ENDPOINT  the supervisor's worker-events socket\n"
            "                     (default ipc://$DEALIMPORT_RUNTIME_DIR/"
            "events.ipc)\n"
@@ -48,8 +52,8 @@ static void help(void)
            "  --config FILE      KEY=VALUE settings (see the README)\n"
            "  --help, --version\n\n"
            "Exit status: 0 done (the supervisor was told how), 70 out of "
-           "memory,\n75 temporary failure (resume later), 64 usage, 78 "
-           "configuration.\n",
+           "memory,\n75 temporary failure (resume later), 76 the claim is gone "
+           "(stopped\nwithout writing), 64 usage, 78 configuration.\n",
            usage);
 }
 
@@ -125,8 +129,8 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *queue_id = NULL, *events = NULL, *config = NULL;
-    const char *owner = "";
-    long long epoch = 0;
+    const char *owner = NULL;
+    long long epoch = -1;
     char endpoint[600], err[512];
     dip_config_t cfg;
     int c, rc, secrets_fd = -1;
@@ -185,6 +189,13 @@ int main(int argc, char **argv)
         fprintf(stderr,
                 "dealimport-worker: --queue-id needs a queue id (24 lowercase "
                 "hex digits); %s",
+                usage);
+        return DIP_EXIT_USAGE;
+    }
+
+    if ((owner == NULL) != (epoch < 0) || (owner && *owner == '\0')) {
+        fprintf(stderr,
+                "dealimport-worker: --owner and --epoch go together; %s",
                 usage);
         return DIP_EXIT_USAGE;
     }

@@ -32,8 +32,11 @@ wrk_db_t *wrk_db_new(const dip_config_t *cfg, const char *queue_id, char *err,
     const char *db = NULL;
     if (self == NULL)
         return NULL;
-    self->client = dip_mongo_client_new(cfg->mongodb_uri, "dealimport-worker",
-                                        &db, err, errlen);
+    /* Timeouts from the lease: a call that blocks for longer would keep
+     * the worker from checking its claim in time. */
+    self->client =
+        dip_mongo_client_new_bounded(cfg->mongodb_uri, "dealimport-worker",
+                                     cfg->lease_s * 1000, &db, err, errlen);
     if (self->client == NULL) {
         free(self);
         return NULL;
@@ -61,7 +64,9 @@ void wrk_db_destroy(wrk_db_t **self_p)
     mongoc_collection_destroy(self->deals);
     mongoc_collection_destroy(self->stages);
     mongoc_collection_destroy(self->pipelines);
-    mongoc_client_destroy(self->client);
+    /* No endSessions on the way out: with the database away it would block
+     * for a socket timeout; the server expires the sessions itself. */
+    dip_mongo_client_close(self->client);
     free(self);
     *self_p = NULL;
 }
@@ -127,6 +132,34 @@ int wrk_db_load_queue(wrk_db_t *self, bson_t *out, char *err, size_t errlen)
             break;
     }
     bson_destroy(&filter);
+    return rc;
+}
+
+int wrk_db_fence_read(wrk_db_t *self, bson_t *out, char *err, size_t errlen)
+{
+    bson_t filter = BSON_INITIALIZER;
+    bson_t *opts = BCON_NEW("projection", "{", "claimed_by", BCON_INT32(1),
+                            "claims", BCON_INT32(1), "status", BCON_INT32(1),
+                            "}", "limit", BCON_INT64(1));
+    mongoc_cursor_t *c;
+    const bson_t *doc;
+    bson_error_t error;
+    int rc = WRK_DB_ENOTFOUND;
+    BSON_APPEND_OID(&filter, "_id", &self->qid);
+    bson_init(out);
+    c = mongoc_collection_find_with_opts(self->queues, &filter, opts, NULL);
+    self->round_trips++;
+    if (mongoc_cursor_next(c, &doc)) {
+        bson_destroy(out);
+        bson_copy_to(doc, out);
+        rc = WRK_DB_OK;
+    } else if (mongoc_cursor_error(c, &error)) {
+        snprintf(err, errlen, "checking the claim failed: %s", error.message);
+        rc = WRK_DB_ETRANSIENT;
+    }
+    mongoc_cursor_destroy(c);
+    bson_destroy(&filter);
+    bson_destroy(opts);
     return rc;
 }
 

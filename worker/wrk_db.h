@@ -40,6 +40,12 @@ long wrk_db_round_trips(const wrk_db_t *self);
 /* Copies the queue document into out (initialized by the callee). */
 int wrk_db_load_queue(wrk_db_t *self, bson_t *out, char *err, size_t errlen);
 
+/* One read, no retries, of the queue document's claim fields (claimed_by,
+ * claims, status) into out (initialized by the callee): WRK_DB_OK,
+ * WRK_DB_ENOTFOUND when the document is gone, WRK_DB_ETRANSIENT when the
+ * read failed. For wrk_fence. */
+int wrk_db_fence_read(wrk_db_t *self, bson_t *out, char *err, size_t errlen);
+
 /* Creates the unique indexes the worker relies on (idempotent). */
 int wrk_db_ensure_indexes(wrk_db_t *self, char *err, size_t errlen);
 

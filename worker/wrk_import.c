@@ -8,6 +8,7 @@
  * unique index on (import.queue_id, import.line) makes safe to redo.
  */
 #include "wrk_import.h"
+#include "wrk_fence.h"
 #include "dip_bson.h"
 #include "dip_log.h"
 #include "dip_msg.h"
@@ -48,10 +49,11 @@ typedef struct kept_row {
 /* Why the byte stream was stopped early. */
 typedef enum {
     STOP_NONE = 0,
-    STOP_CONTROL,   /* pause, cancel or stop requested */
-    STOP_FAILED,    /* import-level error: err holds the sentence */
-    STOP_TEMPFAIL,  /* database away after retries */
-    STOP_SUPERVISOR /* the supervisor stopped listening */
+    STOP_CONTROL,    /* pause, cancel or stop requested */
+    STOP_FAILED,     /* import-level error: err holds the sentence */
+    STOP_TEMPFAIL,   /* database away after retries */
+    STOP_SUPERVISOR, /* the supervisor stopped listening */
+    STOP_FENCED      /* the claim is gone: stop without another write */
 } stop_t;
 
 typedef struct import {
@@ -63,6 +65,7 @@ typedef struct import {
     wrk_map_t *map;
     wrk_csv_t *csv;
     wrk_stages_t *stages;
+    wrk_fence_t fence;
     bson_t tags;
     /* the fields after the mapped ones, the same for every deal but four
      * values, which are overwritten in place for each row */
@@ -102,6 +105,43 @@ static void fail_with(import_t *im, const char *msg)
         im->stop = STOP_FAILED;
         dip_text_format(im->err, sizeof(im->err), NULL, "%s", msg);
     }
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Before a write, when a check is due: is the claim still ours? -1 when
+ * it is gone (the import stops, writing nothing more). A failed read says
+ * nothing; the next write checks again. */
+static int fenced(import_t *im)
+{
+    bson_t doc;
+    char err[512];
+    int64_t now = mono_ms();
+    int rc;
+    if (!wrk_fence_due(&im->fence, now))
+        return 0;
+    rc = wrk_db_fence_read(im->db, &doc, err, sizeof(err));
+    if (wrk_fence_judge(&im->fence, rc == WRK_DB_OK ? &doc : NULL,
+                        rc == WRK_DB_OK || rc == WRK_DB_ENOTFOUND,
+                        now) == WRK_FENCE_GONE) {
+        dip_log(DIP_LOG_WARNING, im->queue_id,
+                "the claim of owner '%s' epoch %lld is gone (another "
+                "supervisor took the import over): stopping at line %lld "
+                "without another write",
+                im->fence.owner, (long long)im->fence.epoch,
+                (long long)im->last_line);
+        im->stop = STOP_FENCED;
+        rc = -1;
+    } else {
+        rc = 0;
+    }
+    bson_destroy(&doc);
+    return rc;
 }
 
 /* Sends a frame. A frame that cannot be built is a bug to report, never a
@@ -300,9 +340,10 @@ static int flush(import_t *im)
     bson_t *cp;
     int rc;
     /* A supervisor that stopped reading means the claim may be another's
-     * by now: no more writes. */
-    if (wrk_events_gone(im->ev)) {
+     * by now, and a claim found gone is: no more writes. */
+    if (wrk_events_gone(im->ev))
         im->stop = STOP_SUPERVISOR;
+    if (im->stop == STOP_SUPERVISOR || fenced(im) < 0) {
         clear_batch(im);
         return -1;
     }
@@ -452,9 +493,12 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
 
     if (!im->bound && bind_header(im) < 0)
         return 1;
-    /* Not another write (a stage, a batch) once the supervisor is gone. */
-    if (wrk_events_gone(im->ev)) {
+    /* Not another write (a stage, a batch) once the supervisor is gone or
+     * the claim is another's. */
+    if (wrk_events_gone(im->ev))
         im->stop = STOP_SUPERVISOR;
+    if (im->stop == STOP_SUPERVISOR || fenced(im) < 0) {
+        clear_batch(im);
         return 1;
     }
     im->last_line = (int64_t)row->line;
@@ -844,6 +888,9 @@ static int stream(import_t *im, const bson_t *q, const char *key)
     case STOP_FAILED:
         exit_code = finish(im, DIP_DONE_FAILED, notes_for(im, &nt, 0, 0));
         break;
+    case STOP_FENCED:
+        exit_code = DIP_EXIT_FENCED;
+        break;
     case STOP_TEMPFAIL:
         dip_log(DIP_LOG_WARNING, im->queue_id,
                 "stopping at line %lld to resume later: %s",
@@ -877,6 +924,7 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
     im.bytes_total = -1;
     im.bytes_max = (size_t)dip_config_batch_bytes(cfg);
     bson_oid_init_from_string(&im.qid, queue_id);
+    wrk_fence_init(&im.fence, owner, epoch, cfg->lease_s, mono_ms());
     im.docs = calloc(cap, sizeof(bson_t *));
     im.doc_lines = calloc(cap, sizeof(int64_t));
     im.outcome = calloc(cap, sizeof(int));
@@ -897,7 +945,7 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
         bson_oid_copy(&im.qid, &id.value.v_oid);
         if (emit(&im,
                  dip_msg_hello(&id, (int64_t)getpid(), owner ? owner : "",
-                               epoch, cfg->spawn_secret),
+                               epoch < 0 ? 0 : epoch, cfg->spawn_secret),
                  "hello") < 0)
             goto cleanup;
     }
@@ -913,6 +961,16 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
         exit_code = finish(
             &im, rc == WRK_DB_ETRANSIENT ? DIP_DONE_RETRY : DIP_DONE_FAILED,
             NULL);
+        goto cleanup;
+    }
+    /* The claim first: a worker started for a claim that is already gone
+     * (its supervisor was frozen, say) does nothing at all. */
+    if (wrk_fence_judge(&im.fence, &q, 1, mono_ms()) == WRK_FENCE_GONE) {
+        dip_log(DIP_LOG_WARNING, queue_id,
+                "the claim of owner '%s' epoch %lld is gone before the "
+                "import started: stopping without a write",
+                im.fence.owner, (long long)im.fence.epoch);
+        exit_code = DIP_EXIT_FENCED;
         goto cleanup;
     }
     /* Everything about the document is checked before anything is

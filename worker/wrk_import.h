@@ -13,8 +13,8 @@
 
 #include "dip_config.h"
 
-/* Runs the import for the claim (owner, epoch) the worker was started for;
- * returns the process exit status. */
+/* Runs the import; returns the process exit status. owner and epoch name
+ * the claim it runs for (wrk_fence): owner NULL runs unfenced. */
 int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
                    const char *events_endpoint, const char *owner,
                    int64_t epoch);

@@ -73,6 +73,9 @@ const char *it_str(const bson_t *doc, const char *dotted);
 
 /* it_proc.c: the pid of the import's worker, or -1. */
 pid_t it_worker_pid(const bson_oid_t *qid);
+/* The live (not exited) worker processes of the import: how many, and up
+ * to max of their pids in out. */
+int it_worker_pids(const bson_oid_t *qid, pid_t *out, int max);
 /* Waits up to timeout_ms for the import's worker to exist; its pid or -1. */
 pid_t it_wait_worker(const bson_oid_t *qid, int timeout_ms);
 /* An integer of the queue document (e.g. "progress.lines"), -1 if absent. */

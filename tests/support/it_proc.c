@@ -45,6 +45,61 @@ pid_t it_worker_pid(const bson_oid_t *qid)
     return found;
 }
 
+/* 1 when /proc/PID/stat says the process is a zombie (exited, not reaped):
+ * no longer running. */
+static int is_zombie(const char *pid)
+{
+    char path[300], buf[512];
+    FILE *f;
+    size_t n;
+    const char *paren;
+    snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+    f = fopen(path, "re");
+    if (f == NULL)
+        return 1;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    paren = strrchr(buf, ')');
+    return paren == NULL || paren[1] == '\0' || paren[2] == 'Z' ||
+           paren[2] == 'X';
+}
+
+int it_worker_pids(const bson_oid_t *qid, pid_t *out, int max)
+{
+    char hex[25];
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int n = 0;
+    bson_oid_to_string(qid, hex);
+    while (d && (e = readdir(d)) != NULL) {
+        char path[300], buf[4096];
+        FILE *f;
+        size_t len;
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+        f = fopen(path, "re");
+        if (f == NULL)
+            continue;
+        len = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        for (size_t i = 0; i < len; i++)
+            if (buf[i] == '\0')
+                buf[i] = ' ';
+        if (strstr(buf, "dealimport-worker") && strstr(buf, hex) &&
+            !strstr(buf, "/bin/sh") && !is_zombie(e->d_name)) {
+            if (n < max)
+                out[n] = (pid_t)atoi(e->d_name);
+            n++;
+        }
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
 pid_t it_wait_worker(const bson_oid_t *qid, int timeout_ms)
 {
     for (int waited = 0; waited <= timeout_ms; waited += 10) {

@@ -1,0 +1,233 @@
+/*
+ * sup_renew: one thread, one sup_store of its own, a table of held claims
+ * under a mutex. The thread copies the table, renews (one fenced
+ * update_many, and one read when some claim is gone), and writes the
+ * outcome back; the loop only ever takes the mutex for a table lookup.
+ */
+#include "sup_renew.h"
+#include "dip_log.h"
+#include "sup_store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct entry {
+    bson_oid_t id;
+    int64_t epoch;
+    int64_t until_ms;
+    int lost;
+} entry_t;
+
+struct sup_renew {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int started, stop, done;
+    sup_store_t *store;
+    sup_metrics_t *metrics; /* borrowed, may be NULL */
+    int64_t lease_ms;
+    entry_t *entries;
+    size_t n, cap;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits ms or until told to stop; called with the lock held. */
+static void nap(sup_renew_t *self, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    while (!self->stop &&
+           pthread_cond_timedwait(&self->wake, &self->lock, &ts) != ETIMEDOUT)
+        ;
+}
+
+static void renew_once(sup_renew_t *self)
+{
+    sup_store_held_t *held = NULL;
+    size_t n;
+    char err[512];
+    int64_t sent;
+    int rc;
+
+    n = self->n;
+    if (n == 0)
+        return;
+    held = calloc(n, sizeof(*held));
+    if (held == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        held[i].id.value_type = BSON_TYPE_OID;
+        bson_oid_copy(&self->entries[i].id, &held[i].id.value.v_oid);
+        held[i].epoch = self->entries[i].epoch;
+    }
+    pthread_mutex_unlock(&self->lock);
+    sent = mono_ms();
+    rc = sup_store_renew(self->store, held, n, err, sizeof(err));
+    if (rc < 0)
+        dip_log(DIP_LOG_WARNING, NULL, "%s", err);
+    pthread_mutex_lock(&self->lock);
+    /* Under the lock, and not once stopping: the metrics may be gone after
+     * sup_renew_destroy, which sets stop under this lock. */
+    if (self->metrics && !self->stop)
+        sup_metrics_renewal(self->metrics, rc);
+    /* The table may have changed meanwhile: match by claim. */
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        for (size_t j = 0; j < self->n; j++) {
+            entry_t *e = &self->entries[j];
+            if (!bson_oid_equal(&e->id, &held[i].id.value.v_oid) ||
+                e->epoch != held[i].epoch)
+                continue;
+            if (held[i].lost)
+                e->lost = 1;
+            else if (sent + self->lease_ms > e->until_ms)
+                e->until_ms = sent + self->lease_ms;
+        }
+    free(held);
+}
+
+static void *run(void *arg)
+{
+    sup_renew_t *self = arg;
+    pthread_mutex_lock(&self->lock);
+    while (!self->stop) {
+        renew_once(self);
+        if (!self->stop)
+            nap(self, self->lease_ms / 6);
+    }
+    self->done = 1;
+    pthread_cond_broadcast(&self->wake);
+    pthread_mutex_unlock(&self->lock);
+    return NULL;
+}
+
+sup_renew_t *sup_renew_new(const dip_config_t *cfg, const char *owner,
+                           sup_metrics_t *metrics, char *err, size_t errlen)
+{
+    sup_renew_t *self = calloc(1, sizeof(*self));
+    pthread_condattr_t ca;
+    if (self == NULL)
+        return NULL;
+    self->metrics = metrics;
+    self->lease_ms = cfg->lease_s * 1000;
+    pthread_mutex_init(&self->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&self->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    self->store = sup_store_new(cfg, owner, err, errlen);
+    if (self->store == NULL)
+        goto fail;
+    if (pthread_create(&self->thread, NULL, run, self) != 0) {
+        snprintf(err, errlen, "cannot start the lease keeper: %s",
+                 strerror(errno));
+        goto fail;
+    }
+    self->started = 1;
+    return self;
+fail:
+    sup_renew_destroy(&self);
+    return NULL;
+}
+
+void sup_renew_destroy(sup_renew_t **self_p)
+{
+    sup_renew_t *self;
+    int joined = 1;
+    if (self_p == NULL || *self_p == NULL)
+        return;
+    self = *self_p;
+    *self_p = NULL;
+    if (self->started) {
+        struct timespec ts;
+        pthread_mutex_lock(&self->lock);
+        self->stop = 1;
+        pthread_cond_broadcast(&self->wake);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += 1;
+        while (!self->done && pthread_cond_timedwait(&self->wake, &self->lock,
+                                                     &ts) != ETIMEDOUT)
+            ;
+        joined = self->done;
+        pthread_mutex_unlock(&self->lock);
+        if (!joined) {
+            /* Blocked in the driver (the database is away): the process
+             * is exiting, which ends the thread too. */
+            pthread_detach(self->thread);
+            return;
+        }
+        pthread_join(self->thread, NULL);
+    }
+    sup_store_destroy(&self->store);
+    free(self->entries);
+    pthread_cond_destroy(&self->wake);
+    pthread_mutex_destroy(&self->lock);
+    free(self);
+}
+
+int sup_renew_hold(sup_renew_t *self, const bson_oid_t *id, int64_t epoch)
+{
+    int rc = 0;
+    pthread_mutex_lock(&self->lock);
+    if (self->n == self->cap) {
+        size_t cap = self->cap ? self->cap * 2 : 8;
+        entry_t *e = realloc(self->entries, cap * sizeof(*e));
+        if (e == NULL) {
+            rc = -1;
+            goto out;
+        }
+        self->entries = e;
+        self->cap = cap;
+    }
+    memset(&self->entries[self->n], 0, sizeof(entry_t));
+    bson_oid_copy(id, &self->entries[self->n].id);
+    self->entries[self->n].epoch = epoch;
+    self->n++;
+out:
+    pthread_mutex_unlock(&self->lock);
+    return rc;
+}
+
+void sup_renew_forget(sup_renew_t *self, const bson_oid_t *id)
+{
+    pthread_mutex_lock(&self->lock);
+    for (size_t i = 0; i < self->n;) {
+        if (bson_oid_equal(&self->entries[i].id, id))
+            self->entries[i] = self->entries[--self->n];
+        else
+            i++;
+    }
+    pthread_mutex_unlock(&self->lock);
+}
+
+int sup_renew_state(sup_renew_t *self, const bson_oid_t *id, int64_t epoch,
+                    int64_t *until_ms, int *lost)
+{
+    int rc = -1;
+    pthread_mutex_lock(&self->lock);
+    for (size_t i = 0; i < self->n; i++)
+        if (bson_oid_equal(&self->entries[i].id, id) &&
+            self->entries[i].epoch == epoch) {
+            *until_ms = self->entries[i].until_ms;
+            *lost = self->entries[i].lost;
+            rc = 0;
+            break;
+        }
+    pthread_mutex_unlock(&self->lock);
+    return rc;
+}
