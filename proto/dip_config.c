@@ -48,6 +48,7 @@ static const setting_t settings[] = {
     S("DEALIMPORT_CONTROL_CURVE_CLIENT_KEY_FILE",
       control_curve_client_key_file),
     S("DEALIMPORT_LOG_FORMAT", log_format),
+    S("DEALIMPORT_NOTIFY_URL", notify_url),
     N("DEALIMPORT_POLL_MS", poll_ms, 10, 3600000),
     N("DEALIMPORT_MAX_WORKERS", max_workers, 1, 4096),
     N("DEALIMPORT_MAX_WORKERS_PER_ACCOUNT", max_workers_per_account, 1, 4096),
@@ -59,6 +60,7 @@ static const setting_t settings[] = {
     N("DEALIMPORT_ROW_ATTEMPTS", row_attempts, 1, 100),
     N("DEALIMPORT_ROW_BACKOFF_MS", row_backoff_ms, 0, 3600000),
     N("DEALIMPORT_BATCH_ROWS", batch_rows, 1, 100000),
+    N("DEALIMPORT_NOTIFY_MAX_S", notify_max_s, 1, 31536000),
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 
@@ -77,6 +79,7 @@ void dip_config_init(dip_config_t *cfg)
     cfg->row_attempts = 3;
     cfg->row_backoff_ms = 4000;
     cfg->batch_rows = 1000;
+    cfg->notify_max_s = 86400;
 }
 
 static int set_one(dip_config_t *cfg, const char *name, const char *value,
@@ -257,6 +260,15 @@ int dip_config_load(dip_config_t *cfg, const char *file, unsigned need,
         strcmp(cfg->log_format, "json") != 0) {
         snprintf(err, errlen, "DEALIMPORT_LOG_FORMAT: '%s' is not kv or json",
                  cfg->log_format);
+        return -1;
+    }
+    if (cfg->notify_url && *cfg->notify_url &&
+        strncmp(cfg->notify_url, "http://", 7) != 0 &&
+        strncmp(cfg->notify_url, "https://", 8) != 0) {
+        snprintf(err, errlen,
+                 "DEALIMPORT_NOTIFY_URL: '%s' is not an http:// or https:// "
+                 "URL",
+                 cfg->notify_url);
         return -1;
     }
     if (cfg->s3_region == NULL &&

@@ -55,6 +55,9 @@ typedef struct dip_config {
     long row_attempts;     /* DEALIMPORT_ROW_ATTEMPTS, default 3 */
     long row_backoff_ms;   /* DEALIMPORT_ROW_BACKOFF_MS, default 4000 */
     long batch_rows;       /* DEALIMPORT_BATCH_ROWS, default 1000 */
+    /* completion events: POSTed here when set (http or https) */
+    char *notify_url;  /* DEALIMPORT_NOTIFY_URL */
+    long notify_max_s; /* DEALIMPORT_NOTIFY_MAX_S: retried this long, 86400 */
 } dip_config_t;
 
 /* Fills cfg with the defaults; strings NULL except the defaulted ones. */
@@ -69,7 +72,7 @@ int dip_config_load(dip_config_t *cfg, const char *file, unsigned need,
 /* Appends "NAME=value" strings for every set value to env (an array with room
  * for at least DIP_CONFIG_ENV_MAX more entries, malloc'd strings owned by the
  * caller), for handing the settings to a child process. Returns the count. */
-#define DIP_CONFIG_ENV_MAX 32
+#define DIP_CONFIG_ENV_MAX 64
 int dip_config_to_env(const dip_config_t *cfg, char **env);
 
 void dip_config_release(dip_config_t *cfg);
