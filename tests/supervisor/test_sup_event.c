@@ -58,7 +58,7 @@ typedef struct receiver {
 
 typedef struct fixture {
     mongoc_client_t *client;
-    const char *db;
+    char db[64];
     mongoc_collection_t *events;
     receiver_t rx;
     dip_config_t cfg;
@@ -330,15 +330,18 @@ static int setup(void **state)
 {
     fixture_t *fx = calloc(1, sizeof(*fx));
     const char *uri = getenv("DEALIMPORT_MONGODB_URI");
+    const char *uri_db;
     char err[256];
     *state = fx;
     if (uri == NULL || *uri == '\0')
         return 0;
     dip_mongo_init();
     fx->client =
-        dip_mongo_client_new(uri, "test-sup-event", &fx->db, err, sizeof(err));
+        dip_mongo_client_new(uri, "test-sup-event", &uri_db, err, sizeof(err));
     if (fx->client == NULL)
         return -1;
+    /* A database of its own, dropped at the end. */
+    snprintf(fx->db, sizeof(fx->db), "test_sup_event_%ld", (long)getpid());
     fx->events =
         mongoc_client_get_collection(fx->client, fx->db, "import_events");
     mongoc_collection_drop(fx->events, NULL);
@@ -351,8 +354,12 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *fx = *state;
-    if (fx->events)
+    if (fx->events) {
+        mongoc_database_t *db = mongoc_client_get_database(fx->client, fx->db);
+        mongoc_database_drop(db, NULL);
+        mongoc_database_destroy(db);
         mongoc_collection_destroy(fx->events);
+    }
     if (fx->client)
         mongoc_client_destroy(fx->client);
     dip_config_release(&fx->cfg);
