@@ -4,6 +4,8 @@
  * sup_event.h for the contract).
  */
 #include "sup_event.h"
+#include "dip_bson.h"
+#include "dip_event.h"
 #include "dip_log.h"
 #include "dip_text.h"
 
@@ -17,7 +19,6 @@
 #include <curl/curl.h>
 #include <jwt.h>
 
-#define COLL "import_events"
 #define TOKEN_TTL_S 3600
 #define TOKEN_SCOPE                                                            \
     "contacts communications contacts.external contacts.read contacts.create"
@@ -73,7 +74,7 @@ sup_event_t *sup_event_new(const dip_config_t *cfg, mongoc_client_t *client,
     if (self == NULL)
         goto fail;
     self->client = client;
-    self->coll = mongoc_client_get_collection(client, db, COLL);
+    self->coll = mongoc_client_get_collection(client, db, DIP_EVENT_COLLECTION);
     self->owner = strdup(owner);
     self->url =
         cfg->notify_url && *cfg->notify_url ? strdup(cfg->notify_url) : NULL;
@@ -139,153 +140,6 @@ void sup_event_destroy(sup_event_t **self_p)
     *self_p = NULL;
 }
 
-int sup_event_ensure_indexes(sup_event_t *self, char *err, size_t errlen)
-{
-    bson_t cmd = BSON_INITIALIZER, indexes, one, keys, two, keys2;
-    bson_error_t e;
-    int ok;
-    BSON_APPEND_UTF8(&cmd, "createIndexes", COLL);
-    BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &indexes);
-    BSON_APPEND_DOCUMENT_BEGIN(&indexes, "0", &one);
-    BSON_APPEND_DOCUMENT_BEGIN(&one, "key", &keys);
-    BSON_APPEND_INT32(&keys, "queue_id", 1);
-    BSON_APPEND_INT32(&keys, "type", 1);
-    bson_append_document_end(&one, &keys);
-    BSON_APPEND_UTF8(&one, "name", "queue_id_1_type_1");
-    BSON_APPEND_BOOL(&one, "unique", true);
-    bson_append_document_end(&indexes, &one);
-    BSON_APPEND_DOCUMENT_BEGIN(&indexes, "1", &two);
-    BSON_APPEND_DOCUMENT_BEGIN(&two, "key", &keys2);
-    BSON_APPEND_INT32(&keys2, "status", 1);
-    BSON_APPEND_INT32(&keys2, "next_attempt_at", 1);
-    bson_append_document_end(&two, &keys2);
-    BSON_APPEND_UTF8(&two, "name", "status_1_next_attempt_at_1");
-    bson_append_document_end(&indexes, &two);
-    bson_append_array_end(&cmd, &indexes);
-    ok = mongoc_collection_write_command_with_opts(self->coll, &cmd, NULL, NULL,
-                                                   &e);
-    bson_destroy(&cmd);
-    if (!ok) {
-        say(err, errlen, "import_events indexes", &e);
-        return -1;
-    }
-    return 0;
-}
-
-/* --- recording ------------------------------------------------------------ */
-
-/* The text form of an id as stored: an ObjectId's hex, a string as it is;
- * "" for anything else. */
-static const char *id_text(const bson_t *doc, const char *path, char *buf,
-                           size_t len)
-{
-    bson_iter_t it;
-    buf[0] = '\0';
-    if (!bson_iter_init(&it, doc) || !bson_iter_find_descendant(&it, path, &it))
-        return buf;
-    if (BSON_ITER_HOLDS_OID(&it))
-        bson_oid_to_string(bson_iter_oid(&it), buf);
-    else if (BSON_ITER_HOLDS_UTF8(&it))
-        snprintf(buf, len, "%s", bson_iter_utf8(&it, NULL));
-    return buf;
-}
-
-static void iso_time(int64_t ms, char *buf, size_t len)
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (int)(ms % 1000));
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int sup_event_record(sup_event_t *self, const bson_t *queue_doc,
-                     const char *type, const bson_t *details, char *err,
-                     size_t errlen)
-{
-    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, payload,
-           auth;
-    bson_t opts = BSON_INITIALIZER;
-    bson_oid_t id;
-    bson_iter_t it;
-    bson_error_t e;
-    char hex[25], buf[128], when[32];
-    const char *auth_keys[] = {"user_id", "account_id", "parent_account",
-                               "client_id"};
-    const char *auth_names[] = {"uid", "account_id", "parent_account",
-                                "client_id"};
-    int64_t now = wall_ms();
-    int rc = -1;
-
-    if (!bson_iter_init_find(&it, queue_doc, "_id")) {
-        say(err, errlen, "completion event", NULL);
-        goto cleanup;
-    }
-    bson_oid_init(&id, NULL);
-    bson_oid_to_string(&id, hex);
-    iso_time(now, when, sizeof(when));
-
-    bson_append_value(&filter, "queue_id", -1, bson_iter_value(&it));
-    BSON_APPEND_UTF8(&filter, "type", type);
-
-    BSON_APPEND_DOCUMENT_BEGIN(&update, "$setOnInsert", &set);
-    BSON_APPEND_OID(&set, "_id", &id);
-    BSON_APPEND_UTF8(&set, "status", "pending");
-    BSON_APPEND_DATE_TIME(&set, "created_at", now);
-    BSON_APPEND_DATE_TIME(&set, "next_attempt_at", now);
-    BSON_APPEND_DATE_TIME(&set, "expires_at", now + self->max_s * 1000);
-    BSON_APPEND_ARRAY_BEGIN(&set, "attempts", &payload);
-    bson_append_array_end(&set, &payload);
-    /* The token's claims, as the seed signed them. */
-    BSON_APPEND_DOCUMENT_BEGIN(&set, "auth", &auth);
-    for (size_t i = 0; i < sizeof(auth_keys) / sizeof(auth_keys[0]); i++)
-        BSON_APPEND_UTF8(&auth, auth_names[i],
-                         id_text(queue_doc, auth_keys[i], buf, sizeof(buf)));
-    bson_append_document_end(&set, &auth);
-    /* What the CRM receives, JSON-ready: ids as text, times as ISO 8601. */
-    BSON_APPEND_DOCUMENT_BEGIN(&set, "payload", &payload);
-    BSON_APPEND_UTF8(&payload, "id", hex);
-    BSON_APPEND_UTF8(&payload, "type", type);
-    BSON_APPEND_UTF8(&payload, "queue_id",
-                     id_text(queue_doc, "_id", buf, sizeof(buf)));
-    BSON_APPEND_UTF8(&payload, "account_id",
-                     id_text(queue_doc, "account_id", buf, sizeof(buf)));
-    BSON_APPEND_UTF8(&payload, "user_id",
-                     id_text(queue_doc, "user_id", buf, sizeof(buf)));
-    BSON_APPEND_UTF8(&payload, "file_name",
-                     id_text(queue_doc, "csv.0.name", buf, sizeof(buf)));
-    BSON_APPEND_UTF8(&payload, "occurred_at", when);
-    if (details && bson_iter_init(&it, details))
-        while (bson_iter_next(&it))
-            bson_append_iter(&payload, bson_iter_key(&it), -1, &it);
-    bson_append_document_end(&set, &payload);
-    bson_append_document_end(&update, &set);
-
-    BSON_APPEND_BOOL(&opts, "upsert", true);
-    if (!mongoc_collection_update_one(self->coll, &filter, &update, &opts, NULL,
-                                      &e) &&
-        e.code != 11000) {
-        /* 11000: another supervisor recorded it a moment ago. */
-        say(err, errlen, "recording the completion event", &e);
-        goto cleanup;
-    }
-    self->next_claim_ms = 0; /* deliver it now, not at the next idle poll */
-    rc = 0;
-cleanup:
-    bson_destroy(&filter);
-    bson_destroy(&update);
-    bson_destroy(&opts);
-    return rc;
-}
-
 /* --- policy --------------------------------------------------------------- */
 
 int64_t sup_event_backoff_ms(int attempts, double rnd)
@@ -302,6 +156,24 @@ int sup_event_gives_up(long http_status)
 {
     return http_status >= 400 && http_status < 500 && http_status != 408 &&
            http_status != 429;
+}
+
+int sup_event_ensure_indexes(sup_event_t *self, char *err, size_t errlen)
+{
+    return dip_event_ensure_indexes(self->coll, err, errlen);
+}
+
+int sup_event_record(sup_event_t *self, const bson_t *queue_doc,
+                     const char *type, const bson_t *details, char *err,
+                     size_t errlen)
+{
+    if (self->url == NULL)
+        return 0; /* nobody to tell: no event is kept */
+    if (dip_event_record(self->coll, queue_doc, type, details, self->max_s, err,
+                         errlen) < 0)
+        return -1;
+    self->next_claim_ms = 0; /* deliver it now, not at the next idle poll */
+    return 0;
 }
 
 /* --- delivering ----------------------------------------------------------- */
@@ -687,7 +559,7 @@ size_t sup_event_pollitems(sup_event_t *self, zmq_pollitem_t *items, size_t max,
         if (n == 0 && (t < 0 || t > 50))
             t = 50;
     } else if (self->url) {
-        int64_t now = wall_ms();
+        int64_t now = dip_bson_now_ms();
         t = self->next_claim_ms <= now ? 0 : (long)(self->next_claim_ms - now);
     }
     if (t >= 0 && (*timeout_ms < 0 || t < *timeout_ms))
@@ -702,11 +574,11 @@ size_t sup_event_inflight(const sup_event_t *self)
 
 void sup_event_drain(sup_event_t *self, long timeout_ms)
 {
-    int64_t end = wall_ms() + timeout_ms;
-    while (self->multi && self->ninflight > 0 && wall_ms() < end) {
+    int64_t end = dip_bson_now_ms() + timeout_ms;
+    while (self->multi && self->ninflight > 0 && dip_bson_now_ms() < end) {
         int running, nfds;
         curl_multi_wait(self->multi, NULL, 0, 50, &nfds);
         curl_multi_perform(self->multi, &running);
-        collect(self, wall_ms());
+        collect(self, dip_bson_now_ms());
     }
 }

@@ -37,15 +37,9 @@
 #include <zmq.h>
 
 #include "dip_config.h"
+#include "dip_event.h"
 
 typedef struct sup_event sup_event_t;
-
-/* The kinds of event, as their `type` says. */
-#define SUP_EVENT_COMPLETED "deal_import.completed"
-#define SUP_EVENT_FAILED "deal_import.failed"
-#define SUP_EVENT_CANCELLED "deal_import.cancelled"
-#define SUP_EVENT_DRY_RUN "deal_import.dry_run"
-#define SUP_EVENT_REVERTED "deal_import.reverted"
 
 /* At most this many deliveries run at once per supervisor. */
 #define SUP_EVENT_MAX_INFLIGHT 8
@@ -53,8 +47,7 @@ typedef struct sup_event sup_event_t;
  * failed attempt, retried later. */
 #define SUP_EVENT_ATTEMPT_TIMEOUT_MS 10000
 
-/* Delivers to cfg->notify_url when it is set; without it the module still
- * records events (so a URL set later delivers them) but sends nothing.
+/* Delivers to cfg->notify_url; without one it records and sends nothing.
  * client is borrowed and must outlive self; db names the database; owner is
  * this supervisor's claimed_by. NULL with err filled on failure. */
 sup_event_t *sup_event_new(const dip_config_t *cfg, mongoc_client_t *client,
@@ -66,7 +59,7 @@ void sup_event_destroy(sup_event_t **self_p);
  * by. */
 int sup_event_ensure_indexes(sup_event_t *self, char *err, size_t errlen);
 
-/* Records the event of an import's end: type one of SUP_EVENT_*; queue_doc
+/* Records the event of an import's end: type one of DIP_EVENT_*; queue_doc
  * the import's queue document (ids and file name are taken from it);
  * details a document of fields added to the payload as they are (counts,
  * error_file, error, timestamps), may be NULL. Idempotent: a second call
