@@ -34,159 +34,19 @@
 
 #include "dip_config.h"
 #include "dip_mongo_io.h"
+#include "it_http.h"
 #include "sup_event.h"
 
 #define SECRET "event-test-secret"
-#define MAX_REQ 8
-
-typedef struct request {
-    char auth[2048];
-    char key[64];
-    char *body;
-} request_t;
-
-typedef struct receiver {
-    int fd;
-    int port;
-    int statuses[MAX_REQ]; /* answer of the nth request; 0 ends the list */
-    request_t req[MAX_REQ];
-    int nreq;
-    int stop;
-    pthread_mutex_t mu;
-    pthread_t thread;
-} receiver_t;
 
 typedef struct fixture {
     mongoc_client_t *client;
     char db[64];
     mongoc_collection_t *events;
-    receiver_t rx;
+    it_http_t rx;
     dip_config_t cfg;
     char url[64];
 } fixture_t;
-
-/* --- the receiver ---------------------------------------------------------
- */
-
-static void header_value(const char *head, const char *name, char *out,
-                         size_t len)
-{
-    const char *p = strcasestr(head, name);
-    size_t n;
-    out[0] = '\0';
-    if (p == NULL)
-        return;
-    p += strlen(name);
-    while (*p == ' ')
-        p++;
-    n = strcspn(p, "\r\n");
-    if (n >= len)
-        n = len - 1;
-    memcpy(out, p, n);
-    out[n] = '\0';
-}
-
-static void serve_one(receiver_t *rx, int c)
-{
-    char buf[65536];
-    size_t got = 0;
-    char *end = NULL, clen[32];
-    long want;
-    int status;
-    request_t *r;
-    char reply[128];
-    while (got < sizeof(buf) - 1) {
-        ssize_t n = recv(c, buf + got, sizeof(buf) - 1 - got, 0);
-        if (n <= 0)
-            return;
-        got += (size_t)n;
-        buf[got] = '\0';
-        if ((end = strstr(buf, "\r\n\r\n")) != NULL) {
-            header_value(buf, "Content-Length:", clen, sizeof(clen));
-            want = atol(clen);
-            if ((long)(got - (size_t)(end + 4 - buf)) >= want)
-                break;
-        }
-    }
-    if (end == NULL)
-        return;
-    *end = '\0';
-    pthread_mutex_lock(&rx->mu);
-    if (rx->nreq < MAX_REQ) {
-        r = &rx->req[rx->nreq];
-        header_value(buf, "Authorization: Bearer", r->auth, sizeof(r->auth));
-        header_value(buf, "Idempotency-Key:", r->key, sizeof(r->key));
-        r->body = strdup(end + 4);
-        status = rx->statuses[rx->nreq] ? rx->statuses[rx->nreq] : 200;
-        rx->nreq++;
-    } else {
-        status = 500;
-    }
-    pthread_mutex_unlock(&rx->mu);
-    snprintf(reply, sizeof(reply),
-             "HTTP/1.1 %d X\r\nContent-Length: 2\r\nConnection: close\r\n"
-             "\r\nok",
-             status);
-    (void)!write(c, reply, strlen(reply));
-}
-
-static void *receiver_main(void *arg)
-{
-    receiver_t *rx = arg;
-    for (;;) {
-        struct pollfd p = {.fd = rx->fd, .events = POLLIN};
-        int c;
-        if (__atomic_load_n(&rx->stop, __ATOMIC_SEQ_CST))
-            break;
-        if (poll(&p, 1, 50) <= 0)
-            continue;
-        c = accept(rx->fd, NULL, NULL);
-        if (c < 0)
-            continue;
-        serve_one(rx, c);
-        close(c);
-    }
-    return NULL;
-}
-
-static void receiver_start(receiver_t *rx, const int *statuses)
-{
-    struct sockaddr_in a;
-    socklen_t alen = sizeof(a);
-    memset(rx, 0, sizeof(*rx));
-    for (int i = 0; statuses && statuses[i] && i < MAX_REQ; i++)
-        rx->statuses[i] = statuses[i];
-    pthread_mutex_init(&rx->mu, NULL);
-    rx->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(rx->fd >= 0);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(rx->fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(rx->fd, 16), 0);
-    assert_int_equal(getsockname(rx->fd, (struct sockaddr *)&a, &alen), 0);
-    rx->port = ntohs(a.sin_port);
-    assert_int_equal(pthread_create(&rx->thread, NULL, receiver_main, rx), 0);
-}
-
-static void receiver_stop(receiver_t *rx)
-{
-    __atomic_store_n(&rx->stop, 1, __ATOMIC_SEQ_CST);
-    pthread_join(rx->thread, NULL);
-    close(rx->fd);
-    for (int i = 0; i < rx->nreq; i++)
-        free(rx->req[i].body);
-    pthread_mutex_destroy(&rx->mu);
-}
-
-static int nreq(receiver_t *rx)
-{
-    int n;
-    pthread_mutex_lock(&rx->mu);
-    n = rx->nreq;
-    pthread_mutex_unlock(&rx->mu);
-    return n;
-}
 
 /* --- helpers ---------------------------------------------------------------
  */
@@ -380,7 +240,7 @@ static void need_db(fixture_t *fx)
 
 static void use_receiver(fixture_t *fx, const int *statuses)
 {
-    receiver_start(&fx->rx, statuses);
+    it_http_start(&fx->rx, statuses);
     snprintf(fx->url, sizeof(fx->url), "http://127.0.0.1:%d/hooks/deals",
              fx->rx.port);
     free(fx->cfg.notify_url);
@@ -499,7 +359,7 @@ static void test_retried_then_delivered(void **state)
     assert_true(int_at(&doc, "delivered_at") > 0);
     id = str_at(&doc, "payload.id");
     assert_non_null(id);
-    assert_int_equal(nreq(&fx->rx), 3);
+    assert_int_equal(it_http_count(&fx->rx), 3);
     for (int i = 0; i < 3; i++) {
         assert_string_equal(fx->rx.req[i].key, id);
         check_token(fx->rx.req[i].auth, id, &q);
@@ -522,7 +382,7 @@ static void test_retried_then_delivered(void **state)
     bson_destroy(&details);
     sup_event_destroy(&ev);
     assert_null(ev);
-    receiver_stop(&fx->rx);
+    it_http_stop(&fx->rx);
 }
 
 static void test_refused_is_given_up(void **state)
@@ -544,11 +404,11 @@ static void test_refused_is_given_up(void **state)
     assert_string_equal(str_at(&doc, "status"), "failed");
     assert_non_null(strstr(str_at(&doc, "reason"), "HTTP 400"));
     assert_int_equal(attempts(&doc), 1);
-    assert_int_equal(nreq(&fx->rx), 1);
+    assert_int_equal(it_http_count(&fx->rx), 1);
     bson_destroy(&doc);
     bson_destroy(&q);
     sup_event_destroy(&ev);
-    receiver_stop(&fx->rx);
+    it_http_stop(&fx->rx);
 }
 
 static void test_unreachable_then_window_ends(void **state)
@@ -561,9 +421,9 @@ static void test_unreachable_then_window_ends(void **state)
     int port;
     need_db(fx);
     /* A port nobody listens on: connection refused, retried. */
-    receiver_start(&fx->rx, NULL);
+    it_http_start(&fx->rx, NULL);
     port = fx->rx.port;
-    receiver_stop(&fx->rx);
+    it_http_stop(&fx->rx);
     snprintf(fx->url, sizeof(fx->url), "http://127.0.0.1:%d/x", port);
     free(fx->cfg.notify_url);
     fx->cfg.notify_url = strdup(fx->url);
@@ -625,7 +485,7 @@ static void test_claims(void **state)
         sup_event_run(ev, wall_ms());
         usleep(20000);
     }
-    assert_int_equal(nreq(&fx->rx), 0);
+    assert_int_equal(it_http_count(&fx->rx), 0);
     assert_int_equal(sup_event_inflight(ev), 0);
     /* Its claim runs out: this supervisor delivers it. */
     bson_reinit(&update);
@@ -639,13 +499,13 @@ static void test_claims(void **state)
     assert_string_equal(str_at(&doc, "status"), "delivered");
     assert_string_equal(str_at(&doc, "attempts.0.by"), "host-b:2");
     assert_null(str_at(&doc, "claimed_by"));
-    assert_int_equal(nreq(&fx->rx), 1);
+    assert_int_equal(it_http_count(&fx->rx), 1);
     bson_destroy(&doc);
     bson_destroy(&q);
     bson_destroy(&filter);
     bson_destroy(&update);
     sup_event_destroy(&ev);
-    receiver_stop(&fx->rx);
+    it_http_stop(&fx->rx);
 }
 
 static void test_no_url_records_nothing(void **state)
