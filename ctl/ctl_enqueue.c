@@ -27,7 +27,7 @@ static const char usage[] =
     "--pipeline ID\n"
     "                             --map 'CSV Column=field' ... [--tags a,b]\n"
     "                             [--parent-account ID] [--client ID] "
-    "[--json]\n";
+    "[--dry-run] [--json]\n";
 
 static int parse_id(const char *opt, const char *s, bson_oid_t *out)
 {
@@ -67,6 +67,7 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
         {"parent-account", required_argument, NULL, 'P'},
         {"client", required_argument, NULL, 'C'},
         {"json", no_argument, NULL, 'j'},
+        {"dry-run", no_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -74,7 +75,7 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
     const char *tags = NULL, *parent = NULL, *client_id = NULL;
     const char *maps[MAX_MAPS];
     size_t nmaps = 0;
-    int json = 0, c, rc = 1;
+    int json = 0, dry_run = 0, c, rc = 1;
     bson_oid_t acc, usr, pip, par, cli, qid;
     char key[1024], hex[25], err[1024], rnd[17];
     const char *base, *db;
@@ -105,7 +106,7 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
             if (nmaps == MAX_MAPS) {
                 fprintf(stderr, "dealimportctl: more than %d --map\n",
                         MAX_MAPS);
-                return 64;
+                return CTL_EXIT_USAGE;
             }
             maps[nmaps++] = optarg;
             break;
@@ -121,13 +122,21 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
         case 'j':
             json = 1;
             break;
+        case 'n':
+            dry_run = 1;
+            break;
         case 'h':
             fputs(usage, stdout);
-            printf("\nUploads PATH to DEALIMPORT_STORAGE_URL under a fresh key "
-                   "and queues a deal\nimport of it, as the CRM's import API "
-                   "does. Prints the new queue id.\nEach --map names a CSV "
-                   "column and the deal field (or custom-field id) it\nfills; "
-                   "the text after the last '=' is the field.\n");
+            printf(
+                "\nUploads PATH to DEALIMPORT_STORAGE_URL under a fresh key "
+                "and queues a deal\nimport of it, as the CRM's import API "
+                "does. Prints the new queue id.\nEach --map names a CSV "
+                "column and the deal field (or custom-field id) it\nfills; "
+                "the text after the last '=' is the field.\nWith --dry-run the "
+                "whole file is read, mapped and validated as an import\n"
+                "would be, and nothing is written but its line errors, "
+                "its error file and\nits verdict (`dealimportctl run ID` "
+                "imports it for real afterwards).\n");
             return 0;
         default:
             return ctl_usage(usage,
@@ -145,14 +154,14 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
         parse_id("--pipeline", pipeline, &pip) ||
         (parent && parse_id("--parent-account", parent, &par)) ||
         (client_id && parse_id("--client", client_id, &cli)))
-        return 64;
+        return CTL_EXIT_USAGE;
     for (size_t i = 0; i < nmaps; i++) {
         const char *eq = strrchr(maps[i], '=');
         if (eq == NULL || eq == maps[i] || eq[1] == '\0') {
             fprintf(stderr,
                     "dealimportctl: --map '%s' is not 'CSV Column=field'\n",
                     maps[i]);
-            return 64;
+            return CTL_EXIT_USAGE;
         }
     }
     if (stat(file, &sb) < 0 || !S_ISREG(sb.st_mode)) {
@@ -219,6 +228,8 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
         bson_append_array_end(&ad, &t);
         bson_append_document_end(doc, &ad);
     }
+    if (dry_run)
+        BSON_APPEND_BOOL(doc, "dry_run", true);
     BSON_APPEND_DATE_TIME(doc, "created_at", dip_bson_now_ms());
     BSON_APPEND_DATE_TIME(doc, "updated_at", dip_bson_now_ms());
 
@@ -226,7 +237,7 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
                               sizeof(err));
     if (mc == NULL) {
         fprintf(stderr, "dealimportctl: %s\n", err);
-        rc = 78;
+        rc = CTL_EXIT_CONFIG;
         goto cleanup;
     }
     queues = mongoc_client_get_collection(mc, db, "queues");

@@ -12,6 +12,7 @@
  * stop a worker first.
  */
 #include "ctl_revert.h"
+#include "dip_event.h"
 #include "dip_bson.h"
 #include "dip_mongo_io.h"
 
@@ -238,6 +239,28 @@ static int dry_run(revert_t *r, bson_error_t *error)
     return 0;
 }
 
+/* The completion event of a revert, delivered by any supervisor. */
+static int tell_crm(revert_t *r, const bson_t *queue_doc, const char *db)
+{
+    mongoc_collection_t *events =
+        mongoc_client_get_collection(r->client, db, DIP_EVENT_COLLECTION);
+    bson_t details = BSON_INITIALIZER;
+    char err[512];
+    int rc;
+    BSON_APPEND_INT64(&details, "reverted_deals", r->deals_deleted);
+    BSON_APPEND_INT64(&details, "reverted_stages", r->stages_deleted);
+    rc = dip_event_record(events, queue_doc, DIP_EVENT_REVERTED, &details,
+                          r->o->cfg->notify_max_s, 0, err, sizeof(err));
+    if (rc < 0)
+        ctl_fail(r->o, CTL_EXIT_UNAVAILABLE, "unavailable",
+                 "import '%s' is reverted, but its completion event could not "
+                 "be recorded: %s (run revert again to record it)",
+                 r->id, err);
+    bson_destroy(&details);
+    mongoc_collection_destroy(events);
+    return rc;
+}
+
 static int run(revert_t *r, int dry, bson_t *queue_doc)
 {
     bson_error_t error;
@@ -303,6 +326,9 @@ static int run(revert_t *r, int dry, bson_t *queue_doc)
         bson_destroy(q);
         if (delete_stages(r, &error) < 0 || record(r, queue_doc, &error) < 0)
             goto db_error;
+        if (r->o->cfg->notify_url && *r->o->cfg->notify_url &&
+            tell_crm(r, queue_doc, db) < 0)
+            return CTL_EXIT_UNAVAILABLE;
     }
     if (count_left(r, dry, &error) < 0)
         goto db_error;

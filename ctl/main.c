@@ -14,6 +14,7 @@
 #include "ctl_keygen.h"
 #include "ctl_list.h"
 #include "ctl_metrics.h"
+#include "ctl_results.h"
 #include "ctl_revert.h"
 #include "ctl_show.h"
 #include "ctl_status.h"
@@ -48,6 +49,16 @@ static int enqueue(ctl_opts_t *o, int argc, char **argv)
     return rc;
 }
 
+/* errors --output downloads through libcurl. */
+static int errors(ctl_opts_t *o, int argc, char **argv)
+{
+    int rc;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = ctl_errors_main(o, argc, argv);
+    curl_global_cleanup();
+    return rc;
+}
+
 static const command_t commands[] = {
     {"status", ctl_status_main, 0,
      "the supervisor's state: workers, imports by status, accounts"},
@@ -66,6 +77,12 @@ static const command_t commands[] = {
      "upload a CSV and queue a deal import of it (no supervisor needed)"},
     {"revert", ctl_revert_main, DIP_NEED_MONGO,
      "delete what a finished import created (no supervisor needed)"},
+    {"errors", errors, DIP_NEED_MONGO,
+     "an import's rejected rows, or its error file (--output FILE)"},
+    {"events", ctl_events_main, DIP_NEED_MONGO,
+     "completion events sent to the CRM and how each attempt went"},
+    {"run", ctl_run_main, DIP_NEED_MONGO,
+     "queue a dry run's file and mappings again as a real import"},
     {"keygen", ctl_keygen_main, 0,
      "write a CURVE key pair for the TCP control endpoint"},
 };

@@ -54,6 +54,7 @@ static const setting_t settings[] = {
       control_curve_client_key_file),
     S("DEALIMPORT_METRICS_ADDR", metrics_addr),
     S("DEALIMPORT_LOG_FORMAT", log_format),
+    S("DEALIMPORT_NOTIFY_URL", notify_url),
     N("DEALIMPORT_POLL_MS", poll_ms, 10, 3600000),
     N("DEALIMPORT_MAX_WORKERS", max_workers, 1, 4096),
     N("DEALIMPORT_MAX_WORKERS_PER_ACCOUNT", max_workers_per_account, 1, 4096),
@@ -71,6 +72,7 @@ static const setting_t settings[] = {
     N("DEALIMPORT_MAX_LINE_ERRORS", max_line_errors, 0, 100000000),
     N("DEALIMPORT_ERROR_BUFFER_BYTES", error_buffer_bytes, 1048576, 1073741824),
     N("DEALIMPORT_MAX_NEW_STAGES", max_new_stages, 0, 1000000),
+    N("DEALIMPORT_NOTIFY_MAX_S", notify_max_s, 1, 31536000),
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 /* dip_config_to_env writes one entry per setting and the log level. */
@@ -105,6 +107,7 @@ void dip_config_init(dip_config_t *cfg)
     cfg->max_line_errors = 100000;
     cfg->error_buffer_bytes = 8 * 1024 * 1024;
     cfg->max_new_stages = 100;
+    cfg->notify_max_s = 86400;
 }
 
 static int set_one(dip_config_t *cfg, const char *name, const char *value,
@@ -304,6 +307,15 @@ int dip_config_load(dip_config_t *cfg, const char *file, unsigned need,
         strcmp(cfg->log_format, "json") != 0) {
         snprintf(err, errlen, "DEALIMPORT_LOG_FORMAT: '%s' is not kv or json",
                  cfg->log_format);
+        return -1;
+    }
+    if (cfg->notify_url && *cfg->notify_url &&
+        strncmp(cfg->notify_url, "http://", 7) != 0 &&
+        strncmp(cfg->notify_url, "https://", 8) != 0) {
+        snprintf(err, errlen,
+                 "DEALIMPORT_NOTIFY_URL: '%s' is not an http:// or https:// "
+                 "URL",
+                 cfg->notify_url);
         return -1;
     }
     if (cfg->s3_region == NULL &&

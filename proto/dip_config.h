@@ -92,6 +92,9 @@ typedef struct dip_config {
      * not started by one (64 hex digits, from the secrets channel only),
      * proven in its hello */
     char spawn_secret[DIP_CONFIG_SPAWN_SECRET_LEN + 1];
+    /* completion events: POSTed here when set (http or https) */
+    char *notify_url;  /* DEALIMPORT_NOTIFY_URL */
+    long notify_max_s; /* DEALIMPORT_NOTIFY_MAX_S: retried this long, 86400 */
 } dip_config_t;
 
 /* The batch size in bytes that batch_bytes asks for: itself when set, else

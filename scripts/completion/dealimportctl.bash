@@ -24,7 +24,7 @@ _dealimportctl_ids()
 _dealimportctl()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands="status list show pause resume cancel watch metrics enqueue revert keygen"
+    local commands="status list show pause resume cancel watch metrics enqueue revert errors events run keygen"
     local common="--json --timeout --connect --server-key --key --help"
     local cmd="" i words
     COMPREPLY=()
@@ -66,8 +66,11 @@ _dealimportctl()
             status | show | pause | resume | cancel | metrics) words=$common ;;
             list) words="--status --account --limit $common" ;;
             watch) words="--interval $common" ;;
-            enqueue) words="--file --account --user --pipeline --map --tags --parent-account --client --json --help" ;;
+            enqueue) words="--file --account --user --pipeline --map --tags --parent-account --client --dry-run --json --help" ;;
             revert) words="--dry-run --json --help" ;;
+            errors) words="--limit --output --json --help" ;;
+            events) words="--limit --json --help" ;;
+            run) words="--json --help" ;;
             keygen) words="--json --help" ;;
         esac
         COMPREPLY=($(compgen -W "$words" -- "$cur"))
@@ -79,7 +82,7 @@ _dealimportctl()
             COMPREPLY=($(compgen -W "$(_dealimportctl_ids processing)" -- "$cur")) ;;
         resume)
             COMPREPLY=($(compgen -W "$(_dealimportctl_ids paused)" -- "$cur")) ;;
-        revert)
+        revert | errors | events | run)
             COMPREPLY=($(compgen -W "$(_dealimportctl_ids '')" -- "$cur")) ;;
         keygen)
             COMPREPLY=($(compgen -f -- "$cur")) ;;

@@ -1,6 +1,7 @@
 /*
- * Tests dip_jwt: the token verifies with the secret, carries the seed's
- * claims and a one-hour expiry, and is re-signed before it runs out.
+ * Tests dip_jwt: the token verifies with the secret (and not with another),
+ * carries the seed's claims, the jti and a one-hour expiry; ids that are
+ * absent are left out; a missing secret or id signs nothing.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <jwt.h>
@@ -18,14 +20,11 @@
 
 static void test_claims_and_signature(void **state)
 {
-    dip_jwt_t *j = dip_jwt_new(SECRET, "64b000000000000000000001",
-                               "64b000000000000000000002",
-                               "64b000000000000000000003", NULL);
+    char *tok = dip_jwt_sign(
+        SECRET, "64b000000000000000000001", "64b000000000000000000002",
+        "64b000000000000000000003", NULL, "64b0000000000000000000ee", 1000000);
     jwt_t *dec = NULL;
-    const char *tok;
     (void)state;
-    assert_non_null(j);
-    tok = dip_jwt_token(j, 1000000);
     assert_non_null(tok);
     assert_int_equal(jwt_decode(&dec, tok, (const unsigned char *)SECRET,
                                 (int)strlen(SECRET)),
@@ -39,6 +38,8 @@ static void test_claims_and_signature(void **state)
                         "64b000000000000000000003");
     assert_null(jwt_get_grant(dec, "client_id"));
     assert_string_equal(jwt_get_grant(dec, "scope"), DIP_JWT_SCOPE);
+    assert_string_equal(jwt_get_grant(dec, "jti"), "64b0000000000000000000ee");
+    assert_int_equal(jwt_get_grant_int(dec, "iat"), 1000000);
     assert_int_equal(jwt_get_grant_int(dec, "exp"), 1000000 + 3600);
     jwt_free(dec);
     dec = NULL;
@@ -46,39 +47,44 @@ static void test_claims_and_signature(void **state)
     assert_int_not_equal(
         jwt_decode(&dec, tok, (const unsigned char *)"nope", 4), 0);
     jwt_free(dec);
-    dip_jwt_destroy(&j);
-    assert_null(j);
+    free(tok);
 }
 
-static void test_resigned_before_expiry(void **state)
+static void test_each_signing_is_fresh(void **state)
 {
-    dip_jwt_t *j = dip_jwt_new(SECRET, "u", "a", NULL, NULL);
-    char first[2048];
+    char *a = dip_jwt_sign(SECRET, "u", "a", "", "", NULL, 5000);
+    char *b = dip_jwt_sign(SECRET, "u", "a", NULL, NULL, NULL, 5001);
+    jwt_t *dec = NULL;
     (void)state;
-    snprintf(first, sizeof(first), "%s", dip_jwt_token(j, 5000));
-    assert_int_equal(dip_jwt_expires_at(j), 5000 + 3600);
-    /* Half-way through its life the same token is kept. */
-    assert_string_equal(dip_jwt_token(j, 5000 + 1800), first);
-    /* With less than a quarter left, a new one is signed. */
-    assert_string_not_equal(dip_jwt_token(j, 5000 + 2800), first);
-    assert_int_equal(dip_jwt_expires_at(j), 5000 + 2800 + 3600);
-    dip_jwt_destroy(&j);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_string_not_equal(a, b);
+    assert_int_equal(
+        jwt_decode(&dec, b, (const unsigned char *)SECRET, (int)strlen(SECRET)),
+        0);
+    assert_null(jwt_get_grant(dec, "parent_account"));
+    assert_null(jwt_get_grant(dec, "jti"));
+    assert_int_equal(jwt_get_grant_int(dec, "exp"), 5001 + 3600);
+    jwt_free(dec);
+    free(a);
+    free(b);
 }
 
-static void test_refuses_missing_secret(void **state)
+static void test_refusals(void **state)
 {
     (void)state;
-    assert_null(dip_jwt_new("", "u", "a", NULL, NULL));
-    assert_null(dip_jwt_new(NULL, "u", "a", NULL, NULL));
-    dip_jwt_destroy(NULL);
+    assert_null(dip_jwt_sign("", "u", "a", NULL, NULL, NULL, 1));
+    assert_null(dip_jwt_sign(NULL, "u", "a", NULL, NULL, NULL, 1));
+    assert_null(dip_jwt_sign(SECRET, "", "a", NULL, NULL, NULL, 1));
+    assert_null(dip_jwt_sign(SECRET, "u", NULL, NULL, NULL, NULL, 1));
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_claims_and_signature),
-        cmocka_unit_test(test_resigned_before_expiry),
-        cmocka_unit_test(test_refuses_missing_secret),
+        cmocka_unit_test(test_each_signing_is_fresh),
+        cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
