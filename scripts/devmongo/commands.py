@@ -9,6 +9,7 @@ listCollections) live here, batched by count and by size, until exhausted,
 killed or evicted.
 """
 
+import collections
 import copy
 import datetime
 import itertools
@@ -266,6 +267,9 @@ class Commands:
         self.started = time.monotonic()
         self.random = random.Random()
         self.connections = 0
+        # Commands run, by 'collection.command' (or '$cmd.command'), for the
+        # cost measurements in docs/scaling.md.
+        self.counts = collections.Counter()
         self.table = {
             'hello': self.cmd_hello,
             'isMaster': self.cmd_hello,
@@ -276,6 +280,7 @@ class Commands:
             'getLastError': self.cmd_get_last_error,
             'endSessions': self.cmd_end_sessions,
             'devStepDown': self.cmd_dev_step_down,
+            'devCommandCounts': self.cmd_dev_command_counts,
             'killAllSessions': self.cmd_ping,
             'whatsmyuri': self.cmd_whatsmyuri,
             'serverStatus': self.cmd_server_status,
@@ -313,14 +318,17 @@ class Commands:
         if handler is None:
             return CommandError(59, "no such command: '%s'" % name).reply()
         started = time.monotonic()
+        target = cmd[name] if isinstance(cmd[name], str) else '$cmd'
         rs = self.replset
         if rs is None:
             with self.lock:
+                self.counts['%s.%s' % (target, name)] += 1
                 reply = self._guarded(handler, db, cmd, conn)
         else:
             self._await_hello(rs, name, cmd)
             arrived = rs.stepdowns
             with self.lock:
+                self.counts['%s.%s' % (target, name)] += 1
                 reply = self._run_member(rs, handler, name, db, cmd, conn,
                                          arrived)
         if self.verbose:
@@ -506,6 +514,15 @@ class Commands:
         if self.replset is not None:
             self.replset.end_sessions(ids)
         return {'ok': 1.0}
+
+    def cmd_dev_command_counts(self, db, cmd, conn):
+        """{devCommandCounts: 1, reset: bool}: the development server's own
+        count of the commands run since it started (or the last reset), by
+        'collection.command' over all databases."""
+        counts = dict(self.counts)
+        if _bool(cmd, 'devCommandCounts', 'reset'):
+            self.counts.clear()
+        return {'counts': counts, 'ok': 1.0}
 
     def cmd_dev_step_down(self, db, cmd, conn):
         """{devStepDown: seconds, firstWrite: 'none' | 'writeConcernError'
