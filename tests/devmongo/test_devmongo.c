@@ -979,6 +979,13 @@ static void test_drop(void **state)
 
 static bool step_down(mongoc_client_t *client, double secs, const char *first);
 
+/* Skips the running test, saying why. */
+static void skip_because(const char *why)
+{
+    fprintf(stderr, "skipped: %s\n", why);
+    skip();
+}
+
 /* 1 when the server answers hello as a replica-set member (the dev server's
  * default mode); the replica-set tests skip otherwise. A development server
  * is stepped up first, whatever an earlier run left. */
@@ -1079,7 +1086,7 @@ static void test_replset_hello(void **state)
     char me[256];
 
     if (!is_replset(fx))
-        skip(); /* a standalone server: no replica-set fields to check */
+        skip_because("a standalone server: no replica-set fields to check");
     assert_true(
         admin_command(fx, BCON_NEW("hello", BCON_INT32(1)), &reply, &error));
     assert_true(strlen(get_utf8(&reply, "setName")) > 0);
@@ -1110,7 +1117,7 @@ static void test_retried_write_applies_once(void **state)
     bson_error_t error;
 
     if (!is_replset(fx))
-        skip(); /* retryable writes need a replica set */
+        skip_because("retryable writes need a replica set");
     coll = fresh_collection(fx, "retried");
     /* A client of its own: its first session has run no write yet. */
     client = connect_client();
@@ -1157,7 +1164,7 @@ static void test_retried_write_applies_once(void **state)
         mongoc_database_destroy(db);
         mongoc_client_destroy(client);
         mongoc_collection_destroy(coll);
-        skip(); /* not the development server: no devStepDown */
+        skip_because("not the development server: no devStepDown");
     }
     inserts_seen = 0;
     {
@@ -1199,13 +1206,13 @@ static void test_step_down_errors(void **state)
     bson_error_t error;
 
     if (!is_replset(fx))
-        skip(); /* a standalone server cannot step down */
+        skip_because("a standalone server cannot step down");
     coll = fresh_collection(fx, "stepdown");
     direct = direct_client(false, NULL);
     dcoll = mongoc_client_get_collection(direct, fx->dbname, "stepdown");
     /* A 0 s step-down is a step up, whatever an earlier run left. */
     if (!step_down(direct, 0, "none"))
-        skip(); /* not the development server: no devStepDown */
+        skip_because("not the development server: no devStepDown");
     assert_true(step_down(direct, 30, "writeConcernError"));
 
     /* The write in flight is applied, but its write concern fails. */
@@ -1306,7 +1313,7 @@ static void test_end_sessions(void **state)
     bson_error_t error;
 
     if (!is_replset(fx))
-        skip(); /* a standalone server has no sessions */
+        skip_because("a standalone server has no sessions");
     mongoc_apm_set_command_succeeded_cb(cbs, on_end_sessions);
     mongoc_client_set_apm_callbacks(client, cbs, NULL);
     mongoc_apm_callbacks_destroy(cbs);
