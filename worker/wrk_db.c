@@ -380,6 +380,28 @@ static int is_own_duplicate(bson_iter_t *we)
     return 0;
 }
 
+/* 1 when a write reply holds a writeConcernError; error then describes it
+ * (domain MONGOC_ERROR_WRITE_CONCERN, the server's code and message), so the
+ * transient-error policy decides on it. */
+static int write_concern_error(const bson_t *reply, bson_error_t *error)
+{
+    bson_iter_t it, wce, f;
+    const char *msg = NULL;
+    if (!bson_iter_init_find(&it, reply, "writeConcernErrors") ||
+        !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &wce) ||
+        !bson_iter_next(&wce))
+        return 0;
+    error->domain = MONGOC_ERROR_WRITE_CONCERN;
+    error->code = 64; /* WriteConcernFailed, when the server names none */
+    if (bson_iter_recurse(&wce, &f) && bson_iter_find(&f, "code"))
+        error->code = (uint32_t)bson_iter_as_int64(&f);
+    if (bson_iter_recurse(&wce, &f) && bson_iter_find(&f, "errmsg"))
+        msg = bson_iter_utf8(&f, NULL);
+    bson_strncpy(error->message, msg ? msg : "write concern failed",
+                 sizeof(error->message));
+    return 1;
+}
+
 int wrk_db_insert_deals(wrk_db_t *self, const bson_t *const *docs, size_t n,
                         int *outcome, char **messages, char *err, size_t errlen)
 {
@@ -398,7 +420,7 @@ int wrk_db_insert_deals(wrk_db_t *self, const bson_t *const *docs, size_t n,
         bson_t reply;
         bson_error_t error;
         bson_iter_t it, we;
-        int write_errors = 0;
+        int write_errors = 0, wc_failed;
         bool ok = mongoc_collection_insert_many(
             self->deals, (const bson_t **)docs, n, &opts, &reply, &error);
         self->round_trips++;
@@ -428,8 +450,14 @@ int wrk_db_insert_deals(wrk_db_t *self, const bson_t *const *docs, size_t n,
                 }
             }
         }
+        /* A write concern that failed (the primary stepped down before the
+         * batch replicated) leaves every write of it unconfirmed, whatever
+         * the write errors beside it: they may be rolled back, so the batch
+         * is sent again like after a network failure. */
+        wc_failed = write_concern_error(&reply, &error);
         bson_destroy(&reply);
-        if (ok || (write_errors > 0 && !dip_mongo_is_transient(&error))) {
+        if (!wc_failed &&
+            (ok || (write_errors > 0 && !dip_mongo_is_transient(&error)))) {
             rc = WRK_DB_OK;
             break;
         }
