@@ -327,6 +327,22 @@ static void slow_database(double secs)
     }
 }
 
+/* A running supervisor with a live worker (picked at random), or -1. */
+static int busy_sup(void)
+{
+    wproc_t w[MAX_PROCS];
+    int n = scan_workers(w, MAX_PROCS);
+    if (n == 0)
+        return -1;
+    for (int tries = 0; tries < 8; tries++) {
+        pid_t parent = w[rnd() % (unsigned)n].ppid;
+        for (int i = 0; i < SUPS; i++)
+            if (sups[i] == parent && !is_stopped(parent))
+                return i;
+    }
+    return -1;
+}
+
 static void random_action(void)
 {
     wproc_t w[MAX_PROCS];
@@ -394,7 +410,7 @@ static int teardown(void **state)
 static uint64_t chaos_rows(void)
 {
     double scale = it_scale();
-    return (uint64_t)(8000 * (scale < 1 ? scale * 2 : 1));
+    return (uint64_t)(12000 * (scale < 1 ? scale * 2 : 1));
 }
 
 static int64_t final_imports(void)
@@ -492,9 +508,9 @@ static void test_chaos(void **state)
             next_progress = now + 15;
         }
         if (!sup_frozen && now >= sup_freeze_at) {
-            int s = (int)(rnd() % SUPS);
-            sup_frozen = 1;
-            if (sups[s] > 0 && !is_stopped(sups[s]))
+            int s = busy_sup();
+            sup_frozen = s >= 0;
+            if (s >= 0)
                 stop_for(sups[s], 3.0 * LEASE_S, "supervisor (three leases)");
         } else if (!db_froze && now >= db_freeze_at) {
             db_froze = 1;
