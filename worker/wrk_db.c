@@ -173,26 +173,29 @@ static int create_index(wrk_db_t *self, mongoc_collection_t *coll,
 static int has_index(wrk_db_t *self, mongoc_collection_t *coll,
                      const char *name, char *err, size_t errlen)
 {
+    int rc = 0;
     for (int attempt = 1;; attempt++) {
         mongoc_cursor_t *c =
             mongoc_collection_find_indexes_with_opts(coll, NULL);
         const bson_t *doc;
         bson_error_t error;
-        int found = 0, rc = WRK_DB_EFAIL;
+        int found = 0, failed;
         while (!found && mongoc_cursor_next(c, &doc)) {
             const char *n = dip_bson_get_str(doc, "name");
             found = n != NULL && strcmp(n, name) == 0;
         }
         self->round_trips++;
-        if (found || !mongoc_cursor_error(c, &error)) {
-            mongoc_cursor_destroy(c);
-            return found;
-        }
+        failed = !found && mongoc_cursor_error(c, &error);
         mongoc_cursor_destroy(c);
+        if (!failed) {
+            rc = found;
+            break;
+        }
         if (!should_retry(self, &error, attempt, "listing the indexes", &rc,
                           err, errlen))
-            return rc;
+            break;
     }
+    return rc;
 }
 
 /* Drops the index name; one that another worker dropped first is fine. */
