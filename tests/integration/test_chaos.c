@@ -14,8 +14,10 @@
  * the queue's status.
  *
  * Seeded: it prints its seed; CI uses the fixed default, and
- * DEALIMPORT_CHAOS_SEED=N scripts/test -R chaos runs another. Scaled down
- * under the sanitizers (it_scale). Skipped unless the database is the
+ * DEALIMPORT_CHAOS_SEED=N scripts/test -R chaos runs another. The seed fixes
+ * the faults and their order; how they meet the programs' timing still
+ * varies from run to run, so each violation is printed with what it saw. Scaled
+ * down under the sanitizers (it_scale). Skipped unless the database is the
  * development server in replica-set mode (it signals and steps it down).
  */
 #include <setjmp.h>
