@@ -422,6 +422,25 @@ static int64_t final_imports(void)
                     "\"cancelled\"]}}");
 }
 
+/* Copies the queue document of qid as it is now into out (initialized by
+ * the callee; empty if unreadable). */
+static void queue_doc(const bson_oid_t *qid, bson_t *out)
+{
+    mongoc_collection_t *c = it_coll(&env, "queues");
+    bson_t *filter = BCON_NEW("_id", BCON_OID(qid));
+    mongoc_cursor_t *cur =
+        mongoc_collection_find_with_opts(c, filter, NULL, NULL);
+    const bson_t *found;
+    bson_init(out);
+    if (mongoc_cursor_next(cur, &found)) {
+        bson_destroy(out);
+        bson_copy_to(found, out);
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    mongoc_collection_destroy(c);
+}
+
 static void check_import(int i)
 {
     import_t *im = &imps[i];
@@ -433,7 +452,14 @@ static void check_import(int i)
     char why[512];
     int found = 0;
 
-    assert_int_equal(it_wait_final(&env, &im->qid, 10000, &q), 0);
+    if (it_wait_final(&env, &im->qid, 10000, &q) != 0) {
+        bson_destroy(&q);
+        queue_doc(&im->qid, &q);
+        fail_msg("import %s is not final: '%s', claimed by '%s', at line "
+                 "%lld",
+                 im->hex, it_str(&q, "status"), it_str(&q, "claimed_by"),
+                 (long long)dip_bson_get_int(&q, "progress.lines", -1));
+    }
     if (strcmp(it_str(&q, "status"), "completed") != 0)
         fail_msg("import %s ended '%s': %s", im->hex, it_str(&q, "status"),
                  it_str(&q, "error"));
@@ -545,7 +571,8 @@ static void test_chaos(void **state)
                 start_sup(i);
     it_rs_step_down(&env, 0, "none");
     /* Invariants hold in the calm too, until every import is final. */
-    for (double until = now_s() + 900; now_s() < until;) {
+    /* Well inside the test's CTest timeout, so a stuck import is named. */
+    for (double until = now_s() + 360; now_s() < until;) {
         if (final_imports() == IMPORTS)
             break;
         for (int k = 0; k < 10; k++) {
