@@ -760,6 +760,25 @@ static int64_t count(mongoc_collection_t *coll, const char *key,
     return n;
 }
 
+/* The import's deals. With the account (as the worker writes it, an
+ * ObjectId) the count runs on the prefix of the deals' unique index and,
+ * on a sharded deals collection, on the account's shard only. */
+static int64_t count_deals(sup_store_t *self, const bson_t *queue_doc,
+                           const bson_value_t *qid, bson_error_t *error)
+{
+    bson_oid_t account;
+    bson_t *filter = bson_new();
+    int64_t n;
+    /* The account first: the deals index leads with it. */
+    if (dip_bson_get_oid(queue_doc, "account_id", &account) == 0)
+        BSON_APPEND_OID(filter, "account_id", &account);
+    BSON_APPEND_VALUE(filter, "import.queue_id", qid);
+    n = mongoc_collection_count_documents(self->deals, filter, NULL, NULL, NULL,
+                                          error);
+    bson_destroy(filter);
+    return n;
+}
+
 /* The first errors by line, for csv_imports.logs. */
 static void append_logs(sup_store_t *self, const bson_value_t *qid, bson_t *set)
 {
@@ -864,7 +883,7 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
         return SUP_STORE_EFAIL;
     }
     qid = bson_iter_value(&it);
-    added = count(self->deals, "import.queue_id", qid, &error);
+    added = count_deals(self, queue_doc, qid, &error);
     nerrors = added < 0 ? -1 : count(self->errors, "queue_id", qid, &error);
     if (added < 0 || nerrors < 0) {
         snprintf(err, errlen,

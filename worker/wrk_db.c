@@ -1,8 +1,9 @@
 /*
  * wrk_db: the worker's MongoDB operations with their retry policy. Deals carry
- * import:{queue_id, line} under a unique (partial) index, so an insert that is
- * retried, or a line re-read after a crash, can only ever meet its own earlier
- * copy: that duplicate-key error means "already done", not a failure.
+ * account_id and import:{queue_id, line} under a unique (partial) index, so
+ * an insert that is retried, or a line re-read after a crash, can only ever
+ * meet its own earlier copy: that duplicate-key error means "already done",
+ * not a failure.
  */
 #include "wrk_db.h"
 #include "dip_bson.h"
@@ -13,7 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEALS_INDEX "import_queue_line"
+/* The deals' unique index leads with the shard key account_id, so it can
+ * hold on a sharded collection too (docs/scaling.md). It replaced
+ * OLD_DEALS_INDEX on (import.queue_id, import.line), dropped once the new
+ * one stands. */
+#define DEALS_INDEX "account_import_line"
+#define OLD_DEALS_INDEX "import_queue_line"
 #define STAGES_INDEX "account_pipeline_name"
 
 struct wrk_db {
@@ -195,20 +201,90 @@ static int create_index(wrk_db_t *self, mongoc_collection_t *coll,
     return rc;
 }
 
+/* 1 when coll has an index named name, 0 when not, a WRK_DB_ code < 0 when
+ * the indexes could not be listed. */
+static int has_index(wrk_db_t *self, mongoc_collection_t *coll,
+                     const char *name, char *err, size_t errlen)
+{
+    int rc = 0;
+    for (int attempt = 1;; attempt++) {
+        mongoc_cursor_t *c =
+            mongoc_collection_find_indexes_with_opts(coll, NULL);
+        const bson_t *doc;
+        bson_error_t error;
+        int found = 0, failed;
+        while (!found && mongoc_cursor_next(c, &doc)) {
+            const char *n = dip_bson_get_str(doc, "name");
+            found = n != NULL && strcmp(n, name) == 0;
+        }
+        self->round_trips++;
+        failed = !found && mongoc_cursor_error(c, &error);
+        mongoc_cursor_destroy(c);
+        if (!failed) {
+            rc = found;
+            break;
+        }
+        if (!should_retry(self, &error, attempt, "listing the indexes", &rc,
+                          err, errlen))
+            break;
+    }
+    return rc;
+}
+
+/* Drops the index name; one that another worker dropped first is fine. */
+static int drop_index(wrk_db_t *self, mongoc_collection_t *coll,
+                      const char *name, char *err, size_t errlen)
+{
+    bson_t *cmd =
+        BCON_NEW("dropIndexes", BCON_UTF8(mongoc_collection_get_name(coll)),
+                 "index", BCON_UTF8(name));
+    int rc = WRK_DB_OK;
+    for (int attempt = 1;; attempt++) {
+        bson_t reply;
+        bson_error_t error;
+        bool ok = mongoc_collection_write_command_with_opts(coll, cmd, NULL,
+                                                            &reply, &error);
+        self->round_trips++;
+        bson_destroy(&reply);
+        if (ok || error.code == 27 /* IndexNotFound */)
+            break;
+        if (!should_retry(self, &error, attempt, "dropping an old index", &rc,
+                          err, errlen))
+            break;
+    }
+    bson_destroy(cmd);
+    return rc;
+}
+
 int wrk_db_ensure_indexes(wrk_db_t *self, char *err, size_t errlen)
 {
     bson_t *keys, *partial;
     int rc;
-    /* Partial: the CRM's own deals have no `import` and must not collide. */
-    keys = BCON_NEW("import.queue_id", BCON_INT32(1), "import.line",
-                    BCON_INT32(1));
-    partial = BCON_NEW("import.queue_id", "{", "$exists", BCON_BOOL(true), "}");
+    /* Partial: the CRM's own deals have no `import` and must not collide.
+     * Creating an index that exists with the same spec is a no-op, also
+     * when several workers start at once. */
+    keys = BCON_NEW("account_id", BCON_INT32(1), "import.queue_id",
+                    BCON_INT32(1), "import.line", BCON_INT32(1));
+    partial = BCON_NEW("import", "{", "$exists", BCON_BOOL(true), "}");
     rc = create_index(self, self->deals, DEALS_INDEX, keys, partial, err,
                       errlen);
     bson_destroy(keys);
     bson_destroy(partial);
     if (rc != WRK_DB_OK)
         return rc;
+    /* The new index stands before the old one goes, so deals are never
+     * without a unique index; the old one is only dropped where it exists. */
+    rc = has_index(self, self->deals, OLD_DEALS_INDEX, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (rc == 1) {
+        dip_log(DIP_LOG_INFO, self->queue_id,
+                "replacing the deals index '%s' by '%s'", OLD_DEALS_INDEX,
+                DEALS_INDEX);
+        rc = drop_index(self, self->deals, OLD_DEALS_INDEX, err, errlen);
+        if (rc != WRK_DB_OK)
+            return rc;
+    }
     keys = BCON_NEW("account_id", BCON_INT32(1), "pipeline_id", BCON_INT32(1),
                     "name", BCON_INT32(1));
     rc =
@@ -345,8 +421,31 @@ static int is_own_duplicate(bson_iter_t *we)
     if (bson_iter_recurse(we, &f) && bson_iter_find(&f, "errmsg") &&
         (msg = bson_iter_utf8(&f, NULL)) != NULL)
         return strstr(msg, "index: " DEALS_INDEX " ") != NULL ||
-               strstr(msg, "index: _id_ ") != NULL;
+               strstr(msg, "index: _id_ ") != NULL ||
+               strstr(msg, "index: " OLD_DEALS_INDEX " ") != NULL;
     return 0;
+}
+
+/* 1 when a write reply holds a writeConcernError; error then describes it
+ * (domain MONGOC_ERROR_WRITE_CONCERN, the server's code and message), so the
+ * transient-error policy decides on it. */
+static int write_concern_error(const bson_t *reply, bson_error_t *error)
+{
+    bson_iter_t it, wce, f;
+    const char *msg = NULL;
+    if (!bson_iter_init_find(&it, reply, "writeConcernErrors") ||
+        !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &wce) ||
+        !bson_iter_next(&wce))
+        return 0;
+    error->domain = MONGOC_ERROR_WRITE_CONCERN;
+    error->code = 64; /* WriteConcernFailed, when the server names none */
+    if (bson_iter_recurse(&wce, &f) && bson_iter_find(&f, "code"))
+        error->code = (uint32_t)bson_iter_as_int64(&f);
+    if (bson_iter_recurse(&wce, &f) && bson_iter_find(&f, "errmsg"))
+        msg = bson_iter_utf8(&f, NULL);
+    bson_strncpy(error->message, msg ? msg : "write concern failed",
+                 sizeof(error->message));
+    return 1;
 }
 
 int wrk_db_insert_deals(wrk_db_t *self, const bson_t *const *docs, size_t n,
@@ -371,7 +470,7 @@ int wrk_db_insert_deals(wrk_db_t *self, const bson_t *const *docs, size_t n,
         bson_t reply;
         bson_error_t error;
         bson_iter_t it, we;
-        int write_errors = 0;
+        int write_errors = 0, wc_failed;
         bool ok = mongoc_collection_insert_many(
             self->deals, (const bson_t **)docs, n, &opts, &reply, &error);
         self->round_trips++;
@@ -401,8 +500,14 @@ int wrk_db_insert_deals(wrk_db_t *self, const bson_t *const *docs, size_t n,
                 }
             }
         }
+        /* A write concern that failed (the primary stepped down before the
+         * batch replicated) leaves every write of it unconfirmed, whatever
+         * the write errors beside it: they may be rolled back, so the batch
+         * is sent again like after a network failure. */
+        wc_failed = write_concern_error(&reply, &error);
         bson_destroy(&reply);
-        if (ok || (write_errors > 0 && !dip_mongo_is_transient(&error))) {
+        if (!wc_failed &&
+            (ok || (write_errors > 0 && !dip_mongo_is_transient(&error)))) {
             rc = WRK_DB_OK;
             break;
         }

@@ -1,6 +1,7 @@
 """Command layer of the development server: MongoDB 5.0 command semantics.
 
-Validates each command document, runs it on the engine under one lock, and
+Validates each command document, runs it on the engine under one lock (in
+replica-set mode through the member's state and sessions, see replset), and
 builds the reply in the shape mongod 5.0 gives: ok:1 with the command's
 fields, or ok:0 with errmsg, code and codeName; write commands report
 per-statement writeErrors. Server-side cursors (find, aggregate, listIndexes,
@@ -8,6 +9,7 @@ listCollections) live here, batched by count and by size, until exhausted,
 killed or evicted.
 """
 
+import collections
 import copy
 import datetime
 import itertools
@@ -27,6 +29,7 @@ import mongomock
 from mongomock.filtering import filter_applies
 
 import engine as engine_mod
+import replset as replset_mod
 from engine import DupKeyError
 
 SERVER_VERSION = '5.0.0'
@@ -51,6 +54,7 @@ CODE_NAMES = {
     43: 'CursorNotFound',
     48: 'NamespaceExists',
     59: 'CommandNotFound',
+    76: 'NoReplicationEnabled',
     66: 'ImmutableField',
     67: 'CannotCreateIndex',
     72: 'InvalidOptions',
@@ -254,14 +258,18 @@ class Connection:
 class Commands:
     """Runs commands against one engine, one at a time."""
 
-    def __init__(self, verbose=False):
+    def __init__(self, verbose=False, replset=None):
         self.engine = engine_mod.Engine()
+        self.replset = replset
         self.lock = threading.Lock()
         self.cursors = {}
         self.verbose = verbose
         self.started = time.monotonic()
         self.random = random.Random()
         self.connections = 0
+        # Commands run, by 'collection.command' (or '$cmd.command'), for the
+        # cost measurements in docs/scaling.md.
+        self.counts = collections.Counter()
         self.table = {
             'hello': self.cmd_hello,
             'isMaster': self.cmd_hello,
@@ -270,7 +278,9 @@ class Commands:
             'buildInfo': self.cmd_build_info,
             'buildinfo': self.cmd_build_info,
             'getLastError': self.cmd_get_last_error,
-            'endSessions': self.cmd_ping,
+            'endSessions': self.cmd_end_sessions,
+            'devStepDown': self.cmd_dev_step_down,
+            'devCommandCounts': self.cmd_dev_command_counts,
             'killAllSessions': self.cmd_ping,
             'whatsmyuri': self.cmd_whatsmyuri,
             'serverStatus': self.cmd_server_status,
@@ -308,8 +318,19 @@ class Commands:
         if handler is None:
             return CommandError(59, "no such command: '%s'" % name).reply()
         started = time.monotonic()
-        with self.lock:
-            reply = self._guarded(handler, db, cmd, conn)
+        target = cmd[name] if isinstance(cmd[name], str) else '$cmd'
+        rs = self.replset
+        if rs is None:
+            with self.lock:
+                self.counts['%s.%s' % (target, name)] += 1
+                reply = self._guarded(handler, db, cmd, conn)
+        else:
+            self._await_hello(rs, name, cmd)
+            arrived = rs.stepdowns
+            with self.lock:
+                self.counts['%s.%s' % (target, name)] += 1
+                reply = self._run_member(rs, handler, name, db, cmd, conn,
+                                         arrived)
         if self.verbose:
             log('conn %d: %s.%s %r -> %s (%.1f ms)' % (
                 conn.conn_id, db, name, cmd[name],
@@ -317,6 +338,48 @@ class Commands:
                     reply.get('code'), reply.get('errmsg')),
                 (time.monotonic() - started) * 1000))
         return reply
+
+    @staticmethod
+    def _await_hello(rs, name, cmd):
+        """An awaitable hello (a driver's streaming monitor) waits for a
+        change of state, as mongod does, instead of answering at once."""
+        if name not in ('hello', 'isMaster', 'ismaster'):
+            return
+        tv = cmd.get('topologyVersion')
+        wait = cmd.get('maxAwaitTimeMS')
+        if not isinstance(tv, dict) or tv.get('processId') != rs.process_id \
+                or isinstance(wait, bool) or not isinstance(wait, int):
+            return
+        counter = tv.get('counter')
+        if isinstance(counter, int):
+            rs.wait_for_change(int(counter), min(int(wait), 600000))
+
+    def _run_member(self, rs, handler, name, db, cmd, conn, arrived):
+        """Runs a command as the replica-set member: refused in the wrong
+        state, answered again when it is a retry of a write already done."""
+        if 'startTransaction' in cmd or 'autocommit' in cmd:
+            return CommandError(263, 'multi-document transactions are not '
+                                'supported by the development server').reply()
+        refusal = rs.check(name, cmd, arrived)
+        if refusal is not None:
+            return refusal
+        key = txn = None
+        if name in replset_mod.WRITE_COMMANDS:
+            key = rs.session_key(cmd)
+            txn = cmd.get('txnNumber')
+            if isinstance(txn, bool) or not isinstance(txn, int):
+                txn = None
+        if key is not None and txn is not None:
+            before = rs.retried(key, int(txn))
+            if before is not None:
+                if self.verbose:
+                    log('retry of txnNumber %d answered from the session'
+                        % txn)
+                return before
+        reply = self._guarded(handler, db, cmd, conn)
+        if key is not None and txn is not None and reply.get('ok'):
+            rs.remember(key, int(txn), reply)
+        return rs.after_write(name, cmd, reply)
 
     def _guarded(self, handler, db, cmd, conn):
         try:
@@ -428,8 +491,11 @@ class Commands:
             reply['isWritablePrimary'] = True
         else:
             reply['ismaster'] = True
-        # No logicalSessionTimeoutMinutes (drivers then use no sessions) and
-        # no topologyVersion (drivers then poll instead of streaming).
+        # Standalone: no logicalSessionTimeoutMinutes (drivers then use no
+        # sessions) and no topologyVersion (drivers then poll instead of
+        # streaming). A replica-set member has both.
+        if self.replset is not None:
+            reply.update(self.replset.hello_fields(next(iter(cmd)) == 'hello'))
         reply.update(maxBsonObjectSize=MAX_BSON_SIZE,
                      maxMessageSizeBytes=MAX_MESSAGE_SIZE,
                      maxWriteBatchSize=MAX_WRITE_BATCH,
@@ -440,6 +506,48 @@ class Commands:
 
     def cmd_ping(self, db, cmd, conn):
         return {'ok': 1.0}
+
+    def cmd_end_sessions(self, db, cmd, conn):
+        ids = cmd.get('endSessions')
+        if not isinstance(ids, list):
+            raise _wrong_type('endSessions', 'endSessions', ids, 'array')
+        if self.replset is not None:
+            self.replset.end_sessions(ids)
+        return {'ok': 1.0}
+
+    def cmd_dev_command_counts(self, db, cmd, conn):
+        """{devCommandCounts: 1, reset: bool}: the development server's own
+        count of the commands run since it started (or the last reset), by
+        'collection.command' over all databases."""
+        counts = dict(self.counts)
+        if _bool(cmd, 'devCommandCounts', 'reset'):
+            self.counts.clear()
+        return {'counts': counts, 'ok': 1.0}
+
+    def cmd_dev_step_down(self, db, cmd, conn):
+        """{devStepDown: seconds, firstWrite: 'none' | 'writeConcernError'
+        | 'interrupt'}: the development server's own step-down. 'none' steps
+        down at once; the others when the next write arrives, which is then
+        applied and answered with a writeConcernError, or interrupted.
+        Answers the member's state; {devStepDown: -1} only reports it."""
+        if db != 'admin':
+            raise CommandError(13, 'devStepDown may only be run against the '
+                               'admin database.')
+        if self.replset is None:
+            raise CommandError(76, 'not running with --replSet')
+        secs = cmd['devStepDown']
+        if isinstance(secs, bool) or not isinstance(secs, (int, float)):
+            raise _wrong_type('devStepDown', 'devStepDown', secs, 'double')
+        first = cmd.get('firstWrite', 'none')
+        if first not in replset_mod.FIRST_WRITE_MODES:
+            raise CommandError(2, "devStepDown.firstWrite must be one of %s"
+                               % ', '.join(replset_mod.FIRST_WRITE_MODES))
+        if secs >= 0:
+            self.replset.step_down(float(secs), first)
+            log('stepping down for %g s (first write: %s)' % (secs, first))
+        out = self.replset.state()
+        out['ok'] = 1.0
+        return out
 
     def cmd_build_info(self, db, cmd, conn):
         return {'version': SERVER_VERSION, 'gitVersion': 'devmongo',

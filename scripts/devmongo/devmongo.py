@@ -1,13 +1,21 @@
 #!/usr/bin/python3
 """devmongo: an in-memory MongoDB-wire-compatible server for development.
 
-Usage: /usr/bin/python3 devmongo.py --host 127.0.0.1 --port PORT [--verbose]
+Usage: /usr/bin/python3 devmongo.py --host 127.0.0.1 --port PORT
+           [--replset NAME [--stepdown-secs N]] [--verbose]
 
-Runs in the foreground. Once listening it prints exactly one line,
+Without --replset it answers as a standalone server (no sessions); with it,
+as the primary of a one-member replica set NAME with sessions and retryable
+writes (see replset.py), which the devstack starts by default. It refuses to
+start on another mongomock than the one it was written for. Runs in the
+foreground. Once listening it prints exactly one line,
 "ready PORT", on stdout (--port 0 picks a free port) and from then on writes
 only to stderr, one line per command with --verbose. SIGTERM and SIGINT exit
 0 at once; SIGUSR1 closes every client connection (the data and the listener
-stay), which tests use to simulate a database dropping its connections. One
+stay), which tests use to simulate a database dropping its connections;
+SIGUSR2 makes a replica-set member step down for --stepdown-secs (the
+devStepDown admin command does the same with a choice of duration and of
+what happens to the first write). One
 thread per connection; commands run one at a time under the engine's lock.
 Signals arrive through a wakeup socket read by the accept loop, so no handler
 runs between a connection's bytes and SIGSTOP/SIGCONT need nothing special.
@@ -26,8 +34,19 @@ import time
 
 import bson
 
-import commands
-import wire
+import mongomock
+
+# engine.py wraps mongomock internals of exactly this release: check before
+# importing it, so another release fails with one clear line.
+MONGOMOCK_VERSION = '4.1.2'
+if mongomock.__version__ != MONGOMOCK_VERSION:
+    sys.stderr.write('devmongo: refusing to start: written for mongomock %s, '
+                     'found %s\n' % (MONGOMOCK_VERSION, mongomock.__version__))
+    sys.exit(1)
+
+import commands  # noqa: E402
+import replset  # noqa: E402
+import wire  # noqa: E402
 
 
 class Connections:
@@ -95,9 +114,8 @@ def serve_connection(sock, conn, server, conns):
 
 
 class Server:
-    def __init__(self, host, port, verbose):
+    def __init__(self, host, port, verbose, set_name=None, stepdown_secs=10):
         self.verbose = verbose
-        self.commands = commands.Commands(verbose)
         self.reply_ids = itertools.count(1)
         self.conn_ids = itertools.count(1)
         self.conns = Connections()
@@ -106,6 +124,11 @@ class Server:
                                              backlog=128)
         self.listener.setblocking(False)
         self.port = self.listener.getsockname()[1]
+        self.replset = None
+        if set_name:
+            me = '%s:%d' % ('[%s]' % host if ':' in host else host, self.port)
+            self.replset = replset.ReplicaSet(set_name, me, stepdown_secs)
+        self.commands = commands.Commands(verbose, self.replset)
 
     def accept(self):
         try:
@@ -130,13 +153,23 @@ class Server:
                          name='conn-%d' % conn.conn_id,
                          args=(sock, conn, self, self.conns)).start()
 
+    def step_down(self):
+        if self.replset is None:
+            commands.log('SIGUSR2: not a replica-set member, ignored')
+            return
+        with self.commands.lock:
+            self.replset.step_down(self.replset.default_secs)
+        commands.log('SIGUSR2: stepped down for %g s'
+                     % self.replset.default_secs)
+
     def run(self):
         """Accepts connections and handles signals; returns the exit code."""
         wake_r, wake_w = socket.socketpair()
         wake_r.setblocking(False)
         wake_w.setblocking(False)
         signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
+                    signal.SIGUSR2):
             signal.signal(sig, lambda signum, frame: None)
         sel = selectors.DefaultSelector()
         sel.register(self.listener, selectors.EVENT_READ)
@@ -158,6 +191,8 @@ class Server:
                         if self.verbose:
                             commands.log('SIGUSR1: closed %d connection(s)'
                                          % n)
+                    elif signum == signal.SIGUSR2:
+                        self.step_down()
                     elif signum in (signal.SIGTERM, signal.SIGINT):
                         self.listener.close()
                         self.conns.shutdown_all()
@@ -173,6 +208,11 @@ def main(argv):
     parser.add_argument('--host', default='127.0.0.1')
     parser.add_argument('--port', type=int, default=27017,
                         help='TCP port, 0 for a free one (default 27017)')
+    parser.add_argument('--replset', metavar='NAME',
+                        help='answer as the primary of the one-member '
+                        'replica set NAME (default: a standalone server)')
+    parser.add_argument('--stepdown-secs', type=float, default=10.0,
+                        help='how long SIGUSR2 steps down for (default 10)')
     parser.add_argument('--verbose', action='store_true',
                         help='log one line per command on stderr')
     args = parser.parse_args(argv)
@@ -182,7 +222,8 @@ def main(argv):
     if not bson.has_c():
         commands.log('warning: bson has no C extension: expect it to be slow')
     try:
-        server = Server(args.host, args.port, args.verbose)
+        server = Server(args.host, args.port, args.verbose, args.replset,
+                        args.stepdown_secs)
     except OSError as exc:
         commands.log("cannot listen on '%s' port %d: %s" % (
             args.host, args.port, exc.strerror or exc))

@@ -3,9 +3,13 @@
  * service uses: handshake, exact value round trips, cursors over several
  * getMores, updates and upserts, claims by findAndModify, counts, unique
  * compound indexes under unordered and ordered bulk inserts with the real
- * server's write-error shape, index builds over duplicates, and drops. Runs
- * against DEALIMPORT_MONGODB_URI (any MongoDB 5.0+ server should pass too) in
- * a database of its own that it drops at the end; skips without the URI.
+ * server's write-error shape, index builds over duplicates, and drops; in
+ * replica-set mode also the member's hello, a retried write (same lsid and
+ * txnNumber) applied once, the step-down errors with their codes and labels,
+ * and endSessions. Runs against DEALIMPORT_MONGODB_URI (any MongoDB 5.0+
+ * server should pass too; the step-down cases skip on a server without the
+ * dev server's devStepDown) in a database of its own that it drops at the
+ * end; skips without the URI.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -973,6 +977,362 @@ static void test_drop(void **state)
     mongoc_collection_destroy(coll);
 }
 
+/* -- replica-set mode ------------------------------------------------- */
+
+static bool step_down(mongoc_client_t *client, double secs, const char *first);
+
+/* Skips the running test, saying why. */
+static void skip_because(const char *why)
+{
+    fprintf(stderr, "skipped: %s\n", why);
+    skip();
+}
+
+/* 1 when the server answers hello as a replica-set member (the dev server's
+ * default mode); the replica-set tests skip otherwise. A development server
+ * is stepped up first, whatever an earlier run left. */
+static bool is_replset(fixture_t *fx)
+{
+    mongoc_read_prefs_t *prefs =
+        mongoc_read_prefs_new(MONGOC_READ_PRIMARY_PREFERRED);
+    bson_t *cmd = BCON_NEW("hello", BCON_INT32(1));
+    bson_t reply;
+    bson_error_t error;
+    bool yes;
+
+    if (!mongoc_client_command_simple(fx->client, "admin", cmd, prefs, &reply,
+                                      &error))
+        fail_msg("hello failed: %s", error.message);
+    yes = has_field(&reply, "setName");
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+    mongoc_read_prefs_destroy(prefs);
+    if (yes)
+        (void)step_down(fx->client, 0, "none");
+    return yes;
+}
+
+/* A client of the URI's first host alone, as a direct connection (so
+ * libmongoc sends writes to it whatever its state and shows the server's
+ * own error), with retryable writes on or off, and events counted. */
+static mongoc_client_t *direct_client(bool retry, apm_counts_t *counts);
+
+static int32_t inserts_seen;
+
+static void on_insert_started(const mongoc_apm_command_started_t *event)
+{
+    if (strcmp(mongoc_apm_command_started_get_command_name(event), "insert") ==
+        0)
+        inserts_seen++;
+}
+
+static mongoc_client_t *direct_client(bool retry, apm_counts_t *counts)
+{
+    const char *uri_str = getenv("DEALIMPORT_MONGODB_URI");
+    mongoc_uri_t *uri = mongoc_uri_new(uri_str);
+    const mongoc_host_list_t *host;
+    mongoc_client_t *client;
+    mongoc_apm_callbacks_t *cbs;
+    char direct[512];
+
+    (void)counts;
+    assert_non_null(uri);
+    host = mongoc_uri_get_hosts(uri);
+    assert_non_null(host);
+    snprintf(direct, sizeof(direct),
+             "mongodb://%s/?directConnection=true&retryWrites=%s"
+             "&serverSelectionTimeoutMS=2000",
+             host->host_and_port, retry ? "true" : "false");
+    mongoc_uri_destroy(uri);
+    client = mongoc_client_new(direct);
+    assert_non_null(client);
+    mongoc_client_set_error_api(client, MONGOC_ERROR_API_VERSION_2);
+    cbs = mongoc_apm_callbacks_new();
+    mongoc_apm_set_command_started_cb(cbs, on_insert_started);
+    mongoc_client_set_apm_callbacks(client, cbs, NULL);
+    mongoc_apm_callbacks_destroy(cbs);
+    return client;
+}
+
+/* Runs devStepDown on admin; false (and a skip) on a server without it. */
+static bool step_down(mongoc_client_t *client, double secs, const char *first)
+{
+    bson_t *cmd = BCON_NEW("devStepDown", BCON_DOUBLE(secs), "firstWrite",
+                           BCON_UTF8(first));
+    mongoc_read_prefs_t *prefs =
+        mongoc_read_prefs_new(MONGOC_READ_PRIMARY_PREFERRED);
+    bson_t reply;
+    bson_error_t error;
+    bool ok = mongoc_client_command_simple(client, "admin", cmd, prefs, &reply,
+                                           &error);
+
+    if (!ok && error.code != 59)
+        fail_msg("devStepDown failed: %s", error.message);
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+    mongoc_read_prefs_destroy(prefs);
+    return ok;
+}
+
+static bool has_label(const bson_t *reply, const char *label)
+{
+    return mongoc_error_has_label(reply, label);
+}
+
+static void test_replset_hello(void **state)
+{
+    fixture_t *fx = *state;
+    bson_t reply;
+    bson_error_t error;
+    bson_iter_t it, hosts;
+    char me[256];
+
+    if (!is_replset(fx))
+        skip_because("a standalone server: no replica-set fields to check");
+    assert_true(
+        admin_command(fx, BCON_NEW("hello", BCON_INT32(1)), &reply, &error));
+    assert_true(strlen(get_utf8(&reply, "setName")) > 0);
+    assert_true(bson_iter_init_find(&it, &reply, "isWritablePrimary"));
+    assert_true(bson_iter_as_bool(&it));
+    assert_true(bson_iter_init_find(&it, &reply, "hosts"));
+    assert_true(BSON_ITER_HOLDS_ARRAY(&it));
+    assert_true(bson_iter_recurse(&it, &hosts) && bson_iter_next(&hosts));
+    snprintf(me, sizeof(me), "%s", bson_iter_utf8(&hosts, NULL));
+    assert_string_equal(get_utf8(&reply, "primary"), me);
+    assert_true(
+        bson_iter_init_find(&it, &reply, "logicalSessionTimeoutMinutes"));
+    assert_true(bson_iter_as_int64(&it) > 0);
+    assert_true(has_field(&reply, "topologyVersion.processId"));
+    bson_destroy(&reply);
+}
+
+/* The same lsid and txnNumber twice: the write applies once, and the second
+ * answer is the first one again; an older txnNumber is refused. */
+static void test_retried_write_applies_once(void **state)
+{
+    fixture_t *fx = *state;
+    mongoc_client_t *client;
+    mongoc_database_t *db;
+    mongoc_collection_t *coll;
+    mongoc_client_session_t *cs;
+    bson_t opts = BSON_INITIALIZER, reply, *cmd, *doc;
+    bson_error_t error;
+
+    if (!is_replset(fx))
+        skip_because("retryable writes need a replica set");
+    coll = fresh_collection(fx, "retried");
+    /* A client of its own: its first session has run no write yet. */
+    client = connect_client();
+    db = mongoc_client_get_database(client, fx->dbname);
+    cs = mongoc_client_start_session(client, NULL, &error);
+    assert_non_null(cs);
+    assert_true(mongoc_client_session_append(cs, &opts, &error));
+    for (int round = 0; round < 2; round++) {
+        cmd = BCON_NEW("insert", BCON_UTF8("retried"), "documents", "[", "{",
+                       "_id", BCON_INT32(1), "}", "]", "txnNumber",
+                       BCON_INT64(1));
+        if (!mongoc_database_write_command_with_opts(db, cmd, &opts, &reply,
+                                                     &error))
+            fail_msg("insert %d failed: %s", round, error.message);
+        assert_int_equal(get_int32(&reply, "n"), 1);
+        assert_false(has_field(&reply, "writeErrors"));
+        bson_destroy(&reply);
+        bson_destroy(cmd);
+    }
+    assert_int_equal(count_all(coll, NULL), 1);
+    /* A new txnNumber is a new write. */
+    cmd = BCON_NEW("insert", BCON_UTF8("retried"), "documents", "[", "{", "_id",
+                   BCON_INT32(2), "}", "]", "txnNumber", BCON_INT64(2));
+    assert_true(mongoc_database_write_command_with_opts(db, cmd, &opts, &reply,
+                                                        &error));
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+    assert_int_equal(count_all(coll, NULL), 2);
+    cmd = BCON_NEW("insert", BCON_UTF8("retried"), "documents", "[", "{", "_id",
+                   BCON_INT32(3), "}", "]", "txnNumber", BCON_INT64(1));
+    assert_false(mongoc_database_write_command_with_opts(db, cmd, &opts, &reply,
+                                                         &error));
+    assert_int_equal(error.code, 225); /* TransactionTooOld */
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+    assert_int_equal(count_all(coll, NULL), 2);
+
+    /* The way libmongoc meets it: the write applies, its reply carries a
+     * writeConcernError (the primary stepped down while waiting), the
+     * driver retries with the same txnNumber and gets the first result. */
+    if (!step_down(fx->client, 0, "writeConcernError")) {
+        bson_destroy(&opts);
+        mongoc_client_session_destroy(cs);
+        mongoc_database_destroy(db);
+        mongoc_client_destroy(client);
+        mongoc_collection_destroy(coll);
+        skip_because("not the development server: no devStepDown");
+    }
+    inserts_seen = 0;
+    {
+        mongoc_client_t *dc = direct_client(true, NULL);
+        mongoc_collection_t *c =
+            mongoc_client_get_collection(dc, fx->dbname, "retried");
+        doc = BCON_NEW("_id", BCON_INT32(4));
+        if (!mongoc_collection_insert_one(c, doc, NULL, &reply, &error))
+            fail_msg("the retried insert failed: %s", error.message);
+        assert_int_equal(inserts_seen, 2); /* the first try and the retry */
+        bson_destroy(&reply);
+        bson_destroy(doc);
+        mongoc_collection_destroy(c);
+        mongoc_client_destroy(dc);
+    }
+    doc = BCON_NEW("_id", BCON_INT32(4));
+    assert_int_equal(count_all(coll, doc), 1);
+    assert_int_equal(count_all(coll, NULL), 3);
+    bson_destroy(doc);
+    bson_destroy(&opts);
+    mongoc_client_session_destroy(cs);
+    mongoc_database_destroy(db);
+    mongoc_client_destroy(client);
+    mongoc_collection_destroy(coll);
+}
+
+/* Stepped down: each kind of failure with the code and shape of a real
+ * primary's, reads still served as a secondary's, and back as primary. */
+static void test_step_down_errors(void **state)
+{
+    fixture_t *fx = *state;
+    mongoc_client_t *direct, *retrying;
+    mongoc_collection_t *coll, *dcoll, *rcoll;
+    mongoc_read_prefs_t *secondary =
+        mongoc_read_prefs_new(MONGOC_READ_SECONDARY_PREFERRED);
+    mongoc_cursor_t *cur;
+    const bson_t *found;
+    bson_t reply, *doc, *filter;
+    bson_error_t error;
+
+    if (!is_replset(fx))
+        skip_because("a standalone server cannot step down");
+    coll = fresh_collection(fx, "stepdown");
+    direct = direct_client(false, NULL);
+    dcoll = mongoc_client_get_collection(direct, fx->dbname, "stepdown");
+    /* A 0 s step-down is a step up, whatever an earlier run left. */
+    if (!step_down(direct, 0, "none"))
+        skip_because("not the development server: no devStepDown");
+    assert_true(step_down(direct, 30, "writeConcernError"));
+
+    /* The write in flight is applied, but its write concern fails. */
+    doc = BCON_NEW("_id", BCON_INT32(1));
+    assert_false(
+        mongoc_collection_insert_one(dcoll, doc, NULL, &reply, &error));
+    assert_int_equal(error.domain, MONGOC_ERROR_WRITE_CONCERN);
+    assert_int_equal(error.code, 189); /* PrimarySteppedDown */
+    assert_non_null(strstr(error.message, "stepped down"));
+    bson_destroy(&reply);
+    bson_destroy(doc);
+
+    /* Later writes: NotWritablePrimary, with the topologyVersion libmongoc
+     * compares to tell a stale error from a new one. */
+    doc = BCON_NEW("_id", BCON_INT32(2));
+    assert_false(
+        mongoc_collection_insert_one(dcoll, doc, NULL, &reply, &error));
+    assert_int_equal(error.domain, MONGOC_ERROR_SERVER);
+    assert_int_equal(error.code, 10107);
+    bson_destroy(&reply);
+    bson_destroy(doc);
+
+    /* Reads: a replica-set client finds no primary, but a secondary serves
+     * them, with the first document and without the second. */
+    filter = BCON_NEW("_id", BCON_INT32(1));
+    cur = mongoc_collection_find_with_opts(coll, filter, NULL, secondary);
+    assert_true(mongoc_cursor_next(cur, &found));
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    filter = BCON_NEW("_id", BCON_INT32(2));
+    cur = mongoc_collection_find_with_opts(coll, filter, NULL, secondary);
+    assert_false(mongoc_cursor_next(cur, &found));
+    assert_false(mongoc_cursor_error(cur, &error));
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+
+    /* Back as primary, then an operation in flight is interrupted: not
+     * applied, labelled retryable; libmongoc retries once, meets
+     * NotWritablePrimary, labelled too, and gives up. */
+    assert_true(step_down(direct, 0, "none"));
+    assert_true(step_down(direct, 30, "interrupt"));
+    retrying = direct_client(true, NULL);
+    rcoll = mongoc_client_get_collection(retrying, fx->dbname, "stepdown");
+    inserts_seen = 0;
+    doc = BCON_NEW("_id", BCON_INT32(3));
+    assert_false(
+        mongoc_collection_insert_one(rcoll, doc, NULL, &reply, &error));
+    assert_int_equal(inserts_seen, 2);
+    assert_int_equal(error.code, 10107);
+    assert_true(has_label(&reply, "RetryableWriteError"));
+    bson_destroy(&reply);
+    bson_destroy(doc);
+
+    /* Without retries the interruption itself shows. */
+    assert_true(step_down(direct, 0, "none"));
+    assert_true(step_down(direct, 30, "interrupt"));
+    doc = BCON_NEW("_id", BCON_INT32(3));
+    assert_false(
+        mongoc_collection_insert_one(dcoll, doc, NULL, &reply, &error));
+    assert_int_equal(error.code, 11602); /* InterruptedDueToReplStateChange */
+    assert_non_null(strstr(error.message, "interrupted"));
+    bson_destroy(&reply);
+
+    /* Stepped up again, writes go through; the interrupted one never
+     * applied. */
+    assert_true(step_down(direct, 0, "none"));
+    assert_true(mongoc_collection_insert_one(coll, doc, NULL, NULL, &error));
+    bson_destroy(doc);
+    assert_int_equal(count_all(coll, NULL), 2);
+
+    mongoc_collection_destroy(rcoll);
+    mongoc_client_destroy(retrying);
+    mongoc_collection_destroy(dcoll);
+    mongoc_client_destroy(direct);
+    mongoc_collection_destroy(coll);
+    mongoc_read_prefs_destroy(secondary);
+}
+
+static int end_sessions_ok;
+
+static void on_end_sessions(const mongoc_apm_command_succeeded_t *event)
+{
+    if (strcmp(mongoc_apm_command_succeeded_get_command_name(event),
+               "endSessions") == 0)
+        end_sessions_ok++;
+}
+
+/* The sessions a client used are ended when it goes, and the server
+ * answers; endSessions with a malformed list is refused. */
+static void test_end_sessions(void **state)
+{
+    fixture_t *fx = *state;
+    mongoc_client_t *client = connect_client();
+    mongoc_apm_callbacks_t *cbs = mongoc_apm_callbacks_new();
+    mongoc_collection_t *coll;
+    bson_t *doc = BCON_NEW("x", BCON_INT32(1));
+    bson_t reply;
+    bson_error_t error;
+
+    if (!is_replset(fx))
+        skip_because("a standalone server has no sessions");
+    mongoc_apm_set_command_succeeded_cb(cbs, on_end_sessions);
+    mongoc_client_set_apm_callbacks(client, cbs, NULL);
+    mongoc_apm_callbacks_destroy(cbs);
+    coll = mongoc_client_get_collection(client, fx->dbname, "sessions");
+    assert_true(mongoc_collection_insert_one(coll, doc, NULL, NULL, &error));
+    mongoc_collection_destroy(coll);
+    end_sessions_ok = 0;
+    mongoc_client_destroy(client);
+    assert_int_equal(end_sessions_ok, 1);
+    bson_destroy(doc);
+
+    assert_false(admin_command(fx, BCON_NEW("endSessions", BCON_INT32(1)),
+                               &reply, &error));
+    assert_int_equal(error.code, 14); /* TypeMismatch */
+    bson_destroy(&reply);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -987,6 +1347,10 @@ int main(void)
         cmocka_unit_test(test_unique_index_upserts),
         cmocka_unit_test(test_unique_index_over_duplicates_fails),
         cmocka_unit_test(test_drop),
+        cmocka_unit_test(test_replset_hello),
+        cmocka_unit_test(test_retried_write_applies_once),
+        cmocka_unit_test(test_step_down_errors),
+        cmocka_unit_test(test_end_sessions),
     };
     int rc;
 
