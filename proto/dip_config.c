@@ -76,7 +76,7 @@ static const setting_t settings[] = {
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 /* dip_config_to_env writes one entry per setting and the log level. */
-_Static_assert(NSETTINGS + 1 <= DIP_CONFIG_ENV_MAX,
+_Static_assert(NSETTINGS + 2 <= DIP_CONFIG_ENV_MAX,
                "DIP_CONFIG_ENV_MAX is too small for the settings");
 
 long dip_config_batch_bytes(const dip_config_t *cfg)
@@ -367,6 +367,12 @@ int dip_config_to_env(const dip_config_t *cfg, char **env)
     {
         char *str = NULL;
         if (asprintf(&str, "DEALIMPORT_LOG_LEVEL=%d", cfg->log_level) >= 0)
+            env[n++] = str;
+        str = NULL;
+        if (asprintf(&str, "DEALIMPORT_DELETE_SOURCE=%s",
+                     cfg->delete_source == DIP_DELETE_SOURCE_COMPLETED
+                         ? "completed"
+                         : "never") >= 0)
             env[n++] = str;
     }
     return n;

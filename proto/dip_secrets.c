@@ -4,6 +4,7 @@
  * before it is freed, so a secret lives only in the config that uses it.
  */
 #include "dip_secrets.h"
+#include <fcntl.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -211,5 +212,42 @@ cleanup:
         free(buf);
     }
     close(fd);
+    return rc;
+}
+
+int dip_secrets_pipe(const dip_config_t *cfg, const char *spawn_secret,
+                     char *err, size_t errlen)
+{
+    char *text = dip_secrets_format(cfg, spawn_secret, err, errlen);
+    int p[2] = {-1, -1}, rc = -1;
+    size_t len, done = 0;
+    if (text == NULL)
+        return -1;
+    len = strlen(text);
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "cannot make the secrets pipe: %s",
+                 strerror(errno));
+        goto cleanup;
+    }
+    /* DIP_SECRETS_MAX is below a pipe's capacity: this never blocks. */
+    while (done < len) {
+        ssize_t n = write(p[1], text + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            snprintf(err, errlen, "cannot write the secrets pipe: %s",
+                     strerror(errno));
+            goto cleanup;
+        }
+        done += (size_t)n;
+    }
+    rc = p[0];
+    p[0] = -1;
+cleanup:
+    if (p[0] >= 0)
+        close(p[0]);
+    if (p[1] >= 0)
+        close(p[1]);
+    dip_secrets_wipe(text);
     return rc;
 }

@@ -39,6 +39,12 @@ char *dip_secrets_format(const dip_config_t *cfg, const char *spawn_secret,
 /* Zeroes and frees a text from dip_secrets_format. Accepts NULL. */
 void dip_secrets_wipe(char *text);
 
+/* A pipe whose read end holds a child's secrets (dip_secrets_format, with
+ * spawn_secret, may be NULL), the write end already closed: the child reads
+ * it to EOF. Returns the read end (O_CLOEXEC), or -1 with err filled. */
+int dip_secrets_pipe(const dip_config_t *cfg, const char *spawn_secret,
+                     char *err, size_t errlen);
+
 /* Reads fd to EOF (at most DIP_SECRETS_MAX bytes) and closes it, whatever
  * happens. Each line KEY=VALUE sets that secret in cfg (the spawn secret into
  * cfg->spawn_secret). Returns 0, or -1 with one line in err: an unknown key,

@@ -12,7 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "dip_config.h"
+#include "dip_secrets.h"
+#include "sup_followup.h"
 #include "dip_log.h"
 #include "dip_mongo_io.h"
 #include "sup_loop.h"
@@ -43,16 +47,57 @@ static void bad_usage(const char *what)
             usage);
 }
 
+/* `--follow-up ID`: the error file, the source cleanup and the event of
+ * one ended import, in a process the supervisor started for them
+ * (sup_followup). Exits 0 when they are done, 75 to be tried again. */
+static int follow_up_main(dip_config_t *cfg, const char *config,
+                          const char *qid, int secrets_fd)
+{
+    char err[1024];
+    int rc;
+    if (secrets_fd >= 0 &&
+        dip_secrets_read(cfg, secrets_fd, err, sizeof(err)) < 0) {
+        fprintf(stderr, "dealimport-supervisor: %s\n", err);
+        dip_config_release(cfg);
+        return DIP_EXIT_CONFIG;
+    }
+    if (dip_config_load(cfg, config, DIP_NEED_MONGO | DIP_NEED_STORAGE, err,
+                        sizeof(err)) < 0) {
+        fprintf(stderr, "dealimport-supervisor: %s\n", err);
+        dip_config_release(cfg);
+        return DIP_EXIT_CONFIG;
+    }
+    dip_log_setup("dealimport-supervisor", cfg->log_level,
+                  cfg->log_format && strcmp(cfg->log_format, "json") == 0);
+    {
+        /* The loop's blocked signals are no concern of this process. */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+    }
+    dip_mongo_init();
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = sup_followup_run(cfg, qid, err, sizeof(err));
+    if (rc < 0)
+        dip_log(DIP_LOG_WARNING, qid, "follow-ups: %s", err);
+    curl_global_cleanup();
+    dip_config_release(cfg);
+    return rc < 0 ? DIP_EXIT_TEMPFAIL : DIP_EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
+        {"follow-up", required_argument, NULL, 'f'},
+        {"secrets-fd", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    const char *config = NULL;
+    const char *config = NULL, *follow_up = NULL;
     char err[1024], exe[PATH_MAX];
+    int secrets_fd = -1;
     dip_config_t cfg;
     sup_loop_t *loop;
     sigset_t mask;
@@ -65,6 +110,19 @@ int main(int argc, char **argv)
         case 'c':
             config = optarg;
             break;
+        case 'f':
+            follow_up = optarg;
+            break;
+        case 's': {
+            char *end = NULL;
+            long v = strtol(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || v < 0 || v > 1 << 20) {
+                bad_usage(optarg);
+                return DIP_EXIT_USAGE;
+            }
+            secrets_fd = (int)v;
+            break;
+        }
         case 'h':
             help();
             return 0;
@@ -92,6 +150,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     dip_config_init(&cfg);
+    if (follow_up)
+        return follow_up_main(&cfg, config, follow_up, secrets_fd);
     if (dip_config_load(&cfg, config,
                         DIP_NEED_MONGO | DIP_NEED_STORAGE | DIP_NEED_SECRET,
                         err, sizeof(err)) < 0) {
@@ -108,6 +168,8 @@ int main(int argc, char **argv)
     else
         exe[n] = '\0';
     dip_mongo_init();
+    /* Before the loop's threads: completion events use libcurl. */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     loop = sup_loop_new(&cfg, config, exe, err, sizeof(err));
     if (loop == NULL) {
         dip_log(DIP_LOG_ERR, NULL, "cannot start: %s", err);

@@ -16,6 +16,8 @@
 #include "sup_cgroup.h"
 #include "sup_ctl.h"
 #include "dip_secrets.h"
+#include "sup_event.h"
+#include "sup_followup.h"
 #include "sup_life.h"
 #include "sup_metrics.h"
 #include "sup_notify.h"
@@ -40,6 +42,8 @@
 
 #include <zmq.h>
 
+/* libcurl sockets of completion-event deliveries polled with the rest. */
+#define CRM_POLL_MAX 16
 #define FLUSH_MS 1000
 #define FLUSH_ERRORS 500
 #define HEARTBEAT_TIMEOUT_MS 120000
@@ -123,6 +127,11 @@ struct sup_loop {
     sup_cgroup_t *cgroup;
     sup_ctl_t *ctl;
     sup_metrics_t *metrics;
+    /* what follows an import's end: its completion event (when a notify
+     * URL is set, on a connection of its own) and the follow-up children */
+    mongoc_client_t *events_client;
+    sup_event_t *crm;
+    sup_followups_t *followups;
     int64_t started_wall_ms;
     void *zctx, *events;
     char endpoint[600];
@@ -275,46 +284,6 @@ static void free_envp(char **envp)
     free(envp);
 }
 
-/* A pipe whose read end holds the worker's secrets (dip_secrets), the
- * write end already closed: the worker reads it to EOF. Returns the read
- * end, or -1 with err filled. */
-static int secrets_pipe(sup_loop_t *self, const char *spawn_secret, char *err,
-                        size_t errlen)
-{
-    char *text = dip_secrets_format(&self->cfg, spawn_secret, err, errlen);
-    int p[2] = {-1, -1}, rc = -1;
-    size_t len, done = 0;
-    if (text == NULL)
-        return -1;
-    len = strlen(text);
-    if (pipe2(p, O_CLOEXEC) < 0) {
-        snprintf(err, errlen, "cannot make the secrets pipe: %s",
-                 strerror(errno));
-        goto cleanup;
-    }
-    /* DIP_SECRETS_MAX is below a pipe's capacity: this never blocks. */
-    while (done < len) {
-        ssize_t n = write(p[1], text + done, len - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            snprintf(err, errlen, "cannot write the secrets pipe: %s",
-                     strerror(errno));
-            goto cleanup;
-        }
-        done += (size_t)n;
-    }
-    rc = p[0];
-    p[0] = -1;
-cleanup:
-    if (p[0] >= 0)
-        close(p[0]);
-    if (p[1] >= 0)
-        close(p[1]);
-    dip_secrets_wipe(text);
-    return rc;
-}
-
 sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
                          const char *self_exe, char *err, size_t errlen)
 {
@@ -391,6 +360,26 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
     self->envp = build_envp(cfg);
     if (self->envp == NULL)
         goto fail;
+    self->followups =
+        sup_followups_new(cfg, self->owner, self_exe, self->envp, err, errlen);
+    if (self->followups == NULL)
+        goto fail;
+    if (cfg->notify_url && *cfg->notify_url) {
+        const char *db;
+        char ierr[512];
+        self->events_client = dip_mongo_client_new_bounded(
+            cfg->mongodb_uri, "dealimport-supervisor", cfg->lease_s * 1000, &db,
+            err, errlen);
+        if (self->events_client == NULL)
+            goto fail;
+        self->crm = sup_event_new(cfg, self->events_client, db, self->owner,
+                                  err, errlen);
+        if (self->crm == NULL)
+            goto fail;
+        if (sup_event_ensure_indexes(self->crm, ierr, sizeof(ierr)) < 0)
+            dip_log(DIP_LOG_WARNING, NULL,
+                    "%s (created again at the next start)", ierr);
+    }
 
     self->zctx = zmq_ctx_new();
     self->events = self->zctx ? zmq_socket(self->zctx, ZMQ_ROUTER) : NULL;
@@ -469,6 +458,10 @@ void sup_loop_destroy(sup_loop_t **self_p)
         return;
     self = *self_p;
     sup_renew_destroy(&self->renew);
+    sup_event_destroy(&self->crm);
+    if (self->events_client)
+        dip_mongo_client_close(self->events_client);
+    sup_followups_destroy(&self->followups);
     for (size_t i = 0; self->workers && i < self->cap; i++)
         worker_clear(self, &self->workers[i]);
     free(self->workers);
@@ -668,7 +661,7 @@ static int start_worker(sup_loop_t *self, worker_t *w)
                 "cannot make the worker's spawn secret: %s", strerror(errno));
         return -1;
     }
-    sfd = secrets_pipe(self, w->spawn_secret, err, sizeof(err));
+    sfd = dip_secrets_pipe(&self->cfg, w->spawn_secret, err, sizeof(err));
     if (sfd < 0) {
         dip_log(DIP_LOG_ERR, w->qid_hex, "cannot start the worker: %s", err);
         return -1;
@@ -802,6 +795,34 @@ static int flush_worker(sup_loop_t *self, worker_t *w)
     return -1;
 }
 
+/* The import's completion event, stored (held until its follow-ups
+ * release it) before its final status is written, so that no end goes
+ * untold whatever crashes after. 0, or -1 with err filled. */
+static int record_event(sup_loop_t *self, worker_t *w, const char *status,
+                        const char *error, char *err, size_t errlen)
+{
+    bson_t details = BSON_INITIALIZER;
+    bson_iter_t it;
+    const char *type;
+    int rc;
+    if (self->crm == NULL || w->final_written)
+        return 0;
+    type = sup_followup_event_type(
+        status,
+        bson_iter_init_find(&it, w->doc, "dry_run") && bson_iter_as_bool(&it));
+    if (type == NULL)
+        return 0;
+    BSON_APPEND_UTF8(&details, "status", status);
+    BSON_APPEND_INT64(&details, "total_records", w->lines);
+    if (error)
+        BSON_APPEND_UTF8(&details, "error", error);
+    rc = sup_event_record(self->crm, w->doc, type, &details, 1, err, errlen);
+    bson_destroy(&details);
+    if (rc < 0)
+        db_failed(self);
+    return rc;
+}
+
 static void finish_import(sup_loop_t *self, worker_t *w, const char *status,
                           const char *error)
 {
@@ -819,7 +840,9 @@ static void finish_import(sup_loop_t *self, worker_t *w, const char *status,
      * final counts are taken from the database. */
     if (!db_ok(self)) {
         snprintf(err, sizeof(err), "the database is unavailable");
-    } else if (flush_worker(self, w) == 0 || !pending(w)) {
+    } else if (flush_worker(self, w) != 0 && pending(w)) {
+        snprintf(err, sizeof(err), "the line errors could not be written");
+    } else if (record_event(self, w, status, error, err, sizeof(err)) == 0) {
         rc = sup_store_finish(self->store, w->doc, w->epoch, &r, err,
                               sizeof(err));
         if (rc == SUP_STORE_EPARTIAL) {
@@ -828,8 +851,6 @@ static void finish_import(sup_loop_t *self, worker_t *w, const char *status,
         }
         if (rc == SUP_STORE_EFAIL)
             db_failed(self);
-    } else {
-        snprintf(err, sizeof(err), "the line errors could not be written");
     }
     if (rc == SUP_STORE_EFAIL) {
         /* Keep the slot and write the end again later: given up, the
@@ -866,6 +887,8 @@ static void finish_import(sup_loop_t *self, worker_t *w, const char *status,
                 (long long)w->lines, error ? ": '" : "", error ? error : "",
                 error ? "'" : "");
     }
+    /* The error file, the cleanup and the event's release follow. */
+    sup_followups_poke(self->followups);
     self->finished++;
     if (strcmp(status, "failed") == 0)
         self->failed++;
@@ -1018,8 +1041,10 @@ static void reap(sup_loop_t *self)
     int st;
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
         worker_t *w = by_pid(self, pid);
-        if (w == NULL)
+        if (w == NULL) {
+            sup_followups_reaped(self->followups, pid, st);
             continue;
+        }
         /* Whatever the worker left in its process group goes with it. */
         kill_worker(w, SIGKILL);
         if (w->done) {
@@ -1668,6 +1693,7 @@ static void tick(sup_loop_t *self)
     if (!self->stopping && self->now >= self->next_claim_ms) {
         claim(self);
         sup_ctl_sample_queue(self->ctl);
+        sup_followups_tick(self->followups, self->now);
         self->next_claim_ms = self->now + self->cfg.poll_ms;
     }
     if (self->now >= self->next_status_ms) {
@@ -1776,11 +1802,15 @@ int sup_loop_run(sup_loop_t *self)
             sup_metrics_port(self->metrics));
 
     while (!self->stopping || busy(self) > 0) {
-        zmq_pollitem_t items[2 + SUP_CTL_POLL_MAX] = {
+        zmq_pollitem_t items[2 + SUP_CTL_POLL_MAX + CRM_POLL_MAX] = {
             {self->events, 0, ZMQ_POLLIN, 0},
             {NULL, self->sigfd, ZMQ_POLLIN, 0}};
         int nctl = sup_ctl_poll_items(self->ctl, items + 2, SUP_CTL_POLL_MAX);
         long timeout = 200;
+        size_t ncrm = self->crm
+                          ? sup_event_pollitems(self->crm, items + 2 + nctl,
+                                                CRM_POLL_MAX, &timeout)
+                          : 0;
         self->now = now_ms();
         if (self->stopping && self->now >= self->shutdown_deadline_ms) {
             for (size_t i = 0; i < self->cap; i++)
@@ -1802,7 +1832,8 @@ int sup_loop_run(sup_loop_t *self)
                     kill_worker(&self->workers[i], SIGKILL);
             break;
         }
-        if (zmq_poll(items, 2 + nctl, timeout) < 0 && zmq_errno() != EINTR) {
+        if (zmq_poll(items, 2 + nctl + (int)ncrm, timeout) < 0 &&
+            zmq_errno() != EINTR) {
             dip_log(DIP_LOG_ERR, NULL, "zmq_poll: %s",
                     zmq_strerror(zmq_errno()));
             sleep(1);
@@ -1814,6 +1845,9 @@ int sup_loop_run(sup_loop_t *self)
         if (items[1].revents & ZMQ_POLLIN)
             on_signals(self);
         sup_ctl_serve(self->ctl, items + 2, nctl);
+        /* Deliveries move on whether or not their sockets woke us. */
+        if (self->crm && !self->stopping)
+            sup_event_run(self->crm, dip_bson_now_ms());
         tick(self);
         /* Final writes that failed earlier (database away) are retried
          * here until they land. */

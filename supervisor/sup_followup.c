@@ -1,0 +1,436 @@
+/*
+ * sup_followup: the error file, the source cleanup and the release of the
+ * completion event after an import's final status, run in a child process
+ * (see sup_followup.h).
+ */
+#include "sup_followup.h"
+#include "dip_bson.h"
+#include "dip_event.h"
+#include "dip_log.h"
+#include "dip_msg.h"
+#include "dip_secrets.h"
+#include "dip_mongo_io.h"
+#include "dip_storage_io.h"
+#include "dip_text.h"
+#include "sup_cleanup.h"
+#include "sup_errfile.h"
+#include "sup_spawn.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *sup_followup_event_type(const char *status, int dry_run)
+{
+    if (status == NULL)
+        return NULL;
+    if (strcmp(status, "completed") == 0)
+        return dry_run ? DIP_EVENT_DRY_RUN : DIP_EVENT_COMPLETED;
+    if (strcmp(status, "failed") == 0)
+        return DIP_EVENT_FAILED;
+    if (strcmp(status, "cancelled") == 0)
+        return DIP_EVENT_CANCELLED;
+    return NULL;
+}
+
+/* The first document of coll matching filter, copied into out (always
+ * initialized); 1 found, 0 not, -1 on error. */
+static int find_one(mongoc_collection_t *coll, const bson_t *filter,
+                    bson_t *out, bson_error_t *e)
+{
+    mongoc_cursor_t *c =
+        mongoc_collection_find_with_opts(coll, filter, NULL, NULL);
+    const bson_t *doc;
+    int rc = 0;
+    bson_init(out);
+    if (mongoc_cursor_next(c, &doc)) {
+        bson_copy_to_excluding_noinit(doc, out, "", NULL);
+        rc = 1;
+    } else if (mongoc_cursor_error(c, e)) {
+        rc = -1;
+    }
+    mongoc_cursor_destroy(c);
+    return rc;
+}
+
+/* What the CRM is told of the import's outcome, from csv_imports. */
+static void event_details(const bson_t *imp, bson_t *d)
+{
+    static const char *const counts[] = {"total_records", "total_records_added",
+                                         "total_errors", "errors_not_stored",
+                                         "would_add"};
+    bson_iter_t it;
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
+        if (bson_iter_init_find(&it, imp, counts[i]) &&
+            BSON_ITER_HOLDS_NUMBER(&it))
+            BSON_APPEND_INT64(d, counts[i], bson_iter_as_int64(&it));
+    if (bson_iter_init_find(&it, imp, "status") && BSON_ITER_HOLDS_UTF8(&it))
+        BSON_APPEND_UTF8(d, "status", bson_iter_utf8(&it, NULL));
+    if (bson_iter_init_find(&it, imp, "error") && BSON_ITER_HOLDS_UTF8(&it))
+        BSON_APPEND_UTF8(d, "error", bson_iter_utf8(&it, NULL));
+    if (bson_iter_init_find(&it, imp, "error_file") &&
+        BSON_ITER_HOLDS_DOCUMENT(&it))
+        bson_append_iter(d, "error_file", -1, &it);
+    if (bson_iter_init_find(&it, imp, "new_stages") &&
+        BSON_ITER_HOLDS_DOCUMENT(&it))
+        bson_append_iter(d, "new_stages", -1, &it);
+    if (bson_iter_init_find(&it, imp, "finished_at") &&
+        BSON_ITER_HOLDS_DATE_TIME(&it)) {
+        char when[96];
+        int64_t ms = bson_iter_date_time(&it);
+        time_t s = (time_t)(ms / 1000);
+        struct tm tm;
+        gmtime_r(&s, &tm);
+        snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                 tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+        BSON_APPEND_UTF8(d, "finished_at", when);
+    }
+}
+
+int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
+                     size_t errlen)
+{
+    mongoc_client_t *client = NULL;
+    mongoc_database_t *db = NULL;
+    mongoc_collection_t *imports = NULL, *queues = NULL, *events = NULL;
+    dip_storage_t *st = NULL;
+    bson_t filter = BSON_INITIALIZER, imp, q, header, done = BSON_INITIALIZER,
+           details = BSON_INITIALIZER, set;
+    bson_value_t qid;
+    bson_error_t e;
+    bson_iter_t it;
+    const char *dbname, *src, *status;
+    char why[1024];
+    int rc = -1, found, has_header = 0;
+    int64_t total_errors, not_stored;
+
+    bson_init(&imp);
+    bson_init(&q);
+    if (!dip_msg_is_oid(qid_hex)) {
+        dip_text_format(err, errlen, NULL, "'%s' is not an import id", qid_hex);
+        goto cleanup;
+    }
+    qid.value_type = BSON_TYPE_OID;
+    bson_oid_init_from_string(&qid.value.v_oid, qid_hex);
+    client =
+        dip_mongo_client_new_bounded(cfg->mongodb_uri, "dealimport-followup",
+                                     cfg->lease_s * 1000, &dbname, err, errlen);
+    if (client == NULL)
+        goto cleanup;
+    db = mongoc_client_get_database(client, dbname);
+    imports = mongoc_client_get_collection(client, dbname, "csv_imports");
+    queues = mongoc_client_get_collection(client, dbname, "queues");
+    events = mongoc_client_get_collection(client, dbname, DIP_EVENT_COLLECTION);
+    st = dip_storage_new(cfg, err, errlen);
+    if (st == NULL)
+        goto cleanup;
+
+    BSON_APPEND_VALUE(&filter, "queue_id", &qid);
+    bson_destroy(&imp);
+    found = find_one(imports, &filter, &imp, &e);
+    if (found <= 0) {
+        dip_text_format(err, errlen, NULL, "reading csv_imports: %s",
+                        found < 0 ? e.message : "no document yet");
+        goto cleanup;
+    }
+    bson_reinit(&filter);
+    BSON_APPEND_VALUE(&filter, "_id", &qid);
+    bson_destroy(&q);
+    found = find_one(queues, &filter, &q, &e);
+    if (found <= 0) {
+        dip_text_format(err, errlen, NULL, "reading the queue document: %s",
+                        found < 0 ? e.message : "it is gone");
+        goto cleanup;
+    }
+    status = dip_bson_get_str(&imp, "status");
+    src = dip_bson_get_str(&q, "csv.0.key");
+    total_errors = dip_bson_get_int(&imp, "total_errors", 0);
+    not_stored = dip_bson_get_int(&imp, "errors_not_stored", 0);
+
+    /* 1. The error file, once. */
+    if (total_errors > 0 && src &&
+        !bson_iter_init_find(&it, &imp, "error_file")) {
+        sup_errfile_result_t ef;
+        const uint8_t *data;
+        uint32_t len;
+        memset(&ef, 0, sizeof(ef));
+        if (bson_iter_init_find(&it, &imp, "header") &&
+            BSON_ITER_HOLDS_ARRAY(&it)) {
+            bson_iter_array(&it, &len, &data);
+            has_header = bson_init_static(&header, data, len);
+        }
+        if (sup_errfile_write(db, st, src, &qid, has_header ? &header : NULL,
+                              not_stored, &ef, err, errlen) != SUP_ERRFILE_OK ||
+            sup_errfile_record(db, &qid, &ef, err, errlen) != SUP_ERRFILE_OK) {
+            sup_errfile_result_release(&ef);
+            goto cleanup;
+        }
+        dip_log(DIP_LOG_INFO, qid_hex, "error file '%s': %lld rows, %lld bytes",
+                ef.key, (long long)ef.rows, (long long)ef.bytes);
+        sup_errfile_result_release(&ef);
+        /* Read again: the event tells what csv_imports now says. */
+        bson_reinit(&filter);
+        BSON_APPEND_VALUE(&filter, "queue_id", &qid);
+        bson_destroy(&imp);
+        if (find_one(imports, &filter, &imp, &e) <= 0) {
+            dip_text_format(err, errlen, NULL, "reading csv_imports: %s",
+                            e.message);
+            goto cleanup;
+        }
+    }
+
+    /* 2. The source, under the policy (sup_cleanup keeps it unless the
+     * import completed for real and its error file is written). */
+    if (src && cfg->delete_source != DIP_DELETE_SOURCE_NEVER) {
+        int c = sup_cleanup_source(db, st, cfg->delete_source, &qid, src, NULL,
+                                   why, sizeof(why));
+        if (c < 0) {
+            dip_text_format(err, errlen, NULL, "%s", why);
+            goto cleanup;
+        }
+        if (c == SUP_CLEANUP_DELETED)
+            dip_log(DIP_LOG_INFO, qid_hex, "source '%s' deleted", src);
+    }
+
+    /* 3. The completion event, with the final figures. */
+    event_details(&imp, &details);
+    if (dip_event_release(events, &qid, &details, err, errlen) < 0)
+        goto cleanup;
+
+    /* 4. Done. */
+    bson_reinit(&filter);
+    BSON_APPEND_VALUE(&filter, "queue_id", &qid);
+    BSON_APPEND_DOCUMENT_BEGIN(&done, "$set", &set);
+    BSON_APPEND_DATE_TIME(&set, "followups_done_at", dip_bson_now_ms());
+    bson_append_document_end(&done, &set);
+    if (!mongoc_collection_update_one(imports, &filter, &done, NULL, NULL,
+                                      &e)) {
+        dip_text_format(err, errlen, NULL, "recording the follow-ups: %s",
+                        e.message);
+        goto cleanup;
+    }
+    (void)status;
+    rc = 0;
+cleanup:
+    bson_destroy(&filter);
+    bson_destroy(&imp);
+    bson_destroy(&q);
+    bson_destroy(&done);
+    bson_destroy(&details);
+    dip_storage_destroy(&st);
+    if (events)
+        mongoc_collection_destroy(events);
+    if (queues)
+        mongoc_collection_destroy(queues);
+    if (imports)
+        mongoc_collection_destroy(imports);
+    if (db)
+        mongoc_database_destroy(db);
+    if (client)
+        dip_mongo_client_close(client);
+    return rc;
+}
+
+int sup_followup_claim(mongoc_collection_t *imports, const char *owner,
+                       int64_t now_ms, char out_hex[25], char *err,
+                       size_t errlen)
+{
+    bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER, reply, arr, ors,
+           c0, c1, child, set, in;
+    mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
+    bson_error_t e;
+    bson_iter_t it;
+    int rc = -1;
+    BSON_APPEND_DOCUMENT_BEGIN(&query, "status", &in);
+    BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
+    BSON_APPEND_UTF8(&arr, "0", "completed");
+    BSON_APPEND_UTF8(&arr, "1", "failed");
+    BSON_APPEND_UTF8(&arr, "2", "cancelled");
+    bson_append_array_end(&in, &arr);
+    bson_append_document_end(&query, &in);
+    BSON_APPEND_DOCUMENT_BEGIN(&query, "finished_at", &child);
+    BSON_APPEND_BOOL(&child, "$exists", true);
+    bson_append_document_end(&query, &child);
+    BSON_APPEND_DOCUMENT_BEGIN(&query, "followups_done_at", &child);
+    BSON_APPEND_BOOL(&child, "$exists", false);
+    bson_append_document_end(&query, &child);
+    BSON_APPEND_ARRAY_BEGIN(&query, "$or", &ors);
+    BSON_APPEND_DOCUMENT_BEGIN(&ors, "0", &c0);
+    BSON_APPEND_DOCUMENT_BEGIN(&c0, "followups_lease", &child);
+    BSON_APPEND_BOOL(&child, "$exists", false);
+    bson_append_document_end(&c0, &child);
+    bson_append_document_end(&ors, &c0);
+    BSON_APPEND_DOCUMENT_BEGIN(&ors, "1", &c1);
+    BSON_APPEND_DOCUMENT_BEGIN(&c1, "followups_lease", &child);
+    BSON_APPEND_DATE_TIME(&child, "$lt", now_ms);
+    bson_append_document_end(&c1, &child);
+    bson_append_document_end(&ors, &c1);
+    bson_append_array_end(&query, &ors);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+    BSON_APPEND_DATE_TIME(&set, "followups_lease",
+                          now_ms + SUP_FOLLOWUP_LEASE_MS);
+    BSON_APPEND_UTF8(&set, "followups_by", owner);
+    bson_append_document_end(&update, &set);
+    mongoc_find_and_modify_opts_set_update(opts, &update);
+    if (!mongoc_collection_find_and_modify_with_opts(imports, &query, opts,
+                                                     &reply, &e)) {
+        dip_text_format(err, errlen, NULL,
+                        "claiming an import's follow-ups: %s", e.message);
+        goto cleanup;
+    }
+    rc = 0;
+    if (bson_iter_init(&it, &reply) &&
+        bson_iter_find_descendant(&it, "value.queue_id", &it) &&
+        BSON_ITER_HOLDS_OID(&it)) {
+        bson_oid_to_string(bson_iter_oid(&it), out_hex);
+        rc = 1;
+    }
+    bson_destroy(&reply);
+cleanup:
+    mongoc_find_and_modify_opts_destroy(opts);
+    bson_destroy(&query);
+    bson_destroy(&update);
+    return rc;
+}
+
+/* --- the loop's side ------------------------------------------------------ */
+
+typedef struct child {
+    pid_t pid;
+    char qid[25];
+} child_t;
+
+struct sup_followups {
+    const dip_config_t *cfg; /* borrowed */
+    char *owner, *exe;
+    char *const *envp; /* borrowed */
+    mongoc_client_t *client;
+    mongoc_collection_t *imports;
+    child_t children[SUP_FOLLOWUP_MAX];
+    size_t n;
+    int64_t next_ms;
+};
+
+sup_followups_t *sup_followups_new(const dip_config_t *cfg, const char *owner,
+                                   const char *exe, char *const *envp,
+                                   char *err, size_t errlen)
+{
+    sup_followups_t *self = calloc(1, sizeof(*self));
+    const char *db;
+    if (self == NULL)
+        return NULL;
+    self->cfg = cfg;
+    self->envp = envp;
+    self->owner = strdup(owner);
+    self->exe = strdup(exe);
+    self->client =
+        dip_mongo_client_new_bounded(cfg->mongodb_uri, "dealimport-supervisor",
+                                     cfg->lease_s * 1000, &db, err, errlen);
+    if (self->owner == NULL || self->exe == NULL || self->client == NULL) {
+        sup_followups_destroy(&self);
+        return NULL;
+    }
+    self->imports =
+        mongoc_client_get_collection(self->client, db, "csv_imports");
+    return self;
+}
+
+void sup_followups_destroy(sup_followups_t **self_p)
+{
+    sup_followups_t *self;
+    if (self_p == NULL || *self_p == NULL)
+        return;
+    self = *self_p;
+    /* Children finish on their own; their claims cover them. */
+    if (self->imports)
+        mongoc_collection_destroy(self->imports);
+    if (self->client)
+        dip_mongo_client_close(self->client);
+    free(self->owner);
+    free(self->exe);
+    free(self);
+    *self_p = NULL;
+}
+
+void sup_followups_poke(sup_followups_t *self)
+{
+    self->next_ms = 0;
+}
+
+static int start(sup_followups_t *self, const char *qid)
+{
+    char opt[] = "--follow-up", opt_secrets[] = "--secrets-fd", fd[16];
+    char id[25], err[512];
+    char *argv[] = {self->exe, opt, id, opt_secrets, fd, NULL};
+    sup_spawn_opts_t o;
+    int sfd;
+    pid_t pid;
+    snprintf(id, sizeof(id), "%s", qid);
+    snprintf(fd, sizeof(fd), "%d", SUP_SPAWN_SECRETS_FD);
+    sfd = dip_secrets_pipe(self->cfg, NULL, err, sizeof(err));
+    if (sfd < 0) {
+        dip_log(DIP_LOG_ERR, qid, "cannot start its follow-ups: %s", err);
+        return -1;
+    }
+    sup_spawn_opts_init(&o);
+    o.path = self->exe;
+    o.argv = argv;
+    o.envp = self->envp;
+    o.cpu_s = self->cfg->worker_cpu_s;
+    o.nofile = 256;
+    o.cgroup_fd = -1;
+    o.secrets_fd = sfd;
+    pid = sup_spawn_start(&o, err, sizeof(err));
+    close(sfd);
+    if (pid < 0) {
+        dip_log(DIP_LOG_ERR, qid, "cannot start its follow-ups: %s", err);
+        return -1;
+    }
+    self->children[self->n].pid = pid;
+    memcpy(self->children[self->n].qid, qid, sizeof(self->children[0].qid));
+    self->n++;
+    return 0;
+}
+
+void sup_followups_tick(sup_followups_t *self, int64_t now_ms)
+{
+    int64_t wall = dip_bson_now_ms();
+    if (now_ms < self->next_ms)
+        return;
+    self->next_ms = now_ms + self->cfg->poll_ms;
+    while (self->n < SUP_FOLLOWUP_MAX) {
+        char qid[25], err[512];
+        int rc = sup_followup_claim(self->imports, self->owner, wall, qid, err,
+                                    sizeof(err));
+        if (rc < 0)
+            dip_log(DIP_LOG_WARNING, NULL, "%s", err);
+        if (rc <= 0 || start(self, qid) < 0)
+            return;
+    }
+}
+
+int sup_followups_reaped(sup_followups_t *self, pid_t pid, int wait_status)
+{
+    for (size_t i = 0; i < self->n; i++) {
+        if (self->children[i].pid != pid)
+            continue;
+        if (!(WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0))
+            /* Its claim runs out and the follow-ups are tried again. */
+            dip_log(DIP_LOG_WARNING, self->children[i].qid,
+                    "the import's follow-ups did not finish (exit %d, signal "
+                    "%d); tried again in %d minutes",
+                    WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1,
+                    WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : 0,
+                    SUP_FOLLOWUP_LEASE_MS / 60000);
+        self->children[i] = self->children[--self->n];
+        /* A slot is free: the next one may start at once. */
+        self->next_ms = 0;
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,72 @@
+/*
+ * sup_followup: what follows an import's final status, each step
+ * idempotent per import so that a repeat after a crash changes nothing:
+ *
+ *   1. the error file (sup_errfile), when the import has line errors and
+ *      csv_imports names none yet;
+ *   2. the source cleanup (sup_cleanup, under DEALIMPORT_DELETE_SOURCE);
+ *   3. the completion event, recorded held before the final status was
+ *      written, is released for delivery with the figures csv_imports
+ *      holds and its error file;
+ *   4. csv_imports.followups_done_at.
+ *
+ * The steps take seconds for a big error file, so they never run on the
+ * supervisor's loop: the loop claims an ended import whose follow-ups are
+ * not done (any supervisor's, by a lease on csv_imports, so a supervisor
+ * killed after a final status leaves nothing undone) and runs them in a
+ * child process, `dealimport-supervisor --follow-up ID`, which exits 0 when
+ * all are done and DIP_EXIT_TEMPFAIL to be tried again after the lease.
+ */
+#ifndef SUP_FOLLOWUP_H
+#define SUP_FOLLOWUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <bson/bson.h>
+#include <mongoc/mongoc.h>
+
+#include "dip_config.h"
+
+/* How long a claim of an import's follow-ups lasts: a child still working
+ * past it may be joined by another (harmless: every step is idempotent). */
+#define SUP_FOLLOWUP_LEASE_MS (10 * 60 * 1000)
+
+/* The child's whole job for the import whose queue _id is the ObjectId
+ * qid_hex. 0 when every step is done, -1 with err filled otherwise. */
+int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
+                     size_t errlen);
+
+/* Claims an ended import whose follow-ups are not done and whose claim (if
+ * any) ran out; 1 with its queue id in out_hex, 0 when there is none, -1 on
+ * a database error (err filled). imports is csv_imports. */
+int sup_followup_claim(mongoc_collection_t *imports, const char *owner,
+                       int64_t now_ms, char out_hex[25], char *err,
+                       size_t errlen);
+
+/* The loop's side: at most SUP_FOLLOWUP_MAX children at once, started
+ * through sup_spawn with the supervisor's settings (secrets by a pipe). */
+#define SUP_FOLLOWUP_MAX 2
+typedef struct sup_followups sup_followups_t;
+
+/* exe: the supervisor's own program; envp: the children's environment
+ * (borrowed, no secrets). Its own database connection. NULL with err. */
+sup_followups_t *sup_followups_new(const dip_config_t *cfg, const char *owner,
+                                   const char *exe, char *const *envp,
+                                   char *err, size_t errlen);
+void sup_followups_destroy(sup_followups_t **self_p);
+
+/* Claims and starts follow-ups while fewer than SUP_FOLLOWUP_MAX run, at
+ * most once a poll period unless sup_followups_poke asked for it sooner. */
+void sup_followups_tick(sup_followups_t *self, int64_t now_ms);
+void sup_followups_poke(sup_followups_t *self);
+
+/* 1 when pid was one of its children (its end is handled), else 0. */
+int sup_followups_reaped(sup_followups_t *self, pid_t pid, int wait_status);
+
+/* The event type of an import's end: status completed/failed/cancelled,
+ * dry_run as recorded; NULL for anything else. */
+const char *sup_followup_event_type(const char *status, int dry_run);
+
+#endif
