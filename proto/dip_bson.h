@@ -31,4 +31,9 @@ bson_t *dip_bson_from_json(const json_t *value);
 /* Milliseconds since the epoch, for BSON dates. */
 int64_t dip_bson_now_ms(void);
 
+/* ms (a BSON date) as ISO 8601 UTC with milliseconds,
+ * "2026-12-01T10:45:00.000Z", into buf (at least DIP_BSON_ISO_TIME_LEN). */
+#define DIP_BSON_ISO_TIME_LEN 64
+void dip_bson_iso_time(int64_t ms, char *buf, size_t len);
+
 #endif

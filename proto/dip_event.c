@@ -68,16 +68,6 @@ static const char *id_text(const bson_t *doc, const char *path, char *buf,
     return buf;
 }
 
-static void iso_time(int64_t ms, char *buf, size_t len)
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (int)(ms % 1000));
-}
-
 int dip_event_record(mongoc_collection_t *coll, const bson_t *queue_doc,
                      const char *type, const bson_t *details, long max_s,
                      int held, char *err, size_t errlen)
@@ -88,7 +78,7 @@ int dip_event_record(mongoc_collection_t *coll, const bson_t *queue_doc,
     bson_oid_t id;
     bson_iter_t it;
     bson_error_t e;
-    char hex[25], buf[128], when[32];
+    char hex[25], buf[128], when[DIP_BSON_ISO_TIME_LEN];
     const char *auth_keys[] = {"user_id", "account_id", "parent_account",
                                "client_id"};
     const char *auth_names[] = {"uid", "account_id", "parent_account",
@@ -102,7 +92,7 @@ int dip_event_record(mongoc_collection_t *coll, const bson_t *queue_doc,
     }
     bson_oid_init(&id, NULL);
     bson_oid_to_string(&id, hex);
-    iso_time(now, when, sizeof(when));
+    dip_bson_iso_time(now, when, sizeof(when));
 
     bson_append_value(&filter, "queue_id", -1, bson_iter_value(&it));
     BSON_APPEND_UTF8(&filter, "type", type);

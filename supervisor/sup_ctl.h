@@ -97,7 +97,7 @@ void sup_ctl_renewal(sup_ctl_t *self);
  * indexed query). The loop calls it once per poll interval; a database
  * error leaves the last figure standing and pauses the sampling for a
  * minute. */
-void sup_ctl_sample_queue(sup_ctl_t *self);
+int sup_ctl_sample_queue(sup_ctl_t *self);
 
 /* The ipc endpoint, for the log. */
 const char *sup_ctl_endpoint(const sup_ctl_t *self);

@@ -481,29 +481,31 @@ static void collect(sup_event_t *self, int64_t now_ms)
     }
 }
 
-void sup_event_run(sup_event_t *self, int64_t now_ms)
+int sup_event_run(sup_event_t *self, int64_t now_ms)
 {
-    int running;
+    int running, rc = 0;
     if (self->multi == NULL)
-        return;
+        return 0;
     curl_multi_perform(self->multi, &running);
     collect(self, now_ms);
     if (now_ms < self->next_claim_ms)
-        return;
+        return 0;
     while (self->ninflight < SUP_EVENT_MAX_INFLIGHT) {
         bson_t ev;
-        int rc = claim_one(self, now_ms, &ev);
-        if (rc == 1 && start(self, &ev, now_ms) != 0)
+        int got = claim_one(self, now_ms, &ev);
+        if (got == 1 && start(self, &ev, now_ms) != 0)
             dip_log(DIP_LOG_WARNING, NULL,
                     "cannot start delivering a completion event; it is "
                     "tried again when its claim runs out");
         bson_destroy(&ev);
-        if (rc != 1) {
+        if (got != 1) {
+            rc = got < 0 ? -1 : 0;
             self->next_claim_ms = now_ms + self->idle_poll_ms;
             break;
         }
     }
     curl_multi_perform(self->multi, &running);
+    return rc;
 }
 
 size_t sup_event_pollitems(sup_event_t *self, zmq_pollitem_t *items, size_t max,

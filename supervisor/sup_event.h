@@ -77,8 +77,9 @@ size_t sup_event_pollitems(sup_event_t *self, zmq_pollitem_t *items, size_t max,
 
 /* Moves transfers on, records the attempts that ended, and claims due
  * events while there is room. now_ms is wall-clock milliseconds (event times
- * are dates). Never waits on the network. */
-void sup_event_run(sup_event_t *self, int64_t now_ms);
+ * are dates). Never waits on the network; its database calls are single
+ * round trips. -1 after a database error (the caller pauses its calls). */
+int sup_event_run(sup_event_t *self, int64_t now_ms);
 
 /* Deliveries in flight. */
 size_t sup_event_inflight(const sup_event_t *self);

@@ -15,6 +15,7 @@
 #include "sup_cleanup.h"
 #include "sup_errfile.h"
 #include "sup_spawn.h"
+#include "sup_store.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -80,14 +81,8 @@ static void event_details(const bson_t *imp, bson_t *d)
         bson_append_iter(d, "new_stages", -1, &it);
     if (bson_iter_init_find(&it, imp, "finished_at") &&
         BSON_ITER_HOLDS_DATE_TIME(&it)) {
-        char when[96];
-        int64_t ms = bson_iter_date_time(&it);
-        time_t s = (time_t)(ms / 1000);
-        struct tm tm;
-        gmtime_r(&s, &tm);
-        snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                 tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+        char when[DIP_BSON_ISO_TIME_LEN];
+        dip_bson_iso_time(bson_iter_date_time(&it), when, sizeof(when));
         BSON_APPEND_UTF8(d, "finished_at", when);
     }
 }
@@ -329,8 +324,11 @@ sup_followups_t *sup_followups_new(const dip_config_t *cfg, const char *owner,
     self->owner = strdup(owner);
     self->exe = strdup(exe);
     self->client =
+        /* the loop's own bound: no call outlives a lease or the stop
+         * timeout */
         dip_mongo_client_new_bounded(cfg->mongodb_uri, "dealimport-supervisor",
-                                     cfg->lease_s * 1000, &db, err, errlen);
+                                     sup_store_budget_ms(cfg), &db, err,
+                                     errlen);
     if (self->owner == NULL || self->exe == NULL || self->client == NULL) {
         sup_followups_destroy(&self);
         return NULL;
@@ -397,21 +395,24 @@ static int start(sup_followups_t *self, const char *qid)
     return 0;
 }
 
-void sup_followups_tick(sup_followups_t *self, int64_t now_ms)
+int sup_followups_tick(sup_followups_t *self, int64_t now_ms)
 {
     int64_t wall = dip_bson_now_ms();
     if (now_ms < self->next_ms)
-        return;
+        return 0;
     self->next_ms = now_ms + self->cfg->poll_ms;
     while (self->n < SUP_FOLLOWUP_MAX) {
         char qid[25], err[512];
         int rc = sup_followup_claim(self->imports, self->owner, wall, qid, err,
                                     sizeof(err));
-        if (rc < 0)
+        if (rc < 0) {
             dip_log(DIP_LOG_WARNING, NULL, "%s", err);
-        if (rc <= 0 || start(self, qid) < 0)
-            return;
+            return -1;
+        }
+        if (rc == 0 || start(self, qid) < 0)
+            return 0;
     }
+    return 0;
 }
 
 int sup_followups_reaped(sup_followups_t *self, pid_t pid, int wait_status)

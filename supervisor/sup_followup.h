@@ -58,8 +58,9 @@ sup_followups_t *sup_followups_new(const dip_config_t *cfg, const char *owner,
 void sup_followups_destroy(sup_followups_t **self_p);
 
 /* Claims and starts follow-ups while fewer than SUP_FOLLOWUP_MAX run, at
- * most once a poll period unless sup_followups_poke asked for it sooner. */
-void sup_followups_tick(sup_followups_t *self, int64_t now_ms);
+ * most once a poll period unless sup_followups_poke asked for it sooner.
+ * -1 after a database error (the caller pauses its calls), else 0. */
+int sup_followups_tick(sup_followups_t *self, int64_t now_ms);
 void sup_followups_poke(sup_followups_t *self);
 
 /* 1 when pid was one of its children (its end is handled), else 0. */

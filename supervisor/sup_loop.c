@@ -368,8 +368,8 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
         const char *db;
         char ierr[512];
         self->events_client = dip_mongo_client_new_bounded(
-            cfg->mongodb_uri, "dealimport-supervisor", cfg->lease_s * 1000, &db,
-            err, errlen);
+            cfg->mongodb_uri, "dealimport-supervisor", sup_store_budget_ms(cfg),
+            &db, err, errlen);
         if (self->events_client == NULL)
             goto fail;
         self->crm = sup_event_new(cfg, self->events_client, db, self->owner,
@@ -1691,9 +1691,14 @@ static void tick(sup_loop_t *self)
         self->next_renew_ms = self->now + renew_every(self);
     }
     if (!self->stopping && self->now >= self->next_claim_ms) {
+        /* Each call only while the database answers: after a failed one
+         * the next waits (db_ok), so a frozen database delays a signal by
+         * one call at most. */
         claim(self);
-        sup_ctl_sample_queue(self->ctl);
-        sup_followups_tick(self->followups, self->now);
+        if (db_ok(self) && sup_ctl_sample_queue(self->ctl) < 0)
+            db_failed(self);
+        if (db_ok(self) && sup_followups_tick(self->followups, self->now) < 0)
+            db_failed(self);
         self->next_claim_ms = self->now + self->cfg.poll_ms;
     }
     if (self->now >= self->next_status_ms) {
@@ -1807,10 +1812,12 @@ int sup_loop_run(sup_loop_t *self)
             {NULL, self->sigfd, ZMQ_POLLIN, 0}};
         int nctl = sup_ctl_poll_items(self->ctl, items + 2, SUP_CTL_POLL_MAX);
         long timeout = 200;
-        size_t ncrm = self->crm
-                          ? sup_event_pollitems(self->crm, items + 2 + nctl,
-                                                CRM_POLL_MAX, &timeout)
-                          : 0;
+        /* Deliveries wait while the database is away (their outcomes are
+         * written there): their sockets are not polled meanwhile. */
+        int crm_on = self->crm && !self->stopping && db_ok(self);
+        size_t ncrm = crm_on ? sup_event_pollitems(self->crm, items + 2 + nctl,
+                                                   CRM_POLL_MAX, &timeout)
+                             : 0;
         self->now = now_ms();
         if (self->stopping && self->now >= self->shutdown_deadline_ms) {
             for (size_t i = 0; i < self->cap; i++)
@@ -1846,8 +1853,8 @@ int sup_loop_run(sup_loop_t *self)
             on_signals(self);
         sup_ctl_serve(self->ctl, items + 2, nctl);
         /* Deliveries move on whether or not their sockets woke us. */
-        if (self->crm && !self->stopping)
-            sup_event_run(self->crm, dip_bson_now_ms());
+        if (crm_on && sup_event_run(self->crm, dip_bson_now_ms()) < 0)
+            db_failed(self);
         tick(self);
         /* Final writes that failed earlier (database away) are retried
          * here until they land. */
