@@ -27,7 +27,7 @@ static const char usage[] =
     "--pipeline ID\n"
     "                             --map 'CSV Column=field' ... [--tags a,b]\n"
     "                             [--parent-account ID] [--client ID] "
-    "[--json]\n";
+    "[--dry-run] [--json]\n";
 
 static int parse_id(const char *opt, const char *s, bson_oid_t *out)
 {
@@ -67,6 +67,7 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
         {"parent-account", required_argument, NULL, 'P'},
         {"client", required_argument, NULL, 'C'},
         {"json", no_argument, NULL, 'j'},
+        {"dry-run", no_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -74,7 +75,7 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
     const char *tags = NULL, *parent = NULL, *client_id = NULL;
     const char *maps[MAX_MAPS];
     size_t nmaps = 0;
-    int json = 0, c, rc = 1;
+    int json = 0, dry = 0, c, rc = 1;
     bson_oid_t acc, usr, pip, par, cli, qid;
     char key[1024], hex[25], err[1024], rnd[17];
     const char *base, *db;
@@ -121,13 +122,19 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
         case 'j':
             json = 1;
             break;
+        case 'n':
+            dry = 1;
+            break;
         case 'h':
             fputs(usage, stdout);
             printf("\nUploads PATH to DEALIMPORT_STORAGE_URL under a fresh key "
                    "and queues a deal\nimport of it, as the CRM's import API "
                    "does. Prints the new queue id.\nEach --map names a CSV "
                    "column and the deal field (or custom-field id) it\nfills; "
-                   "the text after the last '=' is the field.\n");
+                   "the text after the last '=' is the field.\n"
+                   "--dry-run reads, maps and checks the whole file as an "
+                   "import would,\nwriting no deal and no stage: csv_imports "
+                   "then says what it would add.\n");
             return 0;
         default:
             return ctl_usage(usage,
@@ -178,6 +185,8 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
     BSON_APPEND_UTF8(doc, "source", "deals");
     BSON_APPEND_UTF8(doc, "status", "pending");
     BSON_APPEND_BOOL(doc, "in_progress", false);
+    if (dry)
+        BSON_APPEND_BOOL(doc, "dry_run", true);
     BSON_APPEND_OID(doc, "user_id", &usr);
     BSON_APPEND_OID(doc, "account_id", &acc);
     if (parent)
