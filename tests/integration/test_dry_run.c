@@ -22,6 +22,7 @@
 
 #include "dip_bson.h"
 #include "it_check.h"
+#include "it_ctl.h"
 #include "it_env.h"
 #include "it_gen.h"
 
@@ -40,9 +41,11 @@ static void enqueue_dry(const char *key, const bson_oid_t *account,
 
 /* Runs a supervisor (with extra settings) until the import qid ends, then
  * stops it; the queue document goes to q, its csv_imports document to imp
- * (both initialized here). */
+ * (both initialized here); show, when not NULL, gets what `dealimportctl
+ * show` says of the import before the supervisor stops. */
 static void run_until_final(const bson_oid_t *qid, const char *const *extra,
-                            const char *name, bson_t *q, bson_t *imp)
+                            const char *name, bson_t *q, bson_t *imp,
+                            char *show, size_t showlen)
 {
     char logpath[256];
     mongoc_collection_t *c;
@@ -57,6 +60,13 @@ static void run_until_final(const bson_oid_t *qid, const char *const *extra,
     assert_true(sup > 0);
     if (it_wait_final(&env, qid, 300000, q) != 0)
         fail_msg("the dry run did not end; log in %s", logpath);
+    if (show) {
+        char hex[25];
+        const char *args[] = {"show", hex, NULL};
+        bson_oid_to_string(qid, hex);
+        assert_int_equal(
+            it_ctl_run(env.runtime, args, show, showlen, NULL, 0, 30000), 0);
+    }
     st = it_process_stop(sup, SIGTERM, 30000);
     assert_true(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
     assert_int_equal(it_log_trouble(logpath), 0);
@@ -134,7 +144,7 @@ static void test_dry_run_of_a_generated_file(void **state)
     {
         static const char *const extra[] = {"DEALIMPORT_MAX_NEW_STAGES=1000",
                                             NULL};
-        run_until_final(&qid, extra, "gen", &q, &imp);
+        run_until_final(&qid, extra, "gen", &q, &imp, NULL, 0);
     }
 
     /* Nothing written but the line errors. */
@@ -179,7 +189,7 @@ static void test_dry_run_of_a_generated_file(void **state)
     {
         static const char *const extra[] = {"DEALIMPORT_MAX_NEW_STAGES=1000",
                                             NULL};
-        run_until_final(&again, extra, "gen-again", &q, &imp);
+        run_until_final(&again, extra, "gen-again", &q, &imp, NULL, 0);
     }
     assert_int_equal(dip_bson_get_int(&imp, "would_add", -1), (int64_t)good);
     assert_int_equal(dip_bson_get_int(&imp, "new_stages.count", -1),
@@ -209,7 +219,7 @@ static void test_dry_run_new_stage_cap(void **state)
     static const char *const extra[] = {"DEALIMPORT_MAX_NEW_STAGES=2", NULL};
     bson_oid_t account, user, pipeline, qid;
     bson_t q, imp;
-    char filter[256], hex[25], first[64] = "";
+    char filter[256], hex[25], first[64] = "", show[4096];
     (void)state;
     bson_oid_init(&account, NULL);
     bson_oid_init(&user, NULL);
@@ -217,7 +227,9 @@ static void test_dry_run_new_stage_cap(void **state)
     it_put(&env, "imports/deals/dry/cap.csv", small_file, strlen(small_file));
     enqueue_dry("imports/deals/dry/cap.csv", &account, &user, &pipeline,
                 small_mappings, &qid);
-    run_until_final(&qid, extra, "cap", &q, &imp);
+    run_until_final(&qid, extra, "cap", &q, &imp, show, sizeof(show));
+    if (strstr(show, "would add 3 deals and create 2 new stages") == NULL)
+        fail_msg("dealimportctl show says: %s", show);
     assert_int_equal(dip_bson_get_int(&imp, "would_add", -1), 3);
     assert_int_equal(dip_bson_get_int(&imp, "total_errors", -1), 2);
     assert_int_equal(dip_bson_get_int(&imp, "new_stages.count", -1), 2);
@@ -264,7 +276,7 @@ static void test_dry_run_resumes(void **state)
         BCON_UTF8("alpha"), BCON_UTF8("beta"), "]", "}");
     it_queue_set(&env, &qid, set);
     bson_destroy(set);
-    run_until_final(&qid, NULL, "resume", &q, &imp);
+    run_until_final(&qid, NULL, "resume", &q, &imp, NULL, 0);
     assert_int_equal(get_bool(&imp, "dry_run"), 1);
     assert_int_equal(dip_bson_get_int(&imp, "total_records", -1), 5);
     assert_int_equal(dip_bson_get_int(&imp, "would_add", -1), 1003);
@@ -289,7 +301,7 @@ static void test_import_is_not_a_dry_run(void **state)
     it_put(&env, "imports/deals/dry/real.csv", small_file, strlen(small_file));
     it_enqueue(&env, "imports/deals/dry/real.csv", &account, &user, &pipeline,
                small_mappings, &qid);
-    run_until_final(&qid, NULL, "real", &q, &imp);
+    run_until_final(&qid, NULL, "real", &q, &imp, NULL, 0);
     assert_int_equal(get_bool(&imp, "dry_run"), 0);
     assert_int_equal(dip_bson_get_int(&imp, "would_add", -1), -1);
     assert_int_equal(dip_bson_get_int(&imp, "total_records_added", -1), 5);
