@@ -66,7 +66,7 @@ _dealimportctl()
             status | show | pause | resume | cancel | metrics) words=$common ;;
             list) words="--status --account --limit $common" ;;
             watch) words="--interval $common" ;;
-            enqueue) words="--file --account --user --pipeline --map --tags --parent-account --client --json --help" ;;
+            enqueue) words="--file --account --user --pipeline --map --tags --parent-account --client --dry-run --json --help" ;;
             revert) words="--dry-run --json --help" ;;
             keygen) words="--json --help" ;;
         esac
