@@ -104,6 +104,10 @@ static void print_import(const json_t *im)
         printf("import log  %lld records, %lld added, %lld errors (%s)\n",
                num(ci, "total_records"), num(ci, "total_records_added"),
                num(ci, "total_errors"), str(ci, "status"));
+        if (json_is_true(json_object_get(ci, "dry_run")))
+            printf("dry run     would add %lld deals and create %lld new "
+                   "stages; nothing was written\n",
+                   num(ci, "would_add"), num(ci, "new_stages"));
         if (json_is_string(json_object_get(ci, "reverted_at")))
             printf("reverted    %s: %lld deals and %lld stages deleted\n",
                    str(ci, "reverted_at"), num(ci, "reverted_deals"),

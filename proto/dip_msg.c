@@ -314,6 +314,25 @@ bson_t *dip_msg_done(dip_done_status_t status, int64_t lines,
             (notes == NULL || append_strings(b, "notes", notes, NULL, nnotes)));
 }
 
+bson_t *dip_msg_done_dry(dip_done_status_t status, int64_t lines,
+                         int64_t errors_not_stored, const char *error,
+                         const char *const *notes, size_t nnotes,
+                         int64_t would_add, int64_t new_stages_count,
+                         const char *const *names, size_t nnames)
+{
+    bson_t *b =
+        dip_msg_done(status, lines, errors_not_stored, error, notes, nnotes);
+    if (b == NULL)
+        return NULL;
+    if (nnames > DIP_MSG_NEW_STAGES_MAX)
+        nnames = DIP_MSG_NEW_STAGES_MAX;
+    return done_or_null(
+        b, BSON_APPEND_BOOL(b, "dry_run", true) &&
+               BSON_APPEND_INT64(b, "would_add", would_add) &&
+               BSON_APPEND_INT64(b, "new_stages_count", new_stages_count) &&
+               append_strings(b, "new_stages", names, NULL, nnames));
+}
+
 bson_t *dip_msg_control(dip_control_action_t action)
 {
     bson_t *b = base(DIP_MSG_CONTROL);
@@ -390,6 +409,18 @@ bson_t *dip_msg_encode(const dip_msg_t *m)
     case DIP_MSG_DONE:
         if (m->has_notes && strings_of(&m->notes, &strs, &lens, &n) < 0)
             break;
+        if (m->dry_run) {
+            const char **names = NULL;
+            size_t *nlens = NULL, nn = 0;
+            if (strings_of(&m->new_stages, &names, &nlens, &nn) == 0)
+                b = dip_msg_done_dry(m->status, m->lines, m->errors_not_stored,
+                                     m->error, m->has_notes ? strs : NULL, n,
+                                     m->would_add, m->new_stages_count, names,
+                                     nn);
+            free(names);
+            free(nlens);
+            break;
+        }
         b = dip_msg_done(m->status, m->lines, m->errors_not_stored, m->error,
                          m->has_notes ? strs : NULL, n);
         break;
@@ -548,6 +579,26 @@ static int decode_fields(const bson_t *o, dip_msg_t *m, char *err,
         m->has_notes = has(o, "notes");
         if (m->has_notes && get_doc(o, "notes", 1, 1, &m->notes, err, errlen))
             return -1;
+        if (!bson_iter_init_find(&it, o, "dry_run"))
+            return 0;
+        if (!BSON_ITER_HOLDS_BOOL(&it)) {
+            snprintf(err, errlen, "field 'dry_run' is not a boolean");
+            return -1;
+        }
+        m->dry_run = bson_iter_bool(&it);
+        if (!m->dry_run)
+            return 0;
+        if (get_int(o, "would_add", 0, &m->would_add, err, errlen) ||
+            get_int(o, "new_stages_count", 0, &m->new_stages_count, err,
+                    errlen) ||
+            get_doc(o, "new_stages", 1, 1, &m->new_stages, err, errlen))
+            return -1;
+        if (bson_count_keys(&m->new_stages) > DIP_MSG_NEW_STAGES_MAX) {
+            snprintf(err, errlen,
+                     "field 'new_stages' names more than %d stages",
+                     DIP_MSG_NEW_STAGES_MAX);
+            return -1;
+        }
         return 0;
     case DIP_MSG_CONTROL:
         if (get_str(o, "action", &s, err, errlen))

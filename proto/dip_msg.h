@@ -37,6 +37,9 @@
 /* A frame larger than this is refused unread, by the decoder and by both
  * sockets (ZMQ_MAXMSGSIZE); the worker refuses to build one. */
 #define DIP_MSG_MAX_FRAME (4u * 1024u * 1024u)
+/* A dry run's done names at most this many of the stages it would create
+ * (the first ones met). */
+#define DIP_MSG_NEW_STAGES_MAX 100
 /* The per-spawn secret: 64 lowercase hex characters. */
 #define DIP_MSG_SECRET_LEN 64
 
@@ -107,6 +110,12 @@ typedef struct dip_msg {
     const char *error; /* NULL unless failed/retry */
     int has_notes;
     bson_t notes; /* array of strings when has_notes */
+    /* done of a dry run (dry_run absent or false: an import, these zero) */
+    int dry_run;
+    int64_t would_add;        /* deals the import would add */
+    int64_t new_stages_count; /* stages it would create */
+    bson_t new_stages;        /* array of strings: the first of their names
+                                 (at most DIP_MSG_NEW_STAGES_MAX) */
     /* control */
     dip_control_action_t action;
     /* ack */
@@ -147,6 +156,14 @@ bson_t *dip_msg_heartbeat(void);
 bson_t *dip_msg_done(dip_done_status_t status, int64_t lines,
                      int64_t errors_not_stored, const char *error,
                      const char *const *notes, size_t nnotes);
+/* The done of a dry run: as dip_msg_done, plus `dry_run: true`, the deals it
+ * would add, how many stages it would create, and nnames (at most
+ * DIP_MSG_NEW_STAGES_MAX; more are left out) of their names. */
+bson_t *dip_msg_done_dry(dip_done_status_t status, int64_t lines,
+                         int64_t errors_not_stored, const char *error,
+                         const char *const *notes, size_t nnotes,
+                         int64_t would_add, int64_t new_stages_count,
+                         const char *const *names, size_t nnames);
 bson_t *dip_msg_control(dip_control_action_t action);
 bson_t *dip_msg_ack(int64_t acked, int64_t window);
 

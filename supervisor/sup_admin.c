@@ -195,6 +195,14 @@ json_t *sup_admin_summary(const bson_t *doc, int64_t now_ms)
     return o;
 }
 
+/* A dry run's csv_imports says so (`dry_run: true`). */
+static json_t *dry_run(const bson_t *ci)
+{
+    bson_iter_t it;
+    return json_boolean(bson_iter_init_find(&it, ci, "dry_run") &&
+                        BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it));
+}
+
 static json_t *csv_import(sup_admin_t *self, const bson_t *doc)
 {
     bson_t *filter = bson_new(), *opts;
@@ -229,6 +237,10 @@ static json_t *csv_import(sup_admin_t *self, const bson_t *doc)
                                 int_or_null(ci, "reverted_deals"));
             json_object_set_new(o, "reverted_stages",
                                 int_or_null(ci, "reverted_stages"));
+            json_object_set_new(o, "dry_run", dry_run(ci));
+            json_object_set_new(o, "would_add", int_or_null(ci, "would_add"));
+            json_object_set_new(o, "new_stages",
+                                int_or_null(ci, "new_stages.count"));
         }
     }
     mongoc_cursor_destroy(c);

@@ -558,7 +558,7 @@ static char *act_local(sup_ctl_t *self, const dip_ctl_request_t *req,
 static void finish_cancelled(sup_ctl_t *self, const char *id, const bson_t *doc,
                              int64_t *lines)
 {
-    sup_store_result_t r = {"cancelled", NULL, NULL, 0, 0, NULL};
+    sup_store_result_t r = {.status = "cancelled"};
     char err[512];
     r.lines = max64(dip_bson_get_int(doc, "checkpoint.line", 0),
                     dip_bson_get_int(doc, "progress.lines", 0));

@@ -92,6 +92,9 @@ typedef struct worker {
     dip_done_status_t status;
     char *error;
     bson_t *notes; /* array of strings from done, or NULL */
+    int dry_run;   /* from done: a dry run's verdict */
+    int64_t would_add, new_stages_count;
+    bson_t *new_stages; /* array of strings, or NULL */
     int64_t lines, added, nerrors, not_stored, bytes, bytes_total;
     /* csv_import_errors documents not yet written, built once from each
      * line_error frame; their bytes count in the loop's error buffer */
@@ -173,6 +176,9 @@ static void worker_reset_run(worker_t *w)
     w->error = NULL;
     bson_destroy(w->notes);
     w->notes = NULL;
+    w->dry_run = 0;
+    bson_destroy(w->new_stages);
+    w->new_stages = NULL;
     w->stop_sent = 0;
     w->round_trips = 0;
     w->killed_for = SUP_METRICS_EXIT_COMPLETED;
@@ -826,8 +832,10 @@ static int record_event(sup_loop_t *self, worker_t *w, const char *status,
 static void finish_import(sup_loop_t *self, worker_t *w, const char *status,
                           const char *error)
 {
-    sup_store_result_t r = {status,   error,         w->notes,
-                            w->lines, w->not_stored, w->header};
+    sup_store_result_t r = {status,       error,         w->notes,
+                            w->lines,     w->not_stored, w->header,
+                            w->dry_run,   w->would_add,  w->new_stages_count,
+                            w->new_stages};
     char err[512];
     int rc = SUP_STORE_EFAIL;
     if (w->lease != SUP_LEASE_HELD && !w->final_written) {
@@ -1314,6 +1322,11 @@ static void on_message(sup_loop_t *self, const char *identity, size_t idlen,
         w->error = m.error ? strdup(m.error) : NULL;
         bson_destroy(w->notes);
         w->notes = m.has_notes ? bson_copy(&m.notes) : NULL;
+        w->dry_run = m.dry_run;
+        w->would_add = m.would_add;
+        w->new_stages_count = m.new_stages_count;
+        bson_destroy(w->new_stages);
+        w->new_stages = m.dry_run ? bson_copy(&m.new_stages) : NULL;
         break;
     default:
         break;
@@ -1428,7 +1441,7 @@ static void refuse_claimed(sup_loop_t *self, const bson_t *doc)
 {
     bson_iter_t it;
     char err[512], msg[256], text[128] = "";
-    sup_store_result_t r = {"failed", msg, NULL, 0, 0, NULL};
+    sup_store_result_t r = {.status = "failed", .error = msg};
     int rc;
     if (bson_iter_init_find(&it, doc, "_id")) {
         bson_t tmp = BSON_INITIALIZER;

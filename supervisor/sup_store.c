@@ -867,6 +867,37 @@ static void copy_field(const bson_t *queue_doc, const char *key, bson_t *to)
         BSON_APPEND_VALUE(to, key, bson_iter_value(&it));
 }
 
+/* csv_imports' dry_run, and a dry run's verdict: what it would have added
+ * and the stages it would have created. */
+static void append_dry_run(const bson_t *queue_doc, const sup_store_result_t *r,
+                           bson_t *set)
+{
+    bson_iter_t it;
+    bson_t ns, names;
+    int64_t would_add = r->would_add;
+    int dry = r->dry_run || (bson_iter_init_find(&it, queue_doc, "dry_run") &&
+                             bson_iter_as_bool(&it));
+    BSON_APPEND_BOOL(set, "dry_run", dry);
+    if (!dry)
+        return;
+    if (!r->dry_run)
+        would_add = dip_bson_get_int(queue_doc, "checkpoint.would_add", 0);
+    BSON_APPEND_INT64(set, "would_add", would_add);
+    BSON_APPEND_DOCUMENT_BEGIN(set, "new_stages", &ns);
+    BSON_APPEND_INT64(
+        &ns, "count",
+        r->dry_run
+            ? r->new_stages_count
+            : dip_bson_get_int(queue_doc, "checkpoint.stages_created", 0));
+    if (r->new_stages) {
+        BSON_APPEND_ARRAY(&ns, "names", r->new_stages);
+    } else {
+        BSON_APPEND_ARRAY_BEGIN(&ns, "names", &names);
+        bson_append_array_end(&ns, &names);
+    }
+    bson_append_document_end(set, &ns);
+}
+
 int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
                      const sup_store_result_t *r, char *err, size_t errlen)
 {
@@ -935,6 +966,7 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
             BSON_ITER_HOLDS_ARRAY(&h))
             bson_append_iter(&set, "header", -1, &h);
     }
+    append_dry_run(queue_doc, r, &set);
     append_logs(self, qid, &set);
     BSON_APPEND_DATE_TIME(&set, "updated_at", now);
     BSON_APPEND_DATE_TIME(&set, "finished_at", now);

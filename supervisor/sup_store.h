@@ -34,6 +34,13 @@ typedef struct sup_store_result {
     int64_t lines;        /* data lines read */
     int64_t not_stored;   /* line errors counted past the per-import cap */
     const bson_t *header; /* array of strings, or NULL; borrowed */
+    /* a dry run's verdict, from its done (a dry run is also known by the
+     * queue document's `dry_run`; would_add then comes from the checkpoint
+     * when no done said it) */
+    int dry_run;
+    int64_t would_add;
+    int64_t new_stages_count;
+    const bson_t *new_stages; /* array of strings, or NULL; borrowed */
 } sup_store_result_t;
 
 /* owner: "host:pid", written as claimed_by. */
@@ -107,7 +114,9 @@ int sup_store_progress(sup_store_t *self, const bson_value_t *qid,
 /* Ends an import: counts its deals and error lines in the database, sets
  * the queue document's final status fenced by owner and epoch, and only
  * then writes csv_imports (total_errors = stored + errors_not_stored, and
- * the header; keyed by the import, so a repeat changes nothing).
+ * the header; keyed by the import, so a repeat changes nothing), with
+ * `dry_run`, and for a dry run its verdict: would_add and new_stages {count,
+ * names}.
  * SUP_STORE_ELOST, with nothing written, when the claim is gone;
  * SUP_STORE_EPARTIAL when only the queue document was written.
  * epoch < 0: an import no supervisor holds, whose status an atomic move

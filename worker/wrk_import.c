@@ -89,6 +89,10 @@ typedef struct import {
     int64_t added, errors, rows_at_start;
     int64_t errors_not_stored; /* line errors past the per-import cap */
     int64_t converted_at_start;
+    /* a dry run (`dry_run` on the queue document): everything an import
+     * does but write deals and stages; the deals it would add */
+    int dry;
+    int64_t would_add;
     /* the file: as the checkpoint recorded it, and as storage reports it */
     file_id_t file_then, file_now;
     int started; /* the start message is out */
@@ -227,6 +231,28 @@ static int line_error(import_t *im, int64_t line, const char *field,
                 "line error");
 }
 
+/* A dry run's checkpoint also keeps what it would do: the deals, and the
+ * names of the new stages, so that a resume counts neither twice. The
+ * names are bounded by the new-stage cap; past DRY_NAMES_BYTES of them
+ * (a cap raised far above its default) a resume may count a name again. */
+#define DRY_NAMES_BYTES (256 * 1024)
+static void append_dry(import_t *im, bson_t *cp)
+{
+    const char *const *names;
+    size_t n = wrk_stages_new_names(im->stages, &names), bytes = 0, i;
+    bson_t arr;
+    BSON_APPEND_INT64(cp, "would_add", im->would_add);
+    BSON_APPEND_ARRAY_BEGIN(cp, "dry_new_stages", &arr);
+    for (i = 0; i < n && bytes < DRY_NAMES_BYTES; i++) {
+        char kb[16];
+        const char *k;
+        size_t kl = bson_uint32_to_string((uint32_t)i, &k, kb, sizeof(kb));
+        bson_append_utf8(&arr, k, (int)kl, names[i], -1);
+        bytes += strlen(names[i]) + kl + 2;
+    }
+    bson_append_array_end(cp, &arr);
+}
+
 /* The checkpoint a resume needs: where the next row starts, what line it
  * is, how to read it, which file it is, and the totals so far. */
 static bson_t *checkpoint(import_t *im)
@@ -244,6 +270,8 @@ static bson_t *checkpoint(import_t *im)
                           (int64_t)wrk_csv_converted_cells(im->csv));
     BSON_APPEND_INT64(cp, "stages_created",
                       (int64_t)wrk_stages_created(im->stages));
+    if (im->dry)
+        append_dry(im, cp);
     if (im->file_now.known) {
         bson_t sub;
         BSON_APPEND_DOCUMENT_BEGIN(cp, "file", &sub);
@@ -347,6 +375,13 @@ static int flush(import_t *im)
         clear_batch(im);
         return -1;
     }
+    if (im->dry) {
+        /* Mapped, validated and resolved like the deals of an import;
+         * only not written. */
+        im->would_add += (int64_t)im->n;
+        clear_batch(im);
+        goto report;
+    }
     rc = wrk_db_insert_deals(im->db, (const bson_t *const *)im->docs, im->n,
                              im->outcome, im->messages, err, sizeof(err));
     if (rc == WRK_DB_ETRANSIENT) {
@@ -374,6 +409,7 @@ static int flush(import_t *im)
         }
     }
     clear_batch(im);
+report:
     if (start(im) < 0)
         return -1;
     cp = checkpoint(im);
@@ -721,6 +757,7 @@ static uint64_t open_reader(import_t *im, const bson_t *q)
                 im->last_line = line;
                 im->last_offset = offset;
                 im->added = dip_bson_get_int(q, "checkpoint.added", 0);
+                im->would_add = dip_bson_get_int(q, "checkpoint.would_add", 0);
                 im->errors = dip_bson_get_int(q, "checkpoint.errors", 0);
                 im->errors_not_stored =
                     dip_bson_get_int(q, "checkpoint.errors_not_stored", 0);
@@ -776,11 +813,24 @@ static int finish(import_t *im, dip_done_status_t status, const notes_t *nt)
     /* A supervisor that stopped reading hears nothing more. */
     if (im->stop == STOP_SUPERVISOR || (im->ev && wrk_events_gone(im->ev)))
         return DIP_EXIT_TEMPFAIL;
-    rc = emit(im,
-              dip_msg_done(status, im->last_line, im->errors_not_stored,
-                           status == DIP_DONE_COMPLETED ? NULL : im->err,
-                           nt ? nt->ptrs : NULL, nt ? nt->n : 0),
-              "final report");
+    if (im->dry) {
+        const char *const *names = NULL;
+        size_t nn = im->stages ? wrk_stages_new_names(im->stages, &names) : 0;
+        rc = emit(im,
+                  dip_msg_done_dry(
+                      status, im->last_line, im->errors_not_stored,
+                      status == DIP_DONE_COMPLETED ? NULL : im->err,
+                      nt ? nt->ptrs : NULL, nt ? nt->n : 0, im->would_add,
+                      im->stages ? (int64_t)wrk_stages_created(im->stages) : 0,
+                      names, nn),
+                  "final report");
+    } else {
+        rc = emit(im,
+                  dip_msg_done(status, im->last_line, im->errors_not_stored,
+                               status == DIP_DONE_COMPLETED ? NULL : im->err,
+                               nt ? nt->ptrs : NULL, nt ? nt->n : 0),
+                  "final report");
+    }
     if (status == DIP_DONE_RETRY)
         return DIP_EXIT_TEMPFAIL;
     return rc < 0 ? DIP_EXIT_TEMPFAIL : DIP_EXIT_OK;
@@ -810,8 +860,9 @@ static const notes_t *notes_for(import_t *im, notes_t *nt, int empty,
             NOTE(nt, "%s", r);
     }
     if (im->stages && wrk_stages_created(im->stages) > 0)
-        NOTE(nt, "%llu new pipeline stages were created",
-             (unsigned long long)wrk_stages_created(im->stages));
+        NOTE(nt, "%llu new pipeline stages %s",
+             (unsigned long long)wrk_stages_created(im->stages),
+             im->dry ? "would be created" : "were created");
     if (im->errors_not_stored > 0)
         NOTE(nt,
              "%llu line errors were counted but not stored: the import "
@@ -904,6 +955,23 @@ static int stream(import_t *im, const bson_t *q, const char *key)
     return exit_code;
 }
 
+/* A dry run looks stages up and never creates one; a resume knows the new
+ * names of its earlier runs from the checkpoint. */
+static int dry_stages(import_t *im, const bson_t *q)
+{
+    bson_iter_t it, a;
+    wrk_stages_set_dry(im->stages);
+    if (!bson_iter_init(&it, q) ||
+        !bson_iter_find_descendant(&it, "checkpoint.dry_new_stages", &it) ||
+        !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &a))
+        return 0;
+    while (bson_iter_next(&a))
+        if (BSON_ITER_HOLDS_UTF8(&a) &&
+            wrk_stages_restore_new(im->stages, bson_iter_utf8(&a, NULL)) < 0)
+            return -1;
+    return 0;
+}
+
 int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
                    const char *events_endpoint, const char *owner,
                    int64_t epoch)
@@ -973,6 +1041,11 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
         exit_code = DIP_EXIT_FENCED;
         goto cleanup;
     }
+    {
+        bson_iter_t it;
+        im.dry =
+            bson_iter_init_find(&it, &q, "dry_run") && bson_iter_as_bool(&it);
+    }
     /* Everything about the document is checked before anything is
      * written. */
     if (read_queue_doc(&im, &q, &key, &key_len) < 0) {
@@ -1014,17 +1087,20 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
     im.stages = wrk_stages_new(
         im.db, &im.account, &im.pipeline, &im.user, (size_t)cfg->max_new_stages,
         (size_t)dip_bson_get_int(&q, "checkpoint.stages_created", 0));
-    if (im.stages == NULL || im.kept == NULL || build_tail(&im) < 0) {
+    if (im.stages == NULL || im.kept == NULL || build_tail(&im) < 0 ||
+        (im.dry && dry_stages(&im, &q) < 0)) {
         fail_with(&im, "out of memory");
         exit_code = finish(&im, DIP_DONE_FAILED, NULL);
         goto cleanup;
     }
     exit_code = stream(&im, &q, key);
     dip_log(DIP_LOG_INFO, queue_id,
-            "worker finished at line %lld: %lld added, %lld errors, %ld "
+            "worker finished at line %lld: %lld %s, %lld errors, %ld "
             "database round trips",
-            (long long)im.last_line, (long long)im.added, (long long)im.errors,
-            wrk_db_round_trips(im.db));
+            (long long)im.last_line,
+            (long long)(im.dry ? im.would_add : im.added),
+            im.dry ? "would be added (a dry run)" : "added",
+            (long long)im.errors, wrk_db_round_trips(im.db));
 cleanup:
     clear_batch(&im);
     for (size_t i = 0; im.docs && i < cap; i++)

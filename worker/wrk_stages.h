@@ -29,6 +29,21 @@ void wrk_stages_destroy(wrk_stages_t **self_p);
 int wrk_stages_resolve(wrk_stages_t *self, const char *name, bson_oid_t *out,
                        char *err, size_t errlen);
 
+/* From now on a dry run: nothing is created. A name that is not found and
+ * may still be created (under the limit) counts as created, gets an id made
+ * up here, and is remembered as new, in the order met. */
+void wrk_stages_set_dry(wrk_stages_t *self);
+
+/* A dry run's resume: name was new in an earlier run (and is counted in
+ * created_before): it is new again without counting twice. 0, or -1 when
+ * out of memory. */
+int wrk_stages_restore_new(wrk_stages_t *self, const char *name);
+
+/* A dry run's new names, in the order met (earlier runs first): how many,
+ * and in *names (borrowed until the next resolve). */
+size_t wrk_stages_new_names(const wrk_stages_t *self,
+                            const char *const **names);
+
 /* Stages this import created so far (earlier runs included), and names
  * cached. */
 size_t wrk_stages_created(const wrk_stages_t *self);

@@ -1,5 +1,6 @@
 """Small MongoDB helpers for the demo and the benchmarks: create a pipeline,
-wait for an import while printing its progress, and show what it wrote.
+wait for an import while printing its progress, show what it wrote, its
+first line errors, and a dry run's verdict.
 Runs under Debian's /usr/bin/python3 with python3-pymongo."""
 import sys
 import time
@@ -69,10 +70,46 @@ def cmd_show(db, qid):
     return 0
 
 
+def cmd_errors(db, qid, n):
+    """The import's error file, if one was written, and its first errors."""
+    qid = ObjectId(qid)
+    imp = db.csv_imports.find_one({"queue_id": qid}) or {}
+    ef = imp.get("error_file")
+    if ef:
+        print("error file: %s (%s rows, %s bytes)" % (
+            ef.get("key"), ef.get("rows"), ef.get("bytes")))
+    else:
+        print("no error file recorded on csv_imports")
+    total = db.csv_import_errors.count_documents({"queue_id": qid})
+    print("first %d of %d stored line errors:" % (min(int(n), total), total))
+    for e in db.csv_import_errors.find({"queue_id": qid}).sort(
+            "line", 1).limit(int(n)):
+        print("  line %-5d %-14s %s" % (e["line"], e.get("field") or "-",
+                                        e["message"]))
+    return 0
+
+
+def cmd_verdict(db, qid):
+    """What a finished import (or dry run) recorded on csv_imports."""
+    qid = ObjectId(qid)
+    imp = db.csv_imports.find_one({"queue_id": qid}) or {}
+    ns = imp.get("new_stages") or {}
+    print("csv_imports: status=%s dry_run=%s total_records=%s would_add=%s "
+          "total_records_added=%s total_errors=%s" % (
+              imp.get("status"), imp.get("dry_run"), imp.get("total_records"),
+              imp.get("would_add"), imp.get("total_records_added"),
+              imp.get("total_errors")))
+    print("new stages it would create: %s %s" % (
+        ns.get("count"), ", ".join(ns.get("names") or [])))
+    print("deals written: %d" % db.deals.count_documents(
+        {"import.queue_id": qid}))
+    return 0
+
+
 def main(argv):
     if len(argv) < 3:
         print("usage: devdb.py URI pipeline ACCOUNT | wait QID SECONDS | "
-              "show QID", file=sys.stderr)
+              "show QID | errors QID N | verdict QID", file=sys.stderr)
         return 64
     db = db_of(argv[1])
     cmd = argv[2]
@@ -83,6 +120,10 @@ def main(argv):
         return cmd_wait(db, argv[3], argv[4] if len(argv) > 4 else 120)
     if cmd == "show":
         return cmd_show(db, argv[3])
+    if cmd == "errors":
+        return cmd_errors(db, argv[3], argv[4] if len(argv) > 4 else 10)
+    if cmd == "verdict":
+        return cmd_verdict(db, argv[3])
     print("unknown command %r" % cmd, file=sys.stderr)
     return 64
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -307,6 +308,79 @@ static void test_refusals(void **state)
     bson_destroy(b);
 }
 
+/* A dry run's done carries its verdict; an import's done says nothing of
+ * one; a malformed verdict is refused. */
+static void test_done_dry_run(void **state)
+{
+    const char *names[DIP_MSG_NEW_STAGES_MAX + 5];
+    char text[DIP_MSG_NEW_STAGES_MAX + 5][16];
+    dip_msg_t m;
+    bson_t *f;
+    (void)state;
+    for (int i = 0; i < DIP_MSG_NEW_STAGES_MAX + 5; i++) {
+        snprintf(text[i], sizeof(text[i]), "stage %d", i);
+        names[i] = text[i];
+    }
+    f = decode_ok(dip_msg_done_dry(DIP_DONE_COMPLETED, 500, 0, NULL, NULL, 0,
+                                   480, 2, names, 2),
+                  &m);
+    assert_int_equal(m.type, DIP_MSG_DONE);
+    assert_int_equal(m.status, DIP_DONE_COMPLETED);
+    assert_int_equal(m.lines, 500);
+    assert_true(m.dry_run);
+    assert_int_equal(m.would_add, 480);
+    assert_int_equal(m.new_stages_count, 2);
+    assert_int_equal(count(&m.new_stages), 2);
+    assert_string_equal(str_at(&m.new_stages, "1"), "stage 1");
+    assert_false(m.has_notes);
+    assert_reencodes(&m);
+    bson_destroy(f);
+
+    /* More names than a done may carry: the first ones, the count whole. */
+    f = decode_ok(dip_msg_done_dry(DIP_DONE_PAUSED, 9, 1, NULL, names, 1, 7,
+                                   DIP_MSG_NEW_STAGES_MAX + 5, names,
+                                   DIP_MSG_NEW_STAGES_MAX + 5),
+                  &m);
+    assert_int_equal(m.new_stages_count, DIP_MSG_NEW_STAGES_MAX + 5);
+    assert_int_equal(count(&m.new_stages), DIP_MSG_NEW_STAGES_MAX);
+    assert_string_equal(str_at(&m.new_stages, "0"), "stage 0");
+    assert_true(m.has_notes);
+    assert_reencodes(&m);
+    bson_destroy(f);
+
+    f = decode_ok(dip_msg_done(DIP_DONE_COMPLETED, 5, 0, NULL, NULL, 0), &m);
+    assert_false(m.dry_run);
+    assert_int_equal(m.would_add, 0);
+    assert_int_equal(m.new_stages_count, 0);
+    bson_destroy(f);
+
+    expect_refused_doc(BCON_NEW("v", BCON_INT32(2), "type", BCON_UTF8("done"),
+                                "status", BCON_UTF8("completed"), "lines",
+                                BCON_INT64(0), "errors_not_stored",
+                                BCON_INT64(0), "dry_run", BCON_INT32(1)),
+                       "'dry_run'");
+    expect_refused_doc(BCON_NEW("v", BCON_INT32(2), "type", BCON_UTF8("done"),
+                                "status", BCON_UTF8("completed"), "lines",
+                                BCON_INT64(0), "errors_not_stored",
+                                BCON_INT64(0), "dry_run", BCON_BOOL(true),
+                                "would_add", BCON_INT64(-1), "new_stages_count",
+                                BCON_INT64(0), "new_stages", "[", "]"),
+                       "'would_add'");
+    expect_refused_doc(
+        BCON_NEW("v", BCON_INT32(2), "type", BCON_UTF8("done"), "status",
+                 BCON_UTF8("completed"), "lines", BCON_INT64(0),
+                 "errors_not_stored", BCON_INT64(0), "dry_run", BCON_BOOL(true),
+                 "would_add", BCON_INT64(3), "new_stages_count", BCON_INT64(1)),
+        "'new_stages'");
+    expect_refused_doc(
+        BCON_NEW("v", BCON_INT32(2), "type", BCON_UTF8("done"), "status",
+                 BCON_UTF8("completed"), "lines", BCON_INT64(0),
+                 "errors_not_stored", BCON_INT64(0), "dry_run", BCON_BOOL(true),
+                 "would_add", BCON_INT64(3), "new_stages_count", BCON_INT64(1),
+                 "new_stages", "[", BCON_INT32(4), "]"),
+        "non-string");
+}
+
 static void test_oversized_frame(void **state)
 {
     dip_msg_t m;
@@ -336,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_row_own_cells_bounded),
         cmocka_unit_test(test_row_cut_on_char_boundary),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_done_dry_run),
         cmocka_unit_test(test_oversized_frame),
         cmocka_unit_test(test_ids),
     };
