@@ -1712,6 +1712,13 @@ static void tick(sup_loop_t *self)
             db_failed(self);
         if (db_ok(self) && sup_followups_tick(self->followups, self->now) < 0)
             db_failed(self);
+        if (db_ok(self)) {
+            char rerr[512];
+            if (sup_store_repair_log(self->store, rerr, sizeof(rerr)) < 0) {
+                dip_log(DIP_LOG_WARNING, NULL, "%s", rerr);
+                db_failed(self);
+            }
+        }
         self->next_claim_ms = self->now + self->cfg.poll_ms;
     }
     if (self->now >= self->next_status_ms) {

@@ -835,6 +835,9 @@ static int finish_queue(sup_store_t *self, const bson_value_t *qid,
     BSON_APPEND_INT64(&set, "progress.errors_not_stored", not_stored);
     if (r->error)
         BSON_APPEND_UTF8(&set, "error", r->error);
+    /* csv_imports follows; until it lands, a supervisor that died in
+     * between leaves this mark for sup_store_repair_log. */
+    BSON_APPEND_BOOL(&set, "log_pending", true);
     bson_append_document_end(update, &set);
     BSON_APPEND_DOCUMENT_BEGIN(update, "$unset", &unset);
     BSON_APPEND_UTF8(&unset, "lease_expires_at", "");
@@ -992,6 +995,16 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
         else
             rc = SUP_STORE_OK;
     }
+    if (rc == SUP_STORE_OK) {
+        /* Keyed by the import: a failure here only makes the repair write
+         * csv_imports once more, which changes nothing. */
+        bson_t *q = bson_new(),
+               *u = BCON_NEW("$unset", "{", "log_pending", BCON_UTF8(""), "}");
+        BSON_APPEND_VALUE(q, "_id", qid);
+        mongoc_collection_update_one(self->queues, q, u, NULL, NULL, NULL);
+        bson_destroy(q);
+        bson_destroy(u);
+    }
     bson_destroy(filter);
     bson_destroy(update);
     return rc;
@@ -1029,6 +1042,68 @@ int sup_store_release(sup_store_t *self, const bson_value_t *qid, int64_t epoch,
     }
     bson_destroy(&reply);
     bson_destroy(filter);
+    bson_destroy(update);
+    return rc;
+}
+
+int sup_store_repair_log(sup_store_t *self, char *err, size_t errlen)
+{
+    int64_t now = dip_bson_now_ms();
+    /* The owner retries its own csv_imports write every few seconds while
+     * it lives: only an end older than two leases is another's to repair. */
+    bson_t *query = BCON_NEW(
+        "status", "{", "$in", "[", BCON_UTF8("completed"), BCON_UTF8("failed"),
+        BCON_UTF8("cancelled"), "]", "}", "log_pending", BCON_BOOL(true),
+        "finished_at", "{", "$lt",
+        BCON_DATE_TIME(now - 2 * self->lease_s * 1000), "}", "$or", "[", "{",
+        "log_lease", "{", "$exists", BCON_BOOL(false), "}", "}", "{",
+        "log_lease", "{", "$lt", BCON_DATE_TIME(now), "}", "}", "]");
+    bson_t *update =
+        BCON_NEW("$set", "{", "log_lease",
+                 BCON_DATE_TIME(now + 2 * self->lease_s * 1000), "}");
+    mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
+    bson_t reply;
+    bson_error_t error;
+    bson_iter_t it;
+    int rc = SUP_STORE_EFAIL;
+    mongoc_find_and_modify_opts_set_update(opts, update);
+    mongoc_find_and_modify_opts_set_flags(opts,
+                                          MONGOC_FIND_AND_MODIFY_RETURN_NEW);
+    if (!mongoc_collection_find_and_modify_with_opts(self->queues, query, opts,
+                                                     &reply, &error)) {
+        snprintf(err, errlen, "looking for unrecorded import ends failed: %s",
+                 error.message);
+        goto cleanup;
+    }
+    rc = 0;
+    if (bson_iter_init_find(&it, &reply, "value") &&
+        BSON_ITER_HOLDS_DOCUMENT(&it)) {
+        const uint8_t *data;
+        uint32_t len;
+        bson_t doc;
+        sup_store_result_t r;
+        bson_iter_document(&it, &len, &data);
+        if (bson_init_static(&doc, data, len)) {
+            memset(&r, 0, sizeof(r));
+            r.status = dip_bson_get_str(&doc, "status");
+            r.error = dip_bson_get_str(&doc, "error");
+            r.lines = dip_bson_get_int(&doc, "progress.lines", 0);
+            /* No supervisor holds it: its status is final already. */
+            rc = sup_store_finish(self, &doc, -1, &r, err, errlen);
+            if (rc == SUP_STORE_OK) {
+                dip_log(DIP_LOG_NOTICE, NULL,
+                        "recorded the end of an import whose supervisor "
+                        "stopped before its import log was written");
+                rc = 1;
+            } else {
+                rc = SUP_STORE_EFAIL;
+            }
+        }
+    }
+    bson_destroy(&reply);
+cleanup:
+    mongoc_find_and_modify_opts_destroy(opts);
+    bson_destroy(query);
     bson_destroy(update);
     return rc;
 }

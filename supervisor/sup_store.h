@@ -125,6 +125,13 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
                      const sup_store_result_t *result, char *err,
                      size_t errlen);
 
+/* Writes csv_imports for one ended import whose queue document is final
+ * but whose import log never landed (its supervisor died between the two
+ * writes; the final status marked it log_pending), claimed by a lease so
+ * one supervisor does it. 1 when one was repaired, 0 when none waits,
+ * negative on a database error. */
+int sup_store_repair_log(sup_store_t *self, char *err, size_t errlen);
+
 /* Hands an import back, fenced by owner and epoch: status (pending or
  * paused), in_progress false, no claim, checkpoint kept; error may be NULL.
  * SUP_STORE_ELOST when the claim is gone (nothing written). */

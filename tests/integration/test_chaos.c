@@ -474,7 +474,16 @@ static void check_import(int i)
     if (it_check_stages(&env, &im->pipeline, im->gen, why, sizeof(why)) < 0)
         fail_msg("import %s: %s", im->hex, why);
 
-    /* csv_imports: one document, saying what deals and errors hold. */
+    /* csv_imports: one document, saying what deals and errors hold. An
+     * end whose supervisor died before its log was written is recorded by
+     * another once two leases have passed (sup_store_repair_log): wait for
+     * that, a bounded while. */
+    {
+        char f[128];
+        snprintf(f, sizeof(f), "{\"queue_id\":{\"$oid\":\"%s\"}}", im->hex);
+        for (int w = 0; w < 600 && it_count(&env, "csv_imports", f) == 0; w++)
+            usleep(100000);
+    }
     c = it_coll(&env, "csv_imports");
     filter = BCON_NEW("queue_id", BCON_OID(&im->qid));
     cur = mongoc_collection_find_with_opts(c, filter, NULL, NULL);

@@ -311,7 +311,10 @@ static void test_notify_and_garbage(void **state)
     ctx = zmq_ctx_new();
     for (int round = 0; round < 2; round++) {
         char ident[64], hex[25];
-        int linger = 0, timeout = 2000;
+        /* A linger long enough that what was queued before the
+         * connection came up is still sent: on a loaded machine the whole
+         * burst can be queued before it does. */
+        int linger = 5000, timeout = 2000;
         bson_oid_to_string(&qid, hex);
         dealer = zmq_socket(ctx, ZMQ_DEALER);
         if (round == 0)
@@ -322,6 +325,7 @@ static void test_notify_and_garbage(void **state)
         zmq_setsockopt(dealer, ZMQ_LINGER, &linger, sizeof(linger));
         zmq_setsockopt(dealer, ZMQ_SNDTIMEO, &timeout, sizeof(timeout));
         assert_int_equal(zmq_connect(dealer, ep), 0);
+        usleep(200000);
         srand(7);
         for (int i = 0; i < 2000; i++) {
             size_t n = (size_t)(rand() % 300);
