@@ -333,6 +333,8 @@ static int claim_one(sup_event_t *self, int64_t now_ms, bson_t *out)
                                                      &reply, &e)) {
         dip_log(DIP_LOG_WARNING, NULL,
                 "cannot claim a completion event to deliver: %s", e.message);
+        /* the reply is initialized even on failure */
+        bson_destroy(&reply);
         goto cleanup;
     }
     rc = 0;

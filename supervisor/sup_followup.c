@@ -276,6 +276,8 @@ int sup_followup_claim(mongoc_collection_t *imports, const char *owner,
                                                      &reply, &e)) {
         dip_text_format(err, errlen, NULL,
                         "claiming an import's follow-ups: %s", e.message);
+        /* the reply is initialized even on failure */
+        bson_destroy(&reply);
         goto cleanup;
     }
     rc = 0;

@@ -1073,6 +1073,8 @@ int sup_store_repair_log(sup_store_t *self, char *err, size_t errlen)
                                                      &reply, &error)) {
         snprintf(err, errlen, "looking for unrecorded import ends failed: %s",
                  error.message);
+        /* the reply is initialized even on failure */
+        bson_destroy(&reply);
         goto cleanup;
     }
     rc = 0;

@@ -313,6 +313,13 @@ static void test_dry_run(void **state)
     assert_int_equal(it_count(&env, "deals", filter), 0);
     assert_int_equal(
         it_count_id(&env, "pipeline_stages", "pipeline_id", &pipeline), 0);
+    /* The error file follows the final status: wait for it. */
+    snprintf(filter, sizeof(filter),
+             "{\"queue_id\":{\"$oid\":\"%s\"},\"error_file.key\":"
+             "{\"$exists\":true}}",
+             hex);
+    for (int i = 0; i < 600 && it_count(&env, "csv_imports", filter) == 0; i++)
+        usleep(100000);
     imports = it_coll(&env, "csv_imports");
     bson_init(&imp);
     {

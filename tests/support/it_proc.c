@@ -65,6 +65,39 @@ static int is_zombie(const char *pid)
            paren[2] == 'X';
 }
 
+/* 1 when process pid's parent is itself a dealimport-worker: a task the
+ * worker cloned, not a second worker (LeakSanitizer checks a sanitizer
+ * build's worker at its exit from such a task, which bears the worker's
+ * command line). */
+static int child_of_worker(const char *pid)
+{
+    char path[300], buf[4096];
+    FILE *f;
+    long ppid = -1;
+    size_t len;
+    snprintf(path, sizeof(path), "/proc/%s/status", pid);
+    f = fopen(path, "re");
+    if (f == NULL)
+        return 0;
+    while (fgets(buf, sizeof(buf), f))
+        if (strncmp(buf, "PPid:", 5) == 0)
+            ppid = atol(buf + 5);
+    fclose(f);
+    if (ppid <= 1)
+        return 0;
+    snprintf(path, sizeof(path), "/proc/%ld/cmdline", ppid);
+    f = fopen(path, "re");
+    if (f == NULL)
+        return 0;
+    len = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] == '\0')
+            buf[i] = ' ';
+    return strstr(buf, "dealimport-worker") != NULL;
+}
+
 int it_worker_pids(const bson_oid_t *qid, pid_t *out, int max)
 {
     char hex[25];
@@ -89,7 +122,8 @@ int it_worker_pids(const bson_oid_t *qid, pid_t *out, int max)
             if (buf[i] == '\0')
                 buf[i] = ' ';
         if (strstr(buf, "dealimport-worker") && strstr(buf, hex) &&
-            !strstr(buf, "/bin/sh") && !is_zombie(e->d_name)) {
+            !strstr(buf, "/bin/sh") && !is_zombie(e->d_name) &&
+            !child_of_worker(e->d_name)) {
             if (n < max)
                 out[n] = (pid_t)atoi(e->d_name);
             n++;
