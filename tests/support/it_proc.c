@@ -11,6 +11,26 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The command line of process pid, its NULs as spaces; 0, or -1 when it
+ * cannot be read. */
+static int cmdline(const char *pid, char *buf, size_t len)
+{
+    char path[300];
+    FILE *f;
+    size_t n;
+    snprintf(path, sizeof(path), "/proc/%s/cmdline", pid);
+    f = fopen(path, "re");
+    if (f == NULL)
+        return -1;
+    n = fread(buf, 1, len - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] == '\0')
+            buf[i] = ' ';
+    return 0;
+}
+
 pid_t it_worker_pid(const bson_oid_t *qid)
 {
     char hex[25];
@@ -19,21 +39,10 @@ pid_t it_worker_pid(const bson_oid_t *qid)
     pid_t found = -1;
     bson_oid_to_string(qid, hex);
     while (d && (e = readdir(d)) != NULL) {
-        char path[300], buf[4096];
-        FILE *f;
-        size_t n;
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+        char buf[4096];
+        if (e->d_name[0] < '0' || e->d_name[0] > '9' ||
+            cmdline(e->d_name, buf, sizeof(buf)) < 0)
             continue;
-        snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
-        f = fopen(path, "re");
-        if (f == NULL)
-            continue;
-        n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        for (size_t i = 0; i < n; i++)
-            if (buf[i] == '\0')
-                buf[i] = ' ';
         if (strstr(buf, "dealimport-worker") && strstr(buf, hex) &&
             !strstr(buf, "/bin/sh")) {
             found = (pid_t)atoi(e->d_name);
@@ -74,7 +83,6 @@ static int child_of_worker(const char *pid)
     char path[300], buf[4096];
     FILE *f;
     long ppid = -1;
-    size_t len;
     snprintf(path, sizeof(path), "/proc/%s/status", pid);
     f = fopen(path, "re");
     if (f == NULL)
@@ -85,17 +93,9 @@ static int child_of_worker(const char *pid)
     fclose(f);
     if (ppid <= 1)
         return 0;
-    snprintf(path, sizeof(path), "/proc/%ld/cmdline", ppid);
-    f = fopen(path, "re");
-    if (f == NULL)
-        return 0;
-    len = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[len] = '\0';
-    for (size_t i = 0; i < len; i++)
-        if (buf[i] == '\0')
-            buf[i] = ' ';
-    return strstr(buf, "dealimport-worker") != NULL;
+    snprintf(path, sizeof(path), "%ld", ppid);
+    return cmdline(path, buf, sizeof(buf)) == 0 &&
+           strstr(buf, "dealimport-worker") != NULL;
 }
 
 int it_worker_pids(const bson_oid_t *qid, pid_t *out, int max)
@@ -106,21 +106,10 @@ int it_worker_pids(const bson_oid_t *qid, pid_t *out, int max)
     int n = 0;
     bson_oid_to_string(qid, hex);
     while (d && (e = readdir(d)) != NULL) {
-        char path[300], buf[4096];
-        FILE *f;
-        size_t len;
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+        char buf[4096];
+        if (e->d_name[0] < '0' || e->d_name[0] > '9' ||
+            cmdline(e->d_name, buf, sizeof(buf)) < 0)
             continue;
-        snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
-        f = fopen(path, "re");
-        if (f == NULL)
-            continue;
-        len = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[len] = '\0';
-        for (size_t i = 0; i < len; i++)
-            if (buf[i] == '\0')
-                buf[i] = ' ';
         if (strstr(buf, "dealimport-worker") && strstr(buf, hex) &&
             !strstr(buf, "/bin/sh") && !is_zombie(e->d_name) &&
             !child_of_worker(e->d_name)) {
