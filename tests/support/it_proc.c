@@ -15,7 +15,7 @@
  * cannot be read. */
 static int cmdline(const char *pid, char *buf, size_t len)
 {
-    char path[300];
+    char path[340];
     FILE *f;
     size_t n;
     snprintf(path, sizeof(path), "/proc/%s/cmdline", pid);
