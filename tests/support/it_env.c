@@ -246,8 +246,13 @@ int it_wait_final(it_env_t *env, const bson_oid_t *qid, int timeout_ms,
         const bson_t *doc;
         if (mongoc_cursor_next(cur, &doc)) {
             const char *s = dip_bson_get_str(doc, "status");
-            if (s && (strcmp(s, "completed") == 0 || strcmp(s, "failed") == 0 ||
-                      strcmp(s, "cancelled") == 0)) {
+            bson_iter_t lp;
+            /* An end is whole once csv_imports has landed: the final status
+             * is written first and carries log_pending until then. */
+            if (s &&
+                (strcmp(s, "completed") == 0 || strcmp(s, "failed") == 0 ||
+                 strcmp(s, "cancelled") == 0) &&
+                !bson_iter_init_find(&lp, doc, "log_pending")) {
                 bson_destroy(out);
                 bson_copy_to(doc, out);
                 rc = 0;

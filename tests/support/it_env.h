@@ -60,7 +60,8 @@ void it_enqueue(it_env_t *env, const char *key, const bson_oid_t *account,
                 const char *mappings_json, bson_oid_t *out);
 
 /* Waits until the queue document's status is one of the final ones
- * (completed, failed, cancelled) or timeout_ms passes. Copies the document
+ * (completed, failed, cancelled) and its csv_imports has landed (no
+ * log_pending), or timeout_ms passes. Copies the document
  * into out (initialized by the callee). Returns 0 or -1 on timeout. */
 int it_wait_final(it_env_t *env, const bson_oid_t *qid, int timeout_ms,
                   bson_t *out);
