@@ -82,8 +82,10 @@ static int wait_string_final(const char *id, int timeout_ms, bson_t *out)
         const bson_t *doc;
         if (mongoc_cursor_next(cur, &doc)) {
             const char *st = dip_bson_get_str(doc, "status");
+            bson_iter_t lp;
             if (st &&
-                (strcmp(st, "failed") == 0 || strcmp(st, "completed") == 0)) {
+                (strcmp(st, "failed") == 0 || strcmp(st, "completed") == 0) &&
+                !bson_iter_init_find(&lp, doc, "log_pending")) {
                 bson_copy_to(doc, out);
                 rc = 0;
             }

@@ -237,7 +237,10 @@ int it_ctl_wait_status(it_env_t *env, const bson_oid_t *qid, const char *status,
         bson_t doc;
         int match = 0;
         if (it_ctl_queue_doc(env, qid, &doc) == 0) {
-            match = strcmp(it_str(&doc, "status"), status) == 0;
+            bson_iter_t lp;
+            /* a final status is whole once csv_imports has landed */
+            match = strcmp(it_str(&doc, "status"), status) == 0 &&
+                    !bson_iter_init_find(&lp, &doc, "log_pending");
             bson_destroy(&doc);
         }
         if (match)

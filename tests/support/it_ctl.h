@@ -54,7 +54,8 @@ int64_t it_ctl_lines(const char *runtime, const char *id);
 int64_t it_ctl_wait_lines(const char *runtime, const char *id,
                           int64_t min_lines, int timeout_ms);
 
-/* Waits until the queue document's status is status. 0 or -1. */
+/* Waits until the queue document's status is status (and, for a final one,
+ * its csv_imports has landed: no log_pending). 0 or -1. */
 int it_ctl_wait_status(it_env_t *env, const bson_oid_t *qid, const char *status,
                        int timeout_ms);
 
