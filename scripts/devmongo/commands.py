@@ -270,6 +270,8 @@ class Commands:
         # Commands run, by 'collection.command' (or '$cmd.command'), for the
         # cost measurements in docs/scaling.md.
         self.counts = collections.Counter()
+        # seconds spent running each command under the lock
+        self.seconds = collections.Counter()
         self.table = {
             'hello': self.cmd_hello,
             'isMaster': self.cmd_hello,
@@ -322,15 +324,21 @@ class Commands:
         rs = self.replset
         if rs is None:
             with self.lock:
+                t0 = time.monotonic()
                 self.counts['%s.%s' % (target, name)] += 1
                 reply = self._guarded(handler, db, cmd, conn)
+                self.seconds['%s.%s' % (target, name)] += \
+                    time.monotonic() - t0
         else:
             self._await_hello(rs, name, cmd)
             arrived = rs.stepdowns
             with self.lock:
+                t0 = time.monotonic()
                 self.counts['%s.%s' % (target, name)] += 1
                 reply = self._run_member(rs, handler, name, db, cmd, conn,
                                          arrived)
+                self.seconds['%s.%s' % (target, name)] += \
+                    time.monotonic() - t0
         if self.verbose:
             log('conn %d: %s.%s %r -> %s (%.1f ms)' % (
                 conn.conn_id, db, name, cmd[name],
@@ -518,11 +526,14 @@ class Commands:
     def cmd_dev_command_counts(self, db, cmd, conn):
         """{devCommandCounts: 1, reset: bool}: the development server's own
         count of the commands run since it started (or the last reset), by
-        'collection.command' over all databases."""
+        'collection.command' over all databases, and the seconds each
+        spent running (under the engine's lock)."""
         counts = dict(self.counts)
+        seconds = dict(self.seconds)
         if _bool(cmd, 'devCommandCounts', 'reset'):
             self.counts.clear()
-        return {'counts': counts, 'ok': 1.0}
+            self.seconds.clear()
+        return {'counts': counts, 'seconds': seconds, 'ok': 1.0}
 
     def cmd_dev_step_down(self, db, cmd, conn):
         """{devStepDown: seconds, firstWrite: 'none' | 'writeConcernError'

@@ -166,6 +166,59 @@ def _path_values_slow(values, parts):
     return out, True
 
 
+_FALLBACK = object()
+
+
+def _walk(doc, parts):
+    """The value at a dotted path with no array on the way: the value,
+    _MISSING, or _FALLBACK where an array asks for mongomock's rules."""
+    cur = doc
+    for p in parts:
+        if isinstance(cur, list):
+            return _FALLBACK
+        if not isinstance(cur, dict):
+            return _MISSING
+        cur = cur.get(p, _MISSING)
+        if cur is _MISSING:
+            return _MISSING
+    return _FALLBACK if isinstance(cur, list) else cur
+
+
+def compile_filter(spec):
+    """A fast predicate for the filters the service's hot paths send, or
+    None: equality of dotted paths with strings or ObjectIds (where BSON's
+    equality is Python's), and {path: {$exists: bool}}. A document with an
+    array on a path is judged by mongomock's filter_applies, so the answer
+    is always that of the generic code."""
+    if not isinstance(spec, dict) or not spec:
+        return None
+    tests = []
+    for key, want in spec.items():
+        if not isinstance(key, str) or key[:1] == '$':
+            return None
+        parts = key.split('.')
+        if type(want) is str or type(want) is ObjectId:
+            tests.append((parts, 0, want))
+        elif (isinstance(want, dict) and len(want) == 1 and
+              type(want.get('$exists')) is bool):
+            tests.append((parts, 1, want['$exists']))
+        else:
+            return None
+
+    def applies(doc):
+        for parts, kind, want in tests:
+            got = _walk(doc, parts)
+            if got is _FALLBACK:
+                return filter_applies(spec, doc)
+            if kind == 0:
+                if type(got) is not type(want) or got != want:
+                    return False
+            elif (got is not _MISSING) != want:
+                return False
+        return True
+    return applies
+
+
 class UniqueIndex:
     """One unique index: hashed key -> store key of its document, and
     hashed document id -> the keys it holds (to undo them on change)."""
@@ -177,13 +230,17 @@ class UniqueIndex:
         self.paths = [f.split('.') for f in self.fields]
         self.sparse = sparse
         self.partial = partial
-        self.simple = not sparse and partial is None
+        self.simple = not sparse
+        self.applies = None
+        if partial is not None:
+            self.applies = compile_filter(partial) or (
+                lambda doc: filter_applies(partial, doc))
         self.owner = {}
         self.keys_by_id = {}
 
     def entries(self, doc):
         """[(hashed key, raw values)] the document files under."""
-        if self.partial is not None and not filter_applies(self.partial, doc):
+        if self.applies is not None and not self.applies(doc):
             return ()
         per_field = []
         present = False
@@ -206,6 +263,8 @@ class UniqueIndex:
         the raw values, with a fast path for documents without arrays."""
         if not self.simple:
             return tuple(hk for hk, _ in self.entries(doc))
+        if self.applies is not None and not self.applies(doc):
+            return ()
         key = []
         for parts in self.paths:
             cur = doc
@@ -406,7 +465,10 @@ class DevCollection(mongomock.collection.Collection):
             docs = list(self._store._documents.values())
             if not docs:
                 filter_applies(filter, {})  # still reject a bad filter
-        return (d for d in docs if filter_applies(filter, d))
+        applies = compile_filter(filter)
+        if applies is None:
+            return (d for d in docs if filter_applies(filter, d))
+        return (d for d in docs if applies(d))
 
     def dev_count(self, spec):
         """How many documents match, without copying any."""

@@ -783,6 +783,96 @@ static void test_unique_index_unordered_bulk(void **state)
     mongoc_collection_destroy(coll);
 }
 
+/* One insert; true when it was accepted. */
+static bool insert_json(mongoc_collection_t *coll, const char *json)
+{
+    bson_error_t error;
+    bson_t *doc = bson_new_from_json((const uint8_t *)json, -1, &error);
+    bool ok;
+    assert_non_null(doc);
+    ok = mongoc_collection_insert_one(coll, doc, NULL, NULL, &error);
+    if (!ok)
+        assert_int_equal(error.code, 11000);
+    bson_destroy(doc);
+    return ok;
+}
+
+static int64_t count_json(mongoc_collection_t *coll, const char *json)
+{
+    bson_error_t error;
+    bson_t *filter = bson_new_from_json((const uint8_t *)json, -1, &error);
+    int64_t n;
+    assert_non_null(filter);
+    n = count_all(coll, filter);
+    bson_destroy(filter);
+    return n;
+}
+
+/* The deals index as the worker creates it (partial on `import` existing)
+ * and the counts the supervisor makes: what mongod answers, also where an
+ * array or a null lies on a path. */
+static void test_partial_index_and_equality(void **state)
+{
+    fixture_t *fx = *state;
+    mongoc_collection_t *coll = fresh_collection(fx, "partial");
+    bson_t *cmd = BCON_NEW(
+        "createIndexes", BCON_UTF8("partial"), "indexes", "[", "{", "key", "{",
+        "account_id", BCON_INT32(1), "import.queue_id", BCON_INT32(1),
+        "import.line", BCON_INT32(1), "}", "name", BCON_UTF8("import_unique"),
+        "unique", BCON_BOOL(true), "partialFilterExpression", "{", "import",
+        "{", "$exists", BCON_BOOL(true), "}", "}", "}", "]");
+    bson_t reply;
+    bson_error_t error;
+    const char *a = "{\"$oid\":\"0000000000000000000000aa\"}";
+    const char *q = "{\"$oid\":\"0000000000000000000000bb\"}";
+    char doc[512], filter[512];
+
+    assert_true(db_command(fx, cmd, &reply, &error));
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+    /* Outside the index: the CRM's own deals never collide. */
+    snprintf(doc, sizeof(doc), "{\"account_id\":%s,\"name\":\"x\"}", a);
+    assert_true(insert_json(coll, doc));
+    assert_true(insert_json(coll, doc));
+    /* Inside it: a repeated (account, queue, line) is refused. */
+    snprintf(doc, sizeof(doc),
+             "{\"account_id\":%s,\"import\":{\"queue_id\":%s,"
+             "\"line\":1}}",
+             a, q);
+    assert_true(insert_json(coll, doc));
+    assert_false(insert_json(coll, doc));
+    /* The queue id as a string is another key, and not an equal value. */
+    snprintf(doc, sizeof(doc),
+             "{\"account_id\":%s,\"import\":{\"queue_id\":"
+             "\"0000000000000000000000bb\",\"line\":1}}",
+             a);
+    assert_true(insert_json(coll, doc));
+    /* A null `import` exists: two of them share the key (null, null). */
+    snprintf(doc, sizeof(doc), "{\"account_id\":%s,\"import\":null}", a);
+    assert_true(insert_json(coll, doc));
+    assert_false(insert_json(coll, doc));
+    /* An array on the path: its element holds the value. */
+    snprintf(doc, sizeof(doc),
+             "{\"account_id\":%s,\"import\":[{\"queue_id\":%s,"
+             "\"line\":2}]}",
+             a, q);
+    assert_true(insert_json(coll, doc));
+
+    snprintf(filter, sizeof(filter),
+             "{\"account_id\":%s,\"import.queue_id\":%s}", a, q);
+    assert_int_equal(count_json(coll, filter), 2);
+    assert_int_equal(
+        count_json(coll, "{\"import.queue_id\":\"0000000000000000000000bb\"}"),
+        1);
+    assert_int_equal(count_json(coll, "{\"import\":{\"$exists\":true}}"), 4);
+    assert_int_equal(count_json(coll, "{\"import\":{\"$exists\":false}}"), 2);
+    assert_int_equal(count_json(coll, "{\"import.line\":{\"$exists\":true}}"),
+                     3);
+    assert_int_equal(count_json(coll, "{\"name\":\"x\"}"), 2);
+    assert_int_equal(count_json(coll, "{\"name\":\"X\"}"), 0);
+    mongoc_collection_destroy(coll);
+}
+
 static void test_unique_index_ordered_stops(void **state)
 {
     fixture_t *fx = *state;
@@ -1343,6 +1433,7 @@ int main(void)
         cmocka_unit_test(test_find_and_modify_claims),
         cmocka_unit_test(test_count_documents),
         cmocka_unit_test(test_unique_index_unordered_bulk),
+        cmocka_unit_test(test_partial_index_and_equality),
         cmocka_unit_test(test_unique_index_ordered_stops),
         cmocka_unit_test(test_unique_index_upserts),
         cmocka_unit_test(test_unique_index_over_duplicates_fails),
