@@ -452,12 +452,17 @@ static void check_import(int i)
     char why[512];
     int found = 0;
 
-    if (it_wait_final(&env, &im->qid, 10000, &q) != 0) {
+    /* An end whose supervisor died before its log was written is recorded
+     * by another once two leases have passed (sup_store_repair_log): the
+     * wait covers that. */
+    if (it_wait_final(&env, &im->qid, 6 * LEASE_S * 1000, &q) != 0) {
         bson_destroy(&q);
         queue_doc(&im->qid, &q);
-        fail_msg("import %s is not final: '%s', claimed by '%s', at line "
-                 "%lld",
-                 im->hex, it_str(&q, "status"), it_str(&q, "claimed_by"),
+        fail_msg("import %s is not final with its log: '%s'%s, claimed by "
+                 "'%s', at line %lld",
+                 im->hex, it_str(&q, "status"),
+                 bson_has_field(&q, "log_pending") ? " (log_pending)" : "",
+                 it_str(&q, "claimed_by"),
                  (long long)dip_bson_get_int(&q, "progress.lines", -1));
     }
     if (strcmp(it_str(&q, "status"), "completed") != 0)
@@ -474,16 +479,7 @@ static void check_import(int i)
     if (it_check_stages(&env, &im->pipeline, im->gen, why, sizeof(why)) < 0)
         fail_msg("import %s: %s", im->hex, why);
 
-    /* csv_imports: one document, saying what deals and errors hold. An
-     * end whose supervisor died before its log was written is recorded by
-     * another once two leases have passed (sup_store_repair_log): wait for
-     * that, a bounded while. */
-    {
-        char f[128];
-        snprintf(f, sizeof(f), "{\"queue_id\":{\"$oid\":\"%s\"}}", im->hex);
-        for (int w = 0; w < 600 && it_count(&env, "csv_imports", f) == 0; w++)
-            usleep(100000);
-    }
+    /* csv_imports: one document, saying what deals and errors hold. */
     c = it_coll(&env, "csv_imports");
     filter = BCON_NEW("queue_id", BCON_OID(&im->qid));
     cur = mongoc_collection_find_with_opts(c, filter, NULL, NULL);
