@@ -277,6 +277,9 @@ static void test_sigterm_hands_back(void **state)
     assert_int_equal(WEXITSTATUS(it_process_stop(sup, SIGTERM, 30000)), 0);
 }
 
+/* Large enough that the import still runs when the garbage is sent. */
+#define GARBAGE_ROWS 100000
+
 static void test_notify_and_garbage(void **state)
 {
     char sock_path[108], notify_env[160], log[256], buf[4096], ep[400];
@@ -285,7 +288,7 @@ static void test_notify_and_garbage(void **state)
     int fd, ready = 0, status = 0, stopping = 0;
     bson_oid_t qid;
     bson_t q;
-    pid_t sup;
+    pid_t sup, wpid;
     void *ctx, *dealer;
     (void)state;
     snprintf(sock_path, sizeof(sock_path), "/tmp/it-notify-%d.sock",
@@ -300,13 +303,22 @@ static void test_notify_and_garbage(void **state)
     extra[0] = notify_env;
     extra[1] = NULL;
 
-    enqueue_rows("imports/deals/contain/garbage.csv", 20000, 40, &qid);
+    enqueue_rows("imports/deals/contain/garbage.csv", GARBAGE_ROWS, 40, &qid);
     log_path(log, sizeof(log), "garbage");
     sup = it_supervisor_start(&env, extra, log);
 
     /* Garbage and spoofed messages on the worker-events socket, under the
      * running import's own identity and others. */
     assert_int_equal(it_wait_int(&env, &qid, "progress.lines", 1000, 60000), 0);
+    /* The worker is held still meanwhile, so the import certainly runs
+     * while they arrive (a fast machine could otherwise end it first, and
+     * the drops of an ended import's identity would share the intruder's
+     * log line, which is rate-limited). */
+    wpid = it_worker_pid(&qid);
+    if (wpid <= 0)
+        fail_msg("the import's worker ended before the garbage could be "
+                 "sent: make GARBAGE_ROWS larger");
+    assert_int_equal(kill(wpid, SIGSTOP), 0);
     snprintf(ep, sizeof(ep), "ipc://%s/events.ipc", env.runtime);
     ctx = zmq_ctx_new();
     for (int round = 0; round < 2; round++) {
@@ -341,12 +353,24 @@ static void test_notify_and_garbage(void **state)
         zmq_close(dealer);
     }
     zmq_ctx_term(ctx);
+    {
+        char hex[25], running[160];
+        bson_oid_to_string(&qid, hex);
+        snprintf(running, sizeof(running),
+                 "{\"_id\":{\"$oid\":\"%s\"},\"status\":\"processing\"}", hex);
+        assert_int_equal(it_count(&env, "queues", running), 1);
+    }
+    for (int w = 0;
+         w < 300 && !it_file_contains(log, "dropped a message from 'intruder'");
+         w++)
+        usleep(100000);
+    assert_true(it_file_contains(log, "dropped a message from 'intruder'"));
+    assert_int_equal(kill(wpid, SIGCONT), 0);
 
     assert_int_equal(it_wait_final(&env, &qid, 120000, &q), 0);
     assert_string_equal(it_str(&q, "status"), "completed");
     bson_destroy(&q);
-    assert_exact(&qid, 20000);
-    assert_true(it_file_contains(log, "dropped a message from 'intruder'"));
+    assert_exact(&qid, GARBAGE_ROWS);
     assert_int_equal(WEXITSTATUS(it_process_stop(sup, SIGTERM, 30000)), 0);
 
     /* What systemd would have read. */
