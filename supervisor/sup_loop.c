@@ -279,6 +279,11 @@ static char **build_envp(const dip_config_t *cfg)
         if (v && asprintf(&envp[n], "%s=%s", keep[i], v) >= 0)
             n++;
     }
+    /* libmongoc's counters live in a /dev/shm file per process, created as
+     * the library loads; a worker killed for a limit would leave its file
+     * behind for good (and a later process of the same pid would warn). */
+    if ((envp[n] = strdup("MONGOC_DISABLE_SHM=1")) != NULL)
+        n++;
     envp[n] = NULL;
     return envp;
 }

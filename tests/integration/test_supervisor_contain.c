@@ -68,6 +68,16 @@ static void log_path(char *buf, size_t len, const char *name)
     snprintf(buf, len, "/tmp/it-contain-%d-%s.log", (int)getpid(), name);
 }
 
+/* 1 when the process maps a libmongoc counters segment: a file in
+ * /dev/shm that outlives a SIGKILL (and, once its pid comes round again,
+ * makes that process print a warning). */
+static int maps_mongoc_shm(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/maps", (long)pid);
+    return it_file_contains(path, "/dev/shm/mongoc-");
+}
+
 static void test_worker_killed_resumes(void **state)
 {
     static const char *const extra[] = {"DEALIMPORT_BATCH_ROWS=200", NULL};
@@ -82,6 +92,8 @@ static void test_worker_killed_resumes(void **state)
     assert_int_equal(it_wait_int(&env, &qid, "progress.lines", 1, 60000), 0);
     w = it_wait_worker(&qid, 10000);
     assert_true(w > 0);
+    /* Killed workers leave nothing in /dev/shm. */
+    assert_false(maps_mongoc_shm(w));
     assert_int_equal(kill(w, SIGKILL), 0);
     /* the next worker, resumed from the checkpoint after a backoff */
     for (int i = 0; i < 1000 && it_worker_pid(&qid) == w; i++)
