@@ -231,40 +231,6 @@ static const case_t cases[] = {
 
 static it_env_t env;
 
-/* 1 when the csv_imports document of qid has a note containing words. */
-static int has_note(const bson_oid_t *qid, const char *words)
-{
-    mongoc_collection_t *c = it_coll(&env, "csv_imports");
-    bson_t *filter = BCON_NEW("queue_id", BCON_OID(qid));
-    mongoc_cursor_t *cur =
-        mongoc_collection_find_with_opts(c, filter, NULL, NULL);
-    const bson_t *doc;
-    int found = 0;
-    if (mongoc_cursor_next(cur, &doc)) {
-        bson_iter_t it, notes;
-        if (bson_iter_init_find(&it, doc, "notes") &&
-            BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &notes))
-            while (bson_iter_next(&notes))
-                if (BSON_ITER_HOLDS_UTF8(&notes) &&
-                    strstr(bson_iter_utf8(&notes, NULL), words))
-                    found = 1;
-    }
-    mongoc_cursor_destroy(cur);
-    bson_destroy(filter);
-    mongoc_collection_destroy(c);
-    return found;
-}
-
-/* Deals of qid matching the JSON filter. */
-static int64_t count_deals(const bson_oid_t *qid, const char *json)
-{
-    char hex[25], full[2048];
-    bson_oid_to_string(qid, hex);
-    snprintf(full, sizeof(full), "{\"import.queue_id\":{\"$oid\":\"%s\"},%s",
-             hex, json + 1);
-    return it_count(&env, "deals", full);
-}
-
 /* The line error of (qid, line): its message holds words, and its row is
  * exactly [raw] when raw is not NULL. 0 when so, else 1 (said on stderr). */
 static int check_error(const case_t *c, const bson_oid_t *qid,
@@ -340,7 +306,7 @@ static int check_case(const case_t *c, const bson_oid_t *qid)
                         it_str(&q, "error"), c->words[i]);
                 bad++;
             }
-        } else if (!has_note(qid, c->words[i])) {
+        } else if (!it_has_note(&env, qid, c->words[i])) {
             fprintf(stderr, "case '%s': no note says '%s'\n", c->name,
                     c->words[i]);
             bad++;
@@ -372,7 +338,7 @@ static int check_case(const case_t *c, const bson_oid_t *qid)
         bad++;
     }
     for (int i = 0; i < MAX_FILTERS && c->filters[i]; i++)
-        if (count_deals(qid, c->filters[i]) != 1) {
+        if (it_count_import_deals(&env, qid, c->filters[i]) != 1) {
             fprintf(stderr, "case '%s': no deal matches %s\n", c->name,
                     c->filters[i]);
             bad++;

@@ -216,6 +216,40 @@ cleanup:
     return rc;
 }
 
+int it_has_note(it_env_t *env, const bson_oid_t *qid, const char *words)
+{
+    mongoc_collection_t *c = it_coll(env, "csv_imports");
+    bson_t *filter = BCON_NEW("queue_id", BCON_OID(qid));
+    mongoc_cursor_t *cur =
+        mongoc_collection_find_with_opts(c, filter, NULL, NULL);
+    const bson_t *doc;
+    int found = 0;
+    if (mongoc_cursor_next(cur, &doc)) {
+        bson_iter_t it, notes;
+        if (bson_iter_init_find(&it, doc, "notes") &&
+            BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &notes))
+            while (bson_iter_next(&notes))
+                if (BSON_ITER_HOLDS_UTF8(&notes) &&
+                    strstr(bson_iter_utf8(&notes, NULL), words))
+                    found = 1;
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    mongoc_collection_destroy(c);
+    return found;
+}
+
+int64_t it_count_import_deals(it_env_t *env, const bson_oid_t *qid,
+                              const char *json)
+{
+    char hex[25], full[2048];
+    bson_oid_to_string(qid, hex);
+    /* The filter's own keys, plus the import. */
+    snprintf(full, sizeof(full), "{\"import.queue_id\":{\"$oid\":\"%s\"},%s",
+             hex, json + 1);
+    return it_count(env, "deals", full);
+}
+
 int64_t it_count_id(it_env_t *env, const char *coll, const char *key,
                     const bson_oid_t *id)
 {

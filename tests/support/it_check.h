@@ -44,6 +44,13 @@ int it_check_stages(it_env_t *env, const bson_oid_t *pipeline,
 int64_t it_count_id(it_env_t *env, const char *coll, const char *key,
                     const bson_oid_t *id);
 
+/* 1 when the csv_imports document of qid has a note containing words. */
+int it_has_note(it_env_t *env, const bson_oid_t *qid, const char *words);
+
+/* Deals of import qid that also match the JSON filter json (an object). */
+int64_t it_count_import_deals(it_env_t *env, const bson_oid_t *qid,
+                              const char *json);
+
 /* Applies {$set: set} to the queue document qid (before a supervisor runs). */
 void it_queue_set(it_env_t *env, const bson_oid_t *qid, const bson_t *set);
 
