@@ -1,0 +1,16 @@
+/*
+ * dip_time: the one monotonic clock of the three programs. Every deadline,
+ * lease margin, backoff and timeout is measured on it, never on the wall
+ * clock, so a clock step (NTP, an operator's `date`) moves no deadline.
+ * Wall-clock times that go into documents are BSON dates from bson's own
+ * helpers (dip_bson_iso_time formats them).
+ */
+#ifndef DIP_TIME_H
+#define DIP_TIME_H
+
+#include <stdint.h>
+
+/* Milliseconds on CLOCK_MONOTONIC: only differences mean anything. */
+int64_t dip_time_mono_ms(void);
+
+#endif
