@@ -43,25 +43,69 @@ const char *dip_bson_get_str(const bson_t *doc, const char *dotted)
     return bson_iter_utf8(&it, NULL);
 }
 
+int dip_bson_iter_int(const bson_iter_t *it, int64_t *out)
+{
+    switch (bson_iter_type(it)) {
+    case BSON_TYPE_INT32:
+        *out = bson_iter_int32(it);
+        return 0;
+    case BSON_TYPE_INT64:
+        *out = bson_iter_int64(it);
+        return 0;
+    case BSON_TYPE_DOUBLE: {
+        double d = bson_iter_double(it);
+        if (d >= -9e15 && d <= 9e15 && d == (double)(int64_t)d) {
+            *out = (int64_t)d;
+            return 0;
+        }
+        return -1;
+    }
+    default:
+        return -1;
+    }
+}
+
 int64_t dip_bson_get_int(const bson_t *doc, const char *dotted, int64_t def)
 {
     bson_iter_t it;
+    int64_t v;
     if (doc == NULL || !bson_iter_init(&it, doc) ||
-        !bson_iter_find_descendant(&it, dotted, &it))
+        !bson_iter_find_descendant(&it, dotted, &it) ||
+        dip_bson_iter_int(&it, &v) < 0)
         return def;
-    switch (bson_iter_type(&it)) {
+    return v;
+}
+
+const char *dip_bson_type_name(bson_type_t type)
+{
+    switch (type) {
+    case BSON_TYPE_UTF8:
+    case BSON_TYPE_SYMBOL:
+        return "a string";
     case BSON_TYPE_INT32:
-        return bson_iter_int32(&it);
     case BSON_TYPE_INT64:
-        return bson_iter_int64(&it);
-    case BSON_TYPE_DOUBLE: {
-        double d = bson_iter_double(&it);
-        if (d >= -9e15 && d <= 9e15 && d == (double)(int64_t)d)
-            return (int64_t)d;
-        return def;
-    }
+    case BSON_TYPE_DOUBLE:
+    case BSON_TYPE_DECIMAL128:
+        return "a number";
+    case BSON_TYPE_DOCUMENT:
+        return "an object";
+    case BSON_TYPE_ARRAY:
+        return "an array";
+    case BSON_TYPE_BOOL:
+        return "a boolean";
+    case BSON_TYPE_NULL:
+        return "null";
+    case BSON_TYPE_UNDEFINED:
+        return "undefined";
+    case BSON_TYPE_OID:
+        return "an ObjectId";
+    case BSON_TYPE_DATE_TIME:
+    case BSON_TYPE_TIMESTAMP:
+        return "a date";
+    case BSON_TYPE_BINARY:
+        return "binary data";
     default:
-        return def;
+        return "a value of another type";
     }
 }
 

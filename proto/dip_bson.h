@@ -20,6 +20,17 @@ const char *dip_bson_get_str(const bson_t *doc, const char *dotted);
 /* Integer at `dotted` (int32, int64 or integral double), or def. */
 int64_t dip_bson_get_int(const bson_t *doc, const char *dotted, int64_t def);
 
+/* The integer an iterator holds: int32, int64, or a double with no
+ * fraction within +-9e15. 0 with *out set, or -1 (any other type, a
+ * fraction, out of range) leaving *out alone. The one strict reading of a
+ * number that every program uses instead of bson_iter_as_int64, which
+ * turns a string into 0 and truncates 1.5 to 1. */
+int dip_bson_iter_int(const bson_iter_t *it, int64_t *out);
+
+/* What a BSON type is called in a sentence for a person: "a string", "a
+ * number", "an object", "an array", "a boolean", "null", ... */
+const char *dip_bson_type_name(bson_type_t type);
+
 /* Appends `key: {$in: [ObjectId, "hex"]}` so a query matches an id stored in
  * either form. */
 void dip_bson_append_id_match(bson_t *q, const char *key, const bson_oid_t *id);

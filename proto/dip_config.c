@@ -72,6 +72,7 @@ static const setting_t settings[] = {
     N("DEALIMPORT_MAX_LINE_ERRORS", max_line_errors, 0, 100000000),
     N("DEALIMPORT_ERROR_BUFFER_BYTES", error_buffer_bytes, 1048576, 1073741824),
     N("DEALIMPORT_MAX_NEW_STAGES", max_new_stages, 0, 1000000),
+    N("DEALIMPORT_MAX_TAGS", max_tags, 0, 10000),
     N("DEALIMPORT_NOTIFY_MAX_S", notify_max_s, 1, 31536000),
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -107,6 +108,7 @@ void dip_config_init(dip_config_t *cfg)
     cfg->max_line_errors = 100000;
     cfg->error_buffer_bytes = 8 * 1024 * 1024;
     cfg->max_new_stages = 100;
+    cfg->max_tags = 50;
     cfg->notify_max_s = 86400;
 }
 

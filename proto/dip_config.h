@@ -88,6 +88,9 @@ typedef struct dip_config {
     /* new pipeline stages one import may create: DEALIMPORT_MAX_NEW_STAGES,
      * default 100 */
     long max_new_stages;
+    /* tags one queue document may give its deals, each of at most 256
+     * bytes; more fail the import: DEALIMPORT_MAX_TAGS, default 50 */
+    long max_tags;
     /* a worker's: the secret its supervisor made for this spawn, "" when
      * not started by one (64 hex digits, from the secrets channel only),
      * proven in its hello */

@@ -406,8 +406,9 @@ static int is_own_duplicate(bson_iter_t *we)
 {
     bson_iter_t f;
     const char *msg;
+    int64_t code = 0;
     if (!bson_iter_recurse(we, &f) || !bson_iter_find(&f, "code") ||
-        bson_iter_as_int64(&f) != 11000)
+        dip_bson_iter_int(&f, &code) < 0 || code != 11000)
         return 0;
     if (bson_iter_recurse(we, &f) && bson_iter_find(&f, "keyPattern") &&
         BSON_ITER_HOLDS_DOCUMENT(&f)) {
@@ -433,14 +434,16 @@ static int write_concern_error(const bson_t *reply, bson_error_t *error)
 {
     bson_iter_t it, wce, f;
     const char *msg = NULL;
+    int64_t code = 0;
     if (!bson_iter_init_find(&it, reply, "writeConcernErrors") ||
         !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &wce) ||
         !bson_iter_next(&wce))
         return 0;
     error->domain = MONGOC_ERROR_WRITE_CONCERN;
     error->code = 64; /* WriteConcernFailed, when the server names none */
-    if (bson_iter_recurse(&wce, &f) && bson_iter_find(&f, "code"))
-        error->code = (uint32_t)bson_iter_as_int64(&f);
+    if (bson_iter_recurse(&wce, &f) && bson_iter_find(&f, "code") &&
+        dip_bson_iter_int(&f, &code) == 0 && code > 0 && code <= UINT32_MAX)
+        error->code = (uint32_t)code;
     if (bson_iter_recurse(&wce, &f) && bson_iter_find(&f, "errmsg"))
         msg = bson_iter_utf8(&f, NULL);
     bson_strncpy(error->message, msg ? msg : "write concern failed",
@@ -480,8 +483,10 @@ int wrk_db_insert_deals(wrk_db_t *self, const bson_t *const *docs, size_t n,
                 bson_iter_t f;
                 int64_t idx = -1;
                 write_errors++;
-                if (bson_iter_recurse(&we, &f) && bson_iter_find(&f, "index"))
-                    idx = bson_iter_as_int64(&f);
+                if (bson_iter_recurse(&we, &f) &&
+                    (!bson_iter_find(&f, "index") ||
+                     dip_bson_iter_int(&f, &idx) < 0))
+                    idx = -1;
                 if (idx < 0 || (size_t)idx >= n)
                     continue;
                 if (is_own_duplicate(&we)) {

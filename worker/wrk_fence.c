@@ -3,6 +3,7 @@
  * claim fields of the queue document and a monotonic time.
  */
 #include "wrk_fence.h"
+#include "dip_bson.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -29,15 +30,10 @@ int wrk_fence_due(const wrk_fence_t *f, int64_t now_ms)
 static int64_t epoch_of(const bson_t *doc, int *ok)
 {
     bson_iter_t it;
-    *ok = 0;
-    if (!bson_iter_init_find(&it, doc, "claims"))
-        return 0;
-    if (BSON_ITER_HOLDS_INT32(&it) || BSON_ITER_HOLDS_INT64(&it) ||
-        BSON_ITER_HOLDS_DOUBLE(&it)) {
-        *ok = 1;
-        return bson_iter_as_int64(&it);
-    }
-    return 0;
+    int64_t v = 0;
+    *ok = bson_iter_init_find(&it, doc, "claims") &&
+          dip_bson_iter_int(&it, &v) == 0;
+    return *ok ? v : 0;
 }
 
 static const char *str_of(const bson_t *doc, const char *key)

@@ -93,6 +93,7 @@ typedef struct import {
      * does but write deals and stages; the deals it would add */
     int dry;
     int64_t would_add;
+    size_t csv_ignored; /* entries of the document's `csv` after the first */
     /* the file: as the checkpoint recorded it, and as storage reports it */
     file_id_t file_then, file_now;
     int started; /* the start message is out */
@@ -685,15 +686,18 @@ static int on_data(void *arg, const char *buf, size_t len)
     return rc == WRK_CSV_OK ? 0 : 1;
 }
 
-/* Reads the ids, tags and key from the queue document. The key's length
+/* Reads the ids, tags, flags and key from the queue document. The key's length
  * is the stored one, so a NUL inside it is seen by the key check instead of
  * cutting the key short. Returns 0 or -1 with im->err set. */
 static int read_queue_doc(import_t *im, const bson_t *q, const char **key,
                           size_t *key_len)
 {
     wrk_queue_t doc;
-    if (wrk_queue_read(q, &doc, im->err, sizeof(im->err)) < 0)
+    if (wrk_queue_read(q, (size_t)im->cfg->max_tags, &doc, im->err,
+                       sizeof(im->err)) < 0)
         return -1;
+    im->dry = doc.dry_run;
+    im->csv_ignored = doc.csv_ignored;
     im->user = doc.user;
     im->account = doc.account;
     im->pipeline = doc.pipeline;
@@ -846,6 +850,11 @@ static const notes_t *notes_for(import_t *im, notes_t *nt, int empty,
         NOTE(nt, "the file is empty: nothing to import");
     else if (no_rows)
         NOTE(nt, "the file has a header but no rows");
+    if (im->csv_ignored > 0)
+        NOTE(nt,
+             "the queue document names %zu more %s in 'csv' after the first: "
+             "only the first is imported",
+             im->csv_ignored, im->csv_ignored == 1 ? "file" : "files");
     if (conv > 0)
         NOTE(nt, "%llu cells were not UTF-8 and were read as Windows-1252",
              (unsigned long long)conv);
@@ -1040,11 +1049,6 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
                 im.fence.owner, (long long)im.fence.epoch);
         exit_code = DIP_EXIT_FENCED;
         goto cleanup;
-    }
-    {
-        bson_iter_t it;
-        im.dry =
-            bson_iter_init_find(&it, &q, "dry_run") && bson_iter_as_bool(&it);
     }
     /* Everything about the document is checked before anything is
      * written. */

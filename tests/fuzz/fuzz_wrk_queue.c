@@ -45,7 +45,7 @@ static int verdict(const bson_t *q, const uint8_t *data, size_t size)
     wrk_map_t *m;
     bson_iter_t it;
     int v = 0;
-    if (wrk_queue_read(q, &d, err, sizeof(err)) < 0) {
+    if (wrk_queue_read(q, 50, &d, err, sizeof(err)) < 0) {
         sentence(err);
         return 1;
     }
@@ -54,8 +54,13 @@ static int verdict(const bson_t *q, const uint8_t *data, size_t size)
               (const uint8_t *)d.key + d.key_len <= data + size,
           "the key is not inside the document");
     check(bson_iter_init(&it, &d.tags), "tags unreadable");
-    while (bson_iter_next(&it))
+    while (bson_iter_next(&it)) {
         check(BSON_ITER_HOLDS_UTF8(&it), "a tag that is not a string");
+        check(bson_iter_utf8(&it, NULL) != NULL &&
+                  strlen(bson_iter_utf8(&it, NULL)) <= WRK_QUEUE_TAG_MAX_BYTES,
+              "a tag over the byte limit");
+    }
+    check(bson_count_keys(&d.tags) <= 50, "more tags than the limit");
     err[0] = '\0';
     if (dip_storage_check_key(d.key, d.key_len, err, sizeof(err)) != 0) {
         sentence(err);

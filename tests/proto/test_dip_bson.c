@@ -1,0 +1,68 @@
+/*
+ * Tests dip_bson's strict readers: a number is an int32, an int64 or a
+ * double without a fraction, and nothing else is read as one (a string, a
+ * boolean, 1.5, NaN); the names of types in sentences.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+
+#include "dip_bson.h"
+
+static void test_iter_int(void **state)
+{
+    bson_t *d =
+        BCON_NEW("i32", BCON_INT32(-7), "i64", BCON_INT64(INT64_C(1) << 40),
+                 "d", BCON_DOUBLE(12.0), "frac", BCON_DOUBLE(1.5), "big",
+                 BCON_DOUBLE(1e300), "nan", BCON_DOUBLE(NAN), "s",
+                 BCON_UTF8("12"), "b", BCON_BOOL(true), "n", BCON_NULL);
+    static const struct {
+        const char *key;
+        int rc;
+        int64_t v;
+    } cases[] = {
+        {"i32", 0, -7},  {"i64", 0, INT64_C(1) << 40},
+        {"d", 0, 12},    {"frac", -1, 99},
+        {"big", -1, 99}, {"nan", -1, 99},
+        {"s", -1, 99},   {"b", -1, 99},
+        {"n", -1, 99},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        bson_iter_t it;
+        int64_t v = 99;
+        assert_true(bson_iter_init_find(&it, d, cases[i].key));
+        assert_int_equal(dip_bson_iter_int(&it, &v), cases[i].rc);
+        assert_int_equal(v, cases[i].v);
+        assert_int_equal(dip_bson_get_int(d, cases[i].key, 99), cases[i].v);
+    }
+    assert_int_equal(dip_bson_get_int(d, "absent", 5), 5);
+    bson_destroy(d);
+}
+
+static void test_type_names(void **state)
+{
+    (void)state;
+    assert_string_equal(dip_bson_type_name(BSON_TYPE_UTF8), "a string");
+    assert_string_equal(dip_bson_type_name(BSON_TYPE_INT32), "a number");
+    assert_string_equal(dip_bson_type_name(BSON_TYPE_DOUBLE), "a number");
+    assert_string_equal(dip_bson_type_name(BSON_TYPE_BOOL), "a boolean");
+    assert_string_equal(dip_bson_type_name(BSON_TYPE_ARRAY), "an array");
+    assert_string_equal(dip_bson_type_name(BSON_TYPE_DOCUMENT), "an object");
+    assert_string_equal(dip_bson_type_name(BSON_TYPE_NULL), "null");
+    assert_string_equal(dip_bson_type_name(BSON_TYPE_REGEX),
+                        "a value of another type");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_iter_int),
+        cmocka_unit_test(test_type_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
