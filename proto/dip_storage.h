@@ -22,7 +22,16 @@ enum {
     DIP_STORAGE_ETRANSIENT = -4, /* retries exhausted */
     DIP_STORAGE_EABORT = -5,     /* the sink asked to stop */
     DIP_STORAGE_EFAIL = -6,      /* other permanent failure */
+    DIP_STORAGE_ECHANGED = -7,   /* a response was of another version */
 };
+
+/* The slowest transfer that is not stalled: under DIP_STORAGE_STALL_BPS
+ * bytes a second, averaged over DIP_STORAGE_STALL_S seconds, a request is
+ * cut (a server that accepts and never answers, or trickles) and the try
+ * counts as a transient failure. A try that delivered less than the two
+ * multiplied does not earn its attempts back. */
+#define DIP_STORAGE_STALL_BPS 1024L
+#define DIP_STORAGE_STALL_S 60L
 
 typedef struct dip_storage_sink {
     void *arg;
@@ -34,7 +43,10 @@ typedef struct dip_storage_sink {
     int (*data)(void *arg, const char *buf, size_t len);
     /* Called once, before any data, with what identifies this version of
      * the object: S3's ETag (size and mtime_ns -1), or for file:// "" and
-     * the file's size and modification time in ns. May be NULL. */
+     * the file's size and modification time in ns. May be NULL. Every
+     * later response (S3's resumed ones) or read (file://) is compared
+     * with it by storage itself: a difference ends the download with
+     * DIP_STORAGE_ECHANGED before a byte of it reaches data. */
     void (*identity)(void *arg, const char *etag, int64_t size,
                      int64_t mtime_ns);
 } dip_storage_sink_t;

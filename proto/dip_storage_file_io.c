@@ -27,7 +27,21 @@ struct dip_storage_file {
     char *url;  /* as configured, for messages */
     char *root; /* the directory */
     unsigned int rng;
+    int (*stop)(void *arg); /* dip_storage_set_stop's, or NULL */
+    void *stop_arg;
 };
+
+void dip_storage_file_set_stop(dip_storage_file_t *self, int (*stop)(void *arg),
+                               void *arg)
+{
+    self->stop = stop;
+    self->stop_arg = arg;
+}
+
+static int64_t mtime_ns(const struct stat *st)
+{
+    return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
 
 __attribute__((format(printf, 4, 5))) static int
 say(int rc, char *err, size_t errlen, const char *fmt, ...)
@@ -197,15 +211,36 @@ int dip_storage_file_get(dip_storage_file_t *self, const char *key,
     if (sink->size)
         sink->size(sink->arg, (int64_t)st.st_size);
     if (sink->identity)
-        sink->identity(sink->arg, "", (int64_t)st.st_size,
-                       (int64_t)st.st_mtim.tv_sec * 1000000000 +
-                           st.st_mtim.tv_nsec);
+        sink->identity(sink->arg, "", (int64_t)st.st_size, mtime_ns(&st));
     for (;;) {
-        ssize_t n = pread(fd, buf, IO_CHUNK, (off_t)pos);
+        struct stat now;
+        ssize_t n;
+        if (self->stop && self->stop(self->stop_arg)) {
+            rc = say(DIP_STORAGE_EABORT, err, errlen,
+                     "the download of file '%s' from storage '%s' was "
+                     "stopped",
+                     key, self->url);
+            goto cleanup;
+        }
+        n = pread(fd, buf, IO_CHUNK, (off_t)pos);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
             rc = file_errno(self, key, errno, "read", err, errlen);
+            goto cleanup;
+        }
+        /* After the read: bytes written before it moved the time. */
+        if (fstat(fd, &now) < 0) {
+            rc = file_errno(self, key, errno, "read", err, errlen);
+            goto cleanup;
+        }
+        if (now.st_size != st.st_size || mtime_ns(&now) != mtime_ns(&st)) {
+            rc = say(DIP_STORAGE_ECHANGED, err, errlen,
+                     "file '%s' in storage '%s' changed during the download: "
+                     "it had %" PRId64 " bytes modified at %" PRId64
+                     " ns, now %" PRId64 " bytes at %" PRId64 " ns",
+                     key, self->url, (int64_t)st.st_size, mtime_ns(&st),
+                     (int64_t)now.st_size, mtime_ns(&now));
             goto cleanup;
         }
         if (n == 0)

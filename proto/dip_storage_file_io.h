@@ -25,9 +25,17 @@ dip_storage_file_t *dip_storage_file_new(const char *url, char *err,
                                          size_t errlen);
 void dip_storage_file_destroy(dip_storage_file_t **self_p);
 
+/* As dip_storage_set_stop. */
+void dip_storage_file_set_stop(dip_storage_file_t *self, int (*stop)(void *arg),
+                               void *arg);
+
 /* As dip_storage_get: streams the file under key from offset into sink. A
  * key naming anything but a regular file fails with DIP_STORAGE_EFAIL
- * ("... is not a regular file") without waiting on it. */
+ * ("... is not a regular file") without waiting on it. The file's size
+ * and modification time are read again after each read: a file written
+ * meanwhile ends the download with DIP_STORAGE_ECHANGED before the bytes
+ * of that read reach the sink. (A file replaced by a rename is not
+ * changed for this download: its open descriptor reads the old one.) */
 int dip_storage_file_get(dip_storage_file_t *self, const char *key,
                          uint64_t offset, const dip_storage_sink_t *sink,
                          char *err, size_t errlen);

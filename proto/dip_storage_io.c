@@ -97,6 +97,21 @@ void dip_storage_set_multipart(dip_storage_t *self, int64_t threshold,
         dip_storage_s3_set_multipart(self->s3, threshold, part_size);
 }
 
+void dip_storage_set_stop(dip_storage_t *self, int (*stop)(void *arg),
+                          void *arg)
+{
+    if (self && self->s3)
+        dip_storage_s3_set_stop(self->s3, stop, arg);
+    if (self && self->file)
+        dip_storage_file_set_stop(self->file, stop, arg);
+}
+
+void dip_storage_set_stall(dip_storage_t *self, long bytes_per_s, long seconds)
+{
+    if (self && self->s3)
+        dip_storage_s3_set_stall(self->s3, bytes_per_s, seconds);
+}
+
 int dip_storage_get(dip_storage_t *self, const char *key, uint64_t offset,
                     const dip_storage_sink_t *sink, char *err, size_t errlen)
 {

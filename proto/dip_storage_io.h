@@ -6,7 +6,8 @@
  * through, and the rules they share are in dip_storage.h. Downloads
  * stream into a caller's sink straight from the network or the file, never
  * holding the object in memory; transient failures are retried with backoff
- * and resumed with a Range request from the last byte delivered. A storage
+ * and resumed with a Range request from the last byte delivered; every
+ * response is checked to be of the object the first one was. A storage
  * handle is used by one thread at a time; it keeps its HTTP connection open
  * between requests.
  */
@@ -39,11 +40,15 @@ const char *dip_storage_url(const dip_storage_t *self);
  * short) are retried up to the configured attempts with backoff, each retry
  * resuming with a Range request from the last byte delivered (and If-Match on
  * the first response's ETag, so a replaced object is not spliced), so the
- * sink sees every byte exactly once, in order; a try that delivered bytes
- * does not use up an attempt. 404 gives DIP_STORAGE_ENOTFOUND, 401/403
- * DIP_STORAGE_EDENIED, each with a sentence naming the key and the reason.
- * An offset equal to the size delivers nothing; beyond it is
- * DIP_STORAGE_EFAIL. For file:// the key is a path under the directory. */
+ * sink sees every byte exactly once, in order; a try that delivered at
+ * least a stall's worth of bytes does not use up an attempt. A response of
+ * another object (another ETag, or none after a first with one, another
+ * size; a file:// file whose size or modification time moved; S3's 412)
+ * ends the download with DIP_STORAGE_ECHANGED before any of its bytes. 404
+ * gives DIP_STORAGE_ENOTFOUND, 401/403 DIP_STORAGE_EDENIED, each with a
+ * sentence naming the key and the reason. An offset equal to the size delivers
+ * nothing; beyond it is DIP_STORAGE_EFAIL. For file:// the key is a path under
+ * the directory. */
 int dip_storage_get(dip_storage_t *self, const char *key, uint64_t offset,
                     const dip_storage_sink_t *sink, char *err, size_t errlen);
 
@@ -68,6 +73,18 @@ int dip_storage_put_fd(dip_storage_t *self, const char *key, int fd, char *err,
  * under 5 MiB but the last, so smaller values are for test servers. */
 void dip_storage_set_multipart(dip_storage_t *self, int64_t threshold,
                                int64_t part_size);
+
+/* The function a download asks, while it waits, whether to stop: during
+ * an S3 transfer (libcurl's progress callback, about once a second even
+ * when no byte arrives), during a retry's backoff (every 200 ms) and
+ * between file:// reads. Non-zero ends the call with DIP_STORAGE_EABORT.
+ * It runs on the calling thread; NULL (the default) never stops. */
+void dip_storage_set_stop(dip_storage_t *self, int (*stop)(void *arg),
+                          void *arg);
+
+/* S3 only: the low-speed limit (DIP_STORAGE_STALL_BPS over
+ * DIP_STORAGE_STALL_S by default; 0 restores one). Lower for tests. */
+void dip_storage_set_stall(dip_storage_t *self, long bytes_per_s, long seconds);
 
 /* Deletes an object; a missing one is not an error. */
 int dip_storage_delete(dip_storage_t *self, const char *key, char *err,

@@ -33,8 +33,8 @@
 #define BODY_MAX 8192
 #define HASH_CHUNK (64 * 1024)
 #define CONNECT_TIMEOUT_MS 10000L
-/* A transfer that moves less than 1 byte/s for this long is stalled. */
-#define STALL_S 60L
+/* A stop is looked for this often while a retry waits. */
+#define STOP_POLL_MS 200L
 
 struct dip_storage_s3 {
     char *url;    /* as configured, for messages */
@@ -46,6 +46,12 @@ struct dip_storage_s3 {
     unsigned int rng; /* jitter */
     CURL *curl;
     int curl_global; /* curl_global_init succeeded */
+    /* the slowest transfer that is not stalled: low_bps bytes/s averaged
+     * over low_s seconds */
+    long low_bps, low_s;
+    int (*stop)(void *arg); /* dip_storage_set_stop's, or NULL */
+    void *stop_arg;
+    int stopped; /* stop said yes during this call's requests or waits */
 };
 
 __attribute__((format(printf, 4, 5))) static int
@@ -75,6 +81,8 @@ dip_storage_s3_t *dip_storage_s3_new(const dip_config_t *cfg, char *err,
     self->backoff_ms = cfg->row_backoff_ms > 0 ? cfg->row_backoff_ms : 0;
     self->mp_threshold = DIP_STORAGE_MULTIPART_THRESHOLD;
     self->mp_part = DIP_STORAGE_PART_SIZE;
+    self->low_bps = DIP_STORAGE_STALL_BPS;
+    self->low_s = DIP_STORAGE_STALL_S;
     self->rng = (unsigned int)time(NULL) ^ (unsigned int)getpid() ^
                 (unsigned int)(uintptr_t)self;
     if ((self->bucket =
@@ -155,17 +163,57 @@ void dip_storage_s3_set_multipart(dip_storage_s3_t *self, int64_t threshold,
     self->mp_part = part_size > 0 ? part_size : DIP_STORAGE_PART_SIZE;
 }
 
-static void backoff_sleep(dip_storage_s3_t *self, int failures)
+void dip_storage_s3_set_stall(dip_storage_s3_t *self, long bytes_per_s,
+                              long seconds)
+{
+    self->low_bps = bytes_per_s > 0 ? bytes_per_s : DIP_STORAGE_STALL_BPS;
+    self->low_s = seconds > 0 ? seconds : DIP_STORAGE_STALL_S;
+}
+
+void dip_storage_s3_set_stop(dip_storage_s3_t *self, int (*stop)(void *arg),
+                             void *arg)
+{
+    self->stop = stop;
+    self->stop_arg = arg;
+}
+
+static int stop_asked(dip_storage_s3_t *self)
+{
+    if (!self->stopped && self->stop && self->stop(self->stop_arg))
+        self->stopped = 1;
+    return self->stopped;
+}
+
+/* Waits before the next try, in slices, so that a stop asked meanwhile
+ * ends the wait. -1 when it did. */
+static int backoff_sleep(dip_storage_s3_t *self, int failures)
 {
     long ms =
         dip_storage_backoff_ms(self->backoff_ms, failures, rand_r(&self->rng));
-    struct timespec ts;
-    if (ms <= 0)
-        return;
-    ts.tv_sec = (time_t)(ms / 1000);
-    ts.tv_nsec = (ms % 1000) * 1000000L;
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
+    while (ms > 0) {
+        long slice = ms < STOP_POLL_MS ? ms : STOP_POLL_MS;
+        struct timespec ts = {(time_t)(slice / 1000),
+                              (slice % 1000) * 1000000L};
+        if (stop_asked(self))
+            return -1;
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+            ;
+        ms -= slice;
+    }
+    return stop_asked(self) ? -1 : 0;
+}
+
+/* libcurl calls this about once a second, and more often while bytes
+ * move, even when nothing arrives: a stop reaches a request that waits
+ * on a silent server. */
+static int xferinfo_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+                       curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    return stop_asked(arg) ? 1 : 0;
 }
 
 /* --- one request -------------------------------------------------------- */
@@ -205,8 +253,16 @@ static void s3_begin(dip_storage_s3_t *self, char *curlerr)
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, STALL_S);
+    /* A server that accepts and never answers, or answers a few bytes a
+     * second, is cut after low_s seconds under low_bps; the try is then
+     * transient and retried within the attempts. */
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, self->low_bps);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, self->low_s);
+    if (self->stop) {
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, self);
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    }
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_cloexec_socket);
 }
@@ -422,6 +478,7 @@ static int s3_call(dip_storage_s3_t *self, const call_t *c, reply_t *r,
 {
     char reason[512] = "", curlerr[CURL_ERROR_SIZE];
     int failures = 0;
+    self->stopped = 0;
     for (;;) {
         CURLcode res;
         long status = 0;
@@ -454,6 +511,10 @@ static int s3_call(dip_storage_s3_t *self, const call_t *c, reply_t *r,
         }
         res = s3_perform(self, c->method, c->key, c->query, NULL, 0,
                          c->payload_hash, c->content_type, &status);
+        if (res == CURLE_ABORTED_BY_CALLBACK && self->stopped)
+            return say(DIP_STORAGE_EABORT, err, errlen,
+                       "the %s of file '%s' in storage '%s' was stopped",
+                       c->doing, c->key, self->url);
         if (r->read_errno)
             return say(DIP_STORAGE_EFAIL, err, errlen,
                        "cannot read the upload of file '%s': %s", c->key,
@@ -509,7 +570,10 @@ static int s3_call(dip_storage_s3_t *self, const call_t *c, reply_t *r,
                        "could not %s file '%s' in storage '%s' after %d "
                        "attempts: %s",
                        c->doing, c->key, self->url, failures, reason);
-        backoff_sleep(self, failures);
+        if (backoff_sleep(self, failures) < 0)
+            return say(DIP_STORAGE_EABORT, err, errlen,
+                       "the %s of file '%s' in storage '%s' was stopped",
+                       c->doing, c->key, self->url);
     }
 }
 
@@ -528,7 +592,15 @@ typedef struct {
     int size_reported;
     int aborted;
     int bad_range;
+    /* The object's identity as the first success response gave it: its
+     * ETag ("" when it sent none) and size (-1 when unknown); every later
+     * response is compared with it before its body is read. */
+    int have_first;
     char etag[256];
+    int64_t first_total;
+    char resp_etag[256]; /* the response being read's; "\x01" when too long */
+    int changed;         /* a response of another object was refused */
+    char changed_why[384];
     body_t body;
 } get_ctx_t;
 
@@ -543,6 +615,65 @@ static void report_size(get_ctx_t *g, int64_t total)
     }
 }
 
+/* A decimal header value, -1 unless it is all digits and fits. */
+static int64_t header_size(const char *v)
+{
+    int64_t n = 0;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (*v < '0' || *v > '9')
+        return -1;
+    for (; *v >= '0' && *v <= '9'; v++) {
+        if (n > (INT64_MAX - 9) / 10)
+            return -1;
+        n = n * 10 + (*v - '0');
+    }
+    while (*v == ' ' || *v == '\t')
+        v++;
+    return *v == '\0' ? n : -1;
+}
+
+/* Whether the success response whose headers just ended is of the object
+ * the first one was: the same ETag (a response without one, after a first
+ * with one, cannot show it is) and the same size where both are known.
+ * The first response sets what is compared. If-Match already asks S3 for
+ * this; a server or proxy that ignores it is caught here, before a byte of
+ * the other object reaches the sink. */
+static int same_object(get_ctx_t *g)
+{
+    int64_t total = g->status == 206 ? g->range_total : g->clen;
+    const char *why = NULL;
+    if (!g->have_first) {
+        g->have_first = 1;
+        /* An ETag too long to keep is not used (a cut one would make
+         * every resume fail its If-Match). */
+        snprintf(g->etag, sizeof(g->etag), "%s",
+                 g->resp_etag[0] == '\x01' ? "" : g->resp_etag);
+        g->first_total = total;
+        return 1;
+    }
+    if (g->etag[0] != '\0' && strcmp(g->etag, g->resp_etag) != 0)
+        why = g->resp_etag[0] == '\0' ? "a response without an ETag" : "ETag";
+    else if (g->first_total >= 0 && total >= 0 && total != g->first_total)
+        why = "size";
+    if (why == NULL)
+        return 1;
+    g->changed = 1;
+    if (strcmp(why, "size") == 0)
+        snprintf(g->changed_why, sizeof(g->changed_why),
+                 "its size was %" PRId64
+                 " bytes, a resumed response says %" PRId64,
+                 g->first_total, total);
+    else if (strcmp(why, "ETag") == 0)
+        snprintf(g->changed_why, sizeof(g->changed_why),
+                 "its ETag was %.120s, a resumed response has %.120s", g->etag,
+                 g->resp_etag[0] == '\x01' ? "a longer one" : g->resp_etag);
+    else
+        snprintf(g->changed_why, sizeof(g->changed_why),
+                 "its ETag was %.120s, a resumed response has none", g->etag);
+    return 0;
+}
+
 static size_t get_header_cb(char *buf, size_t size, size_t nitems, void *arg)
 {
     get_ctx_t *g = arg;
@@ -555,20 +686,22 @@ static size_t get_header_cb(char *buf, size_t size, size_t nitems, void *arg)
         const char *sp = strchr(line, ' ');
         g->status = sp ? strtol(sp + 1, NULL, 10) : 0;
         g->clen = g->range_first = g->range_total = -1;
+        g->resp_etag[0] = '\0';
         g->body.len = 0;
         g->body.buf[0] = '\0';
     } else if (ieq_prefix(line, l, "content-length:")) {
-        g->clen = strtoll(line + 15, NULL, 10);
+        g->clen = header_size(line + 15);
     } else if (ieq_prefix(line, l, "content-range:")) {
         if (dip_storage_parse_content_range(line + 14, &g->range_first,
                                             &g->range_total) < 0)
             g->range_first = g->range_total = -1;
-    } else if ((v = etag_value(line, l)) != NULL && g->status / 100 == 2 &&
-               g->etag[0] == '\0') {
-        /* An ETag too long to keep is not used (a cut one would make
-         * every resume fail its If-Match). */
-        if (strlen(v) < sizeof(g->etag))
-            memcpy(g->etag, v, strlen(v) + 1);
+    } else if ((v = etag_value(line, l)) != NULL && g->status / 100 == 2) {
+        /* An ETag too long to keep is never sent as If-Match (a cut one
+         * would fail every resume), but still differs from a short one. */
+        if (strlen(v) < sizeof(g->resp_etag))
+            memcpy(g->resp_etag, v, strlen(v) + 1);
+        else
+            memcpy(g->resp_etag, "\x01", 2);
     } else if (l == 0 && g->status / 100 == 2) {
         /* End of a success response's headers: where its body starts. */
         if (g->status == 206) {
@@ -584,6 +717,8 @@ static size_t get_header_cb(char *buf, size_t size, size_t nitems, void *arg)
             if (g->clen >= 0)
                 g->total = g->clen;
         }
+        if (!same_object(g))
+            return 0;
         report_size(g, g->total);
     }
     return n;
@@ -643,6 +778,14 @@ static int s3_get_try(dip_storage_s3_t *self, const char *key, get_ctx_t *g,
     curl_easy_setopt(self->curl, CURLOPT_WRITEDATA, g);
     res = s3_perform(self, "GET", key, NULL, extra, nextra,
                      DIP_SIGV4_UNSIGNED_PAYLOAD, NULL, &status);
+    if (g->changed)
+        return say(DIP_STORAGE_ECHANGED, err, errlen,
+                   "file '%s' in storage '%s' changed during the download: %s",
+                   key, self->url, g->changed_why);
+    if (res == CURLE_ABORTED_BY_CALLBACK && self->stopped)
+        return say(DIP_STORAGE_EABORT, err, errlen,
+                   "the download of file '%s' from storage '%s' was stopped",
+                   key, self->url);
     if (g->aborted)
         return say(DIP_STORAGE_EABORT, err, errlen,
                    "download of file '%s' from storage '%s' was stopped by "
@@ -701,7 +844,7 @@ static int s3_get_try(dip_storage_s3_t *self, const char *key, get_ctx_t *g,
                    "access to file '%s' in storage '%s' was denied (%s)", key,
                    self->url, reason);
     if (status == 412)
-        return say(DIP_STORAGE_EFAIL, err, errlen,
+        return say(DIP_STORAGE_ECHANGED, err, errlen,
                    "file '%s' in storage '%s' was replaced during the "
                    "download (%s)",
                    key, self->url, reason);
@@ -723,14 +866,17 @@ int dip_storage_s3_get(dip_storage_s3_t *self, const char *key, uint64_t offset,
     g->sink = sink;
     g->delivered = offset;
     g->total = -1;
+    self->stopped = 0;
     for (;;) {
         uint64_t before = g->delivered;
         rc = s3_get_try(self, key, g, reason, sizeof(reason), err, errlen);
         if (rc != TRY_TRANSIENT)
             break;
         /* Progress earns the download its attempts back: a long transfer
-         * over a flaky link is cut often but always moves on. */
-        if (g->delivered > before)
+         * over a flaky link is cut often but always moves on. A try that
+         * moved less than a stall's worth (a trickle, cut by the
+         * low-speed limit) does not: it uses up its attempt. */
+        if (g->delivered - before >= (uint64_t)(self->low_bps * self->low_s))
             failures = 0;
         if (++failures >= self->attempts) {
             rc = say(DIP_STORAGE_ETRANSIENT, err, errlen,
@@ -739,7 +885,13 @@ int dip_storage_s3_get(dip_storage_s3_t *self, const char *key, uint64_t offset,
                      key, self->url, failures, reason);
             break;
         }
-        backoff_sleep(self, failures);
+        if (backoff_sleep(self, failures) < 0) {
+            rc = say(DIP_STORAGE_EABORT, err, errlen,
+                     "the download of file '%s' from storage '%s' was "
+                     "stopped",
+                     key, self->url);
+            break;
+        }
     }
     free(g);
     return rc == TRY_DONE ? DIP_STORAGE_OK : rc;

@@ -36,6 +36,12 @@ void dip_storage_s3_destroy(dip_storage_s3_t **self_p);
 void dip_storage_s3_set_multipart(dip_storage_s3_t *self, int64_t threshold,
                                   int64_t part_size);
 
+/* As dip_storage_set_stall and dip_storage_set_stop. */
+void dip_storage_s3_set_stall(dip_storage_s3_t *self, long bytes_per_s,
+                              long seconds);
+void dip_storage_s3_set_stop(dip_storage_s3_t *self, int (*stop)(void *arg),
+                             void *arg);
+
 /* As dip_storage_get. */
 int dip_storage_s3_get(dip_storage_s3_t *self, const char *key, uint64_t offset,
                        const dip_storage_sink_t *sink, char *err,

@@ -31,6 +31,11 @@
 
 #define POOL_DOC_MAX 1024 /* bytes of a deal whose buffer is reused */
 
+/* Why an import fails when its file is not the one it started on. */
+#define FILE_CHANGED                                                           \
+    "the file changed since the import started: the rows imported so far "     \
+    "are kept, the rest is not read"
+
 /* The identity of the file being read, as storage reported it. */
 typedef struct file_id {
     int known;
@@ -86,6 +91,7 @@ typedef struct import {
     size_t bytes_max; /* a batch is inserted once it holds this much */
     /* progress, cumulative over the whole import */
     int64_t last_line, last_offset, bytes_total;
+    int64_t cp_line, cp_offset; /* of the last checkpoint reported */
     int64_t added, errors, rows_at_start;
     int64_t errors_not_stored; /* line errors past the per-import cap */
     int64_t converted_at_start;
@@ -422,6 +428,8 @@ report:
     bson_destroy(cp);
     if (rc < 0)
         return -1;
+    im->cp_line = im->last_line;
+    im->cp_offset = im->last_offset;
     {
         int action = wrk_events_poll_control(im->ev);
         if (action) {
@@ -653,6 +661,36 @@ static void on_identity(void *arg, const char *etag, int64_t size,
     im->file_now.known = 1;
 }
 
+/* Asked by storage while it waits (a silent or trickling server, a retry's
+ * backoff): a pause, cancel or stop, or a supervisor gone, ends the
+ * download within about a second instead of after the next batch. */
+static int on_wait(void *arg)
+{
+    import_t *im = arg;
+    int action;
+    if (im->stop != STOP_NONE)
+        return 1;
+    action = wrk_events_poll_control(im->ev);
+    if (action) {
+        im->stop = STOP_CONTROL;
+        im->action = action;
+    } else if (wrk_events_gone(im->ev)) {
+        im->stop = STOP_SUPERVISOR;
+    }
+    return im->stop != STOP_NONE;
+}
+
+/* A stop that came between checkpoints: the rows after the last one are
+ * dropped unwritten (their line errors, already sent, are stored once by
+ * line), and the import reports where the checkpoint stands, which is
+ * where a resume starts. */
+static void back_to_checkpoint(import_t *im)
+{
+    clear_batch(im);
+    im->last_line = im->cp_line;
+    im->last_offset = im->cp_offset;
+}
+
 static int same_file(const file_id_t *a, const file_id_t *b)
 {
     if (!a->known || !b->known)
@@ -667,8 +705,7 @@ static int on_data(void *arg, const char *buf, size_t len)
     import_t *im = arg;
     int rc;
     if (im->file_then.known && !same_file(&im->file_then, &im->file_now)) {
-        fail_with(im, "the file changed since the import started: the rows "
-                      "imported so far are kept, the rest is not read");
+        fail_with(im, FILE_CHANGED);
         return 1;
     }
     rc = wrk_csv_feed(im->csv, buf, len);
@@ -898,14 +935,19 @@ static int stream(import_t *im, const bson_t *q, const char *key)
     if (wrk_csv_header(im->csv, &nh) && bind_header(im) < 0)
         return finish(im, DIP_DONE_FAILED, NULL);
     im->rows_at_start = im->last_line;
+    im->cp_line = im->last_line;
+    im->cp_offset = im->last_offset;
 
     st = dip_storage_new(im->cfg, err, sizeof(err));
     if (st == NULL) {
         fail_with(im, err);
         return finish(im, DIP_DONE_FAILED, NULL);
     }
+    dip_storage_set_stop(st, on_wait, im);
     rc = dip_storage_get(st, key, start, &sink, err, sizeof(err));
     dip_storage_destroy(&st);
+    if (im->stop == STOP_CONTROL)
+        back_to_checkpoint(im);
 
     if (rc == DIP_STORAGE_OK && im->stop == STOP_NONE) {
         int frc = wrk_csv_finish(im->csv);
@@ -923,6 +965,11 @@ static int stream(import_t *im, const bson_t *q, const char *key)
         if (rc == DIP_STORAGE_ETRANSIENT) {
             im->stop = STOP_TEMPFAIL;
             dip_text_format(im->err, sizeof(im->err), NULL, "%s", err);
+        } else if (rc == DIP_STORAGE_ECHANGED) {
+            char msg[1024];
+            dip_text_format(msg, sizeof(msg), NULL, "%s (%s)", FILE_CHANGED,
+                            err);
+            fail_with(im, msg);
         } else {
             fail_with(im, err);
         }

@@ -103,6 +103,87 @@ static void test_file_whole_and_offset(void **state)
     free(data);
 }
 
+/* A sink that writes into the file it reads, on its first call: in place
+ * (same size, the time moves) or at the end. */
+typedef struct {
+    sink_state_t s;
+    const char *path;
+    int append, wrote;
+} writer_sink_t;
+
+static int write_back(void *arg, const char *buf, size_t len)
+{
+    writer_sink_t *w = arg;
+    if (!w->wrote) {
+        int fd =
+            open(w->path, O_WRONLY | O_CLOEXEC | (w->append ? O_APPEND : 0));
+        struct timespec later[2] = {{0, UTIME_OMIT}, {4000000000, 0}};
+        assert_true(fd >= 0);
+        assert_int_equal(pwrite(fd, "X", 1, 200000), 1);
+        /* A clock tick may be coarse: the time moves for sure. */
+        if (!w->append)
+            assert_int_equal(futimens(fd, later), 0);
+        close(fd);
+        w->wrote = 1;
+    }
+    return sink_data(&w->s, buf, len);
+}
+
+/* A file written during its download (class 8): ECHANGED, and the sink
+ * has the bytes read before the write only. */
+static void test_file_changed_during_download(void **state)
+{
+    file_fix_t *f = *state;
+    const size_t n = 300000;
+    char *data = make_bytes(n, 9), path[128], err[512] = "";
+    snprintf(path, sizeof(path), "%s/moving.csv", f->dir);
+    for (int append = 0; append < 2; append++) {
+        writer_sink_t w;
+        dip_storage_sink_t sink;
+        memset(&w, 0, sizeof(w));
+        sink = make_sink(&w.s);
+        sink.arg = &w;
+        sink.data = write_back;
+        w.path = path;
+        w.append = append;
+        write_file(path, data, n);
+        assert_int_equal(dip_storage_file_get(f->st, "moving.csv", 0, &sink,
+                                              err, sizeof(err)),
+                         DIP_STORAGE_ECHANGED);
+        assert_non_null(strstr(err, "file 'moving.csv' in storage"));
+        assert_non_null(strstr(err, "changed during the download"));
+        assert_int_equal(w.s.len, 128 * 1024);
+        assert_memory_equal(w.s.buf, data, w.s.len);
+        free(w.s.buf);
+    }
+    free(data);
+}
+
+static int stop_now(void *arg)
+{
+    (void)arg;
+    return 1;
+}
+
+/* A stop asked before a read ends the download there. */
+static void test_file_stop(void **state)
+{
+    file_fix_t *f = *state;
+    char path[128], err[512] = "";
+    sink_state_t s;
+    dip_storage_sink_t sink = make_sink(&s);
+    snprintf(path, sizeof(path), "%s/stopped.csv", f->dir);
+    write_file(path, "a,b\n1,2\n", 8);
+    dip_storage_file_set_stop(f->st, stop_now, NULL);
+    assert_int_equal(
+        dip_storage_file_get(f->st, "stopped.csv", 0, &sink, err, sizeof(err)),
+        DIP_STORAGE_EABORT);
+    dip_storage_file_set_stop(f->st, NULL, NULL);
+    assert_int_equal(s.len, 0);
+    assert_non_null(strstr(err, "was stopped"));
+    free(s.buf);
+}
+
 static void test_file_missing(void **state)
 {
     file_fix_t *f = *state;
@@ -279,6 +360,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_whole_and_offset),
+        cmocka_unit_test(test_file_changed_during_download),
+        cmocka_unit_test(test_file_stop),
         cmocka_unit_test(test_file_missing),
         cmocka_unit_test(test_file_symlink_refused),
         cmocka_unit_test(test_file_sink_abort),
