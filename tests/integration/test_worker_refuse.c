@@ -3,8 +3,10 @@
  * would write outside its deal, a storage key that would leave its storage,
  * and an import into another account's pipeline each end the import
  * `failed` with an error naming what is wrong, before anything is written:
- * no deal, no stage, no error line. Ids stored as 24-hex strings are as good
- * as ObjectIds.
+ * no deal, no stage, no error line. So do fields of the wrong type (class
+ * 11: `dry_run: "false"` is not read as a boolean) and tags past their
+ * bounds (5,000 tags, a tag of 257 bytes, a tag that is not a string). Ids
+ * stored as 24-hex strings are as good as ObjectIds.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +26,10 @@
 #include "it_env.h"
 
 #define GOOD_KEY "imports/deals/refuse/ok.csv"
+
+/* A case's set_json that stands for 5,000 tags, built when enqueued. */
+static const char many_tags[] = "5000 tags";
+#define T64 "tttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt"
 
 static const char file[] = "Deal Name,Stage,Evil,Amount\n"
                            "Acme,Lead,x,5000\n"
@@ -95,6 +101,17 @@ static const case_t cases[] = {
     {"bad pipeline_id", NULL, NULL, NULL, 0,
      "{\"additional_data.pipeline_id\":\"pipeline-1\"}", 0,
      "'additional_data.pipeline_id'", NULL},
+    {"dry_run a string", NULL, NULL, NULL, 0, "{\"dry_run\":\"false\"}", 0,
+     "'dry_run' is a string", "boolean"},
+    {"dry_run a number", NULL, NULL, NULL, 0, "{\"dry_run\":1}", 0,
+     "'dry_run' is a number", "boolean"},
+    {"5,000 tags", NULL, NULL, NULL, 0, many_tags, 0, "5000 tags",
+     "DEALIMPORT_MAX_TAGS"},
+    {"a tag of 257 bytes", NULL, NULL, NULL, 0,
+     "{\"additional_data.tags\":[\"ok\",\"" T64 T64 T64 T64 "x\"]}", 0, "tag 2",
+     "257 bytes"},
+    {"a tag not a string", NULL, NULL, NULL, 0,
+     "{\"additional_data.tags\":[\"ok\",{\"a\":1}]}", 0, "tag 2", "an object"},
     {"unknown pipeline", NULL, NULL, NULL, 0,
      "{\"additional_data.pipeline_id\":\"65a1b2c3d4e5f60718293a4b\"}", 0,
      "'65a1b2c3d4e5f60718293a4b'", "pipeline"},
@@ -145,7 +162,19 @@ static void enqueue_case(const case_t *c, bson_oid_t *qid, bson_oid_t *pipeline)
         it_queue_set(&env, qid, &set);
         bson_destroy(&set);
     }
-    if (c->set_json) {
+    if (c->set_json == many_tags) {
+        bson_t set = BSON_INITIALIZER, arr;
+        BSON_APPEND_ARRAY_BEGIN(&set, "additional_data.tags", &arr);
+        for (int i = 0; i < 5000; i++) {
+            char k[16], v[32];
+            snprintf(k, sizeof(k), "%d", i);
+            snprintf(v, sizeof(v), "tag number %d", i);
+            BSON_APPEND_UTF8(&arr, k, v);
+        }
+        bson_append_array_end(&set, &arr);
+        it_queue_set(&env, qid, &set);
+        bson_destroy(&set);
+    } else if (c->set_json) {
         bson_error_t error;
         bson_t *set =
             bson_new_from_json((const uint8_t *)c->set_json, -1, &error);
