@@ -86,6 +86,22 @@ struct wrk_csv {
     size_t filled;      /* non-empty cells, kept or not */
     int all_null, oom;
 
+    /* The quoted cell being scanned, from its opening quote, as the file
+     * has it: a cell that an unpaired character quote closes is delivered
+     * so (the original's reading), in place of libcsv's unquoting. Bytes
+     * in the current push are only pointed at (cap_from); those of earlier
+     * pushes are copied into vraw, at most VRAW_MAX of them. */
+    int capturing;                 /* in a quoted cell */
+    const unsigned char *cap_from; /* its first byte in this push, or NULL */
+    unsigned char *vraw;
+    size_t vraw_len, vraw_cap;
+    int vraw_over; /* the cell had more than VRAW_MAX bytes */
+    /* libcsv's next cell is vcell[0..vcell_len) (over: too big); the
+     * scanner may meanwhile open the next cell, in vraw */
+    int verbatim, vcell_over;
+    unsigned char *vcell;
+    size_t vcell_len, vcell_cap;
+
     /* The first bytes of the row still open at the end of the last push:
      * the text of a quoted cell left open at the end of the file. */
     unsigned char *raw;
@@ -109,6 +125,8 @@ struct wrk_csv {
 /* Raw bytes kept of an open row: the limit, and room to cut it on a
  * character boundary. */
 #define RAW_KEEP (WRK_CSV_RAW_MAX + 4)
+/* A verbatim cell longer than this is over WRK_CSV_CELL_MAX anyway. */
+#define VRAW_MAX (WRK_CSV_CELL_MAX + 1)
 
 /* --- text ---------------------------------------------------------------*/
 
@@ -220,6 +238,16 @@ static void on_cell(void *data, size_t len, void *arg)
     int cp1252 = 0, nul;
     char *d;
 
+    if (self->verbatim) {
+        /* A cell closed by an unpaired character quote, as the file has
+         * it from its opening quote. */
+        self->verbatim = 0;
+        s = self->vcell;
+        len = self->vcell_over ? (size_t)WRK_CSV_CELL_MAX + 1 : self->vcell_len;
+        if (s == NULL)
+            s = (const unsigned char *)"";
+    }
+
     if (s != NULL)
         self->all_null = 0;
     if (len > 0) {
@@ -328,6 +356,8 @@ static void row_start(wrk_csv_t *self)
     self->raw_len = 0;
     self->all_null = 1;
     self->buf_len = self->ncells = 0;
+    self->capturing = self->verbatim = 0;
+    self->vraw_len = 0;
 }
 
 /* The state after byte class k (a space, a quote or text; not a delimiter
@@ -365,6 +395,7 @@ static const unsigned char *scan(wrk_csv_t *self, const unsigned char *p,
     unsigned char k;
 
     *how = SCAN_MORE;
+    self->cap_from = NULL;
     while (p < end) {
         switch (st) {
         case S_QUOTED: {
@@ -416,12 +447,17 @@ static const unsigned char *scan(wrk_csv_t *self, const unsigned char *p,
                 goto out;
             }
             p++;
-            if (k & C_DELIM)
+            if (k & C_DELIM) {
                 self->scan_field++;
-            else if (k & C_QUOTE)
+            } else if (k & C_QUOTE) {
                 st = S_QUOTED;
-            else if (!(k & C_SPACE))
+                self->capturing = 1;
+                self->cap_from = p - 1;
+                self->vraw_len = 0;
+                self->vraw_over = 0;
+            } else if (!(k & C_SPACE)) {
                 st = S_UNQUOTED;
+            }
             break;
         default: /* after a quote inside a quoted field */
             k = cls[*p];
@@ -433,6 +469,7 @@ static const unsigned char *scan(wrk_csv_t *self, const unsigned char *p,
             if (k & C_DELIM) {
                 self->scan_field++;
                 st = S_FIELD;
+                self->capturing = 0;
             } else {
                 st = after_quote(st, k);
             }
@@ -442,6 +479,60 @@ static const unsigned char *scan(wrk_csv_t *self, const unsigned char *p,
 out:
     self->sstate = st;
     return p;
+}
+
+/* Appends bytes of the quoted cell being scanned to vraw, up to VRAW_MAX. */
+static int capture(wrk_csv_t *self, const unsigned char *p, size_t n)
+{
+    if (n > VRAW_MAX - self->vraw_len) {
+        n = VRAW_MAX - self->vraw_len;
+        self->vraw_over = 1;
+    }
+    if (n == 0)
+        return WRK_CSV_OK;
+    if (reserve((void **)&self->vraw, &self->vraw_cap, self->vraw_len + n, 1) <
+        0) {
+        snprintf(self->err, sizeof(self->err), "out of memory reading a row");
+        return WRK_CSV_ENOMEM;
+    }
+    memcpy(self->vraw + self->vraw_len, p, n);
+    self->vraw_len += n;
+    return WRK_CSV_OK;
+}
+
+/* The quoted cell being scanned ends at an unpaired character quote's
+ * delimiter, line end or end of file: its bytes up to there, from the
+ * opening quote, spaces at the end dropped, become libcsv's next cell. */
+static int take_verbatim(wrk_csv_t *self, const unsigned char *seg,
+                         const unsigned char *p)
+{
+    int rc = WRK_CSV_OK;
+    if (self->capturing && p > (self->cap_from ? self->cap_from : seg))
+        rc = capture(self, self->cap_from ? self->cap_from : seg,
+                     (size_t)(p - (self->cap_from ? self->cap_from : seg)));
+    self->capturing = 0;
+    self->cap_from = NULL;
+    if (rc != WRK_CSV_OK)
+        return rc;
+    while (!self->vraw_over && self->vraw_len > 0 &&
+           (self->vraw[self->vraw_len - 1] == ' ' ||
+            (self->vraw[self->vraw_len - 1] == '\t' && self->delim != '\t')))
+        self->vraw_len--;
+    /* Swapped, not copied: the next quoted cell fills the other buffer. */
+    {
+        unsigned char *b = self->vcell;
+        size_t cap = self->vcell_cap;
+        self->vcell = self->vraw;
+        self->vcell_cap = self->vraw_cap;
+        self->vcell_len = self->vraw_len;
+        self->vcell_over = self->vraw_over;
+        self->vraw = b;
+        self->vraw_cap = cap;
+        self->vraw_len = 0;
+        self->vraw_over = 0;
+    }
+    self->verbatim = 1;
+    return WRK_CSV_OK;
 }
 
 /* libcsv sees a quoted field end only at a quote: one is handed to it
@@ -830,6 +921,13 @@ static int rows_push(wrk_csv_t *self, const unsigned char *p, size_t n)
         p = scan(self, p, end, &ended);
         rc = parse_bytes(self, seg, (size_t)(p - seg));
         self->offset += (uint64_t)(p - seg);
+        if (rc == WRK_CSV_OK && ended == SCAN_MORE && self->capturing)
+            rc = capture(self, self->cap_from ? self->cap_from : seg,
+                         (size_t)(p - (self->cap_from ? self->cap_from : seg)));
+        if (rc == WRK_CSV_OK &&
+            (ended == SCAN_STRAY_CLOSE ||
+             (ended == SCAN_LINE_END && self->sstate == S_STRAY)))
+            rc = take_verbatim(self, seg, p);
         if (rc != WRK_CSV_OK)
             return rc;
         if (ended == SCAN_MORE)
@@ -1096,6 +1194,8 @@ void wrk_csv_destroy(wrk_csv_t **self_p)
     }
     free(self->pre);
     free(self->raw);
+    free(self->vraw);
+    free(self->vcell);
     free(self->raw_text);
     free(self->buf);
     free(self->offs);
@@ -1139,7 +1239,12 @@ int wrk_csv_finish(wrk_csv_t *self)
                 self->row_bad_quotes = 1;
                 self->bad_quotes_cell = self->scan_field;
             }
-            rc = row_end(self);
+            /* The end of the file ends a cell after an unpaired character
+             * quote as a line end does. */
+            if (self->sstate == S_STRAY)
+                rc = take_verbatim(self, NULL, NULL);
+            if (rc == WRK_CSV_OK)
+                rc = row_end(self);
         }
     }
     if (rc == WRK_CSV_OK) {

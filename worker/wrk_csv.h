@@ -24,17 +24,20 @@
  * - Blank lines are skipped and not counted: empty lines, lines of spaces,
  *   and lines of only delimiters such as ",,,".
  *
- * Quoting follows the parser the original service used, so that the files
- * it imported still import:
+ * Quoting follows the parser the original service used (csvtojson 2 with
+ * its default options: delimiter ',', quote and escape '"', cells trimmed),
+ * so that the files it imported still import as it read them:
  * - A quote opens a quoted cell only as the cell's first character (after
  *   spaces); anywhere else it is a character (5" screen).
  * - Inside a quoted cell, a quote followed by a delimiter, a line end or
  *   the end of the file (spaces and tabs may come between) closes the cell;
  *   "" is one quote; any other quote is a character of the cell:
  *   "OVERSIZE 32" THICK CORD" reads OVERSIZE 32" THICK CORD.
- * - After an odd number of such character quotes, the next delimiter or
- *   line end closes the cell as well: "a"b,1 reads a"b then 1, and
- *   "5" x, y" reads 5" x then y". After an even number they pair up, and
+ * - After an odd number of such character quotes, the next delimiter, line
+ *   end or the end of the file closes the cell as well, and the cell is
+ *   then kept as the file has it, from its opening quote, "" and all, only
+ *   spaces at its end dropped: "a"b,1 reads "a"b then 1, and "5" x, y"
+ *   reads "5" x then y". After an even number they pair up, and
  *   delimiters and line breaks stay in the cell: "say "hi" now, then" is
  *   one cell (but "say "hi", then" is two: that quote is before a comma).
  * - Spaces after the closing quote are dropped; a quoted cell is otherwise
@@ -42,10 +45,39 @@
  * So the only quoting error is a quoted cell still open at the end of the
  * file (WRK_CSV_ROW_BAD_QUOTES): it runs from its opening quote to the end
  * of the file, and its row carries the raw text of the file from the row's
- * first byte (row.raw), since its cells are only a guess. Rows are split by
- * a quote-aware scanner that runs ahead of libcsv (non-strict mode, whose
- * rules the scanner mirrors) and ends a row at its first line break outside
- * a quoted cell.
+ * first byte (row.raw), since its cells are only a guess.
+ *
+ * The four files the original read differently from this reader once, each
+ * decided (tests/worker/test_wrk_csv.c has one case per file):
+ * 1. A header name with a quoted part and text after it, "Age" (years):
+ *    matched. The name is "Age" (years), quotes included, as the original's
+ *    key was, so a mapping written against the original still binds.
+ * 2. A cell opening with a quote that no quote closes before the delimiter,
+ *    on a ':'-delimited line: ':' is no delimiter for either (the original
+ *    split on ',' only), so the line is one cell. "Ann:30":Paris is
+ *    matched: kept as the file has it. A quote that never closes at all
+ *    made the original refuse the whole file (unclosed_quote); here it is
+ *    refused with the raw text: the rows before it import, and from it to
+ *    the end of the file is one BAD_QUOTES line error.
+ * 3. ""10028"": matched, kept as it is, quotes included (the original took
+ *    no cell that starts "" and then a character for a quoted one; here it
+ *    is a quoted cell closed by an unpaired quote, which reads the same).
+ *    """10028""" reads "10028" in both.
+ * 4. A backslash before a quote inside a quoted cell, then the delimiter:
+ *    a backslash escapes nothing in either. "say \",x reads say \ then x,
+ *    matched. "say \"",x leaves the cell open (the two quotes pair up):
+ *    the original refused the whole file; here it is refused with the raw
+ *    text, as in 2.
+ * Still read differently, and left so: a quoted cell that spans a
+ * delimiter, whose spaces at the end the original dropped ("b, " read b,)
+ * and whose closing quote it kept when spaces followed it ("q,1" , read
+ * q,1"); a cell
+ * that starts "" and then text whose later quotes pair up (""a"b: the
+ * original kept it as text, here the cell stays quoted); rows of only
+ * delimiters, which the original delivered as rows of empty cells. Rows are
+ * split by a quote-aware scanner that runs ahead of libcsv (non-strict mode,
+ * whose rules the scanner mirrors) and ends a row at its first line break
+ * outside a quoted cell.
  *
  * Header: names are trimmed of spaces and tabs and of a U+FEFF left at the
  * start. A NUL byte, more than WRK_CSV_MAX_COLUMNS names, a name over

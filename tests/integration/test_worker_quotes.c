@@ -1,7 +1,8 @@
 /*
  * Acceptance, end to end through the real supervisor and worker: the files
  * the original service imported and the reader once refused. Inch marks in
- * quoted cells and header names ("OVERSIZE 32" THICK BLACK CORD", "a"b);
+ * quoted cells and header names ("OVERSIZE 32" THICK BLACK CORD; "a"b,
+ * kept as the file has it, opening quote included, as the original did);
  * empty header names (a trailing delimiter, a quoted "") ignored with a note
  * naming the position; a repeated header name ignored with a note unless
  * the mapping names it, which fails the import naming it; a quoted cell
@@ -74,7 +75,7 @@ static const case_t cases[] = {
      {NULL, NULL},
      {"{\"name\":\"OVERSIZE 32\\\" THICK BLACK CORD\",\"value\":1.0,"
       "\"status\":\"open\",\"import.line\":1}",
-      "{\"name\":\"a\\\"b\",\"value\":1.0,\"import.line\":2}",
+      "{\"name\":\"\\\"a\\\"b\",\"value\":1.0,\"import.line\":2}",
       "{\"name\":\"Cable 6\\\" long, 2\\\" wide\",\"value\":3.0,"
       "\"import.line\":3}",
       NULL},
@@ -220,7 +221,7 @@ static const case_t cases[] = {
      {"column 3 of the header has no name, so it is ignored",
       "the header repeats 'Notes'"},
      {"{\"name\":\"R3 32\\\" wide\",\"value\":3.0,\"import.line\":3}",
-      "{\"name\":\"a\\\"b\",\"value\":4.0,\"import.line\":4}", NULL},
+      "{\"name\":\"\\\"a\\\"b\",\"value\":4.0,\"import.line\":4}", NULL},
      {{0, NULL, NULL}},
      "[\"Name\",\"Value\",\"\",\"Stage\",\"Notes\",\"Notes\"]",
      "R2,2,,Lead\n",

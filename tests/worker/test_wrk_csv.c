@@ -1059,10 +1059,11 @@ static void test_quote_rule(void **state)
     /* A quote followed by text is a character of the cell. */
     EXPECT_ROW(&rec, 0, 1, WRK_CSV_ROW_OK, ENDS(s, "CORD\",1,open\n"),
                "OVERSIZE 32\" THICK BLACK CORD", "1", "open");
-    /* ...and after it the next delimiter ends the cell. */
-    EXPECT_ROW(&rec, 1, 2, WRK_CSV_ROW_OK, ENDS(s, "b,1,open\n"), "a\"b", "1",
+    /* ...and after it the next delimiter ends the cell, which is then
+     * kept as the file has it, from its opening quote. */
+    EXPECT_ROW(&rec, 1, 2, WRK_CSV_ROW_OK, ENDS(s, "b,1,open\n"), "\"a\"b", "1",
                "open");
-    EXPECT_ROW(&rec, 2, 3, WRK_CSV_ROW_OK, ENDS(s, "Inc,5\n"), "Acme\" Inc",
+    EXPECT_ROW(&rec, 2, 3, WRK_CSV_ROW_OK, ENDS(s, "Inc,5\n"), "\"Acme\" Inc",
                "5", "");
     /* A quote that does not open a cell is a character. */
     EXPECT_ROW(&rec, 3, 4, WRK_CSV_ROW_OK, ENDS(s, ",x\n"), "5\" screen", "x",
@@ -1071,7 +1072,7 @@ static void test_quote_rule(void **state)
     EXPECT_ROW(&rec, 4, 5, WRK_CSV_ROW_OK, ENDS(s, " 2\n"), "q,1", "2", "");
     /* The delimiter after an unpaired character quote splits the cell; the
      * rest is an unquoted cell of its own. */
-    EXPECT_ROW(&rec, 5, 6, WRK_CSV_ROW_OK, ENDS(s, "y\",2\n"), "5\" x", "y\"",
+    EXPECT_ROW(&rec, 5, 6, WRK_CSV_ROW_OK, ENDS(s, "y\",2\n"), "\"5\" x", "y\"",
                "2");
     /* Paired character quotes keep delimiters in the cell. */
     EXPECT_ROW(&rec, 6, 7, WRK_CSV_ROW_OK, ENDS(s, "now, then\",2\n"),
@@ -1087,13 +1088,14 @@ static void test_quote_rule(void **state)
     EXPECT_ROW(&rec, 11, 12, WRK_CSV_ROW_OK, ENDS(s, "\"p\" \r\n"), "p", "",
                "");
     /* After an unpaired character quote a line end ends the row. */
-    EXPECT_ROW(&rec, 12, 13, WRK_CSV_ROW_OK, ENDS(s, "5\" x\n"), "l1 5\" x", "",
-               "");
+    EXPECT_ROW(&rec, 12, 13, WRK_CSV_ROW_OK, ENDS(s, "5\" x\n"), "\"l1 5\" x",
+               "", "");
     EXPECT_ROW(&rec, 13, 14, WRK_CSV_ROW_OK, ENDS(s, "l2\",z\n"), "l2\"", "z",
                "");
-    /* "" after an unpaired quote is one quote and keeps it unpaired. */
-    EXPECT_ROW(&rec, 14, 15, WRK_CSV_ROW_OK, ENDS(s, "c,d\n"), "a\"b\"c", "d",
-               "");
+    /* "" after an unpaired quote keeps it unpaired; the cell is kept as
+     * the file has it, "" included. */
+    EXPECT_ROW(&rec, 14, 15, WRK_CSV_ROW_OK, ENDS(s, "c,d\n"), "\"a\"b\"\"c",
+               "d", "");
     EXPECT_ROW(&rec, 15, 16, WRK_CSV_ROW_OK, ENDS(s, "d\",e\n"), "a\"b\"c,d",
                "e", "");
     /* A tab is a space before a ',' delimiter. */
@@ -1101,6 +1103,93 @@ static void test_quote_rule(void **state)
     wrk_csv_destroy(&csv);
     rec_release(&rec);
     check_resume_everywhere(s, strlen(s));
+}
+
+/* The four files the original service (csvtojson 2, default options) read
+ * differently from this reader once, each decided as wrk_csv.h says and
+ * checked file by file, fed whole, byte by byte, in random chunks and
+ * resumed at every row. */
+static void test_original_four_files(void **state)
+{
+    static const char age[] = "Name,\"Age\" (years),City\n"
+                              "Ann,30,Paris\n";
+    static const char colon[] = "Name:Age:City\n"
+                                "\"Ann:30\":Paris\n"
+                                "Bob:40:Rome\n";
+    static const char colon_open[] = "Name:Age:City\n"
+                                     "Cid:50:Oslo\n"
+                                     "\"Ann:30:Paris\n"
+                                     "Bob:40:Rome\n";
+    static const char zip[] = "Zip,City\n"
+                              "\"\"10028\"\",NYC\n"
+                              "\"\"\"10028\"\"\",NYC\n";
+    static const char bs[] = "Name,Note,City\n"
+                             "Ann,\"say \\\",Paris\n"
+                             "Bob,\"say \\\"\",Rome\n"
+                             "Cid,x,Oslo\n";
+    rec_t rec = {0};
+    wrk_csv_t *csv;
+    (void)state;
+
+    /* 1. A header name with a quoted part and text after it is the name
+     * as the file has it (the original's key): a mapping names it so. */
+    csv = parse_all_ways(age, &rec);
+    check_header(csv, CELLS("Name", "\"Age\" (years)", "City"), 3);
+    EXPECT_ROW(&rec, 0, 1, WRK_CSV_ROW_OK, strlen(age), "Ann", "30", "Paris");
+    wrk_csv_destroy(&csv);
+    rec_release(&rec);
+    check_resume_everywhere(age, sizeof(age) - 1);
+
+    /* 2. ':' is no delimiter (nor was it for the original): each line is
+     * one cell, and a cell whose opening quote is followed by text is
+     * kept as the file has it... */
+    csv = parse_all_ways(colon, &rec);
+    assert_int_equal(wrk_csv_delimiter(csv), ',');
+    check_header(csv, CELLS("Name:Age:City"), 1);
+    assert_int_equal(rec.n, 2);
+    EXPECT_ROW(&rec, 0, 1, WRK_CSV_ROW_OK, ENDS(colon, ":Paris\n"),
+               "\"Ann:30\":Paris");
+    EXPECT_ROW(&rec, 1, 2, WRK_CSV_ROW_OK, strlen(colon), "Bob:40:Rome");
+    wrk_csv_destroy(&csv);
+    rec_release(&rec);
+    check_resume_everywhere(colon, sizeof(colon) - 1);
+    /* ...while one that never closes refused the whole file there; here
+     * the rows before it import and it is one line error with the raw
+     * text. */
+    csv = parse_all_ways(colon_open, &rec);
+    assert_int_equal(rec.n, 2);
+    EXPECT_ROW(&rec, 0, 1, WRK_CSV_ROW_OK, ENDS(colon_open, "Oslo\n"),
+               "Cid:50:Oslo");
+    assert_int_equal(rec.rows[1].error, WRK_CSV_ROW_BAD_QUOTES);
+    assert_string_equal(rec.rows[1].raw, "\"Ann:30:Paris\nBob:40:Rome\n");
+    wrk_csv_destroy(&csv);
+    rec_release(&rec);
+
+    /* 3. ""10028"" is kept as it is: the original did not take it for a
+     * quoted cell. """10028""" is one, and reads "10028". */
+    csv = parse_all_ways(zip, &rec);
+    assert_int_equal(rec.n, 2);
+    EXPECT_ROW(&rec, 0, 1, WRK_CSV_ROW_OK, ENDS(zip, "\"\",NYC\n"),
+               "\"\"10028\"\"", "NYC");
+    EXPECT_ROW(&rec, 1, 2, WRK_CSV_ROW_OK, strlen(zip), "\"10028\"", "NYC");
+    wrk_csv_destroy(&csv);
+    rec_release(&rec);
+    check_resume_everywhere(zip, sizeof(zip) - 1);
+
+    /* 4. A backslash escapes nothing: \" before the delimiter closes the
+     * cell (say \), as it did for the original. \"" before it does not
+     * (the quotes pair up), so the cell stays open to the end of the
+     * file: the original refused the whole file, here the rows before it
+     * import and it is one line error with the raw text. */
+    csv = parse_all_ways(bs, &rec);
+    assert_int_equal(rec.n, 2);
+    EXPECT_ROW(&rec, 0, 1, WRK_CSV_ROW_OK, ENDS(bs, "Paris\n"), "Ann", "say \\",
+               "Paris");
+    assert_int_equal(rec.rows[1].error, WRK_CSV_ROW_BAD_QUOTES);
+    assert_int_equal(rec.rows[1].error_cell, 1);
+    assert_string_equal(rec.rows[1].raw, "Bob,\"say \\\"\",Rome\nCid,x,Oslo\n");
+    wrk_csv_destroy(&csv);
+    rec_release(&rec);
 }
 
 /* The same rule with each delimiter: the quote is followed by that
@@ -1123,7 +1212,7 @@ static void test_quote_rule_delimiters(void **state)
         assert_int_equal(wrk_csv_delimiter(csv), d);
         assert_int_equal(rec.n, 2);
         EXPECT_ROW(&rec, 0, 1, WRK_CSV_ROW_OK, ENDS(text, "1\n"), "32\" x",
-                   "a\"b", "1");
+                   "\"a\"b", "1");
         assert_int_equal(rec.rows[1].error, WRK_CSV_ROW_OK);
         assert_int_equal(rec.rows[1].lens[0], 6);
         assert_int_equal(rec.rows[1].cells[0][1], d);
@@ -1173,7 +1262,7 @@ static void test_quote_open_at_end(void **state)
     wrk_csv_destroy(&csv);
     rec_release(&rec);
     csv = parse_all_ways("a,b\n\"x\" y", &rec);
-    EXPECT_ROW(&rec, 0, 1, WRK_CSV_ROW_OK, 9, "x\" y", "");
+    EXPECT_ROW(&rec, 0, 1, WRK_CSV_ROW_OK, 9, "\"x\" y", "");
     wrk_csv_destroy(&csv);
     rec_release(&rec);
 }
@@ -1315,7 +1404,7 @@ static void test_resume_every_boundary(void **state)
     EXPECT_ROW(&rec, 4, 5, WRK_CSV_ROW_TOO_MANY_CELLS, T("here\n"), "Too",
                "many", "cells", "here");
     /* The quote after Bad is followed by text: a character. */
-    EXPECT_ROW(&rec, 5, 6, WRK_CSV_ROW_OK, T("1;2\r\n"), "Bad\" quote", "1",
+    EXPECT_ROW(&rec, 5, 6, WRK_CSV_ROW_OK, T("1;2\r\n"), "\"Bad\" quote", "1",
                "2");
     EXPECT_ROW(&rec, 6, 7, WRK_CSV_ROW_NUL_BYTE, T("b;3\n"), "Nul",
                "a\xEF\xBF\xBD"
@@ -1504,6 +1593,7 @@ int main(void)
         cmocka_unit_test(test_windows_1252),
         cmocka_unit_test(test_empty_and_header_only),
         cmocka_unit_test(test_quote_rule),
+        cmocka_unit_test(test_original_four_files),
         cmocka_unit_test(test_quote_rule_delimiters),
         cmocka_unit_test(test_quote_open_at_end),
         cmocka_unit_test(test_quote_open_raw_text),
