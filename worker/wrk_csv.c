@@ -1301,6 +1301,9 @@ uint64_t wrk_csv_data_offset(const wrk_csv_t *self)
     return self->data_offset;
 }
 
+#define LIMIT_TEXT_(n) #n
+#define LIMIT_TEXT(n) LIMIT_TEXT_(n)
+
 const char *wrk_csv_row_error_message(int row_error)
 {
     switch (row_error) {
@@ -1309,9 +1312,9 @@ const char *wrk_csv_row_error_message(int row_error)
     case WRK_CSV_ROW_TOO_MANY_CELLS:
         return "the row has more cells than the header";
     case WRK_CSV_ROW_CELL_TOO_BIG:
-        return "a cell is longer than 65536 bytes";
+        return "a cell is longer than " LIMIT_TEXT(WRK_CSV_CELL_MAX) " bytes";
     case WRK_CSV_ROW_TOO_BIG:
-        return "the row is longer than 1048576 bytes";
+        return "the row is longer than " LIMIT_TEXT(WRK_CSV_ROW_MAX) " bytes";
     case WRK_CSV_ROW_NUL_BYTE:
         return "the row contains a NUL byte";
     case WRK_CSV_ROW_BAD_QUOTES:

@@ -127,11 +127,12 @@
 
 typedef struct wrk_csv wrk_csv_t;
 
-#define WRK_CSV_CELL_MAX (64 * 1024)  /* bytes in one cell */
-#define WRK_CSV_ROW_MAX (1024 * 1024) /* raw bytes in one row */
-#define WRK_CSV_MAX_COLUMNS 16384     /* header names (Excel's column limit) */
-#define WRK_CSV_EXTRA_CELLS 256       /* cells kept beyond the header */
-#define WRK_CSV_RAW_MAX (16 * 1024)   /* bytes of row.raw */
+/* Written as plain numbers: the row sentences quote them as text. */
+#define WRK_CSV_CELL_MAX 65536      /* bytes in one cell (64 KiB) */
+#define WRK_CSV_ROW_MAX 1048576     /* raw bytes in one row (1 MiB) */
+#define WRK_CSV_MAX_COLUMNS 16384   /* header names (Excel's column limit) */
+#define WRK_CSV_EXTRA_CELLS 256     /* cells kept beyond the header */
+#define WRK_CSV_RAW_MAX (16 * 1024) /* bytes of row.raw */
 
 enum {
     WRK_CSV_ROW_OK = 0,

@@ -782,9 +782,11 @@ static uint64_t open_reader(import_t *im, const bson_t *q)
           bson_iter_find_descendant(&it, "checkpoint.header", &it))) &&
         BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &h)) {
         int ok = 1;
-        names = calloc(1024 * 64, sizeof(char *));
+        /* The header of the first run: at most as many names as the reader
+         * accepts in a header line. */
+        names = calloc(WRK_CSV_MAX_COLUMNS, sizeof(char *));
         while (names && bson_iter_next(&h)) {
-            if (!BSON_ITER_HOLDS_UTF8(&h) || n >= 1024 * 64) {
+            if (!BSON_ITER_HOLDS_UTF8(&h) || n >= WRK_CSV_MAX_COLUMNS) {
                 ok = 0;
                 break;
             }
