@@ -29,7 +29,11 @@ enum { PH_HEAD, PH_DETECT, PH_ROWS, PH_DONE };
  * (followed by text) pair up: after an odd number of them (S_STRAY), the
  * next delimiter or line break ends the cell, as the original service's
  * parser read "a"b,1 or 5" x. Such a close is handed to libcsv as a quote
- * just before the delimiter, which libcsv then drops. */
+ * just before the delimiter, which libcsv then drops, and the cell libcsv
+ * then reports is replaced by the cell's own bytes from its opening quote
+ * (vcell), as the original kept it. A cell that starts "" and a character
+ * (S_TEXT) is text for the original; libcsv, which takes it for a quoted
+ * one, is closed at its delimiter the same way. */
 enum {
     S_FIELD,        /* at a field start, leading spaces skipped */
     S_UNQUOTED,     /* in an unquoted field: a quote is data */
@@ -39,10 +43,15 @@ enum {
     S_CLOSED_SP,    /* after that quote and spaces */
     S_STRAY_END,    /* just after a quote in S_STRAY */
     S_STRAY_END_SP, /* after that quote and spaces */
+    S_OPEN,         /* just after a field's opening quote */
+    S_OPEN2,        /* after "" at a field's start */
+    S_TEXT,         /* after "" and a character: text, as the original
+                       read it; libcsv is in a quoted field meanwhile */
 };
 
-/* How scan() stopped. */
-enum { SCAN_MORE, SCAN_LINE_END, SCAN_STRAY_CLOSE };
+/* How scan() stopped. SCAN_TEXT_CLOSE: at the delimiter of an S_TEXT cell
+ * that libcsv closes by itself (after an odd run of quotes). */
+enum { SCAN_MORE, SCAN_LINE_END, SCAN_STRAY_CLOSE, SCAN_TEXT_CLOSE };
 
 /* Byte classes for the scanner. */
 enum { C_DELIM = 1, C_TERM = 2, C_QUOTE = 4, C_SPACE = 8 };
@@ -77,6 +86,10 @@ struct wrk_csv {
     uint64_t data_offset;
     uint64_t line, rows, converted;
     int in_row, sstate, pending_cr;
+    /* S_TEXT: libcsv's state in the quoted field it thinks it is in: after
+     * a quote it may close on (lib_quote), with spaces since (lib_spaces),
+     * after which a quote is a character and keeps that state */
+    int lib_quote, lib_spaces;
     size_t row_raw;
     int row_too_big, row_bad_quotes, row_nul, row_cell_big, row_converted;
     size_t too_big_cell, bad_quotes_cell, nul_cell, cell_big_cell;
@@ -382,6 +395,18 @@ static int after_quote(int st, unsigned k)
     return even ? S_STRAY : S_QUOTED;
 }
 
+/* Whether the quoted cell being scanned holds a delimiter before p (start:
+ * where this scan began). The original split a line at every delimiter
+ * first: an unpaired character quote closed a cell at its first one only. */
+static int cell_has_delim(const wrk_csv_t *self, const unsigned char *start,
+                          const unsigned char *p)
+{
+    const unsigned char *from = self->cap_from ? self->cap_from : start;
+    return (self->cap_from == NULL && self->vraw_len > 0 &&
+            memchr(self->vraw, self->delim, self->vraw_len) != NULL) ||
+           (p > from && memchr(from, self->delim, (size_t)(p - from)) != NULL);
+}
+
 /* Finds the end of the row from p. Returns where the scan stopped and sets
  * *how: SCAN_LINE_END at a line break that ends the row, SCAN_STRAY_CLOSE
  * at a delimiter that ends a quoted cell after an unpaired character quote
@@ -390,7 +415,7 @@ static int after_quote(int st, unsigned k)
 static const unsigned char *scan(wrk_csv_t *self, const unsigned char *p,
                                  const unsigned char *end, int *how)
 {
-    const unsigned char *cls = self->cls;
+    const unsigned char *cls = self->cls, *start = p;
     int st = self->sstate;
     unsigned char k;
 
@@ -427,6 +452,12 @@ static const unsigned char *scan(wrk_csv_t *self, const unsigned char *p,
             if (p == end)
                 break;
             k = cls[*p];
+            if ((k & (C_TERM | C_DELIM)) && cell_has_delim(self, start, p)) {
+                /* Past the cell's first delimiter only a closing quote
+                 * ends it, as for the original. */
+                p++;
+                break;
+            }
             if (k & C_TERM) {
                 *how = SCAN_LINE_END;
                 goto out;
@@ -440,6 +471,55 @@ static const unsigned char *scan(wrk_csv_t *self, const unsigned char *p,
             p++;
             st = S_STRAY_END;
             break;
+        case S_OPEN:
+            /* "" then a character is no quoted cell for the original. */
+            if (cls[*p] & C_QUOTE) {
+                p++;
+                st = S_OPEN2;
+            } else {
+                st = S_QUOTED;
+            }
+            break;
+        case S_OPEN2:
+            k = cls[*p];
+            if (k & C_QUOTE) {
+                p++;
+                st = S_QUOTED; /* """: a quoted cell holding a quote */
+            } else if (k & (C_DELIM | C_TERM)) {
+                st = S_CLOSED; /* "": an empty cell */
+            } else {
+                p++;
+                st = S_TEXT;
+                /* libcsv saw "" (a quote it may close on), then a space
+                 * it keeps pending or a character that opens it again. */
+                self->lib_quote = self->lib_spaces = (k & C_SPACE) != 0;
+            }
+            break;
+        case S_TEXT:
+            k = cls[*p];
+            if (k & C_TERM) {
+                *how = SCAN_LINE_END;
+                goto out;
+            }
+            if (k & C_DELIM) {
+                st = S_CLOSED;
+                *how = self->lib_quote ? SCAN_TEXT_CLOSE : SCAN_STRAY_CLOSE;
+                goto out;
+            }
+            if (k & C_QUOTE) {
+                /* After spaces libcsv keeps a quote as a character. */
+                if (self->lib_quote && !self->lib_spaces)
+                    self->lib_quote = 0;
+                else
+                    self->lib_quote = 1;
+                self->lib_spaces = 0;
+            } else if (k & C_SPACE) {
+                self->lib_spaces = self->lib_quote;
+            } else {
+                self->lib_quote = self->lib_spaces = 0;
+            }
+            p++;
+            break;
         case S_FIELD:
             k = cls[*p];
             if (k & C_TERM) {
@@ -450,7 +530,7 @@ static const unsigned char *scan(wrk_csv_t *self, const unsigned char *p,
             if (k & C_DELIM) {
                 self->scan_field++;
             } else if (k & C_QUOTE) {
-                st = S_QUOTED;
+                st = S_OPEN;
                 self->capturing = 1;
                 self->cap_from = p - 1;
                 self->vraw_len = 0;
@@ -925,8 +1005,9 @@ static int rows_push(wrk_csv_t *self, const unsigned char *p, size_t n)
             rc = capture(self, self->cap_from ? self->cap_from : seg,
                          (size_t)(p - (self->cap_from ? self->cap_from : seg)));
         if (rc == WRK_CSV_OK &&
-            (ended == SCAN_STRAY_CLOSE ||
-             (ended == SCAN_LINE_END && self->sstate == S_STRAY)))
+            (ended == SCAN_STRAY_CLOSE || ended == SCAN_TEXT_CLOSE ||
+             (ended == SCAN_LINE_END &&
+              (self->sstate == S_STRAY || self->sstate == S_TEXT))))
             rc = take_verbatim(self, seg, p);
         if (rc != WRK_CSV_OK)
             return rc;
@@ -937,6 +1018,8 @@ static int rows_push(wrk_csv_t *self, const unsigned char *p, size_t n)
                 return rc;
             continue;
         }
+        if (ended == SCAN_TEXT_CLOSE)
+            continue;
         self->offset++;
         if (*p++ == '\r') {
             if (p == end) {
@@ -1235,13 +1318,14 @@ int wrk_csv_finish(wrk_csv_t *self)
             self->pending_cr = 0;
             rc = row_end(self);
         } else if (self->in_row) {
-            if (self->sstate == S_QUOTED && !self->row_bad_quotes) {
+            if ((self->sstate == S_QUOTED || self->sstate == S_OPEN) &&
+                !self->row_bad_quotes) {
                 self->row_bad_quotes = 1;
                 self->bad_quotes_cell = self->scan_field;
             }
             /* The end of the file ends a cell after an unpaired character
              * quote as a line end does. */
-            if (self->sstate == S_STRAY)
+            if (self->sstate == S_STRAY || self->sstate == S_TEXT)
                 rc = take_verbatim(self, NULL, NULL);
             if (rc == WRK_CSV_OK)
                 rc = row_end(self);

@@ -33,13 +33,18 @@
  *   the end of the file (spaces and tabs may come between) closes the cell;
  *   "" is one quote; any other quote is a character of the cell:
  *   "OVERSIZE 32" THICK CORD" reads OVERSIZE 32" THICK CORD.
- * - After an odd number of such character quotes, the next delimiter, line
- *   end or the end of the file closes the cell as well, and the cell is
- *   then kept as the file has it, from its opening quote, "" and all, only
- *   spaces at its end dropped: "a"b,1 reads "a"b then 1, and "5" x, y"
- *   reads "5" x then y". After an even number they pair up, and
- *   delimiters and line breaks stay in the cell: "say "hi" now, then" is
- *   one cell (but "say "hi", then" is two: that quote is before a comma).
+ * - After an odd number of such character quotes, the cell's first
+ *   delimiter, or a line end or the end of the file before it, closes the
+ *   cell as well, and the cell is then kept as the file has it, from its
+ *   opening quote, "" and all, only spaces at its end dropped: "a"b,1
+ *   reads "a"b then 1, and "5" x, y" reads "5" x then y". After an even
+ *   number they pair up, and delimiters and line breaks stay in the cell:
+ *   "say "hi" now, then" is one cell (but "say "hi", then" is two: that
+ *   quote is before a comma). Past the cell's first delimiter only a
+ *   closing quote ends it: "x "y" z, w"q, r" is one cell.
+ * - A cell that starts with "" and then anything but a quote, a delimiter
+ *   or a line end is text, quotes included, up to the next delimiter or
+ *   line end: ""a"b,c reads ""a"b then c. "" alone is an empty cell.
  * - Spaces after the closing quote are dropped; a quoted cell is otherwise
  *   kept exactly, line breaks included.
  * So the only quoting error is a quoted cell still open at the end of the
@@ -59,22 +64,20 @@
  *    made the original refuse the whole file (unclosed_quote); here it is
  *    refused with the raw text: the rows before it import, and from it to
  *    the end of the file is one BAD_QUOTES line error.
- * 3. ""10028"": matched, kept as it is, quotes included (the original took
- *    no cell that starts "" and then a character for a quoted one; here it
- *    is a quoted cell closed by an unpaired quote, which reads the same).
- *    """10028""" reads "10028" in both.
+ * 3. ""10028"": matched, kept as it is, quotes included: a cell that starts
+ *    "" and then a character is text, for the original and here.
+ *    """10028""" is a quoted cell and reads "10028" in both.
  * 4. A backslash before a quote inside a quoted cell, then the delimiter:
  *    a backslash escapes nothing in either. "say \",x reads say \ then x,
  *    matched. "say \"",x leaves the cell open (the two quotes pair up):
  *    the original refused the whole file; here it is refused with the raw
  *    text, as in 2.
  * Still read differently, and left so: a quoted cell that spans a
- * delimiter, whose spaces at the end the original dropped ("b, " read b,)
- * and whose closing quote it kept when spaces followed it ("q,1" , read
- * q,1"); a cell
- * that starts "" and then text whose later quotes pair up (""a"b: the
- * original kept it as text, here the cell stays quoted); rows of only
- * delimiters, which the original delivered as rows of empty cells. Rows are
+ * delimiter, whose spaces and line breaks at the end the original dropped
+ * ("b, " read b,) and whose closing quote it kept when spaces followed it
+ * ("q,1" , read q,1": a slip of its parser, not a reading anyone relies
+ * on); rows of only delimiters, which the original delivered as rows of
+ * empty cells; empty cells past the header's, which it kept. Rows are
  * split by a quote-aware scanner that runs ahead of libcsv (non-strict mode,
  * whose rules the scanner mirrors) and ends a row at its first line break
  * outside a quoted cell.

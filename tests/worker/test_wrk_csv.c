@@ -1176,6 +1176,28 @@ static void test_original_four_files(void **state)
     rec_release(&rec);
     check_resume_everywhere(zip, sizeof(zip) - 1);
 
+    /* The same rule beyond these files: ""a"b is text too, and a quoted
+     * cell that holds a delimiter ends only at a closing quote. */
+    {
+        static const char more[] = "a,b\n"
+                                   "\"\"a\"b,c\n"
+                                   "\"x \"y\" z, w\"q, r\",s\n"
+                                   "\"\" x,1\n"
+                                   "\"\" ,2\n";
+        csv = parse_all_ways(more, &rec);
+        assert_int_equal(rec.n, 4);
+        EXPECT_ROW(&rec, 0, 1, WRK_CSV_ROW_OK, ENDS(more, "b,c\n"), "\"\"a\"b",
+                   "c");
+        EXPECT_ROW(&rec, 1, 2, WRK_CSV_ROW_OK, ENDS(more, ",s\n"),
+                   "x \"y\" z, w\"q, r", "s");
+        EXPECT_ROW(&rec, 2, 3, WRK_CSV_ROW_OK, ENDS(more, "x,1\n"), "\"\" x",
+                   "1");
+        EXPECT_ROW(&rec, 3, 4, WRK_CSV_ROW_OK, strlen(more), "\"\"", "2");
+        wrk_csv_destroy(&csv);
+        rec_release(&rec);
+        check_resume_everywhere(more, sizeof(more) - 1);
+    }
+
     /* 4. A backslash escapes nothing: \" before the delimiter closes the
      * cell (say \), as it did for the original. \"" before it does not
      * (the quotes pair up), so the cell stays open to the end of the
