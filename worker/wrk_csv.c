@@ -1004,6 +1004,8 @@ static int rows_push(wrk_csv_t *self, const unsigned char *p, size_t n)
         if (rc == WRK_CSV_OK && ended == SCAN_MORE && self->capturing)
             rc = capture(self, self->cap_from ? self->cap_from : seg,
                          (size_t)(p - (self->cap_from ? self->cap_from : seg)));
+        if (ended == SCAN_MORE)
+            self->cap_from = NULL; /* the push's bytes are gone after it */
         if (rc == WRK_CSV_OK &&
             (ended == SCAN_STRAY_CLOSE || ended == SCAN_TEXT_CLOSE ||
              (ended == SCAN_LINE_END &&
@@ -1318,14 +1320,18 @@ int wrk_csv_finish(wrk_csv_t *self)
             self->pending_cr = 0;
             rc = row_end(self);
         } else if (self->in_row) {
-            if ((self->sstate == S_QUOTED || self->sstate == S_OPEN) &&
-                !self->row_bad_quotes) {
+            /* Past its first delimiter, a cell after an unpaired
+             * character quote needs a closing quote like any other. */
+            int open =
+                self->sstate == S_QUOTED || self->sstate == S_OPEN ||
+                (self->sstate == S_STRAY && cell_has_delim(self, NULL, NULL));
+            if (open && !self->row_bad_quotes) {
                 self->row_bad_quotes = 1;
                 self->bad_quotes_cell = self->scan_field;
             }
-            /* The end of the file ends a cell after an unpaired character
-             * quote as a line end does. */
-            if (self->sstate == S_STRAY || self->sstate == S_TEXT)
+            /* Else the end of the file ends a cell after an unpaired
+             * character quote as a line end does. */
+            if (!open && (self->sstate == S_STRAY || self->sstate == S_TEXT))
                 rc = take_verbatim(self, NULL, NULL);
             if (rc == WRK_CSV_OK)
                 rc = row_end(self);

@@ -1196,6 +1196,14 @@ static void test_original_four_files(void **state)
         wrk_csv_destroy(&csv);
         rec_release(&rec);
         check_resume_everywhere(more, sizeof(more) - 1);
+        /* Such a cell never closed: open at the end of the file (the
+         * original refused the file), across the line breaks after it. */
+        csv = parse_all_ways("a,b\n1,2\n\"x \"y\" z, w\"q\n3,4\n", &rec);
+        assert_int_equal(rec.n, 2);
+        assert_int_equal(rec.rows[1].error, WRK_CSV_ROW_BAD_QUOTES);
+        assert_string_equal(rec.rows[1].raw, "\"x \"y\" z, w\"q\n3,4\n");
+        wrk_csv_destroy(&csv);
+        rec_release(&rec);
     }
 
     /* 4. A backslash escapes nothing: \" before the delimiter closes the
