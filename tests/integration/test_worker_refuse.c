@@ -292,11 +292,69 @@ static void test_string_ids(void **state)
     assert_int_equal(it_log_trouble(logpath), 0);
 }
 
+/* A queue document naming more files in `csv` imports the first and says
+ * so in a note on csv_imports; 50 tags of 256 bytes (the bounds) are
+ * accepted and every deal carries them. */
+static void test_extra_files_and_tags_at_bounds(void **state)
+{
+    static const char *const extra[] = {NULL};
+    bson_oid_t account, user, pipeline, qid;
+    bson_t set = BSON_INITIALIZER, arr, item, q;
+    char logpath[256], tag[257], filter[512], hex[25];
+    pid_t sup;
+    (void)state;
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    it_pipeline(&env, &account, &pipeline);
+    it_put(&env, GOOD_KEY, file, sizeof(file) - 1);
+    it_enqueue(&env, GOOD_KEY, &account, &user, &pipeline, good_mappings, &qid);
+    BSON_APPEND_ARRAY_BEGIN(&set, "csv", &arr);
+    for (int i = 0; i < 3; i++) {
+        char k[4];
+        snprintf(k, sizeof(k), "%d", i);
+        BSON_APPEND_DOCUMENT_BEGIN(&arr, k, &item);
+        BSON_APPEND_UTF8(&item, "key", i == 0 ? GOOD_KEY : "imports/other.csv");
+        bson_append_document_end(&arr, &item);
+    }
+    bson_append_array_end(&set, &arr);
+    BSON_APPEND_ARRAY_BEGIN(&set, "additional_data.tags", &arr);
+    for (int i = 0; i < 50; i++) {
+        char k[4];
+        snprintf(k, sizeof(k), "%d", i);
+        memset(tag, 'a' + i % 26, 256);
+        tag[256] = '\0';
+        BSON_APPEND_UTF8(&arr, k, tag);
+    }
+    bson_append_array_end(&set, &arr);
+    it_queue_set(&env, &qid, &set);
+    bson_destroy(&set);
+    snprintf(logpath, sizeof(logpath), "/tmp/it-worker-refuse-csv-%d.log",
+             (int)getpid());
+    sup = it_supervisor_start(&env, extra, logpath);
+    assert_true(sup > 0);
+    assert_int_equal(it_wait_final(&env, &qid, 60000, &q), 0);
+    assert_string_equal(it_str(&q, "status"), "completed");
+    bson_destroy(&q);
+    assert_int_equal(it_count_id(&env, "deals", "import.queue_id", &qid), 2);
+    assert_true(it_has_note(&env, &qid,
+                            "the queue document names 2 more files in 'csv' "
+                            "after the first: only the first is imported"));
+    /* Every deal has the 50 tags. */
+    bson_oid_to_string(&qid, hex);
+    snprintf(filter, sizeof(filter),
+             "{\"import.queue_id\":{\"$oid\":\"%s\"},\"tags\":{\"$size\":50}}",
+             hex);
+    assert_int_equal(it_count(&env, "deals", filter), 2);
+    assert_int_equal(it_process_stop(sup, SIGTERM, 30000), 0);
+    assert_int_equal(it_log_trouble(logpath), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_string_ids),
+        cmocka_unit_test(test_extra_files_and_tags_at_bounds),
     };
     int rc = it_env_init(&env, "wrefuse");
     if (rc)
