@@ -73,6 +73,8 @@ int wrk_queue_read(const bson_t *q, wrk_queue_t *out, char *err, size_t errlen)
         snprintf(err, errlen, "the queue document's 'mappings' is malformed");
         return -1;
     }
+    if (wrk_format_read(q, &out->format, err, errlen) < 0)
+        return -1;
     /* tags: an array of strings, a single string, or nothing. */
     bson_init(&out->tags);
     if (bson_iter_init(&it, q) &&

@@ -6,7 +6,8 @@
  * additional_data.pipeline_id (each an ObjectId or its 24-hex string), a
  * non-empty csv[0].key string, a `mappings` sub-document. Optional:
  * parent_account and client_id (the same id forms when present), and
- * additional_data.tags (an array, whose strings are kept, or one string).
+ * additional_data.tags (an array, whose strings are kept, or one string),
+ * and additional_data.format (read by wrk_format_read).
  */
 #ifndef WRK_QUEUE_H
 #define WRK_QUEUE_H
@@ -15,12 +16,15 @@
 
 #include <bson/bson.h>
 
+#include "wrk_format.h"
+
 typedef struct wrk_queue {
     bson_oid_t user, account, pipeline;
-    const char *key; /* csv[0].key: borrowed from the document, key_len */
-    size_t key_len;  /* bytes, > 0 (may hold NULs: checked by storage) */
-    bson_t mappings; /* a read-only view into the document: borrowed */
-    bson_t tags;     /* owned: an array of the tag strings, "0", "1", ... */
+    const char *key;     /* csv[0].key: borrowed from the document, key_len */
+    size_t key_len;      /* bytes, > 0 (may hold NULs: checked by storage) */
+    bson_t mappings;     /* a read-only view into the document: borrowed */
+    bson_t tags;         /* owned: an array of the tag strings, "0", "1", ... */
+    wrk_format_t format; /* additional_data.format; present 0 without */
 } wrk_queue_t;
 
 /* Reads q into out. Returns 0, or -1 with err filled ("the queue document's

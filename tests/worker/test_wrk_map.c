@@ -580,7 +580,7 @@ static void test_map_amounts(void **state)
                "value '-5' is negative; an amount must be 0 or more");
     expect_bad("value", "5.000",
                "value '5.000' is ambiguous; write thousands with a comma "
-               "(5,000) and decimals with a dot (5.00)");
+               "(5,000) and decimals with a dot (5.00); set decimal ','");
     expect_bad("value", "1234567890123456",
                "value '1234567890123456' is too long for an amount (at most "
                "15 digits)");
@@ -660,7 +660,8 @@ static void test_map_dates(void **state)
                "or time (dates with slashes are read as MM/DD/YYYY)");
     expect_bad("expected_close_date", "13/01/2024",
                "expected_close_date '13/01/2024' is not a real calendar date "
-               "or time (dates with slashes are read as MM/DD/YYYY)");
+               "or time (dates with slashes are read as MM/DD/YYYY); set "
+               "date_order DMY");
     expect_bad("expected_close_date", "next week",
                "expected_close_date 'next week' is not a date (examples: "
                "2025-03-31, 2025-03-31T10:00:00Z, 03/31/2025)");
