@@ -117,9 +117,11 @@ void ctl_format_print(const json_t *import)
     {
         int date = strcmp(str(c, "setting", ""), "date_order") == 0;
         const char *reading = str(c, "reading", "?");
-        printf("%s'%s' (%s): %s %s", i == 0 ? "decided     " : "            ",
-               str(c, "column", "?"), str(c, "field", "?"),
-               str(c, "setting", "?"), reading);
+        printf(date || strcmp(reading, "undecided") == 0
+                   ? "%s'%s' (%s): %s %s"
+                   : "%s'%s' (%s): %s '%s'",
+               i == 0 ? "decided     " : "            ", str(c, "column", "?"),
+               str(c, "field", "?"), str(c, "setting", "?"), reading);
         if (strcmp(reading, "undecided") == 0)
             printf(", %lld cells read two ways are line errors\n",
                    cells(c, "two_ways"));

@@ -419,8 +419,9 @@ void wrk_format_note(const wrk_format_decisions_t *d,
         if (!undecided)
             used += dip_text_format(
                 out + used, outlen - used, NULL,
-                "%s %s (%llu cells read only "
-                "that way, %llu either way)",
+                date ? "%s %s (%llu cells read only that way, %llu both ways)"
+                     : "%s '%s' (%llu cells read only that way, %llu both "
+                       "ways)",
                 date ? "date_order" : "decimal", reading_name(k, reading),
                 (unsigned long long)(reading == (date ? (int)WRK_DATES_MDY
                                                       : (int)WRK_DECIMAL_DOT)

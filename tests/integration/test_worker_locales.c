@@ -232,7 +232,7 @@ static void wait_completed(const bson_oid_t *qid, const char *logpath,
 static void test_six_locales(void **state)
 {
     deal_t *deals = calloc(NDEALS, sizeof(deal_t));
-    bson_oid_t account, user, pipeline, qid[NLOCALES][2];
+    bson_oid_t account, user, pipeline, qid[NLOCALES][2], dry;
     char path[256], key[128], logpath[256], what[64], out[8192];
     pid_t sup;
     (void)state;
@@ -254,6 +254,14 @@ static void test_six_locales(void **state)
         enqueue_format(key, &account, &user, &pipeline, "auto", "auto",
                        &qid[i][1]);
     }
+    {
+        /* A dry run of the German file decides, and reports, the same. */
+        bson_t *set = BCON_NEW("dry_run", BCON_BOOL(true));
+        enqueue_format("imports/deals/locales/de-DE.csv", &account, &user,
+                       &pipeline, "auto", "auto", &dry);
+        it_queue_set(&env, &dry, set);
+        bson_destroy(set);
+    }
     snprintf(logpath, sizeof(logpath), "/tmp/it-locales-%d.log", (int)getpid());
     sup = it_supervisor_start(&env, NULL, logpath);
     assert_true(sup > 0);
@@ -274,11 +282,19 @@ static void test_six_locales(void **state)
                  locales[i].order);
         if (!it_has_note(&env, &qid[i][1], what))
             fail_msg("%s: no note '%s'", locales[i].name, what);
-        snprintf(what, sizeof(what), "column 'Amount' (value): decimal %s",
+        snprintf(what, sizeof(what), "column 'Amount' (value): decimal '%s'",
                  locales[i].decimal);
         if (!it_has_note(&env, &qid[i][1], what))
             fail_msg("%s: no note '%s'", locales[i].name, what);
     }
+    wait_completed(&dry, logpath, "the dry run");
+    assert_int_equal(it_count_id(&env, "deals", "import.queue_id", &dry), 0);
+    assert_true(it_has_note(&env, &dry,
+                            "column 'Close' (expected_close_date): "
+                            "date_order DMY"));
+    assert_true(it_has_note(&env, &dry,
+                            "column 'Amount' (value): decimal "
+                            "','"));
     {
         /* `show` prints the decisions of an auto import. */
         char hex[25];
@@ -286,7 +302,7 @@ static void test_six_locales(void **state)
         bson_oid_to_string(&qid[1][1], hex);
         assert_int_equal(
             it_ctl_run(env.runtime, args, out, sizeof(out), NULL, 0, 30000), 0);
-        if (strstr(out, "decided     'Amount' (value): decimal ,") == NULL ||
+        if (strstr(out, "decided     'Amount' (value): decimal ','") == NULL ||
             strstr(out, "'Close' (expected_close_date): date_order DMY") ==
                 NULL ||
             strstr(out, "format      date_order auto, decimal auto") == NULL)

@@ -203,7 +203,7 @@ static void test_record(void **state)
     wrk_format_note(&r, cols, note, sizeof(note));
     assert_non_null(strstr(note, "column 'Close date' (expected_close_date): "
                                  "date_order DMY"));
-    assert_non_null(strstr(note, "column 'Amount' (value): decimal ,"));
+    assert_non_null(strstr(note, "column 'Amount' (value): decimal ','"));
 
     /* A checkpoint without the record restores nothing. */
     wrk_format_start(&f, &r);
