@@ -453,12 +453,12 @@ void wrk_format_hint(const wrk_format_reading_t *r, wrk_format_kind_t kind,
         return;
     out[0] = '\0';
     if (kind == WRK_FORMAT_DATE) {
-        static const wrk_date_order_t orders[] = {WRK_DATES_DMY, WRK_DATES_MDY,
-                                                  WRK_DATES_YMD};
+        /* Year first before the others: "2025/12/31" is YMD's own. */
+        static const wrk_date_order_t orders[] = {WRK_DATES_YMD, WRK_DATES_DMY,
+                                                  WRK_DATES_MDY};
         for (size_t i = 0; i < 3; i++) {
             int64_t ms;
             if (orders[i] == r->date ||
-                (orders[i] == WRK_DATES_MDY && r->date == WRK_DATES_DEFAULT) ||
                 wrk_dates_parse(p, len, orders[i], &r->layouts, &ms) !=
                     WRK_VALUE_OK)
                 continue;

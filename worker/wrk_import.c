@@ -940,6 +940,12 @@ static int decide_format(import_t *im, const bson_t *q, const char *key,
             return DIP_STORAGE_EABORT;
         case WRK_SURVEY_ETRANSIENT:
             return DIP_STORAGE_ETRANSIENT;
+        case WRK_SURVEY_ENOMEM:
+            /* The memory limit, as on_data meets it. */
+            dip_log(DIP_LOG_ERR, im->queue_id,
+                    "out of memory deciding the file's format: the worker "
+                    "reached its memory limit");
+            _exit(DIP_EXIT_NOMEM);
         default:
             return DIP_STORAGE_EFAIL;
         }

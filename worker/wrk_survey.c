@@ -84,6 +84,10 @@ static int on_data(void *arg, const char *buf, size_t len)
         dip_text_format(s->err, sizeof(s->err), NULL, "%s",
                         wrk_csv_error(s->csv));
         s->rc = WRK_SURVEY_EFAILED;
+    } else if (rc == WRK_CSV_ENOMEM) {
+        dip_text_format(s->err, sizeof(s->err), NULL,
+                        "out of memory deciding the file's format");
+        s->rc = WRK_SURVEY_ENOMEM;
     } else if (rc != WRK_CSV_OK && s->rc == WRK_SURVEY_OK) {
         dip_text_format(s->err, sizeof(s->err), NULL,
                         "the file could not be read to decide its format");
@@ -113,6 +117,7 @@ int wrk_survey_run(const dip_config_t *cfg, const char *key, wrk_map_t *map,
     survey_t s;
     dip_storage_t *st = NULL;
     dip_storage_sink_t sink = {&s, NULL, on_data, on_identity};
+    char serr[1024] = "";
     int rc;
     memset(&s, 0, sizeof(s));
     memset(file, 0, sizeof(*file));
@@ -130,7 +135,9 @@ int wrk_survey_run(const dip_config_t *cfg, const char *key, wrk_map_t *map,
         s.rc = WRK_SURVEY_EFAILED;
         goto cleanup;
     }
-    rc = dip_storage_get(st, key, 0, &sink, s.err, sizeof(s.err));
+    /* The reader's own reason, when it stopped the download, is in s.err;
+     * storage's goes there only when storage failed. */
+    rc = dip_storage_get(st, key, 0, &sink, serr, sizeof(serr));
     if (rc == DIP_STORAGE_OK && s.rc == WRK_SURVEY_OK) {
         int frc = wrk_csv_finish(s.csv);
         if (frc == WRK_CSV_EHEADER) {
@@ -144,7 +151,8 @@ int wrk_survey_run(const dip_config_t *cfg, const char *key, wrk_map_t *map,
         } else {
             bind(&s);
         }
-    } else if (rc != DIP_STORAGE_OK && rc != DIP_STORAGE_EABORT) {
+    } else if (rc != DIP_STORAGE_OK && s.rc == WRK_SURVEY_OK) {
+        dip_text_format(s.err, sizeof(s.err), NULL, "%s", serr);
         s.rc = rc == DIP_STORAGE_ETRANSIENT ? WRK_SURVEY_ETRANSIENT
                                             : WRK_SURVEY_EFAILED;
     }

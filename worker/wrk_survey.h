@@ -32,6 +32,7 @@ enum {
     WRK_SURVEY_EGONE = -2,      /* the supervisor stopped listening */
     WRK_SURVEY_EFAILED = -3,    /* the file or the header is refused: err */
     WRK_SURVEY_ETRANSIENT = -4, /* storage away after retries: err */
+    WRK_SURVEY_ENOMEM = -5,     /* the reader ran out of memory */
 };
 
 /* Tallies every pending kind of d (wrk_format_pending) from the file at
