@@ -125,8 +125,10 @@ static void grouped(char *out, size_t outlen, int64_t units, const char *sep,
             }
         }
     }
-    tmp[o] = '\0';
-    snprintf(out, outlen, "%s", tmp);
+    if (o >= outlen)
+        o = outlen - 1;
+    memcpy(out, tmp, o);
+    out[o] = '\0';
 }
 
 static void write_locale(const locale_fmt_t *l, const deal_t *deals, size_t n,
