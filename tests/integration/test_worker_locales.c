@@ -321,6 +321,8 @@ static void test_ambiguous(void **state)
 {
     enum { ROWS = 200 };
     bson_oid_t account, user, pipeline, auto_q, dmy_q, dot_q, comma_q, us_q;
+    bson_oid_t bad_q;
+    bson_t q;
     char logpath[256], *csv = malloc(ROWS * 64 + 64), *csv2 = malloc(4096);
     size_t o = 0, o2 = 0;
     pid_t sup;
@@ -354,6 +356,15 @@ static void test_ambiguous(void **state)
                    NULL, ",", &comma_q);
     enqueue_format("imports/deals/locales/5000.csv", &account, &user, &pipeline,
                    NULL, "auto", &us_q);
+    {
+        /* A format of the wrong type fails the import, naming the field. */
+        bson_t *set =
+            BCON_NEW("additional_data.format.date_order", BCON_INT32(1));
+        it_enqueue(&env, "imports/deals/locales/5000.csv", &account, &user,
+                   &pipeline, MAPPINGS, &bad_q);
+        it_queue_set(&env, &bad_q, set);
+        bson_destroy(set);
+    }
     snprintf(logpath, sizeof(logpath), "/tmp/it-locales-ambiguous-%d.log",
              (int)getpid());
     sup = it_supervisor_start(&env, NULL, logpath);
@@ -363,6 +374,12 @@ static void test_ambiguous(void **state)
     wait_completed(&dot_q, logpath, "DMY with a dot");
     wait_completed(&comma_q, logpath, "5,000.50 with a comma");
     wait_completed(&us_q, logpath, "5,000.50 auto");
+    assert_int_equal(it_wait_final(&env, &bad_q, 120000, &q), 0);
+    assert_string_equal(it_str(&q, "status"), "failed");
+    if (strstr(it_str(&q, "error"), "'additional_data.format.date_order' is "
+                                    "a number, not one of") == NULL)
+        fail_msg("error: '%s'", it_str(&q, "error"));
+    bson_destroy(&q);
 
     /* Nothing read the wrong way round: every cell asks for the order. */
     assert_int_equal(it_count_id(&env, "deals", "import.queue_id", &auto_q), 0);
