@@ -446,6 +446,20 @@ void wrk_format_note(const wrk_format_decisions_t *d,
 
 /* --- messages ------------------------------------------------------------- */
 
+#define AMOUNT_EXAMPLES "examples: 5000, 5,000.50, $5,000.50, USD 5000"
+#define AMOUNT_EXAMPLES_COMMA                                                  \
+    "examples: 5000, 5.000,50, 1 234,56 \xe2\x82\xac, R$ 1.234,56"
+#define DATE_EXAMPLES "2025-03-31, 2025-03-31T10:00:00Z, 03/31/2025"
+#define DATE_EXAMPLES_DMY "2025-03-31, 31/03/2025, 31.03.2025"
+#define DATE_EXAMPLES_YMD "2025-03-31, 2025/03/31"
+
+/* One sentence into out, and done. */
+#define SAY(...)                                                               \
+    do {                                                                       \
+        dip_text_format(out, outlen, NULL, __VA_ARGS__);                       \
+        return;                                                                \
+    } while (0)
+
 void wrk_format_hint(const wrk_format_reading_t *r, wrk_format_kind_t kind,
                      const char *p, size_t len, char *out, size_t outlen)
 {
@@ -483,4 +497,61 @@ void wrk_format_hint(const wrk_format_reading_t *r, wrk_format_kind_t kind,
             return;
         }
     }
+}
+
+void wrk_format_refusal(const wrk_format_reading_t *r, wrk_format_kind_t kind,
+                        const char *field, int rc, const char *p, size_t len,
+                        const char *q, char *out, size_t outlen)
+{
+    char hint[64];
+    wrk_decimal_t dec = kind == WRK_FORMAT_AMOUNT ? r->amount : r->percent;
+    const char *with = dec == WRK_DECIMAL_DOT     ? " with decimal '.'"
+                       : dec == WRK_DECIMAL_COMMA ? " with decimal ','"
+                                                  : "";
+    wrk_format_hint(r, kind, p, len, hint, sizeof(hint));
+    if (rc == WRK_VALUE_UNDECIDED)
+        SAY(kind == WRK_FORMAT_DATE
+                ? "%s '%s': ambiguous date: set the file's date order "
+                  "(date_order DMY or MDY)"
+                : "%s '%s': ambiguous number: set the file's decimal "
+                  "separator (decimal ',' or '.')",
+            field, q);
+    if (kind == WRK_FORMAT_PERCENT)
+        SAY("%s '%s' is not a percentage from 0 to 100%s (examples: "
+            "50, 50%%, %s)%s",
+            field, q, with, dec == WRK_DECIMAL_COMMA ? "12,5 %" : "12.5%",
+            hint);
+    if (kind == WRK_FORMAT_AMOUNT) {
+        if (rc == WRK_VALUE_NEGATIVE)
+            SAY("%s '%s' is negative; an amount must be 0 or more", field, q);
+        if (rc == WRK_VALUE_TOO_LONG)
+            SAY("%s '%s' is too long for an amount (at most %d "
+                "digits)",
+                field, q, WRK_VALUES_MAX_DIGITS);
+        if (rc == WRK_VALUE_AMBIGUOUS && dec == WRK_DECIMAL_DEFAULT)
+            SAY("%s '%s' is ambiguous; write thousands with a comma "
+                "(5,000) and decimals with a dot (5.00)%s",
+                field, q, hint);
+        if (rc == WRK_VALUE_AMBIGUOUS)
+            SAY("%s '%s' is ambiguous%s: thousands or three "
+                "decimals?%s",
+                field, q, with, hint);
+        SAY("%s '%s' is not an amount%s (%s)%s", field, q, with,
+            dec == WRK_DECIMAL_COMMA ? AMOUNT_EXAMPLES_COMMA : AMOUNT_EXAMPLES,
+            hint);
+    }
+    if (r->date != WRK_DATES_DEFAULT && hint[0])
+        SAY("%s '%s' is not a %s date%s", field, q,
+            wrk_format_order_words(r->date), hint);
+    if (rc == WRK_VALUE_NOT_REAL)
+        SAY("%s '%s' is not a real calendar date or time (%s)%s", field, q,
+            r->date == WRK_DATES_DEFAULT
+                ? "dates with slashes are read as MM/DD/YYYY"
+                : wrk_format_order_words(r->date),
+            hint);
+    SAY("%s '%s' is not a date (examples: %s)%s", field, q,
+        r->date == WRK_DATES_DMY   ? DATE_EXAMPLES_DMY
+        : r->date == WRK_DATES_YMD ? DATE_EXAMPLES_YMD
+                                   : DATE_EXAMPLES,
+        hint);
 }

@@ -138,6 +138,14 @@ void wrk_format_note(const wrk_format_decisions_t *d,
 void wrk_format_hint(const wrk_format_reading_t *r, wrk_format_kind_t kind,
                      const char *p, size_t len, char *out, size_t outlen);
 
+/* The line error of a cell of kind refused with rc (WRK_VALUE_*) under
+ * reading r: one sentence for the CRM user naming field, quoting q (the
+ * cell made safe to quote by the caller), and ending with the setting that
+ * would have read the cell (wrk_format_hint). */
+void wrk_format_refusal(const wrk_format_reading_t *r, wrk_format_kind_t kind,
+                        const char *field, int rc, const char *p, size_t len,
+                        const char *q, char *out, size_t outlen);
+
 /* How a reading is named in messages: "month-first", "day-first",
  * "year-first"; "decimal '.'", "decimal ','". */
 const char *wrk_format_order_words(wrk_date_order_t order);

@@ -24,13 +24,6 @@
 #define TOKEN_MAX 64 /* longer than any status or contract type */
 #define NAMES_MAX 160
 
-#define AMOUNT_EXAMPLES "examples: 5000, 5,000.50, $5,000.50, USD 5000"
-#define AMOUNT_EXAMPLES_COMMA                                                  \
-    "examples: 5000, 5.000,50, 1 234,56 \xe2\x82\xac, R$ 1.234,56"
-#define DATE_EXAMPLES "2025-03-31, 2025-03-31T10:00:00Z, 03/31/2025"
-#define DATE_EXAMPLES_DMY "2025-03-31, 31/03/2025, 31.03.2025"
-#define DATE_EXAMPLES_YMD "2025-03-31, 2025/03/31"
-
 typedef struct {
     char *column;             /* the mapping's key, as written */
     char *target;             /* standard field name or custom field id */
@@ -601,76 +594,19 @@ static void cell(const wrk_map_t *self, size_t e, const char *const *cells,
 }
 
 /* The line error of a number or date cell refused with rc under the
- * column's reading, ending with the setting that would read it. */
+ * column's reading (wrk_format_refusal words it). */
 static int read_error(const wrk_map_t *self, const wrk_field_t *f,
                       wrk_format_kind_t kind, int rc, const char *p, size_t len,
                       wrk_map_error_t *error)
 {
-    char q[QUOTE_MAX + 4], hint[64];
-    const wrk_format_reading_t *r = &self->reading;
-    wrk_decimal_t dec = kind == WRK_FORMAT_AMOUNT ? r->amount : r->percent;
-    const char *with = dec == WRK_DECIMAL_DOT     ? " with decimal '.'"
-                       : dec == WRK_DECIMAL_COMMA ? " with decimal ','"
-                                                  : "";
+    char q[QUOTE_MAX + 4];
+    if (error == NULL)
+        return -1;
     quote(q, sizeof(q), p, len);
-    wrk_format_hint(r, kind, p, len, hint, sizeof(hint));
-    if (rc == WRK_VALUE_UNDECIDED)
-        return fail(error, f->name,
-                    kind == WRK_FORMAT_DATE
-                        ? "%s '%s': ambiguous date: set the file's date order "
-                          "(date_order DMY or MDY)"
-                        : "%s '%s': ambiguous number: set the file's decimal "
-                          "separator (decimal ',' or '.')",
-                    f->name, q);
-    if (kind == WRK_FORMAT_PERCENT)
-        return fail(error, f->name,
-                    "%s '%s' is not a percentage from 0 to 100%s (examples: "
-                    "50, 50%%, %s)%s",
-                    f->name, q, with,
-                    dec == WRK_DECIMAL_COMMA ? "12,5 %" : "12.5%", hint);
-    if (kind == WRK_FORMAT_AMOUNT) {
-        if (rc == WRK_VALUE_NEGATIVE)
-            return fail(error, f->name,
-                        "%s '%s' is negative; an amount must be 0 or more",
-                        f->name, q);
-        if (rc == WRK_VALUE_TOO_LONG)
-            return fail(error, f->name,
-                        "%s '%s' is too long for an amount (at most %d "
-                        "digits)",
-                        f->name, q, WRK_VALUES_MAX_DIGITS);
-        if (rc == WRK_VALUE_AMBIGUOUS && dec == WRK_DECIMAL_DEFAULT)
-            return fail(error, f->name,
-                        "%s '%s' is ambiguous; write thousands with a comma "
-                        "(5,000) and decimals with a dot (5.00)%s",
-                        f->name, q, hint);
-        if (rc == WRK_VALUE_AMBIGUOUS)
-            return fail(error, f->name,
-                        "%s '%s' is ambiguous%s: thousands or three "
-                        "decimals?%s",
-                        f->name, q, with, hint);
-        return fail(error, f->name, "%s '%s' is not an amount%s (%s)%s",
-                    f->name, q, with,
-                    dec == WRK_DECIMAL_COMMA ? AMOUNT_EXAMPLES_COMMA
-                                             : AMOUNT_EXAMPLES,
-                    hint);
-    }
-    if (r->date != WRK_DATES_DEFAULT && hint[0])
-        return fail(error, f->name, "%s '%s' is not a %s date%s", f->name, q,
-                    wrk_format_order_words(r->date), hint);
-    if (rc == WRK_VALUE_NOT_REAL)
-        return fail(error, f->name,
-                    "%s '%s' is not a real calendar date or time (%s)%s",
-                    f->name, q,
-                    r->date == WRK_DATES_DEFAULT
-                        ? "dates with slashes are read as MM/DD/YYYY"
-                        : wrk_format_order_words(r->date),
-                    hint);
-    return fail(error, f->name, "%s '%s' is not a date (examples: %s)%s",
-                f->name, q,
-                r->date == WRK_DATES_DMY   ? DATE_EXAMPLES_DMY
-                : r->date == WRK_DATES_YMD ? DATE_EXAMPLES_YMD
-                                           : DATE_EXAMPLES,
-                hint);
+    snprintf(error->field, sizeof(error->field), "%s", f->name);
+    wrk_format_refusal(&self->reading, kind, f->name, rc, p, len, q,
+                       error->message, sizeof(error->message));
+    return -1;
 }
 
 /* Validates one standard field's trimmed cell into its slot. */
