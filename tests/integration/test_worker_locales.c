@@ -488,12 +488,81 @@ static void test_resume_keeps_decisions(void **state)
     free(deals);
 }
 
+/* `dealimportctl enqueue --date-order DMY --decimal ,` writes the format the
+ * worker reads; a value it does not know is a usage error. */
+static void test_ctl_enqueue(void **state)
+{
+    char path[256], acc[25], usr[25], pip[25], out[512], err[512];
+    bson_oid_t account, user, pipeline, qid;
+    mongoc_collection_t *c;
+    bson_t *filter;
+    mongoc_cursor_t *cur;
+    const bson_t *doc;
+    FILE *f;
+    const char *args[] = {"enqueue",
+                          "--file",
+                          path,
+                          "--account",
+                          acc,
+                          "--user",
+                          usr,
+                          "--pipeline",
+                          pip,
+                          "--map",
+                          "Name=name",
+                          "--map",
+                          "Stage=stage_id",
+                          "--date-order",
+                          "DMY",
+                          "--decimal",
+                          ",",
+                          NULL};
+    const char *bad[] = {"enqueue", "--file", path,        "--account",
+                         acc,       "--user", usr,         "--pipeline",
+                         pip,       "--map",  "Name=name", "--date-order",
+                         "dmy",     NULL};
+    (void)state;
+    snprintf(path, sizeof(path), "/tmp/it-locale-ctl-%d.csv", (int)getpid());
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "Name,Stage\nA,Lead\n");
+    fclose(f);
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    it_pipeline(&env, &account, &pipeline);
+    bson_oid_to_string(&account, acc);
+    bson_oid_to_string(&user, usr);
+    bson_oid_to_string(&pipeline, pip);
+    if (it_ctl_run(env.runtime, args, out, sizeof(out), err, sizeof(err),
+                   60000) != 0)
+        fail_msg("enqueue failed: %s", err);
+    out[strcspn(out, "\n")] = '\0';
+    assert_true(bson_oid_is_valid(out, strlen(out)) && strlen(out) == 24);
+    bson_oid_init_from_string(&qid, out);
+    c = it_coll(&env, "queues");
+    filter = BCON_NEW("_id", BCON_OID(&qid));
+    cur = mongoc_collection_find_with_opts(c, filter, NULL, NULL);
+    assert_true(mongoc_cursor_next(cur, &doc));
+    assert_string_equal(it_str(doc, "additional_data.format.date_order"),
+                        "DMY");
+    assert_string_equal(it_str(doc, "additional_data.format.decimal"), ",");
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    mongoc_collection_destroy(c);
+    assert_int_equal(
+        it_ctl_run(env.runtime, bad, out, sizeof(out), err, sizeof(err), 60000),
+        64);
+    assert_non_null(strstr(err, "--date-order is MDY, DMY, YMD or auto"));
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_six_locales),
         cmocka_unit_test(test_ambiguous),
         cmocka_unit_test(test_resume_keeps_decisions),
+        cmocka_unit_test(test_ctl_enqueue),
     };
     int rc = it_env_init(&env, "locales");
     if (rc)
