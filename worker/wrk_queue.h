@@ -20,11 +20,12 @@
 
 typedef struct wrk_queue {
     bson_oid_t user, account, pipeline;
-    const char *key;     /* csv[0].key: borrowed from the document, key_len */
-    size_t key_len;      /* bytes, > 0 (may hold NULs: checked by storage) */
-    bson_t mappings;     /* a read-only view into the document: borrowed */
-    bson_t tags;         /* owned: an array of the tag strings, "0", "1", ... */
-    wrk_format_t format; /* additional_data.format; present 0 without */
+    const char *key; /* csv[0].key: borrowed from the document, key_len */
+    size_t key_len;  /* bytes, > 0 (may hold NULs: checked by storage) */
+    bson_t mappings; /* a read-only view into the document: borrowed */
+    bson_t tags;     /* owned: an array of the tag strings, "0", "1", ... */
+    /* additional_data.format (wrk_format_read); present 0 without one */
+    wrk_format_t format;
 } wrk_queue_t;
 
 /* Reads q into out. Returns 0, or -1 with err filled ("the queue document's
