@@ -27,7 +27,18 @@ static const char usage[] =
     "--pipeline ID\n"
     "                             --map 'CSV Column=field' ... [--tags a,b]\n"
     "                             [--parent-account ID] [--client ID] "
-    "[--dry-run] [--json]\n";
+    "[--dry-run] [--json]\n"
+    "                             [--date-order MDY|DMY|YMD|auto] "
+    "[--decimal .|,|auto]\n";
+
+/* 1 when s is one of the NULL-terminated words. */
+static int one_of(const char *s, const char *const *words)
+{
+    for (; *words; words++)
+        if (strcmp(s, *words) == 0)
+            return 1;
+    return 0;
+}
 
 static int parse_id(const char *opt, const char *s, bson_oid_t *out)
 {
@@ -68,11 +79,16 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
         {"client", required_argument, NULL, 'C'},
         {"json", no_argument, NULL, 'j'},
         {"dry-run", no_argument, NULL, 'n'},
+        {"date-order", required_argument, NULL, 'D'},
+        {"decimal", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *file = NULL, *account = NULL, *user = NULL, *pipeline = NULL;
     const char *tags = NULL, *parent = NULL, *client_id = NULL;
+    const char *date_order = NULL, *decimal = NULL;
+    static const char *const orders[] = {"MDY", "DMY", "YMD", "auto", NULL};
+    static const char *const decimals[] = {".", ",", "auto", NULL};
     const char *maps[MAX_MAPS];
     size_t nmaps = 0;
     int json = 0, dry_run = 0, c, rc = 1;
@@ -125,6 +141,12 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
         case 'n':
             dry_run = 1;
             break;
+        case 'D':
+            date_order = optarg;
+            break;
+        case 'S':
+            decimal = optarg;
+            break;
         case 'h':
             fputs(usage, stdout);
             printf(
@@ -136,7 +158,10 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
                 "whole file is read, mapped and validated as an import\n"
                 "would be, and nothing is written but its line errors, "
                 "its error file and\nits verdict (`dealimportctl run ID` "
-                "imports it for real afterwards).\n");
+                "imports it for real afterwards).\n--date-order and "
+                "--decimal say how the file writes dates and numbers\n"
+                "(additional_data.format); 'auto' decides each column from "
+                "the whole file.\n");
             return 0;
         default:
             return ctl_usage(usage,
@@ -155,6 +180,11 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
         (parent && parse_id("--parent-account", parent, &par)) ||
         (client_id && parse_id("--client", client_id, &cli)))
         return CTL_EXIT_USAGE;
+    if ((date_order && !one_of(date_order, orders)) ||
+        (decimal && !one_of(decimal, decimals)))
+        return ctl_usage(usage,
+                         "dealimportctl: --date-order is MDY, DMY, YMD or "
+                         "auto, and --decimal is '.', ',' or auto");
     for (size_t i = 0; i < nmaps; i++) {
         const char *eq = strrchr(maps[i], '=');
         if (eq == NULL || eq == maps[i] || eq[1] == '\0') {
@@ -226,6 +256,15 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
             free(copy);
         }
         bson_append_array_end(&ad, &t);
+        if (date_order || decimal) {
+            bson_t fmt;
+            BSON_APPEND_DOCUMENT_BEGIN(&ad, "format", &fmt);
+            if (date_order)
+                BSON_APPEND_UTF8(&fmt, "date_order", date_order);
+            if (decimal)
+                BSON_APPEND_UTF8(&fmt, "decimal", decimal);
+            bson_append_document_end(&ad, &fmt);
+        }
         bson_append_document_end(doc, &ad);
     }
     if (dry_run)

@@ -3,6 +3,7 @@
  * labelled lines, or the reply itself with --json.
  */
 #include "ctl_show.h"
+#include "ctl_format.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -113,6 +114,7 @@ static void print_import(const json_t *im)
                    str(ci, "reverted_at"), num(ci, "reverted_deals"),
                    num(ci, "reverted_stages"));
     }
+    ctl_format_print(im);
 }
 
 int ctl_show_main(ctl_opts_t *o, int argc, char **argv)
@@ -145,6 +147,7 @@ int ctl_show_main(ctl_opts_t *o, int argc, char **argv)
     rc = ctl_request(o, &req, &reply);
     if (rc != 0)
         return rc;
+    ctl_format_attach(o, req.id, json_object_get(reply.root, "import"));
     if (o->json)
         ctl_print_json(reply.root);
     else

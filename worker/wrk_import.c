@@ -20,6 +20,7 @@
 #include "wrk_map.h"
 #include "wrk_queue.h"
 #include "wrk_stages.h"
+#include "wrk_survey.h"
 
 #include "dip_text.h"
 
@@ -102,6 +103,9 @@ typedef struct import {
     size_t csv_ignored; /* entries of the document's `csv` after the first */
     /* the file: as the checkpoint recorded it, and as storage reports it */
     file_id_t file_then, file_now;
+    /* how numbers and dates are read: the setting, and the decisions */
+    wrk_format_t format;
+    wrk_format_decisions_t fmt;
     int started; /* the start message is out */
     int resumed; /* the header came from the queue document */
     /* how it ends */
@@ -260,6 +264,26 @@ static void append_dry(import_t *im, bson_t *cp)
     bson_append_array_end(cp, &arr);
 }
 
+/* The CSV column of each kind of wrk_format, NULL when none is mapped. */
+static void format_columns(const import_t *im,
+                           const char *cols[WRK_FORMAT_KINDS])
+{
+    for (int k = 0; k < WRK_FORMAT_KINDS; k++)
+        if (wrk_map_field_column(im->map, wrk_format_field(k), NULL, &cols[k]) <
+            0)
+            cols[k] = NULL;
+}
+
+/* The "auto" decisions, so that a resume reads the rest the same way. */
+static void append_format(const import_t *im, bson_t *cp)
+{
+    const char *cols[WRK_FORMAT_KINDS];
+    if (wrk_format_pending(&im->fmt) || im->map == NULL)
+        return;
+    format_columns(im, cols);
+    wrk_format_append(&im->fmt, cols, cp);
+}
+
 /* The checkpoint a resume needs: where the next row starts, what line it
  * is, how to read it, which file it is, and the totals so far. */
 static bson_t *checkpoint(import_t *im)
@@ -279,6 +303,7 @@ static bson_t *checkpoint(import_t *im)
                       (int64_t)wrk_stages_created(im->stages));
     if (im->dry)
         append_dry(im, cp);
+    append_format(im, cp);
     if (im->file_now.known) {
         bson_t sub;
         BSON_APPEND_DOCUMENT_BEGIN(cp, "file", &sub);
@@ -741,6 +766,7 @@ static int read_queue_doc(import_t *im, const bson_t *q, const char **key,
     *key = doc.key;
     *key_len = doc.key_len;
     bson_concat(&im->tags, &doc.tags);
+    im->format = doc.format;
     wrk_queue_release(&doc);
     return 0;
 }
@@ -911,12 +937,69 @@ static const notes_t *notes_for(import_t *im, notes_t *nt, int empty,
         NOTE(nt, "%llu new pipeline stages %s",
              (unsigned long long)wrk_stages_created(im->stages),
              im->dry ? "would be created" : "were created");
+    if (im->map != NULL && !wrk_format_pending(&im->fmt)) {
+        const char *cols[WRK_FORMAT_KINDS];
+        char *b = note(nt);
+        format_columns(im, cols);
+        if (b != NULL) {
+            wrk_format_note(&im->fmt, cols, b, sizeof(nt->text[0]));
+            if (b[0] == '\0')
+                nt->n--;
+        }
+    }
     if (im->errors_not_stored > 0)
         NOTE(nt,
              "%llu line errors were counted but not stored: the import "
              "reached its limit of stored errors (DEALIMPORT_MAX_LINE_ERRORS)",
              (unsigned long long)im->errors_not_stored);
     return nt;
+}
+
+/* Sets how the columns are read before the first row: the "auto" ones
+ * from the checkpoint of an earlier run, or else from a survey of the
+ * whole file. Returns DIP_STORAGE_OK, DIP_STORAGE_EABORT with im->stop
+ * set, or another DIP_STORAGE_* code with err. */
+static int decide_format(import_t *im, const bson_t *q, const char *key,
+                         char *err, size_t errlen)
+{
+    wrk_survey_file_t file;
+    int action = 0, rc = DIP_STORAGE_OK;
+    if (wrk_format_pending(&im->fmt) && !wrk_format_restore(q, &im->fmt)) {
+        dip_log(DIP_LOG_INFO, im->queue_id,
+                "reading the whole file once to decide its format");
+        switch (wrk_survey_run(im->cfg, key, im->map, im->ev,
+                               im->cfg->batch_rows, &im->fmt, &file, &action,
+                               err, errlen)) {
+        case WRK_SURVEY_OK:
+            /* The import must read the file the survey read. */
+            if (!im->file_then.known && file.known) {
+                memcpy(im->file_then.etag, file.etag, sizeof(file.etag));
+                im->file_then.size = file.size;
+                im->file_then.mtime_ns = file.mtime_ns;
+                im->file_then.known = 1;
+            }
+            break;
+        case WRK_SURVEY_ECONTROL:
+            im->stop = STOP_CONTROL;
+            im->action = action;
+            return DIP_STORAGE_EABORT;
+        case WRK_SURVEY_EGONE:
+            im->stop = STOP_SUPERVISOR;
+            return DIP_STORAGE_EABORT;
+        case WRK_SURVEY_ETRANSIENT:
+            return DIP_STORAGE_ETRANSIENT;
+        case WRK_SURVEY_ENOMEM:
+            /* The memory limit, as on_data meets it. */
+            dip_log(DIP_LOG_ERR, im->queue_id,
+                    "out of memory deciding the file's format: the worker "
+                    "reached its memory limit");
+            _exit(DIP_EXIT_NOMEM);
+        default:
+            return DIP_STORAGE_EFAIL;
+        }
+    }
+    wrk_map_set_reading(im->map, &im->fmt.reading);
+    return rc;
 }
 
 static int stream(import_t *im, const bson_t *q, const char *key)
@@ -940,14 +1023,17 @@ static int stream(import_t *im, const bson_t *q, const char *key)
     im->cp_line = im->last_line;
     im->cp_offset = im->last_offset;
 
-    st = dip_storage_new(im->cfg, err, sizeof(err));
-    if (st == NULL) {
-        fail_with(im, err);
-        return finish(im, DIP_DONE_FAILED, NULL);
+    rc = decide_format(im, q, key, err, sizeof(err));
+    if (rc == DIP_STORAGE_OK) {
+        st = dip_storage_new(im->cfg, err, sizeof(err));
+        if (st == NULL) {
+            fail_with(im, err);
+            return finish(im, DIP_DONE_FAILED, NULL);
+        }
+        dip_storage_set_stop(st, on_wait, im);
+        rc = dip_storage_get(st, key, start, &sink, err, sizeof(err));
+        dip_storage_destroy(&st);
     }
-    dip_storage_set_stop(st, on_wait, im);
-    rc = dip_storage_get(st, key, start, &sink, err, sizeof(err));
-    dip_storage_destroy(&st);
     if (im->stop == STOP_CONTROL)
         back_to_checkpoint(im);
 
@@ -1125,6 +1211,13 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
             exit_code = finish(&im, DIP_DONE_FAILED, NULL);
             goto cleanup;
         }
+        /* "auto" decides only the columns the mapping reads. */
+        wrk_format_start(&im.format, &im.fmt);
+        for (int k = 0; k < WRK_FORMAT_KINDS; k++)
+            if (wrk_map_field_column(im.map, wrk_format_field(k), NULL, NULL) <
+                0)
+                im.fmt.is_auto[k] = 0;
+        wrk_map_set_reading(im.map, &im.fmt.reading);
     }
     rc = wrk_db_check_pipeline(im.db, &im.pipeline, &im.account, err,
                                sizeof(err));

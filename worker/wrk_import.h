@@ -4,7 +4,10 @@
  * row, resolve stages, insert deals in batches, and report every line's
  * outcome and a checkpoint per batch to the supervisor. A resumed import
  * (its queue document holds a checkpoint) starts at the checkpoint's byte
- * offset and line, never from line 1.
+ * offset and line, never from line 1. An import whose format leaves a
+ * column to the file ("auto") reads the file once before its first row
+ * (wrk_survey) and keeps the decisions in its checkpoint, so a resume reads
+ * the rest the same way.
  */
 #ifndef WRK_IMPORT_H
 #define WRK_IMPORT_H

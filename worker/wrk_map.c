@@ -11,6 +11,7 @@
 #include "wrk_map.h"
 #include "dip_text.h"
 #include "wrk_fields.h"
+#include "wrk_format.h"
 #include "wrk_values.h"
 
 #include <stdarg.h>
@@ -22,9 +23,6 @@
 #define QUOTE_MAX 96 /* bytes of a value quoted in a message */
 #define TOKEN_MAX 64 /* longer than any status or contract type */
 #define NAMES_MAX 160
-
-#define AMOUNT_EXAMPLES "examples: 5000, 5,000.50, $5,000.50, USD 5000"
-#define DATE_EXAMPLES "examples: 2025-03-31, 2025-03-31T10:00:00Z, 03/31/2025"
 
 typedef struct {
     char *column;             /* the mapping's key, as written */
@@ -41,6 +39,7 @@ struct wrk_map {
     int bound;
     char status_names[NAMES_MAX];
     char contract_names[NAMES_MAX];
+    wrk_format_reading_t reading; /* how numbers and dates are read */
 };
 
 /* One standard field's validated value, between the two passes. */
@@ -558,6 +557,29 @@ int wrk_map_column_field(const wrk_map_t *self, size_t column, char *out,
     return -1;
 }
 
+void wrk_map_set_reading(wrk_map_t *self, const wrk_format_reading_t *reading)
+{
+    if (self != NULL && reading != NULL)
+        self->reading = *reading;
+}
+
+int wrk_map_field_column(const wrk_map_t *self, const char *field,
+                         size_t *index, const char **column)
+{
+    const wrk_field_t *f = wrk_fields_find(field);
+    size_t e;
+    if (self == NULL || f == NULL)
+        return -1;
+    e = self->by_field[f - wrk_fields_at(0)];
+    if (e == NONE)
+        return -1;
+    if (index != NULL)
+        *index = self->bound ? self->entries[e].index : NONE;
+    if (column != NULL)
+        *column = self->entries[e].column;
+    return 0;
+}
+
 static void cell(const wrk_map_t *self, size_t e, const char *const *cells,
                  const size_t *lens, size_t ncells, const char **p, size_t *len)
 {
@@ -569,6 +591,22 @@ static void cell(const wrk_map_t *self, size_t e, const char *const *cells,
         *len = lens != NULL ? lens[idx] : strlen(cells[idx]);
     }
     wrk_values_trim(p, len);
+}
+
+/* The line error of a number or date cell refused with rc under the
+ * column's reading (wrk_format_refusal words it). */
+static int read_error(const wrk_map_t *self, const wrk_field_t *f,
+                      wrk_format_kind_t kind, int rc, const char *p, size_t len,
+                      wrk_map_error_t *error)
+{
+    char q[QUOTE_MAX + 4];
+    if (error == NULL)
+        return -1;
+    quote(q, sizeof(q), p, len);
+    snprintf(error->field, sizeof(error->field), "%s", f->name);
+    wrk_format_refusal(&self->reading, kind, f->name, rc, p, len, q,
+                       error->message, sizeof(error->message));
+    return -1;
 }
 
 /* Validates one standard field's trimmed cell into its slot. */
@@ -600,25 +638,9 @@ static int check_field(const wrk_map_t *self, const wrk_field_t *f,
     case WRK_FIELD_TEXT:
         break;
     case WRK_FIELD_AMOUNT:
-        rc = wrk_values_amount(p, len, &s->d, code);
-        if (rc == WRK_VALUE_NEGATIVE)
-            return fail(error, f->name,
-                        "%s '%s' is negative; an amount must be 0 or more",
-                        f->name, quote(q, sizeof(q), p, len));
-        if (rc == WRK_VALUE_AMBIGUOUS)
-            return fail(error, f->name,
-                        "%s '%s' is ambiguous; write thousands with a comma "
-                        "(5,000) and decimals with a dot (5.00)",
-                        f->name, quote(q, sizeof(q), p, len));
-        if (rc == WRK_VALUE_TOO_LONG)
-            return fail(error, f->name,
-                        "%s '%s' is too long for an amount (at most %d "
-                        "digits)",
-                        f->name, quote(q, sizeof(q), p, len),
-                        WRK_VALUES_MAX_DIGITS);
+        rc = wrk_values_amount_as(p, len, self->reading.amount, &s->d, code);
         if (rc != WRK_VALUE_OK)
-            return fail(error, f->name, "%s '%s' is not an amount (%s)",
-                        f->name, quote(q, sizeof(q), p, len), AMOUNT_EXAMPLES);
+            return read_error(self, f, WRK_FORMAT_AMOUNT, rc, p, len, error);
         break;
     case WRK_FIELD_CURRENCY:
         if (len != 3 || !is_alpha(p[0]) || !is_alpha(p[1]) || !is_alpha(p[2]))
@@ -660,22 +682,15 @@ static int check_field(const wrk_map_t *self, const wrk_field_t *f,
         s->len = strlen(canon);
         return 0;
     case WRK_FIELD_DATE:
-        rc = wrk_values_date(p, len, &s->ms);
-        if (rc == WRK_VALUE_NOT_REAL)
-            return fail(error, f->name,
-                        "%s '%s' is not a real calendar date or time "
-                        "(dates with slashes are read as MM/DD/YYYY)",
-                        f->name, quote(q, sizeof(q), p, len));
+        rc = wrk_dates_parse(p, len, self->reading.date, &self->reading.layouts,
+                             &s->ms);
         if (rc != WRK_VALUE_OK)
-            return fail(error, f->name, "%s '%s' is not a date (%s)", f->name,
-                        quote(q, sizeof(q), p, len), DATE_EXAMPLES);
+            return read_error(self, f, WRK_FORMAT_DATE, rc, p, len, error);
         break;
     case WRK_FIELD_PERCENT:
-        if (wrk_values_percent(p, len, &s->d) != WRK_VALUE_OK)
-            return fail(error, f->name,
-                        "%s '%s' is not a percentage from 0 to 100 "
-                        "(examples: 50, 50%%, 12.5%%)",
-                        f->name, quote(q, sizeof(q), p, len));
+        rc = wrk_values_percent_as(p, len, self->reading.percent, &s->d);
+        if (rc != WRK_VALUE_OK)
+            return read_error(self, f, WRK_FORMAT_PERCENT, rc, p, len, error);
         break;
     case WRK_FIELD_EMAIL:
         if (wrk_values_email(p, len) != WRK_VALUE_OK)

@@ -19,12 +19,17 @@
  * - status, contract_type: lowercased; each run of spaces, tabs, dashes
  *   (ASCII and Unicode U+2010-U+2015, U+2212) and underscores becomes one
  *   '_', so "Closed - Won" is closed_won.
- * - value: an amount as wrk_values.h reads it, stored as a double. A code
- *   in the value must agree with the currency column, and fills the deal's
+ * - value: an amount as wrk_values.h reads it under the column's decimal
+ *   separator (wrk_map_set_reading), stored as a double. A code in the
+ *   value must agree with the currency column, and fills the deal's
  *   currency when that column is empty or not mapped.
- * - expected_close_date: a date or date-time as wrk_values.h reads it,
- *   stored as a BSON date.
- * - probability: 0 to 100 with an optional '%', stored as a double.
+ * - expected_close_date: a date or date-time as wrk_dates.h reads it under
+ *   the column's date order and the file's layouts, stored as a BSON date.
+ * - probability: 0 to 100 with an optional '%' (decimals as value's),
+ *   stored as a double.
+ * - A refused number or date names the setting that would have read it
+ *   ("; set date_order DMY"); a cell of a column that "auto" left
+ *   undecided and that reads two ways is refused as ambiguous.
  * - contact_email: an address as wrk_values.h checks it, stored trimmed,
  *   case kept.
  * - currency: 3 ASCII letters, stored uppercase.
@@ -39,6 +44,8 @@
 #include <stdint.h>
 
 #include <bson/bson.h>
+
+#include "wrk_format.h"
 
 typedef struct wrk_map wrk_map_t;
 
@@ -66,6 +73,17 @@ int wrk_map_bind(wrk_map_t *self, const char *const *header, size_t n,
  * is not bound. For naming the field of a cell-level error of the reader. */
 int wrk_map_column_field(const wrk_map_t *self, size_t column, char *out,
                          size_t outlen);
+
+/* How value, probability and expected_close_date cells are read from now
+ * on: the file's format once decided (wrk_format.h); copied. Until it is
+ * set, as a file without a format. */
+void wrk_map_set_reading(wrk_map_t *self, const wrk_format_reading_t *reading);
+
+/* Where standard field `field` comes from: the mapping's column name
+ * (borrowed from the map) and, once bound, its header position ((size_t)-1
+ * before). 0, or -1 when the field is not mapped. */
+int wrk_map_field_column(const wrk_map_t *self, const char *field,
+                         size_t *index, const char **column);
 
 typedef struct wrk_map_error {
     char field[64];    /* deal field, or "additional_info.<id>" */

@@ -217,6 +217,8 @@ int wrk_queue_read(const bson_t *q, size_t max_tags, wrk_queue_t *out,
         goto fail;
     if (read_tags(q, max_tags, out, err, errlen) < 0)
         goto fail;
+    if (wrk_format_read(q, &out->format, err, errlen) < 0)
+        goto fail;
     return 0;
 fail:
     wrk_queue_release(out);

@@ -20,6 +20,7 @@
  *   a bound here bounds what one file can make the import write.
  * - csv: entries after the first are counted (csv_ignored), not read: one
  *   import reads one file.
+ * - additional_data.format: read by wrk_format_read (wrk_format.h).
  */
 #ifndef WRK_QUEUE_H
 #define WRK_QUEUE_H
@@ -27,6 +28,8 @@
 #include <stddef.h>
 
 #include <bson/bson.h>
+
+#include "wrk_format.h"
 
 /* The longest tag accepted, in bytes. */
 #define WRK_QUEUE_TAG_MAX_BYTES 256
@@ -39,6 +42,8 @@ typedef struct wrk_queue {
     bson_t tags;        /* owned: an array of the tag strings, "0", "1", ... */
     int dry_run;        /* 1 for `dry_run: true`, else 0 */
     size_t csv_ignored; /* entries of `csv` after the first */
+    /* additional_data.format (wrk_format_read); present 0 without one */
+    wrk_format_t format;
 } wrk_queue_t;
 
 /* Reads q into out, accepting at most max_tags tags. Returns 0, or -1 with

@@ -7,6 +7,7 @@
  */
 #include "wrk_values.h"
 #include "dip_text.h"
+#include "wrk_dates.h"
 
 #include <string.h>
 
@@ -143,57 +144,165 @@ static int parse_number(const char *p, size_t len, int groups, double *out,
     return WRK_VALUE_OK;
 }
 
-/* A currency marker at the start of p: its length, and its code in code
- * ("" for '$', which several currencies use). */
-static size_t prefix_marker(const char *p, size_t len, char code[4])
+/* A thousands separator at p in a file whose decimals are `dec`: the
+ * other of ',' and '.', a space, a no-break space (U+00A0), a narrow
+ * no-break space (U+202F), an apostrophe or a right single quote (U+2019,
+ * which Swiss text writes for it). Its length, 0 if none. */
+static size_t group_sep_at(const char *s, size_t len, char dec)
 {
-    code[0] = '\0';
-    if (len >= 1 && p[0] == '$')
+    const unsigned char *p = (const unsigned char *)s;
+    if (len == 0)
+        return 0;
+    if (s[0] == (dec == '.' ? ',' : '.') || s[0] == ' ' || s[0] == '\'')
         return 1;
-    if (len >= 3 && memcmp(p, "\xe2\x82\xac", 3) == 0) {
-        memcpy(code, "EUR", 4);
-        return 3;
-    }
-    if (len >= 2 && memcmp(p, "\xc2\xa3", 2) == 0) {
-        memcpy(code, "GBP", 4);
+    if (len >= 2 && p[0] == 0xc2 && p[1] == 0xa0)
         return 2;
-    }
-    if (len >= 3 && is_upper(p[0]) && is_upper(p[1]) && is_upper(p[2]) &&
-        (len == 3 || !is_alpha(p[3]))) {
-        memcpy(code, p, 3);
-        code[3] = '\0';
+    if (len >= 3 && p[0] == 0xe2 && p[1] == 0x80 &&
+        (p[2] == 0xaf || p[2] == 0x99))
         return 3;
+    return 0;
+}
+
+/* The same number as parse_number, for a file that said its decimal
+ * separator: `dec` before the decimals, the integer part grouped by one
+ * kind of separator (group_sep_at), in threes ("1.234.567") or the Indian
+ * way (threes last, twos before: "1,23,45,678"). *ambiguous as there. */
+static int parse_local(const char *p, size_t len, char dec, int groups,
+                       double *out, int *ambiguous)
+{
+    uint64_t mant = 0;
+    size_t i = 0, nint = 0, nfrac = 0, ngroups = 0, first, last = 0, seplen = 0;
+    const char *sep = NULL;
+    int threes = 1, twos = 1;
+    while (i < len && is_digit(p[i])) {
+        mant = mant * 10 + (uint64_t)(p[i] - '0');
+        if (++nint > NUMBER_MAX_DIGITS)
+            return WRK_VALUE_TOO_LONG;
+        i++;
+    }
+    first = nint;
+    while (groups && i < len) {
+        size_t n = group_sep_at(p + i, len - i, dec), cur = 0;
+        if (n == 0)
+            break;
+        if (nint == 0 || p[0] == '0')
+            return WRK_VALUE_BAD;
+        if (sep == NULL) {
+            sep = p + i;
+            seplen = n;
+        } else if (n != seplen || memcmp(sep, p + i, n) != 0) {
+            return WRK_VALUE_BAD;
+        }
+        i += n;
+        while (i < len && is_digit(p[i])) {
+            mant = mant * 10 + (uint64_t)(p[i] - '0');
+            if (++nint > NUMBER_MAX_DIGITS)
+                return WRK_VALUE_TOO_LONG;
+            cur++;
+            i++;
+        }
+        if (cur == 0)
+            return WRK_VALUE_BAD;
+        if (ngroups > 0) {
+            threes = threes && last == 3;
+            twos = twos && last == 2;
+        }
+        last = cur;
+        ngroups++;
+    }
+    if (ngroups > 0) {
+        threes = threes && first <= 3;
+        twos = twos && ngroups > 1 && first <= 2;
+        if (last != 3 || (!threes && !twos))
+            return WRK_VALUE_BAD;
+    }
+    if (i < len && p[i] == dec) {
+        i++;
+        while (i < len && is_digit(p[i])) {
+            mant = mant * 10 + (uint64_t)(p[i] - '0');
+            nfrac++;
+            i++;
+            if (nint + nfrac > NUMBER_MAX_DIGITS)
+                return WRK_VALUE_TOO_LONG;
+        }
+        if (nfrac == 0)
+            return WRK_VALUE_BAD;
+    }
+    if (i != len || nint + nfrac == 0)
+        return WRK_VALUE_BAD;
+    if (ambiguous)
+        *ambiguous =
+            ngroups == 0 && nfrac == 3 && nint >= 1 && nint <= 3 && p[0] != '0';
+    *out = (double)mant / powers_of_ten[nfrac];
+    return WRK_VALUE_OK;
+}
+
+/* Symbols a marker may be, with the code each names ("" for '$', which
+ * several currencies use). The last ones only in a file with a format. */
+static const struct {
+    const char *text;
+    const char *code;
+} symbols[] = {
+    {"$", ""},     {"\xe2\x82\xac", "EUR"}, {"\xc2\xa3", "GBP"},
+    {"R$", "BRL"}, {"\xe2\x82\xb9", "INR"},
+};
+#define SYMBOLS_TODAY 3
+
+/* A currency marker at the start of p (at its end with `end`): its length,
+ * and its code in code. `more`: the symbols of a file with a format. */
+static size_t marker(const char *p, size_t len, int end, int more, char code[4])
+{
+    size_t nsym = more ? sizeof(symbols) / sizeof(symbols[0]) : SYMBOLS_TODAY;
+    code[0] = '\0';
+    /* The last first: "R$" before "$". */
+    for (size_t k = nsym; k-- > 0;) {
+        size_t n = strlen(symbols[k].text);
+        if (len >= n &&
+            memcmp(end ? p + len - n : p, symbols[k].text, n) == 0) {
+            memcpy(code, symbols[k].code, strlen(symbols[k].code) + 1);
+            return n;
+        }
+    }
+    if (len >= 3) {
+        const char *c = end ? p + len - 3 : p;
+        if (is_upper(c[0]) && is_upper(c[1]) && is_upper(c[2]) &&
+            (len == 3 || !is_alpha(end ? c[-1] : c[3]))) {
+            memcpy(code, c, 3);
+            code[3] = '\0';
+            return 3;
+        }
     }
     return 0;
 }
 
-static size_t suffix_marker(const char *p, size_t len, char code[4])
+/* Trims as wrk_values_trim, and in a file with a format also the narrow
+ * no-break space (U+202F) that French text puts before a symbol. */
+static void trim_more(const char **p, size_t *len, int more)
 {
-    code[0] = '\0';
-    if (len >= 1 && p[len - 1] == '$')
-        return 1;
-    if (len >= 3 && memcmp(p + len - 3, "\xe2\x82\xac", 3) == 0) {
-        memcpy(code, "EUR", 4);
-        return 3;
+    const unsigned char *u;
+    for (;;) {
+        wrk_values_trim(p, len);
+        u = (const unsigned char *)*p;
+        if (more && *len >= 3 && u[0] == 0xe2 && u[1] == 0x80 && u[2] == 0xaf) {
+            *p += 3;
+            *len -= 3;
+        } else if (more && *len >= 3 && u[*len - 3] == 0xe2 &&
+                   u[*len - 2] == 0x80 && u[*len - 1] == 0xaf) {
+            *len -= 3;
+        } else {
+            return;
+        }
     }
-    if (len >= 2 && memcmp(p + len - 2, "\xc2\xa3", 2) == 0) {
-        memcpy(code, "GBP", 4);
-        return 2;
-    }
-    if (len >= 3 && is_upper(p[len - 1]) && is_upper(p[len - 2]) &&
-        is_upper(p[len - 3]) && (len == 3 || !is_alpha(p[len - 4]))) {
-        memcpy(code, p + len - 3, 3);
-        code[3] = '\0';
-        return 3;
-    }
-    return 0;
 }
 
-int wrk_values_amount(const char *p, size_t len, double *out, char code[4])
+/* An amount under one reading: dec 0 for the rules of a file without a
+ * format, '.' or ',' for a file that said its decimal separator. */
+static int amount(const char *p, size_t len, char dec, double *out,
+                  char code[4])
 {
     char other[4];
     size_t m;
-    int negative = 0, ambiguous = 0, rc;
+    int negative = 0, ambiguous = 0, rc, more = dec != 0;
     code[0] = '\0';
     if (len == 0)
         return WRK_VALUE_BAD;
@@ -203,24 +312,25 @@ int wrk_values_amount(const char *p, size_t len, double *out, char code[4])
         negative = 1;
         p++;
         len--;
-        wrk_values_trim(&p, &len);
+        trim_more(&p, &len, more);
     }
-    if ((m = prefix_marker(p, len, code)) > 0) {
+    if ((m = marker(p, len, 0, more, code)) > 0) {
         p += m;
         len -= m;
-        wrk_values_trim(&p, &len);
+        trim_more(&p, &len, more);
         if (!negative && len > 0 && p[0] == '-') {
             negative = 1;
             p++;
             len--;
         }
-        if (suffix_marker(p, len, other) > 0)
+        if (marker(p, len, 1, more, other) > 0)
             return WRK_VALUE_BAD;
-    } else if ((m = suffix_marker(p, len, code)) > 0) {
+    } else if ((m = marker(p, len, 1, more, code)) > 0) {
         len -= m;
-        wrk_values_trim(&p, &len);
+        trim_more(&p, &len, more);
     }
-    rc = parse_number(p, len, 1, out, &ambiguous);
+    rc = more ? parse_local(p, len, dec, 1, out, &ambiguous)
+              : parse_number(p, len, 1, out, &ambiguous);
     if (rc == WRK_VALUE_OK && negative)
         rc = WRK_VALUE_NEGATIVE;
     else if (rc == WRK_VALUE_OK && ambiguous)
@@ -228,19 +338,81 @@ int wrk_values_amount(const char *p, size_t len, double *out, char code[4])
     return rc;
 }
 
-int wrk_values_percent(const char *p, size_t len, double *out)
+int wrk_values_amount(const char *p, size_t len, double *out, char code[4])
 {
-    int rc;
+    return amount(p, len, 0, out, code);
+}
+
+/* Both readings of an undecided column: the value when they agree. */
+static int undecided(int r1, double v1, int r2, double v2, double *out)
+{
+    if (r1 == r2 && (r1 != WRK_VALUE_OK || v1 == v2)) {
+        *out = v1;
+        return r1;
+    }
+    if (r1 == WRK_VALUE_TOO_LONG || r2 == WRK_VALUE_TOO_LONG)
+        return WRK_VALUE_TOO_LONG;
+    return WRK_VALUE_UNDECIDED;
+}
+
+int wrk_values_amount_as(const char *p, size_t len, wrk_decimal_t dec,
+                         double *out, char code[4])
+{
+    double v1 = 0, v2 = 0;
+    int r1, r2;
+    switch (dec) {
+    case WRK_DECIMAL_DOT:
+        return amount(p, len, '.', out, code);
+    case WRK_DECIMAL_COMMA:
+        return amount(p, len, ',', out, code);
+    case WRK_DECIMAL_UNDECIDED:
+        r1 = amount(p, len, '.', &v1, code);
+        r2 = amount(p, len, ',', &v2, code);
+        return undecided(r1, v1, r2, v2, out);
+    default:
+        return amount(p, len, 0, out, code);
+    }
+}
+
+/* A percentage under one reading (dec as for amount). */
+static int percent(const char *p, size_t len, char dec, double *out)
+{
+    int rc, more = dec != 0;
     if (len > 0 && p[len - 1] == '%') {
         len--;
-        wrk_values_trim(&p, &len);
+        trim_more(&p, &len, more);
     }
     if (len == 0 || len > AMOUNT_MAX_LEN)
         return WRK_VALUE_BAD;
-    rc = parse_number(p, len, 0, out, NULL);
+    rc = more ? parse_local(p, len, dec, 0, out, NULL)
+              : parse_number(p, len, 0, out, NULL);
     if (rc == WRK_VALUE_OK && *out > 100.0)
         rc = WRK_VALUE_BAD;
     return rc == WRK_VALUE_OK ? WRK_VALUE_OK : WRK_VALUE_BAD;
+}
+
+int wrk_values_percent(const char *p, size_t len, double *out)
+{
+    return percent(p, len, 0, out);
+}
+
+int wrk_values_percent_as(const char *p, size_t len, wrk_decimal_t dec,
+                          double *out)
+{
+    double v1 = 0, v2 = 0;
+    int r1, r2;
+    switch (dec) {
+    case WRK_DECIMAL_DOT:
+        return percent(p, len, '.', out);
+    case WRK_DECIMAL_COMMA:
+        return percent(p, len, ',', out);
+    case WRK_DECIMAL_UNDECIDED:
+        r1 = percent(p, len, '.', &v1);
+        r2 = percent(p, len, ',', &v2);
+        return undecided(r1, v1, r2, v2, out);
+    default:
+        return percent(p, len, 0, out);
+    }
 }
 
 int wrk_values_parse_amount(const char *in, double *out)
@@ -276,115 +448,9 @@ int wrk_values_parse_percent(const char *in, double *out)
 
 /* --- dates ---------------------------------------------------------------- */
 
-static int num(const char *p, size_t len, size_t at, size_t n, int *v)
-{
-    *v = 0;
-    if (at + n > len)
-        return -1;
-    for (size_t i = at; i < at + n; i++) {
-        if (!is_digit(p[i]))
-            return -1;
-        *v = *v * 10 + (p[i] - '0');
-    }
-    return 0;
-}
-
-static int days_in_month(int y, int m)
-{
-    static const int dim[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return m == 2 && leap ? 29 : dim[m - 1];
-}
-
-/* Days from 1970-01-01 to y-m-d (proleptic Gregorian, y >= 1): whole 400-year
- * cycles of 146097 days counted from March 1 of year 0, so that Feb 29 is the
- * last day of its counting year. */
-static int64_t days_from_civil(int y, int m, int d)
-{
-    int64_t yy = m <= 2 ? y - 1 : y;
-    int64_t era = yy / 400; /* yy >= 0 */
-    int64_t yoe = yy - era * 400;
-    int64_t mp = m > 2 ? m - 3 : m + 9; /* months since March */
-    int64_t doy = (153 * mp + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 int wrk_values_date(const char *p, size_t len, int64_t *ms)
 {
-    int y, mo, d, h = 0, mi = 0, s = 0, frac = 0, oh = 0, om = 0, osign = 0;
-    size_t i;
-    if (len >= 10 && p[4] == '-' && p[7] == '-') {
-        if (num(p, len, 0, 4, &y) || num(p, len, 5, 2, &mo) ||
-            num(p, len, 8, 2, &d))
-            return WRK_VALUE_BAD;
-        i = 10;
-        if (i < len) {
-            if (p[i] != 'T' && p[i] != 't' && p[i] != ' ')
-                return WRK_VALUE_BAD;
-            if (num(p, len, i + 1, 2, &h) || i + 3 >= len || p[i + 3] != ':' ||
-                num(p, len, i + 4, 2, &mi))
-                return WRK_VALUE_BAD;
-            i += 6;
-            if (i < len && p[i] == ':') {
-                if (num(p, len, i + 1, 2, &s))
-                    return WRK_VALUE_BAD;
-                i += 3;
-                if (i < len && (p[i] == '.' || p[i] == ',')) {
-                    size_t k = 0;
-                    i++;
-                    for (; i < len && is_digit(p[i]); i++, k++) {
-                        if (k < 3)
-                            frac = frac * 10 + (p[i] - '0');
-                    }
-                    if (k == 0 || k > 9)
-                        return WRK_VALUE_BAD;
-                    for (; k < 3; k++)
-                        frac *= 10;
-                }
-            }
-            if (i < len && (p[i] == 'Z' || p[i] == 'z')) {
-                i++;
-            } else if (i < len && (p[i] == '+' || p[i] == '-')) {
-                osign = p[i] == '-' ? -1 : 1;
-                if (num(p, len, i + 1, 2, &oh))
-                    return WRK_VALUE_BAD;
-                i += 3;
-                if (i < len && p[i] == ':')
-                    i++;
-                if (i < len) {
-                    if (num(p, len, i, 2, &om))
-                        return WRK_VALUE_BAD;
-                    i += 2;
-                }
-            }
-            if (i != len)
-                return WRK_VALUE_BAD;
-        }
-    } else {
-        /* M/D/YYYY, US order. */
-        size_t a = 0, b;
-        while (a < len && a < 3 && is_digit(p[a]))
-            a++;
-        if (a < 1 || a > 2 || a >= len || p[a] != '/')
-            return WRK_VALUE_BAD;
-        b = a + 1;
-        while (b < len && b - a - 1 < 3 && is_digit(p[b]))
-            b++;
-        if (b - a - 1 < 1 || b - a - 1 > 2 || b >= len || p[b] != '/' ||
-            b + 5 != len)
-            return WRK_VALUE_BAD;
-        if (num(p, len, 0, a, &mo) || num(p, len, a + 1, b - a - 1, &d) ||
-            num(p, len, b + 1, 4, &y))
-            return WRK_VALUE_BAD;
-    }
-    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) ||
-        h > 23 || mi > 59 || s > 59 || oh > 23 || om > 59)
-        return WRK_VALUE_NOT_REAL;
-    *ms = days_from_civil(y, mo, d) * 86400000 +
-          ((int64_t)h * 3600 + mi * 60 + s) * 1000 + frac -
-          (int64_t)osign * (oh * 60 + om) * 60000;
-    return WRK_VALUE_OK;
+    return wrk_dates_parse(p, len, WRK_DATES_DEFAULT, NULL, ms);
 }
 
 int wrk_values_parse_date(const char *in, int64_t *ms_since_epoch)

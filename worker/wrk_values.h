@@ -17,11 +17,26 @@
  *   WRK_VALUES_MAX_DIGITS digits (WRK_VALUE_TOO_LONG), so the double is the
  *   exact nearest one. No sign, exponent, NaN or infinity; a negative amount
  *   is WRK_VALUE_NEGATIVE.
- * - percent: 0 to 100 with an optional '%'.
- * - date: YYYY-MM-DD (UTC midnight), YYYY-MM-DD[T ]HH:MM[:SS[.fraction]]
- *   with Z, +HH:MM, +HHMM or +HH (read as UTC without one), or M/D/YYYY (US
- *   order, UTC midnight). Real calendar dates only: a well-formed date that
- *   does not exist (2025-02-30, 25:00) is WRK_VALUE_NOT_REAL.
+ * - amount in a file that said its decimal separator (wrk_decimal_t, the
+ *   `_as` forms): that separator before the decimals, and thousands grouped
+ *   by one kind of separator, the same throughout: with WRK_DECIMAL_COMMA
+ *   '.', with WRK_DECIMAL_DOT ',', and with either a space, a no-break space
+ *   (U+00A0), a narrow no-break space (U+202F), an apostrophe or U+2019; in
+ *   threes ("1.234.567,89") or the Indian way ("1,23,456.00": threes last,
+ *   twos before). "d.ddd" with WRK_DECIMAL_COMMA is a grouped 1234; three
+ *   decimals after 1-3 digits and no grouping ("1.234" with a dot, "1,234"
+ *   with a comma) stay WRK_VALUE_AMBIGUOUS, so that a file read with the
+ *   wrong setting is refused instead of a thousand times off, and a number
+ *   with both separators reads only one way or not at all ("5,000.50" is
+ *   never 5). Markers: those above, and "R$" (BRL) and the rupee sign
+ *   (INR); a narrow no-break space may stand between marker and number.
+ *   WRK_DECIMAL_UNDECIDED (the file left its separator open): a cell that
+ *   reads the same both ways ("5000", "1 234") is read, one that does not
+ *   is WRK_VALUE_UNDECIDED.
+ * - percent: 0 to 100 with an optional '%'; with a decimal separator, its
+ *   decimals after it and no grouping, undecided as amounts are.
+ * - date: wrk_dates.h (wrk_values_date reads as a file without a format:
+ *   ISO, or M/D/YYYY).
  * - email: one '@', a local part of 1-64 bytes, a domain with a dot and no
  *   empty label, no spaces, control characters or ",;<>()[]\\\"", at most
  *   254 bytes.
@@ -31,6 +46,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "wrk_dates.h"
 
 /* Digits an amount or percentage may have: a double holds 15 exactly. */
 #define WRK_VALUES_MAX_DIGITS 15
@@ -42,7 +59,16 @@ enum {
     WRK_VALUE_AMBIGUOUS = -3, /* "5.000": thousands or decimals? */
     WRK_VALUE_TOO_LONG = -4,  /* more digits than a double holds */
     WRK_VALUE_NOT_REAL = -5,  /* a date or time that does not exist */
+    WRK_VALUE_UNDECIDED = -6, /* reads two ways; the file did not say which */
 };
+
+/* How a file writes decimals once its format is known. */
+typedef enum {
+    WRK_DECIMAL_DEFAULT = 0, /* no format: the rules above */
+    WRK_DECIMAL_DOT,
+    WRK_DECIMAL_COMMA,
+    WRK_DECIMAL_UNDECIDED, /* "auto" could not decide */
+} wrk_decimal_t;
 
 /* Bytes of whitespace at s: ASCII whitespace or U+00A0 (the no-break space
  * spreadsheets leave around numbers); 0 when s[0..len) does not start with
@@ -56,6 +82,11 @@ void wrk_values_trim(const char **p, size_t *len);
  * and for '$', which several currencies use). */
 int wrk_values_amount(const char *p, size_t len, double *out, char code[4]);
 int wrk_values_percent(const char *p, size_t len, double *out);
+/* The same under a decimal separator (WRK_DECIMAL_DEFAULT: as above). */
+int wrk_values_amount_as(const char *p, size_t len, wrk_decimal_t dec,
+                         double *out, char code[4]);
+int wrk_values_percent_as(const char *p, size_t len, wrk_decimal_t dec,
+                          double *out);
 /* *ms milliseconds since 1970-01-01T00:00:00Z. */
 int wrk_values_date(const char *p, size_t len, int64_t *ms);
 int wrk_values_email(const char *p, size_t len);

@@ -46,6 +46,12 @@ _dealimportctl()
         --status)
             COMPREPLY=($(compgen -W "pending processing paused completed failed cancelled" -- "$cur"))
             return 0 ;;
+        --date-order)
+            COMPREPLY=($(compgen -W "MDY DMY YMD auto" -- "$cur"))
+            return 0 ;;
+        --decimal)
+            COMPREPLY=($(compgen -W ". , auto" -- "$cur"))
+            return 0 ;;
         --timeout | --interval | --limit | --connect | --account | --user | \
             --pipeline | --map | --tags | --parent-account | --client)
             return 0 ;;
@@ -66,7 +72,7 @@ _dealimportctl()
             status | show | pause | resume | cancel | metrics) words=$common ;;
             list) words="--status --account --limit $common" ;;
             watch) words="--interval $common" ;;
-            enqueue) words="--file --account --user --pipeline --map --tags --parent-account --client --dry-run --json --help" ;;
+            enqueue) words="--file --account --user --pipeline --map --tags --parent-account --client --dry-run --date-order --decimal --json --help" ;;
             revert) words="--dry-run --json --help" ;;
             errors) words="--limit --output --json --help" ;;
             events) words="--limit --json --help" ;;

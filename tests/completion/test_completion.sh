@@ -57,6 +57,8 @@ check "--status" dealimportctl list --st
 check "processing" dealimportctl list --status pro
 check "--interval" dealimportctl watch --int
 check "--dry-run" dealimportctl revert --dr
+check "--date-order" dealimportctl enqueue --da
+check "DMY" dealimportctl enqueue --date-order D
 check "--config --connect" dealimportctl --c
 check "64b0000000000000000000a1 64b0000000000000000000a2" "$tmp/dealimportctl" pause ""
 check "64b0000000000000000000a2" "$tmp/dealimportctl" cancel 64b0000000000000000000a2

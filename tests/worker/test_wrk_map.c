@@ -382,6 +382,9 @@ static void test_minimal_map_and_lengths(void **state)
     wrk_map_destroy(&m);
 }
 
+/* How one() reads numbers and dates (zero: a file without a format). */
+static wrk_format_reading_t one_reading;
+
 /* One field mapped beside name and stage: the deal's JSON or NULL + *e. */
 static char *one(const char *field, const char *value, wrk_map_error_t *e)
 {
@@ -396,6 +399,7 @@ static char *one(const char *field, const char *value, wrk_map_error_t *e)
     m = map_json(text, err, sizeof(err));
     assert_non_null(m);
     assert_int_equal(wrk_map_bind(m, header, 3, err, sizeof(err)), 0);
+    wrk_map_set_reading(m, &one_reading);
     memset(e, 0, sizeof(*e));
     if (wrk_map_row(m, cells, NULL, 3, &deal, stage, sizeof(stage), e) == 0)
         out = bson_as_canonical_extended_json(&deal, NULL);
@@ -580,7 +584,7 @@ static void test_map_amounts(void **state)
                "value '-5' is negative; an amount must be 0 or more");
     expect_bad("value", "5.000",
                "value '5.000' is ambiguous; write thousands with a comma "
-               "(5,000) and decimals with a dot (5.00)");
+               "(5,000) and decimals with a dot (5.00); set decimal ','");
     expect_bad("value", "1234567890123456",
                "value '1234567890123456' is too long for an amount (at most "
                "15 digits)");
@@ -660,10 +664,65 @@ static void test_map_dates(void **state)
                "or time (dates with slashes are read as MM/DD/YYYY)");
     expect_bad("expected_close_date", "13/01/2024",
                "expected_close_date '13/01/2024' is not a real calendar date "
-               "or time (dates with slashes are read as MM/DD/YYYY)");
+               "or time (dates with slashes are read as MM/DD/YYYY); set "
+               "date_order DMY");
     expect_bad("expected_close_date", "next week",
                "expected_close_date 'next week' is not a date (examples: "
                "2025-03-31, 2025-03-31T10:00:00Z, 03/31/2025)");
+}
+
+/* Under a file's format: the cells it reads, and line errors that name the
+ * setting that would have read the cell. */
+static void test_map_formats(void **state)
+{
+    (void)state;
+    memset(&one_reading, 0, sizeof(one_reading));
+    one_reading.date = WRK_DATES_MDY;
+    expect_bad("expected_close_date", "31/12/2025",
+               "expected_close_date '31/12/2025' is not a month-first date; "
+               "set date_order DMY");
+    one_reading.date = WRK_DATES_DMY;
+    expect_ok("expected_close_date", "31.12.2025",
+              "{ \"$date\" : { \"$numberLong\" : \"1767139200000\" } }");
+    expect_bad("expected_close_date", "12/31/2025",
+               "expected_close_date '12/31/2025' is not a day-first date; "
+               "set date_order MDY");
+    expect_bad("expected_close_date", "31.12.25",
+               "expected_close_date '31.12.25' is not a date (examples: "
+               "2025-03-31, 31/03/2025, 31.03.2025)");
+    one_reading.date = WRK_DATES_UNDECIDED;
+    expect_bad("expected_close_date", "03/04/2025",
+               "expected_close_date '03/04/2025': ambiguous date: set the "
+               "file's date order (date_order DMY or MDY)");
+    expect_ok("expected_close_date", "05/05/2025",
+              "{ \"$date\" : { \"$numberLong\" : \"1746403200000\" } }");
+    one_reading.amount = WRK_DECIMAL_COMMA;
+    expect_ok("value", "1.234", "{ \"$numberDouble\" : \"1234.0\" }");
+    expect_bad("value", "5,000.50",
+               "value '5,000.50' is not an amount with decimal ',' (examples: "
+               "5000, 5.000,50, 1 234,56 \xe2\x82\xac, R$ 1.234,56); set "
+               "decimal '.'");
+    expect_bad("value", "1,234",
+               "value '1,234' is ambiguous with decimal ',': thousands or "
+               "three decimals?; set decimal '.'");
+    one_reading.amount = WRK_DECIMAL_DOT;
+    expect_bad("value", "1.234",
+               "value '1.234' is ambiguous with decimal '.': thousands or "
+               "three decimals?; set decimal ','");
+    one_reading.amount = WRK_DECIMAL_UNDECIDED;
+    expect_bad("value", "1.234",
+               "value '1.234': ambiguous number: set the file's decimal "
+               "separator (decimal ',' or '.')");
+    one_reading.percent = WRK_DECIMAL_COMMA;
+    expect_ok("probability", "12,5 %", "{ \"$numberDouble\" : \"12.5\" }");
+    expect_bad("probability", "12.5",
+               "probability '12.5' is not a percentage from 0 to 100 with "
+               "decimal ',' (examples: 50, 50%, 12,5 %); set decimal '.'");
+    memset(&one_reading, 0, sizeof(one_reading));
+    /* Without a format, as before, with the setting that would read it. */
+    expect_bad("value", "5.000,50",
+               "value '5.000,50' is not an amount (examples: 5000, 5,000.50, "
+               "$5,000.50, USD 5000); set decimal ','");
 }
 
 static void test_map_probability(void **state)
@@ -807,6 +866,7 @@ int main(void)
         cmocka_unit_test(test_map_amounts),
         cmocka_unit_test(test_value_currency),
         cmocka_unit_test(test_map_dates),
+        cmocka_unit_test(test_map_formats),
         cmocka_unit_test(test_map_probability),
         cmocka_unit_test(test_map_emails),
         cmocka_unit_test(test_first_failing_field),

@@ -356,6 +356,234 @@ static void test_trim(void **state)
     assert_int_equal(wrk_values_parse_amount("5000\xff", &(double){0}), -1);
 }
 
+/* --- files with a format: one table per locale -----------------------------
+ */
+
+#define NNBSP "\xe2\x80\xaf" /* narrow no-break space, French thousands */
+#define NBSP "\xc2\xa0"
+#define EURO "\xe2\x82\xac"
+#define RUPEE "\xe2\x82\xb9"
+
+typedef struct {
+    const char *in;
+    int rc;      /* WRK_VALUE_* */
+    double want; /* when rc is WRK_VALUE_OK */
+    const char *code;
+} amount_case_t;
+
+static void check_amounts(const char *locale, wrk_decimal_t dec,
+                          const amount_case_t *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        double v = -1;
+        char code[4] = "?";
+        int rc = wrk_values_amount_as(cases[i].in, strlen(cases[i].in), dec, &v,
+                                      code);
+        if (rc != cases[i].rc)
+            fail_msg("%s: '%s' gives %d, want %d", locale, cases[i].in, rc,
+                     cases[i].rc);
+        if (rc == WRK_VALUE_OK && v != cases[i].want)
+            fail_msg("%s: '%s' -> %.17g, want %.17g", locale, cases[i].in, v,
+                     cases[i].want);
+        if (rc == WRK_VALUE_OK && cases[i].code &&
+            strcmp(code, cases[i].code) != 0)
+            fail_msg("%s: '%s' names '%s', want '%s'", locale, cases[i].in,
+                     code, cases[i].code);
+    }
+}
+
+#define CHECK(locale, dec, table)                                              \
+    check_amounts(locale, dec, table, sizeof(table) / sizeof(table[0]))
+
+static void test_amounts_en_us(void **state)
+{
+    static const amount_case_t t[] = {
+        {"$1,234.56", WRK_VALUE_OK, 1234.56, ""},
+        {"1,234,567.89", WRK_VALUE_OK, 1234567.89, ""},
+        {"USD 5,000", WRK_VALUE_OK, 5000, "USD"},
+        {"5000", WRK_VALUE_OK, 5000, ""},
+        {"0.5", WRK_VALUE_OK, 0.5, ""},
+        {"1 234.50", WRK_VALUE_OK, 1234.5, ""},
+        /* Three decimals after 1-3 digits: thousands or decimals? */
+        {"1.234", WRK_VALUE_AMBIGUOUS, 0, NULL},
+        {"5.000,50", WRK_VALUE_BAD, 0, NULL},
+        {"1,234.567,8", WRK_VALUE_BAD, 0, NULL},
+        {"1,23", WRK_VALUE_BAD, 0, NULL},
+        {"-5", WRK_VALUE_NEGATIVE, 0, NULL},
+        {"1,234 567.00", WRK_VALUE_BAD, 0, NULL}, /* two kinds of group */
+    };
+    (void)state;
+    CHECK("en-US", WRK_DECIMAL_DOT, t);
+}
+
+static void test_amounts_en_gb(void **state)
+{
+    static const amount_case_t t[] = {
+        {"\xc2\xa3"
+         "1,234.56",
+         WRK_VALUE_OK, 1234.56, "GBP"},
+        {"1,234.56 GBP", WRK_VALUE_OK, 1234.56, "GBP"},
+        {"12.5", WRK_VALUE_OK, 12.5, ""},
+        {"5,000.50", WRK_VALUE_OK, 5000.5, ""},
+        {"1.234", WRK_VALUE_AMBIGUOUS, 0, NULL},
+    };
+    (void)state;
+    CHECK("en-GB", WRK_DECIMAL_DOT, t);
+}
+
+static void test_amounts_de_de(void **state)
+{
+    static const amount_case_t t[] = {
+        {"1.234,56 " EURO, WRK_VALUE_OK, 1234.56, "EUR"},
+        {"1.234,56" NBSP EURO, WRK_VALUE_OK, 1234.56, "EUR"},
+        {"1.234.567,89", WRK_VALUE_OK, 1234567.89, ""},
+        {"1.234", WRK_VALUE_OK, 1234, ""},
+        {"5,5", WRK_VALUE_OK, 5.5, ""},
+        {"0,50 EUR", WRK_VALUE_OK, 0.5, "EUR"},
+        {EURO " 1.234,56", WRK_VALUE_OK, 1234.56, "EUR"},
+        /* Never 5: the comma is the decimal, so the dot cannot follow. */
+        {"5,000.50", WRK_VALUE_BAD, 0, NULL},
+        {"1,234", WRK_VALUE_AMBIGUOUS, 0, NULL},
+        {"1.23,4", WRK_VALUE_BAD, 0, NULL},
+        {"0.500", WRK_VALUE_BAD, 0, NULL},
+    };
+    (void)state;
+    CHECK("de-DE", WRK_DECIMAL_COMMA, t);
+}
+
+static void test_amounts_fr_fr(void **state)
+{
+    static const amount_case_t t[] = {
+        {"1" NNBSP "234,56" NNBSP EURO, WRK_VALUE_OK, 1234.56, "EUR"},
+        {"1" NBSP "234,56" NBSP EURO, WRK_VALUE_OK, 1234.56, "EUR"},
+        {"1 234 567,89 " EURO, WRK_VALUE_OK, 1234567.89, "EUR"},
+        {"12,5", WRK_VALUE_OK, 12.5, ""},
+        {"1" NNBSP "234" NBSP "567,00", WRK_VALUE_BAD, 0, NULL},
+        {"5,000.50", WRK_VALUE_BAD, 0, NULL},
+    };
+    (void)state;
+    CHECK("fr-FR", WRK_DECIMAL_COMMA, t);
+}
+
+static void test_amounts_pt_br(void **state)
+{
+    static const amount_case_t t[] = {
+        {"R$ 1.234,56", WRK_VALUE_OK, 1234.56, "BRL"},
+        {"R$1.234,56", WRK_VALUE_OK, 1234.56, "BRL"},
+        {"BRL 10.000,00", WRK_VALUE_OK, 10000, "BRL"},
+        {"R$ -5,00", WRK_VALUE_NEGATIVE, 0, NULL},
+        {"5,000.50", WRK_VALUE_BAD, 0, NULL},
+    };
+    (void)state;
+    CHECK("pt-BR", WRK_DECIMAL_COMMA, t);
+}
+
+static void test_amounts_de_ch(void **state)
+{
+    static const amount_case_t t[] = {
+        {"CHF 1'234.50", WRK_VALUE_OK, 1234.5, "CHF"},
+        {"1'234'567.80 CHF", WRK_VALUE_OK, 1234567.8, "CHF"},
+        {"CHF 1\xe2\x80\x99"
+         "234.50",
+         WRK_VALUE_OK, 1234.5, "CHF"},
+        {"1'23.50", WRK_VALUE_BAD, 0, NULL},
+        {"5,000.50", WRK_VALUE_OK, 5000.5, ""},
+    };
+    (void)state;
+    CHECK("de-CH", WRK_DECIMAL_DOT, t);
+}
+
+static void test_amounts_en_in(void **state)
+{
+    static const amount_case_t t[] = {
+        {RUPEE "1,23,456.00", WRK_VALUE_OK, 123456, "INR"},
+        {"12,34,56,789.50", WRK_VALUE_OK, 123456789.5, ""},
+        {"INR 1,00,000", WRK_VALUE_OK, 100000, "INR"},
+        {RUPEE " 999.99", WRK_VALUE_OK, 999.99, "INR"},
+        {"1,234,567.00", WRK_VALUE_OK, 1234567, ""},
+        {"123,45,678", WRK_VALUE_BAD, 0, NULL}, /* a lakh group of three */
+        {"1,23,45", WRK_VALUE_BAD, 0, NULL},    /* ends in two */
+        {"5,000.50", WRK_VALUE_OK, 5000.5, ""},
+    };
+    (void)state;
+    CHECK("en-IN", WRK_DECIMAL_DOT, t);
+}
+
+/* Without a format the new forms stay refused (today's rules exactly), and
+ * an undecided column reads only what both separators read alike. */
+static void test_amounts_default_and_undecided(void **state)
+{
+    static const amount_case_t def[] = {
+        {"R$ 1.234,56", WRK_VALUE_BAD, 0, NULL},
+        {RUPEE "1,23,456.00", WRK_VALUE_BAD, 0, NULL},
+        {"1'234.50", WRK_VALUE_BAD, 0, NULL},
+        {"1.234", WRK_VALUE_AMBIGUOUS, 0, NULL},
+        {"5,000.50", WRK_VALUE_OK, 5000.5, ""},
+    };
+    static const amount_case_t und[] = {
+        {"5000", WRK_VALUE_OK, 5000, ""},
+        {"1 234", WRK_VALUE_OK, 1234, ""},
+        {"1.234", WRK_VALUE_UNDECIDED, 0, NULL},
+        {"5,000.50", WRK_VALUE_UNDECIDED, 0, NULL},
+        {"12,5", WRK_VALUE_UNDECIDED, 0, NULL},
+        {"abc", WRK_VALUE_BAD, 0, NULL},
+        {"-5", WRK_VALUE_NEGATIVE, 0, NULL},
+    };
+    (void)state;
+    CHECK("none", WRK_DECIMAL_DEFAULT, def);
+    CHECK("undecided", WRK_DECIMAL_UNDECIDED, und);
+}
+
+/* "1.234" is 1234 with a comma and refused with a dot, as without a
+ * format; no setting reads "5,000.50" as 5. */
+static void test_amounts_acceptance(void **state)
+{
+    static const wrk_decimal_t all[] = {WRK_DECIMAL_DEFAULT, WRK_DECIMAL_DOT,
+                                        WRK_DECIMAL_COMMA,
+                                        WRK_DECIMAL_UNDECIDED};
+    double v = 0;
+    char code[4];
+    (void)state;
+    assert_int_equal(
+        wrk_values_amount_as("1.234", 5, WRK_DECIMAL_COMMA, &v, code),
+        WRK_VALUE_OK);
+    assert_true(v == 1234);
+    assert_int_equal(
+        wrk_values_amount_as("1.234", 5, WRK_DECIMAL_DOT, &v, code),
+        WRK_VALUE_AMBIGUOUS);
+    for (size_t i = 0; i < 4; i++) {
+        v = -1;
+        int rc = wrk_values_amount_as("5,000.50", 8, all[i], &v, code);
+        assert_true(rc != WRK_VALUE_OK || v == 5000.5);
+    }
+}
+
+static void test_percent_locales(void **state)
+{
+    static const struct {
+        const char *in;
+        wrk_decimal_t dec;
+        int rc;
+        double want;
+    } t[] = {
+        {"12,5 %", WRK_DECIMAL_COMMA, WRK_VALUE_OK, 12.5},
+        {"12,5" NNBSP "%", WRK_DECIMAL_COMMA, WRK_VALUE_OK, 12.5},
+        {"12.5%", WRK_DECIMAL_DOT, WRK_VALUE_OK, 12.5},
+        {"12.5%", WRK_DECIMAL_COMMA, WRK_VALUE_BAD, 0},
+        {"50", WRK_DECIMAL_UNDECIDED, WRK_VALUE_OK, 50},
+        {"12,5", WRK_DECIMAL_UNDECIDED, WRK_VALUE_UNDECIDED, 0},
+        {"100,5", WRK_DECIMAL_COMMA, WRK_VALUE_BAD, 0},
+        {"12,5%", WRK_DECIMAL_DEFAULT, WRK_VALUE_BAD, 0},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        double v = -1;
+        int rc = wrk_values_percent_as(t[i].in, strlen(t[i].in), t[i].dec, &v);
+        if (rc != t[i].rc || (rc == WRK_VALUE_OK && v != t[i].want))
+            fail_msg("'%s' (%d): %d %.17g", t[i].in, (int)t[i].dec, rc, v);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -367,6 +595,16 @@ int main(void)
         cmocka_unit_test(test_currency_markers),
         cmocka_unit_test(test_lengths),
         cmocka_unit_test(test_trim),
+        cmocka_unit_test(test_amounts_en_us),
+        cmocka_unit_test(test_amounts_en_gb),
+        cmocka_unit_test(test_amounts_de_de),
+        cmocka_unit_test(test_amounts_fr_fr),
+        cmocka_unit_test(test_amounts_pt_br),
+        cmocka_unit_test(test_amounts_de_ch),
+        cmocka_unit_test(test_amounts_en_in),
+        cmocka_unit_test(test_amounts_default_and_undecided),
+        cmocka_unit_test(test_amounts_acceptance),
+        cmocka_unit_test(test_percent_locales),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
