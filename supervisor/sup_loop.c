@@ -213,88 +213,6 @@ static void ctl_view(void *ctx, sup_ctl_view_t *view);
 static void drop_import(sup_loop_t *self, worker_t *w);
 static int ctl_control(void *ctx, const char *id, dip_control_action_t action);
 
-/* ---- setup ---------------------------------------------------------- */
-
-/* The runtime folder holds the sockets that carry every tenant's rows and
- * accept control frames: one that another user made first (the /tmp
- * fallback is predictable) or may write into is refused, not trusted as
- * found. */
-static int make_runtime_dir(const char *dir, char *err, size_t errlen)
-{
-    struct stat st;
-    int fd, rc = -1;
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-        snprintf(err, errlen, "DEALIMPORT_RUNTIME_DIR: cannot create '%s': %s",
-                 dir, strerror(errno));
-        return -1;
-    }
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        int e = errno;
-        struct stat lst;
-        snprintf(err, errlen, "DEALIMPORT_RUNTIME_DIR: cannot open '%s': %s",
-                 dir,
-                 lstat(dir, &lst) == 0 && S_ISLNK(lst.st_mode)
-                     ? "it is a symbolic link"
-                     : strerror(e));
-        goto cleanup;
-    }
-    if (st.st_uid != geteuid()) {
-        snprintf(err, errlen,
-                 "DEALIMPORT_RUNTIME_DIR: '%s' belongs to uid %u, not to the "
-                 "supervisor's user (uid %u): refusing to use it",
-                 dir, (unsigned)st.st_uid, (unsigned)geteuid());
-        goto cleanup;
-    }
-    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-        snprintf(err, errlen,
-                 "DEALIMPORT_RUNTIME_DIR: '%s' is writable by %s (mode %04o): "
-                 "refusing to use it (chmod 0700 it)",
-                 dir, (st.st_mode & S_IWOTH) ? "others" : "its group",
-                 (unsigned)(st.st_mode & 07777));
-        goto cleanup;
-    }
-    rc = 0;
-cleanup:
-    if (fd >= 0)
-        close(fd);
-    return rc;
-}
-
-static char **build_envp(const dip_config_t *cfg)
-{
-    /* The sanitizer options too, so a test build's worker behaves as its
-     * supervisor was told to. */
-    static const char *const keep[] = {
-        "PATH",          "TZ",           "HOME",
-        "LANG",          "LC_ALL",       "ASAN_OPTIONS",
-        "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
-    char **envp = calloc(DIP_CONFIG_ENV_MAX + 12, sizeof(char *));
-    int n;
-    if (envp == NULL)
-        return NULL;
-    n = dip_config_to_env(cfg, envp);
-    for (int i = 0; keep[i]; i++) {
-        const char *v = getenv(keep[i]);
-        if (v && asprintf(&envp[n], "%s=%s", keep[i], v) >= 0)
-            n++;
-    }
-    /* libmongoc's counters live in a /dev/shm file per process, created as
-     * the library loads; a worker killed for a limit would leave its file
-     * behind for good (and a later process of the same pid would warn). */
-    if ((envp[n] = strdup("MONGOC_DISABLE_SHM=1")) != NULL)
-        n++;
-    envp[n] = NULL;
-    return envp;
-}
-
-static void free_envp(char **envp)
-{
-    for (int i = 0; envp && envp[i]; i++)
-        free(envp[i]);
-    free(envp);
-}
-
 sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
                          const char *self_exe, char *err, size_t errlen)
 {
@@ -342,7 +260,7 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
         goto fail;
     }
 
-    if (make_runtime_dir(cfg->runtime_dir, err, errlen) < 0)
+    if (sup_spawn_runtime_dir(cfg->runtime_dir, err, errlen) < 0)
         goto fail;
     /* One supervisor per runtime directory: a second one would steal the
      * first one's sockets. */
@@ -368,7 +286,7 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
     self->renew = sup_renew_new(cfg, self->owner, self->metrics, err, errlen);
     if (self->renew == NULL)
         goto fail;
-    self->envp = build_envp(cfg);
+    self->envp = sup_spawn_envp_new(cfg);
     if (self->envp == NULL)
         goto fail;
     self->followups =
@@ -485,7 +403,7 @@ void sup_loop_destroy(sup_loop_t **self_p)
     sup_store_destroy(&self->store);
     sup_notify_destroy(&self->notify);
     sup_cgroup_destroy(&self->cgroup);
-    free_envp(self->envp);
+    sup_spawn_envp_free(self->envp);
     if (self->sigfd >= 0)
         close(self->sigfd);
     if (self->lockfd >= 0)
