@@ -222,9 +222,8 @@ sup_slot_t *sup_slot_by_identity(sup_loop_t *self, const char *identity,
 
 /* ---- sup_lease.c: lease timing and the database gate ----------------- */
 
+/* The rules themselves are sup_lease.h's; these apply them to the loop. */
 int64_t sup_lease_ms(const sup_loop_t *self);
-int64_t sup_lease_stop_margin(const sup_loop_t *self);
-int64_t sup_lease_kill_margin(const sup_loop_t *self);
 int64_t sup_lease_renew_every(const sup_loop_t *self);
 /* 1 when a database call may start now (see sup_lease.c). */
 int sup_lease_db_ok(sup_loop_t *self);
