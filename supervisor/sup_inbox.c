@@ -7,6 +7,7 @@
  * what is stored and keep it inside its window of unacknowledged bytes, so
  * the line errors held here stay bounded.
  */
+#include "sup_inbox.h"
 #include "sup_loop_priv.h"
 #include "dip_bson.h"
 #include "dip_log.h"
@@ -17,6 +18,89 @@
 #include <string.h>
 
 #include <zmq.h>
+
+/* ---- the rules -------------------------------------------------------- */
+
+int sup_inbox_hello_matches(const bson_t *doc, const char *owner, int64_t epoch,
+                            const char *spawn_secret, const dip_msg_t *m,
+                            const char **why)
+{
+    bson_iter_t it;
+    const bson_value_t *id;
+    *why = NULL;
+    if (doc == NULL || !bson_iter_init_find(&it, doc, "_id")) {
+        *why = "the import has no _id";
+        return 0;
+    }
+    id = bson_iter_value(&it);
+    if (id->value_type != m->queue_id.value_type ||
+        (id->value_type == BSON_TYPE_OID &&
+         !bson_oid_equal(&id->value.v_oid, &m->queue_id.value.v_oid)) ||
+        (id->value_type == BSON_TYPE_UTF8 &&
+         (id->value.v_utf8.len != m->queue_id.value.v_utf8.len ||
+          memcmp(id->value.v_utf8.str, m->queue_id.value.v_utf8.str,
+                 id->value.v_utf8.len) != 0)) ||
+        (id->value_type == BSON_TYPE_INT32 &&
+         id->value.v_int32 != m->queue_id.value.v_int32) ||
+        (id->value_type == BSON_TYPE_INT64 &&
+         id->value.v_int64 != m->queue_id.value.v_int64))
+        *why = "it names another import";
+    else if (m->owner == NULL || strcmp(m->owner, owner) != 0 ||
+             m->epoch != epoch)
+        *why = "it names another claim";
+    else if (m->secret == NULL || !dip_msg_is_secret(m->secret) ||
+             strcmp(m->secret, spawn_secret) != 0)
+        *why = "its secret is not this spawn's";
+    return *why == NULL;
+}
+
+void sup_inbox_frame(const sup_inbox_frame_facts_t *f,
+                     sup_inbox_frame_verdict_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!f->has_slot) {
+        out->kind = SUP_INBOX_DROP_STRANGER;
+    } else if (!f->decoded) {
+        /* still bytes the proven worker sent: they count */
+        out->kind = SUP_INBOX_DROP_MALFORMED;
+        out->count = f->hello_ok;
+    } else if (f->type == DIP_MSG_HELLO && !f->hello_matches) {
+        out->kind = SUP_INBOX_DROP_FORGED;
+    } else if (f->type != DIP_MSG_HELLO && !f->hello_ok) {
+        /* Frames from an identity without this spawn's hello are not the
+         * worker's: whoever chose that identity is not heard. */
+        out->kind = SUP_INBOX_DROP_UNPROVEN;
+    } else {
+        out->kind = SUP_INBOX_HEAR;
+        out->prove = f->type == DIP_MSG_HELLO;
+        out->hear = 1;
+        /* heartbeats are outside flow control */
+        out->count = f->type != DIP_MSG_HEARTBEAT;
+    }
+}
+
+void sup_inbox_flow(const sup_inbox_flow_facts_t *f,
+                    sup_inbox_flow_verdict_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    /* The error buffer is bounded in bytes: each worker may have a window
+     * unacknowledged, so a worker over it (plus the frame in flight) does
+     * not follow the protocol. */
+    out->kill =
+        f->running && f->err_bytes > (size_t)f->window + DIP_MSG_MAX_FRAME;
+    /* Write when half a window waits, so a worker never stalls on a full
+     * one; when nothing waits, what arrived is acknowledged at once. */
+    if ((f->nerrs >= SUP_INBOX_FLUSH_ERRORS ||
+         f->err_bytes >= (size_t)f->window / 2 ||
+         f->all_err_bytes >= (size_t)f->buffer_bytes) &&
+        (!f->flush_failed || f->since_flush_ms >= SUP_INBOX_FLUSH_MS))
+        out->flush = 1;
+    else if (!f->pending)
+        out->ack = 1;
+    out->end = f->exited_done;
+}
+
+/* ---- the loop's side ------------------------------------------------- */
 
 static int send_frame(sup_loop_t *self, sup_slot_t *w, bson_t *frame)
 {
@@ -47,39 +131,6 @@ void sup_inbox_send_ack(sup_loop_t *self, sup_slot_t *w)
         w->acked_bytes = w->recv_bytes;
     send_frame(self, w, dip_msg_ack(w->acked_bytes, self->window));
     w->last_ack_ms = self->now;
-}
-
-/* 1 when a hello names this run: the import (its _id as stored), this
- * supervisor's claim and epoch, and the secret made for this spawn. */
-static int hello_matches(sup_loop_t *self, const sup_slot_t *w,
-                         const dip_msg_t *m, const char **why)
-{
-    bson_iter_t it;
-    const bson_value_t *id;
-    *why = NULL;
-    if (!bson_iter_init_find(&it, w->doc, "_id")) {
-        *why = "the import has no _id";
-        return 0;
-    }
-    id = bson_iter_value(&it);
-    if (id->value_type != m->queue_id.value_type ||
-        (id->value_type == BSON_TYPE_OID &&
-         !bson_oid_equal(&id->value.v_oid, &m->queue_id.value.v_oid)) ||
-        (id->value_type == BSON_TYPE_UTF8 &&
-         (id->value.v_utf8.len != m->queue_id.value.v_utf8.len ||
-          memcmp(id->value.v_utf8.str, m->queue_id.value.v_utf8.str,
-                 id->value.v_utf8.len) != 0)) ||
-        (id->value_type == BSON_TYPE_INT32 &&
-         id->value.v_int32 != m->queue_id.value.v_int32) ||
-        (id->value_type == BSON_TYPE_INT64 &&
-         id->value.v_int64 != m->queue_id.value.v_int64))
-        *why = "it names another import";
-    else if (strcmp(m->owner, self->owner) != 0 || m->epoch != w->epoch)
-        *why = "it names another claim";
-    else if (!dip_msg_is_secret(m->secret) ||
-             strcmp(m->secret, w->spawn_secret) != 0)
-        *why = "its secret is not this spawn's";
-    return *why == NULL;
 }
 
 /* A line error, turned into its csv_import_errors document at once: the
@@ -140,44 +191,59 @@ static void on_message(sup_loop_t *self, const char *identity, size_t idlen,
                        const void *data, size_t len)
 {
     dip_msg_t m;
-    char err[256], why[320];
+    char err[256] = "", why[320] = "";
+    const char *reason = NULL;
     sup_slot_t *w = sup_slot_by_identity(self, identity, idlen);
-    if (w == NULL) {
+    sup_inbox_frame_facts_t ff = {.has_slot = w != NULL};
+    sup_inbox_frame_verdict_t fv;
+    sup_inbox_flow_facts_t lf;
+    sup_inbox_flow_verdict_t lv;
+    if (w != NULL) {
+        ff.decoded = dip_msg_decode(data, len, &m, err, sizeof(err)) == 0;
+        ff.hello_ok = w->hello_ok;
+        if (ff.decoded) {
+            ff.type = m.type;
+            ff.hello_matches =
+                m.type == DIP_MSG_HELLO &&
+                sup_inbox_hello_matches(w->doc, self->owner, w->epoch,
+                                        w->spawn_secret, &m, &reason);
+        }
+    }
+    sup_inbox_frame(&ff, &fv);
+    switch (fv.kind) {
+    case SUP_INBOX_DROP_STRANGER:
         drop_frame(self, NULL, identity, idlen,
                    "no import of ours runs under that identity");
         return;
-    }
-    if (dip_msg_decode(data, len, &m, err, sizeof(err)) < 0) {
+    case SUP_INBOX_DROP_MALFORMED:
         dip_text_format(why, sizeof(why), NULL, "malformed: %s", err);
-        drop_frame(self, w, identity, idlen, why);
-        if (w->hello_ok)
-            w->recv_bytes += (int64_t)len;
-        return;
-    }
-    if (m.type == DIP_MSG_HELLO) {
-        const char *reason;
-        if (!hello_matches(self, w, &m, &reason)) {
-            dip_text_format(why, sizeof(why), NULL,
-                            "a hello (pid %lld) not from this spawn: %s",
-                            (long long)m.pid, reason);
-            drop_frame(self, w, identity, idlen, why);
-            return;
-        }
-        w->hello_ok = 1;
-        w->recv_bytes = w->acked_bytes = 0;
-    } else if (!w->hello_ok) {
-        /* Frames from an identity without this spawn's hello are not the
-         * worker's: whoever chose that identity is not heard. */
+        break;
+    case SUP_INBOX_DROP_FORGED:
+        dip_text_format(why, sizeof(why), NULL,
+                        "a hello (pid %lld) not from this spawn: %s",
+                        (long long)m.pid, reason ? reason : "");
+        break;
+    case SUP_INBOX_DROP_UNPROVEN:
         dip_text_format(why, sizeof(why), NULL,
                         "a '%s' with no hello carrying this spawn's secret "
                         "before it",
                         dip_msg_type_name(m.type));
+        break;
+    case SUP_INBOX_HEAR:
+        break;
+    }
+    if (fv.prove) {
+        w->hello_ok = 1;
+        w->recv_bytes = w->acked_bytes = 0;
+    }
+    if (fv.count)
+        w->recv_bytes += (int64_t)len;
+    if (fv.kind != SUP_INBOX_HEAR) {
         drop_frame(self, w, identity, idlen, why);
         return;
     }
-    w->last_heard_ms = self->now;
-    if (m.type != DIP_MSG_HEARTBEAT)
-        w->recv_bytes += (int64_t)len;
+    if (fv.hear)
+        w->last_heard_ms = self->now;
     switch (m.type) {
     case DIP_MSG_HELLO:
         dip_log(DIP_LOG_INFO, w->qid_hex, "hello from worker %lld",
@@ -233,29 +299,29 @@ static void on_message(sup_loop_t *self, const char *identity, size_t idlen,
     default:
         break;
     }
-    /* The error buffer is bounded in bytes: each worker may have a window
-     * unacknowledged, so a worker over it (plus the frame in flight) does
-     * not follow the protocol. */
-    if (w->err_bytes > (size_t)self->window + DIP_MSG_MAX_FRAME &&
-        w->state == SUP_SLOT_RUNNING) {
+    lf.running = w->state == SUP_SLOT_RUNNING;
+    lf.exited_done = m.type == DIP_MSG_DONE && w->state == SUP_SLOT_EXITED;
+    lf.nerrs = w->nerrs;
+    lf.err_bytes = w->err_bytes;
+    lf.all_err_bytes = self->err_bytes;
+    lf.window = self->window;
+    lf.buffer_bytes = self->cfg.error_buffer_bytes;
+    lf.pending = sup_slot_pending(w);
+    lf.flush_failed = w->flush_failed;
+    lf.since_flush_ms = self->now - w->last_flush_ms;
+    sup_inbox_flow(&lf, &lv);
+    if (lv.kill) {
         dip_log(DIP_LOG_ERR, w->qid_hex,
                 "worker pid=%d sent %zu bytes of line errors past its window: "
                 "killing it",
                 (int)w->pid, w->err_bytes);
         sup_slot_kill(w, SIGKILL);
     }
-    /* Write when half a window waits, so a worker never stalls on a full
-     * one; when nothing waits, what arrived is acknowledged at once. */
-    /* After a failed write, the next try waits for the timer: a failing
-     * database is not asked again for every message. */
-    if ((w->nerrs >= SUP_LOOP_FLUSH_ERRORS ||
-         w->err_bytes >= (size_t)self->window / 2 ||
-         self->err_bytes >= (size_t)self->cfg.error_buffer_bytes) &&
-        (!w->flush_failed || self->now - w->last_flush_ms >= SUP_LOOP_FLUSH_MS))
+    if (lv.flush)
         sup_end_flush(self, w);
-    else if (!sup_slot_pending(w))
+    else if (lv.ack)
         sup_inbox_send_ack(self, w);
-    if (m.type == DIP_MSG_DONE && w->state == SUP_SLOT_EXITED)
+    if (lv.end)
         sup_end_exited(self, w, w->exit_status);
 }
 

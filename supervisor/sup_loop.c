@@ -307,7 +307,7 @@ static void tick(sup_loop_t *self)
         if (w->state == SUP_SLOT_FREE)
             continue;
         if (w->state == SUP_SLOT_RUNNING && sup_slot_pending(w) &&
-            self->now - w->last_flush_ms >= SUP_LOOP_FLUSH_MS)
+            self->now - w->last_flush_ms >= SUP_INBOX_FLUSH_MS)
             sup_end_flush(self, w);
         /* The supervisor's sign of life, a quarter lease apart. */
         if (w->state == SUP_SLOT_RUNNING && w->hello_ok &&

@@ -30,6 +30,7 @@
 #include "sup_cgroup.h"
 #include "sup_ctl.h"
 #include "sup_event.h"
+#include "sup_inbox.h"
 #include "sup_followup.h"
 #include "sup_life.h"
 #include "sup_loop.h"
@@ -41,11 +42,6 @@
 
 /* libcurl sockets of completion-event deliveries polled with the rest. */
 #define SUP_LOOP_CRM_POLL_MAX 16
-/* Progress is written at most this often per worker (and after a failed
- * write, not again sooner). */
-#define SUP_LOOP_FLUSH_MS 1000
-/* ... or at once when this many line errors wait. */
-#define SUP_LOOP_FLUSH_ERRORS 500
 /* A worker silent this long (or a lease, if longer) is killed. */
 #define SUP_LOOP_HEARTBEAT_TIMEOUT_MS 120000
 /* The longest a shutdown waits for workers to checkpoint and stop. */
@@ -131,7 +127,7 @@ typedef struct sup_slot {
     bson_t *header;     /* from start: array of strings */
     int header_dirty;   /* not yet written */
     int dirty;
-    int flush_failed; /* the last write failed: wait FLUSH_MS to retry */
+    int flush_failed; /* the last write failed: wait SUP_INBOX_FLUSH_MS */
     /* the current run: whether its hello proved the spawn secret, and flow
      * control (dip_msg.h) */
     int hello_ok;
