@@ -7,6 +7,7 @@
  * cannot be written yet keeps its slot ENDING and is tried again later;
  * given up, the import would stay 'processing' under our renewed lease.
  */
+#include "sup_end.h"
 #include "sup_loop_priv.h"
 #include "dip_exit.h"
 #include "dip_log.h"
@@ -15,10 +16,29 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
-/* An end that could not be written is tried again this much later. */
-#define SUP_END_RETRY_MS 5000
+/* ---- the rule ---------------------------------------------------------- */
+
+void sup_end_retry_rule(const sup_end_retry_facts_t *f, sup_end_retry_t *out)
+{
+    int64_t step = SUP_END_RETRY_BASE_MS, bound = f->call_ms;
+    int64_t bound_cap = f->call_ms * SUP_END_BOUND_GROWTH;
+    for (int i = 1; i < f->tries && step < SUP_END_RETRY_CAP_MS; i++)
+        step *= 2;
+    if (step > SUP_END_RETRY_CAP_MS)
+        step = SUP_END_RETRY_CAP_MS;
+    for (int i = 1; i < f->tries && bound < bound_cap; i++)
+        bound *= 2;
+    if (bound > bound_cap)
+        bound = bound_cap;
+    out->delay_ms = step / 2 + (int64_t)(f->random % (uint32_t)(step / 2 + 1));
+    out->bound_ms = bound;
+}
+
+/* ---- the loop's side ------------------------------------------------- */
 
 /* Writes what the worker reported and has not been written yet. */
 int sup_end_flush(sup_loop_t *self, sup_slot_t *w)
@@ -69,11 +89,14 @@ int sup_end_flush(sup_loop_t *self, sup_slot_t *w)
 }
 
 /* An end that could not be written: the slot stays, ENDING, and the end
- * is tried again later (sup_end_retry). error is copied (it may be the
- * slot's own final_error already). */
+ * is tried again when sup_end_retry_rule says (sup_end_retry). error is
+ * copied (it may be the slot's own final_error already). */
 static void end_later(sup_loop_t *self, sup_slot_t *w, const char *status,
-                      const char *error, int release)
+                      const char *error, int release, const char *what,
+                      const char *err)
 {
+    sup_end_retry_facts_t f;
+    sup_end_retry_t r;
     if (error != w->final_error) {
         char *copy = error ? strdup(error) : NULL;
         free(w->final_error);
@@ -84,7 +107,17 @@ static void end_later(sup_loop_t *self, sup_slot_t *w, const char *status,
     w->state = SUP_SLOT_ENDING;
     w->pid = 0;
     w->last_flush_ms = self->now;
-    w->end_retry_at_ms = self->now + SUP_END_RETRY_MS;
+    f.tries = ++w->end_tries;
+    f.call_ms = self->call_ms;
+    if (getrandom(&f.random, sizeof(f.random), GRND_NONBLOCK) !=
+        (ssize_t)sizeof(f.random))
+        f.random = (uint32_t)self->now ^ (uint32_t)getpid();
+    sup_end_retry_rule(&f, &r);
+    w->end_retry_at_ms = self->now + r.delay_ms;
+    w->end_bound_ms = r.bound_ms;
+    dip_log(DIP_LOG_ERR, w->qid_hex,
+            "cannot %s '%s' yet: %s (try %d; the next in %lld ms)", what,
+            status, err, w->end_tries, (long long)r.delay_ms);
 }
 
 /* A fenced end matched nothing: nothing was written, the import is
@@ -160,10 +193,7 @@ void sup_end_finish(sup_loop_t *self, sup_slot_t *w, const char *status,
     if (rc == SUP_STORE_EFAIL) {
         /* Keep the slot and write the end again later: given up, the
          * import would stay 'processing' under our renewed lease forever. */
-        dip_log(DIP_LOG_ERR, w->qid_hex,
-                "cannot record the final status '%s' yet: %s (will retry)",
-                status, err);
-        end_later(self, w, status, error, 0);
+        end_later(self, w, status, error, 0, "record the final status", err);
         return;
     }
     if (rc == SUP_STORE_ELOST) {
@@ -218,10 +248,7 @@ void sup_end_release(sup_loop_t *self, sup_slot_t *w, const char *status,
     if (rc != SUP_STORE_OK) {
         /* As with a final status: given up, the import would stay
          * 'processing' under our renewed lease. Keep the slot, retry. */
-        dip_log(DIP_LOG_ERR, w->qid_hex,
-                "cannot hand the import back as '%s' yet: %s (will retry)",
-                status, err);
-        end_later(self, w, status, error, 1);
+        end_later(self, w, status, error, 1, "hand the import back as", err);
         return;
     }
     sup_metrics_import_released(self->metrics, status);
@@ -327,7 +354,6 @@ void sup_end_retry(sup_loop_t *self)
         if (w->state != SUP_SLOT_ENDING || self->now < w->end_retry_at_ms ||
             !sup_lease_db_ok(self))
             continue;
-        w->end_retry_at_ms = self->now + SUP_END_RETRY_MS;
         if (w->final_release)
             sup_end_release(self, w, w->final_status, w->final_error);
         else

@@ -101,7 +101,12 @@ typedef struct sup_slot {
     const char *final_status;
     char *final_error;
     int final_release; /* the end is a hand-back (release), not a finish */
+    int end_tries;     /* its failed tries so far (sup_end_retry_rule) */
     int64_t end_retry_at_ms;
+    /* How long the next try may take, growing with the tries. The store's
+     * calls still run under their client's one bound (sup_store_call_ms);
+     * this is the figure a bounded final write is to be given. */
+    int64_t end_bound_ms;
     /* The final status is on the queue document, csv_imports is not yet:
      * no one can claim the import any more, so its lease no longer
      * matters; the write is retried until it lands. */
