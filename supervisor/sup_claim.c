@@ -5,6 +5,7 @@
  * claimed document the service cannot run is failed with a sentence, and
  * a claimed import gets its slot, its lease keeper entry and its worker.
  */
+#include "sup_claim.h"
 #include "sup_loop_priv.h"
 #include "dip_bson.h"
 #include "dip_log.h"
@@ -14,35 +15,56 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Remembers when an account was last served; the least recent entry makes
- * room when the table is full. */
-static void note_served(sup_loop_t *self, const bson_oid_t *account)
+/* ---- the rules -------------------------------------------------------- */
+
+size_t sup_claim_full_accounts(const bson_oid_t *busy, size_t nbusy,
+                               long per_account, bson_oid_t *skip, size_t max)
 {
-    size_t slot = self->nserved;
-    for (size_t i = 0; i < self->nserved; i++) {
-        if (bson_oid_equal(&self->served[i].account, account)) {
+    size_t nskip = 0;
+    for (size_t i = 0; i < nbusy && nskip < max; i++) {
+        size_t count = 0;
+        int seen = 0;
+        for (size_t j = 0; j < nskip && !seen; j++)
+            seen = bson_oid_equal(&skip[j], &busy[i]);
+        if (seen)
+            continue;
+        for (size_t j = 0; j < nbusy; j++)
+            count += bson_oid_equal(&busy[j], &busy[i]);
+        if (count >= (size_t)per_account)
+            bson_oid_copy(&busy[i], &skip[nskip++]);
+    }
+    return nskip;
+}
+
+void sup_claim_note_served(sup_store_served_t *served, size_t *n, size_t max,
+                           const bson_oid_t *account, int64_t now_ms)
+{
+    size_t slot = *n;
+    for (size_t i = 0; i < *n; i++) {
+        if (bson_oid_equal(&served[i].account, account)) {
             slot = i;
             break;
         }
     }
-    if (slot == self->nserved) {
-        if (self->nserved < SUP_LOOP_SERVED_MAX) {
-            self->nserved++;
+    if (slot == *n) {
+        if (*n < max) {
+            (*n)++;
         } else {
             slot = 0;
-            for (size_t i = 1; i < self->nserved; i++)
-                if (self->served[i].at_ms < self->served[slot].at_ms)
+            for (size_t i = 1; i < *n; i++)
+                if (served[i].at_ms < served[slot].at_ms)
                     slot = i;
         }
     }
-    bson_oid_copy(account, &self->served[slot].account);
-    self->served[slot].at_ms = self->now;
+    bson_oid_copy(account, &served[slot].account);
+    served[slot].at_ms = now_ms;
 }
+
+/* ---- the loop's side ------------------------------------------------- */
 
 /* The imports this supervisor holds, for the store's fenced calls; ids
  * borrowed from the workers' documents. Returns how many. */
-static size_t held_list(sup_loop_t *self, sup_store_held_t *held,
-                        sup_slot_t **of)
+static size_t held_list(sup_loop_t *self, sup_store_held_t *held)
 {
     size_t n = 0;
     for (size_t i = 0; i < self->cap; i++) {
@@ -52,8 +74,6 @@ static size_t held_list(sup_loop_t *self, sup_store_held_t *held,
         held[n].id = sup_slot_qid(w);
         held[n].epoch = w->epoch;
         held[n].lost = 0;
-        if (of)
-            of[n] = w;
         n++;
     }
     return n;
@@ -106,25 +126,24 @@ void sup_claim_run(sup_loop_t *self)
         bson_t doc;
         sup_slot_t *w = NULL;
         sup_store_held_t *hl = calloc(self->cap, sizeof(*hl));
-        size_t nheld;
+        bson_oid_t *accounts = calloc(self->cap, sizeof(*accounts));
+        size_t nheld, nbusy = 0;
         int64_t sent;
         bson_iter_t id;
         int rc;
-        if (hl == NULL)
+        if (hl == NULL || accounts == NULL) {
+            free(hl);
+            free(accounts);
             return;
-        nheld = held_list(self, hl, NULL);
-        /* accounts at their limit */
-        for (size_t i = 0; i < self->cap && nskip < SUP_LOOP_SKIP_MAX; i++) {
-            sup_slot_t *x = &self->workers[i];
-            int seen = 0;
-            if (x->state == SUP_SLOT_FREE)
-                continue;
-            for (size_t j = 0; j < nskip; j++)
-                seen |= bson_oid_equal(&skip[j], &x->account);
-            if (!seen && sup_slot_for_account(self, &x->account) >=
-                             (size_t)self->cfg.max_workers_per_account)
-                bson_oid_copy(&x->account, &skip[nskip++]);
         }
+        nheld = held_list(self, hl);
+        for (size_t i = 0; i < self->cap; i++)
+            if (self->workers[i].state != SUP_SLOT_FREE)
+                bson_oid_copy(&self->workers[i].account, &accounts[nbusy++]);
+        nskip = sup_claim_full_accounts(accounts, nbusy,
+                                        self->cfg.max_workers_per_account, skip,
+                                        SUP_LOOP_SKIP_MAX);
+        free(accounts);
         sent = dip_time_mono_ms();
         rc = sup_store_claim(self->store, skip, nskip, hl, nheld, self->served,
                              self->nserved, self->cfg.max_workers_per_account,
@@ -166,7 +185,8 @@ void sup_claim_run(sup_loop_t *self)
             bson_oid_init_from_data(&w->account,
                                     (const uint8_t *)"\0\0\0\0\0\0\0\0\0\0\0");
         snprintf(w->name, sizeof(w->name), "deals_import_queue_%s", w->qid_hex);
-        note_served(self, &w->account);
+        sup_claim_note_served(self->served, &self->nserved, SUP_LOOP_SERVED_MAX,
+                              &w->account, self->now);
         w->lines = dip_bson_get_int(w->doc, "checkpoint.line", 0);
         /* Where a resumed import stood, so the metrics count only what
          * this supervisor's workers add. */

@@ -213,7 +213,6 @@ bson_value_t sup_slot_qid(const sup_slot_t *w);
 /* 1 when progress, a header or line errors wait to be written. */
 int sup_slot_pending(const sup_slot_t *w);
 size_t sup_slot_busy(const sup_loop_t *self);
-size_t sup_slot_for_account(const sup_loop_t *self, const bson_oid_t *acc);
 sup_slot_t *sup_slot_by_pid(sup_loop_t *self, pid_t pid);
 sup_slot_t *sup_slot_by_qid_oid(sup_loop_t *self, const bson_oid_t *qid);
 sup_slot_t *sup_slot_by_qid(sup_loop_t *self, const char *hex);

@@ -69,16 +69,6 @@ bson_value_t sup_slot_qid(const sup_slot_t *w)
     return v;
 }
 
-size_t sup_slot_for_account(const sup_loop_t *self, const bson_oid_t *acc)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < self->cap; i++)
-        if (self->workers[i].state != SUP_SLOT_FREE &&
-            bson_oid_equal(&self->workers[i].account, acc))
-            n++;
-    return n;
-}
-
 size_t sup_slot_busy(const sup_loop_t *self)
 {
     size_t n = 0;
