@@ -238,7 +238,15 @@ void sup_lease_watch(sup_loop_t *self);
 /* The spawn options a worker of this loop runs under (argv borrowed). */
 void sup_start_opts(const sup_loop_t *self, sup_spawn_opts_t *o, char **argv,
                     int cgroup_fd);
-/* Starts a worker for the slot (its claim held). 0, or -1 logged. */
+typedef enum {
+    SUP_START_OK = 0,
+    SUP_START_TWICE,  /* another slot's worker (*other) runs the import */
+    SUP_START_UNHELD, /* the claim is not, or no longer surely, ours */
+} sup_start_guard_t;
+/* Whether a worker may start for the slot. */
+sup_start_guard_t sup_start_guard(const sup_loop_t *self, const sup_slot_t *w,
+                                  pid_t *other);
+/* Starts a worker for the slot (sup_start_guard first). 0, or -1 logged. */
 int sup_start_worker(sup_loop_t *self, sup_slot_t *w);
 
 /* ---- sup_inbox.c: the workers' messages ------------------------------ */

@@ -33,6 +33,23 @@ void sup_start_opts(const sup_loop_t *self, sup_spawn_opts_t *o, char **argv,
     o->cgroup_fd = cgroup_fd;
 }
 
+/* Never two workers of one import: not beside another slot's, and not
+ * for a claim that is not (or no longer surely) ours. */
+sup_start_guard_t sup_start_guard(const sup_loop_t *self, const sup_slot_t *w,
+                                  pid_t *other)
+{
+    for (size_t i = 0; i < self->cap; i++) {
+        const sup_slot_t *x = &self->workers[i];
+        if (x != w &&
+            (x->state == SUP_SLOT_RUNNING || x->state == SUP_SLOT_EXITED) &&
+            bson_oid_equal(&x->qid, &w->qid)) {
+            *other = x->pid;
+            return SUP_START_TWICE;
+        }
+    }
+    return w->lease == SUP_LEASE_HELD ? SUP_START_OK : SUP_START_UNHELD;
+}
+
 int sup_start_worker(sup_loop_t *self, sup_slot_t *w)
 {
     char opt_id[] = "--queue-id", opt_events[] = "--events";
@@ -47,20 +64,15 @@ int sup_start_worker(sup_loop_t *self, sup_slot_t *w)
     int cgfd = -1, sfd;
     pid_t pid;
 
-    /* Never two workers of one import: not beside another slot's, and not
-     * for a claim that is not (or no longer surely) ours. */
-    for (size_t i = 0; i < self->cap; i++) {
-        const sup_slot_t *x = &self->workers[i];
-        if (x != w &&
-            (x->state == SUP_SLOT_RUNNING || x->state == SUP_SLOT_EXITED) &&
-            bson_oid_equal(&x->qid, &w->qid)) {
-            dip_log(DIP_LOG_ERR, w->qid_hex,
-                    "not starting a worker: pid=%d still runs the import",
-                    (int)x->pid);
-            return -1;
-        }
-    }
-    if (w->lease != SUP_LEASE_HELD) {
+    switch (sup_start_guard(self, w, &pid)) {
+    case SUP_START_OK:
+        break;
+    case SUP_START_TWICE:
+        dip_log(DIP_LOG_ERR, w->qid_hex,
+                "not starting a worker: pid=%d still runs the import",
+                (int)pid);
+        return -1;
+    case SUP_START_UNHELD:
         dip_log(DIP_LOG_WARNING, w->qid_hex,
                 "not starting a worker: the lease is not ours for long "
                 "enough");
