@@ -93,7 +93,15 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
     gethostname(host, sizeof(host) - 1);
     snprintf(self->owner, sizeof(self->owner), "%s:%d:%lld", host,
              (int)getpid(), (long long)dip_bson_now_ms());
-    self->store = sup_store_new(cfg, self->owner, err, errlen);
+    /* One client for everything on this thread (SUP_LOOP_CLIENTS); the
+     * lease keeper opens its own. */
+    self->client = dip_mongo_client_new_bounded(
+        cfg->mongodb_uri, "dealimport-supervisor", sup_store_budget_ms(cfg),
+        &self->db, err, errlen);
+    if (self->client == NULL)
+        goto fail;
+    self->store =
+        sup_store_new(cfg, self->owner, self->client, self->db, err, errlen);
     if (self->store == NULL)
         goto fail;
     self->call_ms = sup_store_call_ms(self->store);
@@ -106,20 +114,14 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
     self->envp = sup_spawn_envp_new(cfg);
     if (self->envp == NULL)
         goto fail;
-    self->followups =
-        sup_followups_new(cfg, self->owner, self_exe, self->envp, err, errlen);
+    self->followups = sup_followups_new(cfg, self->owner, self_exe, self->envp,
+                                        self->client, self->db, err, errlen);
     if (self->followups == NULL)
         goto fail;
     if (cfg->notify_url && *cfg->notify_url) {
-        const char *db;
         char ierr[512];
-        self->events_client = dip_mongo_client_new_bounded(
-            cfg->mongodb_uri, "dealimport-supervisor", sup_store_budget_ms(cfg),
-            &db, err, errlen);
-        if (self->events_client == NULL)
-            goto fail;
-        self->crm = sup_event_new(cfg, self->events_client, db, self->owner,
-                                  err, errlen);
+        self->crm = sup_event_new(cfg, self->client, self->db, self->owner, err,
+                                  errlen);
         if (self->crm == NULL)
             goto fail;
         if (sup_event_ensure_indexes(self->crm, ierr, sizeof(ierr)) < 0)
@@ -164,7 +166,7 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
         sup_ctl_host_t hooks = {self, ctl_view, ctl_control, self->metrics};
         self->started_wall_ms = dip_bson_now_ms();
         self->ctl = sup_ctl_new(self->zctx, cfg, self->owner, self->store,
-                                &hooks, err, errlen);
+                                self->client, self->db, &hooks, err, errlen);
         if (self->ctl == NULL)
             goto fail;
     }
@@ -205,8 +207,6 @@ void sup_loop_destroy(sup_loop_t **self_p)
     self = *self_p;
     sup_renew_destroy(&self->renew);
     sup_event_destroy(&self->crm);
-    if (self->events_client)
-        dip_mongo_client_close(self->events_client);
     sup_followups_destroy(&self->followups);
     for (size_t i = 0; self->workers && i < self->cap; i++)
         sup_slot_clear(self, &self->workers[i]);
@@ -218,6 +218,9 @@ void sup_loop_destroy(sup_loop_t **self_p)
     if (self->zctx)
         zmq_ctx_term(self->zctx);
     sup_store_destroy(&self->store);
+    /* after every borrower of it */
+    if (self->client)
+        dip_mongo_client_close(self->client);
     sup_notify_destroy(&self->notify);
     sup_cgroup_destroy(&self->cgroup);
     sup_spawn_envp_free(self->envp);

@@ -152,15 +152,18 @@ typedef struct sup_slot {
 struct sup_loop {
     dip_config_t cfg; /* tunables only; strings borrowed from the caller */
     const char *config_file;
+    /* The one database client of this thread (database db), borrowed by
+     * store, crm, followups and ctl's admin, closed after them. */
+    mongoc_client_t *client;
+    const char *db;
     sup_store_t *store;
-    sup_renew_t *renew; /* the lease keeper's thread */
+    sup_renew_t *renew; /* the lease keeper's thread, with its own client */
     sup_notify_t *notify;
     sup_cgroup_t *cgroup;
     sup_ctl_t *ctl;
     sup_metrics_t *metrics;
     /* what follows an import's end: its completion event (when a notify
-     * URL is set, on a connection of its own) and the follow-up children */
-    mongoc_client_t *events_client;
+     * URL is set) and the follow-up children */
     sup_event_t *crm;
     sup_followups_t *followups;
     int64_t started_wall_ms;
