@@ -93,8 +93,9 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
     gethostname(host, sizeof(host) - 1);
     snprintf(self->owner, sizeof(self->owner), "%s:%d:%lld", host,
              (int)getpid(), (long long)dip_bson_now_ms());
-    /* One client for everything on this thread (SUP_LOOP_CLIENTS); the
-     * lease keeper opens its own. */
+    /* One client for everything on this thread (see sup_loop_priv.h for
+     * the connections a supervisor opens); the lease keeper opens its
+     * own. */
     self->client = dip_mongo_client_new_bounded(
         cfg->mongodb_uri, "dealimport-supervisor", sup_store_budget_ms(cfg),
         &self->db, err, errlen);

@@ -153,7 +153,14 @@ struct sup_loop {
     dip_config_t cfg; /* tunables only; strings borrowed from the caller */
     const char *config_file;
     /* The one database client of this thread (database db), borrowed by
-     * store, crm, followups and ctl's admin, closed after them. */
+     * store, crm, followups and ctl's admin, closed after them. With the
+     * lease keeper's own, a supervisor holds two connections to each
+     * member of the replica set (a single-threaded libmongoc client keeps
+     * one per server, monitoring on it too): measured with `ss -tnp`
+     * against the one-member development server, 1 while idle, 2 while an
+     * import runs (the keeper connects at its first renewal), where one
+     * client per user made it 4 and 5. Workers and follow-up children add
+     * one each, in their own processes. */
     mongoc_client_t *client;
     const char *db;
     sup_store_t *store;
