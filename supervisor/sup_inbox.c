@@ -93,7 +93,7 @@ void sup_inbox_flow(const sup_inbox_flow_facts_t *f,
     if ((f->nerrs >= SUP_INBOX_FLUSH_ERRORS ||
          f->err_bytes >= (size_t)f->window / 2 ||
          f->all_err_bytes >= (size_t)f->buffer_bytes) &&
-        (!f->flush_failed || f->since_flush_ms >= SUP_INBOX_FLUSH_MS))
+        (!f->flush_failed || f->since_flush_ms >= SUP_SLOT_FLUSH_MS))
         out->flush = 1;
     else if (!f->pending)
         out->ack = 1;

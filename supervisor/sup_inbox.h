@@ -17,6 +17,7 @@
 #include <bson/bson.h>
 
 #include "dip_msg.h"
+#include "sup_slot.h"
 
 /* 1 when a hello names this run: the import (doc's _id as stored: an
  * ObjectId, a string or an integer), this supervisor (owner) and the
@@ -75,10 +76,9 @@ typedef struct sup_inbox_flow_verdict {
 
 /* A worker may send this many line errors before a write is due. */
 #define SUP_INBOX_FLUSH_ERRORS 500
-/* Progress is written at most this often per worker by the loop's timer,
- * and after a failed write the next waits as long: a failing database is
- * not asked again for every message. */
-#define SUP_INBOX_FLUSH_MS 1000
+/* After a failed write, a message does not ask for the next before the
+ * timers' pace (SUP_SLOT_FLUSH_MS): a failing database is not asked again
+ * for every message. */
 
 void sup_inbox_flow(const sup_inbox_flow_facts_t *f,
                     sup_inbox_flow_verdict_t *out);

@@ -299,55 +299,72 @@ static int ctl_control(void *ctx, const char *id, dip_control_action_t action)
     return 0;
 }
 
-static void tick(sup_loop_t *self)
+/* Each slot's timers (sup_slot_timers), carried out. */
+static void slot_timers(sup_loop_t *self)
 {
-    /* Workers beat every quarter lease, from their hello on. */
-    int64_t silence_ms =
-        self->cfg.lease_s * 1000 > SUP_LOOP_HEARTBEAT_TIMEOUT_MS
-            ? self->cfg.lease_s * 1000
-            : SUP_LOOP_HEARTBEAT_TIMEOUT_MS;
     for (size_t i = 0; i < self->cap; i++) {
         sup_slot_t *w = &self->workers[i];
+        sup_slot_timer_facts_t f = {
+            .now_ms = self->now,
+            .lease_ms = sup_lease_ms(self),
+            .timeout_ms = self->cfg.worker_timeout_s * 1000,
+            .running = w->state == SUP_SLOT_RUNNING,
+            .exited = w->state == SUP_SLOT_EXITED,
+            .waiting = w->state == SUP_SLOT_WAITING,
+            .stopping = self->stopping,
+            .pending = sup_slot_pending(w),
+            .hello_ok = w->hello_ok,
+            .last_flush_ms = w->last_flush_ms,
+            .last_ack_ms = w->last_ack_ms,
+            .exit_ms = w->exit_ms,
+            .respawn_at_ms = w->respawn_at_ms,
+            .last_heard_ms = w->last_heard_ms,
+            .started_ms = w->started_ms,
+        };
+        sup_slot_timer_t v;
         if (w->state == SUP_SLOT_FREE)
             continue;
-        if (w->state == SUP_SLOT_RUNNING && sup_slot_pending(w) &&
-            self->now - w->last_flush_ms >= SUP_INBOX_FLUSH_MS)
+        sup_slot_timers(&f, &v);
+        if (v.flush)
             sup_end_flush(self, w);
-        /* The supervisor's sign of life, a quarter lease apart. */
-        if (w->state == SUP_SLOT_RUNNING && w->hello_ok &&
-            self->now - w->last_ack_ms >= self->cfg.lease_s * 1000 / 4)
+        if (v.ack)
             sup_inbox_send_ack(self, w);
-        if (w->state == SUP_SLOT_EXITED &&
-            self->now - w->exit_ms >= SUP_LOOP_EXIT_GRACE_MS) {
+        switch (v.kind) {
+        case SUP_SLOT_TIMER_NONE:
+            break;
+        case SUP_SLOT_TIMER_END:
             sup_end_exited(self, w, w->exit_status);
-            continue;
-        }
-        if (w->state == SUP_SLOT_WAITING && self->now >= w->respawn_at_ms) {
-            if (self->stopping)
+            break;
+        case SUP_SLOT_TIMER_START:
+            if (sup_start_worker(self, w) < 0)
                 sup_end_release(self, w, "pending", NULL);
-            else if (sup_start_worker(self, w) < 0)
-                sup_end_release(self, w, "pending", NULL);
-            continue;
-        }
-        if (w->state == SUP_SLOT_RUNNING && !self->stopping) {
-            if (self->now - w->last_heard_ms > silence_ms) {
-                dip_log(DIP_LOG_ERR, w->qid_hex,
-                        "worker pid=%d silent for %lld s: killing it",
-                        (int)w->pid, (long long)silence_ms / 1000);
-                sup_slot_kill(w, SIGKILL);
-                w->killed_for = SUP_METRICS_EXIT_SILENT;
-                w->last_heard_ms = self->now; /* once */
-            } else if (self->now - w->started_ms >
-                       self->cfg.worker_timeout_s * 1000) {
-                dip_log(DIP_LOG_ERR, w->qid_hex,
-                        "worker pid=%d ran past its %ld s limit: killing it",
-                        (int)w->pid, self->cfg.worker_timeout_s);
-                sup_slot_kill(w, SIGKILL);
-                w->killed_for = SUP_METRICS_EXIT_TIMEOUT;
-                w->started_ms = self->now;
-            }
+            break;
+        case SUP_SLOT_TIMER_RELEASE:
+            sup_end_release(self, w, "pending", NULL);
+            break;
+        case SUP_SLOT_TIMER_KILL_SILENT:
+            dip_log(DIP_LOG_ERR, w->qid_hex,
+                    "worker pid=%d silent for %lld s: killing it", (int)w->pid,
+                    (long long)v.silence_ms / 1000);
+            sup_slot_kill(w, SIGKILL);
+            w->killed_for = SUP_METRICS_EXIT_SILENT;
+            w->last_heard_ms = self->now; /* once */
+            break;
+        case SUP_SLOT_TIMER_KILL_TIMEOUT:
+            dip_log(DIP_LOG_ERR, w->qid_hex,
+                    "worker pid=%d ran past its %ld s limit: killing it",
+                    (int)w->pid, self->cfg.worker_timeout_s);
+            sup_slot_kill(w, SIGKILL);
+            w->killed_for = SUP_METRICS_EXIT_TIMEOUT;
+            w->started_ms = self->now;
+            break;
         }
     }
+}
+
+static void tick(sup_loop_t *self)
+{
+    slot_timers(self);
     /* Operators' requests recorded for us, at the pace of renewals (the
      * renewals themselves are sup_renew's). */
     if (!self->stopping && self->now >= self->next_renew_ms &&

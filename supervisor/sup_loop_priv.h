@@ -37,19 +37,16 @@
 #include "sup_metrics.h"
 #include "sup_notify.h"
 #include "sup_renew.h"
+#include "sup_slot.h"
 #include "sup_spawn.h"
 #include "sup_store.h"
 
 /* libcurl sockets of completion-event deliveries polled with the rest. */
 #define SUP_LOOP_CRM_POLL_MAX 16
-/* A worker silent this long (or a lease, if longer) is killed. */
-#define SUP_LOOP_HEARTBEAT_TIMEOUT_MS 120000
 /* The longest a shutdown waits for workers to checkpoint and stop. */
 #define SUP_LOOP_SHUTDOWN_GRACE_MS 25000
 /* Frames taken per wake-up, so timers and signals are never starved. */
 #define SUP_LOOP_MSGS_PER_WAKE 2000
-/* How long a reaped worker's last messages may still be in flight. */
-#define SUP_LOOP_EXIT_GRACE_MS 2000
 /* Dropped frames are logged once per this interval (per import). */
 #define SUP_LOOP_DROP_LOG_MS 5000
 /* After a worker could not be started, claiming pauses this long. */
@@ -132,7 +129,7 @@ typedef struct sup_slot {
     bson_t *header;     /* from start: array of strings */
     int header_dirty;   /* not yet written */
     int dirty;
-    int flush_failed; /* the last write failed: wait SUP_INBOX_FLUSH_MS */
+    int flush_failed; /* the last write failed: wait SUP_SLOT_FLUSH_MS */
     /* the current run: whether its hello proved the spawn secret, and flow
      * control (dip_msg.h) */
     int hello_ok;

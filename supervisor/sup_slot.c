@@ -2,9 +2,11 @@
  * sup_slot: the loop's slot table. One slot per import this supervisor
  * holds, in one of the states of sup_slot_state_t; lookups by pid, queue
  * id and ZeroMQ identity, the counts claiming needs, and the one tail that
- * frees a slot, whichever way its import ended. Pure table work: no
- * database call, no clock (the loop's `now` is read, not taken).
+ * frees a slot, whichever way its import ended; and the pure rule of a
+ * slot's timers (sup_slot.h). No database call, no clock (the loop's `now`
+ * is read, not taken).
  */
+#include "sup_slot.h"
 #include "sup_loop_priv.h"
 
 #include <signal.h>
@@ -138,5 +140,28 @@ void sup_slot_lose(sup_slot_t *w)
     if (w->state == SUP_SLOT_RUNNING) {
         sup_slot_kill(w, SIGKILL);
         w->killed_for = SUP_METRICS_EXIT_LEASE_LOST;
+    }
+}
+
+void sup_slot_timers(const sup_slot_timer_facts_t *f, sup_slot_timer_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->silence_ms =
+        f->lease_ms > SUP_SLOT_SILENCE_MS ? f->lease_ms : SUP_SLOT_SILENCE_MS;
+    if (f->running) {
+        out->flush =
+            f->pending && f->now_ms - f->last_flush_ms >= SUP_SLOT_FLUSH_MS;
+        /* the supervisor's sign of life, a quarter lease apart */
+        out->ack = f->hello_ok && f->now_ms - f->last_ack_ms >= f->lease_ms / 4;
+        /* a shutdown kills on its own deadline, not on these */
+        if (!f->stopping && f->now_ms - f->last_heard_ms > out->silence_ms)
+            out->kind = SUP_SLOT_TIMER_KILL_SILENT;
+        else if (!f->stopping && f->now_ms - f->started_ms > f->timeout_ms)
+            out->kind = SUP_SLOT_TIMER_KILL_TIMEOUT;
+    } else if (f->exited) {
+        if (f->now_ms - f->exit_ms >= SUP_SLOT_EXIT_GRACE_MS)
+            out->kind = SUP_SLOT_TIMER_END;
+    } else if (f->waiting && f->now_ms >= f->respawn_at_ms) {
+        out->kind = f->stopping ? SUP_SLOT_TIMER_RELEASE : SUP_SLOT_TIMER_START;
     }
 }

@@ -9,7 +9,9 @@
  * EXITED rows (still found by identity, no longer by pid); an import whose
  * end is retried while the database is away is the ENDING rows (busy,
  * found by id, deaf to frames); a lost claim (another supervisor took the
- * import) is test_lose: its worker is marked killed for it.
+ * import) is test_lose: its worker is marked killed for it; a worker that
+ * hangs or runs for ever is the timers' kill rows, and a shutdown leaves
+ * those kills to its own deadline.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +24,7 @@
 #include <string.h>
 
 #include "sup_loop_priv.h"
+#include "sup_slot.h"
 
 #define N 5
 
@@ -178,6 +181,132 @@ static void test_lose(void **state)
     assert_int_equal(w.killed_for, SUP_METRICS_EXIT_COMPLETED);
 }
 
+typedef struct timer_row {
+    const char *name;
+    sup_slot_timer_facts_t f;
+    int flush, ack;
+    sup_slot_timer_kind_t kind;
+} timer_row_t;
+
+/* now 1,000,000; a 60 s lease (ack every 15 s, silence 120 s); a 1 h time
+ * limit; everything last happened just now. */
+#define T                                                                      \
+    .now_ms = 1000000, .lease_ms = 60000, .timeout_ms = 3600000,               \
+    .last_flush_ms = 1000000, .last_ack_ms = 1000000, .exit_ms = 1000000,      \
+    .respawn_at_ms = 1000001, .last_heard_ms = 1000000, .started_ms = 1000000
+
+#pragma GCC diagnostic ignored "-Woverride-init"
+
+static const timer_row_t timer_rows[] = {
+    {"running, nothing due",
+     {T, .running = 1, .hello_ok = 1},
+     0,
+     0,
+     SUP_SLOT_TIMER_NONE},
+    {"progress waits a flush interval: written",
+     {T, .running = 1, .pending = 1, .last_flush_ms = 1000000 - 1000},
+     1,
+     0,
+     SUP_SLOT_TIMER_NONE},
+    {"nothing waits: no write",
+     {T, .running = 1, .last_flush_ms = 0},
+     0,
+     0,
+     SUP_SLOT_TIMER_NONE},
+    {"a quarter lease since the last ack: acked",
+     {T, .running = 1, .hello_ok = 1, .last_ack_ms = 1000000 - 15000},
+     0,
+     1,
+     SUP_SLOT_TIMER_NONE},
+    {"no ack before the run proved itself",
+     {T, .running = 1, .last_ack_ms = 0},
+     0,
+     0,
+     SUP_SLOT_TIMER_NONE},
+    {"silent for two minutes and a ms: killed",
+     {T, .running = 1, .last_heard_ms = 1000000 - 120001},
+     0,
+     0,
+     SUP_SLOT_TIMER_KILL_SILENT},
+    {"silent for exactly two minutes: not yet",
+     {T, .running = 1, .last_heard_ms = 1000000 - 120000},
+     0,
+     0,
+     SUP_SLOT_TIMER_NONE},
+    {"a lease longer than two minutes is the silence that counts",
+     {T, .running = 1, .lease_ms = 300000, .last_heard_ms = 1000000 - 200000},
+     0,
+     0,
+     SUP_SLOT_TIMER_NONE},
+    {"past its time limit: killed",
+     {T, .running = 1, .started_ms = 1000000 - 3600001},
+     0,
+     0,
+     SUP_SLOT_TIMER_KILL_TIMEOUT},
+    {"silent and past its limit: silence is named",
+     {T, .running = 1, .started_ms = 1000000 - 3600001, .last_heard_ms = 0},
+     0,
+     0,
+     SUP_SLOT_TIMER_KILL_SILENT},
+    {"in a shutdown neither kill (the shutdown's deadline does it), the "
+     "write and the ack go on",
+     {T, .running = 1, .stopping = 1, .hello_ok = 1, .pending = 1,
+      .started_ms = 1000000 - 3600001, .last_heard_ms = 0, .last_flush_ms = 0,
+      .last_ack_ms = 0},
+     1,
+     1,
+     SUP_SLOT_TIMER_NONE},
+    {"reaped, its messages may be in flight",
+     {T, .exited = 1, .exit_ms = 1000000 - 1999},
+     0,
+     0,
+     SUP_SLOT_TIMER_NONE},
+    {"reaped two seconds ago: its end now",
+     {T, .exited = 1, .exit_ms = 1000000 - 2000},
+     0,
+     0,
+     SUP_SLOT_TIMER_END},
+    {"reaped: no write, no ack from the timers",
+     {T, .exited = 1, .pending = 1, .hello_ok = 1, .last_flush_ms = 0,
+      .last_ack_ms = 0},
+     0,
+     0,
+     SUP_SLOT_TIMER_NONE},
+    {"waiting, its respawn not yet due",
+     {T, .waiting = 1},
+     0,
+     0,
+     SUP_SLOT_TIMER_NONE},
+    {"waiting, its respawn due: start",
+     {T, .waiting = 1, .respawn_at_ms = 1000000},
+     0,
+     0,
+     SUP_SLOT_TIMER_START},
+    {"waiting in a shutdown: handed back, not started",
+     {T, .waiting = 1, .stopping = 1, .respawn_at_ms = 1000000},
+     0,
+     0,
+     SUP_SLOT_TIMER_RELEASE},
+    {"ending (no state of these): nothing",
+     {T, .pending = 1},
+     0,
+     0,
+     SUP_SLOT_TIMER_NONE},
+};
+
+static void test_timers(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(timer_rows) / sizeof(timer_rows[0]); i++) {
+        const timer_row_t *r = &timer_rows[i];
+        sup_slot_timer_t v;
+        sup_slot_timers(&r->f, &v);
+        if (v.flush != r->flush || v.ack != r->ack || v.kind != r->kind)
+            fail_msg("%s: got flush %d ack %d kind %d", r->name, v.flush, v.ack,
+                     (int)v.kind);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -185,6 +314,7 @@ int main(void)
         cmocka_unit_test(test_pending_and_errors),
         cmocka_unit_test(test_reset_run),
         cmocka_unit_test(test_lose),
+        cmocka_unit_test(test_timers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
