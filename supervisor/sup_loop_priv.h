@@ -2,17 +2,24 @@
  * sup_loop_priv: the loop's own struct and its slot table, shared by the
  * files of the loop and by no one else (as libmongoc keeps *-private.h).
  * sup_loop.c wires the rooms, polls, runs the timers, the signals, reload
- * and shutdown; each room has a file of its own:
+ * and shutdown; each room has a file of its own, and its decisions are a
+ * pure rule in a header of its own (facts in, verdict out, table-tested):
  *   sup_slot.c   the slot table: lookups, counts, clearing a slot, freeing
- *                it (the one tail every end of a slot goes through);
- *   sup_lease.c  lease timing and the "may we call the database now" gate;
- *   sup_start.c  starting a worker process for a slot;
- *   sup_inbox.c  the workers' messages: identity checks, acks and window;
+ *                it (the one tail every end of a slot goes through), losing
+ *                a claim; its timers' rule in sup_slot.h;
+ *   sup_lease.c  lease timing and the "may we call the database now" gate
+ *                (sup_lease.h);
+ *   sup_start.c  starting a worker process for a slot (the guard against
+ *                two workers of one import here);
+ *   sup_inbox.c  the workers' messages: identity checks, acks and window
+ *                (sup_inbox.h);
  *   sup_end.c    the end of an import: flushing progress, the final write
- *                (retried later while it cannot land), exits and reaping
- *                through sup_life;
- *   sup_claim.c  claiming imports, fairly across accounts.
- * Everything runs on the loop's one thread; nothing here is locked.
+ *                (retried later while it cannot land: sup_end.h), exits and
+ *                reaping through sup_life;
+ *   sup_claim.c  claiming imports, fairly across accounts (sup_claim.h).
+ * Everything runs on the loop's one thread; nothing here is locked. The
+ * slot states are explicit (sup_slot_state_t); no state is spelled as a
+ * combination of other fields.
  */
 #ifndef SUP_LOOP_PRIV_H
 #define SUP_LOOP_PRIV_H
