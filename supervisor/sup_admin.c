@@ -17,7 +17,7 @@
 #include <time.h>
 
 struct sup_admin {
-    mongoc_client_t *client;
+    mongoc_client_t *client; /* borrowed */
     mongoc_collection_t *queues, *imports;
     char owner[300];
 };
@@ -26,22 +26,13 @@ static const char *const all_statuses[] = {
     "pending", "processing", "paused", "completed", "failed", "cancelled",
 };
 
-sup_admin_t *sup_admin_new(const dip_config_t *cfg, const char *owner,
-                           char *err, size_t errlen)
+sup_admin_t *sup_admin_new(mongoc_client_t *client, const char *db,
+                           const char *owner)
 {
     sup_admin_t *self = calloc(1, sizeof(*self));
-    const char *db = NULL;
     if (self == NULL)
         return NULL;
-    /* It runs on the supervisor's loop: its calls are bounded by the
-     * lease as sup_store's are. */
-    self->client = dip_mongo_client_new_bounded(
-        cfg->mongodb_uri, "dealimport-supervisor-control",
-        sup_store_budget_ms(cfg), &db, err, errlen);
-    if (self->client == NULL) {
-        free(self);
-        return NULL;
-    }
+    self->client = client;
     self->queues = mongoc_client_get_collection(self->client, db, "queues");
     self->imports =
         mongoc_client_get_collection(self->client, db, "csv_imports");
@@ -57,9 +48,6 @@ void sup_admin_destroy(sup_admin_t **self_p)
     self = *self_p;
     mongoc_collection_destroy(self->queues);
     mongoc_collection_destroy(self->imports);
-    /* No endSessions on the way out: with the database away it would block
-     * for a socket timeout; the server expires the sessions itself. */
-    dip_mongo_client_close(self->client);
     free(self);
     *self_p = NULL;
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include <bson/bson.h>
+#include <mongoc/mongoc.h>
 #include <jansson.h>
 
 #include "dip_config.h"
@@ -25,9 +26,11 @@ typedef struct sup_admin_request {
     char action[8]; /* "pause" or "cancel" */
 } sup_admin_request_t;
 
-/* owner: this supervisor's claimed_by. */
-sup_admin_t *sup_admin_new(const dip_config_t *cfg, const char *owner,
-                           char *err, size_t errlen);
+/* owner: this supervisor's claimed_by. client (borrowed, of database db)
+ * is the loop's, shared with sup_store: its calls are bounded by the lease
+ * as sup_store's are. NULL when out of memory. */
+sup_admin_t *sup_admin_new(mongoc_client_t *client, const char *db,
+                           const char *owner);
 void sup_admin_destroy(sup_admin_t **self_p);
 
 /* Reads the queue document of import id (24-hex) into out (initialized by

@@ -214,8 +214,9 @@ cleanup:
 }
 
 sup_ctl_t *sup_ctl_new(void *zctx, const dip_config_t *cfg, const char *owner,
-                       sup_store_t *store, const sup_ctl_host_t *host,
-                       char *err, size_t errlen)
+                       sup_store_t *store, mongoc_client_t *client,
+                       const char *db, const sup_ctl_host_t *host, char *err,
+                       size_t errlen)
 {
     sup_ctl_t *self = calloc(1, sizeof(*self));
     if (self == NULL) {
@@ -232,9 +233,11 @@ sup_ctl_t *sup_ctl_new(void *zctx, const dip_config_t *cfg, const char *owner,
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    self->admin = sup_admin_new(cfg, owner, err, errlen);
-    if (self->admin == NULL)
+    self->admin = sup_admin_new(client, db, owner);
+    if (self->admin == NULL) {
+        snprintf(err, errlen, "out of memory");
         goto fail;
+    }
     if (bind_ipc(self, zctx, cfg->runtime_dir, err, errlen) < 0)
         goto fail;
     if (cfg->control_tcp && *cfg->control_tcp &&

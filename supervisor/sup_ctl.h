@@ -72,11 +72,14 @@ typedef struct sup_ctl_host {
 
 /* Binds the control sockets on zctx (borrowed; sup_ctl_destroy closes the
  * sockets before the caller terminates it). store is borrowed for final
- * writes of imports cancelled while no worker ran them. host is copied. On
- * a configuration problem err starts with the setting's name. */
+ * writes of imports cancelled while no worker ran them; client (of database
+ * db) is borrowed for the operators' reads and requests (sup_admin). host
+ * is copied. On a configuration problem err starts with the setting's
+ * name. */
 sup_ctl_t *sup_ctl_new(void *zctx, const dip_config_t *cfg, const char *owner,
-                       sup_store_t *store, const sup_ctl_host_t *host,
-                       char *err, size_t errlen);
+                       sup_store_t *store, mongoc_client_t *client,
+                       const char *db, const sup_ctl_host_t *host, char *err,
+                       size_t errlen);
 void sup_ctl_destroy(sup_ctl_t **self_p);
 
 /* Writes the control sockets' poll items (at most max) into items; returns

@@ -306,7 +306,6 @@ struct sup_followups {
     const dip_config_t *cfg; /* borrowed */
     char *owner, *exe;
     char *const *envp; /* borrowed */
-    mongoc_client_t *client;
     mongoc_collection_t *imports;
     child_t children[SUP_FOLLOWUP_MAX];
     size_t n;
@@ -315,28 +314,24 @@ struct sup_followups {
 
 sup_followups_t *sup_followups_new(const dip_config_t *cfg, const char *owner,
                                    const char *exe, char *const *envp,
+                                   mongoc_client_t *client, const char *db,
                                    char *err, size_t errlen)
 {
     sup_followups_t *self = calloc(1, sizeof(*self));
-    const char *db;
-    if (self == NULL)
+    if (self == NULL) {
+        snprintf(err, errlen, "out of memory");
         return NULL;
+    }
     self->cfg = cfg;
     self->envp = envp;
     self->owner = strdup(owner);
     self->exe = strdup(exe);
-    self->client =
-        /* the loop's own bound: no call outlives a lease or the stop
-         * timeout */
-        dip_mongo_client_new_bounded(cfg->mongodb_uri, "dealimport-supervisor",
-                                     sup_store_budget_ms(cfg), &db, err,
-                                     errlen);
-    if (self->owner == NULL || self->exe == NULL || self->client == NULL) {
+    if (self->owner == NULL || self->exe == NULL) {
+        snprintf(err, errlen, "out of memory");
         sup_followups_destroy(&self);
         return NULL;
     }
-    self->imports =
-        mongoc_client_get_collection(self->client, db, "csv_imports");
+    self->imports = mongoc_client_get_collection(client, db, "csv_imports");
     return self;
 }
 
@@ -349,8 +344,6 @@ void sup_followups_destroy(sup_followups_t **self_p)
     /* Children finish on their own; their claims cover them. */
     if (self->imports)
         mongoc_collection_destroy(self->imports);
-    if (self->client)
-        dip_mongo_client_close(self->client);
     free(self->owner);
     free(self->exe);
     free(self);

@@ -51,9 +51,12 @@ int sup_followup_claim(mongoc_collection_t *imports, const char *owner,
 typedef struct sup_followups sup_followups_t;
 
 /* exe: the supervisor's own program; envp: the children's environment
- * (borrowed, no secrets). Its own database connection. NULL with err. */
+ * (borrowed, no secrets); client (of database db): the loop's, borrowed,
+ * bounded by sup_store_budget_ms so no call outlives a lease or the stop
+ * timeout. NULL with err. */
 sup_followups_t *sup_followups_new(const dip_config_t *cfg, const char *owner,
                                    const char *exe, char *const *envp,
+                                   mongoc_client_t *client, const char *db,
                                    char *err, size_t errlen);
 void sup_followups_destroy(sup_followups_t **self_p);
 

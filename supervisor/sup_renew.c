@@ -1,11 +1,14 @@
 /*
- * sup_renew: one thread, one sup_store of its own, a table of held claims
- * under a mutex. The thread copies the table, renews (one fenced
+ * sup_renew: one thread, one database client and one sup_store of its own
+ * (a libmongoc client is not to be shared between threads, and the loop's
+ * could be busy with a slow call when a renewal is due), a table of held
+ * claims under a mutex. The thread copies the table, renews (one fenced
  * update_many, and one read when some claim is gone), and writes the
  * outcome back; the loop only ever takes the mutex for a table lookup.
  */
 #include "sup_renew.h"
 #include "dip_log.h"
+#include "dip_mongo_io.h"
 #include "sup_store.h"
 
 #include <errno.h>
@@ -27,6 +30,7 @@ struct sup_renew {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     int started, stop, done;
+    mongoc_client_t *client;
     sup_store_t *store;
     sup_metrics_t *metrics; /* borrowed, may be NULL */
     int64_t lease_ms;
@@ -121,6 +125,7 @@ sup_renew_t *sup_renew_new(const dip_config_t *cfg, const char *owner,
 {
     sup_renew_t *self = calloc(1, sizeof(*self));
     pthread_condattr_t ca;
+    const char *db = NULL;
     if (self == NULL)
         return NULL;
     self->metrics = metrics;
@@ -130,7 +135,12 @@ sup_renew_t *sup_renew_new(const dip_config_t *cfg, const char *owner,
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&self->wake, &ca);
     pthread_condattr_destroy(&ca);
-    self->store = sup_store_new(cfg, owner, err, errlen);
+    self->client = dip_mongo_client_new_bounded(
+        cfg->mongodb_uri, "dealimport-supervisor-lease",
+        sup_store_budget_ms(cfg), &db, err, errlen);
+    if (self->client == NULL)
+        goto fail;
+    self->store = sup_store_new(cfg, owner, self->client, db, err, errlen);
     if (self->store == NULL)
         goto fail;
     if (pthread_create(&self->thread, NULL, run, self) != 0) {
@@ -174,6 +184,9 @@ void sup_renew_destroy(sup_renew_t **self_p)
         pthread_join(self->thread, NULL);
     }
     sup_store_destroy(&self->store);
+    /* No endSessions on the way out (dip_mongo_client_close). */
+    if (self->client)
+        dip_mongo_client_close(self->client);
     free(self->entries);
     pthread_cond_destroy(&self->wake);
     pthread_mutex_destroy(&self->lock);

@@ -4,16 +4,21 @@
  * child may only make async-signal-safe calls until execve(): every value it
  * uses (limits, descriptors, the parent's pid) is computed before fork(), and
  * every failure is reported as a (step, errno) pair over a close-on-exec pipe
- * whose EOF tells the parent that the exec succeeded.
+ * whose EOF tells the parent that the exec succeeded. Beside it, what every
+ * spawn needs from the supervisor's setup: a runtime folder no one else can
+ * write into (the workers' sockets live there) and the workers' envp.
  */
 #include "sup_spawn.h"
+#include "dip_config.h"
 #include "dip_exit.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -484,4 +489,86 @@ void sup_spawn_describe_oom(int wait_status, const sup_spawn_opts_t *opts,
                  mem);
     else
         snprintf(buf + n, len - (size_t)n, ": out of memory");
+}
+
+/* ---- setup shared by every spawn ----------------------------------- */
+
+/* The runtime folder holds the sockets that carry every tenant's rows and
+ * accept control frames: one that another user made first (the /tmp
+ * fallback is predictable) or may write into is refused, not trusted as
+ * found. */
+int sup_spawn_runtime_dir(const char *dir, char *err, size_t errlen)
+{
+    struct stat st;
+    int fd, rc = -1;
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "DEALIMPORT_RUNTIME_DIR: cannot create '%s': %s",
+                 dir, strerror(errno));
+        return -1;
+    }
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        int e = errno;
+        struct stat lst;
+        snprintf(err, errlen, "DEALIMPORT_RUNTIME_DIR: cannot open '%s': %s",
+                 dir,
+                 lstat(dir, &lst) == 0 && S_ISLNK(lst.st_mode)
+                     ? "it is a symbolic link"
+                     : strerror(e));
+        goto cleanup;
+    }
+    if (st.st_uid != geteuid()) {
+        snprintf(err, errlen,
+                 "DEALIMPORT_RUNTIME_DIR: '%s' belongs to uid %u, not to the "
+                 "supervisor's user (uid %u): refusing to use it",
+                 dir, (unsigned)st.st_uid, (unsigned)geteuid());
+        goto cleanup;
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(err, errlen,
+                 "DEALIMPORT_RUNTIME_DIR: '%s' is writable by %s (mode %04o): "
+                 "refusing to use it (chmod 0700 it)",
+                 dir, (st.st_mode & S_IWOTH) ? "others" : "its group",
+                 (unsigned)(st.st_mode & 07777));
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+char **sup_spawn_envp_new(const dip_config_t *cfg)
+{
+    /* The sanitizer options too, so a test build's worker behaves as its
+     * supervisor was told to. */
+    static const char *const keep[] = {
+        "PATH",          "TZ",           "HOME",
+        "LANG",          "LC_ALL",       "ASAN_OPTIONS",
+        "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
+    char **envp = calloc(DIP_CONFIG_ENV_MAX + 12, sizeof(char *));
+    int n;
+    if (envp == NULL)
+        return NULL;
+    n = dip_config_to_env(cfg, envp);
+    for (int i = 0; keep[i]; i++) {
+        const char *v = getenv(keep[i]);
+        if (v && asprintf(&envp[n], "%s=%s", keep[i], v) >= 0)
+            n++;
+    }
+    /* libmongoc's counters live in a /dev/shm file per process, created as
+     * the library loads; a worker killed for a limit would leave its file
+     * behind for good (and a later process of the same pid would warn). */
+    if ((envp[n] = strdup("MONGOC_DISABLE_SHM=1")) != NULL)
+        n++;
+    envp[n] = NULL;
+    return envp;
+}
+
+void sup_spawn_envp_free(char **envp)
+{
+    for (int i = 0; envp && envp[i]; i++)
+        free(envp[i]);
+    free(envp);
 }

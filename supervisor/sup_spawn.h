@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "dip_config.h"
+
 /* The descriptor number a worker finds its secrets pipe on (secrets_fd). */
 #define SUP_SPAWN_SECRETS_FD 3
 
@@ -72,5 +74,19 @@ void sup_spawn_describe(int wait_status, const sup_spawn_opts_t *opts,
  * 1024 MB exceeded". */
 void sup_spawn_describe_oom(int wait_status, const sup_spawn_opts_t *opts,
                             char *buf, size_t len);
+
+/* Creates the runtime folder dir (0700) if absent, and refuses one that
+ * another user owns, that the group or others may write into, or that is a
+ * symbolic link: it holds the sockets that carry every tenant's rows. 0, or
+ * -1 with err filled. */
+int sup_spawn_runtime_dir(const char *dir, char *err, size_t errlen);
+
+/* The environment every worker (and follow-up child) gets: cfg's tunables
+ * as DEALIMPORT_* (no secrets: those go through the secrets pipe), a few
+ * of the supervisor's own (PATH, TZ, locale, sanitizer options) and
+ * MONGOC_DISABLE_SHM=1. NULL-terminated, owned by the caller, freed with
+ * sup_spawn_envp_free (accepts NULL). NULL when out of memory. */
+char **sup_spawn_envp_new(const dip_config_t *cfg);
+void sup_spawn_envp_free(char **envp);
 
 #endif

@@ -19,10 +19,9 @@
 #define LOGS_KEEP 100
 
 struct sup_store {
-    mongoc_client_t *client;
+    mongoc_client_t *client; /* borrowed */
     mongoc_collection_t *queues, *deals, *imports, *errors;
     char owner[256];
-    char *uri;
     long lease_s;
 };
 
@@ -32,22 +31,16 @@ static void close_client(sup_store_t *self)
     mongoc_collection_destroy(self->deals);
     mongoc_collection_destroy(self->imports);
     mongoc_collection_destroy(self->errors);
-    /* No endSessions on the way out: with the database away it would block
-     * for a socket timeout; the server expires the sessions itself. */
-    dip_mongo_client_close(self->client);
     self->queues = self->deals = self->imports = self->errors = NULL;
     self->client = NULL;
 }
 
-/* A client whose calls are bounded by budget_ms (a lease, or less). */
-static int open_client(sup_store_t *self, long budget_ms, char *err,
-                       size_t errlen)
+/* The collections, on the borrowed client whose calls are bounded by
+ * sup_store_budget_ms (a lease, or less). */
+static int open_client(sup_store_t *self, mongoc_client_t *client,
+                       const char *db)
 {
-    const char *db = NULL;
-    self->client = dip_mongo_client_new_bounded(
-        self->uri, "dealimport-supervisor", budget_ms, &db, err, errlen);
-    if (self->client == NULL)
-        return SUP_STORE_EFAIL;
+    self->client = client;
     self->queues = mongoc_client_get_collection(self->client, db, "queues");
     self->deals = mongoc_client_get_collection(self->client, db, "deals");
     self->imports =
@@ -58,18 +51,15 @@ static int open_client(sup_store_t *self, long budget_ms, char *err,
 }
 
 sup_store_t *sup_store_new(const dip_config_t *cfg, const char *owner,
-                           char *err, size_t errlen)
+                           mongoc_client_t *client, const char *db, char *err,
+                           size_t errlen)
 {
     sup_store_t *self = calloc(1, sizeof(*self));
-    if (self == NULL)
-        return NULL;
-    self->uri = strdup(cfg->mongodb_uri ? cfg->mongodb_uri : "");
-    if (self->uri == NULL ||
-        open_client(self, sup_store_budget_ms(cfg), err, errlen) < 0) {
-        free(self->uri);
-        free(self);
+    if (self == NULL) {
+        snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    open_client(self, client, db);
     snprintf(self->owner, sizeof(self->owner), "%s", owner);
     self->lease_s = cfg->lease_s;
     return self;
@@ -95,10 +85,6 @@ void sup_store_destroy(sup_store_t **self_p)
         return;
     self = *self_p;
     close_client(self);
-    if (self->uri) {
-        memset(self->uri, 0, strlen(self->uri)); /* may hold a password */
-        free(self->uri);
-    }
     free(self);
     *self_p = NULL;
 }

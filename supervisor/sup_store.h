@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include <bson/bson.h>
+#include <mongoc/mongoc.h>
 
 #include "dip_config.h"
 
@@ -43,9 +44,12 @@ typedef struct sup_store_result {
     const bson_t *new_stages; /* array of strings, or NULL; borrowed */
 } sup_store_result_t;
 
-/* owner: "host:pid", written as claimed_by. */
+/* owner: "host:pid", written as claimed_by. client (borrowed, of database
+ * db, bounded by sup_store_budget_ms) is shared with the other users of the
+ * same thread and outlives the store. */
 sup_store_t *sup_store_new(const dip_config_t *cfg, const char *owner,
-                           char *err, size_t errlen);
+                           mongoc_client_t *client, const char *db, char *err,
+                           size_t errlen);
 void sup_store_destroy(sup_store_t **self_p);
 
 /* The driver's timeouts derive from the lease unless the URI sets them

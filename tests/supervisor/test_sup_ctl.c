@@ -27,6 +27,7 @@
 #include "dip_ctl.h"
 #include "dip_curve_io.h"
 #include "dip_log.h"
+#include "dip_mongo_io.h"
 #include "sup_ctl.h"
 
 #define LOCAL_ID "64b0000000000000000000aa"
@@ -46,6 +47,8 @@ typedef struct ctx {
     void *zctx;
     sup_ctl_t *ctl;
     sup_metrics_t *metrics;
+    mongoc_client_t *client; /* the loop's, here for a port nothing serves */
+    const char *db;
     fake_t fake;
     char endpoint[128];
     char tcp[64];
@@ -146,8 +149,14 @@ static int setup(void **state)
     host.metrics = c->metrics;
     /* A permissive umask must not leak into the socket's mode. */
     old = umask(0);
-    c->ctl = sup_ctl_new(c->zctx, &c->cfg, "test:1:2", NULL, &host, err,
-                         sizeof(err));
+    c->client = dip_mongo_client_new_bounded(c->cfg.mongodb_uri, "test_sup_ctl",
+                                             0, &c->db, err, sizeof(err));
+    if (c->client == NULL) {
+        fprintf(stderr, "client: %s\n", err);
+        return -1;
+    }
+    c->ctl = sup_ctl_new(c->zctx, &c->cfg, "test:1:2", NULL, c->client, c->db,
+                         &host, err, sizeof(err));
     umask(old);
     if (c->ctl == NULL) {
         fprintf(stderr, "sup_ctl_new: %s\n", err);
@@ -163,6 +172,8 @@ static int teardown(void **state)
     ctx_t *c = *state;
     char cmd[128];
     sup_ctl_destroy(&c->ctl);
+    if (c->client)
+        dip_mongo_client_close(c->client);
     sup_metrics_destroy(&c->metrics);
     zmq_ctx_term(c->zctx);
     dip_config_release(&c->cfg);
@@ -521,17 +532,20 @@ static void test_config_errors(void **state)
     mkdir(dir, 0700);
     cfg.runtime_dir = dir;
     cfg.control_curve_secret_file = NULL;
-    x = sup_ctl_new(z, &cfg, "t", NULL, &host, err, sizeof(err));
+    x = sup_ctl_new(z, &cfg, "t", NULL, c->client, c->db, &host, err,
+                    sizeof(err));
     assert_null(x);
     assert_non_null(strstr(err, "DEALIMPORT_CONTROL_CURVE_SECRET_FILE must"));
     cfg.control_curve_secret_file = c->good_key;
     cfg.control_curve_clients_dir = nodir;
-    x = sup_ctl_new(z, &cfg, "t", NULL, &host, err, sizeof(err));
+    x = sup_ctl_new(z, &cfg, "t", NULL, c->client, c->db, &host, err,
+                    sizeof(err));
     assert_null(x);
     assert_non_null(strstr(err, "DEALIMPORT_CONTROL_CURVE_CLIENTS_DIR: cannot "
                                 "read '/nonexistent'"));
     cfg.control_curve_secret_file = dir; /* a directory, not a key */
-    x = sup_ctl_new(z, &cfg, "t", NULL, &host, err, sizeof(err));
+    x = sup_ctl_new(z, &cfg, "t", NULL, c->client, c->db, &host, err,
+                    sizeof(err));
     assert_null(x);
     assert_non_null(strstr(err, "DEALIMPORT_CONTROL_CURVE_SECRET_FILE:"));
     zmq_ctx_term(z);

@@ -570,6 +570,81 @@ static void test_cgroup_join(void **state)
     rmdir(dir);
 }
 
+/* The runtime folder: made owner-only when absent, taken as found when it
+ * is ours and no one else may write into it, refused otherwise (another
+ * user could receive the workers' rows or send control frames). */
+static void test_runtime_dir(void **state)
+{
+    char base[] = "/tmp/test-sup-spawn-rt-XXXXXX", dir[96], link[96], err[512];
+    struct stat st;
+    (void)state;
+    assert_non_null(mkdtemp(base));
+    snprintf(dir, sizeof(dir), "%s/run", base);
+    assert_int_equal(sup_spawn_runtime_dir(dir, err, sizeof(err)), 0);
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0700);
+    /* found again as it is */
+    assert_int_equal(sup_spawn_runtime_dir(dir, err, sizeof(err)), 0);
+    /* group-readable is fine, group-writable is not */
+    assert_int_equal(chmod(dir, 0750), 0);
+    assert_int_equal(sup_spawn_runtime_dir(dir, err, sizeof(err)), 0);
+    assert_int_equal(chmod(dir, 0770), 0);
+    assert_int_equal(sup_spawn_runtime_dir(dir, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "is writable by its group (mode 0770)"));
+    assert_int_equal(chmod(dir, 0703), 0);
+    assert_int_equal(sup_spawn_runtime_dir(dir, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "is writable by others"));
+    assert_int_equal(chmod(dir, 0700), 0);
+    /* a symbolic link to a good folder is refused as a link */
+    snprintf(link, sizeof(link), "%s/link", base);
+    assert_int_equal(symlink(dir, link), 0);
+    assert_int_equal(sup_spawn_runtime_dir(link, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "it is a symbolic link"));
+    /* a file is no folder */
+    snprintf(link, sizeof(link), "%s/file", base);
+    close(open(link, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+    assert_int_equal(sup_spawn_runtime_dir(link, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "cannot open"));
+    unlink(link);
+    snprintf(link, sizeof(link), "%s/link", base);
+    unlink(link);
+    rmdir(dir);
+    rmdir(base);
+}
+
+/* The workers' environment: the settings, a few of the supervisor's own
+ * variables, MONGOC_DISABLE_SHM; never a secret. */
+static void test_envp(void **state)
+{
+    dip_config_t cfg;
+    char **envp;
+    int path = 0, shm = 0, poll = 0, n = 0;
+    (void)state;
+    dip_config_init(&cfg);
+    cfg.mongodb_uri = strdup("mongodb://user:pw@127.0.0.1/db");
+    cfg.app_secret = strdup("app-secret-app-secret-app-secret");
+    cfg.poll_ms = 1234;
+    setenv("PATH", "/usr/bin:/bin", 1);
+    setenv("SOMETHING_ELSE", "x", 1);
+    envp = sup_spawn_envp_new(&cfg);
+    assert_non_null(envp);
+    for (; envp[n]; n++) {
+        path |= strcmp(envp[n], "PATH=/usr/bin:/bin") == 0;
+        shm |= strcmp(envp[n], "MONGOC_DISABLE_SHM=1") == 0;
+        poll |= strcmp(envp[n], "DEALIMPORT_POLL_MS=1234") == 0;
+        assert_null(strstr(envp[n], "pw@"));
+        assert_null(strstr(envp[n], "app-secret"));
+        assert_null(strstr(envp[n], "SOMETHING_ELSE"));
+    }
+    assert_true(path);
+    assert_true(shm);
+    assert_true(poll);
+    assert_true(n <= DIP_CONFIG_ENV_MAX + 12);
+    sup_spawn_envp_free(envp);
+    sup_spawn_envp_free(NULL);
+    dip_config_release(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -584,6 +659,8 @@ int main(void)
         cmocka_unit_test(test_cpu_limit),
         cmocka_unit_test(test_dies_with_parent),
         cmocka_unit_test(test_cgroup_join),
+        cmocka_unit_test(test_runtime_dir),
+        cmocka_unit_test(test_envp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,217 @@
+/*
+ * sup_claim: takes up imports while slots are free and the database
+ * answers. Accounts at their per-account limit are skipped, the others
+ * served fairly (the least recently served first, remembered here); a
+ * claimed document the service cannot run is failed with a sentence, and
+ * a claimed import gets its slot, its lease keeper entry and its worker.
+ */
+#include "sup_claim.h"
+#include "sup_loop_priv.h"
+#include "dip_bson.h"
+#include "dip_log.h"
+#include "dip_text.h"
+#include "dip_time.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the rules -------------------------------------------------------- */
+
+size_t sup_claim_full_accounts(const bson_oid_t *busy, size_t nbusy,
+                               long per_account, bson_oid_t *skip, size_t max)
+{
+    size_t nskip = 0;
+    for (size_t i = 0; i < nbusy && nskip < max; i++) {
+        size_t count = 0;
+        int seen = 0;
+        for (size_t j = 0; j < nskip && !seen; j++)
+            seen = bson_oid_equal(&skip[j], &busy[i]);
+        if (seen)
+            continue;
+        for (size_t j = 0; j < nbusy; j++)
+            count += bson_oid_equal(&busy[j], &busy[i]);
+        if (count >= (size_t)per_account)
+            bson_oid_copy(&busy[i], &skip[nskip++]);
+    }
+    return nskip;
+}
+
+void sup_claim_note_served(sup_store_served_t *served, size_t *n, size_t max,
+                           const bson_oid_t *account, int64_t now_ms)
+{
+    size_t slot = *n;
+    for (size_t i = 0; i < *n; i++) {
+        if (bson_oid_equal(&served[i].account, account)) {
+            slot = i;
+            break;
+        }
+    }
+    if (slot == *n) {
+        if (*n < max) {
+            (*n)++;
+        } else {
+            slot = 0;
+            for (size_t i = 1; i < *n; i++)
+                if (served[i].at_ms < served[slot].at_ms)
+                    slot = i;
+        }
+    }
+    bson_oid_copy(account, &served[slot].account);
+    served[slot].at_ms = now_ms;
+}
+
+/* ---- the loop's side ------------------------------------------------- */
+
+/* The imports this supervisor holds, for the store's fenced calls; ids
+ * borrowed from the workers' documents. Returns how many. */
+static size_t held_list(sup_loop_t *self, sup_store_held_t *held)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < self->cap; i++) {
+        sup_slot_t *w = &self->workers[i];
+        if (w->state == SUP_SLOT_FREE)
+            continue;
+        held[n].id = sup_slot_qid(w);
+        held[n].epoch = w->epoch;
+        held[n].lost = 0;
+        n++;
+    }
+    return n;
+}
+
+/* A claimed document the service cannot run (its _id is not an
+ * ObjectId): it ends failed with a sentence, keyed by the id as stored,
+ * and takes no slot. */
+static void refuse_claimed(sup_loop_t *self, const bson_t *doc)
+{
+    bson_iter_t it;
+    char err[512], msg[256], text[128] = "";
+    sup_store_result_t r = {.status = "failed", .error = msg};
+    int rc;
+    if (bson_iter_init_find(&it, doc, "_id")) {
+        bson_t tmp = BSON_INITIALIZER;
+        char *json;
+        BSON_APPEND_VALUE(&tmp, "id", bson_iter_value(&it));
+        json = bson_as_canonical_extended_json(&tmp, NULL);
+        if (json)
+            dip_text_format(text, sizeof(text), NULL, "%s", json);
+        bson_free(json);
+        bson_destroy(&tmp);
+    }
+    dip_text_format(msg, sizeof(msg), NULL,
+                    "the queue document's _id is not an ObjectId (it is a %s); "
+                    "this service imports only documents whose _id is one",
+                    bson_iter_init_find(&it, doc, "_id") &&
+                            BSON_ITER_HOLDS_UTF8(&it)
+                        ? "string"
+                        : "value of another type");
+    rc = sup_store_finish(self->store, doc, sup_store_epoch(doc), &r, err,
+                          sizeof(err));
+    if (rc == SUP_STORE_OK)
+        dip_log(DIP_LOG_WARNING, NULL, "import %s failed: '%s'", text, msg);
+    else
+        dip_log(DIP_LOG_ERR, NULL,
+                "import %s: cannot record that it failed: %s (its lease "
+                "expires and it is tried again)",
+                text, err);
+}
+
+void sup_claim_run(sup_loop_t *self)
+{
+    char err[512];
+    while (!self->stopping && sup_slot_busy(self) < self->cap &&
+           sup_lease_db_ok(self)) {
+        bson_oid_t skip[SUP_LOOP_SKIP_MAX];
+        size_t nskip = 0;
+        bson_t doc;
+        sup_slot_t *w = NULL;
+        sup_store_held_t *hl = calloc(self->cap, sizeof(*hl));
+        bson_oid_t *accounts = calloc(self->cap, sizeof(*accounts));
+        size_t nheld, nbusy = 0;
+        int64_t sent;
+        bson_iter_t id;
+        int rc;
+        if (hl == NULL || accounts == NULL) {
+            free(hl);
+            free(accounts);
+            return;
+        }
+        nheld = held_list(self, hl);
+        for (size_t i = 0; i < self->cap; i++)
+            if (self->workers[i].state != SUP_SLOT_FREE)
+                bson_oid_copy(&self->workers[i].account, &accounts[nbusy++]);
+        nskip = sup_claim_full_accounts(accounts, nbusy,
+                                        self->cfg.max_workers_per_account, skip,
+                                        SUP_LOOP_SKIP_MAX);
+        free(accounts);
+        sent = dip_time_mono_ms();
+        rc = sup_store_claim(self->store, skip, nskip, hl, nheld, self->served,
+                             self->nserved, self->cfg.max_workers_per_account,
+                             &doc, err, sizeof(err));
+        sup_metrics_claim(self->metrics, rc);
+        free(hl);
+        if (rc <= 0) {
+            if (rc < 0) {
+                dip_log(DIP_LOG_WARNING, NULL, "%s", err);
+                sup_lease_db_failed(self);
+            }
+            return;
+        }
+        if (!bson_iter_init_find(&id, &doc, "_id") ||
+            !BSON_ITER_HOLDS_OID(&id)) {
+            refuse_claimed(self, &doc);
+            bson_destroy(&doc);
+            continue;
+        }
+        if (sup_slot_by_qid_oid(self, bson_iter_oid(&id)) != NULL) {
+            /* Excluded by the claim's filter: never reached. */
+            dip_log(DIP_LOG_ERR, NULL,
+                    "claimed an import this supervisor already runs; "
+                    "leaving it to its lease");
+            bson_destroy(&doc);
+            return;
+        }
+        for (size_t i = 0; i < self->cap; i++)
+            if (self->workers[i].state == SUP_SLOT_FREE) {
+                w = &self->workers[i];
+                break;
+            }
+        memset(w, 0, sizeof(*w));
+        w->doc = bson_copy(&doc);
+        bson_destroy(&doc);
+        dip_bson_get_oid(w->doc, "_id", &w->qid);
+        bson_oid_to_string(&w->qid, w->qid_hex);
+        if (dip_bson_get_oid(w->doc, "account_id", &w->account) != 0)
+            bson_oid_init_from_data(&w->account,
+                                    (const uint8_t *)"\0\0\0\0\0\0\0\0\0\0\0");
+        snprintf(w->name, sizeof(w->name), "deals_import_queue_%s", w->qid_hex);
+        sup_claim_note_served(self->served, &self->nserved, SUP_LOOP_SERVED_MAX,
+                              &w->account, self->now);
+        w->lines = dip_bson_get_int(w->doc, "checkpoint.line", 0);
+        /* Where a resumed import stood, so the metrics count only what
+         * this supervisor's workers add. */
+        w->added = dip_bson_get_int(w->doc, "progress.added", 0);
+        w->nerrors = dip_bson_get_int(w->doc, "progress.errors", 0);
+        w->bytes = dip_bson_get_int(w->doc, "progress.bytes", 0);
+        w->claimed_ms = self->now;
+        w->claimed_lines = w->lines;
+        w->not_stored =
+            dip_bson_get_int(w->doc, "checkpoint.errors_not_stored", 0);
+        w->epoch = sup_store_epoch(w->doc);
+        w->lease = SUP_LEASE_HELD;
+        w->lease_end_ms = sent + sup_lease_ms(self);
+        w->kill_at_ms = INT64_MAX;
+        w->state = SUP_SLOT_WAITING;
+        if (sup_renew_hold(self->renew, &w->qid, w->epoch) < 0)
+            w->lease = SUP_LEASE_LAPSING; /* never renewed: let it go */
+        dip_log(DIP_LOG_INFO, w->qid_hex, "claimed import (file '%s')",
+                dip_bson_get_str(w->doc, "csv.0.key")
+                    ? dip_bson_get_str(w->doc, "csv.0.key")
+                    : "");
+        if (sup_start_worker(self, w) < 0) {
+            sup_end_release(self, w, "pending", NULL);
+            self->next_claim_ms = self->now + SUP_LOOP_START_FAIL_PAUSE_MS;
+            return;
+        }
+    }
+}
