@@ -413,6 +413,48 @@ int ctl_take_id(const char *cmd, int argc, char **argv, const char *usage,
     return ctl_parse_id(argv[optind], "import", out);
 }
 
+int ctl_simple_args(ctl_opts_t *o, int argc, char **argv, const char *cmd,
+                    const char *usage, const char *about, char *id)
+{
+    static const struct option opts[] = {CTL_COMMON_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = ctl_getopt(o, argc, argv, opts)) != -1) {
+        if (c == CTL_GETOPT_BAD)
+            return CTL_EXIT_USAGE;
+        if (c == 'h') {
+            printf("%s\n%s\n\n%s", usage, about, ctl_common_help);
+            return CTL_EXIT_OK;
+        }
+        return ctl_usage(usage, "dealimportctl %s: unknown option '%s'", cmd,
+                         argv[optind - 1]);
+    }
+    if (id != NULL)
+        return ctl_take_id(cmd, argc, argv, usage, id) < 0 ? CTL_EXIT_USAGE
+                                                           : -1;
+    if (optind < argc)
+        return ctl_usage(usage, "dealimportctl %s: unexpected argument '%s'",
+                         cmd, argv[optind]);
+    return -1;
+}
+
+int ctl_request_print(const ctl_opts_t *o, const dip_ctl_request_t *req,
+                      void (*print)(const json_t *root))
+{
+    dip_ctl_reply_t reply;
+    int rc = ctl_request(o, req, &reply);
+    if (rc != 0)
+        return rc;
+    if (o->json)
+        ctl_print_json(reply.root);
+    else
+        print(reply.root);
+    dip_ctl_reply_release(&reply);
+    return CTL_EXIT_OK;
+}
+
 char *ctl_duration(long long s, char *out, size_t len)
 {
     if (s < 0)

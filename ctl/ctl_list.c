@@ -51,8 +51,7 @@ int ctl_list_main(ctl_opts_t *o, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     dip_ctl_request_t req;
-    dip_ctl_reply_t reply;
-    int c, rc;
+    int c;
 
     memset(&req, 0, sizeof(req));
     req.cmd = DIP_CTL_LIST;
@@ -111,13 +110,5 @@ int ctl_list_main(ctl_opts_t *o, int argc, char **argv)
         return ctl_usage(usage, "dealimportctl list: unexpected argument '%s'",
                          argv[optind]);
     }
-    rc = ctl_request(o, &req, &reply);
-    if (rc != 0)
-        return rc;
-    if (o->json)
-        ctl_print_json(reply.root);
-    else
-        print_table(reply.root);
-    dip_ctl_reply_release(&reply);
-    return CTL_EXIT_OK;
+    return ctl_request_print(o, &req, print_table);
 }
