@@ -7,6 +7,7 @@
  */
 #include "ctl_client.h"
 #include "dip_curve_io.h"
+#include "dip_time.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -223,13 +224,6 @@ const char *ctl_client_endpoint(const ctl_client_t *self)
     return self->endpoint;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void timeout_text(long ms, char *out, size_t len)
 {
     if (ms % 1000 == 0)
@@ -242,7 +236,7 @@ int ctl_client_call(ctl_client_t *self, const dip_ctl_request_t *req,
                     dip_ctl_reply_t *reply, char *err, size_t errlen)
 {
     char *frame = dip_ctl_request_encode(req), t[32];
-    int64_t deadline = mono_ms() + self->timeout_ms;
+    int64_t deadline = dip_time_mono_ms() + self->timeout_ms;
     zmq_msg_t msg;
     int rc = CTL_CLIENT_ETIMEOUT;
 
@@ -262,7 +256,7 @@ int ctl_client_call(ctl_client_t *self, const dip_ctl_request_t *req,
     zmq_msg_init(&msg);
     for (;;) {
         zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - dip_time_mono_ms();
         if (left <= 0)
             break;
         if (zmq_poll(&item, 1, (long)left) < 0) {

@@ -5,6 +5,7 @@
  * are right for imports another supervisor runs too.
  */
 #include "ctl_watch.h"
+#include "dip_time.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -153,13 +154,6 @@ char *ctl_watch_summary(const char *id, const ctl_watch_sample_t *s, char *out,
     return out;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -260,7 +254,7 @@ static int watch(ctl_opts_t *o, const char *id, long interval_ms)
         }
         im = json_object_get(reply.root, "import");
         read_sample(im, &s);
-        now = mono_ms();
+        now = dip_time_mono_ms();
         if (s.status && strcmp(s.status, "processing") == 0)
             ctl_watch_rate_add(&rates, now, s.lines, s.bytes);
         else

@@ -14,6 +14,7 @@
 #include "dip_curve_io.h"
 #include "dip_log.h"
 #include "sup_admin.h"
+#include "dip_time.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -55,18 +56,11 @@ struct sup_ctl {
     int64_t sample_after_ms; /* sup_ctl_sample_queue backs off after errors */
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* 1 when a line may be logged now; *skipped says how many were not since
  * the last one. */
 static int throttle_ok(throttle_t *t, long *skipped)
 {
-    int64_t now = mono_ms();
+    int64_t now = dip_time_mono_ms();
     if (now < t->next_ms) {
         t->skipped++;
         return 0;
@@ -731,13 +725,13 @@ int sup_ctl_sample_queue(sup_ctl_t *self)
     char err[512];
     int rc;
     if (self == NULL || self->host.metrics == NULL ||
-        mono_ms() < self->sample_after_ms)
+        dip_time_mono_ms() < self->sample_after_ms)
         return 0;
     rc = sup_admin_oldest_pending(self->admin, &created, err, sizeof(err));
     if (rc < 0) {
         /* The database is away: the loop's own work waits on it already,
          * a gauge must not make it wait twice at every poll. */
-        self->sample_after_ms = mono_ms() + 60000;
+        self->sample_after_ms = dip_time_mono_ms() + 60000;
         dip_log(DIP_LOG_DEBUG, NULL, "%s", err);
         return -1;
     }
