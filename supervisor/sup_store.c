@@ -222,18 +222,18 @@ int64_t sup_store_epoch(const bson_t *queue_doc)
     return -1;
 }
 
-void sup_store_fence(sup_store_t *self, bson_t *filter, const bson_value_t *qid,
-                     int64_t epoch)
-{
-    BSON_APPEND_VALUE(filter, "_id", qid);
-    BSON_APPEND_UTF8(filter, "claimed_by", self->owner);
-    BSON_APPEND_INT64(filter, "claims", epoch);
-}
-
 bson_t *sup_store_owned(sup_store_t *self, const bson_value_t *qid,
                         int64_t epoch)
 {
     bson_t *filter = bson_new();
-    sup_store_fence(self, filter, qid, epoch);
+    dip_claim_append_fence(filter, qid, "claimed_by", self->owner, epoch);
     return filter;
+}
+
+int sup_store_lost(const bson_t *reply, char *err, size_t errlen)
+{
+    if (!dip_claim_lost(reply))
+        return SUP_STORE_OK;
+    snprintf(err, errlen, "the import is no longer claimed by this supervisor");
+    return SUP_STORE_ELOST;
 }

@@ -40,9 +40,7 @@ static void append_claimable(bson_t *q, int64_t now,
     bson_append_document_end(& or, &b);
     BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &b);
     BSON_APPEND_UTF8(&b, "status", "processing");
-    BSON_APPEND_DOCUMENT_BEGIN(&b, "lease_expires_at", &sub);
-    BSON_APPEND_DATE_TIME(&sub, "$lt", now);
-    bson_append_document_end(&b, &sub);
+    dip_claim_append_expired(&b, "lease_expires_at", now);
     bson_append_document_end(& or, &b);
     bson_append_array_end(q, & or);
 }
@@ -181,14 +179,20 @@ static int claim_in_account(sup_store_t *self, const bson_value_t *account,
         bson_t reply;
         bson_error_t error;
         bson_iter_t it;
-        update = BCON_NEW("$set", "{", "status", BCON_UTF8("processing"),
-                          "in_progress", BCON_BOOL(true), "claimed_by",
-                          BCON_UTF8(self->owner), "account_key", BCON_UTF8(key),
-                          "account_slot", BCON_INT32((int32_t)slot),
-                          "lease_expires_at",
-                          BCON_DATE_TIME(now + self->lease_s * 1000),
-                          "claimed_at", BCON_DATE_TIME(now), "}", "$inc", "{",
-                          "claims", BCON_INT32(1), "}");
+        bson_t set;
+        update = bson_new();
+        BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
+        BSON_APPEND_UTF8(&set, "status", "processing");
+        BSON_APPEND_BOOL(&set, "in_progress", true);
+        dip_claim_append_take(&set, "lease_expires_at", now,
+                              self->lease_s * 1000, "claimed_by", self->owner);
+        BSON_APPEND_UTF8(&set, "account_key", key);
+        BSON_APPEND_INT32(&set, "account_slot", (int32_t)slot);
+        BSON_APPEND_DATE_TIME(&set, "claimed_at", now);
+        bson_append_document_end(update, &set);
+        BSON_APPEND_DOCUMENT_BEGIN(update, "$inc", &set);
+        BSON_APPEND_INT32(&set, "claims", 1);
+        bson_append_document_end(update, &set);
         mongoc_find_and_modify_opts_set_sort(opts, &sort);
         mongoc_find_and_modify_opts_set_update(opts, update);
         mongoc_find_and_modify_opts_set_flags(

@@ -81,14 +81,14 @@ static int finish_queue(sup_store_t *self, const bson_value_t *qid,
                         int64_t added, int64_t nerrors, int64_t not_stored,
                         int64_t now, char *err, size_t errlen)
 {
-    bson_t *filter = bson_new(), *update = bson_new(), set, unset;
+    bson_t *filter = NULL, *update = bson_new(), set, unset;
     bson_t reply;
     bson_error_t error;
-    bson_iter_t it;
     int rc = SUP_STORE_OK;
     if (epoch >= 0) {
-        sup_store_fence(self, filter, qid, epoch);
+        filter = sup_store_owned(self, qid, epoch);
     } else {
+        filter = bson_new();
         BSON_APPEND_VALUE(filter, "_id", qid);
         BSON_APPEND_UTF8(filter, "status", r->status);
     }
@@ -117,11 +117,8 @@ static int finish_queue(sup_store_t *self, const bson_value_t *qid,
         snprintf(err, errlen, "writing the final status failed: %s",
                  error.message);
         rc = SUP_STORE_EFAIL;
-    } else if (bson_iter_init_find(&it, &reply, "matchedCount") &&
-               bson_iter_as_int64(&it) == 0) {
-        snprintf(err, errlen,
-                 "the import is no longer claimed by this supervisor");
-        rc = SUP_STORE_ELOST;
+    } else {
+        rc = sup_store_lost(&reply, err, errlen);
     }
     bson_destroy(&reply);
     bson_destroy(filter);
@@ -283,21 +280,22 @@ int sup_store_repair_log(sup_store_t *self, char *err, size_t errlen)
     int64_t now = dip_bson_now_ms();
     /* The owner retries its own csv_imports write every few seconds while
      * it lives: only an end older than two leases is another's to repair. */
-    bson_t *query = BCON_NEW(
-        "status", "{", "$in", "[", BCON_UTF8("completed"), BCON_UTF8("failed"),
-        BCON_UTF8("cancelled"), "]", "}", "log_pending", BCON_BOOL(true),
-        "finished_at", "{", "$lt",
-        BCON_DATE_TIME(now - 2 * self->lease_s * 1000), "}", "$or", "[", "{",
-        "log_lease", "{", "$exists", BCON_BOOL(false), "}", "}", "{",
-        "log_lease", "{", "$lt", BCON_DATE_TIME(now), "}", "}", "]");
-    bson_t *update =
-        BCON_NEW("$set", "{", "log_lease",
-                 BCON_DATE_TIME(now + 2 * self->lease_s * 1000), "}");
+    bson_t *query =
+        BCON_NEW("status", "{", "$in", "[", BCON_UTF8("completed"),
+                 BCON_UTF8("failed"), BCON_UTF8("cancelled"), "]", "}",
+                 "log_pending", BCON_BOOL(true), "finished_at", "{", "$lt",
+                 BCON_DATE_TIME(now - 2 * self->lease_s * 1000), "}");
+    bson_t *update = bson_new(), set;
     mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
     bson_t reply;
     bson_error_t error;
     bson_iter_t it;
     int rc = SUP_STORE_EFAIL;
+    dip_claim_append_free(query, "log_lease", now);
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
+    dip_claim_append_take(&set, "log_lease", now, 2 * self->lease_s * 1000,
+                          NULL, NULL);
+    bson_append_document_end(update, &set);
     mongoc_find_and_modify_opts_set_update(opts, update);
     mongoc_find_and_modify_opts_set_flags(opts,
                                           MONGOC_FIND_AND_MODIFY_RETURN_NEW);

@@ -79,7 +79,7 @@ static int mark_lost(sup_store_t *self, sup_store_held_t *held, size_t n,
 int sup_store_renew(sup_store_t *self, sup_store_held_t *held, size_t n,
                     char *err, size_t errlen)
 {
-    bson_t filter = BSON_INITIALIZER, or, *update;
+    bson_t filter = BSON_INITIALIZER, or, *update, set;
     bson_t reply;
     bson_error_t error;
     bson_iter_t it;
@@ -101,9 +101,11 @@ int sup_store_renew(sup_store_t *self, sup_store_held_t *held, size_t n,
         bson_append_document_end(& or, &one);
     }
     bson_append_array_end(&filter, & or);
-    update =
-        BCON_NEW("$set", "{", "lease_expires_at",
-                 BCON_DATE_TIME(dip_bson_now_ms() + self->lease_s * 1000), "}");
+    update = bson_new();
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
+    dip_claim_append_take(&set, "lease_expires_at", dip_bson_now_ms(),
+                          self->lease_s * 1000, NULL, NULL);
+    bson_append_document_end(update, &set);
     if (!mongoc_collection_update_many(self->queues, &filter, update, NULL,
                                        &reply, &error)) {
         snprintf(err, errlen, "renewing leases failed: %s", error.message);
@@ -127,7 +129,6 @@ int sup_store_release(sup_store_t *self, const bson_value_t *qid, int64_t epoch,
            set, unset;
     bson_t reply;
     bson_error_t error;
-    bson_iter_t it;
     int rc = SUP_STORE_OK;
     BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
     BSON_APPEND_UTF8(&set, "status", status);
@@ -144,11 +145,8 @@ int sup_store_release(sup_store_t *self, const bson_value_t *qid, int64_t epoch,
                                       &reply, &error)) {
         snprintf(err, errlen, "releasing the import failed: %s", error.message);
         rc = SUP_STORE_EFAIL;
-    } else if (bson_iter_init_find(&it, &reply, "matchedCount") &&
-               bson_iter_as_int64(&it) == 0) {
-        snprintf(err, errlen,
-                 "the import is no longer claimed by this supervisor");
-        rc = SUP_STORE_ELOST;
+    } else {
+        rc = sup_store_lost(&reply, err, errlen);
     }
     bson_destroy(&reply);
     bson_destroy(filter);

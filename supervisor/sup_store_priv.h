@@ -9,6 +9,7 @@
 #define SUP_STORE_PRIV_H
 
 #include "sup_store.h"
+#include "dip_claim.h"
 #include "dip_mongo_io.h"
 
 struct sup_store {
@@ -24,13 +25,14 @@ struct sup_store {
  * "" for anything else. */
 void sup_store_account_key(const bson_value_t *v, char *out, size_t len);
 
-/* {_id, claimed_by: owner, claims: epoch}: writes only the holder of this
- * claim may do. */
-void sup_store_fence(sup_store_t *self, bson_t *filter, const bson_value_t *qid,
-                     int64_t epoch);
-
-/* A new filter holding sup_store_fence; the caller destroys it. */
+/* A new filter {_id, claimed_by: owner, claims: epoch} (dip_claim's
+ * fence): writes only the holder of this claim may do. The caller destroys
+ * it. */
 bson_t *sup_store_owned(sup_store_t *self, const bson_value_t *qid,
                         int64_t epoch);
+
+/* After a fenced update that succeeded: SUP_STORE_ELOST, with the sentence
+ * in err, when it matched nothing (dip_claim_lost), else SUP_STORE_OK. */
+int sup_store_lost(const bson_t *reply, char *err, size_t errlen);
 
 #endif

@@ -60,7 +60,6 @@ int sup_store_progress(sup_store_t *self, const bson_value_t *qid,
     bson_t *filter = NULL, *update = NULL, set, prog;
     bson_t reply;
     bson_error_t error;
-    bson_iter_t it;
     int rc = insert_errors(self, errors, nerr, err, errlen);
     if (rc != SUP_STORE_OK)
         return rc;
@@ -79,20 +78,16 @@ int sup_store_progress(sup_store_t *self, const bson_value_t *qid,
         BSON_APPEND_DOCUMENT(&set, "checkpoint", checkpoint);
     if (header)
         BSON_APPEND_ARRAY(&set, "header", header);
-    BSON_APPEND_DATE_TIME(&set, "lease_expires_at",
-                          dip_bson_now_ms() + self->lease_s * 1000);
+    dip_claim_append_take(&set, "lease_expires_at", dip_bson_now_ms(),
+                          self->lease_s * 1000, NULL, NULL);
     BSON_APPEND_DATE_TIME(&set, "updated_at", dip_bson_now_ms());
     bson_append_document_end(update, &set);
     if (!mongoc_collection_update_one(self->queues, filter, update, NULL,
                                       &reply, &error)) {
         snprintf(err, errlen, "writing progress failed: %s", error.message);
         rc = SUP_STORE_EFAIL;
-    } else if (bson_iter_init_find(&it, &reply, "matchedCount") &&
-               bson_iter_as_int64(&it) == 0) {
-        snprintf(err, errlen,
-                 "the import is no longer claimed by this "
-                 "supervisor");
-        rc = SUP_STORE_ELOST;
+    } else {
+        rc = sup_store_lost(&reply, err, errlen);
     }
     bson_destroy(&reply);
     bson_destroy(filter);
