@@ -7,6 +7,7 @@
  */
 #include "sup_admin.h"
 #include "dip_bson.h"
+#include "dip_claim.h"
 #include "dip_ctl.h"
 #include "dip_mongo_io.h"
 #include "sup_store.h"
@@ -563,7 +564,6 @@ int sup_admin_record(sup_admin_t *self, const char *id, const char *owner,
     bson_t *filter = by_id(id), *update;
     bson_t reply;
     bson_error_t error;
-    bson_iter_t it;
     int rc = 0;
     BSON_APPEND_UTF8(filter, "status", "processing");
     BSON_APPEND_UTF8(filter, "claimed_by", owner);
@@ -581,9 +581,8 @@ int sup_admin_record(sup_admin_t *self, const char *id, const char *owner,
         snprintf(err, errlen, "recording '%s' on import '%s' failed: %s",
                  action, id, error.message);
         rc = -1;
-    } else if (bson_iter_init_find(&it, &reply, "matchedCount") &&
-               bson_iter_as_int64(&it) == 1) {
-        rc = 1;
+    } else if (!dip_claim_lost(&reply)) {
+        rc = 1; /* still held by owner: recorded */
     }
     bson_destroy(&reply);
     bson_destroy(update);
