@@ -56,14 +56,6 @@ struct sup_event {
     unsigned rnd_state;
 };
 
-static void say(char *err, size_t errlen, const char *what,
-                const bson_error_t *e)
-{
-    if (err && errlen)
-        dip_text_format(err, errlen, NULL, "%s: %s", what,
-                        e ? e->message : "out of memory");
-}
-
 sup_event_t *sup_event_new(const dip_config_t *cfg, mongoc_client_t *client,
                            const char *db, const char *owner, char *err,
                            size_t errlen)
@@ -98,7 +90,7 @@ sup_event_t *sup_event_new(const dip_config_t *cfg, mongoc_client_t *client,
     }
     return self;
 fail:
-    say(err, errlen, "completion events", NULL);
+    dip_text_say(-1, err, errlen, "completion events: out of memory");
     sup_event_destroy(&self);
     return NULL;
 }
