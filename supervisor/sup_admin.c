@@ -510,7 +510,7 @@ int sup_admin_move(sup_admin_t *self, const char *id, const char *from,
     int64_t now = dip_bson_now_ms();
     bson_t reply;
     bson_error_t error;
-    bson_iter_t it;
+    bson_t tmp;
     int rc = 0;
 
     BSON_APPEND_UTF8(query, "status", from);
@@ -540,16 +540,9 @@ int sup_admin_move(sup_admin_t *self, const char *id, const char *from,
         snprintf(err, errlen, "changing import '%s' to '%s' failed: %s", id, to,
                  error.message);
         rc = -1;
-    } else if (bson_iter_init_find(&it, &reply, "value") &&
-               BSON_ITER_HOLDS_DOCUMENT(&it)) {
-        const uint8_t *data;
-        uint32_t len;
-        bson_t tmp;
-        bson_iter_document(&it, &len, &data);
-        if (bson_init_static(&tmp, data, len)) {
-            bson_copy_to(&tmp, out);
-            rc = 1;
-        }
+    } else if (dip_bson_reply_value(&reply, &tmp)) {
+        bson_copy_to(&tmp, out);
+        rc = 1;
     }
     bson_destroy(&reply);
     mongoc_find_and_modify_opts_destroy(opts);

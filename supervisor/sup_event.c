@@ -292,7 +292,7 @@ static int claim_one(sup_event_t *self, int64_t now_ms, bson_t *out)
            update = BSON_INITIALIZER, reply, lte, set;
     mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
     bson_error_t e;
-    bson_iter_t it;
+    bson_t v;
     int rc = -1;
     BSON_APPEND_UTF8(&query, "status", "pending");
     BSON_APPEND_DOCUMENT_BEGIN(&query, "next_attempt_at", &lte);
@@ -319,16 +319,9 @@ static int claim_one(sup_event_t *self, int64_t now_ms, bson_t *out)
         goto cleanup;
     }
     rc = 0;
-    if (bson_iter_init_find(&it, &reply, "value") &&
-        BSON_ITER_HOLDS_DOCUMENT(&it)) {
-        const uint8_t *data;
-        uint32_t len;
-        bson_t v;
-        bson_iter_document(&it, &len, &data);
-        if (bson_init_static(&v, data, len)) {
-            bson_copy_to(&v, out);
-            rc = 1;
-        }
+    if (dip_bson_reply_value(&reply, &v)) {
+        bson_copy_to(&v, out);
+        rc = 1;
     }
     bson_destroy(&reply);
 cleanup:

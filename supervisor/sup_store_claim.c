@@ -178,7 +178,7 @@ static int claim_in_account(sup_store_t *self, const bson_value_t *account,
         bson_t *update;
         bson_t reply;
         bson_error_t error;
-        bson_iter_t it;
+        bson_t tmp;
         bson_t set;
         update = bson_new();
         BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
@@ -207,13 +207,7 @@ static int claim_in_account(sup_store_t *self, const bson_value_t *account,
                          error.message);
                 rc = SUP_STORE_EFAIL;
             }
-        } else if (bson_iter_init_find(&it, &reply, "value") &&
-                   BSON_ITER_HOLDS_DOCUMENT(&it)) {
-            const uint8_t *data;
-            uint32_t len;
-            bson_t tmp;
-            bson_iter_document(&it, &len, &data);
-            bson_init_static(&tmp, data, len);
+        } else if (dip_bson_reply_value(&reply, &tmp)) {
             bson_copy_to(&tmp, out);
             rc = 1;
         } else {

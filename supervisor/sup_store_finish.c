@@ -289,7 +289,7 @@ int sup_store_repair_log(sup_store_t *self, char *err, size_t errlen)
     mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
     bson_t reply;
     bson_error_t error;
-    bson_iter_t it;
+    bson_t doc;
     int rc = SUP_STORE_EFAIL;
     dip_claim_append_free(query, "log_lease", now);
     BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
@@ -308,28 +308,21 @@ int sup_store_repair_log(sup_store_t *self, char *err, size_t errlen)
         goto cleanup;
     }
     rc = 0;
-    if (bson_iter_init_find(&it, &reply, "value") &&
-        BSON_ITER_HOLDS_DOCUMENT(&it)) {
-        const uint8_t *data;
-        uint32_t len;
-        bson_t doc;
+    if (dip_bson_reply_value(&reply, &doc)) {
         sup_store_result_t r;
-        bson_iter_document(&it, &len, &data);
-        if (bson_init_static(&doc, data, len)) {
-            memset(&r, 0, sizeof(r));
-            r.status = dip_bson_get_str(&doc, "status");
-            r.error = dip_bson_get_str(&doc, "error");
-            r.lines = dip_bson_get_int(&doc, "progress.lines", 0);
-            /* No supervisor holds it: its status is final already. */
-            rc = sup_store_finish(self, &doc, -1, &r, err, errlen);
-            if (rc == SUP_STORE_OK) {
-                dip_log(DIP_LOG_NOTICE, NULL,
-                        "recorded the end of an import whose supervisor "
-                        "stopped before its import log was written");
-                rc = 1;
-            } else {
-                rc = SUP_STORE_EFAIL;
-            }
+        memset(&r, 0, sizeof(r));
+        r.status = dip_bson_get_str(&doc, "status");
+        r.error = dip_bson_get_str(&doc, "error");
+        r.lines = dip_bson_get_int(&doc, "progress.lines", 0);
+        /* No supervisor holds it: its status is final already. */
+        rc = sup_store_finish(self, &doc, -1, &r, err, errlen);
+        if (rc == SUP_STORE_OK) {
+            dip_log(DIP_LOG_NOTICE, NULL,
+                    "recorded the end of an import whose supervisor "
+                    "stopped before its import log was written");
+            rc = 1;
+        } else {
+            rc = SUP_STORE_EFAIL;
         }
     }
     bson_destroy(&reply);
