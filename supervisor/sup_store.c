@@ -230,10 +230,23 @@ bson_t *sup_store_owned(sup_store_t *self, const bson_value_t *qid,
     return filter;
 }
 
-int sup_store_lost(const bson_t *reply, char *err, size_t errlen)
+int sup_store_update_take(sup_store_t *self, bson_t *filter, bson_t *update,
+                          const char *what, char *err, size_t errlen)
 {
-    if (!dip_claim_lost(reply))
-        return SUP_STORE_OK;
-    snprintf(err, errlen, "the import is no longer claimed by this supervisor");
-    return SUP_STORE_ELOST;
+    bson_t reply;
+    bson_error_t error;
+    int rc = SUP_STORE_OK;
+    if (!mongoc_collection_update_one(self->queues, filter, update, NULL,
+                                      &reply, &error)) {
+        snprintf(err, errlen, "%s failed: %s", what, error.message);
+        rc = SUP_STORE_EFAIL;
+    } else if (dip_claim_lost(&reply)) {
+        snprintf(err, errlen,
+                 "the import is no longer claimed by this supervisor");
+        rc = SUP_STORE_ELOST;
+    }
+    bson_destroy(&reply);
+    bson_destroy(filter);
+    bson_destroy(update);
+    return rc;
 }

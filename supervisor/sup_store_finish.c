@@ -82,9 +82,6 @@ static int finish_queue(sup_store_t *self, const bson_value_t *qid,
                         int64_t now, char *err, size_t errlen)
 {
     bson_t *filter = NULL, *update = bson_new(), set, unset;
-    bson_t reply;
-    bson_error_t error;
-    int rc = SUP_STORE_OK;
     if (epoch >= 0) {
         filter = sup_store_owned(self, qid, epoch);
     } else {
@@ -112,18 +109,8 @@ static int finish_queue(sup_store_t *self, const bson_value_t *qid,
     if (!r->error)
         BSON_APPEND_UTF8(&unset, "error", "");
     bson_append_document_end(update, &unset);
-    if (!mongoc_collection_update_one(self->queues, filter, update, NULL,
-                                      &reply, &error)) {
-        snprintf(err, errlen, "writing the final status failed: %s",
-                 error.message);
-        rc = SUP_STORE_EFAIL;
-    } else {
-        rc = sup_store_lost(&reply, err, errlen);
-    }
-    bson_destroy(&reply);
-    bson_destroy(filter);
-    bson_destroy(update);
-    return rc;
+    return sup_store_update_take(self, filter, update,
+                                 "writing the final status", err, errlen);
 }
 
 /* A value of the queue document as stored (an ObjectId, or the hex string

@@ -127,9 +127,6 @@ int sup_store_release(sup_store_t *self, const bson_value_t *qid, int64_t epoch,
 {
     bson_t *filter = sup_store_owned(self, qid, epoch), *update = bson_new(),
            set, unset;
-    bson_t reply;
-    bson_error_t error;
-    int rc = SUP_STORE_OK;
     BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
     BSON_APPEND_UTF8(&set, "status", status);
     BSON_APPEND_BOOL(&set, "in_progress", false);
@@ -141,15 +138,6 @@ int sup_store_release(sup_store_t *self, const bson_value_t *qid, int64_t epoch,
     BSON_APPEND_UTF8(&unset, "claimed_by", "");
     BSON_APPEND_UTF8(&unset, "lease_expires_at", "");
     bson_append_document_end(update, &unset);
-    if (!mongoc_collection_update_one(self->queues, filter, update, NULL,
-                                      &reply, &error)) {
-        snprintf(err, errlen, "releasing the import failed: %s", error.message);
-        rc = SUP_STORE_EFAIL;
-    } else {
-        rc = sup_store_lost(&reply, err, errlen);
-    }
-    bson_destroy(&reply);
-    bson_destroy(filter);
-    bson_destroy(update);
-    return rc;
+    return sup_store_update_take(self, filter, update, "releasing the import",
+                                 err, errlen);
 }

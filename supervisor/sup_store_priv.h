@@ -31,8 +31,11 @@ void sup_store_account_key(const bson_value_t *v, char *out, size_t len);
 bson_t *sup_store_owned(sup_store_t *self, const bson_value_t *qid,
                         int64_t epoch);
 
-/* After a fenced update that succeeded: SUP_STORE_ELOST, with the sentence
- * in err, when it matched nothing (dip_claim_lost), else SUP_STORE_OK. */
-int sup_store_lost(const bson_t *reply, char *err, size_t errlen);
+/* Applies update to the one queue document filter (a fence) matches, and
+ * destroys both (taken). SUP_STORE_OK; SUP_STORE_EFAIL with "<what> failed:
+ * <the driver's sentence>" in err; SUP_STORE_ELOST when the fence matched
+ * nothing (dip_claim_lost: the claim is gone). */
+int sup_store_update_take(sup_store_t *self, bson_t *filter, bson_t *update,
+                          const char *what, char *err, size_t errlen);
 
 #endif

@@ -58,8 +58,6 @@ int sup_store_progress(sup_store_t *self, const bson_value_t *qid,
                        char *err, size_t errlen)
 {
     bson_t *filter = NULL, *update = NULL, set, prog;
-    bson_t reply;
-    bson_error_t error;
     int rc = insert_errors(self, errors, nerr, err, errlen);
     if (rc != SUP_STORE_OK)
         return rc;
@@ -82,15 +80,6 @@ int sup_store_progress(sup_store_t *self, const bson_value_t *qid,
                           self->lease_s * 1000, NULL, NULL);
     BSON_APPEND_DATE_TIME(&set, "updated_at", dip_bson_now_ms());
     bson_append_document_end(update, &set);
-    if (!mongoc_collection_update_one(self->queues, filter, update, NULL,
-                                      &reply, &error)) {
-        snprintf(err, errlen, "writing progress failed: %s", error.message);
-        rc = SUP_STORE_EFAIL;
-    } else {
-        rc = sup_store_lost(&reply, err, errlen);
-    }
-    bson_destroy(&reply);
-    bson_destroy(filter);
-    bson_destroy(update);
-    return rc;
+    return sup_store_update_take(self, filter, update, "writing progress", err,
+                                 errlen);
 }
