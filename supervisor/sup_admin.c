@@ -204,6 +204,23 @@ static json_t *dry_run(const bson_t *ci)
                         BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it));
 }
 
+/* What `show` tells of csv_imports: reply name, field, reader. */
+static const struct {
+    const char *name, *key;
+    json_t *(*read)(const bson_t *doc, const char *dotted);
+} ci_fields[] = {
+    {"status", "status", str_or_null},
+    {"total_records", "total_records", int_or_null},
+    {"total_records_added", "total_records_added", int_or_null},
+    {"total_errors", "total_errors", int_or_null},
+    {"finished_at", "finished_at", date_or_null},
+    {"reverted_at", "reverted_at", date_or_null},
+    {"reverted_deals", "reverted_deals", int_or_null},
+    {"reverted_stages", "reverted_stages", int_or_null},
+    {"would_add", "would_add", int_or_null},
+    {"new_stages", "new_stages.count", int_or_null},
+};
+
 static json_t *csv_import(sup_admin_t *self, const bson_t *doc)
 {
     bson_t *filter = bson_new(), *opts;
@@ -222,27 +239,12 @@ static json_t *csv_import(sup_admin_t *self, const bson_t *doc)
     if (mongoc_cursor_next(c, &ci)) {
         json_decref(o);
         o = json_object();
-        if (o) {
-            json_object_set_new(o, "status", str_or_null(ci, "status"));
-            json_object_set_new(o, "total_records",
-                                int_or_null(ci, "total_records"));
-            json_object_set_new(o, "total_records_added",
-                                int_or_null(ci, "total_records_added"));
-            json_object_set_new(o, "total_errors",
-                                int_or_null(ci, "total_errors"));
-            json_object_set_new(o, "finished_at",
-                                date_or_null(ci, "finished_at"));
-            json_object_set_new(o, "reverted_at",
-                                date_or_null(ci, "reverted_at"));
-            json_object_set_new(o, "reverted_deals",
-                                int_or_null(ci, "reverted_deals"));
-            json_object_set_new(o, "reverted_stages",
-                                int_or_null(ci, "reverted_stages"));
+        for (size_t i = 0; o && i < sizeof(ci_fields) / sizeof(ci_fields[0]);
+             i++)
+            json_object_set_new(o, ci_fields[i].name,
+                                ci_fields[i].read(ci, ci_fields[i].key));
+        if (o)
             json_object_set_new(o, "dry_run", dry_run(ci));
-            json_object_set_new(o, "would_add", int_or_null(ci, "would_add"));
-            json_object_set_new(o, "new_stages",
-                                int_or_null(ci, "new_stages.count"));
-        }
     }
     mongoc_cursor_destroy(c);
     bson_destroy(opts);
