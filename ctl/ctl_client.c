@@ -407,6 +407,19 @@ int ctl_take_id(const char *cmd, int argc, char **argv, const char *usage,
     return ctl_parse_id(argv[optind], "import", out);
 }
 
+int ctl_opt_end(int c, char **argv, const char *cmd, const char *usage,
+                const char *about, const char *own)
+{
+    if (c == CTL_GETOPT_BAD)
+        return CTL_EXIT_USAGE;
+    if (c == 'h') {
+        printf("%s\n%s\n\n%s%s", usage, about, own, ctl_common_help);
+        return CTL_EXIT_OK;
+    }
+    return ctl_usage(usage, "dealimportctl %s: unknown option '%s'", cmd,
+                     argv[optind - 1]);
+}
+
 int ctl_simple_args(ctl_opts_t *o, int argc, char **argv, const char *cmd,
                     const char *usage, const char *about, char *id)
 {
@@ -415,16 +428,8 @@ int ctl_simple_args(ctl_opts_t *o, int argc, char **argv, const char *cmd,
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = ctl_getopt(o, argc, argv, opts)) != -1) {
-        if (c == CTL_GETOPT_BAD)
-            return CTL_EXIT_USAGE;
-        if (c == 'h') {
-            printf("%s\n%s\n\n%s", usage, about, ctl_common_help);
-            return CTL_EXIT_OK;
-        }
-        return ctl_usage(usage, "dealimportctl %s: unknown option '%s'", cmd,
-                         argv[optind - 1]);
-    }
+    if ((c = ctl_getopt(o, argc, argv, opts)) != -1)
+        return ctl_opt_end(c, argv, cmd, usage, about, "");
     if (id != NULL)
         return ctl_take_id(cmd, argc, argv, usage, id) < 0 ? CTL_EXIT_USAGE
                                                            : -1;

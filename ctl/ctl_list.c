@@ -51,6 +51,7 @@ int ctl_list_main(ctl_opts_t *o, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     dip_ctl_request_t req;
+    char own[400];
     int c;
 
     memset(&req, 0, sizeof(req));
@@ -58,21 +59,7 @@ int ctl_list_main(ctl_opts_t *o, int argc, char **argv)
     optind = 1;
     opterr = 0;
     while ((c = ctl_getopt(o, argc, argv, opts)) != -1) {
-        if (c == CTL_GETOPT_BAD)
-            return CTL_EXIT_USAGE;
         switch (c) {
-        case 'h':
-            printf("%s\nImports, newest first: id, account, status, lines "
-                   "done, deals added, line\nerrors, rate (lines/s, for "
-                   "imports running on this supervisor) and age.\n\n"
-                   "  --status S         pending, processing, paused, "
-                   "completed, failed or cancelled\n"
-                   "  --account ID       one account's imports\n"
-                   "  --limit N          at most N imports (1-%d, default "
-                   "%d)\n%s",
-                   usage, DIP_CTL_LIST_MAX, DIP_CTL_LIST_DEFAULT,
-                   ctl_common_help);
-            return CTL_EXIT_OK;
         case 's':
             if (!dip_ctl_status_valid(optarg)) {
                 fprintf(stderr,
@@ -102,8 +89,19 @@ int ctl_list_main(ctl_opts_t *o, int argc, char **argv)
             break;
         }
         default:
-            return ctl_usage(usage, "dealimportctl list: unknown option '%s'",
-                             argv[optind - 1]);
+            snprintf(own, sizeof(own),
+                     "  --status S         pending, processing, paused, "
+                     "completed, failed or cancelled\n"
+                     "  --account ID       one account's imports\n"
+                     "  --limit N          at most N imports (1-%d, default "
+                     "%d)\n",
+                     DIP_CTL_LIST_MAX, DIP_CTL_LIST_DEFAULT);
+            return ctl_opt_end(
+                c, argv, "list", usage,
+                "Imports, newest first: id, account, status, lines done, "
+                "deals added, line\nerrors, rate (lines/s, for imports "
+                "running on this supervisor) and age.",
+                own);
         }
     }
     if (optind < argc) {
