@@ -24,14 +24,16 @@ static const char *const what[] = {
     "how far it got. Pending\nand paused imports are cancelled at once.",
 };
 
+static void print_message(const json_t *root)
+{
+    printf("%s\n", json_string_value(json_object_get(root, "message")));
+}
+
 int ctl_action_main(ctl_opts_t *o, int argc, char **argv)
 {
-    static const struct option opts[] = {CTL_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
     dip_ctl_request_t req;
-    dip_ctl_reply_t reply;
-    char usage[160];
-    int c, rc;
+    char usage[160], about[640];
+    int rc;
 
     memset(&req, 0, sizeof(req));
     req.cmd = dip_ctl_cmd_parse(argv[0]);
@@ -42,31 +44,13 @@ int ctl_action_main(ctl_opts_t *o, int argc, char **argv)
              "usage: dealimportctl %s ID [--json] [--timeout SECONDS] "
              "[--connect ENDPOINT]\n",
              argv[0]);
-    optind = 1;
-    opterr = 0;
-    while ((c = ctl_getopt(o, argc, argv, opts)) != -1) {
-        if (c == CTL_GETOPT_BAD)
-            return CTL_EXIT_USAGE;
-        if (c == 'h') {
-            printf("%s\n%s\nAn import another supervisor runs gets the "
-                   "request recorded on its queue\ndocument; that supervisor "
-                   "carries it out at its next lease renewal.\n\n%s",
-                   usage, what[req.cmd], ctl_common_help);
-            return CTL_EXIT_OK;
-        }
-        return ctl_usage(usage, "dealimportctl %s: unknown option '%s'",
-                         argv[0], argv[optind - 1]);
-    }
-    if (ctl_take_id(argv[0], argc, argv, usage, req.id) < 0)
-        return CTL_EXIT_USAGE;
-    rc = ctl_request(o, &req, &reply);
-    if (rc != 0)
+    snprintf(about, sizeof(about),
+             "%s\nAn import another supervisor runs gets the request "
+             "recorded on its queue\ndocument; that supervisor carries it "
+             "out at its next lease renewal.",
+             what[req.cmd]);
+    rc = ctl_simple_args(o, argc, argv, argv[0], usage, about, req.id);
+    if (rc >= 0)
         return rc;
-    if (o->json)
-        ctl_print_json(reply.root);
-    else
-        printf("%s\n",
-               json_string_value(json_object_get(reply.root, "message")));
-    dip_ctl_reply_release(&reply);
-    return CTL_EXIT_OK;
+    return ctl_request_print(o, &req, print_message);
 }

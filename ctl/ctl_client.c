@@ -7,6 +7,7 @@
  */
 #include "ctl_client.h"
 #include "dip_curve_io.h"
+#include "dip_time.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -223,13 +224,6 @@ const char *ctl_client_endpoint(const ctl_client_t *self)
     return self->endpoint;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void timeout_text(long ms, char *out, size_t len)
 {
     if (ms % 1000 == 0)
@@ -242,7 +236,7 @@ int ctl_client_call(ctl_client_t *self, const dip_ctl_request_t *req,
                     dip_ctl_reply_t *reply, char *err, size_t errlen)
 {
     char *frame = dip_ctl_request_encode(req), t[32];
-    int64_t deadline = mono_ms() + self->timeout_ms;
+    int64_t deadline = dip_time_mono_ms() + self->timeout_ms;
     zmq_msg_t msg;
     int rc = CTL_CLIENT_ETIMEOUT;
 
@@ -262,7 +256,7 @@ int ctl_client_call(ctl_client_t *self, const dip_ctl_request_t *req,
     zmq_msg_init(&msg);
     for (;;) {
         zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - dip_time_mono_ms();
         if (left <= 0)
             break;
         if (zmq_poll(&item, 1, (long)left) < 0) {
@@ -411,6 +405,53 @@ int ctl_take_id(const char *cmd, int argc, char **argv, const char *usage,
         return -1;
     }
     return ctl_parse_id(argv[optind], "import", out);
+}
+
+int ctl_opt_end(int c, char **argv, const char *cmd, const char *usage,
+                const char *about, const char *own)
+{
+    if (c == CTL_GETOPT_BAD)
+        return CTL_EXIT_USAGE;
+    if (c == 'h') {
+        printf("%s\n%s\n\n%s%s", usage, about, own, ctl_common_help);
+        return CTL_EXIT_OK;
+    }
+    return ctl_usage(usage, "dealimportctl %s: unknown option '%s'", cmd,
+                     argv[optind - 1]);
+}
+
+int ctl_simple_args(ctl_opts_t *o, int argc, char **argv, const char *cmd,
+                    const char *usage, const char *about, char *id)
+{
+    static const struct option opts[] = {CTL_COMMON_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    optind = 1;
+    opterr = 0;
+    if ((c = ctl_getopt(o, argc, argv, opts)) != -1)
+        return ctl_opt_end(c, argv, cmd, usage, about, "");
+    if (id != NULL)
+        return ctl_take_id(cmd, argc, argv, usage, id) < 0 ? CTL_EXIT_USAGE
+                                                           : -1;
+    if (optind < argc)
+        return ctl_usage(usage, "dealimportctl %s: unexpected argument '%s'",
+                         cmd, argv[optind]);
+    return -1;
+}
+
+int ctl_request_print(const ctl_opts_t *o, const dip_ctl_request_t *req,
+                      void (*print)(const json_t *root))
+{
+    dip_ctl_reply_t reply;
+    int rc = ctl_request(o, req, &reply);
+    if (rc != 0)
+        return rc;
+    if (o->json)
+        ctl_print_json(reply.root);
+    else
+        print(reply.root);
+    dip_ctl_reply_release(&reply);
+    return CTL_EXIT_OK;
 }
 
 char *ctl_duration(long long s, char *out, size_t len)

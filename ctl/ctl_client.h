@@ -114,6 +114,29 @@ int ctl_usage(const char *usage, const char *fmt, ...)
 int ctl_take_id(const char *cmd, int argc, char **argv, const char *usage,
                 char *out);
 
+/* What a command's option loop does with an answer c of ctl_getopt that is
+ * not one of its own options: a common option's bad value (reported
+ * already), --help (prints usage, a blank line, about, a blank line, own
+ * -- the command's own options' help lines, or "" -- and the common
+ * options' help; CTL_EXIT_OK), or an unknown option (a usage error).
+ * Returns the exit status to return now. */
+int ctl_opt_end(int c, char **argv, const char *cmd, const char *usage,
+                const char *about, const char *own);
+
+/* The arguments of a command that has only the common options: parses them
+ * into o; --help prints usage, a blank line, about and the common options'
+ * help; an unknown option or argument is a usage error. With id not NULL the
+ * one import id left is copied into id[25] (ctl_take_id), else no argument
+ * may be left. Returns -1 to go on, or the exit status to return now
+ * (CTL_EXIT_OK after the help). */
+int ctl_simple_args(ctl_opts_t *o, int argc, char **argv, const char *cmd,
+                    const char *usage, const char *about, char *id);
+
+/* Sends req (ctl_request) and prints its reply: the reply object with
+ * --json, else print(reply.root). Returns the exit status. */
+int ctl_request_print(const ctl_opts_t *o, const dip_ctl_request_t *req,
+                      void (*print)(const json_t *root));
+
 /* Formats a count of seconds as "45s", "3m05s", "2h10m", "4d03h". */
 char *ctl_duration(long long s, char *out, size_t len);
 

@@ -51,29 +51,15 @@ int ctl_list_main(ctl_opts_t *o, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     dip_ctl_request_t req;
-    dip_ctl_reply_t reply;
-    int c, rc;
+    char own[400];
+    int c;
 
     memset(&req, 0, sizeof(req));
     req.cmd = DIP_CTL_LIST;
     optind = 1;
     opterr = 0;
     while ((c = ctl_getopt(o, argc, argv, opts)) != -1) {
-        if (c == CTL_GETOPT_BAD)
-            return CTL_EXIT_USAGE;
         switch (c) {
-        case 'h':
-            printf("%s\nImports, newest first: id, account, status, lines "
-                   "done, deals added, line\nerrors, rate (lines/s, for "
-                   "imports running on this supervisor) and age.\n\n"
-                   "  --status S         pending, processing, paused, "
-                   "completed, failed or cancelled\n"
-                   "  --account ID       one account's imports\n"
-                   "  --limit N          at most N imports (1-%d, default "
-                   "%d)\n%s",
-                   usage, DIP_CTL_LIST_MAX, DIP_CTL_LIST_DEFAULT,
-                   ctl_common_help);
-            return CTL_EXIT_OK;
         case 's':
             if (!dip_ctl_status_valid(optarg)) {
                 fprintf(stderr,
@@ -103,21 +89,24 @@ int ctl_list_main(ctl_opts_t *o, int argc, char **argv)
             break;
         }
         default:
-            return ctl_usage(usage, "dealimportctl list: unknown option '%s'",
-                             argv[optind - 1]);
+            snprintf(own, sizeof(own),
+                     "  --status S         pending, processing, paused, "
+                     "completed, failed or cancelled\n"
+                     "  --account ID       one account's imports\n"
+                     "  --limit N          at most N imports (1-%d, default "
+                     "%d)\n",
+                     DIP_CTL_LIST_MAX, DIP_CTL_LIST_DEFAULT);
+            return ctl_opt_end(
+                c, argv, "list", usage,
+                "Imports, newest first: id, account, status, lines done, "
+                "deals added, line\nerrors, rate (lines/s, for imports "
+                "running on this supervisor) and age.",
+                own);
         }
     }
     if (optind < argc) {
         return ctl_usage(usage, "dealimportctl list: unexpected argument '%s'",
                          argv[optind]);
     }
-    rc = ctl_request(o, &req, &reply);
-    if (rc != 0)
-        return rc;
-    if (o->json)
-        ctl_print_json(reply.root);
-    else
-        print_table(reply.root);
-    dip_ctl_reply_release(&reply);
-    return CTL_EXIT_OK;
+    return ctl_request_print(o, &req, print_table);
 }

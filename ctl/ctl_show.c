@@ -117,41 +117,35 @@ static void print_import(const json_t *im)
     ctl_format_print(im);
 }
 
+static void print_reply(const json_t *root)
+{
+    print_import(json_object_get(root, "import"));
+}
+
 int ctl_show_main(ctl_opts_t *o, int argc, char **argv)
 {
-    static const struct option opts[] = {CTL_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
     dip_ctl_request_t req;
-    dip_ctl_reply_t reply;
-    int c, rc;
-
+    int rc;
     memset(&req, 0, sizeof(req));
     req.cmd = DIP_CTL_SHOW;
-    optind = 1;
-    opterr = 0;
-    while ((c = ctl_getopt(o, argc, argv, opts)) != -1) {
-        if (c == CTL_GETOPT_BAD)
-            return CTL_EXIT_USAGE;
-        if (c == 'h') {
-            printf("%s\nOne import in full: status, progress, checkpoint, "
-                   "worker pid and limits,\nlast error, timing, and its "
-                   "import log (csv_imports).\n\n%s",
-                   usage, ctl_common_help);
-            return CTL_EXIT_OK;
-        }
-        return ctl_usage(usage, "dealimportctl show: unknown option '%s'",
-                         argv[optind - 1]);
-    }
-    if (ctl_take_id("show", argc, argv, usage, req.id) < 0)
-        return CTL_EXIT_USAGE;
-    rc = ctl_request(o, &req, &reply);
-    if (rc != 0)
+    rc = ctl_simple_args(o, argc, argv, "show", usage,
+                         "One import in full: status, progress, checkpoint, "
+                         "worker pid and limits,\nlast error, timing, and its "
+                         "import log (csv_imports).",
+                         req.id);
+    if (rc >= 0)
         return rc;
-    ctl_format_attach(o, req.id, json_object_get(reply.root, "import"));
-    if (o->json)
-        ctl_print_json(reply.root);
-    else
-        print_import(json_object_get(reply.root, "import"));
-    dip_ctl_reply_release(&reply);
-    return CTL_EXIT_OK;
+    {
+        dip_ctl_reply_t reply;
+        rc = ctl_request(o, &req, &reply);
+        if (rc != 0)
+            return rc;
+        ctl_format_attach(o, req.id, json_object_get(reply.root, "import"));
+        if (o->json)
+            ctl_print_json(reply.root);
+        else
+            print_reply(reply.root);
+        dip_ctl_reply_release(&reply);
+        return CTL_EXIT_OK;
+    }
 }

@@ -54,41 +54,16 @@ static void print_status(const json_t *r)
 
 int ctl_status_main(ctl_opts_t *o, int argc, char **argv)
 {
-    static const struct option opts[] = {CTL_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
     dip_ctl_request_t req;
-    dip_ctl_reply_t reply;
-    int c, rc;
-
-    optind = 1;
-    opterr = 0;
-    while ((c = ctl_getopt(o, argc, argv, opts)) != -1) {
-        if (c == CTL_GETOPT_BAD)
-            return CTL_EXIT_USAGE;
-        if (c == 'h') {
-            printf("%s\nThe supervisor's own state: version, uptime, workers "
-                   "running and their limit,\nimports by status (all "
-                   "supervisors), running imports per account.\n\n%s",
-                   usage, ctl_common_help);
-            return CTL_EXIT_OK;
-        }
-        return ctl_usage(usage, "dealimportctl status: unknown option '%s'",
-                         argv[optind - 1]);
-    }
-    if (optind < argc) {
-        return ctl_usage(usage,
-                         "dealimportctl status: unexpected argument '%s'",
-                         argv[optind]);
-    }
+    int rc = ctl_simple_args(
+        o, argc, argv, "status", usage,
+        "The supervisor's own state: version, uptime, workers running and "
+        "their limit,\nimports by status (all supervisors), running imports "
+        "per account.",
+        NULL);
+    if (rc >= 0)
+        return rc;
     memset(&req, 0, sizeof(req));
     req.cmd = DIP_CTL_STATUS;
-    rc = ctl_request(o, &req, &reply);
-    if (rc != 0)
-        return rc;
-    if (o->json)
-        ctl_print_json(reply.root);
-    else
-        print_status(reply.root);
-    dip_ctl_reply_release(&reply);
-    return CTL_EXIT_OK;
+    return ctl_request_print(o, &req, print_status);
 }

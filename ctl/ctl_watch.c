@@ -5,6 +5,7 @@
  * are right for imports another supervisor runs too.
  */
 #include "ctl_watch.h"
+#include "dip_time.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -153,13 +154,6 @@ char *ctl_watch_summary(const char *id, const ctl_watch_sample_t *s, char *out,
     return out;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -260,7 +254,7 @@ static int watch(ctl_opts_t *o, const char *id, long interval_ms)
         }
         im = json_object_get(reply.root, "import");
         read_sample(im, &s);
-        now = mono_ms();
+        now = dip_time_mono_ms();
         if (s.status && strcmp(s.status, "processing") == 0)
             ctl_watch_rate_add(&rates, now, s.lines, s.bytes);
         else
@@ -310,40 +304,32 @@ int ctl_watch_main(ctl_opts_t *o, int argc, char **argv)
         {"interval", required_argument, NULL, 'i'},
         {NULL, 0, NULL, 0},
     };
-    char id[25];
+    char id[25], *end = NULL;
     long interval_ms = 500;
+    double s;
     int c;
 
     optind = 1;
     opterr = 0;
     while ((c = ctl_getopt(o, argc, argv, opts)) != -1) {
-        if (c == CTL_GETOPT_BAD)
+        if (c != 'i')
+            return ctl_opt_end(
+                c, argv, "watch", usage,
+                "Follows an import until it ends: on a terminal a progress "
+                "bar (status, percent\nof the file's bytes, lines, rate, ETA, "
+                "errors), otherwise a plain line every\n2 s, and a summary "
+                "line at the end. Exits 0 when the import completed, 2\nwhen "
+                "it failed or was cancelled.",
+                "  --interval SECONDS how often to ask (default 0.5)\n");
+        s = strtod(optarg, &end);
+        if (end == optarg || *end || !(s >= 0.05) || s > 3600) {
+            fprintf(stderr,
+                    "dealimportctl watch: --interval '%s' is not a number of "
+                    "seconds from 0.05 to 3600\n",
+                    optarg);
             return CTL_EXIT_USAGE;
-        if (c == 'h') {
-            printf("%s\nFollows an import until it ends: on a terminal a "
-                   "progress bar (status, percent\nof the file's bytes, lines, "
-                   "rate, ETA, errors), otherwise a plain line every\n2 s, "
-                   "and a summary line at the end. Exits 0 when the import "
-                   "completed, 2\nwhen it failed or was cancelled.\n\n"
-                   "  --interval SECONDS how often to ask (default 0.5)\n%s",
-                   usage, ctl_common_help);
-            return CTL_EXIT_OK;
         }
-        if (c == 'i') {
-            char *end = NULL;
-            double s = strtod(optarg, &end);
-            if (end == optarg || *end || !(s >= 0.05) || s > 3600) {
-                fprintf(stderr,
-                        "dealimportctl watch: --interval '%s' is not a "
-                        "number of seconds from 0.05 to 3600\n",
-                        optarg);
-                return CTL_EXIT_USAGE;
-            }
-            interval_ms = (long)(s * 1000);
-            continue;
-        }
-        return ctl_usage(usage, "dealimportctl watch: unknown option '%s'",
-                         argv[optind - 1]);
+        interval_ms = (long)(s * 1000);
     }
     if (ctl_take_id("watch", argc, argv, usage, id) < 0)
         return CTL_EXIT_USAGE;

@@ -161,3 +161,15 @@ void dip_bson_iso_time(int64_t ms, char *buf, size_t len)
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
              (int)(ms % 1000));
 }
+
+int dip_bson_reply_value(const bson_t *reply, bson_t *view)
+{
+    bson_iter_t it;
+    const uint8_t *data;
+    uint32_t len;
+    if (!bson_iter_init_find(&it, reply, "value") ||
+        !BSON_ITER_HOLDS_DOCUMENT(&it))
+        return 0;
+    bson_iter_document(&it, &len, &data);
+    return bson_init_static(view, data, len) ? 1 : 0;
+}

@@ -35,6 +35,12 @@ const char *dip_bson_type_name(bson_type_t type);
  * either form. */
 void dip_bson_append_id_match(bson_t *q, const char *key, const bson_oid_t *id);
 
+/* The document a findAndModify reply holds under `value` (the document
+ * before or after the change): 1 with *view set to it (borrowed: valid
+ * while reply lives, copy it to keep it), 0 when the reply holds none (no
+ * document matched). */
+int dip_bson_reply_value(const bson_t *reply, bson_t *view);
+
 /* JSON <-> BSON through relaxed extended JSON. NULL on failure. */
 json_t *dip_bson_to_json(const bson_t *doc);
 bson_t *dip_bson_from_json(const json_t *value);

@@ -9,14 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-static void say(char *err, size_t errlen, const char *what,
-                const bson_error_t *e)
-{
-    if (err && errlen)
-        dip_text_format(err, errlen, NULL, "%s: %s", what,
-                        e ? e->message : "out of memory");
-}
-
 int dip_event_ensure_indexes(mongoc_collection_t *coll, char *err,
                              size_t errlen)
 {
@@ -44,7 +36,7 @@ int dip_event_ensure_indexes(mongoc_collection_t *coll, char *err,
     ok = mongoc_collection_write_command_with_opts(coll, &cmd, NULL, NULL, &e);
     bson_destroy(&cmd);
     if (!ok) {
-        say(err, errlen, "import_events indexes", &e);
+        dip_text_say(-1, err, errlen, "import_events indexes: %s", e.message);
         return -1;
     }
     return 0;
@@ -87,7 +79,7 @@ int dip_event_record(mongoc_collection_t *coll, const bson_t *queue_doc,
     int rc = -1;
 
     if (!bson_iter_init_find(&it, queue_doc, "_id")) {
-        say(err, errlen, "completion event", NULL);
+        dip_text_say(-1, err, errlen, "completion event: out of memory");
         goto cleanup;
     }
     bson_oid_init(&id, NULL);
@@ -135,7 +127,8 @@ int dip_event_record(mongoc_collection_t *coll, const bson_t *queue_doc,
                                       &e) &&
         e.code != 11000) {
         /* 11000: another supervisor recorded it a moment ago. */
-        say(err, errlen, "recording the completion event", &e);
+        dip_text_say(-1, err, errlen, "recording the completion event: %s",
+                     e.message);
         goto cleanup;
     }
     rc = 0;
@@ -167,7 +160,8 @@ int dip_event_release(mongoc_collection_t *coll, const bson_value_t *queue_id,
     bson_append_document_end(&update, &set);
     if (!mongoc_collection_update_many(coll, &filter, &update, NULL, NULL,
                                        &e)) {
-        say(err, errlen, "releasing the completion event", &e);
+        dip_text_say(-1, err, errlen, "releasing the completion event: %s",
+                     e.message);
         rc = -1;
     }
     bson_destroy(&filter);

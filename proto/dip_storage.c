@@ -19,19 +19,6 @@
 
 #include <curl/curl.h>
 
-__attribute__((format(printf, 4, 5))) static int
-say(int rc, char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL || errlen == 0)
-        return rc;
-    /* Cut at a character boundary: keys and values are the user's text. */
-    va_start(ap, fmt);
-    dip_text_vformat(err, errlen, NULL, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 static char *dup_range(const char *s, size_t n)
 {
     char *d = malloc(n + 1);
@@ -47,41 +34,44 @@ int dip_storage_check_key(const char *key, size_t key_len, char *err,
 {
     size_t seg = 0;
     if (key == NULL || key_len == 0)
-        return say(DIP_STORAGE_EINVAL, err, errlen, "file key is empty");
+        return dip_text_say(DIP_STORAGE_EINVAL, err, errlen,
+                            "file key is empty");
     /* Every sentence below quotes the key: it must be text first. */
     if (!dip_text_utf8_valid(key, key_len))
-        return say(DIP_STORAGE_EINVAL, err, errlen,
-                   "file key is not UTF-8 text");
+        return dip_text_say(DIP_STORAGE_EINVAL, err, errlen,
+                            "file key is not UTF-8 text");
     if (key_len > DIP_STORAGE_KEY_MAX)
-        return say(DIP_STORAGE_EINVAL, err, errlen,
-                   "file key '%.*s...' is longer than %d bytes",
-                   (int)dip_text_cut(key, key_len, 40), key,
-                   DIP_STORAGE_KEY_MAX);
+        return dip_text_say(DIP_STORAGE_EINVAL, err, errlen,
+                            "file key '%.*s...' is longer than %d bytes",
+                            (int)dip_text_cut(key, key_len, 40), key,
+                            DIP_STORAGE_KEY_MAX);
     for (size_t i = 0; i < key_len; i++) {
         unsigned char c = (unsigned char)key[i];
         if (c == '\0')
-            return say(DIP_STORAGE_EINVAL, err, errlen,
-                       "file key '%s' contains a NUL byte", key);
+            return dip_text_say(DIP_STORAGE_EINVAL, err, errlen,
+                                "file key '%s' contains a NUL byte", key);
         if (c < 0x20 || c == 0x7f)
-            return say(DIP_STORAGE_EINVAL, err, errlen,
-                       "file key '%.*s' contains a control character", (int)i,
-                       key);
+            return dip_text_say(DIP_STORAGE_EINVAL, err, errlen,
+                                "file key '%.*s' contains a control character",
+                                (int)i, key);
     }
     if (key[0] == '/' || key[0] == '\\')
-        return say(DIP_STORAGE_EINVAL, err, errlen,
-                   "file key '%s' is absolute; keys are relative to their "
-                   "storage",
-                   key);
+        return dip_text_say(
+            DIP_STORAGE_EINVAL, err, errlen,
+            "file key '%s' is absolute; keys are relative to their "
+            "storage",
+            key);
     /* '\' counts as a separator too, so "a\..\..\b" cannot pass. */
     for (size_t i = 0; i <= key_len; i++) {
         if (i == key_len || key[i] == '/' || key[i] == '\\') {
             size_t n = i - seg;
             if ((n == 1 && key[seg] == '.') ||
                 (n == 2 && key[seg] == '.' && key[seg + 1] == '.'))
-                return say(DIP_STORAGE_EINVAL, err, errlen,
-                           "file key '%s' has a '%.*s' path segment; keys "
-                           "must stay inside their storage",
-                           key, (int)n, key + seg);
+                return dip_text_say(
+                    DIP_STORAGE_EINVAL, err, errlen,
+                    "file key '%s' has a '%.*s' path segment; keys "
+                    "must stay inside their storage",
+                    key, (int)n, key + seg);
             seg = i + 1;
         }
     }
@@ -99,17 +89,18 @@ int dip_storage_parse_endpoint(const char *url, dip_storage_endpoint_t *ep,
     else if (strncmp(url, "https://", 8) == 0)
         auth = url + 8;
     else
-        return say(-1, err, errlen,
-                   "DEALIMPORT_S3_ENDPOINT: '%s' does not start with http:// "
-                   "or https://",
-                   url);
+        return dip_text_say(
+            -1, err, errlen,
+            "DEALIMPORT_S3_ENDPOINT: '%s' does not start with http:// "
+            "or https://",
+            url);
     end = auth + strcspn(auth, "/?#");
     if (end == auth || memchr(auth, '@', (size_t)(end - auth)) ||
         strpbrk(end, "?#"))
-        return say(-1, err, errlen,
-                   "DEALIMPORT_S3_ENDPOINT: '%s' is not of the form "
-                   "http[s]://host[:port][/path]",
-                   url);
+        return dip_text_say(-1, err, errlen,
+                            "DEALIMPORT_S3_ENDPOINT: '%s' is not of the form "
+                            "http[s]://host[:port][/path]",
+                            url);
     plen = strlen(end);
     while (plen > 0 && end[plen - 1] == '/')
         plen--;
@@ -117,7 +108,7 @@ int dip_storage_parse_endpoint(const char *url, dip_storage_endpoint_t *ep,
     ep->host = dup_range(auth, (size_t)(end - auth));
     ep->base_path = dup_range(end, plen);
     if (!ep->origin || !ep->host || !ep->base_path)
-        return say(-1, err, errlen, "out of memory");
+        return dip_text_say(-1, err, errlen, "out of memory");
     for (char *p = ep->host; *p; p++)
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p - 'A' + 'a');
@@ -140,8 +131,9 @@ char *dip_storage_parse_bucket(const char *url, char *err, size_t errlen)
     size_t blen;
     char *bucket;
     if (url == NULL || strncmp(url, "s3://", 5) != 0) {
-        say(-1, err, errlen, "DEALIMPORT_STORAGE_URL: '%s' is not s3://bucket",
-            url ? url : "");
+        dip_text_say(-1, err, errlen,
+                     "DEALIMPORT_STORAGE_URL: '%s' is not s3://bucket",
+                     url ? url : "");
         return NULL;
     }
     b = url + 5;
@@ -152,14 +144,14 @@ char *dip_storage_parse_bucket(const char *url, char *err, size_t errlen)
         strspn(b, "abcdefghijklmnopqrstuvwxyz"
                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
                   "0123456789.-_") < blen) {
-        say(-1, err, errlen,
-            "DEALIMPORT_STORAGE_URL: '%s' does not name a bucket "
-            "(s3://bucket, letters, digits, '.', '-', '_')",
-            url);
+        dip_text_say(-1, err, errlen,
+                     "DEALIMPORT_STORAGE_URL: '%s' does not name a bucket "
+                     "(s3://bucket, letters, digits, '.', '-', '_')",
+                     url);
         return NULL;
     }
     if ((bucket = dup_range(b, blen)) == NULL)
-        say(-1, err, errlen, "out of memory");
+        dip_text_say(-1, err, errlen, "out of memory");
     return bucket;
 }
 

@@ -43,27 +43,15 @@ static int64_t mtime_ns(const struct stat *st)
     return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 }
 
-__attribute__((format(printf, 4, 5))) static int
-say(int rc, char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL || errlen == 0)
-        return rc;
-    /* Cut at a character boundary: keys and values are the user's text. */
-    va_start(ap, fmt);
-    dip_text_vformat(err, errlen, NULL, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 dip_storage_file_t *dip_storage_file_new(const char *url, char *err,
                                          size_t errlen)
 {
     dip_storage_file_t *self = NULL;
     size_t n;
     if (url == NULL || strncmp(url, "file:///", 8) != 0) {
-        say(-1, err, errlen, "DEALIMPORT_STORAGE_URL: '%s' is not file:///dir",
-            url ? url : "");
+        dip_text_say(-1, err, errlen,
+                     "DEALIMPORT_STORAGE_URL: '%s' is not file:///dir",
+                     url ? url : "");
         return NULL;
     }
     n = strlen(url + 7);
@@ -72,7 +60,7 @@ dip_storage_file_t *dip_storage_file_new(const char *url, char *err,
     if ((self = calloc(1, sizeof(*self))) == NULL ||
         (self->url = strdup(url)) == NULL ||
         (self->root = strndup(url + 7, n)) == NULL) {
-        say(-1, err, errlen, "out of memory");
+        dip_text_say(-1, err, errlen, "out of memory");
         dip_storage_file_destroy(&self);
         return NULL;
     }
@@ -141,28 +129,32 @@ static int file_errno(const dip_storage_file_t *self, const char *key, int e,
                       const char *doing, char *err, size_t errlen)
 {
     if (e == ENOENT || e == ENOTDIR)
-        return say(DIP_STORAGE_ENOTFOUND, err, errlen,
-                   "file '%s' was not found in storage '%s'", key, self->url);
+        return dip_text_say(DIP_STORAGE_ENOTFOUND, err, errlen,
+                            "file '%s' was not found in storage '%s'", key,
+                            self->url);
     if (e == EACCES || e == EPERM || e == EROFS)
-        return say(DIP_STORAGE_EDENIED, err, errlen,
-                   "access to file '%s' in storage '%s' was denied: %s", key,
-                   self->url, strerror(e));
+        return dip_text_say(
+            DIP_STORAGE_EDENIED, err, errlen,
+            "access to file '%s' in storage '%s' was denied: %s", key,
+            self->url, strerror(e));
     if (e == ELOOP)
-        return say(DIP_STORAGE_EINVAL, err, errlen,
-                   "file '%s' in storage '%s' goes through a symbolic link, "
-                   "which is not followed",
-                   key, self->url);
-    return say(DIP_STORAGE_EFAIL, err, errlen,
-               "cannot %s file '%s' in storage '%s': %s", doing, key, self->url,
-               strerror(e));
+        return dip_text_say(
+            DIP_STORAGE_EINVAL, err, errlen,
+            "file '%s' in storage '%s' goes through a symbolic link, "
+            "which is not followed",
+            key, self->url);
+    return dip_text_say(DIP_STORAGE_EFAIL, err, errlen,
+                        "cannot %s file '%s' in storage '%s': %s", doing, key,
+                        self->url, strerror(e));
 }
 
 static int parent_error(const dip_storage_file_t *self, const char *key,
                         int neg, const char *doing, char *err, size_t errlen)
 {
     if (neg == -ENOENT && access(self->root, F_OK) < 0)
-        return say(DIP_STORAGE_EFAIL, err, errlen,
-                   "storage directory '%s' does not exist", self->root);
+        return dip_text_say(DIP_STORAGE_EFAIL, err, errlen,
+                            "storage directory '%s' does not exist",
+                            self->root);
     return file_errno(self, key, -neg, doing, err, errlen);
 }
 
@@ -193,19 +185,21 @@ int dip_storage_file_get(dip_storage_file_t *self, const char *key,
         goto cleanup;
     }
     if (!S_ISREG(st.st_mode)) {
-        rc = say(DIP_STORAGE_EFAIL, err, errlen,
-                 "'%s' in storage '%s' is not a regular file", key, self->url);
+        rc = dip_text_say(DIP_STORAGE_EFAIL, err, errlen,
+                          "'%s' in storage '%s' is not a regular file", key,
+                          self->url);
         goto cleanup;
     }
     if (offset > (uint64_t)st.st_size) {
-        rc = say(DIP_STORAGE_EFAIL, err, errlen,
-                 "offset %" PRIu64 " is beyond the end of file '%s' in "
-                 "storage '%s' (%" PRId64 " bytes)",
-                 offset, key, self->url, (int64_t)st.st_size);
+        rc =
+            dip_text_say(DIP_STORAGE_EFAIL, err, errlen,
+                         "offset %" PRIu64 " is beyond the end of file '%s' in "
+                         "storage '%s' (%" PRId64 " bytes)",
+                         offset, key, self->url, (int64_t)st.st_size);
         goto cleanup;
     }
     if ((buf = malloc(IO_CHUNK)) == NULL) {
-        rc = say(DIP_STORAGE_EFAIL, err, errlen, "out of memory");
+        rc = dip_text_say(DIP_STORAGE_EFAIL, err, errlen, "out of memory");
         goto cleanup;
     }
     if (sink->size)
@@ -216,7 +210,7 @@ int dip_storage_file_get(dip_storage_file_t *self, const char *key,
         struct stat now;
         ssize_t n;
         if (self->stop && self->stop(self->stop_arg)) {
-            rc = say(DIP_STORAGE_EABORT, err, errlen,
+            rc = dip_text_say(DIP_STORAGE_EABORT, err, errlen,
                      "the download of file '%s' from storage '%s' was "
                      "stopped",
                      key, self->url);
@@ -235,7 +229,7 @@ int dip_storage_file_get(dip_storage_file_t *self, const char *key,
             goto cleanup;
         }
         if (now.st_size != st.st_size || mtime_ns(&now) != mtime_ns(&st)) {
-            rc = say(DIP_STORAGE_ECHANGED, err, errlen,
+            rc = dip_text_say(DIP_STORAGE_ECHANGED, err, errlen,
                      "file '%s' in storage '%s' changed during the download: "
                      "it had %" PRId64 " bytes modified at %" PRId64
                      " ns, now %" PRId64 " bytes at %" PRId64 " ns",
@@ -247,10 +241,11 @@ int dip_storage_file_get(dip_storage_file_t *self, const char *key,
             break;
         pos += (uint64_t)n;
         if (sink->data(sink->arg, buf, (size_t)n) != 0) {
-            rc = say(DIP_STORAGE_EABORT, err, errlen,
-                     "download of file '%s' from storage '%s' was stopped by "
-                     "its reader",
-                     key, self->url);
+            rc = dip_text_say(
+                DIP_STORAGE_EABORT, err, errlen,
+                "download of file '%s' from storage '%s' was stopped by "
+                "its reader",
+                key, self->url);
             goto cleanup;
         }
     }
@@ -307,7 +302,7 @@ int dip_storage_file_put_fd(dip_storage_file_t *self, const char *key, int fd,
         goto cleanup;
     }
     if ((buf = malloc(IO_CHUNK)) == NULL) {
-        rc = say(DIP_STORAGE_EFAIL, err, errlen, "out of memory");
+        rc = dip_text_say(DIP_STORAGE_EFAIL, err, errlen, "out of memory");
         goto cleanup;
     }
     for (;;) {
@@ -315,9 +310,9 @@ int dip_storage_file_put_fd(dip_storage_file_t *self, const char *key, int fd,
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            rc = say(DIP_STORAGE_EFAIL, err, errlen,
-                     "cannot read the upload of file '%s': %s", key,
-                     strerror(errno));
+            rc = dip_text_say(DIP_STORAGE_EFAIL, err, errlen,
+                              "cannot read the upload of file '%s': %s", key,
+                              strerror(errno));
             goto cleanup;
         }
         if (n == 0)

@@ -25,19 +25,6 @@ struct dip_storage {
     dip_storage_s3_t *s3;
 };
 
-__attribute__((format(printf, 4, 5))) static int
-say(int rc, char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL || errlen == 0)
-        return rc;
-    /* Cut at a character boundary: keys and values are the user's text. */
-    va_start(ap, fmt);
-    dip_text_vformat(err, errlen, NULL, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 dip_storage_t *dip_storage_new(const dip_config_t *cfg, char *err,
                                size_t errlen)
 {
@@ -45,19 +32,19 @@ dip_storage_t *dip_storage_new(const dip_config_t *cfg, char *err,
     const char *url = cfg ? cfg->storage_url : NULL;
 
     if (url == NULL || *url == '\0') {
-        say(-1, err, errlen, "DEALIMPORT_STORAGE_URL is not set");
+        dip_text_say(-1, err, errlen, "DEALIMPORT_STORAGE_URL is not set");
         return NULL;
     }
     if (strncmp(url, "file:///", 8) != 0 && strncmp(url, "s3://", 5) != 0) {
-        say(-1, err, errlen,
-            "DEALIMPORT_STORAGE_URL: '%s' is neither s3://bucket nor "
-            "file:///dir",
-            url);
+        dip_text_say(-1, err, errlen,
+                     "DEALIMPORT_STORAGE_URL: '%s' is neither s3://bucket nor "
+                     "file:///dir",
+                     url);
         return NULL;
     }
     self = calloc(1, sizeof(*self));
     if (self == NULL || (self->url = strdup(url)) == NULL) {
-        say(-1, err, errlen, "out of memory");
+        dip_text_say(-1, err, errlen, "out of memory");
         goto fail;
     }
     if (strncmp(url, "file:///", 8) == 0)
@@ -117,8 +104,8 @@ int dip_storage_get(dip_storage_t *self, const char *key, uint64_t offset,
 {
     int rc;
     if (self == NULL || sink == NULL || sink->data == NULL)
-        return say(DIP_STORAGE_EINVAL, err, errlen,
-                   "dip_storage_get needs a storage and a sink");
+        return dip_text_say(DIP_STORAGE_EINVAL, err, errlen,
+                            "dip_storage_get needs a storage and a sink");
     rc = dip_storage_check_key(key, key ? strlen(key) : 0, err, errlen);
     if (rc < 0)
         return rc;
@@ -134,18 +121,19 @@ int dip_storage_put_fd(dip_storage_t *self, const char *key, int fd, char *err,
     struct stat st;
     int rc;
     if (self == NULL || fd < 0)
-        return say(DIP_STORAGE_EINVAL, err, errlen,
-                   "dip_storage_put_fd needs a storage and a file");
+        return dip_text_say(DIP_STORAGE_EINVAL, err, errlen,
+                            "dip_storage_put_fd needs a storage and a file");
     rc = dip_storage_check_key(key, key ? strlen(key) : 0, err, errlen);
     if (rc < 0)
         return rc;
     if (fstat(fd, &st) < 0)
-        return say(DIP_STORAGE_EFAIL, err, errlen,
-                   "cannot upload file '%s': %s", key, strerror(errno));
+        return dip_text_say(DIP_STORAGE_EFAIL, err, errlen,
+                            "cannot upload file '%s': %s", key,
+                            strerror(errno));
     if (!S_ISREG(st.st_mode))
-        return say(DIP_STORAGE_EFAIL, err, errlen,
-                   "cannot upload file '%s': its source is not a regular file",
-                   key);
+        return dip_text_say(
+            DIP_STORAGE_EFAIL, err, errlen,
+            "cannot upload file '%s': its source is not a regular file", key);
     return self->s3 ? dip_storage_s3_put_fd(self->s3, key, fd, err, errlen)
                     : dip_storage_file_put_fd(self->file, key, fd, err, errlen);
 }
@@ -156,22 +144,22 @@ int dip_storage_put_file(dip_storage_t *self, const char *key, const char *path,
     struct stat st;
     int fd, rc;
     if (self == NULL || path == NULL)
-        return say(DIP_STORAGE_EINVAL, err, errlen,
-                   "dip_storage_put_file needs a storage and a path");
+        return dip_text_say(DIP_STORAGE_EINVAL, err, errlen,
+                            "dip_storage_put_file needs a storage and a path");
     rc = dip_storage_check_key(key, key ? strlen(key) : 0, err, errlen);
     if (rc < 0)
         return rc;
     /* O_NONBLOCK: opening a FIFO for reading would wait for a writer. */
     fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
-        return say(DIP_STORAGE_EFAIL, err, errlen, "cannot read '%s': %s", path,
-                   strerror(errno));
+        return dip_text_say(DIP_STORAGE_EFAIL, err, errlen,
+                            "cannot read '%s': %s", path, strerror(errno));
     if (fstat(fd, &st) < 0)
-        rc = say(DIP_STORAGE_EFAIL, err, errlen, "cannot read '%s': %s", path,
-                 strerror(errno));
+        rc = dip_text_say(DIP_STORAGE_EFAIL, err, errlen,
+                          "cannot read '%s': %s", path, strerror(errno));
     else if (!S_ISREG(st.st_mode))
-        rc = say(DIP_STORAGE_EFAIL, err, errlen,
-                 "cannot upload '%s': not a regular file", path);
+        rc = dip_text_say(DIP_STORAGE_EFAIL, err, errlen,
+                          "cannot upload '%s': not a regular file", path);
     else
         rc = dip_storage_put_fd(self, key, fd, err, errlen);
     close(fd);
@@ -183,8 +171,8 @@ int dip_storage_delete(dip_storage_t *self, const char *key, char *err,
 {
     int rc;
     if (self == NULL)
-        return say(DIP_STORAGE_EINVAL, err, errlen,
-                   "dip_storage_delete needs a storage");
+        return dip_text_say(DIP_STORAGE_EINVAL, err, errlen,
+                            "dip_storage_delete needs a storage");
     rc = dip_storage_check_key(key, key ? strlen(key) : 0, err, errlen);
     if (rc < 0)
         return rc;

@@ -54,19 +54,6 @@ struct dip_storage_s3 {
     int stopped; /* stop said yes during this call's requests or waits */
 };
 
-__attribute__((format(printf, 4, 5))) static int
-say(int rc, char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL || errlen == 0)
-        return rc;
-    /* Cut at a character boundary: keys and values are the user's text. */
-    va_start(ap, fmt);
-    dip_text_vformat(err, errlen, NULL, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 dip_storage_s3_t *dip_storage_s3_new(const dip_config_t *cfg, char *err,
                                      size_t errlen)
 {
@@ -74,7 +61,7 @@ dip_storage_s3_t *dip_storage_s3_new(const dip_config_t *cfg, char *err,
     char *def = NULL;
     int rc;
     if (self == NULL || (self->url = strdup(cfg->storage_url)) == NULL) {
-        say(-1, err, errlen, "out of memory");
+        dip_text_say(-1, err, errlen, "out of memory");
         goto fail;
     }
     self->attempts = cfg->row_attempts > 0 ? cfg->row_attempts : 1;
@@ -90,10 +77,10 @@ dip_storage_s3_t *dip_storage_s3_new(const dip_config_t *cfg, char *err,
         goto fail;
     if (!cfg->s3_access_key || !*cfg->s3_access_key || !cfg->s3_secret_key ||
         !*cfg->s3_secret_key) {
-        say(-1, err, errlen,
-            "DEALIMPORT_S3_ACCESS_KEY and DEALIMPORT_S3_SECRET_KEY "
-            "are required for '%s'",
-            cfg->storage_url);
+        dip_text_say(-1, err, errlen,
+                     "DEALIMPORT_S3_ACCESS_KEY and DEALIMPORT_S3_SECRET_KEY "
+                     "are required for '%s'",
+                     cfg->storage_url);
         goto fail;
     }
     self->region = strdup(cfg->s3_region && *cfg->s3_region ? cfg->s3_region
@@ -101,7 +88,7 @@ dip_storage_s3_t *dip_storage_s3_new(const dip_config_t *cfg, char *err,
     self->access_key = strdup(cfg->s3_access_key);
     self->secret_key = strdup(cfg->s3_secret_key);
     if (!self->region || !self->access_key || !self->secret_key) {
-        say(-1, err, errlen, "out of memory");
+        dip_text_say(-1, err, errlen, "out of memory");
         goto fail;
     }
     if (cfg->s3_endpoint && *cfg->s3_endpoint) {
@@ -110,7 +97,7 @@ dip_storage_s3_t *dip_storage_s3_new(const dip_config_t *cfg, char *err,
     } else if (asprintf(&def, "https://s3.%s.amazonaws.com", self->region) <
                0) {
         def = NULL;
-        rc = say(-1, err, errlen, "out of memory");
+        rc = dip_text_say(-1, err, errlen, "out of memory");
     } else {
         rc = dip_storage_parse_endpoint(def, &self->ep, err, errlen);
     }
@@ -118,12 +105,12 @@ dip_storage_s3_t *dip_storage_s3_new(const dip_config_t *cfg, char *err,
     if (rc < 0)
         goto fail;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        say(-1, err, errlen, "cannot initialise libcurl");
+        dip_text_say(-1, err, errlen, "cannot initialise libcurl");
         goto fail;
     }
     self->curl_global = 1;
     if ((self->curl = curl_easy_init()) == NULL) {
-        say(-1, err, errlen, "cannot initialise libcurl");
+        dip_text_say(-1, err, errlen, "cannot initialise libcurl");
         goto fail;
     }
     return self;
@@ -512,20 +499,20 @@ static int s3_call(dip_storage_s3_t *self, const call_t *c, reply_t *r,
         res = s3_perform(self, c->method, c->key, c->query, NULL, 0,
                          c->payload_hash, c->content_type, &status);
         if (res == CURLE_ABORTED_BY_CALLBACK && self->stopped)
-            return say(DIP_STORAGE_EABORT, err, errlen,
+            return dip_text_say(DIP_STORAGE_EABORT, err, errlen,
                        "the %s of file '%s' in storage '%s' was stopped",
                        c->doing, c->key, self->url);
         if (r->read_errno)
-            return say(DIP_STORAGE_EFAIL, err, errlen,
-                       "cannot read the upload of file '%s': %s", c->key,
-                       strerror(r->read_errno));
+            return dip_text_say(DIP_STORAGE_EFAIL, err, errlen,
+                                "cannot read the upload of file '%s': %s",
+                                c->key, strerror(r->read_errno));
         if (res != CURLE_OK) {
             snprintf(reason, sizeof(reason), "%s",
                      curlerr[0] ? curlerr : curl_easy_strerror(res));
             if (!dip_storage_transient_curl((int)res))
-                return say(DIP_STORAGE_EFAIL, err, errlen,
-                           "cannot %s file '%s' in storage '%s': %s", c->doing,
-                           c->key, self->url, reason);
+                return dip_text_say(DIP_STORAGE_EFAIL, err, errlen,
+                                    "cannot %s file '%s' in storage '%s': %s",
+                                    c->doing, c->key, self->url, reason);
         } else {
             r->status = status;
             dip_storage_http_reason(status, r->body.buf, reason,
@@ -541,37 +528,40 @@ static int s3_call(dip_storage_s3_t *self, const call_t *c, reply_t *r,
                 if (strcmp(code, "InternalError") != 0 &&
                     strcmp(code, "SlowDown") != 0 &&
                     strcmp(code, "ServiceUnavailable") != 0)
-                    return say(DIP_STORAGE_EFAIL, err, errlen,
-                               "cannot %s file '%s' in storage '%s' (%s)",
-                               c->doing, c->key, self->url, reason);
+                    return dip_text_say(
+                        DIP_STORAGE_EFAIL, err, errlen,
+                        "cannot %s file '%s' in storage '%s' (%s)", c->doing,
+                        c->key, self->url, reason);
             } else if (status / 100 == 2 ||
                        (status == 404 && c->missing_ok &&
                         strstr(r->body.buf, "NoSuchBucket") == NULL)) {
                 return DIP_STORAGE_OK;
             } else if (status == 404 &&
                        strstr(r->body.buf, "NoSuchBucket") != NULL) {
-                return say(DIP_STORAGE_ENOTFOUND, err, errlen,
-                           "cannot %s file '%s': storage '%s' has no bucket "
-                           "'%s' (%s)",
-                           c->doing, c->key, self->url, self->bucket, reason);
+                return dip_text_say(
+                    DIP_STORAGE_ENOTFOUND, err, errlen,
+                    "cannot %s file '%s': storage '%s' has no bucket "
+                    "'%s' (%s)",
+                    c->doing, c->key, self->url, self->bucket, reason);
             } else if (status == 401 || status == 403) {
-                return say(DIP_STORAGE_EDENIED, err, errlen,
-                           "storage '%s' denied the %s of file '%s' (%s)",
-                           self->url, c->doing, c->key, reason);
+                return dip_text_say(
+                    DIP_STORAGE_EDENIED, err, errlen,
+                    "storage '%s' denied the %s of file '%s' (%s)", self->url,
+                    c->doing, c->key, reason);
             } else if (!dip_storage_transient_http(status)) {
-                return say(
+                return dip_text_say(
                     status == 404 ? DIP_STORAGE_ENOTFOUND : DIP_STORAGE_EFAIL,
                     err, errlen, "cannot %s file '%s' in storage '%s' (%s)",
                     c->doing, c->key, self->url, reason);
             }
         }
         if (++failures >= self->attempts)
-            return say(DIP_STORAGE_ETRANSIENT, err, errlen,
+            return dip_text_say(DIP_STORAGE_ETRANSIENT, err, errlen,
                        "could not %s file '%s' in storage '%s' after %d "
                        "attempts: %s",
                        c->doing, c->key, self->url, failures, reason);
         if (backoff_sleep(self, failures) < 0)
-            return say(DIP_STORAGE_EABORT, err, errlen,
+            return dip_text_say(DIP_STORAGE_EABORT, err, errlen,
                        "the %s of file '%s' in storage '%s' was stopped",
                        c->doing, c->key, self->url);
     }
@@ -779,31 +769,33 @@ static int s3_get_try(dip_storage_s3_t *self, const char *key, get_ctx_t *g,
     res = s3_perform(self, "GET", key, NULL, extra, nextra,
                      DIP_SIGV4_UNSIGNED_PAYLOAD, NULL, &status);
     if (g->changed)
-        return say(DIP_STORAGE_ECHANGED, err, errlen,
+        return dip_text_say(DIP_STORAGE_ECHANGED, err, errlen,
                    "file '%s' in storage '%s' changed during the download: %s",
                    key, self->url, g->changed_why);
     if (res == CURLE_ABORTED_BY_CALLBACK && self->stopped)
-        return say(DIP_STORAGE_EABORT, err, errlen,
+        return dip_text_say(DIP_STORAGE_EABORT, err, errlen,
                    "the download of file '%s' from storage '%s' was stopped",
                    key, self->url);
     if (g->aborted)
-        return say(DIP_STORAGE_EABORT, err, errlen,
-                   "download of file '%s' from storage '%s' was stopped by "
-                   "its reader",
-                   key, self->url);
+        return dip_text_say(
+            DIP_STORAGE_EABORT, err, errlen,
+            "download of file '%s' from storage '%s' was stopped by "
+            "its reader",
+            key, self->url);
     if (g->bad_range)
-        return say(DIP_STORAGE_EFAIL, err, errlen,
-                   "storage '%s' answered a range of file '%s' that does not "
-                   "start at byte %" PRIu64,
-                   self->url, key, g->delivered);
+        return dip_text_say(
+            DIP_STORAGE_EFAIL, err, errlen,
+            "storage '%s' answered a range of file '%s' that does not "
+            "start at byte %" PRIu64,
+            self->url, key, g->delivered);
     if (res != CURLE_OK) {
         snprintf(reason, rlen, "%s",
                  curlerr[0] ? curlerr : curl_easy_strerror(res));
         if (dip_storage_transient_curl((int)res))
             return TRY_TRANSIENT;
-        return say(DIP_STORAGE_EFAIL, err, errlen,
-                   "cannot download file '%s' from storage '%s': %s", key,
-                   self->url, reason);
+        return dip_text_say(DIP_STORAGE_EFAIL, err, errlen,
+                            "cannot download file '%s' from storage '%s': %s",
+                            key, self->url, reason);
     }
     if (status / 100 == 2) {
         if (g->total >= 0 && g->delivered < (uint64_t)g->total) {
@@ -830,29 +822,31 @@ static int s3_get_try(dip_storage_s3_t *self, const char *key, get_ctx_t *g,
             report_size(g, g->total);
             return TRY_DONE;
         }
-        return say(DIP_STORAGE_EFAIL, err, errlen,
-                   "offset %" PRIu64 " is beyond the end of file '%s' in "
-                   "storage '%s' (%s)",
-                   g->delivered, key, self->url, reason);
+        return dip_text_say(DIP_STORAGE_EFAIL, err, errlen,
+                            "offset %" PRIu64
+                            " is beyond the end of file '%s' in "
+                            "storage '%s' (%s)",
+                            g->delivered, key, self->url, reason);
     }
     if (status == 404)
-        return say(DIP_STORAGE_ENOTFOUND, err, errlen,
-                   "file '%s' was not found in storage '%s' (%s)", key,
-                   self->url, reason);
+        return dip_text_say(DIP_STORAGE_ENOTFOUND, err, errlen,
+                            "file '%s' was not found in storage '%s' (%s)", key,
+                            self->url, reason);
     if (status == 401 || status == 403)
-        return say(DIP_STORAGE_EDENIED, err, errlen,
-                   "access to file '%s' in storage '%s' was denied (%s)", key,
-                   self->url, reason);
+        return dip_text_say(
+            DIP_STORAGE_EDENIED, err, errlen,
+            "access to file '%s' in storage '%s' was denied (%s)", key,
+            self->url, reason);
     if (status == 412)
-        return say(DIP_STORAGE_ECHANGED, err, errlen,
+        return dip_text_say(DIP_STORAGE_ECHANGED, err, errlen,
                    "file '%s' in storage '%s' was replaced during the "
                    "download (%s)",
                    key, self->url, reason);
     if (dip_storage_transient_http(status))
         return TRY_TRANSIENT;
-    return say(DIP_STORAGE_EFAIL, err, errlen,
-               "cannot download file '%s' from storage '%s' (%s)", key,
-               self->url, reason);
+    return dip_text_say(DIP_STORAGE_EFAIL, err, errlen,
+                        "cannot download file '%s' from storage '%s' (%s)", key,
+                        self->url, reason);
 }
 
 int dip_storage_s3_get(dip_storage_s3_t *self, const char *key, uint64_t offset,
@@ -862,7 +856,7 @@ int dip_storage_s3_get(dip_storage_s3_t *self, const char *key, uint64_t offset,
     char reason[512] = "";
     int failures = 0, rc;
     if (g == NULL)
-        return say(DIP_STORAGE_EFAIL, err, errlen, "out of memory");
+        return dip_text_say(DIP_STORAGE_EFAIL, err, errlen, "out of memory");
     g->sink = sink;
     g->delivered = offset;
     g->total = -1;
@@ -879,14 +873,15 @@ int dip_storage_s3_get(dip_storage_s3_t *self, const char *key, uint64_t offset,
         if (g->delivered - before >= (uint64_t)(self->low_bps * self->low_s))
             failures = 0;
         if (++failures >= self->attempts) {
-            rc = say(DIP_STORAGE_ETRANSIENT, err, errlen,
-                     "could not download file '%s' from storage '%s' after "
-                     "%d attempts: %s",
-                     key, self->url, failures, reason);
+            rc = dip_text_say(
+                DIP_STORAGE_ETRANSIENT, err, errlen,
+                "could not download file '%s' from storage '%s' after "
+                "%d attempts: %s",
+                key, self->url, failures, reason);
             break;
         }
         if (backoff_sleep(self, failures) < 0) {
-            rc = say(DIP_STORAGE_EABORT, err, errlen,
+            rc = dip_text_say(DIP_STORAGE_EABORT, err, errlen,
                      "the download of file '%s' from storage '%s' was "
                      "stopped",
                      key, self->url);
@@ -942,12 +937,12 @@ static int s3_put_single(dip_storage_s3_t *self, const char *key, int fd,
     call_t c = {0};
     int rc;
     if (r == NULL)
-        return say(DIP_STORAGE_EFAIL, err, errlen, "out of memory");
+        return dip_text_say(DIP_STORAGE_EFAIL, err, errlen, "out of memory");
     if ((rc = hash_region(fd, 0, size, hash)) < 0) {
         free(r);
-        return say(DIP_STORAGE_EFAIL, err, errlen,
-                   "cannot read the upload of file '%s': %s", key,
-                   strerror(-rc));
+        return dip_text_say(DIP_STORAGE_EFAIL, err, errlen,
+                            "cannot read the upload of file '%s': %s", key,
+                            strerror(-rc));
     }
     c.method = "PUT";
     c.key = key;
@@ -1030,19 +1025,20 @@ static int s3_put_multipart(dip_storage_s3_t *self, const char *key, int fd,
     int rc;
 
     if (r == NULL) {
-        rc = say(DIP_STORAGE_EFAIL, err, errlen, "out of memory");
+        rc = dip_text_say(DIP_STORAGE_EFAIL, err, errlen, "out of memory");
         goto cleanup;
     }
     if (part < 0) {
-        rc = say(DIP_STORAGE_EFAIL, err, errlen,
-                 "cannot upload file '%s': %" PRId64 " bytes is more than S3 "
-                 "takes in one object",
-                 key, size);
+        rc = dip_text_say(DIP_STORAGE_EFAIL, err, errlen,
+                          "cannot upload file '%s': %" PRId64
+                          " bytes is more than S3 "
+                          "takes in one object",
+                          key, size);
         goto cleanup;
     }
     nparts = (size_t)((size + part - 1) / part);
     if ((parts = calloc(nparts, sizeof(*parts))) == NULL) {
-        rc = say(DIP_STORAGE_EFAIL, err, errlen, "out of memory");
+        rc = dip_text_say(DIP_STORAGE_EFAIL, err, errlen, "out of memory");
         goto cleanup;
     }
 
@@ -1061,10 +1057,11 @@ static int s3_put_multipart(dip_storage_s3_t *self, const char *key, int fd,
                           sizeof(upload_id));
     dip_storage_xml_unescape(upload_id);
     if (upload_id[0] == '\0') {
-        rc = say(DIP_STORAGE_EFAIL, err, errlen,
-                 "cannot upload file '%s' to storage '%s': the answer to "
-                 "starting a multipart upload has no UploadId",
-                 key, self->url);
+        rc = dip_text_say(
+            DIP_STORAGE_EFAIL, err, errlen,
+            "cannot upload file '%s' to storage '%s': the answer to "
+            "starting a multipart upload has no UploadId",
+            key, self->url);
         goto cleanup;
     }
 
@@ -1074,13 +1071,13 @@ static int s3_put_multipart(dip_storage_s3_t *self, const char *key, int fd,
         free(q);
         q = dip_storage_upload_query(upload_id, (int)(i + 1));
         if (q == NULL) {
-            rc = say(DIP_STORAGE_EFAIL, err, errlen, "out of memory");
+            rc = dip_text_say(DIP_STORAGE_EFAIL, err, errlen, "out of memory");
             goto fail;
         }
         if ((rc = hash_region(fd, off, len, hash)) < 0) {
-            rc = say(DIP_STORAGE_EFAIL, err, errlen,
-                     "cannot read the upload of file '%s': %s", key,
-                     strerror(-rc));
+            rc = dip_text_say(DIP_STORAGE_EFAIL, err, errlen,
+                              "cannot read the upload of file '%s': %s", key,
+                              strerror(-rc));
             goto fail;
         }
         memset(&c, 0, sizeof(c));
@@ -1095,10 +1092,11 @@ static int s3_put_multipart(dip_storage_s3_t *self, const char *key, int fd,
         if ((rc = s3_call(self, &c, r, err, errlen)) != DIP_STORAGE_OK)
             goto fail;
         if (r->etag[0] == '\0') {
-            rc = say(DIP_STORAGE_EFAIL, err, errlen,
-                     "cannot upload file '%s' to storage '%s': part %zu was "
-                     "answered without an ETag",
-                     key, self->url, i + 1);
+            rc = dip_text_say(
+                DIP_STORAGE_EFAIL, err, errlen,
+                "cannot upload file '%s' to storage '%s': part %zu was "
+                "answered without an ETag",
+                key, self->url, i + 1);
             goto fail;
         }
         parts[i].number = (int)(i + 1);
@@ -1106,13 +1104,13 @@ static int s3_put_multipart(dip_storage_s3_t *self, const char *key, int fd,
     }
 
     if ((xml = dip_storage_complete_xml(parts, nparts)) == NULL) {
-        rc = say(DIP_STORAGE_EFAIL, err, errlen, "out of memory");
+        rc = dip_text_say(DIP_STORAGE_EFAIL, err, errlen, "out of memory");
         goto fail;
     }
     free(q);
     q = dip_storage_upload_query(upload_id, 0);
     if (q == NULL) {
-        rc = say(DIP_STORAGE_EFAIL, err, errlen, "out of memory");
+        rc = dip_text_say(DIP_STORAGE_EFAIL, err, errlen, "out of memory");
         goto fail;
     }
     dip_sigv4_sha256_hex(xml, strlen(xml), hash);
@@ -1154,9 +1152,9 @@ int dip_storage_s3_put_fd(dip_storage_s3_t *self, const char *key, int fd,
 {
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-        return say(DIP_STORAGE_EFAIL, err, errlen,
-                   "cannot upload file '%s': its source is not a regular file",
-                   key);
+        return dip_text_say(
+            DIP_STORAGE_EFAIL, err, errlen,
+            "cannot upload file '%s': its source is not a regular file", key);
     if ((int64_t)st.st_size > self->mp_threshold)
         return s3_put_multipart(self, key, fd, (int64_t)st.st_size, err,
                                 errlen);
@@ -1170,7 +1168,7 @@ int dip_storage_s3_delete(dip_storage_s3_t *self, const char *key, char *err,
     call_t c = {0};
     int rc;
     if (r == NULL)
-        return say(DIP_STORAGE_EFAIL, err, errlen, "out of memory");
+        return dip_text_say(DIP_STORAGE_EFAIL, err, errlen, "out of memory");
     c.method = "DELETE";
     c.key = key;
     c.doing = "delete";

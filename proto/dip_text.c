@@ -96,6 +96,17 @@ size_t dip_text_format(char *buf, size_t size, int *cut, const char *fmt, ...)
     return n;
 }
 
+int dip_text_say(int rc, char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (err == NULL || errlen == 0)
+        return rc;
+    va_start(ap, fmt);
+    dip_text_vformat(err, errlen, NULL, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
 size_t dip_text_vformat(char *buf, size_t size, int *cut, const char *fmt,
                         va_list ap)
 {

@@ -37,6 +37,14 @@ size_t dip_text_format(char *buf, size_t size, int *cut, const char *fmt, ...)
 size_t dip_text_vformat(char *buf, size_t size, int *cut, const char *fmt,
                         va_list ap) __attribute__((format(printf, 4, 0)));
 
+/* The one way a function hands back an error sentence: writes it into
+ * err[errlen] as dip_text_format does (cut at a character boundary: the
+ * sentence often quotes the user's keys and values), when err is not NULL
+ * and errlen > 0, and returns rc, so that `return dip_text_say(-1, err,
+ * errlen, "cannot read '%s'", key);` reports and fails in one line. */
+int dip_text_say(int rc, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* ASCII spaces and tabs trimmed from both ends: moves *s and returns the
  * remaining length. */
 size_t dip_text_trim(const char **s, size_t len);

@@ -7,6 +7,7 @@
  */
 #include "sup_admin.h"
 #include "dip_bson.h"
+#include "dip_claim.h"
 #include "dip_ctl.h"
 #include "dip_mongo_io.h"
 #include "sup_store.h"
@@ -191,6 +192,23 @@ static json_t *dry_run(const bson_t *ci)
                         BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it));
 }
 
+/* What `show` tells of csv_imports: reply name, field, reader. */
+static const struct {
+    const char *name, *key;
+    json_t *(*read)(const bson_t *doc, const char *dotted);
+} ci_fields[] = {
+    {"status", "status", str_or_null},
+    {"total_records", "total_records", int_or_null},
+    {"total_records_added", "total_records_added", int_or_null},
+    {"total_errors", "total_errors", int_or_null},
+    {"finished_at", "finished_at", date_or_null},
+    {"reverted_at", "reverted_at", date_or_null},
+    {"reverted_deals", "reverted_deals", int_or_null},
+    {"reverted_stages", "reverted_stages", int_or_null},
+    {"would_add", "would_add", int_or_null},
+    {"new_stages", "new_stages.count", int_or_null},
+};
+
 static json_t *csv_import(sup_admin_t *self, const bson_t *doc)
 {
     bson_t *filter = bson_new(), *opts;
@@ -209,27 +227,12 @@ static json_t *csv_import(sup_admin_t *self, const bson_t *doc)
     if (mongoc_cursor_next(c, &ci)) {
         json_decref(o);
         o = json_object();
-        if (o) {
-            json_object_set_new(o, "status", str_or_null(ci, "status"));
-            json_object_set_new(o, "total_records",
-                                int_or_null(ci, "total_records"));
-            json_object_set_new(o, "total_records_added",
-                                int_or_null(ci, "total_records_added"));
-            json_object_set_new(o, "total_errors",
-                                int_or_null(ci, "total_errors"));
-            json_object_set_new(o, "finished_at",
-                                date_or_null(ci, "finished_at"));
-            json_object_set_new(o, "reverted_at",
-                                date_or_null(ci, "reverted_at"));
-            json_object_set_new(o, "reverted_deals",
-                                int_or_null(ci, "reverted_deals"));
-            json_object_set_new(o, "reverted_stages",
-                                int_or_null(ci, "reverted_stages"));
+        for (size_t i = 0; o && i < sizeof(ci_fields) / sizeof(ci_fields[0]);
+             i++)
+            json_object_set_new(o, ci_fields[i].name,
+                                ci_fields[i].read(ci, ci_fields[i].key));
+        if (o)
             json_object_set_new(o, "dry_run", dry_run(ci));
-            json_object_set_new(o, "would_add", int_or_null(ci, "would_add"));
-            json_object_set_new(o, "new_stages",
-                                int_or_null(ci, "new_stages.count"));
-        }
     }
     mongoc_cursor_destroy(c);
     bson_destroy(opts);
@@ -497,7 +500,7 @@ int sup_admin_move(sup_admin_t *self, const char *id, const char *from,
     int64_t now = dip_bson_now_ms();
     bson_t reply;
     bson_error_t error;
-    bson_iter_t it;
+    bson_t tmp;
     int rc = 0;
 
     BSON_APPEND_UTF8(query, "status", from);
@@ -527,16 +530,9 @@ int sup_admin_move(sup_admin_t *self, const char *id, const char *from,
         snprintf(err, errlen, "changing import '%s' to '%s' failed: %s", id, to,
                  error.message);
         rc = -1;
-    } else if (bson_iter_init_find(&it, &reply, "value") &&
-               BSON_ITER_HOLDS_DOCUMENT(&it)) {
-        const uint8_t *data;
-        uint32_t len;
-        bson_t tmp;
-        bson_iter_document(&it, &len, &data);
-        if (bson_init_static(&tmp, data, len)) {
-            bson_copy_to(&tmp, out);
-            rc = 1;
-        }
+    } else if (dip_bson_reply_value(&reply, &tmp)) {
+        bson_copy_to(&tmp, out);
+        rc = 1;
     }
     bson_destroy(&reply);
     mongoc_find_and_modify_opts_destroy(opts);
@@ -551,7 +547,6 @@ int sup_admin_record(sup_admin_t *self, const char *id, const char *owner,
     bson_t *filter = by_id(id), *update;
     bson_t reply;
     bson_error_t error;
-    bson_iter_t it;
     int rc = 0;
     BSON_APPEND_UTF8(filter, "status", "processing");
     BSON_APPEND_UTF8(filter, "claimed_by", owner);
@@ -569,9 +564,8 @@ int sup_admin_record(sup_admin_t *self, const char *id, const char *owner,
         snprintf(err, errlen, "recording '%s' on import '%s' failed: %s",
                  action, id, error.message);
         rc = -1;
-    } else if (bson_iter_init_find(&it, &reply, "matchedCount") &&
-               bson_iter_as_int64(&it) == 1) {
-        rc = 1;
+    } else if (!dip_claim_lost(&reply)) {
+        rc = 1; /* still held by owner: recorded */
     }
     bson_destroy(&reply);
     bson_destroy(update);

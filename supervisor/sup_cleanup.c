@@ -12,19 +12,6 @@
 #include <stdio.h>
 #include <string.h>
 
-__attribute__((format(printf, 4, 5))) static int
-say(int rc, char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL || errlen == 0)
-        return rc;
-    /* Cut at a character boundary: keys and values are the user's text. */
-    va_start(ap, fmt);
-    dip_text_vformat(err, errlen, NULL, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 /* The verdict on the csv_imports document: SUP_CLEANUP_DELETED when it may
  * go (or went: *already set), SUP_CLEANUP_KEPT with a reason. */
 static int decide(const bson_t *imp, int *already, int64_t *at, char *why,
@@ -38,20 +25,23 @@ static int decide(const bson_t *imp, int *already, int64_t *at, char *why,
         BSON_ITER_HOLDS_DATE_TIME(&it)) {
         *already = 1;
         *at = bson_iter_date_time(&it);
-        return say(SUP_CLEANUP_DELETED, why, whylen,
-                   "the source was deleted before");
+        return dip_text_say(SUP_CLEANUP_DELETED, why, whylen,
+                            "the source was deleted before");
     }
     if (status == NULL || strcmp(status, "completed") != 0)
-        return say(SUP_CLEANUP_KEPT, why, whylen,
-                   "the import is '%s', not completed: its source is kept",
-                   status ? status : "(no status)");
+        return dip_text_say(
+            SUP_CLEANUP_KEPT, why, whylen,
+            "the import is '%s', not completed: its source is kept",
+            status ? status : "(no status)");
     if (bson_iter_init_find(&it, imp, "dry_run") && bson_iter_as_bool(&it))
-        return say(SUP_CLEANUP_KEPT, why, whylen, "a dry run keeps its source");
+        return dip_text_say(SUP_CLEANUP_KEPT, why, whylen,
+                            "a dry run keeps its source");
     if (errors > 0 && !(bson_iter_init_find(&it, imp, "error_file") &&
                         BSON_ITER_HOLDS_DOCUMENT(&it)))
-        return say(SUP_CLEANUP_KEPT, why, whylen,
-                   "the import's error file is not recorded yet: its source "
-                   "is kept until it is");
+        return dip_text_say(
+            SUP_CLEANUP_KEPT, why, whylen,
+            "the import's error file is not recorded yet: its source "
+            "is kept until it is");
     return SUP_CLEANUP_DELETED;
 }
 
@@ -71,8 +61,9 @@ int sup_cleanup_source(mongoc_database_t *db, dip_storage_t *storage,
     int rc, already = 0;
 
     if (policy != DIP_DELETE_SOURCE_COMPLETED) {
-        rc = say(SUP_CLEANUP_KEPT, why, whylen,
-                 "DEALIMPORT_DELETE_SOURCE is never: the source is kept");
+        rc = dip_text_say(
+            SUP_CLEANUP_KEPT, why, whylen,
+            "DEALIMPORT_DELETE_SOURCE is never: the source is kept");
         goto cleanup;
     }
     coll = mongoc_database_get_collection(db, "csv_imports");
@@ -81,15 +72,17 @@ int sup_cleanup_source(mongoc_database_t *db, dip_storage_t *storage,
     if (mongoc_cursor_next(cursor, &doc))
         found = bson_copy(doc);
     if (mongoc_cursor_error(cursor, &error)) {
-        rc = say(SUP_CLEANUP_EDB, why, whylen,
-                 "cannot read csv_imports to decide on the source '%s': %s",
-                 source_key, error.message);
+        rc = dip_text_say(
+            SUP_CLEANUP_EDB, why, whylen,
+            "cannot read csv_imports to decide on the source '%s': %s",
+            source_key, error.message);
         goto cleanup;
     }
     if (found == NULL) {
-        rc = say(SUP_CLEANUP_KEPT, why, whylen,
-                 "the import has no csv_imports document yet: its source is "
-                 "kept");
+        rc = dip_text_say(
+            SUP_CLEANUP_KEPT, why, whylen,
+            "the import has no csv_imports document yet: its source is "
+            "kept");
         goto cleanup;
     }
     rc = decide(found, &already, &at, why, whylen);
@@ -97,8 +90,8 @@ int sup_cleanup_source(mongoc_database_t *db, dip_storage_t *storage,
         goto cleanup;
 
     if (dip_storage_delete(storage, source_key, serr, sizeof(serr)) != 0) {
-        rc = say(SUP_CLEANUP_ESTORAGE, why, whylen,
-                 "cannot delete the source: %s", serr);
+        rc = dip_text_say(SUP_CLEANUP_ESTORAGE, why, whylen,
+                          "cannot delete the source: %s", serr);
         goto cleanup;
     }
     at = dip_bson_now_ms();
@@ -111,10 +104,10 @@ int sup_cleanup_source(mongoc_database_t *db, dip_storage_t *storage,
     bson_append_document_end(&update, &set);
     if (!mongoc_collection_update_one(coll, &filter, &update, NULL, NULL,
                                       &error)) {
-        rc = say(SUP_CLEANUP_EDB, why, whylen,
-                 "the source '%s' is deleted but recording it on "
-                 "csv_imports failed: %s",
-                 source_key, error.message);
+        rc = dip_text_say(SUP_CLEANUP_EDB, why, whylen,
+                          "the source '%s' is deleted but recording it on "
+                          "csv_imports failed: %s",
+                          source_key, error.message);
         goto cleanup;
     }
     rc = SUP_CLEANUP_DELETED;

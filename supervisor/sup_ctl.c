@@ -1,5 +1,7 @@
 /*
- * sup_ctl: the control sockets and the commands behind them. Requests are
+ * sup_ctl: the control sockets and the dispatch of requests to the
+ * commands (sup_ctl_query.c answers status, list, show and metrics;
+ * sup_ctl_action.c pause, resume and cancel). Requests are
  * read without blocking, a bounded number per wake-up; every frame that can
  * be answered is answered (bad ones with a bad_request error), and a reply
  * the client is no longer there to take is dropped rather than queued.
@@ -8,12 +10,12 @@
  * findAndModify on its status; of an import another supervisor runs they are
  * recorded on the document for that supervisor's next lease renewal.
  */
-#include "sup_ctl.h"
+#include "sup_ctl_priv.h"
 #include "dip_bson.h"
 #include "dip_ctl.h"
 #include "dip_curve_io.h"
 #include "dip_log.h"
-#include "sup_admin.h"
+#include "dip_time.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -33,40 +35,12 @@
 #define MAX_FRAMES 8
 #define REQUESTS_PER_WAKE 64
 #define LOG_EVERY_MS 10000
-#define ACTION_ATTEMPTS 5
-#define RECORDED_PER_RENEWAL 64
-
-typedef struct throttle {
-    int64_t next_ms;
-    long skipped;
-} throttle_t;
-
-struct sup_ctl {
-    void *ipc, *tcp, *zap;
-    char endpoint[PATH_MAX + 8];
-    char clients_dir[PATH_MAX];
-    char owner[300];
-    long lease_s;
-    sup_admin_t *admin;
-    sup_store_t *store;
-    sup_ctl_host_t host;
-    sup_ctl_view_t view;
-    throttle_t bad_log, zap_log;
-    int64_t sample_after_ms; /* sup_ctl_sample_queue backs off after errors */
-};
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* 1 when a line may be logged now; *skipped says how many were not since
  * the last one. */
 static int throttle_ok(throttle_t *t, long *skipped)
 {
-    int64_t now = mono_ms();
+    int64_t now = dip_time_mono_ms();
     if (now < t->next_ms) {
         t->skipped++;
         return 0;
@@ -287,467 +261,6 @@ int sup_ctl_poll_items(sup_ctl_t *self, zmq_pollitem_t *items, int max)
     return n;
 }
 
-/* ---- the supervisor's own imports --------------------------------------- */
-
-static sup_ctl_view_t *take_view(sup_ctl_t *self)
-{
-    self->view.nruns = 0;
-    self->host.view(self->host.ctx, &self->view);
-    if (self->view.nruns > self->view.cap)
-        self->view.nruns = self->view.cap;
-    return &self->view;
-}
-
-static const sup_ctl_run_t *find_run(const sup_ctl_view_t *v, const char *id)
-{
-    for (size_t i = 0; i < v->nruns; i++)
-        if (strcmp(v->runs[i].id, id) == 0)
-            return &v->runs[i];
-    return NULL;
-}
-
-static int64_t max64(int64_t a, int64_t b)
-{
-    return a > b ? a : b;
-}
-
-/* Overlays the live figures of an import this supervisor runs on what the
- * database says (counters only grow, so the larger one is the newer). */
-static void merge_live(sup_ctl_t *self, json_t *o, const sup_ctl_run_t *r,
-                       int64_t now)
-{
-    int64_t lines =
-        max64(r->lines, json_integer_value(json_object_get(o, "lines")));
-    int64_t bytes =
-        max64(r->bytes, json_integer_value(json_object_get(o, "bytes")));
-    int64_t total = r->bytes_total > 0
-                        ? r->bytes_total
-                        : json_integer_value(json_object_get(o, "bytes_total"));
-    json_object_set_new(o, "lines", json_integer(lines));
-    json_object_set_new(
-        o, "added",
-        json_integer(
-            max64(r->added, json_integer_value(json_object_get(o, "added")))));
-    json_object_set_new(
-        o, "errors",
-        json_integer(max64(r->errors,
-                           json_integer_value(json_object_get(o, "errors")))));
-    json_object_set_new(o, "bytes", json_integer(bytes));
-    json_object_set_new(o, "bytes_total", json_integer(total));
-    if (total > 0)
-        json_object_set_new(o, "percent",
-                            json_real((double)(bytes * 1000 / total) / 10.0));
-    if (r->running && r->first_line > 0 && now > r->started_ms) {
-        double done = (double)(lines - (r->first_line - 1));
-        json_object_set_new(
-            o, "rate",
-            json_real(done > 0 ? done * 1000.0 / (double)(now - r->started_ms)
-                               : 0.0));
-    }
-    json_object_set_new(o, "local", json_true());
-    json_object_set_new(o, "owner", json_string(self->owner));
-}
-
-static json_t *worker_json(const sup_ctl_view_t *v, const sup_ctl_run_t *r,
-                           int64_t now)
-{
-    char at[32];
-    json_t *o = json_object();
-    if (o == NULL)
-        return json_null();
-    json_object_set_new(o, "pid",
-                        r->running && r->pid > 0 ? json_integer(r->pid)
-                                                 : json_null());
-    json_object_set_new(o, "running", json_boolean(r->running));
-    json_object_set_new(o, "first_line",
-                        r->first_line > 0 ? json_integer(r->first_line)
-                                          : json_null());
-    json_object_set_new(o, "started_at",
-                        r->started_ms > 0
-                            ? json_string(sup_admin_iso8601(r->started_ms, at))
-                            : json_null());
-    json_object_set_new(o, "runtime_s",
-                        json_integer(r->started_ms > 0 && now > r->started_ms
-                                         ? (now - r->started_ms) / 1000
-                                         : 0));
-    json_object_set_new(o, "restarts", json_integer(r->restarts));
-    json_object_set_new(o, "requested",
-                        r->requested ? json_string(r->requested) : json_null());
-    json_object_set_new(o, "memory_mb", json_integer(v->memory_mb));
-    json_object_set_new(o, "cpu_s", json_integer(v->cpu_s));
-    json_object_set_new(o, "timeout_s", json_integer(v->timeout_s));
-    return o;
-}
-
-/* ---- commands ------------------------------------------------------- */
-
-static char *ok_take(json_t *body)
-{
-    char *s = body ? dip_ctl_reply_ok(body) : NULL;
-    json_decref(body);
-    if (s == NULL)
-        s = dip_ctl_reply_error(DIP_CTL_EUNAVAIL, "out of memory");
-    return s;
-}
-
-static void count_account(json_t *accounts, const char *account,
-                          const char *field, int64_t n)
-{
-    json_t *o = json_object_get(accounts, account);
-    if (o == NULL) {
-        o = json_pack("{s:s, s:i, s:i}", "account", account, "running", 0,
-                      "processing", 0);
-        if (o == NULL || json_object_set_new(accounts, account, o) < 0)
-            return;
-    }
-    json_object_set_new(
-        o, field,
-        json_integer(json_integer_value(json_object_get(o, field)) + n));
-}
-
-static char *do_status(sup_ctl_t *self)
-{
-    sup_ctl_view_t *v = take_view(self);
-    int64_t now = dip_bson_now_ms();
-    json_t *by_status = NULL, *by_account = NULL, *accounts, *arr, *o;
-    const char *key;
-    char err[512] = "", db[600];
-    size_t procs = 0;
-
-    accounts = json_object();
-    arr = json_array();
-    for (size_t i = 0; i < v->nruns; i++) {
-        procs += v->runs[i].running != 0;
-        count_account(accounts, v->runs[i].account, "running", 1);
-    }
-    if (sup_admin_counts(self->admin, &by_status, &by_account, err,
-                         sizeof(err)) == 0) {
-        snprintf(db, sizeof(db), "ok");
-        for (size_t i = 0; i < json_array_size(by_account); i++) {
-            json_t *a = json_array_get(by_account, i);
-            count_account(accounts,
-                          json_string_value(json_object_get(a, "account")),
-                          "processing",
-                          json_integer_value(json_object_get(a, "processing")));
-        }
-    } else {
-        snprintf(db, sizeof(db), "unavailable: %s", err);
-        by_status = json_object();
-    }
-    json_object_foreach(accounts, key, o)
-    {
-        json_array_append(arr, o);
-    }
-    json_decref(accounts);
-    json_decref(by_account);
-    o = json_pack(
-        "{s:s, s:s, s:i, s:I, s:b, s:{s:i, s:i, s:i, s:i}, "
-        "s:{s:i, s:i, s:i}, s:o, s:o, s:i, s:i, s:s}",
-        "version", DEALIMPORT_VERSION, "owner", self->owner, "pid",
-        (int)getpid(), "uptime_s", (json_int_t)((now - v->started_ms) / 1000),
-        "stopping", v->stopping, "workers", "running", (int)v->nruns,
-        "processes", (int)procs, "limit", (int)v->limit, "per_account_limit",
-        (int)v->per_account_limit, "limits", "memory_mb", (int)v->memory_mb,
-        "cpu_s", (int)v->cpu_s, "timeout_s", (int)v->timeout_s, "imports",
-        by_status, "accounts", arr, "finished", (int)v->finished, "failed",
-        (int)v->failed, "database", db);
-    return ok_take(o);
-}
-
-static char *do_list(sup_ctl_t *self, const dip_ctl_request_t *req)
-{
-    sup_ctl_view_t *v = take_view(self);
-    int64_t now = dip_bson_now_ms();
-    json_t *arr = NULL;
-    char err[512];
-    int truncated = 0;
-    if (sup_admin_list(self->admin, req->status, req->account, req->limit, &arr,
-                       &truncated, err, sizeof(err)) < 0)
-        return dip_ctl_reply_error(DIP_CTL_EUNAVAIL,
-                                   "the database did not answer: %s", err);
-    for (size_t i = 0; i < json_array_size(arr); i++) {
-        json_t *o = json_array_get(arr, i);
-        const sup_ctl_run_t *r =
-            find_run(v, json_string_value(json_object_get(o, "id")));
-        if (r)
-            merge_live(self, o, r, now);
-    }
-    return ok_take(
-        json_pack("{s:o, s:b}", "imports", arr, "truncated", truncated));
-}
-
-static char *do_show(sup_ctl_t *self, const dip_ctl_request_t *req)
-{
-    sup_ctl_view_t *v = take_view(self);
-    const sup_ctl_run_t *r = find_run(v, req->id);
-    int64_t now = dip_bson_now_ms();
-    bson_t doc;
-    json_t *o;
-    char err[512];
-    int rc = sup_admin_get(self->admin, req->id, &doc, err, sizeof(err));
-    if (rc < 0)
-        return dip_ctl_reply_error(DIP_CTL_EUNAVAIL,
-                                   "the database did not answer: %s", err);
-    if (rc == 0)
-        return dip_ctl_reply_error(DIP_CTL_ENOTFOUND, "no import with id '%s'",
-                                   req->id);
-    o = sup_admin_detail(self->admin, &doc, now);
-    bson_destroy(&doc);
-    if (o && r) {
-        merge_live(self, o, r, now);
-        json_object_set_new(o, "worker", worker_json(v, r, now));
-    }
-    return ok_take(o ? json_pack("{s:o}", "import", o) : NULL);
-}
-
-static char *action_reply(const char *id, const char *result,
-                          const char *status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static char *action_reply(const char *id, const char *result,
-                          const char *status, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    dip_log(DIP_LOG_NOTICE, id, "control: %s", msg);
-    return ok_take(json_pack("{s:s, s:s, s:s, s:s}", "id", id, "result", result,
-                             "status", status, "message", msg));
-}
-
-/* pause or cancel of an import this supervisor runs. */
-static char *act_local(sup_ctl_t *self, const dip_ctl_request_t *req,
-                       const sup_ctl_run_t *r)
-{
-    const char *name = dip_ctl_cmd_name(req->cmd);
-    dip_control_action_t action =
-        req->cmd == DIP_CTL_PAUSE ? DIP_CONTROL_PAUSE : DIP_CONTROL_CANCEL;
-    int rc;
-    if (req->cmd == DIP_CTL_RESUME)
-        return dip_ctl_reply_error(DIP_CTL_ESTATE,
-                                   "import '%s' is processing: only a paused "
-                                   "import can be resumed",
-                                   req->id);
-    if (r->finishing)
-        return dip_ctl_reply_error(DIP_CTL_ESTATE,
-                                   "import '%s' is finishing; nothing was "
-                                   "changed",
-                                   req->id);
-    if (r->requested && strcmp(r->requested, "cancel") == 0 &&
-        action == DIP_CONTROL_PAUSE)
-        return dip_ctl_reply_error(
-            DIP_CTL_ESTATE, "import '%s' is already being cancelled", req->id);
-    rc = self->host.control(self->host.ctx, req->id, action);
-    if (rc == 0)
-        return action_reply(req->id, "signalled", "processing",
-                            "import '%s': %s requested; its worker stops "
-                            "after its current batch",
-                            req->id, name);
-    if (rc == 1)
-        return action_reply(
-            req->id, "applied",
-            action == DIP_CONTROL_PAUSE ? "paused" : "cancelled",
-            "import '%s' is %s (it was waiting to restart)", req->id,
-            action == DIP_CONTROL_PAUSE ? "paused" : "cancelled");
-    return dip_ctl_reply_error(DIP_CTL_EUNAVAIL,
-                               "import '%s' could not be reached; nothing was "
-                               "changed, try again",
-                               req->id);
-}
-
-/* After pending/paused -> cancelled: csv_imports says how far it got. */
-static void finish_cancelled(sup_ctl_t *self, const char *id, const bson_t *doc,
-                             int64_t *lines)
-{
-    sup_store_result_t r = {.status = "cancelled"};
-    char err[512];
-    r.lines = max64(dip_bson_get_int(doc, "checkpoint.line", 0),
-                    dip_bson_get_int(doc, "progress.lines", 0));
-    *lines = r.lines;
-    if (self->store == NULL)
-        return;
-    if (sup_store_finish(self->store, doc, -1, &r, err, sizeof(err)) < 0)
-        dip_log(DIP_LOG_WARNING, id,
-                "cancelled, but its import log was not written: %s", err);
-}
-
-/* One decision on the import's current document: returns a reply, or NULL
- * when the document changed under us and the decision must be made again. */
-static char *act_on_doc(sup_ctl_t *self, const dip_ctl_request_t *req,
-                        const bson_t *doc)
-{
-    const char *id = req->id, *name = dip_ctl_cmd_name(req->cmd);
-    const char *st = dip_bson_get_str(doc, "status");
-    const char *owner = dip_bson_get_str(doc, "claimed_by");
-    const char *recorded = dip_bson_get_str(doc, "control.action");
-    const char *to;
-    char err[512];
-    bson_t moved;
-    int rc;
-
-    if (st == NULL)
-        st = "unknown";
-    if (req->cmd == DIP_CTL_RESUME) {
-        if (strcmp(st, "paused") != 0)
-            return dip_ctl_reply_error(DIP_CTL_ESTATE,
-                                       "import '%s' is %s: only a paused "
-                                       "import can be resumed",
-                                       id, st);
-        rc = sup_admin_move(self->admin, id, "paused", "pending", &moved, err,
-                            sizeof(err));
-        if (rc <= 0)
-            goto moved;
-        {
-            long long line = dip_bson_get_int(&moved, "checkpoint.line", 0);
-            bson_destroy(&moved);
-            return action_reply(id, "applied", "pending",
-                                "import '%s' is pending again and resumes at "
-                                "line %lld",
-                                id, line + 1);
-        }
-    }
-    if (strcmp(st, "processing") == 0) {
-        if (owner == NULL || strcmp(owner, self->owner) == 0)
-            return dip_ctl_reply_error(DIP_CTL_EUNAVAIL,
-                                       "import '%s' is processing without a "
-                                       "supervisor to carry out the %s; "
-                                       "nothing was changed",
-                                       id, name);
-        if (recorded && strcmp(recorded, "cancel") == 0 &&
-            req->cmd == DIP_CTL_PAUSE)
-            return dip_ctl_reply_error(DIP_CTL_ESTATE,
-                                       "a cancel of import '%s' is already "
-                                       "recorded",
-                                       id);
-        rc = sup_admin_record(self->admin, id, owner, name, err, sizeof(err));
-        if (rc < 0)
-            return dip_ctl_reply_error(DIP_CTL_EUNAVAIL,
-                                       "the database did not answer: %s", err);
-        if (rc == 0)
-            return NULL;
-        return action_reply(id, "recorded", "processing",
-                            "import '%s' runs under supervisor '%s': the %s "
-                            "is recorded on the import and carried out by "
-                            "that supervisor at its next lease renewal "
-                            "(within %ld s)",
-                            id, owner, name, (self->lease_s + 2) / 3);
-    }
-    if (req->cmd == DIP_CTL_PAUSE) {
-        if (strcmp(st, "paused") == 0)
-            return dip_ctl_reply_error(DIP_CTL_ESTATE,
-                                       "import '%s' is already paused", id);
-        if (strcmp(st, "pending") != 0)
-            return dip_ctl_reply_error(DIP_CTL_ESTATE,
-                                       "import '%s' is %s: only pending and "
-                                       "processing imports can be paused",
-                                       id, st);
-        to = "paused";
-    } else {
-        if (strcmp(st, "cancelled") == 0)
-            return dip_ctl_reply_error(DIP_CTL_ESTATE,
-                                       "import '%s' is already cancelled", id);
-        if (strcmp(st, "pending") != 0 && strcmp(st, "paused") != 0)
-            return dip_ctl_reply_error(DIP_CTL_ESTATE,
-                                       "import '%s' is %s: only pending, "
-                                       "processing and paused imports can be "
-                                       "cancelled",
-                                       id, st);
-        to = "cancelled";
-    }
-    rc = sup_admin_move(self->admin, id, st, to, &moved, err, sizeof(err));
-    if (rc <= 0)
-        goto moved;
-    if (strcmp(to, "cancelled") == 0) {
-        int64_t lines = 0;
-        finish_cancelled(self, id, &moved, &lines);
-        bson_destroy(&moved);
-        return action_reply(id, "applied", "cancelled",
-                            "import '%s' is cancelled after line %lld; the "
-                            "deals it created stay",
-                            id, (long long)lines);
-    }
-    bson_destroy(&moved);
-    return action_reply(id, "applied", "paused",
-                        "import '%s' is paused; it stays so until resumed", id);
-moved:
-    if (rc < 0)
-        return dip_ctl_reply_error(DIP_CTL_EUNAVAIL,
-                                   "the database did not answer: %s", err);
-    return NULL; /* its status changed meanwhile: decide again */
-}
-
-static char *do_action(sup_ctl_t *self, const dip_ctl_request_t *req)
-{
-    sup_ctl_view_t *v = take_view(self);
-    const sup_ctl_run_t *r;
-    char err[512];
-    if (v->stopping)
-        return dip_ctl_reply_error(DIP_CTL_EUNAVAIL,
-                                   "the supervisor is stopping; nothing was "
-                                   "changed");
-    for (int attempt = 0; attempt < ACTION_ATTEMPTS; attempt++) {
-        bson_t doc;
-        char *reply;
-        int rc;
-        /* Whether this supervisor runs it can change between attempts: a
-         * claim in between moves it here. */
-        r = find_run(take_view(self), req->id);
-        if (r)
-            return act_local(self, req, r);
-        rc = sup_admin_get(self->admin, req->id, &doc, err, sizeof(err));
-        if (rc < 0)
-            return dip_ctl_reply_error(DIP_CTL_EUNAVAIL,
-                                       "the database did not answer: %s", err);
-        if (rc == 0)
-            return dip_ctl_reply_error(DIP_CTL_ENOTFOUND,
-                                       "no import with id '%s'", req->id);
-        reply = act_on_doc(self, req, &doc);
-        bson_destroy(&doc);
-        if (reply)
-            return reply;
-    }
-    return dip_ctl_reply_error(DIP_CTL_EUNAVAIL,
-                               "import '%s' kept changing status; nothing was "
-                               "changed, try again",
-                               req->id);
-}
-
-static char *do_metrics(sup_ctl_t *self)
-{
-    char *text = sup_metrics_render(self->host.metrics, dip_bson_now_ms());
-    json_t *o;
-    if (text == NULL)
-        return dip_ctl_reply_error(DIP_CTL_EUNAVAIL,
-                                   self->host.metrics
-                                       ? "out of memory"
-                                       : "this supervisor keeps no metrics");
-    o = json_pack("{s:s}", "text", text);
-    free(text);
-    return ok_take(o);
-}
-
-int sup_ctl_sample_queue(sup_ctl_t *self)
-{
-    int64_t created = -1;
-    char err[512];
-    int rc;
-    if (self == NULL || self->host.metrics == NULL ||
-        mono_ms() < self->sample_after_ms)
-        return 0;
-    rc = sup_admin_oldest_pending(self->admin, &created, err, sizeof(err));
-    if (rc < 0) {
-        /* The database is away: the loop's own work waits on it already,
-         * a gauge must not make it wait twice at every poll. */
-        self->sample_after_ms = mono_ms() + 60000;
-        dip_log(DIP_LOG_DEBUG, NULL, "%s", err);
-        return -1;
-    }
-    sup_metrics_oldest_pending(self->host.metrics, rc > 0 ? created : -1);
-    return 0;
-}
-
 static char *dispatch(sup_ctl_t *self, const void *data, size_t len)
 {
     dip_ctl_request_t req;
@@ -761,17 +274,17 @@ static char *dispatch(sup_ctl_t *self, const void *data, size_t len)
     }
     switch (req.cmd) {
     case DIP_CTL_STATUS:
-        return do_status(self);
+        return sup_ctl_query_status(self);
     case DIP_CTL_LIST:
-        return do_list(self, &req);
+        return sup_ctl_query_list(self, &req);
     case DIP_CTL_SHOW:
-        return do_show(self, &req);
+        return sup_ctl_query_show(self, &req);
     case DIP_CTL_PAUSE:
     case DIP_CTL_RESUME:
     case DIP_CTL_CANCEL:
-        return do_action(self, &req);
+        return sup_ctl_action_do(self, &req);
     case DIP_CTL_METRICS:
-        return do_metrics(self);
+        return sup_ctl_query_metrics(self);
     }
     return dip_ctl_reply_error(DIP_CTL_EBADREQ, "unknown command");
 }
@@ -913,36 +426,5 @@ void sup_ctl_serve(sup_ctl_t *self, const zmq_pollitem_t *items, int n)
             serve_zap(self);
         else if (items[i].socket == self->ipc || items[i].socket == self->tcp)
             serve_router(self, items[i].socket);
-    }
-}
-
-void sup_ctl_renewal(sup_ctl_t *self)
-{
-    sup_admin_request_t reqs[RECORDED_PER_RENEWAL];
-    char err[512];
-    int n = sup_admin_recorded(self->admin, reqs, RECORDED_PER_RENEWAL, err,
-                               sizeof(err));
-    if (n < 0) {
-        dip_log(DIP_LOG_WARNING, NULL, "%s", err);
-        return;
-    }
-    for (int i = 0; i < n; i++) {
-        int rc = -1;
-        if (strcmp(reqs[i].action, "pause") == 0)
-            rc = self->host.control(self->host.ctx, reqs[i].id,
-                                    DIP_CONTROL_PAUSE);
-        else if (strcmp(reqs[i].action, "cancel") == 0)
-            rc = self->host.control(self->host.ctx, reqs[i].id,
-                                    DIP_CONTROL_CANCEL);
-        if (rc >= 0)
-            dip_log(DIP_LOG_NOTICE, reqs[i].id,
-                    "control: carrying out the %s recorded on the import",
-                    reqs[i].action);
-        else
-            dip_log(DIP_LOG_WARNING, reqs[i].id,
-                    "control: cannot carry out the recorded '%s'; dropping it",
-                    reqs[i].action);
-        if (sup_admin_clear(self->admin, reqs[i].id, err, sizeof(err)) < 0)
-            dip_log(DIP_LOG_WARNING, reqs[i].id, "%s", err);
     }
 }

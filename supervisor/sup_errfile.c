@@ -22,19 +22,6 @@
 
 static const char BOM[] = "\xEF\xBB\xBF";
 
-__attribute__((format(printf, 4, 5))) static int
-say(int rc, char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL || errlen == 0)
-        return rc;
-    /* Cut at a character boundary: keys and values are the user's text. */
-    va_start(ap, fmt);
-    dip_text_vformat(err, errlen, NULL, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 /* --- the CSV, pure ------------------------------------------------------ */
 
 void sup_errfile_buf_release(sup_errfile_buf_t *b)
@@ -377,24 +364,27 @@ int sup_errfile_write(mongoc_database_t *db, dip_storage_t *storage,
     memset(out, 0, sizeof(*out));
     if (db == NULL || storage == NULL || source_key == NULL ||
         queue_id == NULL) {
-        rc = say(SUP_ERRFILE_EINVAL, err, errlen,
-                 "sup_errfile_write needs a database, a storage, a source "
-                 "key and a queue id");
+        rc = dip_text_say(
+            SUP_ERRFILE_EINVAL, err, errlen,
+            "sup_errfile_write needs a database, a storage, a source "
+            "key and a queue id");
         goto cleanup;
     }
     if ((key = sup_errfile_key(source_key, queue_id)) == NULL) {
-        rc = say(SUP_ERRFILE_ENOMEM, err, errlen, "out of memory");
+        rc = dip_text_say(SUP_ERRFILE_ENOMEM, err, errlen, "out of memory");
         goto cleanup;
     }
     if (dip_storage_check_key(key, strlen(key), serr, sizeof(serr)) < 0) {
-        rc = say(SUP_ERRFILE_EINVAL, err, errlen,
-                 "cannot name the error file of '%s': %s", source_key, serr);
+        rc = dip_text_say(SUP_ERRFILE_EINVAL, err, errlen,
+                          "cannot name the error file of '%s': %s", source_key,
+                          serr);
         goto cleanup;
     }
     if ((fd = open_tmp()) < 0) {
-        rc = say(SUP_ERRFILE_EIO, err, errlen,
-                 "cannot make a temporary file for the error file '%s': %s",
-                 key, strerror(-fd));
+        rc = dip_text_say(
+            SUP_ERRFILE_EIO, err, errlen,
+            "cannot make a temporary file for the error file '%s': %s", key,
+            strerror(-fd));
         goto cleanup;
     }
 
@@ -412,32 +402,34 @@ int sup_errfile_write(mongoc_database_t *db, dip_storage_t *storage,
         sup_errfile_format_error(&b, doc);
         rows++;
         if (b.len >= FLUSH_AT && (e = flush_buf(fd, &b, &bytes)) < 0) {
-            rc = say(SUP_ERRFILE_EIO, err, errlen,
-                     "cannot write the error file '%s': %s", key, strerror(-e));
+            rc = dip_text_say(SUP_ERRFILE_EIO, err, errlen,
+                              "cannot write the error file '%s': %s", key,
+                              strerror(-e));
             goto cleanup;
         }
         if (b.failed)
             break;
     }
     if (mongoc_cursor_error(cursor, &error)) {
-        rc = say(SUP_ERRFILE_EDB, err, errlen,
-                 "cannot read the errors for the error file '%s': %s", key,
-                 error.message);
+        rc = dip_text_say(SUP_ERRFILE_EDB, err, errlen,
+                          "cannot read the errors for the error file '%s': %s",
+                          key, error.message);
         goto cleanup;
     }
     sup_errfile_format_trailer(&b, rows, left_out);
     if (b.failed) {
-        rc = say(SUP_ERRFILE_ENOMEM, err, errlen, "out of memory");
+        rc = dip_text_say(SUP_ERRFILE_ENOMEM, err, errlen, "out of memory");
         goto cleanup;
     }
     if ((e = flush_buf(fd, &b, &bytes)) < 0) {
-        rc = say(SUP_ERRFILE_EIO, err, errlen,
-                 "cannot write the error file '%s': %s", key, strerror(-e));
+        rc = dip_text_say(SUP_ERRFILE_EIO, err, errlen,
+                          "cannot write the error file '%s': %s", key,
+                          strerror(-e));
         goto cleanup;
     }
     if (dip_storage_put_fd(storage, key, fd, serr, sizeof(serr)) != 0) {
-        rc = say(SUP_ERRFILE_ESTORAGE, err, errlen,
-                 "cannot store the error file: %s", serr);
+        rc = dip_text_say(SUP_ERRFILE_ESTORAGE, err, errlen,
+                          "cannot store the error file: %s", serr);
         goto cleanup;
     }
     out->key = key;
@@ -487,15 +479,17 @@ int sup_errfile_record(mongoc_database_t *db, const bson_value_t *queue_id,
     bson_append_document_end(&update, &set);
     if (!mongoc_collection_update_one(coll, &filter, &update, NULL, &reply,
                                       &error))
-        rc = say(SUP_ERRFILE_EDB, err, errlen,
-                 "cannot record the error file '%s' on csv_imports: %s",
-                 r->key ? r->key : "", error.message);
+        rc =
+            dip_text_say(SUP_ERRFILE_EDB, err, errlen,
+                         "cannot record the error file '%s' on csv_imports: %s",
+                         r->key ? r->key : "", error.message);
     else if (bson_iter_init_find(&it, &reply, "matchedCount") &&
              bson_iter_as_int64(&it) == 0)
-        rc = say(SUP_ERRFILE_EDB, err, errlen,
-                 "cannot record the error file '%s': the import has no "
-                 "csv_imports document yet",
-                 r->key ? r->key : "");
+        rc =
+            dip_text_say(SUP_ERRFILE_EDB, err, errlen,
+                         "cannot record the error file '%s': the import has no "
+                         "csv_imports document yet",
+                         r->key ? r->key : "");
     bson_destroy(&reply);
     bson_destroy(&filter);
     bson_destroy(&update);

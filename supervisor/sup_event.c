@@ -5,6 +5,7 @@
  */
 #include "sup_event.h"
 #include "dip_bson.h"
+#include "dip_claim.h"
 #include "dip_event.h"
 #include "dip_jwt.h"
 #include "dip_log.h"
@@ -55,14 +56,6 @@ struct sup_event {
     unsigned rnd_state;
 };
 
-static void say(char *err, size_t errlen, const char *what,
-                const bson_error_t *e)
-{
-    if (err && errlen)
-        dip_text_format(err, errlen, NULL, "%s: %s", what,
-                        e ? e->message : "out of memory");
-}
-
 sup_event_t *sup_event_new(const dip_config_t *cfg, mongoc_client_t *client,
                            const char *db, const char *owner, char *err,
                            size_t errlen)
@@ -97,7 +90,7 @@ sup_event_t *sup_event_new(const dip_config_t *cfg, mongoc_client_t *client,
     }
     return self;
 fail:
-    say(err, errlen, "completion events", NULL);
+    dip_text_say(-1, err, errlen, "completion events: out of memory");
     sup_event_destroy(&self);
     return NULL;
 }
@@ -296,33 +289,21 @@ fail:
 static int claim_one(sup_event_t *self, int64_t now_ms, bson_t *out)
 {
     bson_t query = BSON_INITIALIZER, sort = BSON_INITIALIZER,
-           update = BSON_INITIALIZER, reply, child, ors, c0, c1, lte, set;
+           update = BSON_INITIALIZER, reply, lte, set;
     mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
     bson_error_t e;
-    bson_iter_t it;
+    bson_t v;
     int rc = -1;
     BSON_APPEND_UTF8(&query, "status", "pending");
     BSON_APPEND_DOCUMENT_BEGIN(&query, "next_attempt_at", &lte);
     BSON_APPEND_DATE_TIME(&lte, "$lte", now_ms);
     bson_append_document_end(&query, &lte);
-    BSON_APPEND_ARRAY_BEGIN(&query, "$or", &ors);
-    BSON_APPEND_DOCUMENT_BEGIN(&ors, "0", &c0);
-    BSON_APPEND_DOCUMENT_BEGIN(&c0, "lease_expires_at", &child);
-    BSON_APPEND_BOOL(&child, "$exists", false);
-    bson_append_document_end(&c0, &child);
-    bson_append_document_end(&ors, &c0);
-    BSON_APPEND_DOCUMENT_BEGIN(&ors, "1", &c1);
-    BSON_APPEND_DOCUMENT_BEGIN(&c1, "lease_expires_at", &child);
-    BSON_APPEND_DATE_TIME(&child, "$lt", now_ms);
-    bson_append_document_end(&c1, &child);
-    bson_append_document_end(&ors, &c1);
-    bson_append_array_end(&query, &ors);
+    dip_claim_append_free(&query, "lease_expires_at", now_ms);
     BSON_APPEND_INT32(&sort, "next_attempt_at", 1);
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
-    BSON_APPEND_UTF8(&set, "claimed_by", self->owner);
-    BSON_APPEND_DATE_TIME(&set, "lease_expires_at",
-                          now_ms + SUP_EVENT_ATTEMPT_TIMEOUT_MS +
-                              CLAIM_SLACK_MS);
+    dip_claim_append_take(&set, "lease_expires_at", now_ms,
+                          SUP_EVENT_ATTEMPT_TIMEOUT_MS + CLAIM_SLACK_MS,
+                          "claimed_by", self->owner);
     bson_append_document_end(&update, &set);
     mongoc_find_and_modify_opts_set_sort(opts, &sort);
     mongoc_find_and_modify_opts_set_update(opts, &update);
@@ -338,16 +319,9 @@ static int claim_one(sup_event_t *self, int64_t now_ms, bson_t *out)
         goto cleanup;
     }
     rc = 0;
-    if (bson_iter_init_find(&it, &reply, "value") &&
-        BSON_ITER_HOLDS_DOCUMENT(&it)) {
-        const uint8_t *data;
-        uint32_t len;
-        bson_t v;
-        bson_iter_document(&it, &len, &data);
-        if (bson_init_static(&v, data, len)) {
-            bson_copy_to(&v, out);
-            rc = 1;
-        }
+    if (dip_bson_reply_value(&reply, &v)) {
+        bson_copy_to(&v, out);
+        rc = 1;
     }
     bson_destroy(&reply);
 cleanup:
@@ -366,6 +340,7 @@ cleanup:
 static void finish(sup_event_t *self, delivery_t *d, CURLcode res,
                    int64_t now_ms)
 {
+    bson_value_t id;
     bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, unset,
            push, attempt;
     bson_error_t e;
@@ -415,8 +390,9 @@ static void finish(sup_event_t *self, delivery_t *d, CURLcode res,
         }
     }
 
-    BSON_APPEND_OID(&filter, "_id", &d->id);
-    BSON_APPEND_UTF8(&filter, "claimed_by", self->owner);
+    id.value_type = BSON_TYPE_OID;
+    bson_oid_copy(&d->id, &id.value.v_oid);
+    dip_claim_append_fence(&filter, &id, "claimed_by", self->owner, -1);
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
     BSON_APPEND_UTF8(&set, "status", outcome);
     if (strcmp(outcome, "delivered") == 0)

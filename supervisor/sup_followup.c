@@ -5,6 +5,7 @@
  */
 #include "sup_followup.h"
 #include "dip_bson.h"
+#include "dip_claim.h"
 #include "dip_event.h"
 #include "dip_log.h"
 #include "dip_msg.h"
@@ -235,8 +236,8 @@ int sup_followup_claim(mongoc_collection_t *imports, const char *owner,
                        int64_t now_ms, char out_hex[25], char *err,
                        size_t errlen)
 {
-    bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER, reply, arr, ors,
-           c0, c1, child, set, in;
+    bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER, reply, arr,
+           child, set, in;
     mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
     bson_error_t e;
     bson_iter_t it;
@@ -254,22 +255,10 @@ int sup_followup_claim(mongoc_collection_t *imports, const char *owner,
     BSON_APPEND_DOCUMENT_BEGIN(&query, "followups_done_at", &child);
     BSON_APPEND_BOOL(&child, "$exists", false);
     bson_append_document_end(&query, &child);
-    BSON_APPEND_ARRAY_BEGIN(&query, "$or", &ors);
-    BSON_APPEND_DOCUMENT_BEGIN(&ors, "0", &c0);
-    BSON_APPEND_DOCUMENT_BEGIN(&c0, "followups_lease", &child);
-    BSON_APPEND_BOOL(&child, "$exists", false);
-    bson_append_document_end(&c0, &child);
-    bson_append_document_end(&ors, &c0);
-    BSON_APPEND_DOCUMENT_BEGIN(&ors, "1", &c1);
-    BSON_APPEND_DOCUMENT_BEGIN(&c1, "followups_lease", &child);
-    BSON_APPEND_DATE_TIME(&child, "$lt", now_ms);
-    bson_append_document_end(&c1, &child);
-    bson_append_document_end(&ors, &c1);
-    bson_append_array_end(&query, &ors);
+    dip_claim_append_free(&query, "followups_lease", now_ms);
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
-    BSON_APPEND_DATE_TIME(&set, "followups_lease",
-                          now_ms + SUP_FOLLOWUP_LEASE_MS);
-    BSON_APPEND_UTF8(&set, "followups_by", owner);
+    dip_claim_append_take(&set, "followups_lease", now_ms,
+                          SUP_FOLLOWUP_LEASE_MS, "followups_by", owner);
     bson_append_document_end(&update, &set);
     mongoc_find_and_modify_opts_set_update(opts, &update);
     if (!mongoc_collection_find_and_modify_with_opts(imports, &query, opts,

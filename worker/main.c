@@ -6,8 +6,8 @@
  * up logging and the out-of-memory policy, and hands over to wrk_import_run.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "dip_args.h"
 #include "dip_config.h"
 #include "dip_log.h"
 #include "dip_msg.h"
@@ -117,74 +118,34 @@ static void bad_usage(const char *what)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"queue-id", required_argument, NULL, 'q'},
-        {"events", required_argument, NULL, 'e'},
-        {"config", required_argument, NULL, 'c'},
-        {"owner", required_argument, NULL, 'o'},
-        {"epoch", required_argument, NULL, 'p'},
-        {"secrets-fd", required_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
-    };
     const char *queue_id = NULL, *events = NULL, *config = NULL;
-    const char *owner = NULL;
-    long long epoch = -1;
+    const char *owner = NULL, *bad = NULL;
+    long long epoch = -1, secrets = -1;
+    const dip_arg_t args[] = {
+        {"queue-id", &queue_id, NULL, 0},
+        {"events", &events, NULL, 0},
+        {"config", &config, NULL, 0},
+        {"owner", &owner, NULL, 0},
+        {"epoch", NULL, &epoch, INT64_MAX},
+        {"secrets-fd", NULL, &secrets, 1 << 20},
+    };
     char endpoint[600], err[512];
     dip_config_t cfg;
-    int c, rc, secrets_fd = -1;
+    int rc, secrets_fd;
 
-    opterr = 0; /* one line of our own instead of getopt's */
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'q':
-            queue_id = optarg;
-            break;
-        case 'e':
-            events = optarg;
-            break;
-        case 'c':
-            config = optarg;
-            break;
-        case 'o':
-            owner = optarg;
-            break;
-        case 'p': {
-            char *end = NULL;
-            errno = 0;
-            epoch = strtoll(optarg, &end, 10);
-            if (errno || end == optarg || *end || epoch < 0) {
-                bad_usage(optarg);
-                return DIP_EXIT_USAGE;
-            }
-            break;
-        }
-        case 's': {
-            char *end = NULL;
-            long v = strtol(optarg, &end, 10);
-            if (end == optarg || *end != '\0' || v < 0 || v > 1 << 20) {
-                bad_usage(optarg);
-                return DIP_EXIT_USAGE;
-            }
-            secrets_fd = (int)v;
-            break;
-        }
-        case 'h':
-            help();
-            return 0;
-        case 'V':
-            printf("dealimport-worker %s\n", DEALIMPORT_VERSION);
-            return 0;
-        default:
-            bad_usage(argv[optind - 1]);
-            return DIP_EXIT_USAGE;
-        }
-    }
-    if (optind < argc) {
-        bad_usage(argv[optind]);
+    switch (dip_args_parse(argc, argv, args, sizeof(args) / sizeof(args[0]),
+                           &bad)) {
+    case DIP_ARGS_HELP:
+        help();
+        return 0;
+    case DIP_ARGS_VERSION:
+        printf("dealimport-worker %s\n", DEALIMPORT_VERSION);
+        return 0;
+    case DIP_ARGS_BAD:
+        bad_usage(bad);
         return DIP_EXIT_USAGE;
     }
+    secrets_fd = (int)secrets;
     if (queue_id == NULL || !dip_msg_is_oid(queue_id)) {
         fprintf(stderr,
                 "dealimport-worker: --queue-id needs a queue id (24 lowercase "

@@ -8,6 +8,7 @@
  */
 #include "wrk_events.h"
 #include "dip_log.h"
+#include "dip_time.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -38,13 +39,6 @@ struct wrk_events {
     int64_t sent, acked, window;
     int gone, quit, control;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int rank(int action)
 {
@@ -102,7 +96,7 @@ static void *run(void *arg)
         int64_t now;
         if (zmq_poll(items, 2, POLL_MS) < 0 && zmq_errno() != EINTR)
             break;
-        now = now_ms();
+        now = dip_time_mono_ms();
         if (items[0].revents & ZMQ_POLLIN) {
             zmq_msg_t in;
             zmq_msg_init(&in);

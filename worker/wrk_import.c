@@ -23,6 +23,7 @@
 #include "wrk_survey.h"
 
 #include "dip_text.h"
+#include "dip_time.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,13 +123,6 @@ static void fail_with(import_t *im, const char *msg)
     }
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Before a write, when a check is due: is the claim still ours? -1 when
  * it is gone (the import stops, writing nothing more). A failed read says
  * nothing; the next write checks again. */
@@ -136,7 +130,7 @@ static int fenced(import_t *im)
 {
     bson_t doc;
     char err[512];
-    int64_t now = mono_ms();
+    int64_t now = dip_time_mono_ms();
     int rc;
     if (!wrk_fence_due(&im->fence, now))
         return 0;
@@ -1136,7 +1130,7 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
     im.bytes_total = -1;
     im.bytes_max = (size_t)dip_config_batch_bytes(cfg);
     bson_oid_init_from_string(&im.qid, queue_id);
-    wrk_fence_init(&im.fence, owner, epoch, cfg->lease_s, mono_ms());
+    wrk_fence_init(&im.fence, owner, epoch, cfg->lease_s, dip_time_mono_ms());
     im.docs = calloc(cap, sizeof(bson_t *));
     im.doc_lines = calloc(cap, sizeof(int64_t));
     im.outcome = calloc(cap, sizeof(int));
@@ -1177,7 +1171,8 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
     }
     /* The claim first: a worker started for a claim that is already gone
      * (its supervisor was frozen, say) does nothing at all. */
-    if (wrk_fence_judge(&im.fence, &q, 1, mono_ms()) == WRK_FENCE_GONE) {
+    if (wrk_fence_judge(&im.fence, &q, 1, dip_time_mono_ms()) ==
+        WRK_FENCE_GONE) {
         dip_log(DIP_LOG_WARNING, queue_id,
                 "the claim of owner '%s' epoch %lld is gone before the "
                 "import started: stopping without a write",

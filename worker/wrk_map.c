@@ -133,19 +133,6 @@ static const char *quote(char *out, size_t outlen, const char *s, size_t len)
     return out;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static int fail(wrk_map_error_t *error, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -154,9 +141,9 @@ static int fail(wrk_map_error_t *error, const char *field, const char *fmt, ...)
     va_list ap;
     if (error == NULL)
         return -1;
-    snprintf(error->field, sizeof(error->field), "%s", field);
+    dip_text_format(error->field, sizeof(error->field), NULL, "%s", field);
     va_start(ap, fmt);
-    vsnprintf(error->message, sizeof(error->message), fmt, ap);
+    dip_text_vformat(error->message, sizeof(error->message), NULL, fmt, ap);
     va_end(ap);
     return -1;
 }
@@ -309,35 +296,36 @@ static int add_entry(wrk_map_t *self, const char *column, const char *target,
     quote(qc, sizeof(qc), column, strlen(column));
     quote(qt, sizeof(qt), target, tlen);
     if (!utf8_valid(column, strlen(column))) {
-        set_err(err, errlen,
-                "mappings name a column that is not valid UTF-8 text ('%s')",
-                qc);
+        dip_text_say(
+            -1, err, errlen,
+            "mappings name a column that is not valid UTF-8 text ('%s')", qc);
         goto cleanup;
     }
     if (tlen == 0) {
-        set_err(err, errlen,
-                "mapping for column '%s' is empty; choose a deal field or a "
-                "custom field for it",
-                qc);
+        dip_text_say(
+            -1, err, errlen,
+            "mapping for column '%s' is empty; choose a deal field or a "
+            "custom field for it",
+            qc);
         goto cleanup;
     }
     if (!utf8_valid(target, tlen)) {
-        set_err(err, errlen,
-                "mapping for column '%s' targets '%s', which is not valid "
-                "UTF-8 text",
-                qc, qt);
+        dip_text_say(-1, err, errlen,
+                     "mapping for column '%s' targets '%s', which is not valid "
+                     "UTF-8 text",
+                     qc, qt);
         goto cleanup;
     }
     if (!wrk_fields_is_object_id(target)) {
         field = wrk_fields_find(target);
         if (field == NULL) {
-            set_err(err, errlen,
-                    "mapping for column '%s' targets '%s', which is not a "
-                    "deal field a CSV may set%s",
-                    qc, qt,
-                    hex24(target, tlen)
-                        ? " (custom field ids are 24 lowercase hex digits)"
-                        : "");
+            dip_text_say(-1, err, errlen,
+                         "mapping for column '%s' targets '%s', which is not a "
+                         "deal field a CSV may set%s",
+                         qc, qt,
+                         hex24(target, tlen)
+                             ? " (custom field ids are 24 lowercase hex digits)"
+                             : "");
             goto cleanup;
         }
     }
@@ -346,14 +334,15 @@ static int add_entry(wrk_map_t *self, const char *column, const char *target,
         quote(qo, sizeof(qo), self->entries[j].column,
               strlen(self->entries[j].column));
         if (strcmp(self->entries[j].column, column) == 0) {
-            set_err(err, errlen, "column '%s' is mapped twice", qc);
+            dip_text_say(-1, err, errlen, "column '%s' is mapped twice", qc);
             goto cleanup;
         }
         if (strcmp(self->entries[j].target, target) == 0) {
-            set_err(err, errlen,
-                    "columns '%s' and '%s' are both mapped to '%s'; map each "
-                    "field from one column only",
-                    qo, qc, qt);
+            dip_text_say(
+                -1, err, errlen,
+                "columns '%s' and '%s' are both mapped to '%s'; map each "
+                "field from one column only",
+                qo, qc, qt);
             goto cleanup;
         }
     }
@@ -364,7 +353,7 @@ static int add_entry(wrk_map_t *self, const char *column, const char *target,
     e->index = NONE;
     self->n++; /* destroy frees what was copied */
     if (e->column == NULL || e->target == NULL) {
-        set_err(err, errlen, "out of memory reading the mappings");
+        dip_text_say(-1, err, errlen, "out of memory reading the mappings");
         goto cleanup;
     }
     if (field == NULL)
@@ -385,27 +374,28 @@ wrk_map_t *wrk_map_new(const bson_t *mappings, char *err, size_t errlen)
     uint32_t count = 0;
     size_t off = 0;
     int ok = 0;
-    set_err(err, errlen, "%s", "");
+    dip_text_say(-1, err, errlen, "%s", "");
     if (mappings == NULL || (count = bson_count_keys(mappings)) == 0) {
-        set_err(err, errlen,
-                "mappings are empty; map at least the columns for 'name' and "
-                "'stage_id'");
+        dip_text_say(
+            -1, err, errlen,
+            "mappings are empty; map at least the columns for 'name' and "
+            "'stage_id'");
         goto cleanup;
     }
     if (count > WRK_MAP_MAX_MAPPINGS) {
-        set_err(err, errlen, "mappings have %u entries, more than %d",
-                (unsigned)count, WRK_MAP_MAX_MAPPINGS);
+        dip_text_say(-1, err, errlen, "mappings have %u entries, more than %d",
+                     (unsigned)count, WRK_MAP_MAX_MAPPINGS);
         goto cleanup;
     }
     if (!bson_validate(mappings, BSON_VALIDATE_NONE, &off) ||
         !bson_iter_init(&it, mappings)) {
-        set_err(err, errlen, "mappings are not a valid document");
+        dip_text_say(-1, err, errlen, "mappings are not a valid document");
         goto cleanup;
     }
     self = calloc(1, sizeof(*self));
     if (self == NULL ||
         (self->entries = calloc(count, sizeof(entry_t))) == NULL) {
-        set_err(err, errlen, "out of memory reading the mappings");
+        dip_text_say(-1, err, errlen, "out of memory reading the mappings");
         goto cleanup;
     }
     for (size_t i = 0; i < WRK_FIELDS_MAX; i++)
@@ -419,20 +409,22 @@ wrk_map_t *wrk_map_new(const bson_t *mappings, char *err, size_t errlen)
         if (!BSON_ITER_HOLDS_UTF8(&it)) {
             char qc[QUOTE_MAX + 4];
             quote(qc, sizeof(qc), column, strlen(column));
-            set_err(err, errlen,
-                    "mapping for column '%s' is %s, not the name of a deal "
-                    "field or custom field",
-                    qc, type_name(bson_iter_type(&it)));
+            dip_text_say(
+                -1, err, errlen,
+                "mapping for column '%s' is %s, not the name of a deal "
+                "field or custom field",
+                qc, type_name(bson_iter_type(&it)));
             goto cleanup;
         }
         target = bson_iter_utf8(&it, &tlen);
         if (strlen(target) != tlen) {
             char qc[QUOTE_MAX + 4];
             quote(qc, sizeof(qc), column, strlen(column));
-            set_err(err, errlen,
-                    "mapping for column '%s' holds a NUL byte, not the name "
-                    "of a deal field or custom field",
-                    qc);
+            dip_text_say(
+                -1, err, errlen,
+                "mapping for column '%s' holds a NUL byte, not the name "
+                "of a deal field or custom field",
+                qc);
             goto cleanup;
         }
         if (add_entry(self, column, target, tlen, err, errlen) < 0)
@@ -441,9 +433,9 @@ wrk_map_t *wrk_map_new(const bson_t *mappings, char *err, size_t errlen)
     for (size_t i = 0; i < wrk_fields_count(); i++) {
         const wrk_field_t *f = wrk_fields_at(i);
         if (f->required && self->by_field[i] == NONE) {
-            set_err(err, errlen,
-                    "no column is mapped to '%s', which every deal needs",
-                    f->name);
+            dip_text_say(-1, err, errlen,
+                         "no column is mapped to '%s', which every deal needs",
+                         f->name);
             goto cleanup;
         }
     }
@@ -451,9 +443,9 @@ wrk_map_t *wrk_map_new(const bson_t *mappings, char *err, size_t errlen)
                                 sizeof(self->status_names)) < 0 ||
         wrk_fields_contract_type_names(self->contract_names,
                                        sizeof(self->contract_names)) < 0) {
-        set_err(err, errlen,
-                "the lists of statuses and contract types are "
-                "too long for messages");
+        dip_text_say(-1, err, errlen,
+                     "the lists of statuses and contract types are "
+                     "too long for messages");
         goto cleanup;
     }
     ok = 1;
@@ -490,9 +482,9 @@ int wrk_map_bind(wrk_map_t *self, const char *const *header, size_t n,
                  char *err, size_t errlen)
 {
     int rc = -1;
-    set_err(err, errlen, "%s", "");
+    dip_text_say(-1, err, errlen, "%s", "");
     if (self == NULL || (header == NULL && n > 0)) {
-        set_err(err, errlen, "no mapping or header to bind");
+        dip_text_say(-1, err, errlen, "no mapping or header to bind");
         goto cleanup;
     }
     self->bound = 0;
@@ -512,20 +504,21 @@ int wrk_map_bind(wrk_map_t *self, const char *const *header, size_t n,
                 continue;
             if (en->index != NONE) {
                 quote(qc, sizeof(qc), en->column, strlen(en->column));
-                set_err(err, errlen,
-                        "the file's header has column '%s' more than once, "
-                        "so its mapping to '%s' is ambiguous",
-                        qc, en->target);
+                dip_text_say(
+                    -1, err, errlen,
+                    "the file's header has column '%s' more than once, "
+                    "so its mapping to '%s' is ambiguous",
+                    qc, en->target);
                 goto cleanup;
             }
             en->index = i;
         }
         if (en->index == NONE) {
             quote(qc, sizeof(qc), en->column, strlen(en->column));
-            set_err(err, errlen,
-                    "the file's header has no column '%s', which the "
-                    "mappings send to '%s'",
-                    qc, en->target);
+            dip_text_say(-1, err, errlen,
+                         "the file's header has no column '%s', which the "
+                         "mappings send to '%s'",
+                         qc, en->target);
             if (err != NULL && errlen > 0)
                 list_header(err, errlen, header, n);
             goto cleanup;

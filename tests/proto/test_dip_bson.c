@@ -2,6 +2,9 @@
  * Tests dip_bson's strict readers: a number is an int32, an int64 or a
  * double without a fraction, and nothing else is read as one (a string, a
  * boolean, 1.5, NaN); the names of types in sentences.
+ * dip_bson_reply_value over the replies findAndModify gives: a document,
+ * none (null), none at all, and a value that is not a document (class 11:
+ * types are decided, a string is not a document).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +13,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <string.h>
 
 #include "dip_bson.h"
 
@@ -58,11 +62,49 @@ static void test_type_names(void **state)
                         "a value of another type");
 }
 
+static void test_reply_value(void **state)
+{
+    static const struct {
+        const char *reply;
+        int found;
+        const char *status; /* the value's status, when found */
+    } cases[] = {
+        {"{\"lastErrorObject\": {\"n\": 1}, \"value\": {\"status\": "
+         "\"processing\"}, \"ok\": 1}",
+         1, "processing"},
+        {"{\"value\": {}, \"ok\": 1}", 1, NULL},
+        {"{\"lastErrorObject\": {\"n\": 0}, \"value\": null, \"ok\": 1}", 0,
+         NULL},
+        {"{\"ok\": 1}", 0, NULL},
+        {"{\"value\": \"processing\"}", 0, NULL},
+        {"{\"value\": [1, 2]}", 0, NULL},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        bson_error_t e;
+        bson_t *r = bson_new_from_json((const uint8_t *)cases[i].reply, -1, &e);
+        bson_t view;
+        int found;
+        assert_non_null(r);
+        found = dip_bson_reply_value(r, &view);
+        if (found != cases[i].found)
+            fail_msg("reply %s: found %d, want %d", cases[i].reply, found,
+                     cases[i].found);
+        if (found && cases[i].status)
+            assert_string_equal(dip_bson_get_str(&view, "status"),
+                                cases[i].status);
+        else if (found)
+            assert_int_equal(bson_count_keys(&view), 0);
+        bson_destroy(r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_iter_int),
         cmocka_unit_test(test_type_names),
+        cmocka_unit_test(test_reply_value),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -73,6 +73,41 @@ static void test_trim(void **state)
     assert_int_equal(dip_text_trim(&s, 3), 0);
 }
 
+/* dip_text_say returns the caller's code whatever it writes, writes
+ * nothing where there is no buffer, and cuts as dip_text_format does. */
+static void test_say(void **state)
+{
+    static const struct {
+        int rc;
+        size_t size;
+        const char *key, *want;
+    } cases[] = {
+        {-1, 64, "a.csv", "cannot read 'a.csv'"},
+        {-6, 64, "", "cannot read ''"},
+        {0, 64, "x", "cannot read 'x'"},
+        /* "cannot read 'caf" + 2-byte e-acute: no room for the whole
+         * character, so it goes */
+        {-2, 18, "caf\xc3\xa9", "cannot read 'caf"},
+        {-2, 19, "caf\xc3\xa9", "cannot read 'caf\xc3\xa9"},
+        {-3, 1, "x", ""},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[64];
+        memset(buf, 'Z', sizeof(buf));
+        assert_int_equal(dip_text_say(cases[i].rc, buf, cases[i].size,
+                                      "cannot read '%s'", cases[i].key),
+                         cases[i].rc);
+        assert_string_equal(buf, cases[i].want);
+    }
+    assert_int_equal(dip_text_say(-4, NULL, 10, "x %d", 1), -4);
+    {
+        char one = 'Z';
+        assert_int_equal(dip_text_say(-5, &one, 0, "x"), -5);
+        assert_int_equal(one, 'Z');
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -80,6 +115,7 @@ int main(void)
         cmocka_unit_test(test_cut_every_size),
         cmocka_unit_test(test_format_every_size),
         cmocka_unit_test(test_trim),
+        cmocka_unit_test(test_say),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,6 +35,7 @@
 #include "dip_config.h"
 #include "dip_mongo_io.h"
 #include "it_http.h"
+#include "it_skip.h"
 #include "sup_event.h"
 
 #define SECRET "event-test-secret"
@@ -193,8 +194,8 @@ static int setup(void **state)
     const char *uri_db;
     char err[256];
     *state = fx;
-    if (uri == NULL || *uri == '\0')
-        return 0;
+    if (fx == NULL)
+        return -1;
     dip_mongo_init();
     fx->client =
         dip_mongo_client_new(uri, "test-sup-event", &uri_db, err, sizeof(err));
@@ -229,11 +230,8 @@ static int teardown(void **state)
 
 static void need_db(fixture_t *fx)
 {
-    if (fx->client == NULL) {
-        printf("skipped: DEALIMPORT_MONGODB_URI is not set (start the "
-               "development stack: scripts/devstack up)\n");
-        skip();
-    }
+    /* main runs the tests that use the database only with it */
+    assert_non_null(fx->client);
     /* Each test starts from no events, so none delivers another's. */
     mongoc_collection_drop(fx->events, NULL);
 }
@@ -538,13 +536,26 @@ static void test_no_url_records_nothing(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
+    const struct CMUnitTest pure[] = {
         cmocka_unit_test(test_policy),
+    };
+    const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retried_then_delivered),
         cmocka_unit_test(test_refused_is_given_up),
         cmocka_unit_test(test_unreachable_then_window_ends),
         cmocka_unit_test(test_claims),
         cmocka_unit_test(test_no_url_records_nothing),
     };
+    const char *uri = getenv("DEALIMPORT_MONGODB_URI");
+    int rc = cmocka_run_group_tests(pure, NULL, NULL);
+    if (rc != 0)
+        return rc;
+    /* The rest needs the database: without it the program is skipped (77),
+     * and fails where CI=true, never passes. */
+    if (uri == NULL || *uri == '\0') {
+        fprintf(stderr, "skipped: DEALIMPORT_MONGODB_URI is not set (start "
+                        "the development stack: scripts/devstack up)\n");
+        return it_skip_status();
+    }
     return cmocka_run_group_tests(tests, setup, teardown);
 }

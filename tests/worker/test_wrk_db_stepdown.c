@@ -5,8 +5,8 @@
  * earlier copies (write errors beside the writeConcernError): on a real
  * replica set such writes may be rolled back after the election, so the
  * worker sends the batch again once a primary answers, and every line ends
- * acknowledged. Skips without DEALIMPORT_MONGODB_URI or without the dev
- * server's devStepDown.
+ * acknowledged. Skips (77, a failure where CI=true) without
+ * DEALIMPORT_MONGODB_URI or without the dev server's devStepDown.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +23,7 @@
 
 #include "dip_config.h"
 #include "dip_mongo_io.h"
+#include "it_skip.h"
 #include "wrk_db.h"
 
 static char uri[1024], dbname[64];
@@ -61,12 +62,6 @@ static void test_write_concern_error_is_retried(void **state)
     (void)state;
 
     assert_non_null(client);
-    if (!step_down(client, 0, "none")) {
-        mongoc_client_destroy(client);
-        fprintf(stderr, "skipped: not the development server in replica-set "
-                        "mode (no devStepDown)\n");
-        skip();
-    }
     dip_config_init(&cfg);
     free(cfg.mongodb_uri);
     cfg.mongodb_uri = strdup(uri);
@@ -125,9 +120,11 @@ int main(void)
     mongoc_client_t *client;
     int rc;
 
+    /* Skipped (77) without the development server in replica-set mode (the
+     * stack ./scripts/test starts), a failure where CI=true. */
     if (base == NULL || *base == '\0') {
-        printf("skipped: DEALIMPORT_MONGODB_URI not set\n");
-        return 77;
+        fprintf(stderr, "skipped: DEALIMPORT_MONGODB_URI not set\n");
+        return it_skip_status();
     }
     dip_mongo_init();
     snprintf(dbname, sizeof(dbname), "wrk_db_test_%d", (int)getpid());
@@ -145,6 +142,18 @@ int main(void)
         snprintf(uri, sizeof(uri), "%.*s/%s%s", (int)(path - base), base,
                  dbname, query ? query : "");
     }
+    client = mongoc_client_new(uri);
+    if (client == NULL || !step_down(client, 0, "none")) {
+        mongoc_client_destroy(client);
+        fprintf(stderr, "skipped: not the development server in replica-set "
+                        "mode (no devStepDown)\n");
+        mongoc_cleanup();
+        /* A real server (DEALIMPORT_TEST_MONGODB_URI) has no devStepDown:
+         * what that machine cannot offer. The dev stack has it unless a
+         * step is missing. */
+        return getenv("DEALIMPORT_TEST_MONGODB_URI") ? 77 : it_skip_status();
+    }
+    mongoc_client_destroy(client);
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     client = mongoc_client_new(uri);
     if (client) {

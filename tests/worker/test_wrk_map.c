@@ -19,6 +19,7 @@
 
 #include <bson/bson.h>
 
+#include "dip_text.h"
 #include "wrk_map.h"
 
 #define ID1 "64b0000000000000000000a1"
@@ -848,9 +849,31 @@ static void test_cost_per_row(void **state)
     wrk_map_destroy(&m);
 }
 
+/* A refusal quotes the user's column name: at every buffer size its
+ * sentence ends on a character boundary (failure class 6: cut UTF-8). */
+static void test_refusal_cut_on_character(void **state)
+{
+    char column[401], err[160];
+    bson_t *b = bson_new();
+    (void)state;
+    for (int i = 0; i < 200; i++)
+        memcpy(column + 2 * i, "\xc3\xa9", 2);
+    column[400] = '\0';
+    BSON_APPEND_UTF8(b, column, "no_such_field");
+    for (size_t size = 1; size <= sizeof(err); size++) {
+        memset(err, 'Z', sizeof(err));
+        assert_null(wrk_map_new(b, err, size));
+        assert_true(strlen(err) < size);
+        assert_true(dip_text_utf8_valid(err, strlen(err)));
+    }
+    assert_non_null(strstr(err, "column '\xc3\xa9"));
+    bson_destroy(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_refusal_cut_on_character),
         cmocka_unit_test(test_refused_targets),
         cmocka_unit_test(test_refused_documents),
         cmocka_unit_test(test_bind),

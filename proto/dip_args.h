@@ -1,0 +1,36 @@
+/*
+ * dip_args: the command line of the supervisor and the worker. Each takes
+ * only long options with a value (--name VALUE or --name=VALUE), plus
+ * --help and --version, and no other argument; one table says where each
+ * value goes. A string is stored as given (borrowed from argv); a number
+ * must be a whole decimal from 0 to the entry's max, or the word is bad.
+ * Pure over argv (getopt_long's state is reset first); no output: the
+ * caller prints its help, version or usage line.
+ */
+#ifndef DIP_ARGS_H
+#define DIP_ARGS_H
+
+#include <stddef.h>
+
+typedef struct dip_arg {
+    const char *name; /* the long option, without "--" */
+    const char **str; /* a string option: where its value goes, or NULL */
+    long long *num;   /* a number option: where its value goes, or NULL */
+    long long max;    /* a number option's largest value */
+} dip_arg_t;
+
+enum {
+    DIP_ARGS_RUN = 0,     /* parsed: go on */
+    DIP_ARGS_HELP = 1,    /* --help */
+    DIP_ARGS_VERSION = 2, /* --version */
+    DIP_ARGS_BAD = -1,    /* *bad: the word that is wrong (an unknown or
+                             incomplete option, a bad number, an argument) */
+};
+
+/* Parses argv[1..argc) against the n entries of args, filling their
+ * targets (a target of an option not given is left as it was). Returns
+ * one of DIP_ARGS_*; on DIP_ARGS_BAD sets *bad (borrowed from argv). */
+int dip_args_parse(int argc, char **argv, const dip_arg_t *args, size_t n,
+                   const char **bad);
+
+#endif

@@ -1,0 +1,321 @@
+/*
+ * sup_store_finish: the final write of an import and the repair of one
+ * whose import log never landed. Final counts are counted from the database
+ * itself (deals and csv_import_errors of the import), so csv_imports always
+ * agrees with what is stored, whatever crashes and resumes happened on the
+ * way.
+ */
+#include "sup_store_priv.h"
+#include "dip_bson.h"
+#include "dip_log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* How many of the first errors csv_imports.logs keeps (all of them are in
+ * csv_import_errors). */
+#define LOGS_KEEP 100
+
+static int64_t count(mongoc_collection_t *coll, const char *key,
+                     const bson_value_t *qid, bson_error_t *error)
+{
+    bson_t *filter = bson_new();
+    BSON_APPEND_VALUE(filter, key, qid);
+    int64_t n = mongoc_collection_count_documents(coll, filter, NULL, NULL,
+                                                  NULL, error);
+    bson_destroy(filter);
+    return n;
+}
+
+/* The import's deals. With the account (as the worker writes it, an
+ * ObjectId) the count runs on the prefix of the deals' unique index and,
+ * on a sharded deals collection, on the account's shard only. */
+static int64_t count_deals(sup_store_t *self, const bson_t *queue_doc,
+                           const bson_value_t *qid, bson_error_t *error)
+{
+    bson_oid_t account;
+    bson_t *filter = bson_new();
+    int64_t n;
+    /* The account first: the deals index leads with it. */
+    if (dip_bson_get_oid(queue_doc, "account_id", &account) == 0)
+        BSON_APPEND_OID(filter, "account_id", &account);
+    BSON_APPEND_VALUE(filter, "import.queue_id", qid);
+    n = mongoc_collection_count_documents(self->deals, filter, NULL, NULL, NULL,
+                                          error);
+    bson_destroy(filter);
+    return n;
+}
+
+/* The first errors by line, for csv_imports.logs. */
+static void append_logs(sup_store_t *self, const bson_value_t *qid, bson_t *set)
+{
+    bson_t *filter = bson_new();
+    bson_t *opts = BCON_NEW("sort", "{", "line", BCON_INT32(1), "}", "limit",
+                            BCON_INT64(LOGS_KEEP), "projection", "{", "_id",
+                            BCON_INT32(0), "line", BCON_INT32(1), "field",
+                            BCON_INT32(1), "message", BCON_INT32(1), "}");
+    mongoc_cursor_t *c;
+    const bson_t *doc;
+    bson_t arr;
+    int i = 0;
+    BSON_APPEND_VALUE(filter, "queue_id", qid);
+    c = mongoc_collection_find_with_opts(self->errors, filter, opts, NULL);
+    BSON_APPEND_ARRAY_BEGIN(set, "logs", &arr);
+    while (mongoc_cursor_next(c, &doc)) {
+        char k[24];
+        snprintf(k, sizeof(k), "%d", i++);
+        BSON_APPEND_DOCUMENT(&arr, k, doc);
+    }
+    bson_append_array_end(set, &arr);
+    mongoc_cursor_destroy(c);
+    bson_destroy(filter);
+    bson_destroy(opts);
+}
+
+/* The final status on the queue document: fenced by owner and epoch, or,
+ * for an import no supervisor holds (epoch < 0), by the status an atomic
+ * move already gave it. A repeat matches again and changes nothing new. */
+static int finish_queue(sup_store_t *self, const bson_value_t *qid,
+                        int64_t epoch, const sup_store_result_t *r,
+                        int64_t added, int64_t nerrors, int64_t not_stored,
+                        int64_t now, char *err, size_t errlen)
+{
+    bson_t *filter = NULL, *update = bson_new(), set, unset;
+    if (epoch >= 0) {
+        filter = sup_store_owned(self, qid, epoch);
+    } else {
+        filter = bson_new();
+        BSON_APPEND_VALUE(filter, "_id", qid);
+        BSON_APPEND_UTF8(filter, "status", r->status);
+    }
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
+    BSON_APPEND_UTF8(&set, "status", r->status);
+    BSON_APPEND_BOOL(&set, "in_progress", false);
+    BSON_APPEND_DATE_TIME(&set, "finished_at", now);
+    BSON_APPEND_DATE_TIME(&set, "updated_at", now);
+    BSON_APPEND_INT64(&set, "progress.lines", r->lines);
+    BSON_APPEND_INT64(&set, "progress.added", added);
+    BSON_APPEND_INT64(&set, "progress.errors", nerrors + not_stored);
+    BSON_APPEND_INT64(&set, "progress.errors_not_stored", not_stored);
+    if (r->error)
+        BSON_APPEND_UTF8(&set, "error", r->error);
+    /* csv_imports follows; until it lands, a supervisor that died in
+     * between leaves this mark for sup_store_repair_log. */
+    BSON_APPEND_BOOL(&set, "log_pending", true);
+    bson_append_document_end(update, &set);
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$unset", &unset);
+    BSON_APPEND_UTF8(&unset, "lease_expires_at", "");
+    if (!r->error)
+        BSON_APPEND_UTF8(&unset, "error", "");
+    bson_append_document_end(update, &unset);
+    return sup_store_update_take(self, filter, update,
+                                 "writing the final status", err, errlen);
+}
+
+/* A value of the queue document as stored (an ObjectId, or the hex string
+ * the CRM wrote), copied to csv_imports. */
+static void copy_field(const bson_t *queue_doc, const char *key, bson_t *to)
+{
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, queue_doc, key))
+        BSON_APPEND_VALUE(to, key, bson_iter_value(&it));
+}
+
+/* csv_imports' dry_run, and a dry run's verdict: what it would have added
+ * and the stages it would have created. */
+static void append_dry_run(const bson_t *queue_doc, const sup_store_result_t *r,
+                           bson_t *set)
+{
+    bson_iter_t it;
+    bson_t ns, names;
+    int64_t would_add = r->would_add;
+    int dry = r->dry_run || (bson_iter_init_find(&it, queue_doc, "dry_run") &&
+                             bson_iter_as_bool(&it));
+    BSON_APPEND_BOOL(set, "dry_run", dry);
+    if (!dry)
+        return;
+    if (!r->dry_run)
+        would_add = dip_bson_get_int(queue_doc, "checkpoint.would_add", 0);
+    BSON_APPEND_INT64(set, "would_add", would_add);
+    BSON_APPEND_DOCUMENT_BEGIN(set, "new_stages", &ns);
+    BSON_APPEND_INT64(
+        &ns, "count",
+        r->dry_run
+            ? r->new_stages_count
+            : dip_bson_get_int(queue_doc, "checkpoint.stages_created", 0));
+    if (r->new_stages) {
+        BSON_APPEND_ARRAY(&ns, "names", r->new_stages);
+    } else {
+        BSON_APPEND_ARRAY_BEGIN(&ns, "names", &names);
+        bson_append_array_end(&ns, &names);
+    }
+    bson_append_document_end(set, &ns);
+}
+
+int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
+                     const sup_store_result_t *r, char *err, size_t errlen)
+{
+    bson_error_t error;
+    int64_t added, nerrors, not_stored, now = dip_bson_now_ms();
+    bson_t *filter = NULL, *update = NULL, set, soi, notes;
+    const bson_value_t *qid;
+    const char *name;
+    int rc = SUP_STORE_EFAIL;
+    bson_iter_t it;
+
+    if (!bson_iter_init_find(&it, queue_doc, "_id")) {
+        snprintf(err, errlen, "queue document without an _id");
+        return SUP_STORE_EFAIL;
+    }
+    qid = bson_iter_value(&it);
+    added = count_deals(self, queue_doc, qid, &error);
+    nerrors = added < 0 ? -1 : count(self->errors, "queue_id", qid, &error);
+    if (added < 0 || nerrors < 0) {
+        snprintf(err, errlen,
+                 "counting the import's results failed (a count may take "
+                 "the driver's socketTimeoutMS, a quarter of the lease unless "
+                 "the URI sets it): %s",
+                 error.message);
+        return SUP_STORE_EFAIL;
+    }
+
+    /* The queue document first, fenced: a supervisor whose claim is gone
+     * stops here, before it touches the import log. */
+    not_stored = dip_bson_get_int(queue_doc, "checkpoint.errors_not_stored", 0);
+    if (r->not_stored > not_stored)
+        not_stored = r->not_stored;
+    rc = finish_queue(self, qid, epoch, r, added, nerrors, not_stored, now, err,
+                      errlen);
+    if (rc != SUP_STORE_OK)
+        return rc;
+
+    /* csv_imports: one per import, keyed by it, so a repeated finish is
+     * harmless. */
+    rc = SUP_STORE_EPARTIAL;
+    filter = bson_new();
+    BSON_APPEND_VALUE(filter, "queue_id", qid);
+    update = bson_new();
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
+    BSON_APPEND_UTF8(&set, "status", r->status);
+    BSON_APPEND_INT64(&set, "total_records", r->lines);
+    BSON_APPEND_INT64(&set, "total_records_added", added);
+    BSON_APPEND_INT64(&set, "total_errors", nerrors + not_stored);
+    BSON_APPEND_INT64(&set, "errors_stored", nerrors);
+    BSON_APPEND_INT64(&set, "errors_not_stored", not_stored);
+    if (r->error)
+        BSON_APPEND_UTF8(&set, "error", r->error);
+    if (r->notes) {
+        BSON_APPEND_ARRAY(&set, "notes", r->notes);
+    } else {
+        BSON_APPEND_ARRAY_BEGIN(&set, "notes", &notes);
+        bson_append_array_end(&set, &notes);
+    }
+    if (r->header) {
+        BSON_APPEND_ARRAY(&set, "header", r->header);
+    } else {
+        /* stored by a run of an earlier claim (a fresh iterator: qid points
+         * into it) */
+        bson_iter_t h;
+        if (bson_iter_init_find(&h, queue_doc, "header") &&
+            BSON_ITER_HOLDS_ARRAY(&h))
+            bson_append_iter(&set, "header", -1, &h);
+    }
+    append_dry_run(queue_doc, r, &set);
+    append_logs(self, qid, &set);
+    BSON_APPEND_DATE_TIME(&set, "updated_at", now);
+    BSON_APPEND_DATE_TIME(&set, "finished_at", now);
+    bson_append_document_end(update, &set);
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$setOnInsert", &soi);
+    copy_field(queue_doc, "account_id", &soi);
+    copy_field(queue_doc, "user_id", &soi);
+    name = dip_bson_get_str(queue_doc, "csv.0.name");
+    if (name == NULL)
+        name = dip_bson_get_str(queue_doc, "csv.0.key");
+    BSON_APPEND_UTF8(&soi, "file_name", name ? name : "");
+    BSON_APPEND_UTF8(&soi, "type", "deal");
+    BSON_APPEND_DATE_TIME(&soi, "created_at", now);
+    bson_append_document_end(update, &soi);
+    {
+        bson_t *opts = BCON_NEW("upsert", BCON_BOOL(true));
+        bool ok = mongoc_collection_update_one(self->imports, filter, update,
+                                               opts, NULL, &error);
+        bson_destroy(opts);
+        if (!ok)
+            snprintf(err, errlen, "writing csv_imports failed: %s",
+                     error.message);
+        else
+            rc = SUP_STORE_OK;
+    }
+    if (rc == SUP_STORE_OK) {
+        /* Keyed by the import: a failure here only makes the repair write
+         * csv_imports once more, which changes nothing. */
+        bson_t *q = bson_new(),
+               *u = BCON_NEW("$unset", "{", "log_pending", BCON_UTF8(""), "}");
+        BSON_APPEND_VALUE(q, "_id", qid);
+        mongoc_collection_update_one(self->queues, q, u, NULL, NULL, NULL);
+        bson_destroy(q);
+        bson_destroy(u);
+    }
+    bson_destroy(filter);
+    bson_destroy(update);
+    return rc;
+}
+
+int sup_store_repair_log(sup_store_t *self, char *err, size_t errlen)
+{
+    int64_t now = dip_bson_now_ms();
+    /* The owner retries its own csv_imports write every few seconds while
+     * it lives: only an end older than two leases is another's to repair. */
+    bson_t *query =
+        BCON_NEW("status", "{", "$in", "[", BCON_UTF8("completed"),
+                 BCON_UTF8("failed"), BCON_UTF8("cancelled"), "]", "}",
+                 "log_pending", BCON_BOOL(true), "finished_at", "{", "$lt",
+                 BCON_DATE_TIME(now - 2 * self->lease_s * 1000), "}");
+    bson_t *update = bson_new(), set;
+    mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
+    bson_t reply;
+    bson_error_t error;
+    bson_t doc;
+    int rc = SUP_STORE_EFAIL;
+    dip_claim_append_free(query, "log_lease", now);
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
+    dip_claim_append_take(&set, "log_lease", now, 2 * self->lease_s * 1000,
+                          NULL, NULL);
+    bson_append_document_end(update, &set);
+    mongoc_find_and_modify_opts_set_update(opts, update);
+    mongoc_find_and_modify_opts_set_flags(opts,
+                                          MONGOC_FIND_AND_MODIFY_RETURN_NEW);
+    if (!mongoc_collection_find_and_modify_with_opts(self->queues, query, opts,
+                                                     &reply, &error)) {
+        snprintf(err, errlen, "looking for unrecorded import ends failed: %s",
+                 error.message);
+        /* the reply is initialized even on failure */
+        bson_destroy(&reply);
+        goto cleanup;
+    }
+    rc = 0;
+    if (dip_bson_reply_value(&reply, &doc)) {
+        sup_store_result_t r;
+        memset(&r, 0, sizeof(r));
+        r.status = dip_bson_get_str(&doc, "status");
+        r.error = dip_bson_get_str(&doc, "error");
+        r.lines = dip_bson_get_int(&doc, "progress.lines", 0);
+        /* No supervisor holds it: its status is final already. */
+        rc = sup_store_finish(self, &doc, -1, &r, err, errlen);
+        if (rc == SUP_STORE_OK) {
+            dip_log(DIP_LOG_NOTICE, NULL,
+                    "recorded the end of an import whose supervisor "
+                    "stopped before its import log was written");
+            rc = 1;
+        } else {
+            rc = SUP_STORE_EFAIL;
+        }
+    }
+    bson_destroy(&reply);
+cleanup:
+    mongoc_find_and_modify_opts_destroy(opts);
+    bson_destroy(query);
+    bson_destroy(update);
+    return rc;
+}

@@ -1,0 +1,229 @@
+/*
+ * sup_followup: the event type of an end over a table, then, on the
+ * development stack (skipped without it, a failure where CI=true), the
+ * claim of an ended import's follow-ups (once per lease, never a finished
+ * or running one, taken over when the lease ran out) and the child's run:
+ * the held completion event is released with csv_imports' figures and
+ * followups_done_at is set; a run for an import without csv_imports fails
+ * with a sentence and changes nothing.
+ *
+ * Failure classes: 10 (a step that can never succeed): a run that fails
+ * leaves followups_done_at unset, so its claim runs out and another try
+ * comes, and the held event is not released half-done; 9 (shared
+ * resources): two owners never hold one import's follow-ups at once while
+ * the lease runs; 5 (frozen): a claimant frozen past the lease is joined
+ * by another, harmless because every step is idempotent (the header's
+ * promise; the takeover is checked here).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "dip_bson.h"
+#include "dip_event.h"
+#include "it_check.h"
+#include "it_env.h"
+#include "sup_followup.h"
+
+static it_env_t env;
+
+static void test_event_type(void **state)
+{
+    static const struct {
+        const char *status;
+        int dry_run;
+        const char *want; /* NULL: no event */
+    } cases[] = {
+        {"completed", 0, DIP_EVENT_COMPLETED},
+        {"completed", 1, DIP_EVENT_DRY_RUN},
+        {"failed", 0, DIP_EVENT_FAILED},
+        {"failed", 1, DIP_EVENT_FAILED},
+        {"cancelled", 0, DIP_EVENT_CANCELLED},
+        {"processing", 0, NULL},
+        {"pending", 0, NULL},
+        {"", 0, NULL},
+        {NULL, 0, NULL},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *got =
+            sup_followup_event_type(cases[i].status, cases[i].dry_run);
+        if (cases[i].want == NULL)
+            assert_null(got);
+        else
+            assert_string_equal(got ? got : "(none)", cases[i].want);
+    }
+}
+
+/* A csv_imports document for a new import id. */
+static void import_log(bson_oid_t *qid, const char *status, int done,
+                       int64_t lease_ms)
+{
+    mongoc_collection_t *c = it_coll(&env, "csv_imports");
+    bson_t doc = BSON_INITIALIZER;
+    bson_error_t e;
+    bson_oid_init(qid, NULL);
+    BSON_APPEND_OID(&doc, "queue_id", qid);
+    BSON_APPEND_UTF8(&doc, "status", status);
+    BSON_APPEND_INT64(&doc, "total_records", 4);
+    BSON_APPEND_INT64(&doc, "total_records_added", 4);
+    BSON_APPEND_INT64(&doc, "total_errors", 0);
+    BSON_APPEND_DATE_TIME(&doc, "finished_at", dip_bson_now_ms() - 1000);
+    if (done)
+        BSON_APPEND_DATE_TIME(&doc, "followups_done_at", dip_bson_now_ms());
+    if (lease_ms)
+        BSON_APPEND_DATE_TIME(&doc, "followups_lease", lease_ms);
+    if (!mongoc_collection_insert_one(c, &doc, NULL, NULL, &e))
+        fail_msg("insert csv_imports: %s", e.message);
+    bson_destroy(&doc);
+    mongoc_collection_destroy(c);
+}
+
+static void clear(const char *name)
+{
+    mongoc_collection_t *c = it_coll(&env, name);
+    mongoc_collection_drop(c, NULL);
+    mongoc_collection_destroy(c);
+}
+
+static void test_claim(void **state)
+{
+    mongoc_collection_t *imports;
+    bson_oid_t ended, done, running, leased;
+    char hex[25], want[25], err[512];
+    int64_t now = dip_bson_now_ms();
+    (void)state;
+    clear("csv_imports");
+    imports = it_coll(&env, "csv_imports");
+    import_log(&done, "completed", 1, 0);
+    import_log(&running, "processing", 0, 0);
+    import_log(&leased, "failed", 0, now + 600000);
+    import_log(&ended, "cancelled", 0, 0);
+    bson_oid_to_string(&ended, want);
+    /* Only the ended import with no running claim. */
+    assert_int_equal(
+        sup_followup_claim(imports, "host:1", now, hex, err, sizeof(err)), 1);
+    assert_string_equal(hex, want);
+    assert_int_equal(
+        it_count(&env, "csv_imports",
+                 "{\"followups_by\":\"host:1\",\"status\":\"cancelled\","
+                 "\"followups_lease\":{\"$gt\":{\"$date\":"
+                 "\"2020-01-01T00:00:00Z\"}}}"),
+        1);
+    /* Held now: nothing left for anyone. */
+    assert_int_equal(
+        sup_followup_claim(imports, "host:2", now, hex, err, sizeof(err)), 0);
+    /* Past both leases: the two are taken over, one at a time. */
+    assert_int_equal(sup_followup_claim(imports, "host:2",
+                                        now + SUP_FOLLOWUP_LEASE_MS + 1000, hex,
+                                        err, sizeof(err)),
+                     1);
+    assert_int_equal(sup_followup_claim(imports, "host:2",
+                                        now + SUP_FOLLOWUP_LEASE_MS + 1000, hex,
+                                        err, sizeof(err)),
+                     1);
+    assert_int_equal(sup_followup_claim(imports, "host:2",
+                                        now + SUP_FOLLOWUP_LEASE_MS + 1000, hex,
+                                        err, sizeof(err)),
+                     0);
+    assert_int_equal(
+        it_count(&env, "csv_imports", "{\"followups_by\":\"host:2\"}"), 2);
+    mongoc_collection_destroy(imports);
+}
+
+static void test_run(void **state)
+{
+    mongoc_collection_t *events = it_coll(&env, DIP_EVENT_COLLECTION);
+    bson_oid_t account, user, pipeline, qid, missing;
+    bson_t *queue_doc;
+    char hex[25], filter[256], err[512];
+    (void)state;
+    clear("csv_imports");
+    clear(DIP_EVENT_COLLECTION);
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    it_pipeline(&env, &account, &pipeline);
+    it_enqueue(&env, "imports/deals/followup/a.csv", &account, &user, &pipeline,
+               "{\"Deal Name\":\"name\"}", &qid);
+    bson_oid_to_string(&qid, hex);
+    /* The end as sup_store_finish leaves it: the held event, the log. */
+    queue_doc =
+        BCON_NEW("_id", BCON_OID(&qid), "account_id", BCON_OID(&account),
+                 "user_id", BCON_OID(&user), "parent_account",
+                 BCON_OID(&account), "client_id", BCON_OID(&user));
+    assert_int_equal(dip_event_record(events, queue_doc, DIP_EVENT_COMPLETED,
+                                      NULL, 3600, 1, err, sizeof(err)),
+                     0);
+    {
+        mongoc_collection_t *c = it_coll(&env, "csv_imports");
+        bson_t *doc = BCON_NEW(
+            "queue_id", BCON_OID(&qid), "status", BCON_UTF8("completed"),
+            "total_records", BCON_INT64(4), "total_records_added",
+            BCON_INT64(3), "total_errors", BCON_INT64(0), "finished_at",
+            BCON_DATE_TIME(dip_bson_now_ms()));
+        assert_true(mongoc_collection_insert_one(c, doc, NULL, NULL, NULL));
+        bson_destroy(doc);
+        mongoc_collection_destroy(c);
+    }
+
+    /* No csv_imports for another id: fails, nothing done. */
+    bson_oid_init(&missing, NULL);
+    {
+        char other[25];
+        bson_oid_to_string(&missing, other);
+        assert_int_equal(sup_followup_run(&env.cfg, other, err, sizeof(err)),
+                         -1);
+        assert_non_null(strstr(err, "csv_imports"));
+    }
+    assert_int_equal(sup_followup_run(&env.cfg, "not-an-id", err, sizeof(err)),
+                     -1);
+    snprintf(filter, sizeof(filter),
+             "{\"queue_id\":{\"$oid\":\"%s\"},\"status\":\"held\"}", hex);
+    assert_int_equal(it_count(&env, DIP_EVENT_COLLECTION, filter), 1);
+
+    /* The run: event released with the figures, follow-ups done. */
+    assert_int_equal(sup_followup_run(&env.cfg, hex, err, sizeof(err)), 0);
+    snprintf(filter, sizeof(filter),
+             "{\"queue_id\":{\"$oid\":\"%s\"},\"status\":\"pending\","
+             "\"payload.total_records\":4,\"payload.total_records_added\":3}",
+             hex);
+    assert_int_equal(it_count(&env, DIP_EVENT_COLLECTION, filter), 1);
+    snprintf(filter, sizeof(filter),
+             "{\"queue_id\":{\"$oid\":\"%s\"},\"followups_done_at\":"
+             "{\"$exists\":true}}",
+             hex);
+    assert_int_equal(it_count(&env, "csv_imports", filter), 1);
+    /* Again: idempotent, still one event, still done. */
+    assert_int_equal(sup_followup_run(&env.cfg, hex, err, sizeof(err)), 0);
+    snprintf(filter, sizeof(filter), "{\"queue_id\":{\"$oid\":\"%s\"}}", hex);
+    assert_int_equal(it_count(&env, DIP_EVENT_COLLECTION, filter), 1);
+    bson_destroy(queue_doc);
+    mongoc_collection_destroy(events);
+}
+
+int main(void)
+{
+    const struct CMUnitTest pure[] = {
+        cmocka_unit_test(test_event_type),
+    };
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_claim),
+        cmocka_unit_test(test_run),
+    };
+    int rc = cmocka_run_group_tests(pure, NULL, NULL);
+    if (rc != 0)
+        return rc;
+    /* The rest needs the stack: without it, 77 (a failure where CI=true). */
+    rc = it_env_init(&env, "sup_followup");
+    if (rc)
+        return rc;
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    it_env_release(&env);
+    return rc;
+}

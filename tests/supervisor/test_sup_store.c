@@ -1,0 +1,317 @@
+/*
+ * sup_store against the development database (skipped without it, a
+ * failure where CI=true): a claim takes a pending import, sets the lease
+ * and the epoch, and respects the per-account slots; every later write is
+ * fenced by owner and epoch, so a supervisor whose claim was taken over
+ * (its lease ran out, another claimed) writes nothing and hears
+ * SUP_STORE_ELOST; renew marks exactly the lost imports; release hands an
+ * import back; finish counts from the database, writes csv_imports once
+ * and clears log_pending; the repair writes the log of an end left
+ * unrecorded, once.
+ *
+ * Failure classes: 5 (frozen, a reply late by a lease): a supervisor
+ * frozen past its lease meets the fence (test_takeover); 4 (one document
+ * poisons a loop): a lost claim is one import's answer, the store goes on
+ * serving the others (test_takeover writes the second import after); 3
+ * (every recurring query on an index): ensure_indexes runs first and its
+ * indexes are those docs/scaling.md names; 1, 2 (slow database, abandoned
+ * work) are the lease keeper's and the loop's, not covered here.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "dip_bson.h"
+#include "it_check.h"
+#include "it_env.h"
+#include "sup_store.h"
+
+static it_env_t env;
+
+/* A fresh set of collections and indexes, and a store owned by owner. */
+static sup_store_t *fresh(const char *owner)
+{
+    static const char *const colls[] = {"queues", "csv_imports",
+                                        "csv_import_errors", "deals"};
+    char err[512];
+    sup_store_t *st;
+    for (size_t i = 0; i < sizeof(colls) / sizeof(colls[0]); i++) {
+        mongoc_collection_t *c = it_coll(&env, colls[i]);
+        mongoc_collection_drop(c, NULL);
+        mongoc_collection_destroy(c);
+    }
+    st = sup_store_new(&env.cfg, owner, env.client, env.dbname, err,
+                       sizeof(err));
+    if (st == NULL)
+        fail_msg("sup_store_new: %s", err);
+    if (sup_store_ensure_indexes(st, err, sizeof(err)) != SUP_STORE_OK)
+        fail_msg("ensure_indexes: %s", err);
+    return st;
+}
+
+static sup_store_t *other(const char *owner)
+{
+    char err[512];
+    sup_store_t *st = sup_store_new(&env.cfg, owner, env.client, env.dbname,
+                                    err, sizeof(err));
+    if (st == NULL)
+        fail_msg("sup_store_new: %s", err);
+    return st;
+}
+
+static void enqueue(const bson_oid_t *account, bson_oid_t *out)
+{
+    bson_oid_t user, pipeline;
+    bson_oid_init(&user, NULL);
+    bson_oid_init(&pipeline, NULL);
+    it_enqueue(&env, "imports/deals/store/a.csv", account, &user, &pipeline,
+               "{\"Deal Name\":\"name\"}", out);
+}
+
+/* One claim (no skip, nothing held, never served), per_account slots; out
+ * is initialized either way. */
+static int claim(sup_store_t *st, long per_account, bson_t *out)
+{
+    char err[512];
+    int rc = sup_store_claim(st, NULL, 0, NULL, 0, NULL, 0, per_account, out,
+                             err, sizeof(err));
+    if (rc < 0)
+        fail_msg("claim: %s", err);
+    if (rc != 1)
+        bson_init(out); /* out is the callee's to fill on a claim only */
+    return rc;
+}
+
+/* fmt: a JSON filter with one %s, where the id's hex goes. */
+static int64_t count(const char *coll, const char *fmt, const bson_oid_t *id)
+{
+    char hex[25], filter[512];
+    const char *at = strstr(fmt, "%s");
+    assert_non_null(at);
+    bson_oid_to_string(id, hex);
+    snprintf(filter, sizeof(filter), "%.*s%s%s", (int)(at - fmt), fmt, hex,
+             at + 2);
+    return it_count(&env, coll, filter);
+}
+
+static const bson_value_t *id_of(const bson_t *doc, bson_iter_t *it)
+{
+    assert_true(bson_iter_init_find(it, doc, "_id"));
+    return bson_iter_value(it);
+}
+
+static int progress(sup_store_t *st, const bson_value_t *qid, int64_t epoch,
+                    int64_t lines)
+{
+    char err[512];
+    return sup_store_progress(st, qid, epoch, NULL, 0, lines, 0, 0, 0, 0, 0,
+                              NULL, NULL, err, sizeof(err));
+}
+
+static void test_claim_and_slots(void **state)
+{
+    sup_store_t *st = fresh("host:1");
+    bson_oid_t account, q1, q2, claimed;
+    bson_t doc;
+    (void)state;
+    bson_oid_init(&account, NULL);
+    enqueue(&account, &q1);
+    enqueue(&account, &q2);
+    assert_int_equal(claim(st, 1, &doc), 1);
+    /* The oldest first, leased, owned, epoch 1. */
+    assert_int_equal(dip_bson_get_oid(&doc, "_id", &claimed), 0);
+    assert_true(bson_oid_equal(&claimed, &q1));
+    assert_string_equal(dip_bson_get_str(&doc, "status"), "processing");
+    assert_string_equal(dip_bson_get_str(&doc, "claimed_by"), "host:1");
+    assert_int_equal(sup_store_epoch(&doc), 1);
+    assert_int_equal(count("queues",
+                           "{\"_id\":{\"$oid\":\"%s\"},\"lease_expires_at\":"
+                           "{\"$gt\":{\"$date\":\"2020-01-01T00:00:00Z\"}},"
+                           "\"account_slot\":0}",
+                           &q1),
+                     1);
+    bson_destroy(&doc);
+    /* One slot per account: the second waits. */
+    assert_int_equal(claim(st, 1, &doc), 0);
+    bson_destroy(&doc);
+    /* Two slots: it is claimed in the second. */
+    assert_int_equal(claim(st, 2, &doc), 1);
+    assert_int_equal(dip_bson_get_oid(&doc, "_id", &claimed), 0);
+    assert_true(bson_oid_equal(&claimed, &q2));
+    assert_int_equal(dip_bson_get_int(&doc, "account_slot", -1), 1);
+    bson_destroy(&doc);
+    assert_int_equal(claim(st, 2, &doc), 0);
+    bson_destroy(&doc);
+    sup_store_destroy(&st);
+    assert_null(st);
+}
+
+static void test_takeover(void **state)
+{
+    sup_store_t *a = fresh("host:a"), *b = other("host:b");
+    bson_oid_t account, q1, q2;
+    bson_t doc1, doc2, set = BSON_INITIALIZER;
+    bson_iter_t i1, i2;
+    sup_store_held_t held[2];
+    char err[512];
+    (void)state;
+    bson_oid_init(&account, NULL);
+    enqueue(&account, &q1);
+    enqueue(&account, &q2);
+    assert_int_equal(claim(a, 2, &doc1), 1);
+    assert_int_equal(claim(a, 2, &doc2), 1);
+    assert_int_equal(progress(a, id_of(&doc1, &i1), 1, 10), SUP_STORE_OK);
+    /* a froze past its lease on q1: b takes q1 over (epoch 2). */
+    BSON_APPEND_DATE_TIME(&set, "lease_expires_at", dip_bson_now_ms() - 1000);
+    it_queue_set(&env, &q1, &set);
+    {
+        bson_t taken;
+        bson_oid_t id;
+        assert_int_equal(claim(b, 2, &taken), 1);
+        assert_int_equal(dip_bson_get_oid(&taken, "_id", &id), 0);
+        assert_true(bson_oid_equal(&id, &q1));
+        assert_int_equal(sup_store_epoch(&taken), 2);
+        bson_destroy(&taken);
+    }
+    /* a's writes on q1 change nothing; q2 is still a's. */
+    assert_int_equal(progress(a, id_of(&doc1, &i1), 1, 99), SUP_STORE_ELOST);
+    assert_int_equal(count("queues",
+                           "{\"_id\":{\"$oid\":\"%s\"},\"progress.lines\":99}",
+                           &q1),
+                     0);
+    assert_int_equal(progress(a, id_of(&doc2, &i2), 1, 5), SUP_STORE_OK);
+    /* b with a stale epoch is fenced too. */
+    assert_int_equal(progress(b, id_of(&doc1, &i1), 1, 7), SUP_STORE_ELOST);
+    assert_int_equal(progress(b, id_of(&doc1, &i1), 2, 7), SUP_STORE_OK);
+    /* renew: exactly q1 is lost for a. */
+    held[0] = (sup_store_held_t){*id_of(&doc1, &i1), 1, 0};
+    held[1] = (sup_store_held_t){*id_of(&doc2, &i2), 1, 0};
+    assert_int_equal(sup_store_renew(a, held, 2, err, sizeof(err)),
+                     SUP_STORE_OK);
+    assert_int_equal(held[0].lost, 1);
+    assert_int_equal(held[1].lost, 0);
+    /* release by the loser: nothing; by the holder: pending again. */
+    assert_int_equal(sup_store_release(a, id_of(&doc1, &i1), 1, "pending", NULL,
+                                       err, sizeof(err)),
+                     SUP_STORE_ELOST);
+    assert_int_equal(sup_store_release(b, id_of(&doc1, &i1), 2, "paused",
+                                       "asked", err, sizeof(err)),
+                     SUP_STORE_OK);
+    assert_int_equal(count("queues",
+                           "{\"_id\":{\"$oid\":\"%s\"},\"status\":\"paused\","
+                           "\"error\":\"asked\",\"claimed_by\":{\"$exists\":"
+                           "false},\"lease_expires_at\":{\"$exists\":false}}",
+                           &q1),
+                     1);
+    bson_destroy(&set);
+    bson_destroy(&doc1);
+    bson_destroy(&doc2);
+    sup_store_destroy(&a);
+    sup_store_destroy(&b);
+}
+
+static void test_finish_and_repair(void **state)
+{
+    sup_store_t *st = fresh("host:1");
+    bson_oid_t account, q1, q2;
+    bson_t doc, set = BSON_INITIALIZER;
+    bson_iter_t it;
+    sup_store_result_t r;
+    char err[512];
+    (void)state;
+    bson_oid_init(&account, NULL);
+    enqueue(&account, &q1);
+    assert_int_equal(claim(st, 1, &doc), 1);
+    memset(&r, 0, sizeof(r));
+    r.status = "completed";
+    r.lines = 3;
+    /* A stale epoch writes nothing at all. */
+    assert_int_equal(sup_store_finish(st, &doc, 7, &r, err, sizeof(err)),
+                     SUP_STORE_ELOST);
+    assert_int_equal(
+        count("csv_imports", "{\"queue_id\":{\"$oid\":\"%s\"}}", &q1), 0);
+    assert_int_equal(sup_store_finish(st, &doc, 1, &r, err, sizeof(err)),
+                     SUP_STORE_OK);
+    assert_int_equal(count("queues",
+                           "{\"_id\":{\"$oid\":\"%s\"},\"status\":"
+                           "\"completed\",\"log_pending\":{\"$exists\":false},"
+                           "\"progress.lines\":3,\"progress.added\":0}",
+                           &q1),
+                     1);
+    assert_int_equal(count("csv_imports",
+                           "{\"queue_id\":{\"$oid\":\"%s\"},\"status\":"
+                           "\"completed\",\"total_records\":3,"
+                           "\"total_records_added\":0,\"total_errors\":0,"
+                           "\"file_name\":\"test.csv\",\"dry_run\":false}",
+                           &q1),
+                     1);
+    /* Again: keyed by the import, still one. */
+    assert_int_equal(sup_store_finish(st, &doc, 1, &r, err, sizeof(err)),
+                     SUP_STORE_OK);
+    assert_int_equal(
+        count("csv_imports", "{\"queue_id\":{\"$oid\":\"%s\"}}", &q1), 1);
+    (void)id_of(&doc, &it);
+    bson_destroy(&doc);
+
+    /* An end whose supervisor died before its log: repaired once. */
+    enqueue(&account, &q2);
+    BSON_APPEND_UTF8(&set, "status", "failed");
+    BSON_APPEND_UTF8(&set, "error", "the file is gone");
+    BSON_APPEND_BOOL(&set, "in_progress", false);
+    BSON_APPEND_BOOL(&set, "log_pending", true);
+    BSON_APPEND_INT64(&set, "progress.lines", 2);
+    BSON_APPEND_DATE_TIME(&set, "finished_at", dip_bson_now_ms() - 3600000);
+    it_queue_set(&env, &q2, &set);
+    assert_int_equal(sup_store_repair_log(st, err, sizeof(err)), 1);
+    assert_int_equal(count("csv_imports",
+                           "{\"queue_id\":{\"$oid\":\"%s\"},\"status\":"
+                           "\"failed\",\"error\":\"the file is gone\","
+                           "\"total_records\":2}",
+                           &q2),
+                     1);
+    assert_int_equal(count("queues",
+                           "{\"_id\":{\"$oid\":\"%s\"},\"log_pending\":"
+                           "{\"$exists\":true}}",
+                           &q2),
+                     0);
+    assert_int_equal(sup_store_repair_log(st, err, sizeof(err)), 0);
+    bson_destroy(&set);
+    sup_store_destroy(&st);
+}
+
+static void test_budget(void **state)
+{
+    dip_config_t cfg;
+    (void)state;
+    dip_config_init(&cfg);
+    cfg.lease_s = 60;
+    cfg.stop_timeout_s = 0;
+    assert_int_equal(sup_store_budget_ms(&cfg), 60000);
+    cfg.stop_timeout_s = 10;
+    assert_int_equal(sup_store_budget_ms(&cfg), 10000);
+    cfg.stop_timeout_s = 90;
+    assert_int_equal(sup_store_budget_ms(&cfg), 60000);
+    dip_config_release(&cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_budget),
+        cmocka_unit_test(test_claim_and_slots),
+        cmocka_unit_test(test_takeover),
+        cmocka_unit_test(test_finish_and_repair),
+    };
+    int rc = it_env_init(&env, "sup_store");
+    if (rc)
+        return rc;
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    it_env_release(&env);
+    return rc;
+}
