@@ -94,11 +94,13 @@ static void help(void)
     for (size_t i = 0; i < NCOMMANDS; i++)
         printf("  %-8s  %s\n", commands[i].name, commands[i].summary);
     printf("\nRun 'dealimportctl COMMAND --help' for a command's options.\n"
-           "Settings come from --config FILE, else $DEALIMPORT_CONFIG, else "
-           DIP_CONFIG_DEFAULT_FILE "\nwhere readable, with the environment "
+           "Settings come from --config FILE, else $DEALIMPORT_CONFIG, "
+           "else " DIP_CONFIG_DEFAULT_FILE
+           "\nwhere readable, with the environment "
            "over it (DEALIMPORT_RUNTIME_DIR, DEALIMPORT_MONGODB_URI,\n"
-           "DEALIMPORT_STORAGE_URL, ...). The supervisor is found at "
-           DIP_CONFIG_SERVICE_RUNTIME_DIR "/control.ipc when that\nfolder "
+           "DEALIMPORT_STORAGE_URL, ...). The supervisor is found "
+           "at " DIP_CONFIG_SERVICE_RUNTIME_DIR
+           "/control.ipc when that\nfolder "
            "exists. The control protocol is described in "
            "docs/control-protocol.md.\n"
            "Exit status: 0 success, 1 refused (unknown id, not allowed in "

@@ -83,7 +83,7 @@ static const setting_t settings[] = {
  * (DEALIMPORT_CONFIG is read from the environment only). */
 static const char *const other_names[] = {
     "DEALIMPORT_LOG_LEVEL", "DEALIMPORT_DELETE_SOURCE", "APP_SECRET_FILE",
-    "DEALIMPORT_CONFIG",    NULL};
+    "DEALIMPORT_CONFIG", NULL};
 #define PREFIX "DEALIMPORT_"
 #define PREFIX_LEN 11
 /* dip_config_to_env writes one entry per setting and the log level. */
