@@ -23,8 +23,6 @@
 
 #include <zmq.h>
 
-#define DEFAULT_TIMEOUT_MS 5000
-
 const char ctl_common_help[] =
     "  --json             one JSON object on stdout (the supervisor's reply)\n"
     "  --timeout SECONDS  how long to wait for the supervisor (default 5)\n"
@@ -44,7 +42,7 @@ void ctl_opts_init(ctl_opts_t *o, const dip_config_t *cfg)
 {
     memset(o, 0, sizeof(*o));
     o->cfg = cfg;
-    o->timeout_ms = DEFAULT_TIMEOUT_MS;
+    o->timeout_ms = CTL_DEFAULT_TIMEOUT_MS;
 }
 
 int ctl_opts_apply(ctl_opts_t *o, int c, const char *arg)

@@ -29,6 +29,9 @@ enum {
     CTL_CLIENT_ESEND = -3,    /* the request could not be sent */
 };
 
+/* --timeout's default: how long a command waits for the supervisor. */
+#define CTL_DEFAULT_TIMEOUT_MS 5000
+
 typedef struct ctl_opts {
     const dip_config_t *cfg; /* borrowed; may be NULL for --help */
     int json;
