@@ -84,8 +84,12 @@ static const setting_t settings[] = {
 static const char *const other_names[] = {
     "DEALIMPORT_LOG_LEVEL", "DEALIMPORT_DELETE_SOURCE", "APP_SECRET_FILE",
     "DEALIMPORT_CONFIG", NULL};
-#define PREFIX "DEALIMPORT_"
-#define PREFIX_LEN 11
+
+/* 1 for a name in the service's namespace, DEALIMPORT_*. */
+static int ours(const char *name)
+{
+    return strncmp(name, "DEALIMPORT", 10) == 0 && name[10] == '_';
+}
 /* dip_config_to_env writes one entry per setting and the log level. */
 _Static_assert(NSETTINGS + 2 <= DIP_CONFIG_ENV_MAX,
                "DIP_CONFIG_ENV_MAX is too small for the settings");
@@ -323,8 +327,7 @@ static int load_file(dip_config_t *cfg, const char *file, char *err,
         name = trim(s);
         value = trim(eq + 1);
         if (!dip_config_known(name) &&
-            (strncmp(name, PREFIX, PREFIX_LEN) == 0 ||
-             dip_config_suggest(name) != NULL)) {
+            (ours(name) || dip_config_suggest(name) != NULL)) {
             char where[600];
             snprintf(where, sizeof(where), "%s:%d", file, lineno);
             unknown_name(where, name, err, errlen);
@@ -357,7 +360,7 @@ static int check_environment(char *err, size_t errlen)
     for (char **e = environ; e && *e; e++) {
         char name[NAME_MAX_LEN + 1];
         size_t n = strcspn(*e, "=");
-        if (strncmp(*e, PREFIX, PREFIX_LEN) != 0 || n > NAME_MAX_LEN)
+        if (!ours(*e) || n > NAME_MAX_LEN)
             continue;
         memcpy(name, *e, n);
         name[n] = '\0';

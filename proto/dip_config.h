@@ -66,7 +66,7 @@ typedef struct dip_config {
      * (the storage code does); at most one of the two is set */
     char *s3_session_token;
     char *s3_session_token_file;
-    char *runtime_dir;   /* DEALIMPORT_RUNTIME_DIR */
+    char *runtime_dir; /* DEALIMPORT_RUNTIME_DIR */
     /* the supervisor's: a group whose members may use the ipc control
      * socket (mode 0660, and the runtime folder 0750, in that group); unset
      * means the service's user alone (0600): DEALIMPORT_CONTROL_GROUP */
