@@ -9,16 +9,15 @@
  * and resume with Range from the last byte delivered. Uploads never hold
  * the object in memory: a single PUT or each part is hashed in one pass over
  * the file and sent in a second, read with pread. Temporary credentials'
- * session token is signed and sent with every request; from a file, it is
- * read again whenever the file changes (a rotation), checked before each
- * request.
+ * session token (dip_s3_token: fixed, or a rotated file's) is signed and
+ * sent as x-amz-security-token with every request.
  */
 #include "dip_storage_s3_io.h"
 #include "dip_text.h"
+#include "dip_s3_token.h"
 #include "dip_sigv4.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -45,10 +44,7 @@ struct dip_storage_s3 {
     char *bucket; /* the bucket */
     dip_storage_endpoint_t ep;
     char *region, *access_key, *secret_key;
-    /* the session token, or NULL; from token_file when that is set, read
-     * again when its inode, size or modification time change */
-    char *token, *token_file;
-    struct stat token_st;
+    dip_s3_token_t *token; /* temporary credentials' session token */
     long attempts, backoff_ms;
     int64_t mp_threshold, mp_part;
     unsigned int rng; /* jitter */
@@ -104,10 +100,8 @@ dip_storage_s3_t *dip_storage_s3_new(const dip_config_t *cfg, char *err,
         say(-1, err, errlen, "out of memory");
         goto fail;
     }
-    if ((cfg->s3_session_token && *cfg->s3_session_token &&
-         (self->token = strdup(cfg->s3_session_token)) == NULL) ||
-        (cfg->s3_session_token_file && *cfg->s3_session_token_file &&
-         (self->token_file = strdup(cfg->s3_session_token_file)) == NULL)) {
+    if ((self->token = dip_s3_token_new(cfg->s3_session_token,
+                                        cfg->s3_session_token_file)) == NULL) {
         say(-1, err, errlen, "out of memory");
         goto fail;
     }
@@ -153,11 +147,7 @@ void dip_storage_s3_destroy(dip_storage_s3_t **self_p)
         memset(self->secret_key, 0, strlen(self->secret_key));
         free(self->secret_key);
     }
-    if (self->token) {
-        memset(self->token, 0, strlen(self->token));
-        free(self->token);
-    }
-    free(self->token_file);
+    dip_s3_token_destroy(&self->token);
     free(self->url);
     free(self->bucket);
     dip_storage_endpoint_release(&self->ep);
@@ -246,51 +236,6 @@ static int add_header(struct curl_slist **list, const char *name,
     return 0;
 }
 
-/* The session token from token_file when the file changed since it was
- * last read (a new inode after a rename, or a new size or time after a
- * rewrite). A file that cannot be read keeps the token read before, which
- * S3 refuses once expired (its message names the token). 0, or -1 when
- * there is no token at all. */
-static int refresh_token(dip_storage_s3_t *self)
-{
-    char buf[16384];
-    struct stat st;
-    ssize_t n = -1;
-    int fd;
-    if (self->token_file == NULL)
-        return 0;
-    if (stat(self->token_file, &st) == 0 && self->token &&
-        st.st_ino == self->token_st.st_ino &&
-        st.st_dev == self->token_st.st_dev &&
-        st.st_size == self->token_st.st_size &&
-        st.st_mtim.tv_sec == self->token_st.st_mtim.tv_sec &&
-        st.st_mtim.tv_nsec == self->token_st.st_mtim.tv_nsec)
-        return 0;
-    fd = open(self->token_file, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        n = read(fd, buf, sizeof(buf) - 1);
-        if (n >= 0 && fstat(fd, &st) < 0)
-            n = -1;
-        close(fd);
-    }
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
-                     buf[n - 1] == ' ' || buf[n - 1] == '\t'))
-        n--;
-    if (n > 0 && memchr(buf, '\n', (size_t)n) == NULL) {
-        char *t = strndup(buf, (size_t)n);
-        if (t) {
-            if (self->token) {
-                memset(self->token, 0, strlen(self->token));
-                free(self->token);
-            }
-            self->token = t;
-            self->token_st = st;
-        }
-    }
-    memset(buf, 0, sizeof(buf));
-    return self->token ? 0 : -1;
-}
-
 /* Signs and runs one request for key (with query, may be NULL) on the
  * handle that s3_begin prepared and the caller gave its callbacks. `extra`
  * are further headers to sign and send; content_type, when not NULL, is
@@ -309,12 +254,15 @@ static CURLcode s3_perform(dip_storage_s3_t *self, const char *method,
     char *path = NULL, *url = NULL, *auth = NULL;
     char date[DIP_SIGV4_DATE_LEN];
     CURLcode res = CURLE_OUT_OF_MEMORY;
+    const char *token;
+    int no_token;
     size_t n = 0;
 
     *status = 0;
     if (nextra > sizeof(hs) / sizeof(hs[0]) - 1)
         return CURLE_BAD_FUNCTION_ARGUMENT;
-    if (refresh_token(self) < 0)
+    token = dip_s3_token_get(self->token, &no_token);
+    if (no_token)
         return CURLE_READ_ERROR;
     hs[n++] = (dip_sigv4_header_t){"x-amz-content-sha256", payload_hash};
     for (size_t i = 0; i < nextra; i++)
@@ -335,15 +283,14 @@ static CURLcode s3_perform(dip_storage_s3_t *self, const char *method,
     req.nheaders = n;
     req.payload_hash = payload_hash;
     req.when = time(NULL);
-    req.security_token = self->token;
+    req.security_token = token;
     if (dip_sigv4_amz_date(req.when, date) < 0 ||
         (auth = dip_sigv4_authorization(&req, &cred, NULL)) == NULL)
         goto cleanup;
     if (add_header(&list, "Host", self->ep.host) < 0 ||
         add_header(&list, "x-amz-date", date) < 0 ||
         add_header(&list, "Authorization", auth) < 0 ||
-        (self->token &&
-         add_header(&list, "x-amz-security-token", self->token) < 0))
+        (token && add_header(&list, "x-amz-security-token", token) < 0))
         goto cleanup;
     for (size_t i = 0; i < n; i++)
         if (add_header(&list, hs[i].name, hs[i].value) < 0)
