@@ -2,8 +2,9 @@
 # dealimport-supervisor and dealimportctl in /usr/bin, the worker in
 # /usr/libexec/dealimport (the supervisor looks there), the systemd unit,
 # /etc/dealimport/dealimport.env as a conffile with every setting commented,
-# the manual pages, the bash completion, and maintainer scripts that make the
-# dealimport system user. scripts/package builds it.
+# the manual pages, the README and docs/, the bash completion, and
+# maintainer scripts that make the dealimport system user and the
+# dealimport-ops operators' group. scripts/package builds it.
 set(pkgdir ${CMAKE_SOURCE_DIR}/scripts/package.d)
 set(gen ${CMAKE_BINARY_DIR}/package)
 
@@ -18,13 +19,16 @@ string(REPLACE "/usr/local/bin/dealimport-supervisor"
     "${CMAKE_INSTALL_FULL_BINDIR}/dealimport-supervisor" unit "${unit}")
 string(REGEX REPLACE "\n# Install: [^[]*\\[Unit\\]" "
 # Installed by the dealimport package. Fill in /etc/dealimport/dealimport.env
-# (mode 0640, root:dealimport: it holds secrets), then:
-#   systemctl enable --now dealimport-supervisor
-# Operators reach the control socket /run/dealimport/control.ipc (mode 0600)
-# as the service user: sudo -u dealimport dealimportctl status
+# (mode 0640, root:dealimport: it holds secrets), check it with
+#   dealimport-supervisor --check-config /etc/dealimport/dealimport.env
+# then: systemctl enable --now dealimport-supervisor
+# Operators reach the control socket /run/dealimport/control.ipc (mode 0660,
+# group dealimport-ops) as members of dealimport-ops:
+#   adduser alice dealimport-ops; dealimportctl status
 
 [Unit]
-Documentation=man:dealimport-supervisor(8) man:dealimport.env(5)" unit "${unit}")
+Documentation=man:dealimport-supervisor(8) man:dealimport.env(5)
+Documentation=file:///usr/share/doc/dealimport/operations.md.gz" unit "${unit}")
 file(WRITE ${gen}/dealimport-supervisor.service "${unit}")
 set(DEALIMPORT_UNIT_DIR "/lib/systemd/system" CACHE PATH
     "Where the package installs the systemd unit")
@@ -48,6 +52,18 @@ add_custom_command(OUTPUT ${gen}/changelog.gz
 add_custom_target(package-changelog ALL DEPENDS ${gen}/changelog.gz)
 install(FILES ${pkgdir}/copyright ${gen}/changelog.gz
     DESTINATION ${CMAKE_INSTALL_DOCDIR})
+# The README and docs/, gzipped as Debian wants documentation over 4 KB.
+set(doc_gz)
+foreach(doc README.md docs/operations.md docs/data-contract.md
+        docs/control-protocol.md docs/scaling.md)
+    get_filename_component(name ${doc} NAME)
+    add_custom_command(OUTPUT ${gen}/${name}.gz
+        COMMAND gzip -9nc ${CMAKE_SOURCE_DIR}/${doc} > ${gen}/${name}.gz
+        DEPENDS ${CMAKE_SOURCE_DIR}/${doc} VERBATIM)
+    list(APPEND doc_gz ${gen}/${name}.gz)
+endforeach()
+add_custom_target(package-docs ALL DEPENDS ${doc_gz})
+install(FILES ${doc_gz} DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES ${pkgdir}/lintian-overrides
     DESTINATION ${CMAKE_INSTALL_DATADIR}/lintian/overrides
     RENAME dealimport)

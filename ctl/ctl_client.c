@@ -11,6 +11,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +23,6 @@
 #include <unistd.h>
 
 #include <zmq.h>
-
-#define DEFAULT_TIMEOUT_MS 5000
 
 const char ctl_common_help[] =
     "  --json             one JSON object on stdout (the supervisor's reply)\n"
@@ -42,7 +43,7 @@ void ctl_opts_init(ctl_opts_t *o, const dip_config_t *cfg)
 {
     memset(o, 0, sizeof(*o));
     o->cfg = cfg;
-    o->timeout_ms = DEFAULT_TIMEOUT_MS;
+    o->timeout_ms = CTL_DEFAULT_TIMEOUT_MS;
 }
 
 int ctl_opts_apply(ctl_opts_t *o, int c, const char *arg)
@@ -138,6 +139,47 @@ cleanup:
     return rc;
 }
 
+/* Access denied, in one sentence that says who may: the owner and group of
+ * the socket, or of its folder when the folder is what keeps this user
+ * out. */
+static void denied(const char *path, char *err, size_t errlen)
+{
+    char dir[PATH_MAX], user[64], owner[64], group[64];
+    struct passwd *pw;
+    struct group *gr;
+    struct stat st;
+    snprintf(dir, sizeof(dir), "%s", path);
+    if (strrchr(dir, '/'))
+        *strrchr(dir, '/') = '\0';
+    if (stat(path, &st) < 0 && stat(dir, &st) < 0)
+        memset(&st, 0, sizeof(st));
+    pw = getpwuid(getuid());
+    snprintf(user, sizeof(user), "%s", pw ? pw->pw_name : "?");
+    pw = getpwuid(st.st_uid);
+    snprintf(owner, sizeof(owner), "%s", pw ? pw->pw_name : "?");
+    gr = getgrgid(st.st_gid);
+    snprintf(group, sizeof(group), "%s", gr ? gr->gr_name : "?");
+    snprintf(err, errlen,
+             "access denied: user '%s' may not use the control socket '%s'; "
+             "its owner '%s' and the members of group '%s' may (add the user "
+             "to that group and log in again)",
+             user, path, owner, group);
+}
+
+const char *ctl_client_failure_code(int exit_code)
+{
+    switch (exit_code) {
+    case CTL_EXIT_CONFIG:
+        return "configuration";
+    case CTL_EXIT_NOPERM:
+        return "access_denied";
+    case CTL_EXIT_USAGE:
+        return "usage";
+    default:
+        return "unavailable";
+    }
+}
+
 ctl_client_t *ctl_client_new(const ctl_opts_t *o, char *err, size_t errlen,
                              int *exit_code)
 {
@@ -161,7 +203,7 @@ ctl_client_t *ctl_client_new(const ctl_opts_t *o, char *err, size_t errlen,
     if (strncmp(self->endpoint, "ipc://", 6) == 0) {
         struct stat st;
         const char *path = self->endpoint + 6;
-        if (stat(path, &st) < 0) {
+        if (stat(path, &st) < 0 && errno != EACCES) {
             snprintf(err, errlen,
                      "no supervisor is listening at '%s' (%s); is "
                      "dealimport-supervisor running with this "
@@ -170,10 +212,13 @@ ctl_client_t *ctl_client_new(const ctl_opts_t *o, char *err, size_t errlen,
             goto fail;
         }
         if (access(path, R_OK | W_OK) < 0) {
-            snprintf(err, errlen,
-                     "cannot use '%s': %s (the control socket is for the "
-                     "service's user, e.g. sudo -u dealimport dealimportctl)",
-                     self->endpoint, strerror(errno));
+            if (errno == EACCES || errno == EPERM) {
+                denied(path, err, errlen);
+                *exit_code = CTL_EXIT_NOPERM;
+            } else {
+                snprintf(err, errlen, "cannot use '%s': %s", self->endpoint,
+                         strerror(errno));
+            }
             goto fail;
         }
     }
@@ -329,9 +374,7 @@ int ctl_request(const ctl_opts_t *o, const dip_ctl_request_t *req,
     ctl_client_t *c = ctl_client_new(o, err, sizeof(err), &code);
     memset(reply, 0, sizeof(*reply));
     if (c == NULL)
-        return ctl_fail(
-            o, code, code == CTL_EXIT_CONFIG ? "configuration" : "unavailable",
-            "%s", err);
+        return ctl_fail(o, code, ctl_client_failure_code(code), "%s", err);
     rc = ctl_client_call(c, req, reply, err, sizeof(err));
     ctl_client_destroy(&c);
     if (rc == CTL_CLIENT_EPROTO)

@@ -19,6 +19,7 @@ enum {
     CTL_EXIT_IMPORT_FAILED = 2, /* watch: the import failed or was cancelled */
     CTL_EXIT_USAGE = DIP_EXIT_USAGE,
     CTL_EXIT_UNAVAILABLE = DIP_EXIT_UNAVAILABLE, /* no supervisor, no db */
+    CTL_EXIT_NOPERM = DIP_EXIT_NOPERM, /* the socket is not this user's */
     CTL_EXIT_CONFIG = DIP_EXIT_CONFIG,
 };
 
@@ -27,6 +28,9 @@ enum {
     CTL_CLIENT_EPROTO = -2,   /* a reply that is not a valid reply */
     CTL_CLIENT_ESEND = -3,    /* the request could not be sent */
 };
+
+/* --timeout's default: how long a command waits for the supervisor. */
+#define CTL_DEFAULT_TIMEOUT_MS 5000
 
 typedef struct ctl_opts {
     const dip_config_t *cfg; /* borrowed; may be NULL for --help */
@@ -69,7 +73,8 @@ typedef struct ctl_client ctl_client_t;
 
 /* Prepares a connection to the supervisor. On failure returns NULL, writes
  * a sentence to err and the exit status to *exit_code (78 for a key file
- * problem, 69 when nothing listens at an ipc path). */
+ * problem, 69 when nothing listens at an ipc path, 77 when this user may
+ * not reach or use the ipc socket: the sentence starts "access denied"). */
 ctl_client_t *ctl_client_new(const ctl_opts_t *o, char *err, size_t errlen,
                              int *exit_code);
 void ctl_client_destroy(ctl_client_t **self_p);
@@ -92,6 +97,9 @@ int ctl_request(const ctl_opts_t *o, const dip_ctl_request_t *req,
  * --json an error object on stdout. Returns exit_code. */
 int ctl_fail(const ctl_opts_t *o, int exit_code, const char *code,
              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* The JSON error code of a ctl_client_new exit status. */
+const char *ctl_client_failure_code(int exit_code);
 
 /* The exit status for a refused reply's code. */
 int ctl_exit_for(dip_ctl_code_t code);

@@ -1,10 +1,14 @@
 /*
- * ctl_enqueue: parses the enqueue options, uploads the file, and inserts the
- * queue document. Works without a supervisor running: the next supervisor
- * poll picks the import up.
+ * ctl_enqueue: parses the enqueue options, checks what the worker would
+ * refuse at once (ctl_precheck: mappings, header, pipeline), uploads the
+ * file, and inserts the queue document; with --wait, follows it to its end
+ * (ctl_wait). Works without a supervisor running: the next supervisor poll
+ * picks the import up.
  */
 #include "ctl_enqueue.h"
 #include "ctl_client.h"
+#include "ctl_precheck.h"
+#include "ctl_wait.h"
 #include "dip_bson.h"
 #include "dip_mongo_io.h"
 #include "dip_msg.h"
@@ -27,7 +31,7 @@ static const char usage[] =
     "--pipeline ID\n"
     "                             --map 'CSV Column=field' ... [--tags a,b]\n"
     "                             [--parent-account ID] [--client ID] "
-    "[--dry-run] [--json]\n"
+    "[--dry-run] [--wait] [--json]\n"
     "                             [--date-order MDY|DMY|YMD|auto] "
     "[--decimal .|,|auto]\n";
 
@@ -81,6 +85,7 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
         {"dry-run", no_argument, NULL, 'n'},
         {"date-order", required_argument, NULL, 'D'},
         {"decimal", required_argument, NULL, 'S'},
+        {"wait", no_argument, NULL, 'w'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -91,14 +96,14 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
     static const char *const decimals[] = {".", ",", "auto", NULL};
     const char *maps[MAX_MAPS];
     size_t nmaps = 0;
-    int json = 0, dry_run = 0, c, rc = 1;
+    int json = 0, dry_run = 0, wait = 0, c, rc = 1;
     bson_oid_t acc, usr, pip, par, cli, qid;
     char key[1024], hex[25], err[1024], rnd[17];
     const char *base, *db;
     dip_storage_t *st = NULL;
     mongoc_client_t *mc = NULL;
     mongoc_collection_t *queues = NULL;
-    bson_t *doc = NULL;
+    bson_t *doc = NULL, mappings = BSON_INITIALIZER;
     bson_error_t error;
     struct stat sb;
 
@@ -147,6 +152,9 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
         case 'S':
             decimal = optarg;
             break;
+        case 'w':
+            wait = 1;
+            break;
         case 'h':
             fputs(usage, stdout);
             printf(
@@ -158,8 +166,17 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
                 "whole file is read, mapped and validated as an import\n"
                 "would be, and nothing is written but its line errors, "
                 "its error file and\nits verdict (`dealimportctl run ID` "
-                "imports it for real afterwards).\n--date-order and "
-                "--decimal say how the file writes dates and numbers\n"
+                "imports it for real afterwards).\n"
+                "Before anything is uploaded, the mappings (known deal "
+                "fields or custom field\nids), the file's header (every "
+                "mapped column present) and the pipeline (it\nexists in "
+                "the account) are checked as the worker would: a problem "
+                "exits 1\nwith the worker's sentence.\n"
+                "With --wait, follows the import to its end: its status "
+                "changes on stderr,\nthe outcome on stdout; exit 0 "
+                "completed, 2 failed or cancelled.\n"
+                "--date-order and --decimal say how the file writes dates and "
+                "numbers\n"
                 "(additional_data.format); 'auto' decides each column from "
                 "the whole file.\n");
             return 0;
@@ -198,6 +215,34 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
         fprintf(stderr, "dealimportctl: cannot read '%s'\n", file);
         return 1;
     }
+    for (size_t i = 0; i < nmaps; i++) {
+        const char *eq = strrchr(maps[i], '=');
+        bson_append_utf8(&mappings, maps[i], (int)(eq - maps[i]), eq + 1, -1);
+    }
+    if (ctl_precheck_file(&mappings, file, err, sizeof(err)) < 0) {
+        fprintf(stderr, "dealimportctl: not queued: %s\n", err);
+        rc = CTL_EXIT_REFUSED;
+        goto cleanup;
+    }
+    mc = dip_mongo_client_new(cfg->mongodb_uri, "dealimportctl", &db, err,
+                              sizeof(err));
+    if (mc == NULL) {
+        fprintf(stderr, "dealimportctl: %s\n", err);
+        rc = CTL_EXIT_CONFIG;
+        goto cleanup;
+    }
+    switch (ctl_precheck_pipeline(mc, db, &acc, &pip, err, sizeof(err))) {
+    case CTL_PRECHECK_OK:
+        break;
+    case CTL_PRECHECK_NOTFOUND:
+        fprintf(stderr, "dealimportctl: not queued: %s\n", err);
+        rc = CTL_EXIT_REFUSED;
+        goto cleanup;
+    default:
+        fprintf(stderr, "dealimportctl: %s\n", err);
+        rc = CTL_EXIT_UNAVAILABLE;
+        goto cleanup;
+    }
 
     base = strrchr(file, '/');
     base = base ? base + 1 : file;
@@ -224,19 +269,14 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
     if (client_id)
         BSON_APPEND_OID(doc, "client_id", &cli);
     {
-        bson_t arr, item, m, ad, t;
+        bson_t arr, item, ad, t;
         BSON_APPEND_ARRAY_BEGIN(doc, "csv", &arr);
         BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &item);
         BSON_APPEND_UTF8(&item, "key", key);
         BSON_APPEND_UTF8(&item, "name", base);
         bson_append_document_end(&arr, &item);
         bson_append_array_end(doc, &arr);
-        BSON_APPEND_DOCUMENT_BEGIN(doc, "mappings", &m);
-        for (size_t i = 0; i < nmaps; i++) {
-            const char *eq = strrchr(maps[i], '=');
-            bson_append_utf8(&m, maps[i], (int)(eq - maps[i]), eq + 1, -1);
-        }
-        bson_append_document_end(doc, &m);
+        BSON_APPEND_DOCUMENT(doc, "mappings", &mappings);
         BSON_APPEND_DOCUMENT_BEGIN(doc, "additional_data", &ad);
         BSON_APPEND_OID(&ad, "pipeline_id", &pip);
         BSON_APPEND_ARRAY_BEGIN(&ad, "tags", &t);
@@ -272,13 +312,6 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
     BSON_APPEND_DATE_TIME(doc, "created_at", dip_bson_now_ms());
     BSON_APPEND_DATE_TIME(doc, "updated_at", dip_bson_now_ms());
 
-    mc = dip_mongo_client_new(cfg->mongodb_uri, "dealimportctl", &db, err,
-                              sizeof(err));
-    if (mc == NULL) {
-        fprintf(stderr, "dealimportctl: %s\n", err);
-        rc = CTL_EXIT_CONFIG;
-        goto cleanup;
-    }
     queues = mongoc_client_get_collection(mc, db, "queues");
     if (!mongoc_collection_insert_one(queues, doc, NULL, NULL, &error)) {
         fprintf(stderr, "dealimportctl: cannot queue the import: %s\n",
@@ -296,8 +329,10 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
         json_decref(o);
     } else
         printf("%s\n", hex);
-    rc = 0;
+    fflush(stdout);
+    rc = wait ? ctl_wait_import(mc, db, &qid, hex, 1000, json) : 0;
 cleanup:
+    bson_destroy(&mappings);
     bson_destroy(doc);
     mongoc_collection_destroy(queues);
     mongoc_client_destroy(mc);

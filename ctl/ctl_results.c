@@ -236,6 +236,27 @@ static int errors_list(const ctl_opts_t *o, db_t *db, const bson_oid_t *qid,
     return rc;
 }
 
+/* An id that names no import is refused (exit 1), not an empty list: the
+ * queue document decides, whichever way its _id is stored. */
+static int import_exists(const ctl_opts_t *o, db_t *db, const bson_oid_t *qid,
+                         const char *id)
+{
+    bson_t filter = BSON_INITIALIZER, doc;
+    bson_error_t error;
+    int found;
+    dip_bson_append_id_match(&filter, "_id", qid);
+    found = find_one(db, "queues", &filter, &doc, &error);
+    bson_destroy(&filter);
+    bson_destroy(&doc);
+    if (found < 0)
+        return ctl_fail(o, CTL_EXIT_UNAVAILABLE, "unavailable",
+                        "the database did not answer: %s", error.message);
+    if (found == 0)
+        return ctl_fail(o, CTL_EXIT_REFUSED, "not_found",
+                        "no import with id '%s'", id);
+    return CTL_EXIT_OK;
+}
+
 int ctl_errors_main(ctl_opts_t *o, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -286,8 +307,10 @@ int ctl_errors_main(ctl_opts_t *o, int argc, char **argv)
     bson_oid_init_from_string(&qid, id);
     if ((rc = db_open(o, &db)) != CTL_EXIT_OK)
         return rc;
-    rc = output ? errors_download(o, &db, &qid, id, output)
-                : errors_list(o, &db, &qid, limit);
+    rc = import_exists(o, &db, &qid, id);
+    if (rc == CTL_EXIT_OK)
+        rc = output ? errors_download(o, &db, &qid, id, output)
+                    : errors_list(o, &db, &qid, limit);
     mongoc_client_destroy(db.client);
     return rc;
 }

@@ -228,9 +228,7 @@ static int watch(ctl_opts_t *o, const char *id, long interval_ms)
     ctl_watch_rate_init(&rates);
     c = ctl_client_new(o, err, sizeof(err), &code);
     if (c == NULL)
-        return ctl_fail(
-            o, code, code == CTL_EXIT_CONFIG ? "configuration" : "unavailable",
-            "%s", err);
+        return ctl_fail(o, code, ctl_client_failure_code(code), "%s", err);
     for (;;) {
         dip_ctl_reply_t reply;
         ctl_watch_sample_t s;

@@ -94,14 +94,19 @@ static void help(void)
     for (size_t i = 0; i < NCOMMANDS; i++)
         printf("  %-8s  %s\n", commands[i].name, commands[i].summary);
     printf("\nRun 'dealimportctl COMMAND --help' for a command's options.\n"
-           "Settings come from the environment (DEALIMPORT_RUNTIME_DIR, "
-           "DEALIMPORT_MONGODB_URI,\n"
-           "DEALIMPORT_STORAGE_URL, ...) or --config FILE. The control "
-           "protocol is described in\ndocs/control-protocol.md.\n"
+           "Settings come from --config FILE, else $DEALIMPORT_CONFIG, "
+           "else " DIP_CONFIG_DEFAULT_FILE
+           "\nwhere readable, with the environment "
+           "over it (DEALIMPORT_RUNTIME_DIR, DEALIMPORT_MONGODB_URI,\n"
+           "DEALIMPORT_STORAGE_URL, ...). The supervisor is found "
+           "at " DIP_CONFIG_SERVICE_RUNTIME_DIR
+           "/control.ipc when that\nfolder "
+           "exists. The control protocol is described in "
+           "docs/control-protocol.md.\n"
            "Exit status: 0 success, 1 refused (unknown id, not allowed in "
            "this status),\n2 watch: the import failed or was cancelled, 64 "
-           "usage, 69 no supervisor answered\n(or the database is away), 78 "
-           "configuration.\n");
+           "usage, 69 no supervisor answered\n(or the database is away), 77 "
+           "access denied to the control socket, 78 configuration.\n");
 }
 
 static int wants_help(int argc, char **argv)
@@ -163,7 +168,8 @@ int main(int argc, char **argv)
         return cmd->run(&opts, argc - i, argv + i);
 
     dip_config_init(&cfg);
-    if (dip_config_load(&cfg, config, cmd->need, err, sizeof(err)) < 0) {
+    if (dip_config_load(&cfg, config, cmd->need | DIP_CONFIG_CLIENT, err,
+                        sizeof(err)) < 0) {
         fprintf(stderr, "dealimportctl: %s\n", err);
         dip_config_release(&cfg);
         return CTL_EXIT_CONFIG;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct {
@@ -42,7 +43,10 @@ static const setting_t settings[] = {
     S("DEALIMPORT_S3_REGION", s3_region),
     S("DEALIMPORT_S3_ACCESS_KEY", s3_access_key),
     SECRET("DEALIMPORT_S3_SECRET_KEY", s3_secret_key),
+    SECRET("DEALIMPORT_S3_SESSION_TOKEN", s3_session_token),
+    S("DEALIMPORT_S3_SESSION_TOKEN_FILE", s3_session_token_file),
     S("DEALIMPORT_RUNTIME_DIR", runtime_dir),
+    S("DEALIMPORT_CONTROL_GROUP", control_group),
     S("DEALIMPORT_WORKER_PATH", worker_path),
     S("DEALIMPORT_CONTROL_TCP", control_tcp),
     S("DEALIMPORT_CONTROL_CURVE_SECRET_FILE", control_curve_secret_file),
@@ -76,6 +80,17 @@ static const setting_t settings[] = {
     N("DEALIMPORT_NOTIFY_MAX_S", notify_max_s, 1, 31536000),
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+/* The names read outside the table: parsed by hand, a file's path
+ * (DEALIMPORT_CONFIG is read from the environment only). */
+static const char *const other_names[] = {
+    "DEALIMPORT_LOG_LEVEL", "DEALIMPORT_DELETE_SOURCE", "APP_SECRET_FILE",
+    "DEALIMPORT_CONFIG", NULL};
+
+/* 1 for a name in the service's namespace, DEALIMPORT_*. */
+static int ours(const char *name)
+{
+    return strncmp(name, "DEALIMPORT", 10) == 0 && name[10] == '_';
+}
 /* dip_config_to_env writes one entry per setting and the log level. */
 _Static_assert(NSETTINGS + 2 <= DIP_CONFIG_ENV_MAX,
                "DIP_CONFIG_ENV_MAX is too small for the settings");
@@ -110,6 +125,85 @@ void dip_config_init(dip_config_t *cfg)
     cfg->max_new_stages = 100;
     cfg->max_tags = 50;
     cfg->notify_max_s = 86400;
+}
+
+int dip_config_known(const char *name)
+{
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (strcmp(settings[i].name, name) == 0)
+            return 1;
+    for (size_t i = 0; other_names[i]; i++)
+        if (strcmp(other_names[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+/* The optimal string alignment distance (Levenshtein plus adjacent swaps)
+ * of a and b, both at most NAME_MAX_LEN bytes. */
+#define NAME_MAX_LEN 63
+static int distance(const char *a, const char *b)
+{
+    int d[NAME_MAX_LEN + 1][NAME_MAX_LEN + 1];
+    int la = (int)strlen(a), lb = (int)strlen(b);
+    for (int i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (int j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (int i = 1; i <= la; i++)
+        for (int j = 1; j <= lb; j++) {
+            int cost = a[i - 1] != b[j - 1];
+            int v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v)
+                v = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + cost < v)
+                v = d[i - 1][j - 1] + cost;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+                a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[la][lb];
+}
+
+static void consider(const char *name, const char *known, const char **best,
+                     int *best_d)
+{
+    int limit = strlen(name) > 20 ? 3 : 2, dist;
+    if (strlen(known) > NAME_MAX_LEN)
+        return;
+    dist = distance(name, known);
+    if (dist <= limit && dist < *best_d) {
+        *best = known;
+        *best_d = dist;
+    }
+}
+
+const char *dip_config_suggest(const char *name)
+{
+    const char *best = NULL;
+    int best_d = NAME_MAX_LEN + 1;
+    if (name == NULL || strlen(name) > NAME_MAX_LEN || dip_config_known(name))
+        return NULL;
+    for (size_t i = 0; i < NSETTINGS; i++)
+        consider(name, settings[i].name, &best, &best_d);
+    for (size_t i = 0; other_names[i]; i++)
+        consider(name, other_names[i], &best, &best_d);
+    return best;
+}
+
+/* One line for an unknown name: where it was, and the likely one. */
+static void unknown_name(const char *where, const char *name, char *err,
+                         size_t errlen)
+{
+    const char *close = dip_config_suggest(name);
+    if (close)
+        snprintf(err, errlen, "%s: unknown setting '%s'; did you mean '%s'?",
+                 where, name, close);
+    else
+        snprintf(err, errlen,
+                 "%s: unknown setting '%s' (dealimport.env(5) lists the "
+                 "settings)",
+                 where, name);
 }
 
 static int set_one(dip_config_t *cfg, const char *name, const char *value,
@@ -234,6 +328,14 @@ static int load_file(dip_config_t *cfg, const char *file, char *err,
         *eq = '\0';
         name = trim(s);
         value = trim(eq + 1);
+        if (!dip_config_known(name) &&
+            (ours(name) || dip_config_suggest(name) != NULL)) {
+            char where[600];
+            snprintf(where, sizeof(where), "%s:%d", file, lineno);
+            unknown_name(where, name, err, errlen);
+            rc = -1;
+            break;
+        }
         vl = strlen(value);
         if (vl >= 2 && (value[0] == '"' || value[0] == '\'') &&
             value[vl - 1] == value[0]) {
@@ -252,10 +354,103 @@ static int load_file(dip_config_t *cfg, const char *file, char *err,
     return rc;
 }
 
+/* A DEALIMPORT_* variable that is a typo of a setting stops the program;
+ * others may belong to other tools (scripts, tests). */
+static int check_environment(char *err, size_t errlen)
+{
+    extern char **environ;
+    for (char **e = environ; e && *e; e++) {
+        char name[NAME_MAX_LEN + 1];
+        size_t n = strcspn(*e, "=");
+        if (!ours(*e) || n > NAME_MAX_LEN)
+            continue;
+        memcpy(name, *e, n);
+        name[n] = '\0';
+        if (!dip_config_known(name) && dip_config_suggest(name)) {
+            unknown_name("environment", name, err, errlen);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Appended to a "not set" line when the default file was there but not
+ * readable by this user. */
+static void add_denied_hint(const char *denied, char *err, size_t errlen)
+{
+    size_t n = strlen(err);
+    if (denied && n < errlen)
+        snprintf(err + n, errlen - n,
+                 " (%s exists but this user cannot read it: %s)", denied,
+                 strerror(EACCES));
+}
+
+/* A client's file: --config, else DEALIMPORT_CONFIG, else the default
+ * file when readable (read under the environment: *below = 1). */
+static const char *client_file(const char *file, int *below,
+                               const char **denied)
+{
+    const char *v = getenv("DEALIMPORT_CONFIG");
+    *below = 0;
+    if (file)
+        return file;
+    if (v && *v)
+        return v;
+    if (access(DIP_CONFIG_DEFAULT_FILE, F_OK) != 0)
+        return NULL;
+    if (access(DIP_CONFIG_DEFAULT_FILE, R_OK) != 0) {
+        *denied = DIP_CONFIG_DEFAULT_FILE;
+        return NULL;
+    }
+    *below = 1;
+    return DIP_CONFIG_DEFAULT_FILE;
+}
+
+static int default_runtime_dir(dip_config_t *cfg, int client)
+{
+    const char *sd = getenv("RUNTIME_DIRECTORY"); /* systemd's */
+    struct stat st;
+    char buf[512];
+    if (sd && *sd) {
+        /* RuntimeDirectory= may list several, colon-separated. */
+        snprintf(buf, sizeof(buf), "%s", sd);
+        buf[strcspn(buf, ":")] = '\0';
+    } else if (getuid() == 0 ||
+               (client && stat(DIP_CONFIG_SERVICE_RUNTIME_DIR, &st) == 0 &&
+                S_ISDIR(st.st_mode))) {
+        snprintf(buf, sizeof(buf), "%s", DIP_CONFIG_SERVICE_RUNTIME_DIR);
+    } else if ((sd = getenv("XDG_RUNTIME_DIR")) && *sd) {
+        snprintf(buf, sizeof(buf), "%s/dealimport", sd);
+    } else {
+        snprintf(buf, sizeof(buf), "/tmp/dealimport-%u", (unsigned)getuid());
+    }
+    cfg->runtime_dir = strdup(buf);
+    return cfg->runtime_dir ? 0 : -1;
+}
+
+int dip_config_check(const char *file, char *err, size_t errlen)
+{
+    dip_config_t cfg;
+    int rc;
+    dip_config_init(&cfg);
+    rc = dip_config_load(&cfg, file,
+                         DIP_NEED_MONGO | DIP_NEED_STORAGE | DIP_NEED_SECRET,
+                         err, errlen);
+    dip_config_release(&cfg);
+    return rc;
+}
+
 int dip_config_load(dip_config_t *cfg, const char *file, unsigned need,
                     char *err, size_t errlen)
 {
-    const char *v;
+    const char *v, *denied = NULL;
+    int below = 0;
+    if (check_environment(err, errlen) < 0)
+        return -1;
+    if (need & DIP_CONFIG_CLIENT)
+        file = client_file(file, &below, &denied);
+    if (below && load_file(cfg, file, err, errlen) < 0)
+        return -1;
     for (size_t i = 0; i < NSETTINGS; i++) {
         v = getenv(settings[i].name);
         if (v && *v && set_one(cfg, settings[i].name, v, err, errlen) < 0)
@@ -271,11 +466,12 @@ int dip_config_load(dip_config_t *cfg, const char *file, unsigned need,
     if ((cfg->app_secret == NULL || *cfg->app_secret == '\0') && v && *v &&
         read_secret_file(cfg, v, err, errlen) < 0)
         return -1;
-    if (file && load_file(cfg, file, err, errlen) < 0)
+    if (file && !below && load_file(cfg, file, err, errlen) < 0)
         return -1;
 
     if ((need & DIP_NEED_MONGO) && !(cfg->mongodb_uri && *cfg->mongodb_uri)) {
         snprintf(err, errlen, "DEALIMPORT_MONGODB_URI is not set");
+        add_denied_hint(denied, err, errlen);
         return -1;
     }
     if ((need & DIP_NEED_SECRET) && !(cfg->app_secret && *cfg->app_secret)) {
@@ -286,6 +482,7 @@ int dip_config_load(dip_config_t *cfg, const char *file, unsigned need,
         const char *s = cfg->storage_url;
         if (!(s && *s)) {
             snprintf(err, errlen, "DEALIMPORT_STORAGE_URL is not set");
+            add_denied_hint(denied, err, errlen);
             return -1;
         }
         if (strncmp(s, "file:///", 8) != 0 &&
@@ -323,24 +520,22 @@ int dip_config_load(dip_config_t *cfg, const char *file, unsigned need,
     if (cfg->s3_region == NULL &&
         (cfg->s3_region = strdup("us-east-1")) == NULL)
         return -1;
-    if (cfg->runtime_dir == NULL) {
-        const char *sd = getenv("RUNTIME_DIRECTORY"); /* systemd's */
-        char buf[512];
-        if (sd && *sd) {
-            /* RuntimeDirectory= may list several, colon-separated. */
-            snprintf(buf, sizeof(buf), "%s", sd);
-            buf[strcspn(buf, ":")] = '\0';
-        } else if (getuid() == 0) {
-            snprintf(buf, sizeof(buf), "/run/dealimport");
-        } else if ((sd = getenv("XDG_RUNTIME_DIR")) && *sd) {
-            snprintf(buf, sizeof(buf), "%s/dealimport", sd);
-        } else {
-            snprintf(buf, sizeof(buf), "/tmp/dealimport-%u",
-                     (unsigned)getuid());
-        }
-        if ((cfg->runtime_dir = strdup(buf)) == NULL)
-            return -1;
+    if (cfg->s3_session_token && cfg->s3_session_token_file) {
+        snprintf(err, errlen,
+                 "DEALIMPORT_S3_SESSION_TOKEN and "
+                 "DEALIMPORT_S3_SESSION_TOKEN_FILE are both set: set one");
+        return -1;
     }
+    if (cfg->s3_session_token_file &&
+        access(cfg->s3_session_token_file, R_OK) != 0) {
+        snprintf(err, errlen,
+                 "DEALIMPORT_S3_SESSION_TOKEN_FILE: cannot read '%s': %s",
+                 cfg->s3_session_token_file, strerror(errno));
+        return -1;
+    }
+    if (cfg->runtime_dir == NULL &&
+        default_runtime_dir(cfg, (need & DIP_CONFIG_CLIENT) != 0) < 0)
+        return -1;
     return 0;
 }
 

@@ -4,6 +4,20 @@
  * using the same names; a value in the file wins over the environment because
  * it was named explicitly. A missing or malformed setting is reported as one
  * line naming it; programs exit 78 (EX_CONFIG) on it.
+ *
+ * Unknown names: in a file, every DEALIMPORT_* name this module does not
+ * know is an error, and so is any other name close to a known one (a typo
+ * of APP_SECRET); other names are left alone, as systemd's
+ * EnvironmentFile= may carry variables for other programs (TZ). In the
+ * environment, which also holds other tools' variables, a DEALIMPORT_* name
+ * is an error when it is close to a known one (DEALIMPORT_MAX_WORKER).
+ * Either error suggests the known name ("did you mean").
+ *
+ * A client (DIP_CONFIG_CLIENT: dealimportctl) finds the installed service:
+ * without --config it reads DEALIMPORT_CONFIG's file, else
+ * DIP_CONFIG_DEFAULT_FILE where it exists and the user may read it, below
+ * the environment (a variable overrides the file); and its runtime folder
+ * defaults to DIP_CONFIG_SERVICE_RUNTIME_DIR when that folder exists.
  */
 #ifndef DIP_CONFIG_H
 #define DIP_CONFIG_H
@@ -17,7 +31,14 @@ enum {
     DIP_NEED_MONGO = 1 << 0,
     DIP_NEED_STORAGE = 1 << 1,
     DIP_NEED_SECRET = 1 << 2,
+    /* not a requirement: load as a client of the installed service (above) */
+    DIP_CONFIG_CLIENT = 1 << 8,
 };
+
+/* The package's settings file, and the service's runtime folder (systemd's
+ * RuntimeDirectory=dealimport). */
+#define DIP_CONFIG_DEFAULT_FILE "/etc/dealimport/dealimport.env"
+#define DIP_CONFIG_SERVICE_RUNTIME_DIR "/run/dealimport"
 
 /* Hex digits of the per-spawn secret a supervisor gives each worker. */
 #define DIP_CONFIG_SPAWN_SECRET_LEN 64
@@ -39,7 +60,17 @@ typedef struct dip_config {
     char *s3_region;   /* DEALIMPORT_S3_REGION, default us-east-1 */
     char *s3_access_key; /* DEALIMPORT_S3_ACCESS_KEY */
     char *s3_secret_key; /* DEALIMPORT_S3_SECRET_KEY */
-    char *runtime_dir;   /* DEALIMPORT_RUNTIME_DIR */
+    /* temporary credentials' session token, signed as x-amz-security-token:
+     * DEALIMPORT_S3_SESSION_TOKEN (a secret), or the path of a file holding
+     * it, DEALIMPORT_S3_SESSION_TOKEN_FILE, read again whenever it changes
+     * (the storage code does); at most one of the two is set */
+    char *s3_session_token;
+    char *s3_session_token_file;
+    char *runtime_dir; /* DEALIMPORT_RUNTIME_DIR */
+    /* the supervisor's: a group whose members may use the ipc control
+     * socket (mode 0660, and the runtime folder 0750, in that group); unset
+     * means the service's user alone (0600): DEALIMPORT_CONTROL_GROUP */
+    char *control_group;
     char *worker_path; /* DEALIMPORT_WORKER_PATH, default beside the program */
     char *control_tcp; /* DEALIMPORT_CONTROL_TCP, optional */
     /* the supervisor's CURVE secret key (Z85) for control_tcp */
@@ -111,12 +142,29 @@ void dip_config_init(dip_config_t *cfg);
 
 /* Reads the environment, then file (may be NULL), then checks that what
  * `need` names is present and that every number is in range. On failure
- * returns -1 and writes one line naming the setting into err. */
+ * returns -1 and writes one line naming the setting into err. With
+ * DIP_CONFIG_CLIENT in need, file NULL means DEALIMPORT_CONFIG or the
+ * default file (see above). */
 int dip_config_load(dip_config_t *cfg, const char *file, unsigned need,
                     char *err, size_t errlen);
 
+/* `dealimport-supervisor --check-config FILE`: loads the environment and
+ * FILE as a start would, requiring everything a supervisor requires.
+ * Returns 0, or -1 with one line in err. */
+int dip_config_check(const char *file, char *err, size_t errlen);
+
+/* The known setting closest to name, when it is close enough to be a typo
+ * of it (an edit distance of at most 2, or 3 for names over 20
+ * characters, adjacent swaps counting 1); NULL when none is, or when name
+ * is itself known. A pure function over the list of settings. */
+const char *dip_config_suggest(const char *name);
+
+/* 1 when name is a setting this module reads, else 0. */
+int dip_config_known(const char *name);
+
 /* Appends "NAME=value" strings for every set value but the secrets
- * (DEALIMPORT_MONGODB_URI, APP_SECRET, DEALIMPORT_S3_SECRET_KEY) to env (an
+ * (DEALIMPORT_MONGODB_URI, APP_SECRET, DEALIMPORT_S3_SECRET_KEY,
+ * DEALIMPORT_S3_SESSION_TOKEN) to env (an
  * array with room for at least DIP_CONFIG_ENV_MAX more entries, malloc'd
  * strings owned by the caller), for handing the settings to a child process;
  * the secrets go through dip_secrets. Returns the count. */

@@ -103,6 +103,33 @@ static int copy_id(const char *s, char *out)
     return 0;
 }
 
+int dip_ctl_cursor_format(long long created_ms, const char *id,
+                          char out[DIP_CTL_CURSOR_LEN])
+{
+    char hex[25];
+    if (created_ms < 0 || id == NULL || copy_id(id, hex) < 0)
+        return -1;
+    snprintf(out, DIP_CTL_CURSOR_LEN, "%lld.%s", created_ms, hex);
+    return 0;
+}
+
+int dip_ctl_cursor_parse(const char *s, long long *created_ms, char id[25])
+{
+    const char *dot;
+    long long ms = 0;
+    if (s == NULL || (dot = strchr(s, '.')) == NULL || dot == s || dot - s > 15)
+        return -1;
+    for (const char *p = s; p < dot; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        ms = ms * 10 + (*p - '0');
+    }
+    if (copy_id(dot + 1, id) < 0)
+        return -1;
+    *created_ms = ms;
+    return 0;
+}
+
 static int needs_id(dip_ctl_cmd_t cmd)
 {
     return cmd == DIP_CTL_SHOW || cmd == DIP_CTL_PAUSE ||
@@ -117,7 +144,8 @@ static int field_allowed(dip_ctl_cmd_t cmd, const char *key)
         return strcmp(key, "id") == 0;
     if (cmd == DIP_CTL_LIST)
         return strcmp(key, "status") == 0 || strcmp(key, "account") == 0 ||
-               strcmp(key, "limit") == 0;
+               strcmp(key, "limit") == 0 || strcmp(key, "since") == 0 ||
+               strcmp(key, "after") == 0;
     return 0;
 }
 
@@ -192,6 +220,27 @@ static int decode_request_fields(json_t *root, dip_ctl_request_t *req,
             return -1;
         }
         req->limit = (int)json_integer_value(v);
+    }
+    if ((v = json_object_get(root, "since")) != NULL) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0) {
+            snprintf(err, errlen,
+                     "'since' must be a time in milliseconds since 1970 "
+                     "(an integer from 0)");
+            return -1;
+        }
+        req->since_ms = (long long)json_integer_value(v);
+    }
+    if ((v = json_object_get(root, "after")) != NULL) {
+        long long ms;
+        char id[25];
+        if (!json_is_string(v) ||
+            dip_ctl_cursor_parse(json_string_value(v), &ms, id) < 0) {
+            snprintf(err, errlen,
+                     "'after' must be the 'next' of a list reply "
+                     "(\"<milliseconds>.<id>\")");
+            return -1;
+        }
+        snprintf(req->after, sizeof(req->after), "%s", json_string_value(v));
     }
     return 0;
 }
@@ -300,6 +349,17 @@ char *dip_ctl_request_encode(const dip_ctl_request_t *req)
         if (req->limit > 0 &&
             json_object_set_new(o, "limit", json_integer(req->limit)))
             goto cleanup;
+        if (req->since_ms < 0 ||
+            (req->since_ms > 0 &&
+             json_object_set_new(o, "since", json_integer(req->since_ms))))
+            goto cleanup;
+        if (req->after[0]) {
+            long long ms;
+            char after_id[25];
+            if (dip_ctl_cursor_parse(req->after, &ms, after_id) < 0 ||
+                json_object_set_new(o, "after", json_string(req->after)))
+                goto cleanup;
+        }
     }
     s = json_dumps(o, JSON_COMPACT);
 cleanup:

@@ -44,6 +44,18 @@ typedef enum {
     DIP_CTL_EUNAVAIL,  /* unavailable: database away, supervisor stopping */
 } dip_ctl_code_t;
 
+/* A list cursor: "<created_at epoch ms>.<24 hex id>" of the last import of
+ * a page, newest first; the next page holds the imports older than it (by
+ * created_at, then _id). A reply to list that was cut at its limit carries
+ * it as `next`. */
+#define DIP_CTL_CURSOR_LEN 48
+/* Writes the cursor of (created_ms, id) into out. 0, or -1 for a bad id or
+ * a negative time. */
+int dip_ctl_cursor_format(long long created_ms, const char *id,
+                          char out[DIP_CTL_CURSOR_LEN]);
+/* Reads a cursor back; id receives 24 lowercase hex digits. 0 or -1. */
+int dip_ctl_cursor_parse(const char *s, long long *created_ms, char id[25]);
+
 /* A decoded request. Fixed-size: nothing to release. Strings are
  * NUL-terminated and "" when absent. */
 typedef struct dip_ctl_request {
@@ -52,6 +64,12 @@ typedef struct dip_ctl_request {
     char status[16];  /* list: filter on status, or "" */
     char account[25]; /* list: filter on account id, or "" */
     int limit;        /* list: 1..DIP_CTL_LIST_MAX */
+    /* list: only imports created at or after this time (epoch ms; its
+     * `since`), 0 for no bound */
+    long long since_ms;
+    /* list: the page after the one whose reply carried this `next`
+     * (dip_ctl_cursor_format), or "" for the first page */
+    char after[DIP_CTL_CURSOR_LEN];
 } dip_ctl_request_t;
 
 /* A decoded reply. root holds the whole object (command fields included);

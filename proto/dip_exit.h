@@ -16,6 +16,8 @@ enum {
     DIP_EXIT_TEMPFAIL = 75,    /* the worker checkpointed; resume later */
     DIP_EXIT_FENCED = 76,      /* the worker's claim is gone: it stopped
                                   without another write */
+    DIP_EXIT_NOPERM = 77,      /* dealimportctl: this user may not use the
+                                  control socket (EX_NOPERM) */
     DIP_EXIT_CONFIG = 78,      /* a missing or malformed setting */
     DIP_EXIT_EXEC = 127,       /* the worker binary could not be started */
 };

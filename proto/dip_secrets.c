@@ -22,6 +22,8 @@ typedef struct {
 static const secret_t secrets[] = {
     {"DEALIMPORT_MONGODB_URI", offsetof(dip_config_t, mongodb_uri), 1},
     {"DEALIMPORT_S3_SECRET_KEY", offsetof(dip_config_t, s3_secret_key), 1},
+    {"DEALIMPORT_S3_SESSION_TOKEN", offsetof(dip_config_t, s3_session_token),
+     1},
     {"APP_SECRET", offsetof(dip_config_t, app_secret), 0},
 };
 #define NSECRETS (sizeof(secrets) / sizeof(secrets[0]))

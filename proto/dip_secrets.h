@@ -5,7 +5,8 @@
  * pipe before it forks and closes its end; the worker gets the read end as a
  * descriptor named by --secrets-fd, reads it to EOF into its dip_config_t
  * before anything else, and closes it. The lines carry only what a worker
- * needs: the MongoDB URI (it may hold a password), the S3 secret key, and a
+ * needs: the MongoDB URI (it may hold a password), the S3 secret key and
+ * session token, and a
  * random secret made for this one spawn that the worker's hello carries back
  * so the supervisor knows it speaks to the process it started.
  */

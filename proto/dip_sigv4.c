@@ -270,7 +270,7 @@ char *dip_sigv4_canonical_request(const dip_sigv4_request_t *req,
         (req->nheaders > 0 && req->headers == NULL) ||
         dip_sigv4_amz_date(req->when, date) < 0)
         return NULL;
-    total = req->nheaders + 2;
+    total = req->nheaders + 3;
     hs = calloc(total, sizeof(*hs));
     if (hs == NULL)
         goto cleanup;
@@ -282,6 +282,12 @@ char *dip_sigv4_canonical_request(const dip_sigv4_request_t *req,
     hs[n].value = date;
     if (hs[n++].name == NULL)
         goto cleanup;
+    if (req->security_token) {
+        hs[n].name = strdup("x-amz-security-token");
+        hs[n].value = req->security_token;
+        if (hs[n++].name == NULL)
+            goto cleanup;
+    }
     for (size_t i = 0; i < req->nheaders; i++) {
         if (req->headers[i].name == NULL || req->headers[i].value == NULL)
             goto cleanup;

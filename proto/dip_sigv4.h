@@ -44,6 +44,11 @@ typedef struct dip_sigv4_request {
     /* Lowercase hex SHA-256 of the body, or DIP_SIGV4_UNSIGNED_PAYLOAD. */
     const char *payload_hash;
     time_t when; /* the request's time, sent as x-amz-date */
+    /* Temporary credentials' session token (STS, an instance role), or
+     * NULL: signed as the header x-amz-security-token, which the caller
+     * sends with this same value (SigV4 requires it among the signed
+     * headers for S3); must not be listed in headers too. */
+    const char *security_token;
 } dip_sigv4_request_t;
 
 typedef struct dip_sigv4_credentials {
@@ -68,7 +73,8 @@ void dip_sigv4_sha256_hex(const void *data, size_t len, char out[65]);
 
 /* The canonical request of req. When signed_headers is not NULL it receives
  * the ';'-separated list of signed header names (malloc'd, caller frees).
- * Returns NULL when a header is listed twice or names host/x-amz-date. */
+ * Returns NULL when a header is listed twice or names host/x-amz-date (or
+ * x-amz-security-token while security_token is set). */
 char *dip_sigv4_canonical_request(const dip_sigv4_request_t *req,
                                   char **signed_headers);
 

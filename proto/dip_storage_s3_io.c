@@ -8,10 +8,13 @@
  * their own callbacks, which feed the sink straight from libcurl's buffer
  * and resume with Range from the last byte delivered. Uploads never hold
  * the object in memory: a single PUT or each part is hashed in one pass over
- * the file and sent in a second, read with pread.
+ * the file and sent in a second, read with pread. Temporary credentials'
+ * session token (dip_s3_token: fixed, or a rotated file's) is signed and
+ * sent as x-amz-security-token with every request.
  */
 #include "dip_storage_s3_io.h"
 #include "dip_text.h"
+#include "dip_s3_token.h"
 #include "dip_sigv4.h"
 
 #include <errno.h>
@@ -41,6 +44,7 @@ struct dip_storage_s3 {
     char *bucket; /* the bucket */
     dip_storage_endpoint_t ep;
     char *region, *access_key, *secret_key;
+    dip_s3_token_t *token; /* temporary credentials' session token */
     long attempts, backoff_ms;
     int64_t mp_threshold, mp_part;
     unsigned int rng; /* jitter */
@@ -91,6 +95,11 @@ dip_storage_s3_t *dip_storage_s3_new(const dip_config_t *cfg, char *err,
         dip_text_say(-1, err, errlen, "out of memory");
         goto fail;
     }
+    if ((self->token = dip_s3_token_new(cfg->s3_session_token,
+                                        cfg->s3_session_token_file)) == NULL) {
+        dip_text_say(-1, err, errlen, "out of memory");
+        goto fail;
+    }
     if (cfg->s3_endpoint && *cfg->s3_endpoint) {
         rc = dip_storage_parse_endpoint(cfg->s3_endpoint, &self->ep, err,
                                         errlen);
@@ -133,6 +142,7 @@ void dip_storage_s3_destroy(dip_storage_s3_t **self_p)
         memset(self->secret_key, 0, strlen(self->secret_key));
         free(self->secret_key);
     }
+    dip_s3_token_destroy(&self->token);
     free(self->url);
     free(self->bucket);
     dip_storage_endpoint_release(&self->ep);
@@ -287,11 +297,16 @@ static CURLcode s3_perform(dip_storage_s3_t *self, const char *method,
     char *path = NULL, *url = NULL, *auth = NULL;
     char date[DIP_SIGV4_DATE_LEN];
     CURLcode res = CURLE_OUT_OF_MEMORY;
+    const char *token;
+    int no_token;
     size_t n = 0;
 
     *status = 0;
     if (nextra > sizeof(hs) / sizeof(hs[0]) - 1)
         return CURLE_BAD_FUNCTION_ARGUMENT;
+    token = dip_s3_token_get(self->token, &no_token);
+    if (no_token)
+        return CURLE_READ_ERROR;
     hs[n++] = (dip_sigv4_header_t){"x-amz-content-sha256", payload_hash};
     for (size_t i = 0; i < nextra; i++)
         hs[n++] = extra[i];
@@ -311,12 +326,14 @@ static CURLcode s3_perform(dip_storage_s3_t *self, const char *method,
     req.nheaders = n;
     req.payload_hash = payload_hash;
     req.when = time(NULL);
+    req.security_token = token;
     if (dip_sigv4_amz_date(req.when, date) < 0 ||
         (auth = dip_sigv4_authorization(&req, &cred, NULL)) == NULL)
         goto cleanup;
     if (add_header(&list, "Host", self->ep.host) < 0 ||
         add_header(&list, "x-amz-date", date) < 0 ||
-        add_header(&list, "Authorization", auth) < 0)
+        add_header(&list, "Authorization", auth) < 0 ||
+        (token && add_header(&list, "x-amz-security-token", token) < 0))
         goto cleanup;
     for (size_t i = 0; i < n; i++)
         if (add_header(&list, hs[i].name, hs[i].value) < 0)

@@ -21,7 +21,8 @@
 #include "dip_mongo_io.h"
 #include "sup_loop.h"
 
-static const char usage[] = "usage: dealimport-supervisor [--config FILE]\n";
+static const char usage[] = "usage: dealimport-supervisor [--config FILE] "
+                            "| --check-config FILE\n";
 
 static void help(void)
 {
@@ -33,6 +34,9 @@ static void help(void)
            "environment\n"
            "                  (DEALIMPORT_MONGODB_URI, DEALIMPORT_STORAGE_URL, "
            "APP_SECRET, ...)\n"
+           "  --check-config FILE  check the settings (the environment and "
+           "FILE) as a start\n"
+           "                  would, and exit 0 or 78 without starting\n"
            "  --help, --version\n\n"
            "Signals: SIGTERM/SIGINT hand running imports back and exit 0; "
            "SIGHUP rereads\nthe configuration. Exit status: 0 clean stop, 64 "
@@ -89,6 +93,7 @@ int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
+        {"check-config", required_argument, NULL, 'k'},
         {"follow-up", required_argument, NULL, 'f'},
         {"secrets-fd", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
@@ -110,6 +115,14 @@ int main(int argc, char **argv)
         case 'c':
             config = optarg;
             break;
+        case 'k':
+            if (dip_config_check(optarg, err, sizeof(err)) < 0) {
+                fprintf(stderr, "dealimport-supervisor: %s\n", err);
+                return DIP_EXIT_CONFIG;
+            }
+            printf("dealimport-supervisor: '%s': the settings are valid\n",
+                   optarg);
+            return 0;
         case 'f':
             follow_up = optarg;
             break;

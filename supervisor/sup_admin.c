@@ -437,10 +437,39 @@ int sup_admin_oldest_pending(sup_admin_t *self, int64_t *created_ms, char *err,
     return rc;
 }
 
+/* The page after a cursor: older by created_at, or as old with a smaller
+ * _id (the list's order). */
+static void append_after(bson_t *filter, const char *after)
+{
+    long long ms;
+    char hex[25];
+    bson_oid_t oid;
+    bson_t or, a, b, lt;
+    if (after == NULL || dip_ctl_cursor_parse(after, &ms, hex) < 0)
+        return;
+    bson_oid_init_from_string(&oid, hex);
+    BSON_APPEND_ARRAY_BEGIN(filter, "$or", & or);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &a);
+    BSON_APPEND_DOCUMENT_BEGIN(&a, "created_at", &lt);
+    BSON_APPEND_DATE_TIME(&lt, "$lt", ms);
+    bson_append_document_end(&a, &lt);
+    bson_append_document_end(& or, &a);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &b);
+    BSON_APPEND_DATE_TIME(&b, "created_at", ms);
+    BSON_APPEND_DOCUMENT_BEGIN(&b, "_id", &lt);
+    BSON_APPEND_OID(&lt, "$lt", &oid);
+    bson_append_document_end(&b, &lt);
+    bson_append_document_end(& or, &b);
+    bson_append_array_end(filter, & or);
+}
+
 int sup_admin_list(sup_admin_t *self, const char *status, const char *account,
-                   int limit, json_t **out, int *truncated, char *err,
+                   long long since_ms, const char *after, int limit,
+                   json_t **out, int *truncated, char *next, char *err,
                    size_t errlen)
 {
+    long long last_ms = -1;
+    char last_id[25] = "";
     bson_t filter = BSON_INITIALIZER, *opts;
     mongoc_cursor_t *c;
     const bson_t *doc;
@@ -451,9 +480,17 @@ int sup_admin_list(sup_admin_t *self, const char *status, const char *account,
 
     *out = NULL;
     *truncated = 0;
+    next[0] = '\0';
     if (arr == NULL)
         return -1;
     BSON_APPEND_UTF8(&filter, "source", "deals");
+    if (since_ms > 0) {
+        bson_t gte;
+        BSON_APPEND_DOCUMENT_BEGIN(&filter, "created_at", &gte);
+        BSON_APPEND_DATE_TIME(&gte, "$gte", since_ms);
+        bson_append_document_end(&filter, &gte);
+    }
+    append_after(&filter, after);
     if (status && *status)
         BSON_APPEND_UTF8(&filter, "status", status);
     if (account && *account) {
@@ -468,13 +505,27 @@ int sup_admin_list(sup_admin_t *self, const char *status, const char *account,
     c = mongoc_collection_find_with_opts(self->queues, &filter, opts, NULL);
     while (mongoc_cursor_next(c, &doc)) {
         json_t *s;
+        bson_iter_t it, idit;
         if (n == limit) {
             *truncated = 1;
+            if (last_ms >= 0)
+                dip_ctl_cursor_format(last_ms, last_id, next);
             break;
         }
         if ((s = sup_admin_summary(doc, now)) != NULL) {
             json_array_append_new(arr, s);
             n++;
+        }
+        /* The cursor needs a date and an ObjectId; a page ending on an
+         * import without them has no next (older ones stay reachable
+         * with --since or a filter). */
+        last_ms = -1;
+        if (bson_iter_init_find(&it, doc, "created_at") &&
+            BSON_ITER_HOLDS_DATE_TIME(&it) && bson_iter_date_time(&it) >= 0 &&
+            bson_iter_init_find(&idit, doc, "_id") &&
+            BSON_ITER_HOLDS_OID(&idit)) {
+            last_ms = (long long)bson_iter_date_time(&it);
+            bson_oid_to_string(bson_iter_oid(&idit), last_id);
         }
     }
     if (mongoc_cursor_error(c, &error)) {

@@ -50,11 +50,16 @@ int sup_admin_counts(sup_admin_t *self, json_t **by_status, json_t **by_account,
 int sup_admin_oldest_pending(sup_admin_t *self, int64_t *created_ms, char *err,
                              size_t errlen);
 
-/* Imports newest first, filtered by status and account when not NULL or "",
- * at most limit, as sup_admin_summary objects; *truncated says whether more
- * matched. The caller owns *out. 0 or -1. */
+/* Imports newest first (by created_at, then _id), filtered by status and
+ * account when not NULL or "", created at or after since_ms when it is not
+ * 0, and older than the cursor after (dip_ctl_cursor_format) when not NULL
+ * or ""; at most limit, as sup_admin_summary objects. *truncated says
+ * whether more matched, and next (DIP_CTL_CURSOR_LEN bytes) then receives
+ * the cursor of the last one listed ("" otherwise). The caller owns *out.
+ * 0 or -1. */
 int sup_admin_list(sup_admin_t *self, const char *status, const char *account,
-                   int limit, json_t **out, int *truncated, char *err,
+                   long long since_ms, const char *after, int limit,
+                   json_t **out, int *truncated, char *next, char *err,
                    size_t errlen);
 
 /* A queue document as `list` shows it (now_ms: wall clock). NULL on

@@ -19,6 +19,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,8 +83,34 @@ static void *router(void *zctx)
     return s;
 }
 
-static int bind_ipc(sup_ctl_t *self, void *zctx, const char *dir, char *err,
-                    size_t errlen)
+/* DEALIMPORT_CONTROL_GROUP: the runtime folder (0750) and the control
+ * socket (0660) go to the operators' group, so its members reach the
+ * socket without becoming the service's user; the events socket and the
+ * lock stay the user's own (0600). The supervisor must be a member. */
+static int share_with_group(const char *dir, const char *path,
+                            const char *group, char *err, size_t errlen)
+{
+    struct group gr, *found = NULL;
+    char buf[4096];
+    int e = getgrnam_r(group, &gr, buf, sizeof(buf), &found);
+    if (found == NULL) {
+        snprintf(err, errlen, "DEALIMPORT_CONTROL_GROUP: no group '%s'%s%s",
+                 group, e ? ": " : "", e ? strerror(e) : "");
+        return -1;
+    }
+    if (chown(dir, (uid_t)-1, gr.gr_gid) < 0 || chmod(dir, 0750) < 0 ||
+        chown(path, (uid_t)-1, gr.gr_gid) < 0 || chmod(path, 0660) < 0) {
+        snprintf(err, errlen,
+                 "DEALIMPORT_CONTROL_GROUP: cannot give '%s' to group '%s': "
+                 "%s (the supervisor's user must be a member)",
+                 path, group, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int bind_ipc(sup_ctl_t *self, void *zctx, const char *dir,
+                    const char *group, char *err, size_t errlen)
 {
     char path[PATH_MAX];
     mode_t old;
@@ -111,6 +138,8 @@ static int bind_ipc(sup_ctl_t *self, void *zctx, const char *dir, char *err,
                  strerror(errno));
         return -1;
     }
+    if (group && *group)
+        return share_with_group(dir, path, group, err, errlen);
     return 0;
 }
 
@@ -212,7 +241,8 @@ sup_ctl_t *sup_ctl_new(void *zctx, const dip_config_t *cfg, const char *owner,
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    if (bind_ipc(self, zctx, cfg->runtime_dir, err, errlen) < 0)
+    if (bind_ipc(self, zctx, cfg->runtime_dir, cfg->control_group, err,
+                 errlen) < 0)
         goto fail;
     if (cfg->control_tcp && *cfg->control_tcp &&
         bind_tcp(self, zctx, cfg, err, errlen) < 0)

@@ -189,8 +189,10 @@ char *sup_ctl_query_list(sup_ctl_t *self, const dip_ctl_request_t *req)
     json_t *arr = NULL;
     char err[512];
     int truncated = 0;
-    if (sup_admin_list(self->admin, req->status, req->account, req->limit, &arr,
-                       &truncated, err, sizeof(err)) < 0)
+    char next[DIP_CTL_CURSOR_LEN];
+    if (sup_admin_list(self->admin, req->status, req->account, req->since_ms,
+                       req->after, req->limit, &arr, &truncated, next, err,
+                       sizeof(err)) < 0)
         return dip_ctl_reply_error(DIP_CTL_EUNAVAIL,
                                    "the database did not answer: %s", err);
     for (size_t i = 0; i < json_array_size(arr); i++) {
@@ -201,7 +203,10 @@ char *sup_ctl_query_list(sup_ctl_t *self, const dip_ctl_request_t *req)
             merge_live(self, o, r, now);
     }
     return sup_ctl_query_ok(
-        json_pack("{s:o, s:b}", "imports", arr, "truncated", truncated));
+        next[0]
+            ? json_pack("{s:o, s:b, s:s}", "imports", arr, "truncated",
+                        truncated, "next", next)
+            : json_pack("{s:o, s:b}", "imports", arr, "truncated", truncated));
 }
 
 char *sup_ctl_query_show(sup_ctl_t *self, const dip_ctl_request_t *req)

@@ -52,7 +52,7 @@ _dealimportctl()
         --decimal)
             COMPREPLY=($(compgen -W ". , auto" -- "$cur"))
             return 0 ;;
-        --timeout | --interval | --limit | --connect | --account | --user | \
+        --timeout | --interval | --limit | --since | --connect | --account | --user | \
             --pipeline | --map | --tags | --parent-account | --client)
             return 0 ;;
     esac
@@ -70,9 +70,9 @@ _dealimportctl()
     if [[ $cur == -* ]]; then
         case $cmd in
             status | show | pause | resume | cancel | metrics) words=$common ;;
-            list) words="--status --account --limit $common" ;;
+            list) words="--status --account --since --limit --all $common" ;;
             watch) words="--interval $common" ;;
-            enqueue) words="--file --account --user --pipeline --map --tags --parent-account --client --dry-run --date-order --decimal --json --help" ;;
+            enqueue) words="--file --account --user --pipeline --map --tags --parent-account --client --dry-run --date-order --decimal --wait --json --help" ;;
             revert) words="--dry-run --json --help" ;;
             errors) words="--limit --output --json --help" ;;
             events) words="--limit --json --help" ;;

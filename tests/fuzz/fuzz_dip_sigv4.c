@@ -71,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     {
         const dip_sigv4_header_t h[] = {{"x-amz-meta-v", s}};
         const dip_sigv4_request_t req = {
-            "GET", "h", "/b/k", s, h, 1, "UNSIGNED-PAYLOAD", 0};
+            "GET", "h", "/b/k", s, h, 1, "UNSIGNED-PAYLOAD", 0, s};
         const dip_sigv4_credentials_t cred = {"A", "S", "us-east-1", "s3"};
         char sig1[65], sig2[65];
         char *a = dip_sigv4_authorization(&req, &cred, sig1);

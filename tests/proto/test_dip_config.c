@@ -159,6 +159,166 @@ static void test_delete_source(void **state)
     unsetenv("DEALIMPORT_DELETE_SOURCE");
 }
 
+/* A file of the given text; path receives its name. */
+static void write_file(char *path, const char *text)
+{
+    int fd = mkstemp(path);
+    FILE *f;
+    assert_true(fd >= 0);
+    f = fdopen(fd, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The suggestion is a pure decision over the list of settings: a typo
+ * within 2 edits (3 for long names) gets the known name, a far or a known
+ * name none. */
+static void test_suggest(void **state)
+{
+    static const struct {
+        const char *name, *want;
+    } cases[] = {
+        {"DEALIMPORT_MAX_WORKER", "DEALIMPORT_MAX_WORKERS"},
+        {"DEALIMPORT_MAX_WOKRERS", "DEALIMPORT_MAX_WORKERS"},
+        {"DEALIMPORT_POLL_SM", "DEALIMPORT_POLL_MS"},
+        {"DEALIMPORT_MONGO_URI", "DEALIMPORT_MONGODB_URI"},
+        {"DEALIMPORT_S3_SESSION_TOKENS", "DEALIMPORT_S3_SESSION_TOKEN"},
+        {"APP_SECRT", "APP_SECRET"},
+        {"DEALIMPORT_MAX_WORKERS", NULL},
+        {"DEALIMPORT_TEST_MONGODB_URI", NULL},
+        {"DEALIMPORT_DEVSTACK_DIR", NULL},
+        {"TZ", NULL},
+        {"", NULL},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *got = dip_config_suggest(cases[i].name);
+        if (cases[i].want == NULL)
+            assert_null(got);
+        else
+            assert_string_equal(got, cases[i].want);
+    }
+    assert_int_equal(dip_config_known("DEALIMPORT_CONFIG"), 1);
+    assert_int_equal(dip_config_known("DEALIMPORT_MAX_WORKER"), 0);
+}
+
+/* In a file every unknown DEALIMPORT_* name stops the load, with the
+ * likely name when there is one; other names pass unless close to a
+ * setting; in the environment only a typo of a setting stops it. */
+static void test_unknown_names(void **state)
+{
+    char p1[] = "/tmp/dip-config-u1-XXXXXX", p2[] = "/tmp/dip-config-u2-XXXXXX";
+    char p3[] = "/tmp/dip-config-u3-XXXXXX";
+    dip_config_t cfg;
+    char err[512] = "";
+    (void)state;
+    clear_env();
+    write_file(p1, "DEALIMPORT_POLL_MS=300\nDEALIMPORT_MAX_WORKER=8\n");
+    dip_config_init(&cfg);
+    assert_int_equal(dip_config_load(&cfg, p1, 0, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, ":2: unknown setting 'DEALIMPORT_MAX_WORKER'; "
+                                "did you mean 'DEALIMPORT_MAX_WORKERS'?"));
+    dip_config_release(&cfg);
+
+    write_file(p2, "DEALIMPORT_FROBNICATE=1\n");
+    dip_config_init(&cfg);
+    assert_int_equal(dip_config_load(&cfg, p2, 0, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "unknown setting 'DEALIMPORT_FROBNICATE' "
+                                "(dealimport.env(5) lists the settings)"));
+    dip_config_release(&cfg);
+
+    write_file(p3, "TZ=UTC\nAPP_SECRT=x\n");
+    dip_config_init(&cfg);
+    assert_int_equal(dip_config_load(&cfg, p3, 0, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, ":2: unknown setting 'APP_SECRT'; did you "
+                                "mean 'APP_SECRET'?"));
+    dip_config_release(&cfg);
+
+    setenv("DEALIMPORT_TEST_SOMETHING", "1", 1);
+    dip_config_init(&cfg);
+    assert_int_equal(dip_config_load(&cfg, NULL, 0, err, sizeof(err)), 0);
+    dip_config_release(&cfg);
+    setenv("DEALIMPORT_LEASE", "30", 1);
+    dip_config_init(&cfg);
+    assert_int_equal(dip_config_load(&cfg, NULL, 0, err, sizeof(err)), -1);
+    assert_string_equal(err, "environment: unknown setting 'DEALIMPORT_LEASE'; "
+                             "did you mean 'DEALIMPORT_LEASE_S'?");
+    dip_config_release(&cfg);
+    unsetenv("DEALIMPORT_LEASE");
+    unsetenv("DEALIMPORT_TEST_SOMETHING");
+    unlink(p1);
+    unlink(p2);
+    unlink(p3);
+}
+
+/* --check-config: what a supervisor needs, from the file. */
+static void test_check(void **state)
+{
+    char good[] = "/tmp/dip-config-g-XXXXXX",
+         bad[] = "/tmp/dip-config-b-XXXXXX";
+    char err[512] = "";
+    (void)state;
+    clear_env();
+    write_file(good, "DEALIMPORT_MONGODB_URI=mongodb://h/crm\n"
+                     "DEALIMPORT_STORAGE_URL=file:///srv/csv\n"
+                     "APP_SECRET=x\nDEALIMPORT_MAX_WORKERS=8\n");
+    write_file(bad, "DEALIMPORT_MONGODB_URI=mongodb://h/crm\n"
+                    "DEALIMPORT_STORAGE_URL=file:///srv/csv\n");
+    assert_int_equal(dip_config_check(good, err, sizeof(err)), 0);
+    assert_int_equal(dip_config_check(bad, err, sizeof(err)), -1);
+    assert_string_equal(err, "APP_SECRET (or APP_SECRET_FILE) is not set");
+    assert_int_equal(dip_config_check("/nonexistent/x.env", err, sizeof(err)),
+                     -1);
+    assert_non_null(strstr(err, "cannot read '/nonexistent/x.env'"));
+    unlink(good);
+    unlink(bad);
+}
+
+/* A client reads DEALIMPORT_CONFIG's file under the environment; without
+ * it (and without the package's file) the environment alone. */
+static void test_client_file(void **state)
+{
+    char path[] = "/tmp/dip-config-c-XXXXXX";
+    dip_config_t cfg;
+    char err[512] = "";
+    (void)state;
+    clear_env();
+    write_file(path, "DEALIMPORT_POLL_MS=300\nDEALIMPORT_RUNTIME_DIR=/x\n");
+    setenv("DEALIMPORT_CONFIG", path, 1);
+    setenv("DEALIMPORT_RUNTIME_DIR", "/y", 1);
+    dip_config_init(&cfg);
+    assert_int_equal(
+        dip_config_load(&cfg, NULL, DIP_CONFIG_CLIENT, err, sizeof(err)), 0);
+    assert_int_equal(cfg.poll_ms, 300);
+    assert_string_equal(cfg.runtime_dir, "/x");
+    dip_config_release(&cfg);
+    unsetenv("DEALIMPORT_RUNTIME_DIR");
+    unsetenv("DEALIMPORT_CONFIG");
+    unlink(path);
+}
+
+/* The session token: one of the variable and the file, the file readable. */
+static void test_session_token(void **state)
+{
+    dip_config_t cfg;
+    char err[512] = "";
+    (void)state;
+    clear_env();
+    setenv("DEALIMPORT_S3_SESSION_TOKEN", "tok", 1);
+    setenv("DEALIMPORT_S3_SESSION_TOKEN_FILE", "/nonexistent/token", 1);
+    dip_config_init(&cfg);
+    assert_int_equal(dip_config_load(&cfg, NULL, 0, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "are both set"));
+    dip_config_release(&cfg);
+    unsetenv("DEALIMPORT_S3_SESSION_TOKEN");
+    dip_config_init(&cfg);
+    assert_int_equal(dip_config_load(&cfg, NULL, 0, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "DEALIMPORT_S3_SESSION_TOKEN_FILE: cannot "
+                                "read '/nonexistent/token'"));
+    dip_config_release(&cfg);
+    unsetenv("DEALIMPORT_S3_SESSION_TOKEN_FILE");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -167,6 +327,11 @@ int main(void)
         cmocka_unit_test(test_file_wins_and_secret_file),
         cmocka_unit_test(test_bad_storage_url),
         cmocka_unit_test(test_delete_source),
+        cmocka_unit_test(test_suggest),
+        cmocka_unit_test(test_unknown_names),
+        cmocka_unit_test(test_check),
+        cmocka_unit_test(test_client_file),
+        cmocka_unit_test(test_session_token),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

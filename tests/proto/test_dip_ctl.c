@@ -55,6 +55,13 @@ static void test_request_round_trips(void **state)
     assert_string_equal(out.status, "paused");
     assert_string_equal(out.account, ACC);
     assert_int_equal(out.limit, 7);
+    in.since_ms = 1767571200000LL;
+    strcpy(in.after, "1767609000000." QID);
+    round_trip(&in, &out);
+    assert_true(out.since_ms == 1767571200000LL);
+    assert_string_equal(out.after, "1767609000000." QID);
+    in.since_ms = 0;
+    in.after[0] = '\0';
 
     /* The exact bytes of a request, as other languages will write it. */
     memset(&in, 0, sizeof(in));
@@ -160,6 +167,14 @@ static void test_malformed_requests(void **state)
               "'limit' must be an integer from 1 to 1000");
     refused_s("{\"v\":1,\"cmd\":\"list\",\"limit\":\"5\"}",
               "'limit' must be an integer");
+    refused_s("{\"v\":1,\"cmd\":\"list\",\"since\":-1}",
+              "'since' must be a time in milliseconds");
+    refused_s("{\"v\":1,\"cmd\":\"list\",\"since\":\"2026\"}",
+              "'since' must be a time in milliseconds");
+    refused_s("{\"v\":1,\"cmd\":\"list\",\"after\":\"12\"}",
+              "'after' must be the 'next' of a list reply");
+    refused_s("{\"v\":1,\"cmd\":\"show\",\"id\":\"" QID "\",\"since\":1}",
+              "unknown field 'since'");
 
     /* Oversized: refused by its length, before any parsing. */
     big = malloc(DIP_CTL_MAX_REQUEST + 2);
@@ -296,6 +311,41 @@ static void test_replies(void **state)
     }
 }
 
+/* List cursors: "<ms>.<id>" both ways, anything else refused. */
+static void test_cursor(void **state)
+{
+    static const struct {
+        const char *in;
+        int rc;
+        long long ms;
+    } cases[] = {
+        {"0." QID, 0, 0},
+        {"1767609000000." QID, 0, 1767609000000LL},
+        {"1767609000000.64B0000000000000000000AA", 0, 1767609000000LL},
+        {"." QID, -1, 0},
+        {"-1." QID, -1, 0},
+        {"12." QID "0", -1, 0},
+        {"1234567890123456." QID, -1, 0},
+        {"12", -1, 0},
+        {"", -1, 0},
+    };
+    char out[DIP_CTL_CURSOR_LEN], id[25];
+    long long ms;
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int rc = dip_ctl_cursor_parse(cases[i].in, &ms, id);
+        assert_int_equal(rc, cases[i].rc);
+        if (rc == 0) {
+            assert_true(ms == cases[i].ms);
+            assert_string_equal(id, QID);
+        }
+    }
+    assert_int_equal(dip_ctl_cursor_format(1767609000000LL, QID, out), 0);
+    assert_string_equal(out, "1767609000000." QID);
+    assert_int_equal(dip_ctl_cursor_format(-1, QID, out), -1);
+    assert_int_equal(dip_ctl_cursor_format(5, "nope", out), -1);
+}
+
 static void test_names_and_quote(void **state)
 {
     char q[16];
@@ -328,6 +378,7 @@ int main(void)
         cmocka_unit_test(test_uppercase_id_is_lowered),
         cmocka_unit_test(test_malformed_requests),
         cmocka_unit_test(test_replies),
+        cmocka_unit_test(test_cursor),
         cmocka_unit_test(test_names_and_quote),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -70,7 +70,8 @@ static void test_s3_get_object(void **state)
         {"x-amz-content-sha256", DIP_SIGV4_EMPTY_SHA256},
     };
     const dip_sigv4_request_t req = {
-        "GET", S3_HOST, "/test.txt", NULL, h, 2, DIP_SIGV4_EMPTY_SHA256, T2013};
+        "GET", S3_HOST, "/test.txt", NULL, h, 2, DIP_SIGV4_EMPTY_SHA256,
+        T2013, NULL};
     char *signed_headers = NULL;
     char *canon = dip_sigv4_canonical_request(&req, &signed_headers);
     char *scope = dip_sigv4_scope("20130524T000000Z", &s3_docs);
@@ -132,8 +133,8 @@ static void test_s3_put_object(void **state)
         {"x-amz-storage-class", "REDUCED_REDUNDANCY"},
         {"x-amz-content-sha256", payload},
     };
-    dip_sigv4_request_t req = {"PUT", S3_HOST, path,    NULL,
-                               h,     3,       payload, T2013};
+    dip_sigv4_request_t req = {"PUT", S3_HOST, path,  NULL, h,
+                               3,     payload, T2013, NULL};
     char *canon, *sts, *auth;
     (void)state;
 
@@ -184,7 +185,8 @@ static void test_s3_get_bucket_lifecycle(void **state)
     const dip_sigv4_header_t h[] = {
         {"x-amz-content-sha256", DIP_SIGV4_EMPTY_SHA256}};
     const dip_sigv4_request_t req = {
-        "GET", S3_HOST, "/", "lifecycle", h, 1, DIP_SIGV4_EMPTY_SHA256, T2013};
+        "GET", S3_HOST, "/", "lifecycle", h, 1, DIP_SIGV4_EMPTY_SHA256,
+        T2013, NULL};
     char *canon = dip_sigv4_canonical_request(&req, NULL);
     char *sts = dip_sigv4_string_to_sign(
         "20130524T000000Z", "20130524/us-east-1/s3/aws4_request", canon);
@@ -216,7 +218,8 @@ static void test_s3_list_objects(void **state)
                                h,
                                1,
                                DIP_SIGV4_EMPTY_SHA256,
-                               T2013};
+                               T2013,
+                               NULL};
     char *canon = dip_sigv4_canonical_request(&req, NULL);
     char *sts = dip_sigv4_string_to_sign(
         "20130524T000000Z", "20130524/us-east-1/s3/aws4_request", canon);
@@ -243,8 +246,9 @@ static void test_s3_list_objects(void **state)
 /* aws-sig-v4-test-suite get-vanilla, and get-vanilla-query-order-key-case. */
 static void test_suite_get_vanilla(void **state)
 {
-    dip_sigv4_request_t req = {"GET", "example.amazonaws.com", "/",  NULL, NULL,
-                               0,     DIP_SIGV4_EMPTY_SHA256,  T2015};
+    dip_sigv4_request_t req = {
+        "GET", "example.amazonaws.com", "/",   NULL, NULL,
+        0,     DIP_SIGV4_EMPTY_SHA256,  T2015, NULL};
     char *canon = dip_sigv4_canonical_request(&req, NULL);
     char *sts = dip_sigv4_string_to_sign(
         "20150830T123600Z", "20150830/us-east-1/service/aws4_request", canon);
@@ -280,6 +284,60 @@ static void test_suite_get_vanilla(void **state)
     free(auth);
 }
 
+/* aws-sig-v4-test-suite post-sts-token/post-sts-header-before: temporary
+ * credentials' session token is part of the canonical request as
+ * x-amz-security-token (the suite's own example token, request, string to
+ * sign and signature). Listing the header as well is refused. */
+#define SUITE_TOKEN                                                            \
+    "AQoDYXdzEPT//////////"                                                    \
+    "wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXmxfpSPf" \
+    "IeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZam" \
+    "pKsburEDy0KPkyQDYwT7WZ0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+"     \
+    "xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+scqKmlzm8FDrypNC9Yjc8fPOLn9FX9KSYvKT" \
+    "r4rvx3iSIlTJabIQwj2ICCR/oLxBA=="
+static void test_suite_post_sts_header_before(void **state)
+{
+    const dip_sigv4_header_t twice[] = {{"X-Amz-Security-Token", "t"}};
+    dip_sigv4_request_t req = {
+        "POST", "example.amazonaws.com", "/",   NULL,       NULL,
+        0,      DIP_SIGV4_EMPTY_SHA256,  T2015, SUITE_TOKEN};
+    char *signed_headers = NULL;
+    char *canon = dip_sigv4_canonical_request(&req, &signed_headers);
+    char *sts = dip_sigv4_string_to_sign(
+        "20150830T123600Z", "20150830/us-east-1/service/aws4_request", canon);
+    char *auth = dip_sigv4_authorization(&req, &suite, NULL);
+    (void)state;
+    assert_string_equal(
+        canon, "POST\n/\n\n"
+               "host:example.amazonaws.com\n"
+               "x-amz-date:20150830T123600Z\n"
+               "x-amz-security-token:" SUITE_TOKEN "\n\n"
+               "host;x-amz-date;x-amz-security-token\n" DIP_SIGV4_EMPTY_SHA256);
+    assert_string_equal(signed_headers, "host;x-amz-date;x-amz-security-token");
+    assert_string_equal(
+        sts,
+        "AWS4-HMAC-SHA256\n"
+        "20150830T123600Z\n"
+        "20150830/us-east-1/service/aws4_request\n"
+        "c237e1b440d4c63c32ca95b5b99481081cb7b13c7e40434868e71567c1a882f6");
+    assert_string_equal(
+        auth,
+        "AWS4-HMAC-SHA256 "
+        "Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
+        "SignedHeaders=host;x-amz-date;x-amz-security-token, "
+        "Signature="
+        "85d96828115b5dc0cfc3bd16ad9e210dd772bbebba041836c64533a82be05ead");
+    free(canon);
+    free(signed_headers);
+    free(sts);
+    free(auth);
+
+    req.headers = twice;
+    req.nheaders = 1;
+    assert_null(dip_sigv4_canonical_request(&req, NULL));
+    assert_null(dip_sigv4_authorization(&req, &suite, NULL));
+}
+
 /* Header values are trimmed and inner spaces collapsed before signing; names
  * are case-insensitive, so a name listed twice is refused. */
 static void test_header_canonical_form(void **state)
@@ -289,7 +347,7 @@ static void test_header_canonical_form(void **state)
                                       {"range", "bytes=2-3"}};
     const dip_sigv4_header_t host[] = {{"Host", "evil.example"}};
     dip_sigv4_request_t req = {"GET", "h", "/k", NULL, h, 1, "UNSIGNED-PAYLOAD",
-                               T2013};
+                               T2013, NULL};
     char *canon = dip_sigv4_canonical_request(&req, NULL);
     (void)state;
     assert_non_null(strstr(canon, "\nx-amz-meta-note:a b c\n"));
@@ -343,6 +401,7 @@ int main(void)
         cmocka_unit_test(test_s3_get_bucket_lifecycle),
         cmocka_unit_test(test_s3_list_objects),
         cmocka_unit_test(test_suite_get_vanilla),
+        cmocka_unit_test(test_suite_post_sts_header_before),
         cmocka_unit_test(test_header_canonical_form),
         cmocka_unit_test(test_uri_encode),
     };

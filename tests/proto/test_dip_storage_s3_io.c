@@ -958,6 +958,71 @@ static void test_multipart_signed(void **state)
     free(s);
 }
 
+/* Temporary credentials: the session token from a file is sent and signed
+ * as x-amz-security-token (checked by the verifier above, written from
+ * AWS's rules), and a rotated file (renamed over, as a credentials agent
+ * does) is read again for the next request. Failure classes: a token file
+ * that vanishes keeps the token read before (S3 then names the expired
+ * token); a file never readable is refused at configuration. */
+static void test_session_token_file(void **state)
+{
+    char src[64], tok[64], tmp[80], sha[65], err[512] = "", value[1024];
+    char signed_h[1024];
+    mp_srv_t *s = calloc(1, sizeof(*s));
+    dip_config_t cfg;
+    dip_storage_t *st;
+    (void)state;
+
+    snprintf(src, sizeof(src), "/tmp/dip-tok-src-%d", (int)getpid());
+    snprintf(tok, sizeof(tok), "/tmp/dip-tok-%d", (int)getpid());
+    snprintf(tmp, sizeof(tmp), "%s.new", tok);
+    write_big(src, 1000, 5, sha);
+    write_file(tok, "FQoGZXIvYXdzEXAMPLE+token/one==\n",
+               strlen("FQoGZXIvYXdzEXAMPLE+token/one==\n"));
+    mp_start(s, MP_OK);
+    {
+        char ep[64];
+        snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", s->port);
+        dip_config_init(&cfg);
+        set_str(&cfg.storage_url, "s3://deals");
+        set_str(&cfg.s3_endpoint, ep);
+        set_str(&cfg.s3_region, "eu-central-1");
+        set_str(&cfg.s3_access_key, "AKTEST");
+        set_str(&cfg.s3_secret_key, "secret");
+        set_str(&cfg.s3_session_token_file, tok);
+        st = open_storage(&cfg);
+    }
+    if (dip_storage_put_file(st, "k1.csv", src, err, sizeof(err)) !=
+        DIP_STORAGE_OK)
+        fail_msg("%s", err);
+    write_file(tmp, "FQoGZXIvYXdzEXAMPLE+token/two==",
+               strlen("FQoGZXIvYXdzEXAMPLE+token/two=="));
+    assert_int_equal(rename(tmp, tok), 0);
+    assert_int_equal(dip_storage_put_file(st, "k2.csv", src, err, sizeof(err)),
+                     DIP_STORAGE_OK);
+    unlink(tok);
+    assert_int_equal(dip_storage_put_file(st, "k3.csv", src, err, sizeof(err)),
+                     DIP_STORAGE_OK);
+    mp_stop(s);
+    assert_int_equal(s->nreq, 3);
+    for (int i = 0; i < 3; i++) {
+        verify_sigv4(&s->req[i], "secret", "eu-central-1");
+        head_value(s->req[i].head, "authorization", value, sizeof(value));
+        assert_int_equal(
+            sscanf(value, "%*s %*s SignedHeaders=%1023[^,]", signed_h), 1);
+        assert_string_equal(signed_h, "host;x-amz-content-sha256;x-amz-date;"
+                                      "x-amz-security-token");
+        head_value(s->req[i].head, "x-amz-security-token", value,
+                   sizeof(value));
+        assert_string_equal(value, i == 0 ? "FQoGZXIvYXdzEXAMPLE+token/one=="
+                                          : "FQoGZXIvYXdzEXAMPLE+token/two==");
+    }
+    unlink(src);
+    dip_storage_destroy(&st);
+    dip_config_release(&cfg);
+    free(s);
+}
+
 static void test_multipart_abort(void **state)
 {
     char src[64], sha[65], err[512] = "";
@@ -1466,6 +1531,7 @@ int main(void)
         cmocka_unit_test(test_http_refused),
         cmocka_unit_test(test_http_put_hash),
         cmocka_unit_test(test_multipart_signed),
+        cmocka_unit_test(test_session_token_file),
         cmocka_unit_test(test_multipart_abort),
         cmocka_unit_test(test_multipart_retries),
     };

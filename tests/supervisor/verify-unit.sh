@@ -10,11 +10,17 @@ set -eu
 unit=$1 envfile=$2 config=$3
 
 fail=0
-if grep -q '^ExecStart=/usr/local/bin/dealimport-supervisor$' "$unit"; then :
+if grep -qx 'ExecStart=/usr/local/bin/dealimport-supervisor --config /etc/dealimport/dealimport.env' "$unit"; then :
 else
-    echo "unit: ExecStart= is not /usr/local/bin/dealimport-supervisor" >&2
+    echo "unit: ExecStart= is not /usr/local/bin/dealimport-supervisor --config /etc/dealimport/dealimport.env" >&2
     fail=1
 fi
+# A configuration or usage error must not restart for ever; a reload is a
+# SIGHUP to the supervisor, which reads --config again.
+grep -qx 'RestartPreventExitStatus=64 78' "$unit" ||
+    { echo "unit: no RestartPreventExitStatus=64 78" >&2; fail=1; }
+grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$unit" ||
+    { echo "unit: no ExecReload=/bin/kill -HUP \$MAINPID" >&2; fail=1; }
 for name in $(grep -o '"DEALIMPORT_[A-Z0-9_]*"' "$config" | tr -d '"' |
     sort -u); do
     if ! grep -q "^#\{0,1\}$name=" "$envfile"; then
