@@ -1,8 +1,10 @@
 """Change streams of the development server, as a MongoDB 5.0 replica set
 speaks them.
 
-Every write the engine applies (insert, update, replace, delete, drop) is
-recorded in a bounded history, the development server's oplog: entries in
+Every write the engine applies (insert, update, replace, delete, drop) to a
+namespace a stream has been opened on is recorded in a bounded history, the
+development server's oplog (a resume from before the first stream on it is
+answered with 286, as from a point a real oplog no longer holds): entries in
 order, each with its own clusterTime, the namespace, the documentKey and, as
 BSON bytes so later writes cannot change them, the inserted or replacing
 document and an update's description (computed from the document before and
@@ -142,6 +144,13 @@ class History:
         self.changed = threading.Condition(lock)
         self.max_entries = HISTORY_ENTRIES
         self.max_bytes = HISTORY_BYTES
+        # Namespaces ('db.coll') and databases ('db.') a stream has been
+        # opened on, with the seq from which their history is kept: writes
+        # elsewhere are not recorded, so a bulk load of an unwatched
+        # collection costs one lookup per write. A resume from before that
+        # seq is answered as a real server answers a point its oplog no
+        # longer holds.
+        self.watched = {}
 
     # -- recording (the engine's hooks) --------------------------------
 
@@ -150,6 +159,15 @@ class History:
         if now > self.last_ts.time:
             return Timestamp(now, 1)
         return Timestamp(self.last_ts.time, self.last_ts.inc + 1)
+
+    def watching(self, ns):
+        w = self.watched
+        return bool(w) and (ns in w or ns[:ns.find('.') + 1] in w)
+
+    def watch(self, key):
+        """Starts keeping key's history (a 'db.coll' or a 'db.'); the seq
+        from which it is kept."""
+        return self.watched.setdefault(key, self.last_seq)
 
     def _record(self, op, ns, key, doc=None, desc=None):
         db, _, coll = ns.partition('.')
@@ -187,17 +205,23 @@ class History:
         return n
 
     def inserted(self, coll, doc):
-        self._record('insert', coll.ns, bson.encode({'_id': doc['_id']}),
-                     bson.encode(doc))
+        if self.watching(coll.ns):
+            self._record('insert', coll.ns, bson.encode({'_id': doc['_id']}),
+                         bson.encode(doc))
 
     def deleted(self, coll, doc_id):
-        self._record('delete', coll.ns, bson.encode({'_id': doc_id}))
+        if self.watching(coll.ns):
+            self._record('delete', coll.ns, bson.encode({'_id': doc_id}))
 
     def dropped(self, ns):
-        self._record('drop', ns, None)
+        if self.watching(ns):
+            self._record('drop', ns, None)
 
     def before_update(self, coll, spec, multi):
-        """The documents an update will touch, as BSON, before it runs."""
+        """The documents an update will touch, as BSON, before it runs
+        (None where no stream watches)."""
+        if not self.watching(coll.ns):
+            return None
         out = []
         for doc in coll._iter_documents(spec):
             out.append((doc['_id'], bson.encode(doc)))
@@ -208,6 +232,8 @@ class History:
     def after_update(self, coll, before, update):
         """Records an update or replace event for each document changed."""
         from engine import store_key  # engine imports nothing of ours
+        if not before:
+            return
         replacement = isinstance(update, dict) and not any(
             k[:1] == '$' for k in update)
         docs = coll.documents
@@ -376,6 +402,9 @@ class Streams:
                               'allowed, but multiple were found.',
                               NON_RESUMABLE)
         h = self.history
+        since = h.watch(ns if coll is not None else db + '.')
+        if coll is not None and db + '.' in h.watched:
+            since = min(since, h.watched[db + '.'])
         pos = h.last_seq
         if starts and starts[0] != 'startAtOperationTime':
             kind, seq, epoch = self._parse_token(spec, starts[0])
@@ -384,7 +413,8 @@ class Streams:
                                   "using 'resumeAfter' is not allowed from "
                                   'an invalidate notification.',
                                   NON_RESUMABLE)
-            if epoch != h.epoch or seq > h.last_seq or h.lost(seq):
+            if epoch != h.epoch or seq > h.last_seq or seq < since or \
+                    h.lost(seq):
                 raise self._lost(ns)
             pos = seq
         elif starts:
@@ -394,7 +424,7 @@ class Streams:
                                   "startAtOperationTime' must be a "
                                   "timestamp", NON_RESUMABLE)
             pos = h.after_time(ts)
-            if h.lost(pos):
+            if pos < since or h.lost(pos):
                 raise self._lost(ns)
         cur = StreamCursor(ns, db, coll, pos, pipeline[1:],
                            full == 'updateLookup', conn)
