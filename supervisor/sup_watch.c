@@ -51,6 +51,9 @@ sup_watch_verdict_t sup_watch_classify(uint32_t domain, uint32_t code)
         case 280: /* ChangeStreamFatalError */
         case 260: /* InvalidResumeToken */
         case 136: /* CappedPositionLost */
+        /* An event too large to return fails every resume before it: only
+         * a fresh start (and a sweep) gets past it. */
+        case 10334: /* BSONObjectTooLarge */
             return SUP_WATCH_RESTART;
         default:
             return SUP_WATCH_RESUME;
@@ -127,7 +130,11 @@ static bson_t *pipeline(void)
         BCON_BOOL(true), "}", "}", "{",
         "updateDescription.updatedFields.in_progress", "{", "$exists",
         BCON_BOOL(true), "}", "}", "{", "updateDescription.removedFields",
-        BCON_UTF8("in_progress"), "}", "]", "}", "}", "]");
+        BCON_UTF8("in_progress"), "}", "]", "}", "}",
+        /* Only what a wake needs: a queue document near 16 MiB must not
+         * make an event too large to return (BSONObjectTooLarge). */
+        "{", "$project", "{", "operationType", BCON_INT32(1), "documentKey",
+        BCON_INT32(1), "fullDocument.status", BCON_INT32(1), "}", "}", "]");
 }
 
 static mongoc_change_stream_t *open_stream(sup_watch_t *self,

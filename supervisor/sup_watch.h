@@ -29,7 +29,10 @@
  *   between is missed; "change stream resumed" once it runs again;
  * - a token the server's history no longer holds (ChangeStreamHistoryLost
  *   286, ChangeStreamFatalError 280, InvalidResumeToken 260, an invalidate
- *   after `queues` was dropped): the token is dropped, the stream reopened
+ *   after `queues` was dropped), or an event too large to return
+ *   (BSONObjectTooLarge 10334; the stream projects events down to a few
+ *   fields so a queue document near 16 MiB does not make one): the token is
+ *   dropped, the stream reopened
  *   from now, and the loop woken, because changes may have been missed: its
  *   next claim round is the sweep that finds them.
  * Stopping waits for the thread: at most await_ms (the stream's await), or a
