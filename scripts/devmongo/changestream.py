@@ -194,9 +194,13 @@ class History:
             del self.entries[:n]
             self.dropped_any = True
 
-    def drop(self):
-        """Drops every entry but the newest (an oplog keeps its last)."""
-        n = max(len(self.entries) - 1, 0)
+    def drop(self, everything=False):
+        """Drops every entry but the newest (an oplog keeps its last), or
+        every one: then no token of this history resumes."""
+        n = len(self.entries) if everything else max(len(self.entries) - 1,
+                                                      0)
+        if everything:
+            self.dropped_any = True
         if n:
             self.bytes -= sum(e.size for e in self.entries[:n])
             del self.entries[:n]
@@ -585,12 +589,14 @@ class Streams:
     # -- the development server's own commands --------------------------
 
     def cmd_drop_history(self, db, cmd, conn):
-        """{devDropChangeHistory: 1}: drops every history entry but the
-        newest; a stream or token from before it then fails with 286."""
+        """{devDropChangeHistory: 1, all: bool}: drops every history
+        entry but the newest (all: every one, as a wiped oplog); a stream
+        or token from before it then fails with 286."""
         if db != 'admin':
             raise self._error(13, 'devDropChangeHistory may only be run '
                               'against the admin database.')
-        return {'dropped': self.history.drop(), 'ok': 1.0}
+        everything = cmd.get('all') is True
+        return {'dropped': self.history.drop(everything), 'ok': 1.0}
 
     def cmd_drop_streams(self, db, cmd, conn):
         """{devDropChangeStreams: 1}: closes the connection of every open

@@ -3,8 +3,10 @@
  * the development server a watcher that wakes for a deals import turning
  * claimable (insert, release back to pending) and for nothing else (another
  * source, a claim, progress), that resumes after its connection is dropped
- * without losing the change made meanwhile, and that says once that a
- * standalone server has no change streams and stops (the loop then polls).
+ * without losing the change made meanwhile, that starts afresh and wakes
+ * the loop for a sweep when its token's history is gone (286), and that says
+ * once that a standalone server has no change streams and stops (the loop
+ * then polls).
  *
  * Failure classes walked: 5 (a dropped connection: resumed from the token,
  * the change made meanwhile still wakes; a step-down is the same transient
@@ -259,6 +261,89 @@ static void test_wakes_for_claimable_only(void **state)
     assert_null(w);
 }
 
+/* Runs an admin command of the dev server (read preference primary
+ * preferred: it may be stepped down); false when the server lacks it. */
+static bool dev_admin(fx_t *fx, bson_t *cmd)
+{
+    mongoc_read_prefs_t *prefs =
+        mongoc_read_prefs_new(MONGOC_READ_PRIMARY_PREFERRED);
+    bson_t reply;
+    bson_error_t error;
+    bool ok = mongoc_client_command_simple(fx->client, "admin", cmd, prefs,
+                                           &reply, &error);
+    if (!ok && error.code != 59)
+        fail_msg("admin command failed: %s", error.message);
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+    mongoc_read_prefs_destroy(prefs);
+    return ok;
+}
+
+/* Redirects stderr (the watcher's log) to a temporary file; its fd. */
+static int capture_stderr(int *saved)
+{
+    char path[] = "/tmp/sup_watch_log.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    fflush(stderr);
+    *saved = dup(2);
+    dup2(fd, 2);
+    return fd;
+}
+
+/* Restores stderr; how often needle was logged meanwhile. */
+static int captured(int fd, int saved, const char *needle)
+{
+    char buf[16384];
+    ssize_t n;
+    int count = 0;
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    n = pread(fd, buf, sizeof(buf) - 1, 0);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    fputs(buf, stderr);
+    for (const char *p = buf; (p = strstr(p, needle)) != NULL; p++)
+        count++;
+    return count;
+}
+
+/* The stream fails while the server is stepped down (its resume refused),
+ * and the history is wiped meanwhile: once the server is back, the resume
+ * from the token fails with 286, and the watcher starts afresh and wakes
+ * the loop for a sweep (changes may have been missed), saying so once. */
+static void test_history_lost_restarts_and_wakes(void **state)
+{
+    fx_t *fx = *state;
+    sup_watch_t *w;
+    int fd, saved;
+
+    NEED_DB(fx);
+    if (!is_replset(fx) ||
+        !dev_admin(fx, BCON_NEW("devCommandCounts", BCON_INT32(1)))) {
+        print_message("skipped: needs the dev server's replica set\n");
+        skip();
+    }
+    fd = capture_stderr(&saved);
+    w = watcher(fx->uri);
+    wait_state(w, SUP_WATCH_STREAMING);
+    assert_true(dev_admin(fx, BCON_NEW("devStepDown", BCON_DOUBLE(2),
+                                       "firstWrite", BCON_UTF8("none"))));
+    assert_true(dev_admin(fx, BCON_NEW("devDropChangeStreams", BCON_INT32(1))));
+    wait_state(w, SUP_WATCH_RETRYING);
+    assert_true(dev_admin(fx, BCON_NEW("devDropChangeHistory", BCON_INT32(1),
+                                       "all", BCON_BOOL(true))));
+    /* Nothing else happens: the one wake is the restart's sweep. */
+    assert_int_equal(wait_wake(w), 1);
+    wait_state(w, SUP_WATCH_STREAMING);
+    sup_watch_destroy(&w);
+    assert_int_equal(captured(fd, saved, "cannot resume"), 1);
+    (void)dev_admin(fx, BCON_NEW("devStepDown", BCON_DOUBLE(0), "firstWrite",
+                                 BCON_UTF8("none")));
+}
+
 /* Starts a standalone dev server; its port, or 0. */
 static int start_standalone(pid_t *pid)
 {
@@ -341,6 +426,8 @@ int main(void)
         cmocka_unit_test(test_classify_table),
         cmocka_unit_test_setup_teardown(test_wakes_for_claimable_only, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_history_lost_restarts_and_wakes,
+                                        setup, teardown),
         cmocka_unit_test(test_standalone_said_once),
     };
     int rc;
