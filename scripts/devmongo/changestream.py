@@ -481,7 +481,10 @@ class Streams:
             left = deadline - time.monotonic()
             if batch or cur.invalidated or left <= 0:
                 break
+            waited = time.monotonic()
             self.history.changed.wait(left)
+            # devCommandCounts' seconds are time under the lock: not this.
+            c.seconds['$cmd.getMore'] -= time.monotonic() - waited
             if c.cursors.get(cur.cursor_id) is not cur:
                 from commands import CommandError
                 raise CommandError(43, 'cursor id %d not found'
