@@ -370,8 +370,8 @@ class Streams:
             raise self._error(73, "$changeStream may not be opened on the "
                               "internal %s database" % db, NON_RESUMABLE)
         if isinstance(target, str):
-            coll = c_name = target
-            ns = '%s.%s' % (db, c_name)
+            coll = target
+            ns = '%s.%s' % (db, coll)
         elif target == 1 and not isinstance(target, bool):
             coll = None
             ns = '%s.$cmd.aggregate' % db
