@@ -148,19 +148,15 @@ static bool is_replset(fixture_t *fx)
 
 #define NEED_REPLSET(fx)                                                       \
     do {                                                                       \
-        if (!is_replset(fx)) {                                                 \
-            print_message("skipped: not a replica-set member\n");              \
-            skip();                                                            \
-        }                                                                      \
+        if (!is_replset(fx))                                                   \
+            IT_SKIP_MACHINE("skipped: not a replica-set member\n");            \
     } while (0)
 
 #define NEED_DEV(fx)                                                           \
     do {                                                                       \
         NEED_REPLSET(fx);                                                      \
-        if (!(fx)->dev) {                                                      \
-            print_message("skipped: a real server has no dev commands\n");     \
-            skip();                                                            \
-        }                                                                      \
+        if (!(fx)->dev)                                                        \
+            IT_SKIP_MACHINE("skipped: a real server has no dev commands\n");   \
     } while (0)
 
 static mongoc_collection_t *fresh(fixture_t *fx, const char *name)

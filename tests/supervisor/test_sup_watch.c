@@ -213,10 +213,8 @@ static void test_wakes_for_claimable_only(void **state)
     sup_watch_t *w;
 
     NEED_DB(fx);
-    if (!is_replset(fx)) {
-        print_message("skipped: a standalone server (see the next case)\n");
-        skip();
-    }
+    if (!is_replset(fx))
+        IT_SKIP_MACHINE("skipped: a standalone server (see the last case)\n");
     w = watcher(fx->uri);
     wait_state(w, SUP_WATCH_STREAMING);
 
@@ -322,10 +320,8 @@ static void test_history_lost_restarts_and_wakes(void **state)
 
     NEED_DB(fx);
     if (!is_replset(fx) ||
-        !dev_admin(fx, BCON_NEW("devCommandCounts", BCON_INT32(1)))) {
-        print_message("skipped: needs the dev server's replica set\n");
-        skip();
-    }
+        !dev_admin(fx, BCON_NEW("devCommandCounts", BCON_INT32(1))))
+        IT_SKIP_MACHINE("skipped: needs the dev server's replica set\n");
     fd = capture_stderr(&saved);
     w = watcher(fx->uri);
     wait_state(w, SUP_WATCH_STREAMING);
