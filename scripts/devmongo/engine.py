@@ -331,7 +331,7 @@ class DevCollection(mongomock.collection.Collection):
         self.ns = ns
         self.uniques = []
         self.catalog = {}
-        # changestream.History, told of every write (replica-set mode only).
+        # changehistory.History, told of every write (replica-set mode only).
         self.history = None
 
     # -- storage --------------------------------------------------------
