@@ -335,6 +335,56 @@ int wrk_db_check_pipeline(wrk_db_t *self, const bson_oid_t *pipeline,
     return rc;
 }
 
+int wrk_db_stages_find(wrk_db_t *self, const bson_oid_t *account,
+                       const bson_oid_t *pipeline, int64_t limit,
+                       void (*fn)(void *arg, const char *name,
+                                  const bson_oid_t *id),
+                       void *arg, char *err, size_t errlen)
+{
+    bson_t filter = BSON_INITIALIZER;
+    const mongoc_uri_t *uri = mongoc_client_get_uri(self->client);
+    int32_t sock_ms =
+        mongoc_uri_get_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, 0);
+    /* Below the socket timeout, so a slow server stops the work itself. */
+    int64_t max_ms = sock_ms > 400 ? sock_ms / 2 : 200;
+    bson_t *opts =
+        BCON_NEW("projection", "{", "name", BCON_INT32(1), "}", "limit",
+                 BCON_INT64(limit), "maxTimeMS", BCON_INT64(max_ms));
+    int rc = WRK_DB_EFAIL;
+    dip_bson_append_id_match(&filter, "account_id", account);
+    dip_bson_append_id_match(&filter, "pipeline_id", pipeline);
+    for (int attempt = 1;; attempt++) {
+        mongoc_cursor_t *c =
+            mongoc_collection_find_with_opts(self->stages, &filter, opts, NULL);
+        const bson_t *doc;
+        bson_error_t error;
+        self->round_trips++;
+        while (mongoc_cursor_next(c, &doc)) {
+            bson_iter_t it;
+            const bson_oid_t *id = NULL;
+            if (bson_iter_init_find(&it, doc, "_id") &&
+                BSON_ITER_HOLDS_OID(&it))
+                id = bson_iter_oid(&it);
+            if (id != NULL && bson_iter_init_find(&it, doc, "name") &&
+                BSON_ITER_HOLDS_UTF8(&it))
+                fn(arg, bson_iter_utf8(&it, NULL), id);
+        }
+        if (!mongoc_cursor_error(c, &error)) {
+            mongoc_cursor_destroy(c);
+            rc = WRK_DB_OK;
+            break;
+        }
+        mongoc_cursor_destroy(c);
+        /* What was passed on is right; passing it again is harmless. */
+        if (!should_retry(self, &error, attempt, "reading the stages", &rc, err,
+                          errlen))
+            break;
+    }
+    bson_destroy(&filter);
+    bson_destroy(opts);
+    return rc;
+}
+
 int wrk_db_stage(wrk_db_t *self, const bson_oid_t *account,
                  const bson_oid_t *pipeline, const bson_oid_t *user,
                  const char *name, int may_create, bson_oid_t *out,

@@ -62,6 +62,16 @@ int wrk_db_stage(wrk_db_t *self, const bson_oid_t *account,
                  const char *name, int may_create, bson_oid_t *out,
                  int *created, char *err, size_t errlen);
 
+/* Calls fn(arg, name, id) for each stage of (account, pipeline), at most
+ * limit of them, in one query on the stage index's prefix (a read bounded by
+ * maxTimeMS, retried as the others). A stage whose name is not a string or
+ * whose id is not an ObjectId is passed over. */
+int wrk_db_stages_find(wrk_db_t *self, const bson_oid_t *account,
+                       const bson_oid_t *pipeline, int64_t limit,
+                       void (*fn)(void *arg, const char *name,
+                                  const bson_oid_t *id),
+                       void *arg, char *err, size_t errlen);
+
 /* Inserts n deals unordered, in one round trip while they fit in the
  * server's message size. Each deal starts with its own ObjectId `_id` and is
  * sent as it is, not validated again: keys valid for MongoDB (no '$', no

@@ -81,6 +81,16 @@ static int on_supervisor(wrk_events_t *self, const void *data, size_t len)
     return m.type == DIP_MSG_ACK || m.type == DIP_MSG_CONTROL;
 }
 
+/* The main thread's next frame into msg, 1 if one came. The empty frame
+ * wrk_events_destroy sends only wakes the thread: it is dropped. */
+static int next_frame(wrk_events_t *self, zmq_msg_t *msg)
+{
+    while (zmq_msg_recv(msg, self->pipe_thr, ZMQ_DONTWAIT) >= 0)
+        if (zmq_msg_size(msg) > 0)
+            return 1;
+    return 0;
+}
+
 static void *run(void *arg)
 {
     wrk_events_t *self = arg;
@@ -108,8 +118,7 @@ static void *run(void *arg)
         }
         /* Forward everything waiting, one poll for many frames. */
         for (int n = 0; n < 1024; n++) {
-            if (!has_pending &&
-                zmq_msg_recv(&pending, self->pipe_thr, ZMQ_DONTWAIT) >= 0)
+            if (!has_pending && next_frame(self, &pending))
                 has_pending = 1;
             if (!has_pending ||
                 zmq_msg_send(&pending, self->sock, ZMQ_DONTWAIT) < 0)
@@ -143,8 +152,7 @@ static void *run(void *arg)
              * most the linger time. */
             if (quit_at == 0)
                 quit_at = now;
-            if (!has_pending &&
-                zmq_msg_recv(&pending, self->pipe_thr, ZMQ_DONTWAIT) >= 0)
+            if (!has_pending && next_frame(self, &pending))
                 has_pending = 1;
             if (!has_pending || now - quit_at > LINGER_MS)
                 break;
@@ -222,6 +230,9 @@ void wrk_events_destroy(wrk_events_t **self_p)
         pthread_mutex_lock(&self->mu);
         self->quit = 1;
         pthread_mutex_unlock(&self->mu);
+        /* Wake the thread now rather than at its next poll timeout: the
+         * worker's exit, and its slot, wait on this join. */
+        (void)zmq_send(self->pipe_main, "", 0, ZMQ_DONTWAIT);
         pthread_join(self->thread, NULL);
     }
     if (self->pipe_main)

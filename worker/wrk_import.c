@@ -1234,6 +1234,11 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
         exit_code = finish(&im, DIP_DONE_FAILED, NULL);
         goto cleanup;
     }
+    /* One read for the pipeline's stages instead of one per name; on
+     * failure each name is still looked up on its own. */
+    if (wrk_stages_preload(im.stages, err, sizeof(err)) != WRK_DB_OK)
+        dip_log(DIP_LOG_WARNING, queue_id,
+                "stages not read ahead, looking them up one by one: %s", err);
     exit_code = stream(&im, &q, key);
     dip_log(DIP_LOG_INFO, queue_id,
             "worker finished at line %lld: %lld %s, %lld errors, %ld "

@@ -198,6 +198,19 @@ int wrk_stages_resolve(wrk_stages_t *self, const char *name, bson_oid_t *out,
     return WRK_DB_OK;
 }
 
+static void preload_one(void *arg, const char *name, const bson_oid_t *id)
+{
+    /* A name cached already keeps its first id, as a lookup would. */
+    (void)cache(arg, name, id);
+}
+
+int wrk_stages_preload(wrk_stages_t *self, char *err, size_t errlen)
+{
+    return wrk_db_stages_find(self->db, &self->account, &self->pipeline,
+                              WRK_STAGES_PRELOAD_MAX, preload_one, self, err,
+                              errlen);
+}
+
 size_t wrk_stages_created(const wrk_stages_t *self)
 {
     return self->created;

@@ -1,7 +1,8 @@
 /*
- * wrk_stages: the import's stage cache. Each normalized stage name is looked
- * up (or created) in MongoDB once per import; later rows with the same name
- * cost nothing.
+ * wrk_stages: the import's stage cache. The pipeline's stages are read in
+ * one query when the import starts (wrk_stages_preload); a name not among
+ * them is looked up (or created) in MongoDB once per import; later rows with
+ * the same name cost nothing.
  */
 #ifndef WRK_STAGES_H
 #define WRK_STAGES_H
@@ -23,6 +24,15 @@ wrk_stages_t *wrk_stages_new(wrk_db_t *db, const bson_oid_t *account,
  * database failure: the row is a line error). */
 #define WRK_STAGES_ELIMIT (-100)
 void wrk_stages_destroy(wrk_stages_t **self_p);
+
+/* At most this many of the pipeline's stages are read ahead. */
+#define WRK_STAGES_PRELOAD_MAX 1000
+
+/* Reads the pipeline's existing stages (up to WRK_STAGES_PRELOAD_MAX) into
+ * the cache in one query, so that later only new names cost a write each.
+ * A WRK_DB_* code; on failure the cache holds what was read and every other
+ * name is still looked up by wrk_stages_resolve. */
+int wrk_stages_preload(wrk_stages_t *self, char *err, size_t errlen);
 
 /* The stage id for name: from the cache, else found or created. Returns a
  * WRK_DB_* code, or WRK_STAGES_ELIMIT with a sentence in err. */

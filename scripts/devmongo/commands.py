@@ -28,6 +28,7 @@ from bson.raw_bson import RawBSONDocument
 import mongomock
 from mongomock.filtering import filter_applies
 
+import changestream
 import engine as engine_mod
 import replset as replset_mod
 from engine import DupKeyError
@@ -248,11 +249,12 @@ class Cursor:
 class Connection:
     """What a command handler may know about its client."""
 
-    __slots__ = ('conn_id', 'peer')
+    __slots__ = ('conn_id', 'peer', 'drop')
 
     def __init__(self, conn_id, peer):
         self.conn_id = conn_id
         self.peer = peer
+        self.drop = None  # closes the client's socket, when set
 
 
 class Commands:
@@ -308,6 +310,8 @@ class Commands:
             'dropDatabase': self.cmd_drop_database,
             'create': self.cmd_create,
         }
+        self.streams = changestream.Streams(self)
+        self.table.update(self.streams.table())
 
     # -- dispatch -------------------------------------------------------
 
@@ -468,6 +472,8 @@ class Commands:
             raise CommandError(13, "Requested getMore on namespace '%s', but "
                                "cursor belongs to a different namespace %s"
                                % (ns, cur.ns))
+        if isinstance(cur, changestream.StreamCursor):
+            return self.streams.get_more(cur, cmd, conn, batch_size)
         batch = self._batch(cur, batch_size)
         if cur.exhausted():
             del self.cursors[cur.cursor_id]
@@ -836,6 +842,8 @@ class Commands:
         return {'values': values, 'ok': 1.0}
 
     def cmd_aggregate(self, db, cmd, conn):
+        if changestream.first_stage(cmd):
+            return self.streams.aggregate(db, cmd, conn)
         if not isinstance(cmd['aggregate'], str):
             raise CommandError(2, '{aggregate: 1} is not supported by the '
                                'development server')

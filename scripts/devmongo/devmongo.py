@@ -16,7 +16,9 @@ stay), which tests use to simulate a database dropping its connections;
 SIGUSR2 makes a replica-set member step down for --stepdown-secs (the
 devStepDown admin command does the same with a choice of duration and of
 what happens to the first write). One
-thread per connection; commands run one at a time under the engine's lock.
+thread per connection; commands run one at a time under the engine's lock,
+but for the wait of a change stream's getMore (changestream.py), which
+releases it.
 Signals arrive through a wakeup socket read by the accept loop, so no handler
 runs between a connection's bytes and SIGSTOP/SIGCONT need nothing special.
 """
@@ -75,6 +77,13 @@ class Connections:
             except OSError:
                 pass
         return len(socks)
+
+
+def _shutdown(sock):
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def _encode(request, reply_id, reply):
@@ -145,6 +154,7 @@ class Server:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = commands.Connection(next(self.conn_ids),
                                    '%s:%d' % (peer[0], peer[1]))
+        conn.drop = lambda: _shutdown(sock)
         self.commands.connections = self.conns.add(sock)
         if self.verbose:
             commands.log('conn %d: accepted from %s' % (conn.conn_id,

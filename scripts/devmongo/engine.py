@@ -331,6 +331,8 @@ class DevCollection(mongomock.collection.Collection):
         self.ns = ns
         self.uniques = []
         self.catalog = {}
+        # changehistory.History, told of every write (replica-set mode only).
+        self.history = None
 
     # -- storage --------------------------------------------------------
 
@@ -369,6 +371,8 @@ class DevCollection(mongomock.collection.Collection):
             for ix, keys in zip(self.uniques, plan):
                 ix.add(idk, skey, keys)
         docs[skey] = doc
+        if self.history is not None:
+            self.history.inserted(self, doc)
         return doc
 
     def _unique_keys(self, doc, skey):
@@ -390,6 +394,8 @@ class DevCollection(mongomock.collection.Collection):
         idk = _hkey(doc_id)
         for ix in self.uniques:
             ix.remove(idk)
+        if self.history is not None:
+            self.history.deleted(self, doc_id)
 
     def dev_delete(self, spec, limit):
         """Deletes matching documents (all when limit is 0); returns n."""
@@ -442,6 +448,19 @@ class DevCollection(mongomock.collection.Collection):
         self.uniques = [ix for ix in self.uniques if ix.name != name]
 
     # -- mongomock hooks ------------------------------------------------
+
+    def _update(self, spec, document, upsert=False, manipulate=False,
+                multi=False, *args, **kwargs):
+        # mongomock updates documents in place: the history needs them
+        # before, to describe each change.
+        history = self.history
+        before = history.before_update(self, spec, multi) if history else ()
+        try:
+            return super()._update(spec, document, upsert, manipulate, multi,
+                                   *args, **kwargs)
+        finally:
+            if history is not None:
+                history.after_update(self, before, document)
 
     def _insert(self, data, session=None, ordered=True):
         # mongomock calls this for upserts.
@@ -515,6 +534,7 @@ class Engine:
     def __init__(self):
         self.client = mongomock.MongoClient()
         self.dbs = {}
+        self.history = None
 
     def collection(self, db, name, create=False):
         """The collection, or None if it does not exist and create is
@@ -526,6 +546,7 @@ class Engine:
         if colls is None:
             colls = self.dbs[db] = {}
         coll = DevCollection(self.client[db], name, '%s.%s' % (db, name))
+        coll.history = self.history
         coll._store.drop()
         coll._store.create()
         colls[name] = coll
@@ -539,6 +560,8 @@ class Engine:
         coll = colls.pop(name, None)
         if coll is not None:
             coll.clear()
+            if self.history is not None:
+                self.history.dropped(coll.ns)
         if not colls:
             self.dbs.pop(db, None)
         return coll

@@ -3,8 +3,10 @@
  * it, a failure where CI=true): a batch sent again, as a retry after a dropped
  * connection sends it, meets its own deals, by _id or by (queue, line), and
  * reports them as already there, never as refused; a deal that collides with
- * another import's is refused with the server's sentence. Runs in a database of
- * its own, dropped at the end.
+ * another import's is refused with the server's sentence. The pipeline's stages
+ * are read ahead in one query, only that account's and pipeline's (class 12:
+ * tenants), so a known name then costs no round trip and a new one one
+ * write. Runs in a database of its own, dropped at the end.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +25,7 @@
 #include "dip_mongo_io.h"
 #include "it_skip.h"
 #include "wrk_db.h"
+#include "wrk_stages.h"
 
 #define N 4
 
@@ -145,11 +148,78 @@ static void test_line_read_again(void **state)
     bson_destroy(docs[0]);
 }
 
+typedef struct {
+    int n;
+    int foreign; /* a stage of another pipeline or account was passed */
+} seen_t;
+
+static void on_stage(void *arg, const char *name, const bson_oid_t *id)
+{
+    seen_t *seen = arg;
+    (void)id;
+    seen->n++;
+    if (strncmp(name, "mine-", 5) != 0)
+        seen->foreign = 1;
+}
+
+static void test_stages_read_ahead(void **state)
+{
+    fix_t *f = *state;
+    mongoc_client_t *c;
+    mongoc_collection_t *coll;
+    bson_oid_t account, other_account, pipeline, other_pipeline, user, id;
+    const char *names[] = {"mine-a", "mine-b", "other-pipeline",
+                           "other-account"};
+    seen_t seen = {0, 0};
+    wrk_stages_t *st;
+    long before;
+    char err[512];
+    if (f->db == NULL)
+        IT_SKIP_MISSING("no DEALIMPORT_MONGODB_URI: the dev stack is not up\n");
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&other_account, NULL);
+    bson_oid_init(&pipeline, NULL);
+    bson_oid_init(&other_pipeline, NULL);
+    bson_oid_init(&user, NULL);
+    c = mongoc_client_new(f->uri);
+    coll = mongoc_client_get_collection(c, f->dbname, "pipeline_stages");
+    for (int i = 0; i < 4; i++) {
+        bson_t *doc = BCON_NEW(
+            "account_id", BCON_OID(i == 3 ? &other_account : &account),
+            "pipeline_id", BCON_OID(i == 2 ? &other_pipeline : &pipeline),
+            "name", BCON_UTF8(names[i]));
+        assert_true(mongoc_collection_insert_one(coll, doc, NULL, NULL, NULL));
+        bson_destroy(doc);
+    }
+    assert_int_equal(wrk_db_stages_find(f->db, &account, &pipeline, 100,
+                                        on_stage, &seen, err, sizeof(err)),
+                     WRK_DB_OK);
+    assert_int_equal(seen.n, 2);
+    assert_int_equal(seen.foreign, 0);
+
+    st = wrk_stages_new(f->db, &account, &pipeline, &user, 10, 0);
+    assert_non_null(st);
+    assert_int_equal(wrk_stages_preload(st, err, sizeof(err)), WRK_DB_OK);
+    assert_int_equal(wrk_stages_cached(st), 2);
+    before = wrk_db_round_trips(f->db);
+    assert_int_equal(wrk_stages_resolve(st, "mine-b", &id, err, sizeof(err)),
+                     WRK_DB_OK);
+    assert_int_equal(wrk_db_round_trips(f->db), before);
+    assert_int_equal(wrk_stages_resolve(st, "mine-new", &id, err, sizeof(err)),
+                     WRK_DB_OK);
+    assert_int_equal(wrk_db_round_trips(f->db), before + 1);
+    assert_int_equal(wrk_stages_created(st), 1);
+    wrk_stages_destroy(&st);
+    mongoc_collection_destroy(coll);
+    mongoc_client_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_sent_again),
         cmocka_unit_test(test_line_read_again),
+        cmocka_unit_test(test_stages_read_ahead),
     };
     const char *uri = getenv("DEALIMPORT_MONGODB_URI");
     int rc;

@@ -30,6 +30,7 @@ typedef struct fake_sup {
     pthread_mutex_t mu;
     int stop, ack, control; /* answer with acks; send this control */
     int64_t received, heartbeats, frames;
+    int64_t undecodable; /* frames that are no message (an empty one) */
     int64_t window;
     int acked_first; /* the ack of the first frame after hello went out */
     int first_seen;
@@ -95,6 +96,10 @@ static void *serve(void *arg)
             }
             if (ack)
                 send_to(f, id, idlen, dip_msg_ack(f->received, f->window));
+        } else {
+            pthread_mutex_lock(&f->mu);
+            f->undecodable++;
+            pthread_mutex_unlock(&f->mu);
         }
         zmq_msg_close(&body);
     }
@@ -180,6 +185,30 @@ static void test_heartbeats_while_busy(void **state)
     fake_stop(&f);
 }
 
+/* The last frame sent right before destroy still reaches the supervisor,
+ * and the empty frame destroy uses to wake the events thread (so the
+ * worker's exit does not wait for the thread's poll timeout) never does. */
+static void test_destroy_hands_over_and_wakes(void **state)
+{
+    fake_sup_t f;
+    wrk_events_t *ev;
+    char err[256];
+    (void)state;
+    fake_start(&f, 1 << 20, 1);
+    ev = wrk_events_new(f.ep, QID, 10000, err, sizeof(err));
+    assert_non_null(ev);
+    assert_int_equal(wrk_events_send_take(ev, hello()), WRK_EVENTS_OK);
+    assert_int_equal(wrk_events_send_take(ev, batch()), WRK_EVENTS_OK);
+    wrk_events_destroy(&ev);
+    assert_null(ev);
+    for (int i = 0; i < 500 && get(&f, &f.frames) < 2; i++)
+        usleep(10 * 1000);
+    assert_int_equal(get(&f, &f.frames), 2);
+    usleep(100 * 1000); /* room for a stray frame to arrive, were one sent */
+    assert_int_equal(get(&f, &f.undecodable), 0);
+    fake_stop(&f);
+}
+
 /* A send over the window waits for the ack of what is outstanding. */
 static void test_window_waits_for_ack(void **state)
 {
@@ -255,6 +284,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_heartbeats_while_busy),
         cmocka_unit_test(test_window_waits_for_ack),
+        cmocka_unit_test(test_destroy_hands_over_and_wakes),
         cmocka_unit_test(test_silent_supervisor_is_gone),
         cmocka_unit_test(test_refusals_and_control),
     };
