@@ -211,9 +211,9 @@ int dip_storage_file_get(dip_storage_file_t *self, const char *key,
         ssize_t n;
         if (self->stop && self->stop(self->stop_arg)) {
             rc = dip_text_say(DIP_STORAGE_EABORT, err, errlen,
-                     "the download of file '%s' from storage '%s' was "
-                     "stopped",
-                     key, self->url);
+                              "the download of file '%s' from storage '%s' was "
+                              "stopped",
+                              key, self->url);
             goto cleanup;
         }
         n = pread(fd, buf, IO_CHUNK, (off_t)pos);
@@ -229,12 +229,13 @@ int dip_storage_file_get(dip_storage_file_t *self, const char *key,
             goto cleanup;
         }
         if (now.st_size != st.st_size || mtime_ns(&now) != mtime_ns(&st)) {
-            rc = dip_text_say(DIP_STORAGE_ECHANGED, err, errlen,
-                     "file '%s' in storage '%s' changed during the download: "
-                     "it had %" PRId64 " bytes modified at %" PRId64
-                     " ns, now %" PRId64 " bytes at %" PRId64 " ns",
-                     key, self->url, (int64_t)st.st_size, mtime_ns(&st),
-                     (int64_t)now.st_size, mtime_ns(&now));
+            rc = dip_text_say(
+                DIP_STORAGE_ECHANGED, err, errlen,
+                "file '%s' in storage '%s' changed during the download: "
+                "it had %" PRId64 " bytes modified at %" PRId64
+                " ns, now %" PRId64 " bytes at %" PRId64 " ns",
+                key, self->url, (int64_t)st.st_size, mtime_ns(&st),
+                (int64_t)now.st_size, mtime_ns(&now));
             goto cleanup;
         }
         if (n == 0)

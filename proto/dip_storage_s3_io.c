@@ -516,9 +516,10 @@ static int s3_call(dip_storage_s3_t *self, const call_t *c, reply_t *r,
         res = s3_perform(self, c->method, c->key, c->query, NULL, 0,
                          c->payload_hash, c->content_type, &status);
         if (res == CURLE_ABORTED_BY_CALLBACK && self->stopped)
-            return dip_text_say(DIP_STORAGE_EABORT, err, errlen,
-                       "the %s of file '%s' in storage '%s' was stopped",
-                       c->doing, c->key, self->url);
+            return dip_text_say(
+                DIP_STORAGE_EABORT, err, errlen,
+                "the %s of file '%s' in storage '%s' was stopped", c->doing,
+                c->key, self->url);
         if (r->read_errno)
             return dip_text_say(DIP_STORAGE_EFAIL, err, errlen,
                                 "cannot read the upload of file '%s': %s",
@@ -573,14 +574,16 @@ static int s3_call(dip_storage_s3_t *self, const call_t *c, reply_t *r,
             }
         }
         if (++failures >= self->attempts)
-            return dip_text_say(DIP_STORAGE_ETRANSIENT, err, errlen,
-                       "could not %s file '%s' in storage '%s' after %d "
-                       "attempts: %s",
-                       c->doing, c->key, self->url, failures, reason);
+            return dip_text_say(
+                DIP_STORAGE_ETRANSIENT, err, errlen,
+                "could not %s file '%s' in storage '%s' after %d "
+                "attempts: %s",
+                c->doing, c->key, self->url, failures, reason);
         if (backoff_sleep(self, failures) < 0)
-            return dip_text_say(DIP_STORAGE_EABORT, err, errlen,
-                       "the %s of file '%s' in storage '%s' was stopped",
-                       c->doing, c->key, self->url);
+            return dip_text_say(
+                DIP_STORAGE_EABORT, err, errlen,
+                "the %s of file '%s' in storage '%s' was stopped", c->doing,
+                c->key, self->url);
     }
 }
 
@@ -786,13 +789,15 @@ static int s3_get_try(dip_storage_s3_t *self, const char *key, get_ctx_t *g,
     res = s3_perform(self, "GET", key, NULL, extra, nextra,
                      DIP_SIGV4_UNSIGNED_PAYLOAD, NULL, &status);
     if (g->changed)
-        return dip_text_say(DIP_STORAGE_ECHANGED, err, errlen,
-                   "file '%s' in storage '%s' changed during the download: %s",
-                   key, self->url, g->changed_why);
+        return dip_text_say(
+            DIP_STORAGE_ECHANGED, err, errlen,
+            "file '%s' in storage '%s' changed during the download: %s", key,
+            self->url, g->changed_why);
     if (res == CURLE_ABORTED_BY_CALLBACK && self->stopped)
-        return dip_text_say(DIP_STORAGE_EABORT, err, errlen,
-                   "the download of file '%s' from storage '%s' was stopped",
-                   key, self->url);
+        return dip_text_say(
+            DIP_STORAGE_EABORT, err, errlen,
+            "the download of file '%s' from storage '%s' was stopped", key,
+            self->url);
     if (g->aborted)
         return dip_text_say(
             DIP_STORAGE_EABORT, err, errlen,
@@ -856,9 +861,9 @@ static int s3_get_try(dip_storage_s3_t *self, const char *key, get_ctx_t *g,
             self->url, reason);
     if (status == 412)
         return dip_text_say(DIP_STORAGE_ECHANGED, err, errlen,
-                   "file '%s' in storage '%s' was replaced during the "
-                   "download (%s)",
-                   key, self->url, reason);
+                            "file '%s' in storage '%s' was replaced during the "
+                            "download (%s)",
+                            key, self->url, reason);
     if (dip_storage_transient_http(status))
         return TRY_TRANSIENT;
     return dip_text_say(DIP_STORAGE_EFAIL, err, errlen,
@@ -899,9 +904,9 @@ int dip_storage_s3_get(dip_storage_s3_t *self, const char *key, uint64_t offset,
         }
         if (backoff_sleep(self, failures) < 0) {
             rc = dip_text_say(DIP_STORAGE_EABORT, err, errlen,
-                     "the download of file '%s' from storage '%s' was "
-                     "stopped",
-                     key, self->url);
+                              "the download of file '%s' from storage '%s' was "
+                              "stopped",
+                              key, self->url);
             break;
         }
     }

@@ -4,7 +4,6 @@
  * loop reads from a signalfd (before any library can start a thread), loads
  * the configuration and runs the loop.
  */
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +13,7 @@
 
 #include <curl/curl.h>
 
+#include "dip_args.h"
 #include "dip_config.h"
 #include "dip_secrets.h"
 #include "sup_followup.h"
@@ -91,65 +91,42 @@ static int follow_up_main(dip_config_t *cfg, const char *config,
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"check-config", required_argument, NULL, 'k'},
-        {"follow-up", required_argument, NULL, 'f'},
-        {"secrets-fd", required_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+    const char *config = NULL, *check = NULL, *follow_up = NULL, *bad = NULL;
+    long long secrets = -1;
+    const dip_arg_t args[] = {
+        {"config", &config, NULL, 0},
+        {"check-config", &check, NULL, 0},
+        {"follow-up", &follow_up, NULL, 0},
+        {"secrets-fd", NULL, &secrets, 1 << 20},
     };
-    const char *config = NULL, *follow_up = NULL;
     char err[1024], exe[PATH_MAX];
-    int secrets_fd = -1;
+    int secrets_fd;
     dip_config_t cfg;
     sup_loop_t *loop;
     sigset_t mask;
     ssize_t n;
-    int c, rc;
+    int rc;
 
-    opterr = 0; /* one line of our own instead of getopt's */
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            config = optarg;
-            break;
-        case 'k':
-            if (dip_config_check(optarg, err, sizeof(err)) < 0) {
-                fprintf(stderr, "dealimport-supervisor: %s\n", err);
-                return DIP_EXIT_CONFIG;
-            }
-            printf("dealimport-supervisor: '%s': the settings are valid\n",
-                   optarg);
-            return 0;
-        case 'f':
-            follow_up = optarg;
-            break;
-        case 's': {
-            char *end = NULL;
-            long v = strtol(optarg, &end, 10);
-            if (end == optarg || *end != '\0' || v < 0 || v > 1 << 20) {
-                bad_usage(optarg);
-                return DIP_EXIT_USAGE;
-            }
-            secrets_fd = (int)v;
-            break;
-        }
-        case 'h':
-            help();
-            return 0;
-        case 'V':
-            printf("dealimport-supervisor %s\n", DEALIMPORT_VERSION);
-            return 0;
-        default:
-            bad_usage(argv[optind - 1]);
-            return DIP_EXIT_USAGE;
-        }
-    }
-    if (optind < argc) {
-        bad_usage(argv[optind]);
+    switch (dip_args_parse(argc, argv, args, sizeof(args) / sizeof(args[0]),
+                           &bad)) {
+    case DIP_ARGS_HELP:
+        help();
+        return 0;
+    case DIP_ARGS_VERSION:
+        printf("dealimport-supervisor %s\n", DEALIMPORT_VERSION);
+        return 0;
+    case DIP_ARGS_BAD:
+        bad_usage(bad);
         return DIP_EXIT_USAGE;
+    }
+    secrets_fd = (int)secrets;
+    if (check != NULL) {
+        if (dip_config_check(check, err, sizeof(err)) < 0) {
+            fprintf(stderr, "dealimport-supervisor: %s\n", err);
+            return DIP_EXIT_CONFIG;
+        }
+        printf("dealimport-supervisor: '%s': the settings are valid\n", check);
+        return 0;
     }
 
     /* Before any library can start a thread: these signals are read from
