@@ -28,7 +28,10 @@ from bson.raw_bson import RawBSONDocument
 import mongomock
 from mongomock.filtering import filter_applies
 
+import cost
+import devadmin
 import engine as engine_mod
+import planner
 import replset as replset_mod
 from engine import DupKeyError
 
@@ -52,6 +55,7 @@ CODE_NAMES = {
     26: 'NamespaceNotFound',
     27: 'IndexNotFound',
     43: 'CursorNotFound',
+    50: 'MaxTimeMSExpired',
     48: 'NamespaceExists',
     59: 'CommandNotFound',
     76: 'NoReplicationEnabled',
@@ -62,6 +66,7 @@ CODE_NAMES = {
     85: 'IndexOptionsConflict',
     86: 'IndexKeySpecsConflict',
     115: 'CommandNotSupported',
+    291: 'NoQueryExecutionPlans',
     11000: 'DuplicateKey',
     40414: 'Location40414',
 }
@@ -228,11 +233,14 @@ class Cursor:
     """Results not yet returned: an iterator that copies documents as they
     are batched, plus the one document read ahead to know if more remain."""
 
-    __slots__ = ('cursor_id', 'ns', 'source', 'ahead')
+    __slots__ = ('cursor_id', 'ns', 'source', 'ahead', 'time_left')
 
     def __init__(self, ns, source):
         self.cursor_id = 0
         self.ns = ns
+        # What is left of the maxTimeMS of the command that opened it: on
+        # mongod the limit covers the cursor's whole life.
+        self.time_left = None
         self.source = iter(source)
         self.ahead = next(self.source, _END)
 
@@ -248,11 +256,14 @@ class Cursor:
 class Connection:
     """What a command handler may know about its client."""
 
-    __slots__ = ('conn_id', 'peer')
+    __slots__ = ('conn_id', 'peer', 'request_size')
 
     def __init__(self, conn_id, peer):
         self.conn_id = conn_id
         self.peer = peer
+        # bytes of the request being served: below 16 MiB, no document in
+        # it can be too large, and the server need not measure them
+        self.request_size = 0
 
 
 class Commands:
@@ -272,6 +283,9 @@ class Commands:
         self.counts = collections.Counter()
         # seconds spent running each command under the lock
         self.seconds = collections.Counter()
+        # slow mode's prices and the log of recent operations (cost.py)
+        self.slow = cost.Slow()
+        self.oplog = cost.OpLog()
         self.table = {
             'hello': self.cmd_hello,
             'isMaster': self.cmd_hello,
@@ -308,6 +322,7 @@ class Commands:
             'dropDatabase': self.cmd_drop_database,
             'create': self.cmd_create,
         }
+        devadmin.register(self)
 
     # -- dispatch -------------------------------------------------------
 
@@ -322,23 +337,30 @@ class Commands:
         started = time.monotonic()
         target = cmd[name] if isinstance(cmd[name], str) else '$cmd'
         rs = self.replset
-        if rs is None:
-            with self.lock:
-                t0 = time.monotonic()
-                self.counts['%s.%s' % (target, name)] += 1
-                reply = self._guarded(handler, db, cmd, conn)
-                self.seconds['%s.%s' % (target, name)] += \
-                    time.monotonic() - t0
-        else:
+        stepdowns = None
+        if rs is not None:
             self._await_hello(rs, name, cmd)
-            arrived = rs.stepdowns
-            with self.lock:
-                t0 = time.monotonic()
-                self.counts['%s.%s' % (target, name)] += 1
-                reply = self._run_member(rs, handler, name, db, cmd, conn,
-                                         arrived)
-                self.seconds['%s.%s' % (target, name)] += \
-                    time.monotonic() - t0
+            stepdowns = rs.stepdowns
+        try:
+            op = self._new_op(name, db, target, cmd, conn)
+        except CommandError as exc:
+            return exc.reply()
+        key = '%s.%s' % (target, name)
+        with self.lock:
+            op.started = time.monotonic()
+            self.engine.op = op
+            try:
+                self.counts[key] += 1
+                if rs is None:
+                    reply = self._guarded(handler, db, cmd, conn)
+                else:
+                    reply = self._run_member(rs, handler, name, db, cmd,
+                                             conn, stepdowns)
+            finally:
+                self.engine.op = self.engine.idle_op
+            ended = time.monotonic()
+            self.seconds[key] += ended - op.started
+            self.oplog.record(op, ended, _reply_code(reply))
         if self.verbose:
             log('conn %d: %s.%s %r -> %s (%.1f ms)' % (
                 conn.conn_id, db, name, cmd[name],
@@ -389,9 +411,32 @@ class Commands:
             rs.remember(key, int(txn), reply)
         return rs.after_write(name, cmd, reply)
 
+    def _new_op(self, name, db, target, cmd, conn):
+        """The account of one command, its clock started on arrival."""
+        arrived = time.monotonic()
+        mt = cmd.get('maxTimeMS')
+        if mt is None:
+            mt = 0
+        elif isinstance(mt, bool) or not isinstance(mt, (int, float)) or \
+                (isinstance(mt, float) and not mt.is_integer()):
+            raise CommandError(2, 'maxTimeMS must be a number')
+        elif not 0 <= mt <= 2147483647:
+            raise CommandError(2, 'maxTimeMS out of range')
+        ns = db if target == '$cmd' else '%s.%s' % (db, target)
+        return cost.Op(name, ns, conn.conn_id, arrived, int(mt), self.slow,
+                       self.engine.notablescan)
+
     def _guarded(self, handler, db, cmd, conn):
+        op = self.engine.op
         try:
-            return handler(db, cmd, conn)
+            op.command()
+            reply = handler(db, cmd, conn)
+            op.finish()
+            return reply
+        except cost.MaxTimeExpired:
+            return CommandError(50, 'operation exceeded time limit').reply()
+        except planner.NoPlan as exc:
+            return CommandError(291, str(exc)).reply()
         except CommandError as exc:
             return exc.reply()
         except DupKeyError as exc:
@@ -431,6 +476,10 @@ class Commands:
         cur = Cursor(ns, docs)
         first = self._batch(cur, batch_size)
         if not cur.exhausted() and not single_batch:
+            op = self.engine.op
+            left = op.remaining()
+            if left is not None:
+                cur.time_left = left - op.debt
             cur.cursor_id = self._new_cursor_id()
             if len(self.cursors) >= MAX_OPEN_CURSORS:
                 del self.cursors[next(iter(self.cursors))]
@@ -468,7 +517,17 @@ class Commands:
             raise CommandError(13, "Requested getMore on namespace '%s', but "
                                "cursor belongs to a different namespace %s"
                                % (ns, cur.ns))
-        batch = self._batch(cur, batch_size)
+        op = self.engine.op
+        op.set_remaining(cur.time_left)
+        try:
+            batch = self._batch(cur, batch_size)
+            op.finish()
+        except (cost.MaxTimeExpired, planner.NoPlan):
+            # mongod kills a cursor whose time ran out
+            self.cursors.pop(cur.cursor_id, None)
+            raise
+        if cur.time_left is not None:
+            cur.time_left = op.remaining()
         if cur.exhausted():
             del self.cursors[cur.cursor_id]
             cur.cursor_id = 0
@@ -611,10 +670,13 @@ class Commands:
             return out
         if isinstance(exc, CommandError):
             return {'index': index, 'code': exc.code, 'errmsg': exc.errmsg}
+        if isinstance(exc, planner.NoPlan):
+            return {'index': index, 'code': 291, 'errmsg': str(exc)}
         return {'index': index, 'code': _error_code(exc), 'errmsg': str(exc)}
 
     _STATEMENT_ERRORS = (CommandError, mongomock.OperationFailure, ValueError,
-                         TypeError, KeyError, BSONError, NotImplementedError)
+                         TypeError, KeyError, BSONError, NotImplementedError,
+                         planner.NoPlan)
 
     def cmd_insert(self, db, cmd, conn):
         name = _coll_name(cmd, 'insert', db)
@@ -622,11 +684,12 @@ class Commands:
         ordered = _bool(cmd, 'insert', 'ordered', True)
         coll, _ = self.engine.collection(db, name, create=True)
         insert = coll.dev_insert
+        big = conn.request_size > engine_mod.MAX_USER_SIZE
         n = 0
         errors = []
         for i, doc in enumerate(docs):
             try:
-                insert(doc)
+                insert(doc, big)
                 n += 1
             except self._STATEMENT_ERRORS as exc:
                 errors.append(self._write_error(i, exc))
@@ -684,17 +747,23 @@ class Commands:
             return {'n': 0, 'nModified': 0, 'upserted': None}
         matched = None
         if multi:
-            matched = [d['_id'] for d in coll._iter_documents(q)]
-        r = coll._update(q, u, upsert=upsert, multi=multi)
-        if matched is not None and len(matched) > 1:
-            # mongomock puts the same update value objects into every
-            # document it updates; give each its own.
-            docs = coll.documents
-            for doc_id in matched:
-                key = engine_mod.store_key(doc_id)
-                if key in docs:
-                    docs[key] = copy.deepcopy(docs[key])
-        return r
+            # A look ahead, not part of the operation: charged nothing.
+            op, self.engine.op = self.engine.op, self.engine.idle_op
+            try:
+                matched = [d['_id'] for d in coll._iter_documents(q)]
+            finally:
+                self.engine.op = op
+        try:
+            return coll._update(q, u, upsert=upsert, multi=multi)
+        finally:
+            if matched is not None and len(matched) > 1:
+                # mongomock puts the same update value objects into every
+                # document it updates; give each its own.
+                docs = coll.documents
+                for doc_id in matched:
+                    key = engine_mod.store_key(doc_id)
+                    if key in docs:
+                        docs[key] = copy.deepcopy(docs[key])
 
     def cmd_delete(self, db, cmd, conn):
         name = _coll_name(cmd, 'delete', db)
@@ -754,6 +823,7 @@ class Commands:
             raise CommandError(2, 'arrayFilters are not supported by the '
                                'development server')
         coll, _ = self.engine.collection(db, name, create=upsert)
+        self.engine.op.sort = sort
 
         def project(doc):
             if doc is None:
@@ -798,6 +868,7 @@ class Commands:
         batch_size = _int(cmd, 'find', 'batchSize', None, 0)
         single = _bool(cmd, 'find', 'singleBatch')
         coll, _ = self.engine.collection(db, name)
+        self.engine.op.sort = sort
         docs = ()
         if coll is not None:
             # Copies are made as batches go out; a sort reads all at once.
@@ -817,7 +888,7 @@ class Commands:
         coll, _ = self.engine.collection(db, name)
         n = 0
         if coll is not None:
-            n = coll.dev_count(spec)
+            n = coll.dev_count(spec, fast=not skip and not limit)
         n = max(n - skip, 0)
         if limit:
             n = min(n, abs(limit))
@@ -1073,6 +1144,16 @@ class Commands:
             raise CommandError(48, 'Collection already exists. NS: %s.%s'
                                % (db, name))
         return {'ok': 1.0}
+
+
+def _reply_code(reply):
+    """The error code of a reply (its first write error's), 0 if none."""
+    if not reply.get('ok'):
+        return reply.get('code', 1)
+    errors = reply.get('writeErrors')
+    if errors:
+        return errors[0].get('code', 1)
+    return 0
 
 
 def log(line):
