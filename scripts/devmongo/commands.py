@@ -436,6 +436,7 @@ class Commands:
         except cost.MaxTimeExpired:
             return CommandError(50, 'operation exceeded time limit').reply()
         except planner.NoPlan as exc:
+            _log_refusal(next(iter(cmd)), exc)
             return CommandError(291, str(exc)).reply()
         except CommandError as exc:
             return exc.reply()
@@ -671,6 +672,7 @@ class Commands:
         if isinstance(exc, CommandError):
             return {'index': index, 'code': exc.code, 'errmsg': exc.errmsg}
         if isinstance(exc, planner.NoPlan):
+            _log_refusal('write statement %d' % index, exc)
             return {'index': index, 'code': 291, 'errmsg': str(exc)}
         return {'index': index, 'code': _error_code(exc), 'errmsg': str(exc)}
 
@@ -1144,6 +1146,13 @@ class Commands:
             raise CommandError(48, 'Collection already exists. NS: %s.%s'
                                % (db, name))
         return {'ok': 1.0}
+
+
+def _log_refusal(what, exc):
+    """Every notablescan refusal goes to the log: it names a query that
+    needs an index."""
+    log('notablescan: refused %s on %s: filter %s' % (
+        what, exc.ns, engine_mod.format_value(exc.filter)))
 
 
 def _reply_code(reply):

@@ -1,8 +1,8 @@
 """The development server's own admin commands for load and query rules.
 
 {devSlow: {scan_us, key_us, write_us, cmd_ms}} sets slow mode's prices
-(cost.Slow; the fields given, the others kept; {devSlow: {}} only reports)
-and answers the prices in force. {devNoTableScan: bool} switches the
+(cost.Slow; the fields given, the others kept, key_us null to follow
+scan_us again; {devSlow: {}} only reports) and answers the prices in force. {devNoTableScan: bool} switches the
 notablescan rule (planner.py) on the service's collections, as
 `setParameter: {notablescan: ...}` does on mongod, and answers the value
 before and now. {devOpLog: 1, ns, op, limit, reset} answers the last
@@ -52,7 +52,7 @@ def dev_slow(cmds, db, cmd):
 
 
 def _describe(slow):
-    return ', '.join('%s=%g' % kv for kv in slow.as_doc().items())
+    return ', '.join('%s=%s' % kv for kv in slow.as_doc().items())
 
 
 def dev_no_table_scan(cmds, db, cmd):

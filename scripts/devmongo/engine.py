@@ -594,7 +594,7 @@ class DevCollection(mongomock.collection.Collection):
             op.plan = p.summary()
         if p.refusable and self.engine.notablescan and \
                 self.name in planner.SERVICE_COLLECTIONS:
-            raise planner.NoPlan()
+            raise planner.NoPlan(self.ns, filter)
         if p.collscan:
             return _collscan(docs, applies, op)
         return _ixscan(docs, applies, op, p, filter)

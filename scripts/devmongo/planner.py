@@ -37,10 +37,13 @@ _NOT_NULL_OPS = frozenset(['$gt', '$gte', '$lt', '$lte', '$type', '$regex',
 
 
 class NoPlan(Exception):
-    """A query that needs a collection scan, refused (code 291)."""
+    """A query that needs a collection scan, refused (code 291); ns and
+    filter say which, for the server's log."""
 
-    def __init__(self):
+    def __init__(self, ns='', filt=None):
         super().__init__(NO_PLAN_MESSAGE)
+        self.ns = ns
+        self.filter = filt
 
 
 class Index:

@@ -5,8 +5,10 @@
  * devNoTableScan, devOpLog. dm_is_devmongo() tells the dev server (buildInfo's
  * gitVersion) from a real one: the tests of the dev server's own commands skip
  * on a real server, and fail on the dev server if it lacks them. The group
- * teardown puts slow mode and notablescan back to off, so a failed test
- * leaves the shared server quick. Header-only, included by one test file each.
+ * setup turns notablescan off (the tests use collections of their own) and
+ * the teardown puts slow mode and notablescan back as they were, so a failed
+ * test leaves the shared server as the suite set it. Header-only, included by
+ * one test file each.
  */
 #ifndef DM_FIXTURE_H
 #define DM_FIXTURE_H
@@ -23,6 +25,8 @@ typedef struct {
     mongoc_database_t *db;
     char dbname[64];
     int devmongo;
+    bson_t saved_slow;
+    bool saved_notablescan;
 } dm_fixture_t;
 
 static inline mongoc_client_t *dm_connect(void)
@@ -73,24 +77,44 @@ static inline int dm_detect(dm_fixture_t *fx)
     return yes;
 }
 
-/* Slow mode and notablescan off, the operation log emptied. */
-static inline void dm_quick(dm_fixture_t *fx)
+/* Remembers the server's slow-mode prices and notablescan switch, so the
+ * teardown can put them back whatever the tests set (a suite may run with
+ * either on). */
+static inline void dm_save(dm_fixture_t *fx)
+{
+    bson_t reply;
+    bson_error_t error;
+    bson_iter_t it;
+
+    bson_init(&fx->saved_slow);
+    if (!fx->devmongo)
+        return;
+    if (dm_admin(fx, BCON_NEW("devSlow", "{", "}"), &reply, &error)) {
+        bson_iter_init(&it, &reply);
+        while (bson_iter_next(&it))
+            if (strcmp(bson_iter_key(&it), "ok") != 0)
+                bson_append_iter(&fx->saved_slow, NULL, 0, &it);
+    }
+    bson_destroy(&reply);
+    if (dm_admin(fx, BCON_NEW("devNoTableScan", BCON_BOOL(false)), &reply,
+                 &error) &&
+        bson_iter_init_find(&it, &reply, "was"))
+        fx->saved_notablescan = bson_iter_as_bool(&it);
+    bson_destroy(&reply);
+}
+
+static inline void dm_restore(dm_fixture_t *fx)
 {
     bson_error_t error;
 
-    if (!fx->devmongo)
-        return;
-    (void)dm_admin(fx,
-                   BCON_NEW("devSlow", "{", "scan_us", BCON_INT32(0), "key_us",
-                            BCON_NULL, "write_us", BCON_INT32(0), "cmd_ms",
-                            BCON_INT32(0), "}"),
-                   NULL, &error);
-    (void)dm_admin(fx, BCON_NEW("devNoTableScan", BCON_BOOL(false)), NULL,
-                   &error);
-    (void)dm_admin(fx,
-                   BCON_NEW("devOpLog", BCON_INT32(1), "limit", BCON_INT32(1),
-                            "reset", BCON_BOOL(true)),
-                   NULL, &error);
+    if (fx->devmongo) {
+        (void)dm_admin(fx, BCON_NEW("devSlow", BCON_DOCUMENT(&fx->saved_slow)),
+                       NULL, &error);
+        (void)dm_admin(
+            fx, BCON_NEW("devNoTableScan", BCON_BOOL(fx->saved_notablescan)),
+            NULL, &error);
+    }
+    bson_destroy(&fx->saved_slow);
 }
 
 static inline int dm_group_setup(void **state)
@@ -108,7 +132,7 @@ static inline int dm_group_setup(void **state)
     }
     fx->db = mongoc_client_get_database(fx->client, fx->dbname);
     fx->devmongo = dm_detect(fx);
-    dm_quick(fx);
+    dm_save(fx);
     *state = fx;
     return 0;
 }
@@ -120,7 +144,7 @@ static inline int dm_group_teardown(void **state)
 
     if (fx == NULL)
         return 0;
-    dm_quick(fx);
+    dm_restore(fx);
     if (!mongoc_database_drop_with_opts(fx->db, NULL, &error))
         fprintf(stderr, "cannot drop '%s': %s\n", fx->dbname, error.message);
     mongoc_database_destroy(fx->db);
