@@ -9,12 +9,14 @@ range. A partial index is usable only when the query implies its filter,
 checked for the simple shapes (an equality, {$exists: true}, or the same
 condition written in the query); a sparse index only when the query cannot
 match a missing leading field. A top-level $or is indexed when every
-branch is (each branch with the predicates beside the $or). A query with no
+branch is (each branch with the predicates beside the $or, as mongod's
+contained-$or pushdown does), and that plan is taken over one for the
+predicates beside the $or when each branch binds more equalities. A query with no
 predicate at all scans the collection and is never refused (mongod exempts
 empty queries from notablescan); one with predicates but no usable index is
 refusable, which a server under notablescan does with code 291. Among
-several usable indexes the one bounding most fields wins (then a unique one,
-then the shorter key): mongod races candidates instead, so a real server may
+several usable indexes the one binding most equalities wins (then most
+fields, then a unique one, then the shorter key): mongod races candidates instead, so a real server may
 pick better but never needs a scan where this finds an index.
 """
 
@@ -196,8 +198,15 @@ def _scan_for(index, fields):
     return Scan(index, bounds, all(f in keys for f in fields))
 
 
+def _points(scan):
+    return sum(1 for cond in scan.bounds.values() if _bounding(cond)[1])
+
+
 def _rank(scan):
-    return (len(scan.bounds), scan.index.unique, -len(scan.index.fields))
+    """Equalities first ($nin or $ne bound an index but select little),
+    then bounded fields, then a unique index, then a short key."""
+    return (_points(scan), len(scan.bounds), scan.index.unique,
+            -len(scan.index.fields))
 
 
 def _best(indexes, fields):
@@ -236,24 +245,27 @@ def plan(filt, sort, indexes):
     None) over the collection's indexes (the _id index included)."""
     filt = filt if isinstance(filt, dict) else {}
     fields, ors = _split(filt)
-    if fields:
-        scan = _best(indexes, fields)
-        if scan is not None:
-            return Plan([scan])
+    top = _best(indexes, fields) if fields else None
     if ors:
+        # Each branch with the predicates beside the $or, as mongod pushes
+        # them down into a contained $or: taken when every branch binds
+        # more equalities than the predicates beside it alone.
         scans = []
         for branch in ors:
             bf, bors = _split(branch)
             merged = dict(fields)
             merged.update(bf)
             scan = None if bors else _best(indexes, merged)
-            if scan is None:
+            if scan is None or (top is not None and
+                                _points(scan) <= _points(top)):
                 scans = None
                 break
             scan.covers = False
             scans.append(scan)
         if scans:
             return Plan(scans)
+    if top is not None:
+        return Plan([top])
     scan = _sort_scan(indexes, sort)
     if scan is not None:
         return Plan([scan])
