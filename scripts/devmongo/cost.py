@@ -115,6 +115,7 @@ class Op:
         self.sort = None  # the sort a find asks for, for the planner
         self.count_only = False  # a count may be answered from keys alone
         self.debt = 0.0
+        self.unchecked = 0  # examinations since the deadline was looked at
         self.started = None  # when it got the lock
 
     def set_remaining(self, seconds):
@@ -166,7 +167,10 @@ class Op:
         cost = docs * self.slow.scan_us + keys * self.slow.key_cost_us()
         if cost:
             self.charge(cost / 1e6)
-        elif (self.docs_examined + self.keys_examined) % CHECK_EVERY == 0:
+            return
+        self.unchecked += 1
+        if self.unchecked >= CHECK_EVERY:
+            self.unchecked = 0
             self.check()
 
     def wrote(self, docs=1):
