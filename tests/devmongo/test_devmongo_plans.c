@@ -1,0 +1,181 @@
+/*
+ * The development server's planner (scripts/devmongo/planner.py), table
+ * driven through the wire: for each filter (and sort) over a collection
+ * named as the service's with a known set of indexes, the plan the server
+ * records in its operation log and whether notablescan refuses it. The
+ * rules are mongod's: the leading field of an index must be constrained;
+ * bounds go on over equalities; $nin and $ne bind less than an equality; a
+ * contained $or is served when each branch is; a partial index needs its
+ * filter implied on the same path; a sparse index cannot serve a query that
+ * matches a missing field; a sort an index gives is an indexed plan; an
+ * empty query is never refused. Runs on the dev server only.
+ *
+ * Failure classes: 3 (every recurring query on an index) rests on these
+ * rules being mongod's: kinder here, a scan would pass the suite and reach
+ * production; stricter, a good index would be asked for twice.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "dm_fixture.h"
+#include "it_skip.h"
+
+typedef struct {
+    const char *filter; /* extended JSON */
+    const char *sort;   /* extended JSON or NULL */
+    const char *plan;   /* the planSummary, or NULL when refused */
+} plan_case_t;
+
+static const plan_case_t cases[] = {
+    /* the leading field, then equalities */
+    {"{\"a\": 1}", NULL, "IXSCAN { a: 1, b: 1, c: 1 }"},
+    {"{\"a\": 1, \"b\": {\"$gt\": 2}}", NULL, "IXSCAN { a: 1, b: 1, c: 1 }"},
+    {"{\"b\": 1, \"z\": 1}", NULL, NULL},
+    {"{\"c\": {\"$in\": [1, 2]}}", NULL, "IXSCAN { c: 1 }"},
+    /* $nin binds less than the equality on another index */
+    {"{\"_id\": {\"$nin\": [1]}, \"c\": 3}", NULL, "IXSCAN { c: 1 }"},
+    /* an empty query is never refused; a sort an index gives is indexed */
+    {"{}", NULL, "COLLSCAN"},
+    {"{\"z\": 1}", "{\"a\": 1}", "IXSCAN { a: 1, b: 1, c: 1 }"},
+    {"{\"z\": 1}", "{\"z\": 1}", NULL},
+    /* $or: every branch indexed, the predicates beside it pushed in */
+    {"{\"$or\": [{\"a\": 1}, {\"c\": 2}]}", NULL,
+     "OR(IXSCAN { a: 1, b: 1, c: 1 }, IXSCAN { c: 1 })"},
+    {"{\"$or\": [{\"a\": 1}, {\"z\": 2}]}", NULL, NULL},
+    {"{\"a\": 1, \"$or\": [{\"b\": 1}, {\"b\": 2}]}", NULL,
+     "OR(IXSCAN { a: 1, b: 1, c: 1 }, IXSCAN { a: 1, b: 1, c: 1 })"},
+    /* partial {p: {$exists: true}} on {p.q, r}: implied on the same path
+     * only; partial {s: 'on'}: by the equality */
+    {"{\"p.q\": 1}", NULL, NULL},
+    {"{\"p.q\": 1, \"p\": {\"$exists\": true}}", NULL,
+     "IXSCAN { p.q: 1, r: 1 }"},
+    {"{\"t\": 1, \"s\": \"on\"}", NULL, "IXSCAN { t: 1 }"},
+    {"{\"t\": 1, \"s\": \"off\"}", NULL, NULL},
+    /* sparse on {u}: not for a query that matches a missing u */
+    {"{\"u\": 5}", NULL, "IXSCAN { u: 1 }"},
+    {"{\"u\": null}", NULL, NULL},
+    {"{\"u\": {\"$exists\": false}}", NULL, NULL},
+    /* $exists: false bounds a regular index (to null) */
+    {"{\"c\": {\"$exists\": false}}", NULL, "IXSCAN { c: 1 }"},
+};
+
+static void make_indexes(mongoc_collection_t *coll)
+{
+    bson_error_t error;
+    bson_t *cmd = BCON_NEW(
+        "createIndexes", BCON_UTF8("deals"), "indexes", "[", "{", "key", "{",
+        "a", BCON_INT32(1), "b", BCON_INT32(1), "c", BCON_INT32(1), "}", "name",
+        BCON_UTF8("abc"), "}", "{", "key", "{", "c", BCON_INT32(1), "}", "name",
+        BCON_UTF8("c"), "}", "{", "key", "{", "p.q", BCON_INT32(1), "r",
+        BCON_INT32(1), "}", "name", BCON_UTF8("pq_r"),
+        "partialFilterExpression", "{", "p", "{", "$exists", BCON_BOOL(true),
+        "}", "}", "}", "{", "key", "{", "t", BCON_INT32(1), "}", "name",
+        BCON_UTF8("t_on"), "partialFilterExpression", "{", "s", BCON_UTF8("on"),
+        "}", "}", "{", "key", "{", "u", BCON_INT32(1), "}", "name",
+        BCON_UTF8("u_sparse"), "sparse", BCON_BOOL(true), "}", "]");
+
+    assert_true(mongoc_collection_write_command_with_opts(coll, cmd, NULL, NULL,
+                                                          &error));
+    bson_destroy(cmd);
+}
+
+/* The plan of the last find on deals, or "" */
+static void last_plan(dm_fixture_t *fx, char *out, size_t len)
+{
+    bson_t entry;
+    bson_iter_t it;
+
+    out[0] = '\0';
+    if (!dm_last_op(fx, "deals", "find", &entry))
+        return;
+    if (bson_iter_init_find(&it, &entry, "planSummary") &&
+        BSON_ITER_HOLDS_UTF8(&it))
+        snprintf(out, len, "%s", bson_iter_utf8(&it, NULL));
+    bson_destroy(&entry);
+}
+
+static void test_plans(void **state)
+{
+    dm_fixture_t *fx = *state;
+    mongoc_collection_t *coll;
+    bson_error_t error;
+
+    if (!fx->devmongo)
+        IT_SKIP_MACHINE("not the development server");
+    coll = dm_fresh(fx, "deals");
+    {
+        bson_t *doc = BCON_NEW("a", BCON_INT32(1), "b", BCON_INT32(1), "c",
+                               BCON_INT32(1), "s", BCON_UTF8("on"), "t",
+                               BCON_INT32(1), "u", BCON_INT32(5));
+
+        assert_true(
+            mongoc_collection_insert_one(coll, doc, NULL, NULL, &error));
+        bson_destroy(doc);
+    }
+    make_indexes(coll);
+    assert_true(dm_admin(fx, BCON_NEW("devNoTableScan", BCON_BOOL(true)), NULL,
+                         &error));
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const plan_case_t *c = &cases[i];
+        bson_t *filter =
+            bson_new_from_json((const uint8_t *)c->filter, -1, &error);
+        bson_t *opts = NULL;
+        mongoc_cursor_t *cursor;
+        const bson_t *doc;
+        char plan[256];
+        bool failed;
+
+        assert_non_null(filter);
+        if (c->sort != NULL) {
+            bson_t *sort =
+                bson_new_from_json((const uint8_t *)c->sort, -1, &error);
+
+            assert_non_null(sort);
+            opts = BCON_NEW("sort", BCON_DOCUMENT(sort));
+            bson_destroy(sort);
+        }
+        cursor = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+        while (mongoc_cursor_next(cursor, &doc))
+            ;
+        failed = mongoc_cursor_error(cursor, &error);
+        if (c->plan == NULL) {
+            if (!failed || error.code != 291)
+                fail_msg("case %zu %s: served, not refused", i, c->filter);
+        } else {
+            if (failed)
+                fail_msg("case %zu %s: %s", i, c->filter, error.message);
+            last_plan(fx, plan, sizeof(plan));
+            if (strcmp(plan, c->plan) != 0)
+                fail_msg("case %zu %s: plan '%s', want '%s'", i, c->filter,
+                         plan, c->plan);
+        }
+        mongoc_cursor_destroy(cursor);
+        if (opts != NULL)
+            bson_destroy(opts);
+        bson_destroy(filter);
+    }
+    assert_true(dm_admin(fx, BCON_NEW("devNoTableScan", BCON_BOOL(false)), NULL,
+                         &error));
+    mongoc_collection_destroy(coll);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plans),
+    };
+    int rc;
+
+    if (getenv("DEALIMPORT_MONGODB_URI") == NULL ||
+        getenv("DEALIMPORT_MONGODB_URI")[0] == '\0') {
+        printf("skipped: DEALIMPORT_MONGODB_URI not set\n");
+        return it_skip_status();
+    }
+    mongoc_init();
+    rc = cmocka_run_group_tests(tests, dm_group_setup, dm_group_teardown);
+    mongoc_cleanup();
+    return rc;
+}
