@@ -265,10 +265,11 @@ static char **build_envp(const dip_config_t *cfg)
 {
     /* The sanitizer options too, so a test build's worker behaves as its
      * supervisor was told to. */
-    static const char *const keep[] = {
-        "PATH",          "TZ",           "HOME",
-        "LANG",          "LC_ALL",       "ASAN_OPTIONS",
-        "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
+    static const char *const keep[] = {"PATH",           "TZ",
+                                       "HOME",           "LANG",
+                                       "LC_ALL",         "ASAN_OPTIONS",
+                                       "UBSAN_OPTIONS",  "LSAN_OPTIONS",
+                                       "JOURNAL_STREAM", NULL};
     char **envp = calloc(DIP_CONFIG_ENV_MAX + 12, sizeof(char *));
     int n;
     if (envp == NULL)
@@ -385,6 +386,7 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
             goto fail;
         self->crm = sup_event_new(cfg, self->events_client, db, self->owner,
                                   err, errlen);
+        sup_event_set_metrics(self->crm, self->metrics);
         if (self->crm == NULL)
             goto fail;
         if (sup_event_ensure_indexes(self->crm, ierr, sizeof(ierr)) < 0)
@@ -422,8 +424,7 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
             goto fail;
         }
     }
-    if (cfg->metrics_addr &&
-        sup_metrics_listen(self->metrics, cfg->metrics_addr, err, errlen) < 0)
+    if (sup_metrics_start(self->metrics, cfg, err, errlen) < 0)
         goto fail;
     {
         sup_ctl_host_t hooks = {self, ctl_view, ctl_control, self->metrics};
@@ -1055,7 +1056,8 @@ static void reap(sup_loop_t *self)
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
         worker_t *w = by_pid(self, pid);
         if (w == NULL) {
-            sup_followups_reaped(self->followups, pid, st);
+            if (sup_followups_reaped(self->followups, pid, st))
+                sup_metrics_followup_ended(self->metrics, st);
             continue;
         }
         /* Whatever the worker left in its process group goes with it. */
@@ -1713,8 +1715,6 @@ static void tick(sup_loop_t *self)
          * the next waits (db_ok), so a frozen database delays a signal by
          * one call at most. */
         claim(self);
-        if (db_ok(self) && sup_ctl_sample_queue(self->ctl) < 0)
-            db_failed(self);
         if (db_ok(self) && sup_followups_tick(self->followups, self->now) < 0)
             db_failed(self);
         if (db_ok(self)) {
@@ -1788,6 +1788,7 @@ static void reload(sup_loop_t *self)
         self->cfg.worker_cpu_s = cfg.worker_cpu_s;
         self->cfg.worker_timeout_s = cfg.worker_timeout_s;
         self->cfg.log_level = cfg.log_level;
+        sup_metrics_set_limits(self->metrics, &self->cfg);
         dip_log_setup("dealimport-supervisor", cfg.log_level,
                       self->cfg.log_format &&
                           strcmp(self->cfg.log_format, "json") == 0);
@@ -1881,6 +1882,7 @@ int sup_loop_run(sup_loop_t *self)
         if (crm_on && sup_event_run(self->crm, dip_bson_now_ms()) < 0)
             db_failed(self);
         tick(self);
+        sup_metrics_loop_turn(self->metrics, self->now);
         /* Final writes that failed earlier (database away) are retried
          * here until they land. */
         for (size_t i = 0; i < self->cap; i++) {

@@ -140,7 +140,8 @@ static void test_format(void **state)
         }
         if (line[0] == '#')
             continue;
-        assert_true(strncmp(line, "dealimport_", 11) == 0);
+        assert_true(strncmp(line, "dealimport_", 11) == 0 ||
+                    strncmp(line, "process_", 8) == 0);
         if (strncmp(line, last_type, strlen(last_type)) != 0)
             fail_msg("'%s' is not of family '%s'", line, last_type);
     }
