@@ -58,7 +58,8 @@ int ctl_status_main(ctl_opts_t *o, int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     dip_ctl_request_t req;
     dip_ctl_reply_t reply;
-    int c, rc;
+    const char *db;
+    int c, rc, down;
 
     optind = 1;
     opterr = 0;
@@ -85,10 +86,18 @@ int ctl_status_main(ctl_opts_t *o, int argc, char **argv)
     rc = ctl_request(o, &req, &reply);
     if (rc != 0)
         return rc;
+    db = json_string_value(json_object_get(reply.root, "database"));
+    /* The supervisor answered, but without its database it can neither
+     * claim nor count: said first, and in the exit status. */
+    down = db == NULL || strcmp(db, "ok") != 0;
+    if (down && !o->json)
+        printf("database unavailable%s%s\n",
+               db && strncmp(db, "unavailable", 11) == 0 ? db + 11 : "",
+               db == NULL ? ": the supervisor did not say" : "");
     if (o->json)
         ctl_print_json(reply.root);
     else
         print_status(reply.root);
     dip_ctl_reply_release(&reply);
-    return CTL_EXIT_OK;
+    return down ? CTL_EXIT_UNAVAILABLE : CTL_EXIT_OK;
 }

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -22,7 +24,23 @@ static struct {
     char program[64];
     int max_level;
     int json;
-} log_setup = {"dealimport", DIP_LOG_INFO, 0};
+    int journald;
+} log_setup = {"dealimport", DIP_LOG_INFO, 0, 0};
+
+int dip_log_under_journald(void)
+{
+    /* systemd sets JOURNAL_STREAM=DEV:INODE of the stream it connected;
+     * stderr may have been redirected since, so both must match. */
+    const char *v = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    char tail;
+    if (v == NULL || sscanf(v, "%llu:%llu%c", &dev, &ino, &tail) != 2 ||
+        fstat(STDERR_FILENO, &st) != 0)
+        return 0;
+    return (unsigned long long)st.st_dev == dev &&
+           (unsigned long long)st.st_ino == ino;
+}
 
 void dip_log_setup(const char *program, int max_level, int json)
 {
@@ -30,6 +48,7 @@ void dip_log_setup(const char *program, int max_level, int json)
              program ? program : "dealimport");
     log_setup.max_level = max_level;
     log_setup.json = json;
+    log_setup.journald = dip_log_under_journald();
 }
 
 int dip_log_level_parse(const char *s)
@@ -144,7 +163,70 @@ static size_t append_kv(char *out, size_t len, size_t cap, const char *key,
     return len;
 }
 
-void dip_logv(int level, const char *import_id, const char *fmt, va_list ap)
+/* A JSON string of text, whose bytes that are not UTF-8 are kept visible
+ * as kv escapes rather than losing the text. */
+static json_t *json_text(const char *text)
+{
+    json_t *m = json_string(text);
+    if (m == NULL) {
+        char esc[4 * (MSG_MAX + 5)];
+        esc[escape(esc, 0, sizeof(esc), text)] = '\0';
+        m = json_string(esc);
+    }
+    return m;
+}
+
+/* "2026-01-02T03:04:05.678Z" */
+static void utc_now(char *out, size_t cap)
+{
+    struct timespec ts;
+    struct tm tm;
+    char sec[32];
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(sec, sizeof(sec), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, cap, "%s.%03ldZ", sec, ts.tv_nsec / 1000000L);
+}
+
+/* The JSON line, malloc'd, with its newline (and prefix under journald);
+ * NULL when out of memory. */
+static char *json_line(int level, const char *import_id,
+                       const dip_log_field_t *fields, size_t nfields,
+                       const char *msg)
+{
+    char now[40], *s, *line = NULL;
+    json_t *o;
+    utc_now(now, sizeof(now));
+    o = json_pack("{s:s, s:s, s:s, s:i}", "time", now, "level",
+                  level_name(level), "program", log_setup.program, "pid",
+                  (int)getpid());
+    if (o == NULL)
+        return NULL;
+    if (import_id)
+        json_object_set_new(o, "import", json_text(import_id));
+    for (size_t i = 0; i < nfields; i++)
+        json_object_set_new(o, fields[i].key,
+                            fields[i].is_str
+                                ? json_text(fields[i].str ? fields[i].str : "")
+                                : json_integer((json_int_t)fields[i].num));
+    json_object_set_new(o, "msg", json_text(msg));
+    s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (s == NULL)
+        return NULL;
+    if (log_setup.journald) {
+        if (asprintf(&line, "<%d>%s\n", level, s) < 0)
+            line = NULL;
+    } else if (asprintf(&line, "%s\n", s) < 0) {
+        line = NULL;
+    }
+    free(s);
+    return line;
+}
+
+static void logv(int level, const char *import_id,
+                 const dip_log_field_t *fields, size_t nfields, const char *fmt,
+                 va_list ap)
 {
     /* A message is at most MSG_MAX bytes; the four more let the cut see
      * whether the byte after it continues a character. */
@@ -159,36 +241,18 @@ void dip_logv(int level, const char *import_id, const char *fmt, va_list ap)
         return;
     msg[dip_text_cut(msg, strlen(msg), MSG_MAX)] = '\0';
     if (log_setup.json) {
-        json_t *o =
-            json_pack("{s:s, s:s, s:i}", "level", level_name(level), "program",
-                      log_setup.program, "pid", (int)getpid());
-        json_t *m;
-        char *s;
-        if (o == NULL)
+        /* Never cut: a cut object would not parse. Its size is bounded by
+         * the message's, the id's and the fields'. */
+        char *l = json_line(level, import_id, fields, nfields, msg);
+        if (l == NULL)
             return;
-        if (import_id)
-            json_object_set_new(o, "import", json_string(import_id));
-        /* JSON escapes line breaks itself; bytes that are not UTF-8 are
-         * kept visible as kv escapes rather than losing the message. */
-        m = json_string(msg);
-        if (m == NULL) {
-            char esc[sizeof(line)];
-            esc[escape(esc, 0, sizeof(esc), msg)] = '\0';
-            m = json_string(esc);
+        /* A failed log write has nowhere to be reported. */
+        if (write(STDERR_FILENO, l, strlen(l)) < 0) {
+            free(l);
+            return;
         }
-        json_object_set_new(o, "msg", m);
-        s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
-        json_decref(o);
-        if (s == NULL)
-            return;
-        n = snprintf(line, sizeof(line), "<%d>%s\n", level, s);
-        free(s);
-        if (n < 0)
-            return;
-        if ((size_t)n >= sizeof(line)) {
-            n = sizeof(line) - 1;
-            line[n - 1] = '\n';
-        }
+        free(l);
+        return;
     } else {
         size_t len;
         n = snprintf(line, sizeof(line), "<%d>%s[%d] level=%s", level,
@@ -199,6 +263,15 @@ void dip_logv(int level, const char *import_id, const char *fmt, va_list ap)
         if (import_id)
             len =
                 append_kv(line, len, sizeof(line) - 1, "import", import_id, 0);
+        for (size_t i = 0; i < nfields; i++) {
+            char num[32];
+            const char *v = fields[i].str ? fields[i].str : "";
+            if (!fields[i].is_str) {
+                snprintf(num, sizeof(num), "%lld", fields[i].num);
+                v = num;
+            }
+            len = append_kv(line, len, sizeof(line) - 1, fields[i].key, v, 0);
+        }
         len = append_kv(line, len, sizeof(line) - 1, "msg", msg, 1);
         line[len++] = '\n';
         n = (int)len;
@@ -206,6 +279,21 @@ void dip_logv(int level, const char *import_id, const char *fmt, va_list ap)
     /* A failed log write has nowhere to be reported. */
     if (write(STDERR_FILENO, line, (size_t)n) < 0)
         return;
+}
+
+void dip_logv(int level, const char *import_id, const char *fmt, va_list ap)
+{
+    logv(level, import_id, NULL, 0, fmt, ap);
+}
+
+void dip_log_fields(int level, const char *import_id,
+                    const dip_log_field_t *fields, size_t nfields,
+                    const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    logv(level, import_id, fields, nfields, fmt, ap);
+    va_end(ap);
 }
 
 void dip_log(int level, const char *import_id, const char *fmt, ...)

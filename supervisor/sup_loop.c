@@ -714,8 +714,9 @@ static int start_worker(sup_loop_t *self, worker_t *w)
     w->started_ms = w->last_heard_ms = self->now;
     w->last_flush_ms = self->now;
     sup_metrics_worker_started(self->metrics, &w->account);
-    dip_log(DIP_LOG_INFO, w->qid_hex, "worker started: pid=%d namespace=%s",
-            (int)pid, w->name);
+    dip_log_fields(DIP_LOG_INFO, w->qid_hex,
+                   DIP_LOG_FIELDS(DIP_LOG_NUM("worker_pid", pid)),
+                   "worker started: pid=%d namespace=%s", (int)pid, w->name);
     return 0;
 }
 
@@ -895,11 +896,15 @@ static void finish_import(sup_loop_t *self, worker_t *w, const char *status,
         sup_metrics_import_ended(self->metrics, status,
                                  self->now - w->claimed_ms,
                                  w->lines - w->claimed_lines);
-        dip_log(strcmp(status, "completed") == 0 ? DIP_LOG_INFO
-                                                 : DIP_LOG_WARNING,
-                w->qid_hex, "import %s at line %lld%s%s%s", status,
-                (long long)w->lines, error ? ": '" : "", error ? error : "",
-                error ? "'" : "");
+        dip_log_fields(
+            strcmp(status, "completed") == 0 ? DIP_LOG_INFO : DIP_LOG_WARNING,
+            w->qid_hex,
+            DIP_LOG_FIELDS(DIP_LOG_STR("status", status),
+                           DIP_LOG_NUM("line", w->lines),
+                           DIP_LOG_NUM("added", w->added),
+                           DIP_LOG_NUM("errors", w->nerrors)),
+            "import %s at line %lld%s%s%s", status, (long long)w->lines,
+            error ? ": '" : "", error ? error : "", error ? "'" : "");
     }
     /* The error file, the cleanup and the event's release follow. */
     sup_followups_poke(self->followups);
@@ -963,8 +968,11 @@ static void release_import(sup_loop_t *self, worker_t *w, const char *status,
         return;
     }
     sup_metrics_import_released(self->metrics, status);
-    dip_log(DIP_LOG_INFO, w->qid_hex, "import handed back as '%s' at line %lld",
-            status, (long long)w->lines);
+    dip_log_fields(DIP_LOG_INFO, w->qid_hex,
+                   DIP_LOG_FIELDS(DIP_LOG_STR("status", status),
+                                  DIP_LOG_NUM("line", w->lines)),
+                   "import handed back as '%s' at line %lld", status,
+                   (long long)w->lines);
     if (w->has_cgroup)
         sup_cgroup_remove(self->cgroup, w->name);
     sup_renew_forget(self->renew, &w->qid);
@@ -1292,8 +1300,11 @@ static void on_message(sup_loop_t *self, const char *identity, size_t idlen,
             send_control(self, w, w->requested);
         break;
     case DIP_MSG_START:
-        dip_log(DIP_LOG_INFO, w->qid_hex, "worker pid=%d starts at line %lld",
-                (int)w->pid, (long long)m.first_line);
+        dip_log_fields(DIP_LOG_INFO, w->qid_hex,
+                       DIP_LOG_FIELDS(DIP_LOG_NUM("worker_pid", w->pid),
+                                      DIP_LOG_NUM("line", m.first_line)),
+                       "worker pid=%d starts at line %lld", (int)w->pid,
+                       (long long)m.first_line);
         w->first_line = m.first_line;
         if (m.has_header) {
             bson_destroy(w->header);
