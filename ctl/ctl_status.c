@@ -33,7 +33,11 @@ static void print_status(const json_t *r)
            num(w, "running"), num(w, "limit"), num(w, "processes"),
            num(w, "per_account_limit"));
     printf("imports: ");
-    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+    /* Without the database there is nothing to count: not a row of 0s. */
+    if (json_object_size(im) == 0)
+        printf(" unknown (the database did not answer)");
+    for (size_t i = 0;
+         i < sizeof(order) / sizeof(order[0]) && json_object_size(im) > 0; i++)
         printf("%s%lld %s", i ? ", " : " ", num(im, order[i]), order[i]);
     printf("\n");
     if (json_array_size(acc) > 0) {

@@ -80,6 +80,10 @@ sup_metrics_t *sup_metrics_new(void)
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         self->start_wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        /* The start counts as a turn: a loop still starting (its indexes
+         * checked against a slow database) is not yet a stuck one. */
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        self->f.loop_turn_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     }
     return self;
 }

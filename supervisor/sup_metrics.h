@@ -18,8 +18,9 @@
  *
  * The listener (sup_metrics_http.c) serves three paths:
  *   GET /metrics  the text above;
- *   GET /healthz  200 while the loop has turned within SUP_METRICS_LIVE_MS,
- *                 503 otherwise (a stuck loop: restart the process);
+ *   GET /healthz  200 while the loop has turned within SUP_METRICS_LIVE_MS
+ *                 (sup_metrics_new counts as a turn), 503 otherwise (a
+ *                 stuck loop: restart the process);
  *   GET /readyz   200 while the database answers the sampler and the lease
  *                 keeper renews, 503 with the reason otherwise (see
  *                 sup_metrics_ready).
