@@ -12,7 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stdint.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,7 +28,10 @@ static struct {
     int max_level;
     int json;
     int journald;
-} log_setup = {"dealimport", DIP_LOG_INFO, 0, 0};
+    int journal_fd; /* the journal's native socket, -1: none */
+    char journal_path[108];
+} log_setup = {
+    "dealimport", DIP_LOG_INFO, 0, 0, -1, "/run/systemd/journal/socket"};
 
 int dip_log_under_journald(void)
 {
@@ -49,6 +55,77 @@ void dip_log_setup(const char *program, int max_level, int json)
     log_setup.max_level = max_level;
     log_setup.json = json;
     log_setup.journald = dip_log_under_journald();
+    if (log_setup.journald && log_setup.journal_fd < 0)
+        log_setup.journal_fd =
+            socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+}
+
+void dip_log_journal_socket(const char *path)
+{
+    snprintf(log_setup.journal_path, sizeof(log_setup.journal_path), "%s",
+             path);
+}
+
+/* Appends KEY=value to the journal entry in o: the plain form when the
+ * value holds no line break, else the binary one (KEY, a newline, the
+ * length as 64-bit little-endian, the bytes). */
+static void journal_field(FILE *o, const char *key, const char *value)
+{
+    size_t n = strlen(value);
+    if (memchr(value, '\n', n) == NULL) {
+        fprintf(o, "%s=%s\n", key, value);
+        return;
+    }
+    fprintf(o, "%s\n", key);
+    for (int i = 0; i < 8; i++)
+        fputc((int)((uint64_t)n >> (8 * i) & 0xff), o);
+    fwrite(value, 1, n, o);
+    fputc('\n', o);
+}
+
+/* Sends the event to the journal with its fields as journal fields
+ * (IMPORT_ID, and each field's key in capitals). 0, or -1 when it could
+ * not be sent (then the caller writes the line to stderr). */
+static int journal_send(int level, const char *import_id,
+                        const dip_log_field_t *fields, size_t nfields,
+                        const char *msg)
+{
+    struct sockaddr_un sun;
+    char *buf = NULL, num[32];
+    size_t len = 0;
+    FILE *o;
+    int rc = -1;
+    if (log_setup.journal_fd < 0)
+        return -1;
+    o = open_memstream(&buf, &len);
+    if (o == NULL)
+        return -1;
+    fprintf(o, "PRIORITY=%d\nSYSLOG_IDENTIFIER=%s\n", level, log_setup.program);
+    journal_field(o, "MESSAGE", msg);
+    if (import_id)
+        journal_field(o, "IMPORT_ID", import_id);
+    for (size_t i = 0; i < nfields; i++) {
+        char key[64];
+        size_t k = 0;
+        for (const char *p = fields[i].key; *p && k + 1 < sizeof(key); p++)
+            key[k++] = (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
+        key[k] = '\0';
+        snprintf(num, sizeof(num), "%lld", fields[i].num);
+        journal_field(o, key,
+                      fields[i].is_str ? (fields[i].str ? fields[i].str : "")
+                                       : num);
+    }
+    if (fclose(o) != 0)
+        goto cleanup;
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", log_setup.journal_path);
+    if (sendto(log_setup.journal_fd, buf, len, MSG_NOSIGNAL,
+               (struct sockaddr *)&sun, sizeof(sun)) == (ssize_t)len)
+        rc = 0;
+cleanup:
+    free(buf);
+    return rc;
 }
 
 int dip_log_level_parse(const char *s)
@@ -240,6 +317,11 @@ static void logv(int level, const char *import_id,
     if (n < 0)
         return;
     msg[dip_text_cut(msg, strlen(msg), MSG_MAX)] = '\0';
+    /* Under journald the event goes to the journal natively, its fields
+     * as the journal's own; the stream stays the fallback. */
+    if (log_setup.journald &&
+        journal_send(level, import_id, fields, nfields, msg) == 0)
+        return;
     if (log_setup.json) {
         /* Never cut: a cut object would not parse. Its size is bounded by
          * the message's, the id's and the fields'. */

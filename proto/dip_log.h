@@ -16,11 +16,17 @@
  * time is UTC with milliseconds; pid is the writing process's; the event's
  * fields are members of their own, numbers as numbers.
  *
- * The syslog priority prefix ("<3>") is what journald reads as the line's
- * priority (and strips). kv lines always carry it; JSON lines carry it only
- * under journald, so that a collector reading a file or a pipe gets pure
- * JSON. Under journald means what systemd says: $JOURNAL_STREAM names the
- * device and inode of stderr (dip_log_setup checks it once).
+ * Under journald (what systemd says: $JOURNAL_STREAM names the device and
+ * inode of stderr; dip_log_setup checks it once) an event is sent to the
+ * journal's native socket instead, whatever the format: MESSAGE, PRIORITY,
+ * SYSLOG_IDENTIFIER, IMPORT_ID, and each field under its key in capitals
+ * (WORKER_PID, LINE, ADDED, ...), so `journalctl IMPORT_ID=...` finds an
+ * import's events. When that send fails, the line goes to stderr as below.
+ *
+ * The syslog priority prefix ("<3>") is what journald reads as a stream
+ * line's priority (and strips). kv lines always carry it; JSON lines carry
+ * it only under journald, so that a collector reading a file or a pipe gets
+ * pure JSON.
  *
  * The logger is the one piece of process-wide state in the project: like
  * openlog(3) it is set once in main().
@@ -81,5 +87,8 @@ void dip_log_fields(int level, const char *import_id,
 
 /* 1 when stderr is the journal's stream ($JOURNAL_STREAM matches it). */
 int dip_log_under_journald(void);
+/* The journal's native socket, /run/systemd/journal/socket unless set
+ * (tests point it elsewhere); read by the next dip_log_setup's sends. */
+void dip_log_journal_socket(const char *path);
 
 #endif
