@@ -62,7 +62,20 @@ void dip_logv(int level, const char *import_id, const char *fmt, va_list ap)
 
 /* One field of an event: key is lowercase [a-z0-9_] (not "time", "level",
  * "program", "pid", "import" or "msg"), the value a number or a string
- * (escaped as message text is). */
+ * (escaped as message text is). One name means one thing everywhere, so a
+ * collector can query it across programs:
+ *   worker_pid  the worker process of the import (pid is the writer's own)
+ *   line        the import's line (data rows from 1) the event is at
+ *   added, errors, would_add, db_round_trips   an import's counts so far
+ *   status      an import's status the event set
+ *   cmd         a control request's command (pause, resume, cancel, revert)
+ *   peer_uid    the uid a control request came from over ipc:// (SO_PEERCRED)
+ *   key         the CURVE key name it came with over TCP
+ * A control request is then one line where it is carried out:
+ *   dip_log_fields(DIP_LOG_NOTICE, id, DIP_LOG_FIELDS(DIP_LOG_STR("cmd",
+ *                  "pause"), DIP_LOG_NUM("peer_uid", uid)),
+ *                  "pause requested by uid %ld", (long)uid);
+ */
 typedef struct {
     const char *key;
     int is_str;
