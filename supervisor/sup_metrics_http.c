@@ -6,9 +6,11 @@
  * connection can be held to one deadline from accept to its last byte
  * (a library's idle timeout restarts with every byte, and one byte every
  * few seconds keeps a connection forever). A peer address holds at most
- * SUP_METRICS_HTTP_PER_ADDR connections, and a full table drops its oldest
- * connection for a new one: a well-behaved scraper sends its request at
- * once and is answered before anyone can push it out.
+ * SUP_METRICS_HTTP_PER_ADDR connections, the table at most
+ * SUP_METRICS_HTTP_MAX_CONNS, and a new connection over either bound takes
+ * the place of the oldest (its address's, or the table's): a well-behaved
+ * scraper sends its request at once and is answered in the same turn,
+ * before anyone can push it out, whoever shares its address.
  */
 #include "sup_metrics_private.h"
 
@@ -234,7 +236,7 @@ static void on_accept(sup_metrics_http_t *self, int64_t now)
         struct sockaddr_storage peer;
         socklen_t plen = sizeof(peer);
         size_t used = 0, mine = 0;
-        conn_t *slot = NULL, *oldest = NULL;
+        conn_t *slot = NULL, *oldest = NULL, *oldest_mine = NULL;
         int fd = accept4(self->listen_fd, (struct sockaddr *)&peer, &plen,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
@@ -247,16 +249,23 @@ static void on_accept(sup_metrics_http_t *self, int64_t now)
                 continue;
             }
             used++;
-            mine += same_addr(&c->peer, &peer);
+            if (same_addr(&c->peer, &peer)) {
+                mine++;
+                if (oldest_mine == NULL ||
+                    c->accepted_ms < oldest_mine->accepted_ms)
+                    oldest_mine = c;
+            }
             if (oldest == NULL || c->accepted_ms < oldest->accepted_ms)
                 oldest = c;
         }
         switch (sup_metrics_http_admit(mine, used)) {
         case SUP_METRICS_HTTP_DROP_PER_ADDR:
-            close(fd);
-            sup_metrics_http_dropped(self->metrics,
-                                     SUP_METRICS_HTTP_DROP_PER_ADDR);
-            continue;
+            /* The address's oldest makes room: its share stays bounded,
+             * and a scraper that shares its address with slow clients
+             * (127.0.0.1, a NAT) still gets in. */
+            conn_close(self, oldest_mine, SUP_METRICS_HTTP_DROP_PER_ADDR);
+            slot = oldest_mine;
+            break;
         case SUP_METRICS_HTTP_DROP_FULL:
             conn_close(self, oldest, SUP_METRICS_HTTP_DROP_FULL);
             slot = oldest;

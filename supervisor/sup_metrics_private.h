@@ -36,8 +36,8 @@ typedef struct {
 typedef enum {
     SUP_METRICS_HTTP_DROP_NONE = 0, /* not dropped: admitted, or answered */
     SUP_METRICS_HTTP_DROP_DEADLINE, /* not answered within the deadline */
-    SUP_METRICS_HTTP_DROP_PER_ADDR, /* its address held its share */
-    SUP_METRICS_HTTP_DROP_FULL,     /* the oldest, to make room */
+    SUP_METRICS_HTTP_DROP_PER_ADDR, /* its address's oldest, to make room */
+    SUP_METRICS_HTTP_DROP_FULL,     /* the table's oldest, to make room */
     SUP_METRICS_HTTP_NDROPS
 } sup_metrics_http_drop_t;
 
@@ -118,10 +118,11 @@ void sup_metrics_http_dropped(sup_metrics_t *self, sup_metrics_http_drop_t why);
  * an HTTP/1 request line), 405 (another method), 431 (too long). */
 int sup_metrics_http_parse(const char *buf, size_t len, char *path,
                            size_t pathcap, int *head_only);
-/* Whether a new connection is let in when `same_addr` connections of its
- * peer address and `used` in all are open: DROP_NONE (yes), DROP_PER_ADDR
- * (no: its address holds SUP_METRICS_HTTP_PER_ADDR), DROP_FULL (yes, in
- * place of the oldest connection). */
+/* How a new connection is let in when `same_addr` connections of its
+ * peer address and `used` in all are open: DROP_NONE (into a free slot),
+ * DROP_PER_ADDR (its address holds SUP_METRICS_HTTP_PER_ADDR: in place of
+ * that address's oldest connection), DROP_FULL (in place of the table's
+ * oldest). A new connection is always let in. */
 sup_metrics_http_drop_t sup_metrics_http_admit(size_t same_addr, size_t used);
 
 sup_metrics_http_t *sup_metrics_http_start(sup_metrics_t *metrics,

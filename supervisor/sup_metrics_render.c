@@ -223,8 +223,8 @@ char *sup_metrics_render(sup_metrics_t *self, int64_t now_ms)
               sup_metrics_rate_bounds);
     header(o, "dealimport_metrics_http_dropped_total", "counter",
            "Connections to this listener dropped unanswered: past the "
-           "deadline for a whole request, over the per-address limit, or "
-           "the oldest when the table was full.");
+           "deadline for a whole request, the oldest of an address over "
+           "its share, or the oldest when the table was full.");
     {
         static const char *const why[SUP_METRICS_HTTP_NDROPS] = {
             NULL, "deadline", "per_address", "full"};

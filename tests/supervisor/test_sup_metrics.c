@@ -399,7 +399,8 @@ static void test_http_admit(void **state)
                      SUP_METRICS_HTTP_DROP_PER_ADDR);
     assert_int_equal(sup_metrics_http_admit(1, SUP_METRICS_HTTP_MAX_CONNS),
                      SUP_METRICS_HTTP_DROP_FULL);
-    /* An address at its share is refused even when the table is full. */
+    /* An address at its share makes room among its own, even when the
+     * table is full: others keep their connections. */
     assert_int_equal(sup_metrics_http_admit(SUP_METRICS_HTTP_PER_ADDR,
                                             SUP_METRICS_HTTP_MAX_CONNS),
                      SUP_METRICS_HTTP_DROP_PER_ADDR);
