@@ -258,11 +258,14 @@ static void utc_now(char *out, size_t cap)
 {
     struct timespec ts;
     struct tm tm;
-    char sec[32];
+    size_t n;
+    out[0] = '\0';
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    strftime(sec, sizeof(sec), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, cap, "%s.%03ldZ", sec, ts.tv_nsec / 1000000L);
+    n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (n > 0 && n + 6 <= cap)
+        snprintf(out + n, cap - n, ".%03dZ",
+                 (int)(ts.tv_nsec / 1000000L) % 1000);
 }
 
 /* The JSON line, malloc'd, with its newline (and prefix under journald);
