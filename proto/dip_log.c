@@ -311,7 +311,8 @@ static void logv(int level, const char *import_id,
     /* A message is at most MSG_MAX bytes; the four more let the cut see
      * whether the byte after it continues a character. */
     char msg[MSG_MAX + 5];
-    char line[4096];
+    char line[4096], field[sizeof(line)];
+    size_t flen;
     int n;
 
     if (level > log_setup.max_level)
@@ -348,6 +349,9 @@ static void logv(int level, const char *import_id,
         if (import_id)
             len =
                 append_kv(line, len, sizeof(line) - 1, "import", import_id, 0);
+        len = append_kv(line, len, sizeof(line) - 1, "msg", msg, 1);
+        /* After msg, so that "import=ID msg=" stays as readers know it; a
+         * field that would not fit is left out whole. */
         for (size_t i = 0; i < nfields; i++) {
             char num[32];
             const char *v = fields[i].str ? fields[i].str : "";
@@ -355,9 +359,13 @@ static void logv(int level, const char *import_id,
                 snprintf(num, sizeof(num), "%lld", fields[i].num);
                 v = num;
             }
-            len = append_kv(line, len, sizeof(line) - 1, fields[i].key, v, 0);
+            /* Whole or not at all: a cut number would be a wrong one. */
+            flen = append_kv(field, 0, sizeof(field), fields[i].key, v, 0);
+            if (len + flen < sizeof(line) - 1) {
+                memcpy(line + len, field, flen);
+                len += flen;
+            }
         }
-        len = append_kv(line, len, sizeof(line) - 1, "msg", msg, 1);
         line[len++] = '\n';
         n = (int)len;
     }

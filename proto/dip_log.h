@@ -2,7 +2,7 @@
  * dip_log: one line per event on stderr. Lines are key=value (default) or
  * JSON (DEALIMPORT_LOG_FORMAT=json) and carry the import id when the event
  * concerns an import, and the event's fields (dip_log_fields). A kv line is
- *   <6>program[pid] level=info import=ID worker_pid=42 msg="the message"
+ *   <6>program[pid] level=info import=ID msg="the message" worker_pid=42
  * where msg is always quoted and any value holding a space, '=', '"', '\\'
  * or a control byte is quoted; inside quotes '\\' and '"' are escaped with a
  * backslash, \n \r \t are written so, and other control bytes, DEL and

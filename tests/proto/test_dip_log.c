@@ -188,14 +188,14 @@ static void test_fields(void **state)
     char *p;
     (void)state;
     unsetenv("JOURNAL_STREAM");
-    /* kv: each field a key=value between the import and msg. */
+    /* kv: each field a key=value after msg. */
     dip_log_setup("test", DIP_LOG_DEBUG, 0);
     capture_fields("64b000000000000000000001");
     p = strstr(out, " import=");
     assert_non_null(p);
-    assert_string_equal(p, " import=64b000000000000000000001 worker_pid=42 "
-                           "line=1500 by=\"uid 1000\\n\" msg=\"import "
-                           "paused\"\n");
+    assert_string_equal(p, " import=64b000000000000000000001 msg=\"import "
+                           "paused\" worker_pid=42 line=1500 by=\"uid "
+                           "1000\\n\"\n");
     /* JSON: members of their own, numbers as numbers. */
     dip_log_setup("test", DIP_LOG_DEBUG, 1);
     capture_fields(NULL);
