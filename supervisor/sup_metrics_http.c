@@ -42,6 +42,7 @@ typedef struct {
 struct sup_metrics_http {
     sup_metrics_t *metrics;
     int listen_fd, wake_fd, port;
+    int64_t accept_after_ms; /* accept paused until then (no descriptors) */
     pthread_t thread;
     int started;
     conn_t conns[SUP_METRICS_HTTP_MAX_CONNS];
@@ -239,8 +240,15 @@ static void on_accept(sup_metrics_http_t *self, int64_t now)
         conn_t *slot = NULL, *oldest = NULL, *oldest_mine = NULL;
         int fd = accept4(self->listen_fd, (struct sockaddr *)&peer, &plen,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) {
+            /* Out of descriptors, the pending connection stays and the
+             * listening socket stays readable: not polled for a moment,
+             * lest the thread spin. */
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                errno == ENOMEM)
+                self->accept_after_ms = now + 100;
             return;
+        }
         for (size_t i = 0; i < SUP_METRICS_HTTP_MAX_CONNS; i++) {
             conn_t *c = &self->conns[i];
             if (c->state == C_FREE) {
@@ -336,7 +344,10 @@ static void *run(void *arg)
         int64_t now = mono_ms(), next = now + 1000;
         nfds_t n = 2;
         pfd[0] = (struct pollfd){self->wake_fd, POLLIN, 0};
-        pfd[1] = (struct pollfd){self->listen_fd, POLLIN, 0};
+        pfd[1] = (struct pollfd){
+            now >= self->accept_after_ms ? self->listen_fd : -1, POLLIN, 0};
+        if (now < self->accept_after_ms && self->accept_after_ms < next)
+            next = self->accept_after_ms;
         for (size_t i = 0; i < SUP_METRICS_HTTP_MAX_CONNS; i++) {
             conn_t *c = &self->conns[i];
             if (c->state == C_FREE)
