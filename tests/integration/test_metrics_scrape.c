@@ -258,11 +258,13 @@ static void test_scrape_during_import(void **state)
     assert_string_equal(it_str(&q, "status"), "completed");
     bson_destroy(&q);
     /* The worker's exit is seen a moment after the final status, the
-     * empty queue at the sampler's next read (15 s at most). */
+     * empty queue at the sampler's next read (15 s at most), the
+     * follow-ups once their children ended. */
     for (int i = 0; i < 300; i++) {
         scrape(url, last, big);
         if (value(last, "dealimport_workers_running") == 0 &&
-            value(last, "dealimport_oldest_pending_import_age_seconds") == 0)
+            value(last, "dealimport_oldest_pending_import_age_seconds") == 0 &&
+            value(last, "dealimport_followups_total{outcome=\"done\"}") == 2)
             break;
         usleep(100000);
     }
@@ -292,6 +294,12 @@ static void test_scrape_during_import(void **state)
     assert_true(value(last, "dealimport_imports{status=\"processing\"}") >= 0);
     assert_true(value(last, "process_resident_memory_bytes") > 0);
     assert_true(value(last, "process_open_fds") > 0);
+    /* Each ended import's follow-ups (error file, cleanup, event
+     * release) ran in a child of this supervisor and ended done. */
+    assert_true(value(last, "dealimport_followups_total{outcome=\"done\"}") ==
+                2);
+    assert_true(value(last, "dealimport_followups_total{outcome=\"failed\"}") ==
+                0);
     alert_names(last);
     oldest_pending();
     json_log();
