@@ -8,6 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static int by_running_desc(const void *a, const void *b)
 {
@@ -163,10 +171,20 @@ char *sup_metrics_render(sup_metrics_t *self, int64_t now_ms)
     header(o, "dealimport_build_info", "gauge",
            "Always 1; the labels name the build.");
     fprintf(o, "dealimport_build_info{version=\"%s\"} 1\n", DEALIMPORT_VERSION);
-    gauge(o, "dealimport_database_up",
-          "1 when the database answered the sampler's last check (within "
-          "three of its periods), else 0.",
-          f.db_up && f.db_checked_ms > 0 ? 1.0 : 0.0);
+    {
+        /* The readiness rule's own verdict on the database, so that the
+         * gauge and /readyz never disagree (a check stuck in the driver
+         * is no answer). */
+        sup_metrics_health_t h;
+        char why[160];
+        sup_metrics_health_facts(self, mono_ms(), &h);
+        h.keeper_round_ms = h.now_ms; /* the keeper is not the question */
+        h.keeper_failed = 0;
+        gauge(o, "dealimport_database_up",
+              "1 when the database answered the sampler's last check, made "
+              "within three of its periods, else 0.",
+              sup_metrics_ready(&h, why, sizeof(why)) ? 1.0 : 0.0);
+    }
     limits(o, &f.limits);
     labelled(o, "dealimport_imports_ended_total", "counter",
              "Imports this supervisor ended, by final status.", "status",
