@@ -403,40 +403,6 @@ fail:
     return -1;
 }
 
-int sup_admin_oldest_pending(sup_admin_t *self, int64_t *created_ms, char *err,
-                             size_t errlen)
-{
-    /* Served by the (source, status, created_at) index: one key read. */
-    bson_t *filter =
-        BCON_NEW("source", BCON_UTF8("deals"), "status", BCON_UTF8("pending"));
-    bson_t *opts =
-        BCON_NEW("sort", "{", "created_at", BCON_INT32(1), "}", "projection",
-                 "{", "created_at", BCON_INT32(1), "}", "limit", BCON_INT64(1));
-    mongoc_cursor_t *c =
-        mongoc_collection_find_with_opts(self->queues, filter, opts, NULL);
-    const bson_t *doc;
-    bson_error_t error;
-    bson_iter_t it;
-    int rc = 0;
-    if (mongoc_cursor_next(c, &doc)) {
-        rc = 1;
-        *created_ms = 0;
-        if (bson_iter_init_find(&it, doc, "created_at") &&
-            BSON_ITER_HOLDS_DATE_TIME(&it))
-            *created_ms = bson_iter_date_time(&it);
-    }
-    if (mongoc_cursor_error(c, &error)) {
-        snprintf(err, errlen,
-                 "looking for the oldest pending import failed: %s",
-                 error.message);
-        rc = -1;
-    }
-    mongoc_cursor_destroy(c);
-    bson_destroy(opts);
-    bson_destroy(filter);
-    return rc;
-}
-
 /* The page after a cursor: older by created_at, or as old with a smaller
  * _id (the list's order). */
 static void append_after(bson_t *filter, const char *after)

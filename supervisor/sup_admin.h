@@ -45,11 +45,6 @@ int sup_admin_get(sup_admin_t *self, const char *id, bson_t *out, char *err,
 int sup_admin_counts(sup_admin_t *self, json_t **by_status, json_t **by_account,
                      char *err, size_t errlen);
 
-/* The creation time (epoch ms) of the oldest pending import into
- * *created_ms. Returns 1 found, 0 none pending, -1 on a database error. */
-int sup_admin_oldest_pending(sup_admin_t *self, int64_t *created_ms, char *err,
-                             size_t errlen);
-
 /* Imports newest first (by created_at, then _id), filtered by status and
  * account when not NULL or "", created at or after since_ms when it is not
  * 0, and older than the cursor after (dip_ctl_cursor_format) when not NULL

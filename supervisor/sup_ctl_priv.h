@@ -32,7 +32,6 @@ struct sup_ctl {
     sup_ctl_host_t host;
     sup_ctl_view_t view;
     throttle_t bad_log, zap_log;
-    int64_t sample_after_ms; /* sup_ctl_sample_queue backs off after errors */
 };
 
 /* The loop's view of its imports now (the host fills it). */
