@@ -70,7 +70,10 @@ void dip_logv(int level, const char *import_id, const char *fmt, va_list ap)
  *   status      an import's status the event set
  *   cmd         a control request's command (pause, resume, cancel, revert)
  *   peer_uid    the uid a control request came from over ipc:// (SO_PEERCRED)
- *   key         the CURVE key name it came with over TCP
+ *   key         the CURVE key name it came with over TCP (its file in
+ *               DEALIMPORT_CONTROL_CURVE_CLIENTS_DIR, less ".pub")
+ *   result      what came of a control request: signalled, applied,
+ *               recorded or refused
  * A control request is then one line where it is carried out:
  *   dip_log_fields(DIP_LOG_NOTICE, id, DIP_LOG_FIELDS(DIP_LOG_STR("cmd",
  *                  "pause"), DIP_LOG_NUM("peer_uid", uid)),
