@@ -383,8 +383,10 @@ int sup_admin_counts(sup_admin_t *self, json_t **by_status, json_t **by_account,
          i++) {
         bson_t *filter = BCON_NEW("source", BCON_UTF8("deals"), "status",
                                   BCON_UTF8(all_statuses[i]));
-        int64_t n = mongoc_collection_count_documents(self->queues, filter,
-                                                      NULL, NULL, NULL, &error);
+        bson_t *copts = BCON_NEW("limit", BCON_INT64(SUP_ADMIN_COUNT_CAP));
+        int64_t n = mongoc_collection_count_documents(
+            self->queues, filter, copts, NULL, NULL, &error);
+        bson_destroy(copts);
         bson_destroy(filter);
         if (n < 0) {
             snprintf(err, errlen, "counting imports failed: %s", error.message);

@@ -39,9 +39,16 @@ void sup_admin_destroy(sup_admin_t **self_p);
 int sup_admin_get(sup_admin_t *self, const char *id, bson_t *out, char *err,
                   size_t errlen);
 
-/* Imports by status ({"pending": n, ...}, every status present) and the
- * processing imports of each account over all supervisors
- * ([{"account": hex, "processing": n}]). The caller owns both. 0 or -1. */
+/* Each count of sup_admin_counts stops here: it runs on the loop's thread
+ * (the status command), and the (source, status, created_at) index is
+ * walked no further than this per status, however many finished imports
+ * years leave behind. The queue sampler's counts stop at the same figure. */
+#define SUP_ADMIN_COUNT_CAP 1000000
+
+/* Imports by status ({"pending": n, ...}, every status present, each at
+ * most SUP_ADMIN_COUNT_CAP) and the processing imports of each account
+ * over all supervisors ([{"account": hex, "processing": n}]). The caller
+ * owns both. 0 or -1. */
 int sup_admin_counts(sup_admin_t *self, json_t **by_status, json_t **by_account,
                      char *err, size_t errlen);
 
