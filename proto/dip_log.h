@@ -69,11 +69,13 @@ void dip_logv(int level, const char *import_id, const char *fmt, va_list ap)
  *   added, errors, would_add, db_round_trips   an import's counts so far
  *   status      an import's status the event set
  *   cmd         a control request's command (pause, resume, cancel, revert)
- *   peer_uid    the uid a control request came from over ipc:// (SO_PEERCRED)
+ *   peer_uid    the uid a control request came from over ipc:// (SO_PEERCRED;
+ *               a revert's: the uid of the dealimportctl that ran it)
  *   key         the CURVE key name it came with over TCP (its file in
  *               DEALIMPORT_CONTROL_CURVE_CLIENTS_DIR, less ".pub")
  *   result      what came of a control request: signalled, applied,
  *               recorded or refused
+ *   deleted_deals, deleted_stages   what a revert deleted
  * A control request is then one line where it is carried out:
  *   dip_log_fields(DIP_LOG_NOTICE, id, DIP_LOG_FIELDS(DIP_LOG_STR("cmd",
  *                  "pause"), DIP_LOG_NUM("peer_uid", uid)),

@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sup_ctl_peer.h"
@@ -123,13 +125,69 @@ static void test_real_ipc(void **state)
     rmdir(dir);
 }
 
+/* Run as root: a client that became uid 65534, gid 65533 before it
+ * connected is seen as uid 65534 (not its gid, not ours). Not as root no
+ * uid can be changed, and test_real_ipc's uid is then one other than 0. */
+static void test_other_uid(void **state)
+{
+    char dir[] = "/tmp/sup_ctl_peer.XXXXXX", ep[64], path[64];
+    void *ctx, *r;
+    zmq_msg_t id, body;
+    sup_ctl_peer_t p;
+    mode_t old;
+    pid_t child;
+    int st;
+    (void)state;
+    if (getuid() != 0) {
+        fprintf(stderr, "not root: another uid cannot be tried here\n");
+        return;
+    }
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(chmod(dir, 0777), 0);
+    snprintf(ep, sizeof(ep), "ipc://%s/s.ipc", dir);
+    snprintf(path, sizeof(path), "%s/s.ipc", dir);
+    ctx = zmq_ctx_new();
+    r = zmq_socket(ctx, ZMQ_ROUTER);
+    old = umask(0);
+    assert_int_equal(zmq_bind(r, ep), 0);
+    umask(old);
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        void *c2, *d;
+        if (setgid(65533) != 0 || setuid(65534) != 0)
+            _exit(2);
+        c2 = zmq_ctx_new();
+        d = zmq_socket(c2, ZMQ_DEALER);
+        if (zmq_connect(d, ep) != 0 || zmq_send(d, "x", 1, 0) != 1)
+            _exit(3);
+        sleep(1);
+        zmq_close(d);
+        zmq_ctx_term(c2);
+        _exit(0);
+    }
+    zmq_msg_init(&id);
+    zmq_msg_init(&body);
+    assert_true(zmq_msg_recv(&id, r, 0) >= 0);
+    assert_true(zmq_msg_recv(&body, r, 0) >= 0);
+    sup_ctl_peer_of(&body, 0, &p);
+    assert_int_equal(p.uid, 65534);
+    assert_int_equal(waitpid(child, &st, 0), child);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    zmq_msg_close(&id);
+    zmq_msg_close(&body);
+    zmq_close(r);
+    zmq_ctx_term(ctx);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_uid_table),
-        cmocka_unit_test(test_key_names),
-        cmocka_unit_test(test_describe),
-        cmocka_unit_test(test_real_ipc),
+        cmocka_unit_test(test_uid_table), cmocka_unit_test(test_key_names),
+        cmocka_unit_test(test_describe),  cmocka_unit_test(test_real_ipc),
+        cmocka_unit_test(test_other_uid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
