@@ -561,9 +561,10 @@ int sup_admin_move(sup_admin_t *self, const char *id, const char *from,
 }
 
 int sup_admin_record(sup_admin_t *self, const char *id, const char *owner,
-                     const char *action, char *err, size_t errlen)
+                     const char *action, long by_uid, const char *by_key,
+                     char *err, size_t errlen)
 {
-    bson_t *filter = by_id(id), *update;
+    bson_t *filter = by_id(id), *update, set, control;
     bson_t reply;
     bson_error_t error;
     int rc = 0;
@@ -575,9 +576,18 @@ int sup_admin_record(sup_admin_t *self, const char *id, const char *owner,
         BSON_APPEND_UTF8(&ne, "$ne", "cancel");
         bson_append_document_end(filter, &ne);
     }
-    update = BCON_NEW("$set", "{", "control", "{", "action", BCON_UTF8(action),
-                      "requested_at", BCON_DATE_TIME(dip_bson_now_ms()),
-                      "requested_via", BCON_UTF8(self->owner), "}", "}");
+    update = bson_new();
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
+    BSON_APPEND_DOCUMENT_BEGIN(&set, "control", &control);
+    BSON_APPEND_UTF8(&control, "action", action);
+    BSON_APPEND_DATE_TIME(&control, "requested_at", dip_bson_now_ms());
+    BSON_APPEND_UTF8(&control, "requested_via", self->owner);
+    if (by_uid >= 0)
+        BSON_APPEND_INT64(&control, "requested_by_uid", by_uid);
+    else if (by_key && *by_key)
+        BSON_APPEND_UTF8(&control, "requested_by_key", by_key);
+    bson_append_document_end(&set, &control);
+    bson_append_document_end(update, &set);
     if (!mongoc_collection_update_one(self->queues, filter, update, NULL,
                                       &reply, &error)) {
         snprintf(err, errlen, "recording '%s' on import '%s' failed: %s",
@@ -609,6 +619,8 @@ int sup_admin_recorded(sup_admin_t *self, sup_admin_request_t *out, size_t cap,
     while ((size_t)n < cap && mongoc_cursor_next(c, &doc)) {
         bson_oid_t oid;
         const char *a = dip_bson_get_str(doc, "control.action");
+        const char *key = dip_bson_get_str(doc, "control.requested_by_key");
+        const char *via = dip_bson_get_str(doc, "control.requested_via");
         if (dip_bson_get_oid(doc, "_id", &oid) != 0)
             continue;
         bson_oid_to_string(&oid, out[n].id);
@@ -616,6 +628,10 @@ int sup_admin_recorded(sup_admin_t *self, sup_admin_request_t *out, size_t cap,
                  a && (strcmp(a, "pause") == 0 || strcmp(a, "cancel") == 0)
                      ? a
                      : "");
+        out[n].by_uid =
+            (long)dip_bson_get_int(doc, "control.requested_by_uid", -1);
+        snprintf(out[n].by_key, sizeof(out[n].by_key), "%s", key ? key : "");
+        snprintf(out[n].via, sizeof(out[n].via), "%s", via ? via : "");
         n++;
     }
     if (mongoc_cursor_error(c, &error)) {

@@ -188,7 +188,9 @@ static char *act_on_doc(sup_ctl_t *self, const dip_ctl_request_t *req,
                           "a cancel of import '%s' is already "
                           "recorded",
                           id);
-        rc = sup_admin_record(self->admin, id, owner, name, err, sizeof(err));
+        rc = sup_admin_record(
+            self->admin, id, owner, name, self->asker ? self->asker->uid : -1,
+            self->asker ? self->asker->key : NULL, err, sizeof(err));
         if (rc < 0)
             return refuse(self, req, DIP_CTL_EUNAVAIL,
                           "the database did not answer: %s", err);
@@ -281,6 +283,34 @@ char *sup_ctl_action_do(sup_ctl_t *self, const dip_ctl_request_t *req)
                   req->id);
 }
 
+/* The line of a request recorded by another supervisor, carried out (or
+ * dropped) here: with who asked, as that supervisor recorded it. */
+static void log_recorded(const sup_admin_request_t *r, int done)
+{
+    sup_ctl_peer_t p = {.uid = r->by_uid};
+    dip_log_field_t f[3];
+    size_t n = 0;
+    char who[256];
+    snprintf(p.key, sizeof(p.key), "%s", r->by_key);
+    f[n++] = DIP_LOG_STR("cmd", r->action[0] ? r->action : "unknown");
+    if (p.uid >= 0)
+        f[n++] = DIP_LOG_NUM("peer_uid", p.uid);
+    else if (p.key[0])
+        f[n++] = DIP_LOG_STR("key", p.key);
+    f[n++] = DIP_LOG_STR("result", done ? "applied" : "dropped");
+    sup_ctl_peer_describe(&p, who, sizeof(who));
+    if (done)
+        dip_log_fields(DIP_LOG_NOTICE, r->id, f, n,
+                       "control: carrying out the %s recorded on the import, "
+                       "requested by %s via supervisor '%s'",
+                       r->action, who, r->via);
+    else
+        dip_log_fields(DIP_LOG_WARNING, r->id, f, n,
+                       "control: cannot carry out the recorded '%s' requested "
+                       "by %s via supervisor '%s'; dropping it",
+                       r->action, who, r->via);
+}
+
 void sup_ctl_renewal(sup_ctl_t *self)
 {
     sup_admin_request_t reqs[RECORDED_PER_RENEWAL];
@@ -299,14 +329,7 @@ void sup_ctl_renewal(sup_ctl_t *self)
         else if (strcmp(reqs[i].action, "cancel") == 0)
             rc = self->host.control(self->host.ctx, reqs[i].id,
                                     DIP_CONTROL_CANCEL);
-        if (rc >= 0)
-            dip_log(DIP_LOG_NOTICE, reqs[i].id,
-                    "control: carrying out the %s recorded on the import",
-                    reqs[i].action);
-        else
-            dip_log(DIP_LOG_WARNING, reqs[i].id,
-                    "control: cannot carry out the recorded '%s'; dropping it",
-                    reqs[i].action);
+        log_recorded(&reqs[i], rc >= 0);
         if (sup_admin_clear(self->admin, reqs[i].id, err, sizeof(err)) < 0)
             dip_log(DIP_LOG_WARNING, reqs[i].id, "%s", err);
     }
