@@ -64,6 +64,11 @@ foreach(doc README.md docs/operations.md docs/data-contract.md
 endforeach()
 add_custom_target(package-docs ALL DEPENDS ${doc_gz})
 install(FILES ${doc_gz} DESTINATION ${CMAKE_INSTALL_DOCDIR})
+# The Prometheus alert rules and the Grafana dashboard, as they are (files
+# to copy into Prometheus' rule_files and to import into Grafana).
+install(FILES ${CMAKE_SOURCE_DIR}/docs/ops/dealimport-alerts.yml
+    ${CMAKE_SOURCE_DIR}/docs/ops/dealimport-dashboard.json
+    DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 install(FILES ${pkgdir}/lintian-overrides
     DESTINATION ${CMAKE_INSTALL_DATADIR}/lintian/overrides
     RENAME dealimport)

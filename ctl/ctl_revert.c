@@ -13,12 +13,14 @@
  */
 #include "ctl_revert.h"
 #include "dip_event.h"
+#include "dip_log.h"
 #include "dip_bson.h"
 #include "dip_mongo_io.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <mongoc/mongoc.h>
 
@@ -379,6 +381,26 @@ static void print_summary(const revert_t *r, int dry)
     printf("\n");
 }
 
+/* A revert is carried out here, in the operator's own process, against
+ * the database: no supervisor is involved, and none need be running. So
+ * this process logs it, as the service logs (DEALIMPORT_LOG_FORMAT), with
+ * the uid that ran it; under journald it joins the import's other events
+ * (IMPORT_ID). csv_imports keeps reverted_at and the counts. */
+static void log_revert(const revert_t *r)
+{
+    long uid = (long)getuid();
+    dip_log_fields(
+        DIP_LOG_NOTICE, r->id,
+        DIP_LOG_FIELDS(DIP_LOG_STR("cmd", "revert"),
+                       DIP_LOG_NUM("peer_uid", uid),
+                       DIP_LOG_STR("result", "applied"),
+                       DIP_LOG_NUM("deleted_deals", r->deals_deleted),
+                       DIP_LOG_NUM("deleted_stages", r->stages_deleted)),
+        "revert requested by uid %ld: %lld deals and %lld pipeline "
+        "stages deleted",
+        uid, (long long)r->deals_deleted, (long long)r->stages_deleted);
+}
+
 int ctl_revert_main(ctl_opts_t *o, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -423,6 +445,8 @@ int ctl_revert_main(ctl_opts_t *o, int argc, char **argv)
         return CTL_EXIT_USAGE;
     bson_oid_init_from_string(&r.qid, r.id);
     rc = run(&r, dry, &queue_doc);
+    if (rc == CTL_EXIT_OK && !dry)
+        log_revert(&r);
     if (rc == CTL_EXIT_OK) {
         if (o->json) {
             json_t *j = json_pack(

@@ -33,7 +33,11 @@ static void print_status(const json_t *r)
            num(w, "running"), num(w, "limit"), num(w, "processes"),
            num(w, "per_account_limit"));
     printf("imports: ");
-    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+    /* Without the database there is nothing to count: not a row of 0s. */
+    if (json_object_size(im) == 0)
+        printf(" unknown (the database did not answer)");
+    for (size_t i = 0;
+         i < sizeof(order) / sizeof(order[0]) && json_object_size(im) > 0; i++)
         printf("%s%lld %s", i ? ", " : " ", num(im, order[i]), order[i]);
     printf("\n");
     if (json_array_size(acc) > 0) {
@@ -55,6 +59,9 @@ static void print_status(const json_t *r)
 int ctl_status_main(ctl_opts_t *o, int argc, char **argv)
 {
     dip_ctl_request_t req;
+    dip_ctl_reply_t reply;
+    const char *db;
+    int down;
     int rc = ctl_simple_args(
         o, argc, argv, "status", usage,
         "The supervisor's own state: version, uptime, workers running and "
@@ -65,5 +72,21 @@ int ctl_status_main(ctl_opts_t *o, int argc, char **argv)
         return rc;
     memset(&req, 0, sizeof(req));
     req.cmd = DIP_CTL_STATUS;
-    return ctl_request_print(o, &req, print_status);
+    rc = ctl_request(o, &req, &reply);
+    if (rc != 0)
+        return rc;
+    db = json_string_value(json_object_get(reply.root, "database"));
+    /* The supervisor answered, but without its database it can neither
+     * claim nor count: said first, and in the exit status. */
+    down = db == NULL || strcmp(db, "ok") != 0;
+    if (down && !o->json)
+        printf("database unavailable%s%s\n",
+               db && strncmp(db, "unavailable", 11) == 0 ? db + 11 : "",
+               db == NULL ? ": the supervisor did not say" : "");
+    if (o->json)
+        ctl_print_json(reply.root);
+    else
+        print_status(reply.root);
+    dip_ctl_reply_release(&reply);
+    return down ? CTL_EXIT_UNAVAILABLE : CTL_EXIT_OK;
 }

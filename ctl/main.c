@@ -20,6 +20,7 @@
 #include "ctl_status.h"
 #include "ctl_watch.h"
 #include "dip_config.h"
+#include "dip_log.h"
 #include "dip_mongo_io.h"
 
 static const char usage[] =
@@ -175,6 +176,9 @@ int main(int argc, char **argv)
         return CTL_EXIT_CONFIG;
     }
     opts.cfg = &cfg;
+    /* The ctl's own events (a revert's record) in the service's format. */
+    dip_log_setup("dealimportctl", cfg.log_level,
+                  cfg.log_format && strcmp(cfg.log_format, "json") == 0);
     rc = cmd->run(&opts, argc - i, argv + i);
     if (cmd->need & DIP_NEED_MONGO)
         mongoc_cleanup();

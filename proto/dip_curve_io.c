@@ -115,7 +115,7 @@ static int file_lists(int dirfd, const char *name, const char *z85)
     return found;
 }
 
-int dip_curve_key_listed(const char *dir, const char *z85)
+int dip_curve_key_find(const char *dir, const char *z85, char *file, size_t len)
 {
     DIR *d;
     struct dirent *e;
@@ -123,10 +123,16 @@ int dip_curve_key_listed(const char *dir, const char *z85)
     if (dir == NULL || (d = opendir(dir)) == NULL)
         return -1;
     while (!found && (e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            found = file_lists(dirfd(d), e->d_name, z85);
+        if (e->d_name[0] != '.' &&
+            (found = file_lists(dirfd(d), e->d_name, z85)) != 0 && file && len)
+            snprintf(file, len, "%s", e->d_name);
     closedir(d);
     return found;
+}
+
+int dip_curve_key_listed(const char *dir, const char *z85)
+{
+    return dip_curve_key_find(dir, z85, NULL, 0);
 }
 
 int dip_curve_public(const char *secret_z85, char *public_z85)

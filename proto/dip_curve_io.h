@@ -22,6 +22,10 @@ int dip_curve_read_key(const char *path, const char *what, char *z85, char *err,
 /* 1 when the Z85 public key appears in a file of dir, 0 when not, -1 when
  * dir cannot be read. */
 int dip_curve_key_listed(const char *dir, const char *z85);
+/* As dip_curve_key_listed, and when found, the name of the file that lists
+ * it into file (len bytes, cut short if need be). */
+int dip_curve_key_find(const char *dir, const char *z85, char *file,
+                       size_t len);
 
 /* Derives the Z85 public key of a Z85 secret key. 0 or -1. */
 int dip_curve_public(const char *secret_z85, char *public_z85);

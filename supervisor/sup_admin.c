@@ -383,8 +383,10 @@ int sup_admin_counts(sup_admin_t *self, json_t **by_status, json_t **by_account,
          i++) {
         bson_t *filter = BCON_NEW("source", BCON_UTF8("deals"), "status",
                                   BCON_UTF8(all_statuses[i]));
-        int64_t n = mongoc_collection_count_documents(self->queues, filter,
-                                                      NULL, NULL, NULL, &error);
+        bson_t *copts = BCON_NEW("limit", BCON_INT64(SUP_ADMIN_COUNT_CAP));
+        int64_t n = mongoc_collection_count_documents(
+            self->queues, filter, copts, NULL, NULL, &error);
+        bson_destroy(copts);
         bson_destroy(filter);
         if (n < 0) {
             snprintf(err, errlen, "counting imports failed: %s", error.message);
@@ -401,40 +403,6 @@ fail:
     json_decref(st);
     json_decref(acc);
     return -1;
-}
-
-int sup_admin_oldest_pending(sup_admin_t *self, int64_t *created_ms, char *err,
-                             size_t errlen)
-{
-    /* Served by the (source, status, created_at) index: one key read. */
-    bson_t *filter =
-        BCON_NEW("source", BCON_UTF8("deals"), "status", BCON_UTF8("pending"));
-    bson_t *opts =
-        BCON_NEW("sort", "{", "created_at", BCON_INT32(1), "}", "projection",
-                 "{", "created_at", BCON_INT32(1), "}", "limit", BCON_INT64(1));
-    mongoc_cursor_t *c =
-        mongoc_collection_find_with_opts(self->queues, filter, opts, NULL);
-    const bson_t *doc;
-    bson_error_t error;
-    bson_iter_t it;
-    int rc = 0;
-    if (mongoc_cursor_next(c, &doc)) {
-        rc = 1;
-        *created_ms = 0;
-        if (bson_iter_init_find(&it, doc, "created_at") &&
-            BSON_ITER_HOLDS_DATE_TIME(&it))
-            *created_ms = bson_iter_date_time(&it);
-    }
-    if (mongoc_cursor_error(c, &error)) {
-        snprintf(err, errlen,
-                 "looking for the oldest pending import failed: %s",
-                 error.message);
-        rc = -1;
-    }
-    mongoc_cursor_destroy(c);
-    bson_destroy(opts);
-    bson_destroy(filter);
-    return rc;
 }
 
 /* The page after a cursor: older by created_at, or as old with a smaller
@@ -593,9 +561,10 @@ int sup_admin_move(sup_admin_t *self, const char *id, const char *from,
 }
 
 int sup_admin_record(sup_admin_t *self, const char *id, const char *owner,
-                     const char *action, char *err, size_t errlen)
+                     const char *action, long by_uid, const char *by_key,
+                     char *err, size_t errlen)
 {
-    bson_t *filter = by_id(id), *update;
+    bson_t *filter = by_id(id), *update, set, control;
     bson_t reply;
     bson_error_t error;
     int rc = 0;
@@ -607,9 +576,18 @@ int sup_admin_record(sup_admin_t *self, const char *id, const char *owner,
         BSON_APPEND_UTF8(&ne, "$ne", "cancel");
         bson_append_document_end(filter, &ne);
     }
-    update = BCON_NEW("$set", "{", "control", "{", "action", BCON_UTF8(action),
-                      "requested_at", BCON_DATE_TIME(dip_bson_now_ms()),
-                      "requested_via", BCON_UTF8(self->owner), "}", "}");
+    update = bson_new();
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
+    BSON_APPEND_DOCUMENT_BEGIN(&set, "control", &control);
+    BSON_APPEND_UTF8(&control, "action", action);
+    BSON_APPEND_DATE_TIME(&control, "requested_at", dip_bson_now_ms());
+    BSON_APPEND_UTF8(&control, "requested_via", self->owner);
+    if (by_uid >= 0)
+        BSON_APPEND_INT64(&control, "requested_by_uid", by_uid);
+    else if (by_key && *by_key)
+        BSON_APPEND_UTF8(&control, "requested_by_key", by_key);
+    bson_append_document_end(&set, &control);
+    bson_append_document_end(update, &set);
     if (!mongoc_collection_update_one(self->queues, filter, update, NULL,
                                       &reply, &error)) {
         snprintf(err, errlen, "recording '%s' on import '%s' failed: %s",
@@ -641,6 +619,8 @@ int sup_admin_recorded(sup_admin_t *self, sup_admin_request_t *out, size_t cap,
     while ((size_t)n < cap && mongoc_cursor_next(c, &doc)) {
         bson_oid_t oid;
         const char *a = dip_bson_get_str(doc, "control.action");
+        const char *key = dip_bson_get_str(doc, "control.requested_by_key");
+        const char *via = dip_bson_get_str(doc, "control.requested_via");
         if (dip_bson_get_oid(doc, "_id", &oid) != 0)
             continue;
         bson_oid_to_string(&oid, out[n].id);
@@ -648,6 +628,10 @@ int sup_admin_recorded(sup_admin_t *self, sup_admin_request_t *out, size_t cap,
                  a && (strcmp(a, "pause") == 0 || strcmp(a, "cancel") == 0)
                      ? a
                      : "");
+        out[n].by_uid =
+            (long)dip_bson_get_int(doc, "control.requested_by_uid", -1);
+        snprintf(out[n].by_key, sizeof(out[n].by_key), "%s", key ? key : "");
+        snprintf(out[n].via, sizeof(out[n].via), "%s", via ? via : "");
         n++;
     }
     if (mongoc_cursor_error(c, &error)) {

@@ -24,6 +24,10 @@ typedef struct sup_admin sup_admin_t;
 typedef struct sup_admin_request {
     char id[25];
     char action[8]; /* "pause" or "cancel" */
+    /* who asked, as sup_admin_record was told: -1 and "" when not known */
+    long by_uid;
+    char by_key[128];
+    char via[300]; /* the supervisor that recorded it, or "" */
 } sup_admin_request_t;
 
 /* owner: this supervisor's claimed_by. client (borrowed, of database db)
@@ -39,16 +43,18 @@ void sup_admin_destroy(sup_admin_t **self_p);
 int sup_admin_get(sup_admin_t *self, const char *id, bson_t *out, char *err,
                   size_t errlen);
 
-/* Imports by status ({"pending": n, ...}, every status present) and the
- * processing imports of each account over all supervisors
- * ([{"account": hex, "processing": n}]). The caller owns both. 0 or -1. */
+/* Each count of sup_admin_counts stops here: it runs on the loop's thread
+ * (the status command), and the (source, status, created_at) index is
+ * walked no further than this per status, however many finished imports
+ * years leave behind. The queue sampler's counts stop at the same figure. */
+#define SUP_ADMIN_COUNT_CAP 1000000
+
+/* Imports by status ({"pending": n, ...}, every status present, each at
+ * most SUP_ADMIN_COUNT_CAP) and the processing imports of each account
+ * over all supervisors ([{"account": hex, "processing": n}]). The caller
+ * owns both. 0 or -1. */
 int sup_admin_counts(sup_admin_t *self, json_t **by_status, json_t **by_account,
                      char *err, size_t errlen);
-
-/* The creation time (epoch ms) of the oldest pending import into
- * *created_ms. Returns 1 found, 0 none pending, -1 on a database error. */
-int sup_admin_oldest_pending(sup_admin_t *self, int64_t *created_ms, char *err,
-                             size_t errlen);
 
 /* Imports newest first (by created_at, then _id), filtered by status and
  * account when not NULL or "", created at or after since_ms when it is not
@@ -79,11 +85,14 @@ json_t *sup_admin_detail(sup_admin_t *self, const bson_t *doc, int64_t now_ms);
 int sup_admin_move(sup_admin_t *self, const char *id, const char *from,
                    const char *to, bson_t *out, char *err, size_t errlen);
 
-/* Records control {action, requested_at} on import id if it is still
- * processing under owner, without turning a recorded cancel into a pause.
- * Returns 1 recorded, 0 when the import changed meanwhile, -1 on error. */
+/* Records control {action, requested_at, requested_via and who asked:
+ * requested_by_uid (by_uid >= 0) or requested_by_key (by_key not NULL or
+ * "")} on import id if it is still processing under owner, without turning
+ * a recorded cancel into a pause. Returns 1 recorded, 0 when the import
+ * changed meanwhile, -1 on error. */
 int sup_admin_record(sup_admin_t *self, const char *id, const char *owner,
-                     const char *action, char *err, size_t errlen);
+                     const char *action, long by_uid, const char *by_key,
+                     char *err, size_t errlen);
 
 /* Requests recorded on imports this supervisor runs: up to cap into out.
  * Returns how many, or -1. */

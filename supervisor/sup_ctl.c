@@ -291,7 +291,8 @@ int sup_ctl_poll_items(sup_ctl_t *self, zmq_pollitem_t *items, int max)
     return n;
 }
 
-static char *dispatch(sup_ctl_t *self, const void *data, size_t len)
+static char *dispatch(sup_ctl_t *self, const void *data, size_t len,
+                      const sup_ctl_peer_t *peer)
 {
     dip_ctl_request_t req;
     char err[512], more[64];
@@ -311,8 +312,13 @@ static char *dispatch(sup_ctl_t *self, const void *data, size_t len)
         return sup_ctl_query_show(self, &req);
     case DIP_CTL_PAUSE:
     case DIP_CTL_RESUME:
-    case DIP_CTL_CANCEL:
-        return sup_ctl_action_do(self, &req);
+    case DIP_CTL_CANCEL: {
+        char *reply;
+        self->asker = peer;
+        reply = sup_ctl_action_do(self, &req);
+        self->asker = NULL;
+        return reply;
+    }
     case DIP_CTL_METRICS:
         return sup_ctl_query_metrics(self);
     }
@@ -329,14 +335,17 @@ static void on_request(sup_ctl_t *self, void *sock, zmq_msg_t *frames, int n,
     int delim = n >= 2 && zmq_msg_size(&frames[1]) == 0;
     int body = n - 1 - delim + dropped;
     char *reply;
-    if (body == 1)
+    sup_ctl_peer_t peer;
+    if (body == 1) {
+        sup_ctl_peer_of(&frames[n - 1], sock == self->tcp, &peer);
         reply = dispatch(self, zmq_msg_data(&frames[n - 1]),
-                         zmq_msg_size(&frames[n - 1]));
-    else
+                         zmq_msg_size(&frames[n - 1]), &peer);
+    } else {
         reply = dip_ctl_reply_error(DIP_CTL_EBADREQ,
                                     "a request is exactly one frame holding a "
                                     "JSON object; this message had %d",
                                     body < 0 ? 0 : body);
+    }
     if (reply == NULL)
         return;
     /* A client that left, or does not read its replies, loses them. */
@@ -399,6 +408,7 @@ static void serve_zap(sup_ctl_t *self)
         int dropped, n = recv_message(self->zap, frames, &dropped);
         const char *status = "400", *text = "not an authorized client";
         char z85[DIP_CURVE_KEY_LEN + 1] = "", addr[64] = "", more[64];
+        char file[256] = "", name[128] = "";
         if (n == 0)
             return;
         if (n >= 6 && frame_is(&frames[0], "1.0")) {
@@ -413,9 +423,13 @@ static void serve_zap(sup_ctl_t *self)
             } else if (n >= 7 && frame_is(&frames[5], "CURVE") &&
                        zmq_msg_size(&frames[6]) == 32 &&
                        zmq_z85_encode(z85, zmq_msg_data(&frames[6]), 32) &&
-                       dip_curve_key_listed(self->clients_dir, z85) == 1) {
+                       dip_curve_key_find(self->clients_dir, z85, file,
+                                          sizeof(file)) == 1) {
                 status = "200";
                 text = "OK";
+                /* The connection's User-Id: the name its requests are
+                 * logged under (sup_ctl_peer). */
+                sup_ctl_peer_key_name(file, name, sizeof(name));
             }
         }
         if (strcmp(status, "200") != 0) {
@@ -427,9 +441,11 @@ static void serve_zap(sup_ctl_t *self)
                         addr, z85[0] ? z85 : "none", self->clients_dir,
                         since(skipped, more, sizeof(more)));
         } else if (z85[0]) {
-            dip_log(DIP_LOG_INFO, NULL,
-                    "control client with key '%s' connected from '%s'", z85,
-                    addr);
+            dip_log_fields(DIP_LOG_INFO, NULL,
+                           DIP_LOG_FIELDS(DIP_LOG_STR("key", name)),
+                           "control client with key '%s' ('%s') connected "
+                           "from '%s'",
+                           name, z85, addr);
         }
         /* A REP socket must answer every request it read. */
         zmq_send(self->zap, "1.0", 3, ZMQ_SNDMORE);
@@ -440,7 +456,7 @@ static void serve_zap(sup_ctl_t *self)
             zmq_send(self->zap, "", 0, ZMQ_SNDMORE);
         zmq_send(self->zap, status, 3, ZMQ_SNDMORE);
         zmq_send(self->zap, text, strlen(text), ZMQ_SNDMORE);
-        zmq_send(self->zap, "", 0, ZMQ_SNDMORE);
+        zmq_send(self->zap, name, strlen(name), ZMQ_SNDMORE);
         zmq_send(self->zap, "", 0, 0);
         for (int j = 0; j < n; j++)
             zmq_msg_close(&frames[j]);

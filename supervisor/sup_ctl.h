@@ -65,8 +65,7 @@ typedef struct sup_ctl_host {
      * when this supervisor cannot act on it (not running it, or finishing
      * it). */
     int (*control)(void *ctx, const char *id, dip_control_action_t action);
-    /* what `metrics` renders, and where sup_ctl_sample_queue writes;
-     * borrowed, may be NULL */
+    /* what `metrics` renders; borrowed, may be NULL */
     sup_metrics_t *metrics;
 } sup_ctl_host_t;
 
@@ -95,12 +94,6 @@ void sup_ctl_serve(sup_ctl_t *self, const zmq_pollitem_t *items, int n);
  * recorded (by other supervisors) on the imports this one runs, then clears
  * them. */
 void sup_ctl_renewal(sup_ctl_t *self);
-
-/* Reads the age of the oldest pending import into the host's metrics (one
- * indexed query). The loop calls it once per poll interval; a database
- * error leaves the last figure standing and pauses the sampling for a
- * minute. */
-int sup_ctl_sample_queue(sup_ctl_t *self);
 
 /* The ipc endpoint, for the log. */
 const char *sup_ctl_endpoint(const sup_ctl_t *self);

@@ -15,6 +15,7 @@
 #include "dip_ctl.h"
 #include "sup_admin.h"
 #include "sup_ctl.h"
+#include "sup_ctl_peer.h"
 
 typedef struct throttle {
     int64_t next_ms;
@@ -32,7 +33,9 @@ struct sup_ctl {
     sup_ctl_host_t host;
     sup_ctl_view_t view;
     throttle_t bad_log, zap_log;
-    int64_t sample_after_ms; /* sup_ctl_sample_queue backs off after errors */
+    /* who sent the request being served (sup_ctl.c sets it around
+     * dispatch; NULL outside it) */
+    const sup_ctl_peer_t *asker;
 };
 
 /* The loop's view of its imports now (the host fills it). */
@@ -46,7 +49,9 @@ const sup_ctl_run_t *sup_ctl_query_run(const sup_ctl_view_t *v, const char *id);
 char *sup_ctl_query_ok(json_t *body);
 
 /* The replies to status, list, show and metrics (sup_ctl_query.c) and to
- * pause, resume and cancel (sup_ctl_action.c): strings the caller frees. */
+ * pause, resume and cancel (sup_ctl_action.c): strings the caller frees.
+ * Each pause, resume and cancel is logged once with who asked (asker):
+ * notice when carried out or recorded, info when refused. */
 char *sup_ctl_query_status(sup_ctl_t *self);
 char *sup_ctl_query_list(sup_ctl_t *self, const dip_ctl_request_t *req);
 char *sup_ctl_query_show(sup_ctl_t *self, const dip_ctl_request_t *req);

@@ -246,23 +246,3 @@ char *sup_ctl_query_metrics(sup_ctl_t *self)
     free(text);
     return sup_ctl_query_ok(o);
 }
-
-int sup_ctl_sample_queue(sup_ctl_t *self)
-{
-    int64_t created = -1;
-    char err[512];
-    int rc;
-    if (self == NULL || self->host.metrics == NULL ||
-        dip_time_mono_ms() < self->sample_after_ms)
-        return 0;
-    rc = sup_admin_oldest_pending(self->admin, &created, err, sizeof(err));
-    if (rc < 0) {
-        /* The database is away: the loop's own work waits on it already,
-         * a gauge must not make it wait twice at every poll. */
-        self->sample_after_ms = dip_time_mono_ms() + 60000;
-        dip_log(DIP_LOG_DEBUG, NULL, "%s", err);
-        return -1;
-    }
-    sup_metrics_oldest_pending(self->host.metrics, rc > 0 ? created : -1);
-    return 0;
-}

@@ -204,11 +204,15 @@ void sup_end_finish(sup_loop_t *self, sup_slot_t *w, const char *status,
         sup_metrics_import_ended(self->metrics, status,
                                  self->now - w->claimed_ms,
                                  w->lines - w->claimed_lines);
-        dip_log(strcmp(status, "completed") == 0 ? DIP_LOG_INFO
-                                                 : DIP_LOG_WARNING,
-                w->qid_hex, "import %s at line %lld%s%s%s", status,
-                (long long)w->lines, error ? ": '" : "", error ? error : "",
-                error ? "'" : "");
+        dip_log_fields(
+            strcmp(status, "completed") == 0 ? DIP_LOG_INFO : DIP_LOG_WARNING,
+            w->qid_hex,
+            DIP_LOG_FIELDS(DIP_LOG_STR("status", status),
+                           DIP_LOG_NUM("line", w->lines),
+                           DIP_LOG_NUM("added", w->added),
+                           DIP_LOG_NUM("errors", w->nerrors)),
+            "import %s at line %lld%s%s%s", status, (long long)w->lines,
+            error ? ": '" : "", error ? error : "", error ? "'" : "");
     }
     /* The error file, the cleanup and the event's release follow. */
     sup_followups_poke(self->followups);
@@ -252,8 +256,11 @@ void sup_end_release(sup_loop_t *self, sup_slot_t *w, const char *status,
         return;
     }
     sup_metrics_import_released(self->metrics, status);
-    dip_log(DIP_LOG_INFO, w->qid_hex, "import handed back as '%s' at line %lld",
-            status, (long long)w->lines);
+    dip_log_fields(DIP_LOG_INFO, w->qid_hex,
+                   DIP_LOG_FIELDS(DIP_LOG_STR("status", status),
+                                  DIP_LOG_NUM("line", w->lines)),
+                   "import handed back as '%s' at line %lld", status,
+                   (long long)w->lines);
     sup_slot_free(self, w);
 }
 
@@ -330,7 +337,8 @@ void sup_end_reap(sup_loop_t *self)
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
         sup_slot_t *w = sup_slot_by_pid(self, pid);
         if (w == NULL) {
-            sup_followups_reaped(self->followups, pid, st);
+            if (sup_followups_reaped(self->followups, pid, st))
+                sup_metrics_followup_ended(self->metrics, st);
             continue;
         }
         /* Whatever the worker left in its process group goes with it. */

@@ -54,7 +54,14 @@ struct sup_event {
     size_t ninflight;
     int64_t next_claim_ms;
     unsigned rnd_state;
+    sup_metrics_t *metrics; /* borrowed, may be NULL */
 };
+
+void sup_event_set_metrics(sup_event_t *self, sup_metrics_t *metrics)
+{
+    if (self)
+        self->metrics = metrics;
+}
 
 sup_event_t *sup_event_new(const dip_config_t *cfg, mongoc_client_t *client,
                            const char *db, const char *owner, char *err,
@@ -420,6 +427,7 @@ static void finish(sup_event_t *self, delivery_t *d, CURLcode res,
     bson_append_document_end(&push, &attempt);
     bson_append_document_end(&update, &push);
 
+    sup_metrics_notification(self->metrics, outcome);
     if (!mongoc_collection_update_one(self->coll, &filter, &update, NULL, NULL,
                                       &e))
         /* The claim runs out and the event is tried again: at least once. */

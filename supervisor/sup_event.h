@@ -38,6 +38,7 @@
 
 #include "dip_config.h"
 #include "dip_event.h"
+#include "sup_metrics.h"
 
 typedef struct sup_event sup_event_t;
 
@@ -54,6 +55,8 @@ sup_event_t *sup_event_new(const dip_config_t *cfg, mongoc_client_t *client,
                            const char *db, const char *owner, char *err,
                            size_t errlen);
 void sup_event_destroy(sup_event_t **self_p);
+/* Counts each attempt's outcome in metrics (borrowed, may be NULL). */
+void sup_event_set_metrics(sup_event_t *self, sup_metrics_t *metrics);
 
 /* The unique index on (queue_id, type) and the one deliveries are claimed
  * by. */

@@ -253,8 +253,11 @@ static void on_message(sup_loop_t *self, const char *identity, size_t idlen,
             sup_inbox_send_control(self, w, w->requested);
         break;
     case DIP_MSG_START:
-        dip_log(DIP_LOG_INFO, w->qid_hex, "worker pid=%d starts at line %lld",
-                (int)w->pid, (long long)m.first_line);
+        dip_log_fields(DIP_LOG_INFO, w->qid_hex,
+                       DIP_LOG_FIELDS(DIP_LOG_NUM("worker_pid", w->pid),
+                                      DIP_LOG_NUM("line", m.first_line)),
+                       "worker pid=%d starts at line %lld", (int)w->pid,
+                       (long long)m.first_line);
         w->first_line = m.first_line;
         if (m.has_header) {
             bson_destroy(w->header);

@@ -125,6 +125,7 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
                                   errlen);
         if (self->crm == NULL)
             goto fail;
+        sup_event_set_metrics(self->crm, self->metrics);
         if (sup_event_ensure_indexes(self->crm, ierr, sizeof(ierr)) < 0)
             dip_log(DIP_LOG_WARNING, NULL,
                     "%s (created again at the next start)", ierr);
@@ -160,8 +161,7 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
             goto fail;
         }
     }
-    if (cfg->metrics_addr &&
-        sup_metrics_listen(self->metrics, cfg->metrics_addr, err, errlen) < 0)
+    if (sup_metrics_start(self->metrics, cfg, err, errlen) < 0)
         goto fail;
     {
         sup_ctl_host_t hooks = {self, ctl_view, ctl_control, self->metrics};
@@ -377,8 +377,6 @@ static void tick(sup_loop_t *self)
          * the next waits (db_ok), so a frozen database delays a signal by
          * one call at most. */
         sup_claim_run(self);
-        if (sup_lease_db_ok(self) && sup_ctl_sample_queue(self->ctl) < 0)
-            sup_lease_db_failed(self);
         if (sup_lease_db_ok(self) &&
             sup_followups_tick(self->followups, self->now) < 0)
             sup_lease_db_failed(self);
@@ -456,6 +454,7 @@ static void reload(sup_loop_t *self)
         self->cfg.worker_cpu_s = cfg.worker_cpu_s;
         self->cfg.worker_timeout_s = cfg.worker_timeout_s;
         self->cfg.log_level = cfg.log_level;
+        sup_metrics_set_limits(self->metrics, &self->cfg);
         dip_log_setup("dealimport-supervisor", cfg.log_level,
                       self->cfg.log_format &&
                           strcmp(self->cfg.log_format, "json") == 0);
@@ -550,6 +549,7 @@ int sup_loop_run(sup_loop_t *self)
         if (crm_on && sup_event_run(self->crm, dip_bson_now_ms()) < 0)
             sup_lease_db_failed(self);
         tick(self);
+        sup_metrics_loop_turn(self->metrics, self->now);
         /* Final writes that failed earlier (database away) are retried
          * here until they land. */
         sup_end_retry(self);

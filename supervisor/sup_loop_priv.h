@@ -163,8 +163,10 @@ struct sup_loop {
      * one per server, monitoring on it too): measured with `ss -tnp`
      * against the one-member development server, 1 while idle, 2 while an
      * import runs (the keeper connects at its first renewal), where one
-     * client per user made it 4 and 5. Workers and follow-up children add
-     * one each, in their own processes. */
+     * client per user made it 4 and 5. The queue sampler (sup_sampler,
+     * under sup_metrics) adds one more of its own, so that its counts never
+     * wait behind the loop's calls. Workers and follow-up children add one
+     * each, in their own processes. */
     mongoc_client_t *client;
     const char *db;
     sup_store_t *store;

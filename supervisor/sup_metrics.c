@@ -4,71 +4,45 @@
  * lock; a render copies the numbers out under it and formats outside it,
  * so neither side waits on the other for longer than a copy.
  */
-#include "sup_metrics.h"
+#include "sup_metrics_private.h"
+#include "dip_exit.h"
+#include "sup_sampler.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 
-#include <microhttpd.h>
-
-/* Upper bounds of the histograms' buckets (+Inf is implied). */
-static const double duration_bounds[] = {1,   5,    15,   60,    300,
-                                         900, 3600, 7200, 21600, 86400};
-#define NDURATION (sizeof(duration_bounds) / sizeof(duration_bounds[0]))
-static const double rate_bounds[] = {10,   50,    100,   500,   1000,
-                                     5000, 10000, 25000, 50000, 100000};
-#define NRATE (sizeof(rate_bounds) / sizeof(rate_bounds[0]))
+const double sup_metrics_duration_bounds[SUP_METRICS_NBOUNDS] = {
+    1, 5, 15, 60, 300, 900, 3600, 7200, 21600, 86400};
+const double sup_metrics_rate_bounds[SUP_METRICS_NBOUNDS] = {
+    10, 50, 100, 500, 1000, 5000, 10000, 25000, 50000, 100000};
 
 static const char *const exit_names[SUP_METRICS_EXIT_NCAUSES] = {
     "completed", "signal",     "memory_limit", "silent",
     "timeout",   "lease_lost", "error",
 };
 
-/* Final and hand-back statuses, the only label values of their counters. */
-static const char *const ended_names[] = {"completed", "failed", "cancelled"};
-#define NENDED (sizeof(ended_names) / sizeof(ended_names[0]))
-static const char *const released_names[] = {"pending", "paused"};
-#define NRELEASED (sizeof(released_names) / sizeof(released_names[0]))
+/* Fixed lists: the only label values of their families. */
+const char *const sup_metrics_ended_names[SUP_METRICS_NENDED] = {
+    "completed", "failed", "cancelled"};
+const char *const sup_metrics_released_names[SUP_METRICS_NRELEASED] = {
+    "pending", "paused"};
+const char *const sup_metrics_followup_names[SUP_METRICS_NFOLLOWUP] = {
+    "done", "retry", "failed"};
+const char *const sup_metrics_notify_names[SUP_METRICS_NNOTIFY] = {
+    "delivered", "retry", "given_up"};
+const char *const sup_metrics_queue_names[SUP_METRICS_Q_NSTATUSES] = {
+    "pending", "processing", "paused"};
 
-typedef struct {
-    uint64_t counts[NRATE > NDURATION ? NRATE : NDURATION];
-    uint64_t inf; /* observations above the last bound */
-    uint64_t n;
-    double sum;
-} histogram_t;
-
-typedef struct {
-    char id[25];
-    long running;
-} account_t;
-
-/* Everything a render needs, copied out under the lock. */
-typedef struct {
-    uint64_t claims, claim_failures, renewals, renewal_failures;
-    uint64_t rows_added, line_errors, bytes, round_trips;
-    uint64_t exits[SUP_METRICS_EXIT_NCAUSES];
-    uint64_t ended[NENDED], released[NRELEASED];
-    long running;
-    int64_t oldest_pending_ms; /* -1: none pending */
-    histogram_t duration, rate;
-    account_t *accounts; /* running > 0 only */
-    size_t naccounts;
-} figures_t;
-
-struct sup_metrics {
-    pthread_mutex_t lock;
-    figures_t f;
-    size_t accounts_cap;
-    struct MHD_Daemon *httpd;
-    int port;
-};
+#define NENDED SUP_METRICS_NENDED
+#define NRELEASED SUP_METRICS_NRELEASED
+#define ended_names sup_metrics_ended_names
+#define released_names sup_metrics_released_names
+typedef sup_metrics_account_t account_t;
+typedef sup_metrics_histogram_t histogram_t;
+typedef sup_metrics_figures_t figures_t;
 
 const char *sup_metrics_exit_name(sup_metrics_exit_t cause)
 {
@@ -100,6 +74,17 @@ sup_metrics_t *sup_metrics_new(void)
         return NULL;
     }
     self->f.oldest_pending_ms = -1;
+    for (int i = 0; i < SUP_METRICS_Q_NSTATUSES; i++)
+        self->f.queued[i] = -1;
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        self->start_wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        /* The start counts as a turn: a loop still starting (its indexes
+         * checked against a slow database) is not yet a stuck one. */
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        self->f.loop_turn_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    }
     return self;
 }
 
@@ -109,8 +94,8 @@ void sup_metrics_destroy(sup_metrics_t **self_p)
     if (self_p == NULL || *self_p == NULL)
         return;
     self = *self_p;
-    if (self->httpd)
-        MHD_stop_daemon(self->httpd);
+    sup_metrics_http_stop(&self->http);
+    sup_sampler_destroy(&self->sampler);
     pthread_mutex_destroy(&self->lock);
     free(self->f.accounts);
     free(self);
@@ -224,9 +209,9 @@ void sup_metrics_progress(sup_metrics_t *self, int64_t rows_added,
     pthread_mutex_unlock(&self->lock);
 }
 
-static void observe(histogram_t *h, const double *bounds, size_t n, double v)
+static void observe(histogram_t *h, const double *bounds, double v)
 {
-    size_t i = 0;
+    size_t i = 0, n = SUP_METRICS_NBOUNDS;
     while (i < n && v > bounds[i])
         i++;
     if (i < n)
@@ -254,10 +239,10 @@ void sup_metrics_import_ended(sup_metrics_t *self, const char *status,
         return;
     pthread_mutex_lock(&self->lock);
     self->f.ended[i]++;
-    observe(&self->f.duration, duration_bounds, NDURATION, secs);
+    observe(&self->f.duration, sup_metrics_duration_bounds, secs);
     /* A rate over no time says nothing: such imports are left out. */
     if (secs > 0)
-        observe(&self->f.rate, rate_bounds, NRATE,
+        observe(&self->f.rate, sup_metrics_rate_bounds,
                 (double)(lines > 0 ? lines : 0) / secs);
     pthread_mutex_unlock(&self->lock);
 }
@@ -281,9 +266,104 @@ void sup_metrics_oldest_pending(sup_metrics_t *self, int64_t created_ms)
     pthread_mutex_unlock(&self->lock);
 }
 
-/* ---- rendering ------------------------------------------------------ */
+/* ---- setters -------------------------------------------------------- */
 
-static int snapshot(sup_metrics_t *self, figures_t *out)
+void sup_metrics_set_limits(sup_metrics_t *self, const dip_config_t *cfg)
+{
+    sup_metrics_limits_t l;
+    if (self == NULL || cfg == NULL)
+        return;
+    l.max_workers = cfg->max_workers;
+    l.per_account = cfg->max_workers_per_account;
+    l.memory_mb = cfg->worker_memory_mb;
+    l.cpu_s = cfg->worker_cpu_s;
+    l.timeout_s = cfg->worker_timeout_s;
+    l.lease_s = cfg->lease_s;
+    pthread_mutex_lock(&self->lock);
+    self->f.limits = l;
+    pthread_mutex_unlock(&self->lock);
+}
+
+void sup_metrics_loop_turn(sup_metrics_t *self, int64_t mono_ms)
+{
+    if (self == NULL)
+        return;
+    pthread_mutex_lock(&self->lock);
+    self->f.loop_turn_ms = mono_ms;
+    pthread_mutex_unlock(&self->lock);
+}
+
+void sup_metrics_keeper_round(sup_metrics_t *self, int64_t mono_ms, size_t held,
+                              int rc)
+{
+    if (self == NULL)
+        return;
+    pthread_mutex_lock(&self->lock);
+    self->f.keeper_round_ms = mono_ms;
+    self->f.keeper_failed = held > 0 && rc < 0;
+    pthread_mutex_unlock(&self->lock);
+}
+
+void sup_metrics_db_checked(sup_metrics_t *self, int64_t mono_ms, int up)
+{
+    if (self == NULL)
+        return;
+    pthread_mutex_lock(&self->lock);
+    self->f.db_checked_ms = mono_ms;
+    self->f.db_up = up != 0;
+    pthread_mutex_unlock(&self->lock);
+}
+
+void sup_metrics_queue_counts(sup_metrics_t *self,
+                              const int64_t counts[SUP_METRICS_Q_NSTATUSES])
+{
+    if (self == NULL)
+        return;
+    pthread_mutex_lock(&self->lock);
+    for (int i = 0; i < SUP_METRICS_Q_NSTATUSES; i++)
+        if (counts[i] >= 0)
+            self->f.queued[i] = counts[i];
+    pthread_mutex_unlock(&self->lock);
+}
+
+void sup_metrics_sample_failed(sup_metrics_t *self)
+{
+    if (self == NULL)
+        return;
+    pthread_mutex_lock(&self->lock);
+    self->f.sample_failures++;
+    pthread_mutex_unlock(&self->lock);
+}
+
+void sup_metrics_followup_ended(sup_metrics_t *self, int wait_status)
+{
+    int i = 2;
+    if (self == NULL)
+        return;
+    if (WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0)
+        i = 0;
+    else if (WIFEXITED(wait_status) &&
+             WEXITSTATUS(wait_status) == DIP_EXIT_TEMPFAIL)
+        i = 1;
+    pthread_mutex_lock(&self->lock);
+    self->f.followups[i]++;
+    pthread_mutex_unlock(&self->lock);
+}
+
+void sup_metrics_notification(sup_metrics_t *self, const char *outcome)
+{
+    /* sup_event's words for an attempt's outcome, in label order. */
+    static const char *const words[SUP_METRICS_NNOTIFY] = {"delivered",
+                                                           "pending", "failed"};
+    int i = status_index(words, SUP_METRICS_NNOTIFY, outcome);
+    if (self == NULL || i < 0)
+        return;
+    pthread_mutex_lock(&self->lock);
+    self->f.notify[i]++;
+    pthread_mutex_unlock(&self->lock);
+}
+
+int sup_metrics_snapshot(sup_metrics_t *self, sup_metrics_figures_t *out)
 {
     int rc = 0;
     pthread_mutex_lock(&self->lock);
@@ -301,275 +381,117 @@ static int snapshot(sup_metrics_t *self, figures_t *out)
     return rc;
 }
 
-static int by_running_desc(const void *a, const void *b)
+void sup_metrics_http_dropped(sup_metrics_t *self, sup_metrics_http_drop_t why)
 {
-    const account_t *x = a, *y = b;
-    if (x->running != y->running)
-        return x->running > y->running ? -1 : 1;
-    return strcmp(x->id, y->id);
+    if (self == NULL || why <= SUP_METRICS_HTTP_DROP_NONE ||
+        why >= SUP_METRICS_HTTP_NDROPS)
+        return;
+    pthread_mutex_lock(&self->lock);
+    self->f.http_drops[why]++;
+    pthread_mutex_unlock(&self->lock);
 }
 
-static void header(FILE *o, const char *name, const char *type,
-                   const char *help)
+/* ---- health --------------------------------------------------------- */
+
+void sup_metrics_health_facts(sup_metrics_t *self, int64_t now_ms,
+                              sup_metrics_health_t *out)
 {
-    fprintf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    memset(out, 0, sizeof(*out));
+    out->now_ms = now_ms;
+    out->sample_every_ms = SUP_SAMPLER_EVERY_MS;
+    if (self == NULL)
+        return;
+    pthread_mutex_lock(&self->lock);
+    out->loop_turn_ms = self->f.loop_turn_ms;
+    out->db_checked_ms = self->f.db_checked_ms;
+    out->db_up = self->f.db_up;
+    out->keeper_round_ms = self->f.keeper_round_ms;
+    out->keeper_failed = self->f.keeper_failed;
+    out->lease_ms = self->f.limits.lease_s * 1000;
+    pthread_mutex_unlock(&self->lock);
 }
 
-static void counter(FILE *o, const char *name, const char *help, uint64_t v)
+int sup_metrics_live(const sup_metrics_health_t *h, char *why, size_t whylen)
 {
-    header(o, name, "counter", help);
-    fprintf(o, "%s %llu\n", name, (unsigned long long)v);
-}
-
-static void labelled(FILE *o, const char *name, const char *type,
-                     const char *help, const char *label,
-                     const char *const *values, const uint64_t *counts,
-                     size_t n)
-{
-    header(o, name, type, help);
-    for (size_t i = 0; i < n; i++)
-        fprintf(o, "%s{%s=\"%s\"} %llu\n", name, label, values[i],
-                (unsigned long long)counts[i]);
-}
-
-static void histogram(FILE *o, const char *name, const char *help,
-                      const histogram_t *h, const double *bounds, size_t n)
-{
-    uint64_t cum = 0;
-    header(o, name, "histogram", help);
-    for (size_t i = 0; i < n; i++) {
-        cum += h->counts[i];
-        fprintf(o, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i],
-                (unsigned long long)cum);
+    if (h->loop_turn_ms <= 0) {
+        snprintf(why, whylen, "the loop has not turned yet");
+        return 0;
     }
-    fprintf(o, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)h->n);
-    fprintf(o, "%s_sum %.17g\n%s_count %llu\n", name, h->sum, name,
-            (unsigned long long)h->n);
-}
-
-char *sup_metrics_render(sup_metrics_t *self, int64_t now_ms)
-{
-    figures_t f;
-    char *text = NULL;
-    size_t len = 0;
-    FILE *o = NULL;
-    long other = 0;
-
-    if (self == NULL || snapshot(self, &f) < 0)
-        return NULL;
-    o = open_memstream(&text, &len);
-    if (o == NULL)
-        goto cleanup;
-
-    labelled(o, "dealimport_imports_ended_total", "counter",
-             "Imports this supervisor ended, by final status.", "status",
-             ended_names, f.ended, NENDED);
-    labelled(o, "dealimport_imports_released_total", "counter",
-             "Imports handed back unfinished, by the status they got.",
-             "status", released_names, f.released, NRELEASED);
-    counter(o, "dealimport_rows_added_total",
-            "Deals the workers added to the database.", f.rows_added);
-    counter(o, "dealimport_line_errors_total",
-            "CSV lines the workers rejected with a line error.", f.line_errors);
-    counter(o, "dealimport_downloaded_bytes_total",
-            "CSV bytes the workers read from storage.", f.bytes);
-    counter(o, "dealimport_worker_db_round_trips_total",
-            "Database round trips the workers made.", f.round_trips);
-    labelled(o, "dealimport_worker_exits_total", "counter",
-             "Worker processes that ended, by cause.", "cause", exit_names,
-             f.exits, SUP_METRICS_EXIT_NCAUSES);
-    counter(o, "dealimport_claims_total", "Imports claimed from the queue.",
-            f.claims);
-    counter(o, "dealimport_claim_failures_total",
-            "Claim attempts that failed (database errors).", f.claim_failures);
-    counter(o, "dealimport_lease_renewals_total",
-            "Lease renewal rounds over the imports this supervisor runs.",
-            f.renewals);
-    counter(o, "dealimport_lease_renewal_failures_total",
-            "Lease renewal rounds that failed.", f.renewal_failures);
-
-    header(o, "dealimport_workers_running", "gauge",
-           "Worker processes running now.");
-    fprintf(o, "dealimport_workers_running %ld\n", f.running);
-    header(o, "dealimport_account_workers_running", "gauge",
-           "Worker processes running now for the accounts with the most, "
-           "the rest under account=\"other\".");
-    if (f.naccounts > 1)
-        qsort(f.accounts, f.naccounts, sizeof(account_t), by_running_desc);
-    for (size_t i = 0; i < f.naccounts; i++) {
-        if (i < SUP_METRICS_TOP_ACCOUNTS)
-            fprintf(o,
-                    "dealimport_account_workers_running{account=\"%s\"} "
-                    "%ld\n",
-                    f.accounts[i].id, f.accounts[i].running);
-        else
-            other += f.accounts[i].running;
+    if (h->now_ms - h->loop_turn_ms > SUP_METRICS_LIVE_MS) {
+        snprintf(why, whylen, "the loop has not turned for %lld s",
+                 (long long)((h->now_ms - h->loop_turn_ms) / 1000));
+        return 0;
     }
-    fprintf(o, "dealimport_account_workers_running{account=\"other\"} %ld\n",
-            other);
+    snprintf(why, whylen, "the loop turns");
+    return 1;
+}
 
-    header(o, "dealimport_oldest_pending_import_age_seconds", "gauge",
-           "Age of the oldest pending import, 0 when none is pending.");
-    fprintf(o, "dealimport_oldest_pending_import_age_seconds %.3f\n",
-            f.oldest_pending_ms >= 0 && now_ms > f.oldest_pending_ms
-                ? (double)(now_ms - f.oldest_pending_ms) / 1000.0
-                : 0.0);
-
-    histogram(o, "dealimport_import_duration_seconds",
-              "Time from claim to final status of the imports ended here.",
-              &f.duration, duration_bounds, NDURATION);
-    histogram(o, "dealimport_import_rows_per_second",
-              "Lines per second of the imports ended here.", &f.rate,
-              rate_bounds, NRATE);
-    if (fclose(o) != 0) {
-        o = NULL;
-        free(text);
-        text = NULL;
-        goto cleanup;
+int sup_metrics_ready(const sup_metrics_health_t *h, char *why, size_t whylen)
+{
+    int64_t db_age = h->now_ms - h->db_checked_ms;
+    int64_t keeper_age = h->now_ms - h->keeper_round_ms;
+    if (h->db_checked_ms <= 0) {
+        snprintf(why, whylen, "database unavailable: not checked yet");
+        return 0;
     }
-    o = NULL;
-cleanup:
-    if (o)
-        fclose(o);
-    free(f.accounts);
-    return text;
-}
-
-/* ---- HTTP ----------------------------------------------------------- */
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned code,
-                             const char *type, char *body_take)
-{
-    struct MHD_Response *r;
-    enum MHD_Result rc;
-    r = MHD_create_response_from_buffer(strlen(body_take), body_take,
-                                        MHD_RESPMEM_MUST_FREE);
-    if (r == NULL) {
-        free(body_take);
-        return MHD_NO;
+    if (!h->db_up) {
+        snprintf(why, whylen,
+                 "database unavailable: it did not answer "
+                 "the last check");
+        return 0;
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    rc = MHD_queue_response(c, code, r);
-    MHD_destroy_response(r);
-    return rc;
-}
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
-                                  const char *url, const char *method,
-                                  const char *version, const char *upload,
-                                  size_t *upload_len, void **con_cls)
-{
-    sup_metrics_t *self = cls;
-    char *text;
-    (void)version;
-    (void)upload;
-    /* A request body is not ours: refuse it, unread. */
-    if (*upload_len > 0)
-        return MHD_NO;
-    (void)con_cls;
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-        return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain",
-                     strdup("only GET /metrics is served\n"));
-    if (strcmp(url, "/metrics") != 0)
-        return reply(c, MHD_HTTP_NOT_FOUND, "text/plain",
-                     strdup("not found: try /metrics\n"));
-    text = sup_metrics_render(self, wall_ms());
-    if (text == NULL)
-        return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
-                     strdup("out of memory\n"));
-    return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
-                 text);
-}
-
-/* "127.0.0.1:9464" or "[::1]:9464" into ss. 0 or -1. */
-static int parse_addr(const char *addr, struct sockaddr_storage *ss, int *is_v6)
-{
-    char host[64];
-    const char *colon, *h = addr;
-    size_t hl;
-    char *end = NULL;
-    long port;
-
-    memset(ss, 0, sizeof(*ss));
-    if (addr[0] == '[') {
-        const char *close = strchr(addr, ']');
-        if (close == NULL || close[1] != ':')
-            return -1;
-        h = addr + 1;
-        hl = (size_t)(close - h);
-        colon = close + 1;
-    } else {
-        colon = strrchr(addr, ':');
-        if (colon == NULL)
-            return -1;
-        hl = (size_t)(colon - addr);
+    if (db_age > 3 * h->sample_every_ms) {
+        snprintf(why, whylen,
+                 "database unavailable: its check has not answered for "
+                 "%lld s",
+                 (long long)(db_age / 1000));
+        return 0;
     }
-    if (hl == 0 || hl >= sizeof(host))
+    if (h->keeper_round_ms <= 0) {
+        snprintf(why, whylen, "the lease keeper has not run yet");
+        return 0;
+    }
+    if (h->lease_ms > 0 && keeper_age > h->lease_ms / 2) {
+        snprintf(why, whylen,
+                 "the lease keeper has not finished a round for %lld s",
+                 (long long)(keeper_age / 1000));
+        return 0;
+    }
+    if (h->keeper_failed) {
+        snprintf(why, whylen, "the lease keeper's last renewal failed");
+        return 0;
+    }
+    snprintf(why, whylen, "ready");
+    return 1;
+}
+
+/* ---- the listener --------------------------------------------------- */
+
+int sup_metrics_start(sup_metrics_t *self, const dip_config_t *cfg, char *err,
+                      size_t errlen)
+{
+    sup_metrics_set_limits(self, cfg);
+    if (self->sampler == NULL &&
+        (self->sampler = sup_sampler_new(cfg, self, err, errlen)) == NULL)
         return -1;
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    port = strtol(colon + 1, &end, 10);
-    if (end == colon + 1 || *end != '\0' || port < 0 || port > 65535)
+    if (cfg->metrics_addr && self->http == NULL &&
+        sup_metrics_listen(self, cfg->metrics_addr, err, errlen) < 0)
         return -1;
-    if (addr[0] == '[') {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((uint16_t)port);
-        *is_v6 = 1;
-        return inet_pton(AF_INET6, host, &s6->sin6_addr) == 1 ? 0 : -1;
-    }
-    {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons((uint16_t)port);
-        *is_v6 = 0;
-        return inet_pton(AF_INET, host, &s4->sin_addr) == 1 ? 0 : -1;
-    }
+    return 0;
 }
 
 int sup_metrics_listen(sup_metrics_t *self, const char *addr, char *err,
                        size_t errlen)
 {
-    struct sockaddr_storage ss;
-    const union MHD_DaemonInfo *info;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
-    int v6 = 0;
-
-    if (addr == NULL || parse_addr(addr, &ss, &v6) < 0) {
-        snprintf(err, errlen,
-                 "DEALIMPORT_METRICS_ADDR: '%s' is not HOST:PORT with a "
-                 "numeric IPv4 host or [IPv6]:PORT",
-                 addr ? addr : "");
+    if (self->http != NULL) {
+        snprintf(err, errlen, "DEALIMPORT_METRICS_ADDR: already listening");
         return -1;
     }
-    if (v6)
-        flags |= MHD_USE_IPv6;
-    /* Its own thread, a handful of connections, each cut off after 10 s
-     * idle: a slow scraper costs a connection, never the loop. */
-    self->httpd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, self, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
-    if (self->httpd == NULL) {
-        snprintf(err, errlen,
-                 "DEALIMPORT_METRICS_ADDR: cannot listen on '%s' (address "
-                 "in use or not local?)",
-                 addr);
-        return -1;
-    }
-    info = MHD_get_daemon_info(self->httpd, MHD_DAEMON_INFO_BIND_PORT);
-    self->port = info ? (int)info->port : 0;
-    return 0;
+    self->http = sup_metrics_http_start(self, addr, err, errlen);
+    return self->http ? 0 : -1;
 }
 
 int sup_metrics_port(const sup_metrics_t *self)
 {
-    return self ? self->port : 0;
+    return self ? sup_metrics_http_port(self->http) : 0;
 }

@@ -61,7 +61,7 @@ static void nap(sup_renew_t *self, int64_t ms)
         ;
 }
 
-static void renew_once(sup_renew_t *self)
+static int renew_once(sup_renew_t *self)
 {
     sup_store_held_t *held = NULL;
     size_t n;
@@ -71,10 +71,10 @@ static void renew_once(sup_renew_t *self)
 
     n = self->n;
     if (n == 0)
-        return;
+        return 0;
     held = calloc(n, sizeof(*held));
     if (held == NULL)
-        return;
+        return -1;
     for (size_t i = 0; i < n; i++) {
         held[i].id.value_type = BSON_TYPE_OID;
         bson_oid_copy(&self->entries[i].id, &held[i].id.value.v_oid);
@@ -103,6 +103,7 @@ static void renew_once(sup_renew_t *self)
                 e->until_ms = sent + self->lease_ms;
         }
     free(held);
+    return rc < 0 ? -1 : 0;
 }
 
 static void *run(void *arg)
@@ -110,7 +111,12 @@ static void *run(void *arg)
     sup_renew_t *self = arg;
     pthread_mutex_lock(&self->lock);
     while (!self->stop) {
-        renew_once(self);
+        size_t held = self->n;
+        int rc = renew_once(self);
+        /* Every round, even with nothing to renew: /readyz asks whether
+         * this thread still runs. */
+        if (self->metrics && !self->stop)
+            sup_metrics_keeper_round(self->metrics, mono_ms(), held, rc);
         if (!self->stop)
             nap(self, self->lease_ms / 6);
     }

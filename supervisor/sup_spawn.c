@@ -543,10 +543,11 @@ char **sup_spawn_envp_new(const dip_config_t *cfg)
 {
     /* The sanitizer options too, so a test build's worker behaves as its
      * supervisor was told to. */
-    static const char *const keep[] = {
-        "PATH",          "TZ",           "HOME",
-        "LANG",          "LC_ALL",       "ASAN_OPTIONS",
-        "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
+    static const char *const keep[] = {"PATH",           "TZ",
+                                       "HOME",           "LANG",
+                                       "LC_ALL",         "ASAN_OPTIONS",
+                                       "UBSAN_OPTIONS",  "LSAN_OPTIONS",
+                                       "JOURNAL_STREAM", NULL};
     char **envp = calloc(DIP_CONFIG_ENV_MAX + 12, sizeof(char *));
     int n;
     if (envp == NULL)

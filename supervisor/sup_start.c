@@ -130,7 +130,8 @@ int sup_start_worker(sup_loop_t *self, sup_slot_t *w)
     w->started_ms = w->last_heard_ms = self->now;
     w->last_flush_ms = self->now;
     sup_metrics_worker_started(self->metrics, &w->account);
-    dip_log(DIP_LOG_INFO, w->qid_hex, "worker started: pid=%d namespace=%s",
-            (int)pid, w->name);
+    dip_log_fields(DIP_LOG_INFO, w->qid_hex,
+                   DIP_LOG_FIELDS(DIP_LOG_NUM("worker_pid", pid)),
+                   "worker started: pid=%d namespace=%s", (int)pid, w->name);
     return 0;
 }

@@ -1240,13 +1240,19 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
         dip_log(DIP_LOG_WARNING, queue_id,
                 "stages not read ahead, looking them up one by one: %s", err);
     exit_code = stream(&im, &q, key);
-    dip_log(DIP_LOG_INFO, queue_id,
-            "worker finished at line %lld: %lld %s, %lld errors, %ld "
-            "database round trips",
-            (long long)im.last_line,
-            (long long)(im.dry ? im.would_add : im.added),
-            im.dry ? "would be added (a dry run)" : "added",
-            (long long)im.errors, wrk_db_round_trips(im.db));
+    dip_log_fields(DIP_LOG_INFO, queue_id,
+                   DIP_LOG_FIELDS(DIP_LOG_NUM("line", im.last_line),
+                                  DIP_LOG_NUM(im.dry ? "would_add" : "added",
+                                              im.dry ? im.would_add : im.added),
+                                  DIP_LOG_NUM("errors", im.errors),
+                                  DIP_LOG_NUM("db_round_trips",
+                                              wrk_db_round_trips(im.db))),
+                   "worker finished at line %lld: %lld %s, %lld errors, %ld "
+                   "database round trips",
+                   (long long)im.last_line,
+                   (long long)(im.dry ? im.would_add : im.added),
+                   im.dry ? "would be added (a dry run)" : "added",
+                   (long long)im.errors, wrk_db_round_trips(im.db));
 cleanup:
     clear_batch(&im);
     for (size_t i = 0; im.docs && i < cap; i++)

@@ -207,6 +207,18 @@ static void test_recorded_for_the_owner(void **state)
     bson_destroy(&q);
 
     check_cancelled(&qid, id);
+    /* The owner's log says who asked, and through which supervisor. */
+    {
+        char want[200],
+            *log = it_ctl_slurp(to == runtime ? other_log : logpath);
+        assert_non_null(log);
+        snprintf(want, sizeof(want),
+                 "carrying out the cancel recorded on the import, requested "
+                 "by uid %ld via supervisor '",
+                 (long)getuid());
+        assert_non_null(strstr(log, want));
+        free(log);
+    }
     st = it_process_stop(other, SIGTERM, 30000);
     other = -1;
     assert_true(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);

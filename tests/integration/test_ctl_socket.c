@@ -133,6 +133,47 @@ static int ctl_tcp(const char *key, char *out, char *err)
     return it_ctl_run(runtime, args, out, 4096, err, 4096, 30000);
 }
 
+/* `pause ID` over TCP with key; its exit status. */
+static int pause_tcp(const char *key, const char *id, char *out, char *err)
+{
+    char server[160], client[160];
+    const char *args[] = {
+        "--connect",    tcp,    "--timeout", "2",    "pause", id,
+        "--server-key", server, "--key",     client, NULL};
+    snprintf(server, sizeof(server), "%s/server.pub", keys);
+    snprintf(client, sizeof(client), "%s/%s.key", keys, key);
+    return it_ctl_run(runtime, args, out, 4096, err, 4096, 30000);
+}
+
+/* Each pause is logged with who asked: the CURVE key's name (its file in
+ * the clients directory, less ".pub") over TCP, the uid over ipc://. */
+static void test_who_asked(void **state)
+{
+    char out[4096], err[4096], want[200], *log;
+    const char *args[] = {"pause", "64b000000000000000000001", NULL};
+    (void)state;
+    assert_int_equal(pause_tcp("good", "64b000000000000000000000", out, err),
+                     1);
+    assert_non_null(strstr(err, "no import with id"));
+    assert_int_equal(
+        it_ctl_run(runtime, args, out, sizeof(out), err, sizeof(err), 30000),
+        1);
+    log = it_ctl_slurp(logpath);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "pause requested by key 'good' from "
+                                "127.0.0.1: no import with id "
+                                "'64b000000000000000000000'"));
+    assert_non_null(strstr(log, "key=good result=refused"));
+    snprintf(want, sizeof(want),
+             "pause requested by uid %ld: no import with id "
+             "'64b000000000000000000001'",
+             (long)getuid());
+    assert_non_null(strstr(log, want));
+    snprintf(want, sizeof(want), "peer_uid=%ld result=refused", (long)getuid());
+    assert_non_null(strstr(log, want));
+    free(log);
+}
+
 static void test_curve_clients(void **state)
 {
     char out[4096], err[4096], from[160], to[160], *log;
@@ -220,6 +261,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ipc_mode),
+        cmocka_unit_test(test_who_asked),
         cmocka_unit_test(test_curve_clients),
         cmocka_unit_test(test_doc_python_client),
     };
