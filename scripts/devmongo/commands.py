@@ -426,6 +426,13 @@ class Commands:
             raise CommandError(2, 'maxTimeMS must be a number')
         elif not 0 <= mt <= 2147483647:
             raise CommandError(2, 'maxTimeMS out of range')
+        if name == 'getMore' and isinstance(
+                self.cursors.get(cmd.get('getMore')),
+                changestream.StreamCursor):
+            # On a tailable awaitData cursor (a change stream) mongod reads
+            # a getMore's maxTimeMS as how long to wait for an event: an
+            # empty batch when it passes, never error 50.
+            mt = 0
         ns = db if target == '$cmd' else '%s.%s' % (db, target)
         return cost.Op(name, ns, conn.conn_id, arrived, int(mt), self.slow,
                        self.engine.notablescan)
