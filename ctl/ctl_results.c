@@ -51,6 +51,7 @@ static int find_one(db_t *db, const char *name, const bson_t *filter,
     const bson_t *doc;
     int rc = 0;
     BSON_APPEND_INT64(&opts, "limit", 1);
+    BSON_APPEND_INT64(&opts, "maxTimeMS", dip_mongo_max_time_ms(db->client));
     cur = mongoc_collection_find_with_opts(c, filter, &opts, NULL);
     bson_init(out);
     if (mongoc_cursor_next(cur, &doc)) {
@@ -197,6 +198,7 @@ static int errors_list(const ctl_opts_t *o, db_t *db, const bson_oid_t *qid,
     BSON_APPEND_INT32(&sort, "line", 1);
     bson_append_document_end(&opts, &sort);
     BSON_APPEND_INT64(&opts, "limit", limit);
+    BSON_APPEND_INT64(&opts, "maxTimeMS", dip_mongo_max_time_ms(db->client));
     cur = mongoc_collection_find_with_opts(c, &filter, &opts, NULL);
     if (!o->json)
         printf("%-8s  %-16s  %s\n", "LINE", "FIELD", "ERROR");
@@ -221,8 +223,10 @@ static int errors_list(const ctl_opts_t *o, db_t *db, const bson_oid_t *qid,
                       "the database did not answer: %s", error.message);
     mongoc_cursor_destroy(cur);
     if (rc == CTL_EXIT_OK && !o->json) {
-        total = mongoc_collection_count_documents(c, &filter, NULL, NULL, NULL,
+        bson_t *copts = dip_mongo_read_opts(db->client, NULL);
+        total = mongoc_collection_count_documents(c, &filter, copts, NULL, NULL,
                                                   &error);
+        bson_destroy(copts);
         if (total > shown)
             printf("(%ld of %lld stored errors shown; --limit N for more, "
                    "--output FILE for the error file)\n",
@@ -428,6 +432,7 @@ int ctl_events_main(ctl_opts_t *o, int argc, char **argv)
     BSON_APPEND_DOCUMENT_BEGIN(&fopts, "projection", &sort);
     BSON_APPEND_INT32(&sort, "auth", 0);
     bson_append_document_end(&fopts, &sort);
+    BSON_APPEND_INT64(&fopts, "maxTimeMS", dip_mongo_max_time_ms(db.client));
     c = coll(&db, "import_events");
     cur = mongoc_collection_find_with_opts(c, &filter, &fopts, NULL);
     while (mongoc_cursor_next(cur, &doc)) {

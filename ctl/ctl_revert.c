@@ -66,10 +66,13 @@ static bson_t *owned(const revert_t *r, const char *key, int other_account)
     return q;
 }
 
-static int64_t count(mongoc_collection_t *c, bson_t *q, bson_error_t *error)
+static int64_t count(const revert_t *r, mongoc_collection_t *c, bson_t *q,
+                     bson_error_t *error)
 {
+    bson_t *opts = dip_mongo_read_opts(r->client, NULL);
     int64_t n =
-        mongoc_collection_count_documents(c, q, NULL, NULL, NULL, error);
+        mongoc_collection_count_documents(c, q, opts, NULL, NULL, error);
+    bson_destroy(opts);
     bson_destroy(q);
     return n;
 }
@@ -82,14 +85,14 @@ static int count_left(revert_t *r, int dry, bson_error_t *error)
 {
     int64_t all, seen;
     r->deals_other_account =
-        count(r->deals, owned(r, "import.queue_id", 1), error);
+        count(r, r->deals, owned(r, "import.queue_id", 1), error);
     if (r->deals_other_account < 0)
         return -1;
     r->stages_other_account =
-        count(r->stages, owned(r, "created_by_import", 1), error);
+        count(r, r->stages, owned(r, "created_by_import", 1), error);
     if (r->stages_other_account < 0)
         return -1;
-    all = count(r->stages, owned(r, "created_by_import", 0), error);
+    all = count(r, r->stages, owned(r, "created_by_import", 0), error);
     if (all < 0)
         return -1;
     seen = dry ? (int64_t)r->nstages : r->stages_kept;
@@ -102,7 +105,8 @@ static int64_t stage_users(revert_t *r, const bson_oid_t *sid, int others_only,
                            bson_error_t *error)
 {
     bson_t *q = match("stage_id", sid);
-    bson_t *opts = BCON_NEW("limit", BCON_INT64(1));
+    bson_t *opts = BCON_NEW("limit", BCON_INT64(1), "maxTimeMS",
+                            BCON_INT64(dip_mongo_max_time_ms(r->client)));
     int64_t n;
     if (others_only) {
         bson_t sub, arr;
@@ -124,8 +128,9 @@ static int64_t stage_users(revert_t *r, const bson_oid_t *sid, int others_only,
 static int load_stages(revert_t *r, bson_error_t *error)
 {
     bson_t *q = owned(r, "created_by_import", 0);
+    bson_t *opts = dip_mongo_read_opts(r->client, NULL);
     mongoc_cursor_t *c =
-        mongoc_collection_find_with_opts(r->stages, q, NULL, NULL);
+        mongoc_collection_find_with_opts(r->stages, q, opts, NULL);
     const bson_t *doc;
     int rc = 0;
     r->stage_docs = calloc(MAX_STAGES, sizeof(bson_t *));
@@ -135,6 +140,7 @@ static int load_stages(revert_t *r, bson_error_t *error)
     if (r->stage_docs == NULL || mongoc_cursor_error(c, error))
         rc = -1;
     mongoc_cursor_destroy(c);
+    bson_destroy(opts);
     bson_destroy(q);
     return rc;
 }
@@ -220,7 +226,8 @@ static int record(revert_t *r, const bson_t *queue_doc, bson_error_t *error)
 
 static int dry_run(revert_t *r, bson_error_t *error)
 {
-    r->deals_deleted = count(r->deals, owned(r, "import.queue_id", 0), error);
+    r->deals_deleted =
+        count(r, r->deals, owned(r, "import.queue_id", 0), error);
     if (r->deals_deleted < 0)
         return -1;
     for (size_t i = 0; i < r->nstages; i++) {
@@ -266,7 +273,7 @@ static int run(revert_t *r, int dry, bson_t *queue_doc)
     bson_error_t error;
     const char *db, *status;
     char err[1024];
-    bson_t *q;
+    bson_t *q, *opts;
     mongoc_cursor_t *c;
     const bson_t *doc;
     int found = 0;
@@ -282,7 +289,9 @@ static int run(revert_t *r, int dry, bson_t *queue_doc)
 
     q = match("_id", &r->qid);
     BSON_APPEND_UTF8(q, "source", "deals");
-    c = mongoc_collection_find_with_opts(r->queues, q, NULL, NULL);
+    opts = dip_mongo_read_opts(r->client, NULL);
+    c = mongoc_collection_find_with_opts(r->queues, q, opts, NULL);
+    bson_destroy(opts);
     if (mongoc_cursor_next(c, &doc)) {
         bson_copy_to(doc, queue_doc);
         found = 1;

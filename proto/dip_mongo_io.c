@@ -54,6 +54,30 @@ long dip_mongo_call_ms(const mongoc_client_t *client)
            100;
 }
 
+int64_t dip_mongo_max_time_ms(const mongoc_client_t *client)
+{
+    const mongoc_uri_t *uri = mongoc_client_get_uri(client);
+    int64_t socket_ms =
+        mongoc_uri_get_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, 300000);
+    int64_t ms;
+
+    /* socketTimeoutMS=0 means no timeout: the server's bound is then the
+     * driver's default's. */
+    if (socket_ms <= 0)
+        socket_ms = 300000;
+    ms = socket_ms / 4 * 3;
+    return ms < DIP_MONGO_MIN_MAX_TIME_MS ? DIP_MONGO_MIN_MAX_TIME_MS : ms;
+}
+
+bson_t *dip_mongo_read_opts(const mongoc_client_t *client, const bson_t *opts)
+{
+    bson_t *out = opts ? bson_copy(opts) : bson_new();
+
+    if (!bson_has_field(out, "maxTimeMS"))
+        BSON_APPEND_INT64(out, "maxTimeMS", dip_mongo_max_time_ms(client));
+    return out;
+}
+
 mongoc_client_t *dip_mongo_client_new_bounded(const char *uri_str,
                                               const char *appname,
                                               long lease_ms, const char **db,

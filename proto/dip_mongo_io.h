@@ -39,6 +39,25 @@ mongoc_client_t *dip_mongo_client_new_bounded(const char *uri,
  * (its connect and socket timeouts), plus a little. */
 long dip_mongo_call_ms(const mongoc_client_t *client);
 
+/* The shortest maxTimeMS dip_mongo_max_time_ms gives. */
+#define DIP_MONGO_MIN_MAX_TIME_MS 100
+
+/* The maxTimeMS of every read, count, aggregate and findAndModify the
+ * programs send through client: the one place that decides it. Three
+ * quarters of the client's socketTimeoutMS (the driver's 300 s unless the
+ * URI or dip_mongo_client_new_bounded set it), at least
+ * DIP_MONGO_MIN_MAX_TIME_MS: the server stops the work before the client
+ * stops waiting for it, so a call the client gave up on does not go on
+ * running in the server beside its retry; the last quarter is for the
+ * answer's way back. The server answers MaxTimeMSExpired (50), which
+ * dip_mongo_is_transient counts as transient. */
+int64_t dip_mongo_max_time_ms(const mongoc_client_t *client);
+
+/* A copy of opts (an options document of find, aggregate or
+ * count_documents; NULL for none) with dip_mongo_max_time_ms appended as
+ * maxTimeMS, unless opts has one. The caller destroys it. */
+bson_t *dip_mongo_read_opts(const mongoc_client_t *client, const bson_t *opts);
+
 /* 1 when the error is transient: network, server selection, timeouts, not
  * primary, shutting down, interrupted. */
 int dip_mongo_is_transient(const bson_error_t *error);

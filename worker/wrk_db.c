@@ -108,12 +108,13 @@ static int should_retry(wrk_db_t *self, const bson_error_t *error, int attempt,
 int wrk_db_load_queue(wrk_db_t *self, bson_t *out, char *err, size_t errlen)
 {
     bson_t filter = BSON_INITIALIZER;
+    bson_t *opts = dip_mongo_read_opts(self->client, NULL);
     int rc = WRK_DB_EFAIL;
     BSON_APPEND_OID(&filter, "_id", &self->qid);
     bson_init(out);
     for (int attempt = 1;; attempt++) {
         mongoc_cursor_t *c =
-            mongoc_collection_find_with_opts(self->queues, &filter, NULL, NULL);
+            mongoc_collection_find_with_opts(self->queues, &filter, opts, NULL);
         const bson_t *doc;
         bson_error_t error;
         int found = mongoc_cursor_next(c, &doc);
@@ -137,6 +138,7 @@ int wrk_db_load_queue(wrk_db_t *self, bson_t *out, char *err, size_t errlen)
                           &rc, err, errlen))
             break;
     }
+    bson_destroy(opts);
     bson_destroy(&filter);
     return rc;
 }
@@ -144,9 +146,10 @@ int wrk_db_load_queue(wrk_db_t *self, bson_t *out, char *err, size_t errlen)
 int wrk_db_fence_read(wrk_db_t *self, bson_t *out, char *err, size_t errlen)
 {
     bson_t filter = BSON_INITIALIZER;
-    bson_t *opts = BCON_NEW("projection", "{", "claimed_by", BCON_INT32(1),
+    bson_t *want = BCON_NEW("projection", "{", "claimed_by", BCON_INT32(1),
                             "claims", BCON_INT32(1), "status", BCON_INT32(1),
                             "}", "limit", BCON_INT64(1));
+    bson_t *opts = dip_mongo_read_opts(self->client, want);
     mongoc_cursor_t *c;
     const bson_t *doc;
     bson_error_t error;
@@ -166,6 +169,7 @@ int wrk_db_fence_read(wrk_db_t *self, bson_t *out, char *err, size_t errlen)
     mongoc_cursor_destroy(c);
     bson_destroy(&filter);
     bson_destroy(opts);
+    bson_destroy(want);
     return rc;
 }
 
@@ -307,6 +311,7 @@ int wrk_db_check_pipeline(wrk_db_t *self, const bson_oid_t *pipeline,
                           const bson_oid_t *account, char *err, size_t errlen)
 {
     bson_t filter = BSON_INITIALIZER;
+    bson_t *opts = dip_mongo_read_opts(self->client, NULL);
     bson_error_t error;
     int rc = WRK_DB_EFAIL;
     char hex[25];
@@ -314,7 +319,7 @@ int wrk_db_check_pipeline(wrk_db_t *self, const bson_oid_t *pipeline,
     dip_bson_append_id_match(&filter, "account_id", account);
     for (int attempt = 1;; attempt++) {
         int64_t n = mongoc_collection_count_documents(self->pipelines, &filter,
-                                                      NULL, NULL, NULL, &error);
+                                                      opts, NULL, NULL, &error);
         self->round_trips++;
         if (n > 0) {
             rc = WRK_DB_OK;
@@ -331,6 +336,7 @@ int wrk_db_check_pipeline(wrk_db_t *self, const bson_oid_t *pipeline,
                           err, errlen))
             break;
     }
+    bson_destroy(opts);
     bson_destroy(&filter);
     return rc;
 }
@@ -408,6 +414,8 @@ int wrk_db_stage(wrk_db_t *self, const bson_oid_t *account,
         opts, may_create ? MONGOC_FIND_AND_MODIFY_UPSERT |
                                MONGOC_FIND_AND_MODIFY_RETURN_NEW
                          : MONGOC_FIND_AND_MODIFY_RETURN_NEW);
+    mongoc_find_and_modify_opts_set_max_time_ms(
+        opts, (uint32_t)dip_mongo_max_time_ms(self->client));
     for (int attempt = 1;; attempt++) {
         bson_t reply;
         bson_error_t error;

@@ -29,7 +29,10 @@ import mongomock
 from mongomock.filtering import filter_applies
 
 import changestream
+import cost
+import devadmin
 import engine as engine_mod
+import planner
 import replset as replset_mod
 from engine import DupKeyError
 
@@ -53,6 +56,7 @@ CODE_NAMES = {
     26: 'NamespaceNotFound',
     27: 'IndexNotFound',
     43: 'CursorNotFound',
+    50: 'MaxTimeMSExpired',
     48: 'NamespaceExists',
     59: 'CommandNotFound',
     76: 'NoReplicationEnabled',
@@ -63,6 +67,7 @@ CODE_NAMES = {
     85: 'IndexOptionsConflict',
     86: 'IndexKeySpecsConflict',
     115: 'CommandNotSupported',
+    291: 'NoQueryExecutionPlans',
     11000: 'DuplicateKey',
     40414: 'Location40414',
 }
@@ -229,11 +234,14 @@ class Cursor:
     """Results not yet returned: an iterator that copies documents as they
     are batched, plus the one document read ahead to know if more remain."""
 
-    __slots__ = ('cursor_id', 'ns', 'source', 'ahead')
+    __slots__ = ('cursor_id', 'ns', 'source', 'ahead', 'time_left')
 
     def __init__(self, ns, source):
         self.cursor_id = 0
         self.ns = ns
+        # What is left of the maxTimeMS of the command that opened it: on
+        # mongod the limit covers the cursor's whole life.
+        self.time_left = None
         self.source = iter(source)
         self.ahead = next(self.source, _END)
 
@@ -249,12 +257,15 @@ class Cursor:
 class Connection:
     """What a command handler may know about its client."""
 
-    __slots__ = ('conn_id', 'peer', 'drop')
+    __slots__ = ('conn_id', 'peer', 'drop', 'request_size')
 
     def __init__(self, conn_id, peer):
         self.conn_id = conn_id
         self.peer = peer
         self.drop = None  # closes the client's socket, when set
+        # bytes of the request being served: below 16 MiB, no document in
+        # it can be too large, and the server need not measure them
+        self.request_size = 0
 
 
 class Commands:
@@ -274,6 +285,9 @@ class Commands:
         self.counts = collections.Counter()
         # seconds spent running each command under the lock
         self.seconds = collections.Counter()
+        # slow mode's prices and the log of recent operations (cost.py)
+        self.slow = cost.Slow()
+        self.oplog = cost.OpLog()
         self.table = {
             'hello': self.cmd_hello,
             'isMaster': self.cmd_hello,
@@ -312,6 +326,7 @@ class Commands:
         }
         self.streams = changestream.Streams(self)
         self.table.update(self.streams.table())
+        devadmin.register(self)
 
     # -- dispatch -------------------------------------------------------
 
@@ -326,23 +341,30 @@ class Commands:
         started = time.monotonic()
         target = cmd[name] if isinstance(cmd[name], str) else '$cmd'
         rs = self.replset
-        if rs is None:
-            with self.lock:
-                t0 = time.monotonic()
-                self.counts['%s.%s' % (target, name)] += 1
-                reply = self._guarded(handler, db, cmd, conn)
-                self.seconds['%s.%s' % (target, name)] += \
-                    time.monotonic() - t0
-        else:
+        stepdowns = None
+        if rs is not None:
             self._await_hello(rs, name, cmd)
-            arrived = rs.stepdowns
-            with self.lock:
-                t0 = time.monotonic()
-                self.counts['%s.%s' % (target, name)] += 1
-                reply = self._run_member(rs, handler, name, db, cmd, conn,
-                                         arrived)
-                self.seconds['%s.%s' % (target, name)] += \
-                    time.monotonic() - t0
+            stepdowns = rs.stepdowns
+        try:
+            op = self._new_op(name, db, target, cmd, conn)
+        except CommandError as exc:
+            return exc.reply()
+        key = '%s.%s' % (target, name)
+        with self.lock:
+            op.started = time.monotonic()
+            self.engine.op = op
+            try:
+                self.counts[key] += 1
+                if rs is None:
+                    reply = self._guarded(handler, db, cmd, conn)
+                else:
+                    reply = self._run_member(rs, handler, name, db, cmd,
+                                             conn, stepdowns)
+            finally:
+                self.engine.op = self.engine.idle_op
+            ended = time.monotonic()
+            self.seconds[key] += ended - op.started
+            self.oplog.record(op, ended, _reply_code(reply))
         if self.verbose:
             log('conn %d: %s.%s %r -> %s (%.1f ms)' % (
                 conn.conn_id, db, name, cmd[name],
@@ -393,9 +415,33 @@ class Commands:
             rs.remember(key, int(txn), reply)
         return rs.after_write(name, cmd, reply)
 
+    def _new_op(self, name, db, target, cmd, conn):
+        """The account of one command, its clock started on arrival."""
+        arrived = time.monotonic()
+        mt = cmd.get('maxTimeMS')
+        if mt is None:
+            mt = 0
+        elif isinstance(mt, bool) or not isinstance(mt, (int, float)) or \
+                (isinstance(mt, float) and not mt.is_integer()):
+            raise CommandError(2, 'maxTimeMS must be a number')
+        elif not 0 <= mt <= 2147483647:
+            raise CommandError(2, 'maxTimeMS out of range')
+        ns = db if target == '$cmd' else '%s.%s' % (db, target)
+        return cost.Op(name, ns, conn.conn_id, arrived, int(mt), self.slow,
+                       self.engine.notablescan)
+
     def _guarded(self, handler, db, cmd, conn):
+        op = self.engine.op
         try:
-            return handler(db, cmd, conn)
+            op.command()
+            reply = handler(db, cmd, conn)
+            op.finish()
+            return reply
+        except cost.MaxTimeExpired:
+            return CommandError(50, 'operation exceeded time limit').reply()
+        except planner.NoPlan as exc:
+            _log_refusal(next(iter(cmd)), exc)
+            return CommandError(291, str(exc)).reply()
         except CommandError as exc:
             return exc.reply()
         except DupKeyError as exc:
@@ -435,6 +481,10 @@ class Commands:
         cur = Cursor(ns, docs)
         first = self._batch(cur, batch_size)
         if not cur.exhausted() and not single_batch:
+            op = self.engine.op
+            left = op.remaining()
+            if left is not None:
+                cur.time_left = left - op.debt
             cur.cursor_id = self._new_cursor_id()
             if len(self.cursors) >= MAX_OPEN_CURSORS:
                 del self.cursors[next(iter(self.cursors))]
@@ -474,7 +524,17 @@ class Commands:
                                % (ns, cur.ns))
         if isinstance(cur, changestream.StreamCursor):
             return self.streams.get_more(cur, cmd, conn, batch_size)
-        batch = self._batch(cur, batch_size)
+        op = self.engine.op
+        op.set_remaining(cur.time_left)
+        try:
+            batch = self._batch(cur, batch_size)
+            op.finish()
+        except (cost.MaxTimeExpired, planner.NoPlan):
+            # mongod kills a cursor whose time ran out
+            self.cursors.pop(cur.cursor_id, None)
+            raise
+        if cur.time_left is not None:
+            cur.time_left = op.remaining()
         if cur.exhausted():
             del self.cursors[cur.cursor_id]
             cur.cursor_id = 0
@@ -617,10 +677,14 @@ class Commands:
             return out
         if isinstance(exc, CommandError):
             return {'index': index, 'code': exc.code, 'errmsg': exc.errmsg}
+        if isinstance(exc, planner.NoPlan):
+            _log_refusal('write statement %d' % index, exc)
+            return {'index': index, 'code': 291, 'errmsg': str(exc)}
         return {'index': index, 'code': _error_code(exc), 'errmsg': str(exc)}
 
     _STATEMENT_ERRORS = (CommandError, mongomock.OperationFailure, ValueError,
-                         TypeError, KeyError, BSONError, NotImplementedError)
+                         TypeError, KeyError, BSONError, NotImplementedError,
+                         planner.NoPlan)
 
     def cmd_insert(self, db, cmd, conn):
         name = _coll_name(cmd, 'insert', db)
@@ -628,11 +692,12 @@ class Commands:
         ordered = _bool(cmd, 'insert', 'ordered', True)
         coll, _ = self.engine.collection(db, name, create=True)
         insert = coll.dev_insert
+        big = conn.request_size > engine_mod.MAX_USER_SIZE
         n = 0
         errors = []
         for i, doc in enumerate(docs):
             try:
-                insert(doc)
+                insert(doc, big)
                 n += 1
             except self._STATEMENT_ERRORS as exc:
                 errors.append(self._write_error(i, exc))
@@ -690,17 +755,23 @@ class Commands:
             return {'n': 0, 'nModified': 0, 'upserted': None}
         matched = None
         if multi:
-            matched = [d['_id'] for d in coll._iter_documents(q)]
-        r = coll._update(q, u, upsert=upsert, multi=multi)
-        if matched is not None and len(matched) > 1:
-            # mongomock puts the same update value objects into every
-            # document it updates; give each its own.
-            docs = coll.documents
-            for doc_id in matched:
-                key = engine_mod.store_key(doc_id)
-                if key in docs:
-                    docs[key] = copy.deepcopy(docs[key])
-        return r
+            # A look ahead, not part of the operation: charged nothing.
+            op, self.engine.op = self.engine.op, self.engine.idle_op
+            try:
+                matched = [d['_id'] for d in coll._iter_documents(q)]
+            finally:
+                self.engine.op = op
+        try:
+            return coll._update(q, u, upsert=upsert, multi=multi)
+        finally:
+            if matched is not None and len(matched) > 1:
+                # mongomock puts the same update value objects into every
+                # document it updates; give each its own.
+                docs = coll.documents
+                for doc_id in matched:
+                    key = engine_mod.store_key(doc_id)
+                    if key in docs:
+                        docs[key] = copy.deepcopy(docs[key])
 
     def cmd_delete(self, db, cmd, conn):
         name = _coll_name(cmd, 'delete', db)
@@ -760,6 +831,7 @@ class Commands:
             raise CommandError(2, 'arrayFilters are not supported by the '
                                'development server')
         coll, _ = self.engine.collection(db, name, create=upsert)
+        self.engine.op.sort = sort
 
         def project(doc):
             if doc is None:
@@ -804,6 +876,7 @@ class Commands:
         batch_size = _int(cmd, 'find', 'batchSize', None, 0)
         single = _bool(cmd, 'find', 'singleBatch')
         coll, _ = self.engine.collection(db, name)
+        self.engine.op.sort = sort
         docs = ()
         if coll is not None:
             # Copies are made as batches go out; a sort reads all at once.
@@ -823,7 +896,7 @@ class Commands:
         coll, _ = self.engine.collection(db, name)
         n = 0
         if coll is not None:
-            n = coll.dev_count(spec)
+            n = coll.dev_count(spec, fast=not skip and not limit)
         n = max(n - skip, 0)
         if limit:
             n = min(n, abs(limit))
@@ -1081,6 +1154,23 @@ class Commands:
             raise CommandError(48, 'Collection already exists. NS: %s.%s'
                                % (db, name))
         return {'ok': 1.0}
+
+
+def _log_refusal(what, exc):
+    """Every notablescan refusal goes to the log: it names a query that
+    needs an index."""
+    log('notablescan: refused %s on %s: filter %s' % (
+        what, exc.ns, engine_mod.format_value(exc.filter)))
+
+
+def _reply_code(reply):
+    """The error code of a reply (its first write error's), 0 if none."""
+    if not reply.get('ok'):
+        return reply.get('code', 1)
+    errors = reply.get('writeErrors')
+    if errors:
+        return errors[0].get('code', 1)
+    return 0
 
 
 def log(line):

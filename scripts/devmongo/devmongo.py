@@ -3,6 +3,13 @@
 
 Usage: /usr/bin/python3 devmongo.py --host 127.0.0.1 --port PORT
            [--replset NAME [--stepdown-secs N]] [--verbose]
+           [--slow scan_us=N,key_us=N,write_us=N,cmd_ms=N] [--notablescan]
+
+--slow prices what a server under load makes each command wait for (see
+cost.py) and --notablescan refuses what mongod refuses under notablescan
+(see planner.py); the devSlow and devNoTableScan admin commands change both
+at run time, and devOpLog reports what each operation cost (devadmin.py).
+Every command honours maxTimeMS (error 50) counting from its arrival.
 
 Without --replset it answers as a standalone server (no sessions); with it,
 as the primary of a one-member replica set NAME with sessions and retryable
@@ -47,6 +54,7 @@ if mongomock.__version__ != MONGOMOCK_VERSION:
     sys.exit(1)
 
 import commands  # noqa: E402
+import cost  # noqa: E402
 import replset  # noqa: E402
 import wire  # noqa: E402
 
@@ -104,6 +112,7 @@ def serve_connection(sock, conn, server, conns):
             if msg is None:
                 break
             request = wire.parse_request(*msg)
+            conn.request_size = len(msg[2])
             if request.legacy_error is None:
                 reply = server.commands.run(request.db, request.command, conn)
             else:
@@ -123,7 +132,8 @@ def serve_connection(sock, conn, server, conns):
 
 
 class Server:
-    def __init__(self, host, port, verbose, set_name=None, stepdown_secs=10):
+    def __init__(self, host, port, verbose, set_name=None, stepdown_secs=10,
+                 slow='', notablescan=False):
         self.verbose = verbose
         self.reply_ids = itertools.count(1)
         self.conn_ids = itertools.count(1)
@@ -138,6 +148,8 @@ class Server:
             me = '%s:%d' % ('[%s]' % host if ':' in host else host, self.port)
             self.replset = replset.ReplicaSet(set_name, me, stepdown_secs)
         self.commands = commands.Commands(verbose, self.replset)
+        self.commands.slow.update_from_text(slow)
+        self.commands.engine.notablescan = notablescan
 
     def accept(self):
         try:
@@ -225,7 +237,21 @@ def main(argv):
                         help='how long SIGUSR2 steps down for (default 10)')
     parser.add_argument('--verbose', action='store_true',
                         help='log one line per command on stderr')
+    parser.add_argument('--slow', metavar='PRICES', default='',
+                        help='slow mode, as a server under load: '
+                        'scan_us=N (per document examined), key_us=N (per '
+                        'index key examined, default scan_us), write_us=N '
+                        '(per document written), cmd_ms=N (per command); '
+                        'the devSlow admin command changes them')
+    parser.add_argument('--notablescan', action='store_true',
+                        help="refuse queries on the service's collections "
+                        "that no index serves, as mongod --setParameter "
+                        "notablescan=1 (devNoTableScan switches it)")
     args = parser.parse_args(argv)
+    try:
+        cost.Slow().update_from_text(args.slow)
+    except cost.SlowSpecError as exc:
+        parser.error('--slow: %s' % exc)
     # Stored documents are acyclic and live long: collect cycles rarely
     # rather than rescanning a growing heap every 700 allocations.
     gc.set_threshold(50000, 20, 100)
@@ -233,7 +259,7 @@ def main(argv):
         commands.log('warning: bson has no C extension: expect it to be slow')
     try:
         server = Server(args.host, args.port, args.verbose, args.replset,
-                        args.stepdown_secs)
+                        args.stepdown_secs, args.slow, args.notablescan)
     except OSError as exc:
         commands.log("cannot listen on '%s' port %d: %s" % (
             args.host, args.port, exc.strerror or exc))

@@ -26,6 +26,9 @@ import mongomock.collection
 import mongomock.helpers
 from mongomock.filtering import filter_applies
 
+import cost
+import planner
+
 _MISSING = object()
 _EMPTY_ARRAY = ('\x00empty-array',)
 
@@ -52,6 +55,56 @@ class DupKeyError(mongomock.DuplicateKeyError):
 
 class WriteFailure(mongomock.WriteError):
     """A document or update the server refuses, with its error code."""
+
+
+class NonNumeric(WriteFailure):
+    """$inc or $mul met a value that is not a number: the message needs the
+    document's _id, which the updater does not know."""
+
+    def __init__(self, op_name, field_name, value):
+        self.op_name = op_name
+        self.field_name = field_name
+        self.type_name = bson_type_name(value)
+        super().__init__(self.message(None), 14)
+
+    def message(self, doc_id):
+        return ("Cannot apply %s to a value of non-numeric type. {%s} has the "
+                "field '%s' of non-numeric type %s" % (
+                    self.op_name, 'no id' if doc_id is _MISSING or doc_id is
+                    None else '_id: %s' % format_value(doc_id),
+                    self.field_name, self.type_name))
+
+
+MAX_USER_SIZE = 16 * 1024 * 1024
+
+
+def bson_type_name(v):
+    """The name mongod gives a value's BSON type in messages."""
+    if isinstance(v, bool):
+        return 'bool'
+    if isinstance(v, Int64):
+        return 'long'
+    if isinstance(v, int):
+        return 'int'
+    if isinstance(v, float):
+        return 'double'
+    if isinstance(v, str):
+        return 'string'
+    if isinstance(v, dict):
+        return 'object'
+    if isinstance(v, list):
+        return 'array'
+    if v is None:
+        return 'null'
+    if isinstance(v, ObjectId):
+        return 'objectId'
+    if isinstance(v, datetime.datetime):
+        return 'date'
+    if isinstance(v, bytes):
+        return 'binData'
+    if isinstance(v, Regex):
+        return 'regex'
+    return type(v).__name__
 
 
 def format_value(v):
@@ -326,9 +379,10 @@ def _plain_scalar(v):
 class DevCollection(mongomock.collection.Collection):
     """A mongomock collection whose writes and unique checks are ours."""
 
-    def __init__(self, database, name, ns):
+    def __init__(self, database, name, ns, engine):
         super().__init__(database, name, _db_store=database._store)
         self.ns = ns
+        self.engine = engine
         self.uniques = []
         self.catalog = {}
         # changehistory.History, told of every write (replica-set mode only).
@@ -341,9 +395,19 @@ class DevCollection(mongomock.collection.Collection):
         """The live id -> document map (not copies)."""
         return self._store._documents
 
-    def dev_insert(self, doc):
+    def dev_insert(self, doc, check_size=False, upsert=False):
         """Stores one document, _id first; returns it. Raises DupKeyError
-        or WriteFailure and then stores nothing."""
+        or WriteFailure and then stores nothing. check_size: the document
+        may be over 16 MiB (its command was), so measure it."""
+        if check_size or upsert:
+            size = len(bson.encode(doc))
+            if size > MAX_USER_SIZE and upsert:
+                raise WriteFailure('Document to upsert is larger than %d'
+                                   % MAX_USER_SIZE, 17420)
+            if size > MAX_USER_SIZE:
+                raise WriteFailure('object to insert too large. size in '
+                                   'bytes: %d, max size: %d'
+                                   % (size, MAX_USER_SIZE), 2)
         if '_id' not in doc:
             doc = {'_id': ObjectId(), **doc}
         elif next(iter(doc)) != '_id':
@@ -373,6 +437,7 @@ class DevCollection(mongomock.collection.Collection):
         docs[skey] = doc
         if self.history is not None:
             self.history.inserted(self, doc)
+        self.engine.op.wrote()
         return doc
 
     def _unique_keys(self, doc, skey):
@@ -396,6 +461,7 @@ class DevCollection(mongomock.collection.Collection):
             ix.remove(idk)
         if self.history is not None:
             self.history.deleted(self, doc_id)
+        self.engine.op.wrote()
 
     def dev_delete(self, spec, limit):
         """Deletes matching documents (all when limit is 0); returns n."""
@@ -449,51 +515,123 @@ class DevCollection(mongomock.collection.Collection):
 
     # -- mongomock hooks ------------------------------------------------
 
-    def _update(self, spec, document, upsert=False, manipulate=False,
-                multi=False, *args, **kwargs):
-        # mongomock updates documents in place: the history needs them
-        # before, to describe each change.
-        history = self.history
-        before = history.before_update(self, spec, multi) if history else ()
-        try:
-            return super()._update(spec, document, upsert, manipulate, multi,
-                                   *args, **kwargs)
-        finally:
-            if history is not None:
-                history.after_update(self, before, document)
-
     def _insert(self, data, session=None, ordered=True):
         # mongomock calls this for upserts.
-        return self.dev_insert(data)['_id']
+        return self.dev_insert(data, upsert=True)['_id']
 
     def _ensure_uniques(self, new_data):
         # mongomock calls this after modifying a stored document in place;
-        # it rolls the document back if this raises.
+        # _update below puts the document back if this raises.
+        if len(bson.encode(new_data)) > MAX_USER_SIZE:
+            raise WriteFailure('Resulting document after update is larger '
+                               'than %d' % MAX_USER_SIZE, 17419)
         doc_id = new_data['_id']
         skey = store_key(doc_id)
         plan = self._unique_keys(new_data, skey)
         idk = _hkey(doc_id)
         for ix, keys in zip(self.uniques, plan):
             ix.replace(idk, skey, keys)
+        self.engine.op.wrote()
+
+    def _update(self, spec, document, upsert=False, manipulate=False,
+                multi=False, **kwargs):
+        # mongomock updates documents in place: the change history needs
+        # them before, to describe each change (a failed update, put back
+        # below, describes none).
+        history = self.history
+        before = history.before_update(self, spec, multi) if history else ()
+        try:
+            return self._atomic_update(spec, document, upsert=upsert,
+                                       manipulate=manipulate, multi=multi,
+                                       **kwargs)
+        finally:
+            if history is not None:
+                history.after_update(self, before, document)
+
+    def _atomic_update(self, spec, document, upsert=False, manipulate=False,
+                       multi=False, **kwargs):
+        """mongomock's update, made atomic per document as on mongod: the
+        document being updated when anything fails (an operator that
+        cannot apply, a result over 16 MiB, a duplicate key, the time
+        limit) is put back as it was. Documents a multi-update finished
+        before stay updated, as on mongod."""
+        current = []
+        scan = self._iter_documents
+
+        def tracked(filt):
+            for doc in scan(filt):
+                current[:] = [doc['_id'], copy.deepcopy(doc)]
+                yield doc
+                current.clear()
+        self._iter_documents = tracked
+        try:
+            return super()._update(spec, document, upsert=upsert,
+                                   manipulate=manipulate, multi=multi,
+                                   **kwargs)
+        except Exception as exc:
+            if current:
+                self._store._documents[store_key(current[0])] = current[1]
+            if isinstance(exc, NonNumeric):
+                doc_id = current[0] if current else spec.get('_id', _MISSING)
+                raise WriteFailure(exc.message(doc_id), 14) from None
+            raise
+        finally:
+            del self._iter_documents
+
+    def index_list(self):
+        """The indexes as the planner sees them, _id's first."""
+        out = [planner.Index('_id_', [('_id', 1)], unique=True)]
+        for spec in self.catalog.values():
+            out.append(planner.Index(spec['name'], spec['key'].items(),
+                                     spec.get('partialFilterExpression'),
+                                     bool(spec.get('sparse')),
+                                     bool(spec.get('unique'))))
+        return out
 
     def _iter_documents(self, filter):
-        if not filter and isinstance(filter, dict):
-            return iter(list(self._store._documents.values()))
+        """The documents matching filter, live, as the current command's
+        plan reaches them: it is charged per document or key examined,
+        and refused (NoPlan) under notablescan where mongod would."""
+        op = self.engine.op
+        if filter is None:
+            filter = {}
+        applies = None
+        if filter:
+            applies = compile_filter(filter)
+            if applies is None:
+                def applies(d, spec=filter):
+                    return filter_applies(spec, d)
         docs = self._candidates(filter)
-        if docs is None:
-            docs = list(self._store._documents.values())
-            if not docs:
-                filter_applies(filter, {})  # still reject a bad filter
-        applies = compile_filter(filter)
-        if applies is None:
-            return (d for d in docs if filter_applies(filter, d))
-        return (d for d in docs if applies(d))
+        if docs is not None:
+            if op.plan is None:
+                op.plan = 'IDHACK' if '_id' in filter else 'IXSCAN (unique)'
+            op.examine(keys=1, docs=len(docs))
+            return (d for d in docs if applies(d))
+        docs = list(self._store._documents.values())
+        if not docs and filter:
+            filter_applies(filter, {})  # still reject a bad filter
+        p = planner.plan(filter, op.sort, self.index_list())
+        if op.plan is None:
+            op.plan = p.summary()
+        if p.refusable and self.engine.notablescan and \
+                self.name in planner.SERVICE_COLLECTIONS:
+            raise planner.NoPlan(self.ns, filter)
+        if p.collscan:
+            return _collscan(docs, applies, op)
+        return _ixscan(docs, applies, op, p, filter)
 
-    def dev_count(self, spec):
-        """How many documents match, without copying any."""
-        if not spec:
+    def dev_count(self, spec, fast=False):
+        """How many documents match, without copying any. fast: the count
+        command with no query, which mongod answers from the collection's
+        size without a scan."""
+        if not spec and fast:
             return len(self._store._documents)
-        return sum(1 for _ in self._iter_documents(spec))
+        op = self.engine.op
+        op.count_only = True
+        try:
+            return sum(1 for _ in self._iter_documents(spec))
+        finally:
+            op.count_only = False
 
     def _delete(self, filter, collation=None, hint=None, multi=False,
                 session=None):
@@ -528,6 +666,60 @@ class DevCollection(mongomock.collection.Collection):
         return None
 
 
+def _collscan(docs, applies, op):
+    for d in docs:
+        op.examine(docs=1)
+        if applies is None or applies(d):
+            yield d
+
+
+def _member(index):
+    """Whether a document has a key in the index (partial, sparse)."""
+    tests = []
+    if index.partial is not None:
+        tests.append(compile_filter(index.partial) or (
+            lambda d, f=index.partial: filter_applies(f, d)))
+    if index.sparse:
+        paths = [f.split('.') for f, _ in index.fields]
+        tests.append(lambda d: any(_path_values(d, p)[1] for p in paths))
+    if not tests:
+        return None
+    return lambda d: all(t(d) for t in tests)
+
+
+def _bounds_test(bounds):
+    if not bounds:
+        return None
+    return compile_filter(bounds) or (
+        lambda d, b=bounds: filter_applies(b, d))
+
+
+def _ixscan(docs, applies, op, p, filt):
+    """Yields the matches of an index plan, charging the keys its bounds
+    reach and the documents fetched (none for a count the keys answer)."""
+    scans = [(_member(s.index), _bounds_test(s.bounds)) for s in p.scans]
+    fetch = 0 if op.count_only and len(p.scans) == 1 and \
+        p.scans[0].covers else 1
+    exact = len(p.scans) == 1 and scans[0][0] is None and \
+        set(p.scans[0].bounds) == set(filt)
+    for d in docs:
+        if exact:
+            if applies is None or applies(d):
+                op.examine(keys=1, docs=fetch)
+                yield d
+            continue
+        keys = 0
+        for member, inside in scans:
+            if (member is None or member(d)) and (inside is None or
+                                                  inside(d)):
+                keys += 1
+        if not keys:
+            continue
+        op.examine(keys=keys, docs=fetch)
+        if applies is None or applies(d):
+            yield d
+
+
 class Engine:
     """Every database and collection the server holds."""
 
@@ -535,6 +727,11 @@ class Engine:
         self.client = mongomock.MongoClient()
         self.dbs = {}
         self.history = None
+        # The account of the command running now (one at a time); commands
+        # set it, work outside any command charges nothing.
+        self.idle_op = cost.NullOp()
+        self.op = self.idle_op
+        self.notablescan = False
 
     def collection(self, db, name, create=False):
         """The collection, or None if it does not exist and create is
@@ -545,7 +742,8 @@ class Engine:
             return coll, False
         if colls is None:
             colls = self.dbs[db] = {}
-        coll = DevCollection(self.client[db], name, '%s.%s' % (db, name))
+        coll = DevCollection(self.client[db], name, '%s.%s' % (db, name),
+                             self)
         coll.history = self.history
         coll._store.drop()
         coll._store.create()
@@ -633,12 +831,11 @@ def run_pipeline(coll, database, pipeline):
         return counted
     docs = []
     if coll is not None:
+        spec = {}
         if pipeline and '$match' in pipeline[0] and len(pipeline[0]) == 1:
             spec = pipeline[0]['$match']
             pipeline = pipeline[1:]
-            source = coll._iter_documents(spec)
-        else:
-            source = coll.documents.values()
+        source = coll._iter_documents(spec)
         docs = [copy.deepcopy(d) for d in source]
     return list(mongomock.aggregate.process_pipeline(docs, database,
                                                      pipeline, None))
@@ -679,10 +876,7 @@ def _arith_updater(op_name, combine, missing):
         if cur is _MISSING:
             new = missing(value)
         elif _number_type(cur) is None:
-            raise WriteFailure(
-                "Cannot apply %s to a value of non-numeric type. "
-                "The field '%s' has a non-numeric type" % (op_name,
-                                                           field_name), 14)
+            raise NonNumeric(op_name, field_name, cur)
         else:
             new = _numeric(cur, value, combine(cur, value))
         if isinstance(doc, dict):

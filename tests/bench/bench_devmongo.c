@@ -3,11 +3,16 @@
  * deals: unordered bulks of small documents through libmongoc into a
  * collection with a unique (import.queue_id, import.line) index. Prints the
  * rate and the time per document, checks that every document arrived, and
- * drops its database. Usage: bench_devmongo URI [DOCS [BATCH]].
+ * drops its database. On the development server it then counts the
+ * documents twice, by a collection scan and through the index, in quick
+ * mode and in slow mode (scan_us, BENCH_SLOW_SCAN_US, default 35), and prints
+ * what each count took by the server's own clock (its devOpLog), with the
+ * documents and keys it examined. Usage: bench_devmongo URI [DOCS [BATCH]].
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -94,6 +99,117 @@ static int insert_batch(mongoc_collection_t *coll, const bson_oid_t *queue,
     return rc;
 }
 
+static int admin(mongoc_client_t *client, bson_t *cmd, bson_t *reply)
+{
+    bson_error_t error;
+    bson_t local;
+    bool ok = mongoc_client_command_simple(client, "admin", cmd, NULL,
+                                           reply ? reply : &local, &error);
+
+    if (!ok)
+        fprintf(stderr, "bench_devmongo: %s\n", error.message);
+    if (reply == NULL)
+        bson_destroy(&local);
+    bson_destroy(cmd);
+    return ok ? 0 : -1;
+}
+
+static int is_devmongo(mongoc_client_t *client)
+{
+    bson_t reply;
+    bson_iter_t it;
+    int yes =
+        admin(client, BCON_NEW("buildInfo", BCON_INT32(1)), &reply) == 0 &&
+        bson_iter_init_find(&it, &reply, "gitVersion") &&
+        BSON_ITER_HOLDS_UTF8(&it) &&
+        strcmp(bson_iter_utf8(&it, NULL), "devmongo") == 0;
+
+    bson_destroy(&reply);
+    return yes;
+}
+
+/* Counts filter's documents and prints the server's record of it. */
+static int timed_count(mongoc_client_t *client, mongoc_collection_t *coll,
+                       const char *ns, const char *mode, const char *what,
+                       const bson_t *filter)
+{
+    bson_error_t error;
+    bson_t reply;
+    bson_iter_t it, ops, op;
+    int64_t n = mongoc_collection_count_documents(coll, filter, NULL, NULL,
+                                                  NULL, &error);
+
+    if (n < 0) {
+        fprintf(stderr, "bench_devmongo: count: %s\n", error.message);
+        return -1;
+    }
+    if (admin(client,
+              BCON_NEW("devOpLog", BCON_INT32(1), "ns", BCON_UTF8(ns), "op",
+                       BCON_UTF8("aggregate"), "limit", BCON_INT32(1)),
+              &reply) < 0)
+        return -1;
+    if (bson_iter_init_find(&it, &reply, "ops") &&
+        bson_iter_recurse(&it, &ops) && bson_iter_next(&ops) &&
+        bson_iter_recurse(&ops, &op)) {
+        double ms = 0;
+        int64_t docs = 0, keys = 0;
+        const char *plan = "";
+
+        while (bson_iter_next(&op)) {
+            const char *k = bson_iter_key(&op);
+            if (strcmp(k, "millis") == 0)
+                ms = bson_iter_as_double(&op);
+            else if (strcmp(k, "docsExamined") == 0)
+                docs = bson_iter_as_int64(&op);
+            else if (strcmp(k, "keysExamined") == 0)
+                keys = bson_iter_as_int64(&op);
+            else if (strcmp(k, "planSummary") == 0 && BSON_ITER_HOLDS_UTF8(&op))
+                plan = bson_iter_utf8(&op, NULL);
+        }
+        printf("count %-6s %-12s %lld documents: %8.1f ms by the server, "
+               "%lld docs and %lld keys examined (%s)\n",
+               mode, what, (long long)n, ms, (long long)docs, (long long)keys,
+               plan);
+    }
+    bson_destroy(&reply);
+    return 0;
+}
+
+/* The counts in quick and in slow mode, the server left quick. */
+static int slow_counts(mongoc_client_t *client, mongoc_collection_t *coll,
+                       const char *dbname, const bson_oid_t *queue)
+{
+    const char *env = getenv("BENCH_SLOW_SCAN_US");
+    long scan_us = 35;
+    char ns[128];
+    bson_t *all = bson_new();
+    bson_t *mine = BCON_NEW("import.queue_id", BCON_OID(queue));
+    int rc = 0;
+
+    if (env != NULL && parse_count(env, "BENCH_SLOW_SCAN_US", &scan_us) < 0)
+        rc = -1;
+    snprintf(ns, sizeof(ns), "%s.deals", dbname);
+    for (int slow = 0; slow < 2 && rc == 0; slow++) {
+        const char *mode = slow ? "slow" : "quick";
+
+        rc = admin(client,
+                   BCON_NEW("devSlow", "{", "scan_us",
+                            BCON_INT64(slow ? scan_us : 0), "}"),
+                   NULL);
+        if (rc == 0)
+            rc = timed_count(client, coll, ns, mode, "(scan)", all);
+        if (rc == 0)
+            rc = timed_count(client, coll, ns, mode, "(index)", mine);
+    }
+    (void)admin(client, BCON_NEW("devSlow", "{", "scan_us", BCON_INT32(0), "}"),
+                NULL);
+    if (rc == 0)
+        printf("slow mode: scan_us=%ld (key_us the same)\n", scan_us);
+    bson_destroy(mine);
+    bson_destroy(all);
+    return rc;
+}
+
 static int run(const char *uri_str, const bench_opts_t *o)
 {
     mongoc_uri_t *uri = NULL;
@@ -145,6 +261,8 @@ static int run(const char *uri_str, const bench_opts_t *o)
            "%.1f us/doc\n",
            o->docs, o->batch, secs, (double)o->docs / secs,
            secs * 1e6 / (double)o->docs);
+    if (is_devmongo(client) && slow_counts(client, coll, dbname, &queue) < 0)
+        goto cleanup;
     rc = 0;
 
 cleanup:
