@@ -121,7 +121,7 @@ void sup_claim_run(sup_loop_t *self)
     char err[512];
     /* After a worker could not be started: neither a wake nor a freed
      * slot claims before the pause ends. */
-    if (self->now < self->claim_pause_until_ms)
+    if (self->now < self->claim_pause_until_ms || !self->indexes_ok)
         return;
     /* Left behind unless a round comes back empty-handed with no account
      * skipped. */

@@ -374,6 +374,28 @@ static void slot_timers(sup_loop_t *self)
     }
 }
 
+/* The indexes every import relies on, made here once rather than by each
+ * worker: until they stand nothing is claimed, and they are tried again at
+ * the poll's pace (said once; a database that is away pauses it as any
+ * call). */
+static void ensure_deal_indexes(sup_loop_t *self)
+{
+    char err[512];
+    if (sup_store_ensure_deal_indexes(self->store, err, sizeof(err)) < 0) {
+        if (self->indexes_said == 0)
+            dip_log(DIP_LOG_ERR, NULL,
+                    "%s: no import is claimed until it stands (tried again "
+                    "at every poll)",
+                    err);
+        self->indexes_said = 1;
+        sup_lease_db_failed(self);
+        return;
+    }
+    if (self->indexes_said)
+        dip_log(DIP_LOG_NOTICE, NULL, "the deals' indexes stand: claiming");
+    self->indexes_ok = 1;
+}
+
 static void tick(sup_loop_t *self)
 {
     slot_timers(self);
@@ -385,6 +407,8 @@ static void tick(sup_loop_t *self)
         self->next_renew_ms = self->now + sup_lease_renew_every(self);
     }
     if (!self->stopping && self->now >= self->next_claim_ms) {
+        if (!self->indexes_ok && sup_lease_db_ok(self))
+            ensure_deal_indexes(self);
         /* Each call only while the database answers: after a failed one
          * the next waits (db_ok), so a frozen database delays a signal by
          * one call at most. */
@@ -501,6 +525,7 @@ int sup_loop_run(sup_loop_t *self)
     self->now = dip_time_mono_ms();
     if (sup_store_ensure_indexes(self->store, err, sizeof(err)) < 0)
         dip_log(DIP_LOG_WARNING, NULL, "%s (continuing)", err);
+    ensure_deal_indexes(self);
     if (sup_notify_watchdog_usec(self->notify, &self->watchdog_usec) <= 0)
         self->watchdog_usec = 0;
     sup_notify_ready(self->notify);

@@ -215,6 +215,10 @@ struct sup_loop {
     int claim_full;
     /* A slot freed while claim_full: the loop claims at its next turn. */
     int claim_due;
+    /* The indexes an import relies on stand (sup_store_ensure_deal_indexes):
+     * nothing is claimed before. */
+    int indexes_ok;
+    int indexes_said; /* their failure was logged */
     /* No claim before this: a worker could not be started. */
     int64_t claim_pause_until_ms;
 };

@@ -63,6 +63,13 @@ long sup_store_budget_ms(const dip_config_t *cfg);
 
 int sup_store_ensure_indexes(sup_store_t *self, char *err, size_t errlen);
 
+/* The indexes an import's writes rely on (dip_deal_index.h): the deals'
+ * unique import line (an old index it replaced is dropped once it stands)
+ * and the stages' unique name (a failure there is logged, not returned).
+ * SUP_STORE_OK, or SUP_STORE_EFAIL with err filled: no import may run
+ * until it succeeds (a retried or resumed import relies on it). */
+int sup_store_ensure_deal_indexes(sup_store_t *self, char *err, size_t errlen);
+
 /* One import this supervisor holds. */
 typedef struct sup_store_held {
     bson_value_t id; /* the queue document's _id as stored; borrowed */

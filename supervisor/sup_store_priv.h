@@ -14,7 +14,7 @@
 
 struct sup_store {
     mongoc_client_t *client; /* borrowed */
-    mongoc_collection_t *queues, *deals, *imports, *errors;
+    mongoc_collection_t *queues, *deals, *imports, *errors, *stages;
     char owner[256];
     long lease_s;
 };
