@@ -88,6 +88,13 @@ static void event_details(const bson_t *imp, bson_t *d)
     }
 }
 
+int sup_followup_needed(const sup_followup_facts_t *f)
+{
+    /* as sup_followup_run's steps 1, 2 and 3 */
+    return (f->total_errors > 0 && f->has_source) ||
+           (f->deletes_source && f->has_source) || f->event_held;
+}
+
 int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
                      size_t errlen)
 {

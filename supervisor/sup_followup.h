@@ -69,6 +69,22 @@ void sup_followups_poke(sup_followups_t *self);
 /* 1 when pid was one of its children (its end is handled), else 0. */
 int sup_followups_reaped(sup_followups_t *self, pid_t pid, int wait_status);
 
+/* What an import's end knows of the follow-ups it will need. */
+typedef struct sup_followup_facts {
+    int64_t total_errors; /* line errors, stored or not */
+    int has_source;       /* the queue document names its file */
+    int deletes_source;   /* DEALIMPORT_DELETE_SOURCE is not `never` */
+    int event_held;       /* a completion event was (or may have been)
+                             recorded held for this end */
+} sup_followup_facts_t;
+
+/* 1 when the end has follow-ups to run (an error file to write, a source
+ * the policy may delete, a held event to release), 0 when none: its
+ * csv_imports is then written done (followups_done_at) with the end itself
+ * and no child is started. The steps the child would take are exactly
+ * these (sup_followup_run), so 0 is what the child would have recorded. */
+int sup_followup_needed(const sup_followup_facts_t *f);
+
 /* The event type of an import's end: status completed/failed/cancelled,
  * dry_run as recorded; NULL for anything else. */
 const char *sup_followup_event_type(const char *status, int dry_run);

@@ -415,9 +415,6 @@ static void tick(sup_loop_t *self)
         sup_claim_run(self);
         if (sup_lease_db_ok(self) && sup_ctl_sample_queue(self->ctl) < 0)
             sup_lease_db_failed(self);
-        if (sup_lease_db_ok(self) &&
-            sup_followups_tick(self->followups, self->now) < 0)
-            sup_lease_db_failed(self);
         if (sup_lease_db_ok(self)) {
             char rerr[512];
             if (sup_store_repair_log(self->store, rerr, sizeof(rerr)) < 0) {
@@ -600,6 +597,11 @@ int sup_loop_run(sup_loop_t *self)
             sup_claim_run(self);
         }
         sup_ctl_serve(self->ctl, items + nfix, nctl);
+        /* Follow-ups at the poll's pace, or at once when an end has some
+         * (sup_followups_poke) or a child ended. */
+        if (!self->stopping && sup_lease_db_ok(self) &&
+            sup_followups_tick(self->followups, self->now) < 0)
+            sup_lease_db_failed(self);
         /* Deliveries move on whether or not their sockets woke us. */
         if (crm_on && sup_event_run(self->crm, dip_bson_now_ms()) < 0)
             sup_lease_db_failed(self);

@@ -54,6 +54,7 @@ sup_store_t *sup_store_new(const dip_config_t *cfg, const char *owner,
     open_client(self, client, db);
     snprintf(self->owner, sizeof(self->owner), "%s", owner);
     self->lease_s = cfg->lease_s;
+    self->deletes_source = cfg->delete_source != DIP_DELETE_SOURCE_NEVER;
     return self;
 }
 

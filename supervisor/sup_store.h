@@ -42,6 +42,9 @@ typedef struct sup_store_result {
     int64_t would_add;
     int64_t new_stages_count;
     const bson_t *new_stages; /* array of strings, or NULL; borrowed */
+    /* a completion event was recorded held for this end, or may have been
+     * (unknown): it has follow-ups to release it (sup_followup_needed) */
+    int event_held;
 } sup_store_result_t;
 
 /* owner: "host:pid", written as claimed_by. client (borrowed, of database

@@ -17,6 +17,7 @@ struct sup_store {
     mongoc_collection_t *queues, *deals, *imports, *errors, *stages;
     char owner[256];
     long lease_s;
+    int deletes_source; /* DEALIMPORT_DELETE_SOURCE is not `never` */
 };
 
 /* The account as one key, whether the CRM stored it as an ObjectId or as
