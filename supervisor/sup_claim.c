@@ -224,5 +224,11 @@ void sup_claim_run(sup_loop_t *self)
             self->next_claim_ms = self->claim_pause_until_ms;
             return;
         }
+        if (sup_store_claim_left(self->store) == 0 && nskip == 0) {
+            /* The look saw nothing more and passed no account over: no
+             * need to ask again. */
+            self->claim_full = 0;
+            return;
+        }
     }
 }

@@ -242,7 +242,7 @@ void sup_end_finish(sup_loop_t *self, sup_slot_t *w, const char *status,
      * figures, which sup_store_finish's agree with; should they not, the
      * poll finds what is left. */
     if (sup_followup_needed(&ff))
-        sup_followups_poke(self->followups);
+        sup_followups_poke(self->followups, &w->qid);
     self->finished++;
     if (strcmp(status, "failed") == 0)
         self->failed++;

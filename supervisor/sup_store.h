@@ -105,6 +105,13 @@ int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
                     const sup_store_served_t *served, size_t nserved,
                     long per_account, bson_t *out, char *err, size_t errlen);
 
+/* After sup_store_claim: how many claimable imports its look saw besides
+ * the one it claimed (0 after a claim that found none or failed). Those
+ * queued after the look are not counted: each comes with its own change
+ * (sup_watch) or is found by the next poll. 0 means a claim round may
+ * stop without asking again. */
+int64_t sup_store_claim_left(const sup_store_t *self);
+
 /* Extends the lease of the n imports in held, each fenced by owner and
  * epoch; marks `lost` those whose claim is gone (another owner or epoch,
  * or no claim). SUP_STORE_OK when the database answered (some may
