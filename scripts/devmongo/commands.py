@@ -421,6 +421,12 @@ class Commands:
         mt = cmd.get('maxTimeMS')
         if mt is None:
             mt = 0
+        elif name == 'getMore' and not isinstance(mt, bool) and \
+                isinstance(mt, (int, float)) and mt >= 0:
+            # As mongod: a getMore's maxTimeMS is how long an awaitData
+            # cursor (a change stream) waits for more, never a limit that
+            # fails it; a cursor's own limit is its opener's (time_left).
+            mt = 0
         elif isinstance(mt, bool) or not isinstance(mt, (int, float)) or \
                 (isinstance(mt, float) and not mt.is_integer()):
             raise CommandError(2, 'maxTimeMS must be a number')
