@@ -109,9 +109,15 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
     {
         /* Pickup on change; without it the poll does it all, as before. */
         char werr[512];
-        self->watch =
-            sup_watch_new(cfg, sup_store_budget_ms(cfg),
-                          SUP_LOOP_WATCH_AWAIT_MS, werr, sizeof(werr));
+        /* The await stays well inside the watcher's socket timeout (a
+         * quarter of the budget): a getMore that outwaits its socket is a
+         * network error every time. */
+        long budget = sup_store_budget_ms(cfg), wait_ms = budget / 8;
+        if (wait_ms > SUP_LOOP_WATCH_AWAIT_MS)
+            wait_ms = SUP_LOOP_WATCH_AWAIT_MS;
+        if (wait_ms < 100)
+            wait_ms = 100;
+        self->watch = sup_watch_new(cfg, budget, wait_ms, werr, sizeof(werr));
         if (self->watch == NULL)
             dip_log(DIP_LOG_WARNING, NULL,
                     "no change stream (%s): picking up by polling alone", werr);
