@@ -119,6 +119,13 @@ static void refuse_claimed(sup_loop_t *self, const bson_t *doc)
 void sup_claim_run(sup_loop_t *self)
 {
     char err[512];
+    /* After a worker could not be started: neither a wake nor a freed
+     * slot claims before the pause ends. */
+    if (self->now < self->claim_pause_until_ms || !self->indexes_ok)
+        return;
+    /* Left behind unless a round comes back empty-handed with no account
+     * skipped. */
+    self->claim_full = 1;
     while (!self->stopping && sup_slot_busy(self) < self->cap &&
            sup_lease_db_ok(self)) {
         bson_oid_t skip[SUP_LOOP_SKIP_MAX];
@@ -154,6 +161,8 @@ void sup_claim_run(sup_loop_t *self)
             if (rc < 0) {
                 dip_log(DIP_LOG_WARNING, NULL, "%s", err);
                 sup_lease_db_failed(self);
+            } else if (nskip == 0) {
+                self->claim_full = 0;
             }
             return;
         }
@@ -210,7 +219,15 @@ void sup_claim_run(sup_loop_t *self)
                     : "");
         if (sup_start_worker(self, w) < 0) {
             sup_end_release(self, w, "pending", NULL);
-            self->next_claim_ms = self->now + SUP_LOOP_START_FAIL_PAUSE_MS;
+            self->claim_pause_until_ms =
+                self->now + SUP_LOOP_START_FAIL_PAUSE_MS;
+            self->next_claim_ms = self->claim_pause_until_ms;
+            return;
+        }
+        if (sup_store_claim_left(self->store) == 0 && nskip == 0) {
+            /* The look saw nothing more and passed no account over: no
+             * need to ask again. */
+            self->claim_full = 0;
             return;
         }
     }

@@ -9,6 +9,7 @@
  */
 #include "sup_end.h"
 #include "sup_loop_priv.h"
+#include "dip_bson.h"
 #include "dip_exit.h"
 #include "dip_log.h"
 #include "dip_time.h"
@@ -159,15 +160,41 @@ static int record_event(sup_loop_t *self, sup_slot_t *w, const char *status,
     return rc;
 }
 
+/* Whether record_event stores (or stored, in an earlier try) an event
+ * held for this end. */
+static int event_held(const sup_loop_t *self, const sup_slot_t *w,
+                      const char *status)
+{
+    bson_iter_t it;
+    return self->crm != NULL &&
+           sup_followup_event_type(
+               status, bson_iter_init_find(&it, w->doc, "dry_run") &&
+                           bson_iter_as_bool(&it)) != NULL;
+}
+
 void sup_end_finish(sup_loop_t *self, sup_slot_t *w, const char *status,
                     const char *error)
 {
-    sup_store_result_t r = {status,       error,         w->notes,
-                            w->lines,     w->not_stored, w->header,
-                            w->dry_run,   w->would_add,  w->new_stages_count,
-                            w->new_stages};
+    sup_store_result_t r = {status,
+                            error,
+                            w->notes,
+                            w->lines,
+                            w->not_stored,
+                            w->header,
+                            w->dry_run,
+                            w->would_add,
+                            w->new_stages_count,
+                            w->new_stages,
+                            0};
+    sup_followup_facts_t ff = {
+        .total_errors = w->nerrors + w->not_stored,
+        .has_source = dip_bson_get_str(w->doc, "csv.0.key") != NULL,
+        .deletes_source = self->cfg.delete_source != DIP_DELETE_SOURCE_NEVER,
+        .event_held = event_held(self, w, status),
+    };
     char err[512];
     int rc = SUP_STORE_EFAIL;
+    r.event_held = ff.event_held;
     if (w->lease != SUP_LEASE_HELD && !w->final_written) {
         dip_log(DIP_LOG_WARNING, w->qid_hex,
                 "not recording '%s': the claim is gone or running out", status);
@@ -214,8 +241,12 @@ void sup_end_finish(sup_loop_t *self, sup_slot_t *w, const char *status,
             "import %s at line %lld%s%s%s", status, (long long)w->lines,
             error ? ": '" : "", error ? error : "", error ? "'" : "");
     }
-    /* The error file, the cleanup and the event's release follow. */
-    sup_followups_poke(self->followups);
+    /* The error file, the cleanup and the event's release follow, when
+     * there are any (else csv_imports was written done): by the worker's
+     * figures, which sup_store_finish's agree with; should they not, the
+     * poll finds what is left. */
+    if (sup_followup_needed(&ff))
+        sup_followups_poke(self->followups, &w->qid);
     self->finished++;
     if (strcmp(status, "failed") == 0)
         self->failed++;

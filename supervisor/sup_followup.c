@@ -59,8 +59,10 @@ static int find_one(mongoc_collection_t *coll, const bson_t *filter,
     return rc;
 }
 
-/* What the CRM is told of the import's outcome, from csv_imports. */
-static void event_details(const bson_t *imp, bson_t *d)
+/* What the CRM is told of the import's outcome, from csv_imports; the
+ * error file from written when this run wrote it (what it recorded on
+ * csv_imports), else from csv_imports. */
+static void event_details(const bson_t *imp, const bson_t *written, bson_t *d)
 {
     static const char *const counts[] = {"total_records", "total_records_added",
                                          "total_errors", "errors_not_stored",
@@ -74,7 +76,7 @@ static void event_details(const bson_t *imp, bson_t *d)
         BSON_APPEND_UTF8(d, "status", bson_iter_utf8(&it, NULL));
     if (bson_iter_init_find(&it, imp, "error") && BSON_ITER_HOLDS_UTF8(&it))
         BSON_APPEND_UTF8(d, "error", bson_iter_utf8(&it, NULL));
-    if (bson_iter_init_find(&it, imp, "error_file") &&
+    if (bson_iter_init_find(&it, written ? written : imp, "error_file") &&
         BSON_ITER_HOLDS_DOCUMENT(&it))
         bson_append_iter(d, "error_file", -1, &it);
     if (bson_iter_init_find(&it, imp, "new_stages") &&
@@ -88,6 +90,13 @@ static void event_details(const bson_t *imp, bson_t *d)
     }
 }
 
+int sup_followup_needed(const sup_followup_facts_t *f)
+{
+    /* as sup_followup_run's steps 1, 2 and 3 */
+    return (f->total_errors > 0 && f->has_source) ||
+           (f->deletes_source && f->has_source) || f->event_held;
+}
+
 int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
                      size_t errlen)
 {
@@ -96,13 +105,13 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
     mongoc_collection_t *imports = NULL, *queues = NULL, *events = NULL;
     dip_storage_t *st = NULL;
     bson_t filter = BSON_INITIALIZER, imp, q, header, done = BSON_INITIALIZER,
-           details = BSON_INITIALIZER, set;
+           details = BSON_INITIALIZER, set, written = BSON_INITIALIZER;
     bson_value_t qid;
     bson_error_t e;
     bson_iter_t it;
     const char *dbname, *src, *status;
     char why[1024];
-    int rc = -1, found, has_header = 0;
+    int rc = -1, found, has_header = 0, wrote = 0;
     int64_t total_errors, not_stored;
 
     bson_init(&imp);
@@ -168,16 +177,11 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
         }
         dip_log(DIP_LOG_INFO, qid_hex, "error file '%s': %lld rows, %lld bytes",
                 ef.key, (long long)ef.rows, (long long)ef.bytes);
+        /* The event tells what csv_imports now says, as recorded: no
+         * second read. */
+        sup_errfile_append_result(&written, "error_file", &ef);
+        wrote = 1;
         sup_errfile_result_release(&ef);
-        /* Read again: the event tells what csv_imports now says. */
-        bson_reinit(&filter);
-        BSON_APPEND_VALUE(&filter, "queue_id", &qid);
-        bson_destroy(&imp);
-        if (find_one(imports, &filter, &imp, &e) <= 0) {
-            dip_text_format(err, errlen, NULL, "reading csv_imports: %s",
-                            e.message);
-            goto cleanup;
-        }
     }
 
     /* 2. The source, under the policy (sup_cleanup keeps it unless the
@@ -194,7 +198,7 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
     }
 
     /* 3. The completion event, with the final figures. */
-    event_details(&imp, &details);
+    event_details(&imp, wrote ? &written : NULL, &details);
     if (dip_event_release(events, &qid, &details, err, errlen) < 0)
         goto cleanup;
 
@@ -218,6 +222,7 @@ cleanup:
     bson_destroy(&q);
     bson_destroy(&done);
     bson_destroy(&details);
+    bson_destroy(&written);
     dip_storage_destroy(&st);
     if (events)
         mongoc_collection_destroy(events);
@@ -232,9 +237,10 @@ cleanup:
     return rc;
 }
 
-int sup_followup_claim(mongoc_collection_t *imports, const char *owner,
-                       int64_t now_ms, char out_hex[25], char *err,
-                       size_t errlen)
+/* sup_followup_claim, of the one import only when only is set. */
+static int claim(mongoc_collection_t *imports, const char *owner,
+                 int64_t now_ms, const bson_oid_t *only, char out_hex[25],
+                 char *err, size_t errlen)
 {
     bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER, reply, arr,
            child, set, in;
@@ -256,6 +262,8 @@ int sup_followup_claim(mongoc_collection_t *imports, const char *owner,
     BSON_APPEND_BOOL(&child, "$exists", false);
     bson_append_document_end(&query, &child);
     dip_claim_append_free(&query, "followups_lease", now_ms);
+    if (only)
+        BSON_APPEND_OID(&query, "queue_id", only);
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
     dip_claim_append_take(&set, "followups_lease", now_ms,
                           SUP_FOLLOWUP_LEASE_MS, "followups_by", owner);
@@ -284,6 +292,13 @@ cleanup:
     return rc;
 }
 
+int sup_followup_claim(mongoc_collection_t *imports, const char *owner,
+                       int64_t now_ms, char out_hex[25], char *err,
+                       size_t errlen)
+{
+    return claim(imports, owner, now_ms, NULL, out_hex, err, errlen);
+}
+
 /* --- the loop's side ------------------------------------------------------ */
 
 typedef struct child {
@@ -299,6 +314,11 @@ struct sup_followups {
     child_t children[SUP_FOLLOWUP_MAX];
     size_t n;
     int64_t next_ms;
+    /* Ends that have follow-ups, told by sup_followups_poke, claimed by
+     * their id (one command each) before any sweep. */
+    bson_oid_t poked[SUP_FOLLOWUP_POKED_MAX];
+    size_t npoked;
+    int sweep_full; /* the last sweep stopped at SUP_FOLLOWUP_MAX */
 };
 
 sup_followups_t *sup_followups_new(const dip_config_t *cfg, const char *owner,
@@ -339,9 +359,12 @@ void sup_followups_destroy(sup_followups_t **self_p)
     *self_p = NULL;
 }
 
-void sup_followups_poke(sup_followups_t *self)
+void sup_followups_poke(sup_followups_t *self, const bson_oid_t *qid)
 {
-    self->next_ms = 0;
+    if (self->npoked < SUP_FOLLOWUP_POKED_MAX)
+        bson_oid_copy(qid, &self->poked[self->npoked++]);
+    else
+        self->next_ms = 0; /* too many told at once: a sweep finds them */
 }
 
 static int start(sup_followups_t *self, const char *qid)
@@ -382,13 +405,32 @@ static int start(sup_followups_t *self, const char *qid)
 int sup_followups_tick(sup_followups_t *self, int64_t now_ms)
 {
     int64_t wall = dip_bson_now_ms();
+    char qid[25], err[512];
+    int rc;
+    /* The ends just told, by their id: no sweep for them. One whose
+     * follow-ups another supervisor took, or that are done, is dropped. */
+    while (self->npoked > 0 && self->n < SUP_FOLLOWUP_MAX) {
+        rc = claim(self->imports, self->owner, wall, &self->poked[0], qid, err,
+                   sizeof(err));
+        if (rc < 0) {
+            dip_log(DIP_LOG_WARNING, NULL, "%s", err);
+            return -1; /* kept: tried again when the database answers */
+        }
+        memmove(&self->poked[0], &self->poked[1],
+                (self->npoked - 1) * sizeof(self->poked[0]));
+        self->npoked--;
+        if (rc == 1 && start(self, qid) < 0)
+            return 0;
+    }
+    /* The sweep, at the poll's pace: what a crash or another supervisor
+     * left, and what failed before. */
     if (now_ms < self->next_ms)
         return 0;
     self->next_ms = now_ms + self->cfg->poll_ms;
+    self->sweep_full = 0;
     while (self->n < SUP_FOLLOWUP_MAX) {
-        char qid[25], err[512];
-        int rc = sup_followup_claim(self->imports, self->owner, wall, qid, err,
-                                    sizeof(err));
+        rc = sup_followup_claim(self->imports, self->owner, wall, qid, err,
+                                sizeof(err));
         if (rc < 0) {
             dip_log(DIP_LOG_WARNING, NULL, "%s", err);
             return -1;
@@ -396,6 +438,7 @@ int sup_followups_tick(sup_followups_t *self, int64_t now_ms)
         if (rc == 0 || start(self, qid) < 0)
             return 0;
     }
+    self->sweep_full = 1;
     return 0;
 }
 
@@ -413,8 +456,10 @@ int sup_followups_reaped(sup_followups_t *self, pid_t pid, int wait_status)
                     WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : 0,
                     SUP_FOLLOWUP_LEASE_MS / 60000);
         self->children[i] = self->children[--self->n];
-        /* A slot is free: the next one may start at once. */
-        self->next_ms = 0;
+        /* A slot is free: the next one may start at once, if the last
+         * sweep left some behind (the told ones go first anyway). */
+        if (self->sweep_full)
+            self->next_ms = 0;
         return 1;
     }
     return 0;

@@ -60,14 +60,36 @@ sup_followups_t *sup_followups_new(const dip_config_t *cfg, const char *owner,
                                    char *err, size_t errlen);
 void sup_followups_destroy(sup_followups_t **self_p);
 
-/* Claims and starts follow-ups while fewer than SUP_FOLLOWUP_MAX run, at
- * most once a poll period unless sup_followups_poke asked for it sooner.
- * -1 after a database error (the caller pauses its calls), else 0. */
+/* Claims and starts follow-ups while fewer than SUP_FOLLOWUP_MAX run: first
+ * those told by sup_followups_poke, each by its id (one findAndModify),
+ * then a sweep of all, at most once a poll period (sooner after a child
+ * ends when the last sweep stopped at the limit). -1 after a database
+ * error (the caller pauses its calls), else 0. */
 int sup_followups_tick(sup_followups_t *self, int64_t now_ms);
-void sup_followups_poke(sup_followups_t *self);
+/* An end with follow-ups (sup_followup_needed) was just written for the
+ * import qid: its follow-ups start at the next tick. Up to
+ * SUP_FOLLOWUP_POKED_MAX are remembered; past them a sweep is due. */
+#define SUP_FOLLOWUP_POKED_MAX 64
+void sup_followups_poke(sup_followups_t *self, const bson_oid_t *qid);
 
 /* 1 when pid was one of its children (its end is handled), else 0. */
 int sup_followups_reaped(sup_followups_t *self, pid_t pid, int wait_status);
+
+/* What an import's end knows of the follow-ups it will need. */
+typedef struct sup_followup_facts {
+    int64_t total_errors; /* line errors, stored or not */
+    int has_source;       /* the queue document names its file */
+    int deletes_source;   /* DEALIMPORT_DELETE_SOURCE is not `never` */
+    int event_held;       /* a completion event was (or may have been)
+                             recorded held for this end */
+} sup_followup_facts_t;
+
+/* 1 when the end has follow-ups to run (an error file to write, a source
+ * the policy may delete, a held event to release), 0 when none: its
+ * csv_imports is then written done (followups_done_at) with the end itself
+ * and no child is started. The steps the child would take are exactly
+ * these (sup_followup_run), so 0 is what the child would have recorded. */
+int sup_followup_needed(const sup_followup_facts_t *f);
 
 /* The event type of an import's end: status completed/failed/cancelled,
  * dry_run as recorded; NULL for anything else. */

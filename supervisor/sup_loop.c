@@ -106,6 +106,22 @@ sup_loop_t *sup_loop_new(const dip_config_t *cfg, const char *config_file,
     if (self->store == NULL)
         goto fail;
     self->call_ms = sup_store_call_ms(self->store);
+    {
+        /* Pickup on change; without it the poll does it all, as before. */
+        char werr[512];
+        /* The await stays well inside the watcher's socket timeout (a
+         * quarter of the budget): a getMore that outwaits its socket is a
+         * network error every time. */
+        long budget = sup_store_budget_ms(cfg), wait_ms = budget / 8;
+        if (wait_ms > SUP_LOOP_WATCH_AWAIT_MS)
+            wait_ms = SUP_LOOP_WATCH_AWAIT_MS;
+        if (wait_ms < 100)
+            wait_ms = 100;
+        self->watch = sup_watch_new(cfg, budget, wait_ms, werr, sizeof(werr));
+        if (self->watch == NULL)
+            dip_log(DIP_LOG_WARNING, NULL,
+                    "no change stream (%s): picking up by polling alone", werr);
+    }
     self->metrics = sup_metrics_new();
     if (self->metrics == NULL)
         goto fail;
@@ -206,6 +222,8 @@ void sup_loop_destroy(sup_loop_t **self_p)
     if (self_p == NULL || *self_p == NULL)
         return;
     self = *self_p;
+    /* first: its thread may be waiting on the server, for up to its await */
+    sup_watch_destroy(&self->watch);
     sup_renew_destroy(&self->renew);
     sup_event_destroy(&self->crm);
     sup_followups_destroy(&self->followups);
@@ -362,6 +380,28 @@ static void slot_timers(sup_loop_t *self)
     }
 }
 
+/* The indexes every import relies on, made here once rather than by each
+ * worker: until they stand nothing is claimed, and they are tried again at
+ * the poll's pace (said once; a database that is away pauses it as any
+ * call). */
+static void ensure_deal_indexes(sup_loop_t *self)
+{
+    char err[512];
+    if (sup_store_ensure_deal_indexes(self->store, err, sizeof(err)) < 0) {
+        if (self->indexes_said == 0)
+            dip_log(DIP_LOG_ERR, NULL,
+                    "%s: no import is claimed until it stands (tried again "
+                    "at every poll)",
+                    err);
+        self->indexes_said = 1;
+        sup_lease_db_failed(self);
+        return;
+    }
+    if (self->indexes_said)
+        dip_log(DIP_LOG_NOTICE, NULL, "the deals' indexes stand: claiming");
+    self->indexes_ok = 1;
+}
+
 static void tick(sup_loop_t *self)
 {
     slot_timers(self);
@@ -373,13 +413,12 @@ static void tick(sup_loop_t *self)
         self->next_renew_ms = self->now + sup_lease_renew_every(self);
     }
     if (!self->stopping && self->now >= self->next_claim_ms) {
+        if (!self->indexes_ok && sup_lease_db_ok(self))
+            ensure_deal_indexes(self);
         /* Each call only while the database answers: after a failed one
          * the next waits (db_ok), so a frozen database delays a signal by
          * one call at most. */
         sup_claim_run(self);
-        if (sup_lease_db_ok(self) &&
-            sup_followups_tick(self->followups, self->now) < 0)
-            sup_lease_db_failed(self);
         if (sup_lease_db_ok(self)) {
             char rerr[512];
             if (sup_store_repair_log(self->store, rerr, sizeof(rerr)) < 0) {
@@ -488,6 +527,7 @@ int sup_loop_run(sup_loop_t *self)
     self->now = dip_time_mono_ms();
     if (sup_store_ensure_indexes(self->store, err, sizeof(err)) < 0)
         dip_log(DIP_LOG_WARNING, NULL, "%s (continuing)", err);
+    ensure_deal_indexes(self);
     if (sup_notify_watchdog_usec(self->notify, &self->watchdog_usec) <= 0)
         self->watchdog_usec = 0;
     sup_notify_ready(self->notify);
@@ -499,16 +539,24 @@ int sup_loop_run(sup_loop_t *self)
             sup_metrics_port(self->metrics));
 
     while (!self->stopping || sup_slot_busy(self) > 0) {
-        zmq_pollitem_t items[2 + SUP_CTL_POLL_MAX + SUP_LOOP_CRM_POLL_MAX] = {
+        zmq_pollitem_t items[3 + SUP_CTL_POLL_MAX + SUP_LOOP_CRM_POLL_MAX] = {
             {self->events, 0, ZMQ_POLLIN, 0},
             {NULL, self->sigfd, ZMQ_POLLIN, 0}};
-        int nctl = sup_ctl_poll_items(self->ctl, items + 2, SUP_CTL_POLL_MAX);
+        /* the change stream's wakes, when there is a stream */
+        int nfix = self->watch ? 3 : 2;
+        int nctl;
         long timeout = SUP_LOOP_POLL_MS;
+        int woken;
+        if (self->watch) {
+            items[2].fd = sup_watch_fd(self->watch);
+            items[2].events = ZMQ_POLLIN;
+        }
+        nctl = sup_ctl_poll_items(self->ctl, items + nfix, SUP_CTL_POLL_MAX);
         /* Deliveries wait while the database is away (their outcomes are
          * written there): their sockets are not polled meanwhile. */
         int crm_on = self->crm && !self->stopping && sup_lease_db_ok(self);
         size_t ncrm = crm_on
-                          ? sup_event_pollitems(self->crm, items + 2 + nctl,
+                          ? sup_event_pollitems(self->crm, items + nfix + nctl,
                                                 SUP_LOOP_CRM_POLL_MAX, &timeout)
                           : 0;
         self->now = dip_time_mono_ms();
@@ -532,7 +580,7 @@ int sup_loop_run(sup_loop_t *self)
                     sup_slot_kill(&self->workers[i], SIGKILL);
             break;
         }
-        if (zmq_poll(items, 2 + nctl + (int)ncrm, timeout) < 0 &&
+        if (zmq_poll(items, nfix + nctl + (int)ncrm, timeout) < 0 &&
             zmq_errno() != EINTR) {
             dip_log(DIP_LOG_ERR, NULL, "zmq_poll: %s",
                     zmq_strerror(zmq_errno()));
@@ -544,7 +592,21 @@ int sup_loop_run(sup_loop_t *self)
             sup_inbox_drain(self);
         if (items[1].revents & ZMQ_POLLIN)
             on_signals(self);
-        sup_ctl_serve(self->ctl, items + 2, nctl);
+        /* A change made an import claimable, or a slot freed while the
+         * last round left imports behind: the claim alone, now (the rest
+         * of the claim timer's round stays at the poll's pace). */
+        woken = self->watch && (items[2].revents & ZMQ_POLLIN) &&
+                sup_watch_take(self->watch) > 0;
+        if (!self->stopping && (woken || self->claim_due)) {
+            self->claim_due = 0;
+            sup_claim_run(self);
+        }
+        sup_ctl_serve(self->ctl, items + nfix, nctl);
+        /* Follow-ups at the poll's pace, or at once when an end has some
+         * (sup_followups_poke) or a child ended. */
+        if (!self->stopping && sup_lease_db_ok(self) &&
+            sup_followups_tick(self->followups, self->now) < 0)
+            sup_lease_db_failed(self);
         /* Deliveries move on whether or not their sockets woke us. */
         if (crm_on && sup_event_run(self->crm, dip_bson_now_ms()) < 0)
             sup_lease_db_failed(self);

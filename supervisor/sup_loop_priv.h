@@ -47,6 +47,7 @@
 #include "sup_slot.h"
 #include "sup_spawn.h"
 #include "sup_store.h"
+#include "sup_watch.h"
 
 /* libcurl sockets of completion-event deliveries polled with the rest. */
 #define SUP_LOOP_CRM_POLL_MAX 16
@@ -60,6 +61,9 @@
 #define SUP_LOOP_START_FAIL_PAUSE_MS 30000
 /* zmq_poll's longest wait: the timers' resolution. */
 #define SUP_LOOP_POLL_MS 200
+/* The change stream's maxAwaitTimeMS: how long its thread may take to
+ * notice a stop. */
+#define SUP_LOOP_WATCH_AWAIT_MS 1000
 /* sd_notify STATUS= lines this far apart. */
 #define SUP_LOOP_STATUS_MS 5000
 /* The least flow-control window a worker gets, whatever the error buffer:
@@ -171,6 +175,9 @@ struct sup_loop {
     const char *db;
     sup_store_t *store;
     sup_renew_t *renew; /* the lease keeper's thread, with its own client */
+    /* The change stream on `queues` (its own thread and client), or NULL:
+     * polling alone. Its fd wakes the loop for a claim round. */
+    sup_watch_t *watch;
     sup_notify_t *notify;
     sup_cgroup_t *cgroup;
     sup_ctl_t *ctl;
@@ -203,6 +210,19 @@ struct sup_loop {
     int64_t window; /* bytes each worker may have unacknowledged */
     sup_store_served_t served[SUP_LOOP_SERVED_MAX]; /* for fair claiming */
     size_t nserved;
+    /* The last claim round stopped with claimable imports left behind
+     * (every slot taken, or accounts at their limit skipped): a slot that
+     * frees claims again at once. 0: the round found nothing, and what
+     * comes next is seen by the change stream or the poll. */
+    int claim_full;
+    /* A slot freed while claim_full: the loop claims at its next turn. */
+    int claim_due;
+    /* The indexes an import relies on stand (sup_store_ensure_deal_indexes):
+     * nothing is claimed before. */
+    int indexes_ok;
+    int indexes_said; /* their failure was logged */
+    /* No claim before this: a worker could not be started. */
+    int64_t claim_pause_until_ms;
 };
 
 /* ---- sup_slot.c: the slot table -------------------------------------- */
@@ -294,7 +314,8 @@ void sup_end_retry(sup_loop_t *self);
 
 /* ---- sup_claim.c: claiming ------------------------------------------- */
 
-/* Claims imports while slots are free and the database answers. */
+/* Claims imports while slots are free and the database answers; sets
+ * claim_full when it stops with claimable imports left behind. */
 void sup_claim_run(sup_loop_t *self);
 
 #endif

@@ -123,15 +123,18 @@ sup_slot_t *sup_slot_by_identity(sup_loop_t *self, const char *identity,
     return NULL;
 }
 
-/* The one tail of every end: nothing more is written for the import, and
- * a free slot claims again at once. */
+/* The one tail of every end: nothing more is written for the import. The
+ * freed slot claims again at once when the last claim round left imports
+ * behind (claim_full, sup_loop.c); otherwise there was nothing to claim,
+ * and what comes is seen by the change stream or the next poll. */
 void sup_slot_free(sup_loop_t *self, sup_slot_t *w)
 {
     if (w->has_cgroup)
         sup_cgroup_remove(self->cgroup, w->name);
     sup_renew_forget(self->renew, &w->qid);
     sup_slot_clear(self, w);
-    self->next_claim_ms = self->now;
+    if (self->claim_full)
+        self->claim_due = 1;
 }
 
 void sup_slot_lose(sup_slot_t *w)

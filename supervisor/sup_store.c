@@ -6,6 +6,7 @@
  * sup_store_finish.c; they share sup_store_priv.h.
  */
 #include "sup_store_priv.h"
+#include "dip_deal_index.h"
 #include "dip_bson.h"
 #include "dip_log.h"
 
@@ -19,6 +20,7 @@ static void close_client(sup_store_t *self)
     mongoc_collection_destroy(self->deals);
     mongoc_collection_destroy(self->imports);
     mongoc_collection_destroy(self->errors);
+    mongoc_collection_destroy(self->stages);
     self->queues = self->deals = self->imports = self->errors = NULL;
     self->client = NULL;
 }
@@ -31,6 +33,8 @@ static int open_client(sup_store_t *self, mongoc_client_t *client,
     self->client = client;
     self->queues = mongoc_client_get_collection(self->client, db, "queues");
     self->deals = mongoc_client_get_collection(self->client, db, "deals");
+    self->stages =
+        mongoc_client_get_collection(self->client, db, "pipeline_stages");
     self->imports =
         mongoc_client_get_collection(self->client, db, "csv_imports");
     self->errors =
@@ -50,6 +54,7 @@ sup_store_t *sup_store_new(const dip_config_t *cfg, const char *owner,
     open_client(self, client, db);
     snprintf(self->owner, sizeof(self->owner), "%s", owner);
     self->lease_s = cfg->lease_s;
+    self->deletes_source = cfg->delete_source != DIP_DELETE_SOURCE_NEVER;
     return self;
 }
 
@@ -197,6 +202,15 @@ int sup_store_ensure_indexes(sup_store_t *self, char *err, size_t errlen)
                   0, err, errlen))
         return SUP_STORE_EFAIL;
     return SUP_STORE_OK;
+}
+
+/* ---- the indexes an import relies on (dip_deal_index.h) ------------- */
+
+int sup_store_ensure_deal_indexes(sup_store_t *self, char *err, size_t errlen)
+{
+    return dip_deal_index_ensure(self->deals, self->stages, err, errlen) < 0
+               ? SUP_STORE_EFAIL
+               : SUP_STORE_OK;
 }
 
 int64_t sup_store_epoch(const bson_t *queue_doc)

@@ -42,6 +42,9 @@ typedef struct sup_store_result {
     int64_t would_add;
     int64_t new_stages_count;
     const bson_t *new_stages; /* array of strings, or NULL; borrowed */
+    /* a completion event was recorded held for this end, or may have been
+     * (unknown): it has follow-ups to release it (sup_followup_needed) */
+    int event_held;
 } sup_store_result_t;
 
 /* owner: "host:pid", written as claimed_by. client (borrowed, of database
@@ -62,6 +65,13 @@ long sup_store_call_ms(const sup_store_t *self);
 long sup_store_budget_ms(const dip_config_t *cfg);
 
 int sup_store_ensure_indexes(sup_store_t *self, char *err, size_t errlen);
+
+/* The indexes an import's writes rely on (dip_deal_index.h): the deals'
+ * unique import line (an old index it replaced is dropped once it stands)
+ * and the stages' unique name (a failure there is logged, not returned).
+ * SUP_STORE_OK, or SUP_STORE_EFAIL with err filled: no import may run
+ * until it succeeds (a retried or resumed import relies on it). */
+int sup_store_ensure_deal_indexes(sup_store_t *self, char *err, size_t errlen);
 
 /* One import this supervisor holds. */
 typedef struct sup_store_held {
@@ -94,6 +104,13 @@ int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
                     const sup_store_held_t *held, size_t nheld,
                     const sup_store_served_t *served, size_t nserved,
                     long per_account, bson_t *out, char *err, size_t errlen);
+
+/* After sup_store_claim: how many claimable imports its look saw besides
+ * the one it claimed (0 after a claim that found none or failed). Those
+ * queued after the look are not counted: each comes with its own change
+ * (sup_watch) or is found by the next poll. 0 means a claim round may
+ * stop without asking again. */
+int64_t sup_store_claim_left(const sup_store_t *self);
 
 /* Extends the lease of the n imports in held, each fenced by owner and
  * epoch; marks `lost` those whose claim is gone (another owner or epoch,

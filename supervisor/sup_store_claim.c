@@ -51,6 +51,7 @@ typedef struct candidate {
     int64_t oldest_ms;
     int64_t running;
     int64_t served_ms; /* 0: never */
+    int64_t waiting;   /* its claimable imports */
 } candidate_t;
 
 static int same_account(const bson_value_t *a, const bson_value_t *b)
@@ -105,7 +106,10 @@ static void add_candidate(void *arg, const bson_t *doc)
     candidates_t *cs = arg;
     bson_iter_t it;
     candidate_t *c;
-    int64_t oldest = INT64_MAX;
+    int64_t oldest = INT64_MAX, waiting = 1;
+    if (bson_iter_init_find(&it, doc, "n") &&
+        (BSON_ITER_HOLDS_INT32(&it) || BSON_ITER_HOLDS_INT64(&it)))
+        waiting = bson_iter_as_int64(&it);
     if (bson_iter_init_find(&it, doc, "oldest") &&
         BSON_ITER_HOLDS_DATE_TIME(&it))
         oldest = bson_iter_date_time(&it);
@@ -115,6 +119,7 @@ static void add_candidate(void *arg, const bson_t *doc)
             if (same_account(&cs->list[i].account, bson_iter_value(&it))) {
                 if (oldest < cs->list[i].oldest_ms)
                     cs->list[i].oldest_ms = oldest;
+                cs->list[i].waiting += waiting;
                 return;
             }
     if (cs->n == cs->cap)
@@ -126,6 +131,7 @@ static void add_candidate(void *arg, const bson_t *doc)
     else
         c->account.value_type = BSON_TYPE_NULL;
     c->oldest_ms = oldest;
+    c->waiting = waiting;
     cs->n++;
 }
 
@@ -254,15 +260,23 @@ int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
     pipeline = BCON_NEW(
         "pipeline", "[", "{", "$match", BCON_DOCUMENT(&match), "}", "{",
         "$group", "{", "_id", BCON_UTF8("$account_id"), "oldest", "{", "$min",
-        BCON_UTF8("$created_at"), "}", "}", "}", "{", "$sort", "{", "oldest",
-        BCON_INT32(1), "}", "}", "{", "$limit", BCON_INT32(256), "}", "]");
+        BCON_UTF8("$created_at"), "}", "n", "{", "$sum", BCON_INT32(1), "}",
+        "}", "}", "{", "$sort", "{", "oldest", BCON_INT32(1), "}", "}", "{",
+        "$limit", BCON_INT32(256), "}", "]");
+    self->claim_left = 0;
     rc = group(self, pipeline, add_candidate, &cs, err, errlen);
     bson_destroy(pipeline);
     bson_destroy(&match);
     if (rc < 0 || cs.n == 0)
         goto cleanup;
+    for (size_t i = 0; i < cs.n; i++)
+        self->claim_left += cs.list[i].waiting;
 
-    /* 2. How many each runs now, on any supervisor. */
+    /* 2. How many each runs now, on any supervisor: only to order several
+     * accounts and pass over those at their limit. One account alone is
+     * tried at once; its slots' unique index refuses it when it is full. */
+    if (cs.n == 1)
+        goto claim;
     pipeline =
         BCON_NEW("pipeline", "[", "{", "$match", "{", "source",
                  BCON_UTF8("deals"), "status", BCON_UTF8("processing"),
@@ -292,6 +306,7 @@ int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
                 cs.list[i].served_ms = served[j].at_ms;
     }
     qsort(cs.list, cs.n, sizeof(candidate_t), by_fairness);
+claim:
     for (size_t i = 0; i < cs.n && rc == 0; i++) {
         if (cs.list[i].running >= per_account)
             continue;
@@ -301,5 +316,14 @@ int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
 cleanup:
     for (size_t i = 0; i < cs.n; i++)
         bson_value_destroy(&cs.list[i].account);
+    if (rc == 1 && self->claim_left > 0)
+        self->claim_left--;
+    else if (rc <= 0)
+        self->claim_left = 0;
     return rc;
+}
+
+int64_t sup_store_claim_left(const sup_store_t *self)
+{
+    return self->claim_left;
 }

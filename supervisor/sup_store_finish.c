@@ -6,6 +6,7 @@
  * way.
  */
 #include "sup_store_priv.h"
+#include "sup_followup.h"
 #include "dip_bson.h"
 #include "dip_log.h"
 
@@ -225,6 +226,18 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
     append_logs(self, qid, &set);
     BSON_APPEND_DATE_TIME(&set, "updated_at", now);
     BSON_APPEND_DATE_TIME(&set, "finished_at", now);
+    {
+        /* Nothing to follow: done with this write, no child is started
+         * (nor its claim, its reads and its write). */
+        sup_followup_facts_t ff = {
+            .total_errors = nerrors + not_stored,
+            .has_source = dip_bson_get_str(queue_doc, "csv.0.key") != NULL,
+            .deletes_source = self->deletes_source,
+            .event_held = r->event_held,
+        };
+        if (!sup_followup_needed(&ff))
+            BSON_APPEND_DATE_TIME(&set, "followups_done_at", now);
+    }
     bson_append_document_end(update, &set);
     BSON_APPEND_DOCUMENT_BEGIN(update, "$setOnInsert", &soi);
     copy_field(queue_doc, "account_id", &soi);
@@ -301,6 +314,8 @@ int sup_store_repair_log(sup_store_t *self, char *err, size_t errlen)
         r.status = dip_bson_get_str(&doc, "status");
         r.error = dip_bson_get_str(&doc, "error");
         r.lines = dip_bson_get_int(&doc, "progress.lines", 0);
+        /* whether its supervisor recorded an event is not known here */
+        r.event_held = 1;
         /* No supervisor holds it: its status is final already. */
         rc = sup_store_finish(self, &doc, -1, &r, err, errlen);
         if (rc == SUP_STORE_OK) {

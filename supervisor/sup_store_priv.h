@@ -14,9 +14,11 @@
 
 struct sup_store {
     mongoc_client_t *client; /* borrowed */
-    mongoc_collection_t *queues, *deals, *imports, *errors;
+    mongoc_collection_t *queues, *deals, *imports, *errors, *stages;
     char owner[256];
     long lease_s;
+    int deletes_source; /* DEALIMPORT_DELETE_SOURCE is not `never` */
+    int64_t claim_left; /* sup_store_claim_left */
 };
 
 /* The account as one key, whether the CRM stored it as an ObjectId or as

@@ -7,20 +7,13 @@
  */
 #include "wrk_db.h"
 #include "dip_bson.h"
+#include "dip_deal_index.h"
 #include "dip_log.h"
 #include "dip_mongo_io.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The deals' unique index leads with the shard key account_id, so it can
- * hold on a sharded collection too (docs/scaling.md). It replaced
- * OLD_DEALS_INDEX on (import.queue_id, import.line), dropped once the new
- * one stands. */
-#define DEALS_INDEX "account_import_line"
-#define OLD_DEALS_INDEX "import_queue_line"
-#define STAGES_INDEX "account_pipeline_name"
 
 struct wrk_db {
     mongoc_client_t *client;
@@ -170,140 +163,6 @@ int wrk_db_fence_read(wrk_db_t *self, bson_t *out, char *err, size_t errlen)
     bson_destroy(&filter);
     bson_destroy(opts);
     bson_destroy(want);
-    return rc;
-}
-
-static int create_index(wrk_db_t *self, mongoc_collection_t *coll,
-                        const char *name, bson_t *keys, bson_t *partial,
-                        char *err, size_t errlen)
-{
-    bson_t cmd = BSON_INITIALIZER, arr, idx, reply;
-    bson_error_t error;
-    int rc = WRK_DB_OK;
-    BSON_APPEND_UTF8(&cmd, "createIndexes", mongoc_collection_get_name(coll));
-    BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &arr);
-    BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &idx);
-    BSON_APPEND_DOCUMENT(&idx, "key", keys);
-    BSON_APPEND_UTF8(&idx, "name", name);
-    BSON_APPEND_BOOL(&idx, "unique", true);
-    if (partial)
-        BSON_APPEND_DOCUMENT(&idx, "partialFilterExpression", partial);
-    bson_append_document_end(&arr, &idx);
-    bson_append_array_end(&cmd, &arr);
-    for (int attempt = 1;; attempt++) {
-        bool ok = mongoc_collection_write_command_with_opts(coll, &cmd, NULL,
-                                                            &reply, &error);
-        self->round_trips++;
-        bson_destroy(&reply);
-        if (ok)
-            break;
-        if (!should_retry(self, &error, attempt, "creating an index", &rc, err,
-                          errlen))
-            break;
-    }
-    bson_destroy(&cmd);
-    return rc;
-}
-
-/* 1 when coll has an index named name, 0 when not, a WRK_DB_ code < 0 when
- * the indexes could not be listed. */
-static int has_index(wrk_db_t *self, mongoc_collection_t *coll,
-                     const char *name, char *err, size_t errlen)
-{
-    int rc = 0;
-    for (int attempt = 1;; attempt++) {
-        mongoc_cursor_t *c =
-            mongoc_collection_find_indexes_with_opts(coll, NULL);
-        const bson_t *doc;
-        bson_error_t error;
-        int found = 0, failed;
-        while (!found && mongoc_cursor_next(c, &doc)) {
-            const char *n = dip_bson_get_str(doc, "name");
-            found = n != NULL && strcmp(n, name) == 0;
-        }
-        self->round_trips++;
-        failed = !found && mongoc_cursor_error(c, &error);
-        mongoc_cursor_destroy(c);
-        if (!failed) {
-            rc = found;
-            break;
-        }
-        if (!should_retry(self, &error, attempt, "listing the indexes", &rc,
-                          err, errlen))
-            break;
-    }
-    return rc;
-}
-
-/* Drops the index name; one that another worker dropped first is fine. */
-static int drop_index(wrk_db_t *self, mongoc_collection_t *coll,
-                      const char *name, char *err, size_t errlen)
-{
-    bson_t *cmd =
-        BCON_NEW("dropIndexes", BCON_UTF8(mongoc_collection_get_name(coll)),
-                 "index", BCON_UTF8(name));
-    int rc = WRK_DB_OK;
-    for (int attempt = 1;; attempt++) {
-        bson_t reply;
-        bson_error_t error;
-        bool ok = mongoc_collection_write_command_with_opts(coll, cmd, NULL,
-                                                            &reply, &error);
-        self->round_trips++;
-        bson_destroy(&reply);
-        if (ok || error.code == 27 /* IndexNotFound */)
-            break;
-        if (!should_retry(self, &error, attempt, "dropping an old index", &rc,
-                          err, errlen))
-            break;
-    }
-    bson_destroy(cmd);
-    return rc;
-}
-
-int wrk_db_ensure_indexes(wrk_db_t *self, char *err, size_t errlen)
-{
-    bson_t *keys, *partial;
-    int rc;
-    /* Partial: the CRM's own deals have no `import` and must not collide.
-     * Creating an index that exists with the same spec is a no-op, also
-     * when several workers start at once. */
-    keys = BCON_NEW("account_id", BCON_INT32(1), "import.queue_id",
-                    BCON_INT32(1), "import.line", BCON_INT32(1));
-    partial = BCON_NEW("import", "{", "$exists", BCON_BOOL(true), "}");
-    rc = create_index(self, self->deals, DEALS_INDEX, keys, partial, err,
-                      errlen);
-    bson_destroy(keys);
-    bson_destroy(partial);
-    if (rc != WRK_DB_OK)
-        return rc;
-    /* The new index stands before the old one goes, so deals are never
-     * without a unique index; the old one is only dropped where it exists. */
-    rc = has_index(self, self->deals, OLD_DEALS_INDEX, err, errlen);
-    if (rc < 0)
-        return rc;
-    if (rc == 1) {
-        dip_log(DIP_LOG_INFO, self->queue_id,
-                "replacing the deals index '%s' by '%s'", OLD_DEALS_INDEX,
-                DEALS_INDEX);
-        rc = drop_index(self, self->deals, OLD_DEALS_INDEX, err, errlen);
-        if (rc != WRK_DB_OK)
-            return rc;
-    }
-    keys = BCON_NEW("account_id", BCON_INT32(1), "pipeline_id", BCON_INT32(1),
-                    "name", BCON_INT32(1));
-    rc =
-        create_index(self, self->stages, STAGES_INDEX, keys, NULL, err, errlen);
-    bson_destroy(keys);
-    if (rc == WRK_DB_EFAIL) {
-        /* A CRM database may already hold duplicate stages (the original
-         * service could create them); imports still work, only the
-         * guarantee against concurrent duplicates is weaker. */
-        dip_log(DIP_LOG_WARNING, self->queue_id,
-                "cannot create the unique stage index, going on without it: "
-                "%s",
-                err);
-        rc = WRK_DB_OK;
-    }
     return rc;
 }
 
@@ -479,9 +338,9 @@ static int is_own_duplicate(bson_iter_t *we)
     /* Servers before 4.4 name only the index in errmsg. */
     if (bson_iter_recurse(we, &f) && bson_iter_find(&f, "errmsg") &&
         (msg = bson_iter_utf8(&f, NULL)) != NULL)
-        return strstr(msg, "index: " DEALS_INDEX " ") != NULL ||
+        return strstr(msg, "index: " DIP_DEAL_INDEX_DEALS " ") != NULL ||
                strstr(msg, "index: _id_ ") != NULL ||
-               strstr(msg, "index: " OLD_DEALS_INDEX " ") != NULL;
+               strstr(msg, "index: " DIP_DEAL_INDEX_OLD_DEALS " ") != NULL;
     return 0;
 }
 

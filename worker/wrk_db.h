@@ -46,9 +46,6 @@ int wrk_db_load_queue(wrk_db_t *self, bson_t *out, char *err, size_t errlen);
  * read failed. For wrk_fence. */
 int wrk_db_fence_read(wrk_db_t *self, bson_t *out, char *err, size_t errlen);
 
-/* Creates the unique indexes the worker relies on (idempotent). */
-int wrk_db_ensure_indexes(wrk_db_t *self, char *err, size_t errlen);
-
 /* WRK_DB_OK when the pipeline exists and belongs to the account,
  * WRK_DB_ENOTFOUND otherwise. */
 int wrk_db_check_pipeline(wrk_db_t *self, const bson_oid_t *pipeline,

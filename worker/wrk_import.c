@@ -1214,10 +1214,10 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
                 im.fmt.is_auto[k] = 0;
         wrk_map_set_reading(im.map, &im.fmt.reading);
     }
+    /* The indexes the writes rely on are the supervisor's, made before it
+     * claims (dip_deal_index.h): none are made here. */
     rc = wrk_db_check_pipeline(im.db, &im.pipeline, &im.account, err,
                                sizeof(err));
-    if (rc == WRK_DB_OK)
-        rc = wrk_db_ensure_indexes(im.db, err, sizeof(err));
     if (rc != WRK_DB_OK) {
         dip_text_format(im.err, sizeof(im.err), NULL, "%s", err);
         exit_code = finish(

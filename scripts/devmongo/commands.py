@@ -421,18 +421,17 @@ class Commands:
         mt = cmd.get('maxTimeMS')
         if mt is None:
             mt = 0
+        elif name == 'getMore' and not isinstance(mt, bool) and \
+                isinstance(mt, (int, float)) and mt >= 0:
+            # As mongod: a getMore's maxTimeMS is how long an awaitData
+            # cursor (a change stream) waits for more, never a limit that
+            # fails it; a cursor's own limit is its opener's (time_left).
+            mt = 0
         elif isinstance(mt, bool) or not isinstance(mt, (int, float)) or \
                 (isinstance(mt, float) and not mt.is_integer()):
             raise CommandError(2, 'maxTimeMS must be a number')
         elif not 0 <= mt <= 2147483647:
             raise CommandError(2, 'maxTimeMS out of range')
-        if name == 'getMore' and isinstance(
-                self.cursors.get(cmd.get('getMore')),
-                changestream.StreamCursor):
-            # On a tailable awaitData cursor (a change stream) mongod reads
-            # a getMore's maxTimeMS as how long to wait for an event: an
-            # empty batch when it passes, never error 50.
-            mt = 0
         ns = db if target == '$cmd' else '%s.%s' % (db, target)
         return cost.Op(name, ns, conn.conn_id, arrived, int(mt), self.slow,
                        self.engine.notablescan)

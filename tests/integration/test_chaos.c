@@ -3,7 +3,10 @@
  * per-account limit while, for about two minutes, random workers and
  * supervisors are SIGKILLed (a killed supervisor is started again) or
  * SIGSTOPped and continued, the database is frozen for longer than a lease,
- * drops its connections and steps its primary down. All along, from /proc,
+ * drops its connections and steps its primary down, and the supervisors'
+ * change streams are cut (their connections dropped: they resume from
+ * their tokens) or their history wiped (286: they start afresh and sweep).
+ * All along, from /proc,
  * it checks: never two live workers of one import under one supervisor;
  * two supervisors' workers of one import overlap for less than a lease; no
  * account runs more imports than its limit for a lease or longer (a
@@ -384,6 +387,14 @@ static void random_action(void)
         it_rs_step_down(&env, secs, mode);
     } else if (k < 88 && !db_frozen) {
         slow_database(rnd_between(2, 4));
+    } else if (k < 92 && !db_frozen) {
+        /* Pickup on change: an import queued or handed back meanwhile
+         * must still be claimed, once (checked at the end and all along). */
+        note("dropping the change streams' connections");
+        it_rs_stream_fault(&env, 0);
+    } else if (k < 95 && !db_frozen) {
+        note("wiping the change history (every resume token lost)");
+        it_rs_stream_fault(&env, 1);
     }
 }
 

@@ -2,9 +2,10 @@
  * The deals' unique index: it leads with the shard key account_id
  * (account_id, import.queue_id, import.line), partial on `import` existing,
  * and a database that still has the old (import.queue_id, import.line) index
- * named import_queue_line is migrated by the workers, several starting at
- * once, to exactly the new one, while imports stay exact and the CRM's own
- * deals (without `import`) never collide.
+ * named import_queue_line is migrated by the supervisor at its start, before
+ * its first claim (four imports queued beforehand), to exactly the new one,
+ * while imports stay exact and the CRM's own deals (without `import`) never
+ * collide.
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -61,6 +61,34 @@ static void test_event_type(void **state)
     }
 }
 
+/* Whether an end has follow-ups: a child starts only for those that do;
+ * the others are written done with the end. */
+static void test_needed(void **state)
+{
+    static const struct {
+        int64_t errors;
+        int source, deletes, event;
+        int want;
+    } cases[] = {
+        {0, 1, 0, 0, 0},  /* clean, kept source, no event: nothing */
+        {0, 0, 0, 0, 0},  /* no file named at all */
+        {10, 1, 0, 0, 1}, /* an error file to write */
+        {10, 0, 0, 0, 0}, /* errors, but no source to build it from */
+        {0, 1, 1, 0, 1},  /* a source the policy may delete */
+        {0, 0, 1, 0, 0},  /* the policy, but no source */
+        {0, 1, 0, 1, 1},  /* a held event to release */
+        {0, 0, 0, 1, 1},  /* an event, whatever the file */
+        {1, 1, 1, 1, 1},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sup_followup_facts_t f = {cases[i].errors, cases[i].source,
+                                  cases[i].deletes, cases[i].event};
+        if (sup_followup_needed(&f) != cases[i].want)
+            fail_msg("case %zu: want %d", i, cases[i].want);
+    }
+}
+
 /* A csv_imports document for a new import id. */
 static void import_log(bson_oid_t *qid, const char *status, int done,
                        int64_t lease_ms)
@@ -211,6 +239,7 @@ int main(void)
 {
     const struct CMUnitTest pure[] = {
         cmocka_unit_test(test_event_type),
+        cmocka_unit_test(test_needed),
     };
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_claim),

@@ -18,4 +18,11 @@ int it_rs_can_step_down(it_env_t *env);
  * Returns 0, or -1 with a message on stderr. */
 int it_rs_step_down(it_env_t *env, double secs, const char *first);
 
+/* A fault of the change streams: history 0 drops every open stream's
+ * connection (devDropChangeStreams: the watchers resume from their
+ * tokens); 1 wipes the server's change history (devDropChangeHistory all:
+ * every token is lost, 286, and the watchers start afresh). 0, or -1 with a
+ * message on stderr. */
+int it_rs_stream_fault(it_env_t *env, int history);
+
 #endif

@@ -22,6 +22,7 @@
 #include <mongoc/mongoc.h>
 
 #include "dip_config.h"
+#include "dip_deal_index.h"
 #include "dip_mongo_io.h"
 #include "it_skip.h"
 #include "wrk_db.h"
@@ -72,7 +73,18 @@ static void test_write_concern_error_is_retried(void **state)
     bson_oid_to_string(&qid, hex);
     db = wrk_db_new(&cfg, hex, err, sizeof(err));
     assert_non_null(db);
-    assert_int_equal(wrk_db_ensure_indexes(db, err, sizeof(err)), WRK_DB_OK);
+    /* The indexes are the supervisor's to make, before any worker runs. */
+    {
+        mongoc_collection_t *deals =
+            mongoc_client_get_collection(client, dbname, "deals");
+        mongoc_collection_t *stages =
+            mongoc_client_get_collection(client, dbname, "pipeline_stages");
+        int made = dip_deal_index_ensure(deals, stages, err, sizeof(err));
+        mongoc_collection_destroy(deals);
+        mongoc_collection_destroy(stages);
+        if (made != 0)
+            fail_msg("%s", err);
+    }
     for (int i = 0; i < 4; i++)
         docs[i] = deal(&account, &qid, i + 1);
     assert_int_equal(wrk_db_insert_deals(db, (const bson_t *const *)docs, 3,
