@@ -9,8 +9,14 @@
 #define DIP_TIME_H
 
 #include <stdint.h>
+#include <time.h>
 
 /* Milliseconds on CLOCK_MONOTONIC: only differences mean anything. */
 int64_t dip_time_mono_ms(void);
+
+/* The CLOCK_MONOTONIC instant ms from now, as pthread_cond_timedwait takes
+ * it on a condition whose clock was set to CLOCK_MONOTONIC
+ * (pthread_condattr_setclock). */
+struct timespec dip_time_mono_deadline(int64_t ms);
 
 #endif

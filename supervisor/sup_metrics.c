@@ -4,6 +4,7 @@
  * lock; a render copies the numbers out under it and formats outside it,
  * so neither side waits on the other for longer than a copy.
  */
+#include "dip_time.h"
 #include "sup_metrics_private.h"
 #include "dip_exit.h"
 #include "sup_sampler.h"
@@ -82,8 +83,7 @@ sup_metrics_t *sup_metrics_new(void)
         self->start_wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
         /* The start counts as a turn: a loop still starting (its indexes
          * checked against a slow database) is not yet a stuck one. */
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        self->f.loop_turn_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        self->f.loop_turn_ms = dip_time_mono_ms();
     }
     return self;
 }

@@ -12,6 +12,7 @@
  * scraper sends its request at once and is answered in the same turn,
  * before anyone can push it out, whoever shares its address.
  */
+#include "dip_time.h"
 #include "sup_metrics_private.h"
 
 #include <arpa/inet.h>
@@ -47,13 +48,6 @@ struct sup_metrics_http {
     int started;
     conn_t conns[SUP_METRICS_HTTP_MAX_CONNS];
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int64_t wall_ms(void)
 {
@@ -341,7 +335,7 @@ static void *run(void *arg)
     struct pollfd pfd[2 + SUP_METRICS_HTTP_MAX_CONNS];
     conn_t *who[2 + SUP_METRICS_HTTP_MAX_CONNS];
     for (;;) {
-        int64_t now = mono_ms(), next = now + 1000;
+        int64_t now = dip_time_mono_ms(), next = now + 1000;
         nfds_t n = 2;
         pfd[0] = (struct pollfd){self->wake_fd, POLLIN, 0};
         pfd[1] = (struct pollfd){
@@ -363,7 +357,7 @@ static void *run(void *arg)
             continue;
         if (pfd[0].revents & POLLIN)
             break;
-        now = mono_ms();
+        now = dip_time_mono_ms();
         for (nfds_t i = 2; i < n; i++) {
             conn_t *c = who[i];
             if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))

@@ -3,19 +3,13 @@
  * and TYPE before each family, from a copy taken under the lock, and the
  * process's own figures read from /proc outside it.
  */
+#include "dip_time.h"
 #include "sup_metrics_private.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int by_running_desc(const void *a, const void *b)
 {
@@ -177,7 +171,7 @@ char *sup_metrics_render(sup_metrics_t *self, int64_t now_ms)
          * is no answer). */
         sup_metrics_health_t h;
         char why[160];
-        sup_metrics_health_facts(self, mono_ms(), &h);
+        sup_metrics_health_facts(self, dip_time_mono_ms(), &h);
         h.keeper_round_ms = h.now_ms; /* the keeper is not the question */
         h.keeper_failed = 0;
         gauge(o, "dealimport_database_up",

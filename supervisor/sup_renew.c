@@ -6,6 +6,7 @@
  * update_many, and one read when some claim is gone), and writes the
  * outcome back; the loop only ever takes the mutex for a table lookup.
  */
+#include "dip_time.h"
 #include "sup_renew.h"
 #include "dip_log.h"
 #include "dip_mongo_io.h"
@@ -38,24 +39,10 @@ struct sup_renew {
     size_t n, cap;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits ms or until told to stop; called with the lock held. */
 static void nap(sup_renew_t *self, int64_t ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = dip_time_mono_deadline(ms);
     while (!self->stop &&
            pthread_cond_timedwait(&self->wake, &self->lock, &ts) != ETIMEDOUT)
         ;
@@ -81,7 +68,7 @@ static int renew_once(sup_renew_t *self)
         held[i].epoch = self->entries[i].epoch;
     }
     pthread_mutex_unlock(&self->lock);
-    sent = mono_ms();
+    sent = dip_time_mono_ms();
     rc = sup_store_renew(self->store, held, n, err, sizeof(err));
     if (rc < 0)
         dip_log(DIP_LOG_WARNING, NULL, "%s", err);
@@ -116,7 +103,8 @@ static void *run(void *arg)
         /* Every round, even with nothing to renew: /readyz asks whether
          * this thread still runs. */
         if (self->metrics && !self->stop)
-            sup_metrics_keeper_round(self->metrics, mono_ms(), held, rc);
+            sup_metrics_keeper_round(self->metrics, dip_time_mono_ms(), held,
+                                     rc);
         if (!self->stop)
             nap(self, self->lease_ms / 6);
     }
@@ -174,8 +162,7 @@ void sup_renew_destroy(sup_renew_t **self_p)
         pthread_mutex_lock(&self->lock);
         self->stop = 1;
         pthread_cond_broadcast(&self->wake);
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += 1;
+        ts = dip_time_mono_deadline(1000);
         while (!self->done && pthread_cond_timedwait(&self->wake, &self->lock,
                                                      &ts) != ETIMEDOUT)
             ;

@@ -3,6 +3,7 @@
  * capped counts and one indexed find, each with maxTimeMS, handed to
  * sup_metrics under the sampler's lock unless it is being stopped.
  */
+#include "dip_time.h"
 #include "sup_sampler.h"
 #include "dip_bson.h"
 #include "dip_log.h"
@@ -28,13 +29,6 @@ struct sup_sampler {
     mongoc_collection_t *queues;
     int64_t max_time_ms;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int ping(sup_sampler_t *self)
 {
@@ -109,7 +103,7 @@ static void sample(sup_sampler_t *self)
         "pending", "processing", "paused"};
     int64_t counts[SUP_METRICS_Q_NSTATUSES], created = -1, checked;
     int up = ping(self), failures = 0, old = -1;
-    checked = mono_ms();
+    checked = dip_time_mono_ms();
     for (int i = 0; i < SUP_METRICS_Q_NSTATUSES; i++) {
         counts[i] = up ? count(self, names[i]) : -1;
         failures += up && counts[i] < 0;
@@ -139,8 +133,7 @@ static void *run(void *arg)
         pthread_mutex_unlock(&self->lock);
         sample(self);
         pthread_mutex_lock(&self->lock);
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += SUP_SAMPLER_EVERY_MS / 1000;
+        ts = dip_time_mono_deadline(SUP_SAMPLER_EVERY_MS);
         while (!self->stop && pthread_cond_timedwait(&self->wake, &self->lock,
                                                      &ts) != ETIMEDOUT)
             ;
@@ -204,8 +197,7 @@ void sup_sampler_destroy(sup_sampler_t **self_p)
         pthread_mutex_lock(&self->lock);
         self->stop = 1;
         pthread_cond_broadcast(&self->wake);
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += 1;
+        ts = dip_time_mono_deadline(1000);
         while (!self->done && pthread_cond_timedwait(&self->wake, &self->lock,
                                                      &ts) != ETIMEDOUT)
             ;

@@ -4,6 +4,7 @@
  * claimable; backs off, resumes from its token, and says each outage once.
  * See sup_watch.h for the contract.
  */
+#include "dip_time.h"
 #include "sup_watch.h"
 #include "dip_log.h"
 #include "dip_mongo_io.h"
@@ -98,13 +99,7 @@ static int pause_ms(sup_watch_t *self, long ms)
 {
     struct timespec until;
     int q;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    until = dip_time_mono_deadline(ms);
     pthread_mutex_lock(&self->mu);
     while (!self->quit &&
            pthread_cond_timedwait(&self->cond, &self->mu, &until) == 0)
