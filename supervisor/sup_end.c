@@ -162,10 +162,21 @@ static int record_event(sup_loop_t *self, sup_slot_t *w, const char *status,
 void sup_end_finish(sup_loop_t *self, sup_slot_t *w, const char *status,
                     const char *error)
 {
-    sup_store_result_t r = {status,       error,         w->notes,
-                            w->lines,     w->not_stored, w->header,
-                            w->dry_run,   w->would_add,  w->new_stages_count,
-                            w->new_stages};
+    /* The counts are the worker's accounting, as its last report left
+     * them: the end counts nothing in the database (sup_store_finish). */
+    sup_store_result_t r = {.status = status,
+                            .error = error,
+                            .notes = w->notes,
+                            .lines = w->lines,
+                            .not_stored = w->not_stored,
+                            .counted = 1,
+                            .added = w->added,
+                            .errors = w->nerrors,
+                            .header = w->header,
+                            .dry_run = w->dry_run,
+                            .would_add = w->would_add,
+                            .new_stages_count = w->new_stages_count,
+                            .new_stages = w->new_stages};
     char err[512];
     int rc = SUP_STORE_EFAIL;
     if (w->lease != SUP_LEASE_HELD && !w->final_written) {
@@ -175,7 +186,7 @@ void sup_end_finish(sup_loop_t *self, sup_slot_t *w, const char *status,
         return;
     }
     /* Line errors still unwritten (database away) must land before the
-     * final counts are taken from the database. */
+     * import log that counts them and quotes the first of them. */
     if (!sup_lease_db_ok(self)) {
         snprintf(err, sizeof(err), "the database is unavailable");
     } else if (sup_end_flush(self, w) != 0 && sup_slot_pending(w)) {
