@@ -67,6 +67,7 @@ int sup_end_flush(sup_loop_t *self, sup_slot_t *w)
         w->dirty = 0;
         w->header_dirty = 0;
         w->flush_failed = 0;
+        sup_retry_ok(&w->flush_retry);
         /* Everything received before this write is stored now. */
         w->acked_bytes = received;
         sup_inbox_send_ack(self, w);
@@ -85,6 +86,11 @@ int sup_end_flush(sup_loop_t *self, sup_slot_t *w)
     sup_lease_db_failed(self);
     dip_log(DIP_LOG_WARNING, w->qid_hex, "%s (will retry)", err);
     w->flush_failed = 1;
+    /* Retried at the slot timers' pace (SUP_SLOT_FLUSH_MS, and no call at
+     * all while the database gate is shut): a write that must keep up
+     * with the worker's window; counted and reported after a run. */
+    sup_lease_step_failed(self, &w->flush_retry, w->qid_hex, "writing progress",
+                          err);
     return -1;
 }
 
@@ -118,6 +124,14 @@ static void end_later(sup_loop_t *self, sup_slot_t *w, const char *status,
     dip_log(DIP_LOG_ERR, w->qid_hex,
             "cannot %s '%s' yet: %s (try %d; the next in %lld ms)", what,
             status, err, w->end_tries, (long long)r.delay_ms);
+    if (w->end_tries == SUP_RETRY_REPORT_AFTER) {
+        /* The same report as every retried step's (sup_retry). */
+        dip_log(DIP_LOG_ERR, w->qid_hex,
+                "the end ('%s') failed %d times in a row (still retried, "
+                "each try up to %lld ms)",
+                status, w->end_tries, (long long)r.bound_ms);
+        sup_metrics_step_escalated(self->metrics);
+    }
 }
 
 /* A fenced end matched nothing: nothing was written, the import is

@@ -52,6 +52,7 @@ typedef struct {
 /* Everything a render needs, copied out under the lock. */
 typedef struct {
     uint64_t claims, claim_failures, renewals, renewal_failures;
+    uint64_t step_escalations;
     uint64_t rows_added, line_errors, bytes, round_trips;
     uint64_t exits[SUP_METRICS_EXIT_NCAUSES];
     uint64_t ended[NENDED], released[NRELEASED];
@@ -128,6 +129,15 @@ void sup_metrics_claim(sup_metrics_t *self, int rc)
         self->f.claims++;
     else
         self->f.claim_failures++;
+    pthread_mutex_unlock(&self->lock);
+}
+
+void sup_metrics_step_escalated(sup_metrics_t *self)
+{
+    if (self == NULL)
+        return;
+    pthread_mutex_lock(&self->lock);
+    self->f.step_escalations++;
     pthread_mutex_unlock(&self->lock);
 }
 
@@ -387,6 +397,9 @@ char *sup_metrics_render(sup_metrics_t *self, int64_t now_ms)
             f.renewals);
     counter(o, "dealimport_lease_renewal_failures_total",
             "Lease renewal rounds that failed.", f.renewal_failures);
+    counter(o, "dealimport_db_step_escalations_total",
+            "Retried database steps that failed five times in a row.",
+            f.step_escalations);
 
     header(o, "dealimport_workers_running", "gauge",
            "Worker processes running now.");
