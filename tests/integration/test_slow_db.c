@@ -147,10 +147,11 @@ static int assert_ops_bounded(void)
 
 static bson_oid_t account;
 
-static it_gen_t *start_import(const char *key, unsigned seed,
-                              bson_oid_t *pipeline, bson_oid_t *qid)
+static it_gen_t *start_import_rows(const char *key, uint64_t rows,
+                                   unsigned seed, bson_oid_t *pipeline,
+                                   bson_oid_t *qid)
 {
-    it_gen_t *gen = it_gen_new(ROWS, seed, 10, 0);
+    it_gen_t *gen = it_gen_new(rows, seed, 10, 0);
     bson_oid_t user;
     char path[256];
     assert_non_null(gen);
@@ -163,6 +164,12 @@ static it_gen_t *start_import(const char *key, unsigned seed,
     unlink(path);
     it_enqueue(&env, key, &account, &user, pipeline, it_gen_mappings(), qid);
     return gen;
+}
+
+static it_gen_t *start_import(const char *key, unsigned seed,
+                              bson_oid_t *pipeline, bson_oid_t *qid)
+{
+    return start_import_rows(key, ROWS, seed, pipeline, qid);
 }
 
 /* Waits until the import's progress reached at_least lines. */
@@ -236,6 +243,8 @@ static void assert_completed(const bson_oid_t *qid, const bson_oid_t *pipeline,
     for (int i = 0; i < 600 && it_count(&env, "csv_imports", filter) != 1; i++)
         usleep(100000);
     assert_int_equal(it_count(&env, "csv_imports", filter), 1);
+    /* No query of the service was refused for want of an index. */
+    assert_int_equal(it_log_count(log, "notablescan"), 0);
 }
 
 static const char *const env5[] = {
@@ -340,12 +349,76 @@ static void test_supervisor_killed(void **state)
     it_gen_destroy(&gen);
 }
 
+/* The default lease, 100,000 rows, no fault: completed, and its end
+ * written within one lease of the last deal (the newest deal's ObjectId,
+ * made by the worker when it built the deal, against csv_imports'
+ * finished_at, both seconds of the wall clock). */
+static void test_default_lease_big(void **state)
+{
+    bson_oid_t pipeline, qid;
+    it_gen_t *gen;
+    char log[256], hex[25];
+    pid_t sup;
+    bson_t *f, *o;
+    const bson_t *doc;
+    mongoc_collection_t *c;
+    mongoc_cursor_t *cur;
+    int64_t last_deal_s = -1, finished_s = -1;
+    static const char *const env_default[] = {"DEALIMPORT_POLL_MS=500", NULL};
+    (void)state;
+    log_path(log, sizeof(log), "big");
+    gen = start_import_rows("imports/deals/slowdb/big.csv", 100000, 5353u,
+                            &pipeline, &qid);
+    slow_on();
+    sup = it_supervisor_start(&env, env_default, log);
+    assert_true(sup > 0);
+    assert_completed(&qid, &pipeline, gen, 600000, log);
+    bson_oid_to_string(&qid, hex);
+    c = it_coll(&env, "deals");
+    f = BCON_NEW("account_id", BCON_OID(&account), "import.queue_id",
+                 BCON_OID(&qid), "import", "{", "$exists", BCON_BOOL(true),
+                 "}");
+    o = BCON_NEW("sort", "{", "_id", BCON_INT32(-1), "}", "limit",
+                 BCON_INT64(1));
+    cur = mongoc_collection_find_with_opts(c, f, o, NULL);
+    if (mongoc_cursor_next(cur, &doc)) {
+        bson_oid_t id;
+        if (dip_bson_get_oid(doc, "_id", &id) == 0)
+            last_deal_s = (int64_t)bson_oid_get_time_t(&id);
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(f);
+    bson_destroy(o);
+    mongoc_collection_destroy(c);
+    c = it_coll(&env, "csv_imports");
+    f = BCON_NEW("queue_id", BCON_OID(&qid));
+    cur = mongoc_collection_find_with_opts(c, f, NULL, NULL);
+    if (mongoc_cursor_next(cur, &doc)) {
+        bson_iter_t it;
+        if (bson_iter_init_find(&it, doc, "finished_at") &&
+            BSON_ITER_HOLDS_DATE_TIME(&it))
+            finished_s = bson_iter_date_time(&it) / 1000;
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(f);
+    mongoc_collection_destroy(c);
+    fprintf(stderr,
+            "import %s: last deal at %lld s, csv_imports finished at "
+            "%lld s\n",
+            hex, (long long)last_deal_s, (long long)finished_s);
+    assert_true(last_deal_s > 0 && finished_s > 0);
+    assert_true(finished_s - last_deal_s <= 60); /* the default lease */
+    assert_int_equal(WEXITSTATUS(it_process_stop(sup, SIGTERM, 30000)), 0);
+    it_gen_destroy(&gen);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_worker_segv, teardown_each),
         cmocka_unit_test_teardown(test_supervisor_killed, teardown_each),
         cmocka_unit_test_teardown(test_db_frozen_twice, teardown_each),
+        cmocka_unit_test_teardown(test_default_lease_big, teardown_each),
     };
     int rc = it_env_init(&env, "slow_db");
     if (rc)
