@@ -337,15 +337,23 @@ static void slow_database(double secs)
  * ends count nothing, so they still land. */
 static void slow_mode(int scan_us)
 {
-    bson_t *cmd = BCON_NEW("devSlow", "{", "scan_us", BCON_INT32(scan_us), "}");
-    bson_t reply;
     bson_error_t error;
     note("slow mode: scan_us=%d", scan_us);
-    if (!mongoc_client_command_simple(env.client, "admin", cmd, NULL, &reply,
-                                      &error))
-        violation("devSlow failed: %s", error.message);
-    bson_destroy(&reply);
-    bson_destroy(cmd);
+    /* The admin command meets the chaos too (a storm, a step-down): tried
+     * again for up to 30 s, a violation only if it never lands. */
+    for (int tries = 0; tries < 60; tries++) {
+        bson_t *cmd =
+            BCON_NEW("devSlow", "{", "scan_us", BCON_INT32(scan_us), "}");
+        bson_t reply;
+        bool ok = mongoc_client_command_simple(env.client, "admin", cmd, NULL,
+                                               &reply, &error);
+        bson_destroy(&reply);
+        bson_destroy(cmd);
+        if (ok)
+            return;
+        usleep(500000);
+    }
+    violation("devSlow failed: %s", error.message);
 }
 
 /* A running supervisor with a live worker (picked at random), or -1. */
