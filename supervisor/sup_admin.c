@@ -23,6 +23,19 @@ struct sup_admin {
     char owner[300];
 };
 
+/* Every read carries maxTimeMS below the client's socket timeout
+ * (dip_mongo_max_time_ms): the server stops a query the client gave up
+ * on. The cursor keeps its own copy of the options. */
+static mongoc_cursor_t *find(sup_admin_t *self, mongoc_collection_t *coll,
+                             const bson_t *filter, const bson_t *opts)
+{
+    bson_t *o = dip_mongo_read_opts(self->client, opts);
+    mongoc_cursor_t *c =
+        mongoc_collection_find_with_opts(coll, filter, o, NULL);
+    bson_destroy(o);
+    return c;
+}
+
 static const char *const all_statuses[] = {
     "pending", "processing", "paused", "completed", "failed", "cancelled",
 };
@@ -223,7 +236,7 @@ static json_t *csv_import(sup_admin_t *self, const bson_t *doc)
     dip_bson_append_id_match(filter, "queue_id", &qid);
     opts = BCON_NEW("limit", BCON_INT64(1), "projection", "{", "logs",
                     BCON_INT32(0), "}");
-    c = mongoc_collection_find_with_opts(self->imports, filter, opts, NULL);
+    c = find(self, self->imports, filter, opts);
     if (mongoc_cursor_next(c, &ci)) {
         json_decref(o);
         o = json_object();
@@ -308,8 +321,7 @@ int sup_admin_get(sup_admin_t *self, const char *id, bson_t *out, char *err,
 {
     bson_t *filter = by_id(id);
     bson_t *opts = BCON_NEW("limit", BCON_INT64(1));
-    mongoc_cursor_t *c =
-        mongoc_collection_find_with_opts(self->queues, filter, opts, NULL);
+    mongoc_cursor_t *c = find(self, self->queues, filter, opts);
     const bson_t *doc;
     bson_error_t error;
     int rc = 0;
@@ -336,8 +348,7 @@ static int count_accounts(sup_admin_t *self, json_t *acc, char *err,
                               BCON_UTF8("processing"));
     bson_t *opts = BCON_NEW("projection", "{", "account_id", BCON_INT32(1), "}",
                             "limit", BCON_INT64(100000));
-    mongoc_cursor_t *c =
-        mongoc_collection_find_with_opts(self->queues, filter, opts, NULL);
+    mongoc_cursor_t *c = find(self, self->queues, filter, opts);
     json_t *by = json_object();
     const bson_t *doc;
     bson_error_t error;
@@ -383,10 +394,12 @@ int sup_admin_counts(sup_admin_t *self, json_t **by_status, json_t **by_account,
          i++) {
         bson_t *filter = BCON_NEW("source", BCON_UTF8("deals"), "status",
                                   BCON_UTF8(all_statuses[i]));
-        bson_t *copts = BCON_NEW("limit", BCON_INT64(SUP_ADMIN_COUNT_CAP));
+        bson_t *limit = BCON_NEW("limit", BCON_INT64(SUP_ADMIN_COUNT_CAP));
+        bson_t *copts = dip_mongo_read_opts(self->client, limit);
         int64_t n = mongoc_collection_count_documents(
             self->queues, filter, copts, NULL, NULL, &error);
         bson_destroy(copts);
+        bson_destroy(limit);
         bson_destroy(filter);
         if (n < 0) {
             snprintf(err, errlen, "counting imports failed: %s", error.message);
@@ -470,7 +483,7 @@ int sup_admin_list(sup_admin_t *self, const char *status, const char *account,
                     BCON_INT32(-1), "}", "limit", BCON_INT64(limit + 1),
                     "projection", "{", "mappings", BCON_INT32(0), "checkpoint",
                     BCON_INT32(0), "}");
-    c = mongoc_collection_find_with_opts(self->queues, &filter, opts, NULL);
+    c = find(self, self->queues, &filter, opts);
     while (mongoc_cursor_next(c, &doc)) {
         json_t *s;
         bson_iter_t it, idit;
@@ -544,6 +557,8 @@ int sup_admin_move(sup_admin_t *self, const char *id, const char *from,
     mongoc_find_and_modify_opts_set_update(opts, update);
     mongoc_find_and_modify_opts_set_flags(opts,
                                           MONGOC_FIND_AND_MODIFY_RETURN_NEW);
+    mongoc_find_and_modify_opts_set_max_time_ms(
+        opts, (uint32_t)dip_mongo_max_time_ms(self->client));
     if (!mongoc_collection_find_and_modify_with_opts(self->queues, query, opts,
                                                      &reply, &error)) {
         snprintf(err, errlen, "changing import '%s' to '%s' failed: %s", id, to,
@@ -611,8 +626,7 @@ int sup_admin_recorded(sup_admin_t *self, sup_admin_request_t *out, size_t cap,
     bson_t *opts =
         BCON_NEW("limit", BCON_INT64((int64_t)cap), "projection", "{", "_id",
                  BCON_INT32(1), "control", BCON_INT32(1), "}");
-    mongoc_cursor_t *c =
-        mongoc_collection_find_with_opts(self->queues, filter, opts, NULL);
+    mongoc_cursor_t *c = find(self, self->queues, filter, opts);
     const bson_t *doc;
     bson_error_t error;
     int n = 0;

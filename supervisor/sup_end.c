@@ -68,6 +68,7 @@ int sup_end_flush(sup_loop_t *self, sup_slot_t *w)
         w->dirty = 0;
         w->header_dirty = 0;
         w->flush_failed = 0;
+        sup_retry_ok(&w->flush_retry);
         /* Everything received before this write is stored now. */
         w->acked_bytes = received;
         sup_inbox_send_ack(self, w);
@@ -86,6 +87,11 @@ int sup_end_flush(sup_loop_t *self, sup_slot_t *w)
     sup_lease_db_failed(self);
     dip_log(DIP_LOG_WARNING, w->qid_hex, "%s (will retry)", err);
     w->flush_failed = 1;
+    /* Retried at the slot timers' pace (SUP_SLOT_FLUSH_MS, and no call at
+     * all while the database gate is shut): a write that must keep up
+     * with the worker's window; counted and reported after a run. */
+    sup_lease_step_failed(self, &w->flush_retry, w->qid_hex, "writing progress",
+                          err);
     return -1;
 }
 
@@ -119,6 +125,14 @@ static void end_later(sup_loop_t *self, sup_slot_t *w, const char *status,
     dip_log(DIP_LOG_ERR, w->qid_hex,
             "cannot %s '%s' yet: %s (try %d; the next in %lld ms)", what,
             status, err, w->end_tries, (long long)r.delay_ms);
+    if (w->end_tries == SUP_RETRY_REPORT_AFTER) {
+        /* The same report as every retried step's (sup_retry). */
+        dip_log(DIP_LOG_ERR, w->qid_hex,
+                "the end ('%s') failed %d times in a row (still retried, "
+                "each try up to %lld ms)",
+                status, w->end_tries, (long long)r.bound_ms);
+        sup_metrics_step_escalated(self->metrics);
+    }
 }
 
 /* A fenced end matched nothing: nothing was written, the import is
@@ -175,17 +189,21 @@ static int event_held(const sup_loop_t *self, const sup_slot_t *w,
 void sup_end_finish(sup_loop_t *self, sup_slot_t *w, const char *status,
                     const char *error)
 {
-    sup_store_result_t r = {status,
-                            error,
-                            w->notes,
-                            w->lines,
-                            w->not_stored,
-                            w->header,
-                            w->dry_run,
-                            w->would_add,
-                            w->new_stages_count,
-                            w->new_stages,
-                            0};
+    /* The counts are the worker's accounting, as its last report left
+     * them: the end counts nothing in the database (sup_store_finish). */
+    sup_store_result_t r = {.status = status,
+                            .error = error,
+                            .notes = w->notes,
+                            .lines = w->lines,
+                            .not_stored = w->not_stored,
+                            .counted = 1,
+                            .added = w->added,
+                            .errors = w->nerrors,
+                            .header = w->header,
+                            .dry_run = w->dry_run,
+                            .would_add = w->would_add,
+                            .new_stages_count = w->new_stages_count,
+                            .new_stages = w->new_stages};
     sup_followup_facts_t ff = {
         .total_errors = w->nerrors + w->not_stored,
         .has_source = dip_bson_get_str(w->doc, "csv.0.key") != NULL,
@@ -202,7 +220,7 @@ void sup_end_finish(sup_loop_t *self, sup_slot_t *w, const char *status,
         return;
     }
     /* Line errors still unwritten (database away) must land before the
-     * final counts are taken from the database. */
+     * import log that counts them and quotes the first of them. */
     if (!sup_lease_db_ok(self)) {
         snprintf(err, sizeof(err), "the database is unavailable");
     } else if (sup_end_flush(self, w) != 0 && sup_slot_pending(w)) {

@@ -9,6 +9,7 @@
 #include "dip_event.h"
 #include "dip_jwt.h"
 #include "dip_log.h"
+#include "dip_mongo_io.h"
 #include "dip_text.h"
 
 #include <stdio.h>
@@ -316,6 +317,8 @@ static int claim_one(sup_event_t *self, int64_t now_ms, bson_t *out)
     mongoc_find_and_modify_opts_set_update(opts, &update);
     mongoc_find_and_modify_opts_set_flags(opts,
                                           MONGOC_FIND_AND_MODIFY_RETURN_NEW);
+    mongoc_find_and_modify_opts_set_max_time_ms(
+        opts, (uint32_t)dip_mongo_max_time_ms(self->client));
     bson_init(out);
     if (!mongoc_collection_find_and_modify_with_opts(self->coll, &query, opts,
                                                      &reply, &e)) {

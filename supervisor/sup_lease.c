@@ -14,6 +14,8 @@
 #include "dip_time.h"
 
 #include <signal.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 /* ---- the rules -------------------------------------------------------- */
 
@@ -130,6 +132,24 @@ void sup_lease_db_failed(sup_loop_t *self)
     sup_lease_margins_t m;
     sup_lease_margins(sup_lease_ms(self), &m);
     self->db_pause_until_ms = dip_time_mono_ms() + m.db_pause_ms;
+}
+
+void sup_lease_step_failed(sup_loop_t *self, sup_retry_t *r,
+                           const char *qid_hex, const char *step,
+                           const char *err)
+{
+    uint32_t random;
+    if (getrandom(&random, sizeof(random), GRND_NONBLOCK) !=
+        (ssize_t)sizeof(random))
+        random = (uint32_t)self->now ^ (uint32_t)getpid();
+    if (!sup_retry_failed(r, self->now, self->call_ms, random))
+        return;
+    dip_log(DIP_LOG_ERR, qid_hex,
+            "%s failed %d times in a row, the last: %s (still retried, the "
+            "next in %lld ms, each try up to %lld ms)",
+            step, r->fails, err, (long long)(r->due_ms - self->now),
+            (long long)r->bound_ms);
+    sup_metrics_step_escalated(self->metrics);
 }
 
 /* Each slot's lease, before anything else in each turn of the loop: the

@@ -419,11 +419,19 @@ static void tick(sup_loop_t *self)
          * the next waits (db_ok), so a frozen database delays a signal by
          * one call at most. */
         sup_claim_run(self);
-        if (sup_lease_db_ok(self)) {
+        /* The steps below back off on their own after a failure
+         * (sup_retry): a failing one is not asked again at every poll, and
+         * a run of failures is reported once. */
+        if (sup_lease_db_ok(self) &&
+            sup_retry_due(&self->repair_retry, self->now)) {
             char rerr[512];
             if (sup_store_repair_log(self->store, rerr, sizeof(rerr)) < 0) {
                 dip_log(DIP_LOG_WARNING, NULL, "%s", rerr);
                 sup_lease_db_failed(self);
+                sup_lease_step_failed(self, &self->repair_retry, NULL,
+                                      "repairing import logs", rerr);
+            } else {
+                sup_retry_ok(&self->repair_retry);
             }
         }
         self->next_claim_ms = self->now + self->cfg.poll_ms;
@@ -605,8 +613,16 @@ int sup_loop_run(sup_loop_t *self)
         /* Follow-ups at the poll's pace, or at once when an end has some
          * (sup_followups_poke) or a child ended. */
         if (!self->stopping && sup_lease_db_ok(self) &&
-            sup_followups_tick(self->followups, self->now) < 0)
-            sup_lease_db_failed(self);
+            sup_retry_due(&self->followup_retry, self->now)) {
+            if (sup_followups_tick(self->followups, self->now) < 0) {
+                sup_lease_db_failed(self);
+                sup_lease_step_failed(self, &self->followup_retry, NULL,
+                                      "claiming follow-ups",
+                                      "the database did not answer");
+            } else {
+                sup_retry_ok(&self->followup_retry);
+            }
+        }
         /* Deliveries move on whether or not their sockets woke us. */
         if (crm_on && sup_event_run(self->crm, dip_bson_now_ms()) < 0)
             sup_lease_db_failed(self);

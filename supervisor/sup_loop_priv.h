@@ -44,6 +44,7 @@
 #include "sup_metrics.h"
 #include "sup_notify.h"
 #include "sup_renew.h"
+#include "sup_retry.h"
 #include "sup_slot.h"
 #include "sup_spawn.h"
 #include "sup_store.h"
@@ -140,7 +141,8 @@ typedef struct sup_slot {
     bson_t *header;     /* from start: array of strings */
     int header_dirty;   /* not yet written */
     int dirty;
-    int flush_failed; /* the last write failed: wait SUP_SLOT_FLUSH_MS */
+    int flush_failed;        /* the last write failed: wait SUP_SLOT_FLUSH_MS */
+    sup_retry_t flush_retry; /* progress writes failed in a row */
     /* the current run: whether its hello proved the spawn secret, and flow
      * control (dip_msg.h) */
     int hello_ok;
@@ -201,6 +203,9 @@ struct sup_loop {
     /* No database call before this (after a failed one), so that a
      * database that is away costs one timeout, not one per call. */
     int64_t db_pause_until_ms;
+    /* The poll's own retried steps (sup_retry): each waits out its
+     * backoff after a failure and is reported after a run of them. */
+    sup_retry_t followup_retry, repair_retry;
     int64_t call_ms; /* the longest a database call can block */
     uint64_t watchdog_usec;
     long finished, failed;
@@ -265,6 +270,12 @@ int64_t sup_lease_renew_every(const sup_loop_t *self);
 int sup_lease_db_ok(sup_loop_t *self);
 /* A database call failed: pause them all for a while. */
 void sup_lease_db_failed(sup_loop_t *self);
+/* A retried step (its state r) failed with err: backs it off, and at the
+ * run of failures sup_retry reports, logs once with the import (qid_hex,
+ * NULL for none) and the step, and counts it in the metrics. */
+void sup_lease_step_failed(sup_loop_t *self, sup_retry_t *r,
+                           const char *qid_hex, const char *step,
+                           const char *err);
 /* Reads the lease keeper's news and acts on leases about to run out;
  * makes no database call. First in each turn of the loop. */
 void sup_lease_watch(sup_loop_t *self);

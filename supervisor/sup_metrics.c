@@ -257,6 +257,15 @@ void sup_metrics_import_released(sup_metrics_t *self, const char *status)
     pthread_mutex_unlock(&self->lock);
 }
 
+void sup_metrics_step_escalated(sup_metrics_t *self)
+{
+    if (self == NULL)
+        return;
+    pthread_mutex_lock(&self->lock);
+    self->f.step_escalations++;
+    pthread_mutex_unlock(&self->lock);
+}
+
 void sup_metrics_oldest_pending(sup_metrics_t *self, int64_t created_ms)
 {
     if (self == NULL)

@@ -117,6 +117,9 @@ void sup_metrics_import_ended(sup_metrics_t *self, const char *status,
                               int64_t duration_ms, int64_t lines);
 /* An import was handed back unfinished as status (pending, paused). */
 void sup_metrics_import_released(sup_metrics_t *self, const char *status);
+/* A retried database step failed SUP_RETRY_REPORT_AFTER times in a row
+ * (sup_retry): counted once per such run of failures. */
+void sup_metrics_step_escalated(sup_metrics_t *self);
 /* The creation time (epoch ms) of the oldest pending import, or -1 when
  * none is pending; its age is computed at each render. */
 void sup_metrics_oldest_pending(sup_metrics_t *self, int64_t created_ms);

@@ -44,6 +44,7 @@ typedef enum {
 /* Everything a render needs, copied out under the lock. */
 typedef struct {
     uint64_t claims, claim_failures, renewals, renewal_failures;
+    uint64_t step_escalations;
     uint64_t rows_added, line_errors, bytes, round_trips;
     uint64_t exits[SUP_METRICS_EXIT_NCAUSES];
     uint64_t ended[SUP_METRICS_NENDED], released[SUP_METRICS_NRELEASED];

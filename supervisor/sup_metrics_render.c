@@ -187,6 +187,9 @@ char *sup_metrics_render(sup_metrics_t *self, int64_t now_ms)
              "Imports handed back unfinished, by the status they got.",
              "status", sup_metrics_released_names, f.released,
              SUP_METRICS_NRELEASED);
+    counter(o, "dealimport_db_step_escalations_total",
+            "Retried database steps that failed five times in a row.",
+            f.step_escalations);
     counter(o, "dealimport_rows_added_total",
             "Deals the workers added to the database.", f.rows_added);
     counter(o, "dealimport_line_errors_total",

@@ -188,9 +188,67 @@ static int index_slots(sup_store_t *self, char *err, size_t errlen)
     return rc;
 }
 
+/* An index on coll named name over keys (taken), holding only the
+ * documents partial (taken) matches. */
+static int index_partial(mongoc_collection_t *coll, const char *name,
+                         bson_t *keys, bson_t *partial, char *err,
+                         size_t errlen)
+{
+    bson_t *cmd;
+    bson_error_t error;
+    bson_t reply;
+    int rc = SUP_STORE_OK;
+    cmd = BCON_NEW("createIndexes", BCON_UTF8(mongoc_collection_get_name(coll)),
+                   "indexes", "[", "{", "key", BCON_DOCUMENT(keys), "name",
+                   BCON_UTF8(name), "partialFilterExpression",
+                   BCON_DOCUMENT(partial), "}", "]");
+    if (!mongoc_collection_write_command_with_opts(coll, cmd, NULL, &reply,
+                                                   &error)) {
+        snprintf(err, errlen, "cannot create index '%s': %s", name,
+                 error.message);
+        rc = SUP_STORE_EFAIL;
+    }
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+    bson_destroy(keys);
+    bson_destroy(partial);
+    return rc;
+}
+
+/* The indexes of the loop's recurring queries (docs/scaling.md), each
+ * query at every poll or renewal, none of which may scan its collection
+ * (a `queues` of millions of finished imports; mongod's notablescan
+ * refuses them). New names of the service's own; the CRM's indexes are
+ * left as they are. Partial where the query names the filter's field, so
+ * the index holds only the documents still to be acted on. */
+static int index_recurring(sup_store_t *self, char *err, size_t errlen)
+{
+    /* sup_store_repair_log, every poll: ends whose import log is not
+     * written yet; the mark is unset once it is. */
+    if (index_partial(self->queues, "log_pending_finished",
+                      BCON_NEW("finished_at", BCON_INT32(1)),
+                      BCON_NEW("log_pending", BCON_BOOL(true)), err, errlen) ||
+        /* sup_admin_recorded, every renewal: operators' requests on the
+         * imports this supervisor holds. */
+        index_partial(
+            self->queues, "claimed_by_control",
+            BCON_NEW("claimed_by", BCON_INT32(1), "status", BCON_INT32(1)),
+            BCON_NEW("control", "{", "$exists", BCON_BOOL(true), "}"), err,
+            errlen) ||
+        /* sup_followup_claim, every poll: ends whose follow-ups are not
+         * done (followups_done_at missing is the index's null key). */
+        index_one(self->imports, "followups_pending",
+                  BCON_NEW("followups_done_at", BCON_INT32(1), "finished_at",
+                           BCON_INT32(1)),
+                  0, err, errlen))
+        return SUP_STORE_EFAIL;
+    return SUP_STORE_OK;
+}
+
 int sup_store_ensure_indexes(sup_store_t *self, char *err, size_t errlen)
 {
-    if (index_one(self->errors, "queue_line",
+    if (index_recurring(self, err, errlen) ||
+        index_one(self->errors, "queue_line",
                   BCON_NEW("queue_id", BCON_INT32(1), "line", BCON_INT32(1)), 1,
                   err, errlen) ||
         index_one(self->imports, "queue_id",

@@ -29,11 +29,18 @@ enum {
 
 /* Final figures and words of an import, for sup_store_finish. */
 typedef struct sup_store_result {
-    const char *status;   /* completed | failed | cancelled */
-    const char *error;    /* sentence, or NULL */
-    const bson_t *notes;  /* array of strings, or NULL; borrowed */
-    int64_t lines;        /* data lines read */
-    int64_t not_stored;   /* line errors counted past the per-import cap */
+    const char *status;  /* completed | failed | cancelled */
+    const char *error;   /* sentence, or NULL */
+    const bson_t *notes; /* array of strings, or NULL; borrowed */
+    int64_t lines;       /* data lines read */
+    int64_t not_stored;  /* line errors counted past the per-import cap */
+    /* The worker's own accounting (its last batch report, carried through
+     * resumes by its checkpoint): deals written, a duplicate of the import's
+     * own line counted once as written; line errors, those past the cap
+     * included. counted 0: the caller does not know them, and the queue
+     * document's progress (written with each checkpoint) is taken. */
+    int counted;
+    int64_t added, errors;
     const bson_t *header; /* array of strings, or NULL; borrowed */
     /* a dry run's verdict, from its done (a dry run is also known by the
      * queue document's `dry_run`; would_add then comes from the checkpoint
@@ -132,9 +139,10 @@ int sup_store_progress(sup_store_t *self, const bson_value_t *qid,
                        const bson_t *checkpoint, const bson_t *header,
                        char *err, size_t errlen);
 
-/* Ends an import: counts its deals and error lines in the database, sets
- * the queue document's final status fenced by owner and epoch, and only
- * then writes csv_imports (total_errors = stored + errors_not_stored, and
+/* Ends an import: sets the queue document's final status and counts (from
+ * result's accounting, or its progress) fenced by owner and epoch, and only
+ * then writes csv_imports (the same counts: total_errors = errors_stored +
+ * errors_not_stored, and
  * the header; keyed by the import, so a repeat changes nothing), with
  * `dry_run`, and for a dry run its verdict: would_add and new_stages {count,
  * names}.
@@ -149,7 +157,8 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
 /* Writes csv_imports for one ended import whose queue document is final
  * but whose import log never landed (its supervisor died between the two
  * writes; the final status marked it log_pending), claimed by a lease so
- * one supervisor does it. 1 when one was repaired, 0 when none waits,
+ * one supervisor does it, with the counts the final status stored in
+ * progress (nothing is counted). 1 when one was repaired, 0 when none waits,
  * negative on a database error. */
 int sup_store_repair_log(sup_store_t *self, char *err, size_t errlen);
 

@@ -80,8 +80,9 @@ static int group(sup_store_t *self, bson_t *pipeline,
                  void (*fn)(void *arg, const bson_t *doc), void *arg, char *err,
                  size_t errlen)
 {
+    bson_t *opts = dip_mongo_read_opts(self->client, NULL);
     mongoc_cursor_t *c = mongoc_collection_aggregate(
-        self->queues, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
+        self->queues, MONGOC_QUERY_NONE, pipeline, opts, NULL);
     const bson_t *doc;
     bson_error_t error;
     int rc = 0;
@@ -93,6 +94,7 @@ static int group(sup_store_t *self, bson_t *pipeline,
         rc = SUP_STORE_EFAIL;
     }
     mongoc_cursor_destroy(c);
+    bson_destroy(opts);
     return rc;
 }
 
@@ -203,6 +205,8 @@ static int claim_in_account(sup_store_t *self, const bson_value_t *account,
         mongoc_find_and_modify_opts_set_update(opts, update);
         mongoc_find_and_modify_opts_set_flags(
             opts, MONGOC_FIND_AND_MODIFY_RETURN_NEW);
+        mongoc_find_and_modify_opts_set_max_time_ms(
+            opts, (uint32_t)dip_mongo_max_time_ms(self->client));
         if (!mongoc_collection_find_and_modify_with_opts(
                 self->queues, &query, opts, &reply, &error)) {
             /* 11000: this slot of the account is held by a running

@@ -1,9 +1,16 @@
 /*
  * sup_store_finish: the final write of an import and the repair of one
- * whose import log never landed. Final counts are counted from the database
- * itself (deals and csv_import_errors of the import), so csv_imports always
- * agrees with what is stored, whatever crashes and resumes happened on the
- * way.
+ * whose import log never landed. The final counts are the worker's exact
+ * accounting, never a count of the database: a count grows with the import
+ * and, on a slow server, outlasts any fixed bound (class 1), so an end that
+ * waited for it would never land. The accounting is exact through crashes,
+ * resumes and takeovers: a resumed worker starts from its checkpoint's
+ * totals (stored with the progress they belong to, in one write), and a
+ * deal it writes again meets its earlier copy in the unique index
+ * (account_id, import.queue_id, import.line): that duplicate is counted as
+ * written, once, since the checkpoint's totals did not count it. Line
+ * errors likewise: the unique (queue_id, line) index keeps one of each,
+ * and the totals restart from the checkpoint's.
  */
 #include "sup_store_priv.h"
 #include "sup_followup.h"
@@ -18,36 +25,6 @@
  * csv_import_errors). */
 #define LOGS_KEEP 100
 
-static int64_t count(mongoc_collection_t *coll, const char *key,
-                     const bson_value_t *qid, bson_error_t *error)
-{
-    bson_t *filter = bson_new();
-    BSON_APPEND_VALUE(filter, key, qid);
-    int64_t n = mongoc_collection_count_documents(coll, filter, NULL, NULL,
-                                                  NULL, error);
-    bson_destroy(filter);
-    return n;
-}
-
-/* The import's deals. With the account (as the worker writes it, an
- * ObjectId) the count runs on the prefix of the deals' unique index and,
- * on a sharded deals collection, on the account's shard only. */
-static int64_t count_deals(sup_store_t *self, const bson_t *queue_doc,
-                           const bson_value_t *qid, bson_error_t *error)
-{
-    bson_oid_t account;
-    bson_t *filter = bson_new();
-    int64_t n;
-    /* The account first: the deals index leads with it. */
-    if (dip_bson_get_oid(queue_doc, "account_id", &account) == 0)
-        BSON_APPEND_OID(filter, "account_id", &account);
-    BSON_APPEND_VALUE(filter, "import.queue_id", qid);
-    n = mongoc_collection_count_documents(self->deals, filter, NULL, NULL, NULL,
-                                          error);
-    bson_destroy(filter);
-    return n;
-}
-
 /* The first errors by line, for csv_imports.logs. */
 static void append_logs(sup_store_t *self, const bson_value_t *qid, bson_t *set)
 {
@@ -61,6 +38,9 @@ static void append_logs(sup_store_t *self, const bson_value_t *qid, bson_t *set)
     bson_t arr;
     int i = 0;
     BSON_APPEND_VALUE(filter, "queue_id", qid);
+    /* Bounded by the server too (class 2); an answer cut short only
+     * shortens the excerpt, all errors stay in csv_import_errors. */
+    BSON_APPEND_INT64(opts, "maxTimeMS", dip_mongo_max_time_ms(self->client));
     c = mongoc_collection_find_with_opts(self->errors, filter, opts, NULL);
     BSON_APPEND_ARRAY_BEGIN(set, "logs", &arr);
     while (mongoc_cursor_next(c, &doc)) {
@@ -158,7 +138,7 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
                      const sup_store_result_t *r, char *err, size_t errlen)
 {
     bson_error_t error;
-    int64_t added, nerrors, not_stored, now = dip_bson_now_ms();
+    int64_t added, errors, nerrors, not_stored, now = dip_bson_now_ms();
     bson_t *filter = NULL, *update = NULL, set, soi, notes;
     const bson_value_t *qid;
     const char *name;
@@ -170,22 +150,27 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
         return SUP_STORE_EFAIL;
     }
     qid = bson_iter_value(&it);
-    added = count_deals(self, queue_doc, qid, &error);
-    nerrors = added < 0 ? -1 : count(self->errors, "queue_id", qid, &error);
-    if (added < 0 || nerrors < 0) {
-        snprintf(err, errlen,
-                 "counting the import's results failed (a count may take "
-                 "the driver's socketTimeoutMS, a quarter of the lease unless "
-                 "the URI sets it): %s",
-                 error.message);
-        return SUP_STORE_EFAIL;
+    /* The counts: the worker's, or those its last checkpoint stored. */
+    if (r->counted) {
+        added = r->added;
+        errors = r->errors;
+    } else {
+        added = dip_bson_get_int(queue_doc, "progress.added", 0);
+        errors = dip_bson_get_int(queue_doc, "progress.errors", 0);
     }
+    not_stored = dip_bson_get_int(queue_doc, "checkpoint.errors_not_stored", 0);
+    if (dip_bson_get_int(queue_doc, "progress.errors_not_stored", 0) >
+        not_stored)
+        not_stored =
+            dip_bson_get_int(queue_doc, "progress.errors_not_stored", 0);
+    if (r->not_stored > not_stored)
+        not_stored = r->not_stored;
+    if (errors < not_stored)
+        errors = not_stored;
+    nerrors = errors - not_stored;
 
     /* The queue document first, fenced: a supervisor whose claim is gone
      * stops here, before it touches the import log. */
-    not_stored = dip_bson_get_int(queue_doc, "checkpoint.errors_not_stored", 0);
-    if (r->not_stored > not_stored)
-        not_stored = r->not_stored;
     rc = finish_queue(self, qid, epoch, r, added, nerrors, not_stored, now, err,
                       errlen);
     if (rc != SUP_STORE_OK)
@@ -299,6 +284,8 @@ int sup_store_repair_log(sup_store_t *self, char *err, size_t errlen)
     mongoc_find_and_modify_opts_set_update(opts, update);
     mongoc_find_and_modify_opts_set_flags(opts,
                                           MONGOC_FIND_AND_MODIFY_RETURN_NEW);
+    mongoc_find_and_modify_opts_set_max_time_ms(
+        opts, (uint32_t)dip_mongo_max_time_ms(self->client));
     if (!mongoc_collection_find_and_modify_with_opts(self->queues, query, opts,
                                                      &reply, &error)) {
         snprintf(err, errlen, "looking for unrecorded import ends failed: %s",

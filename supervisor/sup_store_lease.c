@@ -44,7 +44,12 @@ static int mark_lost(sup_store_t *self, sup_store_held_t *held, size_t n,
     }
     bson_append_array_end(&id, &in);
     bson_append_document_end(&filter, &id);
-    c = mongoc_collection_find_with_opts(self->queues, &filter, opts, NULL);
+    {
+        /* bounded in the server too (class 2) */
+        bson_t *o = dip_mongo_read_opts(self->client, opts);
+        c = mongoc_collection_find_with_opts(self->queues, &filter, o, NULL);
+        bson_destroy(o);
+    }
     while (mongoc_cursor_next(c, &doc)) {
         bson_iter_t it;
         if (!bson_iter_init_find(&it, doc, "_id"))

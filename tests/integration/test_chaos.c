@@ -3,10 +3,11 @@
  * per-account limit while, for about two minutes, random workers and
  * supervisors are SIGKILLed (a killed supervisor is started again) or
  * SIGSTOPped and continued, the database is frozen for longer than a lease,
- * drops its connections and steps its primary down, and the supervisors'
- * change streams are cut (their connections dropped: they resume from
- * their tokens) or their history wiped (286: they start afresh and sweep).
- * All along, from /proc,
+ * runs in slow mode for a fifth of the time (a scan of an import's deals
+ * longer than a call bound), drops its connections and steps its primary
+ * down, and the supervisors' change streams are cut (their connections
+ * dropped: they resume from their tokens) or their history wiped (286: they
+ * start afresh and sweep). All along, from /proc,
  * it checks: never two live workers of one import under one supervisor;
  * two supervisors' workers of one import overlap for less than a lease; no
  * account runs more imports than its limit for a lease or longer (a
@@ -332,6 +333,31 @@ static void slow_database(double secs)
     }
 }
 
+/* The development server's slow mode (devSlow): a price per document and
+ * key examined, as a real server under load (scan_us 0: quick again).
+ * Class 1 (slow, not down): every call succeeds, only late; the imports'
+ * ends count nothing, so they still land. */
+static void slow_mode(int scan_us)
+{
+    bson_error_t error;
+    note("slow mode: scan_us=%d", scan_us);
+    /* The admin command meets the chaos too (a storm, a step-down): tried
+     * again for up to 30 s, a violation only if it never lands. */
+    for (int tries = 0; tries < 60; tries++) {
+        bson_t *cmd =
+            BCON_NEW("devSlow", "{", "scan_us", BCON_INT32(scan_us), "}");
+        bson_t reply;
+        bool ok = mongoc_client_command_simple(env.client, "admin", cmd, NULL,
+                                               &reply, &error);
+        bson_destroy(&reply);
+        bson_destroy(cmd);
+        if (ok)
+            return;
+        usleep(500000);
+    }
+    violation("devSlow failed: %s", error.message);
+}
+
 /* A running supervisor with a live worker (picked at random), or -1. */
 static int busy_sup(void)
 {
@@ -526,7 +552,8 @@ static void test_chaos(void **state)
     double next_action, next_progress = 0, next_check = 0, end;
     /* One of each fault at a fixed point, random ones between. */
     double sup_freeze_at, db_freeze_at, stepdown_at, storm_at;
-    int sup_frozen = 0, db_froze = 0, stepped = 0, stormed = 0;
+    double slow_at, slow_until;
+    int sup_frozen = 0, db_froze = 0, stepped = 0, stormed = 0, slowed = 0;
     (void)state;
 
     t0 = now_s();
@@ -535,6 +562,9 @@ static void test_chaos(void **state)
     db_freeze_at = t0 + 0.35 * duration;
     stepdown_at = t0 + 0.55 * duration;
     storm_at = t0 + 0.75 * duration;
+    /* the slow phase: a scan of 40,000 deals takes 1.6 s or more */
+    slow_at = t0 + 0.45 * duration;
+    slow_until = t0 + 0.65 * duration;
     next_action = t0 + 3;
     note("%d imports of %llu rows, %.0f s of chaos, lease %d s", IMPORTS,
          (unsigned long long)rows, duration, LEASE_S);
@@ -573,6 +603,12 @@ static void test_chaos(void **state)
                 if (i % 5 == 0)
                     check_invariants();
             }
+        } else if (slowed == 0 && now >= slow_at) {
+            slowed = 1;
+            slow_mode(40);
+        } else if (slowed == 1 && now >= slow_until) {
+            slowed = 2;
+            slow_mode(0);
         } else if (now >= next_action) {
             random_action();
             next_action = now + rnd_between(0.3, 1.5);
@@ -580,6 +616,8 @@ static void test_chaos(void **state)
         usleep(20000);
     }
     note("chaos over: calm until every import is final");
+    if (slowed == 1)
+        slow_mode(0);
     resume_due(1);
     if (sups[0] <= 0 || sups[1] <= 0 || sups[2] <= 0)
         for (int i = 0; i < SUPS; i++)
