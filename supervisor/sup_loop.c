@@ -95,6 +95,10 @@ typedef struct worker {
     int dry_run;   /* from done: a dry run's verdict */
     int64_t would_add, new_stages_count;
     bson_t *new_stages; /* array of strings, or NULL */
+    /* from done of an update or upsert: deals updated and unchanged (or
+     * would be, in a dry run) */
+    int has_counts;
+    int64_t updated, unchanged;
     int64_t lines, added, nerrors, not_stored, bytes, bytes_total;
     /* csv_import_errors documents not yet written, built once from each
      * line_error frame; their bytes count in the loop's error buffer */
@@ -825,6 +829,8 @@ static int record_event(sup_loop_t *self, worker_t *w, const char *status,
         return 0;
     BSON_APPEND_UTF8(&details, "status", status);
     BSON_APPEND_INT64(&details, "total_records", w->lines);
+    if (w->has_counts)
+        sup_store_append_counts(w->dry_run, w->updated, w->unchanged, &details);
     if (error)
         BSON_APPEND_UTF8(&details, "error", error);
     rc = sup_event_record(self->crm, w->doc, type, &details, 1, err, errlen);
@@ -837,10 +843,11 @@ static int record_event(sup_loop_t *self, worker_t *w, const char *status,
 static void finish_import(sup_loop_t *self, worker_t *w, const char *status,
                           const char *error)
 {
-    sup_store_result_t r = {status,       error,         w->notes,
-                            w->lines,     w->not_stored, w->header,
-                            w->dry_run,   w->would_add,  w->new_stages_count,
-                            w->new_stages};
+    sup_store_result_t r = {status,        error,         w->notes,
+                            w->lines,      w->not_stored, w->header,
+                            w->dry_run,    w->would_add,  w->new_stages_count,
+                            w->new_stages, w->has_counts, w->updated,
+                            w->unchanged};
     char err[512];
     int rc = SUP_STORE_EFAIL;
     if (w->lease != SUP_LEASE_HELD && !w->final_written) {
@@ -1332,6 +1339,9 @@ static void on_message(sup_loop_t *self, const char *identity, size_t idlen,
         w->new_stages_count = m.new_stages_count;
         bson_destroy(w->new_stages);
         w->new_stages = m.dry_run ? bson_copy(&m.new_stages) : NULL;
+        w->has_counts = m.has_counts;
+        w->updated = m.updated;
+        w->unchanged = m.unchanged;
         break;
     default:
         break;

@@ -41,7 +41,17 @@ typedef struct sup_store_result {
     int64_t would_add;
     int64_t new_stages_count;
     const bson_t *new_stages; /* array of strings, or NULL; borrowed */
+    /* an update or upsert's deals updated and left unchanged, from its
+     * done (has_counts 0: from the checkpoint, when it has them) */
+    int has_counts;
+    int64_t updated, unchanged;
 } sup_store_result_t;
+
+/* Appends an update or upsert's counts as csv_imports and the completion
+ * event name them: total_records_updated and total_records_unchanged, or
+ * for a dry run would_update and would_leave_unchanged. */
+void sup_store_append_counts(int dry_run, int64_t updated, int64_t unchanged,
+                             bson_t *to);
 
 /* owner: "host:pid", written as claimed_by. */
 sup_store_t *sup_store_new(const dip_config_t *cfg, const char *owner,
