@@ -9,6 +9,7 @@
 #include "dip_bson.h"
 #include "dip_log.h"
 #include "dip_mongo_io.h"
+#include "wrk_match.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -287,6 +288,28 @@ int wrk_db_ensure_indexes(wrk_db_t *self, char *err, size_t errlen)
         if (rc != WRK_DB_OK)
             return rc;
     }
+    /* external_id is unique per account where a deal has one (the match
+     * key of updates, wrk_match.h); the CRM's deals without one never
+     * collide. */
+    keys = BCON_NEW("account_id", BCON_INT32(1), "external_id", BCON_INT32(1));
+    partial = BCON_NEW("external_id", "{", "$type", BCON_UTF8("string"), "}");
+    rc = create_index(self, self->deals, WRK_MATCH_EXTERNAL_INDEX, keys,
+                      partial, err, errlen);
+    bson_destroy(keys);
+    bson_destroy(partial);
+    if (rc == WRK_DB_EFAIL) {
+        /* Deals written by others may already repeat an external_id (or
+         * an index of that name differs): imports that do not match on it
+         * go on; one that does checks for the index itself
+         * (wrk_match_index_ok) and fails. */
+        dip_log(DIP_LOG_WARNING, self->queue_id,
+                "cannot create the unique external_id index, going on "
+                "without it: %s",
+                err);
+        rc = WRK_DB_OK;
+    }
+    if (rc != WRK_DB_OK)
+        return rc;
     keys = BCON_NEW("account_id", BCON_INT32(1), "pipeline_id", BCON_INT32(1),
                     "name", BCON_INT32(1));
     rc =

@@ -197,7 +197,7 @@ int wrk_match_index_ok(const wrk_match_t *m, const bson_t *indexes, char *err,
                        size_t errlen)
 {
     bson_iter_t it;
-    if (m->key != WRK_MATCH_KEY_CUSTOM)
+    if (m->key != WRK_MATCH_KEY_CUSTOM && m->key != WRK_MATCH_KEY_EXTERNAL_ID)
         return 1;
     if (indexes && bson_iter_init(&it, indexes))
         while (bson_iter_next(&it)) {
@@ -210,6 +210,14 @@ int wrk_match_index_ok(const wrk_match_t *m, const bson_t *indexes, char *err,
             if (bson_init_static(&idx, data, len) && index_fits(&idx, m->field))
                 return 1;
         }
+    if (m->key == WRK_MATCH_KEY_EXTERNAL_ID) {
+        snprintf(err, errlen,
+                 "the deals have no unique index on (account_id, "
+                 "external_id), which the service creates unless deals "
+                 "already repeat an external_id: an operator must remove "
+                 "the repeats so that it can be created");
+        return 0;
+    }
     snprintf(err, errlen,
              "the match field '%s' has no unique index, so a key could find "
              "several deals: an operator must create it first, "

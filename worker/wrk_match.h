@@ -70,7 +70,9 @@ int wrk_match_check_mapping(const wrk_match_t *m, const bson_t *mappings,
  * index whose keys are exactly account_id then additional_info.<id>
  * (ascending or descending; partial or not). 0 otherwise, with err the
  * sentence that says which index an operator must create. Keys and match
- * fields other than custom ones: always 1. */
+ * external_id: the same check on account_id then external_id (the index
+ * the service creates, unless deals already repeat a value). deal_id:
+ * always 1. */
 int wrk_match_index_ok(const wrk_match_t *m, const bson_t *indexes, char *err,
                        size_t errlen);
 

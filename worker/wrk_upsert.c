@@ -80,27 +80,20 @@ void wrk_upsert_destroy(wrk_upsert_t **self_p)
 
 int wrk_upsert_prepare(wrk_upsert_t *self, char *err, size_t errlen)
 {
-    bson_t *keys, *partial, indexes;
+    bson_t *keys, indexes;
     int rc = WRK_DB_OK;
     /* A dry run creates nothing, not even an index. */
     if (self->dry)
         goto custom;
-    /* external_id is unique per account where a deal has one; the CRM's
-     * deals without one never collide. */
-    keys = BCON_NEW("account_id", BCON_INT32(1), "external_id", BCON_INT32(1));
-    partial = BCON_NEW("external_id", "{", "$type", BCON_UTF8("string"), "}");
-    rc = wrk_db_unique_index(self->db, "deals", WRK_MATCH_EXTERNAL_INDEX, keys,
-                             partial, err, errlen);
-    bson_destroy(keys);
-    bson_destroy(partial);
-    if (rc != WRK_DB_OK)
-        return rc;
+    /* external_id's index is wrk_db_ensure_indexes', made for every
+     * import. */
     keys = BCON_NEW("queue_id", BCON_INT32(1), "line", BCON_INT32(1));
     rc = wrk_db_unique_index(self->db, WRK_UPSERT_CHANGES,
                              WRK_UPSERT_CHANGES_INDEX, keys, NULL, err, errlen);
     bson_destroy(keys);
 custom:
-    if (rc != WRK_DB_OK || self->m->key != WRK_MATCH_KEY_CUSTOM)
+    if (rc != WRK_DB_OK || (self->m->key != WRK_MATCH_KEY_CUSTOM &&
+                            self->m->key != WRK_MATCH_KEY_EXTERNAL_ID))
         return rc;
     rc = wrk_db_deal_indexes(self->db, &indexes, err, errlen);
     if (rc == WRK_DB_OK && !wrk_match_index_ok(self->m, &indexes, err, errlen))

@@ -58,8 +58,7 @@ static void test_read_table(void **state)
          "'upsert'"},
         {"\"mode\":\"Update\",\"match\":\"deal_id\"", 0, 0, 0, "", 0,
          "is 'Update'"},
-        {"\"mode\":1", 0, 0, 0, "", 0,
-         "'additional_data.mode' is a number"},
+        {"\"mode\":1", 0, 0, 0, "", 0, "'additional_data.mode' is a number"},
         {"\"mode\":\"update\"", 0, 0, 0, "", 0,
          "'additional_data.match' is missing"},
         {"\"mode\":\"upsert\",\"match\":\"name\"", 0, 0, 0, "", 0,
@@ -189,9 +188,23 @@ static void test_custom_index(void **state)
         bson_destroy(arr);
     }
     bson_destroy(q);
-    /* no custom key: nothing to check */
+    /* external_id: the service's own index, checked the same way */
     q = doc_from("{\"additional_data\":{\"mode\":\"upsert\","
                  "\"match\":\"external_id\"}}");
+    assert_int_equal(wrk_match_read(q, &m, err, sizeof(err)), 0);
+    assert_int_equal(wrk_match_index_ok(&m, NULL, err, sizeof(err)), 0);
+    assert_non_null(
+        strstr(err, "no unique index on (account_id, external_id)"));
+    {
+        bson_t *arr = doc_from("{\"0\":{\"key\":{\"account_id\":1,"
+                               "\"external_id\":1},\"unique\":true}}");
+        assert_int_equal(wrk_match_index_ok(&m, arr, err, sizeof(err)), 1);
+        bson_destroy(arr);
+    }
+    bson_destroy(q);
+    /* deal_id: _id is unique, nothing to check */
+    q = doc_from("{\"additional_data\":{\"mode\":\"update\","
+                 "\"match\":\"deal_id\"}}");
     assert_int_equal(wrk_match_read(q, &m, err, sizeof(err)), 0);
     assert_int_equal(wrk_match_index_ok(&m, NULL, err, sizeof(err)), 1);
     bson_destroy(q);
