@@ -45,6 +45,7 @@
 
 #include "dip_bson.h"
 #include "it_check.h"
+#include "it_ctl.h"
 #include "it_env.h"
 
 #define BASE 10000
@@ -365,6 +366,137 @@ static void check_counts(const bson_oid_t *qid, int64_t added, int64_t updated,
     }
 }
 
+/* Every R deal as the first import wrote it, but the conflicts (R00001,
+ * R00002, R00004, R00005, R00007: changed by a user since). */
+static void check_reverted(const bson_oid_t *account,
+                           const bson_oid_t *pipeline)
+{
+    mongoc_collection_t *c = it_coll(&env, "deals");
+    bson_t *f = BCON_NEW("account_id", BCON_OID(account));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, f, NULL, NULL);
+    const bson_t *d;
+    bson_oid_t stages[5];
+    int64_t n = 0, wrong = 0;
+    char name[8];
+    for (int s = 0; s < 5; s++) {
+        snprintf(name, sizeof(name), "s%d", s);
+        stage_of(pipeline, name, &stages[s]);
+    }
+    while (mongoc_cursor_next(cur, &d)) {
+        const char *ref = dip_bson_get_str(d, "external_id");
+        const char *region = dip_bson_get_str(d, "additional_info." CF);
+        bson_iter_t it;
+        bson_oid_t st;
+        char want_region[16];
+        int i;
+        n++;
+        if (ref == NULL || ref[0] != 'R') {
+            wrong++;
+            continue;
+        }
+        i = atoi(ref + 1);
+        if (i == 1 || i == 2 || i == 4 || i == 5 || i == 7)
+            continue;
+        snprintf(want_region, sizeof(want_region), "r%d", i % 7);
+        if (!(bson_iter_init_find(&it, d, "value") &&
+              bson_iter_as_double(&it) == 100 + i && region &&
+              !strcmp(region, want_region) &&
+              dip_bson_get_oid(d, "stage_id", &st) == 0 &&
+              bson_oid_equal(&st, &stages[i % 5])) &&
+            wrong++ < 3)
+            fprintf(stderr, "deal %s is not as before the import\n", ref);
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(f);
+    mongoc_collection_destroy(c);
+    assert_int_equal(wrong, 0);
+    assert_int_equal(n, BASE);
+}
+
+/* A user changes five updated deals; revert --dry-run says what it would
+ * do, revert does it; a run after a crash between its updates and their
+ * marks (the marks taken away) and a second revert change nothing and
+ * report the same totals. */
+static void revert_upsert(const bson_oid_t *account, const bson_oid_t *pipeline,
+                          const bson_oid_t *qid)
+{
+    static const int touched[] = {1, 2, 4, 5, 7};
+    mongoc_collection_t *deals = it_coll(&env, "deals");
+    char id[25], a[25], out[8192], err[4096];
+    const char *dry[] = {"revert", id, "--dry-run", "--json", NULL};
+    const char *real[] = {"revert", id, "--json", NULL};
+    json_t *j;
+    bson_oid_to_string(qid, id);
+    bson_oid_to_string(account, a);
+    for (size_t t = 0; t < 5; t++) {
+        char ref[16];
+        bson_t *f, *u;
+        snprintf(ref, sizeof(ref), "R%05d", touched[t]);
+        f = BCON_NEW("account_id", BCON_OID(account), "external_id",
+                     BCON_UTF8(ref));
+        u = BCON_NEW("$set", "{", "value", BCON_DOUBLE(1.5), "}");
+        assert_true(
+            mongoc_collection_update_one(deals, f, u, NULL, NULL, NULL));
+        bson_destroy(f);
+        bson_destroy(u);
+    }
+    assert_int_equal(it_ctl_run(env.runtime, dry, out, sizeof(out), err,
+                                sizeof(err), 120000),
+                     0);
+    j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(j, "deleted_deals")),
+                     NEW + EMPTY);
+    assert_int_equal(json_integer_value(json_object_get(j, "restored_deals")),
+                     CHANGED - 5);
+    assert_int_equal(json_integer_value(json_object_get(j, "conflicts")), 5);
+    json_decref(j);
+    /* nothing written by the dry run */
+    assert_int_equal(
+        count_fmt("deals", "{\"account_id\":{\"$oid\":\"%s\"}}", a),
+        BASE + NEW + EMPTY);
+
+    for (int run = 0; run < 3; run++) {
+        if (run == 1) {
+            /* a crash after the updates, before their marks */
+            mongoc_collection_t *ch = it_coll(&env, "deal_import_changes");
+            bson_t *f = BCON_NEW("queue_id", BCON_OID(qid));
+            bson_t *u = BCON_NEW("$unset", "{", "revert", BCON_UTF8(""), "}");
+            assert_true(
+                mongoc_collection_update_many(ch, f, u, NULL, NULL, NULL));
+            bson_destroy(f);
+            bson_destroy(u);
+            mongoc_collection_destroy(ch);
+        }
+        assert_int_equal(it_ctl_run(env.runtime, real, out, sizeof(out), err,
+                                    sizeof(err), 300000),
+                         0);
+        j = json_loads(out, 0, NULL);
+        assert_non_null(j);
+        assert_int_equal(
+            json_integer_value(json_object_get(j, "restored_deals")),
+            CHANGED - 5);
+        assert_int_equal(json_integer_value(json_object_get(j, "conflicts")),
+                         5);
+        assert_int_equal(json_array_size(json_object_get(j, "conflict_ids")),
+                         5);
+        if (run == 0)
+            assert_int_equal(
+                json_integer_value(json_object_get(j, "deleted_deals")),
+                NEW + EMPTY);
+        json_decref(j);
+        check_reverted(account, pipeline);
+    }
+    assert_int_equal(count_fmt("csv_imports",
+                               "{\"queue_id\":{\"$oid\":\"%s\"},"
+                               "\"reverted_updates\":%d,\"revert_conflicts\":5,"
+                               "\"revert_conflict_ids.4\":{\"$exists\":true},"
+                               "\"reverted_deals\":%d}",
+                               id, CHANGED - 5, NEW + EMPTY),
+                     1);
+    mongoc_collection_destroy(deals);
+}
+
 static void test_upsert(void **state)
 {
     bson_oid_t account, user, pipeline, qid;
@@ -379,6 +511,7 @@ static void test_upsert(void **state)
     check_upserted(&account, &pipeline, &qid, NEW + EMPTY);
     check_counts(&qid, NEW + EMPTY, CHANGED, BASE - CHANGED, 0);
     check_before_images(&account, &pipeline, &qid);
+    revert_upsert(&account, &pipeline, &qid);
 }
 
 static void test_update(void **state)
