@@ -14,34 +14,6 @@
 #define BATCH 500
 #define CHANGES "deal_import_changes"
 
-static int same_value(const bson_iter_t *a, const bson_iter_t *b)
-{
-    bson_type_t ta = bson_iter_type(a), tb = bson_iter_type(b);
-    int na = ta == BSON_TYPE_DOUBLE || ta == BSON_TYPE_INT32 ||
-             ta == BSON_TYPE_INT64;
-    int nb = tb == BSON_TYPE_DOUBLE || tb == BSON_TYPE_INT32 ||
-             tb == BSON_TYPE_INT64;
-    if (na && nb)
-        return bson_iter_as_double(a) == bson_iter_as_double(b);
-    if (ta != tb)
-        return 0;
-    switch (ta) {
-    case BSON_TYPE_UTF8: {
-        uint32_t la, lb;
-        const char *sa = bson_iter_utf8(a, &la), *sb = bson_iter_utf8(b, &lb);
-        return la == lb && memcmp(sa, sb, la) == 0;
-    }
-    case BSON_TYPE_OID:
-        return bson_oid_equal(bson_iter_oid(a), bson_iter_oid(b));
-    case BSON_TYPE_DATE_TIME:
-        return bson_iter_date_time(a) == bson_iter_date_time(b);
-    case BSON_TYPE_BOOL:
-        return bson_iter_bool(a) == bson_iter_bool(b);
-    default:
-        return 0;
-    }
-}
-
 int ctl_restore_judge(const bson_t *change, const bson_t *deal)
 {
     bson_iter_t it, ch;
@@ -64,9 +36,9 @@ int ctl_restore_judge(const bson_t *change, const bson_t *deal)
         has_cur = bson_iter_init(&cur, deal) &&
                   bson_iter_find_descendant(&cur, field, &cur) &&
                   !BSON_ITER_HOLDS_NULL(&cur);
-        if (!has_cur || !same_value(&cur, &a))
+        if (!has_cur || !dip_bson_iter_equal(&cur, &a))
             all_a = 0;
-        if (has_b ? !(has_cur && same_value(&cur, &b)) : has_cur)
+        if (has_b ? !(has_cur && dip_bson_iter_equal(&cur, &b)) : has_cur)
             all_b = 0;
         n++;
     }

@@ -35,6 +35,12 @@ const char *dip_bson_type_name(bson_type_t type);
  * either form. */
 void dip_bson_append_id_match(bson_t *q, const char *key, const bson_oid_t *id);
 
+/* 1 when two values are equal as a deal's field is compared (an update
+ * and its revert): numbers by value whatever their BSON numeric type;
+ * strings, ObjectIds, dates and booleans by type and value; anything else
+ * is never equal. */
+int dip_bson_iter_equal(const bson_iter_t *a, const bson_iter_t *b);
+
 /* JSON <-> BSON through relaxed extended JSON. NULL on failure. */
 json_t *dip_bson_to_json(const bson_t *doc);
 bson_t *dip_bson_from_json(const json_t *value);

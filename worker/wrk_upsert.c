@@ -8,6 +8,7 @@
 #include "dip_bson.h"
 #include "dip_log.h"
 #include "dip_mongo_io.h"
+#include "wrk_diff.h"
 #include "wrk_keys.h"
 
 #include <stdio.h>
@@ -100,126 +101,6 @@ custom:
         rc = WRK_DB_EFAIL;
     bson_destroy(&indexes);
     return rc;
-}
-
-/* Numbers compare by value whatever their BSON type; other values by
- * type and bytes. */
-static int same_value(const bson_iter_t *a, const bson_iter_t *b)
-{
-    bson_type_t ta = bson_iter_type(a), tb = bson_iter_type(b);
-    int na = ta == BSON_TYPE_DOUBLE || ta == BSON_TYPE_INT32 ||
-             ta == BSON_TYPE_INT64;
-    int nb = tb == BSON_TYPE_DOUBLE || tb == BSON_TYPE_INT32 ||
-             tb == BSON_TYPE_INT64;
-    if (na && nb)
-        return bson_iter_as_double(a) == bson_iter_as_double(b);
-    if (ta != tb)
-        return 0;
-    switch (ta) {
-    case BSON_TYPE_UTF8: {
-        uint32_t la, lb;
-        const char *sa = bson_iter_utf8(a, &la), *sb = bson_iter_utf8(b, &lb);
-        return la == lb && memcmp(sa, sb, la) == 0;
-    }
-    case BSON_TYPE_OID:
-        return bson_oid_equal(bson_iter_oid(a), bson_iter_oid(b));
-    case BSON_TYPE_DATE_TIME:
-        return bson_iter_date_time(a) == bson_iter_date_time(b);
-    case BSON_TYPE_BOOL:
-        return bson_iter_bool(a) == bson_iter_bool(b);
-    default:
-        return 0;
-    }
-}
-
-/* One field of the row against the deal's value at dotted. */
-static int diff_one(const char *dotted, const bson_iter_t *val,
-                    const bson_t *deal, bson_t *set, bson_t *changes,
-                    uint32_t *nchanges)
-{
-    bson_iter_t old;
-    bson_t ch;
-    char kb[16];
-    const char *k;
-    size_t kl;
-    int had = bson_iter_init(&old, deal) &&
-              bson_iter_find_descendant(&old, dotted, &old);
-    if (had && same_value(val, &old))
-        return 0;
-    bson_append_value(set, dotted, -1, bson_iter_value((bson_iter_t *)val));
-    kl = bson_uint32_to_string((*nchanges)++, &k, kb, sizeof(kb));
-    bson_append_document_begin(changes, k, (int)kl, &ch);
-    BSON_APPEND_UTF8(&ch, "f", dotted);
-    BSON_APPEND_VALUE(&ch, "a", bson_iter_value((bson_iter_t *)val));
-    if (had)
-        BSON_APPEND_VALUE(&ch, "b", bson_iter_value(&old));
-    bson_append_document_end(changes, &ch);
-    return 1;
-}
-
-int wrk_upsert_diff(const bson_t *row, const bson_t *deal, const char *skip,
-                    int status_given, bson_t *set, bson_t *changes,
-                    bson_t *tags)
-{
-    bson_iter_t it, sub, dt;
-    uint32_t nchanges = 0, ntags = 0;
-    int n = 0, mapped = 1;
-    if (!bson_iter_init(&it, row))
-        return 0;
-    while (bson_iter_next(&it)) {
-        const char *key = bson_iter_key(&it);
-        if (strcmp(key, "_id") == 0)
-            continue;
-        if (strcmp(key, "stage_id") == 0) {
-            mapped = 0; /* the worker's own fields follow */
-            n += diff_one(key, &it, deal, set, changes, &nchanges);
-            continue;
-        }
-        if (!mapped) {
-            if (strcmp(key, "tags") == 0 && BSON_ITER_HOLDS_ARRAY(&it) &&
-                bson_iter_recurse(&it, &sub))
-                while (bson_iter_next(&sub)) {
-                    int has = 0;
-                    bson_iter_t t;
-                    if (bson_iter_init(&dt, deal) &&
-                        bson_iter_find(&dt, "tags") &&
-                        BSON_ITER_HOLDS_ARRAY(&dt) &&
-                        bson_iter_recurse(&dt, &t))
-                        while (!has && bson_iter_next(&t))
-                            has = same_value(&sub, &t);
-                    if (!has) {
-                        char kb[16];
-                        const char *k;
-                        size_t kl =
-                            bson_uint32_to_string(ntags++, &k, kb, sizeof(kb));
-                        bson_append_value(tags, k, (int)kl,
-                                          bson_iter_value(&sub));
-                        n++;
-                    }
-                }
-            continue;
-        }
-        if (skip && strcmp(key, skip) == 0)
-            continue;
-        if (strcmp(key, "status") == 0 && !status_given)
-            continue;
-        if (strcmp(key, "additional_info") == 0 &&
-            BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &sub)) {
-            while (bson_iter_next(&sub)) {
-                char dotted[64];
-                /* an empty custom cell keeps the deal's value */
-                if (BSON_ITER_HOLDS_UTF8(&sub) &&
-                    bson_iter_utf8(&sub, NULL)[0] == '\0')
-                    continue;
-                snprintf(dotted, sizeof(dotted), "additional_info.%s",
-                         bson_iter_key(&sub));
-                n += diff_one(dotted, &sub, deal, set, changes, &nchanges);
-            }
-            continue;
-        }
-        n += diff_one(key, &it, deal, set, changes, &nchanges);
-    }
-    return n;
 }
 
 /* The row's key: text, or "" when empty. For deal_id, the hex form. */
@@ -660,8 +541,8 @@ static void decide(wrk_upsert_t *self, bson_t *doc, int64_t line,
     case WRK_MATCH_UPDATE: {
         bson_t set = BSON_INITIALIZER, changes = BSON_INITIALIZER,
                tags = BSON_INITIALIZER;
-        if (wrk_upsert_diff(doc, deal, skip, status_given, &set, &changes,
-                            &tags) == 0) {
+        if (wrk_diff_row(doc, deal, skip, status_given, &set, &changes,
+                         &tags) == 0) {
             outcome[i] = WRK_UPSERT_UNCHANGED;
         } else {
             outcome[i] = WRK_UPSERT_UPDATED;

@@ -73,14 +73,4 @@ int wrk_upsert_batch(wrk_upsert_t *self, bson_t *const *docs,
                      const int64_t *lines, const int *status_given, size_t n,
                      int *outcome, char **messages, char *err, size_t errlen);
 
-/* The pure comparison of a row with its deal. row: as docs[i] above;
- * deal: the stored deal. Appends to set the fields to $set (deal field
- * name: value), to changes the change entries ({f, a, b}), and to tags the
- * import's tags the deal lacks. skip: a mapped field that is not a value
- * (the "deal_id" key), or NULL; status_given as above. Returns how many
- * fields and tags differ (0: unchanged). */
-int wrk_upsert_diff(const bson_t *row, const bson_t *deal, const char *skip,
-                    int status_given, bson_t *set, bson_t *changes,
-                    bson_t *tags);
-
 #endif

@@ -492,6 +492,20 @@ class DevCollection(mongomock.collection.Collection):
                     k[:1] == '$' for k in v)):
                 doc = docs.get(store_key(v))
                 return [doc] if doc is not None else []
+            # {_id: {$in: [...]}}: the _id index, as a real server uses it
+            # (the filter is still applied to each candidate).
+            if isinstance(v, dict) and list(v) == ['$in'] and \
+                    isinstance(v['$in'], list) and \
+                    all(_plain_scalar(x) for x in v['$in']):
+                out, seen = [], set()
+                for x in v['$in']:
+                    if x in seen:
+                        continue
+                    seen.add(x)
+                    doc = docs.get(store_key(x))
+                    if doc is not None:
+                        out.append(doc)
+                return out
         for ix in self.uniques:
             if ix.partial is not None:
                 continue

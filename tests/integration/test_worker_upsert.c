@@ -367,7 +367,9 @@ static void check_counts(const bson_oid_t *qid, int64_t added, int64_t updated,
 }
 
 /* Every R deal as the first import wrote it, but the conflicts (R00001,
- * R00002, R00004, R00005, R00007: changed by a user since). */
+ * R00004, R00007, R00010, R00013: their value, which the import changed,
+ * changed by a user since) and R00002's value (changed by a user, but
+ * the import changed its region only: restored, the user's value kept). */
 static void check_reverted(const bson_oid_t *account,
                            const bson_oid_t *pipeline)
 {
@@ -395,11 +397,11 @@ static void check_reverted(const bson_oid_t *account,
             continue;
         }
         i = atoi(ref + 1);
-        if (i == 1 || i == 2 || i == 4 || i == 5 || i == 7)
+        if (i <= 13 && i % 3 == 1)
             continue;
         snprintf(want_region, sizeof(want_region), "r%d", i % 7);
         if (!(bson_iter_init_find(&it, d, "value") &&
-              bson_iter_as_double(&it) == 100 + i && region &&
+              bson_iter_as_double(&it) == (i == 2 ? 1.5 : 100 + i) && region &&
               !strcmp(region, want_region) &&
               dip_bson_get_oid(d, "stage_id", &st) == 0 &&
               bson_oid_equal(&st, &stages[i % 5])) &&
@@ -413,14 +415,15 @@ static void check_reverted(const bson_oid_t *account,
     assert_int_equal(n, BASE);
 }
 
-/* A user changes five updated deals; revert --dry-run says what it would
+/* A user changes five updated deals where the import wrote (and a sixth
+ * elsewhere); revert --dry-run says what it would
  * do, revert does it; a run after a crash between its updates and their
  * marks (the marks taken away) and a second revert change nothing and
  * report the same totals. */
 static void revert_upsert(const bson_oid_t *account, const bson_oid_t *pipeline,
                           const bson_oid_t *qid)
 {
-    static const int touched[] = {1, 2, 4, 5, 7};
+    static const int touched[] = {1, 4, 7, 10, 13, 2};
     mongoc_collection_t *deals = it_coll(&env, "deals");
     char id[25], a[25], out[8192], err[4096];
     const char *dry[] = {"revert", id, "--dry-run", "--json", NULL};
@@ -428,7 +431,7 @@ static void revert_upsert(const bson_oid_t *account, const bson_oid_t *pipeline,
     json_t *j;
     bson_oid_to_string(qid, id);
     bson_oid_to_string(account, a);
-    for (size_t t = 0; t < 5; t++) {
+    for (size_t t = 0; t < 6; t++) {
         char ref[16];
         bson_t *f, *u;
         snprintf(ref, sizeof(ref), "R%05d", touched[t]);
@@ -594,6 +597,10 @@ static void test_upsert_killed(void **state)
                      0);
     assert_true(it_process_stop(sup, SIGKILL, 10000) != -1);
     kill(worker, SIGKILL);
+    /* the first supervisor saw both worker deaths */
+    assert_int_equal(it_log_count(logpath, "killed by signal 9"), 2);
+    snprintf(logpath, sizeof(logpath), "/tmp/it-upsert-kill2-%d.log",
+             (int)getpid());
     sup = it_supervisor_start(&env, extra, logpath);
     assert_true(sup > 0);
     assert_int_equal(it_wait_final(&env, &qid, 600000, &q), 0);
@@ -752,11 +759,98 @@ static void test_refusals(void **state)
         count_fmt("deals", "{\"account_id\":{\"$oid\":\"%s\"}}", a), 0);
 }
 
+/* `dealimportctl enqueue --mode upsert --match external_id --success-file`
+ * writes what the worker reads; an unknown mode, or update without a
+ * match, is a usage error. */
+static void test_ctl_enqueue(void **state)
+{
+    char path[256], acc[25], usr[25], pip[25], out[512], err[512];
+    bson_oid_t account, user, pipeline, qid;
+    mongoc_collection_t *c;
+    bson_t *filter;
+    mongoc_cursor_t *cur;
+    const bson_t *doc;
+    bson_iter_t it;
+    FILE *f;
+    const char *args[] = {"enqueue",
+                          "--file",
+                          path,
+                          "--account",
+                          acc,
+                          "--user",
+                          usr,
+                          "--pipeline",
+                          pip,
+                          "--map",
+                          "Ref=external_id",
+                          "--map",
+                          "Name=name",
+                          "--map",
+                          "Stage=stage_id",
+                          "--mode",
+                          "upsert",
+                          "--match",
+                          "external_id",
+                          "--success-file",
+                          NULL};
+    const char *bad[] = {
+        "enqueue",    "--file", path,    "--account", acc,      "--user", usr,
+        "--pipeline", pip,      "--map", "Name=name", "--mode", "merge",  NULL};
+    const char *nomatch[] = {
+        "enqueue",    "--file", path,    "--account", acc,      "--user", usr,
+        "--pipeline", pip,      "--map", "Name=name", "--mode", "update", NULL};
+    (void)state;
+    snprintf(path, sizeof(path), "/tmp/it-upsert-ctl-%d.csv", (int)getpid());
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "Ref,Name,Stage\nR1,A,Lead\n");
+    fclose(f);
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    it_pipeline(&env, &account, &pipeline);
+    bson_oid_to_string(&account, acc);
+    bson_oid_to_string(&user, usr);
+    bson_oid_to_string(&pipeline, pip);
+    if (it_ctl_run(env.runtime, args, out, sizeof(out), err, sizeof(err),
+                   60000) != 0)
+        fail_msg("enqueue failed: %s", err);
+    out[strcspn(out, "\n")] = '\0';
+    assert_true(bson_oid_is_valid(out, strlen(out)) && strlen(out) == 24);
+    bson_oid_init_from_string(&qid, out);
+    c = it_coll(&env, "queues");
+    filter = BCON_NEW("_id", BCON_OID(&qid));
+    cur = mongoc_collection_find_with_opts(c, filter, NULL, NULL);
+    assert_true(mongoc_cursor_next(cur, &doc));
+    assert_string_equal(it_str(doc, "additional_data.mode"), "upsert");
+    assert_string_equal(it_str(doc, "additional_data.match"), "external_id");
+    assert_true(
+        bson_iter_init(&it, doc) &&
+        bson_iter_find_descendant(&it, "additional_data.success_file", &it) &&
+        BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it));
+    mongoc_cursor_destroy(cur);
+    /* not to be imported by the tests after this one */
+    assert_true(mongoc_collection_delete_one(c, filter, NULL, NULL, NULL));
+    bson_destroy(filter);
+    mongoc_collection_destroy(c);
+    assert_int_equal(
+        it_ctl_run(env.runtime, bad, out, sizeof(out), err, sizeof(err), 60000),
+        64);
+    assert_non_null(strstr(err, "--mode is create, update or upsert"));
+    assert_int_equal(it_ctl_run(env.runtime, nomatch, out, sizeof(out), err,
+                                sizeof(err), 60000),
+                     64);
+    assert_non_null(strstr(err, "--mode update needs --match FIELD"));
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_repeated_keys), cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_upsert),        cmocka_unit_test(test_update),
+        cmocka_unit_test(test_ctl_enqueue),
+        cmocka_unit_test(test_repeated_keys),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_upsert),
+        cmocka_unit_test(test_update),
         cmocka_unit_test(test_upsert_killed),
     };
     int rc = it_env_init(&env, "wupsert");

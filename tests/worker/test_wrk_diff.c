@@ -1,5 +1,5 @@
 /*
- * Tests wrk_upsert_diff, the pure part of an update: a row against the
+ * Tests wrk_diff, the pure part of an update: a row against the
  * stored deal gives the $set, the change entries (with the previous value,
  * or none when the deal had none) and the tags to add; equal values (a
  * number stored as another numeric type included) are unchanged; an empty
@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "wrk_upsert.h"
+#include "wrk_diff.h"
 
 #define CF "64b0000000000000000000cf"
 #define S1 "64b0000000000000000000a1"
@@ -64,7 +64,7 @@ static int diff(const bson_t *r, int status_given, const char *skip,
     bson_init(set);
     bson_init(changes);
     bson_init(tags);
-    n = wrk_upsert_diff(r, deal, skip, status_given, set, changes, tags);
+    n = wrk_diff_row(r, deal, skip, status_given, set, changes, tags);
     bson_destroy(deal);
     return n;
 }
