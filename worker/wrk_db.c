@@ -567,6 +567,14 @@ int wrk_db_retry(wrk_db_t *self, const bson_error_t *error, int attempt,
     return should_retry(self, error, attempt, what, rc, err, errlen);
 }
 
+long wrk_db_max_time_ms(const wrk_db_t *self)
+{
+    long socket_ms = (long)mongoc_uri_get_option_as_int32(
+        mongoc_client_get_uri(self->client), MONGOC_URI_SOCKETTIMEOUTMS,
+        300000);
+    return socket_ms * 3 / 4 > 100 ? socket_ms * 3 / 4 : 100;
+}
+
 void wrk_db_count_round_trip(wrk_db_t *self)
 {
     self->round_trips++;

@@ -84,6 +84,10 @@ mongoc_collection_t *wrk_db_collection(wrk_db_t *self, const char *name);
 int wrk_db_retry(wrk_db_t *self, const bson_error_t *error, int attempt,
                  const char *what, int *rc, char *err, size_t errlen);
 void wrk_db_count_round_trip(wrk_db_t *self);
+/* The maxTimeMS a read carries: three quarters of the driver's socket
+ * timeout, so the server gives up before the client does and no abandoned
+ * query runs on. */
+long wrk_db_max_time_ms(const wrk_db_t *self);
 int wrk_db_unique_index(wrk_db_t *self, const char *collection,
                         const char *name, bson_t *keys, bson_t *partial,
                         char *err, size_t errlen);

@@ -154,7 +154,11 @@ static void lower_hex(const char *key, char out[25])
 }
 
 /* One query for the batch's keys: {account_id, <field>: {$in}}, on the
- * field's unique index, bounded by maxTimeMS. */
+ * field's unique index (deal_id: _id's), bounded by maxTimeMS below the
+ * socket timeout (no abandoned copy runs on in the server). Its cost is a
+ * batch's keys whatever the size of the import, so a retry with the same
+ * bound is not a livelock: a slow server fails it only as often as the
+ * worker's attempts allow, then the import resumes later. */
 static int lookup(wrk_upsert_t *self, const bson_t *in, char *err,
                   size_t errlen)
 {
@@ -164,7 +168,8 @@ static int lookup(wrk_upsert_t *self, const bson_t *in, char *err,
     BSON_APPEND_DOCUMENT_BEGIN(&filter, self->m->field, &sub);
     BSON_APPEND_ARRAY(&sub, "$in", in);
     bson_append_document_end(&filter, &sub);
-    opts = BCON_NEW("maxTimeMS", BCON_INT64(30000));
+    opts = BCON_NEW("maxTimeMS",
+                    BCON_INT64((int64_t)wrk_db_max_time_ms(self->db)));
     for (int attempt = 1;; attempt++) {
         mongoc_cursor_t *c =
             mongoc_collection_find_with_opts(self->deals, &filter, opts, NULL);

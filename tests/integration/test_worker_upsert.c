@@ -676,6 +676,71 @@ static void test_repeated_keys(void **state)
         2);
 }
 
+/* A dry run of an upsert: the verdicts and line errors the import would
+ * give, nothing written (no deal changed or added, no before-image). */
+static void test_dry_run(void **state)
+{
+    static const char edited[] = "Ref,Name,Value,Stage,Region\n"
+                                 "R00001,Deal 1,5001,s1,r1\n"
+                                 "R00002,Deal 2,102,s2,r2\n"
+                                 "N00001,New,1,s1,n\n"
+                                 "R00001,Deal 1,5002,s1,r1\n"
+                                 ",Keyless,1,s1,k\n";
+    bson_oid_t account, user, pipeline, qid, q2;
+    char a[25], qh[25];
+    bson_t q;
+    (void)state;
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    it_pipeline(&env, &account, &pipeline);
+    write_base("imports/upsert/base-f.csv", 3);
+    enqueue("imports/upsert/base-f.csv", &account, &user, &pipeline, NULL, NULL,
+            mappings, &qid);
+    run(&qid, NULL, "completed", &q);
+    bson_destroy(&q);
+    it_put(&env, "imports/upsert/edited-f.csv", edited, strlen(edited));
+    enqueue("imports/upsert/edited-f.csv", &account, &user, &pipeline, "upsert",
+            "external_id", mappings, &q2);
+    {
+        mongoc_collection_t *c = it_coll(&env, "queues");
+        bson_t *f = BCON_NEW("_id", BCON_OID(&q2));
+        bson_t *u = BCON_NEW("$set", "{", "dry_run", BCON_BOOL(true), "}");
+        assert_true(mongoc_collection_update_one(c, f, u, NULL, NULL, NULL));
+        bson_destroy(f);
+        bson_destroy(u);
+        mongoc_collection_destroy(c);
+    }
+    run(&q2, NULL, "completed", &q);
+    bson_destroy(&q);
+    bson_oid_to_string(&account, a);
+    bson_oid_to_string(&q2, qh);
+    assert_int_equal(count_fmt("csv_imports",
+                               "{\"queue_id\":{\"$oid\":\"%s\"},"
+                               "\"dry_run\":true,\"would_add\":2,"
+                               "\"would_update\":1,"
+                               "\"would_leave_unchanged\":1,"
+                               "\"total_errors\":1}",
+                               qh),
+                     1);
+    assert_int_equal(
+        count_fmt("csv_import_errors",
+                  "{\"queue_id\":{\"$oid\":\"%s\"},\"line\":4,\"message\":"
+                  "{\"$regex\":\"is on line 1 already\"}}",
+                  qh),
+        1);
+    assert_int_equal(
+        count_fmt("deals", "{\"account_id\":{\"$oid\":\"%s\"}}", a), 3);
+    assert_int_equal(count_fmt("deals",
+                               "{\"account_id\":{\"$oid\":\"%s\"},"
+                               "\"external_id\":\"R00001\",\"value\":101,"
+                               "\"last_import\":{\"$exists\":false}}",
+                               a),
+                     1);
+    assert_int_equal(count_fmt("deal_import_changes",
+                               "{\"queue_id\":{\"$oid\":\"%s\"}}", qh),
+                     0);
+}
+
 /* Refused before any write, and a deal_id of another account. */
 static void test_refusals(void **state)
 {
@@ -848,6 +913,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ctl_enqueue),
         cmocka_unit_test(test_repeated_keys),
+        cmocka_unit_test(test_dry_run),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_upsert),
         cmocka_unit_test(test_update),
