@@ -12,11 +12,11 @@
  * - upsert with its worker SIGKILLed twice and its supervisor once: the
  *   same deals and counts, and the before-images are the originals (never
  *   the import's own values, whatever the crash cut);
- * - a key repeated in one batch and across two batches: the first line
- *   applies, the second is a line error naming the first;
- * - refusals before any write: an unknown mode, a custom match field
- *   without its unique index; a deal_id of another account is "not found"
- *   and that deal is untouched.
+ * - revert of the upsert after a user changed 5 of the updated deals where
+ *   it wrote: the 2,010 created deals deleted, 8,995 deals back to their
+ *   previous values, 5 conflicts left alone; the same after a crash
+ *   between its updates and their marks.
+ * The rules row by row: test_worker_upsert_rules.c.
  *
  * Failure classes: 1 and 2 (the lookup carries maxTimeMS and retries with
  * the worker's backoff; nothing grows with the import on the critical path
@@ -28,7 +28,7 @@
  * the first then sees the second's values as a conflict), 11 (mode, match
  * and success_file strictly typed: tests/worker/test_wrk_match.c), 12 (the
  * lookup and every update are filtered by the import's account, the update
- * also by its pipeline: the refusal case below).
+ * also by its pipeline: test_refusals in test_worker_upsert_rules.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -47,40 +47,16 @@
 #include "it_check.h"
 #include "it_ctl.h"
 #include "it_env.h"
+#include "it_upsert.h"
 
 #define BASE 10000
 #define CHANGED 9000
 #define NEW 2000
 #define EMPTY 10
 #define ROWS (BASE + NEW + EMPTY)
-#define CF "64b0000000000000000000cf"
+#define CF IT_UPSERT_CF
 
 static it_env_t env;
-
-static const char mappings[] =
-    "{\"Ref\":\"external_id\",\"Name\":\"name\",\"Value\":\"value\","
-    "\"Stage\":\"stage_id\",\"Region\":\"" CF "\"}";
-
-/* The first import's row i (1-based). */
-static void base_row(FILE *f, int i)
-{
-    fprintf(f, "R%05d,Deal %d,%d,s%d,r%d\n", i, i, 100 + i, i % 5, i % 7);
-}
-
-static void write_base(const char *key, int n)
-{
-    char path[256];
-    FILE *f;
-    snprintf(path, sizeof(path), "/tmp/it-upsert-base-%d.csv", (int)getpid());
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f, "Ref,Name,Value,Stage,Region\n");
-    for (int i = 1; i <= n; i++)
-        base_row(f, i);
-    fclose(f);
-    it_put_file(&env, key, path);
-    unlink(path);
-}
 
 /* The edited file, as the header comment says. Line i of 1-9,000: i % 3
  * == 0 changes the stage (value empty), 1 the value (region empty), 2 the
@@ -95,7 +71,7 @@ static void write_edited(const char *key)
     fprintf(f, "Ref,Name,Value,Stage,Region\n");
     for (int i = 1; i <= BASE; i++) {
         if (i > CHANGED)
-            base_row(f, i);
+            it_upsert_base_row(f, i);
         else if (i % 3 == 0)
             fprintf(f, "R%05d,Deal %d,,s%d,r%d\n", i, i, (i + 1) % 5, i % 7);
         else if (i % 3 == 1)
@@ -112,71 +88,6 @@ static void write_edited(const char *key)
     unlink(path);
 }
 
-/* A queue document as it_enqueue writes it, with additional_data's mode
- * and match (NULL: absent) and extra members of additional_data. */
-static void enqueue(const char *key, const bson_oid_t *account,
-                    const bson_oid_t *user, const bson_oid_t *pipeline,
-                    const char *mode, const char *match, const char *maps,
-                    bson_oid_t *qid)
-{
-    mongoc_collection_t *c = it_coll(&env, "queues");
-    char json[2048], a[25], u[25], p[25], q[25], extra[256] = "";
-    bson_error_t error;
-    bson_t *doc;
-    bson_oid_init(qid, NULL);
-    bson_oid_to_string(account, a);
-    bson_oid_to_string(user, u);
-    bson_oid_to_string(pipeline, p);
-    bson_oid_to_string(qid, q);
-    if (mode)
-        snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra),
-                 ",\"mode\":\"%s\"", mode);
-    if (match)
-        snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra),
-                 ",\"match\":\"%s\"", match);
-    snprintf(json, sizeof(json),
-             "{\"_id\":{\"$oid\":\"%s\"},\"source\":\"deals\",\"status\":"
-             "\"pending\",\"in_progress\":false,\"user_id\":{\"$oid\":\"%s\"},"
-             "\"account_id\":{\"$oid\":\"%s\"},\"csv\":[{\"key\":\"%s\","
-             "\"name\":\"edited.csv\"}],\"mappings\":%s,\"additional_data\":"
-             "{\"pipeline_id\":{\"$oid\":\"%s\"},\"tags\":[\"imported\"]%s},"
-             "\"created_at\":{\"$date\":%lld}}",
-             q, u, a, key, maps, p, extra, (long long)dip_bson_now_ms());
-    doc = bson_new_from_json((const uint8_t *)json, -1, &error);
-    assert_non_null(doc);
-    assert_true(mongoc_collection_insert_one(c, doc, NULL, NULL, &error));
-    bson_destroy(doc);
-    mongoc_collection_destroy(c);
-}
-
-/* Runs one import to its end under a supervisor of its own. */
-static void run(const bson_oid_t *qid, const char *const *extra,
-                const char *want_status, bson_t *q)
-{
-    char logpath[256];
-    pid_t sup;
-    snprintf(logpath, sizeof(logpath), "/tmp/it-upsert-%d.log", (int)getpid());
-    sup = it_supervisor_start(&env, extra, logpath);
-    assert_true(sup > 0);
-    assert_int_equal(it_wait_final(&env, qid, 600000, q), 0);
-    if (strcmp(it_str(q, "status"), want_status) != 0)
-        fail_msg("import %s: '%s'; log in %s", it_str(q, "status"),
-                 it_str(q, "error"), logpath);
-    assert_int_equal(it_process_stop(sup, SIGTERM, 30000), 0);
-}
-
-static int64_t count_fmt(const char *coll, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int64_t count_fmt(const char *coll, const char *fmt, ...)
-{
-    char filter[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(filter, sizeof(filter), fmt, ap);
-    va_end(ap);
-    return it_count(&env, coll, filter);
-}
-
 /* A new account and pipeline holding the first import's BASE deals. */
 static void base_account(bson_oid_t *account, bson_oid_t *user,
                          bson_oid_t *pipeline, const char *key)
@@ -187,13 +98,15 @@ static void base_account(bson_oid_t *account, bson_oid_t *user,
     bson_oid_init(account, NULL);
     bson_oid_init(user, NULL);
     it_pipeline(&env, account, pipeline);
-    write_base(key, BASE);
-    enqueue(key, account, user, pipeline, NULL, NULL, mappings, &qid);
-    run(&qid, NULL, "completed", &q);
+    it_upsert_write_base(&env, key, BASE);
+    it_upsert_enqueue(&env, key, account, user, pipeline, NULL, NULL,
+                      it_upsert_mappings, &qid);
+    it_upsert_run(&env, &qid, NULL, "completed", &q);
     bson_destroy(&q);
     bson_oid_to_string(account, a);
     assert_int_equal(
-        count_fmt("deals", "{\"account_id\":{\"$oid\":\"%s\"}}", a), BASE);
+        it_upsert_count(&env, "deals", "{\"account_id\":{\"$oid\":\"%s\"}}", a),
+        BASE);
 }
 
 /* The stage id of name in pipeline. */
@@ -276,10 +189,10 @@ static void check_upserted(const bson_oid_t *account,
     bson_oid_to_string(account, a);
     bson_oid_to_string(qid, q);
     /* the deals created by this import carry it */
-    assert_int_equal(count_fmt("deals",
-                               "{\"account_id\":{\"$oid\":\"%s\"},"
-                               "\"import.queue_id\":{\"$oid\":\"%s\"}}",
-                               a, q),
+    assert_int_equal(it_upsert_count(&env, "deals",
+                                     "{\"account_id\":{\"$oid\":\"%s\"},"
+                                     "\"import.queue_id\":{\"$oid\":\"%s\"}}",
+                                     a, q),
                      created);
 }
 
@@ -353,13 +266,14 @@ static void check_counts(const bson_oid_t *qid, int64_t added, int64_t updated,
 {
     char q[25];
     bson_oid_to_string(qid, q);
-    if (count_fmt("csv_imports",
-                  "{\"queue_id\":{\"$oid\":\"%s\"},\"total_records\":%d,"
-                  "\"total_records_added\":%lld,\"total_records_updated\":"
-                  "%lld,\"total_records_unchanged\":%lld,\"total_errors\":"
-                  "%lld}",
-                  q, ROWS, (long long)added, (long long)updated,
-                  (long long)unchanged, (long long)errors) != 1) {
+    if (it_upsert_count(
+            &env, "csv_imports",
+            "{\"queue_id\":{\"$oid\":\"%s\"},\"total_records\":%d,"
+            "\"total_records_added\":%lld,\"total_records_updated\":"
+            "%lld,\"total_records_unchanged\":%lld,\"total_errors\":"
+            "%lld}",
+            q, ROWS, (long long)added, (long long)updated, (long long)unchanged,
+            (long long)errors) != 1) {
         fail_msg("csv_imports of %s lacks the counts %lld/%lld/%lld/%lld", q,
                  (long long)added, (long long)updated, (long long)unchanged,
                  (long long)errors);
@@ -456,7 +370,7 @@ static void revert_upsert(const bson_oid_t *account, const bson_oid_t *pipeline,
     json_decref(j);
     /* nothing written by the dry run */
     assert_int_equal(
-        count_fmt("deals", "{\"account_id\":{\"$oid\":\"%s\"}}", a),
+        it_upsert_count(&env, "deals", "{\"account_id\":{\"$oid\":\"%s\"}}", a),
         BASE + NEW + EMPTY);
 
     for (int run = 0; run < 3; run++) {
@@ -490,13 +404,14 @@ static void revert_upsert(const bson_oid_t *account, const bson_oid_t *pipeline,
         json_decref(j);
         check_reverted(account, pipeline);
     }
-    assert_int_equal(count_fmt("csv_imports",
-                               "{\"queue_id\":{\"$oid\":\"%s\"},"
-                               "\"reverted_updates\":%d,\"revert_conflicts\":5,"
-                               "\"revert_conflict_ids.4\":{\"$exists\":true},"
-                               "\"reverted_deals\":%d}",
-                               id, CHANGED - 5, NEW + EMPTY),
-                     1);
+    assert_int_equal(
+        it_upsert_count(&env, "csv_imports",
+                        "{\"queue_id\":{\"$oid\":\"%s\"},"
+                        "\"reverted_updates\":%d,\"revert_conflicts\":5,"
+                        "\"revert_conflict_ids.4\":{\"$exists\":true},"
+                        "\"reverted_deals\":%d}",
+                        id, CHANGED - 5, NEW + EMPTY),
+        1);
     mongoc_collection_destroy(deals);
 }
 
@@ -507,9 +422,10 @@ static void test_upsert(void **state)
     (void)state;
     base_account(&account, &user, &pipeline, "imports/upsert/base-a.csv");
     write_edited("imports/upsert/edited-a.csv");
-    enqueue("imports/upsert/edited-a.csv", &account, &user, &pipeline, "upsert",
-            "external_id", mappings, &qid);
-    run(&qid, NULL, "completed", &q);
+    it_upsert_enqueue(&env, "imports/upsert/edited-a.csv", &account, &user,
+                      &pipeline, "upsert", "external_id", it_upsert_mappings,
+                      &qid);
+    it_upsert_run(&env, &qid, NULL, "completed", &q);
     bson_destroy(&q);
     check_upserted(&account, &pipeline, &qid, NEW + EMPTY);
     check_counts(&qid, NEW + EMPTY, CHANGED, BASE - CHANGED, 0);
@@ -525,25 +441,27 @@ static void test_update(void **state)
     (void)state;
     base_account(&account, &user, &pipeline, "imports/upsert/base-b.csv");
     write_edited("imports/upsert/edited-b.csv");
-    enqueue("imports/upsert/edited-b.csv", &account, &user, &pipeline, "update",
-            "external_id", mappings, &qid);
-    run(&qid, NULL, "completed", &q);
+    it_upsert_enqueue(&env, "imports/upsert/edited-b.csv", &account, &user,
+                      &pipeline, "update", "external_id", it_upsert_mappings,
+                      &qid);
+    it_upsert_run(&env, &qid, NULL, "completed", &q);
     bson_destroy(&q);
     check_upserted(&account, &pipeline, &qid, 0);
     check_counts(&qid, 0, CHANGED, BASE - CHANGED, NEW + EMPTY);
     bson_oid_to_string(&qid, qh);
     assert_int_equal(
-        count_fmt("csv_import_errors",
-                  "{\"queue_id\":{\"$oid\":\"%s\"},\"line\":10001,"
-                  "\"message\":\"no deal with external_id 'N00001' in this "
-                  "pipeline\"}",
-                  qh),
+        it_upsert_count(
+            &env, "csv_import_errors",
+            "{\"queue_id\":{\"$oid\":\"%s\"},\"line\":10001,"
+            "\"message\":\"no deal with external_id 'N00001' in this "
+            "pipeline\"}",
+            qh),
         1);
-    assert_int_equal(count_fmt("csv_import_errors",
-                               "{\"queue_id\":{\"$oid\":\"%s\"},\"line\":"
-                               "12001,\"message\":{\"$regex\":\"^the "
-                               "external_id cell is empty\"}}",
-                               qh),
+    assert_int_equal(it_upsert_count(&env, "csv_import_errors",
+                                     "{\"queue_id\":{\"$oid\":\"%s\"},\"line\":"
+                                     "12001,\"message\":{\"$regex\":\"^the "
+                                     "external_id cell is empty\"}}",
+                                     qh),
                      1);
 }
 
@@ -574,8 +492,9 @@ static void test_upsert_killed(void **state)
     (void)state;
     base_account(&account, &user, &pipeline, "imports/upsert/base-c.csv");
     write_edited("imports/upsert/edited-c.csv");
-    enqueue("imports/upsert/edited-c.csv", &account, &user, &pipeline, "upsert",
-            "external_id", mappings, &qid);
+    it_upsert_enqueue(&env, "imports/upsert/edited-c.csv", &account, &user,
+                      &pipeline, "upsert", "external_id", it_upsert_mappings,
+                      &qid);
     snprintf(logpath, sizeof(logpath), "/tmp/it-upsert-kill-%d.log",
              (int)getpid());
     sup = it_supervisor_start(&env, extra, logpath);
@@ -614,307 +533,9 @@ static void test_upsert_killed(void **state)
     check_before_images(&account, &pipeline, &qid);
 }
 
-/* R1 on lines 2 and 3 (one batch of 10), R2 on lines 5 and 15 (two). */
-static void test_repeated_keys(void **state)
-{
-    static const char *const extra[] = {"DEALIMPORT_BATCH_ROWS=10", NULL};
-    static const char edited[] = "Ref,Name,Value,Stage,Region\n"
-                                 "R00003,Deal 3,103,s3,r3\n"
-                                 "R00001,Deal 1,5001,s1,r1\n"
-                                 "R00001,Deal 1,5002,s1,r1\n"
-                                 "R00004,Deal 4,104,s4,r4\n"
-                                 "R00002,Deal 2,6001,s2,r2\n"
-                                 "X6,a,1,s1,x\nX7,a,1,s1,x\nX8,a,1,s1,x\n"
-                                 "X9,a,1,s1,x\nX10,a,1,s1,x\nX11,a,1,s1,x\n"
-                                 "X12,a,1,s1,x\nX13,a,1,s1,x\nX14,a,1,s1,x\n"
-                                 "R00002,Deal 2,6002,s2,r2\n";
-    bson_oid_t account, user, pipeline, qid, q2;
-    char a[25], qh[25];
-    bson_t q;
-    (void)state;
-    bson_oid_init(&account, NULL);
-    bson_oid_init(&user, NULL);
-    it_pipeline(&env, &account, &pipeline);
-    write_base("imports/upsert/base-d.csv", 5);
-    enqueue("imports/upsert/base-d.csv", &account, &user, &pipeline, NULL, NULL,
-            mappings, &qid);
-    run(&qid, NULL, "completed", &q);
-    bson_destroy(&q);
-    it_put(&env, "imports/upsert/edited-d.csv", edited, strlen(edited));
-    enqueue("imports/upsert/edited-d.csv", &account, &user, &pipeline, "upsert",
-            "external_id", mappings, &q2);
-    run(&q2, extra, "completed", &q);
-    bson_destroy(&q);
-    bson_oid_to_string(&account, a);
-    bson_oid_to_string(&q2, qh);
-    assert_int_equal(count_fmt("deals",
-                               "{\"account_id\":{\"$oid\":\"%s\"},"
-                               "\"external_id\":\"R00001\",\"value\":5001}",
-                               a),
-                     1);
-    assert_int_equal(count_fmt("deals",
-                               "{\"account_id\":{\"$oid\":\"%s\"},"
-                               "\"external_id\":\"R00002\",\"value\":6001}",
-                               a),
-                     1);
-    assert_int_equal(
-        count_fmt("csv_import_errors",
-                  "{\"queue_id\":{\"$oid\":\"%s\"},\"line\":3,\"message\":"
-                  "\"external_id 'R00001' is on line 2 already: only the "
-                  "first line with a key is applied\"}",
-                  qh),
-        1);
-    assert_int_equal(
-        count_fmt("csv_import_errors",
-                  "{\"queue_id\":{\"$oid\":\"%s\"},\"line\":15,\"message\":"
-                  "\"external_id 'R00002' is on line 5 already: only the "
-                  "first line with a key is applied\"}",
-                  qh),
-        1);
-    assert_int_equal(
-        count_fmt("csv_import_errors", "{\"queue_id\":{\"$oid\":\"%s\"}}", qh),
-        2);
-}
-
-/* A dry run of an upsert: the verdicts and line errors the import would
- * give, nothing written (no deal changed or added, no before-image). */
-static void test_dry_run(void **state)
-{
-    static const char edited[] = "Ref,Name,Value,Stage,Region\n"
-                                 "R00001,Deal 1,5001,s1,r1\n"
-                                 "R00002,Deal 2,102,s2,r2\n"
-                                 "N00001,New,1,s1,n\n"
-                                 "R00001,Deal 1,5002,s1,r1\n"
-                                 ",Keyless,1,s1,k\n";
-    bson_oid_t account, user, pipeline, qid, q2;
-    char a[25], qh[25];
-    bson_t q;
-    (void)state;
-    bson_oid_init(&account, NULL);
-    bson_oid_init(&user, NULL);
-    it_pipeline(&env, &account, &pipeline);
-    write_base("imports/upsert/base-f.csv", 3);
-    enqueue("imports/upsert/base-f.csv", &account, &user, &pipeline, NULL, NULL,
-            mappings, &qid);
-    run(&qid, NULL, "completed", &q);
-    bson_destroy(&q);
-    it_put(&env, "imports/upsert/edited-f.csv", edited, strlen(edited));
-    enqueue("imports/upsert/edited-f.csv", &account, &user, &pipeline, "upsert",
-            "external_id", mappings, &q2);
-    {
-        mongoc_collection_t *c = it_coll(&env, "queues");
-        bson_t *f = BCON_NEW("_id", BCON_OID(&q2));
-        bson_t *u = BCON_NEW("$set", "{", "dry_run", BCON_BOOL(true), "}");
-        assert_true(mongoc_collection_update_one(c, f, u, NULL, NULL, NULL));
-        bson_destroy(f);
-        bson_destroy(u);
-        mongoc_collection_destroy(c);
-    }
-    run(&q2, NULL, "completed", &q);
-    bson_destroy(&q);
-    bson_oid_to_string(&account, a);
-    bson_oid_to_string(&q2, qh);
-    assert_int_equal(count_fmt("csv_imports",
-                               "{\"queue_id\":{\"$oid\":\"%s\"},"
-                               "\"dry_run\":true,\"would_add\":2,"
-                               "\"would_update\":1,"
-                               "\"would_leave_unchanged\":1,"
-                               "\"total_errors\":1}",
-                               qh),
-                     1);
-    assert_int_equal(
-        count_fmt("csv_import_errors",
-                  "{\"queue_id\":{\"$oid\":\"%s\"},\"line\":4,\"message\":"
-                  "{\"$regex\":\"is on line 1 already\"}}",
-                  qh),
-        1);
-    assert_int_equal(
-        count_fmt("deals", "{\"account_id\":{\"$oid\":\"%s\"}}", a), 3);
-    assert_int_equal(count_fmt("deals",
-                               "{\"account_id\":{\"$oid\":\"%s\"},"
-                               "\"external_id\":\"R00001\",\"value\":101,"
-                               "\"last_import\":{\"$exists\":false}}",
-                               a),
-                     1);
-    assert_int_equal(count_fmt("deal_import_changes",
-                               "{\"queue_id\":{\"$oid\":\"%s\"}}", qh),
-                     0);
-}
-
-/* Refused before any write, and a deal_id of another account. */
-static void test_refusals(void **state)
-{
-    static const char deal_maps[] =
-        "{\"Id\":\"deal_id\",\"Name\":\"name\",\"Value\":\"value\","
-        "\"Stage\":\"stage_id\"}";
-    bson_oid_t account, user, pipeline, other, opipe, qid, theirs;
-    char a[25], qh[25], th[25], csv[256];
-    bson_t q;
-    (void)state;
-    bson_oid_init(&account, NULL);
-    bson_oid_init(&user, NULL);
-    bson_oid_init(&other, NULL);
-    it_pipeline(&env, &account, &pipeline);
-    it_pipeline(&env, &other, &opipe);
-    write_base("imports/upsert/base-e.csv", 3);
-    bson_oid_to_string(&account, a);
-
-    /* an unknown mode */
-    enqueue("imports/upsert/base-e.csv", &account, &user, &pipeline, "merge",
-            "external_id", mappings, &qid);
-    run(&qid, NULL, "failed", &q);
-    assert_non_null(strstr(it_str(&q, "error"),
-                           "'additional_data.mode' is 'merge': it must be "
-                           "'create', 'update' or 'upsert'"));
-    bson_destroy(&q);
-    /* a custom match field without its unique index */
-    enqueue("imports/upsert/base-e.csv", &account, &user, &pipeline, "upsert",
-            CF, mappings, &qid);
-    run(&qid, NULL, "failed", &q);
-    assert_non_null(strstr(it_str(&q, "error"),
-                           "db.deals.createIndex({account_id: 1, "
-                           "'additional_info." CF "': 1}, {unique: true"));
-    bson_destroy(&q);
-    assert_int_equal(
-        count_fmt("deals", "{\"account_id\":{\"$oid\":\"%s\"}}", a), 0);
-
-    /* another account's deal, named by its id: not found, untouched */
-    write_base("imports/upsert/base-o.csv", 1);
-    enqueue("imports/upsert/base-o.csv", &other, &user, &opipe, NULL, NULL,
-            mappings, &qid);
-    run(&qid, NULL, "completed", &q);
-    bson_destroy(&q);
-    {
-        mongoc_collection_t *c = it_coll(&env, "deals");
-        bson_t *f = BCON_NEW("account_id", BCON_OID(&other));
-        mongoc_cursor_t *cur =
-            mongoc_collection_find_with_opts(c, f, NULL, NULL);
-        const bson_t *d;
-        assert_true(mongoc_cursor_next(cur, &d));
-        assert_int_equal(dip_bson_get_oid(d, "_id", &theirs), 0);
-        mongoc_cursor_destroy(cur);
-        bson_destroy(f);
-        mongoc_collection_destroy(c);
-    }
-    bson_oid_to_string(&theirs, th);
-    snprintf(csv, sizeof(csv), "Id,Name,Value,Stage\n%s,Mine now,1,s1\n", th);
-    it_put(&env, "imports/upsert/theirs.csv", csv, strlen(csv));
-    enqueue("imports/upsert/theirs.csv", &account, &user, &pipeline, "update",
-            "deal_id", deal_maps, &qid);
-    run(&qid, NULL, "completed", &q);
-    bson_destroy(&q);
-    bson_oid_to_string(&qid, qh);
-    {
-        char msg[256];
-        snprintf(msg, sizeof(msg), "no deal with deal_id '%s' in this pipeline",
-                 th);
-        assert_int_equal(count_fmt("csv_import_errors",
-                                   "{\"queue_id\":{\"$oid\":\"%s\"},\"line\":"
-                                   "1,\"message\":\"%s\"}",
-                                   qh, msg),
-                         1);
-    }
-    assert_int_equal(count_fmt("deals",
-                               "{\"_id\":{\"$oid\":\"%s\"},\"name\":\"Deal "
-                               "1\",\"value\":101,\"last_import\":{\"$exists\":"
-                               "false}}",
-                               th),
-                     1);
-    assert_int_equal(
-        count_fmt("deals", "{\"account_id\":{\"$oid\":\"%s\"}}", a), 0);
-}
-
-/* `dealimportctl enqueue --mode upsert --match external_id --success-file`
- * writes what the worker reads; an unknown mode, or update without a
- * match, is a usage error. */
-static void test_ctl_enqueue(void **state)
-{
-    char path[256], acc[25], usr[25], pip[25], out[512], err[512];
-    bson_oid_t account, user, pipeline, qid;
-    mongoc_collection_t *c;
-    bson_t *filter;
-    mongoc_cursor_t *cur;
-    const bson_t *doc;
-    bson_iter_t it;
-    FILE *f;
-    const char *args[] = {"enqueue",
-                          "--file",
-                          path,
-                          "--account",
-                          acc,
-                          "--user",
-                          usr,
-                          "--pipeline",
-                          pip,
-                          "--map",
-                          "Ref=external_id",
-                          "--map",
-                          "Name=name",
-                          "--map",
-                          "Stage=stage_id",
-                          "--mode",
-                          "upsert",
-                          "--match",
-                          "external_id",
-                          "--success-file",
-                          NULL};
-    const char *bad[] = {
-        "enqueue",    "--file", path,    "--account", acc,      "--user", usr,
-        "--pipeline", pip,      "--map", "Name=name", "--mode", "merge",  NULL};
-    const char *nomatch[] = {
-        "enqueue",    "--file", path,    "--account", acc,      "--user", usr,
-        "--pipeline", pip,      "--map", "Name=name", "--mode", "update", NULL};
-    (void)state;
-    snprintf(path, sizeof(path), "/tmp/it-upsert-ctl-%d.csv", (int)getpid());
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f, "Ref,Name,Stage\nR1,A,Lead\n");
-    fclose(f);
-    bson_oid_init(&account, NULL);
-    bson_oid_init(&user, NULL);
-    it_pipeline(&env, &account, &pipeline);
-    bson_oid_to_string(&account, acc);
-    bson_oid_to_string(&user, usr);
-    bson_oid_to_string(&pipeline, pip);
-    if (it_ctl_run(env.runtime, args, out, sizeof(out), err, sizeof(err),
-                   60000) != 0)
-        fail_msg("enqueue failed: %s", err);
-    out[strcspn(out, "\n")] = '\0';
-    assert_true(bson_oid_is_valid(out, strlen(out)) && strlen(out) == 24);
-    bson_oid_init_from_string(&qid, out);
-    c = it_coll(&env, "queues");
-    filter = BCON_NEW("_id", BCON_OID(&qid));
-    cur = mongoc_collection_find_with_opts(c, filter, NULL, NULL);
-    assert_true(mongoc_cursor_next(cur, &doc));
-    assert_string_equal(it_str(doc, "additional_data.mode"), "upsert");
-    assert_string_equal(it_str(doc, "additional_data.match"), "external_id");
-    assert_true(
-        bson_iter_init(&it, doc) &&
-        bson_iter_find_descendant(&it, "additional_data.success_file", &it) &&
-        BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it));
-    mongoc_cursor_destroy(cur);
-    /* not to be imported by the tests after this one */
-    assert_true(mongoc_collection_delete_one(c, filter, NULL, NULL, NULL));
-    bson_destroy(filter);
-    mongoc_collection_destroy(c);
-    assert_int_equal(
-        it_ctl_run(env.runtime, bad, out, sizeof(out), err, sizeof(err), 60000),
-        64);
-    assert_non_null(strstr(err, "--mode is create, update or upsert"));
-    assert_int_equal(it_ctl_run(env.runtime, nomatch, out, sizeof(out), err,
-                                sizeof(err), 60000),
-                     64);
-    assert_non_null(strstr(err, "--mode update needs --match FIELD"));
-    unlink(path);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ctl_enqueue),
-        cmocka_unit_test(test_repeated_keys),
-        cmocka_unit_test(test_dry_run),
-        cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_upsert),
         cmocka_unit_test(test_update),
         cmocka_unit_test(test_upsert_killed),
