@@ -168,8 +168,10 @@ static int lookup(wrk_upsert_t *self, const bson_t *in, char *err,
     BSON_APPEND_DOCUMENT_BEGIN(&filter, self->m->field, &sub);
     BSON_APPEND_ARRAY(&sub, "$in", in);
     bson_append_document_end(&filter, &sub);
-    opts = BCON_NEW("maxTimeMS",
-                    BCON_INT64((int64_t)wrk_db_max_time_ms(self->db)));
+    /* every key's deal in the first reply: one round trip, no getMore */
+    opts =
+        BCON_NEW("maxTimeMS", BCON_INT64((int64_t)wrk_db_max_time_ms(self->db)),
+                 "batchSize", BCON_INT64((int64_t)bson_count_keys(in) + 1));
     for (int attempt = 1;; attempt++) {
         mongoc_cursor_t *c =
             mongoc_collection_find_with_opts(self->deals, &filter, opts, NULL);

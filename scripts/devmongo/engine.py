@@ -323,6 +323,56 @@ def _plain_scalar(v):
         t is float or t is datetime.datetime
 
 
+def _nested(fields, values):
+    """A document holding only the given dotted fields."""
+    doc = {}
+    for f, v in zip(fields, values):
+        cur = doc
+        parts = f.split('.')
+        for p in parts[:-1]:
+            cur = cur.setdefault(p, {})
+        cur[parts[-1]] = v
+    return doc
+
+
+def _index_in(ix, spec, docs):
+    """The documents a filter naming every field of unique index ix, each
+    with a plain value or {$in: [plain values]}, can match, looked up in
+    the index as a real server does; None when the index cannot answer
+    (another operator, too many combinations, or a partial index that a
+    document with these values might be outside of)."""
+    choices = []
+    n = 1
+    for f in ix.fields:
+        v = spec.get(f, _MISSING)
+        if _plain_scalar(v):
+            choices.append([v])
+        elif isinstance(v, dict) and list(v) == ['$in'] and \
+                isinstance(v['$in'], list) and \
+                all(_plain_scalar(x) for x in v['$in']):
+            choices.append(v['$in'])
+        else:
+            return None
+        n *= max(len(choices[-1]), 1)
+    if n > 100000:
+        return None
+    if ix.partial is not None and not all(
+            isinstance(k, str) and k[:1] != '$' and
+            (k in ix.fields or any(f.startswith(k + '.') for f in ix.fields))
+            for k in ix.partial):
+        return None
+    out, seen = [], set()
+    for combo in itertools.product(*choices):
+        if ix.applies is not None and not ix.applies(_nested(ix.fields,
+                                                             combo)):
+            return None
+        owner = ix.lookup(list(combo))
+        if owner is not _MISSING and owner not in seen:
+            seen.add(owner)
+            out.append(docs[owner])
+    return out
+
+
 class DevCollection(mongomock.collection.Collection):
     """A mongomock collection whose writes and unique checks are ours."""
 
@@ -520,6 +570,10 @@ class DevCollection(mongomock.collection.Collection):
                 if owner is _MISSING:
                     return []
                 return [docs[owner]]
+        for ix in self.uniques:
+            got = _index_in(ix, spec, docs)
+            if got is not None:
+                return got
         return None
 
 

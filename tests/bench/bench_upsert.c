@@ -49,17 +49,43 @@ static int write_file(it_env_t *env, const char *key, long rows, int edited)
     return 0;
 }
 
+/* The development server's seconds under its lock per command since the
+ * last call (devCommandCounts), printed under title when it is not NULL. */
+static void server_seconds(it_env_t *env, const char *title)
+{
+    bson_t *cmd =
+        BCON_NEW("devCommandCounts", BCON_INT32(1), "reset", BCON_BOOL(true));
+    bson_t reply;
+    bson_iter_t it, sec;
+    if (mongoc_client_command_simple(env->client, "admin", cmd, NULL, &reply,
+                                     NULL) &&
+        title && bson_iter_init_find(&it, &reply, "seconds") &&
+        bson_iter_recurse(&it, &sec)) {
+        printf("dev server seconds, %s:", title);
+        while (bson_iter_next(&sec))
+            if (bson_iter_as_double(&sec) >= 0.05)
+                printf(" %s %.2f", bson_iter_key(&sec),
+                       bson_iter_as_double(&sec));
+        printf("\n");
+    }
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+}
+
 /* Runs the queued import qid under a supervisor of its own; its seconds
- * from started_at to finished_at on the queue document, or -1. */
+ * from claimed_at to finished_at on the queue document (the last claim:
+ * one run without faults), or -1. */
 static double run(it_env_t *env, const bson_oid_t *qid, const char *log)
 {
-    pid_t sup = it_supervisor_start(env, NULL, log);
+    pid_t sup;
+    server_seconds(env, NULL);
+    sup = it_supervisor_start(env, NULL, log);
     bson_t q;
     double s = -1;
     bson_iter_t a, b;
     if (it_wait_final(env, qid, 3600 * 1000, &q) == 0 &&
         strcmp(it_str(&q, "status"), "completed") == 0 &&
-        bson_iter_init_find(&a, &q, "started_at") &&
+        bson_iter_init_find(&a, &q, "claimed_at") &&
         BSON_ITER_HOLDS_DATE_TIME(&a) &&
         bson_iter_init_find(&b, &q, "finished_at") &&
         BSON_ITER_HOLDS_DATE_TIME(&b))
@@ -95,6 +121,7 @@ int main(int argc, char **argv)
     it_enqueue(&env, "imports/bench/base.csv", &account, &user, &pipeline,
                mappings, &qid);
     create_s = run(&env, &qid, argv[2]);
+    server_seconds(&env, "create");
     if (create_s > 0) {
         /* queued with no supervisor running: the mode is set before any
          * claim */
@@ -110,6 +137,7 @@ int main(int argc, char **argv)
         bson_destroy(u);
         mongoc_collection_destroy(c);
         upsert_s = run(&env, &qid, argv[2]);
+        server_seconds(&env, "upsert");
     }
     if (create_s > 0 && upsert_s > 0) {
         printf("rows: %ld (upsert: %ld changed, %ld unchanged)\n", rows,
