@@ -46,8 +46,13 @@ int wrk_diff_row(const bson_t *row, const bson_t *deal, const char *skip,
         if (strcmp(key, "_id") == 0)
             continue;
         if (strcmp(key, "stage_id") == 0) {
+            bson_oid_t zero;
             mapped = 0; /* the worker's own fields follow */
-            n += diff_one(key, &it, deal, set, changes, &nchanges);
+            bson_oid_init_from_string(&zero, "000000000000000000000000");
+            /* the zero id: the stage cell was empty */
+            if (!(BSON_ITER_HOLDS_OID(&it) &&
+                  bson_oid_equal(bson_iter_oid(&it), &zero)))
+                n += diff_one(key, &it, deal, set, changes, &nchanges);
             continue;
         }
         if (!mapped) {

@@ -17,7 +17,8 @@
  * "0", "1", ...), and to tags the import's tags the deal lacks (an array).
  * Compared: the mapped fields but skip (the "deal_id" key, or NULL), status
  * only when status_given, custom fields only when not "" (an empty cell
- * keeps the deal's value), stage_id, and the tags; never the worker's own
+ * keeps the deal's value), stage_id unless it is the zero ObjectId (an
+ * empty stage cell), and the tags; never the worker's own
  * fields. Returns how many fields and tags differ (0: unchanged). */
 int wrk_diff_row(const bson_t *row, const bson_t *deal, const char *skip,
                  int status_given, bson_t *set, bson_t *changes, bson_t *tags);

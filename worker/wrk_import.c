@@ -690,8 +690,16 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
                            row->cells, row->lens, row->nfile, 0) < 0)
                 return 1;
         } else {
-            rc = wrk_stages_resolve(im->stages, stage, &stage_id, err,
-                                    sizeof(err));
+            /* An empty stage cell of an update keeps the deal's stage: no
+             * stage, the zero id (wrk_diff.h). */
+            if (im->up && stage[0] == '\0') {
+                bson_oid_init_from_string(&stage_id,
+                                          "000000000000000000000000");
+                rc = WRK_DB_OK;
+            } else {
+                rc = wrk_stages_resolve(im->stages, stage, &stage_id, err,
+                                        sizeof(err));
+            }
             if (rc == WRK_STAGES_ELIMIT) {
                 bson_reinit(deal);
                 if (line_error(im, (int64_t)row->line, "stage", err, row->cells,
@@ -1316,6 +1324,7 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
         im.up = wrk_upsert_new(im.db, &im.match, &im.qid, &im.account,
                                &im.pipeline, im.dry);
         im.status_given = calloc(cap, sizeof(int));
+        wrk_map_set_keep_empty(im.map, 1);
         rc = im.up && im.status_given
                  ? wrk_upsert_prepare(im.up, err, sizeof(err))
                  : WRK_DB_EFAIL;

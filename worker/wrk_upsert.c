@@ -494,6 +494,42 @@ static void plan_update(wrk_upsert_t *self, plan_t *p, const bson_t *row,
     (void)row;
 }
 
+/* A new deal from a row read for updates (wrk_map_set_keep_empty): its
+ * name and stage are required as on create, and an empty status is
+ * 'open'; the deal_id key is never written. */
+static void create(wrk_upsert_t *self, bson_t *doc, const char *skip, plan_t *p,
+                   int *outcome, char **messages, size_t i)
+{
+    bson_iter_t it;
+    bson_oid_t zero;
+    int has_status;
+    (void)self;
+    bson_oid_init_from_string(&zero, "000000000000000000000000");
+    if (!bson_iter_init_find(&it, doc, "name")) {
+        refuse(messages, i, outcome,
+               "name is required to create a deal, but it is empty on this "
+               "line");
+        return;
+    }
+    if (bson_iter_init_find(&it, doc, "stage_id") && BSON_ITER_HOLDS_OID(&it) &&
+        bson_oid_equal(bson_iter_oid(&it), &zero)) {
+        refuse(messages, i, outcome,
+               "stage_id is required to create a deal, but it is empty on "
+               "this line");
+        return;
+    }
+    has_status = bson_iter_init_find(&it, doc, "status");
+    if (skip == NULL && has_status) {
+        p->insert = doc;
+        return;
+    }
+    p->insert = bson_new();
+    p->own_insert = 1;
+    bson_copy_to_excluding_noinit(doc, p->insert, skip ? skip : "", NULL);
+    if (!has_status)
+        BSON_APPEND_UTF8(p->insert, "status", "open");
+}
+
 /* The verdict of row i and what it plans. */
 static void decide(wrk_upsert_t *self, bson_t *doc, int64_t line,
                    int status_given, int64_t earlier, plan_t *p, int *outcome,
@@ -534,13 +570,7 @@ static void decide(wrk_upsert_t *self, bson_t *doc, int64_t line,
     outcome[i] = WRK_UPSERT_ADDED;
     switch (v) {
     case WRK_MATCH_CREATE:
-        if (skip) {
-            p->insert = bson_new();
-            bson_copy_to_excluding_noinit(doc, p->insert, skip, NULL);
-            p->own_insert = 1;
-        } else {
-            p->insert = doc;
-        }
+        create(self, doc, skip, p, outcome, messages, i);
         break;
     case WRK_MATCH_DONE:
         outcome[i] = created ? WRK_UPSERT_ALREADY : WRK_UPSERT_UPDATED;

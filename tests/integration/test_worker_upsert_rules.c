@@ -336,6 +336,92 @@ static void test_ctl_enqueue(void **state)
     unlink(path);
 }
 
+/* Empty cells keep the deal's values, name and stage included; a row that
+ * creates still needs a name and a stage, and gets status 'open'. */
+static void test_empty_cells(void **state)
+{
+    static const char edited[] = "Ref,Name,Value,Stage,Region\n"
+                                 "R00001,,,,\n"
+                                 "R00002,,7,,\n"
+                                 "N00001,,1,s1,\n"
+                                 "N00002,New,1,,\n"
+                                 "N00003,New,1,s1,\n";
+    bson_oid_t account, user, pipeline, qid, q2;
+    char a[25], qh[25];
+    bson_t q;
+    (void)state;
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    it_pipeline(&env, &account, &pipeline);
+    it_upsert_write_base(&env, "imports/upsert/base-g.csv", 3);
+    it_upsert_enqueue(&env, "imports/upsert/base-g.csv", &account, &user,
+                      &pipeline, NULL, NULL, it_upsert_mappings, &qid);
+    it_upsert_run(&env, &qid, NULL, "completed", &q);
+    bson_destroy(&q);
+    it_put(&env, "imports/upsert/edited-g.csv", edited, strlen(edited));
+    it_upsert_enqueue(&env, "imports/upsert/edited-g.csv", &account, &user,
+                      &pipeline, "upsert", "external_id", it_upsert_mappings,
+                      &q2);
+    it_upsert_run(&env, &q2, NULL, "completed", &q);
+    bson_destroy(&q);
+    bson_oid_to_string(&account, a);
+    bson_oid_to_string(&q2, qh);
+    assert_int_equal(
+        it_upsert_count(&env, "csv_imports",
+                        "{\"queue_id\":{\"$oid\":\"%s\"},"
+                        "\"total_records_added\":1,\"total_records_updated\":1,"
+                        "\"total_records_unchanged\":1,\"total_errors\":2}",
+                        qh),
+        1);
+    assert_int_equal(
+        it_upsert_count(&env, "deals",
+                        "{\"account_id\":{\"$oid\":\"%s\"},\"external_id\":"
+                        "\"R00002\",\"name\":\"Deal 2\",\"value\":7,"
+                        "\"status\":\"open\",\"additional_info." CF
+                        "\":\"r2\"}",
+                        a),
+        1);
+    assert_int_equal(
+        it_upsert_count(&env, "deals",
+                        "{\"account_id\":{\"$oid\":\"%s\"},\"external_id\":"
+                        "\"N00003\",\"status\":\"open\"}",
+                        a),
+        1);
+    assert_int_equal(
+        it_upsert_count(&env, "csv_import_errors",
+                        "{\"queue_id\":{\"$oid\":\"%s\"},\"line\":3,"
+                        "\"message\":\"name is required to create a deal, "
+                        "but it is empty on this line\"}",
+                        qh),
+        1);
+    assert_int_equal(
+        it_upsert_count(&env, "csv_import_errors",
+                        "{\"queue_id\":{\"$oid\":\"%s\"},\"line\":4,"
+                        "\"message\":{\"$regex\":\"^stage_id is required\"}}",
+                        qh),
+        1);
+    /* R00002 kept its stage: the one its first import gave it */
+    {
+        mongoc_collection_t *c = it_coll(&env, "deals");
+        bson_t *f = BCON_NEW("account_id", BCON_OID(&account), "external_id",
+                             BCON_UTF8("R00002"));
+        mongoc_cursor_t *cur =
+            mongoc_collection_find_with_opts(c, f, NULL, NULL);
+        const bson_t *d;
+        bson_oid_t st;
+        char sh[25], filter[256];
+        assert_true(mongoc_cursor_next(cur, &d));
+        assert_int_equal(dip_bson_get_oid(d, "stage_id", &st), 0);
+        bson_oid_to_string(&st, sh);
+        snprintf(filter, sizeof(filter),
+                 "{\"_id\":{\"$oid\":\"%s\"},\"name\":\"s2\"}", sh);
+        assert_int_equal(it_count(&env, "pipeline_stages", filter), 1);
+        mongoc_cursor_destroy(cur);
+        bson_destroy(f);
+        mongoc_collection_destroy(c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -343,6 +429,7 @@ int main(void)
         cmocka_unit_test(test_repeated_keys),
         cmocka_unit_test(test_dry_run),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_empty_cells),
     };
     int rc = it_env_init(&env, "wupsrules");
     if (rc)

@@ -146,12 +146,29 @@ static void test_never_written(void **state)
     bson_destroy(r);
 }
 
+/* An empty stage cell of an update comes as the zero ObjectId: the deal
+ * keeps its stage. */
+static void test_empty_stage_kept(void **state)
+{
+    bson_t set, changes, tags;
+    bson_t *r =
+        row("\"value\":100,", "000000000000000000000000", "[\"imported\"]");
+    (void)state;
+    assert_int_equal(diff(r, 0, NULL, &set, &changes, &tags), 0);
+    assert_true(bson_empty(&set));
+    bson_destroy(&set);
+    bson_destroy(&changes);
+    bson_destroy(&tags);
+    bson_destroy(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unchanged),
         cmocka_unit_test(test_changes),
         cmocka_unit_test(test_never_written),
+        cmocka_unit_test(test_empty_stage_kept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
