@@ -150,6 +150,8 @@ static int record_event(sup_loop_t *self, sup_slot_t *w, const char *status,
         return 0;
     BSON_APPEND_UTF8(&details, "status", status);
     BSON_APPEND_INT64(&details, "total_records", w->lines);
+    if (w->has_counts)
+        sup_store_append_counts(w->dry_run, w->updated, w->unchanged, &details);
     if (error)
         BSON_APPEND_UTF8(&details, "error", error);
     rc = sup_event_record(self->crm, w->doc, type, &details, 1, err, errlen);
@@ -162,10 +164,11 @@ static int record_event(sup_loop_t *self, sup_slot_t *w, const char *status,
 void sup_end_finish(sup_loop_t *self, sup_slot_t *w, const char *status,
                     const char *error)
 {
-    sup_store_result_t r = {status,       error,         w->notes,
-                            w->lines,     w->not_stored, w->header,
-                            w->dry_run,   w->would_add,  w->new_stages_count,
-                            w->new_stages};
+    sup_store_result_t r = {status,        error,         w->notes,
+                            w->lines,      w->not_stored, w->header,
+                            w->dry_run,    w->would_add,  w->new_stages_count,
+                            w->new_stages, w->has_counts, w->updated,
+                            w->unchanged};
     char err[512];
     int rc = SUP_STORE_EFAIL;
     if (w->lease != SUP_LEASE_HELD && !w->final_written) {

@@ -9,6 +9,7 @@
 #include "dip_bson.h"
 #include "dip_log.h"
 #include "dip_mongo_io.h"
+#include "wrk_match.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@ struct wrk_db {
     mongoc_client_t *client;
     mongoc_collection_t *queues, *deals, *stages, *pipelines;
     char queue_id[25];
+    char dbname[128];
     bson_oid_t qid;
     long attempts, backoff_ms;
     long round_trips;
@@ -48,6 +50,7 @@ wrk_db_t *wrk_db_new(const dip_config_t *cfg, const char *queue_id, char *err,
         return NULL;
     }
     snprintf(self->queue_id, sizeof(self->queue_id), "%s", queue_id);
+    snprintf(self->dbname, sizeof(self->dbname), "%s", db);
     bson_oid_init_from_string(&self->qid, queue_id);
     self->queues = mongoc_client_get_collection(self->client, db, "queues");
     self->deals = mongoc_client_get_collection(self->client, db, "deals");
@@ -289,6 +292,28 @@ int wrk_db_ensure_indexes(wrk_db_t *self, char *err, size_t errlen)
         if (rc != WRK_DB_OK)
             return rc;
     }
+    /* external_id is unique per account where a deal has one (the match
+     * key of updates, wrk_match.h); the CRM's deals without one never
+     * collide. */
+    keys = BCON_NEW("account_id", BCON_INT32(1), "external_id", BCON_INT32(1));
+    partial = BCON_NEW("external_id", "{", "$type", BCON_UTF8("string"), "}");
+    rc = create_index(self, self->deals, WRK_MATCH_EXTERNAL_INDEX, keys,
+                      partial, err, errlen);
+    bson_destroy(keys);
+    bson_destroy(partial);
+    if (rc == WRK_DB_EFAIL) {
+        /* Deals written by others may already repeat an external_id (or
+         * an index of that name differs): imports that do not match on it
+         * go on; one that does checks for the index itself
+         * (wrk_match_index_ok) and fails. */
+        dip_log(DIP_LOG_WARNING, self->queue_id,
+                "cannot create the unique external_id index, going on "
+                "without it: %s",
+                err);
+        rc = WRK_DB_OK;
+    }
+    if (rc != WRK_DB_OK)
+        return rc;
     keys = BCON_NEW("account_id", BCON_INT32(1), "pipeline_id", BCON_INT32(1),
                     "name", BCON_INT32(1));
     rc =
@@ -586,5 +611,69 @@ int wrk_db_insert_deals(wrk_db_t *self, const bson_t *const *docs, size_t n,
             break;
     }
     bson_destroy(&opts);
+    return rc;
+}
+
+mongoc_collection_t *wrk_db_collection(wrk_db_t *self, const char *name)
+{
+    return mongoc_client_get_collection(self->client, self->dbname, name);
+}
+
+int wrk_db_retry(wrk_db_t *self, const bson_error_t *error, int attempt,
+                 const char *what, int *rc, char *err, size_t errlen)
+{
+    return should_retry(self, error, attempt, what, rc, err, errlen);
+}
+
+long wrk_db_max_time_ms(const wrk_db_t *self)
+{
+    long socket_ms = (long)mongoc_uri_get_option_as_int32(
+        mongoc_client_get_uri(self->client), MONGOC_URI_SOCKETTIMEOUTMS,
+        300000);
+    return socket_ms * 3 / 4 > 100 ? socket_ms * 3 / 4 : 100;
+}
+
+void wrk_db_count_round_trip(wrk_db_t *self)
+{
+    self->round_trips++;
+}
+
+int wrk_db_unique_index(wrk_db_t *self, const char *collection,
+                        const char *name, bson_t *keys, bson_t *partial,
+                        char *err, size_t errlen)
+{
+    mongoc_collection_t *c = wrk_db_collection(self, collection);
+    int rc = create_index(self, c, name, keys, partial, err, errlen);
+    mongoc_collection_destroy(c);
+    return rc;
+}
+
+int wrk_db_deal_indexes(wrk_db_t *self, bson_t *out, char *err, size_t errlen)
+{
+    int rc = WRK_DB_OK;
+    bson_init(out);
+    for (int attempt = 1;; attempt++) {
+        mongoc_cursor_t *c =
+            mongoc_collection_find_indexes_with_opts(self->deals, NULL);
+        const bson_t *doc;
+        bson_error_t error;
+        uint32_t n = 0;
+        while (mongoc_cursor_next(c, &doc)) {
+            char kb[16];
+            const char *k;
+            size_t kl = bson_uint32_to_string(n++, &k, kb, sizeof(kb));
+            bson_append_document(out, k, (int)kl, doc);
+        }
+        self->round_trips++;
+        if (!mongoc_cursor_error(c, &error)) {
+            mongoc_cursor_destroy(c);
+            break;
+        }
+        mongoc_cursor_destroy(c);
+        bson_reinit(out);
+        if (!should_retry(self, &error, attempt, "listing the deals' indexes",
+                          &rc, err, errlen))
+            break;
+    }
     return rc;
 }

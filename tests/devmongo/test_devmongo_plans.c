@@ -59,7 +59,15 @@ static const plan_case_t cases[] = {
     {"{\"u\": null}", NULL, NULL},
     {"{\"u\": {\"$exists\": false}}", NULL, NULL},
     /* $exists: false bounds a regular index (to null) */
-    {"{\"c\": {\"$exists\": false}}", NULL, "IXSCAN { c: 1 }"},
+    {"{\"c\": {\"$exists\": false}}", NULL,
+     "IXSCAN { c: 1 }"}, /* partial {v: {$type: 'string'}} on {k, v}, unique:
+                          * implied by an equality or a $in whose values are all
+                          * strings */
+    {"{\"k\": 1, \"v\": \"x\"}", NULL, "IXSCAN { k: 1, v: 1 }"},
+    {"{\"k\": 1, \"v\": {\"$in\": [\"x\", \"y\"]}}", NULL,
+     "IXSCAN { k: 1, v: 1 }"},
+    {"{\"k\": 1, \"v\": {\"$in\": [\"x\", 5]}}", NULL, NULL},
+    {"{\"k\": 1, \"v\": 5}", NULL, NULL},
 };
 
 static void make_indexes(mongoc_collection_t *coll)
@@ -75,7 +83,11 @@ static void make_indexes(mongoc_collection_t *coll)
         "}", "}", "}", "{", "key", "{", "t", BCON_INT32(1), "}", "name",
         BCON_UTF8("t_on"), "partialFilterExpression", "{", "s", BCON_UTF8("on"),
         "}", "}", "{", "key", "{", "u", BCON_INT32(1), "}", "name",
-        BCON_UTF8("u_sparse"), "sparse", BCON_BOOL(true), "}", "]");
+        BCON_UTF8("u_sparse"), "sparse", BCON_BOOL(true), "}", "{", "key", "{",
+        "k", BCON_INT32(1), "v", BCON_INT32(1), "}", "name",
+        BCON_UTF8("kv_str"), "unique", BCON_BOOL(true),
+        "partialFilterExpression", "{", "v", "{", "$type", BCON_UTF8("string"),
+        "}", "}", "}", "]");
 
     assert_true(mongoc_collection_write_command_with_opts(coll, cmd, NULL, NULL,
                                                           &error));
