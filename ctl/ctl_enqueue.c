@@ -33,7 +33,9 @@ static const char usage[] =
     "                             [--parent-account ID] [--client ID] "
     "[--dry-run] [--wait] [--json]\n"
     "                             [--date-order MDY|DMY|YMD|auto] "
-    "[--decimal .|,|auto]\n";
+    "[--decimal .|,|auto]\n"
+    "                             [--mode create|update|upsert] "
+    "[--match FIELD] [--success-file]\n";
 
 /* 1 when s is one of the NULL-terminated words. */
 static int one_of(const char *s, const char *const *words)
@@ -86,12 +88,18 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
         {"date-order", required_argument, NULL, 'D'},
         {"decimal", required_argument, NULL, 'S'},
         {"wait", no_argument, NULL, 'w'},
+        {"mode", required_argument, NULL, 'M'},
+        {"match", required_argument, NULL, 'K'},
+        {"success-file", no_argument, NULL, 'O'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *file = NULL, *account = NULL, *user = NULL, *pipeline = NULL;
     const char *tags = NULL, *parent = NULL, *client_id = NULL;
     const char *date_order = NULL, *decimal = NULL;
+    const char *mode = NULL, *match = NULL;
+    static const char *const modes[] = {"create", "update", "upsert", NULL};
+    int success_file = 0;
     static const char *const orders[] = {"MDY", "DMY", "YMD", "auto", NULL};
     static const char *const decimals[] = {".", ",", "auto", NULL};
     const char *maps[MAX_MAPS];
@@ -155,6 +163,15 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
         case 'w':
             wait = 1;
             break;
+        case 'M':
+            mode = optarg;
+            break;
+        case 'K':
+            match = optarg;
+            break;
+        case 'O':
+            success_file = 1;
+            break;
         case 'h':
             fputs(usage, stdout);
             printf(
@@ -178,7 +195,12 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
                 "--date-order and --decimal say how the file writes dates and "
                 "numbers\n"
                 "(additional_data.format); 'auto' decides each column from "
-                "the whole file.\n");
+                "the whole file.\n--mode update or upsert changes the deals "
+                "that --match finds (deal_id,\nexternal_id or a custom field "
+                "id; the column mapped to it holds the key):\nupdate changes "
+                "only existing deals, upsert also creates the others.\n"
+                "--success-file asks for a file of every written line beside "
+                "the error file.\n");
             return 0;
         default:
             return ctl_usage(usage,
@@ -202,6 +224,16 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
         return ctl_usage(usage,
                          "dealimportctl: --date-order is MDY, DMY, YMD or "
                          "auto, and --decimal is '.', ',' or auto");
+    /* The worker decides the rest (a custom field's index, the mapping);
+     * what can be told here is told here. */
+    if (mode && !one_of(mode, modes))
+        return ctl_usage(usage, "dealimportctl: --mode is create, update or "
+                                "upsert");
+    if (mode && strcmp(mode, "create") != 0 && match == NULL)
+        return ctl_usage(usage,
+                         "dealimportctl: --mode %s needs --match FIELD "
+                         "(deal_id, external_id or a custom field id)",
+                         mode);
     for (size_t i = 0; i < nmaps; i++) {
         const char *eq = strrchr(maps[i], '=');
         if (eq == NULL || eq == maps[i] || eq[1] == '\0') {
@@ -305,6 +337,12 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
                 BSON_APPEND_UTF8(&fmt, "decimal", decimal);
             bson_append_document_end(&ad, &fmt);
         }
+        if (mode)
+            BSON_APPEND_UTF8(&ad, "mode", mode);
+        if (match)
+            BSON_APPEND_UTF8(&ad, "match", match);
+        if (success_file)
+            BSON_APPEND_BOOL(&ad, "success_file", true);
         bson_append_document_end(doc, &ad);
     }
     if (dry_run)

@@ -12,6 +12,7 @@
  * stop a worker first.
  */
 #include "ctl_revert.h"
+#include "ctl_restore.h"
 #include "dip_event.h"
 #include "dip_log.h"
 #include "dip_bson.h"
@@ -41,6 +42,8 @@ typedef struct revert {
     /* left alone: the import's queue id in another account's documents,
      * and stages past what one run loads */
     int64_t deals_other_account, stages_other_account, stages_next_run;
+    /* the deals it updated (an update or upsert import): ctl_restore */
+    ctl_restore_t restore;
 } revert_t;
 
 static bson_t *match(const char *key, const bson_oid_t *id)
@@ -200,6 +203,11 @@ static int record(revert_t *r, const bson_t *queue_doc, bson_error_t *error)
     BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
     BSON_APPEND_DATE_TIME(&set, "reverted_at", now);
     BSON_APPEND_DATE_TIME(&set, "updated_at", now);
+    /* Totals read from the marks of every run, so $set, not $inc. */
+    BSON_APPEND_INT64(&set, "reverted_updates", r->restore.restored);
+    BSON_APPEND_INT64(&set, "revert_conflicts", r->restore.conflicts);
+    BSON_APPEND_ARRAY(&set, "revert_conflict_ids", &r->restore.conflict_ids);
+    BSON_APPEND_INT64(&set, "revert_deals_gone", r->restore.gone);
     bson_append_document_end(update, &set);
     /* A second revert adds what it found left over. */
     BSON_APPEND_DOCUMENT_BEGIN(update, "$inc", &inc);
@@ -258,6 +266,8 @@ static int tell_crm(revert_t *r, const bson_t *queue_doc, const char *db)
     int rc;
     BSON_APPEND_INT64(&details, "reverted_deals", r->deals_deleted);
     BSON_APPEND_INT64(&details, "reverted_stages", r->stages_deleted);
+    BSON_APPEND_INT64(&details, "reverted_updates", r->restore.restored);
+    BSON_APPEND_INT64(&details, "revert_conflicts", r->restore.conflicts);
     rc = dip_event_record(events, queue_doc, DIP_EVENT_REVERTED, &details,
                           r->o->cfg->notify_max_s, 0, err, sizeof(err));
     if (rc < 0)
@@ -320,6 +330,11 @@ static int run(revert_t *r, int dry, bson_t *queue_doc)
                         "import '%s' names no account (account_id): nothing "
                         "can be reverted safely",
                         r->id);
+    /* Updated deals first: their before-images name them, whatever is
+     * deleted next. */
+    if (ctl_restore_run(r->client, db, &r->qid, &r->account, dry, &r->restore,
+                        &error) < 0)
+        goto db_error;
     if (load_stages(r, &error) < 0 || (dry ? dry_run(r, &error) : 0) < 0)
         goto db_error;
     if (!dry) {
@@ -358,6 +373,30 @@ static void print_summary(const revert_t *r, int dry)
     printf("import %s %s: %lld deals and %lld pipeline stages %s", r->id,
            dry ? "would be reverted" : "reverted", (long long)r->deals_deleted,
            (long long)r->stages_deleted, dry ? "would be deleted" : "deleted");
+    if (r->restore.restored || r->restore.conflicts || r->restore.gone)
+        printf(", %lld updated deals %s", (long long)r->restore.restored,
+               dry ? "would get their previous values back"
+                   : "have their previous values back");
+    if (r->restore.conflicts) {
+        bson_iter_t it;
+        const char *s = " (";
+        printf("%s%lld deals changed since the import, left as they are", sep,
+               (long long)r->restore.conflicts);
+        if (bson_iter_init(&it, &r->restore.conflict_ids))
+            for (int n = 0; n < 10 && bson_iter_next(&it); n++) {
+                char hex[25];
+                bson_oid_to_string(bson_iter_oid(&it), hex);
+                printf("%s%s", s, hex);
+                s = ", ";
+            }
+        printf("%s", r->restore.conflicts > 10 ? ", ...)" : ")");
+        sep = "; ";
+    }
+    if (r->restore.gone) {
+        printf("%s%lld updated deals deleted since", sep,
+               (long long)r->restore.gone);
+        sep = "; ";
+    }
     if (r->stages_kept) {
         printf("%s%lld stages it created, because other deals use them", sep,
                (long long)r->stages_kept);
@@ -444,12 +483,22 @@ int ctl_revert_main(ctl_opts_t *o, int argc, char **argv)
     if (ctl_take_id("revert", argc, argv, usage, r.id) < 0)
         return CTL_EXIT_USAGE;
     bson_oid_init_from_string(&r.qid, r.id);
+    bson_init(&r.restore.conflict_ids);
     rc = run(&r, dry, &queue_doc);
     if (rc == CTL_EXIT_OK && !dry)
         log_revert(&r);
     if (rc == CTL_EXIT_OK) {
         if (o->json) {
-            json_t *j = json_pack(
+            json_t *ids = json_array();
+            bson_iter_t it;
+            json_t *j;
+            if (bson_iter_init(&it, &r.restore.conflict_ids))
+                while (bson_iter_next(&it)) {
+                    char hex[25];
+                    bson_oid_to_string(bson_iter_oid(&it), hex);
+                    json_array_append_new(ids, json_string(hex));
+                }
+            j = json_pack(
                 "{s:i, s:b, s:s, s:b, s:I, s:I, s:I, s:{s:I, s:I, s:I}}", "v",
                 DIP_CTL_VERSION, "ok", 1, "id", r.id, "dry_run", dry,
                 "deleted_deals", (json_int_t)r.deals_deleted, "deleted_stages",
@@ -458,6 +507,13 @@ int ctl_revert_main(ctl_opts_t *o, int argc, char **argv)
                 (json_int_t)r.stages_other_account, "deals_other_account",
                 (json_int_t)r.deals_other_account, "stages_next_run",
                 (json_int_t)r.stages_next_run);
+            json_object_set_new(j, "restored_deals",
+                                json_integer(r.restore.restored));
+            json_object_set_new(j, "conflicts",
+                                json_integer(r.restore.conflicts));
+            json_object_set_new(j, "conflict_ids", ids);
+            json_object_set_new(j, "updated_deals_gone",
+                                json_integer(r.restore.gone));
             ctl_print_json(j);
             json_decref(j);
         } else {
@@ -468,6 +524,7 @@ int ctl_revert_main(ctl_opts_t *o, int argc, char **argv)
         bson_destroy(r.stage_docs[i]);
     free(r.stage_docs);
     bson_destroy(&queue_doc);
+    ctl_restore_release(&r.restore);
     mongoc_collection_destroy(r.queues);
     mongoc_collection_destroy(r.deals);
     mongoc_collection_destroy(r.stages);

@@ -173,3 +173,31 @@ int dip_bson_reply_value(const bson_t *reply, bson_t *view)
     bson_iter_document(&it, &len, &data);
     return bson_init_static(view, data, len) ? 1 : 0;
 }
+
+int dip_bson_iter_equal(const bson_iter_t *a, const bson_iter_t *b)
+{
+    bson_type_t ta = bson_iter_type(a), tb = bson_iter_type(b);
+    int na = ta == BSON_TYPE_DOUBLE || ta == BSON_TYPE_INT32 ||
+             ta == BSON_TYPE_INT64;
+    int nb = tb == BSON_TYPE_DOUBLE || tb == BSON_TYPE_INT32 ||
+             tb == BSON_TYPE_INT64;
+    if (na && nb)
+        return bson_iter_as_double(a) == bson_iter_as_double(b);
+    if (ta != tb)
+        return 0;
+    switch (ta) {
+    case BSON_TYPE_UTF8: {
+        uint32_t la, lb;
+        const char *sa = bson_iter_utf8(a, &la), *sb = bson_iter_utf8(b, &lb);
+        return la == lb && memcmp(sa, sb, la) == 0;
+    }
+    case BSON_TYPE_OID:
+        return bson_oid_equal(bson_iter_oid(a), bson_iter_oid(b));
+    case BSON_TYPE_DATE_TIME:
+        return bson_iter_date_time(a) == bson_iter_date_time(b);
+    case BSON_TYPE_BOOL:
+        return bson_iter_bool(a) == bson_iter_bool(b);
+    default:
+        return 0;
+    }
+}

@@ -40,6 +40,11 @@ void dip_bson_append_id_match(bson_t *q, const char *key, const bson_oid_t *id);
  * while reply lives, copy it to keep it), 0 when the reply holds none (no
  * document matched). */
 int dip_bson_reply_value(const bson_t *reply, bson_t *view);
+/* 1 when two values are equal as a deal's field is compared (an update
+ * and its revert): numbers by value whatever their BSON numeric type;
+ * strings, ObjectIds, dates and booleans by type and value; anything else
+ * is never equal. */
+int dip_bson_iter_equal(const bson_iter_t *a, const bson_iter_t *b);
 
 /* JSON <-> BSON through relaxed extended JSON. NULL on failure. */
 json_t *dip_bson_to_json(const bson_t *doc);

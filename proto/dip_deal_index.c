@@ -13,12 +13,11 @@
 #define OLD_DEALS_INDEX DIP_DEAL_INDEX_OLD_DEALS
 #define STAGES_INDEX DIP_DEAL_INDEX_STAGES
 
-static int create_unique(mongoc_collection_t *coll, const char *name,
-                         bson_t *keys, bson_t *partial, char *err,
-                         size_t errlen)
+int dip_deal_index_create(mongoc_collection_t *coll, const char *name,
+                          const bson_t *keys, const bson_t *partial,
+                          bson_error_t *error)
 {
     bson_t cmd = BSON_INITIALIZER, arr, idx, reply;
-    bson_error_t error;
     int rc = 0;
     BSON_APPEND_UTF8(&cmd, "createIndexes", mongoc_collection_get_name(coll));
     BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &arr);
@@ -31,14 +30,23 @@ static int create_unique(mongoc_collection_t *coll, const char *name,
     bson_append_document_end(&arr, &idx);
     bson_append_array_end(&cmd, &arr);
     if (!mongoc_collection_write_command_with_opts(coll, &cmd, NULL, &reply,
-                                                   &error)) {
-        snprintf(err, errlen, "cannot create index '%s' on '%s': %s", name,
-                 mongoc_collection_get_name(coll), error.message);
+                                                   error))
         rc = -1;
-    }
     bson_destroy(&reply);
     bson_destroy(&cmd);
     return rc;
+}
+
+static int create_unique(mongoc_collection_t *coll, const char *name,
+                         bson_t *keys, bson_t *partial, char *err,
+                         size_t errlen)
+{
+    bson_error_t error;
+    if (dip_deal_index_create(coll, name, keys, partial, &error) == 0)
+        return 0;
+    snprintf(err, errlen, "cannot create index '%s' on '%s': %s", name,
+             mongoc_collection_get_name(coll), error.message);
+    return -1;
 }
 
 /* 1 when coll has an index named name, 0 when not, -1 when
@@ -111,6 +119,19 @@ int dip_deal_index_ensure(mongoc_collection_t *deals,
         if (rc < 0)
             return rc;
     }
+    /* external_id is unique per account where a deal has one (the match
+     * key of updates and upserts); the CRM's deals without one never
+     * collide. Deals written by others may already repeat one: imports
+     * that do not match on it go on, and one that does checks for the
+     * index itself and fails with a sentence. */
+    keys = BCON_NEW("account_id", BCON_INT32(1), "external_id", BCON_INT32(1));
+    partial = BCON_NEW("external_id", "{", "$type", BCON_UTF8("string"), "}");
+    if (create_unique(deals, DIP_DEAL_INDEX_EXTERNAL, keys, partial, err,
+                      errlen) < 0)
+        dip_log(DIP_LOG_WARNING, NULL,
+                "%s: going on without it (tried again at the next start)", err);
+    bson_destroy(keys);
+    bson_destroy(partial);
     keys = BCON_NEW("account_id", BCON_INT32(1), "pipeline_id", BCON_INT32(1),
                     "name", BCON_INT32(1));
     if (create_unique(stages, STAGES_INDEX, keys, NULL, err, errlen) < 0)

@@ -14,6 +14,9 @@
  *   pipeline_id, name), a guard against concurrent duplicate stages that
  *   a CRM database may already violate (the original service could make
  *   them): its failure is logged, and imports run without it.
+ * - deals: `account_external_id`, unique on (account_id, external_id),
+ *   partial on external_id being a string: the match key of updates and
+ *   upserts; its failure is logged, and an import matching on it fails.
  * Creating an index that exists with the same spec is a no-op, also when
  * several supervisors start at once.
  */
@@ -28,6 +31,7 @@
 #define DIP_DEAL_INDEX_DEALS "account_import_line"
 #define DIP_DEAL_INDEX_OLD_DEALS "import_queue_line"
 #define DIP_DEAL_INDEX_STAGES "account_pipeline_name"
+#define DIP_DEAL_INDEX_EXTERNAL "account_external_id"
 
 /* Makes both indexes (collections borrowed). 0 when the deals' index
  * stands (the stages' may have failed, logged); -1 with err filled when
@@ -37,5 +41,11 @@
 int dip_deal_index_ensure(mongoc_collection_t *deals,
                           mongoc_collection_t *stages, char *err,
                           size_t errlen);
+
+/* One unique index (partial may be NULL) on coll, as createIndexes makes
+ * it: 0, or -1 with error filled (the caller decides whether to retry). */
+int dip_deal_index_create(mongoc_collection_t *coll, const char *name,
+                          const bson_t *keys, const bson_t *partial,
+                          bson_error_t *error);
 
 #endif

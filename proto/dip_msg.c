@@ -333,6 +333,14 @@ bson_t *dip_msg_done_dry(dip_done_status_t status, int64_t lines,
                append_strings(b, "new_stages", names, NULL, nnames));
 }
 
+int dip_msg_done_counts(bson_t *done, int64_t updated, int64_t unchanged)
+{
+    return BSON_APPEND_INT64(done, "updated", updated) &&
+                   BSON_APPEND_INT64(done, "unchanged", unchanged)
+               ? 0
+               : -1;
+}
+
 bson_t *dip_msg_control(dip_control_action_t action)
 {
     bson_t *b = base(DIP_MSG_CONTROL);
@@ -419,10 +427,15 @@ bson_t *dip_msg_encode(const dip_msg_t *m)
                                      nn);
             free(names);
             free(nlens);
-            break;
+        } else {
+            b = dip_msg_done(m->status, m->lines, m->errors_not_stored,
+                             m->error, m->has_notes ? strs : NULL, n);
         }
-        b = dip_msg_done(m->status, m->lines, m->errors_not_stored, m->error,
-                         m->has_notes ? strs : NULL, n);
+        if (b && m->has_counts &&
+            dip_msg_done_counts(b, m->updated, m->unchanged) < 0) {
+            bson_destroy(b);
+            b = NULL;
+        }
         break;
     case DIP_MSG_CONTROL:
         b = dip_msg_control(m->action);
@@ -579,6 +592,12 @@ static int decode_fields(const bson_t *o, dip_msg_t *m, char *err,
         m->has_notes = has(o, "notes");
         if (m->has_notes && get_doc(o, "notes", 1, 1, &m->notes, err, errlen))
             return -1;
+        if (has(o, "updated") || has(o, "unchanged")) {
+            m->has_counts = 1;
+            if (get_int(o, "updated", 0, &m->updated, err, errlen) ||
+                get_int(o, "unchanged", 0, &m->unchanged, err, errlen))
+                return -1;
+        }
         if (!bson_iter_init_find(&it, o, "dry_run"))
             return 0;
         if (!BSON_ITER_HOLDS_BOOL(&it)) {

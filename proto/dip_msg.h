@@ -116,6 +116,11 @@ typedef struct dip_msg {
     int64_t new_stages_count; /* stages it would create */
     bson_t new_stages;        /* array of strings: the first of their names
                                  (at most DIP_MSG_NEW_STAGES_MAX) */
+    /* done of an update or upsert (optional, absent from older workers:
+     * has_counts 0, these zero): deals updated and left unchanged, or in a
+     * dry run those it would update and leave unchanged */
+    int has_counts;
+    int64_t updated, unchanged;
     /* control */
     dip_control_action_t action;
     /* ack */
@@ -164,6 +169,10 @@ bson_t *dip_msg_done_dry(dip_done_status_t status, int64_t lines,
                          const char *const *notes, size_t nnotes,
                          int64_t would_add, int64_t new_stages_count,
                          const char *const *names, size_t nnames);
+/* Appends `updated` and `unchanged` to a done built by the two functions
+ * above (the counts of an update or upsert import). 0, or -1 when out of
+ * memory. */
+int dip_msg_done_counts(bson_t *done, int64_t updated, int64_t unchanged);
 bson_t *dip_msg_control(dip_control_action_t action);
 bson_t *dip_msg_ack(int64_t acked, int64_t window);
 

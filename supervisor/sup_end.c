@@ -165,6 +165,8 @@ static int record_event(sup_loop_t *self, sup_slot_t *w, const char *status,
         return 0;
     BSON_APPEND_UTF8(&details, "status", status);
     BSON_APPEND_INT64(&details, "total_records", w->lines);
+    if (w->has_counts)
+        sup_store_append_counts(w->dry_run, w->updated, w->unchanged, &details);
     if (error)
         BSON_APPEND_UTF8(&details, "error", error);
     rc = sup_event_record(self->crm, w->doc, type, &details, 1, err, errlen);
@@ -203,7 +205,10 @@ void sup_end_finish(sup_loop_t *self, sup_slot_t *w, const char *status,
                             .dry_run = w->dry_run,
                             .would_add = w->would_add,
                             .new_stages_count = w->new_stages_count,
-                            .new_stages = w->new_stages};
+                            .new_stages = w->new_stages,
+                            .has_counts = w->has_counts,
+                            .updated = w->updated,
+                            .unchanged = w->unchanged};
     sup_followup_facts_t ff = {
         .total_errors = w->nerrors + w->not_stored,
         .has_source = dip_bson_get_str(w->doc, "csv.0.key") != NULL,

@@ -298,6 +298,9 @@ static void on_message(sup_loop_t *self, const char *identity, size_t idlen,
         w->new_stages_count = m.new_stages_count;
         bson_destroy(w->new_stages);
         w->new_stages = m.dry_run ? bson_copy(&m.new_stages) : NULL;
+        w->has_counts = m.has_counts;
+        w->updated = m.updated;
+        w->unchanged = m.unchanged;
         break;
     default:
         break;

@@ -132,6 +132,10 @@ typedef struct sup_slot {
     int dry_run;   /* from done: a dry run's verdict */
     int64_t would_add, new_stages_count;
     bson_t *new_stages; /* array of strings, or NULL */
+    /* from done of an update or upsert: deals updated and unchanged (or
+     * would be, in a dry run) */
+    int has_counts;
+    int64_t updated, unchanged;
     int64_t lines, added, nerrors, not_stored, bytes, bytes_total;
     /* csv_import_errors documents not yet written, built once from each
      * line_error frame; their bytes count in the loop's error buffer */

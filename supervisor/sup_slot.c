@@ -22,6 +22,7 @@ void sup_slot_reset_run(sup_slot_t *w)
     bson_destroy(w->notes);
     w->notes = NULL;
     w->dry_run = 0;
+    w->has_counts = 0;
     bson_destroy(w->new_stages);
     w->new_stages = NULL;
     w->stop_sent = 0;

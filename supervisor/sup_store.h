@@ -52,7 +52,17 @@ typedef struct sup_store_result {
     /* a completion event was recorded held for this end, or may have been
      * (unknown): it has follow-ups to release it (sup_followup_needed) */
     int event_held;
+    /* an update or upsert's deals updated and left unchanged, from its
+     * done (has_counts 0: from the checkpoint, when it has them) */
+    int has_counts;
+    int64_t updated, unchanged;
 } sup_store_result_t;
+
+/* Appends an update or upsert's counts as csv_imports and the completion
+ * event name them: total_records_updated and total_records_unchanged, or
+ * for a dry run would_update and would_leave_unchanged. */
+void sup_store_append_counts(int dry_run, int64_t updated, int64_t unchanged,
+                             bson_t *to);
 
 /* owner: "host:pid", written as claimed_by. client (borrowed, of database
  * db, bounded by sup_store_budget_ms) is shared with the other users of the
@@ -145,7 +155,8 @@ int sup_store_progress(sup_store_t *self, const bson_value_t *qid,
  * errors_not_stored, and
  * the header; keyed by the import, so a repeat changes nothing), with
  * `dry_run`, and for a dry run its verdict: would_add and new_stages {count,
- * names}.
+ * names}; for an update or upsert its counts (sup_store_append_counts), from
+ * the done or else from the checkpoint's `updated` and `unchanged`.
  * SUP_STORE_ELOST, with nothing written, when the claim is gone;
  * SUP_STORE_EPARTIAL when only the queue document was written.
  * epoch < 0: an import no supervisor holds, whose status an atomic move

@@ -134,6 +134,16 @@ static void append_dry_run(const bson_t *queue_doc, const sup_store_result_t *r,
     bson_append_document_end(set, &ns);
 }
 
+void sup_store_append_counts(int dry_run, int64_t updated, int64_t unchanged,
+                             bson_t *to)
+{
+    BSON_APPEND_INT64(to, dry_run ? "would_update" : "total_records_updated",
+                      updated);
+    BSON_APPEND_INT64(
+        to, dry_run ? "would_leave_unchanged" : "total_records_unchanged",
+        unchanged);
+}
+
 int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
                      const sup_store_result_t *r, char *err, size_t errlen)
 {
@@ -208,6 +218,14 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
             bson_append_iter(&set, "header", -1, &h);
     }
     append_dry_run(queue_doc, r, &set);
+    if (r->has_counts)
+        sup_store_append_counts(r->dry_run, r->updated, r->unchanged, &set);
+    else if (dip_bson_get_int(queue_doc, "checkpoint.updated", -1) >= 0)
+        sup_store_append_counts(
+            r->dry_run ||
+                dip_bson_get_int(queue_doc, "checkpoint.would_add", -1) >= 0,
+            dip_bson_get_int(queue_doc, "checkpoint.updated", 0),
+            dip_bson_get_int(queue_doc, "checkpoint.unchanged", 0), &set);
     append_logs(self, qid, &set);
     BSON_APPEND_DATE_TIME(&set, "updated_at", now);
     BSON_APPEND_DATE_TIME(&set, "finished_at", now);

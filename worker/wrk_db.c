@@ -19,6 +19,7 @@ struct wrk_db {
     mongoc_client_t *client;
     mongoc_collection_t *queues, *deals, *stages, *pipelines;
     char queue_id[25];
+    char dbname[128];
     bson_oid_t qid;
     long attempts, backoff_ms;
     long round_trips;
@@ -41,6 +42,7 @@ wrk_db_t *wrk_db_new(const dip_config_t *cfg, const char *queue_id, char *err,
         return NULL;
     }
     snprintf(self->queue_id, sizeof(self->queue_id), "%s", queue_id);
+    snprintf(self->dbname, sizeof(self->dbname), "%s", db);
     bson_oid_init_from_string(&self->qid, queue_id);
     self->queues = mongoc_client_get_collection(self->client, db, "queues");
     self->deals = mongoc_client_get_collection(self->client, db, "deals");
@@ -445,5 +447,79 @@ int wrk_db_insert_deals(wrk_db_t *self, const bson_t *const *docs, size_t n,
             break;
     }
     bson_destroy(&opts);
+    return rc;
+}
+
+mongoc_collection_t *wrk_db_collection(wrk_db_t *self, const char *name)
+{
+    return mongoc_client_get_collection(self->client, self->dbname, name);
+}
+
+int wrk_db_retry(wrk_db_t *self, const bson_error_t *error, int attempt,
+                 const char *what, int *rc, char *err, size_t errlen)
+{
+    return should_retry(self, error, attempt, what, rc, err, errlen);
+}
+
+long wrk_db_max_time_ms(const wrk_db_t *self)
+{
+    long socket_ms = (long)mongoc_uri_get_option_as_int32(
+        mongoc_client_get_uri(self->client), MONGOC_URI_SOCKETTIMEOUTMS,
+        300000);
+    return socket_ms * 3 / 4 > 100 ? socket_ms * 3 / 4 : 100;
+}
+
+void wrk_db_count_round_trip(wrk_db_t *self)
+{
+    self->round_trips++;
+}
+
+int wrk_db_unique_index(wrk_db_t *self, const char *collection,
+                        const char *name, bson_t *keys, bson_t *partial,
+                        char *err, size_t errlen)
+{
+    mongoc_collection_t *c = wrk_db_collection(self, collection);
+    int rc = WRK_DB_OK;
+    for (int attempt = 1;; attempt++) {
+        bson_error_t error;
+        int failed = dip_deal_index_create(c, name, keys, partial, &error);
+        self->round_trips++;
+        if (!failed)
+            break;
+        if (!should_retry(self, &error, attempt, "creating an index", &rc, err,
+                          errlen))
+            break;
+    }
+    mongoc_collection_destroy(c);
+    return rc;
+}
+
+int wrk_db_deal_indexes(wrk_db_t *self, bson_t *out, char *err, size_t errlen)
+{
+    int rc = WRK_DB_OK;
+    bson_init(out);
+    for (int attempt = 1;; attempt++) {
+        mongoc_cursor_t *c =
+            mongoc_collection_find_indexes_with_opts(self->deals, NULL);
+        const bson_t *doc;
+        bson_error_t error;
+        uint32_t n = 0;
+        while (mongoc_cursor_next(c, &doc)) {
+            char kb[16];
+            const char *k;
+            size_t kl = bson_uint32_to_string(n++, &k, kb, sizeof(kb));
+            bson_append_document(out, k, (int)kl, doc);
+        }
+        self->round_trips++;
+        if (!mongoc_cursor_error(c, &error)) {
+            mongoc_cursor_destroy(c);
+            break;
+        }
+        mongoc_cursor_destroy(c);
+        bson_reinit(out);
+        if (!should_retry(self, &error, attempt, "listing the deals' indexes",
+                          &rc, err, errlen))
+            break;
+    }
     return rc;
 }

@@ -12,6 +12,8 @@
 
 #include <bson/bson.h>
 
+#include <mongoc/mongoc.h>
+
 #include "dip_config.h"
 
 typedef struct wrk_db wrk_db_t;
@@ -79,5 +81,25 @@ int wrk_db_stages_find(wrk_db_t *self, const bson_oid_t *account,
 int wrk_db_insert_deals(wrk_db_t *self, const bson_t *const *docs, size_t n,
                         int *outcome, char **messages, char *err,
                         size_t errlen);
+
+/* For the modules that add their own operations (wrk_upsert): a new handle
+ * on collection name of the worker's database (the caller destroys it),
+ * the retry policy after a failed attempt (1 = back off done, try again;
+ * 0 = stop with *rc and err set), a round trip to count, and a unique
+ * index created (idempotent; partial may be NULL). */
+mongoc_collection_t *wrk_db_collection(wrk_db_t *self, const char *name);
+int wrk_db_retry(wrk_db_t *self, const bson_error_t *error, int attempt,
+                 const char *what, int *rc, char *err, size_t errlen);
+void wrk_db_count_round_trip(wrk_db_t *self);
+/* The maxTimeMS a read carries: three quarters of the driver's socket
+ * timeout, so the server gives up before the client does and no abandoned
+ * query runs on. */
+long wrk_db_max_time_ms(const wrk_db_t *self);
+int wrk_db_unique_index(wrk_db_t *self, const char *collection,
+                        const char *name, bson_t *keys, bson_t *partial,
+                        char *err, size_t errlen);
+/* The deals collection's indexes as listIndexes gives them, copied into
+ * out (initialized by the callee) as an array "0", "1", ... */
+int wrk_db_deal_indexes(wrk_db_t *self, bson_t *out, char *err, size_t errlen);
 
 #endif

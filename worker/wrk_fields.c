@@ -25,6 +25,11 @@ static const wrk_field_t fields[] = {
     {"contact_email", WRK_FIELD_EMAIL, 0},
     {"contact_phone", WRK_FIELD_TEXT, 0},
     {"company_name", WRK_FIELD_TEXT, 0},
+    /* unique per account (wrk_match.h): the key a CRM keeps for a deal */
+    {"external_id", WRK_FIELD_TEXT, 0},
+    /* the deal's own id, read as the match key only, never written
+     * (wrk_match_check_mapping refuses it in any other use) */
+    {"deal_id", WRK_FIELD_TEXT, 0},
 };
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 

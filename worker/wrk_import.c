@@ -18,6 +18,8 @@
 #include "wrk_db.h"
 #include "wrk_events.h"
 #include "wrk_map.h"
+#include "wrk_match.h"
+#include "wrk_upsert.h"
 #include "wrk_queue.h"
 #include "wrk_stages.h"
 #include "wrk_survey.h"
@@ -109,6 +111,12 @@ typedef struct import {
     wrk_format_decisions_t fmt;
     int started; /* the start message is out */
     int resumed; /* the header came from the queue document */
+    /* update and upsert (wrk_upsert), NULL in create mode without a match
+     * field; status_given[i]: the batch's row i had a status cell */
+    wrk_match_t match;
+    wrk_upsert_t *up;
+    int *status_given;
+    int64_t updated, unchanged; /* or would be, in a dry run */
     /* how it ends */
     stop_t stop;
     int action; /* dip_control_action_t when STOP_CONTROL */
@@ -297,6 +305,10 @@ static bson_t *checkpoint(import_t *im)
                       (int64_t)wrk_stages_created(im->stages));
     if (im->dry)
         append_dry(im, cp);
+    if (im->up) {
+        BSON_APPEND_INT64(cp, "updated", im->updated);
+        BSON_APPEND_INT64(cp, "unchanged", im->unchanged);
+    }
     append_format(im, cp);
     if (im->file_now.known) {
         bson_t sub;
@@ -386,6 +398,35 @@ static void clear_batch(import_t *im)
     im->arena_len = 0;
 }
 
+/* Counts a written batch of update or upsert rows and reports its line
+ * errors. */
+static int upsert_outcomes(import_t *im)
+{
+    for (size_t i = 0; i < im->n; i++) {
+        switch (im->outcome[i]) {
+        case WRK_UPSERT_ADDED:
+        case WRK_UPSERT_ALREADY:
+            if (im->dry)
+                im->would_add++;
+            else
+                im->added++;
+            break;
+        case WRK_UPSERT_UPDATED:
+            im->updated++;
+            break;
+        case WRK_UPSERT_UNCHANGED:
+            im->unchanged++;
+            break;
+        default:
+            if (refused(im, i,
+                        im->messages[i] ? im->messages[i]
+                                        : "the database refused this deal") < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 /* Inserts the batch, reports refused deals, then sends the batch message
  * with the checkpoint. Returns 0, or -1 when the import must stop. */
 static int flush(import_t *im)
@@ -401,6 +442,16 @@ static int flush(import_t *im)
         clear_batch(im);
         return -1;
     }
+    if (im->up) {
+        rc = wrk_upsert_batch(im->up, im->docs, im->doc_lines, im->status_given,
+                              im->n, im->outcome, im->messages, err,
+                              sizeof(err));
+        if (rc == WRK_DB_OK && upsert_outcomes(im) < 0) {
+            clear_batch(im);
+            return -1;
+        }
+        goto written;
+    }
     if (im->dry) {
         /* Mapped, validated and resolved like the deals of an import;
          * only not written. */
@@ -410,6 +461,7 @@ static int flush(import_t *im)
     }
     rc = wrk_db_insert_deals(im->db, (const bson_t *const *)im->docs, im->n,
                              im->outcome, im->messages, err, sizeof(err));
+written:
     if (rc == WRK_DB_ETRANSIENT) {
         im->stop = STOP_TEMPFAIL;
         dip_text_format(im->err, sizeof(im->err), NULL, "%s", err);
@@ -421,7 +473,7 @@ static int flush(import_t *im)
         clear_batch(im);
         return -1;
     }
-    for (size_t i = 0; i < im->n; i++) {
+    for (size_t i = 0; !im->up && i < im->n; i++) {
         if (im->outcome[i] == WRK_DB_REFUSED) {
             if (refused(im, i,
                         im->messages[i]
@@ -543,6 +595,19 @@ static void append_deal_context(import_t *im, bson_t *deal,
     bson_concat(deal, &im->tail);
 }
 
+/* 1 when the row's status cell holds more than blanks (an update then
+ * sets it; an empty one keeps the deal's). */
+static int status_given(const import_t *im, const wrk_csv_row_t *row)
+{
+    size_t idx = (size_t)-1;
+    const char *c;
+    if (wrk_map_field_column(im->map, "status", &idx, NULL) < 0 ||
+        idx >= row->ncells || row->cells[idx] == NULL)
+        return 0;
+    c = row->cells[idx];
+    return dip_text_trim(&c, row->lens ? row->lens[idx] : strlen(c)) > 0;
+}
+
 static int on_row(void *arg, const wrk_csv_row_t *row)
 {
     import_t *im = arg;
@@ -619,8 +684,16 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
                            row->cells, row->lens, row->nfile, 0) < 0)
                 return 1;
         } else {
-            rc = wrk_stages_resolve(im->stages, stage, &stage_id, err,
-                                    sizeof(err));
+            /* An empty stage cell of an update keeps the deal's stage: no
+             * stage, the zero id (wrk_diff.h). */
+            if (im->up && stage[0] == '\0') {
+                bson_oid_init_from_string(&stage_id,
+                                          "000000000000000000000000");
+                rc = WRK_DB_OK;
+            } else {
+                rc = wrk_stages_resolve(im->stages, stage, &stage_id, err,
+                                        sizeof(err));
+            }
             if (rc == WRK_STAGES_ELIMIT) {
                 bson_reinit(deal);
                 if (line_error(im, (int64_t)row->line, "stage", err, row->cells,
@@ -644,6 +717,8 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
                     flush_before(im, prev_line, prev_offset) < 0)
                     return 1;
                 keep_row(im, im->n, row->cells, row->lens, row->nfile);
+                if (im->up)
+                    im->status_given[im->n] = status_given(im, row);
                 im->doc_lines[im->n] = (int64_t)row->line;
                 im->n++;
                 im->bytes += deal->len;
@@ -762,7 +837,7 @@ static int read_queue_doc(import_t *im, const bson_t *q, const char **key,
     bson_concat(&im->tags, &doc.tags);
     im->format = doc.format;
     wrk_queue_release(&doc);
-    return 0;
+    return wrk_match_read(q, &im->match, im->err, sizeof(im->err));
 }
 
 /* The file a checkpoint was made on. */
@@ -822,6 +897,8 @@ static uint64_t open_reader(import_t *im, const bson_t *q)
                 im->added = dip_bson_get_int(q, "checkpoint.added", 0);
                 im->would_add = dip_bson_get_int(q, "checkpoint.would_add", 0);
                 im->errors = dip_bson_get_int(q, "checkpoint.errors", 0);
+                im->updated = dip_bson_get_int(q, "checkpoint.updated", 0);
+                im->unchanged = dip_bson_get_int(q, "checkpoint.unchanged", 0);
                 im->errors_not_stored =
                     dip_bson_get_int(q, "checkpoint.errors_not_stored", 0);
                 im->resumed = stored;
@@ -870,6 +947,18 @@ static char *note(notes_t *nt)
             dip_text_format(b_, sizeof((nt)->text[0]), NULL, __VA_ARGS__);     \
     } while (0)
 
+/* The done of an update or upsert carries its updated and unchanged
+ * deals. */
+static bson_t *with_counts(const import_t *im, bson_t *done)
+{
+    if (done && im->up &&
+        dip_msg_done_counts(done, im->updated, im->unchanged) < 0) {
+        bson_destroy(done);
+        return NULL;
+    }
+    return done;
+}
+
 static int finish(import_t *im, dip_done_status_t status, const notes_t *nt)
 {
     int rc;
@@ -879,20 +968,25 @@ static int finish(import_t *im, dip_done_status_t status, const notes_t *nt)
     if (im->dry) {
         const char *const *names = NULL;
         size_t nn = im->stages ? wrk_stages_new_names(im->stages, &names) : 0;
-        rc = emit(im,
-                  dip_msg_done_dry(
-                      status, im->last_line, im->errors_not_stored,
-                      status == DIP_DONE_COMPLETED ? NULL : im->err,
-                      nt ? nt->ptrs : NULL, nt ? nt->n : 0, im->would_add,
-                      im->stages ? (int64_t)wrk_stages_created(im->stages) : 0,
-                      names, nn),
-                  "final report");
+        rc = emit(
+            im,
+            with_counts(
+                im,
+                dip_msg_done_dry(
+                    status, im->last_line, im->errors_not_stored,
+                    status == DIP_DONE_COMPLETED ? NULL : im->err,
+                    nt ? nt->ptrs : NULL, nt ? nt->n : 0, im->would_add,
+                    im->stages ? (int64_t)wrk_stages_created(im->stages) : 0,
+                    names, nn)),
+            "final report");
     } else {
-        rc = emit(im,
-                  dip_msg_done(status, im->last_line, im->errors_not_stored,
-                               status == DIP_DONE_COMPLETED ? NULL : im->err,
-                               nt ? nt->ptrs : NULL, nt ? nt->n : 0),
-                  "final report");
+        rc = emit(
+            im,
+            with_counts(
+                im, dip_msg_done(status, im->last_line, im->errors_not_stored,
+                                 status == DIP_DONE_COMPLETED ? NULL : im->err,
+                                 nt ? nt->ptrs : NULL, nt ? nt->n : 0)),
+            "final report");
     }
     if (status == DIP_DONE_RETRY)
         return DIP_EXIT_TEMPFAIL;
@@ -1201,6 +1295,9 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
         bson_iter_document(&it, &len, &data);
         bson_init_static(&mappings, data, len);
         im.map = wrk_map_new(&mappings, err, sizeof(err));
+        if (im.map != NULL &&
+            wrk_match_check_mapping(&im.match, &mappings, err, sizeof(err)) < 0)
+            wrk_map_destroy(&im.map);
         if (im.map == NULL) {
             fail_with(&im, err);
             exit_code = finish(&im, DIP_DONE_FAILED, NULL);
@@ -1218,6 +1315,17 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
      * claims (dip_deal_index.h): none are made here. */
     rc = wrk_db_check_pipeline(im.db, &im.pipeline, &im.account, err,
                                sizeof(err));
+    if (rc == WRK_DB_OK && im.match.key != WRK_MATCH_KEY_NONE) {
+        im.up = wrk_upsert_new(im.db, &im.match, &im.qid, &im.account,
+                               &im.pipeline, im.dry);
+        im.status_given = calloc(cap, sizeof(int));
+        wrk_map_set_keep_empty(im.map, 1);
+        rc = im.up && im.status_given
+                 ? wrk_upsert_prepare(im.up, err, sizeof(err))
+                 : WRK_DB_EFAIL;
+        if (im.up == NULL || im.status_given == NULL)
+            snprintf(err, sizeof(err), "out of memory");
+    }
     if (rc != WRK_DB_OK) {
         dip_text_format(im.err, sizeof(im.err), NULL, "%s", err);
         exit_code = finish(
@@ -1264,6 +1372,8 @@ cleanup:
     free(im.messages);
     free(im.kept);
     free(im.arena);
+    free(im.status_given);
+    wrk_upsert_destroy(&im.up);
     bson_destroy(&im.tags);
     bson_destroy(&im.tail);
     bson_destroy(&q);

@@ -40,6 +40,7 @@ struct wrk_map {
     char status_names[NAMES_MAX];
     char contract_names[NAMES_MAX];
     wrk_format_reading_t reading; /* how numbers and dates are read */
+    int keep_empty;               /* wrk_map_set_keep_empty */
 };
 
 /* One standard field's validated value, between the two passes. */
@@ -550,6 +551,12 @@ int wrk_map_column_field(const wrk_map_t *self, size_t column, char *out,
     return -1;
 }
 
+void wrk_map_set_keep_empty(wrk_map_t *self, int on)
+{
+    if (self != NULL)
+        self->keep_empty = on != 0;
+}
+
 void wrk_map_set_reading(wrk_map_t *self, const wrk_format_reading_t *reading)
 {
     if (self != NULL && reading != NULL)
@@ -612,6 +619,10 @@ static int check_field(const wrk_map_t *self, const wrk_field_t *f,
     const char *canon;
     int rc;
     if (len == 0) {
+        /* An update keeps the deal's value: nothing to require or
+         * default. */
+        if (self->keep_empty)
+            return 0;
         if (f->required) {
             char qc[QUOTE_MAX + 4];
             quote(qc, sizeof(qc), column, strlen(column));

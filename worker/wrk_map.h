@@ -79,6 +79,13 @@ int wrk_map_column_field(const wrk_map_t *self, size_t column, char *out,
  * set, as a file without a format. */
 void wrk_map_set_reading(wrk_map_t *self, const wrk_format_reading_t *reading);
 
+/* For rows that may update a deal (update and upsert imports): an empty
+ * cell leaves its field out of the deal, also for the required fields (name,
+ * stage_id: the stage name comes back "") and status (no 'open'); the
+ * caller decides what a row without them may do. The mapping must still
+ * map them. Off by default. */
+void wrk_map_set_keep_empty(wrk_map_t *self, int on);
+
 /* Where standard field `field` comes from: the mapping's column name
  * (borrowed from the map) and, once bound, its header position ((size_t)-1
  * before). 0, or -1 when the field is not mapped. */

@@ -607,8 +607,7 @@ class DevCollection(mongomock.collection.Collection):
                 op.plan = 'IDHACK' if '_id' in filter else 'IXSCAN (unique)'
             op.examine(keys=1, docs=len(docs))
             return (d for d in docs if applies(d))
-        docs = list(self._store._documents.values())
-        if not docs and filter:
+        if not self._store._documents and filter:
             filter_applies(filter, {})  # still reject a bad filter
         p = planner.plan(filter, op.sort, self.index_list())
         if op.plan is None:
@@ -616,6 +615,11 @@ class DevCollection(mongomock.collection.Collection):
         if p.refusable and self.engine.notablescan and \
                 self.name in planner.SERVICE_COLLECTIONS:
             raise planner.NoPlan(self.ns, filter)
+        if not p.collscan:
+            points = self._unique_points(p)
+            if points is not None:
+                return _pointscan(points, applies, op, p)
+        docs = list(self._store._documents.values())
         if p.collscan:
             return _collscan(docs, applies, op)
         return _ixscan(docs, applies, op, p, filter)
@@ -665,6 +669,59 @@ class DevCollection(mongomock.collection.Collection):
                 return [docs[owner]]
         return None
 
+    def _unique_points(self, p):
+        """The documents a plan's one scan of a unique index reaches when
+        its bounds are equalities or $in lists of plain values on every
+        field of the index, and the number of keys sought; None otherwise
+        (the scan then walks the documents). The planner has already
+        checked that the query implies a partial index's filter, so every
+        document the query can match holds its key."""
+        if len(p.scans) != 1 or not p.scans[0].index.unique:
+            return None
+        scan = p.scans[0]
+        fields = [f for f, _ in scan.index.fields]
+        choices = []
+        n = 1
+        for f in fields:
+            cond = scan.bounds.get(f, _MISSING)
+            if _plain_scalar(cond):
+                values = [cond]
+            elif isinstance(cond, dict) and list(cond) == ['$eq'] and \
+                    _plain_scalar(cond['$eq']):
+                values = [cond['$eq']]
+            elif isinstance(cond, dict) and list(cond) == ['$in'] and \
+                    isinstance(cond['$in'], list) and \
+                    all(_plain_scalar(x) for x in cond['$in']):
+                values = cond['$in']
+            else:
+                return None
+            choices.append(values)
+            n *= len(values)
+        if n > 100000:
+            return None
+        docs = self._store._documents
+        if fields == ['_id']:
+            def find(combo):
+                doc = docs.get(store_key(combo[0]))
+                return _MISSING if doc is None else store_key(combo[0])
+        else:
+            ix = next((u for u in self.uniques
+                       if u.name == scan.index.name), None)
+            if ix is None:
+                return None
+            find = ix.lookup
+        out, seen, keys = [], set(), set()
+        for combo in itertools.product(*choices):
+            hk = tuple(map(_hkey, combo))
+            if hk in keys:
+                continue
+            keys.add(hk)
+            owner = find(list(combo))
+            if owner is not _MISSING and owner not in seen:
+                seen.add(owner)
+                out.append(docs[owner])
+        return out, len(keys)
+
 
 def _collscan(docs, applies, op):
     for d in docs:
@@ -692,6 +749,19 @@ def _bounds_test(bounds):
         return None
     return compile_filter(bounds) or (
         lambda d, b=bounds: filter_applies(b, d))
+
+
+def _pointscan(points, applies, op, p):
+    """Yields the matches of a plan's point lookups in a unique index
+    (Collection._unique_points): each key sought is charged, found or not,
+    and each document fetched (none for a count the keys answer)."""
+    found, keys = points
+    fetch = 0 if op.count_only and p.scans[0].covers else 1
+    op.examine(keys=keys, docs=0)
+    for d in found:
+        op.examine(docs=fetch)
+        if applies is None or applies(d):
+            yield d
 
 
 def _ixscan(docs, applies, op, p, filt):

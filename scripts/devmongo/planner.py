@@ -6,9 +6,10 @@ field with a predicate an index can bound (equality, $in, ranges, $exists,
 $ne, $nin, $type, $regex, $elemMatch, $all, $mod); the bounds go on over the
 following fields while each is an equality or $in, and stop after the first
 range. A partial index is usable only when the query implies its filter,
-checked for the simple shapes (an equality, {$exists: true}, or the same
-condition written in the query); a sparse index only when the query cannot
-match a missing leading field. A top-level $or is indexed when every
+checked for the simple shapes (an equality, {$exists: true}, {$type} met
+by every value of an equality or $in, or the same condition written in the
+query); a sparse index only when the query cannot match a missing leading
+field. A top-level $or is indexed when every
 branch is (each branch with the predicates beside the $or, as mongod's
 contained-$or pushdown does), and that plan is taken over one for the
 predicates beside the $or when each branch binds more equalities. A query with no
@@ -19,6 +20,8 @@ several usable indexes the one binding most equalities wins (then most
 fields, then a unique one, then the shorter key): mongod races candidates instead, so a real server may
 pick better but never needs a scan where this finds an index.
 """
+
+import datetime
 
 NO_PLAN_MESSAGE = "No indexed plans available, and running with 'notablescan'"
 
@@ -165,8 +168,63 @@ def _implies(fields, partial):
         if not _is_operator_doc(want) and _is_operator_doc(got) and \
                 list(got) == ['$eq'] and got['$eq'] == want:
             continue
+        if _is_operator_doc(want) and list(want) == ['$type'] and \
+                _of_types(got, want['$type']):
+            continue
         return False
     return True
+
+
+# $type's aliases and numbers of the values a query holds.
+_TYPE_CODES = {'double': 1, 'string': 2, 'object': 3, 'array': 4,
+               'objectId': 7, 'bool': 8, 'date': 9, 'null': 10, 'int': 16,
+               'long': 18, 'decimal': 19}
+
+
+def _type_code(v):
+    """The BSON type number of a plain value, or None."""
+    if v is None:
+        return 10
+    if isinstance(v, bool):
+        return 8
+    if isinstance(v, str):
+        return 2
+    if isinstance(v, float):
+        return 1
+    if isinstance(v, int):
+        return 18 if type(v).__name__ == 'Int64' or \
+            not -2**31 <= v < 2**31 else 16
+    if isinstance(v, datetime.datetime):
+        return 9
+    if type(v).__name__ == 'ObjectId':
+        return 7
+    return None
+
+
+def _of_types(got, types):
+    """Whether a condition only matches values of the given $type (an
+    alias, a number or a list of them): a plain value, {$eq: value} or
+    {$in: [values]}, each of such a type, as mongod's planner proves a
+    partial filter {$type} implied. 'number' stands for the four numeric
+    types."""
+    want = set()
+    for t in types if isinstance(types, list) else [types]:
+        if t == 'number':
+            want.update((1, 16, 18, 19))
+        elif isinstance(t, str):
+            want.add(_TYPE_CODES.get(t))
+        elif isinstance(t, (int, float)) and not isinstance(t, bool):
+            want.add(int(t))
+    if not _is_operator_doc(got):
+        values = [got]
+    elif list(got) == ['$eq']:
+        values = [got['$eq']]
+    elif list(got) == ['$in'] and isinstance(got['$in'], list):
+        values = got['$in']
+    else:
+        return False
+    return all(not isinstance(v, (dict, list)) and _type_code(v) in want
+               for v in values)
 
 
 _MISSING = object()

@@ -873,6 +873,52 @@ static void test_partial_index_and_equality(void **state)
     mongoc_collection_destroy(coll);
 }
 
+/* $in answered through an index (the _id index, a partial unique one):
+ * the same documents as a scan, a value outside the partial filter
+ * included (the index cannot answer for it). */
+static void test_in_through_indexes(void **state)
+{
+    fixture_t *fx = *state;
+    mongoc_collection_t *coll = fresh_collection(fx, "inidx");
+    bson_t *cmd = BCON_NEW(
+        "createIndexes", BCON_UTF8("inidx"), "indexes", "[", "{", "key", "{",
+        "account_id", BCON_INT32(1), "external_id", BCON_INT32(1), "}", "name",
+        BCON_UTF8("account_external_id"), "unique", BCON_BOOL(true),
+        "partialFilterExpression", "{", "external_id", "{", "$type",
+        BCON_UTF8("string"), "}", "}", "}", "]");
+    bson_t reply;
+    bson_error_t error;
+    assert_true(db_command(fx, cmd, &reply, &error));
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+    assert_true(insert_json(coll, "{\"_id\":1,\"account_id\":\"a\","
+                                  "\"external_id\":\"R1\"}"));
+    assert_true(insert_json(coll, "{\"_id\":2,\"account_id\":\"a\","
+                                  "\"external_id\":\"R2\"}"));
+    assert_true(insert_json(coll, "{\"_id\":3,\"account_id\":\"a\","
+                                  "\"external_id\":5}"));
+    assert_true(insert_json(coll, "{\"_id\":4,\"account_id\":\"a\","
+                                  "\"external_id\":5}"));
+    assert_true(insert_json(coll, "{\"_id\":5,\"account_id\":\"b\","
+                                  "\"external_id\":\"R1\"}"));
+    assert_false(insert_json(coll, "{\"_id\":6,\"account_id\":\"b\","
+                                   "\"external_id\":\"R1\"}"));
+    assert_int_equal(count_json(coll, "{\"account_id\":\"a\",\"external_id\":"
+                                      "{\"$in\":[\"R1\",\"R2\",\"R3\"]}}"),
+                     2);
+    assert_int_equal(count_json(coll, "{\"account_id\":\"a\",\"external_id\":"
+                                      "{\"$in\":[\"R1\",5]}}"),
+                     3);
+    assert_int_equal(count_json(coll, "{\"account_id\":{\"$in\":[\"a\",\"b\"]},"
+                                      "\"external_id\":\"R1\"}"),
+                     2);
+    assert_int_equal(count_json(coll, "{\"_id\":{\"$in\":[1,2,9,2]}}"), 2);
+    assert_int_equal(
+        count_json(coll, "{\"_id\":{\"$in\":[1,5]},\"account_id\":\"b\"}"), 1);
+    assert_int_equal(count_json(coll, "{\"_id\":{\"$in\":[]}}"), 0);
+    mongoc_collection_destroy(coll);
+}
+
 static void test_unique_index_ordered_stops(void **state)
 {
     fixture_t *fx = *state;
@@ -1434,6 +1480,7 @@ int main(void)
         cmocka_unit_test(test_count_documents),
         cmocka_unit_test(test_unique_index_unordered_bulk),
         cmocka_unit_test(test_partial_index_and_equality),
+        cmocka_unit_test(test_in_through_indexes),
         cmocka_unit_test(test_unique_index_ordered_stops),
         cmocka_unit_test(test_unique_index_upserts),
         cmocka_unit_test(test_unique_index_over_duplicates_fails),

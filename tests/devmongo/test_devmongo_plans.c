@@ -8,7 +8,9 @@
  * contained $or is served when each branch is; a partial index needs its
  * filter implied on the same path; a sparse index cannot serve a query that
  * matches a missing field; a sort an index gives is an indexed plan; an
- * empty query is never refused. Runs on the dev server only.
+ * empty query is never refused. A partial {$type} index is implied by values
+ * of that type. A $in on a unique index is sought key by key and charged
+ * so. Runs on the dev server only.
  *
  * Failure classes: 3 (every recurring query on an index) rests on these
  * rules being mongod's: kinder here, a scan would pass the suite and reach
@@ -59,7 +61,15 @@ static const plan_case_t cases[] = {
     {"{\"u\": null}", NULL, NULL},
     {"{\"u\": {\"$exists\": false}}", NULL, NULL},
     /* $exists: false bounds a regular index (to null) */
-    {"{\"c\": {\"$exists\": false}}", NULL, "IXSCAN { c: 1 }"},
+    {"{\"c\": {\"$exists\": false}}", NULL,
+     "IXSCAN { c: 1 }"}, /* partial {v: {$type: 'string'}} on {k, v}, unique:
+                          * implied by an equality or a $in whose values are all
+                          * strings */
+    {"{\"k\": 1, \"v\": \"x\"}", NULL, "IXSCAN { k: 1, v: 1 }"},
+    {"{\"k\": 1, \"v\": {\"$in\": [\"x\", \"y\"]}}", NULL,
+     "IXSCAN { k: 1, v: 1 }"},
+    {"{\"k\": 1, \"v\": {\"$in\": [\"x\", 5]}}", NULL, NULL},
+    {"{\"k\": 1, \"v\": 5}", NULL, NULL},
 };
 
 static void make_indexes(mongoc_collection_t *coll)
@@ -75,7 +85,11 @@ static void make_indexes(mongoc_collection_t *coll)
         "}", "}", "}", "{", "key", "{", "t", BCON_INT32(1), "}", "name",
         BCON_UTF8("t_on"), "partialFilterExpression", "{", "s", BCON_UTF8("on"),
         "}", "}", "{", "key", "{", "u", BCON_INT32(1), "}", "name",
-        BCON_UTF8("u_sparse"), "sparse", BCON_BOOL(true), "}", "]");
+        BCON_UTF8("u_sparse"), "sparse", BCON_BOOL(true), "}", "{", "key", "{",
+        "k", BCON_INT32(1), "v", BCON_INT32(1), "}", "name",
+        BCON_UTF8("kv_str"), "unique", BCON_BOOL(true),
+        "partialFilterExpression", "{", "v", "{", "$type", BCON_UTF8("string"),
+        "}", "}", "}", "]");
 
     assert_true(mongoc_collection_write_command_with_opts(coll, cmd, NULL, NULL,
                                                           &error));
@@ -162,10 +176,81 @@ static void test_plans(void **state)
     mongoc_collection_destroy(coll);
 }
 
+/* Finds a filter's documents; returns how many, with the operation log's
+ * keysExamined and docsExamined of that find. */
+static int find_counted(dm_fixture_t *fx, mongoc_collection_t *coll,
+                        const char *json, int64_t *keys, int64_t *docs)
+{
+    bson_error_t error;
+    bson_t *filter = bson_new_from_json((const uint8_t *)json, -1, &error);
+    mongoc_cursor_t *cursor;
+    const bson_t *doc;
+    bson_t entry;
+    int n = 0;
+
+    assert_non_null(filter);
+    cursor = mongoc_collection_find_with_opts(coll, filter, NULL, NULL);
+    while (mongoc_cursor_next(cursor, &doc))
+        n++;
+    if (mongoc_cursor_error(cursor, &error))
+        fail_msg("%s: %s", json, error.message);
+    mongoc_cursor_destroy(cursor);
+    bson_destroy(filter);
+    assert_true(dm_last_op(fx, "deals", "find", &entry));
+    *keys = dm_int(&entry, "keysExamined");
+    *docs = dm_int(&entry, "docsExamined");
+    bson_destroy(&entry);
+    return n;
+}
+
+/* A $in on every field of a unique index is looked up key by key: each
+ * distinct key sought is charged, found or not, and each document fetched;
+ * no other document is examined, however many the collection holds. */
+static void test_in_looked_up_per_key(void **state)
+{
+    dm_fixture_t *fx = *state;
+    mongoc_collection_t *coll;
+    bson_error_t error;
+    int64_t keys, docs;
+
+    if (!fx->devmongo)
+        IT_SKIP_MACHINE("not the development server");
+    coll = dm_fresh(fx, "deals");
+    make_indexes(coll);
+    for (int i = 0; i < 50; i++) {
+        char v[16];
+        bson_t *doc;
+
+        snprintf(v, sizeof(v), "x%d", i);
+        doc = BCON_NEW("_id", BCON_INT32(i), "k", BCON_INT32(1), "v",
+                       BCON_UTF8(v));
+        assert_true(
+            mongoc_collection_insert_one(coll, doc, NULL, NULL, &error));
+        bson_destroy(doc);
+    }
+    assert_int_equal(find_counted(fx, coll,
+                                  "{\"k\": 1, \"v\": {\"$in\": [\"x1\", "
+                                  "\"x2\", \"none\", \"x1\"]}}",
+                                  &keys, &docs),
+                     2);
+    assert_int_equal(keys, 3);
+    assert_int_equal(docs, 2);
+    /* the _id index, the other predicates applied to what it finds */
+    assert_int_equal(find_counted(fx, coll,
+                                  "{\"_id\": {\"$in\": [3, 4, 99]}, "
+                                  "\"v\": \"x3\"}",
+                                  &keys, &docs),
+                     1);
+    assert_int_equal(keys, 3);
+    assert_int_equal(docs, 2);
+    mongoc_collection_destroy(coll);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plans),
+        cmocka_unit_test(test_in_looked_up_per_key),
     };
     int rc;
 

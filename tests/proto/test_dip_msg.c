@@ -381,6 +381,58 @@ static void test_done_dry_run(void **state)
         "non-string");
 }
 
+/* An update or upsert's done carries its updated and unchanged deals; a
+ * done without them (an older worker, a create) decodes with has_counts
+ * 0; a count of the wrong type or below 0 is refused. */
+static void test_done_counts(void **state)
+{
+    dip_msg_t m;
+    bson_t *f = dip_msg_done(DIP_DONE_COMPLETED, 12010, 0, NULL, NULL, 0);
+    (void)state;
+    assert_int_equal(dip_msg_done_counts(f, 9000, 1000), 0);
+    decode_ok(f, &m);
+    assert_true(m.has_counts);
+    assert_int_equal(m.updated, 9000);
+    assert_int_equal(m.unchanged, 1000);
+    assert_false(m.dry_run);
+    assert_reencodes(&m);
+    bson_destroy(f);
+
+    f = dip_msg_done_dry(DIP_DONE_COMPLETED, 10, 0, NULL, NULL, 0, 2, 0, NULL,
+                         0);
+    assert_int_equal(dip_msg_done_counts(f, 7, 1), 0);
+    decode_ok(f, &m);
+    assert_true(m.has_counts && m.dry_run);
+    assert_int_equal(m.would_add, 2);
+    assert_int_equal(m.updated, 7);
+    assert_int_equal(m.unchanged, 1);
+    assert_reencodes(&m);
+    bson_destroy(f);
+
+    f = decode_ok(dip_msg_done(DIP_DONE_COMPLETED, 5, 0, NULL, NULL, 0), &m);
+    assert_false(m.has_counts);
+    assert_int_equal(m.updated, 0);
+    bson_destroy(f);
+
+    expect_refused_doc(BCON_NEW("v", BCON_INT32(2), "type", BCON_UTF8("done"),
+                                "status", BCON_UTF8("completed"), "lines",
+                                BCON_INT64(0), "errors_not_stored",
+                                BCON_INT64(0), "updated", BCON_UTF8("3"),
+                                "unchanged", BCON_INT64(0)),
+                       "'updated'");
+    expect_refused_doc(BCON_NEW("v", BCON_INT32(2), "type", BCON_UTF8("done"),
+                                "status", BCON_UTF8("completed"), "lines",
+                                BCON_INT64(0), "errors_not_stored",
+                                BCON_INT64(0), "updated", BCON_INT64(3),
+                                "unchanged", BCON_INT64(-1)),
+                       "'unchanged'");
+    expect_refused_doc(BCON_NEW("v", BCON_INT32(2), "type", BCON_UTF8("done"),
+                                "status", BCON_UTF8("completed"), "lines",
+                                BCON_INT64(0), "errors_not_stored",
+                                BCON_INT64(0), "updated", BCON_INT64(3)),
+                       "'unchanged'");
+}
+
 static void test_oversized_frame(void **state)
 {
     dip_msg_t m;
@@ -411,6 +463,7 @@ int main(void)
         cmocka_unit_test(test_row_cut_on_char_boundary),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_done_dry_run),
+        cmocka_unit_test(test_done_counts),
         cmocka_unit_test(test_oversized_frame),
         cmocka_unit_test(test_ids),
     };

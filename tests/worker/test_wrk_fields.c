@@ -34,6 +34,8 @@ static void test_standard_fields(void **state)
         {"contact_email", WRK_FIELD_EMAIL, 0},
         {"contact_phone", WRK_FIELD_TEXT, 0},
         {"company_name", WRK_FIELD_TEXT, 0},
+        {"external_id", WRK_FIELD_TEXT, 0},
+        {"deal_id", WRK_FIELD_TEXT, 0},
     };
     size_t n = sizeof(want) / sizeof(want[0]);
     (void)state;

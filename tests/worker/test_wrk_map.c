@@ -491,6 +491,46 @@ static void test_required(void **state)
     wrk_map_destroy(&m);
 }
 
+/* Rows that may update a deal (wrk_map_set_keep_empty): an empty name,
+ * stage or status is left out (stage comes back ""), not refused and not
+ * 'open'; a cell that is there is read as always. */
+static void test_keep_empty(void **state)
+{
+    const char *header[] = {"N", "S", "St", "V"};
+    const char *empty[] = {" ", "", "", ""};
+    const char *full[] = {"Deal", "Won ", "closed - won", "5"};
+    char err[256], stage[64] = "x";
+    wrk_map_error_t e;
+    bson_t deal = BSON_INITIALIZER;
+    char *j;
+    wrk_map_t *m = map_json("{\"N\": \"name\", \"S\": \"stage_id\", \"St\": "
+                            "\"status\", \"V\": \"value\"}",
+                            err, sizeof(err));
+    (void)state;
+    assert_int_equal(wrk_map_bind(m, header, 4, err, sizeof(err)), 0);
+    wrk_map_set_keep_empty(m, 1);
+    assert_int_equal(
+        wrk_map_row(m, empty, NULL, 4, &deal, stage, sizeof(stage), &e), 0);
+    assert_string_equal(stage, "");
+    assert_true(bson_empty(&deal));
+    bson_reinit(&deal);
+    assert_int_equal(
+        wrk_map_row(m, full, NULL, 4, &deal, stage, sizeof(stage), &e), 0);
+    assert_string_equal(stage, "won");
+    j = bson_as_relaxed_extended_json(&deal, NULL);
+    assert_string_equal(j, "{ \"name\" : \"Deal\", \"value\" : 5.0, "
+                           "\"status\" : \"won\" }");
+    bson_free(j);
+    /* off again: refused as on create */
+    wrk_map_set_keep_empty(m, 0);
+    bson_reinit(&deal);
+    assert_int_equal(
+        wrk_map_row(m, empty, NULL, 4, &deal, stage, sizeof(stage), &e), -1);
+    assert_string_equal(e.field, "name");
+    bson_destroy(&deal);
+    wrk_map_destroy(&m);
+}
+
 static void test_text_fields(void **state)
 {
     (void)state;
@@ -883,6 +923,7 @@ int main(void)
         cmocka_unit_test(test_sparse_row),
         cmocka_unit_test(test_minimal_map_and_lengths),
         cmocka_unit_test(test_required),
+        cmocka_unit_test(test_keep_empty),
         cmocka_unit_test(test_text_fields),
         cmocka_unit_test(test_status_and_contract),
         cmocka_unit_test(test_normalizers),

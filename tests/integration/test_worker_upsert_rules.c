@@ -1,0 +1,440 @@
+/*
+ * Update and upsert, the rules on small files: a key repeated in one batch
+ * and across two batches (the first line applies, the second is a line
+ * error naming the first); a dry run's verdicts, writing nothing; refusals
+ * before any write (an unknown mode, a custom match field without its
+ * unique index) and a deal_id of another account ("not found", that deal
+ * untouched); `dealimportctl enqueue --mode --match --success-file`.
+ * Failure classes: see test_worker_upsert.c.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dip_bson.h"
+#include "it_check.h"
+#include "it_ctl.h"
+#include "it_env.h"
+#include "it_upsert.h"
+
+#define CF IT_UPSERT_CF
+
+static it_env_t env;
+
+/* R1 on lines 2 and 3 (one batch of 10), R2 on lines 5 and 15 (two). */
+static void test_repeated_keys(void **state)
+{
+    static const char *const extra[] = {"DEALIMPORT_BATCH_ROWS=10", NULL};
+    static const char edited[] = "Ref,Name,Value,Stage,Region\n"
+                                 "R00003,Deal 3,103,s3,r3\n"
+                                 "R00001,Deal 1,5001,s1,r1\n"
+                                 "R00001,Deal 1,5002,s1,r1\n"
+                                 "R00004,Deal 4,104,s4,r4\n"
+                                 "R00002,Deal 2,6001,s2,r2\n"
+                                 "X6,a,1,s1,x\nX7,a,1,s1,x\nX8,a,1,s1,x\n"
+                                 "X9,a,1,s1,x\nX10,a,1,s1,x\nX11,a,1,s1,x\n"
+                                 "X12,a,1,s1,x\nX13,a,1,s1,x\nX14,a,1,s1,x\n"
+                                 "R00002,Deal 2,6002,s2,r2\n";
+    bson_oid_t account, user, pipeline, qid, q2;
+    char a[25], qh[25];
+    bson_t q;
+    (void)state;
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    it_pipeline(&env, &account, &pipeline);
+    it_upsert_write_base(&env, "imports/upsert/base-d.csv", 5);
+    it_upsert_enqueue(&env, "imports/upsert/base-d.csv", &account, &user,
+                      &pipeline, NULL, NULL, it_upsert_mappings, &qid);
+    it_upsert_run(&env, &qid, NULL, "completed", &q);
+    bson_destroy(&q);
+    it_put(&env, "imports/upsert/edited-d.csv", edited, strlen(edited));
+    it_upsert_enqueue(&env, "imports/upsert/edited-d.csv", &account, &user,
+                      &pipeline, "upsert", "external_id", it_upsert_mappings,
+                      &q2);
+    it_upsert_run(&env, &q2, extra, "completed", &q);
+    bson_destroy(&q);
+    bson_oid_to_string(&account, a);
+    bson_oid_to_string(&q2, qh);
+    assert_int_equal(
+        it_upsert_count(&env, "deals",
+                        "{\"account_id\":{\"$oid\":\"%s\"},"
+                        "\"external_id\":\"R00001\",\"value\":5001}",
+                        a),
+        1);
+    assert_int_equal(
+        it_upsert_count(&env, "deals",
+                        "{\"account_id\":{\"$oid\":\"%s\"},"
+                        "\"external_id\":\"R00002\",\"value\":6001}",
+                        a),
+        1);
+    assert_int_equal(
+        it_upsert_count(
+            &env, "csv_import_errors",
+            "{\"queue_id\":{\"$oid\":\"%s\"},\"line\":3,\"message\":"
+            "\"external_id 'R00001' is on line 2 already: only the "
+            "first line with a key is applied\"}",
+            qh),
+        1);
+    assert_int_equal(
+        it_upsert_count(
+            &env, "csv_import_errors",
+            "{\"queue_id\":{\"$oid\":\"%s\"},\"line\":15,\"message\":"
+            "\"external_id 'R00002' is on line 5 already: only the "
+            "first line with a key is applied\"}",
+            qh),
+        1);
+    assert_int_equal(it_upsert_count(&env, "csv_import_errors",
+                                     "{\"queue_id\":{\"$oid\":\"%s\"}}", qh),
+                     2);
+}
+
+/* A dry run of an upsert: the verdicts and line errors the import would
+ * give, nothing written (no deal changed or added, no before-image). */
+static void test_dry_run(void **state)
+{
+    static const char edited[] = "Ref,Name,Value,Stage,Region\n"
+                                 "R00001,Deal 1,5001,s1,r1\n"
+                                 "R00002,Deal 2,102,s2,r2\n"
+                                 "N00001,New,1,s1,n\n"
+                                 "R00001,Deal 1,5002,s1,r1\n"
+                                 ",Keyless,1,s1,k\n";
+    bson_oid_t account, user, pipeline, qid, q2;
+    char a[25], qh[25];
+    bson_t q;
+    (void)state;
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    it_pipeline(&env, &account, &pipeline);
+    it_upsert_write_base(&env, "imports/upsert/base-f.csv", 3);
+    it_upsert_enqueue(&env, "imports/upsert/base-f.csv", &account, &user,
+                      &pipeline, NULL, NULL, it_upsert_mappings, &qid);
+    it_upsert_run(&env, &qid, NULL, "completed", &q);
+    bson_destroy(&q);
+    it_put(&env, "imports/upsert/edited-f.csv", edited, strlen(edited));
+    it_upsert_enqueue(&env, "imports/upsert/edited-f.csv", &account, &user,
+                      &pipeline, "upsert", "external_id", it_upsert_mappings,
+                      &q2);
+    {
+        mongoc_collection_t *c = it_coll(&env, "queues");
+        bson_t *f = BCON_NEW("_id", BCON_OID(&q2));
+        bson_t *u = BCON_NEW("$set", "{", "dry_run", BCON_BOOL(true), "}");
+        assert_true(mongoc_collection_update_one(c, f, u, NULL, NULL, NULL));
+        bson_destroy(f);
+        bson_destroy(u);
+        mongoc_collection_destroy(c);
+    }
+    it_upsert_run(&env, &q2, NULL, "completed", &q);
+    bson_destroy(&q);
+    bson_oid_to_string(&account, a);
+    bson_oid_to_string(&q2, qh);
+    assert_int_equal(it_upsert_count(&env, "csv_imports",
+                                     "{\"queue_id\":{\"$oid\":\"%s\"},"
+                                     "\"dry_run\":true,\"would_add\":2,"
+                                     "\"would_update\":1,"
+                                     "\"would_leave_unchanged\":1,"
+                                     "\"total_errors\":1}",
+                                     qh),
+                     1);
+    assert_int_equal(
+        it_upsert_count(
+            &env, "csv_import_errors",
+            "{\"queue_id\":{\"$oid\":\"%s\"},\"line\":4,\"message\":"
+            "{\"$regex\":\"is on line 1 already\"}}",
+            qh),
+        1);
+    assert_int_equal(
+        it_upsert_count(&env, "deals", "{\"account_id\":{\"$oid\":\"%s\"}}", a),
+        3);
+    assert_int_equal(it_upsert_count(&env, "deals",
+                                     "{\"account_id\":{\"$oid\":\"%s\"},"
+                                     "\"external_id\":\"R00001\",\"value\":101,"
+                                     "\"last_import\":{\"$exists\":false}}",
+                                     a),
+                     1);
+    assert_int_equal(it_upsert_count(&env, "deal_import_changes",
+                                     "{\"queue_id\":{\"$oid\":\"%s\"}}", qh),
+                     0);
+}
+
+/* Refused before any write, and a deal_id of another account. */
+static void test_refusals(void **state)
+{
+    static const char deal_maps[] =
+        "{\"Id\":\"deal_id\",\"Name\":\"name\",\"Value\":\"value\","
+        "\"Stage\":\"stage_id\"}";
+    bson_oid_t account, user, pipeline, other, opipe, qid, theirs;
+    char a[25], qh[25], th[25], csv[256];
+    bson_t q;
+    (void)state;
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    bson_oid_init(&other, NULL);
+    it_pipeline(&env, &account, &pipeline);
+    it_pipeline(&env, &other, &opipe);
+    it_upsert_write_base(&env, "imports/upsert/base-e.csv", 3);
+    bson_oid_to_string(&account, a);
+
+    /* an unknown mode */
+    it_upsert_enqueue(&env, "imports/upsert/base-e.csv", &account, &user,
+                      &pipeline, "merge", "external_id", it_upsert_mappings,
+                      &qid);
+    it_upsert_run(&env, &qid, NULL, "failed", &q);
+    assert_non_null(strstr(it_str(&q, "error"),
+                           "'additional_data.mode' is 'merge': it must be "
+                           "'create', 'update' or 'upsert'"));
+    bson_destroy(&q);
+    /* a custom match field without its unique index */
+    it_upsert_enqueue(&env, "imports/upsert/base-e.csv", &account, &user,
+                      &pipeline, "upsert", CF, it_upsert_mappings, &qid);
+    it_upsert_run(&env, &qid, NULL, "failed", &q);
+    assert_non_null(strstr(it_str(&q, "error"),
+                           "db.deals.createIndex({account_id: 1, "
+                           "'additional_info." CF "': 1}, {unique: true"));
+    bson_destroy(&q);
+    assert_int_equal(
+        it_upsert_count(&env, "deals", "{\"account_id\":{\"$oid\":\"%s\"}}", a),
+        0);
+
+    /* another account's deal, named by its id: not found, untouched */
+    it_upsert_write_base(&env, "imports/upsert/base-o.csv", 1);
+    it_upsert_enqueue(&env, "imports/upsert/base-o.csv", &other, &user, &opipe,
+                      NULL, NULL, it_upsert_mappings, &qid);
+    it_upsert_run(&env, &qid, NULL, "completed", &q);
+    bson_destroy(&q);
+    {
+        mongoc_collection_t *c = it_coll(&env, "deals");
+        bson_t *f = BCON_NEW("account_id", BCON_OID(&other));
+        mongoc_cursor_t *cur =
+            mongoc_collection_find_with_opts(c, f, NULL, NULL);
+        const bson_t *d;
+        assert_true(mongoc_cursor_next(cur, &d));
+        assert_int_equal(dip_bson_get_oid(d, "_id", &theirs), 0);
+        mongoc_cursor_destroy(cur);
+        bson_destroy(f);
+        mongoc_collection_destroy(c);
+    }
+    bson_oid_to_string(&theirs, th);
+    snprintf(csv, sizeof(csv), "Id,Name,Value,Stage\n%s,Mine now,1,s1\n", th);
+    it_put(&env, "imports/upsert/theirs.csv", csv, strlen(csv));
+    it_upsert_enqueue(&env, "imports/upsert/theirs.csv", &account, &user,
+                      &pipeline, "update", "deal_id", deal_maps, &qid);
+    it_upsert_run(&env, &qid, NULL, "completed", &q);
+    bson_destroy(&q);
+    bson_oid_to_string(&qid, qh);
+    {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "no deal with deal_id '%s' in this pipeline",
+                 th);
+        assert_int_equal(
+            it_upsert_count(&env, "csv_import_errors",
+                            "{\"queue_id\":{\"$oid\":\"%s\"},\"line\":"
+                            "1,\"message\":\"%s\"}",
+                            qh, msg),
+            1);
+    }
+    assert_int_equal(
+        it_upsert_count(&env, "deals",
+                        "{\"_id\":{\"$oid\":\"%s\"},\"name\":\"Deal "
+                        "1\",\"value\":101,\"last_import\":{\"$exists\":"
+                        "false}}",
+                        th),
+        1);
+    assert_int_equal(
+        it_upsert_count(&env, "deals", "{\"account_id\":{\"$oid\":\"%s\"}}", a),
+        0);
+}
+
+/* `dealimportctl enqueue --mode upsert --match external_id --success-file`
+ * writes what the worker reads; an unknown mode, or update without a
+ * match, is a usage error. */
+static void test_ctl_enqueue(void **state)
+{
+    char path[256], acc[25], usr[25], pip[25], out[512], err[512];
+    bson_oid_t account, user, pipeline, qid;
+    mongoc_collection_t *c;
+    bson_t *filter;
+    mongoc_cursor_t *cur;
+    const bson_t *doc;
+    bson_iter_t it;
+    FILE *f;
+    const char *args[] = {"enqueue",
+                          "--file",
+                          path,
+                          "--account",
+                          acc,
+                          "--user",
+                          usr,
+                          "--pipeline",
+                          pip,
+                          "--map",
+                          "Ref=external_id",
+                          "--map",
+                          "Name=name",
+                          "--map",
+                          "Stage=stage_id",
+                          "--mode",
+                          "upsert",
+                          "--match",
+                          "external_id",
+                          "--success-file",
+                          NULL};
+    const char *bad[] = {
+        "enqueue",    "--file", path,    "--account", acc,      "--user", usr,
+        "--pipeline", pip,      "--map", "Name=name", "--mode", "merge",  NULL};
+    const char *nomatch[] = {
+        "enqueue",    "--file", path,    "--account", acc,      "--user", usr,
+        "--pipeline", pip,      "--map", "Name=name", "--mode", "update", NULL};
+    (void)state;
+    snprintf(path, sizeof(path), "/tmp/it-upsert-ctl-%d.csv", (int)getpid());
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "Ref,Name,Stage\nR1,A,Lead\n");
+    fclose(f);
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    it_pipeline(&env, &account, &pipeline);
+    bson_oid_to_string(&account, acc);
+    bson_oid_to_string(&user, usr);
+    bson_oid_to_string(&pipeline, pip);
+    if (it_ctl_run(env.runtime, args, out, sizeof(out), err, sizeof(err),
+                   60000) != 0)
+        fail_msg("enqueue failed: %s", err);
+    out[strcspn(out, "\n")] = '\0';
+    assert_true(bson_oid_is_valid(out, strlen(out)) && strlen(out) == 24);
+    bson_oid_init_from_string(&qid, out);
+    c = it_coll(&env, "queues");
+    filter = BCON_NEW("_id", BCON_OID(&qid));
+    cur = mongoc_collection_find_with_opts(c, filter, NULL, NULL);
+    assert_true(mongoc_cursor_next(cur, &doc));
+    assert_string_equal(it_str(doc, "additional_data.mode"), "upsert");
+    assert_string_equal(it_str(doc, "additional_data.match"), "external_id");
+    assert_true(
+        bson_iter_init(&it, doc) &&
+        bson_iter_find_descendant(&it, "additional_data.success_file", &it) &&
+        BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it));
+    mongoc_cursor_destroy(cur);
+    /* not to be imported by the tests after this one */
+    assert_true(mongoc_collection_delete_one(c, filter, NULL, NULL, NULL));
+    bson_destroy(filter);
+    mongoc_collection_destroy(c);
+    assert_int_equal(
+        it_ctl_run(env.runtime, bad, out, sizeof(out), err, sizeof(err), 60000),
+        64);
+    assert_non_null(strstr(err, "--mode is create, update or upsert"));
+    assert_int_equal(it_ctl_run(env.runtime, nomatch, out, sizeof(out), err,
+                                sizeof(err), 60000),
+                     64);
+    assert_non_null(strstr(err, "--mode update needs --match FIELD"));
+    unlink(path);
+}
+
+/* Empty cells keep the deal's values, name and stage included; a row that
+ * creates still needs a name and a stage, and gets status 'open'. */
+static void test_empty_cells(void **state)
+{
+    static const char edited[] = "Ref,Name,Value,Stage,Region\n"
+                                 "R00001,,,,\n"
+                                 "R00002,,7,,\n"
+                                 "N00001,,1,s1,\n"
+                                 "N00002,New,1,,\n"
+                                 "N00003,New,1,s1,\n";
+    bson_oid_t account, user, pipeline, qid, q2;
+    char a[25], qh[25];
+    bson_t q;
+    (void)state;
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    it_pipeline(&env, &account, &pipeline);
+    it_upsert_write_base(&env, "imports/upsert/base-g.csv", 3);
+    it_upsert_enqueue(&env, "imports/upsert/base-g.csv", &account, &user,
+                      &pipeline, NULL, NULL, it_upsert_mappings, &qid);
+    it_upsert_run(&env, &qid, NULL, "completed", &q);
+    bson_destroy(&q);
+    it_put(&env, "imports/upsert/edited-g.csv", edited, strlen(edited));
+    it_upsert_enqueue(&env, "imports/upsert/edited-g.csv", &account, &user,
+                      &pipeline, "upsert", "external_id", it_upsert_mappings,
+                      &q2);
+    it_upsert_run(&env, &q2, NULL, "completed", &q);
+    bson_destroy(&q);
+    bson_oid_to_string(&account, a);
+    bson_oid_to_string(&q2, qh);
+    assert_int_equal(
+        it_upsert_count(&env, "csv_imports",
+                        "{\"queue_id\":{\"$oid\":\"%s\"},"
+                        "\"total_records_added\":1,\"total_records_updated\":1,"
+                        "\"total_records_unchanged\":1,\"total_errors\":2}",
+                        qh),
+        1);
+    assert_int_equal(
+        it_upsert_count(&env, "deals",
+                        "{\"account_id\":{\"$oid\":\"%s\"},\"external_id\":"
+                        "\"R00002\",\"name\":\"Deal 2\",\"value\":7,"
+                        "\"status\":\"open\",\"additional_info." CF
+                        "\":\"r2\"}",
+                        a),
+        1);
+    assert_int_equal(
+        it_upsert_count(&env, "deals",
+                        "{\"account_id\":{\"$oid\":\"%s\"},\"external_id\":"
+                        "\"N00003\",\"status\":\"open\"}",
+                        a),
+        1);
+    assert_int_equal(
+        it_upsert_count(&env, "csv_import_errors",
+                        "{\"queue_id\":{\"$oid\":\"%s\"},\"line\":3,"
+                        "\"message\":\"name is required to create a deal, "
+                        "but it is empty on this line\"}",
+                        qh),
+        1);
+    assert_int_equal(
+        it_upsert_count(&env, "csv_import_errors",
+                        "{\"queue_id\":{\"$oid\":\"%s\"},\"line\":4,"
+                        "\"message\":{\"$regex\":\"^stage_id is required\"}}",
+                        qh),
+        1);
+    /* R00002 kept its stage: the one its first import gave it */
+    {
+        mongoc_collection_t *c = it_coll(&env, "deals");
+        bson_t *f = BCON_NEW("account_id", BCON_OID(&account), "external_id",
+                             BCON_UTF8("R00002"));
+        mongoc_cursor_t *cur =
+            mongoc_collection_find_with_opts(c, f, NULL, NULL);
+        const bson_t *d;
+        bson_oid_t st;
+        char sh[25], filter[256];
+        assert_true(mongoc_cursor_next(cur, &d));
+        assert_int_equal(dip_bson_get_oid(d, "stage_id", &st), 0);
+        bson_oid_to_string(&st, sh);
+        snprintf(filter, sizeof(filter),
+                 "{\"_id\":{\"$oid\":\"%s\"},\"name\":\"s2\"}", sh);
+        assert_int_equal(it_count(&env, "pipeline_stages", filter), 1);
+        mongoc_cursor_destroy(cur);
+        bson_destroy(f);
+        mongoc_collection_destroy(c);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ctl_enqueue),
+        cmocka_unit_test(test_repeated_keys),
+        cmocka_unit_test(test_dry_run),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_empty_cells),
+    };
+    int rc = it_env_init(&env, "wupsrules");
+    if (rc)
+        return rc;
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    it_env_release(&env);
+    return rc;
+}

@@ -1,0 +1,685 @@
+/*
+ * wrk_upsert: a batch of rows against the deals they match. The lookup,
+ * the verdicts, the before-images, then the writes, in that order, each a
+ * single round trip while nothing fails: a crash between two of them
+ * leaves only what a re-run of the same lines recognises as its own.
+ */
+#include "wrk_upsert.h"
+#include "dip_bson.h"
+#include "dip_log.h"
+#include "dip_mongo_io.h"
+#include "wrk_diff.h"
+#include "wrk_keys.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mongoc/mongoc.h>
+
+struct wrk_upsert {
+    wrk_db_t *db;
+    const wrk_match_t *m;
+    const bson_oid_t *qid, *account, *pipeline;
+    int dry;
+    mongoc_collection_t *deals, *changes;
+    wrk_keys_t *seen;  /* key -> first line, over the run */
+    wrk_keys_t *found; /* key -> index in found_docs, this batch */
+    bson_t **found_docs;
+    size_t nfound, found_cap;
+};
+
+wrk_upsert_t *wrk_upsert_new(wrk_db_t *db, const wrk_match_t *m,
+                             const bson_oid_t *qid, const bson_oid_t *account,
+                             const bson_oid_t *pipeline, int dry)
+{
+    wrk_upsert_t *self = calloc(1, sizeof(*self));
+    if (self == NULL)
+        return NULL;
+    self->db = db;
+    self->m = m;
+    self->qid = qid;
+    self->account = account;
+    self->pipeline = pipeline;
+    self->dry = dry;
+    self->deals = wrk_db_collection(db, "deals");
+    self->changes = wrk_db_collection(db, WRK_UPSERT_CHANGES);
+    self->seen = wrk_keys_new();
+    self->found = wrk_keys_new();
+    if (self->deals == NULL || self->changes == NULL || self->seen == NULL ||
+        self->found == NULL)
+        wrk_upsert_destroy(&self);
+    return self;
+}
+
+static void drop_found(wrk_upsert_t *self)
+{
+    for (size_t i = 0; i < self->nfound; i++)
+        bson_destroy(self->found_docs[i]);
+    self->nfound = 0;
+    if (self->found)
+        wrk_keys_clear(self->found);
+}
+
+void wrk_upsert_destroy(wrk_upsert_t **self_p)
+{
+    wrk_upsert_t *self;
+    if (self_p == NULL || *self_p == NULL)
+        return;
+    self = *self_p;
+    drop_found(self);
+    free(self->found_docs);
+    if (self->deals)
+        mongoc_collection_destroy(self->deals);
+    if (self->changes)
+        mongoc_collection_destroy(self->changes);
+    wrk_keys_destroy(&self->seen);
+    wrk_keys_destroy(&self->found);
+    free(self);
+    *self_p = NULL;
+}
+
+int wrk_upsert_prepare(wrk_upsert_t *self, char *err, size_t errlen)
+{
+    bson_t *keys, indexes;
+    int rc = WRK_DB_OK;
+    /* A dry run creates nothing, not even an index. */
+    if (self->dry)
+        goto custom;
+    /* external_id's index is the supervisor's (dip_deal_index.h), made
+     * before it claims. */
+    keys = BCON_NEW("queue_id", BCON_INT32(1), "line", BCON_INT32(1));
+    rc = wrk_db_unique_index(self->db, WRK_UPSERT_CHANGES,
+                             WRK_UPSERT_CHANGES_INDEX, keys, NULL, err, errlen);
+    bson_destroy(keys);
+custom:
+    if (rc != WRK_DB_OK || (self->m->key != WRK_MATCH_KEY_CUSTOM &&
+                            self->m->key != WRK_MATCH_KEY_EXTERNAL_ID))
+        return rc;
+    rc = wrk_db_deal_indexes(self->db, &indexes, err, errlen);
+    if (rc == WRK_DB_OK && !wrk_match_index_ok(self->m, &indexes, err, errlen))
+        rc = WRK_DB_EFAIL;
+    bson_destroy(&indexes);
+    return rc;
+}
+
+/* The row's key: text, or "" when empty. For deal_id, the hex form. */
+static const char *row_key(const wrk_upsert_t *self, const bson_t *doc,
+                           uint32_t *len)
+{
+    bson_iter_t it;
+    *len = 0;
+    if (bson_iter_init(&it, doc) &&
+        bson_iter_find_descendant(
+            &it,
+            self->m->key == WRK_MATCH_KEY_DEAL_ID ? "deal_id" : self->m->field,
+            &it) &&
+        BSON_ITER_HOLDS_UTF8(&it))
+        return bson_iter_utf8(&it, len);
+    return "";
+}
+
+/* A found deal's key, as row_key gives it for its row. */
+static void deal_key(const wrk_upsert_t *self, const bson_t *deal, char *out,
+                     size_t outlen)
+{
+    bson_iter_t it;
+    out[0] = '\0';
+    if (!bson_iter_init(&it, deal) ||
+        !bson_iter_find_descendant(&it, self->m->field, &it))
+        return;
+    if (BSON_ITER_HOLDS_OID(&it) && outlen >= 25)
+        bson_oid_to_string(bson_iter_oid(&it), out);
+    else if (BSON_ITER_HOLDS_UTF8(&it))
+        snprintf(out, outlen, "%s", bson_iter_utf8(&it, NULL));
+}
+
+static int is_hex24(const char *s, uint32_t len)
+{
+    if (len != 24)
+        return 0;
+    for (uint32_t i = 0; i < 24; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+              (s[i] >= 'A' && s[i] <= 'F')))
+            return 0;
+    return 1;
+}
+
+/* A 24-hex key in lowercase, as an ObjectId prints. */
+static void lower_hex(const char *key, char out[25])
+{
+    for (int c = 0; c < 24; c++)
+        out[c] = (char)(key[c] >= 'A' && key[c] <= 'F' ? key[c] + 32 : key[c]);
+    out[24] = '\0';
+}
+
+/* One query for the batch's keys: {account_id, <field>: {$in}}, on the
+ * field's unique index (deal_id: _id's), bounded by maxTimeMS below the
+ * socket timeout (no abandoned copy runs on in the server). Its cost is a
+ * batch's keys whatever the size of the import, so a retry with the same
+ * bound is not a livelock: a slow server fails it only as often as the
+ * worker's attempts allow, then the import resumes later. */
+static int lookup(wrk_upsert_t *self, const bson_t *in, char *err,
+                  size_t errlen)
+{
+    bson_t filter = BSON_INITIALIZER, sub, *opts;
+    int rc = WRK_DB_OK;
+    BSON_APPEND_OID(&filter, "account_id", self->account);
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, self->m->field, &sub);
+    BSON_APPEND_ARRAY(&sub, "$in", in);
+    bson_append_document_end(&filter, &sub);
+    /* every key's deal in the first reply: one round trip, no getMore */
+    opts =
+        BCON_NEW("maxTimeMS", BCON_INT64((int64_t)wrk_db_max_time_ms(self->db)),
+                 "batchSize", BCON_INT64((int64_t)bson_count_keys(in) + 1));
+    for (int attempt = 1;; attempt++) {
+        mongoc_cursor_t *c =
+            mongoc_collection_find_with_opts(self->deals, &filter, opts, NULL);
+        const bson_t *doc;
+        bson_error_t error;
+        drop_found(self);
+        while (mongoc_cursor_next(c, &doc)) {
+            char key[4096];
+            if (self->nfound == self->found_cap) {
+                size_t cap = self->found_cap ? self->found_cap * 2 : 256;
+                bson_t **d = realloc(self->found_docs, cap * sizeof(*d));
+                if (d == NULL)
+                    break;
+                self->found_docs = d;
+                self->found_cap = cap;
+            }
+            deal_key(self, doc, key, sizeof(key));
+            if (wrk_keys_put(self->found, key, strlen(key),
+                             (int64_t)self->nfound) == (int64_t)self->nfound)
+                self->found_docs[self->nfound++] = bson_copy(doc);
+        }
+        wrk_db_count_round_trip(self->db);
+        if (!mongoc_cursor_error(c, &error)) {
+            mongoc_cursor_destroy(c);
+            break;
+        }
+        mongoc_cursor_destroy(c);
+        if (!wrk_db_retry(self->db, &error, attempt,
+                          "finding the deals to "
+                          "update",
+                          &rc, err, errlen))
+            break;
+    }
+    bson_destroy(opts);
+    bson_destroy(&filter);
+    return rc;
+}
+
+/* Which line of this import last wrote the deal, and how. */
+static int64_t written_by(const wrk_upsert_t *self, const bson_t *deal,
+                          int *created)
+{
+    static const char *const keys[2][2] = {
+        {"last_import.queue_id", "last_import.line"},
+        {"import.queue_id", "import.line"}};
+    *created = 0;
+    for (int i = 0; i < 2; i++) {
+        bson_oid_t q;
+        if (dip_bson_get_oid(deal, keys[i][0], &q) == 0 &&
+            bson_oid_equal(&q, self->qid)) {
+            *created = i == 1;
+            return dip_bson_get_int(deal, keys[i][1], 0);
+        }
+    }
+    return 0;
+}
+
+static void refuse(char **messages, size_t i, int *outcome, const char *msg)
+{
+    outcome[i] = WRK_UPSERT_REFUSED;
+    free(messages[i]);
+    messages[i] = strdup(msg);
+}
+
+/* What the batch writes: inserts and updates in row order. */
+typedef struct plan {
+    bson_t *change; /* the change record to insert first, or NULL */
+    bson_t *update; /* the update of the deal, or NULL */
+    bson_t *insert; /* the deal to insert (a row's doc or a copy), or NULL */
+    bson_oid_t deal_id;
+    int own_insert; /* insert is a copy this module made */
+} plan_t;
+
+static int is_own_dup(const bson_t *we)
+{
+    bson_iter_t f, k;
+    if (dip_bson_get_int(we, "code", 0) != 11000)
+        return 0;
+    if (bson_iter_init_find(&f, we, "keyPattern") &&
+        BSON_ITER_HOLDS_DOCUMENT(&f) && bson_iter_recurse(&f, &k) &&
+        bson_iter_next(&k))
+        return strcmp(bson_iter_key(&k), "_id") == 0 ||
+               (bson_iter_recurse(&f, &k) && bson_iter_find(&k, "import.line"));
+    return 0;
+}
+
+/* The write errors of reply, each: its index, as a document. */
+static void each_write_error(const bson_t *reply,
+                             void (*fn)(void *, int64_t, const bson_t *),
+                             void *arg)
+{
+    bson_iter_t it, we;
+    if (!bson_iter_init_find(&it, reply, "writeErrors") ||
+        !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &we))
+        return;
+    while (bson_iter_next(&we)) {
+        const uint8_t *data;
+        uint32_t len;
+        bson_t e;
+        if (!BSON_ITER_HOLDS_DOCUMENT(&we))
+            continue;
+        bson_iter_document(&we, &len, &data);
+        if (bson_init_static(&e, data, len))
+            fn(arg, dip_bson_get_int(&e, "index", -1), &e);
+    }
+}
+
+typedef struct batch_ctx {
+    plan_t *plan;
+    size_t *rows; /* op index -> row */
+    size_t nops, n;
+    int *outcome;
+    char **messages;
+} batch_ctx_t;
+
+static void on_change_error(void *arg, int64_t idx, const bson_t *e)
+{
+    batch_ctx_t *b = arg;
+    char msg[512];
+    size_t row;
+    if (idx < 0 || (size_t)idx >= b->nops)
+        return;
+    row = b->rows[idx];
+    /* the before-image of an earlier run of this line: it stays */
+    if (dip_bson_get_int(e, "code", 0) == 11000)
+        return;
+    snprintf(msg, sizeof(msg),
+             "the previous values of this deal could not be recorded, so it "
+             "was not changed: %s",
+             dip_bson_get_str(e, "errmsg") ? dip_bson_get_str(e, "errmsg")
+                                           : "unknown error");
+    refuse(b->messages, row, b->outcome, msg);
+}
+
+static void on_deal_error(void *arg, int64_t idx, const bson_t *e)
+{
+    batch_ctx_t *b = arg;
+    char msg[512];
+    size_t row;
+    if (idx < 0 || (size_t)idx >= b->nops)
+        return;
+    row = b->rows[idx];
+    if (b->plan[row].insert && is_own_dup(e)) {
+        b->outcome[row] = WRK_UPSERT_ALREADY;
+        return;
+    }
+    snprintf(msg, sizeof(msg), "the database refused this deal: %s",
+             dip_bson_get_str(e, "errmsg") ? dip_bson_get_str(e, "errmsg")
+                                           : "unknown error");
+    refuse(b->messages, row, b->outcome, msg);
+}
+
+static int wc_failed(const bson_t *reply)
+{
+    bson_iter_t it;
+    return bson_iter_init_find(&it, reply, "writeConcernErrors") &&
+           BSON_ITER_HOLDS_ARRAY(&it);
+}
+
+/* The change records, unordered; a duplicate is an earlier run's and
+ * stays. */
+static int write_changes(wrk_upsert_t *self, batch_ctx_t *b, char *err,
+                         size_t errlen)
+{
+    const bson_t **docs = calloc(b->n ? b->n : 1, sizeof(*docs));
+    bson_t opts = BSON_INITIALIZER;
+    int rc = WRK_DB_OK;
+    b->nops = 0;
+    for (size_t i = 0; docs && i < b->n; i++)
+        if (b->plan[i].change) {
+            b->rows[b->nops] = i;
+            docs[b->nops++] = b->plan[i].change;
+        }
+    if (docs == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return WRK_DB_EFAIL;
+    }
+    BSON_APPEND_BOOL(&opts, "ordered", false);
+    for (int attempt = 1; b->nops > 0; attempt++) {
+        bson_t reply;
+        bson_error_t error;
+        int nerr = 0, wc;
+        bool ok = mongoc_collection_insert_many(self->changes, docs, b->nops,
+                                                &opts, &reply, &error);
+        bson_iter_t it;
+        wrk_db_count_round_trip(self->db);
+        if (bson_iter_init_find(&it, &reply, "writeErrors"))
+            nerr = 1;
+        wc = wc_failed(&reply);
+        if (!wc && (ok || (nerr && !dip_mongo_is_transient(&error)))) {
+            each_write_error(&reply, on_change_error, b);
+            bson_destroy(&reply);
+            break;
+        }
+        bson_destroy(&reply);
+        if (wc) {
+            error.domain = MONGOC_ERROR_WRITE_CONCERN;
+            error.code = 64;
+            bson_strncpy(error.message, "write concern failed",
+                         sizeof(error.message));
+        }
+        if (!wrk_db_retry(self->db, &error, attempt,
+                          "recording the previous values", &rc, err, errlen))
+            break;
+    }
+    bson_destroy(&opts);
+    free(docs);
+    return rc;
+}
+
+/* The inserts and updates in one unordered bulk write. A retry sends them
+ * all again: inserts meet their own duplicates, updates set the same
+ * values. */
+static int write_deals(wrk_upsert_t *self, batch_ctx_t *b, char *err,
+                       size_t errlen)
+{
+    int rc = WRK_DB_OK;
+    for (int attempt = 1;; attempt++) {
+        bson_t opts = BSON_INITIALIZER, reply;
+        bson_error_t error;
+        mongoc_bulk_operation_t *bulk;
+        bson_iter_t it;
+        int nerr, wc;
+        bool ok;
+        BSON_APPEND_BOOL(&opts, "ordered", false);
+        bulk = mongoc_collection_create_bulk_operation_with_opts(self->deals,
+                                                                 &opts);
+        bson_destroy(&opts);
+        b->nops = 0;
+        for (size_t i = 0; i < b->n; i++) {
+            plan_t *p = &b->plan[i];
+            if (b->outcome[i] == WRK_UPSERT_REFUSED)
+                continue;
+            if (p->insert) {
+                bson_t *io = BCON_NEW("validate", BCON_BOOL(false));
+                ok = mongoc_bulk_operation_insert_with_opts(bulk, p->insert, io,
+                                                            &error);
+                bson_destroy(io);
+            } else if (p->update) {
+                bson_t sel = BSON_INITIALIZER;
+                BSON_APPEND_OID(&sel, "_id", &p->deal_id);
+                BSON_APPEND_OID(&sel, "account_id", self->account);
+                BSON_APPEND_OID(&sel, "pipeline_id", self->pipeline);
+                ok = mongoc_bulk_operation_update_one_with_opts(
+                    bulk, &sel, p->update, NULL, &error);
+                bson_destroy(&sel);
+            } else {
+                continue;
+            }
+            if (!ok) {
+                refuse(b->messages, i, b->outcome, error.message);
+                continue;
+            }
+            b->rows[b->nops++] = i;
+        }
+        if (b->nops == 0) {
+            mongoc_bulk_operation_destroy(bulk);
+            break;
+        }
+        ok = mongoc_bulk_operation_execute(bulk, &reply, &error) != 0;
+        mongoc_bulk_operation_destroy(bulk);
+        wrk_db_count_round_trip(self->db);
+        nerr = bson_iter_init_find(&it, &reply, "writeErrors");
+        wc = wc_failed(&reply);
+        if (!wc && (ok || (nerr && !dip_mongo_is_transient(&error)))) {
+            each_write_error(&reply, on_deal_error, b);
+            bson_destroy(&reply);
+            break;
+        }
+        bson_destroy(&reply);
+        if (wc) {
+            error.domain = MONGOC_ERROR_WRITE_CONCERN;
+            error.code = 64;
+            bson_strncpy(error.message, "write concern failed",
+                         sizeof(error.message));
+        }
+        if (!wrk_db_retry(self->db, &error, attempt, "writing deals", &rc, err,
+                          errlen))
+            break;
+    }
+    return rc;
+}
+
+/* The update and the change record of a row whose deal differs. */
+static void plan_update(wrk_upsert_t *self, plan_t *p, const bson_t *row,
+                        const bson_t *deal, int64_t line, bson_t *set,
+                        bson_t *changes, bson_t *tags)
+{
+    bson_t u, s, li, a, e;
+    int64_t now = dip_bson_now_ms();
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, deal, "_id") && BSON_ITER_HOLDS_OID(&it))
+        bson_oid_copy(bson_iter_oid(&it), &p->deal_id);
+    p->change = bson_new();
+    BSON_APPEND_OID(p->change, "queue_id", self->qid);
+    BSON_APPEND_INT64(p->change, "line", line);
+    BSON_APPEND_OID(p->change, "account_id", self->account);
+    BSON_APPEND_OID(p->change, "deal_id", &p->deal_id);
+    BSON_APPEND_ARRAY(p->change, "changes", changes);
+    BSON_APPEND_ARRAY(p->change, "tags_added", tags);
+    BSON_APPEND_DATE_TIME(p->change, "created_at", now);
+    p->update = bson_new();
+    bson_init(&u);
+    BSON_APPEND_DOCUMENT_BEGIN(p->update, "$set", &s);
+    bson_concat(&s, set);
+    BSON_APPEND_DATE_TIME(&s, "updated_at", now);
+    BSON_APPEND_DOCUMENT_BEGIN(&s, "last_import", &li);
+    BSON_APPEND_OID(&li, "queue_id", self->qid);
+    BSON_APPEND_INT64(&li, "line", line);
+    bson_append_document_end(&s, &li);
+    bson_append_document_end(p->update, &s);
+    if (!bson_empty(tags)) {
+        BSON_APPEND_DOCUMENT_BEGIN(p->update, "$addToSet", &a);
+        BSON_APPEND_DOCUMENT_BEGIN(&a, "tags", &e);
+        BSON_APPEND_ARRAY(&e, "$each", tags);
+        bson_append_document_end(&a, &e);
+        bson_append_document_end(p->update, &a);
+    }
+    bson_destroy(&u);
+    (void)row;
+}
+
+/* A new deal from a row read for updates (wrk_map_set_keep_empty): its
+ * name and stage are required as on create, and an empty status is
+ * 'open'; the deal_id key is never written. */
+static void create(wrk_upsert_t *self, bson_t *doc, const char *skip, plan_t *p,
+                   int *outcome, char **messages, size_t i)
+{
+    bson_iter_t it;
+    bson_oid_t zero;
+    int has_status;
+    (void)self;
+    bson_oid_init_from_string(&zero, "000000000000000000000000");
+    if (!bson_iter_init_find(&it, doc, "name")) {
+        refuse(messages, i, outcome,
+               "name is required to create a deal, but it is empty on this "
+               "line");
+        return;
+    }
+    if (bson_iter_init_find(&it, doc, "stage_id") && BSON_ITER_HOLDS_OID(&it) &&
+        bson_oid_equal(bson_iter_oid(&it), &zero)) {
+        refuse(messages, i, outcome,
+               "stage_id is required to create a deal, but it is empty on "
+               "this line");
+        return;
+    }
+    has_status = bson_iter_init_find(&it, doc, "status");
+    if (skip == NULL && has_status) {
+        p->insert = doc;
+        return;
+    }
+    p->insert = bson_new();
+    p->own_insert = 1;
+    bson_copy_to_excluding_noinit(doc, p->insert, skip ? skip : "", NULL);
+    if (!has_status)
+        BSON_APPEND_UTF8(p->insert, "status", "open");
+}
+
+/* The verdict of row i and what it plans. */
+static void decide(wrk_upsert_t *self, bson_t *doc, int64_t line,
+                   int status_given, int64_t earlier, plan_t *p, int *outcome,
+                   char **messages, size_t i)
+{
+    wrk_match_facts_t f = {.line = line, .earlier_line = earlier};
+    const bson_t *deal = NULL;
+    uint32_t klen;
+    const char *key = row_key(self, doc, &klen);
+    const char *skip = self->m->key == WRK_MATCH_KEY_DEAL_ID ? "deal_id" : NULL;
+    int created = 0;
+    int64_t first;
+    wrk_match_verdict_t v;
+    char msg[512];
+    f.key_empty = klen == 0;
+    f.key_malformed = !f.key_empty && self->m->key == WRK_MATCH_KEY_DEAL_ID &&
+                      !is_hex24(key, klen);
+    if (!f.key_empty && !f.key_malformed) {
+        char low[25];
+        const char *k = key;
+        int64_t at;
+        if (self->m->key == WRK_MATCH_KEY_DEAL_ID) {
+            lower_hex(key, low);
+            k = low;
+        }
+        at = wrk_keys_get(self->found, k, klen);
+        if (at >= 0) {
+            bson_oid_t pl;
+            deal = self->found_docs[at];
+            f.found = dip_bson_get_oid(deal, "pipeline_id", &pl) == 0 &&
+                              bson_oid_equal(&pl, self->pipeline)
+                          ? 1
+                          : 2;
+            f.written_by_line = written_by(self, deal, &created);
+        }
+    }
+    v = wrk_match_verdict(self->m->mode, &f, &first);
+    outcome[i] = WRK_UPSERT_ADDED;
+    switch (v) {
+    case WRK_MATCH_CREATE:
+        create(self, doc, skip, p, outcome, messages, i);
+        break;
+    case WRK_MATCH_DONE:
+        outcome[i] = created ? WRK_UPSERT_ALREADY : WRK_UPSERT_UPDATED;
+        break;
+    case WRK_MATCH_UPDATE: {
+        bson_t set = BSON_INITIALIZER, changes = BSON_INITIALIZER,
+               tags = BSON_INITIALIZER;
+        if (wrk_diff_row(doc, deal, skip, status_given, &set, &changes,
+                         &tags) == 0) {
+            outcome[i] = WRK_UPSERT_UNCHANGED;
+        } else {
+            outcome[i] = WRK_UPSERT_UPDATED;
+            plan_update(self, p, doc, deal, line, &set, &changes, &tags);
+        }
+        bson_destroy(&set);
+        bson_destroy(&changes);
+        bson_destroy(&tags);
+        break;
+    }
+    default:
+        wrk_match_sentence(self->m, v, key, klen, first, msg, sizeof(msg));
+        refuse(messages, i, outcome, msg);
+        break;
+    }
+}
+
+int wrk_upsert_batch(wrk_upsert_t *self, bson_t *const *docs,
+                     const int64_t *lines, const int *status_given, size_t n,
+                     int *outcome, char **messages, char *err, size_t errlen)
+{
+    batch_ctx_t b = {0};
+    int64_t *earlier = calloc(n ? n : 1, sizeof(int64_t));
+    bson_t in = BSON_INITIALIZER;
+    uint32_t nin = 0;
+    int rc = WRK_DB_EFAIL;
+    b.plan = calloc(n ? n : 1, sizeof(plan_t));
+    b.rows = calloc(n ? n : 1, sizeof(size_t));
+    b.n = n;
+    b.outcome = outcome;
+    b.messages = messages;
+    if (earlier == NULL || b.plan == NULL || b.rows == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto cleanup;
+    }
+    /* The keys: the first line of each over the run, and the query's
+     * $in. */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t klen;
+        const char *key = row_key(self, docs[i], &klen);
+        char low[25];
+        int64_t first;
+        outcome[i] = WRK_UPSERT_ADDED;
+        messages[i] = NULL;
+        if (klen == 0 ||
+            (self->m->key == WRK_MATCH_KEY_DEAL_ID && !is_hex24(key, klen)))
+            continue;
+        if (self->m->key == WRK_MATCH_KEY_DEAL_ID) {
+            lower_hex(key, low);
+            key = low;
+        }
+        first = wrk_keys_put(self->seen, key, klen, lines[i]);
+        if (first < 0) {
+            snprintf(err, errlen, "out of memory keeping the keys");
+            goto cleanup;
+        }
+        earlier[i] = first < lines[i] ? first : 0;
+        {
+            char kb[16];
+            const char *k;
+            size_t kl = bson_uint32_to_string(nin++, &k, kb, sizeof(kb));
+            if (self->m->key == WRK_MATCH_KEY_DEAL_ID) {
+                bson_oid_t oid;
+                bson_oid_init_from_string(&oid, key);
+                bson_append_oid(&in, k, (int)kl, &oid);
+            } else {
+                bson_append_utf8(&in, k, (int)kl, key, (int)klen);
+            }
+        }
+    }
+    drop_found(self);
+    if (nin > 0) {
+        rc = lookup(self, &in, err, errlen);
+        if (rc != WRK_DB_OK)
+            goto cleanup;
+    }
+    for (size_t i = 0; i < n; i++)
+        decide(self, docs[i], lines[i], status_given ? status_given[i] : 1,
+               earlier[i], &b.plan[i], outcome, messages, i);
+    rc = WRK_DB_OK;
+    if (self->dry)
+        goto cleanup;
+    /* Before-images first: a crash after them and before the updates
+     * leaves records of the deals as they still are. */
+    rc = write_changes(self, &b, err, errlen);
+    if (rc == WRK_DB_OK)
+        rc = write_deals(self, &b, err, errlen);
+cleanup:
+    for (size_t i = 0; b.plan && i < n; i++) {
+        if (b.plan[i].change)
+            bson_destroy(b.plan[i].change);
+        if (b.plan[i].update)
+            bson_destroy(b.plan[i].update);
+        if (b.plan[i].own_insert)
+            bson_destroy(b.plan[i].insert);
+    }
+    drop_found(self);
+    bson_destroy(&in);
+    free(b.plan);
+    free(b.rows);
+    free(earlier);
+    return rc;
+}
