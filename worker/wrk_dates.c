@@ -307,6 +307,30 @@ static int by_layout(const char *p, size_t len, const char *l, int64_t *ms)
     return moment_ms(&t, ms);
 }
 
+int wrk_dates_layout_read(const char *p, size_t len,
+                          const wrk_dates_layouts_t *layouts, int64_t *ms)
+{
+    for (size_t i = 0; layouts != NULL && i < layouts->n; i++)
+        if (by_layout(p, len, layouts->layout[i], ms) == WRK_VALUE_OK)
+            return (int)i;
+    return -1;
+}
+
+wrk_date_order_t wrk_dates_layout_order(const char *layout)
+{
+    size_t i = 0, len = strlen(layout), at[T_S + 1] = {0}, n = 1;
+    while (i < len) {
+        size_t width, tlen;
+        token_t k = token_at(layout + i, &width, &tlen);
+        if (k != T_LIT && at[k] == 0)
+            at[k] = n++;
+        i += tlen;
+    }
+    if (at[T_Y] < at[T_MO] && at[T_Y] < at[T_D])
+        return WRK_DATES_YMD;
+    return at[T_MO] < at[T_D] ? WRK_DATES_MDY : WRK_DATES_DMY;
+}
+
 /* --- the parser ----------------------------------------------------------- */
 
 int wrk_dates_parse(const char *p, size_t len, wrk_date_order_t order,
@@ -315,9 +339,8 @@ int wrk_dates_parse(const char *p, size_t len, wrk_date_order_t order,
     moment_t t;
     triple_t tr;
     int rc;
-    for (size_t i = 0; layouts != NULL && i < layouts->n; i++)
-        if (by_layout(p, len, layouts->layout[i], ms) == WRK_VALUE_OK)
-            return WRK_VALUE_OK;
+    if (wrk_dates_layout_read(p, len, layouts, ms) >= 0)
+        return WRK_VALUE_OK;
     memset(&t, 0, sizeof(t));
     if (len >= 10 && p[4] == '-' && p[7] == '-') {
         rc = iso(p, len, &t);

@@ -57,6 +57,17 @@ typedef struct wrk_dates_layouts {
 int wrk_dates_parse(const char *p, size_t len, wrk_date_order_t order,
                     const wrk_dates_layouts_t *layouts, int64_t *ms);
 
+/* The index of the first of layouts that reads the cell, with *ms; -1
+ * when none does (layouts may be NULL). Rule 1 of wrk_dates_parse. */
+int wrk_dates_layout_read(const char *p, size_t len,
+                          const wrk_dates_layouts_t *layouts, int64_t *ms);
+
+/* The order a layout (checked) writes day and month in, as the order rule
+ * would read it: WRK_DATES_MDY or WRK_DATES_DMY when its year comes after
+ * them, WRK_DATES_YMD when the year is first (the order of "auto" is not
+ * in it). */
+wrk_date_order_t wrk_dates_layout_order(const char *layout);
+
 /* 0 when layout (NUL-terminated) is a layout by the rules above, -1
  * otherwise. */
 int wrk_dates_layout_check(const char *layout);

@@ -190,6 +190,24 @@ void wrk_format_tally_cell(wrk_format_tally_t *t, wrk_format_kind_t kind,
         return;
     if (kind == WRK_FORMAT_DATE) {
         int64_t m1 = 0, m2 = 0;
+        int l = wrk_dates_layout_read(p, len, layouts, &m1);
+        if (l >= 0) {
+            /* Read by a layout, the same under either candidate: yet the
+             * layout says the file's order of day and month, which the
+             * column's other cells are read in. */
+            switch (wrk_dates_layout_order(layouts->layout[l])) {
+            case WRK_DATES_MDY:
+                t->first++;
+                break;
+            case WRK_DATES_DMY:
+                t->second++;
+                break;
+            default:
+                t->alike++;
+                break;
+            }
+            return;
+        }
         r1 = wrk_dates_parse(p, len, WRK_DATES_MDY, layouts, &m1);
         r2 = wrk_dates_parse(p, len, WRK_DATES_DMY, layouts, &m2);
         ok1 = r1 == WRK_VALUE_OK;

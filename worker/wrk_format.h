@@ -17,11 +17,15 @@
  *    cell. Each cell of a column whose setting is "auto" is tallied by how
  *    it reads under the two candidates (month-first and day-first dates; a
  *    dot and a comma for decimals): one way only, two different ways, alike
- *    both ways, or not at all. The column reads the one way that some cells
- *    need and no cell contradicts; with cells for both, or none for either,
- *    it is UNDECIDED: its cells that do not read alike both ways are line
- *    errors asking for the setting. The tally is four counters per column:
- *    memory does not depend on the file.
+ *    both ways, or not at all. A date read by one of the file's layouts
+ *    counts for the order its day and month are written in there (alike
+ *    when its year is first): the layouts and the order rule are one
+ *    reading of the column, so "01/02/2025" by "DD/MM/YYYY" and "1/2/2025"
+ *    by the order rule never read as two different months. The column reads the
+ * one way that some cells need and no cell contradicts; with cells for both, or
+ * none for either, it is UNDECIDED: its cells that do not read alike both ways
+ * are line errors asking for the setting. The tally is four counters per
+ * column: memory does not depend on the file.
  *
  * 3. The record: the decisions go into the checkpoint as
  *      format: {columns: [{field, column, setting, reading,

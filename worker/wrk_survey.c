@@ -42,21 +42,31 @@ static int bind(survey_t *s)
     return 0;
 }
 
+/* Whether to stop: a control action, or the supervisor gone. Asked every
+ * `every` rows and by storage while the download waits (a GET never
+ * answered, a backoff), so that a stop reaches a survey that reads no
+ * row. Non-zero once s->rc says why. */
+static int stop_now(void *arg)
+{
+    survey_t *s = arg;
+    if (s->rc != WRK_SURVEY_OK)
+        return 1;
+    if (s->ev == NULL)
+        return 0;
+    if ((s->action = wrk_events_poll_control(s->ev)) != 0)
+        s->rc = WRK_SURVEY_ECONTROL;
+    else if (wrk_events_gone(s->ev))
+        s->rc = WRK_SURVEY_EGONE;
+    return s->rc != WRK_SURVEY_OK;
+}
+
 static int on_row(void *arg, const wrk_csv_row_t *row)
 {
     survey_t *s = arg;
     if (bind(s) < 0)
         return 1;
-    if (s->ev != NULL && ++s->rows % s->every == 0) {
-        if (wrk_events_gone(s->ev)) {
-            s->rc = WRK_SURVEY_EGONE;
-            return 1;
-        }
-        if ((s->action = wrk_events_poll_control(s->ev)) != 0) {
-            s->rc = WRK_SURVEY_ECONTROL;
-            return 1;
-        }
-    }
+    if (s->ev != NULL && ++s->rows % s->every == 0 && stop_now(s))
+        return 1;
     /* A row the import refuses as a row decides nothing. */
     if (row->error != WRK_CSV_ROW_OK)
         return 0;
@@ -135,6 +145,7 @@ int wrk_survey_run(const dip_config_t *cfg, const char *key, wrk_map_t *map,
         s.rc = WRK_SURVEY_EFAILED;
         goto cleanup;
     }
+    dip_storage_set_stop(st, stop_now, &s);
     /* The reader's own reason, when it stopped the download, is in s.err;
      * storage's goes there only when storage failed. */
     rc = dip_storage_get(st, key, 0, &sink, serr, sizeof(serr));

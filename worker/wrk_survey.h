@@ -37,9 +37,12 @@ enum {
 
 /* Tallies every pending kind of d (wrk_format_pending) from the file at
  * key, then decides them (wrk_format_finish). map is bound to the file's
- * header here. ev (may be NULL) is polled for control actions every
- * `every` rows. Returns WRK_SURVEY_OK or an error above, with err a
- * sentence for the CRM user and *action the dip_control_action_t. */
+ * header here. ev (may be NULL) is polled for control actions (and the
+ * supervisor's absence) every `every` rows and while the download waits
+ * (dip_storage_set_stop: a GET never answered, a trickle, a backoff), so a
+ * stop reaches the survey within seconds whatever it waits for. Returns
+ * WRK_SURVEY_OK or an error above, with err a sentence for the CRM user and
+ * *action the dip_control_action_t. */
 int wrk_survey_run(const dip_config_t *cfg, const char *key, wrk_map_t *map,
                    wrk_events_t *ev, int64_t every, wrk_format_decisions_t *d,
                    wrk_survey_file_t *file, int *action, char *err,

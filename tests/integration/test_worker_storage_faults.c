@@ -13,6 +13,9 @@
  * - a GET that stops after half the file, and one never answered: `pause`
  *   ends each `paused` at its checkpoint; once the storage answers again,
  *   `resume` completes the import with every row exactly once.
+ * - the same GET never answered while a format of "auto" reads the whole
+ *   file once before the import: `cancel` ends it `cancelled` as well (the
+ *   survey's download waits as the import's does).
  * Failure classes: 7 (stall, trickle: a deadline and a stop for every wait),
  * 8 (another object on a resume), 14 (each case fails without its fix: the
  * splice completed with rows of both versions, and the stop waited for the
@@ -189,6 +192,48 @@ static int64_t cancel_waiting(const char *key, it_s3_mode_t mode)
     return took;
 }
 
+/* As cancel_waiting, for an import whose format is "auto": the wait is
+ * the survey's, before the first row is read for the import. */
+static int64_t cancel_waiting_survey(const char *key)
+{
+    bson_oid_t qid;
+    bson_t *set, fmt;
+    char id[25], out[4096];
+    int64_t t0, took;
+    enqueue(key, IT_S3_SILENT, &qid);
+    set = bson_new();
+    BSON_APPEND_DOCUMENT_BEGIN(set, "additional_data.format", &fmt);
+    BSON_APPEND_UTF8(&fmt, "date_order", "auto");
+    BSON_APPEND_UTF8(&fmt, "decimal", "auto");
+    bson_append_document_end(set, &fmt);
+    it_queue_set(&env, &qid, set);
+    bson_destroy(set);
+    bson_oid_to_string(&qid, id);
+    wait_gets(key, 1);
+    sleep(2);
+    t0 = now_ms();
+    assert_int_equal(ctl("cancel", id, out), 0);
+    assert_int_equal(it_ctl_wait_status(&env, &qid, "cancelled", STOP_BOUND_MS),
+                     0);
+    took = now_ms() - t0;
+    assert_int_equal(it_ctl_deals(&env, &qid), 0);
+    it_s3_release(&s3, key);
+    return took;
+}
+
+static void test_cancel_stalled_survey(void **state)
+{
+    int64_t took;
+    int before = it_log_count(logpath, "reading the whole file once");
+    (void)state;
+    took = cancel_waiting_survey("imports/silent-survey.csv");
+    /* The wait was the survey's (the format reached the worker). */
+    assert_int_equal(it_log_count(logpath, "reading the whole file once"),
+                     before + 1);
+    fprintf(stderr, "cancel to cancelled in the survey: %lld ms\n",
+            (long long)took);
+}
+
 static void test_cancel_stalled_and_trickling(void **state)
 {
     int64_t silent, trickle;
@@ -259,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_spliced_resume_fails),
         cmocka_unit_test(test_cancel_stalled_and_trickling),
         cmocka_unit_test(test_pause_stalled_then_resume),
+        cmocka_unit_test(test_cancel_stalled_survey),
     };
     int rc = it_env_init(&env, "storagefaults");
     if (rc)

@@ -167,6 +167,62 @@ static void test_auto_locales(void **state)
                      WRK_DECIMAL_UNDECIDED);
 }
 
+/* "auto" with explicit layouts: a cell a layout reads says the order of
+ * its day and month as much as "31/12/2025" does, and the column never
+ * reads the same form two ways (by the layout, and by the order rule the
+ * other way round). Each row: the column's cells, the decision, and for
+ * each cell the day it is read as under that decision (0: refused).
+ * Failure classes: 15 (the order rule and the layouts are one reading of
+ * the column, decided together, not layered). */
+static void test_auto_with_layouts(void **state)
+{
+#define FEB1 20120 /* days since 1970-01-01 */
+#define DEC31 20453
+    static const struct {
+        const char *cells[3];
+        int decision;
+        int64_t day[3];
+    } t[] = {
+        /* The layout's cells are day-first: "1/2/2025" with them. */
+        {{"01/02/2025", "1/2/2025", NULL}, WRK_DATES_DMY, {FEB1, FEB1, 0}},
+        /* A month-first cell against the layout's: not guessed. */
+        {{"01/02/2025", "1/2/2025", "12/31/2025"},
+         WRK_DATES_UNDECIDED,
+         {FEB1, 0, 0}},
+        /* Year first says nothing of the day and month order. */
+        {{"2025-12-31", "12/31/2025", NULL}, WRK_DATES_MDY, {DEC31, DEC31, 0}},
+    };
+    wrk_dates_layouts_t l;
+    (void)state;
+    memset(&l, 0, sizeof(l));
+    l.n = 1;
+    strcpy(l.layout[0], "DD/MM/YYYY");
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        wrk_format_tally_t tally;
+        int d;
+        memset(&tally, 0, sizeof(tally));
+        for (size_t c = 0; c < 3 && t[i].cells[c]; c++)
+            wrk_format_tally_cell(&tally, WRK_FORMAT_DATE, &l, t[i].cells[c],
+                                  strlen(t[i].cells[c]));
+        d = wrk_format_decide(&tally, WRK_FORMAT_DATE);
+        if (d != t[i].decision)
+            fail_msg("row %zu: decided %s, not %s", i,
+                     wrk_dates_order_name((wrk_date_order_t)d),
+                     wrk_dates_order_name((wrk_date_order_t)t[i].decision));
+        for (size_t c = 0; c < 3 && t[i].cells[c]; c++) {
+            int64_t ms = 0;
+            int rc = wrk_dates_parse(t[i].cells[c], strlen(t[i].cells[c]),
+                                     (wrk_date_order_t)d, &l, &ms);
+            int64_t day = rc == WRK_VALUE_OK ? ms / 86400000 : 0;
+            if (day != t[i].day[c])
+                fail_msg("row %zu: '%s' read as day %lld, not %lld", i,
+                         t[i].cells[c], (long long)day, (long long)t[i].day[c]);
+        }
+    }
+#undef FEB1
+#undef DEC31
+}
+
 /* The decisions survive the checkpoint: a resume restores them instead of
  * deciding again from what is left. */
 static void test_record(void **state)
@@ -254,6 +310,7 @@ int main(void)
         cmocka_unit_test(test_read),
         cmocka_unit_test(test_read_refusals),
         cmocka_unit_test(test_auto_locales),
+        cmocka_unit_test(test_auto_with_layouts),
         cmocka_unit_test(test_record),
         cmocka_unit_test(test_hints),
     };
