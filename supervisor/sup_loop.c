@@ -212,6 +212,8 @@ void sup_loop_destroy(sup_loop_t **self_p)
     for (size_t i = 0; self->workers && i < self->cap; i++)
         sup_slot_clear(self, &self->workers[i]);
     free(self->workers);
+    for (size_t i = 0; i < self->naside; i++)
+        bson_value_destroy(&self->aside[i].id);
     if (self->events)
         zmq_close(self->events);
     sup_ctl_destroy(&self->ctl);

@@ -35,6 +35,7 @@
 #include "dip_config.h"
 #include "dip_msg.h"
 #include "sup_cgroup.h"
+#include "sup_claim.h"
 #include "sup_ctl.h"
 #include "sup_event.h"
 #include "sup_inbox.h"
@@ -73,6 +74,10 @@
  * per claim. */
 #define SUP_LOOP_SERVED_MAX 256
 #define SUP_LOOP_SKIP_MAX 64
+/* Unclaimable documents set aside at once (sup_claim_set_aside), and how
+ * many a claim round ends alone before it lets the loop turn. */
+#define SUP_LOOP_ASIDE_MAX 64
+#define SUP_LOOP_REFUSALS_PER_ROUND 16
 
 typedef enum {
     SUP_SLOT_FREE = 0,
@@ -201,6 +206,10 @@ struct sup_loop {
     int64_t window; /* bytes each worker may have unacknowledged */
     sup_store_served_t served[SUP_LOOP_SERVED_MAX]; /* for fair claiming */
     size_t nserved;
+    /* Documents the claim could not take nor mark failed, passed over
+     * until their time (sup_claim.h); ids owned. */
+    sup_claim_aside_t aside[SUP_LOOP_ASIDE_MAX];
+    size_t naside;
 };
 
 /* ---- sup_slot.c: the slot table -------------------------------------- */

@@ -52,6 +52,7 @@ typedef struct {
 /* Everything a render needs, copied out under the lock. */
 typedef struct {
     uint64_t claims, claim_failures, renewals, renewal_failures;
+    uint64_t unclaimable[2]; /* set aside, failed */
     uint64_t rows_added, line_errors, bytes, round_trips;
     uint64_t exits[SUP_METRICS_EXIT_NCAUSES];
     uint64_t ended[NENDED], released[NRELEASED];
@@ -128,6 +129,15 @@ void sup_metrics_claim(sup_metrics_t *self, int rc)
         self->f.claims++;
     else
         self->f.claim_failures++;
+    pthread_mutex_unlock(&self->lock);
+}
+
+void sup_metrics_unclaimable(sup_metrics_t *self, int marked)
+{
+    if (self == NULL)
+        return;
+    pthread_mutex_lock(&self->lock);
+    self->f.unclaimable[marked ? 1 : 0]++;
     pthread_mutex_unlock(&self->lock);
 }
 
@@ -321,6 +331,8 @@ static void counter(FILE *o, const char *name, const char *help, uint64_t v)
     fprintf(o, "%s %llu\n", name, (unsigned long long)v);
 }
 
+static const char *const unclaimable_names[] = {"set_aside", "failed"};
+
 static void labelled(FILE *o, const char *name, const char *type,
                      const char *help, const char *label,
                      const char *const *values, const uint64_t *counts,
@@ -382,6 +394,10 @@ char *sup_metrics_render(sup_metrics_t *self, int64_t now_ms)
             f.claims);
     counter(o, "dealimport_claim_failures_total",
             "Claim attempts that failed (database errors).", f.claim_failures);
+    labelled(o, "dealimport_unclaimable_documents_total", "counter",
+             "Queue documents the claim could not take, ended alone: set "
+             "aside for a while, or marked failed.",
+             "outcome", unclaimable_names, f.unclaimable, 2);
     counter(o, "dealimport_lease_renewals_total",
             "Lease renewal rounds over the imports this supervisor runs.",
             f.renewals);

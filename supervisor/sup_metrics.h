@@ -66,6 +66,9 @@ int sup_metrics_port(const sup_metrics_t *self);
 
 /* A claim attempt: rc > 0 claimed one, 0 nothing to claim, < 0 failed. */
 void sup_metrics_claim(sup_metrics_t *self, int rc);
+/* A queue document the claim could not take ended alone: marked failed
+ * (marked 1) or set aside (0). */
+void sup_metrics_unclaimable(sup_metrics_t *self, int marked);
 /* A lease renewal round: rc < 0 failed. */
 void sup_metrics_renewal(sup_metrics_t *self, int rc);
 /* A worker process started for an import of account. */
