@@ -220,12 +220,20 @@ bson_t *sup_store_owned(sup_store_t *self, const bson_value_t *qid,
 int sup_store_update_take(sup_store_t *self, bson_t *filter, bson_t *update,
                           const char *what, char *err, size_t errlen)
 {
-    bson_t reply;
     bson_error_t error;
+    return sup_store_update_take_e(self, filter, update, what, &error, err,
+                                   errlen);
+}
+
+int sup_store_update_take_e(sup_store_t *self, bson_t *filter, bson_t *update,
+                            const char *what, bson_error_t *error, char *err,
+                            size_t errlen)
+{
+    bson_t reply;
     int rc = SUP_STORE_OK;
     if (!mongoc_collection_update_one(self->queues, filter, update, NULL,
-                                      &reply, &error)) {
-        snprintf(err, errlen, "%s failed: %s", what, error.message);
+                                      &reply, error)) {
+        snprintf(err, errlen, "%s failed: %s", what, error->message);
         rc = SUP_STORE_EFAIL;
     } else if (dip_claim_lost(&reply)) {
         snprintf(err, errlen,

@@ -406,9 +406,14 @@ int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
         bson_append_array_end(&acc, &nin);
         bson_append_document_end(&match, &acc);
     }
+    /* The oldest as the first in created_at's order rather than $min: the
+     * same in MongoDB (both follow the BSON order across types, so a
+     * created_at that is not a date is simply not the oldest date:
+     * add_candidate), and one that is not a date never fails the group. */
     pipeline = BCON_NEW(
         "pipeline", "[", "{", "$match", BCON_DOCUMENT(&match), "}", "{",
-        "$group", "{", "_id", BCON_UTF8("$account_id"), "oldest", "{", "$min",
+        "$sort", "{", "created_at", BCON_INT32(1), "}", "}", "{", "$group", "{",
+        "_id", BCON_UTF8("$account_id"), "oldest", "{", "$first",
         BCON_UTF8("$created_at"), "}", "}", "}", "{", "$sort", "{", "oldest",
         BCON_INT32(1), "}", "}", "{", "$limit", BCON_INT32(256), "}", "]");
     rc = group(self, pipeline, add_candidate, &cs, err, errlen);
