@@ -33,7 +33,9 @@ static int decide(const bson_t *imp, int *already, int64_t *at, char *why,
             SUP_CLEANUP_KEPT, why, whylen,
             "the import is '%s', not completed: its source is kept",
             status ? status : "(no status)");
-    if (bson_iter_init_find(&it, imp, "dry_run") && bson_iter_as_bool(&it))
+    /* only a boolean true: csv_imports' dry_run is written as one */
+    if (bson_iter_init_find(&it, imp, "dry_run") && BSON_ITER_HOLDS_BOOL(&it) &&
+        bson_iter_bool(&it))
         return dip_text_say(SUP_CLEANUP_KEPT, why, whylen,
                             "a dry run keeps its source");
     if (errors > 0 && !(bson_iter_init_find(&it, imp, "error_file") &&

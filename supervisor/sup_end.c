@@ -144,8 +144,8 @@ static int record_event(sup_loop_t *self, sup_slot_t *w, const char *status,
     if (self->crm == NULL || w->final_written)
         return 0;
     type = sup_followup_event_type(
-        status,
-        bson_iter_init_find(&it, w->doc, "dry_run") && bson_iter_as_bool(&it));
+        status, bson_iter_init_find(&it, w->doc, "dry_run") &&
+                    BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it));
     if (type == NULL)
         return 0;
     BSON_APPEND_UTF8(&details, "status", status);

@@ -5,6 +5,7 @@
  * by one cursor batch and one 64 KiB buffer, never by the number of errors.
  */
 #include "sup_errfile.h"
+#include "dip_bson.h"
 #include "dip_text.h"
 
 #include <errno.h>
@@ -190,10 +191,9 @@ void sup_errfile_format_error(sup_errfile_buf_t *b, const bson_t *doc)
     int truncated = 0, have_line = 0;
     int64_t line = 0;
 
-    if (bson_iter_init_find(&it, doc, "line") && BSON_ITER_HOLDS_NUMBER(&it)) {
-        line = bson_iter_as_int64(&it);
+    if (bson_iter_init_find(&it, doc, "line") &&
+        dip_bson_iter_int(&it, &line) == 0)
         have_line = 1;
-    }
     if (bson_iter_init_find(&it, doc, "field") && BSON_ITER_HOLDS_UTF8(&it))
         field = bson_iter_utf8(&it, &flen);
     if (bson_iter_init_find(&it, doc, "message") && BSON_ITER_HOLDS_UTF8(&it))

@@ -66,10 +66,11 @@ static void event_details(const bson_t *imp, bson_t *d)
                                          "total_errors", "errors_not_stored",
                                          "would_add"};
     bson_iter_t it;
+    int64_t n;
     for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
         if (bson_iter_init_find(&it, imp, counts[i]) &&
-            BSON_ITER_HOLDS_NUMBER(&it))
-            BSON_APPEND_INT64(d, counts[i], bson_iter_as_int64(&it));
+            dip_bson_iter_int(&it, &n) == 0)
+            BSON_APPEND_INT64(d, counts[i], n);
     if (bson_iter_init_find(&it, imp, "status") && BSON_ITER_HOLDS_UTF8(&it))
         BSON_APPEND_UTF8(d, "status", bson_iter_utf8(&it, NULL));
     if (bson_iter_init_find(&it, imp, "error") && BSON_ITER_HOLDS_UTF8(&it))

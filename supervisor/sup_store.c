@@ -202,10 +202,12 @@ int sup_store_ensure_indexes(sup_store_t *self, char *err, size_t errlen)
 int64_t sup_store_epoch(const bson_t *queue_doc)
 {
     bson_iter_t it;
+    int64_t n;
+    /* an integer only (a fraction would be truncated into an epoch that
+     * no fence matches) */
     if (queue_doc && bson_iter_init_find(&it, queue_doc, "claims") &&
-        (BSON_ITER_HOLDS_INT32(&it) || BSON_ITER_HOLDS_INT64(&it) ||
-         BSON_ITER_HOLDS_DOUBLE(&it)))
-        return bson_iter_as_int64(&it);
+        dip_bson_iter_int(&it, &n) == 0)
+        return n;
     return -1;
 }
 

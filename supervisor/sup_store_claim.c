@@ -141,7 +141,8 @@ static void add_running(void *arg, const bson_t *doc)
     if (!bson_iter_init_find(&it, doc, "_id"))
         return;
     acc = bson_iter_value(&it);
-    n = bson_iter_init_find(&it, doc, "n") ? bson_iter_as_int64(&it) : 0;
+    if (!bson_iter_init_find(&it, doc, "n") || dip_bson_iter_int(&it, &n) != 0)
+        n = 0;
     for (size_t i = 0; i < cs->n; i++)
         if (same_account(&cs->list[i].account, acc))
             cs->list[i].running += n;

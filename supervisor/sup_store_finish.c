@@ -170,7 +170,7 @@ static void append_dry_run(const bson_t *queue_doc, const sup_store_result_t *r,
     bson_t ns, names;
     int64_t would_add = r->would_add;
     int dry = r->dry_run || (bson_iter_init_find(&it, queue_doc, "dry_run") &&
-                             bson_iter_as_bool(&it));
+                             BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it));
     BSON_APPEND_BOOL(set, "dry_run", dry);
     if (!dry)
         return;
