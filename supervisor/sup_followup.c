@@ -191,7 +191,10 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
             goto cleanup;
         }
         if (c == SUP_CLEANUP_DELETED)
-            dip_log(DIP_LOG_INFO, qid_hex, "source '%s' deleted", src);
+            dip_log(DIP_LOG_INFO, qid_hex, "source '%s' deleted%s%s", src,
+                    why[0] ? ": " : "", why);
+        else
+            dip_log(DIP_LOG_INFO, qid_hex, "source '%s' kept: %s", src, why);
     }
 
     /* 3. The completion event, with the final figures. */

@@ -196,6 +196,12 @@ int sup_store_ensure_indexes(sup_store_t *self, char *err, size_t errlen)
                            "created_at", BCON_INT32(1)),
                   0, err, errlen))
         return SUP_STORE_EFAIL;
+    /* A source is deleted only when no queue document that is not final
+     * names it (sup_cleanup): that count by key and status. */
+    if (index_one(self->queues, "csv_key_status",
+                  BCON_NEW("csv.key", BCON_INT32(1), "status", BCON_INT32(1)),
+                  0, err, errlen))
+        return SUP_STORE_EFAIL;
     return SUP_STORE_OK;
 }
 
