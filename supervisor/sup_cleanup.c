@@ -38,8 +38,8 @@ static int decide(const bson_t *imp, int *already, int64_t *at, char *why,
         bson_iter_bool(&it))
         return dip_text_say(SUP_CLEANUP_KEPT, why, whylen,
                             "a dry run keeps its source");
-    if (errors > 0 && !(bson_iter_init_find(&it, imp, "error_file") &&
-                        BSON_ITER_HOLDS_DOCUMENT(&it)))
+    /* the error file written (a key), not given up ({failed}) */
+    if (errors > 0 && dip_bson_get_str(imp, "error_file.key") == NULL)
         return dip_text_say(
             SUP_CLEANUP_KEPT, why, whylen,
             "the import's error file is not recorded yet: its source "

@@ -78,6 +78,9 @@ static void event_details(const bson_t *imp, bson_t *d)
     if (bson_iter_init_find(&it, imp, "error_file") &&
         BSON_ITER_HOLDS_DOCUMENT(&it))
         bson_append_iter(d, "error_file", -1, &it);
+    if (bson_iter_init_find(&it, imp, "source_delete") &&
+        BSON_ITER_HOLDS_DOCUMENT(&it))
+        bson_append_iter(d, "source_delete", -1, &it);
     if (bson_iter_init_find(&it, imp, "new_stages") &&
         BSON_ITER_HOLDS_DOCUMENT(&it))
         bson_append_iter(d, "new_stages", -1, &it);
@@ -87,6 +90,44 @@ static void event_details(const bson_t *imp, bson_t *d)
         dip_bson_iso_time(bson_iter_date_time(&it), when, sizeof(when));
         BSON_APPEND_UTF8(d, "finished_at", when);
     }
+}
+
+/* Sleeps before a step's next try: 1 s, 2 s, ... */
+static void step_backoff(int tries)
+{
+    long ms = SUP_FOLLOWUP_STEP_BACKOFF_MS;
+    struct timespec ts;
+    for (int i = 1; i < tries && ms < 60000; i++)
+        ms *= 2;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* Records on csv_imports that a step was given up: field: {failed: why,
+ * given_up_at}. 0, or -1 with err (the database: the run is tried again). */
+static int give_up(mongoc_collection_t *imports, const bson_value_t *qid,
+                   const char *field, const char *why, char *err, size_t errlen)
+{
+    bson_t f = BSON_INITIALIZER, u = BSON_INITIALIZER, set, sub;
+    bson_error_t e;
+    int rc = 0;
+    BSON_APPEND_VALUE(&f, "queue_id", qid);
+    BSON_APPEND_DOCUMENT_BEGIN(&u, "$set", &set);
+    BSON_APPEND_DOCUMENT_BEGIN(&set, field, &sub);
+    BSON_APPEND_UTF8(&sub, "failed", why[0] ? why : "(no reason given)");
+    BSON_APPEND_DATE_TIME(&sub, "given_up_at", dip_bson_now_ms());
+    bson_append_document_end(&set, &sub);
+    bson_append_document_end(&u, &set);
+    if (!mongoc_collection_update_one(imports, &f, &u, NULL, NULL, &e)) {
+        dip_text_format(err, errlen, NULL, "recording that %s was given up: %s",
+                        field, e.message);
+        rc = -1;
+    }
+    bson_destroy(&f);
+    bson_destroy(&u);
+    return rc;
 }
 
 int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
@@ -149,27 +190,46 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
     total_errors = dip_bson_get_int(&imp, "total_errors", 0);
     not_stored = dip_bson_get_int(&imp, "errors_not_stored", 0);
 
-    /* 1. The error file, once. */
+    /* 1. The error file, once; tried a bounded number of times, then
+     * given up and recorded so (error_file: {failed}), which the event
+     * carries; the other steps go on either way. */
     if (total_errors > 0 && src &&
         !bson_iter_init_find(&it, &imp, "error_file")) {
-        sup_errfile_result_t ef;
-        const uint8_t *data;
-        uint32_t len;
-        memset(&ef, 0, sizeof(ef));
+        char why1[1024] = "";
+        int done1 = 0;
         if (bson_iter_init_find(&it, &imp, "header") &&
             BSON_ITER_HOLDS_ARRAY(&it)) {
+            const uint8_t *data;
+            uint32_t len;
             bson_iter_array(&it, &len, &data);
             has_header = bson_init_static(&header, data, len);
         }
-        if (sup_errfile_write(db, st, src, &qid, has_header ? &header : NULL,
-                              not_stored, &ef, err, errlen) != SUP_ERRFILE_OK ||
-            sup_errfile_record(db, &qid, &ef, err, errlen) != SUP_ERRFILE_OK) {
+        for (int tries = 1; !done1; tries++) {
+            sup_errfile_result_t ef;
+            int w;
+            memset(&ef, 0, sizeof(ef));
+            w = sup_errfile_write(db, st, src, &qid,
+                                  has_header ? &header : NULL, not_stored, &ef,
+                                  why1, sizeof(why1));
+            if (w == SUP_ERRFILE_OK)
+                w = sup_errfile_record(db, &qid, &ef, why1, sizeof(why1));
+            if (w == SUP_ERRFILE_OK) {
+                dip_log(DIP_LOG_INFO, qid_hex,
+                        "error file '%s': %lld rows, %lld bytes", ef.key,
+                        (long long)ef.rows, (long long)ef.bytes);
+                done1 = 1;
+            } else if (tries >= SUP_FOLLOWUP_STEP_TRIES) {
+                sup_errfile_result_release(&ef);
+                if (give_up(imports, &qid, "error_file", why1, err, errlen) < 0)
+                    goto cleanup;
+                dip_log(DIP_LOG_ERR, qid_hex,
+                        "error file given up after %d tries: %s", tries, why1);
+                break;
+            } else {
+                step_backoff(tries);
+            }
             sup_errfile_result_release(&ef);
-            goto cleanup;
         }
-        dip_log(DIP_LOG_INFO, qid_hex, "error file '%s': %lld rows, %lld bytes",
-                ef.key, (long long)ef.rows, (long long)ef.bytes);
-        sup_errfile_result_release(&ef);
         /* Read again: the event tells what csv_imports now says. */
         bson_reinit(&filter);
         BSON_APPEND_VALUE(&filter, "queue_id", &qid);
@@ -182,19 +242,42 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
     }
 
     /* 2. The source, under the policy (sup_cleanup keeps it unless the
-     * import completed for real and its error file is written). */
-    if (src && cfg->delete_source != DIP_DELETE_SOURCE_NEVER) {
-        int c = sup_cleanup_source(db, st, cfg->delete_source, &qid, src, NULL,
-                                   why, sizeof(why));
-        if (c < 0) {
-            dip_text_format(err, errlen, NULL, "%s", why);
-            goto cleanup;
+     * import completed for real and its error file is written); tried a
+     * bounded number of times, then given up (source_delete: {failed}). */
+    if (src && cfg->delete_source != DIP_DELETE_SOURCE_NEVER &&
+        !bson_iter_init_find(&it, &imp, "source_delete")) {
+        for (int tries = 1;; tries++) {
+            int c = sup_cleanup_source(db, st, cfg->delete_source, &qid, src,
+                                       NULL, why, sizeof(why));
+            if (c == SUP_CLEANUP_DELETED) {
+                dip_log(DIP_LOG_INFO, qid_hex, "source '%s' deleted%s%s", src,
+                        why[0] ? ": " : "", why);
+                break;
+            }
+            if (c == SUP_CLEANUP_KEPT) {
+                dip_log(DIP_LOG_INFO, qid_hex, "source '%s' kept: %s", src,
+                        why);
+                break;
+            }
+            if (tries >= SUP_FOLLOWUP_STEP_TRIES) {
+                if (give_up(imports, &qid, "source_delete", why, err, errlen) <
+                    0)
+                    goto cleanup;
+                dip_log(DIP_LOG_ERR, qid_hex,
+                        "deleting the source '%s' given up after %d tries: %s",
+                        src, tries, why);
+                bson_reinit(&filter);
+                BSON_APPEND_VALUE(&filter, "queue_id", &qid);
+                bson_destroy(&imp);
+                if (find_one(imports, &filter, &imp, &e) <= 0) {
+                    dip_text_format(err, errlen, NULL,
+                                    "reading csv_imports: %s", e.message);
+                    goto cleanup;
+                }
+                break;
+            }
+            step_backoff(tries);
         }
-        if (c == SUP_CLEANUP_DELETED)
-            dip_log(DIP_LOG_INFO, qid_hex, "source '%s' deleted%s%s", src,
-                    why[0] ? ": " : "", why);
-        else
-            dip_log(DIP_LOG_INFO, qid_hex, "source '%s' kept: %s", src, why);
     }
 
     /* 3. The completion event, with the final figures. */

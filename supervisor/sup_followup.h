@@ -16,6 +16,14 @@
  * killed after a final status leaves nothing undone) and runs them in a
  * child process, `dealimport-supervisor --follow-up ID`, which exits 0 when
  * all are done and DIP_EXIT_TEMPFAIL to be tried again after the lease.
+ *
+ * Steps 1 and 2 are independent and bounded: each is tried
+ * SUP_FOLLOWUP_STEP_TRIES times (SUP_FOLLOWUP_STEP_BACKOFF_MS, doubling,
+ * between tries); then it is given up: csv_imports gets `error_file` or
+ * `source_delete` = {failed: the reason, given_up_at}, the log a line, and
+ * the event (which carries both) is released all the same. A source whose
+ * error file was given up is kept (sup_cleanup wants error_file.key). Only
+ * the database failing ends a run early (it is tried again later).
  */
 #ifndef SUP_FOLLOWUP_H
 #define SUP_FOLLOWUP_H
@@ -32,6 +40,9 @@
 /* How long a claim of an import's follow-ups lasts: a child still working
  * past it may be joined by another (harmless: every step is idempotent). */
 #define SUP_FOLLOWUP_LEASE_MS (10 * 60 * 1000)
+/* Tries of one step within a run, and the wait after the first failure. */
+#define SUP_FOLLOWUP_STEP_TRIES 3
+#define SUP_FOLLOWUP_STEP_BACKOFF_MS 1000
 
 /* The child's whole job for the import whose queue _id is the ObjectId
  * qid_hex. 0 when every step is done, -1 with err filled otherwise. */
