@@ -59,11 +59,11 @@ typedef struct sup_ctl_view {
 typedef struct sup_ctl_host {
     void *ctx;
     void (*view)(void *ctx, sup_ctl_view_t *view);
-    /* Asks import id's worker to stop after its current batch (pause or
-     * cancel). Returns 0 when the worker was told, 1 when the import was
-     * paused or cancelled at once (no worker process was running), negative
-     * when this supervisor cannot act on it (not running it, or finishing
-     * it). */
+    /* Asks import id's worker to stop (pause or cancel): it stops within
+     * about a second, or is sent SIGTERM and then SIGKILL (sup_slot.h). Returns
+     * 0 when the worker was told, 1 when the import was paused or cancelled at
+     * once (no worker process was running), negative when this supervisor
+     * cannot act on it (not running it, or finishing it). */
     int (*control)(void *ctx, const char *id, dip_control_action_t action);
     /* what `metrics` renders, and where sup_ctl_sample_queue writes;
      * borrowed, may be NULL */

@@ -295,6 +295,9 @@ static int ctl_control(void *ctx, const char *id, dip_control_action_t action)
     /* Never weaken a cancel into a pause. */
     if (w->requested != DIP_CONTROL_CANCEL)
         w->requested = action;
+    /* The grace before SIGTERM runs from the first request. */
+    if (w->control_sent_ms == 0)
+        w->control_sent_ms = self->now > 0 ? self->now : 1;
     /* Before its hello the worker may not be connected yet: the hello
      * handler sends it again. */
     sup_inbox_send_control(self, w, w->requested);
@@ -322,6 +325,8 @@ static void slot_timers(sup_loop_t *self)
             .respawn_at_ms = w->respawn_at_ms,
             .last_heard_ms = w->last_heard_ms,
             .started_ms = w->started_ms,
+            .control_sent_ms = w->control_sent_ms,
+            .control_term_ms = w->control_term_ms,
         };
         sup_slot_timer_t v;
         if (w->state == SUP_SLOT_FREE)
@@ -359,6 +364,23 @@ static void slot_timers(sup_loop_t *self)
             sup_slot_kill(w, SIGKILL);
             w->killed_for = SUP_METRICS_EXIT_TIMEOUT;
             w->started_ms = self->now;
+            break;
+        case SUP_SLOT_TIMER_TERM_CONTROL:
+            dip_log(DIP_LOG_WARNING, w->qid_hex,
+                    "worker pid=%d did not stop within %d s of a %s: "
+                    "sending it SIGTERM",
+                    (int)w->pid, SUP_SLOT_CONTROL_TERM_MS / 1000,
+                    dip_msg_control_action_name(w->requested));
+            sup_slot_kill(w, SIGTERM);
+            w->control_term_ms = self->now;
+            break;
+        case SUP_SLOT_TIMER_KILL_CONTROL:
+            dip_log(DIP_LOG_ERR, w->qid_hex,
+                    "worker pid=%d did not stop within %d s of SIGTERM: "
+                    "killing it",
+                    (int)w->pid, SUP_SLOT_CONTROL_KILL_MS / 1000);
+            sup_slot_kill(w, SIGKILL);
+            w->control_term_ms = INT64_MAX / 2; /* once */
             break;
         }
     }

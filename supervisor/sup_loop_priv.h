@@ -151,6 +151,9 @@ typedef struct sup_slot {
     int stop_sent;
     int64_t first_line;             /* from the current worker's hello */
     dip_control_action_t requested; /* an operator's pause or cancel */
+    /* when it was first sent, and when SIGTERM followed (sup_slot_timers'
+     * escalation; 0: not yet) */
+    int64_t control_sent_ms, control_term_ms;
     /* for the metrics: the run's db round trips so far, why we killed it
      * (COMPLETED: we did not), and where this supervisor took it up */
     int64_t round_trips;
