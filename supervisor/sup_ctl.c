@@ -179,6 +179,8 @@ static int bind_tcp(sup_ctl_t *self, void *zctx, const dip_config_t *cfg,
     closedir(d);
     snprintf(self->clients_dir, sizeof(self->clients_dir), "%s",
              cfg->control_curve_clients_dir);
+    dip_curve_keys_load(self->clients_dir, &self->keys);
+    self->keys_checked_ms = dip_time_mono_ms();
     dip_curve_public(secret, public);
 
     /* The ZAP handler must exist before the first client connects. */
@@ -266,6 +268,7 @@ void sup_ctl_destroy(sup_ctl_t **self_p)
     if (self->zap)
         zmq_close(self->zap);
     sup_admin_destroy(&self->admin);
+    dip_curve_keys_release(&self->keys);
     free(self->view.runs);
     free(self);
     *self_p = NULL;
@@ -390,10 +393,43 @@ static int frame_is(zmq_msg_t *f, const char *s)
            memcmp(zmq_msg_data(f), s, strlen(s)) == 0;
 }
 
+/* The authorised keys, fresh: read again when SIGHUP asked for it, or when
+ * the directory's signature changed (looked at once a second at most). */
+static void keys_fresh(sup_ctl_t *self)
+{
+    int64_t now = dip_time_mono_ms();
+    unsigned long long sig;
+    if (!self->keys_stale &&
+        now - self->keys_checked_ms < SUP_CTL_KEYS_CHECK_MS)
+        return;
+    self->keys_checked_ms = now;
+    if (!self->keys_stale &&
+        dip_curve_keys_signature(self->clients_dir, &sig) == 0 &&
+        sig == self->keys.sig)
+        return;
+    self->keys_stale = 0;
+    if (dip_curve_keys_load(self->clients_dir, &self->keys) < 0)
+        dip_log(DIP_LOG_ERR, NULL,
+                "cannot read the authorised control keys in '%s': no "
+                "client is let in until it can be read",
+                self->clients_dir);
+    else
+        dip_log(DIP_LOG_INFO, NULL,
+                "authorised control keys read from '%s': %zu",
+                self->clients_dir, self->keys.n);
+}
+
+void sup_ctl_reload_keys(sup_ctl_t *self)
+{
+    if (self)
+        self->keys_stale = 1;
+}
+
 /* ZAP (RFC 27): answers whether a connecting client may talk to us. Only
  * the TCP socket carries our domain; anything else is not ours to judge. */
 static void serve_zap(sup_ctl_t *self)
 {
+    keys_fresh(self);
     for (int i = 0; i < REQUESTS_PER_WAKE; i++) {
         zmq_msg_t frames[MAX_FRAMES];
         int dropped, n = recv_message(self->zap, frames, &dropped);
@@ -413,13 +449,14 @@ static void serve_zap(sup_ctl_t *self)
             } else if (n >= 7 && frame_is(&frames[5], "CURVE") &&
                        zmq_msg_size(&frames[6]) == 32 &&
                        zmq_z85_encode(z85, zmq_msg_data(&frames[6]), 32) &&
-                       dip_curve_key_listed(self->clients_dir, z85) == 1) {
+                       dip_curve_keys_has(&self->keys, z85) == 1) {
                 status = "200";
                 text = "OK";
             }
         }
         if (strcmp(status, "200") != 0) {
             long skipped = 0;
+            sup_metrics_refused_handshake(self->host.metrics);
             if (throttle_ok(&self->zap_log, &skipped))
                 dip_log(DIP_LOG_WARNING, NULL,
                         "refused a control client from '%s': key '%s' is not "

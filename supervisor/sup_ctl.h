@@ -96,6 +96,11 @@ void sup_ctl_serve(sup_ctl_t *self, const zmq_pollitem_t *items, int n);
  * them. */
 void sup_ctl_renewal(sup_ctl_t *self);
 
+/* The authorised client keys are read again before the next handshake
+ * (SIGHUP); otherwise they are read again only when their directory
+ * changes. */
+void sup_ctl_reload_keys(sup_ctl_t *self);
+
 /* Reads the age of the oldest pending import into the host's metrics (one
  * indexed query). The loop calls it once per poll interval; a database
  * error leaves the last figure standing and pauses the sampling for a

@@ -15,11 +15,14 @@
 #include "dip_ctl.h"
 #include "sup_admin.h"
 #include "sup_ctl.h"
+#include "dip_curve_io.h"
 
 typedef struct throttle {
     int64_t next_ms;
     long skipped;
 } throttle_t;
+
+#define SUP_CTL_KEYS_CHECK_MS 1000
 
 struct sup_ctl {
     void *ipc, *tcp, *zap;
@@ -32,6 +35,13 @@ struct sup_ctl {
     sup_ctl_host_t host;
     sup_ctl_view_t view;
     throttle_t bad_log, zap_log;
+    /* The authorised client keys, read once; looked at again at most once
+     * per SUP_CTL_KEYS_CHECK_MS (a directory listing and a stat per file,
+     * read again only when its signature changed), or at once after
+     * sup_ctl_reload_keys (SIGHUP). Never a directory read per handshake. */
+    dip_curve_keys_t keys;
+    int keys_stale;
+    int64_t keys_checked_ms;
     int64_t sample_after_ms; /* sup_ctl_sample_queue backs off after errors */
 };
 

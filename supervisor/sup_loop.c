@@ -484,6 +484,7 @@ static void reload(sup_loop_t *self)
                       self->cfg.log_format &&
                           strcmp(self->cfg.log_format, "json") == 0);
         dip_log(DIP_LOG_NOTICE, NULL, "SIGHUP: configuration reloaded");
+        sup_ctl_reload_keys(self->ctl);
     }
     dip_config_release(&cfg);
 }

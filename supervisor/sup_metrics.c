@@ -53,6 +53,7 @@ typedef struct {
 typedef struct {
     uint64_t claims, claim_failures, renewals, renewal_failures;
     uint64_t unclaimable[2]; /* set aside, failed */
+    uint64_t refused_handshakes;
     uint64_t rows_added, line_errors, bytes, round_trips;
     uint64_t exits[SUP_METRICS_EXIT_NCAUSES];
     uint64_t ended[NENDED], released[NRELEASED];
@@ -138,6 +139,15 @@ void sup_metrics_unclaimable(sup_metrics_t *self, int marked)
         return;
     pthread_mutex_lock(&self->lock);
     self->f.unclaimable[marked ? 1 : 0]++;
+    pthread_mutex_unlock(&self->lock);
+}
+
+void sup_metrics_refused_handshake(sup_metrics_t *self)
+{
+    if (self == NULL)
+        return;
+    pthread_mutex_lock(&self->lock);
+    self->f.refused_handshakes++;
     pthread_mutex_unlock(&self->lock);
 }
 
@@ -398,6 +408,10 @@ char *sup_metrics_render(sup_metrics_t *self, int64_t now_ms)
              "Queue documents the claim could not take, ended alone: set "
              "aside for a while, or marked failed.",
              "outcome", unclaimable_names, f.unclaimable, 2);
+    counter(o, "dealimport_control_refused_handshakes_total",
+            "CURVE handshakes on the control TCP port refused (a key not "
+            "authorised).",
+            f.refused_handshakes);
     counter(o, "dealimport_lease_renewals_total",
             "Lease renewal rounds over the imports this supervisor runs.",
             f.renewals);
