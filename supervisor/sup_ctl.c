@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -179,8 +180,16 @@ static int bind_tcp(sup_ctl_t *self, void *zctx, const dip_config_t *cfg,
     closedir(d);
     snprintf(self->clients_dir, sizeof(self->clients_dir), "%s",
              cfg->control_curve_clients_dir);
+    self->keys_watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (self->keys_watch >= 0 &&
+        inotify_add_watch(self->keys_watch, self->clients_dir,
+                          IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE |
+                              IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB |
+                              IN_DELETE_SELF | IN_MOVE_SELF) < 0) {
+        close(self->keys_watch);
+        self->keys_watch = -1;
+    }
     dip_curve_keys_load(self->clients_dir, &self->keys);
-    self->keys_checked_ms = dip_time_mono_ms();
     dip_curve_public(secret, public);
 
     /* The ZAP handler must exist before the first client connects. */
@@ -228,6 +237,7 @@ sup_ctl_t *sup_ctl_new(void *zctx, const dip_config_t *cfg, const char *owner,
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    self->keys_watch = -1;
     self->host = *host;
     self->store = store;
     self->lease_s = cfg->lease_s;
@@ -269,6 +279,8 @@ void sup_ctl_destroy(sup_ctl_t **self_p)
         zmq_close(self->zap);
     sup_admin_destroy(&self->admin);
     dip_curve_keys_release(&self->keys);
+    if (self->keys_watch >= 0)
+        close(self->keys_watch);
     free(self->view.runs);
     free(self);
     *self_p = NULL;
@@ -394,19 +406,23 @@ static int frame_is(zmq_msg_t *f, const char *s)
 }
 
 /* The authorised keys, fresh: read again when SIGHUP asked for it, or when
- * the directory's signature changed (looked at once a second at most). */
+ * the directory changed (keys_watch, or its signature without inotify). */
 static void keys_fresh(sup_ctl_t *self)
 {
-    int64_t now = dip_time_mono_ms();
     unsigned long long sig;
-    if (!self->keys_stale &&
-        now - self->keys_checked_ms < SUP_CTL_KEYS_CHECK_MS)
+    if (!self->keys_stale && self->keys_watch >= 0) {
+        char buf[4096]
+            __attribute__((aligned(__alignof__(struct inotify_event))));
+        int changed = 0;
+        while (read(self->keys_watch, buf, sizeof(buf)) > 0)
+            changed = 1;
+        if (!changed)
+            return;
+    } else if (!self->keys_stale &&
+               dip_curve_keys_signature(self->clients_dir, &sig) == 0 &&
+               sig == self->keys.sig) {
         return;
-    self->keys_checked_ms = now;
-    if (!self->keys_stale &&
-        dip_curve_keys_signature(self->clients_dir, &sig) == 0 &&
-        sig == self->keys.sig)
-        return;
+    }
     self->keys_stale = 0;
     if (dip_curve_keys_load(self->clients_dir, &self->keys) < 0)
         dip_log(DIP_LOG_ERR, NULL,

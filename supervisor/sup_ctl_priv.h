@@ -22,8 +22,6 @@ typedef struct throttle {
     long skipped;
 } throttle_t;
 
-#define SUP_CTL_KEYS_CHECK_MS 1000
-
 struct sup_ctl {
     void *ipc, *tcp, *zap;
     char endpoint[PATH_MAX + 8];
@@ -35,13 +33,16 @@ struct sup_ctl {
     sup_ctl_host_t host;
     sup_ctl_view_t view;
     throttle_t bad_log, zap_log;
-    /* The authorised client keys, read once; looked at again at most once
-     * per SUP_CTL_KEYS_CHECK_MS (a directory listing and a stat per file,
-     * read again only when its signature changed), or at once after
-     * sup_ctl_reload_keys (SIGHUP). Never a directory read per handshake. */
+    /* The authorised client keys, read once, and again when inotify says
+     * their directory changed (a file added, removed, written, renamed:
+     * one non-blocking read per handshake, so a key removed is refused at
+     * the next connection), or after sup_ctl_reload_keys (SIGHUP). Without
+     * inotify, the directory's signature (a listing and a stat per file)
+     * is compared before each handshake instead. Never a file read per
+     * handshake. */
     dip_curve_keys_t keys;
     int keys_stale;
-    int64_t keys_checked_ms;
+    int keys_watch;          /* inotify fd, or -1 */
     int64_t sample_after_ms; /* sup_ctl_sample_queue backs off after errors */
 };
 
