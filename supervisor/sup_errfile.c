@@ -279,8 +279,10 @@ char *sup_errfile_key_fit(const char *source_key, const char *id,
      * segment and the whole key fit; "~" marks the cut; the id keeps it
      * the import's own. */
     room = segment_max;
-    if (key_max - slash < room)
-        room = key_max > slash ? key_max - slash : 0;
+    if (slash >= key_max)
+        room = 0;
+    else if (key_max - slash < room)
+        room = key_max - slash;
     if (room < 1 + idlen + sizeof(suffix) - 1 + 1) {
         /* 3. Not even the id fits beside the directory: the key cut
          * where the id and the suffix still fit (a storage without
@@ -289,6 +291,8 @@ char *sup_errfile_key_fit(const char *source_key, const char *id,
             return NULL;
         cut = dip_text_cut(source_key, slen,
                            key_max - (2 + idlen + sizeof(suffix) - 1));
+        if (cut > slen)
+            cut = slen;
         buf_add(&b, source_key, cut);
         buf_add(&b, "~.", 2);
         buf_add(&b, id, idlen);
@@ -296,6 +300,8 @@ char *sup_errfile_key_fit(const char *source_key, const char *id,
         goto out;
     }
     cut = dip_text_cut(base, base_len, room - (2 + idlen + sizeof(suffix) - 1));
+    if (cut > base_len)
+        cut = base_len;
     buf_add(&b, source_key, slash);
     buf_add(&b, base, cut);
     buf_add(&b, "~.", 2);
