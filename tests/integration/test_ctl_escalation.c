@@ -6,12 +6,15 @@
  * checkpoint.
  *
  * Failure classes walked for the escalation (../shared/FAILURE-CLASSES.md):
- * - 10 (a process that hangs): SIGTERM, then SIGKILL, each once; the end
- *   is decided by the operator's request (sup_life), not by the signal.
- * - 8 (a worker killed mid-batch): the checkpoint written last is where a
- *   resumed import starts; deals of the cut batch are keyed, so a resume
- *   adds none twice (the deal count below is exact).
- * - 7 (the worker ends by itself just as the signal goes): the exit is
+ * - 7 (storage that stalls): the worker answers within about a second
+ *   while it waits on storage (tested in test_worker_storage_faults); one
+ *   that does not (frozen, as here, or stuck in a call) gets SIGTERM after
+ *   5 s and SIGKILL 3 s later, each once; the end is decided by the
+ *   operator's request (sup_life), not by the signal.
+ * - 5 (frozen: SIGSTOP): SIGKILL ends a stopped process; a resumed import
+ *   starts at its last checkpoint and adds no deal twice (the count below
+ *   is exact).
+ * - 9 (the worker ends by itself just as the signal goes): the exit is
  *   reaped once and the same request decides; signals go to the slot's
  *   own process group, never pid 0.
  */

@@ -6,22 +6,23 @@
  * error file whose key would be too long gets a shortened key.
  *
  * Failure classes walked for the follow-up path (../shared/FAILURE-CLASSES.md):
- * - 9 (storage refuses: a 403 on the error file's PUT, a 403 on DELETE under
- *   a least-privilege policy): each step tries three times (1 s, 2 s apart),
- *   then records error_file or source_delete = {failed, given_up_at}; the
- *   event carries that object; the source is kept when its error file was
- *   given up.
- * - 4 (input that breaks a name: a source key of 1,000 bytes, a last
- *   segment over 219 bytes on file://): the key is cut at a character
- *   boundary, marked "~", and keeps the import's id (table-tested in
+ * - 10 (a step that can never succeed: a 403 on the error file's PUT, a 403
+ *   on DELETE under a least-privilege policy, a full disk): each step tries
+ *   three times (1 s, 2 s apart), then records error_file or source_delete
+ *   = {failed, given_up_at} and logs it; the event carries that object and
+ *   is released all the same; the source is kept when its error file was
+ *   given up. A full disk is the error file's temporary file failing
+ *   (SUP_ERRFILE_EIO): the same bounded path; not simulated here.
+ * - 6 (hostile shapes: a source key of 1,000 bytes, a last segment over
+ *   219 bytes on file://): the key is cut at a character boundary, marked
+ *   "~", and keeps the import's id (table-tested in
  *   tests/supervisor/test_sup_errfile.c).
- * - 6 (the database away): recording a give-up is a database write; when it
- *   fails the run ends early and the whole follow-up is tried again after
- *   its lease (unchanged), the steps being idempotent.
- * - 8 (a crash between steps): a step given up is recorded first, so a
- *   repeat skips it (error_file / source_delete present).
- * - A full disk is the temporary file of the error file failing
- *   (SUP_ERRFILE_EIO): the same bounded path as the 403; not simulated here.
+ * - 1, 5 (the database slow or away): recording a give-up is a database
+ *   write; when it fails the run ends early and the whole follow-up is
+ *   tried again after its lease (unchanged), the steps being idempotent; a
+ *   step given up is recorded first, so a repeat skips it.
+ * - 7 (storage that stalls): each try is bounded by the storage client's
+ *   own deadlines; three tries bound the step.
  */
 #include <setjmp.h>
 #include <stdarg.h>

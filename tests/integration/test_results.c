@@ -506,11 +506,14 @@ static int64_t count_for(const bson_oid_t *qid, const char *rest)
  * completed imports want the source gone, but others that are not final
  * still name it, so it is kept; the last (the dry run, which keeps its
  * source itself) deletes it for them.
- * Failure classes: 7 (two ending at once): each records its wish before it
- * counts the others, so the later count sees the earlier wish; 8 (a crash
- * between the deletion and its record): the next follow-up deletes nothing
- * (not an error) and records; 6 (the database away): the follow-up fails
- * and is tried again, the source kept meanwhile. */
+ * Failure classes: 9 (shared resources; two ending at once): each records
+ * its wish before it counts the others, so the later count sees the
+ * earlier wish; a crash between the deletion and its record: the next
+ * follow-up deletes nothing (not an error) and records; 3 (indexes): the
+ * count of open documents naming the key uses the index csv_key_status;
+ * 1, 5 (the database slow or away): the follow-up fails and is tried
+ * again, the source kept meanwhile; 11: a dry run is one only as a
+ * boolean true. */
 static void test_shared_source_deleted_last(void **state)
 {
     static const char *const extra[] = {"DEALIMPORT_DELETE_SOURCE=completed",
