@@ -330,7 +330,8 @@ void sup_end_reap(sup_loop_t *self)
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
         sup_slot_t *w = sup_slot_by_pid(self, pid);
         if (w == NULL) {
-            sup_followups_reaped(self->followups, pid, st);
+            if (sup_followups_reaped(self->followups, pid, st) == 2)
+                sup_metrics_followup_given_up(self->metrics);
             continue;
         }
         /* Whatever the worker left in its process group goes with it. */

@@ -7,6 +7,7 @@
 #include "dip_bson.h"
 #include "dip_claim.h"
 #include "dip_event.h"
+#include "dip_exit.h"
 #include "dip_log.h"
 #include "dip_msg.h"
 #include "dip_secrets.h"
@@ -144,7 +145,7 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
     bson_iter_t it;
     const char *dbname, *src, *status;
     char why[1024];
-    int rc = -1, found, has_header = 0;
+    int rc = -1, found, has_header = 0, gave_up = 0;
     int64_t total_errors, not_stored;
 
     bson_init(&imp);
@@ -224,6 +225,7 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
                     goto cleanup;
                 dip_log(DIP_LOG_ERR, qid_hex,
                         "error file given up after %d tries: %s", tries, why1);
+                gave_up++;
                 break;
             } else {
                 step_backoff(tries);
@@ -266,6 +268,7 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
                 dip_log(DIP_LOG_ERR, qid_hex,
                         "deleting the source '%s' given up after %d tries: %s",
                         src, tries, why);
+                gave_up++;
                 bson_reinit(&filter);
                 BSON_APPEND_VALUE(&filter, "queue_id", &qid);
                 bson_destroy(&imp);
@@ -298,7 +301,7 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
         goto cleanup;
     }
     (void)status;
-    rc = 0;
+    rc = gave_up > 0 ? 1 : 0;
 cleanup:
     bson_destroy(&filter);
     bson_destroy(&imp);
@@ -491,7 +494,10 @@ int sup_followups_reaped(sup_followups_t *self, pid_t pid, int wait_status)
     for (size_t i = 0; i < self->n; i++) {
         if (self->children[i].pid != pid)
             continue;
-        if (!(WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0))
+        int gave_up = WIFEXITED(wait_status) &&
+                      WEXITSTATUS(wait_status) == DIP_EXIT_GAVE_UP;
+        if (!(WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0) &&
+            !gave_up)
             /* Its claim runs out and the follow-ups are tried again. */
             dip_log(DIP_LOG_WARNING, self->children[i].qid,
                     "the import's follow-ups did not finish (exit %d, signal "
@@ -502,7 +508,7 @@ int sup_followups_reaped(sup_followups_t *self, pid_t pid, int wait_status)
         self->children[i] = self->children[--self->n];
         /* A slot is free: the next one may start at once. */
         self->next_ms = 0;
-        return 1;
+        return gave_up ? 2 : 1;
     }
     return 0;
 }

@@ -45,7 +45,8 @@
 #define SUP_FOLLOWUP_STEP_BACKOFF_MS 1000
 
 /* The child's whole job for the import whose queue _id is the ObjectId
- * qid_hex. 0 when every step is done, -1 with err filled otherwise. */
+ * qid_hex. 0 when every step is done, 1 when done with a step given up
+ * (the child then exits DIP_EXIT_GAVE_UP), -1 with err filled otherwise. */
 int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
                      size_t errlen);
 
@@ -77,7 +78,8 @@ void sup_followups_destroy(sup_followups_t **self_p);
 int sup_followups_tick(sup_followups_t *self, int64_t now_ms);
 void sup_followups_poke(sup_followups_t *self);
 
-/* 1 when pid was one of its children (its end is handled), else 0. */
+/* 1 when pid was one of its children (its end is handled), 2 when it was
+ * and it gave a step up (the caller counts it), else 0. */
 int sup_followups_reaped(sup_followups_t *self, pid_t pid, int wait_status);
 
 /* The event type of an import's end: status completed/failed/cancelled,

@@ -53,7 +53,7 @@ typedef struct {
 typedef struct {
     uint64_t claims, claim_failures, renewals, renewal_failures;
     uint64_t unclaimable[2]; /* set aside, failed */
-    uint64_t refused_handshakes;
+    uint64_t refused_handshakes, followups_given_up;
     uint64_t rows_added, line_errors, bytes, round_trips;
     uint64_t exits[SUP_METRICS_EXIT_NCAUSES];
     uint64_t ended[NENDED], released[NRELEASED];
@@ -139,6 +139,15 @@ void sup_metrics_unclaimable(sup_metrics_t *self, int marked)
         return;
     pthread_mutex_lock(&self->lock);
     self->f.unclaimable[marked ? 1 : 0]++;
+    pthread_mutex_unlock(&self->lock);
+}
+
+void sup_metrics_followup_given_up(sup_metrics_t *self)
+{
+    if (self == NULL)
+        return;
+    pthread_mutex_lock(&self->lock);
+    self->f.followups_given_up++;
     pthread_mutex_unlock(&self->lock);
 }
 
@@ -408,6 +417,10 @@ char *sup_metrics_render(sup_metrics_t *self, int64_t now_ms)
              "Queue documents the claim could not take, ended alone: set "
              "aside for a while, or marked failed.",
              "outcome", unclaimable_names, f.unclaimable, 2);
+    counter(o, "dealimport_followups_given_up_total",
+            "Imports whose follow-ups ended with a step given up (the error "
+            "file or the source's deletion; csv_imports says which).",
+            f.followups_given_up);
     counter(o, "dealimport_control_refused_handshakes_total",
             "CURVE handshakes on the control TCP port refused (a key not "
             "authorised).",

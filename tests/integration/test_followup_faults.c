@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "dip_bson.h"
+#include "it_ctl.h"
 #include "it_env.h"
 #include "it_http.h"
 #include "it_s3.h"
@@ -153,6 +154,16 @@ static void denied(int deny_put)
         assert_int_equal(atomic_load(&s3.deletes), 3);
     }
     bson_destroy(&imp);
+    {
+        /* counted once, as given up */
+        const char *args[] = {"metrics", NULL};
+        char out[16384], err[4096];
+        assert_int_equal(it_ctl_run(env.runtime, args, out, sizeof(out), err,
+                                    sizeof(err), 30000),
+                         0);
+        assert_non_null(
+            strstr(out, "\ndealimport_followups_given_up_total 1\n"));
+    }
     assert_int_equal(it_process_stop(sup, SIGTERM, 30000), 0);
     it_http_stop(&rx);
     it_s3_stop(&s3);
