@@ -291,6 +291,18 @@ void sup_claim_run(sup_loop_t *self)
             bson_destroy(&doc);
             continue;
         }
+        if (sup_store_epoch(&doc) < 0) {
+            /* claims 1.5 before the claim: no fence would ever match */
+            bson_t out;
+            if (sup_store_refuse_epoch(self->store, &doc, &out) ==
+                SUP_STORE_EUNCLAIMABLE)
+                note_unclaimable(self, &out);
+            bson_destroy(&out);
+            bson_destroy(&doc);
+            if (++refusals >= SUP_LOOP_REFUSALS_PER_ROUND)
+                return;
+            continue;
+        }
         if (sup_slot_by_qid_oid(self, bson_iter_oid(&id)) != NULL) {
             /* Excluded by the claim's filter: never reached. */
             dip_log(DIP_LOG_ERR, NULL,

@@ -108,6 +108,14 @@ int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
                     const sup_store_served_t *served, size_t nserved,
                     long per_account, bson_t *out, char *err, size_t errlen);
 
+/* A claimed document whose `claims` is not a whole number after the claim
+ * (a fraction, or a value past what an integer holds): no later write
+ * could be fenced by it, so it ends at once, marked failed by an update
+ * fenced by owner and that value. out as sup_store_claim's
+ * SUP_STORE_EUNCLAIMABLE; returns that, or SUP_STORE_EFAIL (no _id). */
+int sup_store_refuse_epoch(sup_store_t *self, const bson_t *claimed,
+                           bson_t *out);
+
 /* Extends the lease of the n imports in held, each fenced by owner and
  * epoch; marks `lost` those whose claim is gone (another owner or epoch,
  * or no claim). SUP_STORE_OK when the database answered (some may

@@ -220,32 +220,29 @@ static int first_of(sup_store_t *self, const bson_t *query, const bson_t *sort,
  * on its still being claimable, with its import log, when that update can
  * land; otherwise it is left as it is and reported set aside. out gets
  * {_id, marked, error}. */
-static void refuse(sup_store_t *self, const bson_value_t *id,
-                   const bson_error_t *first, bson_t *out)
+/* Marks the document filter matches failed with msg, then writes its
+ * import log; 1 marked, 0 not (logged). */
+static int mark_failed(sup_store_t *self, const bson_value_t *id,
+                       const bson_t *filter, const char *msg)
 {
     int64_t now = dip_bson_now_ms();
-    char msg[600], why[400], err[512];
-    bson_t filter = BSON_INITIALIZER, set;
+    char err[512];
+    bson_t set;
     bson_t *update = bson_new();
     bson_t reply;
     bson_error_t error;
     int marked = 0;
-    dip_text_format(why, sizeof(why), NULL, "%s", first->message);
-    dip_text_format(msg, sizeof(msg), NULL,
-                    "the queue document cannot be claimed: the database "
-                    "refused the claim's update (code %u: %s); correct or "
-                    "delete the document and queue the import again",
-                    (unsigned)first->code, why);
-    BSON_APPEND_VALUE(&filter, "_id", id);
-    append_claimable(&filter, now, NULL, 0);
     BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
     BSON_APPEND_UTF8(&set, "status", "failed");
     BSON_APPEND_BOOL(&set, "in_progress", false);
     BSON_APPEND_UTF8(&set, "error", msg);
     BSON_APPEND_DATE_TIME(&set, "finished_at", now);
     bson_append_document_end(update, &set);
-    if (mongoc_collection_update_one(self->queues, &filter, update, NULL,
-                                     &reply, &error)) {
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$unset", &set);
+    BSON_APPEND_UTF8(&set, "lease_expires_at", "");
+    bson_append_document_end(update, &set);
+    if (mongoc_collection_update_one(self->queues, filter, update, NULL, &reply,
+                                     &error)) {
         marked = dip_bson_get_int(&reply, "modifiedCount", 0) == 1;
     } else {
         dip_log(DIP_LOG_WARNING, NULL,
@@ -276,11 +273,60 @@ static void refuse(sup_store_t *self, const bson_value_t *id,
         bson_destroy(o);
         bson_destroy(q);
     }
+    bson_destroy(update);
+    return marked;
+}
+
+static void refuse(sup_store_t *self, const bson_value_t *id,
+                   const bson_error_t *first, bson_t *out)
+{
+    char msg[600], why[400];
+    bson_t filter = BSON_INITIALIZER;
+    int marked;
+    dip_text_format(why, sizeof(why), NULL, "%s", first->message);
+    dip_text_format(msg, sizeof(msg), NULL,
+                    "the queue document cannot be claimed: the database "
+                    "refused the claim's update (code %u: %s); correct or "
+                    "delete the document and queue the import again",
+                    (unsigned)first->code, why);
+    BSON_APPEND_VALUE(&filter, "_id", id);
+    append_claimable(&filter, dip_bson_now_ms(), NULL, 0);
+    marked = mark_failed(self, id, &filter, msg);
     BSON_APPEND_VALUE(out, "_id", id);
     BSON_APPEND_BOOL(out, "marked", marked);
     BSON_APPEND_UTF8(out, "error", msg);
-    bson_destroy(update);
     bson_destroy(&filter);
+}
+
+int sup_store_refuse_epoch(sup_store_t *self, const bson_t *claimed,
+                           bson_t *out)
+{
+    bson_t filter = BSON_INITIALIZER;
+    bson_iter_t id, claims;
+    char msg[400];
+    int marked = 0;
+    bson_init(out);
+    if (!bson_iter_init_find(&id, claimed, "_id"))
+        return SUP_STORE_EFAIL;
+    dip_text_format(
+        msg, sizeof(msg), NULL,
+        "the queue document's 'claims' is %s after the claim, not a whole "
+        "number: no later write could be fenced by it; correct or delete "
+        "the document and queue the import again",
+        bson_iter_init_find(&claims, claimed, "claims")
+            ? dip_bson_type_name(bson_iter_type(&claims))
+            : "missing");
+    /* Fenced by our claim, and by the value the claim left. */
+    BSON_APPEND_VALUE(&filter, "_id", bson_iter_value(&id));
+    BSON_APPEND_UTF8(&filter, "claimed_by", self->owner);
+    if (bson_iter_init_find(&claims, claimed, "claims"))
+        BSON_APPEND_VALUE(&filter, "claims", bson_iter_value(&claims));
+    marked = mark_failed(self, bson_iter_value(&id), &filter, msg);
+    BSON_APPEND_VALUE(out, "_id", bson_iter_value(&id));
+    BSON_APPEND_BOOL(out, "marked", marked);
+    BSON_APPEND_UTF8(out, "error", msg);
+    bson_destroy(&filter);
+    return SUP_STORE_EUNCLAIMABLE;
 }
 
 /* Tries to claim the oldest claimable import of one account in one of its
