@@ -142,6 +142,11 @@ static int finish_queue(sup_store_t *self, const bson_value_t *qid,
     BSON_APPEND_UTF8(&unset, "progress", "");
     BSON_APPEND_UTF8(&unset, "error", "");
     BSON_APPEND_UTF8(&unset, "updated_at", "");
+    /* and the claim's own fields, which a final import no longer needs:
+     * what this update removes always outweighs what it adds */
+    BSON_APPEND_UTF8(&unset, "account_key", "");
+    BSON_APPEND_UTF8(&unset, "account_slot", "");
+    BSON_APPEND_UTF8(&unset, "claimed_at", "");
     bson_append_document_end(update, &unset);
     dip_log(DIP_LOG_WARNING, NULL,
             "the queue document is too large for the final figures; "
