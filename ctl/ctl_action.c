@@ -19,9 +19,10 @@ static const char *const what[] = {
     "import is paused at once.",
     "A paused import goes back to pending and continues from its checkpoint, "
     "not from\nline 1, when a supervisor next claims it.",
-    "The import stops after its current batch and its status becomes "
-    "cancelled; the\ndeals it created stay (see revert) and csv_imports says "
-    "how far it got. Pending\nand paused imports are cancelled at once.",
+    "The import stops within seconds, from its last checkpoint, and its "
+    "status\nbecomes cancelled; the deals it created stay (see revert) and "
+    "csv_imports\nsays how far it got. Pending and paused imports are "
+    "cancelled at once.",
 };
 
 static void print_message(const json_t *root)

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -133,6 +134,104 @@ int dip_curve_key_find(const char *dir, const char *z85, char *file, size_t len)
 int dip_curve_key_listed(const char *dir, const char *z85)
 {
     return dip_curve_key_find(dir, z85, NULL, 0);
+}
+
+int dip_curve_keys_signature(const char *dir, unsigned long long *sig)
+{
+    DIR *d;
+    struct dirent *e;
+    unsigned long long h = 1469598103934665603ULL; /* FNV-1a */
+    if (dir == NULL || (d = opendir(dir)) == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        unsigned long long v[4];
+        unsigned long long eh = 1469598103934665603ULL;
+        if (e->d_name[0] == '.')
+            continue;
+        for (const char *p = e->d_name; *p; p++)
+            eh = (eh ^ (unsigned char)*p) * 1099511628211ULL;
+        memset(v, 0, sizeof(v));
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            v[0] = (unsigned long long)st.st_ino;
+            v[1] = (unsigned long long)st.st_size;
+            v[2] = (unsigned long long)st.st_mtim.tv_sec;
+            v[3] = (unsigned long long)st.st_mtim.tv_nsec;
+        }
+        for (int i = 0; i < 4; i++)
+            eh = (eh ^ v[i]) * 1099511628211ULL;
+        /* the order of a listing is not fixed: combine commutatively */
+        h += eh;
+    }
+    closedir(d);
+    *sig = h;
+    return 0;
+}
+
+static void keys_add(dip_curve_keys_t *keys, const char *z85, const char *file)
+{
+    if (keys->n == keys->cap) {
+        size_t cap = keys->cap ? keys->cap * 2 : 16;
+        void *p = realloc(keys->key, cap * sizeof(*keys->key));
+        if (p == NULL)
+            return;
+        keys->key = p;
+        keys->cap = cap;
+    }
+    memcpy(keys->key[keys->n].z85, z85, DIP_CURVE_KEY_LEN + 1);
+    snprintf(keys->key[keys->n].file, sizeof(keys->key[keys->n].file), "%s",
+             file);
+    keys->n++;
+}
+
+int dip_curve_keys_load(const char *dir, dip_curve_keys_t *keys)
+{
+    DIR *d;
+    struct dirent *e;
+    keys->n = 0;
+    if (dir == NULL || dip_curve_keys_signature(dir, &keys->sig) < 0 ||
+        (d = opendir(dir)) == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        FILE *f;
+        char line[256];
+        if (e->d_name[0] == '.')
+            continue;
+        f = open_regular(dirfd(d), e->d_name, O_NOFOLLOW);
+        if (f == NULL)
+            continue;
+        for (int n = 0; n < MAX_LINES && fgets(line, sizeof(line), f); n++) {
+            char *k = key_line(line);
+            if (k && valid_key(k))
+                keys_add(keys, k, e->d_name);
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return 0;
+}
+
+int dip_curve_keys_find(const dip_curve_keys_t *keys, const char *z85,
+                        char *file, size_t len)
+{
+    for (size_t i = 0; i < keys->n; i++)
+        if (strcmp(keys->key[i].z85, z85) == 0) {
+            if (file && len)
+                snprintf(file, len, "%s", keys->key[i].file);
+            return 1;
+        }
+    return 0;
+}
+
+int dip_curve_keys_has(const dip_curve_keys_t *keys, const char *z85)
+{
+    return dip_curve_keys_find(keys, z85, NULL, 0);
+}
+
+void dip_curve_keys_release(dip_curve_keys_t *keys)
+{
+    free(keys->key);
+    memset(keys, 0, sizeof(*keys));
 }
 
 int dip_curve_public(const char *secret_z85, char *public_z85)

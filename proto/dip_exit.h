@@ -10,6 +10,8 @@
 enum {
     DIP_EXIT_OK = 0,      /* the worker: a `done` message says how it ended */
     DIP_EXIT_REFUSED = 1, /* dealimportctl: the supervisor said no */
+    DIP_EXIT_GAVE_UP = 2, /* the supervisor's follow-up child: done, with a
+                             step given up (recorded on csv_imports) */
     DIP_EXIT_USAGE = 64,  /* bad arguments */
     DIP_EXIT_UNAVAILABLE = 69, /* dealimportctl: no supervisor answered */
     DIP_EXIT_NOMEM = 70,       /* the worker ran out of memory (its limit) */

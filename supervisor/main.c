@@ -86,7 +86,7 @@ static int follow_up_main(dip_config_t *cfg, const char *config,
         dip_log(DIP_LOG_WARNING, qid, "follow-ups: %s", err);
     curl_global_cleanup();
     dip_config_release(cfg);
-    return rc < 0 ? DIP_EXIT_TEMPFAIL : DIP_EXIT_OK;
+    return rc < 0 ? DIP_EXIT_TEMPFAIL : rc > 0 ? DIP_EXIT_GAVE_UP : DIP_EXIT_OK;
 }
 
 int main(int argc, char **argv)

@@ -9,6 +9,7 @@
 #include "sup_loop_priv.h"
 #include "dip_bson.h"
 #include "dip_log.h"
+#include "dip_mongo_io.h"
 #include "dip_text.h"
 #include "dip_time.h"
 
@@ -60,6 +61,75 @@ void sup_claim_note_served(sup_store_served_t *served, size_t *n, size_t max,
     served[slot].at_ms = now_ms;
 }
 
+sup_claim_err_t sup_claim_error_rule(uint32_t domain, uint32_t code)
+{
+    bson_error_t e = {.domain = domain, .code = code};
+    if (domain != MONGOC_ERROR_SERVER || dip_mongo_is_transient(&e))
+        return SUP_CLAIM_ERR_DATABASE;
+    if (code == 11000 || code == 112)
+        return SUP_CLAIM_ERR_RACE;
+    /* The server's answers about itself rather than the document. */
+    switch (code) {
+    case 11601: /* Interrupted */
+    case 13:    /* Unauthorized */
+    case 24:    /* LockTimeout */
+    case 46:    /* LockBusy */
+    case 251:   /* NoSuchTransaction */
+    case 8000:  /* AtlasError */
+        return SUP_CLAIM_ERR_DATABASE;
+    default:
+        return SUP_CLAIM_ERR_DOCUMENT;
+    }
+}
+
+int64_t sup_claim_aside_ms(int tries)
+{
+    int64_t ms = SUP_CLAIM_ASIDE_FIRST_MS;
+    for (int i = 1; i < tries && ms < SUP_CLAIM_ASIDE_MAX_MS; i++)
+        ms *= 2;
+    return ms < SUP_CLAIM_ASIDE_MAX_MS ? ms : SUP_CLAIM_ASIDE_MAX_MS;
+}
+
+static int same_value(const bson_value_t *a, const bson_value_t *b)
+{
+    bson_t x = BSON_INITIALIZER, y = BSON_INITIALIZER;
+    int eq;
+    BSON_APPEND_VALUE(&x, "v", a);
+    BSON_APPEND_VALUE(&y, "v", b);
+    eq = bson_equal(&x, &y);
+    bson_destroy(&x);
+    bson_destroy(&y);
+    return eq;
+}
+
+sup_claim_aside_t *sup_claim_set_aside(sup_claim_aside_t *aside, size_t *n,
+                                       size_t max, const bson_value_t *id,
+                                       int64_t now_ms)
+{
+    size_t slot = *n;
+    for (size_t i = 0; i < *n; i++)
+        if (same_value(&aside[i].id, id)) {
+            slot = i;
+            break;
+        }
+    if (slot == *n) {
+        if (*n < max) {
+            (*n)++;
+        } else {
+            slot = 0;
+            for (size_t i = 1; i < *n; i++)
+                if (aside[i].until_ms < aside[slot].until_ms)
+                    slot = i;
+            bson_value_destroy(&aside[slot].id);
+        }
+        memset(&aside[slot], 0, sizeof(aside[slot]));
+        bson_value_copy(id, &aside[slot].id);
+    }
+    aside[slot].tries++;
+    aside[slot].until_ms = now_ms + sup_claim_aside_ms(aside[slot].tries);
+    return &aside[slot];
+}
+
 /* ---- the loop's side ------------------------------------------------- */
 
 /* The imports this supervisor holds, for the store's fenced calls; ids
@@ -76,7 +146,54 @@ static size_t held_list(sup_loop_t *self, sup_store_held_t *held)
         held[n].lost = 0;
         n++;
     }
+    /* and the documents set aside, until their time */
+    for (size_t i = 0; i < self->naside; i++) {
+        if (self->aside[i].until_ms <= self->now)
+            continue;
+        held[n].id = self->aside[i].id;
+        held[n].epoch = -1;
+        held[n].lost = 0;
+        n++;
+    }
     return n;
+}
+
+/* A document the claim could not take (sup_store_claim's
+ * SUP_STORE_EUNCLAIMABLE, out as it says) ended alone: failed, or set
+ * aside here; logged and counted either way. */
+static void note_unclaimable(sup_loop_t *self, const bson_t *out)
+{
+    bson_iter_t it;
+    char text[128] = "";
+    const char *why = dip_bson_get_str(out, "error");
+    int marked = bson_iter_init_find(&it, out, "marked") &&
+                 BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it);
+    if (bson_iter_init_find(&it, out, "_id")) {
+        bson_t tmp = BSON_INITIALIZER;
+        char *json;
+        BSON_APPEND_VALUE(&tmp, "id", bson_iter_value(&it));
+        json = bson_as_canonical_extended_json(&tmp, NULL);
+        if (json)
+            dip_text_format(text, sizeof(text), NULL, "%s", json);
+        bson_free(json);
+        bson_destroy(&tmp);
+    }
+    sup_metrics_unclaimable(self->metrics, marked);
+    if (marked) {
+        dip_log(DIP_LOG_WARNING, NULL, "import %s failed: '%s'", text,
+                why ? why : "");
+        return;
+    }
+    if (bson_iter_init_find(&it, out, "_id")) {
+        sup_claim_aside_t *a =
+            sup_claim_set_aside(self->aside, &self->naside, SUP_LOOP_ASIDE_MAX,
+                                bson_iter_value(&it), self->now);
+        dip_log(DIP_LOG_ERR, NULL,
+                "import %s cannot be claimed nor marked failed; set aside "
+                "for %lld s (refusal %d): %s",
+                text, (long long)((a->until_ms - self->now) / 1000), a->tries,
+                why ? why : "");
+    }
 }
 
 /* A claimed document the service cannot run (its _id is not an
@@ -119,6 +236,7 @@ static void refuse_claimed(sup_loop_t *self, const bson_t *doc)
 void sup_claim_run(sup_loop_t *self)
 {
     char err[512];
+    int refusals = 0;
     /* After a worker could not be started: neither a wake nor a freed
      * slot claims before the pause ends. */
     if (self->now < self->claim_pause_until_ms || !self->indexes_ok)
@@ -132,7 +250,8 @@ void sup_claim_run(sup_loop_t *self)
         size_t nskip = 0;
         bson_t doc;
         sup_slot_t *w = NULL;
-        sup_store_held_t *hl = calloc(self->cap, sizeof(*hl));
+        sup_store_held_t *hl =
+            calloc(self->cap + SUP_LOOP_ASIDE_MAX, sizeof(*hl));
         bson_oid_t *accounts = calloc(self->cap, sizeof(*accounts));
         size_t nheld, nbusy = 0;
         int64_t sent;
@@ -155,8 +274,21 @@ void sup_claim_run(sup_loop_t *self)
         rc = sup_store_claim(self->store, skip, nskip, hl, nheld, self->served,
                              self->nserved, self->cfg.max_workers_per_account,
                              &doc, err, sizeof(err));
-        sup_metrics_claim(self->metrics, rc);
         free(hl);
+        if (rc == SUP_STORE_EUNCLAIMABLE) {
+            /* That document alone; the next candidate now, unless this
+             * round has refused many already (the loop turns first). */
+            note_unclaimable(self, &doc);
+            bson_destroy(&doc);
+            if (++refusals >= SUP_LOOP_REFUSALS_PER_ROUND) {
+                /* candidates may be left: claimed again at the next turn,
+                 * not at the next change or poll */
+                self->claim_due = 1;
+                return;
+            }
+            continue;
+        }
+        sup_metrics_claim(self->metrics, rc);
         if (rc <= 0) {
             if (rc < 0) {
                 dip_log(DIP_LOG_WARNING, NULL, "%s", err);
@@ -170,6 +302,20 @@ void sup_claim_run(sup_loop_t *self)
             !BSON_ITER_HOLDS_OID(&id)) {
             refuse_claimed(self, &doc);
             bson_destroy(&doc);
+            continue;
+        }
+        if (sup_store_epoch(&doc) < 0) {
+            /* claims 1.5 before the claim: no fence would ever match */
+            bson_t out;
+            if (sup_store_refuse_epoch(self->store, &doc, &out) ==
+                SUP_STORE_EUNCLAIMABLE)
+                note_unclaimable(self, &out);
+            bson_destroy(&out);
+            bson_destroy(&doc);
+            if (++refusals >= SUP_LOOP_REFUSALS_PER_ROUND) {
+                self->claim_due = 1;
+                return;
+            }
             continue;
         }
         if (sup_slot_by_qid_oid(self, bson_iter_oid(&id)) != NULL) {

@@ -33,16 +33,131 @@ static int decide(const bson_t *imp, int *already, int64_t *at, char *why,
             SUP_CLEANUP_KEPT, why, whylen,
             "the import is '%s', not completed: its source is kept",
             status ? status : "(no status)");
-    if (bson_iter_init_find(&it, imp, "dry_run") && bson_iter_as_bool(&it))
+    /* only a boolean true: csv_imports' dry_run is written as one */
+    if (bson_iter_init_find(&it, imp, "dry_run") && BSON_ITER_HOLDS_BOOL(&it) &&
+        bson_iter_bool(&it))
         return dip_text_say(SUP_CLEANUP_KEPT, why, whylen,
                             "a dry run keeps its source");
-    if (errors > 0 && !(bson_iter_init_find(&it, imp, "error_file") &&
-                        BSON_ITER_HOLDS_DOCUMENT(&it)))
+    /* the error file written (a key), not given up ({failed}) */
+    if (errors > 0 && dip_bson_get_str(imp, "error_file.key") == NULL)
         return dip_text_say(
             SUP_CLEANUP_KEPT, why, whylen,
             "the import's error file is not recorded yet: its source "
             "is kept until it is");
     return SUP_CLEANUP_DELETED;
+}
+
+/* The final statuses; anything else (pending, processing, paused, one
+ * unknown) may still read its source. */
+static void append_open(bson_t *q)
+{
+    bson_t st, nin;
+    BSON_APPEND_DOCUMENT_BEGIN(q, "status", &st);
+    BSON_APPEND_ARRAY_BEGIN(&st, "$nin", &nin);
+    BSON_APPEND_UTF8(&nin, "0", "completed");
+    BSON_APPEND_UTF8(&nin, "1", "failed");
+    BSON_APPEND_UTF8(&nin, "2", "cancelled");
+    bson_append_array_end(&st, &nin);
+    bson_append_document_end(q, &st);
+}
+
+int64_t sup_cleanup_count_open(mongoc_database_t *db,
+                               const bson_value_t *queue_id,
+                               const char *source_key, bson_error_t *error)
+{
+    mongoc_collection_t *q = mongoc_database_get_collection(db, "queues");
+    bson_t f = BSON_INITIALIZER, ne;
+    int64_t n;
+    /* csv.key and status: the index csv_key_status (sup_store) */
+    BSON_APPEND_UTF8(&f, "csv.key", source_key);
+    append_open(&f);
+    BSON_APPEND_DOCUMENT_BEGIN(&f, "_id", &ne);
+    BSON_APPEND_VALUE(&ne, "$ne", queue_id);
+    bson_append_document_end(&f, &ne);
+    n = mongoc_collection_count_documents(q, &f, NULL, NULL, NULL, error);
+    bson_destroy(&f);
+    mongoc_collection_destroy(q);
+    return n;
+}
+
+/* The ids (at most SUP_CLEANUP_SHARED_MAX) of the queue documents naming
+ * source_key, as an array {"0": id, ...} into ids. 0, or -1. */
+static int ids_of(mongoc_database_t *db, const char *source_key, bson_t *ids,
+                  bson_error_t *error)
+{
+    mongoc_collection_t *q = mongoc_database_get_collection(db, "queues");
+    bson_t *f = BCON_NEW("csv.key", BCON_UTF8(source_key));
+    bson_t *o = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}", "limit",
+                         BCON_INT64(SUP_CLEANUP_SHARED_MAX));
+    mongoc_cursor_t *c = mongoc_collection_find_with_opts(q, f, o, NULL);
+    const bson_t *doc;
+    bson_iter_t it;
+    int rc = 0;
+    uint32_t i = 0;
+    while (mongoc_cursor_next(c, &doc))
+        if (bson_iter_init_find(&it, doc, "_id")) {
+            char k[16];
+            snprintf(k, sizeof(k), "%u", i++);
+            BSON_APPEND_VALUE(ids, k, bson_iter_value(&it));
+        }
+    if (mongoc_cursor_error(c, error))
+        rc = -1;
+    mongoc_cursor_destroy(c);
+    bson_destroy(o);
+    bson_destroy(f);
+    mongoc_collection_destroy(q);
+    return rc;
+}
+
+/* The csv_imports filter of the imports of source_key that wanted it
+ * deleted and have not recorded it yet. */
+static int wanted_filter(mongoc_database_t *db, const char *source_key,
+                         bson_t *f, bson_error_t *error)
+{
+    bson_t qid, ids = BSON_INITIALIZER, ex;
+    if (ids_of(db, source_key, &ids, error) < 0) {
+        bson_destroy(&ids);
+        return -1;
+    }
+    BSON_APPEND_DOCUMENT_BEGIN(f, "queue_id", &qid);
+    BSON_APPEND_ARRAY(&qid, "$in", &ids);
+    bson_append_document_end(f, &qid);
+    bson_destroy(&ids);
+    BSON_APPEND_BOOL(f, "source_delete_wanted", true);
+    BSON_APPEND_DOCUMENT_BEGIN(f, "source_deleted_at", &ex);
+    BSON_APPEND_BOOL(&ex, "$exists", false);
+    bson_append_document_end(f, &ex);
+    return 0;
+}
+
+int64_t sup_cleanup_count_wanted(mongoc_database_t *db, const char *source_key,
+                                 bson_error_t *error)
+{
+    mongoc_collection_t *c = mongoc_database_get_collection(db, "csv_imports");
+    bson_t f = BSON_INITIALIZER;
+    int64_t n = -1;
+    if (wanted_filter(db, source_key, &f, error) == 0)
+        n = mongoc_collection_count_documents(c, &f, NULL, NULL, NULL, error);
+    bson_destroy(&f);
+    mongoc_collection_destroy(c);
+    return n;
+}
+
+int sup_cleanup_record_wanted(mongoc_database_t *db, const char *source_key,
+                              int64_t at_ms, bson_error_t *error)
+{
+    mongoc_collection_t *c = mongoc_database_get_collection(db, "csv_imports");
+    bson_t f = BSON_INITIALIZER;
+    bson_t *u =
+        BCON_NEW("$set", "{", "source_deleted_at", BCON_DATE_TIME(at_ms), "}");
+    int rc = -1;
+    if (wanted_filter(db, source_key, &f, error) == 0 &&
+        mongoc_collection_update_many(c, &f, u, NULL, NULL, error))
+        rc = 0;
+    bson_destroy(&f);
+    bson_destroy(u);
+    mongoc_collection_destroy(c);
+    return rc;
 }
 
 int sup_cleanup_source(mongoc_database_t *db, dip_storage_t *storage,
@@ -57,8 +172,8 @@ int sup_cleanup_source(mongoc_database_t *db, dip_storage_t *storage,
     mongoc_cursor_t *cursor = NULL;
     bson_error_t error;
     char serr[1024] = "";
-    int64_t at = 0;
-    int rc, already = 0;
+    int64_t at = 0, others, wanted;
+    int rc, already = 0, own = 1;
 
     if (policy != DIP_DELETE_SOURCE_COMPLETED) {
         rc = dip_text_say(
@@ -86,8 +201,58 @@ int sup_cleanup_source(mongoc_database_t *db, dip_storage_t *storage,
         goto cleanup;
     }
     rc = decide(found, &already, &at, why, whylen);
-    if (rc != SUP_CLEANUP_DELETED || already)
+    if (already)
         goto cleanup;
+    /* A shared source goes last: this import's wish is recorded first,
+     * then the others naming the key are counted, so that of two imports
+     * ending together the later count sees the earlier wish. */
+    if (rc == SUP_CLEANUP_DELETED) {
+        bson_t w = BSON_INITIALIZER, ws;
+        BSON_APPEND_DOCUMENT_BEGIN(&w, "$set", &ws);
+        BSON_APPEND_BOOL(&ws, "source_delete_wanted", true);
+        bson_append_document_end(&w, &ws);
+        if (!mongoc_collection_update_one(coll, &filter, &w, NULL, NULL,
+                                          &error)) {
+            bson_destroy(&w);
+            rc = dip_text_say(SUP_CLEANUP_EDB, why, whylen,
+                              "cannot record on csv_imports that the source "
+                              "'%s' may go: %s",
+                              source_key, error.message);
+            goto cleanup;
+        }
+        bson_destroy(&w);
+    }
+    others = sup_cleanup_count_open(db, queue_id, source_key, &error);
+    if (others < 0) {
+        rc = dip_text_say(SUP_CLEANUP_EDB, why, whylen,
+                          "cannot count the imports that still read the "
+                          "source '%s': %s",
+                          source_key, error.message);
+        goto cleanup;
+    }
+    if (others > 0) {
+        if (rc == SUP_CLEANUP_DELETED)
+            rc = dip_text_say(SUP_CLEANUP_KEPT, why, whylen,
+                              "%lld other import(s) not yet ended read the "
+                              "source '%s': it is deleted after the last",
+                              (long long)others, source_key);
+        goto cleanup;
+    }
+    if (rc != SUP_CLEANUP_DELETED) {
+        /* This import keeps it (a dry run, a failure), but it may be the
+         * last of several, an earlier one of which wanted it gone. */
+        wanted = sup_cleanup_count_wanted(db, source_key, &error);
+        if (wanted < 0) {
+            rc = dip_text_say(SUP_CLEANUP_EDB, why, whylen,
+                              "cannot read csv_imports to decide on the "
+                              "source '%s': %s",
+                              source_key, error.message);
+            goto cleanup;
+        }
+        if (wanted == 0)
+            goto cleanup;
+        own = 0;
+    }
 
     if (dip_storage_delete(storage, source_key, serr, sizeof(serr)) != 0) {
         rc = dip_text_say(SUP_CLEANUP_ESTORAGE, why, whylen,
@@ -95,6 +260,21 @@ int sup_cleanup_source(mongoc_database_t *db, dip_storage_t *storage,
         goto cleanup;
     }
     at = dip_bson_now_ms();
+    /* Every import that wanted it gone records when it went. */
+    if (sup_cleanup_record_wanted(db, source_key, at, &error) < 0) {
+        rc = dip_text_say(SUP_CLEANUP_EDB, why, whylen,
+                          "the source '%s' is deleted but recording it on "
+                          "csv_imports failed: %s",
+                          source_key, error.message);
+        goto cleanup;
+    }
+    if (!own) {
+        rc = dip_text_say(SUP_CLEANUP_DELETED, why, whylen,
+                          "the source is deleted for the earlier imports of "
+                          "it that completed");
+        at = 0;
+        goto cleanup;
+    }
     /* Only the first recording sets the time. */
     BSON_APPEND_DOCUMENT_BEGIN(&filter, "source_deleted_at", &ex);
     BSON_APPEND_BOOL(&ex, "$exists", false);

@@ -9,6 +9,14 @@
  * first and `source_deleted_at` second, so a crash between them repeats a
  * deletion that finds nothing (not an error) and then records it; a repeat
  * after both changes nothing.
+ * A source that several queue documents name (a second pipeline, a dry
+ * run) is deleted last: an import that may delete it records
+ * `source_delete_wanted` on its csv_imports first, then counts the queue
+ * documents that name the key and are not final (dry runs included; by
+ * the index csv_key_status); while there are any it is kept. The import
+ * that ends last (whatever its own verdict) finds no other and, when one
+ * of the imports of the key wanted it gone, deletes it and records
+ * `source_deleted_at` on every one that did.
  */
 #ifndef SUP_CLEANUP_H
 #define SUP_CLEANUP_H
@@ -33,6 +41,22 @@ enum {
  * storage. On SUP_CLEANUP_DELETED, *deleted_at_ms (when not NULL) holds
  * csv_imports.source_deleted_at. `why` receives a sentence for every
  * result but a fresh deletion (the reason it was kept, or the failure). */
+/* Queue documents of one key looked at, at most. */
+#define SUP_CLEANUP_SHARED_MAX 1000
+
+/* How many queue documents other than queue_id name source_key and are not
+ * final (completed, failed, cancelled); -1 with error set. */
+int64_t sup_cleanup_count_open(mongoc_database_t *db,
+                               const bson_value_t *queue_id,
+                               const char *source_key, bson_error_t *error);
+/* How many imports of source_key recorded source_delete_wanted and no
+ * source_deleted_at yet; -1 with error set. */
+int64_t sup_cleanup_count_wanted(mongoc_database_t *db, const char *source_key,
+                                 bson_error_t *error);
+/* Records source_deleted_at = at_ms on those imports. 0, or -1. */
+int sup_cleanup_record_wanted(mongoc_database_t *db, const char *source_key,
+                              int64_t at_ms, bson_error_t *error);
+
 int sup_cleanup_source(mongoc_database_t *db, dip_storage_t *storage,
                        int policy, const bson_value_t *queue_id,
                        const char *source_key, int64_t *deleted_at_ms,

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -179,6 +180,16 @@ static int bind_tcp(sup_ctl_t *self, void *zctx, const dip_config_t *cfg,
     closedir(d);
     snprintf(self->clients_dir, sizeof(self->clients_dir), "%s",
              cfg->control_curve_clients_dir);
+    self->keys_watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (self->keys_watch >= 0 &&
+        inotify_add_watch(self->keys_watch, self->clients_dir,
+                          IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE |
+                              IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB |
+                              IN_DELETE_SELF | IN_MOVE_SELF) < 0) {
+        close(self->keys_watch);
+        self->keys_watch = -1;
+    }
+    dip_curve_keys_load(self->clients_dir, &self->keys);
     dip_curve_public(secret, public);
 
     /* The ZAP handler must exist before the first client connects. */
@@ -226,6 +237,7 @@ sup_ctl_t *sup_ctl_new(void *zctx, const dip_config_t *cfg, const char *owner,
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    self->keys_watch = -1;
     self->host = *host;
     self->store = store;
     self->lease_s = cfg->lease_s;
@@ -266,6 +278,9 @@ void sup_ctl_destroy(sup_ctl_t **self_p)
     if (self->zap)
         zmq_close(self->zap);
     sup_admin_destroy(&self->admin);
+    dip_curve_keys_release(&self->keys);
+    if (self->keys_watch >= 0)
+        close(self->keys_watch);
     free(self->view.runs);
     free(self);
     *self_p = NULL;
@@ -399,10 +414,47 @@ static int frame_is(zmq_msg_t *f, const char *s)
            memcmp(zmq_msg_data(f), s, strlen(s)) == 0;
 }
 
+/* The authorised keys, fresh: read again when SIGHUP asked for it, or when
+ * the directory changed (keys_watch, or its signature without inotify). */
+static void keys_fresh(sup_ctl_t *self)
+{
+    unsigned long long sig;
+    if (!self->keys_stale && self->keys_watch >= 0) {
+        char buf[4096]
+            __attribute__((aligned(__alignof__(struct inotify_event))));
+        int changed = 0;
+        while (read(self->keys_watch, buf, sizeof(buf)) > 0)
+            changed = 1;
+        if (!changed)
+            return;
+    } else if (!self->keys_stale &&
+               dip_curve_keys_signature(self->clients_dir, &sig) == 0 &&
+               sig == self->keys.sig) {
+        return;
+    }
+    self->keys_stale = 0;
+    if (dip_curve_keys_load(self->clients_dir, &self->keys) < 0)
+        dip_log(DIP_LOG_ERR, NULL,
+                "cannot read the authorised control keys in '%s': no "
+                "client is let in until it can be read",
+                self->clients_dir);
+    else
+        dip_log(DIP_LOG_INFO, NULL,
+                "authorised control keys read from '%s': %zu",
+                self->clients_dir, self->keys.n);
+}
+
+void sup_ctl_reload_keys(sup_ctl_t *self)
+{
+    if (self)
+        self->keys_stale = 1;
+}
+
 /* ZAP (RFC 27): answers whether a connecting client may talk to us. Only
  * the TCP socket carries our domain; anything else is not ours to judge. */
 static void serve_zap(sup_ctl_t *self)
 {
+    keys_fresh(self);
     for (int i = 0; i < REQUESTS_PER_WAKE; i++) {
         zmq_msg_t frames[MAX_FRAMES];
         int dropped, n = recv_message(self->zap, frames, &dropped);
@@ -423,8 +475,8 @@ static void serve_zap(sup_ctl_t *self)
             } else if (n >= 7 && frame_is(&frames[5], "CURVE") &&
                        zmq_msg_size(&frames[6]) == 32 &&
                        zmq_z85_encode(z85, zmq_msg_data(&frames[6]), 32) &&
-                       dip_curve_key_find(self->clients_dir, z85, file,
-                                          sizeof(file)) == 1) {
+                       dip_curve_keys_find(&self->keys, z85, file,
+                                           sizeof(file)) == 1) {
                 status = "200";
                 text = "OK";
                 /* The connection's User-Id: the name its requests are
@@ -434,6 +486,7 @@ static void serve_zap(sup_ctl_t *self)
         }
         if (strcmp(status, "200") != 0) {
             long skipped = 0;
+            sup_metrics_refused_handshake(self->host.metrics);
             if (throttle_ok(&self->zap_log, &skipped))
                 dip_log(DIP_LOG_WARNING, NULL,
                         "refused a control client from '%s': key '%s' is not "

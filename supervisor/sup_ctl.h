@@ -59,11 +59,11 @@ typedef struct sup_ctl_view {
 typedef struct sup_ctl_host {
     void *ctx;
     void (*view)(void *ctx, sup_ctl_view_t *view);
-    /* Asks import id's worker to stop after its current batch (pause or
-     * cancel). Returns 0 when the worker was told, 1 when the import was
-     * paused or cancelled at once (no worker process was running), negative
-     * when this supervisor cannot act on it (not running it, or finishing
-     * it). */
+    /* Asks import id's worker to stop (pause or cancel): it stops within
+     * about a second, or is sent SIGTERM and then SIGKILL (sup_slot.h). Returns
+     * 0 when the worker was told, 1 when the import was paused or cancelled at
+     * once (no worker process was running), negative when this supervisor
+     * cannot act on it (not running it, or finishing it). */
     int (*control)(void *ctx, const char *id, dip_control_action_t action);
     /* what `metrics` renders; borrowed, may be NULL */
     sup_metrics_t *metrics;
@@ -94,6 +94,11 @@ void sup_ctl_serve(sup_ctl_t *self, const zmq_pollitem_t *items, int n);
  * recorded (by other supervisors) on the imports this one runs, then clears
  * them. */
 void sup_ctl_renewal(sup_ctl_t *self);
+
+/* The authorised client keys are read again before the next handshake
+ * (SIGHUP); otherwise they are read again only when their directory
+ * changes. */
+void sup_ctl_reload_keys(sup_ctl_t *self);
 
 /* The ipc endpoint, for the log. */
 const char *sup_ctl_endpoint(const sup_ctl_t *self);

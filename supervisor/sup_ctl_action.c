@@ -110,7 +110,7 @@ static char *act_local(sup_ctl_t *self, const dip_ctl_request_t *req,
     if (rc == 0)
         return action_reply(self, req, "signalled", "processing",
                             "import '%s': %s requested; its worker stops "
-                            "after its current batch",
+                            "within seconds, from its last checkpoint",
                             req->id, name);
     if (rc == 1)
         return action_reply(

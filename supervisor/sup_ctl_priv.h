@@ -15,6 +15,7 @@
 #include "dip_ctl.h"
 #include "sup_admin.h"
 #include "sup_ctl.h"
+#include "dip_curve_io.h"
 #include "sup_ctl_peer.h"
 
 typedef struct throttle {
@@ -36,6 +37,16 @@ struct sup_ctl {
     /* who sent the request being served (sup_ctl.c sets it around
      * dispatch; NULL outside it) */
     const sup_ctl_peer_t *asker;
+    /* The authorised client keys, read once, and again when inotify says
+     * their directory changed (a file added, removed, written, renamed:
+     * one non-blocking read per handshake, so a key removed is refused at
+     * the next connection), or after sup_ctl_reload_keys (SIGHUP). Without
+     * inotify, the directory's signature (a listing and a stat per file)
+     * is compared before each handshake instead. Never a file read per
+     * handshake. */
+    dip_curve_keys_t keys;
+    int keys_stale;
+    int keys_watch; /* inotify fd, or -1 */
 };
 
 /* The loop's view of its imports now (the host fills it). */

@@ -34,6 +34,19 @@ const sup_ctl_run_t *sup_ctl_query_run(const sup_ctl_view_t *v, const char *id)
     return NULL;
 }
 
+/* An integer of the view, or 0 for anything else (a real with a fraction,
+ * a string): never a loose conversion. */
+static int64_t jint(const json_t *v)
+{
+    if (json_is_integer(v))
+        return (int64_t)json_integer_value(v);
+    if (json_is_real(v) && json_real_value(v) > -9e15 &&
+        json_real_value(v) < 9e15 &&
+        json_real_value(v) == (double)(int64_t)json_real_value(v))
+        return (int64_t)json_real_value(v);
+    return 0;
+}
+
 static int64_t max64(int64_t a, int64_t b)
 {
     return a > b ? a : b;
@@ -44,22 +57,18 @@ static int64_t max64(int64_t a, int64_t b)
 static void merge_live(sup_ctl_t *self, json_t *o, const sup_ctl_run_t *r,
                        int64_t now)
 {
-    int64_t lines =
-        max64(r->lines, json_integer_value(json_object_get(o, "lines")));
-    int64_t bytes =
-        max64(r->bytes, json_integer_value(json_object_get(o, "bytes")));
+    int64_t lines = max64(r->lines, jint(json_object_get(o, "lines")));
+    int64_t bytes = max64(r->bytes, jint(json_object_get(o, "bytes")));
     int64_t total = r->bytes_total > 0
                         ? r->bytes_total
-                        : json_integer_value(json_object_get(o, "bytes_total"));
+                        : jint(json_object_get(o, "bytes_total"));
     json_object_set_new(o, "lines", json_integer(lines));
     json_object_set_new(
         o, "added",
-        json_integer(
-            max64(r->added, json_integer_value(json_object_get(o, "added")))));
+        json_integer(max64(r->added, jint(json_object_get(o, "added")))));
     json_object_set_new(
         o, "errors",
-        json_integer(max64(r->errors,
-                           json_integer_value(json_object_get(o, "errors")))));
+        json_integer(max64(r->errors, jint(json_object_get(o, "errors")))));
     json_object_set_new(o, "bytes", json_integer(bytes));
     json_object_set_new(o, "bytes_total", json_integer(total));
     if (total > 0)
@@ -128,9 +137,8 @@ static void count_account(json_t *accounts, const char *account,
         if (o == NULL || json_object_set_new(accounts, account, o) < 0)
             return;
     }
-    json_object_set_new(
-        o, field,
-        json_integer(json_integer_value(json_object_get(o, field)) + n));
+    json_object_set_new(o, field,
+                        json_integer(jint(json_object_get(o, field)) + n));
 }
 
 char *sup_ctl_query_status(sup_ctl_t *self)
@@ -155,8 +163,7 @@ char *sup_ctl_query_status(sup_ctl_t *self)
             json_t *a = json_array_get(by_account, i);
             count_account(accounts,
                           json_string_value(json_object_get(a, "account")),
-                          "processing",
-                          json_integer_value(json_object_get(a, "processing")));
+                          "processing", jint(json_object_get(a, "processing")));
         }
     } else {
         snprintf(db, sizeof(db), "unavailable: %s", err);

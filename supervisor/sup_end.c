@@ -159,8 +159,8 @@ static int record_event(sup_loop_t *self, sup_slot_t *w, const char *status,
     if (self->crm == NULL || w->final_written)
         return 0;
     type = sup_followup_event_type(
-        status,
-        bson_iter_init_find(&it, w->doc, "dry_run") && bson_iter_as_bool(&it));
+        status, bson_iter_init_find(&it, w->doc, "dry_run") &&
+                    BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it));
     if (type == NULL)
         return 0;
     BSON_APPEND_UTF8(&details, "status", status);
@@ -182,10 +182,12 @@ static int event_held(const sup_loop_t *self, const sup_slot_t *w,
                       const char *status)
 {
     bson_iter_t it;
+    /* dry_run as record_event reads it: a boolean true only */
     return self->crm != NULL &&
            sup_followup_event_type(
                status, bson_iter_init_find(&it, w->doc, "dry_run") &&
-                           bson_iter_as_bool(&it)) != NULL;
+                           BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it)) !=
+               NULL;
 }
 
 void sup_end_finish(sup_loop_t *self, sup_slot_t *w, const char *status,
@@ -391,8 +393,11 @@ void sup_end_reap(sup_loop_t *self)
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
         sup_slot_t *w = sup_slot_by_pid(self, pid);
         if (w == NULL) {
-            if (sup_followups_reaped(self->followups, pid, st))
+            int r = sup_followups_reaped(self->followups, pid, st);
+            if (r > 0)
                 sup_metrics_followup_ended(self->metrics, st);
+            if (r == 2)
+                sup_metrics_followup_given_up(self->metrics);
             continue;
         }
         /* Whatever the worker left in its process group goes with it. */

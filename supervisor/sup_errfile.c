@@ -5,6 +5,7 @@
  * by one cursor batch and one 64 KiB buffer, never by the number of errors.
  */
 #include "sup_errfile.h"
+#include "dip_bson.h"
 #include "dip_text.h"
 
 #include <errno.h>
@@ -190,10 +191,9 @@ void sup_errfile_format_error(sup_errfile_buf_t *b, const bson_t *doc)
     int truncated = 0, have_line = 0;
     int64_t line = 0;
 
-    if (bson_iter_init_find(&it, doc, "line") && BSON_ITER_HOLDS_NUMBER(&it)) {
-        line = bson_iter_as_int64(&it);
+    if (bson_iter_init_find(&it, doc, "line") &&
+        dip_bson_iter_int(&it, &line) == 0)
         have_line = 1;
-    }
     if (bson_iter_init_find(&it, doc, "field") && BSON_ITER_HOLDS_UTF8(&it))
         field = bson_iter_utf8(&it, &flen);
     if (bson_iter_init_find(&it, doc, "message") && BSON_ITER_HOLDS_UTF8(&it))
@@ -253,12 +253,72 @@ static void add_escaped(sup_errfile_buf_t *b, const char *s, size_t n)
     }
 }
 
+char *sup_errfile_key_fit(const char *source_key, const char *id,
+                          size_t key_max, size_t segment_max)
+{
+    static const char suffix[] = ".errors.csv";
+    sup_errfile_buf_t b = {0};
+    size_t slen = strlen(source_key), idlen = strlen(id);
+    size_t slash = 0, base_len, room, cut;
+    const char *base;
+    for (size_t i = 0; i < slen; i++)
+        if (source_key[i] == '/')
+            slash = i + 1;
+    base = source_key + slash;
+    base_len = slen - slash;
+    /* 1. As it always was, when it fits. */
+    if (slen + 1 + idlen + sizeof(suffix) - 1 <= key_max &&
+        base_len + 1 + idlen + sizeof(suffix) - 1 <= segment_max) {
+        buf_add(&b, source_key, slen);
+        buf_add(&b, ".", 1);
+        buf_add(&b, id, idlen);
+        buf_add(&b, suffix, sizeof(suffix) - 1);
+        goto out;
+    }
+    /* 2. The file's own name cut (at a character boundary) so that its
+     * segment and the whole key fit; "~" marks the cut; the id keeps it
+     * the import's own. */
+    room = segment_max;
+    if (slash >= key_max)
+        room = 0;
+    else if (key_max - slash < room)
+        room = key_max - slash;
+    if (room < 1 + idlen + sizeof(suffix) - 1 + 1) {
+        /* 3. Not even the id fits beside the directory: the key cut
+         * where the id and the suffix still fit (a storage without
+         * directories: S3). */
+        if (key_max < 2 + idlen + sizeof(suffix) - 1)
+            return NULL;
+        cut = dip_text_cut(source_key, slen,
+                           key_max - (2 + idlen + sizeof(suffix) - 1));
+        if (cut > slen)
+            cut = slen;
+        buf_add(&b, source_key, cut);
+        buf_add(&b, "~.", 2);
+        buf_add(&b, id, idlen);
+        buf_add(&b, suffix, sizeof(suffix) - 1);
+        goto out;
+    }
+    cut = dip_text_cut(base, base_len, room - (2 + idlen + sizeof(suffix) - 1));
+    if (cut > base_len)
+        cut = base_len;
+    buf_add(&b, source_key, slash);
+    buf_add(&b, base, cut);
+    buf_add(&b, "~.", 2);
+    buf_add(&b, id, idlen);
+    buf_add(&b, suffix, sizeof(suffix) - 1);
+out:
+    if (b.failed) {
+        sup_errfile_buf_release(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
 char *sup_errfile_key(const char *source_key, const bson_value_t *queue_id)
 {
     sup_errfile_buf_t b = {0};
-    char tmp[64];
-    buf_add(&b, source_key, strlen(source_key));
-    buf_add(&b, ".", 1);
+    char tmp[64], *key;
     switch (queue_id->value_type) {
     case BSON_TYPE_OID:
         bson_oid_to_string(&queue_id->value.v_oid, tmp);
@@ -289,12 +349,15 @@ char *sup_errfile_key(const char *source_key, const bson_value_t *queue_id)
         bson_destroy(&doc);
     }
     }
-    buf_add(&b, ".errors.csv", 11);
+    buf_add(&b, "", 1); /* NUL */
     if (b.failed) {
         sup_errfile_buf_release(&b);
         return NULL;
     }
-    return b.data;
+    key = sup_errfile_key_fit(source_key, b.data, SUP_ERRFILE_KEY_MAX,
+                              SUP_ERRFILE_SEGMENT_MAX);
+    sup_errfile_buf_release(&b);
+    return key;
 }
 
 /* --- writing and uploading ---------------------------------------------- */

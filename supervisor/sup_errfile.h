@@ -81,9 +81,26 @@ void sup_errfile_format_trailer(sup_errfile_buf_t *b, int64_t rows,
  * queue id is written as stored: an ObjectId as 24 hex digits, an integer
  * in decimal, a string as itself, anything else as its canonical Extended
  * JSON; bytes other than ASCII letters, digits, '-' and '_' become %XX, so
- * different ids never share a key and no id adds a path segment. NULL when
- * out of memory. */
+ * different ids never share a key and no id adds a path segment. A key
+ * that would not fit (sup_errfile_key_fit) is shortened. NULL when out of
+ * memory or when no form fits. */
 char *sup_errfile_key(const char *source_key, const bson_value_t *queue_id);
+
+/* The longest key (S3's limit, DIP_STORAGE_KEY_MAX) and the longest last
+ * segment (file:// names a temporary file beside it with a few dozen
+ * bytes more, under the file system's 255) an error file's key may have. */
+#define SUP_ERRFILE_KEY_MAX 1024
+#define SUP_ERRFILE_SEGMENT_MAX 200
+
+/* The key of the error file of source_key for the escaped id (the rule
+ * under sup_errfile_key): `<source key>.<id>.errors.csv` when it has at
+ * most key_max bytes and its last segment at most segment_max; otherwise
+ * the source's last segment is cut at a character boundary and marked
+ * `~`: `<dir>/<cut name>~.<id>.errors.csv`, fitting both; when not even
+ * that fits, the whole key cut: `<cut key>~.<id>.errors.csv`. The id keeps
+ * every form unique to the import. NULL when nothing fits. */
+char *sup_errfile_key_fit(const char *source_key, const char *id,
+                          size_t key_max, size_t segment_max);
 
 typedef struct sup_errfile_result {
     char *key;     /* where the file is; malloc'd */

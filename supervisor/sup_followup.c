@@ -7,6 +7,7 @@
 #include "dip_bson.h"
 #include "dip_claim.h"
 #include "dip_event.h"
+#include "dip_exit.h"
 #include "dip_log.h"
 #include "dip_msg.h"
 #include "dip_secrets.h"
@@ -68,10 +69,11 @@ static void event_details(const bson_t *imp, const bson_t *written, bson_t *d)
                                          "total_errors", "errors_not_stored",
                                          "would_add"};
     bson_iter_t it;
+    int64_t n;
     for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
         if (bson_iter_init_find(&it, imp, counts[i]) &&
-            BSON_ITER_HOLDS_NUMBER(&it))
-            BSON_APPEND_INT64(d, counts[i], bson_iter_as_int64(&it));
+            dip_bson_iter_int(&it, &n) == 0)
+            BSON_APPEND_INT64(d, counts[i], n);
     if (bson_iter_init_find(&it, imp, "status") && BSON_ITER_HOLDS_UTF8(&it))
         BSON_APPEND_UTF8(d, "status", bson_iter_utf8(&it, NULL));
     if (bson_iter_init_find(&it, imp, "error") && BSON_ITER_HOLDS_UTF8(&it))
@@ -79,6 +81,9 @@ static void event_details(const bson_t *imp, const bson_t *written, bson_t *d)
     if (bson_iter_init_find(&it, written ? written : imp, "error_file") &&
         BSON_ITER_HOLDS_DOCUMENT(&it))
         bson_append_iter(d, "error_file", -1, &it);
+    if (bson_iter_init_find(&it, imp, "source_delete") &&
+        BSON_ITER_HOLDS_DOCUMENT(&it))
+        bson_append_iter(d, "source_delete", -1, &it);
     if (bson_iter_init_find(&it, imp, "new_stages") &&
         BSON_ITER_HOLDS_DOCUMENT(&it))
         bson_append_iter(d, "new_stages", -1, &it);
@@ -97,6 +102,53 @@ int sup_followup_needed(const sup_followup_facts_t *f)
            (f->deletes_source && f->has_source) || f->event_held;
 }
 
+/* Sleeps before a step's next try: 1 s, 2 s, ... */
+static void step_backoff(int tries)
+{
+    long ms = SUP_FOLLOWUP_STEP_BACKOFF_MS;
+    struct timespec ts;
+    for (int i = 1; i < tries && ms < 60000; i++)
+        ms *= 2;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* Records on csv_imports that a step was given up: field: {failed: why,
+ * given_up_at}, and when written is not NULL, appends the same field to it
+ * (what the event carries, without a second read). 0, or -1 with err (the
+ * database: the run is tried again). */
+static int give_up(mongoc_collection_t *imports, const bson_value_t *qid,
+                   const char *field, const char *why, bson_t *written,
+                   char *err, size_t errlen)
+{
+    bson_t f = BSON_INITIALIZER, u = BSON_INITIALIZER, set, sub;
+    bson_error_t e;
+    int64_t now = dip_bson_now_ms();
+    int rc = 0;
+    BSON_APPEND_VALUE(&f, "queue_id", qid);
+    BSON_APPEND_DOCUMENT_BEGIN(&u, "$set", &set);
+    BSON_APPEND_DOCUMENT_BEGIN(&set, field, &sub);
+    BSON_APPEND_UTF8(&sub, "failed", why[0] ? why : "(no reason given)");
+    BSON_APPEND_DATE_TIME(&sub, "given_up_at", now);
+    bson_append_document_end(&set, &sub);
+    bson_append_document_end(&u, &set);
+    if (!mongoc_collection_update_one(imports, &f, &u, NULL, NULL, &e)) {
+        dip_text_format(err, errlen, NULL, "recording that %s was given up: %s",
+                        field, e.message);
+        rc = -1;
+    } else if (written) {
+        BSON_APPEND_DOCUMENT_BEGIN(written, field, &sub);
+        BSON_APPEND_UTF8(&sub, "failed", why[0] ? why : "(no reason given)");
+        BSON_APPEND_DATE_TIME(&sub, "given_up_at", now);
+        bson_append_document_end(written, &sub);
+    }
+    bson_destroy(&f);
+    bson_destroy(&u);
+    return rc;
+}
+
 int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
                      size_t errlen)
 {
@@ -111,7 +163,7 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
     bson_iter_t it;
     const char *dbname, *src, *status;
     char why[1024];
-    int rc = -1, found, has_header = 0, wrote = 0;
+    int rc = -1, found, has_header = 0, wrote = 0, gave_up = 0;
     int64_t total_errors, not_stored;
 
     bson_init(&imp);
@@ -157,44 +209,92 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
     total_errors = dip_bson_get_int(&imp, "total_errors", 0);
     not_stored = dip_bson_get_int(&imp, "errors_not_stored", 0);
 
-    /* 1. The error file, once. */
+    /* 1. The error file, once; tried a bounded number of times, then
+     * given up and recorded so (error_file: {failed}), which the event
+     * carries; the other steps go on either way. */
     if (total_errors > 0 && src &&
         !bson_iter_init_find(&it, &imp, "error_file")) {
-        sup_errfile_result_t ef;
-        const uint8_t *data;
-        uint32_t len;
-        memset(&ef, 0, sizeof(ef));
+        char why1[1024] = "";
+        int done1 = 0;
         if (bson_iter_init_find(&it, &imp, "header") &&
             BSON_ITER_HOLDS_ARRAY(&it)) {
+            const uint8_t *data;
+            uint32_t len;
             bson_iter_array(&it, &len, &data);
             has_header = bson_init_static(&header, data, len);
         }
-        if (sup_errfile_write(db, st, src, &qid, has_header ? &header : NULL,
-                              not_stored, &ef, err, errlen) != SUP_ERRFILE_OK ||
-            sup_errfile_record(db, &qid, &ef, err, errlen) != SUP_ERRFILE_OK) {
+        for (int tries = 1; !done1; tries++) {
+            sup_errfile_result_t ef;
+            int w;
+            memset(&ef, 0, sizeof(ef));
+            w = sup_errfile_write(db, st, src, &qid,
+                                  has_header ? &header : NULL, not_stored, &ef,
+                                  why1, sizeof(why1));
+            if (w == SUP_ERRFILE_OK)
+                w = sup_errfile_record(db, &qid, &ef, why1, sizeof(why1));
+            if (w == SUP_ERRFILE_OK) {
+                dip_log(DIP_LOG_INFO, qid_hex,
+                        "error file '%s': %lld rows, %lld bytes", ef.key,
+                        (long long)ef.rows, (long long)ef.bytes);
+                /* The event tells what csv_imports now says, as
+                 * recorded: no second read. */
+                sup_errfile_append_result(&written, "error_file", &ef);
+                done1 = 1;
+            } else if (tries >= SUP_FOLLOWUP_STEP_TRIES) {
+                sup_errfile_result_release(&ef);
+                if (give_up(imports, &qid, "error_file", why1, &written, err,
+                            errlen) < 0)
+                    goto cleanup;
+                dip_log(DIP_LOG_ERR, qid_hex,
+                        "error file given up after %d tries: %s", tries, why1);
+                gave_up++;
+                break;
+            } else {
+                step_backoff(tries);
+            }
             sup_errfile_result_release(&ef);
-            goto cleanup;
         }
-        dip_log(DIP_LOG_INFO, qid_hex, "error file '%s': %lld rows, %lld bytes",
-                ef.key, (long long)ef.rows, (long long)ef.bytes);
-        /* The event tells what csv_imports now says, as recorded: no
-         * second read. */
-        sup_errfile_append_result(&written, "error_file", &ef);
         wrote = 1;
-        sup_errfile_result_release(&ef);
     }
 
     /* 2. The source, under the policy (sup_cleanup keeps it unless the
-     * import completed for real and its error file is written). */
-    if (src && cfg->delete_source != DIP_DELETE_SOURCE_NEVER) {
-        int c = sup_cleanup_source(db, st, cfg->delete_source, &qid, src, NULL,
-                                   why, sizeof(why));
-        if (c < 0) {
-            dip_text_format(err, errlen, NULL, "%s", why);
-            goto cleanup;
+     * import completed for real and its error file is written); tried a
+     * bounded number of times, then given up (source_delete: {failed}). */
+    if (src && cfg->delete_source != DIP_DELETE_SOURCE_NEVER &&
+        !bson_iter_init_find(&it, &imp, "source_delete")) {
+        for (int tries = 1;; tries++) {
+            int c = sup_cleanup_source(db, st, cfg->delete_source, &qid, src,
+                                       NULL, why, sizeof(why));
+            if (c == SUP_CLEANUP_DELETED) {
+                dip_log(DIP_LOG_INFO, qid_hex, "source '%s' deleted%s%s", src,
+                        why[0] ? ": " : "", why);
+                break;
+            }
+            if (c == SUP_CLEANUP_KEPT) {
+                dip_log(DIP_LOG_INFO, qid_hex, "source '%s' kept: %s", src,
+                        why);
+                break;
+            }
+            if (tries >= SUP_FOLLOWUP_STEP_TRIES) {
+                if (give_up(imports, &qid, "source_delete", why, NULL, err,
+                            errlen) < 0)
+                    goto cleanup;
+                dip_log(DIP_LOG_ERR, qid_hex,
+                        "deleting the source '%s' given up after %d tries: %s",
+                        src, tries, why);
+                gave_up++;
+                bson_reinit(&filter);
+                BSON_APPEND_VALUE(&filter, "queue_id", &qid);
+                bson_destroy(&imp);
+                if (find_one(imports, &filter, &imp, &e) <= 0) {
+                    dip_text_format(err, errlen, NULL,
+                                    "reading csv_imports: %s", e.message);
+                    goto cleanup;
+                }
+                break;
+            }
+            step_backoff(tries);
         }
-        if (c == SUP_CLEANUP_DELETED)
-            dip_log(DIP_LOG_INFO, qid_hex, "source '%s' deleted", src);
     }
 
     /* 3. The completion event, with the final figures. */
@@ -215,7 +315,7 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
         goto cleanup;
     }
     (void)status;
-    rc = 0;
+    rc = gave_up > 0 ? 1 : 0;
 cleanup:
     bson_destroy(&filter);
     bson_destroy(&imp);
@@ -447,7 +547,10 @@ int sup_followups_reaped(sup_followups_t *self, pid_t pid, int wait_status)
     for (size_t i = 0; i < self->n; i++) {
         if (self->children[i].pid != pid)
             continue;
-        if (!(WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0))
+        int gave_up = WIFEXITED(wait_status) &&
+                      WEXITSTATUS(wait_status) == DIP_EXIT_GAVE_UP;
+        if (!(WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0) &&
+            !gave_up)
             /* Its claim runs out and the follow-ups are tried again. */
             dip_log(DIP_LOG_WARNING, self->children[i].qid,
                     "the import's follow-ups did not finish (exit %d, signal "
@@ -460,7 +563,7 @@ int sup_followups_reaped(sup_followups_t *self, pid_t pid, int wait_status)
          * sweep left some behind (the told ones go first anyway). */
         if (self->sweep_full)
             self->next_ms = 0;
-        return 1;
+        return gave_up ? 2 : 1;
     }
     return 0;
 }

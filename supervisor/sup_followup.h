@@ -16,6 +16,14 @@
  * killed after a final status leaves nothing undone) and runs them in a
  * child process, `dealimport-supervisor --follow-up ID`, which exits 0 when
  * all are done and DIP_EXIT_TEMPFAIL to be tried again after the lease.
+ *
+ * Steps 1 and 2 are independent and bounded: each is tried
+ * SUP_FOLLOWUP_STEP_TRIES times (SUP_FOLLOWUP_STEP_BACKOFF_MS, doubling,
+ * between tries); then it is given up: csv_imports gets `error_file` or
+ * `source_delete` = {failed: the reason, given_up_at}, the log a line, and
+ * the event (which carries both) is released all the same. A source whose
+ * error file was given up is kept (sup_cleanup wants error_file.key). Only
+ * the database failing ends a run early (it is tried again later).
  */
 #ifndef SUP_FOLLOWUP_H
 #define SUP_FOLLOWUP_H
@@ -32,9 +40,13 @@
 /* How long a claim of an import's follow-ups lasts: a child still working
  * past it may be joined by another (harmless: every step is idempotent). */
 #define SUP_FOLLOWUP_LEASE_MS (10 * 60 * 1000)
+/* Tries of one step within a run, and the wait after the first failure. */
+#define SUP_FOLLOWUP_STEP_TRIES 3
+#define SUP_FOLLOWUP_STEP_BACKOFF_MS 1000
 
 /* The child's whole job for the import whose queue _id is the ObjectId
- * qid_hex. 0 when every step is done, -1 with err filled otherwise. */
+ * qid_hex. 0 when every step is done, 1 when done with a step given up
+ * (the child then exits DIP_EXIT_GAVE_UP), -1 with err filled otherwise. */
 int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
                      size_t errlen);
 
@@ -72,7 +84,8 @@ int sup_followups_tick(sup_followups_t *self, int64_t now_ms);
 #define SUP_FOLLOWUP_POKED_MAX 64
 void sup_followups_poke(sup_followups_t *self, const bson_oid_t *qid);
 
-/* 1 when pid was one of its children (its end is handled), else 0. */
+/* 1 when pid was one of its children (its end is handled), 2 when it was
+ * and it gave a step up (the caller counts it), else 0. */
 int sup_followups_reaped(sup_followups_t *self, pid_t pid, int wait_status);
 
 /* What an import's end knows of the follow-ups it will need. */

@@ -67,9 +67,13 @@ static int by_done(const sup_life_facts_t *f, sup_life_action_t *out)
             release(out, "paused");
         return 1;
     case DIP_DONE_STOPPED:
-        /* Stopping for a shutdown, but an operator had asked for a pause:
-         * it stays paused rather than being claimed again. */
-        release(out, f->requested == DIP_CONTROL_PAUSE ? "paused" : "pending");
+        /* Stopped (a shutdown, or the SIGTERM that follows an unanswered
+         * cancel or pause): an operator's request decides. */
+        if (f->requested == DIP_CONTROL_CANCEL)
+            finish(out, "cancelled", NULL);
+        else
+            release(out,
+                    f->requested == DIP_CONTROL_PAUSE ? "paused" : "pending");
         return 1;
     case DIP_DONE_RETRY:
     default:

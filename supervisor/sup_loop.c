@@ -230,6 +230,8 @@ void sup_loop_destroy(sup_loop_t **self_p)
     for (size_t i = 0; self->workers && i < self->cap; i++)
         sup_slot_clear(self, &self->workers[i]);
     free(self->workers);
+    for (size_t i = 0; i < self->naside; i++)
+        bson_value_destroy(&self->aside[i].id);
     if (self->events)
         zmq_close(self->events);
     sup_ctl_destroy(&self->ctl);
@@ -311,6 +313,9 @@ static int ctl_control(void *ctx, const char *id, dip_control_action_t action)
     /* Never weaken a cancel into a pause. */
     if (w->requested != DIP_CONTROL_CANCEL)
         w->requested = action;
+    /* The grace before SIGTERM runs from the first request. */
+    if (w->control_sent_ms == 0)
+        w->control_sent_ms = self->now > 0 ? self->now : 1;
     /* Before its hello the worker may not be connected yet: the hello
      * handler sends it again. */
     sup_inbox_send_control(self, w, w->requested);
@@ -338,6 +343,8 @@ static void slot_timers(sup_loop_t *self)
             .respawn_at_ms = w->respawn_at_ms,
             .last_heard_ms = w->last_heard_ms,
             .started_ms = w->started_ms,
+            .control_sent_ms = w->control_sent_ms,
+            .control_term_ms = w->control_term_ms,
         };
         sup_slot_timer_t v;
         if (w->state == SUP_SLOT_FREE)
@@ -375,6 +382,23 @@ static void slot_timers(sup_loop_t *self)
             sup_slot_kill(w, SIGKILL);
             w->killed_for = SUP_METRICS_EXIT_TIMEOUT;
             w->started_ms = self->now;
+            break;
+        case SUP_SLOT_TIMER_TERM_CONTROL:
+            dip_log(DIP_LOG_WARNING, w->qid_hex,
+                    "worker pid=%d did not stop within %d s of a %s: "
+                    "sending it SIGTERM",
+                    (int)w->pid, SUP_SLOT_CONTROL_TERM_MS / 1000,
+                    dip_msg_control_action_name(w->requested));
+            sup_slot_kill(w, SIGTERM);
+            w->control_term_ms = self->now;
+            break;
+        case SUP_SLOT_TIMER_KILL_CONTROL:
+            dip_log(DIP_LOG_ERR, w->qid_hex,
+                    "worker pid=%d did not stop within %d s of SIGTERM: "
+                    "killing it",
+                    (int)w->pid, SUP_SLOT_CONTROL_KILL_MS / 1000);
+            sup_slot_kill(w, SIGKILL);
+            w->control_term_ms = INT64_MAX / 2; /* once */
             break;
         }
     }
@@ -506,6 +530,7 @@ static void reload(sup_loop_t *self)
                       self->cfg.log_format &&
                           strcmp(self->cfg.log_format, "json") == 0);
         dip_log(DIP_LOG_NOTICE, NULL, "SIGHUP: configuration reloaded");
+        sup_ctl_reload_keys(self->ctl);
     }
     dip_config_release(&cfg);
 }

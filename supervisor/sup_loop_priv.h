@@ -35,6 +35,7 @@
 #include "dip_config.h"
 #include "dip_msg.h"
 #include "sup_cgroup.h"
+#include "sup_claim.h"
 #include "sup_ctl.h"
 #include "sup_event.h"
 #include "sup_inbox.h"
@@ -78,6 +79,10 @@
  * per claim. */
 #define SUP_LOOP_SERVED_MAX 256
 #define SUP_LOOP_SKIP_MAX 64
+/* Unclaimable documents set aside at once (sup_claim_set_aside), and how
+ * many a claim round ends alone before it lets the loop turn. */
+#define SUP_LOOP_ASIDE_MAX 64
+#define SUP_LOOP_REFUSALS_PER_ROUND 16
 
 typedef enum {
     SUP_SLOT_FREE = 0,
@@ -156,6 +161,9 @@ typedef struct sup_slot {
     int stop_sent;
     int64_t first_line;             /* from the current worker's hello */
     dip_control_action_t requested; /* an operator's pause or cancel */
+    /* when it was first sent, and when SIGTERM followed (sup_slot_timers'
+     * escalation; 0: not yet) */
+    int64_t control_sent_ms, control_term_ms;
     /* for the metrics: the run's db round trips so far, why we killed it
      * (COMPLETED: we did not), and where this supervisor took it up */
     int64_t round_trips;
@@ -232,6 +240,10 @@ struct sup_loop {
     int indexes_said; /* their failure was logged */
     /* No claim before this: a worker could not be started. */
     int64_t claim_pause_until_ms;
+    /* Documents the claim could not take nor mark failed, passed over
+     * until their time (sup_claim.h); ids owned. */
+    sup_claim_aside_t aside[SUP_LOOP_ASIDE_MAX];
+    size_t naside;
 };
 
 /* ---- sup_slot.c: the slot table -------------------------------------- */

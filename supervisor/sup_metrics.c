@@ -36,6 +36,8 @@ const char *const sup_metrics_notify_names[SUP_METRICS_NNOTIFY] = {
     "delivered", "retry", "given_up"};
 const char *const sup_metrics_queue_names[SUP_METRICS_Q_NSTATUSES] = {
     "pending", "processing", "paused"};
+const char *const sup_metrics_unclaimable_names[SUP_METRICS_NUNCLAIMABLE] = {
+    "set_aside", "failed"};
 
 #define NENDED SUP_METRICS_NENDED
 #define NRELEASED SUP_METRICS_NRELEASED
@@ -113,6 +115,33 @@ void sup_metrics_claim(sup_metrics_t *self, int rc)
         self->f.claims++;
     else
         self->f.claim_failures++;
+    pthread_mutex_unlock(&self->lock);
+}
+
+void sup_metrics_unclaimable(sup_metrics_t *self, int marked)
+{
+    if (self == NULL)
+        return;
+    pthread_mutex_lock(&self->lock);
+    self->f.unclaimable[marked ? 1 : 0]++;
+    pthread_mutex_unlock(&self->lock);
+}
+
+void sup_metrics_followup_given_up(sup_metrics_t *self)
+{
+    if (self == NULL)
+        return;
+    pthread_mutex_lock(&self->lock);
+    self->f.followups_given_up++;
+    pthread_mutex_unlock(&self->lock);
+}
+
+void sup_metrics_refused_handshake(sup_metrics_t *self)
+{
+    if (self == NULL)
+        return;
+    pthread_mutex_lock(&self->lock);
+    self->f.refused_handshakes++;
     pthread_mutex_unlock(&self->lock);
 }
 
@@ -349,7 +378,11 @@ void sup_metrics_followup_ended(sup_metrics_t *self, int wait_status)
     int i = 2;
     if (self == NULL)
         return;
-    if (WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0)
+    /* done: also when a step was given up (DIP_EXIT_GAVE_UP), which
+     * dealimport_followups_given_up_total counts besides */
+    if (WIFEXITED(wait_status) &&
+        (WEXITSTATUS(wait_status) == 0 ||
+         WEXITSTATUS(wait_status) == DIP_EXIT_GAVE_UP))
         i = 0;
     else if (WIFEXITED(wait_status) &&
              WEXITSTATUS(wait_status) == DIP_EXIT_TEMPFAIL)

@@ -99,6 +99,13 @@ int sup_metrics_port(const sup_metrics_t *self);
 
 /* A claim attempt: rc > 0 claimed one, 0 nothing to claim, < 0 failed. */
 void sup_metrics_claim(sup_metrics_t *self, int rc);
+/* A queue document the claim could not take ended alone: marked failed
+ * (marked 1) or set aside (0). */
+void sup_metrics_unclaimable(sup_metrics_t *self, int marked);
+/* An import's follow-ups ended with a step given up. */
+void sup_metrics_followup_given_up(sup_metrics_t *self);
+/* A CURVE handshake on the control TCP port was refused. */
+void sup_metrics_refused_handshake(sup_metrics_t *self);
 /* A lease renewal round: rc < 0 failed. */
 void sup_metrics_renewal(sup_metrics_t *self, int rc);
 /* A worker process started for an import of account. */

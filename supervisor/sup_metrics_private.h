@@ -27,10 +27,11 @@ typedef struct {
     long running;
 } sup_metrics_account_t;
 
-#define SUP_METRICS_NENDED 3    /* completed, failed, cancelled */
-#define SUP_METRICS_NRELEASED 2 /* pending, paused */
-#define SUP_METRICS_NFOLLOWUP 3 /* done, retry, failed */
-#define SUP_METRICS_NNOTIFY 3   /* delivered, retry, given_up */
+#define SUP_METRICS_NENDED 3       /* completed, failed, cancelled */
+#define SUP_METRICS_NRELEASED 2    /* pending, paused */
+#define SUP_METRICS_NFOLLOWUP 3    /* done, retry, failed */
+#define SUP_METRICS_NNOTIFY 3      /* delivered, retry, given_up */
+#define SUP_METRICS_NUNCLAIMABLE 2 /* set_aside, failed */
 
 /* Why the listener dropped a connection before answering it. */
 typedef enum {
@@ -45,6 +46,8 @@ typedef enum {
 typedef struct {
     uint64_t claims, claim_failures, renewals, renewal_failures;
     uint64_t step_escalations;
+    uint64_t unclaimable[SUP_METRICS_NUNCLAIMABLE]; /* set aside, failed */
+    uint64_t refused_handshakes, followups_given_up;
     uint64_t rows_added, line_errors, bytes, round_trips;
     uint64_t exits[SUP_METRICS_EXIT_NCAUSES];
     uint64_t ended[SUP_METRICS_NENDED], released[SUP_METRICS_NRELEASED];
@@ -80,6 +83,8 @@ extern const char *const sup_metrics_released_names[SUP_METRICS_NRELEASED];
 extern const char *const sup_metrics_followup_names[SUP_METRICS_NFOLLOWUP];
 extern const char *const sup_metrics_notify_names[SUP_METRICS_NNOTIFY];
 extern const char *const sup_metrics_queue_names[SUP_METRICS_Q_NSTATUSES];
+extern const char
+    *const sup_metrics_unclaimable_names[SUP_METRICS_NUNCLAIMABLE];
 extern const double sup_metrics_duration_bounds[SUP_METRICS_NBOUNDS];
 extern const double sup_metrics_rate_bounds[SUP_METRICS_NBOUNDS];
 

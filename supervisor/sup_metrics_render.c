@@ -208,6 +208,19 @@ char *sup_metrics_render(sup_metrics_t *self, int64_t now_ms)
             f.claims);
     counter(o, "dealimport_claim_failures_total",
             "Claim attempts that failed (database errors).", f.claim_failures);
+    labelled(o, "dealimport_unclaimable_documents_total", "counter",
+             "Queue documents the claim could not take, ended alone: set "
+             "aside for a while, or marked failed.",
+             "outcome", sup_metrics_unclaimable_names, f.unclaimable,
+             SUP_METRICS_NUNCLAIMABLE);
+    counter(o, "dealimport_followups_given_up_total",
+            "Imports whose follow-ups ended with a step given up (the error "
+            "file or the source's deletion; csv_imports says which).",
+            f.followups_given_up);
+    counter(o, "dealimport_control_refused_handshakes_total",
+            "CURVE handshakes on the control TCP port refused (a key not "
+            "authorised).",
+            f.refused_handshakes);
     counter(o, "dealimport_lease_renewals_total",
             "Lease renewal rounds over the imports this supervisor runs.",
             f.renewals);

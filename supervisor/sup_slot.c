@@ -162,6 +162,12 @@ void sup_slot_timers(const sup_slot_timer_facts_t *f, sup_slot_timer_t *out)
             out->kind = SUP_SLOT_TIMER_KILL_SILENT;
         else if (!f->stopping && f->now_ms - f->started_ms > f->timeout_ms)
             out->kind = SUP_SLOT_TIMER_KILL_TIMEOUT;
+        else if (f->control_sent_ms > 0 && f->control_term_ms == 0 &&
+                 f->now_ms - f->control_sent_ms >= SUP_SLOT_CONTROL_TERM_MS)
+            out->kind = SUP_SLOT_TIMER_TERM_CONTROL;
+        else if (f->control_term_ms > 0 &&
+                 f->now_ms - f->control_term_ms >= SUP_SLOT_CONTROL_KILL_MS)
+            out->kind = SUP_SLOT_TIMER_KILL_CONTROL;
     } else if (f->exited) {
         if (f->now_ms - f->exit_ms >= SUP_SLOT_EXIT_GRACE_MS)
             out->kind = SUP_SLOT_TIMER_END;

@@ -20,6 +20,12 @@
 #define SUP_SLOT_EXIT_GRACE_MS 2000
 /* Progress is written at most this often per worker by the timers. */
 #define SUP_SLOT_FLUSH_MS 1000
+/* An operator's cancel or pause that the worker has not answered by
+ * ending: SIGTERM after this long (a worker answers within about a second
+ * even while it waits on storage), SIGKILL this much later; the import
+ * then ends cancelled or paused from its last checkpoint (sup_life). */
+#define SUP_SLOT_CONTROL_TERM_MS 5000
+#define SUP_SLOT_CONTROL_KILL_MS 3000
 
 typedef struct sup_slot_timer_facts {
     int64_t now_ms, lease_ms, timeout_ms; /* timeout: DEALIMPORT_WORKER_... */
@@ -29,6 +35,9 @@ typedef struct sup_slot_timer_facts {
     int hello_ok; /* the run proved itself */
     int64_t last_flush_ms, last_ack_ms, exit_ms, respawn_at_ms, last_heard_ms,
         started_ms;
+    /* an operator's cancel or pause: when it was first sent (0: none), and
+     * when the worker was sent SIGTERM for it (0: not yet) */
+    int64_t control_sent_ms, control_term_ms;
 } sup_slot_timer_facts_t;
 
 typedef enum {
@@ -38,6 +47,8 @@ typedef enum {
     SUP_SLOT_TIMER_RELEASE,      /* hand the waiting import back (shutdown) */
     SUP_SLOT_TIMER_KILL_SILENT,  /* silent past silence_ms */
     SUP_SLOT_TIMER_KILL_TIMEOUT, /* ran past its time limit */
+    SUP_SLOT_TIMER_TERM_CONTROL, /* SIGTERM: a cancel or pause unanswered */
+    SUP_SLOT_TIMER_KILL_CONTROL, /* SIGKILL: the SIGTERM unanswered too */
 } sup_slot_timer_kind_t;
 
 typedef struct sup_slot_timer {

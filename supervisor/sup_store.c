@@ -259,6 +259,12 @@ int sup_store_ensure_indexes(sup_store_t *self, char *err, size_t errlen)
                            "created_at", BCON_INT32(1)),
                   0, err, errlen))
         return SUP_STORE_EFAIL;
+    /* A source is deleted only when no queue document that is not final
+     * names it (sup_cleanup): that count by key and status. */
+    if (index_one(self->queues, "csv_key_status",
+                  BCON_NEW("csv.key", BCON_INT32(1), "status", BCON_INT32(1)),
+                  0, err, errlen))
+        return SUP_STORE_EFAIL;
     return SUP_STORE_OK;
 }
 
@@ -274,10 +280,12 @@ int sup_store_ensure_deal_indexes(sup_store_t *self, char *err, size_t errlen)
 int64_t sup_store_epoch(const bson_t *queue_doc)
 {
     bson_iter_t it;
+    int64_t n;
+    /* an integer only (a fraction would be truncated into an epoch that
+     * no fence matches) */
     if (queue_doc && bson_iter_init_find(&it, queue_doc, "claims") &&
-        (BSON_ITER_HOLDS_INT32(&it) || BSON_ITER_HOLDS_INT64(&it) ||
-         BSON_ITER_HOLDS_DOUBLE(&it)))
-        return bson_iter_as_int64(&it);
+        dip_bson_iter_int(&it, &n) == 0)
+        return n;
     return -1;
 }
 
@@ -292,12 +300,20 @@ bson_t *sup_store_owned(sup_store_t *self, const bson_value_t *qid,
 int sup_store_update_take(sup_store_t *self, bson_t *filter, bson_t *update,
                           const char *what, char *err, size_t errlen)
 {
-    bson_t reply;
     bson_error_t error;
+    return sup_store_update_take_e(self, filter, update, what, &error, err,
+                                   errlen);
+}
+
+int sup_store_update_take_e(sup_store_t *self, bson_t *filter, bson_t *update,
+                            const char *what, bson_error_t *error, char *err,
+                            size_t errlen)
+{
+    bson_t reply;
     int rc = SUP_STORE_OK;
     if (!mongoc_collection_update_one(self->queues, filter, update, NULL,
-                                      &reply, &error)) {
-        snprintf(err, errlen, "%s failed: %s", what, error.message);
+                                      &reply, error)) {
+        snprintf(err, errlen, "%s failed: %s", what, error->message);
         rc = SUP_STORE_EFAIL;
     } else if (dip_claim_lost(&reply)) {
         snprintf(err, errlen,

@@ -22,9 +22,11 @@ typedef struct sup_store sup_store_t;
 enum {
     SUP_STORE_OK = 0,
     SUP_STORE_EFAIL = -1,
-    SUP_STORE_ELOST = -2,    /* the claim is no longer ours */
-    SUP_STORE_EPARTIAL = -3, /* sup_store_finish: the final status is
-                                written, csv_imports not yet: call again */
+    SUP_STORE_ELOST = -2,        /* the claim is no longer ours */
+    SUP_STORE_EPARTIAL = -3,     /* sup_store_finish: the final status is
+                                    written, csv_imports not yet: call again */
+    SUP_STORE_EUNCLAIMABLE = -5, /* sup_store_claim: a document the claim
+                                    could not take, ended alone (see there) */
 };
 
 /* Final figures and words of an import, for sup_store_finish. */
@@ -107,7 +109,8 @@ typedef struct sup_store_served {
 } sup_store_served_t;
 
 /* Claims one pending import (or one whose lease expired), never one of the
- * nheld imports in held (this supervisor runs them), fairly across
+ * nheld imports in held (this supervisor runs them, or set them aside as
+ * unclaimable; only their ids are read), fairly across
  * accounts: the account running the fewest imports (on any supervisor)
  * first, then the one served longest ago (served: n entries, accounts
  * absent from it were never served), then the one whose oldest import waits
@@ -116,7 +119,17 @@ typedef struct sup_store_served {
  * unique index on the running imports' (account_id, account_slot). Accounts
  * in skip (n ids) are passed over. On success copies the claimed document
  * into out (initialized by the callee) and returns 1; 0 when there is nothing
- * to claim; negative on error. */
+ * to claim; negative on error.
+ * A document the database refuses to update for a reason of its own (not
+ * the network, a timeout, a primary stepping down, nor a lost race for a
+ * slot: sup_claim_error_rule), e.g. `claims` not a number (14) or a
+ * document that the claim would take past 16 MiB (17419), is taken alone
+ * once more to be sure the error is its own, then ended alone:
+ * SUP_STORE_EUNCLAIMABLE, out (initialized by the callee) = {_id: as
+ * stored, marked: true when an update fenced on its still being claimable
+ * set it `failed` with the sentence `error` (and its import log was
+ * written), false when even that could not land and the caller is to set
+ * it aside}. The caller claims again: other documents are not held. */
 int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
                     const sup_store_held_t *held, size_t nheld,
                     const sup_store_served_t *served, size_t nserved,
@@ -128,6 +141,14 @@ int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
  * (sup_watch) or is found by the next poll. 0 means a claim round may
  * stop without asking again. */
 int64_t sup_store_claim_left(const sup_store_t *self);
+
+/* A claimed document whose `claims` is not a whole number after the claim
+ * (a fraction, or a value past what an integer holds): no later write
+ * could be fenced by it, so it ends at once, marked failed by an update
+ * fenced by owner and that value. out as sup_store_claim's
+ * SUP_STORE_EUNCLAIMABLE; returns that, or SUP_STORE_EFAIL (no _id). */
+int sup_store_refuse_epoch(sup_store_t *self, const bson_t *claimed,
+                           bson_t *out);
 
 /* Extends the lease of the n imports in held, each fenced by owner and
  * epoch; marks `lost` those whose claim is gone (another owner or epoch,

@@ -6,6 +6,9 @@
 #include "sup_store_priv.h"
 #include "dip_bson.h"
 #include "dip_log.h"
+#include "dip_mongo_io.h"
+#include "dip_text.h"
+#include "sup_claim.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,15 +149,203 @@ static void add_running(void *arg, const bson_t *doc)
     if (!bson_iter_init_find(&it, doc, "_id"))
         return;
     acc = bson_iter_value(&it);
-    n = bson_iter_init_find(&it, doc, "n") ? bson_iter_as_int64(&it) : 0;
+    if (!bson_iter_init_find(&it, doc, "n") || dip_bson_iter_int(&it, &n) != 0)
+        n = 0;
     for (size_t i = 0; i < cs->n; i++)
         if (same_account(&cs->list[i].account, acc))
             cs->list[i].running += n;
 }
 
+/* One findAndModify of the claim on query in the account's slot: 1
+ * claimed (out set), 0 nothing matched, TAKE_FAILED with *error set. */
+#define TAKE_FAILED (-10)
+static int take(sup_store_t *self, const bson_t *query, const bson_t *sort,
+                int64_t now, const char *key, long slot, bson_t *out,
+                bson_error_t *error)
+{
+    mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
+    bson_t *update = bson_new();
+    bson_t reply, tmp, set;
+    int rc;
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
+    BSON_APPEND_UTF8(&set, "status", "processing");
+    BSON_APPEND_BOOL(&set, "in_progress", true);
+    dip_claim_append_take(&set, "lease_expires_at", now, self->lease_s * 1000,
+                          "claimed_by", self->owner);
+    BSON_APPEND_UTF8(&set, "account_key", key);
+    BSON_APPEND_INT32(&set, "account_slot", (int32_t)slot);
+    BSON_APPEND_DATE_TIME(&set, "claimed_at", now);
+    bson_append_document_end(update, &set);
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$inc", &set);
+    BSON_APPEND_INT32(&set, "claims", 1);
+    bson_append_document_end(update, &set);
+    mongoc_find_and_modify_opts_set_sort(opts, sort);
+    mongoc_find_and_modify_opts_set_update(opts, update);
+    mongoc_find_and_modify_opts_set_flags(opts,
+                                          MONGOC_FIND_AND_MODIFY_RETURN_NEW);
+    mongoc_find_and_modify_opts_set_max_time_ms(
+        opts, (uint32_t)dip_mongo_max_time_ms(self->client));
+    if (!mongoc_collection_find_and_modify_with_opts(self->queues, query, opts,
+                                                     &reply, error))
+        rc = TAKE_FAILED;
+    else if (dip_bson_reply_value(&reply, &tmp)) {
+        bson_copy_to(&tmp, out);
+        rc = 1;
+    } else
+        rc = 0;
+    bson_destroy(&reply);
+    bson_destroy(update);
+    mongoc_find_and_modify_opts_destroy(opts);
+    return rc;
+}
+
+/* The _id of the first document of query in sort's order, copied into id:
+ * 1 found, 0 none, -1 the database did not answer. */
+static int first_of(sup_store_t *self, const bson_t *query, const bson_t *sort,
+                    bson_value_t *id)
+{
+    bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}",
+                            "limit", BCON_INT64(1));
+    bson_t *ropts;
+    mongoc_cursor_t *c;
+    const bson_t *doc;
+    bson_iter_t it;
+    int rc = 0;
+    BSON_APPEND_DOCUMENT(opts, "sort", sort);
+    ropts = dip_mongo_read_opts(self->client, opts);
+    c = mongoc_collection_find_with_opts(self->queues, query, ropts, NULL);
+    if (mongoc_cursor_next(c, &doc) && bson_iter_init_find(&it, doc, "_id")) {
+        bson_value_copy(bson_iter_value(&it), id);
+        rc = 1;
+    } else if (mongoc_cursor_error(c, NULL))
+        rc = -1;
+    mongoc_cursor_destroy(c);
+    bson_destroy(ropts);
+    bson_destroy(opts);
+    return rc;
+}
+
+/* The document id, which the claim could not take (first, the server's
+ * error), ends alone: marked failed with a sentence by an update fenced
+ * on its still being claimable, with its import log, when that update can
+ * land; otherwise it is left as it is and reported set aside. out gets
+ * {_id, marked, error}. */
+/* Marks the document filter matches failed with msg, then writes its
+ * import log; 1 marked, 0 not (logged). */
+static int mark_failed(sup_store_t *self, const bson_value_t *id,
+                       const bson_t *filter, const char *msg)
+{
+    int64_t now = dip_bson_now_ms();
+    char err[512];
+    bson_t set;
+    bson_t *update = bson_new();
+    bson_t reply;
+    bson_error_t error;
+    int marked = 0;
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
+    BSON_APPEND_UTF8(&set, "status", "failed");
+    BSON_APPEND_BOOL(&set, "in_progress", false);
+    BSON_APPEND_UTF8(&set, "error", msg);
+    BSON_APPEND_DATE_TIME(&set, "finished_at", now);
+    bson_append_document_end(update, &set);
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$unset", &set);
+    BSON_APPEND_UTF8(&set, "lease_expires_at", "");
+    bson_append_document_end(update, &set);
+    if (mongoc_collection_update_one(self->queues, filter, update, NULL, &reply,
+                                     &error)) {
+        marked = dip_bson_get_int(&reply, "modifiedCount", 0) == 1;
+    } else {
+        dip_log(DIP_LOG_WARNING, NULL,
+                "a queue document the claim could not take cannot be "
+                "marked failed either: %s",
+                error.message);
+    }
+    bson_destroy(&reply);
+    if (marked) {
+        /* Its import log, through the one writer of ends (epoch -1: the
+         * status is already set); the document without its mappings,
+         * which the log does not need and which may be most of it. */
+        bson_t *q = bson_new(), *o;
+        mongoc_cursor_t *c;
+        const bson_t *doc;
+        sup_store_result_t r = {.status = "failed", .error = msg};
+        BSON_APPEND_VALUE(q, "_id", id);
+        bson_t *proj =
+            BCON_NEW("projection", "{", "mappings", BCON_INT32(0), "}");
+        o = dip_mongo_read_opts(self->client, proj);
+        bson_destroy(proj);
+        c = mongoc_collection_find_with_opts(self->queues, q, o, NULL);
+        if (mongoc_cursor_next(c, &doc) &&
+            sup_store_finish(self, doc, -1, &r, err, sizeof(err)) !=
+                SUP_STORE_OK)
+            dip_log(DIP_LOG_WARNING, NULL,
+                    "an unclaimable queue document is marked failed; its "
+                    "import log is not written: %s",
+                    err);
+        mongoc_cursor_destroy(c);
+        bson_destroy(o);
+        bson_destroy(q);
+    }
+    bson_destroy(update);
+    return marked;
+}
+
+static void refuse(sup_store_t *self, const bson_value_t *id,
+                   const bson_error_t *first, bson_t *out)
+{
+    char msg[600], why[400];
+    bson_t filter = BSON_INITIALIZER;
+    int marked;
+    dip_text_format(why, sizeof(why), NULL, "%s", first->message);
+    dip_text_format(msg, sizeof(msg), NULL,
+                    "the queue document cannot be claimed: the database "
+                    "refused the claim's update (code %u: %s); correct or "
+                    "delete the document and queue the import again",
+                    (unsigned)first->code, why);
+    BSON_APPEND_VALUE(&filter, "_id", id);
+    append_claimable(&filter, dip_bson_now_ms(), NULL, 0);
+    marked = mark_failed(self, id, &filter, msg);
+    BSON_APPEND_VALUE(out, "_id", id);
+    BSON_APPEND_BOOL(out, "marked", marked);
+    BSON_APPEND_UTF8(out, "error", msg);
+    bson_destroy(&filter);
+}
+
+int sup_store_refuse_epoch(sup_store_t *self, const bson_t *claimed,
+                           bson_t *out)
+{
+    bson_t filter = BSON_INITIALIZER;
+    bson_iter_t id, claims;
+    char msg[400];
+    int marked = 0;
+    bson_init(out);
+    if (!bson_iter_init_find(&id, claimed, "_id"))
+        return SUP_STORE_EFAIL;
+    dip_text_format(
+        msg, sizeof(msg), NULL,
+        "the queue document's 'claims' is %s after the claim, not a whole "
+        "number: no later write could be fenced by it; correct or delete "
+        "the document and queue the import again",
+        bson_iter_init_find(&claims, claimed, "claims")
+            ? dip_bson_type_name(bson_iter_type(&claims))
+            : "missing");
+    /* Fenced by our claim, and by the value the claim left. */
+    BSON_APPEND_VALUE(&filter, "_id", bson_iter_value(&id));
+    BSON_APPEND_UTF8(&filter, "claimed_by", self->owner);
+    if (bson_iter_init_find(&claims, claimed, "claims"))
+        BSON_APPEND_VALUE(&filter, "claims", bson_iter_value(&claims));
+    marked = mark_failed(self, bson_iter_value(&id), &filter, msg);
+    BSON_APPEND_VALUE(out, "_id", bson_iter_value(&id));
+    BSON_APPEND_BOOL(out, "marked", marked);
+    BSON_APPEND_UTF8(out, "error", msg);
+    bson_destroy(&filter);
+    return SUP_STORE_EUNCLAIMABLE;
+}
+
 /* Tries to claim the oldest claimable import of one account in one of its
  * `limit` slots. 1 claimed, 0 nothing (none left, or every slot taken),
- * negative on error. */
+ * SUP_STORE_EUNCLAIMABLE (out: sup_store_claim's), other negatives on a
+ * database error. */
 static int claim_in_account(sup_store_t *self, const bson_value_t *account,
                             const sup_store_held_t *held, size_t nheld,
                             long limit, bson_t *out, char *err, size_t errlen)
@@ -182,50 +373,64 @@ static int claim_in_account(sup_store_t *self, const bson_value_t *account,
     BSON_APPEND_INT32(&sort, "created_at", 1);
     BSON_APPEND_INT32(&sort, "_id", 1);
     for (long slot = 0; slot < limit && rc == 0; slot++) {
-        mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
-        bson_t *update;
-        bson_t reply;
         bson_error_t error;
-        bson_t tmp;
-        bson_t set;
-        update = bson_new();
-        BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
-        BSON_APPEND_UTF8(&set, "status", "processing");
-        BSON_APPEND_BOOL(&set, "in_progress", true);
-        dip_claim_append_take(&set, "lease_expires_at", now,
-                              self->lease_s * 1000, "claimed_by", self->owner);
-        BSON_APPEND_UTF8(&set, "account_key", key);
-        BSON_APPEND_INT32(&set, "account_slot", (int32_t)slot);
-        BSON_APPEND_DATE_TIME(&set, "claimed_at", now);
-        bson_append_document_end(update, &set);
-        BSON_APPEND_DOCUMENT_BEGIN(update, "$inc", &set);
-        BSON_APPEND_INT32(&set, "claims", 1);
-        bson_append_document_end(update, &set);
-        mongoc_find_and_modify_opts_set_sort(opts, &sort);
-        mongoc_find_and_modify_opts_set_update(opts, update);
-        mongoc_find_and_modify_opts_set_flags(
-            opts, MONGOC_FIND_AND_MODIFY_RETURN_NEW);
-        mongoc_find_and_modify_opts_set_max_time_ms(
-            opts, (uint32_t)dip_mongo_max_time_ms(self->client));
-        if (!mongoc_collection_find_and_modify_with_opts(
-                self->queues, &query, opts, &reply, &error)) {
-            /* 11000: this slot of the account is held by a running
-             * import (the unique index on processing imports' slots):
-             * try the next one. */
-            if (error.code != 11000) {
-                snprintf(err, errlen, "claiming an import failed: %s",
-                         error.message);
-                rc = SUP_STORE_EFAIL;
-            }
-        } else if (dip_bson_reply_value(&reply, &tmp)) {
-            bson_copy_to(&tmp, out);
+        bson_value_t id;
+        bson_t one, and, sub;
+        int t = take(self, &query, &sort, now, key, slot, out, &error);
+        if (t == 1) {
             rc = 1;
-        } else {
-            rc = -100; /* nothing claimable left in this account */
+            break;
         }
-        bson_destroy(&reply);
-        bson_destroy(update);
-        mongoc_find_and_modify_opts_destroy(opts);
+        if (t == 0) {
+            rc = -100; /* nothing claimable left in this account */
+            break;
+        }
+        switch (sup_claim_error_rule(error.domain, error.code)) {
+        case SUP_CLAIM_ERR_RACE:
+            continue; /* this slot is held (or the document taken): next */
+        case SUP_CLAIM_ERR_DATABASE:
+            snprintf(err, errlen, "claiming an import failed: %s",
+                     error.message);
+            rc = SUP_STORE_EFAIL;
+            continue;
+        case SUP_CLAIM_ERR_DOCUMENT:
+            break;
+        }
+        /* The database refused the update for a reason of a document: find
+         * which one, and take that one alone, so that the error is known to
+         * be its own and not a healthy document's beside it. */
+        t = first_of(self, &query, &sort, &id);
+        if (t <= 0) {
+            snprintf(err, errlen, "claiming an import failed: %s",
+                     error.message);
+            rc = t < 0 ? SUP_STORE_EFAIL : -100;
+            break;
+        }
+        bson_init(&one);
+        BSON_APPEND_ARRAY_BEGIN(&one, "$and", &and);
+        BSON_APPEND_DOCUMENT(&and, "0", &query);
+        BSON_APPEND_DOCUMENT_BEGIN(&and, "1", &sub);
+        BSON_APPEND_VALUE(&sub, "_id", &id);
+        bson_append_document_end(&and, &sub);
+        bson_append_array_end(&one, &and);
+        t = take(self, &one, &sort, now, key, slot, out, &error);
+        bson_destroy(&one);
+        if (t == 1)
+            rc = 1;
+        else if (t == 0)
+            slot--; /* taken meanwhile by another supervisor: look again */
+        else if (sup_claim_error_rule(error.domain, error.code) ==
+                 SUP_CLAIM_ERR_DOCUMENT) {
+            bson_init(out);
+            refuse(self, &id, &error, out);
+            rc = SUP_STORE_EUNCLAIMABLE;
+        } else if (sup_claim_error_rule(error.domain, error.code) ==
+                   SUP_CLAIM_ERR_DATABASE) {
+            snprintf(err, errlen, "claiming an import failed: %s",
+                     error.message);
+            rc = SUP_STORE_EFAIL;
+        }
+        bson_value_destroy(&id);
     }
     bson_destroy(&query);
     bson_destroy(&sort);
@@ -261,9 +466,14 @@ int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
         bson_append_array_end(&acc, &nin);
         bson_append_document_end(&match, &acc);
     }
+    /* The oldest as the first in created_at's order rather than $min: the
+     * same in MongoDB (both follow the BSON order across types, so a
+     * created_at that is not a date is simply not the oldest date:
+     * add_candidate), and one that is not a date never fails the group. */
     pipeline = BCON_NEW(
         "pipeline", "[", "{", "$match", BCON_DOCUMENT(&match), "}", "{",
-        "$group", "{", "_id", BCON_UTF8("$account_id"), "oldest", "{", "$min",
+        "$sort", "{", "created_at", BCON_INT32(1), "}", "}", "{", "$group", "{",
+        "_id", BCON_UTF8("$account_id"), "oldest", "{", "$first",
         BCON_UTF8("$created_at"), "}", "n", "{", "$sum", BCON_INT32(1), "}",
         "}", "}", "{", "$sort", "{", "oldest", BCON_INT32(1), "}", "}", "{",
         "$limit", BCON_INT32(256), "}", "]");

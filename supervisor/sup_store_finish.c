@@ -54,6 +54,19 @@ static void append_logs(sup_store_t *self, const bson_value_t *qid, bson_t *set)
     bson_destroy(opts);
 }
 
+/* The fence of the final status (see finish_queue). */
+static bson_t *finish_filter(sup_store_t *self, const bson_value_t *qid,
+                             int64_t epoch, const sup_store_result_t *r)
+{
+    bson_t *filter;
+    if (epoch >= 0)
+        return sup_store_owned(self, qid, epoch);
+    filter = bson_new();
+    BSON_APPEND_VALUE(filter, "_id", qid);
+    BSON_APPEND_UTF8(filter, "status", r->status);
+    return filter;
+}
+
 /* The final status on the queue document: fenced by owner and epoch, or,
  * for an import no supervisor holds (epoch < 0), by the status an atomic
  * move already gave it. A repeat matches again and changes nothing new. */
@@ -63,13 +76,9 @@ static int finish_queue(sup_store_t *self, const bson_value_t *qid,
                         int64_t now, char *err, size_t errlen)
 {
     bson_t *filter = NULL, *update = bson_new(), set, unset;
-    if (epoch >= 0) {
-        filter = sup_store_owned(self, qid, epoch);
-    } else {
-        filter = bson_new();
-        BSON_APPEND_VALUE(filter, "_id", qid);
-        BSON_APPEND_UTF8(filter, "status", r->status);
-    }
+    bson_error_t error;
+    int rc;
+    filter = finish_filter(self, qid, epoch, r);
     BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
     BSON_APPEND_UTF8(&set, "status", r->status);
     BSON_APPEND_BOOL(&set, "in_progress", false);
@@ -90,8 +99,43 @@ static int finish_queue(sup_store_t *self, const bson_value_t *qid,
     if (!r->error)
         BSON_APPEND_UTF8(&unset, "error", "");
     bson_append_document_end(update, &unset);
+    rc = sup_store_update_take_e(
+        self, filter, update, "writing the final status", &error, err, errlen);
+    if (rc != SUP_STORE_EFAIL || error.domain != MONGOC_ERROR_SERVER ||
+        (error.code != 17419 && error.code != 10334))
+        return rc;
+    /* The document is too large to take the final figures (the CRM's part
+     * of it is near 16 MiB): the final status alone, making room by
+     * removing this service's own working fields (its checkpoint and
+     * progress, which csv_imports keeps), so that the end lands and the
+     * import holds no slot. */
+    filter = finish_filter(self, qid, epoch, r);
+    update = bson_new();
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
+    BSON_APPEND_UTF8(&set, "status", r->status);
+    BSON_APPEND_BOOL(&set, "in_progress", false);
+    BSON_APPEND_DATE_TIME(&set, "finished_at", now);
+    BSON_APPEND_BOOL(&set, "log_pending", true);
+    bson_append_document_end(update, &set);
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$unset", &unset);
+    BSON_APPEND_UTF8(&unset, "lease_expires_at", "");
+    BSON_APPEND_UTF8(&unset, "checkpoint", "");
+    BSON_APPEND_UTF8(&unset, "progress", "");
+    BSON_APPEND_UTF8(&unset, "error", "");
+    BSON_APPEND_UTF8(&unset, "updated_at", "");
+    /* and the claim's own fields, which a final import no longer needs:
+     * what this update removes always outweighs what it adds */
+    BSON_APPEND_UTF8(&unset, "account_key", "");
+    BSON_APPEND_UTF8(&unset, "account_slot", "");
+    BSON_APPEND_UTF8(&unset, "claimed_at", "");
+    bson_append_document_end(update, &unset);
+    dip_log(DIP_LOG_WARNING, NULL,
+            "the queue document is too large for the final figures; "
+            "writing its final status '%s' alone (its figures and error "
+            "are in csv_imports)",
+            r->status);
     return sup_store_update_take(self, filter, update,
-                                 "writing the final status", err, errlen);
+                                 "writing the final status alone", err, errlen);
 }
 
 /* A value of the queue document as stored (an ObjectId, or the hex string
@@ -112,7 +156,7 @@ static void append_dry_run(const bson_t *queue_doc, const sup_store_result_t *r,
     bson_t ns, names;
     int64_t would_add = r->would_add;
     int dry = r->dry_run || (bson_iter_init_find(&it, queue_doc, "dry_run") &&
-                             bson_iter_as_bool(&it));
+                             BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it));
     BSON_APPEND_BOOL(set, "dry_run", dry);
     if (!dry)
         return;

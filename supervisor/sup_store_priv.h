@@ -38,5 +38,9 @@ bson_t *sup_store_owned(sup_store_t *self, const bson_value_t *qid,
  * nothing (dip_claim_lost: the claim is gone). */
 int sup_store_update_take(sup_store_t *self, bson_t *filter, bson_t *update,
                           const char *what, char *err, size_t errlen);
+/* The same, with the driver's error in *error on SUP_STORE_EFAIL. */
+int sup_store_update_take_e(sup_store_t *self, bson_t *filter, bson_t *update,
+                            const char *what, bson_error_t *error, char *err,
+                            size_t errlen);
 
 #endif

@@ -11,7 +11,10 @@
  *   Idempotency-Key and a token that verifies with APP_SECRET; a supervisor
  *   SIGKILLed before the event is delivered delivers it after a restart;
  * - DEALIMPORT_DELETE_SOURCE=completed deletes a completed import's source
- *   and keeps a failed one's.
+ *   and keeps a failed one's;
+ * - a source three queue documents name (two pipelines and a dry run) is
+ *   deleted after the last of them, and each ends as it would without the
+ *   deletion.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -484,8 +487,98 @@ static void test_delete_source(void **state)
                  "{\"queue_id\":{\"$oid\":\"%s\"},\"source_deleted_at\":"
                  "{\"$exists\":true}}",
                  hex);
+        /* recorded just after the object's deletion, by the same child */
+        for (int i = 0; i < 100 && it_count(&env, "csv_imports", filter) != 1;
+             i++)
+            usleep(100000);
         assert_int_equal(it_count(&env, "csv_imports", filter), 1);
     }
+    assert_int_equal(it_process_stop(sup, SIGTERM, 30000), 0);
+}
+
+static int64_t count_for(const bson_oid_t *qid, const char *rest)
+{
+    char hex[25], filter[256];
+    bson_oid_to_string(qid, hex);
+    snprintf(filter, sizeof(filter), "{\"queue_id\":{\"$oid\":\"%s\"}%s}", hex,
+             rest);
+    return it_count(&env, "csv_imports", filter);
+}
+
+/* Three queue documents name one key: two imports (two accounts' pipelines)
+ * and a dry run, run one after another (one worker). The first two
+ * completed imports want the source gone, but others that are not final
+ * still name it, so it is kept; the last (the dry run, which keeps its
+ * source itself) deletes it for them.
+ * Failure classes: 9 (shared resources; two ending at once): each records
+ * its wish before it counts the others, so the later count sees the
+ * earlier wish; a crash between the deletion and its record: the next
+ * follow-up deletes nothing (not an error) and records; 3 (indexes): the
+ * count of open documents naming the key uses the index csv_key_status;
+ * 1, 5 (the database slow or away): the follow-up fails and is tried
+ * again, the source kept meanwhile; 11: a dry run is one only as a
+ * boolean true. */
+static void test_shared_source_deleted_last(void **state)
+{
+    static const char *const extra[] = {"DEALIMPORT_DELETE_SOURCE=completed",
+                                        "DEALIMPORT_MAX_WORKERS=1", NULL};
+    const char *key = "imports/deals/results/shared.csv";
+    const char *data = "Deal Name,Value,Stage\nA,1,new\nB,2,new\n";
+    bson_oid_t acc[2], pipe[2], user, qid[3];
+    bson_t q;
+    pid_t sup;
+    (void)state;
+    it_put(&env, key, data, strlen(data));
+    bson_oid_init(&user, NULL);
+    for (int i = 0; i < 2; i++) {
+        bson_oid_init(&acc[i], NULL);
+        it_pipeline(&env, &acc[i], &pipe[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        it_enqueue(&env, key, &acc[i % 2], &user, &pipe[i % 2],
+                   "{\"Deal Name\":\"name\",\"Stage\":\"stage_id\"}", &qid[i]);
+        usleep(5000); /* claimed in this order */
+    }
+    {
+        mongoc_collection_t *c = it_coll(&env, "queues");
+        bson_t f = BSON_INITIALIZER;
+        bson_t *u = BCON_NEW("$set", "{", "dry_run", BCON_BOOL(true), "}");
+        BSON_APPEND_OID(&f, "_id", &qid[2]);
+        assert_true(mongoc_collection_update_one(c, &f, u, NULL, NULL, NULL));
+        bson_destroy(u);
+        bson_destroy(&f);
+        mongoc_collection_destroy(c);
+    }
+    sup = it_supervisor_start(&env, extra, "/tmp/it-shared-source.log");
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(it_wait_final(&env, &qid[i], 60000, &q), 0);
+        printf("import %d: %s %s\n", i, it_str(&q, "status"),
+               it_str(&q, "error"));
+        assert_string_equal(it_str(&q, "status"), "completed");
+        bson_destroy(&q);
+    }
+    assert_int_equal(count_for(&qid[0], ",\"total_records_added\":2"), 1);
+    assert_int_equal(count_for(&qid[1], ",\"total_records_added\":2"), 1);
+    assert_int_equal(count_for(&qid[2], ",\"dry_run\":true,\"would_add\":2"),
+                     1);
+    for (int i = 0; i < 100 && stored(key); i++)
+        usleep(100000);
+    assert_false(stored(key));
+    /* the two imports recorded when it went, after the last had ended;
+     * the dry run did not want it gone */
+    assert_int_equal(count_for(&qid[0], ",\"source_deleted_at\":{\"$exists\":"
+                                        "true}"),
+                     1);
+    assert_int_equal(count_for(&qid[1], ",\"source_deleted_at\":{\"$exists\":"
+                                        "true}"),
+                     1);
+    assert_int_equal(count_for(&qid[2], ",\"source_deleted_at\":{\"$exists\":"
+                                        "true}"),
+                     0);
+    assert_true(it_file_contains("/tmp/it-shared-source.log",
+                                 "it is deleted after the last") ||
+                it_file_contains("/tmp/it-shared-source.log",
+                                 "deleted for the earlier imports"));
     assert_int_equal(it_process_stop(sup, SIGTERM, 30000), 0);
 }
 
@@ -505,6 +598,7 @@ int main(void)
         cmocka_unit_test_teardown(test_notify_retried, teardown),
         cmocka_unit_test_teardown(test_notify_after_supervisor_kill, teardown),
         cmocka_unit_test_teardown(test_delete_source, teardown),
+        cmocka_unit_test_teardown(test_shared_source_deleted_last, teardown),
     };
     int rc = it_env_init(&env, "results");
     if (rc)

@@ -155,12 +155,78 @@ static void test_clients_dir(void **state)
     assert_int_equal(dip_curve_key_listed("/nonexistent/dir", a), -1);
 }
 
+/* The keys read once: the same answers as a directory read (the key's file
+ * name too), and a
+ * signature that changes when a file is written, added or removed. */
+static void test_keys_once(void **state)
+{
+    char clients[128], path[200], a[41], b[41], c[41], err[256], text[256];
+    dip_curve_keys_t keys = {0};
+    unsigned long long s1, s2, s3;
+    (void)state;
+    snprintf(clients, sizeof(clients), "%s/clients-once", dir);
+    mkdir(clients, 0700);
+    snprintf(path, sizeof(path), "%s/once-a", dir);
+    assert_int_equal(dip_curve_keygen(path, a, err, sizeof(err)), 0);
+    snprintf(path, sizeof(path), "%s/once-b", dir);
+    assert_int_equal(dip_curve_keygen(path, b, err, sizeof(err)), 0);
+    snprintf(path, sizeof(path), "%s/once-c", dir);
+    assert_int_equal(dip_curve_keygen(path, c, err, sizeof(err)), 0);
+    snprintf(path, sizeof(path), "%s/ops", clients);
+    snprintf(text, sizeof(text), "# operators\n%s\nnot a key\n", a);
+    write_text(path, text);
+    snprintf(path, sizeof(path), "%s/.old", clients);
+    write_text(path, c);
+    assert_int_equal(dip_curve_keys_load(clients, &keys), 0);
+    assert_int_equal(keys.n, 1);
+    assert_int_equal(dip_curve_keys_has(&keys, a), 1);
+    assert_int_equal(dip_curve_keys_has(&keys, b), 0);
+    assert_int_equal(dip_curve_keys_has(&keys, c), 0);
+    assert_int_equal(dip_curve_keys_signature(clients, &s1), 0);
+    assert_true(s1 == keys.sig);
+    /* a file added */
+    snprintf(path, sizeof(path), "%s/more", clients);
+    write_text(path, b);
+    assert_int_equal(dip_curve_keys_signature(clients, &s2), 0);
+    assert_true(s2 != s1);
+    assert_int_equal(dip_curve_keys_load(clients, &keys), 0);
+    assert_int_equal(dip_curve_keys_has(&keys, b), 1);
+    /* the cache names the file that lists a key, as a directory read
+     * does (the name a client's requests are logged under) */
+    {
+        char file[64] = "", cut[3] = "";
+        assert_int_equal(dip_curve_keys_find(&keys, b, file, sizeof(file)), 1);
+        assert_string_equal(file, "more");
+        assert_int_equal(dip_curve_key_find(clients, b, file, sizeof(file)), 1);
+        assert_string_equal(file, "more");
+        assert_int_equal(dip_curve_keys_find(&keys, a, file, sizeof(file)), 1);
+        assert_string_equal(file, "ops");
+        assert_int_equal(dip_curve_keys_find(&keys, a, cut, sizeof(cut)), 1);
+        assert_string_equal(cut, "op");
+        assert_int_equal(dip_curve_keys_find(&keys, c, file, sizeof(file)), 0);
+    }
+    /* a file written again in place (another size) */
+    snprintf(path, sizeof(path), "%s/ops", clients);
+    snprintf(text, sizeof(text), "%s\n", c);
+    write_text(path, text);
+    assert_int_equal(dip_curve_keys_signature(clients, &s3), 0);
+    assert_true(s3 != s2);
+    assert_int_equal(dip_curve_keys_load(clients, &keys), 0);
+    assert_int_equal(dip_curve_keys_has(&keys, a), 0);
+    assert_int_equal(dip_curve_keys_has(&keys, c), 1);
+    /* unreadable: empty, and said so */
+    assert_int_equal(dip_curve_keys_load("/nonexistent/dir", &keys), -1);
+    assert_int_equal(keys.n, 0);
+    dip_curve_keys_release(&keys);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keygen_and_read),
         cmocka_unit_test(test_bad_key_files),
         cmocka_unit_test(test_clients_dir),
+        cmocka_unit_test(test_keys_once),
         cmocka_unit_test(test_fifo_and_directory),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <mongoc/mongoc.h>
+
 #include "sup_claim.h"
 
 static bson_oid_t acc(int n)
@@ -98,11 +100,95 @@ static void test_note_served(void **state)
     assert_int_equal(served[0].at_ms, 600);
 }
 
+/* Which errors of the claim end one document, which pause claiming, and
+ * which are a lost race. */
+static void test_error_rule(void **state)
+{
+    static const struct {
+        uint32_t domain, code;
+        sup_claim_err_t want;
+    } cases[] = {
+        /* the document's own */
+        {MONGOC_ERROR_SERVER, 14, SUP_CLAIM_ERR_DOCUMENT},    /* $inc on null */
+        {MONGOC_ERROR_SERVER, 17419, SUP_CLAIM_ERR_DOCUMENT}, /* > 16 MiB */
+        {MONGOC_ERROR_SERVER, 10334, SUP_CLAIM_ERR_DOCUMENT},
+        {MONGOC_ERROR_SERVER, 2, SUP_CLAIM_ERR_DOCUMENT}, /* $inc overflow */
+        {MONGOC_ERROR_SERVER, 52, SUP_CLAIM_ERR_DOCUMENT},
+        /* a lost race */
+        {MONGOC_ERROR_SERVER, 11000, SUP_CLAIM_ERR_RACE},
+        {MONGOC_ERROR_SERVER, 112, SUP_CLAIM_ERR_RACE},
+        /* the database, not the document */
+        {MONGOC_ERROR_SERVER, 50, SUP_CLAIM_ERR_DATABASE},
+        {MONGOC_ERROR_SERVER, 10107, SUP_CLAIM_ERR_DATABASE},
+        {MONGOC_ERROR_SERVER, 189, SUP_CLAIM_ERR_DATABASE},
+        {MONGOC_ERROR_SERVER, 11601, SUP_CLAIM_ERR_DATABASE},
+        {MONGOC_ERROR_SERVER, 13, SUP_CLAIM_ERR_DATABASE},
+        {MONGOC_ERROR_WRITE_CONCERN, 64, SUP_CLAIM_ERR_DATABASE},
+        {MONGOC_ERROR_WRITE_CONCERN, 100, SUP_CLAIM_ERR_DATABASE},
+        {MONGOC_ERROR_STREAM, MONGOC_ERROR_STREAM_SOCKET,
+         SUP_CLAIM_ERR_DATABASE},
+        {MONGOC_ERROR_SERVER_SELECTION, MONGOC_ERROR_SERVER_SELECTION_FAILURE,
+         SUP_CLAIM_ERR_DATABASE},
+        {MONGOC_ERROR_CLIENT, MONGOC_ERROR_CLIENT_AUTHENTICATE,
+         SUP_CLAIM_ERR_DATABASE},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        printf("domain %u code %u\n", cases[i].domain, cases[i].code);
+        assert_int_equal(sup_claim_error_rule(cases[i].domain, cases[i].code),
+                         cases[i].want);
+    }
+}
+
+/* A document set aside: a minute, doubling per refusal, at most an hour;
+ * one entry per id; a full table gives up the entry due soonest. */
+static void test_aside(void **state)
+{
+    sup_claim_aside_t aside[2];
+    size_t n = 0;
+    bson_value_t a = {.value_type = BSON_TYPE_UTF8}, b, c;
+    sup_claim_aside_t *e;
+    (void)state;
+    assert_int_equal(sup_claim_aside_ms(1), 60000);
+    assert_int_equal(sup_claim_aside_ms(2), 120000);
+    assert_int_equal(sup_claim_aside_ms(6), 1920000);
+    assert_int_equal(sup_claim_aside_ms(7), 3600000);
+    assert_int_equal(sup_claim_aside_ms(1000), 3600000);
+    a.value.v_utf8.str = (char *)"a";
+    a.value.v_utf8.len = 1;
+    b.value_type = BSON_TYPE_INT32;
+    b.value.v_int32 = 7;
+    c.value_type = BSON_TYPE_NULL;
+    e = sup_claim_set_aside(aside, &n, 2, &a, 1000);
+    assert_int_equal(n, 1);
+    assert_int_equal(e->tries, 1);
+    assert_int_equal(e->until_ms, 61000);
+    e = sup_claim_set_aside(aside, &n, 2, &a, 2000);
+    assert_int_equal(n, 1);
+    assert_int_equal(e->tries, 2);
+    assert_int_equal(e->until_ms, 122000);
+    e = sup_claim_set_aside(aside, &n, 2, &b, 3000);
+    assert_int_equal(n, 2);
+    assert_int_equal(e->until_ms, 63000);
+    /* full: b (due at 63000) gives way to c */
+    e = sup_claim_set_aside(aside, &n, 2, &c, 4000);
+    assert_int_equal(n, 2);
+    assert_int_equal(e->id.value_type, BSON_TYPE_NULL);
+    assert_int_equal(e->tries, 1);
+    assert_int_equal(aside[0].id.value_type, BSON_TYPE_UTF8);
+    assert_int_equal(aside[0].tries, 2);
+    assert_int_equal(aside[1].id.value_type, BSON_TYPE_NULL);
+    for (size_t i = 0; i < n; i++)
+        bson_value_destroy(&aside[i].id);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_accounts),
         cmocka_unit_test(test_note_served),
+        cmocka_unit_test(test_error_rule),
+        cmocka_unit_test(test_aside),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

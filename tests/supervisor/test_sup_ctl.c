@@ -386,7 +386,7 @@ static void test_local_actions(void **state)
                         "processing");
     assert_non_null(
         strstr(json_string_value(json_object_get(r.root, "message")),
-               "stops after its current batch"));
+               "stops within seconds, from its last checkpoint"));
     assert_int_equal(c->fake.calls, 1);
     assert_int_equal(c->fake.last, DIP_CONTROL_PAUSE);
     dip_ctl_reply_release(&r);

@@ -29,6 +29,7 @@
 #include "dip_bson.h"
 #include "it_env.h"
 #include "sup_errfile.h"
+#include "dip_text.h"
 #include "it_skip.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -628,12 +629,67 @@ static void test_many_errors_flat(void **state)
     mongoc_collection_destroy(errs);
 }
 
+/* An error file's key that would be too long is shortened, still unique
+ * to the import (its id), cut at a character boundary. */
+static void test_key_fit(void **state)
+{
+    static const char id[] = "0123456789abcdef01234567";
+    char src[1100], want[1200];
+    char *k;
+    (void)state;
+    /* fits: as always */
+    k = sup_errfile_key_fit("in/a.csv", id, 1024, 200);
+    assert_string_equal(k, "in/a.csv.0123456789abcdef01234567.errors.csv");
+    free(k);
+    /* a last segment of 220 bytes: cut to 200 with the mark */
+    memset(src, 0, sizeof(src));
+    memcpy(src, "in/", 3);
+    memset(src + 3, 'n', 220);
+    k = sup_errfile_key_fit(src, id, 1024, 200);
+    assert_int_equal(strlen(k) - 3, 200);
+    assert_memory_equal(k, "in/nnn", 6);
+    assert_string_equal(k + 3 + 200 - 37,
+                        "~.0123456789abcdef01234567.errors.csv");
+    free(k);
+    /* a key of 1,000 bytes, short segments: the last one cut so the whole
+     * key has 1,024 bytes at most */
+    memset(src, 0, sizeof(src));
+    for (int i = 0; i < 1000; i++)
+        src[i] = i % 10 == 9 ? '/' : 'd';
+    src[999] = 'x';
+    k = sup_errfile_key_fit(src, id, 1024, 200);
+    assert_non_null(k);
+    assert_true(strlen(k) <= 1024);
+    assert_non_null(strstr(k, "~.0123456789abcdef01234567.errors.csv"));
+    free(k);
+    /* a directory that leaves no room for the id: the key itself cut */
+    memset(src, 0, sizeof(src));
+    memset(src, 'd', 1010);
+    src[1000] = '/';
+    k = sup_errfile_key_fit(src, id, 1024, 200);
+    assert_int_equal(strlen(k), 1024);
+    snprintf(want, sizeof(want), "%.*s~.%s.errors.csv", 1024 - 37, src, id);
+    assert_string_equal(k, want);
+    free(k);
+    /* a UTF-8 name is cut between characters */
+    memset(src, 0, sizeof(src));
+    for (int i = 0; i < 110; i++)
+        memcpy(src + 2 * i, "\xc3\xa9", 2);
+    k = sup_errfile_key_fit(src, id, 1024, 200);
+    assert_int_equal(dip_text_utf8_valid(k, strlen(k)), 1);
+    assert_true(strlen(k) <= 200);
+    free(k);
+    /* no room at all */
+    assert_null(sup_errfile_key_fit("a.csv", id, 30, 30));
+}
+
 int main(void)
 {
     const struct CMUnitTest pure[] = {
         cmocka_unit_test(test_cells),
         cmocka_unit_test(test_format_read_by_python),
         cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_key_fit),
     };
     const struct CMUnitTest on_stack[] = {
         cmocka_unit_test(test_write_s3),

@@ -307,9 +307,45 @@ static void test_timers(void **state)
     }
 }
 
+/* An operator's cancel or pause the worker does not answer: SIGTERM after
+ * SUP_SLOT_CONTROL_TERM_MS, SIGKILL SUP_SLOT_CONTROL_KILL_MS later. */
+static void test_control_escalation(void **state)
+{
+    static const struct {
+        int64_t now, sent, term;
+        sup_slot_timer_kind_t want;
+    } cases[] = {
+        {10000, 0, 0, SUP_SLOT_TIMER_NONE},            /* no request */
+        {10000, 6000, 0, SUP_SLOT_TIMER_NONE},         /* 4 s: still waiting */
+        {11000, 6000, 0, SUP_SLOT_TIMER_TERM_CONTROL}, /* 5 s */
+        {13000, 6000, 11000, SUP_SLOT_TIMER_NONE},     /* 2 s after TERM */
+        {14000, 6000, 11000, SUP_SLOT_TIMER_KILL_CONTROL}, /* 3 s */
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sup_slot_timer_facts_t f = {
+            .now_ms = cases[i].now,
+            .lease_ms = 60000,
+            .timeout_ms = 3600000,
+            .running = 1,
+            .hello_ok = 1,
+            .last_flush_ms = cases[i].now,
+            .last_ack_ms = cases[i].now,
+            .last_heard_ms = cases[i].now,
+            .started_ms = 1,
+            .control_sent_ms = cases[i].sent,
+            .control_term_ms = cases[i].term,
+        };
+        sup_slot_timer_t v;
+        sup_slot_timers(&f, &v);
+        assert_int_equal(v.kind, cases[i].want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_control_escalation),
         cmocka_unit_test(test_lookups),
         cmocka_unit_test(test_pending_and_errors),
         cmocka_unit_test(test_reset_run),

@@ -176,12 +176,20 @@ static void *serve(void *arg)
             send_all(c->fd, nf, (size_t)nl);
         }
     } else {
-        /* PUT and DELETE succeed; the body is read and dropped. */
-        const char *ok = strncmp(req, "DELETE", 6) == 0
-                             ? "HTTP/1.1 204 No Content\r\n"
+        /* PUT and DELETE succeed, unless denied; the body is read and
+         * dropped. */
+        static const char denied[] =
+            "HTTP/1.1 403 Forbidden\r\nContent-Length: 73\r\n"
+            "Connection: close\r\n\r\n<Error><Code>AccessDenied</Code>"
+            "<Message>Access Denied</Message></Error>\n";
+        int del = strncmp(req, "DELETE", 6) == 0;
+        const char *ok = del ? "HTTP/1.1 204 No Content\r\n"
                                "Connection: close\r\n\r\n"
                              : "HTTP/1.1 200 OK\r\nETag: \"put\"\r\n"
                                "Content-Length: 0\r\nConnection: close\r\n\r\n";
+        atomic_fetch_add(del ? &s->deletes : &s->puts, 1);
+        if (atomic_load(del ? &s->deny_delete : &s->deny_put))
+            ok = denied;
         size_t have = got - (size_t)(end + 4 - req);
         while (have < body) {
             ssize_t r = recv(c->fd, req, sizeof(req), 0);

@@ -3,7 +3,8 @@
  * storage that fails the way real ones and the proxies in front of them do.
  * It listens on a loopback port chosen at start, serves path-style
  * GET /<bucket>/<key> from objects the test gives it (signatures are not
- * checked), answers PUT 200 and DELETE 204, and one thread per connection,
+ * checked), answers PUT 200 and DELETE 204 (or 403, deny_put and
+ * deny_delete), and one thread per connection,
  * so a stalled answer holds only its own request. Each object has a
  * behaviour; it_s3_release turns any of them into IT_S3_SERVE, and ends
  * the answers it is holding (the client sees them cut).
@@ -40,6 +41,10 @@ typedef struct it_s3 {
     int fd, port;
     atomic_int stop;
     atomic_int conns; /* connection threads running */
+    /* set: every PUT, or every DELETE, is answered 403 AccessDenied (a
+     * least-privilege policy) */
+    atomic_int deny_put, deny_delete;
+    atomic_int puts, deletes; /* requests received */
     pthread_t thread;
     pthread_mutex_t mu;
     it_s3_object_t obj[IT_S3_MAX_OBJECTS];

@@ -1,0 +1,295 @@
+/*
+ * Follow-ups that can never succeed do not hold the completion event: the
+ * error file and the source's deletion are separate, bounded steps (three
+ * tries each, then given up and recorded on csv_imports as {failed}); the
+ * event is released and delivered all the same, and says what failed. An
+ * error file whose key would be too long gets a shortened key.
+ *
+ * Failure classes walked for the follow-up path (../shared/FAILURE-CLASSES.md):
+ * - 10 (a step that can never succeed: a 403 on the error file's PUT, a 403
+ *   on DELETE under a least-privilege policy, a full disk): each step tries
+ *   three times (1 s, 2 s apart), then records error_file or source_delete
+ *   = {failed, given_up_at} and logs it; the event carries that object and
+ *   is released all the same; the source is kept when its error file was
+ *   given up. A full disk is the error file's temporary file failing
+ *   (SUP_ERRFILE_EIO): the same bounded path; not simulated here.
+ * - 6 (hostile shapes: a source key of 1,000 bytes, a last segment over
+ *   219 bytes on file://): the key is cut at a character boundary, marked
+ *   "~", and keeps the import's id (table-tested in
+ *   tests/supervisor/test_sup_errfile.c).
+ * - 1, 5 (the database slow or away): recording a give-up is a database
+ *   write; when it fails the run ends early and the whole follow-up is
+ *   tried again after its lease (unchanged), the steps being idempotent; a
+ *   step given up is recorded first, so a repeat skips it.
+ * - 7 (storage that stalls): each try is bounded by the storage client's
+ *   own deadlines; three tries bound the step.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "dip_bson.h"
+#include "it_ctl.h"
+#include "it_env.h"
+#include "it_http.h"
+#include "it_s3.h"
+
+static it_env_t env;
+
+/* Two rows, one of them bad (a value that is not a number). */
+static const char with_error[] = "Deal Name,Value,Stage\nA,1,new\nB,x,new\n";
+static const char clean[] = "Deal Name,Value,Stage\nA,1,new\nB,2,new\n";
+static const char mappings[] =
+    "{\"Deal Name\":\"name\",\"Value\":\"value\",\"Stage\":\"stage_id\"}";
+
+/* Queues key for a new account. */
+static void enqueue(const char *key, bson_oid_t *qid)
+{
+    bson_oid_t account, user, pipeline;
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    it_pipeline(&env, &account, &pipeline);
+    it_enqueue(&env, key, &account, &user, &pipeline, mappings, qid);
+}
+
+/* The import's csv_imports document once its follow-ups are done. */
+static void wait_followups(const bson_oid_t *qid, bson_t *out)
+{
+    mongoc_collection_t *c = it_coll(&env, "csv_imports");
+    bson_t f = BSON_INITIALIZER;
+    bson_iter_t it;
+    BSON_APPEND_OID(&f, "queue_id", qid);
+    bson_init(out);
+    for (int i = 0; i < 600; i++) {
+        mongoc_cursor_t *cur =
+            mongoc_collection_find_with_opts(c, &f, NULL, NULL);
+        const bson_t *doc;
+        int done = 0;
+        if (mongoc_cursor_next(cur, &doc) &&
+            bson_iter_init_find(&it, doc, "followups_done_at")) {
+            bson_destroy(out);
+            bson_copy_to(doc, out);
+            done = 1;
+        }
+        mongoc_cursor_destroy(cur);
+        if (done)
+            break;
+        usleep(100000);
+    }
+    bson_destroy(&f);
+    mongoc_collection_destroy(c);
+    assert_true(bson_iter_init_find(&it, out, "followups_done_at"));
+}
+
+/* Waits for the event and checks it carries needle. */
+static void event_delivered(it_http_t *rx, const char *needle)
+{
+    for (int i = 0; i < 600 && it_http_count(rx) < 1; i++)
+        usleep(50000);
+    assert_int_equal(it_http_count(rx), 1);
+    printf("event: %.400s\n", rx->req[0].body);
+    assert_non_null(strstr(rx->req[0].body, "deal_import.completed"));
+    if (needle)
+        assert_non_null(strstr(rx->req[0].body, needle));
+}
+
+/* A scripted S3 that denies PUT or DELETE. */
+static void denied(int deny_put)
+{
+    it_s3_t s3;
+    it_http_t rx;
+    static const int statuses[] = {200, 0};
+    char ep[64], epset[128], urlset[160], log[128];
+    const char *extra[] = {"DEALIMPORT_STORAGE_URL=s3://deals",
+                           epset,
+                           urlset,
+                           "DEALIMPORT_DELETE_SOURCE=completed",
+                           "DEALIMPORT_POLL_MS=200",
+                           NULL};
+    const char *key =
+        deny_put ? "imports/deny-put.csv" : "imports/deny-del.csv";
+    const char *data = deny_put ? with_error : clean;
+    bson_oid_t qid;
+    bson_t q, imp;
+    pid_t sup;
+    const char *failed;
+    it_s3_start(&s3);
+    it_s3_endpoint(&s3, ep, sizeof(ep));
+    atomic_store(deny_put ? &s3.deny_put : &s3.deny_delete, 1);
+    snprintf(epset, sizeof(epset), "DEALIMPORT_S3_ENDPOINT=%s", ep);
+    it_http_start(&rx, statuses);
+    snprintf(urlset, sizeof(urlset),
+             "DEALIMPORT_NOTIFY_URL=http://127.0.0.1:%d/hooks", rx.port);
+    it_s3_add(&s3, key, data, NULL, strlen(data), IT_S3_SERVE);
+    enqueue(key, &qid);
+    snprintf(log, sizeof(log), "/tmp/it-followup-deny-%d.log", deny_put);
+    sup = it_supervisor_start(&env, extra, log);
+    assert_int_equal(it_wait_final(&env, &qid, 60000, &q), 0);
+    assert_string_equal(it_str(&q, "status"), "completed");
+    bson_destroy(&q);
+    wait_followups(&qid, &imp);
+    failed = dip_bson_get_str(&imp, deny_put ? "error_file.failed"
+                                             : "source_delete.failed");
+    printf("%s: %s\n", deny_put ? "error file" : "deletion",
+           failed ? failed : "(none)");
+    assert_non_null(failed);
+    assert_true(strlen(failed) > 0);
+    event_delivered(&rx, deny_put ? "error_file" : "source_delete");
+    assert_non_null(strstr(rx.req[0].body, "failed"));
+    if (deny_put) {
+        /* the source is kept when its error file was given up */
+        assert_int_equal(atomic_load(&s3.deletes), 0);
+        assert_int_equal(atomic_load(&s3.puts), 3);
+    } else {
+        assert_int_equal(atomic_load(&s3.deletes), 3);
+    }
+    bson_destroy(&imp);
+    {
+        /* counted once, as given up */
+        const char *args[] = {"metrics", NULL};
+        char out[16384], err[4096];
+        assert_int_equal(it_ctl_run(env.runtime, args, out, sizeof(out), err,
+                                    sizeof(err), 30000),
+                         0);
+        assert_non_null(
+            strstr(out, "\ndealimport_followups_given_up_total 1\n"));
+    }
+    assert_int_equal(it_process_stop(sup, SIGTERM, 30000), 0);
+    it_http_stop(&rx);
+    it_s3_stop(&s3);
+}
+
+static void test_put_denied(void **state)
+{
+    (void)state;
+    denied(1);
+}
+
+static void test_delete_denied(void **state)
+{
+    (void)state;
+    denied(0);
+}
+
+/* A source key of 1,000 bytes (short segments) on the development
+ * storage: the error file gets a shortened key of 1,024 bytes at most. */
+static void test_long_source_key(void **state)
+{
+    it_http_t rx;
+    static const int statuses[] = {200, 0};
+    char urlset[160], key[1001];
+    const char *extra[] = {urlset, "DEALIMPORT_POLL_MS=200", NULL};
+    const char *ek;
+    bson_oid_t qid;
+    bson_t q, imp;
+    pid_t sup;
+    (void)state;
+    for (int i = 0; i < 1000; i++)
+        key[i] = i % 10 == 9 ? '/' : (char)('a' + i % 7);
+    memcpy(key + 996, ".csv", 4);
+    key[1000] = '\0';
+    it_put(&env, key, with_error, strlen(with_error));
+    it_http_start(&rx, statuses);
+    snprintf(urlset, sizeof(urlset),
+             "DEALIMPORT_NOTIFY_URL=http://127.0.0.1:%d/hooks", rx.port);
+    enqueue(key, &qid);
+    sup = it_supervisor_start(&env, extra, "/tmp/it-followup-long.log");
+    assert_int_equal(it_wait_final(&env, &qid, 60000, &q), 0);
+    assert_string_equal(it_str(&q, "status"), "completed");
+    bson_destroy(&q);
+    wait_followups(&qid, &imp);
+    ek = dip_bson_get_str(&imp, "error_file.key");
+    printf("error file key: %zu bytes, failed: %s\n", ek ? strlen(ek) : 0,
+           dip_bson_get_str(&imp, "error_file.failed")
+               ? dip_bson_get_str(&imp, "error_file.failed")
+               : "-");
+    assert_non_null(ek);
+    assert_true(strlen(ek) <= 1024);
+    assert_non_null(strstr(ek, "~."));
+    event_delivered(&rx, "error_file");
+    bson_destroy(&imp);
+    assert_int_equal(it_process_stop(sup, SIGTERM, 30000), 0);
+    it_http_stop(&rx);
+}
+
+/* file:// storage, a last path segment of 230 bytes: the error file's
+ * name is cut to fit. */
+static void test_long_segment_on_file(void **state)
+{
+    it_http_t rx;
+    static const int statuses[] = {200, 0};
+    char urlset[160], dir[128], storeset[160], key[300], path[512];
+    const char *extra[] = {urlset, storeset, "DEALIMPORT_POLL_MS=200", NULL};
+    const char *ek;
+    bson_oid_t qid;
+    bson_t q, imp;
+    pid_t sup;
+    FILE *f;
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/it-followup-files-%d", (int)getpid());
+    mkdir(dir, 0700);
+    snprintf(path, sizeof(path), "%s/in", dir);
+    mkdir(path, 0700);
+    memcpy(key, "in/", 3);
+    memset(key + 3, 'n', 226);
+    memcpy(key + 229, ".csv", 5);
+    snprintf(path, sizeof(path), "%s/%s", dir, key);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(with_error, f);
+    fclose(f);
+    snprintf(storeset, sizeof(storeset), "DEALIMPORT_STORAGE_URL=file://%s",
+             dir);
+    it_http_start(&rx, statuses);
+    snprintf(urlset, sizeof(urlset),
+             "DEALIMPORT_NOTIFY_URL=http://127.0.0.1:%d/hooks", rx.port);
+    enqueue(key, &qid);
+    sup = it_supervisor_start(&env, extra, "/tmp/it-followup-file.log");
+    assert_int_equal(it_wait_final(&env, &qid, 60000, &q), 0);
+    assert_string_equal(it_str(&q, "status"), "completed");
+    bson_destroy(&q);
+    wait_followups(&qid, &imp);
+    ek = dip_bson_get_str(&imp, "error_file.key");
+    printf("error file key on file://: %s\n", ek ? ek : "(none)");
+    assert_non_null(ek);
+    assert_true(strlen(ek) - 3 <= 200);
+    snprintf(path, sizeof(path), "%s/%s", dir, ek);
+    assert_int_equal(access(path, R_OK), 0);
+    event_delivered(&rx, "error_file");
+    bson_destroy(&imp);
+    assert_int_equal(it_process_stop(sup, SIGTERM, 30000), 0);
+    it_http_stop(&rx);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    it_stop_all(&env);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_put_denied, teardown),
+        cmocka_unit_test_teardown(test_delete_denied, teardown),
+        cmocka_unit_test_teardown(test_long_source_key, teardown),
+        cmocka_unit_test_teardown(test_long_segment_on_file, teardown),
+    };
+    int rc = it_env_init(&env, "followup");
+    if (rc)
+        return rc;
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    it_env_release(&env);
+    return rc;
+}
