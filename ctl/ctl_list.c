@@ -53,8 +53,10 @@ int ctl_list_parse_since(const char *s, long long now_ms, long long *out)
         int y = tm.tm_year, mo = tm.tm_mon, d = tm.tm_mday;
         time_t t = timegm(&tm);
         /* A date that does not exist (02-30) comes back as another. */
-        if (t < 0 || tm.tm_year != y || tm.tm_mon != mo || tm.tm_mday != d)
-            return -1;
+        if (tm.tm_year != y || tm.tm_mon != mo || tm.tm_mday != d)
+            return -3;
+        if (t < 0)
+            return -2;
         *out = (long long)t * 1000;
     }
     return 0;
@@ -141,9 +143,24 @@ int ctl_list_main(ctl_opts_t *o, int argc, char **argv)
             want = n;
             break;
         }
-        case 'S' + 256:
-            if (ctl_list_parse_since(optarg, (long long)dip_bson_now_ms(),
-                                     &req.since_ms) < 0) {
+        case 'S' + 256: {
+            int since_rc = ctl_list_parse_since(
+                optarg, (long long)dip_bson_now_ms(), &req.since_ms);
+            if (since_rc == -3) {
+                fprintf(stderr,
+                        "dealimportctl list: --since '%s': no such day in "
+                        "the calendar\n",
+                        optarg);
+                return CTL_EXIT_USAGE;
+            }
+            if (since_rc == -2) {
+                fprintf(stderr,
+                        "dealimportctl list: --since '%s' is before "
+                        "1970-01-01, when no import was made\n",
+                        optarg);
+                return CTL_EXIT_USAGE;
+            }
+            if (since_rc < 0) {
                 fprintf(stderr,
                         "dealimportctl list: --since '%s' is not YYYY-MM-DD, "
                         "YYYY-MM-DDTHH:MM[:SS]Z or an age such as 12h or "
@@ -152,6 +169,7 @@ int ctl_list_main(ctl_opts_t *o, int argc, char **argv)
                 return CTL_EXIT_USAGE;
             }
             break;
+        }
         case 'A' + 256:
             want = -1;
             break;

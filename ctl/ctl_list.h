@@ -15,7 +15,9 @@
 
 /* --since: "YYYY-MM-DD" (UTC midnight), "YYYY-MM-DDTHH:MM[:SS]Z", or an age
  * "N" followed by m, h or d (minutes, hours, days before now_ms). *out the
- * time in epoch ms. 0, or -1 for anything else. A pure function. */
+ * time in epoch ms. 0; -2 for a real date before 1970-01-01 (the epoch);
+ * -3 for a day the calendar lacks (02-30); -1 for anything else. A pure
+ * function. */
 int ctl_list_parse_since(const char *s, long long now_ms, long long *out);
 
 /* argv[0] is "list". Returns the process exit status. */

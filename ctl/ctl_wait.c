@@ -85,14 +85,20 @@ static int report_end(const char *hex, const bson_t *doc, int json)
     return completed ? CTL_EXIT_OK : CTL_EXIT_IMPORT_FAILED;
 }
 
+int ctl_wait_hint_due(const char *status, long long pending_ms, int hinted)
+{
+    return !hinted && status && strcmp(status, "pending") == 0 &&
+           pending_ms >= CTL_WAIT_HINT_MS;
+}
+
 int ctl_wait_import(mongoc_client_t *client, const char *db,
                     const bson_oid_t *qid, const char *hex, long interval_ms,
                     int json)
 {
     mongoc_collection_t *c = mongoc_client_get_collection(client, db, "queues");
     char last[32] = "";
-    int64_t answered = dip_time_mono_ms();
-    int rc = -1;
+    int64_t answered = dip_time_mono_ms(), since = answered;
+    int rc = -1, hinted = 0;
     while (rc < 0) {
         bson_t doc = BSON_INITIALIZER;
         int got = read_queue(c, qid, &doc);
@@ -115,6 +121,15 @@ int ctl_wait_import(mongoc_client_t *client, const char *db,
                 snprintf(last, sizeof(last), "%s", status);
                 if (!dip_ctl_status_final(status))
                     fprintf(stderr, "%s %s\n", hex, status);
+            }
+            if (ctl_wait_hint_due(status, answered - since, hinted)) {
+                fprintf(stderr,
+                        "%s still pending after %d s: no supervisor has "
+                        "claimed it (is dealimport-supervisor running? "
+                        "dealimportctl status); still waiting, Ctrl-C leaves "
+                        "it queued\n",
+                        hex, CTL_WAIT_HINT_MS / 1000);
+                hinted = 1;
             }
             if (status && dip_ctl_status_final(status))
                 rc = report_end(hex, &doc, json);

@@ -16,6 +16,14 @@
  * when failed or cancelled, CTL_EXIT_REFUSED (1) when the document is gone,
  * CTL_EXIT_UNAVAILABLE (69) after the database failed to answer for a
  * minute running. json: the end as one JSON object. */
+/* How long an import may stay pending before --wait says, once, that no
+ * supervisor has claimed it (it keeps waiting). */
+#define CTL_WAIT_HINT_MS 30000
+
+/* Pure: 1 when the hint is due (status pending for pending_ms or more and
+ * not hinted yet), else 0. */
+int ctl_wait_hint_due(const char *status, long long pending_ms, int hinted);
+
 int ctl_wait_import(mongoc_client_t *client, const char *db,
                     const bson_oid_t *qid, const char *hex, long interval_ms,
                     int json);

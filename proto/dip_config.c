@@ -278,10 +278,22 @@ static int read_secret_file(dip_config_t *cfg, const char *path, char *err,
         return -1;
     }
     n = fread(buf, 1, sizeof(buf) - 1, f);
+    if (ferror(f)) {
+        int e = errno;
+        fclose(f);
+        snprintf(err, errlen, "APP_SECRET_FILE: cannot read '%s': %s", path,
+                 strerror(e));
+        return -1;
+    }
     fclose(f);
     buf[n] = '\0';
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         buf[--n] = '\0';
+    /* A NUL ends the string: a file of NULs (/dev/zero) is empty too. */
+    if (buf[0] == '\0') {
+        snprintf(err, errlen, "APP_SECRET_FILE: '%s' is empty", path);
+        return -1;
+    }
     free(cfg->app_secret);
     cfg->app_secret = strdup(buf);
     memset(buf, 0, sizeof(buf));
@@ -300,6 +312,27 @@ static char *trim(char *s)
     return s;
 }
 
+/* One line of f into buf (its newline kept): 1, 0 at the end, -1 when
+ * longer than cap - 1 bytes, -2 when it holds a NUL byte. */
+static int read_line(FILE *f, char *buf, size_t cap)
+{
+    size_t n = 0;
+    int c = EOF;
+    while (n + 1 < cap && (c = getc(f)) != EOF) {
+        if (c == '\0')
+            return -2;
+        buf[n++] = (char)c;
+        if (c == '\n')
+            break;
+    }
+    buf[n] = '\0';
+    if (n + 1 == cap && c != '\n' && (c = getc(f)) != EOF) {
+        if (c != '\n')
+            return -1;
+    }
+    return n > 0 ? 1 : 0;
+}
+
 static int load_file(dip_config_t *cfg, const char *file, char *err,
                      size_t errlen)
 {
@@ -311,10 +344,29 @@ static int load_file(dip_config_t *cfg, const char *file, char *err,
                  strerror(errno));
         return -1;
     }
-    while (rc == 0 && fgets(line, sizeof(line), f)) {
-        char *s = trim(line), *eq, *name, *value;
+    for (;;) {
+        char *s, *eq, *name, *value;
         size_t vl;
+        int got = read_line(f, line, sizeof(line));
+        if (got == 0)
+            break;
         lineno++;
+        if (got < 0) {
+            /* A line cut in two would make its tail a line of its own (a
+             * long secret ending in "KEY=..."); a NUL would cut a value. */
+            if (got == -1)
+                snprintf(err, errlen, "%s:%d: line longer than %zu bytes", file,
+                         lineno, sizeof(line) - 1);
+            else
+                snprintf(err, errlen, "%s:%d: holds a NUL byte", file, lineno);
+            rc = -1;
+            break;
+        }
+        s = line;
+        /* An editor's UTF-8 byte-order mark. */
+        if (lineno == 1 && strncmp(s, "\xef\xbb\xbf", 3) == 0)
+            s += 3;
+        s = trim(s);
         if (*s == '\0' || *s == '#')
             continue;
         if (strncmp(s, "export ", 7) == 0)
@@ -349,6 +401,11 @@ static int load_file(dip_config_t *cfg, const char *file, char *err,
             rc = read_secret_file(cfg, value, err, errlen);
         else if (set_one(cfg, name, value, err, errlen) < 0)
             rc = -1;
+    }
+    if (rc == 0 && ferror(f)) { /* a folder: EISDIR */
+        snprintf(err, errlen, "--config: cannot read '%s': %s", file,
+                 strerror(errno));
+        rc = -1;
     }
     fclose(f);
     return rc;

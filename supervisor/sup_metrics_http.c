@@ -155,17 +155,20 @@ static void answer(conn_t *c, int code, const char *type, const char *body,
 
 static void route(sup_metrics_http_t *self, conn_t *c, int64_t now)
 {
-    char path[256], why[256], body[320];
+    char path[256], why[256], body[320], too_long[64];
     int head_only = 0, rc;
     rc = sup_metrics_http_parse(c->head, c->head_len, path, sizeof(path),
                                 &head_only);
     if (rc == 0)
         return;
     c->state = C_WRITING;
+    snprintf(too_long, sizeof(too_long), "request head longer than %d bytes\n",
+             SUP_METRICS_HTTP_HEAD_MAX);
     if (rc != 1) {
         answer(c, rc, "text/plain; charset=utf-8",
-               rc == 405 ? "only GET and HEAD are served\n"
-                         : "not an HTTP/1 request\n",
+               rc == 405   ? "only GET and HEAD are served\n"
+               : rc == 431 ? too_long
+                           : "not an HTTP/1 request\n",
                0);
     } else if (strcmp(path, "/metrics") == 0) {
         char *text = sup_metrics_render(self->metrics, wall_ms());

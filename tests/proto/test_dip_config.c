@@ -251,6 +251,82 @@ static void test_unknown_names(void **state)
     unlink(p3);
 }
 
+/* What a file may hold besides KEY=VALUE lines. A byte-order mark is
+ * skipped; a line too long for the reader, a folder, an endless device and
+ * a secret file that cannot be read or holds nothing each stop the load
+ * with a line naming what is wrong (not "not set", and not a setting made
+ * of a long line's tail). Failure classes: a partial read (a long line cut
+ * in two) and an input that never ends (/dev/zero) are walked here. */
+static void test_file_shapes(void **state)
+{
+    char bom[] = "/tmp/dip-config-bom-XXXXXX",
+         lng[] = "/tmp/dip-config-l-XXXXXX";
+    char sec[] = "/tmp/dip-config-s-XXXXXX",
+         empty[] = "/tmp/dip-config-e-XXXXXX";
+    char dir[] = "/tmp/dip-config-d-XXXXXX",
+         zero[] = "/tmp/dip-config-z-XXXXXX";
+    char text[6000];
+    dip_config_t cfg;
+    char err[512] = "";
+    (void)state;
+    clear_env();
+    write_file(bom, "\xef\xbb\xbf"
+                    "DEALIMPORT_POLL_MS=300\r\n");
+    dip_config_init(&cfg);
+    assert_int_equal(dip_config_load(&cfg, bom, 0, err, sizeof(err)), 0);
+    assert_int_equal(cfg.poll_ms, 300);
+    dip_config_release(&cfg);
+
+    /* A 5,000-byte secret whose tail looks like a setting. */
+    memcpy(text, "APP_SECRET=", 11);
+    memset(text + 11, 'a', 4084);
+    snprintf(text + 4095, sizeof(text) - 4095,
+             "DEALIMPORT_POLL_MS=1%0900d\nDEALIMPORT_POLL_MS=400\n", 0);
+    write_file(lng, text);
+    dip_config_init(&cfg);
+    assert_int_equal(dip_config_load(&cfg, lng, 0, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, ":1: line longer than 4095 bytes"));
+    dip_config_release(&cfg);
+
+    assert_non_null(mkdtemp(dir));
+    dip_config_init(&cfg);
+    assert_int_equal(dip_config_load(&cfg, dir, 0, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "Is a directory"));
+    dip_config_release(&cfg);
+
+    unlink(zero);
+    assert_int_equal(symlink("/dev/zero", zero), 0);
+    dip_config_init(&cfg);
+    assert_int_equal(dip_config_load(&cfg, zero, 0, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, ":1: holds a NUL byte"));
+    dip_config_release(&cfg);
+
+    write_file(empty, "");
+    snprintf(text, sizeof(text), "APP_SECRET_FILE=%s\n", dir);
+    write_file(sec, text);
+    dip_config_init(&cfg);
+    assert_int_equal(dip_config_load(&cfg, sec, 0, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "APP_SECRET_FILE: cannot read"));
+    assert_non_null(strstr(err, "Is a directory"));
+    dip_config_release(&cfg);
+    unlink(sec);
+    memcpy(sec + strlen(sec) - 6, "XXXXXX", 6);
+    snprintf(text, sizeof(text), "APP_SECRET_FILE=%s\n", empty);
+    write_file(sec, text);
+    dip_config_init(&cfg);
+    assert_int_equal(dip_config_load(&cfg, sec, 0, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "APP_SECRET_FILE: "));
+    assert_non_null(strstr(err, "' is empty"));
+    dip_config_release(&cfg);
+
+    unlink(bom);
+    unlink(lng);
+    unlink(sec);
+    unlink(empty);
+    unlink(zero);
+    rmdir(dir);
+}
+
 /* --check-config: what a supervisor needs, from the file. */
 static void test_check(void **state)
 {
@@ -330,6 +406,7 @@ int main(void)
         cmocka_unit_test(test_suggest),
         cmocka_unit_test(test_unknown_names),
         cmocka_unit_test(test_check),
+        cmocka_unit_test(test_file_shapes),
         cmocka_unit_test(test_client_file),
         cmocka_unit_test(test_session_token),
     };

@@ -464,6 +464,20 @@ static void test_http(void **state)
     r = http(sup_metrics_port(m), "DELETE /metrics HTTP/1.0\r\n\r\n");
     assert_non_null(strstr(r, " 405 "));
     free(r);
+    {
+        /* A head that fills the buffer without ending: 431 says so (not
+         * "not an HTTP/1 request"). Exactly the buffer, so no unread byte
+         * turns the close into a reset. */
+        char big[SUP_METRICS_HTTP_HEAD_MAX + 1];
+        memset(big, 'a', sizeof(big) - 1);
+        big[sizeof(big) - 1] = '\0';
+        memcpy(big, "GET /metrics HTTP/1.0\r\nX: ", 26);
+        r = http(sup_metrics_port(m), big);
+        assert_non_null(strstr(r, "HTTP/1.1 431 "));
+        assert_non_null(strstr(r, "\r\n\r\nrequest head longer than 4096 "
+                                  "bytes\n"));
+        free(r);
+    }
 
     /* Health: just started (the start counts as a loop turn), nothing
      * checked the database yet; then the loop turns and the database and
