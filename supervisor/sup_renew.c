@@ -11,6 +11,7 @@
 #include "dip_log.h"
 #include "dip_mongo_io.h"
 #include "sup_store.h"
+#include "sup_thread.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -152,30 +153,16 @@ fail:
 void sup_renew_destroy(sup_renew_t **self_p)
 {
     sup_renew_t *self;
-    int joined = 1;
     if (self_p == NULL || *self_p == NULL)
         return;
     self = *self_p;
     *self_p = NULL;
-    if (self->started) {
-        struct timespec ts;
-        pthread_mutex_lock(&self->lock);
-        self->stop = 1;
-        pthread_cond_broadcast(&self->wake);
-        ts = dip_time_mono_deadline(1000);
-        while (!self->done && pthread_cond_timedwait(&self->wake, &self->lock,
-                                                     &ts) != ETIMEDOUT)
-            ;
-        joined = self->done;
-        pthread_mutex_unlock(&self->lock);
-        if (!joined) {
-            /* Blocked in the driver (the database is away): the process
-             * is exiting, which ends the thread too. */
-            pthread_detach(self->thread);
-            return;
-        }
-        pthread_join(self->thread, NULL);
-    }
+    if (self->started &&
+        !sup_thread_stop(self->thread, &self->lock, &self->wake, &self->stop,
+                         &self->done, 1000))
+        /* Blocked in the driver (the database is away): the process
+         * is exiting, which ends the thread too. */
+        return;
     sup_store_destroy(&self->store);
     /* No endSessions on the way out (dip_mongo_client_close). */
     if (self->client)

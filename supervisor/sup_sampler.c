@@ -9,6 +9,7 @@
 #include "dip_log.h"
 #include "dip_mongo_io.h"
 #include "sup_store.h"
+#include "sup_thread.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -191,26 +192,12 @@ void sup_sampler_destroy(sup_sampler_t **self_p)
         return;
     self = *self_p;
     *self_p = NULL;
-    if (self->started) {
-        struct timespec ts;
-        int joined;
-        pthread_mutex_lock(&self->lock);
-        self->stop = 1;
-        pthread_cond_broadcast(&self->wake);
-        ts = dip_time_mono_deadline(1000);
-        while (!self->done && pthread_cond_timedwait(&self->wake, &self->lock,
-                                                     &ts) != ETIMEDOUT)
-            ;
-        joined = self->done;
-        pthread_mutex_unlock(&self->lock);
-        if (!joined) {
-            /* Blocked in the driver: the process is exiting, which ends
-             * the thread too; it will not touch the metrics (stop). */
-            pthread_detach(self->thread);
-            return;
-        }
-        pthread_join(self->thread, NULL);
-    }
+    if (self->started &&
+        !sup_thread_stop(self->thread, &self->lock, &self->wake, &self->stop,
+                         &self->done, 1000))
+        /* Blocked in the driver: the process is exiting, which ends
+         * the thread too; it will not touch the metrics (stop). */
+        return;
     if (self->queues)
         mongoc_collection_destroy(self->queues);
     dip_mongo_client_close(self->client);
