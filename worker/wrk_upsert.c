@@ -287,41 +287,52 @@ typedef struct batch_ctx {
     char **messages;
 } batch_ctx_t;
 
+/* The row the write error at idx is about; 0 when idx is none of the
+ * write's (a reply that does not match what was sent). */
+static int error_row(const batch_ctx_t *b, int64_t idx, size_t *row)
+{
+    if (idx < 0 || (size_t)idx >= b->nops)
+        return 0;
+    *row = b->rows[idx];
+    return 1;
+}
+
+/* Refuses row: what, then the database's own words (errmsg of e). */
+static void refuse_for(batch_ctx_t *b, size_t row, const char *what,
+                       const bson_t *e)
+{
+    char msg[512];
+    const char *m = dip_bson_get_str(e, "errmsg");
+    snprintf(msg, sizeof(msg), "%s: %s", what, m ? m : "unknown error");
+    refuse(b->messages, row, b->outcome, msg);
+}
+
 static void on_change_error(void *arg, int64_t idx, const bson_t *e)
 {
     batch_ctx_t *b = arg;
-    char msg[512];
     size_t row;
-    if (idx < 0 || (size_t)idx >= b->nops)
+    if (!error_row(b, idx, &row))
         return;
-    row = b->rows[idx];
     /* the before-image of an earlier run of this line: it stays */
     if (dip_bson_get_int(e, "code", 0) == 11000)
         return;
-    snprintf(msg, sizeof(msg),
-             "the previous values of this deal could not be recorded, so it "
-             "was not changed: %s",
-             dip_bson_get_str(e, "errmsg") ? dip_bson_get_str(e, "errmsg")
-                                           : "unknown error");
-    refuse(b->messages, row, b->outcome, msg);
+    refuse_for(b, row,
+               "the previous values of this deal could not be recorded, so "
+               "it was not changed",
+               e);
 }
 
 static void on_deal_error(void *arg, int64_t idx, const bson_t *e)
 {
     batch_ctx_t *b = arg;
-    char msg[512];
     size_t row;
-    if (idx < 0 || (size_t)idx >= b->nops)
+    if (!error_row(b, idx, &row))
         return;
-    row = b->rows[idx];
     if (b->plan[row].insert && is_own_dup(e)) {
         b->outcome[row] = WRK_UPSERT_ALREADY;
         return;
     }
-    snprintf(msg, sizeof(msg), "the database refused this deal: %s",
-             dip_bson_get_str(e, "errmsg") ? dip_bson_get_str(e, "errmsg")
-                                           : "unknown error");
-    refuse(b->messages, row, b->outcome, msg);
+    refuse_for(b, row, "the database refused this deal", e);
 }
 
 static int wc_failed(const bson_t *reply)
