@@ -2,9 +2,11 @@
  * dip_args: the programs' long options from one table (see dip_args.h).
  */
 #include "dip_args.h"
+#include "dip_exit.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 /* getopt_long's values: clear of '?' and ':' (its "bad" answers). */
@@ -66,4 +68,22 @@ int dip_args_parse(int argc, char **argv, const dip_arg_t *args, size_t n,
     }
     free(opts);
     return rc;
+}
+
+int dip_args_start(int argc, char **argv, const dip_arg_t *args, size_t n,
+                   const char *program, const char *usage, void (*help)(void))
+{
+    const char *bad = NULL;
+    switch (dip_args_parse(argc, argv, args, n, &bad)) {
+    case DIP_ARGS_HELP:
+        help();
+        return 0;
+    case DIP_ARGS_VERSION:
+        printf("%s %s\n", program, DEALIMPORT_VERSION);
+        return 0;
+    case DIP_ARGS_BAD:
+        fprintf(stderr, "%s: bad argument '%s'; %s", program, bad, usage);
+        return DIP_EXIT_USAGE;
+    }
+    return DIP_ARGS_GO_ON;
 }

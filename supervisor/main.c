@@ -44,13 +44,6 @@ static void help(void)
            usage);
 }
 
-/* Bad usage is one line: what was wrong, and the usage. */
-static void bad_usage(const char *what)
-{
-    fprintf(stderr, "dealimport-supervisor: bad argument '%s'; %s", what,
-            usage);
-}
-
 /* `--follow-up ID`: the error file, the source cleanup and the event of
  * one ended import, in a process the supervisor started for them
  * (sup_followup). Exits 0 when they are done, 75 to be tried again. */
@@ -91,7 +84,7 @@ static int follow_up_main(dip_config_t *cfg, const char *config,
 
 int main(int argc, char **argv)
 {
-    const char *config = NULL, *check = NULL, *follow_up = NULL, *bad = NULL;
+    const char *config = NULL, *check = NULL, *follow_up = NULL;
     long long secrets = -1;
     const dip_arg_t args[] = {
         {"config", &config, NULL, 0},
@@ -107,18 +100,10 @@ int main(int argc, char **argv)
     ssize_t n;
     int rc;
 
-    switch (dip_args_parse(argc, argv, args, sizeof(args) / sizeof(args[0]),
-                           &bad)) {
-    case DIP_ARGS_HELP:
-        help();
-        return 0;
-    case DIP_ARGS_VERSION:
-        printf("dealimport-supervisor %s\n", DEALIMPORT_VERSION);
-        return 0;
-    case DIP_ARGS_BAD:
-        bad_usage(bad);
-        return DIP_EXIT_USAGE;
-    }
+    rc = dip_args_start(argc, argv, args, sizeof(args) / sizeof(args[0]),
+                        "dealimport-supervisor", usage, help);
+    if (rc != DIP_ARGS_GO_ON)
+        return rc;
     secrets_fd = (int)secrets;
     if (check != NULL) {
         if (dip_config_check(check, err, sizeof(err)) < 0) {

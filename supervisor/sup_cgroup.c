@@ -26,6 +26,20 @@ struct sup_cgroup {
 
 /* ---- parsers ------------------------------------------------------------ */
 
+/* The next line of the text at *rest: its start and length without the
+ * newline, *rest moved past it. 0 at the end of the text. */
+static int next_line(const char **rest, const char **line, size_t *n)
+{
+    const char *eol;
+    if (*rest == NULL || **rest == '\0')
+        return 0;
+    *line = *rest;
+    eol = strchr(*line, '\n');
+    *n = eol ? (size_t)(eol - *line) : strlen(*line);
+    *rest = eol ? eol + 1 : NULL;
+    return 1;
+}
+
 static int copy_field(const char *s, size_t n, char *out, size_t len)
 {
     if (n >= len)
@@ -37,13 +51,11 @@ static int copy_field(const char *s, size_t n, char *out, size_t len)
 
 int sup_cgroup_parse_self(const char *text, char *path, size_t len)
 {
-    const char *line = text;
-    while (line && *line) {
-        const char *eol = strchr(line, '\n');
-        size_t n = eol ? (size_t)(eol - line) : strlen(line);
+    const char *rest = text, *line;
+    size_t n;
+    while (next_line(&rest, &line, &n)) {
         if (n >= 3 && strncmp(line, "0::", 3) == 0)
             return copy_field(line + 3, n - 3, path, len);
-        line = eol ? eol + 1 : NULL;
     }
     return -ENOENT;
 }
@@ -71,10 +83,9 @@ static int unescape_field(const char *s, size_t n, char *out, size_t len)
 
 int sup_cgroup_parse_mount(const char *text, char *path, size_t len)
 {
-    const char *line = text;
-    while (line && *line) {
-        const char *eol = strchr(line, '\n');
-        size_t n = eol ? (size_t)(eol - line) : strlen(line);
+    const char *rest = text, *line;
+    size_t n;
+    while (next_line(&rest, &line, &n)) {
         const char *sep = NULL, *f, *mp = NULL;
         size_t mplen = 0;
         int field = 0;
@@ -99,7 +110,6 @@ int sup_cgroup_parse_mount(const char *text, char *path, size_t len)
         if (sep && (size_t)(line + n - sep) >= 8 &&
             strncmp(sep, "cgroup2 ", 8) == 0)
             return unescape_field(mp, mplen, path, len);
-        line = eol ? eol + 1 : NULL;
     }
     return -ENOENT;
 }
@@ -107,10 +117,10 @@ int sup_cgroup_parse_mount(const char *text, char *path, size_t len)
 int sup_cgroup_parse_key(const char *text, const char *key, long long *value)
 {
     size_t klen = strlen(key);
-    const char *line = text;
-    while (line && *line) {
-        const char *eol = strchr(line, '\n');
-        if (strncmp(line, key, klen) == 0 && line[klen] == ' ') {
+    const char *rest = text, *line;
+    size_t n;
+    while (next_line(&rest, &line, &n)) {
+        if (n > klen && strncmp(line, key, klen) == 0 && line[klen] == ' ') {
             char *end = NULL;
             long long v;
             errno = 0;
@@ -121,7 +131,6 @@ int sup_cgroup_parse_key(const char *text, const char *key, long long *value)
             *value = v;
             return 0;
         }
-        line = eol ? eol + 1 : NULL;
     }
     return -ENOENT;
 }

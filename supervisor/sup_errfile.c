@@ -127,6 +127,26 @@ static void cell_str(sup_errfile_buf_t *b, const char *s)
     sup_errfile_csv_cell(b, s, strlen(s));
 }
 
+/* One value alone as extended JSON (canonical, or relaxed when canonical is
+ * 0), *len bytes, for bson_free; NULL when it cannot be written. */
+static char *value_json(const bson_value_t *v, int canonical, size_t *len)
+{
+    bson_t doc = BSON_INITIALIZER;
+    size_t jl = 0;
+    char *json, *out = NULL;
+    BSON_APPEND_VALUE(&doc, "v", v);
+    json = canonical ? bson_as_canonical_extended_json(&doc, &jl)
+                     : bson_as_relaxed_extended_json(&doc, &jl);
+    /* "{ "v" : <value> }" */
+    if (json && jl > 10) {
+        *len = jl - 10;
+        out = bson_strndup(json + 8, *len);
+    }
+    bson_free(json);
+    bson_destroy(&doc);
+    return out;
+}
+
 /* A cell from any BSON value: strings as they are, other values as text. */
 static void cell_value(sup_errfile_buf_t *b, const bson_iter_t *it)
 {
@@ -153,18 +173,10 @@ static void cell_value(sup_errfile_buf_t *b, const bson_iter_t *it)
         cell_str(b, v->value.v_bool ? "true" : "false");
         return;
     default: {
-        bson_t tmp = BSON_INITIALIZER;
-        char *json;
         size_t jl = 0;
-        BSON_APPEND_VALUE(&tmp, "v", v);
-        json = bson_as_relaxed_extended_json(&tmp, &jl);
-        /* "{ "v" : <value> }" */
-        if (json && jl > 10)
-            sup_errfile_csv_cell(b, json + 8, jl - 10);
-        else
-            sup_errfile_csv_cell(b, "", 0);
+        char *json = value_json(v, 0, &jl);
+        sup_errfile_csv_cell(b, json ? json : "", jl);
         bson_free(json);
-        bson_destroy(&tmp);
     }
     }
 }
@@ -336,17 +348,13 @@ char *sup_errfile_key(const char *source_key, const bson_value_t *queue_id)
         add_escaped(&b, queue_id->value.v_utf8.str, queue_id->value.v_utf8.len);
         break;
     default: {
-        bson_t doc = BSON_INITIALIZER;
-        char *json;
         size_t jl = 0;
-        BSON_APPEND_VALUE(&doc, "v", queue_id);
-        json = bson_as_canonical_extended_json(&doc, &jl);
-        if (json == NULL || jl <= 10)
+        char *json = value_json(queue_id, 1, &jl);
+        if (json == NULL)
             b.failed = 1;
         else
-            add_escaped(&b, json + 8, jl - 10);
+            add_escaped(&b, json, jl);
         bson_free(json);
-        bson_destroy(&doc);
     }
     }
     buf_add(&b, "", 1); /* NUL */

@@ -11,6 +11,7 @@
 #include "dip_log.h"
 #include "dip_mongo_io.h"
 #include "sup_store.h"
+#include "sup_thread.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -27,10 +28,7 @@ typedef struct entry {
 } entry_t;
 
 struct sup_renew {
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    int started, stop, done;
+    sup_thread_t t; /* its lock also guards what follows */
     mongoc_client_t *client;
     sup_store_t *store;
     sup_metrics_t *metrics; /* borrowed, may be NULL */
@@ -38,15 +36,6 @@ struct sup_renew {
     entry_t *entries;
     size_t n, cap;
 };
-
-/* Waits ms or until told to stop; called with the lock held. */
-static void nap(sup_renew_t *self, int64_t ms)
-{
-    struct timespec ts = dip_time_mono_deadline(ms);
-    while (!self->stop &&
-           pthread_cond_timedwait(&self->wake, &self->lock, &ts) != ETIMEDOUT)
-        ;
-}
 
 static int renew_once(sup_renew_t *self)
 {
@@ -67,15 +56,15 @@ static int renew_once(sup_renew_t *self)
         bson_oid_copy(&self->entries[i].id, &held[i].id.value.v_oid);
         held[i].epoch = self->entries[i].epoch;
     }
-    pthread_mutex_unlock(&self->lock);
+    pthread_mutex_unlock(&self->t.lock);
     sent = dip_time_mono_ms();
     rc = sup_store_renew(self->store, held, n, err, sizeof(err));
     if (rc < 0)
         dip_log(DIP_LOG_WARNING, NULL, "%s", err);
-    pthread_mutex_lock(&self->lock);
+    pthread_mutex_lock(&self->t.lock);
     /* Under the lock, and not once stopping: the metrics may be gone after
      * sup_renew_destroy, which sets stop under this lock. */
-    if (self->metrics && !self->stop)
+    if (self->metrics && !self->t.stop)
         sup_metrics_renewal(self->metrics, rc);
     /* The table may have changed meanwhile: match by claim. */
     for (size_t i = 0; rc == 0 && i < n; i++)
@@ -96,21 +85,19 @@ static int renew_once(sup_renew_t *self)
 static void *run(void *arg)
 {
     sup_renew_t *self = arg;
-    pthread_mutex_lock(&self->lock);
-    while (!self->stop) {
+    pthread_mutex_lock(&self->t.lock);
+    while (!self->t.stop) {
         size_t held = self->n;
         int rc = renew_once(self);
         /* Every round, even with nothing to renew: /readyz asks whether
          * this thread still runs. */
-        if (self->metrics && !self->stop)
+        if (self->metrics && !self->t.stop)
             sup_metrics_keeper_round(self->metrics, dip_time_mono_ms(), held,
                                      rc);
-        if (!self->stop)
-            nap(self, self->lease_ms / 6);
+        if (!self->t.stop)
+            sup_thread_nap(&self->t, self->lease_ms / 6);
     }
-    self->done = 1;
-    pthread_cond_broadcast(&self->wake);
-    pthread_mutex_unlock(&self->lock);
+    sup_thread_exit(&self->t);
     return NULL;
 }
 
@@ -118,17 +105,12 @@ sup_renew_t *sup_renew_new(const dip_config_t *cfg, const char *owner,
                            sup_metrics_t *metrics, char *err, size_t errlen)
 {
     sup_renew_t *self = calloc(1, sizeof(*self));
-    pthread_condattr_t ca;
     const char *db = NULL;
     if (self == NULL)
         return NULL;
     self->metrics = metrics;
     self->lease_ms = cfg->lease_s * 1000;
-    pthread_mutex_init(&self->lock, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&self->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    sup_thread_init(&self->t);
     self->client = dip_mongo_client_new_bounded(
         cfg->mongodb_uri, "dealimport-supervisor-lease",
         sup_store_budget_ms(cfg), &db, err, errlen);
@@ -137,12 +119,8 @@ sup_renew_t *sup_renew_new(const dip_config_t *cfg, const char *owner,
     self->store = sup_store_new(cfg, owner, self->client, db, err, errlen);
     if (self->store == NULL)
         goto fail;
-    if (pthread_create(&self->thread, NULL, run, self) != 0) {
-        snprintf(err, errlen, "cannot start the lease keeper: %s",
-                 strerror(errno));
+    if (sup_thread_start(&self->t, run, self, "lease keeper", err, errlen) < 0)
         goto fail;
-    }
-    self->started = 1;
     return self;
 fail:
     sup_renew_destroy(&self);
@@ -152,44 +130,27 @@ fail:
 void sup_renew_destroy(sup_renew_t **self_p)
 {
     sup_renew_t *self;
-    int joined = 1;
     if (self_p == NULL || *self_p == NULL)
         return;
     self = *self_p;
     *self_p = NULL;
-    if (self->started) {
-        struct timespec ts;
-        pthread_mutex_lock(&self->lock);
-        self->stop = 1;
-        pthread_cond_broadcast(&self->wake);
-        ts = dip_time_mono_deadline(1000);
-        while (!self->done && pthread_cond_timedwait(&self->wake, &self->lock,
-                                                     &ts) != ETIMEDOUT)
-            ;
-        joined = self->done;
-        pthread_mutex_unlock(&self->lock);
-        if (!joined) {
-            /* Blocked in the driver (the database is away): the process
-             * is exiting, which ends the thread too. */
-            pthread_detach(self->thread);
-            return;
-        }
-        pthread_join(self->thread, NULL);
-    }
+    if (!sup_thread_stop(&self->t, 1000))
+        /* Blocked in the driver (the database is away): the process
+         * is exiting, which ends the thread too. */
+        return;
     sup_store_destroy(&self->store);
     /* No endSessions on the way out (dip_mongo_client_close). */
     if (self->client)
         dip_mongo_client_close(self->client);
     free(self->entries);
-    pthread_cond_destroy(&self->wake);
-    pthread_mutex_destroy(&self->lock);
+    sup_thread_fini(&self->t);
     free(self);
 }
 
 int sup_renew_hold(sup_renew_t *self, const bson_oid_t *id, int64_t epoch)
 {
     int rc = 0;
-    pthread_mutex_lock(&self->lock);
+    pthread_mutex_lock(&self->t.lock);
     if (self->n == self->cap) {
         size_t cap = self->cap ? self->cap * 2 : 8;
         entry_t *e = realloc(self->entries, cap * sizeof(*e));
@@ -205,27 +166,27 @@ int sup_renew_hold(sup_renew_t *self, const bson_oid_t *id, int64_t epoch)
     self->entries[self->n].epoch = epoch;
     self->n++;
 out:
-    pthread_mutex_unlock(&self->lock);
+    pthread_mutex_unlock(&self->t.lock);
     return rc;
 }
 
 void sup_renew_forget(sup_renew_t *self, const bson_oid_t *id)
 {
-    pthread_mutex_lock(&self->lock);
+    pthread_mutex_lock(&self->t.lock);
     for (size_t i = 0; i < self->n;) {
         if (bson_oid_equal(&self->entries[i].id, id))
             self->entries[i] = self->entries[--self->n];
         else
             i++;
     }
-    pthread_mutex_unlock(&self->lock);
+    pthread_mutex_unlock(&self->t.lock);
 }
 
 int sup_renew_state(sup_renew_t *self, const bson_oid_t *id, int64_t epoch,
                     int64_t *until_ms, int *lost)
 {
     int rc = -1;
-    pthread_mutex_lock(&self->lock);
+    pthread_mutex_lock(&self->t.lock);
     for (size_t i = 0; i < self->n; i++)
         if (bson_oid_equal(&self->entries[i].id, id) &&
             self->entries[i].epoch == epoch) {
@@ -234,6 +195,6 @@ int sup_renew_state(sup_renew_t *self, const bson_oid_t *id, int64_t epoch,
             rc = 0;
             break;
         }
-    pthread_mutex_unlock(&self->lock);
+    pthread_mutex_unlock(&self->t.lock);
     return rc;
 }

@@ -9,6 +9,7 @@
 #include "dip_log.h"
 #include "dip_mongo_io.h"
 #include "sup_store.h"
+#include "sup_thread.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -20,10 +21,7 @@
 #include <mongoc/mongoc.h>
 
 struct sup_sampler {
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    int started, stop, done;
+    sup_thread_t t;         /* its lock also guards what follows */
     sup_metrics_t *metrics; /* borrowed; used only under lock, before stop */
     mongoc_client_t *client;
     mongoc_collection_t *queues;
@@ -112,8 +110,8 @@ static void sample(sup_sampler_t *self)
         old = oldest_pending(self, &created);
         failures += old < 0;
     }
-    pthread_mutex_lock(&self->lock);
-    if (!self->stop) {
+    pthread_mutex_lock(&self->t.lock);
+    if (!self->t.stop) {
         sup_metrics_db_checked(self->metrics, checked, up);
         sup_metrics_queue_counts(self->metrics, counts);
         if (old >= 0)
@@ -121,26 +119,20 @@ static void sample(sup_sampler_t *self)
         for (int i = 0; i < failures; i++)
             sup_metrics_sample_failed(self->metrics);
     }
-    pthread_mutex_unlock(&self->lock);
+    pthread_mutex_unlock(&self->t.lock);
 }
 
 static void *run(void *arg)
 {
     sup_sampler_t *self = arg;
-    pthread_mutex_lock(&self->lock);
-    while (!self->stop) {
-        struct timespec ts;
-        pthread_mutex_unlock(&self->lock);
+    pthread_mutex_lock(&self->t.lock);
+    while (!self->t.stop) {
+        pthread_mutex_unlock(&self->t.lock);
         sample(self);
-        pthread_mutex_lock(&self->lock);
-        ts = dip_time_mono_deadline(SUP_SAMPLER_EVERY_MS);
-        while (!self->stop && pthread_cond_timedwait(&self->wake, &self->lock,
-                                                     &ts) != ETIMEDOUT)
-            ;
+        pthread_mutex_lock(&self->t.lock);
+        sup_thread_nap(&self->t, SUP_SAMPLER_EVERY_MS);
     }
-    self->done = 1;
-    pthread_cond_broadcast(&self->wake);
-    pthread_mutex_unlock(&self->lock);
+    sup_thread_exit(&self->t);
     return NULL;
 }
 
@@ -148,7 +140,6 @@ sup_sampler_t *sup_sampler_new(const dip_config_t *cfg, sup_metrics_t *metrics,
                                char *err, size_t errlen)
 {
     sup_sampler_t *self = calloc(1, sizeof(*self));
-    pthread_condattr_t ca;
     const char *db = NULL;
     long sock;
     if (self == NULL) {
@@ -156,11 +147,7 @@ sup_sampler_t *sup_sampler_new(const dip_config_t *cfg, sup_metrics_t *metrics,
         return NULL;
     }
     self->metrics = metrics;
-    pthread_mutex_init(&self->lock, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&self->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    sup_thread_init(&self->t);
     self->client = dip_mongo_client_new_bounded(
         cfg->mongodb_uri, "dealimport-supervisor", sup_store_budget_ms(cfg),
         &db, err, errlen);
@@ -172,12 +159,8 @@ sup_sampler_t *sup_sampler_new(const dip_config_t *cfg, sup_metrics_t *metrics,
     self->max_time_ms = SUP_SAMPLER_MAX_TIME_MS;
     if (sock / 2 < self->max_time_ms)
         self->max_time_ms = sock / 2 > 100 ? sock / 2 : 100;
-    if (pthread_create(&self->thread, NULL, run, self) != 0) {
-        snprintf(err, errlen, "cannot start the queue sampler: %s",
-                 strerror(errno));
+    if (sup_thread_start(&self->t, run, self, "queue sampler", err, errlen) < 0)
         goto fail;
-    }
-    self->started = 1;
     return self;
 fail:
     sup_sampler_destroy(&self);
@@ -191,30 +174,13 @@ void sup_sampler_destroy(sup_sampler_t **self_p)
         return;
     self = *self_p;
     *self_p = NULL;
-    if (self->started) {
-        struct timespec ts;
-        int joined;
-        pthread_mutex_lock(&self->lock);
-        self->stop = 1;
-        pthread_cond_broadcast(&self->wake);
-        ts = dip_time_mono_deadline(1000);
-        while (!self->done && pthread_cond_timedwait(&self->wake, &self->lock,
-                                                     &ts) != ETIMEDOUT)
-            ;
-        joined = self->done;
-        pthread_mutex_unlock(&self->lock);
-        if (!joined) {
-            /* Blocked in the driver: the process is exiting, which ends
-             * the thread too; it will not touch the metrics (stop). */
-            pthread_detach(self->thread);
-            return;
-        }
-        pthread_join(self->thread, NULL);
-    }
+    if (!sup_thread_stop(&self->t, 1000))
+        /* Blocked in the driver: the process is exiting, which ends
+         * the thread too; it will not touch the metrics (stop). */
+        return;
     if (self->queues)
         mongoc_collection_destroy(self->queues);
     dip_mongo_client_close(self->client);
-    pthread_cond_destroy(&self->wake);
-    pthread_mutex_destroy(&self->lock);
+    sup_thread_fini(&self->t);
     free(self);
 }

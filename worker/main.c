@@ -110,16 +110,10 @@ static bson_mem_vtable_t oom_vtable = {.malloc = oom_malloc,
                                        .aligned_alloc = oom_aligned_alloc,
                                        .padding = {NULL, NULL, NULL}};
 
-/* Bad usage is one line: what was wrong, and the usage. */
-static void bad_usage(const char *what)
-{
-    fprintf(stderr, "dealimport-worker: bad argument '%s'; %s", what, usage);
-}
-
 int main(int argc, char **argv)
 {
     const char *queue_id = NULL, *events = NULL, *config = NULL;
-    const char *owner = NULL, *bad = NULL;
+    const char *owner = NULL;
     long long epoch = -1, secrets = -1;
     const dip_arg_t args[] = {
         {"queue-id", &queue_id, NULL, 0},
@@ -133,18 +127,10 @@ int main(int argc, char **argv)
     dip_config_t cfg;
     int rc, secrets_fd;
 
-    switch (dip_args_parse(argc, argv, args, sizeof(args) / sizeof(args[0]),
-                           &bad)) {
-    case DIP_ARGS_HELP:
-        help();
-        return 0;
-    case DIP_ARGS_VERSION:
-        printf("dealimport-worker %s\n", DEALIMPORT_VERSION);
-        return 0;
-    case DIP_ARGS_BAD:
-        bad_usage(bad);
-        return DIP_EXIT_USAGE;
-    }
+    rc = dip_args_start(argc, argv, args, sizeof(args) / sizeof(args[0]),
+                        "dealimport-worker", usage, help);
+    if (rc != DIP_ARGS_GO_ON)
+        return rc;
     secrets_fd = (int)secrets;
     if (queue_id == NULL || !dip_msg_is_oid(queue_id)) {
         fprintf(stderr,

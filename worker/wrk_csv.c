@@ -561,23 +561,33 @@ out:
     return p;
 }
 
-/* Appends bytes of the quoted cell being scanned to vraw, up to VRAW_MAX. */
-static int capture(wrk_csv_t *self, const unsigned char *p, size_t n)
+/* Appends the first bytes of p (n of them) to the growing buffer *buf, as
+ * many as keep *len within max; the rest is dropped. WRK_CSV_ENOMEM (err
+ * set) when the buffer cannot grow. */
+static int append_capped(wrk_csv_t *self, unsigned char **buf, size_t *len,
+                         size_t *cap, size_t max, const unsigned char *p,
+                         size_t n)
 {
-    if (n > VRAW_MAX - self->vraw_len) {
-        n = VRAW_MAX - self->vraw_len;
-        self->vraw_over = 1;
-    }
+    if (n > max - *len)
+        n = max - *len;
     if (n == 0)
         return WRK_CSV_OK;
-    if (reserve((void **)&self->vraw, &self->vraw_cap, self->vraw_len + n, 1) <
-        0) {
+    if (reserve((void **)buf, cap, *len + n, 1) < 0) {
         snprintf(self->err, sizeof(self->err), "out of memory reading a row");
         return WRK_CSV_ENOMEM;
     }
-    memcpy(self->vraw + self->vraw_len, p, n);
-    self->vraw_len += n;
+    memcpy(*buf + *len, p, n);
+    *len += n;
     return WRK_CSV_OK;
+}
+
+/* Appends bytes of the quoted cell being scanned to vraw, up to VRAW_MAX. */
+static int capture(wrk_csv_t *self, const unsigned char *p, size_t n)
+{
+    if (n > VRAW_MAX - self->vraw_len)
+        self->vraw_over = 1;
+    return append_capped(self, &self->vraw, &self->vraw_len, &self->vraw_cap,
+                         VRAW_MAX, p, n);
 }
 
 /* The quoted cell being scanned ends at an unpaired character quote's
@@ -955,18 +965,8 @@ static int row_end(wrk_csv_t *self)
  * limit, so rows that end within a chunk cost nothing. */
 static int keep_raw(wrk_csv_t *self, const unsigned char *p, size_t n)
 {
-    if (n > RAW_KEEP - self->raw_len)
-        n = RAW_KEEP - self->raw_len;
-    if (n == 0)
-        return WRK_CSV_OK;
-    if (reserve((void **)&self->raw, &self->raw_cap, self->raw_len + n, 1) <
-        0) {
-        snprintf(self->err, sizeof(self->err), "out of memory reading a row");
-        return WRK_CSV_ENOMEM;
-    }
-    memcpy(self->raw + self->raw_len, p, n);
-    self->raw_len += n;
-    return WRK_CSV_OK;
+    return append_capped(self, &self->raw, &self->raw_len, &self->raw_cap,
+                         RAW_KEEP, p, n);
 }
 
 static int rows_push(wrk_csv_t *self, const unsigned char *p, size_t n)

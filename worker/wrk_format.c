@@ -7,6 +7,7 @@
  * tallied.
  */
 #include "wrk_format.h"
+#include "dip_bson.h"
 #include "dip_text.h"
 
 #include <stdio.h>
@@ -23,30 +24,6 @@ const char *wrk_format_field(wrk_format_kind_t kind)
 }
 
 /* --- the setting ---------------------------------------------------------- */
-
-static const char *type_name(bson_type_t t)
-{
-    switch (t) {
-    case BSON_TYPE_UTF8:
-        return "a string";
-    case BSON_TYPE_DOUBLE:
-    case BSON_TYPE_INT32:
-    case BSON_TYPE_INT64:
-    case BSON_TYPE_DECIMAL128:
-        return "a number";
-    case BSON_TYPE_BOOL:
-        return "a boolean";
-    case BSON_TYPE_NULL:
-    case BSON_TYPE_UNDEFINED:
-        return "null";
-    case BSON_TYPE_DOCUMENT:
-        return "a document";
-    case BSON_TYPE_ARRAY:
-        return "an array";
-    default:
-        return "a value of another type";
-    }
-}
 
 /* The string at it, NUL-free UTF-8 of at most max bytes, or NULL. */
 static const char *text(const bson_iter_t *it, size_t max)
@@ -68,10 +45,10 @@ static int refuse(char *err, size_t errlen, const char *key,
     const char *s = text(it, 48);
     if (s != NULL)
         dip_text_format(q, sizeof(q), NULL, " '%s'", s);
-    dip_text_format(err, errlen, NULL,
-                    "the queue document's '" FORMAT_PATH ".%s' is %s%s, not %s",
-                    key, s ? "the string" : type_name(bson_iter_type(it)), q,
-                    want);
+    dip_text_format(
+        err, errlen, NULL,
+        "the queue document's '" FORMAT_PATH ".%s' is %s%s, not %s", key,
+        s ? "the string" : dip_bson_type_name(bson_iter_type(it)), q, want);
     return -1;
 }
 
@@ -115,7 +92,7 @@ int wrk_format_read(const bson_t *q, wrk_format_t *out, char *err,
                         "the queue document's '" FORMAT_PATH
                         "' is %s, not a document of date_order, decimal and "
                         "date_formats",
-                        type_name(bson_iter_type(&it)));
+                        dip_bson_type_name(bson_iter_type(&it)));
         return -1;
     }
     out->present = 1;

@@ -993,6 +993,16 @@ static int finish(import_t *im, dip_done_status_t status, const notes_t *nt)
     return rc < 0 ? DIP_EXIT_TEMPFAIL : DIP_EXIT_OK;
 }
 
+/* Ends the import on a database step that failed before any line was read:
+ * a transient failure is retried, anything else fails the import; err is
+ * the sentence that says why. Returns the worker's exit code. */
+static int finish_db_error(import_t *im, int rc, const char *err)
+{
+    dip_text_format(im->err, sizeof(im->err), NULL, "%s", err);
+    return finish(
+        im, rc == WRK_DB_ETRANSIENT ? DIP_DONE_RETRY : DIP_DONE_FAILED, NULL);
+}
+
 static const notes_t *notes_for(import_t *im, notes_t *nt, int empty,
                                 int no_rows)
 {
@@ -1257,10 +1267,7 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
     }
     rc = wrk_db_load_queue(im.db, &q, err, sizeof(err));
     if (rc != WRK_DB_OK) {
-        dip_text_format(im.err, sizeof(im.err), NULL, "%s", err);
-        exit_code = finish(
-            &im, rc == WRK_DB_ETRANSIENT ? DIP_DONE_RETRY : DIP_DONE_FAILED,
-            NULL);
+        exit_code = finish_db_error(&im, rc, err);
         goto cleanup;
     }
     /* The claim first: a worker started for a claim that is already gone
@@ -1327,10 +1334,7 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
             snprintf(err, sizeof(err), "out of memory");
     }
     if (rc != WRK_DB_OK) {
-        dip_text_format(im.err, sizeof(im.err), NULL, "%s", err);
-        exit_code = finish(
-            &im, rc == WRK_DB_ETRANSIENT ? DIP_DONE_RETRY : DIP_DONE_FAILED,
-            NULL);
+        exit_code = finish_db_error(&im, rc, err);
         goto cleanup;
     }
     im.stages = wrk_stages_new(

@@ -9,6 +9,7 @@
  * rules themselves are listed in wrk_map.h.
  */
 #include "wrk_map.h"
+#include "dip_bson.h"
 #include "dip_text.h"
 #include "wrk_fields.h"
 #include "wrk_format.h"
@@ -234,32 +235,6 @@ int wrk_map_normalize_token(const char *in, char *out, size_t outlen)
 
 /* --- the map -------------------------------------------------------------- */
 
-static const char *type_name(bson_type_t t)
-{
-    switch (t) {
-    case BSON_TYPE_DOUBLE:
-    case BSON_TYPE_INT32:
-    case BSON_TYPE_INT64:
-    case BSON_TYPE_DECIMAL128:
-        return "a number";
-    case BSON_TYPE_BOOL:
-        return "a boolean";
-    case BSON_TYPE_NULL:
-    case BSON_TYPE_UNDEFINED:
-        return "null";
-    case BSON_TYPE_DOCUMENT:
-        return "a document";
-    case BSON_TYPE_ARRAY:
-        return "an array";
-    case BSON_TYPE_OID:
-        return "an ObjectId";
-    case BSON_TYPE_DATE_TIME:
-        return "a date";
-    default:
-        return "a value of another type";
-    }
-}
-
 /* 24 hex digits in any case: an id the CRM would have written lowercase. */
 static int hex24(const char *s, size_t len)
 {
@@ -414,7 +389,7 @@ wrk_map_t *wrk_map_new(const bson_t *mappings, char *err, size_t errlen)
                 -1, err, errlen,
                 "mapping for column '%s' is %s, not the name of a deal "
                 "field or custom field",
-                qc, type_name(bson_iter_type(&it)));
+                qc, dip_bson_type_name(bson_iter_type(&it)));
             goto cleanup;
         }
         target = bson_iter_utf8(&it, &tlen);

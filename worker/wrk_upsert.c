@@ -287,41 +287,52 @@ typedef struct batch_ctx {
     char **messages;
 } batch_ctx_t;
 
+/* The row the write error at idx is about; 0 when idx is none of the
+ * write's (a reply that does not match what was sent). */
+static int error_row(const batch_ctx_t *b, int64_t idx, size_t *row)
+{
+    if (idx < 0 || (size_t)idx >= b->nops)
+        return 0;
+    *row = b->rows[idx];
+    return 1;
+}
+
+/* Refuses row: what, then the database's own words (errmsg of e). */
+static void refuse_for(batch_ctx_t *b, size_t row, const char *what,
+                       const bson_t *e)
+{
+    char msg[512];
+    const char *m = dip_bson_get_str(e, "errmsg");
+    snprintf(msg, sizeof(msg), "%s: %s", what, m ? m : "unknown error");
+    refuse(b->messages, row, b->outcome, msg);
+}
+
 static void on_change_error(void *arg, int64_t idx, const bson_t *e)
 {
     batch_ctx_t *b = arg;
-    char msg[512];
     size_t row;
-    if (idx < 0 || (size_t)idx >= b->nops)
+    if (!error_row(b, idx, &row))
         return;
-    row = b->rows[idx];
     /* the before-image of an earlier run of this line: it stays */
     if (dip_bson_get_int(e, "code", 0) == 11000)
         return;
-    snprintf(msg, sizeof(msg),
-             "the previous values of this deal could not be recorded, so it "
-             "was not changed: %s",
-             dip_bson_get_str(e, "errmsg") ? dip_bson_get_str(e, "errmsg")
-                                           : "unknown error");
-    refuse(b->messages, row, b->outcome, msg);
+    refuse_for(b, row,
+               "the previous values of this deal could not be recorded, so "
+               "it was not changed",
+               e);
 }
 
 static void on_deal_error(void *arg, int64_t idx, const bson_t *e)
 {
     batch_ctx_t *b = arg;
-    char msg[512];
     size_t row;
-    if (idx < 0 || (size_t)idx >= b->nops)
+    if (!error_row(b, idx, &row))
         return;
-    row = b->rows[idx];
     if (b->plan[row].insert && is_own_dup(e)) {
         b->outcome[row] = WRK_UPSERT_ALREADY;
         return;
     }
-    snprintf(msg, sizeof(msg), "the database refused this deal: %s",
-             dip_bson_get_str(e, "errmsg") ? dip_bson_get_str(e, "errmsg")
-                                           : "unknown error");
-    refuse(b->messages, row, b->outcome, msg);
+    refuse_for(b, row, "the database refused this deal", e);
 }
 
 static int wc_failed(const bson_t *reply)
@@ -329,6 +340,32 @@ static int wc_failed(const bson_t *reply)
     bson_iter_t it;
     return bson_iter_init_find(&it, reply, "writeConcernErrors") &&
            BSON_ITER_HOLDS_ARRAY(&it);
+}
+
+/* Judges one unordered write that was sent (one round trip): 1 when it is
+ * settled, done or refused for good line by line (each write error goes to
+ * on_error); 0 when the whole write is to be sent again, error then saying
+ * why (a write concern that failed is such an error). Destroys reply. */
+static int write_settled(wrk_upsert_t *self, bson_t *reply, bool ok,
+                         bson_error_t *error,
+                         void (*on_error)(void *, int64_t, const bson_t *),
+                         batch_ctx_t *b)
+{
+    bson_iter_t it;
+    int nerr = bson_iter_init_find(&it, reply, "writeErrors");
+    int wc = wc_failed(reply);
+    int settled = !wc && (ok || (nerr && !dip_mongo_is_transient(error)));
+    wrk_db_count_round_trip(self->db);
+    if (settled)
+        each_write_error(reply, on_error, b);
+    bson_destroy(reply);
+    if (wc) {
+        error->domain = MONGOC_ERROR_WRITE_CONCERN;
+        error->code = 64;
+        bson_strncpy(error->message, "write concern failed",
+                     sizeof(error->message));
+    }
+    return settled;
 }
 
 /* The change records, unordered; a duplicate is an earlier run's and
@@ -353,26 +390,10 @@ static int write_changes(wrk_upsert_t *self, batch_ctx_t *b, char *err,
     for (int attempt = 1; b->nops > 0; attempt++) {
         bson_t reply;
         bson_error_t error;
-        int nerr = 0, wc;
         bool ok = mongoc_collection_insert_many(self->changes, docs, b->nops,
                                                 &opts, &reply, &error);
-        bson_iter_t it;
-        wrk_db_count_round_trip(self->db);
-        if (bson_iter_init_find(&it, &reply, "writeErrors"))
-            nerr = 1;
-        wc = wc_failed(&reply);
-        if (!wc && (ok || (nerr && !dip_mongo_is_transient(&error)))) {
-            each_write_error(&reply, on_change_error, b);
-            bson_destroy(&reply);
+        if (write_settled(self, &reply, ok, &error, on_change_error, b))
             break;
-        }
-        bson_destroy(&reply);
-        if (wc) {
-            error.domain = MONGOC_ERROR_WRITE_CONCERN;
-            error.code = 64;
-            bson_strncpy(error.message, "write concern failed",
-                         sizeof(error.message));
-        }
         if (!wrk_db_retry(self->db, &error, attempt,
                           "recording the previous values", &rc, err, errlen))
             break;
@@ -393,8 +414,6 @@ static int write_deals(wrk_upsert_t *self, batch_ctx_t *b, char *err,
         bson_t opts = BSON_INITIALIZER, reply;
         bson_error_t error;
         mongoc_bulk_operation_t *bulk;
-        bson_iter_t it;
-        int nerr, wc;
         bool ok;
         BSON_APPEND_BOOL(&opts, "ordered", false);
         bulk = mongoc_collection_create_bulk_operation_with_opts(self->deals,
@@ -433,21 +452,8 @@ static int write_deals(wrk_upsert_t *self, batch_ctx_t *b, char *err,
         }
         ok = mongoc_bulk_operation_execute(bulk, &reply, &error) != 0;
         mongoc_bulk_operation_destroy(bulk);
-        wrk_db_count_round_trip(self->db);
-        nerr = bson_iter_init_find(&it, &reply, "writeErrors");
-        wc = wc_failed(&reply);
-        if (!wc && (ok || (nerr && !dip_mongo_is_transient(&error)))) {
-            each_write_error(&reply, on_deal_error, b);
-            bson_destroy(&reply);
+        if (write_settled(self, &reply, ok, &error, on_deal_error, b))
             break;
-        }
-        bson_destroy(&reply);
-        if (wc) {
-            error.domain = MONGOC_ERROR_WRITE_CONCERN;
-            error.code = 64;
-            bson_strncpy(error.message, "write concern failed",
-                         sizeof(error.message));
-        }
         if (!wrk_db_retry(self->db, &error, attempt, "writing deals", &rc, err,
                           errlen))
             break;

@@ -57,6 +57,8 @@ void wrk_values_trim(const char **p, size_t *len)
 /* A NUL-terminated argument of the wrappers, trimmed; -1 unless UTF-8. */
 static int text_in(const char *in, const char **p, size_t *len)
 {
+    if (in == NULL)
+        return -1;
     *p = in;
     *len = strlen(in);
     if (!dip_text_utf8_valid(in, *len))
@@ -86,6 +88,24 @@ static const double powers_of_ten[NUMBER_MAX_DIGITS + 1] = {
     1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
     1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
 };
+
+/* The decimals after the separator at p[*i]: *i moves past both, each digit
+ * goes into *mant and *nfrac. At least one, and with the nint digits before
+ * the separator no more than NUMBER_MAX_DIGITS: WRK_VALUE_OK, else
+ * WRK_VALUE_BAD (none) or WRK_VALUE_TOO_LONG. */
+static int decimals(const char *p, size_t len, size_t *i, uint64_t *mant,
+                    size_t nint, size_t *nfrac)
+{
+    (*i)++;
+    while (*i < len && is_digit(p[*i])) {
+        *mant = *mant * 10 + (uint64_t)(p[*i] - '0');
+        (*nfrac)++;
+        (*i)++;
+        if (nint + *nfrac > NUMBER_MAX_DIGITS)
+            return WRK_VALUE_TOO_LONG;
+    }
+    return *nfrac == 0 ? WRK_VALUE_BAD : WRK_VALUE_OK;
+}
 
 /* Digits with an optional '.' and decimals; with `groups`, the integer part
  * may be grouped by ',' in threes. The result is mantissa / 10^decimals,
@@ -123,16 +143,9 @@ static int parse_number(const char *p, size_t len, int groups, double *out,
             return WRK_VALUE_TOO_LONG;
     }
     if (i < len && p[i] == '.') {
-        i++;
-        while (i < len && is_digit(p[i])) {
-            mant = mant * 10 + (uint64_t)(p[i] - '0');
-            nfrac++;
-            i++;
-            if (nint + nfrac > NUMBER_MAX_DIGITS)
-                return WRK_VALUE_TOO_LONG;
-        }
-        if (nfrac == 0)
-            return WRK_VALUE_BAD;
+        int rc = decimals(p, len, &i, &mant, nint, &nfrac);
+        if (rc != WRK_VALUE_OK)
+            return rc;
     }
     ndig = nint + nfrac;
     if (i != len || ndig == 0)
@@ -217,16 +230,9 @@ static int parse_local(const char *p, size_t len, char dec, int groups,
             return WRK_VALUE_BAD;
     }
     if (i < len && p[i] == dec) {
-        i++;
-        while (i < len && is_digit(p[i])) {
-            mant = mant * 10 + (uint64_t)(p[i] - '0');
-            nfrac++;
-            i++;
-            if (nint + nfrac > NUMBER_MAX_DIGITS)
-                return WRK_VALUE_TOO_LONG;
-        }
-        if (nfrac == 0)
-            return WRK_VALUE_BAD;
+        int rc = decimals(p, len, &i, &mant, nint, &nfrac);
+        if (rc != WRK_VALUE_OK)
+            return rc;
     }
     if (i != len || nint + nfrac == 0)
         return WRK_VALUE_BAD;
@@ -415,35 +421,36 @@ int wrk_values_percent_as(const char *p, size_t len, wrk_decimal_t dec,
     }
 }
 
-int wrk_values_parse_amount(const char *in, double *out)
+/* A whole string (in) read as one cell by read: 0 with *out, or -1 with
+ * *out left alone. */
+static int parse_whole(const char *in, double *out,
+                       int (*read)(const char *, size_t, double *))
 {
     const char *p;
     size_t len;
-    char code[4];
     double v = 0;
-    if (in == NULL || out == NULL)
-        return -1;
-    if (text_in(in, &p, &len) < 0)
-        return -1;
-    if (wrk_values_amount(p, len, &v, code) != WRK_VALUE_OK)
+    if (out == NULL || text_in(in, &p, &len) < 0 ||
+        read(p, len, &v) != WRK_VALUE_OK)
         return -1;
     *out = v;
     return 0;
 }
 
+/* An amount in any currency (the code is not kept). */
+static int amount_value(const char *p, size_t len, double *out)
+{
+    char code[4];
+    return wrk_values_amount(p, len, out, code);
+}
+
+int wrk_values_parse_amount(const char *in, double *out)
+{
+    return parse_whole(in, out, amount_value);
+}
+
 int wrk_values_parse_percent(const char *in, double *out)
 {
-    const char *p;
-    size_t len;
-    double v = 0;
-    if (in == NULL || out == NULL)
-        return -1;
-    if (text_in(in, &p, &len) < 0)
-        return -1;
-    if (wrk_values_percent(p, len, &v) != WRK_VALUE_OK)
-        return -1;
-    *out = v;
-    return 0;
+    return parse_whole(in, out, wrk_values_percent);
 }
 
 /* --- dates ---------------------------------------------------------------- */
@@ -458,11 +465,8 @@ int wrk_values_parse_date(const char *in, int64_t *ms_since_epoch)
     const char *p;
     size_t len;
     int64_t v = 0;
-    if (in == NULL || ms_since_epoch == NULL)
-        return -1;
-    if (text_in(in, &p, &len) < 0)
-        return -1;
-    if (wrk_values_date(p, len, &v) != WRK_VALUE_OK)
+    if (ms_since_epoch == NULL || text_in(in, &p, &len) < 0 ||
+        wrk_values_date(p, len, &v) != WRK_VALUE_OK)
         return -1;
     *ms_since_epoch = v;
     return 0;

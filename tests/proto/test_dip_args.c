@@ -12,7 +12,11 @@
 
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "dip_exit.h"
 
 #include "dip_args.h"
 
@@ -127,10 +131,66 @@ static void test_table(void **state)
     }
 }
 
+static int helped;
+
+static void count_help(void)
+{
+    helped++;
+}
+
+/* dip_args_start: what each outcome returns, and the one line a bad word
+ * prints on stderr (read back from a file put in its place). */
+static void test_start(void **state)
+{
+    static const struct {
+        const char *word; /* the one argument */
+        int rc, helped;
+        const char *said; /* on stderr, or "" */
+    } cases[] = {
+        {"--help", 0, 1, ""},
+        {"--version", 0, 0, ""},
+        {"--nope", DIP_EXIT_USAGE, 0,
+         "prog: bad argument '--nope'; usage: prog [--config FILE]\n"},
+        {"--config=c.env", DIP_ARGS_GO_ON, 0, ""},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *config = NULL;
+        const dip_arg_t args[] = {{"config", &config, NULL, 0}};
+        char *argv[] = {(char *)"prog", (char *)cases[i].word, NULL};
+        char said[256] = "";
+        FILE *f = tmpfile();
+        int saved = dup(2), rc;
+        size_t got;
+        assert_non_null(f);
+        assert_true(saved >= 0);
+        helped = 0;
+        fflush(stderr);
+        assert_true(dup2(fileno(f), 2) >= 0);
+        rc = dip_args_start(2, argv, args, 1, "prog",
+                            "usage: prog [--config FILE]\n", count_help);
+        fflush(stdout);
+        fflush(stderr);
+        dup2(saved, 2);
+        close(saved);
+        rewind(f);
+        got = fread(said, 1, sizeof(said) - 1, f);
+        said[got] = '\0';
+        fclose(f);
+        if (rc != cases[i].rc)
+            fail_msg("case %zu: returned %d, want %d", i, rc, cases[i].rc);
+        assert_int_equal(helped, cases[i].helped);
+        assert_string_equal(said, cases[i].said);
+        if (rc == DIP_ARGS_GO_ON)
+            assert_string_equal(config ? config : "(none)", "c.env");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
+        cmocka_unit_test(test_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
