@@ -175,3 +175,16 @@ void dip_mongo_backoff(long base_ms, int attempt)
             ;
     }
 }
+
+bool dip_mongo_take_new(const mongoc_client_t *client,
+                        mongoc_collection_t *coll, const bson_t *query,
+                        mongoc_find_and_modify_opts_t *opts, bson_t *reply,
+                        bson_error_t *error)
+{
+    mongoc_find_and_modify_opts_set_flags(opts,
+                                          MONGOC_FIND_AND_MODIFY_RETURN_NEW);
+    mongoc_find_and_modify_opts_set_max_time_ms(
+        opts, (uint32_t)dip_mongo_max_time_ms(client));
+    return mongoc_collection_find_and_modify_with_opts(coll, query, opts, reply,
+                                                       error);
+}

@@ -58,6 +58,15 @@ int64_t dip_mongo_max_time_ms(const mongoc_client_t *client);
  * maxTimeMS, unless opts has one. The caller destroys it. */
 bson_t *dip_mongo_read_opts(const mongoc_client_t *client, const bson_t *opts);
 
+/* findAndModify on coll returning the document after its update, with opts
+ * (its update, sort, and so on, set by the caller) and the read bound of
+ * dip_mongo_max_time_ms: the one way the service claims and moves a
+ * document. reply is initialized either way; true when the command ran. */
+bool dip_mongo_take_new(const mongoc_client_t *client,
+                        mongoc_collection_t *coll, const bson_t *query,
+                        mongoc_find_and_modify_opts_t *opts, bson_t *reply,
+                        bson_error_t *error);
+
 /* 1 when the error is transient: network, server selection, timeouts, not
  * primary, shutting down, interrupted. */
 int dip_mongo_is_transient(const bson_error_t *error);

@@ -555,12 +555,8 @@ int sup_admin_move(sup_admin_t *self, const char *id, const char *from,
     bson_append_document_end(update, &unset);
 
     mongoc_find_and_modify_opts_set_update(opts, update);
-    mongoc_find_and_modify_opts_set_flags(opts,
-                                          MONGOC_FIND_AND_MODIFY_RETURN_NEW);
-    mongoc_find_and_modify_opts_set_max_time_ms(
-        opts, (uint32_t)dip_mongo_max_time_ms(self->client));
-    if (!mongoc_collection_find_and_modify_with_opts(self->queues, query, opts,
-                                                     &reply, &error)) {
+    if (!dip_mongo_take_new(self->client, self->queues, query, opts, &reply,
+                            &error)) {
         snprintf(err, errlen, "changing import '%s' to '%s' failed: %s", id, to,
                  error.message);
         rc = -1;

@@ -37,26 +37,35 @@ size_t sup_claim_full_accounts(const bson_oid_t *busy, size_t nbusy,
     return nskip;
 }
 
+/* The slot of a bounded table for an entry: `found` (< *n) when it is
+ * there; else the next free one (*n grows); else, the table being full,
+ * the entry whose time is the smallest (the least recently served, the
+ * soonest due). The times are int64_t at `first`, every `stride` bytes. */
+static size_t table_slot(size_t found, size_t *n, size_t max,
+                         const int64_t *first, size_t stride)
+{
+    const char *base = (const char *)first;
+    size_t slot = 0;
+    if (found < *n)
+        return found;
+    if (*n < max)
+        return (*n)++;
+    for (size_t i = 1; i < *n; i++)
+        if (*(const int64_t *)(const void *)(base + i * stride) <
+            *(const int64_t *)(const void *)(base + slot * stride))
+            slot = i;
+    return slot;
+}
+
 void sup_claim_note_served(sup_store_served_t *served, size_t *n, size_t max,
                            const bson_oid_t *account, int64_t now_ms)
 {
-    size_t slot = *n;
-    for (size_t i = 0; i < *n; i++) {
-        if (bson_oid_equal(&served[i].account, account)) {
-            slot = i;
-            break;
-        }
-    }
-    if (slot == *n) {
-        if (*n < max) {
-            (*n)++;
-        } else {
-            slot = 0;
-            for (size_t i = 1; i < *n; i++)
-                if (served[i].at_ms < served[slot].at_ms)
-                    slot = i;
-        }
-    }
+    size_t found = *n;
+    size_t slot;
+    for (size_t i = 0; i < *n && found == *n; i++)
+        if (bson_oid_equal(&served[i].account, account))
+            found = i;
+    slot = table_slot(found, n, max, &served[0].at_ms, sizeof(served[0]));
     bson_oid_copy(account, &served[slot].account);
     served[slot].at_ms = now_ms;
 }
@@ -106,22 +115,18 @@ sup_claim_aside_t *sup_claim_set_aside(sup_claim_aside_t *aside, size_t *n,
                                        size_t max, const bson_value_t *id,
                                        int64_t now_ms)
 {
-    size_t slot = *n;
-    for (size_t i = 0; i < *n; i++)
-        if (same_value(&aside[i].id, id)) {
-            slot = i;
-            break;
-        }
-    if (slot == *n) {
-        if (*n < max) {
-            (*n)++;
-        } else {
-            slot = 0;
-            for (size_t i = 1; i < *n; i++)
-                if (aside[i].until_ms < aside[slot].until_ms)
-                    slot = i;
+    size_t found = *n;
+    size_t slot;
+    for (size_t i = 0; i < *n && found == *n; i++)
+        if (same_value(&aside[i].id, id))
+            found = i;
+    if (found < *n) {
+        slot = found;
+    } else {
+        int full = *n == max;
+        slot = table_slot(found, n, max, &aside[0].until_ms, sizeof(aside[0]));
+        if (full)
             bson_value_destroy(&aside[slot].id);
-        }
         memset(&aside[slot], 0, sizeof(aside[slot]));
         bson_value_copy(id, &aside[slot].id);
     }

@@ -315,13 +315,9 @@ static int claim_one(sup_event_t *self, int64_t now_ms, bson_t *out)
     bson_append_document_end(&update, &set);
     mongoc_find_and_modify_opts_set_sort(opts, &sort);
     mongoc_find_and_modify_opts_set_update(opts, &update);
-    mongoc_find_and_modify_opts_set_flags(opts,
-                                          MONGOC_FIND_AND_MODIFY_RETURN_NEW);
-    mongoc_find_and_modify_opts_set_max_time_ms(
-        opts, (uint32_t)dip_mongo_max_time_ms(self->client));
     bson_init(out);
-    if (!mongoc_collection_find_and_modify_with_opts(self->coll, &query, opts,
-                                                     &reply, &e)) {
+    if (!dip_mongo_take_new(self->client, self->coll, &query, opts, &reply,
+                            &e)) {
         dip_log(DIP_LOG_WARNING, NULL,
                 "cannot claim a completion event to deliver: %s", e.message);
         /* the reply is initialized even on failure */

@@ -181,12 +181,8 @@ static int take(sup_store_t *self, const bson_t *query, const bson_t *sort,
     bson_append_document_end(update, &set);
     mongoc_find_and_modify_opts_set_sort(opts, sort);
     mongoc_find_and_modify_opts_set_update(opts, update);
-    mongoc_find_and_modify_opts_set_flags(opts,
-                                          MONGOC_FIND_AND_MODIFY_RETURN_NEW);
-    mongoc_find_and_modify_opts_set_max_time_ms(
-        opts, (uint32_t)dip_mongo_max_time_ms(self->client));
-    if (!mongoc_collection_find_and_modify_with_opts(self->queues, query, opts,
-                                                     &reply, error))
+    if (!dip_mongo_take_new(self->client, self->queues, query, opts, &reply,
+                            error))
         rc = TAKE_FAILED;
     else if (dip_bson_reply_value(&reply, &tmp)) {
         bson_copy_to(&tmp, out);

@@ -344,12 +344,8 @@ int sup_store_repair_log(sup_store_t *self, char *err, size_t errlen)
                           NULL, NULL);
     bson_append_document_end(update, &set);
     mongoc_find_and_modify_opts_set_update(opts, update);
-    mongoc_find_and_modify_opts_set_flags(opts,
-                                          MONGOC_FIND_AND_MODIFY_RETURN_NEW);
-    mongoc_find_and_modify_opts_set_max_time_ms(
-        opts, (uint32_t)dip_mongo_max_time_ms(self->client));
-    if (!mongoc_collection_find_and_modify_with_opts(self->queues, query, opts,
-                                                     &reply, &error)) {
+    if (!dip_mongo_take_new(self->client, self->queues, query, opts, &reply,
+                            &error)) {
         snprintf(err, errlen, "looking for unrecorded import ends failed: %s",
                  error.message);
         /* the reply is initialized even on failure */
