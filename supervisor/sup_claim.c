@@ -163,6 +163,23 @@ static size_t held_list(sup_loop_t *self, sup_store_held_t *held)
     return n;
 }
 
+/* A queue document's _id as canonical Extended JSON, {"id": ...}, for a
+ * sentence: any type the CRM stored, cut at a character boundary. */
+static void id_text(const bson_t *doc, char *text, size_t len)
+{
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, "_id")) {
+        bson_t tmp = BSON_INITIALIZER;
+        char *json;
+        BSON_APPEND_VALUE(&tmp, "id", bson_iter_value(&it));
+        json = bson_as_canonical_extended_json(&tmp, NULL);
+        if (json)
+            dip_text_format(text, len, NULL, "%s", json);
+        bson_free(json);
+        bson_destroy(&tmp);
+    }
+}
+
 /* A document the claim could not take (sup_store_claim's
  * SUP_STORE_EUNCLAIMABLE, out as it says) ended alone: failed, or set
  * aside here; logged and counted either way. */
@@ -173,16 +190,7 @@ static void note_unclaimable(sup_loop_t *self, const bson_t *out)
     const char *why = dip_bson_get_str(out, "error");
     int marked = bson_iter_init_find(&it, out, "marked") &&
                  BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it);
-    if (bson_iter_init_find(&it, out, "_id")) {
-        bson_t tmp = BSON_INITIALIZER;
-        char *json;
-        BSON_APPEND_VALUE(&tmp, "id", bson_iter_value(&it));
-        json = bson_as_canonical_extended_json(&tmp, NULL);
-        if (json)
-            dip_text_format(text, sizeof(text), NULL, "%s", json);
-        bson_free(json);
-        bson_destroy(&tmp);
-    }
+    id_text(out, text, sizeof(text));
     sup_metrics_unclaimable(self->metrics, marked);
     if (marked) {
         dip_log(DIP_LOG_WARNING, NULL, "import %s failed: '%s'", text,
@@ -210,16 +218,7 @@ static void refuse_claimed(sup_loop_t *self, const bson_t *doc)
     char err[512], msg[256], text[128] = "";
     sup_store_result_t r = {.status = "failed", .error = msg};
     int rc;
-    if (bson_iter_init_find(&it, doc, "_id")) {
-        bson_t tmp = BSON_INITIALIZER;
-        char *json;
-        BSON_APPEND_VALUE(&tmp, "id", bson_iter_value(&it));
-        json = bson_as_canonical_extended_json(&tmp, NULL);
-        if (json)
-            dip_text_format(text, sizeof(text), NULL, "%s", json);
-        bson_free(json);
-        bson_destroy(&tmp);
-    }
+    id_text(doc, text, sizeof(text));
     dip_text_format(msg, sizeof(msg), NULL,
                     "the queue document's _id is not an ObjectId (it is a %s); "
                     "this service imports only documents whose _id is one",

@@ -82,26 +82,42 @@ void sup_store_destroy(sup_store_t **self_p)
     *self_p = NULL;
 }
 
-static int index_one(mongoc_collection_t *coll, const char *name, bson_t *keys,
-                     int unique, char *err, size_t errlen)
+/* An index on coll named name over keys (taken): unique when asked, and
+ * holding only the documents partial (taken, may be NULL) matches. */
+static int index_make(mongoc_collection_t *coll, const char *name, bson_t *keys,
+                      bson_t *partial, int unique, char *err, size_t errlen)
 {
-    bson_t *cmd;
+    bson_t cmd = BSON_INITIALIZER, arr, idx, reply;
     bson_error_t error;
-    bson_t reply;
     int rc = SUP_STORE_OK;
-    cmd = BCON_NEW("createIndexes", BCON_UTF8(mongoc_collection_get_name(coll)),
-                   "indexes", "[", "{", "key", BCON_DOCUMENT(keys), "name",
-                   BCON_UTF8(name), "unique", BCON_BOOL(unique), "}", "]");
-    if (!mongoc_collection_write_command_with_opts(coll, cmd, NULL, &reply,
+    BSON_APPEND_UTF8(&cmd, "createIndexes", mongoc_collection_get_name(coll));
+    BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &arr);
+    BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &idx);
+    BSON_APPEND_DOCUMENT(&idx, "key", keys);
+    BSON_APPEND_UTF8(&idx, "name", name);
+    BSON_APPEND_BOOL(&idx, "unique", unique);
+    if (partial)
+        BSON_APPEND_DOCUMENT(&idx, "partialFilterExpression", partial);
+    bson_append_document_end(&arr, &idx);
+    bson_append_array_end(&cmd, &arr);
+    if (!mongoc_collection_write_command_with_opts(coll, &cmd, NULL, &reply,
                                                    &error)) {
         snprintf(err, errlen, "cannot create index '%s': %s", name,
                  error.message);
         rc = SUP_STORE_EFAIL;
     }
     bson_destroy(&reply);
-    bson_destroy(cmd);
+    bson_destroy(&cmd);
     bson_destroy(keys);
+    if (partial)
+        bson_destroy(partial);
     return rc;
+}
+
+static int index_one(mongoc_collection_t *coll, const char *name, bson_t *keys,
+                     int unique, char *err, size_t errlen)
+{
+    return index_make(coll, name, keys, NULL, unique, err, errlen);
 }
 
 void sup_store_account_key(const bson_value_t *v, char *out, size_t len)
@@ -194,25 +210,7 @@ static int index_partial(mongoc_collection_t *coll, const char *name,
                          bson_t *keys, bson_t *partial, char *err,
                          size_t errlen)
 {
-    bson_t *cmd;
-    bson_error_t error;
-    bson_t reply;
-    int rc = SUP_STORE_OK;
-    cmd = BCON_NEW("createIndexes", BCON_UTF8(mongoc_collection_get_name(coll)),
-                   "indexes", "[", "{", "key", BCON_DOCUMENT(keys), "name",
-                   BCON_UTF8(name), "partialFilterExpression",
-                   BCON_DOCUMENT(partial), "}", "]");
-    if (!mongoc_collection_write_command_with_opts(coll, cmd, NULL, &reply,
-                                                   &error)) {
-        snprintf(err, errlen, "cannot create index '%s': %s", name,
-                 error.message);
-        rc = SUP_STORE_EFAIL;
-    }
-    bson_destroy(&reply);
-    bson_destroy(cmd);
-    bson_destroy(keys);
-    bson_destroy(partial);
-    return rc;
+    return index_make(coll, name, keys, partial, 0, err, errlen);
 }
 
 /* The indexes of the loop's recurring queries (docs/scaling.md), each
