@@ -14,6 +14,7 @@
 #include "dip_time.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -85,6 +86,17 @@ void sup_lease_decide(const sup_lease_slot_facts_t *f, sup_lease_verdict_t *out)
         out->kind = SUP_LEASE_KILL;
         out->kill_at_ms = INT64_MAX;
     }
+}
+
+void sup_lease_lapse_sentence(int64_t left_ms, char *out, size_t len)
+{
+    if (left_ms >= 0)
+        snprintf(out, len, "the lease could not be renewed and ends in %lld ms",
+                 (long long)left_ms);
+    else
+        snprintf(out, len,
+                 "the lease could not be renewed and ended %lld ms ago",
+                 -(long long)left_ms);
 }
 
 /* ---- the loop's side ------------------------------------------------- */
@@ -173,6 +185,7 @@ void sup_lease_watch(sup_loop_t *self)
             .kill_at_ms = w->kill_at_ms,
         };
         sup_lease_verdict_t v;
+        char lapse[96];
         if (w->state == SUP_SLOT_FREE)
             continue;
         if (w->lease == SUP_LEASE_HELD &&
@@ -200,10 +213,10 @@ void sup_lease_watch(sup_loop_t *self)
         case SUP_LEASE_STOP:
         case SUP_LEASE_END_EXITED:
         case SUP_LEASE_DROP:
-            dip_log(DIP_LOG_WARNING, w->qid_hex,
-                    "the lease could not be renewed and ends in %lld ms: "
-                    "stopping the import here",
-                    (long long)(w->lease_end_ms - self->now));
+            sup_lease_lapse_sentence(w->lease_end_ms - self->now, lapse,
+                                     sizeof(lapse));
+            dip_log(DIP_LOG_WARNING, w->qid_hex, "%s: stopping the import here",
+                    lapse);
             if (v.kind == SUP_LEASE_END_EXITED)
                 sup_end_exited(self, w, w->exit_status);
             else if (v.kind == SUP_LEASE_DROP)
@@ -212,11 +225,12 @@ void sup_lease_watch(sup_loop_t *self)
                 sup_slot_kill(w, SIGTERM);
             break;
         case SUP_LEASE_KILL:
-            if (f.lease == SUP_LEASE_HELD) /* stopped and killed at once */
+            if (f.lease == SUP_LEASE_HELD) { /* stopped and killed at once */
+                sup_lease_lapse_sentence(w->lease_end_ms - self->now, lapse,
+                                         sizeof(lapse));
                 dip_log(DIP_LOG_WARNING, w->qid_hex,
-                        "the lease could not be renewed and ends in %lld ms: "
-                        "stopping the import here",
-                        (long long)(w->lease_end_ms - self->now));
+                        "%s: stopping the import here", lapse);
+            }
             dip_log(DIP_LOG_WARNING, w->qid_hex,
                     "worker pid=%d did not stop before the lease ends: "
                     "killing it",

@@ -15,6 +15,7 @@
 #ifndef SUP_LEASE_H
 #define SUP_LEASE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "sup_life.h"
@@ -87,5 +88,11 @@ typedef struct sup_lease_verdict {
 
 void sup_lease_decide(const sup_lease_slot_facts_t *f,
                       sup_lease_verdict_t *out);
+
+/* The log's sentence for a lease that could not be renewed, left_ms before
+ * (or, negative, after) its end by our clock: "the lease could not be
+ * renewed and ends in 1200 ms" or "... and ended 3400 ms ago" (a loop
+ * frozen past the end, SIGSTOP, sees it late). Always NUL-terminated. */
+void sup_lease_lapse_sentence(int64_t left_ms, char *out, size_t len);
 
 #endif

@@ -245,12 +245,34 @@ static void test_slot(void **state)
     }
 }
 
+/* The sentence says "ends in" only before the end: a loop that was
+ * frozen (SIGSTOP) past it reads "ended ... ago", not "ends in -3400 ms". */
+static void test_lapse_sentence(void **state)
+{
+    static const struct {
+        int64_t left_ms;
+        const char *want;
+    } rows[] = {
+        {1200, "the lease could not be renewed and ends in 1200 ms"},
+        {0, "the lease could not be renewed and ends in 0 ms"},
+        {-3400, "the lease could not be renewed and ended 3400 ms ago"},
+        {-1, "the lease could not be renewed and ended 1 ms ago"},
+    };
+    char out[96];
+    (void)state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        sup_lease_lapse_sentence(rows[i].left_ms, out, sizeof(out));
+        assert_string_equal(out, rows[i].want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_margins),
         cmocka_unit_test(test_gate),
         cmocka_unit_test(test_slot),
+        cmocka_unit_test(test_lapse_sentence),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
