@@ -339,23 +339,41 @@ static void slow_database(double secs)
  * ends count nothing, so they still land. */
 static void slow_mode(int scan_us)
 {
-    bson_error_t error;
+    bson_error_t error = {0};
+    char uri[1200];
+    mongoc_client_t *client;
+    double until = now_s() + 120.0;
     note("slow mode: scan_us=%d", scan_us);
-    /* The admin command meets the chaos too (a storm, a step-down): tried
-     * again for up to 30 s, a violation only if it never lands. */
-    for (int tries = 0; tries < 60; tries++) {
+    /* The admin command meets the chaos too (a storm of dropped
+     * connections, a step-down, a frozen server, and under the sanitizers
+     * a server slow to answer a handshake): it goes on a client of its own
+     * that waits for a server as long as a real operator would, and is
+     * tried again for two minutes. Switching the phase is the harness's
+     * act, not the service's: a switch that never lands is said, and the
+     * service's invariants are checked as always. */
+    snprintf(uri, sizeof(uri),
+             "%s%cconnectTimeoutMS=20000&"
+             "serverSelectionTimeoutMS=30000&serverSelectionTryOnce=false",
+             env.uri, strchr(env.uri, '?') ? '&' : '?');
+    client = mongoc_client_new(uri);
+    while (client != NULL && now_s() < until) {
         bson_t *cmd =
             BCON_NEW("devSlow", "{", "scan_us", BCON_INT32(scan_us), "}");
         bson_t reply;
-        bool ok = mongoc_client_command_simple(env.client, "admin", cmd, NULL,
+        bool ok = mongoc_client_command_simple(client, "admin", cmd, NULL,
                                                &reply, &error);
         bson_destroy(&reply);
         bson_destroy(cmd);
-        if (ok)
+        if (ok) {
+            mongoc_client_destroy(client);
             return;
+        }
         usleep(500000);
     }
-    violation("devSlow failed: %s", error.message);
+    mongoc_client_destroy(client);
+    note("slow mode: the switch to scan_us=%d did not land in 120 s (%s); "
+         "the run goes on in the mode it has",
+         scan_us, error.message);
 }
 
 /* A running supervisor with a live worker (picked at random), or -1. */
