@@ -102,30 +102,11 @@ class CommandError(Exception):
         return out
 
 
-def _type_name(v):
-    if isinstance(v, bool):
-        return 'bool'
-    if isinstance(v, Int64):
-        return 'long'
-    if isinstance(v, int):
-        return 'int'
-    if isinstance(v, float):
-        return 'double'
-    if isinstance(v, str):
-        return 'string'
-    if isinstance(v, dict):
-        return 'object'
-    if isinstance(v, list):
-        return 'array'
-    if v is None:
-        return 'null'
-    return type(v).__name__
-
-
 def _wrong_type(cmd_name, field, value, expected):
     return CommandError(14, "BSON field '%s.%s' is the wrong type '%s', "
-                        "expected type '%s'" % (cmd_name, field,
-                                                _type_name(value), expected))
+                        "expected type '%s'"
+                        % (cmd_name, field, engine_mod.bson_type_name(value),
+                           expected))
 
 
 def _missing(cmd_name, field):
@@ -172,7 +153,7 @@ def _coll_name(cmd, cmd_name, db):
     v = cmd[cmd_name]
     if not isinstance(v, str):
         raise CommandError(2, "collection name has invalid type %s"
-                           % _type_name(v))
+                           % engine_mod.bson_type_name(v))
     if not v or '$' in v or '\x00' in v or v.startswith('.'):
         raise CommandError(73, "Invalid namespace specified '%s.%s'"
                            % (db, v))
@@ -217,7 +198,7 @@ def _validate_update(u):
                            'the development server')
     if not isinstance(u, dict):
         raise CommandError(14, "update must be an object, got '%s'"
-                           % _type_name(u))
+                           % engine_mod.bson_type_name(u))
     dollars = [k for k in u if k[:1] == '$']
     if dollars:
         for k in u:
@@ -229,7 +210,7 @@ def _validate_update(u):
                 raise CommandError(9, "Modifiers operate on fields but we "
                                    "found type %s instead. For example: "
                                    "{$mod: {<field>: ...}} not {%s: %s}"
-                                   % (_type_name(u[k]), k, u[k]))
+                                   % (engine_mod.bson_type_name(u[k]), k, u[k]))
 
 
 _END = object()
@@ -972,7 +953,7 @@ class Commands:
     def _index_spec(raw):
         if not isinstance(raw, dict):
             raise CommandError(14, "index specification must be an object, "
-                               "got '%s'" % _type_name(raw))
+                               "got '%s'" % engine_mod.bson_type_name(raw))
         key = raw.get('key')
         if not isinstance(key, dict) or not key:
             raise CommandError(67, "Error in specification %s :: caused by "
