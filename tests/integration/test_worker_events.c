@@ -47,6 +47,7 @@ static int teardown(void **state)
 {
     int st;
     (void)state;
+    (void)it_dev_slow(&env, "{\"write_us\": 0}");
     if (sup <= 0)
         return 0;
     kill(sup, SIGCONT);
@@ -397,7 +398,10 @@ static void test_worker_stops_when_supervisor_stops_reading(void **state)
 {
     static const char *const extra[] = {"DEALIMPORT_LEASE_S=2",
                                         "DEALIMPORT_BATCH_ROWS=500", NULL};
-    /* not scaled: a slower build only stops further from the end */
+    /* Each deal written costs the server 200 us: the whole file takes
+     * 20 s at the least, far more than the few seconds
+     * the worker may go on after the freeze, on a machine of any speed
+     * (a fast one wrote all 100,000 rows before it stopped). */
     const int rows = 100000;
     bson_oid_t account, user, pipeline, qid;
     pid_t worker;
@@ -405,6 +409,7 @@ static void test_worker_stops_when_supervisor_stops_reading(void **state)
     bson_t q;
     int gone = 0;
     (void)state;
+    assert_int_equal(it_dev_slow(&env, "{\"write_us\": 200}"), 0);
     start_sup(extra);
     ids(&account, &user, &pipeline);
     it_put_rows(&env, "imports/events/frozen.csv", rows, 16);

@@ -288,6 +288,29 @@ int64_t it_count(it_env_t *env, const char *coll, const char *filter_json)
     return n;
 }
 
+int it_dev_slow(it_env_t *env, const char *prices_json)
+{
+    bson_error_t error;
+    bson_t *prices =
+        bson_new_from_json((const uint8_t *)prices_json, -1, &error);
+    bson_t cmd = BSON_INITIALIZER, reply;
+    bool ok;
+    if (prices == NULL) {
+        fprintf(stderr, "bad prices JSON '%s': %s\n", prices_json,
+                error.message);
+        exit(1);
+    }
+    BSON_APPEND_DOCUMENT(&cmd, "devSlow", prices);
+    ok = mongoc_client_command_simple(env->client, "admin", &cmd, NULL, &reply,
+                                      &error);
+    if (!ok)
+        fprintf(stderr, "devSlow %s: %s\n", prices_json, error.message);
+    bson_destroy(&reply);
+    bson_destroy(&cmd);
+    bson_destroy(prices);
+    return ok ? 0 : -1;
+}
+
 const char *it_str(const bson_t *doc, const char *dotted)
 {
     const char *s = dip_bson_get_str(doc, dotted);

@@ -69,6 +69,12 @@ int it_wait_final(it_env_t *env, const bson_oid_t *qid, int timeout_ms,
 /* count_documents with a JSON filter. */
 int64_t it_count(it_env_t *env, const char *coll, const char *filter_json);
 
+/* Sets prices of the development server's slow mode, e.g.
+ * "{\"write_us\": 200}" (the fields not named keep theirs); 0, or -1
+ * when the server refused (said on stderr). The prices stay until set
+ * again: a test that sets them resets them in its teardown. */
+int it_dev_slow(it_env_t *env, const char *prices_json);
+
 /* A string field of a document, or "". */
 const char *it_str(const bson_t *doc, const char *dotted);
 
