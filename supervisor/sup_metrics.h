@@ -28,9 +28,10 @@
  * SUP_METRICS_HTTP_MAX_CONNS connections, SUP_METRICS_HTTP_PER_ADDR from
  * one peer address, and SUP_METRICS_HTTP_DEADLINE_MS for a whole request,
  * from accept to the last byte of the answer, however slowly a client
- * sends or reads. A new connection over a bound takes the place of the
- * oldest (its address's, or the table's), so slow clients never lock a
- * well-behaved one out, even one that shares their address.
+ * sends or reads. A new connection over a bound takes the place of one
+ * already answered or of the oldest (its address's, or the table's), so
+ * slow clients never lock a well-behaved one out, even one that shares
+ * their address.
  */
 #ifndef SUP_METRICS_H
 #define SUP_METRICS_H

@@ -8,8 +8,11 @@
  * few seconds keeps a connection forever). A peer address holds at most
  * SUP_METRICS_HTTP_PER_ADDR connections, the table at most
  * SUP_METRICS_HTTP_MAX_CONNS, and a new connection over either bound takes
- * the place of the oldest (its address's, or the table's): a well-behaved
- * scraper sends its request at once and is answered in the same turn,
+ * the place of one already answered or else of the oldest (its address's,
+ * or the table's), never of one accepted in the same turn: that one has
+ * not yet had its turn to be read. A new connection is read at once, and
+ * the connections it could displace are read before the next accepts, so
+ * a well-behaved scraper, which sends its request at once, is answered
  * before anyone can push it out, whoever shares its address.
  */
 #include "dip_time.h"
@@ -33,6 +36,7 @@ typedef struct {
     cstate_t state;
     int fd;
     int64_t accepted_ms, deadline_ms;
+    uint64_t seq; /* the order of accepts, 1 for the first */
     struct sockaddr_storage peer;
     char head[SUP_METRICS_HTTP_HEAD_MAX + 1];
     size_t head_len;
@@ -44,6 +48,7 @@ struct sup_metrics_http {
     sup_metrics_t *metrics;
     int listen_fd, wake_fd, port;
     int64_t accept_after_ms; /* accept paused until then (no descriptors) */
+    uint64_t accepts;        /* how many so far: the next one's seq - 1 */
     pthread_t thread;
     int started;
     conn_t conns[SUP_METRICS_HTTP_MAX_CONNS];
@@ -226,15 +231,44 @@ static int same_addr(const struct sockaddr_storage *a,
     return 0;
 }
 
+static void on_readable(sup_metrics_http_t *self, conn_t *c, int64_t now);
+static void on_writable(sup_metrics_http_t *self, conn_t *c);
+
+/* The connection that makes room for a new one, among those of `peer`'s
+ * address (or all, when peer is NULL): one already answered and lingering
+ * first (closing it loses nothing), else the one accepted first; never one
+ * accepted since `turn` (this turn of accepts), which has not yet been
+ * polled. NULL when none may go. */
+static conn_t *make_room(sup_metrics_http_t *self,
+                         const struct sockaddr_storage *peer, uint64_t turn)
+{
+    conn_t *best = NULL;
+    for (size_t i = 0; i < SUP_METRICS_HTTP_MAX_CONNS; i++) {
+        conn_t *c = &self->conns[i];
+        if (c->state == C_FREE || (peer != NULL && !same_addr(&c->peer, peer)))
+            continue;
+        if (c->state != C_LINGER && c->seq > turn)
+            continue;
+        if (best == NULL ||
+            (c->state == C_LINGER) > (best->state == C_LINGER) ||
+            ((c->state == C_LINGER) == (best->state == C_LINGER) &&
+             c->seq < best->seq))
+            best = c;
+    }
+    return best;
+}
+
 static void on_accept(sup_metrics_http_t *self, int64_t now)
 {
+    const uint64_t turn = self->accepts; /* accepted before this turn */
     /* A bounded number per turn, so a flood of connects cannot keep the
      * thread from the connections it already holds. */
     for (int k = 0; k < 16; k++) {
         struct sockaddr_storage peer;
         socklen_t plen = sizeof(peer);
         size_t used = 0, mine = 0;
-        conn_t *slot = NULL, *oldest = NULL, *oldest_mine = NULL;
+        conn_t *slot = NULL;
+        sup_metrics_http_drop_t why;
         int fd = accept4(self->listen_fd, (struct sockaddr *)&peer, &plen,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
@@ -254,35 +288,38 @@ static void on_accept(sup_metrics_http_t *self, int64_t now)
                 continue;
             }
             used++;
-            if (same_addr(&c->peer, &peer)) {
+            if (same_addr(&c->peer, &peer))
                 mine++;
-                if (oldest_mine == NULL ||
-                    c->accepted_ms < oldest_mine->accepted_ms)
-                    oldest_mine = c;
-            }
-            if (oldest == NULL || c->accepted_ms < oldest->accepted_ms)
-                oldest = c;
         }
-        switch (sup_metrics_http_admit(mine, used)) {
-        case SUP_METRICS_HTTP_DROP_PER_ADDR:
-            /* The address's oldest makes room: its share stays bounded,
+        why = sup_metrics_http_admit(mine, used);
+        if (why != SUP_METRICS_HTTP_DROP_NONE) {
+            /* Its address's share (or the table) is full: one that is
+             * done or the oldest makes room, so the share stays bounded
              * and a scraper that shares its address with slow clients
              * (127.0.0.1, a NAT) still gets in. */
-            conn_close(self, oldest_mine, SUP_METRICS_HTTP_DROP_PER_ADDR);
-            slot = oldest_mine;
-            break;
-        case SUP_METRICS_HTTP_DROP_FULL:
-            conn_close(self, oldest, SUP_METRICS_HTTP_DROP_FULL);
-            slot = oldest;
-            break;
-        default:
-            break;
+            slot = make_room(
+                self, why == SUP_METRICS_HTTP_DROP_PER_ADDR ? &peer : NULL,
+                turn);
+            if (slot == NULL) {
+                /* All came in this very turn: the newest waits outside. */
+                close(fd);
+                sup_metrics_http_dropped(self->metrics, why);
+                continue;
+            }
+            conn_close(self, slot,
+                       slot->state == C_LINGER ? SUP_METRICS_HTTP_DROP_NONE
+                                               : why);
         }
         slot->state = C_READING;
         slot->fd = fd;
         slot->peer = peer;
+        slot->seq = ++self->accepts;
         slot->accepted_ms = now;
         slot->deadline_ms = now + SUP_METRICS_HTTP_DEADLINE_MS;
+        /* A scraper's request is often there already: answered now. */
+        on_readable(self, slot, now);
+        if (slot->state == C_WRITING)
+            on_writable(self, slot);
     }
 }
 

@@ -127,8 +127,10 @@ int sup_metrics_http_parse(const char *buf, size_t len, char *path,
 /* How a new connection is let in when `same_addr` connections of its
  * peer address and `used` in all are open: DROP_NONE (into a free slot),
  * DROP_PER_ADDR (its address holds SUP_METRICS_HTTP_PER_ADDR: in place of
- * that address's oldest connection), DROP_FULL (in place of the table's
- * oldest). A new connection is always let in. */
+ * one of that address's connections), DROP_FULL (in place of one of the
+ * table's). The one that goes is one already answered, else the oldest,
+ * never one accepted in the same turn of accepts: when no other may go,
+ * the new connection is refused instead, counted under the same reason. */
 sup_metrics_http_drop_t sup_metrics_http_admit(size_t same_addr, size_t used);
 
 sup_metrics_http_t *sup_metrics_http_start(sup_metrics_t *metrics,
