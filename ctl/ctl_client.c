@@ -7,6 +7,7 @@
  */
 #include "ctl_client.h"
 #include "dip_curve_io.h"
+#include "dip_runtime.h"
 #include "dip_time.h"
 
 #include <ctype.h>
@@ -203,6 +204,28 @@ ctl_client_t *ctl_client_new(const ctl_opts_t *o, char *err, size_t errlen,
     if (strncmp(self->endpoint, "ipc://", 6) == 0) {
         struct stat st;
         const char *path = self->endpoint + 6;
+        char dir[PATH_MAX], why[PATH_MAX + 256];
+        /* The runtime folder first: one a stranger made where anyone
+         * may (the /tmp fallback) could hold their listener, who would
+         * hear the operator's commands and answer them falsely. (The
+         * supervisor holds its folder to a stricter rule, so its own
+         * always passes; an endpoint named with --connect is the
+         * operator's own choice.) */
+        snprintf(dir, sizeof(dir), "%s", path);
+        if (strrchr(dir, '/'))
+            *strrchr(dir, '/') = '\0';
+        else
+            snprintf(dir, sizeof(dir), ".");
+        if (ep == NULL && lstat(dir, &st) == 0 &&
+            dip_runtime_trusted(dir, DIP_RUNTIME_PEER, why, sizeof(why)) < 0) {
+            snprintf(err, errlen,
+                     "refusing the control socket's folder: %s (remove it "
+                     "if no supervisor of yours runs there, or set "
+                     "DEALIMPORT_RUNTIME_DIR)",
+                     why);
+            *exit_code = CTL_EXIT_NOPERM;
+            goto fail;
+        }
         if (stat(path, &st) < 0 && errno != EACCES) {
             snprintf(err, errlen,
                      "no supervisor is listening at '%s' (%s); is "

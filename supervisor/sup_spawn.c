@@ -11,6 +11,7 @@
 #include "sup_spawn.h"
 #include "dip_config.h"
 #include "dip_exit.h"
+#include "dip_runtime.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -499,44 +500,18 @@ void sup_spawn_describe_oom(int wait_status, const sup_spawn_opts_t *opts,
  * found. */
 int sup_spawn_runtime_dir(const char *dir, char *err, size_t errlen)
 {
-    struct stat st;
-    int fd, rc = -1;
+    char why[512];
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
         snprintf(err, errlen, "DEALIMPORT_RUNTIME_DIR: cannot create '%s': %s",
                  dir, strerror(errno));
         return -1;
     }
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        int e = errno;
-        struct stat lst;
-        snprintf(err, errlen, "DEALIMPORT_RUNTIME_DIR: cannot open '%s': %s",
-                 dir,
-                 lstat(dir, &lst) == 0 && S_ISLNK(lst.st_mode)
-                     ? "it is a symbolic link"
-                     : strerror(e));
-        goto cleanup;
+    if (dip_runtime_trusted(dir, DIP_RUNTIME_OWNER, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "DEALIMPORT_RUNTIME_DIR: %s: refusing to use it",
+                 why);
+        return -1;
     }
-    if (st.st_uid != geteuid()) {
-        snprintf(err, errlen,
-                 "DEALIMPORT_RUNTIME_DIR: '%s' belongs to uid %u, not to the "
-                 "supervisor's user (uid %u): refusing to use it",
-                 dir, (unsigned)st.st_uid, (unsigned)geteuid());
-        goto cleanup;
-    }
-    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-        snprintf(err, errlen,
-                 "DEALIMPORT_RUNTIME_DIR: '%s' is writable by %s (mode %04o): "
-                 "refusing to use it (chmod 0700 it)",
-                 dir, (st.st_mode & S_IWOTH) ? "others" : "its group",
-                 (unsigned)(st.st_mode & 07777));
-        goto cleanup;
-    }
-    rc = 0;
-cleanup:
-    if (fd >= 0)
-        close(fd);
-    return rc;
+    return 0;
 }
 
 char **sup_spawn_envp_new(const dip_config_t *cfg)

@@ -3,7 +3,8 @@
  * or by its group, one that belongs to another user, or a symbolic link in
  * its place makes the supervisor refuse to start with exit 78 and exactly one
  * line saying why; a folder of its own starts it, and the worker-events
- * socket is born owner-only even under a umask of 0.
+ * socket is born owner-only even under a umask of 0. dealimportctl
+ * refuses a folder that a stranger made where anyone may make one.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -88,7 +89,7 @@ static void test_symlink(void **state)
     snprintf(link, sizeof(link), "%s/link", base);
     assert_int_equal(mkdir(dir, 0700), 0);
     assert_int_equal(symlink(dir, link), 0);
-    refused(link, "it is a symbolic link");
+    refused(link, "is a symbolic link");
 }
 
 static void test_other_owner(void **state)
@@ -136,6 +137,31 @@ static void test_own_folder_starts(void **state)
     assert_int_equal(WEXITSTATUS(ws), 0);
 }
 
+/* dealimportctl will not talk into a folder a stranger made where anyone
+ * may (a neighbour who made /tmp/dealimport-<uid> first and listens in
+ * it): exit 77 and a sentence, before any connect. */
+static void test_ctl_refuses_strangers_folder(void **state)
+{
+    static const char *const args[] = {"status", NULL};
+    char tmpish[128], theirs[160], out[1024], err[1024];
+    int rc;
+    (void)state;
+    if (geteuid() != 0)
+        IT_SKIP_MACHINE("skipped: only root can give a folder to another "
+                        "user\n");
+    snprintf(tmpish, sizeof(tmpish), "%s/tmpish", base);
+    snprintf(theirs, sizeof(theirs), "%s/dealimport-0", tmpish);
+    assert_int_equal(mkdir(tmpish, 0700), 0);
+    assert_int_equal(chmod(tmpish, 01777), 0);
+    assert_int_equal(mkdir(theirs, 0700), 0);
+    assert_int_equal(chown(theirs, 65534, 65534), 0);
+    rc = it_ctl_run(theirs, args, out, sizeof(out), err, sizeof(err), 20000);
+    print_message("dealimportctl status (exit %d): %s", rc, err);
+    assert_int_equal(rc, DIP_EXIT_NOPERM);
+    assert_non_null(strstr(err, "refusing the control socket's folder"));
+    assert_non_null(strstr(err, "belongs to uid 65534"));
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -163,6 +189,7 @@ int main(void)
         cmocka_unit_test(test_symlink),
         cmocka_unit_test(test_other_owner),
         cmocka_unit_test(test_own_folder_starts),
+        cmocka_unit_test(test_ctl_refuses_strangers_folder),
     };
     int rc = it_env_init(&env, "runtime");
     if (rc)
