@@ -79,6 +79,33 @@ static int read_layouts(bson_iter_t *it, wrk_format_t *out, char *err,
     return 0;
 }
 
+/* An explicit date_order and a layout that write day and month the other
+ * way round: the layout would silently win for every cell of its shape,
+ * so the document is refused, naming both (a layout with the year first
+ * says nothing of the day against the month by the order rule). */
+static int contradiction(const wrk_format_t *f, char *err, size_t errlen)
+{
+    int day_first;
+    if (f->date_auto || f->date_order == WRK_DATES_DEFAULT)
+        return 0;
+    day_first = f->date_order == WRK_DATES_DMY;
+    for (size_t i = 0; i < f->layouts.n; i++) {
+        wrk_date_order_t lo = wrk_dates_layout_order(f->layouts.layout[i]);
+        if (lo == WRK_DATES_YMD || (lo == WRK_DATES_DMY) == day_first)
+            continue;
+        dip_text_format(err, errlen, NULL,
+                        "the queue document's '" FORMAT_PATH
+                        ".date_formats' has \"%s\", which writes the %s "
+                        "before the %s, against its date_order \"%s\": one "
+                        "of the two is wrong",
+                        f->layouts.layout[i], day_first ? "month" : "day",
+                        day_first ? "day" : "month",
+                        wrk_dates_order_name(f->date_order));
+        return -1;
+    }
+    return 0;
+}
+
 int wrk_format_read(const bson_t *q, wrk_format_t *out, char *err,
                     size_t errlen)
 {
@@ -133,7 +160,7 @@ int wrk_format_read(const bson_t *q, wrk_format_t *out, char *err,
             return -1;
         }
     }
-    return 0;
+    return contradiction(out, err, errlen);
 }
 
 /* --- the decision --------------------------------------------------------- */

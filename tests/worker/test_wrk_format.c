@@ -55,6 +55,20 @@ static void test_read(void **state)
         0);
     assert_true(f.date_auto && f.decimal_auto);
     assert_int_equal(f.date_order, WRK_DATES_DEFAULT);
+    /* layouts that agree with the order, or say nothing against it (the
+     * year first), and any layout under "auto" */
+    assert_int_equal(
+        read_json("{\"additional_data\": {\"format\": {\"date_order\": "
+                  "\"MDY\", \"date_formats\": [\"MM/DD/YYYY\", "
+                  "\"YYYY-MM-DD\", \"M.D.YYYY HH:mm\"]}}}",
+                  &f, err, 512),
+        0);
+    assert_int_equal(
+        read_json("{\"additional_data\": {\"format\": {\"date_order\": "
+                  "\"auto\", \"date_formats\": [\"DD.MM.YYYY\", "
+                  "\"MM/DD/YYYY\"]}}}",
+                  &f, err, 512),
+        0);
 }
 
 /* Each wrong shape: refused, and the sentence names the field. */
@@ -90,6 +104,17 @@ static void test_read_refusals(void **state)
          "\"D.M.YYYY\", \"D.M.YYYY\", \"D.M.YYYY\", \"D.M.YYYY\", "
          "\"D.M.YYYY\", \"D.M.YYYY\", \"D.M.YYYY\", \"D.M.YYYY\"]}}}",
          "has more than 8 layouts"},
+        {"{\"additional_data\": {\"format\": {\"date_order\": \"DMY\", "
+         "\"date_formats\": [\"DD.MM.YYYY\", \"MM/DD/YYYY\"]}}}",
+         "has \"MM/DD/YYYY\", which writes the month before the day, against "
+         "its date_order \"DMY\""},
+        {"{\"additional_data\": {\"format\": {\"date_formats\": "
+         "[\"D.M.YYYY\"], \"date_order\": \"MDY\"}}}",
+         "has \"D.M.YYYY\", which writes the day before the month, against "
+         "its date_order \"MDY\""},
+        {"{\"additional_data\": {\"format\": {\"date_order\": \"YMD\", "
+         "\"date_formats\": [\"DD/MM/YYYY HH:mm\"]}}}",
+         "against its date_order \"YMD\""},
         {"{\"additional_data\": {\"format\": {\"date_format\": \"DMY\"}}}",
          "has 'date_format', which is not one of date_order, decimal and "
          "date_formats"},
