@@ -521,6 +521,33 @@ void wrk_format_hint(const wrk_format_reading_t *r, wrk_format_kind_t kind,
     }
 }
 
+/* 1 when the cell reads under exactly one of the two candidate settings
+ * (day-first or month-first; a comma or a dot). */
+static int one_way(const wrk_format_reading_t *r, wrk_format_kind_t kind,
+                   const char *p, size_t len)
+{
+    int ok = 0;
+    if (kind == WRK_FORMAT_DATE) {
+        int64_t ms;
+        ok += wrk_dates_parse(p, len, WRK_DATES_DMY, &r->layouts, &ms) ==
+              WRK_VALUE_OK;
+        ok += wrk_dates_parse(p, len, WRK_DATES_MDY, &r->layouts, &ms) ==
+              WRK_VALUE_OK;
+    } else {
+        static const wrk_decimal_t decs[] = {WRK_DECIMAL_COMMA,
+                                             WRK_DECIMAL_DOT};
+        for (size_t i = 0; i < 2; i++) {
+            double v;
+            char code[4];
+            ok += (kind == WRK_FORMAT_AMOUNT
+                       ? wrk_values_amount_as(p, len, decs[i], &v, code)
+                       : wrk_values_percent_as(p, len, decs[i], &v)) ==
+                  WRK_VALUE_OK;
+        }
+    }
+    return ok == 1;
+}
+
 void wrk_format_refusal(const wrk_format_reading_t *r, wrk_format_kind_t kind,
                         const char *field, int rc, const char *p, size_t len,
                         const char *q, char *out, size_t outlen)
@@ -531,6 +558,14 @@ void wrk_format_refusal(const wrk_format_reading_t *r, wrk_format_kind_t kind,
                        : dec == WRK_DECIMAL_COMMA ? " with decimal ','"
                                                   : "";
     wrk_format_hint(r, kind, p, len, hint, sizeof(hint));
+    /* The column is undecided, yet this cell reads one way only: it is
+     * not ambiguous, the file is (other cells read the other way). */
+    if (rc == WRK_VALUE_UNDECIDED && one_way(r, kind, p, len))
+        SAY("%s '%s' reads only one way, but the file's other cells of the "
+            "column read the other way, so its %s is not decided%s for the "
+            "file",
+            field, q,
+            kind == WRK_FORMAT_DATE ? "date order" : "decimal separator", hint);
     if (rc == WRK_VALUE_UNDECIDED)
         SAY(kind == WRK_FORMAT_DATE
                 ? "%s '%s': ambiguous date: set the file's date order "

@@ -329,10 +329,41 @@ static void test_hints(void **state)
     assert_string_equal(h, "; set decimal '.'");
 }
 
+/* In a column left undecided, a cell that reads two ways is ambiguous;
+ * one that reads one way only is not, and its sentence says so and names
+ * the setting that reads it. */
+static void test_undecided_refusals(void **state)
+{
+    wrk_format_reading_t r;
+    char out[512];
+    (void)state;
+    memset(&r, 0, sizeof(r));
+    r.date = WRK_DATES_UNDECIDED;
+    r.amount = WRK_DECIMAL_UNDECIDED;
+    wrk_format_refusal(&r, WRK_FORMAT_DATE, "expected_close_date",
+                       WRK_VALUE_UNDECIDED, "03/04/2025", 10, "03/04/2025", out,
+                       sizeof(out));
+    assert_non_null(strstr(out, "ambiguous date: set the file's date order"));
+    wrk_format_refusal(&r, WRK_FORMAT_DATE, "expected_close_date",
+                       WRK_VALUE_UNDECIDED, "31/03/2025", 10, "31/03/2025", out,
+                       sizeof(out));
+    assert_null(strstr(out, "ambiguous"));
+    assert_non_null(strstr(out, "expected_close_date '31/03/2025' reads only "
+                                "one way"));
+    assert_non_null(strstr(out, "date order is not decided; set date_order "
+                                "DMY for the file"));
+    wrk_format_refusal(&r, WRK_FORMAT_AMOUNT, "value", WRK_VALUE_UNDECIDED,
+                       "1.234,56", 8, "1.234,56", out, sizeof(out));
+    assert_null(strstr(out, "ambiguous"));
+    assert_non_null(strstr(out, "decimal separator is not decided; set "
+                                "decimal ',' for the file"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read),
+        cmocka_unit_test(test_undecided_refusals),
         cmocka_unit_test(test_read_refusals),
         cmocka_unit_test(test_auto_locales),
         cmocka_unit_test(test_auto_with_layouts),
