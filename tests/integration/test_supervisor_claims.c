@@ -189,11 +189,86 @@ static void test_fair_across_accounts(void **state)
     assert_int_equal(it_process_stop(sup, SIGTERM, 30000) >= 0, 1);
 }
 
+/* An import whose supervisor died holds its account's only slot (status
+ * processing, its lease run out) while an older import of the same account
+ * is claimable: one the operator paused and resumed (a resume keeps its
+ * created_at), or one the CRM queued with an earlier created_at. The older
+ * one is tried first and refused by every slot (the dead import's, on the
+ * unique index of running slots): the dead import must still be taken
+ * over and finished, and then the older one run, by a fresh supervisor and
+ * without an operator.
+ *
+ * The state is the one a SIGKILLed supervisor leaves, written directly so
+ * that the test does not depend on when a kill lands.
+ *
+ * Failure classes: 9 (one account's slot shared by two imports, one of
+ * them orphaned: the slot is freed by taking the orphan over, never by
+ * looking at the older import alone); 4 (one document, the oldest, must
+ * not hold every other import of its account); 5 (the dead supervisor's
+ * claim is fenced: the takeover's epoch is 2, and the import completes once,
+ * its deals written once); 3 (the takeover's query runs on
+ * running_account_key_slot: the claim tests run with notablescan too). */
+static void test_takeover_behind_older(void **state)
+{
+    static const char *const extra[] = {"DEALIMPORT_MAX_WORKERS=2",
+                                        "DEALIMPORT_MAX_WORKERS_PER_ACCOUNT=1",
+                                        "DEALIMPORT_POLL_MS=100", NULL};
+    bson_oid_t account, pipe, user, older, orphan;
+    char hex[25], log[128], filter[96];
+    mongoc_collection_t *c;
+    bson_t *sel, *upd;
+    bson_error_t error;
+    bson_t doc;
+    pid_t sup;
+    (void)state;
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    bson_oid_to_string(&account, hex);
+    it_pipeline(&env, &account, &pipe);
+    put_file("imports/deals/orphan/older.csv", 20);
+    put_file("imports/deals/orphan/orphan.csv", 30);
+    it_enqueue(&env, "imports/deals/orphan/older.csv", &account, &user, &pipe,
+               mappings, &older);
+    usleep(20000);
+    it_enqueue(&env, "imports/deals/orphan/orphan.csv", &account, &user, &pipe,
+               mappings, &orphan);
+    /* The newer one was claimed into the account's only slot by a
+     * supervisor that is gone: its lease ran out a minute ago. */
+    c = it_coll(&env, "queues");
+    sel = BCON_NEW("_id", BCON_OID(&orphan));
+    upd = BCON_NEW("$set", "{", "status", BCON_UTF8("processing"),
+                   "in_progress", BCON_BOOL(true), "account_key",
+                   BCON_UTF8(hex), "account_slot", BCON_INT32(0), "claimed_by",
+                   BCON_UTF8("a-supervisor-that-died"), "lease_expires_at",
+                   BCON_DATE_TIME(dip_bson_now_ms() - 60000), "claims",
+                   BCON_INT32(1), "}");
+    assert_true(mongoc_collection_update_one(c, sel, upd, NULL, NULL, &error));
+    bson_destroy(sel);
+    bson_destroy(upd);
+    mongoc_collection_destroy(c);
+
+    snprintf(log, sizeof(log), "/tmp/it-orphan-%d.log", (int)getpid());
+    sup = it_supervisor_start(&env, extra, log);
+    assert_int_equal(it_wait_final(&env, &orphan, 60000, &doc), 0);
+    assert_string_equal(it_str(&doc, "status"), "completed");
+    /* taken over once: the dead claim's epoch and this one */
+    assert_int_equal(dip_bson_get_int(&doc, "claims", 0), 2);
+    bson_destroy(&doc);
+    assert_int_equal(it_wait_final(&env, &older, 60000, &doc), 0);
+    assert_string_equal(it_str(&doc, "status"), "completed");
+    assert_int_equal(dip_bson_get_int(&doc, "claims", 0), 1);
+    bson_destroy(&doc);
+    snprintf(filter, sizeof(filter), "{\"account_id\":{\"$oid\":\"%s\"}}", hex);
+    assert_int_equal(it_count(&env, "deals", filter), 50);
+    assert_int_equal(it_process_stop(sup, SIGTERM, 30000) >= 0, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_three_supervisors),
         cmocka_unit_test(test_fair_across_accounts),
+        cmocka_unit_test(test_takeover_behind_older),
     };
     int rc = it_env_init(&env, "claims");
     if (rc)
