@@ -468,6 +468,7 @@ static int claim_in_account(sup_store_t *self, const bson_value_t *account,
      * claim sets account_key, the supervisor's start fills it in where an
      * older claim did not, and the index's order is the sort (one running
      * import per slot of an account). */
+    now = dip_bson_now_ms(); /* after the first look's calls */
     bson_init(&query);
     bson_init(&sort);
     BSON_APPEND_UTF8(&query, "source", "deals");

@@ -278,6 +278,52 @@ static void test_takeover_behind_older(void **state)
     sup_store_destroy(&c);
 }
 
+/* The orphan behind the older import is a poisoned document (`claims` a
+ * string: the claim's $inc is refused, 14): the takeover ends it alone,
+ * failed with a sentence, which frees the slot, and the older import is
+ * claimed next. Failure class 4: one document never holds its account. */
+static void test_takeover_poisoned(void **state)
+{
+    sup_store_t *st = fresh("host:p");
+    bson_oid_t account, older, orphan, id;
+    bson_t doc, set = BSON_INITIALIZER;
+    bson_iter_t it;
+    char hex[25], err[512];
+    int rc;
+    (void)state;
+    bson_oid_init(&account, NULL);
+    bson_oid_to_string(&account, hex);
+    enqueue(&account, &older);
+    enqueue(&account, &orphan);
+    BSON_APPEND_UTF8(&set, "status", "processing");
+    BSON_APPEND_BOOL(&set, "in_progress", true);
+    BSON_APPEND_UTF8(&set, "account_key", hex);
+    BSON_APPEND_INT32(&set, "account_slot", 0);
+    BSON_APPEND_UTF8(&set, "claimed_by", "a-supervisor-that-died");
+    BSON_APPEND_DATE_TIME(&set, "lease_expires_at", dip_bson_now_ms() - 60000);
+    BSON_APPEND_UTF8(&set, "claims", "1");
+    it_queue_set(&env, &orphan, &set);
+    rc = sup_store_claim(st, NULL, 0, NULL, 0, NULL, 0, 1, &doc, err,
+                         sizeof(err));
+    assert_int_equal(rc, SUP_STORE_EUNCLAIMABLE);
+    assert_int_equal(dip_bson_get_oid(&doc, "_id", &id), 0);
+    assert_true(bson_oid_equal(&id, &orphan));
+    assert_true(bson_iter_init_find(&it, &doc, "marked") &&
+                BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it));
+    bson_destroy(&doc);
+    assert_int_equal(count("queues",
+                           "{\"_id\":{\"$oid\":\"%s\"},\"status\":\"failed\"}",
+                           &orphan),
+                     1);
+    assert_int_equal(claim(st, 1, &doc), 1);
+    assert_int_equal(dip_bson_get_oid(&doc, "_id", &id), 0);
+    assert_true(bson_oid_equal(&id, &older));
+    assert_int_equal(dip_bson_get_int(&doc, "account_slot", -1), 0);
+    bson_destroy(&doc);
+    bson_destroy(&set);
+    sup_store_destroy(&st);
+}
+
 static void test_finish_and_repair(void **state)
 {
     sup_store_t *st = fresh("host:1");
@@ -369,6 +415,7 @@ int main(void)
         cmocka_unit_test(test_claim_and_slots),
         cmocka_unit_test(test_takeover),
         cmocka_unit_test(test_takeover_behind_older),
+        cmocka_unit_test(test_takeover_poisoned),
         cmocka_unit_test(test_finish_and_repair),
     };
     int rc = it_env_init(&env, "sup_store");
