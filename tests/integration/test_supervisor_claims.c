@@ -204,19 +204,25 @@ static void test_fair_across_accounts(void **state)
  * created_at), or one the CRM queued with an earlier created_at. The older
  * one is tried first and refused by every slot (the dead import's, on the
  * unique index of running slots): the dead import must still be taken
- * over and finished, and then the older one run, by a fresh supervisor and
- * without an operator.
+ * over, once, and finished, and then the older one run, by fresh
+ * supervisors and without an operator.
  *
  * The state is the one a SIGKILLed supervisor leaves, written directly so
  * that the test does not depend on when a kill lands.
  *
- * Failure classes: 9 (one account's slot shared by two imports, one of
- * them orphaned: the slot is freed by taking the orphan over, never by
- * looking at the older import alone); 4 (one document, the oldest, must
- * not hold every other import of its account); 5 (the dead supervisor's
- * claim is fenced: the takeover's epoch is 2, and the import completes once,
- * its deals written once); 3 (the takeover's query runs on
- * running_account_key_slot: the claim tests run with notablescan too). */
+ * Failure classes:
+ * - 9 (shared resources): one account's slot held by an orphan while
+ *   another import waits for it; the slot is freed by taking the orphan
+ *   over, never by looking at the older import alone.
+ * - 4 (one document poisons a loop): the oldest import, refused by every
+ *   slot, must not hold the others of its account.
+ * - 5 (frozen, a reply late by a lease): the dead supervisor's claim is
+ *   fenced, the takeover's epoch is 2; two supervisors race for the orphan
+ *   from their start and one takeover lands (claims 2, not 3): the other's
+ *   findAndModify no longer matches it (its lease is live again) or is
+ *   refused a slot. The import completes once, its deals written once.
+ * - 3 (every recurring query on an index): the takeover's query runs on
+ *   running_account_key_slot; this test passes with notablescan on. */
 static void test_takeover_behind_older(void **state)
 {
     static const char *const extra[] = {"DEALIMPORT_MAX_WORKERS=2",
@@ -224,11 +230,11 @@ static void test_takeover_behind_older(void **state)
                                         "DEALIMPORT_POLL_MS=100", NULL};
     bson_oid_t account, pipe, user, older, orphan;
     char hex[25], log[128], filter[128];
+    pid_t sup[2];
     mongoc_collection_t *c;
     bson_t *sel, *upd;
     bson_error_t error;
     bson_t doc;
-    pid_t sup;
     (void)state;
     bson_oid_init(&account, NULL);
     bson_oid_init(&user, NULL);
@@ -256,8 +262,11 @@ static void test_takeover_behind_older(void **state)
     bson_destroy(upd);
     mongoc_collection_destroy(c);
 
-    snprintf(log, sizeof(log), "/tmp/it-orphan-%d.log", (int)getpid());
-    sup = it_supervisor_start(&env, extra, log);
+    for (int s = 0; s < 2; s++) {
+        snprintf(log, sizeof(log), "/tmp/it-orphan-%d-%d.log", (int)getpid(),
+                 s);
+        sup[s] = it_supervisor_start(&env, extra, log);
+    }
     assert_int_equal(it_wait_final(&env, &orphan, 60000, &doc), 0);
     assert_string_equal(it_str(&doc, "status"), "completed");
     /* taken over once: the dead claim's epoch and this one */
@@ -272,7 +281,8 @@ static void test_takeover_behind_older(void **state)
              "true}}",
              hex);
     assert_int_equal(it_count(&env, "deals", filter), 50);
-    assert_int_equal(it_process_stop(sup, SIGTERM, 30000) >= 0, 1);
+    for (int s = 0; s < 2; s++)
+        assert_int_equal(it_process_stop(sup[s], SIGTERM, 30000) >= 0, 1);
 }
 
 /* A failed test leaves its supervisors running: stopped here, so that they
