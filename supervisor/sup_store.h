@@ -116,7 +116,11 @@ typedef struct sup_store_served {
  * absent from it were never served), then the one whose oldest import waits
  * longest; never more than
  * per_account running imports of one account, enforced atomically by a
- * unique index on the running imports' (account_id, account_slot). Accounts
+ * unique index on the running imports' (account_key, account_slot). Within
+ * an account the oldest import goes first; when every slot refuses it, an
+ * import of the account whose supervisor is gone (processing, its lease run
+ * out) is taken over instead, the lowest slot first, since it holds one of
+ * those slots and nothing else frees it. Accounts
  * in skip (n ids) are passed over. On success copies the claimed document
  * into out (initialized by the callee) and returns 1; 0 when there is nothing
  * to claim; negative on error.

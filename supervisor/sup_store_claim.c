@@ -14,14 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The filter of imports that may be claimed now: pending and unlocked, or
- * processing under a lease that ran out (its supervisor is gone). */
-static void append_claimable(bson_t *q, int64_t now,
-                             const sup_store_held_t *held, size_t nheld)
+/* Never an import this supervisor runs (or set aside), whatever its lease
+ * says. */
+static void append_not_held(bson_t *q, const sup_store_held_t *held,
+                            size_t nheld)
 {
-    bson_t or, b, sub;
-    BSON_APPEND_UTF8(q, "source", "deals");
-    /* Never an import this supervisor runs, whatever its lease says. */
     if (nheld > 0) {
         bson_t id, nin;
         BSON_APPEND_DOCUMENT_BEGIN(q, "_id", &id);
@@ -34,6 +31,16 @@ static void append_claimable(bson_t *q, int64_t now,
         bson_append_array_end(&id, &nin);
         bson_append_document_end(q, &id);
     }
+}
+
+/* The filter of imports that may be claimed now: pending and unlocked, or
+ * processing under a lease that ran out (its supervisor is gone). */
+static void append_claimable(bson_t *q, int64_t now,
+                             const sup_store_held_t *held, size_t nheld)
+{
+    bson_t or, b, sub;
+    BSON_APPEND_UTF8(q, "source", "deals");
+    append_not_held(q, held, nheld);
     BSON_APPEND_ARRAY_BEGIN(q, "$or", & or);
     BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &b);
     BSON_APPEND_UTF8(&b, "status", "pending");
@@ -338,47 +345,29 @@ int sup_store_refuse_epoch(sup_store_t *self, const bson_t *claimed,
     return SUP_STORE_EUNCLAIMABLE;
 }
 
-/* Tries to claim the oldest claimable import of one account in one of its
- * `limit` slots. 1 claimed, 0 nothing (none left, or every slot taken),
+/* Claims the first import of query (in sort's order) in one of the
+ * account's `limit` slots (its key), with the poison-document rule: 1
+ * claimed, 0 every slot refused it (each held by a running import, on the
+ * unique index of running slots), NOTHING_LEFT when query matches nothing,
  * SUP_STORE_EUNCLAIMABLE (out: sup_store_claim's), other negatives on a
  * database error. */
-static int claim_in_account(sup_store_t *self, const bson_value_t *account,
-                            const sup_store_held_t *held, size_t nheld,
-                            long limit, bson_t *out, char *err, size_t errlen)
+#define NOTHING_LEFT (-100)
+static int claim_in_slots(sup_store_t *self, const bson_t *query,
+                          const bson_t *sort, const char *key, long limit,
+                          int64_t now, bson_t *out, char *err, size_t errlen)
 {
-    int64_t now = dip_bson_now_ms();
-    bson_t query = BSON_INITIALIZER, sort = BSON_INITIALIZER;
-    char key[256];
     int rc = 0;
-    append_claimable(&query, now, held, nheld);
-    sup_store_account_key(account, key, sizeof(key));
-    if (strlen(key) == 24 && bson_oid_is_valid(key, 24)) {
-        /* Both ways the CRM stores an account. */
-        bson_oid_t oid;
-        bson_t acc, in;
-        bson_oid_init_from_string(&oid, key);
-        BSON_APPEND_DOCUMENT_BEGIN(&query, "account_id", &acc);
-        BSON_APPEND_ARRAY_BEGIN(&acc, "$in", &in);
-        BSON_APPEND_OID(&in, "0", &oid);
-        BSON_APPEND_UTF8(&in, "1", key);
-        bson_append_array_end(&acc, &in);
-        bson_append_document_end(&query, &acc);
-    } else {
-        BSON_APPEND_VALUE(&query, "account_id", account);
-    }
-    BSON_APPEND_INT32(&sort, "created_at", 1);
-    BSON_APPEND_INT32(&sort, "_id", 1);
     for (long slot = 0; slot < limit && rc == 0; slot++) {
         bson_error_t error;
         bson_value_t id;
         bson_t one, and, sub;
-        int t = take(self, &query, &sort, now, key, slot, out, &error);
+        int t = take(self, query, sort, now, key, slot, out, &error);
         if (t == 1) {
             rc = 1;
             break;
         }
         if (t == 0) {
-            rc = -100; /* nothing claimable left in this account */
+            rc = NOTHING_LEFT; /* nothing claimable left in this account */
             break;
         }
         switch (sup_claim_error_rule(error.domain, error.code)) {
@@ -395,21 +384,21 @@ static int claim_in_account(sup_store_t *self, const bson_value_t *account,
         /* The database refused the update for a reason of a document: find
          * which one, and take that one alone, so that the error is known to
          * be its own and not a healthy document's beside it. */
-        t = first_of(self, &query, &sort, &id);
+        t = first_of(self, query, sort, &id);
         if (t <= 0) {
             snprintf(err, errlen, "claiming an import failed: %s",
                      error.message);
-            rc = t < 0 ? SUP_STORE_EFAIL : -100;
+            rc = t < 0 ? SUP_STORE_EFAIL : NOTHING_LEFT;
             break;
         }
         bson_init(&one);
         BSON_APPEND_ARRAY_BEGIN(&one, "$and", &and);
-        BSON_APPEND_DOCUMENT(&and, "0", &query);
+        BSON_APPEND_DOCUMENT(&and, "0", query);
         BSON_APPEND_DOCUMENT_BEGIN(&and, "1", &sub);
         BSON_APPEND_VALUE(&sub, "_id", &id);
         bson_append_document_end(&and, &sub);
         bson_append_array_end(&one, &and);
-        t = take(self, &one, &sort, now, key, slot, out, &error);
+        t = take(self, &one, sort, now, key, slot, out, &error);
         bson_destroy(&one);
         if (t == 1)
             rc = 1;
@@ -428,9 +417,70 @@ static int claim_in_account(sup_store_t *self, const bson_value_t *account,
         }
         bson_value_destroy(&id);
     }
+    return rc;
+}
+
+/* Tries to claim the oldest claimable import of one account in one of its
+ * `limit` slots. 1 claimed, 0 nothing (none left, or every slot taken),
+ * SUP_STORE_EUNCLAIMABLE (out: sup_store_claim's), other negatives on a
+ * database error.
+ *
+ * When every slot refuses the oldest, what holds a slot may be an import
+ * whose supervisor is gone: 'processing' under a lease that ran out, still
+ * in the unique index. The oldest is not always it (a resumed import keeps
+ * its created_at; the CRM may queue with an earlier one), and nothing else
+ * would ever take it over: the account would wait for ever. A second look
+ * takes over the account's orphans alone, lowest slot first, so that one
+ * in a slot below the limit is tried in its own slot, which it does not
+ * have to win from anyone; the older import runs once a slot is free. */
+static int claim_in_account(sup_store_t *self, const bson_value_t *account,
+                            const sup_store_held_t *held, size_t nheld,
+                            long limit, bson_t *out, char *err, size_t errlen)
+{
+    int64_t now = dip_bson_now_ms();
+    bson_t query = BSON_INITIALIZER, sort = BSON_INITIALIZER;
+    char key[256];
+    int rc;
+    append_claimable(&query, now, held, nheld);
+    sup_store_account_key(account, key, sizeof(key));
+    if (strlen(key) == 24 && bson_oid_is_valid(key, 24)) {
+        /* Both ways the CRM stores an account. */
+        bson_oid_t oid;
+        bson_t acc, in;
+        bson_oid_init_from_string(&oid, key);
+        BSON_APPEND_DOCUMENT_BEGIN(&query, "account_id", &acc);
+        BSON_APPEND_ARRAY_BEGIN(&acc, "$in", &in);
+        BSON_APPEND_OID(&in, "0", &oid);
+        BSON_APPEND_UTF8(&in, "1", key);
+        bson_append_array_end(&acc, &in);
+        bson_append_document_end(&query, &acc);
+    } else {
+        BSON_APPEND_VALUE(&query, "account_id", account);
+    }
+    BSON_APPEND_INT32(&sort, "created_at", 1);
+    BSON_APPEND_INT32(&sort, "_id", 1);
+    rc = claim_in_slots(self, &query, &sort, key, limit, now, out, err, errlen);
     bson_destroy(&query);
     bson_destroy(&sort);
-    return rc == -100 ? 0 : rc;
+    if (rc != 0)
+        return rc == NOTHING_LEFT ? 0 : rc;
+    /* On running_account_key_slot (partial on status processing): every
+     * claim sets account_key, the supervisor's start fills it in where an
+     * older claim did not, and the index's order is the sort (one running
+     * import per slot of an account). */
+    now = dip_bson_now_ms(); /* after the first look's calls */
+    bson_init(&query);
+    bson_init(&sort);
+    BSON_APPEND_UTF8(&query, "source", "deals");
+    append_not_held(&query, held, nheld);
+    BSON_APPEND_UTF8(&query, "status", "processing");
+    dip_claim_append_expired(&query, "lease_expires_at", now);
+    BSON_APPEND_UTF8(&query, "account_key", key);
+    BSON_APPEND_INT32(&sort, "account_slot", 1);
+    rc = claim_in_slots(self, &query, &sort, key, limit, now, out, err, errlen);
+    bson_destroy(&query);
+    bson_destroy(&sort);
+    return rc == NOTHING_LEFT ? 0 : rc;
 }
 
 int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,

@@ -7,7 +7,8 @@
  * SUP_STORE_ELOST; renew marks exactly the lost imports; release hands an
  * import back; finish counts from the database, writes csv_imports once
  * and clears log_pending; the repair writes the log of an end left
- * unrecorded, once.
+ * unrecorded, once; an orphan that holds the slot an older import waits
+ * for is taken over (test_takeover_behind_older).
  *
  * Failure classes: 5 (frozen, a reply late by a lease): a supervisor
  * frozen past its lease meets the fence (test_takeover); 4 (one document
@@ -216,6 +217,113 @@ static void test_takeover(void **state)
     sup_store_destroy(&b);
 }
 
+/* The oldest import of an account is refused by every slot, one of them
+ * held by an import whose supervisor is gone (its lease ran out): that
+ * orphan is taken over, in its own slot, and the older one waits for a
+ * free slot. Two slots: a live import in 0, the orphan in 1. Failure
+ * classes: 9 (one account's slots shared by a live import, an orphan and
+ * a waiting one); 5 (a second supervisor finds nothing once the orphan is
+ * taken: its lease is live again, and its epoch moved on). */
+static void test_takeover_behind_older(void **state)
+{
+    sup_store_t *a = fresh("host:a"), *b = other("host:b"),
+                *c = other("host:c");
+    bson_oid_t account, live, orphan, older, id;
+    bson_t doc, set = BSON_INITIALIZER;
+    (void)state;
+    bson_oid_init(&account, NULL);
+    enqueue(&account, &live);
+    enqueue(&account, &orphan);
+    assert_int_equal(claim(a, 2, &doc), 1);
+    bson_destroy(&doc);
+    assert_int_equal(claim(a, 2, &doc), 1);
+    bson_destroy(&doc);
+    /* a dies holding both: the orphan's lease has run out, the other's
+     * not yet. */
+    BSON_APPEND_DATE_TIME(&set, "lease_expires_at", dip_bson_now_ms() - 60000);
+    it_queue_set(&env, &orphan, &set);
+    bson_reinit(&set);
+    /* The older one: queued with an earlier created_at (a resume keeps
+     * its own). */
+    enqueue(&account, &older);
+    BSON_APPEND_DATE_TIME(&set, "created_at", dip_bson_now_ms() - 3600000);
+    it_queue_set(&env, &older, &set);
+    assert_int_equal(claim(b, 2, &doc), 1);
+    assert_int_equal(dip_bson_get_oid(&doc, "_id", &id), 0);
+    assert_true(bson_oid_equal(&id, &orphan));
+    assert_int_equal(dip_bson_get_int(&doc, "account_slot", -1), 1);
+    assert_string_equal(dip_bson_get_str(&doc, "claimed_by"), "host:b");
+    assert_int_equal(sup_store_epoch(&doc), 2);
+    bson_destroy(&doc);
+    /* Taken: nobody else takes it, and the older one still waits. */
+    assert_int_equal(claim(c, 2, &doc), 0);
+    bson_destroy(&doc);
+    assert_int_equal(count("queues",
+                           "{\"_id\":{\"$oid\":\"%s\"},\"status\":\"pending\"}",
+                           &older),
+                     1);
+    /* The orphan done, its slot is the older one's. */
+    bson_reinit(&set);
+    BSON_APPEND_UTF8(&set, "status", "completed");
+    it_queue_set(&env, &orphan, &set);
+    assert_int_equal(claim(c, 2, &doc), 1);
+    assert_int_equal(dip_bson_get_oid(&doc, "_id", &id), 0);
+    assert_true(bson_oid_equal(&id, &older));
+    assert_int_equal(dip_bson_get_int(&doc, "account_slot", -1), 1);
+    assert_int_equal(sup_store_epoch(&doc), 1);
+    bson_destroy(&doc);
+    bson_destroy(&set);
+    sup_store_destroy(&a);
+    sup_store_destroy(&b);
+    sup_store_destroy(&c);
+}
+
+/* The orphan behind the older import is a poisoned document (`claims` a
+ * string: the claim's $inc is refused, 14): the takeover ends it alone,
+ * failed with a sentence, which frees the slot, and the older import is
+ * claimed next. Failure class 4: one document never holds its account. */
+static void test_takeover_poisoned(void **state)
+{
+    sup_store_t *st = fresh("host:p");
+    bson_oid_t account, older, orphan, id;
+    bson_t doc, set = BSON_INITIALIZER;
+    bson_iter_t it;
+    char hex[25], err[512];
+    int rc;
+    (void)state;
+    bson_oid_init(&account, NULL);
+    bson_oid_to_string(&account, hex);
+    enqueue(&account, &older);
+    enqueue(&account, &orphan);
+    BSON_APPEND_UTF8(&set, "status", "processing");
+    BSON_APPEND_BOOL(&set, "in_progress", true);
+    BSON_APPEND_UTF8(&set, "account_key", hex);
+    BSON_APPEND_INT32(&set, "account_slot", 0);
+    BSON_APPEND_UTF8(&set, "claimed_by", "a-supervisor-that-died");
+    BSON_APPEND_DATE_TIME(&set, "lease_expires_at", dip_bson_now_ms() - 60000);
+    BSON_APPEND_UTF8(&set, "claims", "1");
+    it_queue_set(&env, &orphan, &set);
+    rc = sup_store_claim(st, NULL, 0, NULL, 0, NULL, 0, 1, &doc, err,
+                         sizeof(err));
+    assert_int_equal(rc, SUP_STORE_EUNCLAIMABLE);
+    assert_int_equal(dip_bson_get_oid(&doc, "_id", &id), 0);
+    assert_true(bson_oid_equal(&id, &orphan));
+    assert_true(bson_iter_init_find(&it, &doc, "marked") &&
+                BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it));
+    bson_destroy(&doc);
+    assert_int_equal(count("queues",
+                           "{\"_id\":{\"$oid\":\"%s\"},\"status\":\"failed\"}",
+                           &orphan),
+                     1);
+    assert_int_equal(claim(st, 1, &doc), 1);
+    assert_int_equal(dip_bson_get_oid(&doc, "_id", &id), 0);
+    assert_true(bson_oid_equal(&id, &older));
+    assert_int_equal(dip_bson_get_int(&doc, "account_slot", -1), 0);
+    bson_destroy(&doc);
+    bson_destroy(&set);
+    sup_store_destroy(&st);
+}
+
 static void test_finish_and_repair(void **state)
 {
     sup_store_t *st = fresh("host:1");
@@ -306,6 +414,8 @@ int main(void)
         cmocka_unit_test(test_budget),
         cmocka_unit_test(test_claim_and_slots),
         cmocka_unit_test(test_takeover),
+        cmocka_unit_test(test_takeover_behind_older),
+        cmocka_unit_test(test_takeover_poisoned),
         cmocka_unit_test(test_finish_and_repair),
     };
     int rc = it_env_init(&env, "sup_store");
