@@ -27,6 +27,8 @@ struct wrk_upsert {
     wrk_keys_t *found; /* key -> index in found_docs, this batch */
     bson_t **found_docs;
     size_t nfound, found_cap;
+    void (*before_write)(void *); /* wrk_upsert_set_before_write */
+    void *before_write_arg;
 };
 
 wrk_upsert_t *wrk_upsert_new(wrk_db_t *db, const wrk_match_t *m,
@@ -50,6 +52,13 @@ wrk_upsert_t *wrk_upsert_new(wrk_db_t *db, const wrk_match_t *m,
         self->found == NULL)
         wrk_upsert_destroy(&self);
     return self;
+}
+
+void wrk_upsert_set_before_write(wrk_upsert_t *self, void (*fn)(void *),
+                                 void *arg)
+{
+    self->before_write = fn;
+    self->before_write_arg = arg;
 }
 
 static void drop_found(wrk_upsert_t *self)
@@ -243,6 +252,8 @@ typedef struct plan {
     bson_t *insert; /* the deal to insert (a row's doc or a copy), or NULL */
     bson_oid_t deal_id;
     int own_insert; /* insert is a copy this module made */
+    int gone;       /* its update matched no deal: deleted or moved since
+                       the lookup */
 } plan_t;
 
 static int is_own_dup(const bson_t *we)
@@ -285,6 +296,8 @@ typedef struct batch_ctx {
     size_t nops, n;
     int *outcome;
     char **messages;
+    int only_gone;     /* write_deals sends only the rows marked gone */
+    int64_t unmatched; /* updates sent that matched no deal */
 } batch_ctx_t;
 
 /* The row the write error at idx is about; 0 when idx is none of the
@@ -403,6 +416,21 @@ static int write_changes(wrk_upsert_t *self, batch_ctx_t *b, char *err,
     return rc;
 }
 
+/* After a settled write: how many of the updates that stand (not refused)
+ * matched no deal. nMatched counts a deal matched whether or not the
+ * update changed it, so an update sent again (a retry) still counts. An
+ * unknown count (-1) is taken as all matched: nothing is refused on a
+ * guess. */
+static void count_unmatched(batch_ctx_t *b, int64_t matched)
+{
+    int64_t sent = 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (b->plan[i].update && b->outcome[i] != WRK_UPSERT_REFUSED &&
+            !(b->only_gone && !b->plan[i].gone))
+            sent++;
+    b->unmatched = matched >= 0 && matched < sent ? sent - matched : 0;
+}
+
 /* The inserts and updates in one unordered bulk write. A retry sends them
  * all again: inserts meet their own duplicates, updates set the same
  * values. */
@@ -410,10 +438,12 @@ static int write_deals(wrk_upsert_t *self, batch_ctx_t *b, char *err,
                        size_t errlen)
 {
     int rc = WRK_DB_OK;
+    b->unmatched = 0;
     for (int attempt = 1;; attempt++) {
         bson_t opts = BSON_INITIALIZER, reply;
         bson_error_t error;
         mongoc_bulk_operation_t *bulk;
+        int64_t matched;
         bool ok;
         BSON_APPEND_BOOL(&opts, "ordered", false);
         bulk = mongoc_collection_create_bulk_operation_with_opts(self->deals,
@@ -422,7 +452,8 @@ static int write_deals(wrk_upsert_t *self, batch_ctx_t *b, char *err,
         b->nops = 0;
         for (size_t i = 0; i < b->n; i++) {
             plan_t *p = &b->plan[i];
-            if (b->outcome[i] == WRK_UPSERT_REFUSED)
+            if (b->outcome[i] == WRK_UPSERT_REFUSED ||
+                (b->only_gone && !p->gone))
                 continue;
             if (p->insert) {
                 bson_t *io = BCON_NEW("validate", BCON_BOOL(false));
@@ -452,8 +483,11 @@ static int write_deals(wrk_upsert_t *self, batch_ctx_t *b, char *err,
         }
         ok = mongoc_bulk_operation_execute(bulk, &reply, &error) != 0;
         mongoc_bulk_operation_destroy(bulk);
-        if (write_settled(self, &reply, ok, &error, on_deal_error, b))
+        matched = dip_bson_get_int(&reply, "nMatched", -1);
+        if (write_settled(self, &reply, ok, &error, on_deal_error, b)) {
+            count_unmatched(b, matched);
             break;
+        }
         if (!wrk_db_retry(self->db, &error, attempt, "writing deals", &rc, err,
                           errlen))
             break;
@@ -534,6 +568,147 @@ static void create(wrk_upsert_t *self, bson_t *doc, const char *skip, plan_t *p,
     bson_copy_to_excluding_noinit(doc, p->insert, skip ? skip : "", NULL);
     if (!has_status)
         BSON_APPEND_UTF8(p->insert, "status", "open");
+}
+
+/* Marks gone each standing update of b: 1 when its deal is no longer in
+ * the account (deleted), 2 when it is in another pipeline (moved); one
+ * find of their ids, bounded by maxTimeMS. */
+static int find_gone(wrk_upsert_t *self, batch_ctx_t *b, char *err,
+                     size_t errlen)
+{
+    bson_t filter = BSON_INITIALIZER, sub, ids, *opts;
+    uint32_t nid = 0;
+    int rc = WRK_DB_OK;
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &sub);
+    BSON_APPEND_ARRAY_BEGIN(&sub, "$in", &ids);
+    for (size_t i = 0; i < b->n; i++) {
+        char kb[16];
+        const char *k;
+        size_t kl;
+        b->plan[i].gone = 0;
+        if (!b->plan[i].update || b->outcome[i] == WRK_UPSERT_REFUSED)
+            continue;
+        b->plan[i].gone = 1;
+        kl = bson_uint32_to_string(nid++, &k, kb, sizeof(kb));
+        bson_append_oid(&ids, k, (int)kl, &b->plan[i].deal_id);
+    }
+    bson_append_array_end(&sub, &ids);
+    bson_append_document_end(&filter, &sub);
+    BSON_APPEND_OID(&filter, "account_id", self->account);
+    opts =
+        BCON_NEW("projection", "{", "pipeline_id", BCON_INT32(1), "}",
+                 "maxTimeMS", BCON_INT64((int64_t)wrk_db_max_time_ms(self->db)),
+                 "batchSize", BCON_INT64((int64_t)nid + 1));
+    for (int attempt = 1;; attempt++) {
+        mongoc_cursor_t *c =
+            mongoc_collection_find_with_opts(self->deals, &filter, opts, NULL);
+        const bson_t *doc;
+        bson_error_t error;
+        while (mongoc_cursor_next(c, &doc)) {
+            bson_oid_t id, pl;
+            int here;
+            if (dip_bson_get_oid(doc, "_id", &id) != 0)
+                continue;
+            here = dip_bson_get_oid(doc, "pipeline_id", &pl) == 0 &&
+                   bson_oid_equal(&pl, self->pipeline);
+            for (size_t i = 0; i < b->n; i++)
+                if (b->plan[i].gone && bson_oid_equal(&id, &b->plan[i].deal_id))
+                    b->plan[i].gone = here ? 0 : 2;
+        }
+        wrk_db_count_round_trip(self->db);
+        if (!mongoc_cursor_error(c, &error)) {
+            mongoc_cursor_destroy(c);
+            break;
+        }
+        mongoc_cursor_destroy(c);
+        if (!wrk_db_retry(self->db, &error, attempt,
+                          "finding the deals an update missed", &rc, err,
+                          errlen))
+            break;
+    }
+    bson_destroy(opts);
+    bson_destroy(&filter);
+    return rc;
+}
+
+/* Removes the before-images of the gone rows: their deals were not
+ * changed, so a revert has nothing to put back. */
+static int drop_gone_changes(wrk_upsert_t *self, batch_ctx_t *b, char *err,
+                             size_t errlen)
+{
+    bson_t filter = BSON_INITIALIZER, sub, lines;
+    uint32_t nl = 0;
+    int rc = WRK_DB_OK;
+    BSON_APPEND_OID(&filter, "queue_id", self->qid);
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "line", &sub);
+    BSON_APPEND_ARRAY_BEGIN(&sub, "$in", &lines);
+    for (size_t i = 0; i < b->n; i++) {
+        char kb[16];
+        const char *k;
+        size_t kl;
+        if (!b->plan[i].gone || b->plan[i].change == NULL)
+            continue;
+        kl = bson_uint32_to_string(nl++, &k, kb, sizeof(kb));
+        bson_append_int64(&lines, k, (int)kl,
+                          dip_bson_get_int(b->plan[i].change, "line", 0));
+    }
+    bson_append_array_end(&sub, &lines);
+    bson_append_document_end(&filter, &sub);
+    for (int attempt = 1; nl > 0; attempt++) {
+        bson_error_t error;
+        bool ok = mongoc_collection_delete_many(self->changes, &filter, NULL,
+                                                NULL, &error);
+        wrk_db_count_round_trip(self->db);
+        if (ok || !wrk_db_retry(self->db, &error, attempt,
+                                "removing the previous values of deals gone",
+                                &rc, err, errlen))
+            break;
+    }
+    bson_destroy(&filter);
+    return rc;
+}
+
+/* Updates that matched no deal (b->unmatched): the deal was deleted, or
+ * moved out of the pipeline, between the lookup and the update, so the
+ * line changed nothing and is not counted updated. Deleted: a line error
+ * in update mode; in upsert mode the key now finds no deal, which the
+ * contract's table answers with a new deal, so the row is inserted as if
+ * the lookup had found none (name and stage then required as on create).
+ * Moved: a line error in both, as a deal found in another pipeline is. */
+static int settle_gone(wrk_upsert_t *self, batch_ctx_t *b, bson_t *const *docs,
+                       char *err, size_t errlen)
+{
+    const char *skip = self->m->key == WRK_MATCH_KEY_DEAL_ID ? "deal_id" : NULL;
+    int rc = find_gone(self, b, err, errlen), recreate = 0;
+    if (rc == WRK_DB_OK)
+        rc = drop_gone_changes(self, b, err, errlen);
+    if (rc != WRK_DB_OK)
+        return rc;
+    for (size_t i = 0; i < b->n; i++) {
+        plan_t *p = &b->plan[i];
+        if (!p->gone)
+            continue;
+        bson_destroy(p->update);
+        p->update = NULL;
+        if (p->gone == 2)
+            refuse(b->messages, i, b->outcome,
+                   "the deal was moved to another pipeline while the import "
+                   "ran");
+        else if (self->m->mode != WRK_MATCH_MODE_UPSERT)
+            refuse(b->messages, i, b->outcome,
+                   "the deal was deleted while the import ran");
+        else {
+            b->outcome[i] = WRK_UPSERT_ADDED;
+            create(self, docs[i], skip, p, b->outcome, b->messages, i);
+            recreate += p->insert != NULL;
+        }
+    }
+    if (recreate > 0) {
+        b->only_gone = 1;
+        rc = write_deals(self, b, err, errlen);
+        b->only_gone = 0;
+    }
+    return rc;
 }
 
 /* The verdict of row i and what it plans. */
@@ -670,9 +845,13 @@ int wrk_upsert_batch(wrk_upsert_t *self, bson_t *const *docs,
         goto cleanup;
     /* Before-images first: a crash after them and before the updates
      * leaves records of the deals as they still are. */
+    if (self->before_write)
+        self->before_write(self->before_write_arg);
     rc = write_changes(self, &b, err, errlen);
     if (rc == WRK_DB_OK)
         rc = write_deals(self, &b, err, errlen);
+    if (rc == WRK_DB_OK && b.unmatched > 0)
+        rc = settle_gone(self, &b, docs, err, errlen);
 cleanup:
     for (size_t i = 0; b.plan && i < n; i++) {
         if (b.plan[i].change)
