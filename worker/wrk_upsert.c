@@ -342,7 +342,10 @@ static void on_deal_error(void *arg, int64_t idx, const bson_t *e)
     if (!error_row(b, idx, &row))
         return;
     if (b->plan[row].insert && is_own_dup(e)) {
+        /* the deal of an earlier run of the line: its id is not this
+         * insert's */
         b->outcome[row] = WRK_UPSERT_ALREADY;
+        memset(&b->plan[row].deal_id, 0, sizeof(b->plan[row].deal_id));
         return;
     }
     refuse_for(b, row, "the database refused this deal", e);
@@ -570,6 +573,14 @@ static void create(wrk_upsert_t *self, bson_t *doc, const char *skip, plan_t *p,
         BSON_APPEND_UTF8(p->insert, "status", "open");
 }
 
+/* The plan's deal id from doc's _id (the deal found, or the insert). */
+static void plan_id(plan_t *p, const bson_t *doc)
+{
+    bson_iter_t it;
+    if (doc && bson_iter_init_find(&it, doc, "_id") && BSON_ITER_HOLDS_OID(&it))
+        bson_oid_copy(bson_iter_oid(&it), &p->deal_id);
+}
+
 /* Marks gone each standing update of b: 1 when its deal is no longer in
  * the account (deleted), 2 when it is in another pipeline (moved); one
  * find of their ids, bounded by maxTimeMS. */
@@ -700,6 +711,7 @@ static int settle_gone(wrk_upsert_t *self, batch_ctx_t *b, bson_t *const *docs,
         else {
             b->outcome[i] = WRK_UPSERT_ADDED;
             create(self, docs[i], skip, p, b->outcome, b->messages, i);
+            plan_id(p, p->insert);
             recreate += p->insert != NULL;
         }
     }
@@ -752,13 +764,16 @@ static void decide(wrk_upsert_t *self, bson_t *doc, int64_t line,
     switch (v) {
     case WRK_MATCH_CREATE:
         create(self, doc, skip, p, outcome, messages, i);
+        plan_id(p, p->insert);
         break;
     case WRK_MATCH_DONE:
         outcome[i] = created ? WRK_UPSERT_ALREADY : WRK_UPSERT_UPDATED;
+        plan_id(p, deal);
         break;
     case WRK_MATCH_UPDATE: {
         bson_t set = BSON_INITIALIZER, changes = BSON_INITIALIZER,
                tags = BSON_INITIALIZER;
+        plan_id(p, deal);
         if (wrk_diff_row(doc, deal, skip, status_given, &set, &changes,
                          &tags) == 0) {
             outcome[i] = WRK_UPSERT_UNCHANGED;
@@ -780,7 +795,8 @@ static void decide(wrk_upsert_t *self, bson_t *doc, int64_t line,
 
 int wrk_upsert_batch(wrk_upsert_t *self, bson_t *const *docs,
                      const int64_t *lines, const int *status_given, size_t n,
-                     int *outcome, char **messages, char *err, size_t errlen)
+                     int *outcome, char **messages, bson_oid_t *ids, char *err,
+                     size_t errlen)
 {
     batch_ctx_t b = {0};
     int64_t *earlier = calloc(n ? n : 1, sizeof(int64_t));
@@ -852,6 +868,8 @@ int wrk_upsert_batch(wrk_upsert_t *self, bson_t *const *docs,
         rc = write_deals(self, &b, err, errlen);
     if (rc == WRK_DB_OK && b.unmatched > 0)
         rc = settle_gone(self, &b, docs, err, errlen);
+    for (size_t i = 0; ids && rc == WRK_DB_OK && i < n; i++)
+        bson_oid_copy(&b.plan[i].deal_id, &ids[i]);
 cleanup:
     for (size_t i = 0; b.plan && i < n; i++) {
         if (b.plan[i].change)

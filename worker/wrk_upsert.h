@@ -79,10 +79,14 @@ void wrk_upsert_set_before_write(wrk_upsert_t *self, void (*fn)(void *),
  * import), lines[i] its line, status_given[i] 0 when the row's status cell
  * was empty (an update then keeps the deal's status). Fills outcome[i] and,
  * for WRK_UPSERT_REFUSED, messages[i] (malloc'd; the caller frees).
- * WRK_DB_OK, or WRK_DB_ETRANSIENT / WRK_DB_EFAIL with err (the batch is
- * then to be done again from the checkpoint). */
+ * ids (may be NULL) gets, after a write that succeeded, each row's deal:
+ * the one inserted, updated or left unchanged, the zero id when unknown
+ * (an insert that met the deal an earlier run of its line created, or a
+ * refused row). WRK_DB_OK, or WRK_DB_ETRANSIENT / WRK_DB_EFAIL with err
+ * (the batch is then to be done again from the checkpoint). */
 int wrk_upsert_batch(wrk_upsert_t *self, bson_t *const *docs,
                      const int64_t *lines, const int *status_given, size_t n,
-                     int *outcome, char **messages, char *err, size_t errlen);
+                     int *outcome, char **messages, bson_oid_t *ids, char *err,
+                     size_t errlen);
 
 #endif

@@ -196,7 +196,7 @@ static void run(fix_t *f, wrk_match_mode_t mode, int *outcome, char **messages)
     for (int i = 0; i < N; i++)
         docs[i] = row(f, i, 100 + i, lines[i]);
     assert_int_equal(wrk_upsert_batch(up, docs, lines, given, N, outcome,
-                                      messages, err, sizeof(err)),
+                                      messages, NULL, err, sizeof(err)),
                      WRK_DB_OK);
     for (int i = 0; i < N; i++)
         bson_destroy(docs[i]);
