@@ -173,7 +173,9 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
     sup_errfile_csv_int(&m->b, m->next_line);
     sup_errfile_csv_cell(&m->b, m->next_action, strlen(m->next_action));
     sup_errfile_csv_cell(&m->b, m->next_id, strlen(m->next_id));
-    for (size_t i = 0; i < row->ncells; i++)
+    /* the cells the row held, not the padding to the header's count: a
+     * short row under a wide header stays short (class 6) */
+    for (size_t i = 0; i < row->nfile && i < row->ncells; i++)
         sup_errfile_csv_cell(&m->b, row->cells[i], row->lens[i]);
     sup_errfile_csv_end(&m->b);
     m->rows_out++;

@@ -46,34 +46,11 @@
 #include <jansson.h>
 
 #include "dip_bson.h"
-#include "dip_storage_io.h"
 #include "it_check.h"
 #include "it_env.h"
 #include "it_upsert.h"
 
 static it_env_t env;
-
-typedef struct sink {
-    char *buf;
-    size_t len, cap;
-} sink_t;
-
-static int sink_data(void *arg, const char *buf, size_t len)
-{
-    sink_t *s = arg;
-    if (s->len + len + 1 > s->cap) {
-        size_t cap = (s->len + len + 1) * 2;
-        char *b = realloc(s->buf, cap);
-        if (b == NULL)
-            return 1;
-        s->buf = b;
-        s->cap = cap;
-    }
-    memcpy(s->buf + s->len, buf, len);
-    s->len += len;
-    s->buf[s->len] = '\0';
-    return 0;
-}
 
 /* The edited file of b base keys, as the header comment says. */
 static void write_edited(const char *key, int b)
@@ -96,42 +73,6 @@ static void write_edited(const char *key, int b)
     fclose(f);
     it_put_file(&env, key, path);
     unlink(path);
-}
-
-/* The success file at key, parsed by Python's csv module into a JSON array
- * of rows (arrays of strings). */
-static json_t *read_csv(const char *key)
-{
-    sink_t s = {NULL, 0, 0};
-    dip_storage_sink_t sk = {&s, NULL, sink_data, NULL};
-    char err[512], in[128], out[128], cmd[512];
-    json_error_t je;
-    json_t *rows;
-    FILE *f;
-    assert_int_equal(
-        dip_storage_get(env.storage, key, 0, &sk, err, sizeof(err)),
-        DIP_STORAGE_OK);
-    assert_true(s.len > 3);
-    assert_memory_equal(s.buf, "\xef\xbb\xbf", 3);
-    snprintf(in, sizeof(in), "/tmp/it-success-%d.out.csv", (int)getpid());
-    snprintf(out, sizeof(out), "/tmp/it-success-%d.json", (int)getpid());
-    f = fopen(in, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(s.buf, 1, s.len, f), s.len);
-    fclose(f);
-    free(s.buf);
-    snprintf(
-        cmd, sizeof(cmd),
-        "/usr/bin/python3 -c 'import csv,json,sys; "
-        "json.dump(list(csv.reader(open(sys.argv[1], encoding=\"utf-8-sig\", "
-        "newline=\"\"))), open(sys.argv[2], \"w\"))' %s %s",
-        in, out);
-    assert_int_equal(system(cmd), 0);
-    rows = json_load_file(out, 0, &je);
-    assert_non_null(rows);
-    unlink(in);
-    unlink(out);
-    return rows;
 }
 
 /* The _id (hex) of the account's deal with external_id ref. */
@@ -203,9 +144,9 @@ static char *check_import(const bson_oid_t *qid, int b)
 }
 
 /* Every line once, in order, with its action, deal and cells. */
-static void check_file(const char *key, const bson_oid_t *account, int b)
+static void check_file(const bson_oid_t *qid, const bson_oid_t *account, int b)
 {
-    json_t *rows = read_csv(key), *row;
+    json_t *rows = it_upsert_success_rows(&env, qid, NULL), *row;
     size_t i;
     long long last = 0;
     int n_upd = 0, n_unch = 0, n_new = 0;
@@ -265,8 +206,7 @@ static void prepare(int b, bson_oid_t *account, bson_oid_t *qid,
 {
     bson_oid_t user, pipeline, first;
     char base[128], edited[128];
-    mongoc_collection_t *c;
-    bson_t *sel, *set, q;
+    bson_t q;
     snprintf(base, sizeof(base), "imports/success/%s-%d-base.csv", tag,
              (int)getpid());
     snprintf(edited, sizeof(edited), "imports/success/%s-%d.csv", tag,
@@ -282,14 +222,7 @@ static void prepare(int b, bson_oid_t *account, bson_oid_t *qid,
     write_edited(edited, b);
     it_upsert_enqueue(&env, edited, account, &user, &pipeline, "upsert",
                       "external_id", it_upsert_mappings, qid);
-    c = it_coll(&env, "queues");
-    sel = BCON_NEW("_id", BCON_OID(qid));
-    set = BCON_NEW("$set", "{", "additional_data.success_file", BCON_BOOL(true),
-                   "}");
-    assert_true(mongoc_collection_update_one(c, sel, set, NULL, NULL, NULL));
-    bson_destroy(sel);
-    bson_destroy(set);
-    mongoc_collection_destroy(c);
+    it_upsert_want_success(&env, qid);
 }
 
 static void test_mixed(void **state)
@@ -308,7 +241,7 @@ static void test_mixed(void **state)
     assert_string_equal(it_str(&q, "status"), "completed");
     bson_destroy(&q);
     key = check_import(&qid, 300);
-    check_file(key, &account, 300);
+    check_file(&qid, &account, 300);
     free(key);
     assert_int_equal(it_process_stop(sup, SIGTERM, 30000), 0);
 }
@@ -336,7 +269,7 @@ static void test_killed(void **state)
     /* the kill landed in the middle of the import */
     assert_int_equal(it_log_count(logpath, "killed by signal 9"), 1);
     key = check_import(&qid, 3000);
-    check_file(key, &account, 3000);
+    check_file(&qid, &account, 3000);
     free(key);
     assert_int_equal(it_process_stop(sup, SIGTERM, 30000), 0);
 }
