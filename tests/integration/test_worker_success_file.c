@@ -11,7 +11,8 @@
  *   cell empty; the line errors are not in it;
  * - the same with the worker SIGKILLed in the middle (small batches): the
  *   batches done again after the resume list their lines once, with the
- *   same actions and ids.
+ *   same actions and ids;
+ * - a create import that asks for one: every line created, its deal's id.
  *
  * Failure classes: 1 and 2 (one record per batch, replaced by its
  * (queue_id, first_line), one find only for lines a dead run inserted;
@@ -274,11 +275,46 @@ static void test_killed(void **state)
     assert_int_equal(it_process_stop(sup, SIGTERM, 30000), 0);
 }
 
+/* A create import asks for one too: every line created, with its deal. */
+static void test_create(void **state)
+{
+    bson_oid_t account, user, pipeline, qid;
+    json_t *rows, *row;
+    size_t i;
+    bson_t q;
+    char key[128];
+    (void)state;
+    snprintf(key, sizeof(key), "imports/success/create-%d.csv", (int)getpid());
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    it_pipeline(&env, &account, &pipeline);
+    it_upsert_write_base(&env, key, 50);
+    it_upsert_enqueue(&env, key, &account, &user, &pipeline, NULL, NULL,
+                      it_upsert_mappings, &qid);
+    it_upsert_want_success(&env, &qid);
+    it_upsert_run(&env, &qid, NULL, "completed", &q);
+    bson_destroy(&q);
+    rows = it_upsert_success_rows(&env, &qid, NULL);
+    assert_int_equal(json_array_size(rows), 51);
+    json_array_foreach(rows, i, row)
+    {
+        char want_id[25];
+        if (i == 0)
+            continue;
+        assert_string_equal(json_string_value(json_array_get(row, 1)),
+                            "created");
+        deal_of(&account, json_string_value(json_array_get(row, 3)), want_id);
+        assert_string_equal(json_string_value(json_array_get(row, 2)), want_id);
+    }
+    json_decref(rows);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mixed),
         cmocka_unit_test(test_killed),
+        cmocka_unit_test(test_create),
     };
     int rc = it_env_init(&env, "wsuccess");
     if (rc)
