@@ -44,6 +44,15 @@ static int decide(const bson_t *imp, int *already, int64_t *at, char *why,
             SUP_CLEANUP_KEPT, why, whylen,
             "the import's error file is not recorded yet: its source "
             "is kept until it is");
+    /* nor before the success file, when one is asked for: it is read
+     * from the source */
+    if (bson_iter_init_find(&it, imp, "success_file_wanted") &&
+        BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it) &&
+        dip_bson_get_str(imp, "success_file.key") == NULL)
+        return dip_text_say(
+            SUP_CLEANUP_KEPT, why, whylen,
+            "the import's success file is not recorded yet: its source "
+            "is kept until it is");
     return SUP_CLEANUP_DELETED;
 }
 

@@ -265,10 +265,11 @@ static void add_escaped(sup_errfile_buf_t *b, const char *s, size_t n)
     }
 }
 
-char *sup_errfile_key_fit(const char *source_key, const char *id,
-                          size_t key_max, size_t segment_max)
+/* sup_errfile_key_fit with another suffix. */
+static char *key_fit(const char *source_key, const char *id,
+                     const char *suffix_s, size_t key_max, size_t segment_max)
 {
-    static const char suffix[] = ".errors.csv";
+    const size_t suffix_len = strlen(suffix_s);
     sup_errfile_buf_t b = {0};
     size_t slen = strlen(source_key), idlen = strlen(id);
     size_t slash = 0, base_len, room, cut;
@@ -279,12 +280,12 @@ char *sup_errfile_key_fit(const char *source_key, const char *id,
     base = source_key + slash;
     base_len = slen - slash;
     /* 1. As it always was, when it fits. */
-    if (slen + 1 + idlen + sizeof(suffix) - 1 <= key_max &&
-        base_len + 1 + idlen + sizeof(suffix) - 1 <= segment_max) {
+    if (slen + 1 + idlen + suffix_len <= key_max &&
+        base_len + 1 + idlen + suffix_len <= segment_max) {
         buf_add(&b, source_key, slen);
         buf_add(&b, ".", 1);
         buf_add(&b, id, idlen);
-        buf_add(&b, suffix, sizeof(suffix) - 1);
+        buf_add(&b, suffix_s, suffix_len);
         goto out;
     }
     /* 2. The file's own name cut (at a character boundary) so that its
@@ -295,30 +296,30 @@ char *sup_errfile_key_fit(const char *source_key, const char *id,
         room = 0;
     else if (key_max - slash < room)
         room = key_max - slash;
-    if (room < 1 + idlen + sizeof(suffix) - 1 + 1) {
+    if (room < 1 + idlen + suffix_len + 1) {
         /* 3. Not even the id fits beside the directory: the key cut
          * where the id and the suffix still fit (a storage without
          * directories: S3). */
-        if (key_max < 2 + idlen + sizeof(suffix) - 1)
+        if (key_max < 2 + idlen + suffix_len)
             return NULL;
-        cut = dip_text_cut(source_key, slen,
-                           key_max - (2 + idlen + sizeof(suffix) - 1));
+        cut =
+            dip_text_cut(source_key, slen, key_max - (2 + idlen + suffix_len));
         if (cut > slen)
             cut = slen;
         buf_add(&b, source_key, cut);
         buf_add(&b, "~.", 2);
         buf_add(&b, id, idlen);
-        buf_add(&b, suffix, sizeof(suffix) - 1);
+        buf_add(&b, suffix_s, suffix_len);
         goto out;
     }
-    cut = dip_text_cut(base, base_len, room - (2 + idlen + sizeof(suffix) - 1));
+    cut = dip_text_cut(base, base_len, room - (2 + idlen + suffix_len));
     if (cut > base_len)
         cut = base_len;
     buf_add(&b, source_key, slash);
     buf_add(&b, base, cut);
     buf_add(&b, "~.", 2);
     buf_add(&b, id, idlen);
-    buf_add(&b, suffix, sizeof(suffix) - 1);
+    buf_add(&b, suffix_s, suffix_len);
 out:
     if (b.failed) {
         sup_errfile_buf_release(&b);
@@ -327,7 +328,19 @@ out:
     return b.data;
 }
 
+char *sup_errfile_key_fit(const char *source_key, const char *id,
+                          size_t key_max, size_t segment_max)
+{
+    return key_fit(source_key, id, ".errors.csv", key_max, segment_max);
+}
+
 char *sup_errfile_key(const char *source_key, const bson_value_t *queue_id)
+{
+    return sup_errfile_key_as(source_key, queue_id, ".errors.csv");
+}
+
+char *sup_errfile_key_as(const char *source_key, const bson_value_t *queue_id,
+                         const char *suffix)
 {
     sup_errfile_buf_t b = {0};
     char tmp[64], *key;
@@ -362,8 +375,8 @@ char *sup_errfile_key(const char *source_key, const bson_value_t *queue_id)
         sup_errfile_buf_release(&b);
         return NULL;
     }
-    key = sup_errfile_key_fit(source_key, b.data, SUP_ERRFILE_KEY_MAX,
-                              SUP_ERRFILE_SEGMENT_MAX);
+    key = key_fit(source_key, b.data, suffix, SUP_ERRFILE_KEY_MAX,
+                  SUP_ERRFILE_SEGMENT_MAX);
     sup_errfile_buf_release(&b);
     return key;
 }
@@ -381,7 +394,7 @@ void sup_errfile_result_release(sup_errfile_result_t *r)
 /* An unnamed file in $TMPDIR (or /tmp) that vanishes when closed, even
  * after a crash; where O_TMPFILE is not supported, a named one unlinked at
  * once. */
-static int open_tmp(void)
+int sup_errfile_tmp_open(void)
 {
     const char *dir = getenv("TMPDIR");
     char path[4096];
@@ -401,7 +414,7 @@ static int open_tmp(void)
     return fd;
 }
 
-static int flush_buf(int fd, sup_errfile_buf_t *b, int64_t *bytes)
+int sup_errfile_flush(int fd, sup_errfile_buf_t *b, int64_t *bytes)
 {
     size_t off = 0;
     while (off < b->len) {
@@ -451,7 +464,7 @@ int sup_errfile_write(mongoc_database_t *db, dip_storage_t *storage,
                           serr);
         goto cleanup;
     }
-    if ((fd = open_tmp()) < 0) {
+    if ((fd = sup_errfile_tmp_open()) < 0) {
         rc = dip_text_say(
             SUP_ERRFILE_EIO, err, errlen,
             "cannot make a temporary file for the error file '%s': %s", key,
@@ -472,7 +485,7 @@ int sup_errfile_write(mongoc_database_t *db, dip_storage_t *storage,
     while (mongoc_cursor_next(cursor, &doc)) {
         sup_errfile_format_error(&b, doc);
         rows++;
-        if (b.len >= FLUSH_AT && (e = flush_buf(fd, &b, &bytes)) < 0) {
+        if (b.len >= FLUSH_AT && (e = sup_errfile_flush(fd, &b, &bytes)) < 0) {
             rc = dip_text_say(SUP_ERRFILE_EIO, err, errlen,
                               "cannot write the error file '%s': %s", key,
                               strerror(-e));
@@ -492,7 +505,7 @@ int sup_errfile_write(mongoc_database_t *db, dip_storage_t *storage,
         rc = dip_text_say(SUP_ERRFILE_ENOMEM, err, errlen, "out of memory");
         goto cleanup;
     }
-    if ((e = flush_buf(fd, &b, &bytes)) < 0) {
+    if ((e = sup_errfile_flush(fd, &b, &bytes)) < 0) {
         rc = dip_text_say(SUP_ERRFILE_EIO, err, errlen,
                           "cannot write the error file '%s': %s", key,
                           strerror(-e));

@@ -86,6 +86,12 @@ void sup_errfile_format_trailer(sup_errfile_buf_t *b, int64_t rows,
  * memory or when no form fits. */
 char *sup_errfile_key(const char *source_key, const bson_value_t *queue_id);
 
+/* The same rule for another file of the import beside its source:
+ * `<source key>.<queue id><suffix>` (suffix ".success.csv", say), cut as
+ * sup_errfile_key_fit cuts. */
+char *sup_errfile_key_as(const char *source_key, const bson_value_t *queue_id,
+                         const char *suffix);
+
 /* The longest key (S3's limit, DIP_STORAGE_KEY_MAX) and the longest last
  * segment (file:// names a temporary file beside it with a few dozen
  * bytes more, under the file system's 255) an error file's key may have. */
@@ -101,6 +107,13 @@ char *sup_errfile_key(const char *source_key, const bson_value_t *queue_id);
  * every form unique to the import. NULL when nothing fits. */
 char *sup_errfile_key_fit(const char *source_key, const char *id,
                           size_t key_max, size_t segment_max);
+
+/* An unnamed temporary file in $TMPDIR (else /tmp) that vanishes when
+ * closed, even after a crash: a descriptor, or -errno. */
+int sup_errfile_tmp_open(void);
+/* Writes b's bytes to fd and empties b (its cells count kept), adding
+ * them to *bytes. 0, or -errno. */
+int sup_errfile_flush(int fd, sup_errfile_buf_t *b, int64_t *bytes);
 
 typedef struct sup_errfile_result {
     char *key;     /* where the file is; malloc'd */

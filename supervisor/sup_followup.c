@@ -18,6 +18,7 @@
 #include "sup_errfile.h"
 #include "sup_spawn.h"
 #include "sup_store.h"
+#include "sup_succfile.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -61,8 +62,8 @@ static int find_one(mongoc_collection_t *coll, const bson_t *filter,
 }
 
 /* What the CRM is told of the import's outcome, from csv_imports; the
- * error file from written when this run wrote it (what it recorded on
- * csv_imports), else from csv_imports. */
+ * error and success files from written when this run wrote them (what it
+ * recorded on csv_imports), else from csv_imports. */
 static void event_details(const bson_t *imp, const bson_t *written, bson_t *d)
 {
     static const char *const counts[] = {"total_records", "total_records_added",
@@ -78,9 +79,14 @@ static void event_details(const bson_t *imp, const bson_t *written, bson_t *d)
         BSON_APPEND_UTF8(d, "status", bson_iter_utf8(&it, NULL));
     if (bson_iter_init_find(&it, imp, "error") && BSON_ITER_HOLDS_UTF8(&it))
         BSON_APPEND_UTF8(d, "error", bson_iter_utf8(&it, NULL));
-    if (bson_iter_init_find(&it, written ? written : imp, "error_file") &&
-        BSON_ITER_HOLDS_DOCUMENT(&it))
-        bson_append_iter(d, "error_file", -1, &it);
+    for (int f = 0; f < 2; f++) {
+        const char *name = f == 0 ? "error_file" : "success_file";
+        if ((written && bson_iter_init_find(&it, written, name) &&
+             BSON_ITER_HOLDS_DOCUMENT(&it)) ||
+            (bson_iter_init_find(&it, imp, name) &&
+             BSON_ITER_HOLDS_DOCUMENT(&it)))
+            bson_append_iter(d, name, -1, &it);
+    }
     if (bson_iter_init_find(&it, imp, "source_delete") &&
         BSON_ITER_HOLDS_DOCUMENT(&it))
         bson_append_iter(d, "source_delete", -1, &it);
@@ -99,6 +105,7 @@ int sup_followup_needed(const sup_followup_facts_t *f)
 {
     /* as sup_followup_run's steps 1, 2 and 3 */
     return (f->total_errors > 0 && f->has_source) ||
+           (f->success_file && f->has_source) ||
            (f->deletes_source && f->has_source) || f->event_held;
 }
 
@@ -253,6 +260,43 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
                 step_backoff(tries);
             }
             sup_errfile_result_release(&ef);
+        }
+        wrote = 1;
+    }
+
+    /* 1b. The success file, once, when asked for; bounded as the error
+     * file is, and given up at once when the source is gone or is another
+     * object (no retry brings it back). */
+    if (src && sup_succfile_wanted(&q) &&
+        !bson_iter_init_find(&it, &imp, "success_file")) {
+        char why2[1024] = "";
+        for (int tries = 1;; tries++) {
+            sup_errfile_result_t sf;
+            int w;
+            memset(&sf, 0, sizeof(sf));
+            w = sup_succfile_write(db, st, src, &qid, &sf, why2, sizeof(why2));
+            if (w == SUP_SUCCFILE_OK)
+                w = sup_succfile_record(db, &qid, &sf, why2, sizeof(why2));
+            if (w == SUP_SUCCFILE_OK) {
+                dip_log(DIP_LOG_INFO, qid_hex,
+                        "success file '%s': %lld rows, %lld bytes", sf.key,
+                        (long long)sf.rows, (long long)sf.bytes);
+                sup_errfile_append_result(&written, "success_file", &sf);
+                sup_errfile_result_release(&sf);
+                break;
+            }
+            sup_errfile_result_release(&sf);
+            if (w == SUP_SUCCFILE_ESOURCE || tries >= SUP_FOLLOWUP_STEP_TRIES) {
+                if (give_up(imports, &qid, "success_file", why2, &written, err,
+                            errlen) < 0)
+                    goto cleanup;
+                dip_log(DIP_LOG_ERR, qid_hex,
+                        "success file given up after %d tries: %s", tries,
+                        why2);
+                gave_up++;
+                break;
+            }
+            step_backoff(tries);
         }
         wrote = 1;
     }

@@ -3,7 +3,9 @@
  * idempotent per import so that a repeat after a crash changes nothing:
  *
  *   1. the error file (sup_errfile), when the import has line errors and
- *      csv_imports names none yet;
+ *      csv_imports names none yet; then the success file (sup_succfile),
+ *      when the queue document asks for one and csv_imports names none
+ *      yet;
  *   2. the source cleanup (sup_cleanup, under DEALIMPORT_DELETE_SOURCE);
  *   3. the completion event, recorded held before the final status was
  *      written, is released for delivery with the figures csv_imports
@@ -17,13 +19,16 @@
  * child process, `dealimport-supervisor --follow-up ID`, which exits 0 when
  * all are done and DIP_EXIT_TEMPFAIL to be tried again after the lease.
  *
- * Steps 1 and 2 are independent and bounded: each is tried
+ * Steps 1 and 2 are independent and bounded: each file and the cleanup is
+ * tried
  * SUP_FOLLOWUP_STEP_TRIES times (SUP_FOLLOWUP_STEP_BACKOFF_MS, doubling,
- * between tries); then it is given up: csv_imports gets `error_file` or
- * `source_delete` = {failed: the reason, given_up_at}, the log a line, and
- * the event (which carries both) is released all the same. A source whose
- * error file was given up is kept (sup_cleanup wants error_file.key). Only
- * the database failing ends a run early (it is tried again later).
+ * between tries; a success file whose source is gone or another object at
+ * once); then it is given up: csv_imports gets `error_file`,
+ * `success_file` or `source_delete` = {failed: the reason, given_up_at}, the
+ * log a line, and the event (which carries both) is released all the same. A
+ * source whose error file was given up is kept (sup_cleanup wants
+ * error_file.key). Only the database failing ends a run early (it is tried
+ * again later).
  */
 #ifndef SUP_FOLLOWUP_H
 #define SUP_FOLLOWUP_H
@@ -95,6 +100,7 @@ typedef struct sup_followup_facts {
     int deletes_source;   /* DEALIMPORT_DELETE_SOURCE is not `never` */
     int event_held;       /* a completion event was (or may have been)
                              recorded held for this end */
+    int success_file; /* a success file is asked for (sup_succfile_wanted) */
 } sup_followup_facts_t;
 
 /* 1 when the end has follow-ups to run (an error file to write, a source

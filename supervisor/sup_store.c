@@ -21,7 +21,9 @@ static void close_client(sup_store_t *self)
     mongoc_collection_destroy(self->imports);
     mongoc_collection_destroy(self->errors);
     mongoc_collection_destroy(self->stages);
+    mongoc_collection_destroy(self->lines);
     self->queues = self->deals = self->imports = self->errors = NULL;
+    self->stages = self->lines = NULL;
     self->client = NULL;
 }
 
@@ -39,6 +41,8 @@ static int open_client(sup_store_t *self, mongoc_client_t *client,
         mongoc_client_get_collection(self->client, db, "csv_imports");
     self->errors =
         mongoc_client_get_collection(self->client, db, "csv_import_errors");
+    self->lines =
+        mongoc_client_get_collection(self->client, db, "csv_import_lines");
     return SUP_STORE_OK;
 }
 
@@ -251,6 +255,13 @@ int sup_store_ensure_indexes(sup_store_t *self, char *err, size_t errlen)
                   err, errlen) ||
         index_one(self->imports, "queue_id",
                   BCON_NEW("queue_id", BCON_INT32(1)), 1, err, errlen) ||
+        /* the success file's records, read in line order (sup_succfile)
+         * and replaced by their first line (wrk_lines, which makes it
+         * too: a worker may start first) */
+        index_one(
+            self->lines, "queue_first_line",
+            BCON_NEW("queue_id", BCON_INT32(1), "first_line", BCON_INT32(1)), 1,
+            err, errlen) ||
         index_slots(self, err, errlen) ||
         index_one(self->queues, "source_status_created",
                   BCON_NEW("source", BCON_INT32(1), "status", BCON_INT32(1),

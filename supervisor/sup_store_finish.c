@@ -14,6 +14,7 @@
  */
 #include "sup_store_priv.h"
 #include "sup_followup.h"
+#include "sup_succfile.h"
 #include "dip_bson.h"
 #include "dip_log.h"
 
@@ -281,7 +282,12 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
             .has_source = dip_bson_get_str(queue_doc, "csv.0.key") != NULL,
             .deletes_source = self->deletes_source,
             .event_held = r->event_held,
+            .success_file = sup_succfile_wanted(queue_doc),
         };
+        /* the cleanup keeps the source until the success file is
+         * written */
+        if (ff.success_file)
+            BSON_APPEND_BOOL(&set, "success_file_wanted", true);
         if (!sup_followup_needed(&ff))
             BSON_APPEND_DATE_TIME(&set, "followups_done_at", now);
     }

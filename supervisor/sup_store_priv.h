@@ -15,6 +15,7 @@
 struct sup_store {
     mongoc_client_t *client; /* borrowed */
     mongoc_collection_t *queues, *deals, *imports, *errors, *stages;
+    mongoc_collection_t *lines; /* csv_import_lines (sup_succfile) */
     char owner[256];
     long lease_s;
     int deletes_source; /* DEALIMPORT_DELETE_SOURCE is not `never` */

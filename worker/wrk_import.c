@@ -19,6 +19,7 @@
 #include "wrk_events.h"
 #include "wrk_map.h"
 #include "wrk_match.h"
+#include "wrk_lines.h"
 #include "wrk_upsert.h"
 #include "wrk_queue.h"
 #include "wrk_stages.h"
@@ -117,6 +118,12 @@ typedef struct import {
     wrk_upsert_t *up;
     int *status_given;
     int64_t updated, unchanged; /* or would be, in a dry run */
+    /* a success file asked for (and not a dry run): each batch's lines
+     * recorded (wrk_lines) before its checkpoint; the batch's actions and
+     * deal ids */
+    int lines_wanted;
+    wrk_lines_action_t *actions;
+    bson_oid_t *ids;
     /* how it ends */
     stop_t stop;
     int action; /* dip_control_action_t when STOP_CONTROL */
@@ -427,6 +434,47 @@ static int upsert_outcomes(import_t *im)
     return 0;
 }
 
+/* The batch's lines for the success file (wrk_lines), from its outcomes:
+ * the codes of wrk_upsert, or of wrk_db_insert_deals in create mode. */
+static int record_lines(import_t *im, char *err, size_t errlen)
+{
+    bson_t file = BSON_INITIALIZER;
+    int rc;
+    for (size_t i = 0; i < im->n; i++) {
+        wrk_lines_action_t a = WRK_LINES_NONE;
+        if (im->up) {
+            switch (im->outcome[i]) {
+            case WRK_UPSERT_ADDED:
+            case WRK_UPSERT_ALREADY:
+                a = WRK_LINES_CREATED;
+                break;
+            case WRK_UPSERT_UPDATED:
+                a = WRK_LINES_UPDATED;
+                break;
+            case WRK_UPSERT_UNCHANGED:
+                a = WRK_LINES_UNCHANGED;
+                break;
+            default:
+                break;
+            }
+        } else if (im->outcome[i] != WRK_DB_REFUSED) {
+            a = WRK_LINES_CREATED;
+            /* an insert that met its line's earlier deal: not this id */
+            if (im->outcome[i] == WRK_DB_ALREADY ||
+                dip_bson_get_oid(im->docs[i], "_id", &im->ids[i]) != 0)
+                memset(&im->ids[i], 0, sizeof(im->ids[i]));
+        }
+        im->actions[i] = a;
+    }
+    if (im->file_now.known)
+        fill_file_id(&file, &im->file_now);
+    rc = wrk_lines_record(im->db, &im->qid, &im->account,
+                          im->file_now.known ? &file : NULL, im->n,
+                          im->doc_lines, im->actions, im->ids, err, errlen);
+    bson_destroy(&file);
+    return rc;
+}
+
 /* Inserts the batch, reports refused deals, then sends the batch message
  * with the checkpoint. Returns 0, or -1 when the import must stop. */
 static int flush(import_t *im)
@@ -444,8 +492,13 @@ static int flush(import_t *im)
     }
     if (im->up) {
         rc = wrk_upsert_batch(im->up, im->docs, im->doc_lines, im->status_given,
-                              im->n, im->outcome, im->messages, err,
+                              im->n, im->outcome, im->messages,
+                              im->lines_wanted ? im->ids : NULL, err,
                               sizeof(err));
+        /* before the checkpoint: a batch whose record failed is done
+         * again, and finds its own writes */
+        if (rc == WRK_DB_OK && im->lines_wanted)
+            rc = record_lines(im, err, sizeof(err));
         if (rc == WRK_DB_OK && upsert_outcomes(im) < 0) {
             clear_batch(im);
             return -1;
@@ -461,6 +514,8 @@ static int flush(import_t *im)
     }
     rc = wrk_db_insert_deals(im->db, (const bson_t *const *)im->docs, im->n,
                              im->outcome, im->messages, err, sizeof(err));
+    if (rc == WRK_DB_OK && im->lines_wanted)
+        rc = record_lines(im, err, sizeof(err));
 written:
     if (rc == WRK_DB_ETRANSIENT) {
         im->stop = STOP_TEMPFAIL;
@@ -1333,6 +1388,15 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
         if (im.up == NULL || im.status_given == NULL)
             snprintf(err, sizeof(err), "out of memory");
     }
+    im.lines_wanted = im.match.success_file && !im.dry;
+    if (rc == WRK_DB_OK && im.lines_wanted) {
+        im.actions = calloc(cap, sizeof(*im.actions));
+        im.ids = calloc(cap, sizeof(*im.ids));
+        rc = im.actions && im.ids ? wrk_lines_prepare(im.db, err, sizeof(err))
+                                  : WRK_DB_EFAIL;
+        if (im.actions == NULL || im.ids == NULL)
+            snprintf(err, sizeof(err), "out of memory");
+    }
     if (rc != WRK_DB_OK) {
         exit_code = finish_db_error(&im, rc, err);
         goto cleanup;
@@ -1377,6 +1441,8 @@ cleanup:
     free(im.kept);
     free(im.arena);
     free(im.status_given);
+    free(im.actions);
+    free(im.ids);
     wrk_upsert_destroy(&im.up);
     bson_destroy(&im.tags);
     bson_destroy(&im.tail);

@@ -4,7 +4,7 @@
  * single round trip while nothing fails: a crash between two of them
  * leaves only what a re-run of the same lines recognises as its own.
  */
-#include "wrk_upsert.h"
+#include "wrk_upsert_priv.h"
 #include "dip_bson.h"
 #include "dip_log.h"
 #include "dip_mongo_io.h"
@@ -16,18 +16,6 @@
 #include <string.h>
 
 #include <mongoc/mongoc.h>
-
-struct wrk_upsert {
-    wrk_db_t *db;
-    const wrk_match_t *m;
-    const bson_oid_t *qid, *account, *pipeline;
-    int dry;
-    mongoc_collection_t *deals, *changes;
-    wrk_keys_t *seen;  /* key -> first line, over the run */
-    wrk_keys_t *found; /* key -> index in found_docs, this batch */
-    bson_t **found_docs;
-    size_t nfound, found_cap;
-};
 
 wrk_upsert_t *wrk_upsert_new(wrk_db_t *db, const wrk_match_t *m,
                              const bson_oid_t *qid, const bson_oid_t *account,
@@ -50,6 +38,13 @@ wrk_upsert_t *wrk_upsert_new(wrk_db_t *db, const wrk_match_t *m,
         self->found == NULL)
         wrk_upsert_destroy(&self);
     return self;
+}
+
+void wrk_upsert_set_before_write(wrk_upsert_t *self, void (*fn)(void *),
+                                 void *arg)
+{
+    self->before_write = fn;
+    self->before_write_arg = arg;
 }
 
 static void drop_found(wrk_upsert_t *self)
@@ -229,236 +224,11 @@ static int64_t written_by(const wrk_upsert_t *self, const bson_t *deal,
     return 0;
 }
 
-static void refuse(char **messages, size_t i, int *outcome, const char *msg)
+void wrk_upsert_refuse(char **messages, size_t i, int *outcome, const char *msg)
 {
     outcome[i] = WRK_UPSERT_REFUSED;
     free(messages[i]);
     messages[i] = strdup(msg);
-}
-
-/* What the batch writes: inserts and updates in row order. */
-typedef struct plan {
-    bson_t *change; /* the change record to insert first, or NULL */
-    bson_t *update; /* the update of the deal, or NULL */
-    bson_t *insert; /* the deal to insert (a row's doc or a copy), or NULL */
-    bson_oid_t deal_id;
-    int own_insert; /* insert is a copy this module made */
-} plan_t;
-
-static int is_own_dup(const bson_t *we)
-{
-    bson_iter_t f, k;
-    if (dip_bson_get_int(we, "code", 0) != 11000)
-        return 0;
-    if (bson_iter_init_find(&f, we, "keyPattern") &&
-        BSON_ITER_HOLDS_DOCUMENT(&f) && bson_iter_recurse(&f, &k) &&
-        bson_iter_next(&k))
-        return strcmp(bson_iter_key(&k), "_id") == 0 ||
-               (bson_iter_recurse(&f, &k) && bson_iter_find(&k, "import.line"));
-    return 0;
-}
-
-/* The write errors of reply, each: its index, as a document. */
-static void each_write_error(const bson_t *reply,
-                             void (*fn)(void *, int64_t, const bson_t *),
-                             void *arg)
-{
-    bson_iter_t it, we;
-    if (!bson_iter_init_find(&it, reply, "writeErrors") ||
-        !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &we))
-        return;
-    while (bson_iter_next(&we)) {
-        const uint8_t *data;
-        uint32_t len;
-        bson_t e;
-        if (!BSON_ITER_HOLDS_DOCUMENT(&we))
-            continue;
-        bson_iter_document(&we, &len, &data);
-        if (bson_init_static(&e, data, len))
-            fn(arg, dip_bson_get_int(&e, "index", -1), &e);
-    }
-}
-
-typedef struct batch_ctx {
-    plan_t *plan;
-    size_t *rows; /* op index -> row */
-    size_t nops, n;
-    int *outcome;
-    char **messages;
-} batch_ctx_t;
-
-/* The row the write error at idx is about; 0 when idx is none of the
- * write's (a reply that does not match what was sent). */
-static int error_row(const batch_ctx_t *b, int64_t idx, size_t *row)
-{
-    if (idx < 0 || (size_t)idx >= b->nops)
-        return 0;
-    *row = b->rows[idx];
-    return 1;
-}
-
-/* Refuses row: what, then the database's own words (errmsg of e). */
-static void refuse_for(batch_ctx_t *b, size_t row, const char *what,
-                       const bson_t *e)
-{
-    char msg[512];
-    const char *m = dip_bson_get_str(e, "errmsg");
-    snprintf(msg, sizeof(msg), "%s: %s", what, m ? m : "unknown error");
-    refuse(b->messages, row, b->outcome, msg);
-}
-
-static void on_change_error(void *arg, int64_t idx, const bson_t *e)
-{
-    batch_ctx_t *b = arg;
-    size_t row;
-    if (!error_row(b, idx, &row))
-        return;
-    /* the before-image of an earlier run of this line: it stays */
-    if (dip_bson_get_int(e, "code", 0) == 11000)
-        return;
-    refuse_for(b, row,
-               "the previous values of this deal could not be recorded, so "
-               "it was not changed",
-               e);
-}
-
-static void on_deal_error(void *arg, int64_t idx, const bson_t *e)
-{
-    batch_ctx_t *b = arg;
-    size_t row;
-    if (!error_row(b, idx, &row))
-        return;
-    if (b->plan[row].insert && is_own_dup(e)) {
-        b->outcome[row] = WRK_UPSERT_ALREADY;
-        return;
-    }
-    refuse_for(b, row, "the database refused this deal", e);
-}
-
-static int wc_failed(const bson_t *reply)
-{
-    bson_iter_t it;
-    return bson_iter_init_find(&it, reply, "writeConcernErrors") &&
-           BSON_ITER_HOLDS_ARRAY(&it);
-}
-
-/* Judges one unordered write that was sent (one round trip): 1 when it is
- * settled, done or refused for good line by line (each write error goes to
- * on_error); 0 when the whole write is to be sent again, error then saying
- * why (a write concern that failed is such an error). Destroys reply. */
-static int write_settled(wrk_upsert_t *self, bson_t *reply, bool ok,
-                         bson_error_t *error,
-                         void (*on_error)(void *, int64_t, const bson_t *),
-                         batch_ctx_t *b)
-{
-    bson_iter_t it;
-    int nerr = bson_iter_init_find(&it, reply, "writeErrors");
-    int wc = wc_failed(reply);
-    int settled = !wc && (ok || (nerr && !dip_mongo_is_transient(error)));
-    wrk_db_count_round_trip(self->db);
-    if (settled)
-        each_write_error(reply, on_error, b);
-    bson_destroy(reply);
-    if (wc) {
-        error->domain = MONGOC_ERROR_WRITE_CONCERN;
-        error->code = 64;
-        bson_strncpy(error->message, "write concern failed",
-                     sizeof(error->message));
-    }
-    return settled;
-}
-
-/* The change records, unordered; a duplicate is an earlier run's and
- * stays. */
-static int write_changes(wrk_upsert_t *self, batch_ctx_t *b, char *err,
-                         size_t errlen)
-{
-    const bson_t **docs = calloc(b->n ? b->n : 1, sizeof(*docs));
-    bson_t opts = BSON_INITIALIZER;
-    int rc = WRK_DB_OK;
-    b->nops = 0;
-    for (size_t i = 0; docs && i < b->n; i++)
-        if (b->plan[i].change) {
-            b->rows[b->nops] = i;
-            docs[b->nops++] = b->plan[i].change;
-        }
-    if (docs == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return WRK_DB_EFAIL;
-    }
-    BSON_APPEND_BOOL(&opts, "ordered", false);
-    for (int attempt = 1; b->nops > 0; attempt++) {
-        bson_t reply;
-        bson_error_t error;
-        bool ok = mongoc_collection_insert_many(self->changes, docs, b->nops,
-                                                &opts, &reply, &error);
-        if (write_settled(self, &reply, ok, &error, on_change_error, b))
-            break;
-        if (!wrk_db_retry(self->db, &error, attempt,
-                          "recording the previous values", &rc, err, errlen))
-            break;
-    }
-    bson_destroy(&opts);
-    free(docs);
-    return rc;
-}
-
-/* The inserts and updates in one unordered bulk write. A retry sends them
- * all again: inserts meet their own duplicates, updates set the same
- * values. */
-static int write_deals(wrk_upsert_t *self, batch_ctx_t *b, char *err,
-                       size_t errlen)
-{
-    int rc = WRK_DB_OK;
-    for (int attempt = 1;; attempt++) {
-        bson_t opts = BSON_INITIALIZER, reply;
-        bson_error_t error;
-        mongoc_bulk_operation_t *bulk;
-        bool ok;
-        BSON_APPEND_BOOL(&opts, "ordered", false);
-        bulk = mongoc_collection_create_bulk_operation_with_opts(self->deals,
-                                                                 &opts);
-        bson_destroy(&opts);
-        b->nops = 0;
-        for (size_t i = 0; i < b->n; i++) {
-            plan_t *p = &b->plan[i];
-            if (b->outcome[i] == WRK_UPSERT_REFUSED)
-                continue;
-            if (p->insert) {
-                bson_t *io = BCON_NEW("validate", BCON_BOOL(false));
-                ok = mongoc_bulk_operation_insert_with_opts(bulk, p->insert, io,
-                                                            &error);
-                bson_destroy(io);
-            } else if (p->update) {
-                bson_t sel = BSON_INITIALIZER;
-                BSON_APPEND_OID(&sel, "_id", &p->deal_id);
-                BSON_APPEND_OID(&sel, "account_id", self->account);
-                BSON_APPEND_OID(&sel, "pipeline_id", self->pipeline);
-                ok = mongoc_bulk_operation_update_one_with_opts(
-                    bulk, &sel, p->update, NULL, &error);
-                bson_destroy(&sel);
-            } else {
-                continue;
-            }
-            if (!ok) {
-                refuse(b->messages, i, b->outcome, error.message);
-                continue;
-            }
-            b->rows[b->nops++] = i;
-        }
-        if (b->nops == 0) {
-            mongoc_bulk_operation_destroy(bulk);
-            break;
-        }
-        ok = mongoc_bulk_operation_execute(bulk, &reply, &error) != 0;
-        mongoc_bulk_operation_destroy(bulk);
-        if (write_settled(self, &reply, ok, &error, on_deal_error, b))
-            break;
-        if (!wrk_db_retry(self->db, &error, attempt, "writing deals", &rc, err,
-                          errlen))
-            break;
-    }
-    return rc;
 }
 
 /* The update and the change record of a row whose deal differs. */
@@ -503,8 +273,8 @@ static void plan_update(wrk_upsert_t *self, plan_t *p, const bson_t *row,
 /* A new deal from a row read for updates (wrk_map_set_keep_empty): its
  * name and stage are required as on create, and an empty status is
  * 'open'; the deal_id key is never written. */
-static void create(wrk_upsert_t *self, bson_t *doc, const char *skip, plan_t *p,
-                   int *outcome, char **messages, size_t i)
+void wrk_upsert_create(wrk_upsert_t *self, bson_t *doc, const char *skip,
+                       plan_t *p, int *outcome, char **messages, size_t i)
 {
     bson_iter_t it;
     bson_oid_t zero;
@@ -512,16 +282,18 @@ static void create(wrk_upsert_t *self, bson_t *doc, const char *skip, plan_t *p,
     (void)self;
     bson_oid_init_from_string(&zero, "000000000000000000000000");
     if (!bson_iter_init_find(&it, doc, "name")) {
-        refuse(messages, i, outcome,
-               "name is required to create a deal, but it is empty on this "
-               "line");
+        wrk_upsert_refuse(
+            messages, i, outcome,
+            "name is required to create a deal, but it is empty on this "
+            "line");
         return;
     }
     if (bson_iter_init_find(&it, doc, "stage_id") && BSON_ITER_HOLDS_OID(&it) &&
         bson_oid_equal(bson_iter_oid(&it), &zero)) {
-        refuse(messages, i, outcome,
-               "stage_id is required to create a deal, but it is empty on "
-               "this line");
+        wrk_upsert_refuse(
+            messages, i, outcome,
+            "stage_id is required to create a deal, but it is empty on "
+            "this line");
         return;
     }
     has_status = bson_iter_init_find(&it, doc, "status");
@@ -534,6 +306,14 @@ static void create(wrk_upsert_t *self, bson_t *doc, const char *skip, plan_t *p,
     bson_copy_to_excluding_noinit(doc, p->insert, skip ? skip : "", NULL);
     if (!has_status)
         BSON_APPEND_UTF8(p->insert, "status", "open");
+}
+
+/* The plan's deal id from doc's _id (the deal found, or the insert). */
+void wrk_upsert_plan_id(plan_t *p, const bson_t *doc)
+{
+    bson_iter_t it;
+    if (doc && bson_iter_init_find(&it, doc, "_id") && BSON_ITER_HOLDS_OID(&it))
+        bson_oid_copy(bson_iter_oid(&it), &p->deal_id);
 }
 
 /* The verdict of row i and what it plans. */
@@ -576,14 +356,17 @@ static void decide(wrk_upsert_t *self, bson_t *doc, int64_t line,
     outcome[i] = WRK_UPSERT_ADDED;
     switch (v) {
     case WRK_MATCH_CREATE:
-        create(self, doc, skip, p, outcome, messages, i);
+        wrk_upsert_create(self, doc, skip, p, outcome, messages, i);
+        wrk_upsert_plan_id(p, p->insert);
         break;
     case WRK_MATCH_DONE:
         outcome[i] = created ? WRK_UPSERT_ALREADY : WRK_UPSERT_UPDATED;
+        wrk_upsert_plan_id(p, deal);
         break;
     case WRK_MATCH_UPDATE: {
         bson_t set = BSON_INITIALIZER, changes = BSON_INITIALIZER,
                tags = BSON_INITIALIZER;
+        wrk_upsert_plan_id(p, deal);
         if (wrk_diff_row(doc, deal, skip, status_given, &set, &changes,
                          &tags) == 0) {
             outcome[i] = WRK_UPSERT_UNCHANGED;
@@ -598,14 +381,15 @@ static void decide(wrk_upsert_t *self, bson_t *doc, int64_t line,
     }
     default:
         wrk_match_sentence(self->m, v, key, klen, first, msg, sizeof(msg));
-        refuse(messages, i, outcome, msg);
+        wrk_upsert_refuse(messages, i, outcome, msg);
         break;
     }
 }
 
 int wrk_upsert_batch(wrk_upsert_t *self, bson_t *const *docs,
                      const int64_t *lines, const int *status_given, size_t n,
-                     int *outcome, char **messages, char *err, size_t errlen)
+                     int *outcome, char **messages, bson_oid_t *ids, char *err,
+                     size_t errlen)
 {
     batch_ctx_t b = {0};
     int64_t *earlier = calloc(n ? n : 1, sizeof(int64_t));
@@ -670,9 +454,15 @@ int wrk_upsert_batch(wrk_upsert_t *self, bson_t *const *docs,
         goto cleanup;
     /* Before-images first: a crash after them and before the updates
      * leaves records of the deals as they still are. */
-    rc = write_changes(self, &b, err, errlen);
+    if (self->before_write)
+        self->before_write(self->before_write_arg);
+    rc = wrk_upsert_write_changes(self, &b, err, errlen);
     if (rc == WRK_DB_OK)
-        rc = write_deals(self, &b, err, errlen);
+        rc = wrk_upsert_write_deals(self, &b, err, errlen);
+    if (rc == WRK_DB_OK && b.unmatched > 0)
+        rc = wrk_upsert_write_gone(self, &b, docs, err, errlen);
+    for (size_t i = 0; ids && rc == WRK_DB_OK && i < n; i++)
+        bson_oid_copy(&b.plan[i].deal_id, &ids[i]);
 cleanup:
     for (size_t i = 0; b.plan && i < n; i++) {
         if (b.plan[i].change)

@@ -13,7 +13,13 @@
  * included), adds the import's tags the deal lacks ($addToSet), and records
  * updated_at and last_import {queue_id, line}; _id, account_id,
  * pipeline_id, owner, created_by and import are never written. A row whose
- * values all equal the deal's writes nothing (unchanged).
+ * values all equal the deal's writes nothing (unchanged). An update that
+ * matches no deal (deleted, or moved to another pipeline, since the
+ * lookup: the bulk's nMatched falls short, one find of the ids says which)
+ * is not counted updated: its before-image is removed and the line is a
+ * line error ("the deal was deleted while the import ran"), except a
+ * deleted deal in upsert mode, whose row is inserted instead, as a key
+ * that finds no deal is.
  *
  * A change record: {queue_id, line, account_id, deal_id, changes: [{f:
  * field, a: value written, b: previous value, absent when the deal had
@@ -62,15 +68,25 @@ void wrk_upsert_destroy(wrk_upsert_t **self_p);
  * WRK_DB_ETRANSIENT. */
 int wrk_upsert_prepare(wrk_upsert_t *self, char *err, size_t errlen);
 
+/* Calls fn(arg) in every batch after its verdicts and before its first
+ * write: the window in which a deal found may be deleted by someone else
+ * (the tests delete one there). NULL: none. */
+void wrk_upsert_set_before_write(wrk_upsert_t *self, void (*fn)(void *),
+                                 void *arg);
+
 /* Writes the batch: docs[i] is the deal an insert would write (as
  * wrk_import builds it: _id first, the mapped fields, then stage_id ...
  * import), lines[i] its line, status_given[i] 0 when the row's status cell
  * was empty (an update then keeps the deal's status). Fills outcome[i] and,
  * for WRK_UPSERT_REFUSED, messages[i] (malloc'd; the caller frees).
- * WRK_DB_OK, or WRK_DB_ETRANSIENT / WRK_DB_EFAIL with err (the batch is
- * then to be done again from the checkpoint). */
+ * ids (may be NULL) gets, after a write that succeeded, each row's deal:
+ * the one inserted, updated or left unchanged, the zero id when unknown
+ * (an insert that met the deal an earlier run of its line created, or a
+ * refused row). WRK_DB_OK, or WRK_DB_ETRANSIENT / WRK_DB_EFAIL with err
+ * (the batch is then to be done again from the checkpoint). */
 int wrk_upsert_batch(wrk_upsert_t *self, bson_t *const *docs,
                      const int64_t *lines, const int *status_given, size_t n,
-                     int *outcome, char **messages, char *err, size_t errlen);
+                     int *outcome, char **messages, bson_oid_t *ids, char *err,
+                     size_t errlen);
 
 #endif

@@ -29,7 +29,7 @@ NO_PLAN_MESSAGE = "No indexed plans available, and running with 'notablescan'"
 # development server guards under notablescan.
 SERVICE_COLLECTIONS = frozenset([
     'queues', 'csv_imports', 'csv_import_errors', 'import_events', 'deals',
-    'pipeline_stages', 'deal_import_changes',
+    'pipeline_stages', 'deal_import_changes', 'csv_import_lines',
 ])
 
 _POINT_OPS = frozenset(['$eq', '$in'])

@@ -7,11 +7,13 @@
  * lines 10,001-12,000 name new keys and 12,001-12,010 have an empty key.
  * - upsert: 9,000 updated, 1,000 unchanged, 2,010 created, on csv_imports
  *   and the completion event; empty cells kept; 9,000 before-images equal
- *   to the deals as the first import wrote them;
+ *   to the deals as the first import wrote them; the success file lists
+ *   every written line once with its action and deal;
  * - update: the same 9,000 and 1,000, 2,010 line errors, nothing created;
  * - upsert with its worker SIGKILLed twice and its supervisor once: the
  *   same deals and counts, and the before-images are the originals (never
- *   the import's own values, whatever the crash cut);
+ *   the import's own values, whatever the crash cut); the success file
+ *   lists each line once, with the same actions and deals;
  * - revert of the upsert after a user changed 5 of the updated deals where
  *   it wrote: the 2,010 created deals deleted, 8,995 deals back to their
  *   previous values, 5 conflicts left alone; the same after a crash
@@ -415,6 +417,85 @@ static void revert_upsert(const bson_oid_t *account, const bson_oid_t *pipeline,
     mongoc_collection_destroy(deals);
 }
 
+/* The success file of the upsert: every line of the edited file that
+ * wrote a deal, once and in line order: R<i> updated up to CHANGED, then
+ * unchanged, the new and keyless rows created, each naming the deal that
+ * holds its key now (the ids of the file are exactly the account's deals,
+ * one each); and csv_imports and the queue document name it. */
+static void check_success_file(const bson_oid_t *account, const bson_oid_t *qid)
+{
+    char *key = NULL, qh[25];
+    json_t *rows = it_upsert_success_rows(&env, qid, &key), *row;
+    mongoc_collection_t *c = it_coll(&env, "deals");
+    bson_t *f = BCON_NEW("account_id", BCON_OID(account));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, f, NULL, NULL);
+    const bson_t *d;
+    char(*file_ids)[25] = calloc(ROWS, 25), (*db_ids)[25] = calloc(ROWS, 25);
+    size_t i, nfile = 0, ndb = 0;
+    long long last = 0;
+    int upd = 0, unch = 0, created = 0;
+    assert_non_null(file_ids);
+    assert_non_null(db_ids);
+    json_array_foreach(rows, i, row)
+    {
+        const char *line = json_string_value(json_array_get(row, 0));
+        const char *action = json_string_value(json_array_get(row, 1));
+        const char *id = json_string_value(json_array_get(row, 2));
+        const char *ref = json_string_value(json_array_get(row, 3));
+        const char *want;
+        if (i == 0) {
+            assert_string_equal(action, "Action");
+            continue;
+        }
+        assert_true(atoll(line) > last); /* each line once, in order */
+        last = atoll(line);
+        want = ref[0] != 'R'              ? "created"
+               : atoi(ref + 1) <= CHANGED ? "updated"
+                                          : "unchanged";
+        assert_string_equal(action, want);
+        upd += want[0] == 'u' && want[2] == 'd';
+        unch += want[2] == 'c';
+        created += want[0] == 'c';
+        assert_true(nfile < ROWS);
+        snprintf(file_ids[nfile++], 25, "%s", id);
+    }
+    assert_int_equal(upd, CHANGED);
+    assert_int_equal(unch, BASE - CHANGED);
+    assert_int_equal(created, NEW + EMPTY);
+    while (mongoc_cursor_next(cur, &d)) {
+        bson_oid_t id;
+        assert_int_equal(dip_bson_get_oid(d, "_id", &id), 0);
+        assert_true(ndb < ROWS);
+        bson_oid_to_string(&id, db_ids[ndb++]);
+    }
+    assert_int_equal(nfile, ndb);
+    qsort(file_ids, nfile, 25, (int (*)(const void *, const void *))strcmp);
+    qsort(db_ids, ndb, 25, (int (*)(const void *, const void *))strcmp);
+    for (i = 0; i < nfile; i++)
+        if (strcmp(file_ids[i], db_ids[i]) != 0)
+            fail_msg("the file's deal %s is not the account's %s", file_ids[i],
+                     db_ids[i]);
+    bson_oid_to_string(qid, qh);
+    assert_int_equal(it_upsert_count(&env, "csv_imports",
+                                     "{\"queue_id\":{\"$oid\":\"%s\"},"
+                                     "\"success_file.rows\":%d}",
+                                     qh, ROWS),
+                     1);
+    assert_int_equal(
+        it_upsert_count(&env, "queues",
+                        "{\"_id\":{\"$oid\":\"%s\"},\"success_file.key\":"
+                        "\"%s\"}",
+                        qh, key),
+        1);
+    json_decref(rows);
+    free(file_ids);
+    free(db_ids);
+    free(key);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(f);
+    mongoc_collection_destroy(c);
+}
+
 static void test_upsert(void **state)
 {
     bson_oid_t account, user, pipeline, qid;
@@ -425,11 +506,13 @@ static void test_upsert(void **state)
     it_upsert_enqueue(&env, "imports/upsert/edited-a.csv", &account, &user,
                       &pipeline, "upsert", "external_id", it_upsert_mappings,
                       &qid);
+    it_upsert_want_success(&env, &qid);
     it_upsert_run(&env, &qid, NULL, "completed", &q);
     bson_destroy(&q);
     check_upserted(&account, &pipeline, &qid, NEW + EMPTY);
     check_counts(&qid, NEW + EMPTY, CHANGED, BASE - CHANGED, 0);
     check_before_images(&account, &pipeline, &qid);
+    check_success_file(&account, &qid);
     revert_upsert(&account, &pipeline, &qid);
 }
 
@@ -495,6 +578,7 @@ static void test_upsert_killed(void **state)
     it_upsert_enqueue(&env, "imports/upsert/edited-c.csv", &account, &user,
                       &pipeline, "upsert", "external_id", it_upsert_mappings,
                       &qid);
+    it_upsert_want_success(&env, &qid);
     snprintf(logpath, sizeof(logpath), "/tmp/it-upsert-kill-%d.log",
              (int)getpid());
     sup = it_supervisor_start(&env, extra, logpath);
@@ -531,6 +615,7 @@ static void test_upsert_killed(void **state)
     check_upserted(&account, &pipeline, &qid, NEW + EMPTY);
     check_counts(&qid, NEW + EMPTY, CHANGED, BASE - CHANGED, 0);
     check_before_images(&account, &pipeline, &qid);
+    check_success_file(&account, &qid);
 }
 
 int main(void)

@@ -67,23 +67,26 @@ static void test_needed(void **state)
 {
     static const struct {
         int64_t errors;
-        int source, deletes, event;
+        int source, deletes, event, success;
         int want;
     } cases[] = {
-        {0, 1, 0, 0, 0},  /* clean, kept source, no event: nothing */
-        {0, 0, 0, 0, 0},  /* no file named at all */
-        {10, 1, 0, 0, 1}, /* an error file to write */
-        {10, 0, 0, 0, 0}, /* errors, but no source to build it from */
-        {0, 1, 1, 0, 1},  /* a source the policy may delete */
-        {0, 0, 1, 0, 0},  /* the policy, but no source */
-        {0, 1, 0, 1, 1},  /* a held event to release */
-        {0, 0, 0, 1, 1},  /* an event, whatever the file */
-        {1, 1, 1, 1, 1},
+        {0, 1, 0, 0, 0, 0},  /* clean, kept source, no event: nothing */
+        {0, 0, 0, 0, 0, 0},  /* no file named at all */
+        {10, 1, 0, 0, 0, 1}, /* an error file to write */
+        {10, 0, 0, 0, 0, 0}, /* errors, but no source to build it from */
+        {0, 1, 1, 0, 0, 1},  /* a source the policy may delete */
+        {0, 0, 1, 0, 0, 0},  /* the policy, but no source */
+        {0, 1, 0, 1, 0, 1},  /* a held event to release */
+        {0, 0, 0, 1, 0, 1},  /* an event, whatever the file */
+        {0, 1, 0, 0, 1, 1},  /* a success file to write */
+        {0, 0, 0, 0, 1, 0},  /* asked for, but no source to read */
+        {1, 1, 1, 1, 1, 1},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         sup_followup_facts_t f = {cases[i].errors, cases[i].source,
-                                  cases[i].deletes, cases[i].event};
+                                  cases[i].deletes, cases[i].event,
+                                  cases[i].success};
         if (sup_followup_needed(&f) != cases[i].want)
             fail_msg("case %zu: want %d", i, cases[i].want);
     }

@@ -9,6 +9,8 @@
 #include <cmocka.h>
 
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -98,4 +100,101 @@ int64_t it_upsert_count(it_env_t *env, const char *coll, const char *fmt, ...)
     vsnprintf(filter, sizeof(filter), fmt, ap);
     va_end(ap);
     return it_count(env, coll, filter);
+}
+
+void it_upsert_want_success(it_env_t *env, const bson_oid_t *qid)
+{
+    bson_t *set = BCON_NEW("additional_data.success_file", BCON_BOOL(true));
+    it_queue_set(env, qid, set);
+    bson_destroy(set);
+}
+
+typedef struct file_sink {
+    FILE *f;
+    size_t n;
+} file_sink_t;
+
+static int to_file(void *arg, const char *buf, size_t len)
+{
+    file_sink_t *s = arg;
+    s->n += len;
+    return fwrite(buf, 1, len, s->f) == len ? 0 : 1;
+}
+
+/* csv_imports of qid into out (initialized); 1 when found. */
+static int import_log(it_env_t *env, const bson_oid_t *qid, bson_t *out)
+{
+    mongoc_collection_t *c = it_coll(env, "csv_imports");
+    bson_t *f = BCON_NEW("queue_id", BCON_OID(qid));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, f, NULL, NULL);
+    const bson_t *doc;
+    int found = mongoc_cursor_next(cur, &doc);
+    if (found)
+        bson_copy_to(doc, out);
+    else
+        bson_init(out);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(f);
+    mongoc_collection_destroy(c);
+    return found;
+}
+
+json_t *it_upsert_success_rows(it_env_t *env, const bson_oid_t *qid,
+                               char **key_out)
+{
+    char logpath[256], in[128], out[128], cmd[512], err[512];
+    file_sink_t s = {NULL, 0};
+    dip_storage_sink_t sink = {&s, NULL, to_file, NULL};
+    pid_t sup = -1;
+    json_error_t je;
+    json_t *rows;
+    bson_t imp;
+    const char *key;
+    for (int i = 0; i < 1200; i++) {
+        import_log(env, qid, &imp);
+        if (dip_bson_get_str(&imp, "success_file.key") ||
+            dip_bson_get_str(&imp, "success_file.failed"))
+            break;
+        bson_destroy(&imp);
+        bson_init(&imp);
+        /* the follow-ups of an end run by any supervisor's sweep */
+        if (sup < 0) {
+            snprintf(logpath, sizeof(logpath), "/tmp/it-success-%d.log",
+                     (int)getpid());
+            sup = it_supervisor_start(env, NULL, logpath);
+        }
+        usleep(100000);
+    }
+    if (sup > 0)
+        assert_int_equal(it_process_stop(sup, SIGTERM, 30000), 0);
+    key = dip_bson_get_str(&imp, "success_file.key");
+    if (key == NULL)
+        fail_msg("no success file: %s",
+                 dip_bson_get_str(&imp, "success_file.failed")
+                     ? dip_bson_get_str(&imp, "success_file.failed")
+                     : "not written in two minutes");
+    snprintf(in, sizeof(in), "/tmp/it-success-%d.csv", (int)getpid());
+    snprintf(out, sizeof(out), "/tmp/it-success-%d.json", (int)getpid());
+    s.f = fopen(in, "wb");
+    assert_non_null(s.f);
+    if (dip_storage_get(env->storage, key, 0, &sink, err, sizeof(err)) != 0)
+        fail_msg("download '%s': %s", key, err);
+    assert_int_equal(fclose(s.f), 0);
+    assert_int_equal((int64_t)s.n,
+                     dip_bson_get_int(&imp, "success_file.bytes", -1));
+    snprintf(
+        cmd, sizeof(cmd),
+        "/usr/bin/python3 -c 'import csv,json,sys; "
+        "json.dump(list(csv.reader(open(sys.argv[1], encoding=\"utf-8-sig\", "
+        "newline=\"\"))), open(sys.argv[2], \"w\"))' %s %s",
+        in, out);
+    assert_int_equal(system(cmd), 0);
+    rows = json_load_file(out, 0, &je);
+    assert_non_null(rows);
+    unlink(in);
+    unlink(out);
+    if (key_out)
+        *key_out = strdup(key);
+    bson_destroy(&imp);
+    return rows;
 }

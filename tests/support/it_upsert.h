@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include <bson/bson.h>
+#include <jansson.h>
 
 #include "it_env.h"
 
@@ -41,6 +42,17 @@ void it_upsert_enqueue(it_env_t *env, const char *key,
 void it_upsert_run(it_env_t *env, const bson_oid_t *qid,
                    const char *const *extra, const char *want_status,
                    bson_t *q);
+
+/* Asks import qid (pending) for a success file. */
+void it_upsert_want_success(it_env_t *env, const bson_oid_t *qid);
+
+/* The success file of ended import qid, once its follow-ups wrote it (a
+ * supervisor of its own runs them when none has yet), as Python's csv
+ * module reads it: a JSON array of rows (arrays of strings), the header
+ * first; its key in key_out (malloc'd, may be NULL). Fails the test when
+ * it is not written within two minutes, with csv_imports' reason. */
+json_t *it_upsert_success_rows(it_env_t *env, const bson_oid_t *qid,
+                               char **key_out);
 
 /* it_count with a printf-formatted filter. */
 int64_t it_upsert_count(it_env_t *env, const char *coll, const char *fmt, ...)

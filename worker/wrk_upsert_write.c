@@ -1,0 +1,389 @@
+/*
+ * wrk_upsert_write: the writes of a batch planned by wrk_upsert, the change
+ * records first and then the deals, each one unordered write; the outcome
+ * of each row from the replies; and the updates that matched no deal
+ * because it was deleted or moved after the lookup.
+ */
+#include "wrk_upsert_priv.h"
+#include "dip_bson.h"
+#include "dip_mongo_io.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int is_own_dup(const bson_t *we)
+{
+    bson_iter_t f, k;
+    if (dip_bson_get_int(we, "code", 0) != 11000)
+        return 0;
+    if (bson_iter_init_find(&f, we, "keyPattern") &&
+        BSON_ITER_HOLDS_DOCUMENT(&f) && bson_iter_recurse(&f, &k) &&
+        bson_iter_next(&k))
+        return strcmp(bson_iter_key(&k), "_id") == 0 ||
+               (bson_iter_recurse(&f, &k) && bson_iter_find(&k, "import.line"));
+    return 0;
+}
+
+/* The write errors of reply, each: its index, as a document. */
+static void each_write_error(const bson_t *reply,
+                             void (*fn)(void *, int64_t, const bson_t *),
+                             void *arg)
+{
+    bson_iter_t it, we;
+    if (!bson_iter_init_find(&it, reply, "writeErrors") ||
+        !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &we))
+        return;
+    while (bson_iter_next(&we)) {
+        const uint8_t *data;
+        uint32_t len;
+        bson_t e;
+        if (!BSON_ITER_HOLDS_DOCUMENT(&we))
+            continue;
+        bson_iter_document(&we, &len, &data);
+        if (bson_init_static(&e, data, len))
+            fn(arg, dip_bson_get_int(&e, "index", -1), &e);
+    }
+}
+
+/* The row the write error at idx is about; 0 when idx is none of the
+ * write's (a reply that does not match what was sent). */
+static int error_row(const batch_ctx_t *b, int64_t idx, size_t *row)
+{
+    if (idx < 0 || (size_t)idx >= b->nops)
+        return 0;
+    *row = b->rows[idx];
+    return 1;
+}
+
+/* Refuses row: what, then the database's own words (errmsg of e). */
+static void refuse_for(batch_ctx_t *b, size_t row, const char *what,
+                       const bson_t *e)
+{
+    char msg[512];
+    const char *m = dip_bson_get_str(e, "errmsg");
+    snprintf(msg, sizeof(msg), "%s: %s", what, m ? m : "unknown error");
+    wrk_upsert_refuse(b->messages, row, b->outcome, msg);
+}
+
+static void on_change_error(void *arg, int64_t idx, const bson_t *e)
+{
+    batch_ctx_t *b = arg;
+    size_t row;
+    if (!error_row(b, idx, &row))
+        return;
+    /* the before-image of an earlier run of this line: it stays */
+    if (dip_bson_get_int(e, "code", 0) == 11000)
+        return;
+    refuse_for(b, row,
+               "the previous values of this deal could not be recorded, so "
+               "it was not changed",
+               e);
+}
+
+static void on_deal_error(void *arg, int64_t idx, const bson_t *e)
+{
+    batch_ctx_t *b = arg;
+    size_t row;
+    if (!error_row(b, idx, &row))
+        return;
+    if (b->plan[row].insert && is_own_dup(e)) {
+        /* the deal of an earlier run of the line: its id is not this
+         * insert's */
+        b->outcome[row] = WRK_UPSERT_ALREADY;
+        memset(&b->plan[row].deal_id, 0, sizeof(b->plan[row].deal_id));
+        return;
+    }
+    refuse_for(b, row, "the database refused this deal", e);
+}
+
+static int wc_failed(const bson_t *reply)
+{
+    bson_iter_t it;
+    return bson_iter_init_find(&it, reply, "writeConcernErrors") &&
+           BSON_ITER_HOLDS_ARRAY(&it);
+}
+
+/* Judges one unordered write that was sent (one round trip): 1 when it is
+ * settled, done or refused for good line by line (each write error goes to
+ * on_error); 0 when the whole write is to be sent again, error then saying
+ * why (a write concern that failed is such an error). Destroys reply. */
+static int write_settled(wrk_upsert_t *self, bson_t *reply, bool ok,
+                         bson_error_t *error,
+                         void (*on_error)(void *, int64_t, const bson_t *),
+                         batch_ctx_t *b)
+{
+    bson_iter_t it;
+    int nerr = bson_iter_init_find(&it, reply, "writeErrors");
+    int wc = wc_failed(reply);
+    int settled = !wc && (ok || (nerr && !dip_mongo_is_transient(error)));
+    wrk_db_count_round_trip(self->db);
+    if (settled)
+        each_write_error(reply, on_error, b);
+    bson_destroy(reply);
+    if (wc) {
+        error->domain = MONGOC_ERROR_WRITE_CONCERN;
+        error->code = 64;
+        bson_strncpy(error->message, "write concern failed",
+                     sizeof(error->message));
+    }
+    return settled;
+}
+
+/* The change records, unordered; a duplicate is an earlier run's and
+ * stays. */
+int wrk_upsert_write_changes(wrk_upsert_t *self, batch_ctx_t *b, char *err,
+                             size_t errlen)
+{
+    const bson_t **docs = calloc(b->n ? b->n : 1, sizeof(*docs));
+    bson_t opts = BSON_INITIALIZER;
+    int rc = WRK_DB_OK;
+    b->nops = 0;
+    for (size_t i = 0; docs && i < b->n; i++)
+        if (b->plan[i].change) {
+            b->rows[b->nops] = i;
+            docs[b->nops++] = b->plan[i].change;
+        }
+    if (docs == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return WRK_DB_EFAIL;
+    }
+    BSON_APPEND_BOOL(&opts, "ordered", false);
+    for (int attempt = 1; b->nops > 0; attempt++) {
+        bson_t reply;
+        bson_error_t error;
+        bool ok = mongoc_collection_insert_many(self->changes, docs, b->nops,
+                                                &opts, &reply, &error);
+        if (write_settled(self, &reply, ok, &error, on_change_error, b))
+            break;
+        if (!wrk_db_retry(self->db, &error, attempt,
+                          "recording the previous values", &rc, err, errlen))
+            break;
+    }
+    bson_destroy(&opts);
+    free(docs);
+    return rc;
+}
+
+/* After a settled write: how many of the updates that stand (not refused)
+ * matched no deal. nMatched counts a deal matched whether or not the
+ * update changed it, so an update sent again (a retry) still counts. An
+ * unknown count (-1) is taken as all matched: nothing is refused on a
+ * guess. */
+static void count_unmatched(batch_ctx_t *b, int64_t matched)
+{
+    int64_t sent = 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (b->plan[i].update && b->outcome[i] != WRK_UPSERT_REFUSED &&
+            !(b->only_gone && !b->plan[i].gone))
+            sent++;
+    b->unmatched = matched >= 0 && matched < sent ? sent - matched : 0;
+}
+
+/* The inserts and updates in one unordered bulk write. A retry sends them
+ * all again: inserts meet their own duplicates, updates set the same
+ * values. */
+int wrk_upsert_write_deals(wrk_upsert_t *self, batch_ctx_t *b, char *err,
+                           size_t errlen)
+{
+    int rc = WRK_DB_OK;
+    b->unmatched = 0;
+    for (int attempt = 1;; attempt++) {
+        bson_t opts = BSON_INITIALIZER, reply;
+        bson_error_t error;
+        mongoc_bulk_operation_t *bulk;
+        int64_t matched;
+        bool ok;
+        BSON_APPEND_BOOL(&opts, "ordered", false);
+        bulk = mongoc_collection_create_bulk_operation_with_opts(self->deals,
+                                                                 &opts);
+        bson_destroy(&opts);
+        b->nops = 0;
+        for (size_t i = 0; i < b->n; i++) {
+            plan_t *p = &b->plan[i];
+            if (b->outcome[i] == WRK_UPSERT_REFUSED ||
+                (b->only_gone && !p->gone))
+                continue;
+            if (p->insert) {
+                bson_t *io = BCON_NEW("validate", BCON_BOOL(false));
+                ok = mongoc_bulk_operation_insert_with_opts(bulk, p->insert, io,
+                                                            &error);
+                bson_destroy(io);
+            } else if (p->update) {
+                bson_t sel = BSON_INITIALIZER;
+                BSON_APPEND_OID(&sel, "_id", &p->deal_id);
+                BSON_APPEND_OID(&sel, "account_id", self->account);
+                BSON_APPEND_OID(&sel, "pipeline_id", self->pipeline);
+                ok = mongoc_bulk_operation_update_one_with_opts(
+                    bulk, &sel, p->update, NULL, &error);
+                bson_destroy(&sel);
+            } else {
+                continue;
+            }
+            if (!ok) {
+                wrk_upsert_refuse(b->messages, i, b->outcome, error.message);
+                continue;
+            }
+            b->rows[b->nops++] = i;
+        }
+        if (b->nops == 0) {
+            mongoc_bulk_operation_destroy(bulk);
+            break;
+        }
+        ok = mongoc_bulk_operation_execute(bulk, &reply, &error) != 0;
+        mongoc_bulk_operation_destroy(bulk);
+        matched = dip_bson_get_int(&reply, "nMatched", -1);
+        if (write_settled(self, &reply, ok, &error, on_deal_error, b)) {
+            count_unmatched(b, matched);
+            break;
+        }
+        if (!wrk_db_retry(self->db, &error, attempt, "writing deals", &rc, err,
+                          errlen))
+            break;
+    }
+    return rc;
+}
+
+/* Marks gone each standing update of b: 1 when its deal is no longer in
+ * the account (deleted), 2 when it is in another pipeline (moved); one
+ * find of their ids, bounded by maxTimeMS. */
+static int find_gone(wrk_upsert_t *self, batch_ctx_t *b, char *err,
+                     size_t errlen)
+{
+    bson_t filter = BSON_INITIALIZER, sub, ids, *opts;
+    uint32_t nid = 0;
+    int rc = WRK_DB_OK;
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &sub);
+    BSON_APPEND_ARRAY_BEGIN(&sub, "$in", &ids);
+    for (size_t i = 0; i < b->n; i++) {
+        char kb[16];
+        const char *k;
+        size_t kl;
+        b->plan[i].gone = 0;
+        if (!b->plan[i].update || b->outcome[i] == WRK_UPSERT_REFUSED)
+            continue;
+        b->plan[i].gone = 1;
+        kl = bson_uint32_to_string(nid++, &k, kb, sizeof(kb));
+        bson_append_oid(&ids, k, (int)kl, &b->plan[i].deal_id);
+    }
+    bson_append_array_end(&sub, &ids);
+    bson_append_document_end(&filter, &sub);
+    BSON_APPEND_OID(&filter, "account_id", self->account);
+    opts =
+        BCON_NEW("projection", "{", "pipeline_id", BCON_INT32(1), "}",
+                 "maxTimeMS", BCON_INT64((int64_t)wrk_db_max_time_ms(self->db)),
+                 "batchSize", BCON_INT64((int64_t)nid + 1));
+    for (int attempt = 1;; attempt++) {
+        mongoc_cursor_t *c =
+            mongoc_collection_find_with_opts(self->deals, &filter, opts, NULL);
+        const bson_t *doc;
+        bson_error_t error;
+        while (mongoc_cursor_next(c, &doc)) {
+            bson_oid_t id, pl;
+            int here;
+            if (dip_bson_get_oid(doc, "_id", &id) != 0)
+                continue;
+            here = dip_bson_get_oid(doc, "pipeline_id", &pl) == 0 &&
+                   bson_oid_equal(&pl, self->pipeline);
+            for (size_t i = 0; i < b->n; i++)
+                if (b->plan[i].gone && bson_oid_equal(&id, &b->plan[i].deal_id))
+                    b->plan[i].gone = here ? 0 : 2;
+        }
+        wrk_db_count_round_trip(self->db);
+        if (!mongoc_cursor_error(c, &error)) {
+            mongoc_cursor_destroy(c);
+            break;
+        }
+        mongoc_cursor_destroy(c);
+        if (!wrk_db_retry(self->db, &error, attempt,
+                          "finding the deals an update missed", &rc, err,
+                          errlen))
+            break;
+    }
+    bson_destroy(opts);
+    bson_destroy(&filter);
+    return rc;
+}
+
+/* Removes the before-images of the gone rows: their deals were not
+ * changed, so a revert has nothing to put back. */
+static int drop_gone_changes(wrk_upsert_t *self, batch_ctx_t *b, char *err,
+                             size_t errlen)
+{
+    bson_t filter = BSON_INITIALIZER, sub, lines;
+    uint32_t nl = 0;
+    int rc = WRK_DB_OK;
+    BSON_APPEND_OID(&filter, "queue_id", self->qid);
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "line", &sub);
+    BSON_APPEND_ARRAY_BEGIN(&sub, "$in", &lines);
+    for (size_t i = 0; i < b->n; i++) {
+        char kb[16];
+        const char *k;
+        size_t kl;
+        if (!b->plan[i].gone || b->plan[i].change == NULL)
+            continue;
+        kl = bson_uint32_to_string(nl++, &k, kb, sizeof(kb));
+        bson_append_int64(&lines, k, (int)kl,
+                          dip_bson_get_int(b->plan[i].change, "line", 0));
+    }
+    bson_append_array_end(&sub, &lines);
+    bson_append_document_end(&filter, &sub);
+    for (int attempt = 1; nl > 0; attempt++) {
+        bson_error_t error;
+        bool ok = mongoc_collection_delete_many(self->changes, &filter, NULL,
+                                                NULL, &error);
+        wrk_db_count_round_trip(self->db);
+        if (ok || !wrk_db_retry(self->db, &error, attempt,
+                                "removing the previous values of deals gone",
+                                &rc, err, errlen))
+            break;
+    }
+    bson_destroy(&filter);
+    return rc;
+}
+
+/* Updates that matched no deal (b->unmatched): the deal was deleted, or
+ * moved out of the pipeline, between the lookup and the update, so the
+ * line changed nothing and is not counted updated. Deleted: a line error
+ * in update mode; in upsert mode the key now finds no deal, which the
+ * contract's table answers with a new deal, so the row is inserted as if
+ * the lookup had found none (name and stage then required as on create).
+ * Moved: a line error in both, as a deal found in another pipeline is. */
+int wrk_upsert_write_gone(wrk_upsert_t *self, batch_ctx_t *b,
+                          bson_t *const *docs, char *err, size_t errlen)
+{
+    const char *skip = self->m->key == WRK_MATCH_KEY_DEAL_ID ? "deal_id" : NULL;
+    int rc = find_gone(self, b, err, errlen), recreate = 0;
+    if (rc == WRK_DB_OK)
+        rc = drop_gone_changes(self, b, err, errlen);
+    if (rc != WRK_DB_OK)
+        return rc;
+    for (size_t i = 0; i < b->n; i++) {
+        plan_t *p = &b->plan[i];
+        if (!p->gone)
+            continue;
+        bson_destroy(p->update);
+        p->update = NULL;
+        if (p->gone == 2)
+            wrk_upsert_refuse(
+                b->messages, i, b->outcome,
+                "the deal was moved to another pipeline while the import "
+                "ran");
+        else if (self->m->mode != WRK_MATCH_MODE_UPSERT)
+            wrk_upsert_refuse(b->messages, i, b->outcome,
+                              "the deal was deleted while the import ran");
+        else {
+            b->outcome[i] = WRK_UPSERT_ADDED;
+            wrk_upsert_create(self, docs[i], skip, p, b->outcome, b->messages,
+                              i);
+            wrk_upsert_plan_id(p, p->insert);
+            recreate += p->insert != NULL;
+        }
+    }
+    if (recreate > 0) {
+        b->only_gone = 1;
+        rc = wrk_upsert_write_deals(self, b, err, errlen);
+        b->only_gone = 0;
+    }
+    return rc;
+}
