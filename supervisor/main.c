@@ -72,6 +72,12 @@ static int follow_up_main(dip_config_t *cfg, const char *config,
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
     }
+    /* A file size limit (RLIMIT_FSIZE, systemd's LimitFSIZE=) is, for the
+     * error file, what a full disk is: a write that fails, given up after
+     * its bounded tries. By default the write past the limit would kill
+     * this process instead (SIGXFSZ), on every run, for ever: ignored, it
+     * fails with EFBIG, an errno like ENOSPC. */
+    signal(SIGXFSZ, SIG_IGN);
     dip_mongo_init();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = sup_followup_run(cfg, qid, err, sizeof(err));
