@@ -20,6 +20,7 @@
 #include "dip_log.h"
 #include "dip_mongo_io.h"
 #include "sup_loop.h"
+#include "sup_nofile.h"
 
 static const char usage[] = "usage: dealimport-supervisor [--config FILE] "
                             "| --check-config FILE\n";
@@ -148,6 +149,17 @@ int main(int argc, char **argv)
         snprintf(exe, sizeof(exe), "%s", argv[0]);
     else
         exe[n] = '\0';
+    {
+        /* systemd's 1024 descriptors are less than the listeners and the
+         * work need together under a flood of handshakes. */
+        rlim_t from = 0, to = 0;
+        if (sup_nofile_raise(&from, &to, err, sizeof(err)) < 0)
+            dip_log(DIP_LOG_WARNING, NULL, "%s", err);
+        else if (to > 0)
+            dip_log(DIP_LOG_INFO, NULL,
+                    "descriptor limit raised from %llu to %llu",
+                    (unsigned long long)from, (unsigned long long)to);
+    }
     dip_mongo_init();
     /* Before the loop's threads: completion events use libcurl. */
     curl_global_init(CURL_GLOBAL_DEFAULT);
