@@ -9,16 +9,19 @@
  * turn (the metrics port; the control socket's ipc path; its CURVE TCP
  * endpoint when given), each one a handshake never made: connected, not a
  * byte sent, closed after HOLD_MS (0: at once). A second process, forked
- * before any library starts, measures every 100 ms through the three
- * phases (BEFORE_S quiet, SECONDS of flood, AFTER_S quiet): one scrape of
- * GET /metrics and one control `status` over the ipc socket, each with a
- * 5 s deadline, and the supervisor's VmRSS, VmHWM, threads and open
+ * before any library starts, measures every 100 ms through the phases
+ * (BEFORE_S quiet, then each round's SECONDS of flood and AFTER_S quiet): one
+ * scrape of GET /metrics and one control `status` over the ipc socket, each
+ * with a 5 s deadline, and the supervisor's VmRSS, VmHWM, threads and open
  * descriptors from /proc. Per phase it prints how many were answered,
  * failed or timed out and the p50, p99 and worst round trips.
  *
  *   bench_flood SUPERVISOR_PID METRICS_PORT CONTROL_IPC_PATH
- *               [RATE [SECONDS [HOLD_MS [CONTROL_TCP_PORT]]]]
- *               (2000, 20, 2000, none)
+ *               [RATE [SECONDS [HOLD_MS [CONTROL_TCP_PORT [ROUNDS]]]]]
+ *               (2000, 20, 2000, none, 2)
+ *
+ * ROUNDS floods, each followed by AFTER_S quiet seconds: memory that a
+ * second flood does not push past the first's is bounded, not leaked.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +48,7 @@
 #define TICK_MS 100
 #define DEADLINE_MS 5000
 #define MAX_SAMPLES 4096
+#define MAX_ROUNDS 5
 
 static int64_t mono_ms(void)
 {
@@ -101,7 +105,8 @@ static void flood(int rate, int seconds, int hold_ms, int metrics_port,
            tail = 0;
     held_t *ring = calloc(cap, sizeof(*ring));
     int64_t start = mono_ms(), end = start + (int64_t)seconds * 1000, made = 0;
-    int64_t ok[3] = {0}, refused[3] = {0}, other[3] = {0}, closed_full = 0;
+    int64_t ok[3] = {0}, refused[3] = {0}, other[3] = {0}, closed_full = 0,
+            own_limit = 0;
     int t = 0;
     if (ring == NULL)
         exit(1);
@@ -121,6 +126,8 @@ static void flood(int rate, int seconds, int hold_ms, int metrics_port,
                 }
             } else if (fd == -ECONNREFUSED || fd == -EAGAIN) {
                 refused[t]++;
+            } else if (fd == -EMFILE || fd == -ENFILE) {
+                own_limit++;
             } else {
                 other[t]++;
             }
@@ -149,6 +156,9 @@ static void flood(int rate, int seconds, int hold_ms, int metrics_port,
                    "%lld other errors\n",
                    names[i], (long long)ok[i], (long long)refused[i],
                    (long long)other[i]);
+        if (own_limit)
+            printf("  %lld not made: this tool's own descriptors ran out\n",
+                   (long long)own_limit);
         if (closed_full)
             printf("  %lld closed at once (the tool's own table full)\n",
                    (long long)closed_full);
@@ -313,19 +323,21 @@ static void report(const char *name, phase_t *ph)
            ph->fds_max);
 }
 
-static void measure(pid_t sup, int metrics_port, const char *ipc, int seconds)
+static void measure(int64_t start, pid_t sup, int metrics_port, const char *ipc,
+                    int seconds, int rounds)
 {
-    static phase_t phases[3];
-    static const char *const names[3] = {"before the flood", "during the flood",
-                                         "after the flood"};
-    char endpoint[300];
+    static phase_t phases[1 + 2 * MAX_ROUNDS];
+    char endpoint[300], name[64];
     void *zctx = zmq_ctx_new(), *sock = NULL;
-    int64_t start = mono_ms(), flood_at = start + BEFORE_S * 1000,
-            quiet_at = flood_at + (int64_t)seconds * 1000,
-            end = quiet_at + AFTER_S * 1000;
+    int64_t round_ms = ((int64_t)seconds + AFTER_S) * 1000,
+            end = start + BEFORE_S * 1000 + rounds * round_ms;
     snprintf(endpoint, sizeof(endpoint), "ipc://%s", ipc);
     for (int64_t now = start; now < end; now = mono_ms()) {
-        phase_t *ph = &phases[now < flood_at ? 0 : now < quiet_at ? 1 : 2];
+        int64_t t = now - start - BEFORE_S * 1000;
+        int i = t < 0 ? 0
+                      : 1 + 2 * (int)(t / round_ms) +
+                            (t % round_ms >= (int64_t)seconds * 1000);
+        phase_t *ph = &phases[i];
         int64_t t0 = mono_ms();
         int r = scrape(metrics_port);
         if (r > 0)
@@ -350,19 +362,26 @@ static void measure(pid_t sup, int metrics_port, const char *ipc, int seconds)
     if (sock)
         zmq_close(sock);
     zmq_ctx_term(zctx);
-    for (int i = 0; i < 3; i++)
-        report(names[i], &phases[i]);
+    report("before the flood", &phases[0]);
+    for (int i = 0; i < rounds; i++) {
+        snprintf(name, sizeof(name), "during flood %d", i + 1);
+        report(name, &phases[1 + 2 * i]);
+        snprintf(name, sizeof(name), "%d s after flood %d", AFTER_S, i + 1);
+        report(name, &phases[2 + 2 * i]);
+    }
 }
 
 int main(int argc, char **argv)
 {
     pid_t sup, child;
-    int metrics_port, rate = 2000, seconds = 20, hold_ms = 2000, tcp_port = 0;
+    int metrics_port, rate = 2000, seconds = 20, hold_ms = 2000, tcp_port = 0,
+                      rounds = 2;
     struct rlimit nofile;
+    int64_t start;
     if (argc < 4) {
         fprintf(stderr, "usage: bench_flood SUPERVISOR_PID METRICS_PORT "
                         "CONTROL_IPC_PATH [RATE [SECONDS [HOLD_MS "
-                        "[CONTROL_TCP_PORT]]]]\n");
+                        "[CONTROL_TCP_PORT [ROUNDS]]]]]\n");
         return 2;
     }
     sup = (pid_t)atoi(argv[1]);
@@ -375,6 +394,10 @@ int main(int argc, char **argv)
         hold_ms = atoi(argv[6]);
     if (argc > 7)
         tcp_port = atoi(argv[7]);
+    if (argc > 8)
+        rounds = atoi(argv[8]);
+    if (rounds < 1 || rounds > MAX_ROUNDS)
+        rounds = 2;
     /* the connections held at once, and some room */
     if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
         nofile.rlim_cur = nofile.rlim_max;
@@ -382,17 +405,25 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     fflush(stdout);
+    start = mono_ms();
     child = fork();
     if (child < 0)
         return 1;
     if (child == 0) {
-        measure(sup, metrics_port, argv[3], seconds);
+        measure(start, sup, metrics_port, argv[3], seconds, rounds);
         fflush(stdout);
         _exit(0);
     }
-    sleep(BEFORE_S);
-    flood(rate, seconds, hold_ms, metrics_port, argv[3], tcp_port);
-    fflush(stdout);
+    /* each round at its own time on the clock both processes share */
+    for (int i = 0; i < rounds; i++) {
+        int64_t at = start + BEFORE_S * 1000 +
+                     i * ((int64_t)seconds + AFTER_S) * 1000,
+                now = mono_ms();
+        if (at > now)
+            usleep((useconds_t)(at - now) * 1000);
+        flood(rate, seconds, hold_ms, metrics_port, argv[3], tcp_port);
+        fflush(stdout);
+    }
     waitpid(child, NULL, 0);
     return 0;
 }
