@@ -358,6 +358,8 @@ static void test_error_file_disk_full(void **state)
     bson_destroy(&imp);
     assert_true(it_file_contains("/tmp/it-followup-full.log",
                                  "error file given up after 3 tries"));
+    assert_true(it_file_contains("/tmp/it-followup-full.log",
+                                 "kept: the import's error file was given up"));
     assert_int_equal(it_process_stop(sup, SIGTERM, 30000), 0);
     it_http_stop(&rx);
 }
