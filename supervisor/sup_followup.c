@@ -164,7 +164,7 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
     const char *dbname, *src, *status;
     char why[1024];
     int rc = -1, found, has_header = 0, wrote = 0, gave_up = 0;
-    int64_t total_errors, not_stored;
+    int64_t total_errors, not_stored, runs;
 
     bson_init(&imp);
     bson_init(&q);
@@ -208,6 +208,41 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
     src = dip_bson_get_str(&q, "csv.0.key");
     total_errors = dip_bson_get_int(&imp, "total_errors", 0);
     not_stored = dip_bson_get_int(&imp, "errors_not_stored", 0);
+    runs = dip_bson_get_int(&imp, "followups_runs", 0);
+    if (runs > SUP_FOLLOWUP_RUNS_MAX) {
+        /* Earlier runs ended before recording anything: whatever step
+         * ended them would end this one too. */
+        snprintf(why, sizeof(why),
+                 "the follow-ups did not finish in %lld runs (each one's "
+                 "process ended before it could say why)",
+                 (long long)(runs - 1));
+        if (total_errors > 0 && src &&
+            !bson_iter_init_find(&it, &imp, "error_file")) {
+            if (give_up(imports, &qid, "error_file", why, &written, err,
+                        errlen) < 0)
+                goto cleanup;
+            wrote = 1;
+            gave_up++;
+        }
+        if (src && cfg->delete_source != DIP_DELETE_SOURCE_NEVER &&
+            !bson_iter_init_find(&it, &imp, "source_delete")) {
+            if (give_up(imports, &qid, "source_delete", why, NULL, err,
+                        errlen) < 0)
+                goto cleanup;
+            gave_up++;
+            bson_reinit(&filter);
+            BSON_APPEND_VALUE(&filter, "queue_id", &qid);
+            bson_destroy(&imp);
+            if (find_one(imports, &filter, &imp, &e) <= 0) {
+                dip_text_format(err, errlen, NULL, "reading csv_imports: %s",
+                                e.message);
+                goto cleanup;
+            }
+        }
+        dip_log(DIP_LOG_ERR, qid_hex, "%s: the steps not done are given up",
+                why);
+        goto release;
+    }
 
     /* 1. The error file, once; tried a bounded number of times, then
      * given up and recorded so (error_file: {failed}), which the event
@@ -298,6 +333,7 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
     }
 
     /* 3. The completion event, with the final figures. */
+release:
     event_details(&imp, wrote ? &written : NULL, &details);
     if (dip_event_release(events, &qid, &details, err, errlen) < 0)
         goto cleanup;
@@ -367,6 +403,9 @@ static int claim(mongoc_collection_t *imports, const char *owner,
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
     dip_claim_append_take(&set, "followups_lease", now_ms,
                           SUP_FOLLOWUP_LEASE_MS, "followups_by", owner);
+    bson_append_document_end(&update, &set);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$inc", &set);
+    BSON_APPEND_INT32(&set, "followups_runs", 1);
     bson_append_document_end(&update, &set);
     mongoc_find_and_modify_opts_set_update(opts, &update);
     if (!mongoc_collection_find_and_modify_with_opts(imports, &query, opts,
