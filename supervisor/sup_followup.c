@@ -208,7 +208,24 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
     src = dip_bson_get_str(&q, "csv.0.key");
     total_errors = dip_bson_get_int(&imp, "total_errors", 0);
     not_stored = dip_bson_get_int(&imp, "errors_not_stored", 0);
-    runs = dip_bson_get_int(&imp, "followups_runs", 0);
+    /* This run counted before any step: a run that ends before its last
+     * still counts. Set, not $inc: a value of another type (class 11)
+     * counts as none and is replaced, never fails the run. */
+    runs = dip_bson_get_int(&imp, "followups_runs", 0) + 1;
+    if (runs < 1)
+        runs = 1;
+    bson_reinit(&filter);
+    BSON_APPEND_VALUE(&filter, "queue_id", &qid);
+    BSON_APPEND_DOCUMENT_BEGIN(&done, "$set", &set);
+    BSON_APPEND_INT64(&set, "followups_runs", runs);
+    bson_append_document_end(&done, &set);
+    if (!mongoc_collection_update_one(imports, &filter, &done, NULL, NULL,
+                                      &e)) {
+        dip_text_format(err, errlen, NULL, "counting the follow-ups' run: %s",
+                        e.message);
+        goto cleanup;
+    }
+    bson_reinit(&done);
     if (runs > SUP_FOLLOWUP_RUNS_MAX) {
         /* Earlier runs ended before recording anything: whatever step
          * ended them would end this one too. */
@@ -403,9 +420,6 @@ static int claim(mongoc_collection_t *imports, const char *owner,
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
     dip_claim_append_take(&set, "followups_lease", now_ms,
                           SUP_FOLLOWUP_LEASE_MS, "followups_by", owner);
-    bson_append_document_end(&update, &set);
-    BSON_APPEND_DOCUMENT_BEGIN(&update, "$inc", &set);
-    BSON_APPEND_INT32(&set, "followups_runs", 1);
     bson_append_document_end(&update, &set);
     mongoc_find_and_modify_opts_set_update(opts, &update);
     if (!mongoc_collection_find_and_modify_with_opts(imports, &query, opts,

@@ -41,12 +41,12 @@
 /* How long a claim of an import's follow-ups lasts: a child still working
  * past it may be joined by another (harmless: every step is idempotent). */
 #define SUP_FOLLOWUP_LEASE_MS (10 * 60 * 1000)
-/* Runs of one import's follow-ups (claims, counted on csv_imports as
- * followups_runs): a run that never ends (its process killed each time,
- * by a signal, a limit or the OOM killer, before it could record a thing)
- * is claimed again after each lease; the run after this many gives up
- * every step not done without trying it, recorded as {failed}, and
- * releases the event. */
+/* Runs of one import's follow-ups (each run counts itself on csv_imports,
+ * followups_runs, before its first step): a run that never ends (its
+ * process killed each time, by a signal, a limit or the OOM killer,
+ * before it could record a thing) is claimed again after each lease; the
+ * run after this many gives up every step not done without trying it,
+ * recorded as {failed}, and releases the event. */
 #define SUP_FOLLOWUP_RUNS_MAX 5
 /* Tries of one step within a run, and the wait after the first failure. */
 #define SUP_FOLLOWUP_STEP_TRIES 3
