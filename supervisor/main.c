@@ -20,6 +20,7 @@
 #include "dip_log.h"
 #include "dip_mongo_io.h"
 #include "sup_loop.h"
+#include "sup_nofile.h"
 
 static const char usage[] = "usage: dealimport-supervisor [--config FILE] "
                             "| --check-config FILE\n";
@@ -72,6 +73,12 @@ static int follow_up_main(dip_config_t *cfg, const char *config,
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
     }
+    /* A file size limit (RLIMIT_FSIZE, systemd's LimitFSIZE=) is, for the
+     * error file, what a full disk is: a write that fails, given up after
+     * its bounded tries. By default the write past the limit would kill
+     * this process instead (SIGXFSZ), on every run, for ever: ignored, it
+     * fails with EFBIG, an errno like ENOSPC. */
+    signal(SIGXFSZ, SIG_IGN);
     dip_mongo_init();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = sup_followup_run(cfg, qid, err, sizeof(err));
@@ -142,6 +149,17 @@ int main(int argc, char **argv)
         snprintf(exe, sizeof(exe), "%s", argv[0]);
     else
         exe[n] = '\0';
+    {
+        /* systemd's 1024 descriptors are less than the listeners and the
+         * work need together under a flood of handshakes. */
+        rlim_t from = 0, to = 0;
+        if (sup_nofile_raise(&from, &to, err, sizeof(err)) < 0)
+            dip_log(DIP_LOG_WARNING, NULL, "%s", err);
+        else if (to > 0)
+            dip_log(DIP_LOG_INFO, NULL,
+                    "descriptor limit raised from %llu to %llu",
+                    (unsigned long long)from, (unsigned long long)to);
+    }
     dip_mongo_init();
     /* Before the loop's threads: completion events use libcurl. */
     curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -39,6 +39,11 @@ static int decide(const bson_t *imp, int *already, int64_t *at, char *why,
         return dip_text_say(SUP_CLEANUP_KEPT, why, whylen,
                             "a dry run keeps its source");
     /* the error file written (a key), not given up ({failed}) */
+    if (errors > 0 && dip_bson_get_str(imp, "error_file.failed") != NULL)
+        return dip_text_say(
+            SUP_CLEANUP_KEPT, why, whylen,
+            "the import's error file was given up: its source is kept, "
+            "the only copy of its rejected rows");
     if (errors > 0 && dip_bson_get_str(imp, "error_file.key") == NULL)
         return dip_text_say(
             SUP_CLEANUP_KEPT, why, whylen,

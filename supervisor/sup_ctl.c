@@ -67,7 +67,7 @@ static const char *since(long skipped, char *buf, size_t len)
 static void *router(void *zctx)
 {
     void *s = zmq_socket(zctx, ZMQ_ROUTER);
-    int one = 1, zero = 0, hwm = 1000;
+    int one = 1, zero = 0, hwm = 1000, handshake = SUP_CTL_HANDSHAKE_MS;
     int64_t max = MAX_FRAME_BYTES;
     if (s == NULL)
         return NULL;
@@ -77,7 +77,8 @@ static void *router(void *zctx)
         zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max)) ||
         zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm)) ||
         zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm)) ||
-        zmq_setsockopt(s, ZMQ_SNDTIMEO, &zero, sizeof(zero))) {
+        zmq_setsockopt(s, ZMQ_SNDTIMEO, &zero, sizeof(zero)) ||
+        zmq_setsockopt(s, ZMQ_HANDSHAKE_IVL, &handshake, sizeof(handshake))) {
         zmq_close(s);
         return NULL;
     }

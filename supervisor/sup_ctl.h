@@ -23,6 +23,14 @@
 #include "sup_metrics.h"
 #include "sup_store.h"
 
+/* How long a connection to the control socket (ipc or TCP) may take to
+ * finish its ZMTP handshake (CURVE and the key check included) before it
+ * is dropped. A local client or one over a network finishes in a few
+ * round trips; a peer that connects and stays silent (a flood of
+ * handshakes) holds a descriptor and some memory until then, where
+ * libzmq's default would hold it 30 s. */
+#define SUP_CTL_HANDSHAKE_MS 5000
+
 /* Most poll items sup_ctl_poll_items fills. */
 #define SUP_CTL_POLL_MAX 3
 

@@ -171,7 +171,7 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
     const char *dbname, *src, *status;
     char why[1024];
     int rc = -1, found, has_header = 0, wrote = 0, gave_up = 0;
-    int64_t total_errors, not_stored;
+    int64_t total_errors, not_stored, runs;
 
     bson_init(&imp);
     bson_init(&q);
@@ -215,6 +215,66 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
     src = dip_bson_get_str(&q, "csv.0.key");
     total_errors = dip_bson_get_int(&imp, "total_errors", 0);
     not_stored = dip_bson_get_int(&imp, "errors_not_stored", 0);
+    /* This run counted before any step: a run that ends before its last
+     * still counts. Set, not $inc: a value of another type (class 11)
+     * counts as none and is replaced, never fails the run. */
+    runs = dip_bson_get_int(&imp, "followups_runs", 0) + 1;
+    if (runs < 1)
+        runs = 1;
+    bson_reinit(&filter);
+    BSON_APPEND_VALUE(&filter, "queue_id", &qid);
+    BSON_APPEND_DOCUMENT_BEGIN(&done, "$set", &set);
+    BSON_APPEND_INT64(&set, "followups_runs", runs);
+    bson_append_document_end(&done, &set);
+    if (!mongoc_collection_update_one(imports, &filter, &done, NULL, NULL,
+                                      &e)) {
+        dip_text_format(err, errlen, NULL, "counting the follow-ups' run: %s",
+                        e.message);
+        goto cleanup;
+    }
+    bson_reinit(&done);
+    if (runs > SUP_FOLLOWUP_RUNS_MAX) {
+        /* Earlier runs ended before recording anything: whatever step
+         * ended them would end this one too. */
+        snprintf(why, sizeof(why),
+                 "the follow-ups did not finish in %lld runs (each one's "
+                 "process ended before it could say why)",
+                 (long long)(runs - 1));
+        if (total_errors > 0 && src &&
+            !bson_iter_init_find(&it, &imp, "error_file")) {
+            if (give_up(imports, &qid, "error_file", why, &written, err,
+                        errlen) < 0)
+                goto cleanup;
+            wrote = 1;
+            gave_up++;
+        }
+        if (src && sup_succfile_wanted(&q) &&
+            !bson_iter_init_find(&it, &imp, "success_file")) {
+            if (give_up(imports, &qid, "success_file", why, &written, err,
+                        errlen) < 0)
+                goto cleanup;
+            wrote = 1;
+            gave_up++;
+        }
+        if (src && cfg->delete_source != DIP_DELETE_SOURCE_NEVER &&
+            !bson_iter_init_find(&it, &imp, "source_delete")) {
+            if (give_up(imports, &qid, "source_delete", why, NULL, err,
+                        errlen) < 0)
+                goto cleanup;
+            gave_up++;
+            bson_reinit(&filter);
+            BSON_APPEND_VALUE(&filter, "queue_id", &qid);
+            bson_destroy(&imp);
+            if (find_one(imports, &filter, &imp, &e) <= 0) {
+                dip_text_format(err, errlen, NULL, "reading csv_imports: %s",
+                                e.message);
+                goto cleanup;
+            }
+        }
+        dip_log(DIP_LOG_ERR, qid_hex, "%s: the steps not done are given up",
+                why);
+        goto release;
+    }
 
     /* 1. The error file, once; tried a bounded number of times, then
      * given up and recorded so (error_file: {failed}), which the event
@@ -342,6 +402,7 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
     }
 
     /* 3. The completion event, with the final figures. */
+release:
     event_details(&imp, wrote ? &written : NULL, &details);
     if (dip_event_release(events, &qid, &details, err, errlen) < 0)
         goto cleanup;

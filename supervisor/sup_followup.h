@@ -28,7 +28,8 @@
  * log a line, and the event (which carries both) is released all the same. A
  * source whose error file was given up is kept (sup_cleanup wants
  * error_file.key). Only the database failing ends a run early (it is tried
- * again later).
+ * again later); runs
+ * themselves are bounded by SUP_FOLLOWUP_RUNS_MAX.
  */
 #ifndef SUP_FOLLOWUP_H
 #define SUP_FOLLOWUP_H
@@ -45,6 +46,13 @@
 /* How long a claim of an import's follow-ups lasts: a child still working
  * past it may be joined by another (harmless: every step is idempotent). */
 #define SUP_FOLLOWUP_LEASE_MS (10 * 60 * 1000)
+/* Runs of one import's follow-ups (each run counts itself on csv_imports,
+ * followups_runs, before its first step): a run that never ends (its
+ * process killed each time, by a signal, a limit or the OOM killer,
+ * before it could record a thing) is claimed again after each lease; the
+ * run after this many gives up every step not done without trying it,
+ * recorded as {failed}, and releases the event. */
+#define SUP_FOLLOWUP_RUNS_MAX 5
 /* Tries of one step within a run, and the wait after the first failure. */
 #define SUP_FOLLOWUP_STEP_TRIES 3
 #define SUP_FOLLOWUP_STEP_BACKOFF_MS 1000

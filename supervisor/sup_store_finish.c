@@ -68,6 +68,77 @@ static bson_t *finish_filter(sup_store_t *self, const bson_value_t *qid,
     return filter;
 }
 
+/* 1 when an update failed because its result would be too large. */
+static int too_large(int rc, const bson_error_t *error)
+{
+    return rc == SUP_STORE_EFAIL && error->domain == MONGOC_ERROR_SERVER &&
+           (error->code == 17419 || error->code == 10334);
+}
+
+/* The final figures, as `progress` holds them: what sup_store_repair_log
+ * reads when csv_imports did not land after the final status. */
+static void append_figures(bson_t *set, const char *prefix, int64_t lines,
+                           int64_t added, int64_t nerrors, int64_t not_stored)
+{
+    char k[48];
+    snprintf(k, sizeof(k), "%slines", prefix);
+    BSON_APPEND_INT64(set, k, lines);
+    snprintf(k, sizeof(k), "%sadded", prefix);
+    BSON_APPEND_INT64(set, k, added);
+    snprintf(k, sizeof(k), "%serrors", prefix);
+    BSON_APPEND_INT64(set, k, nerrors + not_stored);
+    snprintf(k, sizeof(k), "%serrors_not_stored", prefix);
+    BSON_APPEND_INT64(set, k, not_stored);
+}
+
+/* The final status alone, for a document too large to take it with its
+ * figures (the CRM's part of it near 16 MiB): room is made by removing
+ * this service's own working fields (the checkpoint and the claim's
+ * fields, which a final import no longer needs). progress is replaced by
+ * the four final figures alone (as many bytes as a progress holding them
+ * already took, never more than the removed fields free), so that a
+ * repair after a crash before csv_imports still has them; with_figures 0
+ * drops it too, for a document that cannot take even that. */
+static int finish_alone(sup_store_t *self, const bson_value_t *qid,
+                        int64_t epoch, const sup_store_result_t *r,
+                        int with_figures, int64_t lines, int64_t added,
+                        int64_t nerrors, int64_t not_stored, int64_t now,
+                        bson_error_t *error, char *err, size_t errlen)
+{
+    bson_t *filter = finish_filter(self, qid, epoch, r), *update = bson_new(),
+           set, unset, progress;
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
+    BSON_APPEND_UTF8(&set, "status", r->status);
+    BSON_APPEND_BOOL(&set, "in_progress", false);
+    BSON_APPEND_DATE_TIME(&set, "finished_at", now);
+    BSON_APPEND_BOOL(&set, "log_pending", true);
+    if (with_figures) {
+        BSON_APPEND_DOCUMENT_BEGIN(&set, "progress", &progress);
+        append_figures(&progress, "", lines, added, nerrors, not_stored);
+        bson_append_document_end(&set, &progress);
+    }
+    bson_append_document_end(update, &set);
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$unset", &unset);
+    BSON_APPEND_UTF8(&unset, "lease_expires_at", "");
+    BSON_APPEND_UTF8(&unset, "checkpoint", "");
+    if (!with_figures)
+        BSON_APPEND_UTF8(&unset, "progress", "");
+    BSON_APPEND_UTF8(&unset, "error", "");
+    BSON_APPEND_UTF8(&unset, "updated_at", "");
+    BSON_APPEND_UTF8(&unset, "account_key", "");
+    BSON_APPEND_UTF8(&unset, "account_slot", "");
+    BSON_APPEND_UTF8(&unset, "claimed_at", "");
+    bson_append_document_end(update, &unset);
+    dip_log(DIP_LOG_WARNING, NULL,
+            "the queue document is too large for the final figures; "
+            "writing its final status '%s' alone%s (its error is in "
+            "csv_imports)",
+            r->status, with_figures ? " with its counts" : "");
+    return sup_store_update_take_e(self, filter, update,
+                                   "writing the final status alone", error, err,
+                                   errlen);
+}
+
 /* The final status on the queue document: fenced by owner and epoch, or,
  * for an import no supervisor holds (epoch < 0), by the status an atomic
  * move already gave it. A repeat matches again and changes nothing new. */
@@ -85,10 +156,7 @@ static int finish_queue(sup_store_t *self, const bson_value_t *qid,
     BSON_APPEND_BOOL(&set, "in_progress", false);
     BSON_APPEND_DATE_TIME(&set, "finished_at", now);
     BSON_APPEND_DATE_TIME(&set, "updated_at", now);
-    BSON_APPEND_INT64(&set, "progress.lines", r->lines);
-    BSON_APPEND_INT64(&set, "progress.added", added);
-    BSON_APPEND_INT64(&set, "progress.errors", nerrors + not_stored);
-    BSON_APPEND_INT64(&set, "progress.errors_not_stored", not_stored);
+    append_figures(&set, "progress.", r->lines, added, nerrors, not_stored);
     if (r->error)
         BSON_APPEND_UTF8(&set, "error", r->error);
     /* csv_imports follows; until it lands, a supervisor that died in
@@ -102,41 +170,13 @@ static int finish_queue(sup_store_t *self, const bson_value_t *qid,
     bson_append_document_end(update, &unset);
     rc = sup_store_update_take_e(
         self, filter, update, "writing the final status", &error, err, errlen);
-    if (rc != SUP_STORE_EFAIL || error.domain != MONGOC_ERROR_SERVER ||
-        (error.code != 17419 && error.code != 10334))
-        return rc;
-    /* The document is too large to take the final figures (the CRM's part
-     * of it is near 16 MiB): the final status alone, making room by
-     * removing this service's own working fields (its checkpoint and
-     * progress, which csv_imports keeps), so that the end lands and the
-     * import holds no slot. */
-    filter = finish_filter(self, qid, epoch, r);
-    update = bson_new();
-    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
-    BSON_APPEND_UTF8(&set, "status", r->status);
-    BSON_APPEND_BOOL(&set, "in_progress", false);
-    BSON_APPEND_DATE_TIME(&set, "finished_at", now);
-    BSON_APPEND_BOOL(&set, "log_pending", true);
-    bson_append_document_end(update, &set);
-    BSON_APPEND_DOCUMENT_BEGIN(update, "$unset", &unset);
-    BSON_APPEND_UTF8(&unset, "lease_expires_at", "");
-    BSON_APPEND_UTF8(&unset, "checkpoint", "");
-    BSON_APPEND_UTF8(&unset, "progress", "");
-    BSON_APPEND_UTF8(&unset, "error", "");
-    BSON_APPEND_UTF8(&unset, "updated_at", "");
-    /* and the claim's own fields, which a final import no longer needs:
-     * what this update removes always outweighs what it adds */
-    BSON_APPEND_UTF8(&unset, "account_key", "");
-    BSON_APPEND_UTF8(&unset, "account_slot", "");
-    BSON_APPEND_UTF8(&unset, "claimed_at", "");
-    bson_append_document_end(update, &unset);
-    dip_log(DIP_LOG_WARNING, NULL,
-            "the queue document is too large for the final figures; "
-            "writing its final status '%s' alone (its figures and error "
-            "are in csv_imports)",
-            r->status);
-    return sup_store_update_take(self, filter, update,
-                                 "writing the final status alone", err, errlen);
+    /* Too large for the figures: the end lands all the same, so that the
+     * import holds no slot; with the counts while they fit. */
+    for (int with_figures = 1; with_figures >= 0 && too_large(rc, &error);
+         with_figures--)
+        rc = finish_alone(self, qid, epoch, r, with_figures, r->lines, added,
+                          nerrors, not_stored, now, &error, err, errlen);
+    return rc;
 }
 
 /* A value of the queue document as stored (an ObjectId, or the hex string

@@ -11,8 +11,8 @@
  *   three times (1 s, 2 s apart), then records error_file or source_delete
  *   = {failed, given_up_at} and logs it; the event carries that object and
  *   is released all the same; the source is kept when its error file was
- *   given up. A full disk is the error file's temporary file failing
- *   (SUP_ERRFILE_EIO): the same bounded path; not simulated here.
+ *   given up. A full disk is the error file's writes failing with an
+ *   errno: simulated by a file size limit (test_error_file_disk_full).
  * - 6 (hostile shapes: a source key of 1,000 bytes, a last segment over
  *   219 bytes on file://): the key is cut at a character boundary, marked
  *   "~", and keeps the import's id (table-tested in
@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -271,6 +272,98 @@ static void test_long_segment_on_file(void **state)
     it_http_stop(&rx);
 }
 
+/* The error file's write fails for good on file:// storage, as on a full
+ * disk: the supervisor (and so the follow-up child) runs under a file size
+ * limit (RLIMIT_FSIZE) smaller than the error file, so every write past it
+ * fails with a real errno (EFBIG, where a full disk gives ENOSPC or
+ * EDQUOT: the same return, the same path). The error file is given up
+ * after its bounded tries and recorded, the source kept, and the event
+ * delivered within its retry window (DEALIMPORT_NOTIFY_MAX_S) all the
+ * same. Before the follow-up child ignored SIGXFSZ, the first write past
+ * the limit killed it, so its run never ended and the event stayed held
+ * until a lease ran out, again and again.
+ *
+ * Failure classes: 10 (a step that can never succeed): this is it, with
+ * a real errno instead of a scripted 403; 14 (a test that cannot fail):
+ * the error file is several times the limit, and the test checks that
+ * the source is still there and that the run recorded the write's own
+ * failure, not some other reason; 13 (neighbours: a limit set by the
+ * service manager, LimitFSIZE=) is the same limit this test sets. */
+static void test_error_file_disk_full(void **state)
+{
+    enum { ROWS = 600, PAD = 300, LIMIT = 96 * 1024 };
+    it_http_t rx;
+    static const int statuses[] = {200, 0};
+    char urlset[160], dir[128], storeset[160], path[256], *csv;
+    const char *extra[] = {urlset, storeset, "DEALIMPORT_POLL_MS=200",
+                           "DEALIMPORT_DELETE_SOURCE=completed",
+                           "DEALIMPORT_NOTIFY_MAX_S=120",
+                           /* libmongoc's counters file would be sized
+                            * past the limit on a machine of many cores */
+                           "MONGOC_DISABLE_SHM=1", NULL};
+    const char *failed;
+    struct rlimit saved, lim;
+    size_t len = 0, cap = 64 + (size_t)ROWS * (PAD + 48);
+    bson_oid_t qid;
+    bson_t q, imp;
+    pid_t sup;
+    FILE *f;
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/it-followup-full-%d", (int)getpid());
+    mkdir(dir, 0700);
+    snprintf(path, sizeof(path), "%s/full.csv", dir);
+    /* every row rejected (a value that is not a number), each with a long
+     * cell: an error file of about 200 KiB */
+    csv = malloc(cap);
+    assert_non_null(csv);
+    len += (size_t)snprintf(csv, cap, "Deal Name,Value,Stage,Notes\n");
+    for (int i = 0; i < ROWS; i++) {
+        len += (size_t)snprintf(csv + len, cap - len, "D%d,x%d,new,", i, i);
+        memset(csv + len, 'n', PAD);
+        len += PAD;
+        csv[len++] = '\n';
+    }
+    f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(csv, 1, len, f), len);
+    fclose(f);
+    free(csv);
+    snprintf(storeset, sizeof(storeset), "DEALIMPORT_STORAGE_URL=file://%s",
+             dir);
+    it_http_start(&rx, statuses);
+    snprintf(urlset, sizeof(urlset),
+             "DEALIMPORT_NOTIFY_URL=http://127.0.0.1:%d/hooks", rx.port);
+    enqueue("full.csv", &qid);
+    /* the limit is inherited by the supervisor and its children; the
+     * soft one only, restored at once for this process */
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    lim = saved;
+    lim.rlim_cur = LIMIT;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    sup = it_supervisor_start(&env, extra, "/tmp/it-followup-full.log");
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    assert_int_equal(it_wait_final(&env, &qid, 60000, &q), 0);
+    assert_string_equal(it_str(&q, "status"), "completed");
+    bson_destroy(&q);
+    wait_followups(&qid, &imp);
+    failed = dip_bson_get_str(&imp, "error_file.failed");
+    printf("error file: %s\n", failed ? failed : "(none)");
+    assert_non_null(failed);
+    assert_non_null(strstr(failed, "cannot write the error file"));
+    assert_int_equal(dip_bson_get_int(&imp, "total_errors", 0), ROWS);
+    event_delivered(&rx, "error_file");
+    assert_non_null(strstr(rx.req[0].body, "cannot write the error file"));
+    /* its error file given up, the source is kept */
+    assert_int_equal(access(path, R_OK), 0);
+    bson_destroy(&imp);
+    assert_true(it_file_contains("/tmp/it-followup-full.log",
+                                 "error file given up after 3 tries"));
+    assert_true(it_file_contains("/tmp/it-followup-full.log",
+                                 "kept: the import's error file was given up"));
+    assert_int_equal(it_process_stop(sup, SIGTERM, 30000), 0);
+    it_http_stop(&rx);
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -285,6 +378,7 @@ int main(void)
         cmocka_unit_test_teardown(test_delete_denied, teardown),
         cmocka_unit_test_teardown(test_long_source_key, teardown),
         cmocka_unit_test_teardown(test_long_segment_on_file, teardown),
+        cmocka_unit_test_teardown(test_error_file_disk_full, teardown),
     };
     int rc = it_env_init(&env, "followup");
     if (rc)

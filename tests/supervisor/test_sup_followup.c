@@ -193,11 +193,12 @@ static void test_run(void **state)
                      0);
     {
         mongoc_collection_t *c = it_coll(&env, "csv_imports");
-        bson_t *doc = BCON_NEW(
-            "queue_id", BCON_OID(&qid), "status", BCON_UTF8("completed"),
-            "total_records", BCON_INT64(4), "total_records_added",
-            BCON_INT64(3), "total_errors", BCON_INT64(0), "finished_at",
-            BCON_DATE_TIME(dip_bson_now_ms()));
+        bson_t *doc = BCON_NEW("queue_id", BCON_OID(&qid), "status",
+                               BCON_UTF8("completed"), "total_records",
+                               BCON_INT64(4), "total_records_added",
+                               BCON_INT64(3), "total_errors", BCON_INT64(0),
+                               "finished_at", BCON_DATE_TIME(dip_bson_now_ms()),
+                               "followups_runs", BCON_UTF8("7"));
         assert_true(mongoc_collection_insert_one(c, doc, NULL, NULL, NULL));
         bson_destroy(doc);
         mongoc_collection_destroy(c);
@@ -230,9 +231,76 @@ static void test_run(void **state)
              "{\"$exists\":true}}",
              hex);
     assert_int_equal(it_count(&env, "csv_imports", filter), 1);
+    /* the run counted itself; a count of another type ("7", a string)
+     * counted as none, replaced, not read loosely (class 11) */
+    snprintf(filter, sizeof(filter),
+             "{\"queue_id\":{\"$oid\":\"%s\"},\"followups_runs\":1}", hex);
+    assert_int_equal(it_count(&env, "csv_imports", filter), 1);
     /* Again: idempotent, still one event, still done. */
     assert_int_equal(sup_followup_run(&env.cfg, hex, err, sizeof(err)), 0);
     snprintf(filter, sizeof(filter), "{\"queue_id\":{\"$oid\":\"%s\"}}", hex);
+    assert_int_equal(it_count(&env, DIP_EVENT_COLLECTION, filter), 1);
+    bson_destroy(queue_doc);
+    mongoc_collection_destroy(events);
+}
+
+/* Runs that never ended (each one's process killed before it recorded a
+ * thing, as a write past a file size limit killed it by SIGXFSZ): the run
+ * after SUP_FOLLOWUP_RUNS_MAX gives up the steps not done without trying
+ * them and releases the event, which says why. Failure classes: 10 (a
+ * step that can never succeed, here one that ends its process): bounded
+ * by runs as each step is by tries; 14: the error file is still due when
+ * the run starts (errors, a source, no error_file), so only the bound can
+ * give it up, and the event must carry the reason; 4, 11 (one document,
+ * a field of another type): the count is read by type and set, never
+ * incremented, so a count that is not a number fails nothing (test_run);
+ * the loop's claim does not touch it. */
+static void test_runs_bounded(void **state)
+{
+    mongoc_collection_t *events = it_coll(&env, DIP_EVENT_COLLECTION);
+    bson_oid_t account, user, pipeline, qid;
+    bson_t *queue_doc;
+    char hex[25], filter[256], err[512];
+    (void)state;
+    clear("csv_imports");
+    clear(DIP_EVENT_COLLECTION);
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    it_pipeline(&env, &account, &pipeline);
+    it_enqueue(&env, "imports/deals/followup/crash.csv", &account, &user,
+               &pipeline, "{\"Deal Name\":\"name\"}", &qid);
+    bson_oid_to_string(&qid, hex);
+    queue_doc =
+        BCON_NEW("_id", BCON_OID(&qid), "account_id", BCON_OID(&account),
+                 "user_id", BCON_OID(&user), "parent_account",
+                 BCON_OID(&account), "client_id", BCON_OID(&user));
+    assert_int_equal(dip_event_record(events, queue_doc, DIP_EVENT_COMPLETED,
+                                      NULL, 3600, 1, err, sizeof(err)),
+                     0);
+    {
+        mongoc_collection_t *c = it_coll(&env, "csv_imports");
+        bson_t *doc = BCON_NEW(
+            "queue_id", BCON_OID(&qid), "status", BCON_UTF8("completed"),
+            "total_records", BCON_INT64(4), "total_records_added",
+            BCON_INT64(2), "total_errors", BCON_INT64(2), "finished_at",
+            BCON_DATE_TIME(dip_bson_now_ms()), "followups_runs",
+            BCON_INT32(SUP_FOLLOWUP_RUNS_MAX));
+        assert_true(mongoc_collection_insert_one(c, doc, NULL, NULL, NULL));
+        bson_destroy(doc);
+        mongoc_collection_destroy(c);
+    }
+    assert_int_equal(sup_followup_run(&env.cfg, hex, err, sizeof(err)), 1);
+    snprintf(filter, sizeof(filter),
+             "{\"queue_id\":{\"$oid\":\"%s\"},\"followups_done_at\":"
+             "{\"$exists\":true},\"error_file.failed\":{\"$regex\":"
+             "\"did not finish in 5 runs\"},\"error_file.key\":{\"$exists\":"
+             "false}}",
+             hex);
+    assert_int_equal(it_count(&env, "csv_imports", filter), 1);
+    snprintf(filter, sizeof(filter),
+             "{\"queue_id\":{\"$oid\":\"%s\"},\"status\":\"pending\","
+             "\"payload.error_file.failed\":{\"$regex\":\"did not finish\"}}",
+             hex);
     assert_int_equal(it_count(&env, DIP_EVENT_COLLECTION, filter), 1);
     bson_destroy(queue_doc);
     mongoc_collection_destroy(events);
@@ -247,6 +315,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_claim),
         cmocka_unit_test(test_run),
+        cmocka_unit_test(test_runs_bounded),
     };
     int rc = cmocka_run_group_tests(pure, NULL, NULL);
     if (rc != 0)

@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dip_bson.h"
@@ -393,6 +394,109 @@ static void test_finish_and_repair(void **state)
     sup_store_destroy(&st);
 }
 
+/* The queue document's size, by its _id. */
+static size_t queue_doc_len(const bson_oid_t *qid)
+{
+    mongoc_collection_t *c = it_coll(&env, "queues");
+    bson_t f = BSON_INITIALIZER;
+    mongoc_cursor_t *cur;
+    const bson_t *doc;
+    size_t len = 0;
+    BSON_APPEND_OID(&f, "_id", qid);
+    cur = mongoc_collection_find_with_opts(c, &f, NULL, NULL);
+    if (mongoc_cursor_next(cur, &doc))
+        len = doc->len;
+    mongoc_cursor_destroy(cur);
+    bson_destroy(&f);
+    mongoc_collection_destroy(c);
+    return len;
+}
+
+/* A queue document too large for the final figures (the CRM's part of it
+ * near 16 MiB) ends with its final status written alone; that write keeps
+ * the figures in `progress`, so that when csv_imports does not land after
+ * it (the supervisor dies in between), the repair, which reads them from
+ * there, writes the import's true counts rather than zeros.
+ *
+ * Failure classes: 4 (one document poisons a loop): the document that
+ * cannot take the figures ends all the same, with them; 5 (a supervisor
+ * that dies between the two writes): the repair is another supervisor's
+ * and finds the figures; 1, 2 are the repair's claim and its single
+ * update, unchanged here. */
+static void test_finish_alone_keeps_progress(void **state)
+{
+    enum { MAX_BSON = 16 * 1024 * 1024, SLACK = 300 };
+    sup_store_t *st = fresh("host:1");
+    bson_oid_t account, qid;
+    bson_t doc, set = BSON_INITIALIZER, pad_set = BSON_INITIALIZER;
+    bson_iter_t it;
+    sup_store_result_t r;
+    char err[512], why[600], *pad;
+    size_t len, want;
+    (void)state;
+    bson_oid_init(&account, NULL);
+    enqueue(&account, &qid);
+    assert_int_equal(claim(st, 1, &doc), 1);
+    assert_int_equal(sup_store_progress(st, id_of(&doc, &it), 1, NULL, 0, 5, 3,
+                                        2, 0, 100, 100, NULL, NULL, err,
+                                        sizeof(err)),
+                     SUP_STORE_OK);
+    /* the CRM's part grown to 16 MiB less SLACK bytes */
+    len = queue_doc_len(&qid);
+    want = MAX_BSON - SLACK - len - (1 + sizeof("crm_pad") + 4 + 1);
+    pad = malloc(want + 1);
+    assert_non_null(pad);
+    memset(pad, 'p', want);
+    pad[want] = '\0';
+    BSON_APPEND_UTF8(&pad_set, "crm_pad", pad);
+    free(pad);
+    it_queue_set(&env, &qid, &pad_set);
+    assert_int_equal(queue_doc_len(&qid), MAX_BSON - SLACK);
+    /* an error longer than the room left: the figures cannot land with it */
+    memset(why, 'e', sizeof(why) - 1);
+    why[sizeof(why) - 1] = '\0';
+    memset(&r, 0, sizeof(r));
+    r.status = "failed";
+    r.error = why;
+    r.lines = 5;
+    r.counted = 1;
+    r.added = 3;
+    r.errors = 2;
+    assert_int_equal(sup_store_finish(st, &doc, 1, &r, err, sizeof(err)),
+                     SUP_STORE_OK);
+    assert_int_equal(count("queues",
+                           "{\"_id\":{\"$oid\":\"%s\"},\"status\":\"failed\","
+                           "\"progress.lines\":5,\"progress.added\":3,"
+                           "\"progress.errors\":2,"
+                           "\"progress.errors_not_stored\":0}",
+                           &qid),
+                     1);
+    /* The supervisor died before csv_imports: another repairs it. */
+    {
+        mongoc_collection_t *c = it_coll(&env, "csv_imports");
+        bson_t f = BSON_INITIALIZER;
+        BSON_APPEND_OID(&f, "queue_id", &qid);
+        assert_true(mongoc_collection_delete_many(c, &f, NULL, NULL, NULL));
+        bson_destroy(&f);
+        mongoc_collection_destroy(c);
+    }
+    BSON_APPEND_BOOL(&set, "log_pending", true);
+    BSON_APPEND_DATE_TIME(&set, "finished_at", dip_bson_now_ms() - 3600000);
+    it_queue_set(&env, &qid, &set);
+    assert_int_equal(sup_store_repair_log(st, err, sizeof(err)), 1);
+    assert_int_equal(count("csv_imports",
+                           "{\"queue_id\":{\"$oid\":\"%s\"},\"status\":"
+                           "\"failed\",\"total_records\":5,"
+                           "\"total_records_added\":3,\"total_errors\":2,"
+                           "\"errors_stored\":2}",
+                           &qid),
+                     1);
+    bson_destroy(&doc);
+    bson_destroy(&set);
+    bson_destroy(&pad_set);
+    sup_store_destroy(&st);
+}
+
 static void test_budget(void **state)
 {
     dip_config_t cfg;
@@ -417,6 +521,7 @@ int main(void)
         cmocka_unit_test(test_takeover_behind_older),
         cmocka_unit_test(test_takeover_poisoned),
         cmocka_unit_test(test_finish_and_repair),
+        cmocka_unit_test(test_finish_alone_keeps_progress),
     };
     int rc = it_env_init(&env, "sup_store");
     if (rc)
