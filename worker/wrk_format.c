@@ -522,7 +522,8 @@ void wrk_format_hint(const wrk_format_reading_t *r, wrk_format_kind_t kind,
 }
 
 /* 1 when the cell reads under exactly one of the two candidate settings
- * (day-first or month-first; a comma or a dot). */
+ * (day-first or month-first; a comma or a dot), a number refused as
+ * ambiguous under one of them counting as read there. */
 static int one_way(const wrk_format_reading_t *r, wrk_format_kind_t kind,
                    const char *p, size_t len)
 {
@@ -539,10 +540,12 @@ static int one_way(const wrk_format_reading_t *r, wrk_format_kind_t kind,
         for (size_t i = 0; i < 2; i++) {
             double v;
             char code[4];
-            ok += (kind == WRK_FORMAT_AMOUNT
-                       ? wrk_values_amount_as(p, len, decs[i], &v, code)
-                       : wrk_values_percent_as(p, len, decs[i], &v)) ==
-                  WRK_VALUE_OK;
+            int rc = kind == WRK_FORMAT_AMOUNT
+                         ? wrk_values_amount_as(p, len, decs[i], &v, code)
+                         : wrk_values_percent_as(p, len, decs[i], &v);
+            /* "1.234" with a dot is refused as ambiguous, not unread:
+             * under a dot it could be 1.234, so it reads two ways. */
+            ok += rc == WRK_VALUE_OK || rc == WRK_VALUE_AMBIGUOUS;
         }
     }
     return ok == 1;

@@ -353,6 +353,9 @@ static void test_undecided_refusals(void **state)
     assert_non_null(strstr(out, "date order is not decided; set date_order "
                                 "DMY for the file"));
     wrk_format_refusal(&r, WRK_FORMAT_AMOUNT, "value", WRK_VALUE_UNDECIDED,
+                       "1.234", 5, "1.234", out, sizeof(out));
+    assert_non_null(strstr(out, "'1.234': ambiguous number"));
+    wrk_format_refusal(&r, WRK_FORMAT_AMOUNT, "value", WRK_VALUE_UNDECIDED,
                        "1.234,56", 8, "1.234,56", out, sizeof(out));
     assert_null(strstr(out, "ambiguous"));
     assert_non_null(strstr(out, "decimal separator is not decided; set "
