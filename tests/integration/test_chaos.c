@@ -15,7 +15,8 @@
  * At the end every import is final and completed, its deals are the good
  * rows exactly, no line twice, its errors the bad rows, its csv_imports
  * document one, with the counts that deals and csv_import_errors hold and
- * the queue's status.
+ * the queue's status, and the slow phase switched on and off (a run
+ * without it did not test what it claims).
  *
  * Seeded: it prints its seed; CI uses the fixed default, and
  * DEALIMPORT_CHAOS_SEED=N scripts/test -R chaos runs another. The seed fixes
@@ -54,6 +55,7 @@
 #define MAX_PROCS 256
 #define MAX_PENDING 64
 #define DEFAULT_SEED 20261201u
+#define SLOW_SCAN_US 40 /* the slow phase's price per document */
 
 typedef struct {
     bson_oid_t qid, pipeline;
@@ -336,44 +338,32 @@ static void slow_database(double secs)
 /* The development server's slow mode (devSlow): a price per document and
  * key examined, as a real server under load (scan_us 0: quick again).
  * Class 1 (slow, not down): every call succeeds, only late; the imports'
- * ends count nothing, so they still land. */
-static void slow_mode(int scan_us)
+ * ends count nothing, so they still land.
+ *
+ * The switch is one try at a time from the chaos loop, never a wait of its
+ * own: the loop alone continues what it stopped, so a wait inside it for
+ * the database would hold a database it froze frozen (it did: a switch due
+ * during the freeze kept the server stopped for the two minutes it waited,
+ * and the phase never ran). A try is sent only while the database runs,
+ * with a read preference a stepped-down member accepts, as devStepDown; a
+ * try that meets a dropped connection or a step-down is made again on a
+ * later turn. 1 when the server answers that scan_us is now scan_us. */
+static int slow_try(int scan_us, bson_error_t *error)
 {
-    bson_error_t error = {0};
-    char uri[1200];
-    mongoc_client_t *client;
-    double until = now_s() + 120.0;
-    note("slow mode: scan_us=%d", scan_us);
-    /* The admin command meets the chaos too (a storm of dropped
-     * connections, a step-down, a frozen server, and under the sanitizers
-     * a server slow to answer a handshake): it goes on a client of its own
-     * that waits for a server as long as a real operator would, and is
-     * tried again for two minutes. Switching the phase is the harness's
-     * act, not the service's: a switch that never lands is said, and the
-     * service's invariants are checked as always. */
-    snprintf(uri, sizeof(uri),
-             "%s%cconnectTimeoutMS=20000&"
-             "serverSelectionTimeoutMS=30000&serverSelectionTryOnce=false",
-             env.uri, strchr(env.uri, '?') ? '&' : '?');
-    client = mongoc_client_new(uri);
-    while (client != NULL && now_s() < until) {
-        bson_t *cmd =
-            BCON_NEW("devSlow", "{", "scan_us", BCON_INT32(scan_us), "}");
-        bson_t reply;
-        bool ok = mongoc_client_command_simple(client, "admin", cmd, NULL,
-                                               &reply, &error);
-        bson_destroy(&reply);
-        bson_destroy(cmd);
-        if (ok) {
-            mongoc_client_destroy(client);
-            return;
-        }
-        usleep(500000);
-    }
-    mongoc_client_destroy(client);
-    note("slow mode: the switch to scan_us=%d did not land in 120 s (%s); "
-         "the run goes on in the mode it has",
-         scan_us, error.message);
+    bson_t *cmd = BCON_NEW("devSlow", "{", "scan_us", BCON_INT32(scan_us), "}");
+    mongoc_read_prefs_t *prefs =
+        mongoc_read_prefs_new(MONGOC_READ_PRIMARY_PREFERRED);
+    bson_t reply;
+    bool ok = mongoc_client_command_simple(env.client, "admin", cmd, prefs,
+                                           &reply, error);
+    int set = ok && dip_bson_get_int(&reply, "scan_us", -1) == scan_us;
+    if (ok && !set)
+        bson_set_error(error, 0, 0, "devSlow answered scan_us %lld",
+                       (long long)dip_bson_get_int(&reply, "scan_us", -1));
+    bson_destroy(&reply);
+    mongoc_read_prefs_destroy(prefs);
+    bson_destroy(cmd);
+    return set;
 }
 
 /* A running supervisor with a live worker (picked at random), or -1. */
@@ -455,8 +445,13 @@ static int teardown(void **state)
     (void)state;
     resume_due(1);
     kill(mongo, SIGCONT);
-    if (!db_frozen)
+    if (!db_frozen) {
+        bson_error_t error;
         it_rs_step_down(&env, 0, "none");
+        /* a failed test leaves the server quick for the next */
+        for (int tries = 0; tries < 20 && !slow_try(0, &error); tries++)
+            usleep(500000);
+    }
     for (int i = 0; i < SUPS; i++)
         if (sups[i] > 0)
             it_process_stop(sups[i], SIGKILL, 10000);
@@ -570,8 +565,12 @@ static void test_chaos(void **state)
     double next_action, next_progress = 0, next_check = 0, end;
     /* One of each fault at a fixed point, random ones between. */
     double sup_freeze_at, db_freeze_at, stepdown_at, storm_at;
-    double slow_at, slow_until;
-    int sup_frozen = 0, db_froze = 0, stepped = 0, stormed = 0, slowed = 0;
+    double slow_at, slow_by, slow_until;
+    int sup_frozen = 0, db_froze = 0, stepped = 0, stormed = 0;
+    /* the slow phase: 0 before, 1 on, 2 over; when each switch landed */
+    int slowed = 0, slow_fails = 0;
+    double slow_switched[2] = {0, 0}, next_slow_try = 0;
+    bson_error_t slow_error = {0};
     (void)state;
 
     t0 = now_s();
@@ -580,9 +579,12 @@ static void test_chaos(void **state)
     db_freeze_at = t0 + 0.35 * duration;
     stepdown_at = t0 + 0.55 * duration;
     storm_at = t0 + 0.75 * duration;
-    /* the slow phase: a scan of 40,000 deals takes 1.6 s or more */
+    /* The slow phase (a scan of 40,000 deals takes 1.6 s or more): due
+     * from slow_at, on by slow_by at the latest (a frozen database defers
+     * the switch), and on for a fifth of the chaos from when it lands. */
     slow_at = t0 + 0.45 * duration;
-    slow_until = t0 + 0.65 * duration;
+    slow_by = t0 + 0.65 * duration;
+    slow_until = slow_by;
     next_action = t0 + 3;
     note("%d imports of %llu rows, %.0f s of chaos, lease %d s", IMPORTS,
          (unsigned long long)rows, duration, LEASE_S);
@@ -621,12 +623,22 @@ static void test_chaos(void **state)
                 if (i % 5 == 0)
                     check_invariants();
             }
-        } else if (slowed == 0 && now >= slow_at) {
-            slowed = 1;
-            slow_mode(40);
-        } else if (slowed == 1 && now >= slow_until) {
-            slowed = 2;
-            slow_mode(0);
+        } else if (slowed < 2 && !db_frozen && now >= next_slow_try &&
+                   now >= (slowed ? slow_until : slow_at)) {
+            int want = slowed ? 0 : SLOW_SCAN_US;
+            if (slow_try(want, &slow_error)) {
+                slow_switched[slowed++] = now;
+                if (slowed == 1)
+                    slow_until = now + 0.2 * duration;
+                note("slow mode: scan_us=%d (after %d failed tries)", want,
+                     slow_fails);
+                slow_fails = 0;
+            } else if (slow_fails++ % 10 == 0) {
+                note("slow mode: the switch to scan_us=%d failed, tried again "
+                     "on a later turn: %s",
+                     want, slow_error.message);
+            }
+            next_slow_try = now + 0.5;
         } else if (now >= next_action) {
             random_action();
             next_action = now + rnd_between(0.3, 1.5);
@@ -634,14 +646,27 @@ static void test_chaos(void **state)
         usleep(20000);
     }
     note("chaos over: calm until every import is final");
-    if (slowed == 1)
-        slow_mode(0);
+    /* Everything stopped runs again before anything waits for the
+     * database. */
     resume_due(1);
     if (sups[0] <= 0 || sups[1] <= 0 || sups[2] <= 0)
         for (int i = 0; i < SUPS; i++)
             if (sups[i] <= 0)
                 start_sup(i);
     it_rs_step_down(&env, 0, "none");
+    /* Quick again for the calm, also after a switch on that landed with
+     * its reply lost; nothing is stopped now, so the wait holds nothing. */
+    if (slowed < 2) {
+        int off = 0;
+        for (int tries = 0; tries < 60 && !(off = slow_try(0, &slow_error));
+             tries++)
+            usleep(500000);
+        if (off && slowed == 1)
+            slow_switched[slowed++] = now_s();
+    }
+    if (slowed == 2)
+        note("the slow phase ran for %.1f s",
+             slow_switched[1] - slow_switched[0]);
     /* Invariants hold in the calm too, until every import is final. */
     /* Well inside the test's CTest timeout, so a stuck import is named. */
     for (double until = now_s() + 360; now_s() < until;) {
@@ -659,6 +684,15 @@ static void test_chaos(void **state)
     if (violations)
         fail_msg("%d invariant violations, the first at %s", violations,
                  first_violation);
+    /* A run whose slow phase never switched on in its time did not test
+     * class 1. */
+    if (slowed == 0 || slow_switched[0] >= slow_by)
+        fail_msg("the slow phase (scan_us=%d, due from %.1f s to %.1f s) "
+                 "never switched on in its time: %s",
+                 SLOW_SCAN_US, slow_at - t0, slow_by - t0,
+                 slowed ? "it landed late" : slow_error.message);
+    if (slowed == 1)
+        fail_msg("the slow phase never switched off: %s", slow_error.message);
     for (int i = 0; i < SUPS; i++) {
         int st;
         if (sups[i] <= 0)
