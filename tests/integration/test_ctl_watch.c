@@ -60,13 +60,19 @@ static void test_terminal_bar(void **state)
     bson_oid_t qid;
     char id[25], cmd[256], summary[200];
     char *out = malloc(1 << 20), *last;
+    int rc;
     (void)state;
     enqueue_big(&qid, id);
     snprintf(cmd, sizeof(cmd),
              "script -q -e -c \"$DEALIMPORT_CTL watch %s --interval 0.1\" "
              "/dev/null",
              id);
-    assert_int_equal(it_ctl_shell(runtime, cmd, out, 1 << 20, 300000), 0);
+    rc = it_ctl_shell(runtime, cmd, out, 1 << 20, 300000);
+    if (rc != 0) {
+        size_t n = strlen(out);
+        fail_msg("watch exited %d; its last words: %s", rc,
+                 n > 2000 ? out + n - 2000 : out);
+    }
     /* Redrawn in place: carriage return and erase-line, a bar with
      * progress in it. */
     assert_non_null(strstr(out, "\r\033[K"));
