@@ -111,9 +111,18 @@ pid_t it_supervisor_start(it_env_t *env, const char *const *extra,
     static int seq;
     char path[512];
     pid_t pid;
+    char sock[600];
+    const char *runtime;
     snprintf(env->runtime, sizeof(env->runtime), "/tmp/it-%s-%d", env->dbname,
              seq++);
     mkdir(env->runtime, 0700);
+    runtime = env->runtime;
+    for (int i = 0; extra && extra[i]; i++)
+        if (strncmp(extra[i], "DEALIMPORT_RUNTIME_DIR=", 23) == 0)
+            runtime = extra[i] + 23;
+    /* A socket left by an earlier run would look like this one's. */
+    snprintf(sock, sizeof(sock), "%s/control.ipc", runtime);
+    unlink(sock);
     snprintf(path, sizeof(path), "%s/dealimport-supervisor",
              DEALIMPORT_BIN_DIR);
     pid = fork();
@@ -137,6 +146,21 @@ pid_t it_supervisor_start(it_env_t *env, const char *const *extra,
             env->started[i] = pid;
             break;
         }
+    /* Until its control socket is there (or it has ended: a supervisor
+     * that refuses to start is waited for by its test), so that a test's
+     * first dealimportctl does not race the start: a sanitizer build takes
+     * seconds to get there. */
+    for (int i = 0; pid > 0 && i < 600; i++) {
+        siginfo_t si;
+        struct stat st;
+        if (stat(sock, &st) == 0)
+            break;
+        memset(&si, 0, sizeof(si));
+        if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+            si.si_pid == pid)
+            break;
+        usleep(100 * 1000);
+    }
     return pid;
 }
 

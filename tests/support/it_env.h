@@ -36,7 +36,8 @@ mongoc_collection_t *it_coll(it_env_t *env, const char *name);
 
 /* Starts dealimport-supervisor with env's settings plus extra "K=V" strings
  * (NULL-terminated, may be NULL); its stderr goes to log_path if not NULL.
- * Returns its pid. */
+ * Returns its pid once its control socket exists, or it has exited (not
+ * reaped), or 60 s have passed. */
 pid_t it_supervisor_start(it_env_t *env, const char *const *extra,
                           const char *log_path);
 /* Sends sig and waits up to timeout_ms; returns the wait status, or -1 if it
