@@ -250,11 +250,50 @@ static void test_cancelled_after_crash(void **state)
     it_gen_destroy(&gen);
 }
 
+/* The worker killed, the import paused before a new worker runs, then
+ * cancelled while paused: the end is written from the queue document
+ * (no slot holds it), and its csv_imports counts the deals present. */
+static void test_paused_then_cancelled_after_crash(void **state)
+{
+    static const char *const extra[] = {"DEALIMPORT_BATCH_ROWS=1000",
+                                        "DEALIMPORT_POLL_MS=500", NULL};
+    bson_oid_t qid;
+    char log[256], hex[25], out[4096], err[4096];
+    const char *pause[] = {"pause", hex, NULL};
+    const char *cancel[] = {"cancel", hex, NULL};
+    int64_t reported;
+    it_gen_t *gen;
+    pid_t sup;
+    (void)state;
+    snprintf(log, sizeof(log), "/tmp/it-crash-end-%d-paused.log",
+             (int)getpid());
+    gen = start("imports/deals/crashend/paused.csv", 7373u, &qid);
+    bson_oid_to_string(&qid, hex);
+    strict_slow();
+    sup = it_supervisor_start(&env, extra, log);
+    assert_true(sup > 0);
+    reported = kill_inside_insert(&qid, log);
+    if (it_ctl_run(env.runtime, pause, out, sizeof(out), err, sizeof(err),
+                   30000) != 0)
+        fail_msg("dealimportctl pause: %s %s", out, err);
+    assert_true(settle(&qid, reported) > 0);
+    assert_int_equal(it_ctl_wait_status(&env, &qid, "paused", 60000), 0);
+    if (it_ctl_run(env.runtime, cancel, out, sizeof(out), err, sizeof(err),
+                   30000) != 0)
+        fail_msg("dealimportctl cancel: %s %s", out, err);
+    assert_end_counts_deals(&qid, "cancelled", log);
+    assert_int_equal(WEXITSTATUS(it_process_stop(sup, SIGTERM, 30000)), 0);
+    notablescan_off();
+    it_gen_destroy(&gen);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_fails_after_crash, teardown_each),
         cmocka_unit_test_teardown(test_cancelled_after_crash, teardown_each),
+        cmocka_unit_test_teardown(test_paused_then_cancelled_after_crash,
+                                  teardown_each),
     };
     int rc = it_env_init(&env, "crash_end");
     if (rc)
