@@ -144,8 +144,9 @@ static int finish_alone(sup_store_t *self, const bson_value_t *qid,
  * move already gave it. A repeat matches again and changes nothing new. */
 static int finish_queue(sup_store_t *self, const bson_value_t *qid,
                         int64_t epoch, const sup_store_result_t *r,
-                        int64_t added, int64_t nerrors, int64_t not_stored,
-                        int64_t now, char *err, size_t errlen)
+                        int64_t lines, int64_t added, int64_t nerrors,
+                        int64_t not_stored, int64_t now, char *err,
+                        size_t errlen)
 {
     bson_t *filter = NULL, *update = bson_new(), set, unset;
     bson_error_t error;
@@ -156,7 +157,7 @@ static int finish_queue(sup_store_t *self, const bson_value_t *qid,
     BSON_APPEND_BOOL(&set, "in_progress", false);
     BSON_APPEND_DATE_TIME(&set, "finished_at", now);
     BSON_APPEND_DATE_TIME(&set, "updated_at", now);
-    append_figures(&set, "progress.", r->lines, added, nerrors, not_stored);
+    append_figures(&set, "progress.", lines, added, nerrors, not_stored);
     if (r->error)
         BSON_APPEND_UTF8(&set, "error", r->error);
     /* csv_imports follows; until it lands, a supervisor that died in
@@ -174,7 +175,7 @@ static int finish_queue(sup_store_t *self, const bson_value_t *qid,
      * import holds no slot; with the counts while they fit. */
     for (int with_figures = 1; with_figures >= 0 && too_large(rc, &error);
          with_figures--)
-        rc = finish_alone(self, qid, epoch, r, with_figures, r->lines, added,
+        rc = finish_alone(self, qid, epoch, r, with_figures, lines, added,
                           nerrors, not_stored, now, &error, err, errlen);
     return rc;
 }
@@ -219,6 +220,56 @@ static void append_dry_run(const bson_t *queue_doc, const sup_store_result_t *r,
     bson_append_document_end(set, &ns);
 }
 
+/* The deals of the import past line `lines`: those a worker wrote after
+ * its last report (killed between an insert and the report; the server
+ * carries an insert out whoever waits for it), which the figures the end
+ * is given do not count. One aggregate on the unique index's range
+ * (account_id, import.queue_id, import.line > lines, partial on import):
+ * its cost is the batches in flight past the report, never the import's
+ * size (class 1), and it carries maxTimeMS (class 2). *n and *last (the
+ * highest such line, 0 if none) are set; 0, or -1 with err filled. */
+static int count_past(sup_store_t *self, const bson_t *queue_doc,
+                      const bson_value_t *qid, int64_t lines, int64_t *n,
+                      int64_t *last, char *err, size_t errlen)
+{
+    bson_oid_t account;
+    bson_t *pipeline, *opts;
+    mongoc_cursor_t *c;
+    const bson_t *doc;
+    bson_error_t error;
+    int rc = 0;
+    *n = *last = 0;
+    /* The worker writes both as ObjectIds; with either not one, it wrote
+     * no deal. */
+    if (qid->value_type != BSON_TYPE_OID ||
+        dip_bson_get_oid(queue_doc, "account_id", &account) != 0)
+        return 0;
+    pipeline = BCON_NEW(
+        "pipeline", "[", "{", "$match", "{", "account_id", BCON_OID(&account),
+        "import.queue_id", BCON_OID(&qid->value.v_oid), "import.line", "{",
+        "$gt", BCON_INT64(lines), "}", "import", "{", "$exists",
+        BCON_BOOL(true), "}", "}", "}", "{", "$group", "{", "_id", BCON_NULL,
+        "n", "{", "$sum", BCON_INT32(1), "}", "last", "{", "$max",
+        BCON_UTF8("$import.line"), "}", "}", "}", "]");
+    opts = dip_mongo_read_opts(self->client, NULL);
+    c = mongoc_collection_aggregate(self->deals, MONGOC_QUERY_NONE, pipeline,
+                                    opts, NULL);
+    if (mongoc_cursor_next(c, &doc)) {
+        *n = dip_bson_get_int(doc, "n", 0);
+        *last = dip_bson_get_int(doc, "last", 0);
+    }
+    if (mongoc_cursor_error(c, &error)) {
+        snprintf(err, errlen,
+                 "counting the deals written past the last report failed: %s",
+                 error.message);
+        rc = -1;
+    }
+    mongoc_cursor_destroy(c);
+    bson_destroy(pipeline);
+    bson_destroy(opts);
+    return rc;
+}
+
 void sup_store_append_counts(int dry_run, int64_t updated, int64_t unchanged,
                              bson_t *to)
 {
@@ -233,12 +284,12 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
                      const sup_store_result_t *r, char *err, size_t errlen)
 {
     bson_error_t error;
-    int64_t added, errors, nerrors, not_stored, now = dip_bson_now_ms();
+    int64_t added, errors, nerrors, not_stored, lines, now = dip_bson_now_ms();
     bson_t *filter = NULL, *update = NULL, set, soi, notes;
     const bson_value_t *qid;
     const char *name;
     int rc = SUP_STORE_EFAIL;
-    bson_iter_t it;
+    bson_iter_t it, d;
 
     if (!bson_iter_init_find(&it, queue_doc, "_id")) {
         snprintf(err, errlen, "queue document without an _id");
@@ -253,6 +304,30 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
         added = dip_bson_get_int(queue_doc, "progress.added", 0);
         errors = dip_bson_get_int(queue_doc, "progress.errors", 0);
     }
+    lines = r->lines;
+    /* What a worker killed between an insert and its report wrote past
+     * the figures (a dry run writes no deal): counted once here, and the
+     * lines they come from are read. A deal of an earlier line is counted
+     * already (the report's, or the duplicate a resumed worker met). */
+    /* (a fresh iterator: qid points into it) */
+    if (!r->dry_run && !(bson_iter_init_find(&d, queue_doc, "dry_run") &&
+                         BSON_ITER_HOLDS_BOOL(&d) && bson_iter_bool(&d))) {
+        int64_t past, last;
+        char hex[25];
+        if (count_past(self, queue_doc, qid, lines, &past, &last, err,
+                       errlen) != 0)
+            return SUP_STORE_EFAIL;
+        if (past > 0) {
+            bson_oid_to_string(&qid->value.v_oid, hex);
+            dip_log(DIP_LOG_NOTICE, hex,
+                    "%lld deals were written past the last report (line "
+                    "%lld): counted in the import's figures",
+                    (long long)past, (long long)lines);
+            added += past;
+            if (last > lines)
+                lines = last;
+        }
+    }
     not_stored = dip_bson_get_int(queue_doc, "checkpoint.errors_not_stored", 0);
     if (dip_bson_get_int(queue_doc, "progress.errors_not_stored", 0) >
         not_stored)
@@ -266,8 +341,8 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
 
     /* The queue document first, fenced: a supervisor whose claim is gone
      * stops here, before it touches the import log. */
-    rc = finish_queue(self, qid, epoch, r, added, nerrors, not_stored, now, err,
-                      errlen);
+    rc = finish_queue(self, qid, epoch, r, lines, added, nerrors, not_stored,
+                      now, err, errlen);
     if (rc != SUP_STORE_OK)
         return rc;
 
@@ -279,7 +354,7 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
     update = bson_new();
     BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
     BSON_APPEND_UTF8(&set, "status", r->status);
-    BSON_APPEND_INT64(&set, "total_records", r->lines);
+    BSON_APPEND_INT64(&set, "total_records", lines);
     BSON_APPEND_INT64(&set, "total_records_added", added);
     BSON_APPEND_INT64(&set, "total_errors", nerrors + not_stored);
     BSON_APPEND_INT64(&set, "errors_stored", nerrors);

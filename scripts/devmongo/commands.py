@@ -55,6 +55,7 @@ CODE_NAMES = {
     16: 'InvalidLength',
     26: 'NamespaceNotFound',
     27: 'IndexNotFound',
+    40: 'ConflictingUpdateOperators',
     43: 'CursorNotFound',
     50: 'MaxTimeMSExpired',
     48: 'NamespaceExists',

@@ -376,6 +376,29 @@ def _plain_scalar(v):
         t is float or t is datetime.datetime
 
 
+def check_conflicts(update):
+    """mongod refuses an update whose operators name one path twice, or a
+    path and one of its prefixes ({$set: {a: 1}, $inc: {a: 1}}, {$set:
+    {'a.b': 1}, $unset: {a: ''}}), with ConflictingUpdateOperators (40),
+    before it looks at any document; mongomock would apply both."""
+    if not isinstance(update, dict) or not update or \
+            not all(isinstance(k, str) and k.startswith('$') for k in update):
+        return
+    seen = []
+    for op in update.values():
+        if not isinstance(op, dict):
+            continue
+        for path in op:
+            parts = str(path).split('.')
+            for other in seen:
+                n = min(len(parts), len(other))
+                if parts[:n] == other[:n]:
+                    raise WriteFailure(
+                        "Updating the path '%s' would create a conflict at "
+                        "'%s'" % (path, '.'.join(parts[:n])), 40)
+            seen.append(parts)
+
+
 class DevCollection(mongomock.collection.Collection):
     """A mongomock collection whose writes and unique checks are ours."""
 
@@ -535,6 +558,7 @@ class DevCollection(mongomock.collection.Collection):
 
     def _update(self, spec, document, upsert=False, manipulate=False,
                 multi=False, **kwargs):
+        check_conflicts(document)
         # mongomock updates documents in place: the change history needs
         # them before, to describe each change (a failed update, put back
         # below, describes none).

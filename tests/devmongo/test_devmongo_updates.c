@@ -6,7 +6,9 @@
  * update); $inc on a non-number fails with TypeMismatch (14) in mongod's
  * words; an update whose result passes 16 MiB fails with 17419 and an
  * insert of a document over 16 MiB is refused with BadValue (2), both
- * leaving the collection as it was. Skips without the URI.
+ * leaving the collection as it was; two operators on one path (or on a
+ * path and its prefix) are refused with ConflictingUpdateOperators (40).
+ * Skips without the URI.
  *
  * Failure classes: 4 (one document poisons a loop) is what these rules
  * serve: a write that cannot apply to one document must fail that document
@@ -18,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include <string.h>
 
 #include "dm_fixture.h"
 #include "it_skip.h"
@@ -278,6 +282,59 @@ static void test_insert_past_16mib_refused(void **state)
     mongoc_collection_destroy(coll);
 }
 
+/* Two operators on one path, or on a path and its prefix, are refused
+ * with ConflictingUpdateOperators (40) before any document is looked at
+ * (mongod parses the update first): the document is unchanged, through
+ * update and findAndModify alike. The development server applied both
+ * ($set then $inc), so a service update that names a path twice would
+ * pass the suite and fail on every real server. */
+static void test_conflicting_operators_refused(void **state)
+{
+    dm_fixture_t *fx = *state;
+    bson_t poison, reply;
+    mongoc_collection_t *coll = three_docs(fx, &poison);
+    bson_t *filter = BCON_NEW("_id", BCON_INT32(1));
+    bson_t *same = BCON_NEW("$set", "{", "b", BCON_INT32(3), "}", "$inc", "{",
+                            "b", BCON_INT32(1), "}");
+    bson_t *prefix = BCON_NEW("$set", "{", "b.c", BCON_INT32(3), "}", "$unset",
+                              "{", "b", BCON_UTF8(""), "}");
+    bson_t *none = BCON_NEW("_id", BCON_INT32(99));
+    bson_t before;
+    bson_error_t error;
+    mongoc_find_and_modify_opts_t *fam = mongoc_find_and_modify_opts_new();
+
+    assert_true(find_by_id(coll, 1, &before));
+    assert_false(
+        mongoc_collection_update_one(coll, filter, same, NULL, &reply, &error));
+    assert_int_equal(error.code, 40);
+    assert_non_null(strstr(error.message, "would create a conflict at 'b'"));
+    bson_destroy(&reply);
+    assert_false(mongoc_collection_update_one(coll, filter, prefix, NULL,
+                                              &reply, &error));
+    assert_int_equal(error.code, 40);
+    bson_destroy(&reply);
+    /* refused even when nothing matches */
+    assert_false(
+        mongoc_collection_update_one(coll, none, same, NULL, &reply, &error));
+    assert_int_equal(error.code, 40);
+    bson_destroy(&reply);
+    mongoc_find_and_modify_opts_set_update(fam, same);
+    assert_false(mongoc_collection_find_and_modify_with_opts(coll, filter, fam,
+                                                             &reply, &error));
+    assert_int_equal(error.code, 40);
+    bson_destroy(&reply);
+    assert_unchanged(coll, 1, &before);
+
+    mongoc_find_and_modify_opts_destroy(fam);
+    bson_destroy(&before);
+    bson_destroy(&poison);
+    bson_destroy(filter);
+    bson_destroy(same);
+    bson_destroy(prefix);
+    bson_destroy(none);
+    mongoc_collection_destroy(coll);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -285,6 +342,7 @@ int main(void)
         cmocka_unit_test(test_bulk_update_atomic_per_document),
         cmocka_unit_test(test_update_past_16mib_fails),
         cmocka_unit_test(test_insert_past_16mib_refused),
+        cmocka_unit_test(test_conflicting_operators_refused),
     };
     int rc;
 
