@@ -25,18 +25,12 @@
 
 void sup_end_retry_rule(const sup_end_retry_facts_t *f, sup_end_retry_t *out)
 {
-    int64_t step = SUP_END_RETRY_BASE_MS, bound = f->call_ms;
-    int64_t bound_cap = f->call_ms * SUP_END_BOUND_GROWTH;
+    int64_t step = SUP_END_RETRY_BASE_MS;
     for (int i = 1; i < f->tries && step < SUP_END_RETRY_CAP_MS; i++)
         step *= 2;
     if (step > SUP_END_RETRY_CAP_MS)
         step = SUP_END_RETRY_CAP_MS;
-    for (int i = 1; i < f->tries && bound < bound_cap; i++)
-        bound *= 2;
-    if (bound > bound_cap)
-        bound = bound_cap;
     out->delay_ms = step / 2 + (int64_t)(f->random % (uint32_t)(step / 2 + 1));
-    out->bound_ms = bound;
 }
 
 /* ---- the loop's side ------------------------------------------------- */
@@ -115,13 +109,11 @@ static void end_later(sup_loop_t *self, sup_slot_t *w, const char *status,
     w->pid = 0;
     w->last_flush_ms = self->now;
     f.tries = ++w->end_tries;
-    f.call_ms = self->call_ms;
     if (getrandom(&f.random, sizeof(f.random), GRND_NONBLOCK) !=
         (ssize_t)sizeof(f.random))
         f.random = (uint32_t)self->now ^ (uint32_t)getpid();
     sup_end_retry_rule(&f, &r);
     w->end_retry_at_ms = self->now + r.delay_ms;
-    w->end_bound_ms = r.bound_ms;
     dip_log(DIP_LOG_ERR, w->qid_hex,
             "cannot %s '%s' yet: %s (try %d; the next in %lld ms)", what,
             status, err, w->end_tries, (long long)r.delay_ms);
@@ -129,8 +121,8 @@ static void end_later(sup_loop_t *self, sup_slot_t *w, const char *status,
         /* The same report as every retried step's (sup_retry). */
         dip_log(DIP_LOG_ERR, w->qid_hex,
                 "the end ('%s') failed %d times in a row (still retried, "
-                "each try up to %lld ms)",
-                status, w->end_tries, (long long)r.bound_ms);
+                "each try up to %ld ms)",
+                status, w->end_tries, self->call_ms);
         sup_metrics_step_escalated(self->metrics);
     }
 }

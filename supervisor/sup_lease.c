@@ -154,13 +154,13 @@ void sup_lease_step_failed(sup_loop_t *self, sup_retry_t *r,
     if (getrandom(&random, sizeof(random), GRND_NONBLOCK) !=
         (ssize_t)sizeof(random))
         random = (uint32_t)self->now ^ (uint32_t)getpid();
-    if (!sup_retry_failed(r, self->now, self->call_ms, random))
+    if (!sup_retry_failed(r, self->now, random))
         return;
     dip_log(DIP_LOG_ERR, qid_hex,
             "%s failed %d times in a row, the last: %s (still retried, the "
-            "next in %lld ms, each try up to %lld ms)",
+            "next in %lld ms, each try up to %ld ms)",
             step, r->fails, err, (long long)(r->due_ms - self->now),
-            (long long)r->bound_ms);
+            self->call_ms);
     sup_metrics_step_escalated(self->metrics);
 }
 

@@ -120,7 +120,6 @@ typedef struct sup_slot {
     /* How long the next try may take, growing with the tries. The store's
      * calls still run under their client's one bound (sup_store_call_ms);
      * this is the figure a bounded final write is to be given. */
-    int64_t end_bound_ms;
     /* The final status is on the queue document, csv_imports is not yet:
      * no one can claim the import any more, so its lease no longer
      * matters; the write is retried until it lands. */

@@ -9,19 +9,16 @@ int sup_retry_due(const sup_retry_t *r, int64_t now_ms)
     return now_ms >= r->due_ms;
 }
 
-int sup_retry_failed(sup_retry_t *r, int64_t now_ms, int64_t call_ms,
-                     uint32_t random)
+int sup_retry_failed(sup_retry_t *r, int64_t now_ms, uint32_t random)
 {
     sup_end_retry_facts_t f;
     sup_end_retry_t v;
     if (r->fails < INT32_MAX)
         r->fails++;
     f.tries = r->fails;
-    f.call_ms = call_ms;
     f.random = random;
     sup_end_retry_rule(&f, &v);
     r->due_ms = now_ms + v.delay_ms;
-    r->bound_ms = v.bound_ms;
     return r->fails == SUP_RETRY_REPORT_AFTER;
 }
 
@@ -29,5 +26,4 @@ void sup_retry_ok(sup_retry_t *r)
 {
     r->fails = 0;
     r->due_ms = 0;
-    r->bound_ms = 0;
 }

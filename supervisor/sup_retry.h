@@ -20,18 +20,17 @@
 #define SUP_RETRY_REPORT_AFTER 5
 
 typedef struct sup_retry {
-    int fails;        /* failures in a row so far */
-    int64_t due_ms;   /* the next try not before this (0: at once) */
-    int64_t bound_ms; /* and may take this long (0: the client's bound) */
+    int fails;      /* failures in a row so far */
+    int64_t due_ms; /* the next try not before this (0: at once) */
 } sup_retry_t;
 
 /* 1 when the step may be tried at now_ms. */
 int sup_retry_due(const sup_retry_t *r, int64_t now_ms);
-/* The step failed at now_ms; call_ms is one database call's bound. Sets
- * the next try's time and bound; 1 exactly when this failure is to be
- * reported (the SUP_RETRY_REPORT_AFTER-th in a row), else 0. */
-int sup_retry_failed(sup_retry_t *r, int64_t now_ms, int64_t call_ms,
-                     uint32_t random);
+/* The step failed at now_ms. Sets the next try's time; 1 exactly when
+ * this failure is to be reported (the SUP_RETRY_REPORT_AFTER-th in a
+ * row), else 0. Every try has the loop's one call bound (sup_end.h says
+ * why no step of the loop needs more). */
+int sup_retry_failed(sup_retry_t *r, int64_t now_ms, uint32_t random);
 /* The step succeeded: no wait, and the count starts again. */
 void sup_retry_ok(sup_retry_t *r);
 
