@@ -88,6 +88,13 @@ static int finish_queue(sup_store_t *self, const bson_value_t *qid,
     BSON_APPEND_INT64(&set, "progress.added", added);
     BSON_APPEND_INT64(&set, "progress.errors", nerrors + not_stored);
     BSON_APPEND_INT64(&set, "progress.errors_not_stored", not_stored);
+    /* The end writes no progress of its own: this is the last one. */
+    if (r->has_bytes) {
+        BSON_APPEND_INT64(&set, "progress.bytes", r->bytes);
+        BSON_APPEND_INT64(&set, "progress.bytes_total", r->bytes_total);
+    }
+    if (r->header && r->header_unsaved)
+        BSON_APPEND_ARRAY(&set, "header", r->header);
     if (r->error)
         BSON_APPEND_UTF8(&set, "error", r->error);
     /* csv_imports follows; until it lands, a supervisor that died in
@@ -270,7 +277,17 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
                 dip_bson_get_int(queue_doc, "checkpoint.would_add", -1) >= 0,
             dip_bson_get_int(queue_doc, "checkpoint.updated", 0),
             dip_bson_get_int(queue_doc, "checkpoint.unchanged", 0), &set);
-    append_logs(self, qid, &set);
+    /* No stored error by the worker's accounting, none to quote: it is
+     * exact (a line's error is counted once whatever resumes), so no read
+     * is needed. Figures taken from a progress write may lag the errors
+     * inserted before it: those read. */
+    if (nerrors > 0 || !r->counted) {
+        append_logs(self, qid, &set);
+    } else {
+        bson_t none;
+        BSON_APPEND_ARRAY_BEGIN(&set, "logs", &none);
+        bson_append_array_end(&set, &none);
+    }
     BSON_APPEND_DATE_TIME(&set, "updated_at", now);
     BSON_APPEND_DATE_TIME(&set, "finished_at", now);
     {
@@ -282,8 +299,18 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
             .deletes_source = self->deletes_source,
             .event_held = r->event_held,
         };
-        if (!sup_followup_needed(&ff))
+        if (!sup_followup_needed(&ff)) {
             BSON_APPEND_DATE_TIME(&set, "followups_done_at", now);
+        } else {
+            /* What the follow-ups would otherwise read again: the
+             * source (null: none) and whether an event waits for them. */
+            const char *src = dip_bson_get_str(queue_doc, "csv.0.key");
+            if (src)
+                BSON_APPEND_UTF8(&set, "followups_source", src);
+            else
+                BSON_APPEND_NULL(&set, "followups_source");
+            BSON_APPEND_BOOL(&set, "followups_event", r->event_held != 0);
+        }
     }
     bson_append_document_end(update, &set);
     BSON_APPEND_DOCUMENT_BEGIN(update, "$setOnInsert", &soi);
