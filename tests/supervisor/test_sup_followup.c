@@ -205,18 +205,19 @@ static void test_run(void **state)
     {
         char other[25];
         bson_oid_to_string(&missing, other);
-        assert_int_equal(sup_followup_run(&env.cfg, other, err, sizeof(err)),
-                         -1);
+        assert_int_equal(
+            sup_followup_run(&env.cfg, other, NULL, err, sizeof(err)), -1);
         assert_non_null(strstr(err, "csv_imports"));
     }
-    assert_int_equal(sup_followup_run(&env.cfg, "not-an-id", err, sizeof(err)),
-                     -1);
+    assert_int_equal(
+        sup_followup_run(&env.cfg, "not-an-id", NULL, err, sizeof(err)), -1);
     snprintf(filter, sizeof(filter),
              "{\"queue_id\":{\"$oid\":\"%s\"},\"status\":\"held\"}", hex);
     assert_int_equal(it_count(&env, DIP_EVENT_COLLECTION, filter), 1);
 
     /* The run: event released with the figures, follow-ups done. */
-    assert_int_equal(sup_followup_run(&env.cfg, hex, err, sizeof(err)), 0);
+    assert_int_equal(sup_followup_run(&env.cfg, hex, NULL, err, sizeof(err)),
+                     0);
     snprintf(filter, sizeof(filter),
              "{\"queue_id\":{\"$oid\":\"%s\"},\"status\":\"pending\","
              "\"payload.total_records\":4,\"payload.total_records_added\":3}",
@@ -228,7 +229,8 @@ static void test_run(void **state)
              hex);
     assert_int_equal(it_count(&env, "csv_imports", filter), 1);
     /* Again: idempotent, still one event, still done. */
-    assert_int_equal(sup_followup_run(&env.cfg, hex, err, sizeof(err)), 0);
+    assert_int_equal(sup_followup_run(&env.cfg, hex, NULL, err, sizeof(err)),
+                     0);
     snprintf(filter, sizeof(filter), "{\"queue_id\":{\"$oid\":\"%s\"}}", hex);
     assert_int_equal(it_count(&env, DIP_EVENT_COLLECTION, filter), 1);
     bson_destroy(queue_doc);
