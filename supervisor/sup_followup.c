@@ -154,9 +154,9 @@ static int claim(mongoc_collection_t *imports, const char *owner,
                  bson_t *doc, char *err, size_t errlen);
 
 /* The source key of the import: csv_imports' followups_source, written by
- * the end when it has follow-ups, else (an end written before it was) the
- * queue document's. malloc'd into *out (NULL: the import names no file).
- * 0, or -1 with err filled. */
+ * the end when it has follow-ups (null: none), else (an end written before
+ * it was, or a value of another type) the queue document's. malloc'd into *out
+ * (NULL: the import names no file). 0, or -1 with err filled. */
 static int source_key(mongoc_collection_t *queues, const bson_t *imp,
                       const bson_value_t *qid, char **out, char *err,
                       size_t errlen)
@@ -167,9 +167,13 @@ static int source_key(mongoc_collection_t *queues, const bson_t *imp,
     const char *src;
     int found;
     *out = NULL;
-    if (bson_iter_init_find(&it, imp, "followups_source")) {
-        if (!BSON_ITER_HOLDS_UTF8(&it))
-            return 0; /* as the end wrote it: no file */
+    /* A string or null, as the end writes it; anything else is not read
+     * (class 11): the queue document says. */
+    if (bson_iter_init_find(&it, imp, "followups_source") &&
+        BSON_ITER_HOLDS_NULL(&it))
+        return 0;
+    if (bson_iter_init_find(&it, imp, "followups_source") &&
+        BSON_ITER_HOLDS_UTF8(&it)) {
         *out = strdup(bson_iter_utf8(&it, NULL));
         return *out ? 0 : dip_text_say(-1, err, errlen, "out of memory");
     }
