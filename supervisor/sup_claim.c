@@ -354,6 +354,8 @@ void sup_claim_run(sup_loop_t *self)
         w->bytes = dip_bson_get_int(w->doc, "progress.bytes", 0);
         w->claimed_ms = self->now;
         w->claimed_lines = w->lines;
+        w->doc_fresh = 1;
+        w->claim_sent_ms = sent;
         w->not_stored =
             dip_bson_get_int(w->doc, "checkpoint.errors_not_stored", 0);
         w->epoch = sup_store_epoch(w->doc);

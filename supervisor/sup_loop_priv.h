@@ -169,6 +169,12 @@ typedef struct sup_slot {
     int64_t round_trips;
     sup_metrics_exit_t killed_for;
     int64_t claimed_ms, claimed_lines;
+    /* doc is the claim's own answer, not yet handed to a worker: the first
+     * worker gets it (wrk_handoff.h) with the claim's time by our monotonic
+     * clock, taken before it was sent, instead of reading it again; a later
+     * run reads it (its checkpoint moved on). */
+    int doc_fresh;
+    int64_t claim_sent_ms;
 } sup_slot_t;
 
 struct sup_loop {
