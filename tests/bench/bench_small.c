@@ -205,7 +205,8 @@ static void reset_oplog(it_env_t *env)
 
 /* The development server's own time for the service since the last
  * reset_oplog, from its op log: the time its one lock was held for the
- * service's commands (less this program's, connection mine), per import and
+ * service's commands (less this program's, connection mine, and the
+ * getMores, which wait with the lock released), per import and
  * as a share of the phase's wall time: near 100% the server bounds the
  * rate, well below it the clients do. Also the time they waited for it. */
 static void print_server_time(it_env_t *env, int64_t mine, int imports,
@@ -217,6 +218,8 @@ static void print_server_time(it_env_t *env, int64_t mine, int imports,
     bson_iter_t it, ops;
     double held = 0, waited = 0, mine_ms = 0;
     long n = 0;
+    kind_t kinds[MAX_KINDS];
+    size_t nkinds = 0;
     if (!mongoc_client_command_simple(env->client, "admin", cmd, NULL, &reply,
                                       NULL) ||
         !bson_iter_init_find(&it, &reply, "ops") ||
@@ -239,6 +242,11 @@ static void print_server_time(it_env_t *env, int64_t mine, int imports,
             ms = bson_iter_as_double(&f);
         if (bson_iter_init_find(&f, &op, "waitMillis"))
             wait = bson_iter_as_double(&f);
+        /* A change stream's getMore waits for changes with the lock
+         * released: its time is not the server's work. */
+        if (dip_bson_get_str(&op, "op") &&
+            strcmp(dip_bson_get_str(&op, "op"), "getMore") == 0)
+            continue;
         if (dip_bson_get_int(&op, "conn", -1) == mine) {
             mine_ms += ms - wait;
             continue;
@@ -246,6 +254,16 @@ static void print_server_time(it_env_t *env, int64_t mine, int imports,
         held += ms - wait;
         waited += wait;
         n++;
+        {
+            const char *name = dip_bson_get_str(&op, "op");
+            const char *ns = dip_bson_get_str(&op, "ns");
+            const char *dot = ns ? strchr(ns, '.') : NULL;
+            char key[96];
+            snprintf(key, sizeof(key), "%s.%s", dot ? dot + 1 : "$cmd",
+                     name ? name : "?");
+            /* microseconds, in the kinds' counter */
+            count_kind(kinds, &nkinds, key, (long)((ms - wait) * 1000.0));
+        }
     }
     printf("%s: the development server's own time for the service: %.1f ms "
            "per import (%ld commands logged), its lock held %.0f%% of the "
@@ -256,6 +274,10 @@ static void print_server_time(it_env_t *env, int64_t mine, int imports,
            (double)wall_ms / 1000.0,
            wall_ms > 0 ? 100.0 * mine_ms / (double)wall_ms : 0,
            waited / imports);
+    printf("%s: the server's time per import by kind (ms):\n", phase);
+    for (size_t i = 0; i < nkinds; i++)
+        printf("  %-36s %7.2f\n", kinds[i].key,
+               (double)kinds[i].n / 1000.0 / imports);
     bson_destroy(&reply);
     bson_destroy(cmd);
 }
