@@ -289,13 +289,29 @@ static int wait_all(it_env_t *env, const bson_oid_t *ids, int n, bson_t *out)
     mongoc_collection_t *q = it_coll(env, "queues");
     int done = 0;
     int *seen = calloc((size_t)n, sizeof(int));
+    /* Only the imports not seen ended yet, by _id, and only the fields
+     * read here: the waiting must not load the server it measures. */
+    bson_t *opts =
+        BCON_NEW("projection", "{", "status", BCON_INT32(1), "created_at",
+                 BCON_INT32(1), "claimed_at", BCON_INT32(1), "finished_at",
+                 BCON_INT32(1), "progress.added", BCON_INT32(1), "}");
     for (int round = 0; seen != NULL && done < n && round < 36000; round++) {
-        bson_t *filter =
-            BCON_NEW("status", "{", "$in", "[", BCON_UTF8("completed"),
-                     BCON_UTF8("failed"), BCON_UTF8("cancelled"), "]", "}",
-                     "log_pending", "{", "$exists", BCON_BOOL(false), "}");
-        mongoc_cursor_t *c =
-            mongoc_collection_find_with_opts(q, filter, NULL, NULL);
+        bson_t *filter = bson_new(), idf, in;
+        mongoc_cursor_t *c;
+        BSON_APPEND_DOCUMENT_BEGIN(filter, "_id", &idf);
+        BSON_APPEND_ARRAY_BEGIN(&idf, "$in", &in);
+        for (int i = 0, k = 0; i < n; i++)
+            if (!seen[i]) {
+                char key[16];
+                snprintf(key, sizeof(key), "%d", k++);
+                BSON_APPEND_OID(&in, key, &ids[i]);
+            }
+        bson_append_array_end(&idf, &in);
+        bson_append_document_end(filter, &idf);
+        BCON_APPEND(filter, "status", "{", "$in", "[", BCON_UTF8("completed"),
+                    BCON_UTF8("failed"), BCON_UTF8("cancelled"), "]", "}",
+                    "log_pending", "{", "$exists", BCON_BOOL(false), "}");
+        c = mongoc_collection_find_with_opts(q, filter, opts, NULL);
         const bson_t *doc;
         while (mongoc_cursor_next(c, &doc)) {
             bson_iter_t it;
@@ -315,6 +331,7 @@ static int wait_all(it_env_t *env, const bson_oid_t *ids, int n, bson_t *out)
             usleep(done + 1 == n ? 20000 : 100000);
     }
     free(seen);
+    bson_destroy(opts);
     mongoc_collection_destroy(q);
     return done == n ? 0 : -1;
 }
