@@ -258,8 +258,11 @@ void sup_end_finish(sup_loop_t *self, sup_slot_t *w, const char *status,
     } else if (end_errors(self, w) != 0) {
         snprintf(err, sizeof(err), "the line errors could not be written");
     } else if (record_event(self, w, status, error, err, sizeof(err)) == 0) {
+        bson_t *logs = sup_slot_logs(w);
+        r.logs = logs;
         rc = sup_store_finish(self->store, w->doc, w->epoch, &r, err,
                               sizeof(err));
+        bson_destroy(logs);
         if (rc == SUP_STORE_EPARTIAL) {
             w->final_written = 1;
             rc = SUP_STORE_EFAIL;

@@ -29,6 +29,10 @@ enum {
                                     could not take, ended alone (see there) */
 };
 
+/* How many of the first errors csv_imports.logs keeps (all of them are in
+ * csv_import_errors). */
+#define SUP_STORE_LOGS_KEEP 100
+
 /* Final figures and words of an import, for sup_store_finish. */
 typedef struct sup_store_result {
     const char *status;  /* completed | failed | cancelled */
@@ -66,6 +70,10 @@ typedef struct sup_store_result {
     int has_bytes;
     int64_t bytes, bytes_total;
     int header_unsaved;
+    /* csv_imports.logs as the caller knows them for sure ({line, field,
+     * message} of the first SUP_STORE_LOGS_KEEP stored errors by line; an
+     * array, borrowed), or NULL: read from csv_import_errors. */
+    const bson_t *logs;
 } sup_store_result_t;
 
 /* Appends an update or upsert's counts as csv_imports and the completion

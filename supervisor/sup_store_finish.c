@@ -21,18 +21,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* How many of the first errors csv_imports.logs keeps (all of them are in
- * csv_import_errors). */
-#define LOGS_KEEP 100
-
 /* The first errors by line, for csv_imports.logs. */
 static void append_logs(sup_store_t *self, const bson_value_t *qid, bson_t *set)
 {
     bson_t *filter = bson_new();
-    bson_t *opts = BCON_NEW("sort", "{", "line", BCON_INT32(1), "}", "limit",
-                            BCON_INT64(LOGS_KEEP), "projection", "{", "_id",
-                            BCON_INT32(0), "line", BCON_INT32(1), "field",
-                            BCON_INT32(1), "message", BCON_INT32(1), "}");
+    bson_t *opts =
+        BCON_NEW("sort", "{", "line", BCON_INT32(1), "}", "limit",
+                 BCON_INT64(SUP_STORE_LOGS_KEEP), "projection", "{", "_id",
+                 BCON_INT32(0), "line", BCON_INT32(1), "field", BCON_INT32(1),
+                 "message", BCON_INT32(1), "}");
     mongoc_cursor_t *c;
     const bson_t *doc;
     bson_t arr;
@@ -281,7 +278,9 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
      * exact (a line's error is counted once whatever resumes), so no read
      * is needed. Figures taken from a progress write may lag the errors
      * inserted before it: those read. */
-    if (nerrors > 0 || !r->counted) {
+    if (r->logs) {
+        BSON_APPEND_ARRAY(&set, "logs", r->logs);
+    } else if (nerrors > 0 || !r->counted) {
         append_logs(self, qid, &set);
     } else {
         bson_t none;

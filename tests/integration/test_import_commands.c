@@ -12,6 +12,10 @@
  * imports up and no poll falls inside the window; a first import warms the
  * stream and the supervisor's start-up (its indexes) is outside the count.
  *
+ * The error file's import also checks that csv_imports.logs, quoted from
+ * what the supervisor kept instead of read, is what csv_import_errors
+ * holds: its first errors by line.
+ *
  * Failure classes walked: 14 (the count is of what the server saw, not of
  * what the service says it did; a window that missed the import would
  * count nothing, so the claim, the worker's first read and the final
@@ -173,6 +177,63 @@ static void import_once(const char *key, int errors, bson_oid_t *qid)
     usleep(500000);
 }
 
+/* csv_imports.logs of the import, quoted without a read of
+ * csv_import_errors, is what that collection holds: its first errors by
+ * line, {line, field, message} each, as many as there are (at most 100). */
+static void check_logs(const bson_oid_t *qid)
+{
+    mongoc_collection_t *imports = it_coll(&env, "csv_imports");
+    mongoc_collection_t *errors = it_coll(&env, "csv_import_errors");
+    bson_t *filter = BCON_NEW("queue_id", BCON_OID(qid));
+    bson_t *opts = BCON_NEW("sort", "{", "line", BCON_INT32(1), "}", "limit",
+                            BCON_INT64(100), "projection", "{", "_id",
+                            BCON_INT32(0), "line", BCON_INT32(1), "field",
+                            BCON_INT32(1), "message", BCON_INT32(1), "}");
+    mongoc_cursor_t *c =
+        mongoc_collection_find_with_opts(imports, filter, NULL, NULL);
+    const bson_t *doc;
+    bson_t logs;
+    bson_iter_t it, a;
+    int n = 0;
+    assert_true(mongoc_cursor_next(c, &doc));
+    assert_true(bson_iter_init_find(&it, doc, "logs") &&
+                BSON_ITER_HOLDS_ARRAY(&it));
+    {
+        uint32_t len;
+        const uint8_t *data;
+        bson_iter_array(&it, &len, &data);
+        assert_true(bson_init_static(&logs, data, len));
+    }
+    assert_true(bson_iter_init(&a, &logs));
+    {
+        mongoc_cursor_t *e =
+            mongoc_collection_find_with_opts(errors, filter, opts, NULL);
+        const bson_t *want;
+        while (mongoc_cursor_next(e, &want)) {
+            bson_t got;
+            uint32_t len;
+            const uint8_t *data;
+            assert_true(bson_iter_next(&a) && BSON_ITER_HOLDS_DOCUMENT(&a));
+            bson_iter_document(&a, &len, &data);
+            assert_true(bson_init_static(&got, data, len));
+            assert_int_equal(dip_bson_get_int(&got, "line", -1),
+                             dip_bson_get_int(want, "line", -2));
+            assert_string_equal(it_str(&got, "field"), it_str(want, "field"));
+            assert_string_equal(it_str(&got, "message"),
+                                it_str(want, "message"));
+            n++;
+        }
+        mongoc_cursor_destroy(e);
+    }
+    assert_false(bson_iter_next(&a)); /* no more than stored */
+    assert_true(n > 0);
+    mongoc_cursor_destroy(c);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    mongoc_collection_destroy(imports);
+    mongoc_collection_destroy(errors);
+}
+
 static void count_one(const char *file_key, int errors, int budget,
                       const char *what)
 {
@@ -192,6 +253,8 @@ static void count_one(const char *file_key, int errors, int budget,
     if (n > budget)
         fail_msg("%s: %d database commands, over the budget of %d", what, n,
                  budget);
+    if (errors)
+        check_logs(&qid);
 }
 
 static void test_commands_per_import(void **state)
