@@ -232,7 +232,8 @@ void sup_end_finish(sup_loop_t *self, sup_slot_t *w, const char *status,
                             .has_bytes = w->dirty,
                             .bytes = w->bytes,
                             .bytes_total = w->bytes_total,
-                            .header_unsaved = w->header_dirty};
+                            .header_unsaved = w->header_dirty,
+                            .checkpoint = w->checkpoint};
     sup_followup_facts_t ff = {
         .total_errors = w->nerrors + w->not_stored,
         .has_source = dip_bson_get_str(w->doc, "csv.0.key") != NULL,

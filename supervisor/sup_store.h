@@ -70,6 +70,9 @@ typedef struct sup_store_result {
     int has_bytes;
     int64_t bytes, bytes_total;
     int header_unsaved;
+    /* the worker's last checkpoint not written yet (borrowed), or NULL:
+     * the final status stores it, as the last progress write would */
+    const bson_t *checkpoint;
     /* csv_imports.logs as the caller knows them for sure ({line, field,
      * message} of the first SUP_STORE_LOGS_KEEP stored errors by line; an
      * array, borrowed), or NULL: read from csv_import_errors. */

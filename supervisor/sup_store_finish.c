@@ -92,6 +92,8 @@ static int finish_queue(sup_store_t *self, const bson_value_t *qid,
     }
     if (r->header && r->header_unsaved)
         BSON_APPEND_ARRAY(&set, "header", r->header);
+    if (r->checkpoint)
+        BSON_APPEND_DOCUMENT(&set, "checkpoint", r->checkpoint);
     if (r->error)
         BSON_APPEND_UTF8(&set, "error", r->error);
     /* csv_imports follows; until it lands, a supervisor that died in
