@@ -45,11 +45,14 @@ static void help(void)
            usage);
 }
 
-/* `--follow-up ID`: the error file, the source cleanup and the event of
- * one ended import, in a process the supervisor started for them
- * (sup_followup). Exits 0 when they are done, 75 to be tried again. */
+/* `--follow-up ID [--claim-for OWNER]`: the error file, the source
+ * cleanup and the event of one ended import, in a process the supervisor
+ * started for them (sup_followup), which claims them for OWNER itself when
+ * told to. Exits 0 when they are done (or another's), 75 to be tried
+ * again. */
 static int follow_up_main(dip_config_t *cfg, const char *config,
-                          const char *qid, int secrets_fd)
+                          const char *qid, const char *claim_for,
+                          int secrets_fd)
 {
     char err[1024];
     int rc;
@@ -81,7 +84,7 @@ static int follow_up_main(dip_config_t *cfg, const char *config,
     signal(SIGXFSZ, SIG_IGN);
     dip_mongo_init();
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    rc = sup_followup_run(cfg, qid, err, sizeof(err));
+    rc = sup_followup_run(cfg, qid, claim_for, err, sizeof(err));
     if (rc < 0)
         dip_log(DIP_LOG_WARNING, qid, "follow-ups: %s", err);
     curl_global_cleanup();
@@ -92,11 +95,13 @@ static int follow_up_main(dip_config_t *cfg, const char *config,
 int main(int argc, char **argv)
 {
     const char *config = NULL, *check = NULL, *follow_up = NULL;
+    const char *claim_for = NULL;
     long long secrets = -1;
     const dip_arg_t args[] = {
         {"config", &config, NULL, 0},
         {"check-config", &check, NULL, 0},
         {"follow-up", &follow_up, NULL, 0},
+        {"claim-for", &claim_for, NULL, 0},
         {"secrets-fd", NULL, &secrets, 1 << 20},
     };
     char err[1024], exe[PATH_MAX];
@@ -132,8 +137,15 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     dip_config_init(&cfg);
+    if (claim_for != NULL && (follow_up == NULL || *claim_for == '\0')) {
+        fprintf(stderr,
+                "dealimport-supervisor: --claim-for goes with --follow-up "
+                "and names an owner; %s",
+                usage);
+        return DIP_EXIT_USAGE;
+    }
     if (follow_up)
-        return follow_up_main(&cfg, config, follow_up, secrets_fd);
+        return follow_up_main(&cfg, config, follow_up, claim_for, secrets_fd);
     if (dip_config_load(&cfg, config,
                         DIP_NEED_MONGO | DIP_NEED_STORAGE | DIP_NEED_SECRET,
                         err, sizeof(err)) < 0) {

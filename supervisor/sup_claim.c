@@ -354,9 +354,14 @@ void sup_claim_run(sup_loop_t *self)
         w->bytes = dip_bson_get_int(w->doc, "progress.bytes", 0);
         w->claimed_ms = self->now;
         w->claimed_lines = w->lines;
+        w->doc_fresh = 1;
+        w->claim_sent_ms = sent;
         w->not_stored =
             dip_bson_get_int(w->doc, "checkpoint.errors_not_stored", 0);
         w->epoch = sup_store_epoch(w->doc);
+        /* No error stored before this claim's checkpoint: this claim's
+         * runs report every stored one (sup_slot_keep_log). */
+        w->logs_own = w->nerrors == 0 && w->not_stored == 0;
         w->lease = SUP_LEASE_HELD;
         w->lease_end_ms = sent + sup_lease_ms(self);
         w->kill_at_ms = INT64_MAX;

@@ -89,6 +89,22 @@ int sup_end_flush(sup_loop_t *self, sup_slot_t *w)
     return -1;
 }
 
+/* The line errors an end has not written yet, alone (the final status
+ * carries the progress). 0 when none is left. */
+static int end_errors(sup_loop_t *self, sup_slot_t *w)
+{
+    char err[512];
+    if (w->nerrs == 0)
+        return 0;
+    if (sup_store_errors(self->store, w->errs, w->nerrs, err, sizeof(err)) !=
+        SUP_STORE_OK) {
+        dip_log(DIP_LOG_WARNING, w->qid_hex, "%s", err);
+        return -1;
+    }
+    sup_slot_clear_errors(self, w);
+    return 0;
+}
+
 /* An end that could not be written: the slot stays, ENDING, and the end
  * is tried again when sup_end_retry_rule says (sup_end_retry). error is
  * copied (it may be the slot's own final_error already). */
@@ -202,7 +218,14 @@ void sup_end_finish(sup_loop_t *self, sup_slot_t *w, const char *status,
                             .new_stages = w->new_stages,
                             .has_counts = w->has_counts,
                             .updated = w->updated,
-                            .unchanged = w->unchanged};
+                            .unchanged = w->unchanged,
+                            /* progress not written yet: the final status
+                             * carries it, no write of its own */
+                            .has_bytes = w->dirty,
+                            .bytes = w->bytes,
+                            .bytes_total = w->bytes_total,
+                            .header_unsaved = w->header_dirty,
+                            .checkpoint = w->checkpoint};
     sup_followup_facts_t ff = {
         .total_errors = w->nerrors + w->not_stored,
         .has_source = dip_bson_get_str(w->doc, "csv.0.key") != NULL,
@@ -218,15 +241,21 @@ void sup_end_finish(sup_loop_t *self, sup_slot_t *w, const char *status,
         sup_slot_free(self, w);
         return;
     }
-    /* Line errors still unwritten (database away) must land before the
-     * import log that counts them and quotes the first of them. */
+    /* Line errors still unwritten must land before the import log that
+     * counts them and quotes the first of them; the progress and the
+     * header go with the final status, one write (a crash before it
+     * resumes from the last checkpoint, whose totals the duplicates it
+     * meets again keep exact). */
     if (!sup_lease_db_ok(self)) {
         snprintf(err, sizeof(err), "the database is unavailable");
-    } else if (sup_end_flush(self, w) != 0 && sup_slot_pending(w)) {
+    } else if (end_errors(self, w) != 0) {
         snprintf(err, sizeof(err), "the line errors could not be written");
     } else if (record_event(self, w, status, error, err, sizeof(err)) == 0) {
+        bson_t *logs = sup_slot_logs(w);
+        r.logs = logs;
         rc = sup_store_finish(self->store, w->doc, w->epoch, &r, err,
                               sizeof(err));
+        bson_destroy(logs);
         if (rc == SUP_STORE_EPARTIAL) {
             w->final_written = 1;
             rc = SUP_STORE_EFAIL;
@@ -333,8 +362,6 @@ void sup_end_exited(sup_loop_t *self, sup_slot_t *w, int st)
     sup_life_facts_t f;
     sup_life_action_t a;
 
-    if (w->lease == SUP_LEASE_HELD)
-        sup_end_flush(self, w);
     sup_start_opts(self, &o, argv, -1);
     sup_spawn_describe(st, &o, how, sizeof(how));
     memset(&f, 0, sizeof(f));
@@ -359,7 +386,23 @@ void sup_end_exited(sup_loop_t *self, sup_slot_t *w, int st)
     f.memory_mb = self->cfg.worker_memory_mb;
     f.restarts_allowed = self->cfg.worker_restarts;
     f.backoff_ms = self->cfg.row_backoff_ms;
-    sup_life_decide(&f, &w->life, &a);
+    {
+        /* An end to be written carries the progress in its final status
+         * (sup_end_finish): no write of its own first. Anything else
+         * writes what waits (a new worker resumes from it), then decides
+         * with what that write learnt of the claim. */
+        sup_life_counters_t peek = w->life;
+        sup_life_decide(&f, &peek, &a);
+        if (a.kind == SUP_LIFE_FINISH && f.lease == SUP_LEASE_HELD) {
+            w->life = peek;
+        } else {
+            if (w->lease == SUP_LEASE_HELD) {
+                sup_end_flush(self, w);
+                f.lease = w->lease;
+            }
+            sup_life_decide(&f, &w->life, &a);
+        }
+    }
     switch (a.kind) {
     case SUP_LIFE_FINISH:
         sup_end_finish(self, w, a.status, a.sentence[0] ? a.sentence : NULL);

@@ -156,65 +156,131 @@ static int give_up(mongoc_collection_t *imports, const bson_value_t *qid,
     return rc;
 }
 
-int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
-                     size_t errlen)
+static int claim(mongoc_collection_t *imports, const char *owner,
+                 int64_t now_ms, const bson_oid_t *only, char out_hex[25],
+                 bson_t *doc, char *err, size_t errlen);
+
+/* The source key of the import: csv_imports' followups_source, written by
+ * the end when it has follow-ups (null: none), else (an end written before
+ * it was, or a value of another type) the queue document's. malloc'd into *out
+ * (NULL: the import names no file). 0, or -1 with err filled. */
+static int source_key(mongoc_collection_t *queues, const bson_t *imp,
+                      const bson_value_t *qid, char **out, char *err,
+                      size_t errlen)
+{
+    bson_t filter = BSON_INITIALIZER, q;
+    bson_error_t e;
+    bson_iter_t it;
+    const char *src;
+    int found;
+    *out = NULL;
+    /* A string or null, as the end writes it; anything else is not read
+     * (class 11): the queue document says. */
+    if (bson_iter_init_find(&it, imp, "followups_source") &&
+        BSON_ITER_HOLDS_NULL(&it))
+        return 0;
+    if (bson_iter_init_find(&it, imp, "followups_source") &&
+        BSON_ITER_HOLDS_UTF8(&it)) {
+        *out = strdup(bson_iter_utf8(&it, NULL));
+        return *out ? 0 : dip_text_say(-1, err, errlen, "out of memory");
+    }
+    BSON_APPEND_VALUE(&filter, "_id", qid);
+    found = find_one(queues, &filter, &q, &e);
+    bson_destroy(&filter);
+    if (found <= 0) {
+        dip_text_format(err, errlen, NULL, "reading the queue document: %s",
+                        found < 0 ? e.message : "it is gone");
+        bson_destroy(&q);
+        return -1;
+    }
+    src = dip_bson_get_str(&q, "csv.0.key");
+    if (src != NULL && (*out = strdup(src)) == NULL) {
+        bson_destroy(&q);
+        return dip_text_say(-1, err, errlen, "out of memory");
+    }
+    bson_destroy(&q);
+    return 0;
+}
+
+int sup_followup_run(const dip_config_t *cfg, const char *qid_hex,
+                     const char *claim_owner, char *err, size_t errlen)
 {
     mongoc_client_t *client = NULL;
     mongoc_database_t *db = NULL;
     mongoc_collection_t *imports = NULL, *queues = NULL, *events = NULL;
     dip_storage_t *st = NULL;
-    bson_t filter = BSON_INITIALIZER, imp, q, header, done = BSON_INITIALIZER,
+    bson_t filter = BSON_INITIALIZER, imp, header, done = BSON_INITIALIZER,
            details = BSON_INITIALIZER, set, written = BSON_INITIALIZER;
     bson_value_t qid;
     bson_error_t e;
     bson_iter_t it;
-    const char *dbname, *src, *status;
+    char *src = NULL;
     char why[1024];
     int rc = -1, found, has_header = 0, wrote = 0, gave_up = 0;
+    int held, cleans, deferred = 0, success_wanted;
     int64_t total_errors, not_stored, runs;
 
     bson_init(&imp);
-    bson_init(&q);
     if (!dip_msg_is_oid(qid_hex)) {
         dip_text_format(err, errlen, NULL, "'%s' is not an import id", qid_hex);
         goto cleanup;
     }
     qid.value_type = BSON_TYPE_OID;
     bson_oid_init_from_string(&qid.value.v_oid, qid_hex);
-    client =
-        dip_mongo_client_new_bounded(cfg->mongodb_uri, "dealimport-followup",
-                                     cfg->lease_s * 1000, &dbname, err, errlen);
-    if (client == NULL)
-        goto cleanup;
-    db = mongoc_client_get_database(client, dbname);
-    imports = mongoc_client_get_collection(client, dbname, "csv_imports");
-    queues = mongoc_client_get_collection(client, dbname, "queues");
-    events = mongoc_client_get_collection(client, dbname, DIP_EVENT_COLLECTION);
+    {
+        const char *dbname;
+        client = dip_mongo_client_new_bounded(
+            cfg->mongodb_uri, "dealimport-followup", cfg->lease_s * 1000,
+            &dbname, err, errlen);
+        if (client == NULL)
+            goto cleanup;
+        db = mongoc_client_get_database(client, dbname);
+        imports = mongoc_client_get_collection(client, dbname, "csv_imports");
+        queues = mongoc_client_get_collection(client, dbname, "queues");
+        events =
+            mongoc_client_get_collection(client, dbname, DIP_EVENT_COLLECTION);
+    }
     st = dip_storage_new(cfg, err, errlen);
     if (st == NULL)
         goto cleanup;
 
-    BSON_APPEND_VALUE(&filter, "queue_id", &qid);
     bson_destroy(&imp);
-    found = find_one(imports, &filter, &imp, &e);
-    if (found <= 0) {
-        dip_text_format(err, errlen, NULL, "reading csv_imports: %s",
-                        found < 0 ? e.message : "no document yet");
-        goto cleanup;
+    if (claim_owner != NULL) {
+        /* The claim answers the document: no read of it. */
+        char hex[25];
+        found = claim(imports, claim_owner, dip_bson_now_ms(), &qid.value.v_oid,
+                      hex, &imp, err, errlen);
+        if (found < 0)
+            goto cleanup;
+        if (found == 0) {
+            dip_log(DIP_LOG_DEBUG, qid_hex,
+                    "follow-ups done or another's: nothing to do");
+            rc = 0;
+            goto cleanup;
+        }
+    } else {
+        BSON_APPEND_VALUE(&filter, "queue_id", &qid);
+        found = find_one(imports, &filter, &imp, &e);
+        if (found <= 0) {
+            dip_text_format(err, errlen, NULL, "reading csv_imports: %s",
+                            found < 0 ? e.message : "no document yet");
+            goto cleanup;
+        }
     }
-    bson_reinit(&filter);
-    BSON_APPEND_VALUE(&filter, "_id", &qid);
-    bson_destroy(&q);
-    found = find_one(queues, &filter, &q, &e);
-    if (found <= 0) {
-        dip_text_format(err, errlen, NULL, "reading the queue document: %s",
-                        found < 0 ? e.message : "it is gone");
+    if (source_key(queues, &imp, &qid, &src, err, errlen) < 0)
         goto cleanup;
-    }
-    status = dip_bson_get_str(&imp, "status");
-    src = dip_bson_get_str(&q, "csv.0.key");
     total_errors = dip_bson_get_int(&imp, "total_errors", 0);
     not_stored = dip_bson_get_int(&imp, "errors_not_stored", 0);
+    /* An event may be held unless the end said none is (a boolean false
+     * only: anything else is released, the safe side). */
+    held = !(bson_iter_init_find(&it, &imp, "followups_event") &&
+             BSON_ITER_HOLDS_BOOL(&it) && !bson_iter_bool(&it));
+    /* The end says whether a success file is wanted (the queue
+     * document asked; a boolean true only). */
+    success_wanted = bson_iter_init_find(&it, &imp, "success_file_wanted") &&
+                     BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it);
+    cleans = src && cfg->delete_source != DIP_DELETE_SOURCE_NEVER &&
+             !bson_iter_init_find(&it, &imp, "source_delete");
     /* This run counted before any step: a run that ends before its last
      * still counts. Set, not $inc: a value of another type (class 11)
      * counts as none and is replaced, never fails the run. */
@@ -248,7 +314,7 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
             wrote = 1;
             gave_up++;
         }
-        if (src && sup_succfile_wanted(&q) &&
+        if (src && success_wanted &&
             !bson_iter_init_find(&it, &imp, "success_file")) {
             if (give_up(imports, &qid, "success_file", why, &written, err,
                         errlen) < 0)
@@ -278,7 +344,10 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
 
     /* 1. The error file, once; tried a bounded number of times, then
      * given up and recorded so (error_file: {failed}), which the event
-     * carries; the other steps go on either way. */
+     * carries; the other steps go on either way. Recorded at once when a
+     * later step reads it (the cleanup) or is told of it before the end
+     * (the event); else with step 4, one write: a crash before it writes
+     * the same file again. */
     if (total_errors > 0 && src &&
         !bson_iter_init_find(&it, &imp, "error_file")) {
         char why1[1024] = "";
@@ -297,8 +366,10 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
             w = sup_errfile_write(db, st, src, &qid,
                                   has_header ? &header : NULL, not_stored, &ef,
                                   why1, sizeof(why1));
-            if (w == SUP_ERRFILE_OK)
+            if (w == SUP_ERRFILE_OK && (held || cleans))
                 w = sup_errfile_record(db, &qid, &ef, why1, sizeof(why1));
+            else if (w == SUP_ERRFILE_OK)
+                deferred = 1;
             if (w == SUP_ERRFILE_OK) {
                 dip_log(DIP_LOG_INFO, qid_hex,
                         "error file '%s': %lld rows, %lld bytes", ef.key,
@@ -327,7 +398,7 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
     /* 1b. The success file, once, when asked for; bounded as the error
      * file is, and given up at once when the source is gone or is another
      * object (no retry brings it back). */
-    if (src && sup_succfile_wanted(&q) &&
+    if (src && success_wanted &&
         !bson_iter_init_find(&it, &imp, "success_file")) {
         char why2[1024] = "";
         for (int tries = 1;; tries++) {
@@ -364,8 +435,7 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
     /* 2. The source, under the policy (sup_cleanup keeps it unless the
      * import completed for real and its error file is written); tried a
      * bounded number of times, then given up (source_delete: {failed}). */
-    if (src && cfg->delete_source != DIP_DELETE_SOURCE_NEVER &&
-        !bson_iter_init_find(&it, &imp, "source_delete")) {
+    if (cleans) {
         for (int tries = 1;; tries++) {
             int c = sup_cleanup_source(db, st, cfg->delete_source, &qid, src,
                                        NULL, why, sizeof(why));
@@ -401,16 +471,21 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
         }
     }
 
-    /* 3. The completion event, with the final figures. */
+    /* 3. The completion event, with the final figures, when one may be
+     * held (an end that recorded none said so). */
 release:
-    event_details(&imp, wrote ? &written : NULL, &details);
-    if (dip_event_release(events, &qid, &details, err, errlen) < 0)
-        goto cleanup;
+    if (held) {
+        event_details(&imp, wrote ? &written : NULL, &details);
+        if (dip_event_release(events, &qid, &details, err, errlen) < 0)
+            goto cleanup;
+    }
 
-    /* 4. Done. */
+    /* 4. Done, with the error file when step 1 left it to this write. */
     bson_reinit(&filter);
     BSON_APPEND_VALUE(&filter, "queue_id", &qid);
     BSON_APPEND_DOCUMENT_BEGIN(&done, "$set", &set);
+    if (deferred && bson_iter_init_find(&it, &written, "error_file"))
+        bson_append_iter(&set, "error_file", -1, &it);
     BSON_APPEND_DATE_TIME(&set, "followups_done_at", dip_bson_now_ms());
     bson_append_document_end(&done, &set);
     if (!mongoc_collection_update_one(imports, &filter, &done, NULL, NULL,
@@ -419,12 +494,11 @@ release:
                         e.message);
         goto cleanup;
     }
-    (void)status;
     rc = gave_up > 0 ? 1 : 0;
 cleanup:
+    free(src);
     bson_destroy(&filter);
     bson_destroy(&imp);
-    bson_destroy(&q);
     bson_destroy(&done);
     bson_destroy(&details);
     bson_destroy(&written);
@@ -442,10 +516,12 @@ cleanup:
     return rc;
 }
 
-/* sup_followup_claim, of the one import only when only is set. */
+/* sup_followup_claim, of the one import only when only is set; with doc
+ * not NULL, the claimed csv_imports document as the claim left it is
+ * copied there (initialized either way). */
 static int claim(mongoc_collection_t *imports, const char *owner,
                  int64_t now_ms, const bson_oid_t *only, char out_hex[25],
-                 char *err, size_t errlen)
+                 bson_t *doc, char *err, size_t errlen)
 {
     bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER, reply, arr,
            child, set, in;
@@ -474,6 +550,11 @@ static int claim(mongoc_collection_t *imports, const char *owner,
                           SUP_FOLLOWUP_LEASE_MS, "followups_by", owner);
     bson_append_document_end(&update, &set);
     mongoc_find_and_modify_opts_set_update(opts, &update);
+    if (doc != NULL) {
+        bson_init(doc);
+        mongoc_find_and_modify_opts_set_flags(
+            opts, MONGOC_FIND_AND_MODIFY_RETURN_NEW);
+    }
     if (!mongoc_collection_find_and_modify_with_opts(imports, &query, opts,
                                                      &reply, &e)) {
         dip_text_format(err, errlen, NULL,
@@ -488,6 +569,11 @@ static int claim(mongoc_collection_t *imports, const char *owner,
         BSON_ITER_HOLDS_OID(&it)) {
         bson_oid_to_string(bson_iter_oid(&it), out_hex);
         rc = 1;
+        if (doc != NULL) {
+            bson_t view;
+            if (dip_bson_reply_value(&reply, &view))
+                bson_concat(doc, &view);
+        }
     }
     bson_destroy(&reply);
 cleanup:
@@ -501,7 +587,7 @@ int sup_followup_claim(mongoc_collection_t *imports, const char *owner,
                        int64_t now_ms, char out_hex[25], char *err,
                        size_t errlen)
 {
-    return claim(imports, owner, now_ms, NULL, out_hex, err, errlen);
+    return claim(imports, owner, now_ms, NULL, out_hex, NULL, err, errlen);
 }
 
 /* --- the loop's side ------------------------------------------------------ */
@@ -572,11 +658,17 @@ void sup_followups_poke(sup_followups_t *self, const bson_oid_t *qid)
         self->next_ms = 0; /* too many told at once: a sweep finds them */
 }
 
-static int start(sup_followups_t *self, const char *qid)
+/* Starts the child for qid; with claims set, it claims the follow-ups
+ * itself (for this supervisor), which answers it csv_imports whole. */
+static int start(sup_followups_t *self, const char *qid, int claims)
 {
     char opt[] = "--follow-up", opt_secrets[] = "--secrets-fd", fd[16];
+    char opt_claim[] = "--claim-for";
     char id[25], err[512];
-    char *argv[] = {self->exe, opt, id, opt_secrets, fd, NULL};
+    char *argv[] = {self->exe, opt,       id,          opt_secrets,
+                    fd,        opt_claim, self->owner, NULL};
+    if (!claims)
+        argv[5] = NULL;
     sup_spawn_opts_t o;
     int sfd;
     pid_t pid;
@@ -612,19 +704,16 @@ int sup_followups_tick(sup_followups_t *self, int64_t now_ms)
     int64_t wall = dip_bson_now_ms();
     char qid[25], err[512];
     int rc;
-    /* The ends just told, by their id: no sweep for them. One whose
-     * follow-ups another supervisor took, or that are done, is dropped. */
+    /* The ends just told, by their id: no sweep for them, and no claim
+     * here: the child claims by the id, and that claim answers it the
+     * document it would otherwise read. One whose follow-ups another
+     * supervisor took, or that are done, ends its child at once. */
     while (self->npoked > 0 && self->n < SUP_FOLLOWUP_MAX) {
-        rc = claim(self->imports, self->owner, wall, &self->poked[0], qid, err,
-                   sizeof(err));
-        if (rc < 0) {
-            dip_log(DIP_LOG_WARNING, NULL, "%s", err);
-            return -1; /* kept: tried again when the database answers */
-        }
+        bson_oid_to_string(&self->poked[0], qid);
         memmove(&self->poked[0], &self->poked[1],
                 (self->npoked - 1) * sizeof(self->poked[0]));
         self->npoked--;
-        if (rc == 1 && start(self, qid) < 0)
+        if (start(self, qid, 1) < 0)
             return 0;
     }
     /* The sweep, at the poll's pace: what a crash or another supervisor
@@ -640,7 +729,7 @@ int sup_followups_tick(sup_followups_t *self, int64_t now_ms)
             dip_log(DIP_LOG_WARNING, NULL, "%s", err);
             return -1;
         }
-        if (rc == 0 || start(self, qid) < 0)
+        if (rc == 0 || start(self, qid, 0) < 0)
             return 0;
     }
     self->sweep_full = 1;

@@ -58,10 +58,17 @@
 #define SUP_FOLLOWUP_STEP_BACKOFF_MS 1000
 
 /* The child's whole job for the import whose queue _id is the ObjectId
- * qid_hex. 0 when every step is done, 1 when done with a step given up
+ * qid_hex. claim_owner NULL: the caller claimed the follow-ups, the child
+ * reads csv_imports; else the child claims them itself for claim_owner
+ * (one findAndModify by the id that answers csv_imports whole; 0 and
+ * nothing done when they are done or another's). The end's csv_imports
+ * names the source (followups_source) and whether an event is held
+ * (followups_event): the queue document is read only for an end written
+ * without them, and an event released only when one may be held.
+ * 0 when every step is done, 1 when done with a step given up
  * (the child then exits DIP_EXIT_GAVE_UP), -1 with err filled otherwise. */
-int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
-                     size_t errlen);
+int sup_followup_run(const dip_config_t *cfg, const char *qid_hex,
+                     const char *claim_owner, char *err, size_t errlen);
 
 /* Claims an ended import whose follow-ups are not done and whose claim (if
  * any) ran out; 1 with its queue id in out_hex, 0 when there is none, -1 on

@@ -161,6 +161,7 @@ static void on_line_error(sup_loop_t *self, sup_slot_t *w, const dip_msg_t *m)
     BSON_APPEND_BOOL(d, "row_truncated", m->row_truncated != 0);
     BSON_APPEND_DATE_TIME(d, "created_at", dip_bson_now_ms());
     w->errs[w->nerrs++] = d;
+    sup_slot_keep_log(w, m->line, m->field, m->message);
     w->err_bytes += d->len;
     self->err_bytes += d->len;
 }

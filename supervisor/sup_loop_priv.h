@@ -168,6 +168,22 @@ typedef struct sup_slot {
     int64_t round_trips;
     sup_metrics_exit_t killed_for;
     int64_t claimed_ms, claimed_lines;
+    /* doc is the claim's own answer, not yet handed to a worker: the first
+     * worker gets it (wrk_handoff.h) with the claim's time by our monotonic
+     * clock, taken before it was sent, instead of reading it again; a later
+     * run reads it (its checkpoint moved on). */
+    int doc_fresh;
+    int64_t claim_sent_ms;
+    /* The first SUP_STORE_LOGS_KEEP line errors by line that this claim's
+     * runs reported ({line, field, message}, each line once), and whether
+     * they are all the import's stored errors can begin with: logs_own is
+     * set at the claim when the document counted no stored error (no
+     * earlier claim stored one before its checkpoint; a line after it is
+     * reported again by this claim's runs). The end then quotes them
+     * without reading csv_import_errors. */
+    bson_t **logs;
+    size_t nlogs;
+    int logs_own;
 } sup_slot_t;
 
 struct sup_loop {
@@ -249,6 +265,14 @@ struct sup_loop {
 
 /* Forgets what the current worker run reported (a new run starts). */
 void sup_slot_reset_run(sup_slot_t *w);
+/* Keeps a reported line error for csv_imports.logs if it is among the
+ * first SUP_STORE_LOGS_KEEP lines (each line once); out of memory it stops
+ * keeping (logs_own 0: the end reads them). */
+void sup_slot_keep_log(sup_slot_t *w, int64_t line, const char *field,
+                       const char *message);
+/* The kept errors as a BSON array for csv_imports.logs (the caller
+ * destroys it), or NULL when they are not surely all (logs_own 0). */
+bson_t *sup_slot_logs(const sup_slot_t *w);
 /* Drops the slot's unwritten line errors from it and the loop's buffer. */
 void sup_slot_clear_errors(sup_loop_t *self, sup_slot_t *w);
 /* Releases all the slot holds and zeroes it (SUP_SLOT_FREE). */

@@ -9,7 +9,10 @@
 #include "sup_slot.h"
 #include "sup_loop_priv.h"
 
+#include "dip_bson.h"
+
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,9 +45,62 @@ void sup_slot_clear_errors(sup_loop_t *self, sup_slot_t *w)
     w->err_bytes = 0;
 }
 
+void sup_slot_keep_log(sup_slot_t *w, int64_t line, const char *field,
+                       const char *message)
+{
+    size_t lo = 0, hi = w->nlogs;
+    bson_t *d;
+    if (!w->logs_own)
+        return;
+    if (w->nlogs == SUP_STORE_LOGS_KEEP &&
+        dip_bson_get_int(w->logs[w->nlogs - 1], "line", 0) < line)
+        return;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int64_t at = dip_bson_get_int(w->logs[mid], "line", 0);
+        if (at == line)
+            return; /* reported again by a resumed run */
+        if (at < line)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (w->logs == NULL)
+        w->logs = calloc(SUP_STORE_LOGS_KEEP, sizeof(*w->logs));
+    d = BCON_NEW("line", BCON_INT64(line), "field", BCON_UTF8(field), "message",
+                 BCON_UTF8(message));
+    if (w->logs == NULL || d == NULL) {
+        bson_destroy(d);
+        w->logs_own = 0;
+        return;
+    }
+    if (w->nlogs == SUP_STORE_LOGS_KEEP)
+        bson_destroy(w->logs[--w->nlogs]);
+    memmove(&w->logs[lo + 1], &w->logs[lo], (w->nlogs - lo) * sizeof(*w->logs));
+    w->logs[lo] = d;
+    w->nlogs++;
+}
+
+bson_t *sup_slot_logs(const sup_slot_t *w)
+{
+    bson_t *arr;
+    if (!w->logs_own)
+        return NULL;
+    arr = bson_new();
+    for (size_t i = 0; i < w->nlogs; i++) {
+        char k[24];
+        snprintf(k, sizeof(k), "%zu", i);
+        BSON_APPEND_DOCUMENT(arr, k, w->logs[i]);
+    }
+    return arr;
+}
+
 void sup_slot_clear(sup_loop_t *self, sup_slot_t *w)
 {
     sup_slot_reset_run(w);
+    for (size_t i = 0; i < w->nlogs; i++)
+        bson_destroy(w->logs[i]);
+    free(w->logs);
     free(w->final_error);
     sup_slot_clear_errors(self, w);
     free(w->errs);

@@ -41,6 +41,7 @@ enum {
     STEP_STDOUT,
     STEP_STDERR,
     STEP_SECRETS,
+    STEP_DOC,
     STEP_FDS,
     STEP_SIGMASK,
     STEP_COUNT
@@ -58,6 +59,7 @@ static const char *const step_names[STEP_COUNT] = {
     [STEP_STDOUT] = "redirecting its stdout",
     [STEP_STDERR] = "redirecting its stderr",
     [STEP_SECRETS] = "handing it its secrets descriptor",
+    [STEP_DOC] = "handing it its document descriptor",
     [STEP_FDS] = "closing inherited descriptors",
     [STEP_SIGMASK] = "clearing its signal mask",
 };
@@ -73,9 +75,10 @@ typedef struct plan {
     char *const *argv;
     char *const *envp;
     pid_t parent;
-    int report_fd;  /* write end, > SUP_SPAWN_SECRETS_FD */
+    int report_fd;  /* write end, > SUP_SPAWN_DOC_FD */
     int procs_fd;   /* cgroup.procs of the worker's cgroup, or -1 */
-    int secrets_fd; /* >= 4, becomes SUP_SPAWN_SECRETS_FD; or -1 */
+    int secrets_fd; /* > SUP_SPAWN_DOC_FD, becomes SUP_SPAWN_SECRETS_FD */
+    int doc_fd;     /* > SUP_SPAWN_DOC_FD, becomes SUP_SPAWN_DOC_FD; or -1 */
     int stdout_fd, stderr_fd;
     int set_as, set_cpu, set_nofile;
     struct rlimit as, stack, cpu, nofile;
@@ -92,6 +95,7 @@ void sup_spawn_opts_init(sup_spawn_opts_t *opts)
     opts->stdout_fd = -1;
     opts->stderr_fd = -1;
     opts->secrets_fd = -1;
+    opts->doc_fd = -1;
 }
 
 /* ---- the child: async-signal-safe calls only ---------------------------- */
@@ -187,11 +191,17 @@ static void child_run(const plan_t *p)
         child_fail(p, STEP_STDERR, errno);
     if (p->secrets_fd >= 0 && dup2(p->secrets_fd, SUP_SPAWN_SECRETS_FD) < 0)
         child_fail(p, STEP_SECRETS, errno);
-    /* Keep only 0-2, the secrets and the report pipe, which closes itself
-     * on exec. */
-    if (close_from(p->secrets_fd >= 0 ? SUP_SPAWN_SECRETS_FD + 1
-                                      : SUP_SPAWN_SECRETS_FD,
-                   (unsigned)p->report_fd - 1, p->fd_max) < 0 ||
+    if (p->doc_fd >= 0 && dup2(p->doc_fd, SUP_SPAWN_DOC_FD) < 0)
+        child_fail(p, STEP_DOC, errno);
+    /* Keep only 0-2, the secrets, the document and the report pipe, which
+     * closes itself on exec. */
+    if ((p->secrets_fd < 0 &&
+         close_from(SUP_SPAWN_SECRETS_FD, SUP_SPAWN_SECRETS_FD, p->fd_max) <
+             0) ||
+        (p->doc_fd < 0 &&
+         close_from(SUP_SPAWN_DOC_FD, SUP_SPAWN_DOC_FD, p->fd_max) < 0) ||
+        close_from(SUP_SPAWN_DOC_FD + 1, (unsigned)p->report_fd - 1,
+                   p->fd_max) < 0 ||
         close_from((unsigned)p->report_fd + 1, ~0U, p->fd_max) < 0)
         child_fail(p, STEP_FDS, errno);
     sigemptyset(&none);
@@ -218,15 +228,15 @@ static void plan_limit(int resource, rlim_t soft, rlim_t hard,
     out->rlim_max = hard;
 }
 
-/* Keeps a descriptor the child must not lose off 0-2 and the secrets
- * descriptor's number (a supervisor started with closed stdio gets low
- * numbers from pipe2). */
+/* Keeps a descriptor the child must not lose off 0-2 and the secrets and
+ * document descriptors' numbers (a supervisor started with closed stdio
+ * gets low numbers from pipe2). */
 static int lift_fd(int *fd)
 {
     int nfd;
-    if (*fd > SUP_SPAWN_SECRETS_FD)
+    if (*fd > SUP_SPAWN_DOC_FD)
         return 0;
-    nfd = fcntl(*fd, F_DUPFD_CLOEXEC, SUP_SPAWN_SECRETS_FD + 1);
+    nfd = fcntl(*fd, F_DUPFD_CLOEXEC, SUP_SPAWN_DOC_FD + 1);
     if (nfd < 0)
         return -errno;
     close(*fd);
@@ -242,6 +252,7 @@ static int plan_make(const sup_spawn_opts_t *o, plan_t *p, char *err,
     p->report_fd = -1;
     p->procs_fd = -1;
     p->secrets_fd = -1;
+    p->doc_fd = -1;
     if (o->path == NULL || o->path[0] == '\0' || o->argv == NULL ||
         o->argv[0] == NULL) {
         snprintf(err, errlen,
@@ -341,11 +352,22 @@ pid_t sup_spawn_start(const sup_spawn_opts_t *opts, char *err, size_t errlen)
         /* A copy of our own above the number it takes in the child, so
          * that no dup2 there can land on a descriptor still needed. */
         p.secrets_fd =
-            fcntl(opts->secrets_fd, F_DUPFD_CLOEXEC, SUP_SPAWN_SECRETS_FD + 1);
+            fcntl(opts->secrets_fd, F_DUPFD_CLOEXEC, SUP_SPAWN_DOC_FD + 1);
         if (p.secrets_fd < 0) {
             rc = -errno;
             snprintf(err, errlen,
                      "cannot start worker '%s': cannot copy its secrets "
+                     "descriptor: %s",
+                     p.path, strerror(errno));
+            goto cleanup;
+        }
+    }
+    if (opts->doc_fd >= 0) {
+        p.doc_fd = fcntl(opts->doc_fd, F_DUPFD_CLOEXEC, SUP_SPAWN_DOC_FD + 1);
+        if (p.doc_fd < 0) {
+            rc = -errno;
+            snprintf(err, errlen,
+                     "cannot start worker '%s': cannot copy its document "
                      "descriptor: %s",
                      p.path, strerror(errno));
             goto cleanup;
@@ -406,6 +428,8 @@ cleanup:
         close(p.procs_fd);
     if (p.secrets_fd >= 0)
         close(p.secrets_fd);
+    if (p.doc_fd >= 0)
+        close(p.doc_fd);
     return rc;
 }
 

@@ -20,6 +20,8 @@
 
 /* The descriptor number a worker finds its secrets pipe on (secrets_fd). */
 #define SUP_SPAWN_SECRETS_FD 3
+/* The descriptor number a worker finds its handed document on (doc_fd). */
+#define SUP_SPAWN_DOC_FD 4
 
 /* The open-file limit sup_spawn_opts_init() gives a worker. */
 #define SUP_SPAWN_NOFILE_DEFAULT 256
@@ -45,6 +47,10 @@ typedef struct sup_spawn_opts {
      * gets it as SUP_SPAWN_SECRETS_FD (the only descriptor kept beyond
      * 0-2), so no secret needs to be in envp. -1: none. */
     int secrets_fd;
+    /* >= 0: a descriptor of a file the child reads (the queue document a
+     * claim answered, wrk_handoff.h), kept as SUP_SPAWN_DOC_FD; its offset
+     * is the caller's, shared. -1: none. */
+    int doc_fd;
 } sup_spawn_opts_t;
 
 /* No limits, no cgroup, inherited stdout/stderr, the default open-file limit.

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 void sup_start_opts(const sup_loop_t *self, sup_spawn_opts_t *o, char **argv,
@@ -18,6 +19,7 @@ void sup_start_opts(const sup_loop_t *self, sup_spawn_opts_t *o, char **argv,
 {
     memset(o, 0, sizeof(*o));
     o->secrets_fd = -1;
+    o->doc_fd = -1;
     o->path = self->worker_path;
     o->argv = argv;
     o->envp = self->envp;
@@ -50,18 +52,55 @@ sup_start_guard_t sup_start_guard(const sup_loop_t *self, const sup_slot_t *w,
     return w->lease == SUP_LEASE_HELD ? SUP_START_OK : SUP_START_UNHELD;
 }
 
+/* A file holding the claim's answer for the worker to read instead of
+ * the database (a memfd: no size a pipe could block on, nothing on disk);
+ * its descriptor, or -1 (the worker then reads the document). */
+static int handoff_fd(const sup_slot_t *w)
+{
+    const uint8_t *data = bson_get_data(w->doc);
+    size_t len = w->doc->len, done = 0;
+    int fd = memfd_create("dealimport-queue-doc", MFD_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    while (done < len) {
+        ssize_t n = write(fd, data + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            close(fd);
+            return -1;
+        }
+        done += (size_t)n;
+    }
+    return fd;
+}
+
 int sup_start_worker(sup_loop_t *self, sup_slot_t *w)
 {
     char opt_id[] = "--queue-id", opt_events[] = "--events";
     char opt_owner[] = "--owner", opt_epoch[] = "--epoch", epoch[24];
     char opt_secrets[] = "--secrets-fd", secrets_fd[16];
-    char *argv[] = {self->worker_path, opt_id,         w->qid_hex,
-                    opt_events,        self->endpoint, opt_owner,
-                    self->owner,       opt_epoch,      epoch,
-                    opt_secrets,       secrets_fd,     NULL};
+    char opt_doc[] = "--queue-doc-fd", doc_fd[16];
+    char opt_at[] = "--claimed-at", claimed_at[24];
+    char *argv[] = {self->worker_path,
+                    opt_id,
+                    w->qid_hex,
+                    opt_events,
+                    self->endpoint,
+                    opt_owner,
+                    self->owner,
+                    opt_epoch,
+                    epoch,
+                    opt_secrets,
+                    secrets_fd,
+                    opt_doc,
+                    doc_fd,
+                    opt_at,
+                    claimed_at,
+                    NULL};
     sup_spawn_opts_t o;
     char err[512];
-    int cgfd = -1, sfd;
+    int cgfd = -1, sfd, dfd = -1;
     pid_t pid;
 
     switch (sup_start_guard(self, w, &pid)) {
@@ -106,10 +145,24 @@ int sup_start_worker(sup_loop_t *self, sup_slot_t *w)
             w->has_cgroup = 1;
         }
     }
+    /* The first run after the claim: the claim's answer, handed over. */
+    if (w->doc_fresh)
+        dfd = handoff_fd(w);
+    w->doc_fresh = 0;
+    if (dfd >= 0) {
+        snprintf(doc_fd, sizeof(doc_fd), "%d", SUP_SPAWN_DOC_FD);
+        snprintf(claimed_at, sizeof(claimed_at), "%lld",
+                 (long long)w->claim_sent_ms);
+    } else {
+        argv[11] = NULL;
+    }
     sup_start_opts(self, &o, argv, cgfd);
     o.secrets_fd = sfd;
+    o.doc_fd = dfd;
     pid = sup_spawn_start(&o, err, sizeof(err));
     close(sfd);
+    if (dfd >= 0)
+        close(dfd);
     if (cgfd >= 0)
         close(cgfd);
     if (pid < 0) {

@@ -29,6 +29,10 @@ enum {
                                     could not take, ended alone (see there) */
 };
 
+/* How many of the first errors csv_imports.logs keeps (all of them are in
+ * csv_import_errors). */
+#define SUP_STORE_LOGS_KEEP 100
+
 /* Final figures and words of an import, for sup_store_finish. */
 typedef struct sup_store_result {
     const char *status;  /* completed | failed | cancelled */
@@ -58,6 +62,21 @@ typedef struct sup_store_result {
      * done (has_counts 0: from the checkpoint, when it has them) */
     int has_counts;
     int64_t updated, unchanged;
+    /* The worker's last byte figures (has_bytes 1: progress.bytes and
+     * bytes_total go into the final status, which then stands for the
+     * last progress write too), and header_unsaved 1 when header is not
+     * on the queue document yet (the final status carries it, for a repair
+     * of csv_imports after a crash). */
+    int has_bytes;
+    int64_t bytes, bytes_total;
+    int header_unsaved;
+    /* the worker's last checkpoint not written yet (borrowed), or NULL:
+     * the final status stores it, as the last progress write would */
+    const bson_t *checkpoint;
+    /* csv_imports.logs as the caller knows them for sure ({line, field,
+     * message} of the first SUP_STORE_LOGS_KEEP stored errors by line; an
+     * array, borrowed), or NULL: read from csv_import_errors. */
+    const bson_t *logs;
 } sup_store_result_t;
 
 /* Appends an update or upsert's counts as csv_imports and the completion
@@ -174,11 +193,18 @@ int sup_store_progress(sup_store_t *self, const bson_value_t *qid,
                        const bson_t *checkpoint, const bson_t *header,
                        char *err, size_t errlen);
 
+/* Writes buffered line errors only (as sup_store_progress does first), for
+ * an end whose final status carries the progress: a duplicate line is
+ * already stored, not a failure. SUP_STORE_OK or SUP_STORE_EFAIL. */
+int sup_store_errors(sup_store_t *self, bson_t *const *errors, size_t nerr,
+                     char *err, size_t errlen);
+
 /* Ends an import: sets the queue document's final status and counts (from
  * result's accounting, or its progress) fenced by owner and epoch, and only
  * then writes csv_imports (the same counts: total_errors = errors_stored +
  * errors_not_stored, and
- * the header; keyed by the import, so a repeat changes nothing), with
+ * the header; keyed by the import, so a repeat changes nothing; the first
+ * errors in `logs` read only when there are stored errors), with
  * `dry_run`, and for a dry run its verdict: would_add and new_stages {count,
  * names}; for an update or upsert its counts (sup_store_append_counts), from
  * the done or else from the checkpoint's `updated` and `unchanged`.

@@ -22,18 +22,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* How many of the first errors csv_imports.logs keeps (all of them are in
- * csv_import_errors). */
-#define LOGS_KEEP 100
-
 /* The first errors by line, for csv_imports.logs. */
 static void append_logs(sup_store_t *self, const bson_value_t *qid, bson_t *set)
 {
     bson_t *filter = bson_new();
-    bson_t *opts = BCON_NEW("sort", "{", "line", BCON_INT32(1), "}", "limit",
-                            BCON_INT64(LOGS_KEEP), "projection", "{", "_id",
-                            BCON_INT32(0), "line", BCON_INT32(1), "field",
-                            BCON_INT32(1), "message", BCON_INT32(1), "}");
+    bson_t *opts =
+        BCON_NEW("sort", "{", "line", BCON_INT32(1), "}", "limit",
+                 BCON_INT64(SUP_STORE_LOGS_KEEP), "projection", "{", "_id",
+                 BCON_INT32(0), "line", BCON_INT32(1), "field", BCON_INT32(1),
+                 "message", BCON_INT32(1), "}");
     mongoc_cursor_t *c;
     const bson_t *doc;
     bson_t arr;
@@ -158,6 +155,15 @@ static int finish_queue(sup_store_t *self, const bson_value_t *qid,
     BSON_APPEND_DATE_TIME(&set, "finished_at", now);
     BSON_APPEND_DATE_TIME(&set, "updated_at", now);
     append_figures(&set, "progress.", lines, added, nerrors, not_stored);
+    /* The end writes no progress of its own: this is the last one. */
+    if (r->has_bytes) {
+        BSON_APPEND_INT64(&set, "progress.bytes", r->bytes);
+        BSON_APPEND_INT64(&set, "progress.bytes_total", r->bytes_total);
+    }
+    if (r->header && r->header_unsaved)
+        BSON_APPEND_ARRAY(&set, "header", r->header);
+    if (r->checkpoint)
+        BSON_APPEND_DOCUMENT(&set, "checkpoint", r->checkpoint);
     if (r->error)
         BSON_APPEND_UTF8(&set, "error", r->error);
     /* csv_imports follows; until it lands, a supervisor that died in
@@ -386,7 +392,19 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
                 dip_bson_get_int(queue_doc, "checkpoint.would_add", -1) >= 0,
             dip_bson_get_int(queue_doc, "checkpoint.updated", 0),
             dip_bson_get_int(queue_doc, "checkpoint.unchanged", 0), &set);
-    append_logs(self, qid, &set);
+    /* No stored error by the worker's accounting, none to quote: it is
+     * exact (a line's error is counted once whatever resumes), so no read
+     * is needed. Figures taken from a progress write may lag the errors
+     * inserted before it: those read. */
+    if (r->logs) {
+        BSON_APPEND_ARRAY(&set, "logs", r->logs);
+    } else if (nerrors > 0 || !r->counted) {
+        append_logs(self, qid, &set);
+    } else {
+        bson_t none;
+        BSON_APPEND_ARRAY_BEGIN(&set, "logs", &none);
+        bson_append_array_end(&set, &none);
+    }
     BSON_APPEND_DATE_TIME(&set, "updated_at", now);
     BSON_APPEND_DATE_TIME(&set, "finished_at", now);
     {
@@ -403,8 +421,18 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
          * written */
         if (ff.success_file)
             BSON_APPEND_BOOL(&set, "success_file_wanted", true);
-        if (!sup_followup_needed(&ff))
+        if (!sup_followup_needed(&ff)) {
             BSON_APPEND_DATE_TIME(&set, "followups_done_at", now);
+        } else {
+            /* What the follow-ups would otherwise read again: the
+             * source (null: none) and whether an event waits for them. */
+            const char *src = dip_bson_get_str(queue_doc, "csv.0.key");
+            if (src)
+                BSON_APPEND_UTF8(&set, "followups_source", src);
+            else
+                BSON_APPEND_NULL(&set, "followups_source");
+            BSON_APPEND_BOOL(&set, "followups_event", r->event_held != 0);
+        }
     }
     bson_append_document_end(update, &set);
     BSON_APPEND_DOCUMENT_BEGIN(update, "$setOnInsert", &soi);

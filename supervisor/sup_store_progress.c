@@ -50,6 +50,12 @@ static int insert_errors(sup_store_t *self, bson_t *const *docs, size_t n,
     return rc;
 }
 
+int sup_store_errors(sup_store_t *self, bson_t *const *errors, size_t nerr,
+                     char *err, size_t errlen)
+{
+    return insert_errors(self, errors, nerr, err, errlen);
+}
+
 int sup_store_progress(sup_store_t *self, const bson_value_t *qid,
                        int64_t epoch, bson_t *const *errors, size_t nerr,
                        int64_t lines, int64_t added, int64_t nerrors,

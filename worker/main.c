@@ -23,11 +23,13 @@
 #include "dip_msg.h"
 #include "dip_mongo_io.h"
 #include "dip_secrets.h"
+#include "wrk_handoff.h"
 #include "wrk_import.h"
 
 static const char usage[] =
     "usage: dealimport-worker --queue-id ID [--owner SUPERVISOR --epoch N] "
-    "[--events ENDPOINT] [--secrets-fd N] [--config FILE]\n";
+    "[--events ENDPOINT] [--secrets-fd N] [--queue-doc-fd N --claimed-at MS] "
+    "[--config FILE]\n";
 
 static void help(void)
 {
@@ -50,6 +52,13 @@ static void help(void)
            "hands\n"
            "                     over the MongoDB URI and the S3 secret "
            "key)\n"
+           "  --queue-doc-fd N   read the queue document from descriptor N "
+           "(the\n"
+           "                     claim's answer, handed over by the "
+           "supervisor)\n"
+           "                     instead of the database\n"
+           "  --claimed-at MS    when that claim was sent, by the machine's\n"
+           "                     monotonic clock in milliseconds\n"
            "  --config FILE      KEY=VALUE settings (see the README)\n"
            "  --help, --version\n\n"
            "Exit status: 0 done (the supervisor was told how), 70 out of "
@@ -114,7 +123,7 @@ int main(int argc, char **argv)
 {
     const char *queue_id = NULL, *events = NULL, *config = NULL;
     const char *owner = NULL;
-    long long epoch = -1, secrets = -1;
+    long long epoch = -1, secrets = -1, doc_fd = -1, claimed_at = -1;
     const dip_arg_t args[] = {
         {"queue-id", &queue_id, NULL, 0},
         {"events", &events, NULL, 0},
@@ -122,7 +131,11 @@ int main(int argc, char **argv)
         {"owner", &owner, NULL, 0},
         {"epoch", NULL, &epoch, INT64_MAX},
         {"secrets-fd", NULL, &secrets, 1 << 20},
+        {"queue-doc-fd", NULL, &doc_fd, 1 << 20},
+        {"claimed-at", NULL, &claimed_at, INT64_MAX},
     };
+    bson_t handed;
+    int has_handed = 0;
     char endpoint[600], err[512];
     dip_config_t cfg;
     int rc, secrets_fd;
@@ -143,6 +156,14 @@ int main(int argc, char **argv)
     if ((owner == NULL) != (epoch < 0) || (owner && *owner == '\0')) {
         fprintf(stderr,
                 "dealimport-worker: --owner and --epoch go together; %s",
+                usage);
+        return DIP_EXIT_USAGE;
+    }
+
+    if ((doc_fd < 0) != (claimed_at < 0) || (doc_fd >= 0 && owner == NULL)) {
+        fprintf(stderr,
+                "dealimport-worker: --queue-doc-fd and --claimed-at go "
+                "together, with --owner; %s",
                 usage);
         return DIP_EXIT_USAGE;
     }
@@ -178,10 +199,22 @@ int main(int argc, char **argv)
     }
     bson_mem_set_vtable(&oom_vtable);
     json_set_alloc_funcs(oom_malloc, free);
+    if (doc_fd >= 0) {
+        /* Not handed over whole: read from the database as without it. */
+        has_handed =
+            wrk_handoff_read((int)doc_fd, &handed, err, sizeof(err)) == 0;
+        if (!has_handed) {
+            dip_log(DIP_LOG_WARNING, queue_id, "%s: reading it instead", err);
+            bson_destroy(&handed);
+        }
+    }
     dip_mongo_init();
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
-    rc = wrk_import_run(&cfg, queue_id, events, owner, (int64_t)epoch);
+    rc = wrk_import_run(&cfg, queue_id, events, owner, (int64_t)epoch,
+                        has_handed ? &handed : NULL, (int64_t)claimed_at);
+    if (has_handed)
+        bson_destroy(&handed);
 
     curl_global_cleanup();
     mongoc_cleanup();

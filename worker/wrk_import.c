@@ -1271,7 +1271,7 @@ static int dry_stages(import_t *im, const bson_t *q)
 
 int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
                    const char *events_endpoint, const char *owner,
-                   int64_t epoch)
+                   int64_t epoch, const bson_t *handed, int64_t claimed_ms)
 {
     import_t im;
     bson_t q = BSON_INITIALIZER;
@@ -1280,6 +1280,7 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
     char err[1024];
     int rc, exit_code = DIP_EXIT_TEMPFAIL;
     size_t cap = (size_t)cfg->batch_rows;
+    int64_t confirmed_ms;
 
     memset(&im, 0, sizeof(im));
     bson_init(&im.tags);
@@ -1320,15 +1321,23 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
         exit_code = finish(&im, DIP_DONE_FAILED, NULL);
         goto cleanup;
     }
-    rc = wrk_db_load_queue(im.db, &q, err, sizeof(err));
-    if (rc != WRK_DB_OK) {
-        exit_code = finish_db_error(&im, rc, err);
-        goto cleanup;
+    if (handed != NULL) {
+        /* The claim's own answer: confirmed when the claim was sent, so
+         * the next check falls due from then, not from now. */
+        bson_destroy(&q);
+        bson_copy_to(handed, &q);
+        confirmed_ms = claimed_ms;
+    } else {
+        rc = wrk_db_load_queue(im.db, &q, err, sizeof(err));
+        if (rc != WRK_DB_OK) {
+            exit_code = finish_db_error(&im, rc, err);
+            goto cleanup;
+        }
+        confirmed_ms = dip_time_mono_ms();
     }
     /* The claim first: a worker started for a claim that is already gone
      * (its supervisor was frozen, say) does nothing at all. */
-    if (wrk_fence_judge(&im.fence, &q, 1, dip_time_mono_ms()) ==
-        WRK_FENCE_GONE) {
+    if (wrk_fence_judge(&im.fence, &q, 1, confirmed_ms) == WRK_FENCE_GONE) {
         dip_log(DIP_LOG_WARNING, queue_id,
                 "the claim of owner '%s' epoch %lld is gone before the "
                 "import started: stopping without a write",

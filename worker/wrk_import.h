@@ -14,12 +14,17 @@
 
 #include <stdint.h>
 
+#include <bson/bson.h>
+
 #include "dip_config.h"
 
 /* Runs the import; returns the process exit status. owner and epoch name
- * the claim it runs for (wrk_fence): owner NULL runs unfenced. */
+ * the claim it runs for (wrk_fence): owner NULL runs unfenced. handed: the
+ * queue document as the claim answered it (borrowed; wrk_handoff.h), taken
+ * as confirmed at claimed_ms by the monotonic clock, or NULL: the document
+ * is read from the database. */
 int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
                    const char *events_endpoint, const char *owner,
-                   int64_t epoch);
+                   int64_t epoch, const bson_t *handed, int64_t claimed_ms);
 
 #endif

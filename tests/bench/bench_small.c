@@ -15,7 +15,10 @@
  * For each phase, the database commands per import by kind, from the
  * development server's devCommandCounts, less this program's own (its
  * enqueues and its waiting, counted by command monitoring): what the
- * service spends, supervisor and workers together, polls included.
+ * service spends, supervisor and workers together, polls included. For
+ * the bulk phase, the server's own time for the service (its op log): per
+ * import, and the share of the phase its lock was held, which says whether
+ * the server or the clients bound the rate.
  *
  *   bench_small LOGFILE [SINGLE [BULK [ACCOUNTS]]]   (30, 200, 50)
  */
@@ -161,6 +164,124 @@ static void print_commands(it_env_t *env, int imports, const char *phase)
     printf("  %-36s %7.2f\n", "total", (double)total / imports);
 }
 
+/* This program's own connection on the server, from the op log's entry of
+ * a find no one else makes; -1 when the server has no op log. */
+static int64_t own_conn(it_env_t *env)
+{
+    bson_t *cmd, reply, op;
+    bson_iter_t it, ops;
+    char ns[160];
+    int64_t conn = -1;
+    it_count(env, "bench_own_conn", "{}");
+    snprintf(ns, sizeof(ns), "%s.bench_own_conn", env->dbname);
+    cmd = BCON_NEW("devOpLog", BCON_INT32(1), "ns", BCON_UTF8(ns), "limit",
+                   BCON_INT32(1));
+    if (mongoc_client_command_simple(env->client, "admin", cmd, NULL, &reply,
+                                     NULL) &&
+        bson_iter_init_find(&it, &reply, "ops") &&
+        bson_iter_recurse(&it, &ops) && bson_iter_next(&ops) &&
+        BSON_ITER_HOLDS_DOCUMENT(&ops)) {
+        uint32_t len;
+        const uint8_t *data;
+        bson_iter_document(&ops, &len, &data);
+        if (bson_init_static(&op, data, len))
+            conn = dip_bson_get_int(&op, "conn", -1);
+    }
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+    return conn;
+}
+
+/* Empties the server's op log (a real server has none). */
+static void reset_oplog(it_env_t *env)
+{
+    bson_t *cmd = BCON_NEW("devOpLog", BCON_INT32(1), "limit", BCON_INT32(1),
+                           "reset", BCON_BOOL(true));
+    bson_t reply;
+    mongoc_client_command_simple(env->client, "admin", cmd, NULL, &reply, NULL);
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+}
+
+/* The development server's own time for the service since the last
+ * reset_oplog, from its op log: the time its one lock was held for the
+ * service's commands (less this program's, connection mine, and the
+ * getMores, which wait with the lock released), per import and
+ * as a share of the phase's wall time: near 100% the server bounds the
+ * rate, well below it the clients do. Also the time they waited for it. */
+static void print_server_time(it_env_t *env, int64_t mine, int imports,
+                              int64_t wall_ms, const char *phase)
+{
+    bson_t *cmd =
+        BCON_NEW("devOpLog", BCON_INT32(1), "limit", BCON_INT32(10000));
+    bson_t reply;
+    bson_iter_t it, ops;
+    double held = 0, waited = 0, mine_ms = 0;
+    long n = 0;
+    kind_t kinds[MAX_KINDS];
+    size_t nkinds = 0;
+    if (!mongoc_client_command_simple(env->client, "admin", cmd, NULL, &reply,
+                                      NULL) ||
+        !bson_iter_init_find(&it, &reply, "ops") ||
+        !bson_iter_recurse(&it, &ops)) {
+        printf("%s: the server has no devOpLog\n", phase);
+        bson_destroy(&reply);
+        bson_destroy(cmd);
+        return;
+    }
+    while (bson_iter_next(&ops)) {
+        bson_t op;
+        uint32_t len;
+        const uint8_t *data;
+        bson_iter_t f;
+        double ms = 0, wait = 0;
+        bson_iter_document(&ops, &len, &data);
+        if (!bson_init_static(&op, data, len))
+            continue;
+        if (bson_iter_init_find(&f, &op, "millis"))
+            ms = bson_iter_as_double(&f);
+        if (bson_iter_init_find(&f, &op, "waitMillis"))
+            wait = bson_iter_as_double(&f);
+        /* A change stream's getMore waits for changes with the lock
+         * released: its time is not the server's work. */
+        if (dip_bson_get_str(&op, "op") &&
+            strcmp(dip_bson_get_str(&op, "op"), "getMore") == 0)
+            continue;
+        if (dip_bson_get_int(&op, "conn", -1) == mine) {
+            mine_ms += ms - wait;
+            continue;
+        }
+        held += ms - wait;
+        waited += wait;
+        n++;
+        {
+            const char *name = dip_bson_get_str(&op, "op");
+            const char *ns = dip_bson_get_str(&op, "ns");
+            const char *dot = ns ? strchr(ns, '.') : NULL;
+            char key[96];
+            snprintf(key, sizeof(key), "%s.%s", dot ? dot + 1 : "$cmd",
+                     name ? name : "?");
+            /* microseconds, in the kinds' counter */
+            count_kind(kinds, &nkinds, key, (long)((ms - wait) * 1000.0));
+        }
+    }
+    printf("%s: the development server's own time for the service: %.1f ms "
+           "per import (%ld commands logged), its lock held %.0f%% of the "
+           "phase's %.2f s (this program's own %.0f%%); the service waited "
+           "%.1f ms per import for the lock\n",
+           phase, held / imports, n,
+           wall_ms > 0 ? 100.0 * held / (double)wall_ms : 0,
+           (double)wall_ms / 1000.0,
+           wall_ms > 0 ? 100.0 * mine_ms / (double)wall_ms : 0,
+           waited / imports);
+    printf("%s: the server's time per import by kind (ms):\n", phase);
+    for (size_t i = 0; i < nkinds; i++)
+        printf("  %-36s %7.2f\n", kinds[i].key,
+               (double)kinds[i].n / 1000.0 / imports);
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+}
+
 /* Waits for every import in ids to reach its end (final status and
  * csv_imports landed); copies each final document into out[i]. */
 static int wait_all(it_env_t *env, const bson_oid_t *ids, int n, bson_t *out)
@@ -168,13 +289,29 @@ static int wait_all(it_env_t *env, const bson_oid_t *ids, int n, bson_t *out)
     mongoc_collection_t *q = it_coll(env, "queues");
     int done = 0;
     int *seen = calloc((size_t)n, sizeof(int));
+    /* Only the imports not seen ended yet, by _id, and only the fields
+     * read here: the waiting must not load the server it measures. */
+    bson_t *opts =
+        BCON_NEW("projection", "{", "status", BCON_INT32(1), "created_at",
+                 BCON_INT32(1), "claimed_at", BCON_INT32(1), "finished_at",
+                 BCON_INT32(1), "progress.added", BCON_INT32(1), "}");
     for (int round = 0; seen != NULL && done < n && round < 36000; round++) {
-        bson_t *filter =
-            BCON_NEW("status", "{", "$in", "[", BCON_UTF8("completed"),
-                     BCON_UTF8("failed"), BCON_UTF8("cancelled"), "]", "}",
-                     "log_pending", "{", "$exists", BCON_BOOL(false), "}");
-        mongoc_cursor_t *c =
-            mongoc_collection_find_with_opts(q, filter, NULL, NULL);
+        bson_t *filter = bson_new(), idf, in;
+        mongoc_cursor_t *c;
+        BSON_APPEND_DOCUMENT_BEGIN(filter, "_id", &idf);
+        BSON_APPEND_ARRAY_BEGIN(&idf, "$in", &in);
+        for (int i = 0, k = 0; i < n; i++)
+            if (!seen[i]) {
+                char key[16];
+                snprintf(key, sizeof(key), "%d", k++);
+                BSON_APPEND_OID(&in, key, &ids[i]);
+            }
+        bson_append_array_end(&idf, &in);
+        bson_append_document_end(filter, &idf);
+        BCON_APPEND(filter, "status", "{", "$in", "[", BCON_UTF8("completed"),
+                    BCON_UTF8("failed"), BCON_UTF8("cancelled"), "]", "}",
+                    "log_pending", "{", "$exists", BCON_BOOL(false), "}");
+        c = mongoc_collection_find_with_opts(q, filter, opts, NULL);
         const bson_t *doc;
         while (mongoc_cursor_next(c, &doc)) {
             bson_iter_t it;
@@ -194,6 +331,7 @@ static int wait_all(it_env_t *env, const bson_oid_t *ids, int n, bson_t *out)
             usleep(done + 1 == n ? 20000 : 100000);
     }
     free(seen);
+    bson_destroy(opts);
     mongoc_collection_destroy(q);
     return done == n ? 0 : -1;
 }
@@ -216,6 +354,7 @@ int main(int argc, char **argv)
     mongoc_apm_callbacks_t *cbs;
     pid_t sup;
     int rc = 0, failed = 0;
+    int64_t mine;
     double load[3];
 
     if (argc < 2 || single < 1 || bulk < 1 || accounts < 1) {
@@ -259,6 +398,7 @@ int main(int argc, char **argv)
     /* -- one at a time ------------------------------------------------ */
     sup = it_supervisor_start(&env, extra, argv[1]);
     sleep(2); /* started, indexes ensured: time the imports */
+    mine = own_conn(&env);
     reset_counts(&env, NULL);
     for (int i = 0; i < single; i++) {
         bson_t one;
@@ -298,6 +438,7 @@ int main(int argc, char **argv)
             it_put_file(&env, key, path);
         }
         reset_counts(&env, NULL);
+        reset_oplog(&env);
         t0 = wall_ms();
         for (int i = 0; i < bulk; i++) {
             snprintf(key, sizeof(key), "imports/deals/small/bulk-%d.csv", i);
@@ -325,6 +466,7 @@ int main(int argc, char **argv)
                bulk * 1000.0 / (double)(last - t0),
                (double)added * 1000.0 / (double)(last - t0), (long long)added);
         print_commands(&env, bulk, "all at once");
+        print_server_time(&env, mine, bulk, last - t0, "all at once");
         mongoc_collection_destroy(q);
     }
     if (getloadavg(load, 3) == 3)

@@ -209,18 +209,19 @@ static void test_run(void **state)
     {
         char other[25];
         bson_oid_to_string(&missing, other);
-        assert_int_equal(sup_followup_run(&env.cfg, other, err, sizeof(err)),
-                         -1);
+        assert_int_equal(
+            sup_followup_run(&env.cfg, other, NULL, err, sizeof(err)), -1);
         assert_non_null(strstr(err, "csv_imports"));
     }
-    assert_int_equal(sup_followup_run(&env.cfg, "not-an-id", err, sizeof(err)),
-                     -1);
+    assert_int_equal(
+        sup_followup_run(&env.cfg, "not-an-id", NULL, err, sizeof(err)), -1);
     snprintf(filter, sizeof(filter),
              "{\"queue_id\":{\"$oid\":\"%s\"},\"status\":\"held\"}", hex);
     assert_int_equal(it_count(&env, DIP_EVENT_COLLECTION, filter), 1);
 
     /* The run: event released with the figures, follow-ups done. */
-    assert_int_equal(sup_followup_run(&env.cfg, hex, err, sizeof(err)), 0);
+    assert_int_equal(sup_followup_run(&env.cfg, hex, NULL, err, sizeof(err)),
+                     0);
     snprintf(filter, sizeof(filter),
              "{\"queue_id\":{\"$oid\":\"%s\"},\"status\":\"pending\","
              "\"payload.total_records\":4,\"payload.total_records_added\":3}",
@@ -237,10 +238,68 @@ static void test_run(void **state)
              "{\"queue_id\":{\"$oid\":\"%s\"},\"followups_runs\":1}", hex);
     assert_int_equal(it_count(&env, "csv_imports", filter), 1);
     /* Again: idempotent, still one event, still done. */
-    assert_int_equal(sup_followup_run(&env.cfg, hex, err, sizeof(err)), 0);
+    assert_int_equal(sup_followup_run(&env.cfg, hex, NULL, err, sizeof(err)),
+                     0);
     snprintf(filter, sizeof(filter), "{\"queue_id\":{\"$oid\":\"%s\"}}", hex);
     assert_int_equal(it_count(&env, DIP_EVENT_COLLECTION, filter), 1);
     bson_destroy(queue_doc);
+    mongoc_collection_destroy(events);
+}
+
+/* The child told to claim for itself: the claim answers csv_imports (no
+ * read), an end that said no event is held releases none (a stray held
+ * event stays as it is), the source is taken from followups_source (the
+ * queue document is gone: not read), and a second child finds nothing to
+ * claim and does nothing. */
+static void test_run_claiming(void **state)
+{
+    mongoc_collection_t *events = it_coll(&env, DIP_EVENT_COLLECTION);
+    mongoc_collection_t *imports = it_coll(&env, "csv_imports");
+    bson_oid_t account, user, qid;
+    bson_t *queue_doc, *doc;
+    char hex[25], filter[256], err[512];
+    (void)state;
+    clear("csv_imports");
+    clear(DIP_EVENT_COLLECTION);
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    bson_oid_init(&qid, NULL); /* no queue document at all */
+    bson_oid_to_string(&qid, hex);
+    queue_doc =
+        BCON_NEW("_id", BCON_OID(&qid), "account_id", BCON_OID(&account),
+                 "user_id", BCON_OID(&user), "parent_account",
+                 BCON_OID(&account), "client_id", BCON_OID(&user));
+    assert_int_equal(dip_event_record(events, queue_doc, DIP_EVENT_COMPLETED,
+                                      NULL, 3600, 1, err, sizeof(err)),
+                     0);
+    doc = BCON_NEW(
+        "queue_id", BCON_OID(&qid), "status", BCON_UTF8("completed"),
+        "total_records", BCON_INT64(4), "total_records_added", BCON_INT64(4),
+        "total_errors", BCON_INT64(0), "followups_source",
+        BCON_UTF8("imports/deals/followup/b.csv"), "followups_event",
+        BCON_BOOL(false), "finished_at", BCON_DATE_TIME(dip_bson_now_ms()));
+    assert_true(mongoc_collection_insert_one(imports, doc, NULL, NULL, NULL));
+    bson_destroy(doc);
+
+    assert_int_equal(
+        sup_followup_run(&env.cfg, hex, "host:9", err, sizeof(err)), 0);
+    snprintf(filter, sizeof(filter),
+             "{\"queue_id\":{\"$oid\":\"%s\"},\"followups_by\":\"host:9\","
+             "\"followups_done_at\":{\"$exists\":true}}",
+             hex);
+    assert_int_equal(it_count(&env, "csv_imports", filter), 1);
+    /* none was said to be held: none released */
+    snprintf(filter, sizeof(filter),
+             "{\"queue_id\":{\"$oid\":\"%s\"},\"status\":\"held\"}", hex);
+    assert_int_equal(it_count(&env, DIP_EVENT_COLLECTION, filter), 1);
+
+    /* Done: another child claims nothing and changes nothing. */
+    assert_int_equal(
+        sup_followup_run(&env.cfg, hex, "host:8", err, sizeof(err)), 0);
+    assert_int_equal(
+        it_count(&env, "csv_imports", "{\"followups_by\":\"host:8\"}"), 0);
+    bson_destroy(queue_doc);
+    mongoc_collection_destroy(imports);
     mongoc_collection_destroy(events);
 }
 
@@ -289,7 +348,8 @@ static void test_runs_bounded(void **state)
         bson_destroy(doc);
         mongoc_collection_destroy(c);
     }
-    assert_int_equal(sup_followup_run(&env.cfg, hex, err, sizeof(err)), 1);
+    assert_int_equal(sup_followup_run(&env.cfg, hex, NULL, err, sizeof(err)),
+                     1);
     snprintf(filter, sizeof(filter),
              "{\"queue_id\":{\"$oid\":\"%s\"},\"followups_done_at\":"
              "{\"$exists\":true},\"error_file.failed\":{\"$regex\":"
@@ -315,6 +375,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_claim),
         cmocka_unit_test(test_run),
+        cmocka_unit_test(test_run_claiming),
         cmocka_unit_test(test_runs_bounded),
     };
     int rc = cmocka_run_group_tests(pure, NULL, NULL);

@@ -162,6 +162,53 @@ static void test_reset_run(void **state)
     assert_string_equal(w.spawn_secret, "");
 }
 
+/* The kept errors for csv_imports.logs: in line order whatever order
+ * they came in, each line once (a resumed run reports a line again), the
+ * first SUP_STORE_LOGS_KEEP lines only; none when the claim's document
+ * counted stored errors already (logs_own 0: the end reads them). */
+static void test_keep_log(void **state)
+{
+    sup_slot_t w;
+    bson_t *arr;
+    bson_iter_t it, d;
+    int64_t want = 1;
+    (void)state;
+    memset(&w, 0, sizeof(w));
+    w.logs_own = 1;
+    /* 150 lines, from the middle out, the first 50 twice */
+    for (int64_t l = 75; l >= 1; l--)
+        sup_slot_keep_log(&w, l, "value", "bad");
+    for (int64_t l = 150; l > 75; l--)
+        sup_slot_keep_log(&w, l, "value", "bad");
+    for (int64_t l = 1; l <= 50; l++)
+        sup_slot_keep_log(&w, l, "value", "again");
+    assert_int_equal(w.nlogs, SUP_STORE_LOGS_KEEP);
+    arr = sup_slot_logs(&w);
+    assert_non_null(arr);
+    assert_true(bson_iter_init(&it, arr));
+    while (bson_iter_next(&it)) {
+        assert_true(BSON_ITER_HOLDS_DOCUMENT(&it));
+        assert_true(bson_iter_recurse(&it, &d));
+        assert_true(bson_iter_find(&d, "line"));
+        assert_int_equal(bson_iter_int64(&d), want);
+        assert_true(bson_iter_find(&d, "field"));
+        assert_true(bson_iter_find(&d, "message"));
+        /* the first report of a line stays */
+        assert_string_equal(bson_iter_utf8(&d, NULL), "bad");
+        want++;
+    }
+    assert_int_equal(want, SUP_STORE_LOGS_KEEP + 1);
+    bson_destroy(arr);
+    for (size_t i = 0; i < w.nlogs; i++)
+        bson_destroy(w.logs[i]);
+    free(w.logs);
+
+    memset(&w, 0, sizeof(w));
+    sup_slot_keep_log(&w, 3, "value", "bad");
+    assert_int_equal(w.nlogs, 0);
+    assert_null(sup_slot_logs(&w));
+}
+
 static void test_lose(void **state)
 {
     sup_slot_t w;
@@ -347,6 +394,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_control_escalation),
         cmocka_unit_test(test_lookups),
+        cmocka_unit_test(test_keep_log),
         cmocka_unit_test(test_pending_and_errors),
         cmocka_unit_test(test_reset_run),
         cmocka_unit_test(test_lose),

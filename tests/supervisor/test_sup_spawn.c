@@ -331,6 +331,54 @@ static void test_secrets_fd(void **state)
     assert_no_children();
 }
 
+/* A document descriptor reaches the child as descriptor 4 beside the
+ * secrets on 3, whatever numbers the caller's have, and nothing else is
+ * kept; alone, it is 4 and 3 is closed. */
+static void test_doc_fd(void **state)
+{
+    sup_spawn_opts_t o;
+    static char both[] =
+        "cat <&3; cat <&4; [ -e /proc/$$/fd/5 ] && echo leak5; "
+        "echo end";
+    static char alone[] = "[ -e /proc/$$/fd/3 ] && echo open3; cat <&4; "
+                          "[ -e /proc/$$/fd/5 ] && echo leak5; echo end";
+    char out[256];
+    int sp[2], dp[2], st;
+    (void)state;
+    assert_int_equal(pipe2(sp, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(dp, O_CLOEXEC), 0);
+    assert_int_equal(write(sp[1], "S\n", 2), 2);
+    assert_int_equal(write(dp[1], "D\n", 2), 2);
+    close(sp[1]);
+    close(dp[1]);
+    sup_spawn_opts_init(&o);
+    assert_int_equal(o.doc_fd, -1);
+    o.secrets_fd = sp[0];
+    o.doc_fd = dp[0];
+    st = run_sh(&o, both, NULL, out, sizeof(out));
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_string_equal(out, "S\nD\nend\n");
+    close(sp[0]);
+    close(dp[0]);
+
+    assert_int_equal(pipe2(dp, O_CLOEXEC), 0);
+    assert_int_equal(write(dp[1], "D\n", 2), 2);
+    close(dp[1]);
+    sup_spawn_opts_init(&o);
+    o.doc_fd = dp[0];
+    {
+        int keep = open("/dev/null", O_RDONLY); /* no O_CLOEXEC */
+        assert_true(keep >= 3);
+        st = run_sh(&o, alone, NULL, out, sizeof(out));
+        close(keep);
+    }
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_string_equal(out, "D\nend\n");
+    close(dp[0]);
+    assert_no_children();
+}
+
 /* A limit above the supervisor's own hard limit would make setrlimit fail
  * with EPERM in the child; it is lowered to the hard limit instead. Run in a
  * helper process so that this test's own limit stays as it was. */
@@ -653,6 +701,7 @@ int main(void)
         cmocka_unit_test(test_isolation),
         cmocka_unit_test(test_limits_env_and_stdout),
         cmocka_unit_test(test_secrets_fd),
+        cmocka_unit_test(test_doc_fd),
         cmocka_unit_test(test_limits_clamped),
         cmocka_unit_test(test_describe_real_deaths),
         cmocka_unit_test(test_describe_statuses),
