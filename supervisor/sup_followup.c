@@ -41,12 +41,16 @@ const char *sup_followup_event_type(const char *status, int dry_run)
 }
 
 /* The first document of coll matching filter, copied into out (always
- * initialized); 1 found, 0 not, -1 on error. */
-static int find_one(mongoc_collection_t *coll, const bson_t *filter,
-                    bson_t *out, bson_error_t *e)
+ * initialized); 1 found, 0 not, -1 on error. The read carries maxTimeMS
+ * below client's socket timeout (dip_mongo_read_opts), so one the child
+ * gave up on does not go on in the server. */
+static int find_one(mongoc_client_t *client, mongoc_collection_t *coll,
+                    const bson_t *filter, bson_t *out, bson_error_t *e)
 {
+    bson_t *limit = BCON_NEW("limit", BCON_INT64(1));
+    bson_t *opts = dip_mongo_read_opts(client, limit);
     mongoc_cursor_t *c =
-        mongoc_collection_find_with_opts(coll, filter, NULL, NULL);
+        mongoc_collection_find_with_opts(coll, filter, opts, NULL);
     const bson_t *doc;
     int rc = 0;
     bson_init(out);
@@ -57,6 +61,8 @@ static int find_one(mongoc_collection_t *coll, const bson_t *filter,
         rc = -1;
     }
     mongoc_cursor_destroy(c);
+    bson_destroy(opts);
+    bson_destroy(limit);
     return rc;
 }
 
@@ -189,7 +195,7 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
 
     BSON_APPEND_VALUE(&filter, "queue_id", &qid);
     bson_destroy(&imp);
-    found = find_one(imports, &filter, &imp, &e);
+    found = find_one(client, imports, &filter, &imp, &e);
     if (found <= 0) {
         dip_text_format(err, errlen, NULL, "reading csv_imports: %s",
                         found < 0 ? e.message : "no document yet");
@@ -198,7 +204,7 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
     bson_reinit(&filter);
     BSON_APPEND_VALUE(&filter, "_id", &qid);
     bson_destroy(&q);
-    found = find_one(queues, &filter, &q, &e);
+    found = find_one(client, queues, &filter, &q, &e);
     if (found <= 0) {
         dip_text_format(err, errlen, NULL, "reading the queue document: %s",
                         found < 0 ? e.message : "it is gone");
@@ -227,7 +233,7 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
             sup_errfile_result_t ef;
             int w;
             memset(&ef, 0, sizeof(ef));
-            w = sup_errfile_write(db, st, src, &qid,
+            w = sup_errfile_write(client, dbname, st, src, &qid,
                                   has_header ? &header : NULL, not_stored, &ef,
                                   why1, sizeof(why1));
             if (w == SUP_ERRFILE_OK)
@@ -263,8 +269,8 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
     if (src && cfg->delete_source != DIP_DELETE_SOURCE_NEVER &&
         !bson_iter_init_find(&it, &imp, "source_delete")) {
         for (int tries = 1;; tries++) {
-            int c = sup_cleanup_source(db, st, cfg->delete_source, &qid, src,
-                                       NULL, why, sizeof(why));
+            int c = sup_cleanup_source(client, dbname, st, cfg->delete_source,
+                                       &qid, src, NULL, why, sizeof(why));
             if (c == SUP_CLEANUP_DELETED) {
                 dip_log(DIP_LOG_INFO, qid_hex, "source '%s' deleted%s%s", src,
                         why[0] ? ": " : "", why);
@@ -286,7 +292,7 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex, char *err,
                 bson_reinit(&filter);
                 BSON_APPEND_VALUE(&filter, "queue_id", &qid);
                 bson_destroy(&imp);
-                if (find_one(imports, &filter, &imp, &e) <= 0) {
+                if (find_one(client, imports, &filter, &imp, &e) <= 0) {
                     dip_text_format(err, errlen, NULL,
                                     "reading csv_imports: %s", e.message);
                     goto cleanup;
@@ -338,9 +344,9 @@ cleanup:
 }
 
 /* sup_followup_claim, of the one import only when only is set. */
-static int claim(mongoc_collection_t *imports, const char *owner,
-                 int64_t now_ms, const bson_oid_t *only, char out_hex[25],
-                 char *err, size_t errlen)
+static int claim(const mongoc_client_t *client, mongoc_collection_t *imports,
+                 const char *owner, int64_t now_ms, const bson_oid_t *only,
+                 char out_hex[25], char *err, size_t errlen)
 {
     bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER, reply, arr,
            child, set, in;
@@ -369,8 +375,7 @@ static int claim(mongoc_collection_t *imports, const char *owner,
                           SUP_FOLLOWUP_LEASE_MS, "followups_by", owner);
     bson_append_document_end(&update, &set);
     mongoc_find_and_modify_opts_set_update(opts, &update);
-    if (!mongoc_collection_find_and_modify_with_opts(imports, &query, opts,
-                                                     &reply, &e)) {
+    if (!dip_mongo_take_new(client, imports, &query, opts, &reply, &e)) {
         dip_text_format(err, errlen, NULL,
                         "claiming an import's follow-ups: %s", e.message);
         /* the reply is initialized even on failure */
@@ -392,11 +397,12 @@ cleanup:
     return rc;
 }
 
-int sup_followup_claim(mongoc_collection_t *imports, const char *owner,
+int sup_followup_claim(const mongoc_client_t *client,
+                       mongoc_collection_t *imports, const char *owner,
                        int64_t now_ms, char out_hex[25], char *err,
                        size_t errlen)
 {
-    return claim(imports, owner, now_ms, NULL, out_hex, err, errlen);
+    return claim(client, imports, owner, now_ms, NULL, out_hex, err, errlen);
 }
 
 /* --- the loop's side ------------------------------------------------------ */
@@ -419,6 +425,8 @@ struct sup_followups {
     bson_oid_t poked[SUP_FOLLOWUP_POKED_MAX];
     size_t npoked;
     int sweep_full; /* the last sweep stopped at SUP_FOLLOWUP_MAX */
+    /* the loop's client (borrowed): the claim's maxTimeMS is its */
+    const mongoc_client_t *client;
 };
 
 sup_followups_t *sup_followups_new(const dip_config_t *cfg, const char *owner,
@@ -440,6 +448,7 @@ sup_followups_t *sup_followups_new(const dip_config_t *cfg, const char *owner,
         sup_followups_destroy(&self);
         return NULL;
     }
+    self->client = client;
     self->imports = mongoc_client_get_collection(client, db, "csv_imports");
     return self;
 }
@@ -510,8 +519,8 @@ int sup_followups_tick(sup_followups_t *self, int64_t now_ms)
     /* The ends just told, by their id: no sweep for them. One whose
      * follow-ups another supervisor took, or that are done, is dropped. */
     while (self->npoked > 0 && self->n < SUP_FOLLOWUP_MAX) {
-        rc = claim(self->imports, self->owner, wall, &self->poked[0], qid, err,
-                   sizeof(err));
+        rc = claim(self->client, self->imports, self->owner, wall,
+                   &self->poked[0], qid, err, sizeof(err));
         if (rc < 0) {
             dip_log(DIP_LOG_WARNING, NULL, "%s", err);
             return -1; /* kept: tried again when the database answers */
@@ -529,8 +538,8 @@ int sup_followups_tick(sup_followups_t *self, int64_t now_ms)
     self->next_ms = now_ms + self->cfg->poll_ms;
     self->sweep_full = 0;
     while (self->n < SUP_FOLLOWUP_MAX) {
-        rc = sup_followup_claim(self->imports, self->owner, wall, qid, err,
-                                sizeof(err));
+        rc = sup_followup_claim(self->client, self->imports, self->owner, wall,
+                                qid, err, sizeof(err));
         if (rc < 0) {
             dip_log(DIP_LOG_WARNING, NULL, "%s", err);
             return -1;
