@@ -472,9 +472,10 @@ static uint64_t chaos_rows(void)
 
 static int64_t final_imports(void)
 {
+    /* source and status: the prefix of source_status_created */
     return it_count(&env, "queues",
-                    "{\"status\":{\"$in\":[\"completed\",\"failed\","
-                    "\"cancelled\"]}}");
+                    "{\"source\":\"deals\",\"status\":{\"$in\":"
+                    "[\"completed\",\"failed\",\"cancelled\"]}}");
 }
 
 /* Copies the queue document of qid as it is now into out (initialized by
