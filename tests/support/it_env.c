@@ -315,6 +315,10 @@ void it_append_import_deals(it_env_t *env, bson_t *filter,
     bson_t ex;
     if (it_import_account(env, qid, &account) == 0)
         BSON_APPEND_OID(filter, "account_id", &account);
+    else
+        /* no account to name (a refused import): every account's, still
+         * on the index (all its keys), never a collection scan */
+        BCON_APPEND(filter, "account_id", "{", "$exists", BCON_BOOL(true), "}");
     BSON_APPEND_OID(filter, "import.queue_id", qid);
     BSON_APPEND_DOCUMENT_BEGIN(filter, "import", &ex);
     BSON_APPEND_BOOL(&ex, "$exists", true);

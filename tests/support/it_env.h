@@ -77,10 +77,11 @@ int64_t it_count(it_env_t *env, const char *coll, const char *filter_json);
 int it_import_account(it_env_t *env, const bson_oid_t *qid, bson_oid_t *out);
 
 /* Appends what selects the deals of import qid on the deals index
- * account_import_line: account_id (it_import_account; left out when there is
- * none, and then no index serves the query), import.queue_id, and the
- * index's partial filter import: {$exists: true}, which mongod does not
- * derive from import.queue_id. */
+ * account_import_line: account_id (it_import_account; when the queue
+ * document names none, {$exists: true}: every key of the index, every
+ * account's deals of the import), import.queue_id, and the index's partial
+ * filter import: {$exists: true}, which mongod does not derive from
+ * import.queue_id. */
 void it_append_import_deals(it_env_t *env, bson_t *filter,
                             const bson_oid_t *qid);
 
