@@ -49,11 +49,8 @@ static int create_unique(mongoc_collection_t *coll, const char *name,
     return -1;
 }
 
-/* 1 when coll has an index named name, 0 when not, -1 when
- * the indexes could not be listed (a collection that does not exist yet
- * has none: the driver answers with an empty list). */
-static int has_index(mongoc_collection_t *coll, const char *name, char *err,
-                     size_t errlen)
+int dip_deal_index_has(mongoc_collection_t *coll, const char *name, char *err,
+                       size_t errlen)
 {
     mongoc_cursor_t *c = mongoc_collection_find_indexes_with_opts(coll, NULL);
     const bson_t *doc;
@@ -96,7 +93,7 @@ int dip_deal_index_ensure(mongoc_collection_t *deals,
     /* The new index stands before the old one goes, so deals are never
      * without a unique index; the old one is only dropped where it
      * exists. */
-    rc = has_index(deals, OLD_DEALS_INDEX, err, errlen);
+    rc = dip_deal_index_has(deals, OLD_DEALS_INDEX, err, errlen);
     if (rc < 0)
         return rc;
     if (rc == 1) {

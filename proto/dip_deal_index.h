@@ -48,4 +48,10 @@ int dip_deal_index_create(mongoc_collection_t *coll, const char *name,
                           const bson_t *keys, const bson_t *partial,
                           bson_error_t *error);
 
+/* 1 when coll has an index named name, 0 when not, -1 with err filled
+ * when the indexes could not be listed (a collection that does not exist
+ * yet has none: the driver answers with an empty list). */
+int dip_deal_index_has(mongoc_collection_t *coll, const char *name, char *err,
+                       size_t errlen);
+
 #endif

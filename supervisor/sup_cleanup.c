@@ -7,6 +7,7 @@
 #include "dip_text.h"
 #include "dip_bson.h"
 #include "dip_config.h"
+#include "dip_mongo_io.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -75,12 +76,14 @@ static void append_open(bson_t *q)
     bson_append_document_end(q, &st);
 }
 
-int64_t sup_cleanup_count_open(mongoc_database_t *db,
+int64_t sup_cleanup_count_open(mongoc_client_t *client, const char *dbname,
                                const bson_value_t *queue_id,
                                const char *source_key, bson_error_t *error)
 {
-    mongoc_collection_t *q = mongoc_database_get_collection(db, "queues");
+    mongoc_collection_t *q =
+        mongoc_client_get_collection(client, dbname, "queues");
     bson_t f = BSON_INITIALIZER, ne;
+    bson_t *o = dip_mongo_read_opts(client, NULL);
     int64_t n;
     /* csv.key and status: the index csv_key_status (sup_store) */
     BSON_APPEND_UTF8(&f, "csv.key", source_key);
@@ -88,7 +91,8 @@ int64_t sup_cleanup_count_open(mongoc_database_t *db,
     BSON_APPEND_DOCUMENT_BEGIN(&f, "_id", &ne);
     BSON_APPEND_VALUE(&ne, "$ne", queue_id);
     bson_append_document_end(&f, &ne);
-    n = mongoc_collection_count_documents(q, &f, NULL, NULL, NULL, error);
+    n = mongoc_collection_count_documents(q, &f, o, NULL, NULL, error);
+    bson_destroy(o);
     bson_destroy(&f);
     mongoc_collection_destroy(q);
     return n;
@@ -96,14 +100,16 @@ int64_t sup_cleanup_count_open(mongoc_database_t *db,
 
 /* The ids (at most SUP_CLEANUP_SHARED_MAX) of the queue documents naming
  * source_key, as an array {"0": id, ...} into ids. 0, or -1. */
-static int ids_of(mongoc_database_t *db, const char *source_key, bson_t *ids,
-                  bson_error_t *error)
+static int ids_of(mongoc_client_t *client, const char *dbname,
+                  const char *source_key, bson_t *ids, bson_error_t *error)
 {
-    mongoc_collection_t *q = mongoc_database_get_collection(db, "queues");
+    mongoc_collection_t *q =
+        mongoc_client_get_collection(client, dbname, "queues");
     bson_t *f = BCON_NEW("csv.key", BCON_UTF8(source_key));
     bson_t *o = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}", "limit",
                          BCON_INT64(SUP_CLEANUP_SHARED_MAX));
-    mongoc_cursor_t *c = mongoc_collection_find_with_opts(q, f, o, NULL);
+    bson_t *ro = dip_mongo_read_opts(client, o);
+    mongoc_cursor_t *c = mongoc_collection_find_with_opts(q, f, ro, NULL);
     const bson_t *doc;
     bson_iter_t it;
     int rc = 0;
@@ -117,6 +123,7 @@ static int ids_of(mongoc_database_t *db, const char *source_key, bson_t *ids,
     if (mongoc_cursor_error(c, error))
         rc = -1;
     mongoc_cursor_destroy(c);
+    bson_destroy(ro);
     bson_destroy(o);
     bson_destroy(f);
     mongoc_collection_destroy(q);
@@ -125,11 +132,11 @@ static int ids_of(mongoc_database_t *db, const char *source_key, bson_t *ids,
 
 /* The csv_imports filter of the imports of source_key that wanted it
  * deleted and have not recorded it yet. */
-static int wanted_filter(mongoc_database_t *db, const char *source_key,
-                         bson_t *f, bson_error_t *error)
+static int wanted_filter(mongoc_client_t *client, const char *dbname,
+                         const char *source_key, bson_t *f, bson_error_t *error)
 {
     bson_t qid, ids = BSON_INITIALIZER, ex;
-    if (ids_of(db, source_key, &ids, error) < 0) {
+    if (ids_of(client, dbname, source_key, &ids, error) < 0) {
         bson_destroy(&ids);
         return -1;
     }
@@ -144,28 +151,33 @@ static int wanted_filter(mongoc_database_t *db, const char *source_key,
     return 0;
 }
 
-int64_t sup_cleanup_count_wanted(mongoc_database_t *db, const char *source_key,
-                                 bson_error_t *error)
+int64_t sup_cleanup_count_wanted(mongoc_client_t *client, const char *dbname,
+                                 const char *source_key, bson_error_t *error)
 {
-    mongoc_collection_t *c = mongoc_database_get_collection(db, "csv_imports");
+    mongoc_collection_t *c =
+        mongoc_client_get_collection(client, dbname, "csv_imports");
     bson_t f = BSON_INITIALIZER;
+    bson_t *o = dip_mongo_read_opts(client, NULL);
     int64_t n = -1;
-    if (wanted_filter(db, source_key, &f, error) == 0)
-        n = mongoc_collection_count_documents(c, &f, NULL, NULL, NULL, error);
+    if (wanted_filter(client, dbname, source_key, &f, error) == 0)
+        n = mongoc_collection_count_documents(c, &f, o, NULL, NULL, error);
+    bson_destroy(o);
     bson_destroy(&f);
     mongoc_collection_destroy(c);
     return n;
 }
 
-int sup_cleanup_record_wanted(mongoc_database_t *db, const char *source_key,
-                              int64_t at_ms, bson_error_t *error)
+int sup_cleanup_record_wanted(mongoc_client_t *client, const char *dbname,
+                              const char *source_key, int64_t at_ms,
+                              bson_error_t *error)
 {
-    mongoc_collection_t *c = mongoc_database_get_collection(db, "csv_imports");
+    mongoc_collection_t *c =
+        mongoc_client_get_collection(client, dbname, "csv_imports");
     bson_t f = BSON_INITIALIZER;
     bson_t *u =
         BCON_NEW("$set", "{", "source_deleted_at", BCON_DATE_TIME(at_ms), "}");
     int rc = -1;
-    if (wanted_filter(db, source_key, &f, error) == 0 &&
+    if (wanted_filter(client, dbname, source_key, &f, error) == 0 &&
         mongoc_collection_update_many(c, &f, u, NULL, NULL, error))
         rc = 0;
     bson_destroy(&f);
@@ -174,14 +186,14 @@ int sup_cleanup_record_wanted(mongoc_database_t *db, const char *source_key,
     return rc;
 }
 
-int sup_cleanup_source(mongoc_database_t *db, dip_storage_t *storage,
-                       int policy, const bson_value_t *queue_id,
-                       const char *source_key, int64_t *deleted_at_ms,
-                       char *why, size_t whylen)
+int sup_cleanup_source(mongoc_client_t *client, const char *dbname,
+                       dip_storage_t *storage, int policy,
+                       const bson_value_t *queue_id, const char *source_key,
+                       int64_t *deleted_at_ms, char *why, size_t whylen)
 {
     mongoc_collection_t *coll = NULL;
     bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, ex;
-    bson_t *found = NULL;
+    bson_t *found = NULL, *ropts = NULL;
     const bson_t *doc;
     mongoc_cursor_t *cursor = NULL;
     bson_error_t error;
@@ -195,9 +207,10 @@ int sup_cleanup_source(mongoc_database_t *db, dip_storage_t *storage,
             "DEALIMPORT_DELETE_SOURCE is never: the source is kept");
         goto cleanup;
     }
-    coll = mongoc_database_get_collection(db, "csv_imports");
+    coll = mongoc_client_get_collection(client, dbname, "csv_imports");
     BSON_APPEND_VALUE(&filter, "queue_id", queue_id);
-    cursor = mongoc_collection_find_with_opts(coll, &filter, NULL, NULL);
+    ropts = dip_mongo_read_opts(client, NULL);
+    cursor = mongoc_collection_find_with_opts(coll, &filter, ropts, NULL);
     if (mongoc_cursor_next(cursor, &doc))
         found = bson_copy(doc);
     if (mongoc_cursor_error(cursor, &error)) {
@@ -236,7 +249,8 @@ int sup_cleanup_source(mongoc_database_t *db, dip_storage_t *storage,
         }
         bson_destroy(&w);
     }
-    others = sup_cleanup_count_open(db, queue_id, source_key, &error);
+    others =
+        sup_cleanup_count_open(client, dbname, queue_id, source_key, &error);
     if (others < 0) {
         rc = dip_text_say(SUP_CLEANUP_EDB, why, whylen,
                           "cannot count the imports that still read the "
@@ -255,7 +269,7 @@ int sup_cleanup_source(mongoc_database_t *db, dip_storage_t *storage,
     if (rc != SUP_CLEANUP_DELETED) {
         /* This import keeps it (a dry run, a failure), but it may be the
          * last of several, an earlier one of which wanted it gone. */
-        wanted = sup_cleanup_count_wanted(db, source_key, &error);
+        wanted = sup_cleanup_count_wanted(client, dbname, source_key, &error);
         if (wanted < 0) {
             rc = dip_text_say(SUP_CLEANUP_EDB, why, whylen,
                               "cannot read csv_imports to decide on the "
@@ -275,7 +289,7 @@ int sup_cleanup_source(mongoc_database_t *db, dip_storage_t *storage,
     }
     at = dip_bson_now_ms();
     /* Every import that wanted it gone records when it went. */
-    if (sup_cleanup_record_wanted(db, source_key, at, &error) < 0) {
+    if (sup_cleanup_record_wanted(client, dbname, source_key, at, &error) < 0) {
         rc = dip_text_say(SUP_CLEANUP_EDB, why, whylen,
                           "the source '%s' is deleted but recording it on "
                           "csv_imports failed: %s",
@@ -315,6 +329,7 @@ cleanup:
     if (coll)
         mongoc_collection_destroy(coll);
     bson_destroy(found);
+    bson_destroy(ropts);
     bson_destroy(&filter);
     bson_destroy(&update);
     return rc;

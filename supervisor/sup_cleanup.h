@@ -41,25 +41,30 @@ enum {
  * storage. On SUP_CLEANUP_DELETED, *deleted_at_ms (when not NULL) holds
  * csv_imports.source_deleted_at. `why` receives a sentence for every
  * result but a fresh deletion (the reason it was kept, or the failure). */
+/* Each function reads and writes database dbname through client
+ * (borrowed); every read and count carries maxTimeMS
+ * (dip_mongo_read_opts: below client's socket timeout), so a read the
+ * follow-up child gave up on does not go on in the server. */
 /* Queue documents of one key looked at, at most. */
 #define SUP_CLEANUP_SHARED_MAX 1000
 
 /* How many queue documents other than queue_id name source_key and are not
  * final (completed, failed, cancelled); -1 with error set. */
-int64_t sup_cleanup_count_open(mongoc_database_t *db,
+int64_t sup_cleanup_count_open(mongoc_client_t *client, const char *dbname,
                                const bson_value_t *queue_id,
                                const char *source_key, bson_error_t *error);
 /* How many imports of source_key recorded source_delete_wanted and no
  * source_deleted_at yet; -1 with error set. */
-int64_t sup_cleanup_count_wanted(mongoc_database_t *db, const char *source_key,
-                                 bson_error_t *error);
+int64_t sup_cleanup_count_wanted(mongoc_client_t *client, const char *dbname,
+                                 const char *source_key, bson_error_t *error);
 /* Records source_deleted_at = at_ms on those imports. 0, or -1. */
-int sup_cleanup_record_wanted(mongoc_database_t *db, const char *source_key,
-                              int64_t at_ms, bson_error_t *error);
+int sup_cleanup_record_wanted(mongoc_client_t *client, const char *dbname,
+                              const char *source_key, int64_t at_ms,
+                              bson_error_t *error);
 
-int sup_cleanup_source(mongoc_database_t *db, dip_storage_t *storage,
-                       int policy, const bson_value_t *queue_id,
-                       const char *source_key, int64_t *deleted_at_ms,
-                       char *why, size_t whylen);
+int sup_cleanup_source(mongoc_client_t *client, const char *dbname,
+                       dip_storage_t *storage, int policy,
+                       const bson_value_t *queue_id, const char *source_key,
+                       int64_t *deleted_at_ms, char *why, size_t whylen);
 
 #endif

@@ -5,6 +5,7 @@
  * by one cursor batch and one 64 KiB buffer, never by the number of errors.
  */
 #include "sup_errfile.h"
+#include "dip_mongo_io.h"
 #include "dip_bson.h"
 #include "dip_text.h"
 
@@ -430,24 +431,25 @@ int sup_errfile_flush(int fd, sup_errfile_buf_t *b, int64_t *bytes)
     return 0;
 }
 
-int sup_errfile_write(mongoc_database_t *db, dip_storage_t *storage,
-                      const char *source_key, const bson_value_t *queue_id,
-                      const bson_t *header, int64_t left_out,
-                      sup_errfile_result_t *out, char *err, size_t errlen)
+int sup_errfile_write(mongoc_client_t *client, const char *dbname,
+                      dip_storage_t *storage, const char *source_key,
+                      const bson_value_t *queue_id, const bson_t *header,
+                      int64_t left_out, sup_errfile_result_t *out, char *err,
+                      size_t errlen)
 {
     sup_errfile_buf_t b = {0};
     mongoc_collection_t *coll = NULL;
     mongoc_cursor_t *cursor = NULL;
-    bson_t filter = BSON_INITIALIZER, *opts = NULL;
+    bson_t filter = BSON_INITIALIZER, *opts = NULL, *proj = NULL;
     const bson_t *doc;
     bson_error_t error;
-    int64_t rows = 0, bytes = 0;
+    int64_t rows = 0, bytes = 0, last = 0;
     char *key = NULL, serr[1024] = "";
     int fd = -1, rc, e;
 
     memset(out, 0, sizeof(*out));
-    if (db == NULL || storage == NULL || source_key == NULL ||
-        queue_id == NULL) {
+    if (client == NULL || dbname == NULL || storage == NULL ||
+        source_key == NULL || queue_id == NULL) {
         rc = dip_text_say(
             SUP_ERRFILE_EINVAL, err, errlen,
             "sup_errfile_write needs a database, a storage, a source "
@@ -473,32 +475,52 @@ int sup_errfile_write(mongoc_database_t *db, dip_storage_t *storage,
     }
 
     sup_errfile_format_header(&b, header);
-    coll = mongoc_database_get_collection(db, "csv_import_errors");
-    BSON_APPEND_VALUE(&filter, "queue_id", queue_id);
-    /* The unique index (queue_id, line) serves this sort. */
-    opts = BCON_NEW("sort", "{", "line", BCON_INT32(1), "}", "projection", "{",
+    coll = mongoc_client_get_collection(client, dbname, "csv_import_errors");
+    /* In pieces of BATCH errors, each a find of its own that resumes after
+     * the last line read, on the unique index (queue_id, line) that also
+     * serves the sort: every piece carries maxTimeMS (dip_mongo_read_opts)
+     * and costs the same however long the list, where one cursor's
+     * maxTimeMS would bound the whole list's reading and fail a long one
+     * on a slow server every time (failure classes 1 and 2). */
+    proj = BCON_NEW("sort", "{", "line", BCON_INT32(1), "}", "projection", "{",
                     "_id", BCON_INT32(0), "line", BCON_INT32(1), "field",
                     BCON_INT32(1), "message", BCON_INT32(1), "row",
-                    BCON_INT32(1), "row_truncated", BCON_INT32(1), "}",
-                    "batchSize", BCON_INT32(BATCH));
-    cursor = mongoc_collection_find_with_opts(coll, &filter, opts, NULL);
-    while (mongoc_cursor_next(cursor, &doc)) {
-        sup_errfile_format_error(&b, doc);
-        rows++;
-        if (b.len >= FLUSH_AT && (e = sup_errfile_flush(fd, &b, &bytes)) < 0) {
-            rc = dip_text_say(SUP_ERRFILE_EIO, err, errlen,
-                              "cannot write the error file '%s': %s", key,
-                              strerror(-e));
+                    BCON_INT32(1), "row_truncated", BCON_INT32(1), "}", "limit",
+                    BCON_INT64(BATCH), "batchSize", BCON_INT32(BATCH));
+    opts = dip_mongo_read_opts(client, proj);
+    for (;;) {
+        int64_t got = 0;
+        bson_reinit(&filter);
+        BSON_APPEND_VALUE(&filter, "queue_id", queue_id);
+        if (rows > 0)
+            BCON_APPEND(&filter, "line", "{", "$gt", BCON_INT64(last), "}");
+        cursor = mongoc_collection_find_with_opts(coll, &filter, opts, NULL);
+        while (mongoc_cursor_next(cursor, &doc)) {
+            sup_errfile_format_error(&b, doc);
+            last = dip_bson_get_int(doc, "line", last);
+            rows++;
+            got++;
+            if (b.len >= FLUSH_AT &&
+                (e = sup_errfile_flush(fd, &b, &bytes)) < 0) {
+                rc = dip_text_say(SUP_ERRFILE_EIO, err, errlen,
+                                  "cannot write the error file '%s': %s", key,
+                                  strerror(-e));
+                goto cleanup;
+            }
+            if (b.failed)
+                break;
+        }
+        if (mongoc_cursor_error(cursor, &error)) {
+            rc = dip_text_say(
+                SUP_ERRFILE_EDB, err, errlen,
+                "cannot read the errors for the error file '%s': %s", key,
+                error.message);
             goto cleanup;
         }
-        if (b.failed)
+        mongoc_cursor_destroy(cursor);
+        cursor = NULL;
+        if (b.failed || got < BATCH)
             break;
-    }
-    if (mongoc_cursor_error(cursor, &error)) {
-        rc = dip_text_say(SUP_ERRFILE_EDB, err, errlen,
-                          "cannot read the errors for the error file '%s': %s",
-                          key, error.message);
-        goto cleanup;
     }
     sup_errfile_format_trailer(&b, rows, left_out);
     if (b.failed) {
@@ -529,6 +551,8 @@ cleanup:
     bson_destroy(&filter);
     if (opts)
         bson_destroy(opts);
+    if (proj)
+        bson_destroy(proj);
     sup_errfile_buf_release(&b);
     if (fd >= 0)
         close(fd);

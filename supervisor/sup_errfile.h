@@ -125,20 +125,24 @@ void sup_errfile_result_release(sup_errfile_result_t *r);
 
 /* Writes the error file of the import whose queue document has _id
  * queue_id (as stored) and whose source is source_key: every
- * csv_import_errors document of db with that queue_id, sorted by line,
+ * csv_import_errors document of database dbname (through client,
+ * borrowed) with that queue_id, sorted by line,
  * after the header (the queue document's `header`, a BSON array; may be
  * NULL), and a last record counting `left_out` rows (csv_imports'
  * errors_not_stored). Memory stays flat: documents are read in cursor
- * batches of at most 500, formatted into a 64 KiB buffer flushed to an
- * unnamed temporary file in $TMPDIR (else /tmp), which the storage module
- * uploads and which disappears when closed. On success fills *out (release
- * it) and returns SUP_ERRFILE_OK; else a SUP_ERRFILE_E* code with a
- * sentence in err, and nothing is left behind except, on S3, what an abort
+ * pieces of at most 500 (each a find resuming after the last line, on
+ * the index (queue_id, line), with maxTimeMS below client's socket
+ * timeout, so a long list is never one bounded read), formatted into a 64 KiB
+ * buffer flushed to an unnamed temporary file in $TMPDIR (else /tmp), which the
+ * storage module uploads and which disappears when closed. On success fills
+ * *out (release it) and returns SUP_ERRFILE_OK; else a SUP_ERRFILE_E* code with
+ * a sentence in err, and nothing is left behind except, on S3, what an abort
  * could not remove. Safe to call again after any failure or crash. */
-int sup_errfile_write(mongoc_database_t *db, dip_storage_t *storage,
-                      const char *source_key, const bson_value_t *queue_id,
-                      const bson_t *header, int64_t left_out,
-                      sup_errfile_result_t *out, char *err, size_t errlen);
+int sup_errfile_write(mongoc_client_t *client, const char *dbname,
+                      dip_storage_t *storage, const char *source_key,
+                      const bson_value_t *queue_id, const bson_t *header,
+                      int64_t left_out, sup_errfile_result_t *out, char *err,
+                      size_t errlen);
 
 /* Appends `name: {key, rows, bytes}` to doc, for an update of csv_imports
  * (the caller's, or sup_errfile_record's). */

@@ -42,12 +42,16 @@ const char *sup_followup_event_type(const char *status, int dry_run)
 }
 
 /* The first document of coll matching filter, copied into out (always
- * initialized); 1 found, 0 not, -1 on error. */
-static int find_one(mongoc_collection_t *coll, const bson_t *filter,
-                    bson_t *out, bson_error_t *e)
+ * initialized); 1 found, 0 not, -1 on error. The read carries maxTimeMS
+ * below client's socket timeout (dip_mongo_read_opts), so one the child
+ * gave up on does not go on in the server. */
+static int find_one(mongoc_client_t *client, mongoc_collection_t *coll,
+                    const bson_t *filter, bson_t *out, bson_error_t *e)
 {
+    bson_t *limit = BCON_NEW("limit", BCON_INT64(1));
+    bson_t *opts = dip_mongo_read_opts(client, limit);
     mongoc_cursor_t *c =
-        mongoc_collection_find_with_opts(coll, filter, NULL, NULL);
+        mongoc_collection_find_with_opts(coll, filter, opts, NULL);
     const bson_t *doc;
     int rc = 0;
     bson_init(out);
@@ -58,6 +62,8 @@ static int find_one(mongoc_collection_t *coll, const bson_t *filter,
         rc = -1;
     }
     mongoc_cursor_destroy(c);
+    bson_destroy(opts);
+    bson_destroy(limit);
     return rc;
 }
 
@@ -156,17 +162,17 @@ static int give_up(mongoc_collection_t *imports, const bson_value_t *qid,
     return rc;
 }
 
-static int claim(mongoc_collection_t *imports, const char *owner,
-                 int64_t now_ms, const bson_oid_t *only, char out_hex[25],
-                 bson_t *doc, char *err, size_t errlen);
+static int claim(const mongoc_client_t *client, mongoc_collection_t *imports,
+                 const char *owner, int64_t now_ms, const bson_oid_t *only,
+                 char out_hex[25], bson_t *doc, char *err, size_t errlen);
 
 /* The source key of the import: csv_imports' followups_source, written by
  * the end when it has follow-ups (null: none), else (an end written before
  * it was, or a value of another type) the queue document's. malloc'd into *out
  * (NULL: the import names no file). 0, or -1 with err filled. */
-static int source_key(mongoc_collection_t *queues, const bson_t *imp,
-                      const bson_value_t *qid, char **out, char *err,
-                      size_t errlen)
+static int source_key(mongoc_client_t *client, mongoc_collection_t *queues,
+                      const bson_t *imp, const bson_value_t *qid, char **out,
+                      char *err, size_t errlen)
 {
     bson_t filter = BSON_INITIALIZER, q;
     bson_error_t e;
@@ -185,7 +191,7 @@ static int source_key(mongoc_collection_t *queues, const bson_t *imp,
         return *out ? 0 : dip_text_say(-1, err, errlen, "out of memory");
     }
     BSON_APPEND_VALUE(&filter, "_id", qid);
-    found = find_one(queues, &filter, &q, &e);
+    found = find_one(client, queues, &filter, &q, &e);
     bson_destroy(&filter);
     if (found <= 0) {
         dip_text_format(err, errlen, NULL, "reading the queue document: %s",
@@ -219,6 +225,7 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex,
     int rc = -1, found, has_header = 0, wrote = 0, gave_up = 0;
     int held, cleans, deferred = 0, success_wanted;
     int64_t total_errors, not_stored, runs;
+    const char *dbname = NULL;
 
     bson_init(&imp);
     if (!dip_msg_is_oid(qid_hex)) {
@@ -228,7 +235,6 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex,
     qid.value_type = BSON_TYPE_OID;
     bson_oid_init_from_string(&qid.value.v_oid, qid_hex);
     {
-        const char *dbname;
         client = dip_mongo_client_new_bounded(
             cfg->mongodb_uri, "dealimport-followup", cfg->lease_s * 1000,
             &dbname, err, errlen);
@@ -248,8 +254,8 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex,
     if (claim_owner != NULL) {
         /* The claim answers the document: no read of it. */
         char hex[25];
-        found = claim(imports, claim_owner, dip_bson_now_ms(), &qid.value.v_oid,
-                      hex, &imp, err, errlen);
+        found = claim(client, imports, claim_owner, dip_bson_now_ms(),
+                      &qid.value.v_oid, hex, &imp, err, errlen);
         if (found < 0)
             goto cleanup;
         if (found == 0) {
@@ -260,14 +266,14 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex,
         }
     } else {
         BSON_APPEND_VALUE(&filter, "queue_id", &qid);
-        found = find_one(imports, &filter, &imp, &e);
+        found = find_one(client, imports, &filter, &imp, &e);
         if (found <= 0) {
             dip_text_format(err, errlen, NULL, "reading csv_imports: %s",
                             found < 0 ? e.message : "no document yet");
             goto cleanup;
         }
     }
-    if (source_key(queues, &imp, &qid, &src, err, errlen) < 0)
+    if (source_key(client, queues, &imp, &qid, &src, err, errlen) < 0)
         goto cleanup;
     total_errors = dip_bson_get_int(&imp, "total_errors", 0);
     not_stored = dip_bson_get_int(&imp, "errors_not_stored", 0);
@@ -331,7 +337,7 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex,
             bson_reinit(&filter);
             BSON_APPEND_VALUE(&filter, "queue_id", &qid);
             bson_destroy(&imp);
-            if (find_one(imports, &filter, &imp, &e) <= 0) {
+            if (find_one(client, imports, &filter, &imp, &e) <= 0) {
                 dip_text_format(err, errlen, NULL, "reading csv_imports: %s",
                                 e.message);
                 goto cleanup;
@@ -363,7 +369,7 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex,
             sup_errfile_result_t ef;
             int w;
             memset(&ef, 0, sizeof(ef));
-            w = sup_errfile_write(db, st, src, &qid,
+            w = sup_errfile_write(client, dbname, st, src, &qid,
                                   has_header ? &header : NULL, not_stored, &ef,
                                   why1, sizeof(why1));
             if (w == SUP_ERRFILE_OK && (held || cleans))
@@ -437,8 +443,8 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex,
      * bounded number of times, then given up (source_delete: {failed}). */
     if (cleans) {
         for (int tries = 1;; tries++) {
-            int c = sup_cleanup_source(db, st, cfg->delete_source, &qid, src,
-                                       NULL, why, sizeof(why));
+            int c = sup_cleanup_source(client, dbname, st, cfg->delete_source,
+                                       &qid, src, NULL, why, sizeof(why));
             if (c == SUP_CLEANUP_DELETED) {
                 dip_log(DIP_LOG_INFO, qid_hex, "source '%s' deleted%s%s", src,
                         why[0] ? ": " : "", why);
@@ -460,7 +466,7 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex,
                 bson_reinit(&filter);
                 BSON_APPEND_VALUE(&filter, "queue_id", &qid);
                 bson_destroy(&imp);
-                if (find_one(imports, &filter, &imp, &e) <= 0) {
+                if (find_one(client, imports, &filter, &imp, &e) <= 0) {
                     dip_text_format(err, errlen, NULL,
                                     "reading csv_imports: %s", e.message);
                     goto cleanup;
@@ -519,9 +525,9 @@ cleanup:
 /* sup_followup_claim, of the one import only when only is set; with doc
  * not NULL, the claimed csv_imports document as the claim left it is
  * copied there (initialized either way). */
-static int claim(mongoc_collection_t *imports, const char *owner,
-                 int64_t now_ms, const bson_oid_t *only, char out_hex[25],
-                 bson_t *doc, char *err, size_t errlen)
+static int claim(const mongoc_client_t *client, mongoc_collection_t *imports,
+                 const char *owner, int64_t now_ms, const bson_oid_t *only,
+                 char out_hex[25], bson_t *doc, char *err, size_t errlen)
 {
     bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER, reply, arr,
            child, set, in;
@@ -550,13 +556,9 @@ static int claim(mongoc_collection_t *imports, const char *owner,
                           SUP_FOLLOWUP_LEASE_MS, "followups_by", owner);
     bson_append_document_end(&update, &set);
     mongoc_find_and_modify_opts_set_update(opts, &update);
-    if (doc != NULL) {
+    if (doc != NULL)
         bson_init(doc);
-        mongoc_find_and_modify_opts_set_flags(
-            opts, MONGOC_FIND_AND_MODIFY_RETURN_NEW);
-    }
-    if (!mongoc_collection_find_and_modify_with_opts(imports, &query, opts,
-                                                     &reply, &e)) {
+    if (!dip_mongo_take_new(client, imports, &query, opts, &reply, &e)) {
         dip_text_format(err, errlen, NULL,
                         "claiming an import's follow-ups: %s", e.message);
         /* the reply is initialized even on failure */
@@ -583,11 +585,13 @@ cleanup:
     return rc;
 }
 
-int sup_followup_claim(mongoc_collection_t *imports, const char *owner,
+int sup_followup_claim(const mongoc_client_t *client,
+                       mongoc_collection_t *imports, const char *owner,
                        int64_t now_ms, char out_hex[25], char *err,
                        size_t errlen)
 {
-    return claim(imports, owner, now_ms, NULL, out_hex, NULL, err, errlen);
+    return claim(client, imports, owner, now_ms, NULL, out_hex, NULL, err,
+                 errlen);
 }
 
 /* --- the loop's side ------------------------------------------------------ */
@@ -610,6 +614,8 @@ struct sup_followups {
     bson_oid_t poked[SUP_FOLLOWUP_POKED_MAX];
     size_t npoked;
     int sweep_full; /* the last sweep stopped at SUP_FOLLOWUP_MAX */
+    /* the loop's client (borrowed): the claim's maxTimeMS is its */
+    const mongoc_client_t *client;
 };
 
 sup_followups_t *sup_followups_new(const dip_config_t *cfg, const char *owner,
@@ -631,6 +637,7 @@ sup_followups_t *sup_followups_new(const dip_config_t *cfg, const char *owner,
         sup_followups_destroy(&self);
         return NULL;
     }
+    self->client = client;
     self->imports = mongoc_client_get_collection(client, db, "csv_imports");
     return self;
 }
@@ -723,8 +730,8 @@ int sup_followups_tick(sup_followups_t *self, int64_t now_ms)
     self->next_ms = now_ms + self->cfg->poll_ms;
     self->sweep_full = 0;
     while (self->n < SUP_FOLLOWUP_MAX) {
-        rc = sup_followup_claim(self->imports, self->owner, wall, qid, err,
-                                sizeof(err));
+        rc = sup_followup_claim(self->client, self->imports, self->owner, wall,
+                                qid, err, sizeof(err));
         if (rc < 0) {
             dip_log(DIP_LOG_WARNING, NULL, "%s", err);
             return -1;

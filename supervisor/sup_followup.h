@@ -72,8 +72,11 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex,
 
 /* Claims an ended import whose follow-ups are not done and whose claim (if
  * any) ran out; 1 with its queue id in out_hex, 0 when there is none, -1 on
- * a database error (err filled). imports is csv_imports. */
-int sup_followup_claim(mongoc_collection_t *imports, const char *owner,
+ * a database error (err filled). imports is csv_imports, of client, whose
+ * socket timeout bounds the findAndModify's maxTimeMS
+ * (dip_mongo_take_new). */
+int sup_followup_claim(const mongoc_client_t *client,
+                       mongoc_collection_t *imports, const char *owner,
                        int64_t now_ms, char out_hex[25], char *err,
                        size_t errlen);
 

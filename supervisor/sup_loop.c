@@ -561,6 +561,12 @@ int sup_loop_run(sup_loop_t *self)
     if (sup_store_ensure_indexes(self->store, err, sizeof(err)) < 0)
         dip_log(DIP_LOG_WARNING, NULL, "%s (continuing)", err);
     ensure_deal_indexes(self);
+    /* After the indexes: the sampler's counts run on one of them. */
+    if (sup_metrics_start_sampler(self->metrics, &self->cfg, err, sizeof(err)) <
+        0) {
+        dip_log(DIP_LOG_ERR, NULL, "cannot start: %s", err);
+        return -1;
+    }
     if (sup_notify_watchdog_usec(self->notify, &self->watchdog_usec) <= 0)
         self->watchdog_usec = 0;
     sup_notify_ready(self->notify);

@@ -513,11 +513,17 @@ int sup_metrics_start(sup_metrics_t *self, const dip_config_t *cfg, char *err,
                       size_t errlen)
 {
     sup_metrics_set_limits(self, cfg);
-    if (self->sampler == NULL &&
-        (self->sampler = sup_sampler_new(cfg, self, err, errlen)) == NULL)
-        return -1;
     if (cfg->metrics_addr && self->http == NULL &&
         sup_metrics_listen(self, cfg->metrics_addr, err, errlen) < 0)
+        return -1;
+    return 0;
+}
+
+int sup_metrics_start_sampler(sup_metrics_t *self, const dip_config_t *cfg,
+                              char *err, size_t errlen)
+{
+    if (self->sampler == NULL &&
+        (self->sampler = sup_sampler_new(cfg, self, err, errlen)) == NULL)
         return -1;
     return 0;
 }

@@ -80,12 +80,20 @@ sup_metrics_t *sup_metrics_new(void);
 /* Stops the HTTP listener and the sampler (if any) first. */
 void sup_metrics_destroy(sup_metrics_t **self_p);
 
-/* What the supervisor starts with its metrics, in one call: the limits of
- * cfg, the queue sampler (sup_sampler: its own thread and connection), and
- * the listener on cfg->metrics_addr when it is set. Stopped by
+/* What the supervisor starts with its metrics when it is made: the limits
+ * of cfg and the listener on cfg->metrics_addr when it is set. Stopped by
  * sup_metrics_destroy. 0, or -1 with err filled. */
 int sup_metrics_start(sup_metrics_t *self, const dip_config_t *cfg, char *err,
                       size_t errlen);
+
+/* Starts the queue sampler (sup_sampler: its own thread and connection),
+ * once: the supervisor calls it after creating its indexes, since the
+ * sampler's counts run on source_status_created and a first sample on a
+ * fresh `queues` would need a scan (refused under notablescan). Until its
+ * first sample /readyz says the database has not been checked. Stopped by
+ * sup_metrics_destroy. 0, or -1 with err filled. */
+int sup_metrics_start_sampler(sup_metrics_t *self, const dip_config_t *cfg,
+                              char *err, size_t errlen);
 
 /* Listens for GET /metrics on addr, "HOST:PORT" with a numeric IPv4 host
  * or "[IPv6]:PORT" (port 0 picks a free one, see sup_metrics_port). Serving

@@ -9,6 +9,7 @@
 #include "dip_deal_index.h"
 #include "dip_bson.h"
 #include "dip_log.h"
+#include "dip_mongo_io.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,16 +141,41 @@ void sup_store_account_key(const bson_value_t *v, char *out, size_t len)
 }
 
 /* Running imports claimed before account_key existed get theirs, so the
- * unique index on it can be built. */
+ * unique index on it can be built. Such claims were made by a supervisor
+ * of the version before it, which made running_account_slot, (account_id,
+ * account_slot) partial on status processing; the query runs on an index
+ * of running imports only, never on the whole of `queues`:
+ *   - running_account_key_slot stands (any start after the first):
+ *     account_key missing is its null key, status its partial filter;
+ *   - only running_account_slot stands (the first start after the
+ *     upgrade): every key of it, by account_id (one without an account_id
+ *     is (null, slot) in both indexes and needs no key to stay unique);
+ *   - neither (a database no claiming supervisor has used): nothing to
+ *     backfill, and asking would be a collection scan, refused under
+ *     notablescan.
+ * Bounded by maxTimeMS; a failure leaves the index build to say so. */
 static void backfill_account_keys(sup_store_t *self)
 {
-    bson_t *filter = BCON_NEW("status", BCON_UTF8("processing"), "account_key",
-                              "{", "$exists", BCON_BOOL(false), "}");
-    bson_t *opts = BCON_NEW("projection", "{", "account_id", BCON_INT32(1), "}",
-                            "limit", BCON_INT64(10000));
-    mongoc_cursor_t *c =
-        mongoc_collection_find_with_opts(self->queues, filter, opts, NULL);
+    char err[256];
+    int has_new = dip_deal_index_has(self->queues, "running_account_key_slot",
+                                     err, sizeof(err));
+    int has_old = has_new == 1
+                      ? 0
+                      : dip_deal_index_has(self->queues, "running_account_slot",
+                                           err, sizeof(err));
+    bson_t *filter, *opts, *ropts;
+    mongoc_cursor_t *c;
     const bson_t *doc;
+    if (has_new != 1 && has_old != 1)
+        return;
+    filter = BCON_NEW("status", BCON_UTF8("processing"), "account_key", "{",
+                      "$exists", BCON_BOOL(false), "}");
+    if (has_new != 1)
+        BCON_APPEND(filter, "account_id", "{", "$exists", BCON_BOOL(true), "}");
+    opts = BCON_NEW("projection", "{", "account_id", BCON_INT32(1), "}",
+                    "limit", BCON_INT64(10000));
+    ropts = dip_mongo_read_opts(self->client, opts);
+    c = mongoc_collection_find_with_opts(self->queues, filter, ropts, NULL);
     while (mongoc_cursor_next(c, &doc)) {
         bson_iter_t it;
         bson_value_t null_value = {.value_type = BSON_TYPE_NULL};
@@ -171,6 +197,7 @@ static void backfill_account_keys(sup_store_t *self)
     mongoc_cursor_destroy(c);
     bson_destroy(filter);
     bson_destroy(opts);
+    bson_destroy(ropts);
 }
 
 /* At most one running import per (account, slot): the per-account limit

@@ -521,7 +521,9 @@ static void claim(mongoc_collection_t *coll, const char *owner, bson_t *reply)
 static void test_find_and_modify_claims(void **state)
 {
     fixture_t *fx = *state;
-    mongoc_collection_t *coll = fresh_collection(fx, "queues");
+    /* A collection outside the service's, which the suite's notablescan
+     * guards: this is the server's findAndModify, not an indexed claim. */
+    mongoc_collection_t *coll = fresh_collection(fx, "claim_rules");
     const char *names[] = {"newer", "oldest", "done"};
     const char *status[] = {"pending", "pending", "completed"};
     int64_t created[] = {2000, 1000, 500};

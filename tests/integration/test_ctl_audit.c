@@ -138,7 +138,17 @@ static void test_pause_cancel_revert(void **state)
     assert_int_equal(ctl("cancel", id, out), 0);
     assert_int_equal(it_ctl_wait_status(&env, &a, "cancelled", 60000), 0);
     assert_int_equal(ctl("pause", id, out), 1);
-    assert_int_equal(ctl("revert", id, out), 0);
+    {
+        /* revert's counts of what it leaves (deals and stages naming the
+         * import in another account, deals using a stage) have no index:
+         * known scans of an operator's command (docs/scaling.md), allowed
+         * here alone */
+        int was = it_notablescan(&env, 0);
+        int rc = ctl("revert", id, out);
+        if (was > 0)
+            it_notablescan(&env, 1);
+        assert_int_equal(rc, 0);
+    }
     assert_non_null(strstr(out, "reverted"));
     assert_int_equal(it_ctl_deals(&env, &a), 0);
     check_logs(id);

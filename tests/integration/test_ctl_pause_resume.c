@@ -57,16 +57,20 @@ static int teardown(void **state)
 static int64_t duplicate_lines(const bson_oid_t *qid)
 {
     mongoc_collection_t *c = it_coll(&env, "deals");
-    bson_t *pipeline = BCON_NEW(
-        "pipeline", "[", "{", "$match", "{", "import.queue_id", BCON_OID(qid),
-        "}", "}", "{", "$group", "{", "_id", BCON_UTF8("$import.line"), "n",
-        "{", "$sum", BCON_INT32(1), "}", "}", "}", "{", "$match", "{", "n", "{",
-        "$gt", BCON_INT32(1), "}", "}", "}", "]");
-    mongoc_cursor_t *cur =
-        mongoc_collection_aggregate(c, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
+    bson_t match = BSON_INITIALIZER, *pipeline;
+    mongoc_cursor_t *cur;
     const bson_t *doc;
     bson_error_t error;
     int64_t n = 0;
+    /* the import's deals on account_import_line */
+    it_append_import_deals(&env, &match, qid);
+    pipeline =
+        BCON_NEW("pipeline", "[", "{", "$match", BCON_DOCUMENT(&match), "}",
+                 "{", "$group", "{", "_id", BCON_UTF8("$import.line"), "n", "{",
+                 "$sum", BCON_INT32(1), "}", "}", "}", "{", "$match", "{", "n",
+                 "{", "$gt", BCON_INT32(1), "}", "}", "}", "]");
+    cur =
+        mongoc_collection_aggregate(c, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
     while (mongoc_cursor_next(cur, &doc))
         n++;
     if (mongoc_cursor_error(cur, &error)) {
@@ -75,6 +79,7 @@ static int64_t duplicate_lines(const bson_oid_t *qid)
     }
     mongoc_cursor_destroy(cur);
     bson_destroy(pipeline);
+    bson_destroy(&match);
     mongoc_collection_destroy(c);
     return n;
 }

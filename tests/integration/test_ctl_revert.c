@@ -69,17 +69,43 @@ static void import(const char *key, const char *csv, const bson_oid_t *acc,
     bson_destroy(&q);
 }
 
-static int64_t stages_named(const char *name)
+/* Stages of account named name: by account, the prefix of
+ * account_pipeline_name (the suite runs with notablescan on). */
+static int64_t stages_named(const bson_oid_t *account, const char *name)
 {
-    char filter[128];
-    snprintf(filter, sizeof(filter), "{\"name\":\"%s\"}", name);
+    char filter[192], hex[25];
+    bson_oid_to_string(account, hex);
+    snprintf(filter, sizeof(filter),
+             "{\"account_id\":{\"$oid\":\"%s\"},\"name\":\"%s\"}", hex, name);
     return it_count(&env, "pipeline_stages", filter);
 }
 
+/* Deals of account that name import qid (another tenant's claim to it),
+ * on account_import_line. */
+static int64_t deals_in(const bson_oid_t *account, const bson_oid_t *qid)
+{
+    char filter[256], acc[25], q[25];
+    bson_oid_to_string(account, acc);
+    bson_oid_to_string(qid, q);
+    snprintf(filter, sizeof(filter),
+             "{\"account_id\":{\"$oid\":\"%s\"},\"import.queue_id\":"
+             "{\"$oid\":\"%s\"},\"import\":{\"$exists\":true},"
+             "\"name\":\"theirs\"}",
+             acc, q);
+    return it_count(&env, "deals", filter);
+}
+
+/* revert's counts of what it leaves (deals and stages naming the import
+ * in another account, deals using a stage) have no index: known scans of
+ * an operator's command (docs/scaling.md), allowed around it alone. */
 static int revert(const char *id, const char *opt, char *out, char *err)
 {
     const char *args[] = {"revert", id, opt, NULL};
-    return it_ctl_run(runtime, args, out, 4096, err, 4096, 60000);
+    int was = it_notablescan(&env, 0);
+    int rc = it_ctl_run(runtime, args, out, 4096, err, 4096, 60000);
+    if (was > 0)
+        it_notablescan(&env, 1);
+    return rc;
 }
 
 static void test_revert(void **state)
@@ -120,7 +146,8 @@ static void test_revert(void **state)
     assert_true(mongoc_collection_insert_one(c, doc, NULL, NULL, NULL));
     bson_destroy(doc);
     mongoc_collection_destroy(c);
-    assert_int_equal(it_ctl_deals(&env, &a), 5); /* and theirs */
+    assert_int_equal(it_ctl_deals(&env, &a), 4);
+    assert_int_equal(deals_in(&other, &a), 1); /* and theirs */
     assert_int_equal(it_ctl_deals(&env, &b), 2);
     assert_int_equal(it_count(&env, "pipeline_stages", "{}"), 5);
 
@@ -129,7 +156,7 @@ static void test_revert(void **state)
     assert_non_null(strstr(out, "2 deals and 1 pipeline stages would be "
                                 "deleted"));
     assert_int_equal(it_ctl_deals(&env, &b), 2);
-    assert_int_equal(stages_named("delta"), 1);
+    assert_int_equal(stages_named(&acc, "delta"), 1);
 
     assert_int_equal(revert(ida, "--dry-run", out, err), 0);
     assert_non_null(strstr(out, "4 deals and 1 pipeline stages would be "
@@ -143,17 +170,14 @@ static void test_revert(void **state)
     assert_non_null(strstr(out, "\"stages_other_account\":1"));
     assert_non_null(strstr(out, "\"deals_other_account\":1"));
     assert_non_null(strstr(out, "\"stages_next_run\":0"));
-    assert_int_equal(stages_named("omega"), 1);
-    snprintf(filter, sizeof(filter),
-             "{\"import.queue_id\":{\"$oid\":\"%s\"},\"name\":\"theirs\"}",
-             ida);
-    assert_int_equal(it_count(&env, "deals", filter), 1);
-    assert_int_equal(it_ctl_deals(&env, &a), 1); /* theirs */
+    assert_int_equal(stages_named(&other, "omega"), 1);
+    assert_int_equal(deals_in(&other, &a), 1); /* theirs */
+    assert_int_equal(it_ctl_deals(&env, &a), 0);
     assert_int_equal(it_ctl_deals(&env, &b), 2);
-    assert_int_equal(stages_named("alpha"), 0);
-    assert_int_equal(stages_named("beta"), 1);  /* b's deal uses it */
-    assert_int_equal(stages_named("gamma"), 1); /* not a's to delete */
-    assert_int_equal(stages_named("delta"), 1);
+    assert_int_equal(stages_named(&acc, "alpha"), 0);
+    assert_int_equal(stages_named(&acc, "beta"), 1);  /* b's deal uses it */
+    assert_int_equal(stages_named(&acc, "gamma"), 1); /* not a's to delete */
+    assert_int_equal(stages_named(&acc, "delta"), 1);
     snprintf(filter, sizeof(filter),
              "{\"queue_id\":{\"$oid\":\"%s\"},\"reverted_deals\":4,"
              "\"reverted_stages\":1,\"reverted_at\":{\"$exists\":true}}",

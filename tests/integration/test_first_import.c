@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "dip_bson.h"
+#include "it_check.h"
 #include "it_env.h"
 
 static const char sample[] =
@@ -78,25 +79,33 @@ static void test_seed_sample(void **state)
                  strcmp(it_str(&q, "status"), "completed") != 0);
     bson_oid_to_string(&qid, hex);
 
-    snprintf(filter, sizeof(filter), "{\"import.queue_id\":{\"$oid\":\"%s\"}}",
-             hex);
-    assert_int_equal(it_count(&env, "deals", filter), 3);
+    assert_int_equal(it_count_import_deals(&env, &qid, "{}"), 3);
     assert_int_equal(
-        it_count(&env, "deals",
-                 "{\"name\":\"Acme Corp Deal\",\"value\":5000,"
-                 "\"status\":\"open\",\"contact_email\":\"john@acme.com\","
-                 "\"source\":\"csv\",\"tags\":\"imported\","
-                 "\"import.line\":1}"),
+        it_count_import_deals(
+            &env, &qid,
+            "{\"name\":\"Acme Corp Deal\",\"value\":5000,"
+            "\"status\":\"open\",\"contact_email\":\"john@acme.com\","
+            "\"source\":\"csv\",\"tags\":\"imported\","
+            "\"import.line\":1}"),
         1);
-    assert_int_equal(it_count(&env, "deals",
+    assert_int_equal(
+        it_count_import_deals(&env, &qid,
                               "{\"name\":\"Global Inc Deal\","
                               "\"value\":25000,\"import.line\":3}"),
-                     1);
+        1);
     assert_int_equal(it_count(&env, "pipeline_stages", "{}"), 3);
-    assert_int_equal(it_count(&env, "pipeline_stages",
-                              "{\"name\":{\"$in\":[\"qualified\","
-                              "\"proposal\",\"negotiation\"]}}"),
-                     3);
+    {
+        /* by account and pipeline, account_pipeline_name's prefix */
+        char acc[25], pip[25], stages[256];
+        bson_oid_to_string(&account, acc);
+        bson_oid_to_string(&pipeline, pip);
+        snprintf(stages, sizeof(stages),
+                 "{\"account_id\":{\"$oid\":\"%s\"},\"pipeline_id\":"
+                 "{\"$oid\":\"%s\"},\"name\":{\"$in\":[\"qualified\","
+                 "\"proposal\",\"negotiation\"]}}",
+                 acc, pip);
+        assert_int_equal(it_count(&env, "pipeline_stages", stages), 3);
+    }
     snprintf(filter, sizeof(filter),
              "{\"queue_id\":{\"$oid\":\"%s\"},\"total_records\":3,"
              "\"total_records_added\":3,\"total_errors\":0,"
@@ -139,13 +148,7 @@ static void test_bad_documents_then_next(void **state)
     assert_string_equal(it_str(&q, "status"), "completed");
     bson_destroy(&q);
     /* No deal was written for the failed ones. */
-    {
-        char filter[128], hex[25];
-        bson_oid_to_string(&missing, hex);
-        snprintf(filter, sizeof(filter),
-                 "{\"import.queue_id\":{\"$oid\":\"%s\"}}", hex);
-        assert_int_equal(it_count(&env, "deals", filter), 0);
-    }
+    assert_int_equal(it_count_import_deals(&env, &missing, "{}"), 0);
 }
 
 int main(void)

@@ -234,7 +234,8 @@ static void assert_exact(const bson_oid_t *qid, const bson_oid_t *pipeline,
 static void drop_deals(const bson_oid_t *qid)
 {
     mongoc_collection_t *c = it_coll(&env, "deals");
-    bson_t *filter = BCON_NEW("import.queue_id", BCON_OID(qid));
+    bson_t *filter = bson_new();
+    it_append_import_deals(&env, filter, qid);
     mongoc_collection_delete_many(c, filter, NULL, NULL, NULL);
     bson_destroy(filter);
     mongoc_collection_destroy(c);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "dip_bson.h"
+#include "it_check.h"
 #include "it_env.h"
 
 static const char mappings[] = "{\"Deal Name\":\"name\",\"Value\":\"value\","
@@ -105,7 +106,7 @@ static void test_string_id_fails_and_frees_its_slot(void **state)
                                         "DEALIMPORT_POLL_MS=200", NULL};
     bson_oid_t account, user, pipeline, q1, q2;
     bson_value_t sid = {.value_type = BSON_TYPE_UTF8};
-    char log[256], filter[256], hex[25];
+    char log[256];
     bson_t q;
     pid_t sup;
     (void)state;
@@ -142,10 +143,7 @@ static void test_string_id_fails_and_frees_its_slot(void **state)
     assert_int_equal(it_wait_final(&env, &q2, 60000, &q), 0);
     assert_string_equal(it_str(&q, "status"), "completed");
     bson_destroy(&q);
-    bson_oid_to_string(&q2, hex);
-    snprintf(filter, sizeof(filter), "{\"import.queue_id\":{\"$oid\":\"%s\"}}",
-             hex);
-    assert_int_equal(it_count(&env, "deals", filter), 50);
+    assert_int_equal(it_count_import_deals(&env, &q2, "{}"), 50);
     assert_int_equal(WEXITSTATUS(it_process_stop(sup, SIGTERM, 30000)), 0);
 }
 
@@ -166,8 +164,8 @@ static int64_t running_of(const bson_oid_t *account)
     char hex[25], filter[256];
     bson_oid_to_string(account, hex);
     snprintf(filter, sizeof(filter),
-             "{\"status\":\"processing\",\"account_id\":{\"$in\":[{\"$oid\":"
-             "\"%s\"},\"%s\"]}}",
+             "{\"source\":\"deals\",\"status\":\"processing\","
+             "\"account_id\":{\"$in\":[{\"$oid\":\"%s\"},\"%s\"]}}",
              hex, hex);
     return it_count(&env, "queues", filter);
 }

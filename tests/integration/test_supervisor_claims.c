@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "dip_bson.h"
+#include "it_check.h"
 #include "it_env.h"
 
 #define ACCOUNTS 5
@@ -54,11 +55,15 @@ static int64_t max_running_per_account(void)
         mongoc_collection_aggregate(c, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
     const bson_t *doc;
     int64_t max = 0;
+    bson_error_t error;
     while (mongoc_cursor_next(cur, &doc)) {
         int64_t n = dip_bson_get_int(doc, "n", 0);
         if (n > max)
             max = n;
     }
+    /* a refused or failed read is no sample of 0 */
+    if (mongoc_cursor_error(cur, &error))
+        fail_msg("sampling the running imports: %s", error.message);
     mongoc_cursor_destroy(cur);
     bson_destroy(pipeline);
     mongoc_collection_destroy(c);
@@ -93,6 +98,17 @@ static void test_three_supervisors(void **state)
         snprintf(log, sizeof(log), "/tmp/it-claims-%d-%d.log", (int)getpid(),
                  s);
         sup[s] = it_supervisor_start(&env, extra, log);
+    }
+    /* Until one serves, its indexes made: the samples below run on them
+     * (the suite's notablescan refuses them before). */
+    for (int w = 0, serving = 0; !serving && w < 600; w++) {
+        for (int s = 0; s < 3 && !serving; s++) {
+            snprintf(log, sizeof(log), "/tmp/it-claims-%d-%d.log",
+                     (int)getpid(), s);
+            serving = it_log_count(log, "serving:") > 0;
+        }
+        if (!serving)
+            usleep(100000);
     }
     /* Sample the per-account limit until everything is final. */
     for (int waited = 0; waited < 240000; waited += 50) {

@@ -27,6 +27,7 @@
 #include <zmq.h>
 
 #include "dip_bson.h"
+#include "it_check.h"
 #include "it_env.h"
 
 static const char mappings[] = "{\"Deal Name\":\"name\",\"Value\":\"value\","
@@ -44,11 +45,7 @@ static void enqueue_rows(const char *key, int rows, int cell, bson_oid_t *qid)
 
 static int64_t deals_of(const bson_oid_t *qid)
 {
-    char filter[128], hex[25];
-    bson_oid_to_string(qid, hex);
-    snprintf(filter, sizeof(filter), "{\"import.queue_id\":{\"$oid\":\"%s\"}}",
-             hex);
-    return it_count(&env, "deals", filter);
+    return it_count_import_deals(&env, qid, "{}");
 }
 
 static void assert_exact(const bson_oid_t *qid, int rows)

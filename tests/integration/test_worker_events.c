@@ -72,6 +72,10 @@ static int64_t count_qid(const char *coll, const char *key,
                          const bson_oid_t *qid, const char *more)
 {
     char filter[512], hex[25];
+    /* an import's deals on their index (the suite runs with notablescan) */
+    if (strcmp(coll, "deals") == 0 && strcmp(key, "import.queue_id") == 0 &&
+        more == NULL)
+        return it_count_import_deals(&env, qid, "{}");
     bson_oid_to_string(qid, hex);
     snprintf(filter, sizeof(filter), "{\"%s\":{\"$oid\":\"%s\"}%s%s}", key, hex,
              more ? "," : "", more ? more : "");

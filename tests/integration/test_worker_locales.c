@@ -172,12 +172,13 @@ static void expect_deals(const bson_oid_t *qid, const deal_t *deals, size_t n,
                          const char *what)
 {
     mongoc_collection_t *c = it_coll(&env, "deals");
-    bson_t *filter = BCON_NEW("import.queue_id", BCON_OID(qid));
+    bson_t *filter = bson_new();
     bson_t *opts = BCON_NEW("sort", "{", "import.line", BCON_INT32(1), "}");
-    mongoc_cursor_t *cur =
-        mongoc_collection_find_with_opts(c, filter, opts, NULL);
+    mongoc_cursor_t *cur;
     const bson_t *doc;
     size_t seen = 0;
+    it_append_import_deals(&env, filter, qid);
+    cur = mongoc_collection_find_with_opts(c, filter, opts, NULL);
     while (mongoc_cursor_next(cur, &doc)) {
         bson_iter_t it;
         int64_t line = dip_bson_get_int(doc, "import.line", 0);

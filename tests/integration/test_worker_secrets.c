@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "dip_bson.h"
+#include "it_check.h"
 #include "it_env.h"
 
 #define ROWS 30000
@@ -100,13 +101,7 @@ static void import_and_check(const char *key, const char *const *extra,
     assert_int_equal(it_wait_final(&env, &qid, 180000, &q), 0);
     assert_string_equal(it_str(&q, "status"), "completed");
     bson_destroy(&q);
-    {
-        char filter[128], hex[25];
-        bson_oid_to_string(&qid, hex);
-        snprintf(filter, sizeof(filter),
-                 "{\"import.queue_id\":{\"$oid\":\"%s\"}}", hex);
-        assert_int_equal(it_count(&env, "deals", filter), ROWS);
-    }
+    assert_int_equal(it_count_import_deals(&env, &qid, "{}"), ROWS);
     {
         int st = it_process_stop(sup, SIGTERM, 30000);
         assert_true(st >= 0 && WIFEXITED(st));

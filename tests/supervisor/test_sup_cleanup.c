@@ -19,6 +19,7 @@
 
 #include "dip_bson.h"
 #include "it_env.h"
+#include "ts_indexes.h"
 #include "sup_cleanup.h"
 #include "sup_errfile.h"
 #include "it_skip.h"
@@ -34,6 +35,8 @@ static int setup(void **state)
     if (f == NULL)
         return -1;
     f->skip = it_env_init(&f->env, "cleanup") != 0;
+    if (!f->skip)
+        ts_service_indexes(&f->env);
     *state = f;
     return 0;
 }
@@ -144,15 +147,15 @@ static void test_completed_deleted_once(void **state)
     put(st, "src/done.csv");
     import_doc(&f->env, &qid, "completed", 0, 0);
     /* The default policy keeps everything. */
-    assert_int_equal(sup_cleanup_source(f->env.db, st, DIP_DELETE_SOURCE_NEVER,
-                                        &qid, "src/done.csv", &at, why,
-                                        sizeof(why)),
+    assert_int_equal(sup_cleanup_source(f->env.client, f->env.dbname, st,
+                                        DIP_DELETE_SOURCE_NEVER, &qid,
+                                        "src/done.csv", &at, why, sizeof(why)),
                      SUP_CLEANUP_KEPT);
     assert_non_null(strstr(why, "DEALIMPORT_DELETE_SOURCE is never"));
     assert_true(exists(st, "src/done.csv"));
     assert_int_equal(deleted_at(&f->env, &qid), -1);
 
-    assert_int_equal(sup_cleanup_source(f->env.db, st,
+    assert_int_equal(sup_cleanup_source(f->env.client, f->env.dbname, st,
                                         DIP_DELETE_SOURCE_COMPLETED, &qid,
                                         "src/done.csv", &at, why, sizeof(why)),
                      SUP_CLEANUP_DELETED);
@@ -163,7 +166,7 @@ static void test_completed_deleted_once(void **state)
     /* A repeat changes nothing: a file put back under the key (a new
      * upload) is not deleted, and the time stays. */
     put(st, "src/done.csv");
-    assert_int_equal(sup_cleanup_source(f->env.db, st,
+    assert_int_equal(sup_cleanup_source(f->env.client, f->env.dbname, st,
                                         DIP_DELETE_SOURCE_COMPLETED, &qid,
                                         "src/done.csv", &at2, why, sizeof(why)),
                      SUP_CLEANUP_DELETED);
@@ -185,24 +188,25 @@ static void test_others_keep_their_source(void **state)
     for (size_t i = 0; i < 3; i++) {
         qid = new_oid();
         import_doc(&f->env, &qid, statuses[i], 0, 0);
-        assert_int_equal(
-            sup_cleanup_source(f->env.db, st, DIP_DELETE_SOURCE_COMPLETED, &qid,
-                               "src/keep.csv", NULL, why, sizeof(why)),
-            SUP_CLEANUP_KEPT);
+        assert_int_equal(sup_cleanup_source(f->env.client, f->env.dbname, st,
+                                            DIP_DELETE_SOURCE_COMPLETED, &qid,
+                                            "src/keep.csv", NULL, why,
+                                            sizeof(why)),
+                         SUP_CLEANUP_KEPT);
         assert_non_null(strstr(why, statuses[i]));
         assert_int_equal(deleted_at(&f->env, &qid), -1);
     }
     /* A dry run. */
     qid = new_oid();
     import_doc(&f->env, &qid, "completed", 1, 0);
-    assert_int_equal(sup_cleanup_source(f->env.db, st,
+    assert_int_equal(sup_cleanup_source(f->env.client, f->env.dbname, st,
                                         DIP_DELETE_SOURCE_COMPLETED, &qid,
                                         "src/keep.csv", NULL, why, sizeof(why)),
                      SUP_CLEANUP_KEPT);
     assert_non_null(strstr(why, "dry run"));
     /* No csv_imports yet (called before the final status). */
     qid = new_oid();
-    assert_int_equal(sup_cleanup_source(f->env.db, st,
+    assert_int_equal(sup_cleanup_source(f->env.client, f->env.dbname, st,
                                         DIP_DELETE_SOURCE_COMPLETED, &qid,
                                         "src/keep.csv", NULL, why, sizeof(why)),
                      SUP_CLEANUP_KEPT);
@@ -224,7 +228,7 @@ static void test_waits_for_error_file(void **state)
     qid.value.v_utf8.len = 4;
     put(st, "src/e.csv");
     import_doc(&f->env, &qid, "completed", 0, 3);
-    assert_int_equal(sup_cleanup_source(f->env.db, st,
+    assert_int_equal(sup_cleanup_source(f->env.client, f->env.dbname, st,
                                         DIP_DELETE_SOURCE_COMPLETED, &qid,
                                         "src/e.csv", NULL, why, sizeof(why)),
                      SUP_CLEANUP_KEPT);
@@ -232,7 +236,7 @@ static void test_waits_for_error_file(void **state)
     assert_true(exists(st, "src/e.csv"));
     assert_int_equal(sup_errfile_record(f->env.db, &qid, &r, why, sizeof(why)),
                      SUP_ERRFILE_OK);
-    assert_int_equal(sup_cleanup_source(f->env.db, st,
+    assert_int_equal(sup_cleanup_source(f->env.client, f->env.dbname, st,
                                         DIP_DELETE_SOURCE_COMPLETED, &qid,
                                         "src/e.csv", NULL, why, sizeof(why)),
                      SUP_CLEANUP_DELETED);
@@ -261,7 +265,7 @@ static void test_file_storage(void **state)
     snprintf(path, sizeof(path), "%s/in/d.csv", dir);
     assert_int_equal(stat(path, &sb), 0);
     import_doc(&f->env, &qid, "completed", 0, 0);
-    assert_int_equal(sup_cleanup_source(f->env.db, st,
+    assert_int_equal(sup_cleanup_source(f->env.client, f->env.dbname, st,
                                         DIP_DELETE_SOURCE_COMPLETED, &qid,
                                         "in/d.csv", NULL, why, sizeof(why)),
                      SUP_CLEANUP_DELETED);
@@ -269,7 +273,7 @@ static void test_file_storage(void **state)
     /* A crash after the deletion and before the record: the repeat finds
      * nothing to delete and records it. */
     import_doc(&f->env, &qid2, "completed", 0, 0);
-    assert_int_equal(sup_cleanup_source(f->env.db, st,
+    assert_int_equal(sup_cleanup_source(f->env.client, f->env.dbname, st,
                                         DIP_DELETE_SOURCE_COMPLETED, &qid2,
                                         "in/d.csv", NULL, why, sizeof(why)),
                      SUP_CLEANUP_DELETED);

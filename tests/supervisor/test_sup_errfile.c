@@ -28,6 +28,7 @@
 
 #include "dip_bson.h"
 #include "it_env.h"
+#include "ts_indexes.h"
 #include "sup_errfile.h"
 #include "dip_text.h"
 #include "it_skip.h"
@@ -315,6 +316,8 @@ static int stack_setup(void **state)
     if (f == NULL)
         return -1;
     f->skip = it_env_init(&f->env, "errfile") != 0;
+    if (!f->skip)
+        ts_service_indexes(&f->env);
     *state = f;
     return 0;
 }
@@ -407,8 +410,9 @@ static void test_write_s3(void **state)
     assert_true(mongoc_collection_insert_one(imps, imp, NULL, NULL, NULL));
     bson_destroy(imp);
 
-    if (sup_errfile_write(f->env.db, f->env.storage, "imports/deals.csv", &qid,
-                          h, 2, &r, err, sizeof(err)) != SUP_ERRFILE_OK)
+    if (sup_errfile_write(f->env.client, f->env.dbname, f->env.storage,
+                          "imports/deals.csv", &qid, h, 2, &r, err,
+                          sizeof(err)) != SUP_ERRFILE_OK)
         fail_msg("sup_errfile_write: %s", err);
     {
         char hex[25];
@@ -461,9 +465,9 @@ static void test_write_s3(void **state)
     assert_non_null(strstr(err, "no csv_imports document"));
 
     /* Written again (a crash before the record, say): the same bytes. */
-    assert_int_equal(sup_errfile_write(f->env.db, f->env.storage,
-                                       "imports/deals.csv", &qid, h, 2, &r2,
-                                       err, sizeof(err)),
+    assert_int_equal(sup_errfile_write(f->env.client, f->env.dbname,
+                                       f->env.storage, "imports/deals.csv",
+                                       &qid, h, 2, &r2, err, sizeof(err)),
                      SUP_ERRFILE_OK);
     assert_string_equal(r2.key, r.key);
     assert_int_equal(r2.rows, r.rows);
@@ -526,8 +530,8 @@ static void test_write_file_storage(void **state)
     cfg.storage_url = strdup(url);
     st = dip_storage_new(&cfg, err, sizeof(err));
     assert_non_null(st);
-    if (sup_errfile_write(f->env.db, st, "in/d.csv", &qid, NULL, 0, &r, err,
-                          sizeof(err)) != SUP_ERRFILE_OK)
+    if (sup_errfile_write(f->env.client, f->env.dbname, st, "in/d.csv", &qid,
+                          NULL, 0, &r, err, sizeof(err)) != SUP_ERRFILE_OK)
         fail_msg("sup_errfile_write: %s", err);
     assert_string_equal(r.key, "in/d.csv.import%2F7.errors.csv");
     snprintf(path, sizeof(path), "%s/%s", dir, r.key);
@@ -589,8 +593,9 @@ static void test_many_errors_flat(void **state)
     dip_storage_set_multipart(f->env.storage, 5 * 1024 * 1024, 5 * 1024 * 1024);
     before = peak_rss_kb();
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (sup_errfile_write(f->env.db, f->env.storage, "big/d.csv", &qid, NULL, 0,
-                          &r, err, sizeof(err)) != SUP_ERRFILE_OK)
+    if (sup_errfile_write(f->env.client, f->env.dbname, f->env.storage,
+                          "big/d.csv", &qid, NULL, 0, &r, err,
+                          sizeof(err)) != SUP_ERRFILE_OK)
         fail_msg("sup_errfile_write: %s", err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     after = peak_rss_kb();

@@ -29,6 +29,7 @@
 #include "dip_event.h"
 #include "it_check.h"
 #include "it_env.h"
+#include "ts_indexes.h"
 #include "sup_followup.h"
 
 static it_env_t env;
@@ -116,10 +117,12 @@ static void import_log(bson_oid_t *qid, const char *status, int done,
     mongoc_collection_destroy(c);
 }
 
+/* Empties a collection, keeping its indexes (ts_service_indexes). */
 static void clear(const char *name)
 {
     mongoc_collection_t *c = it_coll(&env, name);
-    mongoc_collection_drop(c, NULL);
+    bson_t all = BSON_INITIALIZER;
+    mongoc_collection_delete_many(c, &all, NULL, NULL, NULL);
     mongoc_collection_destroy(c);
 }
 
@@ -127,7 +130,7 @@ static void test_claim(void **state)
 {
     mongoc_collection_t *imports;
     bson_oid_t ended, done, running, leased;
-    char hex[25], want[25], err[512];
+    char hex[25], want[25], err[512], filter[256];
     int64_t now = dip_bson_now_ms();
     (void)state;
     clear("csv_imports");
@@ -138,33 +141,41 @@ static void test_claim(void **state)
     import_log(&ended, "cancelled", 0, 0);
     bson_oid_to_string(&ended, want);
     /* Only the ended import with no running claim. */
-    assert_int_equal(
-        sup_followup_claim(imports, "host:1", now, hex, err, sizeof(err)), 1);
+    assert_int_equal(sup_followup_claim(env.client, imports, "host:1", now, hex,
+                                        err, sizeof(err)),
+                     1);
     assert_string_equal(hex, want);
-    assert_int_equal(
-        it_count(&env, "csv_imports",
-                 "{\"followups_by\":\"host:1\",\"status\":\"cancelled\","
-                 "\"followups_lease\":{\"$gt\":{\"$date\":"
-                 "\"2020-01-01T00:00:00Z\"}}}"),
-        1);
+    /* The test's own reads go by queue_id (its unique index), as the
+     * suite's notablescan wants. */
+    snprintf(filter, sizeof(filter),
+             "{\"queue_id\":{\"$oid\":\"%s\"},\"followups_by\":\"host:1\","
+             "\"status\":\"cancelled\",\"followups_lease\":{\"$gt\":"
+             "{\"$date\":\"2020-01-01T00:00:00Z\"}}}",
+             want);
+    assert_int_equal(it_count(&env, "csv_imports", filter), 1);
     /* Held now: nothing left for anyone. */
-    assert_int_equal(
-        sup_followup_claim(imports, "host:2", now, hex, err, sizeof(err)), 0);
+    assert_int_equal(sup_followup_claim(env.client, imports, "host:2", now, hex,
+                                        err, sizeof(err)),
+                     0);
     /* Past both leases: the two are taken over, one at a time. */
-    assert_int_equal(sup_followup_claim(imports, "host:2",
+    assert_int_equal(sup_followup_claim(env.client, imports, "host:2",
                                         now + SUP_FOLLOWUP_LEASE_MS + 1000, hex,
                                         err, sizeof(err)),
                      1);
-    assert_int_equal(sup_followup_claim(imports, "host:2",
+    assert_int_equal(sup_followup_claim(env.client, imports, "host:2",
                                         now + SUP_FOLLOWUP_LEASE_MS + 1000, hex,
                                         err, sizeof(err)),
                      1);
-    assert_int_equal(sup_followup_claim(imports, "host:2",
+    assert_int_equal(sup_followup_claim(env.client, imports, "host:2",
                                         now + SUP_FOLLOWUP_LEASE_MS + 1000, hex,
                                         err, sizeof(err)),
                      0);
-    assert_int_equal(
-        it_count(&env, "csv_imports", "{\"followups_by\":\"host:2\"}"), 2);
+    bson_oid_to_string(&leased, hex);
+    snprintf(filter, sizeof(filter),
+             "{\"queue_id\":{\"$in\":[{\"$oid\":\"%s\"},{\"$oid\":\"%s\"}]},"
+             "\"followups_by\":\"host:2\"}",
+             hex, want);
+    assert_int_equal(it_count(&env, "csv_imports", filter), 2);
     mongoc_collection_destroy(imports);
 }
 
@@ -366,6 +377,128 @@ static void test_runs_bounded(void **state)
     mongoc_collection_destroy(events);
 }
 
+/* Runs an admin command (destroyed); true when it ran. */
+static bool admin(bson_t *cmd, bson_t *reply)
+{
+    bool ok = mongoc_client_command_simple(env.client, "admin", cmd, NULL,
+                                           reply, NULL);
+    bson_destroy(cmd);
+    return ok;
+}
+
+/* The child's reads are bounded and the error file is read in pieces
+ * (failure classes 1, 2): a run that writes an error file of ERRORS lines
+ * and deletes the source (so every read of sup_followup, sup_errfile and
+ * sup_cleanup is made) leaves, in the development server's op log, no
+ * read, count or findAndModify on the import's collections without a
+ * maxTimeMS, and reads the errors in ceil(ERRORS / 500) finds (each
+ * bounded, whatever the list's length), whose file holds every line
+ * (a piece that resumed wrongly would lose or repeat some). 3: with the suite's
+ * notablescan each of them runs on an index, or the run fails. On a server
+ * without the op log only the documents are checked. */
+#define ERRORS 1200
+static void test_run_reads_bounded(void **state)
+{
+    mongoc_collection_t *events = it_coll(&env, DIP_EVENT_COLLECTION);
+    mongoc_collection_t *errors = it_coll(&env, "csv_import_errors");
+    mongoc_collection_t *imports = it_coll(&env, "csv_imports");
+    static const char *const colls[] = {
+        "csv_imports", "queues", "csv_import_errors", DIP_EVENT_COLLECTION};
+    bson_oid_t account, user, pipeline, qid;
+    bson_t *doc, reply;
+    char hex[25], filter[256], err[512];
+    int oplog, unbounded = 0, error_finds = 0, was = env.cfg.delete_source;
+    (void)state;
+    clear("csv_imports");
+    clear("csv_import_errors");
+    clear(DIP_EVENT_COLLECTION);
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    it_pipeline(&env, &account, &pipeline);
+    it_put(&env, "imports/deals/followup/bounded.csv", "Deal Name\nx\n", 12);
+    it_enqueue(&env, "imports/deals/followup/bounded.csv", &account, &user,
+               &pipeline, "{\"Deal Name\":\"name\"}", &qid);
+    bson_oid_to_string(&qid, hex);
+    doc = BCON_NEW("_id", BCON_OID(&qid), "account_id", BCON_OID(&account),
+                   "user_id", BCON_OID(&user), "parent_account",
+                   BCON_OID(&account), "client_id", BCON_OID(&user));
+    assert_int_equal(dip_event_record(events, doc, DIP_EVENT_COMPLETED, NULL,
+                                      3600, 1, err, sizeof(err)),
+                     0);
+    bson_destroy(doc);
+    doc =
+        BCON_NEW("queue_id", BCON_OID(&qid), "status", BCON_UTF8("completed"),
+                 "total_records", BCON_INT64(ERRORS + 1), "total_records_added",
+                 BCON_INT64(1), "total_errors", BCON_INT64(ERRORS),
+                 "finished_at", BCON_DATE_TIME(dip_bson_now_ms()));
+    assert_true(mongoc_collection_insert_one(imports, doc, NULL, NULL, NULL));
+    bson_destroy(doc);
+    /* inserted out of order: the file is sorted by line */
+    for (int i = ERRORS; i >= 1; i--) {
+        doc = BCON_NEW("queue_id", BCON_OID(&qid), "line", BCON_INT64(i + 1),
+                       "field", BCON_UTF8("value"), "message",
+                       BCON_UTF8("not a number"), "row", "[", BCON_UTF8("x"),
+                       "]");
+        assert_true(
+            mongoc_collection_insert_one(errors, doc, NULL, NULL, NULL));
+        bson_destroy(doc);
+    }
+
+    oplog = admin(BCON_NEW("devOpLog", BCON_INT32(1), "limit", BCON_INT32(1),
+                           "reset", BCON_BOOL(true)),
+                  &reply);
+    bson_destroy(&reply);
+    env.cfg.delete_source = DIP_DELETE_SOURCE_COMPLETED;
+    assert_int_equal(sup_followup_run(&env.cfg, hex, NULL, err, sizeof(err)),
+                     0);
+    env.cfg.delete_source = was;
+
+    for (size_t k = 0; oplog && k < sizeof(colls) / sizeof(colls[0]); k++) {
+        char ns[128];
+        bson_iter_t it, ops;
+        snprintf(ns, sizeof(ns), "%s.%s", env.dbname, colls[k]);
+        assert_true(admin(BCON_NEW("devOpLog", BCON_INT32(1), "ns",
+                                   BCON_UTF8(ns), "limit", BCON_INT32(10000)),
+                          &reply));
+        assert_true(bson_iter_init_find(&it, &reply, "ops") &&
+                    bson_iter_recurse(&it, &ops));
+        while (bson_iter_next(&ops)) {
+            bson_t op;
+            uint32_t len;
+            const uint8_t *data;
+            const char *name;
+            bson_iter_document(&ops, &len, &data);
+            assert_true(bson_init_static(&op, data, len));
+            name = dip_bson_get_str(&op, "op");
+            if (name == NULL ||
+                (strcmp(name, "find") != 0 && strcmp(name, "aggregate") != 0 &&
+                 strcmp(name, "count") != 0 &&
+                 strcmp(name, "findAndModify") != 0))
+                continue;
+            if (dip_bson_get_int(&op, "maxTimeMS", 0) <= 0) {
+                fprintf(stderr, "%s %s without maxTimeMS\n", name, ns);
+                unbounded++;
+            }
+            error_finds += k == 2 && strcmp(name, "find") == 0;
+        }
+        bson_destroy(&reply);
+    }
+    if (oplog) {
+        assert_int_equal(unbounded, 0);
+        assert_int_equal(error_finds, (ERRORS + 499) / 500);
+    }
+    /* (the test's own reads come after the op log's) */
+    snprintf(filter, sizeof(filter),
+             "{\"queue_id\":{\"$oid\":\"%s\"},\"error_file.rows\":%d,"
+             "\"source_deleted_at\":{\"$exists\":true},"
+             "\"followups_done_at\":{\"$exists\":true}}",
+             hex, ERRORS);
+    assert_int_equal(it_count(&env, "csv_imports", filter), 1);
+    mongoc_collection_destroy(imports);
+    mongoc_collection_destroy(errors);
+    mongoc_collection_destroy(events);
+}
+
 int main(void)
 {
     const struct CMUnitTest pure[] = {
@@ -377,6 +510,7 @@ int main(void)
         cmocka_unit_test(test_run),
         cmocka_unit_test(test_run_claiming),
         cmocka_unit_test(test_runs_bounded),
+        cmocka_unit_test(test_run_reads_bounded),
     };
     int rc = cmocka_run_group_tests(pure, NULL, NULL);
     if (rc != 0)
@@ -385,6 +519,7 @@ int main(void)
     rc = it_env_init(&env, "sup_followup");
     if (rc)
         return rc;
+    ts_service_indexes(&env);
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     it_env_release(&env);
     return rc;

@@ -512,6 +512,149 @@ static void test_budget(void **state)
     dip_config_release(&cfg);
 }
 
+/* Runs an admin command (destroyed); true when it ran. */
+static bool admin(bson_t *cmd, bson_t *reply)
+{
+    bool ok = mongoc_client_command_simple(env.client, "admin", cmd, NULL,
+                                           reply, NULL);
+    bson_destroy(cmd);
+    return ok;
+}
+
+/* The development server's notablescan switched to on; its value before,
+ * or -1 on a server without the switch (a real one). */
+static int scan_guard_on(void)
+{
+    bson_t reply;
+    int was = -1;
+    bson_iter_t it;
+    if (admin(BCON_NEW("devNoTableScan", BCON_BOOL(true)), &reply) &&
+        bson_iter_init_find(&it, &reply, "was") && BSON_ITER_HOLDS_BOOL(&it))
+        was = bson_iter_bool(&it);
+    bson_destroy(&reply);
+    /* the op log from here on (the suite runs one test at a time) */
+    if (was >= 0 && admin(BCON_NEW("devOpLog", BCON_INT32(1), "limit",
+                                   BCON_INT32(1), "reset", BCON_BOOL(true)),
+                          &reply))
+        bson_destroy(&reply);
+    return was;
+}
+
+/* The operations on this test's queues the development server refused
+ * (291) and the finds it planned without an index, from its op log. */
+static void queue_ops(int *refused, int *unindexed_finds)
+{
+    char ns[128];
+    bson_t reply;
+    bson_iter_t it, ops;
+    snprintf(ns, sizeof(ns), "%s.queues", env.dbname);
+    *refused = *unindexed_finds = 0;
+    assert_true(admin(BCON_NEW("devOpLog", BCON_INT32(1), "ns", BCON_UTF8(ns),
+                               "limit", BCON_INT32(10000)),
+                      &reply));
+    assert_true(bson_iter_init_find(&it, &reply, "ops") &&
+                bson_iter_recurse(&it, &ops));
+    while (bson_iter_next(&ops)) {
+        bson_t op;
+        uint32_t len;
+        const uint8_t *data;
+        const char *name, *plan;
+        bson_iter_document(&ops, &len, &data);
+        assert_true(bson_init_static(&op, data, len));
+        name = dip_bson_get_str(&op, "op");
+        plan = dip_bson_get_str(&op, "planSummary");
+        *refused += dip_bson_get_int(&op, "code", 0) == 291;
+        *unindexed_finds += name && strcmp(name, "find") == 0 && plan &&
+                            strstr(plan, "COLLSCAN") != NULL;
+    }
+    bson_destroy(&reply);
+}
+
+/* The account_key backfill at every start reads `queues` only on an index
+ * of running imports (failure class 3: a query at start that scanned a
+ * `queues` of millions): on a database no claiming supervisor has used it
+ * asks nothing; after an upgrade (the older running_account_slot stands,
+ * running claims have no account_key) it reads that index, gives each
+ * claim its key, and the unique running_account_key_slot then stands.
+ * With notablescan on, as scripts/test runs the suite (switched on here
+ * too, and back as it was), a scan is refused: the op log shows none
+ * refused and no find planned as a scan. 2: the read carries maxTimeMS
+ * (dip_mongo_read_opts). On a server without the development commands
+ * only the documents are checked. */
+static void test_backfill_on_an_index(void **state)
+{
+    mongoc_collection_t *q = it_coll(&env, "queues");
+    bson_oid_t acc[2], ids[3];
+    bson_t *cmd, reply;
+    char err[512], hex[25];
+    sup_store_t *st;
+    int was = scan_guard_on(), refused, scans;
+    (void)state;
+
+    /* A fresh database: nothing to backfill, nothing asked. */
+    st = fresh("host:1");
+    if (was >= 0) {
+        queue_ops(&refused, &scans);
+        assert_int_equal(refused, 0);
+        assert_int_equal(scans, 0);
+    }
+    sup_store_destroy(&st);
+
+    /* The upgrade: the older index, two running claims without a key
+     * (accounts as ObjectId and as hex), one pending import. */
+    mongoc_collection_drop(q, NULL);
+    cmd =
+        BCON_NEW("createIndexes", BCON_UTF8("queues"), "indexes", "[", "{",
+                 "key", "{", "account_id", BCON_INT32(1), "account_slot",
+                 BCON_INT32(1), "}", "name", BCON_UTF8("running_account_slot"),
+                 "unique", BCON_BOOL(true), "partialFilterExpression", "{",
+                 "status", BCON_UTF8("processing"), "}", "}", "]");
+    assert_true(
+        mongoc_collection_write_command_with_opts(q, cmd, NULL, &reply, NULL));
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+    for (int i = 0; i < 3; i++) {
+        bson_t *doc;
+        bson_oid_init(&ids[i], NULL);
+        if (i < 2)
+            bson_oid_init(&acc[i], NULL);
+        bson_oid_to_string(&acc[i < 2 ? i : 0], hex);
+        doc = BCON_NEW("_id", BCON_OID(&ids[i]), "source", BCON_UTF8("deals"),
+                       "status", BCON_UTF8(i < 2 ? "processing" : "pending"),
+                       "account_slot", BCON_INT32(0), "created_at",
+                       BCON_DATE_TIME(1000 + i));
+        if (i == 1)
+            BSON_APPEND_UTF8(doc, "account_id", hex);
+        else
+            BSON_APPEND_OID(doc, "account_id", &acc[i < 2 ? i : 0]);
+        assert_true(mongoc_collection_insert_one(q, doc, NULL, NULL, NULL));
+        bson_destroy(doc);
+    }
+    st = other("host:1");
+    assert_int_equal(sup_store_ensure_indexes(st, err, sizeof(err)),
+                     SUP_STORE_OK);
+    for (int i = 0; i < 3; i++) {
+        bson_t *f;
+        bson_oid_to_string(&acc[i < 2 ? i : 0], hex);
+        f = i < 2 ? BCON_NEW("_id", BCON_OID(&ids[i]), "account_key",
+                             BCON_UTF8(hex))
+                  : BCON_NEW("_id", BCON_OID(&ids[i]), "account_key", "{",
+                             "$exists", BCON_BOOL(false), "}");
+        assert_int_equal(
+            mongoc_collection_count_documents(q, f, NULL, NULL, NULL, NULL), 1);
+        bson_destroy(f);
+    }
+    if (was >= 0) {
+        queue_ops(&refused, &scans);
+        if (!was && admin(BCON_NEW("devNoTableScan", BCON_BOOL(false)), &reply))
+            bson_destroy(&reply);
+        assert_int_equal(refused, 0);
+        assert_int_equal(scans, 0);
+    }
+    sup_store_destroy(&st);
+    mongoc_collection_destroy(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -522,6 +665,7 @@ int main(void)
         cmocka_unit_test(test_takeover_poisoned),
         cmocka_unit_test(test_finish_and_repair),
         cmocka_unit_test(test_finish_alone_keeps_progress),
+        cmocka_unit_test(test_backfill_on_an_index),
     };
     int rc = it_env_init(&env, "sup_store");
     if (rc)

@@ -355,9 +355,14 @@ static int start_standalone(pid_t *pid)
         dup2(fds[1], 1);
         close(fds[0]);
         close(fds[1]);
+        /* strict as the suite's own server (scripts/test) */
+        const char *strict = getenv("DEALIMPORT_DEVMONGO_NOTABLESCAN");
         execl("/usr/bin/python3", "python3",
               DEALIMPORT_SOURCE_DIR "/scripts/devmongo/devmongo.py", "--host",
-              "127.0.0.1", "--port", "0", (char *)NULL);
+              "127.0.0.1", "--port", "0",
+              strict && strcmp(strict, "1") == 0 ? "--notablescan"
+                                                 : (char *)NULL,
+              (char *)NULL);
         _exit(127);
     }
     close(fds[1]);

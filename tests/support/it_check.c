@@ -31,11 +31,37 @@ static void note(it_tally_t *t, const char *fmt, ...)
     va_end(ap);
 }
 
+/* The account of pipeline (its pipelines document's account_id). 0 or -1. */
+static int pipeline_account(it_env_t *env, const bson_oid_t *pipeline,
+                            bson_oid_t *out)
+{
+    mongoc_collection_t *c = it_coll(env, "pipelines");
+    bson_t *filter = BCON_NEW("_id", BCON_OID(pipeline));
+    mongoc_cursor_t *cur =
+        mongoc_collection_find_with_opts(c, filter, NULL, NULL);
+    const bson_t *doc;
+    int rc = -1;
+    if (mongoc_cursor_next(cur, &doc) &&
+        dip_bson_get_oid(doc, "account_id", out) == 0)
+        rc = 0;
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    mongoc_collection_destroy(c);
+    return rc;
+}
+
+/* The stages of pipeline, read as the worker reads them: by account and
+ * pipeline, the prefix of account_pipeline_name (a pipeline id alone has no
+ * index, and the suite runs with notablescan on). */
 static size_t load_stages(it_env_t *env, const bson_oid_t *pipeline,
                           stage_t *out, size_t cap)
 {
     mongoc_collection_t *c = it_coll(env, "pipeline_stages");
-    bson_t *filter = BCON_NEW("pipeline_id", BCON_OID(pipeline));
+    bson_t *filter = bson_new();
+    bson_oid_t account;
+    if (pipeline_account(env, pipeline, &account) == 0)
+        BSON_APPEND_OID(filter, "account_id", &account);
+    BSON_APPEND_OID(filter, "pipeline_id", pipeline);
     mongoc_cursor_t *cur =
         mongoc_collection_find_with_opts(c, filter, NULL, NULL);
     const bson_t *doc;
@@ -64,13 +90,12 @@ static const char *stage_name(const stage_t *s, size_t n, const bson_t *deal)
     return NULL;
 }
 
-/* Runs fn over every document of coll whose `key` is qid. 0 or -1. */
-static int each(it_env_t *env, const char *coll, const char *key,
-                const bson_oid_t *qid, void (*fn)(void *arg, const bson_t *doc),
-                void *arg)
+/* Runs fn over every document of coll that filter (taken) matches. 0 or
+ * -1. */
+static int each(it_env_t *env, const char *coll, bson_t *filter,
+                void (*fn)(void *arg, const bson_t *doc), void *arg)
 {
     mongoc_collection_t *c = it_coll(env, coll);
-    bson_t *filter = BCON_NEW(key, BCON_OID(qid));
     bson_t *opts = BCON_NEW("batchSize", BCON_INT32(5000));
     mongoc_cursor_t *cur =
         mongoc_collection_find_with_opts(c, filter, opts, NULL);
@@ -150,6 +175,7 @@ int it_check_import(it_env_t *env, const bson_oid_t *qid,
 {
     uint64_t rows = it_gen_rows(gen);
     pass_t p = {gen, t, NULL, NULL, 0};
+    bson_t *deals;
     int rc = -1;
     memset(t, 0, sizeof(*t));
     p.seen = calloc(rows + 1, 1);
@@ -157,7 +183,9 @@ int it_check_import(it_env_t *env, const bson_oid_t *qid,
     if (p.seen == NULL || p.stages == NULL)
         goto cleanup;
     p.nstages = load_stages(env, pipeline, p.stages, MAX_STAGES);
-    if (each(env, "deals", "import.queue_id", qid, on_deal, &p) < 0)
+    deals = bson_new();
+    it_append_import_deals(env, deals, qid);
+    if (each(env, "deals", deals, on_deal, &p) < 0)
         goto cleanup;
     for (uint64_t line = 1; line <= rows; line++)
         if (it_gen_kind(gen, line) == IT_ROW_GOOD && !p.seen[line]) {
@@ -165,7 +193,8 @@ int it_check_import(it_env_t *env, const bson_oid_t *qid,
             note(t, "good line %llu has no deal", (unsigned long long)line);
         }
     memset(p.seen, 0, rows + 1);
-    if (each(env, "csv_import_errors", "queue_id", qid, on_error, &p) < 0)
+    if (each(env, "csv_import_errors", BCON_NEW("queue_id", BCON_OID(qid)),
+             on_error, &p) < 0)
         goto cleanup;
     for (uint64_t line = 1; line <= rows; line++) {
         it_row_t kind = it_gen_kind(gen, line);
@@ -242,22 +271,51 @@ int it_has_note(it_env_t *env, const bson_oid_t *qid, const char *words)
 int64_t it_count_import_deals(it_env_t *env, const bson_oid_t *qid,
                               const char *json)
 {
-    char hex[25], full[2048];
-    bson_oid_to_string(qid, hex);
-    /* The filter's own keys, plus the import. */
-    snprintf(full, sizeof(full), "{\"import.queue_id\":{\"$oid\":\"%s\"},%s",
-             hex, json + 1);
-    return it_count(env, "deals", full);
+    mongoc_collection_t *c = it_coll(env, "deals");
+    bson_error_t error;
+    bson_t *own = bson_new_from_json((const uint8_t *)json, -1, &error);
+    bson_t *filter = bson_new();
+    int64_t n;
+    if (own == NULL) {
+        fprintf(stderr, "bad filter JSON '%s': %s\n", json, error.message);
+        exit(1);
+    }
+    /* The import on the deals index, then the filter's own keys. */
+    it_append_import_deals(env, filter, qid);
+    bson_concat(filter, own);
+    n = mongoc_collection_count_documents(c, filter, NULL, NULL, NULL, &error);
+    if (n < 0)
+        fprintf(stderr, "count on deals failed: %s\n", error.message);
+    bson_destroy(own);
+    bson_destroy(filter);
+    mongoc_collection_destroy(c);
+    return n;
 }
 
 int64_t it_count_id(it_env_t *env, const char *coll, const char *key,
                     const bson_oid_t *id)
 {
-    mongoc_collection_t *c = it_coll(env, coll);
-    bson_t *filter = BCON_NEW(key, BCON_OID(id));
+    mongoc_collection_t *c;
+    bson_t *filter;
     bson_error_t error;
-    int64_t n =
-        mongoc_collection_count_documents(c, filter, NULL, NULL, NULL, &error);
+    int64_t n;
+    bson_oid_t account;
+    /* An import's deals: on their index, in the import's account. */
+    if (strcmp(coll, "deals") == 0 && strcmp(key, "import.queue_id") == 0)
+        return it_count_import_deals(env, id, "{}");
+    c = it_coll(env, coll);
+    filter = bson_new();
+    /* A pipeline's stages, or its imported deals: in the pipeline's
+     * account, the prefix of account_pipeline_name or of
+     * account_import_line (whose partial filter is said). */
+    if (strcmp(key, "pipeline_id") == 0 &&
+        pipeline_account(env, id, &account) == 0)
+        BSON_APPEND_OID(filter, "account_id", &account);
+    BSON_APPEND_OID(filter, key, id);
+    if (strcmp(coll, "deals") == 0 &&
+        (strcmp(key, "pipeline_id") == 0 || strcmp(key, "account_id") == 0))
+        BCON_APPEND(filter, "import", "{", "$exists", BCON_BOOL(true), "}");
+    n = mongoc_collection_count_documents(c, filter, NULL, NULL, NULL, &error);
     if (n < 0)
         fprintf(stderr, "count on %s failed: %s\n", coll, error.message);
     bson_destroy(filter);

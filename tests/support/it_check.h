@@ -40,14 +40,21 @@ int it_check_import(it_env_t *env, const bson_oid_t *qid,
 int it_check_stages(it_env_t *env, const bson_oid_t *pipeline,
                     const it_gen_t *gen, char *why, size_t whylen);
 
-/* Documents in coll whose field `key` is the ObjectId id. */
+/* Documents in coll whose field `key` is the ObjectId id, on an index
+ * (the suite runs with notablescan on): deals by import.queue_id are those
+ * of the import's account (it_count_import_deals); by pipeline_id, stages
+ * are those of the pipeline's account and deals its imported ones (with
+ * an `import`) in that account; deals by account_id are its imported ones
+ * (every deal the worker writes has an `import`). */
 int64_t it_count_id(it_env_t *env, const char *coll, const char *key,
                     const bson_oid_t *id);
 
 /* 1 when the csv_imports document of qid has a note containing words. */
 int it_has_note(it_env_t *env, const bson_oid_t *qid, const char *words);
 
-/* Deals of import qid that also match the JSON filter json (an object). */
+/* Deals of import qid that also match the JSON filter json (an object), in
+ * the import's account, on the deals index account_import_line
+ * (it_append_import_deals): -1 when refused or failed. */
 int64_t it_count_import_deals(it_env_t *env, const bson_oid_t *qid,
                               const char *json);
 

@@ -4,6 +4,7 @@
  * CSV generation and polling helpers.
  */
 #include "it_ctl.h"
+#include "it_check.h"
 #include "dip_bson.h"
 #include "dip_ctl.h"
 
@@ -252,11 +253,7 @@ int it_ctl_wait_status(it_env_t *env, const bson_oid_t *qid, const char *status,
 
 int64_t it_ctl_deals(it_env_t *env, const bson_oid_t *qid)
 {
-    char filter[128], hex[25];
-    bson_oid_to_string(qid, hex);
-    snprintf(filter, sizeof(filter), "{\"import.queue_id\":{\"$oid\":\"%s\"}}",
-             hex);
-    return it_count(env, "deals", filter);
+    return it_count_import_deals(env, qid, "{}");
 }
 
 char *it_ctl_slurp(const char *path)

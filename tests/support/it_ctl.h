@@ -62,7 +62,7 @@ int it_ctl_wait_status(it_env_t *env, const bson_oid_t *qid, const char *status,
 /* The queue document (out initialized by the callee). 0 or -1. */
 int it_ctl_queue_doc(it_env_t *env, const bson_oid_t *qid, bson_t *out);
 
-/* Deals of import qid. */
+/* Deals of import qid in its account (it_count_import_deals). */
 int64_t it_ctl_deals(it_env_t *env, const bson_oid_t *qid);
 
 /* The file at path, NUL-terminated, malloc'd; NULL when unreadable. */

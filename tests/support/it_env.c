@@ -335,6 +335,58 @@ int it_dev_slow(it_env_t *env, const char *prices_json)
     return ok ? 0 : -1;
 }
 
+int it_import_account(it_env_t *env, const bson_oid_t *qid, bson_oid_t *out)
+{
+    mongoc_collection_t *c = it_coll(env, "queues");
+    bson_t *filter = BCON_NEW("_id", BCON_OID(qid));
+    bson_t *opts =
+        BCON_NEW("projection", "{", "account_id", BCON_INT32(1), "}");
+    mongoc_cursor_t *cur =
+        mongoc_collection_find_with_opts(c, filter, opts, NULL);
+    const bson_t *doc;
+    int rc = -1;
+    if (mongoc_cursor_next(cur, &doc) &&
+        dip_bson_get_oid(doc, "account_id", out) == 0)
+        rc = 0;
+    mongoc_cursor_destroy(cur);
+    bson_destroy(opts);
+    bson_destroy(filter);
+    mongoc_collection_destroy(c);
+    return rc;
+}
+
+void it_append_import_deals(it_env_t *env, bson_t *filter,
+                            const bson_oid_t *qid)
+{
+    bson_oid_t account;
+    bson_t ex;
+    if (it_import_account(env, qid, &account) == 0)
+        BSON_APPEND_OID(filter, "account_id", &account);
+    else
+        /* no account to name (a refused import): every account's, still
+         * on the index (all its keys), never a collection scan */
+        BCON_APPEND(filter, "account_id", "{", "$exists", BCON_BOOL(true), "}");
+    BSON_APPEND_OID(filter, "import.queue_id", qid);
+    BSON_APPEND_DOCUMENT_BEGIN(filter, "import", &ex);
+    BSON_APPEND_BOOL(&ex, "$exists", true);
+    bson_append_document_end(filter, &ex);
+}
+
+int it_notablescan(it_env_t *env, int on)
+{
+    bson_t *cmd = BCON_NEW("devNoTableScan", BCON_BOOL(on != 0));
+    bson_t reply;
+    bson_iter_t it;
+    int was = -1;
+    if (mongoc_client_command_simple(env->client, "admin", cmd, NULL, &reply,
+                                     NULL) &&
+        bson_iter_init_find(&it, &reply, "was") && BSON_ITER_HOLDS_BOOL(&it))
+        was = bson_iter_bool(&it);
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+    return was;
+}
+
 const char *it_str(const bson_t *doc, const char *dotted)
 {
     const char *s = dip_bson_get_str(doc, dotted);

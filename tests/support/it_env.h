@@ -67,7 +67,9 @@ void it_enqueue(it_env_t *env, const char *key, const bson_oid_t *account,
 int it_wait_final(it_env_t *env, const bson_oid_t *qid, int timeout_ms,
                   bson_t *out);
 
-/* count_documents with a JSON filter. */
+/* count_documents with a JSON filter. The suite runs with the development
+ * server's notablescan on (scripts/test): a filter no index serves is
+ * refused (291), said on stderr, and answered -1. */
 int64_t it_count(it_env_t *env, const char *coll, const char *filter_json);
 
 /* Sets prices of the development server's slow mode, e.g.
@@ -75,6 +77,28 @@ int64_t it_count(it_env_t *env, const char *coll, const char *filter_json);
  * when the server refused (said on stderr). The prices stay until set
  * again: a test that sets them resets them in its teardown. */
 int it_dev_slow(it_env_t *env, const char *prices_json);
+
+/* The account of import qid as its deals carry it: the queue document's
+ * account_id (an ObjectId, or a 24-hex string read as one). 0, or -1 when
+ * the queue document or its account is absent. */
+int it_import_account(it_env_t *env, const bson_oid_t *qid, bson_oid_t *out);
+
+/* Appends what selects the deals of import qid on the deals index
+ * account_import_line: account_id (it_import_account; when the queue
+ * document names none, {$exists: true}: every key of the index, every
+ * account's deals of the import), import.queue_id, and the index's partial
+ * filter import: {$exists: true}, which mongod does not derive from
+ * import.queue_id. */
+void it_append_import_deals(it_env_t *env, bson_t *filter,
+                            const bson_oid_t *qid);
+
+/* Switches the development server's notablescan (devNoTableScan) to on
+ * (1) or off (0) and answers what it was, or -1 on a server without the
+ * switch (a real one: nothing changes). The suite runs with it on
+ * (scripts/test); a test turns it off only around a program whose scans
+ * are known and named in docs/scaling.md (dealimportctl revert), and puts
+ * it back as it was. */
+int it_notablescan(it_env_t *env, int on);
 
 /* A string field of a document, or "". */
 const char *it_str(const bson_t *doc, const char *dotted);
