@@ -307,8 +307,10 @@ static void test_run_claiming(void **state)
     /* Done: another child claims nothing and changes nothing. */
     assert_int_equal(
         sup_followup_run(&env.cfg, hex, "host:8", err, sizeof(err)), 0);
-    assert_int_equal(
-        it_count(&env, "csv_imports", "{\"followups_by\":\"host:8\"}"), 0);
+    snprintf(filter, sizeof(filter),
+             "{\"queue_id\":{\"$oid\":\"%s\"},\"followups_by\":\"host:8\"}",
+             hex);
+    assert_int_equal(it_count(&env, "csv_imports", filter), 0);
     bson_destroy(queue_doc);
     mongoc_collection_destroy(imports);
     mongoc_collection_destroy(events);

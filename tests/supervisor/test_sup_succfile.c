@@ -25,6 +25,7 @@
 #include "it_env.h"
 #include "it_skip.h"
 #include "sup_succfile.h"
+#include "ts_indexes.h"
 
 typedef struct {
     it_env_t env;
@@ -239,6 +240,8 @@ static int setup(void **state)
     if (f == NULL)
         return -1;
     f->skip = it_env_init(&f->env, "succfile") != 0;
+    if (!f->skip)
+        ts_service_indexes(&f->env);
     *state = f;
     return 0;
 }
