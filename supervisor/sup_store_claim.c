@@ -455,7 +455,13 @@ static int claim_in_account(sup_store_t *self, const bson_value_t *account,
         bson_append_array_end(&acc, &in);
         bson_append_document_end(&query, &acc);
     } else {
-        BSON_APPEND_VALUE(&query, "account_id", account);
+        /* As a value, whatever its type: a regular expression stored as an
+         * account_id would otherwise be a pattern matching other accounts'
+         * (their imports claimed under this key, past their limit). */
+        bson_t eq;
+        BSON_APPEND_DOCUMENT_BEGIN(&query, "account_id", &eq);
+        BSON_APPEND_VALUE(&eq, "$eq", account);
+        bson_append_document_end(&query, &eq);
     }
     BSON_APPEND_INT32(&sort, "created_at", 1);
     BSON_APPEND_INT32(&sort, "_id", 1);
