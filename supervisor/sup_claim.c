@@ -192,6 +192,15 @@ static void note_unclaimable(sup_loop_t *self, const bson_t *out)
                  BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it);
     id_text(out, text, sizeof(text));
     sup_metrics_unclaimable(self->metrics, marked);
+    /* The refusal was the account's turn: it goes behind the accounts not
+     * served since, so that a backlog of its documents is worked through
+     * between their claims, not before them. */
+    if (bson_iter_init_find(&it, out, "account_id")) {
+        bson_oid_t account;
+        sup_store_served_account(bson_iter_value(&it), &account);
+        sup_claim_note_served(self->served, &self->nserved, SUP_LOOP_SERVED_MAX,
+                              &account, self->now);
+    }
     if (marked) {
         dip_log(DIP_LOG_WARNING, NULL, "import %s failed: '%s'", text,
                 why ? why : "");

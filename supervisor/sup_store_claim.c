@@ -341,6 +341,8 @@ int sup_store_refuse_epoch(sup_store_t *self, const bson_t *claimed,
     BSON_APPEND_VALUE(out, "_id", bson_iter_value(&id));
     BSON_APPEND_BOOL(out, "marked", marked);
     BSON_APPEND_UTF8(out, "error", msg);
+    if (bson_iter_init_find(&claims, claimed, "account_id"))
+        BSON_APPEND_VALUE(out, "account_id", bson_iter_value(&claims));
     bson_destroy(&filter);
     return SUP_STORE_EUNCLAIMABLE;
 }
@@ -468,6 +470,8 @@ static int claim_in_account(sup_store_t *self, const bson_value_t *account,
     rc = claim_in_slots(self, &query, &sort, key, limit, now, out, err, errlen);
     bson_destroy(&query);
     bson_destroy(&sort);
+    if (rc == SUP_STORE_EUNCLAIMABLE)
+        BSON_APPEND_VALUE(out, "account_id", account);
     if (rc != 0)
         return rc == NOTHING_LEFT ? 0 : rc;
     /* On running_account_key_slot (partial on status processing): every
@@ -486,6 +490,8 @@ static int claim_in_account(sup_store_t *self, const bson_value_t *account,
     rc = claim_in_slots(self, &query, &sort, key, limit, now, out, err, errlen);
     bson_destroy(&query);
     bson_destroy(&sort);
+    if (rc == SUP_STORE_EUNCLAIMABLE)
+        BSON_APPEND_VALUE(out, "account_id", account);
     return rc == NOTHING_LEFT ? 0 : rc;
 }
 
@@ -559,14 +565,7 @@ int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
      * with one import never waits behind another account's fifty. */
     for (size_t i = 0; i < cs.n; i++) {
         bson_oid_t oid;
-        const bson_value_t *v = &cs.list[i].account;
-        if (v->value_type == BSON_TYPE_OID)
-            bson_oid_copy(&v->value.v_oid, &oid);
-        else if (v->value_type == BSON_TYPE_UTF8 && v->value.v_utf8.len == 24 &&
-                 bson_oid_is_valid(v->value.v_utf8.str, 24))
-            bson_oid_init_from_string(&oid, v->value.v_utf8.str);
-        else
-            continue;
+        sup_store_served_account(&cs.list[i].account, &oid);
         for (size_t j = 0; j < nserved; j++)
             if (bson_oid_equal(&served[j].account, &oid))
                 cs.list[i].served_ms = served[j].at_ms;
