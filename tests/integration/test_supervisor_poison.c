@@ -425,12 +425,72 @@ static void test_regex_account(void **state)
     assert_true(it_process_stop(sup, SIGTERM, 30000) >= 0);
 }
 
+/* Many documents of one account the claim refuses, queued before a healthy
+ * import of another account: that import is claimed before the refused
+ * account's backlog is worked through, not after it (an account whose
+ * document was just refused goes behind the accounts not served since).
+ * Classes walked: 4 (one account's poison holds no other account), 1 (each
+ * refusal costs several calls on a slow server: never a cost the others
+ * pay first). */
+static void test_poison_backlog(void **state)
+{
+    static const char *const extra[] = {"DEALIMPORT_MAX_WORKERS=3",
+                                        "DEALIMPORT_POLL_MS=500", NULL};
+    enum { NBAD = 120 };
+    bson_oid_t bad_acc, bad_pipe, acc, pipe, user, bad, ok;
+    int rows[1] = {30};
+    char filter[256], hex[25];
+    int64_t claimed_at, before;
+    pid_t sup;
+    bson_t q;
+    (void)state;
+    bson_oid_init(&user, NULL);
+    bson_oid_init(&bad_acc, NULL);
+    it_pipeline(&env, &bad_acc, &bad_pipe);
+    put_file("imports/deals/poison/backlog-bad.csv", 5);
+    for (int i = 0; i < NBAD; i++) {
+        it_enqueue(&env, "imports/deals/poison/backlog-bad.csv", &bad_acc,
+                   &user, &bad_pipe, mappings, &bad);
+        update(&bad, "{\"$set\":{\"claims\":\"x\"}}");
+    }
+    bson_oid_init(&acc, NULL);
+    it_pipeline(&env, &acc, &pipe);
+    put_file("imports/deals/poison/backlog-ok.csv", rows[0]);
+    it_enqueue(&env, "imports/deals/poison/backlog-ok.csv", &acc, &user, &pipe,
+               mappings, &ok);
+    sup = it_supervisor_start(&env, extra, "/tmp/it-poison-backlog.log");
+    check_healthy(&ok, 1, rows, 500);
+    assert_int_equal(it_wait_final(&env, &ok, 1000, &q), 0);
+    claimed_at = dip_bson_get_int(&q, "claimed_at", -1);
+    {
+        bson_iter_t it;
+        assert_true(bson_iter_init_find(&it, &q, "claimed_at") &&
+                    BSON_ITER_HOLDS_DATE_TIME(&it));
+        claimed_at = bson_iter_date_time(&it);
+    }
+    bson_destroy(&q);
+    bson_oid_to_string(&bad_acc, hex);
+    snprintf(filter, sizeof(filter),
+             "{\"source\":\"deals\",\"status\":\"failed\","
+             "\"account_id\":{\"$oid\":\"%s\"},"
+             "\"finished_at\":{\"$lt\":{\"$date\":{\"$numberLong\":"
+             "\"%lld\"}}}}",
+             hex, (long long)claimed_at);
+    before = it_count(&env, "queues", filter);
+    printf("refused before the healthy import was claimed: %lld of %d\n",
+           (long long)before, NBAD);
+    /* at most one round's refusals (16) came first, not the backlog */
+    assert_true(before >= 0 && before <= 16);
+    assert_true(it_process_stop(sup, SIGTERM, 30000) >= 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_null_claims_and_16mib),
         cmocka_unit_test(test_random_malformed),
         cmocka_unit_test(test_regex_account),
+        cmocka_unit_test(test_poison_backlog),
     };
     int rc = it_env_init(&env, "poison");
     if (rc)
