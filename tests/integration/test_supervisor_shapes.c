@@ -1,0 +1,139 @@
+/*
+ * Queue documents of shapes the service never writes, left by someone
+ * else (an operator's hand, an older version), beside healthy imports of
+ * the same account: none holds the account's other imports for ever.
+ *
+ * Failure classes walked (../shared/FAILURE-CLASSES.md):
+ * - 4 (one document poisons a loop), 9 (shared resources: an account's
+ *   slot): an import left `processing` in one of its account's slots with
+ *   a lease that is no date (missing, a string, null) has no supervisor
+ *   that could renew it; it is an orphan as one whose lease ran out is,
+ *   and is taken over, so the slot it holds is freed.
+ * - 11 (types): a lease of another type is read as "no lease", never as
+ *   one that still holds.
+ * - 3 (indexes): the take-over's filter is the claim's own, on
+ *   source_status_created and running_account_key_slot; the lease is a
+ *   residual condition of both.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dip_bson.h"
+#include "it_env.h"
+
+static const char mappings[] =
+    "{\"Deal Name\":\"name\",\"Value\":\"value\",\"Stage\":\"stage_id\"}";
+
+static it_env_t env;
+
+static void put_file(const char *key, int n)
+{
+    size_t cap = 64 + (size_t)n * 48, len = 0;
+    char *buf = malloc(cap);
+    len += (size_t)snprintf(buf + len, cap - len, "Deal Name,Value,Stage\n");
+    for (int i = 1; i <= n; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "Deal %d,%d,stage %d\n",
+                                i, i * 10, i % 3);
+    it_put(&env, key, buf, len);
+    free(buf);
+}
+
+static void update(const bson_oid_t *qid, const char *json)
+{
+    mongoc_collection_t *c = it_coll(&env, "queues");
+    bson_error_t error;
+    bson_t *u = bson_new_from_json((const uint8_t *)json, -1, &error);
+    bson_t f = BSON_INITIALIZER;
+    assert_non_null(u);
+    BSON_APPEND_OID(&f, "_id", qid);
+    assert_true(mongoc_collection_update_one(c, &f, u, NULL, NULL, &error));
+    bson_destroy(u);
+    bson_destroy(&f);
+    mongoc_collection_destroy(c);
+}
+
+/* The lease shapes an import left processing may carry that no running
+ * supervisor writes. */
+static const char *const leases[] = {
+    "{\"$unset\":{\"lease_expires_at\":\"\"}}",
+    "{\"$set\":{\"lease_expires_at\":\"soon\"}}",
+    "{\"$set\":{\"lease_expires_at\":null}}",
+};
+
+/* Per shape: an import of the account left processing in its only slot
+ * (limit 1) by a supervisor that is gone, with that lease, queued first;
+ * then a healthy import of the same account. Both complete: the orphan is
+ * taken over (claimed a second time), then the other runs. */
+static void test_processing_without_a_dated_lease(void **state)
+{
+    static const char *const extra[] = {"DEALIMPORT_MAX_WORKERS=2",
+                                        "DEALIMPORT_MAX_WORKERS_PER_ACCOUNT=1",
+                                        "DEALIMPORT_POLL_MS=300", NULL};
+    (void)state;
+    put_file("imports/deals/shapes/lease.csv", 25);
+    for (size_t k = 0; k < sizeof(leases) / sizeof(leases[0]); k++) {
+        bson_oid_t acc, pipe, user, orphan, ok;
+        char hex[25], set[512];
+        pid_t sup;
+        bson_t q;
+        bson_oid_init(&user, NULL);
+        bson_oid_init(&acc, NULL);
+        bson_oid_to_string(&acc, hex);
+        it_pipeline(&env, &acc, &pipe);
+        it_enqueue(&env, "imports/deals/shapes/lease.csv", &acc, &user, &pipe,
+                   mappings, &orphan);
+        snprintf(set, sizeof(set),
+                 "{\"$set\":{\"status\":\"processing\",\"in_progress\":true,"
+                 "\"claims\":1,\"claimed_by\":\"a supervisor now gone\","
+                 "\"account_key\":\"%s\",\"account_slot\":0}}",
+                 hex);
+        update(&orphan, set);
+        update(&orphan, leases[k]);
+        it_enqueue(&env, "imports/deals/shapes/lease.csv", &acc, &user, &pipe,
+                   mappings, &ok);
+        sup = it_supervisor_start(&env, extra, "/tmp/it-shapes-lease.log");
+        printf("lease %s\n", leases[k]);
+        assert_int_equal(it_wait_final(&env, &orphan, 60000, &q), 0);
+        printf("  orphan: %s, claims %lld\n", it_str(&q, "status"),
+               (long long)dip_bson_get_int(&q, "claims", -1));
+        assert_string_equal(it_str(&q, "status"), "completed");
+        assert_int_equal(dip_bson_get_int(&q, "claims", -1), 2);
+        bson_destroy(&q);
+        assert_int_equal(it_wait_final(&env, &ok, 60000, &q), 0);
+        printf("  healthy: %s\n", it_str(&q, "status"));
+        assert_string_equal(it_str(&q, "status"), "completed");
+        assert_int_equal(dip_bson_get_int(&q, "progress.added", -1), 25);
+        bson_destroy(&q);
+        assert_true(it_process_stop(sup, SIGTERM, 30000) >= 0);
+    }
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    it_stop_all(&env);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_processing_without_a_dated_lease,
+                                  teardown),
+    };
+    int rc = it_env_init(&env, "shapes");
+    if (rc)
+        return rc;
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    it_env_release(&env);
+    return rc;
+}
