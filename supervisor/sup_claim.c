@@ -311,14 +311,12 @@ void sup_claim_run(sup_loop_t *self)
             }
             return;
         }
-        if (!bson_iter_init_find(&id, &doc, "_id") ||
-            !BSON_ITER_HOLDS_OID(&id)) {
-            refuse_claimed(self, &doc);
-            bson_destroy(&doc);
-            continue;
-        }
         if (sup_store_epoch(&doc) < 0) {
-            /* claims 1.5 before the claim: no fence would ever match */
+            /* claims 1.5 (or below 0) before the claim: no fence would ever
+             * match. First, whatever its _id: ending a document of another
+             * _id is fenced by the epoch, and would fail, leaving it
+             * processing in its account's slot, claimed again after each
+             * lease. */
             bson_t out;
             if (sup_store_refuse_epoch(self->store, &doc, &out) ==
                 SUP_STORE_EUNCLAIMABLE)
@@ -329,6 +327,12 @@ void sup_claim_run(sup_loop_t *self)
                 self->claim_due = 1;
                 return;
             }
+            continue;
+        }
+        if (!bson_iter_init_find(&id, &doc, "_id") ||
+            !BSON_ITER_HOLDS_OID(&id)) {
+            refuse_claimed(self, &doc);
+            bson_destroy(&doc);
             continue;
         }
         if (sup_slot_by_qid_oid(self, bson_iter_oid(&id)) != NULL) {

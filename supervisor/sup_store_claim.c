@@ -327,8 +327,8 @@ int sup_store_refuse_epoch(sup_store_t *self, const bson_t *claimed,
     dip_text_format(
         msg, sizeof(msg), NULL,
         "the queue document's 'claims' is %s after the claim, not a whole "
-        "number: no later write could be fenced by it; correct or delete "
-        "the document and queue the import again",
+        "number from 0 up: no later write could be fenced by it; correct or "
+        "delete the document and queue the import again",
         bson_iter_init_find(&claims, claimed, "claims")
             ? dip_bson_type_name(bson_iter_type(&claims))
             : "missing");
