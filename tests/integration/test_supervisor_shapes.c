@@ -117,6 +117,80 @@ static void test_processing_without_a_dated_lease(void **state)
     }
 }
 
+/* A document with two faults the claim meets one after the other: an _id
+ * that is a string, and `claims` at the bottom of the 32-bit range (so
+ * still negative once claimed: no epoch a fence could carry). It ends
+ * failed, with the sentence about its claims, and frees its account's
+ * only slot for the account's healthy import, instead of being claimed,
+ * left processing because its end could not be fenced, and claimed again
+ * after each lease. Classes: 4 (one document holds its account), 11
+ * (types: a whole number below 0 is no epoch either). */
+static void test_string_id_and_negative_claims(void **state)
+{
+    static const char *const extra[] = {"DEALIMPORT_MAX_WORKERS=2",
+                                        "DEALIMPORT_MAX_WORKERS_PER_ACCOUNT=1",
+                                        "DEALIMPORT_POLL_MS=300", NULL};
+    mongoc_collection_t *c = it_coll(&env, "queues");
+    bson_oid_t acc, pipe, user, tmpl, ok;
+    bson_t f = BSON_INITIALIZER, *doc;
+    const bson_t *cur;
+    mongoc_cursor_t *cursor;
+    bson_error_t error;
+    bson_iter_t it;
+    pid_t sup;
+    bson_t q;
+    int64_t deadline;
+    const char *status = "";
+    (void)state;
+    bson_oid_init(&user, NULL);
+    bson_oid_init(&acc, NULL);
+    it_pipeline(&env, &acc, &pipe);
+    put_file("imports/deals/shapes/strid.csv", 12);
+    /* the bad one: a healthy document copied under a string _id */
+    it_enqueue(&env, "imports/deals/shapes/strid.csv", &acc, &user, &pipe,
+               mappings, &tmpl);
+    BSON_APPEND_OID(&f, "_id", &tmpl);
+    cursor = mongoc_collection_find_with_opts(c, &f, NULL, NULL);
+    assert_true(mongoc_cursor_next(cursor, &cur));
+    doc = bson_new();
+    BSON_APPEND_UTF8(doc, "_id", "strid-negative-claims");
+    bson_iter_init(&it, cur);
+    while (bson_iter_next(&it))
+        if (strcmp(bson_iter_key(&it), "_id") != 0)
+            BSON_APPEND_VALUE(doc, bson_iter_key(&it), bson_iter_value(&it));
+    BSON_APPEND_INT32(doc, "claims", INT32_MIN);
+    mongoc_cursor_destroy(cursor);
+    assert_true(mongoc_collection_delete_one(c, &f, NULL, NULL, &error));
+    assert_true(mongoc_collection_insert_one(c, doc, NULL, NULL, &error));
+    bson_destroy(doc);
+    bson_destroy(&f);
+    it_enqueue(&env, "imports/deals/shapes/strid.csv", &acc, &user, &pipe,
+               mappings, &ok);
+    sup = it_supervisor_start(&env, extra, "/tmp/it-shapes-strid.log");
+    assert_int_equal(it_wait_final(&env, &ok, 60000, &q), 0);
+    printf("healthy: %s\n", it_str(&q, "status"));
+    assert_string_equal(it_str(&q, "status"), "completed");
+    bson_destroy(&q);
+    /* the bad one ended failed (the final status is written before the
+     * healthy import could take the slot) */
+    bson_init(&f);
+    BSON_APPEND_UTF8(&f, "_id", "strid-negative-claims");
+    deadline = 0;
+    cursor = mongoc_collection_find_with_opts(c, &f, NULL, NULL);
+    if (mongoc_cursor_next(cursor, &cur)) {
+        status = it_str(cur, "status");
+        printf("string _id, claims %d: %s: %s\n", INT32_MIN, status,
+               it_str(cur, "error"));
+        deadline = strcmp(status, "failed") == 0 &&
+                   strstr(it_str(cur, "error"), "claims") != NULL;
+    }
+    mongoc_cursor_destroy(cursor);
+    bson_destroy(&f);
+    mongoc_collection_destroy(c);
+    assert_true(deadline);
+    assert_true(it_process_stop(sup, SIGTERM, 30000) >= 0);
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -129,6 +203,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_processing_without_a_dated_lease,
                                   teardown),
+        cmocka_unit_test_teardown(test_string_id_and_negative_claims, teardown),
     };
     int rc = it_env_init(&env, "shapes");
     if (rc)
