@@ -158,7 +158,11 @@ int64_t sup_store_claim_left(const sup_store_t *self);
 /* A claimed document whose `claims` is not a whole number after the claim
  * (a fraction, or a value past what an integer holds): no later write
  * could be fenced by it, so it ends at once, marked failed by an update
- * fenced by owner and that value. out as sup_store_claim's
+ * fenced by owner and that value; when the sentence would take it past
+ * 16 MiB, by an update that only shrinks it (status failed, its slot and
+ * lease removed), since a claimed document holds its account's slot and
+ * must give it back; the sentence is then in the log. out as
+ * sup_store_claim's
  * SUP_STORE_EUNCLAIMABLE (account_id as the document stores it, when it
  * has one); returns that, or SUP_STORE_EFAIL (no _id). */
 int sup_store_refuse_epoch(sup_store_t *self, const bson_t *claimed,

@@ -235,8 +235,35 @@ static int first_of(sup_store_t *self, const bson_t *query, const bson_t *sort,
  * {_id, marked, error}. */
 /* Marks the document filter matches failed with msg, then writes its
  * import log; 1 marked, 0 not (logged). */
+/* The failed mark of a claimed document that the one with its sentence
+ * would take past 16 MiB: an update that only shrinks it (status
+ * "processing" becomes "failed", the claim's slot and lease go), so that
+ * the slot it holds is given back; the sentence is in the log and in the
+ * import log. 1 marked. */
+static int mark_failed_bare(sup_store_t *self, const bson_t *filter)
+{
+    bson_t *update = BCON_NEW(
+        "$set", "{", "status", BCON_UTF8("failed"), "in_progress",
+        BCON_BOOL(false), "}", "$unset", "{", "lease_expires_at", BCON_UTF8(""),
+        "account_key", BCON_UTF8(""), "account_slot", BCON_UTF8(""), "}");
+    bson_t reply;
+    bson_error_t error;
+    int marked = 0;
+    if (mongoc_collection_update_one(self->queues, filter, update, NULL, &reply,
+                                     &error))
+        marked = dip_bson_get_int(&reply, "modifiedCount", 0) == 1;
+    else
+        dip_log(DIP_LOG_WARNING, NULL,
+                "a claimed queue document cannot be marked failed even "
+                "bare: %s",
+                error.message);
+    bson_destroy(&reply);
+    bson_destroy(update);
+    return marked;
+}
+
 static int mark_failed(sup_store_t *self, const bson_value_t *id,
-                       const bson_t *filter, const char *msg)
+                       const bson_t *filter, const char *msg, int claimed)
 {
     int64_t now = dip_bson_now_ms();
     char err[512];
@@ -257,6 +284,15 @@ static int mark_failed(sup_store_t *self, const bson_value_t *id,
     if (mongoc_collection_update_one(self->queues, filter, update, NULL, &reply,
                                      &error)) {
         marked = dip_bson_get_int(&reply, "modifiedCount", 0) == 1;
+    } else if (claimed && sup_claim_error_rule(error.domain, error.code) ==
+                              SUP_CLAIM_ERR_DOCUMENT) {
+        /* A claimed one holds its account's slot: it must give it back. */
+        marked = mark_failed_bare(self, filter);
+        dip_log(DIP_LOG_WARNING, NULL,
+                "a claimed queue document has no room for the failed mark's "
+                "sentence (%s); %s: %s",
+                error.message,
+                marked ? "marked failed without it" : "not marked either", msg);
     } else {
         dip_log(DIP_LOG_WARNING, NULL,
                 "a queue document the claim could not take cannot be "
@@ -307,7 +343,7 @@ static void refuse(sup_store_t *self, const bson_value_t *id,
                     (unsigned)first->code, why);
     BSON_APPEND_VALUE(&filter, "_id", id);
     append_claimable(&filter, dip_bson_now_ms(), NULL, 0);
-    marked = mark_failed(self, id, &filter, msg);
+    marked = mark_failed(self, id, &filter, msg, 0);
     BSON_APPEND_VALUE(out, "_id", id);
     BSON_APPEND_BOOL(out, "marked", marked);
     BSON_APPEND_UTF8(out, "error", msg);
@@ -337,7 +373,7 @@ int sup_store_refuse_epoch(sup_store_t *self, const bson_t *claimed,
     BSON_APPEND_UTF8(&filter, "claimed_by", self->owner);
     if (bson_iter_init_find(&claims, claimed, "claims"))
         BSON_APPEND_VALUE(&filter, "claims", bson_iter_value(&claims));
-    marked = mark_failed(self, bson_iter_value(&id), &filter, msg);
+    marked = mark_failed(self, bson_iter_value(&id), &filter, msg, 1);
     BSON_APPEND_VALUE(out, "_id", bson_iter_value(&id));
     BSON_APPEND_BOOL(out, "marked", marked);
     BSON_APPEND_UTF8(out, "error", msg);
