@@ -191,6 +191,81 @@ static void test_string_id_and_negative_claims(void **state)
     assert_true(it_process_stop(sup, SIGTERM, 30000) >= 0);
 }
 
+/* claims 1.5 in a document a few hundred bytes under 16 MiB: the claim
+ * fits (claims becomes 2.5, no epoch), the failed mark with its sentence
+ * does not. The document gives its account's only slot back all the same
+ * (failed by an update that only shrinks it; the sentence is in the log),
+ * so the account's healthy import runs, instead of waiting behind a
+ * processing document set aside and taken over again for ever. Classes:
+ * 4 (a document near 16 MiB), 9 (an account's slot). */
+static void test_claimed_no_epoch_near_16mib(void **state)
+{
+    static const char *const extra[] = {"DEALIMPORT_MAX_WORKERS=2",
+                                        "DEALIMPORT_MAX_WORKERS_PER_ACCOUNT=1",
+                                        "DEALIMPORT_POLL_MS=300", NULL};
+    mongoc_collection_t *c = it_coll(&env, "queues");
+    bson_oid_t acc, pipe, user, bad, ok;
+    bson_t f = BSON_INITIALIZER, *doc, m;
+    const bson_t *cur;
+    mongoc_cursor_t *cursor;
+    bson_error_t error;
+    bson_iter_t it;
+    char *pad;
+    size_t want;
+    pid_t sup;
+    bson_t q;
+    (void)state;
+    bson_oid_init(&user, NULL);
+    bson_oid_init(&acc, NULL);
+    it_pipeline(&env, &acc, &pipe);
+    put_file("imports/deals/shapes/big.csv", 9);
+    it_enqueue(&env, "imports/deals/shapes/big.csv", &acc, &user, &pipe,
+               mappings, &bad);
+    BSON_APPEND_OID(&f, "_id", &bad);
+    cursor = mongoc_collection_find_with_opts(c, &f, NULL, NULL);
+    assert_true(mongoc_cursor_next(cursor, &cur));
+    doc = bson_new();
+    bson_iter_init(&it, cur);
+    while (bson_iter_next(&it))
+        if (strcmp(bson_iter_key(&it), "mappings") != 0)
+            BSON_APPEND_VALUE(doc, bson_iter_key(&it), bson_iter_value(&it));
+    mongoc_cursor_destroy(cursor);
+    BSON_APPEND_DOUBLE(doc, "claims", 1.5);
+    /* the whole document 16 MiB - 250 bytes: room for the claim's fields
+     * (about 150 bytes), not for the sentence of a failed mark */
+    want = 16 * 1024 * 1024 - 250 - doc->len - 64;
+    pad = malloc(want + 1);
+    memset(pad, 'p', want);
+    pad[want] = '\0';
+    BSON_APPEND_DOCUMENT_BEGIN(doc, "mappings", &m);
+    BSON_APPEND_UTF8(&m, "Deal Name", "name");
+    BSON_APPEND_UTF8(&m, "Pad", pad);
+    bson_append_document_end(doc, &m);
+    free(pad);
+    printf("document of %u bytes\n", doc->len);
+    assert_true(mongoc_collection_replace_one(c, &f, doc, NULL, NULL, &error));
+    bson_destroy(doc);
+    it_enqueue(&env, "imports/deals/shapes/big.csv", &acc, &user, &pipe,
+               mappings, &ok);
+    sup = it_supervisor_start(&env, extra, "/tmp/it-shapes-big.log");
+    /* well within the minute the bad one would be set aside for */
+    assert_int_equal(it_wait_final(&env, &ok, 40000, &q), 0);
+    printf("healthy: %s\n", it_str(&q, "status"));
+    assert_string_equal(it_str(&q, "status"), "completed");
+    bson_destroy(&q);
+    cursor = mongoc_collection_find_with_opts(c, &f, NULL, NULL);
+    assert_true(mongoc_cursor_next(cursor, &cur));
+    printf("near 16 MiB, claims 1.5: %s\n", it_str(cur, "status"));
+    assert_string_equal(it_str(cur, "status"), "failed");
+    assert_false(bson_has_field(cur, "account_slot"));
+    mongoc_cursor_destroy(cursor);
+    bson_destroy(&f);
+    mongoc_collection_destroy(c);
+    assert_true(it_file_contains("/tmp/it-shapes-big.log",
+                                 "not a whole number from 0 up"));
+    assert_true(it_process_stop(sup, SIGTERM, 30000) >= 0);
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -204,6 +279,7 @@ int main(void)
         cmocka_unit_test_teardown(test_processing_without_a_dated_lease,
                                   teardown),
         cmocka_unit_test_teardown(test_string_id_and_negative_claims, teardown),
+        cmocka_unit_test_teardown(test_claimed_no_epoch_near_16mib, teardown),
     };
     int rc = it_env_init(&env, "shapes");
     if (rc)
