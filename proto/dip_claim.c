@@ -6,15 +6,17 @@
 
 void dip_claim_append_expired(bson_t *doc, const char *lease, int64_t now_ms)
 {
-    bson_t lt;
-    BSON_APPEND_DOCUMENT_BEGIN(doc, lease, &lt);
-    BSON_APPEND_DATE_TIME(&lt, "$lt", now_ms);
-    bson_append_document_end(doc, &lt);
+    bson_t not, gte;
+    BSON_APPEND_DOCUMENT_BEGIN(doc, lease, &not );
+    BSON_APPEND_DOCUMENT_BEGIN(&not, "$not", &gte);
+    BSON_APPEND_DATE_TIME(&gte, "$gte", now_ms);
+    bson_append_document_end(&not, &gte);
+    bson_append_document_end(doc, &not );
 }
 
 void dip_claim_append_free(bson_t *query, const char *lease, int64_t now_ms)
 {
-    bson_t ors, absent, expired, exists;
+    bson_t ors, absent, expired, exists, lt;
     BSON_APPEND_ARRAY_BEGIN(query, "$or", &ors);
     BSON_APPEND_DOCUMENT_BEGIN(&ors, "0", &absent);
     BSON_APPEND_DOCUMENT_BEGIN(&absent, lease, &exists);
@@ -22,7 +24,9 @@ void dip_claim_append_free(bson_t *query, const char *lease, int64_t now_ms)
     bson_append_document_end(&absent, &exists);
     bson_append_document_end(&ors, &absent);
     BSON_APPEND_DOCUMENT_BEGIN(&ors, "1", &expired);
-    dip_claim_append_expired(&expired, lease, now_ms);
+    BSON_APPEND_DOCUMENT_BEGIN(&expired, lease, &lt);
+    BSON_APPEND_DATE_TIME(&lt, "$lt", now_ms);
+    bson_append_document_end(&expired, &lt);
     bson_append_document_end(&ors, &expired);
     bson_append_array_end(query, &ors);
 }

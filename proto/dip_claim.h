@@ -23,8 +23,11 @@
  * the caller's other conditions go beside it. */
 void dip_claim_append_free(bson_t *query, const char *lease, int64_t now_ms);
 
-/* Appends `lease: {$lt: now_ms}` to doc: a lease that ran out (a document
- * whose lease is absent is not matched). */
+/* Appends `lease: {$not: {$gte: now_ms}}` to doc: no lease that still
+ * holds. A lease that ran out, and one that is no date at all (absent,
+ * null, a string: written by hand or by an older version, never renewed by
+ * anyone), which would otherwise hold its document, and whatever it holds
+ * (an account's slot), for ever. */
 void dip_claim_append_expired(bson_t *doc, const char *lease, int64_t now_ms);
 
 /* Appends to a $set document: lease = now_ms + duration_ms and, when

@@ -192,6 +192,15 @@ static void note_unclaimable(sup_loop_t *self, const bson_t *out)
                  BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it);
     id_text(out, text, sizeof(text));
     sup_metrics_unclaimable(self->metrics, marked);
+    /* The refusal was the account's turn: it goes behind the accounts not
+     * served since, so that a backlog of its documents is worked through
+     * between their claims, not before them. */
+    if (bson_iter_init_find(&it, out, "account_id")) {
+        bson_oid_t account;
+        sup_store_served_account(bson_iter_value(&it), &account);
+        sup_claim_note_served(self->served, &self->nserved, SUP_LOOP_SERVED_MAX,
+                              &account, self->now);
+    }
     if (marked) {
         dip_log(DIP_LOG_WARNING, NULL, "import %s failed: '%s'", text,
                 why ? why : "");
@@ -302,14 +311,12 @@ void sup_claim_run(sup_loop_t *self)
             }
             return;
         }
-        if (!bson_iter_init_find(&id, &doc, "_id") ||
-            !BSON_ITER_HOLDS_OID(&id)) {
-            refuse_claimed(self, &doc);
-            bson_destroy(&doc);
-            continue;
-        }
         if (sup_store_epoch(&doc) < 0) {
-            /* claims 1.5 before the claim: no fence would ever match */
+            /* claims 1.5 (or below 0) before the claim: no fence would ever
+             * match. First, whatever its _id: ending a document of another
+             * _id is fenced by the epoch, and would fail, leaving it
+             * processing in its account's slot, claimed again after each
+             * lease. */
             bson_t out;
             if (sup_store_refuse_epoch(self->store, &doc, &out) ==
                 SUP_STORE_EUNCLAIMABLE)
@@ -320,6 +327,12 @@ void sup_claim_run(sup_loop_t *self)
                 self->claim_due = 1;
                 return;
             }
+            continue;
+        }
+        if (!bson_iter_init_find(&id, &doc, "_id") ||
+            !BSON_ITER_HOLDS_OID(&id)) {
+            refuse_claimed(self, &doc);
+            bson_destroy(&doc);
             continue;
         }
         if (sup_slot_by_qid_oid(self, bson_iter_oid(&id)) != NULL) {

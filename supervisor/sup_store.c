@@ -140,6 +140,17 @@ void sup_store_account_key(const bson_value_t *v, char *out, size_t len)
         snprintf(out, len, "%s", "");
 }
 
+void sup_store_served_account(const bson_value_t *v, bson_oid_t *out)
+{
+    if (v->value_type == BSON_TYPE_OID)
+        bson_oid_copy(&v->value.v_oid, out);
+    else if (v->value_type == BSON_TYPE_UTF8 && v->value.v_utf8.len == 24 &&
+             bson_oid_is_valid(v->value.v_utf8.str, 24))
+        bson_oid_init_from_string(out, v->value.v_utf8.str);
+    else
+        memset(out, 0, sizeof(*out));
+}
+
 /* Running imports claimed before account_key existed get theirs, so the
  * unique index on it can be built. Such claims were made by a supervisor
  * of the version before it, which made running_account_slot, (account_id,

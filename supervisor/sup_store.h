@@ -127,6 +127,12 @@ typedef struct sup_store_served {
     int64_t at_ms;
 } sup_store_served_t;
 
+/* The identity under which an account as stored (its account_id) is
+ * remembered in the served table: its ObjectId, the ObjectId its 24-hex
+ * string spells, or the all-zero id that every account of another shape
+ * (null, a number, a pattern...) shares, as they share one slot key. */
+void sup_store_served_account(const bson_value_t *account, bson_oid_t *out);
+
 /* Claims one pending import (or one whose lease expired), never one of the
  * nheld imports in held (this supervisor runs them, or set them aside as
  * unclaimable; only their ids are read), fairly across
@@ -152,7 +158,10 @@ typedef struct sup_store_served {
  * stored, marked: true when an update fenced on its still being claimable
  * set it `failed` with the sentence `error` (and its import log was
  * written), false when even that could not land and the caller is to set
- * it aside}. The caller claims again: other documents are not held. */
+ * it aside, account_id: its account as the claim looked for it}. The
+ * caller claims again: other documents are not held; it notes the account
+ * served, so that an account whose documents are refused one by one goes
+ * behind the others instead of before them at every call. */
 int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
                     const sup_store_held_t *held, size_t nheld,
                     const sup_store_served_t *served, size_t nserved,
@@ -168,8 +177,13 @@ int64_t sup_store_claim_left(const sup_store_t *self);
 /* A claimed document whose `claims` is not a whole number after the claim
  * (a fraction, or a value past what an integer holds): no later write
  * could be fenced by it, so it ends at once, marked failed by an update
- * fenced by owner and that value. out as sup_store_claim's
- * SUP_STORE_EUNCLAIMABLE; returns that, or SUP_STORE_EFAIL (no _id). */
+ * fenced by owner and that value; when the sentence would take it past
+ * 16 MiB, by an update that only shrinks it (status failed, its slot and
+ * lease removed), since a claimed document holds its account's slot and
+ * must give it back; the sentence is then in the log. out as
+ * sup_store_claim's
+ * SUP_STORE_EUNCLAIMABLE (account_id as the document stores it, when it
+ * has one); returns that, or SUP_STORE_EFAIL (no _id). */
 int sup_store_refuse_epoch(sup_store_t *self, const bson_t *claimed,
                            bson_t *out);
 

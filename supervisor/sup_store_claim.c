@@ -235,8 +235,35 @@ static int first_of(sup_store_t *self, const bson_t *query, const bson_t *sort,
  * {_id, marked, error}. */
 /* Marks the document filter matches failed with msg, then writes its
  * import log; 1 marked, 0 not (logged). */
+/* The failed mark of a claimed document that the one with its sentence
+ * would take past 16 MiB: an update that only shrinks it (status
+ * "processing" becomes "failed", the claim's slot and lease go), so that
+ * the slot it holds is given back; the sentence is in the log and in the
+ * import log. 1 marked. */
+static int mark_failed_bare(sup_store_t *self, const bson_t *filter)
+{
+    bson_t *update = BCON_NEW(
+        "$set", "{", "status", BCON_UTF8("failed"), "in_progress",
+        BCON_BOOL(false), "}", "$unset", "{", "lease_expires_at", BCON_UTF8(""),
+        "account_key", BCON_UTF8(""), "account_slot", BCON_UTF8(""), "}");
+    bson_t reply;
+    bson_error_t error;
+    int marked = 0;
+    if (mongoc_collection_update_one(self->queues, filter, update, NULL, &reply,
+                                     &error))
+        marked = dip_bson_get_int(&reply, "modifiedCount", 0) == 1;
+    else
+        dip_log(DIP_LOG_WARNING, NULL,
+                "a claimed queue document cannot be marked failed even "
+                "bare: %s",
+                error.message);
+    bson_destroy(&reply);
+    bson_destroy(update);
+    return marked;
+}
+
 static int mark_failed(sup_store_t *self, const bson_value_t *id,
-                       const bson_t *filter, const char *msg)
+                       const bson_t *filter, const char *msg, int claimed)
 {
     int64_t now = dip_bson_now_ms();
     char err[512];
@@ -257,6 +284,15 @@ static int mark_failed(sup_store_t *self, const bson_value_t *id,
     if (mongoc_collection_update_one(self->queues, filter, update, NULL, &reply,
                                      &error)) {
         marked = dip_bson_get_int(&reply, "modifiedCount", 0) == 1;
+    } else if (claimed && sup_claim_error_rule(error.domain, error.code) ==
+                              SUP_CLAIM_ERR_DOCUMENT) {
+        /* A claimed one holds its account's slot: it must give it back. */
+        marked = mark_failed_bare(self, filter);
+        dip_log(DIP_LOG_WARNING, NULL,
+                "a claimed queue document has no room for the failed mark's "
+                "sentence (%s); %s: %s",
+                error.message,
+                marked ? "marked failed without it" : "not marked either", msg);
     } else {
         dip_log(DIP_LOG_WARNING, NULL,
                 "a queue document the claim could not take cannot be "
@@ -307,7 +343,7 @@ static void refuse(sup_store_t *self, const bson_value_t *id,
                     (unsigned)first->code, why);
     BSON_APPEND_VALUE(&filter, "_id", id);
     append_claimable(&filter, dip_bson_now_ms(), NULL, 0);
-    marked = mark_failed(self, id, &filter, msg);
+    marked = mark_failed(self, id, &filter, msg, 0);
     BSON_APPEND_VALUE(out, "_id", id);
     BSON_APPEND_BOOL(out, "marked", marked);
     BSON_APPEND_UTF8(out, "error", msg);
@@ -327,8 +363,8 @@ int sup_store_refuse_epoch(sup_store_t *self, const bson_t *claimed,
     dip_text_format(
         msg, sizeof(msg), NULL,
         "the queue document's 'claims' is %s after the claim, not a whole "
-        "number: no later write could be fenced by it; correct or delete "
-        "the document and queue the import again",
+        "number from 0 up: no later write could be fenced by it; correct or "
+        "delete the document and queue the import again",
         bson_iter_init_find(&claims, claimed, "claims")
             ? dip_bson_type_name(bson_iter_type(&claims))
             : "missing");
@@ -337,10 +373,12 @@ int sup_store_refuse_epoch(sup_store_t *self, const bson_t *claimed,
     BSON_APPEND_UTF8(&filter, "claimed_by", self->owner);
     if (bson_iter_init_find(&claims, claimed, "claims"))
         BSON_APPEND_VALUE(&filter, "claims", bson_iter_value(&claims));
-    marked = mark_failed(self, bson_iter_value(&id), &filter, msg);
+    marked = mark_failed(self, bson_iter_value(&id), &filter, msg, 1);
     BSON_APPEND_VALUE(out, "_id", bson_iter_value(&id));
     BSON_APPEND_BOOL(out, "marked", marked);
     BSON_APPEND_UTF8(out, "error", msg);
+    if (bson_iter_init_find(&claims, claimed, "account_id"))
+        BSON_APPEND_VALUE(out, "account_id", bson_iter_value(&claims));
     bson_destroy(&filter);
     return SUP_STORE_EUNCLAIMABLE;
 }
@@ -455,13 +493,21 @@ static int claim_in_account(sup_store_t *self, const bson_value_t *account,
         bson_append_array_end(&acc, &in);
         bson_append_document_end(&query, &acc);
     } else {
-        BSON_APPEND_VALUE(&query, "account_id", account);
+        /* As a value, whatever its type: a regular expression stored as an
+         * account_id would otherwise be a pattern matching other accounts'
+         * (their imports claimed under this key, past their limit). */
+        bson_t eq;
+        BSON_APPEND_DOCUMENT_BEGIN(&query, "account_id", &eq);
+        BSON_APPEND_VALUE(&eq, "$eq", account);
+        bson_append_document_end(&query, &eq);
     }
     BSON_APPEND_INT32(&sort, "created_at", 1);
     BSON_APPEND_INT32(&sort, "_id", 1);
     rc = claim_in_slots(self, &query, &sort, key, limit, now, out, err, errlen);
     bson_destroy(&query);
     bson_destroy(&sort);
+    if (rc == SUP_STORE_EUNCLAIMABLE)
+        BSON_APPEND_VALUE(out, "account_id", account);
     if (rc != 0)
         return rc == NOTHING_LEFT ? 0 : rc;
     /* On running_account_key_slot (partial on status processing): every
@@ -480,6 +526,8 @@ static int claim_in_account(sup_store_t *self, const bson_value_t *account,
     rc = claim_in_slots(self, &query, &sort, key, limit, now, out, err, errlen);
     bson_destroy(&query);
     bson_destroy(&sort);
+    if (rc == SUP_STORE_EUNCLAIMABLE)
+        BSON_APPEND_VALUE(out, "account_id", account);
     return rc == NOTHING_LEFT ? 0 : rc;
 }
 
@@ -553,14 +601,7 @@ int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
      * with one import never waits behind another account's fifty. */
     for (size_t i = 0; i < cs.n; i++) {
         bson_oid_t oid;
-        const bson_value_t *v = &cs.list[i].account;
-        if (v->value_type == BSON_TYPE_OID)
-            bson_oid_copy(&v->value.v_oid, &oid);
-        else if (v->value_type == BSON_TYPE_UTF8 && v->value.v_utf8.len == 24 &&
-                 bson_oid_is_valid(v->value.v_utf8.str, 24))
-            bson_oid_init_from_string(&oid, v->value.v_utf8.str);
-        else
-            continue;
+        sup_store_served_account(&cs.list[i].account, &oid);
         for (size_t j = 0; j < nserved; j++)
             if (bson_oid_equal(&served[j].account, &oid))
                 cs.list[i].served_ms = served[j].at_ms;

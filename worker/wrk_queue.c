@@ -48,6 +48,16 @@ static int read_ids(const bson_t *q, wrk_queue_t *out, char *err, size_t errlen)
 static int read_key(const bson_t *q, wrk_queue_t *out, char *err, size_t errlen)
 {
     bson_iter_t it;
+    /* An array, as the contract says, and nothing that merely reads like
+     * one ({"0": {...}}): the source's cleanup counts the imports that name
+     * a file by csv.key, which looks into an array's entries only; a file
+     * named another way would be deleted under the import reading it. */
+    if (find(q, "csv", &it) && !BSON_ITER_HOLDS_ARRAY(&it)) {
+        snprintf(err, errlen,
+                 "the queue document's 'csv' is %s, not an array of files",
+                 dip_bson_type_name(bson_iter_type(&it)));
+        return -1;
+    }
     if (bson_iter_init(&it, q) &&
         bson_iter_find_descendant(&it, "csv.0.key", &it) &&
         BSON_ITER_HOLDS_UTF8(&it)) {

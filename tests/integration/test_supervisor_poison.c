@@ -353,11 +353,144 @@ static void test_random_malformed(void **state)
     }
 }
 
+/* An account_id stored as a regular expression is a value, not a pattern:
+ * the claim of its account matches it literally ($eq), so it never claims
+ * another account's import (an account stored as a hex string the pattern
+ * matches) under its own key, which would run that account's imports past
+ * its limit. Classes walked: 12 (tenants: one document's account_id reaches
+ * into no other account's imports or slots), 4 (the odd document ends
+ * alone), 11 (a value of another type is compared as a value). */
+static void test_regex_account(void **state)
+{
+    static const char *const extra[] = {"DEALIMPORT_MAX_WORKERS=3",
+                                        "DEALIMPORT_MAX_WORKERS_PER_ACCOUNT=1",
+                                        "DEALIMPORT_POLL_MS=500", NULL};
+    bson_oid_t acc, pipe, user, ok[2], rx;
+    char hex[25], set[128], seen[64] = "";
+    int rows[2] = {3000, 3000};
+    pid_t sup;
+    bson_t q;
+    (void)state;
+    bson_oid_init(&user, NULL);
+    bson_oid_init(&acc, NULL);
+    bson_oid_to_string(&acc, hex);
+    it_pipeline(&env, &acc, &pipe);
+    put_file("imports/deals/poison/rx-ok.csv", rows[0]);
+    /* two imports of one account stored as a hex string, queued first */
+    snprintf(set, sizeof(set), "{\"$set\":{\"account_id\":\"%s\"}}", hex);
+    for (int i = 0; i < 2; i++) {
+        it_enqueue(&env, "imports/deals/poison/rx-ok.csv", &acc, &user, &pipe,
+                   mappings, &ok[i]);
+        update(&ok[i], set);
+    }
+    /* then one whose account_id is a pattern every hex string matches */
+    it_enqueue(&env, "imports/deals/poison/rx-ok.csv", &acc, &user, &pipe,
+               mappings, &rx);
+    update(&rx, "{\"$set\":{\"account_id\":{\"$regularExpression\":"
+                "{\"pattern\":\"^[0-9a-f]\",\"options\":\"\"}}}}");
+    sup = it_supervisor_start(&env, extra, "/tmp/it-poison-regex.log");
+    /* the second import of the account is claimed under the account's own
+     * key, once the first has ended: never beside it */
+    for (int i = 0; i < 6000 && seen[0] == '\0'; i++) {
+        bson_t f = BSON_INITIALIZER, *o;
+        mongoc_collection_t *c = it_coll(&env, "queues");
+        mongoc_cursor_t *cur;
+        const bson_t *d;
+        BSON_APPEND_OID(&f, "_id", &ok[1]);
+        o = BCON_NEW("projection", "{", "status", BCON_INT32(1), "account_key",
+                     BCON_INT32(1), "}");
+        cur = mongoc_collection_find_with_opts(c, &f, o, NULL);
+        if (mongoc_cursor_next(cur, &d) &&
+            strcmp(it_str(d, "status"), "pending") != 0)
+            snprintf(seen, sizeof(seen), "%s key '%s'", it_str(d, "status"),
+                     it_str(d, "account_key"));
+        mongoc_cursor_destroy(cur);
+        bson_destroy(o);
+        bson_destroy(&f);
+        mongoc_collection_destroy(c);
+        usleep(10000);
+    }
+    printf("second import of the account, first seen: %s\n", seen);
+    {
+        char want[64];
+        snprintf(want, sizeof(want), "processing key '%s'", hex);
+        assert_string_equal(seen, want);
+    }
+    check_healthy(ok, 2, rows, 500);
+    assert_int_equal(it_wait_final(&env, &rx, 60000, &q), 0);
+    printf("regex account: %s: %s\n", it_str(&q, "status"),
+           it_str(&q, "error"));
+    assert_string_equal(it_str(&q, "status"), "failed");
+    bson_destroy(&q);
+    assert_true(it_process_stop(sup, SIGTERM, 30000) >= 0);
+}
+
+/* Many documents of one account the claim refuses, queued before a healthy
+ * import of another account: that import is claimed before the refused
+ * account's backlog is worked through, not after it (an account whose
+ * document was just refused goes behind the accounts not served since).
+ * Classes walked: 4 (one account's poison holds no other account), 1 (each
+ * refusal costs several calls on a slow server: never a cost the others
+ * pay first). */
+static void test_poison_backlog(void **state)
+{
+    static const char *const extra[] = {"DEALIMPORT_MAX_WORKERS=3",
+                                        "DEALIMPORT_POLL_MS=500", NULL};
+    enum { NBAD = 120 };
+    bson_oid_t bad_acc, bad_pipe, acc, pipe, user, bad, ok;
+    int rows[1] = {30};
+    char filter[256], hex[25];
+    int64_t claimed_at, before;
+    pid_t sup;
+    bson_t q;
+    (void)state;
+    bson_oid_init(&user, NULL);
+    bson_oid_init(&bad_acc, NULL);
+    it_pipeline(&env, &bad_acc, &bad_pipe);
+    put_file("imports/deals/poison/backlog-bad.csv", 5);
+    for (int i = 0; i < NBAD; i++) {
+        it_enqueue(&env, "imports/deals/poison/backlog-bad.csv", &bad_acc,
+                   &user, &bad_pipe, mappings, &bad);
+        update(&bad, "{\"$set\":{\"claims\":\"x\"}}");
+    }
+    bson_oid_init(&acc, NULL);
+    it_pipeline(&env, &acc, &pipe);
+    put_file("imports/deals/poison/backlog-ok.csv", rows[0]);
+    it_enqueue(&env, "imports/deals/poison/backlog-ok.csv", &acc, &user, &pipe,
+               mappings, &ok);
+    sup = it_supervisor_start(&env, extra, "/tmp/it-poison-backlog.log");
+    check_healthy(&ok, 1, rows, 500);
+    assert_int_equal(it_wait_final(&env, &ok, 1000, &q), 0);
+    claimed_at = dip_bson_get_int(&q, "claimed_at", -1);
+    {
+        bson_iter_t it;
+        assert_true(bson_iter_init_find(&it, &q, "claimed_at") &&
+                    BSON_ITER_HOLDS_DATE_TIME(&it));
+        claimed_at = bson_iter_date_time(&it);
+    }
+    bson_destroy(&q);
+    bson_oid_to_string(&bad_acc, hex);
+    snprintf(filter, sizeof(filter),
+             "{\"source\":\"deals\",\"status\":\"failed\","
+             "\"account_id\":{\"$oid\":\"%s\"},"
+             "\"finished_at\":{\"$lt\":{\"$date\":{\"$numberLong\":"
+             "\"%lld\"}}}}",
+             hex, (long long)claimed_at);
+    before = it_count(&env, "queues", filter);
+    printf("refused before the healthy import was claimed: %lld of %d\n",
+           (long long)before, NBAD);
+    /* at most one round's refusals (16) came first, not the backlog */
+    assert_true(before >= 0 && before <= 16);
+    assert_true(it_process_stop(sup, SIGTERM, 30000) >= 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_null_claims_and_16mib),
         cmocka_unit_test(test_random_malformed),
+        cmocka_unit_test(test_regex_account),
+        cmocka_unit_test(test_poison_backlog),
     };
     int rc = it_env_init(&env, "poison");
     if (rc)

@@ -63,8 +63,8 @@ static void test_claim_expired(void **state)
     BSON_APPEND_UTF8(&q, "status", "processing");
     dip_claim_append_expired(&q, "lease_expires_at", 42);
     assert_json(&q, "{ \"status\" : \"processing\", \"lease_expires_at\" : "
-                    "{ \"$lt\" : { \"$date\" : { \"$numberLong\" : \"42\" } "
-                    "} } }");
+                    "{ \"$not\" : { \"$gte\" : { \"$date\" : { "
+                    "\"$numberLong\" : \"42\" } } } } }");
     bson_destroy(&q);
 }
 

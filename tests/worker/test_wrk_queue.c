@@ -96,6 +96,14 @@ static void test_refusals(void **state)
             "\"csv\":[{\"key\":\"\"}]}",
             "the queue document has no csv[0].key: there is no file to "
             "import");
+    /* csv an object whose "0" names the file: the worker would read it,
+     * while the source's cleanup, which counts the imports naming a file
+     * by csv.key (an array's entries), would not see it and could delete
+     * the file under it (class 9, shared resources; 11, types) */
+    refused("{\"user_id\":\"" USER "\",\"account_id\":\"" ACC "\","
+            "\"additional_data\":{\"pipeline_id\":\"" PIPE "\"},"
+            "\"csv\":{\"0\":{\"key\":\"k\"}},\"mappings\":{}}",
+            "the queue document's 'csv' is an object, not an array of files");
     refused("{\"user_id\":\"" USER "\",\"account_id\":\"" ACC "\","
             "\"additional_data\":{\"pipeline_id\":\"" PIPE "\"},"
             "\"csv\":[{\"key\":\"k\"}],\"mappings\":[]}",
