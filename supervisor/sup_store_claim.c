@@ -90,7 +90,12 @@ static int group(sup_store_t *self, bson_t *pipeline,
                  void (*fn)(void *arg, const bson_t *doc), void *arg, char *err,
                  size_t errlen)
 {
-    bson_t *opts = dip_mongo_read_opts(self->client, NULL);
+    /* allowDiskUse: on MongoDB 5.0 a $group or $sort over 100 MB fails
+     * without it, and a few hundred pending documents with huge account
+     * ids would fail every claim for every account (6.0 spills by
+     * default). */
+    bson_t *disk = BCON_NEW("allowDiskUse", BCON_BOOL(true));
+    bson_t *opts = dip_mongo_read_opts(self->client, disk);
     mongoc_cursor_t *c = mongoc_collection_aggregate(
         self->queues, MONGOC_QUERY_NONE, pipeline, opts, NULL);
     const bson_t *doc;
@@ -105,6 +110,7 @@ static int group(sup_store_t *self, bson_t *pipeline,
     }
     mongoc_cursor_destroy(c);
     bson_destroy(opts);
+    bson_destroy(disk);
     return rc;
 }
 
