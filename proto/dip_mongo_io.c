@@ -137,8 +137,31 @@ int dip_mongo_is_transient(const bson_error_t *e)
         e->domain == MONGOC_ERROR_SERVER_SELECTION)
         return 1;
     if (e->domain == MONGOC_ERROR_SERVER ||
-        e->domain == MONGOC_ERROR_WRITE_CONCERN) {
-        switch (e->code) {
+        e->domain == MONGOC_ERROR_WRITE_CONCERN)
+        return dip_mongo_code_is_transient(e->code);
+    return 0;
+}
+
+int dip_mongo_write_errors_transient(const bson_t *reply)
+{
+    bson_iter_t it, we, f;
+    if (!bson_iter_init_find(&it, reply, "writeErrors") ||
+        !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &we))
+        return 0;
+    while (bson_iter_next(&we))
+        if (BSON_ITER_HOLDS_DOCUMENT(&we) && bson_iter_recurse(&we, &f) &&
+            bson_iter_find(&f, "code") &&
+            (BSON_ITER_HOLDS_INT32(&f) || BSON_ITER_HOLDS_INT64(&f) ||
+             BSON_ITER_HOLDS_DOUBLE(&f)) &&
+            dip_mongo_code_is_transient(bson_iter_as_int64(&f)))
+            return 1;
+    return 0;
+}
+
+int dip_mongo_code_is_transient(int64_t code)
+{
+    {
+        switch (code) {
         case 6:     /* HostUnreachable */
         case 7:     /* HostNotFound */
         case 89:    /* NetworkTimeout */
@@ -158,7 +181,6 @@ int dip_mongo_is_transient(const bson_error_t *e)
             return 0;
         }
     }
-    return 0;
 }
 
 void dip_mongo_backoff(long base_ms, int attempt)

@@ -70,6 +70,15 @@ bool dip_mongo_take_new(const mongoc_client_t *client,
 /* 1 when the error is transient: network, server selection, timeouts, not
  * primary, shutting down, interrupted. */
 int dip_mongo_is_transient(const bson_error_t *error);
+/* The same rule on a server error code alone. */
+int dip_mongo_code_is_transient(int64_t code);
+/* 1 when a write reply's writeErrors hold one whose code is transient (a
+ * statement interrupted by a step-down, a time limit, a shutdown): that
+ * statement was not refused but not done, so the write is to be sent
+ * again whatever the other statements' errors; libmongoc's error names
+ * only the first write error, which may be a final one of another
+ * statement. */
+int dip_mongo_write_errors_transient(const bson_t *reply);
 
 /* Sleeps for attempt's backoff: base_ms * 2^(attempt-1), +-25% jitter. */
 void dip_mongo_backoff(long base_ms, int attempt);

@@ -395,6 +395,10 @@ int wrk_db_insert_deals(wrk_db_t *self, const bson_t *const *docs, size_t n,
         int write_errors = 0, wc_failed;
         bool ok = mongoc_collection_insert_many(
             self->deals, (const bson_t **)docs, n, &opts, &reply, &error);
+        /* A statement interrupted (a step-down, a time limit) is not a
+         * refused deal: the batch goes again, and what is in meets its
+         * own duplicate. */
+        int interrupted = dip_mongo_write_errors_transient(&reply);
         self->round_trips++;
         if (bson_iter_init_find(&it, &reply, "writeErrors") &&
             BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &we)) {
@@ -429,8 +433,17 @@ int wrk_db_insert_deals(wrk_db_t *self, const bson_t *const *docs, size_t n,
          * the write errors beside it: they may be rolled back, so the batch
          * is sent again like after a network failure. */
         wc_failed = write_concern_error(&reply, &error);
+        if (interrupted && !wc_failed) {
+            /* retried as the transient error it is, whatever the first
+             * write error libmongoc named */
+            error.domain = MONGOC_ERROR_SERVER;
+            error.code = 11602;
+            bson_strncpy(error.message,
+                         "a statement of the batch was interrupted",
+                         sizeof(error.message));
+        }
         bson_destroy(&reply);
-        if (!wc_failed &&
+        if (!wc_failed && !interrupted &&
             (ok || (write_errors > 0 && !dip_mongo_is_transient(&error)))) {
             rc = WRK_DB_OK;
             break;

@@ -116,7 +116,11 @@ static int write_settled(wrk_upsert_t *self, bson_t *reply, bool ok,
     bson_iter_t it;
     int nerr = bson_iter_init_find(&it, reply, "writeErrors");
     int wc = wc_failed(reply);
-    int settled = !wc && (ok || (nerr && !dip_mongo_is_transient(error)));
+    /* a statement interrupted (step-down, time limit) is not refused: the
+     * write goes again (dip_mongo_write_errors_transient) */
+    int interrupted = dip_mongo_write_errors_transient(reply);
+    int settled =
+        !wc && !interrupted && (ok || (nerr && !dip_mongo_is_transient(error)));
     wrk_db_count_round_trip(self->db);
     if (settled)
         each_write_error(reply, on_error, b);
@@ -125,6 +129,11 @@ static int write_settled(wrk_upsert_t *self, bson_t *reply, bool ok,
         error->domain = MONGOC_ERROR_WRITE_CONCERN;
         error->code = 64;
         bson_strncpy(error->message, "write concern failed",
+                     sizeof(error->message));
+    } else if (interrupted) {
+        error->domain = MONGOC_ERROR_SERVER;
+        error->code = 11602;
+        bson_strncpy(error->message, "a statement of the write was interrupted",
                      sizeof(error->message));
     }
     return settled;

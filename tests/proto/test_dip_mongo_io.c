@@ -88,11 +88,52 @@ static void test_read_opts(void **state)
     dip_mongo_client_close(client);
 }
 
+/* A write reply is to be sent again when any of its statements was
+ * interrupted, whatever the first write error (the one libmongoc names)
+ * was: a good deal interrupted by a step-down or a time limit beside a
+ * duplicate must not be taken for a refused one (failure class 5). */
+static void test_write_errors_transient(void **state)
+{
+    static const struct {
+        const char *json;
+        int want;
+    } t[] = {
+        {"{\"n\": 3}", 0},
+        {"{\"writeErrors\": []}", 0},
+        {"{\"writeErrors\": [{\"index\": 0, \"code\": 11000}]}", 0},
+        {"{\"writeErrors\": [{\"index\": 0, \"code\": 121}]}", 0},
+        {"{\"writeErrors\": [{\"index\": 0, \"code\": 11000}, "
+         "{\"index\": 7, \"code\": 11602}]}",
+         1},
+        {"{\"writeErrors\": [{\"index\": 2, \"code\": 50}]}", 1},
+        {"{\"writeErrors\": [{\"index\": 2, \"code\": "
+         "{\"$numberLong\": \"10107\"}}]}",
+         1},
+        {"{\"writeErrors\": [{\"index\": 2, \"code\": 189.0}]}", 1},
+        /* a code of another type is no code */
+        {"{\"writeErrors\": [{\"index\": 2, \"code\": \"11602\"}]}", 0},
+        {"{\"writeErrors\": [5, {\"index\": 1}]}", 0},
+        {"{\"writeErrors\": {\"code\": 11602}}", 0},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        bson_error_t e;
+        bson_t *b = bson_new_from_json((const uint8_t *)t[i].json, -1, &e);
+        assert_non_null(b);
+        if (dip_mongo_write_errors_transient(b) != t[i].want)
+            fail_msg("%s: want %d", t[i].json, t[i].want);
+        bson_destroy(b);
+    }
+    assert_true(dip_mongo_code_is_transient(11602));
+    assert_false(dip_mongo_code_is_transient(11000));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_max_time_below_socket_timeout),
         cmocka_unit_test(test_read_opts),
+        cmocka_unit_test(test_write_errors_transient),
     };
     int rc;
 
