@@ -164,7 +164,8 @@ static int give_up(mongoc_collection_t *imports, const bson_value_t *qid,
 
 static int claim(const mongoc_client_t *client, mongoc_collection_t *imports,
                  const char *owner, int64_t now_ms, const bson_oid_t *only,
-                 char out_hex[25], bson_t *doc, char *err, size_t errlen);
+                 const bson_oid_t *skip, size_t nskip, char out_hex[25],
+                 bson_t *doc, char *err, size_t errlen);
 
 /* The source key of the import: csv_imports' followups_source, written by
  * the end when it has follow-ups (null: none), else (an end written before
@@ -255,7 +256,7 @@ int sup_followup_run(const dip_config_t *cfg, const char *qid_hex,
         /* The claim answers the document: no read of it. */
         char hex[25];
         found = claim(client, imports, claim_owner, dip_bson_now_ms(),
-                      &qid.value.v_oid, hex, &imp, err, errlen);
+                      &qid.value.v_oid, NULL, 0, hex, &imp, err, errlen);
         if (found < 0)
             goto cleanup;
         if (found == 0) {
@@ -527,7 +528,8 @@ cleanup:
  * copied there (initialized either way). */
 static int claim(const mongoc_client_t *client, mongoc_collection_t *imports,
                  const char *owner, int64_t now_ms, const bson_oid_t *only,
-                 char out_hex[25], bson_t *doc, char *err, size_t errlen)
+                 const bson_oid_t *skip, size_t nskip, char out_hex[25],
+                 bson_t *doc, char *err, size_t errlen)
 {
     bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER, reply, arr,
            child, set, in;
@@ -549,8 +551,24 @@ static int claim(const mongoc_client_t *client, mongoc_collection_t *imports,
     BSON_APPEND_BOOL(&child, "$exists", false);
     bson_append_document_end(&query, &child);
     dip_claim_append_free(&query, "followups_lease", now_ms);
-    if (only)
+    if (only) {
         BSON_APPEND_OID(&query, "queue_id", only);
+    } else if (nskip > 0) {
+        /* the sweep leaves the imports told to this supervisor, whose
+         * children claim them by id: the same import is not claimed
+         * twice, one child doing the work and one finding nothing */
+        bson_t nin, ids;
+        char k[16];
+        const char *key;
+        BSON_APPEND_DOCUMENT_BEGIN(&query, "queue_id", &nin);
+        BSON_APPEND_ARRAY_BEGIN(&nin, "$nin", &ids);
+        for (size_t i = 0; i < nskip; i++) {
+            size_t kl = bson_uint32_to_string((uint32_t)i, &key, k, sizeof(k));
+            bson_append_oid(&ids, key, (int)kl, &skip[i]);
+        }
+        bson_append_array_end(&nin, &ids);
+        bson_append_document_end(&query, &nin);
+    }
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
     dip_claim_append_take(&set, "followups_lease", now_ms,
                           SUP_FOLLOWUP_LEASE_MS, "followups_by", owner);
@@ -590,8 +608,8 @@ int sup_followup_claim(const mongoc_client_t *client,
                        int64_t now_ms, char out_hex[25], char *err,
                        size_t errlen)
 {
-    return claim(client, imports, owner, now_ms, NULL, out_hex, NULL, err,
-                 errlen);
+    return claim(client, imports, owner, now_ms, NULL, NULL, 0, out_hex, NULL,
+                 err, errlen);
 }
 
 /* --- the loop's side ------------------------------------------------------ */
@@ -599,6 +617,7 @@ int sup_followup_claim(const mongoc_client_t *client,
 typedef struct child {
     pid_t pid;
     char qid[25];
+    int by_id; /* started for a told end: its child claims by the id */
 } child_t;
 
 struct sup_followups {
@@ -702,6 +721,7 @@ static int start(sup_followups_t *self, const char *qid, int claims)
     }
     self->children[self->n].pid = pid;
     memcpy(self->children[self->n].qid, qid, sizeof(self->children[0].qid));
+    self->children[self->n].by_id = claims;
     self->n++;
     return 0;
 }
@@ -730,8 +750,16 @@ int sup_followups_tick(sup_followups_t *self, int64_t now_ms)
     self->next_ms = now_ms + self->cfg->poll_ms;
     self->sweep_full = 0;
     while (self->n < SUP_FOLLOWUP_MAX) {
-        rc = sup_followup_claim(self->client, self->imports, self->owner, wall,
-                                qid, err, sizeof(err));
+        bson_oid_t skip[SUP_FOLLOWUP_MAX + SUP_FOLLOWUP_POKED_MAX];
+        size_t nskip = 0;
+        for (size_t i = 0; i < self->n; i++)
+            if (self->children[i].by_id)
+                bson_oid_init_from_string(&skip[nskip++],
+                                          self->children[i].qid);
+        for (size_t i = 0; i < self->npoked; i++)
+            skip[nskip++] = self->poked[i];
+        rc = claim(self->client, self->imports, self->owner, wall, NULL, skip,
+                   nskip, qid, NULL, err, sizeof(err));
         if (rc < 0) {
             dip_log(DIP_LOG_WARNING, NULL, "%s", err);
             return -1;
