@@ -209,6 +209,8 @@ void sup_end_finish(sup_loop_t *self, sup_slot_t *w, const char *status,
                             .lines = w->lines,
                             .not_stored = w->not_stored,
                             .counted = 1,
+                            .whole =
+                                w->done && strcmp(status, "completed") == 0,
                             .added = w->added,
                             .errors = w->nerrors,
                             .header = w->header,

@@ -47,6 +47,12 @@ typedef struct sup_store_result {
      * document's progress (written with each checkpoint) is taken. */
     int counted;
     int64_t added, errors;
+    /* 1: the figures are known whole: a worker of this claim read the file
+     * to its end and said so (done, completed), so it met again, as its
+     * own duplicates, every deal an earlier run of the import wrote past
+     * its last report; no deal of it can be in flight. The end then reads
+     * nothing past the figures (sup_store_finish). */
+    int whole;
     const bson_t *header; /* array of strings, or NULL; borrowed */
     /* a dry run's verdict, from its done (a dry run is also known by the
      * queue document's `dry_run`; would_add then comes from the checkpoint

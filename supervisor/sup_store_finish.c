@@ -316,8 +316,9 @@ int sup_store_finish(sup_store_t *self, const bson_t *queue_doc, int64_t epoch,
      * lines they come from are read. A deal of an earlier line is counted
      * already (the report's, or the duplicate a resumed worker met). */
     /* (a fresh iterator: qid points into it) */
-    if (!r->dry_run && !(bson_iter_init_find(&d, queue_doc, "dry_run") &&
-                         BSON_ITER_HOLDS_BOOL(&d) && bson_iter_bool(&d))) {
+    if (!r->whole && !r->dry_run &&
+        !(bson_iter_init_find(&d, queue_doc, "dry_run") &&
+          BSON_ITER_HOLDS_BOOL(&d) && bson_iter_bool(&d))) {
         int64_t past, last;
         char hex[25];
         if (count_past(self, queue_doc, qid, lines, &past, &last, err,
