@@ -465,12 +465,17 @@ static void test_resume_keeps_decisions(void **state)
                    "auto", NULL, &qid);
     snprintf(logpath, sizeof(logpath), "/tmp/it-locales-kill-%d.log",
              (int)getpid());
+    /* Each deal written costs 300 us on the server until the kill, so the
+     * kill lands mid-import on a machine of any speed (the whole file was
+     * written before it once). */
+    assert_int_equal(it_dev_slow(&env, "{\"write_us\": 300}"), 0);
     sup = it_supervisor_start(&env, extra, logpath);
     assert_true(sup > 0);
     worker = it_wait_worker(&qid, 60000);
     assert_true(worker > 0);
     assert_int_equal(it_wait_int(&env, &qid, "checkpoint.line", 1, 120000), 0);
     assert_int_equal(kill(worker, SIGKILL), 0);
+    assert_int_equal(it_dev_slow(&env, "{\"write_us\": 0}"), 0);
     at_kill = it_queue_int(&env, &qid, "checkpoint.line");
     /* Killed after the first batch and before the end. */
     assert_true(at_kill >= 500 && (size_t)at_kill < rows);
@@ -557,12 +562,20 @@ static void test_ctl_enqueue(void **state)
     unlink(path);
 }
 
+/* A failed test leaves no price for the next. */
+static int teardown_prices(void **state)
+{
+    (void)state;
+    (void)it_dev_slow(&env, "{\"write_us\": 0}");
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_six_locales),
         cmocka_unit_test(test_ambiguous),
-        cmocka_unit_test(test_resume_keeps_decisions),
+        cmocka_unit_test_teardown(test_resume_keeps_decisions, teardown_prices),
         cmocka_unit_test(test_ctl_enqueue),
     };
     int rc = it_env_init(&env, "locales");
