@@ -158,6 +158,14 @@ int dip_mongo_write_errors_transient(const bson_t *reply)
     return 0;
 }
 
+void dip_mongo_set_interrupted(bson_error_t *error, const char *what)
+{
+    error->domain = MONGOC_ERROR_SERVER;
+    error->code = 11602;
+    bson_snprintf(error->message, sizeof(error->message),
+                  "a statement of %s was interrupted", what);
+}
+
 int dip_mongo_code_is_transient(int64_t code)
 {
     {

@@ -79,6 +79,10 @@ int dip_mongo_code_is_transient(int64_t code);
  * only the first write error, which may be a final one of another
  * statement. */
 int dip_mongo_write_errors_transient(const bson_t *reply);
+/* Sets error to the transient error such a write is retried as
+ * (11602, InterruptedDueToReplStateChange), saying `what` was
+ * interrupted. */
+void dip_mongo_set_interrupted(bson_error_t *error, const char *what);
 
 /* Sleeps for attempt's backoff: base_ms * 2^(attempt-1), +-25% jitter. */
 void dip_mongo_backoff(long base_ms, int attempt);

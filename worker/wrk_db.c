@@ -436,11 +436,7 @@ int wrk_db_insert_deals(wrk_db_t *self, const bson_t *const *docs, size_t n,
         if (interrupted && !wc_failed) {
             /* retried as the transient error it is, whatever the first
              * write error libmongoc named */
-            error.domain = MONGOC_ERROR_SERVER;
-            error.code = 11602;
-            bson_strncpy(error.message,
-                         "a statement of the batch was interrupted",
-                         sizeof(error.message));
+            dip_mongo_set_interrupted(&error, "the batch");
         }
         bson_destroy(&reply);
         if (!wc_failed && !interrupted &&

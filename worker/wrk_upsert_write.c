@@ -131,10 +131,7 @@ static int write_settled(wrk_upsert_t *self, bson_t *reply, bool ok,
         bson_strncpy(error->message, "write concern failed",
                      sizeof(error->message));
     } else if (interrupted) {
-        error->domain = MONGOC_ERROR_SERVER;
-        error->code = 11602;
-        bson_strncpy(error->message, "a statement of the write was interrupted",
-                     sizeof(error->message));
+        dip_mongo_set_interrupted(error, "the write");
     }
     return settled;
 }
