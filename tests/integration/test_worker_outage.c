@@ -35,6 +35,11 @@ static int setup(void **state)
 {
     static const char *const extra[] = {"DEALIMPORT_ROW_BACKOFF_MS=200", NULL};
     (void)state;
+    /* Each deal written costs 30 us: an import of 100,000 rows lasts 3 s
+     * or more on any machine, so every outage meets it running (the drop
+     * test needs two drops 700 ms apart after line 1,000). */
+    if (it_dev_slow(&env, "{\"write_us\": 30}") < 0)
+        return -1;
     snprintf(logpath, sizeof(logpath), "/tmp/it-worker-outage-%d.log",
              (int)getpid());
     sup = it_supervisor_start(&env, extra, logpath);
@@ -46,6 +51,7 @@ static int teardown(void **state)
     int st;
     (void)state;
     kill(mongo, SIGCONT); /* whatever happened, never leave it frozen */
+    (void)it_dev_slow(&env, "{\"write_us\": 0}");
     st = it_process_stop(sup, SIGTERM, 30000);
     if (!(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
         fprintf(stderr, "supervisor did not exit 0 (status %d); log in %s\n",

@@ -20,6 +20,104 @@
 
 extern char **environ;
 
+/* One admin command of the development server; false where the server is
+ * not one (a real MongoDB answers 59, CommandNotFound). */
+static bool dev_admin(it_env_t *env, bson_t *cmd, bson_t *reply)
+{
+    bool ok = mongoc_client_command_simple(env->client, "admin", cmd, NULL,
+                                           reply, NULL);
+    bson_destroy(cmd);
+    return ok;
+}
+
+/* notablescan is only switched (devNoTableScan answers the value before),
+ * so it is read by setting it to what the suite runs with and putting back
+ * what was. */
+static void dev_switches_read(it_env_t *env)
+{
+    const char *want = getenv("DEALIMPORT_DEVMONGO_NOTABLESCAN");
+    bool on = want != NULL && strcmp(want, "1") == 0;
+    bson_t reply;
+    bson_iter_t it;
+    env->dev_notablescan = -1;
+    env->dev_prices = NULL;
+    if (dev_admin(env, BCON_NEW("devNoTableScan", BCON_BOOL(on)), &reply) &&
+        bson_iter_init_find(&it, &reply, "was") && BSON_ITER_HOLDS_BOOL(&it))
+        env->dev_notablescan = bson_iter_bool(&it);
+    bson_destroy(&reply);
+    if (env->dev_notablescan < 0)
+        return;
+    if (env->dev_notablescan != on) {
+        (void)dev_admin(env,
+                        BCON_NEW("devNoTableScan",
+                                 BCON_BOOL(env->dev_notablescan != 0)),
+                        &reply);
+        bson_destroy(&reply);
+    }
+    if (dev_admin(env, BCON_NEW("devSlow", "{", "}"), &reply)) {
+        env->dev_prices = bson_new();
+        bson_iter_init(&it, &reply);
+        while (bson_iter_next(&it))
+            if (strcmp(bson_iter_key(&it), "ok") != 0)
+                bson_append_iter(env->dev_prices, NULL, 0, &it);
+    }
+    bson_destroy(&reply);
+}
+
+/* 0, or -1 when the program left a switch changed (put back either way). */
+static int dev_switches_restore(it_env_t *env)
+{
+    bson_t reply;
+    bson_iter_t it;
+    int rc = 0;
+    if (env->dev_notablescan < 0)
+        return 0;
+    if (dev_admin(env,
+                  BCON_NEW("devNoTableScan",
+                           BCON_BOOL(env->dev_notablescan != 0)),
+                  &reply) &&
+        bson_iter_init_find(&it, &reply, "was") && BSON_ITER_HOLDS_BOOL(&it) &&
+        bson_iter_bool(&it) != (env->dev_notablescan != 0)) {
+        fprintf(stderr,
+                "this test left the development server's notablescan %s "
+                "(found %s): put back\n",
+                bson_iter_bool(&it) ? "on" : "off",
+                env->dev_notablescan ? "on" : "off");
+        rc = -1;
+    }
+    bson_destroy(&reply);
+    if (env->dev_prices != NULL) {
+        if (dev_admin(env, BCON_NEW("devSlow", "{", "}"), &reply)) {
+            bson_t now = BSON_INITIALIZER;
+            bson_iter_init(&it, &reply);
+            while (bson_iter_next(&it))
+                if (strcmp(bson_iter_key(&it), "ok") != 0)
+                    bson_append_iter(&now, NULL, 0, &it);
+            if (!bson_equal(&now, env->dev_prices)) {
+                char *left = bson_as_relaxed_extended_json(&now, NULL);
+                char *found =
+                    bson_as_relaxed_extended_json(env->dev_prices, NULL);
+                fprintf(stderr,
+                        "this test left the development server's prices "
+                        "at %s (found %s): put back\n",
+                        left, found);
+                bson_free(left);
+                bson_free(found);
+                rc = -1;
+            }
+            bson_destroy(&now);
+        }
+        bson_destroy(&reply);
+        (void)dev_admin(env,
+                        BCON_NEW("devSlow", BCON_DOCUMENT(env->dev_prices)),
+                        &reply);
+        bson_destroy(&reply);
+        bson_destroy(env->dev_prices);
+        env->dev_prices = NULL;
+    }
+    return rc;
+}
+
 int it_env_init(it_env_t *env, const char *name)
 {
     const char *base = getenv("DEALIMPORT_MONGODB_URI");
@@ -70,6 +168,7 @@ int it_env_init(it_env_t *env, const char *name)
         fprintf(stderr, "storage: %s\n", err);
         exit(1);
     }
+    dev_switches_read(env);
     return 0;
 }
 
@@ -89,7 +188,9 @@ void it_stop_all(it_env_t *env)
 
 void it_env_release(it_env_t *env)
 {
+    int left;
     it_stop_all(env);
+    left = dev_switches_restore(env);
     if (env->db) {
         mongoc_database_drop(env->db, NULL);
         mongoc_database_destroy(env->db);
@@ -98,6 +199,8 @@ void it_env_release(it_env_t *env)
     dip_storage_destroy(&env->storage);
     dip_config_release(&env->cfg);
     memset(env, 0, sizeof(*env));
+    if (left < 0)
+        exit(1);
 }
 
 mongoc_collection_t *it_coll(it_env_t *env, const char *name)

@@ -24,12 +24,21 @@ typedef struct it_env {
     mongoc_database_t *db;
     dip_storage_t *storage;
     pid_t started[32]; /* programs still running, killed at release */
+    /* The development server's switches at init (devSlow's prices and
+     * notablescan), put back at release; -1: not a development server. */
+    int dev_notablescan;
+    bson_t *dev_prices;
 } it_env_t;
 
 /* 0, or it_skip_status() when the dev stack's settings are absent: 77 (the
  * caller exits 77 to report a skip), 1 where CI=true (a failure). name becomes
  * part of the database name. */
 int it_env_init(it_env_t *env, const char *name);
+/* Stops what env started, drops its database, and puts the development
+ * server's prices and notablescan back as init found them; a program that
+ * left them changed (a test that failed before its own reset, or forgot it)
+ * exits 1 here, naming what it left, so the next test of the suite never
+ * runs on a server kinder or slower than the suite's. */
 void it_env_release(it_env_t *env);
 
 mongoc_collection_t *it_coll(it_env_t *env, const char *name);
