@@ -47,37 +47,29 @@
 static it_env_t env;
 static bson_oid_t account;
 
+/* notablescan as strict_slow found it: put back after each test */
+static int notablescan_was = -1;
+
 static int teardown_each(void **state)
 {
     (void)state;
     it_stop_all(&env);
-    (void)it_dev_slow(&env, "{\"scan_us\": 0, \"key_us\": 0, \"write_us\": 0, "
-                            "\"cmd_ms\": 0}");
+    /* the server's defaults: no prices, key_us following scan_us */
+    (void)it_dev_slow(&env, "{\"scan_us\": 0, \"key_us\": null, "
+                            "\"write_us\": 0, \"cmd_ms\": 0}");
+    if (notablescan_was >= 0)
+        (void)it_notablescan(&env, notablescan_was);
+    notablescan_was = -1;
     return 0;
 }
 
 static void strict_slow(void)
 {
-    bson_t reply;
-    bson_error_t error;
-    bson_t *cmd = BCON_NEW("devNoTableScan", BCON_BOOL(true));
     assert_int_equal(it_dev_slow(&env, "{\"scan_us\": 35, \"key_us\": 5, "
                                        "\"write_us\": 10, \"cmd_ms\": 1}"),
                      0);
-    assert_true(mongoc_client_command_simple(env.client, "admin", cmd, NULL,
-                                             &reply, &error));
-    bson_destroy(cmd);
-    bson_destroy(&reply);
-}
-
-static void notablescan_off(void)
-{
-    bson_t reply;
-    bson_t *cmd = BCON_NEW("devNoTableScan", BCON_BOOL(false));
-    if (mongoc_client_command_simple(env.client, "admin", cmd, NULL, &reply,
-                                     NULL))
-        bson_destroy(&reply);
-    bson_destroy(cmd);
+    notablescan_was = it_notablescan(&env, 1);
+    assert_true(notablescan_was >= 0);
 }
 
 /* The import's deals, counted through the unique index's prefix (a
@@ -214,7 +206,6 @@ static void test_fails_after_crash(void **state)
     assert_true(settle(&qid, kill_inside_insert(&qid, log)) > 0);
     assert_end_counts_deals(&qid, "failed", log);
     assert_int_equal(WEXITSTATUS(it_process_stop(sup, SIGTERM, 30000)), 0);
-    notablescan_off();
     it_gen_destroy(&gen);
 }
 
@@ -246,7 +237,6 @@ static void test_cancelled_after_crash(void **state)
     assert_true(settle(&qid, reported) > 0);
     assert_end_counts_deals(&qid, "cancelled", log);
     assert_int_equal(WEXITSTATUS(it_process_stop(sup, SIGTERM, 30000)), 0);
-    notablescan_off();
     it_gen_destroy(&gen);
 }
 
@@ -283,7 +273,6 @@ static void test_paused_then_cancelled_after_crash(void **state)
         fail_msg("dealimportctl cancel: %s %s", out, err);
     assert_end_counts_deals(&qid, "cancelled", log);
     assert_int_equal(WEXITSTATUS(it_process_stop(sup, SIGTERM, 30000)), 0);
-    notablescan_off();
     it_gen_destroy(&gen);
 }
 

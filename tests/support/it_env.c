@@ -48,10 +48,10 @@ static void dev_switches_read(it_env_t *env)
     if (env->dev_notablescan < 0)
         return;
     if (env->dev_notablescan != on) {
-        (void)dev_admin(env,
-                        BCON_NEW("devNoTableScan",
-                                 BCON_BOOL(env->dev_notablescan != 0)),
-                        &reply);
+        (void)dev_admin(
+            env,
+            BCON_NEW("devNoTableScan", BCON_BOOL(env->dev_notablescan != 0)),
+            &reply);
         bson_destroy(&reply);
     }
     if (dev_admin(env, BCON_NEW("devSlow", "{", "}"), &reply)) {
@@ -72,10 +72,10 @@ static int dev_switches_restore(it_env_t *env)
     int rc = 0;
     if (env->dev_notablescan < 0)
         return 0;
-    if (dev_admin(env,
-                  BCON_NEW("devNoTableScan",
-                           BCON_BOOL(env->dev_notablescan != 0)),
-                  &reply) &&
+    if (dev_admin(
+            env,
+            BCON_NEW("devNoTableScan", BCON_BOOL(env->dev_notablescan != 0)),
+            &reply) &&
         bson_iter_init_find(&it, &reply, "was") && BSON_ITER_HOLDS_BOOL(&it) &&
         bson_iter_bool(&it) != (env->dev_notablescan != 0)) {
         fprintf(stderr,
@@ -108,9 +108,8 @@ static int dev_switches_restore(it_env_t *env)
             bson_destroy(&now);
         }
         bson_destroy(&reply);
-        (void)dev_admin(env,
-                        BCON_NEW("devSlow", BCON_DOCUMENT(env->dev_prices)),
-                        &reply);
+        (void)dev_admin(
+            env, BCON_NEW("devSlow", BCON_DOCUMENT(env->dev_prices)), &reply);
         bson_destroy(&reply);
         bson_destroy(env->dev_prices);
         env->dev_prices = NULL;
