@@ -146,9 +146,16 @@ static size_t held_list(sup_loop_t *self, sup_store_held_t *held)
         sup_slot_t *w = &self->workers[i];
         if (w->state == SUP_SLOT_FREE)
             continue;
+        bson_iter_t acc;
         held[n].id = sup_slot_qid(w);
         held[n].epoch = w->epoch;
         held[n].lost = 0;
+        held[n].runs = 1;
+        /* as the claim's look keys it, whatever the account's shape */
+        if (w->doc != NULL && bson_iter_init_find(&acc, w->doc, "account_id"))
+            sup_store_served_account(bson_iter_value(&acc), &held[n].account);
+        else
+            bson_oid_copy(&w->account, &held[n].account);
         n++;
     }
     /* and the documents set aside, until their time */
@@ -158,6 +165,7 @@ static size_t held_list(sup_loop_t *self, sup_store_held_t *held)
         held[n].id = self->aside[i].id;
         held[n].epoch = -1;
         held[n].lost = 0;
+        held[n].runs = 0;
         n++;
     }
     return n;
