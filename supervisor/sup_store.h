@@ -146,8 +146,11 @@ void sup_store_served_account(const bson_value_t *account, bson_oid_t *out);
 
 /* Claims one pending import (or one whose lease expired), never one of the
  * nheld imports in held (this supervisor runs them, or set them aside as
- * unclaimable; only their ids are read), fairly across
- * accounts: the account running the fewest imports (on any supervisor)
+ * unclaimable; their ids are read, and the accounts of those that run
+ * here), fairly across
+ * accounts: the account running the fewest imports (on any supervisor, as
+ * the look saw them, with this supervisor's own as held says now: see
+ * sup_store_claim_forget)
  * first, then the one served longest ago (served: n entries, accounts
  * absent from it were never served), then the one whose oldest import waits
  * longest; never more than
