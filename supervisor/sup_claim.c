@@ -151,11 +151,11 @@ static size_t held_list(sup_loop_t *self, sup_store_held_t *held)
         held[n].epoch = w->epoch;
         held[n].lost = 0;
         held[n].runs = 1;
-        /* as the claim's look keys it, whatever the account's shape */
+        /* as stored, as the claim's look groups it */
         if (w->doc != NULL && bson_iter_init_find(&acc, w->doc, "account_id"))
-            sup_store_served_account(bson_iter_value(&acc), &held[n].account);
+            held[n].account = *bson_iter_value(&acc);
         else
-            bson_oid_copy(&w->account, &held[n].account);
+            held[n].account.value_type = BSON_TYPE_NULL;
         n++;
     }
     /* and the documents set aside, until their time */

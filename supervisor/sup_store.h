@@ -122,11 +122,11 @@ typedef struct sup_store_held {
     bson_value_t id; /* the queue document's _id as stored; borrowed */
     int64_t epoch;   /* its `claims` after our claim */
     int lost;        /* set by sup_store_renew: the claim is gone */
-    /* Set when it runs here (not when it is only set aside): its account
-     * (sup_store_served_account's identity), which sup_store_claim counts
-     * among the account's running imports. */
+    /* Set when it runs here (not when it is only set aside): sup_store_claim
+     * counts it among the running imports of its account, the queue
+     * document's account_id as stored (borrowed; null when it has none). */
     int runs;
-    bson_oid_t account;
+    bson_value_t account;
 } sup_store_held_t;
 
 /* The epoch of a claimed document (its `claims`), or -1. */

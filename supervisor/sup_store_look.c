@@ -134,7 +134,7 @@ static int64_t own_running(const candidate_t *c, const sup_store_held_t *held,
 {
     int64_t n = 0;
     for (size_t i = 0; i < nheld; i++)
-        n += held[i].runs && bson_oid_equal(&held[i].account, &c->served_id);
+        n += held[i].runs && same_account(&held[i].account, &c->account);
     return n;
 }
 

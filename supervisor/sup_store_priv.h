@@ -18,8 +18,8 @@ struct sup_store {
     mongoc_collection_t *lines; /* csv_import_lines (sup_succfile) */
     char owner[256];
     long lease_s;
-    int deletes_source; /* DEALIMPORT_DELETE_SOURCE is not `never` */
-    int64_t claim_left; /* sup_store_claim_left */
+    int deletes_source;          /* DEALIMPORT_DELETE_SOURCE is not `never` */
+    int64_t claim_left;          /* sup_store_claim_left */
     struct sup_store_look *look; /* sup_store_look.c's; NULL before one */
     int64_t looks;               /* sup_store_claim_looks */
 };

@@ -135,8 +135,9 @@ static int claim(sup_store_t *st, loop_t *l, long per_account,
         assert_true(bson_iter_init_find(&it, &l->docs[i], "_id"));
         l->held[i] = (sup_store_held_t){.id = *bson_iter_value(&it),
                                         .epoch = sup_store_epoch(&doc),
-                                        .runs = 1,
-                                        .account = *account};
+                                        .runs = 1};
+        assert_true(bson_iter_init_find(&it, &l->docs[i], "account_id"));
+        l->held[i].account = *bson_iter_value(&it);
     }
     bson_destroy(&doc);
     /* served, as the loop notes it after a claim or a refusal */
