@@ -202,12 +202,14 @@ static void test_kept_look(void **state)
         /* and one more import waits in each account after the round */
         assert_int_equal(sup_store_claim_left(st), round == 0 ? 6 : 3);
     }
-    assert_int_equal(sup_store_claim_looks(st) - looks, 1);
+    /* the server's count first: two (one look), where a look per claim
+     * made twelve */
     after = queue_aggregates();
     if (before >= 0) {
         print_message("six claims: %ld aggregates on queues\n", after - before);
         assert_int_equal(after - before, 2);
     }
+    assert_int_equal(sup_store_claim_looks(st) - looks, 1);
     /* Every account at its two: the kept look offers none, a new one says
      * so. */
     assert_int_equal(claim(st, &l, 2, &got), 0);
