@@ -144,9 +144,9 @@ static size_t held_list(sup_loop_t *self, sup_store_held_t *held)
     size_t n = 0;
     for (size_t i = 0; i < self->cap; i++) {
         sup_slot_t *w = &self->workers[i];
+        bson_iter_t acc;
         if (w->state == SUP_SLOT_FREE)
             continue;
-        bson_iter_t acc;
         held[n].id = sup_slot_qid(w);
         held[n].epoch = w->epoch;
         held[n].lost = 0;
