@@ -144,11 +144,18 @@ static size_t held_list(sup_loop_t *self, sup_store_held_t *held)
     size_t n = 0;
     for (size_t i = 0; i < self->cap; i++) {
         sup_slot_t *w = &self->workers[i];
+        bson_iter_t acc;
         if (w->state == SUP_SLOT_FREE)
             continue;
         held[n].id = sup_slot_qid(w);
         held[n].epoch = w->epoch;
         held[n].lost = 0;
+        held[n].runs = 1;
+        /* as stored, as the claim's look groups it */
+        if (w->doc != NULL && bson_iter_init_find(&acc, w->doc, "account_id"))
+            held[n].account = *bson_iter_value(&acc);
+        else
+            held[n].account.value_type = BSON_TYPE_NULL;
         n++;
     }
     /* and the documents set aside, until their time */
@@ -158,6 +165,7 @@ static size_t held_list(sup_loop_t *self, sup_store_held_t *held)
         held[n].id = self->aside[i].id;
         held[n].epoch = -1;
         held[n].lost = 0;
+        held[n].runs = 0;
         n++;
     }
     return n;

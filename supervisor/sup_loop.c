@@ -441,7 +441,9 @@ static void tick(sup_loop_t *self)
             ensure_deal_indexes(self);
         /* Each call only while the database answers: after a failed one
          * the next waits (db_ok), so a frozen database delays a signal by
-         * one call at most. */
+         * one call at most. The poll's claim looks at the queue anew:
+         * what other supervisors changed is seen at its pace. */
+        sup_store_claim_forget(self->store);
         sup_claim_run(self);
         /* The steps below back off on their own after a failure
          * (sup_retry): a failing one is not asked again at every poll, and
@@ -637,6 +639,10 @@ int sup_loop_run(sup_loop_t *self)
         woken = self->watch && (items[2].revents & ZMQ_POLLIN) &&
                 sup_watch_take(self->watch) > 0;
         if (!self->stopping && (woken || self->claim_due)) {
+            /* A change: the claim looks at the queue anew. A slot freed
+             * claims from the look kept (sup_store_claim_forget). */
+            if (woken)
+                sup_store_claim_forget(self->store);
             self->claim_due = 0;
             sup_claim_run(self);
         }

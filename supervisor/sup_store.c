@@ -83,6 +83,7 @@ void sup_store_destroy(sup_store_t **self_p)
         return;
     self = *self_p;
     close_client(self);
+    sup_store_look_destroy(self);
     free(self);
     *self_p = NULL;
 }

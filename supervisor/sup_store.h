@@ -122,6 +122,11 @@ typedef struct sup_store_held {
     bson_value_t id; /* the queue document's _id as stored; borrowed */
     int64_t epoch;   /* its `claims` after our claim */
     int lost;        /* set by sup_store_renew: the claim is gone */
+    /* Set when it runs here (not when it is only set aside): sup_store_claim
+     * counts it among the running imports of its account, the queue
+     * document's account_id as stored (borrowed; null when it has none). */
+    int runs;
+    bson_value_t account;
 } sup_store_held_t;
 
 /* The epoch of a claimed document (its `claims`), or -1. */
@@ -141,8 +146,11 @@ void sup_store_served_account(const bson_value_t *account, bson_oid_t *out);
 
 /* Claims one pending import (or one whose lease expired), never one of the
  * nheld imports in held (this supervisor runs them, or set them aside as
- * unclaimable; only their ids are read), fairly across
- * accounts: the account running the fewest imports (on any supervisor)
+ * unclaimable; their ids are read, and the accounts of those that run
+ * here), fairly across
+ * accounts: the account running the fewest imports (on any supervisor, as
+ * the look saw them, with this supervisor's own as held says now: see
+ * sup_store_claim_forget)
  * first, then the one served longest ago (served: n entries, accounts
  * absent from it were never served), then the one whose oldest import waits
  * longest; never more than
@@ -172,6 +180,18 @@ int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
                     const sup_store_held_t *held, size_t nheld,
                     const sup_store_served_t *served, size_t nserved,
                     long per_account, bson_t *out, char *err, size_t errlen);
+
+/* The accounts a claim tries, and their order, come from a look at
+ * queues (two aggregates) that is kept for the next claims while it holds
+ * (sup_store_priv.h): a claim from a kept look costs one findAndModify.
+ * This drops it: the next claim looks again. The loop calls it at each
+ * change-stream wake and each poll, which bring what the CRM and other
+ * supervisors changed; a claim from a kept look that finds nothing looks
+ * again by itself, so 0 from sup_store_claim is always a new look's. */
+void sup_store_claim_forget(sup_store_t *self);
+
+/* How many looks sup_store_claim made since sup_store_new. */
+int64_t sup_store_claim_looks(const sup_store_t *self);
 
 /* After sup_store_claim: how many claimable imports its look saw besides
  * the one it claimed (0 after a claim that found none or failed). Those

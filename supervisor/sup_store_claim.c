@@ -33,10 +33,8 @@ static void append_not_held(bson_t *q, const sup_store_held_t *held,
     }
 }
 
-/* The filter of imports that may be claimed now: pending and unlocked, or
- * processing under a lease that ran out (its supervisor is gone). */
-static void append_claimable(bson_t *q, int64_t now,
-                             const sup_store_held_t *held, size_t nheld)
+void sup_store_append_claimable(bson_t *q, int64_t now,
+                                const sup_store_held_t *held, size_t nheld)
 {
     bson_t or, b, sub;
     BSON_APPEND_UTF8(q, "source", "deals");
@@ -53,120 +51,6 @@ static void append_claimable(bson_t *q, int64_t now,
     dip_claim_append_expired(&b, "lease_expires_at", now);
     bson_append_document_end(& or, &b);
     bson_append_array_end(q, & or);
-}
-
-/* An account with imports waiting, and how many it runs now. */
-typedef struct candidate {
-    bson_value_t account; /* as stored: ObjectId, string, or null */
-    int64_t oldest_ms;
-    int64_t running;
-    int64_t served_ms; /* 0: never */
-    int64_t waiting;   /* its claimable imports */
-} candidate_t;
-
-static int same_account(const bson_value_t *a, const bson_value_t *b)
-{
-    char ka[256], kb[256];
-    sup_store_account_key(a, ka, sizeof(ka));
-    sup_store_account_key(b, kb, sizeof(kb));
-    if (ka[0] == '\0' || kb[0] == '\0')
-        return a->value_type == b->value_type &&
-               a->value_type == BSON_TYPE_NULL;
-    return strcmp(ka, kb) == 0;
-}
-
-static int by_fairness(const void *x, const void *y)
-{
-    const candidate_t *a = x, *b = y;
-    if (a->running != b->running)
-        return a->running < b->running ? -1 : 1;
-    if (a->served_ms != b->served_ms)
-        return a->served_ms < b->served_ms ? -1 : 1;
-    return (a->oldest_ms > b->oldest_ms) - (a->oldest_ms < b->oldest_ms);
-}
-
-/* Runs a $group pipeline on queues; calls fn for each result document. */
-static int group(sup_store_t *self, bson_t *pipeline,
-                 void (*fn)(void *arg, const bson_t *doc), void *arg, char *err,
-                 size_t errlen)
-{
-    /* allowDiskUse: on MongoDB 5.0 a $group or $sort over 100 MB fails
-     * without it, and a few hundred pending documents with huge account
-     * ids would fail every claim for every account (6.0 spills by
-     * default). */
-    bson_t *disk = BCON_NEW("allowDiskUse", BCON_BOOL(true));
-    bson_t *opts = dip_mongo_read_opts(self->client, disk);
-    mongoc_cursor_t *c = mongoc_collection_aggregate(
-        self->queues, MONGOC_QUERY_NONE, pipeline, opts, NULL);
-    const bson_t *doc;
-    bson_error_t error;
-    int rc = 0;
-    while (mongoc_cursor_next(c, &doc))
-        fn(arg, doc);
-    if (mongoc_cursor_error(c, &error)) {
-        snprintf(err, errlen, "looking for pending imports failed: %s",
-                 error.message);
-        rc = SUP_STORE_EFAIL;
-    }
-    mongoc_cursor_destroy(c);
-    bson_destroy(opts);
-    bson_destroy(disk);
-    return rc;
-}
-
-typedef struct {
-    candidate_t *list;
-    size_t n, cap;
-} candidates_t;
-
-static void add_candidate(void *arg, const bson_t *doc)
-{
-    candidates_t *cs = arg;
-    bson_iter_t it;
-    candidate_t *c;
-    int64_t oldest = INT64_MAX, waiting = 1;
-    if (bson_iter_init_find(&it, doc, "n") &&
-        (BSON_ITER_HOLDS_INT32(&it) || BSON_ITER_HOLDS_INT64(&it)))
-        waiting = bson_iter_as_int64(&it);
-    if (bson_iter_init_find(&it, doc, "oldest") &&
-        BSON_ITER_HOLDS_DATE_TIME(&it))
-        oldest = bson_iter_date_time(&it);
-    /* One account stored two ways is one candidate. */
-    if (bson_iter_init_find(&it, doc, "_id"))
-        for (size_t i = 0; i < cs->n; i++)
-            if (same_account(&cs->list[i].account, bson_iter_value(&it))) {
-                if (oldest < cs->list[i].oldest_ms)
-                    cs->list[i].oldest_ms = oldest;
-                cs->list[i].waiting += waiting;
-                return;
-            }
-    if (cs->n == cs->cap)
-        return;
-    c = &cs->list[cs->n];
-    memset(c, 0, sizeof(*c));
-    if (bson_iter_init_find(&it, doc, "_id"))
-        bson_value_copy(bson_iter_value(&it), &c->account);
-    else
-        c->account.value_type = BSON_TYPE_NULL;
-    c->oldest_ms = oldest;
-    c->waiting = waiting;
-    cs->n++;
-}
-
-static void add_running(void *arg, const bson_t *doc)
-{
-    candidates_t *cs = arg;
-    bson_iter_t it;
-    const bson_value_t *acc;
-    int64_t n;
-    if (!bson_iter_init_find(&it, doc, "_id"))
-        return;
-    acc = bson_iter_value(&it);
-    if (!bson_iter_init_find(&it, doc, "n") || dip_bson_iter_int(&it, &n) != 0)
-        n = 0;
-    for (size_t i = 0; i < cs->n; i++)
-        if (same_account(&cs->list[i].account, acc))
-            cs->list[i].running += n;
 }
 
 /* One findAndModify of the claim on query in the account's slot: 1
@@ -348,7 +232,7 @@ static void refuse(sup_store_t *self, const bson_value_t *id,
                     "delete the document and queue the import again",
                     (unsigned)first->code, why);
     BSON_APPEND_VALUE(&filter, "_id", id);
-    append_claimable(&filter, dip_bson_now_ms(), NULL, 0);
+    sup_store_append_claimable(&filter, dip_bson_now_ms(), NULL, 0);
     marked = mark_failed(self, id, &filter, msg, 0);
     BSON_APPEND_VALUE(out, "_id", id);
     BSON_APPEND_BOOL(out, "marked", marked);
@@ -485,7 +369,7 @@ static int claim_in_account(sup_store_t *self, const bson_value_t *account,
     bson_t query = BSON_INITIALIZER, sort = BSON_INITIALIZER;
     char key[256];
     int rc;
-    append_claimable(&query, now, held, nheld);
+    sup_store_append_claimable(&query, now, held, nheld);
     sup_store_account_key(account, key, sizeof(key));
     if (strlen(key) == 24 && bson_oid_is_valid(key, 24)) {
         /* Both ways the CRM stores an account. */
@@ -537,97 +421,58 @@ static int claim_in_account(sup_store_t *self, const bson_value_t *account,
     return rc == NOTHING_LEFT ? 0 : rc;
 }
 
+/* Tries the accounts of turns in their order until one claims (or ends a
+ * document alone, or the database fails); sup_store_claim's returns. */
+static int claim_in_turns(sup_store_t *self, sup_store_turn_t *turns, int n,
+                          const sup_store_held_t *held, size_t nheld,
+                          long per_account, bson_t *out, char *err,
+                          size_t errlen)
+{
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        rc = claim_in_account(self, turns[i].account, held, nheld, per_account,
+                              out, err, errlen);
+        if (rc >= 0 || rc == SUP_STORE_EUNCLAIMABLE)
+            sup_store_look_claimed(self, &turns[i], rc != 0);
+    }
+    return rc;
+}
+
 int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
                     const sup_store_held_t *held, size_t nheld,
                     const sup_store_served_t *served, size_t nserved,
                     long per_account, bson_t *out, char *err, size_t errlen)
 {
-    int64_t now = dip_bson_now_ms();
-    candidate_t list[256];
-    candidates_t cs = {list, 0, 256};
-    bson_t *pipeline;
-    bson_t match = BSON_INITIALIZER;
-    int rc = 0;
-
-    /* 1. Accounts with claimable imports, and the age of their oldest. */
-    append_claimable(&match, now, held, nheld);
-    if (nskip > 0) {
-        bson_t acc, nin;
-        char k[24], hex[25];
-        BSON_APPEND_DOCUMENT_BEGIN(&match, "account_id", &acc);
-        BSON_APPEND_ARRAY_BEGIN(&acc, "$nin", &nin);
-        for (size_t i = 0; i < nskip; i++) {
-            snprintf(k, sizeof(k), "%zu", 2 * i);
-            BSON_APPEND_OID(&nin, k, &skip[i]);
-            snprintf(k, sizeof(k), "%zu", 2 * i + 1);
-            bson_oid_to_string(&skip[i], hex);
-            BSON_APPEND_UTF8(&nin, k, hex);
-        }
-        bson_append_array_end(&acc, &nin);
-        bson_append_document_end(&match, &acc);
+    sup_store_turn_t turns[SUP_STORE_LOOK_MAX];
+    int kept = sup_store_look_kept(self);
+    int rc = sup_store_look_order(self, 0, skip, nskip, held, nheld, served,
+                                  nserved, per_account, turns, err, errlen);
+    if (rc > 0)
+        rc = claim_in_turns(self, turns, rc, held, nheld, per_account, out, err,
+                            errlen);
+    if (rc == 0 && kept) {
+        /* Nothing of the kept look could be claimed: a new look decides
+         * (sup_store_priv.h). */
+        rc = sup_store_look_order(self, 1, skip, nskip, held, nheld, served,
+                                  nserved, per_account, turns, err, errlen);
+        if (rc > 0)
+            rc = claim_in_turns(self, turns, rc, held, nheld, per_account, out,
+                                err, errlen);
     }
-    /* The oldest as the first in created_at's order rather than $min: the
-     * same in MongoDB (both follow the BSON order across types, so a
-     * created_at that is not a date is simply not the oldest date:
-     * add_candidate), and one that is not a date never fails the group. */
-    pipeline = BCON_NEW(
-        "pipeline", "[", "{", "$match", BCON_DOCUMENT(&match), "}", "{",
-        "$sort", "{", "created_at", BCON_INT32(1), "}", "}", "{", "$group", "{",
-        "_id", BCON_UTF8("$account_id"), "oldest", "{", "$first",
-        BCON_UTF8("$created_at"), "}", "n", "{", "$sum", BCON_INT32(1), "}",
-        "}", "}", "{", "$sort", "{", "oldest", BCON_INT32(1), "}", "}", "{",
-        "$limit", BCON_INT32(256), "}", "]");
-    self->claim_left = 0;
-    rc = group(self, pipeline, add_candidate, &cs, err, errlen);
-    bson_destroy(pipeline);
-    bson_destroy(&match);
-    if (rc < 0 || cs.n == 0)
-        goto cleanup;
-    for (size_t i = 0; i < cs.n; i++)
-        self->claim_left += cs.list[i].waiting;
-
-    /* 2. How many each runs now, on any supervisor: only to order several
-     * accounts and pass over those at their limit. One account alone is
-     * tried at once; its slots' unique index refuses it when it is full. */
-    if (cs.n == 1)
-        goto claim;
-    pipeline =
-        BCON_NEW("pipeline", "[", "{", "$match", "{", "source",
-                 BCON_UTF8("deals"), "status", BCON_UTF8("processing"),
-                 "lease_expires_at", "{", "$gte", BCON_DATE_TIME(now), "}", "}",
-                 "}", "{", "$group", "{", "_id", BCON_UTF8("$account_id"), "n",
-                 "{", "$sum", BCON_INT32(1), "}", "}", "}", "]");
-    rc = group(self, pipeline, add_running, &cs, err, errlen);
-    bson_destroy(pipeline);
-    if (rc < 0)
-        goto cleanup;
-
-    /* 3. Fair order: the account running the fewest imports first, then
-     * the one served longest ago, then the one waiting longest. An account
-     * with one import never waits behind another account's fifty. */
-    for (size_t i = 0; i < cs.n; i++) {
-        bson_oid_t oid;
-        sup_store_served_account(&cs.list[i].account, &oid);
-        for (size_t j = 0; j < nserved; j++)
-            if (bson_oid_equal(&served[j].account, &oid))
-                cs.list[i].served_ms = served[j].at_ms;
-    }
-    qsort(cs.list, cs.n, sizeof(candidate_t), by_fairness);
-claim:
-    for (size_t i = 0; i < cs.n && rc == 0; i++) {
-        if (cs.list[i].running >= per_account)
-            continue;
-        rc = claim_in_account(self, &cs.list[i].account, held, nheld,
-                              per_account, out, err, errlen);
-    }
-cleanup:
-    for (size_t i = 0; i < cs.n; i++)
-        bson_value_destroy(&cs.list[i].account);
-    if (rc == 1 && self->claim_left > 0)
-        self->claim_left--;
-    else if (rc <= 0)
-        self->claim_left = 0;
+    if (rc < 0 && rc != SUP_STORE_EUNCLAIMABLE)
+        sup_store_look_forget(self);
+    self->claim_left = rc == 1 ? sup_store_look_waiting(self) : 0;
     return rc;
+}
+
+void sup_store_claim_forget(sup_store_t *self)
+{
+    sup_store_look_forget(self);
+}
+
+int64_t sup_store_claim_looks(const sup_store_t *self)
+{
+    return self->looks;
 }
 
 int64_t sup_store_claim_left(const sup_store_t *self)

@@ -18,9 +18,66 @@ struct sup_store {
     mongoc_collection_t *lines; /* csv_import_lines (sup_succfile) */
     char owner[256];
     long lease_s;
-    int deletes_source; /* DEALIMPORT_DELETE_SOURCE is not `never` */
-    int64_t claim_left; /* sup_store_claim_left */
+    int deletes_source;          /* DEALIMPORT_DELETE_SOURCE is not `never` */
+    int64_t claim_left;          /* sup_store_claim_left */
+    struct sup_store_look *look; /* sup_store_look.c's; NULL before one */
+    int64_t looks;               /* sup_store_claim_looks */
 };
+
+/* Appends to q the filter of imports that may be claimed at now: pending
+ * and unlocked, or processing under a lease that ran out (its supervisor
+ * is gone); never one of held's. */
+void sup_store_append_claimable(bson_t *q, int64_t now,
+                                const sup_store_held_t *held, size_t nheld);
+
+/* ---- sup_store_look.c: which accounts the claim tries, in what order.
+ *
+ * A look is two aggregates on queues (one when a single account waits):
+ * the accounts with claimable imports (at most SUP_STORE_LOOK_MAX, the
+ * longest waiting first) with how many each has, and how many each runs
+ * on any supervisor. It is kept for the next claims, which then cost one
+ * findAndModify: each claim takes this supervisor's own running imports
+ * from its held list as they are then, and counts down the account it
+ * claimed in. It is taken again when sup_store_look_forget was called (the
+ * loop does at each change-stream wake and each poll, which bring what
+ * other supervisors and the CRM changed), when it has nothing left, and
+ * after a claim from it came back empty (a lost race, a document gone or
+ * changed): the claim then looks again at once, so that "nothing to claim"
+ * is always a new look's verdict. */
+#define SUP_STORE_LOOK_MAX 256
+typedef struct sup_store_look sup_store_look_t;
+
+/* One account's turn in a claim. */
+typedef struct sup_store_turn {
+    const bson_value_t *account; /* as stored; owned by the look */
+    size_t at;                   /* for sup_store_look_claimed */
+    int64_t oldest_ms, running, served_ms;
+} sup_store_turn_t;
+
+/* The accounts to try, into turns (room SUP_STORE_LOOK_MAX), in the fair
+ * order: the one running the fewest imports first, then the one this
+ * supervisor served longest ago (served: nserved entries), then the one
+ * waiting longest. A new look when again is set or none is kept. Accounts
+ * in skip, and those running per_account imports or more, are left out.
+ * Returns how many, or SUP_STORE_EFAIL with err (no look kept). */
+int sup_store_look_order(sup_store_t *self, int again, const bson_oid_t *skip,
+                         size_t nskip, const sup_store_held_t *held,
+                         size_t nheld, const sup_store_served_t *served,
+                         size_t nserved, long per_account,
+                         sup_store_turn_t *turns, char *err, size_t errlen);
+/* What the claim in turn's account came to: claimed (one fewer waiting),
+ * or not (nothing there any more or every slot held: the kept look is
+ * wrong, the next claim looks again). */
+void sup_store_look_claimed(sup_store_t *self, const sup_store_turn_t *turn,
+                            int claimed);
+/* Whether a look is kept, with something left, for the next claim. */
+int sup_store_look_kept(const sup_store_t *self);
+/* The claimable imports the kept look still counts. */
+int64_t sup_store_look_waiting(const sup_store_t *self);
+/* Drops the kept look (sup_store_claim_forget). */
+void sup_store_look_forget(sup_store_t *self);
+/* Drops it and frees its memory (sup_store_destroy). */
+void sup_store_look_destroy(sup_store_t *self);
 
 /* The account as one key, whether the CRM stored it as an ObjectId or as
  * its 24-hex string: "hex" for both, the string itself for another string,

@@ -192,8 +192,8 @@ static void test_takeover(void **state)
     assert_int_equal(progress(b, id_of(&doc1, &i1), 1, 7), SUP_STORE_ELOST);
     assert_int_equal(progress(b, id_of(&doc1, &i1), 2, 7), SUP_STORE_OK);
     /* renew: exactly q1 is lost for a. */
-    held[0] = (sup_store_held_t){*id_of(&doc1, &i1), 1, 0};
-    held[1] = (sup_store_held_t){*id_of(&doc2, &i2), 1, 0};
+    held[0] = (sup_store_held_t){.id = *id_of(&doc1, &i1), .epoch = 1};
+    held[1] = (sup_store_held_t){.id = *id_of(&doc2, &i2), .epoch = 1};
     assert_int_equal(sup_store_renew(a, held, 2, err, sizeof(err)),
                      SUP_STORE_OK);
     assert_int_equal(held[0].lost, 1);

@@ -1,0 +1,320 @@
+/*
+ * sup_store_look: the accounts that have claimable imports, in the claim's
+ * fair order, and the look kept from one claim to the next (sup_store_priv.h
+ * says when it is taken again).
+ */
+#include "sup_store_priv.h"
+#include "dip_bson.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* An account with imports waiting, as the last look saw it. */
+typedef struct candidate {
+    bson_value_t account; /* as stored: ObjectId, string, or null */
+    bson_oid_t served_id; /* sup_store_served_account's identity */
+    int64_t oldest_ms;
+    /* Its running imports on any supervisor but this one's held ones, at
+     * the look. */
+    int64_t others;
+    int64_t waiting; /* its claimable imports, less those claimed since */
+} candidate_t;
+
+struct sup_store_look {
+    candidate_t list[SUP_STORE_LOOK_MAX];
+    size_t n;
+    int stale; /* a claim from it came back empty: the next one looks */
+};
+
+static int same_account(const bson_value_t *a, const bson_value_t *b)
+{
+    char ka[256], kb[256];
+    sup_store_account_key(a, ka, sizeof(ka));
+    sup_store_account_key(b, kb, sizeof(kb));
+    if (ka[0] == '\0' || kb[0] == '\0')
+        return a->value_type == b->value_type &&
+               a->value_type == BSON_TYPE_NULL;
+    return strcmp(ka, kb) == 0;
+}
+
+static int by_fairness(const void *x, const void *y)
+{
+    const sup_store_turn_t *a = x, *b = y;
+    if (a->running != b->running)
+        return a->running < b->running ? -1 : 1;
+    if (a->served_ms != b->served_ms)
+        return a->served_ms < b->served_ms ? -1 : 1;
+    return (a->oldest_ms > b->oldest_ms) - (a->oldest_ms < b->oldest_ms);
+}
+
+/* Runs a $group pipeline on queues; calls fn for each result document. */
+static int group(sup_store_t *self, bson_t *pipeline,
+                 void (*fn)(void *arg, const bson_t *doc), void *arg, char *err,
+                 size_t errlen)
+{
+    /* allowDiskUse: on MongoDB 5.0 a $group or $sort over 100 MB fails
+     * without it, and a few hundred pending documents with huge account
+     * ids would fail every claim for every account (6.0 spills by
+     * default). */
+    bson_t *disk = BCON_NEW("allowDiskUse", BCON_BOOL(true));
+    bson_t *opts = dip_mongo_read_opts(self->client, disk);
+    mongoc_cursor_t *c = mongoc_collection_aggregate(
+        self->queues, MONGOC_QUERY_NONE, pipeline, opts, NULL);
+    const bson_t *doc;
+    bson_error_t error;
+    int rc = 0;
+    while (mongoc_cursor_next(c, &doc))
+        fn(arg, doc);
+    if (mongoc_cursor_error(c, &error)) {
+        snprintf(err, errlen, "looking for pending imports failed: %s",
+                 error.message);
+        rc = SUP_STORE_EFAIL;
+    }
+    mongoc_cursor_destroy(c);
+    bson_destroy(opts);
+    bson_destroy(disk);
+    return rc;
+}
+
+static void add_candidate(void *arg, const bson_t *doc)
+{
+    sup_store_look_t *look = arg;
+    bson_iter_t it;
+    candidate_t *c;
+    int64_t oldest = INT64_MAX, waiting = 1;
+    if (bson_iter_init_find(&it, doc, "n") &&
+        (BSON_ITER_HOLDS_INT32(&it) || BSON_ITER_HOLDS_INT64(&it)))
+        waiting = bson_iter_as_int64(&it);
+    if (bson_iter_init_find(&it, doc, "oldest") &&
+        BSON_ITER_HOLDS_DATE_TIME(&it))
+        oldest = bson_iter_date_time(&it);
+    /* One account stored two ways is one candidate. */
+    if (bson_iter_init_find(&it, doc, "_id"))
+        for (size_t i = 0; i < look->n; i++)
+            if (same_account(&look->list[i].account, bson_iter_value(&it))) {
+                if (oldest < look->list[i].oldest_ms)
+                    look->list[i].oldest_ms = oldest;
+                look->list[i].waiting += waiting;
+                return;
+            }
+    if (look->n == SUP_STORE_LOOK_MAX)
+        return;
+    c = &look->list[look->n];
+    memset(c, 0, sizeof(*c));
+    if (bson_iter_init_find(&it, doc, "_id"))
+        bson_value_copy(bson_iter_value(&it), &c->account);
+    else
+        c->account.value_type = BSON_TYPE_NULL;
+    sup_store_served_account(&c->account, &c->served_id);
+    c->oldest_ms = oldest;
+    c->waiting = waiting;
+    look->n++;
+}
+
+static void add_running(void *arg, const bson_t *doc)
+{
+    sup_store_look_t *look = arg;
+    bson_iter_t it;
+    const bson_value_t *acc;
+    int64_t n;
+    if (!bson_iter_init_find(&it, doc, "_id"))
+        return;
+    acc = bson_iter_value(&it);
+    if (!bson_iter_init_find(&it, doc, "n") || dip_bson_iter_int(&it, &n) != 0)
+        n = 0;
+    for (size_t i = 0; i < look->n; i++)
+        if (same_account(&look->list[i].account, acc))
+            look->list[i].others += n;
+}
+
+/* The imports in held that run here under the account c. */
+static int64_t own_running(const candidate_t *c, const sup_store_held_t *held,
+                           size_t nheld)
+{
+    int64_t n = 0;
+    for (size_t i = 0; i < nheld; i++)
+        n += held[i].runs && same_account(&held[i].account, &c->account);
+    return n;
+}
+
+/* Whether the account as stored is one of skip's (as ObjectId or as its
+ * hex string: the look's $nin says the same). */
+static int skipped(const bson_value_t *account, const bson_oid_t *skip,
+                   size_t nskip)
+{
+    char hex[25];
+    for (size_t i = 0; i < nskip; i++) {
+        if (account->value_type == BSON_TYPE_OID &&
+            bson_oid_equal(&account->value.v_oid, &skip[i]))
+            return 1;
+        if (account->value_type == BSON_TYPE_UTF8) {
+            bson_oid_to_string(&skip[i], hex);
+            if (account->value.v_utf8.len == 24 &&
+                memcmp(account->value.v_utf8.str, hex, 24) == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+void sup_store_look_forget(sup_store_t *self)
+{
+    sup_store_look_t *look = self->look;
+    if (look == NULL)
+        return;
+    for (size_t i = 0; i < look->n; i++)
+        bson_value_destroy(&look->list[i].account);
+    look->n = 0;
+    look->stale = 0;
+}
+
+void sup_store_look_destroy(sup_store_t *self)
+{
+    sup_store_look_forget(self);
+    free(self->look);
+    self->look = NULL;
+}
+
+int sup_store_look_kept(const sup_store_t *self)
+{
+    return self->look != NULL && self->look->n > 0 && !self->look->stale;
+}
+
+/* A new look: two aggregates (one when a single account waits). */
+static int look_again(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
+                      const sup_store_held_t *held, size_t nheld, char *err,
+                      size_t errlen)
+{
+    sup_store_look_t *look = self->look;
+    int64_t now = dip_bson_now_ms();
+    bson_t *pipeline;
+    bson_t match = BSON_INITIALIZER;
+    int rc;
+
+    sup_store_look_forget(self);
+    self->looks++;
+    /* 1. Accounts with claimable imports, and the age of their oldest. */
+    sup_store_append_claimable(&match, now, held, nheld);
+    if (nskip > 0) {
+        bson_t acc, nin;
+        char k[24], hex[25];
+        BSON_APPEND_DOCUMENT_BEGIN(&match, "account_id", &acc);
+        BSON_APPEND_ARRAY_BEGIN(&acc, "$nin", &nin);
+        for (size_t i = 0; i < nskip; i++) {
+            snprintf(k, sizeof(k), "%zu", 2 * i);
+            BSON_APPEND_OID(&nin, k, &skip[i]);
+            snprintf(k, sizeof(k), "%zu", 2 * i + 1);
+            bson_oid_to_string(&skip[i], hex);
+            BSON_APPEND_UTF8(&nin, k, hex);
+        }
+        bson_append_array_end(&acc, &nin);
+        bson_append_document_end(&match, &acc);
+    }
+    /* The oldest as the first in created_at's order rather than $min: the
+     * same in MongoDB (both follow the BSON order across types, so a
+     * created_at that is not a date is simply not the oldest date:
+     * add_candidate), and one that is not a date never fails the group. */
+    pipeline = BCON_NEW(
+        "pipeline", "[", "{", "$match", BCON_DOCUMENT(&match), "}", "{",
+        "$sort", "{", "created_at", BCON_INT32(1), "}", "}", "{", "$group", "{",
+        "_id", BCON_UTF8("$account_id"), "oldest", "{", "$first",
+        BCON_UTF8("$created_at"), "}", "n", "{", "$sum", BCON_INT32(1), "}",
+        "}", "}", "{", "$sort", "{", "oldest", BCON_INT32(1), "}", "}", "{",
+        "$limit", BCON_INT32(SUP_STORE_LOOK_MAX), "}", "]");
+    rc = group(self, pipeline, add_candidate, look, err, errlen);
+    bson_destroy(pipeline);
+    bson_destroy(&match);
+    if (rc < 0 || look->n <= 1)
+        goto out;
+
+    /* 2. How many each runs now, on any supervisor: only to order several
+     * accounts and pass over those at their limit. One account alone is
+     * tried at once; its slots' unique index refuses it when it is full. */
+    pipeline =
+        BCON_NEW("pipeline", "[", "{", "$match", "{", "source",
+                 BCON_UTF8("deals"), "status", BCON_UTF8("processing"),
+                 "lease_expires_at", "{", "$gte", BCON_DATE_TIME(now), "}", "}",
+                 "}", "{", "$group", "{", "_id", BCON_UTF8("$account_id"), "n",
+                 "{", "$sum", BCON_INT32(1), "}", "}", "}", "]");
+    rc = group(self, pipeline, add_running, look, err, errlen);
+    bson_destroy(pipeline);
+    /* Ours are counted at each claim from held, as they are then. */
+    for (size_t i = 0; i < look->n && rc == 0; i++) {
+        look->list[i].others -= own_running(&look->list[i], held, nheld);
+        if (look->list[i].others < 0)
+            look->list[i].others = 0;
+    }
+out:
+    if (rc < 0)
+        sup_store_look_forget(self);
+    return rc;
+}
+
+int sup_store_look_order(sup_store_t *self, int again, const bson_oid_t *skip,
+                         size_t nskip, const sup_store_held_t *held,
+                         size_t nheld, const sup_store_served_t *served,
+                         size_t nserved, long per_account,
+                         sup_store_turn_t *turns, char *err, size_t errlen)
+{
+    sup_store_look_t *look;
+    size_t n = 0;
+    if (self->look == NULL) {
+        self->look = calloc(1, sizeof(*self->look));
+        if (self->look == NULL) {
+            snprintf(err, errlen, "looking for pending imports: out of memory");
+            return SUP_STORE_EFAIL;
+        }
+    }
+    look = self->look;
+    if ((again || !sup_store_look_kept(self)) &&
+        look_again(self, skip, nskip, held, nheld, err, errlen) < 0)
+        return SUP_STORE_EFAIL;
+    for (size_t i = 0; i < look->n; i++) {
+        const candidate_t *c = &look->list[i];
+        sup_store_turn_t *t = &turns[n];
+        if (c->waiting <= 0 || skipped(&c->account, skip, nskip))
+            continue;
+        t->account = &c->account;
+        t->at = i;
+        t->oldest_ms = c->oldest_ms;
+        t->running = c->others + own_running(c, held, nheld);
+        if (t->running >= per_account)
+            continue; /* at its limit, on some supervisor */
+        t->served_ms = 0;
+        for (size_t j = 0; j < nserved; j++)
+            if (bson_oid_equal(&served[j].account, &c->served_id))
+                t->served_ms = served[j].at_ms;
+        n++;
+    }
+    /* 3. Fair order: the account running the fewest imports first, then
+     * the one served longest ago, then the one waiting longest. An account
+     * with one import never waits behind another account's fifty. */
+    qsort(turns, n, sizeof(*turns), by_fairness);
+    return (int)n;
+}
+
+void sup_store_look_claimed(sup_store_t *self, const sup_store_turn_t *turn,
+                            int claimed)
+{
+    sup_store_look_t *look = self->look;
+    if (look == NULL || turn->at >= look->n)
+        return;
+    if (claimed) {
+        if (look->list[turn->at].waiting > 0)
+            look->list[turn->at].waiting--;
+    } else {
+        /* Nothing of it left, or every slot held: the look was wrong. */
+        look->list[turn->at].waiting = 0;
+        look->stale = 1;
+    }
+}
+
+int64_t sup_store_look_waiting(const sup_store_t *self)
+{
+    int64_t n = 0;
+    if (self->look != NULL)
+        for (size_t i = 0; i < self->look->n; i++)
+            n += self->look->list[i].waiting;
+    return n;
+}
