@@ -114,8 +114,9 @@ const char *it_str(const bson_t *doc, const char *dotted);
 
 /* it_proc.c: the pid of the import's worker, or -1. */
 pid_t it_worker_pid(const bson_oid_t *qid);
-/* The live (not exited) worker processes of the import: how many, and up
- * to max of their pids in out. */
+/* The live (not exited) worker processes of the import, each a child of
+ * a supervisor (not a task a worker cloned): how many, and up to max of
+ * their pids in out. */
 int it_worker_pids(const bson_oid_t *qid, pid_t *out, int max);
 /* Waits up to timeout_ms for the import's worker to exist; its pid or -1. */
 pid_t it_wait_worker(const bson_oid_t *qid, int timeout_ms);

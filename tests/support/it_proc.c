@@ -74,11 +74,15 @@ static int is_zombie(const char *pid)
            paren[2] == 'X';
 }
 
-/* 1 when process pid's parent is itself a dealimport-worker: a task the
- * worker cloned, not a second worker (LeakSanitizer checks a sanitizer
- * build's worker at its exit from such a task, which bears the worker's
- * command line). */
-static int child_of_worker(const char *pid)
+/* 1 when process pid's parent is a dealimport-supervisor: a worker is
+ * always its supervisor's own child (fork, then execve at once), so two
+ * live workers of one import are two such children. A task a worker
+ * cloned bears the worker's command line too (LeakSanitizer checks a
+ * sanitizer build's worker at its exit from one, the symbolizer starts
+ * from one) and is not a worker: its parent is the worker, or, once the
+ * worker is gone, init or a subreaper (counted as a second worker before,
+ * it failed the lease test under the sanitizers). */
+static int child_of_supervisor(const char *pid)
 {
     char path[300], buf[4096];
     FILE *f;
@@ -95,7 +99,7 @@ static int child_of_worker(const char *pid)
         return 0;
     snprintf(path, sizeof(path), "%ld", ppid);
     return cmdline(path, buf, sizeof(buf)) == 0 &&
-           strstr(buf, "dealimport-worker") != NULL;
+           strstr(buf, "dealimport-supervisor") != NULL;
 }
 
 int it_worker_pids(const bson_oid_t *qid, pid_t *out, int max)
@@ -112,7 +116,7 @@ int it_worker_pids(const bson_oid_t *qid, pid_t *out, int max)
             continue;
         if (strstr(buf, "dealimport-worker") && strstr(buf, hex) &&
             !strstr(buf, "/bin/sh") && !is_zombie(e->d_name) &&
-            !child_of_worker(e->d_name)) {
+            child_of_supervisor(e->d_name)) {
             if (n < max)
                 out[n] = (pid_t)atoi(e->d_name);
             n++;
