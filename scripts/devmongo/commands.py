@@ -472,7 +472,9 @@ class Commands:
         out = []
         size = 0
         while not cur.exhausted() and (count is None or len(out) < count):
-            raw = bson.encode(cur.ahead)
+            raw = cur.ahead
+            if type(raw) is not bytes:
+                raw = bson.encode(raw)
             if out and size + len(raw) > BATCH_BYTES:
                 break
             cur.take()
@@ -886,8 +888,9 @@ class Commands:
         self.engine.op.sort = sort
         docs = ()
         if coll is not None:
-            # Copies are made as batches go out; a sort reads all at once.
-            found = coll._get_dataset(spec, sort, projection, dict)
+            # Each result is encoded (no copy) as batches go out; a sort
+            # reads all at once.
+            found = coll.dev_find_encoded(spec, sort, projection)
             docs = itertools.islice(found, skip,
                                     skip + limit if limit else None)
         if limit and batch_size is not None and batch_size > limit:

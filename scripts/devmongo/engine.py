@@ -27,6 +27,7 @@ import mongomock.helpers
 from mongomock.filtering import filter_applies
 
 import cost
+import docupdate
 import planner
 
 _MISSING = object()
@@ -220,6 +221,8 @@ def _path_values_slow(values, parts):
 
 
 _FALLBACK = object()
+# The container that asks DevCollection._copy_only_fields for BSON bytes.
+ENCODED = object()
 
 
 def _walk(doc, parts):
@@ -237,12 +240,21 @@ def _walk(doc, parts):
     return _FALLBACK if isinstance(cur, list) else cur
 
 
+# Types no value of which equals a string or an ObjectId, in BSON or in
+# Python: a document's value of one of them is outside any $in of those.
+_NEVER_STR_OR_OID = frozenset([dict, int, float, bool, type(None), Int64,
+                               datetime.datetime, bytes])
+
+
 def compile_filter(spec):
     """A fast predicate for the filters the service's hot paths send, or
     None: equality of dotted paths with strings or ObjectIds (where BSON's
-    equality is Python's), and {path: {$exists: bool}}. A document with an
-    array on a path is judged by mongomock's filter_applies, so the answer
-    is always that of the generic code."""
+    equality is Python's), {path: {$exists: bool}}, and {path: {$in: [...]}}
+    of strings and ObjectIds only (a set lookup where mongomock walks the
+    list for each document). A document with an array on a path, or with a
+    value of a type not known to differ from every string and ObjectId, is
+    judged by mongomock's filter_applies, so the answer is always that of
+    the generic code."""
     if not isinstance(spec, dict) or not spec:
         return None
     tests = []
@@ -255,6 +267,11 @@ def compile_filter(spec):
         elif (isinstance(want, dict) and len(want) == 1 and
               type(want.get('$exists')) is bool):
             tests.append((parts, 1, want['$exists']))
+        elif (isinstance(want, dict) and len(want) == 1 and
+              type(want.get('$in')) is list and
+              all(type(x) is str or type(x) is ObjectId
+                  for x in want['$in'])):
+            tests.append((parts, 2, frozenset(want['$in'])))
         else:
             return None
 
@@ -266,6 +283,15 @@ def compile_filter(spec):
             if kind == 0:
                 if type(got) is not type(want) or got != want:
                     return False
+            elif kind == 2:
+                t = type(got)
+                if t is str or t is ObjectId:
+                    if got not in want:
+                        return False
+                elif got is _MISSING or t in _NEVER_STR_OR_OID:
+                    return False
+                else:
+                    return filter_applies(spec, doc)
             elif (got is not _MISSING) != want:
                 return False
         return True
@@ -364,6 +390,15 @@ class UniqueIndex:
         owner = self.owner
         for k in self.keys_by_id.pop(idk, ()):
             owner.pop(k, None)
+
+
+def _check_updated_size(doc):
+    """Refuses an updated document over 16 MiB (code 17419); encodes it
+    only when docupdate.size_bound cannot place it under."""
+    if docupdate.size_bound(doc) > MAX_USER_SIZE and \
+            len(bson.encode(doc)) > MAX_USER_SIZE:
+        raise WriteFailure('Resulting document after update is larger '
+                           'than %d' % MAX_USER_SIZE, 17419)
 
 
 def _shown(raw):
@@ -545,9 +580,7 @@ class DevCollection(mongomock.collection.Collection):
     def _ensure_uniques(self, new_data):
         # mongomock calls this after modifying a stored document in place;
         # _update below puts the document back if this raises.
-        if len(bson.encode(new_data)) > MAX_USER_SIZE:
-            raise WriteFailure('Resulting document after update is larger '
-                               'than %d' % MAX_USER_SIZE, 17419)
+        _check_updated_size(new_data)
         doc_id = new_data['_id']
         skey = store_key(doc_id)
         plan = self._unique_keys(new_data, skey)
@@ -579,6 +612,9 @@ class DevCollection(mongomock.collection.Collection):
         cannot apply, a result over 16 MiB, a duplicate key, the time
         limit) is put back as it was. Documents a multi-update finished
         before stay updated, as on mongod."""
+        if not upsert and not multi and not kwargs and \
+                docupdate.eligible(document):
+            return self._update_copy(spec, document)
         current = []
         scan = self._iter_documents
 
@@ -601,6 +637,56 @@ class DevCollection(mongomock.collection.Collection):
             raise
         finally:
             del self._iter_documents
+
+    def _update_copy(self, spec, document):
+        """mongomock's _update for one document and an update
+        docupdate.eligible accepts, applied to docupdate.copy_touched's
+        copy: the stored document changes only once the result passes
+        every check (as a whole, in place), so a failure has nothing to
+        put back. The same matching, charges, results and errors."""
+        spec = mongomock.helpers.patch_datetime_awareness_in_document(spec)
+        document = mongomock.helpers.patch_datetime_awareness_in_document(
+            document)
+        for doc in self._iter_documents(spec):
+            break
+        else:
+            return self._update_result(0, 0)
+        new = docupdate.copy_touched(doc, document)
+        updaters = mongomock.collection._updaters
+        try:
+            for op, fields in document.items():
+                self._update_document_fields(new, fields, updaters[op])
+        except NonNumeric as exc:
+            raise WriteFailure(exc.message(doc['_id']), 14) from None
+        if new == doc:
+            return self._update_result(1, 0)
+        if doc.get('_id') != new.get('_id'):
+            raise mongomock.WriteError(
+                "After applying the update, the (immutable) field '_id' was "
+                'found to have been altered to _id: {}'.format(new.get('_id')))
+        _check_updated_size(new)
+        doc_id = doc['_id']
+        skey = store_key(doc_id)
+        plan = self._unique_keys(new, skey)
+        idk = _hkey(doc_id)
+        held = [ix.keys_by_id.get(idk, ()) for ix in self.uniques]
+        for ix, keys in zip(self.uniques, plan):
+            ix.replace(idk, skey, keys)
+        try:
+            self.engine.op.wrote()
+        except BaseException:
+            # out of time: the update is not applied, nor are its keys
+            for ix, keys in zip(self.uniques, held):
+                ix.replace(idk, skey, keys)
+            raise
+        doc.clear()
+        doc.update(new)
+        return self._update_result(1, 1)
+
+    def _update_result(self, matched, modified):
+        return {'connectionId': self.database.client._id, 'err': None,
+                'n': matched, 'nModified': modified, 'ok': 1,
+                'upserted': None, 'updatedExisting': bool(matched)}
 
     def index_list(self):
         """The indexes as the planner sees them, _id's first."""
@@ -647,6 +733,21 @@ class DevCollection(mongomock.collection.Collection):
         if p.collscan:
             return _collscan(docs, applies, op)
         return _ixscan(docs, applies, op, p, filter)
+
+    def _copy_only_fields(self, doc, fields, container):
+        # container ENCODED (dev_find_encoded): the BSON of the copy
+        # mongomock would make, without making it where it would copy the
+        # whole document (the same bytes: a copy encodes as its original).
+        if container is ENCODED:
+            if fields is None:
+                return bson.encode(doc)
+            return bson.encode(super()._copy_only_fields(doc, fields, dict))
+        return super()._copy_only_fields(doc, fields, container)
+
+    def dev_find_encoded(self, spec, sort, projection):
+        """mongomock's _get_dataset, each result as BSON bytes made when
+        its copy would have been (as a cursor's batch reaches it)."""
+        return self._get_dataset(spec, sort, projection, ENCODED)
 
     def dev_count(self, spec, fast=False):
         """How many documents match, without copying any. fast: the count
@@ -1036,6 +1137,7 @@ def _patch_mongomock():
         lambda v: Int64(0) if isinstance(v, Int64) else 0.0 if isinstance(
             v, float) else 0)
     updaters['$addToSet'] = _add_to_set_updater
+    updaters['$set'] = docupdate.set_updater
     mongomock.utcnow = _now_millis
     mongomock.helpers.utcnow = _now_millis
 
