@@ -28,6 +28,7 @@ from bson.raw_bson import RawBSONDocument
 import mongomock
 from mongomock.filtering import filter_applies
 
+import bsonenc
 import changestream
 import cost
 import devadmin
@@ -474,7 +475,7 @@ class Commands:
         while not cur.exhausted() and (count is None or len(out) < count):
             raw = cur.ahead
             if type(raw) is not bytes:
-                raw = bson.encode(raw)
+                raw = bsonenc.encode(raw)
             if out and size + len(raw) > BATCH_BYTES:
                 break
             cur.take()

@@ -26,6 +26,7 @@ import mongomock.collection
 import mongomock.helpers
 from mongomock.filtering import filter_applies
 
+import bsonenc
 import cost
 import docupdate
 import planner
@@ -316,6 +317,22 @@ class UniqueIndex:
                 lambda doc: filter_applies(partial, doc))
         self.owner = {}
         self.keys_by_id = {}
+        # Every path the keys depend on (the key's fields, the partial
+        # filter's), or None when the filter is not one this reads.
+        self.watched = _filter_paths(partial, [p[:] for p in self.paths])
+
+    def touched_by(self, paths):
+        """Whether an update of these paths (lists of parts) may change
+        the document's keys: one is a prefix of a watched path or the
+        reverse (a watched path's container or part of its value)."""
+        if self.watched is None:
+            return True
+        for p in paths:
+            for w in self.watched:
+                n = min(len(p), len(w))
+                if p[:n] == w[:n]:
+                    return True
+        return False
 
     def entries(self, doc):
         """[(hashed key, raw values)] the document files under."""
@@ -396,9 +413,32 @@ def _check_updated_size(doc):
     """Refuses an updated document over 16 MiB (code 17419); encodes it
     only when docupdate.size_bound cannot place it under."""
     if docupdate.size_bound(doc) > MAX_USER_SIZE and \
-            len(bson.encode(doc)) > MAX_USER_SIZE:
+            len(bsonenc.encode(doc)) > MAX_USER_SIZE:
         raise WriteFailure('Resulting document after update is larger '
                            'than %d' % MAX_USER_SIZE, 17419)
+
+
+def _filter_paths(spec, out):
+    """out plus the paths a partial filter looks at; None for a filter
+    whose paths this does not read."""
+    if spec is None:
+        return out
+    if not isinstance(spec, dict):
+        return None
+    for k, v in spec.items():
+        if not isinstance(k, str):
+            return None
+        if k in ('$and', '$or', '$nor'):
+            if not isinstance(v, list):
+                return None
+            for sub in v:
+                if _filter_paths(sub, out) is None:
+                    return None
+        elif k[:1] == '$':
+            return None
+        else:
+            out.append(k.split('.'))
+    return out
 
 
 def _shown(raw):
@@ -498,10 +538,15 @@ class DevCollection(mongomock.collection.Collection):
         self.engine.op.wrote()
         return doc
 
-    def _unique_keys(self, doc, skey):
-        """Checks every unique index; the keys to file, index by index."""
+    def _unique_keys(self, doc, skey, paths=None):
+        """Checks every unique index; the keys to file, index by index.
+        paths (an update's, as lists of parts): an index no path touches
+        keeps the keys it holds, unchecked, and its entry is None."""
         plan = []
         for ix in self.uniques:
+            if paths is not None and not ix.touched_by(paths):
+                plan.append(None)
+                continue
             keys = ix.keys(doc)
             get = ix.owner.get
             for k in keys:
@@ -667,17 +712,21 @@ class DevCollection(mongomock.collection.Collection):
         _check_updated_size(new)
         doc_id = doc['_id']
         skey = store_key(doc_id)
-        plan = self._unique_keys(new, skey)
+        plan = self._unique_keys(new, skey, [
+            p.split('.') for fields in document.values() for p in fields])
         idk = _hkey(doc_id)
-        held = [ix.keys_by_id.get(idk, ()) for ix in self.uniques]
+        held = [None if keys is None else ix.keys_by_id.get(idk, ())
+                for ix, keys in zip(self.uniques, plan)]
         for ix, keys in zip(self.uniques, plan):
-            ix.replace(idk, skey, keys)
+            if keys is not None:
+                ix.replace(idk, skey, keys)
         try:
             self.engine.op.wrote()
         except BaseException:
             # out of time: the update is not applied, nor are its keys
             for ix, keys in zip(self.uniques, held):
-                ix.replace(idk, skey, keys)
+                if keys is not None:
+                    ix.replace(idk, skey, keys)
             raise
         doc.clear()
         doc.update(new)
@@ -740,8 +789,9 @@ class DevCollection(mongomock.collection.Collection):
         # whole document (the same bytes: a copy encodes as its original).
         if container is ENCODED:
             if fields is None:
-                return bson.encode(doc)
-            return bson.encode(super()._copy_only_fields(doc, fields, dict))
+                return bsonenc.encode(doc)
+            return bsonenc.encode(
+                super()._copy_only_fields(doc, fields, dict))
         return super()._copy_only_fields(doc, fields, container)
 
     def dev_find_encoded(self, spec, sort, projection):
