@@ -20,7 +20,6 @@ import threading
 import time
 import traceback
 
-import bson
 from bson.errors import BSONError
 from bson.int64 import Int64
 from bson.raw_bson import RawBSONDocument

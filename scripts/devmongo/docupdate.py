@@ -16,12 +16,19 @@ encoding of values that cannot fail it. Pure functions over documents;
 nothing here charges the operation or touches a collection.
 """
 
+import copy
 import datetime
 
 from bson.int64 import Int64
 from bson.objectid import ObjectId
 
 import mongomock.collection
+
+_MISSING = object()
+_MONGOMOCK_UNSET = mongomock.collection._unset_updater
+# Values the patch leaves as they are (besides dicts and lists, walked).
+_UNPATCHED = frozenset([str, int, float, bool, type(None), ObjectId, Int64,
+                        bytes])
 
 # The operators copy_touched prepares for: each changes only the containers
 # on its paths (the parent of the field, and the field's array for
@@ -53,106 +60,131 @@ def eligible(document):
 
 def _own(value, owned):
     """A shallow copy of a container, remembered as this update's."""
-    if type(value) is dict:
+    t = type(value)
+    if t is dict:
         c = dict(value)
-    else:
+    elif t is list:
         c = list(value)
+    else:
+        c = copy.copy(value)
     owned.add(id(c))
     return c
 
 
-def _is_container(v):
-    t = type(v)
-    return t is dict or t is list
-
-
-def copy_touched(doc, document):
-    """A copy of doc sharing everything the update cannot change: the top
-    level and every dict or list on a path the update names (walked as
-    mongomock's _update_document_single_field walks it) are copies, the
-    field's own value too when it is a container, so applying the update
-    to the copy leaves doc as it was."""
+def start(doc):
+    """The copy an update is applied to (apply_field), and the set of
+    the containers it owns."""
     owned = set()
-    top = _own(doc, owned)
-    for fields in document.values():
-        for path in fields:
-            cur = top
-            parts = path.split('.')
-            for part in parts[:-1]:
-                if type(cur) is list:
-                    try:
-                        i = int(part)
-                    except ValueError:
-                        continue  # mongomock stays on the array
-                    try:
-                        nxt = cur[i]
-                    except IndexError:
-                        break  # the updater raises the same, on the copy
-                    if _is_container(nxt) and id(nxt) not in owned:
-                        nxt = cur[i] = _own(nxt, owned)
-                    cur = nxt
-                elif type(cur) is dict:
-                    nxt = cur.get(part)
-                    if nxt is None:
-                        break  # created fresh, or a null it stops at
-                    if _is_container(nxt) and id(nxt) not in owned:
-                        nxt = cur[part] = _own(nxt, owned)
-                    cur = nxt
-                else:
-                    break
-            else:
-                last = parts[-1]
-                if type(cur) is dict:
-                    leaf = cur.get(last)
-                    if _is_container(leaf) and id(leaf) not in owned:
-                        cur[last] = _own(leaf, owned)
-                elif type(cur) is list:
-                    try:
-                        i = int(last)
-                        leaf = cur[i]
-                    except (ValueError, IndexError):
-                        continue
-                    if _is_container(leaf) and id(leaf) not in owned:
-                        cur[i] = _own(leaf, owned)
-    return top
+    return _own(doc, owned), owned
+
+
+def apply_field(top, owned, path, value, updater):
+    """mongomock's _update_document_single_field(top, path, value,
+    updater), walking the path as it does, on a copy: every dict or list
+    it passes through, and the field's own value when it is one, is
+    copied first (once per update), so the stored document the copy was
+    started from never changes."""
+    cur = top
+    parts = path.split('.')
+    for part in parts[:-1]:
+        if isinstance(cur, list):
+            try:
+                i = int(part)
+            except ValueError:
+                continue  # mongomock stays on the array
+            nxt = cur[i]  # IndexError: mongomock's own
+            if isinstance(nxt, (dict, list)) and id(nxt) not in owned:
+                nxt = cur[i] = _own(nxt, owned)
+            cur = nxt
+        elif isinstance(cur, dict):
+            if updater is _MONGOMOCK_UNSET and part not in cur:
+                return
+            nxt = cur.get(part, _MISSING)
+            if nxt is _MISSING:
+                nxt = cur[part] = {}
+                owned.add(id(nxt))
+            elif isinstance(nxt, (dict, list)) and id(nxt) not in owned:
+                nxt = cur[part] = _own(nxt, owned)
+            cur = nxt
+        else:
+            return
+    last = parts[-1]
+    if isinstance(cur, dict):
+        leaf = cur.get(last)
+        if isinstance(leaf, (dict, list)) and id(leaf) not in owned:
+            cur[last] = _own(leaf, owned)
+    elif isinstance(cur, list):
+        try:
+            i = int(last)
+            leaf = cur[i]
+        except (ValueError, IndexError):
+            leaf = None
+        if isinstance(leaf, (dict, list)) and id(leaf) not in owned:
+            cur[i] = _own(leaf, owned)
+    updater(cur, last, value)
+
+
+def paths(document):
+    """Every path an eligible update names, as lists of parts."""
+    return [p.split('.') for fields in document.values() for p in fields]
+
+
+# -- mongomock's datetime patch -----------------------------------------
+
+def needs_patch(v):
+    """Whether mongomock's patch_datetime_awareness_in_document would give
+    back anything but an equal copy of v: a datetime with a zone or below
+    the millisecond, a zero Timestamp, a tuple or a mapping other than a
+    dict, anywhere in it."""
+    t = type(v)
+    if t is dict:
+        for x in v.values():
+            t = type(x)
+            if t in _UNPATCHED:
+                continue
+            if needs_patch(x):
+                return True
+        return False
+    if t is list:
+        for x in v:
+            if type(x) not in _UNPATCHED and needs_patch(x):
+                return True
+        return False
+    if t is datetime.datetime:
+        return v.tzinfo is not None or v.microsecond % 1000 != 0
+    return t not in _UNPATCHED
 
 
 # -- size ---------------------------------------------------------------
 
-def _key_bound(k):
-    # type byte, name, NUL; a name with NUL cannot be encoded: no bound
-    if type(k) is not str or '\x00' in k:
-        return UNKNOWN
-    return 2 + (len(k) if k.isascii() else 4 * len(k))
-
-
-def _value_bound(v):
-    t = type(v)
-    if t is str:
-        return 5 + (len(v) if v.isascii() else 4 * len(v))
-    if t is ObjectId:
-        return 12
-    if t is float or t is bool or v is None or t is datetime.datetime:
-        return 8
-    if t is int or t is Int64:
-        return 8 if INT64_MIN <= v <= INT64_MAX else UNKNOWN
-    if t is dict:
-        return size_bound(v)
-    if t is list:
-        n = 5
-        digits = len(str(len(v)))
-        for x in v:
-            n += 2 + digits + _value_bound(x)
-        return n
-    return UNKNOWN
-
-
 def size_bound(doc):
     """An upper bound of len(bson.encode(doc)), or UNKNOWN (at least as
-    big) for a value it does not price or that could not be encoded."""
+    big) for a value it does not price or that could not be encoded: a
+    name with a NUL, an int beyond 64 bits, a type it does not know."""
     n = 5
     for k, v in doc.items():
-        n += _key_bound(k) + _value_bound(v)
+        # type byte, name, NUL
+        if type(k) is not str or '\x00' in k:
+            return UNKNOWN
+        n += 2 + (len(k) if k.isascii() else 4 * len(k))
+        t = type(v)
+        if t is str:
+            n += 5 + (len(v) if v.isascii() else 4 * len(v))
+        elif t is ObjectId:
+            n += 12
+        elif t is float or t is datetime.datetime or t is bool or v is None:
+            n += 8
+        elif t is int or t is Int64:
+            if not INT64_MIN <= v <= INT64_MAX:
+                return UNKNOWN
+            n += 8
+        elif t is dict:
+            n += size_bound(v)
+        elif t is list:
+            # an array is a document of keys '0', '1'...
+            n += size_bound(dict(zip(map(str, range(len(v))), v)))
+        else:
+            return UNKNOWN
     return n
 
 
@@ -162,9 +194,14 @@ _PLAIN = frozenset([str, float, bool, type(None), ObjectId,
                     datetime.datetime])
 
 
-def _checked_keys_ok(v):
-    """Whether encoding v with check_keys cannot fail: every key a string
-    with no NUL, no '.' and no leading '$', every value plain."""
+def _checked_key_ok(k):
+    return type(k) is str and k[:1] != '$' and '.' not in k and \
+        '\x00' not in k
+
+
+def _checked_value_ok(v):
+    """Whether encoding v with check_keys cannot fail: every key of it a
+    string with no NUL, no '.' and no leading '$', every value plain."""
     t = type(v)
     if t in _PLAIN:
         return True
@@ -172,8 +209,7 @@ def _checked_keys_ok(v):
         return INT64_MIN <= v <= INT64_MAX
     if t is dict:
         for k, x in v.items():
-            if type(k) is not str or k[:1] == '$' or '.' in k or \
-                    '\x00' in k or not _checked_keys_ok(x):
+            if not _checked_key_ok(k) or not _checked_value_ok(x):
                 return False
         return True
     return False
@@ -187,7 +223,7 @@ def set_updater(doc, field_name, value):
     check_keys to refuse what BSON cannot hold: skipped where that
     encoding cannot fail (a dict parent, a plain value, a plain name)."""
     if type(doc) is dict and type(value) is not list and \
-            _checked_keys_ok({field_name: value}):
+            _checked_key_ok(field_name) and _checked_value_ok(value):
         doc[field_name] = value
         return
     _MONGOMOCK_SET(doc, field_name, value)

@@ -320,6 +320,7 @@ class UniqueIndex:
         # Every path the keys depend on (the key's fields, the partial
         # filter's), or None when the filter is not one this reads.
         self.watched = _filter_paths(partial, [p[:] for p in self.paths])
+        self.heads = frozenset(w[0] for w in self.watched or ())
 
     def touched_by(self, paths):
         """Whether an update of these paths (lists of parts) may change
@@ -327,7 +328,10 @@ class UniqueIndex:
         reverse (a watched path's container or part of its value)."""
         if self.watched is None:
             return True
+        heads = self.heads
         for p in paths:
+            if p[0] not in heads:
+                continue
             for w in self.watched:
                 n = min(len(p), len(w))
                 if p[:n] == w[:n]:
@@ -459,6 +463,10 @@ def check_conflicts(update):
     if not isinstance(update, dict) or not update or \
             not all(isinstance(k, str) and k.startswith('$') for k in update):
         return
+    heads = [str(path).split('.', 1)[0] for op in update.values()
+             if isinstance(op, dict) for path in op]
+    if len(set(heads)) == len(heads):
+        return  # paths that share no first part cannot conflict
     seen = []
     for op in update.values():
         if not isinstance(op, dict):
@@ -689,18 +697,23 @@ class DevCollection(mongomock.collection.Collection):
         copy: the stored document changes only once the result passes
         every check (as a whole, in place), so a failure has nothing to
         put back. The same matching, charges, results and errors."""
-        spec = mongomock.helpers.patch_datetime_awareness_in_document(spec)
-        document = mongomock.helpers.patch_datetime_awareness_in_document(
-            document)
+        patch = mongomock.helpers.patch_datetime_awareness_in_document
+        if docupdate.needs_patch(spec):
+            spec = patch(spec)
+        if docupdate.needs_patch(document):
+            document = patch(document)
         for doc in self._iter_documents(spec):
             break
         else:
             return self._update_result(0, 0)
-        new = docupdate.copy_touched(doc, document)
+        new, owned = docupdate.start(doc)
         updaters = mongomock.collection._updaters
+        apply_field = docupdate.apply_field
         try:
             for op, fields in document.items():
-                self._update_document_fields(new, fields, updaters[op])
+                updater = updaters[op]
+                for path, value in fields.items():
+                    apply_field(new, owned, path, value, updater)
         except NonNumeric as exc:
             raise WriteFailure(exc.message(doc['_id']), 14) from None
         if new == doc:
@@ -712,8 +725,7 @@ class DevCollection(mongomock.collection.Collection):
         _check_updated_size(new)
         doc_id = doc['_id']
         skey = store_key(doc_id)
-        plan = self._unique_keys(new, skey, [
-            p.split('.') for fields in document.values() for p in fields])
+        plan = self._unique_keys(new, skey, docupdate.paths(document))
         idk = _hkey(doc_id)
         held = [None if keys is None else ix.keys_by_id.get(idk, ())
                 for ix, keys in zip(self.uniques, plan)]
