@@ -84,6 +84,13 @@ def apply_field(top, owned, path, value, updater):
     it passes through, and the field's own value when it is one, is
     copied first (once per update), so the stored document the copy was
     started from never changes."""
+    if '.' not in path and type(top) is dict:
+        # a field of the top level (the copy, owned): its own value
+        leaf = top.get(path)
+        if isinstance(leaf, (dict, list)) and id(leaf) not in owned:
+            top[path] = _own(leaf, owned)
+        updater(top, path, value)
+        return
     cur = top
     parts = path.split('.')
     for part in parts[:-1]:
@@ -124,11 +131,6 @@ def apply_field(top, owned, path, value, updater):
     updater(cur, last, value)
 
 
-def paths(document):
-    """Every path an eligible update names, as lists of parts."""
-    return [p.split('.') for fields in document.values() for p in fields]
-
-
 # -- mongomock's datetime patch -----------------------------------------
 
 def needs_patch(v):
@@ -161,12 +163,21 @@ def size_bound(doc):
     """An upper bound of len(bson.encode(doc)), or UNKNOWN (at least as
     big) for a value it does not price or that could not be encoded: a
     name with a NUL, an int beyond 64 bits, a type it does not know."""
-    n = 5
-    for k, v in doc.items():
-        # type byte, name, NUL
-        if type(k) is not str or '\x00' in k:
-            return UNKNOWN
-        n += 2 + (len(k) if k.isascii() else 4 * len(k))
+    try:
+        names = ''.join(doc)
+    except TypeError:
+        return UNKNOWN  # a name that is not a string
+    if '\x00' in names:
+        return UNKNOWN
+    # length, NUL; then per element a type byte, its name and a NUL
+    n = 5 + 2 * len(doc) + (len(names) if names.isascii() else
+                            4 * len(names))
+    return n + _values_bound(doc.values())
+
+
+def _values_bound(values):
+    n = 0
+    for v in values:
         t = type(v)
         if t is str:
             n += 5 + (len(v) if v.isascii() else 4 * len(v))
@@ -174,15 +185,15 @@ def size_bound(doc):
             n += 12
         elif t is float or t is datetime.datetime or t is bool or v is None:
             n += 8
+        elif t is dict:
+            n += size_bound(v)
         elif t is int or t is Int64:
             if not INT64_MIN <= v <= INT64_MAX:
                 return UNKNOWN
             n += 8
-        elif t is dict:
-            n += size_bound(v)
         elif t is list:
-            # an array is a document of keys '0', '1'...
-            n += size_bound(dict(zip(map(str, range(len(v))), v)))
+            # a document of names '0', '1'...
+            n += 5 + len(v) * (2 + len(str(len(v)))) + _values_bound(v)
         else:
             return UNKNOWN
     return n

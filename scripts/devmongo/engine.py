@@ -276,6 +276,22 @@ def compile_filter(spec):
         else:
             return None
 
+    if all(kind == 0 and len(parts) == 1 for parts, kind, _ in tests):
+        # equalities of top-level fields: _walk's answer for one part
+        items = [(parts[0], want) for parts, _, want in tests]
+
+        def applies_top(doc):
+            for key, want in items:
+                got = doc.get(key, _MISSING)
+                if type(got) is not type(want):
+                    if isinstance(got, list):
+                        return filter_applies(spec, doc)
+                    return False
+                if got != want:
+                    return False
+            return True
+        return applies_top
+
     def applies(doc):
         for parts, kind, want in tests:
             got = _walk(doc, parts)
@@ -322,20 +338,25 @@ class UniqueIndex:
         self.watched = _filter_paths(partial, [p[:] for p in self.paths])
         self.heads = frozenset(w[0] for w in self.watched or ())
 
-    def touched_by(self, paths):
-        """Whether an update of these paths (lists of parts) may change
-        the document's keys: one is a prefix of a watched path or the
-        reverse (a watched path's container or part of its value)."""
+    def touched_by(self, update):
+        """Whether an operator update may change the document's keys: a
+        path it names is a prefix of a watched path or the reverse (a
+        watched path's container or part of its value)."""
         if self.watched is None:
             return True
         heads = self.heads
-        for p in paths:
-            if p[0] not in heads:
-                continue
-            for w in self.watched:
-                n = min(len(p), len(w))
-                if p[:n] == w[:n]:
+        for fields in update.values():
+            for path in fields:
+                if path.partition('.')[0] in heads and \
+                        self._touches(path.split('.')):
                     return True
+        return False
+
+    def _touches(self, p):
+        for w in self.watched:
+            n = min(len(p), len(w))
+            if p[:n] == w[:n]:
+                return True
         return False
 
     def entries(self, doc):
@@ -546,13 +567,13 @@ class DevCollection(mongomock.collection.Collection):
         self.engine.op.wrote()
         return doc
 
-    def _unique_keys(self, doc, skey, paths=None):
+    def _unique_keys(self, doc, skey, update=None):
         """Checks every unique index; the keys to file, index by index.
-        paths (an update's, as lists of parts): an index no path touches
-        keeps the keys it holds, unchecked, and its entry is None."""
+        update (an operator update of plain paths): an index it does not
+        touch keeps the keys it holds, unchecked, and its entry is None."""
         plan = []
         for ix in self.uniques:
-            if paths is not None and not ix.touched_by(paths):
+            if update is not None and not ix.touched_by(update):
                 plan.append(None)
                 continue
             keys = ix.keys(doc)
@@ -725,7 +746,18 @@ class DevCollection(mongomock.collection.Collection):
         _check_updated_size(new)
         doc_id = doc['_id']
         skey = store_key(doc_id)
-        plan = self._unique_keys(new, skey, docupdate.paths(document))
+        plan = self._unique_keys(new, skey, document)
+        if plan.count(None) == len(plan):
+            self.engine.op.wrote()  # no key changes
+        else:
+            self._refile_and_charge(doc_id, skey, plan)
+        doc.clear()
+        doc.update(new)
+        return self._update_result(1, 1)
+
+    def _refile_and_charge(self, doc_id, skey, plan):
+        """Files the keys of plan (None: unchanged) under the document,
+        then charges the write; a write out of time puts the keys back."""
         idk = _hkey(doc_id)
         held = [None if keys is None else ix.keys_by_id.get(idk, ())
                 for ix, keys in zip(self.uniques, plan)]
@@ -740,9 +772,6 @@ class DevCollection(mongomock.collection.Collection):
                 if keys is not None:
                     ix.replace(idk, skey, keys)
             raise
-        doc.clear()
-        doc.update(new)
-        return self._update_result(1, 1)
 
     def _update_result(self, matched, modified):
         return {'connectionId': self.database.client._id, 'err': None,
