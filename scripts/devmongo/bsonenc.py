@@ -73,8 +73,11 @@ def _element(name, v, out):
     elif t is list:
         parts = []
         for i, x in enumerate(v):
-            _element(_INDEXES[i] if i < 1024 else
-                     str(i).encode() + b'\x00', x, parts)
+            n = _INDEXES[i] if i < 1024 else str(i).encode() + b'\x00'
+            if type(x) is RawBSONDocument:  # a reply's batch
+                parts.append(b'\x03' + n + x.raw)
+            else:
+                _element(n, x, parts)
         data = b''.join(parts)
         out.append(b'\x04' + name + _INT(len(data) + 5) + data + b'\x00')
     elif t is bool:

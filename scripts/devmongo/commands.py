@@ -702,11 +702,14 @@ class Commands:
         coll, _ = self.engine.collection(db, name, create=True)
         insert = coll.dev_insert
         big = conn.request_size > engine_mod.MAX_USER_SIZE
+        # no document is bigger than the request it came in (an _id the
+        # server adds: 17 bytes)
+        bound = conn.request_size + 17 if conn.request_size else None
         n = 0
         errors = []
         for i, doc in enumerate(docs):
             try:
-                insert(doc, big)
+                insert(doc, big, False, bound)
                 n += 1
             except self._STATEMENT_ERRORS as exc:
                 errors.append(self._write_error(i, exc))

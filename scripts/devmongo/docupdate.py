@@ -199,6 +199,38 @@ def _values_bound(values):
     return n
 
 
+def growth_bound(document):
+    """An upper bound of the bytes an eligible update adds to a document's
+    BSON: each path it names created whole from the top (per part a type
+    byte, a name, a NUL and an empty subdocument) with its value, nothing
+    taken off; UNKNOWN for $inc and $mul (their results are no value of
+    the update, and may not fit 64 bits), a name with a NUL, or a value
+    size_bound does not price."""
+    n = 0
+    for op, fields in document.items():
+        if op == '$inc' or op == '$mul':
+            return UNKNOWN
+        if op == '$unset':
+            continue
+        for path, value in fields.items():
+            if '\x00' in path:
+                return UNKNOWN
+            n += 7 * (path.count('.') + 1) + 4 * len(path)
+            if op == '$addToSet':
+                items = value
+                if type(value) is dict and list(value) == ['$each']:
+                    items = value['$each']
+                    if type(items) is not list:
+                        return UNKNOWN
+                else:
+                    items = [value]
+                # a new array, and per item an index of up to 10 digits
+                n += 5 + 12 * len(items) + _values_bound(items)
+            else:
+                n += _values_bound((value,))
+    return n
+
+
 # -- $set ---------------------------------------------------------------
 
 _PLAIN = frozenset([str, float, bool, type(None), ObjectId,

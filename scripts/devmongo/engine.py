@@ -258,6 +258,13 @@ def compile_filter(spec):
     the generic code."""
     if not isinstance(spec, dict) or not spec:
         return None
+    for key, want in spec.items():
+        t = type(want)
+        if (t is not str and t is not ObjectId) or type(key) is not str or \
+                '.' in key or key[:1] == '$':
+            break
+    else:
+        return _top_equalities(spec)
     tests = []
     for key, want in spec.items():
         if not isinstance(key, str) or key[:1] == '$':
@@ -275,22 +282,6 @@ def compile_filter(spec):
             tests.append((parts, 2, frozenset(want['$in'])))
         else:
             return None
-
-    if all(kind == 0 and len(parts) == 1 for parts, kind, _ in tests):
-        # equalities of top-level fields: _walk's answer for one part
-        items = [(parts[0], want) for parts, _, want in tests]
-
-        def applies_top(doc):
-            for key, want in items:
-                got = doc.get(key, _MISSING)
-                if type(got) is not type(want):
-                    if isinstance(got, list):
-                        return filter_applies(spec, doc)
-                    return False
-                if got != want:
-                    return False
-            return True
-        return applies_top
 
     def applies(doc):
         for parts, kind, want in tests:
@@ -310,6 +301,24 @@ def compile_filter(spec):
                 else:
                     return filter_applies(spec, doc)
             elif (got is not _MISSING) != want:
+                return False
+        return True
+    return applies
+
+
+def _top_equalities(spec):
+    """compile_filter of equalities of top-level fields with strings or
+    ObjectIds: _walk's answer for a path of one part."""
+    items = tuple(spec.items())
+
+    def applies(doc):
+        for key, want in items:
+            got = doc.get(key, _MISSING)
+            if type(got) is not type(want):
+                if isinstance(got, list):
+                    return filter_applies(spec, doc)
+                return False
+            if got != want:
                 return False
         return True
     return applies
@@ -436,11 +445,16 @@ class UniqueIndex:
 
 def _check_updated_size(doc):
     """Refuses an updated document over 16 MiB (code 17419); encodes it
-    only when docupdate.size_bound cannot place it under."""
-    if docupdate.size_bound(doc) > MAX_USER_SIZE and \
-            len(bsonenc.encode(doc)) > MAX_USER_SIZE:
+    only when docupdate.size_bound cannot place it under. Returns what
+    its size is known not to exceed."""
+    bound = docupdate.size_bound(doc)
+    if bound <= MAX_USER_SIZE:
+        return bound
+    bound = len(bsonenc.encode(doc))
+    if bound > MAX_USER_SIZE:
         raise WriteFailure('Resulting document after update is larger '
                            'than %d' % MAX_USER_SIZE, 17419)
+    return bound
 
 
 def _filter_paths(spec, out):
@@ -514,6 +528,10 @@ class DevCollection(mongomock.collection.Collection):
         self.catalog = {}
         # changehistory.History, told of every write (replica-set mode only).
         self.history = None
+        # store key -> what the document's BSON size cannot exceed, kept
+        # by the writes that know it (docupdate.growth_bound); a document
+        # without one is measured when an update must know.
+        self.bounds = {}
 
     # -- storage --------------------------------------------------------
 
@@ -522,10 +540,12 @@ class DevCollection(mongomock.collection.Collection):
         """The live id -> document map (not copies)."""
         return self._store._documents
 
-    def dev_insert(self, doc, check_size=False, upsert=False):
+    def dev_insert(self, doc, check_size=False, upsert=False, bound=None):
         """Stores one document, _id first; returns it. Raises DupKeyError
         or WriteFailure and then stores nothing. check_size: the document
-        may be over 16 MiB (its command was), so measure it."""
+        may be over 16 MiB (its command was), so measure it. bound: what
+        its BSON size (with an _id added) cannot exceed, if known (the
+        size of the request it came in), kept for its updates."""
         if check_size or upsert:
             size = len(bson.encode(doc))
             if size > MAX_USER_SIZE and upsert:
@@ -562,6 +582,10 @@ class DevCollection(mongomock.collection.Collection):
             for ix, keys in zip(self.uniques, plan):
                 ix.add(idk, skey, keys)
         docs[skey] = doc
+        if check_size or upsert:
+            bound = size + 17  # an _id added: type, name, ObjectId
+        if bound is not None:
+            self.bounds[skey] = bound
         if self.history is not None:
             self.history.inserted(self, doc)
         self.engine.op.wrote()
@@ -587,7 +611,9 @@ class DevCollection(mongomock.collection.Collection):
 
     def remove_document(self, doc):
         doc_id = doc['_id']
-        del self._store._documents[store_key(doc_id)]
+        skey = store_key(doc_id)
+        del self._store._documents[skey]
+        self.bounds.pop(skey, None)
         idk = _hkey(doc_id)
         for ix in self.uniques:
             ix.remove(idk)
@@ -623,6 +649,7 @@ class DevCollection(mongomock.collection.Collection):
 
     def clear(self):
         self._store.drop()
+        self.bounds = {}
         self.uniques = []
         self.catalog = {}
 
@@ -695,6 +722,8 @@ class DevCollection(mongomock.collection.Collection):
         def tracked(filt):
             for doc in scan(filt):
                 current[:] = [doc['_id'], copy.deepcopy(doc)]
+                # mongomock may change it any way: its bound is unknown
+                self.bounds.pop(store_key(doc['_id']), None)
                 yield doc
                 current.clear()
         self._iter_documents = tracked
@@ -743,9 +772,13 @@ class DevCollection(mongomock.collection.Collection):
             raise mongomock.WriteError(
                 "After applying the update, the (immutable) field '_id' was "
                 'found to have been altered to _id: {}'.format(new.get('_id')))
-        _check_updated_size(new)
         doc_id = doc['_id']
         skey = store_key(doc_id)
+        bound = self.bounds.get(skey)
+        if bound is not None:
+            bound += docupdate.growth_bound(document)
+        if bound is None or bound > MAX_USER_SIZE:
+            bound = _check_updated_size(new)
         plan = self._unique_keys(new, skey, document)
         if plan.count(None) == len(plan):
             self.engine.op.wrote()  # no key changes
@@ -753,6 +786,7 @@ class DevCollection(mongomock.collection.Collection):
             self._refile_and_charge(doc_id, skey, plan)
         doc.clear()
         doc.update(new)
+        self.bounds[skey] = bound
         return self._update_result(1, 1)
 
     def _refile_and_charge(self, doc_id, skey, plan):
