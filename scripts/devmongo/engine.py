@@ -951,7 +951,7 @@ class DevCollection(mongomock.collection.Collection):
             return None
         docs = self._store._documents
         if fields == ['_id']:
-            def find(combo):
+            def find(combo, hk):
                 doc = docs.get(store_key(combo[0]))
                 return _MISSING if doc is None else store_key(combo[0])
         else:
@@ -959,14 +959,16 @@ class DevCollection(mongomock.collection.Collection):
                        if u.name == scan.index.name), None)
             if ix is None:
                 return None
-            find = ix.lookup
+
+            def find(combo, hk, get=ix.owner.get):
+                return get(hk, _MISSING)  # ix.lookup, hashed once
         out, seen, keys = [], set(), set()
         for combo in itertools.product(*choices):
             hk = tuple(map(_hkey, combo))
             if hk in keys:
                 continue
             keys.add(hk)
-            owner = find(list(combo))
+            owner = find(combo, hk)
             if owner is not _MISSING and owner not in seen:
                 seen.add(owner)
                 out.append(docs[owner])
