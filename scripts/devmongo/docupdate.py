@@ -25,6 +25,7 @@ from bson.objectid import ObjectId
 import mongomock.collection
 
 _MISSING = object()
+_DATETIME = datetime.datetime
 _MONGOMOCK_UNSET = mongomock.collection._unset_updater
 # Values the patch leaves as they are (besides dicts and lists, walked).
 _UNPATCHED = frozenset([str, int, float, bool, type(None), ObjectId, Int64,
@@ -227,7 +228,12 @@ def growth_bound(document):
                 # a new array, and per item an index of up to 10 digits
                 n += 5 + 12 * len(items) + _values_bound(items)
             else:
-                n += _values_bound((value,))
+                t = type(value)
+                if t is ObjectId or t is float or t is _DATETIME or \
+                        t is bool or value is None:
+                    n += 12
+                else:
+                    n += _values_bound((value,))
     return n
 
 

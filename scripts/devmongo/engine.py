@@ -693,10 +693,15 @@ class DevCollection(mongomock.collection.Collection):
     def _update(self, spec, document, upsert=False, manipulate=False,
                 multi=False, **kwargs):
         check_conflicts(document)
+        history = self.history
+        if (history is None or not history.watching(self.ns)) and \
+                not upsert and not multi and not kwargs and \
+                docupdate.eligible(document):
+            # no stream to tell, and an update _update_copy applies
+            return self._update_copy(spec, document)
         # mongomock updates documents in place: the change history needs
         # them before, to describe each change (a failed update, put back
         # below, describes none).
-        history = self.history
         before = history.before_update(self, spec, multi) if history else ()
         try:
             return self._atomic_update(spec, document, upsert=upsert,
@@ -715,7 +720,7 @@ class DevCollection(mongomock.collection.Collection):
         before stay updated, as on mongod."""
         if not upsert and not multi and not kwargs and \
                 docupdate.eligible(document):
-            return self._update_copy(spec, document)
+            return self._update_copy(spec, document)  # watched: see _update
         current = []
         scan = self._iter_documents
 
