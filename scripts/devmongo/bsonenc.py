@@ -54,7 +54,7 @@ def _element(name, v, out):
         b = v.encode()
         out.append(b'\x02' + name + _INT(len(b) + 1) + b + b'\x00')
     elif t is ObjectId:
-        out.append(b'\x07' + name + v.binary)
+        out.append(b'\x07' + name + v._ObjectId__id)
     elif t is dict:
         out.append(b'\x03' + name + _document(v, False))
     elif t is float:
@@ -111,7 +111,11 @@ def _document(d, top):
             b = v.encode()
             append(b'\x02' + name + _INT(len(b) + 1) + b + b'\x00')
         elif t is ObjectId:
-            append(b'\x07' + name + v.binary)
+            append(b'\x07' + name + v._ObjectId__id)  # .binary, unwrapped
+        elif t is dict:
+            append(b'\x03' + name + _document(v, False))
+        elif t is int and _INT32_MIN <= v <= _INT32_MAX:
+            append(b'\x10' + name + _INT(v))
         elif t is float:
             append(b'\x01' + name + _DOUBLE(v))
         elif t is _DATETIME and v.tzinfo is None:
