@@ -218,8 +218,9 @@ _END = object()
 
 
 class Cursor:
-    """Results not yet returned: an iterator that copies documents as they
-    are batched, plus the one document read ahead to know if more remain."""
+    """Results not yet returned: an iterator that copies (a find: encodes)
+    documents as they are batched, plus the one document read ahead to
+    know if more remain."""
 
     __slots__ = ('cursor_id', 'ns', 'source', 'ahead', 'time_left')
 

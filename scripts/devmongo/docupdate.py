@@ -5,17 +5,19 @@ deep copy of every document it updated (to put it back when the update
 failed), mongomock a second one (to tell whether anything changed), and
 then encoded the whole result to enforce the 16 MiB limit. For the
 updates the service sends ($set, $unset, $inc, $mul, $min, $max and
-$addToSet on plain paths) this module instead copies the top of the
-document and each container on the paths the update names
-(copy_touched), so mongomock's own updaters can run on the copy while the
-stored document stays as it was; the engine compares, checks and then
-puts the result in place. size_bound is a cheap upper bound of a
-document's BSON size: only a document it cannot place under the limit is
-encoded to be measured. set_updater is mongomock's $set without the trial
-encoding of values that cannot fail it. Pure functions over documents;
-nothing here charges the operation or touches a collection.
+$addToSet on plain paths, eligible) the engine instead starts a shallow
+copy of the document (start) and applies each field with apply_field,
+which walks the path as mongomock does and copies each dict or list on it
+before mongomock's own updater changes anything, so the stored document
+stays as it was until the engine, having compared and checked the result,
+puts it in place. Sizes: size_bound is a cheap upper bound of a document's
+BSON size and growth_bound one of what an update can add to it, so only a
+document that may be near the limit is encoded to be measured.
+needs_patch says when mongomock's datetime patch would change anything;
+set_updater is mongomock's $set without the trial encoding of values that
+cannot fail it. Pure functions over documents; nothing here charges the
+operation or touches a collection.
 """
-
 import copy
 import datetime
 
@@ -31,9 +33,9 @@ _MONGOMOCK_UNSET = mongomock.collection._unset_updater
 _UNPATCHED = frozenset([str, int, float, bool, type(None), ObjectId, Int64,
                         bytes])
 
-# The operators copy_touched prepares for: each changes only the containers
-# on its paths (the parent of the field, and the field's array for
-# $addToSet), through mongomock's _update_document_single_field.
+# The operators apply_field applies: each changes only the containers on
+# its path (the parent of the field, and the field's array for $addToSet),
+# through mongomock's _update_document_single_field.
 OPERATORS = frozenset(['$set', '$unset', '$inc', '$mul', '$min', '$max',
                        '$addToSet'])
 
@@ -45,7 +47,7 @@ UNKNOWN = 1 << 62
 
 
 def eligible(document):
-    """Whether copy_touched can prepare this update: operators of
+    """Whether apply_field can apply this update: operators of
     OPERATORS only, each a non-empty mapping of plain dotted paths (no
     positional $, which looks at the query)."""
     if type(document) is not dict or not document:

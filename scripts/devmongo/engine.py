@@ -7,6 +7,9 @@ key tuple to document id, so a write checks its keys in constant time instead
 of scanning the collection, and equality filters on _id or on every field of
 a unique index look their document up instead of scanning. Duplicate keys
 raise DupKeyError carrying the real server's message, keyPattern and keyValue.
+An operator update of plain paths is applied to a copy of what it touches
+(docupdate.py), checked, then put in place; each document keeps a bound of
+its BSON size so such an update is measured only near 16 MiB.
 All of it runs under the caller's single lock: nothing here is thread-safe.
 """
 
@@ -347,12 +350,15 @@ class UniqueIndex:
         self.watched = _filter_paths(partial, [p[:] for p in self.paths])
         self.heads = frozenset(w[0] for w in self.watched or ())
 
-    def touched_by(self, update):
+    def touched_by(self, update, heads):
         """Whether an operator update may change the document's keys: a
         path it names is a prefix of a watched path or the reverse (a
-        watched path's container or part of its value)."""
+        watched path's container or part of its value). heads: the first
+        parts of its paths."""
         if self.watched is None:
             return True
+        if heads.isdisjoint(self.heads):
+            return False
         heads = self.heads
         for fields in update.values():
             for path in fields:
@@ -596,8 +602,11 @@ class DevCollection(mongomock.collection.Collection):
         update (an operator update of plain paths): an index it does not
         touch keeps the keys it holds, unchecked, and its entry is None."""
         plan = []
+        heads = None if update is None else {
+            path.partition('.')[0] for fields in update.values()
+            for path in fields}
         for ix in self.uniques:
-            if update is not None and not ix.touched_by(update):
+            if update is not None and not ix.touched_by(update, heads):
                 plan.append(None)
                 continue
             keys = ix.keys(doc)
@@ -748,10 +757,13 @@ class DevCollection(mongomock.collection.Collection):
 
     def _update_copy(self, spec, document):
         """mongomock's _update for one document and an update
-        docupdate.eligible accepts, applied to docupdate.copy_touched's
-        copy: the stored document changes only once the result passes
-        every check (as a whole, in place), so a failure has nothing to
-        put back. The same matching, charges, results and errors."""
+        docupdate.eligible accepts, applied field by field to a copy
+        (docupdate.apply_field): the stored document changes only once
+        the result passes every check (as a whole, in place), so a failure
+        has nothing to put back. The size is checked by the document's
+        bound plus the update's growth, measured only past 16 MiB; only
+        the unique indexes the update touches are checked. The same
+        matching, charges, results and errors as mongomock's."""
         patch = mongomock.helpers.patch_datetime_awareness_in_document
         if docupdate.needs_patch(spec):
             spec = patch(spec)
