@@ -769,9 +769,8 @@ class DevCollection(mongomock.collection.Collection):
             spec = patch(spec)
         if docupdate.needs_patch(document):
             document = patch(document)
-        for doc in self._iter_documents(spec):
-            break
-        else:
+        doc = self._first_match(spec)
+        if doc is None:
             return self._update_result(0, 0)
         new, owned = docupdate.start(doc)
         updaters = mongomock.collection._updaters
@@ -854,9 +853,7 @@ class DevCollection(mongomock.collection.Collection):
                     return filter_applies(spec, d)
         docs = self._candidates(filter)
         if docs is not None:
-            if op.plan is None:
-                op.plan = 'IDHACK' if '_id' in filter else 'IXSCAN (unique)'
-            op.examine(keys=1, docs=len(docs))
+            self._charge_candidates(filter, docs)
             return (d for d in docs if applies(d))
         if not self._store._documents and filter:
             filter_applies(filter, {})  # still reject a bad filter
@@ -908,6 +905,32 @@ class DevCollection(mongomock.collection.Collection):
                 session=None):
         n = self.dev_delete(filter or {}, 0 if multi else 1)
         return {'n': n, 'ok': 1.0, 'err': None}
+
+    def _charge_candidates(self, spec, docs):
+        """What reaching the few documents _candidates found costs: one
+        key, each document fetched."""
+        op = self.engine.op
+        if op.plan is None:
+            op.plan = 'IDHACK' if '_id' in spec else 'IXSCAN (unique)'
+        op.examine(keys=1, docs=len(docs))
+
+    def _first_match(self, spec):
+        """The first document _iter_documents(spec) yields, or None,
+        charged as it charges; the candidates' lane without a generator."""
+        docs = self._candidates(spec) if spec else None
+        if docs is None:
+            for doc in self._iter_documents(spec):
+                return doc
+            return None
+        applies = compile_filter(spec)
+        if applies is None:
+            def applies(d):
+                return filter_applies(spec, d)
+        self._charge_candidates(spec, docs)
+        for doc in docs:
+            if applies(doc):
+                return doc
+        return None
 
     def _candidates(self, spec):
         """The few documents an equality filter can match, or None."""
