@@ -538,6 +538,11 @@ class DevCollection(mongomock.collection.Collection):
         # by the writes that know it (docupdate.growth_bound); a document
         # without one is measured when an update must know.
         self.bounds = {}
+        # Store keys of documents an update changed without refiling their
+        # index keys (a result equal by Python's equality, _take_equal, as
+        # mongomock left it): their next change refiles every index, as
+        # mongomock's did.
+        self.stale = set()
 
     # -- storage --------------------------------------------------------
 
@@ -623,6 +628,7 @@ class DevCollection(mongomock.collection.Collection):
         skey = store_key(doc_id)
         del self._store._documents[skey]
         self.bounds.pop(skey, None)
+        self.stale.discard(skey)
         idk = _hkey(doc_id)
         for ix in self.uniques:
             ix.remove(idk)
@@ -659,6 +665,7 @@ class DevCollection(mongomock.collection.Collection):
     def clear(self):
         self._store.drop()
         self.bounds = {}
+        self.stale = set()
         self.uniques = []
         self.catalog = {}
 
@@ -694,6 +701,7 @@ class DevCollection(mongomock.collection.Collection):
         doc_id = new_data['_id']
         skey = store_key(doc_id)
         plan = self._unique_keys(new_data, skey)
+        self.stale.discard(skey)
         idk = _hkey(doc_id)
         for ix, keys in zip(self.uniques, plan):
             ix.replace(idk, skey, keys)
@@ -736,8 +744,12 @@ class DevCollection(mongomock.collection.Collection):
         def tracked(filt):
             for doc in scan(filt):
                 current[:] = [doc['_id'], copy.deepcopy(doc)]
-                # mongomock may change it any way: its bound is unknown
-                self.bounds.pop(store_key(doc['_id']), None)
+                # mongomock may change it any way: its bound is unknown,
+                # and its keys are refiled only if it compares changed
+                skey = store_key(doc['_id'])
+                self.bounds.pop(skey, None)
+                if self.uniques:
+                    self.stale.add(skey)
                 yield doc
                 current.clear()
         self._iter_documents = tracked
@@ -783,6 +795,7 @@ class DevCollection(mongomock.collection.Collection):
         except NonNumeric as exc:
             raise WriteFailure(exc.message(doc['_id']), 14) from None
         if new == doc:
+            self._take_equal(doc, new, document)
             return self._update_result(1, 0)
         if doc.get('_id') != new.get('_id'):
             raise mongomock.WriteError(
@@ -795,7 +808,8 @@ class DevCollection(mongomock.collection.Collection):
             bound += docupdate.growth_bound(document)
         if bound is None or bound > MAX_USER_SIZE:
             bound = _check_updated_size(new)
-        plan = self._unique_keys(new, skey, document)
+        plan = self._unique_keys(
+            new, skey, None if skey in self.stale else document)
         if plan.count(None) == len(plan):
             self.engine.op.wrote()  # no key changes
         else:
@@ -803,7 +817,28 @@ class DevCollection(mongomock.collection.Collection):
         doc.clear()
         doc.update(new)
         self.bounds[skey] = bound
+        self.stale.discard(skey)
         return self._update_result(1, 1)
+
+    def _take_equal(self, doc, new, document):
+        """A result equal to the document by Python's equality (nothing,
+        or 0 for -0.0, 1 for True, 2 for 2.0): mongomock, updating in
+        place, left it in the document uncounted, unchecked, uncharged,
+        its index keys as they were, and so does this (stale: the next
+        change refiles them all). Its size bound grows by what the update
+        may add."""
+        if new is doc:
+            return
+        skey = store_key(doc['_id'])
+        bound = self.bounds.pop(skey, None)
+        doc.clear()
+        doc.update(new)
+        if self.uniques:
+            self.stale.add(skey)
+        if bound is not None:
+            bound += docupdate.growth_bound(document)
+            if bound <= MAX_USER_SIZE:
+                self.bounds[skey] = bound
 
     def _refile_and_charge(self, doc_id, skey, plan):
         """Files the keys of plan (None: unchanged) under the document,
