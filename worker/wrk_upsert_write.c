@@ -155,6 +155,9 @@ int wrk_upsert_write_changes(wrk_upsert_t *self, batch_ctx_t *b, char *err,
         return WRK_DB_EFAIL;
     }
     BSON_APPEND_BOOL(&opts, "ordered", false);
+    /* the worker built every key of them itself: the server checks what
+     * it stores, the driver need not check it first */
+    BSON_APPEND_BOOL(&opts, "validate", false);
     for (int attempt = 1; b->nops > 0; attempt++) {
         bson_t reply;
         bson_error_t error;
@@ -188,11 +191,14 @@ static void count_unmatched(batch_ctx_t *b, int64_t matched)
 
 /* The inserts and updates in one unordered bulk write. A retry sends them
  * all again: inserts meet their own duplicates, updates set the same
- * values. */
+ * values. The worker built every key of them itself (the mapper refuses
+ * '$' and dotted targets, the updates' operators are its own): the driver
+ * does not validate them, the server does. */
 int wrk_upsert_write_deals(wrk_upsert_t *self, batch_ctx_t *b, char *err,
                            size_t errlen)
 {
     int rc = WRK_DB_OK;
+    bson_t *nocheck = BCON_NEW("validate", BCON_BOOL(false));
     b->unmatched = 0;
     for (int attempt = 1;; attempt++) {
         bson_t opts = BSON_INITIALIZER, reply;
@@ -211,17 +217,15 @@ int wrk_upsert_write_deals(wrk_upsert_t *self, batch_ctx_t *b, char *err,
                 (b->only_gone && !p->gone))
                 continue;
             if (p->insert) {
-                bson_t *io = BCON_NEW("validate", BCON_BOOL(false));
-                ok = mongoc_bulk_operation_insert_with_opts(bulk, p->insert, io,
-                                                            &error);
-                bson_destroy(io);
+                ok = mongoc_bulk_operation_insert_with_opts(bulk, p->insert,
+                                                            nocheck, &error);
             } else if (p->update) {
                 bson_t sel = BSON_INITIALIZER;
                 BSON_APPEND_OID(&sel, "_id", &p->deal_id);
                 BSON_APPEND_OID(&sel, "account_id", self->account);
                 BSON_APPEND_OID(&sel, "pipeline_id", self->pipeline);
                 ok = mongoc_bulk_operation_update_one_with_opts(
-                    bulk, &sel, p->update, NULL, &error);
+                    bulk, &sel, p->update, nocheck, &error);
                 bson_destroy(&sel);
             } else {
                 continue;
@@ -247,6 +251,7 @@ int wrk_upsert_write_deals(wrk_upsert_t *self, batch_ctx_t *b, char *err,
                           errlen))
             break;
     }
+    bson_destroy(nocheck);
     return rc;
 }
 

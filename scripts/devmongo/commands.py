@@ -20,7 +20,6 @@ import threading
 import time
 import traceback
 
-import bson
 from bson.errors import BSONError
 from bson.int64 import Int64
 from bson.raw_bson import RawBSONDocument
@@ -28,6 +27,7 @@ from bson.raw_bson import RawBSONDocument
 import mongomock
 from mongomock.filtering import filter_applies
 
+import bsonenc
 import changestream
 import cost
 import devadmin
@@ -218,8 +218,9 @@ _END = object()
 
 
 class Cursor:
-    """Results not yet returned: an iterator that copies documents as they
-    are batched, plus the one document read ahead to know if more remain."""
+    """Results not yet returned: an iterator that copies (a find: encodes)
+    documents as they are batched, plus the one document read ahead to
+    know if more remain."""
 
     __slots__ = ('cursor_id', 'ns', 'source', 'ahead', 'time_left')
 
@@ -472,7 +473,9 @@ class Commands:
         out = []
         size = 0
         while not cur.exhausted() and (count is None or len(out) < count):
-            raw = bson.encode(cur.ahead)
+            raw = cur.ahead
+            if type(raw) is not bytes:
+                raw = bsonenc.encode(raw)
             if out and size + len(raw) > BATCH_BYTES:
                 break
             cur.take()
@@ -700,11 +703,14 @@ class Commands:
         coll, _ = self.engine.collection(db, name, create=True)
         insert = coll.dev_insert
         big = conn.request_size > engine_mod.MAX_USER_SIZE
+        # no document is bigger than the request it came in (an _id the
+        # server adds: 17 bytes)
+        bound = conn.request_size + 17 if conn.request_size else None
         n = 0
         errors = []
         for i, doc in enumerate(docs):
             try:
-                insert(doc, big)
+                insert(doc, big, False, bound)
                 n += 1
             except self._STATEMENT_ERRORS as exc:
                 errors.append(self._write_error(i, exc))
@@ -886,8 +892,9 @@ class Commands:
         self.engine.op.sort = sort
         docs = ()
         if coll is not None:
-            # Copies are made as batches go out; a sort reads all at once.
-            found = coll._get_dataset(spec, sort, projection, dict)
+            # Each result is encoded (no copy) as batches go out; a sort
+            # reads all at once.
+            found = coll.dev_find_encoded(spec, sort, projection)
             docs = itertools.islice(found, skip,
                                     skip + limit if limit else None)
         if limit and batch_size is not None and batch_size > limit:

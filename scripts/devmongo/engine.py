@@ -7,6 +7,9 @@ key tuple to document id, so a write checks its keys in constant time instead
 of scanning the collection, and equality filters on _id or on every field of
 a unique index look their document up instead of scanning. Duplicate keys
 raise DupKeyError carrying the real server's message, keyPattern and keyValue.
+An operator update of plain paths is applied to a copy of what it touches
+(docupdate.py), checked, then put in place; each document keeps a bound of
+its BSON size so such an update is measured only near 16 MiB.
 All of it runs under the caller's single lock: nothing here is thread-safe.
 """
 
@@ -26,7 +29,9 @@ import mongomock.collection
 import mongomock.helpers
 from mongomock.filtering import filter_applies
 
+import bsonenc
 import cost
+import docupdate
 import planner
 
 _MISSING = object()
@@ -220,6 +225,8 @@ def _path_values_slow(values, parts):
 
 
 _FALLBACK = object()
+# The container that asks DevCollection._copy_only_fields for BSON bytes.
+ENCODED = object()
 
 
 def _walk(doc, parts):
@@ -237,14 +244,30 @@ def _walk(doc, parts):
     return _FALLBACK if isinstance(cur, list) else cur
 
 
+# Types no value of which equals a string or an ObjectId, in BSON or in
+# Python: a document's value of one of them is outside any $in of those.
+_NEVER_STR_OR_OID = frozenset([dict, int, float, bool, type(None), Int64,
+                               datetime.datetime, bytes])
+
+
 def compile_filter(spec):
     """A fast predicate for the filters the service's hot paths send, or
     None: equality of dotted paths with strings or ObjectIds (where BSON's
-    equality is Python's), and {path: {$exists: bool}}. A document with an
-    array on a path is judged by mongomock's filter_applies, so the answer
-    is always that of the generic code."""
+    equality is Python's), {path: {$exists: bool}}, and {path: {$in: [...]}}
+    of strings and ObjectIds only (a set lookup where mongomock walks the
+    list for each document). A document with an array on a path, or with a
+    value of a type not known to differ from every string and ObjectId, is
+    judged by mongomock's filter_applies, so the answer is always that of
+    the generic code."""
     if not isinstance(spec, dict) or not spec:
         return None
+    for key, want in spec.items():
+        t = type(want)
+        if (t is not str and t is not ObjectId) or type(key) is not str or \
+                '.' in key or key[:1] == '$':
+            break
+    else:
+        return _top_equalities(spec)
     tests = []
     for key, want in spec.items():
         if not isinstance(key, str) or key[:1] == '$':
@@ -255,6 +278,11 @@ def compile_filter(spec):
         elif (isinstance(want, dict) and len(want) == 1 and
               type(want.get('$exists')) is bool):
             tests.append((parts, 1, want['$exists']))
+        elif (isinstance(want, dict) and len(want) == 1 and
+              type(want.get('$in')) is list and
+              all(type(x) is str or type(x) is ObjectId
+                  for x in want['$in'])):
+            tests.append((parts, 2, frozenset(want['$in'])))
         else:
             return None
 
@@ -266,7 +294,34 @@ def compile_filter(spec):
             if kind == 0:
                 if type(got) is not type(want) or got != want:
                     return False
+            elif kind == 2:
+                t = type(got)
+                if t is str or t is ObjectId:
+                    if got not in want:
+                        return False
+                elif got is _MISSING or t in _NEVER_STR_OR_OID:
+                    return False
+                else:
+                    return filter_applies(spec, doc)
             elif (got is not _MISSING) != want:
+                return False
+        return True
+    return applies
+
+
+def _top_equalities(spec):
+    """compile_filter of equalities of top-level fields with strings or
+    ObjectIds: _walk's answer for a path of one part."""
+    items = tuple(spec.items())
+
+    def applies(doc):
+        for key, want in items:
+            got = doc.get(key, _MISSING)
+            if type(got) is not type(want):
+                if isinstance(got, list):
+                    return filter_applies(spec, doc)
+                return False
+            if got != want:
                 return False
         return True
     return applies
@@ -290,6 +345,34 @@ class UniqueIndex:
                 lambda doc: filter_applies(partial, doc))
         self.owner = {}
         self.keys_by_id = {}
+        # Every path the keys depend on (the key's fields, the partial
+        # filter's), or None when the filter is not one this reads.
+        self.watched = _filter_paths(partial, [p[:] for p in self.paths])
+        self.heads = frozenset(w[0] for w in self.watched or ())
+
+    def touched_by(self, update, heads):
+        """Whether an operator update may change the document's keys: a
+        path it names is a prefix of a watched path or the reverse (a
+        watched path's container or part of its value). heads: the first
+        parts of its paths."""
+        if self.watched is None:
+            return True
+        if heads.isdisjoint(self.heads):
+            return False
+        heads = self.heads
+        for fields in update.values():
+            for path in fields:
+                if path.partition('.')[0] in heads and \
+                        self._touches(path.split('.')):
+                    return True
+        return False
+
+    def _touches(self, p):
+        for w in self.watched:
+            n = min(len(p), len(w))
+            if p[:n] == w[:n]:
+                return True
+        return False
 
     def entries(self, doc):
         """[(hashed key, raw values)] the document files under."""
@@ -366,6 +449,43 @@ class UniqueIndex:
             owner.pop(k, None)
 
 
+def _check_updated_size(doc):
+    """Refuses an updated document over 16 MiB (code 17419); encodes it
+    only when docupdate.size_bound cannot place it under. Returns what
+    its size is known not to exceed."""
+    bound = docupdate.size_bound(doc)
+    if bound <= MAX_USER_SIZE:
+        return bound
+    bound = len(bsonenc.encode(doc))
+    if bound > MAX_USER_SIZE:
+        raise WriteFailure('Resulting document after update is larger '
+                           'than %d' % MAX_USER_SIZE, 17419)
+    return bound
+
+
+def _filter_paths(spec, out):
+    """out plus the paths a partial filter looks at; None for a filter
+    whose paths this does not read."""
+    if spec is None:
+        return out
+    if not isinstance(spec, dict):
+        return None
+    for k, v in spec.items():
+        if not isinstance(k, str):
+            return None
+        if k in ('$and', '$or', '$nor'):
+            if not isinstance(v, list):
+                return None
+            for sub in v:
+                if _filter_paths(sub, out) is None:
+                    return None
+        elif k[:1] == '$':
+            return None
+        else:
+            out.append(k.split('.'))
+    return out
+
+
 def _shown(raw):
     return tuple(None if v is _EMPTY_ARRAY else v for v in raw)
 
@@ -384,6 +504,10 @@ def check_conflicts(update):
     if not isinstance(update, dict) or not update or \
             not all(isinstance(k, str) and k.startswith('$') for k in update):
         return
+    heads = [str(path).split('.', 1)[0] for op in update.values()
+             if isinstance(op, dict) for path in op]
+    if len(set(heads)) == len(heads):
+        return  # paths that share no first part cannot conflict
     seen = []
     for op in update.values():
         if not isinstance(op, dict):
@@ -410,6 +534,15 @@ class DevCollection(mongomock.collection.Collection):
         self.catalog = {}
         # changehistory.History, told of every write (replica-set mode only).
         self.history = None
+        # store key -> what the document's BSON size cannot exceed, kept
+        # by the writes that know it (docupdate.growth_bound); a document
+        # without one is measured when an update must know.
+        self.bounds = {}
+        # Store keys of documents an update changed without refiling their
+        # index keys (a result equal by Python's equality, _take_equal, as
+        # mongomock left it): their next change refiles every index, as
+        # mongomock's did.
+        self.stale = set()
 
     # -- storage --------------------------------------------------------
 
@@ -418,10 +551,12 @@ class DevCollection(mongomock.collection.Collection):
         """The live id -> document map (not copies)."""
         return self._store._documents
 
-    def dev_insert(self, doc, check_size=False, upsert=False):
+    def dev_insert(self, doc, check_size=False, upsert=False, bound=None):
         """Stores one document, _id first; returns it. Raises DupKeyError
         or WriteFailure and then stores nothing. check_size: the document
-        may be over 16 MiB (its command was), so measure it."""
+        may be over 16 MiB (its command was), so measure it. bound: what
+        its BSON size (with an _id added) cannot exceed, if known (the
+        size of the request it came in), kept for its updates."""
         if check_size or upsert:
             size = len(bson.encode(doc))
             if size > MAX_USER_SIZE and upsert:
@@ -458,15 +593,27 @@ class DevCollection(mongomock.collection.Collection):
             for ix, keys in zip(self.uniques, plan):
                 ix.add(idk, skey, keys)
         docs[skey] = doc
+        if check_size or upsert:
+            bound = size + 17  # an _id added: type, name, ObjectId
+        if bound is not None:
+            self.bounds[skey] = bound
         if self.history is not None:
             self.history.inserted(self, doc)
         self.engine.op.wrote()
         return doc
 
-    def _unique_keys(self, doc, skey):
-        """Checks every unique index; the keys to file, index by index."""
+    def _unique_keys(self, doc, skey, update=None):
+        """Checks every unique index; the keys to file, index by index.
+        update (an operator update of plain paths): an index it does not
+        touch keeps the keys it holds, unchecked, and its entry is None."""
         plan = []
+        heads = None if update is None else {
+            path.partition('.')[0] for fields in update.values()
+            for path in fields}
         for ix in self.uniques:
+            if update is not None and not ix.touched_by(update, heads):
+                plan.append(None)
+                continue
             keys = ix.keys(doc)
             get = ix.owner.get
             for k in keys:
@@ -478,7 +625,10 @@ class DevCollection(mongomock.collection.Collection):
 
     def remove_document(self, doc):
         doc_id = doc['_id']
-        del self._store._documents[store_key(doc_id)]
+        skey = store_key(doc_id)
+        del self._store._documents[skey]
+        self.bounds.pop(skey, None)
+        self.stale.discard(skey)
         idk = _hkey(doc_id)
         for ix in self.uniques:
             ix.remove(idk)
@@ -514,6 +664,8 @@ class DevCollection(mongomock.collection.Collection):
 
     def clear(self):
         self._store.drop()
+        self.bounds = {}
+        self.stale = set()
         self.uniques = []
         self.catalog = {}
 
@@ -545,12 +697,11 @@ class DevCollection(mongomock.collection.Collection):
     def _ensure_uniques(self, new_data):
         # mongomock calls this after modifying a stored document in place;
         # _update below puts the document back if this raises.
-        if len(bson.encode(new_data)) > MAX_USER_SIZE:
-            raise WriteFailure('Resulting document after update is larger '
-                               'than %d' % MAX_USER_SIZE, 17419)
+        _check_updated_size(new_data)
         doc_id = new_data['_id']
         skey = store_key(doc_id)
         plan = self._unique_keys(new_data, skey)
+        self.stale.discard(skey)
         idk = _hkey(doc_id)
         for ix, keys in zip(self.uniques, plan):
             ix.replace(idk, skey, keys)
@@ -559,10 +710,15 @@ class DevCollection(mongomock.collection.Collection):
     def _update(self, spec, document, upsert=False, manipulate=False,
                 multi=False, **kwargs):
         check_conflicts(document)
+        history = self.history
+        if (history is None or not history.watching(self.ns)) and \
+                not upsert and not multi and not kwargs and \
+                docupdate.eligible(document):
+            # no stream to tell, and an update _update_copy applies
+            return self._update_copy(spec, document)
         # mongomock updates documents in place: the change history needs
         # them before, to describe each change (a failed update, put back
         # below, describes none).
-        history = self.history
         before = history.before_update(self, spec, multi) if history else ()
         try:
             return self._atomic_update(spec, document, upsert=upsert,
@@ -579,12 +735,21 @@ class DevCollection(mongomock.collection.Collection):
         cannot apply, a result over 16 MiB, a duplicate key, the time
         limit) is put back as it was. Documents a multi-update finished
         before stay updated, as on mongod."""
+        if not upsert and not multi and not kwargs and \
+                docupdate.eligible(document):
+            return self._update_copy(spec, document)  # watched: see _update
         current = []
         scan = self._iter_documents
 
         def tracked(filt):
             for doc in scan(filt):
                 current[:] = [doc['_id'], copy.deepcopy(doc)]
+                # mongomock may change it any way: its bound is unknown,
+                # and its keys are refiled only if it compares changed
+                skey = store_key(doc['_id'])
+                self.bounds.pop(skey, None)
+                if self.uniques:
+                    self.stale.add(skey)
                 yield doc
                 current.clear()
         self._iter_documents = tracked
@@ -601,6 +766,102 @@ class DevCollection(mongomock.collection.Collection):
             raise
         finally:
             del self._iter_documents
+
+    def _update_copy(self, spec, document):
+        """mongomock's _update for one document and an update
+        docupdate.eligible accepts, applied field by field to a copy
+        (docupdate.apply_field): the stored document changes only once
+        the result passes every check (as a whole, in place), so a failure
+        has nothing to put back. The size is checked by the document's
+        bound plus the update's growth, measured only past 16 MiB; only
+        the unique indexes the update touches are checked. The same
+        matching, charges, results and errors as mongomock's."""
+        patch = mongomock.helpers.patch_datetime_awareness_in_document
+        if docupdate.needs_patch(spec):
+            spec = patch(spec)
+        if docupdate.needs_patch(document):
+            document = patch(document)
+        doc = self._first_match(spec)
+        if doc is None:
+            return self._update_result(0, 0)
+        new, owned = docupdate.start(doc)
+        updaters = mongomock.collection._updaters
+        apply_field = docupdate.apply_field
+        try:
+            for op, fields in document.items():
+                updater = updaters[op]
+                for path, value in fields.items():
+                    apply_field(new, owned, path, value, updater)
+        except NonNumeric as exc:
+            raise WriteFailure(exc.message(doc['_id']), 14) from None
+        if new == doc:
+            self._take_equal(doc, new, document)
+            return self._update_result(1, 0)
+        if doc.get('_id') != new.get('_id'):
+            raise mongomock.WriteError(
+                "After applying the update, the (immutable) field '_id' was "
+                'found to have been altered to _id: {}'.format(new.get('_id')))
+        doc_id = doc['_id']
+        skey = store_key(doc_id)
+        bound = self.bounds.get(skey)
+        if bound is not None:
+            bound += docupdate.growth_bound(document)
+        if bound is None or bound > MAX_USER_SIZE:
+            bound = _check_updated_size(new)
+        plan = self._unique_keys(
+            new, skey, None if skey in self.stale else document)
+        if plan.count(None) == len(plan):
+            self.engine.op.wrote()  # no key changes
+        else:
+            self._refile_and_charge(doc_id, skey, plan)
+        doc.clear()
+        doc.update(new)
+        self.bounds[skey] = bound
+        self.stale.discard(skey)
+        return self._update_result(1, 1)
+
+    def _take_equal(self, doc, new, document):
+        """A result equal to the document by Python's equality (nothing,
+        or 0 for -0.0, 1 for True, 2 for 2.0): mongomock, updating in
+        place, left it in the document uncounted, unchecked, uncharged,
+        its index keys as they were, and so does this (stale: the next
+        change refiles them all). Its size bound grows by what the update
+        may add."""
+        if new is doc:
+            return
+        skey = store_key(doc['_id'])
+        bound = self.bounds.pop(skey, None)
+        doc.clear()
+        doc.update(new)
+        if self.uniques:
+            self.stale.add(skey)
+        if bound is not None:
+            bound += docupdate.growth_bound(document)
+            if bound <= MAX_USER_SIZE:
+                self.bounds[skey] = bound
+
+    def _refile_and_charge(self, doc_id, skey, plan):
+        """Files the keys of plan (None: unchanged) under the document,
+        then charges the write; a write out of time puts the keys back."""
+        idk = _hkey(doc_id)
+        held = [None if keys is None else ix.keys_by_id.get(idk, ())
+                for ix, keys in zip(self.uniques, plan)]
+        for ix, keys in zip(self.uniques, plan):
+            if keys is not None:
+                ix.replace(idk, skey, keys)
+        try:
+            self.engine.op.wrote()
+        except BaseException:
+            # out of time: the update is not applied, nor are its keys
+            for ix, keys in zip(self.uniques, held):
+                if keys is not None:
+                    ix.replace(idk, skey, keys)
+            raise
+
+    def _update_result(self, matched, modified):
+        return {'connectionId': self.database.client._id, 'err': None,
+                'n': matched, 'nModified': modified, 'ok': 1,
+                'upserted': None, 'updatedExisting': bool(matched)}
 
     def index_list(self):
         """The indexes as the planner sees them, _id's first."""
@@ -627,9 +888,7 @@ class DevCollection(mongomock.collection.Collection):
                     return filter_applies(spec, d)
         docs = self._candidates(filter)
         if docs is not None:
-            if op.plan is None:
-                op.plan = 'IDHACK' if '_id' in filter else 'IXSCAN (unique)'
-            op.examine(keys=1, docs=len(docs))
+            self._charge_candidates(filter, docs)
             return (d for d in docs if applies(d))
         if not self._store._documents and filter:
             filter_applies(filter, {})  # still reject a bad filter
@@ -648,6 +907,22 @@ class DevCollection(mongomock.collection.Collection):
             return _collscan(docs, applies, op)
         return _ixscan(docs, applies, op, p, filter)
 
+    def _copy_only_fields(self, doc, fields, container):
+        # container ENCODED (dev_find_encoded): the BSON of the copy
+        # mongomock would make, without making it where it would copy the
+        # whole document (the same bytes: a copy encodes as its original).
+        if container is ENCODED:
+            if fields is None:
+                return bsonenc.encode(doc)
+            return bsonenc.encode(
+                super()._copy_only_fields(doc, fields, dict))
+        return super()._copy_only_fields(doc, fields, container)
+
+    def dev_find_encoded(self, spec, sort, projection):
+        """mongomock's _get_dataset, each result as BSON bytes made when
+        its copy would have been (as a cursor's batch reaches it)."""
+        return self._get_dataset(spec, sort, projection, ENCODED)
+
     def dev_count(self, spec, fast=False):
         """How many documents match, without copying any. fast: the count
         command with no query, which mongod answers from the collection's
@@ -665,6 +940,32 @@ class DevCollection(mongomock.collection.Collection):
                 session=None):
         n = self.dev_delete(filter or {}, 0 if multi else 1)
         return {'n': n, 'ok': 1.0, 'err': None}
+
+    def _charge_candidates(self, spec, docs):
+        """What reaching the few documents _candidates found costs: one
+        key, each document fetched."""
+        op = self.engine.op
+        if op.plan is None:
+            op.plan = 'IDHACK' if '_id' in spec else 'IXSCAN (unique)'
+        op.examine(keys=1, docs=len(docs))
+
+    def _first_match(self, spec):
+        """The first document _iter_documents(spec) yields, or None,
+        charged as it charges; the candidates' lane without a generator."""
+        docs = self._candidates(spec) if spec else None
+        if docs is None:
+            for doc in self._iter_documents(spec):
+                return doc
+            return None
+        applies = compile_filter(spec)
+        if applies is None:
+            def applies(d):
+                return filter_applies(spec, d)
+        self._charge_candidates(spec, docs)
+        for doc in docs:
+            if applies(doc):
+                return doc
+        return None
 
     def _candidates(self, spec):
         """The few documents an equality filter can match, or None."""
@@ -725,7 +1026,7 @@ class DevCollection(mongomock.collection.Collection):
             return None
         docs = self._store._documents
         if fields == ['_id']:
-            def find(combo):
+            def find(combo, hk):
                 doc = docs.get(store_key(combo[0]))
                 return _MISSING if doc is None else store_key(combo[0])
         else:
@@ -733,14 +1034,16 @@ class DevCollection(mongomock.collection.Collection):
                        if u.name == scan.index.name), None)
             if ix is None:
                 return None
-            find = ix.lookup
+
+            def find(combo, hk, get=ix.owner.get):
+                return get(hk, _MISSING)  # ix.lookup, hashed once
         out, seen, keys = [], set(), set()
         for combo in itertools.product(*choices):
             hk = tuple(map(_hkey, combo))
             if hk in keys:
                 continue
             keys.add(hk)
-            owner = find(list(combo))
+            owner = find(combo, hk)
             if owner is not _MISSING and owner not in seen:
                 seen.add(owner)
                 out.append(docs[owner])
@@ -1036,6 +1339,7 @@ def _patch_mongomock():
         lambda v: Int64(0) if isinstance(v, Int64) else 0.0 if isinstance(
             v, float) else 0)
     updaters['$addToSet'] = _add_to_set_updater
+    updaters['$set'] = docupdate.set_updater
     mongomock.utcnow = _now_millis
     mongomock.helpers.utcnow = _now_millis
 

@@ -12,6 +12,8 @@ import bson
 from bson.codec_options import CodecOptions
 from bson.binary import UuidRepresentation
 
+import bsonenc
+
 OP_REPLY = 1
 OP_QUERY = 2004
 OP_COMPRESSED = 2012
@@ -187,7 +189,7 @@ def encode_reply(request, reply_id, reply):
     if request.legacy_error is not None:
         flags = REPLY_QUERY_FAILURE
         reply = {'$err': request.legacy_error, 'code': 352}
-    doc = bson.encode(reply)
+    doc = bsonenc.encode(reply)
     if request.op_code == OP_QUERY:
         length = _REPLY_PREFIX.size + len(doc)
         return _REPLY_PREFIX.pack(length, reply_id, request.request_id,
