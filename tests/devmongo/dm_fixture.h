@@ -20,6 +20,8 @@
 
 #include <mongoc/mongoc.h>
 
+#include "it_skip.h"
+
 typedef struct {
     mongoc_client_t *client;
     mongoc_database_t *db;
@@ -151,6 +153,32 @@ static inline int dm_group_teardown(void **state)
     mongoc_client_destroy(fx->client);
     free(fx);
     return 0;
+}
+
+/* A test program's main: skipped (it_skip_status: 77, a failure where
+ * CI=true) without DEALIMPORT_MONGODB_URI, else libmongoc started, the
+ * group run, libmongoc ended. Used as
+ * `return DM_RUN(tests, dm_group_setup, dm_group_teardown);`. The caller
+ * includes cmocka.h first. */
+#define DM_RUN(tests, setup, teardown)                                         \
+    dm_run(#tests, (tests), sizeof(tests) / sizeof((tests)[0]), (setup),       \
+           (teardown))
+
+static inline int dm_run(const char *name, const struct CMUnitTest *tests,
+                         size_t n, CMFixtureFunction setup,
+                         CMFixtureFunction teardown)
+{
+    const char *uri = getenv("DEALIMPORT_MONGODB_URI");
+    int rc;
+
+    if (uri == NULL || uri[0] == '\0') {
+        printf("skipped: DEALIMPORT_MONGODB_URI not set\n");
+        return it_skip_status();
+    }
+    mongoc_init();
+    rc = _cmocka_run_group_tests(name, tests, n, setup, teardown);
+    mongoc_cleanup();
+    return rc;
 }
 
 /* A collection of the test database, empty. */

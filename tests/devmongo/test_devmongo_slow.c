@@ -345,15 +345,5 @@ int main(void)
         cmocka_unit_test(test_writes_and_commands_cost),
         cmocka_unit_test(test_max_time_ms_honoured),
     };
-    int rc;
-
-    if (getenv("DEALIMPORT_MONGODB_URI") == NULL ||
-        getenv("DEALIMPORT_MONGODB_URI")[0] == '\0') {
-        printf("skipped: DEALIMPORT_MONGODB_URI not set\n");
-        return it_skip_status();
-    }
-    mongoc_init();
-    rc = cmocka_run_group_tests(tests, dm_group_setup, dm_group_teardown);
-    mongoc_cleanup();
-    return rc;
+    return DM_RUN(tests, dm_group_setup, dm_group_teardown);
 }

@@ -31,6 +31,7 @@
 
 #include <mongoc/mongoc.h>
 
+#include "dm_fixture.h"
 #include "it_skip.h"
 
 typedef struct {
@@ -572,15 +573,5 @@ int main(void)
         cmocka_unit_test(test_history_lost),
         cmocka_unit_test(test_standalone_refuses),
     };
-    int rc;
-
-    if (getenv("DEALIMPORT_MONGODB_URI") == NULL ||
-        getenv("DEALIMPORT_MONGODB_URI")[0] == '\0') {
-        printf("skipped: DEALIMPORT_MONGODB_URI not set\n");
-        return it_skip_status();
-    }
-    mongoc_init();
-    rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
-    mongoc_cleanup();
-    return rc;
+    return DM_RUN(tests, group_setup, group_teardown);
 }

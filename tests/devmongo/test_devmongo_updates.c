@@ -344,15 +344,5 @@ int main(void)
         cmocka_unit_test(test_insert_past_16mib_refused),
         cmocka_unit_test(test_conflicting_operators_refused),
     };
-    int rc;
-
-    if (getenv("DEALIMPORT_MONGODB_URI") == NULL ||
-        getenv("DEALIMPORT_MONGODB_URI")[0] == '\0') {
-        printf("skipped: DEALIMPORT_MONGODB_URI not set\n");
-        return it_skip_status();
-    }
-    mongoc_init();
-    rc = cmocka_run_group_tests(tests, dm_group_setup, dm_group_teardown);
-    mongoc_cleanup();
-    return rc;
+    return DM_RUN(tests, dm_group_setup, dm_group_teardown);
 }
