@@ -194,10 +194,11 @@ void sup_store_claim_forget(sup_store_t *self);
 int64_t sup_store_claim_looks(const sup_store_t *self);
 
 /* After sup_store_claim: how many claimable imports its look saw besides
- * the one it claimed (0 after a claim that found none or failed). Those
- * queued after the look are not counted: each comes with its own change
- * (sup_watch) or is found by the next poll. 0 means a claim round may
- * stop without asking again. */
+ * the one it claimed (0 after a claim that found none or failed), one more
+ * while the look was cut at its most accounts (those past it are not
+ * seen, but wait). Those queued after the look are not counted: each comes
+ * with its own change (sup_watch) or is found by the next poll. 0 means a
+ * claim round may stop without asking again. */
 int64_t sup_store_claim_left(const sup_store_t *self);
 
 /* A claimed document whose `claims` is not a whole number after the claim

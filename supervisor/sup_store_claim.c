@@ -372,7 +372,10 @@ static int claim_in_account(sup_store_t *self, const bson_value_t *account,
     sup_store_append_claimable(&query, now, held, nheld);
     sup_store_account_key(account, key, sizeof(key));
     if (strlen(key) == 24 && bson_oid_is_valid(key, 24)) {
-        /* Both ways the CRM stores an account. */
+        /* Both ways the CRM stores an account, and the text as the look
+         * found it stored: hex in capitals is the same account (the key
+         * is lowercase), and a claim that matched only the lowercase text
+         * left such a document pending for ever. */
         bson_oid_t oid;
         bson_t acc, in;
         bson_oid_init_from_string(&oid, key);
@@ -380,6 +383,9 @@ static int claim_in_account(sup_store_t *self, const bson_value_t *account,
         BSON_APPEND_ARRAY_BEGIN(&acc, "$in", &in);
         BSON_APPEND_OID(&in, "0", &oid);
         BSON_APPEND_UTF8(&in, "1", key);
+        if (account->value_type == BSON_TYPE_UTF8 &&
+            strcmp(account->value.v_utf8.str, key) != 0)
+            BSON_APPEND_UTF8(&in, "2", account->value.v_utf8.str);
         bson_append_array_end(&acc, &in);
         bson_append_document_end(&query, &acc);
     } else {

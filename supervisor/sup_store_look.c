@@ -24,7 +24,8 @@ typedef struct candidate {
 struct sup_store_look {
     candidate_t list[SUP_STORE_LOOK_MAX];
     size_t n;
-    int stale; /* a claim from it came back empty: the next one looks */
+    size_t rows; /* the first aggregate's documents */
+    int stale;   /* a claim from it came back empty: the next one looks */
 };
 
 static int same_account(const bson_value_t *a, const bson_value_t *b)
@@ -83,6 +84,7 @@ static void add_candidate(void *arg, const bson_t *doc)
     bson_iter_t it;
     candidate_t *c;
     int64_t oldest = INT64_MAX, waiting = 1;
+    look->rows++;
     if (bson_iter_init_find(&it, doc, "n") &&
         (BSON_ITER_HOLDS_INT32(&it) || BSON_ITER_HOLDS_INT64(&it)))
         waiting = bson_iter_as_int64(&it);
@@ -166,6 +168,7 @@ void sup_store_look_forget(sup_store_t *self)
     for (size_t i = 0; i < look->n; i++)
         bson_value_destroy(&look->list[i].account);
     look->n = 0;
+    look->rows = 0;
     look->stale = 0;
 }
 
@@ -313,8 +316,14 @@ void sup_store_look_claimed(sup_store_t *self, const sup_store_turn_t *turn,
 int64_t sup_store_look_waiting(const sup_store_t *self)
 {
     int64_t n = 0;
-    if (self->look != NULL)
-        for (size_t i = 0; i < self->look->n; i++)
-            n += self->look->list[i].waiting;
+    if (self->look == NULL)
+        return 0;
+    for (size_t i = 0; i < self->look->n; i++)
+        n += self->look->list[i].waiting;
+    /* Cut at its $limit: accounts past it wait too, unseen; one more claim
+     * looks again and finds them (before, a freed slot waited for the next
+     * poll once the look's own were claimed). */
+    if (self->look->rows >= SUP_STORE_LOOK_MAX)
+        n++;
     return n;
 }

@@ -72,7 +72,8 @@ void sup_store_look_claimed(sup_store_t *self, const sup_store_turn_t *turn,
                             int claimed);
 /* Whether a look is kept, with something left, for the next claim. */
 int sup_store_look_kept(const sup_store_t *self);
-/* The claimable imports the kept look still counts. */
+/* The claimable imports the kept look still counts, one more when the look
+ * was cut at SUP_STORE_LOOK_MAX accounts (others may wait beyond it). */
 int64_t sup_store_look_waiting(const sup_store_t *self);
 /* Drops the kept look (sup_store_claim_forget). */
 void sup_store_look_forget(sup_store_t *self);

@@ -48,6 +48,7 @@
 #include "it_check.h"
 #include "it_env.h"
 #include "sup_store.h"
+#include "sup_store_priv.h"
 
 static it_env_t env;
 
@@ -314,11 +315,83 @@ static void test_stale_look(void **state)
     sup_store_destroy(&st);
 }
 
+/* One claim outside a loop (nothing held, nothing served): rc as
+ * sup_store_claim's; the claimed document's _id into *id when given. */
+static int claim_alone(sup_store_t *st, bson_oid_t *id)
+{
+    char err[512];
+    bson_t doc;
+    int rc = sup_store_claim(st, NULL, 0, NULL, 0, NULL, 0, 2, &doc, err,
+                             sizeof(err));
+    if (rc < 0)
+        fail_msg("claim: %s", err);
+    if (rc == 1 && id != NULL)
+        assert_int_equal(dip_bson_get_oid(&doc, "_id", id), 0);
+    if (rc == 1)
+        bson_destroy(&doc);
+    return rc;
+}
+
+/* More accounts waiting than a look holds: once the look's own are
+ * claimed, the claim still says some are left, so a freed slot claims at
+ * once instead of waiting for the next poll (the next claim looks again
+ * and finds the account past the cut). */
+static void test_look_cut(void **state)
+{
+    sup_store_t *st = fresh("look-cut");
+    bson_oid_t account, q;
+    (void)state;
+    for (int i = 0; i < SUP_STORE_LOOK_MAX + 1; i++) {
+        bson_oid_init(&account, NULL);
+        enqueue(&account, &q);
+    }
+    for (int i = 0; i < SUP_STORE_LOOK_MAX; i++) {
+        assert_int_equal(claim_alone(st, NULL), 1);
+        if (sup_store_claim_left(st) <= 0)
+            fail_msg("after claim %d of %d: nothing left, says the claim",
+                     i + 1, SUP_STORE_LOOK_MAX + 1);
+    }
+    assert_int_equal(claim_alone(st, &q), 1);
+    assert_int_equal(claim_alone(st, NULL), 0);
+    assert_int_equal(sup_store_claim_left(st), 0);
+    sup_store_destroy(&st);
+}
+
+/* An account stored as its hex text in capitals (the contract says
+ * lowercase, the CRM may not): the same account, claimed like any other,
+ * not left pending for ever. */
+static void test_capital_hex_account(void **state)
+{
+    sup_store_t *st = fresh("look-caps");
+    mongoc_collection_t *queues = it_coll(&env, "queues");
+    bson_oid_t account, q, got;
+    char hex[25];
+    bson_t *f, *u;
+    (void)state;
+    bson_oid_init(&account, NULL);
+    enqueue(&account, &q);
+    bson_oid_to_string(&account, hex);
+    for (char *c = hex; *c; c++)
+        if (*c >= 'a' && *c <= 'f')
+            *c = (char)(*c - 'a' + 'A');
+    f = BCON_NEW("_id", BCON_OID(&q));
+    u = BCON_NEW("$set", "{", "account_id", BCON_UTF8(hex), "}");
+    assert_true(mongoc_collection_update_one(queues, f, u, NULL, NULL, NULL));
+    assert_int_equal(claim_alone(st, &got), 1);
+    assert_true(bson_oid_equal(&got, &q));
+    bson_destroy(f);
+    bson_destroy(u);
+    mongoc_collection_destroy(queues);
+    sup_store_destroy(&st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kept_look),
         cmocka_unit_test(test_stale_look),
+        cmocka_unit_test(test_look_cut),
+        cmocka_unit_test(test_capital_hex_account),
     };
     int rc = it_env_init(&env, "sup_store_look");
     if (rc)
