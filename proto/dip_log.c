@@ -306,6 +306,10 @@ static char *json_line(int level, const char *import_id,
 
 static void logv(int level, const char *import_id,
                  const dip_log_field_t *fields, size_t nfields, const char *fmt,
+                 va_list ap) __attribute__((format(printf, 5, 0)));
+
+static void logv(int level, const char *import_id,
+                 const dip_log_field_t *fields, size_t nfields, const char *fmt,
                  va_list ap)
 {
     /* A message is at most MSG_MAX bytes; the four more let the cut see
