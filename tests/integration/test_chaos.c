@@ -15,8 +15,11 @@
  * At the end every import is final and completed, its deals are the good
  * rows exactly, no line twice, its errors the bad rows, its csv_imports
  * document one, with the counts that deals and csv_import_errors hold and
- * the queue's status, and the slow phase switched on and off (a run
- * without it did not test what it claims).
+ * the queue's status, every fixed fault made and the slow phase switched
+ * on and off (a run without them did not test what it claims). Each deal
+ * written is priced on the development server during the chaos
+ * (chaos_write_us), so the faults meet running imports on a machine of
+ * any speed.
  *
  * Seeded: it prints its seed; CI uses the fixed default, and
  * DEALIMPORT_CHAOS_SEED=N scripts/test -R chaos runs another. The seed fixes
