@@ -33,6 +33,7 @@ import bsonenc
 import cost
 import docupdate
 import planner
+import projection
 
 _MISSING = object()
 _EMPTY_ARRAY = ('\x00empty-array',)
@@ -914,6 +915,9 @@ class DevCollection(mongomock.collection.Collection):
         if container is ENCODED:
             if fields is None:
                 return bsonenc.encode(doc)
+            kept = projection.view(doc, fields)
+            if kept is not None:
+                return bsonenc.encode(kept)
             return bsonenc.encode(
                 super()._copy_only_fields(doc, fields, dict))
         return super()._copy_only_fields(doc, fields, container)

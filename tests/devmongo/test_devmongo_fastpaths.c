@@ -3,18 +3,19 @@
  * what MongoDB 5.0+ gives, checked through libmongoc against
  * DEALIMPORT_MONGODB_URI (any real server passes as is): a find returns a
  * document byte for byte as it was inserted, whatever its types (the
- * server's own encoder); {account_id, external_id: {$in: [...]}} over the
- * partial unique index returns each matching deal once, a multikey one
- * included, and nothing of another account or of a value of another type;
- * an update grown past 16 MiB in steps is refused with 17419 at the step
- * that passes, leaving the document as the step before left it (the size
- * each document carries from its insert and updates); a failed update of
- * nested paths leaves every nested document and array as it was (the
- * copy of what an update touches); an update of a field a unique index or
- * its partial filter reads is checked (11000 with keyPattern and
- * keyValue) and one of another field leaves the index holding the keys
- * it held. On the dev server only: what devOpLog charges the $in find and
- * an update (keys and documents examined, written), as before.
+ * server's own encoder), and an inclusion projection as mongod gives it
+ * (the projection's quick lane, and mongomock's for an array on a path);
+ * {account_id, external_id: {$in: [...]}} over the partial unique index returns
+ * each matching deal once, a multikey one included, and nothing of another
+ * account or of a value of another type; an update grown past 16 MiB in steps
+ * is refused with 17419 at the step that passes, leaving the document as the
+ * step before left it (the size each document carries from its insert and
+ * updates); a failed update of nested paths leaves every nested document and
+ * array as it was (the copy of what an update touches); an update of a field a
+ * unique index or its partial filter reads is checked (11000 with keyPattern
+ * and keyValue) and one of another field leaves the index holding the keys it
+ * held. On the dev server only: what devOpLog charges the $in find and an
+ * update (keys and documents examined, written), as before.
  *
  * Failure classes: 4 (one document poisons a loop): the refused update
  * changes its document not at all, nested parts included, and the next
@@ -126,6 +127,74 @@ static void test_find_returns_inserted_bytes(void **state)
     assert_stored(coll, 1, &doc);
 
     bson_destroy(&doc);
+    mongoc_collection_destroy(coll);
+}
+
+/* The first document of a find of {} with projection (destroyed) on coll,
+ * as bytes, into out. */
+static void find_projected(mongoc_collection_t *coll, bson_t *projection,
+                           bson_t *out)
+{
+    bson_t filter = BSON_INITIALIZER;
+    bson_t *opts = BCON_NEW("projection", BCON_DOCUMENT(projection));
+    mongoc_cursor_t *cursor =
+        mongoc_collection_find_with_opts(coll, &filter, opts, NULL);
+    const bson_t *doc;
+    bson_error_t error;
+
+    assert_true(mongoc_cursor_next(cursor, &doc));
+    bson_copy_to(doc, out);
+    assert_false(mongoc_cursor_error(cursor, &error));
+    mongoc_cursor_destroy(cursor);
+    bson_destroy(opts);
+    bson_destroy(projection);
+}
+
+static void assert_projects(mongoc_collection_t *coll, bson_t *projection,
+                            bson_t *want)
+{
+    bson_t got;
+
+    find_projected(coll, projection, &got);
+    assert_same_bytes(&got, want);
+    bson_destroy(&got);
+    bson_destroy(want);
+}
+
+/* Inclusion projections as mongod gives them: the kept fields in the
+ * document's order (not the projection's), _id first unless excluded, a
+ * dotted path keeping its parent with only that child (an empty parent
+ * when the child is absent, nothing under a scalar), an array on a path
+ * projected element by element; the stored document unchanged after. */
+static void test_find_projections(void **state)
+{
+    dm_fixture_t *fx = *state;
+    mongoc_collection_t *coll = dm_fresh(fx, "projections");
+    bson_t *doc =
+        BCON_NEW("_id", BCON_INT32(1), "a", BCON_INT32(1), "b", "{", "c",
+                 BCON_INT32(2), "d", BCON_INT32(3), "}", "e", BCON_UTF8("x"),
+                 "f", "[", "{", "c", BCON_INT32(1), "d", BCON_INT32(0), "}",
+                 "{", "c", BCON_INT32(2), "}", "]", "g", BCON_INT32(5));
+    bson_error_t error;
+
+    assert_true(mongoc_collection_insert_one(coll, doc, NULL, NULL, &error));
+    assert_projects(coll,
+                    BCON_NEW("e", BCON_INT32(1), "b.c", BCON_INT32(1), "a",
+                             BCON_BOOL(true)),
+                    BCON_NEW("_id", BCON_INT32(1), "a", BCON_INT32(1), "b", "{",
+                             "c", BCON_INT32(2), "}", "e", BCON_UTF8("x")));
+    assert_projects(coll, BCON_NEW("g.c", BCON_INT32(1), "zz", BCON_INT32(1)),
+                    BCON_NEW("_id", BCON_INT32(1)));
+    assert_projects(coll, BCON_NEW("b.z", BCON_INT32(1)),
+                    BCON_NEW("_id", BCON_INT32(1), "b", "{", "}"));
+    assert_projects(coll, BCON_NEW("f.c", BCON_INT32(1)),
+                    BCON_NEW("_id", BCON_INT32(1), "f", "[", "{", "c",
+                             BCON_INT32(1), "}", "{", "c", BCON_INT32(2), "}",
+                             "]"));
+    assert_projects(coll, BCON_NEW("_id", BCON_INT32(0), "g", BCON_INT32(1)),
+                    BCON_NEW("g", BCON_INT32(5)));
+    assert_stored(coll, 1, doc);
+    bson_destroy(doc);
     mongoc_collection_destroy(coll);
 }
 
@@ -487,6 +556,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_find_returns_inserted_bytes),
+        cmocka_unit_test(test_find_projections),
         cmocka_unit_test(test_in_over_unique_index),
         cmocka_unit_test(test_update_grown_past_16mib_in_steps),
         cmocka_unit_test(test_failed_nested_update_changes_nothing),
