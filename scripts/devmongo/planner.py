@@ -22,6 +22,7 @@ pick better but never needs a scan where this finds an index.
 """
 
 import datetime
+import operator
 
 NO_PLAN_MESSAGE = "No indexed plans available, and running with 'notablescan'"
 
@@ -160,18 +161,69 @@ def _implies(fields, partial):
             return False
         if got == want:
             continue
-        if _is_operator_doc(want) and list(want) == ['$exists'] and \
-                want['$exists'] is True:
-            if not _matches_missing(got):
+        if not _is_operator_doc(want):
+            if _values(got) == [want]:
                 continue
             return False
-        if not _is_operator_doc(want) and _is_operator_doc(got) and \
-                list(got) == ['$eq'] and got['$eq'] == want:
-            continue
-        if _is_operator_doc(want) and list(want) == ['$type'] and \
-                _of_types(got, want['$type']):
+        if all(_implies_op(got, op, arg) for op, arg in want.items()):
             continue
         return False
+    return True
+
+
+def _implies_op(got, op, arg):
+    """Whether a query's condition implies one operator of a partial
+    filter's condition on the same field: {$exists: true} (the condition
+    cannot match a missing field), {$type} (every value it can match is
+    of the type), a range ($gt, $gte, $lt, $lte: every value it can match
+    compares so with the bound, in the bound's type bracket, as mongod's
+    planner proves an equality or each value of an $in a subset of a
+    comparison), or {$eq} of the one value it can match."""
+    if op == '$exists':
+        return arg is True and not _matches_missing(got)
+    if op == '$type':
+        return _of_types(got, arg)
+    if op == '$eq':
+        return _values(got) == [arg]
+    if op in _RANGES:
+        return _within(got, _RANGES[op], arg)
+    return False
+
+
+def _values(got):
+    """The values a condition can match among, when it names them (a plain
+    value, {$eq: value}, {$in: [values]}); None otherwise."""
+    if not _is_operator_doc(got):
+        return [got]
+    if list(got) == ['$eq']:
+        return [got['$eq']]
+    if list(got) == ['$in'] and isinstance(got['$in'], list):
+        return got['$in']
+    return None
+
+
+_RANGES = {'$gt': operator.gt, '$gte': operator.ge, '$lt': operator.lt,
+           '$lte': operator.le}
+# Type brackets: values of one bracket compare with each other, and a
+# range matches values of its bound's bracket only.
+_BRACKETS = {1: 'number', 16: 'number', 18: 'number', 2: 'string',
+             7: 'objectId', 8: 'bool', 9: 'date'}
+
+
+def _within(got, compare, bound):
+    values = _values(got)
+    want = _BRACKETS.get(_type_code(bound))
+    if values is None or want is None:
+        return False
+    for v in values:
+        if isinstance(v, (dict, list)) or \
+                _BRACKETS.get(_type_code(v)) != want:
+            return False
+        try:
+            if not compare(v, bound):
+                return False
+        except TypeError:  # datetimes with and without a zone
+            return False
     return True
 
 
@@ -215,13 +267,8 @@ def _of_types(got, types):
             want.add(_TYPE_CODES.get(t))
         elif isinstance(t, (int, float)) and not isinstance(t, bool):
             want.add(int(t))
-    if not _is_operator_doc(got):
-        values = [got]
-    elif list(got) == ['$eq']:
-        values = [got['$eq']]
-    elif list(got) == ['$in'] and isinstance(got['$in'], list):
-        values = got['$in']
-    else:
+    values = _values(got)
+    if values is None:
         return False
     return all(not isinstance(v, (dict, list)) and _type_code(v) in want
                for v in values)

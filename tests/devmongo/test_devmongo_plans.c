@@ -9,8 +9,9 @@
  * filter implied on the same path; a sparse index cannot serve a query that
  * matches a missing field; a sort an index gives is an indexed plan; an
  * empty query is never refused. A partial {$type} index is implied by values
- * of that type. A $in on a unique index is sought key by key and charged
- * so. Runs on the dev server only.
+ * of that type, a partial range by values of its type past its bound. A $in on
+ * a unique index is sought key by key and charged so. Runs on the dev server
+ * only.
  *
  * Failure classes: 3 (every recurring query on an index) rests on these
  * rules being mongod's: kinder here, a scan would pass the suite and reach
@@ -70,6 +71,14 @@ static const plan_case_t cases[] = {
      "IXSCAN { k: 1, v: 1 }"},
     {"{\"k\": 1, \"v\": {\"$in\": [\"x\", 5]}}", NULL, NULL},
     {"{\"k\": 1, \"v\": 5}", NULL, NULL},
+    /* partial {w: {$type: 'string', $gt: ''}} on {k, w}, unique (the index
+     * a custom match field asks for): implied by strings past '' only */
+    {"{\"k\": 1, \"w\": \"x\"}", NULL, "IXSCAN { k: 1, w: 1 }"},
+    {"{\"k\": 1, \"w\": {\"$in\": [\"C3\", \"C2\"]}}", NULL,
+     "IXSCAN { k: 1, w: 1 }"},
+    {"{\"k\": 1, \"w\": \"\"}", NULL, NULL},
+    {"{\"k\": 1, \"w\": {\"$in\": [\"x\", 5]}}", NULL, NULL},
+    {"{\"k\": 1, \"w\": 5}", NULL, NULL},
 };
 
 static void make_indexes(mongoc_collection_t *coll)
@@ -89,7 +98,10 @@ static void make_indexes(mongoc_collection_t *coll)
         "k", BCON_INT32(1), "v", BCON_INT32(1), "}", "name",
         BCON_UTF8("kv_str"), "unique", BCON_BOOL(true),
         "partialFilterExpression", "{", "v", "{", "$type", BCON_UTF8("string"),
-        "}", "}", "}", "]");
+        "}", "}", "}", "{", "key", "{", "k", BCON_INT32(1), "w", BCON_INT32(1),
+        "}", "name", BCON_UTF8("kw_code"), "unique", BCON_BOOL(true),
+        "partialFilterExpression", "{", "w", "{", "$type", BCON_UTF8("string"),
+        "$gt", BCON_UTF8(""), "}", "}", "}", "]");
 
     assert_true(mongoc_collection_write_command_with_opts(coll, cmd, NULL, NULL,
                                                           &error));
