@@ -34,8 +34,9 @@ wrk_upsert_t *wrk_upsert_new(wrk_db_t *db, const wrk_match_t *m,
     self->changes = wrk_db_collection(db, WRK_UPSERT_CHANGES);
     self->seen = wrk_keys_new();
     self->found = wrk_keys_new();
+    self->names = wrk_keys_new();
     if (self->deals == NULL || self->changes == NULL || self->seen == NULL ||
-        self->found == NULL)
+        self->found == NULL || self->names == NULL)
         wrk_upsert_destroy(&self);
     return self;
 }
@@ -70,6 +71,7 @@ void wrk_upsert_destroy(wrk_upsert_t **self_p)
         mongoc_collection_destroy(self->changes);
     wrk_keys_destroy(&self->seen);
     wrk_keys_destroy(&self->found);
+    wrk_keys_destroy(&self->names);
     free(self);
     *self_p = NULL;
 }
@@ -148,14 +150,74 @@ static void lower_hex(const char *key, char out[25])
     out[24] = '\0';
 }
 
+/* Adds path to proj once (names: the paths added, this batch). */
+static int project(bson_t *proj, wrk_keys_t *names, const char *path)
+{
+    size_t len = strlen(path);
+    int64_t n = wrk_keys_get(names, path, len);
+    if (n >= 0)
+        return 0;
+    if (wrk_keys_put(names, path, len, 1) < 0)
+        return -1;
+    return BSON_APPEND_INT32(proj, path, 1) ? 0 : -1;
+}
+
+/* The lookup's projection: what decide() reads of a found deal and
+ * nothing else. The fields the batch's rows map (a custom field as its
+ * own path under additional_info), the stage and tags, the pipeline, the
+ * match field, and the import marks written_by reads; the fields after
+ * stage_id in a row are the worker's own (wrk_diff), of which only tags is
+ * compared. A deal's other fields (its owner, notes, contacts, the
+ * fields this file does not map) never cross the wire. -1 out of memory. */
+static int lookup_projection(wrk_upsert_t *self, bson_t *const *docs, size_t n,
+                             bson_t *proj)
+{
+    static const char *const always[] = {"pipeline_id", "stage_id", "tags",
+                                         "import", "last_import"};
+    wrk_keys_clear(self->names);
+    for (size_t i = 0; i < sizeof(always) / sizeof(always[0]); i++)
+        if (project(proj, self->names, always[i]) < 0)
+            return -1;
+    if (strcmp(self->m->field, "_id") != 0 &&
+        project(proj, self->names, self->m->field) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        bson_iter_t it, sub;
+        if (!bson_iter_init(&it, docs[i]))
+            continue;
+        while (bson_iter_next(&it)) {
+            const char *key = bson_iter_key(&it);
+            if (strcmp(key, "stage_id") == 0)
+                break;
+            if (strcmp(key, "_id") == 0)
+                continue;
+            if (strcmp(key, "additional_info") == 0 &&
+                BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &sub)) {
+                while (bson_iter_next(&sub)) {
+                    char dotted[64];
+                    int w = snprintf(dotted, sizeof(dotted),
+                                     "additional_info.%s", bson_iter_key(&sub));
+                    if (w < 0 || (size_t)w >= sizeof(dotted) ||
+                        project(proj, self->names, dotted) < 0)
+                        return -1;
+                }
+                continue;
+            }
+            if (project(proj, self->names, key) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 /* One query for the batch's keys: {account_id, <field>: {$in}}, on the
  * field's unique index (deal_id: _id's), bounded by maxTimeMS below the
  * socket timeout (no abandoned copy runs on in the server). Its cost is a
  * batch's keys whatever the size of the import, so a retry with the same
  * bound is not a livelock: a slow server fails it only as often as the
  * worker's attempts allow, then the import resumes later. */
-static int lookup(wrk_upsert_t *self, const bson_t *in, char *err,
-                  size_t errlen)
+static int lookup(wrk_upsert_t *self, const bson_t *in, const bson_t *proj,
+                  char *err, size_t errlen)
 {
     bson_t filter = BSON_INITIALIZER, sub, *opts;
     int rc = WRK_DB_OK;
@@ -167,6 +229,8 @@ static int lookup(wrk_upsert_t *self, const bson_t *in, char *err,
     opts =
         BCON_NEW("maxTimeMS", BCON_INT64((int64_t)wrk_db_max_time_ms(self->db)),
                  "batchSize", BCON_INT64((int64_t)bson_count_keys(in) + 1));
+    if (proj)
+        BSON_APPEND_DOCUMENT(opts, "projection", proj);
     for (int attempt = 1;; attempt++) {
         mongoc_cursor_t *c =
             mongoc_collection_find_with_opts(self->deals, &filter, opts, NULL);
@@ -442,7 +506,11 @@ int wrk_upsert_batch(wrk_upsert_t *self, bson_t *const *docs,
     }
     drop_found(self);
     if (nin > 0) {
-        rc = lookup(self, &in, err, errlen);
+        bson_t proj = BSON_INITIALIZER;
+        /* out of memory for the projection: the whole deals */
+        int projected = lookup_projection(self, docs, n, &proj) == 0;
+        rc = lookup(self, &in, projected ? &proj : NULL, err, errlen);
+        bson_destroy(&proj);
         if (rc != WRK_DB_OK)
             goto cleanup;
     }

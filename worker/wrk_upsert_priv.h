@@ -19,6 +19,7 @@ struct wrk_upsert {
     mongoc_collection_t *deals, *changes;
     wrk_keys_t *seen;  /* key -> first line, over the run */
     wrk_keys_t *found; /* key -> index in found_docs, this batch */
+    wrk_keys_t *names; /* the lookup projection's paths, this batch */
     bson_t **found_docs;
     size_t nfound, found_cap;
     void (*before_write)(void *); /* wrk_upsert_set_before_write */

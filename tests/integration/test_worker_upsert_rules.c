@@ -31,6 +31,8 @@
 #define ACCOUNT_DEALS                                                          \
     "{\"account_id\":{\"$oid\":\"%s\"},\"import\":{\"$exists\":true}}"
 #define CF IT_UPSERT_CF
+/* a custom field only test_other_match_fields maps */
+#define CF2 "64b00000000000000000c0de"
 
 static it_env_t env;
 
@@ -252,6 +254,153 @@ static void test_refusals(void **state)
     assert_int_equal(it_upsert_count(&env, "deals", ACCOUNT_DEALS, a), 0);
 }
 
+/* The deal ids of account's deals R00001..R0000n, in that order. */
+static void deal_ids(const bson_oid_t *account, int n, bson_oid_t *ids)
+{
+    for (int i = 1; i <= n; i++) {
+        char ref[16];
+        mongoc_collection_t *c = it_coll(&env, "deals");
+        bson_t *f;
+        mongoc_cursor_t *cur;
+        const bson_t *d;
+        snprintf(ref, sizeof(ref), "R%05d", i);
+        f = BCON_NEW("account_id", BCON_OID(account), "external_id",
+                     BCON_UTF8(ref));
+        cur = mongoc_collection_find_with_opts(c, f, NULL, NULL);
+        assert_true(mongoc_cursor_next(cur, &d));
+        assert_int_equal(dip_bson_get_oid(d, "_id", &ids[i - 1]), 0);
+        mongoc_cursor_destroy(cur);
+        bson_destroy(f);
+        mongoc_collection_destroy(c);
+    }
+}
+
+/* The two match fields besides external_id, end to end: deal_id (the
+ * CRM's export of ids, one written in capitals) in update mode, and a
+ * custom field with the unique index the refusal's sentence asks for, in
+ * upsert mode. Each finds its deal (the lookup reads only the fields the
+ * file maps, its key among them), changes what differs, keeps an empty
+ * cell's value and the fields the file does not map, and leaves an equal
+ * row unchanged. */
+static void test_other_match_fields(void **state)
+{
+    static const char code_maps[] =
+        "{\"Code\":\"" CF2 "\",\"Name\":\"name\",\"Value\":\"value\","
+        "\"Stage\":\"stage_id\"}";
+    static const char id_maps[] =
+        "{\"Id\":\"deal_id\",\"Name\":\"name\",\"Value\":\"value\","
+        "\"Region\":\"" CF "\",\"Stage\":\"stage_id\"}";
+    bson_oid_t account, user, pipeline, qid, ids[3];
+    char a[25], h[3][25], up[25], csv[512], qh[25];
+    bson_t q, reply;
+    bson_error_t error;
+    (void)state;
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    it_pipeline(&env, &account, &pipeline);
+    bson_oid_to_string(&account, a);
+    it_upsert_write_base(&env, "imports/upsert/base-m.csv", 3);
+    it_upsert_enqueue(&env, "imports/upsert/base-m.csv", &account, &user,
+                      &pipeline, NULL, NULL, it_upsert_mappings, &qid);
+    it_upsert_run(&env, &qid, NULL, "completed", &q);
+    bson_destroy(&q);
+    deal_ids(&account, 3, ids);
+    for (int i = 0; i < 3; i++)
+        bson_oid_to_string(&ids[i], h[i]);
+    for (int c = 0; c < 24; c++)
+        up[c] = (char)(h[0][c] >= 'a' ? h[0][c] - 32 : h[0][c]);
+    up[24] = '\0';
+
+    /* deal_id, update mode: line 1 renames R00001 and empties its region
+     * cell (kept), line 2 is R00002 as it is */
+    snprintf(csv, sizeof(csv),
+             "Id,Name,Value,Region,Stage\n%s,Renamed,5,,\n%s,Deal 2,102,r2,\n",
+             up, h[1]);
+    it_put(&env, "imports/upsert/ids.csv", csv, strlen(csv));
+    it_upsert_enqueue(&env, "imports/upsert/ids.csv", &account, &user,
+                      &pipeline, "update", "deal_id", id_maps, &qid);
+    it_upsert_run(&env, &qid, NULL, "completed", &q);
+    bson_destroy(&q);
+    bson_oid_to_string(&qid, qh);
+    assert_int_equal(
+        it_upsert_count(&env, "csv_imports",
+                        "{\"queue_id\":{\"$oid\":\"%s\"},"
+                        "\"total_records_added\":0,\"total_records_updated\":1,"
+                        "\"total_records_unchanged\":1,\"total_errors\":0}",
+                        qh),
+        1);
+    assert_int_equal(
+        it_upsert_count(&env, "deals",
+                        "{\"_id\":{\"$oid\":\"%s\"},\"name\":\"Renamed\","
+                        "\"value\":5,\"external_id\":\"R00001\","
+                        "\"additional_info." CF "\":\"r1\"}",
+                        h[0]),
+        1);
+
+    /* a custom field as the key: its unique index first, as the refusal's
+     * sentence words it, then a code on each deal (as a user would give
+     * them in the CRM) */
+    {
+        mongoc_collection_t *c = it_coll(&env, "deals");
+        bson_t *cmd = BCON_NEW(
+            "createIndexes", BCON_UTF8("deals"), "indexes", "[", "{", "key",
+            "{", "account_id", BCON_INT32(1), "additional_info." CF2,
+            BCON_INT32(1), "}", "name", BCON_UTF8("account_code"), "unique",
+            BCON_BOOL(true), "partialFilterExpression", "{",
+            "additional_info." CF2, "{", "$type", BCON_UTF8("string"), "$gt",
+            BCON_UTF8(""), "}", "}", "}", "]");
+        assert_true(
+            mongoc_collection_command_simple(c, cmd, NULL, &reply, &error));
+        bson_destroy(&reply);
+        bson_destroy(cmd);
+        for (int i = 0; i < 3; i++) {
+            char code[8];
+            bson_t *f = BCON_NEW("_id", BCON_OID(&ids[i]));
+            bson_t *u;
+            snprintf(code, sizeof(code), "C%d", i + 1);
+            u = BCON_NEW("$set", "{", "additional_info." CF2, BCON_UTF8(code),
+                         "}");
+            assert_true(
+                mongoc_collection_update_one(c, f, u, NULL, NULL, &error));
+            bson_destroy(f);
+            bson_destroy(u);
+        }
+        mongoc_collection_destroy(c);
+    }
+    /* C3 gets a value, C2 is as it is (empty stages keep theirs), C9 is
+     * new */
+    snprintf(csv, sizeof(csv),
+             "Code,Name,Value,Stage\nC3,Deal 3,33,\nC2,Deal 2,102,\n"
+             "C9,Nine,9,s1\n");
+    it_put(&env, "imports/upsert/codes.csv", csv, strlen(csv));
+    it_upsert_enqueue(&env, "imports/upsert/codes.csv", &account, &user,
+                      &pipeline, "upsert", CF2, code_maps, &qid);
+    it_upsert_run(&env, &qid, NULL, "completed", &q);
+    bson_destroy(&q);
+    bson_oid_to_string(&qid, qh);
+    assert_int_equal(
+        it_upsert_count(&env, "csv_imports",
+                        "{\"queue_id\":{\"$oid\":\"%s\"},"
+                        "\"total_records_added\":1,\"total_records_updated\":1,"
+                        "\"total_records_unchanged\":1,\"total_errors\":0}",
+                        qh),
+        1);
+    assert_int_equal(
+        it_upsert_count(&env, "deals",
+                        "{\"_id\":{\"$oid\":\"%s\"},\"name\":\"Deal 3\","
+                        "\"value\":33,\"external_id\":\"R00003\","
+                        "\"additional_info." CF "\":\"r3\"}",
+                        h[2]),
+        1);
+    assert_int_equal(
+        it_upsert_count(&env, "deals",
+                        "{\"account_id\":{\"$oid\":\"%s\"},\"name\":\"Nine\","
+                        "\"additional_info." CF2 "\":\"C9\"}",
+                        a),
+        1);
+    assert_int_equal(it_upsert_count(&env, "deals", ACCOUNT_DEALS, a), 4);
+}
+
 /* `dealimportctl enqueue --mode upsert --match external_id --success-file`
  * writes what the worker reads; an unknown mode, or update without a
  * match, is a usage error. */
@@ -430,6 +579,7 @@ int main(void)
         cmocka_unit_test(test_dry_run),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_empty_cells),
+        cmocka_unit_test(test_other_match_fields),
     };
     int rc = it_env_init(&env, "wupsrules");
     if (rc)
