@@ -159,10 +159,10 @@ def _implies(fields, partial):
         got = fields.get(field, _MISSING)
         if got is _MISSING:
             return False
-        if got == want:
+        if type(got) is type(want) and got == want:
             continue
         if not _is_operator_doc(want):
-            if _values(got) == [want]:
+            if _only(got, want):
                 continue
             return False
         if all(_implies_op(got, op, arg) for op, arg in want.items()):
@@ -184,7 +184,7 @@ def _implies_op(got, op, arg):
     if op == '$type':
         return _of_types(got, arg)
     if op == '$eq':
-        return _values(got) == [arg]
+        return _only(got, arg)
     if op in _RANGES:
         return _within(got, _RANGES[op], arg)
     return False
@@ -200,6 +200,14 @@ def _values(got):
     if list(got) == ['$in'] and isinstance(got['$in'], list):
         return got['$in']
     return None
+
+
+def _only(got, want):
+    """Whether the only value a condition can match is want, of want's
+    type (Python's 1 == True is no BSON equality)."""
+    values = _values(got)
+    return values is not None and len(values) == 1 and \
+        type(values[0]) is type(want) and values[0] == want
 
 
 _RANGES = {'$gt': operator.gt, '$gte': operator.ge, '$lt': operator.lt,

@@ -79,6 +79,11 @@ static const plan_case_t cases[] = {
     {"{\"k\": 1, \"w\": \"\"}", NULL, NULL},
     {"{\"k\": 1, \"w\": {\"$in\": [\"x\", 5]}}", NULL, NULL},
     {"{\"k\": 1, \"w\": 5}", NULL, NULL},
+    /* partial {on: 1} on {y}: an equality of another type is no match
+     * (1 is not true in BSON); a $in of the one value is */
+    {"{\"y\": 1, \"on\": 1}", NULL, "IXSCAN { y: 1 }"},
+    {"{\"y\": 1, \"on\": {\"$in\": [1]}}", NULL, "IXSCAN { y: 1 }"},
+    {"{\"y\": 1, \"on\": true}", NULL, NULL},
 };
 
 static void make_indexes(mongoc_collection_t *coll)
@@ -101,7 +106,9 @@ static void make_indexes(mongoc_collection_t *coll)
         "}", "}", "}", "{", "key", "{", "k", BCON_INT32(1), "w", BCON_INT32(1),
         "}", "name", BCON_UTF8("kw_code"), "unique", BCON_BOOL(true),
         "partialFilterExpression", "{", "w", "{", "$type", BCON_UTF8("string"),
-        "$gt", BCON_UTF8(""), "}", "}", "}", "]");
+        "$gt", BCON_UTF8(""), "}", "}", "}", "{", "key", "{", "y",
+        BCON_INT32(1), "}", "name", BCON_UTF8("y_on"),
+        "partialFilterExpression", "{", "on", BCON_INT32(1), "}", "}", "]");
 
     assert_true(mongoc_collection_write_command_with_opts(coll, cmd, NULL, NULL,
                                                           &error));
