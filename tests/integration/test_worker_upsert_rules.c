@@ -36,6 +36,22 @@
 
 static it_env_t env;
 
+/* Puts csv at key and runs it as an import of account's pipeline in mode
+ * by match with maps, to completed; its queue id in qid. */
+static void run_csv(const char *key, const char *csv, const bson_oid_t *account,
+                    const bson_oid_t *pipeline, const char *mode,
+                    const char *match, const char *maps, bson_oid_t *qid)
+{
+    bson_oid_t user;
+    bson_t q;
+    bson_oid_init(&user, NULL);
+    it_put(&env, key, csv, strlen(csv));
+    it_upsert_enqueue(&env, key, account, &user, pipeline, mode, match, maps,
+                      qid);
+    it_upsert_run(&env, qid, NULL, "completed", &q);
+    bson_destroy(&q);
+}
+
 /* R1 on lines 2 and 3 (one batch of 10), R2 on lines 5 and 15 (two). */
 static void test_repeated_keys(void **state)
 {
@@ -227,11 +243,8 @@ static void test_refusals(void **state)
     }
     bson_oid_to_string(&theirs, th);
     snprintf(csv, sizeof(csv), "Id,Name,Value,Stage\n%s,Mine now,1,s1\n", th);
-    it_put(&env, "imports/upsert/theirs.csv", csv, strlen(csv));
-    it_upsert_enqueue(&env, "imports/upsert/theirs.csv", &account, &user,
-                      &pipeline, "update", "deal_id", deal_maps, &qid);
-    it_upsert_run(&env, &qid, NULL, "completed", &q);
-    bson_destroy(&q);
+    run_csv("imports/upsert/theirs.csv", csv, &account, &pipeline, "update",
+            "deal_id", deal_maps, &qid);
     bson_oid_to_string(&qid, qh);
     {
         char msg[256];
@@ -316,11 +329,8 @@ static void test_other_match_fields(void **state)
     snprintf(csv, sizeof(csv),
              "Id,Name,Value,Region,Stage\n%s,Renamed,5,,\n%s,Deal 2,102,r2,\n",
              up, h[1]);
-    it_put(&env, "imports/upsert/ids.csv", csv, strlen(csv));
-    it_upsert_enqueue(&env, "imports/upsert/ids.csv", &account, &user,
-                      &pipeline, "update", "deal_id", id_maps, &qid);
-    it_upsert_run(&env, &qid, NULL, "completed", &q);
-    bson_destroy(&q);
+    run_csv("imports/upsert/ids.csv", csv, &account, &pipeline, "update",
+            "deal_id", id_maps, &qid);
     bson_oid_to_string(&qid, qh);
     assert_int_equal(
         it_upsert_count(&env, "csv_imports",
@@ -372,11 +382,8 @@ static void test_other_match_fields(void **state)
     snprintf(csv, sizeof(csv),
              "Code,Name,Value,Stage\nC3,Deal 3,33,\nC2,Deal 2,102,\n"
              "C9,Nine,9,s1\n");
-    it_put(&env, "imports/upsert/codes.csv", csv, strlen(csv));
-    it_upsert_enqueue(&env, "imports/upsert/codes.csv", &account, &user,
-                      &pipeline, "upsert", CF2, code_maps, &qid);
-    it_upsert_run(&env, &qid, NULL, "completed", &q);
-    bson_destroy(&q);
+    run_csv("imports/upsert/codes.csv", csv, &account, &pipeline, "upsert", CF2,
+            code_maps, &qid);
     bson_oid_to_string(&qid, qh);
     assert_int_equal(
         it_upsert_count(&env, "csv_imports",
