@@ -305,6 +305,16 @@ int sup_store_ensure_indexes(sup_store_t *self, char *err, size_t errlen)
         index_one(self->queues, "source_status_created",
                   BCON_NEW("source", BCON_INT32(1), "status", BCON_INT32(1),
                            "created_at", BCON_INT32(1)),
+                  0, err, errlen) ||
+        /* The claim (sup_store_claim.c): one account's oldest claimable
+         * import, so the claim reads that account's imports in its sort's
+         * order, not the whole backlog of every account at every claim
+         * (source_status_created serves the look's $match, which names
+         * no account). */
+        index_one(self->queues, "source_account_status_created",
+                  BCON_NEW("source", BCON_INT32(1), "account_id",
+                           BCON_INT32(1), "status", BCON_INT32(1),
+                           "created_at", BCON_INT32(1), "_id", BCON_INT32(1)),
                   0, err, errlen))
         return SUP_STORE_EFAIL;
     /* A source is deleted only when no queue document that is not final

@@ -357,6 +357,76 @@ static void test_look_cut(void **state)
     sup_store_destroy(&st);
 }
 
+/* The most keys or documents one findAndModify on this test's queues
+ * examined, by the development server's op log (the log emptied after);
+ * -1 on a server without one (a real one). */
+static long claim_examined_most(void)
+{
+    char ns[160];
+    bson_t *cmd, reply;
+    bson_iter_t it, ops;
+    long most = -1;
+    snprintf(ns, sizeof(ns), "%s.queues", env.dbname);
+    cmd = BCON_NEW("devOpLog", BCON_INT32(1), "ns", BCON_UTF8(ns), "op",
+                   BCON_UTF8("findAndModify"), "limit", BCON_INT32(10000),
+                   "reset", BCON_BOOL(true));
+    if (mongoc_client_command_simple(env.client, "admin", cmd, NULL, &reply,
+                                     NULL) &&
+        bson_iter_init_find(&it, &reply, "ops") &&
+        bson_iter_recurse(&it, &ops)) {
+        most = 0;
+        while (bson_iter_next(&ops)) {
+            const uint8_t *data;
+            uint32_t len;
+            bson_t op;
+            if (!BSON_ITER_HOLDS_DOCUMENT(&ops))
+                continue;
+            bson_iter_document(&ops, &len, &data);
+            if (!bson_init_static(&op, data, len))
+                continue;
+            if (dip_bson_get_int(&op, "keysExamined", 0) > most)
+                most = (long)dip_bson_get_int(&op, "keysExamined", 0);
+            if (dip_bson_get_int(&op, "docsExamined", 0) > most)
+                most = (long)dip_bson_get_int(&op, "docsExamined", 0);
+        }
+    }
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+    return most;
+}
+
+/* A claim reads its own account's imports, not the queue's: with 40
+ * accounts of 25 imports each, every claim's findAndModify examines at
+ * most the claimed account's 25 (and one more), on an index that leads
+ * with the account. It examined all 1,000 when the only index was
+ * (source, status, created_at): the queue's whole backlog at every claim,
+ * which on a busy database outlasts the claim's time bound and stops
+ * claims for every account (failure classes 1 and 3). The development
+ * server charges every document in the index's bounds; mongod walks the
+ * bounds in the sort's order and stops at the first, so it reads fewer
+ * still. */
+static void test_claim_reads_its_account(void **state)
+{
+    sup_store_t *st = fresh("look-account");
+    bson_oid_t accounts[40], q;
+    long most;
+    (void)state;
+    for (int a = 0; a < 40; a++)
+        bson_oid_init(&accounts[a], NULL);
+    for (int i = 0; i < 25; i++)
+        for (int a = 0; a < 40; a++)
+            enqueue(&accounts[a], &q);
+    claim_examined_most();
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(claim_alone(st, NULL), 1);
+    most = claim_examined_most();
+    if (most >= 0 && most > 26)
+        fail_msg("a claim examined %ld queue documents or keys; its account "
+                 "has 25",
+                 most);
+    sup_store_destroy(&st);
+}
+
 /* An account stored as its hex text in capitals (the contract says
  * lowercase, the CRM may not): the same account, claimed like any other,
  * not left pending for ever. */
@@ -392,6 +462,7 @@ int main(void)
         cmocka_unit_test(test_stale_look),
         cmocka_unit_test(test_look_cut),
         cmocka_unit_test(test_capital_hex_account),
+        cmocka_unit_test(test_claim_reads_its_account),
     };
     int rc = it_env_init(&env, "sup_store_look");
     if (rc)
