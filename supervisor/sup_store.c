@@ -312,9 +312,9 @@ int sup_store_ensure_indexes(sup_store_t *self, char *err, size_t errlen)
          * (source_status_created serves the look's $match, which names
          * no account). */
         index_one(self->queues, "source_account_status_created",
-                  BCON_NEW("source", BCON_INT32(1), "account_id",
-                           BCON_INT32(1), "status", BCON_INT32(1),
-                           "created_at", BCON_INT32(1), "_id", BCON_INT32(1)),
+                  BCON_NEW("source", BCON_INT32(1), "account_id", BCON_INT32(1),
+                           "status", BCON_INT32(1), "created_at", BCON_INT32(1),
+                           "_id", BCON_INT32(1)),
                   0, err, errlen))
         return SUP_STORE_EFAIL;
     /* A source is deleted only when no queue document that is not final
