@@ -14,17 +14,45 @@
 #define BATCH 500
 #define CHANGES "deal_import_changes"
 
+/* The tags the import added against the deal's tags: *all when the deal
+ * holds every one, *none when it holds none. 0 when the record added no
+ * tag. */
+static int judge_tags(const bson_t *change, const bson_t *deal, int *all,
+                      int *none)
+{
+    bson_iter_t it, t, dt, d;
+    int n = 0;
+    *all = 1;
+    *none = 1;
+    if (!bson_iter_init_find(&it, change, "tags_added") ||
+        !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &t))
+        return 0;
+    while (bson_iter_next(&t)) {
+        int has = 0;
+        if (bson_iter_init_find(&dt, deal, "tags") &&
+            BSON_ITER_HOLDS_ARRAY(&dt) && bson_iter_recurse(&dt, &d))
+            while (!has && bson_iter_next(&d))
+                has = dip_bson_iter_equal(&t, &d);
+        if (has)
+            *none = 0;
+        else
+            *all = 0;
+        n++;
+    }
+    return n;
+}
+
 int ctl_restore_judge(const bson_t *change, const bson_t *deal)
 {
     bson_iter_t it, ch;
-    int all_a = 1, all_b = 1, n = 0;
+    int all_a = 1, all_b = 1, n = 0, tags_all, tags_none;
     if (deal == NULL || !bson_iter_init_find(&it, change, "changes") ||
         !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &ch))
         return 0;
     while (bson_iter_next(&ch)) {
         bson_iter_t e, f, a, b, cur;
         const char *field;
-        int has_cur, has_b;
+        int found, has_b;
         if (!BSON_ITER_HOLDS_DOCUMENT(&ch) || !bson_iter_recurse(&ch, &e))
             return 0;
         if (!bson_iter_recurse(&ch, &f) || !bson_iter_find(&f, "f") ||
@@ -33,18 +61,23 @@ int ctl_restore_judge(const bson_t *change, const bson_t *deal)
             return 0;
         field = bson_iter_utf8(&f, NULL);
         has_b = bson_iter_recurse(&ch, &b) && bson_iter_find(&b, "b");
-        has_cur = bson_iter_init(&cur, deal) &&
-                  bson_iter_find_descendant(&cur, field, &cur) &&
-                  !BSON_ITER_HOLDS_NULL(&cur);
-        if (!has_cur || !dip_bson_iter_equal(&cur, &a))
+        found = bson_iter_init(&cur, deal) &&
+                bson_iter_find_descendant(&cur, field, &cur);
+        if (!found || !dip_bson_iter_equal(&cur, &a))
             all_a = 0;
-        if (has_b ? !(has_cur && dip_bson_iter_equal(&cur, &b)) : has_cur)
+        /* a previous null is put back as null; a field the deal lacked
+         * is unset (null counts as absent) */
+        if (has_b ? !(found && dip_bson_iter_equal(&cur, &b))
+                  : found && !BSON_ITER_HOLDS_NULL(&cur))
             all_b = 0;
         n++;
     }
+    /* the tags the import added are values it wrote, as the fields are:
+     * a record may hold only tags (the row's values equalled the deal's) */
+    n += judge_tags(change, deal, &tags_all, &tags_none);
     if (n == 0)
         return 0;
-    return all_a ? 1 : all_b ? 2 : 0;
+    return all_a && tags_all ? 1 : all_b && tags_none ? 2 : 0;
 }
 
 typedef struct batch {
@@ -134,6 +167,15 @@ static int add_restore(mongoc_bulk_operation_t *bulk, const bson_t *rec,
             else
                 nunset++;
         }
+    /* and every tag it added, as ctl_restore_judge saw them */
+    if (bson_iter_init_find(&it, rec, "tags_added") &&
+        BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &t) &&
+        bson_iter_next(&t)) {
+        bson_t all;
+        BSON_APPEND_DOCUMENT_BEGIN(&sel, "tags", &all);
+        bson_append_iter(&all, "$all", -1, &it);
+        bson_append_document_end(&sel, &all);
+    }
     BSON_APPEND_DATE_TIME(&set, "updated_at", dip_bson_now_ms());
     bson_append_document_end(&upd, &set);
     if (nunset > 0 && bson_iter_init_find(&it, rec, "changes") &&
