@@ -1,14 +1,18 @@
 /*
  * Update and upsert at their edges, on small files:
+ * - a key longer than 4 KiB (a cell may hold 64 KiB) finds its deal: the
+ *   deal is updated, not refused as a duplicate nor reported missing;
  * - the revert of a change of tags only (the row's values equal the
  *   deal's, the import added its tag) restores it: the tag pulled, not a
  *   conflict;
  * - the revert of a deal whose previous value was null puts null back and
  *   counts it restored, not a conflict.
- * Failure classes: 11 (a previous value of a type the
+ * Failure classes: 4 (one deal's key or value of an odd shape is that
+ * deal's matter: the others of its batch are written), 6 (a huge cell as
+ * a key: compared whole, never cut), 11 (a previous value of a type the
  * import never writes, null, is put back and recognised as such), 14
- * (each case fails without its fix: the tag-only and null reverts were
- * conflicts).
+ * (each case fails without its fix: the long key was an E11000 line
+ * error, the tag-only and null reverts were conflicts).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -50,6 +54,23 @@ static json_t *revert_json(const bson_oid_t *qid)
     return j;
 }
 
+/* The message of import qid's first line error, or "none" (into out). */
+static const char *first_error(const bson_oid_t *qid, char *out, size_t len)
+{
+    mongoc_collection_t *c = it_coll(&env, "csv_import_errors");
+    bson_t *f = BCON_NEW("queue_id", BCON_OID(qid));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, f, NULL, NULL);
+    const bson_t *d;
+    snprintf(out, len, "none");
+    if (mongoc_cursor_next(cur, &d))
+        snprintf(out, len, "%s",
+                 it_str(d, "message") ? it_str(d, "message") : "?");
+    mongoc_cursor_destroy(cur);
+    bson_destroy(f);
+    mongoc_collection_destroy(c);
+    return out;
+}
+
 static int64_t jint(json_t *j, const char *key)
 {
     return (int64_t)json_integer_value(json_object_get(j, key));
@@ -67,6 +88,72 @@ static void deal_set(const bson_oid_t *account, const char *ref, bson_t *u)
     bson_destroy(f);
     bson_destroy(u);
     mongoc_collection_destroy(c);
+}
+
+/* A 5,000-byte external_id: the first import creates its deal, an upsert
+ * and an update of the same key change its value. */
+static void test_long_key(void **state)
+{
+    enum { KEYLEN = 5000 };
+    char *key = malloc(KEYLEN + 1), *csv = malloc(KEYLEN + 256);
+    bson_oid_t account, user, pipeline, qid;
+    char a[25], qh[25];
+    bson_t q;
+    (void)state;
+    assert_non_null(key);
+    assert_non_null(csv);
+    for (int i = 0; i < KEYLEN; i++)
+        key[i] = (char)('A' + i % 26);
+    key[KEYLEN] = '\0';
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    it_pipeline(&env, &account, &pipeline);
+    bson_oid_to_string(&account, a);
+    snprintf(csv, KEYLEN + 256,
+             "Ref,Name,Value,Stage,Region\n%s,Long,1,s1,r1\nS1,Short,2,s1,r1\n",
+             key);
+    it_put(&env, "imports/upsert/long-a.csv", csv, strlen(csv));
+    it_upsert_enqueue(&env, "imports/upsert/long-a.csv", &account, &user,
+                      &pipeline, NULL, NULL, it_upsert_mappings, &qid);
+    it_upsert_run(&env, &qid, NULL, "completed", &q);
+    bson_destroy(&q);
+    for (int pass = 0; pass < 2; pass++) {
+        const char *mode = pass == 0 ? "upsert" : "update";
+        snprintf(csv, KEYLEN + 256,
+                 "Ref,Name,Value,Stage,Region\n%s,Long,%d,s1,r1\n"
+                 "S1,Short,%d,s1,r1\n",
+                 key, 10 + pass, 20 + pass);
+        it_put(&env, "imports/upsert/long-b.csv", csv, strlen(csv));
+        it_upsert_enqueue(&env, "imports/upsert/long-b.csv", &account, &user,
+                          &pipeline, mode, "external_id", it_upsert_mappings,
+                          &qid);
+        it_upsert_run(&env, &qid, NULL, "completed", &q);
+        bson_destroy(&q);
+        bson_oid_to_string(&qid, qh);
+        if (it_upsert_count(&env, "csv_imports",
+                            "{\"queue_id\":{\"$oid\":\"%s\"},"
+                            "\"total_records_added\":0,"
+                            "\"total_records_updated\":2,"
+                            "\"total_errors\":0}",
+                            qh) != 1) {
+            char m[1024];
+            fail_msg("%s: counts wrong; first line error: %s", mode,
+                     first_error(&qid, m, sizeof(m)));
+        }
+        assert_int_equal(it_upsert_count(&env, "deals",
+                                         "{\"account_id\":{\"$oid\":\"%s\"},"
+                                         "\"import\":{\"$exists\":true},"
+                                         "\"name\":\"Long\",\"value\":%d}",
+                                         a, 10 + pass),
+                         1);
+    }
+    assert_int_equal(it_upsert_count(&env, "deals",
+                                     "{\"account_id\":{\"$oid\":\"%s\"},"
+                                     "\"import\":{\"$exists\":true}}",
+                                     a),
+                     2);
+    free(key);
+    free(csv);
 }
 
 /* Deals R00001-R00003 lose their tags; an update of the same values adds
@@ -186,6 +273,7 @@ static void test_revert_null_previous(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_long_key),
         cmocka_unit_test(test_revert_tags_only),
         cmocka_unit_test(test_revert_null_previous),
     };
