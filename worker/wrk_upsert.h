@@ -23,7 +23,10 @@
  *
  * A change record: {queue_id, line, account_id, deal_id, changes: [{f:
  * field, a: value written, b: previous value, absent when the deal had
- * none}], tags_added: [...], created_at}. ctl_revert reads them.
+ * none}], tags_added: [...], created_at}. ctl_revert reads them. A
+ * record that would pass 16 MiB (a deal near that size, its previous
+ * values and the new ones) cannot be stored: the row is a line error and
+ * its deal is not changed.
  *
  * Memory: the keys of the whole run are kept (to name the first line of a
  * repeated key whatever the batching): the bytes of the key column plus

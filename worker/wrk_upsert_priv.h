@@ -49,6 +49,10 @@ typedef struct batch_ctx {
     int64_t unmatched; /* updates sent that matched no deal */
 } batch_ctx_t;
 
+/* The largest change record the worker sends: MongoDB's limit on a
+ * document (16 MiB), a fixed limit of every server. */
+#define WRK_UPSERT_CHANGE_MAX (16 * 1024 * 1024)
+
 /* Row i refused with msg (copied): outcome WRK_UPSERT_REFUSED. */
 void wrk_upsert_refuse(char **messages, size_t i, int *outcome,
                        const char *msg);

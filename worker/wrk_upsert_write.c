@@ -145,11 +145,26 @@ int wrk_upsert_write_changes(wrk_upsert_t *self, batch_ctx_t *b, char *err,
     bson_t opts = BSON_INITIALIZER;
     int rc = WRK_DB_OK;
     b->nops = 0;
-    for (size_t i = 0; docs && i < b->n; i++)
-        if (b->plan[i].change) {
-            b->rows[b->nops] = i;
-            docs[b->nops++] = b->plan[i].change;
+    for (size_t i = 0; docs && i < b->n; i++) {
+        if (b->plan[i].change == NULL)
+            continue;
+        /* The previous values of a deal near 16 MiB and the new ones
+         * together may pass what MongoDB stores in one document: that
+         * row's error (its update is not sent), never the batch's, which
+         * the driver would refuse whole, again at every retry. */
+        if (b->plan[i].change->len > WRK_UPSERT_CHANGE_MAX) {
+            char msg[256];
+            snprintf(msg, sizeof(msg),
+                     "the previous values of this deal are too large to "
+                     "record (%u bytes with the new ones, over the %d a "
+                     "document may hold), so it was not changed",
+                     (unsigned)b->plan[i].change->len, WRK_UPSERT_CHANGE_MAX);
+            wrk_upsert_refuse(b->messages, i, b->outcome, msg);
+            continue;
         }
+        b->rows[b->nops] = i;
+        docs[b->nops++] = b->plan[i].change;
+    }
     if (docs == NULL) {
         snprintf(err, errlen, "out of memory");
         return WRK_DB_EFAIL;

@@ -6,13 +6,19 @@
  *   deal's, the import added its tag) restores it: the tag pulled, not a
  *   conflict;
  * - the revert of a deal whose previous value was null puts null back and
- *   counts it restored, not a conflict.
+ *   counts it restored, not a conflict;
+ * - a deal near 16 MiB whose before-image would pass 16 MiB is that
+ *   line's error; the import completes and the batch's other rows are
+ *   written.
  * Failure classes: 4 (one deal's key or value of an odd shape is that
- * deal's matter: the others of its batch are written), 6 (a huge cell as
+ * deal's matter: the others of its batch are written, a before-image too
+ * large to store included), 6 (a huge cell as
  * a key: compared whole, never cut), 11 (a previous value of a type the
  * import never writes, null, is put back and recognised as such), 14
  * (each case fails without its fix: the long key was an E11000 line
- * error, the tag-only and null reverts were conflicts).
+ * error, the tag-only and null reverts were conflicts, the deal near
+ * 16 MiB failed the whole import: the driver refused the batch's change
+ * records at every attempt).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -270,12 +276,96 @@ static void test_revert_null_previous(void **state)
                      1);
 }
 
+/* R00001's description fills its deal to near BSON's 16 MiB; an update
+ * puts a 60 kB description in its place (the deal shrinks): its
+ * before-image, the old description and the new one, cannot be stored
+ * (past 16 MiB), which is that line's error; R00002 of the same batch is
+ * updated and the import completes. */
+static void test_huge_previous_value(void **state)
+{
+    static const char maps[] =
+        "{\"Ref\":\"external_id\",\"Name\":\"name\",\"Value\":\"value\","
+        "\"Stage\":\"stage_id\",\"Notes\":\"description\"}";
+    static const char base[] = "Ref,Name,Value,Stage,Notes\n"
+                               "R00001,Deal 1,101,s1,n1\n"
+                               "R00002,Deal 2,102,s2,n2\n";
+    enum { BIG = 16 * 1024 * 1024 - 4096, CELL = 60000 };
+    bson_oid_t account, user, pipeline, qid;
+    char a[25], qh[25], *big = malloc(BIG + 1), *edited = malloc(CELL + 256);
+    bson_t q, *u, set;
+    size_t len;
+    (void)state;
+    assert_non_null(big);
+    assert_non_null(edited);
+    memset(big, 'd', BIG);
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    it_pipeline(&env, &account, &pipeline);
+    bson_oid_to_string(&account, a);
+    it_put(&env, "imports/upsert/base-h.csv", base, strlen(base));
+    it_upsert_enqueue(&env, "imports/upsert/base-h.csv", &account, &user,
+                      &pipeline, NULL, NULL, maps, &qid);
+    it_upsert_run(&env, &qid, NULL, "completed", &q);
+    bson_destroy(&q);
+    u = bson_new();
+    BSON_APPEND_DOCUMENT_BEGIN(u, "$set", &set);
+    bson_append_utf8(&set, "description", -1, big, BIG);
+    bson_append_document_end(u, &set);
+    deal_set(&account, "R00001", u);
+    free(big);
+    len = (size_t)snprintf(edited, 256,
+                           "Ref,Name,Value,Stage,Notes\nR00001,Deal 1,101,s1,");
+    memset(edited + len, 'e', CELL);
+    len += CELL;
+    len +=
+        (size_t)snprintf(edited + len, 256, "\nR00002,Deal 2,102,s2,short\n");
+    it_put(&env, "imports/upsert/edited-h.csv", edited, len);
+    free(edited);
+    it_upsert_enqueue(&env, "imports/upsert/edited-h.csv", &account, &user,
+                      &pipeline, "update", "external_id", maps, &qid);
+    it_upsert_run(&env, &qid, NULL, "completed", &q);
+    bson_destroy(&q);
+    bson_oid_to_string(&qid, qh);
+    assert_int_equal(it_upsert_count(&env, "deals",
+                                     "{\"account_id\":{\"$oid\":\"%s\"},"
+                                     "\"import\":{\"$exists\":true},"
+                                     "\"external_id\":\"R00002\","
+                                     "\"description\":\"short\"}",
+                                     a),
+                     1);
+    assert_int_equal(
+        it_upsert_count(&env, "csv_imports",
+                        "{\"queue_id\":{\"$oid\":\"%s\"},"
+                        "\"total_records_updated\":1,\"total_errors\":1}",
+                        qh),
+        1);
+    assert_int_equal(
+        it_upsert_count(&env, "csv_import_errors",
+                        "{\"queue_id\":{\"$oid\":\"%s\"},\"line\":1,"
+                        "\"message\":{\"$regex\":\"^the previous values of "
+                        "this deal are too large to record\"}}",
+                        qh),
+        1);
+    /* R00001 as it was, and no before-image of it */
+    assert_int_equal(it_upsert_count(&env, "deals",
+                                     "{\"account_id\":{\"$oid\":\"%s\"},"
+                                     "\"import\":{\"$exists\":true},"
+                                     "\"external_id\":\"R00001\","
+                                     "\"last_import\":{\"$exists\":false}}",
+                                     a),
+                     1);
+    assert_int_equal(it_upsert_count(&env, "deal_import_changes",
+                                     "{\"queue_id\":{\"$oid\":\"%s\"}}", qh),
+                     1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_long_key),
         cmocka_unit_test(test_revert_tags_only),
         cmocka_unit_test(test_revert_null_previous),
+        cmocka_unit_test(test_huge_previous_value),
     };
     int rc = it_env_init(&env, "wupsedges");
     if (rc)
