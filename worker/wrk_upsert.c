@@ -552,6 +552,8 @@ int wrk_upsert_batch(wrk_upsert_t *self, bson_t *const *docs,
         rc = wrk_upsert_write_deals(self, &b, err, errlen);
     if (rc == WRK_DB_OK && b.unmatched > 0)
         rc = wrk_upsert_write_gone(self, &b, docs, err, errlen);
+    if (rc == WRK_DB_OK)
+        rc = wrk_upsert_drop_refused(self, &b, err, errlen);
     for (size_t i = 0; ids && rc == WRK_DB_OK && i < n; i++)
         bson_oid_copy(&b.plan[i].deal_id, &ids[i]);
 cleanup:

@@ -331,10 +331,22 @@ static int find_gone(wrk_upsert_t *self, batch_ctx_t *b, char *err,
     return rc;
 }
 
-/* Removes the before-images of the gone rows: their deals were not
- * changed, so a revert has nothing to put back. */
-static int drop_gone_changes(wrk_upsert_t *self, batch_ctx_t *b, char *err,
-                             size_t errlen)
+/* Whether row i's before-image is to go: its deal is gone (gone), or
+ * its update was refused (refused: the gone ones were dropped already). */
+static int to_drop(const batch_ctx_t *b, size_t i, int refused)
+{
+    const plan_t *p = &b->plan[i];
+    if (p->change == NULL)
+        return 0;
+    return refused ? !p->gone && b->outcome[i] == WRK_UPSERT_REFUSED
+                   : p->gone != 0;
+}
+
+/* Removes the before-images of rows whose deals were not changed (gone,
+ * or, with refused, refused by the database), so that a revert finds
+ * nothing to put back and no conflict. */
+static int drop_changes(wrk_upsert_t *self, batch_ctx_t *b, int refused,
+                        char *err, size_t errlen)
 {
     bson_t filter = BSON_INITIALIZER, sub, lines;
     uint32_t nl = 0;
@@ -346,7 +358,7 @@ static int drop_gone_changes(wrk_upsert_t *self, batch_ctx_t *b, char *err,
         char kb[16];
         const char *k;
         size_t kl;
-        if (!b->plan[i].gone || b->plan[i].change == NULL)
+        if (!to_drop(b, i, refused))
             continue;
         kl = bson_uint32_to_string(nl++, &k, kb, sizeof(kb));
         bson_append_int64(&lines, k, (int)kl,
@@ -381,7 +393,7 @@ int wrk_upsert_write_gone(wrk_upsert_t *self, batch_ctx_t *b,
     const char *skip = self->m->key == WRK_MATCH_KEY_DEAL_ID ? "deal_id" : NULL;
     int rc = find_gone(self, b, err, errlen), recreate = 0;
     if (rc == WRK_DB_OK)
-        rc = drop_gone_changes(self, b, err, errlen);
+        rc = drop_changes(self, b, 0, err, errlen);
     if (rc != WRK_DB_OK)
         return rc;
     for (size_t i = 0; i < b->n; i++) {
@@ -412,4 +424,10 @@ int wrk_upsert_write_gone(wrk_upsert_t *self, batch_ctx_t *b,
         b->only_gone = 0;
     }
     return rc;
+}
+
+int wrk_upsert_drop_refused(wrk_upsert_t *self, batch_ctx_t *b, char *err,
+                            size_t errlen)
+{
+    return drop_changes(self, b, 1, err, errlen);
 }

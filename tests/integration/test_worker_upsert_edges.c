@@ -359,6 +359,68 @@ static void test_huge_previous_value(void **state)
                      1);
 }
 
+/* R00002's tags are a string, not an array: the update that adds the
+ * import's tag is refused by the database, that line's error. The deal
+ * was not changed, so no before-image of it stays, and the revert
+ * restores R00001 and R00003 and reports no conflict. */
+static void test_refused_update_leaves_no_record(void **state)
+{
+    static const char edited[] = "Ref,Name,Value,Stage,Region\n"
+                                 "R00001,Deal 1,201,s1,r1\n"
+                                 "R00002,Deal 2,202,s2,r2\n"
+                                 "R00003,Deal 3,203,s3,r3\n";
+    bson_oid_t account, user, pipeline, qid;
+    char a[25], qh[25];
+    bson_t q;
+    json_t *j;
+    (void)state;
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    it_pipeline(&env, &account, &pipeline);
+    bson_oid_to_string(&account, a);
+    it_upsert_write_base(&env, "imports/upsert/base-x.csv", 3);
+    it_upsert_enqueue(&env, "imports/upsert/base-x.csv", &account, &user,
+                      &pipeline, NULL, NULL, it_upsert_mappings, &qid);
+    it_upsert_run(&env, &qid, NULL, "completed", &q);
+    bson_destroy(&q);
+    deal_set(&account, "R00002",
+             BCON_NEW("$set", "{", "tags", BCON_UTF8("vip"), "}"));
+    it_put(&env, "imports/upsert/edited-x.csv", edited, strlen(edited));
+    it_upsert_enqueue(&env, "imports/upsert/edited-x.csv", &account, &user,
+                      &pipeline, "update", "external_id", it_upsert_mappings,
+                      &qid);
+    it_upsert_run(&env, &qid, NULL, "completed", &q);
+    bson_destroy(&q);
+    bson_oid_to_string(&qid, qh);
+    assert_int_equal(
+        it_upsert_count(&env, "csv_imports",
+                        "{\"queue_id\":{\"$oid\":\"%s\"},"
+                        "\"total_records_updated\":2,\"total_errors\":1}",
+                        qh),
+        1);
+    assert_int_equal(
+        it_upsert_count(&env, "csv_import_errors",
+                        "{\"queue_id\":{\"$oid\":\"%s\"},\"line\":2,"
+                        "\"message\":{\"$regex\":\"^the database refused "
+                        "this deal\"}}",
+                        qh),
+        1);
+    assert_int_equal(it_upsert_count(&env, "deals",
+                                     "{\"account_id\":{\"$oid\":\"%s\"},"
+                                     "\"import\":{\"$exists\":true},"
+                                     "\"external_id\":\"R00002\","
+                                     "\"value\":102,\"tags\":\"vip\"}",
+                                     a),
+                     1);
+    assert_int_equal(it_upsert_count(&env, "deal_import_changes",
+                                     "{\"queue_id\":{\"$oid\":\"%s\"}}", qh),
+                     2);
+    j = revert_json(&qid);
+    assert_int_equal(jint(j, "restored_deals"), 2);
+    assert_int_equal(jint(j, "conflicts"), 0);
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -366,6 +428,7 @@ int main(void)
         cmocka_unit_test(test_revert_tags_only),
         cmocka_unit_test(test_revert_null_previous),
         cmocka_unit_test(test_huge_previous_value),
+        cmocka_unit_test(test_refused_update_leaves_no_record),
     };
     int rc = it_env_init(&env, "wupsedges");
     if (rc)
