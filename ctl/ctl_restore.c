@@ -228,15 +228,21 @@ static int run_batch(mongoc_collection_t *changes, mongoc_collection_t *deals,
     if (read_deals(deals, account, b, error) < 0)
         return -1;
     if (!dry) {
-        bulk = mongoc_collection_create_bulk_operation_with_opts(deals, NULL);
+        /* Unordered: a deal the database refuses to take back (its
+         * previous external_id held by a deal created since) stays as it
+         * is, unmarked and counted refused; the others of the batch are
+         * restored all the same (ordered, each run stopped at it). */
+        bson_t *unordered = BCON_NEW("ordered", BCON_BOOL(false));
+        bulk =
+            mongoc_collection_create_bulk_operation_with_opts(deals, unordered);
+        bson_destroy(unordered);
         for (size_t i = 0; i < b->n; i++)
             if (ctl_restore_judge(b->recs[i], b->deals[i]) == 1) {
                 if (add_restore(bulk, b->recs[i], account, error) < 0)
                     goto cleanup;
                 nops++;
             }
-        /* Unordered would be as good; a failed deal stays unmarked and
-         * the next run tries it again. */
+        /* a refused deal stays unmarked: the next run tries it again */
         if (nops > 0 && !mongoc_bulk_operation_execute(bulk, &reply, error) &&
             !bson_has_field(&reply, "writeErrors")) {
             bson_destroy(&reply);
@@ -261,7 +267,8 @@ static int run_batch(mongoc_collection_t *changes, mongoc_collection_t *deals,
             mark = "restored";
             out->restored++;
         } else if (v == 1) {
-            continue; /* its update failed: the next run tries again */
+            out->refused++; /* its update failed: the next run tries again */
+            continue;
         } else {
             mark = "conflict";
             out->conflicts++;

@@ -32,6 +32,10 @@ typedef struct ctl_restore {
     int64_t restored;    /* deals back to their previous values (or would be) */
     int64_t conflicts;   /* deals changed since, left as they are */
     int64_t gone;        /* deals deleted since: nothing to restore */
+    int64_t refused;     /* deals the database refused to take back (a
+                            unique index: their previous external_id held
+                            by another deal since), left unmarked: this
+                            run's count, a next run tries them again */
     bson_t conflict_ids; /* array of ObjectIds, at most CTL_RESTORE_IDS_MAX */
 } ctl_restore_t;
 

@@ -9,16 +9,22 @@
  *   counts it restored, not a conflict;
  * - a deal near 16 MiB whose before-image would pass 16 MiB is that
  *   line's error; the import completes and the batch's other rows are
- *   written.
+ *   written;
+ * - a row whose update the database refuses (tags not an array) leaves no
+ *   before-image, so its revert finds no conflict;
+ * - a revert that cannot give one deal its previous external_id back (a
+ *   deal created since holds it) restores the others all the same.
  * Failure classes: 4 (one deal's key or value of an odd shape is that
- * deal's matter: the others of its batch are written, a before-image too
- * large to store included), 6 (a huge cell as
- * a key: compared whole, never cut), 11 (a previous value of a type the
- * import never writes, null, is put back and recognised as such), 14
- * (each case fails without its fix: the long key was an E11000 line
- * error, the tag-only and null reverts were conflicts, the deal near
- * 16 MiB failed the whole import: the driver refused the batch's change
- * records at every attempt).
+ * deal's matter, in the import and in its revert: the others of its batch
+ * are written, a before-image too large to store or a restore refused
+ * included), 6 (a huge cell as a key: compared whole, never cut), 11 (a
+ * previous value of a type the import never writes, null, is put back and
+ * recognised as such), 14 (each case fails without its fix: the long key was an
+ * E11000 line error, the tag-only and null reverts were conflicts, the deal
+ * near 16 MiB failed the whole import: the driver refused the batch's change
+ * records at every attempt, the refused update's stray record was a
+ * conflict, the refused restore stopped its ordered batch so no deal after
+ * it was restored, at any run).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -421,6 +427,86 @@ static void test_refused_update_leaves_no_record(void **state)
     json_decref(j);
 }
 
+/* The id of the deal of account with external_id ref, as hex. */
+static void deal_id_of(const bson_oid_t *account, const char *ref, char out[25])
+{
+    mongoc_collection_t *c = it_coll(&env, "deals");
+    bson_t *f = BCON_NEW("account_id", BCON_OID(account), "external_id",
+                         BCON_UTF8(ref));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, f, NULL, NULL);
+    const bson_t *d;
+    bson_oid_t id;
+    assert_true(mongoc_cursor_next(cur, &d));
+    assert_int_equal(dip_bson_get_oid(d, "_id", &id), 0);
+    bson_oid_to_string(&id, out);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(f);
+    mongoc_collection_destroy(c);
+}
+
+/* An update by deal_id renames R00001's external_id to X00001 and the
+ * names of R00002 and R00003; a deal with external_id R00001 is created
+ * since. The revert cannot give R00001 back (the unique index refuses
+ * it): that deal is left, and the other two are restored all the same. */
+static void test_revert_one_refused(void **state)
+{
+    static const char maps[] =
+        "{\"Id\":\"deal_id\",\"Ref\":\"external_id\",\"Name\":\"name\","
+        "\"Stage\":\"stage_id\"}";
+    bson_oid_t account, user, pipeline, qid;
+    char a[25], id1[25], id2[25], id3[25], edited[512];
+    mongoc_collection_t *c;
+    bson_t q, *doc;
+    json_t *j;
+    (void)state;
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    it_pipeline(&env, &account, &pipeline);
+    bson_oid_to_string(&account, a);
+    it_upsert_write_base(&env, "imports/upsert/base-o.csv", 3);
+    it_upsert_enqueue(&env, "imports/upsert/base-o.csv", &account, &user,
+                      &pipeline, NULL, NULL, it_upsert_mappings, &qid);
+    it_upsert_run(&env, &qid, NULL, "completed", &q);
+    bson_destroy(&q);
+    deal_id_of(&account, "R00001", id1);
+    deal_id_of(&account, "R00002", id2);
+    deal_id_of(&account, "R00003", id3);
+    snprintf(edited, sizeof(edited),
+             "Id,Ref,Name,Stage\n%s,X00001,Deal 1,\n%s,R00002,Two,\n"
+             "%s,R00003,Three,\n",
+             id1, id2, id3);
+    it_put(&env, "imports/upsert/edited-o.csv", edited, strlen(edited));
+    it_upsert_enqueue(&env, "imports/upsert/edited-o.csv", &account, &user,
+                      &pipeline, "update", "deal_id", maps, &qid);
+    it_upsert_run(&env, &qid, NULL, "completed", &q);
+    bson_destroy(&q);
+    c = it_coll(&env, "deals");
+    doc = BCON_NEW("account_id", BCON_OID(&account), "pipeline_id",
+                   BCON_OID(&pipeline), "name", BCON_UTF8("Since"),
+                   "external_id", BCON_UTF8("R00001"));
+    assert_true(mongoc_collection_insert_one(c, doc, NULL, NULL, NULL));
+    bson_destroy(doc);
+    mongoc_collection_destroy(c);
+    j = revert_json(&qid);
+    assert_int_equal(jint(j, "restored_deals"), 2);
+    assert_int_equal(jint(j, "restore_refused"), 1);
+    assert_int_equal(jint(j, "conflicts"), 0);
+    json_decref(j);
+    assert_int_equal(it_upsert_count(&env, "deals",
+                                     "{\"account_id\":{\"$oid\":\"%s\"},"
+                                     "\"import\":{\"$exists\":true},"
+                                     "\"name\":{\"$in\":[\"Deal 2\","
+                                     "\"Deal 3\"]}}",
+                                     a),
+                     2);
+    assert_int_equal(it_upsert_count(&env, "deals",
+                                     "{\"account_id\":{\"$oid\":\"%s\"},"
+                                     "\"import\":{\"$exists\":true},"
+                                     "\"external_id\":\"X00001\"}",
+                                     a),
+                     1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -429,6 +515,7 @@ int main(void)
         cmocka_unit_test(test_revert_null_previous),
         cmocka_unit_test(test_huge_previous_value),
         cmocka_unit_test(test_refused_update_leaves_no_record),
+        cmocka_unit_test(test_revert_one_refused),
     };
     int rc = it_env_init(&env, "wupsedges");
     if (rc)
