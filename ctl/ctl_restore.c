@@ -7,6 +7,7 @@
  */
 #include "ctl_restore.h"
 #include "dip_bson.h"
+#include "dip_mongo_io.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -350,7 +351,14 @@ int ctl_restore_run(mongoc_client_t *client, const char *db,
     bson_t *f =
         BCON_NEW("queue_id", BCON_OID(qid), "account_id", BCON_OID(account),
                  "revert", "{", "$exists", BCON_BOOL(false), "}");
-    bson_t *opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}");
+    /* In the order of the index queue_line (queue_id, line), which the
+     * filter's queue_id equality leads: no sort in memory, where mongod
+     * stops a find's at 100 MB (an import that updated some 400,000
+     * deals could never be reverted); the marks this run sets change no
+     * key of it, so no record is met twice. Bounded by maxTimeMS. */
+    bson_t *order = BCON_NEW("sort", "{", "queue_id", BCON_INT32(1), "line",
+                             BCON_INT32(1), "}");
+    bson_t *opts = dip_mongo_read_opts(client, order);
     mongoc_cursor_t *c = NULL;
     const bson_t *d;
     batch_t *b = calloc(1, sizeof(*b));
@@ -390,6 +398,7 @@ cleanup:
         mongoc_cursor_destroy(c);
     bson_destroy(f);
     bson_destroy(opts);
+    bson_destroy(order);
     mongoc_collection_destroy(changes);
     mongoc_collection_destroy(deals);
     return rc;
