@@ -507,6 +507,60 @@ static void test_revert_one_refused(void **state)
                      1);
 }
 
+/* The strict slow mode (every document examined and written priced):
+ * an upsert of 3,000 changed rows and 1,000 new ones over 3,000 deals,
+ * in batches of 500, ends with exact counts and one before-image per
+ * changed deal. */
+static void test_slow_upsert(void **state)
+{
+    enum { BASE = 3000, NEW = 1000 };
+    static const char *const extra[] = {"DEALIMPORT_BATCH_ROWS=500", NULL};
+    bson_oid_t account, user, pipeline, qid;
+    char qh[25], path[256];
+    FILE *f;
+    bson_t q;
+    (void)state;
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    it_pipeline(&env, &account, &pipeline);
+    it_upsert_write_base(&env, "imports/upsert/base-s.csv", BASE);
+    it_upsert_enqueue(&env, "imports/upsert/base-s.csv", &account, &user,
+                      &pipeline, NULL, NULL, it_upsert_mappings, &qid);
+    it_upsert_run(&env, &qid, NULL, "completed", &q);
+    bson_destroy(&q);
+    snprintf(path, sizeof(path), "/tmp/it-upsert-slow-%d.csv", (int)getpid());
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "Ref,Name,Value,Stage,Region\n");
+    for (int i = 1; i <= BASE; i++)
+        fprintf(f, "R%05d,Deal %d,%d,s%d,r%d\n", i, i, 5000 + i, i % 5, i % 7);
+    for (int i = 1; i <= NEW; i++)
+        fprintf(f, "N%05d,New %d,1,s1,n\n", i, i);
+    fclose(f);
+    it_put_file(&env, "imports/upsert/edited-s.csv", path);
+    unlink(path);
+    it_upsert_enqueue(&env, "imports/upsert/edited-s.csv", &account, &user,
+                      &pipeline, "upsert", "external_id", it_upsert_mappings,
+                      &qid);
+    assert_int_equal(it_dev_slow(&env, "{\"scan_us\": 35, \"write_us\": 30}"),
+                     0);
+    it_upsert_run(&env, &qid, extra, "completed", &q);
+    bson_destroy(&q);
+    assert_int_equal(it_dev_slow(&env, "{\"scan_us\": 0, \"write_us\": 0}"), 0);
+    bson_oid_to_string(&qid, qh);
+    assert_int_equal(
+        it_upsert_count(&env, "csv_imports",
+                        "{\"queue_id\":{\"$oid\":\"%s\"},"
+                        "\"total_records_added\":%d,"
+                        "\"total_records_updated\":%d,"
+                        "\"total_records_unchanged\":0,\"total_errors\":0}",
+                        qh, NEW, BASE),
+        1);
+    assert_int_equal(it_upsert_count(&env, "deal_import_changes",
+                                     "{\"queue_id\":{\"$oid\":\"%s\"}}", qh),
+                     BASE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -516,6 +570,7 @@ int main(void)
         cmocka_unit_test(test_huge_previous_value),
         cmocka_unit_test(test_refused_update_leaves_no_record),
         cmocka_unit_test(test_revert_one_refused),
+        cmocka_unit_test(test_slow_upsert),
     };
     int rc = it_env_init(&env, "wupsedges");
     if (rc)
