@@ -122,7 +122,8 @@ static int read_deals(mongoc_collection_t *deals, const bson_oid_t *account,
     }
     bson_append_array_end(&sub, &arr);
     bson_append_document_end(&filter, &sub);
-    BSON_APPEND_OID(&filter, "account_id", account);
+    /* the CRM's deals may hold the account as hex: both forms match */
+    dip_bson_append_id_match(&filter, "account_id", account);
     c = mongoc_collection_find_with_opts(deals, &filter, NULL, NULL);
     while (mongoc_cursor_next(c, &d)) {
         bson_oid_t id, want;
@@ -152,7 +153,7 @@ static int add_restore(mongoc_bulk_operation_t *bulk, const bson_t *rec,
     int nunset = 0, ok;
     dip_bson_get_oid(rec, "deal_id", &id);
     BSON_APPEND_OID(&sel, "_id", &id);
-    BSON_APPEND_OID(&sel, "account_id", account);
+    dip_bson_append_id_match(&sel, "account_id", account);
     BSON_APPEND_DOCUMENT_BEGIN(&upd, "$set", &set);
     if (bson_iter_init_find(&it, rec, "changes") && bson_iter_recurse(&it, &ch))
         while (bson_iter_next(&ch)) {

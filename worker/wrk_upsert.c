@@ -228,7 +228,8 @@ static int lookup(wrk_upsert_t *self, const bson_t *in, const bson_t *proj,
 {
     bson_t filter = BSON_INITIALIZER, sub, *opts;
     int rc = WRK_DB_OK;
-    BSON_APPEND_OID(&filter, "account_id", self->account);
+    /* the CRM's deals may hold the account as hex: both forms match */
+    dip_bson_append_id_match(&filter, "account_id", self->account);
     BSON_APPEND_DOCUMENT_BEGIN(&filter, self->m->field, &sub);
     BSON_APPEND_ARRAY(&sub, "$in", in);
     bson_append_document_end(&filter, &sub);

@@ -237,8 +237,9 @@ int wrk_upsert_write_deals(wrk_upsert_t *self, batch_ctx_t *b, char *err,
             } else if (p->update) {
                 bson_t sel = BSON_INITIALIZER;
                 BSON_APPEND_OID(&sel, "_id", &p->deal_id);
-                BSON_APPEND_OID(&sel, "account_id", self->account);
-                BSON_APPEND_OID(&sel, "pipeline_id", self->pipeline);
+                /* as the lookup found it: either form of each id */
+                dip_bson_append_id_match(&sel, "account_id", self->account);
+                dip_bson_append_id_match(&sel, "pipeline_id", self->pipeline);
                 ok = mongoc_bulk_operation_update_one_with_opts(
                     bulk, &sel, p->update, nocheck, &error);
                 bson_destroy(&sel);
@@ -294,7 +295,7 @@ static int find_gone(wrk_upsert_t *self, batch_ctx_t *b, char *err,
     }
     bson_append_array_end(&sub, &ids);
     bson_append_document_end(&filter, &sub);
-    BSON_APPEND_OID(&filter, "account_id", self->account);
+    dip_bson_append_id_match(&filter, "account_id", self->account);
     opts =
         BCON_NEW("projection", "{", "pipeline_id", BCON_INT32(1), "}",
                  "maxTimeMS", BCON_INT64((int64_t)wrk_db_max_time_ms(self->db)),

@@ -13,18 +13,24 @@
  * - a row whose update the database refuses (tags not an array) leaves no
  *   before-image, so its revert finds no conflict;
  * - a revert that cannot give one deal its previous external_id back (a
- *   deal created since holds it) restores the others all the same.
- * Failure classes: 4 (one deal's key or value of an odd shape is that
- * deal's matter, in the import and in its revert: the others of its batch
- * are written, a before-image too large to store or a restore refused
+ *   deal created since holds it) restores the others all the same;
+ * - an upsert in the strict slow mode ends with exact counts;
+ * - the CRM's own deals with their account and pipeline ids as hex are
+ *   found, updated and restored, not duplicated.
+ * Failure classes: 1 (priced scans and writes: the import ends, counts
+ * exact), 4 (one deal's key or value of an odd shape is that deal's
+ * matter, in the import and in its revert: the others of its batch are
+ * written, a before-image too large to store or a restore refused
  * included), 6 (a huge cell as a key: compared whole, never cut), 11 (a
  * previous value of a type the import never writes, null, is put back and
- * recognised as such), 14 (each case fails without its fix: the long key was an
- * E11000 line error, the tag-only and null reverts were conflicts, the deal
- * near 16 MiB failed the whole import: the driver refused the batch's change
+ * recognised as such; an id as hex matched as the ObjectId it names), 12
+ * (the hex form is of the import's own account only), 14 (each case but
+ * the slow one fails without its fix: the long key was an E11000 line
+ * error, the tag-only and null reverts were conflicts, the deal near
+ * 16 MiB failed the whole import: the driver refused the batch's change
  * records at every attempt, the refused update's stray record was a
- * conflict, the refused restore stopped its ordered batch so no deal after
- * it was restored, at any run).
+ * conflict, the refused restore stopped its ordered batch so no deal
+ * after it was restored, at any run, the hex-account deal was duplicated).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -561,6 +567,74 @@ static void test_slow_upsert(void **state)
                      BASE);
 }
 
+/* Deals the CRM wrote with its account and pipeline ids as 24 hex digits
+ * (the data contract matches both forms): an upsert finds and updates
+ * C1 instead of creating a second deal with its key, and the revert puts
+ * its value back. */
+static void test_hex_account_deals(void **state)
+{
+    static const char edited[] = "Ref,Name,Value,Stage,Region\n"
+                                 "C1,CRM 1,50,s1,r1\n"
+                                 "C3,New,1,s1,n\n";
+    bson_oid_t account, user, pipeline, qid;
+    char a[25], p[25], qh[25];
+    mongoc_collection_t *c;
+    bson_t q, *doc;
+    json_t *j;
+    (void)state;
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    it_pipeline(&env, &account, &pipeline);
+    bson_oid_to_string(&account, a);
+    bson_oid_to_string(&pipeline, p);
+    c = it_coll(&env, "deals");
+    for (int i = 1; i <= 2; i++) {
+        char ref[8], name[16];
+        snprintf(ref, sizeof(ref), "C%d", i);
+        snprintf(name, sizeof(name), "CRM %d", i);
+        doc = BCON_NEW("account_id", BCON_UTF8(a), "pipeline_id", BCON_UTF8(p),
+                       "name", BCON_UTF8(name), "external_id", BCON_UTF8(ref),
+                       "value", BCON_DOUBLE(i), "status", BCON_UTF8("open"));
+        assert_true(mongoc_collection_insert_one(c, doc, NULL, NULL, NULL));
+        bson_destroy(doc);
+    }
+    mongoc_collection_destroy(c);
+    it_put(&env, "imports/upsert/edited-hex.csv", edited, strlen(edited));
+    it_upsert_enqueue(&env, "imports/upsert/edited-hex.csv", &account, &user,
+                      &pipeline, "upsert", "external_id", it_upsert_mappings,
+                      &qid);
+    it_upsert_run(&env, &qid, NULL, "completed", &q);
+    bson_destroy(&q);
+    bson_oid_to_string(&qid, qh);
+    assert_int_equal(
+        it_upsert_count(&env, "csv_imports",
+                        "{\"queue_id\":{\"$oid\":\"%s\"},"
+                        "\"total_records_added\":1,"
+                        "\"total_records_updated\":1,\"total_errors\":0}",
+                        qh),
+        1);
+    assert_int_equal(it_upsert_count(&env, "deals",
+                                     "{\"account_id\":{\"$in\":[{\"$oid\":"
+                                     "\"%s\"},\"%s\"]},\"external_id\":"
+                                     "\"C1\"}",
+                                     a, a),
+                     1);
+    assert_int_equal(it_upsert_count(&env, "deals",
+                                     "{\"account_id\":\"%s\",\"external_id\":"
+                                     "\"C1\",\"value\":50}",
+                                     a),
+                     1);
+    j = revert_json(&qid);
+    assert_int_equal(jint(j, "restored_deals"), 1);
+    assert_int_equal(jint(j, "deleted_deals"), 1);
+    json_decref(j);
+    assert_int_equal(it_upsert_count(&env, "deals",
+                                     "{\"account_id\":\"%s\",\"external_id\":"
+                                     "\"C1\",\"value\":1}",
+                                     a),
+                     1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -571,6 +645,7 @@ int main(void)
         cmocka_unit_test(test_refused_update_leaves_no_record),
         cmocka_unit_test(test_revert_one_refused),
         cmocka_unit_test(test_slow_upsert),
+        cmocka_unit_test(test_hex_account_deals),
     };
     int rc = it_env_init(&env, "wupsedges");
     if (rc)
