@@ -7,6 +7,7 @@
  */
 #include "ctl_restore.h"
 #include "dip_bson.h"
+#include "dip_mongo_io.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -14,17 +15,45 @@
 #define BATCH 500
 #define CHANGES "deal_import_changes"
 
+/* The tags the import added against the deal's tags: *all when the deal
+ * holds every one, *none when it holds none. 0 when the record added no
+ * tag. */
+static int judge_tags(const bson_t *change, const bson_t *deal, int *all,
+                      int *none)
+{
+    bson_iter_t it, t, dt, d;
+    int n = 0;
+    *all = 1;
+    *none = 1;
+    if (!bson_iter_init_find(&it, change, "tags_added") ||
+        !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &t))
+        return 0;
+    while (bson_iter_next(&t)) {
+        int has = 0;
+        if (bson_iter_init_find(&dt, deal, "tags") &&
+            BSON_ITER_HOLDS_ARRAY(&dt) && bson_iter_recurse(&dt, &d))
+            while (!has && bson_iter_next(&d))
+                has = dip_bson_iter_equal(&t, &d);
+        if (has)
+            *none = 0;
+        else
+            *all = 0;
+        n++;
+    }
+    return n;
+}
+
 int ctl_restore_judge(const bson_t *change, const bson_t *deal)
 {
     bson_iter_t it, ch;
-    int all_a = 1, all_b = 1, n = 0;
+    int all_a = 1, all_b = 1, n = 0, tags_all, tags_none;
     if (deal == NULL || !bson_iter_init_find(&it, change, "changes") ||
         !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &ch))
         return 0;
     while (bson_iter_next(&ch)) {
         bson_iter_t e, f, a, b, cur;
         const char *field;
-        int has_cur, has_b;
+        int found, has_b;
         if (!BSON_ITER_HOLDS_DOCUMENT(&ch) || !bson_iter_recurse(&ch, &e))
             return 0;
         if (!bson_iter_recurse(&ch, &f) || !bson_iter_find(&f, "f") ||
@@ -33,18 +62,23 @@ int ctl_restore_judge(const bson_t *change, const bson_t *deal)
             return 0;
         field = bson_iter_utf8(&f, NULL);
         has_b = bson_iter_recurse(&ch, &b) && bson_iter_find(&b, "b");
-        has_cur = bson_iter_init(&cur, deal) &&
-                  bson_iter_find_descendant(&cur, field, &cur) &&
-                  !BSON_ITER_HOLDS_NULL(&cur);
-        if (!has_cur || !dip_bson_iter_equal(&cur, &a))
+        found = bson_iter_init(&cur, deal) &&
+                bson_iter_find_descendant(&cur, field, &cur);
+        if (!found || !dip_bson_iter_equal(&cur, &a))
             all_a = 0;
-        if (has_b ? !(has_cur && dip_bson_iter_equal(&cur, &b)) : has_cur)
+        /* a previous null is put back as null; a field the deal lacked
+         * is unset (null counts as absent) */
+        if (has_b ? !(found && dip_bson_iter_equal(&cur, &b))
+                  : found && !BSON_ITER_HOLDS_NULL(&cur))
             all_b = 0;
         n++;
     }
+    /* the tags the import added are values it wrote, as the fields are:
+     * a record may hold only tags (the row's values equalled the deal's) */
+    n += judge_tags(change, deal, &tags_all, &tags_none);
     if (n == 0)
         return 0;
-    return all_a ? 1 : all_b ? 2 : 0;
+    return all_a && tags_all ? 1 : all_b && tags_none ? 2 : 0;
 }
 
 typedef struct batch {
@@ -88,7 +122,8 @@ static int read_deals(mongoc_collection_t *deals, const bson_oid_t *account,
     }
     bson_append_array_end(&sub, &arr);
     bson_append_document_end(&filter, &sub);
-    BSON_APPEND_OID(&filter, "account_id", account);
+    /* the CRM's deals may hold the account as hex: both forms match */
+    dip_bson_append_id_match(&filter, "account_id", account);
     c = mongoc_collection_find_with_opts(deals, &filter, NULL, NULL);
     while (mongoc_cursor_next(c, &d)) {
         bson_oid_t id, want;
@@ -118,7 +153,7 @@ static int add_restore(mongoc_bulk_operation_t *bulk, const bson_t *rec,
     int nunset = 0, ok;
     dip_bson_get_oid(rec, "deal_id", &id);
     BSON_APPEND_OID(&sel, "_id", &id);
-    BSON_APPEND_OID(&sel, "account_id", account);
+    dip_bson_append_id_match(&sel, "account_id", account);
     BSON_APPEND_DOCUMENT_BEGIN(&upd, "$set", &set);
     if (bson_iter_init_find(&it, rec, "changes") && bson_iter_recurse(&it, &ch))
         while (bson_iter_next(&ch)) {
@@ -134,6 +169,15 @@ static int add_restore(mongoc_bulk_operation_t *bulk, const bson_t *rec,
             else
                 nunset++;
         }
+    /* and every tag it added, as ctl_restore_judge saw them */
+    if (bson_iter_init_find(&it, rec, "tags_added") &&
+        BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &t) &&
+        bson_iter_next(&t)) {
+        bson_t all;
+        BSON_APPEND_DOCUMENT_BEGIN(&sel, "tags", &all);
+        bson_append_iter(&all, "$all", -1, &it);
+        bson_append_document_end(&sel, &all);
+    }
     BSON_APPEND_DATE_TIME(&set, "updated_at", dip_bson_now_ms());
     bson_append_document_end(&upd, &set);
     if (nunset > 0 && bson_iter_init_find(&it, rec, "changes") &&
@@ -186,15 +230,21 @@ static int run_batch(mongoc_collection_t *changes, mongoc_collection_t *deals,
     if (read_deals(deals, account, b, error) < 0)
         return -1;
     if (!dry) {
-        bulk = mongoc_collection_create_bulk_operation_with_opts(deals, NULL);
+        /* Unordered: a deal the database refuses to take back (its
+         * previous external_id held by a deal created since) stays as it
+         * is, unmarked and counted refused; the others of the batch are
+         * restored all the same (ordered, each run stopped at it). */
+        bson_t *unordered = BCON_NEW("ordered", BCON_BOOL(false));
+        bulk =
+            mongoc_collection_create_bulk_operation_with_opts(deals, unordered);
+        bson_destroy(unordered);
         for (size_t i = 0; i < b->n; i++)
             if (ctl_restore_judge(b->recs[i], b->deals[i]) == 1) {
                 if (add_restore(bulk, b->recs[i], account, error) < 0)
                     goto cleanup;
                 nops++;
             }
-        /* Unordered would be as good; a failed deal stays unmarked and
-         * the next run tries it again. */
+        /* a refused deal stays unmarked: the next run tries it again */
         if (nops > 0 && !mongoc_bulk_operation_execute(bulk, &reply, error) &&
             !bson_has_field(&reply, "writeErrors")) {
             bson_destroy(&reply);
@@ -219,7 +269,8 @@ static int run_batch(mongoc_collection_t *changes, mongoc_collection_t *deals,
             mark = "restored";
             out->restored++;
         } else if (v == 1) {
-            continue; /* its update failed: the next run tries again */
+            out->refused++; /* its update failed: the next run tries again */
+            continue;
         } else {
             mark = "conflict";
             out->conflicts++;
@@ -301,7 +352,14 @@ int ctl_restore_run(mongoc_client_t *client, const char *db,
     bson_t *f =
         BCON_NEW("queue_id", BCON_OID(qid), "account_id", BCON_OID(account),
                  "revert", "{", "$exists", BCON_BOOL(false), "}");
-    bson_t *opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}");
+    /* In the order of the index queue_line (queue_id, line), which the
+     * filter's queue_id equality leads: no sort in memory, where mongod
+     * stops a find's at 100 MB (an import that updated some 400,000
+     * deals could never be reverted); the marks this run sets change no
+     * key of it, so no record is met twice. Bounded by maxTimeMS. */
+    bson_t *order = BCON_NEW("sort", "{", "queue_id", BCON_INT32(1), "line",
+                             BCON_INT32(1), "}");
+    bson_t *opts = dip_mongo_read_opts(client, order);
     mongoc_cursor_t *c = NULL;
     const bson_t *d;
     batch_t *b = calloc(1, sizeof(*b));
@@ -341,6 +399,7 @@ cleanup:
         mongoc_cursor_destroy(c);
     bson_destroy(f);
     bson_destroy(opts);
+    bson_destroy(order);
     mongoc_collection_destroy(changes);
     mongoc_collection_destroy(deals);
     return rc;

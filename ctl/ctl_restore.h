@@ -32,6 +32,10 @@ typedef struct ctl_restore {
     int64_t restored;    /* deals back to their previous values (or would be) */
     int64_t conflicts;   /* deals changed since, left as they are */
     int64_t gone;        /* deals deleted since: nothing to restore */
+    int64_t refused;     /* deals the database refused to take back (a
+                            unique index: their previous external_id held
+                            by another deal since), left unmarked: this
+                            run's count, a next run tries them again */
     bson_t conflict_ids; /* array of ObjectIds, at most CTL_RESTORE_IDS_MAX */
 } ctl_restore_t;
 
@@ -44,9 +48,12 @@ int ctl_restore_run(mongoc_client_t *client, const char *db,
 void ctl_restore_release(ctl_restore_t *out);
 
 /* The verdict on one deal from one before-image (pure): 1 when the deal
- * holds every value the import wrote (`a` of each change), 2 when it holds
- * every previous value (`b`, or no field where there was none), 0 when
- * neither (a conflict). deal NULL: 0. */
+ * holds every value the import wrote (`a` of each change, and every tag of
+ * `tags_added`), 2 when it holds every previous value (`b`, null where it
+ * was null, no field or null where there was none, and none of the tags
+ * added), 0 when neither (a conflict). A record of tags only (the row's
+ * values equalled the deal's) is judged by its tags. deal NULL, or a
+ * record with no change and no tag: 0. */
 int ctl_restore_judge(const bson_t *change, const bson_t *deal);
 
 #endif

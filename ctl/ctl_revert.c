@@ -402,6 +402,13 @@ static void print_summary(const revert_t *r, int dry)
                (long long)r->restore.gone);
         sep = "; ";
     }
+    if (r->restore.refused) {
+        printf("%s%lld updated deals the database refused to give their "
+               "previous values back (run it again once they can take "
+               "them)",
+               sep, (long long)r->restore.refused);
+        sep = "; ";
+    }
     if (r->stages_kept) {
         printf("%s%lld stages it created, because other deals use them", sep,
                (long long)r->stages_kept);
@@ -519,6 +526,8 @@ int ctl_revert_main(ctl_opts_t *o, int argc, char **argv)
             json_object_set_new(j, "conflict_ids", ids);
             json_object_set_new(j, "updated_deals_gone",
                                 json_integer(r.restore.gone));
+            json_object_set_new(j, "restore_refused",
+                                json_integer(r.restore.refused));
             ctl_print_json(j);
             json_decref(j);
         } else {

@@ -197,6 +197,29 @@ int dip_bson_iter_equal(const bson_iter_t *a, const bson_iter_t *b)
         return bson_iter_date_time(a) == bson_iter_date_time(b);
     case BSON_TYPE_BOOL:
         return bson_iter_bool(a) == bson_iter_bool(b);
+    case BSON_TYPE_NULL:
+    case BSON_TYPE_UNDEFINED:
+    case BSON_TYPE_MINKEY:
+    case BSON_TYPE_MAXKEY:
+        return 1;
+    case BSON_TYPE_DECIMAL128: {
+        bson_decimal128_t da, db;
+        return bson_iter_decimal128(a, &da) && bson_iter_decimal128(b, &db) &&
+               da.high == db.high && da.low == db.low;
+    }
+    case BSON_TYPE_DOCUMENT:
+    case BSON_TYPE_ARRAY: {
+        uint32_t la = 0, lb = 0;
+        const uint8_t *da = NULL, *db = NULL;
+        if (ta == BSON_TYPE_DOCUMENT) {
+            bson_iter_document(a, &la, &da);
+            bson_iter_document(b, &lb, &db);
+        } else {
+            bson_iter_array(a, &la, &da);
+            bson_iter_array(b, &lb, &db);
+        }
+        return da && db && la == lb && memcmp(da, db, la) == 0;
+    }
     default:
         return 0;
     }

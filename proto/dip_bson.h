@@ -42,8 +42,11 @@ void dip_bson_append_id_match(bson_t *q, const char *key, const bson_oid_t *id);
 int dip_bson_reply_value(const bson_t *reply, bson_t *view);
 /* 1 when two values are equal as a deal's field is compared (an update
  * and its revert): numbers by value whatever their BSON numeric type;
- * strings, ObjectIds, dates and booleans by type and value; anything else
- * is never equal. */
+ * strings, ObjectIds, dates and booleans by type and value; null (and
+ * undefined, minKey, maxKey) equal to itself; decimals by their bits;
+ * documents and arrays by their bytes (field order and number types
+ * count: a value put back as it was read is equal to it); anything else
+ * (binary, regex, code...) is never equal. */
 int dip_bson_iter_equal(const bson_iter_t *a, const bson_iter_t *b);
 
 /* JSON <-> BSON through relaxed extended JSON. NULL on failure. */

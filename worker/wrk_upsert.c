@@ -116,19 +116,26 @@ static const char *row_key(const wrk_upsert_t *self, const bson_t *doc,
     return "";
 }
 
-/* A found deal's key, as row_key gives it for its row. */
-static void deal_key(const wrk_upsert_t *self, const bson_t *deal, char *out,
-                     size_t outlen)
+/* A found deal's key, as row_key gives it for its row: its text whole
+ * (a cell may hold 64 KiB; a key cut short would find no row), or an
+ * ObjectId in lowercase hex, written into hex. Borrows deal; *len 0 when
+ * it has none. */
+static const char *deal_key(const wrk_upsert_t *self, const bson_t *deal,
+                            char hex[25], uint32_t *len)
 {
     bson_iter_t it;
-    out[0] = '\0';
+    *len = 0;
     if (!bson_iter_init(&it, deal) ||
         !bson_iter_find_descendant(&it, self->m->field, &it))
-        return;
-    if (BSON_ITER_HOLDS_OID(&it) && outlen >= 25)
-        bson_oid_to_string(bson_iter_oid(&it), out);
-    else if (BSON_ITER_HOLDS_UTF8(&it))
-        snprintf(out, outlen, "%s", bson_iter_utf8(&it, NULL));
+        return "";
+    if (BSON_ITER_HOLDS_OID(&it)) {
+        bson_oid_to_string(bson_iter_oid(&it), hex);
+        *len = 24;
+        return hex;
+    }
+    if (BSON_ITER_HOLDS_UTF8(&it))
+        return bson_iter_utf8(&it, len);
+    return "";
 }
 
 static int is_hex24(const char *s, uint32_t len)
@@ -221,7 +228,8 @@ static int lookup(wrk_upsert_t *self, const bson_t *in, const bson_t *proj,
 {
     bson_t filter = BSON_INITIALIZER, sub, *opts;
     int rc = WRK_DB_OK;
-    BSON_APPEND_OID(&filter, "account_id", self->account);
+    /* the CRM's deals may hold the account as hex: both forms match */
+    dip_bson_append_id_match(&filter, "account_id", self->account);
     BSON_APPEND_DOCUMENT_BEGIN(&filter, self->m->field, &sub);
     BSON_APPEND_ARRAY(&sub, "$in", in);
     bson_append_document_end(&filter, &sub);
@@ -236,23 +244,39 @@ static int lookup(wrk_upsert_t *self, const bson_t *in, const bson_t *proj,
             mongoc_collection_find_with_opts(self->deals, &filter, opts, NULL);
         const bson_t *doc;
         bson_error_t error;
+        int oom = 0;
         drop_found(self);
-        while (mongoc_cursor_next(c, &doc)) {
-            char key[4096];
+        while (!oom && mongoc_cursor_next(c, &doc)) {
+            char hex[25];
+            uint32_t klen;
+            const char *key;
+            int64_t at;
             if (self->nfound == self->found_cap) {
                 size_t cap = self->found_cap ? self->found_cap * 2 : 256;
                 bson_t **d = realloc(self->found_docs, cap * sizeof(*d));
-                if (d == NULL)
+                if (d == NULL) {
+                    oom = 1;
                     break;
+                }
                 self->found_docs = d;
                 self->found_cap = cap;
             }
-            deal_key(self, doc, key, sizeof(key));
-            if (wrk_keys_put(self->found, key, strlen(key),
-                             (int64_t)self->nfound) == (int64_t)self->nfound)
+            key = deal_key(self, doc, hex, &klen);
+            at = wrk_keys_put(self->found, key, klen, (int64_t)self->nfound);
+            oom = at < 0;
+            if (at == (int64_t)self->nfound)
                 self->found_docs[self->nfound++] = bson_copy(doc);
         }
         wrk_db_count_round_trip(self->db);
+        if (oom) {
+            /* a deal found and not kept would be "not found": a
+             * duplicate created, an update refused */
+            mongoc_cursor_destroy(c);
+            drop_found(self);
+            snprintf(err, errlen, "out of memory keeping the deals found");
+            rc = WRK_DB_EFAIL;
+            break;
+        }
         if (!mongoc_cursor_error(c, &error)) {
             mongoc_cursor_destroy(c);
             break;
@@ -529,6 +553,8 @@ int wrk_upsert_batch(wrk_upsert_t *self, bson_t *const *docs,
         rc = wrk_upsert_write_deals(self, &b, err, errlen);
     if (rc == WRK_DB_OK && b.unmatched > 0)
         rc = wrk_upsert_write_gone(self, &b, docs, err, errlen);
+    if (rc == WRK_DB_OK)
+        rc = wrk_upsert_drop_refused(self, &b, err, errlen);
     for (size_t i = 0; ids && rc == WRK_DB_OK && i < n; i++)
         bson_oid_copy(&b.plan[i].deal_id, &ids[i]);
 cleanup:

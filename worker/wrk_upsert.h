@@ -1,7 +1,9 @@
 /*
  * wrk_upsert: the write of a batch in update and upsert mode (and in create
  * mode with a match field). Per batch: one query for all its keys within the
- * account, the verdict of each row (wrk_match), then the before-images of
+ * account (its id as an ObjectId or as hex, as the CRM may have written
+ * it on its own deals; the updates match the pipeline the same way), the
+ * verdict of each row (wrk_match), then the before-images of
  * the deals it changes inserted into `deal_import_changes` (unique on
  * (queue_id, line)), and only then one unordered bulk write of the updates
  * and inserts. A line re-run after a crash, a resume or a takeover finds its
@@ -23,7 +25,10 @@
  *
  * A change record: {queue_id, line, account_id, deal_id, changes: [{f:
  * field, a: value written, b: previous value, absent when the deal had
- * none}], tags_added: [...], created_at}. ctl_revert reads them.
+ * none}], tags_added: [...], created_at}. ctl_revert reads them. A
+ * record that would pass 16 MiB (a deal near that size, its previous
+ * values and the new ones) cannot be stored: the row is a line error and
+ * its deal is not changed.
  *
  * Memory: the keys of the whole run are kept (to name the first line of a
  * repeated key whatever the batching): the bytes of the key column plus

@@ -49,6 +49,10 @@ typedef struct batch_ctx {
     int64_t unmatched; /* updates sent that matched no deal */
 } batch_ctx_t;
 
+/* The largest change record the worker sends: MongoDB's limit on a
+ * document (16 MiB), a fixed limit of every server. */
+#define WRK_UPSERT_CHANGE_MAX (16 * 1024 * 1024)
+
 /* Row i refused with msg (copied): outcome WRK_UPSERT_REFUSED. */
 void wrk_upsert_refuse(char **messages, size_t i, int *outcome,
                        const char *msg);
@@ -68,5 +72,12 @@ int wrk_upsert_write_deals(wrk_upsert_t *self, batch_ctx_t *b, char *err,
                            size_t errlen);
 int wrk_upsert_write_gone(wrk_upsert_t *self, batch_ctx_t *b,
                           bson_t *const *docs, char *err, size_t errlen);
+/* Removes the before-images of the rows the writes refused (a deal whose
+ * update the database refused: its tags not an array, a value it cannot
+ * take; or whose record could not be stored): their deals were not
+ * changed by this line. WRK_DB_OK, or WRK_DB_ETRANSIENT / WRK_DB_EFAIL
+ * with err. */
+int wrk_upsert_drop_refused(wrk_upsert_t *self, batch_ctx_t *b, char *err,
+                            size_t errlen);
 
 #endif

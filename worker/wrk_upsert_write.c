@@ -145,11 +145,26 @@ int wrk_upsert_write_changes(wrk_upsert_t *self, batch_ctx_t *b, char *err,
     bson_t opts = BSON_INITIALIZER;
     int rc = WRK_DB_OK;
     b->nops = 0;
-    for (size_t i = 0; docs && i < b->n; i++)
-        if (b->plan[i].change) {
-            b->rows[b->nops] = i;
-            docs[b->nops++] = b->plan[i].change;
+    for (size_t i = 0; docs && i < b->n; i++) {
+        if (b->plan[i].change == NULL)
+            continue;
+        /* The previous values of a deal near 16 MiB and the new ones
+         * together may pass what MongoDB stores in one document: that
+         * row's error (its update is not sent), never the batch's, which
+         * the driver would refuse whole, again at every retry. */
+        if (b->plan[i].change->len > WRK_UPSERT_CHANGE_MAX) {
+            char msg[256];
+            snprintf(msg, sizeof(msg),
+                     "the previous values of this deal are too large to "
+                     "record (%u bytes with the new ones, over the %d a "
+                     "document may hold), so it was not changed",
+                     (unsigned)b->plan[i].change->len, WRK_UPSERT_CHANGE_MAX);
+            wrk_upsert_refuse(b->messages, i, b->outcome, msg);
+            continue;
         }
+        b->rows[b->nops] = i;
+        docs[b->nops++] = b->plan[i].change;
+    }
     if (docs == NULL) {
         snprintf(err, errlen, "out of memory");
         return WRK_DB_EFAIL;
@@ -222,8 +237,9 @@ int wrk_upsert_write_deals(wrk_upsert_t *self, batch_ctx_t *b, char *err,
             } else if (p->update) {
                 bson_t sel = BSON_INITIALIZER;
                 BSON_APPEND_OID(&sel, "_id", &p->deal_id);
-                BSON_APPEND_OID(&sel, "account_id", self->account);
-                BSON_APPEND_OID(&sel, "pipeline_id", self->pipeline);
+                /* as the lookup found it: either form of each id */
+                dip_bson_append_id_match(&sel, "account_id", self->account);
+                dip_bson_append_id_match(&sel, "pipeline_id", self->pipeline);
                 ok = mongoc_bulk_operation_update_one_with_opts(
                     bulk, &sel, p->update, nocheck, &error);
                 bson_destroy(&sel);
@@ -279,7 +295,7 @@ static int find_gone(wrk_upsert_t *self, batch_ctx_t *b, char *err,
     }
     bson_append_array_end(&sub, &ids);
     bson_append_document_end(&filter, &sub);
-    BSON_APPEND_OID(&filter, "account_id", self->account);
+    dip_bson_append_id_match(&filter, "account_id", self->account);
     opts =
         BCON_NEW("projection", "{", "pipeline_id", BCON_INT32(1), "}",
                  "maxTimeMS", BCON_INT64((int64_t)wrk_db_max_time_ms(self->db)),
@@ -316,10 +332,22 @@ static int find_gone(wrk_upsert_t *self, batch_ctx_t *b, char *err,
     return rc;
 }
 
-/* Removes the before-images of the gone rows: their deals were not
- * changed, so a revert has nothing to put back. */
-static int drop_gone_changes(wrk_upsert_t *self, batch_ctx_t *b, char *err,
-                             size_t errlen)
+/* Whether row i's before-image is to go: its deal is gone (gone), or
+ * its update was refused (refused: the gone ones were dropped already). */
+static int to_drop(const batch_ctx_t *b, size_t i, int refused)
+{
+    const plan_t *p = &b->plan[i];
+    if (p->change == NULL)
+        return 0;
+    return refused ? !p->gone && b->outcome[i] == WRK_UPSERT_REFUSED
+                   : p->gone != 0;
+}
+
+/* Removes the before-images of rows whose deals were not changed (gone,
+ * or, with refused, refused by the database), so that a revert finds
+ * nothing to put back and no conflict. */
+static int drop_changes(wrk_upsert_t *self, batch_ctx_t *b, int refused,
+                        char *err, size_t errlen)
 {
     bson_t filter = BSON_INITIALIZER, sub, lines;
     uint32_t nl = 0;
@@ -331,7 +359,7 @@ static int drop_gone_changes(wrk_upsert_t *self, batch_ctx_t *b, char *err,
         char kb[16];
         const char *k;
         size_t kl;
-        if (!b->plan[i].gone || b->plan[i].change == NULL)
+        if (!to_drop(b, i, refused))
             continue;
         kl = bson_uint32_to_string(nl++, &k, kb, sizeof(kb));
         bson_append_int64(&lines, k, (int)kl,
@@ -366,7 +394,7 @@ int wrk_upsert_write_gone(wrk_upsert_t *self, batch_ctx_t *b,
     const char *skip = self->m->key == WRK_MATCH_KEY_DEAL_ID ? "deal_id" : NULL;
     int rc = find_gone(self, b, err, errlen), recreate = 0;
     if (rc == WRK_DB_OK)
-        rc = drop_gone_changes(self, b, err, errlen);
+        rc = drop_changes(self, b, 0, err, errlen);
     if (rc != WRK_DB_OK)
         return rc;
     for (size_t i = 0; i < b->n; i++) {
@@ -397,4 +425,10 @@ int wrk_upsert_write_gone(wrk_upsert_t *self, batch_ctx_t *b,
         b->only_gone = 0;
     }
     return rc;
+}
+
+int wrk_upsert_drop_refused(wrk_upsert_t *self, batch_ctx_t *b, char *err,
+                            size_t errlen)
+{
+    return drop_changes(self, b, 1, err, errlen);
 }

@@ -78,10 +78,88 @@ static void test_judge_table(void **state)
     bson_destroy(ch);
 }
 
+/* Previous values that are not a scalar the import writes: null, a
+ * decimal, a document, an array. Put back by the revert, each is the
+ * previous value again (2), not a conflict; another value of the same
+ * type is still a conflict (0). */
+static void test_judge_previous_kinds(void **state)
+{
+    static const struct {
+        const char *change;
+        const char *deal;
+        int verdict;
+    } cases[] = {
+        {"{\"changes\":[{\"f\":\"value\",\"a\":5,\"b\":null}]}",
+         "{\"value\":null}", 2},
+        {"{\"changes\":[{\"f\":\"value\",\"a\":5,\"b\":null}]}",
+         "{\"value\":5}", 1},
+        {"{\"changes\":[{\"f\":\"value\",\"a\":5,\"b\":null}]}",
+         "{\"value\":6}", 0},
+        /* a field the deal lacked, restored (unset) */
+        {"{\"changes\":[{\"f\":\"value\",\"a\":5}]}", "{}", 2},
+        {"{\"changes\":[{\"f\":\"value\",\"a\":5,"
+         "\"b\":{\"$numberDecimal\":\"100.10\"}}]}",
+         "{\"value\":{\"$numberDecimal\":\"100.10\"}}", 2},
+        {"{\"changes\":[{\"f\":\"value\",\"a\":5,"
+         "\"b\":{\"$numberDecimal\":\"100.10\"}}]}",
+         "{\"value\":{\"$numberDecimal\":\"7\"}}", 0},
+        {"{\"changes\":[{\"f\":\"additional_info.cf\",\"a\":\"x\","
+         "\"b\":[\"p\",\"q\"]}]}",
+         "{\"additional_info\":{\"cf\":[\"p\",\"q\"]}}", 2},
+        {"{\"changes\":[{\"f\":\"additional_info.cf\",\"a\":\"x\","
+         "\"b\":[\"p\",\"q\"]}]}",
+         "{\"additional_info\":{\"cf\":[\"q\",\"p\"]}}", 0},
+        {"{\"changes\":[{\"f\":\"contact\",\"a\":\"x\","
+         "\"b\":{\"n\":\"Ann\",\"k\":1}}]}",
+         "{\"contact\":{\"n\":\"Ann\",\"k\":1}}", 2},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        bson_t *ch = doc_from(cases[i].change);
+        bson_t *d = doc_from(cases[i].deal);
+        int v = ctl_restore_judge(ch, d);
+        if (v != cases[i].verdict)
+            fail_msg("case %zu: %d, not %d", i, v, cases[i].verdict);
+        bson_destroy(d);
+        bson_destroy(ch);
+    }
+}
+
+/* A before-image of tags only (the row's values equal the deal's, the
+ * import added a tag): the deal holding every tag added is as the import
+ * left it (1), holding none is restored (2), holding some is a
+ * conflict (0). */
+static void test_judge_tags_only(void **state)
+{
+    static const struct {
+        const char *deal;
+        int verdict;
+    } cases[] = {
+        {"{\"tags\":[\"old\",\"imported\",\"q4\"]}", 1},
+        {"{\"tags\":[\"old\"]}", 2},
+        {"{\"tags\":[]}", 2},
+        {"{}", 2},
+        {"{\"tags\":[\"old\",\"q4\"]}", 0},
+    };
+    bson_t *ch =
+        doc_from("{\"changes\":[],\"tags_added\":[\"imported\",\"q4\"]}");
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        bson_t *d = doc_from(cases[i].deal);
+        int v = ctl_restore_judge(ch, d);
+        if (v != cases[i].verdict)
+            fail_msg("case %zu: %d, not %d", i, v, cases[i].verdict);
+        bson_destroy(d);
+    }
+    bson_destroy(ch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_judge_table),
+        cmocka_unit_test(test_judge_previous_kinds),
+        cmocka_unit_test(test_judge_tags_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
