@@ -23,6 +23,7 @@
 #include "wrk_upsert.h"
 #include "wrk_queue.h"
 #include "wrk_stages.h"
+#include "wrk_recall.h"
 #include "wrk_survey.h"
 
 #include "dip_text.h"
@@ -1155,6 +1156,52 @@ static int decide_format(import_t *im, const bson_t *q, const char *key,
     return rc;
 }
 
+/* A resumed update or upsert: the keys of the lines before the checkpoint,
+ * read again from the same file (wrk_recall.h). DIP_STORAGE_OK, or as
+ * decide_format. */
+static int recall(import_t *im, const char *key, char *err, size_t errlen)
+{
+    wrk_survey_file_t file;
+    file_id_t got = {0};
+    int action = 0;
+    dip_log(DIP_LOG_INFO, im->queue_id,
+            "reading lines 1 to %lld again for the keys they hold",
+            (long long)im->rows_at_start);
+    switch (wrk_recall_run(im->cfg, key, im->map, im->up, im->ev,
+                           im->cfg->batch_rows, im->rows_at_start, &file,
+                           &action, err, errlen)) {
+    case WRK_RECALL_OK:
+        got.known = file.known;
+        memcpy(got.etag, file.etag, sizeof(got.etag));
+        got.size = file.size;
+        got.mtime_ns = file.mtime_ns;
+        if (im->file_then.known && got.known &&
+            !same_file(&im->file_then, &got)) {
+            dip_text_format(err, errlen, NULL,
+                            "read again for the keys of its first %lld lines",
+                            (long long)im->rows_at_start);
+            return DIP_STORAGE_ECHANGED;
+        }
+        return DIP_STORAGE_OK;
+    case WRK_RECALL_ECONTROL:
+        im->stop = STOP_CONTROL;
+        im->action = action;
+        return DIP_STORAGE_EABORT;
+    case WRK_RECALL_EGONE:
+        im->stop = STOP_SUPERVISOR;
+        return DIP_STORAGE_EABORT;
+    case WRK_RECALL_ETRANSIENT:
+        return DIP_STORAGE_ETRANSIENT;
+    case WRK_RECALL_ENOMEM:
+        dip_log(DIP_LOG_ERR, im->queue_id,
+                "out of memory reading the keys of the lines already "
+                "imported: the worker reached its memory limit");
+        _exit(DIP_EXIT_NOMEM);
+    default:
+        return DIP_STORAGE_EFAIL;
+    }
+}
+
 static int stream(import_t *im, const bson_t *q, const char *key)
 {
     dip_storage_t *st = NULL;
@@ -1177,6 +1224,8 @@ static int stream(import_t *im, const bson_t *q, const char *key)
     im->cp_offset = im->last_offset;
 
     rc = decide_format(im, q, key, err, sizeof(err));
+    if (rc == DIP_STORAGE_OK && im->up && im->rows_at_start > 0)
+        rc = recall(im, key, err, sizeof(err));
     if (rc == DIP_STORAGE_OK) {
         st = dip_storage_new(im->cfg, err, sizeof(err));
         if (st == NULL) {

@@ -474,6 +474,31 @@ static void decide(wrk_upsert_t *self, bson_t *doc, int64_t line,
     }
 }
 
+/* The key a row files under in the seen set (a deal_id in lowercase, in
+ * low), or NULL for a row whose key finds nothing (empty, or not an id). */
+static const char *seen_key(const wrk_upsert_t *self, const bson_t *doc,
+                            char low[25], uint32_t *klen)
+{
+    const char *key = row_key(self, doc, klen);
+    if (*klen == 0 ||
+        (self->m->key == WRK_MATCH_KEY_DEAL_ID && !is_hex24(key, *klen)))
+        return NULL;
+    if (self->m->key == WRK_MATCH_KEY_DEAL_ID) {
+        lower_hex(key, low);
+        return low;
+    }
+    return key;
+}
+
+int wrk_upsert_recall(wrk_upsert_t *self, const bson_t *doc, int64_t line)
+{
+    uint32_t klen;
+    char low[25];
+    const char *key = seen_key(self, doc, low, &klen);
+    return key == NULL || wrk_keys_put(self->seen, key, klen, line) >= 0 ? 0
+                                                                         : -1;
+}
+
 int wrk_upsert_batch(wrk_upsert_t *self, bson_t *const *docs,
                      const int64_t *lines, const int *status_given, size_t n,
                      int *outcome, char **messages, bson_oid_t *ids, char *err,
@@ -497,18 +522,13 @@ int wrk_upsert_batch(wrk_upsert_t *self, bson_t *const *docs,
      * $in. */
     for (size_t i = 0; i < n; i++) {
         uint32_t klen;
-        const char *key = row_key(self, docs[i], &klen);
         char low[25];
+        const char *key = seen_key(self, docs[i], low, &klen);
         int64_t first;
         outcome[i] = WRK_UPSERT_ADDED;
         messages[i] = NULL;
-        if (klen == 0 ||
-            (self->m->key == WRK_MATCH_KEY_DEAL_ID && !is_hex24(key, klen)))
+        if (key == NULL)
             continue;
-        if (self->m->key == WRK_MATCH_KEY_DEAL_ID) {
-            lower_hex(key, low);
-            key = low;
-        }
         first = wrk_keys_put(self->seen, key, klen, lines[i]);
         if (first < 0) {
             snprintf(err, errlen, "out of memory keeping the keys");

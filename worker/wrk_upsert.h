@@ -79,6 +79,14 @@ int wrk_upsert_prepare(wrk_upsert_t *self, char *err, size_t errlen);
 void wrk_upsert_set_before_write(wrk_upsert_t *self, void (*fn)(void *),
                                  void *arg);
 
+/* Files the key of doc (a row as wrk_upsert_batch takes it) as first seen
+ * on line, unless an earlier line has it: a resumed run recalls the lines
+ * before its checkpoint (wrk_recall), so that a key they held is still
+ * "on line N already" after the resume, whatever those lines left in the
+ * database (an unchanged row, a refused one, leaves nothing). 0, or -1 out
+ * of memory. Writes nothing. */
+int wrk_upsert_recall(wrk_upsert_t *self, const bson_t *doc, int64_t line);
+
 /* Writes the batch: docs[i] is the deal an insert would write (as
  * wrk_import builds it: _id first, the mapped fields, then stage_id ...
  * import), lines[i] its line, status_given[i] 0 when the row's status cell
