@@ -512,6 +512,7 @@ int wrk_upsert_batch(wrk_upsert_t *self, bson_t *const *docs,
     b.plan = calloc(n ? n : 1, sizeof(plan_t));
     b.rows = calloc(n ? n : 1, sizeof(size_t));
     b.n = n;
+    b.m = self->m;
     b.outcome = outcome;
     b.messages = messages;
     if (earlier == NULL || b.plan == NULL || b.rows == NULL) {

@@ -45,8 +45,9 @@ typedef struct batch_ctx {
     size_t nops, n;
     int *outcome;
     char **messages;
-    int only_gone;     /* write_deals sends only the rows marked gone */
-    int64_t unmatched; /* updates sent that matched no deal */
+    int only_gone;        /* write_deals sends only the rows marked gone */
+    int64_t unmatched;    /* updates sent that matched no deal */
+    const wrk_match_t *m; /* the import's match field */
 } batch_ctx_t;
 
 /* The largest change record the worker sends: MongoDB's limit on a

@@ -81,6 +81,20 @@ static void on_change_error(void *arg, int64_t idx, const bson_t *e)
                e);
 }
 
+/* Whether the write error e is a duplicate on an index over the match
+ * field: a deal with the row's key that another writer (an import of the
+ * same account, the CRM) created after this batch's lookup. */
+static int dup_of_key(const batch_ctx_t *b, const bson_t *e)
+{
+    bson_iter_t f, k;
+    if (dip_bson_get_int(e, "code", 0) != 11000 || b->m == NULL ||
+        b->m->key == WRK_MATCH_KEY_DEAL_ID ||
+        !bson_iter_init_find(&f, e, "keyPattern") ||
+        !BSON_ITER_HOLDS_DOCUMENT(&f) || !bson_iter_recurse(&f, &k))
+        return 0;
+    return bson_iter_find(&k, b->m->field);
+}
+
 static void on_deal_error(void *arg, int64_t idx, const bson_t *e)
 {
     batch_ctx_t *b = arg;
@@ -92,6 +106,16 @@ static void on_deal_error(void *arg, int64_t idx, const bson_t *e)
          * insert's */
         b->outcome[row] = WRK_UPSERT_ALREADY;
         memset(&b->plan[row].deal_id, 0, sizeof(b->plan[row].deal_id));
+        return;
+    }
+    if (b->plan[row].insert && dup_of_key(b, e)) {
+        char msg[256];
+        snprintf(msg, sizeof(msg),
+                 "a deal with this %s was created by someone else while the "
+                 "import ran, so this line was not applied: import it again "
+                 "to update that deal",
+                 b->m->target);
+        wrk_upsert_refuse(b->messages, row, b->outcome, msg);
         return;
     }
     refuse_for(b, row, "the database refused this deal", e);

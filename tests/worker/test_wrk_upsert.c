@@ -6,7 +6,9 @@
  * deleted while the import ran"; in upsert mode its row is inserted, as a
  * key that finds no deal is; a deal moved to another pipeline in that
  * window is a line error in both. The other rows of the batch are updated
- * as usual, and no before-image is left for a deal that was not changed.
+ * as usual, and no before-image is left for a deal that was not changed. A
+ * new key whose deal someone else creates in that window is a line error
+ * that says so (test_created_meanwhile).
  * Runs in a database of its own, dropped at the end.
  *
  * Failure classes: 1 and 2 (the find of the missed ids runs only when the
@@ -263,11 +265,88 @@ static void test_deleted_upsert(void **state)
         free(messages[i]);
 }
 
+/* The hook: a deal N9 of the account, as another import creating it
+ * after the batch's lookup found none. */
+static void create_n9(void *arg)
+{
+    fix_t *f = arg;
+    bson_oid_t id;
+    bson_t *d;
+    bson_oid_init(&id, NULL);
+    d = BCON_NEW("_id", BCON_OID(&id), "name", BCON_UTF8("theirs"),
+                 "external_id", BCON_UTF8("N9"), "value", BCON_DOUBLE(7),
+                 "stage_id", BCON_OID(&f->stage), "pipeline_id",
+                 BCON_OID(&f->pipeline), "account_id", BCON_OID(&f->account),
+                 "status", BCON_UTF8("open"));
+    assert_true(mongoc_collection_insert_one(f->deals, d, NULL, NULL, NULL));
+    bson_destroy(d);
+}
+
+/* A key that found no deal at the lookup and whose deal someone else
+ * created before the insert: the insert meets the unique index on the
+ * match field. The line is refused with a sentence that says so and what
+ * to do (the database's own E11000 text before), the other deal is left
+ * as it is, and the rest of the batch is written. */
+static void test_created_meanwhile(void **state)
+{
+    fix_t *f = *state;
+    wrk_match_t m = {.mode = WRK_MATCH_MODE_UPSERT,
+                     .key = WRK_MATCH_KEY_EXTERNAL_ID,
+                     .target = "external_id",
+                     .field = "external_id"};
+    bson_t *docs[2];
+    int64_t lines[2] = {2, 3};
+    int given[2] = {1, 1}, outcome[2];
+    char *messages[2] = {NULL, NULL};
+    char err[512] = "";
+    bson_oid_t id;
+    wrk_upsert_t *up;
+    seed(f);
+    up = wrk_upsert_new(f->db, &m, &f->queue, &f->account, &f->pipeline, 0);
+    assert_non_null(up);
+    assert_int_equal(wrk_upsert_prepare(up, err, sizeof(err)), WRK_DB_OK);
+    wrk_upsert_set_before_write(up, create_n9, f);
+    docs[0] = row(f, 0, 100, lines[0]);
+    bson_oid_init(&id, NULL);
+    docs[1] =
+        BCON_NEW("_id", BCON_OID(&id), "external_id", BCON_UTF8("N9"), "name",
+                 BCON_UTF8("mine"), "value", BCON_DOUBLE(9), "stage_id",
+                 BCON_OID(&f->stage), "pipeline_id", BCON_OID(&f->pipeline),
+                 "account_id", BCON_OID(&f->account), "status",
+                 BCON_UTF8("open"), "import", "{", "queue_id",
+                 BCON_OID(&f->queue), "line", BCON_INT64(lines[1]), "}");
+    assert_int_equal(wrk_upsert_batch(up, docs, lines, given, 2, outcome,
+                                      messages, NULL, err, sizeof(err)),
+                     WRK_DB_OK);
+    bson_destroy(docs[0]);
+    bson_destroy(docs[1]);
+    wrk_upsert_destroy(&up);
+    wrk_db_destroy(&f->db);
+    assert_int_equal(outcome[0], WRK_UPSERT_UPDATED);
+    assert_int_equal(outcome[1], WRK_UPSERT_REFUSED);
+    assert_string_equal(messages[1],
+                        "a deal with this external_id was created by someone "
+                        "else while the import ran, so this line was not "
+                        "applied: import it again to update that deal");
+    assert_int_equal(count(f, "deals",
+                           BCON_NEW("external_id", BCON_UTF8("N9"),
+                                    "account_id", BCON_OID(&f->account))),
+                     1);
+    assert_int_equal(
+        count(f, "deals",
+              BCON_NEW("external_id", BCON_UTF8("N9"), "account_id",
+                       BCON_OID(&f->account), "name", BCON_UTF8("theirs"))),
+        1);
+    for (int i = 0; i < 2; i++)
+        free(messages[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deleted_update),
         cmocka_unit_test(test_deleted_upsert),
+        cmocka_unit_test(test_created_meanwhile),
     };
     const char *uri = getenv("DEALIMPORT_MONGODB_URI");
     int rc;
