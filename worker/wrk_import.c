@@ -751,6 +751,15 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
                                         sizeof(err));
             }
             if (rc == WRK_STAGES_ELIMIT) {
+                /* Its key is filed as every refused line's is, and as a
+                 * resume's re-read files it (wrk_recall.h): a repeat of it
+                 * is a line error, resumed in between or not. */
+                if (im->up &&
+                    wrk_upsert_recall(im->up, deal, (int64_t)row->line) < 0) {
+                    fail_with(im, "out of memory keeping the keys");
+                    clear_batch(im);
+                    return 1;
+                }
                 bson_reinit(deal);
                 if (line_error(im, (int64_t)row->line, "stage", err, row->cells,
                                row->lens, row->nfile, 0) < 0)

@@ -113,10 +113,118 @@ static void test_repeat_across_resume(void **state)
         1);
 }
 
+/* A line refused for its stage (no new stage may be made) files its key,
+ * as every line that maps does (wrk_upsert.h): its repeat is a line error
+ * naming it, in one run and across a resume alike. The re-read files the
+ * key of every line that maps; one run through filed none for a stage
+ * refused, so the repeat was applied in one run (value 9999) and refused
+ * after a kill. Failure classes: 5 (the kill lands after line 500, the
+ * refused line long checkpointed), 14 (the one-run case failed before).
+ */
+static void stage_refused(int kill_it)
+{
+    enum { FILLER = 3000 };
+    static const char *const extra[] = {
+        "DEALIMPORT_WORKER_RESTARTS=5", "DEALIMPORT_ROW_BACKOFF_MS=200",
+        "DEALIMPORT_BATCH_ROWS=100", "DEALIMPORT_MAX_NEW_STAGES=0", NULL};
+    bson_oid_t account, user, pipeline, qid;
+    char a[25], qh[25], path[256], logpath[256];
+    pid_t sup, worker;
+    FILE *f;
+    bson_t q;
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    it_pipeline(&env, &account, &pipeline);
+    bson_oid_to_string(&account, a);
+    it_upsert_write_base(&env, "imports/upsert/base-s.csv", 3);
+    it_upsert_enqueue(&env, "imports/upsert/base-s.csv", &account, &user,
+                      &pipeline, NULL, NULL, it_upsert_mappings, &qid);
+    it_upsert_run(&env, &qid, NULL, "completed", &q);
+    bson_destroy(&q);
+    snprintf(path, sizeof(path), "/tmp/it-upsert-stage-%d.csv", (int)getpid());
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "Ref,Name,Value,Stage,Region\n");
+    fprintf(f, "R00001,Deal 1,7777,zz,r1\n"); /* line 1: no stage zz */
+    for (int i = 0; i < FILLER; i++)
+        fprintf(f, "N%05d,New %d,1,s1,n\n", i, i);
+    fprintf(f, "R00001,Deal 1,9999,s1,r1\n"); /* line FILLER + 2 */
+    fclose(f);
+    it_put_file(&env, "imports/upsert/edited-s.csv", path);
+    unlink(path);
+    it_upsert_enqueue(&env, "imports/upsert/edited-s.csv", &account, &user,
+                      &pipeline, "upsert", "external_id", it_upsert_mappings,
+                      &qid);
+    bson_oid_to_string(&qid, qh);
+    snprintf(logpath, sizeof(logpath), "/tmp/it-upsert-stage-%d.log",
+             (int)getpid());
+    assert_int_equal(it_dev_slow(&env, kill_it ? "{\"write_us\": 300}"
+                                               : "{\"write_us\": 0}"),
+                     0);
+    sup = it_supervisor_start(&env, extra, logpath);
+    assert_true(sup > 0);
+    if (kill_it) {
+        worker = it_wait_worker(&qid, 120000);
+        assert_true(worker > 0);
+        assert_int_equal(
+            it_wait_int(&env, &qid, "checkpoint.line", 500, 120000), 0);
+        assert_int_equal(kill(worker, SIGKILL), 0);
+        assert_int_equal(it_dev_slow(&env, "{\"write_us\": 0}"), 0);
+    }
+    assert_int_equal(it_wait_final(&env, &qid, 600000, &q), 0);
+    assert_string_equal(it_str(&q, "status"), "completed");
+    bson_destroy(&q);
+    assert_int_equal(it_process_stop(sup, SIGTERM, 30000), 0);
+    assert_int_equal(it_log_count(logpath, "killed by signal 9"), kill_it);
+    unlink(logpath);
+    assert_int_equal(it_upsert_count(&env, "deals",
+                                     "{\"account_id\":{\"$oid\":\"%s\"},"
+                                     "\"external_id\":\"R00001\","
+                                     "\"value\":101}",
+                                     a),
+                     1);
+    assert_int_equal(
+        it_upsert_count(&env, "csv_import_errors",
+                        "{\"queue_id\":{\"$oid\":\"%s\"},\"line\":%d,"
+                        "\"message\":\"external_id 'R00001' is on line 1 "
+                        "already: only the first line with a key is "
+                        "applied\"}",
+                        qh, FILLER + 2),
+        1);
+    assert_int_equal(
+        it_upsert_count(&env, "csv_import_errors",
+                        "{\"queue_id\":{\"$oid\":\"%s\"},\"line\":1,"
+                        "\"field\":\"stage\"}",
+                        qh),
+        1);
+    assert_int_equal(
+        it_upsert_count(&env, "csv_imports",
+                        "{\"queue_id\":{\"$oid\":\"%s\"},"
+                        "\"total_records_added\":%d,"
+                        "\"total_records_updated\":0,"
+                        "\"total_records_unchanged\":0,\"total_errors\":2}",
+                        qh, FILLER),
+        1);
+}
+
+static void test_stage_refused_one_run(void **state)
+{
+    (void)state;
+    stage_refused(0);
+}
+
+static void test_stage_refused_across_resume(void **state)
+{
+    (void)state;
+    stage_refused(1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_repeat_across_resume),
+        cmocka_unit_test(test_stage_refused_one_run),
+        cmocka_unit_test(test_stage_refused_across_resume),
     };
     int rc = it_env_init(&env, "wupsresume");
     if (rc)
