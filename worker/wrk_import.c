@@ -1170,15 +1170,21 @@ static int decide_format(import_t *im, const bson_t *q, const char *key,
  * decide_format. */
 static int recall(import_t *im, const char *key, char *err, size_t errlen)
 {
-    wrk_survey_file_t file;
+    wrk_survey_file_t then = {0}, file;
     file_id_t got = {0};
     int action = 0;
     dip_log(DIP_LOG_INFO, im->queue_id,
             "reading lines 1 to %lld again for the keys they hold",
             (long long)im->rows_at_start);
+    then.known = im->file_then.known;
+    memcpy(then.etag, im->file_then.etag, sizeof(then.etag));
+    then.size = im->file_then.size;
+    then.mtime_ns = im->file_then.mtime_ns;
     switch (wrk_recall_run(im->cfg, key, im->map, im->up, im->ev,
-                           im->cfg->batch_rows, im->rows_at_start, &file,
+                           im->cfg->batch_rows, im->rows_at_start, &then, &file,
                            &action, err, errlen)) {
+    case WRK_RECALL_ECHANGED:
+        return DIP_STORAGE_ECHANGED;
     case WRK_RECALL_OK:
         got.known = file.known;
         memcpy(got.etag, file.etag, sizeof(got.etag));
