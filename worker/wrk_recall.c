@@ -181,7 +181,10 @@ int wrk_recall_run(const dip_config_t *cfg, const char *key, wrk_map_t *map,
             }
         } else {
             dip_text_format(r.err, sizeof(r.err), NULL, "%s", serr);
+            /* a version changed between responses: the file changed,
+             * as the import says it */
             r.rc = rc == DIP_STORAGE_ETRANSIENT ? WRK_RECALL_ETRANSIENT
+                   : rc == DIP_STORAGE_ECHANGED ? WRK_RECALL_ECHANGED
                                                 : WRK_RECALL_EFAILED;
         }
     }
