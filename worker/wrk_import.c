@@ -751,6 +751,15 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
                                         sizeof(err));
             }
             if (rc == WRK_STAGES_ELIMIT) {
+                /* Its key is filed as every refused line's is, and as a
+                 * resume's re-read files it (wrk_recall.h): a repeat of it
+                 * is a line error, resumed in between or not. */
+                if (im->up &&
+                    wrk_upsert_recall(im->up, deal, (int64_t)row->line) < 0) {
+                    fail_with(im, "out of memory keeping the keys");
+                    clear_batch(im);
+                    return 1;
+                }
                 bson_reinit(deal);
                 if (line_error(im, (int64_t)row->line, "stage", err, row->cells,
                                row->lens, row->nfile, 0) < 0)
@@ -1161,15 +1170,21 @@ static int decide_format(import_t *im, const bson_t *q, const char *key,
  * decide_format. */
 static int recall(import_t *im, const char *key, char *err, size_t errlen)
 {
-    wrk_survey_file_t file;
+    wrk_survey_file_t then = {0}, file;
     file_id_t got = {0};
     int action = 0;
     dip_log(DIP_LOG_INFO, im->queue_id,
             "reading lines 1 to %lld again for the keys they hold",
             (long long)im->rows_at_start);
+    then.known = im->file_then.known;
+    memcpy(then.etag, im->file_then.etag, sizeof(then.etag));
+    then.size = im->file_then.size;
+    then.mtime_ns = im->file_then.mtime_ns;
     switch (wrk_recall_run(im->cfg, key, im->map, im->up, im->ev,
-                           im->cfg->batch_rows, im->rows_at_start, &file,
+                           im->cfg->batch_rows, im->rows_at_start, &then, &file,
                            &action, err, errlen)) {
+    case WRK_RECALL_ECHANGED:
+        return DIP_STORAGE_ECHANGED;
     case WRK_RECALL_OK:
         got.known = file.known;
         memcpy(got.etag, file.etag, sizeof(got.etag));

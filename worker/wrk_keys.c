@@ -104,8 +104,11 @@ int64_t wrk_keys_put(wrk_keys_t *self, const char *key, size_t len,
 {
     uint64_t h = fnv(key, len);
     slot_t *s = find(self, key, len, h);
-    if (s->value >= 0)
+    if (s->value >= 0) {
+        if (value < s->value)
+            s->value = value;
         return s->value;
+    }
     if (self->used + len > self->arena_cap) {
         size_t cap = self->arena_cap ? self->arena_cap : 65536;
         char *a;

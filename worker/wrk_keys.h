@@ -22,9 +22,11 @@ void wrk_keys_clear(wrk_keys_t *self);
 /* The number stored with key, or -1 when the key is not in the set. */
 int64_t wrk_keys_get(const wrk_keys_t *self, const char *key, size_t len);
 
-/* Adds key with value (>= 0) unless it is there already. Returns the value
- * the set holds for key afterwards (value, or the earlier one), or -1 when
- * out of memory (the set is unchanged). */
+/* Adds key with value (>= 0), or lowers the value it holds to value when
+ * value is smaller: a key's number is the smallest put, whatever the order
+ * of the puts (a line refused before its batch files its key before the
+ * earlier lines of that batch do). Returns the value the set holds for key
+ * afterwards, or -1 when out of memory (the set is unchanged). */
 int64_t wrk_keys_put(wrk_keys_t *self, const char *key, size_t len,
                      int64_t value);
 

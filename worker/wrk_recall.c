@@ -16,6 +16,7 @@ typedef struct recall {
     wrk_upsert_t *up;
     wrk_csv_t *csv;
     wrk_events_t *ev;
+    const wrk_survey_file_t *then;
     wrk_survey_file_t *file;
     bson_t deal;
     int64_t every, rows, upto;
@@ -81,10 +82,29 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
     return 0;
 }
 
+/* The comparison wrk_import makes of the file a response names with the
+ * one its checkpoint names. */
+static int same_file(const wrk_survey_file_t *a, const wrk_survey_file_t *b)
+{
+    if (!a->known || !b->known)
+        return a->known == b->known;
+    if (a->etag[0] || b->etag[0])
+        return strcmp(a->etag, b->etag) == 0;
+    return a->size == b->size && a->mtime_ns == b->mtime_ns;
+}
+
 static int on_data(void *arg, const char *buf, size_t len)
 {
     recall_t *r = arg;
-    int rc = wrk_csv_feed(r->csv, buf, len);
+    int rc;
+    if (r->then != NULL && r->then->known && !same_file(r->then, r->file)) {
+        dip_text_format(r->err, sizeof(r->err), NULL,
+                        "read again for the keys of its first %lld lines",
+                        (long long)r->upto);
+        r->rc = WRK_RECALL_ECHANGED;
+        return 1;
+    }
+    rc = wrk_csv_feed(r->csv, buf, len);
     if (r->done || r->rc != WRK_RECALL_OK)
         return 1;
     if (rc == WRK_CSV_ENOMEM) {
@@ -117,8 +137,9 @@ static void on_identity(void *arg, const char *etag, int64_t size,
 
 int wrk_recall_run(const dip_config_t *cfg, const char *key, wrk_map_t *map,
                    wrk_upsert_t *up, wrk_events_t *ev, int64_t every,
-                   int64_t upto, wrk_survey_file_t *file, int *action,
-                   char *err, size_t errlen)
+                   int64_t upto, const wrk_survey_file_t *then,
+                   wrk_survey_file_t *file, int *action, char *err,
+                   size_t errlen)
 {
     recall_t r;
     dip_storage_t *st = NULL;
@@ -132,6 +153,7 @@ int wrk_recall_run(const dip_config_t *cfg, const char *key, wrk_map_t *map,
     r.map = map;
     r.up = up;
     r.ev = ev;
+    r.then = then;
     r.file = file;
     r.upto = upto;
     r.every = every > 0 ? every : 1000;
@@ -159,7 +181,10 @@ int wrk_recall_run(const dip_config_t *cfg, const char *key, wrk_map_t *map,
             }
         } else {
             dip_text_format(r.err, sizeof(r.err), NULL, "%s", serr);
+            /* a version changed between responses: the file changed,
+             * as the import says it */
             r.rc = rc == DIP_STORAGE_ETRANSIENT ? WRK_RECALL_ETRANSIENT
+                   : rc == DIP_STORAGE_ECHANGED ? WRK_RECALL_ECHANGED
                                                 : WRK_RECALL_EFAILED;
         }
     }

@@ -30,18 +30,24 @@ enum {
     WRK_RECALL_EFAILED = -3,    /* the file is refused: err */
     WRK_RECALL_ETRANSIENT = -4, /* storage away after retries: err */
     WRK_RECALL_ENOMEM = -5,     /* out of memory (the reader, the keys) */
+    WRK_RECALL_ECHANGED = -6,   /* storage serves another file than then */
 };
 
 /* Files in up the key of every row of lines 1..upto of the file at key
  * that map (map: bound here to the file's header, reading set by the
  * caller as for the import). ev (may be NULL) is polled for control actions
  * every `every` rows and while the download waits, as the survey does.
- * file gets the file storage served (the caller checks it is the one the
- * checkpoint names). Returns WRK_RECALL_OK or an error above, with err a
- * sentence and *action the dip_control_action_t. */
+ * then (may be NULL, or not known): the file the earlier runs read, as the
+ * checkpoint names it; a response of another file (ETag, or size and
+ * modification time without one) is refused before a byte of it is read,
+ * as the import refuses it (WRK_RECALL_ECHANGED): a replaced file is not
+ * read to the checkpoint for nothing, nor its header bound to the mapping.
+ * file gets the file storage served. Returns WRK_RECALL_OK or an error
+ * above, with err a sentence and *action the dip_control_action_t. */
 int wrk_recall_run(const dip_config_t *cfg, const char *key, wrk_map_t *map,
                    wrk_upsert_t *up, wrk_events_t *ev, int64_t every,
-                   int64_t upto, wrk_survey_file_t *file, int *action,
-                   char *err, size_t errlen);
+                   int64_t upto, const wrk_survey_file_t *then,
+                   wrk_survey_file_t *file, int *action, char *err,
+                   size_t errlen);
 
 #endif

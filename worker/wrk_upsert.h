@@ -83,8 +83,11 @@ void wrk_upsert_set_before_write(wrk_upsert_t *self, void (*fn)(void *),
  * on line, unless an earlier line has it: a resumed run recalls the lines
  * before its checkpoint (wrk_recall), so that a key they held is still
  * "on line N already" after the resume, whatever those lines left in the
- * database (an unchanged row, a refused one, leaves nothing). 0, or -1 out
- * of memory. Writes nothing. */
+ * database (an unchanged row, a refused one, leaves nothing). A row that
+ * maps and is refused before its batch (its stage past the limit) is filed
+ * here too, so that the lines filed are the same in one run and across a
+ * resume: every row that maps. The order of the calls does not matter:
+ * the smallest line stands. 0, or -1 out of memory. Writes nothing. */
 int wrk_upsert_recall(wrk_upsert_t *self, const bson_t *doc, int64_t line);
 
 /* Writes the batch: docs[i] is the deal an insert would write (as

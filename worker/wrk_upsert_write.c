@@ -81,18 +81,29 @@ static void on_change_error(void *arg, int64_t idx, const bson_t *e)
                e);
 }
 
-/* Whether the write error e is a duplicate on an index over the match
- * field: a deal with the row's key that another writer (an import of the
- * same account, the CRM) created after this batch's lookup. */
+/* Whether the write error e is a duplicate on the match index, exactly
+ * (account_id, match field) as wrk_match_index_ok requires it: a deal of
+ * this account with the row's key that another writer (an import of the
+ * same account, the CRM) created after this batch's lookup. Another
+ * unique index naming the field (the CRM's over external_id alone, which
+ * another account's deal trips) is no such deal: importing again would
+ * meet it again, and the line carries the database's words. */
 static int dup_of_key(const batch_ctx_t *b, const bson_t *e)
 {
     bson_iter_t f, k;
+    int n = 0;
     if (dip_bson_get_int(e, "code", 0) != 11000 || b->m == NULL ||
         b->m->key == WRK_MATCH_KEY_DEAL_ID ||
         !bson_iter_init_find(&f, e, "keyPattern") ||
         !BSON_ITER_HOLDS_DOCUMENT(&f) || !bson_iter_recurse(&f, &k))
         return 0;
-    return bson_iter_find(&k, b->m->field);
+    while (bson_iter_next(&k)) {
+        if (n > 1 ||
+            strcmp(bson_iter_key(&k), n == 0 ? "account_id" : b->m->field))
+            return 0;
+        n++;
+    }
+    return n == 2;
 }
 
 static void on_deal_error(void *arg, int64_t idx, const bson_t *e)

@@ -455,6 +455,86 @@ static void test_capital_hex_account(void **state)
     sup_store_destroy(&st);
 }
 
+/* The same backlog, its accounts stored in each way the CRM stores one
+ * (an ObjectId, its hex text, the hex in capitals, a text that is no id
+ * at all): every claim still reads its own account's imports on the index,
+ * every account gets its two slots, and none is left pending. The devmongo
+ * op log gives what each findAndModify examined (none on a real server). */
+static void test_claim_reads_its_account_forms(void **state)
+{
+    enum { ACCOUNTS = 40, EACH = 25, SLOTS = 2 };
+    sup_store_t *st = fresh("look-forms");
+    mongoc_collection_t *queues = it_coll(&env, "queues");
+    static sup_store_held_t held[ACCOUNTS * SLOTS];
+    bson_oid_t accounts[ACCOUNTS], q;
+    long most;
+    int claimed = 0;
+    (void)state;
+    for (int a = 0; a < ACCOUNTS; a++)
+        bson_oid_init(&accounts[a], NULL);
+    for (int i = 0; i < EACH; i++)
+        for (int a = 0; a < ACCOUNTS; a++)
+            enqueue(&accounts[a], &q);
+    for (int a = 0; a < ACCOUNTS; a++) {
+        char hex[25], text[40];
+        bson_t *f, *u;
+        bson_oid_to_string(&accounts[a], hex);
+        if (a % 4 == 0)
+            continue;
+        if (a % 4 == 2)
+            for (char *c = hex; *c; c++)
+                if (*c >= 'a' && *c <= 'f')
+                    *c = (char)(*c - 'a' + 'A');
+        snprintf(text, sizeof(text), "acct-%d", a);
+        f = BCON_NEW("source", "deals", "account_id", BCON_OID(&accounts[a]));
+        u = BCON_NEW("$set", "{", "account_id",
+                     BCON_UTF8(a % 4 == 3 ? text : hex), "}");
+        assert_true(
+            mongoc_collection_update_many(queues, f, u, NULL, NULL, NULL));
+        bson_destroy(f);
+        bson_destroy(u);
+    }
+    claim_examined_most();
+    /* as the loop claims: what it runs is held, so an account at its
+     * limit is not tried */
+    for (;;) {
+        char err[512];
+        bson_t doc;
+        bson_iter_t it;
+        int rc = sup_store_claim(st, NULL, 0, held, (size_t)claimed, NULL, 0,
+                                 SLOTS, &doc, err, sizeof(err));
+        if (rc < 0)
+            fail_msg("claim: %s", err);
+        if (rc == 0)
+            break;
+        assert_true(claimed < ACCOUNTS * SLOTS);
+        assert_true(bson_iter_init_find(&it, &doc, "_id"));
+        bson_value_copy(bson_iter_value(&it), &held[claimed].id);
+        assert_true(bson_iter_init_find(&it, &doc, "account_id"));
+        bson_value_copy(bson_iter_value(&it), &held[claimed].account);
+        held[claimed].epoch = dip_bson_get_int(&doc, "claims", 0);
+        held[claimed].runs = 1;
+        claimed++;
+        bson_destroy(&doc);
+    }
+    most = claim_examined_most();
+    for (int i = 0; i < claimed; i++) {
+        bson_value_destroy(&held[i].id);
+        bson_value_destroy(&held[i].account);
+    }
+    assert_int_equal(claimed, ACCOUNTS * SLOTS);
+    assert_int_equal(
+        it_count(&env, "queues",
+                 "{\"source\":\"deals\",\"status\":\"processing\"}"),
+        ACCOUNTS * SLOTS);
+    if (most >= 0 && most > EACH + 3)
+        fail_msg("a claim examined %ld queue documents or keys; its account "
+                 "has %d",
+                 most, EACH);
+    mongoc_collection_destroy(queues);
+    sup_store_destroy(&st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -463,6 +543,7 @@ int main(void)
         cmocka_unit_test(test_look_cut),
         cmocka_unit_test(test_capital_hex_account),
         cmocka_unit_test(test_claim_reads_its_account),
+        cmocka_unit_test(test_claim_reads_its_account_forms),
     };
     int rc = it_env_init(&env, "sup_store_look");
     if (rc)

@@ -1,5 +1,5 @@
 /*
- * Tests wrk_keys: the first value of a key stands, keys differ by every
+ * Tests wrk_keys: the smallest value of a key stands, keys differ by every
  * byte and by length (a prefix is another key), the set grows past many
  * thousands of keys, and a cleared set is empty.
  */
@@ -23,6 +23,11 @@ static void test_first_stands(void **state)
     assert_int_equal(wrk_keys_put(k, "R1", 2, 7), 7);
     assert_int_equal(wrk_keys_put(k, "R1", 2, 9), 7);
     assert_int_equal(wrk_keys_get(k, "R1", 2), 7);
+    /* a smaller value lowers it: the first line, whatever the order */
+    assert_int_equal(wrk_keys_put(k, "R2", 2, 5), 5);
+    assert_int_equal(wrk_keys_put(k, "R2", 2, 3), 3);
+    assert_int_equal(wrk_keys_put(k, "R2", 2, 4), 3);
+    assert_int_equal(wrk_keys_get(k, "R2", 2), 3);
     /* a prefix, a longer key, a key with a NUL: each its own */
     assert_int_equal(wrk_keys_put(k, "R", 1, 1), 1);
     assert_int_equal(wrk_keys_put(k, "R10", 3, 2), 2);

@@ -341,12 +341,81 @@ static void test_created_meanwhile(void **state)
         free(messages[i]);
 }
 
+/* A key another account's deal holds, under a unique index of the CRM's
+ * over external_id alone (not the account's match index): the insert's
+ * duplicate is that index's, and no one created a deal of this account
+ * meanwhile: importing again would meet it again. The line carries the
+ * database's own words, not "created by someone else ... import it again"
+ * (which any duplicate on an index naming the match field said). */
+static void test_duplicate_on_another_index(void **state)
+{
+    fix_t *f = *state;
+    wrk_match_t m = {.mode = WRK_MATCH_MODE_UPSERT,
+                     .key = WRK_MATCH_KEY_EXTERNAL_ID,
+                     .target = "external_id",
+                     .field = "external_id"};
+    bson_t *docs[1], *idx, *none = bson_new(), *d;
+    int64_t lines[1] = {2};
+    int given[1] = {1}, outcome[1];
+    char *messages[1] = {NULL};
+    char err[512] = "";
+    bson_oid_t id, other;
+    bson_error_t error;
+    wrk_upsert_t *up;
+    assert_true(
+        mongoc_collection_delete_many(f->deals, none, NULL, NULL, &error));
+    idx = BCON_NEW("createIndexes", BCON_UTF8("deals"), "indexes", "[", "{",
+                   "key", "{", "external_id", BCON_INT32(1), "}", "name",
+                   BCON_UTF8("crm_external"), "unique", BCON_BOOL(true),
+                   "partialFilterExpression", "{", "external_id", "{", "$type",
+                   BCON_UTF8("string"), "}", "}", "}", "]");
+    assert_true(mongoc_collection_write_command_with_opts(f->deals, idx, NULL,
+                                                          NULL, &error));
+    bson_destroy(idx);
+    seed(f);
+    bson_oid_init(&other, NULL);
+    bson_oid_init(&id, NULL);
+    d = BCON_NEW("_id", BCON_OID(&id), "external_id", BCON_UTF8("G1"),
+                 "account_id", BCON_OID(&other), "name", BCON_UTF8("theirs"));
+    assert_true(mongoc_collection_insert_one(f->deals, d, NULL, NULL, NULL));
+    bson_destroy(d);
+    up = wrk_upsert_new(f->db, &m, &f->queue, &f->account, &f->pipeline, 0);
+    assert_non_null(up);
+    assert_int_equal(wrk_upsert_prepare(up, err, sizeof(err)), WRK_DB_OK);
+    bson_oid_init(&id, NULL);
+    docs[0] =
+        BCON_NEW("_id", BCON_OID(&id), "external_id", BCON_UTF8("G1"), "name",
+                 BCON_UTF8("mine"), "value", BCON_DOUBLE(9), "stage_id",
+                 BCON_OID(&f->stage), "pipeline_id", BCON_OID(&f->pipeline),
+                 "account_id", BCON_OID(&f->account), "status",
+                 BCON_UTF8("open"), "import", "{", "queue_id",
+                 BCON_OID(&f->queue), "line", BCON_INT64(lines[0]), "}");
+    assert_int_equal(wrk_upsert_batch(up, docs, lines, given, 1, outcome,
+                                      messages, NULL, err, sizeof(err)),
+                     WRK_DB_OK);
+    bson_destroy(docs[0]);
+    wrk_upsert_destroy(&up);
+    wrk_db_destroy(&f->db);
+    idx = BCON_NEW("dropIndexes", BCON_UTF8("deals"), "index",
+                   BCON_UTF8("crm_external"));
+    assert_true(mongoc_collection_write_command_with_opts(f->deals, idx, NULL,
+                                                          NULL, &error));
+    bson_destroy(idx);
+    bson_destroy(none);
+    assert_int_equal(outcome[0], WRK_UPSERT_REFUSED);
+    assert_non_null(messages[0]);
+    if (strncmp(messages[0], "the database refused this deal: ", 32) != 0)
+        fail_msg("message '%s'", messages[0]);
+    free(messages[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deleted_update),
         cmocka_unit_test(test_deleted_upsert),
         cmocka_unit_test(test_created_meanwhile),
+        cmocka_unit_test(test_duplicate_on_another_index),
     };
     const char *uri = getenv("DEALIMPORT_MONGODB_URI");
     int rc;
