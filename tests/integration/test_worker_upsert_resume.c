@@ -88,6 +88,7 @@ static void test_repeat_across_resume(void **state)
     bson_destroy(&q);
     assert_int_equal(it_process_stop(sup, SIGTERM, 30000), 0);
     assert_int_equal(it_log_count(logpath, "killed by signal 9"), 1);
+    unlink(logpath);
     assert_int_equal(it_upsert_count(&env, "deals",
                                      "{\"account_id\":{\"$oid\":\"%s\"},"
                                      "\"import\":{\"$exists\":true},"
