@@ -179,8 +179,9 @@ static int project(bson_t *proj, wrk_keys_t *names, const char *path)
 static int lookup_projection(wrk_upsert_t *self, bson_t *const *docs, size_t n,
                              bson_t *proj)
 {
-    static const char *const always[] = {"pipeline_id", "stage_id", "tags",
-                                         "import", "last_import"};
+    static const char *const always[] = {"account_id", "pipeline_id",
+                                         "stage_id",   "tags",
+                                         "import",     "last_import"};
     wrk_keys_clear(self->names);
     for (size_t i = 0; i < sizeof(always) / sizeof(always[0]); i++)
         if (project(proj, self->names, always[i]) < 0)
@@ -319,6 +320,30 @@ void wrk_upsert_refuse(char **messages, size_t i, int *outcome, const char *msg)
     messages[i] = strdup(msg);
 }
 
+/* The update's filter for deal (the lookup's): its _id, and its account
+ * and pipeline as they are stored, which the lookup and the verdict have
+ * found to be the import's (in one form or the other). Equalities, not the
+ * two forms of each: a server matches them on the _id alone, and a batch
+ * of updates carries no arrays. NULL (the filter then names the import's
+ * ids in both forms) when either is missing or out of memory. */
+static bson_t *where_found(const plan_t *p, const bson_t *deal)
+{
+    bson_iter_t acc, pipe;
+    bson_t *w;
+    if (!bson_iter_init_find(&acc, deal, "account_id") ||
+        !bson_iter_init_find(&pipe, deal, "pipeline_id"))
+        return NULL;
+    w = bson_new();
+    if (w != NULL &&
+        !(BSON_APPEND_OID(w, "_id", &p->deal_id) &&
+          BSON_APPEND_VALUE(w, "account_id", bson_iter_value(&acc)) &&
+          BSON_APPEND_VALUE(w, "pipeline_id", bson_iter_value(&pipe)))) {
+        bson_destroy(w);
+        w = NULL;
+    }
+    return w;
+}
+
 /* The update and the change record of a row whose deal differs. */
 static void plan_update(wrk_upsert_t *self, plan_t *p, const bson_t *row,
                         const bson_t *deal, int64_t line, bson_t *set,
@@ -329,6 +354,7 @@ static void plan_update(wrk_upsert_t *self, plan_t *p, const bson_t *row,
     bson_iter_t it;
     if (bson_iter_init_find(&it, deal, "_id") && BSON_ITER_HOLDS_OID(&it))
         bson_oid_copy(bson_iter_oid(&it), &p->deal_id);
+    p->where = where_found(p, deal);
     p->change = bson_new();
     BSON_APPEND_OID(p->change, "queue_id", self->qid);
     BSON_APPEND_INT64(p->change, "line", line);
@@ -584,6 +610,8 @@ cleanup:
             bson_destroy(b.plan[i].change);
         if (b.plan[i].update)
             bson_destroy(b.plan[i].update);
+        if (b.plan[i].where)
+            bson_destroy(b.plan[i].where);
         if (b.plan[i].own_insert)
             bson_destroy(b.plan[i].insert);
     }

@@ -30,11 +30,16 @@ struct wrk_upsert {
 typedef struct plan {
     bson_t *change; /* the change record to insert first, or NULL */
     bson_t *update; /* the update of the deal, or NULL */
+    /* the update's filter: the deal's _id, account and pipeline as the
+     * lookup found them stored (ObjectId or hex), so that a deal moved
+     * since matches nothing; NULL: the import's, in either form */
+    bson_t *where;
     bson_t *insert; /* the deal to insert (a row's doc or a copy), or NULL */
     bson_oid_t deal_id;
     int own_insert; /* insert is a copy this module made */
-    int gone;       /* its update matched no deal: deleted or moved since
-                       the lookup */
+    int gone;       /* its update matched no deal: 1 deleted, 2 moved
+                       since the lookup, 3 its ids stored in the other form
+                       since (wrk_upsert_write_gone) */
 } plan_t;
 
 /* One batch being written: its plans, outcomes and messages (the

@@ -269,10 +269,14 @@ int wrk_upsert_write_deals(wrk_upsert_t *self, batch_ctx_t *b, char *err,
             if (p->insert) {
                 ok = mongoc_bulk_operation_insert_with_opts(bulk, p->insert,
                                                             nocheck, &error);
+            } else if (p->update && p->where) {
+                /* the deal's ids as the lookup found them stored */
+                ok = mongoc_bulk_operation_update_one_with_opts(
+                    bulk, p->where, p->update, nocheck, &error);
             } else if (p->update) {
                 bson_t sel = BSON_INITIALIZER;
                 BSON_APPEND_OID(&sel, "_id", &p->deal_id);
-                /* as the lookup found it: either form of each id */
+                /* either form of each id */
                 dip_bson_append_id_match(&sel, "account_id", self->account);
                 dip_bson_append_id_match(&sel, "pipeline_id", self->pipeline);
                 ok = mongoc_bulk_operation_update_one_with_opts(
@@ -306,9 +310,31 @@ int wrk_upsert_write_deals(wrk_upsert_t *self, batch_ctx_t *b, char *err,
     return rc;
 }
 
+/* Whether the deal as found now still holds the account and pipeline its
+ * update's filter names, in the same stored form: then the filter matched
+ * it (it is here), else the update missed it although it is here (its ids
+ * were stored in the other form since the lookup). */
+static int same_where(const plan_t *p, const bson_t *deal)
+{
+    static const char *const keys[] = {"account_id", "pipeline_id"};
+    if (p->where == NULL)
+        return 1; /* both forms were named */
+    for (int k = 0; k < 2; k++) {
+        bson_iter_t a, b;
+        if (!bson_iter_init_find(&a, p->where, keys[k]) ||
+            !bson_iter_init_find(&b, deal, keys[k]) ||
+            bson_iter_type(&a) != bson_iter_type(&b) ||
+            !dip_bson_iter_equal(&a, &b))
+            return 0;
+    }
+    return 1;
+}
+
 /* Marks gone each standing update of b: 1 when its deal is no longer in
- * the account (deleted), 2 when it is in another pipeline (moved); one
- * find of their ids, bounded by maxTimeMS. */
+ * the account (deleted), 2 when it is in another pipeline (moved), 3 when
+ * it is in the pipeline but its update's filter named its ids in the form
+ * they had at the lookup, and they are stored in the other now (sent again
+ * naming both); one find of their ids, bounded by maxTimeMS. */
 static int find_gone(wrk_upsert_t *self, batch_ctx_t *b, char *err,
                      size_t errlen)
 {
@@ -331,10 +357,10 @@ static int find_gone(wrk_upsert_t *self, batch_ctx_t *b, char *err,
     bson_append_array_end(&sub, &ids);
     bson_append_document_end(&filter, &sub);
     dip_bson_append_id_match(&filter, "account_id", self->account);
-    opts =
-        BCON_NEW("projection", "{", "pipeline_id", BCON_INT32(1), "}",
-                 "maxTimeMS", BCON_INT64((int64_t)wrk_db_max_time_ms(self->db)),
-                 "batchSize", BCON_INT64((int64_t)nid + 1));
+    opts = BCON_NEW("projection", "{", "account_id", BCON_INT32(1),
+                    "pipeline_id", BCON_INT32(1), "}", "maxTimeMS",
+                    BCON_INT64((int64_t)wrk_db_max_time_ms(self->db)),
+                    "batchSize", BCON_INT64((int64_t)nid + 1));
     for (int attempt = 1;; attempt++) {
         mongoc_cursor_t *c =
             mongoc_collection_find_with_opts(self->deals, &filter, opts, NULL);
@@ -349,7 +375,9 @@ static int find_gone(wrk_upsert_t *self, batch_ctx_t *b, char *err,
                    bson_oid_equal(&pl, self->pipeline);
             for (size_t i = 0; i < b->n; i++)
                 if (b->plan[i].gone && bson_oid_equal(&id, &b->plan[i].deal_id))
-                    b->plan[i].gone = here ? 0 : 2;
+                    b->plan[i].gone = !here                          ? 2
+                                      : same_where(&b->plan[i], doc) ? 0
+                                                                     : 3;
         }
         wrk_db_count_round_trip(self->db);
         if (!mongoc_cursor_error(c, &error)) {
@@ -375,7 +403,7 @@ static int to_drop(const batch_ctx_t *b, size_t i, int refused)
     if (p->change == NULL)
         return 0;
     return refused ? !p->gone && b->outcome[i] == WRK_UPSERT_REFUSED
-                   : p->gone != 0;
+                   : p->gone == 1 || p->gone == 2;
 }
 
 /* Removes the before-images of rows whose deals were not changed (gone,
@@ -436,6 +464,14 @@ int wrk_upsert_write_gone(wrk_upsert_t *self, batch_ctx_t *b,
         plan_t *p = &b->plan[i];
         if (!p->gone)
             continue;
+        if (p->gone == 3) {
+            /* in the pipeline, unchanged by its update: its ids are stored
+             * in the other form since the lookup; sent again with both */
+            bson_destroy(p->where);
+            p->where = NULL;
+            recreate++;
+            continue;
+        }
         bson_destroy(p->update);
         p->update = NULL;
         if (p->gone == 2)

@@ -409,12 +409,77 @@ static void test_duplicate_on_another_index(void **state)
     free(messages[0]);
 }
 
+/* The hook: E1's pipeline stored as hex from now on (the same pipeline, as
+ * the CRM may store it), after the lookup found it as an ObjectId. */
+static void pipeline_as_hex(void *arg)
+{
+    fix_t *f = arg;
+    char hex[25];
+    bson_t *sel = BCON_NEW("_id", BCON_OID(&f->ids[0]));
+    bson_t *u;
+    bson_oid_to_string(&f->pipeline, hex);
+    u = BCON_NEW("$set", "{", "pipeline_id", BCON_UTF8(hex), "}");
+    assert_true(
+        mongoc_collection_update_one(f->deals, sel, u, NULL, NULL, NULL));
+    bson_destroy(sel);
+    bson_destroy(u);
+}
+
+/* An update's filter names the deal's ids as the lookup found them stored;
+ * a deal whose pipeline is stored in the other form before the write is
+ * still the same deal in the same pipeline: its update is sent again
+ * naming both forms, it is updated and counted so, its before-image kept. */
+static void test_ids_in_other_form(void **state)
+{
+    fix_t *f = *state;
+    wrk_match_t m = {.mode = WRK_MATCH_MODE_UPDATE,
+                     .key = WRK_MATCH_KEY_EXTERNAL_ID,
+                     .target = "external_id",
+                     .field = "external_id"};
+    bson_t *docs[2];
+    int64_t lines[2] = {2, 3};
+    int given[2] = {1, 1}, outcome[2];
+    char *messages[2] = {NULL, NULL};
+    char err[512] = "";
+    wrk_upsert_t *up;
+    seed(f);
+    up = wrk_upsert_new(f->db, &m, &f->queue, &f->account, &f->pipeline, 0);
+    assert_non_null(up);
+    assert_int_equal(wrk_upsert_prepare(up, err, sizeof(err)), WRK_DB_OK);
+    wrk_upsert_set_before_write(up, pipeline_as_hex, f);
+    for (int i = 0; i < 2; i++)
+        docs[i] = row(f, i, 200 + i, lines[i]);
+    assert_int_equal(wrk_upsert_batch(up, docs, lines, given, 2, outcome,
+                                      messages, NULL, err, sizeof(err)),
+                     WRK_DB_OK);
+    for (int i = 0; i < 2; i++)
+        bson_destroy(docs[i]);
+    wrk_upsert_destroy(&up);
+    wrk_db_destroy(&f->db);
+    assert_int_equal(outcome[0], WRK_UPSERT_UPDATED);
+    assert_int_equal(outcome[1], WRK_UPSERT_UPDATED);
+    assert_int_equal(
+        count(f, "deals",
+              BCON_NEW("_id", BCON_OID(&f->ids[0]), "value", BCON_DOUBLE(200))),
+        1);
+    assert_int_equal(
+        count(f, "deals",
+              BCON_NEW("_id", BCON_OID(&f->ids[1]), "value", BCON_DOUBLE(201))),
+        1);
+    assert_int_equal(
+        count(f, WRK_UPSERT_CHANGES, BCON_NEW("queue_id", BCON_OID(&f->queue))),
+        2);
+    for (int i = 0; i < 2; i++)
+        free(messages[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deleted_update),
         cmocka_unit_test(test_deleted_upsert),
         cmocka_unit_test(test_created_meanwhile),
+        cmocka_unit_test(test_ids_in_other_form),
         cmocka_unit_test(test_duplicate_on_another_index),
     };
     const char *uri = getenv("DEALIMPORT_MONGODB_URI");
