@@ -43,11 +43,7 @@
     "are kept, the rest is not read"
 
 /* The identity of the file being read, as storage reported it. */
-typedef struct file_id {
-    int known;
-    char etag[256];
-    int64_t size, mtime_ns;
-} file_id_t;
+typedef wrk_survey_file_t file_id_t;
 
 /* The row of each deal in the batch, kept until its insert returns so a
  * refused deal's line error carries it too: cells back to back in one
@@ -809,15 +805,7 @@ static void on_identity(void *arg, const char *etag, int64_t size,
                         int64_t mtime_ns)
 {
     import_t *im = arg;
-    size_t n = strlen(etag);
-    /* An ETag that is not text cannot be kept in BSON: without it, this
-     * run's checkpoint names no file and a resume checks nothing. */
-    if (n >= sizeof(im->file_now.etag) || !dip_text_utf8_valid(etag, n))
-        return;
-    memcpy(im->file_now.etag, etag, n + 1);
-    im->file_now.size = size;
-    im->file_now.mtime_ns = mtime_ns;
-    im->file_now.known = 1;
+    wrk_survey_file_set(&im->file_now, etag, size, mtime_ns);
 }
 
 /* Asked by storage while it waits (a silent or trickling server, a retry's
@@ -850,20 +838,12 @@ static void back_to_checkpoint(import_t *im)
     im->last_offset = im->cp_offset;
 }
 
-static int same_file(const file_id_t *a, const file_id_t *b)
-{
-    if (!a->known || !b->known)
-        return a->known == b->known;
-    if (a->etag[0] || b->etag[0])
-        return strcmp(a->etag, b->etag) == 0;
-    return a->size == b->size && a->mtime_ns == b->mtime_ns;
-}
-
 static int on_data(void *arg, const char *buf, size_t len)
 {
     import_t *im = arg;
     int rc;
-    if (im->file_then.known && !same_file(&im->file_then, &im->file_now)) {
+    if (im->file_then.known &&
+        !wrk_survey_same_file(&im->file_then, &im->file_now)) {
         fail_with(im, FILE_CHANGED);
         return 1;
     }
@@ -1135,12 +1115,8 @@ static int decide_format(import_t *im, const bson_t *q, const char *key,
                                err, errlen)) {
         case WRK_SURVEY_OK:
             /* The import must read the file the survey read. */
-            if (!im->file_then.known && file.known) {
-                memcpy(im->file_then.etag, file.etag, sizeof(file.etag));
-                im->file_then.size = file.size;
-                im->file_then.mtime_ns = file.mtime_ns;
-                im->file_then.known = 1;
-            }
+            if (!im->file_then.known && file.known)
+                im->file_then = file;
             break;
         case WRK_SURVEY_ECONTROL:
             im->stop = STOP_CONTROL;
@@ -1170,28 +1146,19 @@ static int decide_format(import_t *im, const bson_t *q, const char *key,
  * decide_format. */
 static int recall(import_t *im, const char *key, char *err, size_t errlen)
 {
-    wrk_survey_file_t then = {0}, file;
-    file_id_t got = {0};
+    wrk_survey_file_t file;
     int action = 0;
     dip_log(DIP_LOG_INFO, im->queue_id,
             "reading lines 1 to %lld again for the keys they hold",
             (long long)im->rows_at_start);
-    then.known = im->file_then.known;
-    memcpy(then.etag, im->file_then.etag, sizeof(then.etag));
-    then.size = im->file_then.size;
-    then.mtime_ns = im->file_then.mtime_ns;
     switch (wrk_recall_run(im->cfg, key, im->map, im->up, im->ev,
-                           im->cfg->batch_rows, im->rows_at_start, &then, &file,
-                           &action, err, errlen)) {
+                           im->cfg->batch_rows, im->rows_at_start,
+                           &im->file_then, &file, &action, err, errlen)) {
     case WRK_RECALL_ECHANGED:
         return DIP_STORAGE_ECHANGED;
     case WRK_RECALL_OK:
-        got.known = file.known;
-        memcpy(got.etag, file.etag, sizeof(got.etag));
-        got.size = file.size;
-        got.mtime_ns = file.mtime_ns;
-        if (im->file_then.known && got.known &&
-            !same_file(&im->file_then, &got)) {
+        if (im->file_then.known && file.known &&
+            !wrk_survey_same_file(&im->file_then, &file)) {
             dip_text_format(err, errlen, NULL,
                             "read again for the keys of its first %lld lines",
                             (long long)im->rows_at_start);

@@ -82,22 +82,12 @@ static int on_row(void *arg, const wrk_csv_row_t *row)
     return 0;
 }
 
-/* The comparison wrk_import makes of the file a response names with the
- * one its checkpoint names. */
-static int same_file(const wrk_survey_file_t *a, const wrk_survey_file_t *b)
-{
-    if (!a->known || !b->known)
-        return a->known == b->known;
-    if (a->etag[0] || b->etag[0])
-        return strcmp(a->etag, b->etag) == 0;
-    return a->size == b->size && a->mtime_ns == b->mtime_ns;
-}
-
 static int on_data(void *arg, const char *buf, size_t len)
 {
     recall_t *r = arg;
     int rc;
-    if (r->then != NULL && r->then->known && !same_file(r->then, r->file)) {
+    if (r->then != NULL && r->then->known &&
+        !wrk_survey_same_file(r->then, r->file)) {
         dip_text_format(r->err, sizeof(r->err), NULL,
                         "read again for the keys of its first %lld lines",
                         (long long)r->upto);
@@ -126,13 +116,7 @@ static void on_identity(void *arg, const char *etag, int64_t size,
                         int64_t mtime_ns)
 {
     recall_t *r = arg;
-    size_t n = strlen(etag);
-    if (n >= sizeof(r->file->etag) || !dip_text_utf8_valid(etag, n))
-        return;
-    memcpy(r->file->etag, etag, n + 1);
-    r->file->size = size;
-    r->file->mtime_ns = mtime_ns;
-    r->file->known = 1;
+    wrk_survey_file_set(r->file, etag, size, mtime_ns);
 }
 
 int wrk_recall_run(const dip_config_t *cfg, const char *key, wrk_map_t *map,

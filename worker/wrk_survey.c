@@ -106,17 +106,32 @@ static int on_data(void *arg, const char *buf, size_t len)
     return rc == WRK_CSV_OK ? 0 : 1;
 }
 
+void wrk_survey_file_set(wrk_survey_file_t *f, const char *etag, int64_t size,
+                         int64_t mtime_ns)
+{
+    size_t n = strlen(etag);
+    if (n >= sizeof(f->etag) || !dip_text_utf8_valid(etag, n))
+        return;
+    memcpy(f->etag, etag, n + 1);
+    f->size = size;
+    f->mtime_ns = mtime_ns;
+    f->known = 1;
+}
+
+int wrk_survey_same_file(const wrk_survey_file_t *a, const wrk_survey_file_t *b)
+{
+    if (!a->known || !b->known)
+        return a->known == b->known;
+    if (a->etag[0] || b->etag[0])
+        return strcmp(a->etag, b->etag) == 0;
+    return a->size == b->size && a->mtime_ns == b->mtime_ns;
+}
+
 static void on_identity(void *arg, const char *etag, int64_t size,
                         int64_t mtime_ns)
 {
     survey_t *s = arg;
-    size_t n = strlen(etag);
-    if (n >= sizeof(s->file->etag) || !dip_text_utf8_valid(etag, n))
-        return;
-    memcpy(s->file->etag, etag, n + 1);
-    s->file->size = size;
-    s->file->mtime_ns = mtime_ns;
-    s->file->known = 1;
+    wrk_survey_file_set(s->file, etag, size, mtime_ns);
 }
 
 int wrk_survey_run(const dip_config_t *cfg, const char *key, wrk_map_t *map,

@@ -26,6 +26,17 @@ typedef struct wrk_survey_file {
     int64_t size, mtime_ns;
 } wrk_survey_file_t;
 
+/* Files f as storage named the file (dip_storage_sink_t's identity): an
+ * ETag that is not text, or too long, cannot be kept in BSON and leaves f
+ * as it was (a checkpoint then names no file and a resume checks none). */
+void wrk_survey_file_set(wrk_survey_file_t *f, const char *etag, int64_t size,
+                         int64_t mtime_ns);
+
+/* Whether a and b name the same file: by ETag when either has one, else by
+ * size and modification time; two unknown files are the same. */
+int wrk_survey_same_file(const wrk_survey_file_t *a,
+                         const wrk_survey_file_t *b);
+
 enum {
     WRK_SURVEY_OK = 0,
     WRK_SURVEY_ECONTROL = -1,   /* a control action came: *action */
