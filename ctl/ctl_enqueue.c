@@ -251,7 +251,8 @@ int ctl_enqueue_main(const dip_config_t *cfg, int argc, char **argv)
         const char *eq = strrchr(maps[i], '=');
         bson_append_utf8(&mappings, maps[i], (int)(eq - maps[i]), eq + 1, -1);
     }
-    if (ctl_precheck_file(&mappings, file, err, sizeof(err)) < 0) {
+    if (ctl_precheck_file(&mappings, mode && strcmp(mode, "update") == 0, file,
+                          err, sizeof(err)) < 0) {
         fprintf(stderr, "dealimportctl: not queued: %s\n", err);
         rc = CTL_EXIT_REFUSED;
         goto cleanup;

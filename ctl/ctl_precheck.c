@@ -29,10 +29,11 @@ static int stop_at_first_row(void *arg, const wrk_csv_row_t *row)
     return 1;
 }
 
-int ctl_precheck_file(const bson_t *mappings, const char *path, char *err,
-                      size_t errlen)
+int ctl_precheck_file(const bson_t *mappings, int update, const char *path,
+                      char *err, size_t errlen)
 {
-    wrk_map_t *map = wrk_map_new(mappings, err, errlen);
+    wrk_map_t *map = update ? wrk_map_new_update(mappings, err, errlen)
+                            : wrk_map_new(mappings, err, errlen);
     wrk_csv_t *csv = NULL;
     const char *const *header = NULL;
     char *buf = NULL;

@@ -1396,7 +1396,9 @@ int wrk_import_run(const dip_config_t *cfg, const char *queue_id,
         bson_iter_init_find(&it, &q, "mappings");
         bson_iter_document(&it, &len, &data);
         bson_init_static(&mappings, data, len);
-        im.map = wrk_map_new(&mappings, err, sizeof(err));
+        im.map = im.match.mode == WRK_MATCH_MODE_UPDATE
+                     ? wrk_map_new_update(&mappings, err, sizeof(err))
+                     : wrk_map_new(&mappings, err, sizeof(err));
         if (im.map != NULL &&
             wrk_match_check_mapping(&im.match, &mappings, err, sizeof(err)) < 0)
             wrk_map_destroy(&im.map);

@@ -343,7 +343,8 @@ cleanup:
     return rc;
 }
 
-wrk_map_t *wrk_map_new(const bson_t *mappings, char *err, size_t errlen)
+static wrk_map_t *map_new(const bson_t *mappings, int require, char *err,
+                          size_t errlen)
 {
     wrk_map_t *self = NULL;
     bson_iter_t it;
@@ -352,10 +353,11 @@ wrk_map_t *wrk_map_new(const bson_t *mappings, char *err, size_t errlen)
     int ok = 0;
     dip_text_say(-1, err, errlen, "%s", "");
     if (mappings == NULL || (count = bson_count_keys(mappings)) == 0) {
-        dip_text_say(
-            -1, err, errlen,
-            "mappings are empty; map at least the columns for 'name' and "
-            "'stage_id'");
+        dip_text_say(-1, err, errlen, "%s",
+                     require ? "mappings are empty; map at least the columns "
+                               "for 'name' and 'stage_id'"
+                             : "mappings are empty; map at least the column "
+                               "of the match field");
         goto cleanup;
     }
     if (count > WRK_MAP_MAX_MAPPINGS) {
@@ -408,7 +410,7 @@ wrk_map_t *wrk_map_new(const bson_t *mappings, char *err, size_t errlen)
     }
     for (size_t i = 0; i < wrk_fields_count(); i++) {
         const wrk_field_t *f = wrk_fields_at(i);
-        if (f->required && self->by_field[i] == NONE) {
+        if (require && f->required && self->by_field[i] == NONE) {
             dip_text_say(-1, err, errlen,
                          "no column is mapped to '%s', which every deal needs",
                          f->name);
@@ -429,6 +431,16 @@ cleanup:
     if (!ok)
         wrk_map_destroy(&self);
     return self;
+}
+
+wrk_map_t *wrk_map_new(const bson_t *mappings, char *err, size_t errlen)
+{
+    return map_new(mappings, 1, err, errlen);
+}
+
+wrk_map_t *wrk_map_new_update(const bson_t *mappings, char *err, size_t errlen)
+{
+    return map_new(mappings, 0, err, errlen);
 }
 
 /* Appends "; its columns are 'a', 'b', ..." while it fits in err. */

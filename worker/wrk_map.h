@@ -58,6 +58,12 @@ typedef struct wrk_map wrk_map_t;
  * standard field (wrk_fields_find) nor a custom field id, two columns mapped
  * to one target, or a required field (name, stage_id) mapped by no column. */
 wrk_map_t *wrk_map_new(const bson_t *mappings, char *err, size_t errlen);
+
+/* The same for an update import, whose rows only change deals: no field is
+ * required, since a field no column maps keeps the deal's value as an empty
+ * cell does (wrk_map_set_keep_empty, which the caller sets). An upsert may
+ * create deals and uses wrk_map_new. */
+wrk_map_t *wrk_map_new_update(const bson_t *mappings, char *err, size_t errlen);
 void wrk_map_destroy(wrk_map_t **self_p);
 
 /* Binds the mapping to the CSV header (column names as parsed; a mapping's
@@ -83,7 +89,7 @@ void wrk_map_set_reading(wrk_map_t *self, const wrk_format_reading_t *reading);
  * cell leaves its field out of the deal, also for the required fields (name,
  * stage_id: the stage name comes back "") and status (no 'open'); the
  * caller decides what a row without them may do. The mapping must still
- * map them. Off by default. */
+ * map them, unless made by wrk_map_new_update. Off by default. */
 void wrk_map_set_keep_empty(wrk_map_t *self, int on);
 
 /* Where standard field `field` comes from: the mapping's column name

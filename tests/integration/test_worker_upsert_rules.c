@@ -4,7 +4,8 @@
  * error naming the first); a dry run's verdicts, writing nothing; refusals
  * before any write (an unknown mode, a custom match field without its
  * unique index) and a deal_id of another account ("not found", that deal
- * untouched); `dealimportctl enqueue --mode --match --success-file`.
+ * untouched); `dealimportctl enqueue --mode --match --success-file`; an
+ * update that maps neither name nor stage.
  * Failure classes: see test_worker_upsert.c.
  */
 #include <setjmp.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "dip_bson.h"
+#include "dip_exit.h"
 #include "it_check.h"
 #include "it_ctl.h"
 #include "it_env.h"
@@ -448,6 +450,22 @@ static void test_ctl_enqueue(void **state)
     const char *nomatch[] = {
         "enqueue",    "--file", path,    "--account", acc,      "--user", usr,
         "--pipeline", pip,      "--map", "Name=name", "--mode", "update", NULL};
+    const char *upd[] = {"enqueue",
+                         "--file",
+                         path,
+                         "--account",
+                         acc,
+                         "--user",
+                         usr,
+                         "--pipeline",
+                         pip,
+                         "--map",
+                         "Ref=external_id",
+                         "--mode",
+                         "update",
+                         "--match",
+                         "external_id",
+                         NULL};
     (void)state;
     snprintf(path, sizeof(path), "/tmp/it-upsert-ctl-%d.csv", (int)getpid());
     f = fopen(path, "w");
@@ -489,6 +507,23 @@ static void test_ctl_enqueue(void **state)
                                 sizeof(err), 60000),
                      64);
     assert_non_null(strstr(err, "--mode update needs --match FIELD"));
+    /* an update maps only its key and what it changes; an upsert may
+     * create, so it must map a name and a stage */
+    if (it_ctl_run(env.runtime, upd, out, sizeof(out), err, sizeof(err),
+                   60000) != 0)
+        fail_msg("enqueue --mode update failed: %s", err);
+    out[strcspn(out, "\n")] = '\0';
+    bson_oid_init_from_string(&qid, out);
+    c = it_coll(&env, "queues");
+    filter = BCON_NEW("_id", BCON_OID(&qid));
+    assert_true(mongoc_collection_delete_one(c, filter, NULL, NULL, NULL));
+    bson_destroy(filter);
+    mongoc_collection_destroy(c);
+    upd[12] = "upsert";
+    assert_int_equal(
+        it_ctl_run(env.runtime, upd, out, sizeof(out), err, sizeof(err), 60000),
+        DIP_EXIT_REFUSED);
+    assert_non_null(strstr(err, "not queued: no column is mapped to 'name'"));
     unlink(path);
 }
 
@@ -578,6 +613,88 @@ static void test_empty_cells(void **state)
     }
 }
 
+/* An update maps only its key and the fields it changes: name and
+ * stage_id need no column, and the deals keep them (their stage the one
+ * their first import gave them). An upsert of the same mapping is refused
+ * before any write, since its new deals need both. */
+static void test_update_without_stage(void **state)
+{
+    static const char maps[] = "{\"Ref\":\"external_id\",\"Value\":\"value\"}";
+    static const char csv[] = "Ref,Value\nR00001,77\nR00002,\nR00003,103\n";
+    bson_oid_t account, user, pipeline, qid;
+    char a[25], qh[25];
+    bson_t q;
+    bson_iter_t it;
+    (void)state;
+    bson_oid_init(&account, NULL);
+    bson_oid_init(&user, NULL);
+    it_pipeline(&env, &account, &pipeline);
+    bson_oid_to_string(&account, a);
+    it_upsert_write_base(&env, "imports/upsert/base-s.csv", 3);
+    it_upsert_enqueue(&env, "imports/upsert/base-s.csv", &account, &user,
+                      &pipeline, NULL, NULL, it_upsert_mappings, &qid);
+    it_upsert_run(&env, &qid, NULL, "completed", &q);
+    bson_destroy(&q);
+
+    run_csv("imports/upsert/values.csv", csv, &account, &pipeline, "update",
+            "external_id", maps, &qid);
+    bson_oid_to_string(&qid, qh);
+    assert_int_equal(
+        it_upsert_count(&env, "csv_imports",
+                        "{\"queue_id\":{\"$oid\":\"%s\"},"
+                        "\"total_records_added\":0,\"total_records_updated\":1,"
+                        "\"total_records_unchanged\":2,\"total_errors\":0}",
+                        qh),
+        1);
+    assert_int_equal(
+        it_upsert_count(&env, "deals",
+                        "{\"account_id\":{\"$oid\":\"%s\"},\"external_id\":"
+                        "\"R00001\",\"name\":\"Deal 1\",\"value\":77,"
+                        "\"status\":\"open\"}",
+                        a),
+        1);
+    /* R00001 kept its stage: s1 of the pipeline */
+    {
+        mongoc_collection_t *c = it_coll(&env, "deals");
+        bson_t *f = BCON_NEW("account_id", BCON_OID(&account), "external_id",
+                             BCON_UTF8("R00001"));
+        mongoc_cursor_t *cur =
+            mongoc_collection_find_with_opts(c, f, NULL, NULL);
+        const bson_t *d;
+        bson_oid_t st;
+        char sh[25], filter[256];
+        assert_true(mongoc_cursor_next(cur, &d));
+        assert_int_equal(dip_bson_get_oid(d, "stage_id", &st), 0);
+        bson_oid_to_string(&st, sh);
+        snprintf(filter, sizeof(filter),
+                 "{\"_id\":{\"$oid\":\"%s\"},\"name\":\"s1\"}", sh);
+        assert_int_equal(it_count(&env, "pipeline_stages", filter), 1);
+        mongoc_cursor_destroy(cur);
+        bson_destroy(f);
+        mongoc_collection_destroy(c);
+    }
+
+    /* the same mapping in upsert mode: failed, nothing written */
+    bson_oid_init(&user, NULL);
+    it_put(&env, "imports/upsert/values-u.csv", csv, strlen(csv));
+    it_upsert_enqueue(&env, "imports/upsert/values-u.csv", &account, &user,
+                      &pipeline, "upsert", "external_id", maps, &qid);
+    it_upsert_run(&env, &qid, NULL, "failed", &q);
+    assert_true(bson_iter_init_find(&it, &q, "error") &&
+                BSON_ITER_HOLDS_UTF8(&it));
+    assert_string_equal(bson_iter_utf8(&it, NULL),
+                        "no column is mapped to 'name', which every deal "
+                        "needs");
+    bson_destroy(&q);
+    assert_int_equal(
+        it_upsert_count(&env, "deals",
+                        "{\"account_id\":{\"$oid\":\"%s\"},\"external_id\":"
+                        "\"R00001\",\"value\":77}",
+                        a),
+        1);
+    assert_int_equal(it_upsert_count(&env, "deals", ACCOUNT_DEALS, a), 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -587,6 +704,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_empty_cells),
         cmocka_unit_test(test_other_match_fields),
+        cmocka_unit_test(test_update_without_stage),
     };
     int rc = it_env_init(&env, "wupsrules");
     if (rc)

@@ -910,6 +910,32 @@ static void test_refusal_cut_on_character(void **state)
     bson_destroy(b);
 }
 
+/* An update's mapping (wrk_map_new_update) needs no name or stage column;
+ * every other rule holds as for a create. */
+static void test_update_mapping(void **state)
+{
+    char err[512];
+    bson_t *b = json("{\"Ref\": \"external_id\", \"V\": \"value\"}");
+    wrk_map_t *m = wrk_map_new_update(b, err, sizeof(err));
+    (void)state;
+    assert_non_null(m);
+    assert_int_equal(wrk_map_field_column(m, "stage_id", NULL, NULL), -1);
+    assert_int_equal(wrk_map_field_column(m, "value", NULL, NULL), 0);
+    wrk_map_destroy(&m);
+    assert_null(wrk_map_new(b, err, sizeof(err)));
+    assert_string_equal(err, "no column is mapped to 'name', which every deal "
+                             "needs");
+    bson_destroy(b);
+    assert_null(wrk_map_new_update(NULL, err, sizeof(err)));
+    assert_string_equal(err, "mappings are empty; map at least the column of "
+                             "the match field");
+    b = json("{\"Ref\": \"external_id\", \"V\": \"value\", \"W\": \"value\"}");
+    assert_null(wrk_map_new_update(b, err, sizeof(err)));
+    assert_string_equal(err, "columns 'V' and 'W' are both mapped to 'value'; "
+                             "map each field from one column only");
+    bson_destroy(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -936,6 +962,7 @@ int main(void)
         cmocka_unit_test(test_first_failing_field),
         cmocka_unit_test(test_quoted_values_are_bounded),
         cmocka_unit_test(test_cost_per_row),
+        cmocka_unit_test(test_update_mapping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
