@@ -1,11 +1,18 @@
 /*
  * wrk_keys: open addressing over 64-bit FNV-1a hashes, linear probing,
- * grown at half full; keys back to back in an arena that only grows.
+ * grown at half full; keys back to back in an arena that only grows. A key
+ * over WRK_KEYS_WHOLE bytes is kept as its SHA-256: its slot holds the
+ * key's own length, so it is compared only with keys of that length, as
+ * digests; a key of WRK_KEYS_WHOLE bytes or fewer is compared as itself.
  */
 #include "wrk_keys.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/evp.h>
+
+#define DIGEST_LEN 32
 
 typedef struct slot {
     uint64_t hash;
@@ -81,38 +88,72 @@ void wrk_keys_clear(wrk_keys_t *self)
     self->used = 0;
 }
 
-/* The slot of key, or the empty slot where it would go. */
-static slot_t *find(const wrk_keys_t *self, const char *key, size_t len,
-                    uint64_t h)
+/* What is kept of key: the key itself, or its digest in buf. *kept its
+ * length. NULL when the digest cannot be made (out of memory). */
+static const char *kept(const char *key, size_t len,
+                        unsigned char buf[DIGEST_LEN], size_t *kept_len)
+{
+    unsigned int n = 0;
+    if (len <= WRK_KEYS_WHOLE) {
+        *kept_len = len;
+        return key;
+    }
+    if (EVP_Digest(key, len, buf, &n, EVP_sha256(), NULL) != 1 ||
+        n != DIGEST_LEN)
+        return NULL;
+    *kept_len = DIGEST_LEN;
+    return (const char *)buf;
+}
+
+/* The slot of a key of length len kept as k (k_len bytes), or the empty
+ * slot where it would go. */
+static slot_t *find(const wrk_keys_t *self, const char *k, size_t k_len,
+                    size_t len, uint64_t h)
 {
     size_t j = h & (self->cap - 1);
     for (;; j = (j + 1) & (self->cap - 1)) {
         slot_t *s = &self->slots[j];
         if (s->value < 0 || (s->hash == h && s->len == len &&
-                             memcmp(self->arena + s->off, key, len) == 0))
+                             memcmp(self->arena + s->off, k, k_len) == 0))
             return s;
     }
 }
 
 int64_t wrk_keys_get(const wrk_keys_t *self, const char *key, size_t len)
 {
-    return find(self, key, len, fnv(key, len))->value;
+    unsigned char buf[DIGEST_LEN];
+    size_t k_len;
+    const char *k = kept(key, len, buf, &k_len);
+    if (k == NULL)
+        return -2;
+    return find(self, k, k_len, len, fnv(key, len))->value;
+}
+
+size_t wrk_keys_bytes(const wrk_keys_t *self)
+{
+    return self->used + self->cap * sizeof(slot_t);
 }
 
 int64_t wrk_keys_put(wrk_keys_t *self, const char *key, size_t len,
                      int64_t value)
 {
+    unsigned char buf[DIGEST_LEN];
     uint64_t h = fnv(key, len);
-    slot_t *s = find(self, key, len, h);
+    size_t k_len;
+    const char *k = kept(key, len, buf, &k_len);
+    slot_t *s;
+    if (k == NULL)
+        return -1;
+    s = find(self, k, k_len, len, h);
     if (s->value >= 0) {
         if (value < s->value)
             s->value = value;
         return s->value;
     }
-    if (self->used + len > self->arena_cap) {
+    if (self->used + k_len > self->arena_cap) {
         size_t cap = self->arena_cap ? self->arena_cap : 65536;
         char *a;
-        while (cap < self->used + len)
+        while (cap < self->used + k_len)
             cap *= 2;
         a = realloc(self->arena, cap);
         if (a == NULL)
@@ -123,15 +164,15 @@ int64_t wrk_keys_put(wrk_keys_t *self, const char *key, size_t len,
     if ((self->n + 1) * 2 > self->cap) {
         if (grow(self) < 0)
             return -1;
-        s = find(self, key, len, h);
+        s = find(self, k, k_len, len, h);
     }
-    if (len > 0)
-        memcpy(self->arena + self->used, key, len);
+    if (k_len > 0)
+        memcpy(self->arena + self->used, k, k_len);
     s->hash = h;
     s->value = value;
     s->off = self->used;
     s->len = len;
-    self->used += len;
+    self->used += k_len;
     self->n++;
     return value;
 }

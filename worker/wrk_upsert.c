@@ -430,10 +430,11 @@ void wrk_upsert_plan_id(plan_t *p, const bson_t *doc)
         bson_oid_copy(bson_iter_oid(&it), &p->deal_id);
 }
 
-/* The verdict of row i and what it plans. */
-static void decide(wrk_upsert_t *self, bson_t *doc, int64_t line,
-                   int status_given, int64_t earlier, plan_t *p, int *outcome,
-                   char **messages, size_t i)
+/* The verdict of row i and what it plans. -1 when a long key's digest
+ * could not be made (out of memory): never read as "not found". */
+static int decide(wrk_upsert_t *self, bson_t *doc, int64_t line,
+                  int status_given, int64_t earlier, plan_t *p, int *outcome,
+                  char **messages, size_t i)
 {
     wrk_match_facts_t f = {.line = line, .earlier_line = earlier};
     const bson_t *deal = NULL;
@@ -456,6 +457,8 @@ static void decide(wrk_upsert_t *self, bson_t *doc, int64_t line,
             k = low;
         }
         at = wrk_keys_get(self->found, k, klen);
+        if (at == -2)
+            return -1;
         if (at >= 0) {
             bson_oid_t pl;
             deal = self->found_docs[at];
@@ -498,6 +501,7 @@ static void decide(wrk_upsert_t *self, bson_t *doc, int64_t line,
         wrk_upsert_refuse(messages, i, outcome, msg);
         break;
     }
+    return 0;
 }
 
 /* The key a row files under in the seen set (a deal_id in lowercase, in
@@ -586,8 +590,12 @@ int wrk_upsert_batch(wrk_upsert_t *self, bson_t *const *docs,
             goto cleanup;
     }
     for (size_t i = 0; i < n; i++)
-        decide(self, docs[i], lines[i], status_given ? status_given[i] : 1,
-               earlier[i], &b.plan[i], outcome, messages, i);
+        if (decide(self, docs[i], lines[i], status_given ? status_given[i] : 1,
+                   earlier[i], &b.plan[i], outcome, messages, i) < 0) {
+            snprintf(err, errlen, "out of memory keeping the deals found");
+            rc = WRK_DB_EFAIL;
+            goto cleanup;
+        }
     rc = WRK_DB_OK;
     if (self->dry)
         goto cleanup;
