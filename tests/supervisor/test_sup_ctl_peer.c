@@ -191,8 +191,8 @@ static void test_other_uid(void **state)
         kill(child, SIGKILL);
     assert_int_equal(waitpid(child, &st, 0), child);
     if (!got)
-        fail_msg("no message from the child within %d ms (its status %d)",
-                 ms, st);
+        fail_msg("no message from the child within %d ms (its status %d)", ms,
+                 st);
     sup_ctl_peer_of(&body, 0, &p);
     assert_int_equal(p.uid, 65534);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
