@@ -685,6 +685,58 @@ static void test_look_reads_accounts(void **state)
     sup_store_destroy(&st);
 }
 
+/* Accounts whose only claimable imports are running ones whose supervisor
+ * is gone: one under a lease that ran out, one with no lease at all (a
+ * document edited by hand: the claim's filter takes it, class 11). Nothing
+ * of theirs is pending, so the pending look does not see them; the running
+ * imports' look does, and a second supervisor takes both over. A third
+ * account's import under a live lease is no one's turn. */
+static void test_lapsed_only(void **state)
+{
+    sup_store_t *a = fresh("look-lapsed-a"), *b;
+    mongoc_collection_t *queues = it_coll(&env, "queues");
+    loop_t la, lb;
+    bson_oid_t acc[3], q[3], got;
+    int seen[3] = {0, 0, 0};
+    char err[512];
+    (void)state;
+    memset(&la, 0, sizeof(la));
+    memset(&lb, 0, sizeof(lb));
+    for (int i = 0; i < 3; i++) {
+        bson_oid_init(&acc[i], NULL);
+        enqueue(&acc[i], &q[i]);
+    }
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(claim(a, &la, 2, &got), 1);
+    for (int i = 0; i < 2; i++) {
+        bson_t *f = BCON_NEW("_id", BCON_OID(&q[i]));
+        bson_t *u =
+            i == 0 ? BCON_NEW("$set", "{", "lease_expires_at",
+                              BCON_DATE_TIME(dip_bson_now_ms() - 1000), "}")
+                   : BCON_NEW("$unset", "{", "lease_expires_at", BCON_UTF8(""),
+                              "}");
+        assert_true(
+            mongoc_collection_update_one(queues, f, u, NULL, NULL, NULL));
+        bson_destroy(f);
+        bson_destroy(u);
+    }
+    b = sup_store_new(&env.cfg, "look-lapsed-b", env.client, env.dbname, err,
+                      sizeof(err));
+    assert_non_null(b);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(claim(b, &lb, 2, &got), 1);
+        seen[which(&got, acc, 3)]++;
+    }
+    assert_int_equal(seen[0], 1);
+    assert_int_equal(seen[1], 1);
+    assert_int_equal(claim(b, &lb, 2, &got), 0);
+    loop_release(&la);
+    loop_release(&lb);
+    mongoc_collection_destroy(queues);
+    sup_store_destroy(&b);
+    sup_store_destroy(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -695,6 +747,7 @@ int main(void)
         cmocka_unit_test(test_claim_reads_its_account),
         cmocka_unit_test(test_claim_reads_its_account_forms),
         cmocka_unit_test(test_look_reads_accounts),
+        cmocka_unit_test(test_lapsed_only),
     };
     int rc = it_env_init(&env, "sup_store_look");
     if (rc)
