@@ -190,30 +190,40 @@ def _value(doc, path):
     return cur
 
 
-def run(p, documents, database, op, hkey):
+def run(p, documents, database, op, hkey, compile_filter):
     """The pipeline's result by the distinct scan p over documents (the
     collection's, live), charged to op; hkey makes a value hashable as
-    BSON equality has it."""
+    BSON equality has it, compile_filter(spec) gives a fast predicate or
+    None (engine.py's)."""
+    def predicate(spec):
+        if not spec:
+            return None
+        return compile_filter(spec) or (
+            lambda d: filter_applies(spec, d))
+
     op.plan = p.summary()
-    in_prefix = [d for d in documents if filter_applies(p.prefix, d)] \
-        if p.prefix else list(documents)
-    values = {hkey(_value(d, p.field)) for d in in_prefix}
-    matched = [d for d in in_prefix if filter_applies(p.match, d)] \
-        if p.match else in_prefix
-    ordered = mongomock.aggregate.process_pipeline(
-        matched, database, [{'$sort': p.sort}], None)
-    groups = {}
-    for d in ordered:
+    in_prefix = predicate(p.prefix)
+    if in_prefix is not None:
+        documents = [d for d in documents if in_prefix(d)]
+    values = {hkey(_value(d, p.field)) for d in documents}
+    applies = predicate(p.match)
+    matched = [d for d in documents if applies is None or applies(d)]
+    groups = set()
+    firsts = []
+    for d in mongomock.aggregate.process_pipeline(
+            matched, database, [{'$sort': p.sort}], None):
         key = hkey(_value(d, p.field))
-        if key in groups:
-            continue
+        if key not in groups:
+            groups.add(key)
+            firsts.append(d)
+    result = []
+    for d in firsts:
         out = {'_id': copy.deepcopy(_value(d, p.field))}
         for name, path in p.firsts.items():
             out[name] = copy.deepcopy(_value(d, path))
-        groups[key] = out
+        result.append(out)
     op.examine(keys=2 * len(values) + 1,
-               docs=0 if p.covered else len(groups))
-    result = list(groups.values())
+               docs=0 if p.covered else len(result))
     if p.rest:
         result = list(mongomock.aggregate.process_pipeline(
             result, database, p.rest, None))

@@ -1237,7 +1237,8 @@ def run_pipeline(coll, database, pipeline):
         docs = coll._store._documents.values()
         scan = distinct.plan(pipeline, coll.index_list(), docs)
         if scan is not None:
-            return distinct.run(scan, docs, database, coll.engine.op, _hkey)
+            return distinct.run(scan, docs, database, coll.engine.op, _hkey,
+                                compile_filter)
     docs = []
     if coll is not None:
         spec = {}
