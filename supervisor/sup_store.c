@@ -308,9 +308,11 @@ int sup_store_ensure_indexes(sup_store_t *self, char *err, size_t errlen)
                   0, err, errlen) ||
         /* The claim (sup_store_claim.c): one account's oldest claimable
          * import, so the claim reads that account's imports in its sort's
-         * order, not the whole backlog of every account at every claim
-         * (source_status_created serves the look's $match, which names
-         * no account). */
+         * order, not the whole backlog of every account at every claim;
+         * and the look (sup_store_look.c): the accounts with pending
+         * imports, one entry each, by a DISTINCT_SCAN of this index
+         * (source_status_created serves the look at the running imports,
+         * which names no account). */
         index_one(self->queues, "source_account_status_created",
                   BCON_NEW("source", BCON_INT32(1), "account_id", BCON_INT32(1),
                            "status", BCON_INT32(1), "created_at", BCON_INT32(1),

@@ -193,12 +193,15 @@ void sup_store_claim_forget(sup_store_t *self);
 /* How many looks sup_store_claim made since sup_store_new. */
 int64_t sup_store_claim_looks(const sup_store_t *self);
 
-/* After sup_store_claim: how many claimable imports its look saw besides
- * the one it claimed (0 after a claim that found none or failed), one more
- * while the look was cut at its most accounts (those past it are not
- * seen, but wait). Those queued after the look are not counted: each comes
- * with its own change (sup_watch) or is found by the next poll. 0 means a
- * claim round may stop without asking again. */
+/* After sup_store_claim: how many accounts its look saw with claimable
+ * imports and has not found empty since, the one claimed in included (a
+ * look knows which accounts wait, not how much: counting would read every
+ * pending import), one more while the look was cut at its most accounts
+ * (those past it are not seen, but wait); 0 after a claim that found none
+ * or failed. Those queued after the look are not counted: each comes with
+ * its own change (sup_watch) or is found by the next poll. 0 means a claim
+ * round may stop without asking again; above 0, the next claim may still
+ * find nothing (and says so from a new look). */
 int64_t sup_store_claim_left(const sup_store_t *self);
 
 /* A claimed document whose `claims` is not a whole number after the claim

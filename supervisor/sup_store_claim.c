@@ -428,9 +428,13 @@ static int claim_in_account(sup_store_t *self, const bson_value_t *account,
 }
 
 /* Tries the accounts of turns in their order until one claims (or ends a
- * document alone, or the database fails); sup_store_claim's returns. */
+ * document alone, or the database fails); sup_store_claim's returns. From
+ * a kept look (kept set), the first account that comes back empty ends
+ * the turns: the look was wrong, a new one decides (the kept look does not
+ * know what each account has left, and an account claimed dry would
+ * otherwise cost an empty findAndModify at each claim). */
 static int claim_in_turns(sup_store_t *self, sup_store_turn_t *turns, int n,
-                          const sup_store_held_t *held, size_t nheld,
+                          int kept, const sup_store_held_t *held, size_t nheld,
                           long per_account, bson_t *out, char *err,
                           size_t errlen)
 {
@@ -440,6 +444,8 @@ static int claim_in_turns(sup_store_t *self, sup_store_turn_t *turns, int n,
                               out, err, errlen);
         if (rc >= 0 || rc == SUP_STORE_EUNCLAIMABLE)
             sup_store_look_claimed(self, &turns[i], rc != 0);
+        if (rc == 0 && kept)
+            break;
     }
     return rc;
 }
@@ -454,16 +460,16 @@ int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
     int rc = sup_store_look_order(self, 0, skip, nskip, held, nheld, served,
                                   nserved, per_account, turns, err, errlen);
     if (rc > 0)
-        rc = claim_in_turns(self, turns, rc, held, nheld, per_account, out, err,
-                            errlen);
+        rc = claim_in_turns(self, turns, rc, kept, held, nheld, per_account,
+                            out, err, errlen);
     if (rc == 0 && kept) {
         /* Nothing of the kept look could be claimed: a new look decides
          * (sup_store_priv.h). */
         rc = sup_store_look_order(self, 1, skip, nskip, held, nheld, served,
                                   nserved, per_account, turns, err, errlen);
         if (rc > 0)
-            rc = claim_in_turns(self, turns, rc, held, nheld, per_account, out,
-                                err, errlen);
+            rc = claim_in_turns(self, turns, rc, 0, held, nheld, per_account,
+                                out, err, errlen);
     }
     if (rc < 0 && rc != SUP_STORE_EUNCLAIMABLE)
         sup_store_look_forget(self);

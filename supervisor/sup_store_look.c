@@ -1,7 +1,9 @@
 /*
  * sup_store_look: the accounts that have claimable imports, in the claim's
  * fair order, and the look kept from one claim to the next (sup_store_priv.h
- * says when it is taken again).
+ * says when it is taken again). A look reads one index entry per account
+ * with pending imports and the running imports, never the backlog: it
+ * knows which accounts wait, not how much.
  */
 #include "sup_store_priv.h"
 #include "dip_bson.h"
@@ -18,13 +20,14 @@ typedef struct candidate {
     /* Its running imports on any supervisor but this one's held ones, at
      * the look. */
     int64_t others;
-    int64_t waiting; /* its claimable imports, less those claimed since */
+    int64_t taken; /* claims in it from this look */
+    int dry;       /* a claim in it found nothing: not tried again */
 } candidate_t;
 
 struct sup_store_look {
     candidate_t list[SUP_STORE_LOOK_MAX];
     size_t n;
-    size_t rows; /* the first aggregate's documents */
+    size_t rows; /* the pending look's documents */
     int stale;   /* a claim from it came back empty: the next one looks */
 };
 
@@ -44,6 +47,8 @@ static int by_fairness(const void *x, const void *y)
     const sup_store_turn_t *a = x, *b = y;
     if (a->running != b->running)
         return a->running < b->running ? -1 : 1;
+    if (a->taken != b->taken)
+        return a->taken < b->taken ? -1 : 1;
     if (a->served_ms != b->served_ms)
         return a->served_ms < b->served_ms ? -1 : 1;
     return (a->oldest_ms > b->oldest_ms) - (a->oldest_ms < b->oldest_ms);
@@ -78,16 +83,13 @@ static int group(sup_store_t *self, bson_t *pipeline,
     return rc;
 }
 
-static void add_candidate(void *arg, const bson_t *doc)
+/* The candidate of doc's account (_id), added when new and there is room
+ * (NULL when not); its oldest is doc's when older. */
+static candidate_t *candidate_of(sup_store_look_t *look, const bson_t *doc)
 {
-    sup_store_look_t *look = arg;
     bson_iter_t it;
     candidate_t *c;
-    int64_t oldest = INT64_MAX, waiting = 1;
-    look->rows++;
-    if (bson_iter_init_find(&it, doc, "n") &&
-        (BSON_ITER_HOLDS_INT32(&it) || BSON_ITER_HOLDS_INT64(&it)))
-        waiting = bson_iter_as_int64(&it);
+    int64_t oldest = INT64_MAX;
     if (bson_iter_init_find(&it, doc, "oldest") &&
         BSON_ITER_HOLDS_DATE_TIME(&it))
         oldest = bson_iter_date_time(&it);
@@ -97,11 +99,10 @@ static void add_candidate(void *arg, const bson_t *doc)
             if (same_account(&look->list[i].account, bson_iter_value(&it))) {
                 if (oldest < look->list[i].oldest_ms)
                     look->list[i].oldest_ms = oldest;
-                look->list[i].waiting += waiting;
-                return;
+                return &look->list[i];
             }
     if (look->n == SUP_STORE_LOOK_MAX)
-        return;
+        return NULL;
     c = &look->list[look->n];
     memset(c, 0, sizeof(*c));
     if (bson_iter_init_find(&it, doc, "_id"))
@@ -110,24 +111,40 @@ static void add_candidate(void *arg, const bson_t *doc)
         c->account.value_type = BSON_TYPE_NULL;
     sup_store_served_account(&c->account, &c->served_id);
     c->oldest_ms = oldest;
-    c->waiting = waiting;
     look->n++;
+    return c;
 }
 
+static void add_pending(void *arg, const bson_t *doc)
+{
+    sup_store_look_t *look = arg;
+    look->rows++;
+    (void)candidate_of(look, doc);
+}
+
+/* An account's running imports elsewhere (`live`: under a lease that holds)
+ * and those whose lease ran out (`lapsed`: claimable, the account's turn
+ * even with nothing pending). */
 static void add_running(void *arg, const bson_t *doc)
 {
     sup_store_look_t *look = arg;
     bson_iter_t it;
-    const bson_value_t *acc;
-    int64_t n;
-    if (!bson_iter_init_find(&it, doc, "_id"))
-        return;
-    acc = bson_iter_value(&it);
-    if (!bson_iter_init_find(&it, doc, "n") || dip_bson_iter_int(&it, &n) != 0)
-        n = 0;
-    for (size_t i = 0; i < look->n; i++)
-        if (same_account(&look->list[i].account, acc))
-            look->list[i].others += n;
+    int64_t live, lapsed;
+    candidate_t *c = NULL;
+    if (!bson_iter_init_find(&it, doc, "live") ||
+        dip_bson_iter_int(&it, &live) != 0)
+        live = 0;
+    if (!bson_iter_init_find(&it, doc, "lapsed") ||
+        dip_bson_iter_int(&it, &lapsed) != 0)
+        lapsed = 0;
+    if (lapsed > 0)
+        c = candidate_of(look, doc);
+    else if (bson_iter_init_find(&it, doc, "_id"))
+        for (size_t i = 0; i < look->n && c == NULL; i++)
+            if (same_account(&look->list[i].account, bson_iter_value(&it)))
+                c = &look->list[i];
+    if (c != NULL)
+        c->others += live;
 }
 
 /* The imports in held that run here under the account c. */
@@ -181,74 +198,127 @@ void sup_store_look_destroy(sup_store_t *self)
 
 int sup_store_look_kept(const sup_store_t *self)
 {
-    return self->look != NULL && self->look->n > 0 && !self->look->stale;
+    if (self->look == NULL || self->look->stale)
+        return 0;
+    for (size_t i = 0; i < self->look->n; i++)
+        if (!self->look->list[i].dry)
+            return 1;
+    return 0;
 }
 
-/* A new look: two aggregates (one when a single account waits). */
+/* {field: {$nin: [each of skip as ObjectId and as its hex text]}} */
+static void append_not_accounts(bson_t *q, const char *field,
+                                const bson_oid_t *skip, size_t nskip)
+{
+    bson_t acc, nin;
+    char k[24], hex[25];
+    BSON_APPEND_DOCUMENT_BEGIN(q, field, &acc);
+    BSON_APPEND_ARRAY_BEGIN(&acc, "$nin", &nin);
+    for (size_t i = 0; i < nskip; i++) {
+        snprintf(k, sizeof(k), "%zu", 2 * i);
+        BSON_APPEND_OID(&nin, k, &skip[i]);
+        snprintf(k, sizeof(k), "%zu", 2 * i + 1);
+        bson_oid_to_string(&skip[i], hex);
+        BSON_APPEND_UTF8(&nin, k, hex);
+    }
+    bson_append_array_end(&acc, &nin);
+    bson_append_document_end(q, &acc);
+}
+
+/* 1. The accounts with pending imports, each with its oldest, the longest
+ * waiting first: mongod's DISTINCT_SCAN of source_account_status_created
+ * (source, account_id, status, created_at, _id), which seeks from one
+ * account to the next and reads one entry of each, covered. It applies
+ * only as written: the $match names index fields alone, with exact bounds
+ * (source and status equalities, the accounts passed over as a $nin), the
+ * $sort is the index's order, and the $group takes $first of an index
+ * field; any other predicate (in_progress, the held imports' _id) would
+ * leave a filter for a fetch, and mongod would read every pending import
+ * again. The claim's findAndModify applies the whole claimable filter. */
+static bson_t *pending_pipeline(const bson_oid_t *skip, size_t nskip)
+{
+    bson_t match = BSON_INITIALIZER;
+    bson_t *pipeline;
+    BSON_APPEND_UTF8(&match, "source", "deals");
+    BSON_APPEND_UTF8(&match, "status", "pending");
+    if (nskip > 0)
+        append_not_accounts(&match, "account_id", skip, nskip);
+    /* The first in created_at's order rather than $min (which no distinct
+     * scan serves): the same in MongoDB, both following the BSON order
+     * across types, so a created_at that is not a date is simply not the
+     * oldest date (candidate_of), and never fails the group. */
+    pipeline = BCON_NEW("pipeline", "[", "{", "$match", BCON_DOCUMENT(&match),
+                        "}", "{", "$sort", "{", "source", BCON_INT32(1),
+                        "account_id", BCON_INT32(1), "status", BCON_INT32(1),
+                        "created_at", BCON_INT32(1), "}", "}", "{", "$group",
+                        "{", "_id", BCON_UTF8("$account_id"), "oldest", "{",
+                        "$first", BCON_UTF8("$created_at"), "}", "}", "}", "{",
+                        "$sort", "{", "oldest", BCON_INT32(1), "}", "}", "{",
+                        "$limit", BCON_INT32(SUP_STORE_LOOK_MAX), "}", "]");
+    bson_destroy(&match);
+    return pipeline;
+}
+
+/* 2. The running imports (status processing) but held's, by account: how
+ * many run under a lease that holds at now (to order the accounts and pass
+ * over those at their limit), and how many under one that ran out (their
+ * supervisor is gone: claimable, the orphan claim of claim_in_account), with
+ * the oldest of those. On source_status_created; the running imports are
+ * few (the accounts' slots, and the orphans until they are taken over).
+ * Expired is as the claim's filter has it (dip_claim_append_expired: not a
+ * date at or past now), with the BSON order of aggregation expressions. */
+static bson_t *running_pipeline(int64_t now, const sup_store_held_t *held,
+                                size_t nheld)
+{
+    bson_t match = BSON_INITIALIZER, id, nin;
+    bson_t *pipeline;
+    BSON_APPEND_UTF8(&match, "source", "deals");
+    BSON_APPEND_UTF8(&match, "status", "processing");
+    if (nheld > 0) {
+        BSON_APPEND_DOCUMENT_BEGIN(&match, "_id", &id);
+        BSON_APPEND_ARRAY_BEGIN(&id, "$nin", &nin);
+        for (size_t i = 0; i < nheld; i++) {
+            char k[24];
+            snprintf(k, sizeof(k), "%zu", i);
+            BSON_APPEND_VALUE(&nin, k, &held[i].id);
+        }
+        bson_append_array_end(&id, &nin);
+        bson_append_document_end(&match, &id);
+    }
+    pipeline = BCON_NEW(
+        "pipeline", "[", "{", "$match", BCON_DOCUMENT(&match), "}", "{",
+        "$group", "{", "_id", BCON_UTF8("$account_id"), "live", "{", "$sum",
+        "{", "$cond", "[", "{", "$gte", "[", BCON_UTF8("$lease_expires_at"),
+        BCON_DATE_TIME(now), "]", "}", BCON_INT32(1), BCON_INT32(0), "]", "}",
+        "}", "lapsed", "{", "$sum", "{", "$cond", "[", "{", "$gte", "[",
+        BCON_UTF8("$lease_expires_at"), BCON_DATE_TIME(now), "]", "}",
+        BCON_INT32(0), BCON_INT32(1), "]", "}", "}", "oldest", "{", "$min", "{",
+        "$cond", "[", "{", "$gte", "[", BCON_UTF8("$lease_expires_at"),
+        BCON_DATE_TIME(now), "]", "}", BCON_NULL, BCON_UTF8("$created_at"), "]",
+        "}", "}", "}", "}", "]");
+    bson_destroy(&match);
+    return pipeline;
+}
+
+/* A new look: the two aggregates above. */
 static int look_again(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
                       const sup_store_held_t *held, size_t nheld, char *err,
                       size_t errlen)
 {
     sup_store_look_t *look = self->look;
-    int64_t now = dip_bson_now_ms();
     bson_t *pipeline;
-    bson_t match = BSON_INITIALIZER;
     int rc;
 
     sup_store_look_forget(self);
     self->looks++;
-    /* 1. Accounts with claimable imports, and the age of their oldest. */
-    sup_store_append_claimable(&match, now, held, nheld);
-    if (nskip > 0) {
-        bson_t acc, nin;
-        char k[24], hex[25];
-        BSON_APPEND_DOCUMENT_BEGIN(&match, "account_id", &acc);
-        BSON_APPEND_ARRAY_BEGIN(&acc, "$nin", &nin);
-        for (size_t i = 0; i < nskip; i++) {
-            snprintf(k, sizeof(k), "%zu", 2 * i);
-            BSON_APPEND_OID(&nin, k, &skip[i]);
-            snprintf(k, sizeof(k), "%zu", 2 * i + 1);
-            bson_oid_to_string(&skip[i], hex);
-            BSON_APPEND_UTF8(&nin, k, hex);
-        }
-        bson_append_array_end(&acc, &nin);
-        bson_append_document_end(&match, &acc);
-    }
-    /* The oldest as the first in created_at's order rather than $min: the
-     * same in MongoDB (both follow the BSON order across types, so a
-     * created_at that is not a date is simply not the oldest date:
-     * add_candidate), and one that is not a date never fails the group. */
-    pipeline = BCON_NEW(
-        "pipeline", "[", "{", "$match", BCON_DOCUMENT(&match), "}", "{",
-        "$sort", "{", "created_at", BCON_INT32(1), "}", "}", "{", "$group", "{",
-        "_id", BCON_UTF8("$account_id"), "oldest", "{", "$first",
-        BCON_UTF8("$created_at"), "}", "n", "{", "$sum", BCON_INT32(1), "}",
-        "}", "}", "{", "$sort", "{", "oldest", BCON_INT32(1), "}", "}", "{",
-        "$limit", BCON_INT32(SUP_STORE_LOOK_MAX), "}", "]");
-    rc = group(self, pipeline, add_candidate, look, err, errlen);
+    pipeline = pending_pipeline(skip, nskip);
+    rc = group(self, pipeline, add_pending, look, err, errlen);
     bson_destroy(pipeline);
-    bson_destroy(&match);
-    if (rc < 0 || look->n <= 1)
-        goto out;
-
-    /* 2. How many each runs now, on any supervisor: only to order several
-     * accounts and pass over those at their limit. One account alone is
-     * tried at once; its slots' unique index refuses it when it is full. */
-    pipeline =
-        BCON_NEW("pipeline", "[", "{", "$match", "{", "source",
-                 BCON_UTF8("deals"), "status", BCON_UTF8("processing"),
-                 "lease_expires_at", "{", "$gte", BCON_DATE_TIME(now), "}", "}",
-                 "}", "{", "$group", "{", "_id", BCON_UTF8("$account_id"), "n",
-                 "{", "$sum", BCON_INT32(1), "}", "}", "}", "]");
-    rc = group(self, pipeline, add_running, look, err, errlen);
-    bson_destroy(pipeline);
-    /* Ours are counted at each claim from held, as they are then. */
-    for (size_t i = 0; i < look->n && rc == 0; i++) {
-        look->list[i].others -= own_running(&look->list[i], held, nheld);
-        if (look->list[i].others < 0)
-            look->list[i].others = 0;
+    if (rc == 0) {
+        pipeline = running_pipeline(dip_bson_now_ms(), held, nheld);
+        rc = group(self, pipeline, add_running, look, err, errlen);
+        bson_destroy(pipeline);
     }
-out:
     if (rc < 0)
         sup_store_look_forget(self);
     return rc;
@@ -276,11 +346,12 @@ int sup_store_look_order(sup_store_t *self, int again, const bson_oid_t *skip,
     for (size_t i = 0; i < look->n; i++) {
         const candidate_t *c = &look->list[i];
         sup_store_turn_t *t = &turns[n];
-        if (c->waiting <= 0 || skipped(&c->account, skip, nskip))
+        if (c->dry || skipped(&c->account, skip, nskip))
             continue;
         t->account = &c->account;
         t->at = i;
         t->oldest_ms = c->oldest_ms;
+        t->taken = c->taken;
         t->running = c->others + own_running(c, held, nheld);
         if (t->running >= per_account)
             continue; /* at its limit, on some supervisor */
@@ -291,8 +362,10 @@ int sup_store_look_order(sup_store_t *self, int again, const bson_oid_t *skip,
         n++;
     }
     /* 3. Fair order: the account running the fewest imports first, then
-     * the one served longest ago, then the one waiting longest. An account
-     * with one import never waits behind another account's fifty. */
+     * the one this look claimed in least, then the one served longest ago,
+     * then the one waiting longest. An account with one import never waits
+     * behind another account's fifty, and none of this needs to know how
+     * many each has waiting. */
     qsort(turns, n, sizeof(*turns), by_fairness);
     return (int)n;
 }
@@ -303,12 +376,11 @@ void sup_store_look_claimed(sup_store_t *self, const sup_store_turn_t *turn,
     sup_store_look_t *look = self->look;
     if (look == NULL || turn->at >= look->n)
         return;
-    if (claimed) {
-        if (look->list[turn->at].waiting > 0)
-            look->list[turn->at].waiting--;
-    } else {
+    if (claimed)
+        look->list[turn->at].taken++;
+    else {
         /* Nothing of it left, or every slot held: the look was wrong. */
-        look->list[turn->at].waiting = 0;
+        look->list[turn->at].dry = 1;
         look->stale = 1;
     }
 }
@@ -319,7 +391,7 @@ int64_t sup_store_look_waiting(const sup_store_t *self)
     if (self->look == NULL)
         return 0;
     for (size_t i = 0; i < self->look->n; i++)
-        n += self->look->list[i].waiting;
+        n += !self->look->list[i].dry;
     /* Cut at its $limit: accounts past it wait too, unseen; one more claim
      * looks again and finds them (before, a freed slot waited for the next
      * poll once the look's own were claimed). */

@@ -32,18 +32,23 @@ void sup_store_append_claimable(bson_t *q, int64_t now,
 
 /* ---- sup_store_look.c: which accounts the claim tries, in what order.
  *
- * A look is two aggregates on queues (one when a single account waits):
- * the accounts with claimable imports (at most SUP_STORE_LOOK_MAX, the
- * longest waiting first) with how many each has, and how many each runs
- * on any supervisor. It is kept for the next claims, which then cost one
- * findAndModify: each claim takes this supervisor's own running imports
- * from its held list as they are then, and counts down the account it
- * claimed in. It is taken again when sup_store_look_forget was called (the
- * loop does at each change-stream wake and each poll, which bring what
- * other supervisors and the CRM changed), when it has nothing left, and
- * after a claim from it came back empty (a lost race, a document gone or
- * changed): the claim then looks again at once, so that "nothing to claim"
- * is always a new look's verdict. */
+ * A look is two aggregates on queues: the accounts with pending imports
+ * (at most SUP_STORE_LOOK_MAX, the longest waiting first), each with its
+ * oldest, read as one index entry per account (a DISTINCT_SCAN of
+ * source_account_status_created: its cost is the accounts, not their
+ * backlog); and the running imports of other supervisors by account, how
+ * many under a live lease and how many under one that ran out (those
+ * accounts wait too). It does not count what each account has waiting:
+ * that would read every pending import. It is kept for the next claims,
+ * which then cost one findAndModify: each claim takes this supervisor's own
+ * running imports from its held list as they are then, and notes the
+ * account it claimed in (tried after those it has not claimed in yet). It
+ * is taken again when sup_store_look_forget was called (the loop does at
+ * each change-stream wake and each poll, which bring what other
+ * supervisors and the CRM changed), when every account in it came back
+ * empty, and at once when a claim from it came back empty (a lost race, an
+ * account with nothing left, a document gone or changed): so "nothing to
+ * claim" is always a new look's verdict. */
 #define SUP_STORE_LOOK_MAX 256
 typedef struct sup_store_look sup_store_look_t;
 
@@ -52,28 +57,32 @@ typedef struct sup_store_turn {
     const bson_value_t *account; /* as stored; owned by the look */
     size_t at;                   /* for sup_store_look_claimed */
     int64_t oldest_ms, running, served_ms;
+    int64_t taken; /* claims in it from this look */
 } sup_store_turn_t;
 
 /* The accounts to try, into turns (room SUP_STORE_LOOK_MAX), in the fair
- * order: the one running the fewest imports first, then the one this
- * supervisor served longest ago (served: nserved entries), then the one
- * waiting longest. A new look when again is set or none is kept. Accounts
- * in skip, and those running per_account imports or more, are left out.
- * Returns how many, or SUP_STORE_EFAIL with err (no look kept). */
+ * order: the one running the fewest imports first, then the one this look
+ * claimed in least, then the one this supervisor served longest ago
+ * (served: nserved entries), then the one waiting longest. A new look when
+ * again is set or none is kept. Accounts in skip, and those running per_account
+ * imports or more, are left out. Returns how many, or SUP_STORE_EFAIL with err
+ * (no look kept). */
 int sup_store_look_order(sup_store_t *self, int again, const bson_oid_t *skip,
                          size_t nskip, const sup_store_held_t *held,
                          size_t nheld, const sup_store_served_t *served,
                          size_t nserved, long per_account,
                          sup_store_turn_t *turns, char *err, size_t errlen);
-/* What the claim in turn's account came to: claimed (one fewer waiting),
- * or not (nothing there any more or every slot held: the kept look is
- * wrong, the next claim looks again). */
+/* What the claim in turn's account came to: claimed (noted: it goes
+ * behind those not claimed in yet), or not (nothing there any more or
+ * every slot held: it is not tried again from this look, and the kept
+ * look is wrong: the claim looks again). */
 void sup_store_look_claimed(sup_store_t *self, const sup_store_turn_t *turn,
                             int claimed);
 /* Whether a look is kept, with something left, for the next claim. */
 int sup_store_look_kept(const sup_store_t *self);
-/* The claimable imports the kept look still counts, one more when the look
- * was cut at SUP_STORE_LOOK_MAX accounts (others may wait beyond it). */
+/* The accounts of the kept look that may still have claimable imports
+ * (none of its claims came back empty), one more when the look was cut at
+ * SUP_STORE_LOOK_MAX accounts (others may wait beyond it). */
 int64_t sup_store_look_waiting(const sup_store_t *self);
 /* Drops the kept look (sup_store_claim_forget). */
 void sup_store_look_forget(sup_store_t *self);

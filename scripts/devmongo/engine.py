@@ -31,6 +31,7 @@ from mongomock.filtering import filter_applies
 
 import bsonenc
 import cost
+import distinct
 import docupdate
 import planner
 import projection
@@ -1226,10 +1227,18 @@ def _count_pipeline(coll, pipeline):
 
 def run_pipeline(coll, database, pipeline):
     """Runs an aggregation pipeline over copies of the collection's
-    documents, prefiltering a leading $match through the indexes."""
+    documents, prefiltering a leading $match through the indexes; a
+    pipeline mongod answers with a DISTINCT_SCAN is run and charged as one
+    (distinct.py)."""
     counted = _count_pipeline(coll, pipeline)
     if counted is not None:
         return counted
+    if coll is not None:
+        docs = coll._store._documents.values()
+        scan = distinct.plan(pipeline, coll.index_list(), docs)
+        if scan is not None:
+            return distinct.run(scan, docs, database, coll.engine.op, _hkey,
+                                compile_filter)
     docs = []
     if coll is not None:
         spec = {}
