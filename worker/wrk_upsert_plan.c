@@ -37,22 +37,36 @@ static bson_t *where_found(const plan_t *p, const bson_t *deal)
     return w;
 }
 
+/* Whether a filter {f: v} would read v as something else than a value:
+ * a regular expression (a pattern match) or a document whose first key
+ * starts with '$' (operators). Those are named under $eq. */
+static int needs_eq(const bson_iter_t *v)
+{
+    bson_iter_t sub;
+    if (BSON_ITER_HOLDS_REGEX(v))
+        return 1;
+    return BSON_ITER_HOLDS_DOCUMENT(v) && bson_iter_recurse(v, &sub) &&
+           bson_iter_next(&sub) && bson_iter_key(&sub)[0] == '$';
+}
+
 /* Appends to cas, for each entry of changes ({f, a, b}), f's previous
- * value b as MongoDB matches it: {f: {$eq: b}} (under $eq a regular
- * expression or a document whose first key starts with '$' is a value,
- * not an operator; a document is compared field by field in order, and
- * b is the stored document as the lookup read it, so its order is the
- * stored one), or {f: {$exists: false}} when the deal had no f; then
- * {tags: {$nin: tags}} when the update adds tags. What the query
- * language cannot tell apart stays alike: null matches a missing field,
- * 1 matches 1.0, a scalar matches an array holding it; a deal changed
- * from one to the other of such a pair meanwhile is taken as unchanged
- * (its restore then gives the recorded form). -1 out of memory. */
+ * value b as MongoDB matches it: {f: b}, the equality (under $eq when
+ * needs_eq: the same predicate, read as a value; a plain equality is what
+ * the development server judges cheaply, as mongod's query shapes are the
+ * same); a document is compared field by field in order, and b is the
+ * stored document as the lookup read it, so its order is the stored one;
+ * {f: {$exists: false}} when the deal had no f; then {tags: {$nin: tags}}
+ * when the update adds tags. What the query language cannot tell apart
+ * stays alike: null matches a missing field, 1 matches 1.0, a scalar
+ * matches an array holding it; a deal changed from one to the other of
+ * such a pair meanwhile is taken as unchanged (its restore then gives the
+ * recorded form). -1 out of memory. */
 static int cas_conditions(bson_t *cas, const bson_t *changes,
                           const bson_t *tags)
 {
     bson_iter_t it, e, f, b;
     bson_t sub;
+    const char *name;
     if (!bson_iter_init(&it, changes))
         return -1;
     while (bson_iter_next(&it)) {
@@ -60,7 +74,14 @@ static int cas_conditions(bson_t *cas, const bson_t *changes,
             !bson_iter_find(&e, "f") || !BSON_ITER_HOLDS_UTF8(&e))
             return -1;
         f = e;
-        if (!BSON_APPEND_DOCUMENT_BEGIN(cas, bson_iter_utf8(&f, NULL), &sub))
+        name = bson_iter_utf8(&f, NULL);
+        if (bson_iter_recurse(&it, &b) && bson_iter_find(&b, "b") &&
+            !needs_eq(&b)) {
+            if (!BSON_APPEND_VALUE(cas, name, bson_iter_value(&b)))
+                return -1;
+            continue;
+        }
+        if (!BSON_APPEND_DOCUMENT_BEGIN(cas, name, &sub))
             return -1;
         if (bson_iter_recurse(&it, &b) && bson_iter_find(&b, "b")) {
             if (!BSON_APPEND_VALUE(&sub, "$eq", bson_iter_value(&b)))
