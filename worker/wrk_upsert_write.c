@@ -2,7 +2,8 @@
  * wrk_upsert_write: the writes of a batch planned by wrk_upsert, the change
  * records first and then the deals, each one unordered write; the outcome
  * of each row from the replies; and the updates that matched no deal
- * because it was deleted or moved after the lookup.
+ * because it was deleted or moved after the lookup, or changed by another
+ * writer (marked for wrk_upsert_retry).
  */
 #include "wrk_upsert_priv.h"
 #include "dip_bson.h"
@@ -523,7 +524,9 @@ static int drop_changes(wrk_upsert_t *self, batch_ctx_t *b, int why, char *err,
 
 /* Updates that matched no deal (b->unmatched): the deal was deleted, or
  * moved out of the pipeline, between the lookup and the update, so the
- * line changed nothing and is not counted updated. Deleted: a line error
+ * line changed nothing and is not counted updated; or it is still in the
+ * pipeline, changed by another writer or its ids stored in the other
+ * form: marked retry, its update not sent here. Deleted: a line error
  * in update mode; in upsert mode the key now finds no deal, which the
  * contract's table answers with a new deal, so the row is inserted as if
  * the lookup had found none (name and stage then required as on create).
