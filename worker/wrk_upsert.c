@@ -437,7 +437,7 @@ int wrk_upsert_attempt(wrk_upsert_t *self, const rows_t *r, int round,
     b.messages = r->messages;
     b.lines = r->lines;
     b.round = round;
-    b.own = r->own;
+    b.mine = r->mine;
     if (b.plan == NULL || b.rows == NULL) {
         snprintf(err, errlen, "out of memory");
         goto cleanup;
@@ -480,9 +480,10 @@ int wrk_upsert_attempt(wrk_upsert_t *self, const rows_t *r, int round,
          * values, or is gone): its own record goes, as does an earlier
          * run's of a deal gone; the deal holding this line's write keeps
          * it */
-        p->drop = round > 0 && p->change == NULL &&
-                  r->outcome[i] != WRK_UPSERT_UPDATED &&
-                  (r->own[i] || r->outcome[i] != WRK_UPSERT_UNCHANGED);
+        if (round > 0 && p->change == NULL &&
+            r->outcome[i] != WRK_UPSERT_UPDATED)
+            p->drop =
+                r->outcome[i] == WRK_UPSERT_UNCHANGED ? DROP_OWN : DROP_ANY;
     }
     rc = WRK_DB_OK;
     if (self->dry)

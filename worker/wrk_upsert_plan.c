@@ -101,6 +101,15 @@ static int cas_conditions(bson_t *cas, const bson_t *changes,
     return 0;
 }
 
+int64_t wrk_upsert_change_at(const bson_t *change)
+{
+    bson_iter_t it;
+    if (change && bson_iter_init_find(&it, change, "created_at") &&
+        BSON_ITER_HOLDS_DATE_TIME(&it))
+        return bson_iter_date_time(&it);
+    return 0;
+}
+
 int wrk_upsert_plan_update(wrk_upsert_t *self, plan_t *p, const bson_t *deal,
                            int64_t line, const bson_t *set,
                            const bson_t *changes, const bson_t *tags)

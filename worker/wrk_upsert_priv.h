@@ -47,9 +47,8 @@ typedef struct plan {
                        since, 4 another writer changed a field it changes
                        or added a tag it adds (wrk_upsert_write_gone) */
     int retry;      /* gone 3 or 4: the row is to be looked up again */
-    int change_dup; /* its change record met one of an earlier run of the
-                       line (kept as it is) */
-    int drop;       /* its change record is to be removed */
+    int drop;       /* its change record is to be removed: DROP_OWN only
+                       this run's (its created_at), DROP_ANY whoever's */
 } plan_t;
 
 /* One batch being written: its plans, outcomes and messages (the
@@ -65,12 +64,13 @@ typedef struct batch_ctx {
     const wrk_match_t *m; /* the import's match field */
     const int64_t *lines; /* each row's line */
     /* 0 the first attempt of the batch's rows; from 1, an attempt of the
-     * rows whose deals changed since the lookup, own[i] saying whether
-     * row i's change record is this run's (replaced with the new one) or
-     * an earlier run's (kept) */
+     * rows whose deals changed since the lookup, mine[i] the created_at
+     * of the change record this run wrote for row i (rows_t) */
     int round;
-    const int *own;
+    const int64_t *mine;
 } batch_ctx_t;
+
+enum { DROP_OWN = 1, DROP_ANY = 2 };
 
 /* The attempts at a row whose deal another writer keeps changing. */
 #define WRK_UPSERT_ATTEMPTS 3
@@ -88,6 +88,9 @@ void wrk_upsert_create(wrk_upsert_t *self, bson_t *doc, const char *skip,
                        plan_t *p, int *outcome, char **messages, size_t i);
 /* The plan's deal id from doc's _id (the deal found, or the insert). */
 void wrk_upsert_plan_id(plan_t *p, const bson_t *doc);
+/* The created_at (ms) of a change record (NULL: none), 0 when none: what
+ * tells this run's record of a line from an earlier run's. */
+int64_t wrk_upsert_change_at(const bson_t *change);
 /* Plans the update of deal (as the lookup read it) at line: set, changes
  * and tags as wrk_diff_row gives them; its filter (where, cas) and its
  * change record. 0, or -1 out of memory (nothing planned). */
@@ -96,7 +99,8 @@ int wrk_upsert_plan_update(wrk_upsert_t *self, plan_t *p, const bson_t *deal,
                            const bson_t *changes, const bson_t *tags);
 
 /* The change records (the first attempt inserts them; a later one
- * replaces the run's own and keeps an earlier run's), then the deals, each
+ * replaces the run's own, by mine, and keeps an earlier run's), then the
+ * deals, each
  * one unordered write retried with the worker's policy; then the updates
  * that matched no deal: those whose deal is still in the pipeline are
  * marked retry, for the caller to look them up again. Each WRK_DB_OK, or
@@ -114,19 +118,24 @@ int wrk_upsert_write_gone(wrk_upsert_t *self, batch_ctx_t *b,
  * with err. */
 int wrk_upsert_drop_refused(wrk_upsert_t *self, batch_ctx_t *b, char *err,
                             size_t errlen);
-/* Removes the change records of the rows marked drop. Same returns. */
+/* Removes the change records of the rows marked drop: DROP_ANY the line's
+ * record, DROP_OWN only one of this run (its created_at: the row's
+ * change record's, or mine[i] for a row with none now). Same returns. */
 int wrk_upsert_drop_marked(wrk_upsert_t *self, batch_ctx_t *b, char *err,
                            size_t errlen);
 
 /* The rows of one attempt at a batch, as wrk_upsert_batch takes them;
- * earlier[i] the first line of row i's key when an earlier line had it,
- * own[i] (from the second attempt) whether row i's change record is this
- * run's. */
+ * earlier[i] the first line of row i's key when an earlier line had it;
+ * from the second attempt, mine[i] the created_at (ms) of the change
+ * record this run wrote for row i at the attempt before: the record of
+ * the line that has it is this run's (even one whose insert met itself
+ * when a lost reply made it send the insert again), replaced by a new
+ * attempt's; with another created_at, it is an earlier run's, kept. */
 typedef struct rows {
     bson_t *const *docs;
     const int64_t *lines, *earlier;
     const int *status_given;
-    const int *own;
+    const int64_t *mine;
     size_t n;
     int *outcome;
     char **messages;

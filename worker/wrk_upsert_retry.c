@@ -12,17 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Whether row i's change record is this run's: inserted by the first
- * attempt (not an earlier run's, met as a duplicate), or so from the
- * start of a later one. */
-static int own_record(const rows_t *r, const batch_ctx_t *b, size_t i,
-                      int round)
-{
-    if (round > 0)
-        return r->own[i];
-    return b->plan[i].change != NULL && !b->plan[i].change_dup;
-}
-
 /* The rows whose updates missed a deal still in the pipeline (b's retry):
  * another attempt with them alone, which reads their deals again, or,
  * after WRK_UPSERT_ATTEMPTS, their line errors with their own change
@@ -33,8 +22,8 @@ int wrk_upsert_retry_rows(wrk_upsert_t *self, const rows_t *r, batch_ctx_t *b,
     rows_t sub = {0};
     size_t m = 0, *at = NULL;
     bson_t **docs = NULL;
-    int64_t *lines = NULL, *earlier = NULL;
-    int *given = NULL, *own = NULL, *outcome = NULL;
+    int64_t *lines = NULL, *earlier = NULL, *mine = NULL;
+    int *given = NULL, *outcome = NULL;
     int rc = WRK_DB_OK;
     for (size_t i = 0; i < r->n; i++)
         m += b->plan[i].retry != 0;
@@ -51,7 +40,7 @@ int wrk_upsert_retry_rows(wrk_upsert_t *self, const rows_t *r, batch_ctx_t *b,
             if (!b->plan[i].retry)
                 continue;
             wrk_upsert_refuse(r->messages, i, r->outcome, msg);
-            b->plan[i].drop = own_record(r, b, i, round);
+            b->plan[i].drop = DROP_OWN;
             if (r->ids)
                 memset(&r->ids[i], 0, sizeof(r->ids[i]));
         }
@@ -62,12 +51,12 @@ int wrk_upsert_retry_rows(wrk_upsert_t *self, const rows_t *r, batch_ctx_t *b,
     lines = calloc(m, sizeof(*lines));
     earlier = calloc(m, sizeof(*earlier));
     given = calloc(m, sizeof(*given));
-    own = calloc(m, sizeof(*own));
+    mine = calloc(m, sizeof(*mine));
     outcome = calloc(m, sizeof(*outcome));
     sub.messages = calloc(m, sizeof(*sub.messages));
     sub.ids = r->ids ? calloc(m, sizeof(*sub.ids)) : NULL;
     if (at == NULL || docs == NULL || lines == NULL || earlier == NULL ||
-        given == NULL || own == NULL || outcome == NULL ||
+        given == NULL || mine == NULL || outcome == NULL ||
         sub.messages == NULL || (r->ids && sub.ids == NULL)) {
         snprintf(err, errlen, "out of memory");
         rc = WRK_DB_EFAIL;
@@ -82,13 +71,13 @@ int wrk_upsert_retry_rows(wrk_upsert_t *self, const rows_t *r, batch_ctx_t *b,
         lines[m] = r->lines[i];
         earlier[m] = r->earlier[i];
         given[m] = r->status_given ? r->status_given[i] : 1;
-        own[m++] = own_record(r, b, i, round);
+        mine[m++] = wrk_upsert_change_at(b->plan[i].change);
     }
     sub.docs = docs;
     sub.lines = lines;
     sub.earlier = earlier;
     sub.status_given = given;
-    sub.own = own;
+    sub.mine = mine;
     sub.n = m;
     sub.outcome = outcome;
     rc = wrk_upsert_attempt(self, &sub, round + 1, err, errlen);
@@ -107,7 +96,7 @@ cleanup:
     free(lines);
     free(earlier);
     free(given);
-    free(own);
+    free(mine);
     free(outcome);
     free(sub.messages);
     free(sub.ids);

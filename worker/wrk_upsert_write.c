@@ -74,10 +74,8 @@ static void on_change_error(void *arg, int64_t idx, const bson_t *e)
     if (!error_row(b, idx, &row))
         return;
     /* the before-image of an earlier run of this line: it stays */
-    if (dip_bson_get_int(e, "code", 0) == 11000) {
-        b->plan[row].change_dup = 1;
+    if (dip_bson_get_int(e, "code", 0) == 11000)
         return;
-    }
     refuse_for(b, row,
                "the previous values of this deal could not be recorded, so "
                "it was not changed",
@@ -175,15 +173,15 @@ static int write_settled(wrk_upsert_t *self, bson_t *reply, bool ok,
 }
 
 /* A later attempt's change records: each replaces the run's own record
- * of its line (the previous values read again), in one unordered bulk;
- * an earlier run's record is kept as it is (docs: the rows' records, in
- * b->rows order). */
+ * of its line (the previous values read again), found by the created_at
+ * the run wrote (b->mine), in one unordered bulk; an earlier run's record
+ * has another and is kept as it is (docs: the rows' records, in b->rows
+ * order). */
 static int replace_changes(wrk_upsert_t *self, batch_ctx_t *b,
                            const bson_t **docs, char *err, size_t errlen)
 {
     int rc = WRK_DB_OK;
-    bson_t *opts =
-        BCON_NEW("upsert", BCON_BOOL(true), "validate", BCON_BOOL(false));
+    bson_t *opts = BCON_NEW("validate", BCON_BOOL(false));
     for (int attempt = 1; b->nops > 0; attempt++) {
         bson_t bopts = BSON_INITIALIZER, reply;
         bson_error_t error;
@@ -197,6 +195,7 @@ static int replace_changes(wrk_upsert_t *self, batch_ctx_t *b,
             bson_t sel = BSON_INITIALIZER;
             BSON_APPEND_OID(&sel, "queue_id", self->qid);
             BSON_APPEND_INT64(&sel, "line", b->lines[b->rows[k]]);
+            BSON_APPEND_DATE_TIME(&sel, "created_at", b->mine[b->rows[k]]);
             ok = mongoc_bulk_operation_replace_one_with_opts(
                 bulk, &sel, docs[k], opts, &error);
             bson_destroy(&sel);
@@ -247,7 +246,7 @@ int wrk_upsert_write_changes(wrk_upsert_t *self, batch_ctx_t *b, char *err,
             wrk_upsert_refuse(b->messages, i, b->outcome, msg);
             continue;
         }
-        if (b->round > 0 && !b->own[i])
+        if (b->round > 0 && b->mine[i] == 0)
             continue;
         b->rows[b->nops] = i;
         docs[b->nops++] = b->plan[i].change;
@@ -469,16 +468,18 @@ static int find_gone(wrk_upsert_t *self, batch_ctx_t *b, char *err,
     return rc;
 }
 
-enum { DROP_GONE, DROP_REFUSED, DROP_MARKED };
+enum { DROP_GONE, DROP_REFUSED, DROP_MARKED_ANY, DROP_MARKED_OWN };
 
 /* Whether row i's before-image is to go: its deal is gone (DROP_GONE),
  * its update was refused (DROP_REFUSED: the gone ones were dropped
- * already), or it is marked (DROP_MARKED). */
+ * already), or it is marked (DROP_MARKED_*). */
 static int to_drop(const batch_ctx_t *b, size_t i, int why)
 {
     const plan_t *p = &b->plan[i];
-    if (why == DROP_MARKED)
-        return p->drop;
+    if (why == DROP_MARKED_ANY)
+        return p->drop == DROP_ANY;
+    if (why == DROP_MARKED_OWN)
+        return p->drop == DROP_OWN;
     if (p->change == NULL)
         return 0;
     return why == DROP_REFUSED ? !p->gone && b->outcome[i] == WRK_UPSERT_REFUSED
@@ -491,7 +492,7 @@ static int to_drop(const batch_ctx_t *b, size_t i, int why)
 static int drop_changes(wrk_upsert_t *self, batch_ctx_t *b, int why, char *err,
                         size_t errlen)
 {
-    bson_t filter = BSON_INITIALIZER, sub, lines;
+    bson_t filter = BSON_INITIALIZER, sub, lines, sub2, ats;
     uint32_t nl = 0;
     int rc = WRK_DB_OK;
     BSON_APPEND_OID(&filter, "queue_id", self->qid);
@@ -508,6 +509,26 @@ static int drop_changes(wrk_upsert_t *self, batch_ctx_t *b, int why, char *err,
     }
     bson_append_array_end(&sub, &lines);
     bson_append_document_end(&filter, &sub);
+    if (why == DROP_MARKED_OWN) {
+        /* this run's records only: an earlier run's has another time */
+        uint32_t na = 0;
+        BSON_APPEND_DOCUMENT_BEGIN(&filter, "created_at", &sub2);
+        BSON_APPEND_ARRAY_BEGIN(&sub2, "$in", &ats);
+        for (size_t i = 0; i < b->n; i++) {
+            char kb[16];
+            const char *k;
+            size_t kl;
+            if (!to_drop(b, i, why))
+                continue;
+            kl = bson_uint32_to_string(na++, &k, kb, sizeof(kb));
+            bson_append_date_time(&ats, k, (int)kl,
+                                  b->plan[i].change
+                                      ? wrk_upsert_change_at(b->plan[i].change)
+                                      : (b->mine ? b->mine[i] : 0));
+        }
+        bson_append_array_end(&sub2, &ats);
+        bson_append_document_end(&filter, &sub2);
+    }
     for (int attempt = 1; nl > 0; attempt++) {
         bson_error_t error;
         bool ok = mongoc_collection_delete_many(self->changes, &filter, NULL,
@@ -589,5 +610,8 @@ int wrk_upsert_drop_refused(wrk_upsert_t *self, batch_ctx_t *b, char *err,
 int wrk_upsert_drop_marked(wrk_upsert_t *self, batch_ctx_t *b, char *err,
                            size_t errlen)
 {
-    return drop_changes(self, b, DROP_MARKED, err, errlen);
+    int rc = drop_changes(self, b, DROP_MARKED_ANY, err, errlen);
+    if (rc == WRK_DB_OK)
+        rc = drop_changes(self, b, DROP_MARKED_OWN, err, errlen);
+    return rc;
 }

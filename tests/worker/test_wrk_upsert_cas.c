@@ -10,7 +10,8 @@
  * A deal that changes at every attempt is a line error after a bounded
  * number of them, with no before-image left and the deal as the other
  * writer left it. A tag another writer added meanwhile is not recorded as
- * the import's, so the revert leaves it.
+ * the import's, so the revert leaves it. An earlier run's before-image of
+ * the line is kept as it is.
  * Runs in a database of its own, dropped at the end.
  *
  * Failure classes: 9 (another import or a user writing the same deal is
@@ -20,7 +21,9 @@
  * re-read is one find of the missed keys per attempt, with maxTimeMS, only
  * when the bulk's nMatched falls short), 14 (each case asserts the
  * recorded previous value and the deal after the revert, which the lookup's
- * value would fail).
+ * value would fail), 5 (a record this run wrote whose insert is sent again
+ * after a lost reply meets itself: it is told from an earlier run's by its
+ * created_at, the one this run wrote; not provoked here).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -334,12 +337,52 @@ static void test_keeps_changing(void **state)
         free(messages[i]);
 }
 
+/* A line whose before-image an earlier run wrote (a worker killed after
+ * its records, before its updates), then changed by another writer: the
+ * update is sent again on the deal as it is now, and the earlier run's
+ * record is kept as that run wrote it, never replaced by this run's. */
+static void test_earlier_run_record_kept(void **state)
+{
+    fix_t *f = *state;
+    int outcome[N];
+    char *messages[N] = {NULL};
+    mongoc_collection_t *c;
+    bson_t *rec;
+    seed(f);
+    c = mongoc_client_get_collection(f->client, f->dbname, WRK_UPSERT_CHANGES);
+    rec = BCON_NEW("queue_id", BCON_OID(&f->queue), "line", BCON_INT64(2),
+                   "account_id", BCON_OID(&f->account), "deal_id",
+                   BCON_OID(&f->ids[0]), "changes", "[", "{", "f",
+                   BCON_UTF8("value"), "a", BCON_DOUBLE(100), "b",
+                   BCON_DOUBLE(1), "}", "]", "tags_added", "[", BCON_UTF8("t"),
+                   "]", "created_at", BCON_DATE_TIME(1000));
+    assert_true(mongoc_collection_insert_one(c, rec, NULL, NULL, NULL));
+    bson_destroy(rec);
+    mongoc_collection_destroy(c);
+    run(f, outcome, messages);
+    assert_int_equal(outcome[0], WRK_UPSERT_UPDATED);
+    assert_int_equal(f->calls, 2);
+    assert_int_equal(
+        count(f, "deals",
+              BCON_NEW("_id", BCON_OID(&f->ids[0]), "value", BCON_DOUBLE(100))),
+        1);
+    assert_int_equal(
+        count(f, WRK_UPSERT_CHANGES,
+              BCON_NEW("queue_id", BCON_OID(&f->queue), "line", BCON_INT64(2),
+                       "changes.0.b", BCON_DOUBLE(1), "created_at",
+                       BCON_DATE_TIME(1000))),
+        1);
+    for (int i = 0; i < N; i++)
+        free(messages[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_changed_meanwhile),
         cmocka_unit_test(test_tag_added_meanwhile),
         cmocka_unit_test(test_keeps_changing),
+        cmocka_unit_test(test_earlier_run_record_kept),
     };
     const char *uri = getenv("DEALIMPORT_MONGODB_URI");
     int rc;
