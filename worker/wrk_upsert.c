@@ -481,7 +481,8 @@ int wrk_upsert_attempt(wrk_upsert_t *self, const rows_t *r, int round,
          * run's of a deal gone; the deal holding this line's write keeps
          * it */
         if (round > 0 && p->change == NULL &&
-            r->outcome[i] != WRK_UPSERT_UPDATED)
+            r->outcome[i] != WRK_UPSERT_UPDATED &&
+            r->outcome[i] != WRK_UPSERT_ALREADY)
             p->drop =
                 r->outcome[i] == WRK_UPSERT_UNCHANGED ? DROP_OWN : DROP_ANY;
     }

@@ -37,6 +37,8 @@ int wrk_upsert_retry_rows(wrk_upsert_t *self, const rows_t *r, batch_ctx_t *b,
                  "applied: import it again to update it",
                  WRK_UPSERT_ATTEMPTS);
         for (size_t i = 0; i < r->n; i++) {
+            /* the others' were removed before this attempt's writes */
+            b->plan[i].drop = 0;
             if (!b->plan[i].retry)
                 continue;
             wrk_upsert_refuse(r->messages, i, r->outcome, msg);
