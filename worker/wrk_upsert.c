@@ -320,116 +320,6 @@ void wrk_upsert_refuse(char **messages, size_t i, int *outcome, const char *msg)
     messages[i] = strdup(msg);
 }
 
-/* The update's filter for deal (the lookup's): its _id, and its account
- * and pipeline as they are stored, which the lookup and the verdict have
- * found to be the import's (in one form or the other). Equalities, not the
- * two forms of each: a server matches them on the _id alone, and a batch
- * of updates carries no arrays. NULL (the filter then names the import's
- * ids in both forms) when either is missing or out of memory. */
-static bson_t *where_found(const plan_t *p, const bson_t *deal)
-{
-    bson_iter_t acc, pipe;
-    bson_t *w;
-    if (!bson_iter_init_find(&acc, deal, "account_id") ||
-        !bson_iter_init_find(&pipe, deal, "pipeline_id"))
-        return NULL;
-    w = bson_new();
-    if (w != NULL &&
-        !(BSON_APPEND_OID(w, "_id", &p->deal_id) &&
-          BSON_APPEND_VALUE(w, "account_id", bson_iter_value(&acc)) &&
-          BSON_APPEND_VALUE(w, "pipeline_id", bson_iter_value(&pipe)))) {
-        bson_destroy(w);
-        w = NULL;
-    }
-    return w;
-}
-
-/* The update and the change record of a row whose deal differs. */
-static void plan_update(wrk_upsert_t *self, plan_t *p, const bson_t *row,
-                        const bson_t *deal, int64_t line, bson_t *set,
-                        bson_t *changes, bson_t *tags)
-{
-    bson_t u, s, li, a, e;
-    int64_t now = dip_bson_now_ms();
-    bson_iter_t it;
-    if (bson_iter_init_find(&it, deal, "_id") && BSON_ITER_HOLDS_OID(&it))
-        bson_oid_copy(bson_iter_oid(&it), &p->deal_id);
-    p->where = where_found(p, deal);
-    p->change = bson_new();
-    BSON_APPEND_OID(p->change, "queue_id", self->qid);
-    BSON_APPEND_INT64(p->change, "line", line);
-    BSON_APPEND_OID(p->change, "account_id", self->account);
-    BSON_APPEND_OID(p->change, "deal_id", &p->deal_id);
-    BSON_APPEND_ARRAY(p->change, "changes", changes);
-    BSON_APPEND_ARRAY(p->change, "tags_added", tags);
-    BSON_APPEND_DATE_TIME(p->change, "created_at", now);
-    p->update = bson_new();
-    bson_init(&u);
-    BSON_APPEND_DOCUMENT_BEGIN(p->update, "$set", &s);
-    bson_concat(&s, set);
-    BSON_APPEND_DATE_TIME(&s, "updated_at", now);
-    BSON_APPEND_DOCUMENT_BEGIN(&s, "last_import", &li);
-    BSON_APPEND_OID(&li, "queue_id", self->qid);
-    BSON_APPEND_INT64(&li, "line", line);
-    bson_append_document_end(&s, &li);
-    bson_append_document_end(p->update, &s);
-    if (!bson_empty(tags)) {
-        BSON_APPEND_DOCUMENT_BEGIN(p->update, "$addToSet", &a);
-        BSON_APPEND_DOCUMENT_BEGIN(&a, "tags", &e);
-        BSON_APPEND_ARRAY(&e, "$each", tags);
-        bson_append_document_end(&a, &e);
-        bson_append_document_end(p->update, &a);
-    }
-    bson_destroy(&u);
-    (void)row;
-}
-
-/* A new deal from a row read for updates (wrk_map_set_keep_empty): its
- * name and stage are required as on create, and an empty status is
- * 'open'; the deal_id key is never written. */
-void wrk_upsert_create(wrk_upsert_t *self, bson_t *doc, const char *skip,
-                       plan_t *p, int *outcome, char **messages, size_t i)
-{
-    bson_iter_t it;
-    bson_oid_t zero;
-    int has_status;
-    (void)self;
-    bson_oid_init_from_string(&zero, "000000000000000000000000");
-    if (!bson_iter_init_find(&it, doc, "name")) {
-        wrk_upsert_refuse(
-            messages, i, outcome,
-            "name is required to create a deal, but it is empty on this "
-            "line");
-        return;
-    }
-    if (bson_iter_init_find(&it, doc, "stage_id") && BSON_ITER_HOLDS_OID(&it) &&
-        bson_oid_equal(bson_iter_oid(&it), &zero)) {
-        wrk_upsert_refuse(
-            messages, i, outcome,
-            "stage_id is required to create a deal, but it is empty on "
-            "this line");
-        return;
-    }
-    has_status = bson_iter_init_find(&it, doc, "status");
-    if (skip == NULL && has_status) {
-        p->insert = doc;
-        return;
-    }
-    p->insert = bson_new();
-    p->own_insert = 1;
-    bson_copy_to_excluding_noinit(doc, p->insert, skip ? skip : "", NULL);
-    if (!has_status)
-        BSON_APPEND_UTF8(p->insert, "status", "open");
-}
-
-/* The plan's deal id from doc's _id (the deal found, or the insert). */
-void wrk_upsert_plan_id(plan_t *p, const bson_t *doc)
-{
-    bson_iter_t it;
-    if (doc && bson_iter_init_find(&it, doc, "_id") && BSON_ITER_HOLDS_OID(&it))
-        bson_oid_copy(bson_iter_oid(&it), &p->deal_id);
-}
-
 /* The verdict of row i and what it plans. -1 when a long key's digest
  * could not be made (out of memory): never read as "not found". */
 static int decide(wrk_upsert_t *self, bson_t *doc, int64_t line,
@@ -489,7 +379,10 @@ static int decide(wrk_upsert_t *self, bson_t *doc, int64_t line,
             outcome[i] = WRK_UPSERT_UNCHANGED;
         } else {
             outcome[i] = WRK_UPSERT_UPDATED;
-            plan_update(self, p, doc, deal, line, &set, &changes, &tags);
+            if (wrk_upsert_plan_update(self, p, deal, line, &set, &changes,
+                                       &tags) < 0)
+                wrk_upsert_refuse(messages, i, outcome,
+                                  "out of memory planning the update");
         }
         bson_destroy(&set);
         bson_destroy(&changes);
@@ -529,28 +422,139 @@ int wrk_upsert_recall(wrk_upsert_t *self, const bson_t *doc, int64_t line)
                                                                          : -1;
 }
 
-int wrk_upsert_batch(wrk_upsert_t *self, bson_t *const *docs,
-                     const int64_t *lines, const int *status_given, size_t n,
-                     int *outcome, char **messages, bson_oid_t *ids, char *err,
-                     size_t errlen)
+/* One attempt at rows r: the lookup of their keys, their verdicts, the
+ * before-images, the writes; then the rows whose deals changed since the
+ * lookup, again (wrk_upsert_retry_rows). round: 0 the batch's first. */
+int wrk_upsert_attempt(wrk_upsert_t *self, const rows_t *r, int round,
+                       char *err, size_t errlen)
 {
     batch_ctx_t b = {0};
-    int64_t *earlier = calloc(n ? n : 1, sizeof(int64_t));
     bson_t in = BSON_INITIALIZER;
     uint32_t nin = 0;
+    size_t n = r->n;
     int rc = WRK_DB_EFAIL;
     b.plan = calloc(n ? n : 1, sizeof(plan_t));
     b.rows = calloc(n ? n : 1, sizeof(size_t));
     b.n = n;
     b.m = self->m;
-    b.outcome = outcome;
-    b.messages = messages;
-    if (earlier == NULL || b.plan == NULL || b.rows == NULL) {
+    b.outcome = r->outcome;
+    b.messages = r->messages;
+    b.lines = r->lines;
+    b.round = round;
+    b.mine = r->mine;
+    if (b.plan == NULL || b.rows == NULL) {
         snprintf(err, errlen, "out of memory");
         goto cleanup;
     }
-    /* The keys: the first line of each over the run, and the query's
-     * $in. */
+    /* the query's $in: every row's key */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t klen;
+        char low[25], kb[16];
+        const char *k, *key = seen_key(self, r->docs[i], low, &klen);
+        size_t kl;
+        r->outcome[i] = WRK_UPSERT_ADDED;
+        r->messages[i] = NULL;
+        if (key == NULL)
+            continue;
+        kl = bson_uint32_to_string(nin++, &k, kb, sizeof(kb));
+        if (self->m->key == WRK_MATCH_KEY_DEAL_ID) {
+            bson_oid_t oid;
+            bson_oid_init_from_string(&oid, key);
+            bson_append_oid(&in, k, (int)kl, &oid);
+        } else {
+            bson_append_utf8(&in, k, (int)kl, key, (int)klen);
+        }
+    }
+    drop_found(self);
+    if (nin > 0) {
+        bson_t proj = BSON_INITIALIZER;
+        /* out of memory for the projection: the whole deals */
+        int projected = lookup_projection(self, r->docs, n, &proj) == 0;
+        rc = lookup(self, &in, projected ? &proj : NULL, err, errlen);
+        bson_destroy(&proj);
+        if (rc != WRK_DB_OK)
+            goto cleanup;
+    }
+    for (size_t i = 0; i < n; i++) {
+        plan_t *p = &b.plan[i];
+        if (decide(self, r->docs[i], r->lines[i],
+                   r->status_given ? r->status_given[i] : 1, r->earlier[i], p,
+                   r->outcome, r->messages, i) < 0) {
+            snprintf(err, errlen, "out of memory keeping the deals found");
+            rc = WRK_DB_EFAIL;
+            goto cleanup;
+        }
+        /* read again, the row writes nothing now (its deal holds its
+         * values, or is gone): its own record goes, as does an earlier
+         * run's of a deal gone; the deal holding this line's write keeps
+         * it */
+        if (round > 0 && p->change == NULL &&
+            r->outcome[i] != WRK_UPSERT_UPDATED &&
+            r->outcome[i] != WRK_UPSERT_ALREADY)
+            p->drop =
+                r->outcome[i] == WRK_UPSERT_UNCHANGED ? DROP_OWN : DROP_ANY;
+    }
+    rc = WRK_DB_OK;
+    if (self->dry)
+        goto cleanup;
+    if (round > 0)
+        rc = wrk_upsert_drop_marked(self, &b, err, errlen);
+    /* Before-images first: a crash after them and before the updates
+     * leaves records of the deals as they still are. */
+    if (self->before_write)
+        self->before_write(self->before_write_arg);
+    if (rc == WRK_DB_OK)
+        rc = wrk_upsert_write_changes(self, &b, err, errlen);
+    if (rc == WRK_DB_OK)
+        rc = wrk_upsert_write_deals(self, &b, err, errlen);
+    if (rc == WRK_DB_OK && b.unmatched > 0)
+        rc = wrk_upsert_write_gone(self, &b, r->docs, err, errlen);
+    if (rc == WRK_DB_OK)
+        rc = wrk_upsert_drop_refused(self, &b, err, errlen);
+    for (size_t i = 0; r->ids && rc == WRK_DB_OK && i < n; i++)
+        bson_oid_copy(&b.plan[i].deal_id, &r->ids[i]);
+    if (rc == WRK_DB_OK)
+        rc = wrk_upsert_retry_rows(self, r, &b, round, err, errlen);
+cleanup:
+    for (size_t i = 0; b.plan && i < n; i++) {
+        if (b.plan[i].change)
+            bson_destroy(b.plan[i].change);
+        if (b.plan[i].update)
+            bson_destroy(b.plan[i].update);
+        if (b.plan[i].where)
+            bson_destroy(b.plan[i].where);
+        if (b.plan[i].cas)
+            bson_destroy(b.plan[i].cas);
+        if (b.plan[i].own_insert)
+            bson_destroy(b.plan[i].insert);
+    }
+    drop_found(self);
+    bson_destroy(&in);
+    free(b.plan);
+    free(b.rows);
+    return rc;
+}
+
+int wrk_upsert_batch(wrk_upsert_t *self, bson_t *const *docs,
+                     const int64_t *lines, const int *status_given, size_t n,
+                     int *outcome, char **messages, bson_oid_t *ids, char *err,
+                     size_t errlen)
+{
+    int64_t *earlier = calloc(n ? n : 1, sizeof(int64_t));
+    rows_t r = {.docs = docs,
+                .lines = lines,
+                .earlier = earlier,
+                .status_given = status_given,
+                .n = n,
+                .outcome = outcome,
+                .messages = messages,
+                .ids = ids};
+    int rc = WRK_DB_EFAIL;
+    if (earlier == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto cleanup;
+    }
+    /* The first line of each key over the run. */
     for (size_t i = 0; i < n; i++) {
         uint32_t klen;
         char low[25];
@@ -566,67 +570,9 @@ int wrk_upsert_batch(wrk_upsert_t *self, bson_t *const *docs,
             goto cleanup;
         }
         earlier[i] = first < lines[i] ? first : 0;
-        {
-            char kb[16];
-            const char *k;
-            size_t kl = bson_uint32_to_string(nin++, &k, kb, sizeof(kb));
-            if (self->m->key == WRK_MATCH_KEY_DEAL_ID) {
-                bson_oid_t oid;
-                bson_oid_init_from_string(&oid, key);
-                bson_append_oid(&in, k, (int)kl, &oid);
-            } else {
-                bson_append_utf8(&in, k, (int)kl, key, (int)klen);
-            }
-        }
     }
-    drop_found(self);
-    if (nin > 0) {
-        bson_t proj = BSON_INITIALIZER;
-        /* out of memory for the projection: the whole deals */
-        int projected = lookup_projection(self, docs, n, &proj) == 0;
-        rc = lookup(self, &in, projected ? &proj : NULL, err, errlen);
-        bson_destroy(&proj);
-        if (rc != WRK_DB_OK)
-            goto cleanup;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (decide(self, docs[i], lines[i], status_given ? status_given[i] : 1,
-                   earlier[i], &b.plan[i], outcome, messages, i) < 0) {
-            snprintf(err, errlen, "out of memory keeping the deals found");
-            rc = WRK_DB_EFAIL;
-            goto cleanup;
-        }
-    rc = WRK_DB_OK;
-    if (self->dry)
-        goto cleanup;
-    /* Before-images first: a crash after them and before the updates
-     * leaves records of the deals as they still are. */
-    if (self->before_write)
-        self->before_write(self->before_write_arg);
-    rc = wrk_upsert_write_changes(self, &b, err, errlen);
-    if (rc == WRK_DB_OK)
-        rc = wrk_upsert_write_deals(self, &b, err, errlen);
-    if (rc == WRK_DB_OK && b.unmatched > 0)
-        rc = wrk_upsert_write_gone(self, &b, docs, err, errlen);
-    if (rc == WRK_DB_OK)
-        rc = wrk_upsert_drop_refused(self, &b, err, errlen);
-    for (size_t i = 0; ids && rc == WRK_DB_OK && i < n; i++)
-        bson_oid_copy(&b.plan[i].deal_id, &ids[i]);
+    rc = wrk_upsert_attempt(self, &r, 0, err, errlen);
 cleanup:
-    for (size_t i = 0; b.plan && i < n; i++) {
-        if (b.plan[i].change)
-            bson_destroy(b.plan[i].change);
-        if (b.plan[i].update)
-            bson_destroy(b.plan[i].update);
-        if (b.plan[i].where)
-            bson_destroy(b.plan[i].where);
-        if (b.plan[i].own_insert)
-            bson_destroy(b.plan[i].insert);
-    }
-    drop_found(self);
-    bson_destroy(&in);
-    free(b.plan);
-    free(b.rows);
     free(earlier);
     return rc;
 }

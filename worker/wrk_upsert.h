@@ -8,8 +8,19 @@
  * (queue_id, line)), and only then one unordered bulk write of the updates
  * and inserts. A line re-run after a crash, a resume or a takeover finds its
  * own write (the deal's import.line or last_import.line) or its own
- * before-image (a duplicate, kept as it is): the before is always the deal
- * as it was before this import, and every line is counted once.
+ * before-image (a duplicate, kept as it is, never replaced by this run's):
+ * every line is counted once.
+ *
+ * Each update is a compare-and-set (wrk_upsert_plan): its filter names the
+ * previous value of each field it changes and the absence of each tag it
+ * adds, as its change record states them, so the record's previous values
+ * are the ones the write replaced. An update that misses a deal still in
+ * the account's pipeline (another writer changed it after the lookup, or
+ * stored its ids in the other form) is attempted again: the deal read
+ * again, the record rewritten (this run's; an earlier run's is kept), the
+ * update sent again, WRK_UPSERT_ATTEMPTS in all, then a line error ("the
+ * deal was changed by someone else at each of 3 attempts ...") with the
+ * run's record removed. The before-write hook runs before each attempt.
  *
  * An update $sets the mapped fields whose cells are not empty (stage_id
  * included), adds the import's tags the deal lacks ($addToSet), and records
@@ -74,8 +85,9 @@ void wrk_upsert_destroy(wrk_upsert_t **self_p);
 int wrk_upsert_prepare(wrk_upsert_t *self, char *err, size_t errlen);
 
 /* Calls fn(arg) in every batch after its verdicts and before its first
- * write: the window in which a deal found may be deleted by someone else
- * (the tests delete one there). NULL: none. */
+ * write, and so again before each later attempt at rows whose deals
+ * changed: the window in which a deal found may be deleted or changed by
+ * someone else (the tests do it there). NULL: none. */
 void wrk_upsert_set_before_write(wrk_upsert_t *self, void (*fn)(void *),
                                  void *arg);
 

@@ -2,7 +2,8 @@
  * wrk_upsert_write: the writes of a batch planned by wrk_upsert, the change
  * records first and then the deals, each one unordered write; the outcome
  * of each row from the replies; and the updates that matched no deal
- * because it was deleted or moved after the lookup.
+ * because it was deleted or moved after the lookup, or changed by another
+ * writer (marked for wrk_upsert_retry).
  */
 #include "wrk_upsert_priv.h"
 #include "dip_bson.h"
@@ -171,8 +172,56 @@ static int write_settled(wrk_upsert_t *self, bson_t *reply, bool ok,
     return settled;
 }
 
+/* A later attempt's change records: each replaces the run's own record
+ * of its line (the previous values read again), found by the created_at
+ * the run wrote (b->mine), in one unordered bulk; an earlier run's record
+ * has another and is kept as it is (docs: the rows' records, in b->rows
+ * order). */
+static int replace_changes(wrk_upsert_t *self, batch_ctx_t *b,
+                           const bson_t **docs, char *err, size_t errlen)
+{
+    int rc = WRK_DB_OK;
+    bson_t *opts = BCON_NEW("validate", BCON_BOOL(false));
+    for (int attempt = 1; b->nops > 0; attempt++) {
+        bson_t bopts = BSON_INITIALIZER, reply;
+        bson_error_t error;
+        mongoc_bulk_operation_t *bulk;
+        bool ok = true;
+        BSON_APPEND_BOOL(&bopts, "ordered", false);
+        bulk = mongoc_collection_create_bulk_operation_with_opts(self->changes,
+                                                                 &bopts);
+        bson_destroy(&bopts);
+        for (size_t k = 0; ok && k < b->nops; k++) {
+            bson_t sel = BSON_INITIALIZER;
+            BSON_APPEND_OID(&sel, "queue_id", self->qid);
+            BSON_APPEND_INT64(&sel, "line", b->lines[b->rows[k]]);
+            BSON_APPEND_DATE_TIME(&sel, "created_at", b->mine[b->rows[k]]);
+            ok = mongoc_bulk_operation_replace_one_with_opts(
+                bulk, &sel, docs[k], opts, &error);
+            bson_destroy(&sel);
+        }
+        if (!ok) {
+            mongoc_bulk_operation_destroy(bulk);
+            snprintf(err, errlen, "recording the previous values: %s",
+                     error.message);
+            rc = WRK_DB_EFAIL;
+            break;
+        }
+        ok = mongoc_bulk_operation_execute(bulk, &reply, &error) != 0;
+        mongoc_bulk_operation_destroy(bulk);
+        if (write_settled(self, &reply, ok, &error, on_change_error, b))
+            break;
+        if (!wrk_db_retry(self->db, &error, attempt,
+                          "recording the previous values again", &rc, err,
+                          errlen))
+            break;
+    }
+    bson_destroy(opts);
+    return rc;
+}
+
 /* The change records, unordered; a duplicate is an earlier run's and
- * stays. */
+ * stays. In a later attempt (b->round), the run's own are replaced. */
 int wrk_upsert_write_changes(wrk_upsert_t *self, batch_ctx_t *b, char *err,
                              size_t errlen)
 {
@@ -197,12 +246,19 @@ int wrk_upsert_write_changes(wrk_upsert_t *self, batch_ctx_t *b, char *err,
             wrk_upsert_refuse(b->messages, i, b->outcome, msg);
             continue;
         }
+        if (b->round > 0 && b->mine[i] == 0)
+            continue;
         b->rows[b->nops] = i;
         docs[b->nops++] = b->plan[i].change;
     }
     if (docs == NULL) {
         snprintf(err, errlen, "out of memory");
         return WRK_DB_EFAIL;
+    }
+    if (b->round > 0) {
+        rc = replace_changes(self, b, docs, err, errlen);
+        free(docs);
+        return rc;
     }
     BSON_APPEND_BOOL(&opts, "ordered", false);
     /* the worker built every key of them itself: the server checks what
@@ -279,6 +335,8 @@ int wrk_upsert_write_deals(wrk_upsert_t *self, batch_ctx_t *b, char *err,
                 /* either form of each id */
                 dip_bson_append_id_match(&sel, "account_id", self->account);
                 dip_bson_append_id_match(&sel, "pipeline_id", self->pipeline);
+                if (p->cas)
+                    bson_concat(&sel, p->cas);
                 ok = mongoc_bulk_operation_update_one_with_opts(
                     bulk, &sel, p->update, nocheck, &error);
                 bson_destroy(&sel);
@@ -330,11 +388,24 @@ static int same_where(const plan_t *p, const bson_t *deal)
     return 1;
 }
 
+/* Whether deal's last_import is line's of this import: its update was
+ * applied (by this attempt, or by an earlier send of the same bulk, which
+ * a retry's compare-and-set then no longer matches). */
+static int own_write(const wrk_upsert_t *self, const bson_t *deal, int64_t line)
+{
+    bson_oid_t q;
+    return dip_bson_get_oid(deal, "last_import.queue_id", &q) == 0 &&
+           bson_oid_equal(&q, self->qid) &&
+           dip_bson_get_int(deal, "last_import.line", 0) == line;
+}
+
 /* Marks gone each standing update of b: 1 when its deal is no longer in
  * the account (deleted), 2 when it is in another pipeline (moved), 3 when
  * it is in the pipeline but its update's filter named its ids in the form
- * they had at the lookup, and they are stored in the other now (sent again
- * naming both); one find of their ids, bounded by maxTimeMS. */
+ * they had at the lookup, and they are stored in the other now, 4 when
+ * its ids are as they were and the deal does not hold this line's write
+ * (another writer changed a field it changes, or added a tag it adds);
+ * 0 when it holds it. One find of their ids, bounded by maxTimeMS. */
 static int find_gone(wrk_upsert_t *self, batch_ctx_t *b, char *err,
                      size_t errlen)
 {
@@ -357,10 +428,11 @@ static int find_gone(wrk_upsert_t *self, batch_ctx_t *b, char *err,
     bson_append_array_end(&sub, &ids);
     bson_append_document_end(&filter, &sub);
     dip_bson_append_id_match(&filter, "account_id", self->account);
-    opts = BCON_NEW("projection", "{", "account_id", BCON_INT32(1),
-                    "pipeline_id", BCON_INT32(1), "}", "maxTimeMS",
-                    BCON_INT64((int64_t)wrk_db_max_time_ms(self->db)),
-                    "batchSize", BCON_INT64((int64_t)nid + 1));
+    opts =
+        BCON_NEW("projection", "{", "account_id", BCON_INT32(1), "pipeline_id",
+                 BCON_INT32(1), "last_import", BCON_INT32(1), "}", "maxTimeMS",
+                 BCON_INT64((int64_t)wrk_db_max_time_ms(self->db)), "batchSize",
+                 BCON_INT64((int64_t)nid + 1));
     for (int attempt = 1;; attempt++) {
         mongoc_cursor_t *c =
             mongoc_collection_find_with_opts(self->deals, &filter, opts, NULL);
@@ -375,9 +447,10 @@ static int find_gone(wrk_upsert_t *self, batch_ctx_t *b, char *err,
                    bson_oid_equal(&pl, self->pipeline);
             for (size_t i = 0; i < b->n; i++)
                 if (b->plan[i].gone && bson_oid_equal(&id, &b->plan[i].deal_id))
-                    b->plan[i].gone = !here                          ? 2
-                                      : same_where(&b->plan[i], doc) ? 0
-                                                                     : 3;
+                    b->plan[i].gone = !here                               ? 2
+                                      : !same_where(&b->plan[i], doc)     ? 3
+                                      : own_write(self, doc, b->lines[i]) ? 0
+                                                                          : 4;
         }
         wrk_db_count_round_trip(self->db);
         if (!mongoc_cursor_error(c, &error)) {
@@ -395,24 +468,31 @@ static int find_gone(wrk_upsert_t *self, batch_ctx_t *b, char *err,
     return rc;
 }
 
-/* Whether row i's before-image is to go: its deal is gone (gone), or
- * its update was refused (refused: the gone ones were dropped already). */
-static int to_drop(const batch_ctx_t *b, size_t i, int refused)
+enum { DROP_GONE, DROP_REFUSED, DROP_MARKED_ANY, DROP_MARKED_OWN };
+
+/* Whether row i's before-image is to go: its deal is gone (DROP_GONE),
+ * its update was refused (DROP_REFUSED: the gone ones were dropped
+ * already), or it is marked (DROP_MARKED_*). */
+static int to_drop(const batch_ctx_t *b, size_t i, int why)
 {
     const plan_t *p = &b->plan[i];
+    if (why == DROP_MARKED_ANY)
+        return p->drop == DROP_ANY;
+    if (why == DROP_MARKED_OWN)
+        return p->drop == DROP_OWN;
     if (p->change == NULL)
         return 0;
-    return refused ? !p->gone && b->outcome[i] == WRK_UPSERT_REFUSED
-                   : p->gone == 1 || p->gone == 2;
+    return why == DROP_REFUSED ? !p->gone && b->outcome[i] == WRK_UPSERT_REFUSED
+                               : p->gone == 1 || p->gone == 2;
 }
 
 /* Removes the before-images of rows whose deals were not changed (gone,
  * or, with refused, refused by the database), so that a revert finds
  * nothing to put back and no conflict. */
-static int drop_changes(wrk_upsert_t *self, batch_ctx_t *b, int refused,
-                        char *err, size_t errlen)
+static int drop_changes(wrk_upsert_t *self, batch_ctx_t *b, int why, char *err,
+                        size_t errlen)
 {
-    bson_t filter = BSON_INITIALIZER, sub, lines;
+    bson_t filter = BSON_INITIALIZER, sub, lines, sub2, ats;
     uint32_t nl = 0;
     int rc = WRK_DB_OK;
     BSON_APPEND_OID(&filter, "queue_id", self->qid);
@@ -422,14 +502,33 @@ static int drop_changes(wrk_upsert_t *self, batch_ctx_t *b, int refused,
         char kb[16];
         const char *k;
         size_t kl;
-        if (!to_drop(b, i, refused))
+        if (!to_drop(b, i, why))
             continue;
         kl = bson_uint32_to_string(nl++, &k, kb, sizeof(kb));
-        bson_append_int64(&lines, k, (int)kl,
-                          dip_bson_get_int(b->plan[i].change, "line", 0));
+        bson_append_int64(&lines, k, (int)kl, b->lines[i]);
     }
     bson_append_array_end(&sub, &lines);
     bson_append_document_end(&filter, &sub);
+    if (why == DROP_MARKED_OWN) {
+        /* this run's records only: an earlier run's has another time */
+        uint32_t na = 0;
+        BSON_APPEND_DOCUMENT_BEGIN(&filter, "created_at", &sub2);
+        BSON_APPEND_ARRAY_BEGIN(&sub2, "$in", &ats);
+        for (size_t i = 0; i < b->n; i++) {
+            char kb[16];
+            const char *k;
+            size_t kl;
+            if (!to_drop(b, i, why))
+                continue;
+            kl = bson_uint32_to_string(na++, &k, kb, sizeof(kb));
+            bson_append_date_time(&ats, k, (int)kl,
+                                  b->plan[i].change
+                                      ? wrk_upsert_change_at(b->plan[i].change)
+                                      : (b->mine ? b->mine[i] : 0));
+        }
+        bson_append_array_end(&sub2, &ats);
+        bson_append_document_end(&filter, &sub2);
+    }
     for (int attempt = 1; nl > 0; attempt++) {
         bson_error_t error;
         bool ok = mongoc_collection_delete_many(self->changes, &filter, NULL,
@@ -446,7 +545,9 @@ static int drop_changes(wrk_upsert_t *self, batch_ctx_t *b, int refused,
 
 /* Updates that matched no deal (b->unmatched): the deal was deleted, or
  * moved out of the pipeline, between the lookup and the update, so the
- * line changed nothing and is not counted updated. Deleted: a line error
+ * line changed nothing and is not counted updated; or it is still in the
+ * pipeline, changed by another writer or its ids stored in the other
+ * form: marked retry, its update not sent here. Deleted: a line error
  * in update mode; in upsert mode the key now finds no deal, which the
  * contract's table answers with a new deal, so the row is inserted as if
  * the lookup had found none (name and stage then required as on create).
@@ -457,19 +558,21 @@ int wrk_upsert_write_gone(wrk_upsert_t *self, batch_ctx_t *b,
     const char *skip = self->m->key == WRK_MATCH_KEY_DEAL_ID ? "deal_id" : NULL;
     int rc = find_gone(self, b, err, errlen), recreate = 0;
     if (rc == WRK_DB_OK)
-        rc = drop_changes(self, b, 0, err, errlen);
+        rc = drop_changes(self, b, DROP_GONE, err, errlen);
     if (rc != WRK_DB_OK)
         return rc;
     for (size_t i = 0; i < b->n; i++) {
         plan_t *p = &b->plan[i];
         if (!p->gone)
             continue;
-        if (p->gone == 3) {
+        if (p->gone == 3 || p->gone == 4) {
             /* in the pipeline, unchanged by its update: its ids are stored
-             * in the other form since the lookup; sent again with both */
-            bson_destroy(p->where);
-            p->where = NULL;
-            recreate++;
+             * in the other form since the lookup, or another writer changed
+             * it; looked up again, its before-image rewritten, sent again
+             * (wrk_upsert_batch) */
+            bson_destroy(p->update);
+            p->update = NULL;
+            p->retry = 1;
             continue;
         }
         bson_destroy(p->update);
@@ -501,5 +604,14 @@ int wrk_upsert_write_gone(wrk_upsert_t *self, batch_ctx_t *b,
 int wrk_upsert_drop_refused(wrk_upsert_t *self, batch_ctx_t *b, char *err,
                             size_t errlen)
 {
-    return drop_changes(self, b, 1, err, errlen);
+    return drop_changes(self, b, DROP_REFUSED, err, errlen);
+}
+
+int wrk_upsert_drop_marked(wrk_upsert_t *self, batch_ctx_t *b, char *err,
+                           size_t errlen)
+{
+    int rc = drop_changes(self, b, DROP_MARKED_ANY, err, errlen);
+    if (rc == WRK_DB_OK)
+        rc = drop_changes(self, b, DROP_MARKED_OWN, err, errlen);
+    return rc;
 }

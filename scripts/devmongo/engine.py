@@ -250,12 +250,19 @@ def _walk(doc, parts):
 # Python: a document's value of one of them is outside any $in of those.
 _NEVER_STR_OR_OID = frozenset([dict, int, float, bool, type(None), Int64,
                                datetime.datetime, bytes])
+# The numbers whose BSON equality is Python's (int32, int64, double; not
+# Decimal128), and the types no value of which equals one of them in BSON
+# or in Python (a bool is left to the generic code, whose answer stands).
+_NUMBERS = frozenset([int, float, Int64])
+_NEVER_NUMBER = frozenset([str, ObjectId, dict, type(None),
+                           datetime.datetime, bytes])
 
 
 def compile_filter(spec):
     """A fast predicate for the filters the service's hot paths send, or
-    None: equality of dotted paths with strings or ObjectIds (where BSON's
-    equality is Python's), {path: {$exists: bool}}, and {path: {$in: [...]}}
+    None: equality of dotted paths with strings, ObjectIds or numbers other
+    than NaN (where BSON's equality is Python's: an update's filter names
+    the values it replaces), {path: {$exists: bool}}, and {path: {$in: [...]}}
     of strings and ObjectIds only (a set lookup where mongomock walks the
     list for each document). A document with an array on a path, or with a
     value of a type not known to differ from every string and ObjectId, is
@@ -277,6 +284,8 @@ def compile_filter(spec):
         parts = key.split('.')
         if type(want) is str or type(want) is ObjectId:
             tests.append((parts, 0, want))
+        elif type(want) in _NUMBERS and want == want:
+            tests.append((parts, 3, want))
         elif (isinstance(want, dict) and len(want) == 1 and
               type(want.get('$exists')) is bool):
             tests.append((parts, 1, want['$exists']))
@@ -302,6 +311,15 @@ def compile_filter(spec):
                     if got not in want:
                         return False
                 elif got is _MISSING or t in _NEVER_STR_OR_OID:
+                    return False
+                else:
+                    return filter_applies(spec, doc)
+            elif kind == 3:
+                t = type(got)
+                if t in _NUMBERS:
+                    if got != want:
+                        return False
+                elif got is _MISSING or t in _NEVER_NUMBER:
                     return False
                 else:
                     return filter_applies(spec, doc)

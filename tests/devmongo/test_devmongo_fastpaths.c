@@ -14,8 +14,10 @@
  * array as it was (the copy of what an update touches); an update of a field a
  * unique index or its partial filter reads is checked (11000 with keyPattern
  * and keyValue) and one of another field leaves the index holding the keys it
- * held. On the dev server only: what devOpLog charges the $in find and an
- * update (keys and documents examined, written), as before.
+ * held. An equality with a number matches the numbers of the same value
+ * of every numeric type and nothing else. On the dev server only: what devOpLog
+ * charges the $in find and an update (keys and documents examined, written), as
+ * before.
  *
  * Failure classes: 4 (one document poisons a loop): the refused update
  * changes its document not at all, nested parts included, and the next
@@ -552,6 +554,88 @@ static void test_updates_and_unique_keys(void **state)
     mongoc_collection_destroy(coll);
 }
 
+/* The _ids a find of filter returns, in order (at most max); the count. */
+static int find_ids(mongoc_collection_t *coll, bson_t *filter, int *ids,
+                    int max)
+{
+    bson_t *opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}");
+    mongoc_cursor_t *c =
+        mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+    const bson_t *doc;
+    int n = 0;
+    while (mongoc_cursor_next(c, &doc)) {
+        bson_iter_t it;
+        if (n < max && bson_iter_init_find(&it, doc, "_id"))
+            ids[n] = bson_iter_int32(&it);
+        n++;
+    }
+    assert_false(mongoc_cursor_error(c, NULL));
+    mongoc_cursor_destroy(c);
+    bson_destroy(opts);
+    bson_destroy(filter);
+    return n;
+}
+
+/* An equality with a number, as an update's compare-and-set names the
+ * value it replaces (the quick lane of numbers): an int32, an int64 and a
+ * double of the same value match, as an array holding one does; a
+ * string, a bool, null, another number, NaN and a missing field do not;
+ * a dotted path the same; an update by such a filter changes the one
+ * deal that still holds the value. */
+static void test_number_equality(void **state)
+{
+    dm_fixture_t *fx = *state;
+    mongoc_collection_t *coll = dm_fresh(fx, "fast_numbers");
+    static const char *const json[] = {
+        "{\"_id\": 1, \"v\": {\"$numberInt\": \"5\"}}",
+        "{\"_id\": 2, \"v\": {\"$numberLong\": \"5\"}}",
+        "{\"_id\": 3, \"v\": {\"$numberDouble\": \"5.0\"}}",
+        "{\"_id\": 4, \"v\": [{\"$numberInt\": \"5\"}]}",
+        "{\"_id\": 5, \"v\": \"5\"}",
+        "{\"_id\": 6, \"v\": true}",
+        "{\"_id\": 7, \"v\": null}",
+        "{\"_id\": 8}",
+        "{\"_id\": 9, \"v\": {\"$numberDouble\": \"5.5\"}}",
+        "{\"_id\": 10, \"v\": {\"$numberDouble\": \"NaN\"}}",
+        "{\"_id\": 11, \"w\": {\"v\": {\"$numberLong\": \"5\"}}}",
+    };
+    int ids[16];
+    bson_t reply;
+    bson_t *sel, *set;
+    for (size_t i = 0; i < sizeof(json) / sizeof(json[0]); i++) {
+        bson_t *d = bson_new_from_json((const uint8_t *)json[i], -1, NULL);
+        assert_non_null(d);
+        assert_true(mongoc_collection_insert_one(coll, d, NULL, NULL, NULL));
+        bson_destroy(d);
+    }
+    assert_int_equal(find_ids(coll, BCON_NEW("v", BCON_INT32(5)), ids, 16), 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(ids[i], i + 1);
+    assert_int_equal(find_ids(coll, BCON_NEW("v", BCON_DOUBLE(5)), ids, 16), 4);
+    assert_int_equal(ids[3], 4);
+    assert_int_equal(find_ids(coll, BCON_NEW("v", BCON_DOUBLE(5.5)), ids, 16),
+                     1);
+    assert_int_equal(ids[0], 9);
+    assert_int_equal(find_ids(coll, BCON_NEW("w.v", BCON_INT32(5)), ids, 16),
+                     1);
+    assert_int_equal(ids[0], 11);
+    set = BCON_NEW("$set", "{", "u", BCON_INT32(1), "}");
+    sel = BCON_NEW("_id", BCON_INT32(2), "v", BCON_INT32(5));
+    assert_true(
+        mongoc_collection_update_one(coll, sel, set, NULL, &reply, NULL));
+    assert_int_equal(dm_int(&reply, "matchedCount"), 1);
+    bson_destroy(&reply);
+    bson_destroy(sel);
+    sel = BCON_NEW("_id", BCON_INT32(5), "v", BCON_INT32(5));
+    assert_true(
+        mongoc_collection_update_one(coll, sel, set, NULL, &reply, NULL));
+    assert_int_equal(dm_int(&reply, "matchedCount"), 0);
+    bson_destroy(&reply);
+    bson_destroy(sel);
+    bson_destroy(set);
+    mongoc_collection_destroy(coll);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -561,6 +645,7 @@ int main(void)
         cmocka_unit_test(test_update_grown_past_16mib_in_steps),
         cmocka_unit_test(test_failed_nested_update_changes_nothing),
         cmocka_unit_test(test_updates_and_unique_keys),
+        cmocka_unit_test(test_number_equality),
     };
     return DM_RUN(tests, dm_group_setup, dm_group_teardown);
 }
