@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -77,7 +78,9 @@ int main(int argc, char **argv)
                 strerror(errno));
         return 1;
     }
-    if (setenv("TMPDIR", dir, 1) < 0) {
+    /* Others may pass through, not list: a test that drops to another uid
+     * (a neighbour on the machine) reaches the folder it made for it. */
+    if (chmod(dir, 0711) < 0 || setenv("TMPDIR", dir, 1) < 0) {
         fprintf(stderr, "run_tmp: %s\n", strerror(errno));
         return 1;
     }
