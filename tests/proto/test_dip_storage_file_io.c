@@ -242,7 +242,7 @@ static void test_file_sink_abort(void **state)
 
 static int count_entries(const char *dir)
 {
-    char cmd[256];
+    char cmd[1024];
     int n = 0;
     FILE *p;
     snprintf(cmd, sizeof(cmd), "ls -A '%s'", dir);
