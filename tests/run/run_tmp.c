@@ -4,9 +4,9 @@
  * and when the test passes (exit 0) or is skipped (77) removes the folder
  * with all the test made in it: logs, inputs, supervisors' runtime folders
  * with their sockets and lock files. A test that fails keeps its folder,
- * and the runner says where it is. A test killed by CTest's timeout takes
- * the runner with it and leaves its folder; the next run makes new ones
- * (mkdtemp), so nothing of it is met again.
+ * and the runner says where it is. A test killed by CTest's timeout (CTest
+ * kills the runner and the test, children too) leaves its folder; the next
+ * run makes new ones (mkdtemp), so nothing of it is met again.
  *
  *   run_tmp NAME PROGRAM [ARG...]
  *

@@ -1,6 +1,6 @@
 /*
  * it_tmp: where a test writes its temporary files. Every test that CTest
- * runs is started by tests/run_tmp.c in a folder of its own, named by
+ * runs is started by tests/run/run_tmp.c in a folder of its own, named by
  * TMPDIR, which is removed when the test passes and kept (and named) when
  * it fails; a test therefore names every file, folder, socket and log it
  * makes under it_tmpdir(), never under a hard-coded "/tmp" (tests/tmp_paths.sh
