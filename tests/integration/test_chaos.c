@@ -49,6 +49,7 @@
 #include "it_env.h"
 #include "it_gen.h"
 #include "it_rs.h"
+#include "it_tmp.h"
 
 #define ACCOUNTS 5
 #define IMPORTS 20
@@ -150,8 +151,8 @@ static void violation(const char *fmt, ...)
 
 static void sup_log(int i, int start, char *out, size_t size)
 {
-    snprintf(out, size, "/tmp/it-chaos-%d-sup%d-%d.log", (int)getpid(), i,
-             start);
+    snprintf(out, size, "%s/it-chaos-%d-sup%d-%d.log", it_tmpdir(),
+             (int)getpid(), i, start);
 }
 
 static void start_sup(int i)
@@ -812,8 +813,8 @@ int main(void)
         im->gen = it_gen_new(rows, (unsigned)(seed + (unsigned long)i), 10, 0);
         if (im->gen == NULL)
             return 1;
-        snprintf(path, sizeof(path), "/tmp/it-chaos-%d-%d.csv", (int)getpid(),
-                 i);
+        snprintf(path, sizeof(path), "%s/it-chaos-%d-%d.csv", it_tmpdir(),
+                 (int)getpid(), i);
         snprintf(key, sizeof(key), "imports/deals/chaos/%d.csv", i);
         if (it_gen_write(im->gen, path) != 0)
             return 1;

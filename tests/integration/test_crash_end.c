@@ -41,6 +41,7 @@
 #include "it_env.h"
 #include "it_gen.h"
 #include "it_skip.h"
+#include "it_tmp.h"
 
 #define ROWS 40000
 
@@ -92,7 +93,8 @@ static it_gen_t *start(const char *key, unsigned seed, bson_oid_t *qid)
     bson_oid_t user, pipeline;
     char path[256];
     assert_non_null(gen);
-    snprintf(path, sizeof(path), "/tmp/it-crash-end-%d.csv", (int)getpid());
+    snprintf(path, sizeof(path), "%s/it-crash-end-%d.csv", it_tmpdir(),
+             (int)getpid());
     assert_int_equal(it_gen_write(gen, path), 0);
     bson_oid_init(&account, NULL);
     bson_oid_init(&user, NULL);
@@ -197,7 +199,7 @@ static void test_fails_after_crash(void **state)
     it_gen_t *gen;
     pid_t sup;
     (void)state;
-    snprintf(log, sizeof(log), "/tmp/it-crash-end-%d-failed.log",
+    snprintf(log, sizeof(log), "%s/it-crash-end-%d-failed.log", it_tmpdir(),
              (int)getpid());
     gen = start("imports/deals/crashend/failed.csv", 7171u, &qid);
     strict_slow();
@@ -222,7 +224,7 @@ static void test_cancelled_after_crash(void **state)
     it_gen_t *gen;
     pid_t sup;
     (void)state;
-    snprintf(log, sizeof(log), "/tmp/it-crash-end-%d-cancelled.log",
+    snprintf(log, sizeof(log), "%s/it-crash-end-%d-cancelled.log", it_tmpdir(),
              (int)getpid());
     gen = start("imports/deals/crashend/cancelled.csv", 7272u, &qid);
     bson_oid_to_string(&qid, hex);
@@ -255,7 +257,7 @@ static void test_paused_then_cancelled_after_crash(void **state)
     it_gen_t *gen;
     pid_t sup;
     (void)state;
-    snprintf(log, sizeof(log), "/tmp/it-crash-end-%d-paused.log",
+    snprintf(log, sizeof(log), "%s/it-crash-end-%d-paused.log", it_tmpdir(),
              (int)getpid());
     gen = start("imports/deals/crashend/paused.csv", 7373u, &qid);
     bson_oid_to_string(&qid, hex);

@@ -29,6 +29,7 @@
 
 #include "it_ctl.h"
 #include "it_env.h"
+#include "it_tmp.h"
 
 #define ROWS 200000
 
@@ -41,10 +42,10 @@ static const char *const sup_env[] = {"DEALIMPORT_MAX_WORKERS=1",
 static int setup(void **state)
 {
     (void)state;
-    snprintf(logpath, sizeof(logpath), "/tmp/it-ctl-audit-%d.log",
+    snprintf(logpath, sizeof(logpath), "%s/it-ctl-audit-%d.log", it_tmpdir(),
              (int)getpid());
-    snprintf(ctlpath, sizeof(ctlpath), "/tmp/it-ctl-audit-%d.ctl.log",
-             (int)getpid());
+    snprintf(ctlpath, sizeof(ctlpath), "%s/it-ctl-audit-%d.ctl.log",
+             it_tmpdir(), (int)getpid());
     unlink(ctlpath);
     /* The ctl reads its settings from the environment, as installed. */
     setenv("DEALIMPORT_LOG_FORMAT", "json", 1);

@@ -23,6 +23,7 @@
 #include "dip_bson.h"
 #include "it_ctl.h"
 #include "it_env.h"
+#include "it_tmp.h"
 
 #define ROWS 200000
 #define GOOD ROWS /* no bad rows here */
@@ -36,7 +37,7 @@ static const char *const sup_env[] = {"DEALIMPORT_MAX_WORKERS=1",
 static int setup(void **state)
 {
     (void)state;
-    snprintf(logpath, sizeof(logpath), "/tmp/it-ctl-cancel-%d.log",
+    snprintf(logpath, sizeof(logpath), "%s/it-ctl-cancel-%d.log", it_tmpdir(),
              (int)getpid());
     sup = it_supervisor_start(&env, sup_env, logpath);
     snprintf(runtime, sizeof(runtime), "%s", env.runtime);

@@ -34,6 +34,7 @@
 #include "dip_bson.h"
 #include "it_ctl.h"
 #include "it_env.h"
+#include "it_tmp.h"
 
 #define ROWS 200000
 
@@ -104,8 +105,8 @@ static void test_pause_unanswered_then_resume(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(logpath, sizeof(logpath), "/tmp/it-ctl-escalation-%d.log",
-             (int)getpid());
+    snprintf(logpath, sizeof(logpath), "%s/it-ctl-escalation-%d.log",
+             it_tmpdir(), (int)getpid());
     sup = it_supervisor_start(&env, sup_env, logpath);
     snprintf(runtime, sizeof(runtime), "%s", env.runtime);
     return sup > 0 ? 0 : -1;

@@ -28,6 +28,7 @@
 #include "dip_ctl.h"
 #include "it_ctl.h"
 #include "it_env.h"
+#include "it_tmp.h"
 
 #define MESSAGES 10000
 #define ROWS 100000
@@ -48,7 +49,7 @@ typedef enum {
 static int setup(void **state)
 {
     (void)state;
-    snprintf(logpath, sizeof(logpath), "/tmp/it-ctl-fuzz-%d.log",
+    snprintf(logpath, sizeof(logpath), "%s/it-ctl-fuzz-%d.log", it_tmpdir(),
              (int)getpid());
     sup = it_supervisor_start(&env, NULL, logpath);
     snprintf(runtime, sizeof(runtime), "%s", env.runtime);

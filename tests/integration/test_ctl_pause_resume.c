@@ -21,6 +21,7 @@
 #include "dip_bson.h"
 #include "it_ctl.h"
 #include "it_env.h"
+#include "it_tmp.h"
 
 #define ROWS 200000
 #define BAD_EVERY 1000
@@ -33,7 +34,7 @@ static char logpath[256], runtime[256];
 static int setup(void **state)
 {
     (void)state;
-    snprintf(logpath, sizeof(logpath), "/tmp/it-ctl-pause-%d.log",
+    snprintf(logpath, sizeof(logpath), "%s/it-ctl-pause-%d.log", it_tmpdir(),
              (int)getpid());
     sup = it_supervisor_start(&env, NULL, logpath);
     snprintf(runtime, sizeof(runtime), "%s", env.runtime);

@@ -24,6 +24,7 @@
 #include "dip_bson.h"
 #include "it_ctl.h"
 #include "it_env.h"
+#include "it_tmp.h"
 
 static it_env_t env;
 static pid_t sup = -1;
@@ -41,7 +42,7 @@ static const char csv_b[] = "Deal Name,Value,Stage,Status\n"
 static int setup(void **state)
 {
     (void)state;
-    snprintf(logpath, sizeof(logpath), "/tmp/it-ctl-revert-%d.log",
+    snprintf(logpath, sizeof(logpath), "%s/it-ctl-revert-%d.log", it_tmpdir(),
              (int)getpid());
     sup = it_supervisor_start(&env, NULL, logpath);
     snprintf(runtime, sizeof(runtime), "%s", env.runtime);

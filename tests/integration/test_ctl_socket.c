@@ -31,11 +31,12 @@
 #include "it_ctl.h"
 #include "it_env.h"
 #include "it_skip.h"
+#include "it_tmp.h"
 
 static it_env_t env;
 static pid_t sup = -1;
-static char logpath[256], runtime[256], keys[64], tcp[64];
-static char env_tcp[128], env_secret[256], env_clients[256];
+static char logpath[256], runtime[256], keys[256], tcp[64];
+static char env_tcp[128], env_secret[1024], env_clients[1024];
 
 static int free_port(void)
 {
@@ -54,10 +55,10 @@ static int free_port(void)
 
 static int setup(void **state)
 {
-    char path[128], pub[41], err[512];
+    char path[512], pub[41], err[512];
     const char *extra[4];
     (void)state;
-    snprintf(keys, sizeof(keys), "/tmp/it-ctl-keys-XXXXXX");
+    snprintf(keys, sizeof(keys), "%s/it-ctl-keys-XXXXXX", it_tmpdir());
     if (mkdtemp(keys) == NULL)
         return -1;
     snprintf(path, sizeof(path), "%s/clients", keys);
@@ -72,7 +73,7 @@ static int setup(void **state)
     if (dip_curve_keygen(path, pub, err, sizeof(err)) < 0)
         return -1;
     {
-        char from[160], to[160];
+        char from[512], to[512];
         snprintf(from, sizeof(from), "%s/good.pub", keys);
         snprintf(to, sizeof(to), "%s/clients/good.pub", keys);
         if (link(from, to) < 0)
@@ -88,7 +89,7 @@ static int setup(void **state)
     extra[1] = env_secret;
     extra[2] = env_clients;
     extra[3] = NULL;
-    snprintf(logpath, sizeof(logpath), "/tmp/it-ctl-socket-%d.log",
+    snprintf(logpath, sizeof(logpath), "%s/it-ctl-socket-%d.log", it_tmpdir(),
              (int)getpid());
     {
         /* As systemd starts the unit: a soft limit of 1024 descriptors
@@ -119,7 +120,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    char cmd[128];
+    char cmd[512];
     int st;
     (void)state;
     st = it_process_stop(sup, SIGTERM, 30000);
@@ -142,7 +143,7 @@ static void test_ipc_mode(void **state)
 
 static int ctl_tcp(const char *key, char *out, char *err)
 {
-    char server[160], client[160];
+    char server[512], client[512];
     const char *args[] = {"--connect",    tcp,    "--timeout", "2",    "status",
                           "--server-key", server, "--key",     client, NULL};
     snprintf(server, sizeof(server), "%s/server.pub", keys);
@@ -153,7 +154,7 @@ static int ctl_tcp(const char *key, char *out, char *err)
 /* `pause ID` over TCP with key; its exit status. */
 static int pause_tcp(const char *key, const char *id, char *out, char *err)
 {
-    char server[160], client[160];
+    char server[512], client[512];
     const char *args[] = {
         "--connect",    tcp,    "--timeout", "2",    "pause", id,
         "--server-key", server, "--key",     client, NULL};
@@ -193,7 +194,7 @@ static void test_who_asked(void **state)
 
 static void test_curve_clients(void **state)
 {
-    char out[4096], err[4096], from[160], to[160], *log;
+    char out[4096], err[4096], from[512], to[512], *log;
     void *ctx, *s;
     int zero = 0;
     zmq_pollitem_t item;

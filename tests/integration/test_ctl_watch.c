@@ -20,6 +20,7 @@
 
 #include "it_ctl.h"
 #include "it_env.h"
+#include "it_tmp.h"
 
 #define ROWS 100000
 #define BAD_EVERY 1000
@@ -31,7 +32,7 @@ static char logpath[256], runtime[256];
 static int setup(void **state)
 {
     (void)state;
-    snprintf(logpath, sizeof(logpath), "/tmp/it-ctl-watch-%d.log",
+    snprintf(logpath, sizeof(logpath), "%s/it-ctl-watch-%d.log", it_tmpdir(),
              (int)getpid());
     sup = it_supervisor_start(&env, NULL, logpath);
     snprintf(runtime, sizeof(runtime), "%s", env.runtime);
@@ -128,11 +129,12 @@ static void test_plain_lines_and_json(void **state)
 static void test_failed_unknown_and_absent(void **state)
 {
     bson_oid_t acc, user, pipeline, qid;
-    char id[25], out[4096], err[4096];
+    char id[25], out[4096], err[4096], nobody[512];
     const char *args[] = {"watch", id, NULL};
-    const char *absent[] = {"--connect", "ipc:///tmp/no-such-supervisor.ipc",
-                            "watch", id, NULL};
+    const char *absent[] = {"--connect", nobody, "watch", id, NULL};
     (void)state;
+    snprintf(nobody, sizeof(nobody), "ipc://%s/no-such-supervisor.ipc",
+             it_tmpdir());
     bson_oid_init(&acc, NULL);
     bson_oid_init(&user, NULL);
     it_pipeline(&env, &acc, &pipeline);

@@ -25,6 +25,7 @@
 #include "dip_bson.h"
 #include "it_check.h"
 #include "it_env.h"
+#include "it_tmp.h"
 
 #define IMPORTS 4
 
@@ -194,7 +195,7 @@ int main(void)
     int rc = it_env_init(&env, "dindex");
     if (rc)
         return rc;
-    snprintf(logpath, sizeof(logpath), "/tmp/it-deals-index-%d.log",
+    snprintf(logpath, sizeof(logpath), "%s/it-deals-index-%d.log", it_tmpdir(),
              (int)getpid());
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     it_env_release(&env);

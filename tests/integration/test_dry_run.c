@@ -25,6 +25,7 @@
 #include "it_ctl.h"
 #include "it_env.h"
 #include "it_gen.h"
+#include "it_tmp.h"
 
 static it_env_t env;
 
@@ -54,8 +55,8 @@ static void run_until_final(const bson_oid_t *qid, const char *const *extra,
     mongoc_cursor_t *cur;
     pid_t sup;
     int st;
-    snprintf(logpath, sizeof(logpath), "/tmp/it-dry-run-%s-%d.log", name,
-             (int)getpid());
+    snprintf(logpath, sizeof(logpath), "%s/it-dry-run-%s-%d.log", it_tmpdir(),
+             name, (int)getpid());
     sup = it_supervisor_start(&env, extra, logpath);
     assert_true(sup > 0);
     if (it_wait_final(&env, qid, 300000, q) != 0)
@@ -132,7 +133,8 @@ static void test_dry_run_of_a_generated_file(void **state)
     bad = it_gen_count(gen, IT_ROW_KINDS);
     stages = it_gen_stage_count(gen);
     assert_true(bad > 0 && stages > 1);
-    snprintf(path, sizeof(path), "/tmp/it-dry-run-%d.csv", (int)getpid());
+    snprintf(path, sizeof(path), "%s/it-dry-run-%d.csv", it_tmpdir(),
+             (int)getpid());
     assert_int_equal(it_gen_write(gen, path), 0);
     bson_oid_init(&account, NULL);
     bson_oid_init(&user, NULL);

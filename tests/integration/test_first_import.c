@@ -20,6 +20,7 @@
 #include "dip_bson.h"
 #include "it_check.h"
 #include "it_env.h"
+#include "it_tmp.h"
 
 static const char sample[] =
     "Deal Name,Value,Stage,Status,Contact Name,Contact Email\n"
@@ -39,7 +40,7 @@ static char logpath[256];
 static int setup(void **state)
 {
     (void)state;
-    snprintf(logpath, sizeof(logpath), "/tmp/it-first-import-%d.log",
+    snprintf(logpath, sizeof(logpath), "%s/it-first-import-%d.log", it_tmpdir(),
              (int)getpid());
     sup = it_supervisor_start(&env, NULL, logpath);
     return sup > 0 ? 0 : -1;

@@ -44,6 +44,10 @@
 #include "it_env.h"
 #include "it_http.h"
 #include "it_s3.h"
+#include "it_tmp.h"
+
+/* The log of the supervisor a case starts, in the test's folder. */
+static char tmp_log[512];
 
 static it_env_t env;
 
@@ -110,7 +114,7 @@ static void denied(int deny_put)
     it_s3_t s3;
     it_http_t rx;
     static const int statuses[] = {200, 0};
-    char ep[64], epset[128], urlset[160], log[128];
+    char ep[512], epset[1024], urlset[160], log[256];
     const char *extra[] = {"DEALIMPORT_STORAGE_URL=s3://deals",
                            epset,
                            urlset,
@@ -133,7 +137,8 @@ static void denied(int deny_put)
              "DEALIMPORT_NOTIFY_URL=http://127.0.0.1:%d/hooks", rx.port);
     it_s3_add(&s3, key, data, NULL, strlen(data), IT_S3_SERVE);
     enqueue(key, &qid);
-    snprintf(log, sizeof(log), "/tmp/it-followup-deny-%d.log", deny_put);
+    snprintf(log, sizeof(log), "%s/it-followup-deny-%d.log", it_tmpdir(),
+             deny_put);
     sup = it_supervisor_start(&env, extra, log);
     assert_int_equal(it_wait_final(&env, &qid, 60000, &q), 0);
     assert_string_equal(it_str(&q, "status"), "completed");
@@ -204,7 +209,9 @@ static void test_long_source_key(void **state)
     snprintf(urlset, sizeof(urlset),
              "DEALIMPORT_NOTIFY_URL=http://127.0.0.1:%d/hooks", rx.port);
     enqueue(key, &qid);
-    sup = it_supervisor_start(&env, extra, "/tmp/it-followup-long.log");
+    sup = it_supervisor_start(
+        &env, extra,
+        it_tmp_name(tmp_log, sizeof(tmp_log), "it-followup-long.log"));
     assert_int_equal(it_wait_final(&env, &qid, 60000, &q), 0);
     assert_string_equal(it_str(&q, "status"), "completed");
     bson_destroy(&q);
@@ -229,7 +236,7 @@ static void test_long_segment_on_file(void **state)
 {
     it_http_t rx;
     static const int statuses[] = {200, 0};
-    char urlset[160], dir[128], storeset[160], key[300], path[512];
+    char urlset[160], dir[256], storeset[512], key[300], path[1024];
     const char *extra[] = {urlset, storeset, "DEALIMPORT_POLL_MS=200", NULL};
     const char *ek;
     bson_oid_t qid;
@@ -237,7 +244,8 @@ static void test_long_segment_on_file(void **state)
     pid_t sup;
     FILE *f;
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/it-followup-files-%d", (int)getpid());
+    snprintf(dir, sizeof(dir), "%s/it-followup-files-%d", it_tmpdir(),
+             (int)getpid());
     mkdir(dir, 0700);
     snprintf(path, sizeof(path), "%s/in", dir);
     mkdir(path, 0700);
@@ -255,7 +263,9 @@ static void test_long_segment_on_file(void **state)
     snprintf(urlset, sizeof(urlset),
              "DEALIMPORT_NOTIFY_URL=http://127.0.0.1:%d/hooks", rx.port);
     enqueue(key, &qid);
-    sup = it_supervisor_start(&env, extra, "/tmp/it-followup-file.log");
+    sup = it_supervisor_start(
+        &env, extra,
+        it_tmp_name(tmp_log, sizeof(tmp_log), "it-followup-file.log"));
     assert_int_equal(it_wait_final(&env, &qid, 60000, &q), 0);
     assert_string_equal(it_str(&q, "status"), "completed");
     bson_destroy(&q);
@@ -294,7 +304,7 @@ static void test_error_file_disk_full(void **state)
     enum { ROWS = 600, PAD = 300, LIMIT = 96 * 1024 };
     it_http_t rx;
     static const int statuses[] = {200, 0};
-    char urlset[160], dir[128], storeset[160], path[256], *csv;
+    char urlset[160], dir[256], storeset[512], path[1024], *csv;
     const char *extra[] = {urlset, storeset, "DEALIMPORT_POLL_MS=200",
                            "DEALIMPORT_DELETE_SOURCE=completed",
                            "DEALIMPORT_NOTIFY_MAX_S=120",
@@ -309,7 +319,8 @@ static void test_error_file_disk_full(void **state)
     pid_t sup;
     FILE *f;
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/it-followup-full-%d", (int)getpid());
+    snprintf(dir, sizeof(dir), "%s/it-followup-full-%d", it_tmpdir(),
+             (int)getpid());
     mkdir(dir, 0700);
     snprintf(path, sizeof(path), "%s/full.csv", dir);
     /* every row rejected (a value that is not a number), each with a long
@@ -340,7 +351,9 @@ static void test_error_file_disk_full(void **state)
     lim = saved;
     lim.rlim_cur = LIMIT;
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
-    sup = it_supervisor_start(&env, extra, "/tmp/it-followup-full.log");
+    sup = it_supervisor_start(
+        &env, extra,
+        it_tmp_name(tmp_log, sizeof(tmp_log), "it-followup-full.log"));
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
     assert_int_equal(it_wait_final(&env, &qid, 60000, &q), 0);
     assert_string_equal(it_str(&q, "status"), "completed");
@@ -356,10 +369,12 @@ static void test_error_file_disk_full(void **state)
     /* its error file given up, the source is kept */
     assert_int_equal(access(path, R_OK), 0);
     bson_destroy(&imp);
-    assert_true(it_file_contains("/tmp/it-followup-full.log",
-                                 "error file given up after 3 tries"));
-    assert_true(it_file_contains("/tmp/it-followup-full.log",
-                                 "kept: the import's error file was given up"));
+    assert_true(it_file_contains(
+        it_tmp_name(tmp_log, sizeof(tmp_log), "it-followup-full.log"),
+        "error file given up after 3 tries"));
+    assert_true(it_file_contains(
+        it_tmp_name(tmp_log, sizeof(tmp_log), "it-followup-full.log"),
+        "kept: the import's error file was given up"));
     assert_int_equal(it_process_stop(sup, SIGTERM, 30000), 0);
     it_http_stop(&rx);
 }

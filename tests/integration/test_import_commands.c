@@ -46,6 +46,7 @@
 #include "it_gen.h"
 #include "it_rs.h"
 #include "it_skip.h"
+#include "it_tmp.h"
 
 /* The budgets: a 100-row import with nothing to follow, and with an error
  * file. */
@@ -262,7 +263,7 @@ static void test_commands_per_import(void **state)
     static const char *const extra[] = {"DEALIMPORT_POLL_MS=3600000", NULL};
     it_gen_t *clean = it_gen_new(100, 7u, 0, 0);
     it_gen_t *bad = it_gen_new(100, 7u, 100, 0);
-    char path[128];
+    char path[256];
     bson_oid_t qid;
     (void)state;
     if (!it_rs_can_step_down(&env))
@@ -272,7 +273,8 @@ static void test_commands_per_import(void **state)
     assert_non_null(bad);
     assert_int_equal(it_gen_count(clean, IT_ROW_KINDS), 0);
     assert_true(it_gen_count(bad, IT_ROW_KINDS) > 0);
-    snprintf(path, sizeof(path), "/tmp/it-commands-%d.csv", (int)getpid());
+    snprintf(path, sizeof(path), "%s/it-commands-%d.csv", it_tmpdir(),
+             (int)getpid());
     assert_int_equal(it_gen_write(clean, path), 0);
     it_put_file(&env, "imports/deals/it/commands-clean.csv", path);
     assert_int_equal(it_gen_write(bad, path), 0);
@@ -311,7 +313,7 @@ int main(void)
     bson_t reply;
     if (rc)
         return rc;
-    snprintf(logpath, sizeof(logpath), "/tmp/it-commands-%d.log",
+    snprintf(logpath, sizeof(logpath), "%s/it-commands-%d.log", it_tmpdir(),
              (int)getpid());
     /* A real server has no op log: nothing to count with. */
     if (!admin(BCON_NEW("devOpLog", BCON_INT32(1), "limit", BCON_INT32(1)),

@@ -29,6 +29,7 @@
 #include "it_check.h"
 #include "it_env.h"
 #include "it_gen.h"
+#include "it_tmp.h"
 
 #define LEASE_MS 4000
 #define MAX_SEEN 64
@@ -166,7 +167,8 @@ static it_gen_t *start_import(const char *key, uint64_t rows, unsigned seed,
     char path[256];
     assert_non_null(gen);
     assert_int_equal(it_dev_slow(&env, WRITE_PRICE), 0);
-    snprintf(path, sizeof(path), "/tmp/it-lease-%d.csv", (int)getpid());
+    snprintf(path, sizeof(path), "%s/it-lease-%d.csv", it_tmpdir(),
+             (int)getpid());
     assert_int_equal(it_gen_write(gen, path), 0);
     bson_oid_init(&account, NULL);
     bson_oid_init(&user, NULL);
@@ -259,7 +261,8 @@ static void drop_deals(const bson_oid_t *qid)
 
 static void log_path(char *buf, size_t len, const char *name)
 {
-    snprintf(buf, len, "/tmp/it-lease-%d-%s.log", (int)getpid(), name);
+    snprintf(buf, len, "%s/it-lease-%d-%s.log", it_tmpdir(), (int)getpid(),
+             name);
 }
 
 static const char *const lease_env[] = {

@@ -45,6 +45,7 @@
 #include "it_ctl.h"
 #include "it_env.h"
 #include "it_skip.h"
+#include "it_tmp.h"
 
 #define SLOW_CLIENTS 50
 #define SLOW_SAME_ADDR 25
@@ -149,7 +150,8 @@ static int setup(void **state)
              "DEALIMPORT_MONGODB_URI=mongodb://127.0.0.1:%d/"
              "it_health?serverSelectionTimeoutMS=500&connectTimeoutMS=500",
              free_port());
-    snprintf(logpath, sizeof(logpath), "/tmp/it-health-%d.log", (int)getpid());
+    snprintf(logpath, sizeof(logpath), "%s/it-health-%d.log", it_tmpdir(),
+             (int)getpid());
     sup = it_supervisor_start(&env, extra, logpath);
     snprintf(runtime, sizeof(runtime), "%s", env.runtime);
     return sup > 0 ? 0 : -1;

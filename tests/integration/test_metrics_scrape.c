@@ -32,6 +32,7 @@
 #include "it_ctl.h"
 #include "it_env.h"
 #include "it_skip.h"
+#include "it_tmp.h"
 
 #define ROWS 30000
 #define BAD_EVERY 100
@@ -71,7 +72,8 @@ static int setup(void **state)
     (void)state;
     port = free_port();
     snprintf(addr, sizeof(addr), "DEALIMPORT_METRICS_ADDR=127.0.0.1:%d", port);
-    snprintf(logpath, sizeof(logpath), "/tmp/it-metrics-%d.log", (int)getpid());
+    snprintf(logpath, sizeof(logpath), "%s/it-metrics-%d.log", it_tmpdir(),
+             (int)getpid());
     sup = it_supervisor_start(&env, extra, logpath);
     snprintf(runtime, sizeof(runtime), "%s", env.runtime);
     return sup > 0 ? 0 : -1;
@@ -122,9 +124,9 @@ static void scrape(const char *source, char *out, size_t outlen)
  * (canonical lines in parsed). */
 static void alert_names(const char *parsed)
 {
-    char path[] = "/tmp/it-scrape-XXXXXX", cmd[1024];
+    char path[512], cmd[1024];
     static char out[1 << 14];
-    int fd = mkstemp(path), rc;
+    int fd = mkstemp(it_tmp_name(path, sizeof(path), "it-scrape-XXXXXX")), rc;
     assert_true(fd >= 0);
     assert_int_equal(write(fd, parsed, strlen(parsed)),
                      (ssize_t)strlen(parsed));
@@ -152,7 +154,7 @@ static void alert_names(const char *parsed)
 static void oldest_pending(void)
 {
     static char text[1 << 16];
-    char url[128], key[25];
+    char url[512], key[25];
     bson_error_t e;
     bson_oid_t id, held, account;
     bson_t *doc;
@@ -235,7 +237,7 @@ static void test_scrape_during_import(void **state)
     bson_oid_t qid, qid2;
     /* static: a failed assertion leaves nothing allocated behind */
     static char first[1 << 16], second[1 << 16], last[1 << 16], ctl[1 << 16];
-    char id[25], url[128];
+    char id[25], url[512];
     size_t len, len2, big = sizeof(first);
     char *csv = it_ctl_csv(ROWS, BAD_EVERY, &len);
     bson_t q;

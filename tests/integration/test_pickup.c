@@ -36,6 +36,7 @@
 #include "it_env.h"
 #include "it_rs.h"
 #include "it_skip.h"
+#include "it_tmp.h"
 
 static const char rows[] = "Deal Name,Value,Stage\n"
                            "One,1,new\n"
@@ -203,7 +204,8 @@ int main(void)
     int rc = it_env_init(&env, "pickup");
     if (rc)
         return rc;
-    snprintf(logpath, sizeof(logpath), "/tmp/it-pickup-%d.log", (int)getpid());
+    snprintf(logpath, sizeof(logpath), "%s/it-pickup-%d.log", it_tmpdir(),
+             (int)getpid());
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     it_env_release(&env);
     return rc;

@@ -20,6 +20,7 @@
 #include "dip_bson.h"
 #include "it_check.h"
 #include "it_env.h"
+#include "it_tmp.h"
 
 static const char mappings[] = "{\"Deal Name\":\"name\",\"Value\":\"value\","
                                "\"Stage\":\"stage_id\",\"Description\":"
@@ -29,7 +30,8 @@ static it_env_t env;
 
 static void log_path(char *buf, size_t len, const char *name)
 {
-    snprintf(buf, len, "/tmp/it-queue-ids-%d-%s.log", (int)getpid(), name);
+    snprintf(buf, len, "%s/it-queue-ids-%d-%s.log", it_tmpdir(), (int)getpid(),
+             name);
 }
 
 static int stop_all(void **state)

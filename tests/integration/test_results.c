@@ -38,9 +38,13 @@
 #include "it_env.h"
 #include "it_gen.h"
 #include "it_http.h"
+#include "it_tmp.h"
 
 #define SECRET_ENV "APP_SECRET"
 #define FORMULA "=HYPERLINK(\"http://x\")"
+
+/* The log of the supervisor a case starts, in the test's folder. */
+static char tmp_log[512];
 
 static it_env_t env;
 
@@ -79,9 +83,10 @@ static int stored(const char *key)
  * formula row. */
 static uint64_t put_file(it_gen_t *gen, const char *key)
 {
-    char path[128];
+    char path[256];
     FILE *f;
-    snprintf(path, sizeof(path), "/tmp/it-results-%d.csv", (int)getpid());
+    snprintf(path, sizeof(path), "%s/it-results-%d.csv", it_tmpdir(),
+             (int)getpid());
     assert_int_equal(it_gen_write(gen, path), 0);
     f = fopen(path, "a");
     assert_non_null(f);
@@ -101,7 +106,7 @@ static json_t *read_error_file(const char *key)
 {
     sink_t s = {NULL, 0, 0};
     dip_storage_sink_t sk = {&s, NULL, sink_data, NULL};
-    char err[512], in[128], out[128], cmd[512];
+    char err[512], in[256], out[256], cmd[1024];
     json_error_t je;
     json_t *rows;
     FILE *f;
@@ -112,8 +117,10 @@ static json_t *read_error_file(const char *key)
     /* UTF-8 with a byte order mark, CRLF line ends. */
     assert_memory_equal(s.buf, "\xef\xbb\xbf", 3);
     assert_non_null(strstr(s.buf, "\r\n"));
-    snprintf(in, sizeof(in), "/tmp/it-results-%d.errors.csv", (int)getpid());
-    snprintf(out, sizeof(out), "/tmp/it-results-%d.errors.json", (int)getpid());
+    snprintf(in, sizeof(in), "%s/it-results-%d.errors.csv", it_tmpdir(),
+             (int)getpid());
+    snprintf(out, sizeof(out), "%s/it-results-%d.errors.json", it_tmpdir(),
+             (int)getpid());
     f = fopen(in, "wb");
     assert_non_null(f);
     assert_int_equal(fwrite(s.buf, 1, s.len, f), s.len);
@@ -232,7 +239,7 @@ static void import_and_check(int kill_worker)
     static const char *const extra[] = {"DEALIMPORT_ROW_BACKOFF_MS=200", NULL};
     it_gen_t *gen = it_gen_new(10000, 777u, 50, 0);
     bson_oid_t account, user, pipeline, qid;
-    char key[128], logpath[128];
+    char key[128], logpath[256];
     uint64_t formula;
     pid_t sup;
     bson_t q;
@@ -243,7 +250,8 @@ static void import_and_check(int kill_worker)
     bson_oid_init(&user, NULL);
     it_pipeline(&env, &account, &pipeline);
     it_enqueue(&env, key, &account, &user, &pipeline, it_gen_mappings(), &qid);
-    snprintf(logpath, sizeof(logpath), "/tmp/it-results-%d.log", (int)getpid());
+    snprintf(logpath, sizeof(logpath), "%s/it-results-%d.log", it_tmpdir(),
+             (int)getpid());
     sup = it_supervisor_start(&env, extra, logpath);
     if (kill_worker) {
         pid_t w;
@@ -374,7 +382,7 @@ static void check_token(const char *token, const char *secret)
 static void notify(const int *statuses, int kill_between, int want)
 {
     it_http_t rx;
-    char url[96], urlset[160], key[128];
+    char url[512], urlset[1024], key[128];
     const char *extra[] = {urlset, "DEALIMPORT_POLL_MS=100", NULL};
     const char *data = "Deal Name,Value,Stage\nA,1,new\nB,x,new\n";
     bson_oid_t account, user, pipeline, qid;
@@ -547,7 +555,9 @@ static void test_shared_source_deleted_last(void **state)
         bson_destroy(&f);
         mongoc_collection_destroy(c);
     }
-    sup = it_supervisor_start(&env, extra, "/tmp/it-shared-source.log");
+    sup = it_supervisor_start(
+        &env, extra,
+        it_tmp_name(tmp_log, sizeof(tmp_log), "it-shared-source.log"));
     for (int i = 0; i < 3; i++) {
         assert_int_equal(it_wait_final(&env, &qid[i], 60000, &q), 0);
         printf("import %d: %s %s\n", i, it_str(&q, "status"),
@@ -573,9 +583,11 @@ static void test_shared_source_deleted_last(void **state)
     assert_int_equal(count_for(&qid[2], ",\"source_deleted_at\":{\"$exists\":"
                                         "true}"),
                      0);
-    assert_true(it_file_contains("/tmp/it-shared-source.log",
+    assert_true(it_file_contains(it_tmp_name(tmp_log, sizeof(tmp_log),
+                                             "it-shared-source.log"),
                                  "it is deleted after the last") ||
-                it_file_contains("/tmp/it-shared-source.log",
+                it_file_contains(it_tmp_name(tmp_log, sizeof(tmp_log),
+                                             "it-shared-source.log"),
                                  "deleted for the earlier imports"));
     assert_int_equal(it_process_stop(sup, SIGTERM, 30000), 0);
 }

@@ -46,6 +46,7 @@
 #include "it_env.h"
 #include "it_gen.h"
 #include "it_skip.h"
+#include "it_tmp.h"
 
 #define ROWS 40000
 /* The server's price per document examined, in µs: a count of ROWS deals
@@ -158,7 +159,8 @@ static it_gen_t *start_import_rows(const char *key, uint64_t rows,
     bson_oid_t user;
     char path[256];
     assert_non_null(gen);
-    snprintf(path, sizeof(path), "/tmp/it-slowdb-%d.csv", (int)getpid());
+    snprintf(path, sizeof(path), "%s/it-slowdb-%d.csv", it_tmpdir(),
+             (int)getpid());
     assert_int_equal(it_gen_write(gen, path), 0);
     bson_oid_init(&account, NULL);
     bson_oid_init(&user, NULL);
@@ -259,7 +261,8 @@ static const char *const env4[] = {
 
 static void log_path(char *buf, size_t len, const char *name)
 {
-    snprintf(buf, len, "/tmp/it-slowdb-%d-%s.log", (int)getpid(), name);
+    snprintf(buf, len, "%s/it-slowdb-%d-%s.log", it_tmpdir(), (int)getpid(),
+             name);
 }
 
 /* Lease 5 s: the worker SIGSEGVed at 10,000 rows, resumed from its

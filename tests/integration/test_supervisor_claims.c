@@ -19,10 +19,14 @@
 #include "dip_bson.h"
 #include "it_check.h"
 #include "it_env.h"
+#include "it_tmp.h"
 
 #define ACCOUNTS 5
 #define IMPORTS 60
 #define PER_ACCOUNT 2
+
+/* The log of the supervisor a case starts, in the test's folder. */
+static char tmp_log[512];
 
 static const char mappings[] =
     "{\"Deal Name\":\"name\",\"Value\":\"value\",\"Stage\":\"stage_id\"}";
@@ -78,7 +82,7 @@ static void test_three_supervisors(void **state)
     bson_oid_t account[ACCOUNTS], pipeline[ACCOUNTS], user, qid[IMPORTS];
     int rows[IMPORTS];
     pid_t sup[3];
-    char key[128], log[128];
+    char key[128], log[256];
     int64_t worst = 0, samples = 0;
     (void)state;
 
@@ -95,15 +99,15 @@ static void test_three_supervisors(void **state)
                    &pipeline[i % ACCOUNTS], mappings, &qid[i]);
     }
     for (int s = 0; s < 3; s++) {
-        snprintf(log, sizeof(log), "/tmp/it-claims-%d-%d.log", (int)getpid(),
-                 s);
+        snprintf(log, sizeof(log), "%s/it-claims-%d-%d.log", it_tmpdir(),
+                 (int)getpid(), s);
         sup[s] = it_supervisor_start(&env, extra, log);
     }
     /* Until one serves, its indexes made: the samples below run on them
      * (the suite's notablescan refuses them before). */
     for (int w = 0, serving = 0; !serving && w < 600; w++) {
         for (int s = 0; s < 3 && !serving; s++) {
-            snprintf(log, sizeof(log), "/tmp/it-claims-%d-%d.log",
+            snprintf(log, sizeof(log), "%s/it-claims-%d-%d.log", it_tmpdir(),
                      (int)getpid(), s);
             serving = it_log_count(log, "serving:") > 0;
         }
@@ -185,7 +189,8 @@ static void test_fair_across_accounts(void **state)
     put_file("imports/deals/fair/lone.csv", 50);
     it_enqueue(&env, "imports/deals/fair/lone.csv", &quiet, &user, &pquiet,
                mappings, &lone);
-    sup = it_supervisor_start(&env, extra, "/tmp/it-fair.log");
+    sup = it_supervisor_start(
+        &env, extra, it_tmp_name(tmp_log, sizeof(tmp_log), "it-fair.log"));
     assert_int_equal(it_wait_final(&env, &lone, 120000, &doc), 0);
     assert_string_equal(it_str(&doc, "status"), "completed");
     assert_int_equal(dip_bson_get_int(&doc, "claims", 0), 1);
@@ -245,7 +250,7 @@ static void test_takeover_behind_older(void **state)
                                         "DEALIMPORT_MAX_WORKERS_PER_ACCOUNT=1",
                                         "DEALIMPORT_POLL_MS=100", NULL};
     bson_oid_t account, pipe, user, older, orphan;
-    char hex[25], log[128], filter[128];
+    char hex[25], log[256], filter[128];
     pid_t sup[2];
     mongoc_collection_t *c;
     bson_t *sel, *upd;
@@ -279,8 +284,8 @@ static void test_takeover_behind_older(void **state)
     mongoc_collection_destroy(c);
 
     for (int s = 0; s < 2; s++) {
-        snprintf(log, sizeof(log), "/tmp/it-orphan-%d-%d.log", (int)getpid(),
-                 s);
+        snprintf(log, sizeof(log), "%s/it-orphan-%d-%d.log", it_tmpdir(),
+                 (int)getpid(), s);
         sup[s] = it_supervisor_start(&env, extra, log);
     }
     assert_int_equal(it_wait_final(&env, &orphan, 60000, &doc), 0);

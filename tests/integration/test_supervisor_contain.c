@@ -29,6 +29,7 @@
 #include "dip_bson.h"
 #include "it_check.h"
 #include "it_env.h"
+#include "it_tmp.h"
 
 static const char mappings[] = "{\"Deal Name\":\"name\",\"Value\":\"value\","
                                "\"Stage\":\"stage_id\",\"Description\":"
@@ -62,7 +63,8 @@ static void assert_exact(const bson_oid_t *qid, int rows)
 
 static void log_path(char *buf, size_t len, const char *name)
 {
-    snprintf(buf, len, "/tmp/it-contain-%d-%s.log", (int)getpid(), name);
+    snprintf(buf, len, "%s/it-contain-%d-%s.log", it_tmpdir(), (int)getpid(),
+             name);
 }
 
 /* 1 when the process maps a libmongoc counters segment: a file in
@@ -70,7 +72,7 @@ static void log_path(char *buf, size_t len, const char *name)
  * makes that process print a warning). */
 static int maps_mongoc_shm(pid_t pid)
 {
-    char path[64];
+    char path[512];
     snprintf(path, sizeof(path), "/proc/%ld/maps", (long)pid);
     return it_file_contains(path, "/dev/shm/mongoc-");
 }
@@ -126,9 +128,10 @@ static void test_always_crashing_worker_fails(void **state)
     (void)state;
     /* A worker that dies of SIGSEGV for the imports listed in a file, and
      * is the real worker for the others. */
-    snprintf(ids, sizeof(ids), "/tmp/it-contain-%d.crash", (int)getpid());
-    snprintf(wrapper, sizeof(wrapper), "/tmp/it-contain-%d-worker.sh",
+    snprintf(ids, sizeof(ids), "%s/it-contain-%d.crash", it_tmpdir(),
              (int)getpid());
+    snprintf(wrapper, sizeof(wrapper), "%s/it-contain-%d-worker.sh",
+             it_tmpdir(), (int)getpid());
     f = fopen(wrapper, "w");
     fprintf(f,
             "#!/bin/sh\n"
@@ -300,7 +303,7 @@ static void test_notify_and_garbage(void **state)
     pid_t sup, wpid;
     void *ctx, *dealer;
     (void)state;
-    snprintf(sock_path, sizeof(sock_path), "/tmp/it-notify-%d.sock",
+    snprintf(sock_path, sizeof(sock_path), "%s/it-notify-%d.sock", it_tmpdir(),
              (int)getpid());
     unlink(sock_path);
     fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);

@@ -55,8 +55,12 @@
 
 #include "dip_bson.h"
 #include "it_env.h"
+#include "it_tmp.h"
 
 #define MAX_BSON (16 * 1024 * 1024)
+
+/* The log of the supervisor a case starts, in the test's folder. */
+static char tmp_log[512];
 
 static const char mappings[] =
     "{\"Deal Name\":\"name\",\"Value\":\"value\",\"Stage\":\"stage_id\"}";
@@ -207,7 +211,8 @@ static void test_null_claims_and_16mib(void **state)
 {
     static const char *const extra[] = {"DEALIMPORT_MAX_WORKERS=3",
                                         "DEALIMPORT_POLL_MS=1000", NULL};
-    const char *log = "/tmp/it-poison-accept.log";
+    const char *log =
+        it_tmp_name(tmp_log, sizeof(tmp_log), "it-poison-accept.log");
     bson_oid_t bad_acc[2], acc[3], pipe[3], user, bad[2], ok[3];
     int rows[3] = {40, 50, 60};
     char key[128];
@@ -319,7 +324,9 @@ static void test_random_malformed(void **state)
         it_enqueue(&env, key, &acc[i % (NOK / 2)], &user, &pipe[i % (NOK / 2)],
                    mappings, &ok[i]);
     }
-    sup = it_supervisor_start(&env, extra, "/tmp/it-poison-random.log");
+    sup = it_supervisor_start(
+        &env, extra,
+        it_tmp_name(tmp_log, sizeof(tmp_log), "it-poison-random.log"));
     check_healthy(ok, NOK, rows, 200);
     /* Nothing of the bad ones holds a slot: the supervisor ends cleanly and
      * none is left processing once it has. */
@@ -346,7 +353,9 @@ static void test_random_malformed(void **state)
             /* the log writes the id's quotes escaped */
             snprintf(needle, sizeof(needle), "%s\\\" } } cannot be claimed nor",
                      hex);
-            assert_true(it_file_contains("/tmp/it-poison-random.log", needle));
+            assert_true(it_file_contains(
+                it_tmp_name(tmp_log, sizeof(tmp_log), "it-poison-random.log"),
+                needle));
         }
         bson_destroy(&f);
         mongoc_collection_destroy(c);
@@ -388,7 +397,9 @@ static void test_regex_account(void **state)
                mappings, &rx);
     update(&rx, "{\"$set\":{\"account_id\":{\"$regularExpression\":"
                 "{\"pattern\":\"^[0-9a-f]\",\"options\":\"\"}}}}");
-    sup = it_supervisor_start(&env, extra, "/tmp/it-poison-regex.log");
+    sup = it_supervisor_start(
+        &env, extra,
+        it_tmp_name(tmp_log, sizeof(tmp_log), "it-poison-regex.log"));
     /* the second import of the account is claimed under the account's own
      * key, once the first has ended: never beside it */
     for (int i = 0; i < 6000 && seen[0] == '\0'; i++) {
@@ -458,7 +469,9 @@ static void test_poison_backlog(void **state)
     put_file("imports/deals/poison/backlog-ok.csv", rows[0]);
     it_enqueue(&env, "imports/deals/poison/backlog-ok.csv", &acc, &user, &pipe,
                mappings, &ok);
-    sup = it_supervisor_start(&env, extra, "/tmp/it-poison-backlog.log");
+    sup = it_supervisor_start(
+        &env, extra,
+        it_tmp_name(tmp_log, sizeof(tmp_log), "it-poison-backlog.log"));
     check_healthy(&ok, 1, rows, 500);
     assert_int_equal(it_wait_final(&env, &ok, 1000, &q), 0);
     claimed_at = dip_bson_get_int(&q, "claimed_at", -1);

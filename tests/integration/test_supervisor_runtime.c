@@ -24,9 +24,10 @@
 #include "it_ctl.h"
 #include "it_env.h"
 #include "it_skip.h"
+#include "it_tmp.h"
 
 static it_env_t env;
-static char base[64], logpath[128], setting[200];
+static char base[256], logpath[512], setting[1024];
 
 /* Waits for a supervisor that should stop by itself; its wait status. */
 static int wait_exit(pid_t pid)
@@ -60,7 +61,7 @@ static void refused(const char *dir, const char *want)
 
 static void test_world_writable(void **state)
 {
-    char dir[128];
+    char dir[512];
     (void)state;
     snprintf(dir, sizeof(dir), "%s/world", base);
     assert_int_equal(mkdir(dir, 0700), 0);
@@ -73,7 +74,7 @@ static void test_world_writable(void **state)
 
 static void test_group_writable(void **state)
 {
-    char dir[128];
+    char dir[512];
     (void)state;
     snprintf(dir, sizeof(dir), "%s/group", base);
     assert_int_equal(mkdir(dir, 0700), 0);
@@ -83,7 +84,7 @@ static void test_group_writable(void **state)
 
 static void test_symlink(void **state)
 {
-    char dir[128], link[128];
+    char dir[512], link[512];
     (void)state;
     snprintf(dir, sizeof(dir), "%s/real", base);
     snprintf(link, sizeof(link), "%s/link", base);
@@ -94,7 +95,7 @@ static void test_symlink(void **state)
 
 static void test_other_owner(void **state)
 {
-    char dir[128], want[64];
+    char dir[512], want[64];
     (void)state;
     if (geteuid() != 0)
         IT_SKIP_MACHINE("skipped: only root can give a folder to another "
@@ -111,7 +112,7 @@ static void test_other_owner(void **state)
 static void test_own_folder_starts(void **state)
 {
     const char *extra[] = {setting, NULL};
-    char dir[128], path[200];
+    char dir[512], path[1024];
     struct stat st;
     mode_t old;
     pid_t sup;
@@ -143,7 +144,7 @@ static void test_own_folder_starts(void **state)
 static void test_ctl_refuses_strangers_folder(void **state)
 {
     static const char *const args[] = {"status", NULL};
-    char tmpish[128], theirs[160], out[1024], err[1024];
+    char tmpish[512], theirs[1024], out[1024], err[1024];
     int rc;
     (void)state;
     if (geteuid() != 0)
@@ -165,7 +166,7 @@ static void test_ctl_refuses_strangers_folder(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(base, sizeof(base), "/tmp/it-runtime-XXXXXX");
+    snprintf(base, sizeof(base), "%s/it-runtime-XXXXXX", it_tmpdir());
     if (mkdtemp(base) == NULL)
         return -1;
     snprintf(logpath, sizeof(logpath), "%s.log", base);
@@ -174,7 +175,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    char cmd[128];
+    char cmd[512];
     (void)state;
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
     unlink(logpath);

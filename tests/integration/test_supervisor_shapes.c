@@ -29,6 +29,10 @@
 
 #include "dip_bson.h"
 #include "it_env.h"
+#include "it_tmp.h"
+
+/* The log of the supervisor a case starts, in the test's folder. */
+static char tmp_log[512];
 
 static const char mappings[] =
     "{\"Deal Name\":\"name\",\"Value\":\"value\",\"Stage\":\"stage_id\"}";
@@ -100,7 +104,9 @@ static void test_processing_without_a_dated_lease(void **state)
         update(&orphan, leases[k]);
         it_enqueue(&env, "imports/deals/shapes/lease.csv", &acc, &user, &pipe,
                    mappings, &ok);
-        sup = it_supervisor_start(&env, extra, "/tmp/it-shapes-lease.log");
+        sup = it_supervisor_start(
+            &env, extra,
+            it_tmp_name(tmp_log, sizeof(tmp_log), "it-shapes-lease.log"));
         printf("lease %s\n", leases[k]);
         assert_int_equal(it_wait_final(&env, &orphan, 60000, &q), 0);
         printf("  orphan: %s, claims %lld\n", it_str(&q, "status"),
@@ -166,7 +172,9 @@ static void test_string_id_and_negative_claims(void **state)
     bson_destroy(&f);
     it_enqueue(&env, "imports/deals/shapes/strid.csv", &acc, &user, &pipe,
                mappings, &ok);
-    sup = it_supervisor_start(&env, extra, "/tmp/it-shapes-strid.log");
+    sup = it_supervisor_start(
+        &env, extra,
+        it_tmp_name(tmp_log, sizeof(tmp_log), "it-shapes-strid.log"));
     assert_int_equal(it_wait_final(&env, &ok, 60000, &q), 0);
     printf("healthy: %s\n", it_str(&q, "status"));
     assert_string_equal(it_str(&q, "status"), "completed");
@@ -247,7 +255,9 @@ static void test_claimed_no_epoch_near_16mib(void **state)
     bson_destroy(doc);
     it_enqueue(&env, "imports/deals/shapes/big.csv", &acc, &user, &pipe,
                mappings, &ok);
-    sup = it_supervisor_start(&env, extra, "/tmp/it-shapes-big.log");
+    sup = it_supervisor_start(
+        &env, extra,
+        it_tmp_name(tmp_log, sizeof(tmp_log), "it-shapes-big.log"));
     /* well within the minute the bad one would be set aside for */
     assert_int_equal(it_wait_final(&env, &ok, 40000, &q), 0);
     printf("healthy: %s\n", it_str(&q, "status"));
@@ -261,8 +271,9 @@ static void test_claimed_no_epoch_near_16mib(void **state)
     mongoc_cursor_destroy(cursor);
     bson_destroy(&f);
     mongoc_collection_destroy(c);
-    assert_true(it_file_contains("/tmp/it-shapes-big.log",
-                                 "not a whole number from 0 up"));
+    assert_true(it_file_contains(
+        it_tmp_name(tmp_log, sizeof(tmp_log), "it-shapes-big.log"),
+        "not a whole number from 0 up"));
     assert_true(it_process_stop(sup, SIGTERM, 30000) >= 0);
 }
 

@@ -22,6 +22,7 @@
 #include "dip_bson.h"
 #include "it_check.h"
 #include "it_env.h"
+#include "it_tmp.h"
 
 static const char mappings[] = "{\"Deal Name\":\"name\",\"Value\":\"value\","
                                "\"Stage\":\"stage_id\",\"Description\":"
@@ -42,8 +43,8 @@ static long import_key(const char *name, const char *key, int rows,
     bson_t q;
     pid_t sup;
     FILE *f;
-    snprintf(log, sizeof(log), "/tmp/it-batches-%d-%s.log", (int)getpid(),
-             name);
+    snprintf(log, sizeof(log), "%s/it-batches-%d-%s.log", it_tmpdir(),
+             (int)getpid(), name);
     it_enqueue(&env, key, &account, &user, &pipeline, maps, &qid);
     sup = it_supervisor_start(&env, extra, log);
     assert_int_equal(it_wait_final(&env, &qid, 180000, &q), 0);

@@ -27,6 +27,7 @@
 #include "dip_msg.h"
 #include "it_check.h"
 #include "it_env.h"
+#include "it_tmp.h"
 
 static it_env_t env;
 static pid_t sup = -1;
@@ -37,8 +38,8 @@ static const char mappings[] =
 
 static void start_sup(const char *const *extra)
 {
-    snprintf(logpath, sizeof(logpath), "/tmp/it-worker-events-%d.log",
-             (int)getpid());
+    snprintf(logpath, sizeof(logpath), "%s/it-worker-events-%d.log",
+             it_tmpdir(), (int)getpid());
     sup = it_supervisor_start(&env, extra, logpath);
     assert_true(sup > 0);
 }
@@ -100,7 +101,7 @@ static void import_log(const bson_oid_t *qid, bson_t *out)
 /* 1 while pid runs (a zombie its frozen parent has not reaped does not). */
 static int running(pid_t pid)
 {
-    char path[64], buf[512];
+    char path[512], buf[512];
     FILE *f;
     const char *paren;
     int alive = 0;
@@ -116,7 +117,7 @@ static int running(pid_t pid)
 
 static long peak_rss_kb(pid_t pid)
 {
-    char path[64], line[256];
+    char path[512], line[256];
     long kb = -1;
     FILE *f;
     snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);

@@ -24,6 +24,7 @@
 #include "dip_bson.h"
 #include "it_check.h"
 #include "it_env.h"
+#include "it_tmp.h"
 
 #define MAX_FILTERS 4
 
@@ -261,7 +262,7 @@ static void test_files(void **state)
         it_enqueue(&env, c->key, &account, &user, &pipeline, c->mappings,
                    &qids[i]);
     }
-    snprintf(logpath, sizeof(logpath), "/tmp/it-worker-files-%d.log",
+    snprintf(logpath, sizeof(logpath), "%s/it-worker-files-%d.log", it_tmpdir(),
              (int)getpid());
     sup = it_supervisor_start(&env, extra, logpath);
     assert_true(sup > 0);

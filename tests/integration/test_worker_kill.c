@@ -24,6 +24,7 @@
 #include "it_check.h"
 #include "it_env.h"
 #include "it_gen.h"
+#include "it_tmp.h"
 
 #define KILLS 10
 /* Each deal written costs the development server this much while the kills
@@ -67,7 +68,8 @@ static void test_ten_kills(void **state)
     bson_t q;
     (void)state;
     assert_non_null(gen);
-    snprintf(path, sizeof(path), "/tmp/it-worker-kill-%d.csv", (int)getpid());
+    snprintf(path, sizeof(path), "%s/it-worker-kill-%d.csv", it_tmpdir(),
+             (int)getpid());
     assert_int_equal(it_gen_write(gen, path), 0);
     bson_oid_init(&account, NULL);
     bson_oid_init(&user, NULL);
@@ -76,7 +78,7 @@ static void test_ten_kills(void **state)
     unlink(path);
     it_enqueue(&env, "imports/deals/acceptance/kill.csv", &account, &user,
                &pipeline, it_gen_mappings(), &qid);
-    snprintf(logpath, sizeof(logpath), "/tmp/it-worker-kill-%d.log",
+    snprintf(logpath, sizeof(logpath), "%s/it-worker-kill-%d.log", it_tmpdir(),
              (int)getpid());
     assert_int_equal(it_dev_slow(&env, WRITE_PRICE), 0);
     sup = it_supervisor_start(&env, extra, logpath);

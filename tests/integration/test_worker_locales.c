@@ -45,6 +45,7 @@
 #include "it_check.h"
 #include "it_ctl.h"
 #include "it_env.h"
+#include "it_tmp.h"
 
 #define NDEALS 5000
 #define NBSP "\xc2\xa0"
@@ -107,7 +108,7 @@ static void make_deals(deal_t *deals, size_t n, unsigned seed)
 static void grouped(char *out, size_t outlen, int64_t units, const char *sep,
                     int indian)
 {
-    char digits[32], tmp[128];
+    char digits[32], tmp[512];
     size_t n, o = 0;
     snprintf(digits, sizeof(digits), "%lld", (long long)units);
     n = strlen(digits);
@@ -245,7 +246,7 @@ static void test_six_locales(void **state)
     bson_oid_init(&user, NULL);
     it_pipeline(&env, &account, &pipeline);
     for (size_t i = 0; i < NLOCALES; i++) {
-        snprintf(path, sizeof(path), "/tmp/it-locale-%s-%d.csv",
+        snprintf(path, sizeof(path), "%s/it-locale-%s-%d.csv", it_tmpdir(),
                  locales[i].name, (int)getpid());
         write_locale(&locales[i], deals, NDEALS, path);
         snprintf(key, sizeof(key), "imports/deals/locales/%s.csv",
@@ -265,7 +266,8 @@ static void test_six_locales(void **state)
         it_queue_set(&env, &dry, set);
         bson_destroy(set);
     }
-    snprintf(logpath, sizeof(logpath), "/tmp/it-locales-%d.log", (int)getpid());
+    snprintf(logpath, sizeof(logpath), "%s/it-locales-%d.log", it_tmpdir(),
+             (int)getpid());
     sup = it_supervisor_start(&env, NULL, logpath);
     assert_true(sup > 0);
     for (size_t i = 0; i < NLOCALES; i++) {
@@ -366,8 +368,8 @@ static void test_ambiguous(void **state)
         it_queue_set(&env, &bad_q, set);
         bson_destroy(set);
     }
-    snprintf(logpath, sizeof(logpath), "/tmp/it-locales-ambiguous-%d.log",
-             (int)getpid());
+    snprintf(logpath, sizeof(logpath), "%s/it-locales-ambiguous-%d.log",
+             it_tmpdir(), (int)getpid());
     sup = it_supervisor_start(&env, NULL, logpath);
     assert_true(sup > 0);
     wait_completed(&auto_q, logpath, "auto");
@@ -435,7 +437,8 @@ static void test_resume_keeps_decisions(void **state)
     FILE *f;
     (void)state;
     assert_non_null(deals);
-    snprintf(path, sizeof(path), "/tmp/it-locale-kill-%d.csv", (int)getpid());
+    snprintf(path, sizeof(path), "%s/it-locale-kill-%d.csv", it_tmpdir(),
+             (int)getpid());
     f = fopen(path, "w");
     assert_non_null(f);
     fprintf(f, "Name,Stage,Amount,Close\n");
@@ -463,7 +466,7 @@ static void test_resume_keeps_decisions(void **state)
     unlink(path);
     enqueue_format("imports/deals/locales/kill.csv", &account, &user, &pipeline,
                    "auto", NULL, &qid);
-    snprintf(logpath, sizeof(logpath), "/tmp/it-locales-kill-%d.log",
+    snprintf(logpath, sizeof(logpath), "%s/it-locales-kill-%d.log", it_tmpdir(),
              (int)getpid());
     /* Each deal written costs 300 us on the server until the kill, so the
      * kill lands mid-import on a machine of any speed (the whole file was
@@ -528,7 +531,8 @@ static void test_ctl_enqueue(void **state)
                          pip,       "--map",  "Name=name", "--date-order",
                          "dmy",     NULL};
     (void)state;
-    snprintf(path, sizeof(path), "/tmp/it-locale-ctl-%d.csv", (int)getpid());
+    snprintf(path, sizeof(path), "%s/it-locale-ctl-%d.csv", it_tmpdir(),
+             (int)getpid());
     f = fopen(path, "w");
     assert_non_null(f);
     fprintf(f, "Name,Stage\nA,Lead\n");

@@ -25,6 +25,7 @@
 #include "it_env.h"
 #include "it_gen.h"
 #include "it_skip.h"
+#include "it_tmp.h"
 
 static it_env_t env;
 static pid_t mongo = -1;
@@ -40,8 +41,8 @@ static int setup(void **state)
      * test needs two drops 700 ms apart after line 1,000). */
     if (it_dev_slow(&env, "{\"write_us\": 30}") < 0)
         return -1;
-    snprintf(logpath, sizeof(logpath), "/tmp/it-worker-outage-%d.log",
-             (int)getpid());
+    snprintf(logpath, sizeof(logpath), "%s/it-worker-outage-%d.log",
+             it_tmpdir(), (int)getpid());
     sup = it_supervisor_start(&env, extra, logpath);
     return sup > 0 ? 0 : -1;
 }
@@ -72,7 +73,8 @@ static it_gen_t *start_import(const char *key, unsigned seed,
     bson_oid_t account, user;
     char path[256];
     assert_non_null(gen);
-    snprintf(path, sizeof(path), "/tmp/it-worker-outage-%d.csv", (int)getpid());
+    snprintf(path, sizeof(path), "%s/it-worker-outage-%d.csv", it_tmpdir(),
+             (int)getpid());
     assert_int_equal(it_gen_write(gen, path), 0);
     bson_oid_init(&account, NULL);
     bson_oid_init(&user, NULL);

@@ -27,6 +27,7 @@
 #include "dip_bson.h"
 #include "it_check.h"
 #include "it_env.h"
+#include "it_tmp.h"
 
 #define MAX_FILTERS 4
 #define MAX_ERRORS 2
@@ -393,8 +394,8 @@ static void test_quotes(void **state)
         if (c->cp_header != NULL)
             set_checkpoint(c, &qids[i]);
     }
-    snprintf(logpath, sizeof(logpath), "/tmp/it-worker-quotes-%d.log",
-             (int)getpid());
+    snprintf(logpath, sizeof(logpath), "%s/it-worker-quotes-%d.log",
+             it_tmpdir(), (int)getpid());
     sup = it_supervisor_start(&env, extra, logpath);
     assert_true(sup > 0);
     for (size_t i = 0; i < NCASES; i++)

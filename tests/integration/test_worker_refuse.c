@@ -24,6 +24,7 @@
 #include "dip_bson.h"
 #include "it_check.h"
 #include "it_env.h"
+#include "it_tmp.h"
 
 #define GOOD_KEY "imports/deals/refuse/ok.csv"
 
@@ -197,8 +198,8 @@ static void test_refusals(void **state)
     /* Every document is complete before a supervisor can see it. */
     for (size_t i = 0; i < NCASES; i++)
         enqueue_case(&cases[i], &qids[i], &pipelines[i]);
-    snprintf(logpath, sizeof(logpath), "/tmp/it-worker-refuse-%d.log",
-             (int)getpid());
+    snprintf(logpath, sizeof(logpath), "%s/it-worker-refuse-%d.log",
+             it_tmpdir(), (int)getpid());
     sup = it_supervisor_start(&env, extra, logpath);
     assert_true(sup > 0);
 
@@ -276,8 +277,8 @@ static void test_string_ids(void **state)
     assert_non_null(set);
     it_queue_set(&env, &qid, set);
     bson_destroy(set);
-    snprintf(logpath, sizeof(logpath), "/tmp/it-worker-refuse-ids-%d.log",
-             (int)getpid());
+    snprintf(logpath, sizeof(logpath), "%s/it-worker-refuse-ids-%d.log",
+             it_tmpdir(), (int)getpid());
     sup = it_supervisor_start(&env, extra, logpath);
     assert_true(sup > 0);
     assert_int_equal(it_wait_final(&env, &qid, 60000, &q), 0);
@@ -334,8 +335,8 @@ static void test_extra_files_and_tags_at_bounds(void **state)
     bson_append_array_end(&set, &arr);
     it_queue_set(&env, &qid, &set);
     bson_destroy(&set);
-    snprintf(logpath, sizeof(logpath), "/tmp/it-worker-refuse-csv-%d.log",
-             (int)getpid());
+    snprintf(logpath, sizeof(logpath), "%s/it-worker-refuse-csv-%d.log",
+             it_tmpdir(), (int)getpid());
     sup = it_supervisor_start(&env, extra, logpath);
     assert_true(sup > 0);
     assert_int_equal(it_wait_final(&env, &qid, 60000, &q), 0);

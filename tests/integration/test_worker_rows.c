@@ -24,6 +24,7 @@
 #include "it_check.h"
 #include "it_env.h"
 #include "it_gen.h"
+#include "it_tmp.h"
 
 static it_env_t env;
 static pid_t sup = -1;
@@ -35,7 +36,7 @@ static int setup(void **state)
                                         "DEALIMPORT_MAX_WORKERS_PER_ACCOUNT=2",
                                         NULL};
     (void)state;
-    snprintf(logpath, sizeof(logpath), "/tmp/it-worker-rows-%d.log",
+    snprintf(logpath, sizeof(logpath), "%s/it-worker-rows-%d.log", it_tmpdir(),
              (int)getpid());
     sup = it_supervisor_start(&env, extra, logpath);
     return sup > 0 ? 0 : -1;
@@ -104,7 +105,8 @@ static void test_hundred_thousand_rows(void **state)
     /* Every kind of bad row is in the file. */
     for (int k = IT_ROW_BAD_VALUE; k < IT_ROW_KINDS; k++)
         assert_true(it_gen_count(gen, (it_row_t)k) >= 2);
-    snprintf(path, sizeof(path), "/tmp/it-worker-rows-%d.csv", (int)getpid());
+    snprintf(path, sizeof(path), "%s/it-worker-rows-%d.csv", it_tmpdir(),
+             (int)getpid());
     assert_int_equal(it_gen_write(gen, path), 0);
     bson_oid_init(&account, NULL);
     bson_oid_init(&user, NULL);
@@ -142,7 +144,8 @@ static void test_racing_imports_share_stages(void **state)
     bson_t q;
     (void)state;
     assert_non_null(gen);
-    snprintf(path, sizeof(path), "/tmp/it-worker-race-%d.csv", (int)getpid());
+    snprintf(path, sizeof(path), "%s/it-worker-race-%d.csv", it_tmpdir(),
+             (int)getpid());
     assert_int_equal(it_gen_write(gen, path), 0);
     bson_oid_init(&account, NULL);
     bson_oid_init(&user, NULL);

@@ -23,6 +23,7 @@
 #include "dip_bson.h"
 #include "it_check.h"
 #include "it_env.h"
+#include "it_tmp.h"
 
 #define ROWS 30000
 
@@ -36,7 +37,7 @@ static bson_oid_t account, user, pipeline;
 /* The worker's environment as "K=V" strings, NUL-separated; its length. */
 static size_t read_environ(pid_t pid, char *buf, size_t cap)
 {
-    char path[64];
+    char path[512];
     size_t n = 0;
     ssize_t r;
     int fd;
@@ -75,7 +76,8 @@ static void import_and_check(const char *key, const char *const *extra,
     pid_t sup, w;
     size_t len;
 
-    snprintf(log, sizeof(log), "/tmp/it-secrets-%d.log", (int)getpid());
+    snprintf(log, sizeof(log), "%s/it-secrets-%d.log", it_tmpdir(),
+             (int)getpid());
     it_put_rows(&env, key, ROWS, 40);
     it_enqueue(&env, key, &account, &user, &pipeline, mappings, &qid);
     sup = it_supervisor_start(&env, extra, log);
@@ -120,12 +122,12 @@ static void test_app_secret_from_env(void **state)
 
 static void test_app_secret_from_file(void **state)
 {
-    static char setting[300];
+    static char setting[1024];
     const char *extra[] = {setting, NULL};
     static const char secret[] = "file-secret-4c1b9e27d0a3f58e";
-    char path[] = "/tmp/it-secret-XXXXXX";
+    char path[512];
     char *saved = NULL;
-    int fd = mkstemp(path);
+    int fd = mkstemp(it_tmp_name(path, sizeof(path), "it-secret-XXXXXX"));
     (void)state;
     assert_true(fd >= 0);
     assert_int_equal(write(fd, secret, sizeof(secret) - 1),

@@ -25,6 +25,7 @@
 #include "it_env.h"
 #include "it_gen.h"
 #include "it_rs.h"
+#include "it_tmp.h"
 
 static it_env_t env;
 static pid_t sup = -1;
@@ -34,8 +35,8 @@ static int setup(void **state)
 {
     static const char *const extra[] = {"DEALIMPORT_ROW_BACKOFF_MS=500", NULL};
     (void)state;
-    snprintf(logpath, sizeof(logpath), "/tmp/it-worker-stepdown-%d.log",
-             (int)getpid());
+    snprintf(logpath, sizeof(logpath), "%s/it-worker-stepdown-%d.log",
+             it_tmpdir(), (int)getpid());
     sup = it_supervisor_start(&env, extra, logpath);
     return sup > 0 ? 0 : -1;
 }
@@ -82,7 +83,7 @@ static void test_stepped_down_ten_seconds(void **state)
     (void)state;
 
     assert_non_null(gen);
-    snprintf(path, sizeof(path), "/tmp/it-worker-stepdown-%d.csv",
+    snprintf(path, sizeof(path), "%s/it-worker-stepdown-%d.csv", it_tmpdir(),
              (int)getpid());
     assert_int_equal(it_gen_write(gen, path), 0);
     bson_oid_init(&account, NULL);

@@ -40,6 +40,7 @@
 #include "it_ctl.h"
 #include "it_env.h"
 #include "it_s3.h"
+#include "it_tmp.h"
 
 #define ROWS 3000
 /* Longer than a stop takes, shorter than the low-speed limit (60 s). */
@@ -48,7 +49,7 @@
 static it_env_t env;
 static it_s3_t s3;
 static pid_t sup = -1;
-static char logpath[256], runtime[256], endpoint_env[128];
+static char logpath[256], runtime[256], endpoint_env[1024];
 static const char *sup_env[] = {
     "DEALIMPORT_STORAGE_URL=s3://deals", endpoint_env,
     "DEALIMPORT_MAX_WORKERS=4",          "DEALIMPORT_BATCH_ROWS=100",
@@ -63,14 +64,14 @@ static int64_t now_ms(void)
 
 static int setup(void **state)
 {
-    char ep[64];
+    char ep[512];
     (void)state;
     it_s3_start(&s3);
     it_s3_endpoint(&s3, ep, sizeof(ep));
     snprintf(endpoint_env, sizeof(endpoint_env), "DEALIMPORT_S3_ENDPOINT=%s",
              ep);
-    snprintf(logpath, sizeof(logpath), "/tmp/it-storage-faults-%d.log",
-             (int)getpid());
+    snprintf(logpath, sizeof(logpath), "%s/it-storage-faults-%d.log",
+             it_tmpdir(), (int)getpid());
     sup = it_supervisor_start(&env, sup_env, logpath);
     snprintf(runtime, sizeof(runtime), "%s", env.runtime);
     return sup > 0 ? 0 : -1;

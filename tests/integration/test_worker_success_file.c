@@ -50,6 +50,7 @@
 #include "it_check.h"
 #include "it_env.h"
 #include "it_upsert.h"
+#include "it_tmp.h"
 
 static it_env_t env;
 
@@ -68,7 +69,8 @@ static void write_edited(const char *key, int b)
 {
     char path[256];
     FILE *f;
-    snprintf(path, sizeof(path), "/tmp/it-success-%d.csv", (int)getpid());
+    snprintf(path, sizeof(path), "%s/it-success-%d.csv", it_tmpdir(),
+             (int)getpid());
     f = fopen(path, "w");
     assert_non_null(f);
     fprintf(f, "Ref,Name,Value,Stage,Region\n");
@@ -216,7 +218,7 @@ static void prepare(int b, bson_oid_t *account, bson_oid_t *qid,
                     const char *tag)
 {
     bson_oid_t user, pipeline, first;
-    char base[128], edited[128];
+    char base[512], edited[128];
     bson_t q;
     snprintf(base, sizeof(base), "imports/success/%s-%d-base.csv", tag,
              (int)getpid());
@@ -240,12 +242,13 @@ static void test_mixed(void **state)
 {
     static const char *const extra[] = {"DEALIMPORT_BATCH_ROWS=25", NULL};
     bson_oid_t account, qid;
-    char logpath[128], *key;
+    char logpath[256], *key;
     pid_t sup;
     bson_t q;
     (void)state;
     prepare(300, &account, &qid, "mixed");
-    snprintf(logpath, sizeof(logpath), "/tmp/it-success-%d.log", (int)getpid());
+    snprintf(logpath, sizeof(logpath), "%s/it-success-%d.log", it_tmpdir(),
+             (int)getpid());
     sup = it_supervisor_start(&env, extra, logpath);
     assert_true(sup > 0);
     assert_int_equal(it_wait_final(&env, &qid, 300000, &q), 0);
@@ -261,12 +264,12 @@ static void test_killed(void **state)
 {
     static const char *const extra[] = {"DEALIMPORT_BATCH_ROWS=10", NULL};
     bson_oid_t account, qid;
-    char logpath[128], *key;
+    char logpath[256], *key;
     pid_t sup, w;
     bson_t q;
     (void)state;
     prepare(3000, &account, &qid, "killed");
-    snprintf(logpath, sizeof(logpath), "/tmp/it-success-kill-%d.log",
+    snprintf(logpath, sizeof(logpath), "%s/it-success-kill-%d.log", it_tmpdir(),
              (int)getpid());
     /* Each deal written costs 2 ms on the server: the 3,000 rows take 6 s
      * at the least, so the kill lands mid-import on a machine of any speed

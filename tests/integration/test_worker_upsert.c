@@ -50,6 +50,7 @@
 #include "it_ctl.h"
 #include "it_env.h"
 #include "it_upsert.h"
+#include "it_tmp.h"
 
 /* Every deal of an account: each was written by an import and carries
  * `import`, so they are read on account_import_line (account_id its prefix,
@@ -72,7 +73,8 @@ static void write_edited(const char *key)
 {
     char path[256];
     FILE *f;
-    snprintf(path, sizeof(path), "/tmp/it-upsert-edit-%d.csv", (int)getpid());
+    snprintf(path, sizeof(path), "%s/it-upsert-edit-%d.csv", it_tmpdir(),
+             (int)getpid());
     f = fopen(path, "w");
     assert_non_null(f);
     fprintf(f, "Ref,Name,Value,Stage,Region\n");
@@ -598,7 +600,7 @@ static void test_upsert_killed(void **state)
                       &pipeline, "upsert", "external_id", it_upsert_mappings,
                       &qid);
     it_upsert_want_success(&env, &qid);
-    snprintf(logpath, sizeof(logpath), "/tmp/it-upsert-kill-%d.log",
+    snprintf(logpath, sizeof(logpath), "%s/it-upsert-kill-%d.log", it_tmpdir(),
              (int)getpid());
     /* Each write costs 300 us, so the file's 10,000 rows last 3 s or more
      * and every kill meets the import mid-way on any machine. */
@@ -624,7 +626,7 @@ static void test_upsert_killed(void **state)
     kill(worker, SIGKILL);
     /* the first supervisor saw both worker deaths */
     assert_int_equal(it_log_count(logpath, "killed by signal 9"), 2);
-    snprintf(logpath, sizeof(logpath), "/tmp/it-upsert-kill2-%d.log",
+    snprintf(logpath, sizeof(logpath), "%s/it-upsert-kill2-%d.log", it_tmpdir(),
              (int)getpid());
     sup = it_supervisor_start(&env, extra, logpath);
     assert_true(sup > 0);

@@ -47,6 +47,7 @@
 #include "it_ctl.h"
 #include "it_env.h"
 #include "it_upsert.h"
+#include "it_tmp.h"
 
 #define CF IT_UPSERT_CF
 
@@ -534,7 +535,8 @@ static void test_slow_upsert(void **state)
                       &pipeline, NULL, NULL, it_upsert_mappings, &qid);
     it_upsert_run(&env, &qid, NULL, "completed", &q);
     bson_destroy(&q);
-    snprintf(path, sizeof(path), "/tmp/it-upsert-slow-%d.csv", (int)getpid());
+    snprintf(path, sizeof(path), "%s/it-upsert-slow-%d.csv", it_tmpdir(),
+             (int)getpid());
     f = fopen(path, "w");
     assert_non_null(f);
     fprintf(f, "Ref,Name,Value,Stage,Region\n");

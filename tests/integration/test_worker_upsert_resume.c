@@ -32,6 +32,7 @@
 #include "it_check.h"
 #include "it_env.h"
 #include "it_upsert.h"
+#include "it_tmp.h"
 
 static it_env_t env;
 
@@ -56,7 +57,8 @@ static void test_repeat_across_resume(void **state)
                       &pipeline, NULL, NULL, it_upsert_mappings, &qid);
     it_upsert_run(&env, &qid, NULL, "completed", &q);
     bson_destroy(&q);
-    snprintf(path, sizeof(path), "/tmp/it-upsert-resume-%d.csv", (int)getpid());
+    snprintf(path, sizeof(path), "%s/it-upsert-resume-%d.csv", it_tmpdir(),
+             (int)getpid());
     f = fopen(path, "w");
     assert_non_null(f);
     fprintf(f, "Ref,Name,Value,Stage,Region\n");
@@ -71,8 +73,8 @@ static void test_repeat_across_resume(void **state)
                       &pipeline, "upsert", "external_id", it_upsert_mappings,
                       &qid);
     bson_oid_to_string(&qid, qh);
-    snprintf(logpath, sizeof(logpath), "/tmp/it-upsert-resume-%d.log",
-             (int)getpid());
+    snprintf(logpath, sizeof(logpath), "%s/it-upsert-resume-%d.log",
+             it_tmpdir(), (int)getpid());
     /* priced writes: the kill meets the import mid-way on any machine */
     assert_int_equal(it_dev_slow(&env, "{\"write_us\": 300}"), 0);
     sup = it_supervisor_start(&env, extra, logpath);
@@ -142,7 +144,8 @@ static void stage_refused(int kill_it)
                       &pipeline, NULL, NULL, it_upsert_mappings, &qid);
     it_upsert_run(&env, &qid, NULL, "completed", &q);
     bson_destroy(&q);
-    snprintf(path, sizeof(path), "/tmp/it-upsert-stage-%d.csv", (int)getpid());
+    snprintf(path, sizeof(path), "%s/it-upsert-stage-%d.csv", it_tmpdir(),
+             (int)getpid());
     f = fopen(path, "w");
     assert_non_null(f);
     fprintf(f, "Ref,Name,Value,Stage,Region\n");
@@ -157,7 +160,7 @@ static void stage_refused(int kill_it)
                       &pipeline, "upsert", "external_id", it_upsert_mappings,
                       &qid);
     bson_oid_to_string(&qid, qh);
-    snprintf(logpath, sizeof(logpath), "/tmp/it-upsert-stage-%d.log",
+    snprintf(logpath, sizeof(logpath), "%s/it-upsert-stage-%d.log", it_tmpdir(),
              (int)getpid());
     assert_int_equal(it_dev_slow(&env, kill_it ? "{\"write_us\": 300}"
                                                : "{\"write_us\": 0}"),
@@ -242,7 +245,7 @@ static void test_file_replaced_before_resume(void **state)
     bson_oid_init(&account, NULL);
     bson_oid_init(&user, NULL);
     it_pipeline(&env, &account, &pipeline);
-    snprintf(path, sizeof(path), "/tmp/it-upsert-changed-%d.csv",
+    snprintf(path, sizeof(path), "%s/it-upsert-changed-%d.csv", it_tmpdir(),
              (int)getpid());
     f = fopen(path, "w");
     assert_non_null(f);
@@ -254,8 +257,8 @@ static void test_file_replaced_before_resume(void **state)
     it_upsert_enqueue(&env, "imports/upsert/changed-r.csv", &account, &user,
                       &pipeline, "upsert", "external_id", it_upsert_mappings,
                       &qid);
-    snprintf(logpath, sizeof(logpath), "/tmp/it-upsert-changed-%d.log",
-             (int)getpid());
+    snprintf(logpath, sizeof(logpath), "%s/it-upsert-changed-%d.log",
+             it_tmpdir(), (int)getpid());
     assert_int_equal(it_dev_slow(&env, "{\"write_us\": 300}"), 0);
     sup = it_supervisor_start(&env, extra, logpath);
     assert_true(sup > 0);

@@ -26,6 +26,7 @@
 #include "it_ctl.h"
 #include "it_env.h"
 #include "it_upsert.h"
+#include "it_tmp.h"
 
 /* Every deal of an account: each was written by an import and carries
  * `import`, so they are read on account_import_line (account_id its prefix,
@@ -467,7 +468,8 @@ static void test_ctl_enqueue(void **state)
                          "external_id",
                          NULL};
     (void)state;
-    snprintf(path, sizeof(path), "/tmp/it-upsert-ctl-%d.csv", (int)getpid());
+    snprintf(path, sizeof(path), "%s/it-upsert-ctl-%d.csv", it_tmpdir(),
+             (int)getpid());
     f = fopen(path, "w");
     assert_non_null(f);
     fprintf(f, "Ref,Name,Stage\nR1,A,Lead\n");

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "dip_config.h"
+#include "it_tmp.h"
 
 static void clear_env(void)
 {
@@ -65,9 +66,10 @@ static void test_bad_number_is_named(void **state)
 
 static void test_file_wins_and_secret_file(void **state)
 {
-    char path[] = "/tmp/dip-config-XXXXXX";
-    char spath[] = "/tmp/dip-secret-XXXXXX";
-    int fd = mkstemp(path), sfd = mkstemp(spath);
+    char path[512];
+    char spath[512];
+    int fd = mkstemp(it_tmp_name(path, sizeof(path), "dip-config-XXXXXX")),
+        sfd = mkstemp(it_tmp_name(spath, sizeof(spath), "dip-secret-XXXXXX"));
     FILE *f;
     dip_config_t cfg;
     char err[256] = "";
@@ -126,7 +128,7 @@ static void test_bad_storage_url(void **state)
 static void test_delete_source(void **state)
 {
     dip_config_t cfg;
-    char err[256] = "", path[] = "/tmp/dip-config-ds-XXXXXX";
+    char err[256] = "", path[512];
     FILE *f;
     int fd;
     (void)state;
@@ -139,7 +141,7 @@ static void test_delete_source(void **state)
     dip_config_release(&cfg);
 
     /* The file wins, as for every setting. */
-    fd = mkstemp(path);
+    fd = mkstemp(it_tmp_name(path, sizeof(path), "dip-config-ds-XXXXXX"));
     assert_true(fd >= 0);
     f = fdopen(fd, "w");
     fputs("DEALIMPORT_DELETE_SOURCE=never\n", f);
@@ -207,27 +209,30 @@ static void test_suggest(void **state)
  * setting; in the environment only a typo of a setting stops it. */
 static void test_unknown_names(void **state)
 {
-    char p1[] = "/tmp/dip-config-u1-XXXXXX", p2[] = "/tmp/dip-config-u2-XXXXXX";
-    char p3[] = "/tmp/dip-config-u3-XXXXXX";
+    char p1[512], p2[512];
+    char p3[512];
     dip_config_t cfg;
     char err[512] = "";
     (void)state;
     clear_env();
-    write_file(p1, "DEALIMPORT_POLL_MS=300\nDEALIMPORT_MAX_WORKER=8\n");
+    write_file(it_tmp_name(p1, sizeof(p1), "dip-config-u1-XXXXXX"),
+               "DEALIMPORT_POLL_MS=300\nDEALIMPORT_MAX_WORKER=8\n");
     dip_config_init(&cfg);
     assert_int_equal(dip_config_load(&cfg, p1, 0, err, sizeof(err)), -1);
     assert_non_null(strstr(err, ":2: unknown setting 'DEALIMPORT_MAX_WORKER'; "
                                 "did you mean 'DEALIMPORT_MAX_WORKERS'?"));
     dip_config_release(&cfg);
 
-    write_file(p2, "DEALIMPORT_FROBNICATE=1\n");
+    write_file(it_tmp_name(p2, sizeof(p2), "dip-config-u2-XXXXXX"),
+               "DEALIMPORT_FROBNICATE=1\n");
     dip_config_init(&cfg);
     assert_int_equal(dip_config_load(&cfg, p2, 0, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "unknown setting 'DEALIMPORT_FROBNICATE' "
                                 "(dealimport.env(5) lists the settings)"));
     dip_config_release(&cfg);
 
-    write_file(p3, "TZ=UTC\nAPP_SECRT=x\n");
+    write_file(it_tmp_name(p3, sizeof(p3), "dip-config-u3-XXXXXX"),
+               "TZ=UTC\nAPP_SECRT=x\n");
     dip_config_init(&cfg);
     assert_int_equal(dip_config_load(&cfg, p3, 0, err, sizeof(err)), -1);
     assert_non_null(strstr(err, ":2: unknown setting 'APP_SECRT'; did you "
@@ -259,19 +264,17 @@ static void test_unknown_names(void **state)
  * in two) and an input that never ends (/dev/zero) are walked here. */
 static void test_file_shapes(void **state)
 {
-    char bom[] = "/tmp/dip-config-bom-XXXXXX",
-         lng[] = "/tmp/dip-config-l-XXXXXX";
-    char sec[] = "/tmp/dip-config-s-XXXXXX",
-         empty[] = "/tmp/dip-config-e-XXXXXX";
-    char dir[] = "/tmp/dip-config-d-XXXXXX",
-         zero[] = "/tmp/dip-config-z-XXXXXX";
+    char bom[512], lng[512];
+    char sec[512], empty[512];
+    char dir[512], zero[512];
     char text[6000];
     dip_config_t cfg;
     char err[512] = "";
     (void)state;
     clear_env();
-    write_file(bom, "\xef\xbb\xbf"
-                    "DEALIMPORT_POLL_MS=300\r\n");
+    write_file(it_tmp_name(bom, sizeof(bom), "dip-config-bom-XXXXXX"),
+               "\xef\xbb\xbf"
+               "DEALIMPORT_POLL_MS=300\r\n");
     dip_config_init(&cfg);
     assert_int_equal(dip_config_load(&cfg, bom, 0, err, sizeof(err)), 0);
     assert_int_equal(cfg.poll_ms, 300);
@@ -282,28 +285,29 @@ static void test_file_shapes(void **state)
     memset(text + 11, 'a', 4084);
     snprintf(text + 4095, sizeof(text) - 4095,
              "DEALIMPORT_POLL_MS=1%0900d\nDEALIMPORT_POLL_MS=400\n", 0);
-    write_file(lng, text);
+    write_file(it_tmp_name(lng, sizeof(lng), "dip-config-l-XXXXXX"), text);
     dip_config_init(&cfg);
     assert_int_equal(dip_config_load(&cfg, lng, 0, err, sizeof(err)), -1);
     assert_non_null(strstr(err, ":1: line longer than 4095 bytes"));
     dip_config_release(&cfg);
 
-    assert_non_null(mkdtemp(dir));
+    assert_non_null(
+        mkdtemp(it_tmp_name(dir, sizeof(dir), "dip-config-d-XXXXXX")));
     dip_config_init(&cfg);
     assert_int_equal(dip_config_load(&cfg, dir, 0, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "Is a directory"));
     dip_config_release(&cfg);
 
-    unlink(zero);
+    unlink(it_tmp_name(zero, sizeof(zero), "dip-config-z-XXXXXX"));
     assert_int_equal(symlink("/dev/zero", zero), 0);
     dip_config_init(&cfg);
     assert_int_equal(dip_config_load(&cfg, zero, 0, err, sizeof(err)), -1);
     assert_non_null(strstr(err, ":1: holds a NUL byte"));
     dip_config_release(&cfg);
 
-    write_file(empty, "");
+    write_file(it_tmp_name(empty, sizeof(empty), "dip-config-e-XXXXXX"), "");
     snprintf(text, sizeof(text), "APP_SECRET_FILE=%s\n", dir);
-    write_file(sec, text);
+    write_file(it_tmp_name(sec, sizeof(sec), "dip-config-s-XXXXXX"), text);
     dip_config_init(&cfg);
     assert_int_equal(dip_config_load(&cfg, sec, 0, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "APP_SECRET_FILE: cannot read"));
@@ -330,16 +334,17 @@ static void test_file_shapes(void **state)
 /* --check-config: what a supervisor needs, from the file. */
 static void test_check(void **state)
 {
-    char good[] = "/tmp/dip-config-g-XXXXXX",
-         bad[] = "/tmp/dip-config-b-XXXXXX";
+    char good[512], bad[512];
     char err[512] = "";
     (void)state;
     clear_env();
-    write_file(good, "DEALIMPORT_MONGODB_URI=mongodb://h/crm\n"
-                     "DEALIMPORT_STORAGE_URL=file:///srv/csv\n"
-                     "APP_SECRET=x\nDEALIMPORT_MAX_WORKERS=8\n");
-    write_file(bad, "DEALIMPORT_MONGODB_URI=mongodb://h/crm\n"
-                    "DEALIMPORT_STORAGE_URL=file:///srv/csv\n");
+    write_file(it_tmp_name(good, sizeof(good), "dip-config-g-XXXXXX"),
+               "DEALIMPORT_MONGODB_URI=mongodb://h/crm\n"
+               "DEALIMPORT_STORAGE_URL=file:///srv/csv\n"
+               "APP_SECRET=x\nDEALIMPORT_MAX_WORKERS=8\n");
+    write_file(it_tmp_name(bad, sizeof(bad), "dip-config-b-XXXXXX"),
+               "DEALIMPORT_MONGODB_URI=mongodb://h/crm\n"
+               "DEALIMPORT_STORAGE_URL=file:///srv/csv\n");
     assert_int_equal(dip_config_check(good, err, sizeof(err)), 0);
     assert_int_equal(dip_config_check(bad, err, sizeof(err)), -1);
     assert_string_equal(err, "APP_SECRET (or APP_SECRET_FILE) is not set");
@@ -354,12 +359,13 @@ static void test_check(void **state)
  * it (and without the package's file) the environment alone. */
 static void test_client_file(void **state)
 {
-    char path[] = "/tmp/dip-config-c-XXXXXX";
+    char path[512];
     dip_config_t cfg;
     char err[512] = "";
     (void)state;
     clear_env();
-    write_file(path, "DEALIMPORT_POLL_MS=300\nDEALIMPORT_RUNTIME_DIR=/x\n");
+    write_file(it_tmp_name(path, sizeof(path), "dip-config-c-XXXXXX"),
+               "DEALIMPORT_POLL_MS=300\nDEALIMPORT_RUNTIME_DIR=/x\n");
     setenv("DEALIMPORT_CONFIG", path, 1);
     setenv("DEALIMPORT_RUNTIME_DIR", "/y", 1);
     dip_config_init(&cfg);

@@ -19,19 +19,20 @@
 #include <unistd.h>
 
 #include "dip_curve_io.h"
+#include "it_tmp.h"
 
-static char dir[64];
+static char dir[256];
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/test-curve-XXXXXX");
+    snprintf(dir, sizeof(dir), "%s/test-curve-XXXXXX", it_tmpdir());
     return mkdtemp(dir) ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-    char cmd[128];
+    char cmd[512];
     (void)state;
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     return system(cmd) == 0 ? 0 : -1;
@@ -47,7 +48,7 @@ static void write_text(const char *path, const char *text)
 
 static void test_keygen_and_read(void **state)
 {
-    char prefix[128], path[160], pub[41], sec[41], pub2[41], again[41];
+    char prefix[384], path[512], pub[41], sec[41], pub2[41], again[41];
     char err[512];
     struct stat st;
     (void)state;
@@ -73,7 +74,7 @@ static void test_keygen_and_read(void **state)
 
 static void test_bad_key_files(void **state)
 {
-    char path[160], key[41], err[512];
+    char path[512], key[41], err[512];
     (void)state;
     snprintf(path, sizeof(path), "%s/short", dir);
     write_text(path, "# comment\n\n  abc\n");
@@ -98,7 +99,7 @@ static void test_bad_key_files(void **state)
  * alarm turns a wait into a failure of this test instead of a hang. */
 static void test_fifo_and_directory(void **state)
 {
-    char path[160], key[41], err[512], clients[128], pub[41], text[256];
+    char path[512], key[41], err[512], clients[384], pub[41], text[1024];
     (void)state;
     alarm(20);
     snprintf(path, sizeof(path), "%s/fifo.key", dir);
@@ -133,7 +134,7 @@ static void test_fifo_and_directory(void **state)
 
 static void test_clients_dir(void **state)
 {
-    char clients[128], path[200], a[41], b[41], c[41], err[256], text[256];
+    char clients[384], path[1024], a[41], b[41], c[41], err[256], text[256];
     (void)state;
     snprintf(clients, sizeof(clients), "%s/clients", dir);
     mkdir(clients, 0700);
@@ -160,7 +161,7 @@ static void test_clients_dir(void **state)
  * signature that changes when a file is written, added or removed. */
 static void test_keys_once(void **state)
 {
-    char clients[128], path[200], a[41], b[41], c[41], err[256], text[256];
+    char clients[384], path[1024], a[41], b[41], c[41], err[256], text[256];
     dip_curve_keys_t keys = {0};
     unsigned long long s1, s2, s3;
     (void)state;

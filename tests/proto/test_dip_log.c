@@ -27,6 +27,7 @@
 
 #include "dip_log.h"
 #include "dip_text.h"
+#include "it_tmp.h"
 
 static char out[16384];
 
@@ -34,8 +35,9 @@ static char out[16384];
  * "<6>test[pid] " prefix replaced by "<6>test ". */
 static void capture(int level, const char *import_id, const char *msg)
 {
-    char path[] = "/tmp/dip-log-XXXXXX", *pid;
-    int fd = mkstemp(path), saved = dup(2);
+    char path[512], *pid;
+    int fd = mkstemp(it_tmp_name(path, sizeof(path), "dip-log-XXXXXX")),
+        saved = dup(2);
     ssize_t n;
     assert_true(fd >= 0 && saved >= 0);
     assert_int_equal(dup2(fd, 2), 2);
@@ -162,8 +164,9 @@ static void test_json_one_line(void **state)
 /* Runs dip_log_fields into out (stderr on a file). */
 static void capture_fields(const char *import_id)
 {
-    char path[] = "/tmp/dip-log-XXXXXX";
-    int fd = mkstemp(path), saved = dup(2);
+    char path[512];
+    int fd = mkstemp(it_tmp_name(path, sizeof(path), "dip-log-XXXXXX")),
+        saved = dup(2);
     ssize_t n;
     assert_true(fd >= 0 && saved >= 0);
     assert_int_equal(dup2(fd, 2), 2);
@@ -220,8 +223,9 @@ static void test_fields(void **state)
  * another file (stderr redirected since) does not count. */
 static void test_journald(void **state)
 {
-    char path[] = "/tmp/dip-log-XXXXXX", env[64];
-    int fd = mkstemp(path), saved = dup(2);
+    char path[512], env[64];
+    int fd = mkstemp(it_tmp_name(path, sizeof(path), "dip-log-XXXXXX")),
+        saved = dup(2);
     struct stat st;
     ssize_t n;
     (void)state;
@@ -262,9 +266,10 @@ static void test_journald(void **state)
  * the socket is not there, the line goes to stderr instead. */
 static void test_journal_native(void **state)
 {
-    char path[] = "/tmp/dip-log-XXXXXX", sock[] = "/tmp/dip-journal-XXXXXX",
-         env[64], dgram[8192];
-    int fd = mkstemp(path), saved = dup(2), js = mkstemp(sock);
+    char path[512], sock[512], env[64], dgram[8192];
+    int fd = mkstemp(it_tmp_name(path, sizeof(path), "dip-log-XXXXXX")),
+        saved = dup(2),
+        js = mkstemp(it_tmp_name(sock, sizeof(sock), "dip-journal-XXXXXX"));
     struct sockaddr_un sun;
     struct stat st;
     ssize_t n;
@@ -277,7 +282,8 @@ static void test_journal_native(void **state)
     js = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     memset(&sun, 0, sizeof(sun));
     sun.sun_family = AF_UNIX;
-    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock);
+    assert_true(strlen(sock) < sizeof(sun.sun_path));
+    memcpy(sun.sun_path, sock, strlen(sock) + 1);
     assert_int_equal(bind(js, (struct sockaddr *)&sun, sizeof(sun)), 0);
     assert_int_equal(fstat(fd, &st), 0);
     assert_int_equal(dup2(fd, 2), 2);

@@ -23,6 +23,7 @@
 
 #include "dip_runtime.h"
 #include "it_skip.h"
+#include "it_tmp.h"
 
 typedef struct {
     mode_t dir_mode;
@@ -95,18 +96,18 @@ static void test_verdict_table(void **state)
     }
 }
 
-static char base[64];
+static char base[256];
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(base, sizeof(base), "/tmp/test-dip-runtime-XXXXXX");
+    snprintf(base, sizeof(base), "%s/test-dip-runtime-XXXXXX", it_tmpdir());
     return mkdtemp(base) ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-    char cmd[128];
+    char cmd[512];
     (void)state;
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
     return system(cmd) == 0 ? 0 : -1;
@@ -114,7 +115,7 @@ static int teardown(void **state)
 
 static void test_real_folders(void **state)
 {
-    char own[128], link[128], world[128], why[512];
+    char own[512], link[512], world[512], why[512];
     (void)state;
     snprintf(own, sizeof(own), "%s/own", base);
     snprintf(link, sizeof(link), "%s/link", base);
@@ -148,7 +149,7 @@ static void test_real_folders(void **state)
  * to another user, so elsewhere it is skipped, saying so. */
 static void test_strangers_folder(void **state)
 {
-    char world[128], theirs[160], why[512];
+    char world[512], theirs[1024], why[512];
     (void)state;
     if (geteuid() != 0)
         IT_SKIP_MACHINE("skipped: only root can give a folder to another "

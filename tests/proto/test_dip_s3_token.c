@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "dip_s3_token.h"
+#include "it_tmp.h"
 
 static void put(const char *path, const char *text)
 {
@@ -43,11 +44,12 @@ static void test_fixed_and_none(void **state)
 
 static void test_file_rotation(void **state)
 {
-    char path[64], tmp[80];
+    char path[256], tmp[512];
     dip_s3_token_t *t;
     int missing = -1;
     (void)state;
-    snprintf(path, sizeof(path), "/tmp/dip-s3-token-%d", (int)getpid());
+    snprintf(path, sizeof(path), "%s/dip-s3-token-%d", it_tmpdir(),
+             (int)getpid());
     snprintf(tmp, sizeof(tmp), "%s.new", path);
     unlink(path);
     t = dip_s3_token_new(NULL, path);

@@ -4,6 +4,7 @@
  * upload and download round trips through a temporary name and a rename.
  */
 #include "storage_test.h"
+#include "it_tmp.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,8 +26,8 @@ static int put_path(dip_storage_file_t *st, const char *key, const char *path,
 /* --- file:// ------------------------------------------------------------ */
 
 typedef struct {
-    char dir[64];
-    char url[80];
+    char dir[256];
+    char url[512];
     dip_storage_file_t *st;
 } file_fix_t;
 
@@ -35,7 +36,7 @@ static int file_setup(void **state)
     file_fix_t *f = calloc(1, sizeof(*f));
     if (f == NULL)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/dip-storage-XXXXXX");
+    snprintf(f->dir, sizeof(f->dir), "%s/dip-storage-XXXXXX", it_tmpdir());
     if (mkdtemp(f->dir) == NULL)
         return -1;
     snprintf(f->url, sizeof(f->url), "file://%s/", f->dir);
@@ -57,7 +58,7 @@ static void test_file_whole_and_offset(void **state)
 {
     file_fix_t *f = *state;
     const size_t n = 300000; /* several read chunks */
-    char *data = make_bytes(n, 7), path[128], err[512] = "";
+    char *data = make_bytes(n, 7), path[512], err[512] = "";
     sink_state_t s;
     dip_storage_sink_t sink = make_sink(&s);
 
@@ -135,7 +136,7 @@ static void test_file_changed_during_download(void **state)
 {
     file_fix_t *f = *state;
     const size_t n = 300000;
-    char *data = make_bytes(n, 9), path[128], err[512] = "";
+    char *data = make_bytes(n, 9), path[512], err[512] = "";
     snprintf(path, sizeof(path), "%s/moving.csv", f->dir);
     for (int append = 0; append < 2; append++) {
         writer_sink_t w;
@@ -169,7 +170,7 @@ static int stop_now(void *arg)
 static void test_file_stop(void **state)
 {
     file_fix_t *f = *state;
-    char path[128], err[512] = "";
+    char path[512], err[512] = "";
     sink_state_t s;
     dip_storage_sink_t sink = make_sink(&s);
     snprintf(path, sizeof(path), "%s/stopped.csv", f->dir);
@@ -187,7 +188,7 @@ static void test_file_stop(void **state)
 static void test_file_missing(void **state)
 {
     file_fix_t *f = *state;
-    char err[512] = "", want[256];
+    char err[512] = "", want[1024];
     sink_state_t s;
     dip_storage_sink_t sink = make_sink(&s);
     assert_int_equal(dip_storage_file_get(f->st, "imports/nope.csv", 0, &sink,
@@ -204,7 +205,7 @@ static void test_file_missing(void **state)
 static void test_file_symlink_refused(void **state)
 {
     file_fix_t *f = *state;
-    char link[128], err[512] = "";
+    char link[512], err[512] = "";
     sink_state_t s;
     dip_storage_sink_t sink = make_sink(&s);
     snprintf(link, sizeof(link), "%s/etc", f->dir);
@@ -221,7 +222,7 @@ static void test_file_sink_abort(void **state)
 {
     file_fix_t *f = *state;
     const size_t n = 400000;
-    char *data = make_bytes(n, 9), path[128], err[512] = "";
+    char *data = make_bytes(n, 9), path[512], err[512] = "";
     sink_state_t s;
     dip_storage_sink_t sink = make_sink(&s);
     snprintf(path, sizeof(path), "%s/big.csv", f->dir);
@@ -241,7 +242,7 @@ static void test_file_sink_abort(void **state)
 
 static int count_entries(const char *dir)
 {
-    char cmd[256];
+    char cmd[1024];
     int n = 0;
     FILE *p;
     snprintf(cmd, sizeof(cmd), "ls -A '%s'", dir);
@@ -258,7 +259,7 @@ static void test_file_put_get_delete(void **state)
     file_fix_t *f = *state;
     const size_t n = 150001;
     const char *key = "imports/2024/a b+c%\xc3\xbc.csv";
-    char *data = make_bytes(n, 11), src[128], sub[160], err[512] = "";
+    char *data = make_bytes(n, 11), src[512], sub[512], err[512] = "";
     sink_state_t s;
     dip_storage_sink_t sink = make_sink(&s);
 
@@ -322,7 +323,7 @@ static int get_in_child(void *arg, char *err, size_t errlen)
 static void test_file_fifo_refused(void **state)
 {
     file_fix_t *f = *state;
-    char path[128], err[512] = "";
+    char path[512], err[512] = "";
     sink_state_t s;
     get_args_t a = {f->st, "fifos/pipe.csv", &s};
     (void)make_sink(&s);

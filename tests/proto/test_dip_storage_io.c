@@ -4,14 +4,15 @@
  * on an upload's source (a missing file named).
  */
 #include "storage_test.h"
+#include "it_tmp.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 typedef struct {
-    char dir[64];
-    char url[80];
+    char dir[256];
+    char url[512];
     dip_config_t cfg;
     dip_storage_t *st;
 } file_fix_t;
@@ -21,7 +22,7 @@ static int file_setup(void **state)
     file_fix_t *f = calloc(1, sizeof(*f));
     if (f == NULL)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/dip-storage-XXXXXX");
+    snprintf(f->dir, sizeof(f->dir), "%s/dip-storage-XXXXXX", it_tmpdir());
     if (mkdtemp(f->dir) == NULL)
         return -1;
     snprintf(f->url, sizeof(f->url), "file://%s/", f->dir);
@@ -94,7 +95,7 @@ static int put_in_child(void *arg, char *err, size_t errlen)
 static void test_put_source_fifo(void **state)
 {
     file_fix_t *f = *state;
-    char fifo[128], err[512] = "";
+    char fifo[512], err[512] = "";
     put_args_t a = {f->st, fifo};
     snprintf(fifo, sizeof(fifo), "%s-fifo", f->dir);
     assert_int_equal(mkfifo(fifo, 0644), 0);

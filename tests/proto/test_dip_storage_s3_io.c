@@ -10,6 +10,7 @@
  */
 #include "it_skip.h"
 #include "storage_test.h"
+#include "it_tmp.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -225,7 +226,7 @@ static void srv_stop(srv_t *s)
 
 static dip_storage_t *http_storage(dip_config_t *cfg, int port)
 {
-    char ep[64];
+    char ep[512];
     snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", port);
     dip_config_init(cfg);
     set_str(&cfg->storage_url, "s3://deals");
@@ -449,14 +450,14 @@ static void test_http_refused(void **state)
 static void test_http_put_hash(void **state)
 {
     const size_t n = 70000;
-    char *data = make_bytes(n, 31), src[64], err[512] = "", hash[65];
+    char *data = make_bytes(n, 31), src[256], err[512] = "", hash[65];
     char want[128];
     srv_t *s = calloc(1, sizeof(*s));
     dip_config_t cfg;
     dip_storage_t *st;
     (void)state;
 
-    snprintf(src, sizeof(src), "/tmp/dip-put-%d", (int)getpid());
+    snprintf(src, sizeof(src), "%s/dip-put-%d", it_tmpdir(), (int)getpid());
     write_file(src, data, n);
     dip_sigv4_sha256_hex(data, n, hash);
     srv_start(s, M_PUT, NULL, 0);
@@ -892,13 +893,13 @@ static void test_multipart_signed(void **state)
 {
     const char *key = "errors/a b\xc3\xbc.csv";
     const char *path = "/deals/errors/a%20b%C3%BC.csv";
-    char src[64], sha[65], want[65], err[512] = "", q[128];
+    char src[256], sha[65], want[65], err[512] = "", q[128];
     mp_srv_t *s = calloc(1, sizeof(*s));
     dip_config_t cfg;
     dip_storage_t *st = mp_storage(&cfg, s, MP_OK);
     (void)state;
 
-    snprintf(src, sizeof(src), "/tmp/dip-mp-%d", (int)getpid());
+    snprintf(src, sizeof(src), "%s/dip-mp-%d", it_tmpdir(), (int)getpid());
     write_big(src, MP_SIZE, 77, sha);
     assert_int_equal(dip_storage_put_file(st, key, src, err, sizeof(err)),
                      DIP_STORAGE_OK);
@@ -966,22 +967,22 @@ static void test_multipart_signed(void **state)
  * token); a file never readable is refused at configuration. */
 static void test_session_token_file(void **state)
 {
-    char src[64], tok[64], tmp[80], sha[65], err[512] = "", value[1024];
+    char src[256], tok[256], tmp[512], sha[65], err[512] = "", value[1024];
     char signed_h[1024];
     mp_srv_t *s = calloc(1, sizeof(*s));
     dip_config_t cfg;
     dip_storage_t *st;
     (void)state;
 
-    snprintf(src, sizeof(src), "/tmp/dip-tok-src-%d", (int)getpid());
-    snprintf(tok, sizeof(tok), "/tmp/dip-tok-%d", (int)getpid());
+    snprintf(src, sizeof(src), "%s/dip-tok-src-%d", it_tmpdir(), (int)getpid());
+    snprintf(tok, sizeof(tok), "%s/dip-tok-%d", it_tmpdir(), (int)getpid());
     snprintf(tmp, sizeof(tmp), "%s.new", tok);
     write_big(src, 1000, 5, sha);
     write_file(tok, "FQoGZXIvYXdzEXAMPLE+token/one==\n",
                strlen("FQoGZXIvYXdzEXAMPLE+token/one==\n"));
     mp_start(s, MP_OK);
     {
-        char ep[64];
+        char ep[512];
         snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", s->port);
         dip_config_init(&cfg);
         set_str(&cfg.storage_url, "s3://deals");
@@ -1025,13 +1026,13 @@ static void test_session_token_file(void **state)
 
 static void test_multipart_abort(void **state)
 {
-    char src[64], sha[65], err[512] = "";
+    char src[256], sha[65], err[512] = "";
     mp_srv_t *s = calloc(1, sizeof(*s));
     dip_config_t cfg;
     dip_storage_t *st = mp_storage(&cfg, s, MP_PART2_400);
     (void)state;
 
-    snprintf(src, sizeof(src), "/tmp/dip-mp-%d", (int)getpid());
+    snprintf(src, sizeof(src), "%s/dip-mp-%d", it_tmpdir(), (int)getpid());
     write_big(src, MP_SIZE, 79, sha);
     assert_int_equal(dip_storage_put_file(st, "k.csv", src, err, sizeof(err)),
                      DIP_STORAGE_EFAIL);
@@ -1055,13 +1056,13 @@ static void test_multipart_abort(void **state)
 
 static void test_multipart_retries(void **state)
 {
-    char src[64], sha[65], err[512] = "";
+    char src[256], sha[65], err[512] = "";
     mp_srv_t *s = calloc(1, sizeof(*s));
     dip_config_t cfg;
     dip_storage_t *st = mp_storage(&cfg, s, MP_PART2_503);
     (void)state;
 
-    snprintf(src, sizeof(src), "/tmp/dip-mp-%d", (int)getpid());
+    snprintf(src, sizeof(src), "%s/dip-mp-%d", it_tmpdir(), (int)getpid());
     write_big(src, MP_SIZE, 80, sha);
     assert_int_equal(dip_storage_put_file(st, "k.csv", src, err, sizeof(err)),
                      DIP_STORAGE_OK);
@@ -1125,7 +1126,7 @@ static void test_multipart_retries(void **state)
 typedef struct {
     pid_t pid;  /* s3rver we started, or 0 */
     int out_fd; /* its stdout, or -1 */
-    char dir[64];
+    char dir[256];
     char skip[256]; /* why the S3 tests are skipped, or "" */
     dip_config_t cfg;
     dip_storage_t *st;
@@ -1190,13 +1191,13 @@ static int s3_setup(void **state)
     const char *env = getenv("DEALIMPORT_TEST_S3_ENDPOINT");
     const char *bin =
         DEALIMPORT_SOURCE_DIR "/scripts/s3dev/node_modules/.bin/s3rver";
-    char ep[128];
+    char ep[512];
     const char *v;
     if (f == NULL)
         return -1;
     *state = f;
     f->out_fd = -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/dip-s3rver-XXXXXX");
+    snprintf(f->dir, sizeof(f->dir), "%s/dip-s3rver-XXXXXX", it_tmpdir());
     dip_config_init(&f->cfg);
     f->cfg.row_backoff_ms = 10;
     if (env && *env) {
@@ -1204,7 +1205,7 @@ static int s3_setup(void **state)
         v = getenv("DEALIMPORT_TEST_S3_BUCKET");
         set_str(&f->cfg.storage_url, "s3://deals");
         if (v && *v) {
-            char url[128];
+            char url[512];
             snprintf(url, sizeof(url), "s3://%s", v);
             set_str(&f->cfg.storage_url, url);
         }
@@ -1260,10 +1261,10 @@ static s3_fix_t *s3_fix(void **state)
 
 static void s3_round_trip(s3_fix_t *f, const char *key, size_t n, uint32_t seed)
 {
-    char *data = make_bytes(n, seed), src[64], err[512] = "";
+    char *data = make_bytes(n, seed), src[256], err[512] = "";
     sink_state_t ss;
     dip_storage_sink_t sink = make_sink(&ss);
-    snprintf(src, sizeof(src), "/tmp/dip-s3src-%d", (int)getpid());
+    snprintf(src, sizeof(src), "%s/dip-s3src-%d", it_tmpdir(), (int)getpid());
     write_file(src, data, n);
     if (dip_storage_put_file(f->st, key, src, err, sizeof(err)) != 0)
         fail_msg("put '%s': %s", key, err);
@@ -1315,10 +1316,10 @@ static void test_s3_range_and_missing(void **state)
 {
     s3_fix_t *f = s3_fix(state);
     const size_t n = 50000;
-    char *data = make_bytes(n, 61), src[64], err[512] = "", want[256];
+    char *data = make_bytes(n, 61), src[256], err[512] = "", want[256];
     sink_state_t ss;
     dip_storage_sink_t sink = make_sink(&ss);
-    snprintf(src, sizeof(src), "/tmp/dip-s3src-%d", (int)getpid());
+    snprintf(src, sizeof(src), "%s/dip-s3src-%d", it_tmpdir(), (int)getpid());
     write_file(src, data, n);
     assert_int_equal(
         dip_storage_put_file(f->st, "imports/r.csv", src, err, sizeof(err)), 0);
@@ -1400,9 +1401,9 @@ static void test_s3_multipart(void **state)
 {
     s3_fix_t *f = s3_fix(state);
     const size_t n = 12 * 1024 * 1024 + 12345;
-    char src[64], sha[65], got[65], err[512] = "";
+    char src[256], sha[65], got[65], err[512] = "";
     size_t len = 0;
-    snprintf(src, sizeof(src), "/tmp/dip-s3mp-%d", (int)getpid());
+    snprintf(src, sizeof(src), "%s/dip-s3mp-%d", it_tmpdir(), (int)getpid());
     write_big(src, n, 91, sha);
     dip_storage_set_multipart(f->st, 5 * 1024 * 1024, 5 * 1024 * 1024);
     if (dip_storage_put_file(f->st, "errors/m\xc3\xbc x.csv", src, err,
@@ -1424,11 +1425,11 @@ static void test_s3_multipart_100mb(void **state)
 {
     s3_fix_t *f = s3_fix(state);
     const size_t n = 100 * 1000 * 1000;
-    char src[64], sha[65], got[65], err[512] = "";
+    char src[256], sha[65], got[65], err[512] = "";
     size_t len = 0;
     long before, after;
     double t0;
-    snprintf(src, sizeof(src), "/tmp/dip-s3big-%d", (int)getpid());
+    snprintf(src, sizeof(src), "%s/dip-s3big-%d", it_tmpdir(), (int)getpid());
     write_big(src, n, 92, sha);
     before = peak_rss_kb();
     t0 = now_s();
@@ -1448,7 +1449,7 @@ static void test_s3_multipart_100mb(void **state)
     if (f->pid > 0) {
         /* s3rver keeps a multipart object's parts apart until it is
          * complete: the object is there, whole. */
-        char stored[256];
+        char stored[1024];
         struct stat st;
         snprintf(stored, sizeof(stored),
                  "%s/deals/errors/big.csv._S3rver_object", f->dir);
@@ -1490,7 +1491,7 @@ static void test_bench(void **state)
     s3_fix_t *f = *state;
     const char *mb = getenv("DEALIMPORT_TEST_BENCH_MB");
     size_t n;
-    char *data, src[96], dir[64], url[80], err[512] = "";
+    char *data, src[1024], dir[256], url[512], err[512] = "";
     dip_config_t cfg;
     dip_storage_t *fst;
     if (mb == NULL || atoi(mb) <= 0) {
@@ -1499,7 +1500,7 @@ static void test_bench(void **state)
     }
     n = (size_t)atoi(mb) * 1000000;
     data = make_bytes(n, 71);
-    snprintf(dir, sizeof(dir), "/tmp/dip-bench-XXXXXX");
+    snprintf(dir, sizeof(dir), "%s/dip-bench-XXXXXX", it_tmpdir());
     assert_non_null(mkdtemp(dir));
     snprintf(src, sizeof(src), "%s/src", dir);
     write_file(src, data, n);

@@ -27,12 +27,13 @@
 #include "it_skip.h"
 #include "sup_cgroup.h"
 #include "sup_spawn.h"
+#include "it_tmp.h"
 
 /* ---- parsers ------------------------------------------------------------ */
 
 static void test_parse_self(void **state)
 {
-    char path[128], tiny[8];
+    char path[512], tiny[8];
     (void)state;
     assert_int_equal(sup_cgroup_parse_self("0::/system.slice/"
                                            "dealimport-supervisor.service\n",
@@ -61,7 +62,7 @@ static void test_parse_self(void **state)
 
 static void test_parse_mount(void **state)
 {
-    char path[128];
+    char path[512];
     (void)state;
     assert_int_equal(
         sup_cgroup_parse_mount(
@@ -115,12 +116,12 @@ static void test_parse_key(void **state)
 /* ---- a directory tree standing in for cgroupfs -------------------------- */
 
 typedef struct tree {
-    char dir[64];
+    char dir[256];
 } tree_t;
 
 static void put(const tree_t *t, const char *rel, const char *text)
 {
-    char path[256];
+    char path[1024];
     FILE *f;
     snprintf(path, sizeof(path), "%s/%s", t->dir, rel);
     f = fopen(path, "we");
@@ -131,7 +132,7 @@ static void put(const tree_t *t, const char *rel, const char *text)
 
 static void get(const tree_t *t, const char *rel, char *buf, size_t len)
 {
-    char path[256];
+    char path[1024];
     FILE *f;
     size_t n;
     snprintf(path, sizeof(path), "%s/%s", t->dir, rel);
@@ -144,14 +145,14 @@ static void get(const tree_t *t, const char *rel, char *buf, size_t len)
 
 static int exists(const tree_t *t, const char *rel)
 {
-    char path[256];
+    char path[1024];
     snprintf(path, sizeof(path), "%s/%s", t->dir, rel);
     return access(path, F_OK) == 0;
 }
 
 static void sub(const tree_t *t, const char *rel)
 {
-    char path[256];
+    char path[1024];
     snprintf(path, sizeof(path), "%s/%s", t->dir, rel);
     assert_int_equal(mkdir(path, 0755), 0);
 }
@@ -173,7 +174,7 @@ static void worker_files(const tree_t *t, const char *name, int swap)
 
 static void tree_make(tree_t *t, const char *controllers, const char *procs)
 {
-    snprintf(t->dir, sizeof(t->dir), "/tmp/sup-cgroup-XXXXXX");
+    snprintf(t->dir, sizeof(t->dir), "%s/sup-cgroup-XXXXXX", it_tmpdir());
     assert_non_null(mkdtemp(t->dir));
     put(t, "cgroup.controllers", controllers);
     put(t, "cgroup.subtree_control", "");
@@ -184,7 +185,7 @@ static void tree_make(tree_t *t, const char *controllers, const char *procs)
 
 static void tree_remove(tree_t *t)
 {
-    char cmd[128];
+    char cmd[512];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);
     assert_int_equal(system(cmd), 0);
 }
@@ -193,7 +194,7 @@ static void test_open_and_create(void **state)
 {
     tree_t t;
     sup_cgroup_t *cg;
-    char msg[512], err[512], buf[128], pid[32], want[300];
+    char msg[512], err[512], buf[128], pid[32], want[1024];
     struct stat a, b;
     int fd = -1;
     (void)state;

@@ -23,6 +23,7 @@
 #include "sup_cleanup.h"
 #include "sup_errfile.h"
 #include "it_skip.h"
+#include "it_tmp.h"
 
 typedef struct {
     it_env_t env;
@@ -81,8 +82,8 @@ static int exists(dip_storage_t *st, const char *key)
 
 static void put(dip_storage_t *st, const char *key)
 {
-    char path[] = "/tmp/dip-cleanup-XXXXXX", err[512] = "";
-    int fd = mkstemp(path);
+    char path[512], err[512] = "";
+    int fd = mkstemp(it_tmp_name(path, sizeof(path), "dip-cleanup-XXXXXX"));
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "a,b\r\n1,2\r\n", 10), 10);
     close(fd);
@@ -248,14 +249,14 @@ static void test_waits_for_error_file(void **state)
 static void test_file_storage(void **state)
 {
     fix_t *f = stack(state);
-    char dir[] = "/tmp/dip-cleanup-dir-XXXXXX", url[128], path[256],
-         why[512] = "";
+    char dir[512], url[1024], path[1024], why[512] = "";
     bson_value_t qid = new_oid(), qid2 = new_oid();
     dip_config_t cfg;
     dip_storage_t *st;
     struct stat sb;
 
-    assert_non_null(mkdtemp(dir));
+    assert_non_null(
+        mkdtemp(it_tmp_name(dir, sizeof(dir), "dip-cleanup-dir-XXXXXX")));
     snprintf(url, sizeof(url), "file://%s", dir);
     dip_config_init(&cfg);
     cfg.storage_url = strdup(url);

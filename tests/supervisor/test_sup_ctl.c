@@ -29,6 +29,7 @@
 #include "dip_log.h"
 #include "dip_mongo_io.h"
 #include "sup_ctl.h"
+#include "it_tmp.h"
 
 #define LOCAL_ID "64b0000000000000000000aa"
 #define LOCAL_ACC "64b0000000000000000000bb"
@@ -42,7 +43,7 @@ typedef struct fake {
 } fake_t;
 
 typedef struct ctx {
-    char dir[64];
+    char dir[256];
     dip_config_t cfg;
     void *zctx;
     sup_ctl_t *ctl;
@@ -50,10 +51,10 @@ typedef struct ctx {
     mongoc_client_t *client; /* the loop's, here for a port nothing serves */
     const char *db;
     fake_t fake;
-    char endpoint[128];
+    char endpoint[512];
     char tcp[64];
     char server_pub[41];
-    char good_key[160], bad_key[160];
+    char good_key[512], bad_key[512];
 } ctx_t;
 
 static void fake_view(void *p, sup_ctl_view_t *v)
@@ -104,10 +105,10 @@ static int free_port(void)
 static int setup(void **state)
 {
     ctx_t *c = calloc(1, sizeof(*c));
-    char err[512], path[160], pub[41], clients[128];
+    char err[512], path[512], pub[41], clients[512];
     sup_ctl_host_t host;
     mode_t old;
-    snprintf(c->dir, sizeof(c->dir), "/tmp/test-sup-ctl-XXXXXX");
+    snprintf(c->dir, sizeof(c->dir), "%s/test-sup-ctl-XXXXXX", it_tmpdir());
     if (mkdtemp(c->dir) == NULL)
         return -1;
     snprintf(path, sizeof(path), "%s/server", c->dir);
@@ -170,7 +171,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     ctx_t *c = *state;
-    char cmd[128];
+    char cmd[512];
     sup_ctl_destroy(&c->ctl);
     if (c->client)
         dip_mongo_client_close(c->client);
@@ -269,7 +270,7 @@ static void expect_error(ctx_t *c, const char *req, dip_ctl_code_t code,
 static void test_socket_mode(void **state)
 {
     ctx_t *c = *state;
-    char path[160];
+    char path[512];
     struct stat st;
     snprintf(path, sizeof(path), "%s/control.ipc", c->dir);
     assert_int_equal(stat(path, &st), 0);
@@ -526,7 +527,7 @@ static void test_config_errors(void **state)
     dip_config_t cfg = c->cfg;
     sup_ctl_host_t host = {&c->fake, fake_view, fake_control, NULL};
     void *z = zmq_ctx_new();
-    char err[512], dir[96], nodir[] = "/nonexistent";
+    char err[512], dir[1024], nodir[] = "/nonexistent";
     sup_ctl_t *x;
     snprintf(dir, sizeof(dir), "%s/other", c->dir);
     mkdir(dir, 0700);

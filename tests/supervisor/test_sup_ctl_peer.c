@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "sup_ctl_peer.h"
+#include "it_tmp.h"
 
 typedef struct uid_row {
     const char *addr;
@@ -95,12 +96,13 @@ static void test_describe(void **state)
 /* What libzmq really hands a ROUTER about an ipc:// peer: our own uid. */
 static void test_real_ipc(void **state)
 {
-    char dir[] = "/tmp/sup_ctl_peer.XXXXXX", ep[64];
+    char dir[512], ep[1024];
     void *ctx = zmq_ctx_new(), *r, *d;
     zmq_msg_t id, body;
     sup_ctl_peer_t p;
     (void)state;
-    assert_non_null(mkdtemp(dir));
+    assert_non_null(
+        mkdtemp(it_tmp_name(dir, sizeof(dir), "sup_ctl_peer.XXXXXX")));
     snprintf(ep, sizeof(ep), "ipc://%s/s.ipc", dir);
     r = zmq_socket(ctx, ZMQ_ROUTER);
     d = zmq_socket(ctx, ZMQ_DEALER);
@@ -138,7 +140,7 @@ static void test_real_ipc(void **state)
  * the receive has a deadline, and the child is killed if it passes. */
 static void test_other_uid(void **state)
 {
-    char dir[] = "/tmp/sup_ctl_peer.XXXXXX", ep[64], path[64], go = 0;
+    char dir[512], ep[1024], path[1024], go = 0;
     void *ctx, *r;
     zmq_msg_t id, body;
     sup_ctl_peer_t p;
@@ -150,7 +152,8 @@ static void test_other_uid(void **state)
         fprintf(stderr, "not root: another uid cannot be tried here\n");
         return;
     }
-    assert_non_null(mkdtemp(dir));
+    assert_non_null(
+        mkdtemp(it_tmp_name(dir, sizeof(dir), "sup_ctl_peer.XXXXXX")));
     assert_int_equal(chmod(dir, 0777), 0);
     snprintf(ep, sizeof(ep), "ipc://%s/s.ipc", dir);
     snprintf(path, sizeof(path), "%s/s.ipc", dir);

@@ -32,6 +32,7 @@
 #include "sup_errfile.h"
 #include "dip_text.h"
 #include "it_skip.h"
+#include "it_tmp.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
@@ -172,7 +173,7 @@ static void test_format_read_by_python(void **state)
     bson_value_t qid = {.value_type = BSON_TYPE_INT32, .value.v_int32 = 1};
     bson_t *h = str_array(header, 4), *d;
     sup_errfile_buf_t b = {0};
-    char path[] = "/tmp/dip-errfile-XXXXXX";
+    char path[512];
     json_t *rows;
     int fd;
     (void)state;
@@ -214,7 +215,7 @@ static void test_format_read_by_python(void **state)
                                    "number,Acme,\"'=HYPERLINK(\"\"http://x\"\")"
                                    "\",Won,'@bob\r\n3,"));
 
-    fd = mkstemp(path);
+    fd = mkstemp(it_tmp_name(path, sizeof(path), "dip-errfile-XXXXXX"));
     assert_true(fd >= 0);
     close(fd);
     write_tmp(path, b.data, b.len);
@@ -389,7 +390,7 @@ static void test_write_s3(void **state)
     bson_oid_t o1, o2;
     bson_t *h = str_array(header, 3), *docs[6], *imp;
     sup_errfile_result_t r, r2;
-    char err[1024] = "", path[] = "/tmp/dip-errfile-XXXXXX", want[128];
+    char err[1024] = "", path[512], want[128];
     json_t *rows;
     size_t got;
     int fd;
@@ -422,7 +423,7 @@ static void test_write_s3(void **state)
     assert_string_equal(r.key, want);
     assert_int_equal(r.rows, 3);
 
-    fd = mkstemp(path);
+    fd = mkstemp(it_tmp_name(path, sizeof(path), "dip-errfile-XXXXXX"));
     assert_true(fd >= 0);
     close(fd);
     got = download(f->env.storage, r.key, path);
@@ -473,8 +474,8 @@ static void test_write_s3(void **state)
     assert_int_equal(r2.rows, r.rows);
     assert_int_equal(r2.bytes, r.bytes);
     {
-        char path2[] = "/tmp/dip-errfile-XXXXXX", cmd[256];
-        fd = mkstemp(path2);
+        char path2[512], cmd[2048];
+        fd = mkstemp(it_tmp_name(path2, sizeof(path2), "dip-errfile-XXXXXX"));
         close(fd);
         download(f->env.storage, r2.key, path2);
         snprintf(cmd, sizeof(cmd), "cmp -s '%s' '%s'", path, path2);
@@ -512,8 +513,7 @@ static void test_write_file_storage(void **state)
     dip_config_t cfg;
     dip_storage_t *st;
     sup_errfile_result_t r;
-    char dir[] = "/tmp/dip-errfile-dir-XXXXXX", url[128], path[256],
-         err[1024] = "", cmd[300];
+    char dir[512], url[1024], path[1024], err[1024] = "", cmd[1024];
     struct stat sb;
     json_t *rows;
     FILE *p;
@@ -524,7 +524,8 @@ static void test_write_file_storage(void **state)
     docs[0] = error_doc(&qid, 5, "B", "bad", r1, 2, 0);
     docs[1] = error_doc(&qid, 2, "A", "worse", r1, 2, 0);
     insert_all(errs, docs, 2);
-    assert_non_null(mkdtemp(dir));
+    assert_non_null(
+        mkdtemp(it_tmp_name(dir, sizeof(dir), "dip-errfile-dir-XXXXXX")));
     snprintf(url, sizeof(url), "file://%s", dir);
     dip_config_init(&cfg);
     cfg.storage_url = strdup(url);
@@ -571,7 +572,7 @@ static void test_many_errors_flat(void **state)
     mongoc_collection_t *errs = it_coll(&f->env, "csv_import_errors");
     bson_value_t qid = {.value_type = BSON_TYPE_OID};
     sup_errfile_result_t r;
-    char cell[1001], err[1024] = "", path[] = "/tmp/dip-errfile-XXXXXX";
+    char cell[1001], err[1024] = "", path[512];
     const char *row[3] = {cell, "=1+2", "x"};
     bson_t **docs = calloc(batch, sizeof(*docs));
     long before, after;
@@ -617,7 +618,7 @@ static void test_many_errors_flat(void **state)
     (void)after;
 #endif
 
-    fd = mkstemp(path);
+    fd = mkstemp(it_tmp_name(path, sizeof(path), "dip-errfile-XXXXXX"));
     close(fd);
     got = download(f->env.storage, r.key, path);
     assert_int_equal((int64_t)got, r.bytes);

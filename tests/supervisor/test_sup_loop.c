@@ -32,9 +32,10 @@
 #include "dip_log.h"
 #include "dip_mongo_io.h"
 #include "sup_loop.h"
+#include "it_tmp.h"
 
 typedef struct fixture {
-    char dir[64];
+    char dir[256];
     dip_config_t cfg;
 } fixture_t;
 
@@ -57,10 +58,10 @@ static int free_port(void)
 static int setup(void **state)
 {
     fixture_t *fx = calloc(1, sizeof(*fx));
-    char uri[256], run[96];
+    char uri[256], run[512];
     if (fx == NULL)
         return -1;
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/test-sup-loop-XXXXXX");
+    snprintf(fx->dir, sizeof(fx->dir), "%s/test-sup-loop-XXXXXX", it_tmpdir());
     if (mkdtemp(fx->dir) == NULL)
         return -1;
     snprintf(run, sizeof(run), "%s/run", fx->dir);
@@ -80,7 +81,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *fx = *state;
-    char cmd[128];
+    char cmd[512];
     dip_config_release(&fx->cfg);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
     if (system(cmd) != 0)
@@ -119,7 +120,7 @@ static void test_refusals(void **state)
 {
     fixture_t *fx = *state;
     dip_config_t cfg = fx->cfg;
-    char err[512] = "", nox[96];
+    char err[512] = "", nox[512];
     FILE *f;
     snprintf(nox, sizeof(nox), "%s/not-executable", fx->dir);
     f = fopen(nox, "w");

@@ -19,10 +19,11 @@
 #include <unistd.h>
 
 #include "sup_notify.h"
+#include "it_tmp.h"
 
 typedef struct listener {
-    char dir[64];
-    char path[96];
+    char dir[256];
+    char path[512];
     int fd;
 } listener_t;
 
@@ -50,7 +51,7 @@ static void listen_on(listener_t *l, const char *abstract)
         alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
                            strlen(l->path));
     } else {
-        snprintf(l->dir, sizeof(l->dir), "/tmp/sup-notify-XXXXXX");
+        snprintf(l->dir, sizeof(l->dir), "%s/sup-notify-XXXXXX", it_tmpdir());
         assert_non_null(mkdtemp(l->dir));
         snprintf(l->path, sizeof(l->path), "%s/notify", l->dir);
         memcpy(a.sun_path, l->path, strlen(l->path) + 1);

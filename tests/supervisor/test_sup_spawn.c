@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "sup_spawn.h"
+#include "it_tmp.h"
 
 /* argv strings must be writable (execve's type); -Wwrite-strings agrees. */
 static char s_sleep[] = "sleep", s_30[] = "30", s_sh[] = "sh", s_c[] = "-c",
@@ -81,7 +82,7 @@ static void read_file(const char *path, char *buf, size_t len)
 /* The value after "Name:" in /proc/<pid>/status. */
 static void status_field(pid_t pid, const char *name, char *out, size_t len)
 {
-    char path[64], text[8192], *p, *eol;
+    char path[512], text[8192], *p, *eol;
     snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
     read_file(path, text, sizeof(text));
     p = strstr(text, name);
@@ -97,7 +98,7 @@ static void status_field(pid_t pid, const char *name, char *out, size_t len)
 /* "soft hard" of one line of /proc/<pid>/limits. */
 static void limit_of(pid_t pid, const char *name, char *out, size_t len)
 {
-    char path[64], text[8192], soft[32], hard[32], *p;
+    char path[512], text[8192], soft[32], hard[32], *p;
     snprintf(path, sizeof(path), "/proc/%ld/limits", (long)pid);
     read_file(path, text, sizeof(text));
     p = strstr(text, name);
@@ -153,7 +154,7 @@ static void test_isolation(void **state)
     sup_spawn_opts_t o;
     sigset_t block, old;
     struct sigaction ign, old_pipe;
-    char err[256] = "", buf[128], path[64];
+    char err[256] = "", buf[128], path[512];
     int leak;
     pid_t pid;
     DIR *d;
@@ -568,7 +569,7 @@ static void test_dies_with_parent(void **state)
 
 static void make_tmpdir(char *dir, size_t len)
 {
-    snprintf(dir, len, "/tmp/sup-spawn-XXXXXX");
+    snprintf(dir, len, "%s/sup-spawn-XXXXXX", it_tmpdir());
     assert_non_null(mkdtemp(dir));
 }
 
@@ -577,7 +578,7 @@ static void make_tmpdir(char *dir, size_t len)
 static void test_cgroup_join(void **state)
 {
     sup_spawn_opts_t o;
-    char dir[64], procs[96], text[64], want[32], err[256] = "";
+    char dir[256], procs[512], text[64], want[32], err[256] = "";
     int dfd, fd;
     pid_t pid;
     (void)state;
@@ -623,10 +624,11 @@ static void test_cgroup_join(void **state)
  * user could receive the workers' rows or send control frames). */
 static void test_runtime_dir(void **state)
 {
-    char base[] = "/tmp/test-sup-spawn-rt-XXXXXX", dir[96], link[96], err[512];
+    char base[512], dir[1024], link[1024], err[512];
     struct stat st;
     (void)state;
-    assert_non_null(mkdtemp(base));
+    assert_non_null(
+        mkdtemp(it_tmp_name(base, sizeof(base), "test-sup-spawn-rt-XXXXXX")));
     snprintf(dir, sizeof(dir), "%s/run", base);
     assert_int_equal(sup_spawn_runtime_dir(dir, err, sizeof(err)), 0);
     assert_int_equal(stat(dir, &st), 0);

@@ -37,6 +37,7 @@
 
 #include "it_skip.h"
 #include "sup_watch.h"
+#include "it_tmp.h"
 
 typedef struct {
     uint32_t domain, code;
@@ -289,8 +290,8 @@ static bool dev_admin(fx_t *fx, bson_t *cmd)
 /* Redirects stderr (the watcher's log) to a temporary file; its fd. */
 static int capture_stderr(int *saved)
 {
-    char path[] = "/tmp/sup_watch_log.XXXXXX";
-    int fd = mkstemp(path);
+    char path[512];
+    int fd = mkstemp(it_tmp_name(path, sizeof(path), "sup_watch_log.XXXXXX"));
     assert_true(fd >= 0);
     unlink(path);
     fflush(stderr);
@@ -386,7 +387,7 @@ static int start_standalone(pid_t *pid)
 static void test_standalone_said_once(void **state)
 {
     char uri[128];
-    char path[] = "/tmp/sup_watch_log.XXXXXX";
+    char path[512];
     char buf[8192];
     pid_t pid = -1;
     int port = start_standalone(&pid);
@@ -406,7 +407,7 @@ static void test_standalone_said_once(void **state)
     }
     snprintf(uri, sizeof(uri), "mongodb://127.0.0.1:%d/standalone", port);
     /* The watcher's log lines go to stderr: read them back. */
-    logfd = mkstemp(path);
+    logfd = mkstemp(it_tmp_name(path, sizeof(path), "sup_watch_log.XXXXXX"));
     assert_true(logfd >= 0);
     fflush(stderr);
     saved = dup(2);

@@ -7,6 +7,7 @@
 #include "it_check.h"
 #include "dip_bson.h"
 #include "dip_ctl.h"
+#include "it_tmp.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -83,8 +84,10 @@ static int run_argv(const char *runtime, char *const *argv, char *out,
                     size_t outlen, char *err, size_t errlen, int merge,
                     int timeout_ms)
 {
-    char opath[] = "/tmp/it-ctl-out-XXXXXX", epath[] = "/tmp/it-ctl-err-XXXXXX";
-    int ofd = mkstemp(opath), efd = mkstemp(epath), st = 0, rc = -1;
+    char opath[512], epath[512];
+    int ofd = mkstemp(it_tmp_name(opath, sizeof(opath), "it-ctl-out-XXXXXX")),
+        efd = mkstemp(it_tmp_name(epath, sizeof(epath), "it-ctl-err-XXXXXX")),
+        st = 0, rc = -1;
     int64_t end = ms() + timeout_ms;
     pid_t pid;
     if (ofd < 0 || efd < 0)

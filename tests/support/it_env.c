@@ -6,6 +6,7 @@
 #include "it_skip.h"
 #include "dip_bson.h"
 #include "dip_mongo_io.h"
+#include "it_tmp.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -215,8 +216,18 @@ pid_t it_supervisor_start(it_env_t *env, const char *const *extra,
     pid_t pid;
     char sock[600];
     const char *runtime;
-    snprintf(env->runtime, sizeof(env->runtime), "/tmp/it-%s-%d", env->dbname,
-             seq++);
+    /* In the test's own folder (it_tmp.h), removed with it when the test
+     * passes: the supervisor's sockets and lock file go with it. The name
+     * stays short, as the sockets' paths must fit in 107 bytes. */
+    snprintf(env->runtime, sizeof(env->runtime), "%s/sup-%d-%d", it_tmpdir(),
+             (int)getpid(), seq++);
+    if (strlen(env->runtime) + sizeof("/control.ipc") > 108) {
+        fprintf(stderr,
+                "the runtime folder '%s' is too long for an ipc socket: "
+                "TMPDIR must be shorter\n",
+                env->runtime);
+        exit(1);
+    }
     mkdir(env->runtime, 0700);
     runtime = env->runtime;
     for (int i = 0; extra && extra[i]; i++)
@@ -283,8 +294,8 @@ int it_process_stop(pid_t pid, int sig, int timeout_ms)
 
 void it_put(it_env_t *env, const char *key, const char *data, size_t len)
 {
-    char tmp[] = "/tmp/it-upload-XXXXXX", err[512];
-    int fd = mkstemp(tmp);
+    char tmp[512], err[512];
+    int fd = mkstemp(it_tmp_name(tmp, sizeof(tmp), "it-upload-XXXXXX"));
     if (fd < 0 || write(fd, data, len) != (ssize_t)len) {
         fprintf(stderr, "cannot write a temp file\n");
         exit(1);

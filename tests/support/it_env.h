@@ -19,7 +19,8 @@ typedef struct it_env {
     dip_config_t cfg; /* from the environment, with the private database */
     char uri[1024];   /* DEALIMPORT_MONGODB_URI for the programs */
     char dbname[64];
-    char runtime[256]; /* a fresh runtime directory per supervisor start */
+    char runtime[256]; /* a fresh runtime directory per supervisor start,
+                        * under it_tmpdir() */
     mongoc_client_t *client;
     mongoc_database_t *db;
     dip_storage_t *storage;

@@ -17,6 +17,7 @@
 #include "dip_bson.h"
 #include "it_check.h"
 #include "it_upsert.h"
+#include "it_tmp.h"
 
 const char it_upsert_mappings[] =
     "{\"Ref\":\"external_id\",\"Name\":\"name\",\"Value\":\"value\","
@@ -31,7 +32,8 @@ void it_upsert_write_base(it_env_t *env, const char *key, int n)
 {
     char path[256];
     FILE *f;
-    snprintf(path, sizeof(path), "/tmp/it-upsert-base-%d.csv", (int)getpid());
+    snprintf(path, sizeof(path), "%s/it-upsert-base-%d.csv", it_tmpdir(),
+             (int)getpid());
     f = fopen(path, "w");
     assert_non_null(f);
     fprintf(f, "Ref,Name,Value,Stage,Region\n");
@@ -82,7 +84,8 @@ void it_upsert_run(it_env_t *env, const bson_oid_t *qid,
 {
     char logpath[256];
     pid_t sup;
-    snprintf(logpath, sizeof(logpath), "/tmp/it-upsert-%d.log", (int)getpid());
+    snprintf(logpath, sizeof(logpath), "%s/it-upsert-%d.log", it_tmpdir(),
+             (int)getpid());
     sup = it_supervisor_start(env, extra, logpath);
     assert_true(sup > 0);
     assert_int_equal(it_wait_final(env, qid, 600000, q), 0);
@@ -142,7 +145,7 @@ static int import_log(it_env_t *env, const bson_oid_t *qid, bson_t *out)
 json_t *it_upsert_success_rows(it_env_t *env, const bson_oid_t *qid,
                                char **key_out)
 {
-    char logpath[256], in[128], out[128], cmd[512], err[512];
+    char logpath[256], in[256], out[256], cmd[1024], err[512];
     file_sink_t s = {NULL, 0};
     dip_storage_sink_t sink = {&s, NULL, to_file, NULL};
     pid_t sup = -1;
@@ -159,8 +162,8 @@ json_t *it_upsert_success_rows(it_env_t *env, const bson_oid_t *qid,
         bson_init(&imp);
         /* the follow-ups of an end run by any supervisor's sweep */
         if (sup < 0) {
-            snprintf(logpath, sizeof(logpath), "/tmp/it-success-%d.log",
-                     (int)getpid());
+            snprintf(logpath, sizeof(logpath), "%s/it-success-%d.log",
+                     it_tmpdir(), (int)getpid());
             sup = it_supervisor_start(env, NULL, logpath);
         }
         usleep(100000);
@@ -173,8 +176,10 @@ json_t *it_upsert_success_rows(it_env_t *env, const bson_oid_t *qid,
                  dip_bson_get_str(&imp, "success_file.failed")
                      ? dip_bson_get_str(&imp, "success_file.failed")
                      : "not written in two minutes");
-    snprintf(in, sizeof(in), "/tmp/it-success-%d.csv", (int)getpid());
-    snprintf(out, sizeof(out), "/tmp/it-success-%d.json", (int)getpid());
+    snprintf(in, sizeof(in), "%s/it-success-%d.csv", it_tmpdir(),
+             (int)getpid());
+    snprintf(out, sizeof(out), "%s/it-success-%d.json", it_tmpdir(),
+             (int)getpid());
     s.f = fopen(in, "wb");
     assert_non_null(s.f);
     if (dip_storage_get(env->storage, key, 0, &sink, err, sizeof(err)) != 0)

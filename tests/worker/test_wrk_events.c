@@ -20,12 +20,13 @@
 #include <zmq.h>
 
 #include "wrk_events.h"
+#include "it_tmp.h"
 
 #define QID "64b0000000000000000000aa"
 
 typedef struct fake_sup {
     void *ctx, *router;
-    char ep[128];
+    char ep[256];
     pthread_t thread;
     pthread_mutex_t mu;
     int stop, ack, control; /* answer with acks; send this control */
@@ -113,8 +114,8 @@ static void fake_start(fake_sup_t *f, int64_t window, int ack)
     pthread_mutex_init(&f->mu, NULL);
     f->ack = ack;
     f->window = window;
-    snprintf(f->ep, sizeof(f->ep), "ipc:///tmp/test-wrk-events-%d.ipc",
-             (int)getpid());
+    snprintf(f->ep, sizeof(f->ep), "ipc://%s/test-wrk-events-%d.ipc",
+             it_tmpdir(), (int)getpid());
     f->ctx = zmq_ctx_new();
     f->router = zmq_socket(f->ctx, ZMQ_ROUTER);
     zmq_setsockopt(f->router, ZMQ_LINGER, &zero, sizeof(zero));

@@ -18,19 +18,20 @@
 
 #include "dip_config.h"
 #include "wrk_survey.h"
+#include "it_tmp.h"
 
 typedef struct {
-    char dir[64];
+    char dir[256];
     dip_config_t cfg;
 } fix_t;
 
 static int setup(void **state)
 {
     fix_t *f = calloc(1, sizeof(*f));
-    char url[128];
+    char url[512];
     if (f == NULL)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/wrk-survey-XXXXXX");
+    snprintf(f->dir, sizeof(f->dir), "%s/wrk-survey-XXXXXX", it_tmpdir());
     if (mkdtemp(f->dir) == NULL)
         return -1;
     dip_config_init(&f->cfg);
@@ -44,7 +45,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fix_t *f = *state;
-    char cmd[128];
+    char cmd[512];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", f->dir);
@@ -76,7 +77,7 @@ static void start(wrk_format_decisions_t *d)
 static void test_decides_from_the_whole_file(void **state)
 {
     fix_t *f = *state;
-    char path[128], err[512] = "";
+    char path[512], err[512] = "";
     wrk_format_decisions_t d;
     wrk_survey_file_t file;
     wrk_map_t *m = map("{\"Name\": \"name\", \"Stage\": \"stage_id\", "
@@ -116,7 +117,7 @@ static void test_decides_from_the_whole_file(void **state)
 static void test_refusals(void **state)
 {
     fix_t *f = *state;
-    char path[128], err[512] = "";
+    char path[512], err[512] = "";
     wrk_format_decisions_t d;
     wrk_survey_file_t file;
     wrk_map_t *m = map("{\"Name\": \"name\", \"Stage\": \"stage_id\", "
