@@ -37,56 +37,54 @@ static bson_t *where_found(const plan_t *p, const bson_t *deal)
     return w;
 }
 
-/* Whether a filter {f: v} would read v as something else than a value:
- * a regular expression (a pattern match) or a document whose first key
- * starts with '$' (operators). Those are named under $eq. */
-static int needs_eq(const bson_iter_t *v)
-{
-    bson_iter_t sub;
-    if (BSON_ITER_HOLDS_REGEX(v))
-        return 1;
-    return BSON_ITER_HOLDS_DOCUMENT(v) && bson_iter_recurse(v, &sub) &&
-           bson_iter_next(&sub) && bson_iter_key(&sub)[0] == '$';
-}
-
 /* Appends to cas, for each entry of changes ({f, a, b}), f's previous
- * value b as MongoDB matches it: {f: b}, the equality (under $eq when
- * needs_eq: the same predicate, read as a value; a plain equality is what
- * the development server judges cheaply, as mongod's query shapes are the
- * same); a document is compared field by field in order, and b is the
- * stored document as the lookup read it, so its order is the stored one;
- * {f: {$exists: false}} when the deal had no f; then {tags: {$nin: tags}}
- * when the update adds tags. What the query language cannot tell apart
- * stays alike: null matches a missing field, 1 matches 1.0, a scalar
- * matches an array holding it; a deal changed from one to the other of
- * such a pair meanwhile is taken as unchanged (its restore then gives the
- * recorded form). -1 out of memory. */
+ * value b as MongoDB matches exactly it and nothing the deal may hold
+ * instead: {f: {$exists: false}} when the deal had no f; an array b as
+ * the plain equality {f: b} (a document is compared field by field in
+ * order, and b is the stored value as the lookup read it, so its order is
+ * the stored one); any other b as {f: {$eq: b, $not: {$type: "array"}}}:
+ * $eq reads a regular expression or a document of operators as a value,
+ * and a plain equality with a scalar also matches an array holding it (a
+ * deal another writer changed from 1 to [1, 50] would be overwritten and
+ * its record say 1, whose restore loses the 50); a null b adds
+ * {$exists: true} (null also matches a missing field). Then
+ * {tags: {$nin: tags}} when the update adds tags. What stays alike is
+ * only a value's form: 1 matches 1.0 and NumberLong(1), a document the
+ * same document with numbers of other types; a deal changed from one to
+ * the other meanwhile is taken as unchanged, and its restore gives the
+ * recorded form of the same value. -1 out of memory. */
 static int cas_conditions(bson_t *cas, const bson_t *changes,
                           const bson_t *tags)
 {
     bson_iter_t it, e, f, b;
-    bson_t sub;
+    bson_t sub, neg;
     const char *name;
     if (!bson_iter_init(&it, changes))
         return -1;
     while (bson_iter_next(&it)) {
+        int has_b;
         if (!BSON_ITER_HOLDS_DOCUMENT(&it) || !bson_iter_recurse(&it, &e) ||
             !bson_iter_find(&e, "f") || !BSON_ITER_HOLDS_UTF8(&e))
             return -1;
         f = e;
         name = bson_iter_utf8(&f, NULL);
-        if (bson_iter_recurse(&it, &b) && bson_iter_find(&b, "b") &&
-            !needs_eq(&b)) {
+        has_b = bson_iter_recurse(&it, &b) && bson_iter_find(&b, "b");
+        if (has_b && BSON_ITER_HOLDS_ARRAY(&b)) {
             if (!BSON_APPEND_VALUE(cas, name, bson_iter_value(&b)))
                 return -1;
             continue;
         }
         if (!BSON_APPEND_DOCUMENT_BEGIN(cas, name, &sub))
             return -1;
-        if (bson_iter_recurse(&it, &b) && bson_iter_find(&b, "b")) {
-            if (!BSON_APPEND_VALUE(&sub, "$eq", bson_iter_value(&b)))
+        if (!has_b) {
+            if (!BSON_APPEND_BOOL(&sub, "$exists", false))
                 return -1;
-        } else if (!BSON_APPEND_BOOL(&sub, "$exists", false)) {
+        } else if (!BSON_APPEND_VALUE(&sub, "$eq", bson_iter_value(&b)) ||
+                   (BSON_ITER_HOLDS_NULL(&b) &&
+                    !BSON_APPEND_BOOL(&sub, "$exists", true)) ||
+                   !BSON_APPEND_DOCUMENT_BEGIN(&sub, "$not", &neg) ||
+                   !BSON_APPEND_UTF8(&neg, "$type", "array") ||
+                   !bson_append_document_end(&sub, &neg)) {
             return -1;
         }
         if (!bson_append_document_end(cas, &sub))

@@ -62,6 +62,7 @@ typedef struct {
     int calls;       /* of the hook, this batch */
     int change_each; /* the hook changes the deal at every call */
     int add_tag;     /* the hook adds the tag "t" to E1 as well */
+    int to_array;    /* the hook writes [1, 50]: an array holding 1 */
 } fix_t;
 
 static int setup(void **state)
@@ -170,9 +171,15 @@ static void other_import(void *arg)
         bson_destroy(sel);
         return;
     }
-    u = BCON_NEW("$set", "{", "value", BCON_DOUBLE(49 + f->calls),
-                 "last_import", "{", "queue_id", BCON_OID(&f->other_queue),
-                 "line", BCON_INT64(7), "}", "}");
+    if (f->to_array)
+        u = BCON_NEW("$set", "{", "value", "[", BCON_DOUBLE(1), BCON_DOUBLE(50),
+                     "]", "last_import", "{", "queue_id",
+                     BCON_OID(&f->other_queue), "line", BCON_INT64(7), "}",
+                     "}");
+    else
+        u = BCON_NEW("$set", "{", "value", BCON_DOUBLE(49 + f->calls),
+                     "last_import", "{", "queue_id", BCON_OID(&f->other_queue),
+                     "line", BCON_INT64(7), "}", "}");
     if (f->add_tag) {
         bson_t *t = BCON_NEW("$addToSet", "{", "tags", BCON_UTF8("t"), "}");
         assert_true(
@@ -308,6 +315,39 @@ static void test_tag_added_meanwhile(void **state)
         free(messages[i]);
 }
 
+/* Value 1, then another writer's [1, 50] after the lookup: an array
+ * holding the value the lookup saw, which a plain equality {value: 1}
+ * matches on MongoDB. The update must miss it, read the deal again and
+ * record the array, so the revert gives [1, 50] back, not 1 (which lost
+ * the other writer's 50). */
+static void test_array_holding_value_meanwhile(void **state)
+{
+    fix_t *f = *state;
+    int outcome[N];
+    char *messages[N] = {NULL};
+    ctl_restore_t r;
+    seed(f);
+    f->to_array = 1;
+    run(f, outcome, messages);
+    f->to_array = 0;
+    assert_int_equal(outcome[0], WRK_UPSERT_UPDATED);
+    assert_int_equal(f->calls, 2);
+    assert_int_equal(count(f, WRK_UPSERT_CHANGES,
+                           BCON_NEW("queue_id", BCON_OID(&f->queue), "line",
+                                    BCON_INT64(2), "changes.0.b", "[",
+                                    BCON_DOUBLE(1), BCON_DOUBLE(50), "]")),
+                     1);
+    revert(f, &r);
+    assert_int_equal(r.restored, 2);
+    ctl_restore_release(&r);
+    assert_int_equal(count(f, "deals",
+                           BCON_NEW("_id", BCON_OID(&f->ids[0]), "value", "[",
+                                    BCON_DOUBLE(1), BCON_DOUBLE(50), "]")),
+                     1);
+    for (int i = 0; i < N; i++)
+        free(messages[i]);
+}
+
 /* A deal another writer changes before every attempt: a line error after
  * the bound, no before-image for it, the other writer's value kept. */
 static void test_keeps_changing(void **state)
@@ -382,6 +422,7 @@ int main(void)
         cmocka_unit_test(test_changed_meanwhile),
         cmocka_unit_test(test_tag_added_meanwhile),
         cmocka_unit_test(test_keeps_changing),
+        cmocka_unit_test(test_array_holding_value_meanwhile),
         cmocka_unit_test(test_earlier_run_record_kept),
     };
     const char *uri = getenv("DEALIMPORT_MONGODB_URI");
