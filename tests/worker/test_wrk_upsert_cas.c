@@ -63,6 +63,7 @@ typedef struct {
     int change_each; /* the hook changes the deal at every call */
     int add_tag;     /* the hook adds the tag "t" to E1 as well */
     int to_array;    /* the hook writes [1, 50]: an array holding 1 */
+    int quiet;       /* the hook writes nothing */
 } fix_t;
 
 static int setup(void **state)
@@ -167,7 +168,7 @@ static void other_import(void *arg)
     bson_t *sel = BCON_NEW("_id", BCON_OID(&f->ids[0]));
     bson_t *u;
     f->calls++;
-    if (f->calls > 1 && !f->change_each) {
+    if (f->quiet || (f->calls > 1 && !f->change_each)) {
         bson_destroy(sel);
         return;
     }
@@ -348,6 +349,46 @@ static void test_array_holding_value_meanwhile(void **state)
         free(messages[i]);
 }
 
+/* E1's tags are the text "t", not a list, and nobody else writes: the
+ * update, which adds the tag "t", is the database's to refuse ($addToSet
+ * on a field that is not an array), that line's error at the first
+ * attempt, with no before-image. Its compare-and-set said {tags: {$nin:
+ * ["t"]}}, which the text "t" fails: the update missed an unchanged deal
+ * at each of 3 attempts, and the line's error said someone else had
+ * changed it. */
+static void test_tags_text_holding_the_tag(void **state)
+{
+    fix_t *f = *state;
+    int outcome[N];
+    char *messages[N] = {NULL};
+    bson_t *sel, *set;
+    seed(f);
+    sel = BCON_NEW("_id", BCON_OID(&f->ids[0]));
+    set = BCON_NEW("$set", "{", "tags", BCON_UTF8("t"), "}");
+    assert_true(
+        mongoc_collection_update_one(f->deals, sel, set, NULL, NULL, NULL));
+    bson_destroy(sel);
+    bson_destroy(set);
+    f->quiet = 1;
+    run(f, outcome, messages);
+    f->quiet = 0;
+    assert_int_equal(outcome[0], WRK_UPSERT_REFUSED);
+    assert_non_null(messages[0]);
+    if (strncmp(messages[0], "the database refused this deal", 30) != 0)
+        fail_msg("line 2: %s", messages[0]);
+    assert_int_equal(f->calls, 1);
+    assert_int_equal(
+        count(f, WRK_UPSERT_CHANGES,
+              BCON_NEW("queue_id", BCON_OID(&f->queue), "line", BCON_INT64(2))),
+        0);
+    assert_int_equal(count(f, "deals",
+                           BCON_NEW("_id", BCON_OID(&f->ids[0]), "value",
+                                    BCON_DOUBLE(1), "tags", BCON_UTF8("t"))),
+                     1);
+    for (int i = 0; i < N; i++)
+        free(messages[i]);
+}
+
 /* A deal another writer changes before every attempt: a line error after
  * the bound, no before-image for it, the other writer's value kept. */
 static void test_keeps_changing(void **state)
@@ -423,6 +464,7 @@ int main(void)
         cmocka_unit_test(test_tag_added_meanwhile),
         cmocka_unit_test(test_keeps_changing),
         cmocka_unit_test(test_array_holding_value_meanwhile),
+        cmocka_unit_test(test_tags_text_holding_the_tag),
         cmocka_unit_test(test_earlier_run_record_kept),
     };
     const char *uri = getenv("DEALIMPORT_MONGODB_URI");
