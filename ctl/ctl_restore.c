@@ -15,6 +15,15 @@
 #define BATCH 500
 #define CHANGES "deal_import_changes"
 
+static void (*before_write)(void *);
+static void *before_write_arg;
+
+void ctl_restore_set_before_write(void (*fn)(void *), void *arg)
+{
+    before_write = fn;
+    before_write_arg = arg;
+}
+
 /* The tags the import added against the deal's tags: *all when the deal
  * holds every one, *none when it holds none. 0 when the record added no
  * tag. */
@@ -238,6 +247,8 @@ static int run_batch(mongoc_collection_t *changes, mongoc_collection_t *deals,
         bulk =
             mongoc_collection_create_bulk_operation_with_opts(deals, unordered);
         bson_destroy(unordered);
+        if (before_write != NULL)
+            before_write(before_write_arg);
         for (size_t i = 0; i < b->n; i++)
             if (ctl_restore_judge(b->recs[i], b->deals[i]) == 1) {
                 if (add_restore(bulk, b->recs[i], account, error) < 0)

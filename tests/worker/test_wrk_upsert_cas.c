@@ -389,6 +389,49 @@ static void test_tags_text_holding_the_tag(void **state)
         free(messages[i]);
 }
 
+/* The revert's hook: another writer makes E1's value [100, 7], an array
+ * holding the import's 100, after the revert read it. */
+static void other_in_revert(void *arg)
+{
+    fix_t *f = arg;
+    bson_t *sel = BCON_NEW("_id", BCON_OID(&f->ids[0]));
+    bson_t *u = BCON_NEW("$set", "{", "value", "[", BCON_DOUBLE(100),
+                         BCON_DOUBLE(7), "]", "}");
+    assert_true(
+        mongoc_collection_update_one(f->deals, sel, u, NULL, NULL, NULL));
+    bson_destroy(sel);
+    bson_destroy(u);
+}
+
+/* The revert's own guard: a deal another writer changes from the import's
+ * 100 to [100, 7] between the revert's read and its write is left as it
+ * is and a conflict; its guard {value: 100} matched the array, and the
+ * restore of 1 lost the 7. */
+static void test_revert_guard_exact(void **state)
+{
+    fix_t *f = *state;
+    int outcome[N];
+    char *messages[N] = {NULL};
+    ctl_restore_t r;
+    seed(f);
+    f->quiet = 1;
+    run(f, outcome, messages);
+    f->quiet = 0;
+    assert_int_equal(outcome[0], WRK_UPSERT_UPDATED);
+    ctl_restore_set_before_write(other_in_revert, f);
+    revert(f, &r);
+    ctl_restore_set_before_write(NULL, NULL);
+    assert_int_equal(r.restored, 1);
+    assert_int_equal(r.conflicts, 1);
+    ctl_restore_release(&r);
+    assert_int_equal(count(f, "deals",
+                           BCON_NEW("_id", BCON_OID(&f->ids[0]), "value", "[",
+                                    BCON_DOUBLE(100), BCON_DOUBLE(7), "]")),
+                     1);
+    for (int i = 0; i < N; i++)
+        free(messages[i]);
+}
+
 /* A deal another writer changes before every attempt: a line error after
  * the bound, no before-image for it, the other writer's value kept. */
 static void test_keeps_changing(void **state)
@@ -465,6 +508,7 @@ int main(void)
         cmocka_unit_test(test_keeps_changing),
         cmocka_unit_test(test_array_holding_value_meanwhile),
         cmocka_unit_test(test_tags_text_holding_the_tag),
+        cmocka_unit_test(test_revert_guard_exact),
         cmocka_unit_test(test_earlier_run_record_kept),
     };
     const char *uri = getenv("DEALIMPORT_MONGODB_URI");
