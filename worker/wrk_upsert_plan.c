@@ -37,41 +37,11 @@ static bson_t *where_found(const plan_t *p, const bson_t *deal)
     return w;
 }
 
-/* Appends to cas {name: b} as MongoDB matches exactly b and nothing a
- * deal may hold instead: an array b as the plain equality (a document is
- * compared field by field in order, and b is the stored value as the
- * lookup read it, so its order is the stored one); any other b as {$eq:
- * b, $not: {$type: "array"}}: $eq reads a regular expression or a
- * document of operators as a value, and a plain equality with a scalar
- * also matches an array holding it (a deal another writer changed from 1
- * to [1, 50] would be overwritten and its record say 1, whose restore
- * loses the 50); a null b adds {$exists: true} (null also matches a
- * missing field). What stays alike is only a value's form: 1 matches 1.0
- * and NumberLong(1), a document the same document with numbers of other
- * types; a deal changed from one to the other meanwhile is taken as
- * unchanged, and its restore gives the recorded form of the same value.
- * -1 out of memory. */
-static int append_is(bson_t *cas, const char *name, bson_iter_t *b)
-{
-    bson_t sub, neg;
-    if (BSON_ITER_HOLDS_ARRAY(b))
-        return BSON_APPEND_VALUE(cas, name, bson_iter_value(b)) ? 0 : -1;
-    if (!BSON_APPEND_DOCUMENT_BEGIN(cas, name, &sub) ||
-        !BSON_APPEND_VALUE(&sub, "$eq", bson_iter_value(b)) ||
-        (BSON_ITER_HOLDS_NULL(b) && !BSON_APPEND_BOOL(&sub, "$exists", true)) ||
-        !BSON_APPEND_DOCUMENT_BEGIN(&sub, "$not", &neg) ||
-        !BSON_APPEND_UTF8(&neg, "$type", "array") ||
-        !bson_append_document_end(&sub, &neg) ||
-        !bson_append_document_end(cas, &sub))
-        return -1;
-    return 0;
-}
-
 /* Appends to cas, for each entry of changes ({f, a, b}), f's previous
- * value: append_is(f, b), or {f: {$exists: false}} when the deal had no
- * f. Then, when the update adds tags, what deal's tags were: the absence
- * of each, {tags: {$nin: tags}}, when they are a list or missing; else
- * (a text, a number, null) append_is(tags, that value), which the update's
+ * value: dip_bson_append_is(f, b), or {f: {$exists: false}} when the deal had
+ * no f. Then, when the update adds tags, what deal's tags were: the absence of
+ * each, {tags: {$nin: tags}}, when they are a list or missing; else (a text, a
+ * number, null) dip_bson_append_is(tags, that value), which the update's
  * $addToSet cannot extend: the database refuses it, the line's error (a
  * $nin of a text equal to a tag added would miss the unchanged deal, read
  * as a change by someone else at each attempt). -1 out of memory. */
@@ -90,7 +60,7 @@ static int cas_conditions(bson_t *cas, const bson_t *changes,
         f = e;
         name = bson_iter_utf8(&f, NULL);
         if (bson_iter_recurse(&it, &b) && bson_iter_find(&b, "b")) {
-            if (append_is(cas, name, &b) < 0)
+            if (!dip_bson_append_is(cas, name, &b))
                 return -1;
             continue;
         }
@@ -102,7 +72,7 @@ static int cas_conditions(bson_t *cas, const bson_t *changes,
     if (bson_empty(tags))
         return 0;
     if (bson_iter_init_find(&b, deal, "tags") && !BSON_ITER_HOLDS_ARRAY(&b))
-        return append_is(cas, "tags", &b);
+        return dip_bson_append_is(cas, "tags", &b) ? 0 : -1;
     if (!BSON_APPEND_DOCUMENT_BEGIN(cas, "tags", &sub) ||
         !BSON_APPEND_ARRAY(&sub, "$nin", tags) ||
         !bson_append_document_end(cas, &sub))
