@@ -15,6 +15,15 @@
 #define BATCH 500
 #define CHANGES "deal_import_changes"
 
+static void (*before_write)(void *);
+static void *before_write_arg;
+
+void ctl_restore_set_before_write(void (*fn)(void *), void *arg)
+{
+    before_write = fn;
+    before_write_arg = arg;
+}
+
 /* The tags the import added against the deal's tags: *all when the deal
  * holds every one, *none when it holds none. 0 when the record added no
  * tag. */
@@ -150,7 +159,7 @@ static int add_restore(mongoc_bulk_operation_t *bulk, const bson_t *rec,
     bson_t sel = BSON_INITIALIZER, upd = BSON_INITIALIZER, set, unset, pull, in;
     bson_iter_t it, ch, t;
     bson_oid_t id;
-    int nunset = 0, ok;
+    int nunset = 0, ok, guarded = 1;
     dip_bson_get_oid(rec, "deal_id", &id);
     BSON_APPEND_OID(&sel, "_id", &id);
     dip_bson_append_id_match(&sel, "account_id", account);
@@ -161,8 +170,9 @@ static int add_restore(mongoc_bulk_operation_t *bulk, const bson_t *rec,
             if (!bson_iter_recurse(&ch, &f) || !bson_iter_find(&f, "f") ||
                 !bson_iter_recurse(&ch, &a) || !bson_iter_find(&a, "a"))
                 continue;
-            bson_append_value(&sel, bson_iter_utf8(&f, NULL), -1,
-                              bson_iter_value(&a));
+            /* exactly a, never an array holding it (dip_bson_append_is) */
+            if (!dip_bson_append_is(&sel, bson_iter_utf8(&f, NULL), &a))
+                guarded = 0;
             if (bson_iter_recurse(&ch, &b) && bson_iter_find(&b, "b"))
                 bson_append_value(&set, bson_iter_utf8(&f, NULL), -1,
                                   bson_iter_value(&b));
@@ -200,8 +210,15 @@ static int add_restore(mongoc_bulk_operation_t *bulk, const bson_t *rec,
         bson_append_document_end(&pull, &in);
         bson_append_document_end(&upd, &pull);
     }
-    ok = mongoc_bulk_operation_update_one_with_opts(bulk, &sel, &upd, NULL,
-                                                    error);
+    if (!guarded) {
+        /* never a restore without its whole guard */
+        bson_set_error(error, MONGOC_ERROR_BSON, MONGOC_ERROR_BSON_INVALID,
+                       "a revert's filter could not be built (out of memory)");
+        ok = 0;
+    } else {
+        ok = mongoc_bulk_operation_update_one_with_opts(bulk, &sel, &upd, NULL,
+                                                        error);
+    }
     bson_destroy(&sel);
     bson_destroy(&upd);
     return ok ? 0 : -1;
@@ -238,6 +255,8 @@ static int run_batch(mongoc_collection_t *changes, mongoc_collection_t *deals,
         bulk =
             mongoc_collection_create_bulk_operation_with_opts(deals, unordered);
         bson_destroy(unordered);
+        if (before_write != NULL)
+            before_write(before_write_arg);
         for (size_t i = 0; i < b->n; i++)
             if (ctl_restore_judge(b->recs[i], b->deals[i]) == 1) {
                 if (add_restore(bulk, b->recs[i], account, error) < 0)

@@ -47,6 +47,11 @@ int ctl_restore_run(mongoc_client_t *client, const char *db,
                     ctl_restore_t *out, bson_error_t *error);
 void ctl_restore_release(ctl_restore_t *out);
 
+/* Calls fn(arg) in each batch between the read of its deals and the write
+ * of their restores (NULL: none): a test writes a deal there, as another
+ * writer may. Process-wide; not for concurrent runs. */
+void ctl_restore_set_before_write(void (*fn)(void *), void *arg);
+
 /* The verdict on one deal from one before-image (pure): 1 when the deal
  * holds every value the import wrote (`a` of each change, and every tag of
  * `tags_added`), 2 when it holds every previous value (`b`, null where it

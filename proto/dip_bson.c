@@ -224,3 +224,18 @@ int dip_bson_iter_equal(const bson_iter_t *a, const bson_iter_t *b)
         return 0;
     }
 }
+
+bool dip_bson_append_is(bson_t *q, const char *path, bson_iter_t *v)
+{
+    bson_t sub, neg;
+    if (BSON_ITER_HOLDS_ARRAY(v))
+        return BSON_APPEND_VALUE(q, path, bson_iter_value(v));
+    return BSON_APPEND_DOCUMENT_BEGIN(q, path, &sub) &&
+           BSON_APPEND_VALUE(&sub, "$eq", bson_iter_value(v)) &&
+           (!BSON_ITER_HOLDS_NULL(v) ||
+            BSON_APPEND_BOOL(&sub, "$exists", true)) &&
+           BSON_APPEND_DOCUMENT_BEGIN(&sub, "$not", &neg) &&
+           BSON_APPEND_UTF8(&neg, "$type", "array") &&
+           bson_append_document_end(&sub, &neg) &&
+           bson_append_document_end(q, &sub);
+}

@@ -31,6 +31,20 @@ int dip_bson_iter_int(const bson_iter_t *it, int64_t *out);
  * number", "an object", "an array", "a boolean", "null", ... */
 const char *dip_bson_type_name(bson_type_t type);
 
+/* Appends to the filter q {path: v} as MongoDB matches exactly v and no
+ * other value a document may hold there: an array v as the plain equality
+ * (a document is compared field by field in order: v as it was read
+ * keeps the stored order); any other v as {$eq: v, $not: {$type:
+ * "array"}}: $eq reads a regular expression or a document of operators as
+ * a value, and a plain equality with a scalar also matches an array
+ * holding it; a null v adds {$exists: true} (null also matches a missing
+ * field). Only a value's form stays alike: 1 matches 1.0 and
+ * NumberLong(1), a document the same document with numbers of other
+ * types. A compare-and-set names the value it replaces so (a guard {f: 1}
+ * matched a deal another writer had made [1, 50], and the write lost the
+ * 50). false out of memory. */
+bool dip_bson_append_is(bson_t *q, const char *path, bson_iter_t *v);
+
 /* Appends `key: {$in: [ObjectId, "hex"]}` so a query matches an id stored in
  * either form. */
 void dip_bson_append_id_match(bson_t *q, const char *key, const bson_oid_t *id);

@@ -450,6 +450,11 @@ static int claim_in_turns(sup_store_t *self, sup_store_turn_t *turns, int n,
     return rc;
 }
 
+/* The looks one claim makes past a cut none of whose accounts claimed: at
+ * most this many findAndModify per account of a look, each empty, before
+ * it says nothing was claimed (the next claim goes on from there). */
+#define PAGES_PER_CLAIM 4
+
 int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
                     const sup_store_held_t *held, size_t nheld,
                     const sup_store_served_t *served, size_t nserved,
@@ -471,6 +476,20 @@ int sup_store_claim(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
             rc = claim_in_turns(self, turns, rc, 0, held, nheld, per_account,
                                 out, err, errlen);
     }
+    /* A new look none of whose accounts claimed: the accounts past its
+     * cut, a bounded number of pages in this claim; the next claim goes
+     * on from the page this one reached (sup_store_priv.h). */
+    for (int page = 1;
+         rc == 0 && page < PAGES_PER_CLAIM && sup_store_look_next_page(self);
+         page++) {
+        rc = sup_store_look_order(self, 1, skip, nskip, held, nheld, served,
+                                  nserved, per_account, turns, err, errlen);
+        if (rc > 0)
+            rc = claim_in_turns(self, turns, rc, 0, held, nheld, per_account,
+                                out, err, errlen);
+    }
+    if (rc == 1)
+        sup_store_look_first_page(self);
     if (rc < 0 && rc != SUP_STORE_EUNCLAIMABLE)
         sup_store_look_forget(self);
     self->claim_left = rc == 1 ? sup_store_look_waiting(self) : 0;

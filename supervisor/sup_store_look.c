@@ -29,7 +29,27 @@ struct sup_store_look {
     size_t n;
     size_t rows; /* the pending look's documents */
     int stale;   /* a claim from it came back empty: the next one looks */
+    /* The pending look's last document's oldest and _id (last_oldest of
+     * type EOD when it had none); the page the next look starts after,
+     * when from is set (sup_store_look_next_page). */
+    bson_value_t last_oldest, last_id, from_oldest, from_id;
+    int has_last, from;
 };
+
+/* v, or null when unset (a group whose created_at is missing). */
+static void value_or_null(bson_value_t *dst, const bson_value_t *v)
+{
+    if (v->value_type == BSON_TYPE_EOD)
+        dst->value_type = BSON_TYPE_NULL;
+    else
+        bson_value_copy(v, dst);
+}
+
+static void drop_value(bson_value_t *v)
+{
+    bson_value_destroy(v);
+    memset(v, 0, sizeof(*v));
+}
 
 static int same_account(const bson_value_t *a, const bson_value_t *b)
 {
@@ -118,8 +138,16 @@ static candidate_t *candidate_of(sup_store_look_t *look, const bson_t *doc)
 static void add_pending(void *arg, const bson_t *doc)
 {
     sup_store_look_t *look = arg;
+    bson_iter_t it;
     look->rows++;
     (void)candidate_of(look, doc);
+    drop_value(&look->last_oldest);
+    drop_value(&look->last_id);
+    look->has_last = bson_iter_init_find(&it, doc, "_id");
+    if (look->has_last)
+        bson_value_copy(bson_iter_value(&it), &look->last_id);
+    if (bson_iter_init_find(&it, doc, "oldest"))
+        bson_value_copy(bson_iter_value(&it), &look->last_oldest);
 }
 
 /* An account's running imports elsewhere (`live`: under a lease that holds)
@@ -187,11 +215,37 @@ void sup_store_look_forget(sup_store_t *self)
     look->n = 0;
     look->rows = 0;
     look->stale = 0;
+    drop_value(&look->last_oldest);
+    drop_value(&look->last_id);
+    look->has_last = 0;
+}
+
+void sup_store_look_first_page(sup_store_t *self)
+{
+    sup_store_look_t *look = self->look;
+    if (look == NULL)
+        return;
+    drop_value(&look->from_oldest);
+    drop_value(&look->from_id);
+    look->from = 0;
+}
+
+int sup_store_look_next_page(sup_store_t *self)
+{
+    sup_store_look_t *look = self->look;
+    sup_store_look_first_page(self);
+    if (look == NULL || look->rows < SUP_STORE_LOOK_MAX || !look->has_last)
+        return 0;
+    value_or_null(&look->from_oldest, &look->last_oldest);
+    bson_value_copy(&look->last_id, &look->from_id);
+    look->from = 1;
+    return 1;
 }
 
 void sup_store_look_destroy(sup_store_t *self)
 {
     sup_store_look_forget(self);
+    sup_store_look_first_page(self);
     free(self->look);
     self->look = NULL;
 }
@@ -225,6 +279,40 @@ static void append_not_accounts(bson_t *q, const char *field,
     bson_append_document_end(q, &acc);
 }
 
+/* {$expr: {$or: [{$gt: ["$oldest", oldest]}, {$and: [{$eq: ["$oldest",
+ * oldest]}, {$gt: ["$_id", id]}]}]}}: a group after (oldest, id). */
+static void append_after(bson_t *q, const bson_value_t *oldest,
+                         const bson_value_t *id)
+{
+    bson_t expr, any, gt, both, eq, idgt, a, b, c, d;
+    BSON_APPEND_DOCUMENT_BEGIN(q, "$expr", &expr);
+    BSON_APPEND_ARRAY_BEGIN(&expr, "$or", &any);
+    BSON_APPEND_DOCUMENT_BEGIN(&any, "0", &a);
+    BSON_APPEND_ARRAY_BEGIN(&a, "$gt", &gt);
+    BSON_APPEND_UTF8(&gt, "0", "$oldest");
+    BSON_APPEND_VALUE(&gt, "1", oldest);
+    bson_append_array_end(&a, &gt);
+    bson_append_document_end(&any, &a);
+    BSON_APPEND_DOCUMENT_BEGIN(&any, "1", &b);
+    BSON_APPEND_ARRAY_BEGIN(&b, "$and", &both);
+    BSON_APPEND_DOCUMENT_BEGIN(&both, "0", &c);
+    BSON_APPEND_ARRAY_BEGIN(&c, "$eq", &eq);
+    BSON_APPEND_UTF8(&eq, "0", "$oldest");
+    BSON_APPEND_VALUE(&eq, "1", oldest);
+    bson_append_array_end(&c, &eq);
+    bson_append_document_end(&both, &c);
+    BSON_APPEND_DOCUMENT_BEGIN(&both, "1", &d);
+    BSON_APPEND_ARRAY_BEGIN(&d, "$gt", &idgt);
+    BSON_APPEND_UTF8(&idgt, "0", "$_id");
+    BSON_APPEND_VALUE(&idgt, "1", id);
+    bson_append_array_end(&d, &idgt);
+    bson_append_document_end(&both, &d);
+    bson_append_array_end(&b, &both);
+    bson_append_document_end(&any, &b);
+    bson_append_array_end(&expr, &any);
+    bson_append_document_end(q, &expr);
+}
+
 /* 1. The accounts with pending imports, each with its oldest, the longest
  * waiting first: mongod's DISTINCT_SCAN of source_account_status_created
  * (source, account_id, status, created_at, _id), which seeks from one
@@ -235,9 +323,10 @@ static void append_not_accounts(bson_t *q, const char *field,
  * field; any other predicate (in_progress, the held imports' _id) would
  * leave a filter for a fetch, and mongod would read every pending import
  * again. The claim's findAndModify applies the whole claimable filter. */
-static bson_t *pending_pipeline(const bson_oid_t *skip, size_t nskip)
+static bson_t *pending_pipeline(const bson_oid_t *skip, size_t nskip,
+                                const sup_store_look_t *page)
 {
-    bson_t match = BSON_INITIALIZER;
+    bson_t match = BSON_INITIALIZER, after = BSON_INITIALIZER;
     bson_t *pipeline;
     BSON_APPEND_UTF8(&match, "source", "deals");
     BSON_APPEND_UTF8(&match, "status", "pending");
@@ -247,15 +336,24 @@ static bson_t *pending_pipeline(const bson_oid_t *skip, size_t nskip)
      * scan serves): the same in MongoDB, both following the BSON order
      * across types, so a created_at that is not a date is simply not the
      * oldest date (candidate_of), and never fails the group. */
-    pipeline = BCON_NEW("pipeline", "[", "{", "$match", BCON_DOCUMENT(&match),
-                        "}", "{", "$sort", "{", "source", BCON_INT32(1),
-                        "account_id", BCON_INT32(1), "status", BCON_INT32(1),
-                        "created_at", BCON_INT32(1), "}", "}", "{", "$group",
-                        "{", "_id", BCON_UTF8("$account_id"), "oldest", "{",
-                        "$first", BCON_UTF8("$created_at"), "}", "}", "}", "{",
-                        "$sort", "{", "oldest", BCON_INT32(1), "}", "}", "{",
-                        "$limit", BCON_INT32(SUP_STORE_LOOK_MAX), "}", "]");
+    /* The page: the groups after from's in the order below, compared as
+     * aggregation compares (the BSON order across types, as $sort's),
+     * after the $group: the distinct scan is the same, only fewer groups
+     * pass. A group whose created_at is missing, and so its oldest, sorts
+     * first; it is not passed over by a page from null. */
+    if (page != NULL && page->from) /* else {}: every group */
+        append_after(&after, &page->from_oldest, &page->from_id);
+    pipeline = BCON_NEW(
+        "pipeline", "[", "{", "$match", BCON_DOCUMENT(&match), "}", "{",
+        "$sort", "{", "source", BCON_INT32(1), "account_id", BCON_INT32(1),
+        "status", BCON_INT32(1), "created_at", BCON_INT32(1), "}", "}", "{",
+        "$group", "{", "_id", BCON_UTF8("$account_id"), "oldest", "{", "$first",
+        BCON_UTF8("$created_at"), "}", "}", "}", "{", "$match",
+        BCON_DOCUMENT(&after), "}", "{", "$sort", "{", "oldest", BCON_INT32(1),
+        "_id", BCON_INT32(1), "}", "}", "{", "$limit",
+        BCON_INT32(SUP_STORE_LOOK_MAX), "}", "]");
     bson_destroy(&match);
+    bson_destroy(&after);
     return pipeline;
 }
 
@@ -311,7 +409,7 @@ static int look_again(sup_store_t *self, const bson_oid_t *skip, size_t nskip,
 
     sup_store_look_forget(self);
     self->looks++;
-    pipeline = pending_pipeline(skip, nskip);
+    pipeline = pending_pipeline(skip, nskip, look);
     rc = group(self, pipeline, add_pending, look, err, errlen);
     bson_destroy(pipeline);
     if (rc == 0) {

@@ -84,6 +84,18 @@ int sup_store_look_kept(const sup_store_t *self);
  * (none of its claims came back empty), one more when the look was cut at
  * SUP_STORE_LOOK_MAX accounts (others may wait beyond it). */
 int64_t sup_store_look_waiting(const sup_store_t *self);
+/* Pages. A look cut at SUP_STORE_LOOK_MAX accounts none of which could be
+ * claimed in (their oldest imports all unclaimable: a broken document,
+ * every slot held elsewhere) would be the same look again for ever, and
+ * the accounts past its cut would never have a turn. So such a look passes
+ * on: sup_store_look_next_page makes the next look start after its last
+ * account in the look's order (oldest, then account) and says 1, or, when
+ * it was not cut (the end), makes the next look start at the first again
+ * and says 0. sup_store_look_first_page does that too (a claim was made:
+ * the longest waiting come first again). The page survives
+ * sup_store_look_forget. */
+int sup_store_look_next_page(sup_store_t *self);
+void sup_store_look_first_page(sup_store_t *self);
 /* Drops the kept look (sup_store_claim_forget). */
 void sup_store_look_forget(sup_store_t *self);
 /* Drops it and frees its memory (sup_store_destroy). */

@@ -37,32 +37,16 @@ static bson_t *where_found(const plan_t *p, const bson_t *deal)
     return w;
 }
 
-/* Whether a filter {f: v} would read v as something else than a value:
- * a regular expression (a pattern match) or a document whose first key
- * starts with '$' (operators). Those are named under $eq. */
-static int needs_eq(const bson_iter_t *v)
-{
-    bson_iter_t sub;
-    if (BSON_ITER_HOLDS_REGEX(v))
-        return 1;
-    return BSON_ITER_HOLDS_DOCUMENT(v) && bson_iter_recurse(v, &sub) &&
-           bson_iter_next(&sub) && bson_iter_key(&sub)[0] == '$';
-}
-
 /* Appends to cas, for each entry of changes ({f, a, b}), f's previous
- * value b as MongoDB matches it: {f: b}, the equality (under $eq when
- * needs_eq: the same predicate, read as a value; a plain equality is what
- * the development server judges cheaply, as mongod's query shapes are the
- * same); a document is compared field by field in order, and b is the
- * stored document as the lookup read it, so its order is the stored one;
- * {f: {$exists: false}} when the deal had no f; then {tags: {$nin: tags}}
- * when the update adds tags. What the query language cannot tell apart
- * stays alike: null matches a missing field, 1 matches 1.0, a scalar
- * matches an array holding it; a deal changed from one to the other of
- * such a pair meanwhile is taken as unchanged (its restore then gives the
- * recorded form). -1 out of memory. */
+ * value: dip_bson_append_is(f, b), or {f: {$exists: false}} when the deal had
+ * no f. Then, when the update adds tags, what deal's tags were: the absence of
+ * each, {tags: {$nin: tags}}, when they are a list or missing; else (a text, a
+ * number, null) dip_bson_append_is(tags, that value), which the update's
+ * $addToSet cannot extend: the database refuses it, the line's error (a
+ * $nin of a text equal to a tag added would miss the unchanged deal, read
+ * as a change by someone else at each attempt). -1 out of memory. */
 static int cas_conditions(bson_t *cas, const bson_t *changes,
-                          const bson_t *tags)
+                          const bson_t *tags, const bson_t *deal)
 {
     bson_iter_t it, e, f, b;
     bson_t sub;
@@ -75,29 +59,24 @@ static int cas_conditions(bson_t *cas, const bson_t *changes,
             return -1;
         f = e;
         name = bson_iter_utf8(&f, NULL);
-        if (bson_iter_recurse(&it, &b) && bson_iter_find(&b, "b") &&
-            !needs_eq(&b)) {
-            if (!BSON_APPEND_VALUE(cas, name, bson_iter_value(&b)))
+        if (bson_iter_recurse(&it, &b) && bson_iter_find(&b, "b")) {
+            if (!dip_bson_append_is(cas, name, &b))
                 return -1;
             continue;
         }
-        if (!BSON_APPEND_DOCUMENT_BEGIN(cas, name, &sub))
-            return -1;
-        if (bson_iter_recurse(&it, &b) && bson_iter_find(&b, "b")) {
-            if (!BSON_APPEND_VALUE(&sub, "$eq", bson_iter_value(&b)))
-                return -1;
-        } else if (!BSON_APPEND_BOOL(&sub, "$exists", false)) {
-            return -1;
-        }
-        if (!bson_append_document_end(cas, &sub))
-            return -1;
-    }
-    if (!bson_empty(tags)) {
-        if (!BSON_APPEND_DOCUMENT_BEGIN(cas, "tags", &sub) ||
-            !BSON_APPEND_ARRAY(&sub, "$nin", tags) ||
+        if (!BSON_APPEND_DOCUMENT_BEGIN(cas, name, &sub) ||
+            !BSON_APPEND_BOOL(&sub, "$exists", false) ||
             !bson_append_document_end(cas, &sub))
             return -1;
     }
+    if (bson_empty(tags))
+        return 0;
+    if (bson_iter_init_find(&b, deal, "tags") && !BSON_ITER_HOLDS_ARRAY(&b))
+        return dip_bson_append_is(cas, "tags", &b) ? 0 : -1;
+    if (!BSON_APPEND_DOCUMENT_BEGIN(cas, "tags", &sub) ||
+        !BSON_APPEND_ARRAY(&sub, "$nin", tags) ||
+        !bson_append_document_end(cas, &sub))
+        return -1;
     return 0;
 }
 
@@ -120,7 +99,7 @@ int wrk_upsert_plan_update(wrk_upsert_t *self, plan_t *p, const bson_t *deal,
     if (bson_iter_init_find(&it, deal, "_id") && BSON_ITER_HOLDS_OID(&it))
         bson_oid_copy(bson_iter_oid(&it), &p->deal_id);
     p->cas = bson_new();
-    if (cas_conditions(p->cas, changes, tags) < 0) {
+    if (cas_conditions(p->cas, changes, tags, deal) < 0) {
         /* without its conditions the update could overwrite another
          * writer's value under a before-image that does not name it */
         bson_destroy(p->cas);

@@ -258,11 +258,15 @@ _NEVER_NUMBER = frozenset([str, ObjectId, dict, type(None),
                            datetime.datetime, bytes])
 
 
+_NOT_ARRAY = {'$type': 'array'}
+
+
 def compile_filter(spec):
     """A fast predicate for the filters the service's hot paths send, or
     None: equality of dotted paths with strings, ObjectIds or numbers other
     than NaN (where BSON's equality is Python's: an update's filter names
-    the values it replaces), {path: {$exists: bool}}, and {path: {$in: [...]}}
+    the values it replaces, as {$eq: v, $not: {$type: 'array'}}: the same
+    test, arrays being mongomock's), {path: {$exists: bool}}, and {path: {$in: [...]}}
     of strings and ObjectIds only (a set lookup where mongomock walks the
     list for each document). A document with an array on a path, or with a
     value of a type not known to differ from every string and ObjectId, is
@@ -282,6 +286,13 @@ def compile_filter(spec):
         if not isinstance(key, str) or key[:1] == '$':
             return None
         parts = key.split('.')
+        if (isinstance(want, dict) and len(want) == 2 and
+                '$eq' in want and want.get('$not') == _NOT_ARRAY):
+            # an update's compare-and-set: the equality, and no array
+            # (an array on the path is left to filter_applies below)
+            want = want['$eq']
+            if type(want) is dict or type(want) is list:
+                return None
         if type(want) is str or type(want) is ObjectId:
             tests.append((parts, 0, want))
         elif type(want) in _NUMBERS and want == want:

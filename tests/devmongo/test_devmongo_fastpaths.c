@@ -580,8 +580,9 @@ static int find_ids(mongoc_collection_t *coll, bson_t *filter, int *ids,
  * value it replaces (the quick lane of numbers): an int32, an int64 and a
  * double of the same value match, as an array holding one does; a
  * string, a bool, null, another number, NaN and a missing field do not;
- * a dotted path the same; an update by such a filter changes the one
- * deal that still holds the value. */
+ * a dotted path the same; {$eq: v, $not: {$type: "array"}} the same
+ * but the array; an update by such a filter changes the one deal that
+ * still holds the value. */
 static void test_number_equality(void **state)
 {
     dm_fixture_t *fx = *state;
@@ -619,6 +620,22 @@ static void test_number_equality(void **state)
     assert_int_equal(find_ids(coll, BCON_NEW("w.v", BCON_INT32(5)), ids, 16),
                      1);
     assert_int_equal(ids[0], 11);
+    /* the compare-and-set's form: the same value, never an array */
+    assert_int_equal(
+        find_ids(coll,
+                 BCON_NEW("v", "{", "$eq", BCON_INT32(5), "$not", "{", "$type",
+                          BCON_UTF8("array"), "}", "}"),
+                 ids, 16),
+        3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(ids[i], i + 1);
+    assert_int_equal(
+        find_ids(coll,
+                 BCON_NEW("v", "{", "$eq", BCON_UTF8("5"), "$not", "{", "$type",
+                          BCON_UTF8("array"), "}", "}"),
+                 ids, 16),
+        1);
+    assert_int_equal(ids[0], 5);
     set = BCON_NEW("$set", "{", "u", BCON_INT32(1), "}");
     sel = BCON_NEW("_id", BCON_INT32(2), "v", BCON_INT32(5));
     assert_true(

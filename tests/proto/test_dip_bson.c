@@ -99,12 +99,53 @@ static void test_reply_value(void **state)
     }
 }
 
+/* dip_bson_append_is, one row per kind of value: the filter it appends,
+ * as canonical extended JSON. */
+static void test_append_is(void **state)
+{
+    static const struct {
+        const char *value, *filter;
+    } rows[] = {
+        {"{\"v\": {\"$numberInt\": \"1\"}}",
+         "{ \"f\" : { \"$eq\" : { \"$numberInt\" : \"1\" }, \"$not\" : { "
+         "\"$type\" : \"array\" } } }"},
+        {"{\"v\": \"x\"}",
+         "{ \"f\" : { \"$eq\" : \"x\", \"$not\" : { \"$type\" : \"array\" "
+         "} } }"},
+        {"{\"v\": null}",
+         "{ \"f\" : { \"$eq\" : null, \"$exists\" : true, \"$not\" : { "
+         "\"$type\" : \"array\" } } }"},
+        {"{\"v\": {\"$gt\": \"a\"}}",
+         "{ \"f\" : { \"$eq\" : { \"$gt\" : \"a\" }, \"$not\" : { "
+         "\"$type\" : \"array\" } } }"},
+        {"{\"v\": [\"a\", \"b\"]}", "{ \"f\" : [ \"a\", \"b\" ] }"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        bson_t *d =
+            bson_new_from_json((const uint8_t *)rows[i].value, -1, NULL);
+        bson_t q = BSON_INITIALIZER;
+        bson_iter_t it;
+        char *json;
+        assert_non_null(d);
+        assert_true(bson_iter_init_find(&it, d, "v"));
+        assert_true(dip_bson_append_is(&q, "f", &it));
+        json = bson_as_canonical_extended_json(&q, NULL);
+        if (strcmp(json, rows[i].filter) != 0)
+            fail_msg("row %zu: %s", i, json);
+        bson_free(json);
+        bson_destroy(&q);
+        bson_destroy(d);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_iter_int),
         cmocka_unit_test(test_type_names),
         cmocka_unit_test(test_reply_value),
+        cmocka_unit_test(test_append_is),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

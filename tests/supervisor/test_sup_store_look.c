@@ -223,6 +223,49 @@ static void test_look_cut(void **state)
     sup_store_destroy(&st);
 }
 
+/* More accounts than a look holds whose oldest imports no claim can take
+ * (pending with in_progress left true: a broken document, which the look
+ * cannot filter without losing its DISTINCT_SCAN), all older than a last
+ * account's claimable import: that import is claimed all the same, within
+ * two claims (a look passes on to the accounts after its cut when none of
+ * its own claimed); it was never claimed, every look ending at the same
+ * cut (failure classes 4: broken documents must not hold the others, and
+ * 9: accounts at their limit on other supervisors fill a look as well). */
+static void test_look_past_a_dry_cut(void **state)
+{
+    sup_store_t *st = ts_look_fresh("look-dry-cut");
+    mongoc_collection_t *queues = it_coll(&env, "queues");
+    bson_oid_t account, q, got;
+    bson_t *sel, *set;
+    int rc = 0;
+    (void)state;
+    for (int i = 0; i < SUP_STORE_LOOK_MAX + 1; i++) {
+        bson_oid_init(&account, NULL);
+        ts_look_enqueue(&account, &q);
+    }
+    sel = BCON_NEW("source", BCON_UTF8("deals"));
+    set = BCON_NEW("$set", "{", "in_progress", BCON_BOOL(true), "}");
+    assert_true(
+        mongoc_collection_update_many(queues, sel, set, NULL, NULL, NULL));
+    bson_destroy(sel);
+    bson_destroy(set);
+    bson_oid_init(&account, NULL);
+    ts_look_enqueue(&account, &q);
+    sel = BCON_NEW("_id", BCON_OID(&q));
+    set = BCON_NEW("$set", "{", "created_at",
+                   BCON_DATE_TIME(dip_bson_now_ms() + 60000), "}");
+    assert_true(
+        mongoc_collection_update_one(queues, sel, set, NULL, NULL, NULL));
+    bson_destroy(sel);
+    bson_destroy(set);
+    for (int i = 0; i < 2 && rc == 0; i++)
+        rc = claim_alone(st, &got);
+    assert_int_equal(rc, 1);
+    assert_true(bson_oid_equal(&got, &q));
+    mongoc_collection_destroy(queues);
+    sup_store_destroy(&st);
+}
+
 /* A claim reads its own account's imports, not the queue's: with 40
  * accounts of 25 imports each, every claim's findAndModify examines at
  * most the claimed account's 25 (and one more), on an index that leads
@@ -369,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_kept_look),
         cmocka_unit_test(test_stale_look),
         cmocka_unit_test(test_look_cut),
+        cmocka_unit_test(test_look_past_a_dry_cut),
         cmocka_unit_test(test_capital_hex_account),
         cmocka_unit_test(test_claim_reads_its_account),
         cmocka_unit_test(test_claim_reads_its_account_forms),

@@ -62,6 +62,8 @@ typedef struct {
     int calls;       /* of the hook, this batch */
     int change_each; /* the hook changes the deal at every call */
     int add_tag;     /* the hook adds the tag "t" to E1 as well */
+    int to_array;    /* the hook writes [1, 50]: an array holding 1 */
+    int quiet;       /* the hook writes nothing */
 } fix_t;
 
 static int setup(void **state)
@@ -166,13 +168,19 @@ static void other_import(void *arg)
     bson_t *sel = BCON_NEW("_id", BCON_OID(&f->ids[0]));
     bson_t *u;
     f->calls++;
-    if (f->calls > 1 && !f->change_each) {
+    if (f->quiet || (f->calls > 1 && !f->change_each)) {
         bson_destroy(sel);
         return;
     }
-    u = BCON_NEW("$set", "{", "value", BCON_DOUBLE(49 + f->calls),
-                 "last_import", "{", "queue_id", BCON_OID(&f->other_queue),
-                 "line", BCON_INT64(7), "}", "}");
+    if (f->to_array)
+        u = BCON_NEW("$set", "{", "value", "[", BCON_DOUBLE(1), BCON_DOUBLE(50),
+                     "]", "last_import", "{", "queue_id",
+                     BCON_OID(&f->other_queue), "line", BCON_INT64(7), "}",
+                     "}");
+    else
+        u = BCON_NEW("$set", "{", "value", BCON_DOUBLE(49 + f->calls),
+                     "last_import", "{", "queue_id", BCON_OID(&f->other_queue),
+                     "line", BCON_INT64(7), "}", "}");
     if (f->add_tag) {
         bson_t *t = BCON_NEW("$addToSet", "{", "tags", BCON_UTF8("t"), "}");
         assert_true(
@@ -308,6 +316,122 @@ static void test_tag_added_meanwhile(void **state)
         free(messages[i]);
 }
 
+/* Value 1, then another writer's [1, 50] after the lookup: an array
+ * holding the value the lookup saw, which a plain equality {value: 1}
+ * matches on MongoDB. The update must miss it, read the deal again and
+ * record the array, so the revert gives [1, 50] back, not 1 (which lost
+ * the other writer's 50). */
+static void test_array_holding_value_meanwhile(void **state)
+{
+    fix_t *f = *state;
+    int outcome[N];
+    char *messages[N] = {NULL};
+    ctl_restore_t r;
+    seed(f);
+    f->to_array = 1;
+    run(f, outcome, messages);
+    f->to_array = 0;
+    assert_int_equal(outcome[0], WRK_UPSERT_UPDATED);
+    assert_int_equal(f->calls, 2);
+    assert_int_equal(count(f, WRK_UPSERT_CHANGES,
+                           BCON_NEW("queue_id", BCON_OID(&f->queue), "line",
+                                    BCON_INT64(2), "changes.0.b", "[",
+                                    BCON_DOUBLE(1), BCON_DOUBLE(50), "]")),
+                     1);
+    revert(f, &r);
+    assert_int_equal(r.restored, 2);
+    ctl_restore_release(&r);
+    assert_int_equal(count(f, "deals",
+                           BCON_NEW("_id", BCON_OID(&f->ids[0]), "value", "[",
+                                    BCON_DOUBLE(1), BCON_DOUBLE(50), "]")),
+                     1);
+    for (int i = 0; i < N; i++)
+        free(messages[i]);
+}
+
+/* E1's tags are the text "t", not a list, and nobody else writes: the
+ * update, which adds the tag "t", is the database's to refuse ($addToSet
+ * on a field that is not an array), that line's error at the first
+ * attempt, with no before-image. Its compare-and-set said {tags: {$nin:
+ * ["t"]}}, which the text "t" fails: the update missed an unchanged deal
+ * at each of 3 attempts, and the line's error said someone else had
+ * changed it. */
+static void test_tags_text_holding_the_tag(void **state)
+{
+    fix_t *f = *state;
+    int outcome[N];
+    char *messages[N] = {NULL};
+    bson_t *sel, *set;
+    seed(f);
+    sel = BCON_NEW("_id", BCON_OID(&f->ids[0]));
+    set = BCON_NEW("$set", "{", "tags", BCON_UTF8("t"), "}");
+    assert_true(
+        mongoc_collection_update_one(f->deals, sel, set, NULL, NULL, NULL));
+    bson_destroy(sel);
+    bson_destroy(set);
+    f->quiet = 1;
+    run(f, outcome, messages);
+    f->quiet = 0;
+    assert_int_equal(outcome[0], WRK_UPSERT_REFUSED);
+    assert_non_null(messages[0]);
+    if (strncmp(messages[0], "the database refused this deal", 30) != 0)
+        fail_msg("line 2: %s", messages[0]);
+    assert_int_equal(f->calls, 1);
+    assert_int_equal(
+        count(f, WRK_UPSERT_CHANGES,
+              BCON_NEW("queue_id", BCON_OID(&f->queue), "line", BCON_INT64(2))),
+        0);
+    assert_int_equal(count(f, "deals",
+                           BCON_NEW("_id", BCON_OID(&f->ids[0]), "value",
+                                    BCON_DOUBLE(1), "tags", BCON_UTF8("t"))),
+                     1);
+    for (int i = 0; i < N; i++)
+        free(messages[i]);
+}
+
+/* The revert's hook: another writer makes E1's value [100, 7], an array
+ * holding the import's 100, after the revert read it. */
+static void other_in_revert(void *arg)
+{
+    fix_t *f = arg;
+    bson_t *sel = BCON_NEW("_id", BCON_OID(&f->ids[0]));
+    bson_t *u = BCON_NEW("$set", "{", "value", "[", BCON_DOUBLE(100),
+                         BCON_DOUBLE(7), "]", "}");
+    assert_true(
+        mongoc_collection_update_one(f->deals, sel, u, NULL, NULL, NULL));
+    bson_destroy(sel);
+    bson_destroy(u);
+}
+
+/* The revert's own guard: a deal another writer changes from the import's
+ * 100 to [100, 7] between the revert's read and its write is left as it
+ * is and a conflict; its guard {value: 100} matched the array, and the
+ * restore of 1 lost the 7. */
+static void test_revert_guard_exact(void **state)
+{
+    fix_t *f = *state;
+    int outcome[N];
+    char *messages[N] = {NULL};
+    ctl_restore_t r;
+    seed(f);
+    f->quiet = 1;
+    run(f, outcome, messages);
+    f->quiet = 0;
+    assert_int_equal(outcome[0], WRK_UPSERT_UPDATED);
+    ctl_restore_set_before_write(other_in_revert, f);
+    revert(f, &r);
+    ctl_restore_set_before_write(NULL, NULL);
+    assert_int_equal(r.restored, 1);
+    assert_int_equal(r.conflicts, 1);
+    ctl_restore_release(&r);
+    assert_int_equal(count(f, "deals",
+                           BCON_NEW("_id", BCON_OID(&f->ids[0]), "value", "[",
+                                    BCON_DOUBLE(100), BCON_DOUBLE(7), "]")),
+                     1);
+    for (int i = 0; i < N; i++)
+        free(messages[i]);
+}
+
 /* A deal another writer changes before every attempt: a line error after
  * the bound, no before-image for it, the other writer's value kept. */
 static void test_keeps_changing(void **state)
@@ -382,6 +506,9 @@ int main(void)
         cmocka_unit_test(test_changed_meanwhile),
         cmocka_unit_test(test_tag_added_meanwhile),
         cmocka_unit_test(test_keeps_changing),
+        cmocka_unit_test(test_array_holding_value_meanwhile),
+        cmocka_unit_test(test_tags_text_holding_the_tag),
+        cmocka_unit_test(test_revert_guard_exact),
         cmocka_unit_test(test_earlier_run_record_kept),
     };
     const char *uri = getenv("DEALIMPORT_MONGODB_URI");
