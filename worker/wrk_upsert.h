@@ -17,7 +17,8 @@
  * are the ones the write replaced. An update that misses a deal still in
  * the account's pipeline (another writer changed it after the lookup, or
  * stored its ids in the other form) is attempted again: the deal read
- * again, the record rewritten (this run's; an earlier run's is kept), the
+ * again, the record rewritten (this run's, or an earlier run's that the
+ * first attempt met and replaced: that run's update never applied), the
  * update sent again, WRK_UPSERT_ATTEMPTS in all, then a line error ("the
  * deal was changed by someone else at each of 3 attempts ...") with the
  * run's record removed. The before-write hook runs before each attempt.

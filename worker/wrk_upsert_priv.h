@@ -49,6 +49,7 @@ typedef struct plan {
     int retry;      /* gone 3 or 4: the row is to be looked up again */
     int drop;       /* its change record is to be removed: DROP_OWN only
                        this run's (its created_at), DROP_ANY whoever's */
+    int met;        /* its change record's insert met one of its line */
 } plan_t;
 
 /* One batch being written: its plans, outcomes and messages (the
@@ -98,8 +99,9 @@ int wrk_upsert_plan_update(wrk_upsert_t *self, plan_t *p, const bson_t *deal,
                            int64_t line, const bson_t *set,
                            const bson_t *changes, const bson_t *tags);
 
-/* The change records (the first attempt inserts them; a later one
- * replaces the run's own, by mine, and keeps an earlier run's), then the
+/* The change records (the first attempt inserts them, and replaces a
+ * record of the line an earlier run left; a later one replaces the run's
+ * own, by mine), then the
  * deals, each
  * one unordered write retried with the worker's policy; then the updates
  * that matched no deal: those whose deal is still in the pipeline are
@@ -129,8 +131,8 @@ int wrk_upsert_drop_marked(wrk_upsert_t *self, batch_ctx_t *b, char *err,
  * from the second attempt, mine[i] the created_at (ms) of the change
  * record this run wrote for row i at the attempt before: the record of
  * the line that has it is this run's (even one whose insert met itself
- * when a lost reply made it send the insert again), replaced by a new
- * attempt's; with another created_at, it is an earlier run's, kept. */
+ * when a lost reply made it send the insert again, or replaced an earlier
+ * run's), replaced by a new attempt's. */
 typedef struct rows {
     bson_t *const *docs;
     const int64_t *lines, *earlier;

@@ -73,9 +73,12 @@ static void on_change_error(void *arg, int64_t idx, const bson_t *e)
     size_t row;
     if (!error_row(b, idx, &row))
         return;
-    /* the before-image of an earlier run of this line: it stays */
-    if (dip_bson_get_int(e, "code", 0) == 11000)
+    /* a record of this line: an earlier run's, or this one's met again
+     * after a lost reply; replaced next (wrk_upsert_write_changes) */
+    if (dip_bson_get_int(e, "code", 0) == 11000) {
+        b->plan[row].met = 1;
         return;
+    }
     refuse_for(b, row,
                "the previous values of this deal could not be recorded, so "
                "it was not changed",
@@ -172,13 +175,20 @@ static int write_settled(wrk_upsert_t *self, bson_t *reply, bool ok,
     return settled;
 }
 
-/* A later attempt's change records: each replaces the run's own record
- * of its line (the previous values read again), found by the created_at
- * the run wrote (b->mine), in one unordered bulk; an earlier run's record
- * has another and is kept as it is (docs: the rows' records, in b->rows
- * order). */
+/* Change records that replace others of their lines, in one unordered
+ * bulk (docs: the rows' records, in b->rows order). A later attempt's
+ * (own set) each replace the run's own record of its line (the previous
+ * values read again), found by the created_at the run wrote (b->mine). A
+ * first attempt's whose insert met a record of its line (own clear)
+ * replace it whoever wrote it: an earlier run killed between its records
+ * and its updates (had its update applied, the deal would hold this
+ * line's write and this run would not update it), whose record names the
+ * deal as that run read it, while this update replaces the deal as it is
+ * now, perhaps changed by another writer since; or this run's own, sent
+ * again after a lost reply, replaced by itself. */
 static int replace_changes(wrk_upsert_t *self, batch_ctx_t *b,
-                           const bson_t **docs, char *err, size_t errlen)
+                           const bson_t **docs, int own, char *err,
+                           size_t errlen)
 {
     int rc = WRK_DB_OK;
     bson_t *opts = BCON_NEW("validate", BCON_BOOL(false));
@@ -195,7 +205,8 @@ static int replace_changes(wrk_upsert_t *self, batch_ctx_t *b,
             bson_t sel = BSON_INITIALIZER;
             BSON_APPEND_OID(&sel, "queue_id", self->qid);
             BSON_APPEND_INT64(&sel, "line", b->lines[b->rows[k]]);
-            BSON_APPEND_DATE_TIME(&sel, "created_at", b->mine[b->rows[k]]);
+            if (own)
+                BSON_APPEND_DATE_TIME(&sel, "created_at", b->mine[b->rows[k]]);
             ok = mongoc_bulk_operation_replace_one_with_opts(
                 bulk, &sel, docs[k], opts, &error);
             bson_destroy(&sel);
@@ -256,7 +267,7 @@ int wrk_upsert_write_changes(wrk_upsert_t *self, batch_ctx_t *b, char *err,
         return WRK_DB_EFAIL;
     }
     if (b->round > 0) {
-        rc = replace_changes(self, b, docs, err, errlen);
+        rc = replace_changes(self, b, docs, 1, err, errlen);
         free(docs);
         return rc;
     }
@@ -276,6 +287,17 @@ int wrk_upsert_write_changes(wrk_upsert_t *self, batch_ctx_t *b, char *err,
             break;
     }
     bson_destroy(&opts);
+    /* the records that met one of their line replace it */
+    b->nops = 0;
+    for (size_t i = 0; rc == WRK_DB_OK && i < b->n; i++)
+        if (b->plan[i].met && b->plan[i].change &&
+            b->outcome[i] != WRK_UPSERT_REFUSED) {
+            b->plan[i].met = 0;
+            b->rows[b->nops] = i;
+            docs[b->nops++] = b->plan[i].change;
+        }
+    if (rc == WRK_DB_OK && b->nops > 0)
+        rc = replace_changes(self, b, docs, 0, err, errlen);
     free(docs);
     return rc;
 }

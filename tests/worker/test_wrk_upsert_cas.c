@@ -11,7 +11,8 @@
  * number of them, with no before-image left and the deal as the other
  * writer left it. A tag another writer added meanwhile is not recorded as
  * the import's, so the revert leaves it. An earlier run's before-image of
- * the line is kept as it is.
+ * the line (a worker killed between its records and its updates) is
+ * replaced by this run's, which names the deal as this update replaces it.
  * Runs in a database of its own, dropped at the end.
  *
  * Failure classes: 9 (another import or a user writing the same deal is
@@ -461,41 +462,85 @@ static void test_keeps_changing(void **state)
         free(messages[i]);
 }
 
-/* A line whose before-image an earlier run wrote (a worker killed after
- * its records, before its updates), then changed by another writer: the
- * update is sent again on the deal as it is now, and the earlier run's
- * record is kept as that run wrote it, never replaced by this run's. */
-static void test_earlier_run_record_kept(void **state)
+/* The record of an earlier run of line 2 (killed after its records,
+ * before its updates: E1 was 1 then), left in the collection. */
+static void earlier_record(fix_t *f)
 {
-    fix_t *f = *state;
-    int outcome[N];
-    char *messages[N] = {NULL};
-    mongoc_collection_t *c;
-    bson_t *rec;
-    seed(f);
-    c = mongoc_client_get_collection(f->client, f->dbname, WRK_UPSERT_CHANGES);
-    rec = BCON_NEW("queue_id", BCON_OID(&f->queue), "line", BCON_INT64(2),
-                   "account_id", BCON_OID(&f->account), "deal_id",
-                   BCON_OID(&f->ids[0]), "changes", "[", "{", "f",
-                   BCON_UTF8("value"), "a", BCON_DOUBLE(100), "b",
-                   BCON_DOUBLE(1), "}", "]", "tags_added", "[", BCON_UTF8("t"),
-                   "]", "created_at", BCON_DATE_TIME(1000));
+    mongoc_collection_t *c =
+        mongoc_client_get_collection(f->client, f->dbname, WRK_UPSERT_CHANGES);
+    bson_t *rec = BCON_NEW(
+        "queue_id", BCON_OID(&f->queue), "line", BCON_INT64(2), "account_id",
+        BCON_OID(&f->account), "deal_id", BCON_OID(&f->ids[0]), "changes", "[",
+        "{", "f", BCON_UTF8("value"), "a", BCON_DOUBLE(100), "b",
+        BCON_DOUBLE(1), "}", "]", "tags_added", "[", BCON_UTF8("t"), "]",
+        "created_at", BCON_DATE_TIME(1000));
     assert_true(mongoc_collection_insert_one(c, rec, NULL, NULL, NULL));
     bson_destroy(rec);
     mongoc_collection_destroy(c);
-    run(f, outcome, messages);
-    assert_int_equal(outcome[0], WRK_UPSERT_UPDATED);
-    assert_int_equal(f->calls, 2);
+}
+
+/* Line 2's one record names 50, the value this run's update replaced, and
+ * is this run's (not created at 1000). */
+static void assert_record_of_50(fix_t *f)
+{
     assert_int_equal(
-        count(f, "deals",
-              BCON_NEW("_id", BCON_OID(&f->ids[0]), "value", BCON_DOUBLE(100))),
+        count(f, WRK_UPSERT_CHANGES,
+              BCON_NEW("queue_id", BCON_OID(&f->queue), "line", BCON_INT64(2))),
         1);
     assert_int_equal(
         count(f, WRK_UPSERT_CHANGES,
               BCON_NEW("queue_id", BCON_OID(&f->queue), "line", BCON_INT64(2),
-                       "changes.0.b", BCON_DOUBLE(1), "created_at",
-                       BCON_DATE_TIME(1000))),
+                       "changes.0.b", BCON_DOUBLE(50), "created_at", "{", "$gt",
+                       BCON_DATE_TIME(1000), "}")),
         1);
+    assert_int_equal(
+        count(f, "deals",
+              BCON_NEW("_id", BCON_OID(&f->ids[0]), "value", BCON_DOUBLE(100))),
+        1);
+}
+
+/* An earlier run's record of the line, then another writer's change
+ * between this run's lookup and its write: the update is sent again on
+ * the deal as it is now, and the line's record names what it replaced
+ * (before: the earlier run's record, naming 1, was kept, and a revert put
+ * 1 back over the other writer's 50). */
+static void test_earlier_run_record_replaced(void **state)
+{
+    fix_t *f = *state;
+    int outcome[N];
+    char *messages[N] = {NULL};
+    seed(f);
+    earlier_record(f);
+    run(f, outcome, messages);
+    assert_int_equal(outcome[0], WRK_UPSERT_UPDATED);
+    assert_int_equal(f->calls, 2);
+    assert_record_of_50(f);
+    for (int i = 0; i < N; i++)
+        free(messages[i]);
+}
+
+/* The same when the other writer changed the deal between the killed run
+ * and this one: this run's lookup already reads 50, its first update
+ * applies, and its record replaces the earlier run's at once. */
+static void test_earlier_run_then_changed(void **state)
+{
+    fix_t *f = *state;
+    int outcome[N];
+    char *messages[N] = {NULL};
+    bson_t *q, *u;
+    seed(f);
+    earlier_record(f);
+    q = BCON_NEW("_id", BCON_OID(&f->ids[0]));
+    u = BCON_NEW("$set", "{", "value", BCON_DOUBLE(50), "}");
+    assert_true(mongoc_collection_update_one(f->deals, q, u, NULL, NULL, NULL));
+    bson_destroy(q);
+    bson_destroy(u);
+    f->quiet = 1;
+    run(f, outcome, messages);
+    f->quiet = 0;
+    assert_int_equal(outcome[0], WRK_UPSERT_UPDATED);
+    assert_int_equal(f->calls, 1);
+    assert_record_of_50(f);
     for (int i = 0; i < N; i++)
         free(messages[i]);
 }
@@ -509,7 +554,8 @@ int main(void)
         cmocka_unit_test(test_array_holding_value_meanwhile),
         cmocka_unit_test(test_tags_text_holding_the_tag),
         cmocka_unit_test(test_revert_guard_exact),
-        cmocka_unit_test(test_earlier_run_record_kept),
+        cmocka_unit_test(test_earlier_run_record_replaced),
+        cmocka_unit_test(test_earlier_run_then_changed),
     };
     const char *uri = getenv("DEALIMPORT_MONGODB_URI");
     int rc;
