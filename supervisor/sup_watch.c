@@ -263,8 +263,14 @@ cleanup:
 sup_watch_t *sup_watch_new(const dip_config_t *cfg, long budget_ms,
                            long await_ms, char *err, size_t errlen)
 {
-    sup_watch_t *self = calloc(1, sizeof(*self));
+    /* bson_t (the token) asks for 128-byte alignment, and so does the
+     * struct that holds it: more than malloc promises. */
+    size_t align = _Alignof(sup_watch_t),
+           size = (sizeof(sup_watch_t) + align - 1) / align * align;
+    sup_watch_t *self = aligned_alloc(align, size);
     pthread_condattr_t ca;
+    if (self != NULL)
+        memset(self, 0, sizeof(*self));
     if (self == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
