@@ -231,8 +231,9 @@ static int replace_changes(wrk_upsert_t *self, batch_ctx_t *b,
     return rc;
 }
 
-/* The change records, unordered; a duplicate is an earlier run's and
- * stays. In a later attempt (b->round), the run's own are replaced. */
+/* The change records, unordered; one that meets a record of its line (an
+ * earlier run's, or its own sent again) replaces it. In a later attempt
+ * (b->round), the run's own are replaced. */
 int wrk_upsert_write_changes(wrk_upsert_t *self, batch_ctx_t *b, char *err,
                              size_t errlen)
 {
