@@ -509,49 +509,54 @@ static int to_drop(const batch_ctx_t *b, size_t i, int why)
                                : p->gone == 1 || p->gone == 2;
 }
 
-/* Removes the before-images of rows whose deals were not changed (gone,
- * or, with refused, refused by the database), so that a revert finds
- * nothing to put back and no conflict. */
-static int drop_changes(wrk_upsert_t *self, batch_ctx_t *b, int why, char *err,
-                        size_t errlen)
+/* The time a record of row i to drop was written by this run: its change
+ * record's, or mine[i] for a row with none now. */
+static int64_t own_at(const batch_ctx_t *b, size_t i)
 {
-    bson_t filter = BSON_INITIALIZER, sub, lines, sub2, ats;
-    uint32_t nl = 0;
-    int rc = WRK_DB_OK;
-    BSON_APPEND_OID(&filter, "queue_id", self->qid);
-    BSON_APPEND_DOCUMENT_BEGIN(&filter, "line", &sub);
-    BSON_APPEND_ARRAY_BEGIN(&sub, "$in", &lines);
+    return b->plan[i].change ? wrk_upsert_change_at(b->plan[i].change)
+                             : (b->mine ? b->mine[i] : 0);
+}
+
+/* Appends {field: {$in: [of(b, i) for each row i to drop]}} and returns
+ * how many. */
+static uint32_t append_in(bson_t *filter, const char *field,
+                          const batch_ctx_t *b, int why, int dates)
+{
+    bson_t sub, arr;
+    uint32_t n = 0;
+    BSON_APPEND_DOCUMENT_BEGIN(filter, field, &sub);
+    BSON_APPEND_ARRAY_BEGIN(&sub, "$in", &arr);
     for (size_t i = 0; i < b->n; i++) {
         char kb[16];
         const char *k;
         size_t kl;
         if (!to_drop(b, i, why))
             continue;
-        kl = bson_uint32_to_string(nl++, &k, kb, sizeof(kb));
-        bson_append_int64(&lines, k, (int)kl, b->lines[i]);
+        kl = bson_uint32_to_string(n++, &k, kb, sizeof(kb));
+        if (dates)
+            bson_append_date_time(&arr, k, (int)kl, own_at(b, i));
+        else
+            bson_append_int64(&arr, k, (int)kl, b->lines[i]);
     }
-    bson_append_array_end(&sub, &lines);
-    bson_append_document_end(&filter, &sub);
-    if (why == DROP_MARKED_OWN) {
-        /* this run's records only: an earlier run's has another time */
-        uint32_t na = 0;
-        BSON_APPEND_DOCUMENT_BEGIN(&filter, "created_at", &sub2);
-        BSON_APPEND_ARRAY_BEGIN(&sub2, "$in", &ats);
-        for (size_t i = 0; i < b->n; i++) {
-            char kb[16];
-            const char *k;
-            size_t kl;
-            if (!to_drop(b, i, why))
-                continue;
-            kl = bson_uint32_to_string(na++, &k, kb, sizeof(kb));
-            bson_append_date_time(&ats, k, (int)kl,
-                                  b->plan[i].change
-                                      ? wrk_upsert_change_at(b->plan[i].change)
-                                      : (b->mine ? b->mine[i] : 0));
-        }
-        bson_append_array_end(&sub2, &ats);
-        bson_append_document_end(&filter, &sub2);
-    }
+    bson_append_array_end(&sub, &arr);
+    bson_append_document_end(filter, &sub);
+    return n;
+}
+
+/* Removes the before-images of rows whose deals were not changed (gone,
+ * or, with refused, refused by the database), so that a revert finds
+ * nothing to put back and no conflict. */
+static int drop_changes(wrk_upsert_t *self, batch_ctx_t *b, int why, char *err,
+                        size_t errlen)
+{
+    bson_t filter = BSON_INITIALIZER;
+    uint32_t nl;
+    int rc = WRK_DB_OK;
+    BSON_APPEND_OID(&filter, "queue_id", self->qid);
+    nl = append_in(&filter, "line", b, why, 0);
+    /* this run's records only: an earlier run's has another time */
+    if (why == DROP_MARKED_OWN)
+        (void)append_in(&filter, "created_at", b, why, 1);
     for (int attempt = 1; nl > 0; attempt++) {
         bson_error_t error;
         bool ok = mongoc_collection_delete_many(self->changes, &filter, NULL,

@@ -55,6 +55,28 @@ static void run_csv(const char *key, const char *csv, const bson_oid_t *account,
     bson_destroy(&q);
 }
 
+/* The deal of account with external_id ref holds the stage named stage. */
+static void assert_stage_named(const bson_oid_t *account, const char *ref,
+                               const char *stage)
+{
+    mongoc_collection_t *c = it_coll(&env, "deals");
+    bson_t *f = BCON_NEW("account_id", BCON_OID(account), "external_id",
+                         BCON_UTF8(ref));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, f, NULL, NULL);
+    const bson_t *d;
+    bson_oid_t st;
+    char sh[25], filter[256];
+    assert_true(mongoc_cursor_next(cur, &d));
+    assert_int_equal(dip_bson_get_oid(d, "stage_id", &st), 0);
+    bson_oid_to_string(&st, sh);
+    snprintf(filter, sizeof(filter),
+             "{\"_id\":{\"$oid\":\"%s\"},\"name\":\"%s\"}", sh, stage);
+    assert_int_equal(it_count(&env, "pipeline_stages", filter), 1);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(f);
+    mongoc_collection_destroy(c);
+}
+
 /* R1 on lines 2 and 3 (one batch of 10), R2 on lines 5 and 15 (two). */
 static void test_repeated_keys(void **state)
 {
@@ -594,25 +616,7 @@ static void test_empty_cells(void **state)
                         qh),
         1);
     /* R00002 kept its stage: the one its first import gave it */
-    {
-        mongoc_collection_t *c = it_coll(&env, "deals");
-        bson_t *f = BCON_NEW("account_id", BCON_OID(&account), "external_id",
-                             BCON_UTF8("R00002"));
-        mongoc_cursor_t *cur =
-            mongoc_collection_find_with_opts(c, f, NULL, NULL);
-        const bson_t *d;
-        bson_oid_t st;
-        char sh[25], filter[256];
-        assert_true(mongoc_cursor_next(cur, &d));
-        assert_int_equal(dip_bson_get_oid(d, "stage_id", &st), 0);
-        bson_oid_to_string(&st, sh);
-        snprintf(filter, sizeof(filter),
-                 "{\"_id\":{\"$oid\":\"%s\"},\"name\":\"s2\"}", sh);
-        assert_int_equal(it_count(&env, "pipeline_stages", filter), 1);
-        mongoc_cursor_destroy(cur);
-        bson_destroy(f);
-        mongoc_collection_destroy(c);
-    }
+    assert_stage_named(&account, "R00002", "s2");
 }
 
 /* An update maps only its key and the fields it changes: name and
@@ -656,25 +660,7 @@ static void test_update_without_stage(void **state)
                         a),
         1);
     /* R00001 kept its stage: s1 of the pipeline */
-    {
-        mongoc_collection_t *c = it_coll(&env, "deals");
-        bson_t *f = BCON_NEW("account_id", BCON_OID(&account), "external_id",
-                             BCON_UTF8("R00001"));
-        mongoc_cursor_t *cur =
-            mongoc_collection_find_with_opts(c, f, NULL, NULL);
-        const bson_t *d;
-        bson_oid_t st;
-        char sh[25], filter[256];
-        assert_true(mongoc_cursor_next(cur, &d));
-        assert_int_equal(dip_bson_get_oid(d, "stage_id", &st), 0);
-        bson_oid_to_string(&st, sh);
-        snprintf(filter, sizeof(filter),
-                 "{\"_id\":{\"$oid\":\"%s\"},\"name\":\"s1\"}", sh);
-        assert_int_equal(it_count(&env, "pipeline_stages", filter), 1);
-        mongoc_cursor_destroy(cur);
-        bson_destroy(f);
-        mongoc_collection_destroy(c);
-    }
+    assert_stage_named(&account, "R00001", "s1");
 
     /* the same mapping in upsert mode: failed, nothing written */
     bson_oid_init(&user, NULL);
